@@ -1,0 +1,73 @@
+# The one command vocabulary: developers, hooks and CI run these targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+CLARA_VENV := .clara-venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+UV_VERSION := 0.13.8
+# NVIDIA's client, kept apart: its generated code wants protobuf 3.20.3 and its descriptors
+# collide with ours in one process (clara-reference §0c).
+CLARA_CLIENT := nvidia-clara-client==0.8.1.7 protobuf==3.20.3 grpcio==1.85.1
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help setup system run test test-fast lint typecheck check protos bench clean
+
+help:
+	@echo "make setup      install system packages, .venv (project + aorta command) and .clara-venv"
+	@echo "make run        start the embedded platform and run the example pipeline end to end"
+	@echo "make test       lint, type-check and run the whole test suite"
+	@echo "make protos     regenerate aorta.api from protos/"
+	@echo "make bench      run the benchmark scripts"
+
+setup: system $(VENV)/.installed $(CLARA_VENV)/.installed
+
+system:
+	@missing=""; \
+	command -v nats-server >/dev/null || missing="$$missing nats-server"; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml setup.py
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	@[ -x $(UV) ] || $(BIN)/python -m pip install -q uv==$(UV_VERSION)
+	$(UV) pip install -q -p $(BIN)/python -e '.[dev]'
+	@touch $@
+
+$(CLARA_VENV)/.installed:
+	@[ -x $(CLARA_VENV)/bin/python ] || $(PYTHON) -m venv $(CLARA_VENV)
+	$(UV) pip install -q -p $(CLARA_VENV)/bin/python $(CLARA_CLIENT)
+	@touch $@
+
+run: setup
+	$(BIN)/python examples/run_main_job.py
+
+lint: setup
+	$(BIN)/ruff check shared services tests bench examples
+	$(BIN)/ruff format --check shared services tests bench examples
+	$(BIN)/lint-imports
+
+typecheck: setup
+	$(BIN)/mypy shared services
+
+check: lint typecheck
+
+test: setup check
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+
+protos: setup
+	$(BIN)/python protos/generate.py
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(CLARA_VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
