@@ -1,4 +1,8 @@
-"""Maps the `aorta` namespace over shared/ and services/ (see ARCHITECTURE.md, "Layout")."""
+"""Maps the `aorta` namespace over shared/ and services/ (see ARCHITECTURE.md, "Layout").
+
+`compat/` holds the top-level `clara` and `nvidia_clara_pipeline_driver` packages, so operator
+scripts written for Clara's pipeline driver import and run unchanged.
+"""
 
 from setuptools import find_packages, setup
 
@@ -8,6 +12,14 @@ def _packages(folder: str, prefix: str) -> list[str]:
 
 
 setup(
-    packages=_packages("shared", "aorta") + _packages("services", "aorta.services"),
-    package_data={"aorta": ["py.typed"], "aorta.api": ["*.pyi", "**/*.pyi"]},
+    packages=_packages("shared", "aorta")
+    + _packages("services", "aorta.services")
+    + ["clara", "nvidia_clara_pipeline_driver"],
+    package_dir={
+        "aorta": "shared",
+        "aorta.services": "services",
+        "clara": "compat/clara",
+        "nvidia_clara_pipeline_driver": "compat/nvidia_clara_pipeline_driver",
+    },
+    package_data={"aorta": ["py.typed"], "aorta.api": ["*.pyi"]},
 )

@@ -1,0 +1,1 @@
+"""Clara pipeline driver compatibility: `import clara` for operators written for Clara."""

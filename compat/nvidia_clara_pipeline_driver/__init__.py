@@ -1,0 +1,1 @@
+"""Clara pipeline driver compatibility: `python -m nvidia_clara_pipeline_driver.app`."""
