@@ -48,12 +48,18 @@ run: setup
 	$(BIN)/python examples/run_main_job.py
 
 lint: setup
-	$(BIN)/ruff check shared services tests bench examples
-	$(BIN)/ruff format --check shared services tests bench examples
+	$(BIN)/ruff check shared services compat tests bench examples protos
+	$(BIN)/ruff format --check shared services compat tests bench examples protos
 	$(BIN)/lint-imports
 
+# mypy cannot follow the editable install's import hook, so it checks a tree of links that
+# spells the installed package layout (aorta -> shared/, aorta.services -> services/).
 typecheck: setup
-	$(BIN)/mypy shared services
+	@rm -rf build/typecheck && mkdir -p build/typecheck/aorta
+	@for entry in shared/*; do ln -s "$$PWD/$$entry" build/typecheck/aorta/; done
+	@ln -s "$$PWD/services" build/typecheck/aorta/services
+	@for entry in compat/*; do ln -s "$$PWD/$$entry" build/typecheck/; done
+	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p aorta -p clara -p nvidia_clara_pipeline_driver
 
 check: lint typecheck
 

@@ -27,7 +27,7 @@ class EnvReader:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
 
-    def str(self, name: str, default: str | None = None) -> str:
+    def text(self, name: str, default: str | None = None) -> str:
         value = self._environ.get(name)
         if value is None or value == "":
             if default is None:
@@ -39,7 +39,7 @@ class EnvReader:
         value = self._environ.get(name)
         return value if value else None
 
-    def int(self, name: str, default: int, *, minimum: int | None = None) -> int:
+    def integer(self, name: str, default: int, *, minimum: int | None = None) -> int:
         raw = self._environ.get(name)
         if raw is None or raw == "":
             return default
@@ -51,7 +51,7 @@ class EnvReader:
             raise SettingsError(f"setting {name}={value} is below the minimum {minimum}")
         return value
 
-    def float(self, name: str, default: float, *, minimum: float | None = None) -> float:
+    def number(self, name: str, default: float, *, minimum: float | None = None) -> float:
         raw = self._environ.get(name)
         if raw is None or raw == "":
             return default
@@ -63,7 +63,7 @@ class EnvReader:
             raise SettingsError(f"setting {name}={value} is below the minimum {minimum}")
         return value
 
-    def bool(self, name: str, default: bool) -> bool:
+    def boolean(self, name: str, default: bool) -> bool:
         raw = self._environ.get(name)
         if raw is None or raw == "":
             return default
@@ -75,7 +75,7 @@ class EnvReader:
         raise SettingsError(f"setting {name}={raw!r} is not a boolean (use true or false)")
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.str(name, default)
+        value = self.text(name, default)
         if value not in choices:
             raise SettingsError(f"setting {name}={value!r} must be one of {', '.join(choices)}")
         return value
@@ -133,20 +133,20 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         env = EnvReader(environ)
-        data_dir = Path(env.str("AORTA_DATA_DIR", ".aorta"))
+        data_dir = Path(env.text("AORTA_DATA_DIR", ".aorta"))
         return cls(
             data_dir=data_dir,
-            nats_url=env.str("AORTA_NATS_URL", "nats://127.0.0.1:4222"),
-            state_store=env.str("AORTA_STATE_STORE", f"sqlite:///{data_dir / 'state.db'}"),
-            mongodb_database=env.str("AORTA_MONGODB_DATABASE", "aorta"),
-            blob_store=env.str("AORTA_BLOB_STORE", f"file:///{data_dir / 'blobs'}"),
-            s3_endpoint=env.str("AORTA_S3_ENDPOINT", "127.0.0.1:9000"),
-            s3_access_key=env.str("AORTA_S3_ACCESS_KEY", "minioadmin"),
-            s3_secret_key=env.str("AORTA_S3_SECRET_KEY", "minioadmin"),
-            s3_secure=env.bool("AORTA_S3_SECURE", False),
-            s3_region=env.str("AORTA_S3_REGION", "us-east-1"),
-            grpc_address=env.str("AORTA_GRPC_ADDRESS", "0.0.0.0:30031"),
-            rpc_timeout=env.float("AORTA_RPC_TIMEOUT", 30.0, minimum=0.1),
+            nats_url=env.text("AORTA_NATS_URL", "nats://127.0.0.1:4222"),
+            state_store=env.text("AORTA_STATE_STORE", f"sqlite:///{data_dir / 'state.db'}"),
+            mongodb_database=env.text("AORTA_MONGODB_DATABASE", "aorta"),
+            blob_store=env.text("AORTA_BLOB_STORE", f"file:///{data_dir / 'blobs'}"),
+            s3_endpoint=env.text("AORTA_S3_ENDPOINT", "127.0.0.1:9000"),
+            s3_access_key=env.text("AORTA_S3_ACCESS_KEY", "minioadmin"),
+            s3_secret_key=env.text("AORTA_S3_SECRET_KEY", "minioadmin"),
+            s3_secure=env.boolean("AORTA_S3_SECURE", False),
+            s3_region=env.text("AORTA_S3_REGION", "us-east-1"),
+            grpc_address=env.text("AORTA_GRPC_ADDRESS", "0.0.0.0:30031"),
+            rpc_timeout=env.number("AORTA_RPC_TIMEOUT", 30.0, minimum=0.1),
             log_format=env.choice("AORTA_LOG_FORMAT", "json", ("json", "console")),
             log_level=env.choice(
                 "AORTA_LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")
