@@ -13,7 +13,7 @@ UV_VERSION := 0.13.8
 CLARA_CLIENT := nvidia-clara-client==0.8.1.7 protobuf==3.20.3 grpcio==1.85.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup system run test test-fast lint typecheck check protos bench clean
+.PHONY: help setup system run test test-fast lint typecheck check protos bench clean pkgtree
 
 help:
 	@echo "make setup      install system packages, .venv (project + aorta command) and .clara-venv"
@@ -47,19 +47,22 @@ $(CLARA_VENV)/.installed:
 run: setup
 	$(BIN)/python examples/run_main_job.py
 
-lint: setup
+lint: setup pkgtree
 	$(BIN)/ruff check shared services compat tests bench examples protos
 	$(BIN)/ruff format --check shared services compat tests bench examples protos
-	$(BIN)/lint-imports
+	PYTHONPATH=$(PKGTREE) $(BIN)/lint-imports --config pyproject.toml
 
-# mypy cannot follow the editable install's import hook, so it checks a tree of links that
-# spells the installed package layout (aorta -> shared/, aorta.services -> services/).
-typecheck: setup
-	@rm -rf build/typecheck && mkdir -p build/typecheck/aorta
-	@for entry in shared/*; do ln -s "$$PWD/$$entry" build/typecheck/aorta/; done
-	@ln -s "$$PWD/services" build/typecheck/aorta/services
-	@for entry in compat/*; do ln -s "$$PWD/$$entry" build/typecheck/; done
-	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p aorta -p clara -p nvidia_clara_pipeline_driver
+# mypy and import-linter cannot follow the editable install's import hook, so they read a tree
+# of links that spells the installed layout (aorta -> shared/, aorta.services -> services/).
+PKGTREE := build/pkgtree
+pkgtree:
+	@rm -rf $(PKGTREE) && mkdir -p $(PKGTREE)/aorta
+	@for entry in shared/*; do ln -s "$$PWD/$$entry" $(PKGTREE)/aorta/; done
+	@ln -s "$$PWD/services" $(PKGTREE)/aorta/services
+	@for entry in compat/*; do ln -s "$$PWD/$$entry" $(PKGTREE)/; done
+
+typecheck: setup pkgtree
+	cd $(PKGTREE) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p aorta -p clara -p nvidia_clara_pipeline_driver
 
 check: lint typecheck
 

@@ -1,0 +1,82 @@
+"""`aorta operator init NAME`: a new operator folder, runnable at once.
+
+The layout follows Clara's Operator Development Kit (clara-reference §5.1), with an `env.list`
+that both `docker run --env-file` and `aorta operator run-local` read:
+
+    Containerfile  main.py  requirements.txt  env.list  README.md
+    def/one-operator-pipeline.yml
+    local/input/sample.txt  local/output/
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+import aorta
+from aorta.devkit import templates
+from aorta.errors import Conflict, Invalid
+from aorta.operator_env import validate_name
+
+PIPELINE_FILE = Path("def/one-operator-pipeline.yml")
+INPUT_FOLDER = Path("local/input")
+OUTPUT_FOLDER = Path("local/output")
+OUTPUT_NAME = "output"
+"""The name of the scaffold's one output, so its entry is `NAME/output`."""
+
+# Docker repository names must start and end with a letter or digit.
+_IMAGE_SAFE = re.compile(r"[A-Za-z0-9](?:.*[A-Za-z0-9])?")
+
+
+def init_operator(target: Path, name: str) -> list[Path]:
+    """Writes a new operator called `name` into `target` and returns the files written.
+
+    `name` must follow Clara's name rules (letters, digits, `-`, `_`; 1 to 255 characters) and
+    start and end with a letter or digit, since its lower-case form is the image name; otherwise
+    `Invalid`. `target` may be missing or an empty folder; anything else raises `Conflict` and
+    nothing is written.
+    """
+    validate_name(name, what="operator name")
+    if not _IMAGE_SAFE.fullmatch(name):
+        raise Invalid(f"operator name {name!r} must start and end with a letter or digit")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise Conflict(f"{target} already exists and is not an empty folder; nothing was written")
+
+    image = name.lower()
+    values = {"name": name, "image": image, "aorta_version": aorta.__version__}
+    files = {
+        Path("Containerfile"): templates.CONTAINERFILE.substitute(values),
+        Path("main.py"): templates.MAIN_PY.substitute(values),
+        Path("requirements.txt"): templates.REQUIREMENTS.substitute(values),
+        Path("env.list"): templates.ENV_LIST.substitute(values),
+        Path("README.md"): templates.README.substitute(values),
+        PIPELINE_FILE: templates.PIPELINE_HEADER.substitute(values) + _pipeline_yaml(name, image),
+        INPUT_FOLDER / "sample.txt": templates.SAMPLE_INPUT,
+        OUTPUT_FOLDER / ".gitignore": templates.OUTPUT_GITIGNORE,
+    }
+    written = []
+    for relative, text in files.items():
+        path = target / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+def _pipeline_yaml(name: str, image: str) -> str:
+    document = {
+        "api-version": "0.4.0",
+        "name": name,
+        "orchestrator": "Clara",
+        "operators": [
+            {
+                "name": name,
+                "container": {"image": image, "tag": "latest"},
+                "input": [{"path": "/input"}],
+                "output": [{"name": OUTPUT_NAME, "path": "/output"}],
+            }
+        ],
+    }
+    return yaml.safe_dump(document, sort_keys=False)
