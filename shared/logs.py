@@ -45,5 +45,9 @@ def configure_logging(fmt: str = "json", level: str = "info", stream: Any = None
 
 
 def get_logger(name: str) -> Any:
-    """A structlog logger tagged with the module that logs."""
-    return structlog.get_logger(logger=name)
+    """A structlog logger tagged with the module that logs.
+
+    The logger is a lazy proxy: it takes the configuration in force when it first logs, so
+    modules may create theirs at import time, before `configure_logging` runs.
+    """
+    return structlog.get_logger(module=name)

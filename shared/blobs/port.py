@@ -1,0 +1,109 @@
+"""The blob store port: where payload files, operator outputs, logs and models keep their bytes.
+
+Two adapters implement it and pass the same contract suite (tests/integration/blobs): a local
+folder (`aorta.blobs.local`, the embedded default) and any S3 endpoint such as MinIO
+(`aorta.blobs.s3`). Keys follow `aorta.blobs.keys`; every method raises `Invalid` for a bad key
+before touching the store.
+
+Errors are `aorta.errors` only: `NotFound` for a missing object, `Invalid` for a bad key or
+argument, `Conflict` where the backend cannot hold a key next to another one (see
+`LocalBlobStore`), `Unavailable` when the backend cannot be reached (retrying may help), and
+`Internal` for anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+DEFAULT_CHUNK_SIZE = 1 << 20
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """What a store knows about one object.
+
+    `modified` is timezone-aware UTC. `sha256` (lowercase hex) is always set by `put`; `stat`,
+    `list` and `copy` return None where the backend does not record it.
+    """
+
+    key: str
+    size: int
+    modified: datetime
+    sha256: str | None = None
+
+
+class BlobStore(Protocol):
+    """Objects under keys, streamed in and out with bounded memory.
+
+    The iterators `get` and `list` return are async generators holding a file or a connection:
+    they release it when exhausted, when the task iterating them is cancelled, and otherwise
+    when closed or garbage-collected (a caller that stops early may `aclose()` them).
+    """
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> BlobInfo:
+        """Stores the bytes `chunks` yields under `key`, replacing any object there.
+
+        Streams: memory stays bounded (a few MiB) whatever the object size; size and sha256 are
+        computed on the way and returned.
+
+        Atomic: the object appears under `key` only once `chunks` is exhausted and every byte is
+        durably written. If `chunks` raises, or the call is cancelled before that commit point,
+        the previous object under `key` (if any) stays intact and no partial data is visible to
+        `list`; the error (or the cancellation) propagates. The commit itself (a rename, a
+        completed upload) cannot be interrupted: a cancellation arriving during it waits for it
+        and is then re-raised, the new object being in place.
+        """
+        ...
+
+    def get(
+        self,
+        key: str,
+        *,
+        offset: int = 0,
+        length: int | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> AsyncIterator[bytes]:
+        """Streams the object's bytes from `offset`, at most `length` of them (all when None).
+
+        Chunks are at most `chunk_size` bytes. Reading past the end yields what is there,
+        possibly nothing. `NotFound` when the object is absent, raised by the first iteration at
+        the latest; `Invalid` for a negative offset or length or a chunk size below 1.
+        """
+        ...
+
+    async def stat(self, key: str) -> BlobInfo:
+        """The object's size and modification time; `NotFound` when absent."""
+        ...
+
+    def list(self, prefix: str) -> AsyncIterator[BlobInfo]:
+        """Every object whose key starts with `prefix` (a plain string prefix, so `a/b` matches
+        `a/bc` while `a/b/` does not), recursively, sorted by key (code point order, which is
+        S3's UTF-8 byte order). An object put or deleted during the listing may or may not
+        appear."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Removes the object; `NotFound` when absent."""
+        ...
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Removes every object whose key starts with `prefix`; returns how many it removed.
+
+        `prefix` must not be empty (`Invalid`): emptying a whole store takes a deliberate loop.
+        Not atomic: if it fails midway, some objects are gone and the others remain.
+        """
+        ...
+
+    async def copy(self, source: str, target: str) -> BlobInfo:
+        """Copies `source` to `target` (server-side where the backend can), replacing `target`
+        atomically as `put` does; `NotFound` when `source` is absent. Copying a key onto itself
+        changes nothing."""
+        ...
+
+    async def close(self) -> None:
+        """Releases threads, files and connections; waits for blocking calls in flight.
+        The store must not be used afterwards."""
+        ...
