@@ -1,5 +1,89 @@
-"""The `aorta` command's entry point (filled in by the CLI)."""
+"""The `aorta` command: the platform launchers (`up`, `serve`) beside the client commands.
+
+It lives in `services/` because launching needs every service; the client commands themselves
+come from `aorta.cli` and need nothing but the public API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from aorta.errors import AortaError
+from aorta.logs import configure_logging
+from aorta.settings import Settings
+
+from . import registry
+from .embedded import DataDirBusy, EmbeddedOptions, run_embedded
+from .process import install_stop_signals, run_services
+
+
+def _default_data_dir() -> Path:
+    root = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(root) / "aorta"
+
+
+def _log_format() -> str:
+    return os.environ.get("AORTA_LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="aorta", prog_name="aorta")
+def cli() -> None:
+    """Aorta: GPU inference pipelines, Clara-compatible, on Kubernetes or one machine."""
+
+
+@cli.command()
+@click.option("--grpc-port", default=30031, show_default=True, help="Port of the Clara API.")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where state, payloads and logs live (default: $AORTA_DATA_DIR or ~/.local/share/aorta).",
+)
+@click.option("--nats-port", default=-1, help="Port of the embedded NATS server (-1: any free).")
+def up(grpc_port: int, host: str, data_dir: Path | None, nats_port: int) -> None:
+    """Run the whole platform on this machine until Ctrl-C."""
+    environ = dict(os.environ)
+    chosen = data_dir or Path(environ.get("AORTA_DATA_DIR") or _default_data_dir())
+    configure_logging(_log_format(), environ.get("AORTA_LOG_LEVEL", "info"))
+    options = EmbeddedOptions(
+        data_dir=chosen, grpc_host=host, grpc_port=grpc_port, nats_port=nats_port
+    )
+    try:
+        asyncio.run(run_embedded(options, environ))
+    except (DataDirBusy, AortaError, FileNotFoundError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@cli.command()
+@click.argument("names", nargs=-1, required=True)
+def serve(names: tuple[str, ...]) -> None:
+    """Run one or more services (settings from AORTA_* variables) until SIGTERM."""
+    serve_services(list(names))
+
+
+def serve_services(names: list[str]) -> None:
+    """Entry point of `aorta serve` and of `python -m aorta.services.<name>`."""
+    settings = Settings.from_env(os.environ)
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        registry.ordered(names)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await run_services(names, settings, stop)
+
+    asyncio.run(main())
 
 
 def main() -> None:
-    raise SystemExit("aorta: not built yet")
+    cli()

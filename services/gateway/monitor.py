@@ -1,0 +1,18 @@
+"""node_monitor.Monitor RPCs at the gateway: GpuMetrics, one snapshot, from the monitor."""
+
+from __future__ import annotations
+
+from aorta import subjects
+from aorta.api import node_monitor_pb2
+
+from .forward import GatewayContext
+from .rpc import Handler
+
+
+def handlers(gateway: GatewayContext) -> dict[str, Handler]:
+    forward = gateway.forward
+    return {
+        "GpuMetrics": forward.server_stream(
+            subjects.MONITOR_GPU_METRICS, node_monitor_pb2.MonitorGpuMetricsResponse
+        ),
+    }

@@ -1,0 +1,188 @@
+"""Pipelines RPCs at the gateway.
+
+Details, List, Remove, AddMetadata and RemoveMetadata forward the Clara messages as they are to
+the pipelines service. Create and Update are client streams of `PipelineDefinitionFile` chunks;
+the gateway reassembles them into whole files and sends the pipelines service one JSON request
+(schema in `aorta.services.pipelines.wire`):
+
+- chunks with the same `path` are joined in arrival order; paths that differ only in case (or
+  in `\\` for `/`, or in `.` steps) name one file, which keeps its first spelling; a chunk with
+  no path belongs to `pipeline.yaml`;
+- the first file is the root document;
+- `pipeline_id` and `metadata` may come in any message: the first non-empty one counts;
+- paths, contents and metadata together may hold at most `MAX_DEFINITION_BYTES` (and the
+  encoded request no more either), so the request travels as one bus message; reading stops
+  at the first chunk past the limit;
+- a stream without messages or a definition without content is refused.
+
+These refusals are Clara errors (PIPELINE_DEFINITION_ERROR), reported in the response header.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+import structlog
+
+from aorta import subjects
+from aorta.api import pipelines_pb2
+from aorta.bus import REQUEST_ID_HEADER
+from aorta.bus.port import DEFAULT_MAX_PAYLOAD
+from aorta.errors import ErrorCode, Invalid
+from aorta.pipeline_spec.sources import normalize
+
+from .forward import GatewayContext
+from .rpc import Context, Handler
+
+# The pipelines service answers these (aorta.services.pipelines.app names the same subjects).
+CREATE = subjects.rpc("pipelines", "create")
+UPDATE = subjects.rpc("pipelines", "update")
+DETAILS = subjects.rpc("pipelines", "details")
+LIST = subjects.rpc("pipelines", "list")
+REMOVE = subjects.rpc("pipelines", "remove")
+ADD_METADATA = subjects.rpc("pipelines", "add_metadata")
+REMOVE_METADATA = subjects.rpc("pipelines", "remove_metadata")
+
+MAX_DEFINITION_BYTES = DEFAULT_MAX_PAYLOAD - 64 * 1024
+"""Most bytes (UTF-8) of paths, contents and metadata one Create or Update may send: one bus
+message (nats-server's default limit), less room for the headers."""
+
+UNNAMED_FILE = "pipeline.yaml"
+"""The path of chunks sent without one (NVIDIA's client sends `PipelineDefinition.name`)."""
+
+DefinitionRequest = pipelines_pb2.PipelinesCreateRequest | pipelines_pb2.PipelinesUpdateRequest
+
+
+@dataclass
+class _File:
+    path: str
+    chunks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AssembledDefinition:
+    """What one Create or Update stream carried, files whole and in the order first sent."""
+
+    files: list[tuple[str, str]]
+    pipeline_id: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+async def assemble(
+    requests: AsyncIterator[DefinitionRequest], *, limit: int = MAX_DEFINITION_BYTES
+) -> AssembledDefinition:
+    """Reassembles a definition stream (see the module docstring); `Invalid` when it is empty
+    or holds more than `limit` bytes."""
+    files: dict[str, _File] = {}
+    pipeline_id = ""
+    metadata: dict[str, str] = {}
+    size = 0
+    received = False
+    async for request in requests:
+        received = True
+        if not pipeline_id and request.pipeline_id.value:
+            pipeline_id = request.pipeline_id.value
+        if isinstance(request, pipelines_pb2.PipelinesCreateRequest) and not metadata:
+            metadata = dict(request.metadata)
+            size += sum(_size(key) + _size(value) for key, value in metadata.items())
+        if request.HasField("definition"):
+            path = request.definition.path or UNNAMED_FILE
+            file = files.get(normalize(path))
+            if file is None:
+                file = files[normalize(path)] = _File(path)
+                size += _size(path)
+            file.chunks.append(request.definition.content)
+            size += _size(request.definition.content)
+        if size > limit:
+            raise _too_large(f"the definition is larger than {limit} bytes")
+    if not received:
+        raise _invalid("the request stream held no message: send the definition's files")
+    assembled = AssembledDefinition(
+        [(file.path, "".join(file.chunks)) for file in files.values()], pipeline_id, metadata
+    )
+    if not any(content for _, content in assembled.files):
+        raise _invalid("the definition is empty: no definition file with content was sent")
+    return assembled
+
+
+def create_body(assembled: AssembledDefinition) -> bytes:
+    """The pipelines service's create request."""
+    return _encoded(
+        {
+            "files": _files(assembled),
+            "pipeline_id": assembled.pipeline_id,
+            "metadata": assembled.metadata,
+        }
+    )
+
+
+def update_body(assembled: AssembledDefinition) -> bytes:
+    """The pipelines service's update request."""
+    return _encoded({"pipeline_id": assembled.pipeline_id, "files": _files(assembled)})
+
+
+def handlers(gateway: GatewayContext) -> dict[str, Handler]:
+    """Every Pipelines RPC."""
+
+    async def send(subject: str, body: bytes) -> bytes:
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        headers = {REQUEST_ID_HEADER: str(request_id)} if request_id else {}
+        return await gateway.bus.request(
+            subject, body, timeout=gateway.settings.rpc_timeout, headers=headers
+        )
+
+    async def create(
+        requests: AsyncIterator[pipelines_pb2.PipelinesCreateRequest], context: Context
+    ) -> pipelines_pb2.PipelinesCreateResponse:
+        body = create_body(await assemble(requests))
+        return pipelines_pb2.PipelinesCreateResponse.FromString(await send(CREATE, body))
+
+    async def update(
+        requests: AsyncIterator[pipelines_pb2.PipelinesUpdateRequest], context: Context
+    ) -> pipelines_pb2.PipelinesUpdateResponse:
+        body = update_body(await assemble(requests))
+        return pipelines_pb2.PipelinesUpdateResponse.FromString(await send(UPDATE, body))
+
+    forward = gateway.forward
+    return {
+        "Create": create,
+        "Update": update,
+        "Details": forward.server_stream(DETAILS, pipelines_pb2.PipelinesDetailsResponse),
+        "List": forward.server_stream(LIST, pipelines_pb2.PipelinesListResponse),
+        "Remove": forward.unary(REMOVE, pipelines_pb2.PipelinesRemoveResponse),
+        "AddMetadata": forward.unary(ADD_METADATA, pipelines_pb2.PipelinesAddMetadataResponse),
+        "RemoveMetadata": forward.unary(
+            REMOVE_METADATA, pipelines_pb2.PipelinesRemoveMetadataResponse
+        ),
+    }
+
+
+def _files(assembled: AssembledDefinition) -> list[dict[str, str]]:
+    return [{"path": path, "content": content} for path, content in assembled.files]
+
+
+def _encoded(document: Mapping[str, object]) -> bytes:
+    # ensure_ascii=False: non-ASCII text stays one UTF-8 sequence rather than \uXXXX escapes.
+    body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    if len(body) > MAX_DEFINITION_BYTES:
+        # Escaping (quotes, backslashes, control characters) can grow a definition that was
+        # within the limit; it must still travel as one message.
+        raise _too_large(f"the definition takes {len(body)} bytes once encoded")
+    return body
+
+
+def _too_large(what: str) -> Invalid:
+    return _invalid(
+        f"{what}; a pipeline definition (all files, paths and metadata together) may hold at "
+        f"most {MAX_DEFINITION_BYTES} bytes"
+    )
+
+
+def _invalid(message: str) -> Invalid:
+    return Invalid(message, code=ErrorCode.PIPELINE_DEFINITION_ERROR)
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))

@@ -1,0 +1,1 @@
+"""The node monitor: GPU metrics and the Clara service's own verbs (Version, Utilization, Stop)."""

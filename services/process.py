@@ -1,0 +1,69 @@
+"""Runs a set of services in one process until asked to stop.
+
+The adapters (bus, state store, blob store) are opened once and shared; services start in
+registry order and stop in reverse, each given a grace period to drain; the adapters close last.
+A hard deadline bounds the whole shutdown so a stuck drain never keeps the process alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
+
+from aorta.blobs import open_blob_store
+from aorta.bus.nats import NatsBus
+from aorta.lifecycle import Running, ServiceContext
+from aorta.logs import get_logger
+from aorta.settings import Settings
+from aorta.store.factory import open_state_store
+
+from . import registry
+
+log = get_logger(__name__)
+
+SHUTDOWN_GRACE = 10.0
+SHUTDOWN_DEADLINE = 25.0
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT only set `stop`; the shutdown itself runs in the main task."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+
+async def run_services(
+    names: Sequence[str],
+    settings: Settings,
+    stop: asyncio.Event,
+    on_ready: Callable[[dict[str, Running]], Awaitable[None]] | None = None,
+) -> None:
+    """Starts `names`, calls `on_ready` with the running services, and serves until `stop`."""
+    order = registry.ordered(list(names))
+    async with AsyncExitStack() as stack:
+        bus = await NatsBus.connect(
+            settings.nats_url, name=f"aorta-{'+'.join(order)}", default_timeout=settings.rpc_timeout
+        )
+        stack.push_async_callback(bus.close)
+        store = await open_state_store(settings)
+        stack.push_async_callback(store.close)
+        blobs = await open_blob_store(settings)
+        stack.push_async_callback(blobs.close)
+        context = ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
+        running: dict[str, Running] = {}
+        try:
+            for name in order:
+                running[name] = await registry.starter(name)(context)
+            if on_ready is not None:
+                await on_ready(running)
+            await stop.wait()
+        finally:
+            log.info("services.stopping", services=list(running))
+            try:
+                async with asyncio.timeout(SHUTDOWN_DEADLINE):
+                    for name in reversed(list(running)):
+                        await running[name].stop(SHUTDOWN_GRACE)
+            except TimeoutError:
+                log.error("services.stop_deadline_passed", deadline=SHUTDOWN_DEADLINE)

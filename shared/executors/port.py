@@ -1,0 +1,121 @@
+"""The executor port: what the scheduler asks of whatever runs operators.
+
+An executor runs one *operator run* (one attempt of one operator of one job) to completion: it
+fetches the run's inputs from the blob store, starts the operator with the environment contract
+(`aorta.operator_env`), captures its stdout and stderr into the run's log, and, only when the
+operator exited 0, pushes its outputs to the blob store. Two implementations stand behind it:
+local processes and Kubernetes pods; the scheduler never knows which.
+
+Runs are identified by a deterministic `run_id`, so a scheduler that restarts after a crash can
+ask the executor what is still running (`running`) and re-attach (`start` of a known run id is a
+no-op, `wait` works for it) instead of starting a second copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class VolumeBinding:
+    """One declared input or output of an operator.
+
+    `entry_name` is the `clara_payload` entry name (`payload`, `upstream/output`,
+    `this-operator/output`), `path` the path the definition declared (`/input`), and
+    `blob_prefix` where the bytes come from (inputs) or go to (outputs); it ends with `/`.
+    """
+
+    entry_name: str
+    path: str
+    blob_prefix: str
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What the operator asked for; `gpu_devices` are the device indices it was given."""
+
+    cpu: int = 2
+    gpu: int = 0
+    memory_mb: int = 1024
+    gpu_devices: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class OperatorRun:
+    """Everything an executor needs to run one attempt of one operator."""
+
+    run_id: str
+    job_id: str
+    job_name: str
+    payload_id: str
+    operator: str
+    attempt: int
+    image: str
+    tag: str
+    command: tuple[str, ...]
+    inputs: tuple[VolumeBinding, ...]
+    outputs: tuple[VolumeBinding, ...]
+    resources: Resources
+    timeout: float
+    log_key: str
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """Operator `variables` and Triton URIs; the executor adds the path and job variables."""
+
+
+class RunReason(StrEnum):
+    """Why a run ended."""
+
+    COMPLETED = "completed"  # exit 0 and outputs stored
+    FAILED = "failed"  # non-zero exit, or outputs could not be stored
+    START_FAILED = "start_failed"  # missing executable, image, inputs...
+    TIMEOUT = "timeout"  # ran past its timeout and was stopped
+    CANCELLED = "cancelled"  # stopped on request
+    LOST = "lost"  # the executor no longer knows this run (e.g. after a host restart)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended; `message` is for people (exit code and the last log lines)."""
+
+    run_id: str
+    reason: RunReason
+    exit_code: int | None = None
+    message: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.reason is RunReason.COMPLETED
+
+
+class Executor(Protocol):
+    """Runs operator runs. Every method is safe to call again after a crash of the caller."""
+
+    async def start(self, run: OperatorRun) -> None:
+        """Starts `run` unless a run with its `run_id` is already known (then does nothing).
+
+        Returns once the run is started (or has already failed to start: `wait` reports it).
+        """
+        ...
+
+    async def wait(self, run_id: str) -> RunOutcome:
+        """Waits until the run ends and its outputs are stored; LOST for an unknown run id."""
+        ...
+
+    async def cancel(self, run_id: str, *, grace: float) -> None:
+        """Asks the run to stop (SIGTERM or pod deletion), kills it after `grace` seconds."""
+        ...
+
+    async def running(self) -> list[str]:
+        """The run ids that are alive now, for reconciliation after a restart."""
+        ...
+
+    def log_lines(self, run_id: str) -> AsyncIterator[str]:
+        """The lines the run has written so far (stdout and stderr interleaved)."""
+        ...
+
+    async def close(self) -> None:
+        """Releases the executor's own resources; runs keep going where the backend allows."""
+        ...

@@ -1,0 +1,124 @@
+"""What only the NATS adapter can show: the JetStream stream it creates, connecting to nothing,
+and events that survive a nats-server restart on the same store and port."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+
+import nats
+import pytest
+from nats.js.api import StorageType
+
+from aorta.bus import CloudEvent, make_event
+from aorta.bus.nats import NatsBus
+from aorta.bus.nats_events import STREAM_NAME
+from aorta.bus.server import NatsServerProcess
+from aorta.errors import Unavailable
+
+
+async def test_connect_creates_the_file_backed_event_stream_once(
+    nats_server: NatsServerProcess,
+) -> None:
+    first = await NatsBus.connect(
+        nats_server.url, name="first", default_timeout=2.0, stream_max_age=3600.0
+    )
+    second = await NatsBus.connect(
+        nats_server.url, name="second", default_timeout=2.0, stream_max_age=60.0
+    )
+    nc = await nats.connect(nats_server.url)
+    try:
+        info = await nc.jetstream().stream_info(STREAM_NAME)
+    finally:
+        await nc.close()
+        await first.close()
+        await second.close()
+
+    assert info.config.subjects == ["aorta.events.>"]
+    assert info.config.storage == StorageType.FILE
+    assert info.config.max_age == 3600.0
+
+
+async def test_connecting_to_no_server_is_unavailable_within_the_timeout() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+
+    with pytest.raises(Unavailable, match=f"127.0.0.1:{port}"):
+        await NatsBus.connect(
+            f"nats://127.0.0.1:{port}", name="nobody", default_timeout=1.0, connect_timeout=1.5
+        )
+
+    assert time.monotonic() - started < 3.0
+
+
+async def test_events_and_durable_positions_survive_a_server_restart(tmp_path: Path) -> None:
+    server = NatsServerProcess(tmp_path)
+    await server.astart()
+    buses: list[NatsBus] = []
+    try:
+        publisher = await NatsBus.connect(server.url, name="publisher", default_timeout=2.0)
+        subscriber = await NatsBus.connect(server.url, name="subscriber", default_timeout=2.0)
+        buses += [publisher, subscriber]
+        received: asyncio.Queue[CloudEvent] = asyncio.Queue()
+        await subscriber.subscribe_events(
+            "aorta.events.job.>", received.put, durable="survivor", deliver="all"
+        )
+        before = make_event("tests", "job", "j1", "created", {"n": 1})
+        await publisher.publish_event(before)
+        assert await asyncio.wait_for(received.get(), 2.0) == before
+        # Give the acknowledgement time to reach the server before it stops.
+        await asyncio.sleep(0.3)
+        port = server.port
+
+        await server.astop()
+        await server.astart()
+        after = make_event("tests", "job", "j1", "started", {"n": 2})
+        await _publish_once_reconnected(publisher, after)
+
+        assert server.port == port
+        assert await asyncio.wait_for(received.get(), 5.0) == after
+        await asyncio.sleep(0.3)
+        assert received.empty()
+        replayer = await NatsBus.connect(server.url, name="replayer", default_timeout=2.0)
+        buses.append(replayer)
+        replayed: asyncio.Queue[CloudEvent] = asyncio.Queue()
+        await replayer.subscribe_events("aorta.events.job.>", replayed.put, deliver="all")
+        assert [await asyncio.wait_for(replayed.get(), 2.0) for _ in range(2)] == [before, after]
+    finally:
+        for bus in buses:
+            await bus.close()
+        await server.astop()
+
+
+async def test_close_is_bounded_while_the_server_is_gone(tmp_path: Path) -> None:
+    server = NatsServerProcess(tmp_path)
+    await server.astart()
+    bus = await NatsBus.connect(server.url, name="orphan", default_timeout=1.0)
+    await bus.subscribe("aorta.test.orphan", _ignore)
+    await server.astop()
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+
+    await bus.close()
+
+    assert time.monotonic() - started < 3.0
+
+
+async def _publish_once_reconnected(bus: NatsBus, event: CloudEvent) -> None:
+    deadline = time.monotonic() + 10.0
+    while True:
+        try:
+            await bus.publish_event(event)
+            return
+        except Unavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def _ignore(data: bytes, subject: str) -> None:
+    return None
