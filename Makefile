@@ -27,6 +27,7 @@ setup: system $(VENV)/.installed $(CLARA_VENV)/.installed
 system:
 	@missing=""; \
 	command -v nats-server >/dev/null || missing="$$missing nats-server"; \
+	command -v tmux >/dev/null || missing="$$missing tmux"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import click
 
+from aorta.cli import register as register_client_commands
 from aorta.errors import AortaError
 from aorta.logs import configure_logging
 from aorta.settings import Settings
 
 from . import registry
-from .embedded import DataDirBusy, EmbeddedOptions, run_embedded
-from .process import install_stop_signals, run_services
 
 
 def _default_data_dir() -> Path:
@@ -49,6 +48,9 @@ def cli() -> None:
 @click.option("--nats-port", default=-1, help="Port of the embedded NATS server (-1: any free).")
 def up(grpc_port: int, host: str, data_dir: Path | None, nats_port: int) -> None:
     """Run the whole platform on this machine until Ctrl-C."""
+    # Imported here so that client commands do not load every service adapter on start-up.
+    from .embedded import DataDirBusy, EmbeddedOptions, run_embedded
+
     environ = dict(os.environ)
     chosen = data_dir or Path(environ.get("AORTA_DATA_DIR") or _default_data_dir())
     configure_logging(_log_format(), environ.get("AORTA_LOG_LEVEL", "info"))
@@ -70,6 +72,8 @@ def serve(names: tuple[str, ...]) -> None:
 
 def serve_services(names: list[str]) -> None:
     """Entry point of `aorta serve` and of `python -m aorta.services.<name>`."""
+    from .process import install_stop_signals, run_services
+
     settings = Settings.from_env(os.environ)
     configure_logging(settings.log_format, settings.log_level)
     try:
@@ -83,6 +87,9 @@ def serve_services(names: list[str]) -> None:
         await run_services(names, settings, stop)
 
     asyncio.run(main())
+
+
+register_client_commands(cli)
 
 
 def main() -> None:

@@ -1,0 +1,287 @@
+"""`aorta create|start|list|cancel job`, and the job calls `run` and the watch views share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.text import Text
+
+from aorta.api import common_pb2, jobs_pb2
+from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
+from aorta.cli.files import collect
+from aorta.cli.humanize import NOT_SET, ago, duration
+from aorta.cli.jobview import (
+    STATE_STYLES,
+    STATUS_STYLES,
+    JobSummary,
+    JobView,
+    priority_name,
+    span,
+    state_name,
+    status_name,
+)
+from aorta.cli.output import table
+from aorta.cli.params import JOB_ID, KEY_VALUE, MOMENT, PIPELINE_ID, PRIORITY
+from aorta.cli.session import Session, with_session
+from aorta.cli.transfers import upload
+from aorta.timestamps import to_clara_seconds, utcnow
+
+_STATES = ("pending", "running", "stopped")
+_STATUSES = ("healthy", "faulted", "canceled", "evicted", "terminated")
+
+
+def create(
+    session: Session,
+    pipeline_id: str,
+    name: str,
+    priority: str = "normal",
+    metadata: Sequence[tuple[str, str]] = (),
+) -> tuple[str, str]:
+    """`Jobs.Create`; returns (job id, payload id)."""
+    request = jobs_pb2.JobsCreateRequest(
+        header=request_header(),
+        pipeline_id=common_pb2.Identifier(value=pipeline_id),
+        name=name,
+        priority=jobs_pb2.JobPriority.Value(f"JOB_PRIORITY_{priority.upper()}"),
+    )
+    for key, value in metadata:
+        request.metadata[key] = value
+    response = session.platform.jobs.Create(request, timeout=UNARY_TIMEOUT)
+    check(response, f"creating job {name!r}")
+    return response.job_id.value, response.payload_id.value
+
+
+def start(
+    session: Session, job_id: str, variables: Sequence[tuple[str, str]] = ()
+) -> jobs_pb2.JobsStartResponse:
+    """`Jobs.Start` with pipeline parameters as `Variables`."""
+    request = jobs_pb2.JobsStartRequest(
+        header=request_header(),
+        job_id=common_pb2.Identifier(value=job_id),
+        Variables=[jobs_pb2.JobsStartRequest.NamedValue(name=k, value=v) for k, v in variables],
+    )
+    response = session.platform.jobs.Start(request, timeout=UNARY_TIMEOUT)
+    check(response, f"starting job {job_id}")
+    return response
+
+
+def status(session: Session, job_id: str) -> JobView:
+    """`Jobs.Status` as a `JobView`."""
+    request = jobs_pb2.JobsStatusRequest(
+        header=request_header(), job_id=common_pb2.Identifier(value=job_id)
+    )
+    response = session.platform.jobs.Status(request, timeout=UNARY_TIMEOUT)
+    check(response, f"describing job {job_id}")
+    return JobView.from_status(response)
+
+
+@click.command("job")
+@click.option("-p", "--pipeline", "pipeline_id", type=PIPELINE_ID, required=True)
+@click.option("-n", "--name", required=True, help="The job's name.")
+@click.option(
+    "-f",
+    "--input",
+    "source",
+    type=click.Path(exists=True, path_type=Path),
+    help="A file or folder uploaded into the job's payload (names relative to the folder).",
+)
+@click.option("-i", "--priority", type=PRIORITY, default="normal", show_default=True)
+@click.option("-s", "--start", "start_now", is_flag=True, help="Start the job once created.")
+@click.option(
+    "--var",
+    "variables",
+    type=KEY_VALUE,
+    multiple=True,
+    help="name=value pipeline parameter for --start (repeatable).",
+)
+@click.option("--metadata", type=KEY_VALUE, multiple=True, help="key=value (repeatable).")
+@with_session()
+def create_job(
+    session: Session,
+    pipeline_id: str,
+    name: str,
+    source: Path | None,
+    priority: str,
+    start_now: bool,
+    variables: tuple[tuple[str, str], ...],
+    metadata: tuple[tuple[str, str], ...],
+) -> None:
+    """Create a job, upload its input, optionally start it.
+
+    The first two lines printed are JOB_ID:<id> and PAYLOAD_ID:<id>, as Clara printed them.
+    """
+    if variables and not start_now:
+        raise click.UsageError("--var needs --start (or give it to `aorta start job`)")
+    files = collect(source) if source is not None else []
+    job_id, payload_id = create(session, pipeline_id, name, priority, metadata)
+    output = session.output
+    if output.human:
+        output.line(f"JOB_ID:{job_id}")
+        output.line(f"PAYLOAD_ID:{payload_id}")
+    elif output.quiet:
+        output.ids(job_id, payload_id)
+    document: dict[str, Any] = {
+        "job_id": job_id,
+        "payload_id": payload_id,
+        "pipeline_id": pipeline_id,
+        "name": name,
+        "priority": priority.upper(),
+        "uploaded": [{"name": f.name, "size": f.size} for f in files],
+        "started": False,
+    }
+    if files:
+        transfer = upload(session, payload_id, files)
+        output.note(f"Uploaded {transfer.summary()}.")
+    elif source is not None:
+        output.note(f"{source} holds no files; nothing was uploaded.")
+    if start_now:
+        started = start(session, job_id, variables)
+        document |= {
+            "started": True,
+            "state": state_name(started.state),
+            "status": status_name(started.status),
+        }
+        output.note(f"Started: {state_name(started.state)}, {priority_name(started.priority)}.")
+    if output.as_json:
+        output.json(document)
+
+
+@click.command("job")
+@click.option("-j", "--job", "job_id", type=JOB_ID, required=True)
+@click.option(
+    "--var",
+    "variables",
+    type=KEY_VALUE,
+    multiple=True,
+    help="name=value pipeline parameter (repeatable).",
+)
+@with_session()
+def start_job(session: Session, job_id: str, variables: tuple[tuple[str, str], ...]) -> None:
+    """Start a PENDING job (it is queued until resources are free)."""
+    response = start(session, job_id, variables)
+    document = {
+        "job_id": job_id,
+        "state": state_name(response.state),
+        "status": status_name(response.status),
+        "priority": priority_name(response.priority),
+    }
+    session.output.emit(
+        human=f"Job {job_id} started: {document['state']}, {document['priority']} priority.",
+        document=document,
+        ids=[job_id],
+    )
+
+
+@click.command("job")
+@click.option("-j", "--job", "job_id", type=JOB_ID, required=True)
+@click.option("--reason", default="", help="Why; kept with the job.")
+@with_session()
+def cancel_job(session: Session, job_id: str, reason: str) -> None:
+    """Cancel a pending or running job."""
+    request = jobs_pb2.JobsCancelRequest(
+        header=request_header(), job_id=common_pb2.Identifier(value=job_id), reason=reason
+    )
+    response = session.platform.jobs.Cancel(request, timeout=UNARY_TIMEOUT)
+    check(response, f"canceling job {job_id}")
+    state, outcome = state_name(response.job_state), status_name(response.job_status)
+    session.output.emit(
+        human=f"Job {job_id} canceled: {state}, {outcome}.",
+        document={"job_id": job_id, "state": state, "status": outcome},
+        ids=[job_id],
+    )
+
+
+def list_request(
+    states: Sequence[str],
+    statuses: Sequence[str],
+    pipelines: Sequence[str],
+    created_after: datetime | None,
+    completed_before: datetime | None,
+) -> jobs_pb2.JobsListRequest:
+    """A `Jobs.List` request with the filter the options describe (no filter: every job)."""
+    request = jobs_pb2.JobsListRequest(header=request_header())
+    job_filter = request.filter
+    job_filter.has_state.extend(jobs_pb2.JobState.Value(f"JOB_STATE_{s.upper()}") for s in states)
+    job_filter.has_status.extend(
+        jobs_pb2.JobStatus.Value(f"JOB_STATUS_{s.upper()}") for s in statuses
+    )
+    job_filter.pipeline_id.extend(common_pb2.Identifier(value=p) for p in pipelines)
+    if created_after is not None:
+        job_filter.created_after.value = to_clara_seconds(created_after)
+    if completed_before is not None:
+        job_filter.completed_before.value = to_clara_seconds(completed_before)
+    return request
+
+
+def list_jobs_matching(session: Session, request: jobs_pb2.JobsListRequest) -> list[JobSummary]:
+    """`Jobs.List`; messages without a job id are skipped, as Clara's client skips them."""
+    found = []
+    for index, response in enumerate(session.platform.jobs.List(request)):
+        if index == 0:
+            check(response, "listing jobs")
+        if response.job_details.job_id.value:
+            found.append(JobSummary.from_details(response.job_details))
+    return found
+
+
+@click.command("job")
+@click.option(
+    "--state",
+    "states",
+    type=click.Choice(_STATES, case_sensitive=False),
+    multiple=True,
+    help="Only jobs in this state (repeatable).",
+)
+@click.option(
+    "--status",
+    "statuses",
+    type=click.Choice(_STATUSES, case_sensitive=False),
+    multiple=True,
+    help="Only jobs with this status (repeatable).",
+)
+@click.option(
+    "--pipeline",
+    "pipelines",
+    type=PIPELINE_ID,
+    multiple=True,
+    help="Only jobs of this pipeline (repeatable).",
+)
+@click.option("--created-after", type=MOMENT, help="2024-05-01, 2024-05-01T10:30Z or 2h (ago).")
+@click.option("--completed-before", type=MOMENT, help="As --created-after.")
+@with_session()
+def list_jobs(
+    session: Session,
+    states: tuple[str, ...],
+    statuses: tuple[str, ...],
+    pipelines: tuple[str, ...],
+    created_after: datetime | None,
+    completed_before: datetime | None,
+) -> None:
+    """List jobs, newest first."""
+    request = list_request(states, statuses, pipelines, created_after, completed_before)
+    found = list_jobs_matching(session, request)
+    now = utcnow()
+    rows = []
+    for job in found:
+        seconds = span(job.started, job.stopped, now)
+        rows.append(
+            (
+                job.job_id,
+                job.name,
+                Text(job.state, style=STATE_STYLES.get(job.state, "")),
+                Text(job.status, style=STATUS_STYLES.get(job.status, "")),
+                job.priority,
+                ago(job.created, now),
+                duration(seconds) if seconds is not None else NOT_SET,
+            )
+        )
+    columns = ["JOB ID", "NAME", "STATE", "STATUS", "PRIORITY", "CREATED", "DURATION"]
+    session.output.emit(
+        human=table(columns, rows),
+        document=[job.document() for job in found],
+        ids=[job.job_id for job in found],
+    )

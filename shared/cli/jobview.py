@@ -1,0 +1,246 @@
+"""One job as the CLI shows it: `Jobs.Status` turned into stable `key: value` lines, the DAG
+with each operator's status and duration, and a JSON document.
+
+The key lines come first and in a fixed order (name, id, pipeline, payload, state, status,
+priority, created, started, stopped), because scripts written for Clara parse them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rich.console import Group
+from rich.text import Text
+
+from aorta.api import jobs_pb2
+from aorta.cli import dag as dags
+from aorta.cli.failures import ExitCode
+from aorta.cli.humanize import duration, iso, moment, short_name, stamp
+from aorta.cli.output import key_values
+
+STATE_STYLES = {"PENDING": "cyan", "RUNNING": "yellow", "STOPPED": "bold"}
+STATUS_STYLES = {
+    "HEALTHY": "green",
+    "FAULTED": "red",
+    "CANCELED": "magenta",
+    "EVICTED": "red",
+    "TERMINATED": "red",
+}
+_OPERATOR_MARKS = {
+    "PENDING": ("○", "dim"),
+    "RUNNING": ("●", "yellow"),
+    "COMPLETED": ("✓", "green"),
+    "FAULTED": ("✗", "red"),
+}
+
+
+def state_name(value: jobs_pb2.JobState.ValueType) -> str:
+    return short_name(jobs_pb2.JobState.Name(value), "JOB_STATE_")
+
+
+def status_name(value: jobs_pb2.JobStatus.ValueType) -> str:
+    return short_name(jobs_pb2.JobStatus.Name(value), "JOB_STATUS_")
+
+
+def priority_name(value: jobs_pb2.JobPriority.ValueType) -> str:
+    return short_name(jobs_pb2.JobPriority.Name(value), "JOB_PRIORITY_")
+
+
+def operator_status_name(value: jobs_pb2.JobOperatorStatus.ValueType) -> str:
+    return short_name(jobs_pb2.JobOperatorStatus.Name(value), "JOB_OPERATOR_STATUS_")
+
+
+def span(started: datetime | None, stopped: datetime | None, now: datetime) -> float | None:
+    """Seconds from `started` to `stopped` (or to `now` while running); None if not started."""
+    if started is None:
+        return None
+    return ((stopped or now) - started).total_seconds()
+
+
+@dataclass(frozen=True)
+class OperatorView:
+    """One operator of a job: its status and times."""
+
+    name: str
+    status: str
+    started: datetime | None
+    stopped: datetime | None
+
+    def label(self, now: datetime) -> Text:
+        mark, style = _OPERATOR_MARKS.get(self.status, ("?", "dim"))
+        text = Text(f"{mark} ", style=style)
+        text.append(self.name, style="bold" if self.status == "RUNNING" else "")
+        text.append(f"  {self.status}", style=style)
+        seconds = span(self.started, self.stopped, now)
+        if seconds is not None:
+            text.append(f"  {duration(seconds)}", style="dim")
+        return text
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """A job as one `Jobs.List` message describes it."""
+
+    job_id: str
+    name: str
+    pipeline_id: str
+    payload_id: str
+    state: str
+    status: str
+    priority: str
+    created: datetime | None
+    started: datetime | None
+    stopped: datetime | None
+    metadata: dict[str, str]
+
+    @classmethod
+    def from_details(cls, job: jobs_pb2.JobsListResponse.JobDetails) -> JobSummary:
+        return cls(
+            job_id=job.job_id.value,
+            name=job.job_name,
+            pipeline_id=job.pipeline_id.value,
+            payload_id=job.payload_id.value,
+            state=state_name(job.state),
+            status=status_name(job.status),
+            priority=priority_name(job.priority),
+            created=moment(job.created),
+            started=moment(job.started),
+            stopped=moment(job.stopped),
+            metadata=dict(job.metadata),
+        )
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "name": self.name,
+            "pipeline_id": self.pipeline_id,
+            "payload_id": self.payload_id,
+            "state": self.state,
+            "status": self.status,
+            "priority": self.priority,
+            "created": iso(self.created),
+            "started": iso(self.started),
+            "stopped": iso(self.stopped),
+            "metadata": self.metadata,
+        }
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as `Jobs.Status` described it."""
+
+    job_id: str
+    name: str
+    pipeline_id: str
+    payload_id: str
+    state: str
+    status: str
+    priority: str
+    created: datetime | None
+    started: datetime | None
+    stopped: datetime | None
+    messages: tuple[str, ...]
+    metadata: dict[str, str]
+    operators: dict[str, OperatorView]
+    dag: dags.Dag
+
+    @classmethod
+    def from_status(cls, response: jobs_pb2.JobsStatusResponse) -> JobView:
+        operators = {
+            detail.name: OperatorView(
+                detail.name,
+                operator_status_name(detail.status),
+                moment(detail.started),
+                moment(detail.stopped),
+            )
+            for detail in response.operator_details
+        }
+        return cls(
+            job_id=response.job_id.value,
+            name=response.name,
+            pipeline_id=response.pipeline_id.value,
+            payload_id=response.payload_id.value,
+            state=state_name(response.state),
+            status=status_name(response.status),
+            priority=priority_name(response.priority),
+            created=moment(response.created),
+            started=moment(response.started),
+            stopped=moment(response.stopped),
+            messages=tuple(response.messages),
+            metadata=dict(response.metadata),
+            operators=operators,
+            dag=dags.from_job(response.dag, operators),
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "STOPPED"
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """0 for a job that ended HEALTHY, 1 for any other end."""
+        return ExitCode.OK if self.status == "HEALTHY" else ExitCode.FAILED
+
+    def signature(self) -> tuple[str, ...]:
+        """What a change worth printing again is made of (not the ticking durations)."""
+        return (
+            self.state,
+            self.status,
+            *self.messages,
+            *(f"{op.name}={op.status}" for op in self.operators.values()),
+        )
+
+    def operator(self, name: str) -> OperatorView:
+        return self.operators.get(name) or OperatorView(name, "UNKNOWN", None, None)
+
+    def document(self) -> dict[str, Any]:
+        """The JSON form: ids, enum names without their prefix, RFC 3339 times (or null)."""
+        return {
+            "job_id": self.job_id,
+            "name": self.name,
+            "pipeline_id": self.pipeline_id,
+            "payload_id": self.payload_id,
+            "state": self.state,
+            "status": self.status,
+            "priority": self.priority,
+            "created": iso(self.created),
+            "started": iso(self.started),
+            "stopped": iso(self.stopped),
+            "messages": list(self.messages),
+            "metadata": self.metadata,
+            "operators": [
+                {
+                    "name": name,
+                    "status": self.operator(name).status,
+                    "started": iso(self.operator(name).started),
+                    "stopped": iso(self.operator(name).stopped),
+                    "upstream": self.dag.parents[name],
+                }
+                for name in self.dag.nodes
+            ],
+        }
+
+    def renderable(self, now: datetime) -> Group:
+        """The key lines, then the DAG tree."""
+        pairs: list[tuple[str, str | Text]] = [
+            ("name", self.name),
+            ("id", self.job_id),
+            ("pipeline", self.pipeline_id),
+            ("payload", self.payload_id),
+            ("state", Text(self.state, style=STATE_STYLES.get(self.state, ""))),
+            ("status", Text(self.status, style=STATUS_STYLES.get(self.status, ""))),
+            ("priority", self.priority),
+            ("created", stamp(self.created)),
+            ("started", stamp(self.started)),
+            ("stopped", stamp(self.stopped)),
+        ]
+        seconds = span(self.started, self.stopped, now)
+        if seconds is not None:
+            pairs.append(("duration", duration(seconds)))
+        pairs += [("message", message) for message in self.messages]
+        pairs += [(f"metadata.{key}", value) for key, value in sorted(self.metadata.items())]
+        title = Text("operators", style="bold")
+        tree = dags.tree(self.dag, title, lambda name: self.operator(name).label(now))
+        return Group(key_values(pairs), tree)

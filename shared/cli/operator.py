@@ -1,0 +1,65 @@
+"""`aorta operator init|run-local`: the operator development kit on the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from aorta.cli.session import Session, with_session
+from aorta.devkit import init_operator, run_local
+
+
+@click.group("operator")
+def operator() -> None:
+    """Write and try pipeline operators without the platform."""
+
+
+@operator.command("init")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write it [default: ./NAME].",
+)
+@with_session(remote=False, json_output=False, quiet=False)
+def init(session: Session, name: str, folder: Path | None) -> None:
+    """Scaffold a new operator folder that runs at once."""
+    target = folder or Path(name)
+    written = init_operator(target, name)
+    session.output.line(f"Operator {name} written to {target}:")
+    for path in written:
+        session.output.line(f"  {path.relative_to(target)}")
+    session.output.line(f"Try it: aorta operator run-local --dir {target}")
+
+
+@operator.command("run-local")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    help="The operator folder.",
+)
+@click.option(
+    "--input",
+    "input_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Input folder [default: the folder's local/input].",
+)
+@click.option(
+    "--output",
+    "output_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder [default: the folder's local/output].",
+)
+@with_session(remote=False, json_output=False, quiet=False)
+def run_local_command(
+    session: Session, folder: Path, input_dir: Path | None, output_dir: Path | None
+) -> int:
+    """Run an operator folder on this machine as a job would run it; exits with its code."""
+    code = run_local(folder, input_dir=input_dir, output_dir=output_dir)
+    # A signal death (-N from subprocess) exits 128+N, as a shell reports it.
+    return code if code >= 0 else 128 - code

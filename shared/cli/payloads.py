@@ -1,0 +1,188 @@
+"""`aorta create|list|describe|delete payload`, `aorta upload` and `aorta download`.
+
+Clara's Payloads service has no List call. `aorta list payloads` therefore lists the payloads
+of all jobs (from `Jobs.List`), one row per job; REUSABLE payloads made with `aorta create
+payload` belong to no job and cannot be listed through the API, so keep their ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+from rich.console import Group
+from rich.text import Text
+
+from aorta.api import payloads_pb2
+from aorta.cli import jobs
+from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
+from aorta.cli.failures import ExitCode, NotFoundFailure, PlatformFailure, UsageFailure
+from aorta.cli.files import collect
+from aorta.cli.humanize import ago, size
+from aorta.cli.output import key_values, table
+from aorta.cli.params import JOB_ID, KEY_VALUE, PAYLOAD_ID
+from aorta.cli.selection import EVERYTHING, split_clara_source
+from aorta.cli.session import Session, with_session
+from aorta.cli.transfers import delete, download, listing, upload
+from aorta.timestamps import utcnow
+
+_PAYLOAD_OPTION = click.option("--payload", "payload_id", type=PAYLOAD_ID, required=True)
+
+
+@click.command("payload")
+@click.option("--metadata", type=KEY_VALUE, multiple=True, help="key=value (repeatable).")
+@with_session()
+def create_payload(session: Session, metadata: tuple[tuple[str, str], ...]) -> None:
+    """Create an empty REUSABLE payload; prints PAYLOAD_ID:<id>."""
+    request = payloads_pb2.PayloadsCreateRequest(header=request_header())
+    for key, value in metadata:
+        request.metadata[key] = value
+    response = session.platform.payloads.Create(request, timeout=UNARY_TIMEOUT)
+    check(response, "creating a payload")
+    payload_id = response.payload_id.value
+    session.output.emit(
+        human=f"PAYLOAD_ID:{payload_id}", document={"payload_id": payload_id}, ids=[payload_id]
+    )
+
+
+@click.command("upload")
+@_PAYLOAD_OPTION
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("name", required=False)
+@with_session()
+def upload_command(session: Session, payload_id: str, source: Path, name: str | None) -> None:
+    """Upload a file or a folder into a payload's input.
+
+    NAME renames a single file; for a folder it is a folder inside the payload to upload into.
+    """
+    if name is not None and source.is_file():
+        files = [dataclasses.replace(f, name=name.strip("/")) for f in collect(source)]
+    else:
+        files = collect(source, prefix=name or "")
+    if not files:
+        raise UsageFailure(f"{source} holds no files to upload")
+    transfer = upload(session, payload_id, files)
+    session.output.note(f"Uploaded {transfer.summary()}.")
+    session.output.emit(
+        human=Group(*(Text(f"{f.name}  {size(f.size)}") for f in files)),
+        document={
+            "payload_id": payload_id,
+            "uploaded": [{"name": f.name, "size": f.size} for f in files],
+        },
+        ids=[payload_id],
+    )
+
+
+@click.command("payload")
+@with_session()
+def list_payloads(session: Session) -> None:
+    """List the payloads of all jobs (Clara has no call that lists payloads themselves)."""
+    found = jobs.list_jobs_matching(session, jobs.list_request((), (), (), None, None))
+    now = utcnow()
+    rows = [
+        (job.payload_id, job.job_id, job.name, job.state, ago(job.created, now)) for job in found
+    ]
+    session.output.emit(
+        human=table(["PAYLOAD ID", "JOB ID", "JOB NAME", "JOB STATE", "CREATED"], rows),
+        document=[
+            {
+                "payload_id": job.payload_id,
+                "job_id": job.job_id,
+                "job_name": job.name,
+                "job_state": job.state,
+            }
+            for job in found
+        ],
+        ids=[job.payload_id for job in found],
+    )
+
+
+@click.command("payload")
+@_PAYLOAD_OPTION
+@with_session(quiet=False)
+def describe_payload(session: Session, payload_id: str) -> None:
+    """Show a payload: type, job, metadata, and its files with their sizes."""
+    found = listing(session, payload_id)
+    total = sum(file_size for _, file_size, _ in found.files)
+    pairs = [
+        ("id", payload_id),
+        ("type", found.kind),
+        ("job", found.job_id or "-"),
+        ("files", f"{len(found.files)} ({size(total)})"),
+    ]
+    pairs += [(f"metadata.{key}", value) for key, value in sorted(found.metadata.items())]
+    rows = [
+        (name, size(file_size), f"{mode:o}" if mode else "-")
+        for name, file_size, mode in found.files
+    ]
+    session.output.emit(
+        human=Group(key_values(pairs), Text(), table(["NAME", "SIZE", "MODE"], rows)),
+        document=found.document(),
+    )
+
+
+@click.command("payload")
+@_PAYLOAD_OPTION
+@with_session()
+def delete_payload(session: Session, payload_id: str) -> None:
+    """Delete a payload and its files."""
+    delete(session, payload_id)
+    session.output.emit(
+        human=f"Payload {payload_id} deleted.",
+        document={"payload_id": payload_id, "deleted": True},
+        ids=[payload_id],
+    )
+
+
+def _payload_of(session: Session, job_id: str, *, or_payload: bool) -> str:
+    """The payload of job `job_id`; with `or_payload`, an id that names no job may name a
+    payload itself (Clara users pass either in `ID:/path`)."""
+    try:
+        return jobs.status(session, job_id).payload_id
+    except PlatformFailure as failure:
+        if not or_payload or failure.exit_code != ExitCode.NOT_FOUND:
+            raise
+    try:
+        listing(session, job_id)
+    except PlatformFailure as failure:
+        if failure.exit_code != ExitCode.NOT_FOUND:
+            raise
+        raise NotFoundFailure(f"{job_id} names neither a job nor a payload") from failure
+    return job_id
+
+
+@click.command("files")
+@click.option("-j", "--job", "job_id", type=JOB_ID, help="Download from this job's payload.")
+@click.option("--payload", "payload_id", type=PAYLOAD_ID, help="Download from this payload.")
+@click.argument("paths", nargs=-1, required=True, metavar="[PATH_OR_GLOB] DEST")
+@with_session()
+def download_files(
+    session: Session, job_id: str | None, payload_id: str | None, paths: tuple[str, ...]
+) -> None:
+    """Download payload files: `download -j JOB '/operators/seg/*' out/`, or Clara's
+    `download JOB:/operators/seg/* out/`. Without a pattern, everything is downloaded."""
+    if len(paths) > 2:
+        raise click.UsageError("give at most a PATH_OR_GLOB and a DEST")
+    *sources, dest = paths
+    pattern = sources[0] if sources else EVERYTHING
+    clara_form = split_clara_source(pattern) if sources else None
+    if (job_id is not None) + (payload_id is not None) + (clara_form is not None) != 1:
+        raise click.UsageError("name exactly one source: -j JOB, --payload ID, or JOB:/PATH")
+    if clara_form is not None:
+        source_id = _payload_of(session, clara_form[0], or_payload=True)
+        pattern = clara_form[1]
+    elif job_id is not None:
+        source_id = _payload_of(session, job_id, or_payload=False)
+    else:
+        source_id = str(payload_id)
+    chosen = download(session, source_id, pattern, Path(dest))
+    session.output.note(f"Downloaded {len(chosen)} file(s) to {dest}.")
+    session.output.emit(
+        human=Group(*(Text(str(s.target)) for s in chosen)),
+        document={
+            "payload_id": source_id,
+            "downloaded": [{"name": s.name, "size": s.size, "path": str(s.target)} for s in chosen],
+        },
+        ids=[str(s.target) for s in chosen],
+    )

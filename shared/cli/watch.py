@@ -1,0 +1,130 @@
+"""`aorta describe job [--watch]` and `aorta logs [--follow]`: looking at one job, once or until
+it stops.
+
+Watching polls `Jobs.Status`: on a terminal a rich Live view redraws the description in place
+(durations tick between polls); elsewhere the whole description is printed again each time the
+job's state, status or an operator's status changes, so a log file reads as a history. With
+`--json` each change is one JSON line. Following logs polls `Jobs.ReadLogs` and prints only the
+lines not printed before, which relies on the server returning an operator's whole log on
+every call.
+"""
+
+from __future__ import annotations
+
+import time
+
+import click
+from rich.live import Live
+
+from aorta.api import common_pb2, jobs_pb2
+from aorta.cli.connection import check, request_header
+from aorta.cli.failures import ExitCode
+from aorta.cli.jobs import status
+from aorta.cli.jobview import JobView
+from aorta.cli.params import JOB_ID
+from aorta.cli.session import Session, with_session
+from aorta.timestamps import utcnow
+
+DEFAULT_INTERVAL = 1.0
+_INTERVAL = click.FloatRange(min=0.05)
+
+
+def watch_job(session: Session, job_id: str, interval: float) -> JobView:
+    """Shows the job until it is STOPPED and returns its final view."""
+    output = session.output
+    if output.live:
+        view = status(session, job_id)
+        with Live(
+            get_renderable=lambda: view.renderable(utcnow()),
+            console=output.out,
+            refresh_per_second=4,
+        ):
+            while not view.finished:
+                time.sleep(interval)
+                view = status(session, job_id)
+        return view
+    shown: tuple[str, ...] | None = None
+    while True:
+        view = status(session, job_id)
+        if view.signature() != shown:
+            if output.as_json:
+                output.json(view.document(), compact=True)
+            elif output.human:
+                if shown is not None:
+                    output.line()
+                output.show(view.renderable(utcnow()))
+            shown = view.signature()
+        if view.finished:
+            return view
+        time.sleep(interval)
+
+
+@click.command("job")
+@click.option("-j", "--job", "job_id", type=JOB_ID, required=True)
+@click.option(
+    "-w", "--watch", is_flag=True, help="Refresh until the job stops; exit 1 unless HEALTHY."
+)
+@click.option(
+    "--interval",
+    type=_INTERVAL,
+    default=DEFAULT_INTERVAL,
+    show_default=True,
+    help="Seconds between polls with --watch.",
+)
+@with_session()
+def describe_job(session: Session, job_id: str, watch: bool, interval: float) -> int:
+    """Show a job: key lines, then its operators as a tree with status and duration."""
+    if watch:
+        view = watch_job(session, job_id, interval)
+        if session.output.quiet:
+            session.output.ids(job_id)
+        return view.exit_code
+    view = status(session, job_id)
+    session.output.emit(human=view.renderable(utcnow()), document=view.document(), ids=[job_id])
+    return ExitCode.OK
+
+
+def read_logs(session: Session, job_id: str, operator: str) -> list[str]:
+    """Every log line of one operator, joined over the streamed messages."""
+    request = jobs_pb2.JobsReadLogsRequest(
+        header=request_header(),
+        job_id=common_pb2.Identifier(value=job_id),
+        operator_name=operator,
+    )
+    lines: list[str] = []
+    for index, response in enumerate(session.platform.jobs.ReadLogs(request)):
+        if index == 0:
+            check(response, f"reading the logs of {operator!r} in job {job_id}")
+        lines.extend(line.rstrip("\n") for line in response.logs)
+    return lines
+
+
+@click.command("logs")
+@click.argument("noun", required=False, type=click.Choice(["job", "jobs"]), metavar="[job]")
+@click.option("-j", "--job", "job_id", type=JOB_ID, required=True)
+@click.option("-o", "--operator", required=True, help="The operator whose log to print.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the job stops.")
+@click.option(
+    "--interval",
+    type=_INTERVAL,
+    default=DEFAULT_INTERVAL,
+    show_default=True,
+    help="Seconds between polls with --follow.",
+)
+@with_session(json_output=False, quiet=False)
+def logs(
+    session: Session, noun: str | None, job_id: str, operator: str, follow: bool, interval: float
+) -> None:
+    """Print an operator's log (`aorta logs -j JOB -o OPERATOR`)."""
+    printed = 0
+    while True:
+        # Read the state first: lines logged before the job stopped are then all in the read.
+        finished = not follow or status(session, job_id).finished
+        lines = read_logs(session, job_id, operator)
+        for line in lines[printed:]:
+            click.echo(line)
+        # A log that got shorter (rotated by the server) restarts from its new end.
+        printed = len(lines)
+        if finished:
+            return
+        time.sleep(interval)
