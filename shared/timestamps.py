@@ -39,7 +39,8 @@ def to_clara_string(moment: datetime | None) -> str:
 
 def to_iso(moment: datetime) -> str:
     """The form stored in documents and events (RFC 3339, UTC, microseconds)."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    # Fixed microsecond precision so that these strings sort as the moments they name.
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def from_iso(text: str) -> datetime:

@@ -1,0 +1,10 @@
+"""The state store: documents with optimistic concurrency, over SQLite or MongoDB.
+
+The port (`Collection`, `StateStore`, `Document`, `Sort`) is re-exported here; adapters live in
+`aorta.store.sqlite` and `aorta.store.mongo`, and `aorta.store.factory.open_state_store` picks
+one from the settings. Importing this package loads no database driver.
+"""
+
+from aorta.store.port import Collection, Document, Sort, StateStore
+
+__all__ = ["Collection", "Document", "Sort", "StateStore"]

@@ -1,0 +1,394 @@
+"""The SQLite state store: one database file, the embedded platform's default.
+
+Each collection is a table `(id TEXT PRIMARY KEY, version INTEGER, doc TEXT)` holding the whole
+document as JSON in `doc`. Filters become SQL over `json_extract`/`json_type` with every value a
+bound parameter; names and paths reach the SQL text only after `aorta.store.port` checked them
+against a strict pattern.
+
+A field is compared through one SQL expression, `_value_sql`, which keeps JSON's types apart
+(numbers and strings stay themselves; null, booleans, objects and lists become BLOBs that no
+number or string equals). Indexes are built on that same expression, so the queries use them,
+and a unique index sees exactly the equality the filters see.
+
+Concurrency: the file is in WAL mode; a store holds one connection for writes and one for
+reads, each with its own thread (aiosqlite), so reads never wait behind a write that waits for
+another process's lock (`busy_timeout`). Every write is a single autocommitted statement; an
+update reads the document and writes it back with `UPDATE ... WHERE id = ? AND version = ?`,
+so two writers, in one process or two, cannot both move a document from the same version.
+`synchronous=FULL` by default: a committed write survives a power cut, not only a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sqlite3
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import aiosqlite
+
+from aorta.errors import Internal, Unavailable
+from aorta.store import filters, port
+from aorta.store.filters import COMPARISONS, NEGATIONS, AllOf, Condition, Node, family
+from aorta.store.port import Document, Sort
+from aorta.timestamps import to_iso, utcnow
+
+_INDEX_IN_MESSAGE = re.compile(r"index '([^']+)'")
+_SQL_COMPARISON = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
+_NULL, _TRUE, _FALSE = b"null", b"true", b"false"
+# Sort rank of each JSON type: MongoDB's order (missing and null, numbers, strings, objects,
+# lists, booleans).
+_RANK = (
+    "CASE json_type(doc, {p}) WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 "
+    "WHEN 'object' THEN 3 WHEN 'array' THEN 4 WHEN 'true' THEN 5 WHEN 'false' THEN 5 ELSE 0 END"
+)
+
+
+def _json_path(path: str) -> str:
+    # Safe to inline: `path` matched port's strict pattern (letters, digits, _ and dots).
+    return f"'$.{path}'"
+
+
+def _value_sql(path: str) -> str:
+    """The value at `path`: numbers and strings as such, null/true/false/object/list as BLOBs."""
+    p = _json_path(path)
+    return (
+        f"(CASE WHEN json_type(doc, {p}) IN ('text', 'integer', 'real')"
+        f" THEN json_extract(doc, {p})"
+        f" WHEN json_type(doc, {p}) IN ('object', 'array')"
+        f" THEN CAST(json_extract(doc, {p}) AS BLOB)"
+        f" ELSE CAST(json_type(doc, {p}) AS BLOB) END)"
+    )
+
+
+def _parameter(value: Any) -> Any:
+    """A scalar operand as `_value_sql` spells it."""
+    if value is None:
+        return _NULL
+    if isinstance(value, bool):
+        return _TRUE if value else _FALSE
+    return value
+
+
+def filter_sql(node: Node, params: list[Any]) -> str:
+    """A WHERE expression for `node`, appending its parameters to `params`.
+
+    A comparison with a missing field yields SQL NULL, which WHERE treats as false; negations
+    are written `(...) IS NOT 1` so that NULL negates to true, as the reference evaluator says.
+    """
+    if isinstance(node, Condition):
+        return _condition_sql(node, params)
+    if not node.parts:
+        return "1" if isinstance(node, AllOf) else "0"
+    joiner = " AND " if isinstance(node, AllOf) else " OR "
+    return "(" + joiner.join(filter_sql(part, params) for part in node.parts) + ")"
+
+
+def _condition_sql(condition: Condition, params: list[Any]) -> str:
+    value = _value_sql(condition.path)
+    operator, operand = condition.operator, condition.operand
+    if operator in NEGATIONS:
+        positive = Condition(condition.path, NEGATIONS[operator], operand)
+        return f"({_condition_sql(positive, params)}) IS NOT 1"
+    if operator == "$exists":
+        return f"{value} IS {'NOT ' if operand else ''}NULL"
+    if operator in COMPARISONS:
+        params.append(operand)
+        compared = f"{value} {_SQL_COMPARISON[operator]} ?"
+        # SQLite orders NULL < numbers < text < BLOB: bound the range to the operand's family.
+        if family(operand) == "string":
+            bound = f"{value} < x''" if operator in ("$gt", "$gte") else f"{value} >= ''"
+        elif operator in ("$gt", "$gte"):
+            bound = f"{value} < ''"
+        else:
+            return compared
+        return f"({compared} AND {bound})"
+    operands = operand if operator == "$in" else (operand,)
+    if not operands:
+        return "0"
+    params.extend(_parameter(item) for item in operands)
+    test = f"{value} IN ({', '.join('?' * len(operands))})"
+    return f"({value} IS NULL OR {test})" if None in operands else test
+
+
+def sort_sql(sort: Sequence[tuple[str, int]]) -> str:
+    """An ORDER BY list for checked `sort`, ending with the id unless `sort` names it."""
+    terms = []
+    for path, direction in sort:
+        order = "ASC" if direction == 1 else "DESC"
+        p = _json_path(path)
+        terms += [f"{_RANK.format(p=p)} {order}", f"json_extract(doc, {p}) {order}"]
+    if all(path != "id" for path, _ in sort):
+        terms.append("id ASC")
+    return ", ".join(terms)
+
+
+class SqliteStateStore:
+    """The `StateStore` over one SQLite file; build it with `await SqliteStateStore.open(path)`."""
+
+    def __init__(
+        self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection
+    ) -> None:
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._collections: dict[str, SqliteCollection] = {}
+        self._tables: set[str] = set()
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls, path: str | Path, *, busy_timeout: float = 10.0, durable: bool = True
+    ) -> SqliteStateStore:
+        """Opens (creating if needed) the database file at `path`; its folder must exist.
+
+        `busy_timeout` (seconds) is how long a statement waits for another process's lock
+        before the call fails with `Unavailable`. `durable=False` (`synchronous=NORMAL`, for
+        tests and scratch data) makes writes ~8x faster, but a power cut may lose the last
+        commits; a crash of the process never does. `Unavailable` when the file cannot be opened.
+        """
+        path = Path(path)
+        try:
+            # Checked with a plain connection first: aiosqlite leaves a stray callback behind
+            # when its own connect fails.
+            await asyncio.to_thread(_switch_to_wal, path, busy_timeout)
+        except sqlite3.Error as error:
+            raise Unavailable(f"state store {path} cannot be opened: {error}") from error
+        connections: list[aiosqlite.Connection] = []
+        try:
+            for _ in range(2):
+                connection = await aiosqlite.connect(path, isolation_level=None)
+                connections.append(connection)
+                await connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+                await connection.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        except BaseException as error:
+            for connection in connections:
+                await connection.close()
+            if isinstance(error, sqlite3.Error):
+                raise Unavailable(f"state store {path} cannot be opened: {error}") from error
+            raise
+        return cls(path, connections[0], connections[1])
+
+    def collection(self, name: str) -> SqliteCollection:
+        """The collection `name`; its table is created on first use."""
+        existing = self._collections.get(name)
+        if existing is None:
+            existing = SqliteCollection(self, port.check_collection_name(name))
+            self._collections[name] = existing
+        return existing
+
+    async def close(self) -> None:
+        """Closes both connections; idempotent. Calls still queued complete first."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._writer.close()
+        await self._reader.close()
+
+    async def write(self, collection: str, sql: str, params: Sequence[Any] = ()) -> int:
+        """Runs one autocommitted statement on the writer; returns the rows it changed.
+
+        `sqlite3.IntegrityError` passes through for the caller to explain; other SQLite errors
+        become `Unavailable` (busy, locked) or `Internal`.
+        """
+        await self._ready(collection)
+        try:
+            async with self._writer.execute(sql, params) as cursor:
+                return int(cursor.rowcount)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as error:
+            raise self._translate(error) from error
+
+    async def read(self, collection: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one query on the reader connection (it sees every committed write)."""
+        await self._ready(collection)
+        try:
+            return list(await self._reader.execute_fetchall(sql, params))
+        except sqlite3.Error as error:
+            raise self._translate(error) from error
+
+    async def _ready(self, collection: str) -> None:
+        if self._closed:
+            raise Unavailable(f"state store {self.path} is closed")
+        if collection in self._tables:
+            return
+        try:
+            await self._writer.execute(
+                f'CREATE TABLE IF NOT EXISTS "{collection}" '
+                "(id TEXT PRIMARY KEY, version INTEGER NOT NULL, doc TEXT NOT NULL)"
+            )
+        except sqlite3.Error as error:
+            raise self._translate(error) from error
+        self._tables.add(collection)
+
+    def _translate(self, error: sqlite3.Error) -> Exception:
+        if error.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return Unavailable(f"state store {self.path} is busy: another writer holds it")
+        return Internal(f"state store {self.path} failed: {error}")
+
+
+class SqliteCollection:
+    """A `Collection` backed by one table of a `SqliteStateStore`."""
+
+    def __init__(self, store: SqliteStateStore, name: str) -> None:
+        self.name = name
+        self._store = store
+
+    async def insert(self, document: Mapping[str, Any]) -> Document:
+        stored = port.new_document(self.name, document, to_iso(utcnow()))
+        try:
+            await self._store.write(
+                self.name,
+                f'INSERT INTO "{self.name}" (id, version, doc) VALUES (?, 1, ?)',
+                (stored["id"], _dumps(stored)),
+            )
+        except sqlite3.IntegrityError as error:
+            raise self._clash(error, stored["id"]) from error
+        return stored
+
+    async def get(self, id: str) -> Document:
+        port.check_id(self.name, id)
+        rows = await self._store.read(
+            self.name, f'SELECT doc FROM "{self.name}" WHERE id = ?', (id,)
+        )
+        if not rows:
+            raise port.not_found(self.name, id)
+        return _loads(rows[0][0])
+
+    async def find_one(self, filter: Mapping[str, Any]) -> Document | None:
+        found = await self.find(filter, limit=1)
+        return found[0] if found else None
+
+    async def find(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        sort: Sort | None = None,
+        limit: int | None = None,
+        skip: int = 0,
+    ) -> list[Document]:
+        params: list[Any] = []
+        where = filter_sql(filters.parse_filter(self.name, filter), params)
+        order = sort_sql(filters.parse_sort(self.name, sort))
+        port.check_paging(self.name, limit, skip)
+        params += [-1 if limit is None else limit, skip]
+        if limit == 0:
+            return []
+        rows = await self._store.read(
+            self.name,
+            f'SELECT doc FROM "{self.name}" WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?',
+            params,
+        )
+        return [_loads(row[0]) for row in rows]
+
+    async def count(self, filter: Mapping[str, Any] | None = None) -> int:
+        params: list[Any] = []
+        where = filter_sql(filters.parse_filter(self.name, filter), params)
+        rows = await self._store.read(
+            self.name, f'SELECT count(*) FROM "{self.name}" WHERE {where}', params
+        )
+        return int(rows[0][0])
+
+    async def update(
+        self,
+        id: str,
+        changes: Mapping[str, Any],
+        *,
+        expected_version: int | None = None,
+        unset: Sequence[str] = (),
+    ) -> Document:
+        port.check_id(self.name, id)
+        expected = port.check_version(self.name, expected_version)
+        checked, removed = port.checked_update(self.name, changes, unset)
+        while True:
+            current = await self._current(id, expected)
+            version = current["version"]
+            port.apply_update(self.name, current, checked, removed)
+            current.update(version=version + 1, updated_at=to_iso(utcnow()))
+            try:
+                changed = await self._store.write(
+                    self.name,
+                    f'UPDATE "{self.name}" SET version = ?, doc = ? WHERE id = ? AND version = ?',
+                    (version + 1, _dumps(current), id, version),
+                )
+            except sqlite3.IntegrityError as error:
+                raise self._clash(error, id) from error
+            if changed:
+                return current
+            # Another writer moved the document since we read it: judge again on what it is now.
+
+    async def delete(self, id: str, *, expected_version: int | None = None) -> None:
+        port.check_id(self.name, id)
+        expected = port.check_version(self.name, expected_version)
+        sql = f'DELETE FROM "{self.name}" WHERE id = ?'
+        params: list[Any] = [id]
+        if expected is not None:
+            sql += " AND version = ?"
+            params.append(expected)
+        while not await self._store.write(self.name, sql, params):
+            await self._current(id, expected)
+            # It was (re)created between the two statements: try again.
+
+    async def delete_many(self, filter: Mapping[str, Any]) -> int:
+        params: list[Any] = []
+        where = filter_sql(filters.parse_filter(self.name, filter, none_means_all=False), params)
+        return await self._store.write(
+            self.name, f'DELETE FROM "{self.name}" WHERE {where}', params
+        )
+
+    async def ensure_index(self, fields: Sequence[str], *, unique: bool = False) -> None:
+        checked = port.check_index_fields(self.name, fields)
+        name = f"{self.name}:{port.index_name(checked, unique)}"
+        other = f"{self.name}:{port.index_name(checked, not unique)}"
+        rows = await self._store.read(
+            self.name, "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (other,)
+        )
+        if rows:
+            raise port.index_kind_conflict(self.name, checked, unique)
+        columns = ", ".join(_value_sql(field) for field in checked)
+        try:
+            await self._store.write(
+                self.name,
+                f'CREATE {"UNIQUE " if unique else ""}INDEX IF NOT EXISTS "{name}" '
+                f'ON "{self.name}" ({columns})',
+            )
+        except sqlite3.IntegrityError as error:
+            raise port.index_clash(self.name, checked) from error
+
+    async def _current(self, id: str, expected: int | None) -> Document:
+        """The stored document; `NotFound`, or `Conflict` when it is not at `expected`."""
+        document = await self.get(id)
+        if expected is not None and document["version"] != expected:
+            raise port.version_conflict(self.name, id, expected, document["version"])
+        return document
+
+    def _clash(self, error: sqlite3.IntegrityError, id: str) -> Exception:
+        if error.sqlite_errorname == "SQLITE_CONSTRAINT_PRIMARYKEY":
+            return port.duplicate_id(self.name, id)
+        found = _INDEX_IN_MESSAGE.search(str(error))
+        if found is None:
+            return Internal(f"{self.name}: unexpected integrity error: {error}")
+        return port.unique_conflict(self.name, found.group(1).rsplit(":", 1)[1].split(","))
+
+
+def _switch_to_wal(path: Path, busy_timeout: float) -> None:
+    """Puts the file in WAL mode (a persistent setting); `Unavailable` where SQLite cannot."""
+    connection = sqlite3.connect(path, timeout=busy_timeout)
+    try:
+        (mode,) = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+    finally:
+        connection.close()
+    if mode != "wal":
+        raise Unavailable(f"state store {path}: SQLite cannot use WAL mode on this file")
+
+
+def _dumps(document: Document) -> str:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _loads(text: str) -> Document:
+    return cast(Document, json.loads(text))

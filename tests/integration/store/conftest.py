@@ -1,0 +1,47 @@
+"""Fixtures for the state store contract suite: a fresh store per test, once per adapter.
+
+Adapters: SQLite on a real file, MongoDB on mongomock-motor, and a real MongoDB server only when
+`AORTA_TEST_MONGODB_URI` is set (each test then gets its own database, dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from mongomock_motor import AsyncMongoMockClient
+
+from aorta.store import StateStore
+from aorta.store.mongo import MongoStateStore
+from aorta.store.sqlite import SqliteStateStore
+
+MONGODB_URI = os.environ.get("AORTA_TEST_MONGODB_URI")
+ADAPTERS = ["sqlite", "mongomock", *(["mongodb"] if MONGODB_URI else [])]
+
+
+@pytest.fixture(params=ADAPTERS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateStore]:
+    """An empty store; closed (and for a real server, its database dropped) afterwards."""
+    if request.param == "sqlite":
+        sqlite = await SqliteStateStore.open(tmp_path / "state.db")
+        yield sqlite
+        await sqlite.close()
+    elif request.param == "mongomock":
+        mock = MongoStateStore(AsyncMongoMockClient(), "aorta_test")
+        yield mock
+        await mock.close()
+    else:
+        from motor.motor_asyncio import AsyncIOMotorClient
+
+        client: AsyncIOMotorClient[dict[str, object]] = AsyncIOMotorClient(MONGODB_URI)
+        database = f"aorta_test_{uuid.uuid4().hex[:16]}"
+        real = MongoStateStore(client, database)
+        try:
+            yield real
+        finally:
+            await real.close()
+            await client.drop_database(database)
+            client.close()
