@@ -16,7 +16,6 @@ import click
 from aorta.cli import register as register_client_commands
 from aorta.errors import AortaError
 from aorta.logs import configure_logging
-from aorta.settings import Settings
 
 from . import registry
 
@@ -67,26 +66,13 @@ def up(grpc_port: int, host: str, data_dir: Path | None, nats_port: int) -> None
 @click.argument("names", nargs=-1, required=True)
 def serve(names: tuple[str, ...]) -> None:
     """Run one or more services (settings from AORTA_* variables) until SIGTERM."""
-    serve_services(list(names))
+    from .process import serve_services
 
-
-def serve_services(names: list[str]) -> None:
-    """Entry point of `aorta serve` and of `python -m aorta.services.<name>`."""
-    from .process import install_stop_signals, run_services
-
-    settings = Settings.from_env(os.environ)
-    configure_logging(settings.log_format, settings.log_level)
     try:
-        registry.ordered(names)
+        registry.ordered(list(names))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        install_stop_signals(stop)
-        await run_services(names, settings, stop)
-
-    asyncio.run(main())
+    serve_services(list(names))
 
 
 register_client_commands(cli)

@@ -8,6 +8,7 @@ A hard deadline bounds the whole shutdown so a stuck drain never keeps the proce
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
@@ -15,7 +16,7 @@ from contextlib import AsyncExitStack
 from aorta.blobs import open_blob_store
 from aorta.bus.nats import NatsBus
 from aorta.lifecycle import Running, ServiceContext
-from aorta.logs import get_logger
+from aorta.logs import configure_logging, get_logger
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 
@@ -67,3 +68,20 @@ async def run_services(
                         await running[name].stop(SHUTDOWN_GRACE)
             except TimeoutError:
                 log.error("services.stop_deadline_passed", deadline=SHUTDOWN_DEADLINE)
+
+
+def serve_services(names: list[str]) -> None:
+    """Runs `names` with settings from the environment until SIGTERM or SIGINT.
+
+    The entry point of `aorta serve` and of `python -m aorta.services.<name>`; the only place,
+    with `aorta up`, that reads `os.environ`.
+    """
+    settings = Settings.from_env(os.environ)
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await run_services(names, settings, stop)
+
+    asyncio.run(main())

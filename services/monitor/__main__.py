@@ -1,6 +1,6 @@
 """`python -m aorta.services.monitor`: run the monitor service alone (settings from AORTA_*)."""
 
-from aorta.services.main import serve_services
+from aorta.services.process import serve_services
 
 if __name__ == "__main__":
     serve_services(["monitor"])
