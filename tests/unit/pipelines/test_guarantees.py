@@ -1,0 +1,104 @@
+"""Guarantees of the pipelines handlers, called directly with stand-in buses: events only
+after the store write, a lost event never fails a stored change, and answers that could not
+cross the bus are refused before anything is written."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from aorta.api import common_pb2, pipelines_pb2
+from aorta.bus import CloudEvent, Request
+from aorta.bus.memory import MemoryBus
+from aorta.errors import AortaError, ErrorCode, Unavailable
+from aorta.ids import PipelineId
+from aorta.lifecycle import ServiceContext
+from aorta.services.pipelines import app
+from aorta.services.pipelines.handlers import PipelineHandlers
+from aorta.services.pipelines.repository import PipelineRepository
+
+
+def create_body(text: str) -> bytes:
+    return json.dumps({"files": [{"path": "p.yml", "content": text}]}).encode()
+
+
+def ident(value: str) -> common_pb2.Identifier:
+    return common_pb2.Identifier(value=value)
+
+
+class _StoreProbe(MemoryBus):
+    """Records, at each publication, what the store holds about the event's pipeline."""
+
+    def __init__(self, repository: PipelineRepository) -> None:
+        super().__init__()
+        self.repository = repository
+        self.states: list[tuple[str, Any]] = []
+
+    async def publish_event(self, event: CloudEvent) -> None:
+        try:
+            record = await self.repository.get(PipelineId(event.subject))
+            state: Any = dict(record.metadata)
+        except AortaError:
+            state = None
+        self.states.append((event.event, state))
+        await super().publish_event(event)
+
+
+async def test_events_are_published_after_the_store_write(
+    context: ServiceContext, two_operators: str
+) -> None:
+    repository = PipelineRepository(context.store)
+    bus = _StoreProbe(repository)
+    handlers = PipelineHandlers(repository, bus)
+    reply = await handlers.create(Request(app.CREATE, create_body(two_operators)))
+    pipeline_id = ident(pipelines_pb2.PipelinesCreateResponse.FromString(reply).pipeline_id.value)
+    added = pipelines_pb2.PipelinesAddMetadataRequest(pipeline_id=pipeline_id, metadata={"k": "v"})
+    await handlers.add_metadata(Request(app.ADD_METADATA, added.SerializeToString()))
+    removed = pipelines_pb2.PipelinesRemoveRequest(pipeline_id=pipeline_id)
+    await handlers.remove(Request(app.REMOVE, removed.SerializeToString()))
+    await bus.close()
+    assert bus.states == [("created", {}), ("updated", {"k": "v"}), ("removed", None)]
+
+
+async def test_answers_that_would_not_fit_one_message_are_refused_before_writing(
+    context: ServiceContext, two_operators: str
+) -> None:
+    repository = PipelineRepository(context.store)
+    handlers = PipelineHandlers(repository, context.bus, answer_limit=2000)
+    big = two_operators + "#" * 2000 + "\n"
+    with pytest.raises(AortaError) as caught:
+        await handlers.create(Request(app.CREATE, create_body(big)))
+    assert caught.value.code == ErrorCode.PIPELINE_DEFINITION_ERROR
+    assert "2000 bytes" in caught.value.messages[0]
+    reply = await handlers.create(Request(app.CREATE, create_body(two_operators)))
+    pipeline_id = pipelines_pb2.PipelinesCreateResponse.FromString(reply).pipeline_id.value
+    request = pipelines_pb2.PipelinesAddMetadataRequest(
+        pipeline_id=ident(pipeline_id), metadata={f"key{i}": "v" * 200 for i in range(10)}
+    )
+    with pytest.raises(AortaError) as caught:
+        await handlers.add_metadata(Request(app.ADD_METADATA, request.SerializeToString()))
+    assert caught.value.code == ErrorCode.METADATA_INVALID
+    assert (await repository.get(PipelineId(pipeline_id))).metadata == {}
+
+
+class _NoEvents(MemoryBus):
+    async def publish_event(self, event: CloudEvent) -> None:
+        raise Unavailable("no event stream")
+
+
+async def test_a_lost_event_is_logged_and_the_change_still_reported(
+    context: ServiceContext, two_operators: str
+) -> None:
+    repository = PipelineRepository(context.store)
+    bus = _NoEvents()
+    handlers = PipelineHandlers(repository, bus)
+    with capture_logs() as logs:
+        reply = await handlers.create(Request(app.CREATE, create_body(two_operators)))
+    await bus.close()
+    pipeline_id = pipelines_pb2.PipelinesCreateResponse.FromString(reply).pipeline_id.value
+    assert (await repository.get(PipelineId(pipeline_id))).name == "two-operators"
+    [lost] = [entry for entry in logs if entry["event"] == "pipeline.event_lost"]
+    assert lost["pipeline_id"] == pipeline_id and lost["log_level"] == "error"
