@@ -6,6 +6,7 @@ import json
 import subprocess
 
 import pytest
+
 from aorta.testing.clara_client import run_clara_python
 
 

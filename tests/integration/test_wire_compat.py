@@ -12,6 +12,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from google.protobuf import text_format
+from google.protobuf.message import Message
+
 from aorta.api import (
     clara_pb2,
     common_pb2,
@@ -23,8 +26,6 @@ from aorta.api import (
 )
 from aorta.testing.clara_client import run_clara_python
 from aorta.testing.descriptors import JsonObject, describe_files, differences, module_source
-from google.protobuf import text_format
-from google.protobuf.message import Message
 
 OUR_MODULES: list[ModuleType] = [
     common_pb2,

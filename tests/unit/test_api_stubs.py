@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+
 from aorta.api import (
     clara_pb2,
     clara_pb2_grpc,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from aorta.testing.clara_client import (
     CLARA_PYTHON_ENV,
     REPO_ROOT,

@@ -6,6 +6,7 @@ import copy
 import json
 
 import pytest
+
 from aorta.api import clara_pb2, common_pb2, jobs_pb2
 from aorta.testing.descriptors import JsonObject, describe_files, differences, module_source
 
