@@ -37,7 +37,7 @@ system:
 $(VENV)/.installed: pyproject.toml setup.py
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	@[ -x $(UV) ] || $(BIN)/python -m pip install -q uv==$(UV_VERSION)
-	$(UV) pip install -q -p $(BIN)/python -e '.[dev]'
+	$(UV) pip install -q -p $(BIN)/python -e '.[dev,examples]'
 	@touch $@
 
 $(CLARA_VENV)/.installed:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from rich.filesize import decimal
 
 from aorta.api import common_pb2
-from aorta.timestamps import from_clara_seconds, to_clara_string, to_iso
+from aorta.timestamps import from_clara_seconds, to_clara_string
 
 NOT_SET = "-"
 
@@ -64,8 +64,8 @@ def stamp(when: datetime | None) -> str:
 
 
 def iso(when: datetime | None) -> str | None:
-    """RFC 3339 UTC for JSON output; None (JSON null) when not set."""
-    return to_iso(when) if when is not None else None
+    """RFC 3339 UTC for JSON output, in whole seconds as Clara keeps them; None when not set."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when is not None else None
 
 
 def short_name(full: str, prefix: str) -> str:

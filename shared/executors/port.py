@@ -60,9 +60,12 @@ class OperatorRun:
     outputs: tuple[VolumeBinding, ...]
     resources: Resources
     timeout: float
+    """Seconds the command may run, counted from its start (input fetching not included)."""
     log_key: str
     environment: Mapping[str, str] = field(default_factory=dict)
-    """Operator `variables` and Triton URIs; the executor adds the path and job variables."""
+    """Operator `variables` and Triton URIs (`NVIDIA_TRITON_GRPCURI`, `NVIDIA_TRITON_HTTPURI`);
+    the executor adds the path and job variables. Any other name the environment contract
+    reserves makes the run fail to start."""
 
 
 class RunReason(StrEnum):
@@ -78,7 +81,11 @@ class RunReason(StrEnum):
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """How a run ended; `message` is for people (exit code and the last log lines)."""
+    """How a run ended; `message` is for people (exit code and the last log lines).
+
+    `exit_code` is the command's exit status when it ran, as a container runtime reports it:
+    128 + N for a process killed by signal N (137 after SIGKILL). None when no command ran.
+    """
 
     run_id: str
     reason: RunReason
@@ -96,26 +103,38 @@ class Executor(Protocol):
     async def start(self, run: OperatorRun) -> None:
         """Starts `run` unless a run with its `run_id` is already known (then does nothing).
 
-        Returns once the run is started (or has already failed to start: `wait` reports it).
+        Returns once the executor has taken the run in charge (the local executor: at once,
+        preparing it in the background; Kubernetes: once the pod is created). A run that
+        cannot start is not an error here: `wait` reports START_FAILED.
         """
         ...
 
     async def wait(self, run_id: str) -> RunOutcome:
-        """Waits until the run ends and its outputs are stored; LOST for an unknown run id."""
+        """Waits until the run ends and its outputs and final log are stored; LOST for an
+        unknown run id. Cancelling the waiter does not affect the run."""
         ...
 
     async def cancel(self, run_id: str, *, grace: float) -> None:
-        """Asks the run to stop (SIGTERM or pod deletion), kills it after `grace` seconds."""
+        """Stops the run (SIGTERM or pod deletion), kills it after `grace` seconds, and returns
+        once it ended (`wait` then says CANCELLED). Nothing happens for an unknown or ended run,
+        nor for one whose command already exited: it ends as it would have (outputs stored
+        after an exit 0)."""
         ...
 
     async def running(self) -> list[str]:
-        """The run ids that are alive now, for reconciliation after a restart."""
+        """The run ids not ended yet (preparing inputs, running, or storing outputs), for
+        reconciliation after a restart: a run in this list must not be started again."""
         ...
 
     def log_lines(self, run_id: str) -> AsyncIterator[str]:
-        """The lines the run has written so far (stdout and stderr interleaved)."""
+        """The lines the run has written so far (stdout and stderr interleaved; the last may be
+        incomplete). `NotFound`, on the first iteration, for a run whose log is unknown."""
         ...
 
     async def close(self) -> None:
-        """Releases the executor's own resources; runs keep going where the backend allows."""
+        """Releases the executor's own resources; runs keep going where the backend allows.
+
+        Where they cannot (local processes die with the platform), it stops them and their
+        outcome is LOST, so the scheduler runs them again as a new attempt after a restart.
+        """
         ...

@@ -1,0 +1,101 @@
+"""The first process of every local operator run: starts the operator, and takes its whole
+process group down when the platform dies.
+
+The local executor runs `python -I -S group_leader.py PARENT_PID STATUS_FILE -- COMMAND...` in
+a session of its own, so this process leads a process group that holds the operator and every
+process the operator starts. It exists because Linux's parent-death signal (PR_SET_PDEATHSIG)
+reaches one process, is not inherited by that process's children, and would otherwise leave an
+operator's own children running after a `kill -9` of the platform. Here the death signal
+reaches this leader, which kills the whole group; crash recovery can then run the operator
+again without two copies ever running at once.
+
+Contract with the executor:
+
+- The exit status is the operator's; an operator killed by signal N gives 128 + N (as a
+  container runtime reports it) and the status file says `signal N`.
+- When the command cannot be started (not found, not executable), the status file says
+  `error MESSAGE` and the exit status is 127.
+- SIGTERM from the executor (sent to the whole group) is left to the operator: this process
+  keeps waiting, so it reports how the operator ended. SIGTERM from the kernel after the
+  platform died (the parent-death signal) kills the group with SIGKILL.
+- It starts nothing when the platform died before the death signal was armed.
+
+It imports the standard library only and runs with `-I -S` (no site-packages, no environment
+influence on this interpreter), so it starts in a few milliseconds; the operator gets the
+environment unchanged.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import signal
+import sys
+from types import FrameType
+
+_PR_SET_PDEATHSIG = 1
+COMMAND_NOT_STARTED = 127
+"""Exit status when the command could not be started (the status file says why)."""
+
+
+def main(argv: list[str]) -> int:
+    """Runs the command in `argv` (see the module docstring) and returns the exit status."""
+    if len(argv) < 5 or argv[3] != "--":
+        print("usage: group_leader.py PARENT_PID STATUS_FILE -- COMMAND...", file=sys.stderr)
+        return 2
+    parent, status_file, command = int(argv[1]), argv[2], argv[4:]
+
+    def on_terminate(signum: int, frame: FrameType | None) -> None:
+        if os.getppid() != parent:
+            os.killpg(0, signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, on_terminate)
+    _arm_parent_death_signal()
+    if os.getppid() != parent:
+        return 1  # the platform died before the signal was armed: start nothing
+    try:
+        # Python ignores SIGPIPE and SIGXFSZ for itself; the operator gets the defaults back,
+        # as subprocess gives them back to its children.
+        pid = os.posix_spawnp(
+            command[0], command, os.environ, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ)
+        )
+    except OSError as error:
+        _write(status_file, f"error {describe_start_error(command[0], error)}")
+        return COMMAND_NOT_STARTED
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        _write(status_file, f"signal {-code}")
+        return 128 - code
+    return code
+
+
+def describe_start_error(program: str, error: OSError) -> str:
+    """What a person should read when `program` could not be started."""
+    if error.errno == errno.ENOENT:
+        where = "" if "/" in program else " on PATH"
+        return f"command {program!r} not found{where}"
+    if error.errno in {errno.EACCES, errno.EPERM}:
+        return f"command {program!r} cannot be run: permission denied (is it executable?)"
+    if error.errno == errno.ENOEXEC:
+        return f"command {program!r} cannot be run: exec format error (a script needs a #! line)"
+    return f"command {program!r} cannot be run: {error.strerror or error}"
+
+
+def _arm_parent_death_signal() -> None:
+    """Asks Linux to send SIGTERM when the parent dies; elsewhere there is no such signal."""
+    if not sys.platform.startswith("linux"):
+        return
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    if prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as status:
+        status.write(text + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

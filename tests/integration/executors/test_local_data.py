@@ -1,0 +1,204 @@
+"""The local executor moves a run's bytes: inputs in, outputs out, the environment contract
+between them, the workspace cleaned up afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from aorta import payload_layout
+from aorta.blobs.local import LocalBlobStore
+from aorta.executors import RunReason, VolumeBinding
+from aorta.executors.local import LocalExecutor
+
+from .conftest import OPERATORS, Job, Store
+
+REPORT_ENV = ("python", "-u", "-m", "aorta.driver.app", str(OPERATORS / "report_env.py"))
+
+
+async def test_a_driver_operator_gets_its_inputs_its_contract_and_its_outputs_stored(
+    executor: LocalExecutor, job: Job, store: Store, tmp_path: Path, interpreter_dir: Path
+) -> None:
+    payload_input = payload_layout.input_prefix(job.payload_id)
+    upstream = job.output_prefix("reader", "volume")
+    await store.put(payload_input + "scan.nii", b"scan")
+    await store.put(payload_input + "series/a/1.dcm", b"one")
+    await store.put(payload_input + "series/b/2.dcm", b"two")
+    await store.put(upstream + "volume.bin", b"volume")
+    await store.put(job.output_prefix("reader", "volumeX") + "not-mine", b"x")
+    run = job.run(
+        REPORT_ENV,
+        operator="infer",
+        inputs=(
+            VolumeBinding("payload", "/input", payload_input),
+            VolumeBinding("reader/volume", "/data/volume", upstream),
+        ),
+        outputs=(
+            VolumeBinding(
+                "infer/segmentation", "/output", job.output_prefix("infer", "segmentation")
+            ),
+            VolumeBinding("infer/rendering", "/publish", job.output_prefix("infer", "rendering")),
+        ),
+        timeout=90,
+        environment={"TARGET": "spleen", "NVIDIA_TRITON_GRPCURI": "localhost:8001"},
+        gpu_devices=(0, 2),
+    )
+
+    await executor.start(run)
+    outcome = await executor.wait(run.run_id)
+
+    assert outcome.reason is RunReason.COMPLETED, outcome.message
+    assert outcome.exit_code == 0
+    segmentation = job.output_prefix("infer", "segmentation")
+    assert await store.keys(segmentation) == [
+        "copies/payload/scan.nii",
+        "copies/payload/series/a/1.dcm",
+        "copies/payload/series/b/2.dcm",
+        "copies/reader_volume/volume.bin",
+        "seen.json",
+    ]
+    assert await store.read(segmentation + "copies/payload/series/b/2.dcm") == b"two"
+    assert await store.keys(job.output_prefix("infer", "rendering")) == []
+
+    seen = json.loads(await store.read(segmentation + "seen.json"))
+    workspace = tmp_path / "work" / job.job_id / "infer-1"
+    volumes = workspace / "volumes"
+    assert seen["inputs"] == [
+        ["payload", str(volumes / "input")],
+        ["reader/volume", str(volumes / "data/volume")],
+    ]
+    assert seen["outputs"] == [
+        ["infer/segmentation", str(volumes / "output")],
+        ["infer/rendering", str(volumes / "publish")],
+    ]
+    assert seen["files"]["payload"] == ["scan.nii", "series/a/1.dcm", "series/b/2.dcm"]
+    assert (seen["job_id"].replace("-", ""), seen["job_name"], seen["stage"]) == (
+        job.job_id,
+        "test-job",
+        "infer",
+    )
+    env = seen["env"]
+    assert env["NVIDIA_CLARA_JOBID"] == job.job_id
+    assert env["NVIDIA_CLARA_PAYLOADID"] == job.payload_id
+    assert env["NVIDIA_CLARA_STAGENAME"] == "infer"
+    assert env["NVIDIA_CLARA_STAGETIMEOUT"] == "90"
+    assert env["NVIDIA_CLARA_NOSYNCLOCK"] == "1"
+    assert env["NVIDIA_TRITON_GRPCURI"] == "localhost:8001"
+    assert env["TARGET"] == "spleen"
+    assert env["CUDA_VISIBLE_DEVICES"] == "0,2"
+    assert env["HOME"] == str(workspace / "home")
+    assert env["TMPDIR"] == str(workspace / "tmp")
+    assert env["LANG"] == "C.UTF-8"
+    assert env["PATH"].split(os.pathsep)[0] == str(interpreter_dir)
+    assert seen["cwd"] == str(workspace)
+    assert Path(seen["executable"]).parent == interpreter_dir
+    # Nothing of the platform's own environment reaches the operator.
+    assert not {name for name in env if name.startswith(("AORTA_", "PYTEST_"))}
+    # The workspace is gone once the outputs are stored; the log stays in the blob store.
+    assert not workspace.exists()
+    assert not workspace.parent.exists()
+    log = (await store.read(run.log_key)).decode()
+    assert "reported 4 input files" in log
+
+
+async def test_a_retry_replaces_what_the_previous_attempt_stored(
+    executor: LocalExecutor, job: Job, store: Store
+) -> None:
+    first = job.run(
+        ("sh", "-c", 'cd "${NVIDIA_CLARA_OUTPUTPATHS#*:}" && echo 1 > a.txt && echo 1 > b.txt')
+    )
+    second = job.run(
+        ("sh", "-c", 'cd "${NVIDIA_CLARA_OUTPUTPATHS#*:}" && mkdir d && echo 2 > d/a.txt'),
+        attempt=2,
+    )
+    await store.put(job.output_prefix("op-other") + "kept", b"other operator")
+
+    for run in (first, second):
+        await executor.start(run)
+        assert (await executor.wait(run.run_id)).reason is RunReason.COMPLETED
+
+    assert await store.keys(job.output_prefix()) == ["d/a.txt"]
+    assert await store.read(job.output_prefix() + "d/a.txt") == b"2\n"
+    assert await store.keys(job.output_prefix("op-other")) == ["kept"]
+
+
+async def test_a_failed_run_stores_no_outputs_and_keeps_the_earlier_ones(
+    executor: LocalExecutor, job: Job, store: Store
+) -> None:
+    await store.put(job.output_prefix() + "earlier.txt", b"earlier")
+    run = job.run(("sh", "-c", 'echo partial > "${NVIDIA_CLARA_OUTPUTPATHS#*:}/x"; exit 4'))
+
+    await executor.start(run)
+
+    assert (await executor.wait(run.run_id)).exit_code == 4
+    assert await store.keys(job.output_prefix()) == ["earlier.txt"]
+
+
+async def test_an_output_name_no_blob_key_can_have_fails_the_run_and_keeps_earlier_outputs(
+    executor: LocalExecutor, job: Job, store: Store
+) -> None:
+    await store.put(job.output_prefix() + "earlier.txt", b"earlier")
+    run = job.run(
+        ("sh", "-c", 'cd "${NVIDIA_CLARA_OUTPUTPATHS#*:}" && touch ok "$(printf \'a\\tb\')"')
+    )
+
+    await executor.start(run)
+    outcome = await executor.wait(run.run_id)
+
+    assert outcome.reason is RunReason.FAILED
+    assert outcome.exit_code == 0
+    assert "could not be stored" in outcome.message
+    assert "/output/a\tb" in outcome.message
+    assert await store.keys(job.output_prefix()) == ["earlier.txt"]
+
+
+async def test_links_are_not_stored_and_the_log_says_so(
+    executor: LocalExecutor, job: Job, store: Store
+) -> None:
+    run = job.run(
+        (
+            "sh",
+            "-c",
+            'cd "${NVIDIA_CLARA_OUTPUTPATHS#*:}" && echo x > real && ln -s /etc/hostname link',
+        )
+    )
+
+    await executor.start(run)
+
+    assert (await executor.wait(run.run_id)).reason is RunReason.COMPLETED
+    assert await store.keys(job.output_prefix()) == ["real"]
+    assert (
+        "not stored (not regular files): /output/link" in (await store.read(run.log_key)).decode()
+    )
+
+
+async def test_keep_workspaces_leaves_the_folders_for_inspection(
+    blobs: LocalBlobStore, job: Job, tmp_path: Path
+) -> None:
+    executor = LocalExecutor(blobs, tmp_path / "kept", keep_workspaces=True)
+    run = job.run(("sh", "-c", 'echo kept > "${NVIDIA_CLARA_OUTPUTPATHS#*:}/file"'))
+    try:
+        await executor.start(run)
+        assert (await executor.wait(run.run_id)).succeeded
+    finally:
+        await executor.close()
+
+    workspace = tmp_path / "kept" / job.job_id / "op-1"
+    assert (workspace / "volumes/output/file").read_text() == "kept\n"
+    assert (workspace / "operator.log").exists()
+
+
+async def test_a_leftover_workspace_of_a_dead_process_is_replaced(
+    executor: LocalExecutor, job: Job, store: Store, tmp_path: Path
+) -> None:
+    stale = tmp_path / "work" / job.job_id / "op-1" / "volumes" / "output"
+    stale.mkdir(parents=True)
+    (stale / "stale.txt").write_text("from a crashed platform")
+    stale.chmod(0o500)  # operators may leave read-only folders behind
+    run = job.run(("sh", "-c", 'echo new > "${NVIDIA_CLARA_OUTPUTPATHS#*:}/new.txt"'))
+
+    await executor.start(run)
+
+    assert (await executor.wait(run.run_id)).succeeded
+    assert await store.keys(job.output_prefix()) == ["new.txt"]

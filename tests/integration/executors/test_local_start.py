@@ -1,0 +1,158 @@
+"""What happens before the command runs: the workspace, the input fetch, the environment; and
+how a failure or a stop request there is reported."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from aorta import payload_layout
+from aorta.blobs.local import LocalBlobStore
+from aorta.errors import NotFound, Unavailable
+from aorta.executors import RunReason, VolumeBinding
+from aorta.executors.local import LocalExecutor
+
+from .conftest import Job, Store
+
+
+class GatedBlobs:
+    """A real store whose `get` announces itself, then fails with `error` or waits for `gate`."""
+
+    def __init__(self, inner: LocalBlobStore, error: Exception | None = None) -> None:
+        self.inner = inner
+        self.error = error
+        self.gate = asyncio.Event()
+        self.fetching = asyncio.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def get(self, key: str) -> AsyncIterator[bytes]:
+        self.fetching.set()
+        if self.error is not None:
+            raise self.error
+        await self.gate.wait()
+        async for chunk in self.inner.get(key):
+            yield chunk
+
+
+@pytest.fixture
+async def gated(blobs: LocalBlobStore, store: Store, job: Job) -> GatedBlobs:
+    await store.put(payload_layout.input_prefix(job.payload_id) + "scan.nii", b"scan")
+    return GatedBlobs(blobs)
+
+
+async def test_a_cancel_during_the_input_fetch_ends_the_run_before_it_starts(
+    gated: GatedBlobs, job: Job, tmp_path: Path
+) -> None:
+    executor = LocalExecutor(gated, tmp_path / "work")  # type: ignore[arg-type]
+    marker = tmp_path / "ran"
+    run = job.run(("touch", str(marker)))
+    await executor.start(run)
+    await gated.fetching.wait()
+    assert await executor.running() == [run.run_id]
+
+    await executor.cancel(run.run_id, grace=1)
+
+    outcome = await executor.wait(run.run_id)
+    assert (outcome.reason, outcome.exit_code) == (RunReason.CANCELLED, None)
+    assert outcome.message == "operator op was cancelled before it started"
+    assert not marker.exists()
+    assert not (tmp_path / "work" / job.job_id).exists()
+    await executor.close()
+
+
+async def test_closing_during_the_input_fetch_loses_the_run(
+    gated: GatedBlobs, job: Job, tmp_path: Path
+) -> None:
+    executor = LocalExecutor(gated, tmp_path / "work")  # type: ignore[arg-type]
+    run = job.run(("true",))
+    await executor.start(run)
+    await gated.fetching.wait()
+
+    await executor.close()
+
+    outcome = await executor.wait(run.run_id)
+    assert outcome.reason is RunReason.LOST
+    assert outcome.message == (
+        "the local executor closed before operator op started: run it again as a new attempt"
+    )
+
+
+async def test_an_input_that_cannot_be_fetched_is_a_start_failure(
+    blobs: LocalBlobStore, store: Store, job: Job, tmp_path: Path
+) -> None:
+    await store.put(payload_layout.input_prefix(job.payload_id) + "scan.nii", b"scan")
+    failing = GatedBlobs(blobs, error=Unavailable("the blob store is down"))
+    executor = LocalExecutor(failing, tmp_path / "work")  # type: ignore[arg-type]
+    run = job.run(("true",))
+
+    await executor.start(run)
+    outcome = await executor.wait(run.run_id)
+    await executor.close()
+
+    assert outcome.reason is RunReason.START_FAILED
+    assert outcome.message == "inputs could not be fetched: the blob store is down"
+
+
+async def test_overlapping_declared_paths_are_a_start_failure(
+    executor: LocalExecutor, job: Job
+) -> None:
+    run = job.run(
+        ("true",),
+        inputs=(VolumeBinding("payload", "/data", payload_layout.input_prefix(job.payload_id)),),
+        outputs=(VolumeBinding("op", "/data/out", job.output_prefix()),),
+    )
+
+    await executor.start(run)
+    outcome = await executor.wait(run.run_id)
+
+    assert outcome.reason is RunReason.START_FAILED
+    assert "paths '/data' and '/data/out' overlap" in outcome.message
+
+
+async def test_a_variable_the_contract_reserves_is_a_start_failure(
+    executor: LocalExecutor, job: Job
+) -> None:
+    run = job.run(("true",), environment={"NVIDIA_CLARA_JOBID": "mine"})
+
+    await executor.start(run)
+    outcome = await executor.wait(run.run_id)
+
+    assert outcome.reason is RunReason.START_FAILED
+    assert outcome.message == "operator variables may not set NVIDIA_CLARA_JOBID"
+
+
+async def test_ids_that_could_escape_the_work_folder_are_a_start_failure(
+    executor: LocalExecutor, job: Job, tmp_path: Path
+) -> None:
+    run = job.run(("true",), operator="../../escape")
+
+    await executor.start(run)
+    outcome = await executor.wait(run.run_id)
+
+    assert outcome.reason is RunReason.START_FAILED
+    assert "is not a valid name" in outcome.message
+    assert not (tmp_path / "escape").exists()
+    with pytest.raises(NotFound):
+        async for _ in executor.log_lines(run.run_id):
+            pass
+
+
+async def test_log_lines_before_the_run_wrote_anything_are_empty(
+    gated: GatedBlobs, job: Job, tmp_path: Path
+) -> None:
+    executor = LocalExecutor(gated, tmp_path / "work")  # type: ignore[arg-type]
+    run = job.run(("echo", "hello"))
+    await executor.start(run)
+    await gated.fetching.wait()
+
+    assert [line async for line in executor.log_lines(run.run_id)] == []
+
+    gated.gate.set()
+    assert (await executor.wait(run.run_id)).succeeded
+    assert [line async for line in executor.log_lines(run.run_id)] == ["hello"]
+    await executor.close()

@@ -1,0 +1,102 @@
+"""The run log: what it keeps, when it is pushed, and how it reads back as lines."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from aorta.blobs import BlobInfo
+from aorta.executors.run_log import RunLog, split_lines
+
+
+class RecordingBlobs:
+    """Keeps each put's bytes; only `put` is used by the log."""
+
+    def __init__(self) -> None:
+        self.puts: list[tuple[str, bytes]] = []
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> BlobInfo:
+        data = b"".join([chunk async for chunk in chunks])
+        self.puts.append((key, data))
+        return BlobInfo(key, len(data), datetime.now(UTC))
+
+
+async def chunks_of(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def lines_of(*parts: bytes) -> list[str]:
+    return [line async for line in split_lines(chunks_of(*parts))]
+
+
+@pytest.fixture
+async def log(tmp_path: Path) -> RunLog:
+    created = RunLog(tmp_path / "operator.log", max_bytes=1000)
+    await created.create()
+    return created
+
+
+async def test_lines_are_split_across_chunks_and_encodings(tmp_path: Path) -> None:
+    snowman = "☃".encode()
+    assert await lines_of(b"a\nb", b"c\r\n", snowman[:1], snowman[1:] + b"\n", b"partial") == [
+        "a",
+        "bc",
+        "☃",
+        "partial",
+    ]
+    assert await lines_of(b"bad \xff byte\n") == ["bad \ufffd byte"]
+    assert await lines_of() == []
+    assert await lines_of(b"\n\n") == ["", ""]
+
+
+async def test_a_note_starts_on_a_line_of_its_own(log: RunLog) -> None:
+    await log.append(b"no newline yet")
+    await log.note("stopping")
+    await log.note("stopped")
+
+    assert log.path.read_text() == "no newline yet\n[aorta] stopping\n[aorta] stopped\n"
+
+
+async def test_a_log_past_its_cap_keeps_its_most_recent_lines(log: RunLog) -> None:
+    for number in range(200):
+        await log.append(f"line {number:03}\n".encode())
+
+    text = log.path.read_text()
+    assert len(text.encode()) <= 1000
+    first, *kept = text.splitlines()
+    assert first.startswith("[aorta] ") and "bytes of earlier output were dropped" in first
+    assert kept[-1] == "line 199"
+    numbers = [int(line.split()[1]) for line in kept]
+    assert numbers == list(range(numbers[0], 200))  # whole lines, none missing at the end
+    assert await log.tail(2) == ["line 198", "line 199"]
+
+
+async def test_the_dropped_count_adds_up_across_truncations(log: RunLog) -> None:
+    total = 0
+    for _ in range(30):
+        chunk = b"x" * 99 + b"\n"
+        total += len(chunk)
+        await log.append(chunk)
+
+    first, *kept = log.path.read_text().splitlines()
+    dropped = int(first.split()[1])
+    assert dropped + sum(len(line) + 1 for line in kept) == total
+
+
+async def test_a_push_happens_only_when_something_changed(log: RunLog) -> None:
+    blobs = RecordingBlobs()
+    await log.push(blobs, "logs/job/op.log")  # type: ignore[arg-type]
+    await log.push(blobs, "logs/job/op.log")  # type: ignore[arg-type]
+    await log.append(b"hello\n")
+    await log.push(blobs, "logs/job/op.log")  # type: ignore[arg-type]
+    await log.push(blobs, "logs/job/op.log")  # type: ignore[arg-type]
+
+    assert blobs.puts == [("logs/job/op.log", b""), ("logs/job/op.log", b"hello\n")]
+
+
+async def test_tail_of_a_missing_file_is_empty(tmp_path: Path) -> None:
+    assert await RunLog(tmp_path / "none.log", max_bytes=1024).tail(5) == []
