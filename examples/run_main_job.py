@@ -1,13 +1,20 @@
 """`make run`: start the embedded platform and run its main job through the public API.
 
-It starts `aorta up` on a data dir under `.aorta/run`, waits until the gateway reports SERVING
-over gRPC health checking, drives the platform with NVIDIA's own Clara client (in its own
-virtualenv, as a user would), and stops the platform with SIGTERM, checking that it exits
-cleanly. Exit status 0 means the whole flow worked.
+1. `aorta up` on a data dir under `.aorta/run`, waiting until the gateway reports SERVING over
+   gRPC health checking;
+2. NVIDIA's own Clara client (in its own virtualenv, as a Clara user would) asks the version;
+3. a synthetic CT volume is generated and the example pipeline (examples/segmentation: reader
+   -> segmentation -> writer) runs on it with `aorta run`: create the pipeline, create a job,
+   upload the input, start, watch the DAG, download every operator output;
+4. the report is checked against the volume's ground truth, and the platform is stopped with
+   SIGTERM, which must end it cleanly.
+
+Exit status 0 means the whole flow worked.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -22,15 +29,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from aorta.testing.clara_client import run_clara_python
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = ROOT / ".aorta" / "run"
+RUN_DIR = ROOT / ".aorta" / "run"
+EXAMPLE = ROOT / "examples" / "segmentation"
 PREFERRED_PORT = 30031
+BIN = Path(sys.executable).parent
 
-MAIN_JOB = """
+VERSION_CHECK = """
 import sys
 from nvidia_clara.clara_client import ClaraClient
 
-client = ClaraClient(target=sys.argv[1], port=sys.argv[2])
-info = client.version()
+info = ClaraClient(target=sys.argv[1], port=sys.argv[2]).version()
 print(f"Clara.Version through NVIDIA's client: {info.major}.{info.minor}.{info.patch}{info.label}")
 """
 
@@ -62,20 +70,62 @@ def _wait_serving(port: int, platform: subprocess.Popen[bytes], timeout: float =
     raise SystemExit(f"the platform did not become ready on port {port} within {timeout:.0f} s")
 
 
+def _step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def _run(command: list[str]) -> None:
+    print("$ " + " ".join(command), flush=True)
+    subprocess.run(command, check=True, cwd=ROOT)
+
+
+def _check_report(results: Path, truth_file: Path) -> None:
+    report = json.loads((results / "writer" / "report.json").read_text())
+    truth = json.loads(truth_file.read_text())
+    found = {row["name"]: row["voxels"] for row in report["labels"]}
+    for organ, voxels in truth.items():
+        if abs(found.get(organ, 0) - voxels) > 0.05 * voxels:
+            raise SystemExit(
+                f"the pipeline found {found.get(organ)} voxels of {organ}, not {voxels}"
+            )
+    print((results / "writer" / "report.txt").read_text(), flush=True)
+
+
+def main_job(port: int) -> None:
+    host = f"127.0.0.1:{port}"
+    _step("Clara compatibility")
+    result = run_clara_python(VERSION_CHECK, args=["127.0.0.1", str(port)])
+    sys.stdout.write(result.stdout)
+    if result.returncode != 0:
+        raise SystemExit(result.stderr)
+
+    _step("The example pipeline on a synthetic CT volume")
+    inputs, results, truth = RUN_DIR / "input", RUN_DIR / "results", RUN_DIR / "truth.json"
+    _run([sys.executable, str(EXAMPLE / "generate_input.py"), str(inputs), "--truth", str(truth)])
+    _run(
+        [
+            str(BIN / "aorta"), "run", "--host", host,
+            "-p", str(EXAMPLE / "pipeline.yml"), "-f", str(inputs), "-o", str(results),
+            "--var", f"OPERATORS_DIR={EXAMPLE / 'operators'}",
+        ]
+    )  # fmt: skip
+    _check_report(results, truth)
+
+
 def main() -> int:
     port = _free_port(PREFERRED_PORT)
-    aorta = Path(sys.executable).parent / "aorta"
-    command = [str(aorta), "up", "--data-dir", str(DATA_DIR), "--grpc-port", str(port)]
-    env = {**os.environ, "AORTA_LOG_FORMAT": "console"}
-    print(f"$ {' '.join(command)}", flush=True)
+    data_dir = RUN_DIR / "platform"
+    command = [str(BIN / "aorta"), "up", "--data-dir", str(data_dir), "--grpc-port", str(port)]
+    env = {**os.environ, "AORTA_LOG_FORMAT": "console", "AORTA_LOG_LEVEL": "warning"}
+    _step("Starting the embedded platform")
+    print("$ " + " ".join(command), flush=True)
     platform = subprocess.Popen(command, env=env, cwd=ROOT)
+    failure: str | None = None
     try:
         _wait_serving(port, platform)
-        result = run_clara_python(MAIN_JOB, args=["127.0.0.1", str(port)])
-        sys.stdout.write(result.stdout)
-        if result.returncode != 0:
-            sys.stderr.write(result.stderr)
-            return 1
+        main_job(port)
+    except (subprocess.CalledProcessError, SystemExit) as exc:
+        failure = str(exc)
     finally:
         platform.send_signal(signal.SIGTERM)
         try:
@@ -83,10 +133,13 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             platform.kill()
             status = platform.wait()
-    if status != 0:
-        print(f"aorta up exited with status {status}", file=sys.stderr)
+    if failure is not None:
+        print(f"\nThe main job failed: {failure}", file=sys.stderr)
         return 1
-    print("The platform ran its main job and stopped cleanly.")
+    if status != 0:
+        print(f"\naorta up exited with status {status}", file=sys.stderr)
+        return 1
+    print("\nThe platform ran its main job end to end and stopped cleanly.")
     return 0
 
 
