@@ -1,0 +1,343 @@
+"""Payload throughput through the gateway, against the blob store itself, and the gateway's memory.
+
+One run, on one file of `AORTA_BENCH_PAYLOAD_MB` MiB (default 2048), on one disk:
+
+- the baseline: `LocalBlobStore.put` of the file and `get` of it (bytes discarded), in this
+  process: what the platform's own storage can do;
+- the platform: `aorta up` in a separate process on a temporary data dir (the same local blob
+  folder kind, on the same disk), the file uploaded and downloaded through its gateway by
+  NVIDIA's client (its own virtualenv and process, 64 KiB messages) and by a plain `aorta.api`
+  gRPC client in this process (64 KiB messages too, as Clara clients send them); downloads
+  discard the bytes, uploads are checked against the sha256 the platform recorded;
+- ratios gateway / baseline (target >= 0.5), and the gateway process's peak RSS growth over its
+  RSS before each transfer, sampled every 10 ms with psutil (target < 64 MiB);
+- the CPU seconds per GiB moved, of the blob store alone and of the platform's process (which
+  includes the same store): the gateway's own cost is the difference, and says how fast it could
+  go where the disk is not the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing, contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psutil
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from aorta.api import common_pb2, payloads_pb2, payloads_pb2_grpc
+from aorta.blobs.local import LocalBlobStore
+from aorta.payload_names import checksums
+from aorta.testing.clara_client import run_clara_python
+
+MiB = 1 << 20
+CHUNK = 64 * 1024
+TARGET_RATIO = 0.5
+TARGET_RSS_MIB = 64
+
+UPLOAD = """
+import json, sys, time
+from nvidia_clara.payloads_client import PayloadsClient
+target, path = sys.argv[1], sys.argv[2]
+with PayloadsClient(target) as client:
+    payload_id = client.create_payload().payload_id
+    started = time.perf_counter()
+    with open(path, "rb") as source:
+        details = client.upload(payload_id, "big.raw", file_object=source)
+    seconds = time.perf_counter() - started
+print(json.dumps({"payload_id": payload_id.value, "seconds": seconds, "size": details.size}))
+"""
+
+DOWNLOAD = """
+import json, sys, time
+import nvidia_clara.payload_types as types
+from nvidia_clara.payloads_client import PayloadsClient
+
+class Discard:
+    size = 0
+    def write(self, data):
+        self.size += len(data)
+
+target, payload_id = sys.argv[1], sys.argv[2]
+sink = Discard()
+with PayloadsClient(target) as client:
+    started = time.perf_counter()
+    client.download_from(types.PayloadId(payload_id), "/input/big.raw", sink)
+    seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "size": sink.size}))
+"""
+
+
+def run() -> dict[str, object]:
+    size = int(os.environ.get("AORTA_BENCH_PAYLOAD_MB", "2048")) * MiB
+    with tempfile.TemporaryDirectory(prefix="aorta-bench-payloads-") as folder:
+        work = Path(folder)
+        source = work / "source.raw"
+        digest = write_source(source, size)
+        put_s, get_s, put_cpu, get_cpu = asyncio.run(direct(work / "direct", source))
+        with platform(work / "platform") as (target, pid), RssSampler(pid) as rss:
+            with rss.phase("nvidia upload"):
+                uploaded = clara(UPLOAD, target, str(source))
+            check_upload(target, uploaded["payload_id"], digest)
+            with rss.phase("nvidia download"):
+                downloaded = clara(DOWNLOAD, target, uploaded["payload_id"])
+            with rss.phase("grpc upload"):
+                grpc_up_s, payload_id = plain_upload(target, source)
+            check_upload(target, payload_id, digest)
+            with rss.phase("grpc download"):
+                grpc_down_s = plain_download(target, payload_id, size)
+        if downloaded["size"] != size:
+            raise RuntimeError(f"NVIDIA's client downloaded {downloaded['size']} of {size} bytes")
+    rates = {
+        "direct_put_mib_s": rate(size, put_s),
+        "direct_get_mib_s": rate(size, get_s),
+        "nvidia_upload_mib_s": rate(size, uploaded["seconds"]),
+        "nvidia_download_mib_s": rate(size, downloaded["seconds"]),
+        "grpc_upload_mib_s": rate(size, grpc_up_s),
+        "grpc_download_mib_s": rate(size, grpc_down_s),
+    }
+    ratios = {
+        "nvidia_upload_ratio": rates["nvidia_upload_mib_s"] / rates["direct_put_mib_s"],
+        "nvidia_download_ratio": rates["nvidia_download_mib_s"] / rates["direct_get_mib_s"],
+        "grpc_upload_ratio": rates["grpc_upload_mib_s"] / rates["direct_put_mib_s"],
+        "grpc_download_ratio": rates["grpc_download_mib_s"] / rates["direct_get_mib_s"],
+    }
+    growth = {f"rss_growth_mib_{name.replace(' ', '_')}": mib for name, mib in rss.peaks.items()}
+    per_gib = (1 << 30) / size
+    cpu = {
+        "direct_put_cpu_s_per_gib": put_cpu * per_gib,
+        "direct_get_cpu_s_per_gib": get_cpu * per_gib,
+        **{
+            f"gateway_cpu_s_per_gib_{name.replace(' ', '_')}": seconds * per_gib
+            for name, seconds in rss.cpu.items()
+        },
+    }
+    return {
+        "file_mib": size // MiB,
+        **{key: round(value, 1) for key, value in rates.items()},
+        **{key: round(value, 2) for key, value in ratios.items()},
+        **{key: round(value, 1) for key, value in growth.items()},
+        **{key: round(value, 2) for key, value in cpu.items()},
+        "ratio_target_met": min(ratios.values()) >= TARGET_RATIO,
+        "rss_target_met": max(growth.values()) < TARGET_RSS_MIB,
+    }
+
+
+def cpu_seconds() -> float:
+    """User and system CPU seconds of this process so far."""
+    times = os.times()
+    return times.user + times.system
+
+
+def rate(size: int, seconds: float) -> float:
+    return size / MiB / seconds
+
+
+def write_source(path: Path, size: int) -> str:
+    """Writes `size` bytes in which every 1 MiB block differs (a window sliding over a random
+    buffer); returns their sha256."""
+    base = os.urandom(MiB + 4096)
+    digest = hashlib.sha256()
+    with path.open("wb") as target:
+        written = 0
+        while written < size:
+            start = (written // MiB * 4099) % 4096
+            block = base[start : start + min(MiB, size - written)]
+            digest.update(block)
+            target.write(block)
+            written += len(block)
+    return digest.hexdigest()
+
+
+async def direct(root: Path, source: Path) -> tuple[float, float, float, float]:
+    """Seconds for the blob store's own put of `source` and its get (bytes discarded), and the
+    CPU seconds this process spent on each."""
+    store = await LocalBlobStore.open(root)
+    try:
+
+        async def chunks() -> AsyncIterator[bytes]:
+            with source.open("rb") as handle:
+                while block := await asyncio.to_thread(handle.read, MiB):
+                    yield block
+
+        started, cpu = time.perf_counter(), cpu_seconds()
+        await store.put("bench/big.raw", chunks())
+        put_s, put_cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        started, cpu = time.perf_counter(), cpu_seconds()
+        async with aclosing(store.get("bench/big.raw")) as data:
+            async for _ in data:
+                pass
+        return put_s, time.perf_counter() - started, put_cpu, cpu_seconds() - cpu
+    finally:
+        await store.close()
+
+
+@contextmanager
+def platform(data_dir: Path) -> Iterator[tuple[str, int]]:
+    """`aorta up` on `data_dir` in a child process; yields its gRPC target and pid."""
+    port = free_port()
+    aorta = Path(sys.executable).parent / "aorta"
+    log = (data_dir.parent / "aorta-up.log").open("wb")
+    command = [str(aorta), "up", "--data-dir", str(data_dir), "--host", "127.0.0.1"]
+    child = subprocess.Popen(
+        [*command, "--grpc-port", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "AORTA_LOG_LEVEL": "warning"},
+    )
+    target = f"127.0.0.1:{port}"
+    try:
+        wait_serving(target, child)
+        yield target, child.pid
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        log.close()
+
+
+def wait_serving(target: str, child: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    with grpc.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if child.poll() is not None:
+                raise RuntimeError(f"aorta up exited with code {child.returncode}")
+            try:
+                answer = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(f"aorta up did not serve {target} within 60 s")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class RssSampler:
+    """Samples a process's RSS every 10 ms in a thread; `phase(name)` records, in `peaks`, the
+    largest growth in MiB over the RSS at the phase's start, and in `cpu` the CPU seconds
+    (user and system) the process used during the phase."""
+
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._latest = 0
+        self._peak = 0
+        self.peaks: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        baseline = self._process.memory_info().rss
+        self._peak = baseline
+        before = self._process.cpu_times()
+        yield
+        after = self._process.cpu_times()
+        self.peaks[name] = (max(self._peak, self._process.memory_info().rss) - baseline) / MiB
+        self.cpu[name] = after.user + after.system - before.user - before.system
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            try:
+                self._peak = max(self._peak, self._process.memory_info().rss)
+            except psutil.NoSuchProcess:
+                return
+
+
+def clara(code: str, *args: str) -> dict[str, Any]:
+    """Runs a snippet under NVIDIA's client; its JSON output."""
+    result = run_clara_python(code, args=args, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f"NVIDIA's client failed:\n{result.stderr}")
+    answer: dict[str, Any] = json.loads(result.stdout)
+    return answer
+
+
+def plain_upload(target: str, source: Path) -> tuple[float, str]:
+    """Seconds to upload `source` with `aorta.api` stubs in 64 KiB messages, and the payload."""
+    with grpc.insecure_channel(target) as channel:
+        stub = payloads_pb2_grpc.PayloadsStub(channel)
+        payload_id = stub.Create(payloads_pb2.PayloadsCreateRequest()).payload_id.value
+
+        def requests() -> Iterator[payloads_pb2.PayloadsUploadRequest]:
+            ident = common_pb2.Identifier(value=payload_id)
+            with source.open("rb") as handle:
+                while data := handle.read(CHUNK):
+                    details = payloads_pb2.PayloadFileDetails(name="big.raw", size=len(data))
+                    yield payloads_pb2.PayloadsUploadRequest(
+                        payload_id=ident, details=details, data=data
+                    )
+
+        started = time.perf_counter()
+        reply = stub.Upload(requests())
+        seconds = time.perf_counter() - started
+    if reply.header.code != 0:
+        raise RuntimeError(f"upload failed: {list(reply.header.messages)}")
+    return seconds, payload_id
+
+
+def plain_download(target: str, payload_id: str, size: int) -> float:
+    """Seconds to download the file with `aorta.api` stubs (bytes discarded)."""
+    request = payloads_pb2.PayloadsDownloadRequest(
+        payload_id=common_pb2.Identifier(value=payload_id), name="/input/big.raw"
+    )
+    received = 0
+    with grpc.insecure_channel(target) as channel:
+        stub = payloads_pb2_grpc.PayloadsStub(channel)
+        started = time.perf_counter()
+        for message in stub.Download(request):
+            received += len(message.data)
+        seconds = time.perf_counter() - started
+    if received != size:
+        raise RuntimeError(f"downloaded {received} of {size} bytes")
+    return seconds
+
+
+def check_upload(target: str, payload_id: str, digest: str) -> None:
+    """Raises unless the platform recorded the source's sha256 for the uploaded file."""
+    request = payloads_pb2.PayloadsDetailsRequest(
+        payload_id=common_pb2.Identifier(value=payload_id)
+    )
+    with grpc.insecure_channel(target) as channel:
+        stub = payloads_pb2_grpc.PayloadsStub(channel)
+        lines = [line for item in stub.Details(request) for line in item.header.messages]
+    recorded = checksums(lines).get("/input/big.raw")
+    if recorded != digest:
+        raise RuntimeError(f"the platform recorded sha256 {recorded}, the source has {digest}")
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))

@@ -1,0 +1,255 @@
+"""What a stored payload is, and the rules that guard it: pure, no I/O.
+
+A payload record says what the blob store cannot: the payload's kind (a job's PIPELINE payload
+or a REUSABLE one), its job, its metadata, and its state. A PIPELINE payload becomes read-only
+when its job starts (`locked`) and stays so for good; while the job runs it is also in use, and
+an in-use payload cannot be deleted. `deleting` marks a payload whose deletion began: it is gone
+for every caller from that moment, and a retried Delete finishes the work.
+
+A file record keeps what an upload (or a copy) learned about one file: size, sha256 and mode.
+The blob store stays the source of truth of which files exist and how large they are; a record
+whose size no longer matches its blob is stale and its checksum is not shown.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from aorta.errors import Conflict, ErrorCode, Invalid, NotFound
+from aorta.ids import JobId, PayloadId
+
+
+class PayloadKind(enum.Enum):
+    """Clara's `PayloadType`, less UNKNOWN (no stored payload is of an unknown kind)."""
+
+    PIPELINE = "PIPELINE"
+    REUSABLE = "REUSABLE"
+
+
+def payload_not_found(id: str) -> NotFound:
+    return NotFound(f"no payload has id {id}", code=ErrorCode.PAYLOAD_NOT_FOUND)
+
+
+@dataclass(frozen=True)
+class PayloadRecord:
+    """One stored payload; `version` is the store's, for optimistic concurrency."""
+
+    id: PayloadId
+    kind: PayloadKind
+    job_id: JobId | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    read_only: bool = False
+    in_use_by_job: JobId | None = None
+    deleting: bool = False
+    input_payloads: tuple[PayloadId, ...] = ()
+    version: int = 0
+
+    def check_present(self) -> None:
+        """`NotFound` (PAYLOAD_NOT_FOUND) once its deletion began."""
+        if self.deleting:
+            raise payload_not_found(self.id)
+
+    def check_writable(self) -> None:
+        """`Conflict` (PAYLOAD_READ_ONLY) unless files may be added or removed now."""
+        self.check_present()
+        if self.read_only:
+            raise Conflict(
+                f"payload {self.id} cannot change: the payload of job {self.job_id} is "
+                "read-only since the job started",
+                code=ErrorCode.PAYLOAD_READ_ONLY,
+            )
+
+    def with_metadata(self, metadata: Mapping[str, str]) -> PayloadRecord:
+        """The record with new metadata; `Invalid` for a PIPELINE payload (Clara 0.7.3+ allows
+        metadata on reusable payloads only)."""
+        self.check_present()
+        if self.kind is not PayloadKind.REUSABLE:
+            raise Invalid(
+                f"payload {self.id} is the PIPELINE payload of job {self.job_id}; metadata is "
+                "allowed only on REUSABLE payloads (made with Payloads.Create)",
+                code=ErrorCode.PAYLOAD_REQUEST_INVALID,
+            )
+        return replace(self, metadata=dict(metadata))
+
+    def locked(self, job_id: JobId) -> PayloadRecord:
+        """Read-only and in use by its job, which started. Idempotent for that job.
+
+        `Invalid` for a REUSABLE payload (jobs get copies of those, never the payload itself);
+        `Conflict` (PAYLOAD_IN_USE) when the payload belongs to another job.
+        """
+        self.check_present()
+        if self.kind is not PayloadKind.PIPELINE:
+            raise Invalid(
+                f"payload {self.id} is REUSABLE; only a job's own PIPELINE payload is locked",
+                code=ErrorCode.PAYLOAD_REQUEST_INVALID,
+            )
+        if self.job_id != job_id:
+            raise Conflict(
+                f"payload {self.id} belongs to job {self.job_id}, not to job {job_id}",
+                code=ErrorCode.PAYLOAD_IN_USE,
+            )
+        return replace(self, read_only=True, in_use_by_job=job_id)
+
+    def released(self, job_id: JobId) -> PayloadRecord:
+        """No longer in use (its job stopped); still read-only. Idempotent.
+
+        `Conflict` (PAYLOAD_IN_USE) when another job holds it.
+        """
+        self.check_present()
+        if self.in_use_by_job not in (None, job_id):
+            raise Conflict(
+                f"payload {self.id} is in use by job {self.in_use_by_job}, not by job {job_id}",
+                code=ErrorCode.PAYLOAD_IN_USE,
+            )
+        return replace(self, in_use_by_job=None)
+
+    def marked_deleting(self) -> PayloadRecord:
+        """The first step of a Delete; `Conflict` (PAYLOAD_IN_USE) while a job runs on it."""
+        if self.in_use_by_job is not None:
+            raise Conflict(
+                f"payload {self.id} is in use by job {self.in_use_by_job}, which is running; "
+                "delete it once the job stopped",
+                code=ErrorCode.PAYLOAD_IN_USE,
+            )
+        return replace(self, deleting=True)
+
+    def to_document(self) -> dict[str, Any]:
+        """The stored form (without the store's own `version` and times).
+
+        `job_id` is left out for a REUSABLE payload, so that the unique index on it constrains
+        PIPELINE payloads only. Metadata is kept as [key, value] pairs: keys are free text,
+        which not every store accepts as field names.
+        """
+        document: dict[str, Any] = {
+            "id": self.id,
+            "type": self.kind.value,
+            "metadata": [[key, value] for key, value in self.metadata.items()],
+            "read_only": self.read_only,
+            "in_use_by_job": self.in_use_by_job,
+            "deleting": self.deleting,
+            "input_payloads": list(self.input_payloads),
+        }
+        if self.job_id is not None:
+            document["job_id"] = self.job_id
+        return document
+
+    @staticmethod
+    def from_document(document: Mapping[str, Any]) -> PayloadRecord:
+        job_id = document.get("job_id")
+        in_use = document.get("in_use_by_job")
+        return PayloadRecord(
+            id=PayloadId(document["id"]),
+            kind=PayloadKind(document["type"]),
+            job_id=JobId(job_id) if job_id else None,
+            metadata={key: value for key, value in document.get("metadata", [])},
+            read_only=bool(document.get("read_only", False)),
+            in_use_by_job=JobId(in_use) if in_use else None,
+            deleting=bool(document.get("deleting", False)),
+            input_payloads=tuple(PayloadId(i) for i in document.get("input_payloads", [])),
+            version=int(document.get("version", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the platform learned about one file when it was written.
+
+    `name` is relative to the payload root (`input/scan.dcm`); `sha256` is lowercase hex, or
+    None when the writer could not tell; `mode` holds permission bits as the client sent them
+    (Clara's python client sends 0).
+    """
+
+    payload_id: PayloadId
+    name: str
+    size: int
+    sha256: str | None
+    mode: int = 0
+
+    @property
+    def document_id(self) -> str:
+        return file_document_id(self.payload_id, self.name)
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "id": self.document_id,
+            "payload_id": self.payload_id,
+            "name": self.name,
+            "size": self.size,
+            "sha256": self.sha256,
+            "mode": self.mode,
+        }
+
+    @staticmethod
+    def from_document(document: Mapping[str, Any]) -> FileRecord:
+        return FileRecord(
+            payload_id=PayloadId(document["payload_id"]),
+            name=document["name"],
+            size=int(document["size"]),
+            sha256=document.get("sha256"),
+            mode=int(document.get("mode", 0)),
+        )
+
+
+def file_document_id(payload_id: str, name: str) -> str:
+    """One document per payload and file name."""
+    return f"{payload_id}:{name}"
+
+
+@dataclass(frozen=True)
+class CopyStep:
+    """One file of a REUSABLE input payload to copy into a job's payload (names relative to
+    the `input/` folders)."""
+
+    source: PayloadId
+    name: str
+
+
+def plan_input_copies(inputs: Sequence[tuple[PayloadId, Iterable[str]]]) -> list[CopyStep]:
+    """The copies that put every input payload's files into one `input/` folder, in list order.
+
+    `inputs` pairs each input payload with the names of its `input/` files. `Invalid`
+    (PAYLOAD_REQUEST_INVALID) when a payload is listed twice, when two payloads hold the same
+    name, or when one holds a file where another has a folder (`a` and `a/b`): a job's input
+    must not depend on which payload was copied last.
+    """
+    files: dict[str, PayloadId] = {}
+    folders: dict[str, PayloadId] = {}
+    steps: list[CopyStep] = []
+    seen: set[PayloadId] = set()
+    for source, names in inputs:
+        if source in seen:
+            raise _invalid_inputs(f"payload {source} is listed twice")
+        seen.add(source)
+        for name in names:
+            clash = files.get(name)
+            if clash is not None:
+                raise _invalid_inputs(f"payloads {clash} and {source} both hold {name!r}")
+            clash = folders.get(name)
+            if clash is not None:
+                raise _invalid_inputs(
+                    f"payload {source} holds a file {name!r} where payload {clash} has a folder"
+                )
+            parts = name.split("/")
+            for depth in range(1, len(parts)):
+                folder = "/".join(parts[:depth])
+                clash = files.get(folder)
+                if clash is not None:
+                    raise _invalid_inputs(
+                        f"payload {source} has a folder {folder!r} where payload {clash} holds "
+                        "a file"
+                    )
+                folders.setdefault(folder, source)
+            files[name] = source
+            steps.append(CopyStep(source, name))
+    return steps
+
+
+def _invalid_inputs(problem: str) -> Invalid:
+    return Invalid(
+        f"the job's input payloads cannot be combined: {problem}; the files of all input "
+        "payloads land in one input folder, so their names must not collide",
+        code=ErrorCode.PAYLOAD_REQUEST_INVALID,
+    )

@@ -1,0 +1,102 @@
+"""The gateway and the payloads service in this process, on a real nats-server, for gRPC clients.
+
+`platform` is parametrized over both blob adapters: a local folder under the test's tmp_path,
+and S3 through a `moto_server` started once per module (a fresh bucket per test). The gateway
+and the service share that one store, as they do in a deployment.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from aorta.api import payloads_pb2_grpc
+from aorta.blobs import open_blob_store
+from aorta.bus.nats import NatsBus
+from aorta.bus.server import NatsServerProcess
+from aorta.lifecycle import ServiceContext
+from aorta.services.gateway import app as gateway_app
+from aorta.services.payloads import app as payloads_app
+from aorta.settings import Settings
+from aorta.store.factory import open_state_store
+from aorta.testing.nats import nats_server as started_nats_server
+from aorta.testing.s3 import S3Server
+
+# The helper module lives beside this file; importlib mode does not put it on the path.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from payload_grpc import Platform, Stub
+
+RPC_TIMEOUT = 10.0
+
+
+@pytest.fixture(scope="module")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServerProcess]:
+    with started_nats_server(tmp_path_factory.mktemp("nats")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    with S3Server() as server:
+        yield server
+
+
+def blob_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    if kind == "local":
+        return {}
+    server: S3Server = request.getfixturevalue("s3_server")
+    return {
+        "AORTA_BLOB_STORE": f"s3://aorta-payloads-{uuid.uuid4().hex[:16]}",
+        "AORTA_S3_ENDPOINT": server.endpoint,
+        "AORTA_S3_ACCESS_KEY": server.access_key,
+        "AORTA_S3_SECRET_KEY": server.secret_key,
+        "AORTA_S3_REGION": server.region,
+    }
+
+
+@pytest.fixture(params=["local", "s3"])
+async def platform(
+    request: pytest.FixtureRequest, nats_server: NatsServerProcess, tmp_path: Path
+) -> AsyncIterator[Platform]:
+    kind: str = request.param
+    settings = Settings.from_env(
+        {
+            "AORTA_DATA_DIR": str(tmp_path),
+            "AORTA_NATS_URL": nats_server.url,
+            "AORTA_RPC_TIMEOUT": str(RPC_TIMEOUT),
+            **blob_settings(kind, request),
+        }
+    )
+    bus = await NatsBus.connect(settings.nats_url, name="aorta-test", default_timeout=RPC_TIMEOUT)
+    store = await open_state_store(settings)
+    blobs = await open_blob_store(settings)
+    context = ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
+    payloads = await payloads_app.start(context)
+    try:
+        gateway = await gateway_app.start(context, address="127.0.0.1:0")
+        try:
+            yield Platform(gateway.port, bus, blobs, kind, tmp_path)
+        finally:
+            await gateway.stop(1.0)
+    finally:
+        await payloads.stop(1.0)
+        await bus.close()
+        await blobs.close()
+        await store.close()
+
+
+@pytest.fixture
+async def channel(platform: Platform) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(platform.target) as opened:
+        yield opened
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> Stub:
+    return payloads_pb2_grpc.PayloadsStub(channel)

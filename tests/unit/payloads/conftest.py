@@ -1,0 +1,66 @@
+"""The payloads service over the in-process bus, with real SQLite and a local blob folder."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from aorta.blobs import open_blob_store
+from aorta.bus import CloudEvent
+from aorta.bus.memory import MemoryBus, MemoryNetwork
+from aorta.lifecycle import ServiceContext
+from aorta.services.payloads import app
+from aorta.services.payloads.app import RunningPayloads
+from aorta.settings import Settings
+from aorta.store.factory import open_state_store
+
+# The helper module lives beside this file; importlib mode does not put it on the path.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from payload_calls import RPC_TIMEOUT, Calls
+
+
+@pytest.fixture
+def network() -> MemoryNetwork:
+    return MemoryNetwork()
+
+
+@pytest.fixture
+async def context(network: MemoryNetwork, tmp_path: Path) -> AsyncIterator[ServiceContext]:
+    settings = Settings.from_env(
+        {"AORTA_DATA_DIR": str(tmp_path), "AORTA_RPC_TIMEOUT": str(RPC_TIMEOUT)}
+    )
+    bus = MemoryBus(network, default_timeout=RPC_TIMEOUT)
+    store = await open_state_store(settings)
+    blobs = await open_blob_store(settings)
+    yield ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
+    await bus.close()
+    await blobs.close()
+    await store.close()
+
+
+@pytest.fixture
+async def service(context: ServiceContext) -> AsyncIterator[RunningPayloads]:
+    running = await app.start(context)
+    yield running
+    await running.stop(1.0)
+
+
+@pytest.fixture
+async def calls(
+    network: MemoryNetwork, context: ServiceContext, service: RunningPayloads
+) -> AsyncIterator[Calls]:
+    """A bus beside the service's, as the gateway or the scheduler hold, with the events the
+    service published."""
+    bus = MemoryBus(network, default_timeout=RPC_TIMEOUT)
+    events: list[CloudEvent] = []
+
+    async def collect(event: CloudEvent) -> None:
+        events.append(event)
+
+    await bus.subscribe_events("aorta.events.payload.>", collect, deliver="all")
+    yield Calls(bus, context.blobs, context.store, events)
+    await bus.close()

@@ -1,0 +1,128 @@
+"""Calls of the payloads service's verbs, as the gateway and the scheduler make them."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aorta import subjects
+from aorta.api import common_pb2, payloads_pb2
+from aorta.blobs import BlobStore
+from aorta.bus import CloudEvent
+from aorta.bus.memory import MemoryBus
+from aorta.payload_layout import input_key, payload_prefix
+from aorta.services.payloads import app
+from aorta.store import StateStore
+
+RPC_TIMEOUT = 5.0
+UNUSED_ID = "0123456789abcdef0123456789abcdef"
+JOB = "a" * 32
+OTHER_JOB = "b" * 32
+
+
+def ident(value: str) -> common_pb2.Identifier:
+    return common_pb2.Identifier(value=value)
+
+
+async def chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+@dataclass
+class Calls:
+    bus: MemoryBus
+    blobs: BlobStore
+    store: StateStore
+    events: list[CloudEvent]
+
+    async def create(self, metadata: Mapping[str, str] | None = None) -> str:
+        request = payloads_pb2.PayloadsCreateRequest(metadata=dict(metadata or {}))
+        reply = payloads_pb2.PayloadsCreateResponse.FromString(
+            await self.bus.request(app.CREATE, request.SerializeToString())
+        )
+        assert reply.header.code == 0
+        assert reply.type == payloads_pb2.PAYLOAD_TYPE_REUSABLE
+        return reply.payload_id.value
+
+    async def details(self, payload_id: str) -> list[payloads_pb2.PayloadsDetailsResponse]:
+        request = payloads_pb2.PayloadsDetailsRequest(payload_id=ident(payload_id))
+        stream = self.bus.request_stream(app.DETAILS, request.SerializeToString())
+        return [payloads_pb2.PayloadsDetailsResponse.FromString(item) async for item in stream]
+
+    async def files(self, payload_id: str) -> dict[str, int]:
+        """name -> size, as Details lists them."""
+        return {d.file.name: d.file.size for d in await self.details(payload_id) if d.file.name}
+
+    async def remove(self, payload_id: str, name: str) -> None:
+        request = payloads_pb2.PayloadsRemoveRequest(payload_id=ident(payload_id), name=name)
+        reply = payloads_pb2.PayloadsRemoveResponse.FromString(
+            await self.bus.request(app.REMOVE, request.SerializeToString())
+        )
+        assert reply.header.code == 0
+
+    async def delete(self, payload_id: str) -> None:
+        request = payloads_pb2.PayloadsDeleteRequest(payload_id=ident(payload_id))
+        reply = payloads_pb2.PayloadsDeleteResponse.FromString(
+            await self.bus.request(app.DELETE, request.SerializeToString())
+        )
+        assert reply.header.code == 0
+
+    async def upload(self, payload_id: str, name: str, data: bytes, mode: int = 0) -> None:
+        """What the gateway does for one file: check, put, record."""
+        await self.json(app.CHECK_UPLOAD, {"payload_id": payload_id})
+        info = await self.blobs.put(input_key(payload_id, name), chunks(data))
+        assert info.sha256 == hashlib.sha256(data).hexdigest()
+        await self.file_added(payload_id, name, len(data), info.sha256, mode)
+
+    async def file_added(
+        self, payload_id: str, name: str, size: int, sha256: str | None, mode: int = 0
+    ) -> None:
+        document = {
+            "payload_id": payload_id,
+            "name": name,
+            "size": size,
+            "sha256": sha256,
+            "mode": mode,
+        }
+        assert await self.json(app.FILE_ADDED, document) == {}
+
+    async def put_output(self, payload_id: str, name: str, data: bytes) -> None:
+        """An operator output, as the executor pushes it (no file record)."""
+        await self.blobs.put(payload_prefix(payload_id) + name, chunks(data))
+
+    async def for_job(self, job_id: str, inputs: list[str]) -> str:
+        answer = await self.json(
+            subjects.PAYLOADS_CREATE_FOR_JOB, {"job_id": job_id, "input_payloads": inputs}
+        )
+        payload_id: str = answer["payload_id"]
+        return payload_id
+
+    async def lock(self, payload_id: str, job_id: str = JOB) -> None:
+        assert (
+            await self.json(subjects.PAYLOADS_LOCK, {"payload_id": payload_id, "job_id": job_id})
+            == {}
+        )
+
+    async def release(self, payload_id: str, job_id: str = JOB) -> None:
+        document = {"payload_id": payload_id, "job_id": job_id}
+        assert await self.json(subjects.PAYLOADS_RELEASE, document) == {}
+
+    async def json(self, subject: str, document: Mapping[str, Any]) -> Any:
+        return json.loads(await self.bus.request(subject, json.dumps(document).encode()))
+
+    async def blob_keys(self, payload_id: str) -> list[str]:
+        prefix = payload_prefix(payload_id)
+        return [info.key[len(prefix) :] async for info in self.blobs.list(prefix)]
+
+    async def settle(self) -> None:
+        """Lets the event consumer catch up with what was published."""
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+
+    async def event_types(self) -> list[tuple[str, str]]:
+        await self.settle()
+        return [(event.event, event.subject) for event in self.events]

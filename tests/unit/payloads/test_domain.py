@@ -1,0 +1,119 @@
+"""The payload rules on their own: life-cycle of a record, and combining input payloads."""
+
+from __future__ import annotations
+
+import pytest
+
+from aorta.errors import Conflict, ErrorCode, Invalid, NotFound
+from aorta.ids import JobId, PayloadId
+from aorta.services.payloads.domain import (
+    CopyStep,
+    FileRecord,
+    PayloadKind,
+    PayloadRecord,
+    plan_input_copies,
+)
+
+P1, P2, P3 = (PayloadId(c * 32) for c in "123")
+JOB, OTHER_JOB = JobId("a" * 32), JobId("b" * 32)
+
+
+def job_payload() -> PayloadRecord:
+    return PayloadRecord(P1, PayloadKind.PIPELINE, job_id=JOB)
+
+
+def test_a_job_payload_is_writable_until_locked_and_read_only_for_good() -> None:
+    record = job_payload()
+    record.check_writable()
+    locked = record.locked(JOB)
+    assert locked.read_only and locked.in_use_by_job == JOB
+    assert locked.locked(JOB) == locked
+    with pytest.raises(Conflict) as caught:
+        locked.check_writable()
+    assert caught.value.code == ErrorCode.PAYLOAD_READ_ONLY
+    assert f"the payload of job {JOB} is read-only since the job started" in str(caught.value)
+    released = locked.released(JOB)
+    assert released.read_only and released.in_use_by_job is None
+    assert released.released(JOB) == released
+    with pytest.raises(Conflict):
+        released.check_writable()
+
+
+def test_only_the_payloads_own_job_locks_and_releases_it() -> None:
+    with pytest.raises(Conflict, match=f"belongs to job {JOB}") as caught:
+        job_payload().locked(OTHER_JOB)
+    assert caught.value.code == ErrorCode.PAYLOAD_IN_USE
+    with pytest.raises(Conflict, match=f"in use by job {JOB}"):
+        job_payload().locked(JOB).released(OTHER_JOB)
+    with pytest.raises(Invalid, match="is REUSABLE"):
+        PayloadRecord(P1, PayloadKind.REUSABLE).locked(JOB)
+
+
+def test_an_in_use_payload_cannot_be_deleted_and_a_deleting_one_is_gone() -> None:
+    with pytest.raises(Conflict, match="which is running") as caught:
+        job_payload().locked(JOB).marked_deleting()
+    assert caught.value.code == ErrorCode.PAYLOAD_IN_USE
+    deleting = job_payload().locked(JOB).released(JOB).marked_deleting()
+    for call in (deleting.check_present, deleting.check_writable):
+        with pytest.raises(NotFound) as gone:
+            call()
+        assert gone.value.code == ErrorCode.PAYLOAD_NOT_FOUND
+    with pytest.raises(NotFound):
+        deleting.locked(JOB)
+
+
+def test_metadata_only_on_reusable_payloads() -> None:
+    reusable = PayloadRecord(P1, PayloadKind.REUSABLE)
+    assert reusable.with_metadata({"k": "v"}).metadata == {"k": "v"}
+    with pytest.raises(Invalid, match="allowed only on REUSABLE payloads") as caught:
+        job_payload().with_metadata({"k": "v"})
+    assert caught.value.code == ErrorCode.PAYLOAD_REQUEST_INVALID
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        PayloadRecord(P1, PayloadKind.REUSABLE, metadata={"b": "2", "a.b$": "1"}),
+        job_payload().locked(JOB),
+        PayloadRecord(P2, PayloadKind.PIPELINE, job_id=JOB, input_payloads=(P1, P3)),
+    ],
+)
+def test_records_survive_their_stored_form(record: PayloadRecord) -> None:
+    document = record.to_document()
+    assert ("job_id" in document) == (record.job_id is not None)
+    restored = PayloadRecord.from_document(document)
+    assert restored == record
+    assert list(restored.metadata) == list(record.metadata)
+
+
+def test_file_records_survive_their_stored_form() -> None:
+    record = FileRecord(P1, "input/a b.dcm", 12, "ab" * 32, 0o644)
+    assert record.to_document()["id"] == f"{P1}:input/a b.dcm"
+    assert FileRecord.from_document(record.to_document()) == record
+
+
+def test_input_payloads_are_copied_in_list_order() -> None:
+    steps = plan_input_copies([(P1, ["b", "a/x"]), (P2, ["c", "a/y"])])
+    assert steps == [CopyStep(P1, "b"), CopyStep(P1, "a/x"), CopyStep(P2, "c"), CopyStep(P2, "a/y")]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "problem"),
+    [
+        ([(P1, ["a"]), (P2, ["a"])], f"payloads {P1} and {P2} both hold 'a'"),
+        ([(P1, ["a"]), (P2, ["a/b"])], f"payload {P2} has a folder 'a' where payload {P1}"),
+        ([(P1, ["a/b"]), (P2, ["a"])], f"payload {P2} holds a file 'a' where payload {P1} has"),
+        ([(P1, ["x"]), (P1, ["y"])], f"payload {P1} is listed twice"),
+    ],
+)
+def test_colliding_inputs_are_refused_before_anything_is_copied(
+    inputs: list[tuple[PayloadId, list[str]]], problem: str
+) -> None:
+    with pytest.raises(Invalid) as caught:
+        plan_input_copies(inputs)
+    assert caught.value.code == ErrorCode.PAYLOAD_REQUEST_INVALID
+    assert problem in str(caught.value)
+
+
+def test_names_differing_in_case_do_not_collide() -> None:
+    assert len(plan_input_copies([(P1, ["Scan.dcm"]), (P2, ["scan.dcm"])])) == 2
