@@ -34,10 +34,14 @@ system:
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+# nvidia-pytriton brings the tritonserver binary and its Python backend for the local Triton
+# pool; its metadata pins tritonclient extras that want protobuf < 7, and only its files are
+# used, so it is installed without dependencies.
 $(VENV)/.installed: pyproject.toml setup.py
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	@[ -x $(UV) ] || $(BIN)/python -m pip install -q uv==$(UV_VERSION)
 	$(UV) pip install -q -p $(BIN)/python -e '.[dev,examples]'
+	$(UV) pip install -q -p $(BIN)/python --no-deps nvidia-pytriton==0.7.0
 	@touch $@
 
 $(CLARA_VENV)/.installed:
