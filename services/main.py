@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from aorta.agent.command import agent
 from aorta.cli import register as register_client_commands
 from aorta.errors import AortaError
 from aorta.logs import configure_logging
@@ -76,6 +77,9 @@ def serve(names: tuple[str, ...]) -> None:
 
 
 register_client_commands(cli)
+# The agent runs inside operator pods (init container and sidecar); it needs the blob store,
+# which the client commands must not import.
+cli.add_command(agent)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 
 from . import registry
+from .health import Readiness
 
 log = get_logger(__name__)
 
@@ -53,14 +54,20 @@ async def run_services(
         blobs = await open_blob_store(settings)
         stack.push_async_callback(blobs.close)
         context = ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
+        readiness = Readiness()
+        if settings.health_port:
+            await readiness.serve("0.0.0.0", settings.health_port)
+            stack.push_async_callback(readiness.close)
         running: dict[str, Running] = {}
         try:
             for name in order:
                 running[name] = await registry.starter(name)(context)
+            readiness.ready = True
             if on_ready is not None:
                 await on_ready(running)
             await stop.wait()
         finally:
+            readiness.ready = False
             log.info("services.stopping", services=list(running))
             try:
                 async with asyncio.timeout(SHUTDOWN_DEADLINE):

@@ -110,6 +110,8 @@ class Settings:
       `AORTA_S3_SECURE` (default false), `AORTA_S3_REGION`.
     - `AORTA_GRPC_ADDRESS` (default `0.0.0.0:30031`): where the gateway listens.
     - `AORTA_RPC_TIMEOUT` (seconds, default 30): how long a bus request waits for its answer.
+    - `AORTA_HEALTH_PORT` (default 0: off): an HTTP port answering `/healthz/live` and
+      `/healthz/ready`, for Kubernetes probes.
     - `AORTA_LOG_FORMAT` (`json` or `console`, default `json`), `AORTA_LOG_LEVEL` (default `info`).
     """
 
@@ -125,6 +127,7 @@ class Settings:
     s3_region: str = ""
     grpc_address: str = "0.0.0.0:30031"
     rpc_timeout: float = 30.0
+    health_port: int = 0
     log_format: str = "json"
     log_level: str = "info"
 
@@ -147,6 +150,7 @@ class Settings:
             s3_region=env.text("AORTA_S3_REGION", "us-east-1"),
             grpc_address=env.text("AORTA_GRPC_ADDRESS", "0.0.0.0:30031"),
             rpc_timeout=env.number("AORTA_RPC_TIMEOUT", 30.0, minimum=0.1),
+            health_port=env.integer("AORTA_HEALTH_PORT", 0, minimum=0),
             log_format=env.choice("AORTA_LOG_FORMAT", "json", ("json", "console")),
             log_level=env.choice(
                 "AORTA_LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")

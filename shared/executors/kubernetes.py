@@ -158,8 +158,10 @@ class KubernetesExecutor:
         """Deletes the run's pod with `grace` seconds for its containers to stop, and returns
         once it ended (`wait` then says CANCELLED). Nothing happens for an unknown or finished
         run, or for one whose operator already exited 0 (its outputs are being stored)."""
+        if run_id in self._outcomes:
+            return
         pod = await self._pod_of(run_id)
-        if pod is None or is_finished(pod) or run_id in self._outcomes:
+        if pod is None or is_finished(pod):
             return
         operator = _container_state(pod, OPERATOR_CONTAINER).get("terminated") or {}
         if operator.get("exitCode") == 0:
@@ -244,6 +246,8 @@ class KubernetesExecutor:
         if known is not None:
             return known  # another waiter finished it meanwhile
         if pod is not None:
+            # A pod adopted after a restart tells where its log is; it is needed once it is gone.
+            self._log_keys.setdefault(run_id, _annotation(pod, LOG_KEY_ANNOTATION))
             if not _pushed(pod):
                 await self._save_log(pod, outcome)
             if not self._settings.keep_pods:

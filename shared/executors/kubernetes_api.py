@@ -194,6 +194,8 @@ class KubeApi:
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             raise Unavailable(f"the Kubernetes API cannot be reached: {error!r}") from None
+        # The stubs type the answer as the log text; unread (`_preload_content=False`) it is the
+        # aiohttp response itself, streamed here so a long log never sits in memory whole.
         reply: aiohttp.ClientResponse = response  # type: ignore[assignment]
         try:
             if reply.status >= 300:

@@ -60,9 +60,12 @@ def pod_outcome(pod: Json | None, run_id: str, *, cancelled: bool) -> RunOutcome
         )
     if status.get("phase") == "Failed" and status.get("reason") == "DeadlineExceeded":
         seconds = (pod.get("metadata") or {}).get("annotations", {}).get(TIMEOUT_ANNOTATION, "?")
+        operator = _terminated(status.get("containerStatuses"), OPERATOR_CONTAINER) or {}
+        code = operator.get("exitCode")
         return RunOutcome(
             run_id,
             RunReason.TIMEOUT,
+            exit_code=None if code is None else int(code),
             message=f"ran past its timeout of {seconds} s and was stopped",
         )
     start_failure = _start_failure(pod, run_id)

@@ -111,12 +111,17 @@ def run_labels(run: OperatorRun, settings: KubernetesSettings) -> dict[str, str]
 
 
 def operator_pod(
-    run: OperatorRun, settings: KubernetesSettings, agent_env: Mapping[str, str]
+    run: OperatorRun,
+    settings: KubernetesSettings,
+    agent_env: Mapping[str, str],
+    *,
+    pipeline_pull_secrets: Sequence[str] = (),
 ) -> Json:
     """The manifest of `run`'s pod (see the module docstring).
 
     `agent_env` is what the agent containers need to open the blob store (`AORTA_BLOB_STORE`,
     `AORTA_S3_ENDPOINT`, ...; never credentials: those come from `settings.blob_secret`).
+    `pipeline_pull_secrets` are the pipeline's `pull-secrets`, added after the settings' own.
     Raises `Invalid` for declared paths that overlap or are not plain rooted folders, and for
     run variables that use a reserved name.
     """
@@ -183,7 +188,7 @@ def operator_pod(
         spec["tolerations"] = [
             {"key": settings.gpu_resource, "operator": "Exists", "effect": "NoSchedule"}
         ]
-    secrets = pull_secrets(settings, getattr(run, "pull_secrets", ()))
+    secrets = pull_secrets(settings, pipeline_pull_secrets)
     if secrets:
         spec["imagePullSecrets"] = [{"name": name} for name in secrets]
     return {
