@@ -14,6 +14,8 @@ from aorta.lifecycle import ServiceStarter
 # a process that runs one service loads only that service's code.
 SERVICES: dict[str, str] = {
     "pipelines": "aorta.services.pipelines.app",
+    "payloads": "aorta.services.payloads.app",
+    "models": "aorta.services.models.app",
     "monitor": "aorta.services.monitor.app",
     "gateway": "aorta.services.gateway.app",
 }
