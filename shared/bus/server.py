@@ -10,26 +10,23 @@ start it from the main thread (never from a worker thread that may exit first).
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import NoReturn
 
+from aorta.child_process import die_with_parent
 from aorta.errors import Unavailable
 from aorta.logs import get_logger
 
 EXTRA_SEARCH_DIRS = ("/usr/sbin", "/usr/local/sbin")
 """Where Debian's package puts the binary, often missing from a non-root user's PATH."""
 
-_PR_SET_PDEATHSIG = 1
 _POLL_S = 0.02
 _LOG_TAIL_BYTES = 4000
 
@@ -165,7 +162,7 @@ class NatsServerProcess:
                 stdout=early_output,
                 stderr=early_output,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(),
+                preexec_fn=die_with_parent(),
             )
         return self.directory / f"nats-server_{self._process.pid}.ports"
 
@@ -248,20 +245,3 @@ class NatsServerProcess:
     ) -> None:
         await self.astop()
 
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A `preexec_fn` asking Linux to SIGTERM the child when its parent dies; None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    # Loaded before the fork: the child runs only async-signal-safe-ish calls.
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    parent = os.getpid()
-
-    def preexec() -> None:
-        if prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-        # The parent died before prctl took effect: nobody will signal us, so stop now.
-        if os.getppid() != parent:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return preexec

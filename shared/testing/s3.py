@@ -12,7 +12,6 @@ be tested against it.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import shutil
 import signal
@@ -23,16 +22,15 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import NoReturn
 
+from aorta.child_process import die_with_parent
 from aorta.errors import Unavailable
 
 _POLL_S = 0.05
 _LOG_TAIL_BYTES = 4000
-_PR_SET_PDEATHSIG = 1
 
 
 class S3ServerError(Unavailable):
@@ -150,7 +148,7 @@ class S3Server:
                 stdout=output,
                 stderr=output,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(),
+                preexec_fn=die_with_parent(),
             )
         return time.monotonic() + self._start_timeout
 
@@ -233,19 +231,3 @@ def _free_port() -> int:
         port: int = probe.getsockname()[1]
         return port
 
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A `preexec_fn` asking Linux to SIGTERM the child when the thread that started it dies,
-    so a test run killed outright leaves no server behind; None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    parent = os.getpid()
-
-    def preexec() -> None:
-        if prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return preexec

@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from aorta.bus.server import _die_with_parent
+from aorta.child_process import die_with_parent
 from aorta.errors import Unavailable
 from aorta.logs import get_logger
 from aorta.triton.install import TritonInstall
@@ -130,7 +130,7 @@ class TritonProcess:
                 stderr=output,
                 env=self._env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(),
+                preexec_fn=die_with_parent(),
             )
 
     async def _wait_ready(self) -> None:
