@@ -112,7 +112,9 @@ async def start(
         log.info("models.stale_uploads_removed", count=swept)
     records = ServerRecords(ctx.store)
     await records.reset()
-    if backend is None:
+    if backend is None and settings.backend == "kubernetes":
+        backend = await _kubernetes_backend(ctx, settings, environ)
+    elif backend is None:
         backend = await _local_backend(settings, environ, data / "triton")
     pool = TritonPool(backend, archives, settings.pool, records=records)
     pool.start()
@@ -143,6 +145,23 @@ async def _local_backend(
         limits=settings.limits,
         start_timeout=settings.start_timeout,
         stop_grace=settings.stop_grace,
+        load_timeout=settings.load_timeout,
+    )
+
+
+async def _kubernetes_backend(
+    ctx: ServiceContext, settings: ModelsSettings, environ: Mapping[str, str]
+) -> TritonBackend:
+    # Imported here so a local platform never loads the Kubernetes client.
+    from aorta.executors.kubernetes_settings import KubernetesSettings
+    from aorta.triton.kubernetes import KubernetesTritonBackend
+    from aorta.triton.kubernetes_objects import TritonSettings
+
+    return await KubernetesTritonBackend.open(
+        ctx.blobs,
+        KubernetesSettings.from_env(environ),
+        TritonSettings.from_env(environ, ctx.settings),
+        limits=settings.limits,
         load_timeout=settings.load_timeout,
     )
 

@@ -40,7 +40,7 @@ class ModelsSettings:
     Pool: see `PoolSettings`. Local backend:
 
     - `AORTA_TRITON_BACKEND` (`local`): where servers run; `local` starts tritonserver child
-      processes (Kubernetes is planned).
+      processes; `kubernetes` runs each server as a Deployment and Service (docs/kubernetes.md).
     - `AORTA_TRITON_HOME` (default: the nvidia-pytriton wheel's tree): a Triton tree with
       `bin/tritonserver` and `backends/python/`.
     - `AORTA_TRITON_PYTHON_ENV` (default: this process's virtualenv): the Python environment
@@ -84,7 +84,7 @@ class ModelsSettings:
                     "AORTA_MODELS_MAX_UNCOMPRESSED_BYTES", 16 * 1024**3, minimum=1
                 ),
             ),
-            backend=env.choice("AORTA_TRITON_BACKEND", "local", ("local",)),
+            backend=env.choice("AORTA_TRITON_BACKEND", "local", ("local", "kubernetes")),
             triton_home=Path(home) if home else None,
             python_env=Path(python_env) if python_env else None,
             start_timeout=env.number("AORTA_TRITON_START_TIMEOUT", 60.0, minimum=1.0),
