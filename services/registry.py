@@ -16,6 +16,7 @@ SERVICES: dict[str, str] = {
     "pipelines": "aorta.services.pipelines.app",
     "payloads": "aorta.services.payloads.app",
     "models": "aorta.services.models.app",
+    "scheduler": "aorta.services.scheduler.app",
     "monitor": "aorta.services.monitor.app",
     "gateway": "aorta.services.gateway.app",
 }

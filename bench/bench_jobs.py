@@ -1,0 +1,251 @@
+"""What running operators through the platform costs, against running the same processes plainly.
+
+One run, side by side, on this machine:
+
+- the baseline: the operator command (`python -c pass`) run `CHAIN` times back to back by a
+  plain asyncio script (the median of `REPEATS` chains), and `JOBS` times with as many at once
+  as the platform admits;
+- the platform: the gateway, pipelines, payloads and scheduler services in this process on a
+  real nats-server (SQLite and a local blob folder in a temporary dir, the real local executor),
+  driven through the public gRPC API:
+  - a chain of `CHAIN` operators each running the same command, each reading the previous
+    one's output: from `Jobs.Start` until the job's `job.stopped` event arrives (the median of
+    `REPEATS` jobs, after one warm-up job). The overhead
+    per operator is (platform - baseline) / CHAIN (target < 50 ms on 2 cores). The stored
+    operator times split it into the gap between one operator's end and the next one's start
+    (the scheduler's own part) and the rest (the executor: group leader, workspace, log,
+    input fetch and output push);
+  - `JOBS` one-operator jobs created, then started all at once: jobs per second from the first
+    `Start` to the last `job.stopped`, against the baseline's processes per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from aorta.api import common_pb2, jobs_pb2, jobs_pb2_grpc, pipelines_pb2, pipelines_pb2_grpc
+from aorta.blobs import open_blob_store
+from aorta.bus import CloudEvent
+from aorta.bus.nats import NatsBus
+from aorta.ids import JobId
+from aorta.lifecycle import Running, ServiceContext
+from aorta.logs import configure_logging
+from aorta.services.gateway import app as gateway_app
+from aorta.services.payloads import app as payloads_app
+from aorta.services.pipelines import app as pipelines_app
+from aorta.services.scheduler import app as scheduler_app
+from aorta.services.scheduler.repository import JobRepository
+from aorta.settings import Settings
+from aorta.store.factory import open_state_store
+from aorta.testing.nats import async_nats_server
+
+CHAIN = 10
+JOBS = 200
+REPEATS = 5
+TARGET_OVERHEAD_MS = 50.0
+COMMAND = (sys.executable, "-c", "pass")
+
+
+def chain_definition(length: int) -> str:
+    lines = ["api-version: 0.4.0", f"name: chain-{length}", "operators:"]
+    for index in range(length):
+        source = f"{{from: op{index - 1}, path: /in}}" if index else "{path: /in}"
+        lines += [
+            f"- name: op{index}",
+            f"  container: {{image: python, command: [{', '.join(COMMAND)}]}}",
+            f"  input: [{source}]",
+            "  output: [{path: /out}]",
+            "  requests: {cpu: 1, memory: 64}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+async def run_command() -> None:
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL
+    )
+    if await process.wait() != 0:
+        raise RuntimeError(f"{COMMAND} failed")
+
+
+async def baseline_chain() -> float:
+    """The median of `REPEATS` back-to-back chains (the machine may be shared)."""
+    times = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        for _ in range(CHAIN):
+            await run_command()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+async def baseline_many(concurrency: int) -> float:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with gate:
+            await run_command()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(JOBS)))
+    return time.perf_counter() - started
+
+
+class Platform:
+    """The job path of the platform in this process, and a gRPC client of its gateway."""
+
+    def __init__(self, context: ServiceContext, channel: grpc.aio.Channel) -> None:
+        self.context = context
+        self.jobs = jobs_pb2_grpc.JobsStub(channel)
+        self.pipelines = pipelines_pb2_grpc.PipelinesStub(channel)
+        self.stopped: dict[str, asyncio.Future[float]] = {}
+
+    async def on_event(self, event: CloudEvent) -> None:
+        waiter = self.stopped.get(event.subject)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(time.perf_counter())
+
+    async def pipeline(self, text: str) -> common_pb2.Identifier:
+        file = pipelines_pb2.PipelineDefinitionFile(path="p.yaml", content=text)
+        created = await self.pipelines.Create(
+            iter([pipelines_pb2.PipelinesCreateRequest(definition=file)])
+        )
+        assert created.header.code == 0, created.header
+        return created.pipeline_id
+
+    async def job(self, pipeline_id: common_pb2.Identifier, name: str) -> str:
+        created = await self.jobs.Create(
+            jobs_pb2.JobsCreateRequest(pipeline_id=pipeline_id, name=name)
+        )
+        assert created.header.code == 0, created.header
+        job_id = str(created.job_id.value)
+        self.stopped[job_id] = asyncio.get_running_loop().create_future()
+        return job_id
+
+    async def start(self, job_id: str) -> None:
+        request = jobs_pb2.JobsStartRequest(job_id=common_pb2.Identifier(value=job_id))
+        started = await self.jobs.Start(request)
+        assert started.header.code == 0, started.header
+
+
+async def with_platform(work: Callable[[Platform], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="aorta-bench-jobs-") as folder:
+        root = Path(folder)
+        async with async_nats_server(root / "nats") as nats:
+            settings = Settings.from_env(
+                {"AORTA_DATA_DIR": str(root / "data"), "AORTA_NATS_URL": nats.url}
+            )
+            bus = await NatsBus.connect(nats.url, name="aorta-bench", default_timeout=30.0)
+            store = await open_state_store(settings)
+            blobs = await open_blob_store(settings)
+            context = ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
+            environ = {"AORTA_SCHEDULER_GPUS": "0", "AORTA_SCHEDULER_RESYNC": "1"}
+            services: list[Running] = [
+                await pipelines_app.start(context),
+                await payloads_app.start(context),
+                await scheduler_app.start(context, environ=environ),
+            ]
+            gateway = await gateway_app.start(context, address="127.0.0.1:0")
+            try:
+                async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+                    platform = Platform(context, channel)
+                    events = await bus.subscribe_events(
+                        "aorta.events.job.*.stopped", platform.on_event
+                    )
+                    try:
+                        return await work(platform)
+                    finally:
+                        await events.drain()
+            finally:
+                await gateway.stop(1.0)
+                for service in reversed(services):
+                    await service.stop(1.0)
+                await bus.close()
+                await blobs.close()
+                await store.close()
+
+
+async def platform_chain(platform: Platform) -> dict[str, Any]:
+    pipeline_id = await platform.pipeline(chain_definition(CHAIN))
+    # A warm-up job first, so imports and first-use costs are not counted; then the median
+    # of `REPEATS` jobs, as for the baseline.
+    times = []
+    for index in range(REPEATS + 1):
+        job_id = await platform.job(pipeline_id, f"chain-{index}")
+        started = time.perf_counter()
+        await platform.start(job_id)
+        times.append(await platform.stopped[job_id] - started)
+    record = await JobRepository(platform.context.store).get(JobId(job_id))
+    assert record.phase.value == "succeeded", record.messages
+    operators = record.operators
+    gaps = [at(later.started) - at(earlier.stopped) for earlier, later in pairwise(operators)]
+    runs = [at(op.stopped) - at(op.started) for op in operators]
+    return {
+        "seconds": statistics.median(times[1:]),
+        "admission_s": at(operators[0].started) - at(record.enqueued),
+        "gap_median_ms": statistics.median(gaps) * 1000,
+        "run_median_ms": statistics.median(runs) * 1000,
+    }
+
+
+def at(moment: float | None) -> float:
+    """A time the record must hold by now."""
+    assert moment is not None
+    return moment
+
+
+async def platform_many(platform: Platform) -> dict[str, Any]:
+    pipeline_id = await platform.pipeline(chain_definition(1))
+    jobs = await asyncio.gather(*(platform.job(pipeline_id, f"job-{n}") for n in range(JOBS)))
+    started = time.perf_counter()
+    await asyncio.gather(*(platform.start(job_id) for job_id in jobs))
+    ends = await asyncio.gather(*(platform.stopped[job_id] for job_id in jobs))
+    return {"seconds": max(ends) - started}
+
+
+async def measure() -> dict[str, Any]:
+    await run_command()
+    base_chain = await baseline_chain()
+    concurrency = (os.cpu_count() or 1) * 4
+    base_many = await baseline_many(concurrency)
+    chain = await with_platform(platform_chain)
+    many = await with_platform(platform_many)
+    overhead_ms = (chain["seconds"] - base_chain) / CHAIN * 1000
+    return {
+        "cores": os.cpu_count(),
+        "chain_operators": CHAIN,
+        "baseline_chain_s": round(base_chain, 3),
+        "platform_chain_s": round(chain["seconds"], 3),
+        "overhead_per_operator_ms": round(overhead_ms, 1),
+        "overhead_target_ms": TARGET_OVERHEAD_MS,
+        "overhead_within_target": overhead_ms < TARGET_OVERHEAD_MS,
+        "start_to_first_operator_ms": round(chain["admission_s"] * 1000, 1),
+        "scheduler_gap_between_operators_median_ms": round(chain["gap_median_ms"], 1),
+        "operator_run_median_ms": round(chain["run_median_ms"], 1),
+        "jobs": JOBS,
+        "concurrency": concurrency,
+        "baseline_processes_per_s": round(JOBS / base_many, 1),
+        "platform_jobs_per_s": round(JOBS / many["seconds"], 1),
+        "jobs_ratio_platform_over_baseline": round(base_many / many["seconds"], 3),
+    }
+
+
+def run() -> dict[str, Any]:
+    configure_logging("json", "error")
+    return asyncio.run(measure())
+
+
+if __name__ == "__main__":
+    for key, value in run().items():
+        print(f"{key}: {value}")

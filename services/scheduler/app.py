@@ -1,0 +1,190 @@
+"""Composition root of the scheduler service: any number of replicas, one leader.
+
+Every replica serves the Jobs verbs in the `scheduler` queue group (their state lives in the
+store) and listens for nudges on `WAKE`; the replica holding the lease (`lease`) also runs the
+`Engine`, which admits jobs and runs operators through the executor, and serves the live logs
+of its runs on `logs.LEADER_LOGS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from aorta import subjects
+from aorta.bus import Subscription
+from aorta.errors import AortaError
+from aorta.executors import Executor
+from aorta.gpu import gpu_count
+from aorta.ids import new_id
+from aorta.lifecycle import ServiceContext
+from aorta.logs import get_logger
+
+from .engine import Engine
+from .events import JobEvents
+from .handlers import JobCommands
+from .lease import Leadership, Lease, Led
+from .logs import LEADER_LOGS, LEADER_QUEUE, OperatorLogs
+from .operator_runs import EngineParts
+from .peers import Peers
+from .queries import JobQueries
+from .repository import JobRepository
+from .settings import NodeFacts, SchedulerSettings
+
+log = get_logger(__name__)
+QUEUE = "scheduler"
+
+CREATE = subjects.rpc("scheduler", "create")
+"""JobsCreateRequest -> JobsCreateResponse."""
+START = subjects.rpc("scheduler", "start")
+"""JobsStartRequest -> JobsStartResponse."""
+STATUS = subjects.rpc("scheduler", "status")
+"""JobsStatusRequest -> JobsStatusResponse."""
+LIST = subjects.rpc("scheduler", "list")
+"""JobsListRequest -> stream of JobsListResponse."""
+CANCEL = subjects.rpc("scheduler", "cancel")
+"""JobsCancelRequest -> JobsCancelResponse."""
+READ_LOGS = subjects.rpc("scheduler", "read_logs")
+"""JobsReadLogsRequest -> stream of JobsReadLogsResponse."""
+ADD_METADATA = subjects.rpc("scheduler", "add_metadata")
+"""JobsAddMetadataRequest -> JobsAddMetadataResponse."""
+REMOVE_METADATA = subjects.rpc("scheduler", "remove_metadata")
+"""JobsRemoveMetadataRequest -> JobsRemoveMetadataResponse."""
+WAKE = "aorta.scheduler.wake"
+"""Core pub/sub, empty body: a replica changed a job; the leader re-reads the store now."""
+
+
+@dataclass
+class RunningScheduler:
+    """A started replica. `stop` stops answering, stops leading (runs are left to the
+    executor, which stops local processes: a restart re-runs them), then closes the executor."""
+
+    leadership: Leadership
+    executor: Executor
+    name: str = "scheduler"
+    served: list[Subscription] = field(default_factory=list)
+    leader_logs: Subscription | None = None
+    loop: asyncio.Task[None] | None = None
+
+    @property
+    def engine(self) -> Engine | None:
+        """The engine while this replica leads."""
+        led = self.leadership.led
+        return led if isinstance(led, Engine) else None
+
+    async def stop(self, grace: float) -> None:
+        """Bounded by the bus's drain timeout and the executor's close grace. Idempotent."""
+        for subscription in self.served:
+            await subscription.drain()
+        if self.loop is not None:
+            self.loop.cancel()
+            await asyncio.gather(self.loop, return_exceptions=True)
+        await self.leadership.close()
+        await self.executor.close()
+        log.info("scheduler.stopped")
+
+
+def default_replica() -> str:
+    """A name unique to this replica: host, process and a random part."""
+    return f"{socket.gethostname()}-{os.getpid()}-{new_id()[:8]}"
+
+
+def make_executor(settings: SchedulerSettings, ctx: ServiceContext) -> Executor:
+    """The executor `AORTA_SCHEDULER_EXECUTOR` names."""
+    # Imported here so that a process that never runs operators does not load it.
+    from aorta.executors.local import LocalExecutor
+
+    return LocalExecutor(ctx.blobs, settings.work_dir, stop_grace=settings.grace)
+
+
+async def start(
+    ctx: ServiceContext,
+    *,
+    environ: Mapping[str, str] = os.environ,
+    executor: Executor | None = None,
+    replica: str | None = None,
+    clock: Callable[[], float] = time.time,
+) -> RunningScheduler:
+    """Serves every verb and starts trying for the lease; returns once requests reach the
+    handlers (leadership follows within a third of the lease TTL).
+
+    The scheduler's own settings (`SchedulerSettings`) come from `environ`, the process
+    environment by default; `executor` defaults to the one they name; `replica` names this
+    replica in the lease; `clock` is Unix time (tests may pass their own).
+    """
+    node = NodeFacts.measure(await gpu_count())
+    settings = SchedulerSettings.from_env(environ, data_dir=ctx.settings.data_dir, node=node)
+    executor = executor or make_executor(settings, ctx)
+    repository = JobRepository(ctx.store)
+    await repository.prepare()
+    bus = ctx.bus
+    peers = Peers(bus, ctx.settings.rpc_timeout)
+    events = JobEvents(bus)
+    parts = EngineParts(repository, events, executor, settings, clock)
+    lease = Lease(ctx.store, replica or default_replica(), settings.lease_ttl, clock=clock)
+
+    def engine() -> Engine | None:
+        return running.engine
+
+    logs = OperatorLogs(ctx.blobs, bus, executor, engine, ctx.settings.rpc_timeout)
+
+    async def on_change(led: Led | None) -> None:
+        if led is not None:
+            running.leader_logs = await bus.serve_stream(
+                LEADER_LOGS, logs.serve_leader, queue=LEADER_QUEUE
+            )
+        elif running.leader_logs is not None:
+            subscription, running.leader_logs = running.leader_logs, None
+            await subscription.drain()
+
+    running = RunningScheduler(
+        leadership=Leadership(
+            lease, lambda: Engine(parts, peers), on_change=on_change, clock=clock
+        ),
+        executor=executor,
+    )
+
+    async def notify() -> None:
+        try:
+            await bus.publish(WAKE, b"")
+        except AortaError as error:
+            log.warning("scheduler.nudge_lost", error=str(error))
+
+    async def wake(data: bytes, subject: str) -> None:
+        current = running.engine
+        if current is not None:
+            current.poke(resync=True)
+
+    commands = JobCommands(repository, peers, events, settings, notify, clock=clock)
+    queries = JobQueries(repository, logs)
+    try:
+        running.served += [
+            await bus.subscribe(WAKE, wake),
+            await bus.serve(CREATE, commands.create, queue=QUEUE),
+            await bus.serve(START, commands.start, queue=QUEUE),
+            await bus.serve(CANCEL, commands.cancel, queue=QUEUE),
+            await bus.serve(subjects.SCHEDULER_PLATFORM_STOP, commands.platform_stop, queue=QUEUE),
+            await bus.serve(STATUS, queries.status, queue=QUEUE),
+            await bus.serve_stream(LIST, queries.list_jobs, queue=QUEUE),
+            await bus.serve_stream(READ_LOGS, queries.read_logs, queue=QUEUE),
+            await bus.serve(ADD_METADATA, queries.add_metadata, queue=QUEUE),
+            await bus.serve(REMOVE_METADATA, queries.remove_metadata, queue=QUEUE),
+        ]
+        running.loop = asyncio.create_task(
+            running.leadership.run(), name="aorta.scheduler.leadership"
+        )
+    except BaseException:
+        await running.stop(0)
+        raise
+    log.info(
+        "scheduler.serving",
+        replica=lease.holder,
+        gpus=len(settings.capacity.gpus),
+        cpus=settings.capacity.cpu,
+        memory_mb=settings.capacity.memory_mb,
+    )
+    return running

@@ -1,0 +1,205 @@
+"""The commands: Jobs.Create, Start, Cancel, and Clara.Stop's `platform_stop`; any replica.
+
+Every command checks the whole request first, writes the job with optimistic concurrency, and
+only then publishes its event and nudges the leader (`notify`), which does the rest: admits
+queued jobs, stops the runs of canceled or terminated ones, releases what stopped jobs held.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from functools import partial
+
+from aorta.bus import Request
+from aorta.errors import AortaError, Conflict
+from aorta.ids import JobId, PayloadId, new_id
+from aorta.logs import get_logger
+
+from . import answers, requests, transitions
+from .definition import (
+    Definition,
+    job_timeout,
+    models_of,
+    operator_records,
+    progress_of,
+)
+from .domain import JobEvent, JobPhase, ResourceLedger, next_phase
+from .events import JobEvents
+from .peers import Peers
+from .record import JobRecord
+from .repository import JobRepository
+from .runs import check_runnable
+from .settings import SchedulerSettings
+
+log = get_logger(__name__)
+
+STOP_REASON = "the platform was stopped (Clara.Stop)"
+
+
+class JobCommands:
+    """Create, Start, Cancel and platform_stop over one repository."""
+
+    def __init__(
+        self,
+        repository: JobRepository,
+        peers: Peers,
+        events: JobEvents,
+        settings: SchedulerSettings,
+        notify: Callable[[], Awaitable[None]],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._repository = repository
+        self._peers = peers
+        self._events = events
+        self._settings = settings
+        self._notify = notify
+        self._clock = clock
+
+    async def create(self, request: Request) -> bytes:
+        """Jobs.Create: the pipeline must exist; the job gets its own PIPELINE payload.
+
+        The job and its frozen definition are stored hidden first, then the payload is made,
+        then the job is revealed with the payload's id: a failure on the way removes the job
+        again, so nothing half-made is ever listed.
+        """
+        command = requests.parse_create(request.data)
+        snapshot = await self._peers.pipeline_snapshot(command.pipeline_id)
+        definition = Definition(root=snapshot.root, files=snapshot.files)
+        pipeline = definition.pipeline()
+        job_id = JobId(new_id())
+        record = JobRecord(
+            id=job_id,
+            name=command.name,
+            pipeline_id=snapshot.pipeline_id,
+            pipeline_name=snapshot.name,
+            payload_id=PayloadId(""),
+            priority=command.priority,
+            phase=JobPhase.CREATED,
+            created=self._clock(),
+            progress=progress_of(pipeline).to_document(),
+            operators=operator_records(
+                pipeline,
+                default_timeout=self._settings.default_timeout,
+                max_timeout=self._settings.max_timeout,
+            ),
+            visible=False,
+            metadata=command.metadata,
+            released=True,
+        )
+        await self._repository.insert(record, definition)
+        try:
+            payload_id = await self._peers.create_payload(job_id, command.input_payloads)
+            record = await self._repository.modify(
+                job_id,
+                lambda r: replace(r, payload_id=payload_id, visible=True),
+                hidden=True,
+            )
+        except BaseException:
+            await self._repository.remove(job_id)
+            raise
+        log.info(
+            "job.created", job_id=job_id, pipeline_id=record.pipeline_id, payload_id=payload_id
+        )
+        await self._events.job(record, "created")
+        return answers.created(job_id, payload_id)
+
+    async def start(self, request: Request) -> bytes:
+        """Jobs.Start: resolves the variables, locks the payload and queues the job.
+
+        Refused without any change when the job is not a created one (JOB_STATE_CONFLICT) or
+        the variables do not resolve the pipeline (JOB_VARIABLES_INVALID): the job stays
+        startable. A job whose operators could never fit this node is FAULTED at once.
+        """
+        command = requests.parse_start(request.data)
+        job_id = command.job_id
+        record = await self._repository.get(job_id)
+        next_phase(record.phase, JobEvent.START, job_id=job_id)
+        pipeline = (await self._repository.definition(job_id)).resolved(command.variables)
+        check_runnable(pipeline)
+        settings = self._settings
+        operators = operator_records(
+            pipeline, default_timeout=settings.default_timeout, max_timeout=settings.max_timeout
+        )
+        now = self._clock()
+
+        def queued(current: JobRecord) -> JobRecord:
+            return transitions.queue(
+                current,
+                variables=command.variables,
+                operators=operators,
+                progress=progress_of(pipeline).to_document(),
+                models=models_of(pipeline),
+                timeout=job_timeout(
+                    pipeline, default=settings.default_timeout, maximum=settings.max_timeout
+                ),
+                now=now,
+            )
+
+        probe = ResourceLedger(settings.capacity)
+        reasons = [probe.never_fits(op.request, op.name) for op in operators]
+        if any(reasons):
+            why = "; ".join(reason for reason in reasons if reason)
+            record = await self._repository.modify(
+                job_id, lambda r: transitions.fault_unplaceable(queued(r), why, now=now)
+            )
+            log.info("job.unplaceable", job_id=job_id, reason=why)
+            await self._events.job(record, "stopped")
+            return answers.started(record)
+        await self._peers.lock_payload(record.payload_id, job_id)
+        try:
+            record = await self._repository.modify(job_id, queued)
+        except Conflict:
+            await self._unlock_if_stopped(job_id)
+            raise
+        log.info("job.queued", job_id=job_id, priority=record.priority.name)
+        await self._events.job(record, "queued")
+        await self._notify()
+        return answers.started(record)
+
+    async def _unlock_if_stopped(self, job_id: JobId) -> None:
+        """After losing the queueing race: if a Cancel won (not another Start, whose lock this
+        is as well), give back the lock taken here, which nothing else would release."""
+        try:
+            current = await self._repository.get(job_id)
+            if current.phase.stopped and current.enqueued is None:
+                await self._peers.release_payload(current.payload_id, job_id)
+        except AortaError as error:
+            log.warning("job.unlock_failed", job_id=job_id, error=str(error))
+
+    async def cancel(self, request: Request) -> bytes:
+        """Jobs.Cancel: a created, queued or running job is STOPPED/CANCELED at once, the
+        reason in its messages; the leader stops its running operators (SIGTERM, grace,
+        SIGKILL). A job that has stopped already is a JOB_STATE_CONFLICT."""
+        command = requests.parse_cancel(request.data)
+        now = self._clock()
+        record = await self._repository.modify(
+            command.job_id, lambda r: transitions.cancel(r, command.reason, now=now)
+        )
+        log.info("job.canceled", job_id=record.id, reason=command.reason)
+        await self._events.job(record, "stopped")
+        await self._notify()
+        return answers.canceled(record)
+
+    async def platform_stop(self, request: Request) -> bytes:
+        """SCHEDULER_PLATFORM_STOP (Clara.Stop): every queued and running job becomes
+        STOPPED/TERMINATED; the leader stops their operators and releases what they hold.
+        Answers `{"stopped": {"jobs": <count>}}`. New jobs are accepted afterwards."""
+        stopped = 0
+        for phase in (JobPhase.QUEUED, JobPhase.RUNNING):
+            for record in await self._repository.in_phase(phase):
+                now = self._clock()
+                try:
+                    record = await self._repository.modify(
+                        record.id, partial(transitions.terminate, reason=STOP_REASON, now=now)
+                    )
+                except Conflict:
+                    continue
+                stopped += 1
+                await self._events.job(record, "stopped")
+        log.info("scheduler.platform_stopped", jobs=stopped)
+        await self._notify()
+        return json.dumps({"stopped": {"jobs": stopped}}).encode()

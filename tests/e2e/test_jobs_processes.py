@@ -1,0 +1,316 @@
+"""The platform split into processes as it is deployed, and killed with SIGKILL mid-job.
+
+1. A real nats-server and each service in its own process (`aorta serve NAME`), sharing one
+   SQLite file and one blob folder: pipelines, payloads, two scheduler replicas and two
+   gateways. A three-operator job whose middle operator sleeps runs through both gateways; the
+   scheduler replica that leads (the lease names its process) is killed with SIGKILL while the
+   middle operator runs. Its operator process dies with it; the other replica takes the lease,
+   runs the middle operator again, and the job ends HEALTHY with every output, each operator
+   having completed exactly once (each creates its marker file exclusively).
+2. `aorta up` killed with SIGKILL mid-job and started again on the same data dir: the job
+   completes the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from aorta.api import (
+    common_pb2,
+    jobs_pb2,
+    jobs_pb2_grpc,
+    payloads_pb2,
+    payloads_pb2_grpc,
+    pipelines_pb2,
+    pipelines_pb2_grpc,
+)
+from aorta.payload_layout import operator_output_prefix
+from aorta.settings import Settings
+from aorta.store.factory import open_state_store
+from aorta.testing.nats import async_nats_server
+
+AORTA = Path(sys.executable).parent / "aorta"
+SCHEDULER_ENV = {
+    "AORTA_SCHEDULER_GPUS": "0",
+    "AORTA_SCHEDULER_LEASE_TTL": "1.5",
+    "AORTA_SCHEDULER_RESYNC": "0.5",
+    "AORTA_SCHEDULER_GRACE": "1",
+}
+OPERATOR = """\
+import os, pathlib, time
+
+name = os.environ["NVIDIA_CLARA_STAGENAME"]
+marks = pathlib.Path(os.environ["MARKS"])
+(marks / f"{name}.pid").write_text(str(os.getpid()))
+time.sleep(float(os.environ.get("SLEEP", "0")))
+for entry in clara_payload.output_entries:
+    folder = pathlib.Path(entry.path)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.txt").write_text(name)
+# Created exclusively: an operator that completed twice fails here, and so does the job.
+(marks / f"{name}.done").open("x").close()
+print(f"{name}: done", flush=True)
+"""
+CHAIN = ("first", "slow", "last")
+RUNNER = "python, -u, -m, aorta.driver.app"
+
+
+def definition(script: Path, marks: Path) -> str:
+    lines = ["api-version: 0.4.0", "name: crash-test", "operators:"]
+    previous = None
+    for name in CHAIN:
+        source = f"{{from: {previous}, path: /input}}" if previous else "{path: /input}"
+        sleep = "4" if name == "slow" else "0"
+        lines += [
+            f"- name: {name}",
+            f"  container: {{image: python, command: [{RUNNER}, {script}]}}",
+            f"  input: [{source}]",
+            "  output: [{path: /output}]",
+            "  requests: {cpu: 1, memory: 256}",
+            f'  variables: {{MARKS: "{marks}", SLEEP: "{sleep}"}}',
+        ]
+        previous = name
+    return "\n".join(lines) + "\n"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (killed, not yet reaped by its parent) counts as gone.
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    return False
+
+
+@dataclass
+class Processes:
+    """Platform processes started by a test; each is killed at the end if still running."""
+
+    folder: Path
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def launch(
+        self, label: str, command: list[str], env: Mapping[str, str]
+    ) -> subprocess.Popen[bytes]:
+        log = (self.folder / f"{label}.log").open("ab")
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, "AORTA_LOG_FORMAT": "json", **env},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    made = Processes(tmp_path)
+    yield made
+    made.stop_all()
+
+
+async def serving(port: int, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            with contextlib.suppress(grpc.RpcError):
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            assert time.monotonic() < deadline, f"no gateway serving on port {port}"
+            await asyncio.sleep(0.2)
+
+
+def ident(value: str) -> common_pb2.Identifier:
+    return common_pb2.Identifier(value=value)
+
+
+class Client:
+    """The public API of one gateway, through our own stubs."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.jobs = jobs_pb2_grpc.JobsStub(channel)
+        self.pipelines = pipelines_pb2_grpc.PipelinesStub(channel)
+        self.payloads = payloads_pb2_grpc.PayloadsStub(channel)
+
+    async def submit(self, text: str) -> tuple[str, str]:
+        """Creates the pipeline and a job, uploads one input and starts the job."""
+        file = pipelines_pb2.PipelineDefinitionFile(path="p.yaml", content=text)
+        created = await self.pipelines.Create(
+            iter([pipelines_pb2.PipelinesCreateRequest(definition=file)])
+        )
+        assert created.header.code == 0, created.header
+        job = await self.jobs.Create(
+            jobs_pb2.JobsCreateRequest(pipeline_id=created.pipeline_id, name="crash-test")
+        )
+        assert job.header.code == 0, job.header
+        upload = payloads_pb2.PayloadsUploadRequest(
+            payload_id=job.payload_id,
+            details=payloads_pb2.PayloadFileDetails(name="scan.dcm", size=4),
+            data=b"scan",
+        )
+        uploaded = await self.payloads.Upload(iter([upload]))
+        assert uploaded.header.code == 0, uploaded.header
+        started = await self.jobs.Start(jobs_pb2.JobsStartRequest(job_id=job.job_id))
+        assert started.header.code == 0, started.header
+        return job.job_id.value, job.payload_id.value
+
+    async def status(self, job_id: str) -> jobs_pb2.JobsStatusResponse:
+        response = await self.jobs.Status(jobs_pb2.JobsStatusRequest(job_id=ident(job_id)))
+        assert response.header.code == 0, response.header
+        return response
+
+    async def stopped(self, job_id: str, within: float = 60.0) -> jobs_pb2.JobsStatusResponse:
+        deadline = time.monotonic() + within
+        while True:
+            status = await self.status(job_id)
+            if status.state == jobs_pb2.JOB_STATE_STOPPED:
+                return status
+            assert time.monotonic() < deadline, f"the job did not stop: {status}"
+            await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def client(port: int) -> AsyncIterator[Client]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield Client(channel)
+
+
+async def wait_for_file(path: Path, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while not await asyncio.to_thread(path.exists):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        await asyncio.sleep(0.05)
+
+
+async def leader_pid(settings: Settings) -> int:
+    """The process holding the scheduler lease (its holder is `<host>-<pid>-<random>`)."""
+    store = await open_state_store(settings)
+    try:
+        holder = str((await store.collection("leases").get("scheduler"))["holder"])
+    finally:
+        await store.close()
+    return int(holder.rsplit("-", 2)[1])
+
+
+def check_outcome(status: jobs_pb2.JobsStatusResponse, marks: Path, data: Path) -> None:
+    assert status.status == jobs_pb2.JOB_STATUS_HEALTHY, list(status.messages)
+    assert [d.status for d in status.operator_details] == [
+        jobs_pb2.JOB_OPERATOR_STATUS_COMPLETED
+    ] * 3
+    assert sorted(path.name for path in marks.glob("*.done")) == sorted(
+        f"{name}.done" for name in CHAIN
+    )
+    for name in CHAIN:
+        prefix = operator_output_prefix(status.payload_id.value, name, None)
+        assert (data / "blobs" / prefix / f"{name}.txt").read_text() == name
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_killing_the_leading_scheduler_process_changes_no_outcome(
+    processes: Processes, tmp_path: Path
+) -> None:
+    data, marks = tmp_path / "data", tmp_path / "marks"
+    marks.mkdir()
+    script = tmp_path / "operator.py"
+    script.write_text(OPERATOR)
+    async with async_nats_server(tmp_path / "nats") as nats:
+        common = {"AORTA_DATA_DIR": str(data), "AORTA_NATS_URL": nats.url, **SCHEDULER_ENV}
+        settings = Settings.from_env(common)
+        for name in ("pipelines", "payloads"):
+            processes.launch(name, [str(AORTA), "serve", name], common)
+        schedulers = {
+            process.pid: process
+            for process in (
+                processes.launch(f"scheduler-{n}", [str(AORTA), "serve", "scheduler"], common)
+                for n in (1, 2)
+            )
+        }
+        ports = [free_port(), free_port()]
+        for n, port in enumerate(ports):
+            env = {**common, "AORTA_GRPC_ADDRESS": f"127.0.0.1:{port}"}
+            processes.launch(f"gateway-{n}", [str(AORTA), "serve", "gateway"], env)
+        for port in ports:
+            await serving(port)
+        async with client(ports[0]) as first, client(ports[1]) as second:
+            job_id, _ = await first.submit(definition(script, marks))
+            await wait_for_file(marks / "slow.pid")
+            operator_pid = int((marks / "slow.pid").read_text())
+            leader = await leader_pid(settings)
+            assert leader in schedulers
+            schedulers[leader].send_signal(signal.SIGKILL)
+            schedulers[leader].wait(timeout=10)
+            await asyncio.sleep(0.5)
+            assert not alive(operator_pid), "the operator outlived its scheduler"
+            status = await second.stopped(job_id)
+            check_outcome(status, marks, data)
+            assert await leader_pid(settings) != leader
+            survivor = next(p for pid, p in schedulers.items() if pid != leader)
+            assert survivor.poll() is None
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_a_killed_aorta_up_finishes_the_job_after_a_restart(
+    processes: Processes, tmp_path: Path
+) -> None:
+    data, marks = tmp_path / "platform", tmp_path / "marks"
+    marks.mkdir()
+    script = tmp_path / "operator.py"
+    script.write_text(OPERATOR)
+    port = free_port()
+    command = [str(AORTA), "up", "--data-dir", str(data), "--grpc-port", str(port)]
+    command += ["--host", "127.0.0.1"]
+    platform = processes.launch("up-1", command, SCHEDULER_ENV)
+    await serving(port)
+    async with client(port) as api:
+        job_id, _ = await api.submit(definition(script, marks))
+    await wait_for_file(marks / "slow.pid")
+    operator_pid = int((marks / "slow.pid").read_text())
+    platform.send_signal(signal.SIGKILL)
+    platform.wait(timeout=10)
+    await asyncio.sleep(0.5)
+    assert not alive(operator_pid), "the operator outlived the platform"
+    processes.launch("up-2", command, SCHEDULER_ENV)
+    await serving(port)
+    async with client(port) as api:
+        status = await api.stopped(job_id)
+    check_outcome(status, marks, data)

@@ -1,0 +1,30 @@
+"""The `harness` fixture: scheduler replicas over the in-process bus (`scheduler_harness`)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+# The helper modules live beside this file; importlib mode does not put it on the path.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from scheduler_fakes import FakePeers
+from scheduler_harness import RPC_TIMEOUT, Harness
+
+from aorta.bus.memory import MemoryBus, MemoryNetwork
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    network = MemoryNetwork()
+    client = MemoryBus(network, default_timeout=RPC_TIMEOUT)
+    peers = FakePeers()
+    await peers.serve(client)
+    made = Harness(network, tmp_path, client, peers)
+    yield made
+    await made.close()
+    await peers.stop()
+    await client.close()

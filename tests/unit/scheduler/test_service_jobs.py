@@ -1,0 +1,293 @@
+"""The Jobs verbs of one scheduler replica: what each answers, refuses and stores."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from scheduler_fakes import Behaviour
+from scheduler_harness import CHAIN, PIPELINE_ID, TEMPLATED, Harness, ident, single
+
+from aorta.api import common_pb2, jobs_pb2
+from aorta.bus import CloudEvent
+from aorta.errors import AortaError, ErrorCode
+from aorta.payload_layout import operator_log_key
+from aorta.services.scheduler import app
+from aorta.timestamps import UNIX_EPOCH_IN_CLARA_SECONDS
+
+OTHER_PIPELINE = "abcdefabcdefabcdefabcdefabcdef00"
+
+
+async def refused(call: Any) -> AortaError:
+    with pytest.raises(AortaError) as caught:
+        await call
+    return caught.value
+
+
+async def chain(harness: Harness, **behaviours: Behaviour) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"chain.yaml": CHAIN})
+    await harness.replica(behaviours=behaviours)
+
+
+async def test_create_stores_a_pending_job_with_its_own_payload(harness: Harness) -> None:
+    await chain(harness)
+    job_id = await harness.create("spleen-job", priority=0, metadata={"site": "north"})
+    status = await harness.status(job_id)
+    assert (status.state, status.status) == (
+        jobs_pb2.JOB_STATE_PENDING,
+        jobs_pb2.JOB_STATUS_HEALTHY,
+    )
+    assert status.priority == jobs_pb2.JOB_PRIORITY_NORMAL
+    assert status.name == "spleen-job"
+    assert status.pipeline_id.value == PIPELINE_ID
+    assert harness.peers.payloads == {status.payload_id.value: job_id}
+    assert dict(status.metadata) == {"site": "north"}
+    assert status.created.value > UNIX_EPOCH_IN_CLARA_SECONDS and status.timestamp_created
+    assert [(d.name, d.status) for d in status.operator_details] == [
+        (name, jobs_pb2.JOB_OPERATOR_STATUS_PENDING) for name in ("first", "second", "third")
+    ]
+    assert [(n.name, [d.name for d in n.input_dependencies]) for n in status.dag] == [
+        ("first", []),
+        ("second", ["first"]),
+        ("third", ["second"]),
+    ]
+
+
+async def test_create_refuses_an_unknown_pipeline_and_a_bad_name(harness: Harness) -> None:
+    await chain(harness)
+    missing = await refused(harness.create(pipeline_id=OTHER_PIPELINE))
+    assert missing.code == ErrorCode.PIPELINE_NOT_FOUND
+    bad_name = await refused(harness.create("no spaces please"))
+    assert bad_name.code == ErrorCode.JOB_NAME_INVALID
+    bad_priority = await refused(harness.create(priority=9))
+    assert bad_priority.code == ErrorCode.JOB_REQUEST_INVALID
+    assert harness.peers.payloads == {}
+
+
+async def test_create_leaves_nothing_when_the_payload_cannot_be_made(harness: Harness) -> None:
+    await chain(harness)
+    await harness.peers.stop()
+    failure = await refused(harness.create())
+    assert failure.code == ErrorCode.SERVICE_UNAVAILABLE
+    assert "pipelines service" in failure.messages[0]
+    harness.peers.served.clear()
+    await harness.peers.serve(harness.client)
+    for subscription in harness.peers.served[1:]:
+        await subscription.drain()
+    failure = await refused(harness.create())
+    assert "no payloads service answers" in failure.messages[0]
+    listed = await list_jobs(harness)
+    assert [item for item in listed if item.job_details.job_id.value] == []
+
+
+async def test_start_locks_the_payload_and_queues_the_job(harness: Harness) -> None:
+    await chain(harness)
+    job_id = await harness.create()
+    started = await harness.start(job_id)
+    assert started.header.code == 0
+    assert started.state in (jobs_pb2.JOB_STATE_PENDING, jobs_pb2.JOB_STATE_RUNNING)
+    assert started.priority == jobs_pb2.JOB_PRIORITY_NORMAL
+    payload = (await harness.status(job_id)).payload_id.value
+    assert harness.peers.locked == [payload]
+    final = await harness.stopped(job_id)
+    assert final.status == jobs_pb2.JOB_STATUS_HEALTHY
+    assert final.started.value >= final.created.value > 0
+    assert final.stopped.value >= final.started.value
+    assert all(d.status == jobs_pb2.JOB_OPERATOR_STATUS_COMPLETED for d in final.operator_details)
+    assert all(d.started.value and d.stopped.value for d in final.operator_details)
+    await wait_for(lambda: harness.peers.released == [payload])
+
+
+async def test_starting_twice_is_a_state_conflict(harness: Harness) -> None:
+    await chain(harness)
+    job_id = await harness.create()
+    await harness.start(job_id)
+    again = await refused(harness.start(job_id))
+    assert again.code == ErrorCode.JOB_STATE_CONFLICT
+    assert "can be started once" in again.messages[0]
+
+
+async def test_bad_variables_leave_the_job_startable(harness: Harness) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "templated", {"t.yaml": TEMPLATED})
+    replica = await harness.replica()
+    job_id = await harness.create()
+    undeclared = await refused(harness.start(job_id, {"DEPTH": "3", "COLOUR": "red"}))
+    assert undeclared.code == ErrorCode.JOB_VARIABLES_INVALID
+    assert "'COLOUR' is not a parameter" in " ".join(undeclared.messages)
+    unresolved = await refused(harness.start(job_id))
+    assert "DEPTH" in " ".join(unresolved.messages)
+    assert (await harness.status(job_id)).state == jobs_pb2.JOB_STATE_PENDING
+    assert harness.peers.locked == []
+    await harness.start(job_id, {"depth": "3"})
+    assert (await harness.stopped(job_id)).status == jobs_pb2.JOB_STATUS_HEALTHY
+    assert replica.executor.starts[0].command == ("python", "main.py", "fast", "3")
+
+
+async def test_a_job_that_can_never_fit_is_faulted_at_once(harness: Harness) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "single", {"s.yaml": single(requests="{gpu: 1}")})
+    replica = await harness.replica()
+    job_id = await harness.create()
+    started = await harness.start(job_id)
+    assert (started.state, started.status) == (
+        jobs_pb2.JOB_STATE_STOPPED,
+        jobs_pb2.JOB_STATUS_FAULTED,
+    )
+    status = await harness.status(job_id)
+    assert "requests 1 GPU but this node has 0" in status.messages[0]
+    assert harness.peers.locked == [] and replica.executor.starts == []
+
+
+async def test_cancel_of_a_created_job_and_of_a_stopped_one(harness: Harness) -> None:
+    await chain(harness)
+    job_id = await harness.create()
+    canceled = await harness.cancel(job_id, "entered by mistake")
+    assert (canceled.job_id.value, canceled.job_state, canceled.job_status) == (
+        job_id,
+        jobs_pb2.JOB_STATE_STOPPED,
+        jobs_pb2.JOB_STATUS_CANCELED,
+    )
+    assert list((await harness.status(job_id)).messages) == ["canceled: entered by mistake"]
+    again = await refused(harness.cancel(job_id))
+    assert again.code == ErrorCode.JOB_STATE_CONFLICT
+    assert (await refused(harness.start(job_id))).code == ErrorCode.JOB_STATE_CONFLICT
+
+
+async def test_unknown_and_malformed_job_ids(harness: Harness) -> None:
+    await chain(harness)
+    assert (await refused(harness.status("0" * 32))).code == ErrorCode.JOB_NOT_FOUND
+    assert (await refused(harness.status("not-an-id"))).code == ErrorCode.JOB_ID_INVALID
+    assert (await refused(harness.cancel("f" * 32))).code == ErrorCode.JOB_NOT_FOUND
+
+
+async def list_jobs(
+    harness: Harness, filter: jobs_pb2.JobsListRequest.JobFilter | None = None
+) -> list[jobs_pb2.JobsListResponse]:
+    request = jobs_pb2.JobsListRequest(filter=filter) if filter else jobs_pb2.JobsListRequest()
+    stream = harness.client.request_stream(app.LIST, request.SerializeToString())
+    return [jobs_pb2.JobsListResponse.FromString(item) async for item in stream]
+
+
+def ids(items: list[jobs_pb2.JobsListResponse]) -> list[str]:
+    return [item.job_details.job_id.value for item in items if item.HasField("job_details")]
+
+
+async def test_list_is_newest_first_and_filters(harness: Harness) -> None:
+    await chain(harness, second=Behaviour(exit_code=1))
+    harness.peers.add_pipeline(OTHER_PIPELINE, "single", {"s.yaml": single()})
+    empty = await list_jobs(harness)
+    assert len(empty) == 1 and not empty[0].HasField("job_details")
+    created = await harness.create("created-only")
+    await asyncio.sleep(0.01)
+    faulted = await harness.run("faulted")
+    await harness.stopped(faulted)
+    await asyncio.sleep(0.01)
+    other = await harness.run("other", pipeline_id=OTHER_PIPELINE)
+    done = await harness.stopped(other)
+    everything = await list_jobs(harness)
+    assert ids(everything) == [other, faulted, created]
+    assert all(i.header.code == 0 and i.job_details.payload_id.value for i in everything)
+    assert everything[0].job_details.timestamp_stopped
+    Filter = jobs_pb2.JobsListRequest.JobFilter
+    assert ids(await list_jobs(harness, Filter(has_state=[jobs_pb2.JOB_STATE_PENDING]))) == [
+        created
+    ]
+    by_status = Filter(has_status=[jobs_pb2.JOB_STATUS_FAULTED])
+    assert ids(await list_jobs(harness, by_status)) == [faulted]
+    by_pipeline = Filter(pipeline_id=[ident(OTHER_PIPELINE)])
+    assert ids(await list_jobs(harness, by_pipeline)) == [other]
+    later = common_pb2.Timestamp(value=done.created.value + 1)
+    assert ids(await list_jobs(harness, Filter(created_after=later))) == []
+    earlier = common_pb2.Timestamp(value=done.created.value - 60)
+    assert ids(await list_jobs(harness, Filter(created_after=earlier))) == ids(everything)
+    before = Filter(completed_before=common_pb2.Timestamp(value=done.stopped.value + 2))
+    assert ids(await list_jobs(harness, before)) == [other, faulted]
+
+
+async def test_metadata_is_added_and_removed_by_clara_rules(harness: Harness) -> None:
+    await chain(harness)
+    job_id = await harness.create(metadata={"Site": "north"})
+    add = jobs_pb2.JobsAddMetadataRequest(job_id=ident(job_id))
+    add.metadata.update({"owner": "ana"})
+    added = await harness.call(app.ADD_METADATA, add, jobs_pb2.JobsAddMetadataResponse)
+    assert dict(added.metadata) == {"Site": "north", "owner": "ana"}
+    clash = jobs_pb2.JobsAddMetadataRequest(job_id=ident(job_id))
+    clash.metadata.update({"site": "south"})
+    failure = await refused(harness.call(app.ADD_METADATA, clash, jobs_pb2.JobsAddMetadataResponse))
+    assert failure.code == ErrorCode.METADATA_INVALID
+    remove = jobs_pb2.JobsRemoveMetadataRequest(job_id=ident(job_id), keys=["SITE", "absent"])
+    removed = await harness.call(app.REMOVE_METADATA, remove, jobs_pb2.JobsRemoveMetadataResponse)
+    assert dict(removed.metadata) == {"owner": "ana"}
+    assert dict((await harness.status(job_id)).metadata) == {"owner": "ana"}
+
+
+async def read_logs(harness: Harness, job_id: str, operator: str) -> list[str]:
+    request = jobs_pb2.JobsReadLogsRequest(job_id=ident(job_id), operator_name=operator)
+    stream = harness.client.request_stream(app.READ_LOGS, request.SerializeToString())
+    messages = [jobs_pb2.JobsReadLogsResponse.FromString(item) async for item in stream]
+    assert messages and all(m.header.code == 0 for m in messages)
+    return [line for message in messages for line in message.logs]
+
+
+async def bytes_of(*chunks: bytes) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+async def test_logs_come_from_the_run_then_from_the_blob_store(harness: Harness) -> None:
+    lines = tuple(f"working {n}" for n in range(3))
+    await chain(harness, second=Behaviour(hang=True, lines=lines))
+    job_id = await harness.run()
+    await harness.until(job_id, lambda s: s.operator_details[1].status == 2)
+    assert await read_logs(harness, job_id, "second") == list(lines)
+    assert await read_logs(harness, job_id, "third") == []
+    blobs = harness.replicas[0].context.blobs
+    await blobs.put(operator_log_key(job_id, "first"), bytes_of(b"one\ntw", b"o\nthree"))
+    assert await read_logs(harness, job_id, "FIRST") == ["one", "two", "three"]
+    unknown = await refused(read_logs(harness, job_id, "fourth"))
+    assert unknown.code == ErrorCode.JOB_OPERATOR_NOT_FOUND
+    await harness.cancel(job_id)
+
+
+async def test_every_change_is_published_after_it_is_stored(harness: Harness) -> None:
+    await chain(harness)
+    seen: list[CloudEvent] = []
+    subscription = await harness.client.subscribe_events(
+        "aorta.events.job.>", _append(seen), deliver="all"
+    )
+    job_id = await harness.run()
+    await harness.stopped(job_id)
+    await wait_for(lambda: any(e.event == "stopped" for e in seen))
+    await subscription.drain()
+    names = [(e.event, e.data.get("operator")) for e in seen if e.subject == job_id]
+    assert names == [
+        ("created", None),
+        ("queued", None),
+        ("started", None),
+        ("operator.started", "first"),
+        ("operator.stopped", "first"),
+        ("operator.started", "second"),
+        ("operator.stopped", "second"),
+        ("operator.started", "third"),
+        ("operator.stopped", "third"),
+        ("stopped", None),
+    ]
+    stopped = seen[-1]
+    assert stopped.source == "aorta/scheduler"
+    assert (stopped.data["state"], stopped.data["status"]) == ("STOPPED", "HEALTHY")
+
+
+def _append(seen: list[CloudEvent]) -> Any:
+    async def handler(event: CloudEvent) -> None:
+        seen.append(event)
+
+    return handler
+
+
+async def wait_for(condition: Any, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        await asyncio.sleep(0.02)

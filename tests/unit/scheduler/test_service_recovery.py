@@ -1,0 +1,193 @@
+"""Crash safety: a replica dies mid-job, or two replicas race on one store; jobs still end right
+and no operator runs twice (at once, or after it completed)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from scheduler_fakes import Behaviour
+from scheduler_harness import CHAIN, PIPELINE_ID, Harness, ident, single
+
+from aorta.api import jobs_pb2
+from aorta.errors import Conflict
+from aorta.services.scheduler import app, transitions
+from aorta.services.scheduler.domain import Allocation
+from aorta.services.scheduler.repository import JobRepository
+
+P = jobs_pb2
+
+
+async def test_a_crash_mid_job_reruns_only_the_interrupted_operator(harness: Harness) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
+    first = await harness.replica(behaviours={"second": Behaviour(hang=True)}, name="first")
+    job_id = await harness.run()
+    await harness.until(job_id, lambda s: s.operator_details[1].status == 2)
+    await harness.crash(first)
+    second = await harness.replica(name="second")
+    status = await harness.stopped(job_id)
+    assert status.status == P.JOB_STATUS_HEALTHY
+    assert first.executor.started_operators() == ["first", "second"]
+    assert second.executor.started_operators() == ["second", "third"]
+    assert [run.attempt for run in second.executor.starts] == [2, 1]
+    assert all(d.status == P.JOB_OPERATOR_STATUS_COMPLETED for d in status.operator_details)
+
+
+async def test_queued_jobs_survive_a_crash_in_their_order(harness: Harness) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "gpu", {"g.yaml": single(requests="{gpu: 1}")})
+    env = {"AORTA_SCHEDULER_GPUS": "1"}
+    first = await harness.replica(env, behaviours={"only": Behaviour(hang=True)}, name="first")
+    jobs = [await harness.run(f"job{n}") for n in range(3)]
+    await harness.until(jobs[0], lambda s: s.state == P.JOB_STATE_RUNNING)
+    await harness.crash(first)
+    second = await harness.replica(env, name="second")
+    for job_id in jobs:
+        assert (await harness.stopped(job_id)).status == P.JOB_STATUS_HEALTHY
+    assert [run.job_name for run in second.executor.starts] == ["job0", "job1", "job2"]
+    assert second.executor.starts[0].attempt == 2
+
+
+async def test_a_clean_stop_hands_over_without_waiting_for_the_lease(harness: Harness) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
+    env = {"AORTA_SCHEDULER_LEASE_TTL": "30"}
+    first = await harness.replica(env, behaviours={"second": Behaviour(hang=True)}, name="a")
+    second = await harness.replica(env, name="b")
+    assert (await harness.leader()) is first
+    job_id = await harness.run()
+    await harness.until(job_id, lambda s: s.operator_details[1].status == 2)
+    await first.service.stop(1.0)
+    # The follower tries again every third of the TTL (10 s); the stop freed the lease.
+    second.service.leadership.poke()
+    status = await harness.stopped(job_id, within=5)
+    assert status.status == P.JOB_STATUS_HEALTHY
+    assert first.executor.closed
+    assert second.executor.started_operators() == ["second", "third"]
+
+
+async def test_two_replicas_never_run_an_operator_twice(harness: Harness) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
+    quick = {"first": Behaviour(seconds=0.01), "second": Behaviour(seconds=0.01)}
+    replicas = [await harness.replica(behaviours=quick, name=name) for name in ("a", "b")]
+    jobs = await asyncio.gather(*(harness.run(f"job{n}") for n in range(12)))
+    for job_id in jobs:
+        assert (await harness.stopped(job_id)).status == P.JOB_STATUS_HEALTHY
+    starts = Counter(
+        (run.job_id, run.operator) for replica in replicas for run in replica.executor.starts
+    )
+    assert len(starts) == 12 * 3 and set(starts.values()) == {1}
+    leaders = [r for r in replicas if r.executor.starts]
+    assert len(leaders) == 1
+
+
+async def test_leadership_passes_when_the_leader_dies(harness: Harness) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
+    first = await harness.replica(behaviours={"third": Behaviour(hang=True)}, name="a")
+    second = await harness.replica(name="b")
+    assert (await harness.leader()) is first
+    job_id = await harness.run()
+    await harness.until(job_id, lambda s: s.operator_details[2].status == 2)
+    await harness.crash(first)
+    assert (await harness.leader()) is second
+    status = await harness.stopped(job_id)
+    assert status.status == P.JOB_STATUS_HEALTHY
+    assert second.executor.started_operators() == ["third"]
+
+
+async def test_a_job_canceled_while_no_one_leads_is_cleaned_up(harness: Harness) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
+    first = await harness.replica(behaviours={"second": Behaviour(hang=True)}, name="a")
+    job_id = await harness.run()
+    await harness.until(job_id, lambda s: s.operator_details[1].status == 2)
+    await harness.crash(first)
+    second = await harness.replica(name="b", env={"AORTA_SCHEDULER_LEASE_TTL": "0.6"})
+    await harness.cancel(job_id)
+    status = await harness.until(job_id, lambda s: s.operator_details[1].status == 4)
+    assert status.status == P.JOB_STATUS_CANCELED
+    assert list(status.messages) == ["canceled"]
+    payload = status.payload_id.value
+    await harness.until(job_id, lambda s: payload in harness.peers.released)
+    assert second.executor.starts == []
+
+
+async def test_the_operator_start_itself_is_guarded(harness: Harness) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
+    replica = await harness.replica(behaviours={"first": Behaviour(hang=True)})
+    job_id = await harness.run()
+    await harness.until(job_id, lambda s: s.operator_details[0].status == 2)
+    repository = JobRepository(replica.context.store)
+    allocation = Allocation(gpus=(), cpu=1, memory_mb=1024)
+
+    async def try_start(run_id: str) -> bool:
+        try:
+            await repository.modify(
+                job_id,  # type: ignore[arg-type]
+                lambda r: transitions.start_operator(
+                    r, "first", attempt=2, run_id=run_id, allocation=allocation, now=0.0
+                ),
+            )
+        except Conflict:
+            return False
+        return True
+
+    results = await asyncio.gather(*(try_start(f"rival-{n}") for n in range(5)))
+    assert sorted(results) == [False, False, False, False, True]
+    await harness.cancel(job_id)
+
+
+async def test_a_leader_that_lost_its_lease_stops_its_runs_without_recording_them(
+    harness: Harness,
+) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
+    first = await harness.replica(behaviours={"second": Behaviour(hang=True)}, name="a")
+    second = await harness.replica(name="b")
+    assert (await harness.leader()) is first
+    job_id = await harness.run()
+    await harness.until(job_id, lambda s: s.operator_details[1].status == 2)
+    # Replica b writes the lease, as it would once a's had expired (a paused, say).
+    await second.context.store.collection("leases").update("scheduler", {"holder": "b"})
+    second.service.leadership.poke()
+    status = await harness.stopped(job_id)
+    assert status.status == P.JOB_STATUS_HEALTHY
+    assert first.service.engine is None
+    assert first.executor.cancelled == [first.executor.starts[1].run_id]
+    assert [(r.operator, r.attempt) for r in second.executor.starts] == [
+        ("second", 2),
+        ("third", 1),
+    ]
+
+
+async def test_runs_that_outlive_their_scheduler_are_reattached_not_rerun(
+    harness: Harness,
+) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
+    first = await harness.replica(behaviours={"second": Behaviour(seconds=1.0)}, name="a")
+    job_id = await harness.run()
+    await harness.until(job_id, lambda s: s.operator_details[1].status == 2)
+    await harness.crash(first, keep_runs=True)
+    # The executor (Kubernetes, say) still runs `second`; the next leader waits for it.
+    await harness.replica(name="b", executor=first.executor)
+    status = await harness.stopped(job_id)
+    assert status.status == P.JOB_STATUS_HEALTHY
+    assert [(r.operator, r.attempt) for r in first.executor.starts] == [
+        ("first", 1),
+        ("second", 1),
+        ("third", 1),
+    ]
+
+
+async def test_every_replica_reads_a_running_operators_lines_from_the_leader(
+    harness: Harness,
+) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
+    lines = ("loading 1", "loading 2")
+    await harness.replica(behaviours={"first": Behaviour(hang=True, lines=lines)}, name="a")
+    await harness.replica(name="b")
+    job_id = await harness.run()
+    await harness.until(job_id, lambda s: s.operator_details[0].status == 2)
+    request = jobs_pb2.JobsReadLogsRequest(job_id=ident(job_id), operator_name="first")
+    # Requests alternate between the two replicas: the follower asks the leader.
+    for _ in range(4):
+        stream = harness.client.request_stream(app.READ_LOGS, request.SerializeToString())
+        replies = [jobs_pb2.JobsReadLogsResponse.FromString(item) async for item in stream]
+        assert [line for reply in replies for line in reply.logs] == list(lines)
+    await harness.cancel(job_id)

@@ -1,0 +1,89 @@
+"""SchedulerSettings from an environment mapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aorta.services.scheduler.domain import Capacity, QueueWeights
+from aorta.services.scheduler.settings import NodeFacts, SchedulerSettings
+from aorta.settings import SettingsError
+
+NODE = NodeFacts(gpus=2, cpus=8, memory_mb=32000)
+
+
+def read(environ: dict[str, str]) -> SchedulerSettings:
+    return SchedulerSettings.from_env(environ, data_dir=Path("/data"), node=NODE)
+
+
+def test_defaults_come_from_the_node_and_clara() -> None:
+    settings = read({})
+    assert settings.capacity == Capacity(gpus=(0, 1), cpu=8, memory_mb=32000, cpu_overcommit=4.0)
+    assert settings.weights == QueueWeights(4, 2, 1)
+    assert (settings.aging, settings.hold_after) == (300.0, 900.0)
+    assert (settings.default_timeout, settings.max_timeout, settings.grace) == (600, 1800, 15.0)
+    assert settings.lease_ttl == 10.0
+    assert settings.executor == "local"
+    assert settings.work_dir == Path("/data/work")
+
+
+def test_every_variable_is_read() -> None:
+    settings = read(
+        {
+            "AORTA_SCHEDULER_GPUS": "0,3",
+            "AORTA_SCHEDULER_CPUS": "2",
+            "AORTA_SCHEDULER_MEMORY_MB": "4096",
+            "AORTA_SCHEDULER_CPU_OVERCOMMIT": "1.5",
+            "AORTA_SCHEDULER_WEIGHTS": "8:3:1",
+            "AORTA_SCHEDULER_AGING": "60",
+            "AORTA_SCHEDULER_HOLD_AFTER": "120",
+            "AORTA_SCHEDULER_DEFAULT_TIMEOUT": "30",
+            "AORTA_SCHEDULER_MAX_TIMEOUT": "90",
+            "AORTA_SCHEDULER_GRACE": "2",
+            "AORTA_SCHEDULER_LEASE_TTL": "3",
+            "AORTA_SCHEDULER_RESYNC": "0.5",
+            "AORTA_SCHEDULER_WORK_DIR": "/scratch",
+        }
+    )
+    assert settings.capacity == Capacity(gpus=(0, 3), cpu=2, memory_mb=4096, cpu_overcommit=1.5)
+    assert settings.weights == QueueWeights(8, 3, 1)
+    assert (settings.aging, settings.hold_after) == (60.0, 120.0)
+    assert (settings.default_timeout, settings.max_timeout, settings.grace) == (30, 90, 2.0)
+    assert (settings.lease_ttl, settings.resync) == (3.0, 0.5)
+    assert settings.work_dir == Path("/scratch")
+
+
+@pytest.mark.parametrize(
+    ("value", "gpus"), [("0", ()), ("1", (0,)), ("3", (0, 1, 2)), ("2,", (2,)), ("1, 0", (1, 0))]
+)
+def test_gpus_are_a_count_or_a_list_of_indices(value: str, gpus: tuple[int, ...]) -> None:
+    assert read({"AORTA_SCHEDULER_GPUS": value}).capacity.gpus == gpus
+
+
+@pytest.mark.parametrize(
+    ("environ", "complaint"),
+    [
+        ({"AORTA_SCHEDULER_GPUS": "two"}, "AORTA_SCHEDULER_GPUS='two' is neither"),
+        ({"AORTA_SCHEDULER_GPUS": "1,1"}, "names a device twice"),
+        ({"AORTA_SCHEDULER_GPUS": "1,x"}, "not a list of device indices"),
+        ({"AORTA_SCHEDULER_CPUS": "0"}, "AORTA_SCHEDULER_CPUS=0 is below the minimum 1"),
+        ({"AORTA_SCHEDULER_CPU_OVERCOMMIT": "0.5"}, "below the minimum 1"),
+        ({"AORTA_SCHEDULER_WEIGHTS": "4:2"}, "three whole numbers"),
+        ({"AORTA_SCHEDULER_WEIGHTS": "400:2:1"}, "from 1 to 100"),
+        ({"AORTA_SCHEDULER_DEFAULT_TIMEOUT": "2000"}, "above AORTA_SCHEDULER_MAX_TIMEOUT=1800"),
+        ({"AORTA_SCHEDULER_LEASE_TTL": "0.1"}, "below the minimum 0.3"),
+        ({"AORTA_SCHEDULER_EXECUTOR": "kubernetes"}, "must be one of local"),
+        ({"AORTA_SCHEDULER_AGING": "inf"}, "not a finite number"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_variable(
+    environ: dict[str, str], complaint: str
+) -> None:
+    with pytest.raises(SettingsError, match=complaint):
+        read(environ)
+
+
+def test_the_node_is_measured() -> None:
+    facts = NodeFacts.measure(gpus=1)
+    assert facts.gpus == 1 and facts.cpus >= 1 and facts.memory_mb >= 1
