@@ -1,0 +1,134 @@
+"""`aorta up` as a user runs it: NVIDIA's client reaches it, SIGTERM ends it and every child it
+started, a second platform cannot take its data dir, and a restart keeps all state.
+
+(A missing nats-server binary is covered where it is looked up, in the bus tests.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+import psutil
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from aorta import __version__
+from aorta.api import pipelines_pb2, pipelines_pb2_grpc
+from aorta.testing.clara_client import run_clara_python
+
+pytestmark = pytest.mark.timeout(180)
+
+AORTA = str(Path(sys.executable).parent / "aorta")
+DEFINITION = """\
+api-version: 0.4.0
+name: kept
+operators:
+- name: only
+  container: {image: busybox, command: ["true"]}
+"""
+VERSION = """
+import sys
+from nvidia_clara.clara_client import ClaraClient
+
+info = ClaraClient(target=sys.argv[1], port=sys.argv[2]).version()
+print(f"{info.major}.{info.minor}.{info.patch}")
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _serving(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            assert process.poll() is None, f"aorta up exited with {process.returncode}"
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                time.sleep(0.2)
+    raise AssertionError(f"aorta up did not serve on {port} within {timeout} s")
+
+
+@contextmanager
+def aorta_up(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """A running `aorta up`, stopped with SIGTERM at the end (which must end it cleanly)."""
+    command = [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(port)]
+    env = {**os.environ, "AORTA_LOG_LEVEL": "warning"}
+    log = data_dir.parent / "aorta-up.log"
+    with open(log, "ab") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        _serving(port, process)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _create_pipeline(port: int) -> str:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pipelines_pb2_grpc.PipelinesStub(channel)
+        request = pipelines_pb2.PipelinesCreateRequest(
+            definition=pipelines_pb2.PipelineDefinitionFile(path="kept.yml", content=DEFINITION)
+        )
+        reply = stub.Create(iter([request]), timeout=30)
+        assert reply.header.code == 0, list(reply.header.messages)
+        return str(reply.pipeline_id.value)
+
+
+def _pipeline_ids(port: int) -> set[str]:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pipelines_pb2_grpc.PipelinesStub(channel)
+        replies = stub.List(pipelines_pb2.PipelinesListRequest(), timeout=30)
+        return {reply.details.pipeline_id.value for reply in replies if reply.details.name}
+
+
+def test_nvidia_client_version_and_sigterm_leaves_no_child(tmp_path: Path) -> None:
+    port = _free_port()
+    with aorta_up(tmp_path / "data", port) as process:
+        children = psutil.Process(process.pid).children(recursive=True)
+        assert any("nats-server" in child.name() for child in children)
+        result = run_clara_python(VERSION, args=["127.0.0.1", str(port)])
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == __version__
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"left behind: {[child.pid for child in alive]}"
+
+
+def test_a_second_platform_is_refused_and_a_restart_keeps_state(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "data", _free_port()
+    with aorta_up(data_dir, port):
+        pipeline_id = _create_pipeline(port)
+        second = subprocess.run(
+            [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(_free_port())],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode != 0
+        assert "in use" in second.stderr and str(data_dir) in second.stderr
+    port = _free_port()
+    with aorta_up(data_dir, port):
+        assert pipeline_id in _pipeline_ids(port)
