@@ -5,28 +5,21 @@ started, a second platform cannot take its data dir, and a restart keeps all sta
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
 import psutil
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aorta import __version__
 from aorta.api import pipelines_pb2, pipelines_pb2_grpc
 from aorta.testing.clara_client import run_clara_python
+from aorta.testing.embedded import AORTA, aorta_up, free_port
 
 pytestmark = pytest.mark.timeout(180)
 
-AORTA = str(Path(sys.executable).parent / "aorta")
 DEFINITION = """\
 api-version: 0.4.0
 name: kept
@@ -41,48 +34,6 @@ from nvidia_clara.clara_client import ClaraClient
 info = ClaraClient(target=sys.argv[1], port=sys.argv[2]).version()
 print(f"{info.major}.{info.minor}.{info.patch}")
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _serving(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            assert process.poll() is None, f"aorta up exited with {process.returncode}"
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                time.sleep(0.2)
-    raise AssertionError(f"aorta up did not serve on {port} within {timeout} s")
-
-
-@contextmanager
-def aorta_up(data_dir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """A running `aorta up`, stopped with SIGTERM at the end (which must end it cleanly)."""
-    command = [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(port)]
-    env = {**os.environ, "AORTA_LOG_LEVEL": "warning"}
-    log = data_dir.parent / "aorta-up.log"
-    with open(log, "ab") as output:
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        _serving(port, process)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _create_pipeline(port: int) -> str:
@@ -104,7 +55,7 @@ def _pipeline_ids(port: int) -> set[str]:
 
 
 def test_nvidia_client_version_and_sigterm_leaves_no_child(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     with aorta_up(tmp_path / "data", port) as process:
         children = psutil.Process(process.pid).children(recursive=True)
         assert any("nats-server" in child.name() for child in children)
@@ -118,17 +69,17 @@ def test_nvidia_client_version_and_sigterm_leaves_no_child(tmp_path: Path) -> No
 
 
 def test_a_second_platform_is_refused_and_a_restart_keeps_state(tmp_path: Path) -> None:
-    data_dir, port = tmp_path / "data", _free_port()
+    data_dir, port = tmp_path / "data", free_port()
     with aorta_up(data_dir, port):
         pipeline_id = _create_pipeline(port)
         second = subprocess.run(
-            [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(_free_port())],
+            [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(free_port())],
             capture_output=True,
             text=True,
             timeout=60,
         )
         assert second.returncode != 0
         assert "in use" in second.stderr and str(data_dir) in second.stderr
-    port = _free_port()
+    port = free_port()
     with aorta_up(data_dir, port):
         assert pipeline_id in _pipeline_ids(port)

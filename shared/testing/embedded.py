@@ -1,0 +1,68 @@
+"""`aorta up` as a child process, for tests and scripts that drive the platform as users do."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+AORTA = str(Path(sys.executable).parent / "aorta")
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_serving(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Waits until the gateway on `port` reports SERVING (gRPC health checking)."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"aorta up exited with status {process.returncode}")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                time.sleep(0.2)
+    raise TimeoutError(f"aorta up did not serve on port {port} within {timeout:.0f} s")
+
+
+@contextmanager
+def aorta_up(
+    data_dir: Path, port: int, *, environ: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A running `aorta up` on `data_dir` and `port`, stopped with SIGTERM on exit.
+
+    Its output goes to `aorta-up.log` beside the data dir, so nothing waits on a pipe.
+    """
+    command = [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(port)]
+    env = {**os.environ, "AORTA_LOG_LEVEL": "warning", **(environ or {})}
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(data_dir.parent / "aorta-up.log", "ab") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        wait_serving(port, process)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
