@@ -23,14 +23,14 @@ request, never a crash.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from aorta import ids
+from aorta.bus import bodies
 from aorta.errors import ErrorCode, Invalid
 from aorta.ids import JobId, PayloadId
 from aorta.payload_names import check_upload_name
@@ -72,13 +72,7 @@ class Locate:
 
 def parse_message(body: bytes, message_class: type[M]) -> M:
     """A Clara request message; `Invalid` when the bytes are not one."""
-    try:
-        return message_class.FromString(body)
-    except DecodeError:
-        raise Invalid(
-            f"the request is not a valid {message_class.DESCRIPTOR.full_name} message",
-            code=ErrorCode.PAYLOAD_REQUEST_INVALID,
-        ) from None
+    return bodies.parse_message(body, message_class, code=ErrorCode.PAYLOAD_REQUEST_INVALID)
 
 
 def parse_create_for_job(body: bytes) -> CreateForJob:
@@ -133,24 +127,15 @@ def parse_locate(body: bytes) -> Locate:
 
 def encode(document: dict[str, Any]) -> bytes:
     """A JSON answer (non-ASCII text as UTF-8, not escaped)."""
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    return bodies.encode_json(document)
 
 
 def _document(body: bytes, verb: str) -> dict[str, Any]:
-    try:
-        document = json.loads(body)
-    except ValueError:
-        raise _malformed(verb, "the body is not JSON") from None
-    if not isinstance(document, dict):
-        raise _malformed(verb, "the body is not a JSON object")
-    return document
+    return bodies.json_object(body, verb, _malformed)
 
 
 def _text(document: dict[str, Any], key: str, verb: str) -> str:
-    value = document.get(key, "")
-    if not isinstance(value, str):
-        raise _malformed(verb, f"{key} must be a string")
-    return value
+    return bodies.text_field(document, key, verb, _malformed)
 
 
 def _malformed(verb: str, problem: str) -> Invalid:

@@ -18,12 +18,12 @@ refused with `Invalid` like any bad request, never a crash.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
+from aorta.bus import bodies
 from aorta.errors import ErrorCode, Invalid
 
 from .domain import DefinitionFile
@@ -73,30 +73,15 @@ def parse_snapshot(body: bytes) -> str:
 
 def parse_message(body: bytes, message_class: type[M]) -> M:
     """A Clara request message; `Invalid` when the bytes are not one."""
-    try:
-        return message_class.FromString(body)
-    except DecodeError:
-        raise Invalid(
-            f"the request is not a valid {message_class.DESCRIPTOR.full_name} message",
-            code=ErrorCode.PIPELINE_DEFINITION_ERROR,
-        ) from None
+    return bodies.parse_message(body, message_class, code=ErrorCode.PIPELINE_DEFINITION_ERROR)
 
 
 def _document(body: bytes, verb: str) -> dict[str, Any]:
-    try:
-        document = json.loads(body)
-    except ValueError:
-        raise _malformed(verb, "the body is not JSON") from None
-    if not isinstance(document, dict):
-        raise _malformed(verb, "the body is not a JSON object")
-    return document
+    return bodies.json_object(body, verb, _malformed)
 
 
 def _text(document: dict[str, Any], key: str, verb: str) -> str:
-    value = document.get(key, "")
-    if not isinstance(value, str):
-        raise _malformed(verb, f"{key} must be a string")
-    return value
+    return bodies.text_field(document, key, verb, _malformed)
 
 
 def _parsed_files(document: dict[str, Any], verb: str) -> tuple[DefinitionFile, ...]:
