@@ -61,7 +61,8 @@ WAKE = "aorta.scheduler.wake"
 @dataclass
 class RunningScheduler:
     """A started replica. `stop` stops answering, stops leading (runs are left to the
-    executor, which stops local processes: a restart re-runs them), then closes the executor."""
+    executor: local processes stop and a restart re-runs them; pods keep running and a restart
+    adopts them), then closes the executor."""
 
     leadership: Leadership
     executor: Executor
@@ -93,9 +94,20 @@ def default_replica() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{new_id()[:8]}"
 
 
-def make_executor(settings: SchedulerSettings, ctx: ServiceContext) -> Executor:
-    """The executor `AORTA_SCHEDULER_EXECUTOR` names."""
-    # Imported here so that a process that never runs operators does not load it.
+async def make_executor(
+    settings: SchedulerSettings, ctx: ServiceContext, environ: Mapping[str, str]
+) -> Executor:
+    """The executor `AORTA_SCHEDULER_EXECUTOR` names: local processes, or pods on the cluster
+    the `AORTA_K8S_*` variables of `environ` name (`SettingsError` when one is wrong;
+    `Unavailable` when the cluster's configuration cannot be loaded)."""
+    # Imported here so that a process never loads an executor it does not run (a local
+    # platform never imports the Kubernetes client).
+    if settings.executor == "kubernetes":
+        from aorta.executors.kubernetes import KubernetesExecutor
+        from aorta.executors.kubernetes_settings import KubernetesSettings
+
+        kubernetes = KubernetesSettings.from_env(environ)
+        return await KubernetesExecutor.open(ctx.settings, kubernetes, ctx.blobs)
     from aorta.executors.local import LocalExecutor
 
     return LocalExecutor(ctx.blobs, settings.work_dir, stop_grace=settings.grace)
@@ -118,9 +130,10 @@ async def start(
     """
     node = NodeFacts.measure(await gpu_count())
     settings = SchedulerSettings.from_env(environ, data_dir=ctx.settings.data_dir, node=node)
-    executor = executor or make_executor(settings, ctx)
     repository = JobRepository(ctx.store)
     await repository.prepare()
+    # Made last of what can fail before `running` exists: from there `stop` closes it.
+    executor = executor or await make_executor(settings, ctx, environ)
     bus = ctx.bus
     peers = Peers(bus, ctx.settings.rpc_timeout)
     events = JobEvents(bus)

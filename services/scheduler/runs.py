@@ -12,6 +12,7 @@
 - Environment: the operator's `variables`, and, for an operator that lists `models`, the job's
   Triton addresses as `NVIDIA_TRITON_GRPCURI` / `NVIDIA_TRITON_HTTPURI`. The executor adds the
   job, stage and path variables itself (`aorta.operator_env`).
+- Pull secrets: the pipeline's `pull-secrets`, for an executor that pulls images.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def build_run(
         timeout=float(record.operator(operator.name).timeout),
         log_key=payload_layout.operator_log_key(record.id, operator.name),
         environment=environment(operator, record.triton),
+        pull_secrets=pipeline.pull_secrets,
     )
 
 

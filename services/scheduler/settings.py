@@ -36,7 +36,7 @@ RESYNC = "AORTA_SCHEDULER_RESYNC"
 EXECUTOR = "AORTA_SCHEDULER_EXECUTOR"
 WORK_DIR = "AORTA_SCHEDULER_WORK_DIR"
 
-EXECUTORS = ("local",)
+EXECUTORS = ("local", "kubernetes")
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,10 @@ class SchedulerSettings:
       renewal, so how long a crashed leader's jobs wait before a follower takes over.
     - `AORTA_SCHEDULER_RESYNC` (seconds, default 2): how often the leader re-reads the store
       even when no replica told it of a change.
-    - `AORTA_SCHEDULER_EXECUTOR` (default `local`): where operators run.
+    - `AORTA_SCHEDULER_EXECUTOR` (default `local`): where operators run: `local` processes,
+      or `kubernetes` pods on the cluster the `AORTA_K8S_*` variables name. The capacity
+      settings above are then what the scheduler admits against on the cluster's behalf: set
+      `AORTA_SCHEDULER_GPUS` to the GPUs its jobs may hold (the scheduler's own node has none).
     - `AORTA_SCHEDULER_WORK_DIR` (default `<data dir>/work`): the local executor's folders.
     """
 

@@ -244,4 +244,3 @@ class NatsServerProcess:
         tb: TracebackType | None,
     ) -> None:
         await self.astop()
-

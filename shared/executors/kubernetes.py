@@ -8,8 +8,9 @@
 - Once an outcome is read the pod is deleted (unless `AORTA_K8S_KEEP_PODS`); its log is in the
   blob store by then: the push sidecar stores it, and when the sidecar could not (a deadline, a
   crash) the executor copies it from the API first.
-- `cancel` deletes the pod with a grace period; `running` lists the live pods by label, so a
-  restarted scheduler finds and adopts them; runs keep going across `close`.
+- `cancel` deletes the pod with a grace period; `running` lists the pods by label, finished
+  ones whose outcome was not read yet included, so a restarted scheduler finds and adopts them;
+  runs keep going across `close`.
 """
 
 from __future__ import annotations
@@ -119,7 +120,9 @@ class KubernetesExecutor:
             return
         self.pods.start()
         try:
-            manifest = operator_pod(run, self._settings, self._agent_env)
+            manifest = operator_pod(
+                run, self._settings, self._agent_env, pipeline_pull_secrets=run.pull_secrets
+            )
             try:
                 await self._api.create(POD, self._settings.namespace, manifest)
                 _log.info("operator pod created", run_id=run.run_id, pod=_name(manifest))
@@ -176,13 +179,15 @@ class KubernetesExecutor:
         await self.wait(run_id)
 
     async def running(self) -> list[str]:
-        """The run ids whose pods are alive now (pending or running), from the API itself."""
+        """The run ids whose pods exist now, from the API itself: pending, running, or ended
+        with an outcome not read yet (a pod is deleted once read, unless `keep_pods`).
+
+        A pod that ended while no scheduler watched it (a restart, a lease changing hands)
+        must be waited for, which reads its outcome, not run again as a new attempt.
+        """
         listing = await self._api.list(POD, self._settings.namespace, self._selector)
-        return [
-            _annotation(pod, names.RUN_ID_ANNOTATION)
-            for pod in listing.items
-            if not is_finished(pod) and _annotation(pod, names.RUN_ID_ANNOTATION)
-        ]
+        listed = (_annotation(pod, names.RUN_ID_ANNOTATION) for pod in listing.items)
+        return [run_id for run_id in listed if run_id and run_id not in self._outcomes]
 
     async def log_lines(self, run_id: str) -> AsyncIterator[str]:
         """The lines the run wrote so far: from the API while the pod runs, from the blob

@@ -66,6 +66,9 @@ class OperatorRun:
     """Operator `variables` and Triton URIs (`NVIDIA_TRITON_GRPCURI`, `NVIDIA_TRITON_HTTPURI`);
     the executor adds the path and job variables. Any other name the environment contract
     reserves makes the run fail to start."""
+    pull_secrets: tuple[str, ...] = ()
+    """The pipeline's `pull-secrets`: image pull secrets for the operator's image, where the
+    executor pulls images (Kubernetes adds them after `AORTA_K8S_PULL_SECRETS`)."""
 
 
 class RunReason(StrEnum):
@@ -122,8 +125,10 @@ class Executor(Protocol):
         ...
 
     async def running(self) -> list[str]:
-        """The run ids not ended yet (preparing inputs, running, or storing outputs), for
-        reconciliation after a restart: a run in this list must not be started again."""
+        """The run ids not ended yet (preparing inputs, running, or storing outputs), and
+        those that ended with an outcome no one has read yet where the backend keeps it (a
+        Kubernetes pod that finished while no scheduler watched it), for reconciliation after
+        a restart: a run in this list must not be started again; `wait` reports its end."""
         ...
 
     def log_lines(self, run_id: str) -> AsyncIterator[str]:

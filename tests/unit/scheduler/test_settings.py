@@ -1,14 +1,25 @@
-"""SchedulerSettings from an environment mapping."""
+"""SchedulerSettings from an environment mapping, and the executor they name."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from aorta.blobs import open_blob_store
+from aorta.bus.memory import MemoryBus
+from aorta.errors import Unavailable
+from aorta.executors.local import LocalExecutor
+from aorta.lifecycle import ServiceContext
+from aorta.services.scheduler.app import make_executor
 from aorta.services.scheduler.domain import Capacity, QueueWeights
 from aorta.services.scheduler.settings import NodeFacts, SchedulerSettings
-from aorta.settings import SettingsError
+from aorta.settings import Settings, SettingsError
+from aorta.store.factory import open_state_store
 
 NODE = NodeFacts(gpus=2, cpus=8, memory_mb=32000)
 
@@ -43,6 +54,7 @@ def test_every_variable_is_read() -> None:
             "AORTA_SCHEDULER_GRACE": "2",
             "AORTA_SCHEDULER_LEASE_TTL": "3",
             "AORTA_SCHEDULER_RESYNC": "0.5",
+            "AORTA_SCHEDULER_EXECUTOR": "kubernetes",
             "AORTA_SCHEDULER_WORK_DIR": "/scratch",
         }
     )
@@ -51,6 +63,7 @@ def test_every_variable_is_read() -> None:
     assert (settings.aging, settings.hold_after) == (60.0, 120.0)
     assert (settings.default_timeout, settings.max_timeout, settings.grace) == (30, 90, 2.0)
     assert (settings.lease_ttl, settings.resync) == (3.0, 0.5)
+    assert settings.executor == "kubernetes"
     assert settings.work_dir == Path("/scratch")
 
 
@@ -73,7 +86,7 @@ def test_gpus_are_a_count_or_a_list_of_indices(value: str, gpus: tuple[int, ...]
         ({"AORTA_SCHEDULER_WEIGHTS": "400:2:1"}, "from 1 to 100"),
         ({"AORTA_SCHEDULER_DEFAULT_TIMEOUT": "2000"}, "above AORTA_SCHEDULER_MAX_TIMEOUT=1800"),
         ({"AORTA_SCHEDULER_LEASE_TTL": "0.1"}, "below the minimum 0.3"),
-        ({"AORTA_SCHEDULER_EXECUTOR": "kubernetes"}, "must be one of local"),
+        ({"AORTA_SCHEDULER_EXECUTOR": "docker"}, "must be one of local, kubernetes"),
         ({"AORTA_SCHEDULER_AGING": "inf"}, "not a finite number"),
     ],
 )
@@ -87,3 +100,47 @@ def test_a_bad_value_is_refused_naming_the_variable(
 def test_the_node_is_measured() -> None:
     facts = NodeFacts.measure(gpus=1)
     assert facts.gpus == 1 and facts.cpus >= 1 and facts.memory_mb >= 1
+
+
+@pytest.fixture
+async def context(tmp_path: Path) -> AsyncIterator[ServiceContext]:
+    settings = Settings.from_env({"AORTA_DATA_DIR": str(tmp_path)})
+    bus = MemoryBus(default_timeout=1.0)
+    store = await open_state_store(settings)
+    blobs = await open_blob_store(settings)
+    yield ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
+    await blobs.close()
+    await store.close()
+    await bus.close()
+
+
+async def test_the_local_executor_is_the_default(context: ServiceContext) -> None:
+    executor = await make_executor(read({}), context, {})
+    assert isinstance(executor, LocalExecutor)
+    await executor.close()
+
+
+async def test_the_kubernetes_executor_reads_the_k8s_settings_of_the_same_environment(
+    context: ServiceContext, tmp_path: Path
+) -> None:
+    settings = read({"AORTA_SCHEDULER_EXECUTOR": "kubernetes"})
+    with pytest.raises(SettingsError, match="AORTA_K8S_NAMESPACE='Jobs' is not a DNS label"):
+        await make_executor(settings, context, {"AORTA_K8S_NAMESPACE": "Jobs"})
+    missing = tmp_path / "no-kubeconfig"
+    with pytest.raises(
+        Unavailable, match=re.escape(f"cannot load Kubernetes credentials from {missing}")
+    ):
+        await make_executor(settings, context, {"AORTA_K8S_KUBECONFIG": str(missing)})
+
+
+def test_a_local_scheduler_never_loads_the_kubernetes_client() -> None:
+    # A fresh interpreter: this one may have loaded the client for another test.
+    script = (
+        "import sys\n"
+        "import aorta.executors.local, aorta.services.scheduler.app\n"
+        "print(sorted(m for m in sys.modules if m.startswith('kubernetes')))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert loaded.stdout.strip() == "[]"
