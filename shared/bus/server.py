@@ -157,12 +157,11 @@ class NatsServerProcess:
         # Anything the server prints before it opens its log goes to the log too.
         with self.log_file.open("ab") as early_output:
             self._process = subprocess.Popen(
-                command,
+                die_with_parent(command),
                 stdin=subprocess.DEVNULL,
                 stdout=early_output,
                 stderr=early_output,
                 start_new_session=True,
-                preexec_fn=die_with_parent(),
             )
         return self.directory / f"nats-server_{self._process.pid}.ports"
 

@@ -143,12 +143,11 @@ class S3Server:
         log_file = self._directory / "moto_server.log"
         with log_file.open("ab") as output:
             self._process = subprocess.Popen(
-                [binary, "-H", "127.0.0.1", "-p", str(self._port)],
+                die_with_parent([binary, "-H", "127.0.0.1", "-p", str(self._port)]),
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=output,
                 start_new_session=True,
-                preexec_fn=die_with_parent(),
             )
         return time.monotonic() + self._start_timeout
 

@@ -3,8 +3,9 @@
 The server runs with `--model-control-mode=explicit`, so it loads nothing until asked, and with
 the CPU-friendly flags of the infra notes (no pinned or CUDA memory pools, no GPU metrics). Its
 output goes to a log file of its own. On Linux the child gets SIGTERM when the thread that
-started it ends (PR_SET_PDEATHSIG, as for nats-server), so a models service killed with SIGKILL
-leaves no server behind; Triton then stops its Python backend stubs itself.
+started it ends (PR_SET_PDEATHSIG, armed by `aorta.child_process`'s trampoline, as for
+nats-server), so a models service killed with SIGKILL leaves no server behind; Triton then
+stops its Python backend stubs itself.
 
 Free ports are found by binding port 0 and closing it, which another process may race for: a
 start that fails because a port was taken meanwhile is retried on new ports.
@@ -124,13 +125,12 @@ class TritonProcess:
         ]
         with self.log_file.open("ab") as output:
             self._process = subprocess.Popen(
-                command,
+                die_with_parent(command),
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=output,
                 env=self._env,
                 start_new_session=True,
-                preexec_fn=die_with_parent(),
             )
 
     async def _wait_ready(self) -> None:
