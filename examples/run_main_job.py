@@ -3,11 +3,14 @@
 1. `aorta up` on a data dir under `.aorta/run`, waiting until the gateway reports SERVING over
    gRPC health checking;
 2. NVIDIA's own Clara client (in its own virtualenv, as a Clara user would) asks the version;
-3. a synthetic CT volume is generated and the example pipeline (examples/segmentation: reader
+3. the example Triton model (examples/models/segmentation, Python backend) is uploaded to the
+   model repository through the Models API with `aorta create model`;
+4. a synthetic CT volume is generated and the example pipeline (examples/segmentation: reader
    -> segmentation -> writer) runs on it with `aorta run`: create the pipeline, create a job,
-   upload the input, start, watch the DAG, download every operator output;
-4. the report is checked against the volume's ground truth, and the platform is stopped with
-   SIGTERM, which must end it cleanly.
+   upload the input, start (the platform loads the model on a Triton server first, and the
+   segmentation operator calls it), watch the DAG, download every operator output;
+5. the report is checked against the volume's ground truth and must say Triton segmented it;
+   the platform is stopped with SIGTERM, which must end it cleanly.
 
 Exit status 0 means the whole flow worked.
 """
@@ -31,6 +34,7 @@ from aorta.testing.clara_client import run_clara_python
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / ".aorta" / "run"
 EXAMPLE = ROOT / "examples" / "segmentation"
+MODEL = ROOT / "examples" / "models" / "segmentation"
 PREFERRED_PORT = 30031
 BIN = Path(sys.executable).parent
 
@@ -88,6 +92,10 @@ def _check_report(results: Path, truth_file: Path) -> None:
             raise SystemExit(
                 f"the pipeline found {found.get(organ)} voxels of {organ}, not {voxels}"
             )
+    # The definition lists the model, so the platform must have given the operator a Triton
+    # server; the operator segments with numpy ("thresholds") only without one.
+    if not report["method"].startswith("triton "):
+        raise SystemExit(f"the segmentation did not go through Triton: {report['method']}")
     print((results / "writer" / "report.txt").read_text(), flush=True)
 
 
@@ -99,7 +107,10 @@ def main_job(port: int) -> None:
     if result.returncode != 0:
         raise SystemExit(result.stderr)
 
-    _step("The example pipeline on a synthetic CT volume")
+    _step("The example Triton model, uploaded through the Models API")
+    _run([str(BIN / "aorta"), "create", "model", "--host", host, "-f", str(MODEL)])
+
+    _step("The example pipeline on a synthetic CT volume, segmented by Triton")
     inputs, results, truth = RUN_DIR / "input", RUN_DIR / "results", RUN_DIR / "truth.json"
     _run([sys.executable, str(EXAMPLE / "generate_input.py"), str(inputs), "--truth", str(truth)])
     _run(
