@@ -97,7 +97,7 @@ async def _upload(context: ServiceContext, bus: NatsBus) -> None:
     key = "staging/models/bench.zip"
     info = await context.blobs.put(key, chunks())
     body = {"staging_key": key, "size": info.size, "sha256": info.sha256, "name": "", "type": 0}
-    await bus.request(models_app.UPLOAD, json.dumps(body).encode(), timeout=TIMEOUT)
+    await bus.request(subjects.MODELS_UPLOAD, json.dumps(body).encode(), timeout=TIMEOUT)
 
 
 async def _acquire(bus: NatsBus, job: str) -> float:

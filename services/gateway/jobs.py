@@ -13,27 +13,23 @@ from aorta.api import jobs_pb2
 from .forward import GatewayContext
 from .rpc import Handler
 
-# The scheduler answers these (aorta.services.scheduler.app names the same subjects).
-CREATE = subjects.rpc("scheduler", "create")
-START = subjects.rpc("scheduler", "start")
-STATUS = subjects.rpc("scheduler", "status")
-LIST = subjects.rpc("scheduler", "list")
-CANCEL = subjects.rpc("scheduler", "cancel")
-READ_LOGS = subjects.rpc("scheduler", "read_logs")
-ADD_METADATA = subjects.rpc("scheduler", "add_metadata")
-REMOVE_METADATA = subjects.rpc("scheduler", "remove_metadata")
-
 
 def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     """Every Jobs RPC."""
     forward = gateway.forward
     return {
-        "Create": forward.unary(CREATE, jobs_pb2.JobsCreateResponse),
-        "Start": forward.unary(START, jobs_pb2.JobsStartResponse),
-        "Status": forward.unary(STATUS, jobs_pb2.JobsStatusResponse),
-        "List": forward.server_stream(LIST, jobs_pb2.JobsListResponse),
-        "Cancel": forward.unary(CANCEL, jobs_pb2.JobsCancelResponse),
-        "ReadLogs": forward.server_stream(READ_LOGS, jobs_pb2.JobsReadLogsResponse),
-        "AddMetadata": forward.unary(ADD_METADATA, jobs_pb2.JobsAddMetadataResponse),
-        "RemoveMetadata": forward.unary(REMOVE_METADATA, jobs_pb2.JobsRemoveMetadataResponse),
+        "Create": forward.unary(subjects.SCHEDULER_CREATE, jobs_pb2.JobsCreateResponse),
+        "Start": forward.unary(subjects.SCHEDULER_START, jobs_pb2.JobsStartResponse),
+        "Status": forward.unary(subjects.SCHEDULER_STATUS, jobs_pb2.JobsStatusResponse),
+        "List": forward.server_stream(subjects.SCHEDULER_LIST, jobs_pb2.JobsListResponse),
+        "Cancel": forward.unary(subjects.SCHEDULER_CANCEL, jobs_pb2.JobsCancelResponse),
+        "ReadLogs": forward.server_stream(
+            subjects.SCHEDULER_READ_LOGS, jobs_pb2.JobsReadLogsResponse
+        ),
+        "AddMetadata": forward.unary(
+            subjects.SCHEDULER_ADD_METADATA, jobs_pb2.JobsAddMetadataResponse
+        ),
+        "RemoveMetadata": forward.unary(
+            subjects.SCHEDULER_REMOVE_METADATA, jobs_pb2.JobsRemoveMetadataResponse
+        ),
     }

@@ -34,14 +34,6 @@ from aorta.ids import new_id
 from .forward import GatewayContext
 from .rpc import Context, Handler
 
-# The models service answers these (aorta.services.models.app names the same subjects).
-UPLOAD = subjects.rpc("models", "upload")
-DOWNLOAD = subjects.rpc("models", "download")
-LIST = subjects.rpc("models", "list")
-DELETE = subjects.rpc("models", "delete")
-ADD_METADATA = subjects.rpc("models", "add_metadata")
-REMOVE_METADATA = subjects.rpc("models", "remove_metadata")
-
 STAGING_PREFIX = "staging/models/"
 MAX_ARCHIVE_BYTES = 64 * 1024**3
 """Most bytes one uploaded archive may hold."""
@@ -51,20 +43,22 @@ CHECK_BYTES_PER_SECOND = 25 * 1024**2
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 
 
-_CATALOG_RESPONSES = (
-    models_pb2.ModelsCreateCatalogResponse,
-    models_pb2.ModelsDeleteCatalogResponse,
-    models_pb2.ModelsListCatalogsResponse,
-    models_pb2.ModelsReadCatalogResponse,
-    models_pb2.ModelsUpdateCatalogResponse,
+_CATALOG_VERBS = (
+    (subjects.MODELS_CREATE_CATALOG, models_pb2.ModelsCreateCatalogResponse),
+    (subjects.MODELS_DELETE_CATALOG, models_pb2.ModelsDeleteCatalogResponse),
+    (subjects.MODELS_LIST_CATALOGS, models_pb2.ModelsListCatalogsResponse),
+    (subjects.MODELS_READ_CATALOG, models_pb2.ModelsReadCatalogResponse),
+    (subjects.MODELS_UPDATE_CATALOG, models_pb2.ModelsUpdateCatalogResponse),
 )
-_INSTANCE_RESPONSES = (
-    models_pb2.ModelsCreateInstanceResponse,
-    models_pb2.ModelsDeleteInstanceResponse,
-    models_pb2.ModelsListInstancesResponse,
-    models_pb2.ModelsReadInstanceResponse,
-    models_pb2.ModelsUpdateInstanceResponse,
+"""Create, Delete, List, Read and Update of catalogs: each one's subject and answer."""
+_INSTANCE_VERBS = (
+    (subjects.MODELS_CREATE_INSTANCE, models_pb2.ModelsCreateInstanceResponse),
+    (subjects.MODELS_DELETE_INSTANCE, models_pb2.ModelsDeleteInstanceResponse),
+    (subjects.MODELS_LIST_INSTANCES, models_pb2.ModelsListInstancesResponse),
+    (subjects.MODELS_READ_INSTANCE, models_pb2.ModelsReadInstanceResponse),
+    (subjects.MODELS_UPDATE_INSTANCE, models_pb2.ModelsUpdateInstanceResponse),
 )
+"""The same for instances (Clara gives both the same messages)."""
 
 
 def _invalid(message: str) -> Invalid:
@@ -104,7 +98,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         }
         wait = timeout + info.size / CHECK_BYTES_PER_SECOND
         try:
-            reply = await send(UPLOAD, json.dumps(body).encode(), wait)
+            reply = await send(subjects.MODELS_UPLOAD, json.dumps(body).encode(), wait)
         except Unavailable:
             # Nobody took the archive over (or it is late): do not leave it behind.
             await discard(key)
@@ -114,7 +108,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     async def download(
         request: models_pb2.ModelsDownloadModelRequest, context: Context
     ) -> AsyncIterator[models_pb2.ModelsDownloadModelResponse]:
-        details, key = _located(await send(DOWNLOAD, request.SerializeToString()))
+        details, key = _located(await send(subjects.MODELS_DOWNLOAD, request.SerializeToString()))
         header = common_pb2.ResponseHeader(code=0)
         yield models_pb2.ModelsDownloadModelResponse(header=header, details=details)
         async for chunk in gateway.blobs.get(key, chunk_size=DOWNLOAD_CHUNK_BYTES):
@@ -134,30 +128,32 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
 
         return handler
 
-    def lists(kind: str, plural: str, messages: tuple[Any, ...]) -> dict[str, Handler]:
-        create, delete, listing, read, updated = messages
+    def lists(kind: str, verbs: tuple[tuple[str, Any], ...]) -> dict[str, Handler]:
+        create, delete, listing, read, (update_subject, updated) = verbs
         title = kind.capitalize()
         return {
-            f"Create{title}": forward.unary(subjects.rpc("models", f"create_{kind}"), create),
-            f"Delete{title}": forward.unary(subjects.rpc("models", f"delete_{kind}"), delete),
-            f"List{title}s": forward.server_stream(
-                subjects.rpc("models", f"list_{plural}"), listing
-            ),
-            f"Read{title}": forward.server_stream(subjects.rpc("models", f"read_{kind}"), read),
-            f"Update{title}": update(
-                subjects.rpc("models", f"update_{kind}"), updated, f"{kind}_id"
-            ),
+            f"Create{title}": forward.unary(*create),
+            f"Delete{title}": forward.unary(*delete),
+            f"List{title}s": forward.server_stream(*listing),
+            f"Read{title}": forward.server_stream(*read),
+            f"Update{title}": update(update_subject, updated, f"{kind}_id"),
         }
 
     return {
         "UploadModel": upload,
         "DownloadModel": download,
-        "ListModels": forward.server_stream(LIST, models_pb2.ModelsListModelsResponse),
-        "DeleteModel": forward.unary(DELETE, models_pb2.ModelsDeleteModelResponse),
-        "AddMetadata": forward.unary(ADD_METADATA, models_pb2.ModelsAddMetadataResponse),
-        "RemoveMetadata": forward.unary(REMOVE_METADATA, models_pb2.ModelsRemoveMetadataResponse),
-        **lists("catalog", "catalogs", _CATALOG_RESPONSES),
-        **lists("instance", "instances", _INSTANCE_RESPONSES),
+        "ListModels": forward.server_stream(
+            subjects.MODELS_LIST, models_pb2.ModelsListModelsResponse
+        ),
+        "DeleteModel": forward.unary(subjects.MODELS_DELETE, models_pb2.ModelsDeleteModelResponse),
+        "AddMetadata": forward.unary(
+            subjects.MODELS_ADD_METADATA, models_pb2.ModelsAddMetadataResponse
+        ),
+        "RemoveMetadata": forward.unary(
+            subjects.MODELS_REMOVE_METADATA, models_pb2.ModelsRemoveMetadataResponse
+        ),
+        **lists("catalog", _CATALOG_VERBS),
+        **lists("instance", _INSTANCE_VERBS),
     }
 
 

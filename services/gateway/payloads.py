@@ -49,17 +49,6 @@ from .forward import GatewayContext
 from .payload_streams import UploadStream
 from .rpc import Context, Handler, UnaryHandler
 
-# The payloads service answers these (aorta.services.payloads.app names the same subjects).
-CREATE = subjects.rpc("payloads", "create")
-DELETE = subjects.rpc("payloads", "delete")
-DETAILS = subjects.rpc("payloads", "details")
-REMOVE = subjects.rpc("payloads", "remove")
-ADD_METADATA = subjects.rpc("payloads", "add_metadata")
-REMOVE_METADATA = subjects.rpc("payloads", "remove_metadata")
-CHECK_UPLOAD = subjects.rpc("payloads", "check_upload")
-FILE_ADDED = subjects.rpc("payloads", "file_added")
-LOCATE = subjects.rpc("payloads", "locate")
-
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 """Bytes per Download message: Clara clients' default chunk size (they accept up to 4 MiB)."""
 MAX_FORWARDED_BYTES = DEFAULT_MAX_PAYLOAD - 64 * 1024
@@ -86,7 +75,7 @@ class PayloadsService:
 
     async def check_upload(self, payload_id: PayloadId) -> None:
         """PAYLOAD_NOT_FOUND or PAYLOAD_READ_ONLY unless files may be uploaded now."""
-        await self._call(CHECK_UPLOAD, {"payload_id": payload_id})
+        await self._call(subjects.PAYLOADS_CHECK_UPLOAD, {"payload_id": payload_id})
 
     async def file_added(self, payload_id: PayloadId, name: str, info: BlobInfo, mode: int) -> None:
         """Records a stored file; `Conflict` or `NotFound` when the payload refuses it."""
@@ -97,10 +86,12 @@ class PayloadsService:
             "sha256": info.sha256,
             "mode": mode,
         }
-        await self._call(FILE_ADDED, document)
+        await self._call(subjects.PAYLOADS_FILE_ADDED, document)
 
     async def locate(self, payload_id: PayloadId, name: str) -> Located:
-        answer = await self._call(LOCATE, {"payload_id": payload_id, "name": name})
+        answer = await self._call(
+            subjects.PAYLOADS_LOCATE, {"payload_id": payload_id, "name": name}
+        )
         return Located(answer["key"], answer["name"], int(answer["size"]), int(answer["mode"]))
 
     async def _call(self, subject: str, document: dict[str, Any]) -> dict[str, Any]:
@@ -203,17 +194,23 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
 
     forward = gateway.forward
     return {
-        "Create": _bounded(forward.unary(CREATE, payloads_pb2.PayloadsCreateResponse)),
-        "Delete": forward.unary(DELETE, payloads_pb2.PayloadsDeleteResponse),
-        "Details": forward.server_stream(DETAILS, payloads_pb2.PayloadsDetailsResponse),
+        "Create": _bounded(
+            forward.unary(subjects.PAYLOADS_CREATE, payloads_pb2.PayloadsCreateResponse)
+        ),
+        "Delete": forward.unary(subjects.PAYLOADS_DELETE, payloads_pb2.PayloadsDeleteResponse),
+        "Details": forward.server_stream(
+            subjects.PAYLOADS_DETAILS, payloads_pb2.PayloadsDetailsResponse
+        ),
         "Download": download,
-        "Remove": forward.unary(REMOVE, payloads_pb2.PayloadsRemoveResponse),
+        "Remove": forward.unary(subjects.PAYLOADS_REMOVE, payloads_pb2.PayloadsRemoveResponse),
         "Upload": upload,
         "AddMetadata": _bounded(
-            forward.unary(ADD_METADATA, payloads_pb2.PayloadsAddMetadataResponse)
+            forward.unary(subjects.PAYLOADS_ADD_METADATA, payloads_pb2.PayloadsAddMetadataResponse)
         ),
         "RemoveMetadata": _bounded(
-            forward.unary(REMOVE_METADATA, payloads_pb2.PayloadsRemoveMetadataResponse)
+            forward.unary(
+                subjects.PAYLOADS_REMOVE_METADATA, payloads_pb2.PayloadsRemoveMetadataResponse
+            )
         ),
     }
 

@@ -36,15 +36,6 @@ from aorta.pipeline_spec.sources import normalize
 from .forward import GatewayContext
 from .rpc import Context, Handler
 
-# The pipelines service answers these (aorta.services.pipelines.app names the same subjects).
-CREATE = subjects.rpc("pipelines", "create")
-UPDATE = subjects.rpc("pipelines", "update")
-DETAILS = subjects.rpc("pipelines", "details")
-LIST = subjects.rpc("pipelines", "list")
-REMOVE = subjects.rpc("pipelines", "remove")
-ADD_METADATA = subjects.rpc("pipelines", "add_metadata")
-REMOVE_METADATA = subjects.rpc("pipelines", "remove_metadata")
-
 MAX_DEFINITION_BYTES = DEFAULT_MAX_PAYLOAD - 64 * 1024
 """Most bytes (UTF-8) of paths, contents and metadata one Create or Update may send: one bus
 message (nats-server's default limit), less room for the headers."""
@@ -137,24 +128,32 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         requests: AsyncIterator[pipelines_pb2.PipelinesCreateRequest], context: Context
     ) -> pipelines_pb2.PipelinesCreateResponse:
         body = create_body(await assemble(requests))
-        return pipelines_pb2.PipelinesCreateResponse.FromString(await send(CREATE, body))
+        return pipelines_pb2.PipelinesCreateResponse.FromString(
+            await send(subjects.PIPELINES_CREATE, body)
+        )
 
     async def update(
         requests: AsyncIterator[pipelines_pb2.PipelinesUpdateRequest], context: Context
     ) -> pipelines_pb2.PipelinesUpdateResponse:
         body = update_body(await assemble(requests))
-        return pipelines_pb2.PipelinesUpdateResponse.FromString(await send(UPDATE, body))
+        return pipelines_pb2.PipelinesUpdateResponse.FromString(
+            await send(subjects.PIPELINES_UPDATE, body)
+        )
 
     forward = gateway.forward
     return {
         "Create": create,
         "Update": update,
-        "Details": forward.server_stream(DETAILS, pipelines_pb2.PipelinesDetailsResponse),
-        "List": forward.server_stream(LIST, pipelines_pb2.PipelinesListResponse),
-        "Remove": forward.unary(REMOVE, pipelines_pb2.PipelinesRemoveResponse),
-        "AddMetadata": forward.unary(ADD_METADATA, pipelines_pb2.PipelinesAddMetadataResponse),
+        "Details": forward.server_stream(
+            subjects.PIPELINES_DETAILS, pipelines_pb2.PipelinesDetailsResponse
+        ),
+        "List": forward.server_stream(subjects.PIPELINES_LIST, pipelines_pb2.PipelinesListResponse),
+        "Remove": forward.unary(subjects.PIPELINES_REMOVE, pipelines_pb2.PipelinesRemoveResponse),
+        "AddMetadata": forward.unary(
+            subjects.PIPELINES_ADD_METADATA, pipelines_pb2.PipelinesAddMetadataResponse
+        ),
         "RemoveMetadata": forward.unary(
-            REMOVE_METADATA, pipelines_pb2.PipelinesRemoveMetadataResponse
+            subjects.PIPELINES_REMOVE_METADATA, pipelines_pb2.PipelinesRemoveMetadataResponse
         ),
     }
 

@@ -37,18 +37,6 @@ log = get_logger(__name__)
 QUEUE = "models"
 
 
-def verb(name: str) -> str:
-    return subjects.rpc("models", name)
-
-
-UPLOAD = verb("upload")
-DOWNLOAD = verb("download")
-LIST = verb("list")
-DELETE = verb("delete")
-ADD_METADATA = verb("add_metadata")
-REMOVE_METADATA = verb("remove_metadata")
-
-
 class MissingTriton:
     """The backend used when no tritonserver is installed: every server start fails."""
 
@@ -170,24 +158,31 @@ async def _serve(ctx: ServiceContext, running: RunningModels, models: ModelRepos
     bus = ctx.bus
     handlers = ModelHandlers(models, running.archives, ctx.blobs, running.pool, bus)
     verbs = PoolVerbs(running.pool, models)
+    catalogs = ListHandlers(ListRepository(ctx.store, CATALOGS), models, CATALOG_MESSAGES)
+    instances = ListHandlers(ListRepository(ctx.store, INSTANCES), models, INSTANCE_MESSAGES)
     served = running.served
     served += [
-        await bus.serve(UPLOAD, handlers.upload, queue=QUEUE),
-        await bus.serve(DOWNLOAD, handlers.download, queue=QUEUE),
-        await bus.serve_stream(LIST, handlers.list_models, queue=QUEUE),
-        await bus.serve(DELETE, handlers.delete, queue=QUEUE),
-        await bus.serve(ADD_METADATA, handlers.add_metadata, queue=QUEUE),
-        await bus.serve(REMOVE_METADATA, handlers.remove_metadata, queue=QUEUE),
+        await bus.serve(subjects.MODELS_UPLOAD, handlers.upload, queue=QUEUE),
+        await bus.serve(subjects.MODELS_DOWNLOAD, handlers.download, queue=QUEUE),
+        await bus.serve_stream(subjects.MODELS_LIST, handlers.list_models, queue=QUEUE),
+        await bus.serve(subjects.MODELS_DELETE, handlers.delete, queue=QUEUE),
+        await bus.serve(subjects.MODELS_ADD_METADATA, handlers.add_metadata, queue=QUEUE),
+        await bus.serve(subjects.MODELS_REMOVE_METADATA, handlers.remove_metadata, queue=QUEUE),
         await bus.serve(subjects.MODELS_ACQUIRE_TRITON, verbs.acquire, queue=QUEUE),
         await bus.serve(subjects.MODELS_RELEASE_TRITON, verbs.release, queue=QUEUE),
         await bus.serve(subjects.MODELS_PLATFORM_STOP, verbs.platform_stop, queue=QUEUE),
     ]
-    for kind, messages in ((CATALOGS, CATALOG_MESSAGES), (INSTANCES, INSTANCE_MESSAGES)):
-        lists = ListHandlers(ListRepository(ctx.store, kind), models, messages)
-        served += [
-            await bus.serve(verb(f"create_{kind.what}"), lists.create, queue=QUEUE),
-            await bus.serve(verb(f"delete_{kind.what}"), lists.delete, queue=QUEUE),
-            await bus.serve_stream(verb(f"list_{kind.collection}"), lists.list_all, queue=QUEUE),
-            await bus.serve_stream(verb(f"read_{kind.what}"), lists.read, queue=QUEUE),
-            await bus.serve(verb(f"update_{kind.what}"), lists.update, queue=QUEUE),
-        ]
+    served += [
+        await bus.serve(subjects.MODELS_CREATE_CATALOG, catalogs.create, queue=QUEUE),
+        await bus.serve(subjects.MODELS_DELETE_CATALOG, catalogs.delete, queue=QUEUE),
+        await bus.serve_stream(subjects.MODELS_LIST_CATALOGS, catalogs.list_all, queue=QUEUE),
+        await bus.serve_stream(subjects.MODELS_READ_CATALOG, catalogs.read, queue=QUEUE),
+        await bus.serve(subjects.MODELS_UPDATE_CATALOG, catalogs.update, queue=QUEUE),
+    ]
+    served += [
+        await bus.serve(subjects.MODELS_CREATE_INSTANCE, instances.create, queue=QUEUE),
+        await bus.serve(subjects.MODELS_DELETE_INSTANCE, instances.delete, queue=QUEUE),
+        await bus.serve_stream(subjects.MODELS_LIST_INSTANCES, instances.list_all, queue=QUEUE),
+        await bus.serve_stream(subjects.MODELS_READ_INSTANCE, instances.read, queue=QUEUE),
+        await bus.serve(subjects.MODELS_UPDATE_INSTANCE, instances.update, queue=QUEUE),
+    ]

@@ -19,25 +19,6 @@ from .repository import PayloadRepository
 log = get_logger(__name__)
 QUEUE = "payloads"
 
-CREATE = subjects.rpc("payloads", "create")
-"""PayloadsCreateRequest -> PayloadsCreateResponse."""
-DELETE = subjects.rpc("payloads", "delete")
-"""PayloadsDeleteRequest -> PayloadsDeleteResponse."""
-DETAILS = subjects.rpc("payloads", "details")
-"""PayloadsDetailsRequest -> stream of PayloadsDetailsResponse."""
-REMOVE = subjects.rpc("payloads", "remove")
-"""PayloadsRemoveRequest -> PayloadsRemoveResponse."""
-ADD_METADATA = subjects.rpc("payloads", "add_metadata")
-"""PayloadsAddMetadataRequest -> PayloadsAddMetadataResponse."""
-REMOVE_METADATA = subjects.rpc("payloads", "remove_metadata")
-"""PayloadsRemoveMetadataRequest -> PayloadsRemoveMetadataResponse."""
-CHECK_UPLOAD = subjects.rpc("payloads", "check_upload")
-"""{payload_id} -> {payload_id, type, job_id}: files may be uploaded now (schemas: `wire`)."""
-FILE_ADDED = subjects.rpc("payloads", "file_added")
-"""{payload_id, name, size, sha256, mode} -> {}: the gateway stored an uploaded file."""
-LOCATE = subjects.rpc("payloads", "locate")
-"""{payload_id, name} -> {key, name, size, mode}: the file a Download names."""
-
 
 @dataclass
 class RunningPayloads:
@@ -66,18 +47,18 @@ async def start(ctx: ServiceContext) -> RunningPayloads:
     bus = ctx.bus
     try:
         running.served += [
-            await bus.serve(CREATE, clara.create, queue=QUEUE),
-            await bus.serve(DELETE, clara.delete, queue=QUEUE),
-            await bus.serve_stream(DETAILS, clara.details, queue=QUEUE),
-            await bus.serve(REMOVE, clara.remove, queue=QUEUE),
-            await bus.serve(ADD_METADATA, clara.add_metadata, queue=QUEUE),
-            await bus.serve(REMOVE_METADATA, clara.remove_metadata, queue=QUEUE),
+            await bus.serve(subjects.PAYLOADS_CREATE, clara.create, queue=QUEUE),
+            await bus.serve(subjects.PAYLOADS_DELETE, clara.delete, queue=QUEUE),
+            await bus.serve_stream(subjects.PAYLOADS_DETAILS, clara.details, queue=QUEUE),
+            await bus.serve(subjects.PAYLOADS_REMOVE, clara.remove, queue=QUEUE),
+            await bus.serve(subjects.PAYLOADS_ADD_METADATA, clara.add_metadata, queue=QUEUE),
+            await bus.serve(subjects.PAYLOADS_REMOVE_METADATA, clara.remove_metadata, queue=QUEUE),
             await bus.serve(subjects.PAYLOADS_CREATE_FOR_JOB, internal.create_for_job, queue=QUEUE),
             await bus.serve(subjects.PAYLOADS_LOCK, internal.lock, queue=QUEUE),
             await bus.serve(subjects.PAYLOADS_RELEASE, internal.release, queue=QUEUE),
-            await bus.serve(CHECK_UPLOAD, internal.check_upload, queue=QUEUE),
-            await bus.serve(FILE_ADDED, internal.file_added, queue=QUEUE),
-            await bus.serve(LOCATE, internal.locate, queue=QUEUE),
+            await bus.serve(subjects.PAYLOADS_CHECK_UPLOAD, internal.check_upload, queue=QUEUE),
+            await bus.serve(subjects.PAYLOADS_FILE_ADDED, internal.file_added, queue=QUEUE),
+            await bus.serve(subjects.PAYLOADS_LOCATE, internal.locate, queue=QUEUE),
         ]
     except BaseException:
         await running.stop(0)

@@ -16,21 +16,6 @@ from .repository import PipelineRepository
 log = get_logger(__name__)
 QUEUE = "pipelines"
 
-CREATE = subjects.rpc("pipelines", "create")
-"""create body (JSON, see `wire`) -> PipelinesCreateResponse."""
-UPDATE = subjects.rpc("pipelines", "update")
-"""update body (JSON, see `wire`) -> PipelinesUpdateResponse."""
-DETAILS = subjects.rpc("pipelines", "details")
-"""PipelinesDetailsRequest -> stream of PipelinesDetailsResponse."""
-LIST = subjects.rpc("pipelines", "list")
-"""PipelinesListRequest -> stream of PipelinesListResponse."""
-REMOVE = subjects.rpc("pipelines", "remove")
-"""PipelinesRemoveRequest -> PipelinesRemoveResponse."""
-ADD_METADATA = subjects.rpc("pipelines", "add_metadata")
-"""PipelinesAddMetadataRequest -> PipelinesAddMetadataResponse."""
-REMOVE_METADATA = subjects.rpc("pipelines", "remove_metadata")
-"""PipelinesRemoveMetadataRequest -> PipelinesRemoveMetadataResponse."""
-
 
 @dataclass
 class RunningPipelines:
@@ -53,13 +38,15 @@ async def start(ctx: ServiceContext) -> RunningPipelines:
     bus = ctx.bus
     try:
         running.served += [
-            await bus.serve(CREATE, handlers.create, queue=QUEUE),
-            await bus.serve(UPDATE, handlers.update, queue=QUEUE),
-            await bus.serve_stream(DETAILS, handlers.details, queue=QUEUE),
-            await bus.serve_stream(LIST, handlers.list_pipelines, queue=QUEUE),
-            await bus.serve(REMOVE, handlers.remove, queue=QUEUE),
-            await bus.serve(ADD_METADATA, handlers.add_metadata, queue=QUEUE),
-            await bus.serve(REMOVE_METADATA, handlers.remove_metadata, queue=QUEUE),
+            await bus.serve(subjects.PIPELINES_CREATE, handlers.create, queue=QUEUE),
+            await bus.serve(subjects.PIPELINES_UPDATE, handlers.update, queue=QUEUE),
+            await bus.serve_stream(subjects.PIPELINES_DETAILS, handlers.details, queue=QUEUE),
+            await bus.serve_stream(subjects.PIPELINES_LIST, handlers.list_pipelines, queue=QUEUE),
+            await bus.serve(subjects.PIPELINES_REMOVE, handlers.remove, queue=QUEUE),
+            await bus.serve(subjects.PIPELINES_ADD_METADATA, handlers.add_metadata, queue=QUEUE),
+            await bus.serve(
+                subjects.PIPELINES_REMOVE_METADATA, handlers.remove_metadata, queue=QUEUE
+            ),
             await bus.serve(subjects.PIPELINES_SNAPSHOT, handlers.snapshot, queue=QUEUE),
         ]
     except BaseException:

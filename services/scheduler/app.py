@@ -38,22 +38,6 @@ from .settings import NodeFacts, SchedulerSettings
 log = get_logger(__name__)
 QUEUE = "scheduler"
 
-CREATE = subjects.rpc("scheduler", "create")
-"""JobsCreateRequest -> JobsCreateResponse."""
-START = subjects.rpc("scheduler", "start")
-"""JobsStartRequest -> JobsStartResponse."""
-STATUS = subjects.rpc("scheduler", "status")
-"""JobsStatusRequest -> JobsStatusResponse."""
-LIST = subjects.rpc("scheduler", "list")
-"""JobsListRequest -> stream of JobsListResponse."""
-CANCEL = subjects.rpc("scheduler", "cancel")
-"""JobsCancelRequest -> JobsCancelResponse."""
-READ_LOGS = subjects.rpc("scheduler", "read_logs")
-"""JobsReadLogsRequest -> stream of JobsReadLogsResponse."""
-ADD_METADATA = subjects.rpc("scheduler", "add_metadata")
-"""JobsAddMetadataRequest -> JobsAddMetadataResponse."""
-REMOVE_METADATA = subjects.rpc("scheduler", "remove_metadata")
-"""JobsRemoveMetadataRequest -> JobsRemoveMetadataResponse."""
 WAKE = "aorta.scheduler.wake"
 """Core pub/sub, empty body: a replica changed a job; the leader re-reads the store now."""
 
@@ -177,15 +161,17 @@ async def start(
     try:
         running.served += [
             await bus.subscribe(WAKE, wake),
-            await bus.serve(CREATE, commands.create, queue=QUEUE),
-            await bus.serve(START, commands.start, queue=QUEUE),
-            await bus.serve(CANCEL, commands.cancel, queue=QUEUE),
+            await bus.serve(subjects.SCHEDULER_CREATE, commands.create, queue=QUEUE),
+            await bus.serve(subjects.SCHEDULER_START, commands.start, queue=QUEUE),
+            await bus.serve(subjects.SCHEDULER_CANCEL, commands.cancel, queue=QUEUE),
             await bus.serve(subjects.SCHEDULER_PLATFORM_STOP, commands.platform_stop, queue=QUEUE),
-            await bus.serve(STATUS, queries.status, queue=QUEUE),
-            await bus.serve_stream(LIST, queries.list_jobs, queue=QUEUE),
-            await bus.serve_stream(READ_LOGS, queries.read_logs, queue=QUEUE),
-            await bus.serve(ADD_METADATA, queries.add_metadata, queue=QUEUE),
-            await bus.serve(REMOVE_METADATA, queries.remove_metadata, queue=QUEUE),
+            await bus.serve(subjects.SCHEDULER_STATUS, queries.status, queue=QUEUE),
+            await bus.serve_stream(subjects.SCHEDULER_LIST, queries.list_jobs, queue=QUEUE),
+            await bus.serve_stream(subjects.SCHEDULER_READ_LOGS, queries.read_logs, queue=QUEUE),
+            await bus.serve(subjects.SCHEDULER_ADD_METADATA, queries.add_metadata, queue=QUEUE),
+            await bus.serve(
+                subjects.SCHEDULER_REMOVE_METADATA, queries.remove_metadata, queue=QUEUE
+            ),
         ]
         running.loop = asyncio.create_task(
             running.leadership.run(), name="aorta.scheduler.leadership"

@@ -6,7 +6,7 @@ store and the stand-in cluster's local blob folder, so the simulated kubelet's a
 the very bytes the platform reads. Each service is built from its settings, as `__main__` does:
 the executor and the Triton backend connect through the kubeconfig the settings name.
 
-The Triton Deployments the models service creates are played by `test_triton.Node`; the first
+The Triton Deployments the models service creates are played by `k8s_triton.Node`; the first
 one starts a real tritonserver reading the blob folder's `triton-repository/`, and every
 Service (`*.svc:8000`, `*.svc:8001`) leads to that one server through `ServiceNetwork`.
 
@@ -28,7 +28,7 @@ import grpc
 from k8s_cluster import NAMESPACE, Cluster
 from k8s_kubelet import SimulatedKubelet
 from k8s_services import ServiceNetwork
-from test_triton import Node
+from k8s_triton import Node
 
 from aorta.api import models_pb2, models_pb2_grpc, payloads_pb2, payloads_pb2_grpc
 from aorta.bus.nats import NatsBus

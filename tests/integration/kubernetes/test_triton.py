@@ -18,11 +18,10 @@ from typing import Any
 
 import pytest
 from k8s_cluster import NAMESPACE, Cluster
+from k8s_triton import Node
 
 from aorta.errors import Invalid, Unavailable
 from aorta.executors import kubernetes_names as names
-from aorta.executors.kubernetes_api import POD
-from aorta.testing.kube_api import KubeApiServer
 from aorta.triton.install import TritonInstall
 from aorta.triton.kubernetes import KubernetesTritonBackend
 from aorta.triton.kubernetes_objects import TritonSettings
@@ -40,8 +39,6 @@ BROKEN_MODEL = (
     "        raise ValueError('weights file missing: echo.pt')\n"
 )
 
-Started = Callable[[str], Awaitable[None]]
-
 
 def model_zip(model_py: str) -> bytes:
     buffer = io.BytesIO()
@@ -56,78 +53,6 @@ def writer(data: bytes) -> Callable[[Path], Awaitable[None]]:
         await asyncio.to_thread(path.write_bytes, data)
 
     return write
-
-
-class Node:
-    """The Deployment controller and kubelet of the test: for every Triton Deployment created,
-    runs `on_start(server id)`, then creates its pod, Ready; deletes the pod once the
-    Deployment is gone."""
-
-    def __init__(self, cluster: Cluster, on_start: Started | None = None) -> None:
-        assert cluster.server is not None
-        self.server: KubeApiServer = cluster.server
-        self._api = cluster.api
-        self._on_start = on_start
-        self._task = asyncio.create_task(self._run())
-
-    async def close(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-
-    def restart(self, server_id: str) -> None:
-        pod = self.server.get("pods", NAMESPACE, names.triton_name(server_id))
-        assert pod is not None
-        status = pod["status"]
-        status["containerStatuses"][0]["restartCount"] = 1
-        self.server.set_status("pods", NAMESPACE, pod["metadata"]["name"], status)
-
-    async def _run(self) -> None:
-        running: set[str] = set()
-        while True:
-            deployments = set(self.server.names("deployments", NAMESPACE))
-            for name in deployments - running:
-                running.add(name)
-                await self._start(name)
-            for name in running - deployments:
-                running.discard(name)
-                if self.server.get("pods", NAMESPACE, name):
-                    await self._api.delete(POD, NAMESPACE, name, grace=0)
-            await self.server.next_change()
-
-    async def _start(self, name: str) -> None:
-        deployment = self.server.get("deployments", NAMESPACE, name)
-        assert deployment is not None
-        server_id = deployment["metadata"]["annotations"]["aorta/triton-server-id"]
-        if self._on_start is not None:
-            await self._on_start(server_id)
-        template = deployment["spec"]["template"]
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "labels": template["metadata"]["labels"]},
-            "spec": template["spec"],
-        }
-        await self._api.create(POD, NAMESPACE, pod)
-        container = template["spec"]["containers"][0]
-        self.server.set_status(
-            "pods",
-            NAMESPACE,
-            name,
-            {
-                "phase": "Running",
-                "conditions": [{"type": "Ready", "status": "True"}],
-                "containerStatuses": [
-                    {
-                        "name": container["name"],
-                        "image": container["image"],
-                        "imageID": "stand-in",
-                        "ready": True,
-                        "restartCount": 0,
-                        "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
-                    }
-                ],
-            },
-        )
 
 
 @pytest.fixture

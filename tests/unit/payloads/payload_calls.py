@@ -15,7 +15,6 @@ from aorta.blobs import BlobStore
 from aorta.bus import CloudEvent
 from aorta.bus.memory import MemoryBus
 from aorta.payload_layout import input_key, payload_prefix
-from aorta.services.payloads import app
 from aorta.store import StateStore
 
 RPC_TIMEOUT = 5.0
@@ -42,7 +41,7 @@ class Calls:
     async def create(self, metadata: Mapping[str, str] | None = None) -> str:
         request = payloads_pb2.PayloadsCreateRequest(metadata=dict(metadata or {}))
         reply = payloads_pb2.PayloadsCreateResponse.FromString(
-            await self.bus.request(app.CREATE, request.SerializeToString())
+            await self.bus.request(subjects.PAYLOADS_CREATE, request.SerializeToString())
         )
         assert reply.header.code == 0
         assert reply.type == payloads_pb2.PAYLOAD_TYPE_REUSABLE
@@ -50,7 +49,7 @@ class Calls:
 
     async def details(self, payload_id: str) -> list[payloads_pb2.PayloadsDetailsResponse]:
         request = payloads_pb2.PayloadsDetailsRequest(payload_id=ident(payload_id))
-        stream = self.bus.request_stream(app.DETAILS, request.SerializeToString())
+        stream = self.bus.request_stream(subjects.PAYLOADS_DETAILS, request.SerializeToString())
         return [payloads_pb2.PayloadsDetailsResponse.FromString(item) async for item in stream]
 
     async def files(self, payload_id: str) -> dict[str, int]:
@@ -60,20 +59,20 @@ class Calls:
     async def remove(self, payload_id: str, name: str) -> None:
         request = payloads_pb2.PayloadsRemoveRequest(payload_id=ident(payload_id), name=name)
         reply = payloads_pb2.PayloadsRemoveResponse.FromString(
-            await self.bus.request(app.REMOVE, request.SerializeToString())
+            await self.bus.request(subjects.PAYLOADS_REMOVE, request.SerializeToString())
         )
         assert reply.header.code == 0
 
     async def delete(self, payload_id: str) -> None:
         request = payloads_pb2.PayloadsDeleteRequest(payload_id=ident(payload_id))
         reply = payloads_pb2.PayloadsDeleteResponse.FromString(
-            await self.bus.request(app.DELETE, request.SerializeToString())
+            await self.bus.request(subjects.PAYLOADS_DELETE, request.SerializeToString())
         )
         assert reply.header.code == 0
 
     async def upload(self, payload_id: str, name: str, data: bytes, mode: int = 0) -> None:
         """What the gateway does for one file: check, put, record."""
-        await self.json(app.CHECK_UPLOAD, {"payload_id": payload_id})
+        await self.json(subjects.PAYLOADS_CHECK_UPLOAD, {"payload_id": payload_id})
         info = await self.blobs.put(input_key(payload_id, name), chunks(data))
         assert info.sha256 == hashlib.sha256(data).hexdigest()
         await self.file_added(payload_id, name, len(data), info.sha256, mode)
@@ -88,7 +87,7 @@ class Calls:
             "sha256": sha256,
             "mode": mode,
         }
-        assert await self.json(app.FILE_ADDED, document) == {}
+        assert await self.json(subjects.PAYLOADS_FILE_ADDED, document) == {}
 
     async def put_output(self, payload_id: str, name: str, data: bytes) -> None:
         """An operator output, as the executor pushes it (no file record)."""

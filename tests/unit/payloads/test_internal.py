@@ -11,7 +11,6 @@ from payload_calls import JOB, OTHER_JOB, UNUSED_ID, Calls
 from aorta import subjects
 from aorta.blobs import BlobInfo
 from aorta.errors import AortaError, ErrorCode, Unavailable
-from aorta.services.payloads import app
 
 
 async def failure(call: object) -> AortaError:
@@ -99,7 +98,7 @@ async def test_a_job_payload_is_no_input(calls: Calls) -> None:
 async def test_a_locked_payload_takes_no_upload(calls: Calls) -> None:
     payload_id = await calls.for_job(JOB, [])
     check = {"payload_id": payload_id}
-    assert await calls.json(app.CHECK_UPLOAD, check) == {
+    assert await calls.json(subjects.PAYLOADS_CHECK_UPLOAD, check) == {
         "payload_id": payload_id,
         "type": "PIPELINE",
         "job_id": JOB,
@@ -107,14 +106,16 @@ async def test_a_locked_payload_takes_no_upload(calls: Calls) -> None:
     await calls.lock(payload_id)
     await calls.lock(payload_id)
     for call in (
-        calls.json(app.CHECK_UPLOAD, check),
+        calls.json(subjects.PAYLOADS_CHECK_UPLOAD, check),
         calls.file_added(payload_id, "late", 1, digest(b"x")),
     ):
         error = await failure(call)
         assert error.code == ErrorCode.PAYLOAD_READ_ONLY
         assert f"the payload of job {JOB} is read-only since the job started" in str(error)
     await calls.release(payload_id)
-    assert (await failure(calls.json(app.CHECK_UPLOAD, check))).code == ErrorCode.PAYLOAD_READ_ONLY
+    assert (
+        await failure(calls.json(subjects.PAYLOADS_CHECK_UPLOAD, check))
+    ).code == ErrorCode.PAYLOAD_READ_ONLY
 
 
 async def test_lock_and_release_belong_to_the_payloads_job(calls: Calls) -> None:
@@ -161,12 +162,16 @@ async def test_file_added_checks_its_body(
 ) -> None:
     payload_id = await calls.create()
     body = {"payload_id": payload_id, "name": "x", "size": 1, "sha256": None, "mode": 0}
-    error = await failure(calls.json(app.FILE_ADDED, {**body, **change}))
+    error = await failure(calls.json(subjects.PAYLOADS_FILE_ADDED, {**body, **change}))
     assert error.code == code and text in str(error)
 
 
 async def test_internal_bodies_must_be_json_objects(calls: Calls) -> None:
-    for subject in (subjects.PAYLOADS_LOCK, app.LOCATE, subjects.PAYLOADS_CREATE_FOR_JOB):
+    for subject in (
+        subjects.PAYLOADS_LOCK,
+        subjects.PAYLOADS_LOCATE,
+        subjects.PAYLOADS_CREATE_FOR_JOB,
+    ):
         error = await failure(calls.bus.request(subject, b"[1, 2]"))
         assert error.code == ErrorCode.PAYLOAD_REQUEST_INVALID
         assert "malformed payloads" in str(error)
@@ -186,9 +191,13 @@ async def test_locate_finds_what_a_download_names(calls: Calls) -> None:
         ("Scan.dcm", "input/Scan.dcm", 0o600),
         ("operators/seg/mask.nii", "operators/seg/mask.nii", 0),
     ]:
-        answer = await calls.json(app.LOCATE, {"payload_id": payload_id, "name": name})
+        answer = await calls.json(
+            subjects.PAYLOADS_LOCATE, {"payload_id": payload_id, "name": name}
+        )
         assert answer == {"key": prefix + key, "name": "/" + key, "size": 4, "mode": mode}
-    error = await failure(calls.json(app.LOCATE, {"payload_id": payload_id, "name": "/nope"}))
+    error = await failure(
+        calls.json(subjects.PAYLOADS_LOCATE, {"payload_id": payload_id, "name": "/nope"})
+    )
     assert error.code == ErrorCode.PAYLOAD_FILE_NOT_FOUND
 
 

@@ -7,9 +7,9 @@ import hashlib
 import pytest
 from payload_calls import JOB, UNUSED_ID, Calls, ident
 
+from aorta import subjects
 from aorta.api import payloads_pb2
 from aorta.errors import AortaError, ErrorCode
-from aorta.services.payloads import app
 
 
 async def failure(call: object) -> AortaError:
@@ -184,20 +184,22 @@ async def test_metadata_is_added_and_removed_by_claras_rules(calls: Calls) -> No
         payload_id=ident(payload_id), metadata={"B": "2", "c": "3"}
     )
     added = payloads_pb2.PayloadsAddMetadataResponse.FromString(
-        await calls.bus.request(app.ADD_METADATA, add.SerializeToString())
+        await calls.bus.request(subjects.PAYLOADS_ADD_METADATA, add.SerializeToString())
     )
     assert added.payload_id.value == payload_id
     assert dict(added.metadata) == {"a": "1", "B": "2", "c": "3"}
     again = payloads_pb2.PayloadsAddMetadataRequest(
         payload_id=ident(payload_id), metadata={"A": "x"}
     )
-    error = await failure(calls.bus.request(app.ADD_METADATA, again.SerializeToString()))
+    error = await failure(
+        calls.bus.request(subjects.PAYLOADS_ADD_METADATA, again.SerializeToString())
+    )
     assert error.code == ErrorCode.METADATA_INVALID
     remove = payloads_pb2.PayloadsRemoveMetadataRequest(
         payload_id=ident(payload_id), keys=["b", "absent"]
     )
     removed = payloads_pb2.PayloadsRemoveMetadataResponse.FromString(
-        await calls.bus.request(app.REMOVE_METADATA, remove.SerializeToString())
+        await calls.bus.request(subjects.PAYLOADS_REMOVE_METADATA, remove.SerializeToString())
     )
     assert dict(removed.metadata) == {"a": "1", "c": "3"}
     assert dict((await calls.details(payload_id))[0].metadata) == {"a": "1", "c": "3"}
@@ -206,11 +208,13 @@ async def test_metadata_is_added_and_removed_by_claras_rules(calls: Calls) -> No
 async def test_metadata_on_a_job_payload_is_refused(calls: Calls) -> None:
     payload_id = await calls.for_job(JOB, [])
     add = payloads_pb2.PayloadsAddMetadataRequest(payload_id=ident(payload_id), metadata={"k": "v"})
-    error = await failure(calls.bus.request(app.ADD_METADATA, add.SerializeToString()))
+    error = await failure(
+        calls.bus.request(subjects.PAYLOADS_ADD_METADATA, add.SerializeToString())
+    )
     assert error.code == ErrorCode.PAYLOAD_REQUEST_INVALID
     assert "only on REUSABLE payloads" in str(error)
 
 
 async def test_a_body_that_is_no_request_message_is_refused(calls: Calls) -> None:
-    error = await failure(calls.bus.request(app.REMOVE, b"\xff\xff"))
+    error = await failure(calls.bus.request(subjects.PAYLOADS_REMOVE, b"\xff\xff"))
     assert error.code == ErrorCode.PAYLOAD_REQUEST_INVALID

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from aorta import subjects
 from aorta.api import common_pb2, pipelines_pb2
 from aorta.bus import CloudEvent, Request
 from aorta.bus.memory import MemoryBus
 from aorta.errors import AortaError, ErrorCode, Unavailable
 from aorta.ids import PipelineId
 from aorta.lifecycle import ServiceContext
-from aorta.services.pipelines import app
 from aorta.services.pipelines.handlers import PipelineHandlers
 from aorta.services.pipelines.repository import PipelineRepository
 
@@ -53,12 +53,12 @@ async def test_events_are_published_after_the_store_write(
     repository = PipelineRepository(context.store)
     bus = _StoreProbe(repository)
     handlers = PipelineHandlers(repository, bus)
-    reply = await handlers.create(Request(app.CREATE, create_body(two_operators)))
+    reply = await handlers.create(Request(subjects.PIPELINES_CREATE, create_body(two_operators)))
     pipeline_id = ident(pipelines_pb2.PipelinesCreateResponse.FromString(reply).pipeline_id.value)
     added = pipelines_pb2.PipelinesAddMetadataRequest(pipeline_id=pipeline_id, metadata={"k": "v"})
-    await handlers.add_metadata(Request(app.ADD_METADATA, added.SerializeToString()))
+    await handlers.add_metadata(Request(subjects.PIPELINES_ADD_METADATA, added.SerializeToString()))
     removed = pipelines_pb2.PipelinesRemoveRequest(pipeline_id=pipeline_id)
-    await handlers.remove(Request(app.REMOVE, removed.SerializeToString()))
+    await handlers.remove(Request(subjects.PIPELINES_REMOVE, removed.SerializeToString()))
     await bus.close()
     assert bus.states == [("created", {}), ("updated", {"k": "v"}), ("removed", None)]
 
@@ -70,16 +70,18 @@ async def test_answers_that_would_not_fit_one_message_are_refused_before_writing
     handlers = PipelineHandlers(repository, context.bus, answer_limit=2000)
     big = two_operators + "#" * 2000 + "\n"
     with pytest.raises(AortaError) as caught:
-        await handlers.create(Request(app.CREATE, create_body(big)))
+        await handlers.create(Request(subjects.PIPELINES_CREATE, create_body(big)))
     assert caught.value.code == ErrorCode.PIPELINE_DEFINITION_ERROR
     assert "2000 bytes" in caught.value.messages[0]
-    reply = await handlers.create(Request(app.CREATE, create_body(two_operators)))
+    reply = await handlers.create(Request(subjects.PIPELINES_CREATE, create_body(two_operators)))
     pipeline_id = pipelines_pb2.PipelinesCreateResponse.FromString(reply).pipeline_id.value
     request = pipelines_pb2.PipelinesAddMetadataRequest(
         pipeline_id=ident(pipeline_id), metadata={f"key{i}": "v" * 200 for i in range(10)}
     )
     with pytest.raises(AortaError) as caught:
-        await handlers.add_metadata(Request(app.ADD_METADATA, request.SerializeToString()))
+        await handlers.add_metadata(
+            Request(subjects.PIPELINES_ADD_METADATA, request.SerializeToString())
+        )
     assert caught.value.code == ErrorCode.METADATA_INVALID
     assert (await repository.get(PipelineId(pipeline_id))).metadata == {}
 
@@ -96,7 +98,9 @@ async def test_a_lost_event_is_logged_and_the_change_still_reported(
     bus = _NoEvents()
     handlers = PipelineHandlers(repository, bus)
     with capture_logs() as logs:
-        reply = await handlers.create(Request(app.CREATE, create_body(two_operators)))
+        reply = await handlers.create(
+            Request(subjects.PIPELINES_CREATE, create_body(two_operators))
+        )
     await bus.close()
     pipeline_id = pipelines_pb2.PipelinesCreateResponse.FromString(reply).pipeline_id.value
     assert (await repository.get(PipelineId(pipeline_id))).name == "two-operators"

@@ -14,7 +14,6 @@ from aorta.api import common_pb2, pipelines_pb2
 from aorta.bus import CloudEvent
 from aorta.bus.memory import MemoryBus
 from aorta.errors import AortaError, ErrorCode
-from aorta.services.pipelines import app
 from aorta.services.pipelines.app import RunningPipelines
 from aorta.services.pipelines.domain import MAX_DAG_DEPTH
 
@@ -35,7 +34,7 @@ def create_body(files: Files, pipeline_id: str = "", metadata: Mapping[str, str]
 
 
 async def create(bus: MemoryBus, files: Files, **kw: Any) -> pipelines_pb2.PipelinesCreateResponse:
-    reply = await bus.request(app.CREATE, create_body(files, **kw))
+    reply = await bus.request(subjects.PIPELINES_CREATE, create_body(files, **kw))
     return pipelines_pb2.PipelinesCreateResponse.FromString(reply)
 
 
@@ -47,7 +46,9 @@ async def update(bus: MemoryBus, pipeline_id: str, files: Files) -> list[str]:
     body = json.dumps(
         {"pipeline_id": pipeline_id, "files": [{"path": p, "content": c} for p, c in files]}
     ).encode()
-    reply = pipelines_pb2.PipelinesUpdateResponse.FromString(await bus.request(app.UPDATE, body))
+    reply = pipelines_pb2.PipelinesUpdateResponse.FromString(
+        await bus.request(subjects.PIPELINES_UPDATE, body)
+    )
     assert reply.header.code == 0
     return list(reply.header.messages)
 
@@ -58,12 +59,14 @@ def ident(value: str) -> common_pb2.Identifier:
 
 async def details(bus: MemoryBus, pipeline_id: str) -> list[pipelines_pb2.PipelinesDetailsResponse]:
     request = pipelines_pb2.PipelinesDetailsRequest(pipeline_id=ident(pipeline_id))
-    stream = bus.request_stream(app.DETAILS, request.SerializeToString())
+    stream = bus.request_stream(subjects.PIPELINES_DETAILS, request.SerializeToString())
     return [pipelines_pb2.PipelinesDetailsResponse.FromString(item) async for item in stream]
 
 
 async def listing(bus: MemoryBus) -> list[pipelines_pb2.PipelinesListResponse]:
-    stream = bus.request_stream(app.LIST, pipelines_pb2.PipelinesListRequest().SerializeToString())
+    stream = bus.request_stream(
+        subjects.PIPELINES_LIST, pipelines_pb2.PipelinesListRequest().SerializeToString()
+    )
     return [pipelines_pb2.PipelinesListResponse.FromString(item) async for item in stream]
 
 
@@ -77,7 +80,7 @@ async def add_metadata(
     request = pipelines_pb2.PipelinesAddMetadataRequest(
         pipeline_id=ident(pipeline_id), metadata=metadata
     )
-    reply = await bus.request(app.ADD_METADATA, request.SerializeToString())
+    reply = await bus.request(subjects.PIPELINES_ADD_METADATA, request.SerializeToString())
     return dict(pipelines_pb2.PipelinesAddMetadataResponse.FromString(reply).metadata)
 
 
@@ -85,13 +88,13 @@ async def remove_metadata(bus: MemoryBus, pipeline_id: str, keys: list[str]) -> 
     request = pipelines_pb2.PipelinesRemoveMetadataRequest(
         pipeline_id=ident(pipeline_id), keys=keys
     )
-    reply = await bus.request(app.REMOVE_METADATA, request.SerializeToString())
+    reply = await bus.request(subjects.PIPELINES_REMOVE_METADATA, request.SerializeToString())
     return dict(pipelines_pb2.PipelinesRemoveMetadataResponse.FromString(reply).metadata)
 
 
 async def remove(bus: MemoryBus, pipeline_id: str) -> None:
     request = pipelines_pb2.PipelinesRemoveRequest(pipeline_id=ident(pipeline_id))
-    reply = await bus.request(app.REMOVE, request.SerializeToString())
+    reply = await bus.request(subjects.PIPELINES_REMOVE, request.SerializeToString())
     assert pipelines_pb2.PipelinesRemoveResponse.FromString(reply).header.code == 0
 
 
@@ -297,12 +300,18 @@ async def test_snapshot_returns_the_files_for_a_job(client: MemoryBus, two_opera
 
 async def test_malformed_bodies_are_refused(client: MemoryBus) -> None:
     for body in (b"not json", b"{}", b'{"files": [{"path": 1, "content": ""}]}'):
-        error = await fails(client.request(app.CREATE, body), ErrorCode.PIPELINE_DEFINITION_ERROR)
+        error = await fails(
+            client.request(subjects.PIPELINES_CREATE, body), ErrorCode.PIPELINE_DEFINITION_ERROR
+        )
         assert "malformed pipelines create request" in error.messages[0]
     same = create_body([("a.yml", "x"), ("A.YML", "y")])
-    error = await fails(client.request(app.CREATE, same), ErrorCode.PIPELINE_DEFINITION_ERROR)
+    error = await fails(
+        client.request(subjects.PIPELINES_CREATE, same), ErrorCode.PIPELINE_DEFINITION_ERROR
+    )
     assert "same file" in error.messages[0]
-    await fails(client.request(app.REMOVE, b"\xff\xff"), ErrorCode.PIPELINE_DEFINITION_ERROR)
+    await fails(
+        client.request(subjects.PIPELINES_REMOVE, b"\xff\xff"), ErrorCode.PIPELINE_DEFINITION_ERROR
+    )
 
 
 async def test_events_follow_each_stored_change(client: MemoryBus, two_operators: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from scheduler_fakes import Behaviour, FakeExecutor, FakePeers
 
+from aorta import subjects
 from aorta.api import common_pb2, jobs_pb2
 from aorta.blobs import open_blob_store
 from aorta.bus.memory import MemoryBus, MemoryNetwork
@@ -139,7 +140,7 @@ class Harness:
             priority=priority,  # type: ignore[arg-type]
         )
         request.metadata.update(metadata or {})
-        response = await self.call(app.CREATE, request, jobs_pb2.JobsCreateResponse)
+        response = await self.call(subjects.SCHEDULER_CREATE, request, jobs_pb2.JobsCreateResponse)
         return str(response.job_id.value)
 
     async def start(
@@ -153,7 +154,7 @@ class Harness:
             ],
         )
         response: jobs_pb2.JobsStartResponse = await self.call(
-            app.START, request, jobs_pb2.JobsStartResponse
+            subjects.SCHEDULER_START, request, jobs_pb2.JobsStartResponse
         )
         return response
 
@@ -165,14 +166,14 @@ class Harness:
     async def status(self, job_id: str) -> jobs_pb2.JobsStatusResponse:
         request = jobs_pb2.JobsStatusRequest(job_id=ident(job_id))
         response: jobs_pb2.JobsStatusResponse = await self.call(
-            app.STATUS, request, jobs_pb2.JobsStatusResponse
+            subjects.SCHEDULER_STATUS, request, jobs_pb2.JobsStatusResponse
         )
         return response
 
     async def cancel(self, job_id: str, reason: str = "") -> jobs_pb2.JobsCancelResponse:
         request = jobs_pb2.JobsCancelRequest(job_id=ident(job_id), reason=reason)
         response: jobs_pb2.JobsCancelResponse = await self.call(
-            app.CANCEL, request, jobs_pb2.JobsCancelResponse
+            subjects.SCHEDULER_CANCEL, request, jobs_pb2.JobsCancelResponse
         )
         return response
 

@@ -11,11 +11,11 @@ import pytest
 from scheduler_fakes import Behaviour
 from scheduler_harness import CHAIN, PIPELINE_ID, TEMPLATED, Harness, ident, single
 
+from aorta import subjects
 from aorta.api import common_pb2, jobs_pb2
 from aorta.bus import CloudEvent
 from aorta.errors import AortaError, ErrorCode
 from aorta.payload_layout import operator_log_key
-from aorta.services.scheduler import app
 from aorta.timestamps import UNIX_EPOCH_IN_CLARA_SECONDS
 
 OTHER_PIPELINE = "abcdefabcdefabcdefabcdefabcdef00"
@@ -166,7 +166,7 @@ async def list_jobs(
     harness: Harness, filter: jobs_pb2.JobsListRequest.JobFilter | None = None
 ) -> list[jobs_pb2.JobsListResponse]:
     request = jobs_pb2.JobsListRequest(filter=filter) if filter else jobs_pb2.JobsListRequest()
-    stream = harness.client.request_stream(app.LIST, request.SerializeToString())
+    stream = harness.client.request_stream(subjects.SCHEDULER_LIST, request.SerializeToString())
     return [jobs_pb2.JobsListResponse.FromString(item) async for item in stream]
 
 
@@ -211,21 +211,29 @@ async def test_metadata_is_added_and_removed_by_clara_rules(harness: Harness) ->
     job_id = await harness.create(metadata={"Site": "north"})
     add = jobs_pb2.JobsAddMetadataRequest(job_id=ident(job_id))
     add.metadata.update({"owner": "ana"})
-    added = await harness.call(app.ADD_METADATA, add, jobs_pb2.JobsAddMetadataResponse)
+    added = await harness.call(
+        subjects.SCHEDULER_ADD_METADATA, add, jobs_pb2.JobsAddMetadataResponse
+    )
     assert dict(added.metadata) == {"Site": "north", "owner": "ana"}
     clash = jobs_pb2.JobsAddMetadataRequest(job_id=ident(job_id))
     clash.metadata.update({"site": "south"})
-    failure = await refused(harness.call(app.ADD_METADATA, clash, jobs_pb2.JobsAddMetadataResponse))
+    failure = await refused(
+        harness.call(subjects.SCHEDULER_ADD_METADATA, clash, jobs_pb2.JobsAddMetadataResponse)
+    )
     assert failure.code == ErrorCode.METADATA_INVALID
     remove = jobs_pb2.JobsRemoveMetadataRequest(job_id=ident(job_id), keys=["SITE", "absent"])
-    removed = await harness.call(app.REMOVE_METADATA, remove, jobs_pb2.JobsRemoveMetadataResponse)
+    removed = await harness.call(
+        subjects.SCHEDULER_REMOVE_METADATA, remove, jobs_pb2.JobsRemoveMetadataResponse
+    )
     assert dict(removed.metadata) == {"owner": "ana"}
     assert dict((await harness.status(job_id)).metadata) == {"owner": "ana"}
 
 
 async def read_logs(harness: Harness, job_id: str, operator: str) -> list[str]:
     request = jobs_pb2.JobsReadLogsRequest(job_id=ident(job_id), operator_name=operator)
-    stream = harness.client.request_stream(app.READ_LOGS, request.SerializeToString())
+    stream = harness.client.request_stream(
+        subjects.SCHEDULER_READ_LOGS, request.SerializeToString()
+    )
     messages = [jobs_pb2.JobsReadLogsResponse.FromString(item) async for item in stream]
     assert messages and all(m.header.code == 0 for m in messages)
     return [line for message in messages for line in message.logs]

@@ -9,9 +9,10 @@ from collections import Counter
 from scheduler_fakes import Behaviour
 from scheduler_harness import CHAIN, PIPELINE_ID, Harness, ident, single
 
+from aorta import subjects
 from aorta.api import jobs_pb2
 from aorta.errors import Conflict
-from aorta.services.scheduler import app, transitions
+from aorta.services.scheduler import transitions
 from aorta.services.scheduler.domain import Allocation
 from aorta.services.scheduler.repository import JobRepository
 
@@ -187,7 +188,9 @@ async def test_every_replica_reads_a_running_operators_lines_from_the_leader(
     request = jobs_pb2.JobsReadLogsRequest(job_id=ident(job_id), operator_name="first")
     # Requests alternate between the two replicas: the follower asks the leader.
     for _ in range(4):
-        stream = harness.client.request_stream(app.READ_LOGS, request.SerializeToString())
+        stream = harness.client.request_stream(
+            subjects.SCHEDULER_READ_LOGS, request.SerializeToString()
+        )
         replies = [jobs_pb2.JobsReadLogsResponse.FromString(item) async for item in stream]
         assert [line for reply in replies for line in reply.logs] == list(lines)
     await harness.cancel(job_id)
