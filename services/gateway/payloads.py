@@ -52,7 +52,7 @@ from .rpc import Context, Handler, UnaryHandler
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 """Bytes per Download message: Clara clients' default chunk size (they accept up to 4 MiB)."""
 MAX_FORWARDED_BYTES = DEFAULT_MAX_PAYLOAD - 64 * 1024
-"""The largest request forwarded to the service: one bus message, less room for headers."""
+"""The largest request forwarded to the service: one bus message (8 MiB), less room for headers."""
 _LISTED = 10
 
 

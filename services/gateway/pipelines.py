@@ -10,9 +10,11 @@ the gateway reassembles them into whole files and sends the pipelines service on
   no path belongs to `pipeline.yaml`;
 - the first file is the root document;
 - `pipeline_id` and `metadata` may come in any message: the first non-empty one counts;
-- paths, contents and metadata together may hold at most `MAX_DEFINITION_BYTES` (and the
-  encoded request no more either), so the request travels as one bus message; reading stops
-  at the first chunk past the limit;
+- paths and contents may hold at most what `aorta.pipeline_spec` accepts (1 MiB), and
+  with the metadata at most `MAX_ASSEMBLED_BYTES` (that plus an object's 4 MiB of metadata);
+  reading stops at the first chunk past either; the encoded request may hold at most
+  `MAX_REQUEST_BYTES`, so it travels as one bus message. The pipelines service applies the
+  definition's and the metadata's own limits;
 - a stream without messages or a definition without content is refused.
 
 These refusals are Clara errors (PIPELINE_DEFINITION_ERROR), reported in the response header.
@@ -31,14 +33,18 @@ from aorta.api import pipelines_pb2
 from aorta.bus import REQUEST_ID_HEADER
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.errors import ErrorCode, Invalid
-from aorta.pipeline_spec.sources import normalize
+from aorta.metadata import MAX_TOTAL_BYTES
+from aorta.pipeline_spec.sources import MAX_DEFINITION_BYTES, normalize
 
 from .forward import GatewayContext
 from .rpc import Context, Handler
 
-MAX_DEFINITION_BYTES = DEFAULT_MAX_PAYLOAD - 64 * 1024
-"""Most bytes (UTF-8) of paths, contents and metadata one Create or Update may send: one bus
-message (nats-server's default limit), less room for the headers."""
+MAX_ASSEMBLED_BYTES = MAX_DEFINITION_BYTES + MAX_TOTAL_BYTES
+"""Most bytes (UTF-8) of paths, contents and metadata one Create or Update may send: the most a
+definition (1 MiB) and an object's metadata (4 MiB) may hold."""
+MAX_REQUEST_BYTES = DEFAULT_MAX_PAYLOAD - 64 * 1024
+"""Most bytes of the encoded request to the pipelines service: one bus message (8 MiB), less room
+for the headers."""
 
 UNNAMED_FILE = "pipeline.yaml"
 """The path of chunks sent without one (NVIDIA's client sends `PipelineDefinition.name`)."""
@@ -62,14 +68,18 @@ class AssembledDefinition:
 
 
 async def assemble(
-    requests: AsyncIterator[DefinitionRequest], *, limit: int = MAX_DEFINITION_BYTES
+    requests: AsyncIterator[DefinitionRequest],
+    *,
+    limit: int = MAX_ASSEMBLED_BYTES,
+    definition_limit: int = MAX_DEFINITION_BYTES,
 ) -> AssembledDefinition:
-    """Reassembles a definition stream (see the module docstring); `Invalid` when it is empty
-    or holds more than `limit` bytes."""
+    """Reassembles a definition stream (see the module docstring); `Invalid` when it is empty,
+    holds more than `limit` bytes, or more than `definition_limit` of paths and contents."""
     files: dict[str, _File] = {}
     pipeline_id = ""
     metadata: dict[str, str] = {}
     size = 0
+    definition_size = 0
     received = False
     async for request in requests:
         received = True
@@ -83,10 +93,12 @@ async def assemble(
             file = files.get(normalize(path))
             if file is None:
                 file = files[normalize(path)] = _File(path)
-                size += _size(path)
+                definition_size += _size(path)
             file.chunks.append(request.definition.content)
-            size += _size(request.definition.content)
-        if size > limit:
+            definition_size += _size(request.definition.content)
+        if definition_size > definition_limit:
+            raise _too_large(f"the definition is larger than {definition_limit} bytes")
+        if size + definition_size > limit:
             raise _too_large(f"the definition is larger than {limit} bytes")
     if not received:
         raise _invalid("the request stream held no message: send the definition's files")
@@ -165,17 +177,20 @@ def _files(assembled: AssembledDefinition) -> list[dict[str, str]]:
 def _encoded(document: Mapping[str, object]) -> bytes:
     # ensure_ascii=False: non-ASCII text stays one UTF-8 sequence rather than \uXXXX escapes.
     body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
-    if len(body) > MAX_DEFINITION_BYTES:
+    if len(body) > MAX_REQUEST_BYTES:
         # Escaping (quotes, backslashes, control characters) can grow a definition that was
         # within the limit; it must still travel as one message.
-        raise _too_large(f"the definition takes {len(body)} bytes once encoded")
+        raise _too_large(
+            f"the definition takes {len(body)} bytes once encoded, more than the "
+            f"{MAX_REQUEST_BYTES} bytes the platform carries in one message"
+        )
     return body
 
 
 def _too_large(what: str) -> Invalid:
     return _invalid(
-        f"{what}; a pipeline definition (all files, paths and metadata together) may hold at "
-        f"most {MAX_DEFINITION_BYTES} bytes"
+        f"{what}; a pipeline definition (all files and paths) may hold at most "
+        f"{MAX_DEFINITION_BYTES} bytes, and its metadata at most {MAX_TOTAL_BYTES} bytes"
     )
 
 

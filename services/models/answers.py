@@ -19,13 +19,15 @@ from typing import TypeVar
 from google.protobuf.message import Message
 
 from aorta.api import common_pb2, models_pb2
+from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.errors import ErrorCode, Invalid
 
 BATCH_BYTES = 256 * 1024
 """Most bytes of repeated entries one streamed message carries (when there are several)."""
-MAX_DETAILS_BYTES = 512 * 1024
-"""Most bytes one model's details (id, name, type, metadata) may take on the wire: Clara allowed
-4 MB of metadata, but every answer about a model must travel as one bus message (1 MiB)."""
+MAX_DETAILS_BYTES = DEFAULT_MAX_PAYLOAD - 512 * 1024
+"""Most bytes one model's details (id, name, type, metadata) may take on the wire: every answer
+about a model travels as one bus message (8 MiB; less room for the header, the ids and the
+envelope), which holds Clara's 4 MB of metadata with room to spare."""
 _ENTRY_OVERHEAD = 8
 """Bytes a repeated message entry adds besides itself (tag and length)."""
 _EMPTY_LIST_BYTES = 40

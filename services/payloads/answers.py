@@ -22,8 +22,8 @@ from .contents import StoredFile
 from .domain import FileRecord, PayloadKind, PayloadRecord
 
 MAX_ANSWER_BYTES = DEFAULT_MAX_PAYLOAD - 64 * 1024
-"""The largest answer the service sends: nats-server's default message limit, less room for
-the headers and the reply envelope."""
+"""The largest answer the service sends: one bus message (`DEFAULT_MAX_PAYLOAD`, 8 MiB), less
+room for the headers and the reply envelope; room for 4 MiB of metadata (`aorta.metadata`)."""
 
 _CLARA_TYPES = {
     PayloadKind.PIPELINE: payloads_pb2.PAYLOAD_TYPE_PIPELINE,

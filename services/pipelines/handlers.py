@@ -29,8 +29,8 @@ log = get_logger(__name__)
 SERVICE = "pipelines"
 
 MAX_ANSWER_BYTES = DEFAULT_MAX_PAYLOAD - 64 * 1024
-"""The largest answer the service sends: nats-server's default message limit, less room for
-the headers and the reply envelope."""
+"""The largest answer the service sends: one bus message (`DEFAULT_MAX_PAYLOAD`, 8 MiB), less
+room for the headers and the reply envelope; room for 4 MiB of metadata (`aorta.metadata`)."""
 
 
 class PipelineHandlers:

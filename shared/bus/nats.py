@@ -29,6 +29,7 @@ from aorta.bus.nats_wire import (
     translated,
 )
 from aorta.bus.port import (
+    DEFAULT_MAX_PAYLOAD,
     ERROR_HEADER,
     BusOptions,
     DeliverPolicy,
@@ -116,7 +117,14 @@ class NatsBus:
         except BaseException:
             await bus.close()
             raise
-        bus._log.info("bus connected")
+        bus._log.info("bus connected", max_payload=bus._nc.max_payload)
+        if bus._nc.max_payload < DEFAULT_MAX_PAYLOAD:
+            # Every message is still checked against the server's limit and refused above it.
+            bus._log.warning(
+                "the server's max_payload is below the platform's; larger answers will fail",
+                max_payload=bus._nc.max_payload,
+                expected=DEFAULT_MAX_PAYLOAD,
+            )
         return bus
 
     async def _on_error(self, exc: Exception) -> None:

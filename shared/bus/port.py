@@ -45,8 +45,11 @@ REQUEST_ID_HEADER = "Aorta-Request-Id"
 ERROR_HEADER = "Aorta-Error"
 """Set to "1" on an answer (or stream end) whose body is the JSON of `AortaError.to_wire()`."""
 
-DEFAULT_MAX_PAYLOAD = 1024 * 1024
-"""nats-server's default `max_payload`: the largest body one bus message may carry."""
+DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024
+"""The largest body one bus message may carry: the `max_payload` Aorta's nats-servers are
+configured with (`aorta.bus.server`, deploy/base/nats.yaml), raised from nats-server's default of
+1 MiB so that an answer holding an object's 4 MiB of metadata (Clara's limit) fits one message.
+`NatsBus` checks messages against what its server announces; `MemoryNetwork` uses this."""
 
 DeliverPolicy = Literal["all", "new"]
 

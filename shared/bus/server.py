@@ -1,10 +1,12 @@
 """Runs a `nats-server` child process with JetStream: the bus of `aorta up`, and of the tests.
 
 Everything lives under one folder: the JetStream store (`jetstream/`), the log
-(`nats-server.log`) and the ports file the server writes on start (whose client URL is how the
-free port chosen with `-p -1` becomes known). On Linux the child gets SIGTERM when the thread
-that started it ends (PR_SET_PDEATHSIG), so a parent killed with SIGKILL leaves no server behind;
-start it from the main thread (never from a worker thread that may exit first).
+(`nats-server.log`), the generated config file (`nats-server.conf`, which sets `max_payload`:
+nats-server has no command-line flag for it) and the ports file the server writes on start
+(whose client URL is how the free port chosen with `-p -1` becomes known). On Linux the child
+gets SIGTERM when the thread that started it ends (PR_SET_PDEATHSIG), so a parent killed with
+SIGKILL leaves no server behind; start it from the main thread (never from a worker thread
+that may exit first).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import NoReturn
 
+from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.child_process import die_with_parent
 from aorta.errors import Unavailable
 from aorta.logs import get_logger
@@ -59,6 +62,7 @@ class NatsServerProcess:
     the same port and store, so clients reconnect and JetStream state survives. `start` waits up
     to `start_timeout` for the ports file and raises `NatsServerError` with the tail of the log
     when the server does not come up. `stop` sends SIGTERM, waits `stop_grace`, then SIGKILLs.
+    `max_payload` is the largest message body the server accepts (and announces to clients).
     Use as a context manager (sync or async) to stop it on exit.
     """
 
@@ -68,6 +72,7 @@ class NatsServerProcess:
         *,
         host: str = "127.0.0.1",
         port: int = -1,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
         search_path: str | None = None,
         start_timeout: float = 10.0,
         stop_grace: float = 5.0,
@@ -75,6 +80,7 @@ class NatsServerProcess:
         self.directory = directory
         self.host = host
         self.port = port
+        self.max_payload = max_payload
         self._search_path = search_path
         self._start_timeout = start_timeout
         self._stop_grace = stop_grace
@@ -89,6 +95,10 @@ class NatsServerProcess:
     @property
     def log_file(self) -> Path:
         return self.directory / "nats-server.log"
+
+    @property
+    def config_file(self) -> Path:
+        return self.directory / "nats-server.conf"
 
     @property
     def url(self) -> str:
@@ -149,8 +159,11 @@ class NatsServerProcess:
         binary = find_nats_server(self._search_path)
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        # Only what no flag can set; the flags below override a config file's values.
+        self.config_file.write_text(f"max_payload: {self.max_payload}\n")
         command = [
             binary,
+            *("-c", str(self.config_file)),
             *("-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)),
             *("--ports_file_dir", str(self.directory), "-l", str(self.log_file)),
         ]

@@ -11,6 +11,7 @@ import pytest
 import structlog
 
 from aorta.bus import REQUEST_ID_HEADER, Request, UnaryHandler
+from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.errors import AortaError, Conflict, ErrorCode, Internal, Invalid, NotFound, Unavailable
 from aorta.testing.nats import BusFactory
 
@@ -241,14 +242,14 @@ async def test_bad_subjects_and_oversized_requests_are_invalid(
     with pytest.raises(Invalid):
         await bus.publish(f"{subject}..x", b"")
     with pytest.raises(Invalid, match="above the bus message limit"):
-        await bus.request(subject, b"x" * (2 * 1024 * 1024))
+        await bus.request(subject, b"x" * (DEFAULT_MAX_PAYLOAD + 1))
 
 
 async def test_an_oversized_answer_is_internal(connect: BusFactory, subject: str) -> None:
     server, client = await connect("server"), await connect("client")
 
     async def handler(request: Request) -> bytes:
-        return b"x" * (2 * 1024 * 1024)
+        return b"x" * (DEFAULT_MAX_PAYLOAD + 1)
 
     await server.serve(subject, handler, queue="svc")
     with pytest.raises(Internal, match="above the bus message limit"):

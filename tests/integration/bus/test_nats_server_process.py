@@ -14,6 +14,7 @@ import nats
 import psutil
 import pytest
 
+from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.bus.server import NatsServerError, NatsServerProcess
 
 
@@ -35,6 +36,24 @@ async def test_starts_on_a_free_port_and_answers(tmp_path: Path) -> None:
             sub = await nc.subscribe("ping")
             await nc.publish("ping", b"pong")
             assert (await sub.next_msg(timeout=1.0)).data == b"pong"
+        finally:
+            await nc.close()
+
+
+async def test_clients_may_send_messages_of_the_platforms_size(tmp_path: Path) -> None:
+    async with NatsServerProcess(tmp_path) as server:
+        nc = await nats.connect(server.url)
+        try:
+            assert nc.max_payload == DEFAULT_MAX_PAYLOAD == 8 * 1024 * 1024
+            sub = await nc.subscribe("big")
+            await nc.publish("big", b"x" * (DEFAULT_MAX_PAYLOAD - 1024))
+            assert len((await sub.next_msg(timeout=5.0)).data) == DEFAULT_MAX_PAYLOAD - 1024
+        finally:
+            await nc.close()
+    async with NatsServerProcess(tmp_path / "small", max_payload=64 * 1024) as small:
+        nc = await nats.connect(small.url)
+        try:
+            assert nc.max_payload == 64 * 1024
         finally:
             await nc.close()
 

@@ -117,11 +117,25 @@ async def test_metadata_of_a_reusable_payload(stub: Stub) -> None:
     )
     assert dict(removed.metadata) == {"a": "1"}
     assert dict((await details(stub, payload_id))[0].metadata) == {"a": "1"}
-    huge = {f"k{i}": "v" * 256 for i in range(5000)}
+
+
+async def test_megabytes_of_metadata_round_trip(stub: Stub) -> None:
+    """Clara allows 4 MB of metadata per object: 3.5 MB crosses the bus in every answer."""
+    metadata = {f"key-{i:05d}": f"{i:05d}" + "v" * 251 for i in range(3_500_000 // 265)}
+    payload_id = await create(stub, metadata)
+    assert (await upload(stub, payload_id, [("a.txt", b"abc")])).header.code == 0
+    [first] = await details(stub, payload_id)
+    assert (first.file.name, dict(first.metadata)) == ("/input/a.txt", metadata)
+    added = await stub.AddMetadata(
+        payloads_pb2.PayloadsAddMetadataRequest(payload_id=ident(payload_id), metadata={"a": "1"})
+    )
+    assert dict(added.metadata) == {**metadata, "a": "1"}
+    past_4_mib = {f"more-{i}": "v" * 256 for i in range(3000)}
     too_much = await stub.AddMetadata(
-        payloads_pb2.PayloadsAddMetadataRequest(payload_id=ident(payload_id), metadata=huge)
+        payloads_pb2.PayloadsAddMetadataRequest(payload_id=ident(payload_id), metadata=past_4_mib)
     )
     assert too_much.header.code == ErrorCode.METADATA_INVALID
+    assert dict((await details(stub, payload_id))[0].metadata) == {**metadata, "a": "1"}
 
 
 @pytest.mark.parametrize(

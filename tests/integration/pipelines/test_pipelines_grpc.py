@@ -290,3 +290,33 @@ async def test_the_scheduler_snapshot_over_nats(stub: PipelinesAsyncStub, bus: N
         "root": "two.yml",
         "files": [{"path": "two.yml", "content": TWO_OPERATORS}],
     }
+
+
+def large_metadata(total: int) -> dict[str, str]:
+    """About `total` bytes of metadata (keys and values), in entries of Clara's longest value."""
+    return {f"key-{i:05d}": f"{i:05d}" + "v" * 251 for i in range(total // 265)}
+
+
+async def test_megabytes_of_metadata_round_trip(stub: PipelinesAsyncStub) -> None:
+    """Clara allows 4 MB of metadata per object: 3.5 MB crosses the bus in every answer."""
+    metadata = large_metadata(3_500_000)
+    response = await create(
+        stub, Create(definition=File(path="two.yml", content=TWO_OPERATORS), metadata=metadata)
+    )
+    assert response.header.code == 0, list(response.header.messages)
+    pipeline_id = response.pipeline_id.value
+
+    [message] = await details(stub, pipeline_id)
+    assert message.definition.content == TWO_OPERATORS
+    assert dict(message.metadata) == metadata
+    listed = [item async for item in stub.List(pipelines_pb2.PipelinesListRequest())]
+    [item] = [i for i in listed if i.details.pipeline_id.value == pipeline_id]
+    assert dict(item.details.metadata) == metadata
+
+    added = await stub.AddMetadata(
+        pipelines_pb2.PipelinesAddMetadataRequest(
+            pipeline_id=ident(pipeline_id), metadata={"site": "north"}
+        )
+    )
+    assert added.header.code == 0, list(added.header.messages)
+    assert dict(added.metadata) == {**metadata, "site": "north"}

@@ -167,3 +167,16 @@ def test_production_scales_out_and_autoscales_the_gateway(
     assert any(a.startswith("--routes=") for a in pod_spec(nats)["containers"][0]["args"])
     # The patch merged into the base's container rather than replacing it.
     assert pod_spec(nats)["containers"][0]["readinessProbe"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_nats_carries_messages_of_8_mib(rendered: dict[str, list[Json]], target: str) -> None:
+    objects = rendered[target]
+    config = find(objects, "ConfigMap", "nats-config")
+    assert "max_payload: 8MB" in config["data"]["nats.conf"].splitlines()
+    spec = pod_spec(find(objects, "StatefulSet", "nats"))
+    [container] = spec["containers"]
+    assert "--config=/etc/nats-config/nats.conf" in container["args"]
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == "/etc/nats-config"]
+    [volume] = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"]["name"] == "nats-config"

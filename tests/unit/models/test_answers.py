@@ -6,6 +6,7 @@ import pytest
 
 from aorta.api import models_pb2
 from aorta.errors import ErrorCode, Invalid
+from aorta.metadata import MAX_TOTAL_BYTES
 from aorta.services.models import answers
 
 
@@ -51,7 +52,7 @@ def test_a_read_carries_the_id_in_every_message() -> None:
 
 
 def test_details_too_large_for_one_answer_are_refused() -> None:
-    answers.check_details_fit(model("ok", 400_000))
+    answers.check_details_fit(model("clara's most", MAX_TOTAL_BYTES))
     with pytest.raises(Invalid) as caught:
-        answers.check_details_fit(model("big", 600_000))
+        answers.check_details_fit(model("big", answers.MAX_DETAILS_BYTES))
     assert caught.value.code == ErrorCode.METADATA_INVALID

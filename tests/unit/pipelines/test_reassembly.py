@@ -10,7 +10,7 @@ import pytest
 from aorta.api import common_pb2, pipelines_pb2
 from aorta.errors import ErrorCode, Invalid
 from aorta.services.gateway.pipelines import (
-    MAX_DEFINITION_BYTES,
+    MAX_REQUEST_BYTES,
     UNNAMED_FILE,
     AssembledDefinition,
     assemble,
@@ -157,8 +157,15 @@ def test_bodies_follow_the_pipelines_service_schema() -> None:
 
 
 def test_a_body_that_escaping_grows_past_the_limit_is_refused() -> None:
-    quotes = '"' * (MAX_DEFINITION_BYTES // 2 + 1)
+    quotes = '"' * (MAX_REQUEST_BYTES // 2 + 1)
     with pytest.raises(Invalid) as caught:
         create_body(AssembledDefinition([("p.yml", quotes)]))
     assert caught.value.code == ErrorCode.PIPELINE_DEFINITION_ERROR
     assert "once encoded" in caught.value.messages[0]
+
+
+async def test_the_definition_alone_has_its_own_limit() -> None:
+    metadata = {"k" * 50: "v" * 200}
+    await assembled(chunk("p.yml", "x" * 95, metadata=metadata), limit=1000, definition_limit=100)
+    error = await refused(chunk("p.yml", "x" * 96), limit=1000, definition_limit=100)
+    assert "larger than 100 bytes" in error.messages[0]
