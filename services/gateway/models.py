@@ -31,8 +31,9 @@ from aorta.bus import REQUEST_ID_HEADER
 from aorta.errors import ErrorCode, Internal, Invalid, NotFound, Unavailable
 from aorta.ids import new_id
 
+from . import encoded
 from .forward import GatewayContext
-from .rpc import Context, Handler
+from .rpc import Context, Encoded, Handler
 
 STAGING_PREFIX = "staging/models/"
 MAX_ARCHIVE_BYTES = 64 * 1024**3
@@ -41,6 +42,7 @@ MAX_UPDATE_IDS = 10_000
 """Most model ids one UpdateCatalog/UpdateInstance stream may send."""
 CHECK_BYTES_PER_SECOND = 25 * 1024**2
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+_DOWNLOAD_DATA_TAG = encoded.bytes_field_tag(models_pb2.ModelsDownloadModelResponse, "data")
 
 
 _CATALOG_VERBS = (
@@ -107,12 +109,13 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
 
     async def download(
         request: models_pb2.ModelsDownloadModelRequest, context: Context
-    ) -> AsyncIterator[models_pb2.ModelsDownloadModelResponse]:
+    ) -> AsyncIterator[models_pb2.ModelsDownloadModelResponse | Encoded]:
         details, key = _located(await send(subjects.MODELS_DOWNLOAD, request.SerializeToString()))
         header = common_pb2.ResponseHeader(code=0)
         yield models_pb2.ModelsDownloadModelResponse(header=header, details=details)
+        prefix = models_pb2.ModelsDownloadModelResponse(header=header).SerializeToString()
         async for chunk in gateway.blobs.get(key, chunk_size=DOWNLOAD_CHUNK_BYTES):
-            yield models_pb2.ModelsDownloadModelResponse(header=header, data=bytes(chunk))
+            yield encoded.with_bytes(prefix, _DOWNLOAD_DATA_TAG, chunk)
 
     def update(subject: str, response_class: Any, id_field: str) -> Handler:
         async def handler(requests: AsyncIterator[Any], context: Context) -> Any:

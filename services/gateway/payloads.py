@@ -15,7 +15,9 @@ they are to the payloads service. Upload and Download move bytes, which never cr
   last file's final ones (rooted name, real size, mode); its header carries one
   `sha256 <hex> <name>` line per file stored (code 0).
 - **Download** (server stream): the service resolves the name (`locate`); the gateway then
-  streams the object in `DOWNLOAD_CHUNK_BYTES` messages, the first with the file's details.
+  streams the object in `DOWNLOAD_CHUNK_BYTES` messages, the first with the file's details,
+  each encoded around the chunk read from the store (`encoded`), which is never copied into a
+  protobuf message.
   An error after the first message cannot be told in a header (clients read only the first),
   so the call then ends with gRPC status UNAVAILABLE, never as a short file with status OK.
 
@@ -45,15 +47,17 @@ from aorta.ids import PayloadId
 from aorta.payload_layout import input_key, payload_prefix
 from aorta.payload_names import checksum_line
 
+from . import encoded
 from .forward import GatewayContext
 from .payload_streams import UploadStream
-from .rpc import Context, Handler, UnaryHandler
+from .rpc import Context, Encoded, Handler, UnaryHandler
 
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 """Bytes per Download message: Clara clients' default chunk size (they accept up to 4 MiB)."""
 MAX_FORWARDED_BYTES = DEFAULT_MAX_PAYLOAD - 64 * 1024
 """The largest request forwarded to the service: one bus message (8 MiB), less room for headers."""
 _LISTED = 10
+_DOWNLOAD_DATA_TAG = encoded.bytes_field_tag(payloads_pb2.PayloadsDownloadResponse, "data")
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
 
     async def download(
         request: payloads_pb2.PayloadsDownloadRequest, context: Context
-    ) -> AsyncIterator[payloads_pb2.PayloadsDownloadResponse]:
+    ) -> AsyncIterator[payloads_pb2.PayloadsDownloadResponse | Encoded]:
         payload_id = ids.payload_id(request.payload_id.value)
         if not request.name:
             raise Invalid(
@@ -164,6 +168,8 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         found = await service.locate(payload_id, request.name)
         header = common_pb2.ResponseHeader(code=0)
         details = payloads_pb2.PayloadFileDetails(name=found.name, size=found.size, mode=found.mode)
+        first = payloads_pb2.PayloadsDownloadResponse(header=header, details=details)
+        prefix = first.SerializeToString()
         started = False
         try:
             # The port documents `get` as an async generator; closed here as soon as we stop.
@@ -172,11 +178,12 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
             )
             async with aclosing(reading) as data:
                 async for chunk in data:
-                    message = payloads_pb2.PayloadsDownloadResponse(header=header, data=chunk)
+                    yield encoded.with_bytes(prefix, _DOWNLOAD_DATA_TAG, chunk)
                     if not started:
-                        message.details.CopyFrom(details)
+                        prefix = payloads_pb2.PayloadsDownloadResponse(
+                            header=header
+                        ).SerializeToString()
                         started = True
-                    yield message
         except AortaError as error:
             if started:
                 await context.abort(
@@ -190,7 +197,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
                 ) from error
             raise
         if not started:
-            yield payloads_pb2.PayloadsDownloadResponse(header=header, details=details)
+            yield first
 
     forward = gateway.forward
     return {

@@ -1,7 +1,8 @@
 """One place that turns Clara RPCs into calls of our handlers, with the platform's manners.
 
 Handlers are plain coroutines that receive parsed request messages and return (or yield)
-response messages. This module wraps each of them so that:
+response messages, or, where copying bytes through a message costs too much, responses they
+encoded themselves (`Encoded`). This module wraps each of them so that:
 
 - a request that does not parse is refused with INVALID_ARGUMENT (grpc core already answers an
   oversized one with RESOURCE_EXHAUSTED), never a traceback and never a dead server;
@@ -34,7 +35,11 @@ log = get_logger(__name__)
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 UnaryHandler: TypeAlias = Callable[[Any, Context], Awaitable[Message]]
-StreamingHandler: TypeAlias = Callable[[Any, Context], AsyncIterator[Message]]
+Encoded: TypeAlias = bytes
+"""A response its handler serialized itself, sent as it is: the download path builds each
+chunk's message around the bytes read from the blob store instead of copying them into a
+protobuf message and out again."""
+StreamingHandler: TypeAlias = Callable[[Any, Context], AsyncIterator[Message | Encoded]]
 Handler: TypeAlias = UnaryHandler | StreamingHandler
 
 REQUEST_ID_METADATA = "x-request-id"
@@ -91,7 +96,7 @@ def _method_handler(
     response_class = GetMessageClass(method.output_type)
     client_streaming = method.client_streaming
     server_streaming = method.server_streaming
-    serialize: Callable[[Message], bytes] = lambda message: message.SerializeToString()  # noqa: E731
+    serialize = _serialize
     if handler is None:
         behavior = _unimplemented(rpc)
     elif server_streaming:
@@ -107,6 +112,13 @@ def _method_handler(
     if server_streaming:
         return grpc.unary_stream_rpc_method_handler(behavior, None, serialize)
     return grpc.unary_unary_rpc_method_handler(behavior, None, serialize)
+
+
+def _serialize(response: Message | Encoded) -> bytes:
+    """A response's wire form."""
+    if isinstance(response, Encoded):
+        return response
+    return response.SerializeToString()
 
 
 def _unary(
@@ -149,8 +161,8 @@ def _server_streaming(
     handler: StreamingHandler,
     request_class: type[Message],
     response_class: type[Message],
-) -> Callable[[bytes, Context], AsyncIterator[Message]]:
-    async def behavior(raw: bytes, context: Context) -> AsyncIterator[Message]:
+) -> Callable[[bytes, Context], AsyncIterator[Message | Encoded]]:
+    async def behavior(raw: bytes, context: Context) -> AsyncIterator[Message | Encoded]:
         with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=_request_id(context)):
             request = await _parse(raw, request_class, context)
             try:
