@@ -6,7 +6,7 @@ staging folder of its own under `<root>/.aorta/staging/` and renames into place 
 durable; a store opening removes what dead stores left there (`aorta.blobs.staging`).
 
 All file I/O runs in the store's own threads, one block (1 MiB) per call, so a many-GiB put or
-get never blocks the event loop for long.
+get never blocks the event loop for long. A put writes one block while the next one fills.
 
 What a folder cannot mirror from S3: a key and a key below it (`a/b` and `a/b/c`) cannot both
 exist, because `a/b` would have to be a file and a folder at once; `put` raises `Conflict`. On a
@@ -31,7 +31,7 @@ from typing import ParamSpec, TypeVar
 from aorta.blobs.keys import RESERVED_SEGMENT, check_key, check_prefix
 from aorta.blobs.port import DEFAULT_CHUNK_SIZE, BlobInfo
 from aorta.blobs.staging import StagedFile, claim_staging, file_info, remove_stale_staging
-from aorta.blobs.streams import WorkerThreads, blocks, check_range
+from aorta.blobs.streams import WorkerThreads, blocks, check_range, settle
 from aorta.errors import AortaError, Internal, Invalid, NotFound, Unavailable
 from aorta.logs import get_logger
 
@@ -74,13 +74,24 @@ class LocalBlobStore:
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> BlobInfo:
         target = self._path(key)
         staged = StagedFile(self._staging / f"{uuid.uuid4().hex}.part")
+        writing: asyncio.Future[None] | None = None
         try:
             await self._io(staged.open)
             async with aclosing(blocks(chunks, _BLOCK_SIZE)) as source:
                 async for block in source:
-                    await self._io(staged.write, block)
+                    if writing is not None:
+                        # One block on its way to the file while the next one fills: the
+                        # sender is not kept waiting on the disk, nor the disk on the sender.
+                        previous, writing = writing, None
+                        await self._finish(previous)
+                    writing = self._threads.submit(staged.write, block)
+            if writing is not None:
+                previous, writing = writing, None
+                await self._finish(previous)
             return await self._io(staged.commit, self._root, target, key)
         except BaseException:
+            if writing is not None:
+                await settle(writing)  # its thread must be off the file before it goes
             # A staging file that cannot be removed now goes when this store closes or,
             # after a crash, when the next one opens: never mask the original error.
             with contextlib.suppress(AortaError):
@@ -171,8 +182,12 @@ class LocalBlobStore:
 
     async def _io(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Runs blocking file work in a thread; OSErrors leave as `aorta.errors`."""
+        return await self._finish(self._threads.submit(fn, *args, **kwargs))
+
+    async def _finish(self, future: asyncio.Future[T]) -> T:
+        """The outcome of file work submitted to the threads, OSErrors as `aorta.errors`."""
         try:
-            return await self._threads.run(fn, *args, **kwargs)
+            return await self._threads.finish(future)
         except OSError as error:
             raise self._translate(error) from error
 

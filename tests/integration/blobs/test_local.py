@@ -3,14 +3,18 @@ crash leftovers, and the keys a folder cannot hold side by side."""
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
+import hashlib
 import os
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from aorta.blobs.local import LocalBlobStore
+from aorta.blobs.staging import StagedFile
 from aorta.errors import Conflict, Unavailable
 
 
@@ -51,6 +55,65 @@ async def test_a_failed_put_leaves_no_staging_file(tmp_path: Path) -> None:
     try:
         with pytest.raises(RuntimeError):
             await store.put("k", failing())
+        assert staged_files(tmp_path) == []
+        assert not (tmp_path / "k").exists()
+    finally:
+        await store.close()
+
+
+async def test_a_put_takes_the_next_block_while_the_last_one_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first block's write waits until the sender is asked for more: a put that wrote each
+    # block before reading on would never finish.
+    asked_for_more = threading.Event()
+    write = StagedFile.write
+
+    def slow_write(self: StagedFile, block: bytearray) -> None:
+        if not asked_for_more.wait(10):
+            raise AssertionError("the put waited for the disk before reading on")
+        write(self, block)
+
+    async def sender() -> AsyncIterator[bytes]:
+        yield b"a" * (1 << 20)
+        asked_for_more.set()
+        yield b"b" * (1 << 20)
+
+    monkeypatch.setattr(StagedFile, "write", slow_write)
+    store = await LocalBlobStore.open(tmp_path)
+    try:
+        info = await asyncio.wait_for(store.put("k", sender()), 20)
+        assert (tmp_path / "k").read_bytes() == b"a" * (1 << 20) + b"b" * (1 << 20)
+        assert info.sha256 == hashlib.sha256((tmp_path / "k").read_bytes()).hexdigest()
+    finally:
+        await store.close()
+
+
+async def test_a_put_whose_sender_fails_mid_write_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writing = threading.Event()
+    release = threading.Event()
+    write = StagedFile.write
+
+    def held_write(self: StagedFile, block: bytearray) -> None:
+        writing.set()
+        release.wait(10)
+        write(self, block)
+
+    async def sender() -> AsyncIterator[bytes]:
+        yield b"a" * (1 << 20)
+        await asyncio.to_thread(writing.wait, 10)
+        # The sender breaks off while its first block is still being written.
+        asyncio.get_running_loop().call_later(0.2, release.set)
+        raise RuntimeError("client gone")
+
+    monkeypatch.setattr(StagedFile, "write", held_write)
+    store = await LocalBlobStore.open(tmp_path)
+    try:
+        with pytest.raises(RuntimeError, match="client gone"):
+            await store.put("k", sender())
+        assert release.is_set(), "the staging file went while its write was still running"
         assert staged_files(tmp_path) == []
         assert not (tmp_path / "k").exists()
     finally:
