@@ -68,6 +68,7 @@ pkgtree:
 
 typecheck: setup pkgtree
 	cd $(PKGTREE) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p aorta -p clara -p nvidia_clara_pipeline_driver
+	MYPYPATH=$(PKGTREE):examples/models $(BIN)/mypy --config-file pyproject.toml -p bench
 
 check: lint typecheck
 

@@ -1,16 +1,24 @@
 """Payload throughput through the gateway, against the blob store itself, and the gateway's memory.
 
-One run, on one file of `AORTA_BENCH_PAYLOAD_MB` MiB (default 2048), on one disk:
+One run, on one file of `AORTA_BENCH_PAYLOAD_MB` MiB (default 2048), on one disk; downloads
+are timed `AORTA_BENCH_REPEAT` times (default 3) and their median kept, since a transfer of a
+second or two is at the mercy of whatever else the machine does:
 
 - the baseline: `LocalBlobStore.put` of the file and `get` of it (bytes discarded), in this
   process: what the platform's own storage can do;
 - the platform: `aorta up` in a separate process on a temporary data dir (the same local blob
   folder kind, on the same disk), the file uploaded and downloaded through its gateway by
-  NVIDIA's client (its own virtualenv and process, 64 KiB messages) and by a plain `aorta.api`
-  gRPC client in this process (64 KiB messages too, as Clara clients send them); downloads
-  discard the bytes, uploads are checked against the sha256 the platform recorded;
-- ratios gateway / baseline (target >= 0.5), and the gateway process's peak RSS growth over its
-  RSS before each transfer, sampled every 10 ms with psutil (target < 64 MiB);
+  NVIDIA's client (its own virtualenv and process, 64 KiB messages up) and by a plain
+  `aorta.api` gRPC client in this process (64 KiB messages up too, as Clara clients send them);
+  downloads discard the bytes and are checked for their size, uploads are checked against the
+  sha256 the platform recorded;
+- ratios gateway / baseline (target >= 0.5);
+- the floor: NVIDIA's client uploading to and downloading from `bench.grpc_floor`, a server
+  that only swallows what it receives and sends messages it serialized before the call. The
+  `*_ceiling_ratio`s (floor / baseline) are the highest ratios any server could reach for that
+  client on this machine, and the `gateway_*_share_of_floor`s how close the gateway comes;
+- the gateway process's peak RSS growth over its RSS before each transfer, sampled every 10 ms
+  with psutil (target < 64 MiB);
 - the CPU seconds per GiB moved, of the blob store alone and of the platform's process (which
   includes the same store): the gateway's own cost is the difference, and says how fast it could
   go where the disk is not the limit.
@@ -24,13 +32,15 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,31 +93,43 @@ print(json.dumps({"seconds": seconds, "size": sink.size}))
 
 def run() -> dict[str, object]:
     size = int(os.environ.get("AORTA_BENCH_PAYLOAD_MB", "2048")) * MiB
+    repeat = int(os.environ.get("AORTA_BENCH_REPEAT", "3"))
     with tempfile.TemporaryDirectory(prefix="aorta-bench-payloads-") as folder:
         work = Path(folder)
         source = work / "source.raw"
         digest = write_source(source, size)
-        put_s, get_s, put_cpu, get_cpu = asyncio.run(direct(work / "direct", source))
+        baseline = asyncio.run(direct(work / "direct", source, size, repeat))
+        with floor_server(size) as floor_target:
+            floor_up_s = clara(UPLOAD, floor_target, str(source))["seconds"]
+            floor_s = median(repeat, lambda: nvidia_download(floor_target, "floor", size))
         with platform(work / "platform") as (target, pid), RssSampler(pid) as rss:
-            with rss.phase("nvidia upload"):
+            with rss.phase("nvidia upload", size):
                 uploaded = clara(UPLOAD, target, str(source))
             check_upload(target, uploaded["payload_id"], digest)
-            with rss.phase("nvidia download"):
-                downloaded = clara(DOWNLOAD, target, uploaded["payload_id"])
-            with rss.phase("grpc upload"):
+
+            def nvidia() -> float:
+                with rss.phase("nvidia download", size):
+                    return nvidia_download(target, uploaded["payload_id"], size)
+
+            nvidia_down_s = median(repeat, nvidia)
+            with rss.phase("grpc upload", size):
                 grpc_up_s, payload_id = plain_upload(target, source)
             check_upload(target, payload_id, digest)
-            with rss.phase("grpc download"):
-                grpc_down_s = plain_download(target, payload_id, size)
-        if downloaded["size"] != size:
-            raise RuntimeError(f"NVIDIA's client downloaded {downloaded['size']} of {size} bytes")
+
+            def plain() -> float:
+                with rss.phase("grpc download", size):
+                    return plain_download(target, payload_id, size)
+
+            grpc_down_s = median(repeat, plain)
     rates = {
-        "direct_put_mib_s": rate(size, put_s),
-        "direct_get_mib_s": rate(size, get_s),
+        "direct_put_mib_s": rate(size, baseline.put_s),
+        "direct_get_mib_s": rate(size, baseline.get_s),
         "nvidia_upload_mib_s": rate(size, uploaded["seconds"]),
-        "nvidia_download_mib_s": rate(size, downloaded["seconds"]),
+        "nvidia_download_mib_s": rate(size, nvidia_down_s),
         "grpc_upload_mib_s": rate(size, grpc_up_s),
         "grpc_download_mib_s": rate(size, grpc_down_s),
+        "floor_nvidia_upload_mib_s": rate(size, floor_up_s),
+        "floor_nvidia_download_mib_s": rate(size, floor_s),
     }
     ratios = {
         "nvidia_upload_ratio": rates["nvidia_upload_mib_s"] / rates["direct_put_mib_s"],
@@ -115,25 +137,41 @@ def run() -> dict[str, object]:
         "grpc_upload_ratio": rates["grpc_upload_mib_s"] / rates["direct_put_mib_s"],
         "grpc_download_ratio": rates["grpc_download_mib_s"] / rates["direct_get_mib_s"],
     }
+    context = {
+        "upload_ceiling_ratio": rates["floor_nvidia_upload_mib_s"] / rates["direct_put_mib_s"],
+        "download_ceiling_ratio": rates["floor_nvidia_download_mib_s"] / rates["direct_get_mib_s"],
+        "gateway_upload_share_of_floor": (
+            rates["nvidia_upload_mib_s"] / rates["floor_nvidia_upload_mib_s"]
+        ),
+        "gateway_download_share_of_floor": (
+            rates["nvidia_download_mib_s"] / rates["floor_nvidia_download_mib_s"]
+        ),
+    }
     growth = {f"rss_growth_mib_{name.replace(' ', '_')}": mib for name, mib in rss.peaks.items()}
-    per_gib = (1 << 30) / size
     cpu = {
-        "direct_put_cpu_s_per_gib": put_cpu * per_gib,
-        "direct_get_cpu_s_per_gib": get_cpu * per_gib,
+        "direct_put_cpu_s_per_gib": baseline.put_cpu_per_gib,
+        "direct_get_cpu_s_per_gib": baseline.get_cpu_per_gib,
         **{
-            f"gateway_cpu_s_per_gib_{name.replace(' ', '_')}": seconds * per_gib
-            for name, seconds in rss.cpu.items()
+            f"gateway_cpu_s_per_gib_{name.replace(' ', '_')}": seconds
+            for name, seconds in rss.cpu_per_gib().items()
         },
     }
     return {
         "file_mib": size // MiB,
+        "download_repeats": repeat,
         **{key: round(value, 1) for key, value in rates.items()},
         **{key: round(value, 2) for key, value in ratios.items()},
+        **{key: round(value, 2) for key, value in context.items()},
         **{key: round(value, 1) for key, value in growth.items()},
         **{key: round(value, 2) for key, value in cpu.items()},
         "ratio_target_met": min(ratios.values()) >= TARGET_RATIO,
         "rss_target_met": max(growth.values()) < TARGET_RSS_MIB,
     }
+
+
+def median(times: int, measure: Callable[[], float]) -> float:
+    """The median of `times` runs of `measure` (seconds)."""
+    return statistics.median(measure() for _ in range(max(1, times)))
 
 
 def cpu_seconds() -> float:
@@ -162,10 +200,21 @@ def write_source(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-async def direct(root: Path, source: Path) -> tuple[float, float, float, float]:
-    """Seconds for the blob store's own put of `source` and its get (bytes discarded), and the
-    CPU seconds this process spent on each."""
+@dataclass(frozen=True)
+class Baseline:
+    """The blob store's own figures: seconds of a put and of a get (bytes discarded; the
+    median of the runs), and the CPU seconds per GiB of each."""
+
+    put_s: float
+    get_s: float
+    put_cpu_per_gib: float
+    get_cpu_per_gib: float
+
+
+async def direct(root: Path, source: Path, size: int, repeat: int) -> Baseline:
+    """The blob store's own put of `source` and `repeat` gets of it, in this process."""
     store = await LocalBlobStore.open(root)
+    per_gib = (1 << 30) / size
     try:
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -176,13 +225,47 @@ async def direct(root: Path, source: Path) -> tuple[float, float, float, float]:
         started, cpu = time.perf_counter(), cpu_seconds()
         await store.put("bench/big.raw", chunks())
         put_s, put_cpu = time.perf_counter() - started, cpu_seconds() - cpu
-        started, cpu = time.perf_counter(), cpu_seconds()
-        async with aclosing(store.get("bench/big.raw")) as data:
-            async for _ in data:
-                pass
-        return put_s, time.perf_counter() - started, put_cpu, cpu_seconds() - cpu
+
+        gets: list[tuple[float, float]] = []
+        for _ in range(max(1, repeat)):
+            started, cpu = time.perf_counter(), cpu_seconds()
+            async with aclosing(store.get("bench/big.raw")) as data:
+                async for _ in data:
+                    pass
+            gets.append((time.perf_counter() - started, cpu_seconds() - cpu))
+        return Baseline(
+            put_s=put_s,
+            get_s=statistics.median(seconds for seconds, _ in gets),
+            put_cpu_per_gib=put_cpu * per_gib,
+            get_cpu_per_gib=statistics.median(cpu for _, cpu in gets) * per_gib,
+        )
     finally:
         await store.close()
+
+
+@contextmanager
+def floor_server(size: int) -> Iterator[str]:
+    """`bench.grpc_floor` serving `size` bytes in a child process; yields its gRPC target."""
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.grpc_floor", str(port), str(size)],
+        stdin=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    target = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        with grpc.insecure_channel(target) as channel:
+            try:
+                grpc.channel_ready_future(channel).result(
+                    timeout=max(0.0, deadline - time.monotonic())
+                )
+            except grpc.FutureTimeoutError:
+                raise RuntimeError(f"the floor server did not listen on {target}") from None
+        yield target
+    finally:
+        child.terminate()
+        child.wait(30)
 
 
 @contextmanager
@@ -238,18 +321,18 @@ def free_port() -> int:
 
 
 class RssSampler:
-    """Samples a process's RSS every 10 ms in a thread; `phase(name)` records, in `peaks`, the
-    largest growth in MiB over the RSS at the phase's start, and in `cpu` the CPU seconds
-    (user and system) the process used during the phase."""
+    """Samples a process's RSS every 10 ms in a thread. Each `phase(name, size)` (a phase may
+    run several times) records in `peaks` the largest growth in MiB over the RSS at a run's
+    start, and counts the CPU seconds (user and system) the process used and the bytes moved,
+    for `cpu_per_gib`."""
 
     def __init__(self, pid: int) -> None:
         self._process = psutil.Process(pid)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._latest = 0
         self._peak = 0
         self.peaks: dict[str, float] = {}
-        self.cpu: dict[str, float] = {}
+        self._cpu: dict[str, tuple[float, int]] = {}
 
     def __enter__(self) -> RssSampler:
         self._thread.start()
@@ -260,14 +343,21 @@ class RssSampler:
         self._thread.join()
 
     @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
+    def phase(self, name: str, size: int) -> Iterator[None]:
         baseline = self._process.memory_info().rss
         self._peak = baseline
         before = self._process.cpu_times()
         yield
         after = self._process.cpu_times()
-        self.peaks[name] = (max(self._peak, self._process.memory_info().rss) - baseline) / MiB
-        self.cpu[name] = after.user + after.system - before.user - before.system
+        growth = (max(self._peak, self._process.memory_info().rss) - baseline) / MiB
+        self.peaks[name] = max(growth, self.peaks.get(name, growth))
+        seconds, moved = self._cpu.get(name, (0.0, 0))
+        used = after.user + after.system - before.user - before.system
+        self._cpu[name] = (seconds + used, moved + size)
+
+    def cpu_per_gib(self) -> dict[str, float]:
+        """CPU seconds per GiB moved, by phase."""
+        return {name: seconds * (1 << 30) / moved for name, (seconds, moved) in self._cpu.items()}
 
     def _sample(self) -> None:
         while not self._stop.wait(0.01):
@@ -284,6 +374,15 @@ def clara(code: str, *args: str) -> dict[str, Any]:
         raise RuntimeError(f"NVIDIA's client failed:\n{result.stderr}")
     answer: dict[str, Any] = json.loads(result.stdout)
     return answer
+
+
+def nvidia_download(target: str, payload_id: str, size: int) -> float:
+    """Seconds NVIDIA's client took to download the benchmark's file (bytes discarded)."""
+    downloaded = clara(DOWNLOAD, target, payload_id)
+    if downloaded["size"] != size:
+        raise RuntimeError(f"NVIDIA's client downloaded {downloaded['size']} of {size} bytes")
+    seconds: float = downloaded["seconds"]
+    return seconds
 
 
 def plain_upload(target: str, source: Path) -> tuple[float, str]:
