@@ -2,16 +2,22 @@
 it stops.
 
 Watching polls `Jobs.Status`: on a terminal a rich Live view redraws the description in place
-(durations tick between polls); elsewhere the whole description is printed again each time the
-job's state, status or an operator's status changes, so a log file reads as a history. With
-`--json` each change is one JSON line. Following logs polls `Jobs.ReadLogs` and prints only the
-lines not printed before, which relies on the server returning an operator's whole log on
-every call.
+(durations tick between polls). Elsewhere (a CI log, a pipe) the description is printed once,
+then one line per change stamped with the poll's UTC time (see jobchanges), such as
+
+    10:15:45  operator segment  RUNNING -> COMPLETED (41s)
+
+then the final description once the job stops, so a log reads as a compact history however
+many operators the pipeline has. With `--json` each change is one JSON line.
+
+Following logs polls `Jobs.ReadLogs` and prints only the lines not printed before, which relies
+on the server returning an operator's whole log on every call.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import click
 from rich.live import Live
@@ -19,8 +25,10 @@ from rich.live import Live
 from aorta.api import common_pb2, jobs_pb2
 from aorta.cli.connection import check, request_header
 from aorta.cli.failures import ExitCode
+from aorta.cli.jobchanges import changes
 from aorta.cli.jobs import status
 from aorta.cli.jobview import JobView
+from aorta.cli.output import Output
 from aorta.cli.params import JOB_ID
 from aorta.cli.session import Session, with_session
 from aorta.timestamps import utcnow
@@ -33,30 +41,64 @@ def watch_job(session: Session, job_id: str, interval: float) -> JobView:
     """Shows the job until it is STOPPED and returns its final view."""
     output = session.output
     if output.live:
-        view = status(session, job_id)
-        with Live(
-            get_renderable=lambda: view.renderable(utcnow()),
-            console=output.out,
-            refresh_per_second=4,
-        ):
-            while not view.finished:
-                time.sleep(interval)
-                view = status(session, job_id)
-        return view
-    shown: tuple[str, ...] | None = None
+        return _watch_live(session, job_id, interval)
+    views = _polls(session, job_id, interval)
+    if output.human:
+        return _print_history(output, views)
+    return _print_documents(output, views)
+
+
+def _polls(session: Session, job_id: str, interval: float) -> Iterator[JobView]:
+    """The job's view every `interval` seconds, up to and including the first STOPPED one."""
     while True:
         view = status(session, job_id)
-        if view.signature() != shown:
-            if output.as_json:
-                output.json(view.document(), compact=True)
-            elif output.human:
-                if shown is not None:
-                    output.line()
-                output.show(view.renderable(utcnow()))
-            shown = view.signature()
+        yield view
         if view.finished:
-            return view
+            return
         time.sleep(interval)
+
+
+def _watch_live(session: Session, job_id: str, interval: float) -> JobView:
+    view = status(session, job_id)
+    with Live(
+        get_renderable=lambda: view.renderable(utcnow()),
+        console=session.output.out,
+        refresh_per_second=4,
+    ):
+        while not view.finished:
+            time.sleep(interval)
+            view = status(session, job_id)
+    return view
+
+
+def _print_history(output: Output, views: Iterator[JobView]) -> JobView:
+    """The description, a stamped line per change while the job runs, the final description."""
+    first = next(views)
+    output.show(first.renderable(utcnow()))
+    if first.finished:
+        return first
+    output.line()
+    last = first
+    for view in views:
+        stamp = f"{utcnow():%H:%M:%S}"
+        for change in changes(last, view):
+            output.line(f"{stamp}  {change}")
+        last = view
+    output.line()
+    output.show(last.renderable(utcnow()))
+    return last
+
+
+def _print_documents(output: Output, views: Iterator[JobView]) -> JobView:
+    """With --json, one compact document per change; nothing in quiet mode."""
+    last = next(views)
+    if output.as_json:
+        output.json(last.document(), compact=True)
+    for view in views:
+        if output.as_json and view.signature() != last.signature():
+            output.json(view.document(), compact=True)
+        last = view
+    return last
 
 
 @click.command("job")

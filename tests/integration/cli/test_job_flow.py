@@ -64,9 +64,10 @@ def test_the_whole_clara_flow(
 
     watched = aorta("describe", "job", "-j", job_id, "--watch", "--interval", "0.05")
     assert watched.exit_code == 0, watched.output
-    # Off a terminal each change is printed again: RUNNING states first, STOPPED last.
+    # Off a terminal: the description, a line per change, the final description.
+    assert watched.stdout.startswith("name: study-1\n")
     assert "state: RUNNING" in watched.stdout
-    assert "● segment  RUNNING" in watched.stdout
+    assert "  operator segment  PENDING -> RUNNING\n" in watched.stdout
     last = watched.stdout.split("\n\n")[-1]
     assert "state: STOPPED\nstatus: HEALTHY\n" in last
     assert "✓ writer  COMPLETED" in last

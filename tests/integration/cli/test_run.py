@@ -34,7 +34,10 @@ def test_run_creates_uploads_starts_watches_and_downloads(
     job = platform.jobs[job_id]
     assert job.name.startswith("seg-demo-")
     assert job.variables == [("LABEL", "liver")]
-    assert "state: STOPPED\nstatus: HEALTHY" in ran.stdout
+    # Off a terminal the watch is a history: a tree at the start and at the end, lines between.
+    assert ran.stdout.count("\noperators\n") == 2
+    assert "  job  RUNNING -> STOPPED, HEALTHY (" in ran.stdout
+    assert "state: STOPPED\nstatus: HEALTHY" in ran.stdout.split("\n\n")[-1]
     files = sorted(p.relative_to(results).as_posix() for p in results.rglob("*") if p.is_file())
     assert files == [
         "reader/empty.dat",
