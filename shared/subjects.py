@@ -74,6 +74,8 @@ PAYLOADS_LOCK = rpc("payloads", "lock")
 """{payload_id, job_id} -> {}: the job started; its payload is read-only and in use."""
 PAYLOADS_RELEASE = rpc("payloads", "release")
 """{payload_id, job_id} -> {}: the job stopped; its payload may be deleted again."""
+PAYLOADS_DISCARD_FOR_JOB = rpc("payloads", "discard_for_job")
+"""{job_id} -> {payload_id: id | null}: the job was never revealed; its PIPELINE payload goes."""
 
 # The scheduler (aorta.services.scheduler): Clara's Jobs verbs, on any replica.
 SCHEDULER_CREATE = rpc("scheduler", "create")

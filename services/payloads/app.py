@@ -56,6 +56,9 @@ async def start(ctx: ServiceContext) -> RunningPayloads:
             await bus.serve(subjects.PAYLOADS_CREATE_FOR_JOB, internal.create_for_job, queue=QUEUE),
             await bus.serve(subjects.PAYLOADS_LOCK, internal.lock, queue=QUEUE),
             await bus.serve(subjects.PAYLOADS_RELEASE, internal.release, queue=QUEUE),
+            await bus.serve(
+                subjects.PAYLOADS_DISCARD_FOR_JOB, internal.discard_for_job, queue=QUEUE
+            ),
             await bus.serve(subjects.PAYLOADS_CHECK_UPLOAD, internal.check_upload, queue=QUEUE),
             await bus.serve(subjects.PAYLOADS_FILE_ADDED, internal.file_added, queue=QUEUE),
             await bus.serve(subjects.PAYLOADS_LOCATE, internal.locate, queue=QUEUE),

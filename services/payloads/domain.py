@@ -81,16 +81,7 @@ class PayloadRecord:
         `Conflict` (PAYLOAD_IN_USE) when the payload belongs to another job.
         """
         self.check_present()
-        if self.kind is not PayloadKind.PIPELINE:
-            raise Invalid(
-                f"payload {self.id} is REUSABLE; only a job's own PIPELINE payload is locked",
-                code=ErrorCode.PAYLOAD_REQUEST_INVALID,
-            )
-        if self.job_id != job_id:
-            raise Conflict(
-                f"payload {self.id} belongs to job {self.job_id}, not to job {job_id}",
-                code=ErrorCode.PAYLOAD_IN_USE,
-            )
+        self._check_job_payload(job_id, "locked")
         return replace(self, read_only=True, in_use_by_job=job_id)
 
     def released(self, job_id: JobId) -> PayloadRecord:
@@ -106,6 +97,20 @@ class PayloadRecord:
             )
         return replace(self, in_use_by_job=None)
 
+    def _check_job_payload(self, job_id: JobId, verb: str) -> None:
+        """`Invalid` for a REUSABLE payload, `Conflict` (PAYLOAD_IN_USE) for another job's:
+        only a job's own PIPELINE payload is `verb` for it."""
+        if self.kind is not PayloadKind.PIPELINE:
+            raise Invalid(
+                f"payload {self.id} is REUSABLE; only a job's own PIPELINE payload is {verb}",
+                code=ErrorCode.PAYLOAD_REQUEST_INVALID,
+            )
+        if self.job_id != job_id:
+            raise Conflict(
+                f"payload {self.id} belongs to job {self.job_id}, not to job {job_id}",
+                code=ErrorCode.PAYLOAD_IN_USE,
+            )
+
     def marked_deleting(self) -> PayloadRecord:
         """The first step of a Delete; `Conflict` (PAYLOAD_IN_USE) while a job runs on it."""
         if self.in_use_by_job is not None:
@@ -113,6 +118,24 @@ class PayloadRecord:
                 f"payload {self.id} is in use by job {self.in_use_by_job}, which is running; "
                 "delete it once the job stopped",
                 code=ErrorCode.PAYLOAD_IN_USE,
+            )
+        return replace(self, deleting=True)
+
+    def marked_discarded(self, job_id: JobId) -> PayloadRecord:
+        """The first step of discarding the payload of job `job_id`, which was never revealed
+        (its `Jobs.Create` failed, or its scheduler died midway): marked as a Delete marks it.
+        Idempotent, so an interrupted discard is finished by the next.
+
+        `Invalid` for a REUSABLE payload (no job's to discard); `Conflict` (PAYLOAD_IN_USE)
+        for another job's payload, and (PAYLOAD_READ_ONLY) once locked: its job started, so it
+        was revealed, and only a client's Delete removes its payload now.
+        """
+        self._check_job_payload(job_id, "discarded")
+        if self.read_only:
+            raise Conflict(
+                f"payload {self.id} is not discarded: job {job_id} started, so it was created "
+                "in full; delete the payload with Payloads.Delete",
+                code=ErrorCode.PAYLOAD_READ_ONLY,
             )
         return replace(self, deleting=True)
 

@@ -4,7 +4,8 @@ Types (CloudEvents `org.aorta.payload.<event>`, subject `aorta.events.payload.<i
 
 - `created`: `{"payload_id", "type": "PIPELINE" | "REUSABLE", "job_id": str | null,
   "files": int}` (`files`: how many input files a job's payload was given by copy);
-- `deleted`: `{"payload_id", "type", "job_id", "files": int}` (`files`: how many were removed);
+- `deleted`: `{"payload_id", "type", "job_id", "files": int}` (`files`: how many were removed),
+  after a Delete or after the payload of a job that was never revealed was discarded;
 - `file.added`: `{"payload_id", "name", "size", "sha256": str | null}` after an upload;
 - `file.removed`: `{"payload_id", "name", "size"}`.
 

@@ -23,6 +23,7 @@ from . import answers, wire
 from .contents import PayloadContents
 from .domain import PayloadKind, PayloadRecord
 from .events import EventPublisher
+from .removal import erase
 from .repository import PayloadRepository
 
 log = get_logger(__name__)
@@ -59,9 +60,7 @@ class ClaraVerbs:
         message = wire.parse_message(request.data, payloads_pb2.PayloadsDeleteRequest)
         id = ids.payload_id(message.payload_id.value)
         record = await self._repository.modify(id, lambda current: current.marked_deleting())
-        removed = await self._contents.remove_all(id)
-        await self._repository.forget_files(id)
-        await self._repository.delete(id)
+        removed = await erase(self._repository, self._contents, id)
         log.info("payload.deleted", payload_id=id, files=removed)
         await self._events.payload(record, "deleted", files=removed)
         return answers.deleted()

@@ -1,8 +1,8 @@
 """The verbs other parts of the platform call (JSON bodies, schemas in `wire`).
 
 The scheduler's: `create_for_job` (a job's PIPELINE payload, its REUSABLE inputs copied in),
-`lock` (the job started: read-only and in use) and `release` (the job stopped: no longer in
-use, still read-only).
+`lock` (the job started: read-only and in use), `release` (the job stopped: no longer in
+use, still read-only) and `discard_for_job` (the job was never revealed: its payload goes).
 
 The gateway's, around the bytes it streams itself: `check_upload` before an upload stream and
 again before each file is committed, `file_added` once a file is in the blob store, and `locate`
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from aorta import ids
 from aorta.bus import Request
-from aorta.errors import AortaError, Conflict, ErrorCode, Invalid
+from aorta.errors import AortaError, Conflict, ErrorCode, Invalid, NotFound
 from aorta.ids import PayloadId
 from aorta.logs import get_logger
 from aorta.payload_layout import INPUT_FOLDER, payload_prefix
@@ -29,6 +29,7 @@ from . import wire
 from .contents import PayloadContents
 from .domain import FileRecord, PayloadKind, PayloadRecord, plan_input_copies
 from .events import EventPublisher
+from .removal import erase
 from .repository import PayloadRepository
 
 log = get_logger(__name__)
@@ -125,6 +126,29 @@ class InternalVerbs:
         )
         log.info("payload.released", payload_id=command.payload_id, job_id=command.job_id)
         return EMPTY
+
+    async def discard_for_job(self, request: Request) -> bytes:
+        """The job was never revealed (its `Jobs.Create` failed, or its scheduler died
+        midway): its PIPELINE payload goes, files and records, as with Delete, and `deleted`
+        is published. Answers the payload's id, or null when the job has none (none was made,
+        or it is gone already), so a retry succeeds. A REUSABLE payload belongs to no job and
+        is never touched; a locked one is refused (`PayloadRecord.marked_discarded`).
+        """
+        job_id = wire.parse_discard_for_job(request.data)
+        found = await self._repository.find_for_job(job_id)
+        if found is None:
+            return wire.encode({"payload_id": None})
+        try:
+            record = await self._repository.modify(
+                found.id, lambda current: current.marked_discarded(job_id)
+            )
+        except NotFound:
+            # A concurrent discard finished first.
+            return wire.encode({"payload_id": None})
+        removed = await erase(self._repository, self._contents, record.id)
+        log.info("payload.discarded", payload_id=record.id, job_id=job_id, files=removed)
+        await self._events.payload(record, "deleted", files=removed)
+        return wire.encode({"payload_id": record.id})
 
     async def check_upload(self, request: Request) -> bytes:
         """Whether files may be uploaded now: PAYLOAD_NOT_FOUND, PAYLOAD_READ_ONLY if not."""

@@ -8,6 +8,8 @@ the platform take one JSON object (UTF-8) and answer one:
   "input_payloads": [str, ...]}` -> `{"payload_id": str}`.
 - `lock` and `release` (`PAYLOADS_LOCK`, `PAYLOADS_RELEASE`): `{"payload_id": str,
   "job_id": str}` -> `{}`.
+- `discard_for_job` (`PAYLOADS_DISCARD_FOR_JOB`): `{"job_id": str}` -> `{"payload_id":
+  str | null}`, the payload discarded, null when the job had none.
 - `check_upload`: `{"payload_id": str}` -> `{"payload_id": str, "type": "PIPELINE" |
   "REUSABLE", "job_id": str | null}` when files may be uploaded now.
 - `file_added`: `{"payload_id": str, "name": str, "size": int, "sha256": str | null,
@@ -92,6 +94,11 @@ def parse_job_payload(body: bytes, verb: str) -> JobPayload:
         payload_id=ids.payload_id(_text(document, "payload_id", verb)),
         job_id=ids.job_id(_text(document, "job_id", verb)),
     )
+
+
+def parse_discard_for_job(body: bytes) -> JobId:
+    verb = "discard_for_job"
+    return ids.job_id(_text(_document(body, verb), "job_id", verb))
 
 
 def parse_check_upload(body: bytes) -> PayloadId:

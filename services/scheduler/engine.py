@@ -81,7 +81,9 @@ class Engine:
         self._main: asyncio.Task[None] | None = None
         self._runner = OperatorRunner(parts, self._run_done)
         self._releaser = Releaser(parts.repository, peers, self.spawn)
-        self._reconciler = Reconciler(parts, self._ledger, self._runner, self.spawn, self._fault)
+        self._reconciler = Reconciler(
+            parts, self._ledger, self._runner, self.spawn, self._fault, peers
+        )
 
     async def start(self) -> None:
         """Starts the main task: reconcile with the store and the executor, then passes."""

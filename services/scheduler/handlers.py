@@ -7,11 +7,13 @@ queued jobs, stops the runs of canceled or terminated ones, releases what stoppe
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 from aorta.bus import Request
 from aorta.errors import AortaError, Conflict
@@ -39,6 +41,22 @@ log = get_logger(__name__)
 STOP_REASON = "the platform was stopped (Clara.Stop)"
 
 
+async def _run_to_the_end(cleanup: Coroutine[Any, Any, None], name: str) -> None:
+    """Runs `cleanup` (as a task named `name`) to its end even when the caller is cancelled
+    meanwhile, however often, then raises `CancelledError` if it was: a cleanup cut short
+    would leave behind what it was removing, and a cancellation must not be swallowed."""
+    task = asyncio.create_task(cleanup, name=name)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
+
+
 class JobCommands:
     """Create, Start, Cancel and platform_stop over one repository."""
 
@@ -63,8 +81,9 @@ class JobCommands:
         """Jobs.Create: the pipeline must exist; the job gets its own PIPELINE payload.
 
         The job and its frozen definition are stored hidden first, then the payload is made,
-        then the job is revealed with the payload's id: a failure on the way removes the job
-        again, so nothing half-made is ever listed.
+        then the job is revealed with the payload's id. A failure or a cancellation on the way
+        undoes the creation (`_abandon`: the payload, then the job) before the error goes on,
+        so nothing half-made is ever listed and the payload made for the job goes with it.
         """
         command = requests.parse_create(request.data)
         snapshot = await self._peers.pipeline_snapshot(command.pipeline_id)
@@ -91,21 +110,48 @@ class JobCommands:
             released=True,
         )
         await self._repository.insert(record, definition)
+        made: PayloadId | None = None
         try:
-            payload_id = await self._peers.create_payload(job_id, command.input_payloads)
+            payload_id = made = await self._peers.create_payload(job_id, command.input_payloads)
             record = await self._repository.modify(
                 job_id,
                 lambda r: replace(r, payload_id=payload_id, visible=True),
                 hidden=True,
             )
         except BaseException:
-            await self._repository.remove(job_id)
+            await _run_to_the_end(self._abandon(job_id, made), f"aorta.scheduler.abandon.{job_id}")
             raise
         log.info(
             "job.created", job_id=job_id, pipeline_id=record.pipeline_id, payload_id=payload_id
         )
         await self._events.job(record, "created")
         return answers.created(job_id, payload_id)
+
+    async def _abandon(self, job_id: JobId, payload_id: PayloadId | None) -> None:
+        """Undoes a Create that failed after its job was stored hidden: discards the payload
+        made for the job, then removes the job. Store and bus errors are logged, not raised:
+        the error that made the Create fail is the one its caller must hear.
+
+        The payload is asked for by job even when `payload_id` is None: the answer naming it
+        may be what was lost (a timeout, a cancellation). When it cannot be discarded now, the
+        hidden job stays so that a leader's sweep of abandoned creations (`reconcile`)
+        discards both later; removing the job would lose the only trace of the payload.
+        """
+        try:
+            await self._peers.discard_payload(job_id)
+        except AortaError as error:
+            log.warning(
+                "job.payload_discard_failed",
+                job_id=job_id,
+                payload_id=payload_id,
+                error=str(error),
+            )
+            return
+        try:
+            await self._repository.remove(job_id)
+        except AortaError as error:
+            # Hidden, and without a payload now: the leader's sweep removes it.
+            log.warning("job.removal_failed", job_id=job_id, error=str(error))
 
     async def start(self, request: Request) -> bytes:
         """Jobs.Start: resolves the variables, locks the payload and queues the job.

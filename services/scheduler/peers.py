@@ -72,6 +72,17 @@ class Peers:
             raise Internal("the payloads service answered create_for_job without a payload_id")
         return ids.payload_id(payload_id)
 
+    async def discard_payload(self, job_id: JobId) -> PayloadId | None:
+        """Removes the PIPELINE payload made for a job that was never revealed; returns its id,
+        None when the job has none. Idempotent."""
+        answer = await self._call("payloads", subjects.PAYLOADS_DISCARD_FOR_JOB, {"job_id": job_id})
+        payload_id = answer.get("payload_id")
+        if payload_id is None:
+            return None
+        if not isinstance(payload_id, str):
+            raise Internal("the payloads service answered discard_for_job with a malformed id")
+        return ids.payload_id(payload_id)
+
     async def lock_payload(self, payload_id: PayloadId, job_id: JobId) -> None:
         """The job started: its payload becomes read-only and in use."""
         await self._call(

@@ -14,7 +14,9 @@ It compares what the store says with what the executor runs now (`executor.runni
   one with nothing running is released;
 - a run the executor has that no job claims is stopped.
 
-Jobs whose `Jobs.Create` never finished (hidden) are removed once they are an hour old.
+Jobs whose `Jobs.Create` never finished (hidden) are removed once they are an hour old, together
+with any payload made for them (`PAYLOADS_DISCARD_FOR_JOB`); one whose payload cannot be
+discarded now stays hidden for the next leader's sweep.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from aorta.logs import get_logger
 from .active import ActiveJob, RunHandle, owner
 from .domain import JobPhase, ResourceLedger
 from .operator_runs import EngineParts, OperatorRunner
+from .peers import Peers
 from .record import JobRecord
 
 log = get_logger(__name__)
@@ -53,12 +56,14 @@ class Reconciler:
         runner: OperatorRunner,
         spawn: Spawn,
         fault: Fault,
+        peers: Peers,
     ) -> None:
         self._parts = parts
         self._ledger = ledger
         self._runner = runner
         self._spawn = spawn
         self._fault = fault
+        self._peers = peers
 
     async def reconcile(
         self,
@@ -104,9 +109,20 @@ class Reconciler:
             self._spawn(self._stop_run(stray), f"aorta.scheduler.stray.{stray}")
         cutoff = self._parts.clock() - ABANDONED_CREATION_AGE
         for record in await repository.abandoned_creations(cutoff):
-            log.warning("job.creation_abandoned", job_id=record.id)
-            await repository.remove(record.id)
+            await self._remove_abandoned(record)
         log.info("scheduler.reconciled", jobs=len(active), runs=len(alive))
+
+    async def _remove_abandoned(self, record: JobRecord) -> None:
+        """Removes a job whose `Jobs.Create` never finished, and the payload made for it if
+        there is one. A payload that cannot be discarded now keeps the job, hidden: removing
+        it would lose the only trace of the payload, and the next sweep tries again."""
+        try:
+            payload_id = await self._peers.discard_payload(record.id)
+        except AortaError as error:
+            log.warning("job.payload_discard_failed", job_id=record.id, error=str(error))
+            return
+        log.warning("job.creation_abandoned", job_id=record.id, payload_id=payload_id)
+        await self._parts.repository.remove(record.id)
 
     async def take_over(
         self,

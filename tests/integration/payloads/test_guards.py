@@ -1,5 +1,6 @@
 """What keeps payload bytes whole, on both blob stores: broken-off and concurrent uploads,
-replacement, read-only and in-use payloads, and a job's payload made from reusable ones."""
+replacement, read-only and in-use payloads, a job's payload made from reusable ones, and the
+discard of one whose job was never revealed."""
 
 from __future__ import annotations
 
@@ -193,3 +194,23 @@ async def test_colliding_inputs_make_no_payload(stub: Stub, platform: Platform) 
     assert "both hold 'same.dcm'" in str(caught.value)
     owners = {info.key.split("/")[1] async for info in platform.blobs.list("payloads/")}
     assert owners == {first, second}
+
+
+async def test_the_payload_of_a_job_never_revealed_is_discarded_whole(
+    stub: Stub, platform: Platform
+) -> None:
+    reusable = await create(stub)
+    big = pattern(9 * MiB, 3)
+    await upload(stub, reusable, [("study/ct.dcm", big)])
+    payload_id = await job_payload(platform.bus, [reusable])
+    await upload(stub, payload_id, [("notes.txt", b"notes")])
+    discard = {"job_id": JOB}
+    answer = await internal(platform.bus, subjects.PAYLOADS_DISCARD_FOR_JOB, discard)
+    assert answer == {"payload_id": payload_id}
+    assert [info.key async for info in platform.blobs.list(f"payloads/{payload_id}/")] == []
+    (gone,) = await details(stub, payload_id)
+    assert gone.header.code == ErrorCode.PAYLOAD_NOT_FOUND
+    assert await listing(stub, reusable) == {"/input/study/ct.dcm": len(big)}
+    assert await internal(platform.bus, subjects.PAYLOADS_DISCARD_FOR_JOB, discard) == {
+        "payload_id": None
+    }

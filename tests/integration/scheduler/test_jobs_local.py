@@ -1,15 +1,22 @@
 """Jobs through the gateway with the real local executor: real operator processes, outputs in
-the blob store, logs, timeouts, cancel, failures and a scheduler restart mid-job."""
+the blob store, logs, timeouts, cancel, failures, a scheduler restart mid-job, and a Create that
+fails once the payload was made."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+import pytest
 from jobs_platform import Platform, ident, operator_definition
 
-from aorta.api import jobs_pb2
+from aorta.api import jobs_pb2, payloads_pb2, payloads_pb2_grpc
+from aorta.errors import ErrorCode, Unavailable
+from aorta.ids import JobId
 from aorta.payload_layout import operator_output_prefix
+from aorta.services.scheduler.record import JobRecord
+from aorta.services.scheduler.repository import JobRepository
 
 P = jobs_pb2
 
@@ -145,3 +152,38 @@ async def test_refusals_reach_grpc_clients_in_the_response_header(platform: Plat
     assert [reply.header.code for reply in replies] == [-0x2104]
     listed = [reply async for reply in platform.jobs.List(jobs_pb2.JobsListRequest())]
     assert [reply.job_details.job_id.value for reply in listed] == [job_id]
+
+
+async def test_a_create_failing_after_its_payload_was_made_leaves_no_payload(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script, marks = platform.script()
+    pipeline_id = await platform.pipeline(operator_definition(script, marks, {"reader": {}}))
+    payloads = payloads_pb2_grpc.PayloadsStub(platform.channel)
+    created = await payloads.Create(payloads_pb2.PayloadsCreateRequest())
+    reusable = created.payload_id.value
+    await platform.upload(reusable, "scan.dcm", b"scan")
+    modify = JobRepository.modify
+
+    async def revealing_fails(
+        self: JobRepository, job_id: JobId, change: Any, *, hidden: bool = False
+    ) -> JobRecord:
+        if hidden:
+            raise Unavailable("the state store went away")
+        return await modify(self, job_id, change, hidden=hidden)
+
+    monkeypatch.setattr(JobRepository, "modify", revealing_fails)
+    request = jobs_pb2.JobsCreateRequest(
+        pipeline_id=ident(pipeline_id), name="job", input_payloads=[ident(reusable)]
+    )
+    response = await platform.jobs.Create(request)
+    assert response.header.code == ErrorCode.SERVICE_UNAVAILABLE
+    assert "the state store went away" in " ".join(response.header.messages)
+    store, blobs = platform.context.store, platform.context.blobs
+    assert [document["id"] for document in await store.collection("payloads").find({})] == [
+        reusable
+    ]
+    assert [info.key async for info in blobs.list("payloads/")] == [
+        f"payloads/{reusable}/input/scan.dcm"
+    ]
+    assert await store.collection("jobs").count() == 0

@@ -110,6 +110,10 @@ class Calls:
         document = {"payload_id": payload_id, "job_id": job_id}
         assert await self.json(subjects.PAYLOADS_RELEASE, document) == {}
 
+    async def discard(self, job_id: str) -> Any:
+        """What the scheduler asks for a job it never revealed."""
+        return await self.json(subjects.PAYLOADS_DISCARD_FOR_JOB, {"job_id": job_id})
+
     async def json(self, subject: str, document: Mapping[str, Any]) -> Any:
         return json.loads(await self.bus.request(subject, json.dumps(document).encode()))
 

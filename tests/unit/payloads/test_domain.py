@@ -62,6 +62,22 @@ def test_an_in_use_payload_cannot_be_deleted_and_a_deleting_one_is_gone() -> Non
         deleting.locked(JOB)
 
 
+def test_only_the_unstarted_payload_of_its_own_job_is_discarded() -> None:
+    discarded = job_payload().marked_discarded(JOB)
+    assert discarded.deleting
+    assert discarded.marked_discarded(JOB) == discarded
+    with pytest.raises(Invalid, match="is REUSABLE") as refused:
+        PayloadRecord(P1, PayloadKind.REUSABLE).marked_discarded(JOB)
+    assert refused.value.code == ErrorCode.PAYLOAD_REQUEST_INVALID
+    with pytest.raises(Conflict, match=f"belongs to job {JOB}") as other:
+        job_payload().marked_discarded(OTHER_JOB)
+    assert other.value.code == ErrorCode.PAYLOAD_IN_USE
+    for started in (job_payload().locked(JOB), job_payload().locked(JOB).released(JOB)):
+        with pytest.raises(Conflict, match=f"job {JOB} started") as locked:
+            started.marked_discarded(JOB)
+        assert locked.value.code == ErrorCode.PAYLOAD_READ_ONLY
+
+
 def test_metadata_only_on_reusable_payloads() -> None:
     reusable = PayloadRecord(P1, PayloadKind.REUSABLE)
     assert reusable.with_metadata({"k": "v"}).metadata == {"k": "v"}

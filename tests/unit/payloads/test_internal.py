@@ -95,6 +95,42 @@ async def test_a_job_payload_is_no_input(calls: Calls) -> None:
     assert f"PIPELINE payload of job {OTHER_JOB}" in str(error)
 
 
+async def test_discarding_a_jobs_payload_removes_its_files_and_records(calls: Calls) -> None:
+    first, second = await two_inputs(calls)
+    payload_id = await calls.for_job(JOB, [first, second])
+    await calls.upload(payload_id, "extra.dcm", b"extra")
+    await calls.put_output(payload_id, "operators/seg/mask.nii", b"mask")
+    other = await calls.for_job(OTHER_JOB, [first])
+    assert await calls.discard(JOB) == {"payload_id": payload_id}
+    assert await calls.blob_keys(payload_id) == []
+    assert await calls.store.collection("payloads").count({"job_id": JOB}) == 0
+    assert await calls.store.collection("payload_files").count({"payload_id": payload_id}) == 0
+    error = await failure(calls.details(payload_id))
+    assert error.code == ErrorCode.PAYLOAD_NOT_FOUND
+    # The REUSABLE inputs the payload was copied from, and another job's payload, stay.
+    assert await calls.files(first) == {"/input/a.dcm": 7, "/input/series/1.dcm": 3}
+    assert await calls.files(second) == {"/input/b.dcm": 8, "/input/series/2.dcm": 3}
+    assert await calls.files(other) == {"/input/a.dcm": 7, "/input/series/1.dcm": 3}
+    await calls.settle()
+    deleted = [e.data for e in calls.events if e.event == "deleted"]
+    assert deleted == [{"payload_id": payload_id, "type": "PIPELINE", "job_id": JOB, "files": 6}]
+    # Idempotent: a retry, or a job that never had a payload, finds nothing to do.
+    assert await calls.discard(JOB) == {"payload_id": None}
+    assert await calls.discard("c" * 32) == {"payload_id": None}
+    assert await calls.for_job(JOB, []) != payload_id
+
+
+async def test_discard_refuses_a_started_jobs_payload_and_a_bad_job_id(calls: Calls) -> None:
+    payload_id = await calls.for_job(JOB, [])
+    await calls.upload(payload_id, "scan.dcm", b"scan")
+    await calls.lock(payload_id)
+    error = await failure(calls.discard(JOB))
+    assert error.code == ErrorCode.PAYLOAD_READ_ONLY
+    assert f"job {JOB} started" in str(error)
+    assert await calls.files(payload_id) == {"/input/scan.dcm": 4}
+    assert (await failure(calls.discard("not-an-id"))).code == ErrorCode.JOB_ID_INVALID
+
+
 async def test_a_locked_payload_takes_no_upload(calls: Calls) -> None:
     payload_id = await calls.for_job(JOB, [])
     check = {"payload_id": payload_id}
@@ -171,6 +207,7 @@ async def test_internal_bodies_must_be_json_objects(calls: Calls) -> None:
         subjects.PAYLOADS_LOCK,
         subjects.PAYLOADS_LOCATE,
         subjects.PAYLOADS_CREATE_FOR_JOB,
+        subjects.PAYLOADS_DISCARD_FOR_JOB,
     ):
         error = await failure(calls.bus.request(subject, b"[1, 2]"))
         assert error.code == ErrorCode.PAYLOAD_REQUEST_INVALID

@@ -3,7 +3,8 @@
 `FakeExecutor` runs nothing: each run ends after the time its operator's `Behaviour` says,
 with the exit code it says (or runs past its timeout), and the executor records every start,
 how many runs were alive at once, and which runs were cancelled. `FakePeers` answers the
-pipelines and payloads verbs on a bus from a dict of definitions, recording locks and releases.
+pipelines and payloads verbs on a bus from a dict of definitions, recording locks, releases and
+discards.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 from aorta import subjects
 from aorta.bus import Bus, Request, Subscription
-from aorta.errors import ErrorCode, NotFound
+from aorta.errors import AortaError, ErrorCode, NotFound
 from aorta.executors import OperatorRun, RunOutcome, RunReason
 
 
@@ -133,12 +134,21 @@ class FakeExecutor:
 
 @dataclass
 class FakePeers:
-    """The pipelines and payloads verbs a scheduler calls, answered from `pipelines`."""
+    """The pipelines and payloads verbs a scheduler calls, answered from `pipelines`.
+
+    `payloads` maps each payload made to its job; a discard removes it and records the job in
+    `discarded`. A test may make discards fail with `discard_error`, or hold them (set
+    `discarding` when one arrives, answer once `discard_hold` is set).
+    """
 
     pipelines: dict[str, tuple[str, Mapping[str, str]]] = field(default_factory=dict)
     payloads: dict[str, str] = field(default_factory=dict)
     locked: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
+    discarded: list[str] = field(default_factory=list)
+    discard_error: AortaError | None = None
+    discarding: asyncio.Event = field(default_factory=asyncio.Event)
+    discard_hold: asyncio.Event | None = None
     served: list[Subscription] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -151,6 +161,7 @@ class FakePeers:
             await bus.serve(subjects.PAYLOADS_CREATE_FOR_JOB, self._create, queue="payloads"),
             await bus.serve(subjects.PAYLOADS_LOCK, self._lock, queue="payloads"),
             await bus.serve(subjects.PAYLOADS_RELEASE, self._release, queue="payloads"),
+            await bus.serve(subjects.PAYLOADS_DISCARD_FOR_JOB, self._discard, queue="payloads"),
         ]
 
     async def stop(self) -> None:
@@ -184,3 +195,16 @@ class FakePeers:
     async def _release(self, request: Request) -> bytes:
         self.released.append(json.loads(request.data)["payload_id"])
         return b"{}"
+
+    async def _discard(self, request: Request) -> bytes:
+        job_id = json.loads(request.data)["job_id"]
+        self.discarding.set()
+        if self.discard_hold is not None:
+            await self.discard_hold.wait()
+        if self.discard_error is not None:
+            raise self.discard_error
+        self.discarded.append(job_id)
+        made = [payload for payload, owner in self.payloads.items() if owner == job_id]
+        for payload in made:
+            del self.payloads[payload]
+        return json.dumps({"payload_id": made[0] if made else None}).encode()

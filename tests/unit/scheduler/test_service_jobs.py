@@ -14,8 +14,11 @@ from scheduler_harness import CHAIN, PIPELINE_ID, TEMPLATED, Harness, ident, sin
 from aorta import subjects
 from aorta.api import common_pb2, jobs_pb2
 from aorta.bus import CloudEvent
-from aorta.errors import AortaError, ErrorCode
+from aorta.errors import AortaError, ErrorCode, Unavailable
+from aorta.ids import JobId
 from aorta.payload_layout import operator_log_key
+from aorta.services.scheduler.record import JobRecord
+from aorta.services.scheduler.repository import JobRepository
 from aorta.timestamps import UNIX_EPOCH_IN_CLARA_SECONDS
 
 OTHER_PIPELINE = "abcdefabcdefabcdefabcdefabcdef00"
@@ -81,6 +84,98 @@ async def test_create_leaves_nothing_when_the_payload_cannot_be_made(harness: Ha
     assert "no payloads service answers" in failure.messages[0]
     listed = await list_jobs(harness)
     assert [item for item in listed if item.job_details.job_id.value] == []
+
+
+STORE_DOWN = "the state store went away"
+
+
+def revealing_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The write that reveals a new job fails, after the job's payload was made."""
+    modify = JobRepository.modify
+
+    async def failing(
+        self: JobRepository, job_id: JobId, change: Any, *, hidden: bool = False
+    ) -> JobRecord:
+        if hidden:
+            raise Unavailable(STORE_DOWN)
+        return await modify(self, job_id, change, hidden=hidden)
+
+    monkeypatch.setattr(JobRepository, "modify", failing)
+
+
+async def stored_jobs(harness: Harness) -> list[JobRecord]:
+    """Every job in the store, hidden ones too; each must have its definition."""
+    store = harness.replicas[0].context.store
+    jobs = [JobRecord.from_document(d) for d in await store.collection("jobs").find({})]
+    definitions = await store.collection("job_definitions").find({})
+    assert sorted(d["id"] for d in definitions) == sorted(job.id for job in jobs)
+    return jobs
+
+
+async def test_a_create_that_fails_after_the_payload_was_made_discards_it(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await chain(harness)
+    revealing_fails(monkeypatch)
+    failure = await refused(harness.create())
+    assert failure.code == ErrorCode.SERVICE_UNAVAILABLE
+    assert STORE_DOWN in " ".join(failure.messages)
+    assert len(harness.peers.discarded) == 1 and harness.peers.payloads == {}
+    assert ids(await list_jobs(harness)) == []
+    assert await stored_jobs(harness) == []
+
+
+async def test_a_failed_discard_keeps_the_creates_own_error_and_the_hidden_job(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await chain(harness)
+    revealing_fails(monkeypatch)
+    harness.peers.discard_error = Unavailable("the payloads service went away too")
+    failure = await refused(harness.create())
+    assert failure.code == ErrorCode.SERVICE_UNAVAILABLE
+    assert STORE_DOWN in " ".join(failure.messages)
+    assert "too" not in " ".join(failure.messages)
+    assert ids(await list_jobs(harness)) == []
+    # The hidden job is the payload's only trace: a leader's sweep discards both later.
+    (job_id,) = harness.peers.payloads.values()
+    assert [(r.id, r.visible) for r in await stored_jobs(harness)] == [(job_id, False)]
+
+
+async def test_a_cancelled_create_still_discards_its_payload_and_job(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await chain(harness)
+    revealing = asyncio.Event()
+    modify = JobRepository.modify
+
+    async def hanging(
+        self: JobRepository, job_id: JobId, change: Any, *, hidden: bool = False
+    ) -> JobRecord:
+        if hidden:
+            revealing.set()
+            await asyncio.Event().wait()
+        return await modify(self, job_id, change, hidden=hidden)
+
+    monkeypatch.setattr(JobRepository, "modify", hanging)
+    harness.peers.discard_hold = asyncio.Event()
+    creating = asyncio.create_task(harness.create())
+    await revealing.wait()
+    # The bus cancels a handler that outlives its drain timeout: do as it does.
+    (handler,) = [
+        task
+        for task in asyncio.all_tasks()
+        if task.get_name() == f"aorta.bus.serve:{subjects.SCHEDULER_CREATE}"
+    ]
+    handler.cancel()
+    await harness.peers.discarding.wait()
+    # Cancelled again while it cleans up: the cleanup still finishes.
+    handler.cancel()
+    await asyncio.sleep(0.05)  # the second cancellation lands while the discard is held
+    harness.peers.discard_hold.set()
+    failure = await refused(creating)
+    assert "stopped before answering" in " ".join(failure.messages)
+    assert len(harness.peers.discarded) == 1 and harness.peers.payloads == {}
+    assert await stored_jobs(harness) == []
 
 
 async def test_start_locks_the_payload_and_queues_the_job(harness: Harness) -> None:

@@ -4,17 +4,26 @@ and no operator runs twice (at once, or after it completed)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections import Counter
 
+import pytest
 from scheduler_fakes import Behaviour
 from scheduler_harness import CHAIN, PIPELINE_ID, Harness, ident, single
 
 from aorta import subjects
 from aorta.api import jobs_pb2
-from aorta.errors import Conflict
+from aorta.errors import Conflict, NotFound, Unavailable
+from aorta.ids import JobId, PayloadId, PipelineId, new_id
 from aorta.services.scheduler import transitions
-from aorta.services.scheduler.domain import Allocation
+from aorta.services.scheduler.definition import Definition, operator_records, progress_of
+from aorta.services.scheduler.domain import Allocation, JobPhase, JobPriority
+from aorta.services.scheduler.reconcile import ABANDONED_CREATION_AGE
+from aorta.services.scheduler.record import JobRecord
 from aorta.services.scheduler.repository import JobRepository
+from aorta.settings import Settings
+from aorta.store.factory import open_state_store
 
 P = jobs_pb2
 
@@ -194,3 +203,74 @@ async def test_every_replica_reads_a_running_operators_lines_from_the_leader(
         replies = [jobs_pb2.JobsReadLogsResponse.FromString(item) async for item in stream]
         assert [line for reply in replies for line in reply.logs] == list(lines)
     await harness.cancel(job_id)
+
+
+async def left_by_a_crash(harness: Harness, repository: JobRepository, *, age: float) -> JobId:
+    """What a replica that died inside `Jobs.Create`, between making the job's payload and
+    revealing the job, leaves: the job stored hidden `age` seconds ago, and its payload."""
+    definition = Definition(root="c.yaml", files=(("c.yaml", CHAIN),))
+    pipeline = definition.pipeline()
+    record = JobRecord(
+        id=JobId(new_id()),
+        name="job",
+        pipeline_id=PipelineId(PIPELINE_ID),
+        pipeline_name="chain",
+        payload_id=PayloadId(""),
+        priority=JobPriority.NORMAL,
+        phase=JobPhase.CREATED,
+        created=time.time() - age,
+        progress=progress_of(pipeline).to_document(),
+        operators=operator_records(pipeline, default_timeout=600, max_timeout=1800),
+        visible=False,
+        released=True,
+    )
+    await repository.insert(record, definition)
+    body = {"job_id": record.id, "input_payloads": []}
+    await harness.client.request(subjects.PAYLOADS_CREATE_FOR_JOB, json.dumps(body).encode())
+    return record.id
+
+
+async def test_a_leader_removes_a_creation_a_crash_left_with_its_payload(
+    harness: Harness,
+) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
+    store = await open_state_store(Settings.from_env({"AORTA_DATA_DIR": str(harness.tmp_path)}))
+    try:
+        repository = JobRepository(store)
+        abandoned = await left_by_a_crash(harness, repository, age=2 * ABANDONED_CREATION_AGE)
+        # Younger than the sweep's age: maybe still being created by another replica.
+        recent = await left_by_a_crash(harness, repository, age=0)
+    finally:
+        await store.close()
+    replica = await harness.replica()
+    repository = JobRepository(replica.context.store)
+    deadline = time.monotonic() + 5
+    while await replica.context.store.collection("jobs").count({"id": abandoned}):
+        assert time.monotonic() < deadline, "the abandoned creation was not removed"
+        await asyncio.sleep(0.02)
+    assert harness.peers.discarded == [abandoned]
+    assert list(harness.peers.payloads.values()) == [recent]
+    with pytest.raises(NotFound):
+        await repository.definition(abandoned)
+    assert not (await repository.get(recent, hidden=True)).visible
+
+
+async def test_a_creation_whose_payload_cannot_be_discarded_waits_for_the_next_sweep(
+    harness: Harness,
+) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
+    harness.peers.discard_error = Unavailable("the payloads service went away")
+    store = await open_state_store(Settings.from_env({"AORTA_DATA_DIR": str(harness.tmp_path)}))
+    try:
+        abandoned = await left_by_a_crash(
+            harness, JobRepository(store), age=2 * ABANDONED_CREATION_AGE
+        )
+    finally:
+        await store.close()
+    replica = await harness.replica()
+    # The leader still takes over and runs jobs; the job stays, hidden, with its payload.
+    assert (await harness.stopped(await harness.run())).status == P.JOB_STATUS_HEALTHY
+    assert harness.peers.discarding.is_set() and harness.peers.discarded == []
+    assert abandoned in harness.peers.payloads.values()
+    stored = await JobRepository(replica.context.store).get(abandoned, hidden=True)
+    assert not stored.visible
