@@ -1,0 +1,145 @@
+"""Processes the payload benchmark measures: `aorta up` and the floor server in child
+processes, and a sampler of a process's memory and CPU while it works."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+import psutil
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+MiB = 1 << 20
+
+
+@contextmanager
+def floor_server(size: int) -> Iterator[str]:
+    """`bench.grpc_floor` serving `size` bytes in a child process; yields its gRPC target."""
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.grpc_floor", str(port), str(size)],
+        stdin=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    target = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        with grpc.insecure_channel(target) as channel:
+            try:
+                grpc.channel_ready_future(channel).result(
+                    timeout=max(0.0, deadline - time.monotonic())
+                )
+            except grpc.FutureTimeoutError:
+                raise RuntimeError(f"the floor server did not listen on {target}") from None
+        yield target
+    finally:
+        child.terminate()
+        child.wait(30)
+
+
+@contextmanager
+def platform(data_dir: Path) -> Iterator[tuple[str, int]]:
+    """`aorta up` on `data_dir` in a child process; yields its gRPC target and pid."""
+    port = free_port()
+    aorta = Path(sys.executable).parent / "aorta"
+    log = (data_dir.parent / "aorta-up.log").open("wb")
+    command = [str(aorta), "up", "--data-dir", str(data_dir), "--host", "127.0.0.1"]
+    child = subprocess.Popen(
+        [*command, "--grpc-port", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "AORTA_LOG_LEVEL": "warning"},
+    )
+    target = f"127.0.0.1:{port}"
+    try:
+        wait_serving(target, child)
+        yield target, child.pid
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        log.close()
+
+
+def wait_serving(target: str, child: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    with grpc.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if child.poll() is not None:
+                raise RuntimeError(f"aorta up exited with code {child.returncode}")
+            try:
+                answer = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(f"aorta up did not serve {target} within 60 s")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class RssSampler:
+    """Samples a process's RSS every 10 ms in a thread. Each `phase(name, size)` (a phase may
+    run several times) records in `peaks` the largest growth in MiB over the RSS at a run's
+    start, and counts the CPU seconds (user and system) the process used and the bytes moved,
+    for `cpu_per_gib`."""
+
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._peak = 0
+        self.peaks: dict[str, float] = {}
+        self._cpu: dict[str, tuple[float, int]] = {}
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @contextmanager
+    def phase(self, name: str, size: int) -> Iterator[None]:
+        baseline = self._process.memory_info().rss
+        self._peak = baseline
+        before = self._process.cpu_times()
+        yield
+        after = self._process.cpu_times()
+        growth = (max(self._peak, self._process.memory_info().rss) - baseline) / MiB
+        self.peaks[name] = max(growth, self.peaks.get(name, growth))
+        seconds, moved = self._cpu.get(name, (0.0, 0))
+        used = after.user + after.system - before.user - before.system
+        self._cpu[name] = (seconds + used, moved + size)
+
+    def cpu_per_gib(self) -> dict[str, float]:
+        """CPU seconds per GiB moved, by phase."""
+        return {name: seconds * (1 << 30) / moved for name, (seconds, moved) in self._cpu.items()}
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            try:
+                self._peak = max(self._peak, self._process.memory_info().rss)
+            except psutil.NoSuchProcess:
+                return
