@@ -214,6 +214,7 @@ class Engine:
             elif record.id not in self._admitting and record.id not in self._releaser.busy:
                 strangers.append(record)
         await self._reconciler.take_over(strangers, self.active, self._releaser.release)
+        await self._reconciler.sweep_abandoned_creations()
 
     def _take_admitted(self) -> None:
         admitted, self._admitted = self._admitted, []

@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from aorta.bus import Request
-from aorta.errors import AortaError, Conflict
+from aorta.errors import AortaError, Conflict, Invalid, NotFound
 from aorta.ids import JobId, PayloadId, new_id
 from aorta.logs import get_logger
 
@@ -118,8 +118,13 @@ class JobCommands:
                 lambda r: replace(r, payload_id=payload_id, visible=True),
                 hidden=True,
             )
-        except BaseException:
-            await _run_to_the_end(self._abandon(job_id, made), f"aorta.scheduler.abandon.{job_id}")
+        except BaseException as error:
+            # The payloads service answers a refusal only when it made nothing (it stores a
+            # payload whole or not at all); a timeout or a cancellation leaves that unknown.
+            refused = made is None and isinstance(error, (Invalid, NotFound, Conflict))
+            await _run_to_the_end(
+                self._abandon(job_id, made, refused=refused), f"aorta.scheduler.abandon.{job_id}"
+            )
             raise
         log.info(
             "job.created", job_id=job_id, pipeline_id=record.pipeline_id, payload_id=payload_id
@@ -127,26 +132,32 @@ class JobCommands:
         await self._events.job(record, "created")
         return answers.created(job_id, payload_id)
 
-    async def _abandon(self, job_id: JobId, payload_id: PayloadId | None) -> None:
+    async def _abandon(self, job_id: JobId, payload_id: PayloadId | None, *, refused: bool) -> None:
         """Undoes a Create that failed after its job was stored hidden: discards the payload
         made for the job, then removes the job. Store and bus errors are logged, not raised:
         the error that made the Create fail is the one its caller must hear.
 
-        The payload is asked for by job even when `payload_id` is None: the answer naming it
-        may be what was lost (a timeout, a cancellation). When it cannot be discarded now, the
-        hidden job stays so that a leader's sweep of abandoned creations (`reconcile`)
-        discards both later; removing the job would lose the only trace of the payload.
+        Unless the payloads service `refused` to make the payload, it is asked for by job even
+        when `payload_id` is None: the answer naming it may be what was lost (a timeout, a
+        cancellation). The hidden job stays, so that a leader's sweep of abandoned creations
+        (`reconcile`) discards both later, when the payload cannot be discarded now, and when
+        none was found although one may still be in the making; removing the job would lose
+        the only trace of the payload.
         """
-        try:
-            await self._peers.discard_payload(job_id)
-        except AortaError as error:
-            log.warning(
-                "job.payload_discard_failed",
-                job_id=job_id,
-                payload_id=payload_id,
-                error=str(error),
-            )
-            return
+        if not refused:
+            try:
+                discarded = await self._peers.discard_payload(job_id)
+            except AortaError as error:
+                log.warning(
+                    "job.payload_discard_failed",
+                    job_id=job_id,
+                    payload_id=payload_id,
+                    error=str(error),
+                )
+                return
+            if discarded is None and payload_id is None:
+                log.info("job.payload_unknown_kept_for_sweep", job_id=job_id)
+                return
         try:
             await self._repository.remove(job_id)
         except AortaError as error:

@@ -15,8 +15,9 @@ It compares what the store says with what the executor runs now (`executor.runni
 - a run the executor has that no job claims is stopped.
 
 Jobs whose `Jobs.Create` never finished (hidden) are removed once they are an hour old, together
-with any payload made for them (`PAYLOADS_DISCARD_FOR_JOB`); one whose payload cannot be
-discarded now stays hidden for the next leader's sweep.
+with any payload made for them (`PAYLOADS_DISCARD_FOR_JOB`), at takeover and then every ten
+minutes from the leader's resync; one whose payload cannot be discarded now stays hidden for
+the next sweep.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ RETRY = 1.0
 """Seconds between tries of a reconciliation the store or the executor did not answer."""
 ABANDONED_CREATION_AGE = 3600.0
 """Seconds after which a job whose creation never finished is removed."""
+ABANDONED_SWEEP_INTERVAL = 600.0
+"""Seconds between a leader's sweeps of such jobs, after the one at its takeover."""
 
 Spawn = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
 Fault = Callable[[JobRecord, str], Awaitable[JobRecord | None]]
@@ -64,6 +67,7 @@ class Reconciler:
         self._spawn = spawn
         self._fault = fault
         self._peers = peers
+        self._next_sweep = 0.0
 
     async def reconcile(
         self,
@@ -107,10 +111,21 @@ class Reconciler:
         for stray in sorted(alive - claimed):
             log.warning("scheduler.stray_run", run_id=stray)
             self._spawn(self._stop_run(stray), f"aorta.scheduler.stray.{stray}")
-        cutoff = self._parts.clock() - ABANDONED_CREATION_AGE
-        for record in await repository.abandoned_creations(cutoff):
-            await self._remove_abandoned(record)
+        await self.sweep_abandoned_creations(force=True)
         log.info("scheduler.reconciled", jobs=len(active), runs=len(alive))
+
+    async def sweep_abandoned_creations(self, *, force: bool = False) -> None:
+        """Removes the jobs whose `Jobs.Create` never finished, once `ABANDONED_CREATION_AGE`
+        old, with their payloads: at takeover (`force`), then at most every
+        `ABANDONED_SWEEP_INTERVAL` seconds, so one kept for a later sweep does not wait for the
+        next change of leader."""
+        now = self._parts.clock()
+        if not force and now < self._next_sweep:
+            return
+        self._next_sweep = now + ABANDONED_SWEEP_INTERVAL
+        cutoff = now - ABANDONED_CREATION_AGE
+        for record in await self._parts.repository.abandoned_creations(cutoff):
+            await self._remove_abandoned(record)
 
     async def _remove_abandoned(self, record: JobRecord) -> None:
         """Removes a job whose `Jobs.Create` never finished, and the payload made for it if

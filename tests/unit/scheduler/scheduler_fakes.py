@@ -138,7 +138,8 @@ class FakePeers:
 
     `payloads` maps each payload made to its job; a discard removes it and records the job in
     `discarded`. A test may make discards fail with `discard_error`, or hold them (set
-    `discarding` when one arrives, answer once `discard_hold` is set).
+    `discarding` when one arrives, answer once `discard_hold` is set), and make payloads fail
+    with `create_error` (raised before anything is made).
     """
 
     pipelines: dict[str, tuple[str, Mapping[str, str]]] = field(default_factory=dict)
@@ -147,6 +148,7 @@ class FakePeers:
     released: list[str] = field(default_factory=list)
     discarded: list[str] = field(default_factory=list)
     discard_error: AortaError | None = None
+    create_error: AortaError | None = None
     discarding: asyncio.Event = field(default_factory=asyncio.Event)
     discard_hold: asyncio.Event | None = None
     served: list[Subscription] = field(default_factory=list)
@@ -183,6 +185,8 @@ class FakePeers:
         return json.dumps(document).encode()
 
     async def _create(self, request: Request) -> bytes:
+        if self.create_error is not None:
+            raise self.create_error
         job_id = json.loads(request.data)["job_id"]
         payload_id = f"{next(self._ids):032x}"
         self.payloads[payload_id] = job_id

@@ -14,7 +14,7 @@ from scheduler_harness import CHAIN, PIPELINE_ID, TEMPLATED, Harness, ident, sin
 from aorta import subjects
 from aorta.api import common_pb2, jobs_pb2
 from aorta.bus import CloudEvent
-from aorta.errors import AortaError, ErrorCode, Unavailable
+from aorta.errors import AortaError, ErrorCode, NotFound, Unavailable
 from aorta.ids import JobId
 from aorta.payload_layout import operator_log_key
 from aorta.services.scheduler.record import JobRecord
@@ -139,6 +139,30 @@ async def test_a_failed_discard_keeps_the_creates_own_error_and_the_hidden_job(
     # The hidden job is the payload's only trace: a leader's sweep discards both later.
     (job_id,) = harness.peers.payloads.values()
     assert [(r.id, r.visible) for r in await stored_jobs(harness)] == [(job_id, False)]
+
+
+async def test_a_refused_payload_removes_the_job_without_a_discard(harness: Harness) -> None:
+    await chain(harness)
+    harness.peers.create_error = NotFound(
+        "no payload has id 0123", code=ErrorCode.PAYLOAD_NOT_FOUND
+    )
+    failure = await refused(harness.create())
+    assert failure.code == ErrorCode.PAYLOAD_NOT_FOUND
+    # A refusal means nothing was made: there is nothing to discard and nothing to keep.
+    assert not harness.peers.discarding.is_set()
+    assert await stored_jobs(harness) == []
+
+
+async def test_a_lost_payload_answer_keeps_the_hidden_job_for_the_sweep(harness: Harness) -> None:
+    await chain(harness)
+    # A timeout: the payload may still be in the making although a discard now finds none.
+    harness.peers.create_error = Unavailable("no answer from payloads.create_for_job within 5 s")
+    failure = await refused(harness.create())
+    assert failure.code == ErrorCode.SERVICE_UNAVAILABLE
+    assert ids(await list_jobs(harness)) == []
+    # Asked for, none found: the job stays hidden, the only trace of what may yet appear.
+    (kept,) = await stored_jobs(harness)
+    assert not kept.visible and harness.peers.discarded == [kept.id]
 
 
 async def test_a_cancelled_create_still_discards_its_payload_and_job(

@@ -16,7 +16,7 @@ from aorta import subjects
 from aorta.api import jobs_pb2
 from aorta.errors import Conflict, NotFound, Unavailable
 from aorta.ids import JobId, PayloadId, PipelineId, new_id
-from aorta.services.scheduler import transitions
+from aorta.services.scheduler import reconcile, transitions
 from aorta.services.scheduler.definition import Definition, operator_records, progress_of
 from aorta.services.scheduler.domain import Allocation, JobPhase, JobPriority
 from aorta.services.scheduler.reconcile import ABANDONED_CREATION_AGE
@@ -274,3 +274,21 @@ async def test_a_creation_whose_payload_cannot_be_discarded_waits_for_the_next_s
     assert abandoned in harness.peers.payloads.values()
     stored = await JobRepository(replica.context.store).get(abandoned, hidden=True)
     assert not stored.visible
+
+
+async def test_a_leader_sweeps_abandoned_creations_again_after_its_takeover(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reconcile, "ABANDONED_SWEEP_INTERVAL", 0.0)
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
+    replica = await harness.replica()
+    assert (await harness.stopped(await harness.run())).status == P.JOB_STATUS_HEALTHY
+    # Left after the takeover: only a later sweep, from the leader's resync, can find it.
+    abandoned = await left_by_a_crash(
+        harness, JobRepository(replica.context.store), age=2 * ABANDONED_CREATION_AGE
+    )
+    deadline = time.monotonic() + 5
+    while await replica.context.store.collection("jobs").count({"id": abandoned}):
+        assert time.monotonic() < deadline, "the abandoned creation was not swept"
+        await asyncio.sleep(0.02)
+    assert harness.peers.discarded == [abandoned]
