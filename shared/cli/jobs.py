@@ -27,7 +27,7 @@ from aorta.cli.jobview import (
 from aorta.cli.output import table
 from aorta.cli.params import JOB_ID, KEY_VALUE, MOMENT, PIPELINE_ID, PRIORITY
 from aorta.cli.session import Session, with_session
-from aorta.cli.transfers import upload
+from aorta.cli.transfers import recorded_sha256, upload
 from aorta.timestamps import to_clara_seconds, utcnow
 
 _STATES = ("pending", "running", "stopped")
@@ -136,6 +136,11 @@ def create_job(
     if files:
         transfer = upload(session, payload_id, files)
         output.note(f"Uploaded {transfer.summary()}.")
+        digests = recorded_sha256(payload_id, files, transfer)
+        document["uploaded"] = [
+            {"name": f.name, "size": f.size, "sha256": digest}
+            for f, digest in zip(files, digests, strict=True)
+        ]
     elif source is not None:
         output.note(f"{source} holds no files; nothing was uploaded.")
     if start_now:

@@ -24,7 +24,7 @@ from aorta.cli.output import key_values, table
 from aorta.cli.params import JOB_ID, KEY_VALUE, PAYLOAD_ID
 from aorta.cli.selection import EVERYTHING, split_clara_source
 from aorta.cli.session import Session, with_session
-from aorta.cli.transfers import delete, download, listing, upload
+from aorta.cli.transfers import delete, download, listing, recorded_sha256, upload
 from aorta.timestamps import utcnow
 
 _PAYLOAD_OPTION = click.option("--payload", "payload_id", type=PAYLOAD_ID, required=True)
@@ -64,11 +64,14 @@ def upload_command(session: Session, payload_id: str, source: Path, name: str | 
         raise UsageFailure(f"{source} holds no files to upload")
     transfer = upload(session, payload_id, files)
     session.output.note(f"Uploaded {transfer.summary()}.")
+    uploaded = list(zip(files, recorded_sha256(payload_id, files, transfer), strict=True))
     session.output.emit(
-        human=Group(*(Text(f"{f.name}  {size(f.size)}") for f in files)),
+        human=table(
+            ["NAME", "SIZE", "SHA-256"], [(f.name, size(f.size), sha or "-") for f, sha in uploaded]
+        ),
         document={
             "payload_id": payload_id,
-            "uploaded": [{"name": f.name, "size": f.size} for f in files],
+            "uploaded": [{"name": f.name, "size": f.size, "sha256": sha} for f, sha in uploaded],
         },
         ids=[payload_id],
     )
@@ -104,7 +107,7 @@ def list_payloads(session: Session) -> None:
 def describe_payload(session: Session, payload_id: str) -> None:
     """Show a payload: type, job, metadata, and its files with their sizes."""
     found = listing(session, payload_id)
-    total = sum(file_size for _, file_size, _ in found.files)
+    total = sum(file.size for file in found.files)
     pairs = [
         ("id", payload_id),
         ("type", found.kind),
@@ -113,11 +116,11 @@ def describe_payload(session: Session, payload_id: str) -> None:
     ]
     pairs += [(f"metadata.{key}", value) for key, value in sorted(found.metadata.items())]
     rows = [
-        (name, size(file_size), f"{mode:o}" if mode else "-")
-        for name, file_size, mode in found.files
+        (file.name, size(file.size), f"{file.mode:o}" if file.mode else "-", file.sha256 or "-")
+        for file in found.files
     ]
     session.output.emit(
-        human=Group(key_values(pairs), Text(), table(["NAME", "SIZE", "MODE"], rows)),
+        human=Group(key_values(pairs), Text(), table(["NAME", "SIZE", "MODE", "SHA-256"], rows)),
         document=found.document(),
     )
 
@@ -177,12 +180,16 @@ def download_files(
     else:
         source_id = str(payload_id)
     chosen = download(session, source_id, pattern, Path(dest))
-    session.output.note(f"Downloaded {len(chosen)} file(s) to {dest}.")
+    verified = sum(file.verified for file in chosen)
+    session.output.note(
+        f"Downloaded {len(chosen)} file(s) to {dest}; {verified} checked against the SHA-256 "
+        "recorded when stored."
+    )
     session.output.emit(
-        human=Group(*(Text(str(s.target)) for s in chosen)),
-        document={
-            "payload_id": source_id,
-            "downloaded": [{"name": s.name, "size": s.size, "path": str(s.target)} for s in chosen],
-        },
-        ids=[str(s.target) for s in chosen],
+        human=table(
+            ["PATH", "SHA-256", "CHECKED"],
+            [(str(f.target), f.sha256, "yes" if f.verified else "-") for f in chosen],
+        ),
+        document={"payload_id": source_id, "downloaded": [f.document() for f in chosen]},
+        ids=[str(f.target) for f in chosen],
     )

@@ -37,6 +37,8 @@ class Transfer:
         self.total = total
         self.done = 0
         self.files: set[str] = set()
+        self.sha256: dict[str, str] = {}
+        """The checksum of each file moved, by payload name (`/input/scan.dcm`), where known."""
         self._started = time.monotonic()
         self._progress: Progress | None = None
         self._task: TaskID | None = None

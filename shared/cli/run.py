@@ -20,9 +20,8 @@ from aorta.cli.failures import NotFoundFailure, PlatformFailure, UsageFailure
 from aorta.cli.files import collect
 from aorta.cli.jobview import JobView
 from aorta.cli.params import KEY_VALUE, PRIORITY
-from aorta.cli.selection import Selected
 from aorta.cli.session import Session, with_session
-from aorta.cli.transfers import download, upload
+from aorta.cli.transfers import Downloaded, download, upload
 from aorta.cli.watch import DEFAULT_INTERVAL, read_logs, watch_job
 from aorta.errors import Invalid
 from aorta.timestamps import utcnow
@@ -121,7 +120,7 @@ def run(
     final = (
         watch_job(session, job_id, interval) if output.human else _wait(session, job_id, interval)
     )
-    downloaded: list[Selected] = []
+    downloaded: list[Downloaded] = []
     if results is not None:
         try:
             downloaded = download(session, payload_id, OUTPUTS + "/*", results)
@@ -132,10 +131,7 @@ def run(
         if operator.status == "FAULTED":
             _show_log_tail(session, job_id, operator.name)
     if output.as_json:
-        output.json(
-            final.document()
-            | {"downloaded": [{"name": s.name, "path": str(s.target)} for s in downloaded]}
-        )
+        output.json(final.document() | {"downloaded": [file.document() for file in downloaded]})
     return final.exit_code
 
 

@@ -3,11 +3,15 @@
 
 A downloaded file is written to a hidden temporary name beside its target and renamed only
 once all its bytes arrived, so an interrupted download never leaves a truncated file behind.
+Its SHA-256 is computed as it arrives and compared with the one the platform recorded when the
+file was stored (the `sha256 <hex> <name>` lines of the Upload and Details headers): a file
+whose bytes differ is refused, never renamed into place.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +24,8 @@ from aorta.cli.files import LocalFile, upload_requests
 from aorta.cli.progress import Transfer
 from aorta.cli.selection import Selected, select
 from aorta.cli.session import Session
+from aorta.payload_layout import input_key, wire_name
+from aorta.payload_names import checksums
 
 
 def upload(session: Session, payload_id: str, files: list[LocalFile]) -> Transfer:
@@ -30,7 +36,33 @@ def upload(session: Session, payload_id: str, files: list[LocalFile]) -> Transfe
             upload_requests(payload_id, files, transfer.advance), timeout=None
         )
     check(response, f"uploading to payload {payload_id}")
+    transfer.sha256.update(checksums(response.header.messages))
     return transfer
+
+
+def recorded_sha256(
+    payload_id: str, files: list[LocalFile], transfer: Transfer
+) -> list[str | None]:
+    """The checksum the platform recorded for each of `files` uploaded by `transfer`, in order;
+    None where it answered none."""
+    return [
+        transfer.sha256.get(wire_name(payload_id, input_key(payload_id, f.name))) for f in files
+    ]
+
+
+@dataclass(frozen=True)
+class ListedFile:
+    """One file as `Payloads.Details` lists it."""
+
+    name: str
+    size: int
+    mode: int
+    sha256: str | None
+    """What the platform recorded when the file was stored; None where it recorded nothing
+    (an operator's output)."""
+
+    def document(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "mode": self.mode, "sha256": self.sha256}
 
 
 @dataclass(frozen=True)
@@ -41,8 +73,8 @@ class PayloadListing:
     kind: str
     job_id: str
     metadata: dict[str, str]
-    files: list[tuple[str, int, int]]
-    """(name, size, mode) of each file, in the order the server sent them."""
+    files: list[ListedFile]
+    """In the order the server sent them."""
 
     def document(self) -> dict[str, Any]:
         return {
@@ -50,7 +82,7 @@ class PayloadListing:
             "type": self.kind,
             "job_id": self.job_id or None,
             "metadata": self.metadata,
-            "files": [{"name": n, "size": s, "mode": m} for n, s, m in self.files],
+            "files": [file.document() for file in self.files],
         }
 
 
@@ -60,7 +92,7 @@ def listing(session: Session, payload_id: str) -> PayloadListing:
         header=request_header(), payload_id=common_pb2.Identifier(value=payload_id)
     )
     kind, job_id, metadata = "UNKNOWN", "", {}
-    files: list[tuple[str, int, int]] = []
+    files: list[ListedFile] = []
     for index, response in enumerate(session.platform.payloads.Details(request)):
         if index == 0:
             check(response, f"listing payload {payload_id}")
@@ -68,30 +100,68 @@ def listing(session: Session, payload_id: str) -> PayloadListing:
             job_id = response.job_id.value
             metadata = dict(response.metadata)
         if response.file.name:
-            files.append((response.file.name, response.file.size, response.file.mode))
+            name = response.file.name
+            digest = checksums(response.header.messages).get(name)
+            files.append(ListedFile(name, response.file.size, response.file.mode, digest))
     return PayloadListing(payload_id, kind, job_id, metadata, files)
 
 
-def download(session: Session, payload_id: str, pattern: str, dest: Path) -> list[Selected]:
-    """Downloads every file of the payload that `pattern` selects into `dest`.
+@dataclass(frozen=True)
+class Downloaded:
+    """A file written by `download`: where it went and its SHA-256 as received; `verified`
+    when the platform had recorded one to compare it with (they were equal)."""
+
+    name: str
+    size: int
+    target: Path
+    sha256: str
+    verified: bool
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "size": self.size,
+            "path": str(self.target),
+            "sha256": self.sha256,
+            "verified": self.verified,
+        }
+
+
+def download(session: Session, payload_id: str, pattern: str, dest: Path) -> list[Downloaded]:
+    """Downloads every file of the payload that `pattern` selects into `dest`, checking each
+    against the SHA-256 the platform recorded for it.
 
     Nothing selected is a `NotFoundFailure` listing what the payload holds.
     """
     found = listing(session, payload_id)
-    chosen = select(((name, size) for name, size, _ in found.files), pattern, dest)
+    chosen = select(((file.name, file.size) for file in found.files), pattern, dest)
     if not chosen:
-        names = ", ".join(name for name, _, _ in found.files[:10]) or "no files"
+        names = ", ".join(file.name for file in found.files[:10]) or "no files"
         more = " ..." if len(found.files) > 10 else ""
         raise NotFoundFailure(
             f"no file of payload {payload_id} matches {pattern!r} (it holds: {names}{more})"
         )
+    recorded = {file.name: file.sha256 for file in found.files}
+    downloaded = []
     with Transfer(session.output, "downloading", sum(s.size for s in chosen)) as transfer:
         for selected in chosen:
-            _fetch(session, payload_id, selected, transfer)
-    return chosen
+            expected = recorded.get(selected.name)
+            digest = _fetch(session, payload_id, selected, expected, transfer)
+            downloaded.append(
+                Downloaded(selected.name, selected.size, selected.target, digest, bool(expected))
+            )
+    return downloaded
 
 
-def _fetch(session: Session, payload_id: str, selected: Selected, transfer: Transfer) -> None:
+def _fetch(
+    session: Session,
+    payload_id: str,
+    selected: Selected,
+    expected_sha256: str | None,
+    transfer: Transfer,
+) -> str:
+    """Writes one file into place; its SHA-256. `CliFailure` when it ends short or its bytes
+    are not the ones the platform recorded (nothing is then left at the target)."""
     request = payloads_pb2.PayloadsDownloadRequest(
         header=request_header(),
         payload_id=common_pb2.Identifier(value=payload_id),
@@ -101,20 +171,31 @@ def _fetch(session: Session, payload_id: str, selected: Selected, transfer: Tran
     partial = selected.target.with_name(f".{selected.target.name}.part")
     expected = selected.size
     written = 0
+    digest = hashlib.sha256()
     try:
         with partial.open("wb") as handle:
             for index, response in enumerate(session.platform.payloads.Download(request)):
                 if index == 0:
                     check(response, f"downloading {selected.name}")
                     expected = response.details.size or expected
-                handle.write(response.data)
-                written += len(response.data)
-                transfer.advance(selected.name, len(response.data))
+                data = response.data
+                digest.update(data)
+                handle.write(data)
+                written += len(data)
+                transfer.advance(selected.name, len(data))
         if expected and written != expected:
             raise CliFailure(
                 f"download of {selected.name} ended after {written} of {expected} bytes"
             )
+        received = digest.hexdigest()
+        if expected_sha256 is not None and received != expected_sha256:
+            raise CliFailure(
+                f"download of {selected.name} is damaged: its bytes have sha256 {received}, "
+                f"the platform recorded {expected_sha256} when it was stored; nothing was "
+                f"written to {selected.target}"
+            )
         os.replace(partial, selected.target)
+        return received
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()

@@ -5,6 +5,7 @@ outputs; the downloaded files match and every exit code is the documented one.""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import textwrap
@@ -119,6 +120,18 @@ def test_the_whole_flow_and_its_exit_codes(cli: Cli, pipeline: str, tmp_path: Pa
     for name in ("scan.bin", "series/slice-1.dcm"):
         expected = hashlib.sha256((inputs / name).read_bytes()[::-1]).hexdigest()
         assert hashlib.sha256((destination / name).read_bytes()).hexdigest() == expected
+
+    # The job's inputs carry the checksums recorded at upload; the download checks them.
+    fetched = cli("download", "-j", job, "/input/*", str(tmp_path / "inputs"), "--json")
+    assert fetched.returncode == 0, fetched.stderr
+    checked = {
+        entry["name"]: (entry["sha256"], entry["verified"])
+        for entry in json.loads(fetched.stdout)["downloaded"]
+    }
+    assert checked == {
+        f"/input/{name}": (hashlib.sha256((inputs / name).read_bytes()).hexdigest(), True)
+        for name in ("scan.bin", "series/slice-1.dcm")
+    }
 
     assert cli("start", "job", "-j", job).returncode == 1  # already started: refused
     assert cli("describe", "job", "-j", "0" * 32).returncode == 3  # not found

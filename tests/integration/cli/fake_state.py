@@ -43,6 +43,9 @@ class Payload:
     job_id: str = ""
     files: dict[str, bytes] = field(default_factory=dict)  # rooted names: /input/a.txt
     read_only: bool = False
+    # What an upload recorded, by rooted name; files an operator wrote have none (as on the
+    # platform), and a test may change a file's bytes behind its checksum's back.
+    sha256: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 import zipfile
@@ -10,9 +11,10 @@ from typing import Any
 
 from fake_state import Model, Payload, State, failed, ident
 
-from aorta.api import models_pb2, models_pb2_grpc, payloads_pb2, payloads_pb2_grpc
+from aorta.api import common_pb2, models_pb2, models_pb2_grpc, payloads_pb2, payloads_pb2_grpc
 from aorta.errors import ErrorCode
 from aorta.ids import new_id
+from aorta.payload_names import checksum_line
 
 DOWNLOAD_CHUNK = 256 * 1024
 
@@ -58,9 +60,13 @@ class FakePayloads(payloads_pb2_grpc.PayloadsServicer):
                     ErrorCode.PAYLOAD_READ_ONLY,
                     f"payload {payload_id} is read-only: its job has started",
                 )
+            lines = []
             for name, data in received.items():
-                payload.files[f"/input/{name}"] = data
-        return payloads_pb2.PayloadsUploadResponse()
+                rooted = f"/input/{name}"
+                payload.files[rooted] = data
+                payload.sha256[rooted] = hashlib.sha256(data).hexdigest()
+                lines.append(checksum_line(payload.sha256[rooted], rooted))
+        return payloads_pb2.PayloadsUploadResponse(header=common_pb2.ResponseHeader(messages=lines))
 
     def Details(self, request: Any, context: Any) -> Iterator[Any]:
         payload = self.state.payloads.get(request.payload_id.value)
@@ -76,7 +82,10 @@ class FakePayloads(payloads_pb2_grpc.PayloadsServicer):
             yield payloads_pb2.PayloadsDetailsResponse(**base)
         for name, data in files:
             details = payloads_pb2.PayloadFileDetails(name=name, size=len(data), mode=0o644)
-            yield payloads_pb2.PayloadsDetailsResponse(file=details, **base)
+            recorded = payload.sha256.get(name)
+            lines = [checksum_line(recorded, name)] if recorded else []
+            header = common_pb2.ResponseHeader(messages=lines)
+            yield payloads_pb2.PayloadsDetailsResponse(header=header, file=details, **base)
 
     def Download(self, request: Any, context: Any) -> Iterator[Any]:
         payload = self.state.payloads.get(request.payload_id.value)
