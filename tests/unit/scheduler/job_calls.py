@@ -1,0 +1,39 @@
+"""Calls the Jobs tests share: a replica serving the chain pipeline, a refused call's error,
+and `Jobs.List` through the bus."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from scheduler_fakes import Behaviour
+from scheduler_harness import CHAIN, PIPELINE_ID, Harness
+
+from aorta import subjects
+from aorta.api import jobs_pb2
+from aorta.errors import AortaError
+
+OTHER_PIPELINE = "abcdefabcdefabcdefabcdefabcdef00"
+
+
+async def refused(call: Any) -> AortaError:
+    with pytest.raises(AortaError) as caught:
+        await call
+    return caught.value
+
+
+async def chain(harness: Harness, **behaviours: Behaviour) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"chain.yaml": CHAIN})
+    await harness.replica(behaviours=behaviours)
+
+
+async def list_jobs(
+    harness: Harness, filter: jobs_pb2.JobsListRequest.JobFilter | None = None
+) -> list[jobs_pb2.JobsListResponse]:
+    request = jobs_pb2.JobsListRequest(filter=filter) if filter else jobs_pb2.JobsListRequest()
+    stream = harness.client.request_stream(subjects.SCHEDULER_LIST, request.SerializeToString())
+    return [jobs_pb2.JobsListResponse.FromString(item) async for item in stream]
+
+
+def ids(items: list[jobs_pb2.JobsListResponse]) -> list[str]:
+    return [item.job_details.job_id.value for item in items if item.HasField("job_details")]
