@@ -120,7 +120,7 @@ async def start(
     executor = executor or await make_executor(settings, ctx, environ)
     bus = ctx.bus
     peers = Peers(bus, ctx.settings.rpc_timeout)
-    events = JobEvents(bus)
+    events = JobEvents(bus, repository)
     parts = EngineParts(repository, events, executor, settings, clock)
     lease = Lease(ctx.store, replica or default_replica(), settings.lease_ttl, clock=clock)
 

@@ -6,7 +6,8 @@ ended; an admission that finished) and at least every `resync` seconds, and it:
 
 1. (when asked to, and periodically) re-reads the store: queued jobs into the `JobQueue`,
    RUNNING jobs it does not run yet adopted (see `reconcile`), stopped jobs that still hold
-   runs halted, stopped jobs not yet released cleaned up;
+   runs halted, stopped jobs not yet released cleaned up, events still pending in job
+   documents published (`events`);
 2. terminates RUNNING jobs past their deadline (job timeout + grace);
 3. finishes jobs whose runs all ended: RUNNING -> SUCCEEDED / FAULTED, then releases their
    payload lock and Triton server (`released`);
@@ -16,9 +17,10 @@ ended; an admission that finished) and at least every `resync` seconds, and it:
    is reserved at once, so the next choice sees it taken, and the job is admitted in a task
    (Triton acquisition, the RUNNING write, the `job.started` event).
 
-Everything the pass decides is written to the store first (optimistic concurrency) and then
-published; the in-memory queue, ledger and run handles are only a cache of the store plus
-what the executor runs, which is why a new leader can rebuild them (`reconcile`).
+Everything the pass decides is written to the store first (optimistic concurrency, each
+event staged in the same write) and then published; the in-memory queue, ledger and run
+handles are only a cache of the store plus what the executor runs, which is why a new leader
+can rebuild them (`reconcile`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from .domain import (
     ResourceLedger,
     job_peak_request,
 )
+from .events import job_event, operator_event, staged
 from .operator_runs import EngineParts, OperatorRunner, with_retries
 from .peers import Peers
 from .reconcile import Reconciler
@@ -215,6 +218,7 @@ class Engine:
                 strangers.append(record)
         await self._reconciler.take_over(strangers, self.active, self._releaser.release)
         await self._reconciler.sweep_abandoned_creations()
+        await self._parts.events.replay()
 
     def _take_admitted(self) -> None:
         admitted, self._admitted = self._admitted, []
@@ -231,16 +235,17 @@ class Engine:
             if job.record.phase is not JobPhase.RUNNING or now < job.deadline:
                 continue
             reason = f"the job ran past its timeout of {job.record.timeout} s"
+            terminated = partial(transitions.terminate, reason=reason, now=now)
             try:
                 record = await self._parts.repository.modify(
-                    job.id, partial(transitions.terminate, reason=reason, now=now)
+                    job.id, staged(terminated, job_event("stopped"))
                 )
             except Conflict:
                 self._resync = True
                 continue
             job.update(record)
             log.info("job.timed_out", job_id=job.id, timeout=record.timeout)
-            await self._parts.events.job(record, "stopped")
+            await self._parts.events.flush(record)
 
     async def _finish_jobs(self) -> None:
         for job in list(self.active.values()):
@@ -253,16 +258,15 @@ class Engine:
                 if job.progress().outcome() is None:
                     continue
                 now = self._parts.clock()
+                finished = staged(partial(transitions.finish, now=now), job_event("stopped"))
                 try:
-                    record = await self._parts.repository.modify(
-                        job.id, partial(transitions.finish, now=now)
-                    )
+                    record = await self._parts.repository.modify(job.id, finished)
                 except Conflict:
                     self._resync = True
                     continue
                 job.update(record)
                 log.info("job.stopped", job_id=job.id, status=record.phase.status.name)
-                await self._parts.events.job(record, "stopped")
+                await self._parts.events.flush(record)
             if record.phase.stopped:
                 del self.active[job.id]
                 self._releaser.release(record)
@@ -270,21 +274,16 @@ class Engine:
     async def _abandon_orphans(self, job: ActiveJob) -> None:
         """Operators RUNNING in the store that run nowhere, of a job that is stopping."""
         for name in job.progress().running():
-            abandoned = partial(
-                transitions.abandon_operator,
-                name=name,
-                reason=f"operator {name!r} was stopped: {job.stop_reason}",
-                now=self._parts.clock(),
+            reason = f"operator {name!r} was stopped: {job.stop_reason}"
+            abandoned = staged(
+                partial(
+                    transitions.abandon_operator, name=name, reason=reason, now=self._parts.clock()
+                ),
+                operator_event(name, "stopped", status=OperatorStatus.FAULTED, reason=reason),
             )
             record = await with_retries(partial(self._parts.repository.modify, job.id, abandoned))
             job.update(record)
-            await self._parts.events.operator(
-                record,
-                name,
-                "stopped",
-                status=OperatorStatus.FAULTED,
-                reason=record.job_progress().faults()[name],
-            )
+            await self._parts.events.flush(record)
         job.orphans.clear()
 
     async def _launch_ready(self) -> None:
@@ -361,10 +360,13 @@ class Engine:
                 return None
         record = await parts.repository.modify(
             job_id,
-            lambda r: transitions.admit(r, now=parts.clock(), rotation=rotation, triton=triton),
+            staged(
+                lambda r: transitions.admit(r, now=parts.clock(), rotation=rotation, triton=triton),
+                job_event("started"),
+            ),
         )
         log.info("job.started", priority=record.priority.name)
-        await parts.events.job(record, "started")
+        await parts.events.flush(record)
         started = record.started if record.started is not None else parts.clock()
         return ActiveJob(record, pipeline, deadline=started + record.timeout + parts.settings.grace)
 
@@ -373,7 +375,8 @@ class Engine:
         now = self._parts.clock()
         try:
             faulted = await self._parts.repository.modify(
-                record.id, lambda r: transitions.fault(r, reason, now=now)
+                record.id,
+                staged(lambda r: transitions.fault(r, reason, now=now), job_event("stopped")),
             )
         except Conflict:
             self._resync = True
@@ -382,7 +385,7 @@ class Engine:
         if job is not None:
             job.update(faulted)
         log.info("job.faulted", job_id=record.id, reason=reason)
-        await self._parts.events.job(faulted, "stopped")
+        await self._parts.events.flush(faulted)
         return faulted
 
     def _run_done(self, job: ActiveJob, operator: str) -> None:

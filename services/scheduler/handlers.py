@@ -1,8 +1,9 @@
 """The commands: Jobs.Create, Start, Cancel, and Clara.Stop's `platform_stop`; any replica.
 
-Every command checks the whole request first, writes the job with optimistic concurrency, and
-only then publishes its event and nudges the leader (`notify`), which does the rest: admits
-queued jobs, stops the runs of canceled or terminated ones, releases what stopped jobs held.
+Every command checks the whole request first, writes the job with optimistic concurrency (its
+event staged in the same write, see `events`), and only then publishes the event and nudges the
+leader (`notify`), which does the rest: admits queued jobs, stops the runs of canceled or
+terminated ones, releases what stopped jobs held.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .definition import (
     progress_of,
 )
 from .domain import JobEvent, JobPhase, ResourceLedger, next_phase
-from .events import JobEvents
+from .events import JobEvents, job_event, staged
 from .peers import Peers
 from .record import JobRecord
 from .repository import JobRepository
@@ -115,7 +116,10 @@ class JobCommands:
             payload_id = made = await self._peers.create_payload(job_id, command.input_payloads)
             record = await self._repository.modify(
                 job_id,
-                lambda r: replace(r, payload_id=payload_id, visible=True),
+                staged(
+                    lambda r: replace(r, payload_id=payload_id, visible=True),
+                    job_event("created"),
+                ),
                 hidden=True,
             )
         except BaseException as error:
@@ -129,7 +133,7 @@ class JobCommands:
         log.info(
             "job.created", job_id=job_id, pipeline_id=record.pipeline_id, payload_id=payload_id
         )
-        await self._events.job(record, "created")
+        await self._events.flush(record)
         return answers.created(job_id, payload_id)
 
     async def _abandon(self, job_id: JobId, payload_id: PayloadId | None, *, refused: bool) -> None:
@@ -200,20 +204,22 @@ class JobCommands:
         reasons = [probe.never_fits(op.request, op.name) for op in operators]
         if any(reasons):
             why = "; ".join(reason for reason in reasons if reason)
-            record = await self._repository.modify(
-                job_id, lambda r: transitions.fault_unplaceable(queued(r), why, now=now)
+            unplaceable = staged(
+                lambda r: transitions.fault_unplaceable(queued(r), why, now=now),
+                job_event("stopped"),
             )
+            record = await self._repository.modify(job_id, unplaceable)
             log.info("job.unplaceable", job_id=job_id, reason=why)
-            await self._events.job(record, "stopped")
+            await self._events.flush(record)
             return answers.started(record)
         await self._peers.lock_payload(record.payload_id, job_id)
         try:
-            record = await self._repository.modify(job_id, queued)
+            record = await self._repository.modify(job_id, staged(queued, job_event("queued")))
         except Conflict:
             await self._unlock_if_stopped(job_id)
             raise
         log.info("job.queued", job_id=job_id, priority=record.priority.name)
-        await self._events.job(record, "queued")
+        await self._events.flush(record)
         await self._notify()
         return answers.started(record)
 
@@ -233,11 +239,12 @@ class JobCommands:
         SIGKILL). A job that has stopped already is a JOB_STATE_CONFLICT."""
         command = requests.parse_cancel(request.data)
         now = self._clock()
-        record = await self._repository.modify(
-            command.job_id, lambda r: transitions.cancel(r, command.reason, now=now)
+        canceled = staged(
+            lambda r: transitions.cancel(r, command.reason, now=now), job_event("stopped")
         )
+        record = await self._repository.modify(command.job_id, canceled)
         log.info("job.canceled", job_id=record.id, reason=command.reason)
-        await self._events.job(record, "stopped")
+        await self._events.flush(record)
         await self._notify()
         return answers.canceled(record)
 
@@ -250,13 +257,14 @@ class JobCommands:
             for record in await self._repository.in_phase(phase):
                 now = self._clock()
                 try:
+                    terminated = partial(transitions.terminate, reason=STOP_REASON, now=now)
                     record = await self._repository.modify(
-                        record.id, partial(transitions.terminate, reason=STOP_REASON, now=now)
+                        record.id, staged(terminated, job_event("stopped"))
                     )
                 except Conflict:
                     continue
                 stopped += 1
-                await self._events.job(record, "stopped")
+                await self._events.flush(record)
         log.info("scheduler.platform_stopped", jobs=stopped)
         await self._notify()
         return json.dumps({"stopped": {"jobs": stopped}}).encode()

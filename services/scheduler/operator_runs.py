@@ -3,15 +3,17 @@
 The order is what makes crashes harmless:
 
 1. the operator's RUNNING state and new attempt are written with optimistic concurrency
-   (`transitions.start_operator`) BEFORE the executor is asked to start anything, so two
-   schedulers never both start the same attempt, and a scheduler that dies right after the
-   write leaves a RUNNING operator that the next leader re-runs as attempt + 1;
+   (`transitions.start_operator`, its `job.operator.started` event staged in the same write)
+   BEFORE the executor is asked to start anything, so two schedulers never both start the
+   same attempt, and a scheduler that dies right after the write leaves a RUNNING operator
+   that the next leader re-runs as attempt + 1;
 2. the executor starts the run (a run id it already knows is not started again);
 3. the task waits for the run to end, or for the job to stop (cancel, terminate, timeout, a
    failed sibling), in which case the run is stopped: SIGTERM, `grace` seconds, SIGKILL;
-4. the end is written (COMPLETED, or FAULTED with the reason), then published. A failure
-   stops the job's other runs: nothing new starts after a fault, and the job's outcome is
-   known as soon as possible.
+4. the end is written (COMPLETED, or FAULTED with the reason) with its event staged in the
+   same write, then the staged events are published (`events`). A failure stops the job's
+   other runs: nothing new starts after a fault, and the job's outcome is known as soon as
+   possible.
 
 A run the executor no longer knows (LOST) is re-run, up to `MAX_ATTEMPTS` attempts in all.
 Cancelling the task (the leader stepping down) abandons the run without recording anything:
@@ -34,7 +36,7 @@ from aorta.logs import get_logger
 from . import transitions
 from .active import ActiveJob, RunHandle
 from .domain import Allocation, OperatorStatus
-from .events import JobEvents
+from .events import JobEvents, operator_event, staged
 from .record import JobRecord
 from .repository import JobRepository
 from .runs import build_run
@@ -126,17 +128,18 @@ class OperatorRunner:
                 now=parts.clock(),
             )
 
+        starting = staged(
+            started, operator_event(handle.operator, "started", status=OperatorStatus.RUNNING)
+        )
         try:
-            record = await with_retries(lambda: parts.repository.modify(job.id, started))
+            record = await with_retries(lambda: parts.repository.modify(job.id, starting))
         except Conflict as refused:
             log.info("operator.start_refused", reason=str(refused))
             raise _Refused from refused
         job.update(record)
         job.orphans.discard(handle.operator)
         log.info("operator.started", run_id=handle.run_id)
-        await parts.events.operator(
-            record, handle.operator, "started", status=OperatorStatus.RUNNING
-        )
+        await parts.events.flush(record)
         if job.pipeline is None:
             message = "the job's definition could not be loaded"
             return RunOutcome(handle.run_id, RunReason.START_FAILED, message=message)
@@ -191,16 +194,19 @@ class OperatorRunner:
                 now=parts.clock(),
             )
 
+        status = OperatorStatus.COMPLETED if outcome.succeeded else OperatorStatus.FAULTED
+        stopped = operator_event(
+            name, "stopped", status=status, exit_code=outcome.exit_code, reason=reason
+        )
         try:
-            record = await with_retries(lambda: parts.repository.modify(job.id, finished))
+            record = await with_retries(
+                lambda: parts.repository.modify(job.id, staged(finished, stopped))
+            )
         except Conflict as stale:
             log.warning("operator.end_refused", reason=str(stale))
             return
         job.update(record)
-        status = OperatorStatus.COMPLETED if outcome.succeeded else OperatorStatus.FAULTED
         log.info("operator.stopped", status=status.name, exit_code=outcome.exit_code, reason=reason)
-        await parts.events.operator(
-            record, name, "stopped", status=status, exit_code=outcome.exit_code, reason=reason
-        )
+        await parts.events.flush(record)
         if not outcome.succeeded:
             job.halt(f"operator {name!r} failed")

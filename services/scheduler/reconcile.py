@@ -12,7 +12,8 @@ It compares what the store says with what the executor runs now (`executor.runni
   never runs twice at once; COMPLETED operators stay completed: their outputs are stored;
 - a stopped job whose runs still run is adopted so those runs are stopped and recorded;
   one with nothing running is released;
-- a run the executor has that no job claims is stopped.
+- a run the executor has that no job claims is stopped;
+- events still pending in job documents (`events`) are published.
 
 Jobs whose `Jobs.Create` never finished (hidden) are removed once they are an hour old, together
 with any payload made for them (`PAYLOADS_DISCARD_FOR_JOB`), at takeover and then every ten
@@ -95,6 +96,9 @@ class Reconciler:
         clean: Callable[[JobRecord], None],
     ) -> None:
         repository = self._parts.repository
+        # Events a writer stored but never published (it died, or the bus was down) go out
+        # first, in the order they were staged.
+        await self._parts.events.replay()
         last = await repository.last_admitted()
         if last is not None and last.rotation is not None:
             rotation(last.rotation)

@@ -8,11 +8,16 @@ because their keys are free text that not every store accepts as field names.
 
 `JobRecord` is immutable: the transitions in `transitions` return a new record, and the
 repository writes only the top-level fields that changed.
+
+`outbox` holds the job's events (CloudEvent documents, see `events`) that are stored but not
+yet published: an event is staged in the same write as the change it describes, and removed
+once published, so no event is lost between the two. `outbox_pending`, derived like `state`,
+is the indexed flag the leader's replay finds such jobs by.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -97,6 +102,7 @@ class JobRecord:
       there was nothing to give back): a stopped job with `released` False still needs it.
     - `progress` is `JobProgress.to_document()`; `operators` the per-operator records, in the
       same (topological) order.
+    - `outbox` the events stored but not yet published, oldest first (see the module docstring).
     """
 
     id: JobId
@@ -121,6 +127,7 @@ class JobRecord:
     timeout: int = 0
     rotation: int | None = None
     released: bool = False
+    outbox: tuple[Mapping[str, Any], ...] = ()
     version: int = 0
 
     def job_progress(self) -> JobProgress:
@@ -149,6 +156,14 @@ class JobRecord:
         """This record with `updated` in place of the operator of the same name."""
         operators = tuple(updated if op.name == updated.name else op for op in self.operators)
         return replace(self, operators=operators)
+
+    def with_event(self, event: Mapping[str, Any]) -> JobRecord:
+        """This record with `event` (a CloudEvent document) staged last in its outbox."""
+        return replace(self, outbox=(*self.outbox, event))
+
+    def without_events(self, event_ids: Collection[str]) -> JobRecord:
+        """This record without the staged events whose ids are in `event_ids`."""
+        return replace(self, outbox=tuple(e for e in self.outbox if e["id"] not in event_ids))
 
     def to_document(self) -> dict[str, Any]:
         """The stored form (without the store's own `version` and times)."""
@@ -180,6 +195,9 @@ class JobRecord:
             "timeout": self.timeout,
             "rotation": self.rotation,
             "released": self.released,
+            "outbox": [dict(event) for event in self.outbox],
+            # Derived, for the replay's indexed query (a filter cannot test a list's length).
+            "outbox_pending": bool(self.outbox),
         }
 
     @staticmethod
@@ -212,6 +230,8 @@ class JobRecord:
                 timeout=int(document["timeout"]),
                 rotation=document.get("rotation"),
                 released=bool(document["released"]),
+                # Documents written before the outbox existed have none.
+                outbox=tuple(document.get("outbox", ())),
                 version=int(document.get("version", 0)),
             )
         except (KeyError, TypeError, ValueError) as error:

@@ -48,6 +48,7 @@ class JobRepository:
         await self._jobs.ensure_index(["phase"])
         await self._jobs.ensure_index(["created"])
         await self._jobs.ensure_index(["released", "state"])
+        await self._jobs.ensure_index(["outbox_pending"])
 
     async def insert(self, record: JobRecord, definition: Definition) -> JobRecord:
         """Stores a new job and its definition; `Conflict` (JOB_STORE_ERROR) if the id is taken.
@@ -153,6 +154,11 @@ class JobRepository:
             {"rotation": {"$ne": None}}, sort=[("started", -1)], limit=1
         )
         return JobRecord.from_document(documents[0]) if documents else None
+
+    async def with_pending_events(self) -> list[JobRecord]:
+        """Jobs (hidden ones too) whose outbox holds events not yet published, oldest first."""
+        documents = await self._jobs.find({"outbox_pending": True}, sort=[("created", 1)])
+        return _records(documents)
 
     async def abandoned_creations(self, older_than: float) -> list[JobRecord]:
         """Jobs whose `Jobs.Create` never finished (hidden) and began before `older_than`."""

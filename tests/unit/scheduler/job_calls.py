@@ -1,8 +1,10 @@
 """Calls the Jobs tests share: a replica serving the chain pipeline, a refused call's error,
-and `Jobs.List` through the bus."""
+`Jobs.List` through the bus, the events seen, and waiting for a condition."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -11,9 +13,23 @@ from scheduler_harness import CHAIN, PIPELINE_ID, Harness
 
 from aorta import subjects
 from aorta.api import jobs_pb2
+from aorta.bus import CloudEvent
 from aorta.errors import AortaError
 
 OTHER_PIPELINE = "abcdefabcdefabcdefabcdefabcdef00"
+CHAIN_EVENTS = [
+    ("created", None),
+    ("queued", None),
+    ("started", None),
+    ("operator.started", "first"),
+    ("operator.stopped", "first"),
+    ("operator.started", "second"),
+    ("operator.stopped", "second"),
+    ("operator.started", "third"),
+    ("operator.stopped", "third"),
+    ("stopped", None),
+]
+"""The events (name, operator) a healthy run of the chain pipeline publishes, in order."""
 
 
 async def refused(call: Any) -> AortaError:
@@ -37,3 +53,20 @@ async def list_jobs(
 
 def ids(items: list[jobs_pb2.JobsListResponse]) -> list[str]:
     return [item.job_details.job_id.value for item in items if item.HasField("job_details")]
+
+
+def appender(seen: list[CloudEvent]) -> Any:
+    """An event handler that appends each event to `seen`."""
+
+    async def handler(event: CloudEvent) -> None:
+        seen.append(event)
+
+    return handler
+
+
+async def wait_for(condition: Any, within: float = 5.0) -> None:
+    """Returns once `condition()` holds; fails after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        await asyncio.sleep(0.02)

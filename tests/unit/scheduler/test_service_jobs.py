@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-from job_calls import OTHER_PIPELINE, chain, ids, list_jobs, refused
+from job_calls import (
+    CHAIN_EVENTS,
+    OTHER_PIPELINE,
+    appender,
+    chain,
+    ids,
+    list_jobs,
+    refused,
+    wait_for,
+)
 from scheduler_fakes import Behaviour
 from scheduler_harness import PIPELINE_ID, TEMPLATED, Harness, ident, single
 
@@ -186,39 +193,14 @@ async def test_every_change_is_published_after_it_is_stored(harness: Harness) ->
     await chain(harness)
     seen: list[CloudEvent] = []
     subscription = await harness.client.subscribe_events(
-        "aorta.events.job.>", _append(seen), deliver="all"
+        "aorta.events.job.>", appender(seen), deliver="all"
     )
     job_id = await harness.run()
     await harness.stopped(job_id)
     await wait_for(lambda: any(e.event == "stopped" for e in seen))
     await subscription.drain()
     names = [(e.event, e.data.get("operator")) for e in seen if e.subject == job_id]
-    assert names == [
-        ("created", None),
-        ("queued", None),
-        ("started", None),
-        ("operator.started", "first"),
-        ("operator.stopped", "first"),
-        ("operator.started", "second"),
-        ("operator.stopped", "second"),
-        ("operator.started", "third"),
-        ("operator.stopped", "third"),
-        ("stopped", None),
-    ]
+    assert names == CHAIN_EVENTS
     stopped = seen[-1]
     assert stopped.source == "aorta/scheduler"
     assert (stopped.data["state"], stopped.data["status"]) == ("STOPPED", "HEALTHY")
-
-
-def _append(seen: list[CloudEvent]) -> Any:
-    async def handler(event: CloudEvent) -> None:
-        seen.append(event)
-
-    return handler
-
-
-async def wait_for(condition: Any, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "the condition did not hold in time"
-        await asyncio.sleep(0.02)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from functools import partial
+
 import pytest
 
+from aorta.bus import CloudEvent
 from aorta.errors import Conflict, ErrorCode, Invalid
 from aorta.executors import RunOutcome, RunReason
 from aorta.ids import JobId, PayloadId, PipelineId
@@ -16,6 +20,7 @@ from aorta.services.scheduler.domain import (
     JobPriority,
     OperatorStatus,
 )
+from aorta.services.scheduler.events import job_event, operator_event, staged
 from aorta.services.scheduler.record import JobRecord, TritonUris
 
 FORK = """\
@@ -219,6 +224,41 @@ def test_records_round_trip_through_their_document() -> None:
     document = record.to_document()
     assert JobRecord.from_document(document) == record
     assert document["state"] == 2 and document["status"] == 1 and document["phase"] == "running"
+
+
+def test_the_outbox_round_trips_and_an_old_document_has_none() -> None:
+    record = staged(partial(transitions.cancel, reason="", now=1.0), job_event("stopped"))(queued())
+    document = record.to_document()
+    assert document["outbox_pending"] is True
+    assert JobRecord.from_document(document) == record
+    assert JobRecord.from_document(document).outbox == record.outbox
+    old = running().to_document()
+    del old["outbox"], old["outbox_pending"]
+    assert JobRecord.from_document(old).outbox == ()
+    assert running().to_document()["outbox_pending"] is False
+
+
+def test_a_staged_change_stores_its_event_as_published_with_its_id() -> None:
+    record = staged(
+        lambda r: start(r, "a"), operator_event("a", "started", status=OperatorStatus.RUNNING)
+    )(running())
+    [document] = record.outbox
+    event = CloudEvent.from_json(json.dumps(document).encode())
+    assert event.id == document["id"] and event.subject == record.id
+    assert event.nats_subject == f"aorta.events.job.{record.id}.operator.started"
+    assert event.data == {"job_id": record.id, "operator": "a", "attempt": 1, "status": "RUNNING"}
+    both = staged(lambda r: finish(r, "a", OK), job_event("stopped"))(record)
+    assert [e["type"] for e in both.outbox] == [
+        "org.aorta.job.operator.started",
+        "org.aorta.job.stopped",
+    ]
+    assert both.without_events({document["id"]}).outbox == both.outbox[1:]
+
+
+def test_a_refused_change_stages_no_event() -> None:
+    record = running()
+    conflict(lambda: staged(transitions.release, job_event("stopped"))(record))
+    assert record.outbox == ()
 
 
 def test_a_malformed_document_is_a_store_error() -> None:
