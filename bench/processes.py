@@ -3,9 +3,6 @@ processes, and a sampler of a process's memory and CPU while it works."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +13,8 @@ from pathlib import Path
 
 import grpc
 import psutil
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from aorta.testing.embedded import aorta_up, free_port
 
 MiB = 1 << 20
 
@@ -50,52 +48,8 @@ def floor_server(size: int) -> Iterator[str]:
 def platform(data_dir: Path) -> Iterator[tuple[str, int]]:
     """`aorta up` on `data_dir` in a child process; yields its gRPC target and pid."""
     port = free_port()
-    aorta = Path(sys.executable).parent / "aorta"
-    log = (data_dir.parent / "aorta-up.log").open("wb")
-    command = [str(aorta), "up", "--data-dir", str(data_dir), "--host", "127.0.0.1"]
-    child = subprocess.Popen(
-        [*command, "--grpc-port", str(port)],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "AORTA_LOG_LEVEL": "warning"},
-    )
-    target = f"127.0.0.1:{port}"
-    try:
-        wait_serving(target, child)
-        yield target, child.pid
-    finally:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        log.close()
-
-
-def wait_serving(target: str, child: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    with grpc.insecure_channel(target) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if child.poll() is not None:
-                raise RuntimeError(f"aorta up exited with code {child.returncode}")
-            try:
-                answer = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-    raise RuntimeError(f"aorta up did not serve {target} within 60 s")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    with aorta_up(data_dir, port) as child:
+        yield f"127.0.0.1:{port}", child.pid
 
 
 class RssSampler:
