@@ -13,7 +13,7 @@ UV_VERSION := 0.13.8
 CLARA_CLIENT := nvidia-clara-client==0.8.1.7 protobuf==3.20.3 grpcio==1.85.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup system run test test-fast lint typecheck check protos bench clean pkgtree
+.PHONY: help setup system run test test-fast lint typecheck check protos bench clean
 
 help:
 	@echo "make setup      install system packages, .venv (project + aorta command) and .clara-venv"
@@ -37,7 +37,7 @@ system:
 # nvidia-pytriton brings the tritonserver binary and its Python backend for the local Triton
 # pool; its metadata pins tritonclient extras that want protobuf < 7, and only its files are
 # used, so it is installed without dependencies.
-$(VENV)/.installed: pyproject.toml setup.py
+$(VENV)/.installed: pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	@[ -x $(UV) ] || $(BIN)/python -m pip install -q uv==$(UV_VERSION)
 	$(UV) pip install -q -p $(BIN)/python -e '.[dev,examples]'
@@ -52,23 +52,14 @@ $(CLARA_VENV)/.installed:
 run: setup
 	$(BIN)/python examples/run_main_job.py
 
-lint: setup pkgtree
+lint: setup
 	$(BIN)/ruff check shared services compat tests bench examples protos
 	$(BIN)/ruff format --check shared services compat tests bench examples protos
-	PYTHONPATH=$(PKGTREE) $(BIN)/lint-imports --config pyproject.toml
+	$(BIN)/lint-imports --config pyproject.toml
 
-# mypy and import-linter cannot follow the editable install's import hook, so they read a tree
-# of links that spells the installed layout (aorta -> shared/, aorta.services -> services/).
-PKGTREE := build/pkgtree
-pkgtree:
-	@rm -rf $(PKGTREE) && mkdir -p $(PKGTREE)/aorta
-	@for entry in shared/*; do ln -s "$$PWD/$$entry" $(PKGTREE)/aorta/; done
-	@ln -s "$$PWD/services" $(PKGTREE)/aorta/services
-	@for entry in compat/*; do ln -s "$$PWD/$$entry" $(PKGTREE)/; done
-
-typecheck: setup pkgtree
-	cd $(PKGTREE) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p aorta -p clara -p nvidia_clara_pipeline_driver
-	MYPYPATH=$(PKGTREE):examples/models $(BIN)/mypy --config-file pyproject.toml -p bench
+# What mypy checks and where it finds packages are in pyproject.toml ([tool.mypy]).
+typecheck: setup
+	$(BIN)/mypy
 
 check: lint typecheck
 

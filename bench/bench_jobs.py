@@ -39,16 +39,16 @@ from aorta.blobs import open_blob_store
 from aorta.bus import CloudEvent
 from aorta.bus.nats import NatsBus
 from aorta.ids import JobId
-from aorta.lifecycle import Running, ServiceContext
-from aorta.logs import configure_logging
-from aorta.services.gateway import app as gateway_app
-from aorta.services.payloads import app as payloads_app
-from aorta.services.pipelines import app as pipelines_app
-from aorta.services.scheduler import app as scheduler_app
-from aorta.services.scheduler.repository import JobRepository
+from aorta.logger import configure_logging
+from aorta.runtime.service import Running, ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta.testing.nats import async_nats_server
+from aorta_services.gateway import app as gateway_app
+from aorta_services.payloads import app as payloads_app
+from aorta_services.pipelines import app as pipelines_app
+from aorta_services.scheduler import app as scheduler_app
+from aorta_services.scheduler.repository import JobRepository
 
 CHAIN = 10
 JOBS = 200

@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,15 +28,14 @@ from typing import Any
 from aorta import subjects
 from aorta.blobs import open_blob_store
 from aorta.bus.nats import NatsBus
-from aorta.lifecycle import ServiceContext
-from aorta.services.models import app as models_app
+from aorta.cli.model_archive import zip_folder
+from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta.testing.nats import async_nats_server
+from aorta_services.models import app as models_app
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples" / "models"))
-
-from package_model import zip_model
+EXAMPLE_MODEL = Path(__file__).resolve().parents[1] / "examples" / "models" / "segmentation"
 
 TARGET_RATIO = 0.10
 TIMEOUT = 120.0
@@ -89,7 +87,7 @@ async def _measure(folder: Path, cold_rounds: int, warm_rounds: int) -> dict[str
 
 
 async def _upload(context: ServiceContext, bus: NatsBus) -> None:
-    data = zip_model()
+    data = zip_folder(EXAMPLE_MODEL)
 
     async def chunks() -> Any:
         yield data

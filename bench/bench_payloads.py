@@ -45,8 +45,7 @@ from aorta.api import common_pb2, payloads_pb2, payloads_pb2_grpc
 from aorta.blobs.local import LocalBlobStore
 from aorta.payload_names import checksums
 from aorta.testing.clara_client import run_clara_python
-
-from .processes import RssSampler, floor_server, platform
+from bench.processes import RssSampler, floor_server, platform
 
 MiB = 1 << 20
 CHUNK = 64 * 1024

@@ -1,8 +1,8 @@
-"""Generate the `aorta.api` package (shared/api/) from the .proto sources under protos/.
+"""Generate the `aorta.api` package (shared/aorta/api/) from the .proto sources under protos/.
 
 Run as `.venv/bin/python protos/generate.py` (what `make protos` does). protoc, with the gRPC
 and mypy-protobuf plugins, writes into a temporary folder; the result then replaces the
-contents of shared/api/, so a proto that was deleted leaves no stale module behind.
+contents of shared/aorta/api/, so a proto that was deleted leaves no stale module behind.
 
 The output depends only on the .proto sources and the pinned tool versions: protoc sees
 paths relative to protos/, never this machine's absolute paths, so every run gives the same
@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = REPO_ROOT / "protos"
 # The proto package folder, relative to PROTO_ROOT; protoc mirrors it in its output.
 PROTO_PACKAGE = Path("aorta") / "api"
-API_DIR = REPO_ROOT / "shared" / "api"
+API_DIR = REPO_ROOT / "shared" / "aorta" / "api"
 
 INIT_MODULE = b'''"""Clara Platform API stubs, generated from protos/ by `make protos`: do not edit.
 
@@ -110,10 +110,10 @@ def install(api_dir: Path = API_DIR) -> dict[str, bytes]:
 
 
 def main() -> None:
-    """Regenerate shared/api/ and list what it now holds."""
+    """Regenerate shared/aorta/api/ and list what it now holds."""
     files = install()
     for name in sorted(files):
-        print(f"shared/api/{name}")
+        print(f"shared/aorta/api/{name}")
 
 
 if __name__ == "__main__":

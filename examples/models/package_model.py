@@ -3,38 +3,34 @@
 Usage: python examples/models/package_model.py [FOLDER] [ARCHIVE]
 (defaults: examples/models/segmentation and segmentation.zip in the working folder).
 
-The archive holds the folder under one top folder named after the model, as `zip -r` would;
-the models service also accepts the folder's contents at the archive's top.
+The archive holds the folder under one top folder named after the model, as `zip -r` would
+(the models service also accepts the folder's contents at the archive's top); it is the archive
+`aorta create model -p FOLDER` streams, made by the same code.
 """
 
 from __future__ import annotations
 
-import io
 import sys
-import zipfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-SEGMENTATION = HERE / "segmentation"
+from aorta.cli.failures import UsageFailure
+from aorta.cli.model_archive import inspect_folder, zip_chunks
 
-
-def zip_model(folder: Path = SEGMENTATION) -> bytes:
-    """The ZIP archive of model folder `folder` (files in sorted order, so it is reproducible
-    apart from the files' modification times)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            if "__pycache__" in path.parts:
-                continue
-            archive.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}")
-    return buffer.getvalue()
+SEGMENTATION = Path(__file__).resolve().parent / "segmentation"
 
 
 def main(arguments: list[str]) -> int:
     folder = Path(arguments[0]) if arguments else SEGMENTATION
     target = Path(arguments[1]) if len(arguments) > 1 else Path(f"{folder.name}.zip")
-    target.write_bytes(zip_model(folder))
-    print(f"{target} ({target.stat().st_size} bytes): model {folder.name}")
+    try:
+        model = inspect_folder(folder)
+    except UsageFailure as failure:
+        print(f"package_model: {failure}", file=sys.stderr)
+        return 2
+    with target.open("wb") as archive:
+        for chunk in zip_chunks(model):
+            archive.write(chunk)
+    print(f"{target} ({target.stat().st_size} bytes): model {model.name}")
     return 0
 
 

@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import os
-import sys
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,18 +23,17 @@ import pytest
 
 from aorta.blobs import open_blob_store
 from aorta.bus.nats import NatsBus
+from aorta.cli.model_archive import zip_folder
 from aorta.errors import ErrorCode
-from aorta.lifecycle import ServiceContext
-from aorta.services.gateway import app as gateway_app
-from aorta.services.models import app as models_app
+from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta.testing.clara_client import run_clara_python
 from aorta.testing.nats import async_nats_server
+from aorta_services.gateway import app as gateway_app
+from aorta_services.models import app as models_app
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "models"))
-
-from package_model import zip_model
+EXAMPLE_MODEL = Path(__file__).resolve().parents[2] / "examples" / "models" / "segmentation"
 
 SNIPPET = """
 import hashlib, json, sys
@@ -186,7 +184,7 @@ async def clara(target: str, folder: Path, good: bytes) -> dict[str, Any]:
 
 
 async def test_nvidias_generated_models_stubs_end_to_end(target: str, tmp_path: Path) -> None:
-    good = zip_model()
+    good = zip_folder(EXAMPLE_MODEL)
     seen = await clara(target, tmp_path, good)
     code, model_id, name, metadata = seen["upload"]
     assert code == 0 and len(model_id) == 32

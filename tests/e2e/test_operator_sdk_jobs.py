@@ -22,7 +22,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
-from sdk_jobs_platform import run_job
+
+from tests.e2e.sdk_jobs_platform import run_job
 
 AORTA = Path(sys.executable).parent / "aorta"
 RECORDING_OPERATOR = """\

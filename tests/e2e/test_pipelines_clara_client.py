@@ -18,13 +18,13 @@ import pytest
 
 from aorta.blobs import open_blob_store
 from aorta.bus.nats import NatsBus
-from aorta.lifecycle import ServiceContext
-from aorta.services.gateway import app as gateway_app
-from aorta.services.pipelines import app as pipelines_app
+from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta.testing.clara_client import run_clara_python
 from aorta.testing.nats import async_nats_server
+from aorta_services.gateway import app as gateway_app
+from aorta_services.pipelines import app as pipelines_app
 
 TWO_OPERATORS = """\
 api-version: 0.4.0

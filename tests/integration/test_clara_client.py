@@ -19,7 +19,7 @@ def test_runs_with_nvidias_client_and_its_protobuf() -> None:
 
 
 def test_our_packages_are_out_of_reach(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTHONPATH", "shared")
+    monkeypatch.setenv("PYTHONPATH", "shared:services")
     result = run_clara_python(
         "import importlib.util\nprint(importlib.util.find_spec('aorta') is None)"
     )

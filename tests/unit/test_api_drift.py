@@ -1,4 +1,4 @@
-"""The committed `aorta.api` (shared/api/) is exactly what protos/ generates today."""
+"""The committed `aorta.api` (shared/aorta/api/) is exactly what protos/ generates today."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from types import ModuleType
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-API_DIR = REPO_ROOT / "shared" / "api"
+API_DIR = REPO_ROOT / "shared" / "aorta" / "api"
 
 
 def _load_generator() -> ModuleType:
@@ -38,7 +38,7 @@ def test_committed_stubs_match_the_protos(tmp_path: Path) -> None:
     missing = sorted(fresh.keys() - committed.keys())
     extra = sorted(committed.keys() - fresh.keys())
     assert not (differing or missing or extra), (
-        "shared/api/ is out of date with protos/; run `make protos` and commit the result.\n"
+        "shared/aorta/api/ is out of date with protos/; run `make protos` and commit the result.\n"
         f"differing: {differing}\nmissing: {missing}\nextra: {extra}"
     )
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from aorta.bus import BusOptions
-from aorta.bus.server import NatsServerProcess
+from aorta.bus.nats_server import NatsServerProcess
 from aorta.ids import new_id
 from aorta.testing.nats import BusFactory
 from aorta.testing.nats import nats_server as started_nats_server

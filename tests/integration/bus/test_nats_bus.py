@@ -15,7 +15,7 @@ from nats.js.api import StorageType
 from aorta.bus import CloudEvent, make_event
 from aorta.bus.nats import NatsBus
 from aorta.bus.nats_events import STREAM_NAME
-from aorta.bus.server import NatsServerProcess
+from aorta.bus.nats_server import NatsServerProcess
 from aorta.errors import Unavailable
 
 

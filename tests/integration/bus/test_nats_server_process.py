@@ -14,8 +14,8 @@ import nats
 import psutil
 import pytest
 
+from aorta.bus.nats_server import NatsServerError, NatsServerProcess
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
-from aorta.bus.server import NatsServerError, NatsServerProcess
 
 
 def _gone(pid: int) -> bool:
@@ -103,7 +103,7 @@ def test_the_server_dies_when_its_parent_is_killed(tmp_path: Path) -> None:
         f"""
         import sys, time
         from pathlib import Path
-        from aorta.bus.server import NatsServerProcess
+        from aorta.bus.nats_server import NatsServerProcess
         server = NatsServerProcess(Path({str(tmp_path)!r}))
         server.start()
         print(server.pid, file=sys.stderr, flush=True)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 # The helper modules live beside this file; importlib mode does not put it on the path.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from cli_support import Aorta, Samples, make_samples, root_group
-from fake_platform import FakePlatform
+from tests.integration.cli.cli_support import Aorta, Samples, make_samples, root_group
+from tests.integration.cli.fake_platform import FakePlatform
 
 
 @pytest.fixture

@@ -6,12 +6,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from fake_state import OP, Job, Operator, Payload, State, failed, ident
-
 from aorta.api import jobs_pb2, jobs_pb2_grpc, payloads_pb2
 from aorta.errors import ErrorCode
 from aorta.ids import new_id
 from aorta.timestamps import to_clara_seconds, utcnow
+from tests.integration.cli.fake_state import OP, Job, Operator, Payload, State, failed, ident
 
 
 def advance(state: State, job: Job) -> None:

@@ -16,9 +16,6 @@ from typing import Any
 
 import grpc
 import yaml
-from fake_jobs import FakeJobs
-from fake_state import Pipeline, State, failed, ident, operators_of
-from fake_storage import FakeModels, FakePayloads
 
 from aorta.api import (
     clara_pb2,
@@ -32,6 +29,9 @@ from aorta.api import (
 )
 from aorta.errors import ErrorCode
 from aorta.ids import new_id
+from tests.integration.cli.fake_jobs import FakeJobs
+from tests.integration.cli.fake_state import Pipeline, State, failed, ident, operators_of
+from tests.integration.cli.fake_storage import FakeModels, FakePayloads
 
 
 class FakePlatform(State):

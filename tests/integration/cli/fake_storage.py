@@ -9,12 +9,11 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
-from fake_state import Model, Payload, State, failed, ident
-
 from aorta.api import common_pb2, models_pb2, models_pb2_grpc, payloads_pb2, payloads_pb2_grpc
 from aorta.errors import ErrorCode
 from aorta.ids import new_id
 from aorta.payload_names import checksum_line
+from tests.integration.cli.fake_state import Model, Payload, State, failed, ident
 
 DOWNLOAD_CHUNK = 256 * 1024
 

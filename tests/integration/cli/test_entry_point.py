@@ -13,9 +13,10 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cli_support import AORTA, Aorta, Samples
-from fake_platform import FakePlatform
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.integration.cli.cli_support import AORTA, Aorta, Samples
+from tests.integration.cli.fake_platform import FakePlatform
 
 
 def _free_port() -> int:

@@ -6,10 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cli_support import ROOT_PIPELINE, SEGMENT_OPERATOR, TRITON_SERVICE, Aorta, Samples
-from fake_platform import FakePlatform
-
 from aorta.cli.files import CHUNK_SIZE
+from tests.integration.cli.cli_support import (
+    ROOT_PIPELINE,
+    SEGMENT_OPERATOR,
+    TRITON_SERVICE,
+    Aorta,
+    Samples,
+)
+from tests.integration.cli.fake_platform import FakePlatform
 
 
 def _value(line: str, label: str) -> str:

@@ -8,10 +8,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from cli_support import Aorta
-from fake_platform import FakePlatform
 
 from aorta.api import models_pb2
+from tests.integration.cli.cli_support import Aorta
+from tests.integration.cli.fake_platform import FakePlatform
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli_support import Aorta
+from tests.integration.cli.cli_support import Aorta
 
 
 def test_init_then_run_local_processes_the_sample(aorta: Aorta, tmp_path: Path) -> None:

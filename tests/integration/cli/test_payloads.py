@@ -6,8 +6,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from cli_support import Aorta, Samples
-from fake_platform import FakePlatform
+from tests.integration.cli.cli_support import Aorta, Samples
+from tests.integration.cli.fake_platform import FakePlatform
 
 
 def sha256(data: bytes) -> str:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cli_support import ROOT_PIPELINE, Aorta, Samples
-from fake_platform import FakePlatform
-
 from aorta.cli.files import CHUNK_SIZE
+from tests.integration.cli.cli_support import ROOT_PIPELINE, Aorta, Samples
+from tests.integration.cli.fake_platform import FakePlatform
 
 
 def test_a_large_definition_is_sent_in_64_kib_chunks_under_one_path(

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
-from cli_support import Aorta
-from fake_platform import FakePlatform
-
 import aorta as package
 from aorta.api import clara_pb2, common_pb2
+from tests.integration.cli.cli_support import Aorta
+from tests.integration.cli.fake_platform import FakePlatform
 
 Gpu = clara_pb2.ClaraUtilizationResponse.GpuUtilization
 

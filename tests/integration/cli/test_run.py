@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cli_support import Aorta, Samples
-from fake_platform import FakePlatform
+from tests.integration.cli.cli_support import Aorta, Samples
+from tests.integration.cli.fake_platform import FakePlatform
 
 
 def test_run_creates_uploads_starts_watches_and_downloads(

@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import AORTA, Aorta, Samples
-from fake_platform import FakePlatform
+
+from tests.integration.cli.cli_support import AORTA, Aorta, Samples
+from tests.integration.cli.fake_platform import FakePlatform
 
 _PERCENT = re.compile(r"\b([1-9]\d?)%")
 _RATE = re.compile(r"\d(?:\.\d+)? [kMG]?B/s")

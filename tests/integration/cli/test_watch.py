@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import re
 
-from cli_support import Aorta, Samples
-from fake_platform import FakePlatform
+from tests.integration.cli.cli_support import Aorta, Samples
+from tests.integration.cli.fake_platform import FakePlatform
 
 _STAMPED = re.compile(r"\d\d:\d\d:\d\d  (?P<change>.+)")
 _DURATION = re.compile(r"\(\d+s\)")

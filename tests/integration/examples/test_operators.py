@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from aorta.devkit import run_local
-
-from .conftest import OPERATORS
+from tests.integration.examples.conftest import OPERATORS
 
 
 def operator_folder(tmp_path: Path, name: str) -> Path:

@@ -17,10 +17,9 @@ import numpy as np
 from aorta import ids, operator_env, payload_layout
 from aorta.blobs.local import LocalBlobStore
 from aorta.executors import OperatorRun, Resources, RunReason, VolumeBinding
-from aorta.executors.local import LocalExecutor
+from aorta.executors.local.executor import LocalExecutor
 from aorta.pipeline_spec import Pipeline, load_pipeline, resolve_parameters
-
-from .conftest import EXAMPLE, OPERATORS
+from tests.integration.examples.conftest import EXAMPLE, OPERATORS
 
 
 def operator_run(pipeline: Pipeline, name: str, job_id: str, payload_id: str) -> OperatorRun:

@@ -16,7 +16,7 @@ import pytest
 from aorta import ids, payload_layout
 from aorta.blobs.local import LocalBlobStore
 from aorta.executors import OperatorRun, Resources, VolumeBinding
-from aorta.executors.local import LocalExecutor
+from aorta.executors.local.executor import LocalExecutor
 
 OPERATORS = Path(__file__).parent / "operators"
 """Operator scripts the tests run through `python -u -m aorta.driver.app`."""

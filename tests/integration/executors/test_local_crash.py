@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .conftest import OPERATORS, gone
+from tests.integration.executors.conftest import OPERATORS, gone
 
 
 def wait_for(condition: Callable[[], bool], within: float, what: str) -> None:

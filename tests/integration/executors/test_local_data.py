@@ -10,9 +10,8 @@ from pathlib import Path
 from aorta import payload_layout
 from aorta.blobs.local import LocalBlobStore
 from aorta.executors import RunReason, VolumeBinding
-from aorta.executors.local import LocalExecutor
-
-from .conftest import OPERATORS, Job, Store
+from aorta.executors.local.executor import LocalExecutor
+from tests.integration.executors.conftest import OPERATORS, Job, Store
 
 REPORT_ENV = ("python", "-u", "-m", "aorta.driver.app", str(OPERATORS / "report_env.py"))
 

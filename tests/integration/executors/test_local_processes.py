@@ -17,9 +17,8 @@ import pytest
 from aorta.blobs.local import LocalBlobStore
 from aorta.errors import NotFound, Unavailable
 from aorta.executors import RunReason
-from aorta.executors.local import LocalExecutor
-
-from .conftest import Job, Store, eventually, gone, python
+from aorta.executors.local.executor import LocalExecutor
+from tests.integration.executors.conftest import Job, Store, eventually, gone, python
 
 # Starts a grandchild, records both pids in $PIDS, then waits (sh dies on SIGTERM).
 WITH_GRANDCHILD = (

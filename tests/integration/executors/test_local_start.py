@@ -13,9 +13,8 @@ from aorta import payload_layout
 from aorta.blobs.local import LocalBlobStore
 from aorta.errors import NotFound, Unavailable
 from aorta.executors import RunReason, VolumeBinding
-from aorta.executors.local import LocalExecutor
-
-from .conftest import Job, Store
+from aorta.executors.local.executor import LocalExecutor
+from tests.integration.executors.conftest import Job, Store
 
 
 class GatedBlobs:

@@ -16,11 +16,11 @@ from aorta.blobs import open_blob_store
 from aorta.bus import Request
 from aorta.bus.memory import MemoryBus
 from aorta.errors import ErrorCode, NotFound
-from aorta.lifecycle import ServiceContext
-from aorta.services.gateway import app as gateway_app
-from aorta.services.gateway.rpc import service_handler
+from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
+from aorta_services.gateway import app as gateway_app
+from aorta_services.gateway.rpc import service_handler
 
 VERSION_METHOD = "/nvidia.clara.platform.Clara/Version"
 

@@ -8,7 +8,6 @@ control the server (watch expiry, conflicts on demand).
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,16 +15,14 @@ from pathlib import Path
 import pytest
 
 from aorta.blobs import open_blob_store
-from aorta.executors.kubernetes_api import KubeApi
-from aorta.executors.kubernetes_settings import KubernetesSettings
+from aorta.kubernetes.api import KubeApi
+from aorta.kubernetes.settings import KubernetesSettings
 from aorta.settings import Settings
 from aorta.testing.kube_api import KubeApiServer
 
 # The helper modules live beside this file; importlib mode does not put it on the path.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from k8s_cluster import NAMESPACE, REAL_KUBECONFIG, Cluster
-from k8s_kubelet import SimulatedKubelet
+from tests.integration.kubernetes.k8s_cluster import NAMESPACE, REAL_KUBECONFIG, Cluster
+from tests.integration.kubernetes.k8s_kubelet import SimulatedKubelet
 
 CLUSTERS = ["stand-in", *(["real"] if REAL_KUBECONFIG else [])]
 

@@ -7,16 +7,15 @@ import os
 import uuid
 from dataclasses import dataclass, field
 
-from k8s_kubelet import Play, SimulatedKubelet
-
 from aorta.blobs import BlobStore
-from aorta.executors.kubernetes import KubernetesExecutor, agent_environment
-from aorta.executors.kubernetes_api import KubeApi
-from aorta.executors.kubernetes_settings import KubernetesSettings
+from aorta.executors.kubernetes.executor import KubernetesExecutor, agent_environment
 from aorta.executors.port import OperatorRun, Resources, VolumeBinding
+from aorta.kubernetes.api import KubeApi
+from aorta.kubernetes.settings import KubernetesSettings
 from aorta.payload_layout import input_prefix, operator_log_key, operator_output_prefix
 from aorta.settings import Settings
 from aorta.testing.kube_api import KubeApiServer
+from tests.integration.kubernetes.k8s_kubelet import Play, SimulatedKubelet
 
 REAL_KUBECONFIG = os.environ.get("AORTA_TEST_KUBECONFIG", "")
 NAMESPACE = "aorta-jobs"

@@ -18,41 +18,38 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from k8s_cluster import NAMESPACE, Cluster
-from k8s_kubelet import SimulatedKubelet
-from k8s_services import ServiceNetwork
-from k8s_triton import Node
 
 from aorta.api import models_pb2, models_pb2_grpc, payloads_pb2, payloads_pb2_grpc
 from aorta.bus.nats import NatsBus
-from aorta.executors.kubernetes_api import Json
-from aorta.executors.kubernetes_names import RUN_ID_ANNOTATION
-from aorta.lifecycle import ServiceContext
-from aorta.services.gateway import app as gateway_app
-from aorta.services.models import app as models_app
-from aorta.services.payloads import app as payloads_app
-from aorta.services.pipelines import app as pipelines_app
-from aorta.services.scheduler import app as scheduler_app
-from aorta.services.scheduler.app import RunningScheduler
+from aorta.kubernetes.api import Json
+from aorta.kubernetes.names import RUN_ID_ANNOTATION
+from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta.testing.kube_api import KubeApiServer
-from aorta.triton.install import TritonInstall
-from aorta.triton.kubernetes_objects import GRPC_PORT, HTTP_PORT
-from aorta.triton.local import LocalTritonBackend
-from aorta.triton.process import TritonProcess
+from aorta.triton.kubernetes.objects import GRPC_PORT, HTTP_PORT
+from aorta.triton.local.backend import LocalTritonBackend
+from aorta.triton.local.install import TritonInstall
+from aorta.triton.local.process import TritonProcess
+from aorta_services.gateway import app as gateway_app
+from aorta_services.models import app as models_app
+from aorta_services.payloads import app as payloads_app
+from aorta_services.pipelines import app as pipelines_app
+from aorta_services.scheduler import app as scheduler_app
+from aorta_services.scheduler.app import RunningScheduler
+from tests.integration.kubernetes.k8s_cluster import NAMESPACE, Cluster
+from tests.integration.kubernetes.k8s_kubelet import SimulatedKubelet
+from tests.integration.kubernetes.k8s_services import ServiceNetwork
+from tests.integration.kubernetes.k8s_triton import Node
 
 # The scheduler tests' platform lives in their folder; importlib mode does not put it on the path.
-sys.path.insert(0, str(Path(__file__).parents[1] / "scheduler"))
-
-from jobs_platform import RPC_TIMEOUT, Platform, ident
+from tests.integration.scheduler.jobs_platform import RPC_TIMEOUT, Platform, ident
 
 CHUNK = 64 * 1024
 

@@ -25,9 +25,9 @@ from typing import Any
 from aorta.agent.fetch import fetch_from_environ
 from aorta.agent.plan import PLAN_VARIABLE, AgentPlan
 from aorta.agent.push import push_from_environ
-from aorta.executors import kubernetes_names as names
-from aorta.executors.kubernetes_api import KubeApi
-from aorta.executors.kubernetes_pods import FETCH_CONTAINER, OPERATOR_CONTAINER, PUSH_CONTAINER
+from aorta.executors.kubernetes.pods import FETCH_CONTAINER, OPERATOR_CONTAINER, PUSH_CONTAINER
+from aorta.kubernetes import names
+from aorta.kubernetes.api import KubeApi
 from aorta.testing.kube_api import KubeApiServer
 
 Json = dict[str, Any]

@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from k8s_cluster import NAMESPACE, Cluster
-
-from aorta.executors import kubernetes_names as names
-from aorta.executors.kubernetes_api import POD
+from aorta.kubernetes import names
+from aorta.kubernetes.api import POD
 from aorta.testing.kube_api import KubeApiServer
+from tests.integration.kubernetes.k8s_cluster import NAMESPACE, Cluster
 
 Started = Callable[[str], Awaitable[None]]
 """Called with a Deployment's server id before its pod is created."""

@@ -8,15 +8,15 @@ import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
-from k8s_cluster import Cluster
-from k8s_kubelet import Play
 
 from aorta.blobs import BlobStore
 from aorta.errors import NotFound
-from aorta.executors import kubernetes_names as names
-from aorta.executors.kubernetes_api import POD, Json
 from aorta.executors.port import RunReason, VolumeBinding
+from aorta.kubernetes import names
+from aorta.kubernetes.api import POD, Json
 from aorta.payload_layout import input_prefix, operator_output_prefix
+from tests.integration.kubernetes.k8s_cluster import Cluster
+from tests.integration.kubernetes.k8s_kubelet import Play
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -20,19 +20,19 @@ from pathlib import Path
 
 import pytest
 import tritonclient.grpc.aio as triton_grpc  # type: ignore[import-untyped]
-from k8s_cluster import NAMESPACE, Cluster
-from k8s_jobs_platform import KubernetesPlatform, ident, open_platform
-from k8s_kubelet import Play
-from k8s_services import ServiceNetwork
 
 from aorta.api import jobs_pb2
-from aorta.bus.server import NatsServerProcess
-from aorta.executors import kubernetes_names as names
-from aorta.executors.kubernetes_api import Json
+from aorta.bus.nats_server import NatsServerProcess
+from aorta.kubernetes import names
+from aorta.kubernetes.api import Json
 from aorta.payload_layout import operator_output_prefix
-from aorta.services.scheduler.app import RunningScheduler
-from aorta.services.scheduler.runs import run_id
 from aorta.testing.nats import nats_server as started_nats_server
+from aorta_services.scheduler.app import RunningScheduler
+from aorta_services.scheduler.domain.runs import run_id
+from tests.integration.kubernetes.k8s_cluster import NAMESPACE, Cluster
+from tests.integration.kubernetes.k8s_jobs_platform import KubernetesPlatform, ident, open_platform
+from tests.integration.kubernetes.k8s_kubelet import Play
+from tests.integration.kubernetes.k8s_services import ServiceNetwork
 
 P = jobs_pb2
 pytestmark = pytest.mark.timeout(90)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from aorta.blobs import open_blob_store
 from aorta.bus.memory import MemoryBus
-from aorta.lifecycle import ServiceContext
-from aorta.services.models import app as models_app
+from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta.testing.kube_api import KubeApiServer
-from aorta.triton.kubernetes import KubernetesTritonBackend
+from aorta.triton.kubernetes.backend import KubernetesTritonBackend
+from aorta_services.models import app as models_app
 
 
 async def test_the_models_service_uses_the_kubernetes_backend(tmp_path: Path) -> None:

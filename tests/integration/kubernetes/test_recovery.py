@@ -7,19 +7,25 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from k8s_cluster import NAMESPACE, Cluster
-from k8s_kubelet import Play, running, set_pod_phase, terminated, waiting
 
-from aorta.executors import kubernetes_names as names
-from aorta.executors.kubernetes_api import POD
-from aorta.executors.kubernetes_pods import (
+from aorta.executors.kubernetes.pods import (
     FETCH_CONTAINER,
     OPERATOR_CONTAINER,
     PUSH_CONTAINER,
     operator_pod,
 )
 from aorta.executors.port import OperatorRun, RunReason
+from aorta.kubernetes import names
+from aorta.kubernetes.api import POD
 from aorta.testing.kube_api import KubeApiServer
+from tests.integration.kubernetes.k8s_cluster import NAMESPACE, Cluster
+from tests.integration.kubernetes.k8s_kubelet import (
+    Play,
+    running,
+    set_pod_phase,
+    terminated,
+    waiting,
+)
 
 pytestmark = pytest.mark.timeout(30)
 

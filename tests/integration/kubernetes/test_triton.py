@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_cluster import NAMESPACE, Cluster
-from k8s_triton import Node
 
 from aorta.errors import Invalid, Unavailable
-from aorta.executors import kubernetes_names as names
-from aorta.triton.install import TritonInstall
-from aorta.triton.kubernetes import KubernetesTritonBackend
-from aorta.triton.kubernetes_objects import TritonSettings
-from aorta.triton.local import LocalTritonBackend
-from aorta.triton.process import TritonProcess
+from aorta.kubernetes import names
+from aorta.triton.kubernetes.backend import KubernetesTritonBackend
+from aorta.triton.kubernetes.objects import TritonSettings
+from aorta.triton.local.backend import LocalTritonBackend
+from aorta.triton.local.install import TritonInstall
+from aorta.triton.local.process import TritonProcess
+from tests.integration.kubernetes.k8s_cluster import NAMESPACE, Cluster
+from tests.integration.kubernetes.k8s_triton import Node
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -9,7 +9,6 @@ backend; no tritonserver starts unless a test acquires one.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -18,13 +17,11 @@ import grpc
 import pytest
 
 from aorta.api import models_pb2_grpc
-from aorta.bus.server import NatsServerProcess
+from aorta.bus.nats_server import NatsServerProcess
 from aorta.testing.nats import nats_server as started_nats_server
 
 # The helper module lives beside this file; importlib mode does not put it on the path.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from models_platform import Platform, start_platform
+from tests.integration.models.models_platform import Platform, start_platform
 
 
 @pytest.fixture(scope="module")

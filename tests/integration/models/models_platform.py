@@ -9,12 +9,12 @@ from pathlib import Path
 
 from aorta.blobs import BlobStore, open_blob_store
 from aorta.bus.nats import NatsBus
-from aorta.lifecycle import ServiceContext
-from aorta.services.gateway import app as gateway_app
-from aorta.services.models import app as models_app
+from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings
 from aorta.store import StateStore
 from aorta.store.factory import open_state_store
+from aorta_services.gateway import app as gateway_app
+from aorta_services.models import app as models_app
 
 RPC_TIMEOUT = 10.0
 

@@ -16,7 +16,7 @@ import pytest
 from aorta.api import common_pb2, models_pb2
 from aorta.bus import CloudEvent
 from aorta.errors import ErrorCode
-from aorta.services.gateway import models as gateway_models
+from aorta_services.gateway import models as gateway_models
 
 if TYPE_CHECKING:
     from aorta.api.models_pb2_grpc import ModelsAsyncStub

@@ -30,14 +30,10 @@ import tritonclient.grpc.aio as triton_grpc
 
 from aorta import subjects
 from aorta.api import models_pb2, models_pb2_grpc
+from aorta.cli.model_archive import zip_folder
 from aorta.errors import AortaError, ErrorCode
 from aorta.testing.nats import async_nats_server
-
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples" / "models"))
-
-from models_platform import start_platform
-from package_model import zip_model
+from tests.integration.models.models_platform import start_platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -59,7 +55,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[An
         started = await start_platform(stack, nats.url, folder, {"AORTA_TRITON_POOL_SIZE": "4"})
         async with grpc.aio.insecure_channel(started.target) as channel:
             stub = models_pb2_grpc.ModelsStub(channel)
-            for data in (zip_model(), _broken_zip()):
+            for data in (zip_folder(EXAMPLE), _broken_zip()):
                 response = await stub.UploadModel(_upload(data))
                 assert response.header.code == 0, list(response.header.messages)
             yield started
@@ -221,7 +217,7 @@ async def test_a_replaced_model_is_reloaded_on_a_warm_server(platform: Any, tmp_
     shutil.copytree(EXAMPLE, folder)
     config = folder / "config.pbtxt"
     config.write_text(config.read_text().replace("0.3667,0.5167,0.6,0.7", "0.05,0.25,0.5,0.9"))
-    data = zip_model(folder)
+    data = zip_folder(folder)
     async with grpc.aio.insecure_channel(platform.target) as channel:
         response = await models_pb2_grpc.ModelsStub(channel).UploadModel(_upload(data))
     assert response.header.code == 0, list(response.header.messages)

@@ -11,8 +11,8 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from aorta.services.monitor.handlers import version_message
 from aorta.testing.clara_client import run_clara_python
+from aorta_services.monitor.handlers import version_message
 
 CLIENT = r"""
 import json, sys, time

@@ -7,7 +7,6 @@ and the service share that one store, as they do in a deployment.
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,19 +17,17 @@ import pytest
 from aorta.api import payloads_pb2_grpc
 from aorta.blobs import open_blob_store
 from aorta.bus.nats import NatsBus
-from aorta.bus.server import NatsServerProcess
-from aorta.lifecycle import ServiceContext
-from aorta.services.gateway import app as gateway_app
-from aorta.services.payloads import app as payloads_app
+from aorta.bus.nats_server import NatsServerProcess
+from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta.testing.nats import nats_server as started_nats_server
 from aorta.testing.s3 import S3Server
+from aorta_services.gateway import app as gateway_app
+from aorta_services.payloads import app as payloads_app
 
 # The helper module lives beside this file; importlib mode does not put it on the path.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from payload_grpc import Platform, Stub
+from tests.integration.payloads.payload_grpc import Platform, Stub
 
 RPC_TIMEOUT = 10.0
 

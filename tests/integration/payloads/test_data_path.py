@@ -7,7 +7,12 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from payload_grpc import (
+
+from aorta.api import payloads_pb2
+from aorta.errors import ErrorCode, Unavailable
+from aorta.payload_layout import payload_prefix
+from aorta.payload_names import checksums
+from tests.integration.payloads.payload_grpc import (
     CHUNK,
     Platform,
     Stub,
@@ -24,11 +29,6 @@ from payload_grpc import (
     stream,
     upload,
 )
-
-from aorta.api import payloads_pb2
-from aorta.errors import ErrorCode, Unavailable
-from aorta.payload_layout import payload_prefix
-from aorta.payload_names import checksums
 
 pytestmark = pytest.mark.timeout(60)
 

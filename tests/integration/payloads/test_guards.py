@@ -9,7 +9,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from payload_grpc import (
+
+from aorta import subjects
+from aorta.api import payloads_pb2
+from aorta.errors import AortaError, ErrorCode
+from aorta.payload_names import checksums
+from tests.integration.payloads.payload_grpc import (
     JOB,
     Platform,
     Stub,
@@ -26,11 +31,6 @@ from payload_grpc import (
     remove,
     upload,
 )
-
-from aorta import subjects
-from aorta.api import payloads_pb2
-from aorta.errors import AortaError, ErrorCode
-from aorta.payload_names import checksums
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -17,13 +17,13 @@ import pytest
 from aorta.api import pipelines_pb2_grpc
 from aorta.blobs import open_blob_store
 from aorta.bus.nats import NatsBus
-from aorta.bus.server import NatsServerProcess
-from aorta.lifecycle import ServiceContext
-from aorta.services.gateway import app as gateway_app
-from aorta.services.pipelines import app as pipelines_app
+from aorta.bus.nats_server import NatsServerProcess
+from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta.testing.nats import nats_server as started_nats_server
+from aorta_services.gateway import app as gateway_app
+from aorta_services.pipelines import app as pipelines_app
 
 RPC_TIMEOUT = 5.0
 

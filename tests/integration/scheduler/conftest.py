@@ -3,28 +3,25 @@ process (`jobs_platform.Platform`)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-# The helper module lives beside this file; importlib mode does not put it on the path.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from jobs_platform import RPC_TIMEOUT, Platform
-
 from aorta.blobs import open_blob_store
 from aorta.bus.nats import NatsBus
-from aorta.bus.server import NatsServerProcess
-from aorta.lifecycle import Running, ServiceContext
-from aorta.services.gateway import app as gateway_app
-from aorta.services.payloads import app as payloads_app
-from aorta.services.pipelines import app as pipelines_app
+from aorta.bus.nats_server import NatsServerProcess
+from aorta.runtime.service import Running, ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta.testing.nats import nats_server as started_nats_server
+from aorta_services.gateway import app as gateway_app
+from aorta_services.payloads import app as payloads_app
+from aorta_services.pipelines import app as pipelines_app
+
+# The helper module lives beside this file; importlib mode does not put it on the path.
+from tests.integration.scheduler.jobs_platform import RPC_TIMEOUT, Platform
 
 
 @pytest.fixture(scope="module")

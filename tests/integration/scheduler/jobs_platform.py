@@ -23,9 +23,9 @@ from aorta.api import (
     pipelines_pb2,
     pipelines_pb2_grpc,
 )
-from aorta.lifecycle import Running, ServiceContext
-from aorta.services.scheduler import app as scheduler_app
-from aorta.services.scheduler.app import RunningScheduler
+from aorta.runtime.service import Running, ServiceContext
+from aorta_services.scheduler import app as scheduler_app
+from aorta_services.scheduler.app import RunningScheduler
 
 RPC_TIMEOUT = 10.0
 SCHEDULER_ENV = {

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jobs_platform import Platform, ident, operator_definition
 
 from aorta.api import jobs_pb2, payloads_pb2, payloads_pb2_grpc
 from aorta.errors import ErrorCode, Unavailable
 from aorta.ids import JobId
 from aorta.payload_layout import operator_output_prefix
-from aorta.services.scheduler.record import JobRecord
-from aorta.services.scheduler.repository import JobRepository
+from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.repository import JobRepository
+from tests.integration.scheduler.jobs_platform import Platform, ident, operator_definition
 
 P = jobs_pb2
 

@@ -11,10 +11,10 @@ import pytest
 
 from aorta.errors import Invalid
 from aorta.executors import OperatorRun, Resources, RunOutcome, RunReason, VolumeBinding
-from aorta.executors.group_leader import describe_start_error, main
-from aorta.executors.local import LocalExecutor
-from aorta.executors.local_run import RunConfig, operator_environment
-from aorta.executors.process_group import ExitStatus
+from aorta.executors.local.executor import LocalExecutor
+from aorta.executors.local.group_leader import describe_start_error, main
+from aorta.executors.local.process_group import ExitStatus
+from aorta.executors.local.run import RunConfig, operator_environment
 from aorta.executors.workspace import Workspace
 
 JOB = "0123456789abcdef0123456789abcdef"

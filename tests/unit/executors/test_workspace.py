@@ -10,7 +10,13 @@ import pytest
 
 from aorta.errors import Invalid
 from aorta.executors import VolumeBinding
-from aorta.executors.workspace import Workspace, _bounded, _regular_files
+from aorta.executors.transfers import (
+    _bounded,
+    _regular_files,
+    create_workspace,
+    remove_workspace,
+)
+from aorta.executors.workspace import Workspace
 
 JOB = "0123456789abcdef0123456789abcdef"
 
@@ -50,20 +56,24 @@ def test_declared_paths_must_be_rooted_and_plain(tmp_path: Path, declared: str) 
 )
 async def test_overlapping_paths_are_refused(tmp_path: Path, paths: tuple[str, str]) -> None:
     with pytest.raises(Invalid, match="overlap"):
-        await Workspace(tmp_path / "w").create([binding(p) for p in paths])
+        await create_workspace(Workspace(tmp_path / "w"), [binding(p) for p in paths])
 
 
 @pytest.mark.parametrize("prefix", ["payloads/x/input", "/payloads/x/", "payloads//x/"])
 async def test_blob_prefixes_must_be_folders(tmp_path: Path, prefix: str) -> None:
     with pytest.raises(Invalid, match="blob prefix"):
-        await Workspace(tmp_path / "w").create([VolumeBinding("payload", "/input", prefix)])
+        await create_workspace(
+            Workspace(tmp_path / "w"), [VolumeBinding("payload", "/input", prefix)]
+        )
 
 
 async def test_create_makes_every_folder_and_clears_leftovers(tmp_path: Path) -> None:
     workspace = Workspace(tmp_path / "w")
     (workspace.folder / "volumes" / "old").mkdir(parents=True)
 
-    await workspace.create([binding("/input"), binding("/data/output"), binding("/database")])
+    await create_workspace(
+        workspace, [binding("/input"), binding("/data/output"), binding("/database")]
+    )
 
     volumes = workspace.folder / "volumes"
     assert sorted(p.relative_to(volumes).as_posix() for p in volumes.rglob("*")) == [
@@ -78,12 +88,12 @@ async def test_create_makes_every_folder_and_clears_leftovers(tmp_path: Path) ->
 async def test_remove_takes_the_job_folder_when_it_is_left_empty(tmp_path: Path) -> None:
     first = Workspace.for_run(tmp_path, JOB, "a", 1)
     second = Workspace.for_run(tmp_path, JOB, "b", 1)
-    await first.create([])
-    await second.create([])
+    await create_workspace(first, [])
+    await create_workspace(second, [])
 
-    await first.remove()
+    await remove_workspace(first)
     assert second.folder.is_dir()
-    await second.remove()
+    await remove_workspace(second)
     assert not (tmp_path / JOB).exists()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aorta.api import common_pb2, models_pb2, payloads_pb2
-from aorta.services.gateway import encoded
+from aorta_services.gateway import encoded
 
 Download = payloads_pb2.PayloadsDownloadResponse
 

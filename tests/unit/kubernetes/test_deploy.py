@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 import yaml
-from k8s_kustomize import render
 
 from aorta.testing.kube_api import check_schema
+from tests.unit.kubernetes.k8s_kustomize import render
 
 Json = dict[str, Any]
 DEPLOY = Path(__file__).parents[3] / "deploy"

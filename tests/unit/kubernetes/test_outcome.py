@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from aorta.executors.kubernetes_outcome import pod_outcome
-from aorta.executors.kubernetes_pods import FETCH_CONTAINER, OPERATOR_CONTAINER, PUSH_CONTAINER
+from aorta.executors.kubernetes.outcome import pod_outcome
+from aorta.executors.kubernetes.pods import FETCH_CONTAINER, OPERATOR_CONTAINER, PUSH_CONTAINER
 from aorta.executors.port import RunReason
 
 Json = dict[str, Any]

@@ -10,7 +10,7 @@ import pytest
 
 from aorta.agent.plan import PLAN_VARIABLE, AgentPlan
 from aorta.errors import Invalid
-from aorta.executors.kubernetes_pods import (
+from aorta.executors.kubernetes.pods import (
     FETCH_CONTAINER,
     OPERATOR_CONTAINER,
     PUSH_CONTAINER,
@@ -19,8 +19,8 @@ from aorta.executors.kubernetes_pods import (
     operator_environment,
     operator_pod,
 )
-from aorta.executors.kubernetes_settings import KubernetesSettings
 from aorta.executors.port import OperatorRun, Resources, VolumeBinding
+from aorta.kubernetes.settings import KubernetesSettings
 from aorta.testing.kube_api import check_schema
 
 Json = dict[str, Any]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from aorta.executors.kubernetes_settings import KubernetesSettings
+from aorta.kubernetes.settings import KubernetesSettings
 from aorta.settings import Settings, SettingsError
 from aorta.testing.kube_api import check_schema
-from aorta.triton.kubernetes_objects import TritonSettings, triton_deployment, triton_service
+from aorta.triton.kubernetes.objects import TritonSettings, triton_deployment, triton_service
 
 
 def test_defaults_and_every_variable() -> None:

@@ -7,7 +7,7 @@ import pytest
 from aorta.api import models_pb2
 from aorta.errors import ErrorCode, Invalid
 from aorta.metadata import MAX_TOTAL_BYTES
-from aorta.services.models import answers
+from aorta_services.models import answers
 
 
 def model(name: str, metadata_bytes: int = 0) -> models_pb2.ModelDetails:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import stat
-import sys
 import zipfile
 from pathlib import Path
 
@@ -11,10 +10,7 @@ import pytest
 
 from aorta.errors import ErrorCode, Invalid
 from aorta.triton.archive import DEFAULT_LIMITS, ArchiveLimits, extract_archive, inspect_archive
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from model_fakes import MODEL_PY, model_zip, zip_bytes
+from tests.unit.models.model_fakes import MODEL_PY, model_zip, zip_bytes
 
 CONFIG = 'name: "seg"\nbackend: "python"\n'
 

@@ -10,12 +10,9 @@ from pathlib import Path
 import pytest
 
 from aorta.errors import Invalid
-from aorta.triton.install import STUB, TritonInstall
-from aorta.triton.local import LocalTritonBackend, ReadWriteLock
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from model_fakes import model_zip, zip_bytes
+from aorta.triton.local.backend import LocalTritonBackend
+from aorta.triton.local.install import STUB, TritonInstall
+from tests.unit.models.model_fakes import model_zip, zip_bytes
 
 
 @pytest.fixture
@@ -83,28 +80,3 @@ async def test_a_tampered_archive_is_not_expanded(backend: LocalTritonBackend) -
     assert not (backend.repository / "seg").exists()
     assert list((backend.folder / "incoming").iterdir()) == []
     await backend.close()
-
-
-async def test_loads_wait_for_a_swap_and_a_swap_for_loads() -> None:
-    lock = ReadWriteLock()
-    order: list[str] = []
-
-    async def read(name: str, hold: float) -> None:
-        async with lock.reading():
-            order.append(f"{name}+")
-            await asyncio.sleep(hold)
-            order.append(f"{name}-")
-
-    async def write() -> None:
-        async with lock.writing():
-            order.append("w+")
-            await asyncio.sleep(0.01)
-            order.append("w-")
-
-    first = asyncio.create_task(read("r1", 0.03))
-    await asyncio.sleep(0)
-    writing = asyncio.create_task(write())
-    await asyncio.sleep(0)
-    late = asyncio.create_task(read("r2", 0.0))
-    await asyncio.gather(first, writing, late)
-    assert order == ["r1+", "r1-", "w+", "w-", "r2+", "r2-"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aorta.errors import ErrorCode, Invalid, Unavailable
-from aorta.services.models.placement import (
+from aorta_services.models.domain.placement import (
     Placement,
     ServerView,
     next_expiry,

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
 
 import pytest
 
 from aorta.errors import ErrorCode, Invalid, Unavailable
-from aorta.services.models.pool import TritonPool
-from aorta.services.models.settings import PoolSettings
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from model_fakes import FakeBackend, FakeSource
+from aorta_services.models.pool import TritonPool
+from aorta_services.models.settings import PoolSettings
+from tests.unit.models.model_fakes import FakeBackend, FakeSource
 
 JOB_A = "a" * 32
 JOB_B = "b" * 32

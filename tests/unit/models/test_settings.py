@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from aorta.services.models.settings import ModelsSettings
 from aorta.settings import SettingsError
+from aorta_services.models.settings import ModelsSettings
 
 
 def test_defaults_follow_claras_triton_limits() -> None:

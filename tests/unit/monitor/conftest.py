@@ -10,7 +10,7 @@ import pytest
 from aorta.blobs import open_blob_store
 from aorta.bus import BusOptions
 from aorta.bus.memory import MemoryBus, MemoryNetwork
-from aorta.lifecycle import ServiceContext
+from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from aorta.gpu import NodeSample
-from aorta.services.monitor.fleet import Fleet
+from aorta_services.monitor.domain.fleet import Fleet
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 

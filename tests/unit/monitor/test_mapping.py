@@ -13,12 +13,12 @@ import pytest
 from aorta.api import clara_pb2
 from aorta.bus.memory import MemoryBus
 from aorta.gpu import GpuProcess, GpuSample, NodeSample, ProcessOwner, pcie_id_of
-from aorta.gpu.testing import StandInProbe, StaticOwners
 from aorta.ids import JobId
-from aorta.services.monitor import messages
-from aorta.services.monitor.fleet import Fleet
-from aorta.services.monitor.sampler import Sampler
-from aorta.services.monitor.settings import MonitorSettings
+from aorta.testing.gpu import StandInProbe, StaticOwners
+from aorta_services.monitor import messages
+from aorta_services.monitor.domain.fleet import Fleet
+from aorta_services.monitor.sampler import Sampler
+from aorta_services.monitor.settings import MonitorSettings
 
 MIB = 1024 * 1024
 JOB = JobId("0123456789abcdef0123456789abcdef")

@@ -18,14 +18,14 @@ from aorta.bus import Request
 from aorta.bus.memory import MemoryBus
 from aorta.errors import Conflict, Internal, Unavailable
 from aorta.gpu import GpuProcess, GpuSample, NodeSample, ProcessOwner
-from aorta.gpu.testing import StandInProbe, StaticOwners
 from aorta.ids import JobId
-from aorta.lifecycle import ServiceContext
-from aorta.services.monitor import app
-from aorta.services.monitor.app import RunningMonitor
-from aorta.services.monitor.stop import PlatformStop
+from aorta.runtime.service import ServiceContext
 from aorta.settings import SettingsError
+from aorta.testing.gpu import StandInProbe, StaticOwners
 from aorta.timestamps import utcnow
+from aorta_services.monitor import app
+from aorta_services.monitor.app import RunningMonitor
+from aorta_services.monitor.stop import PlatformStop
 
 INTERVAL = 0.1
 ENVIRON = {"AORTA_MONITOR_INTERVAL": str(INTERVAL), "AORTA_NODE_ID": "node-b"}

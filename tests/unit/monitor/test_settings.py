@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aorta.services.monitor.settings import MonitorSettings
 from aorta.settings import SettingsError
+from aorta_services.monitor.settings import MonitorSettings
 
 
 def test_defaults_are_one_second_and_the_host_name() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,16 +10,14 @@ import pytest
 from aorta.blobs import open_blob_store
 from aorta.bus import CloudEvent
 from aorta.bus.memory import MemoryBus, MemoryNetwork
-from aorta.lifecycle import ServiceContext
-from aorta.services.payloads import app
-from aorta.services.payloads.app import RunningPayloads
+from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
+from aorta_services.payloads import app
+from aorta_services.payloads.app import RunningPayloads
 
 # The helper module lives beside this file; importlib mode does not put it on the path.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from payload_calls import RPC_TIMEOUT, Calls
+from tests.unit.payloads.payload_calls import RPC_TIMEOUT, Calls
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from aorta.errors import Conflict, ErrorCode, Invalid, NotFound
 from aorta.ids import JobId, PayloadId
-from aorta.services.payloads.domain import (
+from aorta_services.payloads.domain import (
     CopyStep,
     FileRecord,
     PayloadKind,

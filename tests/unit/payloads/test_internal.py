@@ -6,11 +6,11 @@ import hashlib
 import json
 
 import pytest
-from payload_calls import JOB, OTHER_JOB, UNUSED_ID, Calls
 
 from aorta import subjects
 from aorta.blobs import BlobInfo
 from aorta.errors import AortaError, ErrorCode, Unavailable
+from tests.unit.payloads.payload_calls import JOB, OTHER_JOB, UNUSED_ID, Calls
 
 
 async def failure(call: object) -> AortaError:

@@ -8,7 +8,7 @@ import pytest
 
 from aorta.api import common_pb2, payloads_pb2
 from aorta.errors import ErrorCode, Invalid
-from aorta.services.gateway.payload_streams import UploadStream
+from aorta_services.gateway.payload_streams import UploadStream
 
 PAYLOAD = "0123456789abcdef0123456789abcdef"
 DASHED = "01234567-89ab-cdef-0123-456789abcdef"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from payload_calls import JOB, UNUSED_ID, Calls, ident
 
 from aorta import subjects
 from aorta.api import payloads_pb2
 from aorta.errors import AortaError, ErrorCode
+from tests.unit.payloads.payload_calls import JOB, UNUSED_ID, Calls, ident
 
 
 async def failure(call: object) -> AortaError:

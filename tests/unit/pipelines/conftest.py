@@ -9,11 +9,11 @@ import pytest
 
 from aorta.blobs import open_blob_store
 from aorta.bus.memory import MemoryBus, MemoryNetwork
-from aorta.lifecycle import ServiceContext
-from aorta.services.pipelines import app
-from aorta.services.pipelines.app import RunningPipelines
+from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
+from aorta_services.pipelines import app
+from aorta_services.pipelines.app import RunningPipelines
 
 RPC_TIMEOUT = 5.0
 

@@ -7,8 +7,8 @@ import pytest
 from aorta.errors import ErrorCode, Invalid
 from aorta.ids import PipelineId
 from aorta.pipeline_spec import DefinitionError
-from aorta.services.pipelines import wire
-from aorta.services.pipelines.domain import (
+from aorta_services.pipelines import wire
+from aorta_services.pipelines.domain import (
     DefinitionFile,
     OperatorLink,
     PipelineRecord,

@@ -16,9 +16,9 @@ from aorta.bus import CloudEvent, Request
 from aorta.bus.memory import MemoryBus
 from aorta.errors import AortaError, ErrorCode, Unavailable
 from aorta.ids import PipelineId
-from aorta.lifecycle import ServiceContext
-from aorta.services.pipelines.handlers import PipelineHandlers
-from aorta.services.pipelines.repository import PipelineRepository
+from aorta.runtime.service import ServiceContext
+from aorta_services.pipelines.handlers import PipelineHandlers
+from aorta_services.pipelines.repository import PipelineRepository
 
 
 def create_body(text: str) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 
 from aorta.api import common_pb2, pipelines_pb2
 from aorta.errors import ErrorCode, Invalid
-from aorta.services.gateway.pipelines import (
+from aorta_services.gateway.pipelines import (
     MAX_REQUEST_BYTES,
     UNNAMED_FILE,
     AssembledDefinition,

@@ -14,8 +14,8 @@ from aorta.api import common_pb2, pipelines_pb2
 from aorta.bus import CloudEvent
 from aorta.bus.memory import MemoryBus
 from aorta.errors import AortaError, ErrorCode
-from aorta.services.pipelines.app import RunningPipelines
-from aorta.services.pipelines.domain import MAX_DAG_DEPTH
+from aorta_services.pipelines.app import RunningPipelines
+from aorta_services.pipelines.domain import MAX_DAG_DEPTH
 
 pytestmark = pytest.mark.usefixtures("service")
 

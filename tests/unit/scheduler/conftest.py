@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-# The helper modules live beside this file; importlib mode does not put it on the path.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from scheduler_fakes import FakePeers
-from scheduler_harness import RPC_TIMEOUT, Harness
-
 from aorta.bus.memory import MemoryBus, MemoryNetwork
+
+# The helper modules live beside this file; importlib mode does not put it on the path.
+from tests.unit.scheduler.scheduler_fakes import FakePeers
+from tests.unit.scheduler.scheduler_harness import RPC_TIMEOUT, Harness
 
 
 @pytest.fixture

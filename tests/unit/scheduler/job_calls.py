@@ -8,13 +8,13 @@ import time
 from typing import Any
 
 import pytest
-from scheduler_fakes import Behaviour
-from scheduler_harness import CHAIN, PIPELINE_ID, Harness
 
 from aorta import subjects
 from aorta.api import jobs_pb2
 from aorta.bus import CloudEvent
 from aorta.errors import AortaError
+from tests.unit.scheduler.scheduler_fakes import Behaviour
+from tests.unit.scheduler.scheduler_harness import CHAIN, PIPELINE_ID, Harness
 
 OTHER_PIPELINE = "abcdefabcdefabcdefabcdefabcdef00"
 CHAIN_EVENTS = [

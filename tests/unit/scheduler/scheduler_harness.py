@@ -16,17 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scheduler_fakes import Behaviour, FakeExecutor, FakePeers
-
 from aorta import subjects
 from aorta.api import common_pb2, jobs_pb2
 from aorta.blobs import open_blob_store
 from aorta.bus.memory import MemoryBus, MemoryNetwork
-from aorta.lifecycle import ServiceContext
-from aorta.services.scheduler import app
-from aorta.services.scheduler.app import RunningScheduler
+from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
+from aorta_services.scheduler import app
+from aorta_services.scheduler.app import RunningScheduler
+from tests.unit.scheduler.scheduler_fakes import Behaviour, FakeExecutor, FakePeers
 
 RPC_TIMEOUT = 5.0
 PIPELINE_ID = "0123456789abcdef0123456789abcdef"

@@ -10,10 +10,9 @@ from aorta.api import jobs_pb2
 from aorta.executors import RunOutcome, RunReason
 from aorta.ids import JobId, PayloadId, PipelineId
 from aorta.pipeline_spec import load_pipeline
-from aorta.services.scheduler import answers, transitions
-from aorta.services.scheduler.definition import operator_records, progress_of
-from aorta.services.scheduler.domain import Allocation, JobPhase, JobPriority
-from aorta.services.scheduler.record import JobRecord
+from aorta_services.scheduler.domain import Allocation, JobPhase, JobPriority, answers, transitions
+from aorta_services.scheduler.domain.definition import operator_records, progress_of
+from aorta_services.scheduler.domain.job_record import JobRecord
 
 DIAMOND = """\
 api-version: 0.4.0

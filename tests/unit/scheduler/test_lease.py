@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from aorta.services.scheduler.lease import Leadership, Lease, Led
 from aorta.settings import Settings
 from aorta.store import StateStore
 from aorta.store.factory import open_state_store
+from aorta_services.scheduler.lease import Leadership, Lease, Led
 
 
 class Clock:

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aorta.errors import Conflict, ErrorCode, Invalid, NotFound
-from aorta.services.scheduler.domain import JobProgress, JobStatus, OperatorStatus
+from aorta_services.scheduler.domain import JobProgress, JobStatus, OperatorStatus
 
 PENDING, RUNNING = OperatorStatus.PENDING, OperatorStatus.RUNNING
 COMPLETED, FAULTED = OperatorStatus.COMPLETED, OperatorStatus.FAULTED

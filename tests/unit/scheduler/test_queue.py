@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from aorta.errors import Conflict, ErrorCode, Invalid
 from aorta.ids import JobId
-from aorta.services.scheduler.domain import (
+from aorta_services.scheduler.domain import (
     Capacity,
     JobPriority,
     JobQueue,

@@ -6,9 +6,8 @@ import pytest
 
 from aorta.api import common_pb2, jobs_pb2
 from aorta.errors import ErrorCode, Invalid
-from aorta.services.scheduler import requests
-from aorta.services.scheduler.domain import JobPriority
 from aorta.timestamps import UNIX_EPOCH_IN_CLARA_SECONDS
+from aorta_services.scheduler.domain import JobPriority, requests
 
 PIPELINE = "0123456789abcdef0123456789abcdef"
 JOB = "fedcba9876543210fedcba9876543210"

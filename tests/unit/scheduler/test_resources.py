@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aorta.errors import Conflict, ErrorCode, Invalid
-from aorta.services.scheduler.domain import (
+from aorta_services.scheduler.domain import (
     Allocation,
     Capacity,
     FreeResources,

@@ -8,16 +8,16 @@ from aorta.errors import ErrorCode, Invalid
 from aorta.executors import VolumeBinding
 from aorta.ids import JobId, PayloadId, PipelineId
 from aorta.pipeline_spec import Pipeline, load_pipeline
-from aorta.services.scheduler.definition import (
+from aorta_services.scheduler.domain import Allocation, JobPhase, JobPriority, Request
+from aorta_services.scheduler.domain.definition import (
     Definition,
     job_timeout,
     models_of,
     operator_records,
     progress_of,
 )
-from aorta.services.scheduler.domain import Allocation, JobPhase, JobPriority, Request
-from aorta.services.scheduler.record import JobRecord, TritonUris
-from aorta.services.scheduler.runs import build_run, check_runnable, run_id
+from aorta_services.scheduler.domain.job_record import JobRecord, TritonUris
+from aorta_services.scheduler.domain.runs import build_run, check_runnable, run_id
 
 JOB = JobId("0123456789abcdef0123456789abcdef")
 PAYLOAD = PayloadId("fedcba9876543210fedcba9876543210")

@@ -7,16 +7,16 @@ import asyncio
 from typing import Any
 
 import pytest
-from job_calls import OTHER_PIPELINE, chain, ids, list_jobs, refused
-from scheduler_harness import PIPELINE_ID, Harness
 
 from aorta import subjects
 from aorta.api import jobs_pb2
 from aorta.errors import ErrorCode, NotFound, Unavailable
 from aorta.ids import JobId
-from aorta.services.scheduler.record import JobRecord
-from aorta.services.scheduler.repository import JobRepository
 from aorta.timestamps import UNIX_EPOCH_IN_CLARA_SECONDS
+from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.repository import JobRepository
+from tests.unit.scheduler.job_calls import OTHER_PIPELINE, chain, ids, list_jobs, refused
+from tests.unit.scheduler.scheduler_harness import PIPELINE_ID, Harness
 
 
 async def test_create_stores_a_pending_job_with_its_own_payload(harness: Harness) -> None:

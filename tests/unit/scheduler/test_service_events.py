@@ -9,13 +9,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from job_calls import CHAIN_EVENTS, appender, chain, wait_for
-from scheduler_harness import PIPELINE_ID, Harness, Replica, single
 
 from aorta.bus import CloudEvent, Subscription
 from aorta.errors import Invalid, Unavailable
 from aorta.ids import JobId
-from aorta.services.scheduler.repository import JobRepository
+from aorta_services.scheduler.repository import JobRepository
+from tests.unit.scheduler.job_calls import CHAIN_EVENTS, appender, chain, wait_for
+from tests.unit.scheduler.scheduler_harness import PIPELINE_ID, Harness, Replica, single
 
 
 async def follow(harness: Harness) -> tuple[list[CloudEvent], Subscription]:

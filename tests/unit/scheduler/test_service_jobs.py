@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from job_calls import (
+from aorta import subjects
+from aorta.api import common_pb2, jobs_pb2
+from aorta.bus import CloudEvent
+from aorta.errors import ErrorCode
+from aorta.payload_layout import operator_log_key
+from tests.unit.scheduler.job_calls import (
     CHAIN_EVENTS,
     OTHER_PIPELINE,
     appender,
@@ -15,14 +20,8 @@ from job_calls import (
     refused,
     wait_for,
 )
-from scheduler_fakes import Behaviour
-from scheduler_harness import PIPELINE_ID, TEMPLATED, Harness, ident, single
-
-from aorta import subjects
-from aorta.api import common_pb2, jobs_pb2
-from aorta.bus import CloudEvent
-from aorta.errors import ErrorCode
-from aorta.payload_layout import operator_log_key
+from tests.unit.scheduler.scheduler_fakes import Behaviour
+from tests.unit.scheduler.scheduler_harness import PIPELINE_ID, TEMPLATED, Harness, ident, single
 
 
 async def test_start_locks_the_payload_and_queues_the_job(harness: Harness) -> None:

@@ -9,21 +9,21 @@ import time
 from collections import Counter
 
 import pytest
-from scheduler_fakes import Behaviour
-from scheduler_harness import CHAIN, PIPELINE_ID, Harness, ident, single
 
 from aorta import subjects
 from aorta.api import jobs_pb2
 from aorta.errors import Conflict, NotFound, Unavailable
 from aorta.ids import JobId, PayloadId, PipelineId, new_id
-from aorta.services.scheduler import reconcile, transitions
-from aorta.services.scheduler.definition import Definition, operator_records, progress_of
-from aorta.services.scheduler.domain import Allocation, JobPhase, JobPriority
-from aorta.services.scheduler.reconcile import ABANDONED_CREATION_AGE
-from aorta.services.scheduler.record import JobRecord
-from aorta.services.scheduler.repository import JobRepository
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
+from aorta_services.scheduler import reconcile
+from aorta_services.scheduler.domain import Allocation, JobPhase, JobPriority, transitions
+from aorta_services.scheduler.domain.definition import Definition, operator_records, progress_of
+from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.reconcile import ABANDONED_CREATION_AGE
+from aorta_services.scheduler.repository import JobRepository
+from tests.unit.scheduler.scheduler_fakes import Behaviour
+from tests.unit.scheduler.scheduler_harness import CHAIN, PIPELINE_ID, Harness, ident, single
 
 P = jobs_pb2
 

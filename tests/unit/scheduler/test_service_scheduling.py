@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 
-from scheduler_fakes import Behaviour
-from scheduler_harness import CHAIN, FORK, PIPELINE_ID, Harness, single
-
 from aorta import subjects
 from aorta.api import jobs_pb2
 from aorta.bus import Request
+from tests.unit.scheduler.scheduler_fakes import Behaviour
+from tests.unit.scheduler.scheduler_harness import CHAIN, FORK, PIPELINE_ID, Harness, single
 
 GPU_ENV = {"AORTA_SCHEDULER_GPUS": "1"}
 P = jobs_pb2

@@ -13,13 +13,13 @@ import pytest
 from aorta.blobs import open_blob_store
 from aorta.bus.memory import MemoryBus
 from aorta.errors import Unavailable
-from aorta.executors.local import LocalExecutor
-from aorta.lifecycle import ServiceContext
-from aorta.services.scheduler.app import make_executor
-from aorta.services.scheduler.domain import Capacity, QueueWeights
-from aorta.services.scheduler.settings import NodeFacts, SchedulerSettings
+from aorta.executors.local.executor import LocalExecutor
+from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings, SettingsError
 from aorta.store.factory import open_state_store
+from aorta_services.scheduler.app import make_executor
+from aorta_services.scheduler.domain import Capacity, QueueWeights
+from aorta_services.scheduler.settings import NodeFacts, SchedulerSettings
 
 NODE = NodeFacts(gpus=2, cpus=8, memory_mb=32000)
 
@@ -137,7 +137,7 @@ def test_a_local_scheduler_never_loads_the_kubernetes_client() -> None:
     # A fresh interpreter: this one may have loaded the client for another test.
     script = (
         "import sys\n"
-        "import aorta.executors.local, aorta.services.scheduler.app\n"
+        "import aorta.executors.local.executor, aorta_services.scheduler.app\n"
         "print(sorted(m for m in sys.modules if m.startswith('kubernetes')))\n"
     )
     loaded = subprocess.run(

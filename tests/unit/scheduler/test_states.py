@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from aorta.errors import Conflict, ErrorCode
-from aorta.services.scheduler.domain import (
+from aorta_services.scheduler.domain import (
     TRANSITIONS,
     JobEvent,
     JobPhase,

@@ -12,16 +12,16 @@ from aorta.errors import Conflict, ErrorCode, Invalid
 from aorta.executors import RunOutcome, RunReason
 from aorta.ids import JobId, PayloadId, PipelineId
 from aorta.pipeline_spec import load_pipeline
-from aorta.services.scheduler import transitions
-from aorta.services.scheduler.definition import operator_records, progress_of
-from aorta.services.scheduler.domain import (
+from aorta_services.scheduler.domain import (
     Allocation,
     JobPhase,
     JobPriority,
     OperatorStatus,
+    transitions,
 )
-from aorta.services.scheduler.events import job_event, operator_event, staged
-from aorta.services.scheduler.record import JobRecord, TritonUris
+from aorta_services.scheduler.domain.definition import operator_records, progress_of
+from aorta_services.scheduler.domain.job_record import JobRecord, TritonUris
+from aorta_services.scheduler.events import job_event, operator_event, staged
 
 FORK = """\
 api-version: 0.4.0

@@ -12,7 +12,7 @@ from pathlib import Path
 from aorta import ids, payload_layout
 from aorta.blobs.local import LocalBlobStore
 from aorta.executors import OperatorRun, Resources
-from aorta.executors.local import LocalExecutor
+from aorta.executors.local.executor import LocalExecutor
 
 COMMAND = (
     "sh",

@@ -1,0 +1,68 @@
+"""Handlers that pass a Clara request across the bus to the service that owns it.
+
+For RPCs that map one to one onto a service verb, the bus carries the Clara messages themselves
+(serialized protobuf): the gateway stays a thin, stateless translator and the owning service
+answers with the response message, or with an `AortaError` that `rpc.py` turns into a header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from google.protobuf.message import Message
+
+from aorta.blobs import BlobStore
+from aorta.bus import Bus
+from aorta.settings import Settings
+from aorta_services.gateway.rpc import Context, StreamingHandler, UnaryHandler
+
+REQUEST_ID_HEADER = "Aorta-Request-Id"
+
+
+def _headers() -> dict[str, str]:
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    return {REQUEST_ID_HEADER: str(request_id)} if request_id else {}
+
+
+class Forwarder:
+    """Builds gRPC handlers that forward to bus subjects."""
+
+    def __init__(self, bus: Bus, timeout: float) -> None:
+        self._bus = bus
+        self._timeout = timeout
+
+    def unary(self, subject: str, response_class: type[Message]) -> UnaryHandler:
+        """A unary handler answered by one bus request to `subject`."""
+
+        async def handler(request: Any, context: Context) -> Message:
+            reply = await self._bus.request(
+                subject, request.SerializeToString(), timeout=self._timeout, headers=_headers()
+            )
+            return response_class.FromString(reply)
+
+        return handler
+
+    def server_stream(self, subject: str, response_class: type[Message]) -> StreamingHandler:
+        """A server-streaming handler fed by a bus stream from `subject`."""
+
+        async def handler(request: Any, context: Context) -> AsyncIterator[Message]:
+            stream = self._bus.request_stream(
+                subject, request.SerializeToString(), timeout=self._timeout, headers=_headers()
+            )
+            async for item in stream:
+                yield response_class.FromString(item)
+
+        return handler
+
+
+@dataclass(frozen=True)
+class GatewayContext:
+    """What each service's gateway handlers may use: the bus, the blob store, the settings."""
+
+    forward: Forwarder
+    bus: Bus
+    blobs: BlobStore
+    settings: Settings

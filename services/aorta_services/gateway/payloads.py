@@ -1,0 +1,245 @@
+"""Payloads RPCs at the gateway: the bytes go straight between gRPC and the blob store.
+
+Create, Delete, Details, Remove, AddMetadata and RemoveMetadata forward the Clara messages as
+they are to the payloads service. Upload and Download move bytes, which never cross the bus:
+
+- **Upload** (client stream): `payload_streams.UploadStream` reassembles the files; each one is
+  streamed into `blobs.put(payloads/<id>/input/<name>)` as its chunks arrive, so memory stays
+  bounded whatever the file size and the file appears only once all of it is stored. The
+  service is asked before the stream (`check_upload`) and again just before each file is
+  committed whether the payload still accepts files, then told of each stored file
+  (`file_added`, which records its size, sha256 and mode); should it refuse a file because the
+  payload was locked or deleted meanwhile, the gateway deletes the object it wrote. A stream
+  that breaks off mid-file (the client cancels, the connection drops) cancels that put: nothing
+  of the file remains, and files completed before it stay. The response's `details` are the
+  last file's final ones (rooted name, real size, mode); its header carries one
+  `sha256 <hex> <name>` line per file stored (code 0).
+- **Download** (server stream): the service resolves the name (`locate`); the gateway then
+  streams the object in `DOWNLOAD_CHUNK_BYTES` messages, the first with the file's details,
+  each encoded around the chunk read from the store (`encoded`), which is never copied into a
+  protobuf message.
+  An error after the first message cannot be told in a header (clients read only the first),
+  so the call then ends with gRPC status UNAVAILABLE, never as a short file with status OK.
+
+A failure is reported in the response header (Clara's manner, see `rpc.py`); when some files
+of an upload were stored before it, the header says which.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, cast
+
+import grpc
+import structlog
+
+from aorta import ids, subjects
+from aorta.api import common_pb2, payloads_pb2
+from aorta.blobs import BlobInfo
+from aorta.bus import REQUEST_ID_HEADER
+from aorta.bus.port import DEFAULT_MAX_PAYLOAD
+from aorta.errors import AortaError, Conflict, ErrorCode, Invalid, NotFound
+from aorta.ids import PayloadId
+from aorta.payload_layout import input_key, payload_prefix
+from aorta.payload_names import checksum_line
+from aorta_services.gateway import encoded
+from aorta_services.gateway.forward import GatewayContext
+from aorta_services.gateway.payload_streams import UploadStream
+from aorta_services.gateway.rpc import Context, Encoded, Handler, UnaryHandler
+
+DOWNLOAD_CHUNK_BYTES = 1 << 20
+"""Bytes per Download message: Clara clients' default chunk size (they accept up to 4 MiB)."""
+MAX_FORWARDED_BYTES = DEFAULT_MAX_PAYLOAD - 64 * 1024
+"""The largest request forwarded to the service: one bus message (8 MiB), less room for headers."""
+_LISTED = 10
+_DOWNLOAD_DATA_TAG = encoded.bytes_field_tag(payloads_pb2.PayloadsDownloadResponse, "data")
+
+
+@dataclass(frozen=True)
+class Located:
+    """The file a Download names, as the service found it."""
+
+    key: str
+    name: str
+    size: int
+    mode: int
+
+
+class PayloadsService:
+    """The payloads service's verbs around the bytes, as the gateway calls them."""
+
+    def __init__(self, gateway: GatewayContext) -> None:
+        self._bus = gateway.bus
+        self._timeout = gateway.settings.rpc_timeout
+
+    async def check_upload(self, payload_id: PayloadId) -> None:
+        """PAYLOAD_NOT_FOUND or PAYLOAD_READ_ONLY unless files may be uploaded now."""
+        await self._call(subjects.PAYLOADS_CHECK_UPLOAD, {"payload_id": payload_id})
+
+    async def file_added(self, payload_id: PayloadId, name: str, info: BlobInfo, mode: int) -> None:
+        """Records a stored file; `Conflict` or `NotFound` when the payload refuses it."""
+        document = {
+            "payload_id": payload_id,
+            "name": name,
+            "size": info.size,
+            "sha256": info.sha256,
+            "mode": mode,
+        }
+        await self._call(subjects.PAYLOADS_FILE_ADDED, document)
+
+    async def locate(self, payload_id: PayloadId, name: str) -> Located:
+        answer = await self._call(
+            subjects.PAYLOADS_LOCATE, {"payload_id": payload_id, "name": name}
+        )
+        return Located(answer["key"], answer["name"], int(answer["size"]), int(answer["mode"]))
+
+    async def _call(self, subject: str, document: dict[str, Any]) -> dict[str, Any]:
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        headers = {REQUEST_ID_HEADER: str(request_id)} if request_id else {}
+        body = json.dumps(document, ensure_ascii=False).encode()
+        reply = await self._bus.request(subject, body, timeout=self._timeout, headers=headers)
+        answer: dict[str, Any] = json.loads(reply)
+        return answer
+
+
+def handlers(gateway: GatewayContext) -> dict[str, Handler]:
+    """Every Payloads RPC."""
+    service = PayloadsService(gateway)
+    blobs = gateway.blobs
+
+    async def upload(
+        requests: AsyncIterator[payloads_pb2.PayloadsUploadRequest], context: Context
+    ) -> payloads_pb2.PayloadsUploadResponse:
+        stream = UploadStream(requests)
+        payload_id = await stream.payload_id()
+        await service.check_upload(payload_id)
+        stored: list[payloads_pb2.PayloadFileDetails] = []
+        lines: list[str] = []
+        try:
+            while incoming := await stream.next_file(lambda: service.check_upload(payload_id)):
+                key = input_key(payload_id, incoming.name)
+                try:
+                    info = await blobs.put(key, incoming.chunks())
+                except Conflict:
+                    if not incoming.complete:
+                        raise  # a rule of the stream or the payload, not the store's
+                    # A folder cannot hold a file and a folder of one name (S3 could).
+                    raise Invalid(
+                        f"file {incoming.name!r} cannot be stored: the payload's input already "
+                        "holds a file where this name has a folder, or a folder of this name",
+                        code=ErrorCode.PAYLOAD_FILE_NAME_INVALID,
+                    ) from None
+                try:
+                    await service.file_added(payload_id, incoming.name, info, incoming.mode)
+                except (Conflict, NotFound):
+                    # Locked or deleted while the file was on its way: it must not stay.
+                    with contextlib.suppress(AortaError):
+                        await blobs.delete(key)
+                    raise
+                wire_name = "/" + key.removeprefix(payload_prefix(payload_id))
+                stored.append(
+                    payloads_pb2.PayloadFileDetails(
+                        name=wire_name, size=info.size, mode=incoming.mode
+                    )
+                )
+                if info.sha256:
+                    lines.append(checksum_line(info.sha256, wire_name))
+        except AortaError as error:
+            if not stored:
+                raise
+            raise _noting_stored(error, stored) from error
+        header = common_pb2.ResponseHeader(code=0, messages=lines)
+        return payloads_pb2.PayloadsUploadResponse(header=header, details=stored[-1])
+
+    async def download(
+        request: payloads_pb2.PayloadsDownloadRequest, context: Context
+    ) -> AsyncIterator[payloads_pb2.PayloadsDownloadResponse | Encoded]:
+        payload_id = ids.payload_id(request.payload_id.value)
+        if not request.name:
+            raise Invalid(
+                "name the file to download as Payloads.Details lists it, e.g. /input/scan.dcm",
+                code=ErrorCode.PAYLOAD_FILE_NAME_INVALID,
+            )
+        found = await service.locate(payload_id, request.name)
+        header = common_pb2.ResponseHeader(code=0)
+        details = payloads_pb2.PayloadFileDetails(name=found.name, size=found.size, mode=found.mode)
+        first = payloads_pb2.PayloadsDownloadResponse(header=header, details=details)
+        prefix = first.SerializeToString()
+        started = False
+        try:
+            # The port documents `get` as an async generator; closed here as soon as we stop.
+            reading = cast(
+                AsyncGenerator[bytes, None], blobs.get(found.key, chunk_size=DOWNLOAD_CHUNK_BYTES)
+            )
+            async with aclosing(reading) as data:
+                async for chunk in data:
+                    yield encoded.with_bytes(prefix, _DOWNLOAD_DATA_TAG, chunk)
+                    if not started:
+                        prefix = payloads_pb2.PayloadsDownloadResponse(
+                            header=header
+                        ).SerializeToString()
+                        started = True
+        except AortaError as error:
+            if started:
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"the download of {found.name} broke off after some data was sent: {error}",
+                )
+            if isinstance(error, NotFound):
+                raise NotFound(
+                    f"payload {payload_id} has no file named {found.name!r} any more",
+                    code=ErrorCode.PAYLOAD_FILE_NOT_FOUND,
+                ) from error
+            raise
+        if not started:
+            yield first
+
+    forward = gateway.forward
+    return {
+        "Create": _bounded(
+            forward.unary(subjects.PAYLOADS_CREATE, payloads_pb2.PayloadsCreateResponse)
+        ),
+        "Delete": forward.unary(subjects.PAYLOADS_DELETE, payloads_pb2.PayloadsDeleteResponse),
+        "Details": forward.server_stream(
+            subjects.PAYLOADS_DETAILS, payloads_pb2.PayloadsDetailsResponse
+        ),
+        "Download": download,
+        "Remove": forward.unary(subjects.PAYLOADS_REMOVE, payloads_pb2.PayloadsRemoveResponse),
+        "Upload": upload,
+        "AddMetadata": _bounded(
+            forward.unary(subjects.PAYLOADS_ADD_METADATA, payloads_pb2.PayloadsAddMetadataResponse)
+        ),
+        "RemoveMetadata": _bounded(
+            forward.unary(
+                subjects.PAYLOADS_REMOVE_METADATA, payloads_pb2.PayloadsRemoveMetadataResponse
+            )
+        ),
+    }
+
+
+def _bounded(handler: UnaryHandler) -> UnaryHandler:
+    """`handler`, refusing a request (all metadata) too large to cross the bus in one message."""
+
+    async def bounded(request: Any, context: Context) -> Any:
+        size = request.ByteSize()
+        if size > MAX_FORWARDED_BYTES:
+            raise Invalid(
+                f"the request is {size} bytes, more than the {MAX_FORWARDED_BYTES} bytes the "
+                "platform carries in one message; send less metadata per request",
+                code=ErrorCode.METADATA_INVALID,
+            )
+        return await handler(request, context)
+
+    return bounded
+
+
+def _noting_stored(error: AortaError, stored: list[payloads_pb2.PayloadFileDetails]) -> AortaError:
+    """`error`, with a message naming the files of the stream stored before it."""
+    names = ", ".join(details.name for details in stored[:_LISTED])
+    more = f" and {len(stored) - _LISTED} more" if len(stored) > _LISTED else ""
+    note = f"{len(stored)} file(s) of this upload were stored before the error: {names}{more}"
+    return type(error)(*error.messages, note, code=error.code)

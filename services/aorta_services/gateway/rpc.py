@@ -1,0 +1,194 @@
+"""One place that turns Clara RPCs into calls of our handlers, with the platform's manners.
+
+Handlers are plain coroutines that receive parsed request messages and return (or yield)
+response messages, or, where copying bytes through a message costs too much, responses they
+encoded themselves (`Encoded`). This module wraps each of them so that:
+
+- a request that does not parse is refused with INVALID_ARGUMENT (grpc core already answers an
+  oversized one with RESOURCE_EXHAUSTED), never a traceback and never a dead server;
+- an `AortaError` becomes a response with a negative `ResponseHeader.code` and readable
+  `messages`, sent with gRPC status OK, because Clara clients read the header, not the status;
+- anything unexpected is logged with its traceback and reported as an internal error naming the
+  request id, so an operator can find the log line;
+- every log line of the call carries the RPC name and a request id (from the `x-request-id`
+  metadata when the client sends one).
+
+Methods without a handler answer UNIMPLEMENTED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, TypeAlias
+
+import grpc
+import structlog
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.message_factory import GetMessageClass
+
+from aorta.errors import AortaError, Internal
+from aorta.ids import new_id
+from aorta.logger import get_logger
+
+log = get_logger(__name__)
+
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+UnaryHandler: TypeAlias = Callable[[Any, Context], Awaitable[Message]]
+Encoded: TypeAlias = bytes
+"""A response its handler serialized itself, sent as it is: the download path builds each
+chunk's message around the bytes read from the blob store instead of copying them into a
+protobuf message and out again."""
+StreamingHandler: TypeAlias = Callable[[Any, Context], AsyncIterator[Message | Encoded]]
+Handler: TypeAlias = UnaryHandler | StreamingHandler
+
+REQUEST_ID_METADATA = "x-request-id"
+
+
+def error_response(response_class: type[Message], error: AortaError) -> Message:
+    """A response of `response_class` that carries `error` in its header (field 1)."""
+    response = response_class()
+    header = response.header  # type: ignore[attr-defined]
+    header.code = error.code
+    header.messages.extend(error.messages)
+    return response
+
+
+def _request_id(context: Context) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_METADATA and isinstance(value, str) and value:
+            return value[:64]
+    return new_id()[:16]
+
+
+async def _parse(raw: bytes, request_class: type[Message], context: Context) -> Message:
+    try:
+        return request_class.FromString(raw)
+    except DecodeError:
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"the request is not a valid {request_class.DESCRIPTOR.full_name} message",
+        )
+        raise  # abort always raises; this keeps the type checker honest
+
+
+def _as_error(exc: Exception, rpc: str) -> AortaError:
+    if isinstance(exc, AortaError):
+        log.info("rpc.failed", code=exc.code, messages=list(exc.messages))
+        return exc
+    log.exception("rpc.crashed", error=repr(exc))
+    request_id = structlog.contextvars.get_contextvars().get("request_id", "?")
+    return Internal(f"internal error while serving {rpc} (request id {request_id})")
+
+
+def _unimplemented(rpc: str) -> Callable[..., Any]:
+    async def behavior(request: Any, context: Context) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{rpc} is not implemented yet")
+
+    return behavior
+
+
+def _method_handler(
+    method: MethodDescriptor, handler: Handler | None
+) -> grpc.RpcMethodHandler[Any, Any]:
+    rpc = f"{method.containing_service.full_name}/{method.name}"
+    request_class = GetMessageClass(method.input_type)
+    response_class = GetMessageClass(method.output_type)
+    client_streaming = method.client_streaming
+    server_streaming = method.server_streaming
+    serialize = _serialize
+    if handler is None:
+        behavior = _unimplemented(rpc)
+    elif server_streaming:
+        behavior = _server_streaming(rpc, handler, request_class, response_class)  # type: ignore[arg-type]
+    elif client_streaming:
+        behavior = _client_streaming(rpc, handler, request_class, response_class)  # type: ignore[arg-type]
+    else:
+        behavior = _unary(rpc, handler, request_class, response_class)  # type: ignore[arg-type]
+    if client_streaming and server_streaming:
+        return grpc.stream_stream_rpc_method_handler(behavior, None, serialize)
+    if client_streaming:
+        return grpc.stream_unary_rpc_method_handler(behavior, None, serialize)
+    if server_streaming:
+        return grpc.unary_stream_rpc_method_handler(behavior, None, serialize)
+    return grpc.unary_unary_rpc_method_handler(behavior, None, serialize)
+
+
+def _serialize(response: Message | Encoded) -> bytes:
+    """A response's wire form."""
+    if isinstance(response, Encoded):
+        return response
+    return response.SerializeToString()
+
+
+def _unary(
+    rpc: str, handler: UnaryHandler, request_class: type[Message], response_class: type[Message]
+) -> Callable[[bytes, Context], Awaitable[Message]]:
+    async def behavior(raw: bytes, context: Context) -> Message:
+        with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=_request_id(context)):
+            request = await _parse(raw, request_class, context)
+            try:
+                return await handler(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                return error_response(response_class, _as_error(exc, rpc))
+
+    return behavior
+
+
+def _client_streaming(
+    rpc: str, handler: UnaryHandler, request_class: type[Message], response_class: type[Message]
+) -> Callable[[AsyncIterator[bytes], Context], Awaitable[Message]]:
+    async def behavior(raw_requests: AsyncIterator[bytes], context: Context) -> Message:
+        async def requests() -> AsyncIterator[Message]:
+            async for raw in raw_requests:
+                yield await _parse(raw, request_class, context)
+
+        with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=_request_id(context)):
+            try:
+                return await handler(requests(), context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                return error_response(response_class, _as_error(exc, rpc))
+
+    return behavior
+
+
+def _server_streaming(
+    rpc: str,
+    handler: StreamingHandler,
+    request_class: type[Message],
+    response_class: type[Message],
+) -> Callable[[bytes, Context], AsyncIterator[Message | Encoded]]:
+    async def behavior(raw: bytes, context: Context) -> AsyncIterator[Message | Encoded]:
+        with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=_request_id(context)):
+            request = await _parse(raw, request_class, context)
+            try:
+                async for response in handler(request, context):
+                    yield response
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                # Clara puts the header in every streamed message, so an error after some
+                # items still reaches a client that checks each one.
+                yield error_response(response_class, _as_error(exc, rpc))
+
+    return behavior
+
+
+def service_handler(
+    service: ServiceDescriptor, handlers: Mapping[str, Handler]
+) -> grpc.GenericRpcHandler:
+    """A gRPC handler for every method of `service`, wired to `handlers` by method name."""
+    unknown = set(handlers) - {method.name for method in service.methods}
+    if unknown:
+        raise ValueError(f"{service.full_name} has no methods named {sorted(unknown)}")
+    return grpc.method_handlers_generic_handler(
+        service.full_name,
+        {
+            method.name: _method_handler(method, handlers.get(method.name))
+            for method in service.methods
+        },
+    )

@@ -1,0 +1,47 @@
+"""Every service the platform has, and the order in which a process starts them.
+
+Back-end services start first and the gateway last, so the public door opens only when the
+services behind it answer; shutdown runs in reverse, closing the door first.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from aorta.runtime.process import NamedStarter
+from aorta.runtime.service import ServiceStarter
+
+# name -> the module whose `start(ctx)` runs it; imported only when the service is started, so
+# a process that runs one service loads only that service's code.
+SERVICES: dict[str, str] = {
+    "pipelines": "aorta_services.pipelines.app",
+    "payloads": "aorta_services.payloads.app",
+    "models": "aorta_services.models.app",
+    "scheduler": "aorta_services.scheduler.app",
+    "monitor": "aorta_services.monitor.app",
+    "gateway": "aorta_services.gateway.app",
+}
+
+START_ORDER: tuple[str, ...] = tuple(SERVICES)
+
+
+def starter(name: str) -> ServiceStarter:
+    """The `start` coroutine function of service `name`."""
+    module = importlib.import_module(SERVICES[name])
+    start: ServiceStarter = module.start
+    return start
+
+
+def ordered(names: list[str] | tuple[str, ...]) -> list[str]:
+    """`names` in start order; unknown names raise ValueError listing the known ones."""
+    unknown = [name for name in names if name not in SERVICES]
+    if unknown:
+        raise ValueError(
+            f"unknown service {', '.join(unknown)}; known services: {', '.join(START_ORDER)}"
+        )
+    return [name for name in START_ORDER if name in names]
+
+
+def starters(names: list[str] | tuple[str, ...]) -> list[NamedStarter]:
+    """`names` in start order, each with its `start`; unknown names raise ValueError."""
+    return [(name, starter(name)) for name in ordered(names)]

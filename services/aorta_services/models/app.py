@@ -1,0 +1,187 @@
+"""Composition root of the models service: the model repository and the Triton pool.
+
+It serves its verbs in the `models` queue group. Model records live in the store and archives
+in the blob store, so the repository verbs may run on any number of replicas; the Triton pool
+lives in memory, so run one replica per pool (a release must reach the replica that served
+the acquire). When no tritonserver can be found, the repository still works and every acquire
+fails with SERVICE_UNAVAILABLE saying how to install one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aorta import subjects
+from aorta.bus import Subscription
+from aorta.errors import Unavailable
+from aorta.logger import get_logger
+from aorta.runtime.service import ServiceContext
+from aorta.triton import ArchiveWriter, TritonBackend, TritonServer
+from aorta.triton.local.backend import LocalTritonBackend
+from aorta.triton.local.install import TritonInstall
+from aorta_services.models.archives import ModelArchives
+from aorta_services.models.catalogs import CATALOG_MESSAGES, INSTANCE_MESSAGES, ListHandlers
+from aorta_services.models.handlers import ModelHandlers
+from aorta_services.models.pool import TritonPool
+from aorta_services.models.pool_verbs import PoolVerbs
+from aorta_services.models.repository import CATALOGS, INSTANCES, ListRepository, ModelRepository
+from aorta_services.models.server_mirror import ServerRecords
+from aorta_services.models.settings import ModelsSettings
+
+log = get_logger(__name__)
+QUEUE = "models"
+
+
+class MissingTriton:
+    """The backend used when no tritonserver is installed: every server start fails."""
+
+    def __init__(self, reason: Unavailable) -> None:
+        self._reason = reason
+
+    async def start_server(self, server_id: str) -> TritonServer:
+        raise Unavailable(*self._reason.messages)
+
+    async def install_model(self, name: str, revision: str, write_archive: ArchiveWriter) -> None:
+        raise Unavailable(*self._reason.messages)
+
+    async def remove_model(self, name: str) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class RunningModels:
+    """A started models service. `stop` stops answering, then stops every Triton server."""
+
+    pool: TritonPool
+    backend: TritonBackend
+    archives: ModelArchives
+    records: ServerRecords
+    name: str = "models"
+    served: list[Subscription] = field(default_factory=list)
+
+    async def stop(self, grace: float) -> None:
+        for subscription in self.served:
+            await subscription.drain()
+        await self.pool.close()
+        await self.backend.close()
+        await self.records.close()
+        await self.archives.close()
+        log.info("models.stopped")
+
+
+async def start(
+    ctx: ServiceContext,
+    *,
+    environ: Mapping[str, str] = os.environ,
+    backend: TritonBackend | None = None,
+) -> RunningModels:
+    """Starts the service; returns once every verb is served.
+
+    The service's own settings (`ModelsSettings`) come from `environ`, which defaults to the
+    process environment because `ServiceContext` carries only the core settings; it is also the
+    environment tritonserver children inherit. `backend` defaults to local tritonserver
+    processes under `<data dir>/triton/`.
+    """
+    settings = ModelsSettings.from_env(environ)
+    models = ModelRepository(ctx.store)
+    await models.prepare()
+    data = ctx.settings.data_dir
+    archives = await ModelArchives.open(models, ctx.blobs, settings.limits, data / "models")
+    swept = await archives.sweep_staging()
+    if swept:
+        log.info("models.stale_uploads_removed", count=swept)
+    records = ServerRecords(ctx.store)
+    await records.reset()
+    if backend is None and settings.backend == "kubernetes":
+        backend = await _kubernetes_backend(ctx, settings, environ)
+    elif backend is None:
+        backend = await _local_backend(settings, environ, data / "triton")
+    pool = TritonPool(backend, archives, settings.pool, records=records)
+    pool.start()
+    running = RunningModels(pool=pool, backend=backend, archives=archives, records=records)
+    try:
+        await _serve(ctx, running, models)
+    except BaseException:
+        await running.stop(0)
+        raise
+    log.info("models.serving", models_per_server=settings.pool.models_per_server)
+    return running
+
+
+async def _local_backend(
+    settings: ModelsSettings, environ: Mapping[str, str], root: Path
+) -> TritonBackend:
+    try:
+        install = await asyncio.to_thread(
+            TritonInstall.locate, settings.triton_home, settings.python_env
+        )
+    except Unavailable as missing:
+        log.warning("models.triton_missing", reason="; ".join(missing.messages))
+        return MissingTriton(missing)
+    return await LocalTritonBackend.open(
+        root,
+        install,
+        environ=environ,
+        limits=settings.limits,
+        start_timeout=settings.start_timeout,
+        stop_grace=settings.stop_grace,
+        load_timeout=settings.load_timeout,
+    )
+
+
+async def _kubernetes_backend(
+    ctx: ServiceContext, settings: ModelsSettings, environ: Mapping[str, str]
+) -> TritonBackend:
+    # Imported here so a local platform never loads the Kubernetes client.
+    from aorta.kubernetes.settings import KubernetesSettings
+    from aorta.triton.kubernetes.backend import KubernetesTritonBackend
+    from aorta.triton.kubernetes.objects import TritonSettings
+
+    return await KubernetesTritonBackend.open(
+        ctx.blobs,
+        KubernetesSettings.from_env(environ),
+        TritonSettings.from_env(environ, ctx.settings),
+        limits=settings.limits,
+        load_timeout=settings.load_timeout,
+    )
+
+
+async def _serve(ctx: ServiceContext, running: RunningModels, models: ModelRepository) -> None:
+    bus = ctx.bus
+    handlers = ModelHandlers(models, running.archives, ctx.blobs, running.pool, bus)
+    verbs = PoolVerbs(running.pool, models)
+    catalogs = ListHandlers(ListRepository(ctx.store, CATALOGS), models, CATALOG_MESSAGES)
+    instances = ListHandlers(ListRepository(ctx.store, INSTANCES), models, INSTANCE_MESSAGES)
+    served = running.served
+    served += [
+        await bus.serve(subjects.MODELS_UPLOAD, handlers.upload, queue=QUEUE),
+        await bus.serve(subjects.MODELS_DOWNLOAD, handlers.download, queue=QUEUE),
+        await bus.serve_stream(subjects.MODELS_LIST, handlers.list_models, queue=QUEUE),
+        await bus.serve(subjects.MODELS_DELETE, handlers.delete, queue=QUEUE),
+        await bus.serve(subjects.MODELS_ADD_METADATA, handlers.add_metadata, queue=QUEUE),
+        await bus.serve(subjects.MODELS_REMOVE_METADATA, handlers.remove_metadata, queue=QUEUE),
+        await bus.serve(subjects.MODELS_ACQUIRE_TRITON, verbs.acquire, queue=QUEUE),
+        await bus.serve(subjects.MODELS_RELEASE_TRITON, verbs.release, queue=QUEUE),
+        await bus.serve(subjects.MODELS_PLATFORM_STOP, verbs.platform_stop, queue=QUEUE),
+    ]
+    served += [
+        await bus.serve(subjects.MODELS_CREATE_CATALOG, catalogs.create, queue=QUEUE),
+        await bus.serve(subjects.MODELS_DELETE_CATALOG, catalogs.delete, queue=QUEUE),
+        await bus.serve_stream(subjects.MODELS_LIST_CATALOGS, catalogs.list_all, queue=QUEUE),
+        await bus.serve_stream(subjects.MODELS_READ_CATALOG, catalogs.read, queue=QUEUE),
+        await bus.serve(subjects.MODELS_UPDATE_CATALOG, catalogs.update, queue=QUEUE),
+    ]
+    served += [
+        await bus.serve(subjects.MODELS_CREATE_INSTANCE, instances.create, queue=QUEUE),
+        await bus.serve(subjects.MODELS_DELETE_INSTANCE, instances.delete, queue=QUEUE),
+        await bus.serve_stream(subjects.MODELS_LIST_INSTANCES, instances.list_all, queue=QUEUE),
+        await bus.serve_stream(subjects.MODELS_READ_INSTANCE, instances.read, queue=QUEUE),
+        await bus.serve(subjects.MODELS_UPDATE_INSTANCE, instances.update, queue=QUEUE),
+    ]

@@ -1,0 +1,157 @@
+"""The model verbs: upload, download, list, delete and metadata (bodies in `wire`).
+
+Every verb checks the whole request before it writes anything, writes once, and only then
+publishes its event (`model.uploaded` with `{"model_id", "name", "revision", "replaced"}`,
+`model.deleted` with `{"model_id", "name"}`), so an event always describes state the store
+holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aorta import ids
+from aorta.api import models_pb2
+from aorta.blobs import BlobStore
+from aorta.bus import Bus, Request, make_event
+from aorta.errors import AortaError, Conflict, ErrorCode
+from aorta.logger import get_logger
+from aorta.metadata import add_metadata, remove_metadata
+from aorta_services.models import answers, wire
+from aorta_services.models.archives import ModelArchives
+from aorta_services.models.domain.model_record import ModelRecord, model_prefix
+from aorta_services.models.pool import TritonPool
+from aorta_services.models.repository import MAX_ATTEMPTS, ModelRepository, busy
+
+log = get_logger(__name__)
+
+SERVICE = "models"
+
+
+class ModelHandlers:
+    """The handlers of the model verbs, over the repository, the archives and the pool."""
+
+    def __init__(
+        self,
+        repository: ModelRepository,
+        archives: ModelArchives,
+        blobs: BlobStore,
+        pool: TritonPool,
+        bus: Bus,
+    ) -> None:
+        self._repository = repository
+        self._archives = archives
+        self._blobs = blobs
+        self._pool = pool
+        self._bus = bus
+
+    async def upload(self, request: Request) -> bytes:
+        """Checks and stores the staged archive; a model of the same name is replaced."""
+        command = wire.parse_upload(request.data)
+        stored, replaced = await self._archives.accept(command)
+        log.info(
+            "model.uploaded",
+            model_id=stored.id,
+            name=stored.name,
+            revision=stored.revision,
+            size=stored.archive_size,
+            replaced=replaced is not None,
+        )
+        await self._publish(
+            stored, "uploaded", revision=stored.revision, replaced=replaced is not None
+        )
+        response = models_pb2.ModelsUploadModelResponse(
+            header=answers.header(), details=stored.details()
+        )
+        return response.SerializeToString()
+
+    async def download(self, request: Request) -> bytes:
+        """Where the gateway finds the archive: `{details, archive_key, size}`."""
+        message = wire.parse_message(request.data, models_pb2.ModelsDownloadModelRequest)
+        record = await self._repository.get(ids.model_id(message.model_id.value))
+        return wire.download_answer(record.details(), record.archive_key, record.archive_size)
+
+    async def list_models(self, request: Request) -> AsyncIterator[bytes]:
+        """Every model, by name, packed (see `answers`)."""
+        wire.parse_message(request.data, models_pb2.ModelsListModelsRequest)
+        records = await self._repository.all()
+        for answer in answers.list_models([record.details() for record in records]):
+            yield answer
+
+    async def delete(self, request: Request) -> bytes:
+        """Deletes a model, refused with MODEL_IN_USE while a running job holds a Triton
+        server that holds it."""
+        message = wire.parse_message(request.data, models_pb2.ModelsDeleteModelRequest)
+        id = ids.model_id(message.model_id.value)
+        for _ in range(MAX_ATTEMPTS):
+            record = await self._repository.get(id)
+            jobs = self._pool.jobs_using(record.name)
+            if jobs:
+                held = f"job {jobs[0]}" if len(jobs) == 1 else f"jobs {', '.join(jobs)}"
+                raise Conflict(
+                    f"model {record.name!r} ({id}) is in use by running {held}: delete it "
+                    "once no running job uses it",
+                    code=ErrorCode.MODEL_IN_USE,
+                )
+            try:
+                await self._repository.delete(record)
+            except Conflict:
+                continue
+            break
+        else:
+            raise busy(f"model {id}")
+        removed = await self._blobs.delete_prefix(model_prefix(id))
+        await self._pool.forget(record.name)
+        log.info("model.deleted", model_id=id, name=record.name, blobs=removed)
+        await self._publish(record, "deleted")
+        response = models_pb2.ModelsDeleteModelResponse(
+            header=answers.header(), model_id=answers.identifier(id)
+        )
+        return response.SerializeToString()
+
+    async def add_metadata(self, request: Request) -> bytes:
+        """Clara's metadata rules (`aorta.metadata`); any broken rule changes nothing."""
+        message = wire.parse_message(request.data, models_pb2.ModelsAddMetadataRequest)
+        id = ids.model_id(message.model_id.value)
+        new = dict(message.metadata)
+
+        def added(current: ModelRecord) -> ModelRecord:
+            record = _with_metadata(current, add_metadata(current.metadata, new))
+            answers.check_details_fit(record.details())
+            return record
+
+        stored = await self._repository.modify(id, added)
+        log.info("model.metadata_added", model_id=id, keys=len(new))
+        response = models_pb2.ModelsAddMetadataResponse(
+            header=answers.header(), model_id=answers.identifier(id), metadata=stored.metadata
+        )
+        return response.SerializeToString()
+
+    async def remove_metadata(self, request: Request) -> bytes:
+        """Keys that are absent are ignored (see `aorta.metadata`)."""
+        message = wire.parse_message(request.data, models_pb2.ModelsRemoveMetadataRequest)
+        id = ids.model_id(message.model_id.value)
+        keys = list(message.keys)
+        stored = await self._repository.modify(
+            id, lambda current: _with_metadata(current, remove_metadata(current.metadata, keys))
+        )
+        log.info("model.metadata_removed", model_id=id, keys=len(keys))
+        response = models_pb2.ModelsRemoveMetadataResponse(
+            header=answers.header(), model_id=answers.identifier(id), metadata=stored.metadata
+        )
+        return response.SerializeToString()
+
+    async def _publish(self, record: ModelRecord, event: str, **extra: Any) -> None:
+        data = {"model_id": record.id, "name": record.name, **extra}
+        cloud_event = make_event(SERVICE, "model", record.id, event, data)
+        try:
+            await self._bus.publish_event(cloud_event)
+        except AortaError as error:
+            # The change is stored and the client must hear so; the loss is logged instead.
+            log.error("model.event_lost", model_id=record.id, lost=event, error=str(error))
+
+
+def _with_metadata(record: ModelRecord, metadata: dict[str, str]) -> ModelRecord:
+    return dataclasses.replace(record, metadata=metadata)

@@ -1,0 +1,169 @@
+"""The `models`, `catalogs` and `instances` collections: the service's records in the store.
+
+Store errors become the Clara model codes a client understands here: an unknown model id is
+MODEL_NOT_FOUND naming it, an unknown catalog or instance CATALOG_NOT_FOUND or
+INSTANCE_NOT_FOUND, and a change that keeps losing races MODEL_STORE_ERROR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from aorta.errors import Conflict, ErrorCode, NotFound
+from aorta.ids import ModelId, new_id
+from aorta.store import Collection, StateStore
+from aorta_services.models.domain.model_record import ModelList, ModelRecord
+
+MODELS = "models"
+MAX_ATTEMPTS = 10
+"""How often a read-modify-write is tried when another writer changed the record meanwhile."""
+BACKOFF = 0.005
+"""Seconds; after the n-th lost race a writer waits a random time up to n x BACKOFF."""
+
+
+def model_not_found(id: str) -> NotFound:
+    return NotFound(f"no model has id {id}", code=ErrorCode.MODEL_NOT_FOUND)
+
+
+def busy(what: str) -> Conflict:
+    return Conflict(
+        f"{what} kept changing while being updated ({MAX_ATTEMPTS} attempts); try again",
+        code=ErrorCode.MODEL_STORE_ERROR,
+    )
+
+
+async def _pause(attempt: int) -> None:
+    if attempt:
+        await asyncio.sleep(random.uniform(0, attempt * BACKOFF))
+
+
+class ModelRepository:
+    """Model records; names are unique (an index enforces it). Safe to use concurrently."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._collection: Collection = store.collection(MODELS)
+
+    async def prepare(self) -> None:
+        """Creates the unique index on `name` (idempotent)."""
+        await self._collection.ensure_index(["name"], unique=True)
+
+    async def get(self, id: ModelId) -> ModelRecord:
+        """The model `id`; `NotFound` (MODEL_NOT_FOUND) when there is none."""
+        try:
+            return ModelRecord.from_document(await self._collection.get(id))
+        except NotFound:
+            raise model_not_found(id) from None
+
+    async def by_name(self, name: str) -> ModelRecord | None:
+        document = await self._collection.find_one({"name": name})
+        return ModelRecord.from_document(document) if document else None
+
+    async def by_names(self, names: Iterable[str]) -> dict[str, ModelRecord]:
+        """The models among `names` that exist, by name."""
+        wanted = sorted(set(names))
+        documents = await self._collection.find({"name": {"$in": wanted}}) if wanted else []
+        return {d["name"]: ModelRecord.from_document(d) for d in documents}
+
+    async def by_ids(self, ids: Iterable[str]) -> dict[str, ModelRecord]:
+        """The models among `ids` that exist, by id."""
+        wanted = sorted(set(ids))
+        documents = await self._collection.find({"id": {"$in": wanted}}) if wanted else []
+        return {d["id"]: ModelRecord.from_document(d) for d in documents}
+
+    async def all(self) -> list[ModelRecord]:
+        """Every model, by name."""
+        documents = await self._collection.find(sort=[("name", 1)])
+        return [ModelRecord.from_document(document) for document in documents]
+
+    async def insert(self, record: ModelRecord) -> ModelRecord:
+        """Stores a new model; `Conflict` when its name (or id) is taken meanwhile."""
+        return ModelRecord.from_document(await self._collection.insert(record.to_document()))
+
+    async def replace(self, record: ModelRecord) -> ModelRecord:
+        """Stores `record` over the model with its id, if that is still at `record.version`;
+        `Conflict` when it moved on, `NotFound` when it is gone."""
+        changes = record.to_document()
+        del changes["id"]
+        document = await self._collection.update(
+            record.id, changes, expected_version=record.version
+        )
+        return ModelRecord.from_document(document)
+
+    async def modify(
+        self, id: ModelId, change: Callable[[ModelRecord], ModelRecord]
+    ) -> ModelRecord:
+        """Replaces model `id` with `change(current)` atomically, retrying lost races; `change`
+        may raise to refuse (nothing is written)."""
+        for attempt in range(MAX_ATTEMPTS):
+            await _pause(attempt)
+            current = await self.get(id)
+            try:
+                return await self.replace(change(current))
+            except NotFound:
+                raise model_not_found(id) from None
+            except Conflict:
+                continue
+        raise busy(f"model {id}")
+
+    async def delete(self, record: ModelRecord) -> None:
+        """Removes the model if it is still at `record.version`; `Conflict` if it moved on."""
+        try:
+            await self._collection.delete(record.id, expected_version=record.version)
+        except NotFound:
+            raise model_not_found(record.id) from None
+
+
+@dataclass(frozen=True)
+class ListKind:
+    """Catalogs or instances: the collection and the words and codes used for them."""
+
+    collection: str
+    what: str
+    not_found: int
+
+
+CATALOGS = ListKind("catalogs", "catalog", ErrorCode.CATALOG_NOT_FOUND)
+INSTANCES = ListKind("instances", "instance", ErrorCode.INSTANCE_NOT_FOUND)
+
+
+class ListRepository:
+    """Catalog or instance records (see `ListKind`)."""
+
+    def __init__(self, store: StateStore, kind: ListKind) -> None:
+        self.kind = kind
+        self._collection: Collection = store.collection(kind.collection)
+
+    def not_found(self, id: str) -> NotFound:
+        return NotFound(f"no {self.kind.what} has id {id}", code=self.kind.not_found)
+
+    async def create(self) -> ModelList:
+        document = await self._collection.insert({"id": new_id(), "model_ids": []})
+        return ModelList.from_document(document)
+
+    async def get(self, id: str) -> ModelList:
+        try:
+            return ModelList.from_document(await self._collection.get(id))
+        except NotFound:
+            raise self.not_found(id) from None
+
+    async def all(self) -> list[ModelList]:
+        """Every record, oldest first."""
+        documents = await self._collection.find(sort=[("created_at", 1)])
+        return [ModelList.from_document(document) for document in documents]
+
+    async def delete(self, id: str) -> None:
+        try:
+            await self._collection.delete(id)
+        except NotFound:
+            raise self.not_found(id) from None
+
+    async def set_models(self, id: str, model_ids: list[ModelId]) -> ModelList:
+        """Replaces the record's model ids; `NotFound` when the record is gone."""
+        try:
+            document = await self._collection.update(id, {"model_ids": list(model_ids)})
+        except NotFound:
+            raise self.not_found(id) from None
+        return ModelList.from_document(document)

@@ -1,0 +1,1 @@
+"""The monitor's pure logic: the latest GPU sample of every node."""

@@ -1,0 +1,126 @@
+"""The Clara verbs of the service: Create, Delete, Details, Remove, AddMetadata, RemoveMetadata.
+
+Each receives the Clara request message the gateway forwarded, checks the whole request before
+it changes anything, and publishes its event only after the store write. Upload and Download
+never reach these handlers with bytes: the gateway streams them to and from the blob store and
+uses the internal verbs (`internal`) to check and record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from aorta import ids
+from aorta.api import payloads_pb2
+from aorta.bus import Request
+from aorta.errors import ErrorCode, Invalid
+from aorta.ids import PayloadId
+from aorta.logger import get_logger
+from aorta.metadata import add_metadata, remove_metadata
+from aorta_services.payloads import answers, wire
+from aorta_services.payloads.contents import PayloadContents
+from aorta_services.payloads.domain import PayloadKind, PayloadRecord
+from aorta_services.payloads.events import EventPublisher
+from aorta_services.payloads.removal import erase
+from aorta_services.payloads.repository import PayloadRepository
+
+log = get_logger(__name__)
+
+
+class ClaraVerbs:
+    """The handlers of the Payloads RPCs the gateway forwards as they are."""
+
+    def __init__(
+        self, repository: PayloadRepository, contents: PayloadContents, events: EventPublisher
+    ) -> None:
+        self._repository = repository
+        self._contents = contents
+        self._events = events
+
+    async def create(self, request: Request) -> bytes:
+        """Create: a new, empty REUSABLE payload with the request's metadata."""
+        message = wire.parse_message(request.data, payloads_pb2.PayloadsCreateRequest)
+        metadata = add_metadata({}, dict(message.metadata))
+        record = PayloadRecord(PayloadId(ids.new_id()), PayloadKind.REUSABLE, metadata=metadata)
+        answers.check_metadata_fits(record)
+        stored = await self._repository.insert(record)
+        log.info("payload.created", payload_id=stored.id, kind=stored.kind.value)
+        await self._events.payload(stored, "created", files=0)
+        return answers.created(stored)
+
+    async def delete(self, request: Request) -> bytes:
+        """Delete: the whole payload, files and records; PAYLOAD_IN_USE while its job runs.
+
+        The payload is marked first, so it is gone for every caller from then on (an upload
+        finishing meanwhile is refused and its file removed); a Delete interrupted midway is
+        finished by the next one.
+        """
+        message = wire.parse_message(request.data, payloads_pb2.PayloadsDeleteRequest)
+        id = ids.payload_id(message.payload_id.value)
+        record = await self._repository.modify(id, lambda current: current.marked_deleting())
+        removed = await erase(self._repository, self._contents, id)
+        log.info("payload.deleted", payload_id=id, files=removed)
+        await self._events.payload(record, "deleted", files=removed)
+        return answers.deleted()
+
+    async def details(self, request: Request) -> AsyncIterator[bytes]:
+        """Details: one message per file (`answers.details_item`), in name order, listed from
+        the blob store; one message without a file for an empty payload."""
+        message = wire.parse_message(request.data, payloads_pb2.PayloadsDetailsRequest)
+        record = await self._repository.get_present(ids.payload_id(message.payload_id.value))
+        known = await self._repository.files(record.id)
+        first = True
+        async with aclosing(self._contents.files(record.id)) as listing:
+            async for stored in listing:
+                item = answers.details_item(record, stored, known.get(stored.name), first=first)
+                first = False
+                yield item.SerializeToString()
+        if first:
+            yield answers.details_item(record, None, None, first=True).SerializeToString()
+
+    async def remove(self, request: Request) -> bytes:
+        """Remove: one file, named as `Details` lists it (see `aorta.payload_names`)."""
+        message = wire.parse_message(request.data, payloads_pb2.PayloadsRemoveRequest)
+        id = ids.payload_id(message.payload_id.value)
+        if not message.name:
+            raise Invalid(
+                "name the file to remove as Payloads.Details lists it, e.g. /input/scan.dcm",
+                code=ErrorCode.PAYLOAD_FILE_NAME_INVALID,
+            )
+        record = await self._repository.get_present(id)
+        record.check_writable()
+        stored = await self._contents.locate(id, message.name)
+        await self._contents.remove(id, stored.name)
+        await self._repository.forget_file(id, stored.name)
+        log.info("payload.file_removed", payload_id=id, size=stored.size)
+        await self._events.publish(
+            id, "file.removed", {"name": stored.wire_name, "size": stored.size}
+        )
+        return answers.removed()
+
+    async def add_metadata(self, request: Request) -> bytes:
+        """AddMetadata: Clara's rules (`aorta.metadata`), REUSABLE payloads only."""
+        message = wire.parse_message(request.data, payloads_pb2.PayloadsAddMetadataRequest)
+        id = ids.payload_id(message.payload_id.value)
+        new = dict(message.metadata)
+
+        def added(current: PayloadRecord) -> PayloadRecord:
+            record = current.with_metadata(add_metadata(current.metadata, new))
+            answers.check_metadata_fits(record)
+            return record
+
+        stored = await self._repository.modify(id, added)
+        log.info("payload.metadata_added", payload_id=id, keys=len(new))
+        return answers.metadata_added(stored)
+
+    async def remove_metadata(self, request: Request) -> bytes:
+        """RemoveMetadata: absent keys are ignored (see `aorta.metadata`); REUSABLE only."""
+        message = wire.parse_message(request.data, payloads_pb2.PayloadsRemoveMetadataRequest)
+        id = ids.payload_id(message.payload_id.value)
+        keys = list(message.keys)
+        stored = await self._repository.modify(
+            id, lambda current: current.with_metadata(remove_metadata(current.metadata, keys))
+        )
+        log.info("payload.metadata_removed", payload_id=id, keys=len(keys))
+        return answers.metadata_removed(stored)

@@ -1,0 +1,209 @@
+"""The verbs other parts of the platform call (JSON bodies, schemas in `wire`).
+
+The scheduler's: `create_for_job` (a job's PIPELINE payload, its REUSABLE inputs copied in),
+`lock` (the job started: read-only and in use), `release` (the job stopped: no longer in
+use, still read-only) and `discard_for_job` (the job was never revealed: its payload goes).
+
+The gateway's, around the bytes it streams itself: `check_upload` before an upload stream and
+again before each file is committed, `file_added` once a file is in the blob store, and `locate`
+to find the file a Download names.
+
+A file whose upload completes after its payload became read-only, or after its deletion began,
+is refused by `file_added` (PAYLOAD_READ_ONLY, PAYLOAD_NOT_FOUND), and the gateway deletes the
+object it wrote: a running job's input never gains a file, and a deleted payload leaves none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+from aorta import ids
+from aorta.bus import Request
+from aorta.errors import AortaError, Conflict, ErrorCode, Invalid, NotFound
+from aorta.ids import PayloadId
+from aorta.logger import get_logger
+from aorta.payload_layout import INPUT_FOLDER, payload_prefix
+from aorta_services.payloads import wire
+from aorta_services.payloads.contents import PayloadContents
+from aorta_services.payloads.domain import FileRecord, PayloadKind, PayloadRecord, plan_input_copies
+from aorta_services.payloads.events import EventPublisher
+from aorta_services.payloads.removal import erase
+from aorta_services.payloads.repository import PayloadRepository
+
+log = get_logger(__name__)
+
+EMPTY = b"{}"
+
+
+class InternalVerbs:
+    """The handlers of the platform-internal payload verbs."""
+
+    def __init__(
+        self, repository: PayloadRepository, contents: PayloadContents, events: EventPublisher
+    ) -> None:
+        self._repository = repository
+        self._contents = contents
+        self._events = events
+
+    async def create_for_job(self, request: Request) -> bytes:
+        """A PIPELINE payload for the job, holding copies of its REUSABLE input payloads'
+        `input/` files, in list order (`domain.plan_input_copies` refuses colliding names
+        before anything is copied).
+
+        The record is stored only once every copy is done, so the payload either exists whole
+        or not at all; a failure removes what was copied. A retry for a job that has its
+        payload already answers that payload (when the inputs are the same).
+        """
+        command = wire.parse_create_for_job(request.data)
+        existing = await self._repository.find_for_job(command.job_id)
+        if existing is not None:
+            return self._existing(existing, command.input_payloads)
+        known: dict[str, FileRecord] = {}
+        inputs: list[tuple[PayloadId, list[str]]] = []
+        for source_id in command.input_payloads:
+            source = await self._repository.get_present(source_id)
+            if source.kind is not PayloadKind.REUSABLE:
+                raise Invalid(
+                    f"payload {source_id} is the PIPELINE payload of job {source.job_id}; only "
+                    "REUSABLE payloads can be given as a job's input",
+                    code=ErrorCode.PAYLOAD_REQUEST_INVALID,
+                )
+            inputs.append((source_id, await self._contents.input_names(source_id)))
+            for name, file in (await self._repository.files(source_id)).items():
+                known[f"{source_id}/{name}"] = file
+        steps = plan_input_copies(inputs)
+        record = PayloadRecord(
+            PayloadId(ids.new_id()),
+            PayloadKind.PIPELINE,
+            job_id=command.job_id,
+            input_payloads=command.input_payloads,
+        )
+        try:
+            copied = await self._contents.copy_inputs(record.id, steps)
+            stored = await self._repository.insert(record)
+        except BaseException as error:
+            await self._discard(record.id)
+            if isinstance(error, Conflict):
+                # Another request made this job's payload meanwhile (a retry after a timeout).
+                winner = await self._repository.find_for_job(command.job_id)
+                if winner is not None:
+                    return self._existing(winner, command.input_payloads)
+            raise
+        for step, info in copied:
+            name = f"{INPUT_FOLDER}/{step.name}"
+            original = known.get(f"{step.source}/{name}")
+            same = original is not None and original.size == info.size
+            sha256 = info.sha256 or (original.sha256 if original is not None and same else None)
+            mode = original.mode if original is not None else 0
+            await self._repository.record_file(FileRecord(stored.id, name, info.size, sha256, mode))
+        log.info(
+            "payload.created",
+            payload_id=stored.id,
+            kind=stored.kind.value,
+            job_id=command.job_id,
+            inputs=len(command.input_payloads),
+            files=len(copied),
+        )
+        await self._events.payload(stored, "created", files=len(copied))
+        return wire.encode({"payload_id": stored.id})
+
+    async def lock(self, request: Request) -> bytes:
+        """The job started: its payload becomes read-only for good, and in use."""
+        command = wire.parse_job_payload(request.data, "lock")
+        await self._repository.modify(
+            command.payload_id, lambda current: current.locked(command.job_id)
+        )
+        log.info("payload.locked", payload_id=command.payload_id, job_id=command.job_id)
+        return EMPTY
+
+    async def release(self, request: Request) -> bytes:
+        """The job stopped: its payload is no longer in use (and may be deleted)."""
+        command = wire.parse_job_payload(request.data, "release")
+        await self._repository.modify(
+            command.payload_id, lambda current: current.released(command.job_id)
+        )
+        log.info("payload.released", payload_id=command.payload_id, job_id=command.job_id)
+        return EMPTY
+
+    async def discard_for_job(self, request: Request) -> bytes:
+        """The job was never revealed (its `Jobs.Create` failed, or its scheduler died
+        midway): its PIPELINE payload goes, files and records, as with Delete, and `deleted`
+        is published. Answers the payload's id, or null when the job has none (none was made,
+        or it is gone already), so a retry succeeds. A REUSABLE payload belongs to no job and
+        is never touched; a locked one is refused (`PayloadRecord.marked_discarded`).
+        """
+        job_id = wire.parse_discard_for_job(request.data)
+        found = await self._repository.find_for_job(job_id)
+        if found is None:
+            return wire.encode({"payload_id": None})
+        try:
+            record = await self._repository.modify(
+                found.id, lambda current: current.marked_discarded(job_id)
+            )
+        except NotFound:
+            # A concurrent discard finished first.
+            return wire.encode({"payload_id": None})
+        removed = await erase(self._repository, self._contents, record.id)
+        log.info("payload.discarded", payload_id=record.id, job_id=job_id, files=removed)
+        await self._events.payload(record, "deleted", files=removed)
+        return wire.encode({"payload_id": record.id})
+
+    async def check_upload(self, request: Request) -> bytes:
+        """Whether files may be uploaded now: PAYLOAD_NOT_FOUND, PAYLOAD_READ_ONLY if not."""
+        record = await self._repository.get_present(wire.parse_check_upload(request.data))
+        record.check_writable()
+        return wire.encode(
+            {"payload_id": record.id, "type": record.kind.value, "job_id": record.job_id}
+        )
+
+    async def file_added(self, request: Request) -> bytes:
+        """Records a file the gateway has put into the payload's `input/` folder.
+
+        Refused with PAYLOAD_NOT_FOUND or PAYLOAD_READ_ONLY when the payload was deleted or
+        locked while the file was on its way: the caller must then delete the object.
+        """
+        command = wire.parse_file_added(request.data)
+        record = await self._repository.get_present(command.payload_id)
+        record.check_writable()
+        name = f"{INPUT_FOLDER}/{command.name}"
+        await self._repository.record_file(
+            FileRecord(record.id, name, command.size, command.sha256, command.mode)
+        )
+        log.info("payload.file_added", payload_id=record.id, size=command.size)
+        await self._events.publish(
+            record.id,
+            "file.added",
+            {"name": "/" + name, "size": command.size, "sha256": command.sha256},
+        )
+        return EMPTY
+
+    async def locate(self, request: Request) -> bytes:
+        """The blob key, wire name, size and mode of the file a Download names."""
+        command = wire.parse_locate(request.data)
+        record = await self._repository.get_present(command.payload_id)
+        stored = await self._contents.locate(record.id, command.name)
+        known = await self._repository.file(record.id, stored.name)
+        return wire.encode(
+            {
+                "key": payload_prefix(record.id) + stored.name,
+                "name": stored.wire_name,
+                "size": stored.size,
+                "mode": known.mode if known is not None else 0,
+            }
+        )
+
+    def _existing(self, record: PayloadRecord, inputs: Sequence[PayloadId]) -> bytes:
+        if tuple(inputs) != record.input_payloads:
+            raise Conflict(
+                f"job {record.job_id} already has payload {record.id}, made from other input "
+                "payloads",
+                code=ErrorCode.PAYLOAD_STORE_ERROR,
+            )
+        return wire.encode({"payload_id": record.id})
+
+    async def _discard(self, payload_id: PayloadId) -> None:
+        """Removes the files of a payload that was never stored; the original error matters
+        more than a failure here (the files, unreferenced, are invisible to clients)."""
+        with contextlib.suppress(AortaError):
+            await self._contents.remove_all(payload_id)

@@ -1,0 +1,150 @@
+"""The `payloads` and `payload_files` collections: the one place the service keeps its state.
+
+Store errors are translated here into the Clara payload codes a client understands: an unknown
+id is PAYLOAD_NOT_FOUND, an id or a job that already has a payload is PAYLOAD_STORE_ERROR, and
+an update that keeps losing races is PAYLOAD_STORE_ERROR too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+
+from aorta.errors import Conflict, ErrorCode, NotFound
+from aorta.ids import JobId, PayloadId
+from aorta.store import Collection, StateStore
+from aorta_services.payloads.domain import (
+    FileRecord,
+    PayloadRecord,
+    file_document_id,
+    payload_not_found,
+)
+
+PAYLOADS = "payloads"
+FILES = "payload_files"
+MAX_ATTEMPTS = 10
+"""How often a read-modify-write is tried when another writer changed the payload meanwhile."""
+BACKOFF = 0.005
+"""Seconds; after the n-th lost race a writer waits a random time up to n x BACKOFF."""
+
+
+class PayloadRepository:
+    """Payload and file records in the state store; every method is safe to call concurrently."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._payloads: Collection = store.collection(PAYLOADS)
+        self._files: Collection = store.collection(FILES)
+
+    async def prepare(self) -> None:
+        """Creates the indexes: one PIPELINE payload per job, file records by payload."""
+        await self._payloads.ensure_index(["job_id"], unique=True)
+        await self._files.ensure_index(["payload_id"])
+
+    async def get(self, id: PayloadId) -> PayloadRecord:
+        """The payload `id`, even while it is being deleted; `NotFound` (PAYLOAD_NOT_FOUND)."""
+        try:
+            return PayloadRecord.from_document(await self._payloads.get(id))
+        except NotFound:
+            raise payload_not_found(id) from None
+
+    async def get_present(self, id: PayloadId) -> PayloadRecord:
+        """The payload `id` unless it is absent or being deleted (PAYLOAD_NOT_FOUND then)."""
+        record = await self.get(id)
+        record.check_present()
+        return record
+
+    async def find_for_job(self, job_id: JobId) -> PayloadRecord | None:
+        """The PIPELINE payload of job `job_id`, if it has one."""
+        document = await self._payloads.find_one({"job_id": job_id})
+        return PayloadRecord.from_document(document) if document else None
+
+    async def insert(self, record: PayloadRecord) -> PayloadRecord:
+        """Stores a new payload; `Conflict` (PAYLOAD_STORE_ERROR) when its id or its job's
+        payload exists already."""
+        try:
+            stored = await self._payloads.insert(record.to_document())
+        except Conflict:
+            owner = f" or job {record.job_id} already has a payload" if record.job_id else ""
+            raise Conflict(
+                f"payload id {record.id} is already in use{owner}",
+                code=ErrorCode.PAYLOAD_STORE_ERROR,
+            ) from None
+        return PayloadRecord.from_document(stored)
+
+    async def modify(
+        self, id: PayloadId, change: Callable[[PayloadRecord], PayloadRecord]
+    ) -> PayloadRecord:
+        """Replaces payload `id` with `change(current)` as one atomic step.
+
+        `change` may raise to refuse; nothing is written then. When another writer changed the
+        payload between the read and the write, `change` runs again on the new state, up to
+        `MAX_ATTEMPTS` times with a growing random pause, then `Conflict` (PAYLOAD_STORE_ERROR).
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, attempt * BACKOFF))
+            current = await self.get(id)
+            wanted = change(current).to_document()
+            del wanted["id"]
+            try:
+                stored = await self._payloads.update(id, wanted, expected_version=current.version)
+            except NotFound:
+                raise payload_not_found(id) from None
+            except Conflict:
+                continue
+            return PayloadRecord.from_document(stored)
+        raise Conflict(
+            f"payload {id} kept changing while being updated ({MAX_ATTEMPTS} attempts); try again",
+            code=ErrorCode.PAYLOAD_STORE_ERROR,
+        )
+
+    async def delete(self, id: PayloadId) -> None:
+        """Removes the payload record; an absent one is fine (a retried Delete)."""
+        with contextlib.suppress(NotFound):
+            await self._payloads.delete(id)
+
+    async def files(self, payload_id: PayloadId) -> dict[str, FileRecord]:
+        """Every file record of the payload, by name."""
+        documents = await self._files.find({"payload_id": payload_id})
+        records = (FileRecord.from_document(document) for document in documents)
+        return {record.name: record for record in records}
+
+    async def file(self, payload_id: PayloadId, name: str) -> FileRecord | None:
+        """The record of one file, if there is one."""
+        try:
+            document = await self._files.get(file_document_id(payload_id, name))
+        except NotFound:
+            return None
+        return FileRecord.from_document(document)
+
+    async def record_file(self, record: FileRecord) -> None:
+        """Stores `record`, replacing the one of the same payload and name (last writer wins)."""
+        document = record.to_document()
+        changes = {key: value for key, value in document.items() if key != "id"}
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                await self._files.update(record.document_id, changes)
+                return
+            except NotFound:
+                pass
+            try:
+                await self._files.insert(document)
+                return
+            except Conflict:
+                continue  # inserted by a concurrent upload of the same name: update it
+        raise Conflict(
+            f"the record of {record.name!r} in payload {record.payload_id} kept changing; "
+            "upload it again",
+            code=ErrorCode.PAYLOAD_STORE_ERROR,
+        )
+
+    async def forget_file(self, payload_id: PayloadId, name: str) -> None:
+        """Removes the record of one file; an absent one is fine."""
+        with contextlib.suppress(NotFound):
+            await self._files.delete(file_document_id(payload_id, name))
+
+    async def forget_files(self, payload_id: PayloadId) -> int:
+        """Removes every file record of the payload; returns how many."""
+        return await self._files.delete_many({"payload_id": payload_id})

@@ -1,0 +1,168 @@
+"""The service's bus verbs: bodies in (see `wire`), domain and store calls, answers out.
+
+Every verb checks the whole request before it writes anything, writes once, and only then
+publishes the event (`pipeline.created`, `pipeline.updated`, `pipeline.removed`), so an event
+always describes state the store holds. Events carry `{"pipeline_id", "name"}`; `updated` adds
+`"change": "definition" | "metadata"`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aorta import ids
+from aorta.api import pipelines_pb2
+from aorta.bus import Bus, Request, make_event
+from aorta.bus.port import DEFAULT_MAX_PAYLOAD
+from aorta.errors import AortaError, ErrorCode
+from aorta.ids import PipelineId
+from aorta.logger import get_logger
+from aorta.metadata import add_metadata, remove_metadata
+from aorta_services.pipelines import answers, wire
+from aorta_services.pipelines.domain import PipelineRecord, load_definition
+from aorta_services.pipelines.repository import PipelineRepository
+
+log = get_logger(__name__)
+
+SERVICE = "pipelines"
+
+MAX_ANSWER_BYTES = DEFAULT_MAX_PAYLOAD - 64 * 1024
+"""The largest answer the service sends: one bus message (`DEFAULT_MAX_PAYLOAD`, 8 MiB), less
+room for the headers and the reply envelope; room for 4 MiB of metadata (`aorta.metadata`)."""
+
+
+class PipelineHandlers:
+    """The handlers of every pipelines verb, over one repository and one bus."""
+
+    def __init__(
+        self, repository: PipelineRepository, bus: Bus, *, answer_limit: int = MAX_ANSWER_BYTES
+    ) -> None:
+        self._repository = repository
+        self._bus = bus
+        self._limit = answer_limit
+
+    async def create(self, request: Request) -> bytes:
+        """Create: loads the definition, stores it, answers `PipelinesCreateResponse` with the
+        definition's warnings as header messages (code 0)."""
+        command = wire.parse_create(request.data)
+        id = ids.pipeline_id(command.pipeline_id) if command.pipeline_id else _fresh_id()
+        definition = load_definition(command.files)
+        metadata = add_metadata({}, command.metadata)
+        record = PipelineRecord.new(id, definition, metadata)
+        answers.check_fits(
+            record,
+            self._limit,
+            code=ErrorCode.PIPELINE_DEFINITION_ERROR,
+            what="the definition with its metadata",
+        )
+        stored = await self._repository.insert(record)
+        log.info(
+            "pipeline.created",
+            pipeline_id=stored.id,
+            files=len(stored.files),
+            operators=len(stored.operators),
+            warnings=len(definition.warnings),
+        )
+        await self._publish(stored, "created")
+        return answers.created(stored, definition.warnings)
+
+    async def update(self, request: Request) -> bytes:
+        """Update: replaces the definition (jobs keep the snapshot they were created with)."""
+        command = wire.parse_update(request.data)
+        id = ids.pipeline_id(command.pipeline_id)
+        definition = load_definition(command.files)
+
+        def replaced(current: PipelineRecord) -> PipelineRecord:
+            record = current.with_definition(definition)
+            answers.check_fits(
+                record,
+                self._limit,
+                code=ErrorCode.PIPELINE_DEFINITION_ERROR,
+                what="the new definition with the pipeline's metadata",
+            )
+            return record
+
+        stored = await self._repository.modify(id, replaced)
+        log.info("pipeline.updated", pipeline_id=id, files=len(stored.files))
+        await self._publish(stored, "updated", change="definition")
+        return answers.updated(definition.warnings)
+
+    async def details(self, request: Request) -> AsyncIterator[bytes]:
+        """Details: one `PipelinesDetailsResponse` per definition file, root first."""
+        message = wire.parse_message(request.data, pipelines_pb2.PipelinesDetailsRequest)
+        record = await self._repository.get(ids.pipeline_id(message.pipeline_id.value))
+        for answer in answers.details(record):
+            yield answer.SerializeToString()
+
+    async def list_pipelines(self, request: Request) -> AsyncIterator[bytes]:
+        """List: one `PipelinesListResponse` per pipeline, oldest first (one without details
+        when there is none)."""
+        wire.parse_message(request.data, pipelines_pb2.PipelinesListRequest)
+        records = await self._repository.all()
+        if not records:
+            yield answers.empty_list().SerializeToString()
+        for record in records:
+            yield answers.list_item(record).SerializeToString()
+
+    async def remove(self, request: Request) -> bytes:
+        message = wire.parse_message(request.data, pipelines_pb2.PipelinesRemoveRequest)
+        record = await self._repository.delete(ids.pipeline_id(message.pipeline_id.value))
+        log.info("pipeline.removed", pipeline_id=record.id)
+        await self._publish(record, "removed")
+        return answers.removed()
+
+    async def add_metadata(self, request: Request) -> bytes:
+        """AddMetadata: Clara's rules (`aorta.metadata`); any broken rule changes nothing."""
+        message = wire.parse_message(request.data, pipelines_pb2.PipelinesAddMetadataRequest)
+        id = ids.pipeline_id(message.pipeline_id.value)
+        new = dict(message.metadata)
+
+        def added(current: PipelineRecord) -> PipelineRecord:
+            record = current.with_metadata(add_metadata(current.metadata, new))
+            answers.check_fits(
+                record, self._limit, code=ErrorCode.METADATA_INVALID, what="the new metadata"
+            )
+            return record
+
+        stored = await self._repository.modify(id, added)
+        log.info("pipeline.metadata_added", pipeline_id=id, keys=len(new))
+        await self._publish(stored, "updated", change="metadata")
+        return answers.metadata_added(stored)
+
+    async def remove_metadata(self, request: Request) -> bytes:
+        """RemoveMetadata: keys that are absent are ignored (see `aorta.metadata`)."""
+        message = wire.parse_message(request.data, pipelines_pb2.PipelinesRemoveMetadataRequest)
+        id = ids.pipeline_id(message.pipeline_id.value)
+        keys = list(message.keys)
+        stored = await self._repository.modify(
+            id, lambda current: current.with_metadata(remove_metadata(current.metadata, keys))
+        )
+        log.info("pipeline.metadata_removed", pipeline_id=id, keys=len(keys))
+        await self._publish(stored, "updated", change="metadata")
+        return answers.metadata_removed(stored)
+
+    async def snapshot(self, request: Request) -> bytes:
+        """PIPELINES_SNAPSHOT: the definition as it is now, for a job to keep."""
+        record = await self._repository.get(ids.pipeline_id(wire.parse_snapshot(request.data)))
+        return answers.snapshot(record)
+
+    async def _publish(self, record: PipelineRecord, event: str, **extra: Any) -> None:
+        data = {"pipeline_id": record.id, "name": record.name, **extra}
+        cloud_event = make_event(SERVICE, "pipeline", record.id, event, data)
+        try:
+            await self._bus.publish_event(cloud_event)
+        except AortaError as error:
+            # The change is stored and the client must hear so; failing the call now would
+            # invite a retry that creates a second pipeline. The loss is logged for operators.
+            log.error(
+                "pipeline.event_lost",
+                pipeline_id=record.id,
+                lost=event,
+                event_id=cloud_event.id,
+                error=str(error),
+            )
+
+
+def _fresh_id() -> PipelineId:
+    return PipelineId(ids.new_id())

@@ -1,0 +1,96 @@
+"""The `pipelines` collection, the one place the service reads and writes its state.
+
+Store errors are translated here into the Clara pipeline codes a client understands: an unknown
+id is PIPELINE_NOT_FOUND naming the id, an id already taken is PIPELINE_STORE_ERROR, and an
+update that keeps losing races is PIPELINE_UPDATE_ERROR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+
+from aorta.errors import Conflict, ErrorCode, NotFound
+from aorta.ids import PipelineId
+from aorta.store import Collection, StateStore
+from aorta_services.pipelines.domain import PipelineRecord
+
+COLLECTION = "pipelines"
+MAX_ATTEMPTS = 10
+"""How often a read-modify-write is tried when another writer changed the pipeline meanwhile."""
+BACKOFF = 0.005
+"""Seconds; after the n-th lost race a writer waits a random time up to n x BACKOFF, so that
+writers racing for one pipeline spread out instead of colliding again."""
+
+
+def not_found(id: str) -> NotFound:
+    return NotFound(f"no pipeline has id {id}", code=ErrorCode.PIPELINE_NOT_FOUND)
+
+
+class PipelineRepository:
+    """Pipeline records in the state store; every method is safe to call concurrently."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._collection: Collection = store.collection(COLLECTION)
+
+    async def get(self, id: PipelineId) -> PipelineRecord:
+        """The pipeline `id`; `NotFound` (PIPELINE_NOT_FOUND) when there is none."""
+        try:
+            return PipelineRecord.from_document(await self._collection.get(id))
+        except NotFound:
+            raise not_found(id) from None
+
+    async def insert(self, record: PipelineRecord) -> PipelineRecord:
+        """Stores a new pipeline; `Conflict` (PIPELINE_STORE_ERROR) when its id is taken."""
+        try:
+            stored = await self._collection.insert(record.to_document())
+        except Conflict:
+            raise in_use(record.id) from None
+        return PipelineRecord.from_document(stored)
+
+    async def all(self) -> list[PipelineRecord]:
+        """Every pipeline, oldest first."""
+        documents = await self._collection.find(sort=[("created_at", 1)])
+        return [PipelineRecord.from_document(document) for document in documents]
+
+    async def delete(self, id: PipelineId) -> PipelineRecord:
+        """Removes the pipeline and returns its last state read; `NotFound` when there is none."""
+        record = await self.get(id)
+        try:
+            await self._collection.delete(id)
+        except NotFound:
+            raise not_found(id) from None
+        return record
+
+    async def modify(
+        self, id: PipelineId, change: Callable[[PipelineRecord], PipelineRecord]
+    ) -> PipelineRecord:
+        """Replaces pipeline `id` with `change(current)` as one atomic step.
+
+        `change` may raise to refuse the change; nothing is written then. When another writer
+        changes the pipeline between the read and the write, `change` runs again on the new
+        state, up to `MAX_ATTEMPTS` times with a growing random pause, then `Conflict`
+        (PIPELINE_UPDATE_ERROR).
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, attempt * BACKOFF))
+            current = await self.get(id)
+            wanted = change(current).to_document()
+            del wanted["id"]
+            try:
+                stored = await self._collection.update(id, wanted, expected_version=current.version)
+            except NotFound:
+                raise not_found(id) from None
+            except Conflict:
+                continue
+            return PipelineRecord.from_document(stored)
+        raise Conflict(
+            f"pipeline {id} kept changing while being updated ({MAX_ATTEMPTS} attempts); try again",
+            code=ErrorCode.PIPELINE_UPDATE_ERROR,
+        )
+
+
+def in_use(id: str) -> Conflict:
+    return Conflict(f"pipeline id {id} is already in use", code=ErrorCode.PIPELINE_STORE_ERROR)

@@ -1,0 +1,188 @@
+"""Composition root of the scheduler service: any number of replicas, one leader.
+
+Every replica serves the Jobs verbs in the `scheduler` queue group (their state lives in the
+store) and listens for nudges on `WAKE`; the replica holding the lease (`lease`) also runs the
+`Engine`, which admits jobs and runs operators through the executor, and serves the live logs
+of its runs on `logs.LEADER_LOGS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from aorta import subjects
+from aorta.bus import Subscription
+from aorta.errors import AortaError
+from aorta.executors import Executor
+from aorta.gpu import gpu_count
+from aorta.ids import new_id
+from aorta.logger import get_logger
+from aorta.runtime.service import ServiceContext
+from aorta_services.scheduler.engine import Engine
+from aorta_services.scheduler.events import JobEvents
+from aorta_services.scheduler.handlers import JobCommands
+from aorta_services.scheduler.job_logs import LEADER_LOGS, LEADER_QUEUE, OperatorLogs
+from aorta_services.scheduler.lease import Leadership, Lease, Led
+from aorta_services.scheduler.operator_runs import EngineParts
+from aorta_services.scheduler.peers import Peers
+from aorta_services.scheduler.queries import JobQueries
+from aorta_services.scheduler.repository import JobRepository
+from aorta_services.scheduler.settings import NodeFacts, SchedulerSettings
+
+log = get_logger(__name__)
+QUEUE = "scheduler"
+
+WAKE = "aorta.scheduler.wake"
+"""Core pub/sub, empty body: a replica changed a job; the leader re-reads the store now."""
+
+
+@dataclass
+class RunningScheduler:
+    """A started replica. `stop` stops answering, stops leading (runs are left to the
+    executor: local processes stop and a restart re-runs them; pods keep running and a restart
+    adopts them), then closes the executor."""
+
+    leadership: Leadership
+    executor: Executor
+    name: str = "scheduler"
+    served: list[Subscription] = field(default_factory=list)
+    leader_logs: Subscription | None = None
+    loop: asyncio.Task[None] | None = None
+
+    @property
+    def engine(self) -> Engine | None:
+        """The engine while this replica leads."""
+        led = self.leadership.led
+        return led if isinstance(led, Engine) else None
+
+    async def stop(self, grace: float) -> None:
+        """Bounded by the bus's drain timeout and the executor's close grace. Idempotent."""
+        for subscription in self.served:
+            await subscription.drain()
+        if self.loop is not None:
+            self.loop.cancel()
+            await asyncio.gather(self.loop, return_exceptions=True)
+        await self.leadership.close()
+        await self.executor.close()
+        log.info("scheduler.stopped")
+
+
+def default_replica() -> str:
+    """A name unique to this replica: host, process and a random part."""
+    return f"{socket.gethostname()}-{os.getpid()}-{new_id()[:8]}"
+
+
+async def make_executor(
+    settings: SchedulerSettings, ctx: ServiceContext, environ: Mapping[str, str]
+) -> Executor:
+    """The executor `AORTA_SCHEDULER_EXECUTOR` names: local processes, or pods on the cluster
+    the `AORTA_K8S_*` variables of `environ` name (`SettingsError` when one is wrong;
+    `Unavailable` when the cluster's configuration cannot be loaded)."""
+    # Imported here so that a process never loads an executor it does not run (a local
+    # platform never imports the Kubernetes client).
+    if settings.executor == "kubernetes":
+        from aorta.executors.kubernetes.executor import KubernetesExecutor
+        from aorta.kubernetes.settings import KubernetesSettings
+
+        kubernetes = KubernetesSettings.from_env(environ)
+        return await KubernetesExecutor.open(ctx.settings, kubernetes, ctx.blobs)
+    from aorta.executors.local.executor import LocalExecutor
+
+    return LocalExecutor(ctx.blobs, settings.work_dir, stop_grace=settings.grace)
+
+
+async def start(
+    ctx: ServiceContext,
+    *,
+    environ: Mapping[str, str] = os.environ,
+    executor: Executor | None = None,
+    replica: str | None = None,
+    clock: Callable[[], float] = time.time,
+) -> RunningScheduler:
+    """Serves every verb and starts trying for the lease; returns once requests reach the
+    handlers (leadership follows within a third of the lease TTL).
+
+    The scheduler's own settings (`SchedulerSettings`) come from `environ`, the process
+    environment by default; `executor` defaults to the one they name; `replica` names this
+    replica in the lease; `clock` is Unix time (tests may pass their own).
+    """
+    node = NodeFacts.measure(await gpu_count())
+    settings = SchedulerSettings.from_env(environ, data_dir=ctx.settings.data_dir, node=node)
+    repository = JobRepository(ctx.store)
+    await repository.prepare()
+    # Made last of what can fail before `running` exists: from there `stop` closes it.
+    executor = executor or await make_executor(settings, ctx, environ)
+    bus = ctx.bus
+    peers = Peers(bus, ctx.settings.rpc_timeout)
+    events = JobEvents(bus, repository)
+    parts = EngineParts(repository, events, executor, settings, clock)
+    lease = Lease(ctx.store, replica or default_replica(), settings.lease_ttl, clock=clock)
+
+    def engine() -> Engine | None:
+        return running.engine
+
+    logs = OperatorLogs(ctx.blobs, bus, executor, engine, ctx.settings.rpc_timeout)
+
+    async def on_change(led: Led | None) -> None:
+        if led is not None:
+            running.leader_logs = await bus.serve_stream(
+                LEADER_LOGS, logs.serve_leader, queue=LEADER_QUEUE
+            )
+        elif running.leader_logs is not None:
+            subscription, running.leader_logs = running.leader_logs, None
+            await subscription.drain()
+
+    running = RunningScheduler(
+        leadership=Leadership(
+            lease, lambda: Engine(parts, peers), on_change=on_change, clock=clock
+        ),
+        executor=executor,
+    )
+
+    async def notify() -> None:
+        try:
+            await bus.publish(WAKE, b"")
+        except AortaError as error:
+            log.warning("scheduler.nudge_lost", error=str(error))
+
+    async def wake(data: bytes, subject: str) -> None:
+        current = running.engine
+        if current is not None:
+            current.poke(resync=True)
+
+    commands = JobCommands(repository, peers, events, settings, notify, clock=clock)
+    queries = JobQueries(repository, logs)
+    try:
+        running.served += [
+            await bus.subscribe(WAKE, wake),
+            await bus.serve(subjects.SCHEDULER_CREATE, commands.create, queue=QUEUE),
+            await bus.serve(subjects.SCHEDULER_START, commands.start, queue=QUEUE),
+            await bus.serve(subjects.SCHEDULER_CANCEL, commands.cancel, queue=QUEUE),
+            await bus.serve(subjects.SCHEDULER_PLATFORM_STOP, commands.platform_stop, queue=QUEUE),
+            await bus.serve(subjects.SCHEDULER_STATUS, queries.status, queue=QUEUE),
+            await bus.serve_stream(subjects.SCHEDULER_LIST, queries.list_jobs, queue=QUEUE),
+            await bus.serve_stream(subjects.SCHEDULER_READ_LOGS, queries.read_logs, queue=QUEUE),
+            await bus.serve(subjects.SCHEDULER_ADD_METADATA, queries.add_metadata, queue=QUEUE),
+            await bus.serve(
+                subjects.SCHEDULER_REMOVE_METADATA, queries.remove_metadata, queue=QUEUE
+            ),
+        ]
+        running.loop = asyncio.create_task(
+            running.leadership.run(), name="aorta.scheduler.leadership"
+        )
+    except BaseException:
+        await running.stop(0)
+        raise
+    log.info(
+        "scheduler.serving",
+        replica=lease.holder,
+        gpus=len(settings.capacity.gpus),
+        cpus=settings.capacity.cpu,
+        memory_mb=settings.capacity.memory_mb,
+    )
+    return running

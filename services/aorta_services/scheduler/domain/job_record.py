@@ -1,0 +1,247 @@
+"""What the scheduler stores about one job: the `jobs` document, read and written in one place.
+
+A job document is small and changes often (every operator start and stop), so the pipeline
+definition it was created with lives apart, in `job_definitions` (see `repository`). Times are
+Unix seconds (floats) so the store compares them as numbers; the Clara wire's year-1 seconds
+appear only when an answer is built. Metadata and variables are kept as `[key, value]` pairs,
+because their keys are free text that not every store accepts as field names.
+
+`JobRecord` is immutable: the transitions in `transitions` return a new record, and the
+repository writes only the top-level fields that changed.
+
+`outbox` holds the job's events (CloudEvent documents, see `events`) that are stored but not
+yet published: an event is staged in the same write as the change it describes, and removed
+once published, so no event is lost between the two. `outbox_pending`, derived like `state`,
+is the indexed flag the leader's replay finds such jobs by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from aorta.errors import ErrorCode, Invalid, NotFound
+from aorta.ids import JobId, PayloadId, PipelineId
+from aorta_services.scheduler.domain import (
+    Allocation,
+    JobPhase,
+    JobPriority,
+    JobProgress,
+    OperatorStatus,
+    Request,
+)
+
+
+@dataclass(frozen=True)
+class OperatorRecord:
+    """One operator of one job: what it asks for and its latest attempt.
+
+    `attempt` is 0 until the operator first starts and grows by one for every start, so
+    `run_id` (derived from job, operator and attempt) names exactly one executor run.
+    `allocation` is what the node gave the attempt that runs now (None when none runs);
+    `timeout` the seconds each run may take (set when the job starts).
+    """
+
+    name: str
+    request: Request
+    timeout: int = 0
+    attempt: int = 0
+    run_id: str = ""
+    allocation: Allocation | None = None
+    started: float | None = None
+    stopped: float | None = None
+    exit_code: int | None = None
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "request": {
+                "cpu": self.request.cpu,
+                "gpu": self.request.gpu,
+                "memory_mb": self.request.memory_mb,
+            },
+            "timeout": self.timeout,
+            "attempt": self.attempt,
+            "run_id": self.run_id,
+            "allocation": None if self.allocation is None else self.allocation.to_document(),
+            "started": self.started,
+            "stopped": self.stopped,
+            "exit_code": self.exit_code,
+        }
+
+    @staticmethod
+    def from_document(document: Mapping[str, Any]) -> OperatorRecord:
+        request = document["request"]
+        allocation = document.get("allocation")
+        return OperatorRecord(
+            name=document["name"],
+            request=Request(cpu=request["cpu"], gpu=request["gpu"], memory_mb=request["memory_mb"]),
+            timeout=int(document["timeout"]),
+            attempt=int(document["attempt"]),
+            run_id=str(document["run_id"]),
+            allocation=None if allocation is None else Allocation.from_document(allocation),
+            started=document.get("started"),
+            stopped=document.get("stopped"),
+            exit_code=document.get("exit_code"),
+        )
+
+
+@dataclass(frozen=True)
+class TritonUris:
+    """The Triton server the models service gave a job: `host:port` addresses."""
+
+    grpc_uri: str
+    http_uri: str
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job as the `jobs` collection holds it (see the module docstring).
+
+    - `visible` is False only while `Jobs.Create` is still making the job's payload: such a
+      job is answered as unknown, and a leader removes one left behind by a crash.
+    - `enqueued` is when `Jobs.Start` queued the job, `started` when it was admitted (RUNNING),
+      `stopped` when it ended; `rotation` the queue's cursor right after its admission, so a new
+      leader continues the weighted rotation exactly.
+    - `released` is True once the job's payload lock and Triton server were given back (or
+      there was nothing to give back): a stopped job with `released` False still needs it.
+    - `progress` is `JobProgress.to_document()`; `operators` the per-operator records, in the
+      same (topological) order.
+    - `outbox` the events stored but not yet published, oldest first (see the module docstring).
+    """
+
+    id: JobId
+    name: str
+    pipeline_id: PipelineId
+    pipeline_name: str
+    payload_id: PayloadId
+    priority: JobPriority
+    phase: JobPhase
+    created: float
+    progress: Mapping[str, Any]
+    operators: tuple[OperatorRecord, ...]
+    visible: bool = True
+    enqueued: float | None = None
+    started: float | None = None
+    stopped: float | None = None
+    messages: tuple[str, ...] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    variables: Mapping[str, str] = field(default_factory=dict)
+    models: tuple[str, ...] = ()
+    triton: TritonUris | None = None
+    timeout: int = 0
+    rotation: int | None = None
+    released: bool = False
+    outbox: tuple[Mapping[str, Any], ...] = ()
+    version: int = 0
+
+    def job_progress(self) -> JobProgress:
+        """The DAG bookkeeping, restored from `progress`."""
+        return JobProgress.from_document(self.progress)
+
+    def operator(self, name: str) -> OperatorRecord:
+        """The record of operator `name`; `NotFound` (JOB_OPERATOR_NOT_FOUND) when it has none."""
+        for record in self.operators:
+            if record.name == name:
+                return record
+        for record in self.operators:
+            if record.name.lower() == name.lower():
+                return record
+        raise NotFound(
+            f"job {self.id} has no operator {name!r} (its operators: "
+            f"{', '.join(r.name for r in self.operators)})",
+            code=ErrorCode.JOB_OPERATOR_NOT_FOUND,
+        )
+
+    def statuses(self) -> dict[str, OperatorStatus]:
+        """Every operator's status, in topological order."""
+        return self.job_progress().statuses()
+
+    def with_operator(self, updated: OperatorRecord) -> JobRecord:
+        """This record with `updated` in place of the operator of the same name."""
+        operators = tuple(updated if op.name == updated.name else op for op in self.operators)
+        return replace(self, operators=operators)
+
+    def with_event(self, event: Mapping[str, Any]) -> JobRecord:
+        """This record with `event` (a CloudEvent document) staged last in its outbox."""
+        return replace(self, outbox=(*self.outbox, event))
+
+    def without_events(self, event_ids: Collection[str]) -> JobRecord:
+        """This record without the staged events whose ids are in `event_ids`."""
+        return replace(self, outbox=tuple(e for e in self.outbox if e["id"] not in event_ids))
+
+    def to_document(self) -> dict[str, Any]:
+        """The stored form (without the store's own `version` and times)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "pipeline_id": self.pipeline_id,
+            "pipeline_name": self.pipeline_name,
+            "payload_id": self.payload_id,
+            "priority": int(self.priority),
+            "phase": self.phase.value,
+            # State and status are derived from the phase, kept for Jobs.List's filters.
+            "state": int(self.phase.state),
+            "status": int(self.phase.status),
+            "visible": self.visible,
+            "created": self.created,
+            "enqueued": self.enqueued,
+            "started": self.started,
+            "stopped": self.stopped,
+            "messages": list(self.messages),
+            "metadata": [[key, value] for key, value in self.metadata.items()],
+            "variables": [[key, value] for key, value in self.variables.items()],
+            "progress": dict(self.progress),
+            "operators": [op.to_document() for op in self.operators],
+            "models": list(self.models),
+            "triton": None
+            if self.triton is None
+            else {"grpc_uri": self.triton.grpc_uri, "http_uri": self.triton.http_uri},
+            "timeout": self.timeout,
+            "rotation": self.rotation,
+            "released": self.released,
+            "outbox": [dict(event) for event in self.outbox],
+            # Derived, for the replay's indexed query (a filter cannot test a list's length).
+            "outbox_pending": bool(self.outbox),
+        }
+
+    @staticmethod
+    def from_document(document: Mapping[str, Any]) -> JobRecord:
+        """The record a stored document holds; `Invalid` (JOB_STORE_ERROR) when it is malformed."""
+        try:
+            triton = document.get("triton")
+            return JobRecord(
+                id=JobId(document["id"]),
+                name=document["name"],
+                pipeline_id=PipelineId(document["pipeline_id"]),
+                pipeline_name=document["pipeline_name"],
+                payload_id=PayloadId(document["payload_id"]),
+                priority=JobPriority(document["priority"]),
+                phase=JobPhase(document["phase"]),
+                created=float(document["created"]),
+                progress=document["progress"],
+                operators=tuple(OperatorRecord.from_document(op) for op in document["operators"]),
+                visible=bool(document["visible"]),
+                enqueued=document.get("enqueued"),
+                started=document.get("started"),
+                stopped=document.get("stopped"),
+                messages=tuple(document["messages"]),
+                metadata={key: value for key, value in document["metadata"]},
+                variables={key: value for key, value in document["variables"]},
+                models=tuple(document["models"]),
+                triton=None
+                if triton is None
+                else TritonUris(triton["grpc_uri"], triton["http_uri"]),
+                timeout=int(document["timeout"]),
+                rotation=document.get("rotation"),
+                released=bool(document["released"]),
+                # Documents written before the outbox existed have none.
+                outbox=tuple(document.get("outbox", ())),
+                version=int(document.get("version", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise Invalid(
+                f"stored job {document.get('id')!r} is malformed: {error!r}",
+                code=ErrorCode.JOB_STORE_ERROR,
+            ) from error

@@ -1,0 +1,393 @@
+"""The leader's scheduler: admits queued jobs and runs their operators, level-triggered.
+
+One `Engine` exists per replica while it holds the lease. Its main task runs *passes*; a pass
+is woken by any change (a replica's nudge after Start, Cancel or Clara.Stop; a run that
+ended; an admission that finished) and at least every `resync` seconds, and it:
+
+1. (when asked to, and periodically) re-reads the store: queued jobs into the `JobQueue`,
+   RUNNING jobs it does not run yet adopted (see `reconcile`), stopped jobs that still hold
+   runs halted, stopped jobs not yet released cleaned up, events still pending in job
+   documents published (`events`);
+2. terminates RUNNING jobs past their deadline (job timeout + grace);
+3. finishes jobs whose runs all ended: RUNNING -> SUCCEEDED / FAULTED, then releases their
+   payload lock and Triton server (`released`);
+4. starts every ready operator of every running job that fits the node now (each operator
+   allocates its own request; the others wait PENDING), oldest job first;
+5. admits queued jobs while the queue offers one whose most demanding operator fits: the peak
+   is reserved at once, so the next choice sees it taken, and the job is admitted in a task
+   (Triton acquisition, the RUNNING write, the `job.started` event).
+
+Everything the pass decides is written to the store first (optimistic concurrency, each
+event staged in the same write) and then published; the in-memory queue, ledger and run
+handles are only a cache of the store plus what the executor runs, which is why a new leader
+can rebuild them (`reconcile`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from functools import partial
+from typing import Any
+
+from structlog.contextvars import bound_contextvars
+
+from aorta.errors import AortaError, Conflict, Invalid
+from aorta.ids import JobId
+from aorta.logger import get_logger
+from aorta_services.scheduler.active import ActiveJob, RunHandle, admission_owner, owner
+from aorta_services.scheduler.domain import (
+    JobPhase,
+    JobQueue,
+    OperatorStatus,
+    Request,
+    ResourceLedger,
+    job_peak_request,
+    transitions,
+)
+from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.domain.runs import run_id
+from aorta_services.scheduler.events import job_event, operator_event, staged
+from aorta_services.scheduler.operator_runs import EngineParts, OperatorRunner, with_retries
+from aorta_services.scheduler.peers import Peers
+from aorta_services.scheduler.reconcile import Reconciler
+from aorta_services.scheduler.release import Releaser
+
+log = get_logger(__name__)
+
+PASS_RETRY = 0.5
+"""Seconds to wait after a pass failed (the store was unavailable) before the next one."""
+
+
+class Engine:
+    """See the module docstring. `start` returns at once; `stop` ends every task it made."""
+
+    def __init__(self, parts: EngineParts, peers: Peers) -> None:
+        settings = parts.settings
+        self._parts = parts
+        self._peers = peers
+        self._queue = JobQueue(
+            settings.weights,
+            aging_seconds=settings.aging,
+            hold_after_seconds=settings.hold_after,
+        )
+        self._ledger = ResourceLedger(settings.capacity)
+        self._peaks: dict[JobId, Request] = {}
+        self.active: dict[JobId, ActiveJob] = {}
+        self._admitting: set[JobId] = set()
+        self._admitted: list[tuple[JobId, ActiveJob | None]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+        self._resync = True
+        self._main: asyncio.Task[None] | None = None
+        self._runner = OperatorRunner(parts, self._run_done)
+        self._releaser = Releaser(parts.repository, peers, self.spawn)
+        self._reconciler = Reconciler(
+            parts, self._ledger, self._runner, self.spawn, self._fault, peers
+        )
+
+    async def start(self) -> None:
+        """Starts the main task: reconcile with the store and the executor, then passes."""
+        self._main = asyncio.create_task(self._run(), name="aorta.scheduler.engine")
+
+    def poke(self, *, resync: bool = False) -> None:
+        """Runs a pass soon; with `resync`, one that re-reads the store first."""
+        if resync:
+            self._resync = True
+        self._wake.set()
+
+    def run_id_of(self, job_id: str, operator: str) -> str | None:
+        """The run this leader watches for one operator of one job, if any."""
+        job = self.active.get(JobId(job_id))
+        handle = job.handles.get(operator) if job is not None else None
+        return handle.run_id if handle is not None else None
+
+    async def stop(self, *, kill_runs: bool) -> None:
+        """Ends the main task and every run task. With `kill_runs` (the lease was lost, so
+        another leader may start these operators) the runs are stopped too, with a grace
+        short enough to end before the lease could pass to another replica."""
+        if self._main is not None:
+            self._main.cancel()
+            await asyncio.gather(self._main, return_exceptions=True)
+        runs = [h.run_id for job in self.active.values() for h in job.handles.values()]
+        # The run tasks go first: a run killed below must not be recorded as failed, since
+        # the next leader runs it again.
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if kill_runs:
+            settings = self._parts.settings
+            grace = min(settings.grace, settings.lease_ttl / 6)
+            await asyncio.gather(
+                *(self._parts.executor.cancel(run, grace=grace) for run in runs),
+                return_exceptions=True,
+            )
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """A task the engine keeps a reference to, cancels on stop, and logs if it fails."""
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._forget)
+        return task
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("scheduler.task_failed", task=task.get_name(), exc_info=task.exception())
+
+    async def _run(self) -> None:
+        await self._reconciler.reconcile(
+            self.active, self._queue_with_rotation, self._releaser.release
+        )
+        while True:
+            clock = self._parts.clock
+            wait = max(
+                0.0,
+                min(
+                    [self._parts.settings.resync]
+                    + [job.deadline - clock() for job in self.active.values()]
+                ),
+            )
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait)
+            except TimeoutError:
+                self._resync = True
+            self._wake.clear()
+            try:
+                await self._pass()
+            except Exception as error:
+                # A guard: a failed pass must never end the leader's loop, or no job would
+                # move again; the next pass re-reads the store and carries on.
+                if isinstance(error, AortaError):
+                    log.warning("scheduler.pass_failed", error=str(error))
+                else:
+                    log.exception("scheduler.pass_crashed")
+                self._resync = True
+                await asyncio.sleep(PASS_RETRY)
+
+    def _queue_with_rotation(self, rotation: int) -> None:
+        settings = self._parts.settings
+        with contextlib.suppress(Invalid):
+            self._queue = JobQueue(
+                settings.weights,
+                aging_seconds=settings.aging,
+                hold_after_seconds=settings.hold_after,
+                rotation=rotation,
+            )
+
+    async def _pass(self) -> None:
+        if self._resync:
+            self._resync = False
+            await self._resync_store()
+        self._take_admitted()
+        now = self._parts.clock()
+        await self._enforce_deadlines(now)
+        await self._finish_jobs()
+        await self._launch_ready()
+        self._admit_queued(now)
+
+    async def _resync_store(self) -> None:
+        repository = self._parts.repository
+        queued = await repository.in_phase(JobPhase.QUEUED)
+        present = {record.id for record in queued}
+        for record in queued:
+            if record.id in self._peaks or record.id in self._admitting:
+                continue
+            reasons = [self._ledger.never_fits(op.request, op.name) for op in record.operators]
+            if any(reasons):
+                why = "; ".join(reason for reason in reasons if reason)
+                await self._fault(record, f"the job can never run on this node: {why}")
+                continue
+            peak = job_peak_request(op.request for op in record.operators)
+            self._queue.push(record.id, record.priority, record.enqueued or record.created)
+            self._peaks[record.id] = peak
+        for job_id in [job_id for job_id in self._peaks if job_id not in present]:
+            self._queue.remove(job_id)
+            del self._peaks[job_id]
+        running = await repository.in_phase(JobPhase.RUNNING)
+        unreleased = await repository.unreleased()
+        strangers = []
+        for record in (*running, *unreleased):
+            job = self.active.get(record.id)
+            if job is not None:
+                job.update(record)
+            elif record.id not in self._admitting and record.id not in self._releaser.busy:
+                strangers.append(record)
+        await self._reconciler.take_over(strangers, self.active, self._releaser.release)
+        await self._reconciler.sweep_abandoned_creations()
+        await self._parts.events.replay()
+
+    def _take_admitted(self) -> None:
+        admitted, self._admitted = self._admitted, []
+        for job_id, job in admitted:
+            self._ledger.release(admission_owner(job_id))
+            self._admitting.discard(job_id)
+            if job is not None:
+                self.active[job_id] = job
+            else:
+                self._resync = True
+
+    async def _enforce_deadlines(self, now: float) -> None:
+        for job in list(self.active.values()):
+            if job.record.phase is not JobPhase.RUNNING or now < job.deadline:
+                continue
+            reason = f"the job ran past its timeout of {job.record.timeout} s"
+            terminated = partial(transitions.terminate, reason=reason, now=now)
+            try:
+                record = await self._parts.repository.modify(
+                    job.id, staged(terminated, job_event("stopped"))
+                )
+            except Conflict:
+                self._resync = True
+                continue
+            job.update(record)
+            log.info("job.timed_out", job_id=job.id, timeout=record.timeout)
+            await self._parts.events.flush(record)
+
+    async def _finish_jobs(self) -> None:
+        for job in list(self.active.values()):
+            if job.handles:
+                continue
+            if job.stop.is_set():
+                await self._abandon_orphans(job)
+            record = job.record
+            if record.phase is JobPhase.RUNNING:
+                if job.progress().outcome() is None:
+                    continue
+                now = self._parts.clock()
+                finished = staged(partial(transitions.finish, now=now), job_event("stopped"))
+                try:
+                    record = await self._parts.repository.modify(job.id, finished)
+                except Conflict:
+                    self._resync = True
+                    continue
+                job.update(record)
+                log.info("job.stopped", job_id=job.id, status=record.phase.status.name)
+                await self._parts.events.flush(record)
+            if record.phase.stopped:
+                del self.active[job.id]
+                self._releaser.release(record)
+
+    async def _abandon_orphans(self, job: ActiveJob) -> None:
+        """Operators RUNNING in the store that run nowhere, of a job that is stopping."""
+        for name in job.progress().running():
+            reason = f"operator {name!r} was stopped: {job.stop_reason}"
+            abandoned = staged(
+                partial(
+                    transitions.abandon_operator, name=name, reason=reason, now=self._parts.clock()
+                ),
+                operator_event(name, "stopped", status=OperatorStatus.FAULTED, reason=reason),
+            )
+            record = await with_retries(partial(self._parts.repository.modify, job.id, abandoned))
+            job.update(record)
+            await self._parts.events.flush(record)
+        job.orphans.clear()
+
+    async def _launch_ready(self) -> None:
+        for job in list(self.active.values()):
+            for name in job.launchable():
+                request = job.record.operator(name).request
+                if not self._ledger.fits(request):
+                    reason = self._ledger.never_fits(request, name)
+                    if reason is not None:
+                        await self._fault(job.record, reason)
+                        break
+                    continue
+                allocation = self._ledger.allocate(owner(job.id, name), request)
+                attempt = job.record.operator(name).attempt + 1
+                handle = RunHandle(name, attempt, run_id(job.id, name, attempt))
+                job.handles[name] = handle
+                handle.task = self.spawn(
+                    self._runner.run(job, handle, allocation, reattach=False),
+                    name=f"aorta.scheduler.run.{handle.run_id}",
+                )
+
+    def _admit_queued(self, now: float) -> None:
+        while True:
+            chosen = self._queue.choose(now, lambda job_id: self._ledger.fits(self._peaks[job_id]))
+            if chosen is None:
+                return
+            self._ledger.allocate(admission_owner(chosen), self._peaks.pop(chosen))
+            self._admitting.add(chosen)
+            rotation = self._queue.rotation
+            self.spawn(self._admit(chosen, rotation), name=f"aorta.scheduler.admit.{chosen}")
+
+    async def _admit(self, job_id: JobId, rotation: int) -> None:
+        """Acquires the job's Triton server if it lists models, then writes it RUNNING.
+
+        A definition that no longer resolves, or models no Triton server can be had for,
+        fault the job with the reason; a store error leaves it queued for the next pass.
+        """
+        admitted: ActiveJob | None = None
+        try:
+            with bound_contextvars(job_id=job_id):
+                admitted = await self._admitted_job(job_id, rotation)
+        except Conflict:
+            log.info("job.admission_refused", job_id=job_id)
+        except AortaError as error:
+            log.warning("job.admission_failed", job_id=job_id, error=str(error))
+        finally:
+            self._admitted.append((job_id, admitted))
+            self.poke()
+
+    async def _admitted_job(self, job_id: JobId, rotation: int) -> ActiveJob | None:
+        """The job written RUNNING, or None when it may not run (faulted, or no longer
+        queued). `Conflict` when another writer won; store errors propagate."""
+        parts = self._parts
+        record = await parts.repository.get(job_id)
+        if record.phase is not JobPhase.QUEUED:
+            return None
+        definition = await parts.repository.definition(job_id)
+        try:
+            pipeline = definition.resolved(record.variables)
+        except Invalid as error:
+            why = "; ".join(error.messages)
+            await self._fault(record, f"the job's definition can no longer be resolved: {why}")
+            return None
+        triton = None
+        if record.models:
+            try:
+                triton = await self._peers.acquire_triton(job_id, record.models)
+            except AortaError as error:
+                models = ", ".join(record.models)
+                why = "; ".join(error.messages)
+                await self._fault(
+                    record, f"no Triton server with the models {models} could be had: {why}"
+                )
+                return None
+        record = await parts.repository.modify(
+            job_id,
+            staged(
+                lambda r: transitions.admit(r, now=parts.clock(), rotation=rotation, triton=triton),
+                job_event("started"),
+            ),
+        )
+        log.info("job.started", priority=record.priority.name)
+        await parts.events.flush(record)
+        started = record.started if record.started is not None else parts.clock()
+        return ActiveJob(record, pipeline, deadline=started + record.timeout + parts.settings.grace)
+
+    async def _fault(self, record: JobRecord, reason: str) -> JobRecord | None:
+        """Faults a queued or running job with `reason`; None when it had stopped already."""
+        now = self._parts.clock()
+        try:
+            faulted = await self._parts.repository.modify(
+                record.id,
+                staged(lambda r: transitions.fault(r, reason, now=now), job_event("stopped")),
+            )
+        except Conflict:
+            self._resync = True
+            return None
+        job = self.active.get(record.id)
+        if job is not None:
+            job.update(faulted)
+        log.info("job.faulted", job_id=record.id, reason=reason)
+        await self._parts.events.flush(faulted)
+        return faulted
+
+    def _run_done(self, job: ActiveJob, operator: str) -> None:
+        self._ledger.release(owner(job.id, operator))
+        job.handles.pop(operator, None)
+        self.poke()

@@ -1,0 +1,186 @@
+"""The scheduler's domain events: stored with the change they describe, then published.
+
+Events (CloudEvents on `aorta.events.job.<job id>.<event>`, source `aorta/scheduler`):
+
+- `job.created`, `job.queued`, `job.started` (admitted, RUNNING), `job.stopped`: `data` is
+  `{"job_id", "name", "pipeline_id", "payload_id", "priority", "state", "status"}` with the
+  enum names (`"STOPPED"`, `"FAULTED"`), plus `"messages"` on `stopped`.
+- `job.operator.started` and `job.operator.stopped`: `{"job_id", "operator", "attempt",
+  "status"}`, plus `"exit_code"` and `"reason"` on `stopped`.
+
+Delivery is at least once, through an outbox in the job's own document (`JobRecord.outbox`):
+
+1. a change that has an event is wrapped with `staged`, which builds the event (id included)
+   from the changed record and appends it to the outbox, so the event is stored in the same
+   atomic write as the change, or not at all;
+2. after the write, the writer `flush`es the record: its pending events are published in order
+   (stopping at the first the bus does not take) and exactly those published are removed from
+   the document (other writers may have staged more meanwhile);
+3. the leader `replay`s at its takeover and at every resync: it flushes every job whose outbox
+   is not empty, so an event whose writer died, or whose bus was down, is published late.
+
+An event keeps its id however often it is published, and the bus publishes with the id as
+`Nats-Msg-Id`, so JetStream stores a replay within its duplicate window once; beyond it (a
+writer that died between the publish and the removal, a leader taking over later) a consumer
+may see an event twice and must treat the id as the deduplication key. A bus failure never
+fails the change: it is logged (`job.event_delayed`) and the event stays pending. Only an event
+the bus can never take (`Invalid`: above the message limit) is dropped, logged as
+`job.event_lost`, so that it cannot hold back the job's later events forever.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from structlog.contextvars import bound_contextvars
+
+from aorta.bus import Bus, CloudEvent, make_event
+from aorta.errors import AortaError, Invalid
+from aorta.logger import get_logger
+from aorta_services.scheduler.domain import OperatorStatus
+from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.repository import JobRepository
+
+log = get_logger(__name__)
+
+SERVICE = "scheduler"
+
+Change = Callable[[JobRecord], JobRecord]
+EventBuilder = Callable[[JobRecord], CloudEvent]
+"""Builds an event from a job record as changed (the record the event describes)."""
+
+
+def job_event(event: str) -> EventBuilder:
+    """`job.<event>` for the record as changed."""
+
+    def build(record: JobRecord) -> CloudEvent:
+        data: dict[str, Any] = {
+            "job_id": record.id,
+            "name": record.name,
+            "pipeline_id": record.pipeline_id,
+            "payload_id": record.payload_id,
+            "priority": record.priority.name,
+            "state": record.phase.state.name,
+            "status": record.phase.status.name,
+        }
+        if event == "stopped":
+            data["messages"] = list(record.messages)
+        return make_event(SERVICE, "job", record.id, event, data)
+
+    return build
+
+
+def operator_event(
+    name: str,
+    event: str,
+    *,
+    status: OperatorStatus,
+    exit_code: int | None = None,
+    reason: str = "",
+) -> EventBuilder:
+    """`job.operator.<event>` for operator `name` of the record as changed."""
+
+    def build(record: JobRecord) -> CloudEvent:
+        data: dict[str, Any] = {
+            "job_id": record.id,
+            "operator": name,
+            "attempt": record.operator(name).attempt,
+            "status": status.name,
+        }
+        if event == "stopped":
+            data["exit_code"] = exit_code
+            data["reason"] = reason
+        return make_event(SERVICE, "job", record.id, f"operator.{event}", data)
+
+    return build
+
+
+def staged(change: Change, build: EventBuilder) -> Change:
+    """`change`, with the event `build` makes of its result staged in the job's outbox.
+
+    Still pure apart from the event's fresh id and time: a `change` that refuses (raises)
+    stages nothing, and one re-run after a lost race stages the event of the run that wins.
+    """
+
+    def changed(record: JobRecord) -> JobRecord:
+        after = change(record)
+        return after.with_event(_to_document(build(after)))
+
+    return changed
+
+
+class JobEvents:
+    """Publishes the events staged in job documents, then removes them (module docstring)."""
+
+    def __init__(self, bus: Bus, repository: JobRepository) -> None:
+        self._bus = bus
+        self._repository = repository
+
+    async def flush(self, record: JobRecord) -> bool:
+        """Publishes `record`'s pending events in order, then removes the published ones from
+        the job's document. Stops at the first event the bus does not take: it and the ones
+        after it stay pending for the leader's replay. Returns whether none was left for that
+        reason; store and bus errors are logged, never raised (the change itself is stored)."""
+        done: list[str] = []
+        delivered = True
+        with bound_contextvars(job_id=record.id):
+            for document in record.outbox:
+                if not await self._publish(document):
+                    delivered = False
+                    break
+                done.append(document["id"])
+            if done:
+                await self._remove(record, done)
+        return delivered
+
+    async def replay(self) -> None:
+        """Flushes every job with pending events (the leader: at takeover, at each resync);
+        stops at the first the bus does not take, until the next replay. Store errors raise."""
+        for record in await self._repository.with_pending_events():
+            if not await self.flush(record):
+                return
+
+    async def _publish(self, document: Mapping[str, Any]) -> bool:
+        """True once `document` is published, or dropped because it never could be."""
+        try:
+            await self._bus.publish_event(_from_document(document))
+        except Invalid as error:
+            log.error(
+                "job.event_lost",
+                event_id=document.get("id"),
+                type=document.get("type"),
+                error=str(error),
+            )
+        except AortaError as error:
+            log.warning(
+                "job.event_delayed",
+                event_id=document.get("id"),
+                type=document.get("type"),
+                error=str(error),
+            )
+            return False
+        return True
+
+    async def _remove(self, record: JobRecord, event_ids: list[str]) -> None:
+        published = frozenset(event_ids)
+        try:
+            await self._repository.modify(
+                record.id, lambda r: r.without_events(published), hidden=True
+            )
+        except AortaError as error:
+            # The events stay staged: the leader's replay publishes them again under the
+            # same ids, which the bus stores once.
+            log.warning("job.event_not_cleared", events=len(event_ids), error=str(error))
+
+
+def _to_document(event: CloudEvent) -> dict[str, Any]:
+    """`event` as the JSON object it is published as, for the job's document."""
+    document: dict[str, Any] = json.loads(event.to_json())
+    return document
+
+
+def _from_document(document: Mapping[str, Any]) -> CloudEvent:
+    """The event a staged document holds, validated as a consumer would (`Invalid` if not)."""
+    return CloudEvent.from_json(json.dumps(document).encode())

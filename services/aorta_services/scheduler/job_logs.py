@@ -1,0 +1,114 @@
+"""Where Jobs.ReadLogs finds an operator's lines: the live run, or the blob store after it.
+
+While an operator runs, only the leader's executor has its lines: a leader answers from its
+executor; a follower asks the leader over `LEADER_LOGS` (served only by the replica that leads
+now). Once the run has ended, the executor has stored the log under
+`aorta.payload_layout.operator_log_key(job, operator)`, and any replica reads it from there.
+An operator that never ran has no lines. Between leaders (no one serves `LEADER_LOGS`), the
+stored log of the last finished attempt is read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+
+from aorta import payload_layout, subjects
+from aorta.blobs import BlobStore
+from aorta.bus import Bus, Request
+from aorta.errors import ErrorCode, Invalid, NotFound, Unavailable
+from aorta.executors import Executor
+from aorta_services.scheduler.domain import OperatorStatus
+from aorta_services.scheduler.domain.job_record import JobRecord, OperatorRecord
+from aorta_services.scheduler.engine import Engine
+from aorta_services.scheduler.peers import no_responders
+
+LEADER_LOGS = subjects.rpc("scheduler", "leader_logs")
+"""{"run_id": str} -> stream of {"lines": [str, ...]}: a live run's lines, from the leader."""
+LEADER_QUEUE = "scheduler-leader"
+LINES_PER_MESSAGE = 500
+
+
+class OperatorLogs:
+    """An operator's log lines, wherever they are now (module docstring)."""
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        bus: Bus,
+        executor: Executor,
+        leader: Callable[[], Engine | None],
+        timeout: float,
+    ) -> None:
+        self._blobs = blobs
+        self._bus = bus
+        self._executor = executor
+        self._leader = leader
+        self._timeout = timeout
+
+    async def lines(self, record: JobRecord, operator: OperatorRecord) -> AsyncIterator[str]:
+        """Every line the operator's latest run wrote so far, without line endings."""
+        running = record.statuses()[operator.name] is OperatorStatus.RUNNING
+        if running and operator.run_id:
+            try:
+                async for line in self._live(record, operator):
+                    yield line
+                return
+            except NotFound:
+                pass  # the run has no live log (not started yet, or ended): read the stored one
+        async for line in self._stored(record.id, operator.name):
+            yield line
+
+    async def _live(self, record: JobRecord, operator: OperatorRecord) -> AsyncIterator[str]:
+        """The running operator's lines from the leader; `NotFound` (before any line) when no
+        leader has them."""
+        engine = self._leader()
+        if engine is not None:
+            if engine.run_id_of(record.id, operator.name) != operator.run_id:
+                raise NotFound(f"this leader does not run {operator.run_id}")
+            async for line in self._executor.log_lines(operator.run_id):
+                yield line
+            return
+        body = json.dumps({"run_id": operator.run_id}).encode()
+        stream = self._bus.request_stream(LEADER_LOGS, body, timeout=self._timeout)
+        try:
+            async with aclosing(stream):
+                async for item in stream:
+                    for line in json.loads(item)["lines"]:
+                        yield line
+        except Unavailable as error:
+            if no_responders(error, LEADER_LOGS):
+                raise NotFound("no scheduler leads now") from error
+            raise
+
+    async def serve_leader(self, request: Request) -> AsyncIterator[bytes]:
+        """The `LEADER_LOGS` handler: a live run's lines from this (leading) replica."""
+        try:
+            run_id = json.loads(request.data)["run_id"]
+        except (ValueError, KeyError, TypeError):
+            raise Invalid(
+                "malformed leader_logs request", code=ErrorCode.JOB_REQUEST_INVALID
+            ) from None
+        chunk: list[str] = []
+        async for line in self._executor.log_lines(str(run_id)):
+            chunk.append(line)
+            if len(chunk) >= LINES_PER_MESSAGE:
+                yield json.dumps({"lines": chunk}).encode()
+                chunk = []
+        if chunk:
+            yield json.dumps({"lines": chunk}).encode()
+
+    async def _stored(self, job_id: str, operator: str) -> AsyncIterator[str]:
+        key = payload_layout.operator_log_key(job_id, operator)
+        pending = b""
+        try:
+            async for data in self._blobs.get(key):
+                pending += data
+                *complete, pending = pending.split(b"\n")
+                for line in complete:
+                    yield line.decode("utf-8", "replace")
+        except NotFound:
+            return
+        if pending:
+            yield pending.decode("utf-8", "replace")

@@ -1,0 +1,210 @@
+"""One operator run on the leader, from the guarded start to the recorded end.
+
+The order is what makes crashes harmless:
+
+1. the operator's RUNNING state and new attempt are written with optimistic concurrency
+   (`transitions.start_operator`, its `job.operator.started` event staged in the same write)
+   BEFORE the executor is asked to start anything, so two schedulers never both start the
+   same attempt, and a scheduler that dies right after the write leaves a RUNNING operator
+   that the next leader re-runs as attempt + 1;
+2. the executor starts the run (a run id it already knows is not started again);
+3. the task waits for the run to end, or for the job to stop (cancel, terminate, timeout, a
+   failed sibling), in which case the run is stopped: SIGTERM, `grace` seconds, SIGKILL;
+4. the end is written (COMPLETED, or FAULTED with the reason) with its event staged in the
+   same write, then the staged events are published (`events`). A failure stops the job's
+   other runs: nothing new starts after a fault, and the job's outcome is known as soon as
+   possible.
+
+A run the executor no longer knows (LOST) is re-run, up to `MAX_ATTEMPTS` attempts in all.
+Cancelling the task (the leader stepping down) abandons the run without recording anything:
+the next leader reconciles it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from structlog.contextvars import bound_contextvars
+
+from aorta.errors import AortaError, Conflict, Unavailable
+from aorta.executors import Executor, RunOutcome, RunReason
+from aorta.logger import get_logger
+from aorta_services.scheduler.active import ActiveJob, RunHandle
+from aorta_services.scheduler.domain import Allocation, OperatorStatus, transitions
+from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.domain.runs import build_run
+from aorta_services.scheduler.events import JobEvents, operator_event, staged
+from aorta_services.scheduler.repository import JobRepository
+from aorta_services.scheduler.settings import SchedulerSettings
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 3
+"""Runs of one operator the executor may lose before the operator is FAULTED."""
+RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0)
+"""Seconds between tries of a store write that failed because the store was unavailable."""
+
+
+@dataclass(frozen=True)
+class EngineParts:
+    """What the leader's pieces share."""
+
+    repository: JobRepository
+    events: JobEvents
+    executor: Executor
+    settings: SchedulerSettings
+    clock: Callable[[], float]
+
+
+class _Refused(Exception):
+    """The guarded start write was refused: the run must not start."""
+
+
+async def with_retries(write: Callable[[], Awaitable[T]]) -> T:
+    """`write()`, tried again after `RETRY_DELAYS` while the store is unavailable."""
+    for delay in RETRY_DELAYS:
+        try:
+            return await write()
+        except Unavailable as error:
+            log.warning("job.store_unavailable", error=str(error), retry_in=delay)
+            await asyncio.sleep(delay)
+    return await write()
+
+
+class OperatorRunner:
+    """Runs operators of active jobs; `done(job, operator)` is called when a run's task ends."""
+
+    def __init__(self, parts: EngineParts, done: Callable[[ActiveJob, str], None]) -> None:
+        self._parts = parts
+        self._done = done
+
+    async def run(
+        self, job: ActiveJob, handle: RunHandle, allocation: Allocation, *, reattach: bool
+    ) -> None:
+        """Runs (or, with `reattach`, waits for) `handle`'s attempt; never raises but
+        `CancelledError`. Always calls `done` at the end, so the allocation is given back."""
+        operator = handle.operator
+        context = bound_contextvars(job_id=job.id, operator=operator, attempt=handle.attempt)
+        try:
+            with context:
+                early = None if reattach else await self._start(job, handle, allocation)
+                outcome = early or await self._wait(job, handle.run_id)
+                lost = outcome.reason is RunReason.LOST and not job.stop.is_set()
+                if lost and handle.attempt < MAX_ATTEMPTS:
+                    log.warning("operator.lost", run_id=handle.run_id)
+                    job.orphans.add(operator)
+                    return
+                await self._finish(job, handle, outcome)
+        except _Refused:
+            job.orphans.discard(operator)
+        except AortaError as error:
+            # Only a store that stayed unavailable through every retry gets here: the
+            # operator stays RUNNING in the store, and the next leader or resync re-runs it.
+            log.error("operator.unrecorded", job_id=job.id, operator=operator, error=str(error))
+            job.orphans.add(operator)
+        finally:
+            self._done(job, operator)
+
+    async def _start(
+        self, job: ActiveJob, handle: RunHandle, allocation: Allocation
+    ) -> RunOutcome | None:
+        """The guarded write, then `executor.start`; the outcome when the start failed."""
+        parts = self._parts
+
+        def started(record: JobRecord) -> JobRecord:
+            return transitions.start_operator(
+                record,
+                handle.operator,
+                attempt=handle.attempt,
+                run_id=handle.run_id,
+                allocation=allocation,
+                now=parts.clock(),
+            )
+
+        starting = staged(
+            started, operator_event(handle.operator, "started", status=OperatorStatus.RUNNING)
+        )
+        try:
+            record = await with_retries(lambda: parts.repository.modify(job.id, starting))
+        except Conflict as refused:
+            log.info("operator.start_refused", reason=str(refused))
+            raise _Refused from refused
+        job.update(record)
+        job.orphans.discard(handle.operator)
+        log.info("operator.started", run_id=handle.run_id)
+        await parts.events.flush(record)
+        if job.pipeline is None:
+            message = "the job's definition could not be loaded"
+            return RunOutcome(handle.run_id, RunReason.START_FAILED, message=message)
+        try:
+            run = build_run(
+                record,
+                job.pipeline,
+                handle.operator,
+                attempt=handle.attempt,
+                allocation=allocation,
+            )
+            await parts.executor.start(run)
+        except AortaError as error:
+            message = "; ".join(error.messages)
+            return RunOutcome(handle.run_id, RunReason.START_FAILED, message=message)
+        return None
+
+    async def _wait(self, job: ActiveJob, run_id: str) -> RunOutcome:
+        """The run's outcome; when the job stops first, the run is stopped and then awaited."""
+        executor = self._parts.executor
+        ended = asyncio.create_task(executor.wait(run_id), name=f"aorta.scheduler.wait.{run_id}")
+        stopping = asyncio.create_task(job.stop.wait(), name=f"aorta.scheduler.stop.{run_id}")
+        try:
+            await asyncio.wait({ended, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not ended.done():
+                log.info("operator.stopping", run_id=run_id, why=job.stop_reason)
+                await executor.cancel(run_id, grace=self._parts.settings.grace)
+            return await ended
+        finally:
+            for task in (ended, stopping):
+                task.cancel()
+            await asyncio.gather(ended, stopping, return_exceptions=True)
+
+    async def _finish(self, job: ActiveJob, handle: RunHandle, outcome: RunOutcome) -> None:
+        parts = self._parts
+        name = handle.operator
+        if outcome.succeeded:
+            reason = ""
+        elif outcome.reason is RunReason.CANCELLED and job.stop.is_set():
+            reason = f"operator {name!r} was stopped: {job.stop_reason}"
+        else:
+            timeout = job.record.operator(name).timeout
+            reason = transitions.failure_reason(name, outcome, timeout)
+
+        def finished(record: JobRecord) -> JobRecord:
+            return transitions.finish_operator(
+                record,
+                name,
+                attempt=handle.attempt,
+                outcome=outcome,
+                reason=reason,
+                now=parts.clock(),
+            )
+
+        status = OperatorStatus.COMPLETED if outcome.succeeded else OperatorStatus.FAULTED
+        stopped = operator_event(
+            name, "stopped", status=status, exit_code=outcome.exit_code, reason=reason
+        )
+        try:
+            record = await with_retries(
+                lambda: parts.repository.modify(job.id, staged(finished, stopped))
+            )
+        except Conflict as stale:
+            log.warning("operator.end_refused", reason=str(stale))
+            return
+        job.update(record)
+        log.info("operator.stopped", status=status.name, exit_code=outcome.exit_code, reason=reason)
+        await parts.events.flush(record)
+        if not outcome.succeeded:
+            job.halt(f"operator {name!r} failed")

@@ -1,0 +1,85 @@
+"""Jobs.Status, List, ReadLogs, AddMetadata and RemoveMetadata: answered by any replica.
+
+They read the store (metadata changes write it, with optimistic concurrency), so every
+replica answers the same, leader or not; only a running operator's live log lines come from
+the leader (see `logs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from aorta.api import jobs_pb2
+from aorta.bus import Request
+from aorta.errors import ErrorCode, NotFound
+from aorta.logger import get_logger
+from aorta.metadata import add_metadata, remove_metadata
+from aorta_services.scheduler.domain import answers, requests
+from aorta_services.scheduler.job_logs import OperatorLogs
+from aorta_services.scheduler.repository import JobRepository
+
+log = get_logger(__name__)
+
+
+class JobQueries:
+    """The read verbs and the metadata verbs over one repository."""
+
+    def __init__(self, repository: JobRepository, logs: OperatorLogs) -> None:
+        self._repository = repository
+        self._logs = logs
+
+    async def status(self, request: Request) -> bytes:
+        """Jobs.Status: the job, its operators with their times, the DAG and the messages."""
+        message = requests.parse(request.data, jobs_pb2.JobsStatusRequest)
+        record = await self._repository.get(requests.job_id_of(message))
+        return answers.status(record).SerializeToString()
+
+    async def list_jobs(self, request: Request) -> AsyncIterator[bytes]:
+        """Jobs.List: one message per job matching the filter, newest first (one message
+        without a job when none matches)."""
+        message = requests.parse(request.data, jobs_pb2.JobsListRequest)
+        records = await self._repository.search(requests.list_filter(message))
+        if not records:
+            yield answers.empty_list().SerializeToString()
+        for record in records:
+            yield answers.list_item(record).SerializeToString()
+
+    async def read_logs(self, request: Request) -> AsyncIterator[bytes]:
+        """Jobs.ReadLogs: one operator's lines in messages of bounded size (at least one).
+
+        JOB_OPERATOR_NOT_FOUND when the job has no operator by that name (compared
+        case-insensitively, as Clara names are).
+        """
+        message = requests.parse(request.data, jobs_pb2.JobsReadLogsRequest)
+        record = await self._repository.get(requests.job_id_of(message))
+        if not message.operator_name.strip():
+            raise NotFound(
+                "name the operator whose logs to read", code=ErrorCode.JOB_OPERATOR_NOT_FOUND
+            )
+        operator = record.operator(message.operator_name)
+        lines = self._logs.lines(record, operator)
+        async for chunk in answers.log_messages(record.id, operator.name, lines):
+            yield chunk.SerializeToString()
+
+    async def add_metadata(self, request: Request) -> bytes:
+        """Jobs.AddMetadata: Clara's rules (`aorta.metadata`); a broken rule changes nothing."""
+        message = requests.parse(request.data, jobs_pb2.JobsAddMetadataRequest)
+        entries = list(message.metadata.items())
+        record = await self._repository.modify(
+            requests.job_id_of(message),
+            lambda r: replace(r, metadata=add_metadata(r.metadata, entries)),
+        )
+        log.info("job.metadata_added", job_id=record.id, keys=len(entries))
+        return answers.metadata_added(record)
+
+    async def remove_metadata(self, request: Request) -> bytes:
+        """Jobs.RemoveMetadata: keys that are absent are ignored."""
+        message = requests.parse(request.data, jobs_pb2.JobsRemoveMetadataRequest)
+        keys = list(message.keys)
+        record = await self._repository.modify(
+            requests.job_id_of(message),
+            lambda r: replace(r, metadata=remove_metadata(r.metadata, keys)),
+        )
+        log.info("job.metadata_removed", job_id=record.id, keys=len(keys))
+        return answers.metadata_removed(record)

@@ -1,0 +1,178 @@
+"""The `jobs` and `job_definitions` collections: the one place the scheduler reads and writes them.
+
+Store errors become the Clara job codes a client understands: an unknown (or still hidden) job
+is JOB_NOT_FOUND naming the id, an id already taken is JOB_STORE_ERROR, a change that keeps
+losing races is JOB_STORE_ERROR too. Every write of a job is a read-modify-write with the
+version read as `expected_version`, so of two replicas changing one job exactly one wins and
+the other re-applies its change to what the winner wrote (or learns it no longer applies).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from aorta.errors import Conflict, ErrorCode, NotFound
+from aorta.ids import JobId
+from aorta.store import Collection, Document, StateStore
+from aorta_services.scheduler.domain import JobPhase, JobState
+from aorta_services.scheduler.domain.definition import Definition
+from aorta_services.scheduler.domain.job_record import JobRecord
+
+JOBS = "jobs"
+DEFINITIONS = "job_definitions"
+MAX_ATTEMPTS = 20
+"""How often a read-modify-write is tried while other writers keep changing the job."""
+BACKOFF = 0.002
+"""Seconds; after the n-th lost race a writer waits a random time up to n x BACKOFF."""
+
+_STORE_FIELDS = ("id", "version", "created_at", "updated_at")
+
+
+def not_found(job_id: str) -> NotFound:
+    return NotFound(f"no job has id {job_id}", code=ErrorCode.JOB_NOT_FOUND)
+
+
+class JobRepository:
+    """Job records and their definitions; every method is safe to call concurrently."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._jobs: Collection = store.collection(JOBS)
+        self._definitions: Collection = store.collection(DEFINITIONS)
+
+    async def prepare(self) -> None:
+        """Creates the indexes the scheduler's queries use; idempotent."""
+        await self._jobs.ensure_index(["phase"])
+        await self._jobs.ensure_index(["created"])
+        await self._jobs.ensure_index(["released", "state"])
+        await self._jobs.ensure_index(["outbox_pending"])
+
+    async def insert(self, record: JobRecord, definition: Definition) -> JobRecord:
+        """Stores a new job and its definition; `Conflict` (JOB_STORE_ERROR) if the id is taken.
+
+        The definition is written first: a job document never exists without its definition.
+        If the job cannot be written, the definition is removed again.
+        """
+        try:
+            await self._definitions.insert(
+                {
+                    "id": record.id,
+                    "root": definition.root,
+                    "files": [{"path": p, "content": c} for p, c in definition.files],
+                }
+            )
+        except Conflict:
+            raise Conflict(
+                f"job id {record.id} is already in use", code=ErrorCode.JOB_STORE_ERROR
+            ) from None
+        try:
+            stored = await self._jobs.insert(record.to_document())
+        except BaseException:
+            await self._definitions.delete_many({"id": record.id})
+            raise
+        return JobRecord.from_document(stored)
+
+    async def remove(self, job_id: JobId) -> None:
+        """Deletes a job and its definition (a job whose creation failed); idempotent."""
+        await self._jobs.delete_many({"id": job_id})
+        await self._definitions.delete_many({"id": job_id})
+
+    async def get(self, job_id: JobId, *, hidden: bool = False) -> JobRecord:
+        """The job `job_id`; `NotFound` (JOB_NOT_FOUND) when absent or, unless `hidden`, while
+        its creation is unfinished."""
+        try:
+            record = JobRecord.from_document(await self._jobs.get(job_id))
+        except NotFound:
+            raise not_found(job_id) from None
+        if not record.visible and not hidden:
+            raise not_found(job_id)
+        return record
+
+    async def definition(self, job_id: JobId) -> Definition:
+        """The definition job `job_id` was created with."""
+        try:
+            document = await self._definitions.get(job_id)
+        except NotFound:
+            raise not_found(job_id) from None
+        files = tuple((item["path"], item["content"]) for item in document["files"])
+        return Definition(root=document["root"], files=files)
+
+    async def modify(
+        self,
+        job_id: JobId,
+        change: Callable[[JobRecord], JobRecord],
+        *,
+        hidden: bool = False,
+    ) -> JobRecord:
+        """Replaces job `job_id` with `change(current)` as one atomic step; returns it.
+
+        `change` is pure and may raise to refuse (nothing is written then). When another
+        writer changed the job between the read and the write, `change` runs again on the new
+        state. Only the top-level fields that changed are written.
+        """
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, attempt * BACKOFF))
+            current = await self.get(job_id, hidden=hidden)
+            before = current.to_document()
+            after = change(current).to_document()
+            changes = {key: value for key, value in after.items() if before.get(key) != value}
+            if not changes:
+                return current
+            try:
+                stored = await self._jobs.update(job_id, changes, expected_version=current.version)
+            except NotFound:
+                raise not_found(job_id) from None
+            except Conflict:
+                continue
+            return JobRecord.from_document(stored)
+        raise Conflict(
+            f"job {job_id} kept changing while being updated ({MAX_ATTEMPTS} attempts); try again",
+            code=ErrorCode.JOB_STORE_ERROR,
+        )
+
+    async def in_phase(self, phase: JobPhase) -> list[JobRecord]:
+        """Visible jobs in `phase`, in the order they were queued (then by id)."""
+        documents = await self._jobs.find(
+            {"phase": phase.value, "visible": True}, sort=[("enqueued", 1)]
+        )
+        return _records(documents)
+
+    async def unreleased(self) -> list[JobRecord]:
+        """Stopped jobs whose payload lock or Triton server has not been given back yet."""
+        documents = await self._jobs.find(
+            {"released": False, "state": int(JobState.STOPPED)}, sort=[("stopped", 1)]
+        )
+        return _records(documents)
+
+    async def last_admitted(self) -> JobRecord | None:
+        """The job admitted most recently (its `rotation` continues the queue's rotation)."""
+        documents = await self._jobs.find(
+            {"rotation": {"$ne": None}}, sort=[("started", -1)], limit=1
+        )
+        return JobRecord.from_document(documents[0]) if documents else None
+
+    async def with_pending_events(self) -> list[JobRecord]:
+        """Jobs (hidden ones too) whose outbox holds events not yet published, oldest first."""
+        documents = await self._jobs.find({"outbox_pending": True}, sort=[("created", 1)])
+        return _records(documents)
+
+    async def abandoned_creations(self, older_than: float) -> list[JobRecord]:
+        """Jobs whose `Jobs.Create` never finished (hidden) and began before `older_than`."""
+        documents = await self._jobs.find(
+            {"visible": False, "created": {"$lt": older_than}}, sort=[("created", 1)]
+        )
+        return _records(documents)
+
+    async def search(self, filter: Mapping[str, Any]) -> list[JobRecord]:
+        """Visible jobs matching a store filter, newest first."""
+        documents = await self._jobs.find(
+            {**filter, "visible": True}, sort=[("created", -1), ("id", -1)]
+        )
+        return _records(documents)
+
+
+def _records(documents: Sequence[Document]) -> list[JobRecord]:
+    return [JobRecord.from_document(document) for document in documents]

@@ -1,6 +1,0 @@
-"""`python -m aorta.services.gateway`: run the gateway service alone (settings from AORTA_*)."""
-
-from aorta.services.process import serve_services
-
-if __name__ == "__main__":
-    serve_services(["gateway"])

@@ -1,6 +1,0 @@
-"""`python -m aorta.services.pipelines`: run the pipelines service alone (AORTA_* settings)."""
-
-from aorta.services.process import serve_services
-
-if __name__ == "__main__":
-    serve_services(["pipelines"])

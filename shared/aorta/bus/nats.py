@@ -1,0 +1,360 @@
+"""The NATS adapter of the bus port (nats-py), used in production and by `aorta up`.
+
+Request/reply is core NATS with queue groups; streamed answers use an inbox per stream with
+credit-based flow control (framing in `aorta.bus.nats_wire`); events live on a JetStream stream
+(`aorta.bus.nats_events`). Only these three modules import `nats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+
+from aorta.bus.events import CloudEvent
+from aorta.bus.nats_events import JetStreamEvents
+from aorta.bus.nats_wire import (
+    consume_stream,
+    copy_headers,
+    produce_stream,
+    quietly,
+    request_of,
+    translated,
+)
+from aorta.bus.port import (
+    DEFAULT_MAX_PAYLOAD,
+    ERROR_HEADER,
+    BusOptions,
+    DeliverPolicy,
+    EventHandler,
+    InFlight,
+    MessageHandler,
+    SerialWorker,
+    StreamHandler,
+    Subscription,
+    UnaryHandler,
+    as_caller_error,
+    call_subscriber,
+    check_size,
+    check_subject,
+    decode_error,
+    encode_error,
+    message_context,
+)
+from aorta.errors import AortaError, Internal, Unavailable
+from aorta.logger import get_logger
+
+_CLOSE_TIMEOUT = 5.0
+
+_log = get_logger(__name__)
+
+
+class NatsBus:
+    """`aorta.bus.port.Bus` over one NATS connection. Create it with `NatsBus.connect`."""
+
+    def __init__(self, nc: Client, *, default_timeout: float, options: BusOptions) -> None:
+        self._nc = nc
+        self._timeout = default_timeout
+        self._options = options
+        self._events = JetStreamEvents(
+            nc.jetstream(timeout=default_timeout), timeout=default_timeout, options=options
+        )
+        self._subscriptions: set[_NatsSubscription] = set()
+        self._closed = False
+        self._log = _log
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        name: str,
+        default_timeout: float,
+        stream_max_age: float | None = 7 * 24 * 3600.0,
+        stream_max_bytes: int | None = 1024**3,
+        connect_timeout: float = 10.0,
+        options: BusOptions | None = None,
+    ) -> NatsBus:
+        """Connects as client `name` and makes sure the event stream exists.
+
+        The stream is created when absent (file storage; the oldest events are dropped beyond
+        `stream_max_age` seconds or `stream_max_bytes`, None: unlimited); an existing stream is
+        used as it is. Once connected, a lost connection is retried every second, forever, and
+        logged; requests made meanwhile wait (within their timeout). Raises `Unavailable` when
+        no server answers within `connect_timeout` or when the server lacks JetStream.
+        """
+        shown = _without_credentials(url)
+        bus = cls(Client(), default_timeout=default_timeout, options=options or BusOptions())
+        bus._log = _log.bind(bus=name, url=shown)
+        try:
+            await asyncio.wait_for(
+                bus._nc.connect(
+                    url,
+                    name=name,
+                    connect_timeout=max(1, int(connect_timeout)),
+                    reconnect_time_wait=1,
+                    max_reconnect_attempts=-1,
+                    error_cb=bus._on_error,
+                    disconnected_cb=bus._on_disconnected,
+                    reconnected_cb=bus._on_reconnected,
+                ),
+                connect_timeout,
+            )
+        except (OSError, nats.errors.Error, TimeoutError) as exc:
+            await bus.close()
+            raise Unavailable(
+                f"cannot connect to NATS at {shown} within {connect_timeout:g} s"
+            ) from exc
+        try:
+            await bus._events.ensure_stream(stream_max_age, stream_max_bytes)
+        except BaseException:
+            await bus.close()
+            raise
+        bus._log.info("bus connected", max_payload=bus._nc.max_payload)
+        if bus._nc.max_payload < DEFAULT_MAX_PAYLOAD:
+            # Every message is still checked against the server's limit and refused above it.
+            bus._log.warning(
+                "the server's max_payload is below the platform's; larger answers will fail",
+                max_payload=bus._nc.max_payload,
+                expected=DEFAULT_MAX_PAYLOAD,
+            )
+        return bus
+
+    async def _on_error(self, exc: Exception) -> None:
+        self._log.warning("bus connection error", error=repr(exc))
+
+    async def _on_disconnected(self) -> None:
+        if not self._closed:
+            self._log.warning("bus disconnected; reconnecting")
+
+    async def _on_reconnected(self) -> None:
+        self._log.info("bus reconnected")
+
+    async def request(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (the port's contract: a per-call bound)
+        headers: Mapping[str, str] | None = None,
+    ) -> bytes:
+        wait = self._timeout if timeout is None else timeout
+        self._check_request(subject, data)
+        with translated(subject, wait):
+            msg = await self._nc.request(subject, data, timeout=wait, headers=copy_headers(headers))
+        if (msg.headers or {}).get(ERROR_HEADER):
+            raise decode_error(msg.data, subject=subject)
+        return msg.data
+
+    def request_stream(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncGenerator[bytes, None]:
+        self._check_request(subject, data)
+        return consume_stream(
+            self._nc,
+            subject,
+            data,
+            item_timeout=self._timeout if timeout is None else timeout,
+            headers=headers,
+            window=self._options.stream_window,
+        )
+
+    async def serve(self, subject: str, handler: UnaryHandler, *, queue: str) -> Subscription:
+        return await self._serve(subject, queue, partial(self._answer, handler))
+
+    async def serve_stream(
+        self, subject: str, handler: StreamHandler, *, queue: str
+    ) -> Subscription:
+        run = partial(
+            produce_stream,
+            self._nc,
+            handler,
+            window=self._options.stream_window,
+            credit_timeout=self._options.stream_credit_timeout,
+        )
+        return await self._serve(subject, queue, run)
+
+    async def publish(self, subject: str, data: bytes) -> None:
+        self._check_open()
+        check_subject(subject, wildcards=False)
+        check_size(data, self._nc.max_payload, what=f"the message to {subject}")
+        with translated(subject, self._timeout):
+            await self._nc.publish(subject, data)
+
+    async def subscribe(self, subject: str, handler: MessageHandler) -> Subscription:
+        self._check_open()
+        check_subject(subject, wildcards=True)
+
+        async def handle(msg: Msg) -> None:
+            await call_subscriber(handler, msg.data, msg.subject)
+
+        worker = SerialWorker(handle, name=f"aorta.bus.subscribe:{subject}")
+
+        async def enqueue(msg: Msg) -> None:
+            worker.put(msg)
+
+        try:
+            with translated(subject, self._timeout):
+                sub = await self._nc.subscribe(subject, cb=enqueue)
+        except BaseException:
+            await worker.stop(0)
+            raise
+        return await self._registered(subject, self._track(sub, worker=worker))
+
+    async def publish_event(self, event: CloudEvent) -> None:
+        self._check_open()
+        await self._events.publish(event, self._nc.max_payload)
+
+    async def subscribe_events(
+        self,
+        subject_filter: str,
+        handler: EventHandler,
+        *,
+        durable: str | None = None,
+        deliver: DeliverPolicy = "new",
+    ) -> Subscription:
+        self._check_open()
+        sub, worker = await self._events.subscribe(
+            subject_filter, handler, durable=durable, deliver=deliver
+        )
+        return await self._registered(subject_filter, self._track(sub, worker=worker))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.gather(*(sub.drain() for sub in list(self._subscriptions)))
+        if self._nc.is_connected:
+            await quietly(asyncio.wait_for(self._nc.flush(), _CLOSE_TIMEOUT))
+        await _close_quietly(self._nc)
+
+    async def _serve(
+        self, subject: str, queue: str, run: Callable[[Msg], Coroutine[Any, Any, None]]
+    ) -> Subscription:
+        self._check_open()
+        check_subject(subject, wildcards=True)
+        check_subject(queue, wildcards=False)
+        inflight = InFlight(f"aorta.bus.serve:{subject}")
+
+        async def dispatch(msg: Msg) -> None:
+            inflight.spawn(run(msg))
+
+        with translated(subject, self._timeout):
+            sub = await self._nc.subscribe(subject, queue=queue, cb=dispatch)
+        return await self._registered(subject, self._track(sub, inflight=inflight))
+
+    async def _answer(self, handler: UnaryHandler, msg: Msg) -> None:
+        request = request_of(msg)
+        with message_context(request):
+            try:
+                body = await handler(request)
+                check_size(body, self._nc.max_payload, what="the answer", error=Internal)
+            except asyncio.CancelledError:
+                await self._reply(msg, Unavailable(f"{request.subject} stopped before answering"))
+                raise
+            except Exception as exc:
+                await self._reply(msg, as_caller_error(exc, subject=request.subject))
+            else:
+                await self._reply(msg, body)
+
+    async def _reply(self, msg: Msg, answer: bytes | AortaError) -> None:
+        if not msg.reply:
+            return
+        if isinstance(answer, AortaError):
+            body, headers = encode_error(answer), {ERROR_HEADER: "1"}
+        else:
+            body, headers = answer, None
+        await quietly(self._nc.publish(msg.reply, body, headers=headers))
+
+    async def _registered(self, subject: str, sub: _NatsSubscription) -> _NatsSubscription:
+        """Returns `sub` once the server has registered it, so that a message sent right after,
+        from any connection, reaches it; drains it when that cannot be confirmed."""
+        try:
+            with translated(subject, self._timeout):
+                # Two PING/PONG round trips: nats-py 2.16 writes PING straight to the socket,
+                # ahead of a SUB still in its buffer; the first round trip lets its flusher
+                # write the SUB, the second one follows it.
+                for _ in range(2):
+                    await self._nc.flush(timeout=max(1, int(self._timeout)))
+        except BaseException:
+            await sub.drain()
+            raise
+        return sub
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise Unavailable("the bus is closed")
+
+    def _check_request(self, subject: str, data: bytes) -> None:
+        self._check_open()
+        check_subject(subject, wildcards=False)
+        check_size(data, self._nc.max_payload, what=f"the request to {subject}")
+
+    def _track(
+        self,
+        sub: NatsSubscription,
+        *,
+        inflight: InFlight | None = None,
+        worker: SerialWorker[Msg] | None = None,
+    ) -> _NatsSubscription:
+        tracked = _NatsSubscription(
+            sub, self._subscriptions, self._options.drain_timeout, inflight, worker
+        )
+        self._subscriptions.add(tracked)
+        return tracked
+
+
+class _NatsSubscription:
+    """Either a served subject (its callbacks only spawn handler tasks: nats-py drains them,
+    then the tasks are awaited) or a sequential one (interest dropped, then the worker stops
+    after the message in hand; the rest are dropped, and unacknowledged events come again)."""
+
+    def __init__(
+        self,
+        sub: NatsSubscription,
+        registry: set[_NatsSubscription],
+        timeout: float,
+        inflight: InFlight | None,
+        worker: SerialWorker[Msg] | None,
+    ) -> None:
+        self._sub, self._registry, self._timeout = sub, registry, timeout
+        self._inflight, self._worker = inflight, worker
+        self._drained = False
+
+    async def drain(self) -> None:
+        if self._drained:
+            return
+        self._drained = True
+        self._registry.discard(self)
+        if self._worker is not None:
+            await quietly(self._sub.unsubscribe())
+            await self._worker.stop(self._timeout)
+        if self._inflight is not None:
+            # nats-py leaves Subscription.drain unannotated.
+            drained = self._sub.drain()  # type: ignore[no-untyped-call]
+            await quietly(asyncio.wait_for(drained, self._timeout))
+            await self._inflight.wait(self._timeout)
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+async def _close_quietly(nc: Client) -> None:
+    try:
+        await asyncio.wait_for(nc.close(), _CLOSE_TIMEOUT)
+    except (nats.errors.Error, OSError, TimeoutError) as exc:
+        _log.warning("the NATS connection did not close cleanly", error=repr(exc))

@@ -1,0 +1,164 @@
+"""Domain events on JetStream for `NatsBus`: the `AORTA_EVENTS` stream and its consumers.
+
+Events are CloudEvents JSON on `aorta.events.<entity>.<id>.<event>`, stored by one file-backed
+stream capturing `aorta.events.>` and published with `Nats-Msg-Id: <event id>`, so a retried
+publish within the stream's duplicate window (two minutes) is stored once. Consumers are push
+consumers with explicit acks and a single `filter_subject`: nats-server 2.9 silently ignores the
+newer `filter_subjects` and would then deliver every subject.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+from nats.js import JetStreamContext, api
+
+from aorta.bus.events import EVENTS_PREFIX, CloudEvent, check_event_filter
+from aorta.bus.nats_wire import quietly, translated
+from aorta.bus.port import (
+    BusOptions,
+    DeliverPolicy,
+    EventHandler,
+    SerialWorker,
+    check_size,
+    check_subject,
+    redelivery_delay,
+)
+from aorta.errors import Conflict, Invalid, Unavailable
+from aorta.logger import get_logger
+
+STREAM_NAME = "AORTA_EVENTS"
+
+_log = get_logger(__name__)
+
+
+class JetStreamEvents:
+    """`publish_event` and `subscribe_events` of `NatsBus`, over one JetStream context."""
+
+    def __init__(self, js: JetStreamContext, *, timeout: float, options: BusOptions) -> None:
+        self._js = js
+        self._timeout = timeout
+        self._options = options
+
+    async def ensure_stream(self, max_age: float | None, max_bytes: int | None) -> None:
+        """Creates the stream when absent; an existing one is used as it is (first creator's
+        limits stand). Raises `Unavailable` when the server has no JetStream."""
+        try:
+            await self._js.stream_info(STREAM_NAME)
+            return
+        except nats.js.errors.NotFoundError:
+            pass
+        except nats.errors.Error as exc:
+            raise Unavailable("the NATS server has no JetStream (start it with -js)") from exc
+        config = api.StreamConfig(
+            name=STREAM_NAME,
+            subjects=[EVENTS_PREFIX + ".>"],
+            storage=api.StorageType.FILE,
+            max_age=max_age,
+            max_bytes=max_bytes,
+        )
+        with translated(STREAM_NAME, self._timeout):
+            try:
+                await self._js.add_stream(config)
+            except nats.js.errors.BadRequestError:
+                # Another replica created it first, with other limits: theirs stand.
+                await self._js.stream_info(STREAM_NAME)
+
+    async def publish(self, event: CloudEvent, max_payload: int) -> None:
+        subject, body = event.nats_subject, event.to_json()
+        check_size(body, max_payload, what=f"event {event.id}")
+        try:
+            with translated(subject, self._timeout):
+                ack = await self._js.publish(subject, body, headers={"Nats-Msg-Id": event.id})
+        except Unavailable as exc:
+            if isinstance(exc.__cause__, nats.js.errors.NoStreamResponseError):
+                raise Unavailable(f"no event stream stores {subject}") from exc
+            raise
+        if ack.duplicate:
+            _log.debug("event already stored", event_id=event.id, subject=subject)
+
+    async def subscribe(
+        self,
+        subject_filter: str,
+        handler: EventHandler,
+        *,
+        durable: str | None,
+        deliver: DeliverPolicy,
+    ) -> tuple[NatsSubscription, SerialWorker[Msg]]:
+        """A push consumer feeding `handler` one event at a time; see `Bus.subscribe_events`."""
+        check_event_filter(subject_filter)
+        if durable is not None:
+            await self._check_durable(durable, subject_filter)
+        config = api.ConsumerConfig(
+            durable_name=durable,
+            deliver_policy=api.DeliverPolicy.ALL if deliver == "all" else api.DeliverPolicy.NEW,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=self._options.event_ack_wait,
+            max_deliver=self._options.event_max_deliver,
+            filter_subject=subject_filter,
+        )
+        worker = SerialWorker(partial(self._deliver, handler), name=f"aorta.bus.events:{durable}")
+
+        async def enqueue(msg: Msg) -> None:
+            worker.put(msg)
+
+        try:
+            with translated(subject_filter, self._timeout):
+                sub = await self._js.subscribe(
+                    subject_filter,
+                    stream=STREAM_NAME,
+                    durable=durable,
+                    cb=enqueue,
+                    manual_ack=True,
+                    config=config,
+                )
+        except Unavailable as exc:
+            await worker.stop(0)
+            if "already bound" in str(exc.__cause__):
+                raise Conflict(f"durable event consumer {durable} is already in use") from exc
+            raise
+        return sub, worker
+
+    async def _check_durable(self, durable: str, subject_filter: str) -> None:
+        if "." in check_subject(durable, wildcards=False):
+            raise Invalid(f"durable consumer name {durable!r} may not contain a dot")
+        try:
+            with translated(subject_filter, self._timeout):
+                info = await self._js.consumer_info(STREAM_NAME, durable)
+        except Unavailable as exc:
+            if isinstance(exc.__cause__, nats.js.errors.NotFoundError):
+                return
+            raise
+        if info.config.filter_subject != subject_filter:
+            raise Conflict(
+                f"durable event consumer {durable} follows {info.config.filter_subject}, "
+                f"not {subject_filter}"
+            )
+
+    async def _deliver(self, handler: EventHandler, msg: Msg) -> None:
+        attempt = msg.metadata.num_delivered
+        try:
+            event = CloudEvent.from_json(msg.data)
+        except Invalid as exc:
+            _log.error("dropping a malformed event", subject=msg.subject, error=str(exc))
+            await quietly(msg.term())
+            return
+        with structlog.contextvars.bound_contextvars(subject=msg.subject, event_id=event.id):
+            try:
+                await handler(event)
+            except Exception:
+                if attempt >= self._options.event_max_deliver:
+                    _log.error("event handler failed; giving up", attempts=attempt, exc_info=True)
+                    await quietly(msg.term())
+                else:
+                    _log.warning(
+                        "event handler failed; redelivering", attempt=attempt, exc_info=True
+                    )
+                    await quietly(msg.nak(delay=redelivery_delay(attempt)))
+                return
+        await quietly(msg.ack())

@@ -1,0 +1,12 @@
+"""Executors: where operator runs happen (local processes, Kubernetes pods)."""
+
+from aorta.executors.port import (
+    Executor,
+    OperatorRun,
+    Resources,
+    RunOutcome,
+    RunReason,
+    VolumeBinding,
+)
+
+__all__ = ["Executor", "OperatorRun", "Resources", "RunOutcome", "RunReason", "VolumeBinding"]

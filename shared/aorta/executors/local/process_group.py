@@ -1,0 +1,178 @@
+"""One operator command running in a process group of its own, under `group_leader`.
+
+Every signal goes to the whole group, so an operator's children stop with it; the group leader
+makes the group die with the platform (see `aorta.executors.local.group_leader`). stdout and stderr
+share one pipe, so the executor reads them interleaved in the order they were written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from aorta.executors.local import group_leader
+
+_LEADER = Path(group_leader.__file__).resolve()
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How the operator ended: `code` as a container runtime reports it (128 + N for a signal),
+    `signal` the killing signal if any, `start_error` a message when the command never ran."""
+
+    code: int
+    signal: int | None = None
+    start_error: str | None = None
+
+    def describe(self) -> str:
+        """`exit code 3`, or `killed by SIGKILL (exit code 137)`."""
+        if self.signal is None:
+            return f"exit code {self.code}"
+        try:
+            name = signal.Signals(self.signal).name
+        except ValueError:
+            name = f"signal {self.signal}"
+        return f"killed by {name} (exit code {self.code})"
+
+
+class _LeaderProtocol(asyncio.SubprocessProtocol):
+    """Knows when the leader exited, whether or not its output pipe is still open.
+
+    asyncio's own `Process.wait()` waits for both, and a process the operator left in the
+    background keeps the pipe open: the run would look alive until that process ended.
+    """
+
+    def __init__(self) -> None:
+        # The reader pauses the pipe when the log falls behind, bounding memory.
+        self.output = asyncio.StreamReader()
+        self.exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        pipe = transport.get_pipe_transport(1)
+        assert isinstance(pipe, asyncio.ReadTransport)
+        self.output.set_transport(pipe)
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        self.output.feed_data(data.encode() if isinstance(data, str) else data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if exc is None:
+            self.output.feed_eof()
+        else:
+            self.output.set_exception(exc)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+class OperatorProcess:
+    """A command started by `spawn`; its group id is the leader's pid. `close` it when done."""
+
+    def __init__(
+        self, transport: asyncio.SubprocessTransport, protocol: _LeaderProtocol, status_file: Path
+    ) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._status_file = status_file
+
+    @classmethod
+    async def spawn(
+        cls, command: tuple[str, ...], *, cwd: Path, env: dict[str, str], status_file: Path
+    ) -> OperatorProcess:
+        """Starts `command` in `cwd` with exactly `env`, stdin empty, in a new session.
+
+        `status_file` must not exist yet (it lives in a fresh workspace). A command that cannot
+        be started (not on PATH, not executable) still gives a process: its `exit_status`
+        carries the reason. Raises `OSError` only when the platform's own interpreter cannot be
+        started.
+        """
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.subprocess_exec(
+            _LeaderProtocol,
+            sys.executable,
+            "-I",
+            "-S",
+            str(_LEADER),
+            str(os.getpid()),
+            str(status_file),
+            "--",
+            *command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+        return cls(transport, protocol, status_file)
+
+    @property
+    def pid(self) -> int:
+        """The group leader's pid, which is also the process group id."""
+        return self._transport.get_pid()
+
+    @property
+    def output(self) -> asyncio.StreamReader:
+        """stdout and stderr of every process of the group, interleaved."""
+        return self._protocol.output
+
+    async def wait(self) -> int:
+        """Waits for the group leader to exit (processes it left behind may remain) and returns
+        its exit status. Cancelling the caller does not affect the process."""
+        await asyncio.shield(self._protocol.exited)
+        returncode = self._transport.get_returncode()
+        assert returncode is not None
+        return returncode
+
+    def close(self) -> None:
+        """Releases the pipe and the transport; call once the leader exited."""
+        self._transport.close()
+
+    def signal_group(self, signum: int) -> None:
+        """Sends `signum` to every process of the group; nothing when the group is gone.
+
+        Also used once the leader has exited, for processes it left behind: a group id is not
+        reused while any process of the group lives (POSIX), so the signal reaches them or no
+        one.
+        """
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signum)
+
+    async def stop(self, grace: float) -> None:
+        """SIGTERM to the group, SIGKILL after `grace` seconds if the leader still runs; returns
+        once the leader exited. Cancelling the caller leaves the SIGKILL unsent."""
+        self.signal_group(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.wait(), timeout=grace)
+        except TimeoutError:
+            self.signal_group(signal.SIGKILL)
+            await self.wait()
+
+    async def exit_status(self) -> ExitStatus:
+        """How the operator ended; call once `wait` returned (reads the leader's status file)."""
+        returncode = self._transport.get_returncode()
+        assert returncode is not None, "exit_status before the process exited"
+        if returncode < 0:  # the leader itself was killed (by our SIGKILL, or the OOM killer)
+            return ExitStatus(code=128 - returncode, signal=-returncode)
+        report = await asyncio.to_thread(_read_status, self._status_file)
+        kind, _, detail = report.partition(" ")
+        if kind == "error":
+            return ExitStatus(code=returncode, start_error=detail)
+        if kind == "signal" and detail.isdigit():
+            return ExitStatus(code=returncode, signal=int(detail))
+        return ExitStatus(code=returncode)
+
+
+def _read_status(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""

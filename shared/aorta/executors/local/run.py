@@ -1,0 +1,341 @@
+"""One operator run on this host, from its inputs to its outcome: the local executor's worker.
+
+A `LocalRun` owns one task that walks the run through its phases: create the workspace, fetch
+the inputs, start the command under its group leader, watch it (exit, timeout, stop request),
+store the outputs when it exited 0, push the final log, remove the workspace. Whatever happens,
+the task ends by setting the outcome, so a waiter is never left hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from aorta import ids
+from aorta.blobs import BlobStore
+from aorta.errors import AortaError, Invalid
+from aorta.executors.local.process_group import ExitStatus, OperatorProcess
+from aorta.executors.port import OperatorRun, RunOutcome, RunReason
+from aorta.executors.run_log import RunLog
+from aorta.executors.transfers import (
+    create_workspace,
+    fetch_inputs,
+    push_outputs,
+    remove_workspace,
+)
+from aorta.executors.workspace import Workspace
+from aorta.logger import get_logger
+from aorta.operator_env import (
+    LEGACY_TRITON_URI,
+    LEGACY_TRTIS_URI,
+    TRITON_GRPC_URI,
+    TRITON_HTTP_URI,
+    OperatorEnvironment,
+    PathEntry,
+)
+
+FAILURE_TAIL_LINES = 20
+"""Log lines quoted in the message of a failed run."""
+_READ_SIZE = 64 << 10
+_DRAIN_TIMEOUT = 2.0
+"""How long output may keep flowing after the group was killed (a process that left the group
+may hold the pipe open)."""
+
+_log = get_logger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The executor's settings every run uses (see `LocalExecutor`)."""
+
+    python_bin_dir: Path
+    search_path: str
+    log_flush_interval: float
+    max_log_bytes: int
+    stop_grace: float
+    keep_workspaces: bool
+
+
+class _Stopped(Exception):
+    """A stop request arrived before the command started."""
+
+
+class LocalRun:
+    """One run and the task that drives it; `begin` starts the task."""
+
+    def __init__(
+        self, run: OperatorRun, workspace: Workspace, blobs: BlobStore, config: RunConfig
+    ) -> None:
+        self.spec = run
+        self.workspace = workspace
+        self.log = RunLog(workspace.log_file, max_bytes=config.max_log_bytes)
+        self._blobs = blobs
+        self._config = config
+        self._outcome: asyncio.Future[RunOutcome] = asyncio.get_running_loop().create_future()
+        self._stop_requested = asyncio.Event()
+        self._stop_reason = RunReason.CANCELLED
+        self._stop_grace = config.stop_grace
+        self._task: asyncio.Task[None] | None = None
+
+    def on_end(self, callback: Callable[[str], None]) -> None:
+        """Calls `callback(run_id)` once the outcome is known."""
+        self._outcome.add_done_callback(lambda _: callback(self.spec.run_id))
+
+    def begin(self) -> None:
+        """Starts the run's task (once)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._main(), name=f"aorta-run-{self.spec.run_id}")
+
+    @property
+    def alive(self) -> bool:
+        """True until the outcome is known (preparing, running or storing outputs)."""
+        return not self._outcome.done()
+
+    async def outcome(self) -> RunOutcome:
+        """Waits for the outcome; cancelling the waiter does not affect the run."""
+        return await asyncio.shield(self._outcome)
+
+    async def stop(self, reason: RunReason, grace: float) -> RunOutcome:
+        """Stops the run (SIGTERM to its group, SIGKILL after `grace` seconds) and returns its
+        outcome. The first stop request wins; a run whose command already exited finishes
+        normally (its outputs are stored)."""
+        if self.alive and not self._stop_requested.is_set():
+            self._stop_reason, self._stop_grace = reason, grace
+            self._stop_requested.set()
+        return await self.outcome()
+
+    async def _main(self) -> None:
+        # What waiters get if this task is cancelled (the event loop closing under it).
+        outcome = self._outcome_of(
+            RunReason.LOST, "the local executor stopped before the run ended"
+        )
+        try:
+            outcome = await self._finish(await self._execute())
+        except Exception as error:  # a bug here must still end the run, not hang its waiters
+            _log.exception("local run failed unexpectedly", run_id=self.spec.run_id)
+            outcome = self._outcome_of(RunReason.FAILED, f"the local executor failed: {error!r}")
+        finally:
+            self._outcome.set_result(outcome)
+
+    async def _execute(self) -> RunOutcome:
+        run = self.spec
+        try:
+            await create_workspace(self.workspace, [*run.inputs, *run.outputs])
+            await self.log.create()
+        except (Invalid, OSError) as error:
+            return self._outcome_of(RunReason.START_FAILED, f"no workspace: {error}")
+        if not run.command:
+            return self._outcome_of(
+                RunReason.START_FAILED,
+                f"operator {run.operator} has no container.command; the local executor runs "
+                "commands on the host",
+            )
+        try:
+            env = operator_environment(run, self.workspace, self._config)
+        except Invalid as error:
+            return self._outcome_of(RunReason.START_FAILED, str(error))
+        try:
+            await self._unless_stopped(fetch_inputs(self._blobs, run.inputs, self.workspace))
+            if self._stop_requested.is_set():
+                raise _Stopped
+        except _Stopped:
+            message = _stopped_message(self._stop_reason, run.operator, started=False)
+            return self._outcome_of(self._stop_reason, message)
+        except (AortaError, OSError) as error:
+            return self._outcome_of(RunReason.START_FAILED, f"inputs could not be fetched: {error}")
+        try:
+            process = await OperatorProcess.spawn(
+                run.command,
+                cwd=self.workspace.folder,
+                env=env,
+                status_file=self.workspace.status_file,
+            )
+        except OSError as error:
+            return self._outcome_of(RunReason.START_FAILED, f"no group leader: {error}")
+        _log.info("operator started", run_id=run.run_id, operator=run.operator, pid=process.pid)
+        reason = await self._supervise(process)
+        return await self._conclude(await process.exit_status(), reason)
+
+    async def _supervise(self, process: OperatorProcess) -> RunReason | None:
+        """Watches the process until its group is gone; the reason it was stopped, if it was."""
+        pump = asyncio.create_task(self._pump(process.output), name="aorta-run-log-pump")
+        flusher = asyncio.create_task(self._flush_periodically(), name="aorta-run-log-flush")
+        try:
+            return await self._watch(process)
+        finally:
+            # Like a container, the run ends with its main process: what it left behind goes.
+            process.signal_group(signal.SIGKILL)
+            try:
+                await asyncio.wait_for(pump, timeout=_DRAIN_TIMEOUT)
+            except TimeoutError:
+                _log.warning("operator output still open after exit", run_id=self.spec.run_id)
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+            process.close()
+
+    async def _watch(self, process: OperatorProcess) -> RunReason | None:
+        exited = asyncio.ensure_future(process.wait())
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {exited, stop}, timeout=self.spec.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if exited in done:
+                return None
+            if stop in done:
+                reason, grace = self._stop_reason, self._stop_grace
+            else:
+                reason, grace = RunReason.TIMEOUT, self._config.stop_grace
+                await self.log.note(
+                    f"operator {self.spec.operator} ran past its timeout of "
+                    f"{self.spec.timeout:g} s: stopping it (SIGTERM, SIGKILL after {grace:g} s)"
+                )
+            await process.stop(grace)
+            return reason
+        finally:
+            stop.cancel()
+            exited.cancel()
+
+    async def _conclude(self, status: ExitStatus, stopped: RunReason | None) -> RunOutcome:
+        name = self.spec.operator
+        if status.start_error is not None:
+            return self._outcome_of(RunReason.START_FAILED, status.start_error)
+        if stopped is RunReason.TIMEOUT:
+            message = f"operator {name} ran past its timeout of {self.spec.timeout:g} s"
+            return self._outcome_of(stopped, f"{message}; {status.describe()}", status.code)
+        if stopped is not None:
+            return self._outcome_of(
+                stopped, _stopped_message(stopped, name, started=True), status.code
+            )
+        if status.code != 0:
+            tail = "\n".join(await self.log.tail(FAILURE_TAIL_LINES))
+            message = f"operator {name} failed: {status.describe()}"
+            return self._outcome_of(RunReason.FAILED, message, status.code, details=tail)
+        try:
+            pushed = await push_outputs(self._blobs, self.spec.outputs, self.workspace)
+        except (AortaError, OSError) as error:
+            message = f"outputs of operator {name} could not be stored: {error}"
+            return self._outcome_of(RunReason.FAILED, message, status.code)
+        if pushed.skipped:
+            await self.log.note(f"not stored (not regular files): {', '.join(pushed.skipped)}")
+        plural = "" if pushed.files == 1 else "s"
+        return self._outcome_of(
+            RunReason.COMPLETED, f"{pushed.files} file{plural} ({pushed.size} bytes) stored", 0
+        )
+
+    async def _finish(self, outcome: RunOutcome) -> RunOutcome:
+        """Pushes the final log and removes the workspace; neither failure changes the outcome."""
+        run = self.spec
+        if self.log.created:
+            if not outcome.succeeded:
+                summary = outcome.message.split("\n", 1)[0]
+                await _quietly(self.log.note(summary), run.run_id, "note")
+            await _quietly(self.log.push(self._blobs, run.log_key), run.run_id, "final log push")
+        if not self._config.keep_workspaces:
+            await _quietly(remove_workspace(self.workspace), run.run_id, "workspace removal")
+        _log.info(
+            "operator run ended",
+            run_id=run.run_id,
+            operator=run.operator,
+            reason=outcome.reason.value,
+            exit_code=outcome.exit_code,
+        )
+        return outcome
+
+    async def _pump(self, output: asyncio.StreamReader) -> None:
+        failed = False
+        while chunk := await output.read(_READ_SIZE):
+            try:
+                await self.log.append(chunk)
+            except OSError as error:
+                # Keep reading: a process blocked on a full pipe would never end.
+                if not failed:
+                    _log.warning("operator log not written", run_id=self.spec.run_id, error=error)
+                failed = True
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.log_flush_interval)
+            await _quietly(self.log.push(self._blobs, self.spec.log_key), self.spec.run_id, "push")
+
+    async def _unless_stopped(self, work: Awaitable[T]) -> T:
+        """`work`'s result, unless a stop request comes first (then `_Stopped`, work cancelled)."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if task.cancelled():
+            raise _Stopped
+        return task.result()
+
+    def _outcome_of(
+        self, reason: RunReason, message: str, exit_code: int | None = None, details: str = ""
+    ) -> RunOutcome:
+        text = f"{message}\nlast lines of its log:\n{details}" if details else message
+        return RunOutcome(self.spec.run_id, reason, exit_code, text)
+
+
+def operator_environment(
+    run: OperatorRun, workspace: Workspace, config: RunConfig
+) -> dict[str, str]:
+    """The whole environment of the operator process (nothing else of the platform's leaks in).
+
+    In order, later winning: `PATH` (the platform's Python first), `HOME` and `TMPDIR` in the
+    workspace, `LANG`, `PYTHONUNBUFFERED`; then the run's `environment` (operator variables; the
+    Triton addresses in it become the contract's); then the contract itself (`aorta.operator_env`,
+    entry paths being the host folders); then `CUDA_VISIBLE_DEVICES` from the allocation.
+    `Invalid` for what the contract refuses.
+    """
+    variables = dict(run.environment)
+    grpc = variables.pop(TRITON_GRPC_URI, None)
+    legacy = [variables.pop(name, None) for name in (LEGACY_TRITON_URI, LEGACY_TRTIS_URI)]
+    http = variables.pop(TRITON_HTTP_URI, None) or next((uri for uri in legacy if uri), None)
+    contract = OperatorEnvironment(
+        job_id=ids.job_id(run.job_id),
+        job_name=run.job_name,
+        stage_name=run.operator,
+        stage_timeout=run.timeout,
+        payload_id=ids.payload_id(run.payload_id),
+        inputs=tuple(PathEntry(b.entry_name, str(workspace.volume(b.path))) for b in run.inputs),
+        outputs=tuple(PathEntry(b.entry_name, str(workspace.volume(b.path))) for b in run.outputs),
+        triton_grpc_uri=grpc,
+        triton_http_uri=http,
+        nosynclock=True,
+        variables=variables,
+    )
+    base = {
+        "PATH": f"{config.python_bin_dir}{os.pathsep}{config.search_path}",
+        "HOME": str(workspace.home),
+        "TMPDIR": str(workspace.tmp),
+        "LANG": "C.UTF-8",
+        # Python operators started without -u still show their output while they run.
+        "PYTHONUNBUFFERED": "1",
+    }
+    devices = ",".join(str(index) for index in run.resources.gpu_devices)
+    return base | contract.to_env() | {"CUDA_VISIBLE_DEVICES": devices}
+
+
+def _stopped_message(reason: RunReason, operator: str, *, started: bool) -> str:
+    if reason is RunReason.LOST:
+        when = "while operator {} ran" if started else "before operator {} started"
+        return f"the local executor closed {when.format(operator)}: run it again as a new attempt"
+    return f"operator {operator} was cancelled" + ("" if started else " before it started")
+
+
+async def _quietly(work: Awaitable[None], run_id: str, what: str) -> None:
+    """Runs best-effort bookkeeping; a failure is logged, never raised."""
+    try:
+        await work
+    except (AortaError, OSError) as error:
+        _log.warning("operator run bookkeeping failed", run_id=run_id, step=what, error=str(error))

@@ -1,0 +1,223 @@
+"""The moves of a run's bytes: its work folder created and removed, its inputs fetched from
+the blob store and its outputs stored back (see `aorta.executors.workspace` for the layout).
+
+Inputs are fetched and outputs pushed file by file, streaming, a few files at a time; memory
+stays bounded whatever the sizes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import stat
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from aorta.blobs import BlobStore, check_key, check_prefix
+from aorta.errors import Invalid
+from aorta.executors.port import VolumeBinding
+from aorta.executors.run_log import file_chunks, open_for_reading
+from aorta.executors.workspace import Workspace, check_bindings
+
+TRANSFER_WORKERS = 4
+"""Files fetched or pushed at once: enough to hide per-file latency, few enough to stay light."""
+
+T = TypeVar("T")
+
+_JOB_FOLDERS = threading.Lock()
+"""Held while a job's folder may be created or removed, so that a run ending cannot remove
+the folder another run of the job is being created in."""
+
+
+@dataclass(frozen=True)
+class Transferred:
+    """What a fetch or a push moved, and what a push left out (links, devices, sockets)."""
+
+    files: int = 0
+    size: int = 0
+    skipped: tuple[str, ...] = ()
+
+
+async def create_workspace(workspace: Workspace, bindings: Iterable[VolumeBinding]) -> None:
+    """Creates the folders of `workspace` afresh (a previous process's leftovers are removed
+    first). `Invalid` for bindings `check_bindings` refuses or a blob prefix no key
+    can start with; nothing is created then."""
+    bindings = list(bindings)
+    check_bindings(bindings)
+    for binding in bindings:
+        check_prefix(binding.blob_prefix)
+    volumes = [workspace.volume(binding.path) for binding in bindings]
+    await asyncio.to_thread(_create, workspace, volumes)
+
+
+async def remove_workspace(workspace: Workspace) -> None:
+    """Deletes the workspace, and its job's folder when that is left empty."""
+    await asyncio.to_thread(_remove, workspace)
+
+
+def _create(workspace: Workspace, volumes: list[Path]) -> None:
+    _rmtree(workspace.folder)
+    with _JOB_FOLDERS:
+        workspace.folder.mkdir(parents=True)
+    for folder in (*volumes, workspace.home, workspace.tmp):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+def _remove(workspace: Workspace) -> None:
+    _rmtree(workspace.folder)
+    # Fails while other runs of the job use it, or when it is gone already.
+    with _JOB_FOLDERS, contextlib.suppress(OSError):
+        workspace.folder.parent.rmdir()
+
+
+async def fetch_inputs(
+    blobs: BlobStore, inputs: Iterable[VolumeBinding], workspace: Workspace
+) -> Transferred:
+    """Copies every object under each input's `blob_prefix` into its folder, keeping the
+    relative paths. Raises the store's errors or `OSError`; what was written stays."""
+
+    async def items() -> AsyncIterator[tuple[str, Path]]:
+        for binding in inputs:
+            folder = workspace.volume(binding.path)
+            async for info in blobs.list(binding.blob_prefix):
+                relative = info.key[len(binding.blob_prefix) :]
+                yield info.key, folder.joinpath(*relative.split("/"))
+
+    async def fetch(item: tuple[str, Path]) -> int:
+        key, target = item
+        file = await asyncio.to_thread(_create_file, target)
+        size = 0
+        try:
+            async for chunk in blobs.get(key):
+                await asyncio.to_thread(file.write, chunk)
+                size += len(chunk)
+        finally:
+            await asyncio.to_thread(file.close)
+        return size
+
+    sizes = await _bounded(items(), fetch)
+    return Transferred(files=len(sizes), size=sum(sizes))
+
+
+async def push_outputs(
+    blobs: BlobStore, outputs: Iterable[VolumeBinding], workspace: Workspace
+) -> Transferred:
+    """Stores each output folder's regular files under its `blob_prefix`, keeping relative
+    paths, after deleting what an earlier attempt left under that prefix.
+
+    Every key is checked before anything is deleted: a file name no blob key can have raises
+    `Invalid` naming it, and the earlier outputs stay. Symbolic links and special files are not
+    stored (a container's volume could not hold them either) and are listed in `skipped`.
+    """
+    plans: list[tuple[VolumeBinding, list[tuple[str, Path]]]] = []
+    skipped: list[str] = []
+    for binding in outputs:
+        files, left_out = await asyncio.to_thread(_regular_files, workspace.volume(binding.path))
+        skipped += [f"{binding.path}/{name}" for name in left_out]
+        keyed = []
+        for relative, path in files:
+            key = binding.blob_prefix + relative
+            try:
+                check_key(key)
+            except Invalid as error:
+                raise Invalid(f"output file {binding.path}/{relative}: {error}") from None
+            keyed.append((key, path))
+        plans.append((binding, keyed))
+    for binding, _ in plans:
+        await blobs.delete_prefix(binding.blob_prefix)
+
+    async def items() -> AsyncIterator[tuple[str, Path]]:
+        for _, keyed in plans:
+            for item in keyed:
+                yield item
+
+    async def push(item: tuple[str, Path]) -> int:
+        key, path = item
+        info = await blobs.put(key, file_chunks(await open_for_reading(path)))
+        return info.size
+
+    sizes = await _bounded(items(), push)
+    return Transferred(files=len(sizes), size=sum(sizes), skipped=tuple(skipped))
+
+
+async def _bounded(
+    items: AsyncIterator[T], work: Callable[[T], Awaitable[int]], limit: int = TRANSFER_WORKERS
+) -> list[int]:
+    """Runs `work` on each item, at most `limit` at once; the first error cancels the rest and
+    propagates."""
+    results: list[int] = []
+    pending: set[asyncio.Task[int]] = set()
+
+    def collect(done: set[asyncio.Task[int]]) -> None:
+        for task in done:
+            results.append(task.result())
+
+    try:
+        async for item in items:
+            if len(pending) >= limit:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                collect(done)
+            pending.add(asyncio.ensure_future(work(item)))
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+            collect(done)
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    return results
+
+
+def _create_file(target: Path) -> BinaryIO:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target.open("wb")
+
+
+def _regular_files(folder: Path) -> tuple[list[tuple[str, Path]], list[str]]:
+    """The regular files under `folder` as (relative POSIX path, path), sorted; and the
+    relative names of what is neither a regular file nor a folder."""
+    files: list[tuple[str, Path]] = []
+    skipped: list[str] = []
+    pending = [(folder, "")]
+    while pending:
+        current, prefix = pending.pop()
+        try:
+            entries = list(os.scandir(current))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            relative = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                pending.append((Path(entry.path), relative + "/"))
+            elif entry.is_file(follow_symlinks=False):
+                files.append((relative, Path(entry.path)))
+            else:
+                skipped.append(relative)
+    files.sort()
+    skipped.sort()
+    return files, skipped
+
+
+def _rmtree(folder: Path) -> None:
+    """Removes `folder`; folders an operator made read-only are made writable first."""
+    try:
+        shutil.rmtree(folder)
+    except FileNotFoundError:
+        return
+    except PermissionError:
+        _make_folders_writable(folder)
+        shutil.rmtree(folder)
+
+
+def _make_folders_writable(folder: Path) -> None:
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        os.chmod(current, os.stat(current).st_mode | stat.S_IRWXU)
+        with os.scandir(current) as entries:
+            pending += [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]

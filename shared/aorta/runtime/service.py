@@ -1,0 +1,123 @@
+"""What a running service receives from its composition root, and what it hands back.
+
+A service is started with the adapters it needs (the bus, the state store, the blob store and
+its settings) and returns a `Running` handle; the process stops services in reverse order. The
+same service code runs alone (`aorta serve NAME`) or beside all the others (`aorta up`).
+
+Services that answer on the bus build their handle with `RunningService`, so they all stop
+the same way: stop taking requests, let those in hand finish, then close what they opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from aorta.blobs import BlobStore
+from aorta.bus import Bus, MessageHandler, StreamHandler, Subscription, UnaryHandler
+from aorta.logger import get_logger
+from aorta.settings import Settings
+from aorta.store import StateStore
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    """The adapters one process shares between the services it runs."""
+
+    settings: Settings
+    bus: Bus
+    store: StateStore
+    blobs: BlobStore
+
+
+class Running(Protocol):
+    """A started service. `stop` drains in-flight work within `grace` seconds, then returns."""
+
+    name: str
+
+    async def stop(self, grace: float) -> None: ...
+
+
+@runtime_checkable
+class Listening(Protocol):
+    """A started service that listens on a port of its own (the gateway)."""
+
+    name: str
+    port: int
+
+    async def stop(self, grace: float) -> None: ...
+
+
+ServiceStarter = Callable[[ServiceContext], Awaitable[Running]]
+
+Closer = Callable[[], Awaitable[None]]
+
+
+class RunningService:
+    """A started bus service: the verbs and subscriptions it serves, and what it closes after.
+
+    Verbs are served in the service's queue group (`queue`, the service name by default), so
+    replicas share the requests. `stop` first calls the `on_stopping` callbacks (ending what
+    would make a drain wait, such as watch streams), drains every subscription at once (each
+    bounded by the bus's drain timeout: requests in hand finish, no new one arrives), then
+    awaits the closers in the reverse order they were added, each even when an earlier one
+    failed. It needs no grace of its own and is idempotent.
+    """
+
+    def __init__(self, name: str, bus: Bus, *, queue: str | None = None) -> None:
+        self.name = name
+        self.queue = queue or name
+        self._bus = bus
+        self._served: list[Subscription] = []
+        self._stopping: list[Callable[[], None]] = []
+        self._closers: list[Closer] = []
+        self._stopped = False
+
+    async def serve(self, subject: str, handler: UnaryHandler) -> None:
+        """Answers `subject` with `handler` in the service's queue group."""
+        self._served.append(await self._bus.serve(subject, handler, queue=self.queue))
+
+    async def serve_stream(self, subject: str, handler: StreamHandler) -> None:
+        """Answers `subject` with the stream `handler` yields, in the service's queue group."""
+        self._served.append(await self._bus.serve_stream(subject, handler, queue=self.queue))
+
+    async def subscribe(self, subject: str, handler: MessageHandler) -> None:
+        """Receives every message published on `subject` (not a queue group)."""
+        self._served.append(await self._bus.subscribe(subject, handler))
+
+    def on_stopping(self, callback: Callable[[], None]) -> None:
+        """Calls `callback` first when the service stops, before the drain."""
+        self._stopping.append(callback)
+
+    def on_stop(self, closer: Closer) -> None:
+        """Awaits `closer` when the service stops, after the drain; last added, first closed."""
+        self._closers.append(closer)
+
+    async def stop(self, grace: float) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for callback in self._stopping:
+            callback()
+        await asyncio.gather(*(subscription.drain() for subscription in self._served))
+        for closer in reversed(self._closers):
+            try:
+                await closer()
+            except Exception:
+                log.exception("service.close_failed", service=self.name)
+        log.info(f"{self.name}.stopped")
+
+    @asynccontextmanager
+    async def starting(self) -> AsyncIterator[RunningService]:
+        """Wraps a service's start: when it fails, what was already served and opened is
+        stopped before the error goes on."""
+        try:
+            yield self
+        except BaseException:
+            await self.stop(0)
+            raise

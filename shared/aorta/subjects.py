@@ -1,0 +1,138 @@
+"""Bus subject names: the one list both the gateway and the services read.
+
+Commands are request/reply on `aorta.rpc.<service>.<verb>`, served with the service name as the
+queue group so N replicas share the load. Events live under `aorta.events.` (see aorta.bus.events).
+
+Each verb below says what it takes and answers: a Clara message name is that message, serialized
+(forwarded as it is by the gateway); `{...}` is JSON, whose schema the service's `wire` module
+gives. A subject that only one module uses is named there instead.
+"""
+
+from __future__ import annotations
+
+RPC_PREFIX = "aorta.rpc"
+
+
+def rpc(service: str, verb: str) -> str:
+    """The subject on which `service` answers `verb` (both lower-case, dotted words)."""
+    return f"{RPC_PREFIX}.{service}.{verb}"
+
+
+# GPU samples published by every node's monitor (core pub/sub, not persisted).
+GPU_SAMPLES = "aorta.metrics.gpu"
+
+# The monitor: Clara's platform verbs and the node's GPUs.
+CLARA_VERSION = rpc("clara", "version")
+"""ClaraVersionRequest -> ClaraVersionResponse."""
+CLARA_UTILIZATION = rpc("clara", "utilization")
+"""ClaraUtilizationRequest -> stream of ClaraUtilizationResponse."""
+CLARA_STOP = rpc("clara", "stop")
+"""ClaraStopRequest -> ClaraStopResponse: asks every `*_PLATFORM_STOP` below (see its docs)."""
+MONITOR_GPU_METRICS = rpc("monitor", "gpu_metrics")
+"""MonitorGpuMetricsRequest -> stream of MonitorGpuMetricsResponse."""
+
+# The pipelines service (aorta_services.pipelines).
+PIPELINES_CREATE = rpc("pipelines", "create")
+"""{files, pipeline_id, metadata} -> PipelinesCreateResponse: a definition the gateway joined."""
+PIPELINES_UPDATE = rpc("pipelines", "update")
+"""{pipeline_id, files} -> PipelinesUpdateResponse: a definition the gateway joined."""
+PIPELINES_DETAILS = rpc("pipelines", "details")
+"""PipelinesDetailsRequest -> stream of PipelinesDetailsResponse."""
+PIPELINES_LIST = rpc("pipelines", "list")
+"""PipelinesListRequest -> stream of PipelinesListResponse."""
+PIPELINES_REMOVE = rpc("pipelines", "remove")
+"""PipelinesRemoveRequest -> PipelinesRemoveResponse."""
+PIPELINES_ADD_METADATA = rpc("pipelines", "add_metadata")
+"""PipelinesAddMetadataRequest -> PipelinesAddMetadataResponse."""
+PIPELINES_REMOVE_METADATA = rpc("pipelines", "remove_metadata")
+"""PipelinesRemoveMetadataRequest -> PipelinesRemoveMetadataResponse."""
+PIPELINES_SNAPSHOT = rpc("pipelines", "snapshot")
+"""{pipeline_id} -> {pipeline_id, name, root, files: [{path, content}]}: what a job freezes."""
+
+# The payloads service (aorta_services.payloads).
+PAYLOADS_CREATE = rpc("payloads", "create")
+"""PayloadsCreateRequest -> PayloadsCreateResponse."""
+PAYLOADS_DELETE = rpc("payloads", "delete")
+"""PayloadsDeleteRequest -> PayloadsDeleteResponse."""
+PAYLOADS_DETAILS = rpc("payloads", "details")
+"""PayloadsDetailsRequest -> stream of PayloadsDetailsResponse."""
+PAYLOADS_REMOVE = rpc("payloads", "remove")
+"""PayloadsRemoveRequest -> PayloadsRemoveResponse."""
+PAYLOADS_ADD_METADATA = rpc("payloads", "add_metadata")
+"""PayloadsAddMetadataRequest -> PayloadsAddMetadataResponse."""
+PAYLOADS_REMOVE_METADATA = rpc("payloads", "remove_metadata")
+"""PayloadsRemoveMetadataRequest -> PayloadsRemoveMetadataResponse."""
+PAYLOADS_CHECK_UPLOAD = rpc("payloads", "check_upload")
+"""{payload_id} -> {payload_id, type, job_id}: files may be uploaded now."""
+PAYLOADS_FILE_ADDED = rpc("payloads", "file_added")
+"""{payload_id, name, size, sha256, mode} -> {}: the gateway stored an uploaded file."""
+PAYLOADS_LOCATE = rpc("payloads", "locate")
+"""{payload_id, name} -> {key, name, size, mode}: the file a Download names."""
+PAYLOADS_CREATE_FOR_JOB = rpc("payloads", "create_for_job")
+"""{job_id, input_payloads: [id]} -> {payload_id}: a PIPELINE payload, reusable inputs copied."""
+PAYLOADS_LOCK = rpc("payloads", "lock")
+"""{payload_id, job_id} -> {}: the job started; its payload is read-only and in use."""
+PAYLOADS_RELEASE = rpc("payloads", "release")
+"""{payload_id, job_id} -> {}: the job stopped; its payload may be deleted again."""
+PAYLOADS_DISCARD_FOR_JOB = rpc("payloads", "discard_for_job")
+"""{job_id} -> {payload_id: id | null}: the job was never revealed; its PIPELINE payload goes."""
+
+# The scheduler (aorta_services.scheduler): Clara's Jobs verbs, on any replica.
+SCHEDULER_CREATE = rpc("scheduler", "create")
+"""JobsCreateRequest -> JobsCreateResponse."""
+SCHEDULER_START = rpc("scheduler", "start")
+"""JobsStartRequest -> JobsStartResponse."""
+SCHEDULER_STATUS = rpc("scheduler", "status")
+"""JobsStatusRequest -> JobsStatusResponse."""
+SCHEDULER_LIST = rpc("scheduler", "list")
+"""JobsListRequest -> stream of JobsListResponse."""
+SCHEDULER_CANCEL = rpc("scheduler", "cancel")
+"""JobsCancelRequest -> JobsCancelResponse."""
+SCHEDULER_READ_LOGS = rpc("scheduler", "read_logs")
+"""JobsReadLogsRequest -> stream of JobsReadLogsResponse."""
+SCHEDULER_ADD_METADATA = rpc("scheduler", "add_metadata")
+"""JobsAddMetadataRequest -> JobsAddMetadataResponse."""
+SCHEDULER_REMOVE_METADATA = rpc("scheduler", "remove_metadata")
+"""JobsRemoveMetadataRequest -> JobsRemoveMetadataResponse."""
+SCHEDULER_PLATFORM_STOP = rpc("scheduler", "platform_stop")
+"""{reason} -> {stopped: {jobs: n}}: Clara.Stop; every queued and running job is STOPPED."""
+
+# The models service (aorta_services.models): the model repository and the Triton pool.
+MODELS_UPLOAD = rpc("models", "upload")
+"""{staging_key, size, sha256, name, type, metadata} -> ModelsUploadModelResponse."""
+MODELS_DOWNLOAD = rpc("models", "download")
+"""ModelsDownloadModelRequest -> {details, archive_key, size}: where the archive lies."""
+MODELS_LIST = rpc("models", "list")
+"""ModelsListModelsRequest -> stream of ModelsListModelsResponse."""
+MODELS_DELETE = rpc("models", "delete")
+"""ModelsDeleteModelRequest -> ModelsDeleteModelResponse."""
+MODELS_ADD_METADATA = rpc("models", "add_metadata")
+"""ModelsAddMetadataRequest -> ModelsAddMetadataResponse."""
+MODELS_REMOVE_METADATA = rpc("models", "remove_metadata")
+"""ModelsRemoveMetadataRequest -> ModelsRemoveMetadataResponse."""
+MODELS_CREATE_CATALOG = rpc("models", "create_catalog")
+"""ModelsCreateCatalogRequest -> ModelsCreateCatalogResponse."""
+MODELS_DELETE_CATALOG = rpc("models", "delete_catalog")
+"""ModelsDeleteCatalogRequest -> ModelsDeleteCatalogResponse."""
+MODELS_LIST_CATALOGS = rpc("models", "list_catalogs")
+"""ModelsListCatalogsRequest -> stream of ModelsListCatalogsResponse."""
+MODELS_READ_CATALOG = rpc("models", "read_catalog")
+"""ModelsReadCatalogRequest -> stream of ModelsReadCatalogResponse."""
+MODELS_UPDATE_CATALOG = rpc("models", "update_catalog")
+"""{id, model_ids} -> ModelsUpdateCatalogResponse: the client stream, joined by the gateway."""
+MODELS_CREATE_INSTANCE = rpc("models", "create_instance")
+"""ModelsCreateInstanceRequest -> ModelsCreateInstanceResponse."""
+MODELS_DELETE_INSTANCE = rpc("models", "delete_instance")
+"""ModelsDeleteInstanceRequest -> ModelsDeleteInstanceResponse."""
+MODELS_LIST_INSTANCES = rpc("models", "list_instances")
+"""ModelsListInstancesRequest -> stream of ModelsListInstancesResponse."""
+MODELS_READ_INSTANCE = rpc("models", "read_instance")
+"""ModelsReadInstanceRequest -> stream of ModelsReadInstanceResponse."""
+MODELS_UPDATE_INSTANCE = rpc("models", "update_instance")
+"""{id, model_ids} -> ModelsUpdateInstanceResponse: the client stream, joined by the gateway."""
+MODELS_ACQUIRE_TRITON = rpc("models", "acquire_triton")
+"""{job_id, models: [name]} -> {grpc_uri, http_uri}: a server with those models, for this job."""
+MODELS_RELEASE_TRITON = rpc("models", "release_triton")
+"""{job_id} -> {}: the job stopped; its servers return to the pool."""
+MODELS_PLATFORM_STOP = rpc("models", "platform_stop")
+"""{reason} -> {stopped: {servers: n}}: Clara.Stop; every pooled Triton server stops."""

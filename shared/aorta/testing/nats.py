@@ -1,0 +1,69 @@
+"""A real nats-server for tests, and buses on it; pytest-agnostic (fixtures wrap these).
+
+Each server listens on a free port of 127.0.0.1 (never on a shared :4222) and keeps its
+JetStream store, log and ports file under `directory`, or under a temporary folder removed on
+exit when no directory is given.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+from aorta.bus.memory import MemoryBus, MemoryNetwork
+from aorta.bus.nats import NatsBus
+from aorta.bus.nats_server import NatsServerProcess
+from aorta.bus.port import Bus, BusOptions
+
+
+@contextmanager
+def nats_server(directory: Path | None = None) -> Iterator[NatsServerProcess]:
+    """A started server, stopped on exit (blocking start and stop)."""
+    with _folder(directory) as folder, NatsServerProcess(folder) as server:
+        yield server
+
+
+@asynccontextmanager
+async def async_nats_server(directory: Path | None = None) -> AsyncIterator[NatsServerProcess]:
+    """A started server, stopped on exit, without blocking the event loop."""
+    with _folder(directory) as folder:
+        async with NatsServerProcess(folder) as server:
+            yield server
+
+
+@contextmanager
+def _folder(directory: Path | None) -> Iterator[Path]:
+    if directory is not None:
+        yield directory
+        return
+    with tempfile.TemporaryDirectory(prefix="aorta-nats-") as temporary:
+        yield Path(temporary)
+
+
+class BusFactory:
+    """Makes buses that see each other: `NatsBus` clients of the server at `url`, or, when
+    `url` is None, `MemoryBus`es on one network. `close_all` closes every bus it made."""
+
+    def __init__(self, url: str | None, *, options: BusOptions | None = None) -> None:
+        self.kind = "memory" if url is None else "nats"
+        self.options = options or BusOptions()
+        self._url = url
+        self._network = MemoryNetwork()
+        self._buses: list[Bus] = []
+
+    async def __call__(self, name: str = "test", *, default_timeout: float = 2.0) -> Bus:
+        bus: Bus
+        if self._url is None:
+            bus = MemoryBus(self._network, default_timeout=default_timeout, options=self.options)
+        else:
+            bus = await NatsBus.connect(
+                self._url, name=name, default_timeout=default_timeout, options=self.options
+            )
+        self._buses.append(bus)
+        return bus
+
+    async def close_all(self) -> None:
+        for bus in self._buses:
+            await bus.close()

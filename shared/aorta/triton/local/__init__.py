@@ -1,0 +1,1 @@
+"""The local Triton backend: tritonserver child processes of this one (see `backend`)."""

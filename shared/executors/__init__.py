@@ -1,5 +1,0 @@
-"""Executors: where operator runs happen (local processes, Kubernetes pods)."""
-
-from .port import Executor, OperatorRun, Resources, RunOutcome, RunReason, VolumeBinding
-
-__all__ = ["Executor", "OperatorRun", "Resources", "RunOutcome", "RunReason", "VolumeBinding"]
