@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from aorta import subjects
-from aorta.bus import Subscription
+from aorta.bus import Bus
 from aorta.errors import Unavailable
 from aorta.logger import get_logger
-from aorta.runtime.service import ServiceContext
+from aorta.runtime.service import RunningService, ServiceContext
 from aorta.triton import ArchiveWriter, TritonBackend, TritonServer
 from aorta.triton.local.backend import LocalTritonBackend
 from aorta.triton.local.install import TritonInstall
@@ -29,11 +28,10 @@ from aorta_services.models.handlers import ModelHandlers
 from aorta_services.models.pool import TritonPool
 from aorta_services.models.pool_verbs import PoolVerbs
 from aorta_services.models.repository import CATALOGS, INSTANCES, ListRepository, ModelRepository
-from aorta_services.models.server_mirror import ServerRecords
+from aorta_services.models.server_mirror import ServerMirror
 from aorta_services.models.settings import ModelsSettings
 
 log = get_logger(__name__)
-QUEUE = "models"
 
 
 class MissingTriton:
@@ -55,25 +53,24 @@ class MissingTriton:
         return None
 
 
-@dataclass
-class RunningModels:
+class RunningModels(RunningService):
     """A started models service. `stop` stops answering, then stops every Triton server."""
 
-    pool: TritonPool
-    backend: TritonBackend
-    archives: ModelArchives
-    records: ServerRecords
-    name: str = "models"
-    served: list[Subscription] = field(default_factory=list)
-
-    async def stop(self, grace: float) -> None:
-        for subscription in self.served:
-            await subscription.drain()
-        await self.pool.close()
-        await self.backend.close()
-        await self.records.close()
-        await self.archives.close()
-        log.info("models.stopped")
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        pool: TritonPool,
+        backend: TritonBackend,
+        archives: ModelArchives,
+        mirror: ServerMirror,
+    ) -> None:
+        super().__init__("models", bus)
+        self.pool = pool
+        self.backend = backend
+        self.archives = archives
+        for close in (archives.close, mirror.close, backend.close, pool.close):
+            self.on_stop(close)
 
 
 async def start(
@@ -97,20 +94,17 @@ async def start(
     swept = await archives.sweep_staging()
     if swept:
         log.info("models.stale_uploads_removed", count=swept)
-    records = ServerRecords(ctx.store)
-    await records.reset()
+    mirror = ServerMirror(ctx.store)
+    await mirror.reset()
     if backend is None and settings.backend == "kubernetes":
         backend = await _kubernetes_backend(ctx, settings, environ)
     elif backend is None:
         backend = await _local_backend(settings, environ, data / "triton")
-    pool = TritonPool(backend, archives, settings.pool, records=records)
+    pool = TritonPool(backend, archives, settings.pool, mirror=mirror)
     pool.start()
-    running = RunningModels(pool=pool, backend=backend, archives=archives, records=records)
-    try:
+    running = RunningModels(ctx.bus, pool=pool, backend=backend, archives=archives, mirror=mirror)
+    async with running.starting():
         await _serve(ctx, running, models)
-    except BaseException:
-        await running.stop(0)
-        raise
     log.info("models.serving", models_per_server=settings.pool.models_per_server)
     return running
 
@@ -154,34 +148,26 @@ async def _kubernetes_backend(
 
 
 async def _serve(ctx: ServiceContext, running: RunningModels, models: ModelRepository) -> None:
-    bus = ctx.bus
-    handlers = ModelHandlers(models, running.archives, ctx.blobs, running.pool, bus)
+    handlers = ModelHandlers(models, running.archives, ctx.blobs, running.pool, ctx.bus)
     verbs = PoolVerbs(running.pool, models)
     catalogs = ListHandlers(ListRepository(ctx.store, CATALOGS), models, CATALOG_MESSAGES)
     instances = ListHandlers(ListRepository(ctx.store, INSTANCES), models, INSTANCE_MESSAGES)
-    served = running.served
-    served += [
-        await bus.serve(subjects.MODELS_UPLOAD, handlers.upload, queue=QUEUE),
-        await bus.serve(subjects.MODELS_DOWNLOAD, handlers.download, queue=QUEUE),
-        await bus.serve_stream(subjects.MODELS_LIST, handlers.list_models, queue=QUEUE),
-        await bus.serve(subjects.MODELS_DELETE, handlers.delete, queue=QUEUE),
-        await bus.serve(subjects.MODELS_ADD_METADATA, handlers.add_metadata, queue=QUEUE),
-        await bus.serve(subjects.MODELS_REMOVE_METADATA, handlers.remove_metadata, queue=QUEUE),
-        await bus.serve(subjects.MODELS_ACQUIRE_TRITON, verbs.acquire, queue=QUEUE),
-        await bus.serve(subjects.MODELS_RELEASE_TRITON, verbs.release, queue=QUEUE),
-        await bus.serve(subjects.MODELS_PLATFORM_STOP, verbs.platform_stop, queue=QUEUE),
-    ]
-    served += [
-        await bus.serve(subjects.MODELS_CREATE_CATALOG, catalogs.create, queue=QUEUE),
-        await bus.serve(subjects.MODELS_DELETE_CATALOG, catalogs.delete, queue=QUEUE),
-        await bus.serve_stream(subjects.MODELS_LIST_CATALOGS, catalogs.list_all, queue=QUEUE),
-        await bus.serve_stream(subjects.MODELS_READ_CATALOG, catalogs.read, queue=QUEUE),
-        await bus.serve(subjects.MODELS_UPDATE_CATALOG, catalogs.update, queue=QUEUE),
-    ]
-    served += [
-        await bus.serve(subjects.MODELS_CREATE_INSTANCE, instances.create, queue=QUEUE),
-        await bus.serve(subjects.MODELS_DELETE_INSTANCE, instances.delete, queue=QUEUE),
-        await bus.serve_stream(subjects.MODELS_LIST_INSTANCES, instances.list_all, queue=QUEUE),
-        await bus.serve_stream(subjects.MODELS_READ_INSTANCE, instances.read, queue=QUEUE),
-        await bus.serve(subjects.MODELS_UPDATE_INSTANCE, instances.update, queue=QUEUE),
-    ]
+    await running.serve(subjects.MODELS_UPLOAD, handlers.upload)
+    await running.serve(subjects.MODELS_DOWNLOAD, handlers.download)
+    await running.serve_stream(subjects.MODELS_LIST, handlers.list_models)
+    await running.serve(subjects.MODELS_DELETE, handlers.delete)
+    await running.serve(subjects.MODELS_ADD_METADATA, handlers.add_metadata)
+    await running.serve(subjects.MODELS_REMOVE_METADATA, handlers.remove_metadata)
+    await running.serve(subjects.MODELS_ACQUIRE_TRITON, verbs.acquire)
+    await running.serve(subjects.MODELS_RELEASE_TRITON, verbs.release)
+    await running.serve(subjects.MODELS_PLATFORM_STOP, verbs.platform_stop)
+    await running.serve(subjects.MODELS_CREATE_CATALOG, catalogs.create)
+    await running.serve(subjects.MODELS_DELETE_CATALOG, catalogs.delete)
+    await running.serve_stream(subjects.MODELS_LIST_CATALOGS, catalogs.list_all)
+    await running.serve_stream(subjects.MODELS_READ_CATALOG, catalogs.read)
+    await running.serve(subjects.MODELS_UPDATE_CATALOG, catalogs.update)
+    await running.serve(subjects.MODELS_CREATE_INSTANCE, instances.create)
+    await running.serve(subjects.MODELS_DELETE_INSTANCE, instances.delete)
+    await running.serve_stream(subjects.MODELS_LIST_INSTANCES, instances.list_all)
+    await running.serve_stream(subjects.MODELS_READ_INSTANCE, instances.read)
+    await running.serve(subjects.MODELS_UPDATE_INSTANCE, instances.update)

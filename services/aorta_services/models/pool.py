@@ -8,7 +8,7 @@ repository yet and load the missing models, all loads of one acquire in parallel
 undoes the decision: the models that did not load are forgotten, a server taken from the idle
 pool goes back to it, a server that did not start is dropped.
 
-State lives in this process's memory (mirrored to `triton_servers`, see `records`): one models
+State lives in this process's memory (mirrored to `triton_servers`, see `server_mirror`): one models
 service replica owns one pool. Its tritonserver children die with it (PR_SET_PDEATHSIG), and a
 restarted service starts with an empty pool; jobs that held servers must acquire again.
 """
@@ -35,7 +35,7 @@ from aorta_services.models.domain.placement import (
     place,
     to_stop,
 )
-from aorta_services.models.server_mirror import ServerRecords
+from aorta_services.models.server_mirror import ServerMirror
 from aorta_services.models.settings import PoolSettings
 
 log = get_logger(__name__)
@@ -101,13 +101,13 @@ class TritonPool:
         source: ModelSource,
         settings: PoolSettings,
         *,
-        records: ServerRecords | None = None,
+        mirror: ServerMirror | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._backend = backend
         self._source = source
         self._settings = settings
-        self._records = records
+        self._mirror = mirror
         self._clock = clock
         self._servers: dict[str, _Pooled] = {}
         self._stopping: set[asyncio.Task[None]] = set()
@@ -321,8 +321,8 @@ class TritonPool:
     def _drop(self, pooled: _Pooled) -> None:
         """Removes `pooled` from the pool at once; its server stops in a tracked task."""
         self._servers.pop(pooled.id, None)
-        if self._records is not None:
-            self._records.remove(pooled.id)
+        if self._mirror is not None:
+            self._mirror.remove(pooled.id)
         if pooled.server is not None:
             task = asyncio.create_task(pooled.server.stop(), name=f"aorta.triton.stop.{pooled.id}")
             self._stopping.add(task)
@@ -338,8 +338,8 @@ class TritonPool:
             await asyncio.wait(set(self._stopping))
 
     def _save(self, pooled: _Pooled) -> None:
-        if self._records is not None and self._servers.get(pooled.id) is pooled:
-            self._records.save(pooled.document())
+        if self._mirror is not None and self._servers.get(pooled.id) is pooled:
+            self._mirror.save(pooled.document())
 
     async def _reap(self) -> None:
         while True:

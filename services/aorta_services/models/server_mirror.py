@@ -22,7 +22,7 @@ COLLECTION = "triton_servers"
 _log = get_logger(__name__)
 
 
-class ServerRecords:
+class ServerMirror:
     """Ordered, best-effort writes of server documents."""
 
     def __init__(self, store: StateStore) -> None:

@@ -11,14 +11,13 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from aorta import subjects
-from aorta.bus import Subscription
+from aorta.bus import Bus
 from aorta.errors import Invalid
 from aorta.gpu import GpuProbe, NodeSample, NvmlProbe, ProcEnvironOwners, ProcessOwners
 from aorta.logger import get_logger
-from aorta.runtime.service import ServiceContext
+from aorta.runtime.service import RunningService, ServiceContext
 from aorta_services.monitor import handlers
 from aorta_services.monitor.domain.fleet import Fleet
 from aorta_services.monitor.sampler import Sampler
@@ -26,34 +25,29 @@ from aorta_services.monitor.settings import MonitorSettings
 from aorta_services.monitor.stop import PlatformStop
 
 log = get_logger(__name__)
-QUEUE = "monitor"
 
 
-@dataclass
-class RunningMonitor:
-    """A started monitor. `stop` ends watch streams, stops answering, then stops sampling."""
+class RunningMonitor(RunningService):
+    """A started monitor. `stop` ends watch streams, stops answering, then stops sampling.
 
-    probe: GpuProbe
-    name: str = "monitor"
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    served: list[Subscription] = field(default_factory=list)
-    samples: Subscription | None = None
-    sampler: asyncio.Task[None] | None = None
+    It needs no grace of its own: watch streams end at their next wait instead of waiting for
+    their clients (`stopping`), the other verbs answer at once, and the bus bounds each drain
+    by its drain timeout."""
 
-    async def stop(self, grace: float) -> None:
-        """Needs no grace of its own: watch streams end at their next wait instead of waiting
-        for their clients, the other verbs answer at once, and the bus bounds each drain by
-        its drain timeout. Idempotent."""
-        self.stopping.set()
-        await asyncio.gather(*(subscription.drain() for subscription in self.served))
+    def __init__(self, bus: Bus, probe: GpuProbe) -> None:
+        super().__init__("monitor", bus)
+        self.probe = probe
+        self.stopping = asyncio.Event()
+        self.sampler: asyncio.Task[None] | None = None
+        self.on_stopping(self.stopping.set)
+        self.on_stop(probe.close)
+        self.on_stop(self._stop_sampling)
+
+    async def _stop_sampling(self) -> None:
         if self.sampler is not None:
             self.sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.sampler
-        if self.samples is not None:
-            await self.samples.drain()
-        await self.probe.close()
-        log.info("monitor.stopped")
 
 
 async def start(
@@ -71,7 +65,7 @@ async def start(
     embedding callers pass a mapping. `probe` defaults to NVML, `owners` to `/proc`.
     """
     settings = MonitorSettings.from_env(environ, rpc_timeout=ctx.settings.rpc_timeout)
-    running = RunningMonitor(probe=probe or NvmlProbe(settings.node_id))
+    running = RunningMonitor(ctx.bus, probe or NvmlProbe(settings.node_id))
     fleet = Fleet()
     sampler = Sampler(
         bus=ctx.bus,
@@ -89,19 +83,13 @@ async def start(
         except Invalid as exc:
             log.warning("monitor.sample_ignored", subject=subject, reason=str(exc))
 
-    try:
-        running.samples = await ctx.bus.subscribe(subjects.GPU_SAMPLES, record)
+    async with running.starting():
+        await running.subscribe(subjects.GPU_SAMPLES, record)
         await sampler.tick()
         running.sampler = asyncio.create_task(sampler.run(), name="aorta.monitor.sampler")
-        bus = ctx.bus
-        running.served += [
-            await bus.serve(subjects.CLARA_VERSION, handlers.version, queue=QUEUE),
-            await bus.serve_stream(subjects.CLARA_UTILIZATION, gpu.utilization, queue=QUEUE),
-            await bus.serve_stream(subjects.MONITOR_GPU_METRICS, gpu.gpu_metrics, queue=QUEUE),
-            await bus.serve(subjects.CLARA_STOP, platform_stop.handle, queue=QUEUE),
-        ]
-    except BaseException:
-        await running.stop(0)
-        raise
+        await running.serve(subjects.CLARA_VERSION, handlers.version)
+        await running.serve_stream(subjects.CLARA_UTILIZATION, gpu.utilization)
+        await running.serve_stream(subjects.MONITOR_GPU_METRICS, gpu.gpu_metrics)
+        await running.serve(subjects.CLARA_STOP, platform_stop.handle)
     log.info("monitor.serving", node_id=settings.node_id, interval=settings.interval)
     return running

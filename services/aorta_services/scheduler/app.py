@@ -13,16 +13,15 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 from aorta import subjects
-from aorta.bus import Subscription
+from aorta.bus import Bus, Subscription
 from aorta.errors import AortaError
 from aorta.executors import Executor
 from aorta.gpu import gpu_count
 from aorta.ids import new_id
 from aorta.logger import get_logger
-from aorta.runtime.service import ServiceContext
+from aorta.runtime.service import RunningService, ServiceContext
 from aorta_services.scheduler.engine import Engine
 from aorta_services.scheduler.events import JobEvents
 from aorta_services.scheduler.handlers import JobCommands
@@ -35,24 +34,26 @@ from aorta_services.scheduler.repository import JobRepository
 from aorta_services.scheduler.settings import NodeFacts, SchedulerSettings
 
 log = get_logger(__name__)
-QUEUE = "scheduler"
 
 WAKE = "aorta.scheduler.wake"
 """Core pub/sub, empty body: a replica changed a job; the leader re-reads the store now."""
 
 
-@dataclass
-class RunningScheduler:
+class RunningScheduler(RunningService):
     """A started replica. `stop` stops answering, stops leading (runs are left to the
     executor: local processes stop and a restart re-runs them; pods keep running and a restart
-    adopts them), then closes the executor."""
+    adopts them), then closes the executor. Bounded by the bus's drain timeout and the
+    executor's close grace."""
 
-    leadership: Leadership
-    executor: Executor
-    name: str = "scheduler"
-    served: list[Subscription] = field(default_factory=list)
-    leader_logs: Subscription | None = None
-    loop: asyncio.Task[None] | None = None
+    def __init__(self, bus: Bus, leadership: Leadership, executor: Executor) -> None:
+        super().__init__("scheduler", bus)
+        self.leadership = leadership
+        self.executor = executor
+        self.leader_logs: Subscription | None = None
+        self.loop: asyncio.Task[None] | None = None
+        self.on_stop(executor.close)
+        self.on_stop(leadership.close)
+        self.on_stop(self._stop_loop)
 
     @property
     def engine(self) -> Engine | None:
@@ -60,16 +61,10 @@ class RunningScheduler:
         led = self.leadership.led
         return led if isinstance(led, Engine) else None
 
-    async def stop(self, grace: float) -> None:
-        """Bounded by the bus's drain timeout and the executor's close grace. Idempotent."""
-        for subscription in self.served:
-            await subscription.drain()
+    async def _stop_loop(self) -> None:
         if self.loop is not None:
             self.loop.cancel()
             await asyncio.gather(self.loop, return_exceptions=True)
-        await self.leadership.close()
-        await self.executor.close()
-        log.info("scheduler.stopped")
 
 
 def default_replica() -> str:
@@ -138,10 +133,9 @@ async def start(
             await subscription.drain()
 
     running = RunningScheduler(
-        leadership=Leadership(
-            lease, lambda: Engine(parts, peers), on_change=on_change, clock=clock
-        ),
-        executor=executor,
+        bus,
+        Leadership(lease, lambda: Engine(parts, peers), on_change=on_change, clock=clock),
+        executor,
     )
 
     async def notify() -> None:
@@ -157,27 +151,20 @@ async def start(
 
     commands = JobCommands(repository, peers, events, settings, notify, clock=clock)
     queries = JobQueries(repository, logs)
-    try:
-        running.served += [
-            await bus.subscribe(WAKE, wake),
-            await bus.serve(subjects.SCHEDULER_CREATE, commands.create, queue=QUEUE),
-            await bus.serve(subjects.SCHEDULER_START, commands.start, queue=QUEUE),
-            await bus.serve(subjects.SCHEDULER_CANCEL, commands.cancel, queue=QUEUE),
-            await bus.serve(subjects.SCHEDULER_PLATFORM_STOP, commands.platform_stop, queue=QUEUE),
-            await bus.serve(subjects.SCHEDULER_STATUS, queries.status, queue=QUEUE),
-            await bus.serve_stream(subjects.SCHEDULER_LIST, queries.list_jobs, queue=QUEUE),
-            await bus.serve_stream(subjects.SCHEDULER_READ_LOGS, queries.read_logs, queue=QUEUE),
-            await bus.serve(subjects.SCHEDULER_ADD_METADATA, queries.add_metadata, queue=QUEUE),
-            await bus.serve(
-                subjects.SCHEDULER_REMOVE_METADATA, queries.remove_metadata, queue=QUEUE
-            ),
-        ]
+    async with running.starting():
+        await running.subscribe(WAKE, wake)
+        await running.serve(subjects.SCHEDULER_CREATE, commands.create)
+        await running.serve(subjects.SCHEDULER_START, commands.start)
+        await running.serve(subjects.SCHEDULER_CANCEL, commands.cancel)
+        await running.serve(subjects.SCHEDULER_PLATFORM_STOP, commands.platform_stop)
+        await running.serve(subjects.SCHEDULER_STATUS, queries.status)
+        await running.serve_stream(subjects.SCHEDULER_LIST, queries.list_jobs)
+        await running.serve_stream(subjects.SCHEDULER_READ_LOGS, queries.read_logs)
+        await running.serve(subjects.SCHEDULER_ADD_METADATA, queries.add_metadata)
+        await running.serve(subjects.SCHEDULER_REMOVE_METADATA, queries.remove_metadata)
         running.loop = asyncio.create_task(
             running.leadership.run(), name="aorta.scheduler.leadership"
         )
-    except BaseException:
-        await running.stop(0)
-        raise
     log.info(
         "scheduler.serving",
         replica=lease.holder,

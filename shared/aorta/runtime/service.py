@@ -78,6 +78,11 @@ class RunningService:
         self._closers: list[Closer] = []
         self._stopped = False
 
+    @property
+    def served(self) -> tuple[Subscription, ...]:
+        """Every subscription the service holds, in the order it made them."""
+        return tuple(self._served)
+
     async def serve(self, subject: str, handler: UnaryHandler) -> None:
         """Answers `subject` with `handler` in the service's queue group."""
         self._served.append(await self._bus.serve(subject, handler, queue=self.queue))

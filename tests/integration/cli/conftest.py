@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-# The helper modules live beside this file; importlib mode does not put it on the path.
 from tests.integration.cli.cli_support import Aorta, Samples, make_samples, root_group
 from tests.integration.cli.fake_platform import FakePlatform
 

@@ -19,8 +19,6 @@ from aorta.kubernetes.api import KubeApi
 from aorta.kubernetes.settings import KubernetesSettings
 from aorta.settings import Settings
 from aorta.testing.kube_api import KubeApiServer
-
-# The helper modules live beside this file; importlib mode does not put it on the path.
 from tests.integration.kubernetes.k8s_cluster import NAMESPACE, REAL_KUBECONFIG, Cluster
 from tests.integration.kubernetes.k8s_kubelet import SimulatedKubelet
 

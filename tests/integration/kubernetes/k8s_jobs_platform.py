@@ -47,8 +47,6 @@ from tests.integration.kubernetes.k8s_cluster import NAMESPACE, Cluster
 from tests.integration.kubernetes.k8s_kubelet import SimulatedKubelet
 from tests.integration.kubernetes.k8s_services import ServiceNetwork
 from tests.integration.kubernetes.k8s_triton import Node
-
-# The scheduler tests' platform lives in their folder; importlib mode does not put it on the path.
 from tests.integration.scheduler.jobs_platform import RPC_TIMEOUT, Platform, ident
 
 CHUNK = 64 * 1024

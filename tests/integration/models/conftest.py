@@ -19,8 +19,6 @@ import pytest
 from aorta.api import models_pb2_grpc
 from aorta.bus.nats_server import NatsServerProcess
 from aorta.testing.nats import nats_server as started_nats_server
-
-# The helper module lives beside this file; importlib mode does not put it on the path.
 from tests.integration.models.models_platform import Platform, start_platform
 
 

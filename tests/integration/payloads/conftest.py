@@ -25,8 +25,6 @@ from aorta.testing.nats import nats_server as started_nats_server
 from aorta.testing.s3 import S3Server
 from aorta_services.gateway import app as gateway_app
 from aorta_services.payloads import app as payloads_app
-
-# The helper module lives beside this file; importlib mode does not put it on the path.
 from tests.integration.payloads.payload_grpc import Platform, Stub
 
 RPC_TIMEOUT = 10.0

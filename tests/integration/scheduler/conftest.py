@@ -19,8 +19,6 @@ from aorta.testing.nats import nats_server as started_nats_server
 from aorta_services.gateway import app as gateway_app
 from aorta_services.payloads import app as payloads_app
 from aorta_services.pipelines import app as pipelines_app
-
-# The helper module lives beside this file; importlib mode does not put it on the path.
 from tests.integration.scheduler.jobs_platform import RPC_TIMEOUT, Platform
 
 

@@ -10,13 +10,10 @@ import pytest
 from aorta.blobs import open_blob_store
 from aorta.bus import CloudEvent
 from aorta.bus.memory import MemoryBus, MemoryNetwork
-from aorta.runtime.service import ServiceContext
+from aorta.runtime.service import RunningService, ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta_services.payloads import app
-from aorta_services.payloads.app import RunningPayloads
-
-# The helper module lives beside this file; importlib mode does not put it on the path.
 from tests.unit.payloads.payload_calls import RPC_TIMEOUT, Calls
 
 
@@ -40,7 +37,7 @@ async def context(network: MemoryNetwork, tmp_path: Path) -> AsyncIterator[Servi
 
 
 @pytest.fixture
-async def service(context: ServiceContext) -> AsyncIterator[RunningPayloads]:
+async def service(context: ServiceContext) -> AsyncIterator[RunningService]:
     running = await app.start(context)
     yield running
     await running.stop(1.0)
@@ -48,7 +45,7 @@ async def service(context: ServiceContext) -> AsyncIterator[RunningPayloads]:
 
 @pytest.fixture
 async def calls(
-    network: MemoryNetwork, context: ServiceContext, service: RunningPayloads
+    network: MemoryNetwork, context: ServiceContext, service: RunningService
 ) -> AsyncIterator[Calls]:
     """A bus beside the service's, as the gateway or the scheduler hold, with the events the
     service published."""

@@ -9,11 +9,10 @@ import pytest
 
 from aorta.blobs import open_blob_store
 from aorta.bus.memory import MemoryBus, MemoryNetwork
-from aorta.runtime.service import ServiceContext
+from aorta.runtime.service import RunningService, ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta_services.pipelines import app
-from aorta_services.pipelines.app import RunningPipelines
 
 RPC_TIMEOUT = 5.0
 
@@ -46,7 +45,7 @@ async def context(network: MemoryNetwork, tmp_path: Path) -> AsyncIterator[Servi
 
 
 @pytest.fixture
-async def service(context: ServiceContext) -> AsyncIterator[RunningPipelines]:
+async def service(context: ServiceContext) -> AsyncIterator[RunningService]:
     running = await app.start(context)
     yield running
     await running.stop(1.0)

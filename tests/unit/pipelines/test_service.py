@@ -14,7 +14,7 @@ from aorta.api import common_pb2, pipelines_pb2
 from aorta.bus import CloudEvent
 from aorta.bus.memory import MemoryBus
 from aorta.errors import AortaError, ErrorCode
-from aorta_services.pipelines.app import RunningPipelines
+from aorta.runtime.service import RunningService
 from aorta_services.pipelines.domain import MAX_DAG_DEPTH
 
 pytestmark = pytest.mark.usefixtures("service")
@@ -368,7 +368,7 @@ async def test_a_long_chain_is_stored_and_its_dag_cut_for_protobuf_readers(
 
 
 async def test_stopping_the_service_stops_answering(
-    client: MemoryBus, service: RunningPipelines
+    client: MemoryBus, service: RunningService
 ) -> None:
     await service.stop(1.0)
     await fails(listing(client), ErrorCode.SERVICE_UNAVAILABLE)

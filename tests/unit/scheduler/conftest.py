@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 
 from aorta.bus.memory import MemoryBus, MemoryNetwork
-
-# The helper modules live beside this file; importlib mode does not put it on the path.
 from tests.unit.scheduler.scheduler_fakes import FakePeers
 from tests.unit.scheduler.scheduler_harness import RPC_TIMEOUT, Harness
 
