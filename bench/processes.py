@@ -14,7 +14,8 @@ from pathlib import Path
 import grpc
 import psutil
 
-from aorta.testing.embedded import aorta_up, free_port
+from aorta.testing.embedded import aorta_up
+from aorta.testing.ports import free_port
 
 MiB = 1 << 20
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aorta.testing.clara_client import run_clara_python
+from aorta.testing.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = ROOT / ".aorta" / "run"
@@ -45,16 +45,6 @@ from nvidia_clara.clara_client import ClaraClient
 info = ClaraClient(target=sys.argv[1], port=sys.argv[2]).version()
 print(f"Clara.Version through NVIDIA's client: {info.major}.{info.minor}.{info.patch}{info.label}")
 """
-
-
-def _free_port(preferred: int) -> int:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", preferred))
-            return preferred
-        except OSError:
-            probe.bind(("127.0.0.1", 0))
-            return int(probe.getsockname()[1])
 
 
 def _wait_serving(port: int, platform: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -124,7 +114,7 @@ def main_job(port: int) -> None:
 
 
 def main() -> int:
-    port = _free_port(PREFERRED_PORT)
+    port = free_port(preferred=PREFERRED_PORT)
     data_dir = RUN_DIR / "platform"
     command = [str(BIN / "aorta"), "up", "--data-dir", str(data_dir), "--grpc-port", str(port)]
     env = {**os.environ, "AORTA_LOG_FORMAT": "console", "AORTA_LOG_LEVEL": "warning"}

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from aorta.testing.embedded import AORTA, aorta_up, free_port
+from aorta.testing.embedded import AORTA, aorta_up
+from aorta.testing.ports import free_port
 
 pytestmark = pytest.mark.timeout(180)
 

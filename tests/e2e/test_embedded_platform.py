@@ -16,7 +16,8 @@ import pytest
 from aorta import __version__
 from aorta.api import pipelines_pb2, pipelines_pb2_grpc
 from aorta.testing.clara_client import run_clara_python
-from aorta.testing.embedded import AORTA, aorta_up, free_port
+from aorta.testing.embedded import AORTA, aorta_up
+from aorta.testing.ports import free_port
 
 pytestmark = pytest.mark.timeout(180)
 

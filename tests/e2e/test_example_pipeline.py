@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,17 +28,13 @@ import pytest
 import tritonclient.grpc as triton
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from aorta.testing.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "segmentation"
 MODEL = ROOT / "examples" / "models" / "segmentation"
 AORTA = Path(sys.executable).parent / "aorta"
 OPERATORS = ("reader", "segmentation", "writer")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_serving(port: int, platform: subprocess.Popen[bytes], log: Path) -> None:

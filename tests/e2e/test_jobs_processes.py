@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -42,6 +41,7 @@ from aorta.payload_layout import operator_output_prefix
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta.testing.nats import async_nats_server
+from aorta.testing.ports import free_port, free_ports
 
 AORTA = Path(sys.executable).parent / "aorta"
 SCHEDULER_ENV = {
@@ -85,12 +85,6 @@ def definition(script: Path, marks: Path) -> str:
         ]
         previous = name
     return "\n".join(lines) + "\n"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def alive(pid: int) -> bool:
@@ -264,7 +258,7 @@ async def test_killing_the_leading_scheduler_process_changes_no_outcome(
                 for n in (1, 2)
             )
         }
-        ports = [free_port(), free_port()]
+        ports = list(free_ports(2))
         for n, port in enumerate(ports):
             env = {**common, "AORTA_GRPC_ADDRESS": f"127.0.0.1:{port}"}
             processes.launch(f"gateway-{n}", [str(AORTA), "serve", "gateway"], env)

@@ -11,27 +11,22 @@ that may exit first).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
-import signal
-import subprocess
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import NoReturn
 
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
-from aorta.child_process import die_with_parent
+from aorta.children.process import ChildProcess, ChildStartError
 from aorta.errors import Unavailable
 from aorta.logger import get_logger
 
 EXTRA_SEARCH_DIRS = ("/usr/sbin", "/usr/local/sbin")
 """Where Debian's package puts the binary, often missing from a non-root user's PATH."""
-
-_POLL_S = 0.02
-_LOG_TAIL_BYTES = 4000
 
 _log = get_logger(__name__)
 
@@ -63,7 +58,9 @@ class NatsServerProcess:
     to `start_timeout` for the ports file and raises `NatsServerError` with the tail of the log
     when the server does not come up. `stop` sends SIGTERM, waits `stop_grace`, then SIGKILLs.
     `max_payload` is the largest message body the server accepts (and announces to clients).
-    Use as a context manager (sync or async) to stop it on exit.
+    Use as a context manager (sync or async) to stop it on exit. The process itself is run by
+    `aorta.children.process.ChildProcess`; what is nats-server's own here is its command line and
+    its sign of readiness, the ports file.
     """
 
     def __init__(
@@ -82,11 +79,10 @@ class NatsServerProcess:
         self.port = port
         self.max_payload = max_payload
         self._search_path = search_path
-        self._start_timeout = start_timeout
-        self._stop_grace = stop_grace
-        self._process: subprocess.Popen[bytes] | None = None
+        self._child = ChildProcess(
+            "nats-server", self.log_file, start_timeout=start_timeout, stop_grace=stop_grace
+        )
         self._url: str | None = None
-        self._log_offset = 0
 
     @property
     def store_dir(self) -> Path:
@@ -109,128 +105,59 @@ class NatsServerProcess:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self._child.pid
 
     def start(self) -> None:
         """Starts the server and blocks until it accepts clients (or raises)."""
-        ports_file = self._spawn()
-        deadline = time.monotonic() + self._start_timeout
-        while (url := self._poll_ready(ports_file, deadline)) is None:
-            time.sleep(_POLL_S)
-        self._started(url)
+        command, ports = self._prepare()
+        with _reported():
+            self._child.start_blocking(command, ports)
+        self._started(ports)
 
     async def astart(self) -> None:
-        """`start` without blocking the event loop while the server comes up."""
-        ports_file = self._spawn()
-        deadline = time.monotonic() + self._start_timeout
-        # Polling: the only signal that the server is up is the file it writes.
-        while (url := self._poll_ready(ports_file, deadline)) is None:  # noqa: ASYNC110
-            await asyncio.sleep(_POLL_S)
-        self._started(url)
+        """`start` without blocking the event loop while the server comes up. Cancelled, it
+        leaves no server behind."""
+        command, ports = self._prepare()
+        with _reported():
+            await self._child.start(command, ports)
+        self._started(ports)
 
     def stop(self) -> None:
         """Stops the server (SIGTERM, then SIGKILL after the grace period). Idempotent."""
-        process = self._signal_stop()
-        if process is None:
-            return
-        try:
-            process.wait(self._stop_grace)
-        except subprocess.TimeoutExpired:
-            self._kill(process)
-            process.wait()
-        self._stopped()
+        pid = self._child.pid
+        self._child.stop_blocking()
+        self._stopped(pid)
 
     async def astop(self) -> None:
         """`stop` without blocking the event loop."""
-        process = self._signal_stop()
-        if process is None:
-            return
-        deadline: float | None = time.monotonic() + self._stop_grace
-        while process.poll() is None:
-            if deadline is not None and time.monotonic() > deadline:
-                self._kill(process)
-                deadline = None
-            await asyncio.sleep(_POLL_S)
-        self._stopped()
+        pid = self._child.pid
+        await self._child.stop()
+        self._stopped(pid)
 
-    def _spawn(self) -> Path:
-        if self._process is not None:
-            raise NatsServerError(f"nats-server is already running (pid {self._process.pid})")
+    def _prepare(self) -> tuple[list[str], _PortsFile]:
         binary = find_nats_server(self._search_path)
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         # Only what no flag can set; the flags below override a config file's values.
         self.config_file.write_text(f"max_payload: {self.max_payload}\n")
+        # The server's own log goes to the file that also catches what it prints before
+        # opening it.
         command = [
             binary,
             *("-c", str(self.config_file)),
             *("-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)),
             *("--ports_file_dir", str(self.directory), "-l", str(self.log_file)),
         ]
-        # Anything the server prints before it opens its log goes to the log too.
-        with self.log_file.open("ab") as early_output:
-            self._process = subprocess.Popen(
-                die_with_parent(command),
-                stdin=subprocess.DEVNULL,
-                stdout=early_output,
-                stderr=early_output,
-                start_new_session=True,
-            )
-        return self.directory / f"nats-server_{self._process.pid}.ports"
+        return command, _PortsFile(self.directory)
 
-    def _poll_ready(self, ports_file: Path, deadline: float) -> str | None:
-        assert self._process is not None
-        if self._process.poll() is not None:
-            self._fail(f"nats-server exited with code {self._process.returncode} on start")
-        try:
-            urls = json.loads(ports_file.read_text())["nats"]
-        except (OSError, ValueError, KeyError, TypeError):
-            # Absent, or caught half-written: look again.
-            urls = None
-        if urls:
-            local = [url for url in urls if "127.0.0.1" in url]
-            return str((local or urls)[0])
-        if time.monotonic() > deadline:
-            self._fail(f"nats-server did not report its address within {self._start_timeout:g} s")
-        return None
+    def _started(self, ports: _PortsFile) -> None:
+        assert ports.url is not None
+        self._url = ports.url
+        self.port = int(ports.url.rsplit(":", 1)[1])
+        _log.info("nats-server started", url=ports.url, pid=self.pid, store=str(self.store_dir))
 
-    def _started(self, url: str) -> None:
-        self._url = url
-        self.port = int(url.rsplit(":", 1)[1])
-        _log.info("nats-server started", url=url, pid=self.pid, store=str(self.store_dir))
-
-    def _fail(self, reason: str) -> NoReturn:
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
-        raise NatsServerError(reason, f"last lines of {self.log_file}:\n{self._log_tail()}")
-
-    def _log_tail(self) -> str:
-        try:
-            with self.log_file.open("rb") as log:
-                log.seek(max(self._log_offset, log.seek(0, os.SEEK_END) - _LOG_TAIL_BYTES))
-                return log.read().decode(errors="replace").strip() or "(empty)"
-        except OSError as exc:
-            return f"(unreadable: {exc})"
-
-    def _signal_stop(self) -> subprocess.Popen[bytes] | None:
-        process = self._process
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        return process
-
-    def _kill(self, process: subprocess.Popen[bytes]) -> None:
-        _log.warning("nats-server outlived its grace period; killing it", pid=process.pid)
-        process.kill()
-
-    def _stopped(self) -> None:
-        assert self._process is not None
-        _log.info("nats-server stopped", pid=self._process.pid, code=self._process.returncode)
-        (self.directory / f"nats-server_{self._process.pid}.ports").unlink(missing_ok=True)
-        self._process = None
+    def _stopped(self, pid: int | None) -> None:
+        if pid is not None:
+            _ports_file(self.directory, pid).unlink(missing_ok=True)
         self._url = None
 
     def __enter__(self) -> NatsServerProcess:
@@ -256,3 +183,37 @@ class NatsServerProcess:
         tb: TracebackType | None,
     ) -> None:
         await self.astop()
+
+
+@dataclass
+class _PortsFile:
+    """nats-server's readiness: the ports file it writes once it accepts clients, whose client
+    URL tells the port it chose for `-p -1`. `url` is that URL once `ready` returned True."""
+
+    directory: Path
+    awaited: str = "report its address"
+    url: str | None = None
+
+    async def ready(self, pid: int) -> bool:
+        try:
+            urls = json.loads(_ports_file(self.directory, pid).read_text())["nats"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False  # absent, or caught half-written: look again
+        if not urls:
+            return False
+        local = [url for url in urls if "127.0.0.1" in url]
+        self.url = str((local or urls)[0])
+        return True
+
+
+def _ports_file(directory: Path, pid: int) -> Path:
+    return directory / f"nats-server_{pid}.ports"
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """The manager's start errors as `NatsServerError`s, with the same messages."""
+    try:
+        yield
+    except ChildStartError as error:
+        raise NatsServerError(*error.messages) from None

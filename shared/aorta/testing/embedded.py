@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,13 +15,6 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 AORTA = str(Path(sys.executable).parent / "aorta")
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_serving(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:

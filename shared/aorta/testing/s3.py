@@ -1,9 +1,10 @@
 """A real S3 HTTP endpoint for tests: moto's server in a child process; pytest-agnostic.
 
 The S3 adapter is tested through its whole stack (minio, urllib3, HTTP, signing) against
-`moto_server`, which speaks S3 well enough for every call the adapter makes (shared infra notes,
-"S3 with moto"). A child process rather than moto's in-process server so that the tests'
-memory measurements see only the client, and so that nothing in the test process is patched.
+`moto_server`, which speaks S3 well enough for every call the adapter makes
+(docs/test-infrastructure.md, "S3 with moto"). A child process rather than moto's in-process
+server so that the tests' memory measurements see only the client, and so that nothing in the
+test process is patched.
 
 moto keeps everything in memory and accepts any credentials: authentication failures cannot
 be tested against it.
@@ -14,23 +15,19 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import NoReturn
 
-from aorta.child_process import die_with_parent
+from aorta.children.process import ChildProcess, ChildStartError
+from aorta.children.readiness import HttpReady
 from aorta.errors import Unavailable
-
-_POLL_S = 0.05
-_LOG_TAIL_BYTES = 4000
+from aorta.testing.ports import free_port
 
 
 class S3ServerError(Unavailable):
@@ -57,7 +54,11 @@ class S3Server:
 
     `start` blocks until `GET /moto-api/` answers, up to `start_timeout` seconds, and raises
     `S3ServerError` with the tail of the server's output otherwise. `stop` sends SIGTERM, waits
-    `stop_grace` seconds, then kills. Use as a context manager, sync or async.
+    `stop_grace` seconds, then kills. Use as a context manager, sync or async. The process is
+    run by `aorta.children.process.ChildProcess`.
+
+    moto_server cannot pick its own port and report it, so it gets one that was free a moment
+    before; should another process take it first, `start` fails and says so in the log's tail.
     """
 
     access_key = "aorta-test-access"
@@ -75,7 +76,7 @@ class S3Server:
         self._directory: Path | None = None
         self._start_timeout = start_timeout
         self._stop_grace = stop_grace
-        self._process: subprocess.Popen[bytes] | None = None
+        self._child: ChildProcess | None = None
         self._port: int | None = None
 
     @property
@@ -95,17 +96,15 @@ class S3Server:
 
     def start(self) -> None:
         """Starts the server and blocks until it answers (or raises `S3ServerError`)."""
-        deadline = self._spawn()
-        while not self._poll_ready(deadline):
-            time.sleep(_POLL_S)
+        child, command, readiness = self._prepare()
+        with self._reported():
+            child.start_blocking(command, readiness)
 
     async def astart(self) -> None:
-        """`start` without blocking the event loop (the child is still forked from this thread,
-        so that it outlives the event loop's worker threads)."""
-        deadline = self._spawn()
-        # Polling: answering HTTP is the only sign that the server is up.
-        while not await asyncio.to_thread(self._poll_ready, deadline):  # noqa: ASYNC110
-            await asyncio.sleep(_POLL_S)
+        """`start` without blocking the event loop. Cancelled, it leaves no server behind."""
+        child, command, readiness = self._prepare()
+        with self._reported():
+            await child.start(command, readiness)
 
     def reset(self) -> None:
         """Forgets every bucket and object (`POST /moto-api/reset`)."""
@@ -113,57 +112,53 @@ class S3Server:
 
     def stop(self) -> None:
         """Stops the server (SIGTERM, then SIGKILL after the grace period). Idempotent."""
-        process, self._process, self._port = self._process, None, None
-        if process is not None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(self._stop_grace)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self._directory is not None and self._given_directory is None:
-            shutil.rmtree(self._directory, ignore_errors=True)
-        self._directory = None
+        child, self._child, self._port = self._child, None, None
+        if child is not None:
+            child.stop_blocking()
+        self._remove_directory()
 
     async def astop(self) -> None:
         """`stop` without blocking the event loop."""
-        await asyncio.to_thread(self.stop)
+        child, self._child, self._port = self._child, None, None
+        if child is not None:
+            await child.stop()
+        await asyncio.to_thread(self._remove_directory)
 
-    def _spawn(self) -> float:
-        if self._process is not None:
-            raise S3ServerError(f"moto_server is already running (pid {self._process.pid})")
+    def _prepare(self) -> tuple[ChildProcess, list[str], HttpReady]:
+        if self._child is not None and self._child.pid is not None:
+            raise S3ServerError(f"moto_server is already running (pid {self._child.pid})")
         binary = find_moto_server()
         if self._given_directory is not None:
             self._directory = self._given_directory
             self._directory.mkdir(parents=True, exist_ok=True)
-        else:
+        elif self._directory is None:
             self._directory = Path(tempfile.mkdtemp(prefix="aorta-moto-"))
-        self._port = _free_port()
-        log_file = self._directory / "moto_server.log"
-        with log_file.open("ab") as output:
-            self._process = subprocess.Popen(
-                die_with_parent([binary, "-H", "127.0.0.1", "-p", str(self._port)]),
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=output,
-                start_new_session=True,
-            )
-        return time.monotonic() + self._start_timeout
+        self._port = free_port()
+        self._child = ChildProcess(
+            "moto_server",
+            self._directory / "moto_server.log",
+            start_timeout=self._start_timeout,
+            stop_grace=self._stop_grace,
+        )
+        command = [binary, "-H", "127.0.0.1", "-p", str(self._port)]
+        return self._child, command, HttpReady(("127.0.0.1", self._port), "/moto-api/")
 
-    def _poll_ready(self, deadline: float) -> bool:
-        process = self._process
-        if process is None:
-            raise S3ServerError("moto_server was stopped while starting")
-        if process.poll() is not None:
-            self._fail(f"moto_server exited with code {process.returncode} on start")
+    @contextmanager
+    def _reported(self) -> Iterator[None]:
+        """A failed or cancelled start forgets the port; the manager's errors become
+        `S3ServerError`s with the same messages."""
         try:
-            self._request("GET", "/moto-api/", timeout=1.0)
-        except S3ServerError:
-            if time.monotonic() > deadline:
-                self._fail(f"moto_server did not answer within {self._start_timeout:g} s")
-            return False
-        return True
+            yield
+        except BaseException as error:
+            self._port = None
+            if isinstance(error, ChildStartError):
+                raise S3ServerError(*error.messages) from None
+            raise
+
+    def _remove_directory(self) -> None:
+        if self._directory is not None and self._given_directory is None:
+            shutil.rmtree(self._directory, ignore_errors=True)
+        self._directory = None
 
     def _request(self, method: str, path: str, *, timeout: float = 10.0) -> None:
         request = urllib.request.Request(
@@ -176,27 +171,6 @@ class S3Server:
             raise S3ServerError(
                 f"moto_server at {self.url} did not answer {method} {path}: {error}"
             ) from error
-
-    def _fail(self, reason: str) -> NoReturn:
-        tail = self._log_tail()
-        log_file = self.log_file
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
-        self._port = None
-        raise S3ServerError(reason, f"last lines of {log_file}:\n{tail}")
-
-    def _log_tail(self) -> str:
-        log_file = self.log_file
-        if log_file is None:
-            return "(no log)"
-        try:
-            with log_file.open("rb") as log:
-                log.seek(max(0, log.seek(0, os.SEEK_END) - _LOG_TAIL_BYTES))
-                return log.read().decode(errors="replace").strip() or "(empty)"
-        except OSError as error:
-            return f"(unreadable: {error})"
 
     def __enter__(self) -> S3Server:
         self.start()
@@ -221,11 +195,3 @@ class S3Server:
         tb: TracebackType | None,
     ) -> None:
         await self.astop()
-
-
-def _free_port() -> int:
-    """A port free right now; moto_server cannot pick its own and report it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

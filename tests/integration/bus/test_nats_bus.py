@@ -4,7 +4,6 @@ and events that survive a nats-server restart on the same store and port."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from aorta.bus.nats import NatsBus
 from aorta.bus.nats_events import STREAM_NAME
 from aorta.bus.nats_server import NatsServerProcess
 from aorta.errors import Unavailable
+from aorta.testing.ports import free_port
 
 
 async def test_connect_creates_the_file_backed_event_stream_once(
@@ -42,9 +42,7 @@ async def test_connect_creates_the_file_backed_event_stream_once(
 
 
 async def test_connecting_to_no_server_is_unavailable_within_the_timeout() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     started = time.monotonic()
 
     with pytest.raises(Unavailable, match=f"127.0.0.1:{port}"):

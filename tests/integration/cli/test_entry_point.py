@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,14 +14,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from aorta.testing.ports import free_port
 from tests.integration.cli.cli_support import AORTA, Aorta, Samples
 from tests.integration.cli.fake_platform import FakePlatform
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_exit_codes_of_the_installed_command(
@@ -53,7 +47,7 @@ def test_exit_codes_of_the_installed_command(
     assert usage.returncode == 2
     assert "Missing option '-j'" in usage.stderr
 
-    port = _free_port()
+    port = free_port()
     unreachable = aorta.exe("list", "jobs", "--host", f"127.0.0.1:{port}")
     assert unreachable.returncode == 4
     assert unreachable.stderr.startswith(
@@ -80,7 +74,7 @@ def _wait_serving(port: int, platform: subprocess.Popen[str], timeout: float = 6
 
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     command = [str(AORTA), "up", "--data-dir", str(tmp_path / "data"), "--grpc-port", str(port)]
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True

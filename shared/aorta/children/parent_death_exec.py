@@ -1,5 +1,5 @@
 """`python -I -S parent_death_exec.py PARENT_PID -- COMMAND...`: run COMMAND in this process
-(exec, same pid), to be sent SIGTERM when its parent dies (see `aorta.child_process`).
+(exec, same pid), to be sent SIGTERM when its parent dies (see `aorta.children.process`).
 
 Standard library only and run with `-I -S`, so it starts in a few milliseconds. Exit status,
 when COMMAND never ran: 1 when the parent died before the signal was armed or `prctl` failed, 2

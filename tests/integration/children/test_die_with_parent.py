@@ -15,7 +15,7 @@ import grpc
 import psutil
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from aorta.child_process import die_with_parent
+from aorta.children.process import die_with_parent
 
 
 def test_the_child_is_the_command_itself() -> None:
@@ -40,7 +40,7 @@ def test_the_child_dies_with_its_parent(tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
     parent_code = (
         "import subprocess, sys, time\n"
-        "from aorta.child_process import die_with_parent\n"
+        "from aorta.children.process import die_with_parent\n"
         "child = subprocess.Popen(die_with_parent(['sleep', '60']))\n"
         f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
         "time.sleep(60)\n"
