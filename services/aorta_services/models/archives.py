@@ -23,16 +23,17 @@ from pathlib import Path
 
 from aorta.blobs import BlobStore
 from aorta.blobs.staging import claim_staging, remove_stale_staging
+from aorta.contracts import UploadModel
 from aorta.errors import AortaError, Conflict, ErrorCode, Invalid, NotFound
 from aorta.ids import ModelId, new_id
 from aorta.logger import get_logger
 from aorta.metadata import add_metadata
+from aorta.store import kept_changing, optimistic_update
 from aorta.timestamps import utcnow
 from aorta.triton.archive import ArchiveLimits, ModelArchive, inspect_archive
 from aorta_services.models.answers import check_details_fit
 from aorta_services.models.domain.model_record import STAGING_PREFIX, ModelRecord, archive_key
-from aorta_services.models.repository import MAX_ATTEMPTS, ModelRepository, busy
-from aorta_services.models.wire import UploadCommand
+from aorta_services.models.repository import ModelRepository
 
 log = get_logger(__name__)
 
@@ -83,7 +84,7 @@ class ModelArchives:
             await self._discard(key)
         return len(stale)
 
-    async def accept(self, command: UploadCommand) -> tuple[ModelRecord, ModelRecord | None]:
+    async def accept(self, command: UploadModel) -> tuple[ModelRecord, ModelRecord | None]:
         """Checks and stores the upload; returns the stored record and the one it replaced.
 
         `Invalid` (MODEL_ARCHIVE_INVALID, MODEL_REQUEST_INVALID, METADATA_INVALID) when the
@@ -107,13 +108,17 @@ class ModelArchives:
             await self._discard(command.staging_key)
 
     async def _store(
-        self, command: UploadCommand, archive: ModelArchive, metadata: dict[str, str]
+        self, command: UploadModel, archive: ModelArchive, metadata: dict[str, str]
     ) -> tuple[ModelRecord, ModelRecord | None]:
+        """Copies the archive into place and writes the record, as a new model or over the one
+        of the same name; a model of that name created, replaced or deleted meanwhile is a lost
+        race, tried again (`aorta.store.optimistic_update`), MODEL_STORE_ERROR when it keeps
+        losing. Returns the stored record and the one it replaced."""
         revision = new_id()
         copied: str | None = None
-        for attempt in range(MAX_ATTEMPTS):
-            if attempt:
-                await asyncio.sleep(0.005 * attempt)
+
+        async def read() -> tuple[ModelRecord, ModelRecord | None]:
+            nonlocal copied
             existing = await self._repository.by_name(archive.name)
             model_id = existing.id if existing else ModelId(new_id())
             key = archive_key(model_id, revision)
@@ -135,19 +140,32 @@ class ModelArchives:
                     await self._discard(copied)
                 await self._blobs.copy(command.staging_key, key)
                 copied = key
+            return record, existing
+
+        async def write(
+            prepared: tuple[ModelRecord, ModelRecord | None],
+        ) -> tuple[ModelRecord, ModelRecord | None]:
+            record, existing = prepared
+            if existing is None:
+                return await self._repository.insert(record), None
             try:
-                if existing is None:
-                    stored = await self._repository.insert(record)
-                else:
-                    stored = await self._repository.replace(record)
-            except (Conflict, NotFound):
-                continue
-            if existing is not None:
-                await self._discard(existing.archive_key)
-            return stored, existing
-        if copied is not None:
-            await self._discard(copied)
-        raise busy(f"model {archive.name!r}")
+                return await self._repository.replace(record), existing
+            except NotFound:
+                # Deleted since it was read: a lost race too, and the next try creates it anew.
+                raise Conflict(f"model {archive.name!r} was deleted meanwhile") from None
+
+        busy = kept_changing(f"model {archive.name!r}", code=ErrorCode.MODEL_STORE_ERROR)
+        try:
+            stored, existing = await optimistic_update(read, write, gave_up=busy)
+        except Conflict:
+            # A Conflict comes before any write or after every write lost its race: no record
+            # refers to the copy.
+            if copied is not None:
+                await self._discard(copied)
+            raise
+        if existing is not None:
+            await self._discard(existing.archive_key)
+        return stored, existing
 
     async def write_archive(self, name: str, revision: str, into: Path) -> None:
         """The pool's `ModelSource`: writes the archive of `name` at `revision` to `into`."""

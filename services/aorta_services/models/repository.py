@@ -7,37 +7,19 @@ INSTANCE_NOT_FOUND, and a change that keeps losing races MODEL_STORE_ERROR.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from aorta.errors import Conflict, ErrorCode, NotFound
+from aorta.errors import ErrorCode, NotFound
 from aorta.ids import ModelId, new_id
-from aorta.store import Collection, StateStore
+from aorta.store import Collection, StateStore, kept_changing, optimistic_update
 from aorta_services.models.domain.model_record import ModelList, ModelRecord
 
 MODELS = "models"
-MAX_ATTEMPTS = 10
-"""How often a read-modify-write is tried when another writer changed the record meanwhile."""
-BACKOFF = 0.005
-"""Seconds; after the n-th lost race a writer waits a random time up to n x BACKOFF."""
 
 
 def model_not_found(id: str) -> NotFound:
     return NotFound(f"no model has id {id}", code=ErrorCode.MODEL_NOT_FOUND)
-
-
-def busy(what: str) -> Conflict:
-    return Conflict(
-        f"{what} kept changing while being updated ({MAX_ATTEMPTS} attempts); try again",
-        code=ErrorCode.MODEL_STORE_ERROR,
-    )
-
-
-async def _pause(attempt: int) -> None:
-    if attempt:
-        await asyncio.sleep(random.uniform(0, attempt * BACKOFF))
 
 
 class ModelRepository:
@@ -95,18 +77,21 @@ class ModelRepository:
     async def modify(
         self, id: ModelId, change: Callable[[ModelRecord], ModelRecord]
     ) -> ModelRecord:
-        """Replaces model `id` with `change(current)` atomically, retrying lost races; `change`
+        """Replaces model `id` with `change(current)` atomically, retrying lost races
+        (`aorta.store.optimistic_update`; MODEL_STORE_ERROR when it keeps losing); `change`
         may raise to refuse (nothing is written)."""
-        for attempt in range(MAX_ATTEMPTS):
-            await _pause(attempt)
-            current = await self.get(id)
+
+        async def read() -> ModelRecord:
+            return change(await self.get(id))
+
+        async def write(record: ModelRecord) -> ModelRecord:
             try:
-                return await self.replace(change(current))
+                return await self.replace(record)
             except NotFound:
                 raise model_not_found(id) from None
-            except Conflict:
-                continue
-        raise busy(f"model {id}")
+
+        busy = kept_changing(f"model {id}", code=ErrorCode.MODEL_STORE_ERROR)
+        return await optimistic_update(read, write, gave_up=busy)
 
     async def delete(self, record: ModelRecord) -> None:
         """Removes the model if it is still at `record.version`; `Conflict` if it moved on."""

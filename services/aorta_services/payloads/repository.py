@@ -7,14 +7,12 @@ an update that keeps losing races is PAYLOAD_STORE_ERROR too.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import random
 from collections.abc import Callable
 
 from aorta.errors import Conflict, ErrorCode, NotFound
 from aorta.ids import JobId, PayloadId
-from aorta.store import Collection, StateStore
+from aorta.store import Collection, Document, StateStore, kept_changing, optimistic_update
 from aorta_services.payloads.domain import (
     FileRecord,
     PayloadRecord,
@@ -24,10 +22,6 @@ from aorta_services.payloads.domain import (
 
 PAYLOADS = "payloads"
 FILES = "payload_files"
-MAX_ATTEMPTS = 10
-"""How often a read-modify-write is tried when another writer changed the payload meanwhile."""
-BACKOFF = 0.005
-"""Seconds; after the n-th lost race a writer waits a random time up to n x BACKOFF."""
 
 
 class PayloadRepository:
@@ -79,26 +73,26 @@ class PayloadRepository:
         """Replaces payload `id` with `change(current)` as one atomic step.
 
         `change` may raise to refuse; nothing is written then. When another writer changed the
-        payload between the read and the write, `change` runs again on the new state, up to
-        `MAX_ATTEMPTS` times with a growing random pause, then `Conflict` (PAYLOAD_STORE_ERROR).
+        payload between the read and the write, `change` runs again on the new state
+        (`aorta.store.optimistic_update`); when it keeps losing, `Conflict` (PAYLOAD_STORE_ERROR).
         """
-        for attempt in range(MAX_ATTEMPTS):
-            if attempt:
-                await asyncio.sleep(random.uniform(0, attempt * BACKOFF))
+
+        async def read() -> tuple[int, Document]:
             current = await self.get(id)
             wanted = change(current).to_document()
             del wanted["id"]
+            return current.version, wanted
+
+        async def write(prepared: tuple[int, Document]) -> PayloadRecord:
+            version, wanted = prepared
             try:
-                stored = await self._payloads.update(id, wanted, expected_version=current.version)
+                stored = await self._payloads.update(id, wanted, expected_version=version)
             except NotFound:
                 raise payload_not_found(id) from None
-            except Conflict:
-                continue
             return PayloadRecord.from_document(stored)
-        raise Conflict(
-            f"payload {id} kept changing while being updated ({MAX_ATTEMPTS} attempts); try again",
-            code=ErrorCode.PAYLOAD_STORE_ERROR,
-        )
+
+        busy = kept_changing(f"payload {id}", code=ErrorCode.PAYLOAD_STORE_ERROR)
+        return await optimistic_update(read, write, gave_up=busy)
 
     async def delete(self, id: PayloadId) -> None:
         """Removes the payload record; an absent one is fine (a retried Delete)."""
@@ -123,22 +117,28 @@ class PayloadRepository:
         """Stores `record`, replacing the one of the same payload and name (last writer wins)."""
         document = record.to_document()
         changes = {key: value for key, value in document.items() if key != "id"}
-        for _ in range(MAX_ATTEMPTS):
+
+        async def update() -> bool:
             try:
                 await self._files.update(record.document_id, changes)
-                return
             except NotFound:
-                pass
-            try:
+                return False
+            return True
+
+        async def insert_unless_updated(updated: bool) -> None:
+            # A Conflict here means a concurrent upload of the same name inserted the record
+            # first: the next try updates it instead.
+            if not updated:
                 await self._files.insert(document)
-                return
-            except Conflict:
-                continue  # inserted by a concurrent upload of the same name: update it
-        raise Conflict(
-            f"the record of {record.name!r} in payload {record.payload_id} kept changing; "
-            "upload it again",
-            code=ErrorCode.PAYLOAD_STORE_ERROR,
-        )
+
+        def busy() -> Conflict:
+            return Conflict(
+                f"the record of {record.name!r} in payload {record.payload_id} kept changing; "
+                "upload it again",
+                code=ErrorCode.PAYLOAD_STORE_ERROR,
+            )
+
+        await optimistic_update(update, insert_unless_updated, gave_up=busy)
 
     async def forget_file(self, payload_id: PayloadId, name: str) -> None:
         """Removes the record of one file; an absent one is fine."""

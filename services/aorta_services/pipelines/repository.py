@@ -7,21 +7,14 @@ update that keeps losing races is PIPELINE_UPDATE_ERROR.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Callable
 
 from aorta.errors import Conflict, ErrorCode, NotFound
 from aorta.ids import PipelineId
-from aorta.store import Collection, StateStore
+from aorta.store import Collection, Document, StateStore, kept_changing, optimistic_update
 from aorta_services.pipelines.domain import PipelineRecord
 
 COLLECTION = "pipelines"
-MAX_ATTEMPTS = 10
-"""How often a read-modify-write is tried when another writer changed the pipeline meanwhile."""
-BACKOFF = 0.005
-"""Seconds; after the n-th lost race a writer waits a random time up to n x BACKOFF, so that
-writers racing for one pipeline spread out instead of colliding again."""
 
 
 def not_found(id: str) -> NotFound:
@@ -70,26 +63,26 @@ class PipelineRepository:
 
         `change` may raise to refuse the change; nothing is written then. When another writer
         changes the pipeline between the read and the write, `change` runs again on the new
-        state, up to `MAX_ATTEMPTS` times with a growing random pause, then `Conflict`
+        state (`aorta.store.optimistic_update`); when it keeps losing, `Conflict`
         (PIPELINE_UPDATE_ERROR).
         """
-        for attempt in range(MAX_ATTEMPTS):
-            if attempt:
-                await asyncio.sleep(random.uniform(0, attempt * BACKOFF))
+
+        async def read() -> tuple[int, Document]:
             current = await self.get(id)
             wanted = change(current).to_document()
             del wanted["id"]
+            return current.version, wanted
+
+        async def write(prepared: tuple[int, Document]) -> PipelineRecord:
+            version, wanted = prepared
             try:
-                stored = await self._collection.update(id, wanted, expected_version=current.version)
+                stored = await self._collection.update(id, wanted, expected_version=version)
             except NotFound:
                 raise not_found(id) from None
-            except Conflict:
-                continue
             return PipelineRecord.from_document(stored)
-        raise Conflict(
-            f"pipeline {id} kept changing while being updated ({MAX_ATTEMPTS} attempts); try again",
-            code=ErrorCode.PIPELINE_UPDATE_ERROR,
-        )
+
+        busy = kept_changing(f"pipeline {id}", code=ErrorCode.PIPELINE_UPDATE_ERROR)
+        return await optimistic_update(read, write, gave_up=busy)
 
 
 def in_use(id: str) -> Conflict:

@@ -9,24 +9,18 @@ the other re-applies its change to what the winner wrote (or learns it no longer
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aorta.errors import Conflict, ErrorCode, NotFound
 from aorta.ids import JobId
-from aorta.store import Collection, Document, StateStore
+from aorta.store import Collection, Document, StateStore, kept_changing, optimistic_update
 from aorta_services.scheduler.domain import JobPhase, JobState
 from aorta_services.scheduler.domain.definition import Definition
 from aorta_services.scheduler.domain.job_record import JobRecord
 
 JOBS = "jobs"
 DEFINITIONS = "job_definitions"
-MAX_ATTEMPTS = 20
-"""How often a read-modify-write is tried while other writers keep changing the job."""
-BACKOFF = 0.002
-"""Seconds; after the n-th lost race a writer waits a random time up to n x BACKOFF."""
 
 _STORE_FIELDS = ("id", "version", "created_at", "updated_at")
 
@@ -110,28 +104,29 @@ class JobRepository:
 
         `change` is pure and may raise to refuse (nothing is written then). When another
         writer changed the job between the read and the write, `change` runs again on the new
-        state. Only the top-level fields that changed are written.
+        state (`aorta.store.optimistic_update`); when it keeps losing, `Conflict`
+        (JOB_STORE_ERROR). Only the top-level fields that changed are written.
         """
-        for attempt in range(MAX_ATTEMPTS):
-            if attempt:
-                await asyncio.sleep(random.uniform(0, attempt * BACKOFF))
+
+        async def read() -> tuple[JobRecord, Document]:
             current = await self.get(job_id, hidden=hidden)
             before = current.to_document()
             after = change(current).to_document()
             changes = {key: value for key, value in after.items() if before.get(key) != value}
+            return current, changes
+
+        async def write(prepared: tuple[JobRecord, Document]) -> JobRecord:
+            current, changes = prepared
             if not changes:
                 return current
             try:
                 stored = await self._jobs.update(job_id, changes, expected_version=current.version)
             except NotFound:
                 raise not_found(job_id) from None
-            except Conflict:
-                continue
             return JobRecord.from_document(stored)
-        raise Conflict(
-            f"job {job_id} kept changing while being updated ({MAX_ATTEMPTS} attempts); try again",
-            code=ErrorCode.JOB_STORE_ERROR,
-        )
+
+        busy = kept_changing(f"job {job_id}", code=ErrorCode.JOB_STORE_ERROR)
+        return await optimistic_update(read, write, gave_up=busy)
 
     async def in_phase(self, phase: JobPhase) -> list[JobRecord]:
         """Visible jobs in `phase`, in the order they were queued (then by id)."""

@@ -2,9 +2,11 @@
 
 The port (`Collection`, `StateStore`, `Document`, `Sort`) is re-exported here; adapters live in
 `aorta.store.sqlite` and `aorta.store.mongo`, and `aorta.store.factory.open_state_store` picks
-one from the settings. Importing this package loads no database driver.
+one from the settings. `optimistic_update` (from `aorta.store.optimistic`) is the one retry
+loop for a read-modify-write that lost a race. Importing this package loads no database driver.
 """
 
+from aorta.store.optimistic import kept_changing, optimistic_update
 from aorta.store.port import Collection, Document, Sort, StateStore
 
-__all__ = ["Collection", "Document", "Sort", "StateStore"]
+__all__ = ["Collection", "Document", "Sort", "StateStore", "kept_changing", "optimistic_update"]

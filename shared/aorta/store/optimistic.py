@@ -1,0 +1,88 @@
+"""Read-modify-write under optimistic concurrency: the one retry loop for lost races.
+
+Two writers that read one document at one version both try to write it back with that version
+as `expected_version`; the store lets exactly one through and refuses the other with `Conflict`.
+The loser must read again and re-apply its change to what the winner wrote (or learn that it
+no longer applies). `optimistic_update` is that loop, with one attempt limit and one back-off
+for every service:
+
+- `ATTEMPTS` (10) tries at most. A lost race means another writer committed in the short gap
+  between this writer's read and its write; with the pauses below, ten tries spread the writers
+  of one document over up to 555 ms (the sum of the pauses' ceilings), room for dozens of store
+  round trips, while a change that still cannot get through gives up then rather than stall
+  its caller.
+- Before the n-th retry a random pause of up to `FIRST_PAUSE` x 2^(n-1) seconds, at most
+  `MAX_PAUSE`. The gap a winner needs is one store round trip (well under a millisecond on
+  SQLite, about one on MongoDB), so 5 ms already separates two racers; doubling the ceiling
+  gives k racers room after about log2(k) retries; the random draw (anywhere from 0 to the
+  ceiling) keeps racers that lost together from colliding again at once; and the cap bounds
+  any one wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aorta.errors import Conflict
+
+ATTEMPTS = 10
+"""How often `optimistic_update` tries before it gives up (see the module docstring)."""
+FIRST_PAUSE = 0.005
+"""Seconds; the ceiling of the random pause before the first retry, doubled for each next one."""
+MAX_PAUSE = 0.1
+"""Seconds; no pause between two tries is longer."""
+
+S = TypeVar("S")
+T = TypeVar("T")
+
+
+async def optimistic_update(
+    read: Callable[[], Awaitable[S]],
+    write: Callable[[S], Awaitable[T]],
+    *,
+    gave_up: Callable[[], Exception],
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    jitter: Callable[[], float] = random.random,
+) -> T:
+    """`write(await read())`, tried again from `read` each time `write` loses a race.
+
+    `read` reads the current state and works out the change (the version to expect and what to
+    write); whatever it raises, a refusal or `NotFound` or even a `Conflict`, ends the update
+    unchanged and is never retried. `write` makes the conditional write; a `Conflict` from it
+    means another writer got in first, so after a pause (see the module docstring) the update
+    starts again from a fresh `read`. Any other error from `write` propagates unchanged and is
+    not retried: it may or may not have been applied, which only the caller can judge.
+
+    Returns what `write` returned. When `ATTEMPTS` writes have lost, raises `gave_up()` (the
+    caller's error, so each service keeps its own code and message) with the last `Conflict`
+    as its cause. Cancellation is never caught: it ends the update at once, during a pause as
+    during a read or a write (which, as the store's port says, may then have been applied).
+
+    `sleep` and `jitter` (a draw in [0, 1) that scales the pause's ceiling) are there for
+    tests; callers leave them alone.
+    """
+    retries = 0
+    while True:
+        state = await read()
+        try:
+            return await write(state)
+        except Conflict as lost:
+            retries += 1
+            if retries == ATTEMPTS:
+                raise gave_up() from lost
+        # Outside the handler, so a cancelled pause does not carry the lost race as context.
+        await sleep(jitter() * min(MAX_PAUSE, FIRST_PAUSE * 2 ** (retries - 1)))
+
+
+def kept_changing(what: str, *, code: int) -> Callable[[], Conflict]:
+    """A `gave_up` for `optimistic_update`: `Conflict` with `code`, saying that `what` (as in
+    "model 7f3a") kept changing and the client may try again."""
+
+    def error() -> Conflict:
+        message = f"{what} kept changing while being updated ({ATTEMPTS} attempts); try again"
+        return Conflict(message, code=code)
+
+    return error
