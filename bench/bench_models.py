@@ -17,7 +17,6 @@ Reported: the median, minimum and maximum of each (seconds), and warm / cold (ta
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import tempfile
@@ -25,9 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aorta import subjects
+from aorta import contracts, ids
 from aorta.blobs import open_blob_store
 from aorta.bus.nats import NatsBus
+from aorta.bus.verbs import call
 from aorta.cli.model_archive import zip_folder
 from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings
@@ -94,19 +94,20 @@ async def _upload(context: ServiceContext, bus: NatsBus) -> None:
 
     key = "staging/models/bench.zip"
     info = await context.blobs.put(key, chunks())
-    body = {"staging_key": key, "size": info.size, "sha256": info.sha256, "name": "", "type": 0}
-    await bus.request(subjects.MODELS_UPLOAD, json.dumps(body).encode(), timeout=TIMEOUT)
+    upload = contracts.UploadModel(staging_key=key, size=info.size, sha256=info.sha256 or "")
+    await call(bus, contracts.MODELS_UPLOAD, upload, timeout=TIMEOUT)
 
 
 async def _acquire(bus: NatsBus, job: str) -> float:
-    body = json.dumps({"job_id": job, "models": ["segmentation"]}).encode()
+    request = contracts.AcquireTriton(ids.job_id(job), ("segmentation",))
     started = time.perf_counter()
-    await bus.request(subjects.MODELS_ACQUIRE_TRITON, body, timeout=TIMEOUT)
+    await call(bus, contracts.MODELS_ACQUIRE_TRITON, request, timeout=TIMEOUT)
     return time.perf_counter() - started
 
 
 async def _release(bus: NatsBus, job: str) -> None:
-    await bus.request(subjects.MODELS_RELEASE_TRITON, json.dumps({"job_id": job}).encode())
+    request = contracts.ReleaseTriton(ids.job_id(job))
+    await call(bus, contracts.MODELS_RELEASE_TRITON, request)
 
 
 def _summary(seconds: list[float]) -> dict[str, float]:

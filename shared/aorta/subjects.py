@@ -3,9 +3,10 @@
 Commands are request/reply on `aorta.rpc.<service>.<verb>`, served with the service name as the
 queue group so N replicas share the load. Events live under `aorta.events.` (see aorta.bus.events).
 
-Each verb below says what it takes and answers: a Clara message name is that message, serialized
-(forwarded as it is by the gateway); `{...}` is JSON, whose schema the service's `wire` module
-gives. A subject that only one module uses is named there instead.
+Each verb below says what it takes and answers. A Clara message name is that message,
+serialized (forwarded as it is by the gateway). A verb internal to the platform names its
+contract in `aorta.contracts` (same name as the subject), which declares its request and answer
+types once for both sides; those carry JSON.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ MONITOR_GPU_METRICS = rpc("monitor", "gpu_metrics")
 
 # The pipelines service (aorta_services.pipelines).
 PIPELINES_CREATE = rpc("pipelines", "create")
-"""{files, pipeline_id, metadata} -> PipelinesCreateResponse: a definition the gateway joined."""
+"""CreatePipeline -> PipelinesCreateResponse: a definition the gateway joined."""
 PIPELINES_UPDATE = rpc("pipelines", "update")
-"""{pipeline_id, files} -> PipelinesUpdateResponse: a definition the gateway joined."""
+"""UpdatePipeline -> PipelinesUpdateResponse: a definition the gateway joined."""
 PIPELINES_DETAILS = rpc("pipelines", "details")
 """PipelinesDetailsRequest -> stream of PipelinesDetailsResponse."""
 PIPELINES_LIST = rpc("pipelines", "list")
@@ -47,7 +48,7 @@ PIPELINES_ADD_METADATA = rpc("pipelines", "add_metadata")
 PIPELINES_REMOVE_METADATA = rpc("pipelines", "remove_metadata")
 """PipelinesRemoveMetadataRequest -> PipelinesRemoveMetadataResponse."""
 PIPELINES_SNAPSHOT = rpc("pipelines", "snapshot")
-"""{pipeline_id} -> {pipeline_id, name, root, files: [{path, content}]}: what a job freezes."""
+"""SnapshotRequest -> PipelineSnapshot: what a job freezes."""
 
 # The payloads service (aorta_services.payloads).
 PAYLOADS_CREATE = rpc("payloads", "create")
@@ -63,19 +64,19 @@ PAYLOADS_ADD_METADATA = rpc("payloads", "add_metadata")
 PAYLOADS_REMOVE_METADATA = rpc("payloads", "remove_metadata")
 """PayloadsRemoveMetadataRequest -> PayloadsRemoveMetadataResponse."""
 PAYLOADS_CHECK_UPLOAD = rpc("payloads", "check_upload")
-"""{payload_id} -> {payload_id, type, job_id}: files may be uploaded now."""
+"""CheckUpload -> UploadAllowed: files may be uploaded now."""
 PAYLOADS_FILE_ADDED = rpc("payloads", "file_added")
-"""{payload_id, name, size, sha256, mode} -> {}: the gateway stored an uploaded file."""
+"""FileAdded -> Done: the gateway stored an uploaded file."""
 PAYLOADS_LOCATE = rpc("payloads", "locate")
-"""{payload_id, name} -> {key, name, size, mode}: the file a Download names."""
+"""Locate -> Located: the file a Download names."""
 PAYLOADS_CREATE_FOR_JOB = rpc("payloads", "create_for_job")
-"""{job_id, input_payloads: [id]} -> {payload_id}: a PIPELINE payload, reusable inputs copied."""
+"""CreateForJob -> CreatedForJob: a PIPELINE payload, reusable inputs copied."""
 PAYLOADS_LOCK = rpc("payloads", "lock")
-"""{payload_id, job_id} -> {}: the job started; its payload is read-only and in use."""
+"""JobPayload -> Done: the job started; its payload is read-only and in use."""
 PAYLOADS_RELEASE = rpc("payloads", "release")
-"""{payload_id, job_id} -> {}: the job stopped; its payload may be deleted again."""
+"""JobPayload -> Done: the job stopped; its payload may be deleted again."""
 PAYLOADS_DISCARD_FOR_JOB = rpc("payloads", "discard_for_job")
-"""{job_id} -> {payload_id: id | null}: the job was never revealed; its PIPELINE payload goes."""
+"""DiscardForJob -> Discarded: the job was never revealed; its PIPELINE payload goes."""
 
 # The scheduler (aorta_services.scheduler): Clara's Jobs verbs, on any replica.
 SCHEDULER_CREATE = rpc("scheduler", "create")
@@ -95,13 +96,15 @@ SCHEDULER_ADD_METADATA = rpc("scheduler", "add_metadata")
 SCHEDULER_REMOVE_METADATA = rpc("scheduler", "remove_metadata")
 """JobsRemoveMetadataRequest -> JobsRemoveMetadataResponse."""
 SCHEDULER_PLATFORM_STOP = rpc("scheduler", "platform_stop")
-"""{reason} -> {stopped: {jobs: n}}: Clara.Stop; every queued and running job is STOPPED."""
+"""PlatformStop -> PlatformStopped: Clara.Stop; every queued and running job is STOPPED."""
+SCHEDULER_LEADER_LOGS = rpc("scheduler", "leader_logs")
+"""LeaderLogs -> stream of LogLines: a live run's lines, served only by the leading replica."""
 
 # The models service (aorta_services.models): the model repository and the Triton pool.
 MODELS_UPLOAD = rpc("models", "upload")
-"""{staging_key, size, sha256, name, type, metadata} -> ModelsUploadModelResponse."""
+"""UploadModel -> ModelsUploadModelResponse: an archive the gateway staged in the blob store."""
 MODELS_DOWNLOAD = rpc("models", "download")
-"""ModelsDownloadModelRequest -> {details, archive_key, size}: where the archive lies."""
+"""ModelsDownloadModelRequest -> ModelLocation: where the archive lies."""
 MODELS_LIST = rpc("models", "list")
 """ModelsListModelsRequest -> stream of ModelsListModelsResponse."""
 MODELS_DELETE = rpc("models", "delete")
@@ -119,7 +122,7 @@ MODELS_LIST_CATALOGS = rpc("models", "list_catalogs")
 MODELS_READ_CATALOG = rpc("models", "read_catalog")
 """ModelsReadCatalogRequest -> stream of ModelsReadCatalogResponse."""
 MODELS_UPDATE_CATALOG = rpc("models", "update_catalog")
-"""{id, model_ids} -> ModelsUpdateCatalogResponse: the client stream, joined by the gateway."""
+"""UpdateModelList -> ModelsUpdateCatalogResponse: the client stream, joined by the gateway."""
 MODELS_CREATE_INSTANCE = rpc("models", "create_instance")
 """ModelsCreateInstanceRequest -> ModelsCreateInstanceResponse."""
 MODELS_DELETE_INSTANCE = rpc("models", "delete_instance")
@@ -129,10 +132,10 @@ MODELS_LIST_INSTANCES = rpc("models", "list_instances")
 MODELS_READ_INSTANCE = rpc("models", "read_instance")
 """ModelsReadInstanceRequest -> stream of ModelsReadInstanceResponse."""
 MODELS_UPDATE_INSTANCE = rpc("models", "update_instance")
-"""{id, model_ids} -> ModelsUpdateInstanceResponse: the client stream, joined by the gateway."""
+"""UpdateModelList -> ModelsUpdateInstanceResponse: the client stream, joined by the gateway."""
 MODELS_ACQUIRE_TRITON = rpc("models", "acquire_triton")
-"""{job_id, models: [name]} -> {grpc_uri, http_uri}: a server with those models, for this job."""
+"""AcquireTriton -> TritonServer: a server with those models, for this job."""
 MODELS_RELEASE_TRITON = rpc("models", "release_triton")
-"""{job_id} -> {}: the job stopped; its servers return to the pool."""
+"""ReleaseTriton -> Done: the job stopped; its servers return to the pool."""
 MODELS_PLATFORM_STOP = rpc("models", "platform_stop")
-"""{reason} -> {stopped: {servers: n}}: Clara.Stop; every pooled Triton server stops."""
+"""PlatformStop -> PlatformStopped: Clara.Stop; every pooled Triton server stops."""

@@ -3,23 +3,28 @@
 For RPCs that map one to one onto a service verb, the bus carries the Clara messages themselves
 (serialized protobuf): the gateway stays a thin, stateless translator and the owning service
 answers with the response message, or with an `AortaError` that `rpc.py` turns into a header.
+The RPCs the gateway handles itself call the internal verbs by their contracts (`call`).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from google.protobuf.message import Message
 
 from aorta.blobs import BlobStore
 from aorta.bus import Bus
+from aorta.bus.verbs import Verb, call
 from aorta.settings import Settings
 from aorta_services.gateway.rpc import Context, StreamingHandler, UnaryHandler
 
 REQUEST_ID_HEADER = "Aorta-Request-Id"
+
+Req = TypeVar("Req")
+Ans = TypeVar("Ans")
 
 
 def _headers() -> dict[str, str]:
@@ -56,6 +61,27 @@ class Forwarder:
                 yield response_class.FromString(item)
 
         return handler
+
+    async def call(
+        self,
+        verb: Verb[Req, Ans],
+        request: Req,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (the bus's per-call bound, passed on)
+    ) -> Ans:
+        """Asks an internal verb, with the gRPC call's request id; `timeout` defaults to the
+        RPC timeout."""
+        return await call(
+            self._bus, verb, request, timeout=timeout or self._timeout, headers=_headers()
+        )
+
+    async def call_encoded(self, verb: Verb[Req, Ans], body: bytes) -> Ans:
+        """`call` with a request already encoded (`verb.encode_request`), such as one whose
+        size was checked first."""
+        reply = await self._bus.request(
+            verb.subject, body, timeout=self._timeout, headers=_headers()
+        )
+        return verb.decode_answer(reply)
 
 
 @dataclass(frozen=True)

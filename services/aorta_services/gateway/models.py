@@ -5,7 +5,7 @@ under a staging key (`staging/models/<random>.zip`, memory bounded by the store'
 then asks the models service to check and keep it; `DownloadModel` asks the service where the
 archive is and streams it from the blob store. The other RPCs forward the Clara messages as
 they are, except the client streams `UpdateCatalog`/`UpdateInstance`, which are reassembled
-into one JSON request (schemas in `aorta_services.models.wire`).
+into one request (`aorta.contracts.UpdateModelList`).
 
 - Upload: the details (name, type, metadata) are read from the first message that has them;
   data from every message, in order. An archive above `MAX_ARCHIVE_BYTES` is refused as soon
@@ -18,17 +18,13 @@ into one JSON request (schemas in `aorta_services.models.wire`).
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import structlog
-
-from aorta import subjects
+from aorta import contracts, subjects
 from aorta.api import common_pb2, models_pb2
-from aorta.bus import REQUEST_ID_HEADER
-from aorta.errors import ErrorCode, Internal, Invalid, NotFound, Unavailable
+from aorta.bus.verbs import Verb
+from aorta.errors import ErrorCode, Invalid, NotFound, Unavailable
 from aorta.ids import new_id
 from aorta_services.gateway import encoded
 from aorta_services.gateway.forward import GatewayContext
@@ -49,15 +45,13 @@ _CATALOG_VERBS = (
     (subjects.MODELS_DELETE_CATALOG, models_pb2.ModelsDeleteCatalogResponse),
     (subjects.MODELS_LIST_CATALOGS, models_pb2.ModelsListCatalogsResponse),
     (subjects.MODELS_READ_CATALOG, models_pb2.ModelsReadCatalogResponse),
-    (subjects.MODELS_UPDATE_CATALOG, models_pb2.ModelsUpdateCatalogResponse),
 )
-"""Create, Delete, List, Read and Update of catalogs: each one's subject and answer."""
+"""Create, Delete, List and Read of catalogs, forwarded: each one's subject and answer."""
 _INSTANCE_VERBS = (
     (subjects.MODELS_CREATE_INSTANCE, models_pb2.ModelsCreateInstanceResponse),
     (subjects.MODELS_DELETE_INSTANCE, models_pb2.ModelsDeleteInstanceResponse),
     (subjects.MODELS_LIST_INSTANCES, models_pb2.ModelsListInstancesResponse),
     (subjects.MODELS_READ_INSTANCE, models_pb2.ModelsReadInstanceResponse),
-    (subjects.MODELS_UPDATE_INSTANCE, models_pb2.ModelsUpdateInstanceResponse),
 )
 """The same for instances (Clara gives both the same messages)."""
 
@@ -70,11 +64,6 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     """Every Models RPC."""
     forward = gateway.forward
     timeout = gateway.settings.rpc_timeout
-
-    async def send(subject: str, body: bytes, wait: float = timeout) -> bytes:
-        request_id = structlog.contextvars.get_contextvars().get("request_id")
-        headers = {REQUEST_ID_HEADER: str(request_id)} if request_id else {}
-        return await gateway.bus.request(subject, body, timeout=wait, headers=headers)
 
     async def discard(key: str) -> None:
         try:
@@ -89,34 +78,33 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         key = f"{STAGING_PREFIX}{new_id()}.zip"
         info = await gateway.blobs.put(key, stream.chunks())
         details = stream.details
-        body = {
-            "staging_key": key,
-            "size": info.size,
-            "sha256": info.sha256 or "",
-            "name": details.name,
-            "type": int(details.type),
-            "metadata": dict(details.metadata),
-        }
+        command = contracts.UploadModel(
+            staging_key=key,
+            size=info.size,
+            sha256=info.sha256 or "",
+            name=details.name,
+            type=int(details.type),
+            metadata=dict(details.metadata),
+        )
         wait = timeout + info.size / CHECK_BYTES_PER_SECOND
         try:
-            reply = await send(subjects.MODELS_UPLOAD, json.dumps(body).encode(), wait)
+            return await forward.call(contracts.MODELS_UPLOAD, command, timeout=wait)
         except Unavailable:
             # Nobody took the archive over (or it is late): do not leave it behind.
             await discard(key)
             raise
-        return models_pb2.ModelsUploadModelResponse.FromString(reply)
 
     async def download(
         request: models_pb2.ModelsDownloadModelRequest, context: Context
     ) -> AsyncIterator[models_pb2.ModelsDownloadModelResponse | Encoded]:
-        details, key = _located(await send(subjects.MODELS_DOWNLOAD, request.SerializeToString()))
+        location = await forward.call(contracts.MODELS_DOWNLOAD, request)
         header = common_pb2.ResponseHeader(code=0)
-        yield models_pb2.ModelsDownloadModelResponse(header=header, details=details)
+        yield models_pb2.ModelsDownloadModelResponse(header=header, details=location.details)
         prefix = models_pb2.ModelsDownloadModelResponse(header=header).SerializeToString()
-        async for chunk in gateway.blobs.get(key, chunk_size=DOWNLOAD_CHUNK_BYTES):
+        async for chunk in gateway.blobs.get(location.archive_key, chunk_size=DOWNLOAD_CHUNK_BYTES):
             yield encoded.with_bytes(prefix, _DOWNLOAD_DATA_TAG, chunk)
 
-    def update(subject: str, response_class: Any, id_field: str) -> Handler:
+    def update(verb: Verb[contracts.UpdateModelList, Any], id_field: str) -> Handler:
         async def handler(requests: AsyncIterator[Any], context: Context) -> Any:
             list_id = ""
             model_ids: list[str] = []
@@ -125,20 +113,23 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
                 model_ids += [identifier.value for identifier in request.model_ids]
                 if len(model_ids) > MAX_UPDATE_IDS:
                     raise _invalid(f"an update may name at most {MAX_UPDATE_IDS} models")
-            body = json.dumps({"id": list_id, "model_ids": model_ids}).encode()
-            return response_class.FromString(await send(subject, body))
+            return await forward.call(verb, contracts.UpdateModelList(list_id, tuple(model_ids)))
 
         return handler
 
-    def lists(kind: str, verbs: tuple[tuple[str, Any], ...]) -> dict[str, Handler]:
-        create, delete, listing, read, (update_subject, updated) = verbs
+    def lists(
+        kind: str,
+        verbs: tuple[tuple[str, Any], ...],
+        updating: Verb[contracts.UpdateModelList, Any],
+    ) -> dict[str, Handler]:
+        create, delete, listing, read = verbs
         title = kind.capitalize()
         return {
             f"Create{title}": forward.unary(*create),
             f"Delete{title}": forward.unary(*delete),
             f"List{title}s": forward.server_stream(*listing),
             f"Read{title}": forward.server_stream(*read),
-            f"Update{title}": update(update_subject, updated, f"{kind}_id"),
+            f"Update{title}": update(updating, f"{kind}_id"),
         }
 
     return {
@@ -154,8 +145,8 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         "RemoveMetadata": forward.unary(
             subjects.MODELS_REMOVE_METADATA, models_pb2.ModelsRemoveMetadataResponse
         ),
-        **lists("catalog", _CATALOG_VERBS),
-        **lists("instance", _INSTANCE_VERBS),
+        **lists("catalog", _CATALOG_VERBS, contracts.MODELS_UPDATE_CATALOG),
+        **lists("instance", _INSTANCE_VERBS, contracts.MODELS_UPDATE_INSTANCE),
     }
 
 
@@ -179,16 +170,3 @@ class _UploadStream:
                 if self.size > MAX_ARCHIVE_BYTES:
                     raise _invalid(f"the model archive is larger than {MAX_ARCHIVE_BYTES} bytes")
                 yield request.data
-
-
-def _located(reply: bytes) -> tuple[models_pb2.ModelDetails, str]:
-    """The details and archive key of the models service's download answer."""
-    try:
-        document = json.loads(reply)
-        details = models_pb2.ModelDetails.FromString(base64.b64decode(document["details"]))
-        key = document["archive_key"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise Internal(f"the models service answered a download malformed: {exc}") from None
-    if not isinstance(key, str):
-        raise Internal("the models service answered a download without an archive key")
-    return details, key

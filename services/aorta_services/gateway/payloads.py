@@ -28,19 +28,15 @@ of an upload were stored before it, the header says which.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import Any, cast
 
 import grpc
-import structlog
 
-from aorta import ids, subjects
+from aorta import contracts, ids, subjects
 from aorta.api import common_pb2, payloads_pb2
 from aorta.blobs import BlobInfo
-from aorta.bus import REQUEST_ID_HEADER
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.errors import AortaError, Conflict, ErrorCode, Invalid, NotFound
 from aorta.ids import PayloadId
@@ -59,51 +55,26 @@ _LISTED = 10
 _DOWNLOAD_DATA_TAG = encoded.bytes_field_tag(payloads_pb2.PayloadsDownloadResponse, "data")
 
 
-@dataclass(frozen=True)
-class Located:
-    """The file a Download names, as the service found it."""
-
-    key: str
-    name: str
-    size: int
-    mode: int
-
-
 class PayloadsService:
     """The payloads service's verbs around the bytes, as the gateway calls them."""
 
     def __init__(self, gateway: GatewayContext) -> None:
-        self._bus = gateway.bus
-        self._timeout = gateway.settings.rpc_timeout
+        self._forward = gateway.forward
 
     async def check_upload(self, payload_id: PayloadId) -> None:
         """PAYLOAD_NOT_FOUND or PAYLOAD_READ_ONLY unless files may be uploaded now."""
-        await self._call(subjects.PAYLOADS_CHECK_UPLOAD, {"payload_id": payload_id})
+        await self._forward.call(contracts.PAYLOADS_CHECK_UPLOAD, contracts.CheckUpload(payload_id))
 
     async def file_added(self, payload_id: PayloadId, name: str, info: BlobInfo, mode: int) -> None:
         """Records a stored file; `Conflict` or `NotFound` when the payload refuses it."""
-        document = {
-            "payload_id": payload_id,
-            "name": name,
-            "size": info.size,
-            "sha256": info.sha256,
-            "mode": mode,
-        }
-        await self._call(subjects.PAYLOADS_FILE_ADDED, document)
+        added = contracts.FileAdded(payload_id, name, info.size, info.sha256, mode)
+        await self._forward.call(contracts.PAYLOADS_FILE_ADDED, added)
 
-    async def locate(self, payload_id: PayloadId, name: str) -> Located:
-        answer = await self._call(
-            subjects.PAYLOADS_LOCATE, {"payload_id": payload_id, "name": name}
+    async def locate(self, payload_id: PayloadId, name: str) -> contracts.Located:
+        """The file a Download names: PAYLOAD_NOT_FOUND, PAYLOAD_FILE_NOT_FOUND if none."""
+        return await self._forward.call(
+            contracts.PAYLOADS_LOCATE, contracts.Locate(payload_id, name)
         )
-        return Located(answer["key"], answer["name"], int(answer["size"]), int(answer["mode"]))
-
-    async def _call(self, subject: str, document: dict[str, Any]) -> dict[str, Any]:
-        request_id = structlog.contextvars.get_contextvars().get("request_id")
-        headers = {REQUEST_ID_HEADER: str(request_id)} if request_id else {}
-        body = json.dumps(document, ensure_ascii=False).encode()
-        reply = await self._bus.request(subject, body, timeout=self._timeout, headers=headers)
-        answer: dict[str, Any] = json.loads(reply)
-        return answer
 
 
 def handlers(gateway: GatewayContext) -> dict[str, Handler]:

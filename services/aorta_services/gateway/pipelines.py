@@ -2,8 +2,8 @@
 
 Details, List, Remove, AddMetadata and RemoveMetadata forward the Clara messages as they are to
 the pipelines service. Create and Update are client streams of `PipelineDefinitionFile` chunks;
-the gateway reassembles them into whole files and sends the pipelines service one JSON request
-(schema in `aorta_services.pipelines.wire`):
+the gateway reassembles them into whole files and sends the pipelines service one request
+(`aorta.contracts.CreatePipeline`, `UpdatePipeline`):
 
 - chunks with the same `path` are joined in arrival order; paths that differ only in case (or
   in `\\` for `/`, or in `.` steps) name one file, which keeps its first spelling; a chunk with
@@ -22,15 +22,11 @@ These refusals are Clara errors (PIPELINE_DEFINITION_ERROR), reported in the res
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import structlog
-
-from aorta import subjects
+from aorta import contracts, subjects
 from aorta.api import pipelines_pb2
-from aorta.bus import REQUEST_ID_HEADER
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.errors import ErrorCode, Invalid
 from aorta.metadata import MAX_TOTAL_BYTES
@@ -110,48 +106,35 @@ async def assemble(
 
 
 def create_body(assembled: AssembledDefinition) -> bytes:
-    """The pipelines service's create request."""
-    return _encoded(
-        {
-            "files": _files(assembled),
-            "pipeline_id": assembled.pipeline_id,
-            "metadata": assembled.metadata,
-        }
+    """The pipelines service's create request, encoded."""
+    request = contracts.CreatePipeline(
+        files=_files(assembled), pipeline_id=assembled.pipeline_id, metadata=assembled.metadata
     )
+    return _fitting(contracts.PIPELINES_CREATE.encode_request(request))
 
 
 def update_body(assembled: AssembledDefinition) -> bytes:
-    """The pipelines service's update request."""
-    return _encoded({"pipeline_id": assembled.pipeline_id, "files": _files(assembled)})
+    """The pipelines service's update request, encoded."""
+    request = contracts.UpdatePipeline(pipeline_id=assembled.pipeline_id, files=_files(assembled))
+    return _fitting(contracts.PIPELINES_UPDATE.encode_request(request))
 
 
 def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     """Every Pipelines RPC."""
-
-    async def send(subject: str, body: bytes) -> bytes:
-        request_id = structlog.contextvars.get_contextvars().get("request_id")
-        headers = {REQUEST_ID_HEADER: str(request_id)} if request_id else {}
-        return await gateway.bus.request(
-            subject, body, timeout=gateway.settings.rpc_timeout, headers=headers
-        )
+    forward = gateway.forward
 
     async def create(
         requests: AsyncIterator[pipelines_pb2.PipelinesCreateRequest], context: Context
     ) -> pipelines_pb2.PipelinesCreateResponse:
         body = create_body(await assemble(requests))
-        return pipelines_pb2.PipelinesCreateResponse.FromString(
-            await send(subjects.PIPELINES_CREATE, body)
-        )
+        return await forward.call_encoded(contracts.PIPELINES_CREATE, body)
 
     async def update(
         requests: AsyncIterator[pipelines_pb2.PipelinesUpdateRequest], context: Context
     ) -> pipelines_pb2.PipelinesUpdateResponse:
         body = update_body(await assemble(requests))
-        return pipelines_pb2.PipelinesUpdateResponse.FromString(
-            await send(subjects.PIPELINES_UPDATE, body)
-        )
+        return await forward.call_encoded(contracts.PIPELINES_UPDATE, body)
 
-    forward = gateway.forward
     return {
         "Create": create,
         "Update": update,
@@ -169,13 +152,12 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     }
 
 
-def _files(assembled: AssembledDefinition) -> list[dict[str, str]]:
-    return [{"path": path, "content": content} for path, content in assembled.files]
+def _files(assembled: AssembledDefinition) -> tuple[contracts.PipelineFile, ...]:
+    return tuple(contracts.PipelineFile(path, content) for path, content in assembled.files)
 
 
-def _encoded(document: Mapping[str, object]) -> bytes:
-    # ensure_ascii=False: non-ASCII text stays one UTF-8 sequence rather than \uXXXX escapes.
-    body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+def _fitting(body: bytes) -> bytes:
+    """`body`, refused when it would not travel as one bus message."""
     if len(body) > MAX_REQUEST_BYTES:
         # Escaping (quotes, backslashes, control characters) can grow a definition that was
         # within the limit; it must still travel as one message.

@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from aorta import subjects
+from aorta import contracts, subjects
 from aorta.bus import Bus
 from aorta.errors import Unavailable
 from aorta.logger import get_logger
@@ -152,22 +152,22 @@ async def _serve(ctx: ServiceContext, running: RunningModels, models: ModelRepos
     verbs = PoolVerbs(running.pool, models)
     catalogs = ListHandlers(ListRepository(ctx.store, CATALOGS), models, CATALOG_MESSAGES)
     instances = ListHandlers(ListRepository(ctx.store, INSTANCES), models, INSTANCE_MESSAGES)
-    await running.serve(subjects.MODELS_UPLOAD, handlers.upload)
-    await running.serve(subjects.MODELS_DOWNLOAD, handlers.download)
+    await running.serve_verb(contracts.MODELS_UPLOAD, handlers.upload)
+    await running.serve_verb(contracts.MODELS_DOWNLOAD, handlers.download)
     await running.serve_stream(subjects.MODELS_LIST, handlers.list_models)
     await running.serve(subjects.MODELS_DELETE, handlers.delete)
     await running.serve(subjects.MODELS_ADD_METADATA, handlers.add_metadata)
     await running.serve(subjects.MODELS_REMOVE_METADATA, handlers.remove_metadata)
-    await running.serve(subjects.MODELS_ACQUIRE_TRITON, verbs.acquire)
-    await running.serve(subjects.MODELS_RELEASE_TRITON, verbs.release)
-    await running.serve(subjects.MODELS_PLATFORM_STOP, verbs.platform_stop)
+    await running.serve_verb(contracts.MODELS_ACQUIRE_TRITON, verbs.acquire)
+    await running.serve_verb(contracts.MODELS_RELEASE_TRITON, verbs.release)
+    await running.serve_verb(contracts.MODELS_PLATFORM_STOP, verbs.platform_stop)
     await running.serve(subjects.MODELS_CREATE_CATALOG, catalogs.create)
     await running.serve(subjects.MODELS_DELETE_CATALOG, catalogs.delete)
     await running.serve_stream(subjects.MODELS_LIST_CATALOGS, catalogs.list_all)
     await running.serve_stream(subjects.MODELS_READ_CATALOG, catalogs.read)
-    await running.serve(subjects.MODELS_UPDATE_CATALOG, catalogs.update)
+    await running.serve_verb(contracts.MODELS_UPDATE_CATALOG, catalogs.update)
     await running.serve(subjects.MODELS_CREATE_INSTANCE, instances.create)
     await running.serve(subjects.MODELS_DELETE_INSTANCE, instances.delete)
     await running.serve_stream(subjects.MODELS_LIST_INSTANCES, instances.list_all)
     await running.serve_stream(subjects.MODELS_READ_INSTANCE, instances.read)
-    await running.serve(subjects.MODELS_UPDATE_INSTANCE, instances.update)
+    await running.serve_verb(contracts.MODELS_UPDATE_INSTANCE, instances.update)

@@ -4,18 +4,19 @@ Create makes an empty list with a fresh id; Update replaces the whole list (ids 
 count once, in first-seen order; at most `MAX_LIST_MODELS`; a malformed id is MODEL_ID_INVALID
 and an unknown one MODEL_NOT_FOUND, naming them, and nothing changes); Read and List stream the
 models' details (see `answers` for packing), leaving out models deleted since; Delete removes
-the list, never the models.
+the list, never the models. Update is a contract (`aorta.contracts.MODELS_UPDATE_CATALOG`,
+`MODELS_UPDATE_INSTANCE`): the gateway joins the client stream.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Generic, TypeVar
 
 from google.protobuf.message import Message
 
-from aorta import ids
+from aorta import contracts, ids
 from aorta.api import models_pb2
 from aorta.bus import Request
 from aorta.errors import ErrorCode, Invalid, NotFound
@@ -31,9 +32,12 @@ MAX_LIST_MODELS = 10_000
 """Most model ids one catalog or instance may hold (so an update fits one bus message)."""
 _SHOWN_IDS = 10
 
+M = TypeVar("M", bound=Message)
+Updated = TypeVar("Updated", bound=Message)
+
 
 @dataclass(frozen=True)
-class ListMessages:
+class ListMessages(Generic[Updated]):
     """The Clara messages of catalogs or of instances, and the name of their id field."""
 
     id_field: str
@@ -46,10 +50,10 @@ class ListMessages:
     list_response: type[Message]
     read_request: type[Message]
     read_response: type[Message]
-    update_response: type[Message]
+    update_response: type[Updated]
 
 
-CATALOG_MESSAGES = ListMessages(
+CATALOG_MESSAGES: ListMessages[models_pb2.ModelsUpdateCatalogResponse] = ListMessages(
     id_field="catalog_id",
     list_field="catalogs",
     parse_id=ids.catalog_id,
@@ -62,7 +66,7 @@ CATALOG_MESSAGES = ListMessages(
     read_response=models_pb2.ModelsReadCatalogResponse,
     update_response=models_pb2.ModelsUpdateCatalogResponse,
 )
-INSTANCE_MESSAGES = ListMessages(
+INSTANCE_MESSAGES: ListMessages[models_pb2.ModelsUpdateInstanceResponse] = ListMessages(
     id_field="instance_id",
     list_field="instances",
     parse_id=ids.instance_id,
@@ -77,21 +81,21 @@ INSTANCE_MESSAGES = ListMessages(
 )
 
 
-class ListHandlers:
+class ListHandlers(Generic[Updated]):
     """The five verbs of catalogs (or of instances)."""
 
     def __init__(
-        self, lists: ListRepository, models: ModelRepository, messages: ListMessages
+        self, lists: ListRepository, models: ModelRepository, messages: ListMessages[Updated]
     ) -> None:
         self._lists = lists
         self._models = models
         self._messages = messages
         self._what = lists.kind.what
 
-    def _answer(self, message_class: type[Message], list_id: str) -> bytes:
-        message: Any = message_class(header=answers.header())
+    def _answer(self, message_class: type[M], list_id: str) -> M:
+        message = message_class(header=answers.header())
         getattr(message, self._messages.id_field).value = list_id
-        return bytes(message.SerializeToString())
+        return message
 
     def _requested_id(self, request: Request, message_class: type[Message]) -> str:
         message = wire.parse_message(request.data, message_class)
@@ -100,13 +104,13 @@ class ListHandlers:
     async def create(self, request: Request) -> bytes:
         created = await self._lists.create()
         log.info(f"{self._what}.created", id=created.id)
-        return self._answer(self._messages.create_response, created.id)
+        return self._answer(self._messages.create_response, created.id).SerializeToString()
 
     async def delete(self, request: Request) -> bytes:
         list_id = self._requested_id(request, self._messages.delete_request)
         await self._lists.delete(list_id)
         log.info(f"{self._what}.deleted", id=list_id)
-        return self._answer(self._messages.delete_response, list_id)
+        return self._answer(self._messages.delete_response, list_id).SerializeToString()
 
     async def read(self, request: Request) -> AsyncIterator[bytes]:
         list_id = self._requested_id(request, self._messages.read_request)
@@ -126,8 +130,7 @@ class ListHandlers:
         ):
             yield answer
 
-    async def update(self, request: Request) -> bytes:
-        command = wire.parse_update_list(request.data)
+    async def update(self, command: contracts.UpdateModelList) -> Updated:
         list_id = self._messages.parse_id(command.id)
         await self._lists.get(list_id)
         model_ids = _unique([ids.model_id(value) for value in command.model_ids])

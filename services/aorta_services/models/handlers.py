@@ -1,4 +1,5 @@
-"""The model verbs: upload, download, list, delete and metadata (bodies in `wire`).
+"""The model verbs: upload, download, list, delete and metadata (Clara messages in `wire`;
+upload and download are contracts, `aorta.contracts.MODELS_UPLOAD` and `MODELS_DOWNLOAD`).
 
 Every verb checks the whole request before it writes anything, writes once, and only then
 publishes its event (`model.uploaded` with `{"model_id", "name", "revision", "replaced"}`,
@@ -12,18 +13,19 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aorta import ids
+from aorta import contracts, ids
 from aorta.api import models_pb2
 from aorta.blobs import BlobStore
 from aorta.bus import Bus, Request, make_event
 from aorta.errors import AortaError, Conflict, ErrorCode
 from aorta.logger import get_logger
 from aorta.metadata import add_metadata, remove_metadata
+from aorta.store import kept_changing, optimistic_update
 from aorta_services.models import answers, wire
 from aorta_services.models.archives import ModelArchives
 from aorta_services.models.domain.model_record import ModelRecord, model_prefix
 from aorta_services.models.pool import TritonPool
-from aorta_services.models.repository import MAX_ATTEMPTS, ModelRepository, busy
+from aorta_services.models.repository import ModelRepository
 
 log = get_logger(__name__)
 
@@ -47,9 +49,8 @@ class ModelHandlers:
         self._pool = pool
         self._bus = bus
 
-    async def upload(self, request: Request) -> bytes:
+    async def upload(self, command: contracts.UploadModel) -> models_pb2.ModelsUploadModelResponse:
         """Checks and stores the staged archive; a model of the same name is replaced."""
-        command = wire.parse_upload(request.data)
         stored, replaced = await self._archives.accept(command)
         log.info(
             "model.uploaded",
@@ -62,16 +63,16 @@ class ModelHandlers:
         await self._publish(
             stored, "uploaded", revision=stored.revision, replaced=replaced is not None
         )
-        response = models_pb2.ModelsUploadModelResponse(
+        return models_pb2.ModelsUploadModelResponse(
             header=answers.header(), details=stored.details()
         )
-        return response.SerializeToString()
 
-    async def download(self, request: Request) -> bytes:
-        """Where the gateway finds the archive: `{details, archive_key, size}`."""
-        message = wire.parse_message(request.data, models_pb2.ModelsDownloadModelRequest)
-        record = await self._repository.get(ids.model_id(message.model_id.value))
-        return wire.download_answer(record.details(), record.archive_key, record.archive_size)
+    async def download(
+        self, request: models_pb2.ModelsDownloadModelRequest
+    ) -> contracts.ModelLocation:
+        """Where the gateway finds the archive."""
+        record = await self._repository.get(ids.model_id(request.model_id.value))
+        return contracts.ModelLocation(record.details(), record.archive_key, record.archive_size)
 
     async def list_models(self, request: Request) -> AsyncIterator[bytes]:
         """Every model, by name, packed (see `answers`)."""
@@ -85,7 +86,8 @@ class ModelHandlers:
         server that holds it."""
         message = wire.parse_message(request.data, models_pb2.ModelsDeleteModelRequest)
         id = ids.model_id(message.model_id.value)
-        for _ in range(MAX_ATTEMPTS):
+
+        async def unused() -> ModelRecord:
             record = await self._repository.get(id)
             jobs = self._pool.jobs_using(record.name)
             if jobs:
@@ -95,13 +97,14 @@ class ModelHandlers:
                     "once no running job uses it",
                     code=ErrorCode.MODEL_IN_USE,
                 )
-            try:
-                await self._repository.delete(record)
-            except Conflict:
-                continue
-            break
-        else:
-            raise busy(f"model {id}")
+            return record
+
+        async def remove(record: ModelRecord) -> ModelRecord:
+            await self._repository.delete(record)
+            return record
+
+        busy = kept_changing(f"model {id}", code=ErrorCode.MODEL_STORE_ERROR)
+        record = await optimistic_update(unused, remove, gave_up=busy)
         removed = await self._blobs.delete_prefix(model_prefix(id))
         await self._pool.forget(record.name)
         log.info("model.deleted", model_id=id, name=record.name, blobs=removed)

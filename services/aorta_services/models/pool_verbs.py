@@ -1,23 +1,22 @@
-"""The Triton pool's verbs, called by the scheduler and by Clara.Stop (bodies in `wire`).
+"""The Triton pool's verbs, called by the scheduler and by Clara.Stop (`aorta.contracts`).
 
-- MODELS_ACQUIRE_TRITON `{job_id, models: [name]}` -> `{grpc_uri, http_uri}` (`host:port`):
-  a server holding every named model, for that job only. Unknown names are MODEL_NOT_FOUND,
+- MODELS_ACQUIRE_TRITON (`AcquireTriton` -> `TritonServer`, URIs as `host:port`): a server
+  holding every named model, for that job only. Unknown names are MODEL_NOT_FOUND,
   all of them named; a model that does not load fails with Triton's own error text. The
   answer can take a server start plus the model loads (seconds; minutes for big models), so
   callers should wait longer than the usual RPC timeout. A caller that gave up, or whose job
   faulted, still calls release: the job holds whatever it got.
-- MODELS_RELEASE_TRITON `{job_id}` -> `{}`: the job stopped; its servers return to the pool.
-- MODELS_PLATFORM_STOP `{reason}` -> `{"stopped": {"servers": n}}`: every server stops
+- MODELS_RELEASE_TRITON (`ReleaseTriton` -> `Done`): the job stopped; its servers return to
+  the pool.
+- MODELS_PLATFORM_STOP (`PlatformStop` -> `PlatformStopped`, `{"servers": n}`): every server stops
   (docs/monitoring.md, "Clara.Stop"); the pool keeps serving new acquires afterwards.
 """
 
 from __future__ import annotations
 
-from aorta import ids
-from aorta.bus import Request
+from aorta import contracts
 from aorta.errors import ErrorCode, Invalid, NotFound
 from aorta.logger import get_logger
-from aorta_services.models import wire
 from aorta_services.models.pool import TritonPool
 from aorta_services.models.repository import ModelRepository
 
@@ -31,10 +30,8 @@ class PoolVerbs:
         self._pool = pool
         self._repository = repository
 
-    async def acquire(self, request: Request) -> bytes:
-        raw_job, names = wire.parse_acquire(request.data)
-        job = ids.job_id(raw_job)
-        wanted = list(dict.fromkeys(names))
+    async def acquire(self, request: contracts.AcquireTriton) -> contracts.TritonServer:
+        wanted = list(dict.fromkeys(request.models))
         if not wanted:
             raise Invalid(
                 "an acquire must name at least one model", code=ErrorCode.MODEL_REQUEST_INVALID
@@ -46,15 +43,15 @@ class PoolVerbs:
                 f"no model is named {', '.join(repr(name) for name in unknown)}",
                 code=ErrorCode.MODEL_NOT_FOUND,
             )
-        acquired = await self._pool.acquire(job, {name: found[name].revision for name in wanted})
-        return wire.encode({"grpc_uri": acquired.grpc_uri, "http_uri": acquired.http_uri})
+        revisions = {name: found[name].revision for name in wanted}
+        acquired = await self._pool.acquire(request.job_id, revisions)
+        return contracts.TritonServer(grpc_uri=acquired.grpc_uri, http_uri=acquired.http_uri)
 
-    async def release(self, request: Request) -> bytes:
-        job = ids.job_id(wire.parse_release(request.data))
-        await self._pool.release(job)
-        return wire.encode({})
+    async def release(self, request: contracts.ReleaseTriton) -> contracts.Done:
+        await self._pool.release(request.job_id)
+        return contracts.Done()
 
-    async def platform_stop(self, request: Request) -> bytes:
+    async def platform_stop(self, request: contracts.PlatformStop) -> contracts.PlatformStopped:
         stopped = await self._pool.stop_all()
         log.info("models.platform_stopped", servers=stopped)
-        return wire.encode({"stopped": {"servers": stopped}})
+        return contracts.PlatformStopped({"servers": stopped})

@@ -3,7 +3,7 @@ group, so any number of replicas share the requests (state lives only in the sto
 
 from __future__ import annotations
 
-from aorta import subjects
+from aorta import contracts, subjects
 from aorta.logger import get_logger
 from aorta.runtime.service import RunningService, ServiceContext
 from aorta_services.payloads.contents import PayloadContents
@@ -32,12 +32,12 @@ async def start(ctx: ServiceContext) -> RunningService:
         await running.serve(subjects.PAYLOADS_REMOVE, clara.remove)
         await running.serve(subjects.PAYLOADS_ADD_METADATA, clara.add_metadata)
         await running.serve(subjects.PAYLOADS_REMOVE_METADATA, clara.remove_metadata)
-        await running.serve(subjects.PAYLOADS_CREATE_FOR_JOB, internal.create_for_job)
-        await running.serve(subjects.PAYLOADS_LOCK, internal.lock)
-        await running.serve(subjects.PAYLOADS_RELEASE, internal.release)
-        await running.serve(subjects.PAYLOADS_DISCARD_FOR_JOB, internal.discard_for_job)
-        await running.serve(subjects.PAYLOADS_CHECK_UPLOAD, internal.check_upload)
-        await running.serve(subjects.PAYLOADS_FILE_ADDED, internal.file_added)
-        await running.serve(subjects.PAYLOADS_LOCATE, internal.locate)
+        await running.serve_verb(contracts.PAYLOADS_CREATE_FOR_JOB, internal.create_for_job)
+        await running.serve_verb(contracts.PAYLOADS_LOCK, internal.lock)
+        await running.serve_verb(contracts.PAYLOADS_RELEASE, internal.release)
+        await running.serve_verb(contracts.PAYLOADS_DISCARD_FOR_JOB, internal.discard_for_job)
+        await running.serve_verb(contracts.PAYLOADS_CHECK_UPLOAD, internal.check_upload)
+        await running.serve_verb(contracts.PAYLOADS_FILE_ADDED, internal.file_added)
+        await running.serve_verb(contracts.PAYLOADS_LOCATE, internal.locate)
     log.info("payloads.serving")
     return running

@@ -1,4 +1,4 @@
-"""The verbs other parts of the platform call (JSON bodies, schemas in `wire`).
+"""The verbs other parts of the platform call (their contracts: `aorta.contracts.PAYLOADS_*`).
 
 The scheduler's: `create_for_job` (a job's PIPELINE payload, its REUSABLE inputs copied in),
 `lock` (the job started: read-only and in use), `release` (the job stopped: no longer in
@@ -18,13 +18,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
-from aorta import ids
-from aorta.bus import Request
+from aorta import contracts, ids
 from aorta.errors import AortaError, Conflict, ErrorCode, Invalid, NotFound
 from aorta.ids import PayloadId
 from aorta.logger import get_logger
 from aorta.payload_layout import INPUT_FOLDER, payload_prefix
-from aorta_services.payloads import wire
+from aorta.payload_names import check_upload_name
 from aorta_services.payloads.contents import PayloadContents
 from aorta_services.payloads.domain import FileRecord, PayloadKind, PayloadRecord, plan_input_copies
 from aorta_services.payloads.events import EventPublisher
@@ -32,8 +31,6 @@ from aorta_services.payloads.removal import erase
 from aorta_services.payloads.repository import PayloadRepository
 
 log = get_logger(__name__)
-
-EMPTY = b"{}"
 
 
 class InternalVerbs:
@@ -46,7 +43,7 @@ class InternalVerbs:
         self._contents = contents
         self._events = events
 
-    async def create_for_job(self, request: Request) -> bytes:
+    async def create_for_job(self, command: contracts.CreateForJob) -> contracts.CreatedForJob:
         """A PIPELINE payload for the job, holding copies of its REUSABLE input payloads'
         `input/` files, in list order (`domain.plan_input_copies` refuses colliding names
         before anything is copied).
@@ -55,7 +52,6 @@ class InternalVerbs:
         or not at all; a failure removes what was copied. A retry for a job that has its
         payload already answers that payload (when the inputs are the same).
         """
-        command = wire.parse_create_for_job(request.data)
         existing = await self._repository.find_for_job(command.job_id)
         if existing is not None:
             return self._existing(existing, command.input_payloads)
@@ -106,67 +102,62 @@ class InternalVerbs:
             files=len(copied),
         )
         await self._events.payload(stored, "created", files=len(copied))
-        return wire.encode({"payload_id": stored.id})
+        return contracts.CreatedForJob(stored.id)
 
-    async def lock(self, request: Request) -> bytes:
+    async def lock(self, command: contracts.JobPayload) -> contracts.Done:
         """The job started: its payload becomes read-only for good, and in use."""
-        command = wire.parse_job_payload(request.data, "lock")
         await self._repository.modify(
             command.payload_id, lambda current: current.locked(command.job_id)
         )
         log.info("payload.locked", payload_id=command.payload_id, job_id=command.job_id)
-        return EMPTY
+        return contracts.Done()
 
-    async def release(self, request: Request) -> bytes:
+    async def release(self, command: contracts.JobPayload) -> contracts.Done:
         """The job stopped: its payload is no longer in use (and may be deleted)."""
-        command = wire.parse_job_payload(request.data, "release")
         await self._repository.modify(
             command.payload_id, lambda current: current.released(command.job_id)
         )
         log.info("payload.released", payload_id=command.payload_id, job_id=command.job_id)
-        return EMPTY
+        return contracts.Done()
 
-    async def discard_for_job(self, request: Request) -> bytes:
+    async def discard_for_job(self, command: contracts.DiscardForJob) -> contracts.Discarded:
         """The job was never revealed (its `Jobs.Create` failed, or its scheduler died
         midway): its PIPELINE payload goes, files and records, as with Delete, and `deleted`
         is published. Answers the payload's id, or null when the job has none (none was made,
         or it is gone already), so a retry succeeds. A REUSABLE payload belongs to no job and
         is never touched; a locked one is refused (`PayloadRecord.marked_discarded`).
         """
-        job_id = wire.parse_discard_for_job(request.data)
+        job_id = command.job_id
         found = await self._repository.find_for_job(job_id)
         if found is None:
-            return wire.encode({"payload_id": None})
+            return contracts.Discarded(None)
         try:
             record = await self._repository.modify(
                 found.id, lambda current: current.marked_discarded(job_id)
             )
         except NotFound:
             # A concurrent discard finished first.
-            return wire.encode({"payload_id": None})
+            return contracts.Discarded(None)
         removed = await erase(self._repository, self._contents, record.id)
         log.info("payload.discarded", payload_id=record.id, job_id=job_id, files=removed)
         await self._events.payload(record, "deleted", files=removed)
-        return wire.encode({"payload_id": record.id})
+        return contracts.Discarded(record.id)
 
-    async def check_upload(self, request: Request) -> bytes:
+    async def check_upload(self, command: contracts.CheckUpload) -> contracts.UploadAllowed:
         """Whether files may be uploaded now: PAYLOAD_NOT_FOUND, PAYLOAD_READ_ONLY if not."""
-        record = await self._repository.get_present(wire.parse_check_upload(request.data))
+        record = await self._repository.get_present(command.payload_id)
         record.check_writable()
-        return wire.encode(
-            {"payload_id": record.id, "type": record.kind.value, "job_id": record.job_id}
-        )
+        return contracts.UploadAllowed(record.id, record.kind.value, record.job_id)
 
-    async def file_added(self, request: Request) -> bytes:
+    async def file_added(self, command: contracts.FileAdded) -> contracts.Done:
         """Records a file the gateway has put into the payload's `input/` folder.
 
         Refused with PAYLOAD_NOT_FOUND or PAYLOAD_READ_ONLY when the payload was deleted or
         locked while the file was on its way: the caller must then delete the object.
         """
-        command = wire.parse_file_added(request.data)
+        name = f"{INPUT_FOLDER}/{check_upload_name(command.name)}"
         record = await self._repository.get_present(command.payload_id)
         record.check_writable()
-        name = f"{INPUT_FOLDER}/{command.name}"
         await self._repository.record_file(
             FileRecord(record.id, name, command.size, command.sha256, command.mode)
         )
@@ -176,31 +167,30 @@ class InternalVerbs:
             "file.added",
             {"name": "/" + name, "size": command.size, "sha256": command.sha256},
         )
-        return EMPTY
+        return contracts.Done()
 
-    async def locate(self, request: Request) -> bytes:
+    async def locate(self, command: contracts.Locate) -> contracts.Located:
         """The blob key, wire name, size and mode of the file a Download names."""
-        command = wire.parse_locate(request.data)
         record = await self._repository.get_present(command.payload_id)
         stored = await self._contents.locate(record.id, command.name)
         known = await self._repository.file(record.id, stored.name)
-        return wire.encode(
-            {
-                "key": payload_prefix(record.id) + stored.name,
-                "name": stored.wire_name,
-                "size": stored.size,
-                "mode": known.mode if known is not None else 0,
-            }
+        return contracts.Located(
+            key=payload_prefix(record.id) + stored.name,
+            name=stored.wire_name,
+            size=stored.size,
+            mode=known.mode if known is not None else 0,
         )
 
-    def _existing(self, record: PayloadRecord, inputs: Sequence[PayloadId]) -> bytes:
+    def _existing(
+        self, record: PayloadRecord, inputs: Sequence[PayloadId]
+    ) -> contracts.CreatedForJob:
         if tuple(inputs) != record.input_payloads:
             raise Conflict(
                 f"job {record.job_id} already has payload {record.id}, made from other input "
                 "payloads",
                 code=ErrorCode.PAYLOAD_STORE_ERROR,
             )
-        return wire.encode({"payload_id": record.id})
+        return contracts.CreatedForJob(record.id)
 
     async def _discard(self, payload_id: PayloadId) -> None:
         """Removes the files of a payload that was never stored; the original error matters

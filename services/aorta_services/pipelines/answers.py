@@ -1,5 +1,8 @@
 """The answers the service sends: Clara response messages, and the scheduler's snapshot.
 
+`created`, `updated` and `snapshot` are answers of contracts (`aorta.contracts`), encoded by
+the verb; the others are sent serialized here.
+
 `Details` streams one message per definition file, root first; each carries the header, the
 pipeline id and name (NVIDIA's client reads the name from the first and turns every message
 into one `PipelineDefinition`), and only the first carries the DAG and the metadata, so the
@@ -12,9 +15,7 @@ would produce before the record is stored: a definition or metadata that would m
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
+from aorta import contracts
 from aorta.api import common_pb2, pipelines_pb2
 from aorta.errors import Invalid
 from aorta.pipeline_spec import DagNode
@@ -28,14 +29,16 @@ def header(warnings: tuple[str, ...] | list[str] = ()) -> common_pb2.ResponseHea
     return common_pb2.ResponseHeader(code=0, messages=list(warnings))
 
 
-def created(record: PipelineRecord, warnings: tuple[str, ...]) -> bytes:
+def created(
+    record: PipelineRecord, warnings: tuple[str, ...]
+) -> pipelines_pb2.PipelinesCreateResponse:
     return pipelines_pb2.PipelinesCreateResponse(
         header=header(warnings), pipeline_id=common_pb2.Identifier(value=record.id)
-    ).SerializeToString()
+    )
 
 
-def updated(warnings: tuple[str, ...]) -> bytes:
-    return pipelines_pb2.PipelinesUpdateResponse(header=header(warnings)).SerializeToString()
+def updated(warnings: tuple[str, ...]) -> pipelines_pb2.PipelinesUpdateResponse:
+    return pipelines_pb2.PipelinesUpdateResponse(header=header(warnings))
 
 
 def removed() -> bytes:
@@ -100,15 +103,14 @@ def dag_messages(nodes: tuple[DagNode, ...], depth: int = 1) -> list[DagMessage]
     return [DagMessage(name=n.name, next=dag_messages(n.next, depth + 1)) for n in nodes]
 
 
-def snapshot(record: PipelineRecord) -> bytes:
-    """PIPELINES_SNAPSHOT's answer: `{pipeline_id, name, root, files: [{path, content}]}`."""
-    document: dict[str, Any] = {
-        "pipeline_id": record.id,
-        "name": record.name,
-        "root": record.root,
-        "files": [{"path": f.path, "content": f.content} for f in record.files],
-    }
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+def snapshot(record: PipelineRecord) -> contracts.PipelineSnapshot:
+    """PIPELINES_SNAPSHOT's answer: the definition as `record` holds it, root file first."""
+    return contracts.PipelineSnapshot(
+        pipeline_id=record.id,
+        name=record.name,
+        root=record.root,
+        files=tuple(contracts.PipelineFile(f.path, f.content) for f in record.files),
+    )
 
 
 def check_fits(record: PipelineRecord, limit: int, *, code: int, what: str) -> None:
@@ -118,7 +120,7 @@ def check_fits(record: PipelineRecord, limit: int, *, code: int, what: str) -> N
     file's message, and the snapshot; `List` and the metadata answers are parts of the first.
     """
     sizes = [message.ByteSize() for message in details(record)]
-    sizes.append(len(snapshot(record)))
+    sizes.append(len(contracts.PIPELINES_SNAPSHOT.encode_answer(snapshot(record))))
     largest = max(sizes)
     if largest > limit:
         raise Invalid(

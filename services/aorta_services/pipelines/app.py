@@ -3,7 +3,7 @@ group, so any number of replicas share the requests (state lives only in the sto
 
 from __future__ import annotations
 
-from aorta import subjects
+from aorta import contracts, subjects
 from aorta.logger import get_logger
 from aorta.runtime.service import RunningService, ServiceContext
 from aorta_services.pipelines.handlers import PipelineHandlers
@@ -17,13 +17,13 @@ async def start(ctx: ServiceContext) -> RunningService:
     handlers = PipelineHandlers(PipelineRepository(ctx.store), ctx.bus)
     running = RunningService("pipelines", ctx.bus)
     async with running.starting():
-        await running.serve(subjects.PIPELINES_CREATE, handlers.create)
-        await running.serve(subjects.PIPELINES_UPDATE, handlers.update)
+        await running.serve_verb(contracts.PIPELINES_CREATE, handlers.create)
+        await running.serve_verb(contracts.PIPELINES_UPDATE, handlers.update)
         await running.serve_stream(subjects.PIPELINES_DETAILS, handlers.details)
         await running.serve_stream(subjects.PIPELINES_LIST, handlers.list_pipelines)
         await running.serve(subjects.PIPELINES_REMOVE, handlers.remove)
         await running.serve(subjects.PIPELINES_ADD_METADATA, handlers.add_metadata)
         await running.serve(subjects.PIPELINES_REMOVE_METADATA, handlers.remove_metadata)
-        await running.serve(subjects.PIPELINES_SNAPSHOT, handlers.snapshot)
+        await running.serve_verb(contracts.PIPELINES_SNAPSHOT, handlers.snapshot)
     log.info("pipelines.serving")
     return running

@@ -1,4 +1,5 @@
-"""The service's bus verbs: bodies in (see `wire`), domain and store calls, answers out.
+"""The service's bus verbs: requests in (Clara messages, see `wire`, or contracts, see
+`aorta.contracts`), domain and store calls, answers out.
 
 Every verb checks the whole request before it writes anything, writes once, and only then
 publishes the event (`pipeline.created`, `pipeline.updated`, `pipeline.removed`), so an event
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aorta import ids
+from aorta import contracts, ids
 from aorta.api import pipelines_pb2
 from aorta.bus import Bus, Request, make_event
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
@@ -20,7 +21,7 @@ from aorta.ids import PipelineId
 from aorta.logger import get_logger
 from aorta.metadata import add_metadata, remove_metadata
 from aorta_services.pipelines import answers, wire
-from aorta_services.pipelines.domain import PipelineRecord, load_definition
+from aorta_services.pipelines.domain import DefinitionFile, PipelineRecord, load_definition
 from aorta_services.pipelines.repository import PipelineRepository
 
 log = get_logger(__name__)
@@ -42,12 +43,13 @@ class PipelineHandlers:
         self._bus = bus
         self._limit = answer_limit
 
-    async def create(self, request: Request) -> bytes:
+    async def create(
+        self, command: contracts.CreatePipeline
+    ) -> pipelines_pb2.PipelinesCreateResponse:
         """Create: loads the definition, stores it, answers `PipelinesCreateResponse` with the
         definition's warnings as header messages (code 0)."""
-        command = wire.parse_create(request.data)
         id = ids.pipeline_id(command.pipeline_id) if command.pipeline_id else _fresh_id()
-        definition = load_definition(command.files)
+        definition = load_definition(_files(command.files))
         metadata = add_metadata({}, command.metadata)
         record = PipelineRecord.new(id, definition, metadata)
         answers.check_fits(
@@ -67,11 +69,12 @@ class PipelineHandlers:
         await self._publish(stored, "created")
         return answers.created(stored, definition.warnings)
 
-    async def update(self, request: Request) -> bytes:
+    async def update(
+        self, command: contracts.UpdatePipeline
+    ) -> pipelines_pb2.PipelinesUpdateResponse:
         """Update: replaces the definition (jobs keep the snapshot they were created with)."""
-        command = wire.parse_update(request.data)
         id = ids.pipeline_id(command.pipeline_id)
-        definition = load_definition(command.files)
+        definition = load_definition(_files(command.files))
 
         def replaced(current: PipelineRecord) -> PipelineRecord:
             record = current.with_definition(definition)
@@ -142,10 +145,9 @@ class PipelineHandlers:
         await self._publish(stored, "updated", change="metadata")
         return answers.metadata_removed(stored)
 
-    async def snapshot(self, request: Request) -> bytes:
+    async def snapshot(self, request: contracts.SnapshotRequest) -> contracts.PipelineSnapshot:
         """PIPELINES_SNAPSHOT: the definition as it is now, for a job to keep."""
-        record = await self._repository.get(ids.pipeline_id(wire.parse_snapshot(request.data)))
-        return answers.snapshot(record)
+        return answers.snapshot(await self._repository.get(request.pipeline_id))
 
     async def _publish(self, record: PipelineRecord, event: str, **extra: Any) -> None:
         data = {"pipeline_id": record.id, "name": record.name, **extra}
@@ -166,3 +168,7 @@ class PipelineHandlers:
 
 def _fresh_id() -> PipelineId:
     return PipelineId(ids.new_id())
+
+
+def _files(files: tuple[contracts.PipelineFile, ...]) -> tuple[DefinitionFile, ...]:
+    return tuple(DefinitionFile(file.path, file.content) for file in files)

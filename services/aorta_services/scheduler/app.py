@@ -3,7 +3,7 @@
 Every replica serves the Jobs verbs in the `scheduler` queue group (their state lives in the
 store) and listens for nudges on `WAKE`; the replica holding the lease (`lease`) also runs the
 `Engine`, which admits jobs and runs operators through the executor, and serves the live logs
-of its runs on `logs.LEADER_LOGS`.
+of its runs on `SCHEDULER_LEADER_LOGS`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 
-from aorta import subjects
+from aorta import contracts, subjects
 from aorta.bus import Bus, Subscription
+from aorta.bus.verbs import streaming
 from aorta.errors import AortaError
 from aorta.executors import Executor
 from aorta.gpu import gpu_count
@@ -25,7 +26,7 @@ from aorta.runtime.service import RunningService, ServiceContext
 from aorta_services.scheduler.engine import Engine
 from aorta_services.scheduler.events import JobEvents
 from aorta_services.scheduler.handlers import JobCommands
-from aorta_services.scheduler.job_logs import LEADER_LOGS, LEADER_QUEUE, OperatorLogs
+from aorta_services.scheduler.job_logs import LEADER_QUEUE, OperatorLogs
 from aorta_services.scheduler.lease import Leadership, Lease, Led
 from aorta_services.scheduler.operator_runs import EngineParts
 from aorta_services.scheduler.peers import Peers
@@ -125,8 +126,9 @@ async def start(
 
     async def on_change(led: Led | None) -> None:
         if led is not None:
+            verb = contracts.SCHEDULER_LEADER_LOGS
             running.leader_logs = await bus.serve_stream(
-                LEADER_LOGS, logs.serve_leader, queue=LEADER_QUEUE
+                verb.subject, streaming(verb, logs.serve_leader), queue=LEADER_QUEUE
             )
         elif running.leader_logs is not None:
             subscription, running.leader_logs = running.leader_logs, None
@@ -156,7 +158,7 @@ async def start(
         await running.serve(subjects.SCHEDULER_CREATE, commands.create)
         await running.serve(subjects.SCHEDULER_START, commands.start)
         await running.serve(subjects.SCHEDULER_CANCEL, commands.cancel)
-        await running.serve(subjects.SCHEDULER_PLATFORM_STOP, commands.platform_stop)
+        await running.serve_verb(contracts.SCHEDULER_PLATFORM_STOP, commands.platform_stop)
         await running.serve(subjects.SCHEDULER_STATUS, queries.status)
         await running.serve_stream(subjects.SCHEDULER_LIST, queries.list_jobs)
         await running.serve_stream(subjects.SCHEDULER_READ_LOGS, queries.read_logs)

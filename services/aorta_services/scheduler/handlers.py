@@ -9,13 +9,13 @@ terminated ones, releases what stopped jobs held.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
+from aorta import contracts
 from aorta.bus import Request
 from aorta.errors import AortaError, Conflict, Invalid, NotFound
 from aorta.ids import JobId, PayloadId, new_id
@@ -94,7 +94,8 @@ class JobCommands:
         """
         command = requests.parse_create(request.data)
         snapshot = await self._peers.pipeline_snapshot(command.pipeline_id)
-        definition = Definition(root=snapshot.root, files=snapshot.files)
+        files = tuple((file.path, file.content) for file in snapshot.files)
+        definition = Definition(root=snapshot.root, files=files)
         pipeline = definition.pipeline()
         job_id = JobId(new_id())
         record = JobRecord(
@@ -254,10 +255,10 @@ class JobCommands:
         await self._notify()
         return answers.canceled(record)
 
-    async def platform_stop(self, request: Request) -> bytes:
+    async def platform_stop(self, request: contracts.PlatformStop) -> contracts.PlatformStopped:
         """SCHEDULER_PLATFORM_STOP (Clara.Stop): every queued and running job becomes
         STOPPED/TERMINATED; the leader stops their operators and releases what they hold.
-        Answers `{"stopped": {"jobs": <count>}}`. New jobs are accepted afterwards."""
+        Answers the count of `jobs` stopped. New jobs are accepted afterwards."""
         stopped = 0
         for phase in (JobPhase.QUEUED, JobPhase.RUNNING):
             for record in await self._repository.in_phase(phase):
@@ -273,4 +274,4 @@ class JobCommands:
                 await self._events.flush(record)
         log.info("scheduler.platform_stopped", jobs=stopped)
         await self._notify()
-        return json.dumps({"stopped": {"jobs": stopped}}).encode()
+        return contracts.PlatformStopped({"jobs": stopped})

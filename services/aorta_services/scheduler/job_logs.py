@@ -1,31 +1,30 @@
 """Where Jobs.ReadLogs finds an operator's lines: the live run, or the blob store after it.
 
 While an operator runs, only the leader's executor has its lines: a leader answers from its
-executor; a follower asks the leader over `LEADER_LOGS` (served only by the replica that leads
-now). Once the run has ended, the executor has stored the log under
-`aorta.payload_layout.operator_log_key(job, operator)`, and any replica reads it from there.
-An operator that never ran has no lines. Between leaders (no one serves `LEADER_LOGS`), the
-stored log of the last finished attempt is read.
+executor; a follower asks the leader over `SCHEDULER_LEADER_LOGS` (`aorta.contracts`, served
+only by the replica that leads now, in the `LEADER_QUEUE` group). Once the run has ended, the
+executor has stored the log under `aorta.payload_layout.operator_log_key(job, operator)`, and
+any replica reads it from there.
+An operator that never ran has no lines. Between leaders (no one serves the verb), the stored
+log of the last finished attempt is read.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 
-from aorta import payload_layout, subjects
+from aorta import contracts, payload_layout
 from aorta.blobs import BlobStore
-from aorta.bus import Bus, Request
-from aorta.errors import ErrorCode, Invalid, NotFound, Unavailable
+from aorta.bus import Bus
+from aorta.bus.verbs import call_stream
+from aorta.errors import NotFound, Unavailable
 from aorta.executors import Executor
 from aorta_services.scheduler.domain import OperatorStatus
 from aorta_services.scheduler.domain.job_record import JobRecord, OperatorRecord
 from aorta_services.scheduler.engine import Engine
 from aorta_services.scheduler.peers import no_responders
 
-LEADER_LOGS = subjects.rpc("scheduler", "leader_logs")
-"""{"run_id": str} -> stream of {"lines": [str, ...]}: a live run's lines, from the leader."""
 LEADER_QUEUE = "scheduler-leader"
 LINES_PER_MESSAGE = 500
 
@@ -70,34 +69,32 @@ class OperatorLogs:
             async for line in self._executor.log_lines(operator.run_id):
                 yield line
             return
-        body = json.dumps({"run_id": operator.run_id}).encode()
-        stream = self._bus.request_stream(LEADER_LOGS, body, timeout=self._timeout)
+        verb = contracts.SCHEDULER_LEADER_LOGS
+        request = contracts.LeaderLogs(operator.run_id)
+        stream = call_stream(self._bus, verb, request, timeout=self._timeout)
         try:
             async with aclosing(stream):
                 async for item in stream:
-                    for line in json.loads(item)["lines"]:
+                    for line in item.lines:
                         yield line
         except Unavailable as error:
-            if no_responders(error, LEADER_LOGS):
+            if no_responders(error, verb.subject):
                 raise NotFound("no scheduler leads now") from error
             raise
 
-    async def serve_leader(self, request: Request) -> AsyncIterator[bytes]:
-        """The `LEADER_LOGS` handler: a live run's lines from this (leading) replica."""
-        try:
-            run_id = json.loads(request.data)["run_id"]
-        except (ValueError, KeyError, TypeError):
-            raise Invalid(
-                "malformed leader_logs request", code=ErrorCode.JOB_REQUEST_INVALID
-            ) from None
+    async def serve_leader(
+        self, request: contracts.LeaderLogs
+    ) -> AsyncGenerator[contracts.LogLines, None]:
+        """The `SCHEDULER_LEADER_LOGS` handler: a live run's lines from this (leading)
+        replica, `LINES_PER_MESSAGE` at most per item."""
         chunk: list[str] = []
-        async for line in self._executor.log_lines(str(run_id)):
+        async for line in self._executor.log_lines(request.run_id):
             chunk.append(line)
             if len(chunk) >= LINES_PER_MESSAGE:
-                yield json.dumps({"lines": chunk}).encode()
+                yield contracts.LogLines(tuple(chunk))
                 chunk = []
         if chunk:
-            yield json.dumps({"lines": chunk}).encode()
+            yield contracts.LogLines(tuple(chunk))
 
     async def _stored(self, job_id: str, operator: str) -> AsyncIterator[str]:
         key = payload_layout.operator_log_key(job_id, operator)

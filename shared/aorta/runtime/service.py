@@ -14,15 +14,19 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from aorta.blobs import BlobStore
 from aorta.bus import Bus, MessageHandler, StreamHandler, Subscription, UnaryHandler
+from aorta.bus.verbs import Verb, answering
 from aorta.logger import get_logger
 from aorta.settings import Settings
 from aorta.store import StateStore
 
 log = get_logger(__name__)
+
+Req = TypeVar("Req")
+Ans = TypeVar("Ans")
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,12 @@ class RunningService:
     async def serve_stream(self, subject: str, handler: StreamHandler) -> None:
         """Answers `subject` with the stream `handler` yields, in the service's queue group."""
         self._served.append(await self._bus.serve_stream(subject, handler, queue=self.queue))
+
+    async def serve_verb(
+        self, verb: Verb[Req, Ans], handler: Callable[[Req], Awaitable[Ans]]
+    ) -> None:
+        """Answers `verb` with a typed `handler` (request object in, answer object out)."""
+        await self.serve(verb.subject, answering(verb, handler))
 
     async def subscribe(self, subject: str, handler: MessageHandler) -> None:
         """Receives every message published on `subject` (not a queue group)."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from aorta import contracts
 from aorta.errors import ErrorCode, Invalid
 from aorta.ids import PipelineId
 from aorta.pipeline_spec import DefinitionError
-from aorta_services.pipelines import wire
 from aorta_services.pipelines.domain import (
     DefinitionFile,
     OperatorLink,
@@ -74,9 +74,10 @@ def test_files_naming_one_path_twice_are_refused() -> None:
 
 
 def test_bodies_are_checked_field_by_field() -> None:
-    command = wire.parse_create(b'{"files": [{"path": "p", "content": "c"}]}')
+    create = contracts.PIPELINES_CREATE.decode_request
+    command = create(b'{"files": [{"path": "p", "content": "c"}]}')
     assert (command.files, command.pipeline_id, command.metadata) == (
-        (DefinitionFile("p", "c"),),
+        (contracts.PipelineFile("p", "c"),),
         "",
         {},
     )
@@ -86,7 +87,7 @@ def test_bodies_are_checked_field_by_field() -> None:
         b'{"files": [{"path": "p", "content": "c"}], "pipeline_id": 7}',
     ):
         with pytest.raises(Invalid) as caught:
-            wire.parse_create(body)
+            create(body)
         assert caught.value.code == ErrorCode.PIPELINE_DEFINITION_ERROR
     with pytest.raises(Invalid, match="pipeline_id must be a string"):
-        wire.parse_snapshot(b'{"pipeline_id": null}')
+        contracts.PIPELINES_SNAPSHOT.decode_request(b'{"pipeline_id": null}')

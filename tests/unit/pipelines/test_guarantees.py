@@ -4,13 +4,12 @@ cross the bus are refused before anything is written."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
-from aorta import subjects
+from aorta import contracts, subjects
 from aorta.api import common_pb2, pipelines_pb2
 from aorta.bus import CloudEvent, Request
 from aorta.bus.memory import MemoryBus
@@ -21,8 +20,8 @@ from aorta_services.pipelines.handlers import PipelineHandlers
 from aorta_services.pipelines.repository import PipelineRepository
 
 
-def create_body(text: str) -> bytes:
-    return json.dumps({"files": [{"path": "p.yml", "content": text}]}).encode()
+def create_command(text: str) -> contracts.CreatePipeline:
+    return contracts.CreatePipeline(files=(contracts.PipelineFile("p.yml", text),))
 
 
 def ident(value: str) -> common_pb2.Identifier:
@@ -53,8 +52,8 @@ async def test_events_are_published_after_the_store_write(
     repository = PipelineRepository(context.store)
     bus = _StoreProbe(repository)
     handlers = PipelineHandlers(repository, bus)
-    reply = await handlers.create(Request(subjects.PIPELINES_CREATE, create_body(two_operators)))
-    pipeline_id = ident(pipelines_pb2.PipelinesCreateResponse.FromString(reply).pipeline_id.value)
+    reply = await handlers.create(create_command(two_operators))
+    pipeline_id = ident(reply.pipeline_id.value)
     added = pipelines_pb2.PipelinesAddMetadataRequest(pipeline_id=pipeline_id, metadata={"k": "v"})
     await handlers.add_metadata(Request(subjects.PIPELINES_ADD_METADATA, added.SerializeToString()))
     removed = pipelines_pb2.PipelinesRemoveRequest(pipeline_id=pipeline_id)
@@ -70,11 +69,11 @@ async def test_answers_that_would_not_fit_one_message_are_refused_before_writing
     handlers = PipelineHandlers(repository, context.bus, answer_limit=2000)
     big = two_operators + "#" * 2000 + "\n"
     with pytest.raises(AortaError) as caught:
-        await handlers.create(Request(subjects.PIPELINES_CREATE, create_body(big)))
+        await handlers.create(create_command(big))
     assert caught.value.code == ErrorCode.PIPELINE_DEFINITION_ERROR
     assert "2000 bytes" in caught.value.messages[0]
-    reply = await handlers.create(Request(subjects.PIPELINES_CREATE, create_body(two_operators)))
-    pipeline_id = pipelines_pb2.PipelinesCreateResponse.FromString(reply).pipeline_id.value
+    reply = await handlers.create(create_command(two_operators))
+    pipeline_id = reply.pipeline_id.value
     request = pipelines_pb2.PipelinesAddMetadataRequest(
         pipeline_id=ident(pipeline_id), metadata={f"key{i}": "v" * 200 for i in range(10)}
     )
@@ -98,11 +97,9 @@ async def test_a_lost_event_is_logged_and_the_change_still_reported(
     bus = _NoEvents()
     handlers = PipelineHandlers(repository, bus)
     with capture_logs() as logs:
-        reply = await handlers.create(
-            Request(subjects.PIPELINES_CREATE, create_body(two_operators))
-        )
+        reply = await handlers.create(create_command(two_operators))
     await bus.close()
-    pipeline_id = pipelines_pb2.PipelinesCreateResponse.FromString(reply).pipeline_id.value
+    pipeline_id = reply.pipeline_id.value
     assert (await repository.get(PipelineId(pipeline_id))).name == "two-operators"
     [lost] = [entry for entry in logs if entry["event"] == "pipeline.event_lost"]
     assert lost["pipeline_id"] == pipeline_id and lost["log_level"] == "error"

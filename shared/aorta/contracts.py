@@ -1,0 +1,359 @@
+"""The internal verbs' requests and answers, declared once for both sides.
+
+Every verb internal to the platform is a `Verb` (one answer) or a `StreamVerb` (a stream of
+answers, `aorta.bus.verbs`) pairing its subject (`aorta.subjects`) with its request and answer
+types; the caller and the serving service both encode and decode with it, through the one
+codec of bus bodies (`aorta.bus.codec`: frozen dataclasses as JSON, Clara messages serialized).
+
+The rules a type cannot say (non-empty, ranges, formats) are each dataclass's `__post_init__`,
+which holds when a value is built as much as when it is decoded. Ids are canonical
+(`aorta.ids`): a malformed one raises its own `Invalid` (PAYLOAD_ID_INVALID, JOB_ID_INVALID...).
+A field carrying an id as a client spelled it, for the serving service to check, is a `str`.
+
+A request that does not decode is refused with `Invalid` carrying the serving service's
+request-error code; an answer that does not decode is `Internal`, naming the service.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from aorta import ids, subjects
+from aorta.api import models_pb2, pipelines_pb2
+from aorta.bus.verbs import StreamVerb, Verb
+from aorta.ids import JobId, PayloadId, PipelineId
+
+
+def _canonical(instance: object, **checks: Callable[[str], str]) -> None:
+    """Sets each named field of a frozen dataclass to the canonical id `check` makes of it."""
+    for name, check in checks.items():
+        object.__setattr__(instance, name, check(getattr(instance, name)))
+
+
+@dataclass(frozen=True)
+class Done:
+    """The answer of a verb that has nothing to say but that it succeeded: `{}`."""
+
+
+@dataclass(frozen=True)
+class PlatformStop:
+    """Clara.Stop, as the monitor asks each service that runs things to stop them."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlatformStopped:
+    """What a service stopped for Clara.Stop: a count per kind of thing (`{"jobs": 2}`)."""
+
+    stopped: Mapping[str, int]
+
+    def __post_init__(self) -> None:
+        if any(count < 0 for count in self.stopped.values()):
+            raise ValueError("stopped counts must be at least 0")
+
+
+# The pipelines service (aorta_services.pipelines).
+
+
+@dataclass(frozen=True)
+class PipelineFile:
+    """One definition file: its path as the client spelled it, and its whole text."""
+
+    path: str
+    content: str
+
+
+def _check_files(files: tuple[PipelineFile, ...]) -> None:
+    if not files:
+        raise ValueError("files must be a non-empty list")
+
+
+@dataclass(frozen=True)
+class CreatePipeline:
+    """Pipelines.Create, its stream joined by the gateway: the files, root first (the service
+    refuses two paths that name one file); `pipeline_id` as the client spelled it, "" when it
+    chose none; the metadata, which may be empty."""
+
+    files: tuple[PipelineFile, ...]
+    pipeline_id: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_files(self.files)
+
+
+@dataclass(frozen=True)
+class UpdatePipeline:
+    """Pipelines.Update, its stream joined by the gateway (`pipeline_id` as the client spelled
+    it; files as for `CreatePipeline`)."""
+
+    pipeline_id: str
+    files: tuple[PipelineFile, ...]
+
+    def __post_init__(self) -> None:
+        _check_files(self.files)
+
+
+@dataclass(frozen=True)
+class SnapshotRequest:
+    pipeline_id: PipelineId
+
+    def __post_init__(self) -> None:
+        _canonical(self, pipeline_id=ids.pipeline_id)
+
+
+@dataclass(frozen=True)
+class PipelineSnapshot:
+    """A pipeline's definition as it is now, root file first: what a job freezes."""
+
+    pipeline_id: PipelineId
+    name: str
+    root: str
+    files: tuple[PipelineFile, ...]
+
+    def __post_init__(self) -> None:
+        _canonical(self, pipeline_id=ids.pipeline_id)
+
+
+# The payloads service (aorta_services.payloads).
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+MAX_FILE_MODE = 0o7777
+"""The permission bits a payload file's mode may have."""
+
+
+@dataclass(frozen=True)
+class CheckUpload:
+    """Whether files may be uploaded into the payload now (before and during an upload)."""
+
+    payload_id: PayloadId
+
+    def __post_init__(self) -> None:
+        _canonical(self, payload_id=ids.payload_id)
+
+
+@dataclass(frozen=True)
+class UploadAllowed:
+    """Files may be uploaded now. `type` is "PIPELINE" or "REUSABLE"; `job_id` is the job of
+    a PIPELINE payload, None for a REUSABLE one."""
+
+    payload_id: PayloadId
+    type: str
+    job_id: JobId | None
+
+    def __post_init__(self) -> None:
+        _canonical(self, payload_id=ids.payload_id)
+        if self.job_id is not None:
+            _canonical(self, job_id=ids.job_id)
+
+
+@dataclass(frozen=True)
+class FileAdded:
+    """The gateway stored an uploaded file: `name` is the upload name, relative to the
+    payload's `input/` folder (the service checks it); `sha256` is lowercase hex, None when
+    the store computed none."""
+
+    payload_id: PayloadId
+    name: str
+    size: int
+    sha256: str | None
+    mode: int = 0
+
+    def __post_init__(self) -> None:
+        _canonical(self, payload_id=ids.payload_id)
+        if self.size < 0:
+            raise ValueError("size must be a non-negative integer")
+        if not 0 <= self.mode <= MAX_FILE_MODE:
+            raise ValueError(f"mode must be an integer from 0 to {MAX_FILE_MODE:#o}")
+        if self.sha256 is not None and not _SHA256.fullmatch(self.sha256):
+            raise ValueError("sha256 must be 64 lowercase hexadecimal characters or null")
+
+
+@dataclass(frozen=True)
+class Locate:
+    """The file a Download names, `name` as the client gave it."""
+
+    payload_id: PayloadId
+    name: str
+
+    def __post_init__(self) -> None:
+        _canonical(self, payload_id=ids.payload_id)
+
+
+@dataclass(frozen=True)
+class Located:
+    """The file found: its blob key, its rooted wire name (`/input/scan.dcm`), size, mode."""
+
+    key: str
+    name: str
+    size: int
+    mode: int
+
+
+@dataclass(frozen=True)
+class CreateForJob:
+    """A PIPELINE payload for the job, the REUSABLE `input_payloads` copied in, in order."""
+
+    job_id: JobId
+    input_payloads: tuple[PayloadId, ...] = ()
+
+    def __post_init__(self) -> None:
+        _canonical(self, job_id=ids.job_id)
+        object.__setattr__(self, "input_payloads", tuple(map(ids.payload_id, self.input_payloads)))
+
+
+@dataclass(frozen=True)
+class CreatedForJob:
+    payload_id: PayloadId
+
+    def __post_init__(self) -> None:
+        _canonical(self, payload_id=ids.payload_id)
+
+
+@dataclass(frozen=True)
+class JobPayload:
+    """A job's payload, which the job locks when it starts and releases when it stops."""
+
+    payload_id: PayloadId
+    job_id: JobId
+
+    def __post_init__(self) -> None:
+        _canonical(self, payload_id=ids.payload_id, job_id=ids.job_id)
+
+
+@dataclass(frozen=True)
+class DiscardForJob:
+    """The job was never revealed: its PIPELINE payload goes."""
+
+    job_id: JobId
+
+    def __post_init__(self) -> None:
+        _canonical(self, job_id=ids.job_id)
+
+
+@dataclass(frozen=True)
+class Discarded:
+    """The payload discarded, None when the job had none (none was made, or it is gone)."""
+
+    payload_id: PayloadId | None
+
+    def __post_init__(self) -> None:
+        if self.payload_id is not None:
+            _canonical(self, payload_id=ids.payload_id)
+
+
+# The scheduler (aorta_services.scheduler).
+
+
+@dataclass(frozen=True)
+class LeaderLogs:
+    """The lines of a live operator run, asked of the leading scheduler replica."""
+
+    run_id: str
+
+
+@dataclass(frozen=True)
+class LogLines:
+    """Some of a run's lines, in order, without line endings."""
+
+    lines: tuple[str, ...]
+
+
+# The models service (aorta_services.models).
+
+
+@dataclass(frozen=True)
+class UploadModel:
+    """The archive the gateway streamed into the blob store under `staging_key` (its size and
+    sha256 hex), with the details of the upload's first message (`type` is `ModelType`)."""
+
+    staging_key: str
+    size: int
+    sha256: str
+    name: str = ""
+    type: int = 0
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where a model's archive lies, for the gateway to stream: its blob key and size."""
+
+    details: models_pb2.ModelDetails
+    archive_key: str
+    size: int
+
+
+@dataclass(frozen=True)
+class UpdateModelList:
+    """UpdateCatalog or UpdateInstance, its stream joined by the gateway: the list's id and
+    the model ids, all as the client spelled them."""
+
+    id: str
+    model_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AcquireTriton:
+    """A Triton server holding every named model, for this job only."""
+
+    job_id: JobId
+    models: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        _canonical(self, job_id=ids.job_id)
+
+
+@dataclass(frozen=True)
+class TritonServer:
+    """The acquired server's endpoints, `host:port`."""
+
+    grpc_uri: str
+    http_uri: str
+
+
+@dataclass(frozen=True)
+class ReleaseTriton:
+    """The job stopped: its servers return to the pool."""
+
+    job_id: JobId
+
+    def __post_init__(self) -> None:
+        _canonical(self, job_id=ids.job_id)
+
+
+PIPELINES_CREATE = Verb(
+    subjects.PIPELINES_CREATE, CreatePipeline, pipelines_pb2.PipelinesCreateResponse
+)
+PIPELINES_UPDATE = Verb(
+    subjects.PIPELINES_UPDATE, UpdatePipeline, pipelines_pb2.PipelinesUpdateResponse
+)
+PIPELINES_SNAPSHOT = Verb(subjects.PIPELINES_SNAPSHOT, SnapshotRequest, PipelineSnapshot)
+
+PAYLOADS_CHECK_UPLOAD = Verb(subjects.PAYLOADS_CHECK_UPLOAD, CheckUpload, UploadAllowed)
+PAYLOADS_FILE_ADDED = Verb(subjects.PAYLOADS_FILE_ADDED, FileAdded, Done)
+PAYLOADS_LOCATE = Verb(subjects.PAYLOADS_LOCATE, Locate, Located)
+PAYLOADS_CREATE_FOR_JOB = Verb(subjects.PAYLOADS_CREATE_FOR_JOB, CreateForJob, CreatedForJob)
+PAYLOADS_LOCK = Verb(subjects.PAYLOADS_LOCK, JobPayload, Done)
+PAYLOADS_RELEASE = Verb(subjects.PAYLOADS_RELEASE, JobPayload, Done)
+PAYLOADS_DISCARD_FOR_JOB = Verb(subjects.PAYLOADS_DISCARD_FOR_JOB, DiscardForJob, Discarded)
+
+SCHEDULER_PLATFORM_STOP = Verb(subjects.SCHEDULER_PLATFORM_STOP, PlatformStop, PlatformStopped)
+SCHEDULER_LEADER_LOGS = StreamVerb(subjects.SCHEDULER_LEADER_LOGS, LeaderLogs, LogLines)
+
+MODELS_UPLOAD = Verb(subjects.MODELS_UPLOAD, UploadModel, models_pb2.ModelsUploadModelResponse)
+MODELS_DOWNLOAD = Verb(
+    subjects.MODELS_DOWNLOAD, models_pb2.ModelsDownloadModelRequest, ModelLocation
+)
+MODELS_UPDATE_CATALOG = Verb(
+    subjects.MODELS_UPDATE_CATALOG, UpdateModelList, models_pb2.ModelsUpdateCatalogResponse
+)
+MODELS_UPDATE_INSTANCE = Verb(
+    subjects.MODELS_UPDATE_INSTANCE, UpdateModelList, models_pb2.ModelsUpdateInstanceResponse
+)
+MODELS_ACQUIRE_TRITON = Verb(subjects.MODELS_ACQUIRE_TRITON, AcquireTriton, TritonServer)
+MODELS_RELEASE_TRITON = Verb(subjects.MODELS_RELEASE_TRITON, ReleaseTriton, Done)
+MODELS_PLATFORM_STOP = Verb(subjects.MODELS_PLATFORM_STOP, PlatformStop, PlatformStopped)
