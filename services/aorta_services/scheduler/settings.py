@@ -3,7 +3,7 @@
 `ServiceContext` carries only the core settings, so the scheduler reads these from an
 environment mapping handed to `app.start` (the process environment by default). What the node
 offers defaults to what this machine has; `NodeFacts` carries those measurements in, so that
-reading the settings stays a pure function of its arguments.
+`SchedulerSettings.from_env` depends on its arguments alone.
 """
 
 from __future__ import annotations

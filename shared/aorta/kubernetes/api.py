@@ -5,13 +5,13 @@ methods, same kubeconfig and in-cluster loaders, same watch) over aiohttp instea
 every call here is a cancellable coroutine: a watch or a log stream that is cancelled closes
 its connection at once, where the threaded client would leave a thread blocked in a socket read.
 
-Objects go in and come out as plain JSON-shaped dicts (camelCase keys, as in a manifest): the
-builders that make them stay pure and are validated against the OpenAPI schemas in the tests,
-while the client still deserialises every request and answer into its models on the way, so
-required fields are checked by the client as with any other caller. Errors are translated once,
-here: 404 → `NotFound`, 409 → `Conflict`, 410 → `Expired`, 400/422 → `Invalid`, 401/403 →
-`Internal` (a configuration or RBAC mistake that retrying cannot fix), the rest and any
-connection failure → `Unavailable`.
+Objects go in and come out as plain JSON-shaped dicts (camelCase keys, as in a manifest), built
+without the client by the modules that make them and validated against the OpenAPI schemas in
+the tests, while the client still deserialises every request and answer into its models on the
+way, so required fields are checked by the client as with any other caller. Errors are
+translated once, here: 404 → `NotFound`, 409 → `Conflict`, 410 → `Expired`, 400/422 →
+`Invalid`, 401/403 → `Internal` (a configuration or RBAC mistake that retrying cannot fix), the
+rest and any connection failure → `Unavailable`.
 """
 
 from __future__ import annotations

@@ -1,2 +1,2 @@
-"""The Kubernetes executor: each operator run is a pod (see `executor`); the pod's manifest
-(`pods`) and how its status becomes an outcome (`outcome`) are pure."""
+"""The Kubernetes executor: each operator run is a pod (`executor`), whose manifest `pods`
+builds and whose status `outcome` reads."""

@@ -1,2 +1,2 @@
-"""The Kubernetes Triton backend: one Deployment and Service per pooled server (see
-`backend`); their manifests (`objects`) are pure."""
+"""The Kubernetes Triton backend: one Deployment and Service per pooled server (`backend`),
+whose manifests `objects` builds; `control` loads and unloads models over Triton's API."""
