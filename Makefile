@@ -9,7 +9,8 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 UV_VERSION := 0.13.8
 # NVIDIA's client, kept apart: its generated code wants protobuf 3.20.3 and its descriptors
-# collide with ours in one process (clara-reference §0c).
+# collide with ours in one process (see "NVIDIA's client and its protobuf" in
+# docs/clara-compatibility.md).
 CLARA_CLIENT := nvidia-clara-client==0.8.1.7 protobuf==3.20.3 grpcio==1.85.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

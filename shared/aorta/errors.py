@@ -15,7 +15,8 @@ class ErrorCode(IntEnum):
     """Clara `ResponseHeader.code` values.
 
     The pipeline (-0x1000…) and job (-0x2000…) codes are Clara's documented ones; the payload,
-    model and clara ranges are Aorta's choice where Clara is silent (clara-reference §0).
+    model and clara ranges are Aorta's choice where Clara is silent (docs/clara-compatibility.md,
+    "Choices where Clara is silent").
     """
 
     PIPELINE_ID_INVALID = -0x1000

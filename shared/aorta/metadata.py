@@ -1,10 +1,11 @@
 """Clara's metadata rules, shared by every service that keeps metadata on an object.
 
 Pipelines, jobs, payloads and models all carry a map of string keys to string values with the
-same rules (clara-reference §3.3): a key holds at most 128 bytes and a value at most 256 bytes
-(UTF-8); an object's metadata holds at most 4 MB in all; adding a key that already exists, or two
-keys in one request that differ only in case, fails the whole request and changes nothing. Keys
-keep the spelling they were added with and are compared case-insensitively (`str.casefold`).
+same rules (docs/clara-compatibility.md, "Metadata limits"): a key holds at most 128 bytes and a
+value at most 256 bytes (UTF-8); an object's metadata holds at most 4 MB in all; adding a key
+that already exists, or two keys in one request that differ only in case, fails the whole
+request and changes nothing. Keys keep the spelling they were added with and are compared
+case-insensitively (`str.casefold`).
 
 Aorta's choices where Clara is silent:
 

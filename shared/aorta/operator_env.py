@@ -3,7 +3,7 @@
 The platform's executors build an operator's environment with `OperatorEnvironment.to_env`; the
 pipeline driver inside the operator reads it back with `OperatorEnvironment.from_env`. Both sides
 import this module, so the variable names, the `name:path;name:path` format and the entry naming
-rules exist exactly once (clara-reference §0, §0b, §2.1).
+rules exist exactly once (docs/clara-compatibility.md, "The operator environment").
 
 Entry names:
 
@@ -87,7 +87,8 @@ _CLARA_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
 def validate_name(value: str, *, what: str) -> str:
     """Returns `value` if it follows Clara's name rules, else raises `Invalid` naming `what`.
 
-    Clara names are 1 to 255 characters: Latin letters, digits, `-` and `_` (clara-reference §1.4).
+    Clara names are 1 to 255 characters: Latin letters, digits, `-` and `_`
+    (docs/clara-compatibility.md, "Names").
     """
     if not _CLARA_NAME.fullmatch(value):
         raise Invalid(

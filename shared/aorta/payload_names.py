@@ -1,6 +1,7 @@
 """Payload file names: what an upload may be called, and which file a download or removal means.
 
-Two kinds of names cross the Payloads API (clara-reference §3.5):
+Two kinds of names cross the Payloads API (docs/clara-compatibility.md, "Payload names and
+upload chunks"):
 
 - **Upload names** (`Payloads.Upload`, `details.name`) are relative to the payload's `input/`
   folder: `scan.dcm`, `series-1/0001.dcm`. `check_upload_name` accepts a relative POSIX path

@@ -1,7 +1,8 @@
 """NVIDIA's own Clara client (`nvidia-clara-client` 0.8.1.7) against the gateway and the models
 service on a real nats-server: every Models RPC through its generated stubs
 (`nvidia_clara.grpc.models_pb2_grpc.ModelsStub` with `models_pb2` messages; its `ModelsClient`
-helper is broken on the client side, clara-reference §0c).
+helper is broken on the client side, see docs/clara-compatibility.md, "NVIDIA's client and its
+protobuf").
 
 The client runs in its own virtualenv and process (`run_clara_python`); the snippet prints one
 JSON document of what it saw, which the test asserts on.

@@ -2,9 +2,10 @@
 platform (gateway, pipelines, payloads and scheduler with the real local executor, on a real
 nats-server) and driven by NVIDIA's own client (`nvidia-clara-client`), as a Clara user would.
 
-1. Clara's two-operator example (clara-reference §0b): each operator records the `clara_payload`
-   entries it is handed (names, paths, whether each path exists) and every file it reads, into
-   its output; the test downloads those records and checks each name exactly.
+1. Clara's two-operator example (docs/clara-compatibility.md, "The pipeline driver
+   life-cycle"): each operator records the `clara_payload` entries it is handed (names, paths,
+   whether each path exists) and every file it reads, into its output; the test downloads those
+   records and checks each name exactly.
 2. An operator written for Clara (`import clara`, `clara.Driver`, the `clara_payload` global)
    runs unmodified as a job operator under `nvidia_clara_pipeline_driver.app` and on the host
    with `aorta operator run-local`, in the folder `aorta operator init` made; both give the
@@ -166,11 +167,12 @@ def mirrors(path: str, declared: str) -> bool:
 async def test_clara_two_operator_example_sees_the_documented_entries(
     sdk_platform: str, tmp_path: Path
 ) -> None:
-    """Proves the entries of clara-reference §0b as a job hands them to driver scripts:
-    operator1 sees `payload` and `operator1/segmentation-output`, operator2 sees
-    `operator1/segmentation-output` and `operator2/final-output`, each at a host folder that
-    mirrors the declared path and exists before the script writes; `execute` gets the same
-    payload as the `clara_payload` global, and operator2 reads exactly what operator1 wrote."""
+    """Proves the entries of Clara's two-operator example (docs/clara-compatibility.md, "The
+    pipeline driver life-cycle") as a job hands them to driver scripts: operator1 sees
+    `payload` and `operator1/segmentation-output`, operator2 sees `operator1/segmentation-output`
+    and `operator2/final-output`, each at a host folder that mirrors the declared path and exists
+    before the script writes; `execute` gets the same payload as the `clara_payload` global, and
+    operator2 reads exactly what operator1 wrote."""
     script = tmp_path / "recording_operator.py"
     script.write_text(RECORDING_OPERATOR)
     definition = tmp_path / "two-operators.yaml"

@@ -29,9 +29,9 @@ from aorta_services.gateway.rpc import Handler, service_handler
 
 log = get_logger(__name__)
 
-# Clara clients send payload chunks of at most 4 MiB - 512 bytes (clara-reference §3.5); a
-# little headroom for the envelope, and anything larger is refused by grpc core with
-# RESOURCE_EXHAUSTED before it reaches a handler.
+# Clara clients send payload chunks of at most 4 MiB - 512 bytes (docs/clara-compatibility.md,
+# "Payload names and upload chunks"); a little headroom for the envelope, and anything larger is
+# refused by grpc core with RESOURCE_EXHAUSTED before it reaches a handler.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024 + 64 * 1024
 
 HandlerSet = Callable[[GatewayContext], Mapping[str, Handler]]

@@ -1,7 +1,8 @@
 """How the gateway reads one `Payloads.Upload` stream: files reassembled by name, in arrival
 order, handed on chunk by chunk, never held whole.
 
-The rules (clara-reference §3.5, and Aorta's choices where Clara is silent):
+The rules (docs/clara-compatibility.md, "Payload names and upload chunks", and Aorta's choices
+where Clara is silent):
 
 - Every message may carry `payload_id`; the first non-empty one names the payload, an empty one
   means "the same", and a message naming another payload is refused (PAYLOAD_REQUEST_INVALID).

@@ -4,11 +4,12 @@ The monitor answers the verb because it is the one service certain to run on eve
 the work belongs to the services that own it. Each is asked over the bus, at the same time:
 
 - `aorta.rpc.scheduler.platform_stop`: the scheduler ends every queued and running job as
-  STOPPED/TERMINATED ("terminated by a server stop", clara-reference §3.4), stops their operator
-  processes and releases their resources.
+  STOPPED/TERMINATED ("terminated by a server stop", docs/clara-compatibility.md, "Clara.Stop"),
+  stops their operator processes and releases their resources.
 - `aorta.rpc.models.platform_stop`: the models service stops its pooled Triton servers.
 
-Both receive `{"reason": "Clara.Stop"}` and answer `{"stopped": {<what>: <count>, ...}}`. A
+Both verbs are contracts (`aorta.contracts.SCHEDULER_PLATFORM_STOP`, `MODELS_PLATFORM_STOP`):
+they receive `PlatformStop` and answer `PlatformStopped`, a count per kind of thing. A
 service with no responder is not deployed, so it has nothing to stop. The platform keeps
 accepting new work afterwards: Stop ends what runs, not the platform.
 """
@@ -16,25 +17,29 @@ accepting new work afterwards: Stop ends what runs, not the platform.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from aorta import subjects
+from aorta import contracts
 from aorta.api import clara_pb2, common_pb2
 from aorta.bus import Bus, Request
-from aorta.errors import AortaError, Internal, Invalid, Unavailable
+from aorta.bus.codec import Malformed, decode
+from aorta.bus.verbs import Verb
+from aorta.errors import AortaError, Internal, Unavailable
 from aorta.logger import get_logger
 from aorta_services.monitor.messages import parse_request
 
 log = get_logger(__name__)
 
-STOP_REQUEST = json.dumps({"reason": "Clara.Stop"}).encode()
+STOP_REQUEST = contracts.PlatformStop(reason="Clara.Stop")
 
-TARGETS: tuple[tuple[str, str], ...] = (
-    ("scheduler", subjects.SCHEDULER_PLATFORM_STOP),
-    ("models", subjects.MODELS_PLATFORM_STOP),
+StopVerb = Verb[contracts.PlatformStop, contracts.PlatformStopped]
+
+TARGETS: tuple[StopVerb, ...] = (
+    contracts.SCHEDULER_PLATFORM_STOP,
+    contracts.MODELS_PLATFORM_STOP,
 )
+"""The stop verb of every service that runs things (each names its service)."""
 
 DEADLINE_SHARE = 0.8
 """Of the bus timeout, what the services get to answer, so that our own answer (success or the
@@ -71,7 +76,7 @@ class PlatformStop:
         service fails or does not answer in time, raises that error (its kind and code) with
         every service's outcome as messages, after the others have finished."""
         parse_request(clara_pb2.ClaraStopRequest, request)
-        outcomes = await asyncio.gather(*(self._ask(name, subject) for name, subject in TARGETS))
+        outcomes = await asyncio.gather(*(self._ask(verb) for verb in TARGETS))
         lines = [outcome.describe() for outcome in outcomes]
         failures = [outcome.error for outcome in outcomes if outcome.error is not None]
         if failures:
@@ -81,35 +86,27 @@ class PlatformStop:
         response = clara_pb2.ClaraStopResponse(header=common_pb2.ResponseHeader(messages=lines))
         return response.SerializeToString()
 
-    async def _ask(self, service: str, subject: str) -> StopOutcome:
+    async def _ask(self, verb: StopVerb) -> StopOutcome:
+        service, body = verb.service, verb.encode_request(STOP_REQUEST)
         try:
-            answer = await self._bus.request(subject, STOP_REQUEST, timeout=self._timeout)
+            answer = await self._bus.request(verb.subject, body, timeout=self._timeout)
         except Unavailable as exc:
-            if _no_responders(exc, subject):
+            if _no_responders(exc, verb.subject):
                 return StopOutcome(service, deployed=False)
             return StopOutcome(service, error=exc)
         except AortaError as exc:
             return StopOutcome(service, error=exc)
         try:
-            return StopOutcome(service, stopped=parse_stopped(answer))
-        except Invalid as exc:
-            malformed = Internal(f"answered Clara.Stop with a malformed document: {exc}")
+            # Decoded here rather than by the verb, to tell the operator what was wrong in
+            # Clara.Stop's words (the outcome line already names the service).
+            stopped = decode(answer, verb.answer, role="answer")
+        except Malformed as problem:
+            malformed = Internal(
+                f"answered Clara.Stop with a malformed document: {problem}; expected "
+                f"aorta.contracts.{verb.answer.__name__}"
+            )
             return StopOutcome(service, error=malformed)
-
-
-def parse_stopped(answer: bytes) -> dict[str, int]:
-    """The counts of a `{"stopped": {...}}` answer; `Invalid` saying what is wrong."""
-    try:
-        document = json.loads(answer)
-    except ValueError:
-        raise Invalid("the answer is not JSON") from None
-    stopped = document.get("stopped") if isinstance(document, dict) else None
-    if not isinstance(stopped, dict) or not all(
-        isinstance(count, int) and not isinstance(count, bool) and count >= 0
-        for count in stopped.values()
-    ):
-        raise Invalid('expected {"stopped": {"<what>": <count>, ...}}')
-    return {str(what): int(count) for what, count in stopped.items()}
+        return StopOutcome(service, stopped=stopped.stopped)
 
 
 def _no_responders(error: Unavailable, subject: str) -> bool:

@@ -1,7 +1,8 @@
 """`aorta operator init NAME`: a new operator folder, runnable at once.
 
-The layout follows Clara's Operator Development Kit (clara-reference §5.1), with an `env.list`
-that both `docker run --env-file` and `aorta operator run-local` read:
+The layout follows Clara's Operator Development Kit (docs/clara-compatibility.md, "Operator
+Development Kit layout"), with an `env.list` that both `docker run --env-file` and
+`aorta operator run-local` read:
 
     Containerfile  main.py  requirements.txt  env.list  README.md
     def/one-operator-pipeline.yml

@@ -1,10 +1,11 @@
 """The Clara Pipeline Driver life-cycle: prepare, wait for inputs, execute, clean up.
 
 An operator script builds a `Driver` from callbacks, calls `start()` and then
-`wait_for_completion()` (clara-reference §0b, §2.4). The life-cycle runs on the driver's own
-thread pool; a failure anywhere reaches the notification handler, the `aorta.driver` logger and,
-finally, the caller of `wait_for_completion()`, whose uncaught `DriverError` makes the operator
-process exit non-zero so the platform marks the job FAULTED.
+`wait_for_completion()` (docs/clara-compatibility.md, "The pipeline driver life-cycle"). The
+life-cycle runs on the driver's own thread pool; a failure anywhere reaches the notification
+handler, the `aorta.driver` logger and, finally, the caller of `wait_for_completion()`, whose
+uncaught `DriverError` makes the operator process exit non-zero so the platform marks the job
+FAULTED.
 
 Logging goes through the standard `logging` module rather than structlog: the driver runs inside
 someone else's script and must follow whatever logging that script configured. With none

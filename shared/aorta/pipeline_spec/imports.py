@@ -1,9 +1,11 @@
-"""`import` items (clara-reference §1.13): operators and services kept in other files.
+"""`import` items: operators and services kept in other files.
+
+Clara's rules are summarised in docs/clara-compatibility.md, "Imports".
 
 An item of `operators` (or of an operator's `services`) that has an `import` key is replaced
 by the definition in the file it names. Both spellings are read:
 
-    - import: {path: ops/reader.yml, args: {TAG: "0.8.1"}}      # the reference's object
+    - import: {path: ops/reader.yml, args: {TAG: "0.8.1"}}      # Clara's object form
       name: my-reader                                           # overrides, see below
     - import: ops/reader.yml                                    # shorthand: path only,
       args: {TAG: "0.8.1"}                                      # args beside it

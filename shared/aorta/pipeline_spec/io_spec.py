@@ -1,6 +1,7 @@
 """Operator `input` and `output` lists, untyped (0.3.0/0.4.0) and typed (0.5.0+).
 
-The typed kinds and the keys each needs (clara-reference §1.8, §1.9):
+The typed kinds and the keys each needs (docs/clara-compatibility.md, "Typed inputs and
+outputs"):
 
 | type            | storage       | element-type        | shape    | path     |
 |-----------------|---------------|---------------------|----------|----------|

@@ -1,9 +1,10 @@
 """Run Python code under NVIDIA's Clara client (`nvidia-clara-client`), in its own process.
 
 NVIDIA's generated modules need protobuf 3.20 and register the same proto names as
-`aorta.api`, so they can never be imported into our process (clara-reference §0c). `make setup`
-installs the client into a separate virtualenv, `.clara-venv`; tests hand it code as text and
-read back what it prints. Every end-to-end test that drives NVIDIA's client goes through here.
+`aorta.api`, so they can never be imported into our process (docs/clara-compatibility.md,
+"NVIDIA's client and its protobuf"). `make setup` installs the client into a separate
+virtualenv, `.clara-venv`; tests hand it code as text and read back what it prints. Every
+end-to-end test that drives NVIDIA's client goes through here.
 """
 
 from __future__ import annotations

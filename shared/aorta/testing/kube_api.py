@@ -1,7 +1,7 @@
 """A stand-in Kubernetes API server for tests: the REST paths Aorta's client uses, in-process.
 
-No kube-apiserver can be installed on the project's machines (shared infra notes), so the
-executor and the Triton backend are tested through the official client's whole stack — a
+No kube-apiserver can be installed on the project's machines (docs/test-infrastructure.md), so
+the executor and the Triton backend are tested through the official client's whole stack — a
 kubeconfig file, HTTP, (de)serialisation, chunked watches — against this aiohttp server:
 
 - pods, services and deployments: create (409 `AlreadyExists`), get, list (label and field

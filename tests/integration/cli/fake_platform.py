@@ -1,10 +1,11 @@
 """An in-process Clara platform for the CLI tests: every service the CLI calls, state in memory.
 
-It keeps the wire contract (clara-api.md, clara-reference §3): each RPC's streaming mode,
-failures as negative `ResponseHeader.code`s with gRPC status OK, the header in every streamed
-message. It records what it received (definition files, upload messages, model archives), so
-tests check the exact bytes and names the CLI sent. Jobs advance one step per `Jobs.Status`
-call (see fake_jobs.advance). Tests reach these modules through the conftest beside them.
+It keeps the wire contract (protos/aorta/api and docs/clara-compatibility.md, "The Platform
+API on the wire"): each RPC's streaming mode, failures as negative `ResponseHeader.code`s with
+gRPC status OK, the header in every streamed message. It records what it received (definition
+files, upload messages, model archives), so tests check the exact bytes and names the CLI sent.
+Jobs advance one step per `Jobs.Status` call (see fake_jobs.advance). Tests reach these modules
+through the conftest beside them.
 """
 
 from __future__ import annotations

@@ -77,5 +77,6 @@ operators:
 
 @pytest.fixture
 def two_operators() -> str:
-    """Clara's two-operator example (clara-reference §0b)."""
+    """Clara's two-operator example (docs/clara-compatibility.md, "The pipeline driver
+    life-cycle")."""
     return TWO_OPERATORS

@@ -1,11 +1,11 @@
 """Which operators of one job may start, which run, and how the job ends.
 
-Clara's sequencing (clara-reference §0, §1.14): an operator starts only after every upstream
-operator completed. Aorta adds: the first operator fault (a non-zero exit, a memory kill, a
-timeout) faults the job and starts nothing more; operators still running are left to finish or
-be stopped by the caller, and the job's outcome is known once none runs. Cancellation likewise
-starts nothing more. The bookkeeping is pure and round-trips through a plain document, so the
-scheduler persists it with the job and resumes after a crash.
+Clara's sequencing (docs/clara-compatibility.md, "Operator sequencing"): an operator starts
+only after every upstream operator completed. Aorta adds: the first operator fault (a non-zero
+exit, a memory kill, a timeout) faults the job and starts nothing more; operators still running
+are left to finish or be stopped by the caller, and the job's outcome is known once none runs.
+Cancellation likewise starts nothing more. The bookkeeping is pure and round-trips through a
+plain document, so the scheduler persists it with the job and resumes after a crash.
 """
 
 from __future__ import annotations

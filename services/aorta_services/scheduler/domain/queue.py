@@ -1,9 +1,10 @@
 """The job queue: which started job is admitted next, the way Clara described priorities.
 
-Clara's rule (clara-reference §0, §3.4): IMMEDIATE jobs form their own queue that must be empty
-before any other job is considered; HIGHER, NORMAL and LOWER share one weighted scheme in which
-higher priorities are chosen more often, not always. Jobs also wait for resources (§1.7), so the
-queue is asked "what next, given what fits now?" rather than "what is first?".
+Clara's rule (docs/clara-compatibility.md, "Job states and priorities"): IMMEDIATE jobs form
+their own queue that must be empty before any other job is considered; HIGHER, NORMAL and LOWER
+share one weighted scheme in which higher priorities are chosen more often, not always. Jobs
+also wait for resources ("Resource admission" in the same document), so the queue is asked
+"what next, given what fits now?" rather than "what is first?".
 
 The rules, applied by `JobQueue.choose(now, fits)` in this order:
 

@@ -1,6 +1,6 @@
 """What one node can give operators, and who holds what of it.
 
-Accounting rules (clara-reference §0 "resource admission", §1.7):
+Accounting rules (docs/clara-compatibility.md, "Resource admission"):
 
 - **GPUs** are exclusive and counted exactly. They are assigned by device index, lowest free
   index first, so an allocation names the devices the executor exposes to the operator.

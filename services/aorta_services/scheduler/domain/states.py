@@ -1,11 +1,11 @@
 """Job and operator states as Clara numbers them, and the job life-cycle as explicit transitions.
 
-The four enums carry Clara's wire values (clara-reference §3.4), so the gateway maps them one to
-one onto `JOB_STATE_*`, `JOB_STATUS_*`, `JOB_PRIORITY_*` and `JOB_OPERATOR_STATUS_*`. Clara's
-(state, status) pair cannot tell a created job from a started, queued one (both are
-PENDING/HEALTHY), so the life-cycle is modelled as a `JobPhase`, which names exactly one
-(state, status, queued) triple, and `next_phase` is the whole transition table: what it does not
-list is a `Conflict`.
+The four enums carry Clara's wire values (docs/clara-compatibility.md, "Job states and
+priorities"), so the gateway maps them one to one onto `JOB_STATE_*`, `JOB_STATUS_*`,
+`JOB_PRIORITY_*` and `JOB_OPERATOR_STATUS_*`. Clara's (state, status) pair cannot tell a created
+job from a started, queued one (both are PENDING/HEALTHY), so the life-cycle is modelled as a
+`JobPhase`, which names exactly one (state, status, queued) triple, and `next_phase` is the whole
+transition table: what it does not list is a `Conflict`.
 """
 
 from __future__ import annotations

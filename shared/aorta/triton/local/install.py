@@ -1,8 +1,9 @@
 """Where a `tritonserver` and its Python backend are on this machine, and which Python runs
 the models.
 
-By default the server is the one shipped in the `nvidia-pytriton` wheel (infra notes, "Triton
-from the nvidia-pytriton wheel"): `pytriton/tritonserver/{bin/tritonserver, backends/python/,
+By default the server is the one shipped in the `nvidia-pytriton` wheel
+(docs/test-infrastructure.md, "Triton from the nvidia-pytriton wheel"):
+`pytriton/tritonserver/{bin/tritonserver, backends/python/,
 python_backend_stubs/<3.x>/triton_python_backend_stub}` and the bundled shared libraries in
 `nvidia_pytriton.libs/` beside it in site-packages. `AORTA_TRITON_HOME` may name another tree of
 the same shape (a Triton release unpacked under /opt, say), whose stub then must already sit in
