@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aorta.errors import ErrorCode, NotFound
 from aorta.ids import ModelId, new_id
-from aorta.store import Collection, StateStore, kept_changing, optimistic_update
+from aorta.store import Collection, StateStore, kept_changing, modify_document
 from aorta_services.models.domain.model_record import ModelList, ModelRecord
 
 MODELS = "models"
@@ -78,20 +78,17 @@ class ModelRepository:
         self, id: ModelId, change: Callable[[ModelRecord], ModelRecord]
     ) -> ModelRecord:
         """Replaces model `id` with `change(current)` atomically, retrying lost races
-        (`aorta.store.optimistic_update`; MODEL_STORE_ERROR when it keeps losing); `change`
+        (`aorta.store.modify_document`; MODEL_STORE_ERROR when it keeps losing); `change`
         may raise to refuse (nothing is written)."""
 
-        async def read() -> ModelRecord:
-            return change(await self.get(id))
-
-        async def write(record: ModelRecord) -> ModelRecord:
-            try:
-                return await self.replace(record)
-            except NotFound:
-                raise model_not_found(id) from None
-
-        busy = kept_changing(f"model {id}", code=ErrorCode.MODEL_STORE_ERROR)
-        return await optimistic_update(read, write, gave_up=busy)
+        stored = await modify_document(
+            self._collection,
+            id,
+            lambda document: change(ModelRecord.from_document(document)).to_document(),
+            missing=lambda: model_not_found(id),
+            gave_up=kept_changing(f"model {id}", code=ErrorCode.MODEL_STORE_ERROR),
+        )
+        return ModelRecord.from_document(stored)
 
     async def delete(self, record: ModelRecord) -> None:
         """Removes the model if it is still at `record.version`; `Conflict` if it moved on."""

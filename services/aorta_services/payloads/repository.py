@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from aorta.errors import Conflict, ErrorCode, NotFound
 from aorta.ids import JobId, PayloadId
-from aorta.store import Collection, Document, StateStore, kept_changing, optimistic_update
+from aorta.store import Collection, StateStore, kept_changing, modify_document, optimistic_update
 from aorta_services.payloads.domain import (
     FileRecord,
     PayloadRecord,
@@ -74,25 +74,17 @@ class PayloadRepository:
 
         `change` may raise to refuse; nothing is written then. When another writer changed the
         payload between the read and the write, `change` runs again on the new state
-        (`aorta.store.optimistic_update`); when it keeps losing, `Conflict` (PAYLOAD_STORE_ERROR).
+        (`aorta.store.modify_document`); when it keeps losing, `Conflict` (PAYLOAD_STORE_ERROR).
         """
 
-        async def read() -> tuple[int, Document]:
-            current = await self.get(id)
-            wanted = change(current).to_document()
-            del wanted["id"]
-            return current.version, wanted
-
-        async def write(prepared: tuple[int, Document]) -> PayloadRecord:
-            version, wanted = prepared
-            try:
-                stored = await self._payloads.update(id, wanted, expected_version=version)
-            except NotFound:
-                raise payload_not_found(id) from None
-            return PayloadRecord.from_document(stored)
-
-        busy = kept_changing(f"payload {id}", code=ErrorCode.PAYLOAD_STORE_ERROR)
-        return await optimistic_update(read, write, gave_up=busy)
+        stored = await modify_document(
+            self._payloads,
+            id,
+            lambda document: change(PayloadRecord.from_document(document)).to_document(),
+            missing=lambda: payload_not_found(id),
+            gave_up=kept_changing(f"payload {id}", code=ErrorCode.PAYLOAD_STORE_ERROR),
+        )
+        return PayloadRecord.from_document(stored)
 
     async def delete(self, id: PayloadId) -> None:
         """Removes the payload record; an absent one is fine (a retried Delete)."""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from aorta.errors import Conflict, ErrorCode, NotFound
 from aorta.ids import PipelineId
-from aorta.store import Collection, Document, StateStore, kept_changing, optimistic_update
+from aorta.store import Collection, StateStore, kept_changing, modify_document
 from aorta_services.pipelines.domain import PipelineRecord
 
 COLLECTION = "pipelines"
@@ -63,26 +63,18 @@ class PipelineRepository:
 
         `change` may raise to refuse the change; nothing is written then. When another writer
         changes the pipeline between the read and the write, `change` runs again on the new
-        state (`aorta.store.optimistic_update`); when it keeps losing, `Conflict`
+        state (`aorta.store.modify_document`); when it keeps losing, `Conflict`
         (PIPELINE_UPDATE_ERROR).
         """
 
-        async def read() -> tuple[int, Document]:
-            current = await self.get(id)
-            wanted = change(current).to_document()
-            del wanted["id"]
-            return current.version, wanted
-
-        async def write(prepared: tuple[int, Document]) -> PipelineRecord:
-            version, wanted = prepared
-            try:
-                stored = await self._collection.update(id, wanted, expected_version=version)
-            except NotFound:
-                raise not_found(id) from None
-            return PipelineRecord.from_document(stored)
-
-        busy = kept_changing(f"pipeline {id}", code=ErrorCode.PIPELINE_UPDATE_ERROR)
-        return await optimistic_update(read, write, gave_up=busy)
+        stored = await modify_document(
+            self._collection,
+            id,
+            lambda document: change(PipelineRecord.from_document(document)).to_document(),
+            missing=lambda: not_found(id),
+            gave_up=kept_changing(f"pipeline {id}", code=ErrorCode.PIPELINE_UPDATE_ERROR),
+        )
+        return PipelineRecord.from_document(stored)
 
 
 def in_use(id: str) -> Conflict:

@@ -14,7 +14,7 @@ from typing import Any
 
 from aorta.errors import Conflict, ErrorCode, NotFound
 from aorta.ids import JobId
-from aorta.store import Collection, Document, StateStore, kept_changing, optimistic_update
+from aorta.store import Collection, Document, StateStore, kept_changing, modify_document
 from aorta_services.scheduler.domain import JobPhase, JobState
 from aorta_services.scheduler.domain.definition import Definition
 from aorta_services.scheduler.domain.job_record import JobRecord
@@ -104,29 +104,25 @@ class JobRepository:
 
         `change` is pure and may raise to refuse (nothing is written then). When another
         writer changed the job between the read and the write, `change` runs again on the new
-        state (`aorta.store.optimistic_update`); when it keeps losing, `Conflict`
+        state (`aorta.store.modify_document`); when it keeps losing, `Conflict`
         (JOB_STORE_ERROR). Only the top-level fields that changed are written.
         """
 
-        async def read() -> tuple[JobRecord, Document]:
-            current = await self.get(job_id, hidden=hidden)
-            before = current.to_document()
-            after = change(current).to_document()
-            changes = {key: value for key, value in after.items() if before.get(key) != value}
-            return current, changes
+        async def read() -> Document:
+            document = await self._jobs.get(job_id)
+            if not hidden and not JobRecord.from_document(document).visible:
+                raise not_found(job_id)
+            return document
 
-        async def write(prepared: tuple[JobRecord, Document]) -> JobRecord:
-            current, changes = prepared
-            if not changes:
-                return current
-            try:
-                stored = await self._jobs.update(job_id, changes, expected_version=current.version)
-            except NotFound:
-                raise not_found(job_id) from None
-            return JobRecord.from_document(stored)
-
-        busy = kept_changing(f"job {job_id}", code=ErrorCode.JOB_STORE_ERROR)
-        return await optimistic_update(read, write, gave_up=busy)
+        stored = await modify_document(
+            self._jobs,
+            job_id,
+            lambda document: change(JobRecord.from_document(document)).to_document(),
+            missing=lambda: not_found(job_id),
+            gave_up=kept_changing(f"job {job_id}", code=ErrorCode.JOB_STORE_ERROR),
+            read=read,
+        )
+        return JobRecord.from_document(stored)
 
     async def in_phase(self, phase: JobPhase) -> list[JobRecord]:
         """Visible jobs in `phase`, in the order they were queued (then by id)."""

@@ -26,7 +26,8 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from aorta.errors import Conflict
+from aorta.errors import Conflict, NotFound
+from aorta.store.port import Collection, Document
 
 ATTEMPTS = 10
 """How often `optimistic_update` tries before it gives up (see the module docstring)."""
@@ -75,6 +76,50 @@ async def optimistic_update(
                 raise gave_up() from lost
         # Outside the handler, so a cancelled pause does not carry the lost race as context.
         await sleep(jitter() * min(MAX_PAUSE, FIRST_PAUSE * 2 ** (retries - 1)))
+
+
+async def modify_document(
+    collection: Collection,
+    id: str,
+    change: Callable[[Document], Document],
+    *,
+    missing: Callable[[], Exception],
+    gave_up: Callable[[], Exception],
+    read: Callable[[], Awaitable[Document]] | None = None,
+) -> Document:
+    """Replaces document `id` of `collection` by `change(current)` as one atomic step, and
+    returns the stored document: the one read-change-write of every repository.
+
+    `change` receives the stored document and returns it as it should be (without the store's
+    own `version`, `created_at` and `updated_at`); it may raise to refuse, and nothing is
+    written then. The top-level fields whose values differ are written against the version
+    that was read; when none differs nothing is written and the document read is returned.
+    A lost race starts again from a fresh read (`optimistic_update`, which raises `gave_up()`
+    in the end). `read` replaces `collection.get(id)` for a caller that refuses some
+    documents; a document absent when read or written raises `missing()`.
+    """
+
+    async def current() -> Document:
+        try:
+            return await (read() if read is not None else collection.get(id))
+        except NotFound:
+            raise missing() from None
+
+    async def prepare() -> tuple[Document, Document]:
+        before = await current()
+        after = change(before)
+        return before, {key: value for key, value in after.items() if before.get(key) != value}
+
+    async def write(prepared: tuple[Document, Document]) -> Document:
+        before, changes = prepared
+        if not changes:
+            return before
+        try:
+            return await collection.update(id, changes, expected_version=before["version"])
+        except NotFound:
+            raise missing() from None
+
+    return await optimistic_update(prepare, write, gave_up=gave_up)
 
 
 def kept_changing(what: str, *, code: int) -> Callable[[], Conflict]:
