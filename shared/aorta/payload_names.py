@@ -30,11 +30,11 @@ sends anything.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 
 from aorta.errors import ErrorCode, Invalid, NotFound
 from aorta.payload_layout import INPUT_FOLDER, input_key, payload_prefix
+from aorta.relative_paths import segment_problem, text_problem
 
 MAX_KEY_BYTES = 1024
 """The blob stores' key limit (`aorta.blobs.keys`, S3's), repeated so that clients checking
@@ -142,26 +142,16 @@ def checksums(messages: Iterable[str]) -> dict[str, str]:
 
 
 def _problem(name: str, max_bytes: int) -> str | None:
-    if name == "":
-        return "it is empty"
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:
-        return "it is not valid Unicode"
-    if size > max_bytes:
-        return f"it is {size} bytes long in UTF-8, more than the {max_bytes} allowed"
-    for char in name:
-        if unicodedata.category(char) == "Cc":
-            return f"it contains the control character {char!r}"
+    problem = text_problem(name, max_bytes)
+    if problem is not None:
+        return problem
     if "\\" in name:
         return "it contains a backslash; separate folders with '/'"
     for segment in name.split("/"):
-        if segment == "":
-            return "it has an empty path segment ('//' or a trailing '/')"
-        if segment in {".", ".."}:
-            return f"it has a {segment!r} path segment; names must stay inside the payload"
-        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
-            return f"a path segment is longer than {MAX_SEGMENT_BYTES} bytes in UTF-8"
+        problem = segment_problem(segment, MAX_SEGMENT_BYTES)
+        if problem is not None:
+            escaping = segment in {".", ".."}
+            return problem + ("; names must stay inside the payload" if escaping else "")
     return None
 
 

@@ -127,14 +127,19 @@ def _unary(
     async def behavior(raw: bytes, context: Context) -> Message:
         with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=_request_id(context)):
             request = await _parse(raw, request_class, context)
-            try:
-                return await handler(request, context)
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                return error_response(response_class, _as_error(exc, rpc))
+            return await _answered(rpc, response_class, handler(request, context))
 
     return behavior
+
+
+async def _answered(rpc: str, response_class: type[Message], answer: Awaitable[Message]) -> Message:
+    """`answer`, or the Clara error response for what it raised; an abort stays an abort."""
+    try:
+        return await answer
+    except grpc.aio.AbortError:
+        raise
+    except Exception as exc:
+        return error_response(response_class, _as_error(exc, rpc))
 
 
 def _client_streaming(
@@ -146,12 +151,7 @@ def _client_streaming(
                 yield await _parse(raw, request_class, context)
 
         with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=_request_id(context)):
-            try:
-                return await handler(requests(), context)
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                return error_response(response_class, _as_error(exc, rpc))
+            return await _answered(rpc, response_class, handler(requests(), context))
 
     return behavior
 

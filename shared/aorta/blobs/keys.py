@@ -16,9 +16,8 @@ A prefix follows the same rules, except that it may be empty (everything) and ma
 
 from __future__ import annotations
 
-import unicodedata
-
 from aorta.errors import ErrorCode, Invalid
+from aorta.relative_paths import segment_problem, text_problem
 
 MAX_KEY_BYTES = 1024
 MAX_SEGMENT_BYTES = 255
@@ -54,17 +53,9 @@ def check_prefix(prefix: str) -> str:
 def _problem(text: str, *, is_prefix: bool) -> str | None:
     if not isinstance(text, str):
         return f"expected a string, got {type(text).__name__}"
-    if text == "":
-        return "it is empty"
-    try:
-        size = len(text.encode("utf-8"))
-    except UnicodeEncodeError:
-        return "it is not valid Unicode"
-    if size > MAX_KEY_BYTES:
-        return f"it is {size} bytes long in UTF-8, more than the {MAX_KEY_BYTES} allowed"
-    for char in text:
-        if unicodedata.category(char) == "Cc":
-            return f"it contains the control character {char!r}"
+    problem = text_problem(text, MAX_KEY_BYTES)
+    if problem is not None:
+        return problem
     if text.startswith("/"):
         return "it starts with '/' (keys are relative paths)"
     segments = text.split("/")
@@ -72,12 +63,8 @@ def _problem(text: str, *, is_prefix: bool) -> str | None:
         # A prefix may end with "/": the last, empty segment is its trailing separator.
         segments = segments[:-1]
     for segment in segments:
-        if segment == "":
-            return "it has an empty path segment ('//' or a trailing '/')"
-        if segment in {".", ".."}:
-            return f"it has a {segment!r} path segment"
-        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
-            return f"a path segment is longer than {MAX_SEGMENT_BYTES} bytes in UTF-8"
+        if problem := segment_problem(segment, MAX_SEGMENT_BYTES):
+            return problem
     # A prefix without "/" may be part of a first segment; only a whole `.aorta` is reserved.
     if segments[0] == RESERVED_SEGMENT and (not is_prefix or "/" in text):
         return f"the first segment {RESERVED_SEGMENT!r} is reserved for the stores' bookkeeping"

@@ -18,10 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
-from aorta.children.process import ChildProcess, ChildStartError
+from aorta.children.process import ChildProcess, ChildServer, ChildStartError
 from aorta.errors import Unavailable
 from aorta.logger import get_logger
 
@@ -50,7 +49,7 @@ def find_nats_server(search_path: str | None = None) -> str:
     return found
 
 
-class NatsServerProcess:
+class NatsServerProcess(ChildServer):
     """One nats-server child process with JetStream, storing under `directory`.
 
     `port=-1` picks a free port on the first start; later starts (a restart after `stop`) reuse
@@ -159,30 +158,6 @@ class NatsServerProcess:
         if pid is not None:
             _ports_file(self.directory, pid).unlink(missing_ok=True)
         self._url = None
-
-    def __enter__(self) -> NatsServerProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> NatsServerProcess:
-        await self.astart()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.astop()
 
 
 @dataclass

@@ -25,9 +25,12 @@ import os
 import signal
 import subprocess
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 from aorta.children.readiness import Readiness
 from aorta.errors import Unavailable
@@ -283,3 +286,48 @@ def _kill_and_reap(process: subprocess.Popen[bytes]) -> None:
     # A SIGKILLed process cannot delay its end, so this wait is short enough to make inline,
     # even in a cancelled task, which must not leave a zombie (or a ResourceWarning) behind.
     process.wait()
+
+
+class ChildServer(ABC):
+    """A server child with a blocking and an async life-cycle, and both `with` forms of them:
+    `with server:` starts and stops it blocking, `async with server:` awaiting."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Starts the server and returns once it serves."""
+
+    @abstractmethod
+    async def astart(self) -> None:
+        """`start`, awaited."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stops the server; idempotent."""
+
+    @abstractmethod
+    async def astop(self) -> None:
+        """`stop`, awaited."""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.astart()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.astop()

@@ -79,6 +79,25 @@ class OperatorView:
         return text
 
 
+def _described(
+    message: jobs_pb2.JobsListResponse.JobDetails | jobs_pb2.JobsStatusResponse, name: str
+) -> dict[str, Any]:
+    """The fields a `Jobs.List` item and `Jobs.Status` share, as `JobSummary` holds them."""
+    return {
+        "job_id": message.job_id.value,
+        "name": name,
+        "pipeline_id": message.pipeline_id.value,
+        "payload_id": message.payload_id.value,
+        "state": state_name(message.state),
+        "status": status_name(message.status),
+        "priority": priority_name(message.priority),
+        "created": moment(message.created),
+        "started": moment(message.started),
+        "stopped": moment(message.stopped),
+        "metadata": dict(message.metadata),
+    }
+
+
 @dataclass(frozen=True)
 class JobSummary:
     """A job as one `Jobs.List` message describes it."""
@@ -97,19 +116,7 @@ class JobSummary:
 
     @classmethod
     def from_details(cls, job: jobs_pb2.JobsListResponse.JobDetails) -> JobSummary:
-        return cls(
-            job_id=job.job_id.value,
-            name=job.job_name,
-            pipeline_id=job.pipeline_id.value,
-            payload_id=job.payload_id.value,
-            state=state_name(job.state),
-            status=status_name(job.status),
-            priority=priority_name(job.priority),
-            created=moment(job.created),
-            started=moment(job.started),
-            stopped=moment(job.stopped),
-            metadata=dict(job.metadata),
-        )
+        return cls(**_described(job, job.job_name))
 
     def document(self) -> dict[str, Any]:
         return {
@@ -128,21 +135,11 @@ class JobSummary:
 
 
 @dataclass(frozen=True)
-class JobView:
-    """A job as `Jobs.Status` described it."""
+class JobView(JobSummary):
+    """A job as `Jobs.Status` described it: the summary, its messages, and its operators with
+    the DAG they form."""
 
-    job_id: str
-    name: str
-    pipeline_id: str
-    payload_id: str
-    state: str
-    status: str
-    priority: str
-    created: datetime | None
-    started: datetime | None
-    stopped: datetime | None
     messages: tuple[str, ...]
-    metadata: dict[str, str]
     operators: dict[str, OperatorView]
     dag: dags.Dag
 
@@ -158,18 +155,8 @@ class JobView:
             for detail in response.operator_details
         }
         return cls(
-            job_id=response.job_id.value,
-            name=response.name,
-            pipeline_id=response.pipeline_id.value,
-            payload_id=response.payload_id.value,
-            state=state_name(response.state),
-            status=status_name(response.status),
-            priority=priority_name(response.priority),
-            created=moment(response.created),
-            started=moment(response.started),
-            stopped=moment(response.stopped),
+            **_described(response, response.name),
             messages=tuple(response.messages),
-            metadata=dict(response.metadata),
             operators=operators,
             dag=dags.from_job(response.dag, operators),
         )
@@ -198,18 +185,8 @@ class JobView:
     def document(self) -> dict[str, Any]:
         """The JSON form: ids, enum names without their prefix, RFC 3339 times (or null)."""
         return {
-            "job_id": self.job_id,
-            "name": self.name,
-            "pipeline_id": self.pipeline_id,
-            "payload_id": self.payload_id,
-            "state": self.state,
-            "status": self.status,
-            "priority": self.priority,
-            "created": iso(self.created),
-            "started": iso(self.started),
-            "stopped": iso(self.stopped),
+            **super().document(),
             "messages": list(self.messages),
-            "metadata": self.metadata,
             "operators": [
                 {
                     "name": name,

@@ -22,9 +22,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 
-from aorta.children.process import ChildProcess, ChildStartError
+from aorta.children.process import ChildProcess, ChildServer, ChildStartError
 from aorta.children.readiness import HttpReady
 from aorta.errors import Unavailable
 from aorta.testing.ports import free_port
@@ -48,7 +47,7 @@ def find_moto_server() -> str:
     return found
 
 
-class S3Server:
+class S3Server(ChildServer):
     """One `moto_server` on a free port of 127.0.0.1, its log in `directory` (a temporary folder,
     removed on `stop`, when not given).
 
@@ -171,27 +170,3 @@ class S3Server:
             raise S3ServerError(
                 f"moto_server at {self.url} did not answer {method} {path}: {error}"
             ) from error
-
-    def __enter__(self) -> S3Server:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> S3Server:
-        await self.astart()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.astop()

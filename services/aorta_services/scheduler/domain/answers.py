@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 from aorta.api import common_pb2, jobs_pb2
 from aorta.timestamps import to_clara_seconds, to_clara_string
@@ -72,24 +73,29 @@ def canceled(record: JobRecord) -> bytes:
     ).SerializeToString()
 
 
+def _described(record: JobRecord) -> dict[str, Any]:
+    """The fields `Jobs.Status` and a `Jobs.List` item share: the ids, state, status and
+    priority, and both forms of each time."""
+    return {
+        "job_id": ident(record.id),
+        "pipeline_id": ident(record.pipeline_id),
+        "payload_id": ident(record.payload_id),
+        "state": int(record.phase.state),
+        "status": int(record.phase.status),
+        "priority": int(record.priority),
+        "timestamp_created": clara_string(record.created),
+        "timestamp_started": clara_string(record.started),
+        "timestamp_stopped": clara_string(record.stopped),
+        "created": timestamp(record.created),
+        "started": timestamp(record.started),
+        "stopped": timestamp(record.stopped),
+    }
+
+
 def status(record: JobRecord) -> StatusResponse:
     """`Jobs.Status`: the job, each operator with its status and times, the DAG, messages."""
     response = StatusResponse(
-        header=header(),
-        job_id=ident(record.id),
-        pipeline_id=ident(record.pipeline_id),
-        payload_id=ident(record.payload_id),
-        state=int(record.phase.state),  # type: ignore[arg-type]
-        status=int(record.phase.status),  # type: ignore[arg-type]
-        name=record.name,
-        priority=int(record.priority),  # type: ignore[arg-type]
-        messages=list(record.messages),
-        timestamp_created=clara_string(record.created),
-        timestamp_started=clara_string(record.started),
-        timestamp_stopped=clara_string(record.stopped),
-        created=timestamp(record.created),
-        started=timestamp(record.started),
-        stopped=timestamp(record.stopped),
+        header=header(), name=record.name, messages=list(record.messages), **_described(record)
     )
     response.metadata.update(record.metadata)
     statuses = record.statuses()
@@ -111,21 +117,7 @@ def status(record: JobRecord) -> StatusResponse:
 
 def list_item(record: JobRecord) -> ListResponse:
     """One `Jobs.List` message: one job, with both forms of each time."""
-    details = ListResponse.JobDetails(
-        job_id=ident(record.id),
-        payload_id=ident(record.payload_id),
-        pipeline_id=ident(record.pipeline_id),
-        job_name=record.name,
-        state=int(record.phase.state),  # type: ignore[arg-type]
-        status=int(record.phase.status),  # type: ignore[arg-type]
-        priority=int(record.priority),  # type: ignore[arg-type]
-        timestamp_created=clara_string(record.created),
-        timestamp_started=clara_string(record.started),
-        timestamp_stopped=clara_string(record.stopped),
-        created=timestamp(record.created),
-        started=timestamp(record.started),
-        stopped=timestamp(record.stopped),
-    )
+    details = ListResponse.JobDetails(job_name=record.name, **_described(record))
     details.metadata.update(record.metadata)
     return ListResponse(header=header(), job_details=details)
 
