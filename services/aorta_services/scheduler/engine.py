@@ -36,6 +36,7 @@ from structlog.contextvars import bound_contextvars
 from aorta.errors import AortaError, Conflict, Invalid
 from aorta.ids import JobId
 from aorta.logger import get_logger
+from aorta.tasks import GuardedTasks
 from aorta_services.scheduler.active import ActiveJob, RunHandle, admission_owner, owner
 from aorta_services.scheduler.domain import (
     JobPhase,
@@ -77,7 +78,7 @@ class Engine:
         self.active: dict[JobId, ActiveJob] = {}
         self._admitting: set[JobId] = set()
         self._admitted: list[tuple[JobId, ActiveJob | None]] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = GuardedTasks("aorta.scheduler")
         self._wake = asyncio.Event()
         self._resync = True
         self._main: asyncio.Task[None] | None = None
@@ -113,10 +114,7 @@ class Engine:
         runs = [h.run_id for job in self.active.values() for h in job.handles.values()]
         # The run tasks go first: a run killed below must not be recorded as failed, since
         # the next leader runs it again.
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel()
         if kill_runs:
             settings = self._parts.settings
             grace = min(settings.grace, settings.lease_ttl / 6)
@@ -127,15 +125,7 @@ class Engine:
 
     def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """A task the engine keeps a reference to, cancels on stop, and logs if it fails."""
-        task = asyncio.create_task(coroutine, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._forget)
-        return task
-
-    def _forget(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("scheduler.task_failed", task=task.get_name(), exc_info=task.exception())
+        return self._tasks.spawn(coroutine, name)
 
     async def _run(self) -> None:
         await self._reconciler.reconcile(

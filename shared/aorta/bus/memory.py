@@ -22,7 +22,6 @@ from aorta.bus.port import (
     BusOptions,
     DeliverPolicy,
     EventHandler,
-    InFlight,
     MessageHandler,
     Request,
     SerialWorker,
@@ -40,6 +39,7 @@ from aorta.bus.port import (
 )
 from aorta.errors import AortaError, Conflict, Internal, Invalid, Unavailable
 from aorta.logger import get_logger
+from aorta.tasks import GuardedTasks
 
 _log = get_logger(__name__)
 
@@ -51,7 +51,7 @@ class _Served(Generic[H]):
     pattern: str
     queue: str
     handler: H
-    inflight: InFlight
+    inflight: GuardedTasks
 
 
 @dataclass
@@ -229,7 +229,7 @@ class MemoryBus:
         self._check_open()
         check_subject(subject, wildcards=True)
         check_subject(queue, wildcards=False)
-        served = _Served(subject, queue, handler, InFlight(f"aorta.bus.serve:{subject}"))
+        served = _Served(subject, queue, handler, GuardedTasks(f"aorta.bus.serve:{subject}"))
         registry.append(served)
         return self._track(lambda: registry.remove(served), served.inflight.wait)
 
@@ -358,7 +358,7 @@ class _EventConsumer:
         self._handler, self._max_deliver = handler, max_deliver
         self.woken = asyncio.Event()
         self._stopping = False
-        self._tasks = InFlight(f"aorta.bus.events:{state.subject_filter}")
+        self._tasks = GuardedTasks(f"aorta.bus.events:{state.subject_filter}")
         self._tasks.spawn(self._run())
 
     async def stop(self, grace: float) -> None:

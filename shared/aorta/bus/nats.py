@@ -34,7 +34,6 @@ from aorta.bus.port import (
     BusOptions,
     DeliverPolicy,
     EventHandler,
-    InFlight,
     MessageHandler,
     SerialWorker,
     StreamHandler,
@@ -50,6 +49,7 @@ from aorta.bus.port import (
 )
 from aorta.errors import AortaError, Internal, Unavailable
 from aorta.logger import get_logger
+from aorta.tasks import GuardedTasks
 
 _CLOSE_TIMEOUT = 5.0
 
@@ -246,7 +246,7 @@ class NatsBus:
         self._check_open()
         check_subject(subject, wildcards=True)
         check_subject(queue, wildcards=False)
-        inflight = InFlight(f"aorta.bus.serve:{subject}")
+        inflight = GuardedTasks(f"aorta.bus.serve:{subject}")
 
         async def dispatch(msg: Msg) -> None:
             inflight.spawn(run(msg))
@@ -306,7 +306,7 @@ class NatsBus:
         self,
         sub: NatsSubscription,
         *,
-        inflight: InFlight | None = None,
+        inflight: GuardedTasks | None = None,
         worker: SerialWorker[Msg] | None = None,
     ) -> _NatsSubscription:
         tracked = _NatsSubscription(
@@ -326,7 +326,7 @@ class _NatsSubscription:
         sub: NatsSubscription,
         registry: set[_NatsSubscription],
         timeout: float,
-        inflight: InFlight | None,
+        inflight: GuardedTasks | None,
         worker: SerialWorker[Msg] | None,
     ) -> None:
         self._sub, self._registry, self._timeout = sub, registry, timeout

@@ -18,7 +18,6 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
-    Coroutine,
     Iterator,
     Mapping,
 )
@@ -30,6 +29,7 @@ import structlog
 
 from aorta.errors import AortaError, Internal, Invalid
 from aorta.logger import get_logger
+from aorta.tasks import GuardedTasks
 
 if TYPE_CHECKING:
     from aorta.bus.events import CloudEvent
@@ -286,38 +286,6 @@ def redelivery_delay(attempt: int) -> float:
     return (0.1, 0.5, 2.0)[min(attempt, 3) - 1]
 
 
-class InFlight:
-    """The handler tasks of one subscription: each referenced until it ends, awaited by drain."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        task = asyncio.create_task(coro, name=self._name)
-        self._tasks.add(task)
-        task.add_done_callback(self._forget)
-        return task
-
-    def _forget(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        # Handlers are wrapped so that they never raise; this guard keeps a bug visible.
-        if not task.cancelled() and task.exception() is not None:
-            _log.error("bus task failed", task=self._name, exc_info=task.exception())
-
-    async def wait(self, grace: float) -> None:
-        """Waits up to `grace` seconds for the running tasks, then cancels those left (and waits
-        a little for them to unwind)."""
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-        if pending:
-            _log.warning("cancelling bus handlers after the drain timeout", count=len(pending))
-            for task in pending:
-                task.cancel()
-            await asyncio.wait(pending, timeout=1.0)
-
-
 class SerialWorker(Generic[T]):
     """Hands items to `handle` one at a time, in arrival order, from one guarded task."""
 
@@ -325,7 +293,7 @@ class SerialWorker(Generic[T]):
         self._handle = handle
         self._queue: asyncio.Queue[tuple[T] | None] = asyncio.Queue()
         self._stopping = False
-        self._tasks = InFlight(name)
+        self._tasks = GuardedTasks(name)
         self._tasks.spawn(self._run())
 
     def put(self, item: T) -> None:
