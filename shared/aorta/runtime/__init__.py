@@ -8,6 +8,14 @@ from aorta.runtime.service import (
     RunningService,
     ServiceContext,
     ServiceStarter,
+    service_context,
 )
 
-__all__ = ["Listening", "Running", "RunningService", "ServiceContext", "ServiceStarter"]
+__all__ = [
+    "Listening",
+    "Running",
+    "RunningService",
+    "ServiceContext",
+    "ServiceStarter",
+    "service_context",
+]

@@ -13,13 +13,11 @@ import signal
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 
-from aorta.blobs import open_blob_store
 from aorta.bus.nats import NatsBus
 from aorta.logger import configure_logging, get_logger
 from aorta.runtime.health import Readiness
-from aorta.runtime.service import Running, ServiceContext, ServiceStarter
+from aorta.runtime.service import Running, ServiceStarter, service_context
 from aorta.settings import Settings
-from aorta.store.factory import open_state_store
 
 log = get_logger(__name__)
 
@@ -51,11 +49,7 @@ async def run_services(
             settings.nats_url, name=f"aorta-{'+'.join(names)}", default_timeout=settings.rpc_timeout
         )
         stack.push_async_callback(bus.close)
-        store = await open_state_store(settings)
-        stack.push_async_callback(store.close)
-        blobs = await open_blob_store(settings)
-        stack.push_async_callback(blobs.close)
-        context = ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
+        context = await stack.enter_async_context(service_context(settings, bus))
         readiness = Readiness()
         if settings.health_port:
             await readiness.serve("0.0.0.0", settings.health_port)

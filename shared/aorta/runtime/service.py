@@ -16,12 +16,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
-from aorta.blobs import BlobStore
+from aorta.blobs import BlobStore, open_blob_store
 from aorta.bus import Bus, MessageHandler, StreamHandler, Subscription, UnaryHandler
 from aorta.bus.verbs import Verb, answering
 from aorta.logger import get_logger
 from aorta.settings import Settings
 from aorta.store import StateStore
+from aorta.store.factory import open_state_store
 
 log = get_logger(__name__)
 
@@ -58,6 +59,23 @@ class Listening(Protocol):
 
 
 ServiceStarter = Callable[[ServiceContext], Awaitable[Running]]
+
+
+@asynccontextmanager
+async def service_context(settings: Settings, bus: Bus) -> AsyncIterator[ServiceContext]:
+    """The context services of one process share: the state store and the blob store the
+    settings name, opened here and closed (blobs first) when the block ends, beside `bus`,
+    which stays the caller's to close."""
+    store = await open_state_store(settings)
+    try:
+        blobs = await open_blob_store(settings)
+        try:
+            yield ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
+        finally:
+            await blobs.close()
+    finally:
+        await store.close()
+
 
 Closer = Callable[[], Awaitable[None]]
 
