@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from aorta.cli import register
 
 AORTA = Path(sys.executable).parent / "aorta"
-"""The installed `aorta` command (services/main.py, with the client commands registered)."""
+"""The installed `aorta` command (`aorta_services.launch.main`, with the client commands)."""
 
 ROOT_PIPELINE = """\
 api-version: 0.4.0
@@ -92,7 +92,7 @@ class Aorta:
 
 
 def root_group() -> click.Group:
-    """A root group like services/main.py's, with the client commands registered."""
+    """A root group like aorta_services.launch.main's, with the client commands registered."""
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"]})
     def aorta() -> None:
