@@ -73,13 +73,20 @@ class Descendants:
     def __init__(self, root: psutil.Process) -> None:
         self.root = root
         self.seen: dict[int, tuple[psutil.Process, str]] = {}
+        self.parents: dict[int, int] = {}
         self._stop = threading.Event()
 
     def sample(self) -> None:
         with contextlib.suppress(psutil.NoSuchProcess):
             for child in self.root.children(recursive=True):
-                if child.pid not in self.seen:
-                    self.seen[child.pid] = (child, command_line(child))
+                # A command line is read again at every sample: one read between a fork and
+                # its exec is still the parent's, and is replaced once the child has exec'd.
+                known = self.seen.get(child.pid)
+                line = command_line(child) or (known[1] if known else "")
+                self.seen[child.pid] = (known[0] if known else child, line)
+                if known is None:
+                    with contextlib.suppress(psutil.Error):
+                        self.parents[child.pid] = child.ppid()
 
     @contextlib.contextmanager
     def watching(self) -> Iterator[None]:
@@ -96,7 +103,15 @@ class Descendants:
             thread.join()
 
     def matching(self, text: str) -> list[str]:
-        return [line for _, line in self.seen.values() if text in line]
+        """The command lines holding `text`, leaving out a process whose parent matches too: a
+        child sampled between its fork and its exec still shows its parent's command line (a
+        Triton server starting a backend stub)."""
+        pids = {pid for pid, (_, line) in self.seen.items() if text in line}
+        return [
+            line
+            for pid, (_, line) in self.seen.items()
+            if pid in pids and self.parents.get(pid) not in pids
+        ]
 
     def left(self) -> list[str]:
         return [f"{p.pid}: {line}" for p, line in self.seen.values() if alive(p)]
