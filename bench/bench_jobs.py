@@ -35,14 +35,12 @@ from typing import Any
 import grpc
 
 from aorta.api import common_pb2, jobs_pb2, jobs_pb2_grpc, pipelines_pb2, pipelines_pb2_grpc
-from aorta.blobs import open_blob_store
 from aorta.bus import CloudEvent
 from aorta.bus.nats import NatsBus
 from aorta.ids import JobId
 from aorta.logger import configure_logging
-from aorta.runtime.service import Running, ServiceContext
+from aorta.runtime.service import Running, ServiceContext, service_context
 from aorta.settings import Settings
-from aorta.store.factory import open_state_store
 from aorta.testing.nats import async_nats_server
 from aorta_services.gateway import app as gateway_app
 from aorta_services.payloads import app as payloads_app
@@ -147,33 +145,29 @@ async def with_platform(work: Callable[[Platform], Awaitable[dict[str, Any]]]) -
                 {"AORTA_DATA_DIR": str(root / "data"), "AORTA_NATS_URL": nats.url}
             )
             bus = await NatsBus.connect(nats.url, name="aorta-bench", default_timeout=30.0)
-            store = await open_state_store(settings)
-            blobs = await open_blob_store(settings)
-            context = ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
-            environ = {"AORTA_SCHEDULER_GPUS": "0", "AORTA_SCHEDULER_RESYNC": "1"}
-            services: list[Running] = [
-                await pipelines_app.start(context),
-                await payloads_app.start(context),
-                await scheduler_app.start(context, environ=environ),
-            ]
-            gateway = await gateway_app.start(context, address="127.0.0.1:0")
-            try:
-                async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
-                    platform = Platform(context, channel)
-                    events = await bus.subscribe_events(
-                        "aorta.events.job.*.stopped", platform.on_event
-                    )
-                    try:
-                        return await work(platform)
-                    finally:
-                        await events.drain()
-            finally:
-                await gateway.stop(1.0)
-                for service in reversed(services):
-                    await service.stop(1.0)
-                await bus.close()
-                await blobs.close()
-                await store.close()
+            async with service_context(settings, bus) as context:
+                environ = {"AORTA_SCHEDULER_GPUS": "0", "AORTA_SCHEDULER_RESYNC": "1"}
+                services: list[Running] = [
+                    await pipelines_app.start(context),
+                    await payloads_app.start(context),
+                    await scheduler_app.start(context, environ=environ),
+                ]
+                gateway = await gateway_app.start(context, address="127.0.0.1:0")
+                try:
+                    async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+                        platform = Platform(context, channel)
+                        events = await bus.subscribe_events(
+                            "aorta.events.job.*.stopped", platform.on_event
+                        )
+                        try:
+                            return await work(platform)
+                        finally:
+                            await events.drain()
+                finally:
+                    await gateway.stop(1.0)
+                    for service in reversed(services):
+                        await service.stop(1.0)
+                    await bus.close()
 
 
 async def platform_chain(platform: Platform) -> dict[str, Any]:

@@ -25,13 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from aorta import contracts, ids
-from aorta.blobs import open_blob_store
 from aorta.bus.nats import NatsBus
 from aorta.bus.verbs import call
 from aorta.cli.model_archive import zip_folder
-from aorta.runtime.service import ServiceContext
+from aorta.runtime.service import ServiceContext, service_context
 from aorta.settings import Settings
-from aorta.store.factory import open_state_store
 from aorta.testing.nats import async_nats_server
 from aorta_services.models import app as models_app
 
@@ -54,28 +52,24 @@ async def _measure(folder: Path, cold_rounds: int, warm_rounds: int) -> dict[str
             {"AORTA_DATA_DIR": str(folder), "AORTA_NATS_URL": nats.url, "AORTA_RPC_TIMEOUT": "30"}
         )
         bus = await NatsBus.connect(nats.url, name="aorta-bench", default_timeout=TIMEOUT)
-        store = await open_state_store(settings)
-        blobs = await open_blob_store(settings)
-        context = ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
-        environ = {**os.environ, "AORTA_TRITON_POOL_SIZE": "1"}
-        models = await models_app.start(context, environ=environ)
-        try:
-            await _upload(context, bus)
-            cold, warm = [], []
-            for index in range(cold_rounds):
-                cold.append(await _acquire(bus, f"{index:032x}"))
-                await _release(bus, f"{index:032x}")
-                await models.pool.stop_all()
-            await _acquire(bus, f"{cold_rounds:032x}")
-            await _release(bus, f"{cold_rounds:032x}")
-            for index in range(cold_rounds + 1, cold_rounds + 1 + warm_rounds):
-                warm.append(await _acquire(bus, f"{index:032x}"))
-                await _release(bus, f"{index:032x}")
-        finally:
-            await models.stop(5.0)
-            await bus.close()
-            await blobs.close()
-            await store.close()
+        async with service_context(settings, bus) as context:
+            environ = {**os.environ, "AORTA_TRITON_POOL_SIZE": "1"}
+            models = await models_app.start(context, environ=environ)
+            try:
+                await _upload(context, bus)
+                cold, warm = [], []
+                for index in range(cold_rounds):
+                    cold.append(await _acquire(bus, f"{index:032x}"))
+                    await _release(bus, f"{index:032x}")
+                    await models.pool.stop_all()
+                await _acquire(bus, f"{cold_rounds:032x}")
+                await _release(bus, f"{cold_rounds:032x}")
+                for index in range(cold_rounds + 1, cold_rounds + 1 + warm_rounds):
+                    warm.append(await _acquire(bus, f"{index:032x}"))
+                    await _release(bus, f"{index:032x}")
+            finally:
+                await models.stop(5.0)
+                await bus.close()
     ratio = statistics.median(warm) / statistics.median(cold)
     return {
         "cold_acquire_s": _summary(cold),

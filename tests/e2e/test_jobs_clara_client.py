@@ -19,11 +19,9 @@ from typing import Any
 
 import pytest
 
-from aorta.blobs import open_blob_store
 from aorta.bus.nats import NatsBus
-from aorta.runtime.service import Running, ServiceContext
+from aorta.runtime.service import Running, service_context
 from aorta.settings import Settings
-from aorta.store.factory import open_state_store
 from aorta.testing.clara_client import run_clara_python
 from aorta.testing.nats import async_nats_server
 from aorta_services.gateway import app as gateway_app
@@ -208,26 +206,22 @@ async def target(tmp_path: Path) -> AsyncIterator[str]:
             }
         )
         bus = await NatsBus.connect(server.url, name="aorta-e2e", default_timeout=10.0)
-        store = await open_state_store(settings)
-        blobs = await open_blob_store(settings)
-        context = ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
-        environ = {"AORTA_SCHEDULER_GPUS": "0", "AORTA_SCHEDULER_GRACE": "1"}
-        services: list[Running] = [
-            await pipelines_app.start(context),
-            await payloads_app.start(context),
-            await scheduler_app.start(context, environ=environ),
-            await monitor_app.start(context, environ={}),
-        ]
-        gateway = await gateway_app.start(context, address="127.0.0.1:0")
-        try:
-            yield f"127.0.0.1:{gateway.port}"
-        finally:
-            await gateway.stop(1.0)
-            for service in reversed(services):
-                await service.stop(1.0)
-            await bus.close()
-            await blobs.close()
-            await store.close()
+        async with service_context(settings, bus) as context:
+            environ = {"AORTA_SCHEDULER_GPUS": "0", "AORTA_SCHEDULER_GRACE": "1"}
+            services: list[Running] = [
+                await pipelines_app.start(context),
+                await payloads_app.start(context),
+                await scheduler_app.start(context, environ=environ),
+                await monitor_app.start(context, environ={}),
+            ]
+            gateway = await gateway_app.start(context, address="127.0.0.1:0")
+            try:
+                yield f"127.0.0.1:{gateway.port}"
+            finally:
+                await gateway.stop(1.0)
+                for service in reversed(services):
+                    await service.stop(1.0)
+                await bus.close()
 
 
 def definition(script: Path, *, sleep: int = 0, exit_code: int = 0) -> str:

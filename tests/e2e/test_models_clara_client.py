@@ -22,13 +22,11 @@ from typing import Any
 
 import pytest
 
-from aorta.blobs import open_blob_store
 from aorta.bus.nats import NatsBus
 from aorta.cli.model_archive import zip_folder
 from aorta.errors import ErrorCode
-from aorta.runtime.service import ServiceContext
+from aorta.runtime.service import service_context
 from aorta.settings import Settings
-from aorta.store.factory import open_state_store
 from aorta.testing.clara_client import run_clara_python
 from aorta.testing.nats import async_nats_server
 from aorta_services.gateway import app as gateway_app
@@ -157,19 +155,15 @@ async def target(tmp_path: Path) -> AsyncIterator[str]:
             }
         )
         bus = await NatsBus.connect(server.url, name="aorta-e2e", default_timeout=10.0)
-        store = await open_state_store(settings)
-        blobs = await open_blob_store(settings)
-        context = ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
-        models = await models_app.start(context, environ=dict(os.environ))
-        gateway = await gateway_app.start(context, address="127.0.0.1:0")
-        try:
-            yield f"127.0.0.1:{gateway.port}"
-        finally:
-            await gateway.stop(1.0)
-            await models.stop(1.0)
-            await bus.close()
-            await blobs.close()
-            await store.close()
+        async with service_context(settings, bus) as context:
+            models = await models_app.start(context, environ=dict(os.environ))
+            gateway = await gateway_app.start(context, address="127.0.0.1:0")
+            try:
+                yield f"127.0.0.1:{gateway.port}"
+            finally:
+                await gateway.stop(1.0)
+                await models.stop(1.0)
+                await bus.close()
 
 
 async def clara(target: str, folder: Path, good: bytes) -> dict[str, Any]:

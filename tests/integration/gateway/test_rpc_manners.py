@@ -12,13 +12,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aorta import subjects
 from aorta.api import clara_pb2, clara_pb2_grpc
-from aorta.blobs import open_blob_store
 from aorta.bus import Request
 from aorta.bus.memory import MemoryBus
 from aorta.errors import ErrorCode, NotFound
-from aorta.runtime.service import ServiceContext
+from aorta.runtime.service import service_context
 from aorta.settings import Settings
-from aorta.store.factory import open_state_store
 from aorta_services.gateway import app as gateway_app
 from aorta_services.gateway.rpc import service_handler
 
@@ -29,20 +27,14 @@ VERSION_METHOD = "/nvidia.clara.platform.Clara/Version"
 async def gateway(tmp_path: Path) -> AsyncIterator[tuple[grpc.aio.Channel, MemoryBus]]:
     settings = Settings.from_env({"AORTA_DATA_DIR": str(tmp_path), "AORTA_RPC_TIMEOUT": "2"})
     bus = MemoryBus(default_timeout=2.0)
-    store = await open_state_store(settings)
-    blobs = await open_blob_store(settings)
-    running = await gateway_app.start(
-        ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs),
-        address="127.0.0.1:0",
-    )
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            yield channel, bus
-    finally:
-        await running.stop(1.0)
-        await bus.close()
-        await blobs.close()
-        await store.close()
+    async with service_context(settings, bus) as context:
+        running = await gateway_app.start(context, address="127.0.0.1:0")
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+                yield channel, bus
+        finally:
+            await running.stop(1.0)
+            await bus.close()
 
 
 def _raw_version(channel: grpc.aio.Channel) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aorta.blobs import open_blob_store
 from aorta.bus.memory import MemoryBus
-from aorta.runtime.service import ServiceContext
+from aorta.runtime.service import service_context
 from aorta.settings import Settings
-from aorta.store.factory import open_state_store
 from aorta.testing.kube_api import KubeApiServer
 from aorta.triton.kubernetes.backend import KubernetesTritonBackend
 from aorta_services.models import app as models_app
@@ -19,21 +17,17 @@ async def test_the_models_service_uses_the_kubernetes_backend(tmp_path: Path) ->
     async with KubeApiServer() as server:
         kubeconfig = server.kubeconfig(tmp_path / "kubeconfig")
         settings = Settings.from_env({"AORTA_DATA_DIR": str(tmp_path)})
-        store = await open_state_store(settings)
-        blobs = await open_blob_store(settings)
         bus = MemoryBus(default_timeout=5.0)
-        context = ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
-        environ = {
-            "AORTA_TRITON_BACKEND": "kubernetes",
-            "AORTA_K8S_KUBECONFIG": str(kubeconfig),
-            "AORTA_K8S_NAMESPACE": "aorta-jobs",
-            "AORTA_K8S_TRITON_REPOSITORY": "s3://minio.aorta.svc:9000/aorta/triton-repository",
-        }
-        running = await models_app.start(context, environ=environ)
-        try:
-            assert isinstance(running.backend, KubernetesTritonBackend)
-        finally:
-            await running.stop(1.0)
-            await bus.close()
-            await blobs.close()
-            await store.close()
+        async with service_context(settings, bus) as context:
+            environ = {
+                "AORTA_TRITON_BACKEND": "kubernetes",
+                "AORTA_K8S_KUBECONFIG": str(kubeconfig),
+                "AORTA_K8S_NAMESPACE": "aorta-jobs",
+                "AORTA_K8S_TRITON_REPOSITORY": "s3://minio.aorta.svc:9000/aorta/triton-repository",
+            }
+            running = await models_app.start(context, environ=environ)
+            try:
+                assert isinstance(running.backend, KubernetesTritonBackend)
+            finally:
+                await running.stop(1.0)
+                await bus.close()

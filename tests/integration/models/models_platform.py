@@ -7,12 +7,11 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from aorta.blobs import BlobStore, open_blob_store
+from aorta.blobs import BlobStore
 from aorta.bus.nats import NatsBus
-from aorta.runtime.service import ServiceContext
+from aorta.runtime.service import service_context
 from aorta.settings import Settings
 from aorta.store import StateStore
-from aorta.store.factory import open_state_store
 from aorta_services.gateway import app as gateway_app
 from aorta_services.models import app as models_app
 
@@ -48,13 +47,9 @@ async def start_platform(
     )
     bus = await NatsBus.connect(nats_url, name="aorta-test", default_timeout=RPC_TIMEOUT)
     stack.push_async_callback(bus.close)
-    store = await open_state_store(settings)
-    stack.push_async_callback(store.close)
-    blobs = await open_blob_store(settings)
-    stack.push_async_callback(blobs.close)
-    context = ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
+    context = await stack.enter_async_context(service_context(settings, bus))
     models = await models_app.start(context, environ={**os.environ, **environ})
     stack.push_async_callback(models.stop, 1.0)
     gateway = await gateway_app.start(context, address="127.0.0.1:0")
     stack.push_async_callback(gateway.stop, 1.0)
-    return Platform(gateway.port, bus, blobs, store, models, data_dir)
+    return Platform(gateway.port, bus, context.blobs, context.store, models, data_dir)

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from aorta.blobs import open_blob_store
 from aorta.bus.nats import NatsBus
 from aorta.bus.nats_server import NatsServerProcess
-from aorta.runtime.service import ServiceContext
+from aorta.runtime.service import service_context
 from aorta.settings import Settings
-from aorta.store.factory import open_state_store
 from aorta.testing.nats import nats_server as started_nats_server
 from aorta_services.gateway import app as gateway_app
 from aorta_services.monitor import app as monitor_app
@@ -57,11 +55,7 @@ async def platform(nats_server: NatsServerProcess, tmp_path: Path) -> AsyncItera
     async with AsyncExitStack() as stack:
         bus = await NatsBus.connect(settings.nats_url, name="aorta-test", default_timeout=5.0)
         stack.push_async_callback(bus.close)
-        store = await open_state_store(settings)
-        stack.push_async_callback(store.close)
-        blobs = await open_blob_store(settings)
-        stack.push_async_callback(blobs.close)
-        context = ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
+        context = await stack.enter_async_context(service_context(settings, bus))
         monitor = await monitor_app.start(
             context,
             environ={"AORTA_MONITOR_INTERVAL": str(WATCH_INTERVAL), "AORTA_NODE_ID": "test-node"},

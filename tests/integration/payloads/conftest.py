@@ -15,12 +15,10 @@ import grpc
 import pytest
 
 from aorta.api import payloads_pb2_grpc
-from aorta.blobs import open_blob_store
 from aorta.bus.nats import NatsBus
 from aorta.bus.nats_server import NatsServerProcess
-from aorta.runtime.service import ServiceContext
+from aorta.runtime.service import service_context
 from aorta.settings import Settings
-from aorta.store.factory import open_state_store
 from aorta.testing.nats import nats_server as started_nats_server
 from aorta.testing.s3 import S3Server
 from aorta_services.gateway import app as gateway_app
@@ -69,21 +67,17 @@ async def platform(
         }
     )
     bus = await NatsBus.connect(settings.nats_url, name="aorta-test", default_timeout=RPC_TIMEOUT)
-    store = await open_state_store(settings)
-    blobs = await open_blob_store(settings)
-    context = ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
-    payloads = await payloads_app.start(context)
-    try:
-        gateway = await gateway_app.start(context, address="127.0.0.1:0")
+    async with service_context(settings, bus) as context:
+        payloads = await payloads_app.start(context)
         try:
-            yield Platform(gateway.port, bus, blobs, kind, tmp_path)
+            gateway = await gateway_app.start(context, address="127.0.0.1:0")
+            try:
+                yield Platform(gateway.port, bus, context.blobs, kind, tmp_path)
+            finally:
+                await gateway.stop(1.0)
         finally:
-            await gateway.stop(1.0)
-    finally:
-        await payloads.stop(1.0)
-        await bus.close()
-        await blobs.close()
-        await store.close()
+            await payloads.stop(1.0)
+            await bus.close()
 
 
 @pytest.fixture

@@ -9,12 +9,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from aorta.blobs import open_blob_store
 from aorta.bus.nats import NatsBus
 from aorta.bus.nats_server import NatsServerProcess
-from aorta.runtime.service import Running, ServiceContext
+from aorta.runtime.service import Running, service_context
 from aorta.settings import Settings
-from aorta.store.factory import open_state_store
 from aorta.testing.nats import nats_server as started_nats_server
 from aorta_services.gateway import app as gateway_app
 from aorta_services.payloads import app as payloads_app
@@ -38,24 +36,20 @@ async def platform(nats_server: NatsServerProcess, tmp_path: Path) -> AsyncItera
         }
     )
     bus = await NatsBus.connect(settings.nats_url, name="aorta-test", default_timeout=RPC_TIMEOUT)
-    store = await open_state_store(settings)
-    blobs = await open_blob_store(settings)
-    context = ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
-    services: list[Running] = []
-    try:
-        services.append(await pipelines_app.start(context))
-        services.append(await payloads_app.start(context))
-        gateway = await gateway_app.start(context, address="127.0.0.1:0")
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
-            made = Platform(gateway.port, context, channel, tmp_path, services)
-            await made.start_scheduler()
-            try:
-                yield made
-            finally:
-                await gateway.stop(1.0)
-    finally:
-        for service in reversed(services):
-            await service.stop(1.0)
-        await bus.close()
-        await blobs.close()
-        await store.close()
+    async with service_context(settings, bus) as context:
+        services: list[Running] = []
+        try:
+            services.append(await pipelines_app.start(context))
+            services.append(await payloads_app.start(context))
+            gateway = await gateway_app.start(context, address="127.0.0.1:0")
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+                made = Platform(gateway.port, context, channel, tmp_path, services)
+                await made.start_scheduler()
+                try:
+                    yield made
+                finally:
+                    await gateway.stop(1.0)
+        finally:
+            for service in reversed(services):
+                await service.stop(1.0)
+            await bus.close()

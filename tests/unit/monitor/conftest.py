@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from aorta.blobs import open_blob_store
 from aorta.bus import BusOptions
 from aorta.bus.memory import MemoryBus, MemoryNetwork
-from aorta.runtime.service import ServiceContext
+from aorta.runtime.service import ServiceContext, service_context
 from aorta.settings import Settings
-from aorta.store.factory import open_state_store
 
 RPC_TIMEOUT = 5.0
 
@@ -36,9 +34,6 @@ async def context(network: MemoryNetwork, tmp_path: Path) -> AsyncIterator[Servi
         {"AORTA_DATA_DIR": str(tmp_path), "AORTA_RPC_TIMEOUT": str(RPC_TIMEOUT)}
     )
     bus = MemoryBus(network, default_timeout=RPC_TIMEOUT, options=BusOptions(drain_timeout=2.0))
-    store = await open_state_store(settings)
-    blobs = await open_blob_store(settings)
-    yield ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
-    await bus.close()
-    await blobs.close()
-    await store.close()
+    async with service_context(settings, bus) as context:
+        yield context
+        await bus.close()

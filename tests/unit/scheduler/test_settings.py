@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from aorta.blobs import open_blob_store
 from aorta.bus.memory import MemoryBus
 from aorta.errors import Unavailable
 from aorta.executors.local.executor import LocalExecutor
-from aorta.runtime.service import ServiceContext
+from aorta.runtime.service import ServiceContext, service_context
 from aorta.settings import Settings, SettingsError
-from aorta.store.factory import open_state_store
 from aorta_services.scheduler.app import make_executor
 from aorta_services.scheduler.domain import Capacity, QueueWeights
 from aorta_services.scheduler.settings import NodeFacts, SchedulerSettings
@@ -106,11 +104,8 @@ def test_the_node_is_measured() -> None:
 async def context(tmp_path: Path) -> AsyncIterator[ServiceContext]:
     settings = Settings.from_env({"AORTA_DATA_DIR": str(tmp_path)})
     bus = MemoryBus(default_timeout=1.0)
-    store = await open_state_store(settings)
-    blobs = await open_blob_store(settings)
-    yield ServiceContext(settings=settings, bus=bus, store=store, blobs=blobs)
-    await blobs.close()
-    await store.close()
+    async with service_context(settings, bus) as context:
+        yield context
     await bus.close()
 
 
