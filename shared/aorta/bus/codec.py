@@ -67,11 +67,13 @@ def _encode_other(value: object) -> object:
     if isinstance(value, Mapping):
         # msgspec encodes dicts only; a `Mapping` field may hold any mapping.
         return dict(value)
+    # msgspec's hooks say "not a type I handle" with NotImplementedError (its documented protocol).
     raise NotImplementedError(f"a {type(value).__name__} cannot be encoded")
 
 
 def _decode_message(kind: type[Any], value: object) -> Message:
     if not (isinstance(kind, type) and issubclass(kind, Message)):
+        # As above: msgspec's protocol for a type this hook does not handle.
         raise NotImplementedError(f"a {kind!r} cannot be decoded")
     if not isinstance(value, str):
         raise TypeError(f"a {kind.DESCRIPTOR.full_name} must be base64 text")
