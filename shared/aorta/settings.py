@@ -7,6 +7,7 @@ build settings from a plain dict. Every variable is listed in docs/settings.md.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,13 +82,30 @@ class EnvReader:
         return value
 
 
+_URI_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)(?P<password>[^@\s]*)@")
+
+
+def redact_uri(text: str) -> str:
+    """`text` with the password of every `scheme://user:password@` in it replaced by `***`.
+
+    Connection URIs (MongoDB, NATS) may carry credentials; anything that prints or logs one
+    passes it through here first.
+    """
+    return _URI_PASSWORD.sub(lambda match: f"{match.group('head')}***@", text)
+
+
 def _redacted_repr(obj: Any) -> str:
     parts = []
     for f in dataclasses.fields(obj):
         if not f.repr:
             continue
         value = getattr(obj, f.name)
-        shown = "'***'" if f.metadata.get("secret") and value else repr(value)
+        if f.metadata.get("secret") and value:
+            shown = "'***'"
+        elif isinstance(value, str):
+            shown = repr(redact_uri(value))
+        else:
+            shown = repr(value)
         parts.append(f"{f.name}={shown}")
     return f"{type(obj).__name__}({', '.join(parts)})"
 
@@ -108,10 +126,23 @@ class Settings:
     - `AORTA_BLOB_STORE` (default `file:///<data dir>/blobs`): `file:///PATH` or `s3://BUCKET`
       with `AORTA_S3_ENDPOINT` (host:port), `AORTA_S3_ACCESS_KEY`, `AORTA_S3_SECRET_KEY`,
       `AORTA_S3_SECURE` (default false), `AORTA_S3_REGION`.
-    - `AORTA_GRPC_ADDRESS` (default `0.0.0.0:30031`): where the gateway listens.
+    - `AORTA_GRPC_ADDRESS` (default `127.0.0.1:30031`): where the gateway listens.
+    - `AORTA_INSECURE` (default false): allow the gateway to listen beyond loopback without
+      authentication (a warning is logged on every start).
+    - `AORTA_GATEWAY_TLS_CERT`, `AORTA_GATEWAY_TLS_KEY` (PEM files): the gateway serves TLS;
+      `AORTA_GATEWAY_TLS_CLIENT_CA` (PEM file) also requires client certificates signed by it.
+    - `AORTA_AUTH` (default false): callers must authenticate (bearer tokens); also on when
+      `AORTA_AUTH_TOKENS_FILE` or `AORTA_OIDC_ISSUER` is set.
+    - `AORTA_AUTH_TOKENS_FILE`: the tokens file (names, SHA-256 of tokens, roles).
+    - `AORTA_OIDC_ISSUER`, `AORTA_OIDC_AUDIENCE`, `AORTA_OIDC_JWKS` (a JWKS file or URL),
+      `AORTA_OIDC_ROLES_CLAIM` (default `roles`): OpenID Connect JWTs accepted as tokens.
+    - `AORTA_NATS_USER`, `AORTA_NATS_PASSWORD`: this process's credentials on the bus;
+      `AORTA_NATS_TLS_CA`, `AORTA_NATS_TLS_CERT`, `AORTA_NATS_TLS_KEY`: TLS to the bus.
+    - `AORTA_AUDIT_RETENTION_DAYS` (default 365): how long audit records are kept.
     - `AORTA_RPC_TIMEOUT` (seconds, default 30): how long a bus request waits for its answer.
     - `AORTA_HEALTH_PORT` (default 0: off): an HTTP port answering `/healthz/live` and
-      `/healthz/ready`, for Kubernetes probes.
+      `/healthz/ready`, for Kubernetes probes, on `AORTA_HEALTH_HOST` (default `127.0.0.1`;
+      `0.0.0.0` in a pod, where the kubelet probes the pod's address).
     - `AORTA_LOG_FORMAT` (`json` or `console`, default `json`), `AORTA_LOG_LEVEL` (default `info`).
     """
 
@@ -125,9 +156,26 @@ class Settings:
     s3_secret_key: str = secret()
     s3_secure: bool = False
     s3_region: str = ""
-    grpc_address: str = "0.0.0.0:30031"
+    grpc_address: str = "127.0.0.1:30031"
+    insecure: bool = False
+    gateway_tls_cert: str = ""
+    gateway_tls_key: str = ""
+    gateway_tls_client_ca: str = ""
+    auth: bool = False
+    auth_tokens_file: str = ""
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_jwks: str = ""
+    oidc_roles_claim: str = "roles"
+    nats_user: str = ""
+    nats_password: str = secret()
+    nats_tls_ca: str = ""
+    nats_tls_cert: str = ""
+    nats_tls_key: str = ""
+    audit_retention_days: int = 365
     rpc_timeout: float = 30.0
     health_port: int = 0
+    health_host: str = "127.0.0.1"
     log_format: str = "json"
     log_level: str = "info"
 
@@ -148,14 +196,41 @@ class Settings:
             s3_secret_key=env.text("AORTA_S3_SECRET_KEY", "minioadmin"),
             s3_secure=env.boolean("AORTA_S3_SECURE", False),
             s3_region=env.text("AORTA_S3_REGION", "us-east-1"),
-            grpc_address=env.text("AORTA_GRPC_ADDRESS", "0.0.0.0:30031"),
+            grpc_address=env.text("AORTA_GRPC_ADDRESS", "127.0.0.1:30031"),
+            insecure=env.boolean("AORTA_INSECURE", False),
+            gateway_tls_cert=env.text("AORTA_GATEWAY_TLS_CERT", ""),
+            gateway_tls_key=env.text("AORTA_GATEWAY_TLS_KEY", ""),
+            gateway_tls_client_ca=env.text("AORTA_GATEWAY_TLS_CLIENT_CA", ""),
+            auth=env.boolean("AORTA_AUTH", False),
+            auth_tokens_file=env.text("AORTA_AUTH_TOKENS_FILE", ""),
+            oidc_issuer=env.text("AORTA_OIDC_ISSUER", ""),
+            oidc_audience=env.text("AORTA_OIDC_AUDIENCE", ""),
+            oidc_jwks=env.text("AORTA_OIDC_JWKS", ""),
+            oidc_roles_claim=env.text("AORTA_OIDC_ROLES_CLAIM", "roles"),
+            nats_user=env.text("AORTA_NATS_USER", ""),
+            nats_password=env.text("AORTA_NATS_PASSWORD", ""),
+            nats_tls_ca=env.text("AORTA_NATS_TLS_CA", ""),
+            nats_tls_cert=env.text("AORTA_NATS_TLS_CERT", ""),
+            nats_tls_key=env.text("AORTA_NATS_TLS_KEY", ""),
+            audit_retention_days=env.integer("AORTA_AUDIT_RETENTION_DAYS", 365, minimum=1),
             rpc_timeout=env.number("AORTA_RPC_TIMEOUT", 30.0, minimum=0.1),
             health_port=env.integer("AORTA_HEALTH_PORT", 0, minimum=0),
+            health_host=env.text("AORTA_HEALTH_HOST", "127.0.0.1"),
             log_format=env.choice("AORTA_LOG_FORMAT", "json", ("json", "console")),
             log_level=env.choice(
                 "AORTA_LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")
             ),
         )
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether callers of the gateway must authenticate."""
+        return self.auth or bool(self.auth_tokens_file) or bool(self.oidc_issuer)
+
+    @property
+    def gateway_tls(self) -> bool:
+        """Whether the gateway serves TLS."""
+        return bool(self.gateway_tls_cert)
 
     def with_changes(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

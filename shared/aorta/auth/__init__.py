@@ -1,0 +1,1 @@
+"""Who is calling and what they may do: principals, roles, tokens, OIDC and the gateway's TLS."""
