@@ -112,6 +112,20 @@ class Unavailable(AortaError):
     default_code = ErrorCode.SERVICE_UNAVAILABLE
 
 
+class Forbidden(AortaError):
+    """The caller is known but may not do this (another subject's job or payload, a role
+    below the one needed); the gateway answers gRPC PERMISSION_DENIED."""
+
+    default_code = ErrorCode.INTERNAL
+
+
+class Unauthenticated(AortaError):
+    """The caller sent no credentials, or ones that do not check out; the gateway answers
+    gRPC UNAUTHENTICATED. Its messages never repeat the credentials."""
+
+    default_code = ErrorCode.INTERNAL
+
+
 class Internal(AortaError):
     """A bug or an unexpected failure inside the platform."""
 
@@ -119,5 +133,15 @@ class Internal(AortaError):
 
 
 _KINDS: dict[str, type[AortaError]] = {
-    cls.__name__: cls for cls in (AortaError, Invalid, NotFound, Conflict, Unavailable, Internal)
+    cls.__name__: cls
+    for cls in (
+        AortaError,
+        Invalid,
+        NotFound,
+        Conflict,
+        Unavailable,
+        Forbidden,
+        Unauthenticated,
+        Internal,
+    )
 }
