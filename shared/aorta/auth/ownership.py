@@ -1,0 +1,63 @@
+"""Who may act on a pipeline, job or payload, and how its owner is told to clients (pure, no
+I/O).
+
+Every pipeline, job and payload records the subject that created it (`owner`; "" for things
+made while authentication was off). A `user` acts on its own things only, an `admin` on
+everything (`Principal.owns`); reading lists, status and details stays open to every role.
+A refusal names the thing and the reason, never the other subject.
+
+Clara's messages have no owner field, so the gateway sends it as the gRPC initial metadata
+`OWNER_METADATA` of Jobs.Status, Pipelines.Details and Payloads.Details, percent-encoded
+(gRPC metadata values are printable ASCII).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import quote, unquote
+
+from aorta.auth.principal import Principal, Role, current_principal
+from aorta.errors import Forbidden
+
+OWNER_METADATA = "aorta-owner"
+"""The gRPC initial-metadata key naming the subject that created the thing described."""
+
+_PRINTABLE_ASCII = "".join(chr(code) for code in range(0x20, 0x7F) if chr(code) != "%")
+
+
+def check_owner(owner: str, thing: str, caller: Principal | None = None) -> None:
+    """`Forbidden` unless `caller` (default: the current one) may act on `thing` (e.g.
+    "job 1f3e..."), which `owner` created."""
+    who = current_principal() if caller is None else caller
+    if who.owns(owner):
+        return
+    if not owner:
+        raise Forbidden(
+            f"{thing} was created before authentication was turned on; only an admin may change it"
+        )
+    raise Forbidden(f"{thing} belongs to another user")
+
+
+def listed_owner(caller: Principal | None = None) -> str | None:
+    """The owner whose jobs a `Jobs.List` by `caller` (default: the current one) is limited
+    to: a `user`'s own subject; None (every job) for a viewer, who reads everything but
+    changes nothing, and for an admin."""
+    who = current_principal() if caller is None else caller
+    if who.is_admin or not who.may(Role.USER):
+        return None
+    return who.subject
+
+
+def owner_metadata(owner: str) -> tuple[tuple[str, str], ...]:
+    """The initial metadata naming `owner`; none when nothing was recorded ("")."""
+    if not owner:
+        return ()
+    return ((OWNER_METADATA, quote(owner, safe=_PRINTABLE_ASCII)),)
+
+
+def owner_from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
+    """The owner that initial `metadata` names, "" when it names none."""
+    for key, value in metadata or ():
+        if key == OWNER_METADATA and isinstance(value, str):
+            return unquote(value)
+    return ""
