@@ -22,6 +22,16 @@ def rpc(service: str, verb: str) -> str:
 # GPU samples published by every node's monitor (core pub/sub, not persisted).
 GPU_SAMPLES = "aorta.metrics.gpu"
 
+AUDIT_PREFIX = "aorta.audit"
+"""The gateway publishes each audit record (a CloudEvent) on `aorta.audit.<service>.<method>`
+(core pub/sub, best effort: the record in the state store is the one that counts)."""
+
+
+def audit(service: str, method: str) -> str:
+    """Where an audit record of `service`'s `method` is published (lower-case tokens)."""
+    return f"{AUDIT_PREFIX}.{service}.{method}"
+
+
 # The monitor: Clara's platform verbs and the node's GPUs.
 CLARA_VERSION = rpc("clara", "version")
 """ClaraVersionRequest -> ClaraVersionResponse."""

@@ -11,14 +11,21 @@ encoded themselves (`Encoded`). This module wraps each of them so that:
 - anything unexpected is logged with its traceback and reported as an internal error naming the
   request id, so an operator can find the log line;
 - every log line of the call carries the RPC name and a request id (from the `x-request-id`
-  metadata when the client sends one).
+  metadata when the client sends one), and the caller's subject once admitted;
+- every call is first admitted by the `Guard` (`aorta_services.gateway.guard`: authentication,
+  the role the method needs, the audit log) and runs with its caller bound
+  (`aorta.auth.principal.calling_as`), streams included; an `errors.Forbidden` or
+  `errors.Unauthenticated` raised while serving it is answered with gRPC PERMISSION_DENIED or
+  UNAUTHENTICATED rather than a Clara header, since it is not the platform that failed.
 
-Methods without a handler answer UNIMPLEMENTED.
+Methods without a handler answer UNIMPLEMENTED (to an admitted caller).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import ExitStack
 from typing import Any, TypeAlias
 
 import grpc
@@ -27,9 +34,11 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
 
-from aorta.errors import AortaError, Internal
+from aorta.auth.principal import calling_as
+from aorta.errors import AortaError, Forbidden, Internal, Unauthenticated
 from aorta.ids import new_id
 from aorta.logger import get_logger
+from aorta_services.gateway.guard import Call, Guard, aborted_result, outcome
 
 log = get_logger(__name__)
 
@@ -81,15 +90,24 @@ def _as_error(exc: Exception, rpc: str) -> AortaError:
     return Internal(f"internal error while serving {rpc} (request id {request_id})")
 
 
-def _unimplemented(rpc: str) -> Callable[..., Any]:
+def _admitted(call: Call) -> ExitStack:
+    """The caller bound for the code of the call: `current_principal()` and the log lines."""
+    stack = ExitStack()
+    stack.enter_context(calling_as(call.principal))
+    stack.enter_context(structlog.contextvars.bound_contextvars(subject=call.principal.subject))
+    return stack
+
+
+def _unimplemented(rpc: str, guard: Guard) -> Callable[..., Any]:
     async def behavior(request: Any, context: Context) -> Any:
+        await guard.admit(rpc, context, _request_id(context))
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{rpc} is not implemented yet")
 
     return behavior
 
 
 def _method_handler(
-    method: MethodDescriptor, handler: Handler | None
+    method: MethodDescriptor, handler: Handler | None, guard: Guard
 ) -> grpc.RpcMethodHandler[Any, Any]:
     rpc = f"{method.containing_service.full_name}/{method.name}"
     request_class = GetMessageClass(method.input_type)
@@ -98,13 +116,13 @@ def _method_handler(
     server_streaming = method.server_streaming
     serialize = _serialize
     if handler is None:
-        behavior = _unimplemented(rpc)
+        behavior = _unimplemented(rpc, guard)
     elif server_streaming:
-        behavior = _server_streaming(rpc, handler, request_class, response_class)  # type: ignore[arg-type]
+        behavior = _server_streaming(rpc, handler, request_class, response_class, guard)  # type: ignore[arg-type]
     elif client_streaming:
-        behavior = _client_streaming(rpc, handler, request_class, response_class)  # type: ignore[arg-type]
+        behavior = _client_streaming(rpc, handler, request_class, response_class, guard)  # type: ignore[arg-type]
     else:
-        behavior = _unary(rpc, handler, request_class, response_class)  # type: ignore[arg-type]
+        behavior = _unary(rpc, handler, request_class, response_class, guard)  # type: ignore[arg-type]
     if client_streaming and server_streaming:
         return grpc.stream_stream_rpc_method_handler(behavior, None, serialize)
     if client_streaming:
@@ -122,36 +140,77 @@ def _serialize(response: Message | Encoded) -> bytes:
 
 
 def _unary(
-    rpc: str, handler: UnaryHandler, request_class: type[Message], response_class: type[Message]
+    rpc: str,
+    handler: UnaryHandler,
+    request_class: type[Message],
+    response_class: type[Message],
+    guard: Guard,
 ) -> Callable[[bytes, Context], Awaitable[Message]]:
     async def behavior(raw: bytes, context: Context) -> Message:
-        with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=_request_id(context)):
-            request = await _parse(raw, request_class, context)
-            return await _answered(rpc, response_class, handler(request, context))
+        request_id = _request_id(context)
+        with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=request_id):
+            call = await guard.admit(rpc, context, request_id)
+            with _admitted(call):
+                request = await _parse(raw, request_class, context)
+                await call.began(request)
+                return await _answered(rpc, response_class, handler(request, context), call)
 
     return behavior
 
 
-async def _answered(rpc: str, response_class: type[Message], answer: Awaitable[Message]) -> Message:
-    """`answer`, or the Clara error response for what it raised; an abort stays an abort."""
+async def _answered(
+    rpc: str, response_class: type[Message], answer: Awaitable[Message], call: Call
+) -> Message:
+    """`answer`, or the Clara error response for what it raised; an abort stays an abort, a
+    refusal becomes one. The outcome is recorded as the audit log wants."""
     try:
-        return await answer
+        response = await answer
     except grpc.aio.AbortError:
+        await call.ended(aborted_result(call.context))
         raise
+    except asyncio.CancelledError:
+        await asyncio.shield(call.ended(grpc.StatusCode.CANCELLED.name))
+        raise
+    except (Forbidden, Unauthenticated) as exc:
+        await call.refuse(exc)
     except Exception as exc:
-        return error_response(response_class, _as_error(exc, rpc))
+        response = error_response(response_class, _as_error(exc, rpc))
+    await call.ended(outcome(response), response)
+    return response
 
 
 def _client_streaming(
-    rpc: str, handler: UnaryHandler, request_class: type[Message], response_class: type[Message]
+    rpc: str,
+    handler: UnaryHandler,
+    request_class: type[Message],
+    response_class: type[Message],
+    guard: Guard,
 ) -> Callable[[AsyncIterator[bytes], Context], Awaitable[Message]]:
     async def behavior(raw_requests: AsyncIterator[bytes], context: Context) -> Message:
-        async def requests() -> AsyncIterator[Message]:
+        async def parsed() -> AsyncIterator[Message]:
             async for raw in raw_requests:
                 yield await _parse(raw, request_class, context)
 
-        with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=_request_id(context)):
-            return await _answered(rpc, response_class, handler(requests(), context))
+        async def requests(
+            first: Message | None, rest: AsyncIterator[Message]
+        ) -> AsyncIterator[Message]:
+            if first is None:
+                return
+            yield first
+            async for request in rest:
+                yield request
+
+        request_id = _request_id(context)
+        with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=request_id):
+            call = await guard.admit(rpc, context, request_id)
+            with _admitted(call):
+                stream = parsed()
+                # The audit record names the resources of the first message (the payload an
+                # upload goes to), so it is read before the call proceeds.
+                first = await anext(stream, None)
+                await call.began(first)
+                answer = handler(requests(first, stream), context)
+                return await _answered(rpc, response_class, answer, call)
 
     return behavior
 
@@ -161,34 +220,54 @@ def _server_streaming(
     handler: StreamingHandler,
     request_class: type[Message],
     response_class: type[Message],
+    guard: Guard,
 ) -> Callable[[bytes, Context], AsyncIterator[Message | Encoded]]:
     async def behavior(raw: bytes, context: Context) -> AsyncIterator[Message | Encoded]:
-        with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=_request_id(context)):
-            request = await _parse(raw, request_class, context)
-            try:
-                async for response in handler(request, context):
-                    yield response
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                # Clara puts the header in every streamed message, so an error after some
-                # items still reaches a client that checks each one.
-                yield error_response(response_class, _as_error(exc, rpc))
+        request_id = _request_id(context)
+        with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=request_id):
+            call = await guard.admit(rpc, context, request_id)
+            with _admitted(call):
+                request = await _parse(raw, request_class, context)
+                await call.began(request)
+                result = "ok"
+                try:
+                    async for response in handler(request, context):
+                        if not isinstance(response, Encoded) and result == "ok":
+                            result = outcome(response)
+                        yield response
+                except grpc.aio.AbortError:
+                    await call.ended(aborted_result(context))
+                    raise
+                except asyncio.CancelledError:
+                    await asyncio.shield(call.ended(grpc.StatusCode.CANCELLED.name))
+                    raise
+                except (Forbidden, Unauthenticated) as exc:
+                    await call.refuse(exc)
+                except Exception as exc:
+                    # Clara puts the header in every streamed message, so an error after some
+                    # items still reaches a client that checks each one.
+                    error = error_response(response_class, _as_error(exc, rpc))
+                    await call.ended(outcome(error))
+                    yield error
+                else:
+                    await call.ended(result)
 
     return behavior
 
 
 def service_handler(
-    service: ServiceDescriptor, handlers: Mapping[str, Handler]
+    service: ServiceDescriptor, handlers: Mapping[str, Handler], guard: Guard | None = None
 ) -> grpc.GenericRpcHandler:
-    """A gRPC handler for every method of `service`, wired to `handlers` by method name."""
+    """A gRPC handler for every method of `service`, wired to `handlers` by method name, each
+    call admitted by `guard` (by default one that admits everyone and records nothing)."""
     unknown = set(handlers) - {method.name for method in service.methods}
     if unknown:
         raise ValueError(f"{service.full_name} has no methods named {sorted(unknown)}")
+    door = guard or Guard()
     return grpc.method_handlers_generic_handler(
         service.full_name,
         {
-            method.name: _method_handler(method, handlers.get(method.name))
+            method.name: _method_handler(method, handlers.get(method.name), door)
             for method in service.methods
         },
     )

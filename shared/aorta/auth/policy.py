@@ -64,6 +64,8 @@ REQUIRED_ROLES: Mapping[str, Role] = {
     f"{_CLARA}.Pipelines/Remove": A,
     f"{_CLARA}.Pipelines/RemoveMetadata": U,
     f"{_CLARA}.Pipelines/Update": U,
+    # Aorta's own API (protos/aorta/api/audit.proto).
+    "aorta.v1.Audit/List": A,
 }
 """`package.Service/Method` → the least role that may call it. A method missing here is
 refused to everyone but an admin (`required_role`)."""
