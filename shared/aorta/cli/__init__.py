@@ -1,6 +1,6 @@
 """The `aorta` client commands: Clara's verbs (`create pipeline`, `create job`, `start job`,
 `describe job`, `download`, ...) and a few of Aorta's own (`run`, `version`, `utilization`,
-`operator`).
+`operator`, `token`).
 
 They need nothing but the generated Clara API stubs and the shared helpers, so they work
 against any Clara-compatible platform. `register` adds them to the root `aorta` group, which
@@ -14,12 +14,13 @@ import click
 from aorta.cli.operator import operator
 from aorta.cli.platform import utilization, version
 from aorta.cli.run import run
+from aorta.cli.token import token
 from aorta.cli.verbs import verb_groups
 
 
 def register(cli: click.Group) -> None:
     """Adds every client command to `cli`."""
-    for command in (*verb_groups(), run, version, utilization, operator):
+    for command in (*verb_groups(), run, version, utilization, operator, token):
         cli.add_command(command)
 
 

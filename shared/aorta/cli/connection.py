@@ -2,14 +2,15 @@
 
 The address comes from, first to last: `--host`, `AORTA_HOST`, the `host:` key of the config
 file (`~/.aorta/config.yaml`, or the file `AORTA_CONFIG` names), and `127.0.0.1:30031`. A host
-without a port gets Clara's 30031.
+without a port gets Clara's 30031. TLS and the token come from the same places
+(`aorta.cli.credentials`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,6 +25,13 @@ from aorta.api import (
     models_pb2_grpc,
     payloads_pb2_grpc,
     pipelines_pb2_grpc,
+)
+from aorta.cli.credentials import (
+    BearerToken,
+    ChannelSecurity,
+    channel_credentials,
+    refuse_clear_token,
+    resolve_security,
 )
 from aorta.cli.failures import PlatformFailure, UsageFailure
 
@@ -42,10 +50,12 @@ _HOST_PORT = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]]+)(?::(?P<port>\d
 
 @dataclass(frozen=True)
 class Target:
-    """The platform's address and where the address came from (for error messages)."""
+    """The platform's address, where the address came from (for error messages), and how
+    to reach it securely."""
 
     address: str
     source: str
+    security: ChannelSecurity = field(default_factory=ChannelSecurity)
 
 
 def normalize_address(text: str, *, source: str) -> str:
@@ -92,20 +102,26 @@ def read_config(path: Path) -> dict[str, Any]:
     return document
 
 
-def resolve_target(flag: str | None, environ: Mapping[str, str]) -> Target:
-    """The address to use: flag > `AORTA_HOST` > config file > default."""
+def resolve_target(
+    flag: str | None, environ: Mapping[str, str], *, ca: str | None = None
+) -> Target:
+    """The address to use (flag > `AORTA_HOST` > config file > default), with the TLS and
+    token settings of `--ca`, the environment and the config file."""
+    path = config_path(environ)
+    config = read_config(path)
+    security = resolve_security(ca, environ, config, path)
     if flag:
-        return Target(normalize_address(flag, source="--host"), "--host")
+        return Target(normalize_address(flag, source="--host"), "--host", security)
     from_env = environ.get(HOST_VARIABLE)
     if from_env:
-        return Target(normalize_address(from_env, source=HOST_VARIABLE), HOST_VARIABLE)
-    path = config_path(environ)
-    configured = read_config(path).get("host")
+        address = normalize_address(from_env, source=HOST_VARIABLE)
+        return Target(address, HOST_VARIABLE, security)
+    configured = config.get("host")
     if configured is not None:
         if not isinstance(configured, str):
             raise UsageFailure(f"config file {path}: `host` must be a string such as HOST:PORT")
-        return Target(normalize_address(configured, source=str(path)), str(path))
-    return Target(DEFAULT_ADDRESS, "default")
+        return Target(normalize_address(configured, source=str(path)), str(path), security)
+    return Target(DEFAULT_ADDRESS, "default", security)
 
 
 def request_header() -> common_pb2.RequestHeader:
@@ -175,15 +191,25 @@ class Platform:
 
     @property
     def channel(self) -> grpc.Channel:
+        """The channel, opened on first use: TLS when a CA is configured, the token on every
+        call when one is. Raises `UsageFailure` rather than send a token in clear beyond
+        loopback."""
         if self._channel is None:
-            self._raw = grpc.insecure_channel(
-                self.target.address,
-                options=[
-                    ("grpc.max_receive_message_length", _MAX_MESSAGE),
-                    ("grpc.max_send_message_length", _MAX_MESSAGE),
-                ],
-            )
-            self._channel = grpc.intercept_channel(self._raw, self._recorder)
+            security = self.target.security
+            options = [
+                ("grpc.max_receive_message_length", _MAX_MESSAGE),
+                ("grpc.max_send_message_length", _MAX_MESSAGE),
+            ]
+            interceptors: list[Any] = [self._recorder]
+            if security.tls:
+                credentials = channel_credentials(security)
+                self._raw = grpc.secure_channel(self.target.address, credentials, options)
+            else:
+                refuse_clear_token(security, self.target.address)
+                self._raw = grpc.insecure_channel(self.target.address, options)
+                if security.token:
+                    interceptors.append(BearerToken(security.token))
+            self._channel = grpc.intercept_channel(self._raw, *interceptors)
         return self._channel
 
     @property

@@ -1,7 +1,8 @@
 """What can go wrong in a command, and the exit code each failure gives.
 
-Exit codes are a contract with scripts (docs/cli.md): 0 ok, 1 failed (a failed job or a
-server error), 2 usage, 3 not found, 4 the platform cannot be reached, 130 interrupted. Every
+Exit codes are a contract with scripts (docs/cli.md): 0 ok, 1 failed (a failed job, a server
+error, or a call the platform refused: no or a bad token, a role too low), 2 usage, 3 not
+found, 4 the platform cannot be reached, 130 interrupted. Every
 failure is translated here exactly once: a negative Clara `ResponseHeader.code`, a gRPC status,
 or a local problem.
 """
@@ -34,6 +35,8 @@ NOT_FOUND_CODES: frozenset[int] = frozenset(
 
 # The gRPC statuses that mean "no platform answered", as opposed to "it answered no".
 _UNREACHABLE_STATUSES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+# Words of gRPC's connection errors that point at TLS rather than at a platform that is down.
+_TLS_WORDS = ("ssl", "tls", "handshake", "certificate")
 
 
 class CliFailure(Exception):
@@ -85,10 +88,26 @@ def rpc_failure(error: grpc.RpcError, *, address: str, method: str) -> CliFailur
     status = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = error.details() if isinstance(error, grpc.Call) else str(error)
     if status in _UNREACHABLE_STATUSES:
+        tls_problem = any(word in (details or "").lower() for word in _TLS_WORDS)
+        hint = (
+            "does --ca / AORTA_CA name the CA that signed the platform's certificate, and does "
+            "the platform serve TLS?"
+            if tls_problem
+            else "is `aorta up` running? set --host or AORTA_HOST"
+        )
         return CliFailure(
-            f"cannot reach the Aorta platform at {address}: {details or status.name} "
-            "(is `aorta up` running? set --host or AORTA_HOST)",
+            f"cannot reach the Aorta platform at {address}: {details or status.name} ({hint})",
             ExitCode.UNREACHABLE,
+        )
+    if status == grpc.StatusCode.UNAUTHENTICATED:
+        return CliFailure(
+            f"the platform at {address} refused {method}: {details or 'no valid token'} "
+            "(set AORTA_TOKEN or AORTA_TOKEN_FILE to a token it knows; an admin makes one "
+            "with `aorta token create`)"
+        )
+    if status == grpc.StatusCode.PERMISSION_DENIED:
+        return CliFailure(
+            f"the platform at {address} refused {method}: {details or 'permission denied'}"
         )
     if status == grpc.StatusCode.UNIMPLEMENTED:
         return CliFailure(

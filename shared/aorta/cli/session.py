@@ -1,5 +1,5 @@
-"""What every client command shares: the `--host`/`--json`/`--quiet` options, the connection,
-and the one place failures become messages and exit codes.
+"""What every client command shares: the `--host`/`--ca`/`--json`/`--quiet` options, the
+connection, and the one place failures become messages and exit codes.
 
 A command is written as `fn(session, **options) -> int | None` and decorated with
 `with_session(...)`; it returns an exit code (None is 0) or raises. Failures of any kind (a
@@ -97,7 +97,7 @@ def with_session(
 ) -> Callable[[Command[P]], Callable[..., None]]:
     """Adds the shared options to a command and runs it with a `Session`.
 
-    `remote` adds `--host` and a connection; `json_output` adds `--json`; `quiet` adds
+    `remote` adds `--host`, `--ca` and a connection; `json_output` adds `--json`; `quiet` adds
     `-q/--quiet`.
     """
 
@@ -105,10 +105,11 @@ def with_session(
         @functools.wraps(command)
         def wrapper(*args: Any, **options: Any) -> None:
             host = options.pop("host", None)
+            ca = options.pop("ca", None)
             mode = _mode(options.pop("as_json", False), options.pop("quiet", False))
             output = Output(mode)
             try:
-                target = resolve_target(host, os.environ) if remote else None
+                target = resolve_target(host, os.environ, ca=ca) if remote else None
             except CliFailure as failure:
                 output.error(failure.message)
                 raise click.exceptions.Exit(failure.exit_code) from failure
@@ -127,6 +128,12 @@ def with_session(
                 "--json", "as_json", is_flag=True, help="Print machine-readable JSON."
             )(decorated)
         if remote:
+            decorated = click.option(
+                "--ca",
+                metavar="FILE",
+                help="Use TLS, trusting this CA certificate ('system': the system's CAs) "
+                "[env AORTA_CA].",
+            )(decorated)
             decorated = click.option(
                 "--host",
                 metavar="HOST[:PORT]",
