@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aorta import ids, subjects
-from aorta.api import models_pb2, pipelines_pb2
+from aorta.api import jobs_pb2, models_pb2, payloads_pb2, pipelines_pb2
 from aorta.bus.verbs import StreamVerb, Verb
 from aorta.ids import JobId, PayloadId, PipelineId
 
@@ -103,6 +103,16 @@ class SnapshotRequest:
 
     def __post_init__(self) -> None:
         _canonical(self, pipeline_id=ids.pipeline_id)
+
+
+@dataclass(frozen=True)
+class PipelineDetailsItem:
+    """One `Pipelines.Details` message, with the subject that created the pipeline ("" when
+    none was recorded), which the gateway tells the client in gRPC metadata
+    (`aorta.auth.ownership`), since Clara's message has no place for it."""
+
+    details: pipelines_pb2.PipelinesDetailsResponse
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -194,11 +204,22 @@ class Located:
 
 
 @dataclass(frozen=True)
+class PayloadDetailsItem:
+    """One `Payloads.Details` message, with the payload's owner (see `PipelineDetailsItem`)."""
+
+    details: payloads_pb2.PayloadsDetailsResponse
+    owner: str = ""
+
+
+@dataclass(frozen=True)
 class CreateForJob:
-    """A PIPELINE payload for the job, the REUSABLE `input_payloads` copied in, in order."""
+    """A PIPELINE payload for the job, the REUSABLE `input_payloads` copied in, in order;
+    `owner` is the job's, which its payload shares. The request's caller (`aorta.auth.caller`)
+    must own every input payload."""
 
     job_id: JobId
     input_payloads: tuple[PayloadId, ...] = ()
+    owner: str = ""
 
     def __post_init__(self) -> None:
         _canonical(self, job_id=ids.job_id)
@@ -246,6 +267,14 @@ class Discarded:
 
 
 # The scheduler (aorta_services.scheduler).
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """`Jobs.Status`'s answer, with the job's owner (see `PipelineDetailsItem`)."""
+
+    status: jobs_pb2.JobsStatusResponse
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -332,6 +361,9 @@ PIPELINES_UPDATE = Verb(
     subjects.PIPELINES_UPDATE, UpdatePipeline, pipelines_pb2.PipelinesUpdateResponse
 )
 PIPELINES_SNAPSHOT = Verb(subjects.PIPELINES_SNAPSHOT, SnapshotRequest, PipelineSnapshot)
+PIPELINES_DETAILS = StreamVerb(
+    subjects.PIPELINES_DETAILS, pipelines_pb2.PipelinesDetailsRequest, PipelineDetailsItem
+)
 
 PAYLOADS_CHECK_UPLOAD = Verb(subjects.PAYLOADS_CHECK_UPLOAD, CheckUpload, UploadAllowed)
 PAYLOADS_FILE_ADDED = Verb(subjects.PAYLOADS_FILE_ADDED, FileAdded, Done)
@@ -340,7 +372,11 @@ PAYLOADS_CREATE_FOR_JOB = Verb(subjects.PAYLOADS_CREATE_FOR_JOB, CreateForJob, C
 PAYLOADS_LOCK = Verb(subjects.PAYLOADS_LOCK, JobPayload, Done)
 PAYLOADS_RELEASE = Verb(subjects.PAYLOADS_RELEASE, JobPayload, Done)
 PAYLOADS_DISCARD_FOR_JOB = Verb(subjects.PAYLOADS_DISCARD_FOR_JOB, DiscardForJob, Discarded)
+PAYLOADS_DETAILS = StreamVerb(
+    subjects.PAYLOADS_DETAILS, payloads_pb2.PayloadsDetailsRequest, PayloadDetailsItem
+)
 
+SCHEDULER_STATUS = Verb(subjects.SCHEDULER_STATUS, jobs_pb2.JobsStatusRequest, JobStatus)
 SCHEDULER_PLATFORM_STOP = Verb(subjects.SCHEDULER_PLATFORM_STOP, PlatformStop, PlatformStopped)
 SCHEDULER_LEADER_LOGS = StreamVerb(subjects.SCHEDULER_LEADER_LOGS, LeaderLogs, LogLines)
 

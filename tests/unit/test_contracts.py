@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aorta import contracts, subjects
-from aorta.api import common_pb2, models_pb2
+from aorta.api import common_pb2, jobs_pb2, models_pb2, payloads_pb2, pipelines_pb2
 from aorta.bus.memory import MemoryBus, MemoryNetwork
 from aorta.bus.verbs import Contract, StreamVerb, Verb, call, call_stream, streaming
 from aorta.errors import ErrorCode, Internal, Invalid
@@ -84,6 +84,15 @@ def examples(kind: type[Any]) -> st.SearchStrategy[Any]:
         elif field.message_type is common_pb2.Identifier.DESCRIPTOR:
             getattr(message, field.name).value = "c" * 32
     return st.just(message)
+
+
+# Answers that carry a Clara message with its owner (`JobStatus`, `...DetailsItem`).
+for answered in (
+    jobs_pb2.JobsStatusResponse,
+    payloads_pb2.PayloadsDetailsResponse,
+    pipelines_pb2.PipelinesDetailsResponse,
+):
+    st.register_type_strategy(answered, examples(answered))
 
 
 def by_subject(verb: Contract[Any, Any]) -> str:

@@ -9,15 +9,18 @@ The RPCs the gateway handles itself call the internal verbs by their contracts (
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
 from google.protobuf.message import Message
 
+from aorta.auth.caller import caller_headers
+from aorta.auth.ownership import owner_metadata
 from aorta.blobs import BlobStore
 from aorta.bus import Bus
-from aorta.bus.verbs import Verb, call
+from aorta.bus.verbs import StreamVerb, Verb, call, call_stream
 from aorta.settings import Settings
 from aorta_services.gateway.rpc import Context, StreamingHandler, UnaryHandler
 
@@ -28,8 +31,13 @@ Ans = TypeVar("Ans")
 
 
 def _headers() -> dict[str, str]:
+    """The bus headers of a request made for the gRPC call being served: its request id and
+    its caller, whom the service checks ownership against (`aorta.auth.caller`)."""
     request_id = structlog.contextvars.get_contextvars().get("request_id")
-    return {REQUEST_ID_HEADER: str(request_id)} if request_id else {}
+    headers = caller_headers()
+    if request_id:
+        headers[REQUEST_ID_HEADER] = str(request_id)
+    return headers
 
 
 class Forwarder:
@@ -75,6 +83,13 @@ class Forwarder:
             self._bus, verb, request, timeout=timeout or self._timeout, headers=_headers()
         )
 
+    async def call_stream(self, verb: StreamVerb[Req, Ans], request: Req) -> AsyncIterator[Ans]:
+        """Asks a streamed internal verb, with the gRPC call's request id and caller."""
+        stream = call_stream(self._bus, verb, request, timeout=self._timeout, headers=_headers())
+        async with aclosing(stream):
+            async for item in stream:
+                yield item
+
     async def call_encoded(self, verb: Verb[Req, Ans], body: bytes) -> Ans:
         """`call` with a request already encoded (`verb.encode_request`), such as one whose
         size was checked first."""
@@ -82,6 +97,14 @@ class Forwarder:
             verb.subject, body, timeout=self._timeout, headers=_headers()
         )
         return verb.decode_answer(reply)
+
+
+async def tell_owner(context: Context, owner: str) -> None:
+    """Sends the subject that created the thing a response describes as initial metadata
+    (`aorta.auth.ownership`), before the response; nothing when none was recorded."""
+    metadata = owner_metadata(owner)
+    if metadata:
+        await context.send_initial_metadata(metadata)
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,35 @@
 """Jobs RPCs at the gateway: all eight forward the Clara messages as they are to the scheduler.
 
-The scheduler (any replica, queue group `scheduler`) parses and checks them and answers with
-the response message, or with an `AortaError` that `rpc.py` turns into a negative header code.
-List and ReadLogs are server streams, fed by bus streams.
+The scheduler (any replica, queue group `scheduler`) parses and checks them, checks that the
+caller owns the job where it must (`aorta.auth.ownership`), and answers with the response
+message, or with an `AortaError` that `rpc.py` turns into a negative header code. Status comes
+back with the job's owner, which the client gets as the initial metadata `aorta-owner`. List
+and ReadLogs are server streams, fed by bus streams.
 """
 
 from __future__ import annotations
 
-from aorta import subjects
+from aorta import contracts, subjects
 from aorta.api import jobs_pb2
-from aorta_services.gateway.forward import GatewayContext
-from aorta_services.gateway.rpc import Handler
+from aorta_services.gateway.forward import GatewayContext, tell_owner
+from aorta_services.gateway.rpc import Context, Handler
 
 
 def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     """Every Jobs RPC."""
     forward = gateway.forward
+
+    async def status(
+        request: jobs_pb2.JobsStatusRequest, context: Context
+    ) -> jobs_pb2.JobsStatusResponse:
+        answer = await forward.call(contracts.SCHEDULER_STATUS, request)
+        await tell_owner(context, answer.owner)
+        return answer.status
+
     return {
         "Create": forward.unary(subjects.SCHEDULER_CREATE, jobs_pb2.JobsCreateResponse),
         "Start": forward.unary(subjects.SCHEDULER_START, jobs_pb2.JobsStartResponse),
-        "Status": forward.unary(subjects.SCHEDULER_STATUS, jobs_pb2.JobsStatusResponse),
+        "Status": status,
         "List": forward.server_stream(subjects.SCHEDULER_LIST, jobs_pb2.JobsListResponse),
         "Cancel": forward.unary(subjects.SCHEDULER_CANCEL, jobs_pb2.JobsCancelResponse),
         "ReadLogs": forward.server_stream(

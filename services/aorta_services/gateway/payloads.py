@@ -1,7 +1,11 @@
 """Payloads RPCs at the gateway: the bytes go straight between gRPC and the blob store.
 
 Create, Delete, Details, Remove, AddMetadata and RemoveMetadata forward the Clara messages as
-they are to the payloads service. Upload and Download move bytes, which never cross the bus:
+they are to the payloads service, which checks that the caller owns the payload (every verb but
+Create and Details; `aorta.auth.ownership`). Details' answers come back with the payload's
+owner, which the client gets as the initial metadata `aorta-owner`. Upload and Download move
+bytes, which never cross the bus (the service checks ownership in `check_upload`, `file_added`
+and `locate`, the calls they make anyway):
 
 - **Upload** (client stream): `payload_streams.UploadStream` reassembles the files; each one is
   streamed into `blobs.put(payloads/<id>/input/<name>)` as its chunks arrive, so memory stays
@@ -43,7 +47,7 @@ from aorta.ids import PayloadId
 from aorta.payload_layout import input_key, payload_prefix
 from aorta.payload_names import checksum_line
 from aorta_services.gateway import encoded
-from aorta_services.gateway.forward import GatewayContext
+from aorta_services.gateway.forward import GatewayContext, tell_owner
 from aorta_services.gateway.payload_streams import UploadStream
 from aorta_services.gateway.rpc import Context, Encoded, Handler, UnaryHandler
 
@@ -170,14 +174,23 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
             yield first
 
     forward = gateway.forward
+
+    async def details(
+        request: payloads_pb2.PayloadsDetailsRequest, context: Context
+    ) -> AsyncIterator[payloads_pb2.PayloadsDetailsResponse]:
+        first = True
+        async for item in forward.call_stream(contracts.PAYLOADS_DETAILS, request):
+            if first:
+                await tell_owner(context, item.owner)
+                first = False
+            yield item.details
+
     return {
         "Create": _bounded(
             forward.unary(subjects.PAYLOADS_CREATE, payloads_pb2.PayloadsCreateResponse)
         ),
         "Delete": forward.unary(subjects.PAYLOADS_DELETE, payloads_pb2.PayloadsDeleteResponse),
-        "Details": forward.server_stream(
-            subjects.PAYLOADS_DETAILS, payloads_pb2.PayloadsDetailsResponse
-        ),
+        "Details": details,
         "Download": download,
         "Remove": forward.unary(subjects.PAYLOADS_REMOVE, payloads_pb2.PayloadsRemoveResponse),
         "Upload": upload,

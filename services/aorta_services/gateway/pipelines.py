@@ -1,9 +1,11 @@
 """Pipelines RPCs at the gateway.
 
-Details, List, Remove, AddMetadata and RemoveMetadata forward the Clara messages as they are to
-the pipelines service. Create and Update are client streams of `PipelineDefinitionFile` chunks;
-the gateway reassembles them into whole files and sends the pipelines service one request
-(`aorta.contracts.CreatePipeline`, `UpdatePipeline`):
+List, Remove, AddMetadata and RemoveMetadata forward the Clara messages as they are to the
+pipelines service; Details too, its answers coming back with the pipeline's owner, which the
+client gets as the initial metadata `aorta-owner` (`aorta.auth.ownership`). Create and Update
+are client streams of `PipelineDefinitionFile` chunks; the gateway reassembles them into whole
+files and sends the pipelines service one request (`aorta.contracts.CreatePipeline`,
+`UpdatePipeline`):
 
 - chunks with the same `path` are joined in arrival order; paths that differ only in case (or
   in `\\` for `/`, or in `.` steps) name one file, which keeps its first spelling; a chunk with
@@ -31,7 +33,7 @@ from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.errors import ErrorCode, Invalid
 from aorta.metadata import MAX_TOTAL_BYTES
 from aorta.pipeline_spec.sources import MAX_DEFINITION_BYTES, normalize
-from aorta_services.gateway.forward import GatewayContext
+from aorta_services.gateway.forward import GatewayContext, tell_owner
 from aorta_services.gateway.rpc import Context, Handler
 
 MAX_ASSEMBLED_BYTES = MAX_DEFINITION_BYTES + MAX_TOTAL_BYTES
@@ -135,12 +137,20 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         body = update_body(await assemble(requests))
         return await forward.call_encoded(contracts.PIPELINES_UPDATE, body)
 
+    async def details(
+        request: pipelines_pb2.PipelinesDetailsRequest, context: Context
+    ) -> AsyncIterator[pipelines_pb2.PipelinesDetailsResponse]:
+        first = True
+        async for item in forward.call_stream(contracts.PIPELINES_DETAILS, request):
+            if first:
+                await tell_owner(context, item.owner)
+                first = False
+            yield item.details
+
     return {
         "Create": create,
         "Update": update,
-        "Details": forward.server_stream(
-            subjects.PIPELINES_DETAILS, pipelines_pb2.PipelinesDetailsResponse
-        ),
+        "Details": details,
         "List": forward.server_stream(subjects.PIPELINES_LIST, pipelines_pb2.PipelinesListResponse),
         "Remove": forward.unary(subjects.PIPELINES_REMOVE, pipelines_pb2.PipelinesRemoveResponse),
         "AddMetadata": forward.unary(

@@ -13,6 +13,7 @@ make the first `Details` message too large, before anything is stored.
 
 from __future__ import annotations
 
+from aorta import contracts
 from aorta.api import common_pb2, payloads_pb2
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.errors import ErrorCode, Invalid
@@ -91,12 +92,19 @@ def details_item(
     return message
 
 
+def details_answer(record: PayloadRecord, message: payloads_pb2.PayloadsDetailsResponse) -> bytes:
+    """A `Details` message as the bus carries it, with the payload's owner."""
+    return contracts.PAYLOADS_DETAILS.encode_answer(
+        contracts.PayloadDetailsItem(message, record.owner)
+    )
+
+
 def check_metadata_fits(record: PayloadRecord, limit: int = MAX_ANSWER_BYTES) -> None:
     """`Invalid` (METADATA_INVALID) when the first `Details` message of `record`, holding its
     metadata and the longest file name and checksum line there can be, exceeds `limit`."""
     longest = StoredFile("x" * MAX_LOOKUP_BYTES, 2**63)
     known = FileRecord(record.id, longest.name, longest.size, "0" * 64, 0o7777)
-    size = details_item(record, longest, known, first=True).ByteSize()
+    size = len(details_answer(record, details_item(record, longest, known, first=True)))
     if size > limit:
         raise Invalid(
             f"the metadata of payload {record.id} would take {size} bytes in one answer, more "

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from aorta.auth.ownership import check_owner
 from aorta.errors import Conflict, ErrorCode, Invalid, NotFound
 from aorta.ids import JobId, PayloadId
 
@@ -29,13 +30,22 @@ class PayloadKind(enum.Enum):
     REUSABLE = "REUSABLE"
 
 
+def owned(record: PayloadRecord) -> PayloadRecord:
+    """`record`, once the current caller is found to own it (`aorta.auth.ownership`);
+    `Forbidden` otherwise."""
+    check_owner(record.owner, f"payload {record.id}")
+    return record
+
+
 def payload_not_found(id: str) -> NotFound:
     return NotFound(f"no payload has id {id}", code=ErrorCode.PAYLOAD_NOT_FOUND)
 
 
 @dataclass(frozen=True)
 class PayloadRecord:
-    """One stored payload; `version` is the store's, for optimistic concurrency."""
+    """One stored payload; `version` is the store's, for optimistic concurrency. `owner` is
+    the subject that created it (for a PIPELINE payload, its job's); "" when authentication
+    was off, or for a record stored before owners were."""
 
     id: PayloadId
     kind: PayloadKind
@@ -46,6 +56,7 @@ class PayloadRecord:
     deleting: bool = False
     input_payloads: tuple[PayloadId, ...] = ()
     version: int = 0
+    owner: str = ""
 
     def check_present(self) -> None:
         """`NotFound` (PAYLOAD_NOT_FOUND) once its deletion began."""
@@ -154,6 +165,7 @@ class PayloadRecord:
             "in_use_by_job": self.in_use_by_job,
             "deleting": self.deleting,
             "input_payloads": list(self.input_payloads),
+            "owner": self.owner,
         }
         if self.job_id is not None:
             document["job_id"] = self.job_id
@@ -173,6 +185,7 @@ class PayloadRecord:
             deleting=bool(document.get("deleting", False)),
             input_payloads=tuple(PayloadId(i) for i in document.get("input_payloads", [])),
             version=int(document.get("version", 0)),
+            owner=str(document.get("owner", "")),
         )
 
 

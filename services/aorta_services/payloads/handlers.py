@@ -1,5 +1,8 @@
 """The Clara verbs of the service: Create, Delete, Details, Remove, AddMetadata, RemoveMetadata.
 
+A payload records the subject that created it (`owner`); every verb but Create and Details is
+its owner's or an admin's (`aorta.auth.ownership`), checked on the record the verb reads.
+
 Each receives the Clara request message the gateway forwarded, checks the whole request before
 it changes anything, and publishes its event only after the store write. Upload and Download
 never reach these handlers with bytes: the gateway streams them to and from the blob store and
@@ -13,6 +16,7 @@ from contextlib import aclosing
 
 from aorta import ids
 from aorta.api import payloads_pb2
+from aorta.auth.principal import current_principal
 from aorta.bus import Request
 from aorta.errors import ErrorCode, Invalid
 from aorta.ids import PayloadId
@@ -20,7 +24,7 @@ from aorta.logger import get_logger
 from aorta.metadata import add_metadata, remove_metadata
 from aorta_services.payloads import answers, wire
 from aorta_services.payloads.contents import PayloadContents
-from aorta_services.payloads.domain import PayloadKind, PayloadRecord
+from aorta_services.payloads.domain import PayloadKind, PayloadRecord, owned
 from aorta_services.payloads.events import EventPublisher
 from aorta_services.payloads.removal import erase
 from aorta_services.payloads.repository import PayloadRepository
@@ -42,7 +46,12 @@ class ClaraVerbs:
         """Create: a new, empty REUSABLE payload with the request's metadata."""
         message = wire.parse_message(request.data, payloads_pb2.PayloadsCreateRequest)
         metadata = add_metadata({}, dict(message.metadata))
-        record = PayloadRecord(PayloadId(ids.new_id()), PayloadKind.REUSABLE, metadata=metadata)
+        record = PayloadRecord(
+            PayloadId(ids.new_id()),
+            PayloadKind.REUSABLE,
+            metadata=metadata,
+            owner=current_principal().subject,
+        )
         answers.check_metadata_fits(record)
         stored = await self._repository.insert(record)
         log.info("payload.created", payload_id=stored.id, kind=stored.kind.value)
@@ -58,15 +67,16 @@ class ClaraVerbs:
         """
         message = wire.parse_message(request.data, payloads_pb2.PayloadsDeleteRequest)
         id = ids.payload_id(message.payload_id.value)
-        record = await self._repository.modify(id, lambda current: current.marked_deleting())
+        record = await self._repository.modify(id, lambda current: owned(current).marked_deleting())
         removed = await erase(self._repository, self._contents, id)
         log.info("payload.deleted", payload_id=id, files=removed)
         await self._events.payload(record, "deleted", files=removed)
         return answers.deleted()
 
     async def details(self, request: Request) -> AsyncIterator[bytes]:
-        """Details: one message per file (`answers.details_item`), in name order, listed from
-        the blob store; one message without a file for an empty payload."""
+        """Details (`contracts.PAYLOADS_DETAILS`): one message per file
+        (`answers.details_item`), in name order, listed from the blob store, one without a file
+        for an empty payload; each with the payload's owner. Open to every caller."""
         message = wire.parse_message(request.data, payloads_pb2.PayloadsDetailsRequest)
         record = await self._repository.get_present(ids.payload_id(message.payload_id.value))
         known = await self._repository.files(record.id)
@@ -75,9 +85,11 @@ class ClaraVerbs:
             async for stored in listing:
                 item = answers.details_item(record, stored, known.get(stored.name), first=first)
                 first = False
-                yield item.SerializeToString()
+                yield answers.details_answer(record, item)
         if first:
-            yield answers.details_item(record, None, None, first=True).SerializeToString()
+            yield answers.details_answer(
+                record, answers.details_item(record, None, None, first=True)
+            )
 
     async def remove(self, request: Request) -> bytes:
         """Remove: one file, named as `Details` lists it (see `aorta.payload_names`)."""
@@ -88,7 +100,7 @@ class ClaraVerbs:
                 "name the file to remove as Payloads.Details lists it, e.g. /input/scan.dcm",
                 code=ErrorCode.PAYLOAD_FILE_NAME_INVALID,
             )
-        record = await self._repository.get_present(id)
+        record = owned(await self._repository.get_present(id))
         record.check_writable()
         stored = await self._contents.locate(id, message.name)
         await self._contents.remove(id, stored.name)
@@ -106,7 +118,7 @@ class ClaraVerbs:
         new = dict(message.metadata)
 
         def added(current: PayloadRecord) -> PayloadRecord:
-            record = current.with_metadata(add_metadata(current.metadata, new))
+            record = owned(current).with_metadata(add_metadata(current.metadata, new))
             answers.check_metadata_fits(record)
             return record
 
@@ -120,7 +132,8 @@ class ClaraVerbs:
         id = ids.payload_id(message.payload_id.value)
         keys = list(message.keys)
         stored = await self._repository.modify(
-            id, lambda current: current.with_metadata(remove_metadata(current.metadata, keys))
+            id,
+            lambda current: owned(current).with_metadata(remove_metadata(current.metadata, keys)),
         )
         log.info("payload.metadata_removed", payload_id=id, keys=len(keys))
         return answers.metadata_removed(stored)

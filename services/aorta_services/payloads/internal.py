@@ -8,6 +8,10 @@ The gateway's, around the bytes it streams itself: `check_upload` before an uplo
 again before each file is committed, `file_added` once a file is in the blob store, and `locate`
 to find the file a Download names.
 
+`create_for_job`, `check_upload`, `file_added` and `locate` act for a client's call: the caller
+(`aorta.auth.caller`) must own the payload (for `create_for_job`, every input payload), or be
+an admin; the platform's own calls carry no caller and may do anything.
+
 A file whose upload completes after its payload became read-only, or after its deletion began,
 is refused by `file_added` (PAYLOAD_READ_ONLY, PAYLOAD_NOT_FOUND), and the gateway deletes the
 object it wrote: a running job's input never gains a file, and a deleted payload leaves none.
@@ -25,7 +29,13 @@ from aorta.logger import get_logger
 from aorta.payload_layout import INPUT_FOLDER, payload_prefix
 from aorta.payload_names import check_upload_name
 from aorta_services.payloads.contents import PayloadContents
-from aorta_services.payloads.domain import FileRecord, PayloadKind, PayloadRecord, plan_input_copies
+from aorta_services.payloads.domain import (
+    FileRecord,
+    PayloadKind,
+    PayloadRecord,
+    owned,
+    plan_input_copies,
+)
 from aorta_services.payloads.events import EventPublisher
 from aorta_services.payloads.removal import erase
 from aorta_services.payloads.repository import PayloadRepository
@@ -58,7 +68,7 @@ class InternalVerbs:
         known: dict[str, FileRecord] = {}
         inputs: list[tuple[PayloadId, list[str]]] = []
         for source_id in command.input_payloads:
-            source = await self._repository.get_present(source_id)
+            source = owned(await self._repository.get_present(source_id))
             if source.kind is not PayloadKind.REUSABLE:
                 raise Invalid(
                     f"payload {source_id} is the PIPELINE payload of job {source.job_id}; only "
@@ -74,6 +84,7 @@ class InternalVerbs:
             PayloadKind.PIPELINE,
             job_id=command.job_id,
             input_payloads=command.input_payloads,
+            owner=command.owner,
         )
         try:
             copied = await self._contents.copy_inputs(record.id, steps)
@@ -145,7 +156,7 @@ class InternalVerbs:
 
     async def check_upload(self, command: contracts.CheckUpload) -> contracts.UploadAllowed:
         """Whether files may be uploaded now: PAYLOAD_NOT_FOUND, PAYLOAD_READ_ONLY if not."""
-        record = await self._repository.get_present(command.payload_id)
+        record = owned(await self._repository.get_present(command.payload_id))
         record.check_writable()
         return contracts.UploadAllowed(record.id, record.kind.value, record.job_id)
 
@@ -156,7 +167,7 @@ class InternalVerbs:
         locked while the file was on its way: the caller must then delete the object.
         """
         name = f"{INPUT_FOLDER}/{check_upload_name(command.name)}"
-        record = await self._repository.get_present(command.payload_id)
+        record = owned(await self._repository.get_present(command.payload_id))
         record.check_writable()
         await self._repository.record_file(
             FileRecord(record.id, name, command.size, command.sha256, command.mode)
@@ -171,7 +182,7 @@ class InternalVerbs:
 
     async def locate(self, command: contracts.Locate) -> contracts.Located:
         """The blob key, wire name, size and mode of the file a Download names."""
-        record = await self._repository.get_present(command.payload_id)
+        record = owned(await self._repository.get_present(command.payload_id))
         stored = await self._contents.locate(record.id, command.name)
         known = await self._repository.file(record.id, stored.name)
         return contracts.Located(

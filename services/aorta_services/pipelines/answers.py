@@ -78,6 +78,15 @@ def details(record: PipelineRecord) -> list[pipelines_pb2.PipelinesDetailsRespon
     return messages
 
 
+def details_items(record: PipelineRecord) -> list[bytes]:
+    """The `Details` stream of `record` as the bus carries it: each message with the owner."""
+    verb = contracts.PIPELINES_DETAILS
+    return [
+        verb.encode_answer(contracts.PipelineDetailsItem(message, record.owner))
+        for message in details(record)
+    ]
+
+
 def list_item(record: PipelineRecord) -> pipelines_pb2.PipelinesListResponse:
     details = pipelines_pb2.PipelinesListResponse.PipelineDetails(
         pipeline_id=common_pb2.Identifier(value=record.id),
@@ -119,7 +128,7 @@ def check_fits(record: PipelineRecord, limit: int, *, code: int, what: str) -> N
     The largest answers are the first `Details` message (root file, DAG, metadata), each other
     file's message, and the snapshot; `List` and the metadata answers are parts of the first.
     """
-    sizes = [message.ByteSize() for message in details(record)]
+    sizes = [len(encoded) for encoded in details_items(record)]
     sizes.append(len(contracts.PIPELINES_SNAPSHOT.encode_answer(snapshot(record))))
     largest = max(sizes)
     if largest > limit:

@@ -51,7 +51,9 @@ class Definition:
 
 @dataclass(frozen=True)
 class PipelineRecord:
-    """One stored pipeline. `version` is the store's, for optimistic concurrency."""
+    """One stored pipeline. `owner` is the subject that created it ("" when authentication
+    was off, or for a record stored before owners were); `version` is the store's, for
+    optimistic concurrency."""
 
     id: PipelineId
     name: str
@@ -59,6 +61,7 @@ class PipelineRecord:
     operators: tuple[OperatorLink, ...]
     metadata: Mapping[str, str] = field(default_factory=dict)
     version: int = 0
+    owner: str = ""
 
     @property
     def root(self) -> str:
@@ -66,8 +69,12 @@ class PipelineRecord:
         return self.files[0].path
 
     @staticmethod
-    def new(id: PipelineId, definition: Definition, metadata: Mapping[str, str]) -> PipelineRecord:
-        return PipelineRecord(id, definition.name, definition.files, definition.operators, metadata)
+    def new(
+        id: PipelineId, definition: Definition, metadata: Mapping[str, str], owner: str = ""
+    ) -> PipelineRecord:
+        return PipelineRecord(
+            id, definition.name, definition.files, definition.operators, metadata, owner=owner
+        )
 
     def with_definition(self, definition: Definition) -> PipelineRecord:
         return replace(
@@ -94,6 +101,7 @@ class PipelineRecord:
             "files": [{"path": f.path, "content": f.content} for f in self.files],
             "operators": [{"name": o.name, "upstream": list(o.upstream)} for o in self.operators],
             "metadata": [[key, value] for key, value in self.metadata.items()],
+            "owner": self.owner,
         }
 
     @staticmethod
@@ -107,6 +115,7 @@ class PipelineRecord:
                 OperatorLink(o["name"], tuple(o["upstream"])) for o in document["operators"]
             ),
             metadata={key: value for key, value in document["metadata"]},
+            owner=str(document.get("owner", "")),
             version=int(document.get("version", 0)),
         )
 

@@ -1,6 +1,10 @@
 """The service's bus verbs: requests in (Clara messages, see `wire`, or contracts, see
 `aorta.contracts`), domain and store calls, answers out.
 
+A pipeline records the subject that created it (`owner`); Update and the metadata verbs are
+its owner's or an admin's (`aorta.auth.ownership`, checked on the record read for the write),
+while Details and List are open to every caller.
+
 Every verb checks the whole request before it writes anything, writes once, and only then
 publishes the event (`pipeline.created`, `pipeline.updated`, `pipeline.removed`), so an event
 always describes state the store holds. Events carry `{"pipeline_id", "name"}`; `updated` adds
@@ -14,6 +18,8 @@ from typing import Any
 
 from aorta import contracts, ids
 from aorta.api import pipelines_pb2
+from aorta.auth.ownership import check_owner
+from aorta.auth.principal import current_principal
 from aorta.bus import Bus, Request, make_event
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.errors import AortaError, ErrorCode
@@ -51,7 +57,7 @@ class PipelineHandlers:
         id = ids.pipeline_id(command.pipeline_id) if command.pipeline_id else _fresh_id()
         definition = load_definition(_files(command.files))
         metadata = add_metadata({}, command.metadata)
-        record = PipelineRecord.new(id, definition, metadata)
+        record = PipelineRecord.new(id, definition, metadata, current_principal().subject)
         answers.check_fits(
             record,
             self._limit,
@@ -77,6 +83,7 @@ class PipelineHandlers:
         definition = load_definition(_files(command.files))
 
         def replaced(current: PipelineRecord) -> PipelineRecord:
+            check_owner(current.owner, f"pipeline {id}")
             record = current.with_definition(definition)
             answers.check_fits(
                 record,
@@ -92,11 +99,12 @@ class PipelineHandlers:
         return answers.updated(definition.warnings)
 
     async def details(self, request: Request) -> AsyncIterator[bytes]:
-        """Details: one `PipelinesDetailsResponse` per definition file, root first."""
+        """Details (`contracts.PIPELINES_DETAILS`): one `PipelinesDetailsResponse` per
+        definition file, root first, each with the pipeline's owner; open to every caller."""
         message = wire.parse_message(request.data, pipelines_pb2.PipelinesDetailsRequest)
         record = await self._repository.get(ids.pipeline_id(message.pipeline_id.value))
-        for answer in answers.details(record):
-            yield answer.SerializeToString()
+        for answer in answers.details_items(record):
+            yield answer
 
     async def list_pipelines(self, request: Request) -> AsyncIterator[bytes]:
         """List: one `PipelinesListResponse` per pipeline, oldest first (one without details
@@ -122,6 +130,7 @@ class PipelineHandlers:
         new = dict(message.metadata)
 
         def added(current: PipelineRecord) -> PipelineRecord:
+            check_owner(current.owner, f"pipeline {id}")
             record = current.with_metadata(add_metadata(current.metadata, new))
             answers.check_fits(
                 record, self._limit, code=ErrorCode.METADATA_INVALID, what="the new metadata"
@@ -138,9 +147,12 @@ class PipelineHandlers:
         message = wire.parse_message(request.data, pipelines_pb2.PipelinesRemoveMetadataRequest)
         id = ids.pipeline_id(message.pipeline_id.value)
         keys = list(message.keys)
-        stored = await self._repository.modify(
-            id, lambda current: current.with_metadata(remove_metadata(current.metadata, keys))
-        )
+
+        def removed(current: PipelineRecord) -> PipelineRecord:
+            check_owner(current.owner, f"pipeline {id}")
+            return current.with_metadata(remove_metadata(current.metadata, keys))
+
+        stored = await self._repository.modify(id, removed)
         log.info("pipeline.metadata_removed", pipeline_id=id, keys=len(keys))
         await self._publish(stored, "updated", change="metadata")
         return answers.metadata_removed(stored)

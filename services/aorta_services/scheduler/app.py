@@ -159,7 +159,7 @@ async def start(
         await running.serve(subjects.SCHEDULER_START, commands.start)
         await running.serve(subjects.SCHEDULER_CANCEL, commands.cancel)
         await running.serve_verb(contracts.SCHEDULER_PLATFORM_STOP, commands.platform_stop)
-        await running.serve(subjects.SCHEDULER_STATUS, queries.status)
+        await running.serve_verb(contracts.SCHEDULER_STATUS, queries.status)
         await running.serve_stream(subjects.SCHEDULER_LIST, queries.list_jobs)
         await running.serve_stream(subjects.SCHEDULER_READ_LOGS, queries.read_logs)
         await running.serve(subjects.SCHEDULER_ADD_METADATA, queries.add_metadata)

@@ -1,5 +1,10 @@
 """The commands: Jobs.Create, Start, Cancel, and Clara.Stop's `platform_stop`; any replica.
 
+A job records the subject that created it (`owner`), and so does its PIPELINE payload; Start
+and Cancel are the owner's or an admin's (`aorta.auth.ownership`), and Create with REUSABLE
+input payloads needs the caller to own them (the payloads service checks, the caller passed
+on in the request).
+
 Every command checks the whole request first, writes the job with optimistic concurrency (its
 event staged in the same write, see `events`), and only then publishes the event and nudges the
 leader (`notify`), which does the rest: admits queued jobs, stops the runs of canceled or
@@ -16,6 +21,8 @@ from functools import partial
 from typing import Any
 
 from aorta import contracts
+from aorta.auth.ownership import check_owner
+from aorta.auth.principal import current_principal
 from aorta.bus import Request
 from aorta.errors import AortaError, Conflict, Invalid, NotFound
 from aorta.ids import JobId, PayloadId, new_id
@@ -116,11 +123,14 @@ class JobCommands:
             visible=False,
             metadata=command.metadata,
             released=True,
+            owner=current_principal().subject,
         )
         await self._repository.insert(record, definition)
         made: PayloadId | None = None
         try:
-            payload_id = made = await self._peers.create_payload(job_id, command.input_payloads)
+            payload_id = made = await self._peers.create_payload(
+                job_id, command.input_payloads, record.owner
+            )
             record = await self._repository.modify(
                 job_id,
                 staged(
@@ -185,6 +195,7 @@ class JobCommands:
         command = requests.parse_start(request.data)
         job_id = command.job_id
         record = await self._repository.get(job_id)
+        check_owner(record.owner, f"job {job_id}")
         next_phase(record.phase, JobEvent.START, job_id=job_id)
         pipeline = (await self._repository.definition(job_id)).resolved(command.variables)
         check_runnable(pipeline)
@@ -246,9 +257,12 @@ class JobCommands:
         SIGKILL). A job that has stopped already is a JOB_STATE_CONFLICT."""
         command = requests.parse_cancel(request.data)
         now = self._clock()
-        canceled = staged(
-            lambda r: transitions.cancel(r, command.reason, now=now), job_event("stopped")
-        )
+
+        def cancel(current: JobRecord) -> JobRecord:
+            check_owner(current.owner, f"job {current.id}")
+            return transitions.cancel(current, command.reason, now=now)
+
+        canceled = staged(cancel, job_event("stopped"))
         record = await self._repository.modify(command.job_id, canceled)
         log.info("job.canceled", job_id=record.id, reason=command.reason)
         await self._events.flush(record)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from aorta import contracts
+from aorta.auth.caller import caller_headers
 from aorta.bus import Bus
 from aorta.bus.verbs import Verb, call
 from aorta.errors import Unavailable
@@ -39,9 +40,12 @@ class Peers:
             contracts.PIPELINES_SNAPSHOT, contracts.SnapshotRequest(pipeline_id)
         )
 
-    async def create_payload(self, job_id: JobId, input_payloads: Sequence[PayloadId]) -> PayloadId:
-        """A new PIPELINE payload for the job, the REUSABLE `input_payloads` copied in."""
-        request = contracts.CreateForJob(job_id, tuple(input_payloads))
+    async def create_payload(
+        self, job_id: JobId, input_payloads: Sequence[PayloadId], owner: str
+    ) -> PayloadId:
+        """A new PIPELINE payload for the job, owned by the job's `owner`, the REUSABLE
+        `input_payloads` copied in: `Forbidden` unless the caller may use every one."""
+        request = contracts.CreateForJob(job_id, tuple(input_payloads), owner)
         return (await self._call(contracts.PAYLOADS_CREATE_FOR_JOB, request)).payload_id
 
     async def discard_payload(self, job_id: JobId) -> PayloadId | None:
@@ -76,9 +80,13 @@ class Peers:
                 raise
 
     async def _call(self, verb: Verb[Req, Ans], request: Req) -> Ans:
-        """The answer; `Unavailable` naming the service when none serves `verb`."""
+        """The answer; `Unavailable` naming the service when none serves `verb`. Made for a
+        client's call, it carries that caller on (`aorta.auth.caller`), so the other service
+        checks what the caller may use."""
         try:
-            return await call(self._bus, verb, request, timeout=self._timeout)
+            return await call(
+                self._bus, verb, request, timeout=self._timeout, headers=caller_headers()
+            )
         except Unavailable as error:
             if no_responders(error, verb.subject):
                 raise Unavailable(

@@ -1,6 +1,9 @@
 """Jobs.Status, List, ReadLogs, AddMetadata and RemoveMetadata: answered by any replica.
 
-They read the store (metadata changes write it, with optimistic concurrency), so every
+Status and List are open to every caller, though List answers a `user` with its own jobs
+only; ReadLogs and the metadata verbs are the job's owner's or an admin's
+(`aorta.auth.ownership`). They read the store (metadata changes write it, with optimistic
+concurrency), so every
 replica answers the same, leader or not; only a running operator's live log lines come from
 the leader (see `logs`).
 """
@@ -10,16 +13,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
+from aorta import contracts
 from aorta.api import jobs_pb2
+from aorta.auth.ownership import check_owner, listed_owner
 from aorta.bus import Request
 from aorta.errors import ErrorCode, NotFound
 from aorta.logger import get_logger
 from aorta.metadata import add_metadata, remove_metadata
 from aorta_services.scheduler.domain import answers, requests
+from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.job_logs import OperatorLogs
 from aorta_services.scheduler.repository import JobRepository
 
 log = get_logger(__name__)
+
+
+def owned(record: JobRecord) -> JobRecord:
+    """`record`, once the caller is found to own it; `Forbidden` otherwise."""
+    check_owner(record.owner, f"job {record.id}")
+    return record
 
 
 class JobQueries:
@@ -29,17 +41,21 @@ class JobQueries:
         self._repository = repository
         self._logs = logs
 
-    async def status(self, request: Request) -> bytes:
-        """Jobs.Status: the job, its operators with their times, the DAG and the messages."""
-        message = requests.parse(request.data, jobs_pb2.JobsStatusRequest)
-        record = await self._repository.get(requests.job_id_of(message))
-        return answers.status(record).SerializeToString()
+    async def status(self, request: jobs_pb2.JobsStatusRequest) -> contracts.JobStatus:
+        """Jobs.Status (`contracts.SCHEDULER_STATUS`): the job, its operators with their
+        times, the DAG and the messages; with the job's owner. Open to every caller."""
+        record = await self._repository.get(requests.job_id_of(request))
+        return contracts.JobStatus(answers.status(record), record.owner)
 
     async def list_jobs(self, request: Request) -> AsyncIterator[bytes]:
         """Jobs.List: one message per job matching the filter, newest first (one message
-        without a job when none matches)."""
+        without a job when none matches); a `user`'s own jobs only (`listed_owner`)."""
         message = requests.parse(request.data, jobs_pb2.JobsListRequest)
-        records = await self._repository.search(requests.list_filter(message))
+        conditions = requests.list_filter(message)
+        owner = listed_owner()
+        if owner is not None:
+            conditions["owner"] = owner
+        records = await self._repository.search(conditions)
         if not records:
             yield answers.empty_list().SerializeToString()
         for record in records:
@@ -53,6 +69,7 @@ class JobQueries:
         """
         message = requests.parse(request.data, jobs_pb2.JobsReadLogsRequest)
         record = await self._repository.get(requests.job_id_of(message))
+        check_owner(record.owner, f"job {record.id}")
         if not message.operator_name.strip():
             raise NotFound(
                 "name the operator whose logs to read", code=ErrorCode.JOB_OPERATOR_NOT_FOUND
@@ -68,7 +85,7 @@ class JobQueries:
         entries = list(message.metadata.items())
         record = await self._repository.modify(
             requests.job_id_of(message),
-            lambda r: replace(r, metadata=add_metadata(r.metadata, entries)),
+            lambda r: replace(owned(r), metadata=add_metadata(r.metadata, entries)),
         )
         log.info("job.metadata_added", job_id=record.id, keys=len(entries))
         return answers.metadata_added(record)
@@ -79,7 +96,7 @@ class JobQueries:
         keys = list(message.keys)
         record = await self._repository.modify(
             requests.job_id_of(message),
-            lambda r: replace(r, metadata=remove_metadata(r.metadata, keys)),
+            lambda r: replace(owned(r), metadata=remove_metadata(r.metadata, keys)),
         )
         log.info("job.metadata_removed", job_id=record.id, keys=len(keys))
         return answers.metadata_removed(record)

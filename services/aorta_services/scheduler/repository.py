@@ -42,6 +42,7 @@ class JobRepository:
         await self._jobs.ensure_index(["created"])
         await self._jobs.ensure_index(["released", "state"])
         await self._jobs.ensure_index(["outbox_pending"])
+        await self._jobs.ensure_index(["owner", "created"])
 
     async def insert(self, record: JobRecord, definition: Definition) -> JobRecord:
         """Stores a new job and its definition; `Conflict` (JOB_STORE_ERROR) if the id is taken.

@@ -11,13 +11,15 @@ the same way: stop taking requests, let those in hand finish, then close what th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
 
+from aorta.auth.caller import caller_of
+from aorta.auth.principal import calling_as
 from aorta.blobs import BlobStore, open_blob_store
-from aorta.bus import Bus, MessageHandler, StreamHandler, Subscription, UnaryHandler
+from aorta.bus import Bus, MessageHandler, Request, StreamHandler, Subscription, UnaryHandler
 from aorta.bus.verbs import Verb, answering
 from aorta.logger import get_logger
 from aorta.settings import Settings
@@ -106,12 +108,16 @@ class RunningService:
         return tuple(self._served)
 
     async def serve(self, subject: str, handler: UnaryHandler) -> None:
-        """Answers `subject` with `handler` in the service's queue group."""
-        self._served.append(await self._bus.serve(subject, handler, queue=self.queue))
+        """Answers `subject` with `handler` in the service's queue group, the request's caller
+        bound (`aorta.auth.caller`)."""
+        served = await self._bus.serve(subject, _as_caller(handler), queue=self.queue)
+        self._served.append(served)
 
     async def serve_stream(self, subject: str, handler: StreamHandler) -> None:
-        """Answers `subject` with the stream `handler` yields, in the service's queue group."""
-        self._served.append(await self._bus.serve_stream(subject, handler, queue=self.queue))
+        """Answers `subject` with the stream `handler` yields, in the service's queue group,
+        the request's caller bound (`aorta.auth.caller`)."""
+        served = await self._bus.serve_stream(subject, _as_caller_stream(handler), queue=self.queue)
+        self._served.append(served)
 
     async def serve_verb(
         self, verb: Verb[Req, Ans], handler: Callable[[Req], Awaitable[Ans]]
@@ -154,3 +160,37 @@ class RunningService:
         except BaseException:
             await self.stop(0)
             raise
+
+
+def _as_caller(handler: UnaryHandler) -> UnaryHandler:
+    """`handler`, run as the caller its request names (`ANONYMOUS` when none), whatever
+    context the bus's task inherited."""
+
+    async def answer(request: Request) -> bytes:
+        with calling_as(caller_of(request.headers)):
+            return await handler(request)
+
+    return answer
+
+
+def _as_caller_stream(handler: StreamHandler) -> StreamHandler:
+    """`_as_caller` for a streamed answer: the caller is bound while the handler runs up to
+    each of its items."""
+
+    async def answer(request: Request) -> AsyncIterator[bytes]:
+        caller = caller_of(request.headers)
+        stream = handler(request)
+        try:
+            while True:
+                with calling_as(caller):
+                    try:
+                        item = await anext(stream)
+                    except StopAsyncIteration:
+                        return
+                yield item
+        finally:
+            if isinstance(stream, AsyncGenerator):
+                with calling_as(caller):
+                    await stream.aclose()
+
+    return answer

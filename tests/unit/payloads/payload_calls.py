@@ -6,14 +6,17 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from aorta import subjects
+from aorta import contracts, subjects
 from aorta.api import common_pb2, payloads_pb2
+from aorta.auth.caller import caller_headers
+from aorta.auth.principal import Principal
 from aorta.blobs import BlobStore
 from aorta.bus import CloudEvent
 from aorta.bus.memory import MemoryBus
+from aorta.bus.verbs import call_stream
 from aorta.payload_layout import input_key, payload_prefix
 from aorta.store import StateStore
 
@@ -37,20 +40,33 @@ class Calls:
     blobs: BlobStore
     store: StateStore
     events: list[CloudEvent]
+    headers: dict[str, str] = field(default_factory=dict)
+    job_owner: str = ""
+
+    def acting_as(self, caller: Principal, *, owner: str | None = None) -> Calls:
+        """These calls made for `caller`, as the gateway makes them for a client's call;
+        `for_job` then records `owner` (default: the caller's subject) as the job's."""
+        return replace(self, headers=caller_headers(caller), job_owner=owner or caller.subject)
 
     async def create(self, metadata: Mapping[str, str] | None = None) -> str:
         request = payloads_pb2.PayloadsCreateRequest(metadata=dict(metadata or {}))
         reply = payloads_pb2.PayloadsCreateResponse.FromString(
-            await self.bus.request(subjects.PAYLOADS_CREATE, request.SerializeToString())
+            await self.bus.request(
+                subjects.PAYLOADS_CREATE, request.SerializeToString(), headers=self.headers
+            )
         )
         assert reply.header.code == 0
         assert reply.type == payloads_pb2.PAYLOAD_TYPE_REUSABLE
         return reply.payload_id.value
 
     async def details(self, payload_id: str) -> list[payloads_pb2.PayloadsDetailsResponse]:
+        return [item.details for item in await self.details_items(payload_id)]
+
+    async def details_items(self, payload_id: str) -> list[contracts.PayloadDetailsItem]:
+        """Details as the gateway receives it, each message with the payload's owner."""
         request = payloads_pb2.PayloadsDetailsRequest(payload_id=ident(payload_id))
-        stream = self.bus.request_stream(subjects.PAYLOADS_DETAILS, request.SerializeToString())
-        return [payloads_pb2.PayloadsDetailsResponse.FromString(item) async for item in stream]
+        verb = contracts.PAYLOADS_DETAILS
+        return [item async for item in call_stream(self.bus, verb, request, headers=self.headers)]
 
     async def files(self, payload_id: str) -> dict[str, int]:
         """name -> size, as Details lists them."""
@@ -59,14 +75,18 @@ class Calls:
     async def remove(self, payload_id: str, name: str) -> None:
         request = payloads_pb2.PayloadsRemoveRequest(payload_id=ident(payload_id), name=name)
         reply = payloads_pb2.PayloadsRemoveResponse.FromString(
-            await self.bus.request(subjects.PAYLOADS_REMOVE, request.SerializeToString())
+            await self.bus.request(
+                subjects.PAYLOADS_REMOVE, request.SerializeToString(), headers=self.headers
+            )
         )
         assert reply.header.code == 0
 
     async def delete(self, payload_id: str) -> None:
         request = payloads_pb2.PayloadsDeleteRequest(payload_id=ident(payload_id))
         reply = payloads_pb2.PayloadsDeleteResponse.FromString(
-            await self.bus.request(subjects.PAYLOADS_DELETE, request.SerializeToString())
+            await self.bus.request(
+                subjects.PAYLOADS_DELETE, request.SerializeToString(), headers=self.headers
+            )
         )
         assert reply.header.code == 0
 
@@ -94,9 +114,8 @@ class Calls:
         await self.blobs.put(payload_prefix(payload_id) + name, chunks(data))
 
     async def for_job(self, job_id: str, inputs: list[str]) -> str:
-        answer = await self.json(
-            subjects.PAYLOADS_CREATE_FOR_JOB, {"job_id": job_id, "input_payloads": inputs}
-        )
+        document = {"job_id": job_id, "input_payloads": inputs, "owner": self.job_owner}
+        answer = await self.json(subjects.PAYLOADS_CREATE_FOR_JOB, document)
         payload_id: str = answer["payload_id"]
         return payload_id
 
@@ -115,7 +134,8 @@ class Calls:
         return await self.json(subjects.PAYLOADS_DISCARD_FOR_JOB, {"job_id": job_id})
 
     async def json(self, subject: str, document: Mapping[str, Any]) -> Any:
-        return json.loads(await self.bus.request(subject, json.dumps(document).encode()))
+        body = json.dumps(document).encode()
+        return json.loads(await self.bus.request(subject, body, headers=self.headers))
 
     async def blob_keys(self, payload_id: str) -> list[str]:
         prefix = payload_prefix(payload_id)

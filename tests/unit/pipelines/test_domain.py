@@ -52,11 +52,11 @@ def test_the_graph_summary_uses_the_operators_own_spelling() -> None:
 def test_a_record_survives_its_stored_form() -> None:
     definition = load_definition([DefinitionFile("d.yml", DIAMOND)])
     metadata = {"a.b": "1", "$where": "2"}
-    record = PipelineRecord.new(PipelineId("f" * 32), definition, metadata)
+    record = PipelineRecord.new(PipelineId("f" * 32), definition, metadata, "alice")
     document = {**record.to_document(), "version": 3}
     again = PipelineRecord.from_document(document)
     assert again == PipelineRecord(
-        record.id, record.name, record.files, record.operators, metadata, 3
+        record.id, record.name, record.files, record.operators, metadata, 3, owner="alice"
     )
     assert [[n.name, [c.name for c in n.next]] for n in again.dag()] == [["Split", ["a", "b"]]]
 
@@ -91,3 +91,10 @@ def test_bodies_are_checked_field_by_field() -> None:
         assert caught.value.code == ErrorCode.PIPELINE_DEFINITION_ERROR
     with pytest.raises(Invalid, match="pipeline_id must be a string"):
         contracts.PIPELINES_SNAPSHOT.decode_request(b'{"pipeline_id": null}')
+
+
+def test_a_record_stored_before_owners_were_recorded_loads_without_one() -> None:
+    definition = load_definition([DefinitionFile("d.yml", DIAMOND)])
+    record = PipelineRecord.new(PipelineId("f" * 32), definition, {}, "alice")
+    document = {key: value for key, value in record.to_document().items() if key != "owner"}
+    assert PipelineRecord.from_document(document).owner == ""

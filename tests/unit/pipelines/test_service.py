@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from aorta import subjects
+from aorta import contracts, subjects
 from aorta.api import common_pb2, pipelines_pb2
 from aorta.bus import CloudEvent
 from aorta.bus.memory import MemoryBus
+from aorta.bus.verbs import call_stream
 from aorta.errors import AortaError, ErrorCode
 from aorta.runtime.service import RunningService
 from aorta_services.pipelines.domain import MAX_DAG_DEPTH
@@ -59,8 +60,8 @@ def ident(value: str) -> common_pb2.Identifier:
 
 async def details(bus: MemoryBus, pipeline_id: str) -> list[pipelines_pb2.PipelinesDetailsResponse]:
     request = pipelines_pb2.PipelinesDetailsRequest(pipeline_id=ident(pipeline_id))
-    stream = bus.request_stream(subjects.PIPELINES_DETAILS, request.SerializeToString())
-    return [pipelines_pb2.PipelinesDetailsResponse.FromString(item) async for item in stream]
+    stream = call_stream(bus, contracts.PIPELINES_DETAILS, request)
+    return [item.details async for item in stream]
 
 
 async def listing(bus: MemoryBus) -> list[pipelines_pb2.PipelinesListResponse]:

@@ -47,7 +47,9 @@ async def list_jobs(
     harness: Harness, filter: jobs_pb2.JobsListRequest.JobFilter | None = None
 ) -> list[jobs_pb2.JobsListResponse]:
     request = jobs_pb2.JobsListRequest(filter=filter) if filter else jobs_pb2.JobsListRequest()
-    stream = harness.client.request_stream(subjects.SCHEDULER_LIST, request.SerializeToString())
+    stream = harness.client.request_stream(
+        subjects.SCHEDULER_LIST, request.SerializeToString(), headers=harness.headers
+    )
     return [jobs_pb2.JobsListResponse.FromString(item) async for item in stream]
 
 

@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from aorta import subjects
+from aorta.auth.caller import caller_of
+from aorta.auth.principal import Principal
 from aorta.bus import Bus, Request, Subscription
 from aorta.errors import AortaError, ErrorCode, NotFound
 from aorta.executors import OperatorRun, RunOutcome, RunReason
@@ -147,6 +149,10 @@ class FakePeers:
     locked: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
     discarded: list[str] = field(default_factory=list)
+    owners: dict[str, str] = field(default_factory=dict)
+    """payload -> the owner its creation was asked with."""
+    callers: list[Principal] = field(default_factory=list)
+    """The caller each payload creation carried."""
     discard_error: AortaError | None = None
     create_error: AortaError | None = None
     discarding: asyncio.Event = field(default_factory=asyncio.Event)
@@ -187,9 +193,11 @@ class FakePeers:
     async def _create(self, request: Request) -> bytes:
         if self.create_error is not None:
             raise self.create_error
-        job_id = json.loads(request.data)["job_id"]
+        document = json.loads(request.data)
         payload_id = f"{next(self._ids):032x}"
-        self.payloads[payload_id] = job_id
+        self.payloads[payload_id] = document["job_id"]
+        self.owners[payload_id] = document["owner"]
+        self.callers.append(caller_of(request.headers))
         return json.dumps({"payload_id": payload_id}).encode()
 
     async def _lock(self, request: Request) -> bytes:

@@ -12,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from aorta import subjects
+from aorta import contracts, subjects
 from aorta.api import common_pb2, jobs_pb2
+from aorta.auth.caller import caller_headers
+from aorta.auth.principal import Principal
 from aorta.blobs import open_blob_store
 from aorta.bus.memory import MemoryBus, MemoryNetwork
+from aorta.bus.verbs import call
 from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
@@ -60,6 +63,11 @@ class Harness:
     client: MemoryBus
     peers: FakePeers
     replicas: list[Replica] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def acting_as(self, caller: Principal) -> Harness:
+        """The same replicas, called for `caller` as the gateway calls them for a client."""
+        return replace(self, headers=caller_headers(caller))
 
     async def replica(
         self,
@@ -123,7 +131,8 @@ class Harness:
     # The Jobs verbs, as the gateway sends them.
 
     async def call(self, subject: str, message: Any, response: type[Any]) -> Any:
-        return response.FromString(await self.client.request(subject, message.SerializeToString()))
+        body = message.SerializeToString()
+        return response.FromString(await self.client.request(subject, body, headers=self.headers))
 
     async def create(
         self,
@@ -163,11 +172,12 @@ class Harness:
         return job_id
 
     async def status(self, job_id: str) -> jobs_pb2.JobsStatusResponse:
+        return (await self.owned_status(job_id)).status
+
+    async def owned_status(self, job_id: str) -> contracts.JobStatus:
+        """Jobs.Status as the gateway receives it, with the job's owner."""
         request = jobs_pb2.JobsStatusRequest(job_id=ident(job_id))
-        response: jobs_pb2.JobsStatusResponse = await self.call(
-            subjects.SCHEDULER_STATUS, request, jobs_pb2.JobsStatusResponse
-        )
-        return response
+        return await call(self.client, contracts.SCHEDULER_STATUS, request, headers=self.headers)
 
     async def cancel(self, job_id: str, reason: str = "") -> jobs_pb2.JobsCancelResponse:
         request = jobs_pb2.JobsCancelRequest(job_id=ident(job_id), reason=reason)

@@ -109,6 +109,8 @@ class JobRecord:
     - `progress` is `JobProgress.to_document()`; `operators` the per-operator records, in the
       same (topological) order.
     - `outbox` the events stored but not yet published, oldest first (see the module docstring).
+    - `owner` the subject that created the job ("" when authentication was off, and for jobs
+      stored before owners were recorded); its payload has the same owner.
     """
 
     id: JobId
@@ -135,6 +137,7 @@ class JobRecord:
     released: bool = False
     outbox: tuple[Mapping[str, Any], ...] = ()
     version: int = 0
+    owner: str = ""
 
     def job_progress(self) -> JobProgress:
         """The DAG bookkeeping, restored from `progress`."""
@@ -204,6 +207,7 @@ class JobRecord:
             "outbox": [dict(event) for event in self.outbox],
             # Derived, for the replay's indexed query (a filter cannot test a list's length).
             "outbox_pending": bool(self.outbox),
+            "owner": self.owner,
         }
 
     @staticmethod
@@ -239,6 +243,8 @@ class JobRecord:
                 # Documents written before the outbox existed have none.
                 outbox=tuple(document.get("outbox", ())),
                 version=int(document.get("version", 0)),
+                # Documents written before owners were recorded have none: an admin's.
+                owner=str(document.get("owner", "")),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise Invalid(
