@@ -70,7 +70,7 @@ def _issue(
 
 
 @dataclass(frozen=True)
-class TestPki:
+class Pki:
     """A CA with a server certificate (localhost, 127.0.0.1) and a client certificate."""
 
     ca: Pem
@@ -78,14 +78,14 @@ class TestPki:
     client: Pem
 
 
-def make_pki(folder: Path) -> TestPki:
+def make_pki(folder: Path) -> Pki:
     """Fresh keys and certificates, written under `folder`."""
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = _issue("aorta test CA", ca_key, None)
     issuer = (ca_cert.subject, ca_key)
     server_key = ec.generate_private_key(ec.SECP256R1())
     client_key = ec.generate_private_key(ec.SECP256R1())
-    return TestPki(
+    return Pki(
         ca=_write(folder, "ca", ca_cert, ca_key),
         server=_write(
             folder, "server", _issue("localhost", server_key, issuer, server=True), server_key

@@ -95,12 +95,15 @@ async def call_raw(
     path = f"/{full_name(method)}"
     try:
         if method.client_streaming:
-            await channel.stream_unary(path)(iter([body]), metadata=metadata, timeout=10)
+            upload: grpc.aio.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary(path)
+            await upload(iter([body]), metadata=metadata, timeout=10)
         elif method.server_streaming:
-            async for _ in channel.unary_stream(path)(body, metadata=metadata, timeout=10):
+            stream: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(path)
+            async for _ in stream(body, metadata=metadata, timeout=10):
                 pass
         else:
-            await channel.unary_unary(path)(body, metadata=metadata, timeout=10)
+            unary: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(path)
+            await unary(body, metadata=metadata, timeout=10)
     except grpc.aio.AioRpcError as error:
         return Outcome(error.code(), error.details() or "")
     return Outcome(grpc.StatusCode.OK, "")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf.descriptor import MethodDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aorta import subjects
@@ -17,7 +18,7 @@ from aorta.auth.principal import Role, current_principal
 from aorta.bus import Request
 from aorta.errors import Forbidden, Unauthenticated
 from aorta_services.gateway.guard import Guard
-from aorta_services.gateway.rpc import Context, service_handler
+from aorta_services.gateway.rpc import Context, Handler, service_handler
 from tests.unit.gateway.door_harness import (
     Door,
     FakeAuthenticator,
@@ -35,19 +36,19 @@ async def door(tmp_path: Path) -> AsyncIterator[Door]:
         yield serving
 
 
-def _methods() -> list[object]:
+def _methods() -> list[MethodDescriptor]:
     return [method for service in public_services() for method in service.methods]
 
 
 def test_every_public_method_has_a_role_in_the_policy() -> None:
-    served = {full_name(method) for method in _methods()}  # type: ignore[arg-type]
+    served = {full_name(method) for method in _methods()}
     assert served == set(REQUIRED_ROLES)
 
 
 async def test_anonymous_callers_are_refused_on_every_method_but_health(door: Door) -> None:
     for method in _methods():
-        outcome = await call_raw(door.channel, method)  # type: ignore[arg-type]
-        assert outcome.code == grpc.StatusCode.UNAUTHENTICATED, full_name(method)  # type: ignore[arg-type]
+        outcome = await call_raw(door.channel, method)
+        assert outcome.code == grpc.StatusCode.UNAUTHENTICATED, full_name(method)
         assert "requires a token" in outcome.details
     health = health_pb2_grpc.HealthStub(door.channel)
     reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
@@ -64,9 +65,9 @@ async def test_an_unknown_token_is_unauthenticated(door: Door) -> None:
 @pytest.mark.parametrize("role", list(Role))
 async def test_each_role_is_allowed_and_refused_as_the_policy_says(door: Door, role: Role) -> None:
     for method in _methods():
-        name = full_name(method)  # type: ignore[arg-type]
+        name = full_name(method)
         needed = required_role(name)
-        outcome = await call_raw(door.channel, method, bearer(role))  # type: ignore[arg-type]
+        outcome = await call_raw(door.channel, method, bearer(role))
         if role.rank < needed.rank:
             assert outcome.code == grpc.StatusCode.PERMISSION_DENIED, name
             label = name.rsplit(".", 1)[-1].replace("/", ".")
@@ -129,9 +130,9 @@ async def test_the_caller_is_bound_while_handlers_run_streams_included() -> None
 
     server = grpc.aio.server()
     descriptor = clara_pb2.DESCRIPTOR.services_by_name["Clara"]
-    handlers = {"Version": version, "Utilization": utilization}
+    handlers: dict[str, Handler] = {"Version": version, "Utilization": utilization}
     guard = Guard(authenticator=FakeAuthenticator())
-    server.add_generic_rpc_handlers((service_handler(descriptor, handlers, guard),))  # type: ignore[arg-type]
+    server.add_generic_rpc_handlers((service_handler(descriptor, handlers, guard),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
