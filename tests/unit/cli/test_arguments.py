@@ -41,6 +41,7 @@ def test_register_adds_clara_s_verbs_and_aorta_s_commands() -> None:
         "operator",
         "run",
         "start",
+        "token",
         "update",
         "upload",
         "utilization",
