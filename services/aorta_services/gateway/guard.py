@@ -11,7 +11,7 @@ recorded before it proceeds, and refused with UNAVAILABLE when that record canno
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol, TypeAlias
 
@@ -73,21 +73,37 @@ class Guard:
     authenticator: Authenticates | None = None
     audit: AuditTrail | None = None
 
-    async def admit(self, method: str, context: Context, request_id: str) -> Call:
+    async def admit(
+        self,
+        method: str,
+        context: Context,
+        request_id: str,
+        peek: Callable[[], Message | None] | None = None,
+    ) -> Call:
         """The admitted call of `method`, or (recorded, then) an abort with UNAUTHENTICATED,
-        PERMISSION_DENIED or UNAVAILABLE (when the credentials cannot be checked now)."""
+        PERMISSION_DENIED or UNAVAILABLE (when the credentials cannot be checked now).
+
+        `peek` parses the request (None when it does not parse) for the ids a refusal's
+        record names; it is called only for a refusal, so admitted calls parse once.
+        """
         call = Call(self.audit, method, ANONYMOUS, _peer(context), request_id, context)
+        refusal: Refusal | None = None
         if self.authenticator is not None:
             try:
                 principal = await self.authenticator.authenticate(
                     context.invocation_metadata() or ()
                 )
             except (Unauthenticated, Forbidden, Unavailable) as exc:
-                await call.refuse(exc)
-            call = Call(self.audit, method, principal, call.client, request_id, context)
+                refusal = exc
+            else:
+                call = Call(self.audit, method, principal, call.client, request_id, context)
         needed = required_role(method)
-        if not call.principal.may(needed):
-            await call.refuse(role_refusal(method, call.principal, needed))
+        if refusal is None and not call.principal.may(needed):
+            refusal = role_refusal(method, call.principal, needed)
+        if refusal is not None:
+            if peek is not None:
+                call.resources = ids_of(peek())
+            await call.refuse(refusal)
         return call
 
 

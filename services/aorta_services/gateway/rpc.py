@@ -70,6 +70,18 @@ def _request_id(context: Context) -> str:
     return new_id()[:16]
 
 
+def _peeker(raw: bytes, request_class: type[Message]) -> Callable[[], Message | None]:
+    """What the guard parses the request with for the record of a refusal."""
+
+    def peek() -> Message | None:
+        try:
+            return request_class.FromString(raw)
+        except DecodeError:
+            return None
+
+    return peek
+
+
 async def _parse(raw: bytes, request_class: type[Message], context: Context) -> Message:
     try:
         return request_class.FromString(raw)
@@ -149,7 +161,7 @@ def _unary(
     async def behavior(raw: bytes, context: Context) -> Message:
         request_id = _request_id(context)
         with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=request_id):
-            call = await guard.admit(rpc, context, request_id)
+            call = await guard.admit(rpc, context, request_id, _peeker(raw, request_class))
             with _admitted(call):
                 request = await _parse(raw, request_class, context)
                 await call.began(request)
@@ -225,7 +237,7 @@ def _server_streaming(
     async def behavior(raw: bytes, context: Context) -> AsyncIterator[Message | Encoded]:
         request_id = _request_id(context)
         with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=request_id):
-            call = await guard.admit(rpc, context, request_id)
+            call = await guard.admit(rpc, context, request_id, _peeker(raw, request_class))
             with _admitted(call):
                 request = await _parse(raw, request_class, context)
                 await call.began(request)

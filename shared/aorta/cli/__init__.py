@@ -1,6 +1,6 @@
 """The `aorta` client commands: Clara's verbs (`create pipeline`, `create job`, `start job`,
 `describe job`, `download`, ...) and a few of Aorta's own (`run`, `version`, `utilization`,
-`operator`, `token`).
+`operator`, `token`, `audit`).
 
 They need nothing but the generated Clara API stubs and the shared helpers, so they work
 against any Clara-compatible platform. `register` adds them to the root `aorta` group, which
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import click
 
+from aorta.cli.audit import audit
 from aorta.cli.operator import operator
 from aorta.cli.platform import utilization, version
 from aorta.cli.run import run
@@ -20,7 +21,7 @@ from aorta.cli.verbs import verb_groups
 
 def register(cli: click.Group) -> None:
     """Adds every client command to `cli`."""
-    for command in (*verb_groups(), run, version, utilization, operator, token):
+    for command in (*verb_groups(), run, version, utilization, operator, token, audit):
         cli.add_command(command)
 
 

@@ -31,6 +31,7 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
 
 def test_register_adds_clara_s_verbs_and_aorta_s_commands() -> None:
     assert sorted(_group().commands) == [
+        "audit",
         "cancel",
         "create",
         "delete",

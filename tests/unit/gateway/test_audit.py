@@ -133,6 +133,7 @@ async def test_refused_calls_are_recorded_and_viewer_reads_are_not(door: Door) -
         ("", "UNAUTHENTICATED"),
     ]
     assert {r.method for r in records} == {CANCEL}
+    assert [r.resources for r in records] == [{"job_id": JOB}] * 2
 
 
 class _FailingAudit:
