@@ -8,6 +8,7 @@ credit-based flow control (framing in `aorta.bus.nats_wire`); events live on a J
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from functools import partial
 from typing import Any
@@ -18,6 +19,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
+from aorta.bus.credentials import BusCredentials
 from aorta.bus.events import CloudEvent
 from aorta.bus.nats_events import JetStreamEvents
 from aorta.bus.nats_wire import (
@@ -47,8 +49,10 @@ from aorta.bus.port import (
     encode_error,
     message_context,
 )
+from aorta.bus_permissions import inbox_prefix
 from aorta.errors import AortaError, Internal, Unavailable
 from aorta.logger import get_logger
+from aorta.settings import redact_uri
 from aorta.tasks import GuardedTasks
 
 _CLOSE_TIMEOUT = 5.0
@@ -68,6 +72,7 @@ class NatsBus:
         )
         self._subscriptions: set[_NatsSubscription] = set()
         self._closed = False
+        self._last_error = ""
         self._log = _log
 
     @classmethod
@@ -81,8 +86,15 @@ class NatsBus:
         stream_max_bytes: int | None = 1024**3,
         connect_timeout: float = 10.0,
         options: BusOptions | None = None,
+        credentials: BusCredentials | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> NatsBus:
         """Connects as client `name` and makes sure the event stream exists.
+
+        With `credentials`, the client logs in as that user and takes its inboxes under the
+        user's own prefix (`aorta.bus_permissions.inbox_prefix`), where its permissions let
+        only it subscribe; without, it connects anonymously (a server without authentication,
+        as in tests). `tls` encrypts the connection and verifies the server.
 
         The stream is created when absent (file storage; the oldest events are dropped beyond
         `stream_max_age` seconds or `stream_max_bytes`, None: unlimited); an existing stream is
@@ -92,7 +104,15 @@ class NatsBus:
         """
         shown = _without_credentials(url)
         bus = cls(Client(), default_timeout=default_timeout, options=options or BusOptions())
-        bus._log = _log.bind(bus=name, url=shown)
+        user = credentials.user if credentials is not None else None
+        bus._log = _log.bind(bus=name, url=shown, user=user)
+        login: dict[str, Any] = {}
+        if credentials is not None:
+            login = {
+                "user": credentials.user,
+                "password": credentials.password,
+                "inbox_prefix": inbox_prefix(credentials.user),
+            }
         try:
             await asyncio.wait_for(
                 bus._nc.connect(
@@ -104,13 +124,17 @@ class NatsBus:
                     error_cb=bus._on_error,
                     disconnected_cb=bus._on_disconnected,
                     reconnected_cb=bus._on_reconnected,
+                    tls=tls,
+                    **login,
                 ),
                 connect_timeout,
             )
         except (OSError, nats.errors.Error, TimeoutError) as exc:
             await bus.close()
+            refused = f"; last error: {bus._last_error}" if bus._last_error else ""
             raise Unavailable(
-                f"cannot connect to NATS at {shown} within {connect_timeout:g} s"
+                f"cannot connect to NATS at {shown} as {user or 'anonymous'} within "
+                f"{connect_timeout:g} s{refused}"
             ) from exc
         try:
             await bus._events.ensure_stream(stream_max_age, stream_max_bytes)
@@ -128,7 +152,12 @@ class NatsBus:
         return bus
 
     async def _on_error(self, exc: Exception) -> None:
-        self._log.warning("bus connection error", error=repr(exc))
+        # nats-py reports the server's refusals here: an authorization or permissions
+        # violation names the user and subject, never a password. A refused login is kept
+        # over the resets that follow it, as the reason a connect gives up.
+        if "authorization violation" not in self._last_error.lower():
+            self._last_error = redact_uri(str(exc))
+        self._log.warning("bus connection error", error=redact_uri(repr(exc)))
 
     async def _on_disconnected(self) -> None:
         if not self._closed:

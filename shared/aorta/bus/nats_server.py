@@ -1,9 +1,10 @@
 """Runs a `nats-server` child process with JetStream: the bus of `aorta up`, and of the tests.
 
-Everything lives under one folder: the JetStream store (`jetstream/`), the log
-(`nats-server.log`), the generated config file (`nats-server.conf`, which sets `max_payload`:
-nats-server has no command-line flag for it) and the ports file the server writes on start
-(whose client URL is how the free port chosen with `-p -1` becomes known). On Linux the child
+Everything lives under one folder, readable by its owner only: the JetStream store
+(`jetstream/`), the log (`nats-server.log`), the generated config file (`nats-server.conf`,
+which sets `max_payload`, as nats-server has no command-line flag for it, and the bus's users
+with their passwords and permissions when it has any) and the ports file the server writes on
+start (whose client URL is how the free port chosen with `-p -1` becomes known). On Linux the child
 gets SIGTERM when the thread that started it ends (PR_SET_PDEATHSIG), so a parent killed with
 SIGKILL leaves no server behind; start it from the main thread (never from a worker thread
 that may exit first).
@@ -14,12 +15,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from aorta.bus.credentials import BusCredentials
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
+from aorta.bus_permissions import authorization_config
 from aorta.children.process import ChildProcess, ChildServer, ChildStartError
 from aorta.errors import Unavailable
 from aorta.logger import get_logger
@@ -57,6 +60,8 @@ class NatsServerProcess(ChildServer):
     to `start_timeout` for the ports file and raises `NatsServerError` with the tail of the log
     when the server does not come up. `stop` sends SIGTERM, waits `stop_grace`, then SIGKILLs.
     `max_payload` is the largest message body the server accepts (and announces to clients).
+    With `users`, only they may connect, each with its password and its permissions
+    (`aorta.bus_permissions.permissions_for`); without, anyone who reaches the port may (tests).
     Use as a context manager (sync or async) to stop it on exit. The process itself is run by
     `aorta.children.process.ChildProcess`; what is nats-server's own here is its command line and
     its sign of readiness, the ports file.
@@ -69,6 +74,7 @@ class NatsServerProcess(ChildServer):
         host: str = "127.0.0.1",
         port: int = -1,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
+        users: Mapping[str, BusCredentials] | None = None,
         search_path: str | None = None,
         start_timeout: float = 10.0,
         stop_grace: float = 5.0,
@@ -77,6 +83,7 @@ class NatsServerProcess(ChildServer):
         self.host = host
         self.port = port
         self.max_payload = max_payload
+        self.users = dict(users) if users is not None else None
         self._search_path = search_path
         self._child = ChildProcess(
             "nats-server", self.log_file, start_timeout=start_timeout, stop_grace=stop_grace
@@ -135,9 +142,15 @@ class NatsServerProcess(ChildServer):
 
     def _prepare(self) -> tuple[list[str], _PortsFile]:
         binary = find_nats_server(self._search_path)
-        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
+        self.store_dir.mkdir(mode=0o700, exist_ok=True)
         # Only what no flag can set; the flags below override a config file's values.
-        self.config_file.write_text(f"max_payload: {self.max_payload}\n")
+        config = f"max_payload: {self.max_payload}\n"
+        if self.users is not None:
+            passwords = {c.user: c.password for c in self.users.values()}
+            config += authorization_config(passwords)
+        _write_private(self.config_file, config)
         # The server's own log goes to the file that also catches what it prints before
         # opening it.
         command = [
@@ -179,6 +192,14 @@ class _PortsFile:
         local = [url for url in urls if "127.0.0.1" in url]
         self.url = str((local or urls)[0])
         return True
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Writes `path` readable by its owner only, from the first byte on."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
 
 
 def _ports_file(directory: Path, pid: int) -> Path:

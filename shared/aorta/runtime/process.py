@@ -1,18 +1,23 @@
 """Runs a set of services in one process until asked to stop.
 
-The adapters (bus, state store, blob store) are opened once and shared; services start in the
-order given and stop in reverse, each given a grace period to drain; the adapters close last.
-A hard deadline bounds the whole shutdown so a stuck drain never keeps the process alive.
+The state and blob stores are opened once and shared; the bus connection is shared too, as the
+user the settings name, unless each service was given its own credentials (`aorta up`): then
+each connects as its own user, limited to its own subjects. Services start in the order given
+and stop in reverse, each given a grace period to drain; the adapters close last. A hard
+deadline bounds the whole shutdown so a stuck drain never keeps the process alive.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 
+from aorta.bus import Bus
+from aorta.bus.credentials import BusCredentials, settings_credentials, tls_context
 from aorta.bus.nats import NatsBus
 from aorta.logger import configure_logging, get_logger
 from aorta.runtime.health import Readiness
@@ -40,24 +45,34 @@ async def run_services(
     settings: Settings,
     stop: asyncio.Event,
     on_ready: Callable[[dict[str, Running]], Awaitable[None]] | None = None,
+    *,
+    credentials: Mapping[str, BusCredentials] | None = None,
 ) -> None:
     """Starts `starters` in order, calls `on_ready` with the running services by name, and
-    serves until `stop` is set."""
+    serves until `stop` is set.
+
+    With `credentials` (by service name, one for every service started), each service gets a
+    bus connection of its own, logged in as its user; without, all share one connection as the
+    user of `settings` (`AORTA_NATS_USER`, or anonymous when unset). Either way the bus uses the
+    TLS the settings ask for. A missing service in `credentials` raises KeyError at once.
+    """
     names = [name for name, _ in starters]
+    if credentials is not None:
+        missing = [name for name in names if name not in credentials]
+        if missing:
+            raise KeyError(f"no bus credentials for {', '.join(missing)}")
     async with AsyncExitStack() as stack:
-        bus = await NatsBus.connect(
-            settings.nats_url, name=f"aorta-{'+'.join(names)}", default_timeout=settings.rpc_timeout
-        )
-        stack.push_async_callback(bus.close)
-        context = await stack.enter_async_context(service_context(settings, bus))
+        buses = await _connect_buses(names, settings, credentials, stack)
+        shared = buses[names[0]] if names else await _connect(settings, "aorta", None, stack)
+        context = await stack.enter_async_context(service_context(settings, shared))
         readiness = Readiness()
         if settings.health_port:
-            await readiness.serve("0.0.0.0", settings.health_port)
+            await readiness.serve(settings.health_host, settings.health_port)
             stack.push_async_callback(readiness.close)
         running: dict[str, Running] = {}
         try:
             for name, start in starters:
-                running[name] = await start(context)
+                running[name] = await start(dataclasses.replace(context, bus=buses[name]))
             readiness.ready = True
             if on_ready is not None:
                 await on_ready(running)
@@ -71,6 +86,37 @@ async def run_services(
                         await running[name].stop(SHUTDOWN_GRACE)
             except TimeoutError:
                 log.error("services.stop_deadline_passed", deadline=SHUTDOWN_DEADLINE)
+
+
+async def _connect_buses(
+    names: list[str],
+    settings: Settings,
+    credentials: Mapping[str, BusCredentials] | None,
+    stack: AsyncExitStack,
+) -> dict[str, Bus]:
+    """The bus of each service: its own connection with `credentials`, else one shared."""
+    if credentials is None:
+        if not names:
+            return {}
+        bus = await _connect(settings, f"aorta-{'+'.join(names)}", None, stack)
+        return dict.fromkeys(names, bus)
+    return {
+        name: await _connect(settings, f"aorta-{name}", credentials[name], stack) for name in names
+    }
+
+
+async def _connect(
+    settings: Settings, name: str, credentials: BusCredentials | None, stack: AsyncExitStack
+) -> Bus:
+    bus = await NatsBus.connect(
+        settings.nats_url,
+        name=name,
+        default_timeout=settings.rpc_timeout,
+        credentials=credentials or settings_credentials(settings),
+        tls=tls_context(settings),
+    )
+    stack.push_async_callback(bus.close)
+    return bus
 
 
 def serve_services(starters: Sequence[NamedStarter]) -> None:

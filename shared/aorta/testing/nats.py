@@ -2,16 +2,18 @@
 
 Each server listens on a free port of 127.0.0.1 (never on a shared :4222) and keeps its
 JetStream store, log and ports file under `directory`, or under a temporary folder removed on
-exit when no directory is given.
+exit when no directory is given. Given `users`, it admits only them, each with its permissions
+(`aorta.bus_permissions`); `aorta.bus.credentials.generate_credentials` makes them.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+from aorta.bus.credentials import BusCredentials
 from aorta.bus.memory import MemoryBus, MemoryNetwork
 from aorta.bus.nats import NatsBus
 from aorta.bus.nats_server import NatsServerProcess
@@ -19,17 +21,21 @@ from aorta.bus.port import Bus, BusOptions
 
 
 @contextmanager
-def nats_server(directory: Path | None = None) -> Iterator[NatsServerProcess]:
+def nats_server(
+    directory: Path | None = None, *, users: Mapping[str, BusCredentials] | None = None
+) -> Iterator[NatsServerProcess]:
     """A started server, stopped on exit (blocking start and stop)."""
-    with _folder(directory) as folder, NatsServerProcess(folder) as server:
+    with _folder(directory) as folder, NatsServerProcess(folder, users=users) as server:
         yield server
 
 
 @asynccontextmanager
-async def async_nats_server(directory: Path | None = None) -> AsyncIterator[NatsServerProcess]:
+async def async_nats_server(
+    directory: Path | None = None, *, users: Mapping[str, BusCredentials] | None = None
+) -> AsyncIterator[NatsServerProcess]:
     """A started server, stopped on exit, without blocking the event loop."""
     with _folder(directory) as folder:
-        async with NatsServerProcess(folder) as server:
+        async with NatsServerProcess(folder, users=users) as server:
             yield server
 
 
@@ -44,7 +50,8 @@ def _folder(directory: Path | None) -> Iterator[Path]:
 
 class BusFactory:
     """Makes buses that see each other: `NatsBus` clients of the server at `url`, or, when
-    `url` is None, `MemoryBus`es on one network. `close_all` closes every bus it made."""
+    `url` is None, `MemoryBus`es on one network. `close_all` closes every bus it made.
+    `credentials` (NATS only) logs a bus in as that user."""
 
     def __init__(self, url: str | None, *, options: BusOptions | None = None) -> None:
         self.kind = "memory" if url is None else "nats"
@@ -53,13 +60,23 @@ class BusFactory:
         self._network = MemoryNetwork()
         self._buses: list[Bus] = []
 
-    async def __call__(self, name: str = "test", *, default_timeout: float = 2.0) -> Bus:
+    async def __call__(
+        self,
+        name: str = "test",
+        *,
+        default_timeout: float = 2.0,
+        credentials: BusCredentials | None = None,
+    ) -> Bus:
         bus: Bus
         if self._url is None:
             bus = MemoryBus(self._network, default_timeout=default_timeout, options=self.options)
         else:
             bus = await NatsBus.connect(
-                self._url, name=name, default_timeout=default_timeout, options=self.options
+                self._url,
+                name=name,
+                default_timeout=default_timeout,
+                options=self.options,
+                credentials=credentials,
             )
         self._buses.append(bus)
         return bus
