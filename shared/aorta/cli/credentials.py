@@ -1,8 +1,9 @@
 """How the CLI proves the platform is the right one, and who the CLI is: TLS and a token.
 
 TLS is used whenever a CA is given: `--ca FILE`, `AORTA_CA`, or `ca:` in the config file
-(`system` trusts the system's roots instead of one file). `AORTA_CLIENT_CERT` and
-`AORTA_CLIENT_KEY` (`client_cert:`/`client_key:`) add a client certificate for mTLS.
+(`system` trusts the public CAs gRPC trusts by default instead of one file).
+`AORTA_CLIENT_CERT` and `AORTA_CLIENT_KEY` (`client_cert:`/`client_key:`) add a client
+certificate for mTLS.
 
 The token comes from, first to last: `AORTA_TOKEN`, the file `AORTA_TOKEN_FILE` names,
 `token:` and `token_file:` in the config file. It is never a flag: command lines end up in
@@ -29,7 +30,8 @@ CLIENT_KEY_VARIABLE = "AORTA_CLIENT_KEY"
 TOKEN_VARIABLE = "AORTA_TOKEN"
 TOKEN_FILE_VARIABLE = "AORTA_TOKEN_FILE"
 SYSTEM_ROOTS = "system"
-"""The `--ca` value that trusts the system's certificate authorities (a public certificate)."""
+"""The `--ca` value that trusts the public CAs gRPC trusts by default (its bundled roots, or
+the file `GRPC_DEFAULT_SSL_ROOTS_FILE_PATH` names): for a platform with a public certificate."""
 
 
 @dataclass(frozen=True)

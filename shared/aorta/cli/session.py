@@ -131,8 +131,7 @@ def with_session(
             decorated = click.option(
                 "--ca",
                 metavar="FILE",
-                help="Use TLS, trusting this CA certificate ('system': the system's CAs) "
-                "[env AORTA_CA].",
+                help="Use TLS, trusting this CA certificate ('system': public CAs) [env AORTA_CA].",
             )(decorated)
             decorated = click.option(
                 "--host",
