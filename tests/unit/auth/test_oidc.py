@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from aorta.auth.oidc import OidcVerifier
 from aorta.auth.principal import Principal, Role
-from aorta.errors import Unauthenticated
+from aorta.errors import Unauthenticated, Unavailable
 from aorta.testing.oidc import DEFAULT_AUDIENCE, DEFAULT_ISSUER, IdentityProvider
 
 
@@ -193,3 +194,14 @@ async def test_keys_are_fetched_from_a_jwks_url(provider: IdentityProvider, jwks
     forged = provider.sign("mallory", ["admin"], key=IdentityProvider.new_key())
     await _refused(verifier, forged)
     await _refused(verifier, provider.sign("erin", kid="unknown"))
+
+
+async def test_an_unreachable_jwks_url_is_unavailable_not_a_bad_token(
+    provider: IdentityProvider,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    verifier = OidcVerifier(DEFAULT_ISSUER, DEFAULT_AUDIENCE, f"http://127.0.0.1:{closed}/jwks")
+    with pytest.raises(Unavailable, match="cannot fetch its identity provider's keys"):
+        await verifier.verify(provider.sign("erin"))

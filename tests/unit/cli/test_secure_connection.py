@@ -5,6 +5,7 @@ clearly when the platform refuses it."""
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -33,15 +34,27 @@ class _Clara(clara_pb2_grpc.ClaraServicer):
 
     seen: list[str | None] = field(default_factory=list)
 
-    def Version(
-        self, request: clara_pb2.ClaraVersionRequest, context: grpc.ServicerContext
-    ) -> clara_pb2.ClaraVersionResponse:
+    def _check(self, context: grpc.ServicerContext) -> None:
         sent = dict(context.invocation_metadata()).get("authorization")
         self.seen.append(sent if isinstance(sent, str) else None)
         if sent == f"Bearer {VIEWER_TOKEN}":
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "Clara.Version needs the admin role")
         if sent != f"Bearer {TOKEN}":
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "the token is not known")
+
+    def Utilization(
+        self, request: clara_pb2.ClaraUtilizationRequest, context: grpc.ServicerContext
+    ) -> Iterator[clara_pb2.ClaraUtilizationResponse]:
+        self._check(context)
+        gpu = clara_pb2.ClaraUtilizationResponse.GpuUtilization(node_id="n1", pcie_id=7)
+        yield clara_pb2.ClaraUtilizationResponse(
+            header=common_pb2.ResponseHeader(code=0), gpu_metrics=[gpu]
+        )
+
+    def Version(
+        self, request: clara_pb2.ClaraVersionRequest, context: grpc.ServicerContext
+    ) -> clara_pb2.ClaraVersionResponse:
+        self._check(context)
         return clara_pb2.ClaraVersionResponse(
             header=common_pb2.ResponseHeader(code=0),
             version=common_pb2.Version(major=0, minor=8, patch=1),
@@ -129,6 +142,20 @@ def test_the_token_is_sent_over_tls_to_a_server_the_ca_signed(
     )
     assert result.exit_code == 0, result.stderr
     assert tls_server.clara.seen == [f"Bearer {TOKEN}"]
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_the_token_is_sent_on_streaming_calls_too(
+    plain_server: _Server, tls_server: _Server, tls_files: AutoTls, tmp_path: Path, secure: bool
+) -> None:
+    server = tls_server if secure else plain_server
+    ca = ("--ca", str(tls_files.ca_cert)) if secure else ()
+    result = _aorta(
+        tmp_path, "utilization", "--json", "--host", server.address, *ca, AORTA_TOKEN=TOKEN
+    )
+    assert result.exit_code == 0, result.stderr
+    assert [gpu["pcie_id"] for gpu in json.loads(result.stdout)] == [7]
+    assert server.clara.seen == [f"Bearer {TOKEN}"]
 
 
 def test_a_server_another_ca_signed_is_not_trusted(tls_server: _Server, tmp_path: Path) -> None:
