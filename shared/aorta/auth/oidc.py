@@ -99,7 +99,9 @@ class _KeySource:
         try:
             return call(*args)
         except jwt.PyJWKClientConnectionError as exc:
-            log.warning("oidc_keys_unreachable", jwks=redact_uri(self.jwks), reason=str(exc))
+            log.warning(
+                "oidc_keys_unreachable", jwks=redact_uri(self.jwks), reason=redact_uri(str(exc))
+            )
             raise Unavailable(
                 "the platform cannot fetch its identity provider's keys now; try again later"
             ) from exc

@@ -117,9 +117,10 @@ def _parse(text: str, path: Path) -> list[TokenEntry]:
         raise TokensFileInvalid(f"tokens file {path} is not valid YAML{where}") from None
     if document is None:
         return []
-    if not isinstance(document, dict) or not isinstance(document.get("tokens", []), list):
+    items = (document.get("tokens") or []) if isinstance(document, dict) else None
+    if not isinstance(items, list):
         raise TokensFileInvalid(f"tokens file {path} must be a mapping with a `tokens:` list")
-    entries = [_entry(item, path, index) for index, item in enumerate(document.get("tokens", []))]
+    entries = [_entry(item, path, index) for index, item in enumerate(items)]
     names = [entry.name for entry in entries]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:

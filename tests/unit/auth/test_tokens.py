@@ -160,3 +160,10 @@ def test_the_default_tokens_file_lives_in_the_data_dir(tmp_path: Path) -> None:
     assert default_tokens_file({"AORTA_DATA_DIR": str(tmp_path)}) == tmp_path / "tokens.yaml"
     assert default_data_dir({"XDG_DATA_HOME": str(tmp_path)}) == tmp_path / "aorta"
     assert default_data_dir({}) == Path.home() / ".local" / "share" / "aorta"
+
+
+@pytest.mark.parametrize("text", ["", "tokens:\n", "tokens: []\n"])
+def test_an_empty_file_holds_no_tokens(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "tokens.yaml"
+    path.write_text(text)
+    assert read_tokens(path) == []
