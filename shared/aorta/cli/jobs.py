@@ -11,6 +11,7 @@ import click
 from rich.text import Text
 
 from aorta.api import common_pb2, jobs_pb2
+from aorta.auth.ownership import owner_from_metadata
 from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
 from aorta.cli.files import collect
 from aorta.cli.humanize import NOT_SET, ago, duration
@@ -70,13 +71,13 @@ def start(
 
 
 def status(session: Session, job_id: str) -> JobView:
-    """`Jobs.Status` as a `JobView`."""
+    """`Jobs.Status` as a `JobView`, with the job's creator when the platform names it."""
     request = jobs_pb2.JobsStatusRequest(
         header=request_header(), job_id=common_pb2.Identifier(value=job_id)
     )
-    response = session.platform.jobs.Status(request, timeout=UNARY_TIMEOUT)
+    response, call = session.platform.jobs.Status.with_call(request, timeout=UNARY_TIMEOUT)
     check(response, f"describing job {job_id}")
-    return JobView.from_status(response)
+    return JobView.from_status(response, owner_from_metadata(call.initial_metadata()))
 
 
 @click.command("job")

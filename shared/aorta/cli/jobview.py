@@ -137,14 +137,16 @@ class JobSummary:
 @dataclass(frozen=True)
 class JobView(JobSummary):
     """A job as `Jobs.Status` described it: the summary, its messages, and its operators with
-    the DAG they form."""
+    the DAG they form; `owner` is the subject that created it, which the platform sends beside
+    the response (`aorta.auth.ownership`), "" when it sent none."""
 
     messages: tuple[str, ...]
     operators: dict[str, OperatorView]
     dag: dags.Dag
+    owner: str = ""
 
     @classmethod
-    def from_status(cls, response: jobs_pb2.JobsStatusResponse) -> JobView:
+    def from_status(cls, response: jobs_pb2.JobsStatusResponse, owner: str = "") -> JobView:
         operators = {
             detail.name: OperatorView(
                 detail.name,
@@ -159,6 +161,7 @@ class JobView(JobSummary):
             messages=tuple(response.messages),
             operators=operators,
             dag=dags.from_job(response.dag, operators),
+            owner=owner,
         )
 
     @property
@@ -186,6 +189,7 @@ class JobView(JobSummary):
         """The JSON form: ids, enum names without their prefix, RFC 3339 times (or null)."""
         return {
             **super().document(),
+            "created_by": self.owner or None,
             "messages": list(self.messages),
             "operators": [
                 {
@@ -210,6 +214,7 @@ class JobView(JobSummary):
             ("status", Text(self.status, style=STATUS_STYLES.get(self.status, ""))),
             ("priority", self.priority),
             ("created", stamp(self.created)),
+            *([("created by", self.owner)] if self.owner else []),
             ("started", stamp(self.started)),
             ("stopped", stamp(self.stopped)),
         ]

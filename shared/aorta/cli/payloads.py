@@ -112,6 +112,7 @@ def describe_payload(session: Session, payload_id: str) -> None:
         ("id", payload_id),
         ("type", found.kind),
         ("job", found.job_id or "-"),
+        *([("created by", found.owner)] if found.owner else []),
         ("files", f"{len(found.files)} ({size(total)})"),
     ]
     pairs += [(f"metadata.{key}", value) for key, value in sorted(found.metadata.items())]

@@ -11,6 +11,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from aorta.api import common_pb2, pipelines_pb2
+from aorta.auth.ownership import owner_from_metadata
 from aorta.cli import dag as dags
 from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
 from aorta.cli.definitions import collect_definition, create_requests, update_requests
@@ -109,7 +110,8 @@ def _table(found: list[dict[str, Any]]) -> RenderableType:
 
 
 def details(session: Session, pipeline_id: str) -> tuple[dict[str, Any], dags.Dag]:
-    """`Pipelines.Details` as a JSON-able document, and the DAG it describes."""
+    """`Pipelines.Details` as a JSON-able document (with `created_by`, the pipeline's creator
+    when the platform names it), and the DAG it describes."""
     request = pipelines_pb2.PipelinesDetailsRequest(
         header=request_header(), pipeline_id=common_pb2.Identifier(value=pipeline_id)
     )
@@ -117,7 +119,8 @@ def details(session: Session, pipeline_id: str) -> tuple[dict[str, Any], dags.Da
     metadata: dict[str, str] = {}
     files: dict[str, str] = {}
     nodes: list[pipelines_pb2.PipelinesDetailsResponse.PipelineDagNode] = []
-    for index, response in enumerate(session.platform.pipelines.Details(request)):
+    stream = session.platform.pipelines.Details(request)
+    for index, response in enumerate(stream):
         if index == 0:
             check(response, f"describing pipeline {pipeline_id}")
         name = name or response.name
@@ -131,6 +134,7 @@ def details(session: Session, pipeline_id: str) -> tuple[dict[str, Any], dags.Da
     document = {
         "pipeline_id": pipeline_id,
         "name": name,
+        "created_by": owner_from_metadata(stream.initial_metadata()) or None,
         "metadata": metadata,
         "definition": [{"path": path, "content": text} for path, text in files.items()],
         "dag": {"operators": dag.nodes, "edges": [list(edge) for edge in dag.edges()]},
@@ -145,6 +149,8 @@ def describe_pipeline(session: Session, pipeline_id: str) -> None:
     """Show a pipeline: name, metadata, its DAG as a tree, and its definition."""
     document, dag = details(session, pipeline_id)
     pairs = [("name", document["name"]), ("id", pipeline_id)]
+    if document["created_by"]:
+        pairs.append(("created by", document["created_by"]))
     pairs += [(f"metadata.{key}", value) for key, value in sorted(document["metadata"].items())]
     parts: list[RenderableType] = [
         key_values(pairs),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aorta.api import common_pb2, payloads_pb2
+from aorta.auth.ownership import owner_from_metadata
 from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
 from aorta.cli.failures import CliFailure, NotFoundFailure
 from aorta.cli.files import LocalFile, upload_requests
@@ -75,12 +76,15 @@ class PayloadListing:
     metadata: dict[str, str]
     files: list[ListedFile]
     """In the order the server sent them."""
+    owner: str = ""
+    """The subject that created the payload, "" when the platform names none."""
 
     def document(self) -> dict[str, Any]:
         return {
             "payload_id": self.payload_id,
             "type": self.kind,
             "job_id": self.job_id or None,
+            "created_by": self.owner or None,
             "metadata": self.metadata,
             "files": [file.document() for file in self.files],
         }
@@ -93,7 +97,8 @@ def listing(session: Session, payload_id: str) -> PayloadListing:
     )
     kind, job_id, metadata = "UNKNOWN", "", {}
     files: list[ListedFile] = []
-    for index, response in enumerate(session.platform.payloads.Details(request)):
+    stream = session.platform.payloads.Details(request)
+    for index, response in enumerate(stream):
         if index == 0:
             check(response, f"listing payload {payload_id}")
             kind = payloads_pb2.PayloadType.Name(response.type).removeprefix("PAYLOAD_TYPE_")
@@ -103,7 +108,8 @@ def listing(session: Session, payload_id: str) -> PayloadListing:
             name = response.file.name
             digest = checksums(response.header.messages).get(name)
             files.append(ListedFile(name, response.file.size, response.file.mode, digest))
-    return PayloadListing(payload_id, kind, job_id, metadata, files)
+    owner = owner_from_metadata(stream.initial_metadata())
+    return PayloadListing(payload_id, kind, job_id, metadata, files, owner)
 
 
 @dataclass(frozen=True)

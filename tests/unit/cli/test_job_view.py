@@ -111,6 +111,13 @@ def test_the_description_starts_with_stable_key_lines_then_the_tree() -> None:
     ]
 
 
+def test_the_creator_follows_the_creation_time_when_the_platform_names_it() -> None:
+    view = JobView.from_status(_status(), owner="alice")
+    lines = plain(view.renderable(NOW)).splitlines()
+    assert lines[7:9] == ["created: 2024-05-01 12:00:00Z", "created by: alice"]
+    assert view.document()["created_by"] == "alice"
+
+
 def test_the_json_document_shape() -> None:
     view = JobView.from_status(_status())
     document = view.document()
@@ -125,6 +132,7 @@ def test_the_json_document_shape() -> None:
         "created": "2024-05-01T12:00:00Z",
         "started": "2024-05-01T12:00:01Z",
         "stopped": None,
+        "created_by": None,
         "messages": ["queued behind 2 jobs"],
         "metadata": {"ward": "icu"},
         "operators": [
