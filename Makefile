@@ -13,11 +13,14 @@ UV_VERSION := 0.13.8
 # docs/clara-compatibility.md).
 CLARA_CLIENT := nvidia-clara-client==0.8.1.7 protobuf==3.20.3 grpcio==1.85.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The unprivileged user a platform running as root starts host-process operators as
+# (AORTA_LOCAL_RUN_AS); never given a home or a login shell.
+OPERATOR_USER := aorta-operator
 
 .PHONY: help setup system run test test-fast lint typecheck check protos bench clean
 
 help:
-	@echo "make setup      install system packages, .venv (project + aorta command) and .clara-venv"
+	@echo "make setup      install system packages, the operators' user, .venv and .clara-venv"
 	@echo "make run        start the embedded platform and run the example pipeline end to end"
 	@echo "make test       lint, type-check and run the whole test suite"
 	@echo "make protos     regenerate aorta.api from protos/"
@@ -34,6 +37,10 @@ system:
 	  echo "installing system packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@id -u $(OPERATOR_USER) >/dev/null 2>&1 || { \
+	  echo "creating the user $(OPERATOR_USER), which host-process operators run as"; \
+	  $(SUDO) useradd --system --no-create-home --shell /usr/sbin/nologin $(OPERATOR_USER); \
+	}
 
 # nvidia-pytriton brings the tritonserver binary and its Python backend for the local Triton
 # pool; its metadata pins tritonclient extras that want protobuf < 7, and only its files are

@@ -1,11 +1,19 @@
-"""Suite-wide checks: an async test must not leave asyncio tasks running behind it."""
+"""Suite-wide checks: an async test must not leave asyncio tasks running behind it. And, when
+the suite runs as root, the unprivileged user operators run as exists and may enter `tmp_path`
+(test operators read scripts and write marks there)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+
+from aorta.executors.local.operator_user import DEFAULT_RUN_AS
 
 # Tasks a library keeps for the life of its client and stops when that client closes; a test
 # that closes its clients leaves none of them behind.
@@ -26,3 +34,32 @@ async def no_leftover_tasks() -> AsyncIterator[None]:
             break
         await asyncio.sleep(0.05)
     assert not left, f"the test left tasks running: {[t.get_name() for t in left]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def operator_user() -> None:
+    """Creates the operators' user as `make setup` does, when running as root without it."""
+    if os.geteuid() != 0:
+        return
+    try:
+        pwd.getpwnam(DEFAULT_RUN_AS)
+    except KeyError:
+        useradd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
+        subprocess.run([*useradd, DEFAULT_RUN_AS], check=True)
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pytest's `tmp_path`, which operators may enter and write when the suite runs as root.
+
+    pytest makes its folders 0700, and a root platform runs operators as an unprivileged user.
+    What a test wants kept from operators goes in a folder of its own (0700).
+    """
+    if os.geteuid() == 0:
+        base = tmp_path_factory.getbasetemp()
+        # pytest's own folders only: a --basetemp's parent may be /tmp itself.
+        pytests = [base.parent] if base.parent.name.startswith("pytest-of-") else []
+        for folder in (*pytests, base):
+            folder.chmod(0o711)
+        tmp_path.chmod(0o777)
+    return tmp_path

@@ -88,8 +88,14 @@ async def make_executor(
         kubernetes = KubernetesSettings.from_env(environ)
         return await KubernetesExecutor.open(ctx.settings, kubernetes, ctx.blobs)
     from aorta.executors.local.executor import LocalExecutor
+    from aorta.executors.local.work_folders import default_work_root
 
-    return LocalExecutor(ctx.blobs, settings.work_dir, stop_grace=settings.grace)
+    return LocalExecutor(
+        ctx.blobs,
+        settings.work_dir or default_work_root(),
+        run_as=settings.run_as,
+        stop_grace=settings.grace,
+    )
 
 
 async def start(

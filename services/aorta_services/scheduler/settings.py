@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 
 from aorta.errors import Invalid
+from aorta.executors.local.operator_user import DEFAULT_RUN_AS, RUN_AS
 from aorta.settings import EnvReader, SettingsError
 from aorta_services.scheduler.domain import Capacity, QueueWeights
 
@@ -83,7 +84,10 @@ class SchedulerSettings:
       or `kubernetes` pods on the cluster the `AORTA_K8S_*` variables name. The capacity
       settings above are then what the scheduler admits against on the cluster's behalf: set
       `AORTA_SCHEDULER_GPUS` to the GPUs its jobs may hold (the scheduler's own node has none).
-    - `AORTA_SCHEDULER_WORK_DIR` (default `<data dir>/work`): the local executor's folders.
+    - `AORTA_SCHEDULER_WORK_DIR` (default `/var/tmp/aorta-runs-<uid>`, None here): the local
+      executor's folders; never inside the data dir, whose files operators must not reach.
+    - `AORTA_LOCAL_RUN_AS` (default `aorta-operator`): the user (a name or `uid[:gid]`) the
+      local executor runs operators as when the platform is root; `root` runs them as root.
     """
 
     capacity: Capacity
@@ -96,7 +100,8 @@ class SchedulerSettings:
     lease_ttl: float = 10.0
     resync: float = 2.0
     executor: str = "local"
-    work_dir: Path = Path(".aorta/work")
+    work_dir: Path | None = None
+    run_as: str = DEFAULT_RUN_AS
 
     @classmethod
     def from_env(
@@ -133,7 +138,8 @@ class SchedulerSettings:
             lease_ttl=_finite(env.number(LEASE_TTL, 10.0, minimum=0.3), LEASE_TTL),
             resync=_finite(env.number(RESYNC, 2.0, minimum=0.05), RESYNC),
             executor=env.choice(EXECUTOR, "local", EXECUTORS),
-            work_dir=Path(env.text(WORK_DIR, str(data_dir / "work"))),
+            work_dir=_work_dir(env.optional(WORK_DIR), data_dir),
+            run_as=env.text(RUN_AS, DEFAULT_RUN_AS),
         )
 
 
@@ -173,6 +179,18 @@ def parse_weights(raw: str) -> QueueWeights:
         return QueueWeights(higher=higher, normal=normal, lower=lower)
     except Invalid as error:
         raise SettingsError(f"setting {WEIGHTS}={raw!r}: {error}") from None
+
+
+def _work_dir(raw: str | None, data_dir: Path) -> Path | None:
+    if raw is None:
+        return None
+    work_dir = Path(raw).absolute()
+    if work_dir.is_relative_to(data_dir.absolute()):
+        raise SettingsError(
+            f"setting {WORK_DIR}={raw!r} lies inside the data dir {data_dir}: operators must not "
+            "reach the platform's files, so choose a folder elsewhere (or leave it unset)"
+        )
+    return work_dir
 
 
 def _finite(value: float, name: str) -> float:

@@ -21,7 +21,7 @@ from typing import BinaryIO, TypeVar
 from aorta.blobs import BlobStore, check_key, check_prefix
 from aorta.errors import Invalid
 from aorta.executors.port import VolumeBinding
-from aorta.executors.run_log import file_chunks, open_for_reading
+from aorta.executors.run_log import file_chunks
 from aorta.executors.workspace import Workspace, check_bindings
 
 TRANSFER_WORKERS = 4
@@ -114,31 +114,33 @@ async def push_outputs(
     `Invalid` naming it, and the earlier outputs stay. Symbolic links and special files are not
     stored (a container's volume could not hold them either) and are listed in `skipped`.
     """
-    plans: list[tuple[VolumeBinding, list[tuple[str, Path]]]] = []
+    plans: list[tuple[VolumeBinding, list[tuple[str, tuple[str, ...]]]]] = []
     skipped: list[str] = []
     for binding in outputs:
         files, left_out = await asyncio.to_thread(_regular_files, workspace.volume(binding.path))
         skipped += [f"{binding.path}/{name}" for name in left_out]
+        volume = workspace.volume_parts(binding.path)
         keyed = []
-        for relative, path in files:
+        for relative, _ in files:
             key = binding.blob_prefix + relative
             try:
                 check_key(key)
             except Invalid as error:
                 raise Invalid(f"output file {binding.path}/{relative}: {error}") from None
-            keyed.append((key, path))
+            keyed.append((key, (*volume, *relative.split("/"))))
         plans.append((binding, keyed))
     for binding, _ in plans:
         await blobs.delete_prefix(binding.blob_prefix)
 
-    async def items() -> AsyncIterator[tuple[str, Path]]:
+    async def items() -> AsyncIterator[tuple[str, tuple[str, ...]]]:
         for _, keyed in plans:
             for item in keyed:
                 yield item
 
-    async def push(item: tuple[str, Path]) -> int:
-        key, path = item
-        info = await blobs.put(key, file_chunks(await open_for_reading(path)))
+    async def push(item: tuple[str, tuple[str, ...]]) -> int:
+        key, parts = item
+        file = await asyncio.to_thread(open_beneath, workspace.folder, parts)
+        info = await blobs.put(key, file_chunks(file))
         return info.size
 
     sizes = await _bounded(items(), push)
@@ -171,6 +173,29 @@ async def _bounded(
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
     return results
+
+
+def open_beneath(folder: Path, parts: tuple[str, ...]) -> BinaryIO:
+    """Opens the regular file `folder/part/part/...` for reading, following no symbolic link
+    on the way below `folder`: an operator that swaps a file or a folder of its outputs for a
+    link (to the platform's own files, say) while they are stored gets `OSError`, never the
+    link's target. Raises `OSError` too for what is not a regular file."""
+    nofollow = os.O_NOFOLLOW | os.O_CLOEXEC
+    current = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            below = os.open(part, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=current)
+            os.close(current)
+            current = below
+        # O_NONBLOCK: opening a FIFO planted in place of a file must not hang the platform.
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NONBLOCK | nofollow, dir_fd=current)
+    finally:
+        os.close(current)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{'/'.join(parts)} is not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def _create_file(target: Path) -> BinaryIO:

@@ -58,8 +58,11 @@ class Workspace:
 
     def volume(self, declared: str) -> Path:
         """The host folder of a declared path; `Invalid` unless it is rooted and plain."""
-        parts = _declared_parts(declared)
-        return self.folder.joinpath("volumes", *parts)
+        return self.folder.joinpath(*self.volume_parts(declared))
+
+    def volume_parts(self, declared: str) -> tuple[str, ...]:
+        """The names leading from `folder` to the host folder of a declared path."""
+        return ("volumes", *_declared_parts(declared))
 
 
 def check_bindings(bindings: Iterable[VolumeBinding]) -> None:

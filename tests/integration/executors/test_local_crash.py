@@ -27,7 +27,8 @@ def wait_for(condition: Callable[[], bool], within: float, what: str) -> None:
 
 def test_a_killed_platform_takes_its_operators_down(tmp_path: Path) -> None:
     pids = tmp_path / "pids"
-    pids.mkdir()
+    pids.mkdir(mode=0o777)
+    pids.chmod(0o777)  # the operator, perhaps another user, writes its pids here
     output = (tmp_path / "platform.log").open("wb")
     platform = subprocess.Popen(
         [sys.executable, str(OPERATORS / "platform_stand_in.py"), str(tmp_path), str(pids)],

@@ -90,7 +90,7 @@ async def test_a_driver_operator_gets_its_inputs_its_contract_and_its_outputs_st
     assert env["TMPDIR"] == str(workspace / "tmp")
     assert env["LANG"] == "C.UTF-8"
     assert env["PATH"].split(os.pathsep)[0] == str(interpreter_dir)
-    assert seen["cwd"] == str(workspace)
+    assert seen["cwd"] == str(workspace / "home")
     assert Path(seen["executable"]).parent == interpreter_dir
     # Nothing of the platform's own environment reaches the operator.
     assert not {name for name in env if name.startswith(("AORTA_", "PYTEST_"))}

@@ -13,6 +13,7 @@ from aorta.errors import Invalid
 from aorta.executors import OperatorRun, Resources, RunOutcome, RunReason, VolumeBinding
 from aorta.executors.local.executor import LocalExecutor
 from aorta.executors.local.group_leader import describe_start_error, main
+from aorta.executors.local.operator_user import OperatorUser
 from aorta.executors.local.process_group import ExitStatus
 from aorta.executors.local.run import RunConfig, operator_environment
 from aorta.executors.workspace import Workspace
@@ -22,6 +23,8 @@ PAYLOAD = "fedcba9876543210fedcba9876543210"
 CONFIG = RunConfig(
     python_bin_dir=Path("/platform/bin"),
     search_path="/usr/bin:/bin",
+    user=OperatorUser("aorta-operator", 999, 999, switch=True),
+    timezone=None,
     log_flush_interval=1.0,
     max_log_bytes=1 << 20,
     stop_grace=15.0,

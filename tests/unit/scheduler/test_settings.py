@@ -34,7 +34,8 @@ def test_defaults_come_from_the_node_and_clara() -> None:
     assert (settings.default_timeout, settings.max_timeout, settings.grace) == (600, 1800, 15.0)
     assert settings.lease_ttl == 10.0
     assert settings.executor == "local"
-    assert settings.work_dir == Path("/data/work")
+    assert settings.work_dir is None  # the local executor's own, outside the data dir
+    assert settings.run_as == "aorta-operator"
 
 
 def test_every_variable_is_read() -> None:
@@ -54,6 +55,7 @@ def test_every_variable_is_read() -> None:
             "AORTA_SCHEDULER_RESYNC": "0.5",
             "AORTA_SCHEDULER_EXECUTOR": "kubernetes",
             "AORTA_SCHEDULER_WORK_DIR": "/scratch",
+            "AORTA_LOCAL_RUN_AS": "1234:99",
         }
     )
     assert settings.capacity == Capacity(gpus=(0, 3), cpu=2, memory_mb=4096, cpu_overcommit=1.5)
@@ -63,6 +65,13 @@ def test_every_variable_is_read() -> None:
     assert (settings.lease_ttl, settings.resync) == (3.0, 0.5)
     assert settings.executor == "kubernetes"
     assert settings.work_dir == Path("/scratch")
+    assert settings.run_as == "1234:99"
+
+
+@pytest.mark.parametrize("inside", ["/data/work", "/data", "/data/./runs"])
+def test_a_work_dir_inside_the_data_dir_is_refused(inside: str) -> None:
+    with pytest.raises(SettingsError, match=r"AORTA_SCHEDULER_WORK_DIR=.*inside the data dir"):
+        read({"AORTA_SCHEDULER_WORK_DIR": inside})
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,15 @@ The embedded platform's executor (`aorta up`). A run's inputs are fetched from t
 into a workspace under `work_root`, the operator's `container.command` runs there as a host
 command (the image is not used: `python` in a command is the platform's own interpreter), its
 output is captured into a log pushed to the blob store while it runs, and its output folders are
-stored back once it exited 0. See `aorta.executors.workspace` for the folder layout and
+stored back once it exited 0. See `aorta.executors.workspace` for the folder layout,
+`aorta.executors.local.work_folders` for who owns what in it and
 `aorta.executors.local.group_leader` for how runs die with the platform.
+
+Operators cannot reach the platform: a root platform runs them as an unprivileged user
+(`aorta.executors.local.operator_user`), their workspace lies outside the data dir, and their
+environment is built from nothing (`aorta.executors.local.run.operator_environment`). When that
+user is missing, or cannot reach the work root, the interpreter or the group leader, every run
+fails to start with a message saying what to do; nothing falls back to root.
 
 After a restart. Operators die with the platform's process (Linux' parent-death signal, through
 each run's group leader), so a fresh `LocalExecutor` has no run alive and knows none: `wait`
@@ -26,11 +33,20 @@ import os
 import sys
 from collections import deque
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 from aorta.blobs import BlobStore
-from aorta.errors import Invalid, NotFound, Unavailable
+from aorta.errors import AortaError, Invalid, NotFound, Unavailable
+from aorta.executors.local.operator_user import (
+    DEFAULT_RUN_AS,
+    RUN_AS,
+    OperatorUser,
+    resolve_operator_user,
+)
+from aorta.executors.local.process_group import LEADER_SCRIPT
 from aorta.executors.local.run import LocalRun, RunConfig
+from aorta.executors.local.work_folders import prepare_work_root
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import file_chunks, open_for_reading, split_lines
 from aorta.executors.workspace import Workspace
@@ -49,7 +65,9 @@ class LocalExecutor:
     """Runs operator runs as local process groups (the `Executor` port).
 
     - `blobs`: where inputs come from, outputs and logs go.
-    - `work_root`: the parent of every run's workspace; one executor per folder.
+    - `work_root`: the parent of every run's workspace (created 0711 when missing); job ids keep
+      the runs of executors sharing it apart. Never inside the data dir.
+    - `run_as`: `AORTA_LOCAL_RUN_AS`, the user operators run as when the platform is root.
     - `python_bin_dir`: put first on each operator's PATH (default: the folder of this
       interpreter), so `python -m aorta.driver.app` runs with the platform's packages.
     - `search_path`: the rest of the operators' PATH (default: this process's PATH).
@@ -69,6 +87,7 @@ class LocalExecutor:
         blobs: BlobStore,
         work_root: Path,
         *,
+        run_as: str = DEFAULT_RUN_AS,
         python_bin_dir: Path | None = None,
         search_path: str | None = None,
         log_flush_interval: float = 1.0,
@@ -90,9 +109,12 @@ class LocalExecutor:
             )
         self._blobs = blobs
         self._work_root = Path(work_root).absolute()
+        self._run_as = run_as
         self._config = RunConfig(
             python_bin_dir=(python_bin_dir or Path(sys.executable).parent).absolute(),
             search_path=os.environ.get("PATH", os.defpath) if search_path is None else search_path,
+            user=OperatorUser("unresolved", -1, -1, switch=False),
+            timezone=os.environ.get("TZ"),
             log_flush_interval=log_flush_interval,
             max_log_bytes=max_log_bytes,
             stop_grace=stop_grace,
@@ -103,6 +125,44 @@ class LocalExecutor:
         self._runs: dict[str, LocalRun | RunOutcome] = {}
         self._finished: deque[str] = deque()
         self._closed = False
+        self._refusal: str | None = self._prepare()
+
+    def _prepare(self) -> str | None:
+        """Resolves the operators' user and checks what it must reach; the message every run
+        fails with when something is wrong (logged once here), None when operators may run."""
+        try:
+            user = resolve_operator_user(self._run_as, euid=os.geteuid(), egid=os.getegid())
+            prepare_work_root(self._work_root, user)
+            self._check_reachable(user)
+        except (AortaError, OSError) as error:
+            _log.error("operators cannot run", reason=str(error))
+            return str(error)
+        self._config = replace(self._config, user=user)
+        if user.switch:
+            _log.info("operators run as an unprivileged user", user=user.name, uid=user.uid)
+        elif os.geteuid() == 0:
+            _log.warning(
+                f"{RUN_AS} makes operators run as root: an operator can read and change "
+                "everything the platform keeps"
+            )
+        else:
+            _log.info("the platform is not root: operators run as its own user", uid=user.uid)
+        return None
+
+    def _check_reachable(self, user: OperatorUser) -> None:
+        interpreter = Path(sys.executable).resolve()
+        blocked = (
+            user.first_blocked(interpreter, access="run")
+            or user.first_blocked(LEADER_SCRIPT, access="read")
+            or user.first_blocked(self._config.python_bin_dir)
+        )
+        if blocked is not None:
+            raise Invalid(
+                f"operators run as {user.name!r}, who cannot reach {blocked}: the platform's "
+                f"interpreter ({interpreter}), its packages and the folders on the way must be "
+                "readable by that user (chmod o+x the folders on the way, or install Python and "
+                "the platform where every user may read them)"
+            )
 
     async def start(self, run: OperatorRun) -> None:
         """Takes `run` in charge and returns at once; a run id already known is left alone.
@@ -114,6 +174,12 @@ class LocalExecutor:
         if self._closed:
             raise Unavailable("the local executor is closed")
         if run.run_id in self._runs:
+            return
+        if self._refusal is not None:
+            # Checked again, so that `make setup` run after the platform started is enough.
+            self._refusal = self._prepare()
+        if self._refusal is not None:
+            self._record(RunOutcome(run.run_id, RunReason.START_FAILED, None, self._refusal))
             return
         try:
             workspace = Workspace.for_run(self._work_root, run.job_id, run.operator, run.attempt)

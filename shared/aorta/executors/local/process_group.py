@@ -15,10 +15,14 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aorta.executors.local import group_leader
+from aorta.executors.local.operator_user import OperatorUser
 
-_LEADER = Path(group_leader.__file__).resolve()
+LEADER_SCRIPT = Path(group_leader.__file__).resolve()
+"""The group leader's script: the operator's user must be able to read it."""
+_STATUS_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -85,22 +89,34 @@ class OperatorProcess:
 
     @classmethod
     async def spawn(
-        cls, command: tuple[str, ...], *, cwd: Path, env: dict[str, str], status_file: Path
+        cls,
+        command: tuple[str, ...],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        status_file: Path,
+        user: OperatorUser,
     ) -> OperatorProcess:
-        """Starts `command` in `cwd` with exactly `env`, stdin empty, in a new session.
+        """Starts `command` in `cwd` with exactly `env`, stdin empty, in a new session, as
+        `user`: when it is to be switched to, its uid and primary gid with no supplementary
+        group, set before the group leader starts (so the leader arms the death signal, which
+        a change of ids would clear, as that user).
 
-        `status_file` must not exist yet (it lives in a fresh workspace). A command that cannot
-        be started (not on PATH, not executable) still gives a process: its `exit_status`
-        carries the reason. Raises `OSError` only when the platform's own interpreter cannot be
-        started.
+        `status_file` must be empty and writable by `user` (`work_folders.hand_over`). A command
+        that cannot be started (not on PATH, not executable) still gives a process: its
+        `exit_status` carries the reason. Raises `OSError` only when the platform's own
+        interpreter cannot be started.
         """
+        ids: dict[str, Any] = {}
+        if user.switch:
+            ids = {"user": user.uid, "group": user.gid, "extra_groups": []}
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.subprocess_exec(
             _LeaderProtocol,
             sys.executable,
             "-I",
             "-S",
-            str(_LEADER),
+            str(LEADER_SCRIPT),
             str(os.getpid()),
             str(status_file),
             "--",
@@ -111,6 +127,7 @@ class OperatorProcess:
             cwd=cwd,
             env=env,
             start_new_session=True,
+            **ids,
         )
         return cls(transport, protocol, status_file)
 
@@ -172,7 +189,10 @@ class OperatorProcess:
 
 
 def _read_status(path: Path) -> str:
+    # Written by the operator's user: read at most a line, and never through a link.
     try:
-        return path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # none written (the operator ran), or not a plain file: nothing to read
         return ""
+    with os.fdopen(fd, "rb") as status:
+        return status.read(_STATUS_BYTES).decode("utf-8", errors="replace").strip()

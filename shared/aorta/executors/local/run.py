@@ -1,9 +1,10 @@
 """One operator run on this host, from its inputs to its outcome: the local executor's worker.
 
 A `LocalRun` owns one task that walks the run through its phases: create the workspace, fetch
-the inputs, start the command under its group leader, watch it (exit, timeout, stop request),
-store the outputs when it exited 0, push the final log, remove the workspace. Whatever happens,
-the task ends by setting the outcome, so a waiter is never left hanging.
+the inputs, give the workspace to the operator's user, start the command under its group
+leader, watch it (exit, timeout, stop request), store the outputs when it exited 0, push the
+final log, remove the workspace. Whatever happens, the task ends by setting the outcome, so a
+waiter is never left hanging.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from typing import TypeVar
 from aorta import ids
 from aorta.blobs import BlobStore
 from aorta.errors import AortaError, Invalid
+from aorta.executors.local.operator_user import OperatorUser
 from aorta.executors.local.process_group import ExitStatus, OperatorProcess
+from aorta.executors.local.work_folders import hand_over
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import RunLog
 from aorta.executors.transfers import (
@@ -56,6 +59,8 @@ class RunConfig:
 
     python_bin_dir: Path
     search_path: str
+    user: OperatorUser
+    timezone: str | None
     log_flush_interval: float
     max_log_bytes: int
     stop_grace: float
@@ -149,16 +154,29 @@ class LocalRun:
             return self._outcome_of(self._stop_reason, message)
         except (AortaError, OSError) as error:
             return self._outcome_of(RunReason.START_FAILED, f"inputs could not be fetched: {error}")
+        user = self._config.user
+        try:
+            await asyncio.to_thread(hand_over, self.workspace, user)
+        except OSError as error:
+            message = f"the workspace could not be given to user {user.name!r}: {error}"
+            return self._outcome_of(RunReason.START_FAILED, message)
         try:
             process = await OperatorProcess.spawn(
                 run.command,
-                cwd=self.workspace.folder,
+                cwd=self.workspace.home,
                 env=env,
                 status_file=self.workspace.status_file,
+                user=user,
             )
         except OSError as error:
             return self._outcome_of(RunReason.START_FAILED, f"no group leader: {error}")
-        _log.info("operator started", run_id=run.run_id, operator=run.operator, pid=process.pid)
+        _log.info(
+            "operator started",
+            run_id=run.run_id,
+            operator=run.operator,
+            pid=process.pid,
+            uid=user.uid,
+        )
         reason = await self._supervise(process)
         return await self._conclude(await process.exit_status(), reason)
 
@@ -289,12 +307,16 @@ class LocalRun:
 def operator_environment(
     run: OperatorRun, workspace: Workspace, config: RunConfig
 ) -> dict[str, str]:
-    """The whole environment of the operator process (nothing else of the platform's leaks in).
+    """The whole environment of the operator process, built from nothing: no variable of the
+    platform's own (its `AORTA_*` settings and their secrets, `DOCKER_HOST`, `SSH_AUTH_SOCK`...)
+    reaches an operator.
 
-    In order, later winning: `PATH` (the platform's Python first), `HOME` and `TMPDIR` in the
-    workspace, `LANG`, `PYTHONUNBUFFERED`; then the run's `environment` (operator variables; the
-    Triton addresses in it become the contract's); then the contract itself (`aorta.operator_env`,
-    entry paths being the host folders); then `CUDA_VISIBLE_DEVICES` from the allocation.
+    In order, later winning: `PATH` (the platform's Python first, so `python -m aorta.driver.app`
+    finds the platform's packages without `PYTHONPATH`; then the platform's search path),
+    `HOME` and `TMPDIR` in the workspace, `LANG`, the platform's `TZ` when it has one,
+    `PYTHONUNBUFFERED`; then the run's `environment` (operator variables; the Triton addresses
+    in it become the contract's); then the contract itself (`aorta.operator_env`, entry paths
+    being the host folders); then `CUDA_VISIBLE_DEVICES` from the allocation.
     `Invalid` for what the contract refuses.
     """
     variables = dict(run.environment)
@@ -322,6 +344,8 @@ def operator_environment(
         # Python operators started without -u still show their output while they run.
         "PYTHONUNBUFFERED": "1",
     }
+    if config.timezone:
+        base["TZ"] = config.timezone
     devices = ",".join(str(index) for index in run.resources.gpu_devices)
     return base | contract.to_env() | {"CUDA_VISIBLE_DEVICES": devices}
 

@@ -1,0 +1,106 @@
+"""Where local runs work, and who owns what there, so that an operator reaches its own run only.
+
+    <work root>/                      0711, the platform's; never inside the data dir
+      <job id>/                       0711, the platform's
+        <operator>-<attempt>/         0711, the platform's: operator.log lies here, where the
+                                      operator cannot swap it for a link to a file of the
+                                      platform's that the platform would then read and store
+          leader.status               0600, the operator's (its group leader writes it)
+          volumes/ home/ tmp/         0700, the operator's, and everything in them
+
+The work root defaults to `/var/tmp/aorta-runs-<uid>`: outside the data dir (0700, so an
+operator user could not enter it, and holding what operators must not read), on disk rather
+than in memory (`/tmp` is a RAM-backed tmpfs on many systems and inputs can be gigabytes), and
+passable by every user (its parent is world-writable with the sticky bit). Run folders stay
+unlistable (0711) and are named by random job ids. Inputs are fetched while the platform still
+owns every folder; the operator gets them afterwards, deepest first, so nothing it runs can
+reshape a folder the platform is still walking.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from aorta.errors import Invalid
+from aorta.executors.local.operator_user import OperatorUser
+from aorta.executors.workspace import Workspace
+
+PLATFORM_FOLDER_MODE = 0o711
+"""Folders of the platform's that operators pass through without listing them."""
+OPERATOR_FOLDER_MODE = 0o700
+OPERATOR_FILE_MODE = 0o600
+_SHARED_TEMP = Path("/var/tmp")
+
+
+def default_work_root() -> Path:
+    """`/var/tmp/aorta-runs-<effective uid>` (the system's temp folder where there is no
+    `/var/tmp`); the uid keeps platforms of different users apart."""
+    parent = _SHARED_TEMP if _SHARED_TEMP.is_dir() else Path(tempfile.gettempdir())
+    return parent / f"aorta-runs-{os.geteuid()}"
+
+
+def prepare_work_root(root: Path, user: OperatorUser) -> None:
+    """Creates `root` (0711) when missing and checks that it is safe and that `user` reaches it.
+
+    `Invalid`, with what to do, when it is a link or not a folder, belongs to another user, is
+    writable by others (another local user could plant runs or links there), or when `user`
+    cannot pass through it or one of its parents.
+    """
+    root = root.absolute()
+    if not root.exists():
+        root.mkdir(parents=True, mode=PLATFORM_FOLDER_MODE)
+        os.chmod(root, PLATFORM_FOLDER_MODE)  # mkdir's mode is cut by the umask
+    status = os.lstat(root)
+    fix = "remove it or choose another work dir (AORTA_SCHEDULER_WORK_DIR)"
+    if not stat.S_ISDIR(status.st_mode):
+        raise Invalid(f"the work dir {root} is not a folder (or is a link): {fix}")
+    if status.st_uid != os.geteuid():
+        owner = status.st_uid
+        raise Invalid(f"the work dir {root} belongs to uid {owner}, not to the platform: {fix}")
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise Invalid(f"the work dir {root} is writable by other users: chmod 0711 it, or {fix}")
+    blocked = user.first_blocked(root)
+    if blocked is not None:
+        raise Invalid(
+            f"operators run as {user.name!r}, who cannot enter {blocked} on the way to the work "
+            f"dir {root}: choose a work dir under a folder every user may pass through "
+            "(AORTA_SCHEDULER_WORK_DIR), or chmod o+x that folder"
+        )
+
+
+def hand_over(workspace: Workspace, user: OperatorUser) -> None:
+    """Gives the run's folders to `user` once its inputs are in (see the module docstring).
+
+    Sets the modes of the platform's folders, creates the group leader's status file, and
+    changes the owner of `volumes/`, `home/` and `tmp/` and all they hold, deepest first
+    (links themselves, never what they point to). Raises `OSError`.
+    """
+    for folder in (workspace.folder.parent, workspace.folder):
+        os.chmod(folder, PLATFORM_FOLDER_MODE)
+    status = os.open(
+        workspace.status_file,
+        os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+        OPERATOR_FILE_MODE,
+    )
+    os.close(status)
+    _give(workspace.status_file, user, OPERATOR_FILE_MODE)
+    for top in (workspace.folder / "volumes", workspace.home, workspace.tmp):
+        if not top.exists():
+            continue  # a run with no inputs and no outputs has no volumes
+        for parent, folders, files in os.walk(top, topdown=False):
+            for name in files:
+                _give(Path(parent, name), user, OPERATOR_FILE_MODE)
+            for name in folders:
+                _give(Path(parent, name), user, OPERATOR_FOLDER_MODE)
+        _give(top, user, OPERATOR_FOLDER_MODE)
+
+
+def _give(path: Path, user: OperatorUser, mode: int) -> None:
+    if os.path.islink(path):
+        return  # the platform creates none; and a link's own mode means nothing
+    os.chmod(path, mode)
+    if user.switch:
+        os.chown(path, user.uid, user.gid, follow_symlinks=False)
