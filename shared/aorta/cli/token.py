@@ -63,7 +63,10 @@ def create(
     replace: bool,
     tokens_file: Path | None,
 ) -> None:
-    """Make a token named NAME and print it (this once: only its hash is kept)."""
+    """Make a token named NAME and print it, this once.
+
+    The tokens file keeps only its SHA-256; the platform reads the file again when it changes.
+    """
     path = _chosen(tokens_file)
     chosen = sorted({Role(role) for role in roles}, key=lambda role: role.rank)
     made = create_token(path, name, chosen, replace=replace)
@@ -90,7 +93,10 @@ def create(
 @_tokens_file_option
 @with_session(remote=False)
 def list_tokens(session: Session, tokens_file: Path | None) -> None:
-    """List the tokens' names, roles and creation times (never the tokens or their hashes)."""
+    """List the tokens: names, roles, creation times.
+
+    Never the tokens, nor their hashes.
+    """
     entries = read_tokens(_chosen(tokens_file))
     rows = [
         (
@@ -114,7 +120,10 @@ def list_tokens(session: Session, tokens_file: Path | None) -> None:
 @_tokens_file_option
 @with_session(remote=False, json_output=False, quiet=False)
 def revoke(session: Session, name: str, tokens_file: Path | None) -> None:
-    """Remove the token named NAME: calls with it are refused from now on."""
+    """Revoke the token named NAME.
+
+    Calls with it are refused from then on.
+    """
     path = _chosen(tokens_file)
     try:
         revoke_token(path, name)
