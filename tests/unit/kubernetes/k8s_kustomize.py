@@ -5,8 +5,9 @@ folders holding a kustomization.yaml) and `patches` given by `path` (strategic-m
 one or more documents, each finding its target by kind, name and namespace). The merge is
 strategic merge restricted to what the patches here rely on: maps merge key by key, `null`
 deletes a key, lists of maps whose items all carry `name` (containers, env, volumes, ports)
-merge item by item on it, and every other list is replaced. Any other kustomization field is an
-error, so a manifest that starts using one fails the tests here rather than render wrongly.
+merge item by item on it (items only the patch has go first, as kubectl puts them), and every
+other list is replaced. Any other kustomization field is an error, so a manifest that starts
+using one fails the tests here rather than render wrongly.
 
 Where kubectl is installed, the tests also render with `kubectl kustomize` and compare.
 """
@@ -71,11 +72,14 @@ def _merge(target: Json, patch: Json) -> None:
             _merge(target[key], value)
         elif isinstance(value, list) and _named(value) and _named(target.get(key)):
             by_name = {item["name"]: item for item in target[key]}
+            added = []
             for item in value:
                 if item["name"] in by_name:
                     _merge(by_name[item["name"]], item)
                 else:
-                    target[key].append(copy.deepcopy(item))
+                    added.append(copy.deepcopy(item))
+            # kubectl puts the items only the patch has before the target's own.
+            target[key][:0] = added
         else:
             target[key] = copy.deepcopy(value)
 

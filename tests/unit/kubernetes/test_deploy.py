@@ -134,7 +134,11 @@ def test_the_base_needs_secrets_only_the_dev_overlay_provides(
         return {o["metadata"]["name"] for o in rendered[target] if o["kind"] == "Secret"}
 
     assert secrets("base") == secrets("overlays/production") == set()
-    assert secrets("overlays/dev") == {"aorta-secrets", "aorta-blob-credentials"}
+    assert secrets("overlays/dev") == {
+        "aorta-secrets",
+        "aorta-blob-credentials",
+        "aorta-gateway-tokens",
+    }
     settings = find(rendered["base"], "ConfigMap", "aorta-settings")["data"]
     assert settings["AORTA_K8S_NAMESPACE"] == "aorta-jobs"
     assert settings["AORTA_SCHEDULER_EXECUTOR"] == settings["AORTA_TRITON_BACKEND"] == "kubernetes"
@@ -180,3 +184,41 @@ def test_nats_carries_messages_of_8_mib(rendered: dict[str, list[Json]], target:
     [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == "/etc/nats-config"]
     [volume] = [v for v in spec["volumes"] if v["name"] == mount["name"]]
     assert volume["configMap"]["name"] == "nats-config"
+
+
+def _gateway(rendered: dict[str, list[Json]], target: str) -> tuple[Json, Json]:
+    spec = pod_spec(find(rendered[target], "Deployment", "aorta-gateway"))
+    return spec, spec["containers"][0]
+
+
+def test_the_gateway_listens_on_the_pod_address_only_with_authentication(
+    rendered: dict[str, list[Json]],
+) -> None:
+    settings = find(rendered["base"], "ConfigMap", "aorta-settings")["data"]
+    assert settings["AORTA_GRPC_ADDRESS"].startswith("0.0.0.0:")
+    assert settings["AORTA_HEALTH_HOST"] == "0.0.0.0"
+    spec, gateway = _gateway(rendered, "base")
+    env = {e["name"]: e.get("value") for e in gateway["env"]}
+    mounts = {m["name"]: m for m in gateway["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert env["AORTA_AUTH_TOKENS_FILE"] == "/etc/aorta/auth/tokens.yaml"
+    assert mounts["auth-tokens"]["mountPath"] == "/etc/aorta/auth"
+    assert mounts["auth-tokens"]["readOnly"] is True
+    assert volumes["auth-tokens"]["secret"]["secretName"] == "aorta-gateway-tokens"
+
+
+def test_production_serves_tls_and_oidc_and_probes_over_http(
+    rendered: dict[str, list[Json]],
+) -> None:
+    spec, gateway = _gateway(rendered, "overlays/production")
+    env = {e["name"]: e.get("value") for e in gateway["env"]}
+    assert env["AORTA_GATEWAY_TLS_CERT"] == "/etc/aorta/tls/tls.crt"
+    assert env["AORTA_GATEWAY_TLS_KEY"] == "/etc/aorta/tls/tls.key"
+    assert env["AORTA_OIDC_ISSUER"] and env["AORTA_OIDC_AUDIENCE"] and env["AORTA_OIDC_JWKS"]
+    assert env["AORTA_AUTH_TOKENS_FILE"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "aorta-gateway-tls"
+    # The kubelet's gRPC probe speaks no TLS: the HTTP health port answers instead.
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert "grpc" not in gateway[probe]
+        assert gateway[probe]["httpGet"]["port"] == "health"
