@@ -1,0 +1,112 @@
+"""The work root is the platform's and safe; a run's folders go to the operator's user once the
+inputs are in; outputs are read without following links."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from aorta.errors import Invalid
+from aorta.executors.local.operator_user import OperatorUser
+from aorta.executors.local.work_folders import default_work_root, hand_over, prepare_work_root
+from aorta.executors.transfers import open_beneath
+from aorta.executors.workspace import Workspace
+
+JOB = "0123456789abcdef0123456789abcdef"
+STRANGER = OperatorUser("stranger", 4321, 4321, switch=True)
+
+
+def itself(*, switch: bool) -> OperatorUser:
+    """The test's own user, as a user switched to (chown to oneself works unprivileged)."""
+    return OperatorUser("self", os.geteuid(), os.getegid(), switch=switch)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def test_the_default_work_root_is_outside_any_data_dir_and_per_user() -> None:
+    root = default_work_root()
+    assert root.name == f"aorta-runs-{os.geteuid()}"
+    assert root.parent in {Path("/var/tmp"), Path(os.environ.get("TMPDIR", "/tmp"))}
+
+
+def test_a_missing_work_root_is_created_passable_but_not_listable(tmp_path: Path) -> None:
+    root = tmp_path / "a" / "work"
+    prepare_work_root(root, STRANGER)
+    assert mode(root) == 0o711
+
+
+@pytest.mark.parametrize("loose", [0o775, 0o737])
+def test_a_work_root_others_may_write_is_refused(tmp_path: Path, loose: int) -> None:
+    root = tmp_path / "work"
+    root.mkdir()
+    root.chmod(loose)
+    with pytest.raises(Invalid, match="writable by other users"):
+        prepare_work_root(root, STRANGER)
+
+
+def test_a_link_as_work_root_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "work").symlink_to(tmp_path / "real")
+    with pytest.raises(Invalid, match="not a folder"):
+        prepare_work_root(tmp_path / "work", STRANGER)
+
+
+def test_a_work_root_the_operator_cannot_reach_is_refused(tmp_path: Path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    with pytest.raises(Invalid, match=f"cannot enter {private} .*AORTA_SCHEDULER_WORK_DIR"):
+        prepare_work_root(private / "work", STRANGER)
+
+
+def test_hand_over_gives_the_volumes_home_and_tmp_and_keeps_the_run_folder(
+    tmp_path: Path,
+) -> None:
+    workspace = Workspace.for_run(tmp_path / "work", JOB, "seg", 1)
+    inputs = workspace.volume("/input")
+    (inputs / "series").mkdir(parents=True)
+    (inputs / "series" / "1.dcm").write_bytes(b"one")
+    workspace.volume("/output").mkdir(parents=True)
+    workspace.home.mkdir()
+    workspace.tmp.mkdir()
+    workspace.log_file.write_bytes(b"")
+
+    hand_over(workspace, itself(switch=True))
+
+    assert mode(workspace.folder.parent) == mode(workspace.folder) == 0o711
+    assert mode(workspace.status_file) == 0o600 and workspace.status_file.read_bytes() == b""
+    for folder in (inputs, inputs / "series", workspace.volume("/output"), workspace.home):
+        assert mode(folder) == 0o700
+    assert mode(inputs / "series" / "1.dcm") == 0o600
+    owned = [os.lstat(p).st_uid for p in workspace.folder.rglob("*") if p != workspace.log_file]
+    assert set(owned) == {os.geteuid()}
+
+
+def test_hand_over_without_volumes_gives_home_and_tmp(tmp_path: Path) -> None:
+    workspace = Workspace.for_run(tmp_path / "work", JOB, "sleeper", 1)
+    workspace.home.mkdir(parents=True)
+    workspace.tmp.mkdir()
+    hand_over(workspace, itself(switch=False))
+    assert mode(workspace.home) == mode(workspace.tmp) == 0o700
+
+
+def test_open_beneath_reads_regular_files_only_and_follows_no_link(tmp_path: Path) -> None:
+    outputs = tmp_path / "volumes" / "output"
+    (outputs / "deep").mkdir(parents=True)
+    (outputs / "deep" / "mask.bin").write_bytes(b"mask")
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"platform's")
+    (outputs / "swapped").symlink_to(secret)
+    (outputs / "moved").symlink_to(outputs / "deep", target_is_directory=True)
+    os.mkfifo(outputs / "pipe")
+
+    with open_beneath(tmp_path, ("volumes", "output", "deep", "mask.bin")) as file:
+        assert file.read() == b"mask"
+    for parts in (("swapped",), ("moved", "mask.bin"), ("pipe",)):
+        with pytest.raises(OSError):
+            open_beneath(tmp_path, ("volumes", "output", *parts))
