@@ -41,9 +41,15 @@ class AuditTrail:
         self._bus = bus
 
     async def prepare(self) -> None:
-        """Creates the indexes listing and sweeping use; idempotent."""
-        await self._records.ensure_index(["time"])
-        await self._records.ensure_index(["subject", "time"])
+        """Creates the indexes listing and sweeping use; idempotent. They only make reads
+        faster, so a store that cannot make them now is logged, not fatal: the gateway still
+        starts (and refuses mutating calls for as long as the store takes no record)."""
+        try:
+            await self._records.ensure_index(["time"])
+            await self._records.ensure_index(["subject", "time"])
+            await self._records.ensure_index(["resources.job_id", "time"])
+        except AortaError as exc:
+            log.warning("audit.index_failed", error=str(exc))
 
     async def append(
         self,
