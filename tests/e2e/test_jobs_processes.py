@@ -292,7 +292,7 @@ async def test_a_killed_aorta_up_finishes_the_job_after_a_restart(
     script.write_text(OPERATOR)
     port = free_port()
     command = [str(AORTA), "up", "--data-dir", str(data), "--grpc-port", str(port)]
-    command += ["--host", "127.0.0.1"]
+    command += ["--listen", "127.0.0.1"]
     platform = processes.launch("up-1", command, SCHEDULER_ENV)
     await serving(port)
     async with client(port) as api:

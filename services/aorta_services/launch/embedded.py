@@ -3,6 +3,10 @@
 A `nats-server` child process (JetStream, data under the data dir) carries the bus, SQLite holds
 the state and a local folder the bytes; every service runs in this process. The data dir is
 locked so two platforms never share it, and all state survives a restart on the same data dir.
+
+Safe by default: the gateway listens on loopback; the data dir is readable by the platform's
+user alone; `--auth` makes callers present tokens (an admin token is written on first start);
+`--tls auto` makes a private CA and a server certificate under the data dir.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import stat
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -17,11 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aorta import __version__
+from aorta.auth.principal import Role
+from aorta.auth.tls import AutoTls, ensure_auto_tls
+from aorta.auth.tokens import TOKENS_FILE_NAME, create_token
 from aorta.bus.nats_server import NatsServerProcess
 from aorta.logger import get_logger
 from aorta.runtime.process import install_stop_signals, run_services
 from aorta.runtime.service import Listening, Running
-from aorta.settings import Settings
+from aorta.settings import Settings, redact_uri
 from aorta_services.launch import registry
 
 log = get_logger(__name__)
@@ -36,21 +44,127 @@ class EmbeddedOptions:
     """What `aorta up` was asked for."""
 
     data_dir: Path
-    grpc_host: str = "0.0.0.0"
+    listen: str = "127.0.0.1"
     grpc_port: int = 30031
     nats_port: int = -1
+    auth: bool = False
+    insecure: bool = False
+    tls_auto: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
 
 
-def embedded_settings(base: Settings, options: EmbeddedOptions, nats_url: str) -> Settings:
-    """`base` with the embedded adapters: SQLite and a local folder under the data dir."""
+@dataclass(frozen=True)
+class Access:
+    """How clients reach this platform: what the start-up lines tell people."""
+
+    address: str
+    ca: Path | None = None
+    ca_fingerprint: str = ""
+    admin_token: Path | None = None
+
+
+def embedded_settings(
+    base: Settings, options: EmbeddedOptions, nats_url: str, tls: AutoTls | None = None
+) -> Settings:
+    """`base` with the embedded adapters (SQLite and a local folder under the data dir) and
+    the gateway's address, TLS (`tls`: what `--tls auto` made) and authentication as
+    `options` ask."""
     data_dir = options.data_dir.resolve()
-    return base.with_changes(
-        data_dir=data_dir,
-        nats_url=nats_url,
-        state_store=f"sqlite:///{data_dir / 'state.db'}",
-        blob_store=f"file:///{data_dir / 'blobs'}",
-        grpc_address=f"{options.grpc_host}:{options.grpc_port}",
+    changes: dict[str, object] = {
+        "data_dir": data_dir,
+        "nats_url": nats_url,
+        "state_store": f"sqlite:///{data_dir / 'state.db'}",
+        "blob_store": f"file:///{data_dir / 'blobs'}",
+        "grpc_address": f"{_bracketed(options.listen)}:{options.grpc_port}",
+        "insecure": base.insecure or options.insecure,
+    }
+    if options.auth:
+        changes["auth"] = True
+        changes["auth_tokens_file"] = base.auth_tokens_file or str(data_dir / TOKENS_FILE_NAME)
+    if tls is not None:
+        changes["gateway_tls_cert"] = str(tls.server_cert)
+        changes["gateway_tls_key"] = str(tls.server_key)
+    if options.tls_cert and options.tls_key:
+        changes["gateway_tls_cert"] = str(options.tls_cert)
+        changes["gateway_tls_key"] = str(options.tls_key)
+    if options.tls_client_ca:
+        changes["gateway_tls_client_ca"] = str(options.tls_client_ca)
+    return base.with_changes(**changes)
+
+
+ADMIN_TOKEN_FILE = "admin.token"
+TLS_DIR = "tls"
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def private_data_dir(data_dir: Path) -> None:
+    """Makes `data_dir` readable by this user alone: the folder 0700 and, the first time a
+    data dir made by an older version is seen, everything in it 0700/0600."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if stat.S_IMODE(data_dir.stat().st_mode) == 0o700:
+        return
+    for folder, folders, files in os.walk(data_dir):
+        for name in folders:
+            os.chmod(os.path.join(folder, name), 0o700, follow_symlinks=False)
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o600)
+    data_dir.chmod(0o700)
+
+
+def auto_tls(options: EmbeddedOptions) -> AutoTls | None:
+    """The private CA and server certificate of `--tls auto` (made on first start, renewed
+    when due), or None without it."""
+    if not options.tls_auto:
+        return None
+    return ensure_auto_tls(options.data_dir.resolve() / TLS_DIR, hosts=[options.listen])
+
+
+def prepare_access(settings: Settings, options: EmbeddedOptions, tls: AutoTls | None) -> Access:
+    """Makes the admin token on first start with `--auth` and says how clients reach the
+    platform."""
+    host = "127.0.0.1" if options.listen in {"0.0.0.0", "::", ""} else options.listen
+    address = f"{_bracketed(host)}:{options.grpc_port}"
+    admin_token: Path | None = None
+    if options.auth:
+        admin_token = settings.data_dir / ADMIN_TOKEN_FILE
+        if not admin_token.exists():
+            token = create_token(
+                Path(settings.auth_tokens_file), "admin", [Role.ADMIN], replace=True
+            )
+            descriptor = os.open(admin_token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(token + "\n")
+    return Access(
+        address=address,
+        ca=tls.ca_cert if tls else None,
+        ca_fingerprint=tls.ca_fingerprint if tls else "",
+        admin_token=admin_token,
     )
+
+
+def banner(access: Access, settings: Settings, port: int, nats_url: str) -> str:
+    """The lines `aorta up` prints once it serves: where it is and how to point clients at it."""
+    scheme = "TLS" if settings.gateway_tls else "plain text"
+    address = access.address.rsplit(":", 1)[0] + f":{port}"
+    lines = [
+        f"Aorta {__version__} is up: Clara API on {settings.grpc_address.rsplit(':', 1)[0]}:"
+        f"{port} ({scheme}, {'tokens required' if settings.auth_enabled else 'no authentication'}"
+        f"), bus {redact_uri(nats_url)}, data in {settings.data_dir}.",
+        f"  export AORTA_HOST={address}",
+    ]
+    if access.ca is not None:
+        lines.append(f"  export AORTA_CA={access.ca}   # CA fingerprint {access.ca_fingerprint}")
+    if access.admin_token is not None:
+        lines.append(f"  export AORTA_TOKEN_FILE={access.admin_token}   # the admin token")
+    lines.append("Press Ctrl-C to stop.")
+    return "\n".join(lines)
 
 
 @contextmanager
@@ -85,20 +199,18 @@ async def run_embedded(
     if stop is None:
         install_stop_signals(stop_event)
     base = Settings.from_env(environ)
+    private_data_dir(options.data_dir)
     with locked_data_dir(options.data_dir):
         nats = NatsServerProcess(options.data_dir / "nats", port=options.nats_port)
         async with nats:
-            settings = embedded_settings(base, options, nats.url)
+            tls = auto_tls(options)
+            settings = embedded_settings(base, options, nats.url, tls)
+            access = prepare_access(settings, options, tls)
 
             async def announce(running: dict[str, Running]) -> None:
                 gateway = running.get("gateway")
                 port = gateway.port if isinstance(gateway, Listening) else options.grpc_port
-                print(
-                    f"Aorta {__version__} is up: Clara API on {options.grpc_host}:{port}, "
-                    f"bus {nats.url}, data in {settings.data_dir}. Press Ctrl-C to stop.",
-                    file=sys.stdout,
-                    flush=True,
-                )
+                print(banner(access, settings, port, nats.url), file=sys.stdout, flush=True)
 
             starters = registry.starters(registry.START_ORDER)
             await run_services(starters, settings, stop_event, on_ready=announce)

@@ -14,15 +14,11 @@ from pathlib import Path
 import click
 
 from aorta.agent.command import agent
+from aorta.auth.tokens import default_data_dir
 from aorta.cli import register as register_client_commands
 from aorta.errors import AortaError
 from aorta.logger import configure_logging
 from aorta_services.launch import registry
-
-
-def _default_data_dir() -> Path:
-    root = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(root) / "aorta"
 
 
 def _log_format() -> str:
@@ -37,7 +33,13 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--grpc-port", default=30031, show_default=True, help="Port of the Clara API.")
-@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option(
+    "--listen",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="ADDRESS",
+    help="Address the Clara API listens on; beyond loopback it needs --auth (or --insecure).",
+)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -45,16 +47,79 @@ def cli() -> None:
     help="Where state, payloads and logs live (default: $AORTA_DATA_DIR or ~/.local/share/aorta).",
 )
 @click.option("--nats-port", default=-1, help="Port of the embedded NATS server (-1: any free).")
-def up(grpc_port: int, host: str, data_dir: Path | None, nats_port: int) -> None:
+@click.option(
+    "--auth",
+    is_flag=True,
+    help="Require bearer tokens; the first start writes an admin token to <data-dir>/admin.token.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow listening beyond loopback without authentication (a warning on every start).",
+)
+@click.option(
+    "--tls",
+    "tls_mode",
+    type=click.Choice(["auto"]),
+    default=None,
+    help="auto: make a private CA and a server certificate under the data dir and serve TLS.",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="PEM certificate the Clara API serves TLS with (with --tls-key).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="PEM private key of --tls-cert.",
+)
+@click.option(
+    "--tls-client-ca",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Require client certificates signed by this CA (mutual TLS).",
+)
+def up(
+    grpc_port: int,
+    listen: str,
+    data_dir: Path | None,
+    nats_port: int,
+    auth: bool,
+    insecure: bool,
+    tls_mode: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_client_ca: Path | None,
+) -> None:
     """Run the whole platform on this machine until Ctrl-C."""
     # Imported here so that client commands do not load every service adapter on start-up.
     from aorta_services.launch.embedded import DataDirBusy, EmbeddedOptions, run_embedded
 
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if tls_mode and tls_cert:
+        raise click.UsageError("--tls auto makes its own certificate; drop --tls-cert/--tls-key")
+    if tls_client_ca and not (tls_mode or tls_cert):
+        raise click.UsageError("--tls-client-ca needs TLS: add --tls auto or --tls-cert/--tls-key")
     environ = dict(os.environ)
-    chosen = data_dir or Path(environ.get("AORTA_DATA_DIR") or _default_data_dir())
+    chosen = data_dir or default_data_dir(environ)
     configure_logging(_log_format(), environ.get("AORTA_LOG_LEVEL", "info"))
+    # Everything the platform writes (state, payloads, logs, keys) is its user's alone.
+    os.umask(0o077)
     options = EmbeddedOptions(
-        data_dir=chosen, grpc_host=host, grpc_port=grpc_port, nats_port=nats_port
+        data_dir=chosen,
+        listen=listen,
+        grpc_port=grpc_port,
+        nats_port=nats_port,
+        auth=auth,
+        insecure=insecure,
+        tls_auto=tls_mode == "auto",
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
     )
     try:
         asyncio.run(run_embedded(options, environ))

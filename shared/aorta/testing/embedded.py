@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,10 +17,29 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 AORTA = str(Path(sys.executable).parent / "aorta")
 
 
-def wait_serving(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    """Waits until the gateway on `port` reports SERVING (gRPC health checking)."""
+def _channel(address: str, ca: Path | None) -> grpc.Channel:
+    if ca is None:
+        return grpc.insecure_channel(address)
+    return grpc.secure_channel(address, grpc.ssl_channel_credentials(ca.read_bytes()))
+
+
+def wait_serving(
+    port: int,
+    process: subprocess.Popen[bytes],
+    timeout: float = 60.0,
+    *,
+    ca: Path | None = None,
+) -> None:
+    """Waits until the gateway on `port` reports SERVING (gRPC health checking, which needs no
+    token); over TLS trusting `ca` when given, once `aorta up` has written it."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    while ca is not None and not ca.exists():
+        if process.poll() is not None:
+            raise RuntimeError(f"aorta up exited with status {process.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"aorta up did not write its CA {ca} within {timeout:.0f} s")
+        time.sleep(0.1)
+    with _channel(f"127.0.0.1:{port}", ca) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -36,19 +55,26 @@ def wait_serving(port: int, process: subprocess.Popen[bytes], timeout: float = 6
 
 @contextmanager
 def aorta_up(
-    data_dir: Path, port: int, *, environ: Mapping[str, str] | None = None
+    data_dir: Path,
+    port: int,
+    *,
+    environ: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A running `aorta up` on `data_dir` and `port`, stopped with SIGTERM on exit.
+    """A running `aorta up` on `data_dir` and `port` with extra `args` (`--auth`, `--tls auto`),
+    stopped with SIGTERM on exit.
 
-    Its output goes to `aorta-up.log` beside the data dir, so nothing waits on a pipe.
+    Its output goes to `aorta-up.log` beside the data dir, so nothing waits on a pipe. With
+    `--tls auto` it waits over TLS, trusting the CA the platform makes (`<data_dir>/tls/ca.pem`).
     """
-    command = [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(port)]
+    command = [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(port), *args]
+    ca = data_dir / "tls" / "ca.pem" if "--tls" in args else None
     env = {**os.environ, "AORTA_LOG_LEVEL": "warning", **(environ or {})}
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(data_dir.parent / "aorta-up.log", "ab") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
-        wait_serving(port, process)
+        wait_serving(port, process, ca=ca)
         yield process
     finally:
         if process.poll() is None:
