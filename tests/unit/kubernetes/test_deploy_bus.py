@@ -80,3 +80,20 @@ def test_the_dev_secret_holds_a_password_for_every_user(
     secret = find(rendered["overlays/dev"], "Secret", "aorta-secrets")["stringData"]
     passwords = [secret[password_variable(user)] for user in bus_users()]
     assert len(set(passwords)) == len(passwords)
+
+
+def test_production_nats_servers_route_to_each_other_only_with_the_route_password(
+    rendered: dict[str, list[Json]],
+) -> None:
+    nats = container(find(rendered["overlays/production"], "StatefulSet", "nats"))
+    args = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in nats["args"] if "=" in a}
+    login = "nats://route:$(AORTA_NATS_ROUTE_PASSWORD)@"
+    assert args["--cluster"].startswith(login)
+    routes = args["--routes"].split(",")
+    assert len(routes) == 3 and all(route.startswith(login) for route in routes)
+    env = {e["name"]: e for e in nats["env"]}
+    assert secret_key(env["AORTA_NATS_ROUTE_PASSWORD"]) == (
+        "aorta-secrets",
+        "AORTA_NATS_ROUTE_PASSWORD",
+    )
+    assert "AORTA_NATS_PASSWORD_GATEWAY" in env  # the patch merged into the base's env
