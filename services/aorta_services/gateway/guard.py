@@ -95,6 +95,13 @@ class Guard:
                 )
             except (Unauthenticated, Forbidden, Unavailable) as exc:
                 refusal = exc
+            except Exception:
+                # A bug in checking credentials must neither leak its traceback to the caller
+                # nor let the call through.
+                log.exception("auth.crashed", method=method)
+                refusal = Unavailable(
+                    f"the platform cannot check credentials now (request id {request_id})"
+                )
             else:
                 call = Call(self.audit, method, principal, call.client, request_id, context)
         needed = required_role(method)

@@ -24,8 +24,8 @@ Methods without a handler answer UNIMPLEMENTED (to an admitted caller).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TypeAlias
 
 import grpc
@@ -102,12 +102,14 @@ def _as_error(exc: Exception, rpc: str) -> AortaError:
     return Internal(f"internal error while serving {rpc} (request id {request_id})")
 
 
-def _admitted(call: Call) -> ExitStack:
-    """The caller bound for the code of the call: `current_principal()` and the log lines."""
-    stack = ExitStack()
-    stack.enter_context(calling_as(call.principal))
-    stack.enter_context(structlog.contextvars.bound_contextvars(subject=call.principal.subject))
-    return stack
+@contextmanager
+def _admitted(call: Call) -> Iterator[None]:
+    """Binds the call's caller for the code inside: `current_principal()` and log lines."""
+    with (
+        calling_as(call.principal),
+        structlog.contextvars.bound_contextvars(subject=call.principal.subject),
+    ):
+        yield
 
 
 def _unimplemented(rpc: str, guard: Guard) -> Callable[..., Any]:

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from aorta import subjects
 from aorta.api import clara_pb2, clara_pb2_grpc, common_pb2, jobs_pb2
 from aorta.auth.policy import REQUIRED_ROLES, required_role
-from aorta.auth.principal import Role, current_principal
+from aorta.auth.principal import Principal, Role, current_principal
 from aorta.bus import Request
 from aorta.errors import Forbidden, Unauthenticated
 from aorta_services.gateway.guard import Guard
@@ -155,3 +155,16 @@ async def test_without_an_authenticator_everyone_is_admitted_as_before(tmp_path:
         stop = clara_pb2.DESCRIPTOR.services_by_name["Clara"].methods_by_name["Stop"]
         outcome = await call_raw(serving.channel, stop)
     assert outcome.code == grpc.StatusCode.OK
+
+
+class _Broken:
+    async def authenticate(self, metadata: object) -> Principal:
+        raise RuntimeError("the JWKS cache is corrupt")
+
+
+async def test_a_crash_while_authenticating_lets_nothing_through(tmp_path: Path) -> None:
+    async with door_gateway(tmp_path, authenticator=_Broken()) as serving:
+        stop = clara_pb2.DESCRIPTOR.services_by_name["Clara"].methods_by_name["Stop"]
+        outcome = await call_raw(serving.channel, stop, bearer(Role.ADMIN))
+    assert outcome.code == grpc.StatusCode.UNAVAILABLE
+    assert "cannot check credentials" in outcome.details and "JWKS" not in outcome.details
