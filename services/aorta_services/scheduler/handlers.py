@@ -24,7 +24,7 @@ from aorta import contracts
 from aorta.auth.ownership import check_owner
 from aorta.auth.principal import current_principal
 from aorta.bus import Request
-from aorta.errors import AortaError, Conflict, Invalid, NotFound
+from aorta.errors import AortaError, Conflict, Forbidden, Invalid, NotFound
 from aorta.ids import JobId, PayloadId, new_id
 from aorta.logger import get_logger
 from aorta_services.scheduler.domain import (
@@ -142,7 +142,7 @@ class JobCommands:
         except BaseException as error:
             # The payloads service answers a refusal only when it made nothing (it stores a
             # payload whole or not at all); a timeout or a cancellation leaves that unknown.
-            refused = made is None and isinstance(error, (Invalid, NotFound, Conflict))
+            refused = made is None and isinstance(error, (Invalid, NotFound, Conflict, Forbidden))
             await _run_to_the_end(
                 self._abandon(job_id, made, refused=refused), f"aorta.scheduler.abandon.{job_id}"
             )

@@ -9,8 +9,9 @@ SQLite store; operators run on a fake executor.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -111,9 +112,9 @@ async def upload(door: Door, payload_id: str, caller: str) -> payloads_pb2.Paylo
     return response
 
 
-async def refused(call: object) -> grpc.aio.AioRpcError:
+async def refused(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call  # type: ignore[misc]
+        await call
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "alice" not in (caught.value.details() or "")
     return caught.value
@@ -197,3 +198,24 @@ async def test_list_shows_a_user_its_own_jobs_and_a_viewer_all(door: Door) -> No
     assert await listed("bob") == []
     assert await listed("vera") == [job_id]
     assert await listed("ada") == [job_id]
+
+
+async def test_a_job_may_take_only_input_payloads_its_creator_owns(door: Door) -> None:
+    job_id, _ = await alices_job(door)
+    payloads = payloads_pb2_grpc.PayloadsStub(door.channel)
+    reusable = await payloads.Create(payloads_pb2.PayloadsCreateRequest(), metadata=as_("alice"))
+    await upload(door, reusable.payload_id.value, "alice")
+    jobs = jobs_pb2_grpc.JobsStub(door.channel)
+    of_job = jobs_pb2.JobsStatusRequest(job_id=ident(job_id))
+    pipeline_id = (await jobs.Status(of_job, metadata=as_("alice"))).pipeline_id
+
+    async def create(caller: str) -> jobs_pb2.JobsCreateResponse:
+        request = jobs_pb2.JobsCreateRequest(
+            pipeline_id=pipeline_id, name="theirs", input_payloads=[reusable.payload_id]
+        )
+        response: jobs_pb2.JobsCreateResponse = await jobs.Create(request, metadata=as_(caller))
+        return response
+
+    taken = await refused(create("bob"))
+    assert taken.details() == f"payload {reusable.payload_id.value} belongs to another user"
+    assert (await create("alice")).header.code == 0

@@ -62,6 +62,18 @@ async def test_the_creator_is_recorded_and_passed_to_the_jobs_payload(harness: H
     assert harness.peers.callers == [ALICE]
 
 
+async def test_inputs_the_caller_may_not_use_refuse_the_create_and_leave_nothing(
+    harness: Harness,
+) -> None:
+    await chain(harness)
+    payload = "0123456789abcdef0123456789abcdef"
+    harness.peers.create_error = Forbidden(f"payload {payload} belongs to another user")
+    with pytest.raises(Forbidden, match=f"payload {payload} belongs to another user"):
+        await harness.acting_as(BOB).create()
+    assert not harness.peers.discarding.is_set()
+    assert await harness.replicas[0].context.store.collection("jobs").find({}) == []
+
+
 @pytest.mark.parametrize("verb", ATTEMPTS, ids=str)
 async def test_another_user_is_refused_and_nothing_changes(harness: Harness, verb: str) -> None:
     await chain(harness)
