@@ -21,6 +21,8 @@ from google.protobuf.message import Message
 
 from aorta.auth.policy import required_role
 from aorta.auth.principal import Role
+from aorta.errors import Invalid
+from aorta.ids import canonical_id
 
 _CLARA = "nvidia.clara.platform"
 
@@ -62,7 +64,9 @@ def audit_kind(method: str) -> AuditKind:
 def resource_ids(message: Message | None) -> dict[str, str]:
     """The ids a message names, by field name: every top-level `Identifier` field (or string
     field) whose name ends in `_id`, and repeated `Identifier` fields joined by commas
-    (`input_payloads`, `model_ids`). Empty ids are left out."""
+    (`input_payloads`, `model_ids`). Ids are in their canonical form when they have one (a
+    dashed UUID is recorded as the platform spells it, so filters find it); empty ids are left
+    out."""
     if message is None:
         return {}
     found: dict[str, str] = {}
@@ -78,15 +82,23 @@ def _id_text(descriptor: FieldDescriptor, value: Any) -> str:
     is_identifier = message_type is not None and message_type.name == "Identifier"
     if descriptor.is_repeated:
         if is_identifier:
-            return ",".join(item.value for item in value if item.value)
+            return ",".join(_canonical(item.value) for item in value if item.value)
         return ""
     if not descriptor.name.endswith("_id"):
         return ""
     if is_identifier:
-        return str(value.value)
+        return _canonical(str(value.value))
     if descriptor.type == FieldDescriptor.TYPE_STRING:
-        return str(value)
+        return _canonical(str(value))
     return ""
+
+
+def _canonical(text: str) -> str:
+    try:
+        return canonical_id(text, what="audited")
+    except Invalid:
+        # Recorded as sent: the record of a refused or failed call names what was asked for.
+        return text
 
 
 def method_label(method: str) -> str:

@@ -259,4 +259,8 @@ def test_resource_ids_are_read_from_any_request() -> None:
     )
     assert resource_ids(create) == {"pipeline_id": "p1", "input_payloads": "a,b"}
     assert resource_ids(audit_pb2.AuditListRequest(job_id="j1", subject="s")) == {"job_id": "j1"}
+    dashed = jobs_pb2.JobsStatusRequest(
+        job_id=common_pb2.Identifier(value="ABABABAB-ABAB-ABAB-ABAB-ABABABABABAB")
+    )
+    assert resource_ids(dashed) == {"job_id": JOB}
     assert resource_ids(None) == {}
