@@ -20,9 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from aorta.bus.credentials import BusCredentials
+from aorta.auth.private_files import private_directory, write_private
+from aorta.bus.credentials import BusCredentials, save_credentials
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
-from aorta.bus_permissions import authorization_config
+from aorta.bus_permissions import EVENTS_USER, authorization_config
 from aorta.children.process import ChildProcess, ChildServer, ChildStartError
 from aorta.errors import Unavailable
 from aorta.logger import get_logger
@@ -52,6 +53,18 @@ def find_nats_server(search_path: str | None = None) -> str:
     return found
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """The certificate and key nats-server presents to its clients (PEM files)."""
+
+    cert: Path
+    key: Path
+
+    def config(self) -> str:
+        cert, key = json.dumps(str(self.cert)), json.dumps(str(self.key))
+        return f"tls {{\n  cert_file: {cert}\n  key_file: {key}\n}}\n"
+
+
 class NatsServerProcess(ChildServer):
     """One nats-server child process with JetStream, storing under `directory`.
 
@@ -62,6 +75,8 @@ class NatsServerProcess(ChildServer):
     `max_payload` is the largest message body the server accepts (and announces to clients).
     With `users`, only they may connect, each with its password and its permissions
     (`aorta.bus_permissions.permissions_for`); without, anyone who reaches the port may (tests).
+    The `events` user's credentials, when it is one of them, are also written to
+    `events_credentials_file` for integrations. With `tls`, clients must speak TLS.
     Use as a context manager (sync or async) to stop it on exit. The process itself is run by
     `aorta.children.process.ChildProcess`; what is nats-server's own here is its command line and
     its sign of readiness, the ports file.
@@ -75,6 +90,7 @@ class NatsServerProcess(ChildServer):
         port: int = -1,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         users: Mapping[str, BusCredentials] | None = None,
+        tls: ServerTls | None = None,
         search_path: str | None = None,
         start_timeout: float = 10.0,
         stop_grace: float = 5.0,
@@ -84,6 +100,7 @@ class NatsServerProcess(ChildServer):
         self.port = port
         self.max_payload = max_payload
         self.users = dict(users) if users is not None else None
+        self.tls = tls
         self._search_path = search_path
         self._child = ChildProcess(
             "nats-server", self.log_file, start_timeout=start_timeout, stop_grace=stop_grace
@@ -101,6 +118,12 @@ class NatsServerProcess(ChildServer):
     @property
     def config_file(self) -> Path:
         return self.directory / "nats-server.conf"
+
+    @property
+    def events_credentials_file(self) -> Path:
+        """Where the `events` user's credentials are kept for integrations (`0600`), when the
+        server has that user."""
+        return self.directory / "events-user.json"
 
     @property
     def url(self) -> str:
@@ -142,15 +165,19 @@ class NatsServerProcess(ChildServer):
 
     def _prepare(self) -> tuple[list[str], _PortsFile]:
         binary = find_nats_server(self._search_path)
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.directory.chmod(0o700)
+        private_directory(self.directory)
         self.store_dir.mkdir(mode=0o700, exist_ok=True)
         # Only what no flag can set; the flags below override a config file's values.
         config = f"max_payload: {self.max_payload}\n"
         if self.users is not None:
             passwords = {c.user: c.password for c in self.users.values()}
             config += authorization_config(passwords)
-        _write_private(self.config_file, config)
+            events = self.users.get(EVENTS_USER)
+            if events is not None:
+                save_credentials(self.events_credentials_file, events)
+        if self.tls is not None:
+            config += self.tls.config()
+        write_private(self.config_file, config.encode())
         # The server's own log goes to the file that also catches what it prints before
         # opening it.
         command = [
@@ -192,14 +219,6 @@ class _PortsFile:
         local = [url for url in urls if "127.0.0.1" in url]
         self.url = str((local or urls)[0])
         return True
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Writes `path` readable by its owner only, from the first byte on."""
-    path.unlink(missing_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(text)
 
 
 def _ports_file(directory: Path, pid: int) -> Path:

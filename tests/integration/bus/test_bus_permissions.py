@@ -5,6 +5,7 @@ request never reaches the service."""
 from __future__ import annotations
 
 import asyncio
+import json
 import stat
 from collections.abc import AsyncIterator, Iterator
 
@@ -70,6 +71,14 @@ def test_the_config_holding_the_passwords_is_readable_by_its_owner_only(
 ) -> None:
     assert stat.S_IMODE(closed_server.config_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(closed_server.directory.stat().st_mode) == 0o700
+    events = closed_server.events_credentials_file
+    assert stat.S_IMODE(events.stat().st_mode) == 0o600
+    assert json.loads(events.read_text()) == {
+        "user": "events",
+        "password": CREDENTIALS["events"].password,
+    }
+    for user in ("gateway", "scheduler"):
+        assert CREDENTIALS[user].password not in closed_server.log_file.read_text()
     assert closed_server.url.startswith("nats://127.0.0.1:")
 
 
