@@ -114,8 +114,8 @@ class Platform:
         return found[-1]
 
     async def start_scheduler(self) -> RunningScheduler:
-        environ = {**SCHEDULER_ENV, "AORTA_SCHEDULER_WORK_DIR": str(self.tmp_path / "work")}
-        scheduler = await scheduler_app.start(self.context, environ=environ)
+        # The default work dir: outside the data dir, which operators must not reach.
+        scheduler = await scheduler_app.start(self.context, environ=SCHEDULER_ENV)
         self.services.append(scheduler)
         return scheduler
 
@@ -125,6 +125,7 @@ class Platform:
         script.write_text(OPERATOR)
         marks = self.tmp_path / "marks"
         marks.mkdir(exist_ok=True)
+        marks.chmod(0o777)  # operators may run as another user
         return script, marks
 
     async def pipeline(self, definition: str) -> str:
