@@ -29,7 +29,10 @@ def bind_host(address: str) -> str:
 
 def is_loopback(address: str) -> bool:
     """Whether `address` (`host:port`) listens on this machine's loopback only: 127.0.0.0/8,
-    ::1 or `localhost`. A wildcard (`0.0.0.0`, `::`, `[::]`) or any other name is not."""
+    ::1 or `localhost` (or a `unix:` socket, which no network reaches). A wildcard (`0.0.0.0`,
+    `::`, `[::]`) or any other name is not."""
+    if address.startswith(("unix:", "unix-abstract:")):
+        return True
     host = bind_host(address).lower()
     if host == "localhost":
         return True

@@ -17,7 +17,14 @@ from tests.unit.gateway.door_harness import settings_for
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1:30031", "127.8.9.10:1", "localhost:30031", "LOCALHOST:1", "[::1]:30031"],
+    [
+        "127.0.0.1:30031",
+        "127.8.9.10:1",
+        "localhost:30031",
+        "LOCALHOST:1",
+        "[::1]:30031",
+        "unix:/run/aorta/gateway.sock",
+    ],
 )
 def test_loopback_addresses(address: str) -> None:
     assert is_loopback(address)
