@@ -41,6 +41,13 @@ system:
 	  echo "creating the user $(OPERATOR_USER), which host-process operators run as"; \
 	  $(SUDO) useradd --system --no-create-home --shell /usr/sbin/nologin $(OPERATOR_USER); \
 	}
+	@python=$$($(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))'); \
+	for needed in "$$python" "$(CURDIR)/Makefile"; do \
+	  if [ "$$(id -u)" = 0 ] && ! runuser -u $(OPERATOR_USER) -- test -r "$$needed"; then \
+	    echo "warning: $(OPERATOR_USER) cannot read $$needed, so the operators of a root platform" \
+	      "cannot start: let every user pass through its folders (chmod o+x) or move it" >&2; \
+	  fi; \
+	done
 
 # nvidia-pytriton brings the tritonserver binary and its Python backend for the local Triton
 # pool; its metadata pins tritonclient extras that want protobuf < 7, and only its files are

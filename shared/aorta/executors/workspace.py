@@ -8,7 +8,8 @@
         leader.status             how the group leader saw the command end
 
 Declared paths are mirrored under `volumes/` so a person looking at a kept workspace finds each
-folder under the name the definition gave it. `aorta.executors.transfers` creates and removes
+folder under the name the definition gave it. Who owns each folder on a host is
+`aorta.executors.local.work_folders`'s business. `aorta.executors.transfers` creates and removes
 the folders and moves bytes between them and the blob store; the Kubernetes agent lays its
 volumes out the same way.
 """
