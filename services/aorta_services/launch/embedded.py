@@ -25,7 +25,9 @@ from aorta import __version__
 from aorta.auth.principal import Role
 from aorta.auth.tls import AutoTls, ensure_auto_tls
 from aorta.auth.tokens import TOKENS_FILE_NAME, create_token
+from aorta.bus.credentials import generate_credentials
 from aorta.bus.nats_server import NatsServerProcess
+from aorta.bus_permissions import bus_users
 from aorta.logger import get_logger
 from aorta.runtime.process import install_stop_signals, run_services
 from aorta.runtime.service import Listening, Running
@@ -201,7 +203,12 @@ async def run_embedded(
     base = Settings.from_env(environ)
     private_data_dir(options.data_dir)
     with locked_data_dir(options.data_dir):
-        nats = NatsServerProcess(options.data_dir / "nats", port=options.nats_port)
+        # Fresh passwords on every start: the services get theirs in memory, integrations
+        # the events user's from the nats folder.
+        credentials = generate_credentials(bus_users())
+        nats = NatsServerProcess(
+            options.data_dir / "nats", port=options.nats_port, users=credentials
+        )
         async with nats:
             tls = auto_tls(options)
             settings = embedded_settings(base, options, nats.url, tls)
@@ -213,5 +220,7 @@ async def run_embedded(
                 print(banner(access, settings, port, nats.url), file=sys.stdout, flush=True)
 
             starters = registry.starters(registry.START_ORDER)
-            await run_services(starters, settings, stop_event, on_ready=announce)
+            await run_services(
+                starters, settings, stop_event, on_ready=announce, credentials=credentials
+            )
     print("Aorta stopped.", file=sys.stdout, flush=True)
