@@ -36,6 +36,9 @@ SENSITIVE_READS = frozenset(
 )
 """Methods that change nothing but hand out what a viewer may not read."""
 
+_MAX_RECORDED = 128
+"""Characters kept of an id that is not one of the platform's."""
+
 STARTED = "started"
 OK = "ok"
 
@@ -97,8 +100,9 @@ def _canonical(text: str) -> str:
     try:
         return canonical_id(text, what="audited")
     except Invalid:
-        # Recorded as sent: the record of a refused or failed call names what was asked for.
-        return text
+        # Recorded as sent, so the record of a refused or failed call names what was asked for;
+        # cut short and without NUL, so no id a client makes up can keep its record out.
+        return text[:_MAX_RECORDED].replace("\x00", "")
 
 
 def method_label(method: str) -> str:

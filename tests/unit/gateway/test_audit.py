@@ -263,4 +263,30 @@ def test_resource_ids_are_read_from_any_request() -> None:
         job_id=common_pb2.Identifier(value="ABABABAB-ABAB-ABAB-ABAB-ABABABABABAB")
     )
     assert resource_ids(dashed) == {"job_id": JOB}
+    made_up = jobs_pb2.JobsStatusRequest(job_id=common_pb2.Identifier(value="x\x00" * 100))
+    assert resource_ids(made_up) == {"job_id": "x" * 64}
     assert resource_ids(None) == {}
+
+
+async def test_the_gateway_sweeps_old_records_when_it_starts(tmp_path: Path) -> None:
+    store = await open_state_store(settings_for(tmp_path))
+    try:
+        old = AuditRecord(
+            id="old",
+            time="2001-01-01T00:00:00.000000Z",
+            subject="alice",
+            client="",
+            method=CANCEL,
+            result="ok",
+            request_id="r",
+            call_id="c",
+        )
+        await store.collection(COLLECTION).insert(old.document())
+        async with door_gateway(tmp_path, store=store) as door:
+            for _ in range(100):
+                if not await _records(door):
+                    break
+                await asyncio.sleep(0.02)
+            assert await _records(door) == []
+    finally:
+        await store.close()
