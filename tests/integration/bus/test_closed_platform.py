@@ -14,7 +14,7 @@ import nats
 import psutil
 import pytest
 
-from aorta import bus_permissions
+from aorta import bus_permissions, subjects
 from aorta.api import (
     clara_pb2,
     clara_pb2_grpc,
@@ -22,8 +22,10 @@ from aorta.api import (
     jobs_pb2_grpc,
     payloads_pb2,
     payloads_pb2_grpc,
+    pipelines_pb2,
 )
 from aorta.bus.credentials import generate_credentials
+from aorta.bus.nats import NatsBus
 from aorta.runtime.process import run_services
 from aorta.runtime.service import Listening, Running
 from aorta.settings import Settings
@@ -112,3 +114,41 @@ async def test_the_health_endpoint_listens_on_loopback_only(platform: ClosedPlat
         if c.status == psutil.CONN_LISTEN and c.laddr.port == platform.health_port
     ]
     assert [address.ip for address in listening] == ["127.0.0.1"]
+
+
+async def test_a_service_started_alone_logs_in_as_the_user_its_settings_name(
+    tmp_path: Path,
+) -> None:
+    """`aorta serve pipelines` in a pod: one user, from AORTA_NATS_USER and AORTA_NATS_PASSWORD."""
+    credentials = generate_credentials(bus_permissions.bus_users())
+    async with async_nats_server(tmp_path / "nats", users=credentials) as server:
+        settings = Settings.from_env(
+            {
+                "AORTA_DATA_DIR": str(tmp_path / "data"),
+                "AORTA_NATS_URL": server.url,
+                "AORTA_NATS_USER": "pipelines",
+                "AORTA_NATS_PASSWORD": credentials["pipelines"].password,
+            }
+        )
+        stop = asyncio.Event()
+        ready = asyncio.Event()
+
+        async def on_ready(running: dict[str, Running]) -> None:
+            ready.set()
+
+        runner = asyncio.create_task(
+            run_services(registry.starters(["pipelines"]), settings, stop, on_ready)
+        )
+        gateway = await NatsBus.connect(
+            server.url, name="gateway", default_timeout=5.0, credentials=credentials["gateway"]
+        )
+        try:
+            await asyncio.wait_for(ready.wait(), 30)
+            listed = gateway.request_stream(
+                subjects.PIPELINES_LIST, pipelines_pb2.PipelinesListRequest().SerializeToString()
+            )
+            assert [item async for item in listed]
+        finally:
+            await gateway.close()
+            stop.set()
+            await runner
