@@ -196,7 +196,7 @@ class FakePeers:
         document = json.loads(request.data)
         payload_id = f"{next(self._ids):032x}"
         self.payloads[payload_id] = document["job_id"]
-        self.owners[payload_id] = document["owner"]
+        self.owners[payload_id] = document.get("owner", "")
         self.callers.append(caller_of(request.headers))
         return json.dumps({"payload_id": payload_id}).encode()
 
