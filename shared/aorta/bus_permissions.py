@@ -8,9 +8,10 @@ use), so no service can read another's answers. The server enforces all of it: a
 outside a user's permissions never reaches a service.
 
 The `events` user is for integrations: it may subscribe to `aorta.events.>` and
-`aorta.audit.>` and publish nothing. It gets no JetStream API: a consumer's deliver subject and
-a pull request's reply subject are not checked against permissions, so a user allowed to make
-consumers could have stored events delivered onto any subject, a service's verbs included.
+`aorta.audit.>` and publish nothing. It gets no JetStream API: nats-server does not check a
+push consumer's deliver subject against its creator's permissions (nor the reply subject a
+pull request names), so a user allowed to make consumers could have stored events delivered
+onto any subject, a service's verbs included. It reads events live, as they are published.
 
 Which service serves a verb follows from its subject (`aorta.rpc.<service>.<verb>`, Clara's
 own verbs by the monitor); what each service calls, emits and listens to is declared here, and
