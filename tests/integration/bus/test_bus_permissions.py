@@ -155,9 +155,14 @@ async def test_the_events_user_reads_events_and_audit_records_and_nothing_else(
             await gateway.request(subjects.PIPELINES_LIST, b"", timeout=0.5)
         assert (await events.next_msg(timeout=2.0)).subject == "aorta.events.pipeline.p1.created"
         assert (await audit.next_msg(timeout=2.0)).data == b"record"
+        # No JetStream consumer either: its deliver subject could be a service's verb.
+        await integration.publish(f"$JS.API.CONSUMER.CREATE.{bus_permissions.EVENTS_STREAM}", b"{}")
+        await integration.flush()
     finally:
         await integration.close()
-    assert any("permissions violation for subscription" in e.lower() for e in refusals.errors)
+    refused = [e.lower() for e in refusals.errors]
+    assert any("permissions violation for subscription" in e for e in refused)
+    assert any('publish to "$js.api.consumer.create' in e for e in refused), refused
 
 
 async def test_every_verb_is_served_by_its_service_and_called_by_its_callers(
