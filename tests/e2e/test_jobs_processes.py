@@ -244,6 +244,7 @@ async def test_killing_the_leading_scheduler_process_changes_no_outcome(
 ) -> None:
     data, marks = tmp_path / "data", tmp_path / "marks"
     marks.mkdir()
+    marks.chmod(0o777)  # the operators' user, not the platform's, writes here
     script = tmp_path / "operator.py"
     script.write_text(OPERATOR)
     async with async_nats_server(tmp_path / "nats") as nats:
@@ -288,6 +289,7 @@ async def test_a_killed_aorta_up_finishes_the_job_after_a_restart(
 ) -> None:
     data, marks = tmp_path / "platform", tmp_path / "marks"
     marks.mkdir()
+    marks.chmod(0o777)  # the operators' user, not the platform's, writes here
     script = tmp_path / "operator.py"
     script.write_text(OPERATOR)
     port = free_port()
