@@ -42,11 +42,21 @@ system:
 	  $(SUDO) useradd --system --no-create-home --shell /usr/sbin/nologin $(OPERATOR_USER); \
 	}
 	@python=$$($(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))'); \
+	[ "$$(id -u)" = 0 ] || exit 0; \
 	for needed in "$$python" "$(CURDIR)/Makefile"; do \
-	  if [ "$$(id -u)" = 0 ] && ! runuser -u $(OPERATOR_USER) -- test -r "$$needed"; then \
-	    echo "warning: $(OPERATOR_USER) cannot read $$needed, so the operators of a root platform" \
-	      "cannot start: let every user pass through its folders (chmod o+x) or move it" >&2; \
-	  fi; \
+	  folder=$$(dirname "$$needed"); \
+	  while [ "$$folder" != / ]; do \
+	    case "$$(stat -c %A "$$folder")" in \
+	      *x|*t) ;; \
+	      *) echo "letting every user pass through $$folder (chmod o+x, no listing), so the" \
+	           "operators of a root platform, which run as $(OPERATOR_USER), can reach $$needed"; \
+	         chmod o+x "$$folder";; \
+	    esac; \
+	    folder=$$(dirname "$$folder"); \
+	  done; \
+	  runuser -u $(OPERATOR_USER) -- test -r "$$needed" || \
+	    echo "warning: $(OPERATOR_USER) cannot read $$needed, so the operators of a root" \
+	      "platform cannot start (see AORTA_LOCAL_RUN_AS in docs/settings.md)" >&2; \
 	done
 
 # nvidia-pytriton brings the tritonserver binary and its Python backend for the local Triton
