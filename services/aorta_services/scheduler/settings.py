@@ -33,10 +33,11 @@ MAX_TIMEOUT = "AORTA_SCHEDULER_MAX_TIMEOUT"
 GRACE = "AORTA_SCHEDULER_GRACE"
 LEASE_TTL = "AORTA_SCHEDULER_LEASE_TTL"
 RESYNC = "AORTA_SCHEDULER_RESYNC"
-EXECUTOR = "AORTA_SCHEDULER_EXECUTOR"
+EXECUTOR = "AORTA_EXECUTOR"
+EXECUTOR_ALIAS = "AORTA_SCHEDULER_EXECUTOR"
 WORK_DIR = "AORTA_SCHEDULER_WORK_DIR"
 
-EXECUTORS = ("local", "kubernetes")
+EXECUTORS = ("local", "kubernetes", "container", "auto")
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,11 @@ class SchedulerSettings:
       renewal, so how long a crashed leader's jobs wait before a follower takes over.
     - `AORTA_SCHEDULER_RESYNC` (seconds, default 2): how often the leader re-reads the store
       even when no replica told it of a change.
-    - `AORTA_SCHEDULER_EXECUTOR` (default `local`): where operators run: `local` processes,
-      or `kubernetes` pods on the cluster the `AORTA_K8S_*` variables name. The capacity
-      settings above are then what the scheduler admits against on the cluster's behalf: set
+    - `AORTA_EXECUTOR` (or its older name `AORTA_SCHEDULER_EXECUTOR`; default `local`): where
+      operators run: `local` processes, `container`s on the engine at `AORTA_CONTAINER_HOST`,
+      `auto` (containers when an engine answers there, else local processes), or `kubernetes`
+      pods on the cluster the `AORTA_K8S_*` variables name. With pods the capacity settings
+      above are what the scheduler admits against on the cluster's behalf: set
       `AORTA_SCHEDULER_GPUS` to the GPUs its jobs may hold (the scheduler's own node has none).
     - `AORTA_SCHEDULER_WORK_DIR` (default `/var/tmp/aorta-runs-<uid>`, None here): the local
       executor's folders; never inside the data dir, whose files operators must not reach.
@@ -137,7 +140,7 @@ class SchedulerSettings:
             grace=_finite(env.number(GRACE, 15.0, minimum=0.0), GRACE),
             lease_ttl=_finite(env.number(LEASE_TTL, 10.0, minimum=0.3), LEASE_TTL),
             resync=_finite(env.number(RESYNC, 2.0, minimum=0.05), RESYNC),
-            executor=env.choice(EXECUTOR, "local", EXECUTORS),
+            executor=_executor(env),
             work_dir=_work_dir(env.optional(WORK_DIR), data_dir),
             run_as=env.text(RUN_AS, DEFAULT_RUN_AS),
         )
@@ -179,6 +182,12 @@ def parse_weights(raw: str) -> QueueWeights:
         return QueueWeights(higher=higher, normal=normal, lower=lower)
     except Invalid as error:
         raise SettingsError(f"setting {WEIGHTS}={raw!r}: {error}") from None
+
+
+def _executor(env: EnvReader) -> str:
+    if env.optional(EXECUTOR) is not None:
+        return env.choice(EXECUTOR, "local", EXECUTORS)
+    return env.choice(EXECUTOR_ALIAS, "local", EXECUTORS)
 
 
 def _work_dir(raw: str | None, data_dir: Path) -> Path | None:

@@ -104,6 +104,15 @@ def test_a_bad_value_is_refused_naming_the_variable(
         read(environ)
 
 
+def test_aorta_executor_names_the_executor_and_the_older_name_still_works() -> None:
+    assert read({"AORTA_EXECUTOR": "container"}).executor == "container"
+    assert read({"AORTA_SCHEDULER_EXECUTOR": "auto"}).executor == "auto"
+    both = {"AORTA_EXECUTOR": "local", "AORTA_SCHEDULER_EXECUTOR": "kubernetes"}
+    assert read(both).executor == "local"
+    with pytest.raises(SettingsError, match="AORTA_EXECUTOR='docker' must be one of"):
+        read({"AORTA_EXECUTOR": "docker"})
+
+
 def test_the_node_is_measured() -> None:
     facts = NodeFacts.measure(gpus=1)
     assert facts.gpus == 1 and facts.cpus >= 1 and facts.memory_mb >= 1
