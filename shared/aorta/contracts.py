@@ -372,6 +372,7 @@ PAYLOADS_CREATE_FOR_JOB = Verb(subjects.PAYLOADS_CREATE_FOR_JOB, CreateForJob, C
 PAYLOADS_LOCK = Verb(subjects.PAYLOADS_LOCK, JobPayload, Done)
 PAYLOADS_RELEASE = Verb(subjects.PAYLOADS_RELEASE, JobPayload, Done)
 PAYLOADS_DISCARD_FOR_JOB = Verb(subjects.PAYLOADS_DISCARD_FOR_JOB, DiscardForJob, Discarded)
+PAYLOADS_DELETE_FOR_JOB = Verb(subjects.PAYLOADS_DELETE_FOR_JOB, DiscardForJob, Discarded)
 PAYLOADS_DETAILS = StreamVerb(
     subjects.PAYLOADS_DETAILS, payloads_pb2.PayloadsDetailsRequest, PayloadDetailsItem
 )

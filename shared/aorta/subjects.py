@@ -87,6 +87,8 @@ PAYLOADS_RELEASE = rpc("payloads", "release")
 """JobPayload -> Done: the job stopped; its payload may be deleted again."""
 PAYLOADS_DISCARD_FOR_JOB = rpc("payloads", "discard_for_job")
 """DiscardForJob -> Discarded: the job was never revealed; its PIPELINE payload goes."""
+PAYLOADS_DELETE_FOR_JOB = rpc("payloads", "delete_for_job")
+"""DiscardForJob -> Discarded: the stopped job is being deleted; its PIPELINE payload goes."""
 
 # The scheduler (aorta_services.scheduler): Clara's Jobs verbs, on any replica.
 SCHEDULER_CREATE = rpc("scheduler", "create")
@@ -105,6 +107,8 @@ SCHEDULER_ADD_METADATA = rpc("scheduler", "add_metadata")
 """JobsAddMetadataRequest -> JobsAddMetadataResponse."""
 SCHEDULER_REMOVE_METADATA = rpc("scheduler", "remove_metadata")
 """JobsRemoveMetadataRequest -> JobsRemoveMetadataResponse."""
+SCHEDULER_DELETE = rpc("scheduler", "delete")
+"""aorta.v1 JobsDeleteRequest -> JobsDeleteResponse: a stopped job, its logs and payload go."""
 SCHEDULER_PLATFORM_STOP = rpc("scheduler", "platform_stop")
 """PlatformStop -> PlatformStopped: Clara.Stop; every queued and running job is STOPPED."""
 SCHEDULER_LEADER_LOGS = rpc("scheduler", "leader_logs")

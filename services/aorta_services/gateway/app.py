@@ -4,8 +4,9 @@ Readiness (gRPC health checking, `grpc.health.v1`) turns SERVING only after ever
 registered and the port is bound, and NOT_SERVING as soon as shutdown begins, so a load
 balancer stops sending new calls while in-flight ones finish within the grace period.
 
-Every public method (Clara's and Aorta's `aorta.v1.Audit`) is admitted by one `Guard`
-(authentication when the settings turn it on, roles, the audit log); health checks stay open.
+Every public method (Clara's, and Aorta's `aorta.v1.Audit` and `aorta.v1.Jobs`) is admitted by
+one `Guard` (authentication when the settings turn it on, roles, the audit log); health checks
+stay open.
 The port is TLS when a certificate is set (mTLS with a client CA), and an address beyond
 loopback is refused without authentication unless the operator accepted the risk
 (`aorta_services.gateway.exposure`).
@@ -24,6 +25,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from aorta.api import (
+    aorta_jobs_pb2,
     audit_pb2,
     clara_pb2,
     jobs_pb2,
@@ -67,6 +69,7 @@ _SERVICES: tuple[tuple[str, object, HandlerSet], ...] = (
     ("Payloads", payloads_pb2, payloads.handlers),
     ("Pipelines", pipelines_pb2, pipelines.handlers),
     ("Monitor", node_monitor_pb2, monitor.handlers),
+    ("Jobs", aorta_jobs_pb2, jobs.aorta_handlers),
 )
 
 

@@ -4,13 +4,14 @@ The scheduler (any replica, queue group `scheduler`) parses and checks them, che
 caller owns the job where it must (`aorta.auth.ownership`), and answers with the response
 message, or with an `AortaError` that `rpc.py` turns into a negative header code. Status comes
 back with the job's owner, which the client gets as the initial metadata `aorta-owner`. List
-and ReadLogs are server streams, fed by bus streams.
+and ReadLogs are server streams, fed by bus streams. Aorta's own `aorta.v1.Jobs` (Delete)
+forwards the same way.
 """
 
 from __future__ import annotations
 
 from aorta import contracts, subjects
-from aorta.api import jobs_pb2
+from aorta.api import aorta_jobs_pb2, jobs_pb2
 from aorta_services.gateway.forward import GatewayContext, tell_owner
 from aorta_services.gateway.rpc import Context, Handler
 
@@ -40,5 +41,14 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         ),
         "RemoveMetadata": forward.unary(
             subjects.SCHEDULER_REMOVE_METADATA, jobs_pb2.JobsRemoveMetadataResponse
+        ),
+    }
+
+
+def aorta_handlers(gateway: GatewayContext) -> dict[str, Handler]:
+    """Aorta's own `aorta.v1.Jobs` RPCs (protos/aorta/api/aorta_jobs.proto)."""
+    return {
+        "Delete": gateway.forward.unary(
+            subjects.SCHEDULER_DELETE, aorta_jobs_pb2.JobsDeleteResponse
         ),
     }

@@ -36,6 +36,7 @@ async def start(ctx: ServiceContext) -> RunningService:
         await running.serve_verb(contracts.PAYLOADS_LOCK, internal.lock)
         await running.serve_verb(contracts.PAYLOADS_RELEASE, internal.release)
         await running.serve_verb(contracts.PAYLOADS_DISCARD_FOR_JOB, internal.discard_for_job)
+        await running.serve_verb(contracts.PAYLOADS_DELETE_FOR_JOB, internal.delete_for_job)
         await running.serve_verb(contracts.PAYLOADS_CHECK_UPLOAD, internal.check_upload)
         await running.serve_verb(contracts.PAYLOADS_FILE_ADDED, internal.file_added)
         await running.serve_verb(contracts.PAYLOADS_LOCATE, internal.locate)

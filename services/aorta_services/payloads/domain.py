@@ -150,6 +150,17 @@ class PayloadRecord:
             )
         return replace(self, deleting=True)
 
+    def marked_deleted_with_job(self, job_id: JobId) -> PayloadRecord:
+        """The first step of deleting the payload of job `job_id` with the job itself (the
+        job stopped; `aorta.v1.Jobs/Delete`): marked as a Delete marks it, read-only or not.
+        Idempotent, so an interrupted deletion is finished by the next.
+
+        `Invalid` for a REUSABLE payload; `Conflict` (PAYLOAD_IN_USE) for another job's
+        payload, or while the job still holds it (its resources are not released yet).
+        """
+        self._check_job_payload(job_id, "deleted with it")
+        return self.marked_deleting()
+
     def to_document(self) -> dict[str, Any]:
         """The stored form (without the store's own `version` and times).
 

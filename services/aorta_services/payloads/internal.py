@@ -2,7 +2,8 @@
 
 The scheduler's: `create_for_job` (a job's PIPELINE payload, its REUSABLE inputs copied in),
 `lock` (the job started: read-only and in use), `release` (the job stopped: no longer in
-use, still read-only) and `discard_for_job` (the job was never revealed: its payload goes).
+use, still read-only), `discard_for_job` (the job was never revealed: its payload goes) and
+`delete_for_job` (the stopped job is deleted: its payload goes with it).
 
 The gateway's, around the bytes it streams itself: `check_upload` before an upload stream and
 again before each file is committed, `file_added` once a file is in the blob store, and `locate`
@@ -151,6 +152,29 @@ class InternalVerbs:
             return contracts.Discarded(None)
         removed = await erase(self._repository, self._contents, record.id)
         log.info("payload.discarded", payload_id=record.id, job_id=job_id, files=removed)
+        await self._events.payload(record, "deleted", files=removed)
+        return contracts.Discarded(record.id)
+
+    async def delete_for_job(self, command: contracts.DiscardForJob) -> contracts.Discarded:
+        """The stopped job is being deleted: its PIPELINE payload goes, files and records, as
+        with Delete, and `deleted` is published. Answers the payload's id, or null when the
+        job has none left, so a retry succeeds. Only the payload's owner or an admin may
+        (`aorta.auth.ownership`); a payload its job still holds is refused (PAYLOAD_IN_USE).
+        """
+        job_id = command.job_id
+        found = await self._repository.find_for_job(job_id)
+        if found is None:
+            return contracts.Discarded(None)
+        owned(found)
+        try:
+            record = await self._repository.modify(
+                found.id, lambda current: current.marked_deleted_with_job(job_id)
+            )
+        except NotFound:
+            # A concurrent deletion finished first.
+            return contracts.Discarded(None)
+        removed = await erase(self._repository, self._contents, record.id)
+        log.info("payload.deleted_with_job", payload_id=record.id, job_id=job_id, files=removed)
         await self._events.payload(record, "deleted", files=removed)
         return contracts.Discarded(record.id)
 

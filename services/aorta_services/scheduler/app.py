@@ -23,6 +23,7 @@ from aorta.gpu import gpu_count
 from aorta.ids import new_id
 from aorta.logger import get_logger
 from aorta.runtime.service import RunningService, ServiceContext
+from aorta_services.scheduler.deletion import JobDeletion
 from aorta_services.scheduler.engine import Engine
 from aorta_services.scheduler.events import JobEvents
 from aorta_services.scheduler.handlers import JobCommands
@@ -159,6 +160,7 @@ async def start(
 
     commands = JobCommands(repository, peers, events, settings, notify, clock=clock)
     queries = JobQueries(repository, logs)
+    deletion = JobDeletion(repository, peers, events, ctx.blobs)
     async with running.starting():
         await running.subscribe(WAKE, wake)
         await running.serve(subjects.SCHEDULER_CREATE, commands.create)
@@ -170,6 +172,7 @@ async def start(
         await running.serve_stream(subjects.SCHEDULER_READ_LOGS, queries.read_logs)
         await running.serve(subjects.SCHEDULER_ADD_METADATA, queries.add_metadata)
         await running.serve(subjects.SCHEDULER_REMOVE_METADATA, queries.remove_metadata)
+        await running.serve(subjects.SCHEDULER_DELETE, deletion.delete)
         running.loop = asyncio.create_task(
             running.leadership.run(), name="aorta.scheduler.leadership"
         )

@@ -54,6 +54,13 @@ class Peers:
         request = contracts.DiscardForJob(job_id)
         return (await self._call(contracts.PAYLOADS_DISCARD_FOR_JOB, request)).payload_id
 
+    async def delete_payload(self, job_id: JobId) -> PayloadId | None:
+        """Deletes the PIPELINE payload of a stopped job that is being deleted, for the
+        caller (who must own it); returns its id, None when the job has none left.
+        Idempotent."""
+        request = contracts.DiscardForJob(job_id)
+        return (await self._call(contracts.PAYLOADS_DELETE_FOR_JOB, request)).payload_id
+
     async def lock_payload(self, payload_id: PayloadId, job_id: JobId) -> None:
         """The job started: its payload becomes read-only and in use."""
         await self._call(contracts.PAYLOADS_LOCK, contracts.JobPayload(payload_id, job_id))

@@ -5,8 +5,8 @@ another subject created (`Principal.owns`) is checked where those things are loa
 acts on its own pipelines' metadata, jobs and payloads only; an `admin` on everything.
 
 - `viewer`: lists, status, details, versions and utilization; never payload bytes or logs.
-- `user`: what a viewer may, plus creating pipelines, jobs and payloads, starting and
-  cancelling its jobs, reading its jobs' logs, moving its payloads' bytes, downloading models.
+- `user`: what a viewer may, plus creating pipelines, jobs and payloads, starting, cancelling
+  and deleting its jobs, reading its jobs' logs, moving its payloads' bytes, downloading models.
 - `admin`: everything, including `Clara.Stop`, pipeline removal and model writes.
 """
 
@@ -64,8 +64,9 @@ REQUIRED_ROLES: Mapping[str, Role] = {
     f"{_CLARA}.Pipelines/Remove": A,
     f"{_CLARA}.Pipelines/RemoveMetadata": U,
     f"{_CLARA}.Pipelines/Update": U,
-    # Aorta's own API (protos/aorta/api/audit.proto).
+    # Aorta's own API (protos/aorta/api/audit.proto, aorta_jobs.proto).
     "aorta.v1.Audit/List": A,
+    "aorta.v1.Jobs/Delete": U,
 }
 """`package.Service/Method` → the least role that may call it. A method missing here is
 refused to everyone but an admin (`required_role`)."""

@@ -12,6 +12,7 @@ import grpc
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from aorta.api import (
+    aorta_jobs_pb2,
     audit_pb2,
     clara_pb2,
     jobs_pb2,
@@ -69,6 +70,7 @@ def public_services() -> list[ServiceDescriptor]:
         pipelines_pb2.DESCRIPTOR.services_by_name["Pipelines"],
         node_monitor_pb2.DESCRIPTOR.services_by_name["Monitor"],
         audit_pb2.DESCRIPTOR.services_by_name["Audit"],
+        aorta_jobs_pb2.DESCRIPTOR.services_by_name["Jobs"],
     ]
 
 

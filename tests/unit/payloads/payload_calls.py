@@ -133,6 +133,10 @@ class Calls:
         """What the scheduler asks for a job it never revealed."""
         return await self.json(subjects.PAYLOADS_DISCARD_FOR_JOB, {"job_id": job_id})
 
+    async def delete_for_job(self, job_id: str) -> Any:
+        """What the scheduler asks when a stopped job is deleted."""
+        return await self.json(subjects.PAYLOADS_DELETE_FOR_JOB, {"job_id": job_id})
+
     async def json(self, subject: str, document: Mapping[str, Any]) -> Any:
         body = json.dumps(document).encode()
         return json.loads(await self.bus.request(subject, body, headers=self.headers))

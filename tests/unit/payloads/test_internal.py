@@ -131,6 +131,29 @@ async def test_discard_refuses_a_started_jobs_payload_and_a_bad_job_id(calls: Ca
     assert (await failure(calls.discard("not-an-id"))).code == ErrorCode.JOB_ID_INVALID
 
 
+async def test_deleting_with_a_stopped_job_removes_its_read_only_payload(calls: Calls) -> None:
+    payload_id = await calls.for_job(JOB, [])
+    await calls.upload(payload_id, "scan.dcm", b"scan")
+    await calls.lock(payload_id)
+    await calls.put_output(payload_id, "operators/seg/mask.nii", b"mask")
+    held = await failure(calls.delete_for_job(JOB))
+    assert held.code == ErrorCode.PAYLOAD_IN_USE
+    assert await calls.files(payload_id) == {"/input/scan.dcm": 4, "/operators/seg/mask.nii": 4}
+    await calls.release(payload_id)
+    assert await calls.delete_for_job(JOB) == {"payload_id": payload_id}
+    assert await calls.blob_keys(payload_id) == []
+    assert await calls.store.collection("payload_files").count({"payload_id": payload_id}) == 0
+    assert (await failure(calls.details(payload_id))).code == ErrorCode.PAYLOAD_NOT_FOUND
+    assert await calls.delete_for_job(JOB) == {"payload_id": None}
+
+
+async def test_deleting_with_a_job_never_touches_a_reusable_payload(calls: Calls) -> None:
+    first, _ = await two_inputs(calls)
+    payload_id = await calls.for_job(JOB, [first])
+    assert await calls.delete_for_job(JOB) == {"payload_id": payload_id}
+    assert await calls.files(first) == {"/input/a.dcm": 7, "/input/series/1.dcm": 3}
+
+
 async def test_a_locked_payload_takes_no_upload(calls: Calls) -> None:
     payload_id = await calls.for_job(JOB, [])
     check = {"payload_id": payload_id}

@@ -132,3 +132,11 @@ async def test_a_record_stored_before_owners_loads_as_an_admins(calls: Calls) ->
     assert item.owner == ""
     with pytest.raises(Forbidden):
         await calls.acting_as(ALICE).delete(payload_id)
+
+
+async def test_only_the_owner_or_an_admin_deletes_a_payload_with_its_job(calls: Calls) -> None:
+    alice = calls.acting_as(ALICE)
+    job_payload = await alice.for_job(JOB, [])
+    with pytest.raises(Forbidden, match=f"payload {job_payload} belongs to another user"):
+        await calls.acting_as(BOB).delete_for_job(JOB)
+    assert await calls.acting_as(ADMIN).delete_for_job(JOB) == {"payload_id": job_payload}

@@ -149,6 +149,8 @@ class FakePeers:
     locked: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
     discarded: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    """The jobs whose payload went with them (`PAYLOADS_DELETE_FOR_JOB`)."""
     owners: dict[str, str] = field(default_factory=dict)
     """payload -> the owner its creation was asked with."""
     callers: list[Principal] = field(default_factory=list)
@@ -170,6 +172,7 @@ class FakePeers:
             await bus.serve(subjects.PAYLOADS_LOCK, self._lock, queue="payloads"),
             await bus.serve(subjects.PAYLOADS_RELEASE, self._release, queue="payloads"),
             await bus.serve(subjects.PAYLOADS_DISCARD_FOR_JOB, self._discard, queue="payloads"),
+            await bus.serve(subjects.PAYLOADS_DELETE_FOR_JOB, self._delete, queue="payloads"),
         ]
 
     async def stop(self) -> None:
@@ -216,6 +219,14 @@ class FakePeers:
         if self.discard_error is not None:
             raise self.discard_error
         self.discarded.append(job_id)
+        made = [payload for payload, owner in self.payloads.items() if owner == job_id]
+        for payload in made:
+            del self.payloads[payload]
+        return json.dumps({"payload_id": made[0] if made else None}).encode()
+
+    async def _delete(self, request: Request) -> bytes:
+        job_id = json.loads(request.data)["job_id"]
+        self.deleted.append(job_id)
         made = [payload for payload, owner in self.payloads.items() if owner == job_id]
         for payload in made:
             del self.payloads[payload]

@@ -1,0 +1,75 @@
+"""`aorta.v1.Jobs/Delete`: a stopped job goes, with its operators' logs and its PIPELINE payload.
+
+Any replica serves it (`SCHEDULER_DELETE`). The job's owner or an admin may delete it
+(`aorta.auth.ownership`); a job that has not stopped, or whose payload and Triton servers are
+not given back yet, is refused with JOB_STATE_CONFLICT and left as it was.
+
+The parts go in an order that a retry can always finish: the payload first (the payloads
+service checks the caller owns it too, and answers null once it is gone), then the logs, then
+the job's own record, last, so that until the end the job is still there to be deleted again.
+Events still in the job's outbox are published before it goes.
+"""
+
+from __future__ import annotations
+
+from aorta import payload_layout
+from aorta.api import aorta_jobs_pb2, common_pb2
+from aorta.auth.ownership import check_owner
+from aorta.blobs import BlobStore
+from aorta.bus import Request
+from aorta.errors import Conflict, ErrorCode
+from aorta.logger import get_logger
+from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.domain.requests import job_id_of, parse
+from aorta_services.scheduler.events import JobEvents
+from aorta_services.scheduler.peers import Peers
+from aorta_services.scheduler.repository import JobRepository
+
+log = get_logger(__name__)
+
+
+def check_deletable(record: JobRecord) -> None:
+    """`Conflict` (JOB_STATE_CONFLICT) unless `record` stopped and gave back what it held."""
+    if not record.phase.stopped:
+        raise Conflict(
+            f"job {record.id} is {record.phase.value}, not stopped: cancel it first "
+            "(aorta cancel job), then delete it",
+            code=ErrorCode.JOB_STATE_CONFLICT,
+        )
+    if not record.released:
+        raise Conflict(
+            f"job {record.id} stopped but still holds its payload or Triton server; "
+            "try again in a few seconds",
+            code=ErrorCode.JOB_STATE_CONFLICT,
+        )
+
+
+class JobDeletion:
+    """Serves `SCHEDULER_DELETE` over one repository."""
+
+    def __init__(
+        self, repository: JobRepository, peers: Peers, events: JobEvents, blobs: BlobStore
+    ) -> None:
+        self._repository = repository
+        self._peers = peers
+        self._events = events
+        self._blobs = blobs
+
+    async def delete(self, request: Request) -> bytes:
+        """Deletes the job the `JobsDeleteRequest` names (module docstring); answers a
+        `JobsDeleteResponse`. JOB_NOT_FOUND when there is no such job (or it is gone)."""
+        message = parse(request.data, aorta_jobs_pb2.JobsDeleteRequest)
+        record = await self._repository.get(job_id_of(message))
+        check_owner(record.owner, f"job {record.id}")
+        check_deletable(record)
+        await self._events.flush(record)
+        payload_id = await self._peers.delete_payload(record.id)
+        logs = await self._blobs.delete_prefix(payload_layout.job_logs_prefix(record.id))
+        await self._repository.remove(record.id)
+        log.info("job.deleted", job_id=record.id, payload_id=payload_id, logs=logs)
+        return aorta_jobs_pb2.JobsDeleteResponse(
+            header=common_pb2.ResponseHeader(code=0),
+            job_id=common_pb2.Identifier(value=record.id),
+            payload_id=common_pb2.Identifier(value=payload_id or ""),
+            logs_removed=logs,
+        ).SerializeToString()
