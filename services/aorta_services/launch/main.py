@@ -6,26 +6,39 @@ come from `aorta.cli` and need nothing but the public API.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from aorta.agent.command import agent
-from aorta.auth.tokens import default_data_dir
+from aorta.cli import COMMANDS as CLIENT_COMMANDS
 from aorta.cli import register as register_client_commands
-from aorta.errors import AortaError
-from aorta.logger import configure_logging
-from aorta_services.launch import registry
+from aorta.cli.lazy import LazyCommand, LazyGroup
+
+# Only click is imported up front: `aorta --help` and `aorta version` answer at once, and each
+# command imports what it needs when it runs (tests/unit/launch/test_fast_help.py).
+LAZY_COMMANDS = {
+    **CLIENT_COMMANDS,
+    # The agent runs inside operator pods (init container and sidecar); it needs the blob
+    # store, which the client commands must not import.
+    "agent": LazyCommand(
+        "aorta.agent.command:agent",
+        "Move a run's bytes inside an operator pod (used by the Kubernetes executor).",
+    ),
+}
 
 
 def _log_format() -> str:
     return os.environ.get("AORTA_LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy=LAZY_COMMANDS,
+    load_all=register_client_commands,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="aorta", prog_name="aorta")
 def cli() -> None:
     """Aorta: GPU inference pipelines, Clara-compatible, on Kubernetes or one machine."""
@@ -96,6 +109,11 @@ def up(
 ) -> None:
     """Run the whole platform on this machine until Ctrl-C."""
     # Imported here so that client commands do not load every service adapter on start-up.
+    import asyncio
+
+    from aorta.auth.tokens import default_data_dir
+    from aorta.errors import AortaError
+    from aorta.logger import configure_logging
     from aorta_services.launch.embedded import DataDirBusy, EmbeddedOptions, run_embedded
 
     if (tls_cert is None) != (tls_key is None):
@@ -132,18 +150,13 @@ def up(
 def serve(names: tuple[str, ...]) -> None:
     """Run one or more services (settings from AORTA_* variables) until SIGTERM."""
     from aorta.runtime.process import serve_services
+    from aorta_services.launch import registry
 
     try:
         starters = registry.starters(list(names))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     serve_services(starters)
-
-
-register_client_commands(cli)
-# The agent runs inside operator pods (init container and sidecar); it needs the blob store,
-# which the client commands must not import.
-cli.add_command(agent)
 
 
 def main() -> None:

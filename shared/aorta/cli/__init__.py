@@ -3,26 +3,67 @@
 `operator`, `token`, `audit`).
 
 They need nothing but the generated Clara API stubs and the shared helpers, so they work
-against any Clara-compatible platform. `register` adds them to the root `aorta` group, which
-`aorta_services.launch.main` owns beside the launchers (`up`, `serve`).
+against any Clara-compatible platform. `aorta_services.launch.main` owns the root `aorta` group
+beside the launchers (`up`, `serve`): it lists the commands from `COMMANDS` and imports a
+command's module only when that command runs (`aorta.cli.lazy`), so `aorta --help` loads
+neither gRPC nor rich. `register` adds every command at once.
 """
 
 from __future__ import annotations
 
 import click
 
-from aorta.cli.audit import audit
-from aorta.cli.operator import operator
-from aorta.cli.platform import utilization, version
-from aorta.cli.run import run
-from aorta.cli.token import token
-from aorta.cli.verbs import verb_groups
+from aorta.cli.lazy import LazyCommand
+
+_VERBS = "aorta.cli.verbs:verb_groups"
+
+COMMANDS: dict[str, LazyCommand] = {
+    "audit": LazyCommand(
+        "aorta.cli.audit:audit",
+        "Show the audit log: time, subject, client, method, resources and result (admin only).",
+    ),
+    "cancel": LazyCommand(_VERBS, "Cancel a job."),
+    "create": LazyCommand(_VERBS, "Create a pipeline, job, model or payload."),
+    "delete": LazyCommand(_VERBS, "Delete a pipeline, model or payload."),
+    "describe": LazyCommand(_VERBS, "Show one pipeline, job, model or payload."),
+    "download": LazyCommand(_VERBS, "Download payload files (the default) or a model."),
+    "list": LazyCommand(_VERBS, "List pipelines, jobs, models or payloads."),
+    "logs": LazyCommand(_VERBS, "Print an operator's log (`aorta logs -j JOB -o OPERATOR`)."),
+    "operator": LazyCommand(
+        "aorta.cli.operator:operator", "Write and try pipeline operators without the platform."
+    ),
+    "run": LazyCommand(
+        "aorta.cli.run:run",
+        "Run a pipeline on an input and fetch its results: create, upload, start, watch, download.",
+    ),
+    "start": LazyCommand(_VERBS, "Start a job."),
+    "token": LazyCommand(
+        "aorta.cli.token:token", "Create, list and revoke the platform's bearer tokens."
+    ),
+    "update": LazyCommand(_VERBS, "Update a pipeline's definition."),
+    "upload": LazyCommand(_VERBS, "Upload a file or a folder into a payload's input."),
+    "utilization": LazyCommand(
+        "aorta.cli.platform:utilization",
+        "Show the GPUs the platform manages and what runs on them.",
+    ),
+    "version": LazyCommand(
+        "aorta.cli.platform:version", "Print the client's version and the platform's."
+    ),
+}
+"""Every top-level client command, for the lazy root group (`aorta.cli.lazy`)."""
 
 
 def register(cli: click.Group) -> None:
-    """Adds every client command to `cli`."""
+    """Adds every client command to `cli` (importing them all)."""
+    from aorta.cli.audit import audit
+    from aorta.cli.operator import operator
+    from aorta.cli.platform import utilization, version
+    from aorta.cli.run import run
+    from aorta.cli.token import token
+    from aorta.cli.verbs import verb_groups
+
     for command in (*verb_groups(), run, version, utilization, operator, token, audit):
         cli.add_command(command)
 
 
-__all__ = ["register"]
+__all__ = ["COMMANDS", "register"]
