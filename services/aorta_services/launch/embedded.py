@@ -4,6 +4,10 @@ A `nats-server` child process (JetStream, data under the data dir) carries the b
 the state and a local folder the bytes; every service runs in this process. The data dir is
 locked so two platforms never share it, and all state survives a restart on the same data dir.
 
+Operators run where `--executor` says: `auto` (the default) runs them in containers when a
+container engine answers at `AORTA_CONTAINER_HOST` (or `DOCKER_HOST`, or the usual Docker and
+Podman sockets) and as host processes otherwise; the start-up lines say which and why.
+
 Safe by default: the gateway listens on loopback; the data dir is readable by the platform's
 user alone; `--auth` makes callers present tokens (an admin token is written on first start);
 `--tls auto` makes a private CA and a server certificate under the data dir.
@@ -13,13 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 import stat
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from aorta import __version__
 from aorta.auth.principal import Role
@@ -28,9 +34,10 @@ from aorta.auth.tokens import TOKENS_FILE_NAME, create_token
 from aorta.bus.credentials import generate_credentials
 from aorta.bus.nats_server import NatsServerProcess
 from aorta.bus_permissions import bus_users
+from aorta.executors.selection import AUTO, ExecutorChoice, choose_executor
 from aorta.logger import get_logger
 from aorta.runtime.process import install_stop_signals, run_services
-from aorta.runtime.service import Listening, Running
+from aorta.runtime.service import Listening, Running, ServiceStarter
 from aorta.settings import Settings, redact_uri
 from aorta_services.launch import registry
 
@@ -55,6 +62,7 @@ class EmbeddedOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
+    executor: str = AUTO
 
 
 @dataclass(frozen=True)
@@ -151,16 +159,19 @@ def prepare_access(settings: Settings, options: EmbeddedOptions, tls: AutoTls | 
     )
 
 
-def banner(access: Access, settings: Settings, port: int, nats_url: str) -> str:
-    """The lines `aorta up` prints once it serves: where it is and how to point clients at it."""
+def banner(access: Access, settings: Settings, port: int, nats_url: str, executor: str = "") -> str:
+    """The lines `aorta up` prints once it serves: where it is, where operators run
+    (`executor`, the reason of the `ExecutorChoice`) and how to point clients at it."""
     scheme = "TLS" if settings.gateway_tls else "plain text"
     address = access.address.rsplit(":", 1)[0] + f":{port}"
     lines = [
         f"Aorta {__version__} is up: Clara API on {settings.grpc_address.rsplit(':', 1)[0]}:"
         f"{port} ({scheme}, {'tokens required' if settings.auth_enabled else 'no authentication'}"
         f"), bus {redact_uri(nats_url)}, data in {settings.data_dir}.",
-        f"  export AORTA_HOST={address}",
     ]
+    if executor:
+        lines.append(f"  {executor[0].upper()}{executor[1:]}.")
+    lines.append(f"  export AORTA_HOST={address}")
     if access.ca is not None:
         lines.append(f"  export AORTA_CA={access.ca}   # CA fingerprint {access.ca_fingerprint}")
     if access.admin_token is not None:
@@ -191,6 +202,23 @@ def locked_data_dir(data_dir: Path) -> Iterator[None]:
         yield
 
 
+def scheduler_environ(environ: Mapping[str, str], choice: ExecutorChoice) -> dict[str, str]:
+    """`environ` with the executor `aorta up` chose (and the engine that answered) written in,
+    so that the scheduler runs exactly that one without probing again for `auto`."""
+    chosen = {**environ, "AORTA_EXECUTOR": choice.kind}
+    chosen.pop("AORTA_SCHEDULER_EXECUTOR", None)
+    if choice.engine is not None:
+        chosen["AORTA_CONTAINER_HOST"] = choice.engine.host
+    return chosen
+
+
+def with_environ(start: ServiceStarter, environ: Mapping[str, str]) -> ServiceStarter:
+    """`start` reading its own settings from `environ` rather than the process environment
+    (for a service whose `start` takes `environ`, as the scheduler's does)."""
+    takes_environ = cast(Callable[..., Awaitable[Running]], start)
+    return functools.partial(takes_environ, environ=environ)
+
+
 async def run_embedded(
     options: EmbeddedOptions,
     environ: Mapping[str, str],
@@ -201,6 +229,8 @@ async def run_embedded(
     if stop is None:
         install_stop_signals(stop_event)
     base = Settings.from_env(environ)
+    choice = await choose_executor(options.executor, environ)
+    log.info("aorta.executor", executor=choice.kind, reason=choice.reason)
     private_data_dir(options.data_dir)
     with locked_data_dir(options.data_dir):
         # Fresh passwords on every start: the services get theirs in memory, integrations
@@ -217,9 +247,15 @@ async def run_embedded(
             async def announce(running: dict[str, Running]) -> None:
                 gateway = running.get("gateway")
                 port = gateway.port if isinstance(gateway, Listening) else options.grpc_port
-                print(banner(access, settings, port, nats.url), file=sys.stdout, flush=True)
+                lines = banner(access, settings, port, nats.url, choice.reason)
+                print(lines, file=sys.stdout, flush=True)
 
-            starters = registry.starters(registry.START_ORDER)
+            starters = [
+                (name, with_environ(start, scheduler_environ(environ, choice)))
+                if name == "scheduler"
+                else (name, start)
+                for name, start in registry.starters(registry.START_ORDER)
+            ]
             await run_services(
                 starters, settings, stop_event, on_ready=announce, credentials=credentials
             )

@@ -95,6 +95,14 @@ def cli() -> None:
     default=None,
     help="Require client certificates signed by this CA (mutual TLS).",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["auto", "container", "local"]),
+    default="auto",
+    show_default=True,
+    help="Where operators run: containers, host processes, or auto (containers when a "
+    "container engine answers at AORTA_CONTAINER_HOST, DOCKER_HOST or the usual sockets).",
+)
 def up(
     grpc_port: int,
     listen: str,
@@ -106,6 +114,7 @@ def up(
     tls_cert: Path | None,
     tls_key: Path | None,
     tls_client_ca: Path | None,
+    executor: str,
 ) -> None:
     """Run the whole platform on this machine until Ctrl-C."""
     # Imported here so that client commands do not load every service adapter on start-up.
@@ -138,6 +147,7 @@ def up(
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_client_ca=tls_client_ca,
+        executor=executor,
     )
     try:
         asyncio.run(run_embedded(options, environ))
