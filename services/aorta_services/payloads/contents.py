@@ -16,9 +16,17 @@ from typing import cast
 from aorta.blobs import BlobInfo, BlobStore
 from aorta.errors import Conflict, ErrorCode, NotFound
 from aorta.ids import PayloadId
-from aorta.payload_layout import INPUT_FOLDER, input_key, input_prefix, payload_prefix
+from aorta.payload_layout import (
+    INPUT_FOLDER,
+    StoredChecksum,
+    input_key,
+    input_prefix,
+    payload_checksums_prefix,
+    payload_prefix,
+    read_checksum_manifest,
+)
 from aorta.payload_names import lookup_name, resolve
-from aorta_services.payloads.domain import CopyStep
+from aorta_services.payloads.domain import CopyStep, FileRecord
 
 COPY_CONCURRENCY = 8
 """Copies in flight at once: S3 copies are one request each, so a payload of many small files
@@ -120,8 +128,33 @@ class PayloadContents:
             ) from None
 
     async def remove_all(self, payload_id: PayloadId) -> int:
-        """Deletes every file of the payload; returns how many there were."""
-        return await self._blobs.delete_prefix(payload_prefix(payload_id))
+        """Deletes every file of the payload, and the checksums of its outputs; returns how
+        many files there were."""
+        removed = await self._blobs.delete_prefix(payload_prefix(payload_id))
+        await self._blobs.delete_prefix(payload_checksums_prefix(payload_id))
+        return removed
+
+    async def output_checksums(self, payload_id: PayloadId) -> dict[str, FileRecord]:
+        """What the executors recorded of the operator outputs they stored in the payload
+        (`aorta.payload_layout`, the checksum manifests), as file records by name."""
+        found: dict[str, StoredChecksum] = {}
+        async with aclosing(
+            _generator(self._blobs.list(payload_checksums_prefix(payload_id)))
+        ) as manifests:
+            async for manifest in manifests:
+                try:
+                    data = b"".join([chunk async for chunk in self._blobs.get(manifest.key)])
+                except NotFound:
+                    continue  # replaced by a later attempt meanwhile
+                found.update(read_checksum_manifest(manifest.key, data))
+        prefix = payload_prefix(payload_id)
+        return {
+            item.key[len(prefix) :]: FileRecord(
+                payload_id, item.key[len(prefix) :], item.size, item.sha256
+            )
+            for item in found.values()
+            if item.key.startswith(prefix)
+        }
 
 
 def _generator(listing: AsyncIterator[BlobInfo]) -> AsyncGenerator[BlobInfo, None]:

@@ -79,7 +79,12 @@ class ClaraVerbs:
         for an empty payload; each with the payload's owner. Open to every caller."""
         message = wire.parse_message(request.data, payloads_pb2.PayloadsDetailsRequest)
         record = await self._repository.get_present(ids.payload_id(message.payload_id.value))
-        known = await self._repository.files(record.id)
+        # Uploads' records win over the executors' manifests: they name the same file only
+        # when a client uploaded over an output, which only the records then describe.
+        known = {
+            **await self._contents.output_checksums(record.id),
+            **await self._repository.files(record.id),
+        }
         first = True
         async with aclosing(self._contents.files(record.id)) as listing:
             async for stored in listing:

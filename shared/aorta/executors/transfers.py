@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from aorta.blobs import BlobStore, check_key, check_prefix
-from aorta.errors import Invalid
+from aorta.errors import Invalid, NotFound
 from aorta.executors.port import VolumeBinding
 from aorta.executors.run_log import file_chunks
 from aorta.executors.workspace import Workspace, check_bindings
+from aorta.payload_layout import StoredChecksum, checksum_manifest, output_checksums_key
 
 TRANSFER_WORKERS = 4
 """Files fetched or pushed at once: enough to hide per-file latency, few enough to stay light."""
@@ -113,6 +114,12 @@ async def push_outputs(
     Every key is checked before anything is deleted: a file name no blob key can have raises
     `Invalid` naming it, and the earlier outputs stay. Symbolic links and special files are not
     stored (a container's volume could not hold them either) and are listed in `skipped`.
+
+    The SHA-256 of every file is computed while it streams into the store and written, once
+    every file of the push is stored, to each output's checksum manifest
+    (`aorta.payload_layout.output_checksums_key`), which downloads check against. The earlier
+    manifest is deleted first, so a push cut short leaves files without checksums rather than
+    with an earlier attempt's.
     """
     plans: list[tuple[VolumeBinding, list[tuple[str, tuple[str, ...]]]]] = []
     skipped: list[str] = []
@@ -130,21 +137,34 @@ async def push_outputs(
             keyed.append((key, (*volume, *relative.split("/"))))
         plans.append((binding, keyed))
     for binding, _ in plans:
+        with contextlib.suppress(NotFound):
+            await blobs.delete(output_checksums_key(binding.blob_prefix))
         await blobs.delete_prefix(binding.blob_prefix)
 
-    async def items() -> AsyncIterator[tuple[str, tuple[str, ...]]]:
-        for _, keyed in plans:
-            for item in keyed:
-                yield item
+    async def items() -> AsyncIterator[tuple[str, str, tuple[str, ...]]]:
+        for binding, keyed in plans:
+            for key, parts in keyed:
+                yield binding.blob_prefix, key, parts
 
-    async def push(item: tuple[str, tuple[str, ...]]) -> int:
-        key, parts = item
+    stored: dict[str, list[StoredChecksum]] = {binding.blob_prefix: [] for binding, _ in plans}
+
+    async def push(item: tuple[str, str, tuple[str, ...]]) -> int:
+        prefix, key, parts = item
         file = await asyncio.to_thread(open_beneath, workspace.folder, parts)
         info = await blobs.put(key, file_chunks(file))
+        if info.sha256 is not None:
+            stored[prefix].append(StoredChecksum(key, info.size, info.sha256))
         return info.size
 
     sizes = await _bounded(items(), push)
+    for prefix, checksums in stored.items():
+        manifest = checksum_manifest(prefix, sorted(checksums, key=lambda item: item.key))
+        await blobs.put(output_checksums_key(prefix), _one_chunk(manifest))
     return Transferred(files=len(sizes), size=sum(sizes), skipped=tuple(skipped))
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 async def _bounded(

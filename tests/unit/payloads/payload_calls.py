@@ -17,7 +17,13 @@ from aorta.blobs import BlobStore
 from aorta.bus import CloudEvent
 from aorta.bus.memory import MemoryBus
 from aorta.bus.verbs import call_stream
-from aorta.payload_layout import input_key, payload_prefix
+from aorta.payload_layout import (
+    StoredChecksum,
+    checksum_manifest,
+    input_key,
+    output_checksums_key,
+    payload_prefix,
+)
 from aorta.store import StateStore
 
 RPC_TIMEOUT = 5.0
@@ -112,6 +118,17 @@ class Calls:
     async def put_output(self, payload_id: str, name: str, data: bytes) -> None:
         """An operator output, as the executor pushes it (no file record)."""
         await self.blobs.put(payload_prefix(payload_id) + name, chunks(data))
+
+    async def push_output(self, payload_id: str, operator: str, files: dict[str, bytes]) -> None:
+        """An operator output with its checksum manifest, as an executor pushes it."""
+        prefix = payload_prefix(payload_id) + f"operators/{operator}/"
+        stored = []
+        for name, data in files.items():
+            info = await self.blobs.put(prefix + name, chunks(data))
+            assert info.sha256 is not None
+            stored.append(StoredChecksum(info.key, info.size, info.sha256))
+        manifest = checksum_manifest(prefix, stored)
+        await self.blobs.put(output_checksums_key(prefix), chunks(manifest))
 
     async def for_job(self, job_id: str, inputs: list[str]) -> str:
         document = {"job_id": job_id, "input_payloads": inputs, "owner": self.job_owner}

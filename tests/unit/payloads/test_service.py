@@ -71,6 +71,24 @@ async def test_details_lists_the_blob_store_with_sizes_modes_and_checksums(calls
         assert item.job_id.value == JOB
 
 
+async def test_outputs_show_the_checksums_their_executor_recorded(calls: Calls) -> None:
+    payload_id = await calls.for_job(JOB, [])
+    await calls.push_output(payload_id, "seg", {"mask.nii": b"mask!", "deep/r.txt": b"r"})
+    await calls.put_output(payload_id, "operators/seg/stray.txt", b"no manifest names it")
+    found = await calls.details(payload_id)
+
+    def line(data: bytes, name: str) -> list[str]:
+        return [f"sha256 {hashlib.sha256(data).hexdigest()} {name}"]
+
+    assert [(d.file.name, list(d.header.messages)) for d in found] == [
+        ("/operators/seg/deep/r.txt", line(b"r", "/operators/seg/deep/r.txt")),
+        ("/operators/seg/mask.nii", line(b"mask!", "/operators/seg/mask.nii")),
+        ("/operators/seg/stray.txt", []),
+    ]
+    await calls.delete(payload_id)
+    assert [info.key async for info in calls.blobs.list(f"checksums/payloads/{payload_id}/")] == []
+
+
 async def test_a_stale_file_record_shows_no_checksum(calls: Calls) -> None:
     payload_id = await calls.create()
     await calls.upload(payload_id, "a", b"first")
