@@ -1,6 +1,6 @@
 """The `aorta` client commands: Clara's verbs (`create pipeline`, `create job`, `start job`,
-`describe job`, `download`, ...) and a few of Aorta's own (`run`, `version`, `utilization`,
-`operator`, `token`, `audit`).
+`describe job`, `download`, ...), the aliases kubectl users type (`get`), and a few of
+Aorta's own (`run`, `version`, `utilization`, `operator`, `token`, `audit`, `help`).
 
 They need nothing but the generated Clara API stubs and the shared helpers, so they work
 against any Clara-compatible platform. `aorta_services.launch.main` owns the root `aorta` group
@@ -24,9 +24,19 @@ COMMANDS: dict[str, LazyCommand] = {
     ),
     "cancel": LazyCommand(_VERBS, "Cancel a job."),
     "create": LazyCommand(_VERBS, "Create a pipeline, job, model or payload."),
-    "delete": LazyCommand(_VERBS, "Delete a pipeline, model or payload."),
+    "delete": LazyCommand(_VERBS, "Delete a pipeline, job, model or payload."),
     "describe": LazyCommand(_VERBS, "Show one pipeline, job, model or payload."),
-    "download": LazyCommand(_VERBS, "Download payload files (the default) or a model."),
+    "download": LazyCommand(
+        _VERBS, "Download payload files (the default), a job's or payload's, or a model."
+    ),
+    "get": LazyCommand(
+        _VERBS,
+        "List pipelines, jobs, models or payloads; with an ID, show one (kubectl's get).",
+    ),
+    "help": LazyCommand(
+        "aorta.cli.help:help_command",
+        "Show the help of a command: `aorta help`, `aorta help list jobs`.",
+    ),
     "list": LazyCommand(_VERBS, "List pipelines, jobs, models or payloads."),
     "logs": LazyCommand(_VERBS, "Print an operator's log (`aorta logs -j JOB -o OPERATOR`)."),
     "operator": LazyCommand(
@@ -37,6 +47,7 @@ COMMANDS: dict[str, LazyCommand] = {
         "Run a pipeline on an input and fetch its results: create, upload, start, watch, download.",
     ),
     "start": LazyCommand(_VERBS, "Start a job."),
+    "stop": LazyCommand(_VERBS, "Cancel a job (Clara's name for cancel)."),
     "token": LazyCommand(
         "aorta.cli.token:token", "Create, list and revoke the platform's bearer tokens."
     ),
@@ -56,13 +67,23 @@ COMMANDS: dict[str, LazyCommand] = {
 def register(cli: click.Group) -> None:
     """Adds every client command to `cli` (importing them all)."""
     from aorta.cli.audit import audit
+    from aorta.cli.help import help_command
     from aorta.cli.operator import operator
     from aorta.cli.platform import utilization, version
     from aorta.cli.run import run
     from aorta.cli.token import token
     from aorta.cli.verbs import verb_groups
 
-    for command in (*verb_groups(), run, version, utilization, operator, token, audit):
+    for command in (
+        *verb_groups(),
+        run,
+        version,
+        utilization,
+        operator,
+        token,
+        audit,
+        help_command,
+    ):
         cli.add_command(command)
 
 

@@ -14,7 +14,7 @@ import click
 
 from aorta.api import audit_pb2, audit_pb2_grpc
 from aorta.cli.connection import check
-from aorta.cli.output import Mode
+from aorta.cli.output import table
 from aorta.cli.params import JOB_ID, MOMENT
 from aorta.cli.session import Session, with_session
 from aorta.timestamps import to_iso
@@ -75,13 +75,6 @@ def _records(session: Session, request: audit_pb2.AuditListRequest) -> list[audi
 @click.option("--subject", help="Only the records of this subject (a token's name, an OIDC sub).")
 @click.option("--job", "job_id", type=JOB_ID, help="Only the records that name this job.")
 @click.option("--limit", type=click.IntRange(min=0), default=0, help="At most this many (0: all).")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    help="table for people, json for a JSON list (the same as --json).",
-)
 @with_session(quiet=False)
 def audit(
     session: Session,
@@ -89,11 +82,11 @@ def audit(
     subject: str | None,
     job_id: str | None,
     limit: int,
-    output: str,
 ) -> None:
-    """Show the audit log: time, subject, client, method, resources and result (admin only)."""
-    if output == "json":
-        session.output.mode = Mode.JSON
+    """Show the audit log: time, subject, client, method, resources and result (admin only).
+
+    -o wide adds the request and call ids.
+    """
     request = audit_pb2.AuditListRequest(
         since=to_iso(since) if since else "",
         subject=subject or "",
@@ -101,9 +94,18 @@ def audit(
         limit=limit,
     )
     records = _records(session, request)
-    if session.output.as_json:
-        session.output.json([_document(record) for record in records])
-        return
-    session.output.table(
-        ["TIME", "SUBJECT", "CLIENT", "METHOD", "RESOURCES", "RESULT"], _rows(records)
+    columns = ["TIME", "SUBJECT", "CLIENT", "METHOD", "RESOURCES", "RESULT"]
+    rows = _rows(records)
+    session.output.emit(
+        human=table(columns, rows),
+        wide=table(
+            [*columns, "REQUEST ID", "CALL ID"],
+            [
+                (*row, record.request_id or "-", record.call_id or "-")
+                for row, record in zip(rows, records, strict=True)
+            ],
+        ),
+        document=[_document(record) for record in records],
+        ids=[record.id for record in records],
+        kind="audit",
     )

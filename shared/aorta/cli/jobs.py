@@ -1,7 +1,12 @@
-"""`aorta create|start|list|cancel job`, and the job calls `run` and the watch views share."""
+"""`aorta create|start|list|cancel|stop job`, and the job calls `run` and the watch views share.
+
+Jobs and pipelines are named by id, unique id prefix or name (`aorta.cli.lookup`), as a
+positional argument or through Clara's `-j`/`-p`.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -10,9 +15,10 @@ from typing import Any
 import click
 from rich.text import Text
 
-from aorta.api import common_pb2, jobs_pb2
+from aorta.api import aorta_jobs_pb2, aorta_jobs_pb2_grpc, common_pb2, jobs_pb2
 from aorta.auth.ownership import owner_from_metadata
 from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
+from aorta.cli.failures import UsageFailure
 from aorta.cli.files import collect
 from aorta.cli.humanize import NOT_SET, ago, duration
 from aorta.cli.jobview import (
@@ -25,8 +31,11 @@ from aorta.cli.jobview import (
     state_name,
     status_name,
 )
+from aorta.cli.lookup import job_id as resolve_job
+from aorta.cli.lookup import named
+from aorta.cli.lookup import pipeline_id as resolve_pipeline
 from aorta.cli.output import table
-from aorta.cli.params import JOB_ID, KEY_VALUE, MOMENT, PIPELINE_ID, PRIORITY
+from aorta.cli.params import KEY_VALUE, MOMENT, PRIORITY
 from aorta.cli.session import Session, with_session
 from aorta.cli.transfers import recorded_sha256, upload
 from aorta.timestamps import to_clara_seconds, utcnow
@@ -81,7 +90,13 @@ def status(session: Session, job_id: str) -> JobView:
 
 
 @click.command("job")
-@click.option("-p", "--pipeline", "pipeline_id", type=PIPELINE_ID, required=True)
+@click.option(
+    "-p",
+    "--pipeline",
+    "pipeline",
+    required=True,
+    help="The pipeline: id, unique id prefix or name (the newest of that name).",
+)
 @click.option("-n", "--name", required=True, help="The job's name.")
 @click.option(
     "-f",
@@ -103,7 +118,7 @@ def status(session: Session, job_id: str) -> JobView:
 @with_session()
 def create_job(
     session: Session,
-    pipeline_id: str,
+    pipeline: str,
     name: str,
     source: Path | None,
     priority: str,
@@ -113,18 +128,20 @@ def create_job(
 ) -> None:
     """Create a job, upload its input, optionally start it.
 
-    The first two lines printed are JOB_ID:<id> and PAYLOAD_ID:<id>, as Clara printed them.
+    The first two lines printed are JOB_ID:<id> and PAYLOAD_ID:<id>, as Clara printed them;
+    with -q the job id alone (the payload id is in -o json), with -o name `job/<id>`.
     """
     if variables and not start_now:
         raise click.UsageError("--var needs --start (or give it to `aorta start job`)")
     files = collect(source) if source is not None else []
+    pipeline_id = resolve_pipeline(session, pipeline)
     job_id, payload_id = create(session, pipeline_id, name, priority, metadata)
     output = session.output
     if output.human:
         output.line(f"JOB_ID:{job_id}")
         output.line(f"PAYLOAD_ID:{payload_id}")
-    elif output.quiet:
-        output.ids(job_id, payload_id)
+    elif not output.structured:
+        output.emit(human="", document=None, ids=[job_id], kind="job")
     document: dict[str, Any] = {
         "job_id": job_id,
         "payload_id": payload_id,
@@ -152,12 +169,12 @@ def create_job(
             "status": status_name(started.status),
         }
         output.note(f"Started: {state_name(started.state)}, {priority_name(started.priority)}.")
-    if output.as_json:
-        output.json(document)
+    if output.structured:
+        output.document(document)
 
 
 @click.command("job")
-@click.option("-j", "--job", "job_id", type=JOB_ID, required=True)
+@named("job", "-j", "--job", dest="job")
 @click.option(
     "--var",
     "variables",
@@ -166,8 +183,9 @@ def create_job(
     help="name=value pipeline parameter (repeatable).",
 )
 @with_session()
-def start_job(session: Session, job_id: str, variables: tuple[tuple[str, str], ...]) -> None:
+def start_job(session: Session, job: str, variables: tuple[tuple[str, str], ...]) -> None:
     """Start a PENDING job (it is queued until resources are free)."""
+    job_id = resolve_job(session, job)
     response = start(session, job_id, variables)
     document = {
         "job_id": job_id,
@@ -179,15 +197,17 @@ def start_job(session: Session, job_id: str, variables: tuple[tuple[str, str], .
         human=f"Job {job_id} started: {document['state']}, {document['priority']} priority.",
         document=document,
         ids=[job_id],
+        kind="job",
     )
 
 
 @click.command("job")
-@click.option("-j", "--job", "job_id", type=JOB_ID, required=True)
+@named("job", "-j", "--job", dest="job")
 @click.option("--reason", default="", help="Why; kept with the job.")
 @with_session()
-def cancel_job(session: Session, job_id: str, reason: str) -> None:
-    """Cancel a pending or running job."""
+def cancel_job(session: Session, job: str, reason: str) -> None:
+    """Cancel a pending or running job (`stop job` is Clara's name for it)."""
+    job_id = resolve_job(session, job)
     request = jobs_pb2.JobsCancelRequest(
         header=request_header(), job_id=common_pb2.Identifier(value=job_id), reason=reason
     )
@@ -198,6 +218,43 @@ def cancel_job(session: Session, job_id: str, reason: str) -> None:
         human=f"Job {job_id} canceled: {state}, {outcome}.",
         document={"job_id": job_id, "state": state, "status": outcome},
         ids=[job_id],
+        kind="job",
+    )
+
+
+@click.command("job")
+@named("job", "-j", "--job", dest="job")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask; needed when not on a terminal.")
+@with_session()
+def delete_job(session: Session, job: str, yes: bool) -> None:
+    """Delete a stopped job with its payload (inputs and outputs) and its operators' logs.
+
+    On a terminal it asks first; elsewhere it needs --yes. A job still running is refused:
+    cancel (or stop) it first.
+    """
+    job_id = resolve_job(session, job)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageFailure(f"deleting job {job_id} cannot be undone: add --yes")
+        click.confirm(f"Delete job {job_id}, its payload and its logs?", abort=True, err=True)
+    request = aorta_jobs_pb2.JobsDeleteRequest(
+        header=request_header(), job_id=common_pb2.Identifier(value=job_id)
+    )
+    stub = aorta_jobs_pb2_grpc.JobsStub(session.platform.channel)
+    response = stub.Delete(request, timeout=UNARY_TIMEOUT)
+    check(response, f"deleting job {job_id}")
+    payload_id = response.payload_id.value or None
+    with_payload = f", its payload {payload_id}" if payload_id else ""
+    session.output.emit(
+        human=f"Job {job_id} deleted{with_payload} and {response.logs_removed} operator log(s).",
+        document={
+            "job_id": job_id,
+            "deleted": True,
+            "payload_id": payload_id,
+            "logs_removed": response.logs_removed,
+        },
+        ids=[job_id],
+        kind="job",
     )
 
 
@@ -252,9 +309,8 @@ def list_jobs_matching(session: Session, request: jobs_pb2.JobsListRequest) -> l
 @click.option(
     "--pipeline",
     "pipelines",
-    type=PIPELINE_ID,
     multiple=True,
-    help="Only jobs of this pipeline (repeatable).",
+    help="Only jobs of this pipeline: id, id prefix or name (repeatable).",
 )
 @click.option("--created-after", type=MOMENT, help="2024-05-01, 2024-05-01T10:30Z or 2h (ago).")
 @click.option("--completed-before", type=MOMENT, help="As --created-after.")
@@ -267,27 +323,45 @@ def list_jobs(
     created_after: datetime | None,
     completed_before: datetime | None,
 ) -> None:
-    """List jobs, newest first."""
-    request = list_request(states, statuses, pipelines, created_after, completed_before)
+    """List jobs, newest first; -o wide adds each job's pipeline, payload, creator and number
+    of operators (one more call per job)."""
+    chosen = [resolve_pipeline(session, pipeline) for pipeline in pipelines]
+    request = list_request(states, statuses, chosen, created_after, completed_before)
     found = list_jobs_matching(session, request)
     now = utcnow()
-    rows = []
-    for job in found:
-        seconds = span(job.started, job.stopped, now)
-        rows.append(
-            (
-                job.job_id,
-                job.name,
-                Text(job.state, style=STATE_STYLES.get(job.state, "")),
-                Text(job.status, style=STATUS_STYLES.get(job.status, "")),
-                job.priority,
-                ago(job.created, now),
-                duration(seconds) if seconds is not None else NOT_SET,
-            )
-        )
+    rows = [_row(job, now) for job in found]
     columns = ["JOB ID", "NAME", "STATE", "STATUS", "PRIORITY", "CREATED", "DURATION"]
+    wide = None
+    if session.output.wide:
+        views = [_owner_and_operators(status(session, job.job_id)) for job in found]
+        wide = table(
+            [*columns, "PIPELINE", "PAYLOAD ID", "CREATED BY", "OPERATORS"],
+            [
+                (*row, job.pipeline_id, job.payload_id, owner, count)
+                for row, job, (owner, count) in zip(rows, found, views, strict=True)
+            ],
+        )
     session.output.emit(
         human=table(columns, rows),
+        wide=wide,
         document=[job.document() for job in found],
         ids=[job.job_id for job in found],
+        kind="job",
+    )
+
+
+def _owner_and_operators(view: JobView) -> tuple[str, str]:
+    return view.owner or NOT_SET, str(len(view.operators))
+
+
+def _row(job: JobSummary, now: datetime) -> tuple[str | Text, ...]:
+    seconds = span(job.started, job.stopped, now)
+    return (
+        job.job_id,
+        job.name,
+        Text(job.state, style=STATE_STYLES.get(job.state, "")),
+        Text(job.status, style=STATUS_STYLES.get(job.status, "")),
+        job.priority,
+        ago(job.created, now),
+        duration(seconds) if seconds is not None else NOT_SET,
     )

@@ -21,6 +21,7 @@ from aorta.api import common_pb2, models_pb2
 from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
 from aorta.cli.failures import CliFailure, NotFoundFailure, UsageFailure
 from aorta.cli.files import read_chunks
+from aorta.cli.lookup import named
 from aorta.cli.model_archive import MODEL_TYPES, inspect_folder, zip_chunks
 from aorta.cli.output import key_values, table
 from aorta.cli.params import KEY_VALUE
@@ -139,6 +140,7 @@ def create_model(
         human=f"MODEL_ID:{model_id}",
         document=document(response.details) | {"model_id": model_id, "name": chosen_name},
         ids=[model_id],
+        kind="model",
     )
 
 
@@ -166,31 +168,33 @@ def list_models(session: Session) -> None:
         human=table(["MODEL ID", "NAME", "TYPE", "METADATA"], rows),
         document=found,
         ids=[m["model_id"] for m in found],
+        kind="model",
     )
 
 
-_MODEL_OPTION = click.option(
-    "-m", "--model", "model", required=True, help="Model id, unique id prefix, or name."
-)
-
-
 @click.command("model")
-@_MODEL_OPTION
+@named("model", "-m", "--model", dest="model")
 @with_session(quiet=False)
 def describe_model(session: Session, model: str) -> None:
     """Show a model: id, name, type and metadata."""
     found = document(resolve(session, model))
     pairs = [("name", found["name"]), ("id", found["model_id"]), ("type", found["type"])]
     pairs += [(f"metadata.{key}", value) for key, value in sorted(found["metadata"].items())]
-    session.output.emit(human=key_values(pairs), document=found)
+    session.output.emit(
+        human=key_values(pairs), document=found, ids=[found["model_id"]], kind="model"
+    )
 
 
 @click.command("model")
-@_MODEL_OPTION
-@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("-m", "--model", "flagged", help="Model id, unique id prefix, or name.")
+@click.argument("words", nargs=-1, required=True, metavar="[MODEL] DEST")
 @with_session()
-def download_model(session: Session, model: str, dest: Path) -> None:
-    """Download a model as a zip archive (into DEST, or DEST/<name>.zip for a folder)."""
+def download_model(session: Session, flagged: str | None, words: tuple[str, ...]) -> None:
+    """Download a model as a zip archive (into DEST, or DEST/<name>.zip for a folder):
+    `download model MODEL DEST` or `download model -m MODEL DEST`."""
+    if len(words) != (1 if flagged else 2):
+        raise click.UsageError("give the model and a DEST: MODEL DEST, or -m MODEL DEST")
+    model, dest = (flagged, Path(words[0])) if flagged else (words[0], Path(words[1]))
     chosen = resolve(session, model)
     target = dest / f"{chosen.name}.zip" if dest.is_dir() else dest
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -216,6 +220,7 @@ def download_model(session: Session, model: str, dest: Path) -> None:
         human=str(target),
         document=document(chosen) | {"path": str(target), "size": transfer.done},
         ids=[chosen.model_id.value],
+        kind="model",
     )
 
 
@@ -241,4 +246,5 @@ def delete_model(session: Session, flagged: Sequence[str], models: Sequence[str]
         human=Group(*(Text(f"Model {m['model_id']} ({m['name']}) deleted.") for m in deleted)),
         document=deleted,
         ids=[m["model_id"] for m in deleted],
+        kind="model",
     )

@@ -1,4 +1,5 @@
-"""How a command writes: for people (tables, trees, colours on a terminal), JSON, or ids alone.
+"""How a command writes: for people (tables, trees, colours on a terminal; `wide` adds columns),
+JSON or YAML documents, `kind/id` names (`-o name`, as kubectl prints them), or ids alone (`-q`).
 
 Results go to stdout; progress, notes and errors go to stderr, so `aorta ... | script` always
 reads clean output. Colour and live displays appear only on a terminal, and rich honours
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TextIO
 
+import yaml
 from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -28,8 +30,15 @@ class Mode(Enum):
     """What the user asked the command to print."""
 
     HUMAN = "human"
+    WIDE = "wide"
     JSON = "json"
+    YAML = "yaml"
+    NAME = "name"
     QUIET = "quiet"
+
+
+FORMATS: tuple[str, ...] = ("json", "yaml", "wide", "name")
+"""The values of `-o/--output`, in the order help and messages list them."""
 
 
 def _console(stderr: bool) -> Console:
@@ -47,15 +56,30 @@ class Output:
 
     @property
     def human(self) -> bool:
-        return self.mode is Mode.HUMAN
+        """Output for people: the default and `-o wide` (which only adds columns)."""
+        return self.mode in (Mode.HUMAN, Mode.WIDE)
+
+    @property
+    def wide(self) -> bool:
+        return self.mode is Mode.WIDE
 
     @property
     def as_json(self) -> bool:
         return self.mode is Mode.JSON
 
     @property
+    def structured(self) -> bool:
+        """A document for programs: `-o json` (`--json`) or `-o yaml`."""
+        return self.mode in (Mode.JSON, Mode.YAML)
+
+    @property
     def quiet(self) -> bool:
         return self.mode is Mode.QUIET
+
+    @property
+    def names(self) -> bool:
+        """`-o name`: one `kind/id` per line."""
+        return self.mode is Mode.NAME
 
     def emit(
         self,
@@ -63,13 +87,20 @@ class Output:
         human: RenderableType | str,
         document: Any,
         ids: Sequence[str] = (),
+        kind: str = "",
+        wide: RenderableType | None = None,
     ) -> None:
-        """A command's result in the chosen mode: `human` for people, `document` as JSON,
-        `ids` alone in quiet mode."""
-        if self.as_json:
-            self.json(document)
+        """A command's result in the chosen mode: `human` for people (`wide` instead with
+        `-o wide`, when the command has more columns to show), `document` as JSON or YAML, `ids`
+        alone with `-q`, and `kind/id` per id with `-o name`."""
+        if self.structured:
+            self.document(document)
         elif self.quiet:
             self.ids(*ids)
+        elif self.names:
+            self.ids(*(f"{kind}/{value}" if kind else value for value in ids))
+        elif self.wide and wide is not None:
+            self.show(wide)
         elif isinstance(human, str):
             self.line(human)
         else:
@@ -117,6 +148,16 @@ class Output:
         )
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
+
+    def document(self, document: Any, *, stream: bool = False) -> None:
+        """One document in the chosen format: JSON (one line each when `stream`ing changes, as
+        JSON Lines), or YAML (each streamed document opened by `---`, as a YAML stream)."""
+        if self.mode is Mode.YAML:
+            text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+            sys.stdout.write(("---\n" if stream else "") + text)
+            sys.stdout.flush()
+        else:
+            self.json(document, compact=stream)
 
     def table(self, columns: Sequence[str], rows: Iterable[Sequence[str | Text]]) -> None:
         """A table with a header row; empty tables print the header alone."""

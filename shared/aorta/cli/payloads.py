@@ -3,11 +3,15 @@
 Clara's Payloads service has no List call. `aorta list payloads` therefore lists the payloads
 of all jobs (from `Jobs.List`), one row per job; REUSABLE payloads made with `aorta create
 payload` belong to no job and cannot be listed through the API, so keep their ids.
+
+A payload is named by its full id, as a positional argument or through `--payload`; a job (for
+`download -j` and `download job`) also by id prefix or name (`aorta.cli.lookup`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -20,11 +24,14 @@ from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
 from aorta.cli.failures import ExitCode, NotFoundFailure, PlatformFailure, UsageFailure
 from aorta.cli.files import collect
 from aorta.cli.humanize import ago, size
+from aorta.cli.lookup import job_id as resolve_job
+from aorta.cli.lookup import named
 from aorta.cli.output import key_values, table
-from aorta.cli.params import JOB_ID, KEY_VALUE, PAYLOAD_ID
+from aorta.cli.params import KEY_VALUE, PAYLOAD_ID
 from aorta.cli.selection import EVERYTHING, split_clara_source
 from aorta.cli.session import Session, with_session
 from aorta.cli.transfers import delete, download, listing, recorded_sha256, upload
+from aorta.ids import payload_id as canonical_payload
 from aorta.timestamps import utcnow
 
 _PAYLOAD_OPTION = click.option("--payload", "payload_id", type=PAYLOAD_ID, required=True)
@@ -42,7 +49,10 @@ def create_payload(session: Session, metadata: tuple[tuple[str, str], ...]) -> N
     check(response, "creating a payload")
     payload_id = response.payload_id.value
     session.output.emit(
-        human=f"PAYLOAD_ID:{payload_id}", document={"payload_id": payload_id}, ids=[payload_id]
+        human=f"PAYLOAD_ID:{payload_id}",
+        document={"payload_id": payload_id},
+        ids=[payload_id],
+        kind="payload",
     )
 
 
@@ -74,20 +84,25 @@ def upload_command(session: Session, payload_id: str, source: Path, name: str | 
             "uploaded": [{"name": f.name, "size": f.size, "sha256": sha} for f, sha in uploaded],
         },
         ids=[payload_id],
+        kind="payload",
     )
 
 
 @click.command("payload")
 @with_session()
 def list_payloads(session: Session) -> None:
-    """List the payloads of all jobs (Clara has no call that lists payloads themselves)."""
+    """List the payloads of all jobs (Clara has no call that lists payloads themselves); -o wide
+    adds each job's status and pipeline."""
     found = jobs.list_jobs_matching(session, jobs.list_request((), (), (), None, None))
     now = utcnow()
     rows = [
         (job.payload_id, job.job_id, job.name, job.state, ago(job.created, now)) for job in found
     ]
+    columns = ["PAYLOAD ID", "JOB ID", "JOB NAME", "JOB STATE", "CREATED"]
+    wide = [(*row, job.status, job.pipeline_id) for row, job in zip(rows, found, strict=True)]
     session.output.emit(
-        human=table(["PAYLOAD ID", "JOB ID", "JOB NAME", "JOB STATE", "CREATED"], rows),
+        human=table(columns, rows),
+        wide=table([*columns, "JOB STATUS", "PIPELINE ID"], wide),
         document=[
             {
                 "payload_id": job.payload_id,
@@ -98,14 +113,16 @@ def list_payloads(session: Session) -> None:
             for job in found
         ],
         ids=[job.payload_id for job in found],
+        kind="payload",
     )
 
 
 @click.command("payload")
-@_PAYLOAD_OPTION
+@named("payload", "--payload", dest="payload")
 @with_session(quiet=False)
-def describe_payload(session: Session, payload_id: str) -> None:
+def describe_payload(session: Session, payload: str) -> None:
     """Show a payload: type, job, metadata, and its files with their sizes."""
+    payload_id = canonical_payload(payload)
     found = listing(session, payload_id)
     total = sum(file.size for file in found.files)
     pairs = [
@@ -123,19 +140,23 @@ def describe_payload(session: Session, payload_id: str) -> None:
     session.output.emit(
         human=Group(key_values(pairs), Text(), table(["NAME", "SIZE", "MODE", "SHA-256"], rows)),
         document=found.document(),
+        ids=[payload_id],
+        kind="payload",
     )
 
 
 @click.command("payload")
-@_PAYLOAD_OPTION
+@named("payload", "--payload", dest="payload")
 @with_session()
-def delete_payload(session: Session, payload_id: str) -> None:
+def delete_payload(session: Session, payload: str) -> None:
     """Delete a payload and its files."""
+    payload_id = canonical_payload(payload)
     delete(session, payload_id)
     session.output.emit(
         human=f"Payload {payload_id} deleted.",
         document={"payload_id": payload_id, "deleted": True},
         ids=[payload_id],
+        kind="payload",
     )
 
 
@@ -156,30 +177,61 @@ def _payload_of(session: Session, job_id: str, *, or_payload: bool) -> str:
     return job_id
 
 
+def _pattern_and_dest(paths: Sequence[str]) -> tuple[str, str]:
+    if len(paths) > 2:
+        raise click.UsageError("give at most a PATH_OR_GLOB and a DEST")
+    *sources, dest = paths
+    return (sources[0] if sources else EVERYTHING), dest
+
+
 @click.command("files")
-@click.option("-j", "--job", "job_id", type=JOB_ID, help="Download from this job's payload.")
+@click.option(
+    "-j", "--job", "job", help="Download from this job's payload (id, id prefix or name)."
+)
 @click.option("--payload", "payload_id", type=PAYLOAD_ID, help="Download from this payload.")
 @click.argument("paths", nargs=-1, required=True, metavar="[PATH_OR_GLOB] DEST")
 @with_session()
 def download_files(
-    session: Session, job_id: str | None, payload_id: str | None, paths: tuple[str, ...]
+    session: Session, job: str | None, payload_id: str | None, paths: tuple[str, ...]
 ) -> None:
     """Download payload files: `download -j JOB '/operators/seg/*' out/`, or Clara's
     `download JOB:/operators/seg/* out/`. Without a pattern, everything is downloaded."""
-    if len(paths) > 2:
-        raise click.UsageError("give at most a PATH_OR_GLOB and a DEST")
-    *sources, dest = paths
-    pattern = sources[0] if sources else EVERYTHING
-    clara_form = split_clara_source(pattern) if sources else None
-    if (job_id is not None) + (payload_id is not None) + (clara_form is not None) != 1:
+    pattern, dest = _pattern_and_dest(paths)
+    clara_form = split_clara_source(pattern) if len(paths) == 2 else None
+    if (job is not None) + (payload_id is not None) + (clara_form is not None) != 1:
         raise click.UsageError("name exactly one source: -j JOB, --payload ID, or JOB:/PATH")
     if clara_form is not None:
         source_id = _payload_of(session, clara_form[0], or_payload=True)
         pattern = clara_form[1]
-    elif job_id is not None:
-        source_id = _payload_of(session, job_id, or_payload=False)
+    elif job is not None:
+        source_id = _payload_of(session, resolve_job(session, job), or_payload=False)
     else:
         source_id = str(payload_id)
+    _fetch(session, source_id, pattern, dest)
+
+
+@click.command("payload")
+@click.argument("payload", metavar="PAYLOAD")
+@click.argument("paths", nargs=-1, required=True, metavar="[PATH_OR_GLOB] DEST")
+@with_session()
+def download_payload(session: Session, payload: str, paths: tuple[str, ...]) -> None:
+    """Download a payload's files: `download payload ID [PATH_OR_GLOB] DEST`."""
+    pattern, dest = _pattern_and_dest(paths)
+    _fetch(session, canonical_payload(payload), pattern, dest)
+
+
+@click.command("job")
+@click.argument("job", metavar="JOB")
+@click.argument("paths", nargs=-1, required=True, metavar="[PATH_OR_GLOB] DEST")
+@with_session()
+def download_job(session: Session, job: str, paths: tuple[str, ...]) -> None:
+    """Download a job's payload files: `download job JOB [PATH_OR_GLOB] DEST`."""
+    pattern, dest = _pattern_and_dest(paths)
+    source_id = _payload_of(session, resolve_job(session, job), or_payload=False)
+    _fetch(session, source_id, pattern, dest)
+
+
+def _fetch(session: Session, source_id: str, pattern: str, dest: str) -> None:
     chosen = download(session, source_id, pattern, Path(dest))
     verified = sum(file.verified for file in chosen)
     session.output.note(

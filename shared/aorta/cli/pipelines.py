@@ -1,4 +1,8 @@
-"""`aorta create|update|list|describe|delete pipeline`."""
+"""`aorta create|update|list|describe|delete pipeline`.
+
+A registered pipeline is named by id, unique id prefix or name (`aorta.cli.lookup`), as a
+positional argument or through Clara's `-p`.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,11 @@ from aorta.auth.ownership import owner_from_metadata
 from aorta.cli import dag as dags
 from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
 from aorta.cli.definitions import collect_definition, create_requests, update_requests
+from aorta.cli.humanize import NOT_SET
+from aorta.cli.lookup import named
+from aorta.cli.lookup import pipeline_id as resolve_pipeline
 from aorta.cli.output import key_values, table
-from aorta.cli.params import KEY_VALUE, PIPELINE_ID
+from aorta.cli.params import KEY_VALUE
 from aorta.cli.session import Session, with_session
 
 _DEFINITION = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -52,11 +59,12 @@ def create_pipeline(
         human=f"PIPELINE_ID:{pipeline_id}",
         document={"pipeline_id": pipeline_id},
         ids=[pipeline_id],
+        kind="pipeline",
     )
 
 
 @click.command("pipeline")
-@click.option("-p", "--pipeline", "pipeline_id", type=PIPELINE_ID, required=True)
+@named("pipeline", "-p", "--pipeline", dest="pipeline")
 @click.option(
     "-f",
     "--file",
@@ -66,8 +74,9 @@ def create_pipeline(
     help="The new definition (YAML); the files it imports are sent with it.",
 )
 @with_session()
-def update_pipeline(session: Session, pipeline_id: str, definition: Path) -> None:
+def update_pipeline(session: Session, pipeline: str, definition: Path) -> None:
     """Replace a pipeline's definition."""
+    pipeline_id = resolve_pipeline(session, pipeline)
     files = collect_definition(definition)
     response = session.platform.pipelines.Update(
         update_requests(pipeline_id, files), timeout=UNARY_TIMEOUT
@@ -77,13 +86,15 @@ def update_pipeline(session: Session, pipeline_id: str, definition: Path) -> Non
         human=f"Pipeline {pipeline_id} updated from {definition}.",
         document={"pipeline_id": pipeline_id, "updated": True},
         ids=[pipeline_id],
+        kind="pipeline",
     )
 
 
 @click.command("pipeline")
 @with_session()
 def list_pipelines(session: Session) -> None:
-    """List the registered pipelines."""
+    """List the registered pipelines, oldest first; -o wide adds each one's creator, number of
+    operators and metadata (one more call per pipeline)."""
     request = pipelines_pb2.PipelinesListRequest(header=request_header())
     found: list[dict[str, Any]] = []
     for index, response in enumerate(session.platform.pipelines.List(request)):
@@ -99,14 +110,29 @@ def list_pipelines(session: Session) -> None:
                 }
             )
     session.output.emit(
-        human=_table(found),
+        human=table(["PIPELINE ID", "NAME"], [(p["pipeline_id"], p["name"]) for p in found]),
+        wide=_wide(session, found) if session.output.wide else None,
         document=found,
         ids=[p["pipeline_id"] for p in found],
+        kind="pipeline",
     )
 
 
-def _table(found: list[dict[str, Any]]) -> RenderableType:
-    return table(["PIPELINE ID", "NAME"], [(p["pipeline_id"], p["name"]) for p in found])
+def _wide(session: Session, found: list[dict[str, Any]]) -> RenderableType:
+    rows = []
+    for pipeline in found:
+        document, dag = details(session, pipeline["pipeline_id"])
+        metadata = ", ".join(f"{k}={v}" for k, v in sorted(pipeline["metadata"].items()))
+        rows.append(
+            (
+                pipeline["pipeline_id"],
+                pipeline["name"],
+                document["created_by"] or NOT_SET,
+                str(len(dag.nodes)),
+                metadata or NOT_SET,
+            )
+        )
+    return table(["PIPELINE ID", "NAME", "CREATED BY", "OPERATORS", "METADATA"], rows)
 
 
 def details(session: Session, pipeline_id: str) -> tuple[dict[str, Any], dags.Dag]:
@@ -143,10 +169,11 @@ def details(session: Session, pipeline_id: str) -> tuple[dict[str, Any], dags.Da
 
 
 @click.command("pipeline")
-@click.option("-p", "--pipeline", "pipeline_id", type=PIPELINE_ID, required=True)
+@named("pipeline", "-p", "--pipeline", dest="pipeline")
 @with_session(quiet=False)
-def describe_pipeline(session: Session, pipeline_id: str) -> None:
+def describe_pipeline(session: Session, pipeline: str) -> None:
     """Show a pipeline: name, metadata, its DAG as a tree, and its definition."""
+    pipeline_id = resolve_pipeline(session, pipeline)
     document, dag = details(session, pipeline_id)
     pairs = [("name", document["name"]), ("id", pipeline_id)]
     if document["created_by"]:
@@ -159,14 +186,15 @@ def describe_pipeline(session: Session, pipeline_id: str) -> None:
     for definition in document["definition"]:
         parts.append(Text(f"definition: {definition['path']}", style="bold"))
         parts.append(Text(definition["content"].rstrip("\n")))
-    session.output.emit(human=Group(*parts), document=document)
+    session.output.emit(human=Group(*parts), document=document, ids=[pipeline_id], kind="pipeline")
 
 
 @click.command("pipeline")
-@click.option("-p", "--pipeline", "pipeline_id", type=PIPELINE_ID, required=True)
+@named("pipeline", "-p", "--pipeline", dest="pipeline")
 @with_session()
-def delete_pipeline(session: Session, pipeline_id: str) -> None:
+def delete_pipeline(session: Session, pipeline: str) -> None:
     """Remove a pipeline."""
+    pipeline_id = resolve_pipeline(session, pipeline)
     request = pipelines_pb2.PipelinesRemoveRequest(
         header=request_header(), pipeline_id=common_pb2.Identifier(value=pipeline_id)
     )
@@ -176,4 +204,5 @@ def delete_pipeline(session: Session, pipeline_id: str) -> None:
         human=f"Pipeline {pipeline_id} deleted.",
         document={"pipeline_id": pipeline_id, "deleted": True},
         ids=[pipeline_id],
+        kind="pipeline",
     )

@@ -21,10 +21,16 @@ GpuMetric = clara_pb2.ClaraUtilizationResponse.GpuUtilization
 
 
 @click.command("version")
-@with_session(quiet=False)
+@with_session()
 def version(session: Session) -> None:
-    """Print the client's version and the platform's."""
+    """Print the client's version and the platform's.
+
+    -q prints the client's alone and asks nothing of the platform, so it works with none up.
+    """
     client = aorta.__version__
+    if session.output.quiet:
+        session.output.ids(client)
+        return
     request = clara_pb2.ClaraVersionRequest(header=request_header())
     response = session.platform.clara.Version(request, timeout=UNARY_TIMEOUT)
     check(response, "asking the platform for its version")
@@ -110,8 +116,8 @@ def utilization(session: Session, watch: bool) -> int:
                     live.update(_gpu_view(snapshot, session.address), refresh=True)
         else:
             for snapshot in _snapshots(session, True):
-                if output.as_json:
-                    output.json([_gpu_document(g) for g in snapshot], compact=True)
+                if output.structured:
+                    output.document([_gpu_document(g) for g in snapshot], stream=True)
                 else:
                     output.show(_gpu_view(snapshot, session.address))
     except KeyboardInterrupt:

@@ -13,17 +13,15 @@ from pathlib import Path
 
 import click
 
-from aorta import ids
-from aorta.cli import jobs, pipelines
+from aorta.cli import jobs, lookup, pipelines
 from aorta.cli.definitions import collect_definition, pipeline_name
-from aorta.cli.failures import NotFoundFailure, PlatformFailure, UsageFailure
+from aorta.cli.failures import NotFoundFailure, PlatformFailure
 from aorta.cli.files import collect
 from aorta.cli.jobview import JobView
 from aorta.cli.params import KEY_VALUE, PRIORITY
 from aorta.cli.session import Session, with_session
 from aorta.cli.transfers import Downloaded, download, upload
 from aorta.cli.watch import DEFAULT_INTERVAL, read_logs, watch_job
-from aorta.errors import Invalid
 from aorta.timestamps import utcnow
 
 OUTPUTS = "/operators"
@@ -37,10 +35,7 @@ def _pipeline(session: Session, given: str) -> tuple[str, str]:
     if path.is_file():
         name = pipeline_name(collect_definition(path)) or path.stem
         return pipelines.create(session, path), name
-    try:
-        return ids.pipeline_id(given), "run"
-    except Invalid:
-        raise UsageFailure(f"{given} is neither a definition file nor a pipeline id") from None
+    return lookup.pipeline_id(session, given), "run"
 
 
 def _job_name(base: str) -> str:
@@ -66,11 +61,10 @@ def _job_name(base: str) -> str:
     help="The input file or folder.",
 )
 @click.option(
-    "-o",
-    "--output",
+    "--results",
     "results",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Download every operator output here (as <operator>/...).",
+    help="Download every operator output here (as <operator>/...); -o FOLDER says the same.",
 )
 @click.option("-n", "--name", help="Job name [default: <pipeline name>-<time>].")
 @click.option("-i", "--priority", type=PRIORITY, default="normal", show_default=True)
@@ -88,7 +82,7 @@ def _job_name(base: str) -> str:
     show_default=True,
     help="Seconds between status polls.",
 )
-@with_session()
+@with_session(folder_option="results")
 def run(
     session: Session,
     pipeline: str,
@@ -112,8 +106,8 @@ def run(
             ("PAYLOAD_ID", payload_id),
         ):
             output.line(f"{label}:{value}")
-    elif output.quiet:
-        output.ids(pipeline_id, job_id, payload_id)
+    elif not output.structured:
+        output.emit(human="", document=None, ids=[job_id], kind="job")
     if files:
         output.note(f"Uploaded {upload(session, payload_id, files).summary()}.")
     jobs.start(session, job_id, variables)
@@ -130,8 +124,8 @@ def run(
     for operator in final.operators.values():
         if operator.status == "FAULTED":
             _show_log_tail(session, job_id, operator.name)
-    if output.as_json:
-        output.json(final.document() | {"downloaded": [file.document() for file in downloaded]})
+    if output.structured:
+        output.document(final.document() | {"downloaded": [file.document() for file in downloaded]})
     return final.exit_code
 
 

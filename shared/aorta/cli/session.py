@@ -1,4 +1,4 @@
-"""What every client command shares: the `--host`/`--ca`/`--json`/`--quiet` options, the
+"""What every client command shares: the `--host`/`--ca`/`-o`/`--json`/`--quiet` options, the
 connection, and the one place failures become messages and exit codes.
 
 A command is written as `fn(session, **options) -> int | None` and decorated with
@@ -19,7 +19,8 @@ import grpc
 
 from aorta.cli.connection import Platform, Target, resolve_target
 from aorta.cli.failures import CliFailure, ExitCode, rpc_failure
-from aorta.cli.output import Mode, Output
+from aorta.cli.output import Output
+from aorta.cli.output_format import FORMAT_HELP, OutputFormat, choose_mode, split_folder
 from aorta.errors import AortaError, Invalid
 
 P = ParamSpec("P")
@@ -84,21 +85,21 @@ def run_guarded(session: Session, body: Callable[[], int | None]) -> int:
         session.close()
 
 
-def _mode(as_json: bool, quiet: bool) -> Mode:
-    if as_json and quiet:
-        raise click.UsageError("--json and --quiet cannot be used together")
-    if as_json:
-        return Mode.JSON
-    return Mode.QUIET if quiet else Mode.HUMAN
-
-
 def with_session(
-    *, remote: bool = True, json_output: bool = True, quiet: bool = True
+    *,
+    remote: bool = True,
+    json_output: bool = True,
+    quiet: bool = True,
+    short_output: bool = True,
+    folder_option: str | None = None,
 ) -> Callable[[Command[P]], Callable[..., None]]:
     """Adds the shared options to a command and runs it with a `Session`.
 
-    `remote` adds `--host`, `--ca` and a connection; `json_output` adds `--json`; `quiet` adds
-    `-q/--quiet`.
+    `remote` adds `--host`, `--ca` and a connection; `json_output` adds the format flag
+    `-o/--output json|yaml|wide|name` and `--json` (the same as `-o json`); `quiet` adds
+    `-q/--quiet`. `short_output=False` leaves `-o` to the command (`logs -o OPERATOR`: the
+    formats are then reached through `--output` alone). `folder_option` names the command's
+    parameter that an `-o` value which is not a format goes to (`run -o FOLDER`).
     """
 
     def decorate(command: Command[P]) -> Callable[..., None]:
@@ -106,7 +107,12 @@ def with_session(
         def wrapper(*args: Any, **options: Any) -> None:
             host = options.pop("host", None)
             ca = options.pop("ca", None)
-            mode = _mode(options.pop("as_json", False), options.pop("quiet", False))
+            chosen, folder = split_folder(options.pop("output_format", None))
+            if folder is not None and folder_option is not None:
+                if options.get(folder_option) is not None:
+                    raise click.UsageError(f"-o {folder} names a folder, and so does the option")
+                options[folder_option] = folder
+            mode = choose_mode(chosen, options.pop("as_json", False), options.pop("quiet", False))
             output = Output(mode)
             try:
                 target = resolve_target(host, os.environ, ca=ca) if remote else None
@@ -125,7 +131,15 @@ def with_session(
             )(decorated)
         if json_output:
             decorated = click.option(
-                "--json", "as_json", is_flag=True, help="Print machine-readable JSON."
+                "--json", "as_json", is_flag=True, help="Print JSON (the same as -o json)."
+            )(decorated)
+            decorated = click.option(
+                *(("-o", "--output") if short_output else ("--output",)),
+                "output_format",
+                type=OutputFormat(folder_allowed=folder_option is not None),
+                default=None,
+                help=FORMAT_HELP
+                + (" Any other value: the folder for the outputs." if folder_option else ""),
             )(decorated)
         if remote:
             decorated = click.option(

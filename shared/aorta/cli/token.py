@@ -112,6 +112,7 @@ def list_tokens(session: Session, tokens_file: Path | None) -> None:
             {"name": n, "roles": r.split(",") if r else [], "created": c} for n, r, c in rows
         ],
         ids=[entry.name for entry in entries],
+        kind="token",
     )
 
 

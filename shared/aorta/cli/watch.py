@@ -28,6 +28,8 @@ from aorta.cli.failures import ExitCode
 from aorta.cli.jobchanges import changes
 from aorta.cli.jobs import status
 from aorta.cli.jobview import JobView
+from aorta.cli.lookup import job_id as resolve_job
+from aorta.cli.lookup import named
 from aorta.cli.output import Output
 from aorta.cli.params import JOB_ID
 from aorta.cli.session import Session, with_session
@@ -90,19 +92,20 @@ def _print_history(output: Output, views: Iterator[JobView]) -> JobView:
 
 
 def _print_documents(output: Output, views: Iterator[JobView]) -> JobView:
-    """With --json, one compact document per change; nothing in quiet mode."""
+    """With -o json one compact document per change (-o yaml: a YAML stream); nothing in the
+    quiet and name modes."""
     last = next(views)
-    if output.as_json:
-        output.json(last.document(), compact=True)
+    if output.structured:
+        output.document(last.document(), stream=True)
     for view in views:
-        if output.as_json and view.signature() != last.signature():
-            output.json(view.document(), compact=True)
+        if output.structured and view.signature() != last.signature():
+            output.document(view.document(), stream=True)
         last = view
     return last
 
 
 @click.command("job")
-@click.option("-j", "--job", "job_id", type=JOB_ID, required=True)
+@named("job", "-j", "--job", dest="job")
 @click.option(
     "-w", "--watch", is_flag=True, help="Refresh until the job stops; exit 1 unless HEALTHY."
 )
@@ -114,15 +117,18 @@ def _print_documents(output: Output, views: Iterator[JobView]) -> JobView:
     help="Seconds between polls with --watch.",
 )
 @with_session()
-def describe_job(session: Session, job_id: str, watch: bool, interval: float) -> int:
+def describe_job(session: Session, job: str, watch: bool, interval: float) -> int:
     """Show a job: key lines, then its operators as a tree with status and duration."""
+    job_id = resolve_job(session, job)
     if watch:
         view = watch_job(session, job_id, interval)
-        if session.output.quiet:
-            session.output.ids(job_id)
+        if session.output.quiet or session.output.names:
+            session.output.emit(human="", document=None, ids=[job_id], kind="job")
         return view.exit_code
     view = status(session, job_id)
-    session.output.emit(human=view.renderable(utcnow()), document=view.document(), ids=[job_id])
+    session.output.emit(
+        human=view.renderable(utcnow()), document=view.document(), ids=[job_id], kind="job"
+    )
     return ExitCode.OK
 
 
