@@ -1,7 +1,9 @@
 """`make run`: start the embedded platform and run its main job through the public API.
 
 1. `aorta up` on a data dir under `.aorta/run`, waiting until the gateway reports SERVING over
-   gRPC health checking;
+   gRPC health checking; its operators run in containers (the images `make images` built)
+   when a container engine answers or podman can start one for the run, and as host
+   processes otherwise (examples/run_engine.py; `AORTA_EXECUTOR=local` asks for the latter);
 2. NVIDIA's own Clara client (in its own virtualenv, as a Clara user would) asks the version;
 3. the example Triton model (examples/models/segmentation, Python backend) is uploaded to the
    model repository through the Models API with `aorta create model`;
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from run_engine import RunEngine, engine_for_run
 
 from aorta.testing.clara_client import run_clara_python
 from aorta.testing.ports import free_port
@@ -89,7 +92,7 @@ def _check_report(results: Path, truth_file: Path) -> None:
     print((results / "writer" / "report.txt").read_text(), flush=True)
 
 
-def main_job(port: int) -> None:
+def main_job(port: int, engine: RunEngine) -> None:
     host = f"127.0.0.1:{port}"
     _step("Clara compatibility")
     result = run_clara_python(VERSION_CHECK, args=["127.0.0.1", str(port)])
@@ -103,28 +106,44 @@ def main_job(port: int) -> None:
     _step("The example pipeline on a synthetic CT volume, segmented by Triton")
     inputs, results, truth = RUN_DIR / "input", RUN_DIR / "results", RUN_DIR / "truth.json"
     _run([sys.executable, str(EXAMPLE / "generate_input.py"), str(inputs), "--truth", str(truth)])
+    # In containers the operators' scripts are the images' own (/app, the pipeline's default);
+    # host processes run this checkout's copies.
+    where = (
+        []
+        if engine.executor == "container"
+        else ["--var", f"OPERATORS_DIR={EXAMPLE / 'operators'}"]
+    )
     _run(
         [
             str(BIN / "aorta"), "run", "--host", host,
             "-p", str(EXAMPLE / "pipeline.yml"), "-f", str(inputs), "-o", str(results),
-            "--var", f"OPERATORS_DIR={EXAMPLE / 'operators'}",
+            *where,
         ]
     )  # fmt: skip
     _check_report(results, truth)
 
 
 def main() -> int:
+    _step("Where the operators run")
+    with engine_for_run(RUN_DIR / "engine", os.environ) as engine:
+        print(engine.note[0].upper() + engine.note[1:] + ".", flush=True)
+        return run_platform(engine)
+
+
+def run_platform(engine: RunEngine) -> int:
     port = free_port(preferred=PREFERRED_PORT)
     data_dir = RUN_DIR / "platform"
     command = [str(BIN / "aorta"), "up", "--data-dir", str(data_dir), "--grpc-port", str(port)]
-    env = {**os.environ, "AORTA_LOG_FORMAT": "console", "AORTA_LOG_LEVEL": "warning"}
+    command += ["--executor", engine.executor]
+    env = {**os.environ, **engine.environ()}
+    env.update(AORTA_LOG_FORMAT="console", AORTA_LOG_LEVEL="warning")
     _step("Starting the embedded platform")
     print("$ " + " ".join(command), flush=True)
     platform = subprocess.Popen(command, env=env, cwd=ROOT)
     failure: str | None = None
     try:
         _wait_serving(port, platform)
-        main_job(port)
+        main_job(port, engine)
     except (subprocess.CalledProcessError, SystemExit) as exc:
         failure = str(exc)
     finally:

@@ -13,7 +13,7 @@ import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 CONTAINER_HOST = "AORTA_CONTAINER_HOST"
 DOCKER_HOST = "DOCKER_HOST"
@@ -99,6 +99,17 @@ async def probe(host: str, within: float = PROBE_TIMEOUT) -> Engine | None:
     if status != 200:
         return Engine(host, "container engine", "")
     return _named(host, body)
+
+
+async def has_image(host: str, reference: str, within: float = PROBE_TIMEOUT) -> bool:
+    """Whether the engine at `host` holds the image `reference` (`GET /images/NAME/json`);
+    False too when the engine does not answer within `within` seconds."""
+    try:
+        async with asyncio.timeout(within):
+            status, _ = await _get(host, f"/images/{quote(reference, safe='/:@')}/json")
+    except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
+        return False
+    return status == 200
 
 
 def _named(host: str, body: bytes) -> Engine:

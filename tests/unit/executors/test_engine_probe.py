@@ -14,6 +14,7 @@ from aorta.executors.engine_probe import (
     candidate_hosts,
     default_host,
     detect,
+    has_image,
     probe,
 )
 
@@ -36,6 +37,8 @@ def engine_answers(version: Mapping[str, object]) -> Answer:
             return 200, b"OK"
         if path == "/version":
             return 200, json.dumps(version).encode()
+        if path == "/images/aorta/example-reader:0.1.0/json":
+            return 200, b'{"Id": "sha256:1"}'
         return 404, b"{}"
 
     return answer
@@ -78,6 +81,14 @@ async def test_a_docker_engine_is_named_docker(tmp_path: Path) -> None:
     async with fake_engine(socket, engine_answers(DOCKER_VERSION)):
         found = await probe(f"unix://{socket}", within=2)
     assert found == Engine(f"unix://{socket}", "Docker", "24.0.7")
+
+
+async def test_an_image_is_looked_up_by_the_name_pipelines_use(tmp_path: Path) -> None:
+    socket = tmp_path / "podman.sock"
+    async with fake_engine(socket, engine_answers(PODMAN_VERSION)):
+        assert await has_image(f"unix://{socket}", "aorta/example-reader:0.1.0", within=2)
+        assert not await has_image(f"unix://{socket}", "aorta/example-writer:0.1.0", within=2)
+    assert not await has_image(f"unix://{socket}", "aorta/example-reader:0.1.0", within=2)
 
 
 async def test_no_socket_means_no_engine(tmp_path: Path) -> None:
