@@ -1,0 +1,373 @@
+"""Container images built on this host, with no registry: busybox for shell operators and a
+Python image for operators written with Aorta's SDK; pytest-agnostic (fixtures and
+`make images` call it).
+
+- **busybox**: a root folder holding Debian's static `/bin/busybox` and a link per applet,
+  streamed as a tar into `podman import` (well under a second).
+- **Python**: Debian bookworm's own `python3` (3.11), made by `debootstrap --variant=minbase`
+  once and kept as a tarball in the image cache (`default_cache_dir()`), keyed by its recipe;
+  each storage imports it (a few seconds). Over it, `podman build` adds the SDK (the
+  repository's `aorta` package and the `clara` compatibility packages, which need nothing
+  outside the standard library) and, for an operator image, the wheels it needs, installed on
+  the host with `uv pip install --target` for Python 3.11, and its scripts.
+
+Every image carries the label `aorta.recipe`, a digest of what it was built from; a build whose
+image already has that label does nothing, so builds are cheap to repeat.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from aorta.logger import get_logger
+from aorta.testing.podman import REPO_ROOT, PodmanCli, PodmanError
+
+RECIPE_LABEL = "aorta.recipe"
+"""The label whose value is the digest of what an image was built from."""
+
+PYTHON_BASE_IMAGE = "localhost/aorta/debian-python:bookworm"
+"""Debian bookworm with python3 (3.11) and `python` linked to it; nothing else."""
+
+PYTHON_SDK_IMAGE = "localhost/aorta/python-operator:latest"
+"""The base image for operators written with Aorta's SDK (or Clara's `clara` API):
+`python -m aorta.driver.app script.py` and plain `python3 script.py` both run in it."""
+
+PYTHON_VERSION = "3.11"
+"""bookworm's python3: the version operator wheels are installed for."""
+
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+_DEBIAN_SUITE = "bookworm"
+_DEBIAN_PACKAGES = ("python3",)
+_SITE_PACKAGES = f"/usr/local/lib/python{PYTHON_VERSION}/dist-packages"
+_SDK_PACKAGES = (
+    REPO_ROOT / "shared" / "aorta",
+    REPO_ROOT / "compat" / "clara",
+    REPO_ROOT / "compat" / "nvidia_clara_pipeline_driver",
+)
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "local")
+_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+_log = get_logger(__name__)
+
+
+def default_cache_dir() -> Path:
+    """Where built root filesystems and wheels are kept between runs:
+    `$AORTA_IMAGE_CACHE`, else `$XDG_CACHE_HOME/aorta/images` (`~/.cache/aorta/images`)."""
+    override = os.environ.get("AORTA_IMAGE_CACHE")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "aorta" / "images"
+
+
+def image_recipe(podman: PodmanCli, name: str) -> str | None:
+    """The `aorta.recipe` label of the image `name` in `podman`'s storage; None when there
+    is no such image or it has no such label."""
+    try:
+        found = podman.run(
+            "image", "inspect", "--format", f'{{{{index .Labels "{RECIPE_LABEL}"}}}}', name
+        ).strip()
+    except PodmanError:
+        return None
+    return found if found and found != "<no value>" else None
+
+
+def build_busybox_image(
+    podman: PodmanCli,
+    name: str,
+    entrypoint_script: str | None = None,
+    *,
+    files: Mapping[str, str | bytes] | None = None,
+) -> str:
+    """Builds (unless already built from the same recipe) a busybox image named `name` and
+    returns `name`.
+
+    The image has busybox's applets in `/bin`, `PATH` set, a world-writable `/tmp`, and
+    `files` (absolute container path to content, mode 0755). With `entrypoint_script`, that
+    script is `/entrypoint.sh` and the entrypoint is `["/bin/sh", "/entrypoint.sh"]`, so the
+    container's command becomes the script's arguments; without it the image has no entrypoint
+    and runs `sh` unless given a command. Busybox is Debian's static build (`busybox-static`).
+    """
+    busybox = _static_busybox()
+    extra = dict(files or {})
+    if entrypoint_script is not None:
+        extra["/entrypoint.sh"] = entrypoint_script
+    recipe = _digest(busybox.read_bytes(), *sorted(extra.items()))
+    if image_recipe(podman, name) == recipe:
+        return name
+    changes = [f"ENV PATH={_PATH}", f"LABEL {RECIPE_LABEL}={recipe}", 'CMD ["sh"]']
+    if entrypoint_script is not None:
+        changes.append('ENTRYPOINT ["/bin/sh", "/entrypoint.sh"]')
+    root = _busybox_root(busybox, extra)
+    podman.run("import", *_changes(changes), "-", name, input=root)
+    _log.info("built a busybox image", image=name)
+    return name
+
+
+def build_python_sdk_image(podman: PodmanCli, *, cache_dir: Path | None = None) -> str:
+    """Builds (unless up to date) `PYTHON_SDK_IMAGE`, over `PYTHON_BASE_IMAGE`, and returns its
+    name. The first build on a host runs debootstrap (root only, about a minute, needs the
+    Debian mirror); later ones reuse the cached root filesystem."""
+    cache = cache_dir or default_cache_dir()
+    base = _import_python_base(podman, cache)
+    with tempfile.TemporaryDirectory(prefix="aorta-image-") as temporary:
+        context = Path(temporary)
+        for package in _SDK_PACKAGES:
+            shutil.copytree(package, context / "site" / package.name, ignore=_IGNORED)
+        containerfile = (
+            f'FROM {base}\nCOPY site/ {_SITE_PACKAGES}/\nENV PYTHONUNBUFFERED=1\nCMD ["python3"]\n'
+        )
+        _build(podman, PYTHON_SDK_IMAGE, context, containerfile)
+    return PYTHON_SDK_IMAGE
+
+
+def build_python_operator_image(
+    podman: PodmanCli,
+    name: str,
+    *,
+    files: Mapping[str, Path],
+    requirements: Sequence[str] = (),
+    entrypoint: Sequence[str] | None = None,
+    workdir: str = "/app",
+    cache_dir: Path | None = None,
+) -> str:
+    """Builds (unless up to date) an operator image named `name` over `PYTHON_SDK_IMAGE` and
+    returns `name`: the wheels of `requirements` (pip requirement strings, installed on the host
+    for Python 3.11 on manylinux x86_64), then `files` (absolute container path to a host
+    file), with `entrypoint` (none when None: the definition's command must then say what runs)
+    and `workdir`.
+    """
+    cache = cache_dir or default_cache_dir()
+    sdk = build_python_sdk_image(podman, cache_dir=cache)
+    with tempfile.TemporaryDirectory(prefix="aorta-image-") as temporary:
+        context = Path(temporary)
+        lines = [f"FROM {sdk}"]
+        if requirements:
+            shutil.copytree(_site_packages(requirements, cache), context / "site", symlinks=True)
+            lines.append(f"COPY site/ {_SITE_PACKAGES}/")
+        for index, (target, source) in enumerate(sorted(files.items())):
+            staged = context / "files" / str(index)
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, staged)
+            lines.append(f"COPY files/{index} {target}")
+        lines.append(f"WORKDIR {workdir}")
+        if entrypoint is not None:
+            lines.append(f"ENTRYPOINT {json.dumps(list(entrypoint))}")
+        _build(podman, name, context, "\n".join(lines) + "\n")
+    return name
+
+
+def tag_image(podman: PodmanCli, source: str, *names: str) -> None:
+    """Gives the image `source` the further names `names` (e.g. a registry's,
+    `nvcr.io/nvidia/clara/register-results:0.7.2-2010.1`), as `podman tag` does."""
+    podman.run("tag", source, *names)
+
+
+def python_base_rootfs(cache_dir: Path | None = None, *, mirror: str = DEBIAN_MIRROR) -> Path:
+    """The tarball of bookworm's minimal root filesystem with python3, built by debootstrap
+    on the first call (root only) and kept in `cache_dir`, under a name keyed by its recipe.
+    Concurrent callers (parallel test runs) wait for one build."""
+    cache = cache_dir or default_cache_dir()
+    recipe = _digest(_DEBIAN_SUITE, mirror, *_DEBIAN_PACKAGES, "minbase", "python-link", "v1")
+    tarball = cache / f"debian-{_DEBIAN_SUITE}-python3-{recipe[:16]}.tar"
+    with _locked(cache / f"{tarball.name}.lock"):
+        if not tarball.exists():
+            _debootstrap(tarball, mirror)
+    return tarball
+
+
+def _import_python_base(podman: PodmanCli, cache: Path) -> str:
+    tarball = python_base_rootfs(cache)
+    recipe = _digest(tarball.name)
+    if image_recipe(podman, PYTHON_BASE_IMAGE) != recipe:
+        changes = [f"ENV PATH={_PATH}", f"LABEL {RECIPE_LABEL}={recipe}", 'CMD ["python3"]']
+        podman.run("import", *_changes(changes), str(tarball), PYTHON_BASE_IMAGE)
+        _log.info("imported the Python base image", image=PYTHON_BASE_IMAGE, rootfs=str(tarball))
+    return PYTHON_BASE_IMAGE
+
+
+def _debootstrap(tarball: Path, mirror: str) -> None:
+    debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
+    if not Path(debootstrap).exists():
+        raise PodmanError("debootstrap was not found: run `make setup`, which installs it")
+    if os.geteuid() != 0:
+        raise PodmanError(
+            f"building the Python base image needs root (debootstrap); run it once as root, "
+            f"or put a root filesystem tarball at {tarball}"
+        )
+    _log.info("building the Python base root filesystem (once per host)", tarball=str(tarball))
+    tarball.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="aorta-rootfs-", dir=tarball.parent) as temporary:
+        root = Path(temporary) / "root"
+        _checked(
+            [
+                debootstrap,
+                "--variant=minbase",
+                f"--include={','.join(_DEBIAN_PACKAGES)}",
+                _DEBIAN_SUITE,
+                str(root),
+                mirror,
+            ]
+        )
+        # What only a package manager or a reader of manuals needs: a smaller image.
+        for unneeded in (
+            "var/cache/apt/archives",
+            "var/lib/apt/lists",
+            "usr/share/doc",
+            "usr/share/man",
+            "usr/share/locale",
+        ):
+            shutil.rmtree(root / unneeded, ignore_errors=True)
+        (root / "usr/bin/python").symlink_to("python3")
+        partial = tarball.with_suffix(".partial")
+        _checked(["tar", "--numeric-owner", "-C", str(root), "-cf", str(partial), "."])
+        partial.rename(tarball)
+
+
+def _site_packages(requirements: Sequence[str], cache: Path) -> Path:
+    """A folder of `requirements` installed for Python 3.11 on manylinux x86_64, cached by
+    the requirements themselves."""
+    folder = cache / f"site-packages-{_digest(PYTHON_VERSION, *sorted(requirements))[:16]}"
+    with _locked(cache / f"{folder.name}.lock"):
+        if not folder.exists():
+            partial = folder.with_suffix(".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            _checked(
+                [
+                    _uv(),
+                    "pip",
+                    "install",
+                    "-q",
+                    "--target",
+                    str(partial),
+                    "--python-version",
+                    PYTHON_VERSION,
+                    "--python-platform",
+                    "x86_64-manylinux_2_28",
+                    *requirements,
+                ]
+            )
+            partial.rename(folder)
+    return folder
+
+
+def _uv() -> str:
+    beside = Path(sys.executable).parent / "uv"
+    found = str(beside) if beside.exists() else shutil.which("uv")
+    if found is None:
+        raise PodmanError("uv was found neither beside the interpreter nor on PATH: make setup")
+    return found
+
+
+def _build(podman: PodmanCli, name: str, context: Path, containerfile: str) -> None:
+    """`podman build` of `containerfile` in `context`, unless `name` was built from the same
+    recipe (the Containerfile, every file of the context and the base image's recipe)."""
+    base = containerfile.split("\n", 1)[0].removeprefix("FROM ").strip()
+    recipe = _digest(containerfile, image_recipe(podman, base) or "", *_tree_digests(context))
+    if image_recipe(podman, name) == recipe:
+        return
+    (context / "Containerfile").write_text(f"{containerfile}LABEL {RECIPE_LABEL}={recipe}\n")
+    podman.run(
+        "build",
+        "--quiet",
+        "--pull=never",
+        "--layers",
+        "-t",
+        name,
+        "-f",
+        str(context / "Containerfile"),
+        str(context),
+    )
+    _log.info("built an image", image=name)
+
+
+def _tree_digests(folder: Path) -> Iterator[str]:
+    for path in sorted(folder.rglob("*")):
+        relative = str(path.relative_to(folder))
+        if path.is_symlink():
+            yield f"{relative}->{os.readlink(path)}"
+        elif path.is_file():
+            yield f"{relative}:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+
+
+def _static_busybox() -> Path:
+    for candidate in ("/bin/busybox", "/usr/bin/busybox"):
+        if Path(candidate).is_file():
+            return Path(candidate)
+    raise PodmanError("busybox was not found: run `make setup`, which installs busybox-static")
+
+
+def _busybox_root(busybox: Path, files: Mapping[str, str | bytes]) -> bytes:
+    """The image's root filesystem as an uncompressed tar, made in memory (about 2 MB)."""
+    applets = subprocess.run(
+        [str(busybox), "--list"], capture_output=True, check=True, text=True
+    ).stdout.split()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for folder, mode in (("bin", 0o755), ("etc", 0o755), ("tmp", 0o1777)):
+            tar.addfile(_entry(folder, tarfile.DIRTYPE, mode))
+        content = busybox.read_bytes()
+        tar.addfile(
+            _entry("bin/busybox", tarfile.REGTYPE, 0o755, len(content)), io.BytesIO(content)
+        )
+        for applet in applets:
+            if applet != "busybox":
+                link = _entry(f"bin/{applet}", tarfile.SYMTYPE, 0o777)
+                link.linkname = "busybox"
+                tar.addfile(link)
+        for path, text in sorted(files.items()):
+            data = text.encode() if isinstance(text, str) else text
+            for parent in reversed(Path(path.lstrip("/")).parents[:-1]):
+                tar.addfile(_entry(str(parent), tarfile.DIRTYPE, 0o755))
+            tar.addfile(
+                _entry(path.lstrip("/"), tarfile.REGTYPE, 0o755, len(data)), io.BytesIO(data)
+            )
+    return buffer.getvalue()
+
+
+def _entry(name: str, kind: bytes, mode: int, size: int = 0) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.size = kind, mode, size
+    return info
+
+
+def _changes(changes: Sequence[str]) -> list[str]:
+    return [argument for change in changes for argument in ("--change", change)]
+
+
+def _digest(*parts: object) -> str:
+    hasher = hashlib.sha256()
+    for part in parts:
+        hasher.update(part if isinstance(part, bytes) else repr(part).encode())
+        hasher.update(b"\0")
+    return hasher.hexdigest()
+
+
+def _checked(command: Sequence[str]) -> None:
+    done = subprocess.run(command, capture_output=True, check=False)
+    if done.returncode != 0:
+        output = (done.stderr or done.stdout).decode(errors="replace").strip()[-2000:]
+        raise PodmanError(f"{Path(command[0]).name} failed with status {done.returncode}", output)
+
+
+@contextlib.contextmanager
+def _locked(lock_file: Path) -> Iterator[None]:
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
