@@ -19,6 +19,7 @@ from aorta.bus import Bus, Subscription
 from aorta.bus.verbs import streaming
 from aorta.errors import AortaError
 from aorta.executors import Executor
+from aorta.executors.selection import KUBERNETES, choose_executor
 from aorta.gpu import gpu_count
 from aorta.ids import new_id
 from aorta.logger import get_logger
@@ -77,19 +78,36 @@ def default_replica() -> str:
 async def make_executor(
     settings: SchedulerSettings, ctx: ServiceContext, environ: Mapping[str, str]
 ) -> Executor:
-    """The executor `AORTA_SCHEDULER_EXECUTOR` names: local processes, or pods on the cluster
-    the `AORTA_K8S_*` variables of `environ` name (`SettingsError` when one is wrong;
-    `Unavailable` when the cluster's configuration cannot be loaded)."""
+    """The executor `AORTA_EXECUTOR` names: local processes, containers on the engine at
+    `AORTA_CONTAINER_HOST` (`auto`: when one answers there, else local processes), or pods on
+    the cluster the `AORTA_K8S_*` variables of `environ` name. `SettingsError` when a setting
+    is wrong; `Unavailable` when the cluster's configuration cannot be loaded or `container`
+    finds no engine."""
+    choice = await choose_executor(settings.executor, environ)
+    log.info("scheduler.executor", executor=choice.kind, reason=choice.reason)
     # Imported here so that a process never loads an executor it does not run (a local
-    # platform never imports the Kubernetes client).
-    if settings.executor == "kubernetes":
+    # platform never imports the Kubernetes or Docker clients).
+    if choice.kind == KUBERNETES:
         from aorta.executors.kubernetes.executor import KubernetesExecutor
         from aorta.kubernetes.settings import KubernetesSettings
 
         kubernetes = KubernetesSettings.from_env(environ)
         return await KubernetesExecutor.open(ctx.settings, kubernetes, ctx.blobs)
-    from aorta.executors.local.executor import LocalExecutor
     from aorta.executors.local.work_folders import default_work_root
+
+    if choice.engine is not None:
+        from aorta.executors.container.executor import ContainerExecutor
+        from aorta.executors.container.settings import ContainerSettings
+
+        # Apart from the local executor's folders, which a root platform hands to the
+        # operators' user: a container's folders stay the platform's own.
+        work_root = settings.work_dir or default_work_root().with_name(
+            f"aorta-containers-{os.geteuid()}"
+        )
+        return await ContainerExecutor.open(
+            choice.engine.host, ContainerSettings.from_env(environ), ctx.blobs, work_root
+        )
+    from aorta.executors.local.executor import LocalExecutor
 
     return LocalExecutor(
         ctx.blobs,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -52,10 +53,13 @@ async def fake_engine(socket: Path, answer: Answer) -> AsyncIterator[list[str]]:
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await reader.readuntil(b"\r\n\r\n")
-        path = request.split(b" ")[1].decode()
+        # A Docker client may name the API version first: /v1.41/version.
+        path = re.sub(r"^/v[0-9.]+/", "/", request.split(b" ")[1].decode())
         asked.append(path)
         status, body = answer(path)
-        writer.write(f"HTTP/1.0 {status} X\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        kind = "text/plain" if path == "/_ping" else "application/json"
+        head = f"HTTP/1.0 {status} X\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}"
+        writer.write(f"{head}\r\n\r\n".encode() + body)
         await writer.drain()
         writer.close()
 

@@ -12,12 +12,14 @@ import pytest
 
 from aorta.bus.memory import MemoryBus
 from aorta.errors import Unavailable
+from aorta.executors.container.executor import ContainerExecutor
 from aorta.executors.local.executor import LocalExecutor
 from aorta.runtime.service import ServiceContext, service_context
 from aorta.settings import Settings, SettingsError
 from aorta_services.scheduler.app import make_executor
 from aorta_services.scheduler.domain import Capacity, QueueWeights
 from aorta_services.scheduler.settings import NodeFacts, SchedulerSettings
+from tests.unit.executors.test_engine_probe import PODMAN_VERSION, engine_answers, fake_engine
 
 NODE = NodeFacts(gpus=2, cpus=8, memory_mb=32000)
 
@@ -144,6 +146,30 @@ async def test_the_kubernetes_executor_reads_the_k8s_settings_of_the_same_enviro
         Unavailable, match=re.escape(f"cannot load Kubernetes credentials from {missing}")
     ):
         await make_executor(settings, context, {"AORTA_K8S_KUBECONFIG": str(missing)})
+
+
+async def test_auto_runs_containers_on_the_engine_that_answers(
+    context: ServiceContext, tmp_path: Path
+) -> None:
+    socket = tmp_path / "podman.sock"
+    environ = {"AORTA_CONTAINER_HOST": f"unix://{socket}"}
+    async with fake_engine(socket, engine_answers(PODMAN_VERSION)):
+        executor = await make_executor(read({"AORTA_EXECUTOR": "auto"}), context, environ)
+        try:
+            assert isinstance(executor, ContainerExecutor)
+        finally:
+            await executor.close()
+
+
+async def test_auto_runs_host_processes_without_an_engine(
+    context: ServiceContext, tmp_path: Path
+) -> None:
+    environ = {"AORTA_CONTAINER_HOST": f"unix://{tmp_path / 'none.sock'}"}
+    executor = await make_executor(read({"AORTA_EXECUTOR": "auto"}), context, environ)
+    assert isinstance(executor, LocalExecutor)
+    await executor.close()
+    with pytest.raises(Unavailable, match="no container engine answered"):
+        await make_executor(read({"AORTA_EXECUTOR": "container"}), context, environ)
 
 
 def test_a_local_scheduler_never_loads_the_kubernetes_client() -> None:
