@@ -34,6 +34,7 @@ from aorta.auth.tokens import TOKENS_FILE_NAME, create_token
 from aorta.bus.credentials import generate_credentials
 from aorta.bus.nats_server import NatsServerProcess
 from aorta.bus_permissions import bus_users
+from aorta.cli.connection import DEFAULT_ADDRESS
 from aorta.executors.selection import AUTO, ExecutorChoice, choose_executor
 from aorta.logger import get_logger
 from aorta.runtime.process import install_stop_signals, run_services
@@ -63,6 +64,8 @@ class EmbeddedOptions:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     executor: str = AUTO
+    log_file: Path | None = None
+    """Where the detailed log goes (named in the start-up lines), when it goes to a file."""
 
 
 @dataclass(frozen=True)
@@ -159,23 +162,44 @@ def prepare_access(settings: Settings, options: EmbeddedOptions, tls: AutoTls | 
     )
 
 
-def banner(access: Access, settings: Settings, port: int, nats_url: str, executor: str = "") -> str:
-    """The lines `aorta up` prints once it serves: where it is, where operators run
-    (`executor`, the reason of the `ExecutorChoice`) and how to point clients at it."""
+def banner(
+    access: Access,
+    settings: Settings,
+    port: int,
+    nats_url: str,
+    executor: str = "",
+    log_file: Path | None = None,
+) -> str:
+    """The short text `aorta up` prints for people once it serves: where it listens, where
+    operators run (`executor`, the reason of the `ExecutorChoice`), where its data and detailed
+    log (`log_file`) are, how to point the CLI at it, and how to stop it.
+
+    `export AORTA_HOST` is shown only when the CLI's default address would not reach it; the
+    CA and admin-token lines whenever `--tls auto` or `--auth` made them. The bus (`nats_url`)
+    is the platform's own: it is in the log, never in the banner, and never with a password.
+    """
     scheme = "TLS" if settings.gateway_tls else "plain text"
+    callers = "tokens required" if settings.auth_enabled else "no authentication"
     address = access.address.rsplit(":", 1)[0] + f":{port}"
-    lines = [
-        f"Aorta {__version__} is up: Clara API on {settings.grpc_address.rsplit(':', 1)[0]}:"
-        f"{port} ({scheme}, {'tokens required' if settings.auth_enabled else 'no authentication'}"
-        f"), bus {redact_uri(nats_url)}, data in {settings.data_dir}.",
-    ]
+    listen = settings.grpc_address.rsplit(":", 1)[0]
+    log.info("aorta.up", address=f"{listen}:{port}", bus=redact_uri(nats_url))
+    lines = [f"Aorta {__version__} is up: Clara API on {listen}:{port} ({scheme}, {callers})."]
     if executor:
         lines.append(f"  {executor[0].upper()}{executor[1:]}.")
-    lines.append(f"  export AORTA_HOST={address}")
+    logs = f"; detailed logs in {log_file}" if log_file is not None else ""
+    lines.append(f"  Data in {settings.data_dir}{logs}.")
+    exports = []
+    if address != DEFAULT_ADDRESS:
+        exports.append(f"    export AORTA_HOST={address}")
     if access.ca is not None:
-        lines.append(f"  export AORTA_CA={access.ca}   # CA fingerprint {access.ca_fingerprint}")
+        fingerprint = access.ca_fingerprint
+        exports.append(f"    export AORTA_CA={access.ca}   # CA fingerprint {fingerprint}")
     if access.admin_token is not None:
-        lines.append(f"  export AORTA_TOKEN_FILE={access.admin_token}   # the admin token")
+        exports.append(f"    export AORTA_TOKEN_FILE={access.admin_token}   # the admin token")
+    if exports:
+        lines += ["  Point the CLI at it, then try `aorta list jobs`:", *exports]
+    else:
+        lines.append("  The CLI reaches it as is: try `aorta list jobs`.")
     lines.append("Press Ctrl-C to stop.")
     return "\n".join(lines)
 
@@ -247,7 +271,9 @@ async def run_embedded(
             async def announce(running: dict[str, Running]) -> None:
                 gateway = running.get("gateway")
                 port = gateway.port if isinstance(gateway, Listening) else options.grpc_port
-                lines = banner(access, settings, port, nats.url, choice.reason)
+                lines = banner(
+                    access, settings, port, nats.url, choice.reason, log_file=options.log_file
+                )
                 print(lines, file=sys.stdout, flush=True)
 
             starters = [

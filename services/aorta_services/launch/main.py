@@ -29,10 +29,6 @@ LAZY_COMMANDS = {
 }
 
 
-def _log_format() -> str:
-    return os.environ.get("AORTA_LOG_FORMAT") or ("console" if sys.stderr.isatty() else "json")
-
-
 @click.group(
     cls=LazyGroup,
     lazy=LAZY_COMMANDS,
@@ -103,6 +99,13 @@ def cli() -> None:
     help="Where operators run: containers, host processes, or auto (containers when a "
     "container engine answers at AORTA_CONTAINER_HOST, DOCKER_HOST or the usual sockets).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "console"]),
+    default=None,
+    help="Keep every log line on stderr in this format. Default: at a terminal, the banner and "
+    "warnings only (the detailed log goes to <data-dir>/logs/aorta.log); elsewhere, JSON.",
+)
 def up(
     grpc_port: int,
     listen: str,
@@ -115,6 +118,7 @@ def up(
     tls_key: Path | None,
     tls_client_ca: Path | None,
     executor: str,
+    log_format: str | None,
 ) -> None:
     """Run the whole platform on this machine until Ctrl-C."""
     # Imported here so that client commands do not load every service adapter on start-up.
@@ -122,8 +126,8 @@ def up(
 
     from aorta.auth.tokens import default_data_dir
     from aorta.errors import AortaError
-    from aorta.logger import configure_logging
     from aorta_services.launch.embedded import DataDirBusy, EmbeddedOptions, run_embedded
+    from aorta_services.launch.up_logging import plan_logging, start_logging
 
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -133,9 +137,13 @@ def up(
         raise click.UsageError("--tls-client-ca needs TLS: add --tls auto or --tls-cert/--tls-key")
     environ = dict(os.environ)
     chosen = data_dir or default_data_dir(environ)
-    configure_logging(_log_format(), environ.get("AORTA_LOG_LEVEL", "info"))
     # Everything the platform writes (state, payloads, logs, keys) is its user's alone.
     os.umask(0o077)
+    logs = plan_logging(chosen, log_format, environ, terminal=sys.stderr.isatty())
+    try:
+        start_logging(logs)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the log {logs.log_file}: {exc}") from exc
     options = EmbeddedOptions(
         data_dir=chosen,
         listen=listen,
@@ -148,6 +156,7 @@ def up(
         tls_key=tls_key,
         tls_client_ca=tls_client_ca,
         executor=executor,
+        log_file=logs.log_file,
     )
     try:
         asyncio.run(run_embedded(options, environ))

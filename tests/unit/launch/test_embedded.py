@@ -9,10 +9,12 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from aorta import __version__
 from aorta.auth.principal import Role
 from aorta.auth.tokens import TokenFile
 from aorta.settings import Settings
 from aorta_services.launch.embedded import (
+    Access,
     EmbeddedOptions,
     auto_tls,
     banner,
@@ -86,8 +88,8 @@ def test_the_banner_says_how_to_connect_and_hides_the_bus_password(tmp_path: Pat
     settings = embedded_settings(Settings.from_env({}), options, NATS, tls)
     access = prepare_access(settings, options, tls)
     text = banner(access, settings, 30031, NATS)
-    assert "s3cret-bus" not in text
-    assert "export AORTA_HOST=127.0.0.1:30031" in text
+    assert "s3cret-bus" not in text and "nats://" not in text
+    assert "AORTA_HOST" not in text  # the CLI's default address reaches it
     assert tls is not None and f"export AORTA_CA={tls.ca_cert}" in text
     assert tls.ca_fingerprint in text
     assert f"export AORTA_TOKEN_FILE={tmp_path.resolve() / 'admin.token'}" in text
@@ -108,3 +110,24 @@ def test_up_refuses_half_a_certificate(tmp_path: Path) -> None:
     refused = CliRunner().invoke(cli, ["up", "--tls-cert", str(cert)])
     assert refused.exit_code == 2
     assert "--tls-cert and --tls-key go together" in refused.output
+
+
+def test_the_banner_is_short_and_says_how_to_use_and_stop_the_platform(tmp_path: Path) -> None:
+    settings = embedded_settings(Settings.from_env({}), EmbeddedOptions(tmp_path), NATS)
+    log_file = tmp_path / "logs" / "aorta.log"
+    text = banner(Access("127.0.0.1:30031"), settings, 30031, NATS, "why", log_file=log_file)
+    assert text.splitlines() == [
+        f"Aorta {__version__} is up: Clara API on 127.0.0.1:30031 (plain text, no authentication).",
+        "  Why.",
+        f"  Data in {tmp_path.resolve()}; detailed logs in {log_file}.",
+        "  The CLI reaches it as is: try `aorta list jobs`.",
+        "Press Ctrl-C to stop.",
+    ]
+
+
+def test_another_port_is_exported_for_the_cli(tmp_path: Path) -> None:
+    options = EmbeddedOptions(tmp_path, grpc_port=0)
+    settings = embedded_settings(Settings.from_env({}), options, NATS)
+    text = banner(prepare_access(settings, options, None), settings, 41234, NATS)
+    assert "  Point the CLI at it, then try `aorta list jobs`:" in text.splitlines()
+    assert "    export AORTA_HOST=127.0.0.1:41234" in text.splitlines()
