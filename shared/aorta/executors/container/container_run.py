@@ -1,0 +1,404 @@
+"""One operator run in a container, from its inputs to its outcome: the container executor's
+worker.
+
+A `ContainerRun` owns one task that walks the run through its phases. A fresh run creates its
+workspace, fetches its inputs, opens its volumes to the container's user, makes its image
+present (pull policy, registry credentials) and creates its container; an adopted run (its
+container made by an earlier process) starts from that container. Both then start the container
+unless it already ran, follow its log from the engine into the run's log file (pushed to the blob
+store while it runs), wait for its exit with the timeout counted from its start, stop it on
+request (SIGTERM, SIGKILL after a grace), store its outputs after exit 0, push the final log, and
+remove the container and the workspace. Whatever happens, the task ends by setting the outcome,
+so a waiter is never left hanging; the container itself outlives a task cancelled by `close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from aorta.blobs import BlobStore
+from aorta.errors import AortaError, Conflict, Invalid, Unavailable
+from aorta.executors.container.engine import ContainerEngine, Json
+from aorta.executors.container.outcome import failure, has_exited, has_started
+from aorta.executors.container.pull import ensure_image
+from aorta.executors.container.settings import ContainerSettings
+from aorta.executors.container.spec import RunPlan, create_body, image_reference
+from aorta.executors.port import OperatorRun, RunOutcome, RunReason
+from aorta.executors.run_log import RunLog
+from aorta.executors.transfers import (
+    create_workspace,
+    fetch_inputs,
+    push_outputs,
+    remove_workspace,
+)
+from aorta.executors.workspace import Workspace
+from aorta.logger import get_logger
+
+FAILURE_TAIL_LINES = 20
+"""Log lines quoted in the message of a failed run."""
+PRIVATE_FOLDER_MODE = 0o700
+INPUT_FOLDER_MODE = 0o755
+INPUT_FILE_MODE = 0o644
+OUTPUT_FOLDER_MODE = 0o777
+"""Output folders are writable by whatever user the image runs as; the run's folder above them
+is the platform's alone (0700), so no other user of the host reaches them."""
+_DRAIN_TIMEOUT = 5.0
+"""How long the engine's log stream may go on once the container stopped."""
+_ENGINE_RETRIES = 30
+"""Seconds, one try each, that an engine which stopped answering gets while a run waits."""
+
+_log = get_logger(__name__)
+T = TypeVar("T")
+
+
+class _Stopped(Exception):
+    """A stop request arrived before the container started."""
+
+
+class ContainerRun:
+    """One run and the task that drives it (module docstring); `begin` starts the task.
+
+    `run` is the whole run for a fresh start, None for a run adopted from its container.
+    """
+
+    def __init__(
+        self,
+        engine: ContainerEngine,
+        blobs: BlobStore,
+        settings: ContainerSettings,
+        plan: RunPlan,
+        name: str,
+        *,
+        run: OperatorRun | None,
+        max_log_bytes: int,
+    ) -> None:
+        self.plan = plan
+        self.name = name
+        self.workspace = Workspace(Path(plan.work_folder))
+        self.log = RunLog(self.workspace.log_file, max_bytes=max_log_bytes)
+        self._engine = engine
+        self._blobs = blobs
+        self._settings = settings
+        self._run = run
+        self._outcome: asyncio.Future[RunOutcome] = asyncio.get_running_loop().create_future()
+        self._stop_requested = asyncio.Event()
+        self._stop_reason = RunReason.CANCELLED
+        self._stop_grace = settings.stop_grace
+        self._task: asyncio.Task[None] | None = None
+
+    def on_end(self, callback: Callable[[str], None]) -> None:
+        """Calls `callback(run_id)` once the outcome is known."""
+        self._outcome.add_done_callback(lambda _: callback(self.plan.run_id))
+
+    def begin(self) -> None:
+        """Starts the run's task (once)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._main(), name=f"aorta-container-{self.name}")
+
+    @property
+    def alive(self) -> bool:
+        """True until the outcome is known."""
+        return not self._outcome.done()
+
+    async def outcome(self) -> RunOutcome:
+        """Waits for the outcome; cancelling the waiter does not affect the run."""
+        return await asyncio.shield(self._outcome)
+
+    async def stop(self, reason: RunReason, grace: float) -> RunOutcome:
+        """Stops the run (the container: SIGTERM, SIGKILL after `grace` seconds) and returns its
+        outcome. The first request wins; a container that already exited ends as it would have."""
+        if self.alive and not self._stop_requested.is_set():
+            self._stop_reason, self._stop_grace = reason, grace
+            self._stop_requested.set()
+        return await self.outcome()
+
+    async def abandon(self) -> None:
+        """Ends the task without touching the container (the executor closes): a later
+        executor adopts it. Waiters in this process get LOST."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _main(self) -> None:
+        outcome = self._outcome_of(
+            RunReason.LOST, "the container executor closed before the run ended; its container "
+            "goes on and is adopted by the next one"
+        )
+        try:
+            outcome = await self._finish(await self._execute())
+        except Exception as error:  # a bug here must still end the run, not hang its waiters
+            _log.exception("container run failed unexpectedly", run_id=self.plan.run_id)
+            message = f"the container executor failed: {error!r}"
+            outcome = self._outcome_of(RunReason.FAILED, message)
+        finally:
+            self._outcome.set_result(outcome)
+
+    async def _execute(self) -> RunOutcome:
+        if self._run is not None:
+            early = await self._prepare(self._run)
+            if early is not None:
+                return early
+        else:
+            await asyncio.to_thread(self.workspace.folder.mkdir, parents=True, exist_ok=True)
+            await self.log.create()
+        container = await self._engine.inspect(self.name)
+        if container is None:
+            return self._removed_outside()
+        if not has_started(container) and not has_exited(container):
+            if self._stop_requested.is_set():
+                await self._engine.remove(self.name)
+                return self._stopped_before_start()
+            try:
+                await self._engine.start(self.name)
+            except AortaError as error:
+                return self._outcome_of(RunReason.START_FAILED, "; ".join(error.messages))
+            container = await self._engine.inspect(self.name) or container
+            _log.info("operator container started", run_id=self.plan.run_id, container=self.name)
+        stopped = await self._supervise(container)
+        ended = await self._engine.inspect(self.name)
+        if ended is None:
+            return self._removed_outside()
+        return await self._conclude(ended, stopped)
+
+    async def _prepare(self, run: OperatorRun) -> RunOutcome | None:
+        """Workspace, inputs, image and container; the outcome when one of them fails."""
+        try:
+            await create_workspace(self.workspace, [*run.inputs, *run.outputs])
+            await self.log.create()
+        except (Invalid, OSError) as error:
+            return self._outcome_of(RunReason.START_FAILED, f"no workspace: {error}")
+        try:
+            await self._unless_stopped(fetch_inputs(self._blobs, run.inputs, self.workspace))
+            if self._stop_requested.is_set():
+                raise _Stopped
+            await asyncio.to_thread(open_volumes, self.workspace, run)
+            reference = image_reference(run.image, run.tag)
+            await self._unless_stopped(
+                ensure_image(
+                    self._engine,
+                    reference,
+                    policy=self._settings.pull_policy,
+                    auth_file=self._settings.auth_file,
+                    secrets=run.pull_secrets,
+                )
+            )
+            body = create_body(
+                run,
+                volumes={b.path: self.workspace.volume(b.path) for b in [*run.inputs, *run.outputs]},
+                plan=self.plan,
+                engine=self._engine.kind,
+                settings=self._settings,
+            )
+        except _Stopped:
+            return self._stopped_before_start()
+        except (AortaError, OSError) as error:
+            text = "; ".join(error.messages) if isinstance(error, AortaError) else str(error)
+            return self._outcome_of(RunReason.START_FAILED, text)
+        try:
+            await self._engine.create(self.name, body)
+        except Conflict:
+            _log.info("operator container exists already: adopted", container=self.name)
+        except AortaError as error:
+            return self._outcome_of(RunReason.START_FAILED, "; ".join(error.messages))
+        _log.info("operator container created", run_id=run.run_id, container=self.name)
+        return None
+
+    async def _supervise(self, container: Json) -> RunReason | None:
+        """Follows the log and watches the container until it stopped; the reason it was
+        stopped, if the executor stopped it."""
+        pump = asyncio.create_task(self._pump(), name=f"aorta-container-log-{self.name}")
+        flusher = asyncio.create_task(self._flush_periodically(), name="aorta-container-flush")
+        try:
+            return None if has_exited(container) else await self._watch(container)
+        finally:
+            try:
+                await asyncio.wait_for(pump, timeout=_DRAIN_TIMEOUT)
+            except TimeoutError:
+                _log.warning("operator log still open after exit", container=self.name)
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+
+    async def _watch(self, container: Json) -> RunReason | None:
+        exited = asyncio.ensure_future(self._exit())
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {exited, stop},
+                timeout=max(0.0, self._remaining(container)),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if exited in done:
+                exited.result()
+                return None
+            if stop in done:
+                reason, grace = self._stop_reason, self._stop_grace
+            else:
+                reason, grace = RunReason.TIMEOUT, self._settings.stop_grace
+                await self.log.note(
+                    f"operator {self.plan.operator} ran past its timeout of "
+                    f"{self.plan.timeout:g} s: stopping it (SIGTERM, SIGKILL after {grace:g} s)"
+                )
+            await self._engine.stop(self.name, grace)
+            await exited
+            return reason
+        finally:
+            stop.cancel()
+            exited.cancel()
+            await asyncio.gather(stop, exited, return_exceptions=True)
+
+    async def _exit(self) -> int:
+        """The container's exit code once it stopped, waiting through engine restarts."""
+        for _ in range(_ENGINE_RETRIES):
+            try:
+                return await self._engine.wait(self.name)
+            except Unavailable as error:
+                _log.warning("container engine silent", container=self.name, error=str(error))
+                await asyncio.sleep(1.0)
+        return await self._engine.wait(self.name)
+
+    def _remaining(self, container: Json) -> float:
+        started = started_at(container) or datetime.now(UTC)
+        return self.plan.timeout - (datetime.now(UTC) - started).total_seconds()
+
+    async def _conclude(self, container: Json, stopped: RunReason | None) -> RunOutcome:
+        tail = "\n".join(await self.log.tail(FAILURE_TAIL_LINES))
+        failed = failure(
+            container,
+            self.plan.run_id,
+            self.plan.operator,
+            stopped=stopped,
+            timeout=self.plan.timeout,
+            tail=tail,
+        )
+        if failed is not None:
+            return failed
+        name = self.plan.operator
+        try:
+            pushed = await push_outputs(self._blobs, self.plan.outputs, self.workspace)
+        except (AortaError, OSError) as error:
+            message = f"outputs of operator {name} could not be stored: {error}"
+            return self._outcome_of(RunReason.FAILED, message, 0)
+        if pushed.skipped:
+            await self.log.note(f"not stored (not regular files): {', '.join(pushed.skipped)}")
+        plural = "" if pushed.files == 1 else "s"
+        return self._outcome_of(
+            RunReason.COMPLETED, f"{pushed.files} file{plural} ({pushed.size} bytes) stored", 0
+        )
+
+    async def _finish(self, outcome: RunOutcome) -> RunOutcome:
+        """Pushes the final log, then removes the container and the workspace: the outcome and
+        the outputs are stored by now. Neither failure changes the outcome."""
+        run_id = self.plan.run_id
+        if self.log.created:
+            if not outcome.succeeded:
+                await _quietly(self.log.note(outcome.message.split("\n", 1)[0]), run_id, "note")
+            await _quietly(self.log.push(self._blobs, self.plan.log_key), run_id, "final log push")
+        if not self._settings.keep_containers:
+            await _quietly(self._engine.remove(self.name), run_id, "container removal")
+            await _quietly(remove_workspace(self.workspace), run_id, "workspace removal")
+        _log.info(
+            "operator run ended",
+            run_id=run_id,
+            operator=self.plan.operator,
+            reason=outcome.reason.value,
+            exit_code=outcome.exit_code,
+        )
+        return outcome
+
+    async def _pump(self) -> None:
+        """Copies the engine's log of the container, from its start, into the run's log."""
+        try:
+            async for chunk in self._engine.logs(self.name, follow=True):
+                await self.log.append(chunk)
+        except (AortaError, OSError) as error:
+            _log.warning("operator log not captured", container=self.name, error=str(error))
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.log_flush_interval)
+            await _quietly(self.log.push(self._blobs, self.plan.log_key), self.plan.run_id, "push")
+
+    async def _unless_stopped(self, work: Awaitable[T]) -> T:
+        """`work`'s result, unless a stop request comes first (then `_Stopped`, work cancelled)."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, stop, return_exceptions=True)
+        if task.cancelled():
+            raise _Stopped
+        return task.result()
+
+    def _removed_outside(self) -> RunOutcome:
+        return self._outcome_of(RunReason.LOST, f"container {self.name} was removed outside Aorta")
+
+    def _stopped_before_start(self) -> RunOutcome:
+        if self._stop_reason is RunReason.LOST:
+            return self._outcome_of(RunReason.LOST, "the container executor closed first")
+        return self._outcome_of(
+            self._stop_reason, f"operator {self.plan.operator} was cancelled before it started"
+        )
+
+    def _outcome_of(
+        self, reason: RunReason, message: str, exit_code: int | None = None
+    ) -> RunOutcome:
+        return RunOutcome(self.plan.run_id, reason, exit_code, message)
+
+
+def started_at(container: Json) -> datetime | None:
+    """When the container's main process started (the engine's `State.StartedAt`, nanoseconds
+    cut to microseconds), None when it never started."""
+    text = str((container.get("State") or {}).get("StartedAt") or "")
+    if not text or text.startswith("0001-"):
+        return None
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def open_volumes(workspace: Workspace, run: OperatorRun) -> None:
+    """Sets the modes a container user other than the platform's needs: inputs readable by
+    all, outputs writable by all, the run's own folders the platform's alone (their owner
+    reaches the volumes through the bind mounts, never through these folders). Raises
+    `OSError`."""
+    for folder in (workspace.folder.parent, workspace.folder):
+        os.chmod(folder, PRIVATE_FOLDER_MODE)
+    for binding in run.inputs:
+        top = workspace.volume(binding.path)
+        for parent, folders, files in os.walk(top):
+            for name in files:
+                _chmod_unless_link(Path(parent, name), INPUT_FILE_MODE)
+            for name in folders:
+                _chmod_unless_link(Path(parent, name), INPUT_FOLDER_MODE)
+        os.chmod(top, INPUT_FOLDER_MODE)
+    for binding in run.outputs:
+        os.chmod(workspace.volume(binding.path), OUTPUT_FOLDER_MODE)
+
+
+def _chmod_unless_link(path: Path, mode: int) -> None:
+    if not path.is_symlink():
+        os.chmod(path, mode)
+
+
+async def _quietly(work: Awaitable[None], run_id: str, what: str) -> None:
+    """Runs best-effort bookkeeping; a failure is logged, never raised."""
+    try:
+        await work
+    except (AortaError, OSError) as error:
+        _log.warning("container run bookkeeping failed", run_id=run_id, step=what, error=str(error))

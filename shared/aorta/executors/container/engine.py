@@ -1,0 +1,150 @@
+"""The container engine, through the Docker Engine API (aiodocker): the executor's only driver.
+
+Works with Docker Engine and with Podman's Docker-compatible API service alike; `kind` says
+which answered (`aorta.executors.container.devices`). Every engine error is translated here,
+once: 404 is `NotFound`, 409 `Conflict`, an engine that cannot be reached `Unavailable`, and
+anything else the engine refuses (a failed pull, a bad create body) `Invalid` carrying the
+engine's own reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import aiodocker
+import aiohttp
+
+from aorta.errors import Conflict, Invalid, NotFound, Unavailable
+from aorta.executors.container.devices import EngineKind, engine_kind
+
+Json = dict[str, Any]
+
+_UNREACHABLE = 900  # aiodocker's status for a connection that failed
+_DOCKER_HUB = "docker.io/"
+
+
+class ContainerEngine:
+    """One connection to an engine; `connect` opens it, `close` releases it."""
+
+    def __init__(self, docker: aiodocker.Docker, kind: EngineKind, url: str) -> None:
+        self._docker = docker
+        self.kind = kind
+        self.url = url
+
+    @classmethod
+    async def connect(cls, url: str) -> ContainerEngine:
+        """Connects to the engine at `url` (`unix:///path`, `tcp://host:port`) and asks what it
+        is. `Unavailable` when nothing answers there."""
+        docker = aiodocker.Docker(url=url)
+        try:
+            with _translated(f"the container engine at {url}"):
+                version = await docker.version()
+        except BaseException:
+            await docker.close()
+            raise
+        return cls(docker, engine_kind(version), url)
+
+    async def close(self) -> None:
+        """Closes the connection; containers keep running. Idempotent."""
+        await self._docker.close()
+
+    async def image_present(self, reference: str) -> bool:
+        """Whether the engine holds `reference` (as a pipeline names it: a Podman engine also
+        finds `localhost/...` images by their short name)."""
+        try:
+            with _translated(f"image {reference}"):
+                await self._docker.images.inspect(reference)
+        except NotFound:
+            return False
+        return True
+
+    async def pull(self, reference: str, credentials: Mapping[str, str] | None) -> None:
+        """Pulls `reference`, with registry credentials when given. The engine's reason, with
+        the image's name, when it cannot (no registry reachable, refused, bad credentials)."""
+        first, slash, _ = reference.partition("/")
+        names_registry = slash and ("." in first or ":" in first or first == "localhost")
+        # aiodocker takes the registry of the credentials from the name's first component.
+        source = reference if credentials is None or names_registry else _DOCKER_HUB + reference
+        with _translated(f"image {reference} could not be pulled"):
+            await self._docker.images.pull(source, auth=dict(credentials) if credentials else None)
+
+    async def create(self, name: str, body: Json) -> str:
+        """Creates a container named `name`; its id. `Conflict` when the name is taken,
+        `NotFound` when the image is missing."""
+        with _translated(f"container {name}"):
+            container = await self._docker.containers.create(body, name=name)
+        return container.id
+
+    async def start(self, name: str) -> None:
+        """Starts the created container `name` (a no-op for one already running)."""
+        with _translated(f"container {name} could not start"):
+            await self._docker.containers.container(name).start()
+
+    async def inspect(self, name: str) -> Json | None:
+        """The container's inspect document, or None when there is no such container."""
+        try:
+            with _translated(f"container {name}"):
+                return await self._docker.containers.container(name).show()
+        except NotFound:
+            return None
+
+    async def list(self, labels: Mapping[str, str]) -> list[Json]:
+        """Every container, running or not, carrying all of `labels` (the engine's summaries:
+        `Id`, `Names`, `Labels`, `State`)."""
+        filters = json.dumps({"label": [f"{key}={value}" for key, value in labels.items()]})
+        with _translated("the container list"):
+            found = await self._docker.containers.list(all="true", filters=filters)
+        return [dict(container._container) for container in found]
+
+    async def wait(self, name: str) -> int:
+        """Waits until the container has stopped; its exit code."""
+        with _translated(f"container {name}"):
+            answer = await self._docker.containers.container(name).wait()
+        return int(answer.get("StatusCode", -1))
+
+    async def stop(self, name: str, grace: float) -> None:
+        """SIGTERM (or the image's stop signal), SIGKILL after `grace` seconds; returns once the
+        container has stopped. Nothing happens for one already stopped."""
+        with _translated(f"container {name} could not be stopped"):
+            await self._docker.containers.container(name).stop(t=max(0, round(grace)))
+
+    async def remove(self, name: str) -> None:
+        """Removes the container (killing it if it still runs); nothing when it is gone."""
+        try:
+            with _translated(f"container {name} could not be removed"):
+                await self._docker.containers.container(name).delete(force=True)
+        except NotFound:
+            return
+
+    async def logs(self, name: str, *, follow: bool) -> AsyncIterator[bytes]:
+        """The container's stdout and stderr from its start, interleaved, as UTF-8 bytes; with
+        `follow`, until it stops."""
+        container = self._docker.containers.container(name)
+        with _translated(f"the log of container {name}"):
+            if follow:
+                async for text in container.log(stdout=True, stderr=True, follow=True):
+                    yield text.encode("utf-8")
+            else:
+                for text in await container.log(stdout=True, stderr=True):
+                    yield text.encode("utf-8")
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Turns aiodocker's errors into the platform's (module docstring)."""
+    try:
+        yield
+    except aiodocker.DockerError as error:
+        reason = f"{what}: {error.message}"
+        if error.status == 404:
+            raise NotFound(reason) from error
+        if error.status == 409:
+            raise Conflict(reason) from error
+        if error.status == _UNREACHABLE:
+            raise Unavailable(reason) from error
+        raise Invalid(reason) from error
+    except (aiohttp.ClientError, OSError) as error:
+        raise Unavailable(f"{what}: the container engine did not answer ({error})") from error

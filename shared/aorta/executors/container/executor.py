@@ -1,0 +1,253 @@
+"""The container executor: each operator run is a container of the operator's own image.
+
+It speaks the Docker Engine API (`aorta.executors.container.engine`), so Docker Engine and
+Podman's API service both run it. A run's container follows Clara's container semantics and is
+isolated by default (`aorta.executors.container.spec`); its inputs are staged from the blob store
+into a workspace under `work_root` and bind-mounted read-only, its outputs stored back after
+exit 0 (`aorta.executors.container.container_run`).
+
+Crash safety. Containers outlive the platform. Each is named after its run and platform
+instance and labelled with its run, job and operator and with the plan that finishing it needs,
+so an executor started after a crash adopts what it finds (`running`, or `start`/`wait`/`cancel`
+of a run id whose container exists) instead of running it again: it follows the container (or
+reads how it ended, when it finished while nobody watched), stores its outputs after exit 0 and
+captures its whole log from the engine. Containers are removed only once their outcome and
+outputs are stored; `close` leaves running ones alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import deque
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aorta.blobs import BlobStore
+from aorta.errors import Invalid, NotFound, Unavailable
+from aorta.executors.container.container_run import ContainerRun
+from aorta.executors.container.engine import ContainerEngine, Json
+from aorta.executors.container.settings import ContainerSettings
+from aorta.executors.container.spec import (
+    INSTANCE_LABEL,
+    RUN_LABEL,
+    RunPlan,
+    container_name,
+)
+from aorta.executors.port import OperatorRun, RunOutcome, RunReason
+from aorta.executors.run_log import file_chunks, open_for_reading, split_lines
+from aorta.executors.workspace import Workspace
+from aorta.logger import get_logger
+
+DEFAULT_MAX_LOG_BYTES = 10 << 20
+DEFAULT_FINISHED_RUNS_KEPT = 10_000
+WORK_ROOT_MODE = 0o700
+
+_log = get_logger(__name__)
+
+
+class ContainerExecutor:
+    """Runs operator runs as containers (the `Executor` port; module docstring).
+
+    - `engine`: the engine connection; closed by `close` when `owns_engine`.
+    - `blobs`: where inputs come from, outputs and logs go.
+    - `settings`: `AORTA_CONTAINER_*` (pull policy, credentials file, instance label, ...).
+    - `work_root`: the parent of every run's workspace (created 0700 when missing), on the
+      engine's host; never inside the data dir.
+    - `max_log_bytes`: the size a run's log is kept under (the oldest output is dropped).
+    - `finished_runs_kept`: how many ended runs `wait` still answers for.
+
+    Use from one event loop.
+    """
+
+    def __init__(
+        self,
+        engine: ContainerEngine,
+        blobs: BlobStore,
+        settings: ContainerSettings,
+        work_root: Path,
+        *,
+        owns_engine: bool = False,
+        max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
+        finished_runs_kept: int = DEFAULT_FINISHED_RUNS_KEPT,
+    ) -> None:
+        if max_log_bytes < 1024 or finished_runs_kept < 1:
+            raise Invalid(
+                "the container executor needs a log cap of at least 1 KiB and at least one "
+                "ended run kept"
+            )
+        self._engine = engine
+        self._blobs = blobs
+        self._settings = settings
+        self._work_root = Path(work_root).absolute()
+        self._owns_engine = owns_engine
+        self._max_log_bytes = max_log_bytes
+        self._kept = finished_runs_kept
+        self._runs: dict[str, ContainerRun | RunOutcome] = {}
+        self._finished: deque[str] = deque()
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls, url: str, settings: ContainerSettings, blobs: BlobStore, work_root: Path
+    ) -> ContainerExecutor:
+        """Connects to the engine at `url` (`unix:///...`, `tcp://...`); the executor owns the
+        connection. `Unavailable` when no engine answers there."""
+        engine = await ContainerEngine.connect(url)
+        _log.info("container engine connected", url=url, engine=engine.kind.value)
+        return cls(engine, blobs, settings, work_root, owns_engine=True)
+
+    async def start(self, run: OperatorRun) -> None:
+        """Takes `run` in charge and returns once it is known: preparing it (inputs, image,
+        container) goes on in the background and its failures are reported by `wait`
+        (START_FAILED). A run whose container exists already (made before a crash) is adopted,
+        never started twice. `Unavailable` when the engine does not answer or the executor is
+        closed."""
+        if self._closed:
+            raise Unavailable("the container executor is closed")
+        if run.run_id in self._runs:
+            return
+        if await self._adopt(run.run_id) is not None:
+            return
+        try:
+            workspace = Workspace.for_run(self._work_root, run.job_id, run.operator, run.attempt)
+            await asyncio.to_thread(_prepare_work_root, self._work_root)
+        except (Invalid, OSError) as error:
+            self._record(RunOutcome(run.run_id, RunReason.START_FAILED, None, str(error)))
+            return
+        plan = RunPlan(
+            run_id=run.run_id,
+            operator=run.operator,
+            outputs=run.outputs,
+            log_key=run.log_key,
+            timeout=run.timeout,
+            work_folder=str(workspace.folder),
+        )
+        self._track(self._new_run(plan, run))
+        _log.info("operator run accepted", run_id=run.run_id, operator=run.operator)
+
+    async def wait(self, run_id: str) -> RunOutcome:
+        """The run's outcome once it ended and its outputs and log are stored; a run this
+        process does not know is adopted from its container, and is LOST without one.
+        Cancelling the waiter leaves the run going."""
+        known = self._runs.get(run_id) or await self._adopt(run_id)
+        if known is None:
+            return RunOutcome(
+                run_id,
+                RunReason.LOST,
+                None,
+                f"no container carries run {run_id}: run the operator again as a new attempt",
+            )
+        if isinstance(known, RunOutcome):
+            return known
+        return await known.outcome()
+
+    async def cancel(self, run_id: str, *, grace: float) -> None:
+        """Stops the run's container (SIGTERM, SIGKILL after `grace` seconds) and returns once
+        it ended: `wait` then says CANCELLED. Nothing happens for an unknown or ended run, nor
+        for one whose container already exited: it ends as it would have."""
+        known = self._runs.get(run_id) or await self._adopt(run_id)
+        if isinstance(known, ContainerRun):
+            await known.stop(RunReason.CANCELLED, grace)
+
+    async def running(self) -> list[str]:
+        """The run ids not ended yet: preparing, running, or with a container whose outcome no
+        one has read yet (it finished while no executor watched). Containers of this instance
+        that this process did not know are adopted here."""
+        if self._closed:
+            raise Unavailable("the container executor is closed")
+        for container in await self._engine.list({INSTANCE_LABEL: self._settings.instance}):
+            run_id = (container.get("Labels") or {}).get(RUN_LABEL)
+            if run_id and run_id not in self._runs:
+                self._adopt_container(container)
+        runs = self._runs.items()
+        return [rid for rid, run in runs if isinstance(run, ContainerRun) and run.alive]
+
+    async def log_lines(self, run_id: str) -> AsyncIterator[str]:
+        """The lines the run wrote so far, stdout and stderr interleaved; the last line may be
+        incomplete. From the run's log file while it exists, else from the blob store.
+        `NotFound`, on the first iteration, for an unknown run or one that never started."""
+        known = self._runs.get(run_id)
+        if not isinstance(known, ContainerRun):
+            raise NotFound(f"the container executor has no log of run {run_id}")
+        if not known.log.created:
+            return
+        try:
+            source: AsyncIterator[bytes] = file_chunks(await open_for_reading(known.log.path))
+        except FileNotFoundError:
+            source = self._blobs.get(known.plan.log_key)
+        async for line in split_lines(source):
+            yield line
+
+    async def close(self) -> None:
+        """Stops following the runs and closes the engine connection; containers keep running
+        and the next executor adopts them (waiters here get LOST). Later `start` calls raise
+        `Unavailable`. Idempotent."""
+        self._closed = True
+        alive = [run for run in self._runs.values() if isinstance(run, ContainerRun)]
+        await asyncio.gather(*(run.abandon() for run in alive))
+        if self._owns_engine:
+            self._owns_engine = False
+            await self._engine.close()
+
+    async def _adopt(self, run_id: str) -> ContainerRun | None:
+        """The run of the container made for `run_id` by an earlier process, adopted; None when
+        there is none (or it belongs to another instance)."""
+        if self._closed:
+            return None
+        container = await self._engine.inspect(container_name(self._settings.instance, run_id))
+        if container is None:
+            return None
+        labels = (container.get("Config") or {}).get("Labels") or {}
+        if labels.get(INSTANCE_LABEL) != self._settings.instance or labels.get(RUN_LABEL) != run_id:
+            return None
+        return self._adopt_container({"Labels": labels})
+
+    def _adopt_container(self, container: Json) -> ContainerRun | None:
+        labels = container.get("Labels") or {}
+        try:
+            plan = RunPlan.from_labels(labels)
+        except Invalid as error:
+            _log.warning("container not adopted", labels=sorted(labels), error=str(error))
+            return None
+        existing = self._runs.get(plan.run_id)
+        if isinstance(existing, ContainerRun):
+            return existing
+        run = self._new_run(plan, None)
+        self._track(run)
+        _log.info("operator container adopted", run_id=plan.run_id, container=run.name)
+        return run
+
+    def _new_run(self, plan: RunPlan, run: OperatorRun | None) -> ContainerRun:
+        return ContainerRun(
+            self._engine,
+            self._blobs,
+            self._settings,
+            plan,
+            container_name(self._settings.instance, plan.run_id),
+            run=run,
+            max_log_bytes=self._max_log_bytes,
+        )
+
+    def _track(self, run: ContainerRun) -> None:
+        self._runs[run.plan.run_id] = run
+        run.on_end(self._finished_run)
+        run.begin()
+
+    def _record(self, outcome: RunOutcome) -> None:
+        self._runs[outcome.run_id] = outcome
+        self._finished_run(outcome.run_id)
+
+    def _finished_run(self, run_id: str) -> None:
+        self._finished.append(run_id)
+        while len(self._finished) > self._kept:
+            self._runs.pop(self._finished.popleft(), None)
+
+
+def _prepare_work_root(root: Path) -> None:
+    """Creates the work root (0700) when missing; `Invalid` when it is a link or not a folder."""
+    if not root.exists():
+        root.mkdir(parents=True, mode=WORK_ROOT_MODE)
+        os.chmod(root, WORK_ROOT_MODE)
+    if root.is_symlink() or not root.is_dir():
+        raise Invalid(f"the work dir {root} is not a folder (or is a link)")
