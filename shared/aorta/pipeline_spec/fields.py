@@ -13,12 +13,12 @@ Decisions where Clara is silent:
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from aorta.pipeline_spec.diagnostics import DEFINITION, Report
 from aorta.pipeline_spec.templates import has_placeholder, has_stray_opening
+from aorta.pipeline_spec.vocabulary import Place, judge
 from aorta.pipeline_spec.yaml_nodes import INT, STR, Map, Node, Scalar, Seq, describe, shown
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,255}")
@@ -61,11 +61,6 @@ def yaml_int(text: str) -> int:
     return sign * int(digits)
 
 
-def _key_shape(key: str) -> str:
-    shape = key.lower().replace("-", "").replace("_", "")
-    return shape[:-1] if shape.endswith("s") else shape
-
-
 class Reader:
     """Reads values for one load (`templates=True`) or one resolution (`templates=False`)."""
 
@@ -77,26 +72,34 @@ class Reader:
         """Whether `node` is a placeholder-bearing value to check after resolution."""
         return self.templates and has_placeholder(node.value)
 
-    def keys(self, node: Map, known: Sequence[str], owner: str) -> None:
-        """Warns about keys `owner` does not know; a near-miss of a known key is an error.
+    def keys(self, node: Map, place: Place, owner: str, inside: Place | None = None) -> None:
+        """Reports the keys of `node` (a mapping of kind `place`, named `owner` in messages)
+        that `place` does not know: typos and misplaced keys are errors, anything else a
+        warning (vocabulary.py says how they are told apart).
 
-        `inputs` for `input` or `apiVersion` for `api-version` would otherwise be silently
-        ignored and change what the pipeline does, so those are refused with a suggestion.
+        `inputs` for `input` or `input:` indented under `container:` would otherwise be
+        silently ignored and change what the pipeline does.
         """
         for key, _ in node.entries:
-            if key.value in known:
+            if key.value in place.keys:
                 continue
-            same = [k for k in known if _key_shape(k) == _key_shape(key.value)]
-            if same:
-                self.report.error(
-                    key.mark, f"{owner} has a key {shown(key.value)}; did you mean `{same[0]}`?"
-                )
+            verdict = judge(key.value, place, owner, inside)
+            if verdict.severity == "error":
+                self.report.error(key.mark, verdict.message)
+            else:
+                self.report.warning(key.mark, verdict.message)
+
+    def misspelt(self, node: Map, key: str, place: Place, owner: str) -> bool:
+        """Whether `node` lacks `key` because a typo of it was written instead; the typo is
+        reported (as `keys` reports it), so a caller says nothing more about the missing key."""
+        for written, _ in node.entries:
+            if written.value in place.keys:
                 continue
-            close = difflib.get_close_matches(key.value, known, n=1, cutoff=0.75)
-            hint = f" (did you mean `{close[0]}`?)" if close else ""
-            self.report.warning(
-                key.mark, f"{owner} has an unknown key {shown(key.value)}, ignored{hint}"
-            )
+            verdict = judge(written.value, place, owner)
+            if key in verdict.meant:
+                self.report.error(written.mark, verdict.message)
+                return True
+        return False
 
     def mapping(self, node: Node, what: str) -> Map | None:
         """`node` when it is a mapping; reports and returns None otherwise."""
@@ -112,10 +115,11 @@ class Reader:
         self.report.error(node.mark, f"{what} must be a list, not {describe(node)}")
         return None
 
-    def require(self, node: Map, key: str, owner: str) -> Node | None:
-        """The value of a key `owner` must have; reports and returns None when absent."""
+    def require(self, node: Map, key: str, owner: str, place: Place) -> Node | None:
+        """The value of a key `owner` (a mapping of kind `place`) must have; reports and
+        returns None when absent, naming the typo instead when one was written."""
         value = node.get(key)
-        if value is None:
+        if value is None and not self.misspelt(node, key, place, owner):
             self.report.error(node.mark, f"{owner} is missing `{key}`")
         return value
 

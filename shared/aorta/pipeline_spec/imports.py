@@ -38,9 +38,8 @@ from aorta.pipeline_spec.templates import (
     scalars,
     substitute_map,
 )
+from aorta.pipeline_spec.vocabulary import IMPORT
 from aorta.pipeline_spec.yaml_nodes import Map, Node, Scalar, Seq, make_map, make_seq, shown
-
-_IMPORT_KEYS = ("path", "args")
 
 
 @dataclass(frozen=True)
@@ -166,8 +165,8 @@ class Importer:
                 self._report.error(
                     beside.mark, "`args` goes inside `import` when `import` is a mapping"
                 )
-            self._reader.keys(spec, _IMPORT_KEYS, "`import`")
-            path_node = self._reader.require(spec, "path", "`import`")
+            self._reader.keys(spec, IMPORT, "`import`")
+            path_node = self._reader.require(spec, "path", "`import`", IMPORT)
             args_node = spec.get("args")
         elif isinstance(spec, Scalar):
             path_node, args_node = spec, item.get("args")

@@ -24,6 +24,7 @@ from aorta.pipeline_spec.diagnostics import DEFINITION, Mark
 from aorta.pipeline_spec.fields import Reader
 from aorta.pipeline_spec.model import InputSpec, OutputSpec
 from aorta.pipeline_spec.templates import has_placeholder
+from aorta.pipeline_spec.vocabulary import INPUT, OUTPUT, Place
 from aorta.pipeline_spec.yaml_nodes import Map, Node, Scalar, shown
 
 _SHORT = ("u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "f16", "f32", "f64")
@@ -34,8 +35,6 @@ _LONG = (
 PRIMITIVES: dict[str, str] = {**dict(zip(_SHORT, _LONG, strict=True)), **{n: n for n in _LONG}}
 """Every primitive spelling -> its long form."""
 TYPED_FROM = (0, 5, 0)
-INPUT_KEYS = ("from", "name", "path", "type", "element-type", "shape")
-OUTPUT_KEYS = ("name", "path", "type", "element-type", "shape")
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,8 @@ class _Typed:
     type: str | None = None
     element_type: str | None = None
     shape: tuple[int, ...] | None = None
-    known: bool = True  # False when `type` names no type (its path rules are unknown too)
+    # False when `type` names no type or a typed key is misspelt (its path rules are unknown too)
+    known: bool = True
 
 
 class IoReader:
@@ -69,7 +69,7 @@ class IoReader:
         found = []
         for index, item in enumerate(self._items(node, "input")):
             what = f"input #{index + 1} of {self._owner}"
-            self._reader.keys(item, INPUT_KEYS, what)
+            self._reader.keys(item, INPUT, what)
             source = self._optional_name(item, "from", what)
             output = self._optional_name(item, "name", what)
             if output is not None and source is None:
@@ -78,8 +78,8 @@ class IoReader:
                     f"{what} has `name` but no `from`: `name` picks an output of the "
                     "`from` operator",
                 )
-            typed = self._typed(item, what)
-            path = self._path(item, what, typed)
+            typed = self._typed(item, what, INPUT)
+            path = self._path(item, what, typed, INPUT)
             spec = InputSpec(path, source, output, typed.type, typed.element_type, typed.shape)
             found.append((spec, _marks(item)))
         return found
@@ -89,10 +89,10 @@ class IoReader:
         found = []
         for index, item in enumerate(self._items(node, "output")):
             what = f"output #{index + 1} of {self._owner}"
-            self._reader.keys(item, OUTPUT_KEYS, what)
+            self._reader.keys(item, OUTPUT, what)
             name = self._optional_name(item, "name", what)
-            typed = self._typed(item, what)
-            path = self._path(item, what, typed)
+            typed = self._typed(item, what, OUTPUT)
+            path = self._path(item, what, typed, OUTPUT)
             spec = OutputSpec(name, path, typed.type, typed.element_type, typed.shape)
             found.append((spec, _marks(item)))
         return found
@@ -113,14 +113,14 @@ class IoReader:
             return None
         return self._reader.name(node, f"`{key}` of {what}")
 
-    def _path(self, item: Map, what: str, typed: _Typed) -> str | None:
+    def _path(self, item: Map, what: str, typed: _Typed, place: Place) -> str | None:
         node = item.get("path")
         kind = typed.type
         on_disk = kind in (None, "stream")
         if not typed.known:
             return None
         if node is None:
-            if on_disk:
+            if on_disk and not self._reader.misspelt(item, "path", place, what):
                 self._reader.report.error(item.mark, f"{what} is missing `path`")
             return None
         if not on_disk:
@@ -130,10 +130,12 @@ class IoReader:
             return None
         return self._reader.path(node, what)
 
-    def _typed(self, item: Map, what: str) -> _Typed:
+    def _typed(self, item: Map, what: str, place: Place) -> _Typed:
         type_node = item.get("type")
         element_node = item.get("element-type")
         shape_node = item.get("shape")
+        if type_node is None and self._reader.misspelt(item, "type", place, what):
+            return _Typed(known=False)
         if type_node is None:
             for node, key in ((element_node, "element-type"), (shape_node, "shape")):
                 if node is not None:
@@ -146,6 +148,10 @@ class IoReader:
         kind = self._kind(type_node, f"the type of {what}")
         if kind is None:
             return _Typed(known=False)
+        if element_node is None and self._reader.misspelt(item, "element-type", place, what):
+            return _Typed(kind, known=False)
+        if shape_node is None and self._reader.misspelt(item, "shape", place, what):
+            return _Typed(kind, known=False)
         element = self._element(element_node, kind, what, item.mark)
         shape = self._shape(shape_node, kind, what, item.mark)
         return _Typed(kind, element, shape)

@@ -27,6 +27,7 @@ from aorta.pipeline_spec.templates import (
     substitute_map,
 )
 from aorta.pipeline_spec.validate import check_operators
+from aorta.pipeline_spec.vocabulary import PIPELINE
 from aorta.pipeline_spec.yaml_nodes import Map, Seq, describe, make_seq
 
 MAX_OPERATORS = 1000
@@ -147,7 +148,7 @@ def _expanded(document: Map, root_file: str, files: FileSet, reader: Reader) -> 
 def _build(flat: Map, reader: Reader) -> Pipeline | None:
     header = read_header(flat, reader)
     drafts: list[OperatorDraft] = []
-    operators_node = reader.require(flat, "operators", "the pipeline")
+    operators_node = reader.require(flat, "operators", "the pipeline", PIPELINE)
     listed = reader.sequence(operators_node, "`operators`") if operators_node else None
     for index, item in enumerate(listed.items if listed is not None else ()):
         mapping = reader.mapping(item, f"operator #{index + 1}")

@@ -33,16 +33,9 @@ from aorta.pipeline_spec.parts import (
     read_version,
 )
 from aorta.pipeline_spec.service_spec import read_services
+from aorta.pipeline_spec.vocabulary import MODEL, OPERATOR, PIPELINE
 from aorta.pipeline_spec.yaml_nodes import Map, Node, Scalar, shown
 
-PIPELINE_KEYS = (
-    "api-version", "name", "description", "orchestrator", "pull-secrets", "parameters",
-    "operators", "timeout",
-)  # fmt: skip
-OPERATOR_KEYS = (
-    "name", "description", "api-version", "container", "input", "output", "requests", "models",
-    "services", "variables", "parameters", "timeout",
-)  # fmt: skip
 MODELS_FROM = (0, 6, 0)
 _T = TypeVar("_T")
 
@@ -75,18 +68,18 @@ class OperatorDraft:
 
 def read_header(root: Map, reader: Reader) -> Header:
     """The pipeline-level keys of `root`; what cannot be read is reported and left empty."""
-    reader.keys(root, PIPELINE_KEYS, "the pipeline")
+    reader.keys(root, PIPELINE, "the pipeline")
     version = None
     version_node = root.get("api-version")
-    if version_node is None:
+    if version_node is None and not reader.misspelt(root, "api-version", PIPELINE, "the pipeline"):
         reader.report.error(
             root.mark,
             "the pipeline is missing `api-version`; use one of "
             + ", ".join(SUPPORTED_API_VERSIONS),
         )
-    else:
+    elif version_node is not None:
         version = read_version(version_node, "`api-version`", reader)
-    name_node = reader.require(root, "name", "the pipeline")
+    name_node = reader.require(root, "name", "the pipeline", PIPELINE)
     parameters_node = present(root.get("parameters"))
     return Header(
         api_version=version[0] if version else None,
@@ -106,20 +99,21 @@ def read_header(root: Map, reader: Reader) -> Header:
 
 def read_operator(node: Map, index: int, header: Header, reader: Reader) -> OperatorDraft:
     """One operator; unreadable parts are reported and left empty."""
-    name_node = reader.require(node, "name", f"operator #{index + 1}")
-    name = reader.name(name_node, f"the name of operator #{index + 1}") if name_node else None
+    numbered = f"operator #{index + 1}"
+    name_node = reader.require(node, "name", numbered, OPERATOR)
+    name = reader.name(name_node, f"the name of {numbered}") if name_node else None
+    owner = numbered if name is None else f"operator {name!r}"
     if name is None:
         # Keep a stand-in name so references to this operator are not reported twice.
         raw = name_node.value if isinstance(name_node, Scalar) else ""
         name = raw or f"#{index + 1}"
-    owner = f"operator {name!r}"
-    reader.keys(node, OPERATOR_KEYS, owner)
+    reader.keys(node, OPERATOR, owner)
     version_node = present(node.get("api-version"))
     version = (
         read_version(version_node, f"`api-version` of {owner}", reader) if version_node else None
     )
     grammar = version[1] if version else header.grammar
-    container_node = reader.require(node, "container", owner)
+    container_node = reader.require(node, "container", owner, OPERATOR)
     io = IoReader(reader, owner, grammar)
     inputs = _listed(node, "input", io.inputs)
     outputs = _listed(node, "output", io.outputs)
@@ -136,7 +130,9 @@ def read_operator(node: Map, index: int, header: Header, reader: Reader) -> Oper
     operator = Operator(
         name=name,
         container=(
-            read_container(container_node, owner, reader) if container_node else Container("")
+            read_container(container_node, owner, reader, OPERATOR)
+            if container_node
+            else Container("")
         ),
         description=_optional_text(node, "description", owner, reader),
         api_version=version[0] if version else header.api_version,
@@ -225,8 +221,8 @@ def _models(operator: Map, owner: str, grammar: Grammar, reader: Reader) -> tupl
         entry = reader.mapping(item, what)
         if entry is None:
             continue
-        reader.keys(entry, ("name",), what)
-        name_node = reader.require(entry, "name", what)
+        reader.keys(entry, MODEL, what)
+        name_node = reader.require(entry, "name", what, MODEL)
         name = reader.text(name_node, f"the name of {what}") if name_node else None
         if name is None:
             continue

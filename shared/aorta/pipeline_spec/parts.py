@@ -29,6 +29,7 @@ from aorta.pipeline_spec.model import (
     Requests,
 )
 from aorta.pipeline_spec.templates import PLACEHOLDER
+from aorta.pipeline_spec.vocabulary import CONTAINER, REQUESTS, Place
 from aorta.pipeline_spec.yaml_nodes import Node, Scalar, Seq, shown
 
 SUPPORTED_API_VERSIONS = ("0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0")
@@ -36,8 +37,6 @@ SUPPORTED_API_VERSIONS = ("0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0")
 NEWEST_GRAMMAR = (0, 7, 0)
 _LATER_SPELLING = re.compile(r"^0\.[78]\.[0-9]{1,4}$")
 
-CONTAINER_KEYS = ("image", "tag", "command", "hostVolumePath")
-REQUEST_KEYS = ("cpu", "gpu", "memory")
 
 Grammar = tuple[int, int, int]
 
@@ -70,19 +69,20 @@ def read_version(node: Node, what: str, reader: Reader) -> tuple[str, Grammar] |
     return None
 
 
-def read_container(node: Node, owner: str, reader: Reader) -> Container:
-    """The `container` of `owner`; unreadable parts are reported and left empty."""
+def read_container(node: Node, owner: str, reader: Reader, inside: Place) -> Container:
+    """The `container` of `owner` (an operator or a service, as `inside` says); unreadable
+    parts are reported and left empty."""
     what = f"`container` of {owner}"
     mapping = reader.mapping(node, what)
     if mapping is None:
         return Container("")
-    reader.keys(mapping, CONTAINER_KEYS, what)
+    reader.keys(mapping, CONTAINER, what, inside)
     host_volume = mapping.key("hostVolumePath")
     if host_volume is not None:
         reader.report.warning(
             host_volume.mark, f"{what}: `hostVolumePath` is not supported and is ignored"
         )
-    image_node = reader.require(mapping, "image", what)
+    image_node = reader.require(mapping, "image", what, CONTAINER)
     image = reader.text(image_node, f"the image of {owner}") if image_node is not None else None
     if image_node is None or image is None:
         return Container("")
@@ -108,13 +108,13 @@ def read_requests(node: Node | None, owner: str, reader: Reader) -> Requests:
     mapping = reader.mapping(node, what)
     if mapping is None:
         return Requests()
-    reader.keys(mapping, REQUEST_KEYS, what)
+    reader.keys(mapping, REQUESTS, what)
     values: dict[str, int | str] = {
         "cpu": DEFAULT_CPU,
         "gpu": DEFAULT_GPU,
         "memory": DEFAULT_MEMORY_MB,
     }
-    for key in REQUEST_KEYS:
+    for key in REQUESTS.keys:
         value = mapping.get(key)
         if value is not None:
             number = reader.integer(value, f"`requests.{key}` of {owner}", low=0)

@@ -18,12 +18,14 @@ from aorta.pipeline_spec.parts import (
     read_variables,
     read_version,
 )
+from aorta.pipeline_spec.vocabulary import (
+    CONNECTIONS,
+    HTTP_CONNECTION,
+    SERVICE,
+    VOLUME_CONNECTION,
+)
 from aorta.pipeline_spec.yaml_nodes import Map, Node
 
-SERVICE_KEYS = (
-    "name", "api-version", "description", "container", "requests", "variables", "connections",
-)  # fmt: skip
-CONNECTION_KEYS = ("http", "volume")
 MIN_PORT = 1024
 MAX_PORT = 65535
 
@@ -59,21 +61,21 @@ def _service(
     node: Map, index: int, owner: str, reader: Reader, seen: dict[str, Mark]
 ) -> ServiceSpec | None:
     label = f"service #{index + 1} of {owner}"
-    name_node = reader.require(node, "name", label)
+    name_node = reader.require(node, "name", label, SERVICE)
     name = reader.name(name_node, f"the name of {label}") if name_node is not None else None
     if name is not None:
         label = f"service {name!r} of {owner}"
-    reader.keys(node, SERVICE_KEYS, label)
+    reader.keys(node, SERVICE, label)
     version = present(node.get("api-version"))
     if version is not None:
         read_version(version, f"`api-version` of {label}", reader)
     description = present(node.get("description"))
     if description is not None:
         reader.text(description, f"`description` of {label}")
-    container_node = reader.require(node, "container", label)
+    container_node = reader.require(node, "container", label, SERVICE)
     if container_node is None or name is None:
         return None
-    container = read_container(container_node, label, reader)
+    container = read_container(container_node, label, reader, SERVICE)
     requests = read_requests(node.get("requests"), label, reader)
     variables = read_variables(node.get("variables"), label, reader)
     connections = _connections(node.get("connections"), label, reader, seen)
@@ -90,10 +92,10 @@ def _connections(
     mapping = reader.mapping(node, what)
     if mapping is None:
         return Connections()
-    reader.keys(mapping, CONNECTION_KEYS, what)
+    reader.keys(mapping, CONNECTIONS, what)
     http: list[HttpConnection] = []
     volume: list[VolumeConnection] = []
-    for kind in CONNECTION_KEYS:
+    for kind in CONNECTIONS.keys:
         listed_node = present(mapping.get(kind))
         listed = (
             reader.sequence(listed_node, f"`connections.{kind}` of {owner}")
@@ -105,8 +107,9 @@ def _connections(
             entry = reader.mapping(item, label)
             if entry is None:
                 continue
-            reader.keys(entry, ("name", "port") if kind == "http" else ("name", "path"), label)
-            name_node = reader.require(entry, "name", label)
+            place = HTTP_CONNECTION if kind == "http" else VOLUME_CONNECTION
+            reader.keys(entry, place, label)
+            name_node = reader.require(entry, "name", label, place)
             name = reader.name(name_node, f"the name of {label}") if name_node else None
             if name is None:
                 continue
@@ -120,7 +123,7 @@ def _connections(
                 )
                 http.append(HttpConnection(name, port))
                 continue
-            path_node = reader.require(entry, "path", label)
+            path_node = reader.require(entry, "path", label, place)
             path = reader.path(path_node, label) if path_node else None
             if path is not None:
                 volume.append(VolumeConnection(name, path))

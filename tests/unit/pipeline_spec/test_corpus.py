@@ -1,5 +1,6 @@
 """Every definition of the corpus loads with the DAG it describes; every broken one fails where
-its `# expect:` line says, with the code and message it names."""
+its `# expect:` line says, with the code and message it names; every one with keys the language
+does not know loads with exactly the warnings its `# warn:` lines name, where they name them."""
 
 from __future__ import annotations
 
@@ -16,7 +17,17 @@ from aorta.pipeline_spec import yaml_nodes as yaml_nodes
 
 CORPUS = Path(__file__).resolve().parents[2] / "pipelines"
 INVALID = CORPUS / "invalid"
-EXPECT = re.compile(r"^# expect: (\w+) (?:(\S+):)?(\d+) (.+)$", re.MULTILINE)
+WARNED = CORPUS / "warned"
+EXPECT = re.compile(r"^# expect: (\w+) (?:(\S+\.yml):)?(\d+)(?::(\d+))? (.+)$", re.MULTILINE)
+WARN = re.compile(r"^# warn: (\d+):(\d+) (.+)$", re.MULTILINE)
+TYPOS = (
+    "typo-operators.yml", "typo-api-version.yml", "typo-operator-container.yml",
+    "typo-container-command.yml", "input-under-container.yml", "command-beside-container.yml",
+    "typo-input.yml", "typo-output.yml", "typo-requests.yml", "typo-models.yml",
+    "typo-service.yml", "typo-connections.yml", "typo-http-connection.yml",
+    "typo-volume-connection.yml", "typo-import", "misspelt-key.yml",
+)  # fmt: skip
+"""One typo or misplaced key per mapping of the language (the issue's cases among them)."""
 
 
 @pytest.fixture(params=["libyaml", "python"])
@@ -160,7 +171,7 @@ SHAPES: dict[str, Shape] = {
 
 
 def test_the_corpus_is_large_and_every_case_has_a_shape() -> None:
-    on_disk = {p.name for p in CORPUS.iterdir() if p.name != "invalid"}
+    on_disk = {p.name for p in CORPUS.iterdir() if p.name not in ("invalid", "warned")}
     assert on_disk == set(SHAPES)
     assert len(on_disk) >= 15
 
@@ -337,7 +348,7 @@ def test_the_invalid_corpus_covers_the_required_failures() -> None:
         "bad-name-chars.yml", "name-too-long.yml", "negative-requests.yml",
         "unknown-version.yml", "malformed-yaml.yml", "non-mapping-root.yml",
         "duplicate-keys.yml", "import-cycle", "missing-import", "deep-nesting.yml",
-        "alias-bomb.yml",
+        "alias-bomb.yml", *TYPOS,
     }  # fmt: skip
     assert required <= set(_invalid_cases())
 
@@ -348,7 +359,7 @@ def test_invalid_definition_is_refused_where_its_expect_line_says(case: str) -> 
     files, root = read_case(INVALID, case, None)
     expected = EXPECT.search(files[root])
     assert expected is not None, f"{case} has no '# expect:' line"
-    code, file, line, fragment = expected.groups()
+    code, file, line, column, fragment = expected.groups()
 
     with pytest.raises(DefinitionError) as raised:
         load_pipeline(files, root=root)
@@ -357,4 +368,36 @@ def test_invalid_definition_is_refused_where_its_expect_line_says(case: str) -> 
     matching = [d for d in raised.value.diagnostics if fragment in d.message]
     assert matching, raised.value.messages
     assert (matching[0].file, matching[0].line) == (file or root, int(line))
+    if column is not None:
+        assert matching[0].column == int(column)
     assert any(fragment in message for message in raised.value.messages)
+
+
+@pytest.mark.parametrize("case", TYPOS)
+def test_a_typo_is_the_only_error_even_where_it_leaves_a_required_key_missing(case: str) -> None:
+    files, root = read_case(INVALID, case, None)
+
+    with pytest.raises(DefinitionError) as raised:
+        load_pipeline(files, root=root)
+
+    (only,) = raised.value.diagnostics
+    assert "is missing" not in only.message
+    assert "did you mean `" in only.message or " belongs to " in only.message
+
+
+@pytest.mark.parametrize("case", sorted(p.name for p in WARNED.iterdir()))
+@pytest.mark.usefixtures("parser")
+def test_far_off_unknown_keys_are_only_warnings_where_the_warn_lines_say(case: str) -> None:
+    files, root = read_case(WARNED, case, None)
+    expected = WARN.findall(files[root])
+    assert expected, f"{case} has no '# warn:' line"
+
+    loaded = load_pipeline(files, root=root)
+
+    found = sorted((w.line, w.column, w.message) for w in loaded.warnings)
+    assert len(found) == len(expected), found
+    for line, column, fragment in expected:
+        assert any(
+            (at_line, at_column) == (int(line), int(column)) and fragment in message
+            for at_line, at_column, message in found
+        ), (line, column, fragment, found)

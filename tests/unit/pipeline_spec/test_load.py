@@ -65,13 +65,31 @@ def test_definition_error_crosses_the_bus_as_invalid() -> None:
     assert rebuilt.messages == error.messages
 
 
-def test_unknown_keys_are_warnings_with_positions() -> None:
-    loaded = load_pipeline(one_operator("  colour: blue\n  containr: {}\n", HEAD + "owner: me\n"))
+def test_far_off_unknown_keys_are_warnings_with_positions() -> None:
+    loaded = load_pipeline(one_operator("  colour: blue\n  stage: 2\n", HEAD + "owner: me\n"))
 
     assert [(w.line, w.column) for w in loaded.warnings] == [(3, 1), (7, 3), (8, 3)]
-    assert "unknown key 'colour'" in loaded.warnings[1].message
-    assert "did you mean `container`?" in loaded.warnings[2].message
+    assert "unknown key `colour` in operator 'op' is ignored" in loaded.warnings[1].message
+    assert "the keys of the operator are name, description" in loaded.warnings[1].message
     assert all(w.severity == "warning" and w.code is None for w in loaded.warnings)
+
+
+def test_a_near_miss_is_an_error_naming_the_key_it_may_mean() -> None:
+    error = refused(one_operator("  containr: {}\n"))
+
+    (diagnostic,) = error.diagnostics
+    assert (diagnostic.line, diagnostic.column) == (6, 3)
+    assert diagnostic.message == (
+        "unknown key `containr` in operator 'op'; did you mean `container`?"
+    )
+    assert error.code == ErrorCode.PIPELINE_LOAD_ERROR
+
+
+def test_a_missing_required_key_is_reported_when_no_typo_explains_it() -> None:
+    error = refused({"p.yml": HEAD + "operators:\n- name: op\n  colour: blue\n"})
+
+    assert [d.message for d in error.diagnostics] == ["operator 'op' is missing `container`"]
+    assert "unknown key `colour`" in error.warnings[0].message
 
 
 def test_deprecated_services_warn_but_load() -> None:
