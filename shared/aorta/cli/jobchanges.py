@@ -6,7 +6,8 @@ Nothing here does I/O: the watcher polls, stamps each line with the poll time an
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from aorta.cli.humanize import duration
 from aorta.cli.jobview import JobView, OperatorView
@@ -15,15 +16,34 @@ from aorta.cli.jobview import JobView, OperatorView
 def changes(before: JobView, after: JobView) -> list[str]:
     """One line per change from `before` to `after`, empty when nothing changed:
     `job  RUNNING -> STOPPED, HEALTHY (57s)`, `job  message: ...` for each new job message, and
-    `operator segment  RUNNING -> COMPLETED (41s)` for each operator, in DAG order."""
+    `operator segment  RUNNING -> COMPLETED (41s)` for each step an operator took.
+
+    Every step is told, even those that fell between two polls: an operator found COMPLETED
+    that was PENDING before started meanwhile (its start time says when), so it gets
+    `PENDING -> RUNNING` and then `RUNNING -> COMPLETED`. Operators' steps are in the order
+    they happened (their recorded times), DAG order breaking ties."""
     job = _job_changes(before, after)
-    operators = [
-        _operator_change(before.operator(name), after.operator(name))
-        for name in after.dag.nodes
-        if before.operator(name).status != after.operator(name).status
-    ]
+    steps: list[tuple[datetime, int, int, str]] = []
+    for index, name in enumerate(after.dag.nodes):
+        old, new = before.operator(name), after.operator(name)
+        if old.status != new.status:
+            steps += [(at, index, order, line) for order, (at, line) in enumerate(_steps(old, new))]
+    steps.sort(key=lambda step: step[:3])
+    operators = [line for *_, line in steps]
     # A job starts before its operators and stops after them: the history reads in that order.
     return operators + job if after.finished else job + operators
+
+
+def _steps(before: OperatorView, after: OperatorView) -> list[tuple[datetime, str]]:
+    """The steps from `before` to `after`, each with when it happened (as far as known)."""
+    started = after.started or datetime.max.replace(tzinfo=UTC)
+    stopped = after.stopped or started
+    if before.status == "PENDING" and after.status not in ("PENDING", "RUNNING") and after.started:
+        return [
+            (started, f"operator {after.name}  PENDING -> RUNNING"),
+            (stopped, _operator_change(replace(before, status="RUNNING"), after)),
+        ]
+    return [(stopped if after.stopped else started, _operator_change(before, after))]
 
 
 def _job_changes(before: JobView, after: JobView) -> list[str]:

@@ -3,10 +3,16 @@ with each operator's status and duration, and a JSON document.
 
 The key lines come first and in a fixed order (name, id, pipeline, payload, state, status,
 priority, created, started, stopped), because scripts written for Clara parse them.
+
+An operator that a cancel (or a termination) stopped is FAULTED on Clara's wire; Aorta's
+scheduler names it in the Status header (`operator writer CANCELED`), and it is shown with that
+status, its wire status kept in the JSON document as `clara_status`.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,7 +39,21 @@ _OPERATOR_MARKS = {
     "RUNNING": ("●", "yellow"),
     "COMPLETED": ("✓", "green"),
     "FAULTED": ("✗", "red"),
+    "CANCELED": ("⊘", "magenta"),
+    "TERMINATED": ("⊘", "red"),
 }
+_STOPPED_BY_JOB = re.compile(r"operator (\S+) (CANCELED|TERMINATED)")
+
+
+def stopped_by_job(header_messages: Iterable[str]) -> dict[str, str]:
+    """The operators a Status header names as stopped by their job's stop, with the status to
+    show for each (`operator writer CANCELED` -> {"writer": "CANCELED"})."""
+    found: dict[str, str] = {}
+    for line in header_messages:
+        matched = _STOPPED_BY_JOB.fullmatch(line)
+        if matched:
+            found[matched.group(1)] = matched.group(2)
+    return found
 
 
 def state_name(value: jobs_pb2.JobState.ValueType) -> str:
@@ -61,12 +81,14 @@ def span(started: datetime | None, stopped: datetime | None, now: datetime) -> f
 
 @dataclass(frozen=True)
 class OperatorView:
-    """One operator of a job: its status and times."""
+    """One operator of a job: the status to show and its times; `clara_status` is the wire's
+    when it differs from `status` (FAULTED for an operator a cancel stopped), else ""."""
 
     name: str
     status: str
     started: datetime | None
     stopped: datetime | None
+    clara_status: str = ""
 
     def label(self, now: datetime) -> Text:
         mark, style = _OPERATOR_MARKS.get(self.status, ("?", "dim"))
@@ -147,15 +169,18 @@ class JobView(JobSummary):
 
     @classmethod
     def from_status(cls, response: jobs_pb2.JobsStatusResponse, owner: str = "") -> JobView:
-        operators = {
-            detail.name: OperatorView(
+        shown = stopped_by_job(response.header.messages)
+        operators = {}
+        for detail in response.operator_details:
+            wire = operator_status_name(detail.status)
+            status = shown.get(detail.name, wire) if wire == "FAULTED" else wire
+            operators[detail.name] = OperatorView(
                 detail.name,
-                operator_status_name(detail.status),
+                status,
                 moment(detail.started),
                 moment(detail.stopped),
+                clara_status=wire if status != wire else "",
             )
-            for detail in response.operator_details
-        }
         return cls(
             **_described(response, response.name),
             messages=tuple(response.messages),
@@ -195,6 +220,7 @@ class JobView(JobSummary):
                 {
                     "name": name,
                     "status": self.operator(name).status,
+                    "clara_status": self.operator(name).clara_status or self.operator(name).status,
                     "started": iso(self.operator(name).started),
                     "stopped": iso(self.operator(name).stopped),
                     "upstream": self.dag.parents[name],

@@ -111,13 +111,47 @@ def test_a_changed_job_status_names_the_old_one_too() -> None:
     assert changes(before, evicted) == ["job  RUNNING, HEALTHY -> RUNNING, EVICTED"]
 
 
-def test_several_operators_changing_in_one_poll_are_listed_in_dag_order() -> None:
+def test_several_operators_changing_in_one_poll_tell_every_step_in_order() -> None:
     before = _view(_running("reader", 0))
     after = _view(_stopped("reader", 0, 1), _stopped("segment", 1, 3), _running("writer", 3))
     assert changes(before, after) == [
         "operator reader  RUNNING -> COMPLETED (1s)",
-        "operator segment  PENDING -> COMPLETED (2s)",
+        "operator segment  PENDING -> RUNNING",
+        "operator segment  RUNNING -> COMPLETED (2s)",
         "operator writer  PENDING -> RUNNING",
+    ]
+
+
+def test_a_fast_operator_between_two_polls_still_shows_its_running_step() -> None:
+    before = _view(_stopped("reader", 0, 1), _stopped("segment", 1, 3))
+    after = _view(
+        _stopped("reader", 0, 1),
+        _stopped("segment", 1, 3),
+        _stopped("writer", 3, 3.2),
+        state="STOPPED",
+    )
+    assert changes(before, after) == [
+        "operator writer  PENDING -> RUNNING",
+        "operator writer  RUNNING -> COMPLETED (0s)",
+        "job  RUNNING -> STOPPED, HEALTHY (57s)",
+    ]
+
+
+def test_steps_of_parallel_operators_are_in_the_order_they_happened() -> None:
+    before = _view(_running("reader", 0))
+    # `reader` stopped at 5, after `segment` (later in the DAG) started at 1 and stopped at 4.
+    after = replace(
+        _view(_stopped("reader", 0, 5)),
+        operators={
+            "reader": _stopped("reader", 0, 5),
+            "segment": _stopped("segment", 1, 4),
+            "writer": OperatorView("writer", "PENDING", None, None),
+        },
+    )
+    assert changes(before, after) == [
+        "operator segment  PENDING -> RUNNING",
+        "operator segment  RUNNING -> COMPLETED (3s)",
+        "operator reader  RUNNING -> COMPLETED (5s)",
     ]
 
 

@@ -139,6 +139,7 @@ def test_the_json_document_shape() -> None:
             {
                 "name": "reader",
                 "status": "COMPLETED",
+                "clara_status": "COMPLETED",
                 "started": "2024-05-01T12:00:01Z",
                 "stopped": "2024-05-01T12:00:05Z",
                 "upstream": [],
@@ -146,6 +147,7 @@ def test_the_json_document_shape() -> None:
             {
                 "name": "seg",
                 "status": "RUNNING",
+                "clara_status": "RUNNING",
                 "started": "2024-05-01T12:00:05Z",
                 "stopped": None,
                 "upstream": ["reader"],
@@ -153,6 +155,24 @@ def test_the_json_document_shape() -> None:
         ],
     }
     assert (view.finished, view.exit_code) == (False, 0)
+
+
+def test_an_operator_a_cancel_stopped_shows_canceled_and_keeps_its_wire_status() -> None:
+    response = _status()
+    response.state, response.status = jobs_pb2.JOB_STATE_STOPPED, jobs_pb2.JOB_STATUS_CANCELED
+    response.operator_details[1].status = jobs_pb2.JOB_OPERATOR_STATUS_FAULTED
+    response.operator_details[1].stopped.value = response.started.value + 6
+    response.header.messages.extend(["operator seg CANCELED", "operator reader CANCELED"])
+    view = JobView.from_status(response)
+    assert (view.operator("seg").status, view.operator("seg").clara_status) == (
+        "CANCELED",
+        "FAULTED",
+    )
+    # Only a FAULTED operator takes the header's word: a completed one stays completed.
+    assert view.operator("reader").status == "COMPLETED"
+    assert plain(view.renderable(NOW)).splitlines()[-1] == "    └── ⊘ seg  CANCELED  2s"
+    seg = view.document()["operators"][1]
+    assert (seg["status"], seg["clara_status"]) == ("CANCELED", "FAULTED")
 
 
 def test_only_a_healthy_stop_exits_0() -> None:

@@ -113,6 +113,24 @@ def test_a_stopped_job_reports_its_messages_and_stop_time() -> None:
     assert status.timestamp_stopped == "2024-03-01 12:01:00Z"
 
 
+def test_operators_a_stop_stopped_are_named_in_the_header_with_the_jobs_status() -> None:
+    allocation = Allocation(gpus=(), cpu=2, memory_mb=1024)
+    record = transitions.start_operator(
+        running_record(), "b", attempt=1, run_id="r-b", allocation=allocation, now=CREATED + 8
+    )
+    assert list(answers.status(record).header.messages) == []
+    record = transitions.cancel(record, "", now=CREATED + 9)
+    stopped = RunOutcome("r-b", RunReason.CANCELLED, None)
+    record = transitions.finish_operator(
+        record, "b", attempt=1, outcome=stopped, reason="stopped", now=CREATED + 10
+    )
+    status = answers.status(record)
+    assert status.header.code == 0
+    assert list(status.header.messages) == ["operator b CANCELED"]
+    details = {d.name: d.status for d in status.operator_details}
+    assert details["b"] == jobs_pb2.JOB_OPERATOR_STATUS_FAULTED
+
+
 def test_list_items_carry_ids_and_both_time_forms() -> None:
     item = answers.list_item(running_record())
     assert item.header.code == 0

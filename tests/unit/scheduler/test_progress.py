@@ -122,6 +122,19 @@ def test_cancel_starts_nothing_more_and_ends_canceled_once_nothing_runs() -> Non
     assert progress.outcome() is JobStatus.CANCELED
 
 
+def test_operators_the_jobs_stop_faulted_are_told_apart_and_kept() -> None:
+    progress = diamond()
+    run(progress, "a")
+    progress.mark_running("b")
+    progress.mark_running("c")
+    progress.mark_faulted("b", "exit code 2")
+    progress.cancel()
+    progress.mark_faulted("c", "stopped", by_job=True)
+    assert progress.stopped_by_job() == ["c"]
+    document = json.loads(json.dumps(progress.to_document()))
+    assert JobProgress.from_document(document).stopped_by_job() == ["c"]
+
+
 def test_cancel_after_a_fault_while_work_runs_ends_canceled() -> None:
     progress = diamond()
     run(progress, "a")

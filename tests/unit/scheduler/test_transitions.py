@@ -267,3 +267,20 @@ def test_a_malformed_document_is_a_store_error() -> None:
     with pytest.raises(Invalid) as caught:
         JobRecord.from_document(document)
     assert caught.value.code == ErrorCode.JOB_STORE_ERROR
+
+
+def test_an_operator_a_cancel_stopped_is_recorded_as_stopped_by_the_job() -> None:
+    cancelled = RunOutcome("r", RunReason.CANCELLED, None, "stopped")
+    sigterm = RunOutcome("r", RunReason.FAILED, 143, "exit code 143")
+    record = start(start(running(), "a"), "b")
+    record = finish(record, "b", FAILED)
+    record = transitions.cancel(record, "", now=150.0)
+    record = finish(record, "a", sigterm)
+    progress = record.job_progress()
+    assert progress.stopped_by_job() == ["a"]
+    assert JobRecord.from_document(record.to_document()) == record
+    other = transitions.cancel(start(running(), "a"), "", now=150.0)
+    assert finish(other, "a", cancelled).job_progress().stopped_by_job() == ["a"]
+    abandoned = transitions.abandon_operator(other, "a", "gone", now=151.0)
+    assert abandoned.job_progress().stopped_by_job() == ["a"]
+    assert finish(start(running(), "a"), "a", FAILED).job_progress().stopped_by_job() == []

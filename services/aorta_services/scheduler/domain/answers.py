@@ -15,6 +15,7 @@ from typing import Any
 from aorta.api import common_pb2, jobs_pb2
 from aorta.timestamps import to_clara_seconds, to_clara_string
 from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.domain.states import JobPhase
 
 StatusResponse = jobs_pb2.JobsStatusResponse
 ListResponse = jobs_pb2.JobsListResponse
@@ -92,11 +93,28 @@ def _described(record: JobRecord) -> dict[str, Any]:
     }
 
 
+def stopped_by_job_line(operator: str, status: str) -> str:
+    """The header line naming an operator that its job's stop stopped, and the job's status
+    (`operator writer CANCELED`): Aorta's clients show that status in place of Clara's
+    FAULTED."""
+    return f"operator {operator} {status}"
+
+
 def status(record: JobRecord) -> StatusResponse:
-    """`Jobs.Status`: the job, each operator with its status and times, the DAG, messages."""
+    """`Jobs.Status`: the job, each operator with its status and times, the DAG, messages.
+
+    An operator stopped because its job was canceled or terminated is FAULTED on Clara's wire;
+    the header names it with the job's status (`stopped_by_job_line`; code 0, so Clara's
+    clients, which read messages only on failure, see nothing new).
+    """
+    stopped_as = record.phase.status.name
     response = StatusResponse(
         header=header(), name=record.name, messages=list(record.messages), **_described(record)
     )
+    if record.phase in (JobPhase.CANCELED, JobPhase.TERMINATED):
+        response.header.messages.extend(
+            stopped_by_job_line(name, stopped_as) for name in record.job_progress().stopped_by_job()
+        )
     response.metadata.update(record.metadata)
     statuses = record.statuses()
     for operator in record.operators:

@@ -4,7 +4,9 @@ Clara's sequencing (docs/clara-compatibility.md, "Operator sequencing"): an oper
 only after every upstream operator completed. Aorta adds: the first operator fault (a non-zero
 exit, a memory kill, a timeout) faults the job and starts nothing more; operators still running
 are left to finish or be stopped by the caller, and the job's outcome is known once none runs.
-Cancellation likewise starts nothing more. The bookkeeping is pure and round-trips through a
+Cancellation likewise starts nothing more; an operator that a stopping job stopped is FAULTED
+on Clara's wire, and recorded as `stopped_by_job` so that Aorta's clients can tell it from one
+that failed by itself. The bookkeeping is pure and round-trips through a
 plain document, so the scheduler persists it with the job and resumes after a crash.
 """
 
@@ -53,6 +55,7 @@ class JobProgress:
             self._upstream[name] = before
         self._status = dict.fromkeys(names, OperatorStatus.PENDING)
         self._faults: dict[str, str] = {}
+        self._stopped_by_job: set[str] = set()
         self._canceled = False
 
     @property
@@ -80,6 +83,11 @@ class JobProgress:
     def faults(self) -> dict[str, str]:
         """Why each faulted operator faulted, by operator."""
         return dict(self._faults)
+
+    def stopped_by_job(self) -> list[str]:
+        """The FAULTED operators that failed only because the job was stopping (a cancel, a
+        termination), in topological order."""
+        return [op for op in self._status if op in self._stopped_by_job]
 
     def running(self) -> list[str]:
         """The RUNNING operators, in topological order: the ones to stop on cancel."""
@@ -110,10 +118,13 @@ class JobProgress:
         """Records that a RUNNING operator exited successfully."""
         self._finish(operator, OperatorStatus.COMPLETED, "complete")
 
-    def mark_faulted(self, operator: str, reason: str) -> None:
-        """Records that a RUNNING operator failed, for `reason`; the job starts nothing more."""
+    def mark_faulted(self, operator: str, reason: str, *, by_job: bool = False) -> None:
+        """Records that a RUNNING operator failed, for `reason`; the job starts nothing more.
+        `by_job`: it was stopped because the job is stopping (`stopped_by_job`)."""
         self._finish(operator, OperatorStatus.FAULTED, "fault")
         self._faults[operator] = reason
+        if by_job:
+            self._stopped_by_job.add(operator)
 
     def cancel(self) -> None:
         """Marks the job canceled: nothing new starts; the caller stops `running()` ones.
@@ -160,6 +171,8 @@ class JobProgress:
             }
             if name in self._faults:
                 item["reason"] = self._faults[name]
+            if name in self._stopped_by_job:
+                item["stopped_by_job"] = True
             operators.append(item)
         return {"operators": operators, "canceled": self._canceled}
 
@@ -190,6 +203,8 @@ class JobProgress:
                     if not isinstance(reason, str):
                         raise Invalid(f"operator {name!r} has fault reason {reason!r}")
                     progress._faults[name] = reason
+                    if item.get("stopped_by_job") is True:
+                        progress._stopped_by_job.add(name)
             canceled = document["canceled"]
             if type(canceled) is not bool:
                 raise Invalid(f"canceled={canceled!r} is not a boolean")

@@ -160,7 +160,9 @@ def finish_operator(
             and not progress.canceled
             and outcome.reason is not RunReason.CANCELLED
         )
-        progress.mark_faulted(name, reason)
+        # Whatever ended a run while its job was stopping, the stop did: a cancel's SIGTERM
+        # often makes the operator exit non-zero rather than report a cancellation.
+        progress.mark_faulted(name, reason, by_job=progress.canceled)
         if first_failure:
             messages = (*messages, reason)
     stopped = replace(operator, allocation=None, stopped=now, exit_code=outcome.exit_code)
@@ -221,7 +223,7 @@ def abandon_operator(record: JobRecord, name: str, reason: str, *, now: float) -
     stopping = record.phase.stopped or bool(progress.faults()) or progress.canceled
     if progress.status(name) is not OperatorStatus.RUNNING or not stopping:
         raise _conflict(f"operator {name!r} of job {record.id} is not an abandoned run")
-    progress.mark_faulted(name, reason)
+    progress.mark_faulted(name, reason, by_job=progress.canceled)
     operator = replace(record.operator(name), allocation=None, stopped=now)
     return replace(record.with_operator(operator), progress=progress.to_document())
 
