@@ -15,7 +15,7 @@ import click
 
 from aorta.cli import jobs, lookup, pipelines
 from aorta.cli.definitions import collect_definition, pipeline_name
-from aorta.cli.failures import NotFoundFailure, PlatformFailure
+from aorta.cli.failures import NotFoundFailure, PlatformFailure, UsageFailure
 from aorta.cli.files import collect
 from aorta.cli.jobview import JobView
 from aorta.cli.params import KEY_VALUE, PRIORITY
@@ -35,6 +35,8 @@ def _pipeline(session: Session, given: str) -> tuple[str, str]:
     if path.is_file():
         name = pipeline_name(collect_definition(path)) or path.stem
         return pipelines.create(session, path), name
+    if path.suffix in (".yml", ".yaml") or "/" in given:
+        raise UsageFailure(f"{given} is neither a definition file nor a pipeline id or name")
     return lookup.pipeline_id(session, given), "run"
 
 

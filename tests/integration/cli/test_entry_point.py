@@ -45,7 +45,7 @@ def test_exit_codes_of_the_installed_command(
 
     usage = aorta.exe("describe", "job")
     assert usage.returncode == 2
-    assert "Missing option '-j'" in usage.stderr
+    assert "name the job: JOB or -j JOB" in usage.stderr
 
     port = free_port()
     unreachable = aorta.exe("list", "jobs", "--host", f"127.0.0.1:{port}")

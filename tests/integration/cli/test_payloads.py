@@ -61,7 +61,8 @@ def test_create_upload_describe_and_delete_a_reusable_payload(
 
 def test_list_payloads_shows_the_payload_of_every_job(aorta: Aorta, samples: Samples) -> None:
     pipeline_id = aorta("create", "pipeline", "-p", samples.definition, "-q").stdout.strip()
-    job_id, payload_id = aorta("create", "job", "-p", pipeline_id, "-n", "a", "-q").stdout.split()
+    created = json.loads(aorta("create", "job", "-p", pipeline_id, "-n", "a", "-o", "json").stdout)
+    job_id, payload_id = created["job_id"], created["payload_id"]
     listed = json.loads(aorta("list", "payloads", "--json").stdout)
     assert listed == [
         {"payload_id": payload_id, "job_id": job_id, "job_name": "a", "job_state": "PENDING"}
@@ -71,9 +72,8 @@ def test_list_payloads_shows_the_payload_of_every_job(aorta: Aorta, samples: Sam
 
 def test_uploading_to_a_started_job_is_refused(aorta: Aorta, samples: Samples) -> None:
     pipeline_id = aorta("create", "pipeline", "-p", samples.definition, "-q").stdout.strip()
-    _, payload_id = aorta(
-        "create", "job", "-p", pipeline_id, "-n", "a", "--start", "-q"
-    ).stdout.split()
+    created = aorta("create", "job", "-p", pipeline_id, "-n", "a", "--start", "--json")
+    payload_id = json.loads(created.stdout)["payload_id"]
     refused = aorta("upload", "--payload", payload_id, samples.input_dir)
     assert refused.exit_code == 1
     assert "PAYLOAD_READ_ONLY" in refused.stderr and "its job has started" in refused.stderr

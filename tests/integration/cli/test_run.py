@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.integration.cli.cli_support import Aorta, Samples
 from tests.integration.cli.fake_platform import FakePlatform
 
@@ -100,12 +102,37 @@ def test_run_reuses_a_registered_pipeline_and_speaks_json(
     assert payload.files["/input/scan.dcm"] == samples.inputs["scan.dcm"]
 
 
-def test_run_quiet_prints_the_three_ids(aorta: Aorta, samples: Samples) -> None:
+def test_run_quiet_prints_the_job_id_alone(aorta: Aorta, samples: Samples) -> None:
     ran = aorta(
         "run", "-p", samples.definition, "-f", samples.input_dir, "-q", "--interval", "0.05"
     )
     assert ran.exit_code == 0
-    assert [len(line) for line in ran.stdout.splitlines()] == [32, 32, 32]
+    [job_id] = ran.stdout.splitlines()
+    described = json.loads(aorta("describe", "job", job_id, "-o", "json").stdout)
+    assert described["job_id"] == job_id
+
+
+def test_run_takes_a_registered_pipeline_by_name(
+    aorta: Aorta, samples: Samples, platform: FakePlatform
+) -> None:
+    assert aorta("create", "pipeline", "-p", samples.definition).exit_code == 0
+    ran = aorta("run", "-p", "seg-demo", "-f", samples.input_dir, "-o", "name")
+    assert ran.exit_code == 0, ran.output
+    [name] = ran.stdout.splitlines()
+    assert name.startswith("job/") and len(platform.pipelines) == 1
+
+
+def test_run_o_json_is_the_format_and_any_other_value_a_folder(
+    aorta: Aorta, samples: Samples, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    as_json = aorta("run", "-p", samples.definition, "-f", samples.input_dir, "-o", "json")
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["status"] == "HEALTHY"
+    assert not (tmp_path / "json").exists()
+    into = aorta("run", "-p", samples.definition, "-f", samples.input_dir, "-o", "results")
+    assert into.exit_code == 0, into.output
+    assert (tmp_path / "results").is_dir()
 
 
 def test_run_refuses_what_is_neither_a_file_nor_an_id(aorta: Aorta, samples: Samples) -> None:

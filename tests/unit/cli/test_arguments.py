@@ -9,6 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
+import aorta
 from aorta.cli import register
 
 # Nothing listens here; a command that got past parsing would exit 4, not 2.
@@ -37,11 +38,14 @@ def test_register_adds_clara_s_verbs_and_aorta_s_commands() -> None:
         "delete",
         "describe",
         "download",
+        "get",
+        "help",
         "list",
         "logs",
         "operator",
         "run",
         "start",
+        "stop",
         "token",
         "update",
         "upload",
@@ -60,15 +64,28 @@ def test_nouns_are_accepted_singular_and_plural(noun: str) -> None:
     ("args", "message"),
     [
         (["create", "job", "-n", "x"], "Missing option '-p'"),
-        (["create", "job", "-p", "nope", "-n", "x"], "pipeline id 'nope' is not valid"),
+        (["create", "job", "-p", "x", "-n", "x", "-o", "jsn"], "use -o json|yaml|wide|name"),
+        (["list", "jobs", "--jsn"], "Did you mean '--json'?"),
+        (["list", "jobs", "--output=jsn"], "(did you mean -o json?)"),
+        (["list", "jobs", "-o", "yaml", "--json"], "--json means -o json"),
+        (["list", "jobs", "-o", "name", "-q"], "cannot be combined with -o name"),
+        (["list", "jbos"], "Did you mean 'jobs'?"),
+        (["get", "jbos"], "Did you mean 'jobs'?"),
+        (["describe", "job"], "name the job: JOB or -j JOB"),
+        (["describe", "job", JOB, "-j", "cd" * 16], "two jobs named"),
+        (["stop", "job"], "name the job"),
+        (["delete", "job", JOB], "cannot be undone: add --yes"),
+        (["help", "lst"], "Did you mean 'list'?"),
+        (["help", "version", "extra"], "has no subcommand 'extra'"),
+        (["run", "-p", "x", "-f", ".", "-o", "jsn"], "give --results jsn"),
         (["create", "job", "-p", JOB, "-n", "x", "--metadata", "novalue"], "key=value"),
         (["create", "job", "-p", JOB, "-n", "x", "--var", "a=1"], "--var needs --start"),
         (["create", "job", "-p", JOB, "-n", "x", "-i", "urgent"], "'urgent' is not one of"),
-        (["describe", "job", "-j", JOB, "--json", "-q"], "cannot be used together"),
+        (["describe", "job", "-j", JOB, "--json", "-q"], "cannot be combined with -o json"),
         (["describe", "job", "-j", JOB, "--interval", "0"], "x>=0.05"),
         (["list", "jobs", "--state", "sleeping"], "'sleeping' is not one of"),
         (["list", "jobs", "--created-after", "yesterday"], "is not a time"),
-        (["create", "things"], "No such command 'things'"),
+        (["create", "things"], "No such noun 'things' for create."),
         (["download", "/operators/*", "out"], "name exactly one source"),
         (["download", "-j", JOB, "--payload", JOB, "out"], "name exactly one source"),
         (["download", "-j", JOB, "a", "b", "c"], "at most a PATH_OR_GLOB and a DEST"),
@@ -114,3 +131,45 @@ def test_download_routes_to_files_by_default_and_to_model_by_noun() -> None:
 def test_logs_accepts_clara_s_job_noun() -> None:
     result = invoke("logs", "job", "-j", JOB, "-o", "seg")
     assert result.exit_code == 4  # parsed; the platform is what is missing
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["get", "job", JOB],
+        ["get", "jobs", "-j", JOB],
+        ["describe", "job", JOB],
+        ["stop", "job", JOB],
+        ["cancel", "job", JOB],
+        ["start", "job", JOB],
+        ["list", "jobs", "-o", "json", "--json"],
+        ["run", "-p", JOB, "-f", ".", "-o", "json"],
+        ["download", "payload", JOB, "out"],
+        ["download", "job", JOB, "/operators/*", "out"],
+        ["download", "model", "seg", "out"],
+    ],
+)
+def test_habits_parse_and_reach_for_the_platform(args: list[str]) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 4, result.output
+
+
+def test_get_lists_without_an_id_and_describes_with_one() -> None:
+    listing = invoke("get", "jobs", "--help")
+    assert listing.exit_code == 0 and "Usage: aorta get jobs" in listing.output
+    assert "--state" in listing.output
+    described = invoke("get", "job", JOB, "--help")
+    assert "--watch" in described.output and "--state" not in described.output
+
+
+def test_help_prints_the_help_of_the_command_named() -> None:
+    result = invoke("help", "list", "jobs")
+    assert result.exit_code == 0
+    assert result.output == invoke("list", "jobs", "--help").output
+    assert "Commands:" in invoke("help").output
+
+
+def test_version_q_prints_the_client_version_alone_without_a_platform() -> None:
+    result = invoke("version", "-q")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == aorta.__version__
