@@ -133,6 +133,10 @@ class Output:
         """An error on stderr, in every mode."""
         _write(self.err, Text("error: ", style="bold red") + Text(text), sys.stderr)
 
+    def warning(self, text: str) -> None:
+        """A warning on stderr, in every mode: it goes where errors go, never into results."""
+        _write(self.err, Text("warning: ", style="bold yellow") + Text(text), sys.stderr)
+
     def ids(self, *values: str) -> None:
         """Ids alone, one per line (quiet mode)."""
         for value in values:

@@ -36,7 +36,16 @@ def create(session: Session, definition: Path, metadata: Sequence[tuple[str, str
         create_requests(files, metadata), timeout=UNARY_TIMEOUT
     )
     check(response, f"creating a pipeline from {definition}")
+    _warn(session, response.header.messages)
     return response.pipeline_id.value
+
+
+def _warn(session: Session, messages: Sequence[str]) -> None:
+    """Prints the warnings of an accepted definition (a successful header's messages, each
+    `file:line:col: warning: text`) on stderr as `warning: file:line:col: text`."""
+    for message in messages:
+        where, marker, text = message.partition(": warning: ")
+        session.output.warning(f"{where}: {text}" if marker else message)
 
 
 @click.command("pipeline")
@@ -82,6 +91,7 @@ def update_pipeline(session: Session, pipeline: str, definition: Path) -> None:
         update_requests(pipeline_id, files), timeout=UNARY_TIMEOUT
     )
     check(response, f"updating pipeline {pipeline_id}")
+    _warn(session, response.header.messages)
     session.output.emit(
         human=f"Pipeline {pipeline_id} updated from {definition}.",
         document={"pipeline_id": pipeline_id, "updated": True},
