@@ -55,6 +55,8 @@ CYCLE = TWO_OPERATORS.replace(
     "  - path: /pipeline_input", "  - from: operator2\n    name: final-output\n    path: /in"
 )
 DANGLING = TWO_OPERATORS.replace("from: operator1", "from: no-such-operator")
+WARNED = TWO_OPERATORS.replace("orchestrator: Clara", "orchestrator: Clara\nowner: imaging")
+TYPO = TWO_OPERATORS.replace("\noperators:", "\nopertors:")
 IMPORTING = (
     "api-version: 0.4.0\nname: imported\noperators:\n"
     "- import: {path: ops/reader.yml}\n- import: {path: ops/writer.yml}\n"
@@ -136,7 +138,11 @@ seen["after_remove"] = sorted(i.pipeline_id.value for i in client.list_pipelines
 seen["details_removed"] = failure(lambda: client.pipeline_details(pipeline_id=pipeline_id))
 seen["remove_again"] = failure(lambda: client.remove_pipeline(pipeline_id=pipeline_id))
 
-for name in ("cycle", "dangling"):
+warned = client.create_pipeline(
+    definition=[types.PipelineDefinition(name="warned.yml", content=texts["warned"])]
+)
+seen["warned"] = warned.value
+for name in ("cycle", "dangling", "typo"):
     seen[name] = failure(
         lambda: client.create_pipeline(
             definition=[types.PipelineDefinition(name=name + ".yml", content=texts[name])]
@@ -179,6 +185,8 @@ async def clara(target: str) -> dict[str, Any]:
         "writer": WRITER,
         "cycle": CYCLE,
         "dangling": DANGLING,
+        "warned": WARNED,
+        "typo": TYPO,
     }
     # The client blocks; it runs in a thread so this loop keeps serving it.
     result = await asyncio.to_thread(
@@ -223,3 +231,9 @@ async def test_nvidias_pipelines_client_end_to_end(target: str) -> None:
     assert "dangling.yml:" in seen["dangling"]
     assert "'no-such-operator'" in seen["dangling"]
     assert "not an operator of this pipeline" in seen["dangling"]
+
+    # A warning (in the success header's messages) does not trouble NVIDIA's client; a typo of a
+    # key is refused with a message naming it, its position and the key it may mean.
+    assert len(seen["warned"]) == 32 and seen["warned"] != pipeline_id
+    typo = seen["typo"]
+    assert "typo.yml:4:1: error: unknown key `opertors` in the pipeline; did you mean " in typo
