@@ -79,7 +79,8 @@ def choose(kind: str, given: str, candidates: Sequence[Candidate]) -> Candidate:
 
 
 def job_candidates(session: Session) -> list[Candidate]:
-    """Every job the caller may see, oldest first."""
+    """Every job the caller may see, oldest first (Jobs.List gives them newest first, and
+    its times are whole seconds: jobs made in the same second keep the list's order)."""
     request = jobs_pb2.JobsListRequest(header=request_header())
     found = []
     for index, response in enumerate(session.platform.jobs.List(request)):
@@ -88,7 +89,7 @@ def job_candidates(session: Session) -> list[Candidate]:
         details = response.job_details
         if details.job_id.value:
             found.append(Candidate(details.job_id.value, details.job_name, moment(details.created)))
-    return sorted(found, key=lambda c: c.created or _NEVER)
+    return sorted(reversed(found), key=lambda c: c.created or _NEVER)
 
 
 def pipeline_candidates(session: Session) -> list[Candidate]:

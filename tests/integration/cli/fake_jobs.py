@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from aorta.api import jobs_pb2, jobs_pb2_grpc, payloads_pb2
+from aorta.api import aorta_jobs_pb2, aorta_jobs_pb2_grpc, jobs_pb2, jobs_pb2_grpc, payloads_pb2
 from aorta.errors import ErrorCode
 from aorta.ids import new_id
 from aorta.timestamps import to_clara_seconds, utcnow
@@ -199,4 +199,34 @@ class FakeJobs(jobs_pb2_grpc.JobsServicer):
                 job_id=ident(job.job_id),
                 operator_name=request.operator_name,
                 logs=lines[start : start + 2],
+            )
+
+
+class FakeAortaJobs(aorta_jobs_pb2_grpc.JobsServicer):
+    """Aorta's own `aorta.v1.Jobs`: Delete, which takes a stopped job with its payload and logs."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    def Delete(self, request: Any, context: Any) -> Any:
+        with self.state.lock:
+            job = self.state.jobs.get(request.job_id.value)
+            if job is None:
+                return failed(
+                    aorta_jobs_pb2.JobsDeleteResponse,
+                    ErrorCode.JOB_NOT_FOUND,
+                    f"job {request.job_id.value} not found",
+                )
+            if job.state != jobs_pb2.JOB_STATE_STOPPED:
+                return failed(
+                    aorta_jobs_pb2.JobsDeleteResponse,
+                    ErrorCode.JOB_STATE_CONFLICT,
+                    f"job {job.job_id} is not stopped: cancel it first",
+                )
+            del self.state.jobs[job.job_id]
+            removed = self.state.payloads.pop(job.payload_id, None)
+            return aorta_jobs_pb2.JobsDeleteResponse(
+                job_id=ident(job.job_id),
+                payload_id=ident(removed.payload_id if removed else ""),
+                logs_removed=sum(1 for operator in job.operators.values() if operator.logs),
             )

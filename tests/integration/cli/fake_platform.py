@@ -19,6 +19,7 @@ import grpc
 import yaml
 
 from aorta.api import (
+    aorta_jobs_pb2_grpc,
     clara_pb2,
     clara_pb2_grpc,
     common_pb2,
@@ -30,7 +31,7 @@ from aorta.api import (
 )
 from aorta.errors import ErrorCode
 from aorta.ids import new_id
-from tests.integration.cli.fake_jobs import FakeJobs
+from tests.integration.cli.fake_jobs import FakeAortaJobs, FakeJobs
 from tests.integration.cli.fake_state import Pipeline, State, failed, ident, operators_of
 from tests.integration.cli.fake_storage import FakeModels, FakePayloads
 
@@ -51,6 +52,7 @@ class FakePlatform(State):
         )
         clara_pb2_grpc.add_ClaraServicer_to_server(FakeClara(self), server)
         jobs_pb2_grpc.add_JobsServicer_to_server(FakeJobs(self), server)
+        aorta_jobs_pb2_grpc.add_JobsServicer_to_server(FakeAortaJobs(self), server)
         payloads_pb2_grpc.add_PayloadsServicer_to_server(FakePayloads(self), server)
         models_pb2_grpc.add_ModelsServicer_to_server(FakeModels(self), server)
         pipelines_pb2_grpc.add_PipelinesServicer_to_server(FakePipelines(self), server)
