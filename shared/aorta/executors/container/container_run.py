@@ -126,8 +126,9 @@ class ContainerRun:
 
     async def _main(self) -> None:
         outcome = self._outcome_of(
-            RunReason.LOST, "the container executor closed before the run ended; its container "
-            "goes on and is adopted by the next one"
+            RunReason.LOST,
+            "the container executor closed before the run ended; its container "
+            "goes on and is adopted by the next one",
         )
         try:
             outcome = await self._finish(await self._execute())
@@ -187,9 +188,10 @@ class ContainerRun:
                     secrets=run.pull_secrets,
                 )
             )
+            bindings = [*run.inputs, *run.outputs]
             body = create_body(
                 run,
-                volumes={b.path: self.workspace.volume(b.path) for b in [*run.inputs, *run.outputs]},
+                volumes={b.path: self.workspace.volume(b.path) for b in bindings},
                 plan=self.plan,
                 engine=self._engine.kind,
                 settings=self._settings,
@@ -216,12 +218,15 @@ class ContainerRun:
         try:
             return None if has_exited(container) else await self._watch(container)
         finally:
-            try:
-                await asyncio.wait_for(pump, timeout=_DRAIN_TIMEOUT)
-            except TimeoutError:
-                _log.warning("operator log still open after exit", container=self.name)
-            flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
+            current = asyncio.current_task()
+            if current is None or not current.cancelling():  # abandoned: the log goes on
+                try:
+                    await asyncio.wait_for(asyncio.shield(pump), timeout=_DRAIN_TIMEOUT)
+                except TimeoutError:
+                    _log.warning("operator log still open after exit", container=self.name)
+            for task in (pump, flusher):
+                task.cancel()
+            await asyncio.gather(pump, flusher, return_exceptions=True)
 
     async def _watch(self, container: Json) -> RunReason | None:
         exited = asyncio.ensure_future(self._exit())
