@@ -38,7 +38,9 @@ COMMANDS: dict[str, LazyCommand] = {
         "Show the help of a command: `aorta help`, `aorta help list jobs`.",
     ),
     "list": LazyCommand(_VERBS, "List pipelines, jobs, models or payloads."),
-    "logs": LazyCommand(_VERBS, "Print an operator's log (`aorta logs -j JOB -o OPERATOR`)."),
+    "logs": LazyCommand(
+        _VERBS, "Print a job's logs, every operator's or one (`aorta logs JOB [OP]`)."
+    ),
     "operator": LazyCommand(
         "aorta.cli.operator:operator", "Write and try pipeline operators without the platform."
     ),

@@ -18,10 +18,11 @@ from aorta.cli.definitions import collect_definition, pipeline_name
 from aorta.cli.failures import NotFoundFailure, PlatformFailure, UsageFailure
 from aorta.cli.files import collect
 from aorta.cli.jobview import JobView
+from aorta.cli.logs import read_logs
 from aorta.cli.params import KEY_VALUE, PRIORITY
 from aorta.cli.session import Session, with_session
 from aorta.cli.transfers import Downloaded, download, upload
-from aorta.cli.watch import DEFAULT_INTERVAL, read_logs, watch_job
+from aorta.cli.watch import DEFAULT_INTERVAL, watch_job
 from aorta.timestamps import utcnow
 
 OUTPUTS = "/operators"

@@ -13,7 +13,7 @@ import difflib
 
 import click
 
-from aorta.cli import jobs, models, payloads, pipelines, watch
+from aorta.cli import jobs, logs, models, payloads, pipelines, watch
 
 
 def suggestion(word: str, choices: list[str]) -> str:
@@ -149,5 +149,5 @@ def verb_groups() -> list[click.Command]:
         _verb("stop", "Cancel a job (Clara's name for cancel).", jobs.cancel_job),
         download,
         payloads.upload_command,
-        watch.logs,
+        logs.logs,
     ]

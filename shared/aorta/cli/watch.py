@@ -1,5 +1,5 @@
-"""`aorta describe job [--watch]` and `aorta logs [--follow]`: looking at one job, once or until
-it stops.
+"""`aorta describe job [--watch]`: looking at one job, once or until it stops (its logs are
+`aorta.cli.logs`).
 
 Watching polls `Jobs.Status`: on a terminal a rich Live view redraws the description in place
 (durations tick between polls). Elsewhere (a CI log, a pipe) the description is printed once,
@@ -9,9 +9,6 @@ then one line per change stamped with the poll's UTC time (see jobchanges), such
 
 then the final description once the job stops, so a log reads as a compact history however
 many operators the pipeline has. With `--json` each change is one JSON line.
-
-Following logs polls `Jobs.ReadLogs` and prints only the lines not printed before, which relies
-on the server returning an operator's whole log on every call.
 """
 
 from __future__ import annotations
@@ -22,8 +19,6 @@ from collections.abc import Iterator
 import click
 from rich.live import Live
 
-from aorta.api import common_pb2, jobs_pb2
-from aorta.cli.connection import check, request_header
 from aorta.cli.failures import ExitCode
 from aorta.cli.jobchanges import changes
 from aorta.cli.jobs import status
@@ -31,7 +26,6 @@ from aorta.cli.jobview import JobView
 from aorta.cli.lookup import job_id as resolve_job
 from aorta.cli.lookup import named
 from aorta.cli.output import Output
-from aorta.cli.params import JOB_ID
 from aorta.cli.session import Session, with_session
 from aorta.timestamps import utcnow
 
@@ -130,49 +124,3 @@ def describe_job(session: Session, job: str, watch: bool, interval: float) -> in
         human=view.renderable(utcnow()), document=view.document(), ids=[job_id], kind="job"
     )
     return ExitCode.OK
-
-
-def read_logs(session: Session, job_id: str, operator: str) -> list[str]:
-    """Every log line of one operator, joined over the streamed messages."""
-    request = jobs_pb2.JobsReadLogsRequest(
-        header=request_header(),
-        job_id=common_pb2.Identifier(value=job_id),
-        operator_name=operator,
-    )
-    lines: list[str] = []
-    for index, response in enumerate(session.platform.jobs.ReadLogs(request)):
-        if index == 0:
-            check(response, f"reading the logs of {operator!r} in job {job_id}")
-        lines.extend(line.rstrip("\n") for line in response.logs)
-    return lines
-
-
-@click.command("logs")
-@click.argument("noun", required=False, type=click.Choice(["job", "jobs"]), metavar="[job]")
-@click.option("-j", "--job", "job_id", type=JOB_ID, required=True)
-@click.option("-o", "--operator", required=True, help="The operator whose log to print.")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the job stops.")
-@click.option(
-    "--interval",
-    type=_INTERVAL,
-    default=DEFAULT_INTERVAL,
-    show_default=True,
-    help="Seconds between polls with --follow.",
-)
-@with_session(json_output=False, quiet=False)
-def logs(
-    session: Session, noun: str | None, job_id: str, operator: str, follow: bool, interval: float
-) -> None:
-    """Print an operator's log (`aorta logs -j JOB -o OPERATOR`)."""
-    printed = 0
-    while True:
-        # Read the state first: lines logged before the job stopped are then all in the read.
-        finished = not follow or status(session, job_id).finished
-        lines = read_logs(session, job_id, operator)
-        for line in lines[printed:]:
-            click.echo(line)
-        # A log that got shorter (rotated by the server) restarts from its new end.
-        printed = len(lines)
-        if finished:
-            return
-        time.sleep(interval)

@@ -90,7 +90,9 @@ def test_nouns_are_accepted_singular_and_plural(noun: str) -> None:
         (["download", "-j", JOB, "--payload", JOB, "out"], "name exactly one source"),
         (["download", "-j", JOB, "a", "b", "c"], "at most a PATH_OR_GLOB and a DEST"),
         (["delete", "model"], "name a model"),
-        (["logs", "-j", JOB], "Missing option '-o'"),
+        (["logs"], "name the job"),
+        (["logs", JOB, "seg", "extra"], "too many arguments: extra"),
+        (["logs", JOB, "seg", "-o", "writer"], "two operators named: seg and -o writer"),
         (["create", "pipeline", "-p", "missing.yml"], "does not exist"),
     ],
 )
