@@ -16,12 +16,17 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The unprivileged user a platform running as root starts host-process operators as
 # (AORTA_LOCAL_RUN_AS); never given a home or a login shell.
 OPERATOR_USER := aorta-operator
+# What every podman the project starts reads: Podman's defaults fail on hosts like ours
+# (rlimits, hybrid cgroups). `make setup` also installs it where podman looks, when the host
+# has no containers.conf of its own.
+CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
 
-.PHONY: help setup system run test test-fast lint typecheck check protos bench clean
+.PHONY: help setup system images run test test-fast lint typecheck check protos bench clean
 
 help:
 	@echo "make setup      install system packages, the operators' user, .venv and .clara-venv"
 	@echo "make run        start the embedded platform and run the example pipeline end to end"
+	@echo "make images     build the example pipeline's operator images (podman, cached)"
 	@echo "make test       lint, type-check and run the whole test suite"
 	@echo "make protos     regenerate aorta.api from protos/"
 	@echo "make bench      run the benchmark scripts"
@@ -32,11 +37,21 @@ system:
 	@missing=""; \
 	command -v nats-server >/dev/null || missing="$$missing nats-server"; \
 	command -v tmux >/dev/null || missing="$$missing tmux"; \
+	command -v podman >/dev/null || missing="$$missing podman"; \
+	command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing="$$missing runc"; \
+	command -v catatonit >/dev/null || missing="$$missing catatonit"; \
+	[ -x /bin/busybox ] || missing="$$missing busybox-static"; \
+	command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || missing="$$missing debootstrap"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@[ -e /etc/containers/containers.conf ] || { \
+	  echo "installing $(CONTAINERS_CONF) as /etc/containers/containers.conf (podman's" \
+	    "defaults fail on this host; see docs/test-infrastructure.md, \"Containers\")"; \
+	  $(SUDO) install -D -m 0644 $(CONTAINERS_CONF) /etc/containers/containers.conf; \
+	}
 	@id -u $(OPERATOR_USER) >/dev/null 2>&1 || { \
 	  echo "creating the user $(OPERATOR_USER), which host-process operators run as"; \
 	  $(SUDO) useradd --system --no-create-home --shell /usr/sbin/nologin $(OPERATOR_USER); \
@@ -73,6 +88,12 @@ $(CLARA_VENV)/.installed:
 	@[ -x $(CLARA_VENV)/bin/python ] || $(PYTHON) -m venv $(CLARA_VENV)
 	$(UV) pip install -q -p $(CLARA_VENV)/bin/python $(CLARA_CLIENT)
 	@touch $@
+
+# The example pipeline's operator images, in the host's podman storage (where an engine the
+# platform finds sees them); skipped when up to date. The first build on a host makes the
+# Python root filesystem with debootstrap (about a minute, as root) and caches it.
+images: setup
+	CONTAINERS_CONF=$(CONTAINERS_CONF) $(BIN)/python examples/segmentation/build_images.py
 
 run: setup
 	$(BIN)/python examples/run_main_job.py

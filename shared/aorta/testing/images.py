@@ -111,7 +111,9 @@ def build_busybox_image(
     if entrypoint_script is not None:
         changes.append('ENTRYPOINT ["/bin/sh", "/entrypoint.sh"]')
     root = _busybox_root(busybox, extra)
+    replaced = _image_id(podman, name)
     podman.run("import", *_changes(changes), "-", name, input=root)
+    _remove_replaced(podman, replaced)
     _log.info("built a busybox image", image=name)
     return name
 
@@ -150,13 +152,12 @@ def build_python_operator_image(
     and `workdir`.
     """
     cache = cache_dir or default_cache_dir()
-    sdk = build_python_sdk_image(podman, cache_dir=cache)
+    base = build_python_sdk_image(podman, cache_dir=cache)
+    if requirements:
+        base = _python_wheels_image(podman, base, _site_packages(requirements, cache))
     with tempfile.TemporaryDirectory(prefix="aorta-image-") as temporary:
         context = Path(temporary)
-        lines = [f"FROM {sdk}"]
-        if requirements:
-            shutil.copytree(_site_packages(requirements, cache), context / "site", symlinks=True)
-            lines.append(f"COPY site/ {_SITE_PACKAGES}/")
+        lines = [f"FROM {base}"]
         for index, (target, source) in enumerate(sorted(files.items())):
             staged = context / "files" / str(index)
             staged.parent.mkdir(parents=True, exist_ok=True)
@@ -166,6 +167,17 @@ def build_python_operator_image(
         if entrypoint is not None:
             lines.append(f"ENTRYPOINT {json.dumps(list(entrypoint))}")
         _build(podman, name, context, "\n".join(lines) + "\n")
+    return name
+
+
+def _python_wheels_image(podman: PodmanCli, base: str, site_packages: Path) -> str:
+    """`base` with the installed wheels of `site_packages` (a cached folder named by its
+    requirements): an image of its own, so operator images needing the same wheels share
+    them."""
+    name = f"localhost/aorta/python-wheels:{site_packages.name.removeprefix('site-packages-')}"
+    containerfile = f"FROM {base}\nCOPY . {_SITE_PACKAGES}/\n"
+    # The folder never changes once made: its name is its fingerprint.
+    _build(podman, name, site_packages, containerfile, fingerprint=site_packages.name)
     return name
 
 
@@ -193,7 +205,9 @@ def _import_python_base(podman: PodmanCli, cache: Path) -> str:
     recipe = _digest(tarball.name)
     if image_recipe(podman, PYTHON_BASE_IMAGE) != recipe:
         changes = [f"ENV PATH={_PATH}", f"LABEL {RECIPE_LABEL}={recipe}", 'CMD ["python3"]']
+        replaced = _image_id(podman, PYTHON_BASE_IMAGE)
         podman.run("import", *_changes(changes), str(tarball), PYTHON_BASE_IMAGE)
+        _remove_replaced(podman, replaced)
         _log.info("imported the Python base image", image=PYTHON_BASE_IMAGE, rootfs=str(tarball))
     return PYTHON_BASE_IMAGE
 
@@ -271,26 +285,49 @@ def _uv() -> str:
     return found
 
 
-def _build(podman: PodmanCli, name: str, context: Path, containerfile: str) -> None:
+def _build(
+    podman: PodmanCli,
+    name: str,
+    context: Path,
+    containerfile: str,
+    *,
+    fingerprint: str | None = None,
+) -> None:
     """`podman build` of `containerfile` in `context`, unless `name` was built from the same
-    recipe (the Containerfile, every file of the context and the base image's recipe)."""
+    recipe: the Containerfile, the base image's recipe and `fingerprint`, or, without one, the
+    digest of every file of `context`."""
     base = containerfile.split("\n", 1)[0].removeprefix("FROM ").strip()
-    recipe = _digest(containerfile, image_recipe(podman, base) or "", *_tree_digests(context))
+    content = [fingerprint] if fingerprint is not None else list(_tree_digests(context))
+    recipe = _digest(containerfile, image_recipe(podman, base) or "", *content)
     if image_recipe(podman, name) == recipe:
         return
-    (context / "Containerfile").write_text(f"{containerfile}LABEL {RECIPE_LABEL}={recipe}\n")
-    podman.run(
-        "build",
-        "--quiet",
-        "--pull=never",
-        "--layers",
-        "-t",
-        name,
-        "-f",
-        str(context / "Containerfile"),
-        str(context),
-    )
+    replaced = _image_id(podman, name)
+    with tempfile.TemporaryDirectory(prefix="aorta-containerfile-") as temporary:
+        containerfile_path = Path(temporary) / "Containerfile"
+        containerfile_path.write_text(f"{containerfile}LABEL {RECIPE_LABEL}={recipe}\n")
+        # One layer over the base and no intermediate images, which would pile up nameless:
+        # what several images share is an image of its own (the SDK's, the wheels').
+        podman.run(
+            *("build", "--quiet", "--pull=never", "--layers=false", "-t", name),
+            *("-f", str(containerfile_path), str(context)),
+        )
     _log.info("built an image", image=name)
+    _remove_replaced(podman, replaced)
+
+
+def _image_id(podman: PodmanCli, name: str) -> str | None:
+    try:
+        return podman.run("image", "inspect", "--format", "{{.Id}}", name).strip() or None
+    except PodmanError:
+        return None
+
+
+def _remove_replaced(podman: PodmanCli, image_id: str | None) -> None:
+    """Removes the image a build took the name of, so rebuilds do not pile up nameless images;
+    kept when it still has another name, a child image or a container (podman then refuses)."""
+    if image_id is not None:
+        with contextlib.suppress(PodmanError):
+            podman.run("rmi", image_id)
 
 
 def _tree_digests(folder: Path) -> Iterator[str]:
