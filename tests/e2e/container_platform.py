@@ -28,6 +28,7 @@ PLATFORM_ENV = {
     "AORTA_CONTAINER_KEEP": "true",
     "AORTA_CONTAINER_PULL_POLICY": "Never",
     "AORTA_LOG_FORMAT": "json",
+    "AORTA_LOG_LEVEL": "info",
 }
 
 
