@@ -126,7 +126,6 @@ async def push_outputs(
     for binding in outputs:
         files, left_out = await asyncio.to_thread(_regular_files, workspace.volume(binding.path))
         skipped += [f"{binding.path}/{name}" for name in left_out]
-        volume = workspace.volume_parts(binding.path)
         keyed = []
         for relative, _ in files:
             key = binding.blob_prefix + relative
@@ -134,7 +133,7 @@ async def push_outputs(
                 check_key(key)
             except Invalid as error:
                 raise Invalid(f"output file {binding.path}/{relative}: {error}") from None
-            keyed.append((key, (*volume, *relative.split("/"))))
+            keyed.append((key, tuple(relative.split("/"))))
         plans.append((binding, keyed))
     for binding, _ in plans:
         with contextlib.suppress(NotFound):
@@ -144,13 +143,18 @@ async def push_outputs(
     async def items() -> AsyncIterator[tuple[str, str, tuple[str, ...]]]:
         for binding, keyed in plans:
             for key, parts in keyed:
-                yield binding.blob_prefix, key, parts
+                yield binding.path, key, parts
 
     stored: dict[str, list[StoredChecksum]] = {binding.blob_prefix: [] for binding, _ in plans}
 
+    prefixes = {binding.path: binding.blob_prefix for binding, _ in plans}
+
     async def push(item: tuple[str, str, tuple[str, ...]]) -> int:
-        prefix, key, parts = item
-        file = await asyncio.to_thread(open_beneath, workspace.folder, parts)
+        declared, key, parts = item
+        prefix = prefixes[declared]
+        # The output's own folder is reached through the platform's folders (or a pod's mount);
+        # below it, everything is the operator's, so no link is followed there.
+        file = await asyncio.to_thread(open_beneath, workspace.volume(declared), parts)
         info = await blobs.put(key, file_chunks(file))
         if info.sha256 is not None:
             stored[prefix].append(StoredChecksum(key, info.size, info.sha256))

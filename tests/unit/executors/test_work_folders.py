@@ -64,7 +64,7 @@ def test_a_work_root_the_operator_cannot_reach_is_refused(tmp_path: Path) -> Non
         prepare_work_root(private / "work", STRANGER)
 
 
-def test_hand_over_gives_the_volumes_home_and_tmp_and_keeps_the_run_folder(
+def test_hand_over_gives_the_declared_folders_home_and_tmp_and_keeps_the_rest(
     tmp_path: Path,
 ) -> None:
     workspace = Workspace.for_run(tmp_path / "work", JOB, "seg", 1)
@@ -76,15 +76,25 @@ def test_hand_over_gives_the_volumes_home_and_tmp_and_keeps_the_run_folder(
     workspace.tmp.mkdir()
     workspace.log_file.write_bytes(b"")
 
-    hand_over(workspace, itself(switch=True))
+    hand_over(workspace, itself(switch=True), ["/input", "/output"])
 
     assert mode(workspace.folder.parent) == mode(workspace.folder) == 0o711
+    # The operator may not rename its output folder away (and put a link in its place).
+    assert mode(workspace.folder / "volumes") == 0o711
     assert mode(workspace.status_file) == 0o600 and workspace.status_file.read_bytes() == b""
     for folder in (inputs, inputs / "series", workspace.volume("/output"), workspace.home):
         assert mode(folder) == 0o700
     assert mode(inputs / "series" / "1.dcm") == 0o600
     owned = [os.lstat(p).st_uid for p in workspace.folder.rglob("*") if p != workspace.log_file]
     assert set(owned) == {os.geteuid()}
+
+
+def test_folders_on_the_way_to_a_nested_declared_path_stay_the_platforms(tmp_path: Path) -> None:
+    workspace = Workspace.for_run(tmp_path / "work", JOB, "seg", 1)
+    workspace.volume("/app/out").mkdir(parents=True)
+    hand_over(workspace, itself(switch=False), ["/app/out"])
+    assert mode(workspace.folder / "volumes") == mode(workspace.folder / "volumes" / "app") == 0o711
+    assert mode(workspace.volume("/app/out")) == 0o700
 
 
 def test_hand_over_without_volumes_gives_home_and_tmp(tmp_path: Path) -> None:

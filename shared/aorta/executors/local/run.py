@@ -156,7 +156,8 @@ class LocalRun:
             return self._outcome_of(RunReason.START_FAILED, f"inputs could not be fetched: {error}")
         user = self._config.user
         try:
-            await asyncio.to_thread(hand_over, self.workspace, user)
+            declared = [binding.path for binding in (*run.inputs, *run.outputs)]
+            await asyncio.to_thread(hand_over, self.workspace, user, declared)
         except OSError as error:
             message = f"the workspace could not be given to user {user.name!r}: {error}"
             return self._outcome_of(RunReason.START_FAILED, message)

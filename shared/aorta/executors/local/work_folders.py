@@ -6,7 +6,11 @@
                                       operator cannot swap it for a link to a file of the
                                       platform's that the platform would then read and store
           leader.status               0600, the operator's (its group leader writes it)
-          volumes/ home/ tmp/         0700, the operator's, and everything in them
+          volumes/                    0711, the platform's, as is every folder on the way to a
+                                      declared path, so an operator cannot swap an output
+                                      folder for a link to something the platform would store
+            <declared path>/          0700, the operator's, and everything in it
+          home/ tmp/                  0700, the operator's, and everything in them
 
 The work root defaults to `/var/tmp/aorta-runs-<uid>`: outside the data dir (0700, so an
 operator user could not enter it, and holding what operators must not read), on disk rather
@@ -22,6 +26,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from aorta.errors import Invalid
@@ -71,15 +76,24 @@ def prepare_work_root(root: Path, user: OperatorUser) -> None:
         )
 
 
-def hand_over(workspace: Workspace, user: OperatorUser) -> None:
+def hand_over(workspace: Workspace, user: OperatorUser, declared: Iterable[str] = ()) -> None:
     """Gives the run's folders to `user` once its inputs are in (see the module docstring).
 
-    Sets the modes of the platform's folders, creates the group leader's status file, and
-    changes the owner of `volumes/`, `home/` and `tmp/` and all they hold, deepest first
-    (links themselves, never what they point to). Raises `OSError`.
+    Sets the modes of the platform's folders (the run's, `volumes/` and those on the way to each
+    `declared` path), creates the group leader's status file, and changes the owner of each
+    declared folder, `home/` and `tmp/` and all they hold, deepest first (links themselves,
+    never what they point to). Raises `OSError`.
     """
-    for folder in (workspace.folder.parent, workspace.folder):
-        os.chmod(folder, PLATFORM_FOLDER_MODE)
+    volumes = workspace.folder / "volumes"
+    platforms = [workspace.folder.parent, workspace.folder]
+    operators = [workspace.home, workspace.tmp]
+    for path in declared:
+        folder = workspace.volume(path)
+        operators.append(folder)
+        platforms += [parent for parent in folder.parents if parent.is_relative_to(volumes)]
+    for folder in platforms:
+        if folder.exists():
+            os.chmod(folder, PLATFORM_FOLDER_MODE)
     status = os.open(
         workspace.status_file,
         os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
@@ -87,9 +101,9 @@ def hand_over(workspace: Workspace, user: OperatorUser) -> None:
     )
     os.close(status)
     _give(workspace.status_file, user, OPERATOR_FILE_MODE)
-    for top in (workspace.folder / "volumes", workspace.home, workspace.tmp):
+    for top in operators:
         if not top.exists():
-            continue  # a run with no inputs and no outputs has no volumes
+            continue
         for parent, folders, files in os.walk(top, topdown=False):
             for name in files:
                 _give(Path(parent, name), user, OPERATOR_FILE_MODE)
