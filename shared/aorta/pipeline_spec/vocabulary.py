@@ -8,7 +8,8 @@ An unknown key is judged in this order (docs/pipelines.md, "Unknown keys"):
    `apiVersion`, `api_version` and `inputs` are `api-version` and `input` misspelt. An error.
 2. Same shape as a key of another place: `input:` indented under `container:` belongs to the
    operator, `command:` written beside `container:` belongs in it. An error naming where it
-   belongs, because ignoring it would run a different pipeline than the one written.
+   belongs, because ignoring it would run a different pipeline than the one written; only a
+   misplaced `description`, which changes nothing, is a warning.
 3. Within a Damerau-Levenshtein distance (one edit, a swap of neighbours counting as one) of
    a key of this place: 1 for keys of up to 4 letters, 2 for longer ones. A typo: an error
    naming the key it may mean. The distance, not a similarity ratio, because it is what people
@@ -28,6 +29,8 @@ from aorta.pipeline_spec.yaml_nodes import shown
 
 SHORT_KEY = 4
 """Known keys of at most this many letters (in shape) admit one edit; longer ones two."""
+INFORMATIVE = ("description",)
+"""Keys that change nothing a pipeline does: written in the wrong place, they are warnings."""
 _HINT_CUTOFF = 0.6
 _MAX_COMPARED = 64
 
@@ -167,9 +170,11 @@ def judge(key: str, place: Place, owner: str, inside: Place | None = None) -> Ve
         there = " or ".join(other.label for other in elsewhere)
         proper = next(k for k in elsewhere[0].keys if key_shape(k) == shape)
         spelt = f" (spelt `{proper}`)" if proper != key else ""
-        return Verdict(
-            "error", f"{written} belongs to {there}{spelt}, not {place.label} (in {owner})"
-        )
+        found = "" if owner == place.label else f" (in {owner})"
+        message = f"{written} belongs to {there}{spelt}, not {place.label}{found}"
+        if proper in INFORMATIVE:
+            return Verdict("warning", f"{message}; it is ignored here")
+        return Verdict("error", message)
     close = near_misses(key, place.keys)
     if close:
         return Verdict("error", f"unknown key {written} in {owner}; {_did_you_mean(close)}", close)

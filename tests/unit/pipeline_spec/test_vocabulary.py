@@ -121,6 +121,22 @@ def test_a_key_not_indented_enough_belongs_to_the_mapping_written_in_this_one() 
     )
 
 
+def test_a_misplaced_description_is_only_a_warning() -> None:
+    verdict = judge("description", INPUT, "input #1 of operator 'a'")
+
+    assert verdict.severity == "warning"
+    assert verdict.message == (
+        "`description` belongs to the operator, not an input (in input #1 of operator 'a'); "
+        "it is ignored here"
+    )
+
+
+def test_a_misplaced_key_in_the_pipeline_names_the_pipeline_once() -> None:
+    verdict = judge("container", PIPELINE, "the pipeline")
+
+    assert verdict.message == "`container` belongs to the operator, not the pipeline"
+
+
 def test_a_key_of_an_unrelated_mapping_names_it() -> None:
     assert judge("from", OUTPUT, "output #1 of operator 'a'").message.startswith(
         "`from` belongs to an input, not an output"
