@@ -3,6 +3,11 @@
 It registers the definition (or takes a registered pipeline's id), creates a job, uploads the
 input, starts it, watches the DAG until the job stops, downloads every operator output into
 `-o`, prints the last log lines of a faulted operator, and exits 0 for HEALTHY, 1 otherwise.
+
+A definition file is registered only when it changed: the newest registered pipeline of the
+same name whose files are the same (paths and contents) is used instead, so running one file
+again and again leaves one pipeline. The job is named `<pipeline name>-<UTC time>`, whether the
+pipeline came as a file or as an id, prefix or name.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 import click
 
 from aorta.cli import jobs, lookup, pipelines
-from aorta.cli.definitions import collect_definition, pipeline_name
+from aorta.cli.definitions import DefinitionFile, collect_definition, pipeline_name
 from aorta.cli.failures import NotFoundFailure, PlatformFailure, UsageFailure
 from aorta.cli.files import collect
 from aorta.cli.jobview import JobView
@@ -31,14 +36,43 @@ _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 def _pipeline(session: Session, given: str) -> tuple[str, str]:
-    """(pipeline id, name for the job) for a definition file, or a registered pipeline's id."""
+    """(pipeline id, name for the job) for a definition file (registered unless an identical
+    one is), or a registered pipeline's id, prefix or name."""
     path = Path(given)
     if path.is_file():
-        name = pipeline_name(collect_definition(path)) or path.stem
-        return pipelines.create(session, path), name
+        files = collect_definition(path)
+        declared = pipeline_name(files)
+        unchanged = _registered_copy(session, declared, files) if declared else None
+        if unchanged is not None:
+            session.output.note(f"using pipeline {unchanged} (unchanged)")
+            return unchanged, declared or path.stem
+        created = pipelines.create(session, path)
+        session.output.note(f"registered pipeline {created} from {path}")
+        return created, declared or path.stem
     if path.suffix in (".yml", ".yaml") or "/" in given:
         raise UsageFailure(f"{given} is neither a definition file nor a pipeline id or name")
-    return lookup.pipeline_id(session, given), "run"
+    pipeline_id = lookup.pipeline_id(session, given)
+    document, _ = pipelines.details(session, pipeline_id)
+    return pipeline_id, str(document["name"]) or "run"
+
+
+def same_definition(files: list[DefinitionFile], registered: list[dict[str, str]]) -> bool:
+    """Whether a registered pipeline's definition (`pipelines.details`' `definition`) is made
+    of exactly `files`: the same paths (ignoring case, as the platform does) and contents."""
+    mine = {file.path.casefold(): file.text for file in files}
+    theirs = {item["path"].casefold(): item["content"] for item in registered}
+    return mine == theirs
+
+
+def _registered_copy(session: Session, name: str, files: list[DefinitionFile]) -> str | None:
+    """The newest registered pipeline named `name` whose definition is `files`, if any."""
+    for candidate in reversed(lookup.pipeline_candidates(session)):
+        if candidate.name != name:
+            continue
+        document, _ = pipelines.details(session, candidate.id)
+        if same_definition(files, document["definition"]):
+            return candidate.id
+    return None
 
 
 def _job_name(base: str) -> str:
@@ -121,7 +155,11 @@ def run(
     if results is not None:
         try:
             downloaded = download(session, payload_id, OUTPUTS + "/*", results)
-            output.note(f"Downloaded {len(downloaded)} output file(s) to {results}.")
+            checked = sum(file.verified for file in downloaded)
+            output.note(
+                f"Downloaded {len(downloaded)} output file(s) to {results}; {checked} checked "
+                "against the SHA-256 recorded when they were stored."
+            )
         except NotFoundFailure:
             output.note("The job wrote no outputs.")
     for operator in final.operators.values():
