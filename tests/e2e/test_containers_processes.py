@@ -122,8 +122,8 @@ async def test_killing_the_leading_scheduler_leaves_its_container_to_the_other_r
             status = await second.stopped(job_id, within=90)
             assert status.status == jobs_pb2.JOB_STATUS_HEALTHY, list(status.messages)
             for name in CHAIN:
-                log = await operator_log(second, job_id, name)
-                assert log == [f"{name}: start", f"{name}: done"], log
+                lines = await operator_log(second, job_id, name)
+                assert lines == [f"{name}: start", f"{name}: done"], lines
                 labels = {"aorta.job": job_id, "aorta.operator": name}
                 assert len(containers(podman_engine, **labels)) == 1
                 prefix = operator_output_prefix(payload_id, name, None)
