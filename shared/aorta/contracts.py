@@ -327,10 +327,12 @@ class UpdateModelList:
 
 @dataclass(frozen=True)
 class AcquireTriton:
-    """A Triton server holding every named model, for this job only."""
+    """A Triton server holding every named model, for this job only; `gpus` are the node's
+    devices the scheduler reserved for the job, which its server should run on."""
 
     job_id: JobId
     models: tuple[str, ...]
+    gpus: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _canonical(self, job_id=ids.job_id)

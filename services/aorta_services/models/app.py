@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aorta import contracts, subjects
 from aorta.bus import Bus
 from aorta.errors import Unavailable
+from aorta.gpu import gpu_count
 from aorta.logger import get_logger
 from aorta.runtime.service import RunningService, ServiceContext
 from aorta.triton import ArchiveWriter, TritonBackend, TritonServer
@@ -40,7 +41,7 @@ class MissingTriton:
     def __init__(self, reason: Unavailable) -> None:
         self._reason = reason
 
-    async def start_server(self, server_id: str) -> TritonServer:
+    async def start_server(self, server_id: str, gpus: Sequence[int] = ()) -> TritonServer:
         raise Unavailable(*self._reason.messages)
 
     async def install_model(self, name: str, revision: str, write_archive: ArchiveWriter) -> None:
@@ -84,7 +85,7 @@ async def start(
     The service's own settings (`ModelsSettings`) come from `environ`, which defaults to the
     process environment because `ServiceContext` carries only the core settings; it is also the
     environment tritonserver children inherit. `backend` defaults to local tritonserver
-    processes under `<data dir>/triton/`.
+    processes under `<data dir>/triton/` (containers of `AORTA_TRITON_IMAGE` when it is set).
     """
     settings = ModelsSettings.from_env(environ)
     models = ModelRepository(ctx.store)
@@ -98,14 +99,22 @@ async def start(
     await mirror.reset()
     if backend is None and settings.backend == "kubernetes":
         backend = await _kubernetes_backend(ctx, settings, environ)
+    elif backend is None and settings.backend == "container":
+        backend = await _container_backend(settings, environ, data / "triton")
     elif backend is None:
         backend = await _local_backend(settings, environ, data / "triton")
-    pool = TritonPool(backend, archives, settings.pool, mirror=mirror)
+    devices = await _triton_devices(settings)
+    pool = TritonPool(backend, archives, settings.pool, mirror=mirror, devices=devices)
     pool.start()
     running = RunningModels(ctx.bus, pool=pool, backend=backend, archives=archives, mirror=mirror)
     async with running.starting():
         await _serve(ctx, running, models)
-    log.info("models.serving", models_per_server=settings.pool.models_per_server)
+    log.info(
+        "models.serving",
+        models_per_server=settings.pool.models_per_server,
+        triton_backend=settings.backend,
+        triton_gpus=list(devices),
+    )
     return running
 
 
@@ -124,10 +133,64 @@ async def _local_backend(
         install,
         environ=environ,
         limits=settings.limits,
+        pools=settings.memory_pools,
         start_timeout=settings.start_timeout,
         stop_grace=settings.stop_grace,
         load_timeout=settings.load_timeout,
     )
+
+
+async def _triton_devices(settings: ModelsSettings) -> tuple[int, ...]:
+    """The node's GPUs Triton servers may use; none for servers the cluster places."""
+    if settings.backend == "kubernetes":
+        return ()
+    if settings.pool.gpus is not None:
+        return settings.pool.gpus
+    return tuple(range(await gpu_count()))
+
+
+async def _container_backend(
+    settings: ModelsSettings, environ: Mapping[str, str], root: Path
+) -> TritonBackend:
+    # Imported here so a platform without containers never loads the Docker client.
+    from aorta.executors.container.engine import ContainerEngine
+    from aorta.executors.container.settings import ContainerSettings
+    from aorta.executors.engine_probe import detect
+    from aorta.triton.container.backend import ContainerTritonBackend
+
+    assert settings.image is not None
+    detection = await detect(environ)
+    if detection.engine is None:
+        missing = Unavailable(
+            f"AORTA_TRITON_IMAGE={settings.image} needs a container engine, and none answered "
+            f"at {', '.join(detection.tried)} (AORTA_CONTAINER_HOST)"
+        )
+        log.warning("models.triton_missing", reason="; ".join(missing.messages))
+        return MissingTriton(missing)
+    containers = ContainerSettings.from_env(environ)
+    try:
+        engine = await ContainerEngine.connect(detection.engine.host)
+    except Unavailable as missing:
+        log.warning("models.triton_missing", reason="; ".join(missing.messages))
+        return MissingTriton(missing)
+    try:
+        return await ContainerTritonBackend.open(
+            root,
+            engine,
+            image=settings.image,
+            instance=containers.instance,
+            pools=settings.memory_pools,
+            limits=settings.limits,
+            pull_policy=containers.pull_policy,
+            auth_file=containers.auth_file,
+            start_timeout=settings.start_timeout,
+            stop_grace=settings.stop_grace,
+            load_timeout=settings.load_timeout,
+            owns_engine=True,
+        )
+    except BaseException:
+        await engine.close()
+        raise
 
 
 async def _kubernetes_backend(

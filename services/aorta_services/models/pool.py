@@ -8,6 +8,10 @@ repository yet and load the missing models, all loads of one acquire in parallel
 undoes the decision: the models that did not load are forgotten, a server taken from the idle
 pool goes back to it, a server that did not start is dropped.
 
+Each new server gets its GPUs when it is reserved (`domain.gpus`): the devices the job was given,
+as far as Triton may use them, else the least used of the devices Triton may use; none means the
+CPU. The backend gives the server exactly those devices.
+
 State lives in this process's memory (mirrored to `triton_servers`, see `server_mirror`): one models
 service replica owns one pool. Its tritonserver children die with it (PR_SET_PDEATHSIG), and a
 restarted service starts with an empty pool; jobs that held servers must acquire again.
@@ -28,6 +32,7 @@ from aorta.errors import AortaError, Unavailable
 from aorta.ids import new_id
 from aorta.logger import get_logger
 from aorta.triton import TritonBackend, TritonServer
+from aorta_services.models.domain.gpus import job_devices, spread_devices
 from aorta_services.models.domain.placement import (
     Placement,
     ServerView,
@@ -67,13 +72,14 @@ class _Pooled:
     job: str | None
     models: dict[str, str]
     idle_since: float | None = None
+    gpus: tuple[int, ...] = ()
     server: TritonServer | None = None
     loaded: dict[str, str] = field(default_factory=dict)
     loads: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def view(self) -> ServerView:
-        return ServerView(self.id, self.job, dict(self.models), self.idle_since)
+        return ServerView(self.id, self.job, dict(self.models), self.idle_since, self.gpus)
 
     def document(self) -> dict[str, Any]:
         state = "starting" if self.server is None else "idle" if self.job is None else "held"
@@ -84,6 +90,7 @@ class _Pooled:
             "grpc_uri": self.server.grpc_uri if self.server else None,
             "http_uri": self.server.http_uri if self.server else None,
             "models": [{"name": n, "revision": r} for n, r in sorted(self.loaded.items())],
+            "gpus": list(self.gpus),
             "loads": self.loads,
         }
 
@@ -92,7 +99,8 @@ class TritonPool:
     """Triton servers for jobs (see the module docstring and `placement`).
 
     Every method may be called from many coroutines at once. `start` begins the idle reaper;
-    `close` stops every server. `clock` (seconds) dates releases; tests may drive it.
+    `close` stops every server. `devices` are the node's GPUs Triton may use (NVML's indices;
+    empty: every server runs on the CPU). `clock` (seconds) dates releases; tests may drive it.
     """
 
     def __init__(
@@ -102,9 +110,11 @@ class TritonPool:
         settings: PoolSettings,
         *,
         mirror: ServerMirror | None = None,
+        devices: tuple[int, ...] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._backend = backend
+        self.devices = devices
         self._source = source
         self._settings = settings
         self._mirror = mirror
@@ -130,8 +140,11 @@ class TritonPool:
         """Starts the task that stops servers idle for longer than the idle time."""
         self._reaper = asyncio.create_task(self._reap(), name="aorta.models.triton_reaper")
 
-    async def acquire(self, job: str, wanted: Mapping[str, str]) -> Acquired:
-        """A server holding every model of `wanted` (name -> current revision), for `job`.
+    async def acquire(
+        self, job: str, wanted: Mapping[str, str], gpus: tuple[int, ...] = ()
+    ) -> Acquired:
+        """A server holding every model of `wanted` (name -> current revision), for `job`,
+        on the job's own devices `gpus` where Triton may use them (see the module docstring).
 
         `Invalid` when they cannot fit one server, `Unavailable` when no server can be had or
         a server fails, and the error of the first model that did not load (Triton's own text),
@@ -141,14 +154,16 @@ class TritonPool:
         for pooled in [p for p in self._servers.values() if p.server and not p.server.alive()]:
             log.warning("triton.server_died", server_id=pooled.id, job_id=pooled.job)
             self._drop(pooled)
+        required = job_devices(gpus, self.devices, self._settings.gpus_per_server)
         placement = place(
             job,
             wanted,
             self.views(),
             models_per_server=self._settings.models_per_server,
             max_servers=self._settings.max_servers,
+            gpus=required,
         )
-        pooled, origin = self._reserve(job, wanted, placement)
+        pooled, origin = self._reserve(job, wanted, placement, required)
         try:
             async with pooled.lock:
                 await self._prepare(pooled, job, wanted, placement)
@@ -158,16 +173,31 @@ class TritonPool:
         finally:
             self._save(pooled)
         assert pooled.server is not None
-        log.info("triton.acquired", job_id=job, server_id=pooled.id, models=sorted(wanted))
+        log.info(
+            "triton.acquired",
+            job_id=job,
+            server_id=pooled.id,
+            models=sorted(wanted),
+            gpus=list(pooled.gpus),
+        )
         return Acquired(pooled.id, pooled.server.grpc_uri, pooled.server.http_uri)
 
     def _reserve(
-        self, job: str, wanted: Mapping[str, str], placement: Placement
+        self,
+        job: str,
+        wanted: Mapping[str, str],
+        placement: Placement,
+        required: tuple[int, ...] | None,
     ) -> tuple[_Pooled, str]:
         """Records the decision; returns the server and where it came from: "new", "idle"
-        (taken from the pool) or "own" (already the job's)."""
+        (taken from the pool) or "own" (already the job's). A new server gets the `required`
+        devices, else the least used ones."""
         if placement.server is None:
-            pooled = _Pooled(new_id(), job, {name: wanted[name] for name in placement.load})
+            if required is None:
+                in_use = [p.gpus for p in self._servers.values()]
+                required = spread_devices(self.devices, in_use, self._settings.gpus_per_server)
+            models = {name: wanted[name] for name in placement.load}
+            pooled = _Pooled(new_id(), job, models, gpus=required)
             self._servers[pooled.id] = pooled
             self._save(pooled)
             return pooled, "new"
@@ -186,7 +216,7 @@ class TritonPool:
         if self._servers.get(pooled.id) is not pooled or pooled.job != job:
             raise Unavailable(f"the Triton server prepared for job {job} failed; try again")
         if pooled.server is None:
-            started = await self._backend.start_server(pooled.id)
+            started = await self._backend.start_server(pooled.id, pooled.gpus)
             if self._servers.get(pooled.id) is not pooled:
                 await started.stop()
                 raise Unavailable(

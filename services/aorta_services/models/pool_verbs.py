@@ -1,11 +1,11 @@
 """The Triton pool's verbs, called by the scheduler and by Clara.Stop (`aorta.contracts`).
 
 - MODELS_ACQUIRE_TRITON (`AcquireTriton` -> `TritonServer`, URIs as `host:port`): a server
-  holding every named model, for that job only. Unknown names are MODEL_NOT_FOUND,
-  all of them named; a model that does not load fails with Triton's own error text. The
-  answer can take a server start plus the model loads (seconds; minutes for big models), so
-  callers should wait longer than the usual RPC timeout. A caller that gave up, or whose job
-  faulted, still calls release: the job holds whatever it got.
+  holding every named model, for that job only, on the job's GPUs when it names any. Unknown
+  names are MODEL_NOT_FOUND, all of them named; a model that does not load fails with Triton's
+  own error text. The answer can take a server start plus the model loads (seconds; minutes
+  for big models), so callers should wait longer than the usual RPC timeout. A caller that
+  gave up, or whose job faulted, still calls release: the job holds whatever it got.
 - MODELS_RELEASE_TRITON (`ReleaseTriton` -> `Done`): the job stopped; its servers return to
   the pool.
 - MODELS_PLATFORM_STOP (`PlatformStop` -> `PlatformStopped`, `{"servers": n}`): every server stops
@@ -44,7 +44,7 @@ class PoolVerbs:
                 code=ErrorCode.MODEL_NOT_FOUND,
             )
         revisions = {name: found[name].revision for name in wanted}
-        acquired = await self._pool.acquire(request.job_id, revisions)
+        acquired = await self._pool.acquire(request.job_id, revisions, request.gpus)
         return contracts.TritonServer(grpc_uri=acquired.grpc_uri, http_uri=acquired.http_uri)
 
     async def release(self, request: contracts.ReleaseTriton) -> contracts.Done:

@@ -339,7 +339,11 @@ class Engine:
         triton = None
         if record.models:
             try:
-                triton = await self._peers.acquire_triton(job_id, record.models)
+                # The admission reservation names the devices lowest free first, as the job's
+                # operators will get them, so its Triton server runs on the job's own GPUs.
+                reserved = self._ledger.allocations().get(admission_owner(job_id))
+                gpus = reserved.gpus if reserved is not None else ()
+                triton = await self._peers.acquire_triton(job_id, record.models, gpus)
             except AortaError as error:
                 models = ", ".join(record.models)
                 why = "; ".join(error.messages)

@@ -69,10 +69,12 @@ class Peers:
         """The job stopped: its payload may be deleted again."""
         await self._call(contracts.PAYLOADS_RELEASE, contracts.JobPayload(payload_id, job_id))
 
-    async def acquire_triton(self, job_id: JobId, models: Sequence[str]) -> TritonUris:
-        """A Triton server holding `models` for this job; `Unavailable` when no models service
-        is deployed."""
-        request = contracts.AcquireTriton(job_id, tuple(models))
+    async def acquire_triton(
+        self, job_id: JobId, models: Sequence[str], gpus: Sequence[int] = ()
+    ) -> TritonUris:
+        """A Triton server holding `models` for this job, on its GPUs `gpus` where it has any;
+        `Unavailable` when no models service is deployed."""
+        request = contracts.AcquireTriton(job_id, tuple(models), tuple(gpus))
         server = await self._call(contracts.MODELS_ACQUIRE_TRITON, request)
         return TritonUris(grpc_uri=server.grpc_uri, http_uri=server.http_uri)
 

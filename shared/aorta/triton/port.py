@@ -10,7 +10,7 @@ only.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -62,8 +62,14 @@ class TritonServer(Protocol):
 class TritonBackend(Protocol):
     """Starts servers and keeps the model repository they load from."""
 
-    async def start_server(self, server_id: str) -> TritonServer:
-        """A new, empty server, ready to load models. `Unavailable` when it cannot start."""
+    async def start_server(self, server_id: str, gpus: Sequence[int] = ()) -> TritonServer:
+        """A new, empty server, ready to load models. `Unavailable` when it cannot start.
+
+        `gpus` are the node's device indices (NVML's numbering) the pool assigned the server:
+        a backend that places servers on this node gives it exactly those devices, and none
+        (the CPU-only flags) when empty. A backend whose servers run elsewhere (Kubernetes)
+        lets its scheduler pick the devices and ignores them.
+        """
         ...
 
     async def install_model(self, name: str, revision: str, write_archive: ArchiveWriter) -> None:

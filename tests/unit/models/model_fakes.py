@@ -7,7 +7,7 @@ import asyncio
 import io
 import stat
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +89,7 @@ class FakeServer:
 
 @dataclass
 class FakeBackend:
-    """A `TritonBackend` in memory: servers on made-up ports, installs recorded."""
+    """A `TritonBackend` in memory: servers on made-up ports, installs and devices recorded."""
 
     load_delay: float = 0.0
     start_delay: float = 0.0
@@ -100,12 +100,14 @@ class FakeBackend:
     installs: list[tuple[str, str]] = field(default_factory=list)
     installed: dict[str, str] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
+    devices: dict[str, tuple[int, ...]] = field(default_factory=dict)
     closed: bool = False
 
-    async def start_server(self, server_id: str) -> FakeServer:
+    async def start_server(self, server_id: str, gpus: Sequence[int] = ()) -> FakeServer:
         await asyncio.sleep(self.start_delay)
         if self.fail_start:
             raise Unavailable("tritonserver did not start")
+        self.devices[server_id] = tuple(gpus)
         port = 9000 + 2 * len(self.servers)
         server = FakeServer(server_id, self, f"127.0.0.1:{port + 1}", f"127.0.0.1:{port}")
         self.servers.append(server)

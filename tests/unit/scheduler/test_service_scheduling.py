@@ -208,9 +208,37 @@ async def test_operators_with_models_get_a_triton_server_for_the_job(harness: Ha
     }
     await harness.until(job_id, lambda s: len(calls) == 2)
     assert calls == [
-        ("acquire", {"job_id": job_id, "models": ["spleen", "liver"]}),
+        ("acquire", {"job_id": job_id, "models": ["spleen", "liver"], "gpus": []}),
         ("release", {"job_id": job_id}),
     ]
+    for subscription in served:
+        await subscription.drain()
+
+
+async def test_the_triton_server_is_asked_for_on_the_gpus_the_job_was_given(
+    harness: Harness,
+) -> None:
+    extra = "  models: [{name: spleen}]\n"
+    definition = single(requests="{gpu: 1}", extra=extra)
+    harness.peers.add_pipeline(PIPELINE_ID, "infer", {"i.yaml": definition})
+    asked: list[dict[str, object]] = []
+
+    async def acquire(request: Request) -> bytes:
+        asked.append(json.loads(request.data))
+        return json.dumps({"grpc_uri": "127.0.0.1:8001", "http_uri": "127.0.0.1:8000"}).encode()
+
+    async def release(request: Request) -> bytes:
+        return b"{}"
+
+    served = [
+        await harness.client.serve(subjects.MODELS_ACQUIRE_TRITON, acquire, queue="models"),
+        await harness.client.serve(subjects.MODELS_RELEASE_TRITON, release, queue="models"),
+    ]
+    replica = await harness.replica({"AORTA_SCHEDULER_GPUS": "3,5"})
+    job_id = await harness.run()
+    assert (await harness.stopped(job_id)).status == P.JOB_STATUS_HEALTHY
+    assert asked == [{"job_id": job_id, "models": ["spleen"], "gpus": [3]}]
+    assert replica.executor.starts[0].resources.gpu_devices == (3,)
     for subscription in served:
         await subscription.drain()
 

@@ -13,6 +13,10 @@ The rules (docs/models.md, "The Triton pool"):
    older ones are left to expire). Models nobody asked for are unloaded only to make room.
 4. Otherwise a new server is started, unless `max_servers` already run.
 
+When the job's server must sit on given GPUs (`gpus`, see `aorta_services.models.domain.gpus`),
+rule 3 considers only idle servers on exactly those devices; when none fits and no new server
+may start, an idle server on other devices is taken rather than failing the job.
+
 Idle servers are kept warm up to `pool_size`, most recently released first, each for at most
 `idle_seconds`.
 """
@@ -30,13 +34,15 @@ class ServerView:
     """What placement needs to know of one server.
 
     `models` maps each model loaded, or being loaded, to its revision; `idle_since` is when the
-    server was last released (clock seconds), None while a job holds it.
+    server was last released (clock seconds), None while a job holds it; `gpus` the node's
+    devices it runs on (empty: the CPU).
     """
 
     id: str
     job: str | None
     models: Mapping[str, str]
     idle_since: float | None = None
+    gpus: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,10 @@ def place(
     *,
     models_per_server: int,
     max_servers: int,
+    gpus: tuple[int, ...] | None = None,
 ) -> Placement:
-    """Where `job`'s models `wanted` (name -> current revision) go (see the module docstring).
+    """Where `job`'s models `wanted` (name -> current revision) go (see the module docstring);
+    `gpus`, when given, the devices the job's server should run on.
 
     `Invalid` (MODEL_REQUEST_INVALID) when they cannot fit one server; `Unavailable` when every
     server is held by other jobs and no new one may start.
@@ -86,11 +94,15 @@ def place(
         overflow = len(set(server.models) | set(wanted)) - models_per_server
         unload = tuple(extra[: max(overflow, 0)])
         released = server.idle_since or 0.0
-        key = (-len(current), len(unload), -released, server.id)
+        elsewhere = gpus is not None and server.gpus != gpus
+        key = (elsewhere, -len(current), len(unload), -released, server.id)
         idle.append((key, Placement(server.id, load, unload)))
+    room = len(servers) < max_servers
     if idle:
-        return min(idle)[1]
-    if len(servers) < max_servers:
+        (elsewhere, *_), best = min(idle)
+        if not (elsewhere and room):
+            return best
+    if room:
         return Placement(None, tuple(sorted(wanted)))
     raise Unavailable(
         f"all {len(servers)} Triton servers are held by running jobs; no server may be added "

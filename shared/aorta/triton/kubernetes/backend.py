@@ -5,9 +5,10 @@ placement for every backend; this backend, like the local one, only starts serve
 model repository and loads models:
 
 - `start_server` creates the server's Service and Deployment (`kubernetes_objects`) in the jobs
-  namespace and returns once its pod is Ready, from a watch of the instance's Triton pods (never
-  polling); that pod is remembered: `alive()` turns False when it is gone or has restarted (a
-  restarted Triton is empty), read from the same watch, without I/O.
+  namespace (its GPUs are the cluster's to pick, `AORTA_K8S_TRITON_GPUS` of them, so the
+  devices the pool names are not used) and returns once its pod is Ready, from a watch of the
+  instance's Triton pods (never polling); that pod is remembered: `alive()` turns False when it
+  is gone or has restarted (a restarted Triton is empty), read from the same watch, without I/O.
 - `install_model` expands a model's archive and stores its files in the blob store's
   `triton-repository/<model>/`, which every server reads as its S3 model repository;
   `remove_model` deletes them. A read/write lock per model keeps loads from reading a folder
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -154,7 +155,9 @@ class KubernetesTritonBackend:
         await backend.remove_leftovers()
         return backend
 
-    async def start_server(self, server_id: str) -> KubernetesTritonServer:
+    async def start_server(
+        self, server_id: str, gpus: Sequence[int] = ()
+    ) -> KubernetesTritonServer:
         if self._closed:
             raise Unavailable("the Triton backend is closed")
         self.pods.start()

@@ -1,50 +1,33 @@
 """The local Triton backend: tritonserver child processes sharing one model repository folder.
 
-Each backend owns a working folder under its root (`<data dir>/triton/<random>/`), locked for
-its lifetime like the blob store's staging folders, so a backend that died is cleaned up by the
-next one to open the same root while a live neighbour's folder stays:
+The repository and its working folder are `aorta.triton.local.repository.ModelFolder`'s; this
+backend adds `backends/` to it, a copy of the Triton tree's backends with the Python backend stub
+for this interpreter placed in `backends/python/` (site-packages is never modified), and writes
+each server's output to `logs/<server id>.log`.
 
-- `backends/`: a copy of the Triton tree's backends with the Python backend stub for this
-  interpreter placed in `backends/python/` (site-packages is never modified);
-- `repository/<model>/`: the expanded model folders every server of this backend loads from
-  (`--model-repository`); a model is expanded on demand, once per revision;
-- `incoming/`: archives being fetched and folders being expanded, moved into the repository
-  only when complete, so Triton never sees half a model;
-- `logs/<server id>.log`: each server's own output.
-
-Replacing a model's folder waits for loads of that model in flight and holds further loads
-until it is done (a read/write lock per model name), so a load never reads a folder being
-swapped.
+Each server gets the GPUs the pool assigned it (`start_server(server_id, gpus)`): exactly those
+devices through `CUDA_VISIBLE_DEVICES`, with CUDA memory pools on them and a pinned host pool
+(`aorta.triton.server_flags`); a server given none runs with the CPU-only flags.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
+import functools
 import shutil
-import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import tritonclient.grpc.aio as triton_grpc  # type: ignore[import-untyped]
 from tritonclient.utils import InferenceServerException  # type: ignore[import-untyped]
 
-from aorta.blobs.staging import claim_staging, remove_stale_staging
 from aorta.errors import ErrorCode, Invalid, Unavailable
-from aorta.logger import get_logger
-from aorta.triton.archive import (
-    DEFAULT_LIMITS,
-    ArchiveLimits,
-    extract_archive,
-    inspect_archive,
-)
+from aorta.triton.archive import DEFAULT_LIMITS, ArchiveLimits
 from aorta.triton.local.install import STUB, TritonInstall
 from aorta.triton.local.process import TritonProcess
-from aorta.triton.model_locks import ModelLocks
+from aorta.triton.local.repository import ModelFolder
 from aorta.triton.port import ArchiveWriter
-
-_log = get_logger(__name__)
+from aorta.triton.server_flags import MemoryPools
 
 
 class LocalTritonServer:
@@ -130,32 +113,33 @@ class LocalTritonBackend:
 
     def __init__(
         self,
-        folder: Path,
-        lock_fd: int,
+        models: ModelFolder,
         install: TritonInstall,
         *,
         environ: Mapping[str, str],
-        limits: ArchiveLimits,
+        pools: MemoryPools,
         start_timeout: float,
         stop_grace: float,
         load_timeout: float,
     ) -> None:
-        self.folder = folder
-        self._lock_fd = lock_fd
+        self.models = models
         self._install = install
         self._environ = dict(environ)
-        self._limits = limits
+        self._pools = pools
         self._start_timeout = start_timeout
         self._stop_grace = stop_grace
         self._load_timeout = load_timeout
-        self._installed: dict[str, str] = {}
-        self.lock = ModelLocks()
+        self.lock = models.lock
         """The lock that orders loads of a model (readers) and swaps of its folder (writer)."""
         self._closed = False
 
     @property
+    def folder(self) -> Path:
+        return self.models.folder
+
+    @property
     def repository(self) -> Path:
-        return self.folder / "repository"
+        return self.models.repository
 
     @classmethod
     async def open(
@@ -165,33 +149,39 @@ class LocalTritonBackend:
         *,
         environ: Mapping[str, str],
         limits: ArchiveLimits = DEFAULT_LIMITS,
+        pools: MemoryPools | None = None,
         start_timeout: float = 60.0,
         stop_grace: float = 15.0,
         load_timeout: float = 300.0,
     ) -> LocalTritonBackend:
         """Claims a working folder under `root` (removing those of dead backends) and prepares
-        the backends tree. `environ` is the environment the servers inherit."""
-        folder, lock_fd = await asyncio.to_thread(_prepare, root, install)
+        the backends tree. `environ` is the environment the servers inherit (their devices
+        replace its `CUDA_VISIBLE_DEVICES`); `pools` sizes the memory pools of servers with
+        GPUs (Triton's defaults when None)."""
+        models = await ModelFolder.open(
+            root, limits=limits, prepare=functools.partial(_copy_backends, install)
+        )
         return cls(
-            folder,
-            lock_fd,
+            models,
             install,
             environ=environ,
-            limits=limits,
+            pools=pools or MemoryPools(),
             start_timeout=start_timeout,
             stop_grace=stop_grace,
             load_timeout=load_timeout,
         )
 
-    async def start_server(self, server_id: str) -> LocalTritonServer:
+    async def start_server(self, server_id: str, gpus: Sequence[int] = ()) -> LocalTritonServer:
         if self._closed:
             raise Unavailable("the Triton backend is closed")
         process = TritonProcess(
             self._install,
             repository=self.repository,
             backends=self.folder / "backends",
-            log_file=self.folder / "logs" / f"{server_id}.log",
+            log_file=self.models.logs / f"{server_id}.log",
             environ=self._environ,
+            gpus=gpus,
+            pools=self._pools,
             start_timeout=self._start_timeout,
             stop_grace=self._stop_grace,
         )
@@ -199,56 +189,17 @@ class LocalTritonBackend:
         return LocalTritonServer(server_id, process, self, self._load_timeout)
 
     async def install_model(self, name: str, revision: str, write_archive: ArchiveWriter) -> None:
-        async with self.lock(name).writing():
-            if self._installed.get(name) == revision:
-                return
-            work = self.folder / "incoming" / uuid.uuid4().hex
-            archive = work.with_suffix(".zip")
-            try:
-                await write_archive(archive)
-                await asyncio.to_thread(self._expand, name, archive, work)
-            finally:
-                await asyncio.to_thread(_remove, archive, work)
-            self._installed[name] = revision
-            _log.info("triton.model_installed", model=name, revision=revision)
-
-    def _expand(self, name: str, archive: Path, work: Path) -> None:
-        model = inspect_archive(archive, name=name, limits=self._limits, verify=False)
-        extract_archive(archive, model, work, self._limits)
-        target = self.repository / name
-        trash = work.with_name(work.name + ".old")
-        if target.exists():
-            os.replace(target, trash)
-        os.replace(work, target)
-        shutil.rmtree(trash, ignore_errors=True)
+        await self.models.install_model(name, revision, write_archive)
 
     async def remove_model(self, name: str) -> None:
-        async with self.lock(name).writing():
-            self._installed.pop(name, None)
-            await asyncio.to_thread(shutil.rmtree, self.repository / name, True)
+        await self.models.remove_model(name)
 
     async def close(self) -> None:
-        if self._closed:
-            return
         self._closed = True
-        await asyncio.to_thread(shutil.rmtree, self.folder, True)
-        os.close(self._lock_fd)
+        await self.models.close()
 
 
-def _prepare(root: Path, install: TritonInstall) -> tuple[Path, int]:
-    removed = remove_stale_staging(root)
-    if removed:
-        _log.info("triton.stale_folders_removed", root=str(root), count=removed)
-    folder, lock_fd = claim_staging(root)
-    python = folder / "backends" / "python"
+def _copy_backends(install: TritonInstall, folder: Path) -> None:
     shutil.copytree(install.backends, folder / "backends")
     if install.stub is not None:
-        shutil.copy2(install.stub, python / STUB)
-    for name in ("repository", "incoming", "logs"):
-        (folder / name).mkdir()
-    return folder, lock_fd
-
-
-def _remove(archive: Path, work: Path) -> None:
-    archive.unlink(missing_ok=True)
-    shutil.rmtree(work, ignore_errors=True)
+        shutil.copy2(install.stub, folder / "backends" / "python" / STUB)

@@ -1,11 +1,13 @@
 """One `tritonserver` child process: started on free ports of 127.0.0.1, health-checked, stopped.
 
-The server runs with `--model-control-mode=explicit`, so it loads nothing until asked, and with
-the CPU-friendly flags of docs/test-infrastructure.md (no pinned or CUDA memory pools, no GPU
-metrics). Its output goes to a log file of its own. On Linux the child gets SIGTERM when the
-thread that started it ends (PR_SET_PDEATHSIG, armed by `aorta.children.process`'s trampoline, as
-for nats-server), so a models service killed with SIGKILL leaves no server behind; Triton then
-stops its Python backend stubs itself.
+The server runs with `--model-control-mode=explicit`, so it loads nothing until asked. Given
+GPUs (node device indices), it sees exactly those through `CUDA_VISIBLE_DEVICES` and gets CUDA
+memory pools on them and a pinned host pool; given none, it runs with the CPU-only flags of
+docs/test-infrastructure.md (no pinned or CUDA memory pools, no GPU metrics) and sees no GPU
+(`aorta.triton.server_flags`). Its output goes to a log file of its own. On Linux the child
+gets SIGTERM when the thread that started it ends (PR_SET_PDEATHSIG, armed by
+`aorta.children.process`'s trampoline, as for nats-server), so a models service killed with
+SIGKILL leaves no server behind; Triton then stops its Python backend stubs itself.
 
 The process is run by `aorta.children.process.ChildProcess`. Its ports come from
 `aorta.children.ports` (bound as port 0, then closed), which another process may race for: a start
@@ -14,7 +16,7 @@ that fails because a port was taken meanwhile is retried on new ports.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aorta.children.ports import free_ports
@@ -23,6 +25,7 @@ from aorta.children.readiness import HttpReady
 from aorta.errors import Unavailable
 from aorta.logger import get_logger
 from aorta.triton.local.install import TritonInstall
+from aorta.triton.server_flags import Listen, MemoryPools, device_environment, server_flags
 
 HOST = "127.0.0.1"
 START_ATTEMPTS = 3
@@ -50,17 +53,23 @@ class TritonProcess:
         backends: Path,
         log_file: Path,
         environ: Mapping[str, str],
+        gpus: Sequence[int] = (),
+        pools: MemoryPools | None = None,
         start_timeout: float = 60.0,
         stop_grace: float = 15.0,
     ) -> None:
         self._install = install
         self._repository = repository
         self._backends = backends
+        self.gpus = tuple(gpus)
+        self._pools = pools or MemoryPools()
         self.log_file = log_file
+        self.environment = install.environment(environ) | device_environment(self.gpus)
+        """The server's environment: `environ`, the install's paths and its devices."""
         self._child = ChildProcess(
             "tritonserver",
             log_file,
-            environ=install.environment(environ),
+            environ=self.environment,
             start_timeout=start_timeout,
             stop_grace=stop_grace,
         )
@@ -86,7 +95,7 @@ class TritonProcess:
             ports = free_ports(3)
             ready = HttpReady((HOST, ports[0]), "/v2/health/ready", awaited="become ready")
             try:
-                await self._child.start(self._command(*ports), ready)
+                await self._child.start(self.command(*ports), ready)
             except ChildStartError as error:
                 if _PORT_TAKEN in (error.log_tail or "") and attempt < START_ATTEMPTS:
                     _log.info("triton.port_taken_retrying", attempt=attempt)
@@ -97,26 +106,25 @@ class TritonProcess:
                     messages.append(f"last lines of {self.log_file.name}:\n{error.log_tail}")
                 raise Unavailable(*messages) from None
             self._ports = ports
-            _log.info("triton.started", pid=self.pid, grpc=self.grpc_uri, http=self.http_uri)
+            _log.info(
+                "triton.started",
+                pid=self.pid,
+                grpc=self.grpc_uri,
+                http=self.http_uri,
+                gpus=list(self.gpus),
+            )
             return
 
     async def stop(self) -> None:
         await self._child.stop()
 
-    def _command(self, http: int, grpc: int, metrics: int) -> list[str]:
-        return [
-            str(self._install.binary),
-            f"--model-repository={self._repository}",
-            "--model-control-mode=explicit",
-            f"--backend-directory={self._backends}",
-            f"--http-address={HOST}",
-            f"--http-port={http}",
-            f"--grpc-address={HOST}",
-            f"--grpc-port={grpc}",
-            f"--metrics-address={HOST}",
-            f"--metrics-port={metrics}",
-            "--allow-gpu-metrics=false",
-            "--pinned-memory-pool-byte-size=0",
-            "--cuda-memory-pool-byte-size=0:0",
-            "--exit-timeout-secs=10",
-        ]
+    def command(self, http: int, grpc: int, metrics: int) -> list[str]:
+        """The server's command line on these ports."""
+        flags = server_flags(
+            repository=str(self._repository),
+            listen=Listen(HOST, http, grpc, metrics),
+            gpus=self.gpus,
+            pools=self._pools,
+            backends=str(self._backends),
+        )
+        return [str(self._install.binary), *flags]
