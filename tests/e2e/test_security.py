@@ -35,7 +35,9 @@ from aorta.api import (
 )
 from aorta.testing.clara_client import run_clara_python
 from aorta.testing.embedded import AORTA, aorta_up
+from aorta.testing.oidc import DEFAULT_AUDIENCE, IdentityProvider
 from aorta.testing.ports import free_port
+from tests.unit.gateway.certificates import make_pki
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -132,13 +134,18 @@ class Secured:
     ca: Path
     log: Path
     tokens: dict[str, str]
+    identity: IdentityProvider
 
-    def channel(self, who: str | None, *, ca: Path | None = None) -> grpc.Channel:
-        """A channel as `who` (None: anonymous), trusting `ca` (default: the platform's)."""
-        trusted = grpc.ssl_channel_credentials((ca or self.ca).read_bytes())
-        if who is not None:
-            token = grpc.access_token_call_credentials(self.tokens[who])
-            trusted = grpc.composite_channel_credentials(trusted, token)
+    def channel(self, who: str | None) -> grpc.Channel:
+        """A channel as `who` (None: anonymous), trusting the platform's CA."""
+        return self.channel_with(self.tokens[who] if who is not None else None)
+
+    def channel_with(self, token: str | None) -> grpc.Channel:
+        """A channel presenting `token` (None: none), trusting the platform's CA."""
+        trusted = grpc.ssl_channel_credentials(self.ca.read_bytes())
+        if token is not None:
+            credentials = grpc.access_token_call_credentials(token)
+            trusted = grpc.composite_channel_credentials(trusted, credentials)
         return grpc.secure_channel(self.address, trusted)
 
     def cli(self, who: str | None, *args: str) -> subprocess.CompletedProcess[str]:
@@ -167,7 +174,14 @@ def _token(data: Path, name: str, role: str) -> str:
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     root = tmp_path_factory.mktemp("secured")
     data, port = root / "data", free_port()
-    environ = {**SECRETS, "AORTA_LOG_LEVEL": "debug"}
+    identity = IdentityProvider(root)
+    environ = {
+        **SECRETS,
+        "AORTA_LOG_LEVEL": "debug",
+        "AORTA_OIDC_ISSUER": identity.issuer,
+        "AORTA_OIDC_AUDIENCE": DEFAULT_AUDIENCE,
+        "AORTA_OIDC_JWKS": str(identity.jwks_path),
+    }
     with aorta_up(data, port, environ=environ, args=["--auth", "--tls", "auto"]):
         tokens = {"admin": (data / "admin.token").read_text().strip()}
         for name, role in (("alice", "user"), ("bob", "user"), ("vera", "viewer")):
@@ -178,12 +192,15 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
             ca=data / "tls" / "ca.pem",
             log=root / "aorta-up.log",
             tokens=tokens,
+            identity=identity,
         )
 
 
-def _bus_port(log: Path) -> int:
-    found = re.search(r"bus nats://[^\s,]*?:(\d+)", log.read_text())
-    assert found, "aorta up did not say where its bus is"
+def _bus_port(data: Path) -> int:
+    """The port of the platform's bus, as its nats-server logged it."""
+    log = (data / "nats" / "nats-server.log").read_text()
+    found = re.search(r"Listening for client connections on [^\s]*:(\d+)", log)
+    assert found, "the bus's log does not say where it listens"
     return int(found.group(1))
 
 
@@ -220,12 +237,53 @@ def test_anonymous_and_untrusting_clients_are_refused(platform: Secured, tmp_pat
         )
 
 
+def _list_jobs(channel: grpc.Channel) -> grpc.StatusCode | None:
+    jobs = jobs_pb2_grpc.JobsStub(channel)
+    return _code(lambda: list(jobs.List(jobs_pb2.JobsListRequest(), timeout=30)))
+
+
+def test_tokens_from_the_file_and_from_the_identity_provider_both_work(
+    platform: Secured,
+) -> None:
+    with platform.channel("vera") as channel:
+        assert _list_jobs(channel) is None
+    identity = platform.identity
+    with platform.channel_with(identity.sign("olivia", ["user"])) as channel:
+        assert _list_jobs(channel) is None
+    refused = {
+        "expired": identity.sign("olivia", ["user"], expires_in=-120),
+        "wrongly signed": identity.sign("olivia", ["user"], key=identity.new_key()),
+        "for another audience": identity.sign("olivia", ["user"], audience="someone-else"),
+        "unknown token": "aorta_" + "x" * 43,
+    }
+    for why, token in refused.items():
+        with platform.channel_with(token) as channel:
+            assert _list_jobs(channel) == grpc.StatusCode.UNAUTHENTICATED, why
+
+
+def test_mutual_tls_refuses_a_client_without_a_certificate(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    port = free_port()
+    args = ["--tls-cert", str(pki.server.cert_file), "--tls-key", str(pki.server.key_file)]
+    args += ["--tls-client-ca", str(pki.ca.cert_file)]
+    address = f"127.0.0.1:{port}"
+    certified = grpc.ssl_channel_credentials(
+        pki.ca.cert, private_key=pki.client.key, certificate_chain=pki.client.cert
+    )
+    with aorta_up(tmp_path / "data", port, args=args, credentials=certified):
+        with grpc.secure_channel(address, certified) as channel:
+            assert _list_jobs(channel) is None
+        anonymous = grpc.ssl_channel_credentials(pki.ca.cert)
+        with grpc.secure_channel(address, anonymous) as channel:
+            assert _list_jobs(channel) == grpc.StatusCode.UNAVAILABLE
+
+
 @pytest.fixture(scope="module")
 def attack(platform: Secured, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Alice runs an operator that tries to read the platform's data and to use its bus."""
     work = tmp_path_factory.mktemp("attack")
     script = PROBE.format(
-        data=platform.data, bus_probe=BUS_PROBE.format(port=_bus_port(platform.log))
+        data=platform.data, bus_probe=BUS_PROBE.format(port=_bus_port(platform.data))
     )
     definition = work / "probe.yml"
     definition.write_text(

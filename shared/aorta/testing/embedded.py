@@ -17,7 +17,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 AORTA = str(Path(sys.executable).parent / "aorta")
 
 
-def _channel(address: str, ca: Path | None) -> grpc.Channel:
+def _channel(
+    address: str, ca: Path | None, credentials: grpc.ChannelCredentials | None
+) -> grpc.Channel:
+    if credentials is not None:
+        return grpc.secure_channel(address, credentials)
     if ca is None:
         return grpc.insecure_channel(address)
     return grpc.secure_channel(address, grpc.ssl_channel_credentials(ca.read_bytes()))
@@ -29,9 +33,11 @@ def wait_serving(
     timeout: float = 60.0,
     *,
     ca: Path | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> None:
     """Waits until the gateway on `port` reports SERVING (gRPC health checking, which needs no
-    token); over TLS trusting `ca` when given, once `aorta up` has written it."""
+    token); over TLS trusting `ca` when given, once `aorta up` has written it, or with
+    `credentials` (a client certificate, for a platform that requires one)."""
     deadline = time.monotonic() + timeout
     while ca is not None and not ca.exists():
         if process.poll() is not None:
@@ -39,7 +45,7 @@ def wait_serving(
         if time.monotonic() > deadline:
             raise TimeoutError(f"aorta up did not write its CA {ca} within {timeout:.0f} s")
         time.sleep(0.1)
-    with _channel(f"127.0.0.1:{port}", ca) as channel:
+    with _channel(f"127.0.0.1:{port}", ca, credentials) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -60,12 +66,15 @@ def aorta_up(
     *,
     environ: Mapping[str, str] | None = None,
     args: Sequence[str] = (),
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A running `aorta up` on `data_dir` and `port` with extra `args` (`--auth`, `--tls auto`),
     stopped with SIGTERM on exit.
 
     Its output goes to `aorta-up.log` beside the data dir, so nothing waits on a pipe. With
-    `--tls auto` it waits over TLS, trusting the CA the platform makes (`<data_dir>/tls/ca.pem`).
+    `--tls auto` it waits over TLS, trusting the CA the platform makes (`<data_dir>/tls/ca.pem`);
+    `credentials` replace those for a platform with its own certificate or one that requires
+    client certificates.
     """
     command = [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(port), *args]
     ca = data_dir / "tls" / "ca.pem" if "--tls" in args else None
@@ -74,7 +83,7 @@ def aorta_up(
     with open(data_dir.parent / "aorta-up.log", "ab") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
-        wait_serving(port, process, ca=ca)
+        wait_serving(port, process, ca=ca, credentials=credentials)
         yield process
     finally:
         if process.poll() is None:
