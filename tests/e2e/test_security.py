@@ -15,7 +15,7 @@ import os
 import re
 import subprocess
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,11 +204,13 @@ def _bus_port(data: Path) -> int:
     return int(found.group(1))
 
 
-def _code(call: object) -> grpc.StatusCode | None:
+def _code(call: Callable[[], object]) -> grpc.StatusCode | None:
+    """The status a refused call ended with; None when it succeeded."""
     try:
-        call()  # type: ignore[operator]
+        call()
     except grpc.RpcError as error:
-        return error.code()  # type: ignore[no-any-return]
+        code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
+        return code
     return None
 
 
