@@ -209,7 +209,7 @@ def _code(call: Callable[[], object]) -> grpc.StatusCode | None:
     try:
         call()
     except grpc.RpcError as error:
-        code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
+        code: grpc.StatusCode = error.code()
         return code
     return None
 
