@@ -27,7 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,12 @@ class Platform:
         assert started.header.code == 0, started.header
 
 
-async def with_platform(work: Callable[[Platform], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+async def with_platform(
+    work: Callable[[Platform], Awaitable[dict[str, Any]]],
+    scheduler_environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Runs `work` against a fresh platform whose scheduler also reads `scheduler_environ`
+    (bench_containers chooses the container executor with it)."""
     with tempfile.TemporaryDirectory(prefix="aorta-bench-jobs-") as folder:
         root = Path(folder)
         async with async_nats_server(root / "nats") as nats:
@@ -146,7 +151,11 @@ async def with_platform(work: Callable[[Platform], Awaitable[dict[str, Any]]]) -
             )
             bus = await NatsBus.connect(nats.url, name="aorta-bench", default_timeout=30.0)
             async with service_context(settings, bus) as context:
-                environ = {"AORTA_SCHEDULER_GPUS": "0", "AORTA_SCHEDULER_RESYNC": "1"}
+                environ = {
+                    "AORTA_SCHEDULER_GPUS": "0",
+                    "AORTA_SCHEDULER_RESYNC": "1",
+                    **(scheduler_environ or {}),
+                }
                 services: list[Running] = [
                     await pipelines_app.start(context),
                     await payloads_app.start(context),
