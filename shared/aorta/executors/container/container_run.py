@@ -8,7 +8,8 @@ container made by an earlier process) starts from that container. Both then star
 unless it already ran, follow its log from the engine into the run's log file (pushed to the blob
 store while it runs), wait for its exit with the timeout counted from its start, stop it on
 request (SIGTERM, SIGKILL after a grace), store its outputs after exit 0, push the final log, and
-remove the container and the workspace. Whatever happens, the task ends by setting the outcome,
+record its outcome (`aorta.executors.container.outcome_records`), remove the container and the
+workspace. Whatever happens, the task ends by setting the outcome,
 so a waiter is never left hanging; the container itself outlives a task cancelled by `close`.
 """
 
@@ -25,6 +26,7 @@ from aorta.blobs import BlobStore
 from aorta.errors import AortaError, Conflict, Invalid, Unavailable
 from aorta.executors.container.engine import ContainerEngine, Json
 from aorta.executors.container.outcome import failure, has_exited, has_started
+from aorta.executors.container.outcome_records import OutcomeRecords
 from aorta.executors.container.pull import ensure_image
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import RunPlan, create_body, image_reference
@@ -63,7 +65,8 @@ class _Stopped(Exception):
 class ContainerRun:
     """One run and the task that drives it (module docstring); `begin` starts the task.
 
-    `run` is the whole run for a fresh start, None for a run adopted from its container.
+    `run` is the whole run for a fresh start, None for a run adopted from its container;
+    `records` where its outcome is kept once its container is removed.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class ContainerRun:
         name: str,
         *,
         run: OperatorRun | None,
+        records: OutcomeRecords,
         max_log_bytes: int,
     ) -> None:
         self.plan = plan
@@ -85,6 +89,7 @@ class ContainerRun:
         self._blobs = blobs
         self._settings = settings
         self._run = run
+        self._records = records
         self._outcome: asyncio.Future[RunOutcome] = asyncio.get_running_loop().create_future()
         self._stop_requested = asyncio.Event()
         self._stop_reason = RunReason.CANCELLED
@@ -296,16 +301,19 @@ class ContainerRun:
         )
 
     async def _finish(self, outcome: RunOutcome) -> RunOutcome:
-        """Pushes the final log, then removes the container and the workspace: the outcome and
-        the outputs are stored by now. Neither failure changes the outcome."""
+        """Pushes the final log and records the outcome, then removes the container and the
+        workspace (the outputs are stored by now). No failure here changes the outcome; one
+        that was not recorded keeps its container, which then stands for the record."""
         run_id = self.plan.run_id
         if self.log.created:
             if not outcome.succeeded:
                 await _quietly(self.log.note(outcome.message.split("\n", 1)[0]), run_id, "note")
             await _quietly(self.log.push(self._blobs, self.plan.log_key), run_id, "final log push")
-        if not self._settings.keep_containers:
-            await _quietly(self._engine.remove(self.name), run_id, "container removal")
-            await _quietly(remove_workspace(self.workspace), run_id, "workspace removal")
+        if outcome.reason is not RunReason.LOST:
+            recorded = await self._recorded(outcome)
+            if recorded and not self._settings.keep_containers:
+                await _quietly(self._engine.remove(self.name), run_id, "container removal")
+                await _quietly(remove_workspace(self.workspace), run_id, "workspace removal")
         _log.info(
             "operator run ended",
             run_id=run_id,
@@ -314,6 +322,16 @@ class ContainerRun:
             exit_code=outcome.exit_code,
         )
         return outcome
+
+    async def _recorded(self, outcome: RunOutcome) -> bool:
+        """Writes the outcome where an executor started after a crash finds it; False when it
+        could not (the container then stays, as the record of the run)."""
+        try:
+            await self._records.write(outcome)
+        except OSError as error:
+            _log.warning("run outcome not recorded", run_id=self.plan.run_id, error=str(error))
+            return False
+        return True
 
     async def _pump(self) -> None:
         """Copies the engine's log of the container, from its start, into the run's log."""

@@ -41,7 +41,11 @@ class ContainerEngine:
         docker = aiodocker.Docker(url=url)
         try:
             with _translated(f"the container engine at {url}"):
-                version = await docker.version()
+                # One unversioned /version both names the engine and pins the API version:
+                # `version()` would ask twice, and Podman takes a second or two to answer.
+                version = await docker._query_json("version", versioned_api=False)
+                if version.get("ApiVersion"):
+                    docker.api_version = f"v{version['ApiVersion']}"
         except BaseException:
             await docker.close()
             raise

@@ -12,7 +12,10 @@ so an executor started after a crash adopts what it finds (`running`, or `start`
 of a run id whose container exists) instead of running it again: it follows the container (or
 reads how it ended, when it finished while nobody watched), stores its outputs after exit 0 and
 captures its whole log from the engine. Containers are removed only once their outcome and
-outputs are stored; `close` leaves running ones alone.
+outputs are stored, and their outcome recorded on disk for a day
+(`aorta.executors.container.outcome_records`), so a crash after the removal but before the
+scheduler recorded the outcome does not run the operator again either; `close` leaves running
+containers alone.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from aorta.blobs import BlobStore
 from aorta.errors import Invalid, NotFound, Unavailable
 from aorta.executors.container.container_run import ContainerRun
 from aorta.executors.container.engine import ContainerEngine, Json
+from aorta.executors.container.outcome_records import OutcomeRecords
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import (
     INSTANCE_LABEL,
@@ -83,6 +87,7 @@ class ContainerExecutor:
         self._owns_engine = owns_engine
         self._max_log_bytes = max_log_bytes
         self._kept = finished_runs_kept
+        self._records = OutcomeRecords(self._work_root / f"outcomes-{settings.instance}")
         self._runs: dict[str, ContainerRun | RunOutcome] = {}
         self._finished: deque[str] = deque()
         self._closed = False
@@ -109,6 +114,10 @@ class ContainerExecutor:
             return
         if await self._adopt(run.run_id) is not None:
             return
+        recorded = await self._records.read(run.run_id)
+        if recorded is not None:
+            self._record(recorded)  # it ended under an earlier process: never run it again
+            return
         try:
             workspace = Workspace.for_run(self._work_root, run.job_id, run.operator, run.attempt)
             await asyncio.to_thread(_prepare_work_root, self._work_root)
@@ -132,6 +141,8 @@ class ContainerExecutor:
         Cancelling the waiter leaves the run going."""
         known = self._runs.get(run_id) or await self._adopt(run_id)
         if known is None:
+            known = await self._records.read(run_id)
+        if known is None:
             return RunOutcome(
                 run_id,
                 RunReason.LOST,
@@ -152,8 +163,10 @@ class ContainerExecutor:
 
     async def running(self) -> list[str]:
         """The run ids not ended yet: preparing, running, or with a container whose outcome no
-        one has read yet (it finished while no executor watched). Containers of this instance
-        that this process did not know are adopted here."""
+        one has read yet (it finished while no executor watched); and, after a restart, those
+        whose outcome was recorded in the last day by an earlier process, which may have ended
+        before the scheduler recorded it (`wait` answers it). Containers of this instance that
+        this process did not know are adopted here."""
         if self._closed:
             raise Unavailable("the container executor is closed")
         for container in await self._engine.list({INSTANCE_LABEL: self._settings.instance}):
@@ -161,7 +174,9 @@ class ContainerExecutor:
             if run_id and run_id not in self._runs:
                 self._adopt_container(container)
         runs = self._runs.items()
-        return [rid for rid, run in runs if isinstance(run, ContainerRun) and run.alive]
+        alive = [rid for rid, run in runs if isinstance(run, ContainerRun) and run.alive]
+        unread = [rid for rid in await self._records.run_ids() if rid not in self._runs]
+        return alive + unread
 
     async def log_lines(self, run_id: str) -> AsyncIterator[str]:
         """The lines the run wrote so far, stdout and stderr interleaved; the last line may be
@@ -226,6 +241,7 @@ class ContainerExecutor:
             plan,
             container_name(self._settings.instance, plan.run_id),
             run=run,
+            records=self._records,
             max_log_bytes=self._max_log_bytes,
         )
 

@@ -95,3 +95,20 @@ async def test_platforms_sharing_an_engine_never_adopt_each_others_containers(
 
     await ours.cancel(run.run_id, grace=0)
     assert (await ours.wait(run.run_id)).reason is RunReason.CANCELLED
+
+
+async def test_a_run_whose_outcome_was_read_before_the_crash_is_not_run_again(
+    make_executor: MakeExecutor, job: Job, store: Store, busybox_image: str
+) -> None:
+    run = _slow_run(job, busybox_image, 0)
+    crashed = await make_executor()
+    await crashed.start(run)
+    first = await crashed.wait(run.run_id)  # container removed; the scheduler never recorded it
+    assert first.reason is RunReason.COMPLETED, first.message
+    await crashed.close()
+
+    restarted = await make_executor()
+    assert run.run_id in await restarted.running()
+    await restarted.start(run)
+    assert await restarted.wait(run.run_id) == first
+    assert (await store.read(run.log_key)).decode().count("started") == 1

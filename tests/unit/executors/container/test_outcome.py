@@ -10,7 +10,9 @@ from aorta.executors.container.outcome import failure, has_exited, has_started, 
 from aorta.executors.port import RunReason
 
 
-def _container(code: int, *, oom: bool = False, memory: int = 64 << 20, **state: Any) -> dict:
+def _container(
+    code: int, *, oom: bool = False, memory: int = 64 << 20, **state: Any
+) -> dict[str, Any]:
     return {
         "State": {"Status": "exited", "ExitCode": code, "OOMKilled": oom, **state},
         "HostConfig": {"Memory": memory},

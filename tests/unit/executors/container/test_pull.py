@@ -127,7 +127,9 @@ async def test_always_pulls_with_the_credentials_of_the_named_secret(tmp_path: P
 async def test_never_runs_only_images_already_there() -> None:
     images = FakeImages(set())
     with pytest.raises(NotFound, match="clara/ai:1 is not in the container engine's storage"):
-        await ensure_image(images, "clara/ai:1", policy=PullPolicy.NEVER, auth_file=None, secrets=())
+        await ensure_image(
+            images, "clara/ai:1", policy=PullPolicy.NEVER, auth_file=None, secrets=()
+        )
     assert images.pulls == []
 
 

@@ -1,0 +1,40 @@
+"""Outcomes kept on disk after their containers are removed."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+from aorta.executors import RunOutcome, RunReason
+from aorta.executors.container.outcome_records import OutcomeRecords
+
+
+async def test_an_outcome_reads_back_as_written(tmp_path: Path) -> None:
+    records = OutcomeRecords(tmp_path / "outcomes")
+    outcome = RunOutcome("job-op-1", RunReason.FAILED, 3, "operator op failed: exit code 3")
+    await records.write(outcome)
+    assert await records.read("job-op-1") == outcome
+    assert await records.run_ids() == ["job-op-1"]
+    mode = os.stat(tmp_path / "outcomes" / "job-op-1.json").st_mode
+    assert stat.S_IMODE(mode) == 0o600
+
+
+async def test_unknown_and_unsafe_run_ids_have_no_record(tmp_path: Path) -> None:
+    records = OutcomeRecords(tmp_path / "outcomes")
+    assert await records.read("job-op-1") is None
+    assert await records.run_ids() == []
+    await records.write(RunOutcome("../escape", RunReason.COMPLETED, 0))
+    assert await records.read("../escape") is None
+    assert not (tmp_path / "escape.json").exists()
+
+
+async def test_old_records_are_swept(tmp_path: Path) -> None:
+    records = OutcomeRecords(tmp_path / "outcomes", keep_for=60)
+    await records.write(RunOutcome("old-op-1", RunReason.COMPLETED, 0))
+    await records.write(RunOutcome("new-op-1", RunReason.COMPLETED, 0))
+    hour_ago = time.time() - 3600
+    os.utime(tmp_path / "outcomes" / "old-op-1.json", (hour_ago, hour_ago))
+    assert await records.run_ids() == ["new-op-1"]
+    assert await records.read("old-op-1") is None
