@@ -8,6 +8,7 @@ from aorta.triton.container.spec import (
     ServerContainer,
     container_name,
     create_body,
+    podman_spec,
     published_port,
 )
 from aorta.triton.server_flags import MemoryPools
@@ -83,15 +84,41 @@ def test_docker_gets_a_device_request_for_exactly_the_assigned_gpus() -> None:
     ]
 
 
-def test_podman_gets_the_cdi_names_of_the_assigned_gpus() -> None:
-    body = create_body(server((2,)), EngineKind.PODMAN)
-    assert [device["PathOnHost"] for device in body["HostConfig"]["Devices"]] == [
-        "nvidia.com/gpu=2"
+def test_podman_gets_the_same_container_through_its_own_api_with_cdi_gpus() -> None:
+    spec = podman_spec(server((2, 0)), "aorta-triton-aorta-s1")
+    assert spec["devices"] == [{"path": "nvidia.com/gpu=2"}, {"path": "nvidia.com/gpu=0"}]
+    assert spec["env"] == {"NVIDIA_VISIBLE_DEVICES": "2,0"}
+    assert spec["command"] == create_body(server((2, 0)), EngineKind.DOCKER)["Cmd"]
+    assert [flag for flag in spec["command"] if "cuda-memory-pool" in flag] == [
+        f"--cuda-memory-pool-byte-size=0:{128 * MiB}",
+        f"--cuda-memory-pool-byte-size=1:{128 * MiB}",
     ]
-    assert "DeviceRequests" not in body["HostConfig"]
-    assert [flag for flag in body["Cmd"] if "cuda-memory-pool" in flag] == [
-        f"--cuda-memory-pool-byte-size=0:{128 * MiB}"
+    assert spec["mounts"] == [
+        {
+            "type": "bind",
+            "source": "/srv/aorta/triton/f00d/repository",
+            "destination": "/models",
+            "options": ["ro", "rbind"],
+        }
     ]
+    assert {(m["host_ip"], m["container_port"], m["host_port"]) for m in spec["portmappings"]} == {
+        ("127.0.0.1", 8000, 0),
+        ("127.0.0.1", 8001, 0),
+    }
+    assert (spec["cap_drop"], spec["no_new_privileges"], spec["privileged"]) == (
+        ["ALL"],
+        True,
+        False,
+    )
+    assert spec["init"] is True
+    assert spec["labels"]["aorta.triton.server"] == "s1"
+    assert spec["name"] == "aorta-triton-aorta-s1"
+
+
+def test_a_cpu_server_on_podman_asks_for_no_device() -> None:
+    spec = podman_spec(server(), "n")
+    assert spec["devices"] == []
+    assert spec["env"] == {"NVIDIA_VISIBLE_DEVICES": "void"}
 
 
 def test_the_published_port_is_read_from_the_inspect_document() -> None:

@@ -11,7 +11,8 @@ model repository; the pool decides which server a job gets and which GPUs a serv
 - `start_server` makes the image present (the container executor's pull policy and credentials
   file), creates the server's container (`aorta.triton.container.spec`: the same flags as a
   local server, a device request for exactly its GPUs, HTTP and gRPC published on 127.0.0.1
-  only, labelled with the instance and server), starts it, and returns once Triton's
+  only, labelled with the instance and server; on Podman through its own API, the only one
+  that takes GPUs, `podman_api`), starts it, and returns once Triton's
   `/v2/health/ready` answers 200 on the published HTTP port. A server that exits, or is not
   ready within the start timeout, is removed and the start fails with the tail of its log.
 - `alive()` turns False once the engine reports the container stopped (a task waits on it).
@@ -31,12 +32,14 @@ from pathlib import Path
 
 from aorta.children.readiness import HttpReady
 from aorta.errors import AortaError, NotFound, Unavailable
+from aorta.executors.container.devices import EngineKind
 from aorta.executors.container.engine import ContainerEngine
 from aorta.executors.container.pull import ensure_image
 from aorta.executors.container.settings import PullPolicy
 from aorta.logger import get_logger
 from aorta.tasks import GuardedTasks
 from aorta.triton.archive import DEFAULT_LIMITS, ArchiveLimits
+from aorta.triton.container import podman_api
 from aorta.triton.container.spec import (
     GRPC_PORT,
     HTTP_PORT,
@@ -44,6 +47,7 @@ from aorta.triton.container.spec import (
     container_name,
     create_body,
     instance_labels,
+    podman_spec,
     published_port,
 )
 from aorta.triton.kubernetes.control import TritonControl
@@ -239,7 +243,10 @@ class ContainerTritonBackend:
         return started
 
     async def _start(self, name: str, server: ServerContainer) -> ContainerTritonServer:
-        await self.engine.create(name, create_body(server, self.engine.kind))
+        if self.engine.kind is EngineKind.PODMAN:
+            await podman_api.create_container(self.engine.url, podman_spec(server, name))
+        else:
+            await self.engine.create(name, create_body(server, self.engine.kind))
         await self.engine.start(name)
         inspected = await self.engine.inspect(name) or {}
         http, grpc = published_port(inspected, HTTP_PORT), published_port(inspected, GRPC_PORT)

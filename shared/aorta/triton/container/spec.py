@@ -1,4 +1,4 @@
-"""The container of one Triton server, as the Docker Engine API's create body: pure, no I/O.
+"""The container of one Triton server, as the engine's create body: pure, no I/O.
 
 The server runs the image's own entrypoint with `tritonserver` and the flags every backend uses
 (`aorta.triton.server_flags`), listening on Triton's usual ports inside the container; only HTTP
@@ -6,10 +6,16 @@ and gRPC are published, on 127.0.0.1 alone, at ports the engine picks. The backe
 repository is mounted read-only at `/models` and nothing else is: no data dir, no state, no
 credentials. The container is not privileged, drops every capability, may not gain privileges,
 and runs under the engine's init so a stop reaches Triton. Its GPUs are a device request for
-exactly the devices the pool assigned (`aorta.executors.container.devices`: Docker's
-`DeviceRequests`, CDI names on Podman) and `NVIDIA_VISIBLE_DEVICES` names the same ones, so an
+exactly the devices the pool assigned and `NVIDIA_VISIBLE_DEVICES` names the same ones, so an
 NVIDIA runtime that honours the variable cannot widen them (`void` without GPUs: Triton images
-set `all`). Labels name the instance, the component and the server, which is how a restarted
+set `all`).
+
+Docker Engine gets the Docker API's body (`create_body`), its GPUs as `DeviceRequests`
+(`aorta.executors.container.devices`). Podman gets the same container through its own API
+(`podman_spec`, a libpod `SpecGenerator`), its GPUs as CDI names (`nvidia.com/gpu=1`): its
+Docker-compatible API silently drops `DeviceRequests` and takes CDI names in
+`HostConfig.Devices` for paths (checked with Podman 4.3), so only its own API gives a container
+a GPU. Labels name the instance, the component and the server, which is how a restarted
 models service finds the containers an earlier life left.
 """
 
@@ -19,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aorta.executors.container.devices import EngineKind, gpu_host_config
+from aorta.executors.container.devices import CDI_GPU_KIND, EngineKind, gpu_host_config
 from aorta.triton.server_flags import Listen, MemoryPools, server_flags
 
 REPOSITORY_MOUNT = "/models"
@@ -69,17 +75,16 @@ def command(gpus: Sequence[int], pools: MemoryPools) -> list[str]:
 
 
 def create_body(server: ServerContainer, engine: EngineKind) -> dict[str, Any]:
-    """The `POST /containers/create` body of `server` on an engine of kind `engine`."""
+    """The Docker API's `POST /containers/create` body of `server` on an engine of kind
+    `engine` (on Podman it cannot carry GPUs: use `podman_spec`)."""
     published = {
         f"{port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}] for port in (HTTP_PORT, GRPC_PORT)
     }
-    visible = ",".join(str(index) for index in server.gpus) or "void"
-    labels = instance_labels(server.instance) | {SERVER_LABEL: server.server_id}
     return {
         "Image": server.image,
         "Cmd": command(server.gpus, server.pools),
-        "Env": [f"NVIDIA_VISIBLE_DEVICES={visible}"],
-        "Labels": labels,
+        "Env": [f"NVIDIA_VISIBLE_DEVICES={_visible(server.gpus)}"],
+        "Labels": _labels(server),
         "ExposedPorts": {port: {} for port in published},
         "HostConfig": {
             "Binds": [f"{server.repository}:{REPOSITORY_MOUNT}:ro"],
@@ -92,6 +97,45 @@ def create_body(server: ServerContainer, engine: EngineKind) -> dict[str, Any]:
             **gpu_host_config(engine, server.gpus),
         },
     }
+
+
+def podman_spec(server: ServerContainer, name: str) -> dict[str, Any]:
+    """The libpod `POST /libpod/containers/create` body of `server`, named `name`: the same
+    container as `create_body`, its GPUs as CDI devices."""
+    return {
+        "name": name,
+        "image": server.image,
+        "command": command(server.gpus, server.pools),
+        "env": {"NVIDIA_VISIBLE_DEVICES": _visible(server.gpus)},
+        "labels": _labels(server),
+        "mounts": [
+            {
+                "type": "bind",
+                "source": server.repository,
+                "destination": REPOSITORY_MOUNT,
+                "options": ["ro", "rbind"],
+            }
+        ],
+        # host_port 0: the engine picks a free port.
+        "portmappings": [
+            {"host_ip": "127.0.0.1", "container_port": port, "host_port": 0, "protocol": "tcp"}
+            for port in (HTTP_PORT, GRPC_PORT)
+        ],
+        "init": True,
+        "privileged": False,
+        "cap_drop": ["ALL"],
+        "no_new_privileges": True,
+        "shm_size": SHM_BYTES,
+        "devices": [{"path": f"{CDI_GPU_KIND}={index}"} for index in server.gpus],
+    }
+
+
+def _visible(gpus: Sequence[int]) -> str:
+    return ",".join(str(index) for index in gpus) or "void"
+
+
+def _labels(server: ServerContainer) -> dict[str, str]:
+    return instance_labels(server.instance) | {SERVER_LABEL: server.server_id}
 
 
 def published_port(inspected: dict[str, Any], port: int) -> int | None:
