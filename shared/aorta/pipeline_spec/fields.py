@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from aorta.pipeline_spec.diagnostics import DEFINITION, Report
+from aorta.pipeline_spec.diagnostics import DEFINITION, MAX_DIAGNOSTICS, Report
 from aorta.pipeline_spec.templates import has_placeholder, has_stray_opening
 from aorta.pipeline_spec.vocabulary import Place, judge
 from aorta.pipeline_spec.yaml_nodes import INT, STR, Map, Node, Scalar, Seq, describe, shown
@@ -67,6 +67,7 @@ class Reader:
     def __init__(self, report: Report, *, templates: bool) -> None:
         self.report = report
         self.templates = templates
+        self._unknown_keys = 0
 
     def templated(self, node: Scalar) -> bool:
         """Whether `node` is a placeholder-bearing value to check after resolution."""
@@ -83,7 +84,10 @@ class Reader:
         for key, _ in node.entries:
             if key.value in place.keys:
                 continue
-            verdict = judge(key.value, place, owner, inside)
+            # Only MAX_DIAGNOSTICS warnings are returned: past that, spare the hint's cost.
+            self._unknown_keys += 1
+            hint = self._unknown_keys <= MAX_DIAGNOSTICS
+            verdict = judge(key.value, place, owner, inside, hint=hint)
             if verdict.severity == "error":
                 self.report.error(key.mark, verdict.message)
             else:

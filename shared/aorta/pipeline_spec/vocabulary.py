@@ -22,7 +22,7 @@ An unknown key is judged in this order (docs/pipelines.md, "Unknown keys"):
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aorta.pipeline_spec.diagnostics import Severity
 from aorta.pipeline_spec.yaml_nodes import shown
@@ -33,6 +33,12 @@ INFORMATIVE = ("description",)
 """Keys that change nothing a pipeline does: written in the wrong place, they are warnings."""
 _HINT_CUTOFF = 0.6
 _MAX_COMPARED = 64
+
+
+def key_shape(key: str) -> str:
+    """`key` as compared: lower case, without `-` and `_`, without one trailing `s`."""
+    shape = key.lower().replace("-", "").replace("_", "")
+    return shape[:-1] if shape.endswith("s") else shape
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,10 @@ class Place:
     label: str
     keys: tuple[str, ...]
     within: tuple[str, ...] = ()
+    shapes: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shapes", tuple(key_shape(key) for key in self.keys))
 
 
 PIPELINE = Place(
@@ -93,6 +103,10 @@ PLACES = (
 )  # fmt: skip
 """Every mapping the language defines; `variables`, `parameters` and `args` are free-form."""
 _BY_NAME = {place.name: place for place in PLACES}
+_BY_SHAPE: dict[str, tuple[Place, ...]] = {
+    shape: tuple(place for place in PLACES if shape in place.shapes)
+    for shape in {shape for place in PLACES for shape in place.shapes}
+}
 
 
 @dataclass(frozen=True)
@@ -105,12 +119,6 @@ class Verdict:
     meant: tuple[str, ...] = ()
 
 
-def key_shape(key: str) -> str:
-    """`key` as compared: lower case, without `-` and `_`, without one trailing `s`."""
-    shape = key.lower().replace("-", "").replace("_", "")
-    return shape[:-1] if shape.endswith("s") else shape
-
-
 def edit_distance(left: str, right: str, limit: int) -> int:
     """The Damerau-Levenshtein distance (optimal string alignment: insertions, deletions,
     substitutions and swaps of neighbours count one each), or `limit + 1` when it is larger.
@@ -119,6 +127,9 @@ def edit_distance(left: str, right: str, limit: int) -> int:
     costs little.
     """
     if abs(len(left) - len(right)) > limit:
+        return limit + 1
+    # Each letter one side has and the other lacks costs at least one edit.
+    if len(set(left) - set(right)) > limit or len(set(right) - set(left)) > limit:
         return limit + 1
     before: list[int] = []
     previous = list(range(len(right) + 1))
@@ -142,43 +153,56 @@ def allowed_edits(known: str) -> int:
 
 def near_misses(key: str, known: tuple[str, ...]) -> tuple[str, ...]:
     """The keys of `known` that `key` is most likely a misspelling of (ties all kept), or ()."""
-    shape = key_shape(key)
-    same = tuple(k for k in known if key_shape(k) == shape)
+    return _near_misses(key_shape(key), known, tuple(key_shape(k) for k in known))
+
+
+def _near_misses(shape: str, known: tuple[str, ...], shapes: tuple[str, ...]) -> tuple[str, ...]:
+    same = tuple(k for k, s in zip(known, shapes, strict=True) if s == shape)
     if same:
         return same
-    distances = {k: edit_distance(shape, key_shape(k), allowed_edits(k)) for k in known}
-    close = {k: d for k, d in distances.items() if d <= allowed_edits(k)}
+    close: dict[str, int] = {}
+    for k, s in zip(known, shapes, strict=True):
+        limit = 1 if len(s) <= SHORT_KEY else 2
+        distance = edit_distance(shape, s, limit)
+        if distance <= limit:
+            close[k] = distance
     if not close:
         return ()
     best = min(close.values())
     return tuple(k for k, d in close.items() if d == best)
 
 
-def judge(key: str, place: Place, owner: str, inside: Place | None = None) -> Verdict:
+def judge(
+    key: str, place: Place, owner: str, inside: Place | None = None, *, hint: bool = True
+) -> Verdict:
     """What unknown `key`, written in `owner` (a mapping of kind `place`), is taken for.
 
     `inside` is the place that mapping is written in, where it differs by use (a `container`
     in an operator or in a service); it decides where a misplaced key is said to belong.
+    Without `hint`, a warning does not look for the closest key (the costly part), for
+    documents with more unknown keys than anyone will read.
     """
     written = quoted(key)
     shape = key_shape(key)
-    same = tuple(k for k in place.keys if key_shape(k) == shape)
+    same = tuple(k for k, s in zip(place.keys, place.shapes, strict=True) if s == shape)
     if same:
         return Verdict("error", f"unknown key {written} in {owner}; {_did_you_mean(same)}", same)
     elsewhere = _belongs_to(shape, place, inside)
     if elsewhere:
         there = " or ".join(other.label for other in elsewhere)
-        proper = next(k for k in elsewhere[0].keys if key_shape(k) == shape)
+        first = elsewhere[0]
+        proper = first.keys[first.shapes.index(shape)]
         spelt = f" (spelt `{proper}`)" if proper != key else ""
         found = "" if owner == place.label else f" (in {owner})"
         message = f"{written} belongs to {there}{spelt}, not {place.label}{found}"
         if proper in INFORMATIVE:
             return Verdict("warning", f"{message}; it is ignored here")
         return Verdict("error", message)
-    close = near_misses(key, place.keys)
+    close = _near_misses(shape, place.keys, place.shapes)
     if close:
         return Verdict("error", f"unknown key {written} in {owner}; {_did_you_mean(close)}", close)
-    return Verdict("warning", f"unknown key {written} in {owner} is ignored; {_hint(key, place)}")
+    ignored = f"unknown key {written} in {owner} is ignored"
+    return Verdict("warning", f"{ignored}; {_hint(key, place)}" if hint else ignored)
 
 
 def quoted(key: str) -> str:
@@ -195,11 +219,7 @@ def _did_you_mean(keys: tuple[str, ...]) -> str:
 def _belongs_to(shape: str, place: Place, inside: Place | None) -> tuple[Place, ...]:
     """The places other than `place` with a key of this shape: the enclosing one if it has
     it, else those written directly in `place`, else any."""
-    having = [
-        other
-        for other in PLACES
-        if other is not place and any(key_shape(k) == shape for k in other.keys)
-    ]
+    having = [other for other in _BY_SHAPE.get(shape, ()) if other is not place]
     if not having:
         return ()
     enclosing = inside or (_BY_NAME[place.within[0]] if place.within else None)
@@ -211,8 +231,7 @@ def _belongs_to(shape: str, place: Place, inside: Place | None) -> tuple[Place, 
 
 def _hint(key: str, place: Place) -> str:
     if len(key) <= _MAX_COMPARED:
-        shapes = {key_shape(k): k for k in place.keys}
-        close = difflib.get_close_matches(key_shape(key), list(shapes), n=1, cutoff=_HINT_CUTOFF)
+        close = difflib.get_close_matches(key_shape(key), place.shapes, n=1, cutoff=_HINT_CUTOFF)
         if close:
-            return f"did you mean `{shapes[close[0]]}`?"
+            return f"did you mean `{place.keys[place.shapes.index(close[0])]}`?"
     return f"the keys of {place.label} are " + ", ".join(place.keys)

@@ -8,6 +8,7 @@ import pytest
 
 from aorta.errors import ErrorCode, Invalid
 from aorta.pipeline_spec import (
+    MAX_DIAGNOSTICS,
     Container,
     DefinitionError,
     Diagnostic,
@@ -72,6 +73,15 @@ def test_far_off_unknown_keys_are_warnings_with_positions() -> None:
     assert "unknown key `colour` in operator 'op' is ignored" in loaded.warnings[1].message
     assert "the keys of the operator are name, description" in loaded.warnings[1].message
     assert all(w.severity == "warning" and w.code is None for w in loaded.warnings)
+
+
+def test_a_document_full_of_unknown_keys_reports_the_first_hundred_with_hints() -> None:
+    many = "".join(f"  extra-{n:04d}: x\n" for n in range(MAX_DIAGNOSTICS * 3))
+
+    loaded = load_pipeline(one_operator(many))
+
+    assert len(loaded.warnings) == MAX_DIAGNOSTICS
+    assert all("the keys of the operator are" in w.message for w in loaded.warnings)
 
 
 def test_a_near_miss_is_an_error_naming_the_key_it_may_mean() -> None:

@@ -177,6 +177,12 @@ def test_a_far_off_key_still_gets_a_looser_guess_when_there_is_one() -> None:
     assert verdict.message.endswith("is ignored; did you mean `models`?")
 
 
+def test_without_a_hint_a_far_off_key_is_named_alone() -> None:
+    verdict = judge("modelz-list", OPERATOR, "operator 'a'", hint=False)
+
+    assert verdict.message == "unknown key `modelz-list` in operator 'a' is ignored"
+
+
 def test_keys_that_would_not_read_well_in_backticks_are_quoted_and_shortened() -> None:
     assert quoted("opertors") == "`opertors`"
     assert quoted("a`b") == "'a`b'"
