@@ -95,7 +95,14 @@ $(CLARA_VENV)/.installed:
 images: setup
 	CONTAINERS_CONF=$(CONTAINERS_CONF) $(BIN)/python examples/segmentation/build_images.py
 
+# The run's operators use containers when an engine answers or podman can start one for the
+# run (examples/run_engine.py), so the images are built first wherever podman is; a failed build
+# leaves the run on host processes, which it says.
 run: setup
+	@if command -v podman >/dev/null; then \
+	  $(MAKE) --no-print-directory images || \
+	    echo "the example's images could not be built; its operators will run as host processes"; \
+	fi
 	$(BIN)/python examples/run_main_job.py
 
 lint: setup
