@@ -1,0 +1,266 @@
+"""What a person sees of a job through `aorta`, against a real `aorta up --auth --tls auto`:
+every operator's log prefixed in DAG order, an unknown operator and one that never ran, a
+cancel's victims shown CANCELED, a history with every operator's RUNNING step, `run`'s job
+names and pipeline reuse, downloads checked against recorded checksums, and `delete job`
+removing a job with its logs and payload bytes (and refusing a running job and another
+user's)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from aorta.testing.embedded import AORTA, aorta_up
+from aorta.testing.ports import free_port
+
+pytestmark = pytest.mark.timeout(300)
+
+OPERATOR = """\
+import pathlib
+import sys
+import time
+import clara
+
+NAME, PAUSE = sys.argv[1], float(sys.argv[2])
+
+def execute(driver, payload):
+    print(f"{NAME} starts", flush=True)
+    time.sleep(PAUSE)
+    source = pathlib.Path(payload.input_entries[0].path)
+    target = pathlib.Path(payload.output_entries[0].path)
+    for path in sorted(source.rglob("*")):
+        if path.is_file():
+            out = target / path.relative_to(source)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(path.read_bytes()[::-1])
+    print(f"{NAME} done", flush=True)
+
+driver = clara.Driver(execute_handler=execute)
+driver.start()
+driver.wait_for_completion()
+"""
+
+
+def _operator(name: str, script: Path, pause: float, source: str | None) -> str:
+    inputs = f"[{{from: {source}, path: /input}}]" if source else "[{path: /input}]"
+    return textwrap.dedent(
+        f"""\
+        - name: {name}
+          container:
+            image: example/{name}
+            command: [python, -u, -m, aorta.driver.app, "{script}", {name}, "{pause}"]
+          input: {inputs}
+          output: [{{path: /output}}]
+        """
+    )
+
+
+def _definition(name: str, script: Path, pauses: dict[str, float]) -> str:
+    operators, source = "", None
+    for operator, pause in pauses.items():
+        operators += _operator(operator, script, pause, source)
+        source = operator
+    return f"api-version: 0.4.0\nname: {name}\noperators:\n{operators}"
+
+
+@dataclass(frozen=True)
+class Platform:
+    address: str
+    data: Path
+    ca: Path
+    tokens: dict[str, str]
+
+    def __call__(self, who: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "AORTA_HOST": self.address,
+            "AORTA_CA": str(self.ca),
+            "AORTA_TOKEN": self.tokens[who],
+            "NO_COLOR": "1",
+        }
+        return subprocess.run(
+            [AORTA, *args], capture_output=True, text=True, env=env, timeout=180, check=False
+        )
+
+
+def _token(data: Path, name: str) -> str:
+    made = subprocess.run(
+        [AORTA, "token", "create", name, "--role", "user"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AORTA_AUTH_TOKENS_FILE": str(data / "tokens.yaml")},
+        check=True,
+        timeout=60,
+    )
+    return made.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def aorta(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    root = tmp_path_factory.mktemp("views")
+    data, port = root / "data", free_port()
+    with aorta_up(data, port, args=["--auth", "--tls", "auto"]):
+        yield Platform(
+            address=f"127.0.0.1:{port}",
+            data=data,
+            ca=data / "tls" / "ca.pem",
+            tokens={name: _token(data, name) for name in ("alice", "bob")},
+        )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # The operators' user must read the script and the inputs: a folder open to it, below
+    # pytest's own folders, which are 0700 (as the suite's `tmp_path` opens them).
+    base = tmp_path_factory.getbasetemp()
+    for parent in (base.parent, base) if base.parent.name.startswith("pytest-of-") else (base,):
+        parent.chmod(0o711)
+    folder = tmp_path_factory.mktemp("views-files")
+    (folder / "operator.py").write_text(OPERATOR)
+    inputs = folder / "input"
+    (inputs / "series").mkdir(parents=True)
+    (inputs / "scan.bin").write_bytes(os.urandom(20_000))
+    (inputs / "series" / "slice-1.dcm").write_bytes(b"DICM" + os.urandom(500))
+    for path in (folder, inputs, inputs / "series"):
+        path.chmod(0o755)
+    return folder
+
+
+def _ids(output: str) -> dict[str, str]:
+    """The `PIPELINE_ID:...`, `JOB_ID:...` and `PAYLOAD_ID:...` lines of `run`'s output."""
+    pairs = (line.split(":", 1) for line in output.splitlines() if ":" in line)
+    return {key: value for key, value in pairs if key.endswith("_ID")}
+
+
+def _files_under(folder: Path) -> list[Path]:
+    """The files below `folder`; none when it is gone."""
+    return [path for path in folder.rglob("*") if path.is_file()] if folder.exists() else []
+
+
+def _describe(aorta: Platform, who: str, job: str) -> dict[str, object]:
+    described = aorta(who, "describe", "job", job, "--json")
+    assert described.returncode == 0, described.stderr
+    document: dict[str, object] = json.loads(described.stdout)
+    return document
+
+
+def _wait_until(aorta: Platform, job: str, operator: str, status: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        operators = _describe(aorta, "alice", job)["operators"]
+        assert isinstance(operators, list)
+        if any(op["name"] == operator and op["status"] == status for op in operators):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"operator {operator} of job {job} never became {status}")
+
+
+@pytest.fixture(scope="module")
+def chain(aorta: Platform, files: Path) -> Path:
+    definition = files / "chain.yml"
+    pauses = {"reader": 1.5, "segment": 0.0, "writer": 0.0}
+    definition.write_text(_definition("views-chain", files / "operator.py", pauses))
+    return definition
+
+
+def test_a_run_and_everything_it_shows(aorta: Platform, files: Path, chain: Path) -> None:
+    results = files / "results"
+    ran = aorta("alice", "run", "-p", str(chain), "-f", str(files / "input"), "-o", str(results))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    ids = _ids(ran.stdout)
+    job, pipeline = ids["JOB_ID"], ids["PIPELINE_ID"]
+    assert f"registered pipeline {pipeline}" in ran.stderr
+    # Three operators wrote two files each, and every one was checked.
+    assert "Downloaded 6 output file(s)" in ran.stderr and "; 6 checked" in ran.stderr
+
+    # The history tells every operator's RUNNING step, the fast writer's too.
+    history = ran.stdout
+    assert "PENDING -> COMPLETED" not in history
+    for operator in ("segment", "writer"):
+        assert f"operator {operator}  PENDING -> RUNNING" in history, history
+        assert f"operator {operator}  RUNNING -> COMPLETED" in history, history
+
+    # Every operator's log, prefixed, in DAG order; one operator's alone.
+    logs = aorta("alice", "logs", job)
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.splitlines() == [
+        line
+        for name in ("reader", "segment", "writer")
+        for line in (f"[{name}] {name} starts", f"[{name}] {name} done")
+    ]
+    one = aorta("alice", "logs", job, "writer")
+    assert (one.returncode, one.stdout) == (0, "writer starts\nwriter done\n")
+    unknown = aorta("alice", "logs", job, "-o", "writter")
+    assert unknown.returncode == 3
+    assert "has no operator 'writter'; its operators: reader, segment, writer" in unknown.stderr
+
+    downloaded = aorta("alice", "download", "-j", job, "/operators/writer/*", str(files / "w"))
+    assert downloaded.returncode == 0, downloaded.stderr
+    assert "2 checked" in downloaded.stdout + downloaded.stderr
+
+    # The same file again reuses its pipeline; a pipeline named by id names the job after it.
+    again = aorta("alice", "run", "-p", str(chain), "-f", str(files / "input"))
+    assert again.returncode == 0, again.stderr
+    assert f"using pipeline {pipeline} (unchanged)" in again.stderr
+    by_id = aorta("alice", "run", "-p", pipeline, "-f", str(files / "input"))
+    assert by_id.returncode == 0, by_id.stderr
+    named = _describe(aorta, "alice", _ids(by_id.stdout)["JOB_ID"])["name"]
+    assert isinstance(named, str) and named.startswith("views-chain-")
+    listed = aorta("alice", "list", "pipelines", "--json")
+    assert [p["name"] for p in json.loads(listed.stdout)].count("views-chain") == 1
+
+
+def test_a_cancel_shows_canceled_and_what_never_ran(
+    aorta: Platform, files: Path, chain: Path
+) -> None:
+    slow = files / "slow.yml"
+    pauses = {"sleeper": 120.0, "writer": 0.0}
+    slow.write_text(_definition("views-slow", files / "operator.py", pauses))
+    created = aorta("alice", "create", "pipeline", "-p", str(slow), "-q")
+    assert created.returncode == 0, created.stderr
+    made = aorta("alice", "create", "job", "-p", created.stdout.strip(), "-n", "slow", "-q")
+    assert made.returncode == 0, made.stderr
+    job = made.stdout.split()[0]
+    assert aorta("alice", "start", "job", job).returncode == 0
+    _wait_until(aorta, job, "sleeper", "RUNNING")
+
+    running = aorta("alice", "delete", "job", job, "--yes")
+    assert running.returncode == 1 and "cancel it first" in running.stderr
+
+    assert aorta("alice", "cancel", "job", job).returncode == 0
+    _wait_until(aorta, job, "sleeper", "CANCELED")
+    described = aorta("alice", "describe", "job", job)
+    assert "⊘ sleeper  CANCELED" in described.stdout, described.stdout
+    never = aorta("alice", "logs", job, "writer")
+    assert never.returncode == 3
+    assert "operator writer has not run (PENDING; the job is STOPPED, CANCELED)" in never.stderr
+
+
+def test_delete_job_removes_its_logs_and_payload_bytes_and_only_its_owners(
+    aorta: Platform, files: Path, chain: Path
+) -> None:
+    ran = aorta("alice", "run", "-p", str(chain), "-f", str(files / "input"))
+    assert ran.returncode == 0, ran.stderr
+    ids = _ids(ran.stdout)
+    job, payload = ids["JOB_ID"], ids["PAYLOAD_ID"]
+    blobs = aorta.data / "blobs"
+    assert _files_under(blobs / "payloads" / payload)
+    assert _files_under(blobs / "logs" / job)
+    assert _files_under(blobs / "checksums" / "payloads" / payload)
+
+    theirs = aorta("bob", "delete", "job", job, "--yes")
+    assert theirs.returncode == 1 and "belongs to another user" in theirs.stderr
+    deleted = aorta("alice", "delete", "job", job, "--yes")
+    assert deleted.returncode == 0, deleted.stderr
+    assert _files_under(blobs / "payloads" / payload) == []
+    assert _files_under(blobs / "logs" / job) == []
+    assert _files_under(blobs / "checksums" / "payloads" / payload) == []
+    assert aorta("alice", "describe", "job", job).returncode == 3
