@@ -148,7 +148,11 @@ def edit_distance(left: str, right: str, limit: int) -> int:
 
 def allowed_edits(known: str) -> int:
     """How many edits away from `known` a key still counts as a typo of it."""
-    return 1 if len(key_shape(known)) <= SHORT_KEY else 2
+    return _allowed(key_shape(known))
+
+
+def _allowed(shape: str) -> int:
+    return 1 if len(shape) <= SHORT_KEY else 2
 
 
 def near_misses(key: str, known: tuple[str, ...]) -> tuple[str, ...]:
@@ -162,7 +166,7 @@ def _near_misses(shape: str, known: tuple[str, ...], shapes: tuple[str, ...]) ->
         return same
     close: dict[str, int] = {}
     for k, s in zip(known, shapes, strict=True):
-        limit = 1 if len(s) <= SHORT_KEY else 2
+        limit = _allowed(s)
         distance = edit_distance(shape, s, limit)
         if distance <= limit:
             close[k] = distance
