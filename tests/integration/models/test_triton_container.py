@@ -22,9 +22,12 @@ from aorta.errors import Unavailable
 from aorta.executors.container.engine import ContainerEngine
 from aorta.executors.container.settings import PullPolicy
 from aorta.testing.images import build_busybox_image
+from aorta.testing.nats import async_nats_server
 from aorta.testing.podman import PodmanEngine
 from aorta.triton.container.backend import ContainerTritonBackend
 from aorta.triton.container.spec import container_name
+from aorta_services.models.app import MissingTriton
+from tests.integration.models.models_platform import start_platform
 
 STAND_IN_IMAGE = "localhost/aorta-test/triton-stand-in:latest"
 
@@ -173,3 +176,41 @@ async def test_a_gpu_server_asks_podman_for_the_cdi_device_assigned(
         await backend.start_server("g1", gpus=(1,))
     assert "unresolvable CDI devices nvidia.com/gpu=1" in "\n".join(refused.value.messages)
     assert await containers(podman_engine) == []
+
+
+async def test_the_models_service_runs_its_servers_as_the_image_named(
+    podman_engine: PodmanEngine, stand_in_image: str, tmp_path: Path
+) -> None:
+    environ = {
+        "AORTA_TRITON_IMAGE": stand_in_image,
+        "AORTA_CONTAINER_HOST": podman_engine.url,
+        "AORTA_CONTAINER_INSTANCE": INSTANCE,
+        "AORTA_CONTAINER_PULL_POLICY": "Never",
+    }
+    async with async_nats_server(tmp_path / "nats") as nats, AsyncExitStack() as stack:
+        platform = await start_platform(stack, nats.url, tmp_path / "data", environ)
+        backend = platform.models.backend
+        assert isinstance(backend, ContainerTritonBackend)
+        assert backend.image == stand_in_image
+        server = await backend.start_server("app")
+        assert server.alive()
+        assert len(await containers(podman_engine)) == 1
+        await server.stop()
+    assert await containers(podman_engine) == []
+
+
+async def test_without_an_engine_the_image_option_says_so_on_every_acquire(
+    tmp_path: Path,
+) -> None:
+    environ = {
+        "AORTA_TRITON_IMAGE": STAND_IN_IMAGE,
+        "AORTA_CONTAINER_HOST": f"unix://{tmp_path / 'no-engine.sock'}",
+    }
+    async with async_nats_server(tmp_path / "nats") as nats, AsyncExitStack() as stack:
+        platform = await start_platform(stack, nats.url, tmp_path / "data", environ)
+        assert isinstance(platform.models.backend, MissingTriton)
+        with pytest.raises(Unavailable) as missing:
+            await platform.models.backend.start_server("none")
+        text = "\n".join(missing.value.messages)
+        assert f"AORTA_TRITON_IMAGE={STAND_IN_IMAGE} needs a container engine" in text
+        assert "no-engine.sock" in text
