@@ -4,7 +4,7 @@ prefix of its id (at least 4 hex characters), or by its name (the newest of that
 A full id (dashed UUIDs too) is used as given, without a lookup, so Clara's scripts cost no
 extra call. Anything else is looked up in the platform's list: a prefix that several ids share
 is a usage error listing them (exit code 2); a value that names nothing is "not found" (3).
-`choose` is the rule itself, with no I/O, so it is tested on its own.
+`choose` is the rule alone, so it is tested without a platform.
 """
 
 from __future__ import annotations
