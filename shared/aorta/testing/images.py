@@ -96,9 +96,9 @@ def build_busybox_image(
 
     The image has busybox's applets in `/bin`, `PATH` set, a world-writable `/tmp`, and
     `files` (absolute container path to content, mode 0755). With `entrypoint_script`, that
-    script is `/entrypoint.sh` and the entrypoint is `["/bin/sh", "/entrypoint.sh"]`, so the
-    container's command becomes the script's arguments; without it the image has no entrypoint
-    and runs `sh` unless given a command. Busybox is Debian's static build (`busybox-static`).
+    script is `/entrypoint.sh`, the entrypoint is `["/bin/sh", "/entrypoint.sh"]` and there is
+    no command, so a container's command becomes the script's arguments; without it the image
+    has no entrypoint and runs `sh` unless given a command. Busybox is Debian's static build (`busybox-static`).
     """
     busybox = _static_busybox()
     extra = dict(files or {})
@@ -107,8 +107,10 @@ def build_busybox_image(
     recipe = _digest(busybox.read_bytes(), *sorted(extra.items()))
     if image_recipe(podman, name) == recipe:
         return name
-    changes = [f"ENV PATH={_PATH}", f"LABEL {RECIPE_LABEL}={recipe}", 'CMD ["sh"]']
-    if entrypoint_script is not None:
+    changes = [f"ENV PATH={_PATH}", f"LABEL {RECIPE_LABEL}={recipe}"]
+    if entrypoint_script is None:
+        changes.append('CMD ["sh"]')
+    else:
         changes.append('ENTRYPOINT ["/bin/sh", "/entrypoint.sh"]')
     root = _busybox_root(busybox, extra)
     replaced = _image_id(podman, name)

@@ -42,7 +42,8 @@ CONTAINERS_CONF = REPO_ROOT / "deploy" / "podman" / "containers.conf"
 ENGINE_FOLDER_PREFIX = "aorta-podman-"
 """How the folders of engines made in the temporary folder start (what the sweep looks for)."""
 
-_SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes, the last one a NUL
+_SOCKET_MAX = 107  # sun_path holds 108 bytes, the last one a NUL
+_RUNROOT_MAX = 50  # podman's own limit (conmon's attach sockets live below it)
 _COMMAND_TIMEOUT_S = 600.0
 
 _log = get_logger(__name__)
@@ -154,10 +155,10 @@ class _Folder:
 
     def prepare(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        if len(str(self.socket)) > _SOCKET_PATH_MAX:
+        if len(str(self.path / "run")) > _RUNROOT_MAX or len(str(self.socket)) > _SOCKET_MAX:
             raise PodmanError(
-                f"the engine's socket path is too long for a unix socket: "
-                f"{self.socket}; give a shorter folder"
+                f"the engine's folder {self.path} is too long: podman refuses a run root "
+                f"longer than {_RUNROOT_MAX} characters; give a shorter one"
             )
         self.storage_conf.write_text(
             "[storage]\n"
