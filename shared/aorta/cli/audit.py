@@ -14,8 +14,9 @@ import click
 
 from aorta.api import audit_pb2, audit_pb2_grpc
 from aorta.cli.connection import check
+from aorta.cli.lookup import job_id as resolve_job
 from aorta.cli.output import table
-from aorta.cli.params import JOB_ID, MOMENT
+from aorta.cli.params import MOMENT
 from aorta.cli.session import Session, with_session
 from aorta.timestamps import to_iso
 
@@ -73,14 +74,14 @@ def _records(session: Session, request: audit_pb2.AuditListRequest) -> list[audi
     help="Only records from this time on: 2024-05-01T10:30Z, or an age such as 30m, 1h, 7d.",
 )
 @click.option("--subject", help="Only the records of this subject (a token's name, an OIDC sub).")
-@click.option("--job", "job_id", type=JOB_ID, help="Only the records that name this job.")
+@click.option("--job", "job", help="Only the records that name this job (id, id prefix or name).")
 @click.option("--limit", type=click.IntRange(min=0), default=0, help="At most this many (0: all).")
 @with_session(quiet=False)
 def audit(
     session: Session,
     since: datetime | None,
     subject: str | None,
-    job_id: str | None,
+    job: str | None,
     limit: int,
 ) -> None:
     """Show the audit log: time, subject, client, method, resources and result (admin only).
@@ -90,7 +91,7 @@ def audit(
     request = audit_pb2.AuditListRequest(
         since=to_iso(since) if since else "",
         subject=subject or "",
-        job_id=job_id or "",
+        job_id=resolve_job(session, job) if job else "",
         limit=limit,
     )
     records = _records(session, request)
