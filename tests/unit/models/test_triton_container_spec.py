@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from aorta.executors.container.devices import EngineKind
 from aorta.triton.container.spec import (
     ServerContainer,
     container_name,
@@ -29,7 +28,7 @@ def server(gpus: tuple[int, ...] = ()) -> ServerContainer:
 
 
 def test_a_server_without_gpus_runs_tritonserver_with_the_cpu_flags() -> None:
-    body = create_body(server(), EngineKind.DOCKER)
+    body = create_body(server())
     assert body["Image"] == IMAGE
     command = body["Cmd"]
     assert command[0] == "tritonserver"
@@ -43,13 +42,13 @@ def test_a_server_without_gpus_runs_tritonserver_with_the_cpu_flags() -> None:
     ]
     assert not any(flag.startswith("--backend-directory") for flag in command)
     host = body["HostConfig"]
-    assert "DeviceRequests" not in host and "Devices" not in host
+    assert host["DeviceRequests"] == [] and "Devices" not in host
     # Triton images say NVIDIA_VISIBLE_DEVICES=all; an NVIDIA runtime must expose none.
     assert body["Env"] == ["NVIDIA_VISIBLE_DEVICES=void"]
 
 
 def test_the_repository_alone_is_mounted_read_only_and_ports_are_on_loopback() -> None:
-    host = create_body(server(), EngineKind.PODMAN)["HostConfig"]
+    host = create_body(server())["HostConfig"]
     assert host["Binds"] == ["/srv/aorta/triton/f00d/repository:/models:ro"]
     assert host["PortBindings"] == {
         "8000/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}],
@@ -62,7 +61,7 @@ def test_the_repository_alone_is_mounted_read_only_and_ports_are_on_loopback() -
 
 
 def test_labels_and_name_let_a_restarted_service_find_its_containers() -> None:
-    body = create_body(server(), EngineKind.DOCKER)
+    body = create_body(server())
     assert body["Labels"] == {
         "aorta.instance": "aorta",
         "aorta.component": "triton",
@@ -72,7 +71,7 @@ def test_labels_and_name_let_a_restarted_service_find_its_containers() -> None:
 
 
 def test_docker_gets_a_device_request_for_exactly_the_assigned_gpus() -> None:
-    body = create_body(server((1, 3)), EngineKind.DOCKER)
+    body = create_body(server((1, 3)))
     assert body["HostConfig"]["DeviceRequests"] == [
         {"Driver": "nvidia", "DeviceIDs": ["1", "3"], "Capabilities": [["gpu"]]}
     ]
@@ -88,7 +87,7 @@ def test_podman_gets_the_same_container_through_its_own_api_with_cdi_gpus() -> N
     spec = podman_spec(server((2, 0)), "aorta-triton-aorta-s1")
     assert spec["devices"] == [{"path": "nvidia.com/gpu=2"}, {"path": "nvidia.com/gpu=0"}]
     assert spec["env"] == {"NVIDIA_VISIBLE_DEVICES": "2,0"}
-    assert spec["command"] == create_body(server((2, 0)), EngineKind.DOCKER)["Cmd"]
+    assert spec["command"] == create_body(server((2, 0)))["Cmd"]
     assert [flag for flag in spec["command"] if "cuda-memory-pool" in flag] == [
         f"--cuda-memory-pool-byte-size=0:{128 * MiB}",
         f"--cuda-memory-pool-byte-size=1:{128 * MiB}",

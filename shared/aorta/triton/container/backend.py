@@ -246,7 +246,7 @@ class ContainerTritonBackend:
         if self.engine.kind is EngineKind.PODMAN:
             await podman_api.create_container(self.engine.url, podman_spec(server, name))
         else:
-            await self.engine.create(name, create_body(server, self.engine.kind))
+            await self.engine.create(name, create_body(server))
         await self.engine.start(name)
         inspected = await self.engine.inspect(name) or {}
         http, grpc = published_port(inspected, HTTP_PORT), published_port(inspected, GRPC_PORT)

@@ -10,8 +10,8 @@ exactly the devices the pool assigned and `NVIDIA_VISIBLE_DEVICES` names the sam
 NVIDIA runtime that honours the variable cannot widen them (`void` without GPUs: Triton images
 set `all`).
 
-Docker Engine gets the Docker API's body (`create_body`), its GPUs as `DeviceRequests`
-(`aorta.executors.container.devices`). Podman gets the same container through its own API
+Docker Engine gets the Docker API's body (`create_body`), its GPUs as `DeviceRequests` (driver
+`nvidia`, the NVIDIA Container Toolkit's). Podman gets the same container through its own API
 (`podman_spec`, a libpod `SpecGenerator`), its GPUs as CDI names (`nvidia.com/gpu=1`): its
 Docker-compatible API silently drops `DeviceRequests` and takes CDI names in
 `HostConfig.Devices` for paths (checked with Podman 4.3), so only its own API gives a container
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aorta.executors.container.devices import CDI_GPU_KIND, EngineKind, gpu_host_config
+from aorta.executors.container.devices import CDI_GPU_KIND
 from aorta.triton.server_flags import Listen, MemoryPools, server_flags
 
 REPOSITORY_MOUNT = "/models"
@@ -74,9 +74,9 @@ def command(gpus: Sequence[int], pools: MemoryPools) -> list[str]:
     return ["tritonserver", *flags]
 
 
-def create_body(server: ServerContainer, engine: EngineKind) -> dict[str, Any]:
-    """The Docker API's `POST /containers/create` body of `server` on an engine of kind
-    `engine` (on Podman it cannot carry GPUs: use `podman_spec`)."""
+def create_body(server: ServerContainer) -> dict[str, Any]:
+    """Docker's `POST /containers/create` body of `server` (Podman's Docker-compatible API would
+    drop its GPUs: use `podman_spec` there)."""
     published = {
         f"{port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}] for port in (HTTP_PORT, GRPC_PORT)
     }
@@ -94,7 +94,7 @@ def create_body(server: ServerContainer, engine: EngineKind) -> dict[str, Any]:
             "CapDrop": ["ALL"],
             "SecurityOpt": ["no-new-privileges"],
             "ShmSize": SHM_BYTES,
-            **gpu_host_config(engine, server.gpus),
+            "DeviceRequests": _device_requests(server.gpus),
         },
     }
 
@@ -128,6 +128,13 @@ def podman_spec(server: ServerContainer, name: str) -> dict[str, Any]:
         "shm_size": SHM_BYTES,
         "devices": [{"path": f"{CDI_GPU_KIND}={index}"} for index in server.gpus],
     }
+
+
+def _device_requests(gpus: Sequence[int]) -> list[dict[str, Any]]:
+    if not gpus:
+        return []
+    ids = [str(index) for index in gpus]
+    return [{"Driver": "nvidia", "DeviceIDs": ids, "Capabilities": [["gpu"]]}]
 
 
 def _visible(gpus: Sequence[int]) -> str:
