@@ -11,6 +11,7 @@ and while one ends: the new leader adopts the pod, never starting a second attem
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import time
 import zipfile
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 import tritonclient.grpc.aio as triton_grpc  # type: ignore[import-untyped]
 
-from aorta.api import jobs_pb2
+from aorta.api import jobs_pb2, payloads_pb2, payloads_pb2_grpc
 from aorta.bus.nats_server import NatsServerProcess
 from aorta.kubernetes import names
 from aorta.kubernetes.api import Json
@@ -205,6 +206,14 @@ async def test_a_gpu_operator_runs_as_a_pod_beside_a_triton_deployment_with_its_
     mask = await platform.download(payload_id, "/operators/segment/mask.txt")
     scan = await platform.download(payload_id, "/operators/segment/scan/ct.dcm")
     assert (mask, scan) == (b"lungs", b"CT")
+    # The agent recorded what it pushed: Details names a checksum for every output.
+    details = payloads_pb2_grpc.PayloadsStub(platform.channel).Details(
+        payloads_pb2.PayloadsDetailsRequest(payload_id=ident(payload_id))
+    )
+    checksums = [line async for item in details for line in item.header.messages]
+    for name, data in (("mask.txt", b"lungs"), ("scan/ct.dcm", b"CT")):
+        digest = hashlib.sha256(data).hexdigest()
+        assert f"sha256 {digest} /operators/segment/{name}" in checksums, checksums
     logs = await platform.logs(job_id, "segment")
     assert logs[:2] == ["segmenting", "lungs found"]
     assert logs[-1].startswith("[aorta] exited with code 0; outputs stored"), logs
