@@ -32,6 +32,10 @@ def init(session: Session, name: str, folder: Path | None) -> None:
     for path in written:
         session.output.line(f"  {path.relative_to(target)}")
     session.output.line(f"Try it: aorta operator run-local --dir {target}")
+    session.output.line(
+        f"As a job on `aorta up`: cd {target} && "
+        "aorta run -p def/one-operator-pipeline.yml -f local/input -o results"
+    )
 
 
 @operator.command("run-local")

@@ -1,4 +1,5 @@
-"""The files `aorta operator init` writes, as `string.Template`s over `$name` and `$image`.
+"""The files `aorta operator init` writes, as `string.Template`s over `$name`, `$image` and
+`$folder` (the operator folder's absolute path: where main.py is on the host and in the image).
 
 They live in code rather than as package data so that every install (editable or wheel) has
 them. `$$` is a literal dollar sign.
@@ -16,7 +17,13 @@ output folder. With a Triton server (NVIDIA_TRITON_GRPCURI set) the numbers go t
 named by TRITON_MODEL_NAME (input TRITON_MODEL_INPUT, output TRITON_MODEL_OUTPUT, optional
 TRITON_MODEL_VERSION); without one they are scaled to the range 0..1.
 
-Run it with `python -u -m nvidia_clara_pipeline_driver.app main.py`, as its container does.
+Paths: it reads and writes only through the driver's entries (`payload.input_entries`,
+`payload.output_entries`, built from NVIDIA_CLARA_INPUTPATHS and NVIDIA_CLARA_OUTPUTPATHS). In a
+container they are the paths the pipeline declares (/input, /output); as a host process, on
+`aorta up` without containers or with `aorta operator run-local`, they are folders the platform
+made, so a literal "/output" would not exist there.
+
+Run it with `python -u -m aorta.driver.app main.py`, as the pipeline's command does.
 """
 
 import logging
@@ -102,19 +109,23 @@ if __name__ == "__main__":
 ''')
 
 CONTAINERFILE = Template("""\
-# Image of the $name operator. Build: docker build -t $image:latest -f Containerfile .
-FROM python:3.11-slim
-WORKDIR /app
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
-COPY main.py .
-ENTRYPOINT ["python", "-u", "-m", "nvidia_clara_pipeline_driver.app", "/app/main.py"]
+# Image of the $name operator: podman build -t $image:latest . (or docker build).
+# Its base is Aorta's Python image for SDK operators (`make images` builds it from a checkout
+# of Aorta); BASE names another one that has the `aorta` package.
+ARG BASE=localhost/aorta/python-operator:latest
+FROM $${BASE}
+# main.py sits at the same path as in the operator folder on the host, so the pipeline's one
+# command runs it in a container and as a host process alike.
+WORKDIR $folder
+COPY main.py $folder/main.py
+ENTRYPOINT ["python", "-u", "-m", "aorta.driver.app", "$folder/main.py"]
 """)
 
 REQUIREMENTS = Template("""\
-aorta==$aorta_version
-tritonclient[grpc]
-numpy
+# What main.py needs beyond the Python standard library and the `aorta` SDK, which the image's
+# base and `aorta up`'s interpreter already have. Calling Triton needs:
+# tritonclient[grpc]
+# numpy
 """)
 
 ENV_LIST = Template("""\
@@ -129,8 +140,11 @@ NVIDIA_CLARA_OUTPUTPATHS=$name/output:/output
 """)
 
 PIPELINE_HEADER = Template("""\
-# A pipeline with the $name operator alone.
-# Deploy it with any Clara Platform client, e.g. clara create pipelines -p <this file>.
+# A pipeline with the $name operator alone. Run it on `aorta up`:
+#   aorta run -p def/one-operator-pipeline.yml -f local/input -o results
+# Its command runs $folder/main.py, the operator folder's own on the host and the image's copy
+# in a container (the Containerfile puts it at the same path). Moved the folder? Pass
+# --var OPERATOR_DIR=<new folder> or change the default below (and rebuild the image).
 # To call a model, list it under the operator's `models` and pass TRITON_MODEL_NAME,
 # TRITON_MODEL_INPUT and TRITON_MODEL_OUTPUT as its `variables`.
 """)
@@ -142,28 +156,50 @@ OUTPUT_GITIGNORE = "*\n!.gitignore\n"
 README = Template("""\
 # $name
 
-A pipeline operator written against Clara's pipeline driver API (`import clara`), run by Aorta.
+A pipeline operator written with Clara's pipeline driver API (`import clara`), run by Aorta.
 
 - `main.py`: the operator. It reads the text files of numbers in its input folder and writes
   results of the same name to its output folder, through Triton when `NVIDIA_TRITON_GRPCURI` is
   set.
+- `def/one-operator-pipeline.yml`: a pipeline with this operator alone.
 - `env.list`: the environment of a local run (input entry `payload` at `/input`, output entry
   `$name/output` at `/output`).
 - `local/input/`: sample input; `local/output/`: results of local runs.
-- `def/one-operator-pipeline.yml`: a pipeline with this operator alone.
+- `Containerfile`: its image; `requirements.txt`: what it needs beyond the SDK.
 
-Run it on this machine, without the platform:
+## Run it on this machine, without the platform
 
     aorta operator run-local
 
-Build the image and run it the same way in a container:
+It reads `local/input/` and writes `local/output/`, with the environment a job would give it.
 
-    docker build -t $image:latest -f Containerfile .
-    docker run --rm --env-file env.list \\
-        -v "$$PWD/local/input:/input" -v "$$PWD/local/output:/output" $image:latest
+## Run it as a job
 
-Push the image to the platform's registry, then create the pipeline with any Clara Platform
-client, e.g. the `clara` CLI:
+Start a platform (`aorta up`, in another terminal), then:
 
-    clara create pipelines -p def/one-operator-pipeline.yml
+    aorta run -p def/one-operator-pipeline.yml -f local/input -o results
+
+`results/$name/output/` holds what it wrote; `aorta list jobs` and `aorta logs JOB` show the
+job. The same definition runs whether `aorta up` runs operators as host processes or in
+containers: its command, `python -u -m aorta.driver.app $folder/main.py`, finds this folder's
+`main.py` on the host, and the image keeps a copy at that same path. If you move the folder, add
+`--var OPERATOR_DIR=$$PWD` (or change the default in the definition) and rebuild the image. A
+platform running as root runs host-process operators as the user `aorta-operator`, which must be
+able to read this folder.
+
+## Its image
+
+    podman build -t $image:latest .
+
+Its base, `localhost/aorta/python-operator:latest`, is the Python image with Aorta's SDK that
+`make images` builds in a checkout of Aorta. Once the image is there, `aorta up` running
+operators in containers runs the same definition in it.
+
+## Paths
+
+Read inputs and write outputs through the entries (`payload.input_entries`,
+`payload.output_entries`), never through literal paths: in a container an entry's path is the
+one the definition declares (`/input`, `/output`), but as a host process it is a folder the
+platform made for the run. A shell operator reads the same from `NVIDIA_CLARA_INPUTPATHS` and
+`NVIDIA_CLARA_OUTPUTPATHS` (`name:path` items joined by `;`).
 """)

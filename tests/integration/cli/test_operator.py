@@ -12,6 +12,8 @@ def test_init_then_run_local_processes_the_sample(aorta: Aorta, tmp_path: Path) 
     made = aorta("operator", "init", "rescaler", "--dir", folder)
     assert made.exit_code == 0, made.output
     assert "main.py" in made.stdout and f"aorta operator run-local --dir {folder}" in made.stdout
+    job = f"cd {folder} && aorta run -p def/one-operator-pipeline.yml -f local/input -o results"
+    assert job in made.stdout
     output = tmp_path / "out"
     ran = aorta("operator", "run-local", "--dir", folder, "--output", output)
     assert ran.exit_code == 0, ran.output

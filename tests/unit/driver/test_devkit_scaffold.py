@@ -29,13 +29,43 @@ def test_init_writes_a_complete_operator_folder(tmp_path: Path) -> None:
     ]
     assert all(p.is_file() for p in written)
     ast.parse((target / "main.py").read_text())
-    containerfile = (target / "Containerfile").read_text()
-    assert containerfile.splitlines()[1].startswith("FROM python:3.11-slim")
-    assert (
-        'ENTRYPOINT ["python", "-u", "-m", "nvidia_clara_pipeline_driver.app", "/app/main.py"]'
-        in containerfile
-    )
-    assert "aorta==" in (target / "requirements.txt").read_text()
+    requirements = (target / "requirements.txt").read_text().splitlines()
+    assert all(line.startswith("#") for line in requirements)  # the SDK is in the base image
+
+
+def test_main_py_has_the_same_path_on_the_host_and_in_the_image(tmp_path: Path) -> None:
+    target = tmp_path / "seg"
+    init_operator(target, "seg")
+    folder = str(target.resolve())
+    lines = (target / "Containerfile").read_text().splitlines()
+    assert "ARG BASE=localhost/aorta/python-operator:latest" in lines
+    assert "FROM ${BASE}" in lines
+    assert f"COPY main.py {folder}/main.py" in lines
+    assert f'ENTRYPOINT ["python", "-u", "-m", "aorta.driver.app", "{folder}/main.py"]' in lines
+    document = yaml.safe_load((target / "def/one-operator-pipeline.yml").read_text())
+    assert document["parameters"] == {"OPERATOR_DIR": folder}
+    (operator,) = document["operators"]
+    command = ["python", "-u", "-m", "aorta.driver.app", "${{ OPERATOR_DIR }}/main.py"]
+    assert operator["container"]["command"] == command
+
+
+def test_the_readme_uses_aortas_commands(tmp_path: Path) -> None:
+    init_operator(tmp_path / "seg", "seg")
+    readme = (tmp_path / "seg" / "README.md").read_text()
+    for command in (
+        "aorta operator run-local",
+        "aorta run -p def/one-operator-pipeline.yml -f local/input -o results",
+        "podman build -t seg:latest .",
+        "NVIDIA_CLARA_OUTPUTPATHS",
+    ):
+        assert command in readme
+    assert "clara create" not in readme and "docker run" not in readme
+
+
+def test_init_refuses_a_folder_whose_path_cannot_be_written_into_an_image(tmp_path: Path) -> None:
+    with pytest.raises(Invalid, match="only letters, digits"):
+        init_operator(tmp_path / "my operator", "op")
+    assert not (tmp_path / "my operator").exists()
 
 
 def test_the_pipeline_definition_matches_the_env_list(tmp_path: Path) -> None:
@@ -46,7 +76,11 @@ def test_the_pipeline_definition_matches_the_env_list(tmp_path: Path) -> None:
     (operator,) = document["operators"]
     assert operator == {
         "name": "liver-seg",
-        "container": {"image": "liver-seg", "tag": "latest"},
+        "container": {
+            "image": "liver-seg",
+            "tag": "latest",
+            "command": ["python", "-u", "-m", "aorta.driver.app", "${{ OPERATOR_DIR }}/main.py"],
+        },
         "input": [{"path": "/input"}],
         "output": [{"name": "output", "path": "/output"}],
     }

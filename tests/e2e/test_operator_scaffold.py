@@ -1,0 +1,99 @@
+"""The operator `aorta operator init` scaffolds runs as written, with the commands its README
+gives: `aorta operator run-local` on this machine, and `aorta run -p
+def/one-operator-pipeline.yml -f local/input` on `aorta up`, whether the platform runs operators
+as host processes or in containers (its image built with `podman build` from its Containerfile
+over the SDK image). Every run writes the same output, and no file of the scaffold is edited."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aorta.testing.embedded import aorta_up
+from aorta.testing.images import build_python_sdk_image
+from aorta.testing.podman import PodmanEngine
+from aorta.testing.ports import free_port
+from tests.e2e.container_platform import start_up, stop
+
+AORTA = Path(sys.executable).parent / "aorta"
+NAME = "hello-op"
+EXPECTED = "0.25 0 0.375 0 0.5 1 0.125 0.625\n"
+"""What the scaffold's operator makes of its sample input, 3 1 4 1 5 9 2 6: each number scaled
+to 0..1."""
+FILES = (
+    "Containerfile",
+    "main.py",
+    "requirements.txt",
+    "env.list",
+    "README.md",
+    "def/one-operator-pipeline.yml",
+    "local/input/sample.txt",
+)
+
+
+def aorta(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(AORTA), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"aorta {args}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def scaffold(parent: Path) -> tuple[Path, dict[str, str]]:
+    """A fresh operator folder made by `aorta operator init`, and the digest of each file."""
+    aorta("operator", "init", NAME, cwd=parent)
+    folder = parent / NAME
+    return folder, digests(folder)
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in FILES}
+
+
+def run_as_job(folder: Path, port: int) -> str:
+    """`aorta run` of the scaffold's definition on its sample input, as its README says; the
+    output file it downloads."""
+    aorta(
+        "run", "--host", f"127.0.0.1:{port}", "-p", "def/one-operator-pipeline.yml",
+        "-f", "local/input", "-o", "results", cwd=folder,
+    )  # fmt: skip
+    return (folder / "results" / NAME / "output" / "sample.txt").read_text()
+
+
+@pytest.mark.timeout(180)
+def test_the_scaffold_runs_unchanged_with_run_local_and_as_host_processes(tmp_path: Path) -> None:
+    folder, before = scaffold(tmp_path)
+
+    aorta("operator", "run-local", cwd=folder)
+    assert (folder / "local" / "output" / "sample.txt").read_text() == EXPECTED
+
+    port = free_port()
+    with aorta_up(tmp_path / "platform", port, args=["--executor", "local"]):
+        assert run_as_job(folder, port) == EXPECTED
+    assert digests(folder) == before
+
+
+@pytest.mark.timeout(420)
+def test_the_scaffold_runs_unchanged_in_a_container(
+    podman_engine: PodmanEngine, tmp_path: Path
+) -> None:
+    folder, before = scaffold(tmp_path)
+    build_python_sdk_image(podman_engine.cli)
+    podman_engine.cli.run("build", "-t", f"{NAME}:latest", str(folder), timeout=300)
+
+    port = free_port()
+    platform = start_up(podman_engine, tmp_path / "platform", port, tmp_path / "aorta-up.log")
+    try:
+        assert run_as_job(folder, port) == EXPECTED
+    finally:
+        assert stop(platform) == 0, (tmp_path / "aorta-up.log").read_text()[-3000:]
+    assert digests(folder) == before
