@@ -15,7 +15,10 @@ An unknown key is judged in this order (docs/pipelines.md, "Unknown keys"):
    naming the key it may mean. The distance, not a similarity ratio, because it is what people
    mean by "one or two typos" and short keys (`tag`, `cpu`) stay strict: `gpu` for `cpu` is a
    typo, `os` for `tag` is not.
-4. Anything else is an extension of the kind Clara definitions in the wild carry: a warning,
+4. One edit away from a key of the enclosing place or of a place written in this one: misspelt
+   and misplaced at once (`comand:` beside `container:`). An error naming the key and where
+   it belongs.
+5. Anything else is an extension of the kind Clara definitions in the wild carry: a warning,
    and the key is ignored.
 """
 
@@ -103,6 +106,9 @@ PLACES = (
 )  # fmt: skip
 """Every mapping the language defines; `variables`, `parameters` and `args` are free-form."""
 _BY_NAME = {place.name: place for place in PLACES}
+_BENEATH = {
+    place.name: tuple(other for other in PLACES if place.name in other.within) for place in PLACES
+}
 _BY_SHAPE: dict[str, tuple[Place, ...]] = {
     shape: tuple(place for place in PLACES if shape in place.shapes)
     for shape in {shape for place in PLACES for shape in place.shapes}
@@ -205,6 +211,14 @@ def judge(
     close = _near_misses(shape, place.keys, place.shapes)
     if close:
         return Verdict("error", f"unknown key {written} in {owner}; {_did_you_mean(close)}", close)
+    nearby = _typo_nearby(shape, place, inside)
+    if nearby is not None:
+        meant, home = nearby
+        return Verdict(
+            "error",
+            f"unknown key {written} in {owner}; did you mean `{meant}`? It belongs to "
+            f"{home.label}, not {place.label}",
+        )
     ignored = f"unknown key {written} in {owner} is ignored"
     return Verdict("warning", f"{ignored}; {_hint(key, place)}" if hint else ignored)
 
@@ -229,8 +243,20 @@ def _belongs_to(shape: str, place: Place, inside: Place | None) -> tuple[Place, 
     enclosing = inside or (_BY_NAME[place.within[0]] if place.within else None)
     if enclosing in having:
         return (enclosing,)
-    beneath = tuple(other for other in having if place.name in other.within)
+    beneath = tuple(other for other in having if other in _BENEATH[place.name])
     return beneath or tuple(having)
+
+
+def _typo_nearby(shape: str, place: Place, inside: Place | None) -> tuple[str, Place] | None:
+    """A key one edit away in the enclosing place or a place written in this one: misspelt and
+    misplaced at once (`comand:` beside `container:`). One edit only, and only next door, so
+    an extension such as `comment` in an input is not taken for `command`."""
+    enclosing = inside or (_BY_NAME[place.within[0]] if place.within else None)
+    for other in ((enclosing,) if enclosing else ()) + _BENEATH[place.name]:
+        for key, known in zip(other.keys, other.shapes, strict=True):
+            if edit_distance(shape, known, 1) <= 1:
+                return key, other
+    return None
 
 
 def _hint(key: str, place: Place) -> str:

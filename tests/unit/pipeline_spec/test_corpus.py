@@ -23,6 +23,7 @@ WARN = re.compile(r"^# warn: (\d+):(\d+) (.+)$", re.MULTILINE)
 TYPOS = (
     "typo-operators.yml", "typo-api-version.yml", "typo-operator-container.yml",
     "typo-container-command.yml", "input-under-container.yml", "command-beside-container.yml",
+    "typo-command-beside-container.yml",
     "typo-input.yml", "typo-output.yml", "typo-requests.yml", "typo-models.yml",
     "typo-service.yml", "typo-connections.yml", "typo-http-connection.yml",
     "typo-volume-connection.yml", "typo-import", "misspelt-key.yml",

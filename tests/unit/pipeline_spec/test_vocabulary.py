@@ -159,6 +159,26 @@ def test_a_misplaced_key_in_another_spelling_says_how_it_is_spelt() -> None:
     )
 
 
+def test_a_key_misspelt_and_misplaced_at_once_is_found_next_door() -> None:
+    beside = judge("comand", OPERATOR, "operator 'a'")
+    too_deep = judge("nme", CONTAINER, "`container` of operator 'a'", OPERATOR)
+
+    assert beside.severity == too_deep.severity == "error"
+    assert beside.message == (
+        "unknown key `comand` in operator 'a'; did you mean `command`? It belongs to "
+        "`container`, not the operator"
+    )
+    assert too_deep.message.endswith(
+        "did you mean `name`? It belongs to the operator, not `container`"
+    )
+
+
+def test_only_one_edit_next_door_counts_so_extensions_stay_warnings() -> None:
+    assert judge("comment", INPUT, "input #1 of operator 'a'").severity == "warning"
+    assert judge("comment", OPERATOR, "operator 'a'").severity == "warning"
+    assert judge("labels", OPERATOR, "operator 'a'").severity == "warning"
+
+
 def test_a_far_off_key_is_a_warning_listing_the_keys_of_its_place() -> None:
     verdict = judge("owner", PIPELINE, "the pipeline")
 
