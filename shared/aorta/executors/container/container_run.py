@@ -25,11 +25,12 @@ from typing import TypeVar
 from aorta.blobs import BlobStore
 from aorta.errors import AortaError, Conflict, Invalid, Unavailable
 from aorta.executors.container.engine import ContainerEngine, Json
+from aorta.executors.container.libpod_spec import create_request
 from aorta.executors.container.outcome import failure, has_exited, has_started
 from aorta.executors.container.outcome_records import OutcomeRecords
 from aorta.executors.container.pull import ensure_image
 from aorta.executors.container.settings import ContainerSettings
-from aorta.executors.container.spec import RunPlan, create_body, image_reference
+from aorta.executors.container.spec import RunPlan, image_reference
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import RunLog
 from aorta.executors.transfers import (
@@ -194,7 +195,7 @@ class ContainerRun:
                 )
             )
             bindings = [*run.inputs, *run.outputs]
-            body = create_body(
+            request = create_request(
                 run,
                 volumes={b.path: self.workspace.volume(b.path) for b in bindings},
                 plan=self.plan,
@@ -207,7 +208,7 @@ class ContainerRun:
             text = "; ".join(error.messages) if isinstance(error, AortaError) else str(error)
             return self._outcome_of(RunReason.START_FAILED, text)
         try:
-            await self._engine.create(self.name, body)
+            await self._engine.create(self.name, request)
         except Conflict:
             _log.info("operator container exists already: adopted", container=self.name)
         except AortaError as error:

@@ -1,9 +1,12 @@
 """Which engine answers, and how GPUs are asked of it: pure, from the engine's `/version`.
 
 Docker Engine hands GPUs to a container through `HostConfig.DeviceRequests` (driver `nvidia`,
-the NVIDIA Container Toolkit's hook); Podman's Docker-compatible API ignores those and takes
-Container Device Interface names (`nvidia.com/gpu=0`) as devices instead. Either way a run gets
-exactly the device indices the scheduler assigned, never `all`.
+the NVIDIA Container Toolkit's hook). Podman 4's Docker-compatible API ignores device requests
+and takes a Container Device Interface name (`nvidia.com/gpu=0`) in `HostConfig.Devices` for a
+path (`stat nvidia.com/gpu=0: no such file or directory`); its own libpod API resolves CDI names,
+so on Podman a run with GPUs is created through that API
+(`aorta.executors.container.libpod_spec`). Either way a run gets exactly the device indices the
+scheduler assigned, never `all`.
 """
 
 from __future__ import annotations
@@ -31,28 +34,20 @@ def engine_kind(version: Mapping[str, Any]) -> EngineKind:
     return EngineKind.DOCKER
 
 
-def gpu_host_config(kind: EngineKind, devices: Sequence[int]) -> dict[str, Any]:
-    """The `HostConfig` fields that give a container the GPUs `devices` (indices as NVML and
-    the scheduler count them); empty for none."""
+def device_requests(devices: Sequence[int]) -> list[dict[str, Any]]:
+    """Docker's `HostConfig.DeviceRequests` for the GPUs `devices` (indices as NVML and the
+    scheduler count them); empty for none."""
     if not devices:
-        return {}
-    if kind is EngineKind.PODMAN:
-        return {
-            "Devices": [
-                {
-                    "PathOnHost": f"{CDI_GPU_KIND}={index}",
-                    "PathInContainer": f"{CDI_GPU_KIND}={index}",
-                    "CgroupPermissions": "rwm",
-                }
-                for index in devices
-            ]
+        return []
+    return [
+        {
+            "Driver": "nvidia",
+            "DeviceIDs": [str(index) for index in devices],
+            "Capabilities": [["gpu"]],
         }
-    return {
-        "DeviceRequests": [
-            {
-                "Driver": "nvidia",
-                "DeviceIDs": [str(index) for index in devices],
-                "Capabilities": [["gpu"]],
-            }
-        ]
-    }
+    ]
+
+
+def cdi_devices(devices: Sequence[int]) -> list[dict[str, str]]:
+    """Podman's (libpod API) `devices` for the GPUs `devices`: their CDI names."""
+    return [{"path": f"{CDI_GPU_KIND}={index}"} for index in devices]

@@ -19,11 +19,16 @@ import aiohttp
 
 from aorta.errors import Conflict, Invalid, NotFound, Unavailable
 from aorta.executors.container.devices import EngineKind, engine_kind
+from aorta.executors.container.libpod_spec import CreateApi, CreateRequest
 
 Json = dict[str, Any]
 
 _UNREACHABLE = 900  # aiodocker's status for a connection that failed
 _DOCKER_HUB = "docker.io/"
+_LIBPOD_CREATE = "v4.0.0/libpod/containers/create"
+"""Podman's own create (for CDI devices); aiodocker has no call for it, so it is sent through
+the client's raw query."""
+_IN_USE = "already in use"
 
 
 class ContainerEngine:
@@ -75,11 +80,19 @@ class ContainerEngine:
         with _translated(f"image {reference} could not be pulled"):
             await self._docker.images.pull(source, auth=dict(credentials) if credentials else None)
 
-    async def create(self, name: str, body: Json) -> str:
-        """Creates a container named `name`; its id. `Conflict` when the name is taken,
-        `NotFound` when the image is missing."""
+    async def create(self, name: str, request: CreateRequest) -> str:
+        """Creates a container named `name` as `request` says; its id. `Conflict` when the name
+        is taken, `NotFound` when the image is missing."""
         with _translated(f"container {name}"):
-            container = await self._docker.containers.create(body, name=name)
+            if request.api is CreateApi.LIBPOD:
+                answer = await self._docker._query_json(
+                    _LIBPOD_CREATE,
+                    "POST",
+                    data=json.dumps({**request.body, "name": name}),
+                    versioned_api=False,
+                )
+                return str(answer["Id"])
+            container = await self._docker.containers.create(request.body, name=name)
         return container.id
 
     async def start(self, name: str) -> None:
@@ -143,10 +156,10 @@ def _translated(what: str) -> Iterator[None]:
         yield
     except aiodocker.DockerError as error:
         reason = f"{what}: {error.message}"
+        if error.status == 409 or _IN_USE in error.message:
+            raise Conflict(reason) from error
         if error.status == 404:
             raise NotFound(reason) from error
-        if error.status == 409:
-            raise Conflict(reason) from error
         if error.status == _UNREACHABLE:
             raise Unavailable(reason) from error
         raise Invalid(reason) from error

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aorta.errors import Invalid
-from aorta.executors.container.devices import EngineKind, gpu_host_config
+from aorta.executors.container.devices import device_requests
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.kubernetes.pods import operator_environment
 from aorta.executors.port import OperatorRun, VolumeBinding
@@ -125,24 +125,33 @@ def needs_network(run: OperatorRun) -> bool:
     return any(run.environment.get(name) for name in (TRITON_GRPC_URI, TRITON_HTTP_URI))
 
 
+def bind_mounts(run: OperatorRun, volumes: Mapping[str, Path]) -> list[tuple[str, str, bool]]:
+    """(host folder, declared path, read-only) of every input (read-only) and output. `Invalid`
+    for a declared path without a folder in `volumes`, or one a bind mount cannot name (`:`
+    or `,`)."""
+    return [
+        *(_mount(volumes, binding, read_only=True) for binding in run.inputs),
+        *(_mount(volumes, binding, read_only=False) for binding in run.outputs),
+    ]
+
+
 def create_body(
     run: OperatorRun,
     *,
     volumes: Mapping[str, Path],
     plan: RunPlan,
-    engine: EngineKind,
     settings: ContainerSettings,
 ) -> Json:
-    """The `POST /containers/create` body of `run`.
+    """The Docker Engine API's `POST /containers/create` body of `run`.
 
     `volumes` maps each declared path of `run` to the host folder bind-mounted there (the run's
-    workspace, `aorta.executors.workspace`). Raises `Invalid` for a declared path without a
-    folder, a path a bind mount cannot name (`:` or `,`), and run variables that use a name
-    the environment contract reserves.
+    workspace, `aorta.executors.workspace`). GPUs are a device request (Docker's; see
+    `aorta.executors.container.devices` for Podman). Raises `Invalid` as `bind_mounts` does, and
+    for run variables that use a name the environment contract reserves.
     """
     binds = [
-        *(_bind(volumes, binding, "ro") for binding in run.inputs),
-        *(_bind(volumes, binding, "rw") for binding in run.outputs),
+        f"{source}:{target}:{'ro' if read_only else 'rw'}"
+        for source, target, read_only in bind_mounts(run, volumes)
     ]
     host_config: Json = {
         "Binds": binds,
@@ -150,14 +159,16 @@ def create_body(
         "CapDrop": ["ALL"],
         "SecurityOpt": ["no-new-privileges"],
         "Tmpfs": {"/tmp": TMP_OPTIONS},
-        "NetworkMode": settings.service_network if needs_network(run) else NO_NETWORK,
+        "NetworkMode": network(run, settings),
         "NanoCpus": run.resources.cpu * _NANO,
-        "Memory": run.resources.memory_mb * _MIB,
-        "MemorySwap": run.resources.memory_mb * _MIB,
+        "Memory": memory_bytes(run),
+        "MemorySwap": memory_bytes(run),
         "Init": True,
         "RestartPolicy": {"Name": "no"},
-        **gpu_host_config(engine, run.resources.gpu_devices),
     }
+    requests = device_requests(run.resources.gpu_devices)
+    if requests:
+        host_config["DeviceRequests"] = requests
     body: Json = {
         "Image": image_reference(run.image, run.tag),
         "Env": [f"{name}={value}" for name, value in sorted(operator_environment(run).items())],
@@ -170,10 +181,22 @@ def create_body(
     return body
 
 
-def _bind(volumes: Mapping[str, Path], binding: VolumeBinding, mode: str) -> str:
+def network(run: OperatorRun, settings: ContainerSettings) -> str:
+    """`none`, or the service network for an operator that must reach Triton."""
+    return settings.service_network if needs_network(run) else NO_NETWORK
+
+
+def memory_bytes(run: OperatorRun) -> int:
+    """The memory limit: the operator's `memory` request."""
+    return run.resources.memory_mb * _MIB
+
+
+def _mount(
+    volumes: Mapping[str, Path], binding: VolumeBinding, *, read_only: bool
+) -> tuple[str, str, bool]:
     folder = volumes.get(binding.path)
     if folder is None:
         raise Invalid(f"no folder was prepared for {binding.path!r}")
     if _BIND_UNSAFE & set(binding.path) or _BIND_UNSAFE & set(str(folder)):
         raise Invalid(f"path {binding.path!r} cannot be bind-mounted: it holds ':' or ','")
-    return f"{folder}:{binding.path}:{mode}"
+    return str(folder), binding.path, read_only

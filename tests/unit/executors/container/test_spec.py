@@ -12,6 +12,7 @@ from aorta import ids, operator_env
 from aorta.errors import Invalid
 from aorta.executors import OperatorRun, Resources, VolumeBinding
 from aorta.executors.container.devices import EngineKind
+from aorta.executors.container.libpod_spec import CreateApi, CreateRequest, create_request
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import (
     ATTEMPT_LABEL,
@@ -59,20 +60,22 @@ def _plan(run: OperatorRun) -> RunPlan:
     return RunPlan(run.run_id, run.operator, run.outputs, run.log_key, run.timeout, str(WORK))
 
 
+def _volumes(run: OperatorRun) -> dict[str, Path]:
+    return {b.path: WORK / "volumes" / b.path.lstrip("/") for b in (*run.inputs, *run.outputs)}
+
+
 def _body(
-    run: OperatorRun | None = None,
-    *,
-    engine: EngineKind = EngineKind.DOCKER,
-    settings: ContainerSettings | None = None,
+    run: OperatorRun | None = None, *, settings: ContainerSettings | None = None
 ) -> dict[str, Any]:
     run = run or _run()
-    volumes = {b.path: WORK / "volumes" / b.path.lstrip("/") for b in (*run.inputs, *run.outputs)}
     return create_body(
-        run,
-        volumes=volumes,
-        plan=_plan(run),
-        engine=engine,
-        settings=settings or ContainerSettings(),
+        run, volumes=_volumes(run), plan=_plan(run), settings=settings or ContainerSettings()
+    )
+
+
+def _request(run: OperatorRun, engine: EngineKind) -> CreateRequest:
+    return create_request(
+        run, volumes=_volumes(run), plan=_plan(run), engine=engine, settings=ContainerSettings()
     )
 
 
@@ -174,33 +177,57 @@ def test_cpu_and_memory_requests_become_enforced_limits_without_swap() -> None:
     assert host["MemorySwap"] == host["Memory"]
 
 
-def test_no_gpu_no_device_request() -> None:
+def test_no_gpu_no_device_request_and_the_docker_api_on_every_engine() -> None:
     for engine in EngineKind:
-        host = _body(engine=engine)["HostConfig"]
+        request = _request(_run(), engine)
+        assert request.api is CreateApi.DOCKER
+        host = request.body["HostConfig"]
         assert "DeviceRequests" not in host and "Devices" not in host
 
 
 def test_docker_gets_a_device_request_for_exactly_the_assigned_gpus() -> None:
     run = _run(resources=Resources(cpu=1, gpu=2, memory_mb=256, gpu_devices=(1, 3)))
-    host = _body(run, engine=EngineKind.DOCKER)["HostConfig"]
+    request = _request(run, EngineKind.DOCKER)
+    assert request.api is CreateApi.DOCKER
+    host = request.body["HostConfig"]
     assert host["DeviceRequests"] == [
         {"Driver": "nvidia", "DeviceIDs": ["1", "3"], "Capabilities": [["gpu"]]}
     ]
     assert "Devices" not in host
-    assert "NVIDIA_VISIBLE_DEVICES" not in _env(_body(run))
+    assert "NVIDIA_VISIBLE_DEVICES" not in _env(request.body)
 
 
-def test_podman_gets_cdi_devices_for_exactly_the_assigned_gpus() -> None:
-    run = _run(resources=Resources(cpu=1, gpu=1, memory_mb=256, gpu_devices=(2,)))
-    host = _body(run, engine=EngineKind.PODMAN)["HostConfig"]
-    assert host["Devices"] == [
-        {
-            "PathOnHost": "nvidia.com/gpu=2",
-            "PathInContainer": "nvidia.com/gpu=2",
-            "CgroupPermissions": "rwm",
-        }
-    ]
-    assert "DeviceRequests" not in host
+def test_podman_creates_a_gpu_run_through_libpod_with_cdi_names_of_the_assigned_gpus() -> None:
+    run = _run(
+        command=("python3", "main.py"),
+        resources=Resources(cpu=2, gpu=1, memory_mb=256, gpu_devices=(2,)),
+    )
+    request = _request(run, EngineKind.PODMAN)
+    assert request.api is CreateApi.LIBPOD
+    body = request.body
+    assert body["devices"] == [{"path": "nvidia.com/gpu=2"}]
+    assert body["image"] == "clara/dicom-test:0.7.2"
+    assert body["command"] == ["python3", "main.py"]
+    assert body["mounts"] == [
+        {"destination": "/input", "type": "bind", "source": f"{WORK}/volumes/input",
+         "options": ["rbind", "ro"]},
+        {"destination": "/app/in", "type": "bind", "source": f"{WORK}/volumes/app/in",
+         "options": ["rbind", "ro"]},
+        {"destination": "/app/out", "type": "bind", "source": f"{WORK}/volumes/app/out",
+         "options": ["rbind", "rw"]},
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+         "options": ["rw", "nosuid", "nodev"]},
+    ]  # fmt: skip
+    assert body["privileged"] is False and body["cap_drop"] == ["ALL"]
+    assert body["no_new_privileges"] is True
+    assert body["netns"] == {"nsmode": "none"}
+    assert body["resource_limits"] == {
+        "memory": {"limit": 256 << 20, "swap": 256 << 20},
+        "cpu": {"quota": 200_000, "period": 100_000},
+    }
+    assert body["env"][operator_env.OUTPUT_PATHS] == "seg:/app/out"
+    assert "NVIDIA_VISIBLE_DEVICES" not in body["env"]
+    assert RunPlan.from_labels(body["labels"]) == _plan(run)
 
 
 def test_labels_name_the_run_job_operator_and_platform_instance() -> None:
