@@ -21,7 +21,7 @@ OPERATOR_USER := aorta-operator
 # has no containers.conf of its own.
 CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
 
-.PHONY: help setup system images run test test-fast lint typecheck check protos bench clean
+.PHONY: help setup system python-rootfs images run test test-fast lint typecheck check protos bench clean
 
 help:
 	@echo "make setup      install system packages, the operators' user, .venv and .clara-venv"
@@ -31,7 +31,7 @@ help:
 	@echo "make protos     regenerate aorta.api from protos/"
 	@echo "make bench      run the benchmark scripts"
 
-setup: system $(VENV)/.installed $(CLARA_VENV)/.installed
+setup: system $(VENV)/.installed $(CLARA_VENV)/.installed python-rootfs
 
 system:
 	@missing=""; \
@@ -88,6 +88,13 @@ $(CLARA_VENV)/.installed:
 	@[ -x $(CLARA_VENV)/bin/python ] || $(PYTHON) -m venv $(CLARA_VENV)
 	$(UV) pip install -q -p $(CLARA_VENV)/bin/python $(CLARA_CLIENT)
 	@touch $@
+
+# The root filesystem of the Python operator image: debootstrap (about a minute, as root, once
+# per host), cached in ~/.cache/aorta/images, so that tests and `make images` only import it.
+python-rootfs: $(VENV)/.installed
+	@[ "$$(id -u)" = 0 ] || { echo "not building the Python image's root filesystem:" \
+	  "debootstrap needs root (the first container test run as root builds it)"; exit 0; }; \
+	$(BIN)/python -c 'from aorta.testing.images import python_base_rootfs; python_base_rootfs()'
 
 # The example pipeline's operator images, in the host's podman storage (where an engine the
 # platform finds sees them); skipped when up to date. The first build on a host makes the

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 import aiodocker
+import pytest
 import yaml
 
 from aorta.testing.podman import PodmanEngine
@@ -39,6 +40,9 @@ def test_each_operator_gets_the_image_its_definition_names() -> None:
     }
 
 
+# The first session on a host builds the Python root filesystem (debootstrap, about a minute)
+# unless `make setup` did.
+@pytest.mark.timeout(600)
 async def test_the_reader_image_runs_its_operator_from_its_entrypoint(
     podman_engine: PodmanEngine, docker: aiodocker.Docker, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import aiodocker
+import pytest
 
 from aorta.testing.images import build_busybox_image, tag_image
 from aorta.testing.podman import PodmanEngine
@@ -84,6 +85,9 @@ async def test_a_registry_name_made_with_podman_tag_is_found(
     assert (finished.exit_code, finished.log) == (0, "registered\n")
 
 
+# The first session on a host builds the Python root filesystem (debootstrap, about a minute)
+# unless `make setup` did.
+@pytest.mark.timeout(600)
 async def test_the_python_image_runs_an_sdk_operator_and_plain_scripts(
     docker: aiodocker.Docker, python_image: str, tmp_path: Path
 ) -> None:
