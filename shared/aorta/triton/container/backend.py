@@ -12,7 +12,7 @@ model repository; the pool decides which server a job gets and which GPUs a serv
   file), creates the server's container (`aorta.triton.container.spec`: the same flags as a
   local server, a device request for exactly its GPUs, HTTP and gRPC published on 127.0.0.1
   only, labelled with the instance and server; on Podman through its own API, the only one
-  that takes GPUs, `podman_api`), starts it, and returns once Triton's
+  that takes GPUs), starts it, and returns once Triton's
   `/v2/health/ready` answers 200 on the published HTTP port. A server that exits, or is not
   ready within the start timeout, is removed and the start fails with the tail of its log.
 - `alive()` turns False once the engine reports the container stopped (a task waits on it).
@@ -34,12 +34,12 @@ from aorta.children.readiness import HttpReady
 from aorta.errors import AortaError, NotFound, Unavailable
 from aorta.executors.container.devices import EngineKind
 from aorta.executors.container.engine import ContainerEngine
+from aorta.executors.container.libpod_spec import CreateApi, CreateRequest
 from aorta.executors.container.pull import ensure_image
 from aorta.executors.container.settings import PullPolicy
 from aorta.logger import get_logger
 from aorta.tasks import GuardedTasks
 from aorta.triton.archive import DEFAULT_LIMITS, ArchiveLimits
-from aorta.triton.container import podman_api
 from aorta.triton.container.spec import (
     GRPC_PORT,
     HTTP_PORT,
@@ -225,8 +225,8 @@ class ContainerTritonBackend:
         try:
             started = await self._start(name, server)
         except BaseException as error:
-            tail = await self._log_tail(name)
-            await self.remove(name)
+            tail = await self._log_tail(name) if isinstance(error, AortaError) else ""
+            await self._discard(name)
             if not isinstance(error, AortaError):
                 raise
             messages = [*error.messages]
@@ -244,9 +244,10 @@ class ContainerTritonBackend:
 
     async def _start(self, name: str, server: ServerContainer) -> ContainerTritonServer:
         if self.engine.kind is EngineKind.PODMAN:
-            await podman_api.create_container(self.engine.url, podman_spec(server, name))
+            request = CreateRequest(CreateApi.LIBPOD, podman_spec(server))
         else:
-            await self.engine.create(name, create_body(server))
+            request = CreateRequest(CreateApi.DOCKER, create_body(server))
+        await self.engine.create(name, request)
         await self.engine.start(name)
         inspected = await self.engine.inspect(name) or {}
         http, grpc = published_port(inspected, HTTP_PORT), published_port(inspected, GRPC_PORT)
@@ -299,6 +300,14 @@ class ContainerTritonBackend:
             return ""
         lines = b"".join(chunks).decode("utf-8", "replace").splitlines()
         return "\n".join(lines[-LOG_TAIL_LINES:])
+
+    async def _discard(self, name: str) -> None:
+        """Removes the container of a start that failed; a failure is only logged (the next
+        backend on this instance sweeps what is left), so the start's own error is raised."""
+        try:
+            await self.engine.remove(name)
+        except AortaError as error:
+            _log.warning("triton.container_not_removed", container=name, error=str(error))
 
     async def remove(self, name: str) -> None:
         """Stops container `name` within the grace, then removes it. Idempotent."""

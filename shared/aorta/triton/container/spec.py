@@ -99,11 +99,10 @@ def create_body(server: ServerContainer) -> dict[str, Any]:
     }
 
 
-def podman_spec(server: ServerContainer, name: str) -> dict[str, Any]:
-    """The libpod `POST /libpod/containers/create` body of `server`, named `name`: the same
-    container as `create_body`, its GPUs as CDI devices."""
+def podman_spec(server: ServerContainer) -> dict[str, Any]:
+    """Podman's libpod `POST /libpod/containers/create` body of `server` (the engine adds the
+    name): the same container as `create_body`, its GPUs as CDI devices."""
     return {
-        "name": name,
         "image": server.image,
         "command": command(server.gpus, server.pools),
         "env": {"NVIDIA_VISIBLE_DEVICES": _visible(server.gpus)},
