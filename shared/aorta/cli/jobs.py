@@ -140,8 +140,8 @@ def create_job(
     if output.human:
         output.line(f"JOB_ID:{job_id}")
         output.line(f"PAYLOAD_ID:{payload_id}")
-    elif not output.structured:
-        output.emit(human="", document=None, ids=[job_id], kind="job")
+    else:
+        output.identify("job", job_id)
     document: dict[str, Any] = {
         "job_id": job_id,
         "payload_id": payload_id,

@@ -116,13 +116,17 @@ def pipeline_id(session: Session, given: str) -> str:
 
 
 def named(
-    kind: str, *flags: str, dest: str, required: bool = True
+    kind: str,
+    *flags: str,
+    dest: str,
+    required: bool = True,
+    forms: str = "id, unique id prefix or name",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Lets a command take the thing it acts on as a positional argument (`describe job ID`) or
     through its Clara option (`describe job -j ID`); the command receives it as `dest`.
 
     The value is passed on as typed: the command resolves it (`job_id`, `pipeline_id`), since
-    that may take a call to the platform.
+    that may take a call to the platform. `forms` says in the help what may name the thing.
     """
     metavar = kind.upper()
 
@@ -143,7 +147,7 @@ def named(
             *flags,
             f"{dest}_flag",
             metavar=metavar,
-            help=f"The {kind}: id, unique id prefix or name (or give it as the argument).",
+            help=f"The {kind}: {forms} (or give it as the argument).",
         )(decorated)
 
     return decorate

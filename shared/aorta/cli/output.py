@@ -95,16 +95,22 @@ class Output:
         alone with `-q`, and `kind/id` per id with `-o name`."""
         if self.structured:
             self.document(document)
-        elif self.quiet:
-            self.ids(*ids)
-        elif self.names:
-            self.ids(*(f"{kind}/{value}" if kind else value for value in ids))
+        elif self.quiet or self.names:
+            self.identify(kind, *ids)
         elif self.wide and wide is not None:
             self.show(wide)
         elif isinstance(human, str):
             self.line(human)
         else:
             self.show(human)
+
+    def identify(self, kind: str, *values: str) -> None:
+        """`values` one per line: ids alone with `-q`, `kind/id` with `-o name` (bare when
+        `kind` is ""); nothing in the other modes, which print their own results."""
+        if self.quiet:
+            self.ids(*values)
+        elif self.names:
+            self.ids(*(f"{kind}/{value}" if kind else value for value in values))
 
     @property
     def live(self) -> bool:

@@ -118,7 +118,7 @@ def list_payloads(session: Session) -> None:
 
 
 @click.command("payload")
-@named("payload", "--payload", dest="payload")
+@named("payload", "--payload", dest="payload", forms="its id")
 @with_session(quiet=False)
 def describe_payload(session: Session, payload: str) -> None:
     """Show a payload: type, job, metadata, and its files with their sizes."""
@@ -146,7 +146,7 @@ def describe_payload(session: Session, payload: str) -> None:
 
 
 @click.command("payload")
-@named("payload", "--payload", dest="payload")
+@named("payload", "--payload", dest="payload", forms="its id")
 @with_session()
 def delete_payload(session: Session, payload: str) -> None:
     """Delete a payload and its files."""

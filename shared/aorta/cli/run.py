@@ -143,8 +143,8 @@ def run(
             ("PAYLOAD_ID", payload_id),
         ):
             output.line(f"{label}:{value}")
-    elif not output.structured:
-        output.emit(human="", document=None, ids=[job_id], kind="job")
+    else:
+        output.identify("job", job_id)
     if files:
         output.note(f"Uploaded {upload(session, payload_id, files).summary()}.")
     jobs.start(session, job_id, variables)

@@ -116,8 +116,7 @@ def describe_job(session: Session, job: str, watch: bool, interval: float) -> in
     job_id = resolve_job(session, job)
     if watch:
         view = watch_job(session, job_id, interval)
-        if session.output.quiet or session.output.names:
-            session.output.emit(human="", document=None, ids=[job_id], kind="job")
+        session.output.identify("job", job_id)
         return view.exit_code
     view = status(session, job_id)
     session.output.emit(
