@@ -96,6 +96,8 @@ def cli() -> None:
     type=click.Choice(["auto", "container", "local"]),
     default="auto",
     show_default=True,
+    envvar="AORTA_EXECUTOR",
+    show_envvar=True,
     help="Where operators run: containers, host processes, or auto (containers when a "
     "container engine answers at AORTA_CONTAINER_HOST, DOCKER_HOST or the usual sockets).",
 )

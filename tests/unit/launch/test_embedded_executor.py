@@ -69,9 +69,13 @@ def test_up_offers_auto_container_and_local_and_defaults_to_auto() -> None:
     shown = CliRunner().invoke(cli, ["up", "--help"])
     assert shown.exit_code == 0
     assert "--executor [auto|container|local]" in shown.output
-    assert "[default: auto]" in shown.output
+    words = " ".join(shown.output.split())
+    assert "[env var: AORTA_EXECUTOR; default: auto]" in words
     refused = CliRunner().invoke(cli, ["up", "--executor", "docker"])
     assert refused.exit_code == 2
+    from_setting = CliRunner().invoke(cli, ["up"], env={"AORTA_EXECUTOR": "kubernetes"})
+    assert from_setting.exit_code == 2
+    assert "Invalid value for '--executor'" in from_setting.output
 
 
 async def test_containers_asked_for_without_an_engine_stop_the_start(tmp_path: Path) -> None:
