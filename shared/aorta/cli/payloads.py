@@ -34,8 +34,6 @@ from aorta.cli.transfers import delete, download, listing, recorded_sha256, uplo
 from aorta.ids import payload_id as canonical_payload
 from aorta.timestamps import utcnow
 
-_PAYLOAD_OPTION = click.option("--payload", "payload_id", type=PAYLOAD_ID, required=True)
-
 
 @click.command("payload")
 @click.option("--metadata", type=KEY_VALUE, multiple=True, help="key=value (repeatable).")
@@ -56,16 +54,30 @@ def create_payload(session: Session, metadata: tuple[tuple[str, str], ...]) -> N
     )
 
 
+def _upload_arguments(payload_id: str | None, words: Sequence[str]) -> tuple[str, Path, str | None]:
+    """(payload, source, name) from `--payload P SOURCE [NAME]` or `P SOURCE [NAME]`."""
+    if payload_id is None:
+        if not 2 <= len(words) <= 3:
+            raise click.UsageError("give PAYLOAD SOURCE [NAME], or --payload PAYLOAD SOURCE [NAME]")
+        payload_id, *words = canonical_payload(words[0]), *words[1:]
+    elif not 1 <= len(words) <= 2:
+        raise click.UsageError("give SOURCE [NAME] after --payload PAYLOAD")
+    source = Path(words[0])
+    if not source.exists():
+        raise UsageFailure(f"{source} does not exist")
+    return payload_id, source, words[1] if len(words) > 1 else None
+
+
 @click.command("upload")
-@_PAYLOAD_OPTION
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.argument("name", required=False)
+@click.option("--payload", "payload_id", type=PAYLOAD_ID, help="The payload (or give it first).")
+@click.argument("words", nargs=-1, required=True, metavar="[PAYLOAD] SOURCE [NAME]")
 @with_session()
-def upload_command(session: Session, payload_id: str, source: Path, name: str | None) -> None:
+def upload_command(session: Session, payload_id: str | None, words: tuple[str, ...]) -> None:
     """Upload a file or a folder into a payload's input.
 
-    NAME renames a single file; for a folder it is a folder inside the payload to upload into.
+    `upload PAYLOAD SOURCE [NAME]`, or `upload --payload PAYLOAD SOURCE [NAME]`. NAME renames a single file; for a folder it is a folder inside the payload to upload into.
     """
+    payload_id, source, name = _upload_arguments(payload_id, words)
     if name is not None and source.is_file():
         files = [dataclasses.replace(f, name=name.strip("/")) for f in collect(source)]
     else:

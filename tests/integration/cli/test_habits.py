@@ -206,3 +206,24 @@ def test_version_q_and_help(aorta: Aorta) -> None:
     assert len(aorta("version", "-q").stdout.splitlines()) == 1
     helped = aorta("help", "describe", "job")
     assert helped.exit_code == 0 and "Usage: aorta describe job [OPTIONS] [JOB]" in helped.output
+
+
+def test_upload_takes_the_payload_first_or_through_its_option(
+    aorta: Aorta, samples: Samples, platform: FakePlatform
+) -> None:
+    payload_id = aorta("create", "payload", "-q").stdout.strip()
+    positional = aorta("upload", payload_id, samples.input_dir / "scan.dcm", "ct/1.dcm", "-q")
+    assert positional.exit_code == 0, positional.output
+    assert positional.stdout == f"{payload_id}\n"
+    flagged = aorta("upload", "--payload", payload_id, samples.input_dir / "empty.dat")
+    assert flagged.exit_code == 0, flagged.output
+    assert sorted(platform.payloads[payload_id].files) == ["/input/ct/1.dcm", "/input/empty.dat"]
+    missing = aorta("upload", payload_id, "no-such-file")
+    assert (missing.exit_code, "no-such-file does not exist" in missing.stderr) == (2, True)
+    assert aorta("upload", payload_id).exit_code == 2
+
+
+def test_list_jobs_filters_by_a_pipeline_name(aorta: Aorta, samples: Samples) -> None:
+    job_id = _job(aorta, _pipeline(aorta, samples))
+    assert aorta("list", "jobs", "--pipeline", "seg-demo", "-q").stdout == f"{job_id}\n"
+    assert aorta("list", "jobs", "--pipeline", "liver", "-q").exit_code == 3
