@@ -34,16 +34,29 @@ _IN_USE = "already in use"
 class ContainerEngine:
     """One connection to an engine; `connect` opens it, `close` releases it."""
 
-    def __init__(self, docker: aiodocker.Docker, kind: EngineKind, url: str) -> None:
+    def __init__(
+        self,
+        docker: aiodocker.Docker,
+        kind: EngineKind,
+        url: str,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
         self._docker = docker
+        self._session = session
         self.kind = kind
         self.url = url
 
     @classmethod
     async def connect(cls, url: str) -> ContainerEngine:
         """Connects to the engine at `url` (`unix:///path`, `tcp://host:port`) and asks what it
-        is. `Unavailable` when nothing answers there."""
-        docker = aiodocker.Docker(url=url)
+        is. `Unavailable` when nothing answers there.
+
+        Each running container holds two requests open (its wait and its log), so the
+        connection pool has no limit: aiohttp's default of 100 would leave every other call
+        waiting once fifty operators run.
+        """
+        session = _unlimited_session(url)
+        docker = aiodocker.Docker(url=url, session=session)
         try:
             with _translated(f"the container engine at {url}"):
                 # One unversioned /version both names the engine and pins the API version:
@@ -53,12 +66,16 @@ class ContainerEngine:
                     docker.api_version = f"v{version['ApiVersion']}"
         except BaseException:
             await docker.close()
+            if session is not None:
+                await session.close()
             raise
-        return cls(docker, engine_kind(version), url)
+        return cls(docker, engine_kind(version), url, session)
 
     async def close(self) -> None:
         """Closes the connection; containers keep running. Idempotent."""
         await self._docker.close()
+        if self._session is not None:
+            await self._session.close()
 
     async def image_present(self, reference: str) -> bool:
         """Whether the engine holds `reference` (as a pipeline names it: a Podman engine also
@@ -147,6 +164,15 @@ class ContainerEngine:
             else:
                 for text in await container.log(stdout=True, stderr=True):
                     yield text.encode("utf-8")
+
+
+def _unlimited_session(url: str) -> aiohttp.ClientSession | None:
+    """A session whose pool has no limit for a `unix://` engine; None (the client's own
+    session, which also knows Docker's TLS settings) for other addresses."""
+    if not url.startswith("unix://"):
+        return None
+    connector = aiohttp.UnixConnector(url[len("unix://") :], limit=0)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout())
 
 
 @contextmanager

@@ -3,12 +3,18 @@ running them again, whether they still run or finished while nobody watched."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aorta.executors import OperatorRun, RunReason
+from aorta.executors.container.container_run import open_volumes
 from aorta.executors.container.engine import ContainerEngine
 from aorta.executors.container.executor import ContainerExecutor
+from aorta.executors.container.libpod_spec import create_request
 from aorta.executors.container.outcome import has_exited
 from aorta.executors.container.settings import ContainerSettings
-from aorta.executors.container.spec import RUN_LABEL, container_name
+from aorta.executors.container.spec import RUN_LABEL, RunPlan, container_name
+from aorta.executors.transfers import create_workspace
+from aorta.executors.workspace import Workspace
 from tests.integration.executors.conftest import Job, Store, eventually
 from tests.integration.executors.container.conftest import MakeExecutor, in_image
 
@@ -111,4 +117,40 @@ async def test_a_run_whose_outcome_was_read_before_the_crash_is_not_run_again(
     assert run.run_id in await restarted.running()
     await restarted.start(run)
     assert await restarted.wait(run.run_id) == first
+    assert (await store.read(run.log_key)).decode().count("started") == 1
+
+
+async def test_a_container_created_but_never_started_is_started_once(
+    make_executor: MakeExecutor,
+    engine: ContainerEngine,
+    container_settings: ContainerSettings,
+    job: Job,
+    store: Store,
+    busybox_image: str,
+    tmp_path: Path,
+) -> None:
+    # What a platform killed between creating the container and starting it leaves behind.
+    run = in_image(
+        job.run(()), busybox_image, "sh", "-c", "echo started; echo made > /output/result"
+    )
+    workspace = Workspace.for_run(tmp_path / "work", run.job_id, run.operator, run.attempt)
+    await create_workspace(workspace, [*run.inputs, *run.outputs])
+    open_volumes(workspace, run)
+    plan = RunPlan(
+        run.run_id, run.operator, run.outputs, run.log_key, run.timeout, str(workspace.folder)
+    )
+    request = create_request(
+        run,
+        volumes={b.path: workspace.volume(b.path) for b in [*run.inputs, *run.outputs]},
+        plan=plan,
+        engine=engine.kind,
+        settings=container_settings,
+    )
+    await engine.create(container_name(INSTANCE, run.run_id), request)
+
+    restarted = await make_executor()
+    assert run.run_id in await restarted.running()
+    outcome = await restarted.wait(run.run_id)
+    assert outcome.reason is RunReason.COMPLETED, outcome.message
+    assert await store.read(job.output_prefix() + "result") == b"made\n"
     assert (await store.read(run.log_key)).decode().count("started") == 1
