@@ -124,7 +124,8 @@ def configure_logging(
     - `log_file`: also write every event as a JSON line to this file (created 0600, rotated at
       `LOG_FILE_BYTES` keeping `LOG_FILE_BACKUPS`); its folder must exist.
     - `stream_level`: a stricter level for the stream alone (a terminal that should show only
-      warnings while the file keeps everything).
+      warnings while the file keeps everything); a `console` stream then shows each event
+      without its time and module, which the file keeps.
 
     Other libraries' loggers are shown from `warning` up.
     """
@@ -153,7 +154,8 @@ def configure_logging(
     )
     sinks: list[logging.Handler] = [_DroppingStreamHandler(out)]
     sinks[0].setLevel(max(numeric, _LEVELS.get(stream_level or level, numeric)))
-    sinks[0].setFormatter(_formatter(renderer, foreign))
+    terse = console and stream_level is not None and stream_level != level
+    sinks[0].setFormatter(_formatter(renderer, foreign, drop=_TERSE_DROPS if terse else ()))
     if log_file is not None:
         file = _PrivateRotatingFile(
             log_file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, delay=False
@@ -181,9 +183,17 @@ def flush_logs() -> None:
     _Writer.stop()
 
 
-def _formatter(renderer: Any, foreign: list[Any]) -> logging.Formatter:
+_TERSE_DROPS = ("timestamp", "module", "logger")
+
+
+def _formatter(renderer: Any, foreign: list[Any], drop: tuple[str, ...] = ()) -> logging.Formatter:
+    def without(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+        for key in drop:
+            event.pop(key, None)
+        return event
+
     return structlog.stdlib.ProcessorFormatter(
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, without, renderer],
         foreign_pre_chain=foreign,
     )
 

@@ -69,6 +69,10 @@ def test_the_file_gets_every_event_as_json_and_the_stream_only_warnings(tmp_path
     assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
     assert "operator started" not in shown.getvalue()
     assert "disk almost full" in shown.getvalue() and "retrying connect" in shown.getvalue()
+    # A terminal gets the warning itself; its time and module stay in the file.
+    first = shown.getvalue().splitlines()[0].split()
+    assert first == ["[warning", "]", "disk", "almost", "full", "free_mb=12"]
+    assert all("timestamp" in event and "module" in event for event in events[:2])
 
 
 def test_an_exception_is_logged_with_its_traceback(tmp_path: Path) -> None:
