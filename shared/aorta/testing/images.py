@@ -98,7 +98,8 @@ def build_busybox_image(
     `files` (absolute container path to content, mode 0755). With `entrypoint_script`, that
     script is `/entrypoint.sh`, the entrypoint is `["/bin/sh", "/entrypoint.sh"]` and there is
     no command, so a container's command becomes the script's arguments; without it the image
-    has no entrypoint and runs `sh` unless given a command. Busybox is Debian's static build (`busybox-static`).
+    has no entrypoint and runs `sh` unless given a command. Busybox is Debian's static build
+    (`busybox-static`).
     """
     busybox = _static_busybox()
     extra = dict(files or {})

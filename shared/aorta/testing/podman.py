@@ -119,8 +119,8 @@ class PodmanCli:
         return done.stdout.decode(errors="replace")
 
     async def arun(self, *args: str, input: bytes | None = None) -> str:
-        """`run` without blocking the event loop (in a worker thread, so a cancelled caller
-        still waits for podman's end: a half-done podman command must not be left behind)."""
+        """`run` in a worker thread, without blocking the event loop. A cancelled caller stops
+        waiting, but the command still runs to its end."""
         return await asyncio.to_thread(self.run, *args, input=input)
 
 
@@ -155,6 +155,8 @@ class _Folder:
 
     def prepare(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
+        # Whoever reaches the socket commands the engine (as its owner): no one else may.
+        self.path.chmod(0o700)
         if len(str(self.path / "run")) > _RUNROOT_MAX or len(str(self.socket)) > _SOCKET_MAX:
             raise PodmanError(
                 f"the engine's folder {self.path} is too long: podman refuses a run root "
