@@ -19,6 +19,7 @@ import logging.handlers
 import os
 import queue
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +188,7 @@ _TERSE_DROPS = ("timestamp", "module", "logger")
 
 
 def _formatter(renderer: Any, foreign: list[Any], drop: tuple[str, ...] = ()) -> logging.Formatter:
-    def without(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    def without(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         for key in drop:
             event.pop(key, None)
         return event
