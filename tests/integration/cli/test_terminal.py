@@ -124,3 +124,27 @@ def test_a_person_sees_upload_progress_and_the_live_dag(
     assert "✓ writer  COMPLETED" in finished
     # Live redraws in place: the description is on the screen once, not once per poll.
     assert finished.count("state: ") == 1
+
+
+def test_delete_job_asks_at_a_terminal(
+    aorta: Aorta, platform: FakePlatform, samples: Samples, screen: Screen
+) -> None:
+    pipeline_id = aorta("create", "pipeline", "-p", samples.definition, "-q").stdout.strip()
+    kept = aorta("create", "job", "-p", pipeline_id, "-n", "kept", "--start", "-q").stdout.strip()
+    gone = aorta("create", "job", "-p", pipeline_id, "-n", "gone", "--start", "-q").stdout.strip()
+    for job_id in (kept, gone):
+        assert aorta("stop", "job", job_id).exit_code == 0
+
+    screen.type(f"{AORTA} delete job kept; echo EXIT=$?")
+    screen.wait_for(lambda s: "its payload and its logs? [y/N]" in s, "the question")
+    screen.type("n")
+    refused = screen.wait_for(_EXIT.search, "the end of the refused delete")
+    assert _exit_codes(refused) == ["1"] and kept in platform.jobs
+
+    screen.type("clear")
+    screen.type(f"{AORTA} delete job gone; echo EXIT=$?")
+    screen.wait_for(lambda s: f"Delete job {gone}" in s, "the question")
+    screen.type("y")
+    done = screen.wait_for(_EXIT.search, "the end of the delete")
+    assert _exit_codes(done) == ["0"] and f"Job {gone} deleted" in done
+    assert gone not in platform.jobs
