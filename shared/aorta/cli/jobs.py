@@ -323,8 +323,11 @@ def list_jobs(
     created_after: datetime | None,
     completed_before: datetime | None,
 ) -> None:
-    """List jobs, newest first; -o wide adds each job's pipeline, payload, creator and number
-    of operators (one more call per job)."""
+    """List jobs, newest first.
+
+    -o wide adds each job's pipeline, payload, creator and number of operators (one more call
+    per job).
+    """
     chosen = [resolve_pipeline(session, pipeline) for pipeline in pipelines]
     request = list_request(states, statuses, chosen, created_after, completed_before)
     found = list_jobs_matching(session, request)

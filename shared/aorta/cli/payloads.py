@@ -75,7 +75,8 @@ def _upload_arguments(payload_id: str | None, words: Sequence[str]) -> tuple[str
 def upload_command(session: Session, payload_id: str | None, words: tuple[str, ...]) -> None:
     """Upload a file or a folder into a payload's input.
 
-    `upload PAYLOAD SOURCE [NAME]`, or `upload --payload PAYLOAD SOURCE [NAME]`. NAME renames a single file; for a folder it is a folder inside the payload to upload into.
+    `upload PAYLOAD SOURCE [NAME]`, or `upload --payload PAYLOAD SOURCE [NAME]`. NAME renames
+    a single file; for a folder it is a folder inside the payload to upload into.
     """
     payload_id, source, name = _upload_arguments(payload_id, words)
     if name is not None and source.is_file():
@@ -103,8 +104,10 @@ def upload_command(session: Session, payload_id: str | None, words: tuple[str, .
 @click.command("payload")
 @with_session()
 def list_payloads(session: Session) -> None:
-    """List the payloads of all jobs (Clara has no call that lists payloads themselves); -o wide
-    adds each job's status and pipeline."""
+    """List the payloads of all jobs (Clara has no call that lists payloads themselves).
+
+    -o wide adds each job's status and pipeline.
+    """
     found = jobs.list_jobs_matching(session, jobs.list_request((), (), (), None, None))
     now = utcnow()
     rows = [

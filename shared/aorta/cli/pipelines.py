@@ -103,8 +103,11 @@ def update_pipeline(session: Session, pipeline: str, definition: Path) -> None:
 @click.command("pipeline")
 @with_session()
 def list_pipelines(session: Session) -> None:
-    """List the registered pipelines, oldest first; -o wide adds each one's creator, number of
-    operators and metadata (one more call per pipeline)."""
+    """List the registered pipelines, oldest first.
+
+    -o wide adds each one's creator, number of operators and metadata (one more call per
+    pipeline).
+    """
     request = pipelines_pb2.PipelinesListRequest(header=request_header())
     found: list[dict[str, Any]] = []
     for index, response in enumerate(session.platform.pipelines.List(request)):
