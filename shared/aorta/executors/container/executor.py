@@ -33,10 +33,13 @@ from aorta.executors.container.engine import ContainerEngine, Json
 from aorta.executors.container.outcome_records import OutcomeRecords
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import (
+    COMPONENT_LABEL,
     INSTANCE_LABEL,
+    OPERATOR_COMPONENT,
     RUN_LABEL,
     RunPlan,
     container_name,
+    owner_labels,
 )
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import file_chunks, open_for_reading, split_lines
@@ -169,7 +172,7 @@ class ContainerExecutor:
         this process did not know are adopted here."""
         if self._closed:
             raise Unavailable("the container executor is closed")
-        for container in await self._engine.list({INSTANCE_LABEL: self._settings.instance}):
+        for container in await self._engine.list(owner_labels(self._settings.instance)):
             run_id = (container.get("Labels") or {}).get(RUN_LABEL)
             if run_id and run_id not in self._runs:
                 self._adopt_container(container)
@@ -214,7 +217,10 @@ class ContainerExecutor:
         if container is None:
             return None
         labels = (container.get("Config") or {}).get("Labels") or {}
-        if labels.get(INSTANCE_LABEL) != self._settings.instance or labels.get(RUN_LABEL) != run_id:
+        owned = labels.get(INSTANCE_LABEL) == self._settings.instance
+        if not owned or labels.get(COMPONENT_LABEL) != OPERATOR_COMPONENT:
+            return None
+        if labels.get(RUN_LABEL) != run_id:
             return None
         return self._adopt_container({"Labels": labels})
 

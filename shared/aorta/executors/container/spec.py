@@ -13,7 +13,8 @@ Isolation by default: not privileged, every capability dropped, `no-new-privileg
 `/tmp`, no mount but the run's own folders, an environment built from nothing but the contract
 and the operator's `variables`, no network unless the operator must reach Triton.
 
-Labels say whose container it is (`aorta.instance`, run, job, operator, attempt) and carry the
+Labels say whose container it is (`aorta.instance`, `aorta.component=operator`, run, job,
+operator, attempt) and carry the
 run's plan (`RunPlan`: where its outputs and log go, its timeout, its work folder), so that an
 executor started after a crash can finish a run it never started.
 """
@@ -37,6 +38,9 @@ from aorta.operator_env import TRITON_GRPC_URI, TRITON_HTTP_URI
 Json = dict[str, Any]
 
 INSTANCE_LABEL = "aorta.instance"
+COMPONENT_LABEL = "aorta.component"
+OPERATOR_COMPONENT = "operator"
+"""Beside `triton` (the container Triton backend's servers), which share the instance label."""
 RUN_LABEL = "aorta.run"
 JOB_LABEL = "aorta.job"
 OPERATOR_LABEL = "aorta.operator"
@@ -107,10 +111,15 @@ def container_name(instance: str, run_id: str) -> str:
     return f"{instance}-{run_id}"
 
 
+def owner_labels(instance: str) -> dict[str, str]:
+    """The labels every operator container of the platform `instance` carries."""
+    return {INSTANCE_LABEL: instance, COMPONENT_LABEL: OPERATOR_COMPONENT}
+
+
 def run_labels(run: OperatorRun, instance: str, plan: RunPlan) -> dict[str, str]:
     """The labels of a run's container; `running()` and adoption select on them."""
     return {
-        INSTANCE_LABEL: instance,
+        **owner_labels(instance),
         RUN_LABEL: run.run_id,
         JOB_LABEL: run.job_id,
         OPERATOR_LABEL: run.operator,

@@ -16,6 +16,7 @@ from aorta.executors.container.libpod_spec import CreateApi, CreateRequest, crea
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import (
     ATTEMPT_LABEL,
+    COMPONENT_LABEL,
     INSTANCE_LABEL,
     JOB_LABEL,
     OPERATOR_LABEL,
@@ -234,6 +235,7 @@ def test_labels_name_the_run_job_operator_and_platform_instance() -> None:
     run = _run()
     labels = _body(run, settings=ContainerSettings(instance="ward-7"))["Labels"]
     assert labels[INSTANCE_LABEL] == "ward-7"
+    assert labels[COMPONENT_LABEL] == "operator"
     assert labels[RUN_LABEL] == run.run_id
     assert labels[JOB_LABEL] == JOB
     assert labels[OPERATOR_LABEL] == "seg"
