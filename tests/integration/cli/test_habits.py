@@ -227,3 +227,14 @@ def test_list_jobs_filters_by_a_pipeline_name(aorta: Aorta, samples: Samples) ->
     job_id = _job(aorta, _pipeline(aorta, samples))
     assert aorta("list", "jobs", "--pipeline", "seg-demo", "-q").stdout == f"{job_id}\n"
     assert aorta("list", "jobs", "--pipeline", "liver", "-q").exit_code == 3
+
+
+def test_watching_in_yaml_is_a_stream_of_documents(aorta: Aorta, samples: Samples) -> None:
+    job_id = _job(aorta, _pipeline(aorta, samples), "scan", "--start")
+    watched = aorta("describe", "job", job_id, "--watch", "--interval", "0.05", "-o", "yaml")
+    assert watched.exit_code == 0, watched.output
+    documents = list(yaml.safe_load_all(watched.stdout))
+    assert len(documents) > 2
+    assert (documents[-1]["state"], documents[-1]["status"]) == ("STOPPED", "HEALTHY")
+    named = aorta("describe", "job", job_id, "--watch", "--interval", "0.05", "-o", "name")
+    assert named.stdout == f"job/{job_id}\n"
