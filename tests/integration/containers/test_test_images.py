@@ -9,7 +9,7 @@ from pathlib import Path
 import aiodocker
 import pytest
 
-from aorta.testing.images import build_busybox_image, tag_image
+from aorta.testing.images import build_busybox_image, image_recipe, tag_image
 from aorta.testing.podman import PodmanEngine
 from tests.integration.containers.conftest import run_to_end
 
@@ -121,3 +121,25 @@ async def test_the_python_image_runs_an_sdk_operator_and_plain_scripts(
     assert "stage greeter greeted Clara" in operator.log
     assert (tmp_path / "out" / "greeting.txt").read_text() == "Hello, Clara"
     assert (plain.exit_code, plain.log) == (0, "(3, 11)\n")
+
+
+async def test_a_build_from_the_same_recipe_does_nothing_and_a_new_one_replaces_the_old(
+    podman_engine: PodmanEngine,
+) -> None:
+    name = "localhost/aorta-test/rebuilt:latest"
+
+    def image_ids() -> list[str]:
+        return podman_engine.cli.run("images", "--all", "--quiet", "--no-trunc").split()
+
+    await asyncio.to_thread(build_busybox_image, podman_engine.cli, name, "echo one")
+    first = await asyncio.to_thread(image_recipe, podman_engine.cli, name)
+    before = await asyncio.to_thread(image_ids)
+    await asyncio.to_thread(build_busybox_image, podman_engine.cli, name, "echo one")
+    unchanged = await asyncio.to_thread(image_ids)
+    await asyncio.to_thread(build_busybox_image, podman_engine.cli, name, "echo two")
+    after = await asyncio.to_thread(image_ids)
+
+    assert first is not None
+    assert unchanged == before
+    assert len(after) == len(before), "the replaced image is removed"
+    assert await asyncio.to_thread(image_recipe, podman_engine.cli, name) != first
