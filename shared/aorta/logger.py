@@ -38,6 +38,8 @@ LOG_FILE_BYTES = 10 << 20
 """Size at which the log file is rotated."""
 LOG_FILE_BACKUPS = 5
 """Rotated log files kept (`aorta.log.1` ... `aorta.log.5`)."""
+STOP_TIMEOUT = 5.0
+"""Seconds `flush_logs` waits for queued lines to be written; a sink that hangs loses them."""
 _EVENTS_LOGGER = "aorta:structlog"
 """The stdlib logger structlog events go through (a name no module has)."""
 
@@ -84,13 +86,33 @@ class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
         _Drops.count += 1
 
 
+class _Listener(logging.handlers.QueueListener):
+    """The writer thread; stopping it waits for the queue to drain, at most `STOP_TIMEOUT`."""
+
+    def enqueue_sentinel(self) -> None:
+        # The queue may be full: wait for room, as the writer empties it.
+        self.queue.put(self._sentinel, timeout=STOP_TIMEOUT)  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        try:
+            self.enqueue_sentinel()
+        except queue.Full:
+            _Drops.count += self.queue.qsize()  # type: ignore[attr-defined]
+        else:
+            thread.join(STOP_TIMEOUT)
+        self._thread = None
+
+
 class _Writer:
     """The queue and the thread that empties it, replaced by each `configure_logging`."""
 
-    listener: logging.handlers.QueueListener | None = None
+    listener: _Listener | None = None
 
     @classmethod
-    def replace(cls, listener: logging.handlers.QueueListener | None) -> None:
+    def replace(cls, listener: _Listener | None) -> None:
         cls.stop()
         cls.listener = listener
         if listener is not None:
@@ -166,7 +188,7 @@ def configure_logging(
         sinks.append(file)
 
     records: queue.Queue[logging.LogRecord] = queue.Queue(QUEUE_SIZE)
-    listener = logging.handlers.QueueListener(records, *sinks, respect_handler_level=True)
+    listener = _Listener(records, *sinks, respect_handler_level=True)
     events = logging.getLogger(_EVENTS_LOGGER)
     events.setLevel(numeric)
     events.propagate = True
