@@ -45,6 +45,9 @@ from aorta.testing.ports import free_port, free_ports
 
 AORTA = Path(sys.executable).parent / "aorta"
 SCHEDULER_ENV = {
+    # Host processes even where a container engine answers: these operators die with their
+    # platform (tests/e2e/test_containers_processes.py runs the same in containers).
+    "AORTA_EXECUTOR": "local",
     "AORTA_SCHEDULER_GPUS": "0",
     "AORTA_SCHEDULER_LEASE_TTL": "1.5",
     "AORTA_SCHEDULER_RESYNC": "0.5",
