@@ -16,7 +16,6 @@ so a waiter is never left hanging; the container itself outlives a task cancelle
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,11 +25,12 @@ from aorta.blobs import BlobStore
 from aorta.errors import AortaError, Conflict, Invalid, Unavailable
 from aorta.executors.container.engine import ContainerEngine, Json
 from aorta.executors.container.libpod_spec import create_request
-from aorta.executors.container.outcome import failure, has_exited, has_started
+from aorta.executors.container.outcome import failure, has_exited, has_started, started_at
 from aorta.executors.container.outcome_records import OutcomeRecords
 from aorta.executors.container.pull import ensure_image
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import RunPlan, image_reference
+from aorta.executors.container.volume_modes import open_volumes
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import RunLog
 from aorta.executors.transfers import (
@@ -44,12 +44,6 @@ from aorta.logger import get_logger
 
 FAILURE_TAIL_LINES = 20
 """Log lines quoted in the message of a failed run."""
-PRIVATE_FOLDER_MODE = 0o700
-INPUT_FOLDER_MODE = 0o755
-INPUT_FILE_MODE = 0o644
-OUTPUT_FOLDER_MODE = 0o777
-"""Output folders are writable by whatever user the image runs as; the run's folder above them
-is the platform's alone (0700), so no other user of the host reaches them."""
 _DRAIN_TIMEOUT = 5.0
 """How long the engine's log stream may go on once the container stopped."""
 _ENGINE_RETRIES = 30
@@ -138,6 +132,10 @@ class ContainerRun:
         )
         try:
             outcome = await self._finish(await self._execute())
+        except AortaError as error:  # the engine stopped answering, most likely
+            _log.warning("container run failed", run_id=self.plan.run_id, error=str(error))
+            message = f"the container executor lost the run: {'; '.join(error.messages)}"
+            outcome = self._outcome_of(RunReason.FAILED, message)
         except Exception as error:  # a bug here must still end the run, not hang its waiters
             _log.exception("container run failed unexpectedly", run_id=self.plan.run_id)
             message = f"the container executor failed: {error!r}"
@@ -376,48 +374,6 @@ class ContainerRun:
         self, reason: RunReason, message: str, exit_code: int | None = None
     ) -> RunOutcome:
         return RunOutcome(self.plan.run_id, reason, exit_code, message)
-
-
-def started_at(container: Json) -> datetime | None:
-    """When the container's main process started (the engine's `State.StartedAt`, nanoseconds
-    cut to microseconds), None when it never started."""
-    text = str((container.get("State") or {}).get("StartedAt") or "")
-    if not text or text.startswith("0001-"):
-        return None
-    head, dot, rest = text.partition(".")
-    if dot:
-        digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits) :]
-        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def open_volumes(workspace: Workspace, run: OperatorRun) -> None:
-    """Sets the modes a container user other than the platform's needs: inputs readable by
-    all, outputs writable by all, the run's own folders the platform's alone (their owner
-    reaches the volumes through the bind mounts, never through these folders). Raises
-    `OSError`."""
-    for folder in (workspace.folder.parent, workspace.folder):
-        os.chmod(folder, PRIVATE_FOLDER_MODE)
-    for binding in run.inputs:
-        top = workspace.volume(binding.path)
-        for parent, folders, files in os.walk(top):
-            for name in files:
-                _chmod_unless_link(Path(parent, name), INPUT_FILE_MODE)
-            for name in folders:
-                _chmod_unless_link(Path(parent, name), INPUT_FOLDER_MODE)
-        os.chmod(top, INPUT_FOLDER_MODE)
-    for binding in run.outputs:
-        os.chmod(workspace.volume(binding.path), OUTPUT_FOLDER_MODE)
-
-
-def _chmod_unless_link(path: Path, mode: int) -> None:
-    if not path.is_symlink():
-        os.chmod(path, mode)
 
 
 async def _quietly(work: Awaitable[None], run_id: str, what: str) -> None:

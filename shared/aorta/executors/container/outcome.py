@@ -8,6 +8,7 @@ code; exit 0 has no outcome here: its outputs must be stored first.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aorta.executors.port import RunOutcome, RunReason
@@ -81,3 +82,21 @@ def failure(
 
 def _with_tail(message: str, tail: str) -> str:
     return f"{message}\nlast lines of its log:\n{tail}" if tail else message
+
+
+def started_at(container: Json) -> datetime | None:
+    """When the container's main process started (the engine's `State.StartedAt`, nanoseconds
+    cut to microseconds), None when it never started."""
+    text = str((container.get("State") or {}).get("StartedAt") or "")
+    if not text or text.startswith("0001-"):
+        return None
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from aorta.executors import OperatorRun, RunReason
-from aorta.executors.container.container_run import open_volumes
 from aorta.executors.container.engine import ContainerEngine
 from aorta.executors.container.executor import ContainerExecutor
 from aorta.executors.container.libpod_spec import create_request
 from aorta.executors.container.outcome import has_exited
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import RUN_LABEL, RunPlan, container_name
+from aorta.executors.container.volume_modes import open_volumes
 from aorta.executors.transfers import create_workspace
 from aorta.executors.workspace import Workspace
 from tests.integration.executors.conftest import Job, Store, eventually

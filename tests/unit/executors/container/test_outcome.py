@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aorta.executors.container.container_run import started_at
 from aorta.executors.container.devices import EngineKind, engine_kind
-from aorta.executors.container.outcome import failure, has_exited, has_started, memory_limit
+from aorta.executors.container.outcome import (
+    failure,
+    has_exited,
+    has_started,
+    memory_limit,
+    started_at,
+)
 from aorta.executors.port import RunReason
 
 
