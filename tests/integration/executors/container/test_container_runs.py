@@ -12,10 +12,13 @@ from aorta.executors.container.engine import ContainerEngine
 from aorta.executors.container.executor import ContainerExecutor
 from aorta.executors.container.settings import ContainerSettings, PullPolicy
 from aorta.executors.container.spec import RUN_LABEL
+from aorta.testing.images import tag_image
+from aorta.testing.podman import PodmanEngine
 from tests.integration.executors.conftest import Job, Store, eventually
 from tests.integration.executors.container.conftest import MakeExecutor, in_image
 
 EVERY_BYTE = bytes(range(256)) * 1024
+NVCR_NAME = "nvcr.io/nvidia/clara/register-results:0.7.2-2010.1"
 
 
 async def test_a_clara_image_without_a_command_reads_input_and_writes_output(
@@ -164,3 +167,19 @@ async def test_a_missing_image_fails_the_start_with_the_image_and_the_reason(
     outcome = await never.wait(second.run_id)
     assert outcome.reason is RunReason.START_FAILED
     assert "aorta-test/absent:1.0 is not in the container engine's storage" in outcome.message
+
+
+async def test_locally_tagged_images_are_found_by_the_names_pipelines_use(
+    executor: ContainerExecutor,
+    podman_engine: PodmanEngine,
+    job: Job,
+    store: Store,
+    clara_copy_image: str,
+) -> None:
+    tag_image(podman_engine.cli, clara_copy_image, NVCR_NAME)
+    await store.put(job.run(()).inputs[0].blob_prefix + "result.json", b"{}")
+    run = in_image(job.run(()), NVCR_NAME)
+    await executor.start(run)
+    outcome = await executor.wait(run.run_id)
+    assert outcome.reason is RunReason.COMPLETED, outcome.message  # no registry was reachable
+    assert await store.read(job.output_prefix() + "result.json") == b"{}"
