@@ -1,12 +1,13 @@
 """The operator `aorta operator init` scaffolds runs as written, with the commands its README
 gives: `aorta operator run-local` on this machine, and `aorta run -p
 def/one-operator-pipeline.yml -f local/input` on `aorta up`, whether the platform runs operators
-as host processes or in containers (its image built with `podman build` from its Containerfile
-over the SDK image). Every run writes the same output, and no file of the scaffold is edited."""
+as host processes or in containers (its image built by `aorta operator build` over the SDK
+image). Every run writes the same output, and no file of the scaffold is edited."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,16 +36,20 @@ FILES = (
 )
 
 
-def aorta(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+def aorta(
+    *args: str | Path, cwd: Path, env: dict[str, str] | None = None, code: int = 0
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [str(AORTA), *map(str, args)],
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
-    assert done.returncode == 0, f"aorta {args}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    output = f"aorta {args}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == code, output
     return done
 
 
@@ -87,8 +92,15 @@ def test_the_scaffold_runs_unchanged_in_a_container(
     podman_engine: PodmanEngine, tmp_path: Path
 ) -> None:
     folder, before = scaffold(tmp_path)
+    # A plain podman in this environment uses the engine's own image store.
+    in_engine = {**os.environ, **podman_engine.environ}
+    refused = aorta("operator", "build", cwd=folder, env=in_engine, code=1)
+    assert "the base image localhost/aorta/python-operator:latest is not in" in refused.stderr
+    assert "make images" in refused.stderr
+
     build_python_sdk_image(podman_engine.cli)
-    podman_engine.cli.run("build", "-t", f"{NAME}:latest", str(folder), timeout=300)
+    built = aorta("operator", "build", cwd=folder, env=in_engine)
+    assert f"Built {NAME}:latest" in built.stdout
 
     port = free_port()
     platform = start_up(podman_engine, tmp_path / "platform", port, tmp_path / "aorta-up.log")

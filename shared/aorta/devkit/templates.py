@@ -109,7 +109,7 @@ if __name__ == "__main__":
 ''')
 
 CONTAINERFILE = Template("""\
-# Image of the $name operator: podman build -t $image:latest . (or docker build).
+# Image of the $name operator: aorta operator build (podman or docker build -t $image:latest .).
 # Its base is Aorta's Python image for SDK operators (`make images` builds it from a checkout
 # of Aorta); BASE names another one that has the `aorta` package.
 ARG BASE=localhost/aorta/python-operator:latest
@@ -189,11 +189,12 @@ able to read this folder.
 
 ## Its image
 
-    podman build -t $image:latest .
+    aorta operator build
 
-Its base, `localhost/aorta/python-operator:latest`, is the Python image with Aorta's SDK that
-`make images` builds in a checkout of Aorta. Once the image is there, `aorta up` running
-operators in containers runs the same definition in it.
+builds it with podman (or docker) as `$image:latest`, the name the definition gives. Its base,
+`localhost/aorta/python-operator:latest`, is the Python image with Aorta's SDK that `make
+images` builds in a checkout of Aorta. Once the image is there, `aorta up` running operators in
+containers runs the same definition in it.
 
 ## Paths
 

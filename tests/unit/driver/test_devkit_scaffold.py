@@ -55,7 +55,7 @@ def test_the_readme_uses_aortas_commands(tmp_path: Path) -> None:
     for command in (
         "aorta operator run-local",
         "aorta run -p def/one-operator-pipeline.yml -f local/input -o results",
-        "podman build -t seg:latest .",
+        "aorta operator build",
         "NVIDIA_CLARA_OUTPUTPATHS",
     ):
         assert command in readme
