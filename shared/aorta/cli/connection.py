@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
-import yaml
 
 import aorta
 from aorta.api import (
@@ -91,6 +90,9 @@ def read_config(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise UsageFailure(f"config file {path}: {exc.strerror}") from exc
+    # Imported here: yaml is slow to import, and most commands find no config file.
+    import yaml
+
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:

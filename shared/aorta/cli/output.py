@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TextIO
 
-import yaml
 from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -163,6 +162,8 @@ class Output:
         """One document in the chosen format: JSON (one line each when `stream`ing changes, as
         JSON Lines), or YAML (each streamed document opened by `---`, as a YAML stream)."""
         if self.mode is Mode.YAML:
+            import yaml  # only `-o yaml` needs it, and it is slow to import
+
             text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
             sys.stdout.write(("---\n" if stream else "") + text)
             sys.stdout.flush()

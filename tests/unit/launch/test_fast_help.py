@@ -72,3 +72,15 @@ def test_a_client_command_imports_its_module_only_when_it_runs() -> None:
     assert code == 0
     assert "aorta.cli.operator" in modules
     assert "aorta.cli.audit" not in modules
+
+
+def test_the_version_command_imports_what_talking_to_the_platform_needs_and_no_more() -> None:
+    code, modules = loaded_by("version", "--help")
+    assert code == 0
+    assert "grpc" in modules and "aorta.cli.platform" in modules
+    slow = ("yaml", "structlog", "nats", "aiohttp", "msgspec")
+    assert [name for name in modules if name.split(".")[0] in slow] == []
+    assert [name for name in modules if name.startswith("aorta_services.")] == [
+        "aorta_services.launch",
+        "aorta_services.launch.main",
+    ]
