@@ -6,7 +6,8 @@
 3. Otherwise, when podman is installed, a Podman API service is started for this run on a
    socket of its own under the run's folder, over the host's image storage (where
    `make images` put the example's images), and stopped when the run ends.
-4. Otherwise the operators run as host processes.
+4. Otherwise (or when that service cannot start, or the engine lacks the example's images)
+   the operators run as host processes.
 
 Either way `RunEngine.note` says which and why, for the run's output.
 """
@@ -16,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from aorta.children.process import ChildProcess
 from aorta.children.readiness import HttpReady
+from aorta.errors import Unavailable
 from aorta.executors.engine_probe import detect, has_image
 from aorta.testing.podman import PodmanCli
 
@@ -58,7 +60,14 @@ def engine_for_run(folder: Path, environ: Mapping[str, str]) -> Iterator[RunEngi
     if shutil.which("podman") is None:
         yield RunEngine("local", None, f"{found.describe()}; install podman to use containers")
         return
-    with podman_service(folder) as socket:
+    with ExitStack() as stack:
+        try:
+            socket = stack.enter_context(podman_service(folder))
+        except Unavailable as error:
+            yield RunEngine(
+                "local", None, f"operators run as host processes: podman could not serve: {error}"
+            )
+            return
         engine = with_images(
             RunEngine(
                 "container",
