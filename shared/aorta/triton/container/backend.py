@@ -50,7 +50,7 @@ from aorta.triton.container.spec import (
     podman_spec,
     published_port,
 )
-from aorta.triton.kubernetes.control import TritonControl
+from aorta.triton.control import TritonControl
 from aorta.triton.local.repository import ModelFolder
 from aorta.triton.port import ArchiveWriter
 from aorta.triton.server_flags import MemoryPools

@@ -14,7 +14,7 @@ model repository and loads models:
   `remove_model` deletes them. A read/write lock per model keeps loads from reading a folder
   being replaced, as in the local backend.
 - Servers are controlled over Triton's gRPC API at their Service address
-  (`aorta.triton.kubernetes.control`).
+  (`aorta.triton.control`).
 - Opening the backend removes the servers a previous process of this instance left (the pool
   lives in one process and cannot adopt them: run the models service as one replica, recreated
   rather than rolled).
@@ -37,7 +37,7 @@ from aorta.kubernetes.settings import KubernetesSettings
 from aorta.kubernetes.watch import ObjectWatch
 from aorta.logger import get_logger
 from aorta.triton.archive import DEFAULT_LIMITS, ArchiveLimits, extract_archive, inspect_archive
-from aorta.triton.kubernetes.control import TritonControl
+from aorta.triton.control import TritonControl
 from aorta.triton.kubernetes.objects import (
     GRPC_PORT,
     HTTP_PORT,

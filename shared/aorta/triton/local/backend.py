@@ -16,13 +16,10 @@ import functools
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-import tritonclient.grpc.aio as triton_grpc  # type: ignore[import-untyped]
-from tritonclient.utils import InferenceServerException  # type: ignore[import-untyped]
-
-from aorta.errors import ErrorCode, Invalid, Unavailable
+from aorta.errors import Unavailable
 from aorta.triton.archive import DEFAULT_LIMITS, ArchiveLimits
+from aorta.triton.control import TritonControl
 from aorta.triton.local.install import STUB, TritonInstall
 from aorta.triton.local.process import TritonProcess
 from aorta.triton.local.repository import ModelFolder
@@ -39,8 +36,7 @@ class LocalTritonServer:
         self.id = id
         self.process = process
         self._backend = backend
-        self._load_timeout = load_timeout
-        self._client: Any = None
+        self._control = TritonControl(id, process.grpc_uri, process.http_uri, load_timeout)
 
     @property
     def grpc_uri(self) -> str:
@@ -53,54 +49,18 @@ class LocalTritonServer:
     def alive(self) -> bool:
         return self.process.alive()
 
-    def _triton(self) -> Any:
-        if self._client is None:
-            self._client = triton_grpc.InferenceServerClient(self.grpc_uri)
-        return self._client
-
     async def load(self, model: str) -> None:
         async with self._backend.lock(model).reading():
-            try:
-                await self._triton().load_model(model, client_timeout=self._load_timeout)
-            except InferenceServerException as exc:
-                raise self._load_error(model, exc) from None
-
-    def _load_error(self, model: str, exc: Any) -> Exception:
-        status = str(exc.status() or "")
-        if "DEADLINE_EXCEEDED" in status:
-            return Unavailable(
-                f"model {model!r} did not load on Triton within {self._load_timeout:g} s "
-                "(AORTA_TRITON_LOAD_TIMEOUT)"
-            )
-        if not self.alive() or "UNAVAILABLE" in status:
-            return Unavailable(f"the Triton server {self.id} stopped while loading {model!r}")
-        text = str(exc.message() or exc).strip().rstrip(";").strip()
-        return Invalid(
-            f"model {model!r} failed to load on Triton: {text}",
-            code=ErrorCode.MODEL_ARCHIVE_INVALID,
-        )
+            await self._control.load(model, alive=self.alive)
 
     async def unload(self, model: str) -> None:
-        try:
-            await self._triton().unload_model(model, client_timeout=self._load_timeout)
-        except InferenceServerException as exc:
-            raise Unavailable(
-                f"the Triton server {self.id} could not unload {model!r}: {exc.message()}"
-            ) from None
+        await self._control.unload(model)
 
     async def ready_models(self) -> set[str]:
-        try:
-            index = await self._triton().get_model_repository_index(client_timeout=10.0)
-        except InferenceServerException as exc:
-            raise Unavailable(
-                f"the Triton server {self.id} did not list its models: {exc.message()}"
-            ) from None
-        return {entry.name for entry in index.models if entry.state == "READY"}
+        return await self._control.ready_models()
 
     async def stop(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.close()
+        await self._control.close()
         await self.process.stop()
 
 

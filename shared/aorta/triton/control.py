@@ -1,8 +1,9 @@
 """Loading and unloading models on a Triton server at an address, over Triton's gRPC API.
 
-What a `TritonServer` of the Kubernetes backend does through its Service; the errors follow the
-local backend's: a load Triton refuses is `Invalid` (MODEL_ARCHIVE_INVALID) with Triton's own
-text, one that outlives the load timeout or meets a server that stopped is `Unavailable`.
+What a `TritonServer` of every backend does, whatever runs the server (a child process, a
+container, a pod behind its Service): a load Triton refuses is `Invalid` (MODEL_ARCHIVE_INVALID)
+with Triton's own text, one that outlives the load timeout or meets a server that stopped is
+`Unavailable`.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class TritonControl:
             status = str(exc.status() or "")
             if "DEADLINE_EXCEEDED" in status:
                 raise Unavailable(
-                    f"model {model!r} did not load on Triton within {self._load_timeout:g} s"
+                    f"model {model!r} did not load on Triton within {self._load_timeout:g} s "
+                    "(AORTA_TRITON_LOAD_TIMEOUT)"
                 ) from None
             if not alive() or "UNAVAILABLE" in status:
                 raise Unavailable(
