@@ -93,6 +93,7 @@ class ContainerExecutor:
         self._records = OutcomeRecords(self._work_root / f"outcomes-{settings.instance}")
         self._runs: dict[str, ContainerRun | RunOutcome] = {}
         self._finished: deque[str] = deque()
+        self._starting: set[str] = set()
         self._closed = False
 
     @classmethod
@@ -113,8 +114,15 @@ class ContainerExecutor:
         closed."""
         if self._closed:
             raise Unavailable("the container executor is closed")
-        if run.run_id in self._runs:
+        if run.run_id in self._runs or run.run_id in self._starting:
             return
+        self._starting.add(run.run_id)  # a second start meanwhile does nothing
+        try:
+            await self._start(run)
+        finally:
+            self._starting.discard(run.run_id)
+
+    async def _start(self, run: OperatorRun) -> None:
         if await self._adopt(run.run_id) is not None:
             return
         recorded = await self._records.read(run.run_id)

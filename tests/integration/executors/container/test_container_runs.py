@@ -3,6 +3,7 @@ limits, timeouts, cancels and missing images."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -183,3 +184,12 @@ async def test_locally_tagged_images_are_found_by_the_names_pipelines_use(
     outcome = await executor.wait(run.run_id)
     assert outcome.reason is RunReason.COMPLETED, outcome.message  # no registry was reachable
     assert await store.read(job.output_prefix() + "result.json") == b"{}"
+
+
+async def test_starting_a_run_twice_at_once_runs_it_once(
+    executor: ContainerExecutor, job: Job, store: Store, busybox_image: str
+) -> None:
+    run = in_image(job.run(()), busybox_image, "sh", "-c", "echo started")
+    await asyncio.gather(executor.start(run), executor.start(run))
+    assert (await executor.wait(run.run_id)).reason is RunReason.COMPLETED
+    assert (await store.read(run.log_key)).decode().count("started") == 1
