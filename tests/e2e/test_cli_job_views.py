@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -112,26 +113,28 @@ def aorta(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             address=f"127.0.0.1:{port}",
             data=data,
             ca=data / "tls" / "ca.pem",
-            tokens={name: _token(data, name) for name in ("alice", "bob")},
+            tokens={
+                "admin": (data / "admin.token").read_text().strip(),
+                **{name: _token(data, name) for name in ("alice", "bob")},
+            },
         )
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # The operators' user must read the script and the inputs: a folder open to it, below
-    # pytest's own folders, which are 0700 (as the suite's `tmp_path` opens them).
-    base = tmp_path_factory.getbasetemp()
-    for parent in (base.parent, base) if base.parent.name.startswith("pytest-of-") else (base,):
-        parent.chmod(0o711)
-    folder = tmp_path_factory.mktemp("views-files")
-    (folder / "operator.py").write_text(OPERATOR)
-    inputs = folder / "input"
-    (inputs / "series").mkdir(parents=True)
-    (inputs / "scan.bin").write_bytes(os.urandom(20_000))
-    (inputs / "series" / "slice-1.dcm").write_bytes(b"DICM" + os.urandom(500))
-    for path in (folder, inputs, inputs / "series"):
-        path.chmod(0o755)
-    return folder
+def files() -> Iterator[Path]:
+    # The operators' user must read the script and the inputs: a folder open to it, outside
+    # pytest's own folders, which are 0700 and made so again by every pytest that starts.
+    with tempfile.TemporaryDirectory(prefix="aorta-views-") as made:
+        folder = Path(made)
+        folder.chmod(0o755)
+        (folder / "operator.py").write_text(OPERATOR)
+        inputs = folder / "input"
+        (inputs / "series").mkdir(parents=True)
+        (inputs / "scan.bin").write_bytes(os.urandom(20_000))
+        (inputs / "series" / "slice-1.dcm").write_bytes(b"DICM" + os.urandom(500))
+        for path in (inputs, inputs / "series"):
+            path.chmod(0o755)
+        yield folder
 
 
 def _ids(output: str) -> dict[str, str]:
@@ -264,3 +267,9 @@ def test_delete_job_removes_its_logs_and_payload_bytes_and_only_its_owners(
     assert _files_under(blobs / "logs" / job) == []
     assert _files_under(blobs / "checksums" / "payloads" / payload) == []
     assert aorta("alice", "describe", "job", job).returncode == 3
+    # Recorded like every mutating call: who asked, and how it ended.
+    audited = aorta("admin", "audit", "--job", job, "--json")
+    assert audited.returncode == 0, audited.stderr
+    records = {(r["method"], r["subject"], r["result"]) for r in json.loads(audited.stdout)}
+    assert ("aorta.v1.Jobs/Delete", "alice", "ok") in records, records
+    assert any(method.endswith("Jobs/Delete") and who == "bob" for method, who, _ in records)
