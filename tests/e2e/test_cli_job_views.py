@@ -79,16 +79,33 @@ class Platform:
     ca: Path
     tokens: dict[str, str]
 
-    def __call__(self, who: str, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {
+    def env(self, who: str) -> dict[str, str]:
+        return {
             **os.environ,
             "AORTA_HOST": self.address,
             "AORTA_CA": str(self.ca),
             "AORTA_TOKEN": self.tokens[who],
             "NO_COLOR": "1",
         }
+
+    def __call__(self, who: str, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [AORTA, *args], capture_output=True, text=True, env=env, timeout=180, check=False
+            [AORTA, *args],
+            capture_output=True,
+            text=True,
+            env=self.env(who),
+            timeout=180,
+            check=False,
+        )
+
+    def popen(self, who: str, *args: str) -> subprocess.Popen[str]:
+        """`aorta ARGS` started, its output piped, for a command that runs on (`--follow`)."""
+        return subprocess.Popen(
+            [AORTA, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env(who),
         )
 
 
@@ -238,7 +255,15 @@ def test_a_cancel_shows_canceled_and_what_never_ran(
     running = aorta("alice", "delete", "job", job, "--yes")
     assert running.returncode == 1 and "cancel it first" in running.stderr
 
+    # Following every operator's log ends when the job stops, having printed what came.
+    following = aorta.popen("alice", "logs", job, "--follow", "--interval", "0.2")
+    time.sleep(1.0)
+    assert following.poll() is None
     assert aorta("alice", "cancel", "job", job).returncode == 0
+    out, err = following.communicate(timeout=60)
+    assert following.returncode == 0, err
+    assert out.splitlines()[0] == "[sleeper] sleeper starts"
+    assert "operator writer has not run (PENDING; the job is STOPPED, CANCELED)" in err
     _wait_until(aorta, job, "sleeper", "CANCELED")
     described = aorta("alice", "describe", "job", job)
     assert "⊘ sleeper  CANCELED" in described.stdout, described.stdout
