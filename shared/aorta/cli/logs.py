@@ -31,6 +31,8 @@ from aorta.cli.session import Session, with_session
 DEFAULT_INTERVAL = 1.0
 NOUNS = ("job", "jobs")
 NEVER_RAN = "PENDING"
+FORMATS = ("json", "yaml", "wide", "name")
+"""What `-o` means for other commands: here it names an operator."""
 
 
 def read_logs(session: Session, job_id: str, operator: str) -> list[str]:
@@ -82,9 +84,12 @@ def choose_operators(view: JobView, operator: str | None) -> list[str]:
     for name in names:
         if name.casefold() == operator.casefold():
             return [name]
+    # `-o` names an operator here, as in Clara's CLI: say how to ask for a format instead.
+    hint = f" (for the output format: --output {operator})" if operator in FORMATS else ""
     raise NotFoundFailure(
         f"job {view.job_id} has no operator {operator!r}; its operators: "
         + (", ".join(names) or "none")
+        + hint
     )
 
 

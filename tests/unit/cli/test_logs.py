@@ -81,6 +81,11 @@ def test_an_unknown_operator_is_not_found_and_names_the_jobs_operators() -> None
     )
 
 
+def test_an_output_format_given_as_the_operator_is_pointed_to_output() -> None:
+    with pytest.raises(NotFoundFailure, match=r"\(for the output format: --output json\)"):
+        choose_operators(_view(), "json")
+
+
 def test_an_operator_that_has_not_run_is_said_so_with_how_the_job_ended() -> None:
     assert not_run(_view(), "writer") == "operator writer has not run (PENDING)"
     stopped = replace(_view("STOPPED", "CANCELED"), stopped=START)
