@@ -7,7 +7,9 @@ not given back yet, is refused with JOB_STATE_CONFLICT and left as it was.
 The parts go in an order that a retry can always finish: the payload first (the payloads
 service checks the caller owns it too, and answers null once it is gone), then the logs, then
 the job's own record, last, so that until the end the job is still there to be deleted again.
-Events still in the job's outbox are published before it goes.
+Events still in the job's outbox are published before anything goes (a bus that takes none
+refuses the Delete with UNAVAILABLE: they would be lost with the document); `job.deleted` is
+published last, at most once, having no document to wait in.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from aorta.api import aorta_jobs_pb2, common_pb2
 from aorta.auth.ownership import check_owner
 from aorta.blobs import BlobStore
 from aorta.bus import Request
-from aorta.errors import Conflict, ErrorCode
+from aorta.errors import Conflict, ErrorCode, Unavailable
 from aorta.logger import get_logger
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.requests import job_id_of, parse
-from aorta_services.scheduler.events import JobEvents
+from aorta_services.scheduler.events import JobEvents, job_event
 from aorta_services.scheduler.peers import Peers
 from aorta_services.scheduler.repository import JobRepository
 
@@ -62,11 +64,15 @@ class JobDeletion:
         record = await self._repository.get(job_id_of(message))
         check_owner(record.owner, f"job {record.id}")
         check_deletable(record)
-        await self._events.flush(record)
+        if not await self._events.flush(record):
+            raise Unavailable(
+                f"job {record.id} has events the bus has not taken yet; try again shortly"
+            )
         payload_id = await self._peers.delete_payload(record.id)
         logs = await self._blobs.delete_prefix(payload_layout.job_logs_prefix(record.id))
         await self._repository.remove(record.id)
         log.info("job.deleted", job_id=record.id, payload_id=payload_id, logs=logs)
+        await self._events.publish_unstaged(job_event("deleted")(record))
         return aorta_jobs_pb2.JobsDeleteResponse(
             header=common_pb2.ResponseHeader(code=0),
             job_id=common_pb2.Identifier(value=record.id),

@@ -135,6 +135,11 @@ class JobEvents:
                 await self._remove(record, done)
         return delivered
 
+    async def publish_unstaged(self, event: CloudEvent) -> bool:
+        """Publishes an event that has no job document to be staged in (`job.deleted`: the
+        document is gone): at most once. Returns whether the bus took it; never raises."""
+        return await self._publish(_to_document(event))
+
     async def replay(self) -> None:
         """Flushes every job with pending events (the leader: at takeover, at each resync);
         stops at the first the bus does not take, until the next replay. Store errors raise."""

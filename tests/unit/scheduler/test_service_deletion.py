@@ -10,9 +10,10 @@ import pytest
 from aorta import subjects
 from aorta.api import aorta_jobs_pb2
 from aorta.auth.principal import Principal, Role
+from aorta.bus import CloudEvent
 from aorta.errors import ErrorCode, Forbidden
 from aorta.payload_layout import operator_log_key
-from tests.unit.scheduler.job_calls import chain, ids, list_jobs, refused, wait_for
+from tests.unit.scheduler.job_calls import appender, chain, ids, list_jobs, refused, wait_for
 from tests.unit.scheduler.scheduler_fakes import Behaviour
 from tests.unit.scheduler.scheduler_harness import Harness, ident
 
@@ -35,6 +36,10 @@ async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
 
 async def test_a_stopped_job_goes_with_its_logs_and_payload(harness: Harness) -> None:
     await chain(harness)
+    seen: list[CloudEvent] = []
+    subscription = await harness.client.subscribe_events(
+        "aorta.events.job.>", appender(seen), deliver="all"
+    )
     job_id = await harness.run()
     final = await harness.stopped(job_id)
     payload = final.payload_id.value
@@ -52,6 +57,9 @@ async def test_a_stopped_job_goes_with_its_logs_and_payload(harness: Harness) ->
     assert gone.code == ErrorCode.JOB_NOT_FOUND
     again = await refused(delete(harness, job_id))
     assert again.code == ErrorCode.JOB_NOT_FOUND
+    await wait_for(lambda: any(e.event == "deleted" for e in seen))
+    await subscription.drain()
+    assert [e.event for e in seen if e.subject == job_id][-2:] == ["stopped", "deleted"]
 
 
 async def test_a_job_that_has_not_stopped_is_refused_and_stays(harness: Harness) -> None:
