@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,12 +65,12 @@ def digests(folder: Path) -> dict[str, str]:
     return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in FILES}
 
 
-def run_as_job(folder: Path, port: int) -> str:
+def run_as_job(folder: Path, port: int, *extra: str) -> str:
     """`aorta run` of the scaffold's definition on its sample input, as its README says; the
     output file it downloads."""
     aorta(
         "run", "--host", f"127.0.0.1:{port}", "-p", "def/one-operator-pipeline.yml",
-        "-f", "local/input", "-o", "results", cwd=folder,
+        "-f", "local/input", "-o", "results", *extra, cwd=folder,
     )  # fmt: skip
     return (folder / "results" / NAME / "output" / "sample.txt").read_text()
 
@@ -84,7 +85,12 @@ def test_the_scaffold_runs_unchanged_with_run_local_and_as_host_processes(tmp_pa
     port = free_port()
     with aorta_up(tmp_path / "platform", port, args=["--executor", "local"]):
         assert run_as_job(folder, port) == EXPECTED
-    assert digests(folder) == before
+        assert digests(folder) == before
+
+        # A moved folder runs with the parameter its README names.
+        moved = folder.rename(tmp_path / "moved")
+        shutil.rmtree(moved / "results")
+        assert run_as_job(moved, port, "--var", f"OPERATOR_DIR={moved}") == EXPECTED
 
 
 @pytest.mark.timeout(420)

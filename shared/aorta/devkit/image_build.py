@@ -4,7 +4,8 @@ The image is built with the `podman` (else `docker`) command into that tool's ow
 for podman run as the platform's user, the store a Podman API service over the host's images
 serves, which is where `aorta up` running operators in containers looks. Its name is the one the
 folder's definition gives (`def/one-operator-pipeline.yml`, the scaffold's), so the definition
-finds it unchanged.
+finds it unchanged. A Containerfile that declares `ARG OPERATOR_DIR` (the scaffold's) gets the
+folder's current path, where the scaffold's command looks for main.py in the image too.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from aorta.errors import Invalid, NotFound
 CONTAINERFILE = "Containerfile"
 DEFINITION = Path("def/one-operator-pipeline.yml")
 BUILDERS = ("podman", "docker")
+FOLDER_ARG = "OPERATOR_DIR"
 _BASE_ARG = re.compile(r"^\s*ARG\s+BASE=(\S+)\s*$", re.MULTILINE)
+_FOLDER_ARG = re.compile(rf"^\s*ARG\s+{FOLDER_ARG}(?:=|\s*$)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ def plan_build(
     builder: str | None = None,
 ) -> BuildPlan:
     """The build of `folder`'s Containerfile into `image` (default: `image_name(folder)`) with
-    `builder` (default: podman, else docker, found on `environ`'s PATH). `NotFound` when the
+    `builder` (default: podman, else docker, found on `environ`'s PATH), passing the folder's
+    absolute path as `OPERATOR_DIR` when the Containerfile declares it. `NotFound` when the
     folder has no Containerfile or no builder is installed."""
     containerfile = folder / CONTAINERFILE
     if not containerfile.is_file():
@@ -70,9 +74,12 @@ def plan_build(
         what = f"{chosen} is not installed" if chosen else "neither podman nor docker is installed"
         raise NotFound(f"{what}: install podman (make setup does) or docker")
     name = image or image_name(folder)
-    base = _BASE_ARG.search(containerfile.read_text())
-    command = [executable, "build", "-t", name, "-f", str(containerfile), str(folder)]
-    return BuildPlan(name, base.group(1) if base else None, command)
+    recipe = containerfile.read_text()
+    base = _BASE_ARG.search(recipe)
+    command = [executable, "build", "-t", name, "-f", str(containerfile)]
+    if _FOLDER_ARG.search(recipe):
+        command += ["--build-arg", f"{FOLDER_ARG}={folder.resolve()}"]
+    return BuildPlan(name, base.group(1) if base else None, [*command, str(folder)])
 
 
 def base_missing(plan: BuildPlan, environ: Mapping[str, str]) -> bool:

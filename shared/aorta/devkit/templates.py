@@ -114,11 +114,13 @@ CONTAINERFILE = Template("""\
 # of Aorta); BASE names another one that has the `aorta` package.
 ARG BASE=localhost/aorta/python-operator:latest
 FROM $${BASE}
-# main.py sits at the same path as in the operator folder on the host, so the pipeline's one
-# command runs it in a container and as a host process alike.
-WORKDIR $folder
-COPY main.py $folder/main.py
-ENTRYPOINT ["python", "-u", "-m", "aorta.driver.app", "$folder/main.py"]
+# main.py sits at the operator folder's own path on the host (aorta operator build passes the
+# folder's current path), so the pipeline's one command runs it in a container and as a host
+# process alike.
+ARG OPERATOR_DIR=$folder
+WORKDIR $${OPERATOR_DIR}
+COPY main.py ./
+ENTRYPOINT ["python", "-u", "-m", "aorta.driver.app", "main.py"]
 """)
 
 REQUIREMENTS = Template("""\
@@ -181,11 +183,12 @@ Start a platform (`aorta up`, in another terminal), then:
 
 `results/$name/output/` holds what it wrote; `aorta list jobs` and `aorta logs JOB` show the
 job. The same definition runs whether `aorta up` runs operators as host processes or in
-containers: its command, `python -u -m aorta.driver.app $folder/main.py`, finds this folder's
-`main.py` on the host, and the image keeps a copy at that same path. If you move the folder, add
-`--var OPERATOR_DIR=$$PWD` (or change the default in the definition) and rebuild the image. A
-platform running as root runs host-process operators as the user `aorta-operator`, which must be
-able to read this folder.
+containers: its command, `python -u -m aorta.driver.app $${{ OPERATOR_DIR }}/main.py` with
+`OPERATOR_DIR` this folder's path, finds this folder's `main.py` on the host, and the image keeps
+a copy at that same path. If you move the folder, pass `--var OPERATOR_DIR=$$PWD` to `aorta run`
+(or change the default in the definition) and build the image again. A platform running as root
+runs host-process operators as the user `aorta-operator`, which must be able to read this
+folder.
 
 ## Its image
 

@@ -31,8 +31,9 @@ def test_the_scaffold_is_built_under_the_name_its_definition_gives(tmp_path: Pat
     assert plan.base == "localhost/aorta/python-operator:latest"
     podman = str(tmp_path / "bin" / "podman")
     containerfile = str(folder / "Containerfile")
-    expected = [podman, "build", "-t", "seg-op:latest", "-f", containerfile, str(folder)]
-    assert plan.command == expected
+    expected = [podman, "build", "-t", "seg-op:latest", "-f", containerfile]
+    moved = f"OPERATOR_DIR={folder.resolve()}"
+    assert plan.command == [*expected, "--build-arg", moved, str(folder)]
 
 
 def test_a_tag_given_wins_and_docker_serves_when_podman_is_missing(tmp_path: Path) -> None:
@@ -41,6 +42,12 @@ def test_a_tag_given_wins_and_docker_serves_when_podman_is_missing(tmp_path: Pat
     plan = plan_build(tmp_path / "op", environ, image="registry.local/op:1.2")
     assert plan.image == "registry.local/op:1.2"
     assert plan.command[:4] == [str(tmp_path / "bin" / "docker"), "build", "-t", plan.image]
+
+
+def test_a_containerfile_of_ones_own_gets_no_folder_argument(tmp_path: Path) -> None:
+    (tmp_path / "Containerfile").write_text("FROM busybox\nCOPY run.sh /run.sh\n")
+    plan = plan_build(tmp_path, fake_builder(tmp_path / "bin", "podman"))
+    assert "--build-arg" not in plan.command and plan.base is None
 
 
 def test_an_image_named_with_its_tag_and_a_folder_without_definition(tmp_path: Path) -> None:

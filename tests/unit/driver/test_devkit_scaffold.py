@@ -40,8 +40,12 @@ def test_main_py_has_the_same_path_on_the_host_and_in_the_image(tmp_path: Path) 
     lines = (target / "Containerfile").read_text().splitlines()
     assert "ARG BASE=localhost/aorta/python-operator:latest" in lines
     assert "FROM ${BASE}" in lines
-    assert f"COPY main.py {folder}/main.py" in lines
-    assert f'ENTRYPOINT ["python", "-u", "-m", "aorta.driver.app", "{folder}/main.py"]' in lines
+    assert f"ARG OPERATOR_DIR={folder}" in lines
+    assert lines[-3:] == [
+        "WORKDIR ${OPERATOR_DIR}",
+        "COPY main.py ./",
+        'ENTRYPOINT ["python", "-u", "-m", "aorta.driver.app", "main.py"]',
+    ]
     document = yaml.safe_load((target / "def/one-operator-pipeline.yml").read_text())
     assert document["parameters"] == {"OPERATOR_DIR": folder}
     (operator,) = document["operators"]
