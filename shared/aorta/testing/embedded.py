@@ -74,11 +74,18 @@ def aorta_up(
     Its output goes to `aorta-up.log` beside the data dir, so nothing waits on a pipe. With
     `--tls auto` it waits over TLS, trusting the CA the platform makes (`<data_dir>/tls/ca.pem`);
     `credentials` replace those for a platform with its own certificate or one that requires
-    client certificates.
+    client certificates. Operators run as host processes (`AORTA_EXECUTOR=local`) unless
+    `environ` says otherwise, so that the tests' host commands run as written on a machine
+    whose container engine answers.
     """
     command = [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(port), *args]
     ca = data_dir / "tls" / "ca.pem" if "--tls" in args else None
-    env = {**os.environ, "AORTA_LOG_LEVEL": "warning", **(environ or {})}
+    env = {
+        **os.environ,
+        "AORTA_LOG_LEVEL": "warning",
+        "AORTA_EXECUTOR": "local",
+        **(environ or {}),
+    }
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(data_dir.parent / "aorta-up.log", "ab") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
