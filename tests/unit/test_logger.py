@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from aorta.logger import (
     QUEUE_SIZE,
@@ -25,10 +26,15 @@ from aorta.logger import (
 
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
+    """Puts logging back as it was: the next test finds structlog's defaults and the root
+    logger's own handlers."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     yield
     flush_logs()
-    configure_logging("json", "warning", io.StringIO())
-    flush_logs()
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 class BlockedStream(io.StringIO):

@@ -3,13 +3,15 @@ or an explicit format keeps every line on stderr; the log folder is private."""
 
 from __future__ import annotations
 
+import logging
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
-from aorta.logger import configure_logging, flush_logs, get_logger
+from aorta.logger import flush_logs, get_logger
 from aorta_services.launch.up_logging import LogPlan, plan_logging, start_logging
 
 DEBUG_JSON = ("json", "debug", "debug")
@@ -17,9 +19,15 @@ DEBUG_JSON = ("json", "debug", "debug")
 
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
+    """Puts logging back as it was: the next test finds structlog's defaults and the root
+    logger's own handlers."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     yield
     flush_logs()
-    configure_logging("json", "warning")
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def test_a_terminal_sees_warnings_and_the_file_gets_the_details(tmp_path: Path) -> None:
