@@ -25,7 +25,13 @@ from aorta.blobs import BlobStore
 from aorta.errors import AortaError, Conflict, Invalid, Unavailable
 from aorta.executors.container.engine import ContainerEngine, Json
 from aorta.executors.container.libpod_spec import create_request
-from aorta.executors.container.outcome import failure, has_exited, has_started, started_at
+from aorta.executors.container.outcome import (
+    failure,
+    has_exited,
+    has_started,
+    ran_past,
+    started_at,
+)
 from aorta.executors.container.outcome_records import OutcomeRecords
 from aorta.executors.container.pull import ensure_image
 from aorta.executors.container.settings import ContainerSettings
@@ -220,7 +226,9 @@ class ContainerRun:
         pump = asyncio.create_task(self._pump(), name=f"aorta-container-log-{self.name}")
         flusher = asyncio.create_task(self._flush_periodically(), name="aorta-container-flush")
         try:
-            return None if has_exited(container) else await self._watch(container)
+            if has_exited(container):
+                return RunReason.TIMEOUT if ran_past(container, self.plan.timeout) else None
+            return await self._watch(container)
         finally:
             current = asyncio.current_task()
             if current is None or not current.cancelling():  # abandoned: the log goes on

@@ -1,6 +1,7 @@
 """How an exited container becomes a `RunOutcome`: pure, from the engine's inspect document.
 
-A container stopped by the executor ended for that reason (TIMEOUT, CANCELLED). Otherwise the
+A container stopped by the executor ended for that reason (TIMEOUT, CANCELLED; an adopted one
+that exited non-zero after running its whole timeout was stopped for it). Otherwise the
 kernel's OOM killer (`State.OOMKilled`, or a SIGKILL nobody sent under a memory limit) makes a
 FAILED run that says "out of memory (limit X)", any other non-zero exit a FAILED run with its
 code; exit 0 has no outcome here: its outputs must be stored first.
@@ -85,9 +86,23 @@ def _with_tail(message: str, tail: str) -> str:
 
 
 def started_at(container: Json) -> datetime | None:
-    """When the container's main process started (the engine's `State.StartedAt`, nanoseconds
-    cut to microseconds), None when it never started."""
-    text = str((container.get("State") or {}).get("StartedAt") or "")
+    """When the container's main process started (the engine's `State.StartedAt`), None when
+    it never started."""
+    return _instant(container, "StartedAt")
+
+
+def ran_past(container: Json, timeout: float) -> bool:
+    """Whether an exited container ran at least `timeout` seconds and did not exit 0: what an
+    executor that stopped it for its timeout, then crashed, leaves behind."""
+    started, finished = started_at(container), _instant(container, "FinishedAt")
+    if started is None or finished is None or exit_code(container) == 0:
+        return False
+    return (finished - started).total_seconds() >= timeout
+
+
+def _instant(container: Json, field: str) -> datetime | None:
+    """A time of the engine's `State` (nanoseconds cut to microseconds); None when unset."""
+    text = str((container.get("State") or {}).get(field) or "")
     if not text or text.startswith("0001-"):
         return None
     head, dot, rest = text.partition(".")

@@ -10,6 +10,7 @@ from aorta.executors.container.outcome import (
     has_exited,
     has_started,
     memory_limit,
+    ran_past,
     started_at,
 )
 from aorta.executors.port import RunReason
@@ -78,3 +79,12 @@ def test_the_engine_is_named_by_its_version() -> None:
     assert engine_kind(podman) is EngineKind.PODMAN
     assert engine_kind(docker) is EngineKind.DOCKER
     assert engine_kind({}) is EngineKind.DOCKER
+
+
+def test_a_container_that_ran_its_whole_timeout_and_failed_was_stopped_for_it() -> None:
+    started, finished = "2026-12-06T13:00:00Z", "2026-12-06T13:00:31.2Z"
+    assert ran_past(_container(143, StartedAt=started, FinishedAt=finished), 30)
+    # it finished in time, its own way
+    assert not ran_past(_container(0, StartedAt=started, FinishedAt=finished), 30)
+    assert not ran_past(_container(143, StartedAt=started, FinishedAt=finished), 60)
+    assert not ran_past(_container(143), 30)
