@@ -9,6 +9,7 @@ engine's own reason.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
@@ -29,6 +30,8 @@ _LIBPOD_CREATE = "v4.0.0/libpod/containers/create"
 """Podman's own create (for CDI devices); aiodocker has no call for it, so it is sent through
 the client's raw query."""
 _IN_USE = "already in use"
+_INSPECT_TRIES = 5
+_INSPECT_PAUSE = 0.05
 
 
 class ContainerEngine:
@@ -118,7 +121,20 @@ class ContainerEngine:
             await self._docker.containers.container(name).start()
 
     async def inspect(self, name: str) -> Json | None:
-        """The container's inspect document, or None when there is no such container."""
+        """The container's inspect document, or None when there is no such container.
+
+        Podman fails an inspect that races the container's exit (`read /proc/PID/cgroup: no
+        such process`, status 500): such a failure is tried again a few times."""
+        for attempt in range(1, _INSPECT_TRIES):
+            try:
+                return await self._inspect_once(name)
+            except Invalid as error:
+                if not _engine_failed(error):
+                    raise
+            await asyncio.sleep(_INSPECT_PAUSE * attempt)
+        return await self._inspect_once(name)
+
+    async def _inspect_once(self, name: str) -> Json | None:
         try:
             with _translated(f"container {name}"):
                 return await self._docker.containers.container(name).show()
@@ -155,7 +171,21 @@ class ContainerEngine:
 
     async def logs(self, name: str, *, follow: bool) -> AsyncIterator[bytes]:
         """The container's stdout and stderr from its start, interleaved, as UTF-8 bytes; with
-        `follow`, until it stops."""
+        `follow`, until it stops. A stream the engine fails before its first byte (the client
+        inspects the container first, which races its exit on Podman) is asked for again."""
+        for attempt in range(1, _INSPECT_TRIES + 1):
+            started = False
+            try:
+                async for chunk in self._log_stream(name, follow=follow):
+                    started = True
+                    yield chunk
+                return
+            except Invalid as error:
+                if started or attempt == _INSPECT_TRIES or not _engine_failed(error):
+                    raise
+            await asyncio.sleep(_INSPECT_PAUSE * attempt)
+
+    async def _log_stream(self, name: str, *, follow: bool) -> AsyncIterator[bytes]:
         container = self._docker.containers.container(name)
         with _translated(f"the log of container {name}"):
             if follow:
@@ -164,6 +194,12 @@ class ContainerEngine:
             else:
                 for text in await container.log(stdout=True, stderr=True):
                     yield text.encode("utf-8")
+
+
+def _engine_failed(error: Invalid) -> bool:
+    """Whether `error` is the engine's own failure (a 5xx), not a refusal of the request."""
+    cause = error.__cause__
+    return isinstance(cause, aiodocker.DockerError) and cause.status >= 500
 
 
 def _unlimited_session(url: str) -> aiohttp.ClientSession | None:
