@@ -206,6 +206,10 @@ class ChildProcess:
                     stdout=output,
                     stderr=output,
                     env=self._environ,
+                    # Its own folder, not ours: a server that drops files in its working folder
+                    # (podman's conmon leaves `oom` there when a container is killed for memory)
+                    # keeps them beside its log.
+                    cwd=self.log_file.parent,
                     start_new_session=True,
                 )
         except OSError as error:
