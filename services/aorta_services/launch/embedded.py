@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import functools
+import ipaddress
 import os
 import stat
 import sys
@@ -111,6 +112,15 @@ ADMIN_TOKEN_FILE = "admin.token"
 TLS_DIR = "tls"
 
 
+def _unspecified(host: str) -> bool:
+    """Whether `host` is a wildcard listen address (all interfaces), which clients on this
+    machine reach through loopback."""
+    try:
+        return not host or ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
 def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
@@ -142,7 +152,7 @@ def auto_tls(options: EmbeddedOptions) -> AutoTls | None:
 def prepare_access(settings: Settings, options: EmbeddedOptions, tls: AutoTls | None) -> Access:
     """Makes the admin token on first start with `--auth` and says how clients reach the
     platform."""
-    host = "127.0.0.1" if options.listen in {"0.0.0.0", "::", ""} else options.listen
+    host = "127.0.0.1" if _unspecified(options.listen) else options.listen
     address = f"{_bracketed(host)}:{options.grpc_port}"
     admin_token: Path | None = None
     if options.auth:

@@ -34,8 +34,6 @@ CA_CERT, CA_KEY = "ca.pem", "ca.key"
 SERVER_CERT, SERVER_KEY = "server.pem", "server.key"
 
 _ALWAYS = ("localhost", "127.0.0.1", "::1")
-# Wildcard listen addresses are not names a client connects to.
-_NOT_NAMES = frozenset({"", "0.0.0.0", "::", "[::]"})
 
 GeneralName = x509.DNSName | x509.IPAddress
 
@@ -79,12 +77,14 @@ def _general_name(text: str) -> GeneralName | None:
         host = host[1 : host.index("]")]
     elif host.count(":") == 1:
         host = host.split(":", 1)[0]
-    if host in _NOT_NAMES:
+    if not host:
         return None
     try:
-        return x509.IPAddress(ipaddress.ip_address(host))
+        address = ipaddress.ip_address(host)
     except ValueError:
         return x509.DNSName(host.lower())
+    # A wildcard listen address is no name a client connects to.
+    return None if address.is_unspecified else x509.IPAddress(address)
 
 
 def ensure_auto_tls(directory: Path, hosts: Sequence[str]) -> AutoTls:
