@@ -1,8 +1,11 @@
 """`aorta.v1.Jobs/Delete`: a stopped job goes, with its operators' logs and its PIPELINE payload.
 
 Any replica serves it (`SCHEDULER_DELETE`). The job's owner or an admin may delete it
-(`aorta.auth.ownership`); a job that has not stopped, or whose payload and Triton servers are
-not given back yet, is refused with JOB_STATE_CONFLICT and left as it was.
+(`aorta.auth.ownership`); a job that has not stopped is refused with JOB_STATE_CONFLICT and
+left as it was. A job that has just stopped gives back its payload lock and Triton server a
+moment later (the leader writes that down after the other services answer): a Delete arriving
+in between waits for it, a few seconds at most, rather than refusing a job its caller has just
+seen stop; one still holding them after that is refused with JOB_STATE_CONFLICT too.
 
 The parts go in an order that a retry can always finish: the payload first (the payloads
 service checks the caller owns it too, and answers null once it is gone), then the logs, then
@@ -13,6 +16,8 @@ published last, at most once, having no document to wait in.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from aorta import payload_layout
 from aorta.api import aorta_jobs_pb2, common_pb2
@@ -28,6 +33,10 @@ from aorta_services.scheduler.peers import Peers
 from aorta_services.scheduler.repository import JobRepository
 
 log = get_logger(__name__)
+
+RELEASE_WAIT = 5.0
+"""Seconds a Delete waits for a stopped job to give back what it held."""
+_RELEASE_POLL = 0.05
 
 
 def check_deletable(record: JobRecord) -> None:
@@ -57,13 +66,25 @@ class JobDeletion:
         self._events = events
         self._blobs = blobs
 
+    async def _once_released(self, record: JobRecord) -> JobRecord:
+        """`record` as stored once the stopped job gave back what it held, or after
+        `RELEASE_WAIT` seconds; read again from the store, as the leader that releases it may
+        be another replica."""
+        deadline = asyncio.get_running_loop().time() + RELEASE_WAIT
+        while record.phase.stopped and not record.released:
+            if asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(_RELEASE_POLL)
+            record = await self._repository.get(record.id)
+        return record
+
     async def delete(self, request: Request) -> bytes:
         """Deletes the job the `JobsDeleteRequest` names (module docstring); answers a
         `JobsDeleteResponse`. JOB_NOT_FOUND when there is no such job (or it is gone)."""
         message = parse(request.data, aorta_jobs_pb2.JobsDeleteRequest)
         record = await self._repository.get(job_id_of(message))
         check_owner(record.owner, f"job {record.id}")
-        check_deletable(record)
+        check_deletable(await self._once_released(record))
         if not await self._events.flush(record):
             raise Unavailable(
                 f"job {record.id} has events the bus has not taken yet; try again shortly"

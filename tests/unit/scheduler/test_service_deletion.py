@@ -3,8 +3,6 @@ a job that has not stopped, or another user's, stays."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,7 +11,7 @@ from aorta import subjects
 from aorta.api import aorta_jobs_pb2
 from aorta.auth.principal import Principal, Role
 from aorta.bus import CloudEvent
-from aorta.errors import Conflict, ErrorCode, Forbidden
+from aorta.errors import ErrorCode, Forbidden
 from aorta.payload_layout import operator_log_key
 from tests.unit.scheduler.job_calls import appender, chain, ids, list_jobs, refused, wait_for
 from tests.unit.scheduler.scheduler_fakes import Behaviour
@@ -30,21 +28,6 @@ async def delete(harness: Harness, job_id: str) -> aorta_jobs_pb2.JobsDeleteResp
         subjects.SCHEDULER_DELETE, request, aorta_jobs_pb2.JobsDeleteResponse
     )
     return response
-
-
-async def delete_once_released(
-    harness: Harness, job_id: str, within: float = 10.0
-) -> aorta_jobs_pb2.JobsDeleteResponse:
-    """`delete`, asked again while the stopped job is still giving back its payload lock or
-    Triton server (the refusal tells the caller to try again), as a client would."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return await delete(harness, job_id)
-        except Conflict as error:
-            if "still holds" not in error.messages[0] or time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(0.02)
 
 
 async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
@@ -64,7 +47,7 @@ async def test_a_stopped_job_goes_with_its_logs_and_payload(harness: Harness) ->
     blobs = harness.replicas[0].context.blobs
     for operator in ("first", "second"):
         await blobs.put(operator_log_key(job_id, operator), one_chunk(b"a line\n"))
-    answer = await delete_once_released(harness, job_id)
+    answer = await delete(harness, job_id)
     assert (answer.job_id.value, answer.payload_id.value) == (job_id, payload)
     assert answer.logs_removed == 2
     assert harness.peers.deleted == [job_id]
@@ -93,7 +76,7 @@ async def test_a_job_that_has_not_stopped_is_refused_and_stays(harness: Harness)
     await harness.cancel(running)
     await harness.stopped(running)
     await wait_for(lambda: len(harness.peers.released) == 1)
-    assert (await delete_once_released(harness, running)).job_id.value == running
+    assert (await delete(harness, running)).job_id.value == running
 
 
 async def test_only_the_owner_or_an_admin_deletes_a_job(harness: Harness) -> None:
@@ -105,6 +88,6 @@ async def test_only_the_owner_or_an_admin_deletes_a_job(harness: Harness) -> Non
     with pytest.raises(Forbidden, match=f"job {jobs[0]} belongs to another user"):
         await delete(harness.acting_as(BOB), jobs[0])
     assert harness.peers.deleted == []
-    await delete_once_released(alice, jobs[0])
-    await delete_once_released(harness.acting_as(ADMIN), jobs[1])
+    await delete(alice, jobs[0])
+    await delete(harness.acting_as(ADMIN), jobs[1])
     assert harness.peers.deleted == jobs
