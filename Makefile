@@ -16,6 +16,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # The unprivileged user a platform running as root starts host-process operators as
 # (AORTA_LOCAL_RUN_AS); never given a home or a login shell.
 OPERATOR_USER := aorta-operator
+TRITON_USER := aorta-triton
 # What every podman the project starts reads: Podman's defaults fail on hosts like ours
 # (rlimits, hybrid cgroups). `make setup` also installs it where podman looks, when the host
 # has no containers.conf of its own.
@@ -56,6 +57,10 @@ system:
 	  echo "creating the user $(OPERATOR_USER), which host-process operators run as"; \
 	  $(SUDO) useradd --system --no-create-home --shell /usr/sbin/nologin $(OPERATOR_USER); \
 	}
+	@id -u $(TRITON_USER) >/dev/null 2>&1 || { \
+	  echo "creating the user $(TRITON_USER), which the local Triton servers of a root platform run as"; \
+	  $(SUDO) useradd --system --no-create-home --shell /usr/sbin/nologin $(TRITON_USER); \
+	}
 	@python=$$($(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))'); \
 	[ "$$(id -u)" = 0 ] || exit 0; \
 	for needed in "$$python" "$(CURDIR)/Makefile"; do \
@@ -72,6 +77,9 @@ system:
 	  runuser -u $(OPERATOR_USER) -- test -r "$$needed" || \
 	    echo "warning: $(OPERATOR_USER) cannot read $$needed, so the operators of a root" \
 	      "platform cannot start (see AORTA_LOCAL_RUN_AS in docs/settings.md)" >&2; \
+	  runuser -u $(TRITON_USER) -- test -r "$$needed" || \
+	    echo "warning: $(TRITON_USER) cannot read $$needed, so the local Triton servers of a" \
+	      "root platform cannot start (see AORTA_TRITON_RUN_AS in docs/settings.md)" >&2; \
 	done
 
 # nvidia-pytriton brings the tritonserver binary and its Python backend for the local Triton

@@ -22,6 +22,7 @@ from aorta.logger import get_logger
 from aorta.runtime.service import RunningService, ServiceContext
 from aorta.triton import ArchiveWriter, TritonBackend, TritonServer
 from aorta.triton.local.backend import LocalTritonBackend
+from aorta.triton.local.confinement import resolve_triton_user, working_root
 from aorta.triton.local.install import TritonInstall
 from aorta_services.models.archives import ModelArchives
 from aorta_services.models.catalogs import CATALOG_MESSAGES, INSTANCE_MESSAGES, ListHandlers
@@ -128,10 +129,15 @@ async def _local_backend(
     except Unavailable as missing:
         log.warning("models.triton_missing", reason="; ".join(missing.messages))
         return MissingTriton(missing)
+    user = resolve_triton_user(settings.run_as, euid=os.geteuid(), egid=os.getegid())
+    if user.switch:
+        # The data dir is closed to the server's user: its repository lives outside it.
+        root = await asyncio.to_thread(working_root, os.geteuid())
     return await LocalTritonBackend.open(
         root,
         install,
         environ=environ,
+        user=user,
         limits=settings.limits,
         pools=settings.memory_pools,
         start_timeout=settings.start_timeout,

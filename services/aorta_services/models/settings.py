@@ -68,6 +68,9 @@ class ModelsSettings:
       memory pool of a server with GPUs (a server without GPUs gets none).
     - `AORTA_TRITON_HOME` (default: the nvidia-pytriton wheel's tree): a Triton tree with
       `bin/tritonserver` and `backends/python/`.
+    - `AORTA_TRITON_RUN_AS` (default `aorta-triton`): the user local tritonservers of a root
+      platform run as, a name or `uid[:gid]`; `root` opts out (see
+      `aorta.triton.local.confinement`).
     - `AORTA_TRITON_PYTHON_ENV` (default: this process's virtualenv): the Python environment
       models run in (its `bin/python3`); it needs numpy 1.x.
     - `AORTA_TRITON_START_TIMEOUT` (seconds, default 60): how long a new server may take to
@@ -88,6 +91,7 @@ class ModelsSettings:
     memory_pools: MemoryPools = field(default_factory=MemoryPools)
     triton_home: Path | None = None
     python_env: Path | None = None
+    run_as: str = "aorta-triton"
     start_timeout: float = 60.0
     load_timeout: float = 300.0
     stop_grace: float = 15.0
@@ -134,6 +138,7 @@ class ModelsSettings:
             ),
             triton_home=Path(home) if home else None,
             python_env=Path(python_env) if python_env else None,
+            run_as=env.text("AORTA_TRITON_RUN_AS", "aorta-triton"),
             start_timeout=env.number("AORTA_TRITON_START_TIMEOUT", 60.0, minimum=1.0),
             load_timeout=env.number("AORTA_TRITON_LOAD_TIMEOUT", 300.0, minimum=1.0),
             stop_grace=env.number("AORTA_TRITON_STOP_GRACE", 15.0, minimum=0.0),

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from aorta.children.readiness import Readiness
 from aorta.errors import Unavailable
@@ -83,7 +83,9 @@ class ChildProcess:
 
     Each start runs its command through `die_with_parent`, in a session (so a process group) of
     its own, with stdin from /dev/null, stdout and stderr appended to `log_file` and `environ`
-    as its whole environment (None: this process's). `name` heads every message about it.
+    as its whole environment (None: this process's). `name` heads every message about it. Given
+    `user` (a uid) and `group` (a gid), it runs with those ids and no supplementary group (the
+    caller must be root to switch).
 
     Use it from one thread, one that outlives the child (see `die_with_parent`). In that
     thread's event loop, `stop` may run while a `start` in another task waits; that start then
@@ -97,12 +99,16 @@ class ChildProcess:
         log_file: Path,
         *,
         environ: Mapping[str, str] | None = None,
+        user: int | None = None,
+        group: int | None = None,
         start_timeout: float,
         stop_grace: float,
     ) -> None:
         self.name = name
         self.log_file = log_file
         self._environ = None if environ is None else dict(environ)
+        self._user = user
+        self._group = group
         self._start_timeout = start_timeout
         self._stop_grace = stop_grace
         self._process: subprocess.Popen[bytes] | None = None
@@ -198,6 +204,9 @@ class ChildProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         # The tail of a failed start shows this start's lines, not an earlier run's.
         self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        ids: dict[str, Any] = {}
+        if self._user is not None:
+            ids = {"user": self._user, "group": self._group, "extra_groups": []}
         try:
             with self.log_file.open("ab") as output:
                 self._process = subprocess.Popen(
@@ -211,6 +220,7 @@ class ChildProcess:
                     # keeps them beside its log.
                     cwd=self.log_file.parent,
                     start_new_session=True,
+                    **ids,
                 )
         except OSError as error:
             raise ChildStartError(f"{self.name} could not be started: {error}") from error

@@ -95,4 +95,4 @@ def test_the_pool_sizes_come_from_the_settings(tmp_path: Path, cuda: int, pinned
 def test_the_install_paths_stay_in_the_environment(tmp_path: Path) -> None:
     environment = process(tmp_path, (0,)).environment
     assert environment["LD_LIBRARY_PATH"] == str(tmp_path / "libs")
-    assert environment["PATH"].endswith(":/usr/bin")
+    assert environment["PATH"] == f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"

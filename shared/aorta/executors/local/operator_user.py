@@ -76,43 +76,53 @@ class OperatorUser:
         return None if allowed else path
 
 
-def resolve_operator_user(setting: str, *, euid: int, egid: int) -> OperatorUser:
+def resolve_operator_user(
+    setting: str,
+    *,
+    euid: int,
+    egid: int,
+    setting_name: str = RUN_AS,
+    default: str = DEFAULT_RUN_AS,
+    runs: str = "operators",
+) -> OperatorUser:
     """The user operators run as for a platform with effective ids `euid`/`egid`.
 
     `setting` is `AORTA_LOCAL_RUN_AS`: a user name, or `uid[:gid]` (the gid defaults to the
     user's primary group, so a uid with no account needs one). Ignored when `euid` is not 0.
     Raises `OperatorUserMissing` naming the setting and `make setup` when the user does not
-    exist, and `SettingsError` for a malformed value.
+    exist, and `SettingsError` for a malformed value. Another process the platform confines
+    the same way (local Triton servers) passes its own `setting_name`, `default` user (empty
+    `setting`) and `runs` (who, in messages).
     """
     if euid != 0:
         return OperatorUser(_name_of(euid), euid, egid, switch=False)
-    text = setting.strip() or DEFAULT_RUN_AS
+    text = setting.strip() or default
     uid_text, colon, gid_text = text.partition(":")
     if uid_text.isdigit() and (not colon or gid_text.isdigit()):
         uid = int(uid_text)
-        gid = int(gid_text) if colon else _primary_group(uid, text)
+        gid = int(gid_text) if colon else _primary_group(uid, text, setting_name)
         return OperatorUser(_name_of(uid), uid, gid, switch=uid != 0)
     if colon:
         raise SettingsError(
-            f"setting {RUN_AS}={setting!r} must be a user name or uid[:gid] in digits"
+            f"setting {setting_name}={setting!r} must be a user name or uid[:gid] in digits"
         )
     try:
         account = pwd.getpwnam(text)
     except KeyError:
         raise OperatorUserMissing(
-            f"operators cannot run: the user {text!r} that {RUN_AS} names does not exist. "
-            f"Run `make setup` (it creates {DEFAULT_RUN_AS}), create the user, or set {RUN_AS} "
-            f"to an existing unprivileged user ({ROOT_OPT_OUT!r} runs operators as root)"
+            f"{runs} cannot run: the user {text!r} that {setting_name} names does not exist. "
+            f"Run `make setup` (it creates {default}), create the user, or set {setting_name} "
+            f"to an existing unprivileged user ({ROOT_OPT_OUT!r} runs {runs} as root)"
         ) from None
     return OperatorUser(text, account.pw_uid, account.pw_gid, switch=account.pw_uid != 0)
 
 
-def _primary_group(uid: int, setting: str) -> int:
+def _primary_group(uid: int, setting: str, setting_name: str) -> int:
     try:
         return pwd.getpwuid(uid).pw_gid
     except KeyError:
         raise SettingsError(
-            f"setting {RUN_AS}={setting!r}: uid {uid} has no account, so give its group as "
+            f"setting {setting_name}={setting!r}: uid {uid} has no account, so give its group as "
             f"{uid}:GID"
         ) from None
 

@@ -8,6 +8,10 @@ each server's output to `logs/<server id>.log`.
 Each server gets the GPUs the pool assigned it (`start_server(server_id, gpus)`): exactly those
 devices through `CUDA_VISIBLE_DEVICES`, with CUDA memory pools on them and a pinned host pool
 (`aorta.triton.server_flags`); a server given none runs with the CPU-only flags.
+
+Servers run as `user` when the platform switches to it (`aorta.triton.local.confinement`): the
+working folder is then opened to them read-only, `backends/` included, and each server's `HOME`
+and `TMPDIR` is `home/`, the user's own.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aorta.errors import Unavailable
+from aorta.executors.local.operator_user import OperatorUser
 from aorta.triton.archive import DEFAULT_LIMITS, ArchiveLimits
 from aorta.triton.control import TritonControl
+from aorta.triton.local.confinement import make_home, open_to_server
 from aorta.triton.local.install import STUB, TritonInstall
 from aorta.triton.local.process import TritonProcess
 from aorta.triton.local.repository import ModelFolder
@@ -77,6 +83,7 @@ class LocalTritonBackend:
         install: TritonInstall,
         *,
         environ: Mapping[str, str],
+        user: OperatorUser | None = None,
         pools: MemoryPools,
         start_timeout: float,
         stop_grace: float,
@@ -85,6 +92,7 @@ class LocalTritonBackend:
         self.models = models
         self._install = install
         self._environ = dict(environ)
+        self._user = user
         self._pools = pools
         self._start_timeout = start_timeout
         self._stop_grace = stop_grace
@@ -108,6 +116,7 @@ class LocalTritonBackend:
         install: TritonInstall,
         *,
         environ: Mapping[str, str],
+        user: OperatorUser | None = None,
         limits: ArchiveLimits = DEFAULT_LIMITS,
         pools: MemoryPools | None = None,
         start_timeout: float = 60.0,
@@ -115,16 +124,22 @@ class LocalTritonBackend:
         load_timeout: float = 300.0,
     ) -> LocalTritonBackend:
         """Claims a working folder under `root` (removing those of dead backends) and prepares
-        the backends tree. `environ` is the environment the servers inherit (their devices
-        replace its `CUDA_VISIBLE_DEVICES`); `pools` sizes the memory pools of servers with
-        GPUs (Triton's defaults when None)."""
+        the backends tree. `environ` is the platform's environment, of which servers keep only
+        the host variables `confinement.HOST_VARIABLES` names; `user` is who servers run as
+        (the platform's user when None or not switched to); `pools` sizes the memory pools of
+        servers with GPUs (Triton's defaults when None)."""
+        shared = user is not None and user.switch
         models = await ModelFolder.open(
-            root, limits=limits, prepare=functools.partial(_copy_backends, install)
+            root,
+            limits=limits,
+            prepare=functools.partial(_prepare, install, user),
+            shared=shared,
         )
         return cls(
             models,
             install,
             environ=environ,
+            user=user,
             pools=pools or MemoryPools(),
             start_timeout=start_timeout,
             stop_grace=stop_grace,
@@ -140,6 +155,8 @@ class LocalTritonBackend:
             backends=self.folder / "backends",
             log_file=self.models.logs / f"{server_id}.log",
             environ=self._environ,
+            user=self._user,
+            home=self.folder / "home",
             gpus=gpus,
             pools=self._pools,
             start_timeout=self._start_timeout,
@@ -159,7 +176,10 @@ class LocalTritonBackend:
         await self.models.close()
 
 
-def _copy_backends(install: TritonInstall, folder: Path) -> None:
+def _prepare(install: TritonInstall, user: OperatorUser | None, folder: Path) -> None:
     shutil.copytree(install.backends, folder / "backends")
     if install.stub is not None:
         shutil.copy2(install.stub, folder / "backends" / "python" / STUB)
+    if user is not None and user.switch:
+        open_to_server(folder / "backends")
+    make_home(folder / "home", user)

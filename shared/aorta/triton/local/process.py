@@ -11,7 +11,9 @@ SIGKILL leaves no server behind; Triton then stops its Python backend stubs itse
 
 The process is run by `aorta.children.process.ChildProcess`. Its ports come from
 `aorta.children.ports` (bound as port 0, then closed), which another process may race for: a start
-that fails because a port was taken meanwhile is retried on new ports.
+that fails because a port was taken meanwhile is retried on new ports. Given a user to switch to,
+it runs as that user; its environment never holds the platform's own variables
+(`aorta.triton.local.confinement`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from aorta.children.ports import free_ports
 from aorta.children.process import ChildProcess, ChildStartError
 from aorta.children.readiness import HttpReady
 from aorta.errors import Unavailable
+from aorta.executors.local.operator_user import OperatorUser
 from aorta.logger import get_logger
+from aorta.triton.local.confinement import server_environment
 from aorta.triton.local.install import TritonInstall
 from aorta.triton.server_flags import Listen, MemoryPools, device_environment, server_flags
 
@@ -35,7 +39,8 @@ _log = get_logger(__name__)
 
 
 class TritonProcess:
-    """A tritonserver child process serving the model repository `repository`.
+    """A tritonserver child process serving the model repository `repository`, as `user` when
+    the platform switches to it (else as the platform's user).
 
     `start` returns once `/v2/health/ready` answers 200, or raises `Unavailable` with the tail
     of the server's log after `start_timeout` seconds or when the server exits; a failed or
@@ -53,6 +58,8 @@ class TritonProcess:
         backends: Path,
         log_file: Path,
         environ: Mapping[str, str],
+        user: OperatorUser | None = None,
+        home: Path | None = None,
         gpus: Sequence[int] = (),
         pools: MemoryPools | None = None,
         start_timeout: float = 60.0,
@@ -64,12 +71,19 @@ class TritonProcess:
         self.gpus = tuple(gpus)
         self._pools = pools or MemoryPools()
         self.log_file = log_file
-        self.environment = install.environment(environ) | device_environment(self.gpus)
-        """The server's environment: `environ`, the install's paths and its devices."""
+        self.environment = server_environment(
+            install, device_environment(self.gpus), home or log_file.parent, environ
+        )
+        """The server's whole environment: the install's paths, its devices, `HOME` and
+        `TMPDIR` in `home` (the log's folder when None), and the host variables of `environ`
+        that `confinement.HOST_VARIABLES` names."""
+        run_as = user if user is not None and user.switch else None
         self._child = ChildProcess(
             "tritonserver",
             log_file,
             environ=self.environment,
+            user=run_as.uid if run_as else None,
+            group=run_as.gid if run_as else None,
             start_timeout=start_timeout,
             stop_grace=stop_grace,
         )

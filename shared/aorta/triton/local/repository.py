@@ -12,6 +12,11 @@ live neighbour's folder stays:
   only when complete, so Triton never sees half a model;
 - `logs/`: the servers' own output, where a backend writes one.
 
+A folder opened `shared` is read by servers that run as another user: the working folder is
+0711 and the repository, with every model expanded into it, is readable by all and writable by
+the platform only (`aorta.triton.local.confinement.open_to_server`); `incoming/` and `logs/` stay
+the platform's.
+
 Replacing a model's folder waits for loads of that model in flight and holds further loads
 until it is done (a read/write lock per model name, `lock`), so a load never reads a folder
 being swapped.
@@ -29,6 +34,7 @@ from pathlib import Path
 from aorta.blobs.staging import claim_staging, remove_stale_staging
 from aorta.logger import get_logger
 from aorta.triton.archive import DEFAULT_LIMITS, ArchiveLimits, extract_archive, inspect_archive
+from aorta.triton.local.confinement import open_to_server
 from aorta.triton.model_locks import ModelLocks
 from aorta.triton.port import ArchiveWriter
 
@@ -44,10 +50,13 @@ class ModelFolder:
     Build it with `await ModelFolder.open(root, ...)`; `close` removes the folder.
     """
 
-    def __init__(self, folder: Path, lock_fd: int, limits: ArchiveLimits) -> None:
+    def __init__(
+        self, folder: Path, lock_fd: int, limits: ArchiveLimits, *, shared: bool = False
+    ) -> None:
         self.folder = folder
         self._lock_fd = lock_fd
         self._limits = limits
+        self._shared = shared
         self._installed: dict[str, str] = {}
         self.lock = ModelLocks()
         """The lock that orders loads of a model (readers) and swaps of its folder (writer)."""
@@ -68,11 +77,13 @@ class ModelFolder:
         *,
         limits: ArchiveLimits = DEFAULT_LIMITS,
         prepare: Preparation | None = None,
+        shared: bool = False,
     ) -> ModelFolder:
         """Claims a working folder under `root` (removing those of dead backends), makes its
-        sub-folders and runs `prepare` on it."""
-        folder, lock_fd = await asyncio.to_thread(_claim, root, prepare)
-        return cls(folder, lock_fd, limits)
+        sub-folders and runs `prepare` on it; opens it to servers of another user when
+        `shared` (see the module docstring)."""
+        folder, lock_fd = await asyncio.to_thread(_claim, root, prepare, shared)
+        return cls(folder, lock_fd, limits, shared=shared)
 
     async def install_model(self, name: str, revision: str, write_archive: ArchiveWriter) -> None:
         """`TritonBackend.install_model`: expands the archive once per revision, swapped whole."""
@@ -92,6 +103,8 @@ class ModelFolder:
     def _expand(self, name: str, archive: Path, work: Path) -> None:
         model = inspect_archive(archive, name=name, limits=self._limits, verify=False)
         extract_archive(archive, model, work, self._limits)
+        if self._shared:
+            open_to_server(work)
         target = self.repository / name
         trash = work.with_name(work.name + ".old")
         if target.exists():
@@ -114,7 +127,7 @@ class ModelFolder:
         os.close(self._lock_fd)
 
 
-def _claim(root: Path, prepare: Preparation | None) -> tuple[Path, int]:
+def _claim(root: Path, prepare: Preparation | None, shared: bool) -> tuple[Path, int]:
     removed = remove_stale_staging(root)
     if removed:
         _log.info("triton.stale_folders_removed", root=str(root), count=removed)
@@ -123,6 +136,9 @@ def _claim(root: Path, prepare: Preparation | None) -> tuple[Path, int]:
         (folder / name).mkdir()
     if prepare is not None:
         prepare(folder)
+    if shared:
+        os.chmod(folder, 0o711)
+        open_to_server(folder / "repository")
     return folder, lock_fd
 
 
