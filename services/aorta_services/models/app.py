@@ -3,8 +3,9 @@
 It serves its verbs in the `models` queue group. Model records live in the store and archives
 in the blob store, so the repository verbs may run on any number of replicas; the Triton pool
 lives in memory, so run one replica per pool (a release must reach the replica that served
-the acquire). When no tritonserver can be found, the repository still works and every acquire
-fails with SERVICE_UNAVAILABLE saying how to install one.
+the acquire). When no tritonserver can be found, or the user a root platform runs it as
+(`AORTA_TRITON_RUN_AS`) does not exist, the repository still works and every acquire fails with
+SERVICE_UNAVAILABLE saying how to install one or make the user.
 """
 
 from __future__ import annotations
@@ -126,13 +127,13 @@ async def _local_backend(
         install = await asyncio.to_thread(
             TritonInstall.locate, settings.triton_home, settings.python_env
         )
+        user = resolve_triton_user(settings.run_as, euid=os.geteuid(), egid=os.getegid())
+        if user.switch:
+            # The data dir is closed to the server's user: its repository lives outside it.
+            root = await asyncio.to_thread(working_root, os.geteuid())
     except Unavailable as missing:
         log.warning("models.triton_missing", reason="; ".join(missing.messages))
         return MissingTriton(missing)
-    user = resolve_triton_user(settings.run_as, euid=os.geteuid(), egid=os.getegid())
-    if user.switch:
-        # The data dir is closed to the server's user: its repository lives outside it.
-        root = await asyncio.to_thread(working_root, os.geteuid())
     return await LocalTritonBackend.open(
         root,
         install,

@@ -3,7 +3,8 @@ wheel, started through the local backend, runs as the Triton user, and a model i
 neither the platform's variables nor a file inside a 0700 data dir.
 
 The probe model answers with what its own process can do, so the checks hold for code loaded
-through Triton's API, not only for the server's first process.
+through Triton's API, not only for the server's first process. Without the Triton user, the models
+service still starts and every acquire says how to make it.
 """
 
 from __future__ import annotations
@@ -16,15 +17,20 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tritonclient.grpc.aio as triton_grpc
 
+from aorta.errors import Unavailable
+from aorta.testing.nats import async_nats_server
 from aorta.triton.local.backend import LocalTritonBackend, LocalTritonServer
 from aorta.triton.local.confinement import DEFAULT_RUN_AS, resolve_triton_user, working_root
 from aorta.triton.local.install import TritonInstall
+from aorta_services.models.app import MissingTriton
+from tests.integration.models.models_platform import start_platform
 
 PROBE_CONFIG = """name: "probe"
 backend: "python"
@@ -149,3 +155,15 @@ async def test_a_model_loaded_through_the_api_runs_as_that_user_and_cannot_read_
     assert result.as_numpy("READ").tolist() == [0]
     assert result.as_numpy("AORTA").tolist() == [0]
     assert await asyncio.to_thread((data_dir / "secret").read_text) == "platform secret"
+
+
+async def test_without_the_triton_user_every_acquire_says_how_to_make_it(tmp_path: Path) -> None:
+    environ = {"AORTA_TRITON_RUN_AS": "no-such-aorta-user"}
+    async with async_nats_server(tmp_path / "nats") as nats, AsyncExitStack() as stack:
+        platform = await start_platform(stack, nats.url, tmp_path / "data", environ)
+        assert isinstance(platform.models.backend, MissingTriton)
+        with pytest.raises(Unavailable) as missing:
+            await platform.models.backend.start_server("none")
+    text = "\n".join(missing.value.messages)
+    assert "'no-such-aorta-user' that AORTA_TRITON_RUN_AS names does not exist" in text
+    assert "make setup" in text

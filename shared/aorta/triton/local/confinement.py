@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aorta.errors import Unavailable
-from aorta.executors.local.operator_user import ROOT_OPT_OUT, OperatorUser, resolve_operator_user
+from aorta.executors.local.operator_user import OperatorUser, resolve_operator_user
 from aorta.logger import get_logger
 from aorta.triton.local.install import TritonInstall
 
@@ -53,9 +53,8 @@ def resolve_triton_user(setting: str, *, euid: int, egid: int) -> OperatorUser:
     )
     if euid == 0 and not user.switch:
         _log.warning(
-            "local Triton servers run as root: any local process may have them run code as "
-            f"root through their API; unset {RUN_AS}={ROOT_OPT_OUT} to confine them",
-            setting=RUN_AS,
+            f"{RUN_AS} makes local Triton servers run as root: any local process, operators "
+            "included, can have them run code of its own as root through their API"
         )
     return user
 
