@@ -102,7 +102,7 @@ $(CLARA_VENV)/.installed:
 python-rootfs: $(VENV)/.installed
 	@[ "$$(id -u)" = 0 ] || { echo "not building the Python image's root filesystem:" \
 	  "debootstrap needs root (the first container test run as root builds it)"; exit 0; }; \
-	$(BIN)/python -c 'from aorta.testing.images import python_base_rootfs; python_base_rootfs()'
+	$(BIN)/python -c 'from aorta.testing.rootfs import python_base_rootfs; python_base_rootfs()'
 
 # The example pipeline's operator images, in the host's podman storage (where an engine the
 # platform finds sees them); skipped when up to date. The first build on a host makes the

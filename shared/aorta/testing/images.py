@@ -5,7 +5,7 @@ Python image for operators written with Aorta's SDK; pytest-agnostic (fixtures a
 - **busybox**: a root folder holding Debian's static `/bin/busybox` and a link per applet,
   streamed as a tar into `podman import` (well under a second).
 - **Python**: Debian bookworm's own `python3` (3.11), made by `debootstrap --variant=minbase`
-  once and kept as a tarball in the image cache (`default_cache_dir()`), keyed by its recipe;
+  once and kept as a tarball in the image cache (`aorta.testing.rootfs`), keyed by its recipe;
   each storage imports it (a few seconds). Over it, `podman build` adds the SDK (the
   repository's `aorta` package and the `clara` compatibility packages, which need nothing
   outside the standard library) and, for an operator image, the wheels it needs, installed on
@@ -18,7 +18,6 @@ image already has that label does nothing, so builds are cheap to repeat.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -33,6 +32,13 @@ from pathlib import Path
 
 from aorta.logger import get_logger
 from aorta.testing.podman import REPO_ROOT, PodmanCli, PodmanError
+from aorta.testing.rootfs import (
+    cache_lock,
+    default_cache_dir,
+    digest,
+    python_base_rootfs,
+    run_checked,
+)
 
 RECIPE_LABEL = "aorta.recipe"
 """The label whose value is the digest of what an image was built from."""
@@ -47,9 +53,6 @@ PYTHON_SDK_IMAGE = "localhost/aorta/python-operator:latest"
 PYTHON_VERSION = "3.11"
 """bookworm's python3: the version operator wheels are installed for."""
 
-DEBIAN_MIRROR = "http://deb.debian.org/debian"
-_DEBIAN_SUITE = "bookworm"
-_DEBIAN_PACKAGES = ("python3",)
 _SITE_PACKAGES = f"/usr/local/lib/python{PYTHON_VERSION}/dist-packages"
 _SDK_PACKAGES = (
     REPO_ROOT / "shared" / "aorta",
@@ -60,16 +63,6 @@ _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "local")
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 _log = get_logger(__name__)
-
-
-def default_cache_dir() -> Path:
-    """Where built root filesystems and wheels are kept between runs:
-    `$AORTA_IMAGE_CACHE`, else `$XDG_CACHE_HOME/aorta/images` (`~/.cache/aorta/images`)."""
-    override = os.environ.get("AORTA_IMAGE_CACHE")
-    if override:
-        return Path(override)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "aorta" / "images"
 
 
 def image_recipe(podman: PodmanCli, name: str) -> str | None:
@@ -105,7 +98,7 @@ def build_busybox_image(
     extra = dict(files or {})
     if entrypoint_script is not None:
         extra["/entrypoint.sh"] = entrypoint_script
-    recipe = _digest(busybox.read_bytes(), *sorted(extra.items()))
+    recipe = digest(busybox.read_bytes(), *sorted(extra.items()))
     if image_recipe(podman, name) == recipe:
         return name
     changes = [f"ENV PATH={_PATH}", f"LABEL {RECIPE_LABEL}={recipe}"]
@@ -190,22 +183,9 @@ def tag_image(podman: PodmanCli, source: str, *names: str) -> None:
     podman.run("tag", source, *names)
 
 
-def python_base_rootfs(cache_dir: Path | None = None, *, mirror: str = DEBIAN_MIRROR) -> Path:
-    """The tarball of bookworm's minimal root filesystem with python3, built by debootstrap
-    on the first call (root only) and kept in `cache_dir`, under a name keyed by its recipe.
-    Concurrent callers (parallel test runs) wait for one build."""
-    cache = cache_dir or default_cache_dir()
-    recipe = _digest(_DEBIAN_SUITE, mirror, *_DEBIAN_PACKAGES, "minbase", "python-link", "v1")
-    tarball = cache / f"debian-{_DEBIAN_SUITE}-python3-{recipe[:16]}.tar"
-    with _locked(cache / f"{tarball.name}.lock"):
-        if not tarball.exists():
-            _debootstrap(tarball, mirror)
-    return tarball
-
-
 def _import_python_base(podman: PodmanCli, cache: Path) -> str:
     tarball = python_base_rootfs(cache)
-    recipe = _digest(tarball.name)
+    recipe = digest(tarball.name)
     if image_recipe(podman, PYTHON_BASE_IMAGE) != recipe:
         changes = [f"ENV PATH={_PATH}", f"LABEL {RECIPE_LABEL}={recipe}", 'CMD ["python3"]']
         replaced = _image_id(podman, PYTHON_BASE_IMAGE)
@@ -215,53 +195,15 @@ def _import_python_base(podman: PodmanCli, cache: Path) -> str:
     return PYTHON_BASE_IMAGE
 
 
-def _debootstrap(tarball: Path, mirror: str) -> None:
-    debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
-    if not Path(debootstrap).exists():
-        raise PodmanError("debootstrap was not found: run `make setup`, which installs it")
-    if os.geteuid() != 0:
-        raise PodmanError(
-            f"building the Python base image needs root (debootstrap); run it once as root, "
-            f"or put a root filesystem tarball at {tarball}"
-        )
-    _log.info("building the Python base root filesystem (once per host)", tarball=str(tarball))
-    tarball.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="aorta-rootfs-", dir=tarball.parent) as temporary:
-        root = Path(temporary) / "root"
-        _checked(
-            [
-                debootstrap,
-                "--variant=minbase",
-                f"--include={','.join(_DEBIAN_PACKAGES)}",
-                _DEBIAN_SUITE,
-                str(root),
-                mirror,
-            ]
-        )
-        # What only a package manager or a reader of manuals needs: a smaller image.
-        for unneeded in (
-            "var/cache/apt/archives",
-            "var/lib/apt/lists",
-            "usr/share/doc",
-            "usr/share/man",
-            "usr/share/locale",
-        ):
-            shutil.rmtree(root / unneeded, ignore_errors=True)
-        (root / "usr/bin/python").symlink_to("python3")
-        partial = tarball.with_suffix(".partial")
-        _checked(["tar", "--numeric-owner", "-C", str(root), "-cf", str(partial), "."])
-        partial.rename(tarball)
-
-
 def _site_packages(requirements: Sequence[str], cache: Path) -> Path:
     """A folder of `requirements` installed for Python 3.11 on manylinux x86_64, cached by
     the requirements themselves."""
-    folder = cache / f"site-packages-{_digest(PYTHON_VERSION, *sorted(requirements))[:16]}"
-    with _locked(cache / f"{folder.name}.lock"):
+    folder = cache / f"site-packages-{digest(PYTHON_VERSION, *sorted(requirements))[:16]}"
+    with cache_lock(cache / f"{folder.name}.lock"):
         if not folder.exists():
             partial = folder.with_suffix(".partial")
             shutil.rmtree(partial, ignore_errors=True)
-            _checked(
+            run_checked(
                 [
                     _uv(),
                     "pip",
@@ -301,7 +243,7 @@ def _build(
     digest of every file of `context`."""
     base = containerfile.split("\n", 1)[0].removeprefix("FROM ").strip()
     content = [fingerprint] if fingerprint is not None else list(_tree_digests(context))
-    recipe = _digest(containerfile, image_recipe(podman, base) or "", *content)
+    recipe = digest(containerfile, image_recipe(podman, base) or "", *content)
     if image_recipe(podman, name) == recipe:
         return
     replaced = _image_id(podman, name)
@@ -385,29 +327,3 @@ def _entry(name: str, kind: bytes, mode: int, size: int = 0) -> tarfile.TarInfo:
 
 def _changes(changes: Sequence[str]) -> list[str]:
     return [argument for change in changes for argument in ("--change", change)]
-
-
-def _digest(*parts: object) -> str:
-    hasher = hashlib.sha256()
-    for part in parts:
-        hasher.update(part if isinstance(part, bytes) else repr(part).encode())
-        hasher.update(b"\0")
-    return hasher.hexdigest()
-
-
-def _checked(command: Sequence[str]) -> None:
-    done = subprocess.run(command, capture_output=True, check=False)
-    if done.returncode != 0:
-        output = (done.stderr or done.stdout).decode(errors="replace").strip()[-2000:]
-        raise PodmanError(f"{Path(command[0]).name} failed with status {done.returncode}", output)
-
-
-@contextlib.contextmanager
-def _locked(lock_file: Path) -> Iterator[None]:
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with lock_file.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
