@@ -44,6 +44,16 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class ServiceMount:
+    """A pipeline service's data folder as an operator run mounts it (a `connections.volume`
+    entry): `source` is what the executor binds (a host folder, a volume or claim name),
+    `path` where the operator sees it."""
+
+    source: str
+    path: str
+
+
+@dataclass(frozen=True)
 class OperatorRun:
     """Everything an executor needs to run one attempt of one operator."""
 
@@ -63,12 +73,18 @@ class OperatorRun:
     """Seconds the command may run, counted from its start (input fetching not included)."""
     log_key: str
     environment: Mapping[str, str] = field(default_factory=dict)
-    """Operator `variables` and Triton URIs (`NVIDIA_TRITON_GRPCURI`, `NVIDIA_TRITON_HTTPURI`);
+    """Operator `variables`, Triton URIs (`NVIDIA_TRITON_GRPCURI`, `NVIDIA_TRITON_HTTPURI`) and
+    the connection variables of the operator's pipeline services;
     the executor adds the path and job variables. Any other name the environment contract
     reserves makes the run fail to start."""
     pull_secrets: tuple[str, ...] = ()
     """The pipeline's `pull-secrets`: image pull secrets for the operator's image, where the
     executor pulls images (Kubernetes adds them after `AORTA_K8S_PULL_SECRETS`)."""
+    service_mounts: tuple[ServiceMount, ...] = ()
+    """The data folders of the pipeline services the operator declares (`connections.volume`),
+    each to be visible at its `path`; their connection variables are in `environment`. The
+    local executor, which binds nothing, links each declared path's folder in the run's
+    workspace to `source`."""
 
 
 class RunReason(StrEnum):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from aorta.errors import AortaError
-from aorta.executors.port import Resources
+from aorta.executors.port import Resources, ServiceMount
 
 SERVICE_DATA_MACRO = "$(NVIDIA_CLARA_SERVICE_DATA_PATH)"
 """In a service's command, replaced by the path of the service's data folder as the service
@@ -73,15 +73,6 @@ class ServiceLaunch:
 
 
 @dataclass(frozen=True)
-class ServiceMount:
-    """The service's data folder as an operator run mounts it: `source` is what the executor
-    binds (a host folder, a volume or claim name), `path` where the operator sees it."""
-
-    source: str
-    path: str
-
-
-@dataclass(frozen=True)
 class ServiceEndpoint:
     """How operators reach a ready service."""
 
@@ -90,6 +81,19 @@ class ServiceEndpoint:
     """One variable per `connections.http` entry (`host:port` reachable from operator runs
     of this executor) and per `connections.volume` entry (its path)."""
     mounts: tuple[ServiceMount, ...] = ()
+
+
+__all__ = [
+    "SERVICE_DATA_MACRO",
+    "HttpPort",
+    "ServiceEndpoint",
+    "ServiceFailed",
+    "ServiceLaunch",
+    "ServiceMount",
+    "ServiceRunner",
+    "SharedVolume",
+    "service_key",
+]
 
 
 class ServiceFailed(AortaError):
