@@ -104,6 +104,7 @@ _GATEWAY_CALLS = frozenset(
         subjects.SCHEDULER_ADD_METADATA,
         subjects.SCHEDULER_REMOVE_METADATA,
         subjects.SCHEDULER_DELETE,
+        subjects.SCHEDULER_TIMELINE,
         subjects.MODELS_UPLOAD,
         subjects.MODELS_DOWNLOAD,
         subjects.MODELS_LIST,

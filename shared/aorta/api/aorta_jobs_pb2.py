@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from aorta.api import common_pb2 as aorta_dot_api_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61orta/api/aorta_jobs.proto\x12\x08\x61orta.v1\x1a\x16\x61orta/api/common.proto\"|\n\x11JobsDeleteRequest\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32$.nvidia.clara.platform.RequestHeader\x12\x31\n\x06job_id\x18\x02 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\"\xcb\x01\n\x12JobsDeleteResponse\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32%.nvidia.clara.platform.ResponseHeader\x12\x31\n\x06job_id\x18\x02 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\x12\x35\n\npayload_id\x18\x03 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\x12\x14\n\x0clogs_removed\x18\x04 \x01(\r2K\n\x04Jobs\x12\x43\n\x06\x44\x65lete\x12\x1b.aorta.v1.JobsDeleteRequest\x1a\x1c.aorta.v1.JobsDeleteResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61orta/api/aorta_jobs.proto\x12\x08\x61orta.v1\x1a\x16\x61orta/api/common.proto\"|\n\x11JobsDeleteRequest\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32$.nvidia.clara.platform.RequestHeader\x12\x31\n\x06job_id\x18\x02 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\"\xcb\x01\n\x12JobsDeleteResponse\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32%.nvidia.clara.platform.ResponseHeader\x12\x31\n\x06job_id\x18\x02 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\x12\x35\n\npayload_id\x18\x03 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\x12\x14\n\x0clogs_removed\x18\x04 \x01(\r\"~\n\x13JobsTimelineRequest\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32$.nvidia.clara.platform.RequestHeader\x12\x31\n\x06job_id\x18\x02 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\"\xc3\x03\n\x14JobsTimelineResponse\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32%.nvidia.clara.platform.ResponseHeader\x12\x31\n\x06job_id\x18\x02 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08trace_id\x18\x04 \x01(\t\x12\x14\n\x07\x63reated\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x65nqueued\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x15\n\x08\x61\x64mitted\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x14\n\x07stopped\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12\x1d\n\x10triton_requested\x18\t \x01(\x01H\x04\x88\x01\x01\x12\x1c\n\x0ftriton_acquired\x18\n \x01(\x01H\x05\x88\x01\x01\x12/\n\x08\x61ttempts\x18\x0b \x03(\x0b\x32\x1d.aorta.v1.JobsTimelineAttemptB\n\n\x08_createdB\x0b\n\t_enqueuedB\x0b\n\t_admittedB\n\n\x08_stoppedB\x13\n\x11_triton_requestedB\x12\n\x10_triton_acquired\"\xa1\x02\n\x13JobsTimelineAttempt\x12\x10\n\x08operator\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08\x65xecutor\x18\x03 \x01(\t\x12\x0f\n\x07outcome\x18\x04 \x01(\t\x12\x12\n\x05ready\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x61\x64mitted\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x14\n\x07staging\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x14\n\x07running\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12\x13\n\x06\x65xited\x18\t \x01(\x01H\x04\x88\x01\x01\x12\x13\n\x06stored\x18\n \x01(\x01H\x05\x88\x01\x01\x42\x08\n\x06_readyB\x0b\n\t_admittedB\n\n\x08_stagingB\n\n\x08_runningB\t\n\x07_exitedB\t\n\x07_stored2\x96\x01\n\x04Jobs\x12\x43\n\x06\x44\x65lete\x12\x1b.aorta.v1.JobsDeleteRequest\x1a\x1c.aorta.v1.JobsDeleteResponse\x12I\n\x08Timeline\x12\x1d.aorta.v1.JobsTimelineRequest\x1a\x1e.aorta.v1.JobsTimelineResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBSDELETEREQUEST']._serialized_end=188
   _globals['_JOBSDELETERESPONSE']._serialized_start=191
   _globals['_JOBSDELETERESPONSE']._serialized_end=394
-  _globals['_JOBS']._serialized_start=396
-  _globals['_JOBS']._serialized_end=471
+  _globals['_JOBSTIMELINEREQUEST']._serialized_start=396
+  _globals['_JOBSTIMELINEREQUEST']._serialized_end=522
+  _globals['_JOBSTIMELINERESPONSE']._serialized_start=525
+  _globals['_JOBSTIMELINERESPONSE']._serialized_end=976
+  _globals['_JOBSTIMELINEATTEMPT']._serialized_start=979
+  _globals['_JOBSTIMELINEATTEMPT']._serialized_end=1268
+  _globals['_JOBS']._serialized_start=1271
+  _globals['_JOBS']._serialized_end=1421
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,11 @@ class JobsStub:
                 request_serializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsDeleteRequest.SerializeToString,
                 response_deserializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsDeleteResponse.FromString,
                 _registered_method=True)
+        self.Timeline = channel.unary_unary(
+                '/aorta.v1.Jobs/Timeline',
+                request_serializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsTimelineRequest.SerializeToString,
+                response_deserializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsTimelineResponse.FromString,
+                _registered_method=True)
 
 
 class JobsServicer:
@@ -53,6 +58,16 @@ class JobsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Timeline(self, request, context):
+        """A job's timeline: when it was queued, admitted and given its Triton server, and for every
+        attempt of every operator when it became ready, was admitted, started staging its inputs,
+        started running, exited and finished storing its outputs. The same numbers feed the job's
+        trace and the operator metrics. A user reads its own jobs, an admin any job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +75,11 @@ def add_JobsServicer_to_server(servicer, server):
                     servicer.Delete,
                     request_deserializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsDeleteRequest.FromString,
                     response_serializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsDeleteResponse.SerializeToString,
+            ),
+            'Timeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.Timeline,
+                    request_deserializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsTimelineRequest.FromString,
+                    response_serializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsTimelineResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +109,33 @@ class Jobs:
             '/aorta.v1.Jobs/Delete',
             aorta_dot_api_dot_aorta__jobs__pb2.JobsDeleteRequest.SerializeToString,
             aorta_dot_api_dot_aorta__jobs__pb2.JobsDeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Timeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aorta.v1.Jobs/Timeline',
+            aorta_dot_api_dot_aorta__jobs__pb2.JobsTimelineRequest.SerializeToString,
+            aorta_dot_api_dot_aorta__jobs__pb2.JobsTimelineResponse.FromString,
             options,
             channel_credentials,
             insecure,

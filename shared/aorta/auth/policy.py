@@ -67,6 +67,7 @@ REQUIRED_ROLES: Mapping[str, Role] = {
     # Aorta's own API (protos/aorta/api/audit.proto, aorta_jobs.proto).
     "aorta.v1.Audit/List": A,
     "aorta.v1.Jobs/Delete": U,
+    "aorta.v1.Jobs/Timeline": U,
 }
 """`package.Service/Method` → the least role that may call it. A method missing here is
 refused to everyone but an admin (`required_role`)."""
