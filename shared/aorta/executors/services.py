@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from aorta.errors import AortaError
 from aorta.executors.port import Resources, ServiceMount
@@ -88,6 +88,7 @@ __all__ = [
     "HttpPort",
     "ServiceEndpoint",
     "ServiceFailed",
+    "ServiceHost",
     "ServiceLaunch",
     "ServiceMount",
     "ServiceRunner",
@@ -124,4 +125,15 @@ class ServiceRunner(Protocol):
     async def close(self) -> None:
         """Releases the runner's own resources; services keep running where the backend
         allows (host processes stop with the platform)."""
+        ...
+
+
+@runtime_checkable
+class ServiceHost(Protocol):
+    """An executor that can run pipeline services beside its operator runs: the scheduler
+    asks it once for its runner. An executor without this method runs no services, and a job
+    whose operators declare one faults with a message saying so."""
+
+    def service_runner(self) -> ServiceRunner:
+        """The runner of this executor's services (the same one on every call)."""
         ...
