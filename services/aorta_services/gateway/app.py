@@ -4,9 +4,10 @@ Readiness (gRPC health checking, `grpc.health.v1`) turns SERVING only after ever
 registered and the port is bound, and NOT_SERVING as soon as shutdown begins, so a load
 balancer stops sending new calls while in-flight ones finish within the grace period.
 
-Every public method (Clara's, and Aorta's `aorta.v1.Audit` and `aorta.v1.Jobs`) is admitted by
+Every public method (Clara's, and Aorta's `aorta.v1.Audit`, `aorta.v1.Jobs` and
+`aorta.v1.Session`) is admitted by
 one `Guard` (authentication when the settings turn it on, roles, the audit log); health checks
-stay open.
+stay open. Every call is counted and timed (`grpc_metrics`) while metrics are on.
 The port is TLS when a certificate is set (mTLS with a client CA), and an address beyond
 loopback is refused without authentication unless the operator accepted the risk
 (`aorta_services.gateway.exposure`).
@@ -26,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from aorta.api import (
     aorta_jobs_pb2,
+    aorta_session_pb2,
     audit_pb2,
     clara_pb2,
     jobs_pb2,
@@ -36,6 +38,7 @@ from aorta.api import (
 )
 from aorta.auth.authenticator import build_authenticator
 from aorta.logger import get_logger
+from aorta.observability import metrics
 from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings, SettingsError
 from aorta_services.gateway import (
@@ -46,10 +49,12 @@ from aorta_services.gateway import (
     monitor,
     payloads,
     pipelines,
+    session_api,
 )
 from aorta_services.gateway.audit import SWEEP_EVERY, AuditTrail, sweep_forever
 from aorta_services.gateway.exposure import exposure_warnings
 from aorta_services.gateway.forward import Forwarder, GatewayContext
+from aorta_services.gateway.grpc_metrics import GrpcMetrics
 from aorta_services.gateway.guard import Authenticates, Guard
 from aorta_services.gateway.rpc import Handler, service_handler
 
@@ -153,7 +158,8 @@ async def start(
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
+        interceptors=[GrpcMetrics()] if metrics.recording() else [],
     )
     gateway = GatewayContext(
         forward=Forwarder(ctx.bus, ctx.settings.rpc_timeout),
@@ -169,6 +175,9 @@ async def start(
     server.add_generic_rpc_handlers(
         (service_handler(audit_service, audit_api.handlers(trail), guard),)
     )
+    session_service = aorta_session_pb2.DESCRIPTOR.services_by_name["Session"]
+    session_handlers = session_api.handlers(authentication=authenticator is not None)
+    server.add_generic_rpc_handlers((service_handler(session_service, session_handlers, guard),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if credentials is None:
