@@ -10,7 +10,7 @@ one `Guard` (authentication when the settings turn it on, roles, the audit log);
 stay open. Every call is counted and timed (`grpc_metrics`) while metrics are on.
 The port is TLS when a certificate is set (mTLS with a client CA), and an address beyond
 loopback is refused without authentication unless the operator accepted the risk
-(`aorta_services.gateway.exposure`).
+(`aorta.auth.exposure`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from aorta.api import (
     pipelines_pb2,
 )
 from aorta.auth.authenticator import build_authenticator
+from aorta.auth.exposure import exposure_warnings
 from aorta.logger import get_logger
 from aorta.observability import metrics
 from aorta.runtime.service import ServiceContext
@@ -52,7 +53,6 @@ from aorta_services.gateway import (
     session_api,
 )
 from aorta_services.gateway.audit import SWEEP_EVERY, AuditTrail, sweep_forever
-from aorta_services.gateway.exposure import exposure_warnings
 from aorta_services.gateway.forward import Forwarder, GatewayContext
 from aorta_services.gateway.grpc_metrics import GrpcMetrics
 from aorta_services.gateway.guard import Authenticates, Guard

@@ -7,11 +7,11 @@ from pathlib import Path
 import grpc
 import pytest
 
+from aorta.auth.exposure import bind_host, exposure_warnings, is_loopback
 from aorta.bus.memory import MemoryBus
 from aorta.runtime.service import service_context
 from aorta.settings import SettingsError
 from aorta_services.gateway import app as gateway_app
-from aorta_services.gateway.exposure import bind_host, exposure_warnings, is_loopback
 from tests.unit.gateway.door_harness import settings_for
 
 

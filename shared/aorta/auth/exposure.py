@@ -1,4 +1,5 @@
-"""Whether the gateway may listen where it is asked to (pure, no I/O).
+"""Whether a public door (the gateway, the web console) may listen where it is asked to (pure,
+no I/O).
 
 Nothing listens beyond loopback without authentication: such an address is refused at start
 unless the operator accepted the risk (`--insecure`, `AORTA_INSECURE=true`), and then every
@@ -12,7 +13,7 @@ import ipaddress
 from aorta.settings import Settings, SettingsError
 
 INSECURE_REFUSAL = (
-    "the gateway would listen on {bind}, beyond loopback, with no authentication: anyone who "
+    "the {door} would listen on {bind}, beyond loopback, with no authentication: anyone who "
     "can reach it could read and delete every job and payload. Turn authentication on "
     "(`aorta up --auth`, or set AORTA_AUTH_TOKENS_FILE or AORTA_OIDC_ISSUER), listen on "
     "127.0.0.1, or accept the risk with `--insecure` (AORTA_INSECURE=true)"
@@ -42,9 +43,12 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def exposure_warnings(settings: Settings, address: str) -> tuple[tuple[str, str], ...]:
-    """What to warn about when the gateway listens on `address` with `settings`, as
-    (log event, message) pairs: `gateway.insecure`, `gateway.cleartext_tokens`.
+def exposure_warnings(
+    settings: Settings, address: str, door: str = "gateway"
+) -> tuple[tuple[str, str], ...]:
+    """What to warn about when `door` (`gateway`, `console`) listens on `address` with
+    `settings`, as (log event, message) pairs: `<door>.insecure`, `<door>.cleartext_tokens`.
+    Both doors take their TLS from the gateway's settings.
 
     Raises `SettingsError` (saying how to enable authentication or accept the risk) when
     `address` is beyond loopback, authentication is off and `settings.insecure` is not set.
@@ -53,19 +57,19 @@ def exposure_warnings(settings: Settings, address: str) -> tuple[tuple[str, str]
         return ()
     if not settings.auth_enabled:
         if not settings.insecure:
-            raise SettingsError(INSECURE_REFUSAL.format(bind=address))
+            raise SettingsError(INSECURE_REFUSAL.format(door=door, bind=address))
         return (
             (
-                "gateway.insecure",
-                f"the gateway listens on {address} with no authentication (AORTA_INSECURE): "
+                f"{door}.insecure",
+                f"the {door} listens on {address} with no authentication (AORTA_INSECURE): "
                 "anyone who can reach it may do anything",
             ),
         )
     if not settings.gateway_tls:
         return (
             (
-                "gateway.cleartext_tokens",
-                f"the gateway listens on {address} without TLS: tokens cross the network in "
+                f"{door}.cleartext_tokens",
+                f"the {door} listens on {address} without TLS: tokens cross the network in "
                 "clear text; set AORTA_GATEWAY_TLS_CERT and AORTA_GATEWAY_TLS_KEY "
                 "(or `aorta up --tls auto`)",
             ),
