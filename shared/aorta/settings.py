@@ -142,7 +142,9 @@ class Settings:
     - `AORTA_RPC_TIMEOUT` (seconds, default 30): how long a bus request waits for its answer.
     - `AORTA_HEALTH_PORT` (default 0: off): an HTTP port answering `/healthz/live` and
       `/healthz/ready`, for Kubernetes probes, on `AORTA_HEALTH_HOST` (default `127.0.0.1`;
-      `0.0.0.0` in a pod, where the kubelet probes the pod's address).
+      `0.0.0.0` in a pod, where the kubelet probes the pod's address); it also serves the
+      process's Prometheus metrics at `/metrics`.
+    - `AORTA_METRICS` (default on): `off` stops feeding metrics and serving `/metrics`.
     - `AORTA_LOG_FORMAT` (`json` or `console`, default `json`), `AORTA_LOG_LEVEL` (default `info`).
     """
 
@@ -176,6 +178,7 @@ class Settings:
     rpc_timeout: float = 30.0
     health_port: int = 0
     health_host: str = "127.0.0.1"
+    metrics: bool = True
     log_format: str = "json"
     log_level: str = "info"
 
@@ -216,6 +219,7 @@ class Settings:
             rpc_timeout=env.number("AORTA_RPC_TIMEOUT", 30.0, minimum=0.1),
             health_port=env.integer("AORTA_HEALTH_PORT", 0, minimum=0),
             health_host=env.text("AORTA_HEALTH_HOST", "127.0.0.1"),
+            metrics=env.boolean("AORTA_METRICS", True),
             log_format=env.choice("AORTA_LOG_FORMAT", "json", ("json", "console")),
             log_level=env.choice(
                 "AORTA_LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")

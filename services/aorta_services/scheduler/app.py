@@ -29,6 +29,7 @@ from aorta_services.scheduler.engine import Engine
 from aorta_services.scheduler.events import JobEvents
 from aorta_services.scheduler.handlers import JobCommands
 from aorta_services.scheduler.job_logs import LEADER_QUEUE, OperatorLogs
+from aorta_services.scheduler.job_metrics import JobGauges
 from aorta_services.scheduler.lease import Leadership, Lease, Led
 from aorta_services.scheduler.operator_runs import EngineParts
 from aorta_services.scheduler.peers import Peers
@@ -148,14 +149,18 @@ async def start(
         return running.engine
 
     logs = OperatorLogs(ctx.blobs, bus, executor, engine, ctx.settings.rpc_timeout)
+    gauges = JobGauges(repository)
 
     async def on_change(led: Led | None) -> None:
         if led is not None:
+            gauges.start()
             verb = contracts.SCHEDULER_LEADER_LOGS
             running.leader_logs = await bus.serve_stream(
                 verb.subject, streaming(verb, logs.serve_leader), queue=LEADER_QUEUE
             )
-        elif running.leader_logs is not None:
+            return
+        await gauges.stop()
+        if running.leader_logs is not None:
             subscription, running.leader_logs = running.leader_logs, None
             await subscription.drain()
 

@@ -41,6 +41,7 @@ from aorta.errors import AortaError, Invalid
 from aorta.logger import get_logger
 from aorta_services.scheduler.domain import OperatorStatus
 from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.job_metrics import published
 from aorta_services.scheduler.repository import JobRepository
 
 log = get_logger(__name__)
@@ -130,6 +131,7 @@ class JobEvents:
                 if not await self._publish(document):
                     delivered = False
                     break
+                published(document, record)
                 done.append(document["id"])
             if done:
                 await self._remove(record, done)

@@ -158,6 +158,13 @@ class JobRepository:
         )
         return _records(documents)
 
+    async def count(self, *, phase: JobPhase, priority: int | None = None) -> int:
+        """How many visible jobs are in `phase` (and of `priority`, when given)."""
+        filter: dict[str, Any] = {"phase": phase.value, "visible": True}
+        if priority is not None:
+            filter["priority"] = int(priority)
+        return await self._jobs.count(filter)
+
     async def search(self, filter: Mapping[str, Any]) -> list[JobRecord]:
         """Visible jobs matching a store filter, newest first."""
         documents = await self._jobs.find(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from functools import partial
 from typing import Any
@@ -52,6 +53,7 @@ from aorta.bus.port import (
 from aorta.bus_permissions import inbox_prefix
 from aorta.errors import AortaError, Internal, Unavailable
 from aorta.logger import get_logger
+from aorta.observability import metrics
 from aorta.settings import redact_uri
 from aorta.tasks import GuardedTasks
 
@@ -176,8 +178,17 @@ class NatsBus:
     ) -> bytes:
         wait = self._timeout if timeout is None else timeout
         self._check_request(subject, data)
-        with translated(subject, wait):
-            msg = await self._nc.request(subject, data, timeout=wait, headers=copy_headers(headers))
+        began = time.perf_counter()
+        try:
+            with translated(subject, wait):
+                msg = await self._nc.request(
+                    subject, data, timeout=wait, headers=copy_headers(headers)
+                )
+        finally:
+            if metrics.recording():
+                metrics.BUS_REQUEST_SECONDS.labels(metrics.subject_service(subject)).observe(
+                    time.perf_counter() - began
+                )
         if (msg.headers or {}).get(ERROR_HEADER):
             raise decode_error(msg.data, subject=subject)
         return msg.data
@@ -245,6 +256,8 @@ class NatsBus:
     async def publish_event(self, event: CloudEvent) -> None:
         self._check_open()
         await self._events.publish(event, self._nc.max_payload)
+        if metrics.recording():
+            metrics.EVENTS_PUBLISHED.inc()
 
     async def subscribe_events(
         self,

@@ -9,7 +9,46 @@ low cardinality: never a job, payload or run id. docs/observability.md lists eac
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from aorta.subjects import RPC_PREFIX
+
+EXPOSITION_CONTENT_TYPE = CONTENT_TYPE_LATEST
+"""The Content-Type of `exposition()`: Prometheus' text format."""
+
+_recording = True
+
+
+def recording() -> bool:
+    """Whether this process feeds its metrics (`AORTA_METRICS`, on unless turned off).
+
+    Every place that feeds a family asks first, so metrics turned off cost one call here and
+    the per-call timing (the gateway's interceptor, the bus requests) is not even set up.
+    """
+    return _recording
+
+
+def set_recording(on: bool) -> None:
+    """Turns feeding on or off for the whole process (`aorta.runtime.process` does, from the
+    settings, before any service starts)."""
+    global _recording
+    _recording = on
+
+
+def exposition() -> bytes:
+    """Every family of this process in Prometheus' text format, as `/metrics` serves it."""
+    return generate_latest(REGISTRY)
+
+
+def subject_service(subject: str) -> str:
+    """The service that answers a bus request on `subject` (`aorta.rpc.<service>.<verb>`), the
+    label of `BUS_REQUEST_SECONDS`; `other` for a subject outside that scheme, so the label
+    stays of low cardinality."""
+    prefix, _, rest = subject.partition(f"{RPC_PREFIX}.")
+    service = rest.split(".", 1)[0]
+    return service if not prefix and service else "other"
+
 
 LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,

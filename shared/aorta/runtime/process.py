@@ -20,6 +20,7 @@ from aorta.bus import Bus
 from aorta.bus.credentials import BusCredentials, settings_credentials, tls_context
 from aorta.bus.nats import NatsBus
 from aorta.logger import configure_logging, get_logger
+from aorta.observability import metrics
 from aorta.runtime.health import Readiness
 from aorta.runtime.service import Running, ServiceStarter, service_context
 from aorta.settings import Settings
@@ -47,6 +48,7 @@ async def run_services(
     on_ready: Callable[[dict[str, Running]], Awaitable[None]] | None = None,
     *,
     credentials: Mapping[str, BusCredentials] | None = None,
+    health_optional: bool = False,
 ) -> None:
     """Starts `starters` in order, calls `on_ready` with the running services by name, and
     serves until `stop` is set.
@@ -55,20 +57,37 @@ async def run_services(
     bus connection of its own, logged in as its user; without, all share one connection as the
     user of `settings` (`AORTA_NATS_USER`, or anonymous when unset). Either way the bus uses the
     TLS the settings ask for. A missing service in `credentials` raises KeyError at once.
+
+    The health endpoint (`settings.health_port`, 0: none) serves `/metrics` too unless
+    `settings.metrics` is off, which also stops every service feeding them. With
+    `health_optional`, a port already in use is logged and the services run without it (the
+    default port of `aorta up`); otherwise the `OSError` ends the start.
     """
     names = [name for name, _ in starters]
     if credentials is not None:
         missing = [name for name in names if name not in credentials]
         if missing:
             raise KeyError(f"no bus credentials for {', '.join(missing)}")
+    metrics.set_recording(settings.metrics)
     async with AsyncExitStack() as stack:
         buses = await _connect_buses(names, settings, credentials, stack)
         shared = buses[names[0]] if names else await _connect(settings, "aorta", None, stack)
         context = await stack.enter_async_context(service_context(settings, shared))
-        readiness = Readiness()
+        readiness = Readiness(metrics=settings.metrics)
         if settings.health_port:
-            await readiness.serve(settings.health_host, settings.health_port)
-            stack.push_async_callback(readiness.close)
+            try:
+                await readiness.serve(settings.health_host, settings.health_port)
+            except OSError as error:
+                if not health_optional:
+                    raise
+                log.warning(
+                    "health.not_serving",
+                    host=settings.health_host,
+                    port=settings.health_port,
+                    error=str(error),
+                )
+            else:
+                stack.push_async_callback(readiness.close)
         running: dict[str, Running] = {}
         try:
             for name, start in starters:
