@@ -16,7 +16,7 @@ builds and owns a motor client.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,7 +26,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import ConfigurationError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from aorta.errors import AortaError, Internal, Invalid, Unavailable
-from aorta.store import port
+from aorta.store import paging, port
 from aorta.store.filters import NEGATIONS, AllOf, Condition, Node, family, parse_filter, parse_sort
 from aorta.store.port import Document, Sort
 from aorta.timestamps import to_iso, utcnow
@@ -250,6 +250,59 @@ class MongoCollection:
             # MongoDB reads a limit of 0 as "no limit".
             cursor = self._collection.find(query, sort=order, skip=skip, limit=limit or 0)
             return [_from_mongo(raw) for raw in await cursor.to_list(None)]
+
+    async def pages(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        key: Sequence[str] = (),
+        descending: bool = False,
+        fields: Sequence[str] | None = None,
+        page_size: int = paging.PAGE_SIZE,
+        after: Sequence[Any] | None = None,
+    ) -> AsyncIterator[list[Document]]:
+        parsed = parse_filter(self.name, filter)
+        order = paging.check_key(self.name, key)
+        rows = paging.check_page_size(self.name, page_size)
+        chosen = paging.check_fields(self.name, fields, order)
+        last = paging.check_after(self.name, order, after)
+        direction = -1 if descending else 1
+        sort = [(_field(path), direction) for path in order]
+        projection = {_field(field): 1 for field in chosen} or None
+        # Only numbers or strings in the key, as SQLite lists them (`aorta.store.paging`).
+        keyed = [
+            _any([_exact(path, {"$type": "number"}), _exact(path, {"$type": "string"})])
+            for path in order
+        ]
+        while True:
+            node = (
+                parsed
+                if not last
+                else AllOf((parsed, paging.continuation(order, last, descending)))
+            )
+            query = _all([filter_query(node), *keyed])
+            page: list[Document] = []
+            held = 0
+            with self._errors():
+                # Small batches, so a page of large documents stops early: the rest of the
+                # cursor is never fetched.
+                cursor = self._collection.find(
+                    query, projection, sort=sort, limit=rows, batch_size=min(rows, 16)
+                )
+                try:
+                    async for raw in cursor:
+                        page.append(_from_mongo(raw))
+                        held += paging.page_bytes(page[-1])
+                        if held >= paging.PAGE_BYTES:
+                            break
+                finally:
+                    await cursor.close()
+            if not page:
+                return
+            last = paging.key_of(page[-1], order)
+            yield page
+            if len(page) < rows and held < paging.PAGE_BYTES:
+                return
 
     async def count(self, filter: Mapping[str, Any] | None = None) -> int:
         query = filter_query(parse_filter(self.name, filter))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from aorta.errors import Conflict, Invalid, NotFound
@@ -87,6 +87,32 @@ class Collection(Protocol):
         between two objects or two lists differs between adapters. `limit` None means no limit
         (0 returns nothing); `skip` drops that many first. `Invalid` for a bad filter, sort,
         negative limit or skip.
+        """
+        ...
+
+    def pages(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        key: Sequence[str] = (),
+        descending: bool = False,
+        fields: Sequence[str] | None = None,
+        page_size: int = 100,
+        after: Sequence[Any] | None = None,
+    ) -> AsyncIterator[list[Document]]:
+        """Documents matching `filter`, in pages read one short query at a time (keyset
+        paging, `aorta.store.paging`): ordered by the fields of `key` then by id, all
+        ascending or all `descending`; only documents whose key fields hold numbers or
+        strings are listed (numbers before strings).
+
+        A page holds at most `page_size` documents (1 to 10,000) and about
+        `aorta.store.paging.PAGE_BYTES` of them (at least one); the next page is read only
+        when the caller asks for it, and starts after the last document given, so documents
+        written meanwhile are seen or not by where they fall, never twice. No page is empty.
+        `fields` (top-level names) returns only those fields, the key's and `id`; None
+        returns whole documents. `after` (the key values with the id last, as
+        `aorta.store.paging.key_of` reads them) starts after that document. `Invalid` for a
+        bad filter, key, fields, page size or `after`, raised on the first page.
         """
         ...
 

@@ -24,18 +24,20 @@ import asyncio
 import json
 import re
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import aiosqlite
 
 from aorta.errors import Internal, Unavailable
-from aorta.store import filters, port
+from aorta.store import filters, paging, port
 from aorta.store.filters import COMPARISONS, NEGATIONS, AllOf, Condition, Node, family
 from aorta.store.port import Document, Sort
 from aorta.timestamps import to_iso, utcnow
 
+_FETCH_ROWS = 16
+"""Rows fetched per step of a page: few enough that a page of large documents stops early."""
 _INDEX_IN_MESSAGE = re.compile(r"index '([^']+)'")
 _SQL_COMPARISON = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
 _NULL, _TRUE, _FALSE = b"null", b"true", b"false"
@@ -211,6 +213,30 @@ class SqliteStateStore:
         except sqlite3.Error as error:
             raise self._translate(error) from error
 
+    async def read_page(
+        self, collection: str, sql: str, params: Sequence[Any], *, rows: int, size: int
+    ) -> list[Any]:
+        """At most `rows` rows of one query, fewer once their text columns reach `size`
+        characters (at least one row): rows are fetched a few at a time and the statement is
+        finished as soon as the page is full, so a page of large documents stays bounded."""
+        await self._ready(collection)
+        page: list[Any] = []
+        held = 0
+        try:
+            async with self._reader.execute(sql, params) as cursor:
+                while len(page) < rows and held < size:
+                    batch = await cursor.fetchmany(min(_FETCH_ROWS, rows - len(page)))
+                    if not batch:
+                        break
+                    for row in batch:
+                        page.append(row)
+                        held += sum(len(value) for value in row if isinstance(value, str))
+                        if held >= size:
+                            break
+        except sqlite3.Error as error:
+            raise self._translate(error) from error
+        return page
+
     async def _ready(self, collection: str) -> None:
         if self._closed:
             raise Unavailable(f"state store {self.path} is closed")
@@ -284,6 +310,54 @@ class SqliteCollection:
             params,
         )
         return [_loads(row[0]) for row in rows]
+
+    async def pages(
+        self,
+        filter: Mapping[str, Any] | None = None,
+        *,
+        key: Sequence[str] = (),
+        descending: bool = False,
+        fields: Sequence[str] | None = None,
+        page_size: int = paging.PAGE_SIZE,
+        after: Sequence[Any] | None = None,
+    ) -> AsyncIterator[list[Document]]:
+        # Keys are compared and ordered through `_value_sql`, the expression indexes are built
+        # on, so an index on the key's fields serves both the range and the order.
+        parsed = filters.parse_filter(self.name, filter)
+        order = paging.check_key(self.name, key)
+        rows = paging.check_page_size(self.name, page_size)
+        chosen = paging.check_fields(self.name, fields, order)
+        last = paging.check_after(self.name, order, after)
+        columns = [_value_sql(path) for path in order]
+        direction = "DESC" if descending else "ASC"
+        base: list[Any] = []
+        where = filter_sql(parsed, base) + "".join(
+            f" AND json_type(doc, {_json_path(path)}) IN ('integer', 'real', 'text')"
+            for path in order
+        )
+        selected = ", ".join(_projected_sql(field) for field in chosen) if chosen else "doc"
+        tail = f" ORDER BY {', '.join(f'{c} {direction}' for c in columns)} LIMIT ?"
+        while True:
+            params = list(base)
+            bound = ""
+            if last:
+                bound = f" AND ({', '.join(columns)}) {'<' if descending else '>'} "
+                bound += f"({', '.join('?' * len(last))})"
+                params += last
+            found = await self._store.read_page(
+                self.name,
+                f'SELECT {selected} FROM "{self.name}" WHERE {where}{bound}{tail}',
+                [*params, rows],
+                rows=rows,
+                size=paging.PAGE_BYTES,
+            )
+            if not found:
+                return
+            page = [_projected(chosen, row) if chosen else _loads(row[0]) for row in found]
+            last = paging.key_of(page[-1], order)
+            yield page
+            if len(found) < rows and sum(_text_size(row) for row in found) < paging.PAGE_BYTES:
+                return
 
     async def count(self, filter: Mapping[str, Any] | None = None) -> int:
         params: list[Any] = []
@@ -384,6 +458,27 @@ def _switch_to_wal(path: Path, busy_timeout: float) -> None:
         connection.close()
     if mode != "wal":
         raise Unavailable(f"state store {path}: SQLite cannot use WAL mode on this file")
+
+
+def _projected_sql(field: str) -> str:
+    """One projected field as JSON text, or NULL when the document lacks it."""
+    p = _json_path(field)
+    return (
+        f"CASE WHEN json_type(doc, {p}) IS NULL THEN NULL"
+        f" ELSE json_quote(json_extract(doc, {p})) END"
+    )
+
+
+def _projected(fields: Sequence[str], row: Sequence[Any]) -> Document:
+    return {
+        field: json.loads(value)
+        for field, value in zip(fields, row, strict=True)
+        if value is not None
+    }
+
+
+def _text_size(row: Sequence[Any]) -> int:
+    return sum(len(value) for value in row if isinstance(value, str))
 
 
 def _dumps(document: Document) -> str:
