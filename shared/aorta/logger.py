@@ -2,7 +2,8 @@
 `aorta up`.
 
 Context (request id, RPC name, job and operator ids) is bound through `structlog.contextvars`,
-so it follows an RPC or a bus message across awaits without being passed by hand.
+so it follows an RPC or a bus message across awaits without being passed by hand; the trace id
+of the span being served is added to each line (`add_trace_id`).
 
 Logging never blocks the code that logs: an event is rendered into a record and put on a
 bounded queue, and one thread writes the records to their sinks (a stream, and a rotating file
@@ -158,6 +159,7 @@ def configure_logging(
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_id,
             structlog.processors.add_log_level,
             timestamper,
             # Here, in the thread that logs: the exception being handled is only known there.
@@ -198,6 +200,18 @@ def configure_logging(
     root.addHandler(_DroppingQueueHandler(records))
     root.setLevel(max(numeric, logging.WARNING))
     _Writer.replace(listener)
+
+
+def add_trace_id(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Adds the trace id of the span being served, when there is one and the event has none
+    bound (a job's own trace id is bound where its operators run)."""
+    # Only where OpenTelemetry is loaded: a process that does not trace never imports it here.
+    otel = sys.modules.get("opentelemetry.trace")
+    if otel is not None and "trace_id" not in event:
+        context = otel.get_current_span().get_span_context()
+        if context.is_valid:
+            event["trace_id"] = f"{context.trace_id:032x}"
+    return event
 
 
 def flush_logs() -> None:

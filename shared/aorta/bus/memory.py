@@ -34,6 +34,7 @@ from aorta.bus.port import (
     check_size,
     check_subject,
     message_context,
+    outgoing_headers,
     redelivery_delay,
     subject_matches,
 )
@@ -122,7 +123,7 @@ class MemoryBus:
         served = self._network._pick(self._network._unary, subject)
         if served is None:
             raise Unavailable(f"no service answers {subject}")
-        request = Request(subject=subject, data=data, headers=dict(headers or {}))
+        request = Request(subject=subject, data=data, headers=outgoing_headers(headers))
         task = served.inflight.spawn(self._answer(served, request))
         try:
             # Shielded: as on NATS, a caller that stops waiting does not stop the handler.
@@ -154,7 +155,7 @@ class MemoryBus:
         headers: Mapping[str, str] | None = None,
     ) -> AsyncGenerator[bytes, None]:
         self._check_request(subject, data)
-        request = Request(subject=subject, data=data, headers=dict(headers or {}))
+        request = Request(subject=subject, data=data, headers=outgoing_headers(headers))
         return self._consume(request, self._timeout if timeout is None else timeout)
 
     async def _consume(self, request: Request, wait: float) -> AsyncGenerator[bytes, None]:

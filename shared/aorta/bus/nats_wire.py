@@ -37,6 +37,7 @@ from aorta.bus.port import (
     decode_error,
     encode_error,
     message_context,
+    outgoing_headers,
 )
 from aorta.errors import AortaError, Internal, Invalid, Unavailable
 from aorta.logger import get_logger
@@ -201,7 +202,7 @@ def request_of(msg: Msg) -> Request:
 
 
 def copy_headers(headers: Mapping[str, str] | None) -> dict[str, str] | None:
-    return dict(headers) if headers else None
+    return outgoing_headers(headers) or None
 
 
 def _frame(kind: str, seq: int) -> dict[str, str]:

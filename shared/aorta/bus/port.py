@@ -29,6 +29,7 @@ import structlog
 
 from aorta.errors import AortaError, Internal, Invalid
 from aorta.logger import get_logger
+from aorta.observability import tracing
 from aorta.tasks import GuardedTasks
 
 if TYPE_CHECKING:
@@ -263,13 +264,25 @@ def as_caller_error(exc: Exception, *, subject: str) -> AortaError:
 @contextmanager
 def message_context(request: Request) -> Iterator[None]:
     """Binds `subject` (and `request_id`, when the request carries one) to structlog's context
-    for the duration of one handler call."""
+    for the duration of one handler call, in a span continuing the caller's trace when tracing
+    is on (`aorta.observability.tracing`)."""
     bound: dict[str, Any] = {"subject": request.subject}
     request_id = request.headers.get(REQUEST_ID_HEADER)
     if request_id:
         bound["request_id"] = request_id
-    with structlog.contextvars.bound_contextvars(**bound):
+    with (
+        structlog.contextvars.bound_contextvars(**bound),
+        tracing.server_span(request.subject, request.headers),
+    ):
         yield
+
+
+def outgoing_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The headers a request goes out with: `headers`, plus the current trace context
+    (`traceparent`) when tracing is on."""
+    sent = dict(headers or {})
+    tracing.inject(sent)
+    return sent
 
 
 async def call_subscriber(handler: MessageHandler, data: bytes, subject: str) -> None:

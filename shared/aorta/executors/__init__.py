@@ -6,7 +6,16 @@ from aorta.executors.port import (
     Resources,
     RunOutcome,
     RunReason,
+    RunTimes,
     VolumeBinding,
 )
 
-__all__ = ["Executor", "OperatorRun", "Resources", "RunOutcome", "RunReason", "VolumeBinding"]
+__all__ = [
+    "Executor",
+    "OperatorRun",
+    "Resources",
+    "RunOutcome",
+    "RunReason",
+    "RunTimes",
+    "VolumeBinding",
+]

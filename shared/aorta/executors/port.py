@@ -99,17 +99,40 @@ class RunReason(StrEnum):
 
 
 @dataclass(frozen=True)
+class RunTimes:
+    """When a run passed each of its stages, in Unix seconds; None for a stage it never reached
+    (or one the executor cannot see).
+
+    - `staging`: the executor took the run in charge and began fetching its inputs;
+    - `running`: the command started (inputs in place);
+    - `exited`: the command exited (or was stopped);
+    - `stored`: the run ended: outputs stored after an exit 0, and the final log pushed.
+
+    The stages a timeline, a trace and the stage metrics show are the gaps between them:
+    staging (`staging` to `running`), running (`running` to `exited`) and storing (`exited`
+    to `stored`).
+    """
+
+    staging: float | None = None
+    running: float | None = None
+    exited: float | None = None
+    stored: float | None = None
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     """How a run ended; `message` is for people (exit code and the last log lines).
 
     `exit_code` is the command's exit status when it ran, as a container runtime reports it:
     128 + N for a process killed by signal N (137 after SIGKILL). None when no command ran.
+    `times` says when the run passed each stage, as far as the executor saw it.
     """
 
     run_id: str
     reason: RunReason
     exit_code: int | None = None
     message: str = ""
+    times: RunTimes = field(default_factory=RunTimes)
 
     @property
     def succeeded(self) -> bool:

@@ -31,6 +31,7 @@ from aorta_services.scheduler.domain import (
     OperatorStatus,
     Request,
 )
+from aorta_services.scheduler.domain.timeline import AttemptTimes, JobTrace
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ class OperatorRecord:
     `attempt` is 0 until the operator first starts and grows by one for every start, so
     `run_id` (derived from job, operator and attempt) names exactly one executor run.
     `allocation` is what the node gave the attempt that runs now (None when none runs);
-    `timeout` the seconds each run may take (set when the job starts).
+    `timeout` the seconds each run may take (set when the job starts); `timeline` when each
+    attempt passed each stage (`domain.timeline`).
     """
 
     name: str
@@ -52,6 +54,7 @@ class OperatorRecord:
     started: float | None = None
     stopped: float | None = None
     exit_code: int | None = None
+    timeline: tuple[AttemptTimes, ...] = ()
 
     def to_document(self) -> dict[str, Any]:
         return {
@@ -68,6 +71,7 @@ class OperatorRecord:
             "started": self.started,
             "stopped": self.stopped,
             "exit_code": self.exit_code,
+            "timeline": [times.to_document() for times in self.timeline],
         }
 
     @staticmethod
@@ -84,6 +88,8 @@ class OperatorRecord:
             started=document.get("started"),
             stopped=document.get("stopped"),
             exit_code=document.get("exit_code"),
+            # Documents written before timelines were kept have none.
+            timeline=tuple(AttemptTimes.from_document(t) for t in document.get("timeline", ())),
         )
 
 
@@ -111,6 +117,7 @@ class JobRecord:
     - `outbox` the events stored but not yet published, oldest first (see the module docstring).
     - `owner` the subject that created the job ("" when authentication was off, and for jobs
       stored before owners were recorded); its payload has the same owner.
+    - `trace` the job's trace ids and its Triton wait (`domain.timeline.JobTrace`).
     """
 
     id: JobId
@@ -138,6 +145,7 @@ class JobRecord:
     outbox: tuple[Mapping[str, Any], ...] = ()
     version: int = 0
     owner: str = ""
+    trace: JobTrace = field(default_factory=JobTrace)
 
     def job_progress(self) -> JobProgress:
         """The DAG bookkeeping, restored from `progress`."""
@@ -208,6 +216,7 @@ class JobRecord:
             # Derived, for the replay's indexed query (a filter cannot test a list's length).
             "outbox_pending": bool(self.outbox),
             "owner": self.owner,
+            "trace": self.trace.to_document(),
         }
 
     @staticmethod
@@ -245,6 +254,8 @@ class JobRecord:
                 version=int(document.get("version", 0)),
                 # Documents written before owners were recorded have none: an admin's.
                 owner=str(document.get("owner", "")),
+                # Documents written before traces were kept have none.
+                trace=JobTrace.from_document(document.get("trace")),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise Invalid(

@@ -22,8 +22,10 @@ from aorta_services.scheduler.domain import (
     JobStatus,
     OperatorStatus,
     next_phase,
+    timeline,
 )
 from aorta_services.scheduler.domain.job_record import JobRecord, OperatorRecord, TritonUris
+from aorta_services.scheduler.domain.timeline import JobTrace
 
 
 def _conflict(message: str) -> Conflict:
@@ -39,11 +41,14 @@ def queue(
     models: Sequence[str],
     timeout: int,
     now: float,
+    trace: JobTrace | None = None,
 ) -> JobRecord:
-    """`Jobs.Start`: CREATED -> QUEUED with the resolved pipeline's operators and needs."""
+    """`Jobs.Start`: CREATED -> QUEUED with the resolved pipeline's operators and needs, and
+    the job's trace ids when tracing is on."""
     phase = next_phase(record.phase, JobEvent.START, job_id=record.id)
     return replace(
         record,
+        trace=trace or JobTrace(),
         phase=phase,
         enqueued=now,
         variables=dict(variables),
@@ -70,10 +75,22 @@ def fault_unplaceable(record: JobRecord, reason: str, *, now: float) -> JobRecor
     )
 
 
-def admit(record: JobRecord, *, now: float, rotation: int, triton: TritonUris | None) -> JobRecord:
-    """The queue chose the job: QUEUED -> RUNNING."""
+def admit(
+    record: JobRecord,
+    *,
+    now: float,
+    rotation: int,
+    triton: TritonUris | None,
+    triton_wait: tuple[float, float] | None = None,
+) -> JobRecord:
+    """The queue chose the job: QUEUED -> RUNNING; `triton_wait` when its Triton server was
+    asked for and when it was had."""
     phase = next_phase(record.phase, JobEvent.ADMIT, job_id=record.id)
-    return replace(record, phase=phase, started=now, rotation=rotation, triton=triton)
+    trace = record.trace
+    if triton_wait is not None:
+        requested, acquired = triton_wait
+        trace = replace(trace, triton_requested=requested, triton_acquired=acquired)
+    return replace(record, phase=phase, started=now, rotation=rotation, triton=triton, trace=trace)
 
 
 def start_operator(
@@ -84,6 +101,7 @@ def start_operator(
     run_id: str,
     allocation: Allocation,
     now: float,
+    executor: str = "",
 ) -> JobRecord:
     """Operator `name` starts its `attempt`-th run: the guard written before `executor.start`.
 
@@ -104,6 +122,9 @@ def start_operator(
         progress.mark_running(name)
     elif progress.status(name) is not OperatorStatus.RUNNING:
         raise _conflict(f"operator {name!r} of job {record.id} is {progress.status(name).name}")
+    ready = timeline.ready_time(
+        record.started, (record.operator(up).stopped for up in progress.upstream(name))
+    )
     started = replace(
         operator,
         attempt=attempt,
@@ -112,6 +133,9 @@ def start_operator(
         started=now,
         stopped=None,
         exit_code=None,
+        timeline=timeline.started_attempt(
+            operator.timeline, attempt, executor=executor, ready=ready, now=now
+        ),
     )
     return replace(record.with_operator(started), progress=progress.to_document())
 
@@ -165,7 +189,13 @@ def finish_operator(
         progress.mark_faulted(name, reason, by_job=progress.canceled)
         if first_failure:
             messages = (*messages, reason)
-    stopped = replace(operator, allocation=None, stopped=now, exit_code=outcome.exit_code)
+    stopped = replace(
+        operator,
+        allocation=None,
+        stopped=now,
+        exit_code=outcome.exit_code,
+        timeline=timeline.ended_attempt(operator.timeline, attempt, outcome, now=now),
+    )
     return replace(
         record.with_operator(stopped), progress=progress.to_document(), messages=messages
     )
@@ -224,7 +254,13 @@ def abandon_operator(record: JobRecord, name: str, reason: str, *, now: float) -
     if progress.status(name) is not OperatorStatus.RUNNING or not stopping:
         raise _conflict(f"operator {name!r} of job {record.id} is not an abandoned run")
     progress.mark_faulted(name, reason, by_job=progress.canceled)
-    operator = replace(record.operator(name), allocation=None, stopped=now)
+    current = record.operator(name)
+    operator = replace(
+        current,
+        allocation=None,
+        stopped=now,
+        timeline=timeline.abandoned_attempt(current.timeline, current.attempt, now=now),
+    )
     return replace(record.with_operator(operator), progress=progress.to_document())
 
 

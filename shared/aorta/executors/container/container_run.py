@@ -16,7 +16,9 @@ so a waiter is never left hanging; the container itself outlives a task cancelle
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -27,6 +29,7 @@ from aorta.executors.container.engine import ContainerEngine, Json
 from aorta.executors.container.libpod_spec import create_request
 from aorta.executors.container.outcome import (
     failure,
+    finished_at,
     has_exited,
     has_started,
     ran_past,
@@ -37,7 +40,7 @@ from aorta.executors.container.pull import ensure_image
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import RunPlan, image_reference
 from aorta.executors.container.volume_modes import open_volumes
-from aorta.executors.port import OperatorRun, RunOutcome, RunReason
+from aorta.executors.port import OperatorRun, RunOutcome, RunReason, RunTimes
 from aorta.executors.run_log import RunLog
 from aorta.executors.transfers import (
     create_workspace,
@@ -96,6 +99,7 @@ class ContainerRun:
         self._stop_reason = RunReason.CANCELLED
         self._stop_grace = settings.stop_grace
         self._task: asyncio.Task[None] | None = None
+        self._times = RunTimes()
 
     def on_end(self, callback: Callable[[str], None]) -> None:
         """Calls `callback(run_id)` once the outcome is known."""
@@ -151,6 +155,8 @@ class ContainerRun:
 
     async def _execute(self) -> RunOutcome:
         if self._run is not None:
+            # An adopted run's staging happened in an earlier process: unknown here.
+            self._times = RunTimes(staging=time.time())
             early = await self._prepare(self._run)
             if early is not None:
                 return early
@@ -174,6 +180,13 @@ class ContainerRun:
         ended = await self._engine.inspect(self.name)
         if ended is None:
             return self._removed_outside()
+        # The engine's own times of the process, so an adopted run has them too.
+        began, finished = started_at(ended), finished_at(ended)
+        self._times = replace(
+            self._times,
+            running=None if began is None else began.timestamp(),
+            exited=None if finished is None else finished.timestamp(),
+        )
         return await self._conclude(ended, stopped)
 
     async def _prepare(self, run: OperatorRun) -> RunOutcome | None:
@@ -316,6 +329,8 @@ class ContainerRun:
             if not outcome.succeeded:
                 await _quietly(self.log.note(outcome.message.split("\n", 1)[0]), run_id, "note")
             await _quietly(self.log.push(self._blobs, self.plan.log_key), run_id, "final log push")
+        self._times = replace(self._times, stored=time.time())
+        outcome = replace(outcome, times=self._times)
         if outcome.reason is not RunReason.LOST:
             recorded = await self._recorded(outcome)
             if recorded and not self._settings.keep_containers:

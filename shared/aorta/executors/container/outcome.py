@@ -91,6 +91,12 @@ def started_at(container: Json) -> datetime | None:
     return _instant(container, "StartedAt")
 
 
+def finished_at(container: Json) -> datetime | None:
+    """When the container's main process exited (the engine's `State.FinishedAt`), None while
+    it has not."""
+    return _instant(container, "FinishedAt") if has_exited(container) else None
+
+
 def ran_past(container: Json, timeout: float) -> bool:
     """Whether an exited container ran at least `timeout` seconds and did not exit 0: what an
     executor that stopped it for its timeout, then crashed, leaves behind."""

@@ -15,9 +15,10 @@ import json
 import os
 import re
 import time
+from dataclasses import asdict
 from pathlib import Path
 
-from aorta.executors.port import RunOutcome, RunReason
+from aorta.executors.port import RunOutcome, RunReason, RunTimes
 
 DEFAULT_KEEP_FOR = 24 * 3600.0
 FILE_MODE = 0o600
@@ -56,6 +57,7 @@ class OutcomeRecords:
             "reason": outcome.reason.value,
             "exit_code": outcome.exit_code,
             "message": outcome.message,
+            "times": asdict(outcome.times),
         }
         staged = self.folder / f".{outcome.run_id}{_SUFFIX}.part"
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
@@ -68,11 +70,16 @@ class OutcomeRecords:
         try:
             raw = json.loads((self.folder / f"{run_id}{_SUFFIX}").read_text(encoding="utf-8"))
             code = raw["exit_code"]
+            # Records written before run times were kept have none.
+            times = {
+                stage: float(at) for stage, at in raw.get("times", {}).items() if at is not None
+            }
             return RunOutcome(
                 str(raw["run_id"]),
                 RunReason(raw["reason"]),
                 None if code is None else int(code),
                 str(raw["message"]),
+                RunTimes(**times),
             )
         except (OSError, KeyError, TypeError, ValueError):
             return None

@@ -19,10 +19,11 @@ import math
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing, suppress
+from dataclasses import replace
 
 from aorta.blobs import BlobStore
 from aorta.errors import Conflict, Invalid, NotFound, Unavailable
-from aorta.executors.kubernetes.outcome import is_finished, pod_outcome
+from aorta.executors.kubernetes.outcome import is_finished, pod_outcome, pod_times
 from aorta.executors.kubernetes.pods import (
     LOG_KEY_ANNOTATION,
     OPERATOR_CONTAINER,
@@ -251,6 +252,7 @@ class KubernetesExecutor:
         if known is not None:
             return known  # another waiter finished it meanwhile
         if pod is not None:
+            outcome = replace(outcome, times=pod_times(pod))
             # A pod adopted after a restart tells where its log is; it is needed once it is gone.
             self._log_keys.setdefault(run_id, _annotation(pod, LOG_KEY_ANNOTATION))
             if not _pushed(pod):

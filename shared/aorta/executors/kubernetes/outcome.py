@@ -6,11 +6,15 @@ message for people; a pod the kubelet ended for its `activeDeadlineSeconds` (`De
 is TIMEOUT; an init container that could not fetch the inputs, an image that cannot be pulled or
 a container the runtime cannot create is START_FAILED. A pod that is still pending or running
 has no outcome yet (`None`), including one that waits for a node (the cluster may grow).
+
+`pod_times` reads a run's stages from the same status: the kubelet's start and finish times of
+the fetch init container, the operator container and the push sidecar (to the second).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from aorta.executors.kubernetes.pods import (
@@ -20,7 +24,7 @@ from aorta.executors.kubernetes.pods import (
     TIMEOUT_ANNOTATION,
     Json,
 )
-from aorta.executors.port import RunOutcome, RunReason
+from aorta.executors.port import RunOutcome, RunReason, RunTimes
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 
@@ -136,6 +140,42 @@ def _start_failure(pod: Json, run_id: str) -> RunOutcome | None:
                 f"{waiting.get('message', '')}".rstrip(": "),
             )
     return None
+
+
+def pod_times(pod: Json) -> RunTimes:
+    """When the run passed each stage, as the pod's container statuses say: staging from the
+    fetch container's start, running and exited from the operator container's, stored at the
+    push sidecar's end. The kubelet reports whole seconds, so short stages read as 0 s."""
+    status = _status(pod)
+    fetch = _state(status.get("initContainerStatuses"), FETCH_CONTAINER)
+    operator = _state(status.get("containerStatuses"), OPERATOR_CONTAINER)
+    push = _state(status.get("containerStatuses"), PUSH_CONTAINER)
+    return RunTimes(
+        staging=_instant(fetch, "startedAt"),
+        running=_instant(operator, "startedAt"),
+        exited=_instant(operator, "finishedAt"),
+        stored=_instant(push, "finishedAt"),
+    )
+
+
+def _state(statuses: Iterable[Any] | None, name: str) -> Json:
+    """The container's current state (`running` or `terminated`, merged), {} when none."""
+    for container in statuses or ():
+        if container.get("name") == name:
+            state = container.get("state") or {}
+            merged: Json = {**(state.get("running") or {}), **(state.get("terminated") or {})}
+            return merged
+    return {}
+
+
+def _instant(state: Json, field: str) -> float | None:
+    value = state.get(field)
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _status(pod: Json) -> Json:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,7 +24,7 @@ from aorta.errors import AortaError, Invalid
 from aorta.executors.local.operator_user import OperatorUser
 from aorta.executors.local.process_group import ExitStatus, OperatorProcess
 from aorta.executors.local.work_folders import hand_over
-from aorta.executors.port import OperatorRun, RunOutcome, RunReason
+from aorta.executors.port import OperatorRun, RunOutcome, RunReason, RunTimes
 from aorta.executors.run_log import RunLog
 from aorta.executors.transfers import (
     create_workspace,
@@ -87,6 +88,7 @@ class LocalRun:
         self._stop_reason = RunReason.CANCELLED
         self._stop_grace = config.stop_grace
         self._task: asyncio.Task[None] | None = None
+        self._times = RunTimes()
 
     def on_end(self, callback: Callable[[str], None]) -> None:
         """Calls `callback(run_id)` once the outcome is known."""
@@ -130,6 +132,7 @@ class LocalRun:
 
     async def _execute(self) -> RunOutcome:
         run = self.spec
+        self._times = RunTimes(staging=time.time())
         try:
             await create_workspace(self.workspace, [*run.inputs, *run.outputs])
             await self.log.create()
@@ -171,6 +174,7 @@ class LocalRun:
             )
         except OSError as error:
             return self._outcome_of(RunReason.START_FAILED, f"no group leader: {error}")
+        self._times = replace(self._times, running=time.time())
         _log.info(
             "operator started",
             run_id=run.run_id,
@@ -179,6 +183,7 @@ class LocalRun:
             uid=user.uid,
         )
         reason = await self._supervise(process)
+        self._times = replace(self._times, exited=time.time())
         return await self._conclude(await process.exit_status(), reason)
 
     async def _supervise(self, process: OperatorProcess) -> RunReason | None:
@@ -258,6 +263,8 @@ class LocalRun:
             await _quietly(self.log.push(self._blobs, run.log_key), run.run_id, "final log push")
         if not self._config.keep_workspaces:
             await _quietly(remove_workspace(self.workspace), run.run_id, "workspace removal")
+        self._times = replace(self._times, stored=time.time())
+        outcome = replace(outcome, times=self._times)
         _log.info(
             "operator run ended",
             run_id=run.run_id,
