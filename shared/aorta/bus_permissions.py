@@ -145,7 +145,8 @@ SERVICE_ACCESS: dict[str, ServiceAccess] = {
         ),
         publishes=frozenset({SCHEDULER_WAKE}),
         listens=frozenset({SCHEDULER_WAKE}),
-        events=frozenset({"job"}),
+        # Jobs, and the pipeline services the leader starts and stops for them.
+        events=frozenset({"job", "service"}),
     ),
     "monitor": ServiceAccess(
         calls=frozenset({subjects.SCHEDULER_PLATFORM_STOP, subjects.MODELS_PLATFORM_STOP}),

@@ -13,15 +13,17 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 
 from aorta import contracts, subjects
 from aorta.bus import Bus, Subscription
 from aorta.bus.verbs import streaming
-from aorta.errors import AortaError
+from aorta.errors import AortaError, NotFound
 from aorta.executors import Executor
 from aorta.executors.selection import KUBERNETES, choose_executor
+from aorta.executors.services import ServiceHost
 from aorta.gpu import gpu_count
-from aorta.ids import new_id
+from aorta.ids import JobId, PipelineId, new_id
 from aorta.logger import get_logger
 from aorta.runtime.service import RunningService, ServiceContext
 from aorta_services.scheduler.deletion import JobDeletion
@@ -33,8 +35,11 @@ from aorta_services.scheduler.job_metrics import JobGauges
 from aorta_services.scheduler.lease import Leadership, Lease, Led
 from aorta_services.scheduler.operator_runs import EngineParts
 from aorta_services.scheduler.peers import Peers
+from aorta_services.scheduler.pipeline_services import ServiceParts, stop_all
 from aorta_services.scheduler.queries import JobQueries
 from aorta_services.scheduler.repository import JobRepository
+from aorta_services.scheduler.service_records import ServiceRepository
+from aorta_services.scheduler.service_settings import ServiceSettings
 from aorta_services.scheduler.settings import NodeFacts, SchedulerSettings
 
 log = get_logger(__name__)
@@ -142,7 +147,18 @@ async def start(
     bus = ctx.bus
     peers = Peers(bus, ctx.settings.rpc_timeout)
     events = JobEvents(bus, repository)
-    parts = EngineParts(repository, events, executor, settings, clock)
+    service_records = ServiceRepository(ctx.store)
+    await service_records.prepare()
+    services = ServiceParts(
+        repository=service_records,
+        runner=executor.service_runner() if isinstance(executor, ServiceHost) else None,
+        settings=ServiceSettings.from_env(environ),
+        publish=bus.publish_event,
+        pipeline_exists=partial(_pipeline_exists, peers),
+        job_stopped=partial(_job_stopped, repository),
+        grace=settings.grace,
+    )
+    parts = EngineParts(repository, events, executor, settings, clock, services)
     lease = Lease(ctx.store, replica or default_replica(), settings.lease_ttl, clock=clock)
 
     def engine() -> Engine | None:
@@ -182,6 +198,14 @@ async def start(
             current.poke(resync=True)
 
     commands = JobCommands(repository, peers, events, settings, notify, clock=clock)
+
+    async def platform_stop(request: contracts.PlatformStop) -> contracts.PlatformStopped:
+        # Clara.Stop stops the pipeline services too: asked here, done by the leader.
+        stopped = await commands.platform_stop(request)
+        if await stop_all(service_records):
+            await notify()
+        return stopped
+
     queries = JobQueries(repository, logs)
     deletion = JobDeletion(repository, peers, events, ctx.blobs)
     async with running.starting():
@@ -189,7 +213,7 @@ async def start(
         await running.serve(subjects.SCHEDULER_CREATE, commands.create)
         await running.serve(subjects.SCHEDULER_START, commands.start)
         await running.serve(subjects.SCHEDULER_CANCEL, commands.cancel)
-        await running.serve_verb(contracts.SCHEDULER_PLATFORM_STOP, commands.platform_stop)
+        await running.serve_verb(contracts.SCHEDULER_PLATFORM_STOP, platform_stop)
         await running.serve_verb(contracts.SCHEDULER_STATUS, queries.status)
         await running.serve_stream(subjects.SCHEDULER_LIST, queries.list_jobs)
         await running.serve_stream(subjects.SCHEDULER_READ_LOGS, queries.read_logs)
@@ -207,3 +231,23 @@ async def start(
         memory_mb=settings.capacity.memory_mb,
     )
     return running
+
+
+async def _pipeline_exists(peers: Peers, pipeline_id: str) -> bool:
+    """Whether the pipelines service still knows `pipeline_id` (True when it cannot say)."""
+    try:
+        await peers.pipeline_snapshot(PipelineId(pipeline_id))
+    except NotFound:
+        return False
+    except AortaError:
+        return True
+    return True
+
+
+async def _job_stopped(repository: JobRepository, job_id: str) -> bool:
+    """Whether a job has stopped, or is gone."""
+    try:
+        record = await repository.get(JobId(job_id), hidden=True)
+    except NotFound:
+        return True
+    return record.phase.stopped

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from structlog.contextvars import bound_contextvars
@@ -37,6 +37,7 @@ from aorta_services.scheduler.domain import Allocation, OperatorStatus, transiti
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.runs import build_run
 from aorta_services.scheduler.events import JobEvents, operator_event, staged
+from aorta_services.scheduler.pipeline_services import ServiceKeeper, ServiceParts
 from aorta_services.scheduler.repository import JobRepository
 from aorta_services.scheduler.settings import SchedulerSettings
 
@@ -59,6 +60,8 @@ class EngineParts:
     executor: Executor
     settings: SchedulerSettings
     clock: Callable[[], float]
+    services: ServiceParts | None = None
+    """Where pipeline services run and are recorded; None: jobs declaring one fault."""
 
 
 class _Refused(Exception):
@@ -79,9 +82,15 @@ async def with_retries(write: Callable[[], Awaitable[T]]) -> T:
 class OperatorRunner:
     """Runs operators of active jobs; `done(job, operator)` is called when a run's task ends."""
 
-    def __init__(self, parts: EngineParts, done: Callable[[ActiveJob, str], None]) -> None:
+    def __init__(
+        self,
+        parts: EngineParts,
+        done: Callable[[ActiveJob, str], None],
+        services: ServiceKeeper | None = None,
+    ) -> None:
         self._parts = parts
         self._done = done
+        self._services = services
 
     async def run(
         self, job: ActiveJob, handle: RunHandle, allocation: Allocation, *, reattach: bool
@@ -149,6 +158,17 @@ class OperatorRunner:
                 attempt=handle.attempt,
                 allocation=allocation,
             )
+            if self._services is not None:
+                # The operator's services, started again if they went away since admission.
+                environment, mounts = await self._services.connect(
+                    job.id, record.pipeline_id, job.pipeline, handle.operator
+                )
+                if environment or mounts:
+                    run = replace(
+                        run,
+                        environment={**run.environment, **environment},
+                        service_mounts=mounts,
+                    )
             await parts.executor.start(run)
         except AortaError as error:
             message = "; ".join(error.messages)
