@@ -12,6 +12,7 @@ from aorta_services.scheduler.domain.resources import (
     FreeResources,
     Request,
     ResourceLedger,
+    Shortfall,
     job_peak_request,
 )
 from aorta_services.scheduler.domain.states import (
@@ -42,6 +43,7 @@ __all__ = [
     "QueueWeights",
     "Request",
     "ResourceLedger",
+    "Shortfall",
     "describe",
     "job_peak_request",
     "next_phase",

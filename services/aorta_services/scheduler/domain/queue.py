@@ -194,13 +194,12 @@ class JobQueue:
         next release, push or tick (the queue may be empty, everything may be blocked, or the
         starvation guard holds for a job that does not fit yet).
         """
-        immediate = self._lanes[JobPriority.IMMEDIATE]
-        heads = [lane[0] for lane in self._lanes.values() if lane]
-        if not heads:
+        if not self._entries:
             return None
-        oldest = immediate[0] if immediate else min(heads)
-        if now - oldest.enqueued_at >= self._hold_after:
-            return self._take(oldest) if fits(oldest.job_id) else None
+        held = self.held_for(now)
+        if held is not None:
+            return self._take(self._entries[held[0]]) if fits(held[0]) else None
+        immediate = self._lanes[JobPriority.IMMEDIATE]
         if immediate:
             return self._first_fitting(iter(immediate), fits)
         tried: set[JobPriority] = set()
@@ -215,6 +214,24 @@ class JobQueue:
                 self._rotation = (slot + 1) % len(self._cycle)
                 return chosen
         return None
+
+    def held_for(self, now: float) -> tuple[JobId, float] | None:
+        """The job the starvation guard (rule 1) makes the queue hold for at `now`, with the
+        time it was queued; None when the guard does not apply. The queue holds only while
+        that job does not fit: one that fits is admitted by the next `choose`."""
+        immediate = self._lanes[JobPriority.IMMEDIATE]
+        heads = [lane[0] for lane in self._lanes.values() if lane]
+        if not heads:
+            return None
+        oldest = immediate[0] if immediate else min(heads)
+        if now - oldest.enqueued_at >= self._hold_after:
+            return oldest.job_id, oldest.enqueued_at
+        return None
+
+    def immediate(self) -> list[JobId]:
+        """The IMMEDIATE jobs waiting, in FIFO order; while there are any, no other job is
+        admitted (rule 2)."""
+        return [entry.job_id for entry in self._lanes[JobPriority.IMMEDIATE]]
 
     def snapshot(self, now: float) -> list[JobId]:
         """Every queued job in the order `choose` would admit them at `now` if all fit."""

@@ -130,6 +130,20 @@ class FreeResources:
     memory_mb: int
 
 
+@dataclass(frozen=True)
+class Shortfall:
+    """Why a request does not fit now: the first resource short of it (GPUs, then memory,
+    then CPU), what the request needs of it and what the node has in all (for CPU, the limit
+    with over-commit), and for GPUs the owners holding the node's devices (lowest device
+    first, each once). Shared CPU and memory name no holders: many small ones hold them and
+    they change at every start and exit."""
+
+    resource: str
+    needed: float
+    capacity: float
+    holders: tuple[str, ...] = ()
+
+
 def job_peak_request(requests: Iterable[Request]) -> Request:
     """The component-wise maximum of the operators' requests (all zero for none).
 
@@ -191,6 +205,18 @@ class ResourceLedger:
             and request.gpu <= len(self._free_gpus())
             and self._memory_mb + request.memory_mb <= self._capacity.memory_mb
         )
+
+    def shortfall(self, request: Request) -> Shortfall | None:
+        """What keeps `request` from fitting now (see `Shortfall`); None when it fits."""
+        if self.fits(request):
+            return None
+        capacity = self._capacity
+        if request.gpu > len(self._free_gpus()):
+            holders = dict.fromkeys(self._gpu_owner[index] for index in sorted(self._gpu_owner))
+            return Shortfall("gpu", request.gpu, len(capacity.gpus), tuple(holders))
+        if self._memory_mb + request.memory_mb > capacity.memory_mb:
+            return Shortfall("memory_mb", request.memory_mb, capacity.memory_mb)
+        return Shortfall("cpu", request.cpu, capacity.cpu_limit)
 
     def never_fits(self, request: Request, operator: str) -> str | None:
         """Why `request` could not fit even on this node when idle, or None if it could.
