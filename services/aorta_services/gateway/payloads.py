@@ -44,6 +44,7 @@ from aorta.blobs import BlobInfo
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.errors import AortaError, Conflict, ErrorCode, Invalid, NotFound
 from aorta.ids import PayloadId
+from aorta.observability import metrics
 from aorta.payload_layout import input_key, payload_prefix
 from aorta.payload_names import checksum_line
 from aorta_services.gateway import encoded
@@ -57,6 +58,12 @@ MAX_FORWARDED_BYTES = DEFAULT_MAX_PAYLOAD - 64 * 1024
 """The largest request forwarded to the service: one bus message (8 MiB), less room for headers."""
 _LISTED = 10
 _DOWNLOAD_DATA_TAG = encoded.bytes_field_tag(payloads_pb2.PayloadsDownloadResponse, "data")
+
+
+def _count_bytes(direction: str, size: int) -> None:
+    """Counts payload bytes that passed the gateway: a stored upload, a sent download chunk."""
+    if metrics.recording():
+        metrics.PAYLOAD_BYTES.labels(direction).inc(size)
 
 
 class PayloadsService:
@@ -115,6 +122,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
                     with contextlib.suppress(AortaError):
                         await blobs.delete(key)
                     raise
+                _count_bytes("upload", info.size)
                 wire_name = "/" + key.removeprefix(payload_prefix(payload_id))
                 stored.append(
                     payloads_pb2.PayloadFileDetails(
@@ -153,6 +161,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
             async with aclosing(reading) as data:
                 async for chunk in data:
                     yield encoded.with_bytes(prefix, _DOWNLOAD_DATA_TAG, chunk)
+                    _count_bytes("download", len(chunk))
                     if not started:
                         prefix = payloads_pb2.PayloadsDownloadResponse(
                             header=header

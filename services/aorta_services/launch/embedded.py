@@ -8,6 +8,9 @@ Operators run where `--executor` says: `auto` (the default) runs them in contain
 container engine answers at `AORTA_CONTAINER_HOST` (or `DOCKER_HOST`, or the usual Docker and
 Podman sockets) and as host processes otherwise; the start-up lines say which and why.
 
+Prometheus metrics are served at `/metrics` on `--metrics-port` (default `METRICS_PORT`) of the
+listen address; beyond loopback with `--auth` a scrape needs a token too.
+
 Safe by default: the gateway listens on loopback; the data dir is readable by the platform's
 user alone; `--auth` makes callers present tokens (an admin token is written on first start);
 `--tls auto` makes a private CA and a server certificate under the data dir.
@@ -45,6 +48,9 @@ from aorta_services.launch import registry
 
 log = get_logger(__name__)
 
+METRICS_PORT = 30090
+"""Where `aorta up` serves `/metrics` (and `/healthz/*`) on its listen address by default."""
+
 
 class DataDirBusy(RuntimeError):
     """Another platform already runs on this data dir."""
@@ -58,6 +64,9 @@ class EmbeddedOptions:
     listen: str = "127.0.0.1"
     grpc_port: int = 30031
     nats_port: int = -1
+    metrics_port: int | None = None
+    """Port of the health and metrics endpoint on the listen address; None: `METRICS_PORT`
+    when it is free, 0: none."""
     auth: bool = False
     insecure: bool = False
     tls_auto: bool = False
@@ -82,9 +91,9 @@ class Access:
 def embedded_settings(
     base: Settings, options: EmbeddedOptions, nats_url: str, tls: AutoTls | None = None
 ) -> Settings:
-    """`base` with the embedded adapters (SQLite and a local folder under the data dir) and
-    the gateway's address, TLS (`tls`: what `--tls auto` made) and authentication as
-    `options` ask."""
+    """`base` with the embedded adapters (SQLite and a local folder under the data dir), the
+    gateway's address, TLS (`tls`: what `--tls auto` made) and authentication, and the metrics
+    endpoint's address, as `options` ask."""
     data_dir = options.data_dir.resolve()
     changes: dict[str, object] = {
         "data_dir": data_dir,
@@ -93,6 +102,8 @@ def embedded_settings(
         "blob_store": f"file:///{data_dir / 'blobs'}",
         "grpc_address": f"{_bracketed(options.listen)}:{options.grpc_port}",
         "insecure": base.insecure or options.insecure,
+        "health_host": options.listen,
+        "health_port": METRICS_PORT if options.metrics_port is None else options.metrics_port,
     }
     if options.auth:
         changes["auth"] = True
@@ -293,6 +304,13 @@ async def run_embedded(
                 for name, start in registry.starters(registry.START_ORDER)
             ]
             await run_services(
-                starters, settings, stop_event, on_ready=announce, credentials=credentials
+                starters,
+                settings,
+                stop_event,
+                on_ready=announce,
+                credentials=credentials,
+                # The default port is best effort, so that two platforms on one machine (or
+                # tests) still start; a port asked for must be had.
+                health_optional=options.metrics_port is None,
             )
     print("Aorta stopped.", file=sys.stdout, flush=True)

@@ -57,6 +57,13 @@ def cli() -> None:
 )
 @click.option("--nats-port", default=-1, help="Port of the embedded NATS server (-1: any free).")
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    help="Port of /metrics (Prometheus) and /healthz on the listen address; 0: none. "
+    "[default: 30090, skipped with a warning when in use]",
+)
+@click.option(
     "--auth",
     is_flag=True,
     help="Require bearer tokens; the first start writes an admin token to <data-dir>/admin.token.",
@@ -113,6 +120,7 @@ def up(
     listen: str,
     data_dir: Path | None,
     nats_port: int,
+    metrics_port: int | None,
     auth: bool,
     insecure: bool,
     tls_mode: str | None,
@@ -151,6 +159,7 @@ def up(
         listen=listen,
         grpc_port=grpc_port,
         nats_port=nats_port,
+        metrics_port=metrics_port,
         auth=auth,
         insecure=insecure,
         tls_auto=tls_mode == "auto",

@@ -14,12 +14,14 @@ CPU. The backend gives the server exactly those devices.
 
 State lives in this process's memory (mirrored to `triton_servers`, see `server_mirror`): one models
 service replica owns one pool. Its tritonserver children die with it (PR_SET_PDEATHSIG), and a
-restarted service starts with an empty pool; jobs that held servers must acquire again.
+restarted service starts with an empty pool; jobs that held servers must acquire again. The
+pool's own gauges (servers by state, models loaded) and acquire times are its metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import time
@@ -31,6 +33,7 @@ from typing import Any, Protocol
 from aorta.errors import AortaError, Unavailable
 from aorta.ids import new_id
 from aorta.logger import get_logger
+from aorta.observability import metrics
 from aorta.triton import TritonBackend, TritonServer
 from aorta_services.models.domain.gpus import job_devices, spread_devices
 from aorta_services.models.domain.placement import (
@@ -44,6 +47,8 @@ from aorta_services.models.server_mirror import ServerMirror
 from aorta_services.models.settings import PoolSettings
 
 log = get_logger(__name__)
+
+_STATES = ("starting", "held", "idle")
 
 
 class ModelSource(Protocol):
@@ -81,11 +86,15 @@ class _Pooled:
     def view(self) -> ServerView:
         return ServerView(self.id, self.job, dict(self.models), self.idle_since, self.gpus)
 
+    @property
+    def state(self) -> str:
+        """starting, held (by a job) or idle."""
+        return "starting" if self.server is None else "idle" if self.job is None else "held"
+
     def document(self) -> dict[str, Any]:
-        state = "starting" if self.server is None else "idle" if self.job is None else "held"
         return {
             "id": self.id,
-            "state": state,
+            "state": self.state,
             "job_id": self.job,
             "grpc_uri": self.server.grpc_uri if self.server else None,
             "http_uri": self.server.http_uri if self.server else None,
@@ -151,6 +160,7 @@ class TritonPool:
         with every failed model's message. A failed or cancelled acquire is undone (see the
         module docstring); what the job got from earlier acquires stays until `release(job)`.
         """
+        began = time.perf_counter()
         for pooled in [p for p in self._servers.values() if p.server and not p.server.alive()]:
             log.warning("triton.server_died", server_id=pooled.id, job_id=pooled.job)
             self._drop(pooled)
@@ -173,6 +183,9 @@ class TritonPool:
         finally:
             self._save(pooled)
         assert pooled.server is not None
+        if metrics.recording():
+            warm = "false" if origin == "new" else "true"
+            metrics.TRITON_ACQUIRE_SECONDS.labels(warm).observe(time.perf_counter() - began)
         log.info(
             "triton.acquired",
             job_id=job,
@@ -353,6 +366,7 @@ class TritonPool:
         self._servers.pop(pooled.id, None)
         if self._mirror is not None:
             self._mirror.remove(pooled.id)
+        self._count()
         if pooled.server is not None:
             task = asyncio.create_task(pooled.server.stop(), name=f"aorta.triton.stop.{pooled.id}")
             self._stopping.add(task)
@@ -370,6 +384,16 @@ class TritonPool:
     def _save(self, pooled: _Pooled) -> None:
         if self._mirror is not None and self._servers.get(pooled.id) is pooled:
             self._mirror.save(pooled.document())
+        self._count()
+
+    def _count(self) -> None:
+        """Sets the pool's gauges: servers by state, models loaded in all of them."""
+        if not metrics.recording():
+            return
+        states = collections.Counter(pooled.state for pooled in self._servers.values())
+        for state in _STATES:
+            metrics.TRITON_SERVERS.labels(state).set(states[state])
+        metrics.MODELS_LOADED.set(sum(len(p.loaded) for p in self._servers.values()))
 
     async def _reap(self) -> None:
         while True:

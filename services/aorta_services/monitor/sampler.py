@@ -1,4 +1,7 @@
-"""The sampling loop: this node's GPUs, every interval, published for every monitor to see."""
+"""The sampling loop: this node's GPUs, every interval, published for every monitor to see, and
+this node's GPU gauges for Prometheus (`aorta_gpu_utilization_ratio{gpu}`,
+`aorta_gpu_memory_used_bytes{gpu}`, `gpu` being NVML's index; a value the device does not report
+is left out rather than shown as 0)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from aorta import subjects
 from aorta.bus import Bus
 from aorta.gpu import GpuProbe, GpuSample, NodeSample, ProcessOwners
 from aorta.logger import get_logger
+from aorta.observability import metrics
 from aorta.timestamps import utcnow
 from aorta_services.monitor.domain.fleet import Fleet
 from aorta_services.monitor.settings import MonitorSettings
@@ -50,6 +54,7 @@ class Sampler:
             gpus=tuple(await self._with_owners(gpus)),
         )
         self._fleet.record(node)
+        _export(node)
         await self._bus.publish(subjects.GPU_SAMPLES, node.to_json())
         return node
 
@@ -95,3 +100,16 @@ class Sampler:
             )
             for gpu in gpus
         ]
+
+
+def _export(node: NodeSample) -> None:
+    """This node's latest sample as the GPU gauges; GPUs gone since are dropped."""
+    if not metrics.recording():
+        return
+    metrics.GPU_UTILIZATION_RATIO.clear()
+    metrics.GPU_MEMORY_USED_BYTES.clear()
+    for gpu in node.gpus:
+        if gpu.compute_utilization is not None:
+            metrics.GPU_UTILIZATION_RATIO.labels(str(gpu.index)).set(gpu.compute_utilization)
+        if gpu.memory_used is not None:
+            metrics.GPU_MEMORY_USED_BYTES.labels(str(gpu.index)).set(gpu.memory_used)

@@ -16,12 +16,14 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 
+from aorta.auth.authenticator import build_authenticator
+from aorta.auth.exposure import is_loopback
 from aorta.bus import Bus
 from aorta.bus.credentials import BusCredentials, settings_credentials, tls_context
 from aorta.bus.nats import NatsBus
 from aorta.logger import configure_logging, get_logger
 from aorta.observability import metrics
-from aorta.runtime.health import Readiness
+from aorta.runtime.health import MetricsAccess, Readiness
 from aorta.runtime.service import Running, ServiceStarter, service_context
 from aorta.settings import Settings
 
@@ -61,7 +63,8 @@ async def run_services(
     The health endpoint (`settings.health_port`, 0: none) serves `/metrics` too unless
     `settings.metrics` is off, which also stops every service feeding them. With
     `health_optional`, a port already in use is logged and the services run without it (the
-    default port of `aorta up`); otherwise the `OSError` ends the start.
+    default port of `aorta up`); otherwise the `OSError` ends the start. Beyond loopback with
+    authentication on, `/metrics` asks for a token (`metrics_access`).
     """
     names = [name for name, _ in starters]
     if credentials is not None:
@@ -73,7 +76,7 @@ async def run_services(
         buses = await _connect_buses(names, settings, credentials, stack)
         shared = buses[names[0]] if names else await _connect(settings, "aorta", None, stack)
         context = await stack.enter_async_context(service_context(settings, shared))
-        readiness = Readiness(metrics=settings.metrics)
+        readiness = Readiness(metrics=settings.metrics, metrics_access=metrics_access(settings))
         if settings.health_port:
             try:
                 await readiness.serve(settings.health_host, settings.health_port)
@@ -105,6 +108,21 @@ async def run_services(
                         await running[name].stop(SHUTDOWN_GRACE)
             except TimeoutError:
                 log.error("services.stop_deadline_passed", deadline=SHUTDOWN_DEADLINE)
+
+
+def metrics_access(settings: Settings) -> MetricsAccess | None:
+    """The check of `/metrics` scrapes: None (open) when the health endpoint listens on
+    loopback or authentication is off; else a scrape needs the bearer token of any caller the
+    platform knows, whatever its role. The probes' paths stay open either way."""
+    address = f"{settings.health_host}:{settings.health_port}"
+    authenticator = build_authenticator(settings)
+    if authenticator is None or is_loopback(address):
+        return None
+
+    async def admit(headers: list[tuple[str, str]]) -> None:
+        await authenticator.authenticate(headers)
+
+    return admit
 
 
 async def _connect_buses(

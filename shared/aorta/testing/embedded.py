@@ -67,6 +67,7 @@ def aorta_up(
     environ: Mapping[str, str] | None = None,
     args: Sequence[str] = (),
     credentials: grpc.ChannelCredentials | None = None,
+    metrics_port: int = 0,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A running `aorta up` on `data_dir` and `port` with extra `args` (`--auth`, `--tls auto`),
     stopped with SIGTERM on exit.
@@ -74,11 +75,13 @@ def aorta_up(
     Its output goes to `aorta-up.log` beside the data dir, so nothing waits on a pipe. With
     `--tls auto` it waits over TLS, trusting the CA the platform makes (`<data_dir>/tls/ca.pem`);
     `credentials` replace those for a platform with its own certificate or one that requires
-    client certificates. Operators run as host processes (`AORTA_EXECUTOR=local`) unless
+    client certificates. `/metrics` is served on `metrics_port` only when one is given, so
+    platforms started side by side never compete for the default port. Operators run as host processes (`AORTA_EXECUTOR=local`) unless
     `environ` says otherwise, so that the tests' host commands run as written on a machine
     whose container engine answers.
     """
-    command = [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(port), *args]
+    command = [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(port)]
+    command += ["--metrics-port", str(metrics_port), *args]
     ca = data_dir / "tls" / "ca.pem" if "--tls" in args else None
     env = {
         **os.environ,
