@@ -32,6 +32,7 @@ from aorta_services.scheduler.domain import (
     Request,
 )
 from aorta_services.scheduler.domain.timeline import AttemptTimes, JobTrace
+from aorta_services.scheduler.domain.waiting import Waits
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ class JobRecord:
     - `outbox` the events stored but not yet published, oldest first (see the module docstring).
     - `owner` the subject that created the job ("" when authentication was off, and for jobs
       stored before owners were recorded); its payload has the same owner.
+    - `waiting` why the queued job, or each of its operators that is ready but cannot start,
+      waits (`domain.waiting`; kept current by the leader, cleared when the wait ends).
     - `trace` the job's trace ids and its Triton wait (`domain.timeline.JobTrace`).
     """
 
@@ -145,6 +148,7 @@ class JobRecord:
     outbox: tuple[Mapping[str, Any], ...] = ()
     version: int = 0
     owner: str = ""
+    waiting: Waits = field(default_factory=Waits)
     trace: JobTrace = field(default_factory=JobTrace)
 
     def job_progress(self) -> JobProgress:
@@ -216,6 +220,7 @@ class JobRecord:
             # Derived, for the replay's indexed query (a filter cannot test a list's length).
             "outbox_pending": bool(self.outbox),
             "owner": self.owner,
+            "waiting": self.waiting.to_document(),
             "trace": self.trace.to_document(),
         }
 
@@ -254,6 +259,8 @@ class JobRecord:
                 version=int(document.get("version", 0)),
                 # Documents written before owners were recorded have none: an admin's.
                 owner=str(document.get("owner", "")),
+                # Documents written before wait reasons were kept have none.
+                waiting=Waits.from_document(document.get("waiting")),
                 # Documents written before traces were kept have none.
                 trace=JobTrace.from_document(document.get("trace")),
             )

@@ -26,6 +26,7 @@ from aorta_services.scheduler.domain import (
 )
 from aorta_services.scheduler.domain.job_record import JobRecord, OperatorRecord, TritonUris
 from aorta_services.scheduler.domain.timeline import JobTrace
+from aorta_services.scheduler.domain.waiting import Waits
 
 
 def _conflict(message: str) -> Conflict:
@@ -90,7 +91,15 @@ def admit(
     if triton_wait is not None:
         requested, acquired = triton_wait
         trace = replace(trace, triton_requested=requested, triton_acquired=acquired)
-    return replace(record, phase=phase, started=now, rotation=rotation, triton=triton, trace=trace)
+    return replace(
+        record,
+        phase=phase,
+        started=now,
+        rotation=rotation,
+        triton=triton,
+        trace=trace,
+        waiting=Waits(),
+    )
 
 
 def start_operator(
@@ -137,7 +146,11 @@ def start_operator(
             operator.timeline, attempt, executor=executor, ready=ready, now=now
         ),
     )
-    return replace(record.with_operator(started), progress=progress.to_document())
+    return replace(
+        record.with_operator(started),
+        progress=progress.to_document(),
+        waiting=record.waiting.with_operator(name, None),
+    )
 
 
 def failure_reason(name: str, outcome: RunOutcome, timeout: float) -> str:
@@ -208,7 +221,7 @@ def finish(record: JobRecord, *, now: float) -> JobRecord:
         raise _conflict(f"job {record.id} cannot finish: it is {record.phase}, outcome {outcome}")
     event = JobEvent.SUCCEED if outcome is JobStatus.HEALTHY else JobEvent.FAULT
     phase = next_phase(record.phase, event, job_id=record.id)
-    return replace(record, phase=phase, stopped=now)
+    return replace(record, phase=phase, stopped=now, waiting=Waits())
 
 
 def cancel(record: JobRecord, reason: str, *, now: float) -> JobRecord:
@@ -243,6 +256,7 @@ def _stop(record: JobRecord, event: JobEvent, message: str, now: float) -> JobRe
         progress=progress.to_document(),
         messages=(*record.messages, message),
         released=record.phase is JobPhase.CREATED,
+        waiting=Waits(),
     )
 
 
