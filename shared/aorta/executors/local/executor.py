@@ -46,6 +46,7 @@ from aorta.executors.local.operator_user import (
 )
 from aorta.executors.local.process_group import LEADER_SCRIPT
 from aorta.executors.local.run import LocalRun, RunConfig
+from aorta.executors.local.services import LocalServiceRunner, ServiceConfig
 from aorta.executors.local.work_folders import prepare_work_root
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import file_chunks, open_for_reading, split_lines
@@ -125,7 +126,27 @@ class LocalExecutor:
         self._runs: dict[str, LocalRun | RunOutcome] = {}
         self._finished: deque[str] = deque()
         self._closed = False
+        self._services: LocalServiceRunner | None = None
         self._refusal: str | None = self._prepare()
+
+    def service_runner(self) -> LocalServiceRunner:
+        """The runner of this executor's pipeline services (`aorta.executors.local.services`):
+        host processes of the operators' user, under `<work root>/services`."""
+        if self._services is None:
+            config = self._config
+            self._services = LocalServiceRunner(
+                self._blobs,
+                ServiceConfig(
+                    root=self._work_root / "services",
+                    python_bin_dir=config.python_bin_dir,
+                    search_path=config.search_path,
+                    user=config.user,
+                    max_log_bytes=config.max_log_bytes,
+                    log_flush_interval=config.log_flush_interval,
+                    stop_grace=config.stop_grace,
+                ),
+            )
+        return self._services
 
     def _prepare(self) -> str | None:
         """Resolves the operators' user and checks what it must reach; the message every run
@@ -257,6 +278,8 @@ class LocalExecutor:
         self._closed = True
         alive = [run for run in self._runs.values() if isinstance(run, LocalRun) and run.alive]
         await asyncio.gather(*(run.stop(RunReason.LOST, self._close_grace) for run in alive))
+        if self._services is not None:
+            await self._services.close()
 
     def _active_in(self, workspace: Workspace) -> str | None:
         for run_id, run in self._runs.items():
