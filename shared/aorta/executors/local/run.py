@@ -24,7 +24,7 @@ from aorta.errors import AortaError, Invalid
 from aorta.executors.local.operator_user import OperatorUser
 from aorta.executors.local.process_group import ExitStatus, OperatorProcess
 from aorta.executors.local.work_folders import hand_over
-from aorta.executors.port import OperatorRun, RunOutcome, RunReason, RunTimes
+from aorta.executors.port import OperatorRun, RunOutcome, RunReason, RunTimes, ServiceMount
 from aorta.executors.run_log import RunLog
 from aorta.executors.transfers import (
     create_workspace,
@@ -135,6 +135,7 @@ class LocalRun:
         self._times = RunTimes(staging=time.time())
         try:
             await create_workspace(self.workspace, [*run.inputs, *run.outputs])
+            await asyncio.to_thread(link_service_mounts, self.workspace, run.service_mounts)
             await self.log.create()
         except (Invalid, OSError) as error:
             return self._outcome_of(RunReason.START_FAILED, f"no workspace: {error}")
@@ -356,6 +357,18 @@ def operator_environment(
         base["TZ"] = config.timezone
     devices = ",".join(str(index) for index in run.resources.gpu_devices)
     return base | contract.to_env() | {"CUDA_VISIBLE_DEVICES": devices}
+
+
+def link_service_mounts(workspace: Workspace, mounts: tuple[ServiceMount, ...]) -> None:
+    """Makes each service data folder visible at its declared path the way this executor
+    shows declared paths: the path's folder in the workspace (`volumes/<path>`) is a link to
+    the service's folder. The operator finds the folder itself through the connection's
+    variable, which holds the host path. `Invalid` for a path that is not rooted and plain,
+    `OSError` when it collides with an input or output."""
+    for mount in mounts:
+        link = workspace.volume(mount.path)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(mount.source, target_is_directory=True)
 
 
 def _stopped_message(reason: RunReason, operator: str, *, started: bool) -> str:
