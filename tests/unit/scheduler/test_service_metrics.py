@@ -1,0 +1,77 @@
+"""The scheduler's metrics say what happened to its jobs: one created, each state it entered
+counted once, its wait in the queue observed; the leader's counts of the store match it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import REGISTRY
+
+from aorta.observability import metrics
+from aorta_services.scheduler.job_metrics import JobGauges
+from aorta_services.scheduler.repository import JobRepository
+from tests.unit.scheduler.scheduler_harness import PIPELINE_ID, Harness, single
+from tests.unit.scheduler.test_service_events import until_published
+
+
+def value(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+TRANSITIONS = (("PENDING", "HEALTHY"), ("RUNNING", "HEALTHY"), ("STOPPED", "HEALTHY"))
+
+
+def counts() -> dict[str, float]:
+    """The scheduler's counters now, to compare before and after."""
+    figures = {
+        "created": value("aorta_jobs_created_total"),
+        "waits": value("aorta_queue_wait_seconds_count"),
+    }
+    for state, status in TRANSITIONS:
+        figures[f"{state}/{status}"] = value(
+            "aorta_job_transitions_total", state=state, status=status
+        )
+    return figures
+
+
+@pytest.fixture
+def recording() -> Iterator[None]:
+    metrics.set_recording(True)
+    yield
+    metrics.set_recording(True)
+
+
+async def test_one_job_is_counted_once_in_each_state_it_entered(
+    harness: Harness, recording: None
+) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "single", {"s.yaml": single()})
+    replica = await harness.replica()
+    before = counts()
+    job_id = await harness.run("counted")
+    await harness.stopped(job_id)
+    await until_published(replica)
+    after = counts()
+    assert after["created"] - before["created"] == 1
+    # created and queued are both PENDING on Clara's wire; started and stopped once each.
+    assert after["PENDING/HEALTHY"] - before["PENDING/HEALTHY"] == 2
+    assert after["RUNNING/HEALTHY"] - before["RUNNING/HEALTHY"] == 1
+    assert after["STOPPED/HEALTHY"] - before["STOPPED/HEALTHY"] == 1
+    assert after["waits"] - before["waits"] == 1
+
+    await JobGauges(JobRepository(replica.context.store)).count()
+    assert value("aorta_jobs", phase="succeeded") == 1
+    assert value("aorta_jobs", phase="running") == 0
+    assert value("aorta_queue_depth", priority="normal") == 0
+    assert value("aorta_events_pending") == 0
+
+
+async def test_nothing_is_counted_while_metrics_are_off(harness: Harness, recording: None) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "single", {"s.yaml": single()})
+    replica = await harness.replica()
+    metrics.set_recording(False)
+    before = counts()
+    job_id = await harness.run("uncounted")
+    await harness.stopped(job_id)
+    await until_published(replica)
+    assert counts() == before
