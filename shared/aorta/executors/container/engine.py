@@ -90,6 +90,13 @@ class ContainerEngine:
             return False
         return True
 
+    async def image(self, reference: str) -> Json:
+        """The image's inspect document (its `Config` names the ports it exposes); `NotFound`
+        when the engine does not hold it."""
+        with _translated(f"image {reference}"):
+            inspected: Json = await self._docker.images.inspect(reference)
+        return inspected
+
     async def pull(self, reference: str, credentials: Mapping[str, str] | None) -> None:
         """Pulls `reference`, with registry credentials when given. The engine's reason, with
         the image's name, when it cannot (no registry reachable, refused, bad credentials)."""

@@ -31,6 +31,7 @@ from aorta.errors import Invalid, NotFound, Unavailable
 from aorta.executors.container.container_run import ContainerRun
 from aorta.executors.container.engine import ContainerEngine, Json
 from aorta.executors.container.outcome_records import OutcomeRecords
+from aorta.executors.container.services import ContainerServiceRunner
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import (
     COMPONENT_LABEL,
@@ -94,6 +95,7 @@ class ContainerExecutor:
         self._runs: dict[str, ContainerRun | RunOutcome] = {}
         self._finished: deque[str] = deque()
         self._starting: set[str] = set()
+        self._services: ContainerServiceRunner | None = None
         self._closed = False
 
     @classmethod
@@ -105,6 +107,14 @@ class ContainerExecutor:
         engine = await ContainerEngine.connect(url)
         _log.info("container engine connected", url=url, engine=engine.kind.value)
         return cls(engine, blobs, settings, work_root, owns_engine=True)
+
+    def service_runner(self) -> ContainerServiceRunner:
+        """The runner of the pipeline services operators of this executor reach: containers
+        on the same engine, with the same settings (`aorta.executors.container.services`).
+        The same runner on every call; it needs closing before the executor."""
+        if self._services is None:
+            self._services = ContainerServiceRunner(self._engine, self._blobs, self._settings)
+        return self._services
 
     async def start(self, run: OperatorRun) -> None:
         """Takes `run` in charge and returns once it is known: preparing it (inputs, image,

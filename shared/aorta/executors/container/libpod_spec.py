@@ -4,7 +4,8 @@ Podman 4's Docker-compatible API cannot hand a container GPUs (see
 `aorta.executors.container.devices`), its libpod API can, by CDI name. So on Podman a run with
 GPUs is created through `POST /v4.0.0/libpod/containers/create` with the body built here: the
 same container as `aorta.executors.container.spec.create_body` describes (image, command,
-environment, labels, read-only inputs and read-write outputs, tmpfs `/tmp`, limits, isolation),
+environment, labels, read-only inputs and read-write outputs, the data folders of its pipeline
+services read-only, tmpfs `/tmp`, limits, isolation),
 said in libpod's words. Everything else about the container (start, wait, logs, stop, removal)
 goes through the Docker-compatible API as for any other.
 
@@ -32,6 +33,7 @@ from aorta.executors.container.spec import (
     memory_bytes,
     network,
     run_labels,
+    service_binds,
 )
 from aorta.executors.kubernetes.pods import operator_environment
 from aorta.executors.port import OperatorRun
@@ -91,6 +93,16 @@ def libpod_body(
         }
         for source, target, read_only in bind_mounts(run, volumes)
     ]
+    mounts.extend(
+        {"destination": target, "type": "bind", "source": source, "options": ["rbind", "ro"]}
+        for source, target in service_binds(run)
+        if source.startswith("/")
+    )
+    named = [
+        {"Name": source, "Dest": target, "Options": ["ro"]}
+        for source, target in service_binds(run)
+        if not source.startswith("/")
+    ]
     mounts.append(
         {
             "destination": "/tmp",
@@ -105,6 +117,7 @@ def libpod_body(
         "env": operator_environment(run),
         "labels": run_labels(run, settings.instance, plan),
         "mounts": mounts,
+        "volumes": named,
         "privileged": False,
         "cap_drop": ["ALL"],
         "no_new_privileges": True,

@@ -6,12 +6,15 @@ Clara's container semantics, the same as the Kubernetes executor's pods:
   a `command` replaces the image's command (`Cmd`), which is what Kubernetes' `args` does;
 - every declared input bind-mounted read-only at exactly its declared path, every output
   read-write at its own; the environment contract (`aorta.operator_env`) names those paths;
+- the data folder of each pipeline service the operator declares (`service_mounts`) mounted
+  read-only at its declared path;
 - `requests.cpu` and `requests.memory` as enforced limits (no swap beyond the memory limit), the
   GPUs the scheduler assigned as a device request (`aorta.executors.container.devices`).
 
 Isolation by default: not privileged, every capability dropped, `no-new-privileges`, a tmpfs
 `/tmp`, no mount but the run's own folders, an environment built from nothing but the contract
-and the operator's `variables`, no network unless the operator must reach Triton.
+and the operator's `variables`, no network unless the operator must reach Triton or a pipeline
+service (`needs_network`).
 
 Labels say whose container it is (`aorta.instance`, `aorta.component=operator`, run, job,
 operator, attempt) and carry the
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +56,7 @@ TMP_OPTIONS = "rw,nosuid,nodev"
 _NANO = 1_000_000_000
 _MIB = 1 << 20
 _BIND_UNSAFE = frozenset(":,")
+_LOOPBACK_ADDRESS = re.compile(r"^(127\.0\.0\.1|localhost|\[::1\]):[0-9]{1,5}$")
 
 
 @dataclass(frozen=True)
@@ -129,9 +134,30 @@ def run_labels(run: OperatorRun, instance: str, plan: RunPlan) -> dict[str, str]
 
 
 def needs_network(run: OperatorRun) -> bool:
-    """Whether the operator must reach something outside its container: Triton, whose
-    addresses are on the host's loopback."""
-    return any(run.environment.get(name) for name in (TRITON_GRPC_URI, TRITON_HTTP_URI))
+    """Whether the operator must reach something outside its container: Triton, or a
+    pipeline service (a data folder of one, or a variable naming an address on the host's
+    loopback, where services publish their ports). A variable grants nothing a pipeline could
+    not have by declaring a service."""
+    if run.service_mounts or any(
+        run.environment.get(name) for name in (TRITON_GRPC_URI, TRITON_HTTP_URI)
+    ):
+        return True
+    return any(_LOOPBACK_ADDRESS.match(value) for value in run.environment.values())
+
+
+def service_binds(run: OperatorRun) -> list[tuple[str, str]]:
+    """(source, path) of the data folder of each pipeline service the operator declares, to be
+    mounted read-only: a named volume of the engine, or a host folder (an absolute source).
+    `Invalid` for a path or source a mount cannot name."""
+    binds = []
+    for mount in run.service_mounts:
+        if _BIND_UNSAFE & set(mount.path + mount.source) or not mount.path.startswith("/"):
+            raise Invalid(
+                f"service folder path {mount.path!r} cannot be mounted: it must be absolute, "
+                "without ':' or ','"
+            )
+        binds.append((mount.source, mount.path))
+    return binds
 
 
 def bind_mounts(run: OperatorRun, volumes: Mapping[str, Path]) -> list[tuple[str, str, bool]]:
@@ -162,6 +188,7 @@ def create_body(
         f"{source}:{target}:{'ro' if read_only else 'rw'}"
         for source, target, read_only in bind_mounts(run, volumes)
     ]
+    binds.extend(f"{source}:{target}:ro" for source, target in service_binds(run))
     host_config: Json = {
         "Binds": binds,
         "Privileged": False,
