@@ -51,4 +51,7 @@ def aorta_handlers(gateway: GatewayContext) -> dict[str, Handler]:
         "Delete": gateway.forward.unary(
             subjects.SCHEDULER_DELETE, aorta_jobs_pb2.JobsDeleteResponse
         ),
+        "Timeline": gateway.forward.unary(
+            subjects.SCHEDULER_TIMELINE, aorta_jobs_pb2.JobsTimelineResponse
+        ),
     }

@@ -38,6 +38,7 @@ from aorta.auth.principal import calling_as
 from aorta.errors import AortaError, Forbidden, Internal, Unauthenticated
 from aorta.ids import new_id
 from aorta.logger import get_logger
+from aorta.observability import tracing
 from aorta_services.gateway.guard import Call, Guard, aborted_result, outcome
 
 log = get_logger(__name__)
@@ -68,6 +69,15 @@ def _request_id(context: Context) -> str:
         if key == REQUEST_ID_METADATA and isinstance(value, str) and value:
             return value[:64]
     return new_id()[:16]
+
+
+def _trace_carrier(context: Context) -> dict[str, str]:
+    """The call's text metadata, where a W3C `traceparent` of the client's arrives."""
+    return {
+        key: value
+        for key, value in context.invocation_metadata() or ()
+        if isinstance(value, str) and key in ("traceparent", "tracestate")
+    }
 
 
 def _peeker(raw: bytes, request_class: type[Message]) -> Callable[[], Message | None]:
@@ -162,7 +172,10 @@ def _unary(
 ) -> Callable[[bytes, Context], Awaitable[Message]]:
     async def behavior(raw: bytes, context: Context) -> Message:
         request_id = _request_id(context)
-        with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=request_id):
+        with (
+            structlog.contextvars.bound_contextvars(rpc=rpc, request_id=request_id),
+            tracing.server_span(rpc, _trace_carrier(context)),
+        ):
             call = await guard.admit(rpc, context, request_id, _peeker(raw, request_class))
             with _admitted(call):
                 request = await _parse(raw, request_class, context)

@@ -41,6 +41,7 @@ from aorta.bus_permissions import bus_users
 from aorta.cli.connection import DEFAULT_ADDRESS
 from aorta.executors.selection import AUTO, ExecutorChoice, choose_executor
 from aorta.logger import get_logger
+from aorta.observability import tracing
 from aorta.runtime.process import install_stop_signals, run_services
 from aorta.runtime.service import Listening, Running, ServiceStarter
 from aorta.settings import Settings, redact_uri
@@ -274,6 +275,8 @@ async def run_embedded(
     if stop is None:
         install_stop_signals(stop_event)
     base = Settings.from_env(environ)
+    # Every service runs in this one process: one service name for all their spans.
+    tracing.configure("aorta", environ)
     choice = await choose_executor(options.executor, environ)
     log.info("aorta.executor", executor=choice.kind, reason=choice.reason)
     private_data_dir(options.data_dir)
@@ -313,4 +316,5 @@ async def run_embedded(
                 # tests) still start; a port asked for must be had.
                 health_optional=options.metrics_port is None,
             )
+    tracing.shutdown()
     print("Aorta stopped.", file=sys.stdout, flush=True)

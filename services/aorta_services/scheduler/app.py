@@ -220,6 +220,7 @@ async def start(
         await running.serve(subjects.SCHEDULER_ADD_METADATA, queries.add_metadata)
         await running.serve(subjects.SCHEDULER_REMOVE_METADATA, queries.remove_metadata)
         await running.serve(subjects.SCHEDULER_DELETE, deletion.delete)
+        await running.serve(subjects.SCHEDULER_TIMELINE, queries.timeline)
         running.loop = asyncio.create_task(
             running.leadership.run(), name="aorta.scheduler.leadership"
         )

@@ -16,6 +16,8 @@ ended; an admission that finished) and at least every `resync` seconds, and it:
 5. admits queued jobs while the queue offers one whose most demanding operator fits: the peak
    is reserved at once, so the next choice sees it taken, and the job is admitted in a task
    (Triton acquisition, the RUNNING write, the `job.started` event).
+6. works out why each job still queued, and each ready operator that did not start, waits,
+   and stores the reasons that changed (`waits`).
 
 Everything the pass decides is written to the store first (optimistic concurrency, each
 event staged in the same write) and then published; the in-memory queue, ledger and run
@@ -37,6 +39,7 @@ from aorta.errors import AortaError, Conflict, Invalid, NotFound
 from aorta.ids import JobId
 from aorta.logger import get_logger
 from aorta.tasks import GuardedTasks
+from aorta_services.scheduler import observations
 from aorta_services.scheduler.active import ActiveJob, RunHandle, admission_owner, owner
 from aorta_services.scheduler.domain import (
     JobPhase,
@@ -55,12 +58,18 @@ from aorta_services.scheduler.domain.services import (
     never_fits,
     waiting_reason,
 )
+from aorta_services.scheduler.domain.waiting import (
+    WaitReason,
+    waiting_for_service,
+    waiting_for_triton,
+)
 from aorta_services.scheduler.events import job_event, operator_event, staged
 from aorta_services.scheduler.operator_runs import EngineParts, OperatorRunner, with_retries
 from aorta_services.scheduler.peers import Peers
 from aorta_services.scheduler.pipeline_services import ServiceKeeper
 from aorta_services.scheduler.reconcile import Reconciler
 from aorta_services.scheduler.release import Releaser
+from aorta_services.scheduler.waits import WaitRecorder, record_job_wait
 
 log = get_logger(__name__)
 
@@ -96,6 +105,7 @@ class Engine:
         )
         self._needs: dict[JobId, tuple[DeclaredService, ...]] = {}
         self._waiting: dict[JobId, str] = {}
+        self._waits = WaitRecorder(parts.repository)
         self._runner = OperatorRunner(parts, self._run_done, self._services)
         self._releaser = Releaser(parts.repository, peers, self.spawn)
         self._reconciler = Reconciler(
@@ -199,6 +209,9 @@ class Engine:
             await self._services.sweep(queued)
         await self._launch_ready()
         self._admit_queued(now)
+        await self._waits.refresh(
+            self._queue, self._ledger, self._peaks, self.active, now, self._service_waits()
+        )
 
     async def _resync_store(self) -> None:
         repository = self._parts.repository
@@ -376,13 +389,17 @@ class Engine:
             await self._fault(record, f"the job's definition can no longer be resolved: {why}")
             return None
         triton = None
+        triton_wait = None
         if record.models:
+            await record_job_wait(parts.repository, job_id, waiting_for_triton(record.models))
             try:
                 # The admission reservation names the devices lowest free first, as the job's
                 # operators will get them, so its Triton server runs on the job's own GPUs.
                 reserved = self._ledger.allocations().get(admission_owner(job_id))
                 gpus = reserved.gpus if reserved is not None else ()
+                requested = parts.clock()
                 triton = await self._peers.acquire_triton(job_id, record.models, gpus)
+                triton_wait = (requested, parts.clock())
             except AortaError as error:
                 models = ", ".join(record.models)
                 why = "; ".join(error.messages)
@@ -395,6 +412,9 @@ class Engine:
             if self._services is None:
                 await self._fault(record, "this scheduler runs no pipeline services")
                 return None
+            names = ", ".join(service.spec.name for service in services)
+            starting = waiting_for_service(names, "being made ready")
+            await record_job_wait(parts.repository, job_id, starting)
             try:
                 await self._services.ensure(job_id, record.pipeline_id, services)
             except AortaError as error:
@@ -403,11 +423,14 @@ class Engine:
         record = await parts.repository.modify(
             job_id,
             staged(
-                lambda r: transitions.admit(r, now=parts.clock(), rotation=rotation, triton=triton),
+                lambda r: transitions.admit(
+                    r, now=parts.clock(), rotation=rotation, triton=triton, triton_wait=triton_wait
+                ),
                 job_event("started"),
             ),
         )
         log.info("job.started", priority=record.priority.name)
+        observations.job_admitted(record)
         await parts.events.flush(record)
         started = record.started if record.started is not None else parts.clock()
         return ActiveJob(record, pipeline, deadline=started + record.timeout + parts.settings.grace)
@@ -453,6 +476,16 @@ class Engine:
             self._waiting[job_id] = reason
             log.info("job.waiting", job_id=job_id, reason=reason)
         return False
+
+    def _service_waits(self) -> dict[JobId, WaitReason]:
+        """The queued jobs whose pipeline services do not fit the node yet (`_fits_now`)."""
+        return {
+            job_id: waiting_for_service(
+                ", ".join(service.spec.name for service in self._needs.get(job_id, ())),
+                "no room on the node to start it yet",
+            )
+            for job_id in self._waiting
+        }
 
     async def _services_of(self, record: JobRecord) -> tuple[DeclaredService, ...]:
         """The services a queued job's operators declare (none when its definition cannot

@@ -27,6 +27,7 @@ from aorta.bus import Request
 from aorta.errors import AortaError, Conflict, Forbidden, Invalid, NotFound
 from aorta.ids import JobId, PayloadId, new_id
 from aorta.logger import get_logger
+from aorta.observability import tracing
 from aorta_services.scheduler.domain import (
     JobEvent,
     JobPhase,
@@ -45,6 +46,7 @@ from aorta_services.scheduler.domain.definition import (
 )
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.runs import check_runnable
+from aorta_services.scheduler.domain.timeline import JobTrace
 from aorta_services.scheduler.events import JobEvents, job_event, staged
 from aorta_services.scheduler.peers import Peers
 from aorta_services.scheduler.repository import JobRepository
@@ -204,6 +206,9 @@ class JobCommands:
             pipeline, default_timeout=settings.default_timeout, max_timeout=settings.max_timeout
         )
         now = self._clock()
+        # The job's trace continues this call's (the client's Jobs.Start, when it traced it).
+        ids = tracing.new_ids()
+        trace = None if ids is None else JobTrace(ids.trace_id, ids.span_id, ids.parent_span_id)
 
         def queued(current: JobRecord) -> JobRecord:
             return transitions.queue(
@@ -216,6 +221,7 @@ class JobCommands:
                     pipeline, default=settings.default_timeout, maximum=settings.max_timeout
                 ),
                 now=now,
+                trace=trace,
             )
 
         probe = ResourceLedger(settings.capacity)

@@ -15,6 +15,10 @@ The order is what makes crashes harmless:
    other runs: nothing new starts after a fault, and the job's outcome is known as soon as
    possible.
 
+Each write keeps the attempt's timeline (`domain.timeline`): when it became ready and was
+admitted at the start, the executor's stage times at the end, from which the operator metrics
+and spans are fed (`observations`).
+
 A run the executor no longer knows (LOST) is re-run, up to `MAX_ATTEMPTS` attempts in all.
 Cancelling the task (the leader stepping down) abandons the run without recording anything:
 the next leader reconciles it.
@@ -32,6 +36,7 @@ from structlog.contextvars import bound_contextvars
 from aorta.errors import AortaError, Conflict, Unavailable
 from aorta.executors import Executor, RunOutcome, RunReason
 from aorta.logger import get_logger
+from aorta_services.scheduler import observations
 from aorta_services.scheduler.active import ActiveJob, RunHandle
 from aorta_services.scheduler.domain import Allocation, OperatorStatus, transitions
 from aorta_services.scheduler.domain.job_record import JobRecord
@@ -62,6 +67,15 @@ class EngineParts:
     clock: Callable[[], float]
     services: ServiceParts | None = None
     """Where pipeline services run and are recorded; None: jobs declaring one fault."""
+
+
+def executor_kind(executor: Executor) -> str:
+    """`local`, `container` or `kubernetes`: the adapter package `executor` comes from (its
+    class name for one from elsewhere, such as a test's)."""
+    module, prefix = type(executor).__module__, "aorta.executors."
+    if module.startswith(prefix):
+        return module.removeprefix(prefix).split(".", 1)[0]
+    return type(executor).__name__.lower()
 
 
 class _Refused(Exception):
@@ -98,7 +112,13 @@ class OperatorRunner:
         """Runs (or, with `reattach`, waits for) `handle`'s attempt; never raises but
         `CancelledError`. Always calls `done` at the end, so the allocation is given back."""
         operator = handle.operator
-        context = bound_contextvars(job_id=job.id, operator=operator, attempt=handle.attempt)
+        trace_id = job.record.trace.trace_id
+        context = bound_contextvars(
+            job_id=job.id,
+            operator=operator,
+            attempt=handle.attempt,
+            **({"trace_id": trace_id} if trace_id else {}),
+        )
         try:
             with context:
                 early = None if reattach else await self._start(job, handle, allocation)
@@ -133,6 +153,7 @@ class OperatorRunner:
                 run_id=handle.run_id,
                 allocation=allocation,
                 now=parts.clock(),
+                executor=executor_kind(parts.executor),
             )
 
         starting = staged(
@@ -225,6 +246,7 @@ class OperatorRunner:
             return
         job.update(record)
         log.info("operator.stopped", status=status.name, exit_code=outcome.exit_code, reason=reason)
+        observations.operator_ended(record, name, handle.attempt)
         await parts.events.flush(record)
         if not outcome.succeeded:
             job.halt(f"operator {name!r} failed")

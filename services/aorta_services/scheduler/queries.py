@@ -1,7 +1,8 @@
-"""Jobs.Status, List, ReadLogs, AddMetadata and RemoveMetadata: answered by any replica.
+"""Jobs.Status, List, ReadLogs, AddMetadata, RemoveMetadata and Aorta's own Timeline: answered
+by any replica.
 
 Status and List are open to every caller, though List answers a `user` with its own jobs
-only; ReadLogs and the metadata verbs are the job's owner's or an admin's
+only; ReadLogs, Timeline and the metadata verbs are the job's owner's or an admin's
 (`aorta.auth.ownership`). They read the store (metadata changes write it, with optimistic
 concurrency), so every
 replica answers the same, leader or not; only a running operator's live log lines come from
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from aorta import contracts
-from aorta.api import jobs_pb2
+from aorta.api import aorta_jobs_pb2, jobs_pb2
 from aorta.auth.ownership import check_owner, listed_owner
 from aorta.bus import Request
 from aorta.errors import ErrorCode, NotFound
@@ -22,6 +23,7 @@ from aorta.logger import get_logger
 from aorta.metadata import add_metadata, remove_metadata
 from aorta_services.scheduler.domain import answers, requests
 from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.domain.timeline_answer import timeline
 from aorta_services.scheduler.job_logs import OperatorLogs
 from aorta_services.scheduler.repository import JobRepository
 
@@ -46,6 +48,13 @@ class JobQueries:
         times, the DAG and the messages; with the job's owner. Open to every caller."""
         record = await self._repository.get(requests.job_id_of(request))
         return contracts.JobStatus(answers.status(record), record.owner)
+
+    async def timeline(self, request: Request) -> bytes:
+        """`aorta.v1.Jobs/Timeline` (`SCHEDULER_TIMELINE`): when each stage of the job the
+        `JobsTimelineRequest` names happened; the job's owner's or an admin's."""
+        message = requests.parse(request.data, aorta_jobs_pb2.JobsTimelineRequest)
+        record = owned(await self._repository.get(requests.job_id_of(message)))
+        return timeline(record).SerializeToString()
 
     async def list_jobs(self, request: Request) -> AsyncIterator[bytes]:
         """Jobs.List: one message per job matching the filter, newest first (one message

@@ -11,6 +11,7 @@ from __future__ import annotations
 from aorta.errors import AortaError
 from aorta.ids import JobId
 from aorta.logger import get_logger
+from aorta_services.scheduler import observations
 from aorta_services.scheduler.domain import transitions
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.peers import Peers
@@ -42,8 +43,9 @@ class Releaser:
                 await self._peers.release_triton(record.id)
             if record.enqueued is not None:
                 await self._peers.release_payload(record.payload_id, record.id)
-            await self._repository.modify(record.id, transitions.release)
+            released = await self._repository.modify(record.id, transitions.release)
             log.info("job.released", job_id=record.id)
+            observations.job_stopped(released)
         except AortaError as error:
             log.warning("job.release_failed", job_id=record.id, error=str(error))
         finally:

@@ -22,7 +22,7 @@ from aorta.bus import Bus
 from aorta.bus.credentials import BusCredentials, settings_credentials, tls_context
 from aorta.bus.nats import NatsBus
 from aorta.logger import configure_logging, get_logger
-from aorta.observability import metrics
+from aorta.observability import metrics, tracing
 from aorta.runtime.health import MetricsAccess, Readiness
 from aorta.runtime.service import Running, ServiceStarter, service_context
 from aorta.settings import Settings
@@ -164,10 +164,14 @@ def serve_services(starters: Sequence[NamedStarter]) -> None:
     """
     settings = Settings.from_env(os.environ)
     configure_logging(settings.log_format, settings.log_level)
+    tracing.configure("aorta-" + "-".join(name for name, _ in starters), os.environ)
 
     async def main() -> None:
         stop = asyncio.Event()
         install_stop_signals(stop)
         await run_services(starters, settings, stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        tracing.shutdown()
