@@ -1,0 +1,127 @@
+"""The leader keeps every wait reason current in the job documents, where every replica reads
+them (`Jobs.Status`, `aorta.v1.Jobs/Queue`).
+
+After each pass the engine hands `WaitRecorder.refresh` what it decided with: the queue, the
+ledger, the queued jobs' peak requests and the jobs it runs. The reasons are worked out there
+(`domain.waiting`), and a job document is written only when one of its reasons changed since
+this leader last wrote it, so a pass that changes nothing writes nothing. A reason carries no
+duration, so time passing changes none. A new leader starts with nothing remembered: its first
+pass reads each waiting job and writes only those whose stored reason differs.
+
+Reasons found outside a pass (a Triton server or a pipeline service being made ready while a
+job is admitted) are written at once with `record_job_wait`, and `record_operator_wait` is
+the same for an operator. The transitions that end a wait clear its reason (admission, an
+operator's start, every stop), so nothing here has to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import partial
+
+from aorta.errors import AortaError
+from aorta.ids import JobId
+from aorta.logger import get_logger
+from aorta_services.scheduler.active import ActiveJob, admission_owner
+from aorta_services.scheduler.domain import JobQueue, Request, ResourceLedger
+from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.domain.wait_changes import with_job_wait, with_operator_wait
+from aorta_services.scheduler.domain.waiting import (
+    Holder,
+    WaitReason,
+    operator_reason,
+    queue_reasons,
+)
+from aorta_services.scheduler.repository import JobRepository
+
+log = get_logger(__name__)
+
+
+def holder_of(active: Mapping[JobId, ActiveJob], owner: str) -> Holder:
+    """The `Holder` a ledger owner (`<job id>/<operator>`) names, with the time its operator's
+    current attempt started when this leader runs the job."""
+    job_id, _, operator = owner.partition("/")
+    if owner == admission_owner(job_id):
+        return Holder(job_id)
+    job = active.get(JobId(job_id))
+    since = None
+    if job is not None:
+        since = next((op.started for op in job.record.operators if op.name == operator), None)
+    return Holder(job_id, operator, since)
+
+
+async def _store(
+    repository: JobRepository, job_id: JobId, change: Callable[[JobRecord], JobRecord]
+) -> JobRecord | None:
+    """Writes one reason change; None when the store refused it (logged: the next pass, or
+    the wait's end, puts it right)."""
+    try:
+        return await repository.modify(job_id, change)
+    except AortaError as error:
+        log.warning("job.wait_reason_not_stored", job_id=job_id, error=str(error))
+        return None
+
+
+async def record_job_wait(
+    repository: JobRepository, job_id: JobId, reason: WaitReason | None
+) -> JobRecord | None:
+    """Stores a queued job's reason now (`None` clears it); nothing for a job that is no
+    longer queued. Store errors are logged, not raised: a reason is worth a line in the log,
+    never a failed admission."""
+    return await _store(repository, job_id, partial(with_job_wait, reason=reason))
+
+
+async def record_operator_wait(
+    repository: JobRepository, job_id: JobId, operator: str, reason: WaitReason | None
+) -> JobRecord | None:
+    """Stores the reason of a PENDING operator of a running job now (`None` clears it), as
+    `record_job_wait` does for a job."""
+    return await _store(
+        repository, job_id, partial(with_operator_wait, name=operator, reason=reason)
+    )
+
+
+class WaitRecorder:
+    """The reasons this leader wrote last, and the writes that keep them current."""
+
+    def __init__(self, repository: JobRepository) -> None:
+        self._repository = repository
+        self._jobs: dict[JobId, WaitReason] = {}
+        self._operators: dict[tuple[JobId, str], WaitReason] = {}
+
+    async def refresh(
+        self,
+        queue: JobQueue,
+        ledger: ResourceLedger,
+        peaks: Mapping[JobId, Request],
+        active: Mapping[JobId, ActiveJob],
+        now: float,
+        found: Mapping[JobId, WaitReason] | None = None,
+    ) -> None:
+        """Works out every queued job's reason and every ready but waiting operator's, and
+        writes those that changed (module docstring). `found` are reasons the engine found
+        itself (`domain.waiting.queue_reasons`)."""
+        holder = partial(holder_of, active)
+        jobs = queue_reasons(queue, ledger, peaks, now, holder, found)
+        operators: dict[tuple[JobId, str], WaitReason] = {}
+        for job in active.values():
+            for name in job.launchable():
+                reason = operator_reason(ledger, job.record.operator(name).request, holder)
+                if reason is not None:
+                    operators[(job.id, name)] = reason
+        self._jobs = {key: value for key, value in self._jobs.items() if key in jobs}
+        self._operators = {key: value for key, value in self._operators.items() if key in operators}
+        for job_id, reason in jobs.items():
+            if self._jobs.get(job_id) == reason:
+                continue
+            if await record_job_wait(self._repository, job_id, reason) is not None:
+                self._jobs[job_id] = reason
+        for (job_id, name), reason in operators.items():
+            if self._operators.get((job_id, name)) == reason:
+                continue
+            record = await record_operator_wait(self._repository, job_id, name, reason)
+            if record is not None:
+                self._operators[(job_id, name)] = reason
+                running = active.get(job_id)
+                if running is not None:
+                    running.update(record)
