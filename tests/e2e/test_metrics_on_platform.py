@@ -1,0 +1,193 @@
+"""`aorta up`'s `/metrics` after one job with a parallel branch: every family of
+docs/observability.md is there, the scrape parses with Prometheus' own parser, and the values
+say what happened (one job created, each of its states counted once, three operator runs
+timed stage by stage, the uploaded bytes equal to the files' sizes, the gRPC calls made)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from aorta.testing.embedded import AORTA, aorta_up
+from aorta.testing.ports import free_port
+
+pytestmark = pytest.mark.timeout(240)
+
+COPY = """\
+import pathlib
+import shutil
+import clara
+
+def execute(driver, payload):
+    target = pathlib.Path(payload.output_entries[0].path)
+    for entry in payload.input_entries:
+        shutil.copytree(entry.path, target, dirs_exist_ok=True)
+
+driver = clara.Driver(execute_handler=execute)
+driver.start()
+driver.wait_for_completion()
+"""
+
+FAMILIES = (
+    "grpc_server_started",
+    "grpc_server_handled",
+    "grpc_server_handling_seconds",
+    "aorta_jobs_created",
+    "aorta_job_transitions",
+    "aorta_jobs",
+    "aorta_queue_depth",
+    "aorta_queue_wait_seconds",
+    "aorta_operator_runs",
+    "aorta_operator_duration_seconds",
+    "aorta_operator_stage_seconds",
+    "aorta_triton_servers",
+    "aorta_triton_acquire_seconds",
+    "aorta_models_loaded",
+    "aorta_payload_bytes",
+    "aorta_bus_request_seconds",
+    "aorta_events_published",
+    "aorta_events_pending",
+    "aorta_gpu_utilization_ratio",
+    "aorta_gpu_memory_used_bytes",
+)
+
+
+def definition(script: Path) -> str:
+    """`prepare` copies the input; `left` and `right` both copy its output, side by side."""
+
+    def operator(name: str, source: str) -> str:
+        return textwrap.dedent(
+            f"""\
+            - name: {name}
+              container:
+                image: example/copy
+                command: [python, -u, -m, aorta.driver.app, "{script}"]
+              input: [{source}]
+              output: [{{path: /output}}]
+            """
+        )
+
+    return "api-version: 0.4.0\nname: branches\noperators:\n" + "".join(
+        [
+            operator("prepare", "{path: /input}"),
+            operator("left", "{from: prepare, path: /input}"),
+            operator("right", "{from: prepare, path: /input}"),
+        ]
+    )
+
+
+class Platform:
+    """`aorta up` with its metrics port, and the `aorta` command pointed at it."""
+
+    def __init__(self, grpc_port: int, metrics_port: int) -> None:
+        self.host = f"127.0.0.1:{grpc_port}"
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+
+    def aorta(self, *args: str) -> str:
+        env = {**os.environ, "AORTA_HOST": self.host, "NO_COLOR": "1"}
+        done = subprocess.run(
+            [AORTA, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def scrape(self) -> tuple[set[str], list[Sample]]:
+        """The family names and every sample of one scrape, read by Prometheus' parser."""
+        with urllib.request.urlopen(self.metrics_url, timeout=10) as response:
+            assert response.headers["Content-Type"].startswith("text/plain; version=")
+            text = response.read().decode()
+        families = list(text_string_to_metric_families(text))
+        return {f.name for f in families}, [s for f in families for s in f.samples]
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[Platform]:
+    grpc_port, metrics_port = free_port(), free_port()
+    with aorta_up(tmp_path / "data", grpc_port, metrics_port=metrics_port):
+        yield Platform(grpc_port, metrics_port)
+
+
+def total(samples: list[Sample], name: str, **labels: str) -> float:
+    """The sum of the samples named `name` whose labels include `labels`."""
+    return sum(
+        s.value
+        for s in samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_the_metrics_say_what_one_job_did(platform: Platform, tmp_path: Path) -> None:
+    script = tmp_path / "copy.py"
+    script.write_text(COPY)
+    pipeline_file = tmp_path / "branches.yml"
+    pipeline_file.write_text(definition(script))
+    inputs = tmp_path / "input"
+    (inputs / "series").mkdir(parents=True)
+    (inputs / "scan.bin").write_bytes(os.urandom(200_000))
+    (inputs / "series" / "slice-1.dcm").write_bytes(b"DICM" + os.urandom(3000))
+    uploaded = sum(path.stat().st_size for path in inputs.rglob("*") if path.is_file())
+
+    pipeline = platform.aorta("create", "pipeline", "-p", str(pipeline_file), "-q").strip()
+    created = platform.aorta("create", "job", "-p", pipeline, "-n", "branches", "-f", str(inputs))
+    job = created.splitlines()[0].split(":", 1)[1]
+    platform.aorta("start", "job", "-j", job)
+    watched = platform.aorta("describe", "job", "-j", job, "--watch")
+    assert "status: HEALTHY" in watched.split("\n\n")[-1]
+
+    # The job gauges are the leader's counts of the store, taken every few seconds.
+    deadline = time.monotonic() + 60
+    families, samples = platform.scrape()
+    while total(samples, "aorta_jobs", phase="succeeded") != 1:
+        assert time.monotonic() < deadline, "the job gauges never counted the finished job"
+        time.sleep(0.5)
+        families, samples = platform.scrape()
+
+    assert set(FAMILIES) <= families
+    assert total(samples, "aorta_jobs_created_total") == 1
+    transitions = {
+        (s.labels["state"], s.labels["status"]): s.value
+        for s in samples
+        if s.name == "aorta_job_transitions_total"
+    }
+    assert transitions == {("PENDING", "HEALTHY"): 2, ("RUNNING", "HEALTHY"): 1,
+                           ("STOPPED", "HEALTHY"): 1}  # fmt: skip
+    assert total(samples, "aorta_jobs") == 1
+    assert total(samples, "aorta_queue_depth") == 0
+    assert total(samples, "aorta_queue_wait_seconds_count") == 1
+    assert total(samples, "aorta_events_pending") == 0
+    # Four job events and a start and a stop for each of the three operators, at least.
+    assert total(samples, "aorta_events_published_total") >= 4 + 3 * 2
+
+    assert total(samples, "aorta_operator_runs_total", executor="local") == 3
+    assert total(samples, "aorta_operator_duration_seconds_count", executor="local") == 3
+    assert total(samples, "aorta_operator_stage_seconds_count", stage="running") == 3
+
+    assert total(samples, "aorta_payload_bytes_total", direction="upload") == uploaded
+    assert total(samples, "aorta_triton_acquire_seconds_count") == 0
+    assert total(samples, "aorta_models_loaded") == 0
+
+    jobs = "nvidia.clara.platform.Jobs"
+    for method in ("Create", "Start"):
+        handled = total(
+            samples,
+            "grpc_server_handled_total",
+            grpc_service=jobs,
+            grpc_method=method,
+            grpc_code="OK",
+            grpc_type="unary",
+        )
+        assert handled == 1, method
+    upload = {"grpc_service": "nvidia.clara.platform.Payloads", "grpc_method": "Upload"}
+    assert total(samples, "grpc_server_started_total", grpc_type="client_stream", **upload) >= 1
+    assert total(samples, "grpc_server_handling_seconds_count", **upload) >= 1
+    assert total(samples, "aorta_bus_request_seconds_count", subject_service="scheduler") >= 2
+    assert total(samples, "aorta_bus_request_seconds_count", subject_service="payloads") >= 1
