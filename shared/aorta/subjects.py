@@ -111,6 +111,8 @@ SCHEDULER_DELETE = rpc("scheduler", "delete")
 """aorta.v1 JobsDeleteRequest -> JobsDeleteResponse: a stopped job, its logs and payload go."""
 SCHEDULER_TIMELINE = rpc("scheduler", "timeline")
 """aorta.v1 JobsTimelineRequest -> JobsTimelineResponse: when each stage of a job happened."""
+SCHEDULER_QUEUE = rpc("scheduler", "queue")
+"""aorta.v1 JobsQueueRequest -> stream of JobsQueueResponse: queued jobs, admission order."""
 SCHEDULER_PLATFORM_STOP = rpc("scheduler", "platform_stop")
 """PlatformStop -> PlatformStopped: Clara.Stop; every queued and running job is STOPPED."""
 SCHEDULER_LEADER_LOGS = rpc("scheduler", "leader_logs")

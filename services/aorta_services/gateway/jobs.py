@@ -54,4 +54,7 @@ def aorta_handlers(gateway: GatewayContext) -> dict[str, Handler]:
         "Timeline": gateway.forward.unary(
             subjects.SCHEDULER_TIMELINE, aorta_jobs_pb2.JobsTimelineResponse
         ),
+        "Queue": gateway.forward.server_stream(
+            subjects.SCHEDULER_QUEUE, aorta_jobs_pb2.JobsQueueResponse
+        ),
     }

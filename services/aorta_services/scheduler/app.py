@@ -37,6 +37,7 @@ from aorta_services.scheduler.operator_runs import EngineParts
 from aorta_services.scheduler.peers import Peers
 from aorta_services.scheduler.pipeline_services import ServiceParts, stop_all
 from aorta_services.scheduler.queries import JobQueries
+from aorta_services.scheduler.queue_view import JobQueueView
 from aorta_services.scheduler.repository import JobRepository
 from aorta_services.scheduler.service_records import ServiceRepository
 from aorta_services.scheduler.service_settings import ServiceSettings
@@ -207,6 +208,7 @@ async def start(
         return stopped
 
     queries = JobQueries(repository, logs)
+    queue_view = JobQueueView(repository, settings, clock=clock)
     deletion = JobDeletion(repository, peers, events, ctx.blobs)
     async with running.starting():
         await running.subscribe(WAKE, wake)
@@ -221,6 +223,7 @@ async def start(
         await running.serve(subjects.SCHEDULER_REMOVE_METADATA, queries.remove_metadata)
         await running.serve(subjects.SCHEDULER_DELETE, deletion.delete)
         await running.serve(subjects.SCHEDULER_TIMELINE, queries.timeline)
+        await running.serve_stream(subjects.SCHEDULER_QUEUE, queue_view.queue)
         running.loop = asyncio.create_task(
             running.leadership.run(), name="aorta.scheduler.leadership"
         )

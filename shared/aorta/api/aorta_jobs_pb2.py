@@ -23,25 +23,36 @@ _sym_db = _symbol_database.Default()
 
 
 from aorta.api import common_pb2 as aorta_dot_api_dot_common__pb2
+from aorta.api import jobs_pb2 as aorta_dot_api_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61orta/api/aorta_jobs.proto\x12\x08\x61orta.v1\x1a\x16\x61orta/api/common.proto\"|\n\x11JobsDeleteRequest\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32$.nvidia.clara.platform.RequestHeader\x12\x31\n\x06job_id\x18\x02 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\"\xcb\x01\n\x12JobsDeleteResponse\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32%.nvidia.clara.platform.ResponseHeader\x12\x31\n\x06job_id\x18\x02 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\x12\x35\n\npayload_id\x18\x03 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\x12\x14\n\x0clogs_removed\x18\x04 \x01(\r\"~\n\x13JobsTimelineRequest\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32$.nvidia.clara.platform.RequestHeader\x12\x31\n\x06job_id\x18\x02 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\"\xc3\x03\n\x14JobsTimelineResponse\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32%.nvidia.clara.platform.ResponseHeader\x12\x31\n\x06job_id\x18\x02 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08trace_id\x18\x04 \x01(\t\x12\x14\n\x07\x63reated\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x65nqueued\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x15\n\x08\x61\x64mitted\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x14\n\x07stopped\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12\x1d\n\x10triton_requested\x18\t \x01(\x01H\x04\x88\x01\x01\x12\x1c\n\x0ftriton_acquired\x18\n \x01(\x01H\x05\x88\x01\x01\x12/\n\x08\x61ttempts\x18\x0b \x03(\x0b\x32\x1d.aorta.v1.JobsTimelineAttemptB\n\n\x08_createdB\x0b\n\t_enqueuedB\x0b\n\t_admittedB\n\n\x08_stoppedB\x13\n\x11_triton_requestedB\x12\n\x10_triton_acquired\"\xa1\x02\n\x13JobsTimelineAttempt\x12\x10\n\x08operator\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08\x65xecutor\x18\x03 \x01(\t\x12\x0f\n\x07outcome\x18\x04 \x01(\t\x12\x12\n\x05ready\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x61\x64mitted\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x14\n\x07staging\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x14\n\x07running\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12\x13\n\x06\x65xited\x18\t \x01(\x01H\x04\x88\x01\x01\x12\x13\n\x06stored\x18\n \x01(\x01H\x05\x88\x01\x01\x42\x08\n\x06_readyB\x0b\n\t_admittedB\n\n\x08_stagingB\n\n\x08_runningB\t\n\x07_exitedB\t\n\x07_stored2\x96\x01\n\x04Jobs\x12\x43\n\x06\x44\x65lete\x12\x1b.aorta.v1.JobsDeleteRequest\x1a\x1c.aorta.v1.JobsDeleteResponse\x12I\n\x08Timeline\x12\x1d.aorta.v1.JobsTimelineRequest\x1a\x1e.aorta.v1.JobsTimelineResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x61orta/api/aorta_jobs.proto\x12\x08\x61orta.v1\x1a\x16\x61orta/api/common.proto\x1a\x14\x61orta/api/jobs.proto\"|\n\x11JobsDeleteRequest\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32$.nvidia.clara.platform.RequestHeader\x12\x31\n\x06job_id\x18\x02 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\"\xcb\x01\n\x12JobsDeleteResponse\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32%.nvidia.clara.platform.ResponseHeader\x12\x31\n\x06job_id\x18\x02 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\x12\x35\n\npayload_id\x18\x03 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\x12\x14\n\x0clogs_removed\x18\x04 \x01(\r\"~\n\x13JobsTimelineRequest\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32$.nvidia.clara.platform.RequestHeader\x12\x31\n\x06job_id\x18\x02 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\"\xc3\x03\n\x14JobsTimelineResponse\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32%.nvidia.clara.platform.ResponseHeader\x12\x31\n\x06job_id\x18\x02 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08trace_id\x18\x04 \x01(\t\x12\x14\n\x07\x63reated\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x65nqueued\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x15\n\x08\x61\x64mitted\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x14\n\x07stopped\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12\x1d\n\x10triton_requested\x18\t \x01(\x01H\x04\x88\x01\x01\x12\x1c\n\x0ftriton_acquired\x18\n \x01(\x01H\x05\x88\x01\x01\x12/\n\x08\x61ttempts\x18\x0b \x03(\x0b\x32\x1d.aorta.v1.JobsTimelineAttemptB\n\n\x08_createdB\x0b\n\t_enqueuedB\x0b\n\t_admittedB\n\n\x08_stoppedB\x13\n\x11_triton_requestedB\x12\n\x10_triton_acquired\"\xa1\x02\n\x13JobsTimelineAttempt\x12\x10\n\x08operator\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x10\n\x08\x65xecutor\x18\x03 \x01(\t\x12\x0f\n\x07outcome\x18\x04 \x01(\t\x12\x12\n\x05ready\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x15\n\x08\x61\x64mitted\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x14\n\x07staging\x18\x07 \x01(\x01H\x02\x88\x01\x01\x12\x14\n\x07running\x18\x08 \x01(\x01H\x03\x88\x01\x01\x12\x13\n\x06\x65xited\x18\t \x01(\x01H\x04\x88\x01\x01\x12\x13\n\x06stored\x18\n \x01(\x01H\x05\x88\x01\x01\x42\x08\n\x06_readyB\x0b\n\t_admittedB\n\n\x08_stagingB\n\n\x08_runningB\t\n\x07_exitedB\t\n\x07_stored\"H\n\x10JobsQueueRequest\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32$.nvidia.clara.platform.RequestHeader\"s\n\x11JobsQueueResponse\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32%.nvidia.clara.platform.ResponseHeader\x12\'\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\x18.aorta.v1.JobsQueueEntry\"\xe4\x01\n\x0eJobsQueueEntry\x12\x10\n\x08position\x18\x01 \x01(\r\x12\x31\n\x06job_id\x18\x02 \x01(\x0b\x32!.nvidia.clara.platform.Identifier\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x34\n\x08priority\x18\x04 \x01(\x0e\x32\".nvidia.clara.platform.JobPriority\x12\x10\n\x08\x65nqueued\x18\x05 \x01(\x01\x12\x0e\n\x06hidden\x18\x06 \x01(\x08\x12\'\n\x06reason\x18\x07 \x01(\x0b\x32\x17.aorta.v1.JobWaitReason\"\xcb\x02\n\rJobWaitReason\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08position\x18\x03 \x01(\r\x12\r\n\x05\x61head\x18\x04 \x03(\t\x12\x13\n\x0b\x61head_count\x18\x05 \x01(\r\x12\x10\n\x08resource\x18\x06 \x01(\t\x12\x0e\n\x06needed\x18\x07 \x01(\x01\x12\x10\n\x08\x63\x61pacity\x18\x08 \x01(\x01\x12(\n\x07holders\x18\t \x03(\x0b\x32\x17.aorta.v1.JobWaitHolder\x12\x0f\n\x07service\x18\n \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x0b \x01(\t\x12\x0e\n\x06models\x18\x0c \x03(\t\x12\x15\n\rtarget_job_id\x18\r \x01(\t\x12\x19\n\x0ctarget_since\x18\x0e \x01(\x01H\x00\x88\x01\x01\x12\x16\n\x0ewaited_seconds\x18\x0f \x01(\x01\x42\x0f\n\r_target_since\"O\n\rJobWaitHolder\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08operator\x18\x02 \x01(\t\x12\x12\n\x05since\x18\x03 \x01(\x01H\x00\x88\x01\x01\x42\x08\n\x06_since2\xda\x01\n\x04Jobs\x12\x43\n\x06\x44\x65lete\x12\x1b.aorta.v1.JobsDeleteRequest\x1a\x1c.aorta.v1.JobsDeleteResponse\x12I\n\x08Timeline\x12\x1d.aorta.v1.JobsTimelineRequest\x1a\x1e.aorta.v1.JobsTimelineResponse\x12\x42\n\x05Queue\x12\x1a.aorta.v1.JobsQueueRequest\x1a\x1b.aorta.v1.JobsQueueResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'aorta.api.aorta_jobs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSDELETEREQUEST']._serialized_start=64
-  _globals['_JOBSDELETEREQUEST']._serialized_end=188
-  _globals['_JOBSDELETERESPONSE']._serialized_start=191
-  _globals['_JOBSDELETERESPONSE']._serialized_end=394
-  _globals['_JOBSTIMELINEREQUEST']._serialized_start=396
-  _globals['_JOBSTIMELINEREQUEST']._serialized_end=522
-  _globals['_JOBSTIMELINERESPONSE']._serialized_start=525
-  _globals['_JOBSTIMELINERESPONSE']._serialized_end=976
-  _globals['_JOBSTIMELINEATTEMPT']._serialized_start=979
-  _globals['_JOBSTIMELINEATTEMPT']._serialized_end=1268
-  _globals['_JOBS']._serialized_start=1271
-  _globals['_JOBS']._serialized_end=1421
+  _globals['_JOBSDELETEREQUEST']._serialized_start=86
+  _globals['_JOBSDELETEREQUEST']._serialized_end=210
+  _globals['_JOBSDELETERESPONSE']._serialized_start=213
+  _globals['_JOBSDELETERESPONSE']._serialized_end=416
+  _globals['_JOBSTIMELINEREQUEST']._serialized_start=418
+  _globals['_JOBSTIMELINEREQUEST']._serialized_end=544
+  _globals['_JOBSTIMELINERESPONSE']._serialized_start=547
+  _globals['_JOBSTIMELINERESPONSE']._serialized_end=998
+  _globals['_JOBSTIMELINEATTEMPT']._serialized_start=1001
+  _globals['_JOBSTIMELINEATTEMPT']._serialized_end=1290
+  _globals['_JOBSQUEUEREQUEST']._serialized_start=1292
+  _globals['_JOBSQUEUEREQUEST']._serialized_end=1364
+  _globals['_JOBSQUEUERESPONSE']._serialized_start=1366
+  _globals['_JOBSQUEUERESPONSE']._serialized_end=1481
+  _globals['_JOBSQUEUEENTRY']._serialized_start=1484
+  _globals['_JOBSQUEUEENTRY']._serialized_end=1712
+  _globals['_JOBWAITREASON']._serialized_start=1715
+  _globals['_JOBWAITREASON']._serialized_end=2046
+  _globals['_JOBWAITHOLDER']._serialized_start=2048
+  _globals['_JOBWAITHOLDER']._serialized_end=2127
+  _globals['_JOBS']._serialized_start=2130
+  _globals['_JOBS']._serialized_end=2348
 # @@protoc_insertion_point(module_scope)

@@ -44,6 +44,11 @@ class JobsStub:
                 request_serializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsTimelineRequest.SerializeToString,
                 response_deserializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsTimelineResponse.FromString,
                 _registered_method=True)
+        self.Queue = channel.unary_stream(
+                '/aorta.v1.Jobs/Queue',
+                request_serializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsQueueRequest.SerializeToString,
+                response_deserializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsQueueResponse.FromString,
+                _registered_method=True)
 
 
 class JobsServicer:
@@ -68,6 +73,16 @@ class JobsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Queue(self, request, context):
+        """The queue: every started job not admitted yet, one per message, in the order the queue
+        would admit them if all fitted now, each with why it waits. One message without an entry
+        when the queue is empty. Every role may read it; a user sees its own jobs in full and
+        another user's only as a place in the queue (no id, name or reason).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +95,11 @@ def add_JobsServicer_to_server(servicer, server):
                     servicer.Timeline,
                     request_deserializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsTimelineRequest.FromString,
                     response_serializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsTimelineResponse.SerializeToString,
+            ),
+            'Queue': grpc.unary_stream_rpc_method_handler(
+                    servicer.Queue,
+                    request_deserializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsQueueRequest.FromString,
+                    response_serializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsQueueResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,6 +156,33 @@ class Jobs:
             '/aorta.v1.Jobs/Timeline',
             aorta_dot_api_dot_aorta__jobs__pb2.JobsTimelineRequest.SerializeToString,
             aorta_dot_api_dot_aorta__jobs__pb2.JobsTimelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Queue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/aorta.v1.Jobs/Queue',
+            aorta_dot_api_dot_aorta__jobs__pb2.JobsQueueRequest.SerializeToString,
+            aorta_dot_api_dot_aorta__jobs__pb2.JobsQueueResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,6 +67,7 @@ REQUIRED_ROLES: Mapping[str, Role] = {
     # Aorta's own API (protos/aorta/api/audit.proto, aorta_jobs.proto, aorta_session.proto).
     "aorta.v1.Audit/List": A,
     "aorta.v1.Jobs/Delete": U,
+    "aorta.v1.Jobs/Queue": V,
     "aorta.v1.Jobs/Timeline": U,
     "aorta.v1.Session/WhoAmI": V,
 }
