@@ -25,7 +25,7 @@ CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
 .PHONY: help setup system python-rootfs images run test test-fast lint typecheck check protos bench clean
 
 help:
-	@echo "make setup      install system packages, the operators' user, .venv and .clara-venv"
+	@echo "make setup      install system packages (Chromium for the console's browser tests), the operators' user, .venv and .clara-venv"
 	@echo "make run        start the embedded platform and run the example pipeline end to end"
 	@echo "make images     build the example pipeline's operator images (podman, cached)"
 	@echo "make test       lint, type-check and run the whole test suite"
@@ -43,6 +43,7 @@ system:
 	command -v catatonit >/dev/null || missing="$$missing catatonit"; \
 	[ -x /bin/busybox ] || missing="$$missing busybox-static"; \
 	command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || missing="$$missing debootstrap"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \

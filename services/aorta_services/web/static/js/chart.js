@@ -15,7 +15,7 @@ const TOP = 8;
  */
 export function renderUsageChart(points, { label, now = new Date(), window = 300 }) {
   const start = now.getTime() - window * 1000;
-  const x = (t) => LEFT + ((t.getTime() - start) / (window * 1000)) * (W - LEFT - 8);
+  const x = (t) => LEFT + ((t.getTime() - start) / (window * 1000)) * (W - LEFT - 24);
   const y = (value) => TOP + (1 - Math.min(100, Math.max(0, value)) / 100) * (H - TOP - BOTTOM);
   const svg = s("svg", {
     class: "chart", role: "img", viewBox: `0 0 ${W} ${H}`, width: W, height: H,
@@ -24,7 +24,7 @@ export function renderUsageChart(points, { label, now = new Date(), window = 300
   const axis = s("g", { class: "axis" });
   for (const value of [0, 25, 50, 75, 100]) {
     axis.append(
-      s("line", { x1: LEFT, x2: W - 8, y1: y(value), y2: y(value) }),
+      s("line", { x1: LEFT, x2: W - 24, y1: y(value), y2: y(value) }),
       s("text", { x: LEFT - 6, y: y(value) + 4, "text-anchor": "end" }, `${value}%`),
     );
   }

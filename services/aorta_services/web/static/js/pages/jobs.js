@@ -91,14 +91,14 @@ export async function render(main, { query, current, toast }) {
   };
 
   const row = (job) => h("tr", { "data-job": job.job_id },
-    h("td", {}, h("a", { href: `#/jobs/${job.job_id}`, title: job.job_id }, job.name || shortId(job.job_id))),
+    h("td", { class: "nowrap" }, h("a", { href: `#/jobs/${job.job_id}`, title: job.job_id }, job.name || shortId(job.job_id))),
     h("td", {}, badge(job.state)),
     h("td", {}, badge(job.status)),
     h("td", {}, job.priority),
     h("td", {}, names.get(job.pipeline_id) || shortId(job.pipeline_id)),
-    h("td", { class: "hide-narrow" }, when(job.created)),
-    h("td", { class: "hide-narrow" }, when(job.started)),
-    h("td", { class: "hide-narrow" }, when(job.stopped)),
+    h("td", { class: "hide-narrow nowrap" }, when(job.created)),
+    h("td", { class: "hide-narrow nowrap" }, when(job.started)),
+    h("td", { class: "hide-narrow nowrap" }, when(job.stopped)),
     h("td", { class: "num" }, duration(job.duration_seconds)),
     h("td", { class: "reason" }, job.waiting_reason || ""));
 

@@ -1,0 +1,144 @@
+"""A secured `aorta up` with its web console, the people who use it, and Debian's Chromium, for
+the console's browser tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from aorta.testing.embedded import AORTA
+
+CHROMIUM = "/usr/bin/chromium"
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
+"""Where the browser tests leave their screenshots (ignored by git)."""
+
+SCHEDULER = {"AORTA_SCHEDULER_CPUS": "2", "AORTA_SCHEDULER_CPU_OVERCOMMIT": "1"}
+"""Room for one operator at a time (each asks for the default 2 CPUs), so a second job queues
+behind a running one and has a reason to show."""
+
+COPY_PIPELINE = """\
+api-version: 0.4.0
+name: console-copy
+operators:
+- name: copy
+  container:
+    image: busybox
+    command: [sh, -c, 'out=${NVIDIA_CLARA_OUTPUTPATHS#*:}; inp=${NVIDIA_CLARA_INPUTPATHS#*:};
+      echo "copy reads:"; ls "$inp"; sleep 4; mkdir -p "$out" && cp -r "$inp"/. "$out"/']
+  input: [{path: /input}]
+  output: [{path: /output}]
+- name: report
+  container:
+    image: busybox
+    command: [sh, -c, 'out=${NVIDIA_CLARA_OUTPUTPATHS#*:}; inp=${NVIDIA_CLARA_INPUTPATHS#*:};
+      mkdir -p "$out" && cp -r "$inp"/. "$out"/ && echo "report wrote its copy"']
+  input: [{from: copy, path: /input}]
+  output: [{path: /output}]
+"""
+"""Two operators in a chain; the first pauses, so the page sees the second PENDING first."""
+
+SLOW_PIPELINE = """\
+api-version: 0.4.0
+name: console-slow
+operators:
+- name: wait
+  container:
+    image: busybox
+    command: [sh, -c, 'echo waiting; sleep 600']
+  input: [{path: /input}]
+  output: [{path: /output}]
+"""
+"""One operator that runs until it is cancelled."""
+
+
+def chromium() -> str:
+    """Debian's Chromium, or a failure that says how to get it (the tests skip nothing)."""
+    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+        raise AssertionError("Debian's chromium is missing: run `make setup` (it installs it)")
+    return CHROMIUM if Path(CHROMIUM).exists() else str(shutil.which("chromium"))
+
+
+def make_token(data: Path, name: str, role: str) -> str:
+    """A new bearer token of `role` for `name`, as `aorta token create` makes it."""
+    made = subprocess.run(
+        [AORTA, "token", "create", name, "--role", role],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AORTA_AUTH_TOKENS_FILE": str(data / "tokens.yaml")},
+        check=True,
+        timeout=60,
+    )
+    return made.stdout.strip()
+
+
+def wait_console(base: str, timeout: float = 60.0) -> None:
+    """Waits until the console at `base` answers `/api/whoami`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/api/whoami", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError) as refused:
+            if time.monotonic() > deadline:
+                message = f"the console did not answer at {base} within {timeout:.0f} s"
+                raise TimeoutError(message) from refused
+            time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class Console:
+    """A running platform with its console: where it is, and its people's tokens."""
+
+    grpc_address: str
+    base: str
+    data: Path
+    tokens: dict[str, str]
+
+    def cli(self, who: str, *args: str) -> str:
+        """`aorta ARGS` as `who`; its output, the command's failure raised with its stderr."""
+        env = {**os.environ, "AORTA_HOST": self.grpc_address, "AORTA_TOKEN": self.tokens[who]}
+        env.pop("AORTA_CA", None)
+        done = subprocess.run(
+            [AORTA, *args], capture_output=True, text=True, env=env, timeout=180, check=False
+        )
+        assert done.returncode == 0, f"aorta {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    def pipeline(self, who: str, folder: Path, definition: str) -> str:
+        """The id of a new pipeline of `definition`, created by `who`."""
+        path = folder / "pipeline.yaml"
+        path.write_text(definition)
+        return self.cli(who, "create", "pipeline", "-p", str(path), "-q").strip()
+
+    def started_job(self, who: str, pipeline: str, name: str) -> str:
+        """The id of a new job of `pipeline`, created and started by `who`."""
+        return self.cli(who, "create", "job", "-p", pipeline, "-n", name, "-s", "-q").split()[0]
+
+    def api(self, who: str | None, method: str, path: str) -> tuple[int, dict[str, object]]:
+        """One JSON API call as `who` (a bearer token; None: anonymous): status and body."""
+        headers = {"X-Aorta-Console": "1", "Accept": "application/json"}
+        if who is not None:
+            headers["Authorization"] = f"Bearer {self.tokens[who]}"
+        call = urllib.request.Request(f"{self.base}{path}", method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(call, timeout=30) as answer:
+                body = answer.read()
+                status = answer.status
+        except urllib.error.HTTPError as refused:
+            body, status = refused.read(), refused.code
+        return status, json.loads(body) if body else {}
+
+    def job_state(self, who: str, job: str) -> tuple[str, str]:
+        """The job's state and status, as the console's API gives them."""
+        status, body = self.api(who, "GET", f"/api/jobs/{job}")
+        assert status == 200, body
+        return str(body["state"]), str(body["status"])
