@@ -271,10 +271,12 @@ class Discarded:
 
 @dataclass(frozen=True)
 class JobStatus:
-    """`Jobs.Status`'s answer, with the job's owner (see `PipelineDetailsItem`)."""
+    """`Jobs.Status`'s answer, with the job's owner (see `PipelineDetailsItem`) and its trace
+    id ("" when tracing was off when it started)."""
 
     status: jobs_pb2.JobsStatusResponse
     owner: str = ""
+    trace_id: str = ""
 
 
 @dataclass(frozen=True)

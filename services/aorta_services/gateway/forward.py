@@ -99,10 +99,11 @@ class Forwarder:
         return verb.decode_answer(reply)
 
 
-async def tell_owner(context: Context, owner: str) -> None:
+async def tell_owner(context: Context, owner: str, extra: tuple[tuple[str, str], ...] = ()) -> None:
     """Sends the subject that created the thing a response describes as initial metadata
-    (`aorta.auth.ownership`), before the response; nothing when none was recorded."""
-    metadata = owner_metadata(owner)
+    (`aorta.auth.ownership`), with `extra` pairs, before the response; nothing when there is
+    none of either."""
+    metadata = (*owner_metadata(owner), *extra)
     if metadata:
         await context.send_initial_metadata(metadata)
 

@@ -45,9 +45,10 @@ class JobQueries:
 
     async def status(self, request: jobs_pb2.JobsStatusRequest) -> contracts.JobStatus:
         """Jobs.Status (`contracts.SCHEDULER_STATUS`): the job, its operators with their
-        times, the DAG and the messages; with the job's owner. Open to every caller."""
+        times, the DAG and the messages; with the job's owner and trace id. Open to every
+        caller."""
         record = await self._repository.get(requests.job_id_of(request))
-        return contracts.JobStatus(answers.status(record), record.owner)
+        return contracts.JobStatus(answers.status(record), record.owner, record.trace.trace_id)
 
     async def timeline(self, request: Request) -> bytes:
         """`aorta.v1.Jobs/Timeline` (`SCHEDULER_TIMELINE`): when each stage of the job the

@@ -38,6 +38,7 @@ from aorta.cli.output import table
 from aorta.cli.params import KEY_VALUE, MOMENT, PRIORITY
 from aorta.cli.session import Session, with_session
 from aorta.cli.transfers import recorded_sha256, upload
+from aorta.observability import TRACE_ID_METADATA
 from aorta.timestamps import to_clara_seconds, utcnow
 
 _STATES = ("pending", "running", "stopped")
@@ -80,13 +81,16 @@ def start(
 
 
 def status(session: Session, job_id: str) -> JobView:
-    """`Jobs.Status` as a `JobView`, with the job's creator when the platform names it."""
+    """`Jobs.Status` as a `JobView`, with the job's creator and trace id when the platform
+    names them."""
     request = jobs_pb2.JobsStatusRequest(
         header=request_header(), job_id=common_pb2.Identifier(value=job_id)
     )
     response, call = session.platform.jobs.Status.with_call(request, timeout=UNARY_TIMEOUT)
     check(response, f"describing job {job_id}")
-    return JobView.from_status(response, owner_from_metadata(call.initial_metadata()))
+    metadata = call.initial_metadata()
+    trace_id = next((str(v) for k, v in metadata or () if k == TRACE_ID_METADATA), "")
+    return JobView.from_status(response, owner_from_metadata(metadata), trace_id)
 
 
 @click.command("job")

@@ -159,16 +159,19 @@ class JobSummary:
 @dataclass(frozen=True)
 class JobView(JobSummary):
     """A job as `Jobs.Status` described it: the summary, its messages, and its operators with
-    the DAG they form; `owner` is the subject that created it, which the platform sends beside
-    the response (`aorta.auth.ownership`), "" when it sent none."""
+    the DAG they form; `owner` is the subject that created it and `trace_id` the job's
+    OpenTelemetry trace, which the platform sends beside the response, "" when it sent none."""
 
     messages: tuple[str, ...]
     operators: dict[str, OperatorView]
     dag: dags.Dag
     owner: str = ""
+    trace_id: str = ""
 
     @classmethod
-    def from_status(cls, response: jobs_pb2.JobsStatusResponse, owner: str = "") -> JobView:
+    def from_status(
+        cls, response: jobs_pb2.JobsStatusResponse, owner: str = "", trace_id: str = ""
+    ) -> JobView:
         shown = stopped_by_job(response.header.messages)
         operators = {}
         for detail in response.operator_details:
@@ -187,6 +190,7 @@ class JobView(JobSummary):
             operators=operators,
             dag=dags.from_job(response.dag, operators),
             owner=owner,
+            trace_id=trace_id,
         )
 
     @property
@@ -215,6 +219,7 @@ class JobView(JobSummary):
         return {
             **super().document(),
             "created_by": self.owner or None,
+            "trace_id": self.trace_id or None,
             "messages": list(self.messages),
             "operators": [
                 {
@@ -247,6 +252,8 @@ class JobView(JobSummary):
         seconds = span(self.started, self.stopped, now)
         if seconds is not None:
             pairs.append(("duration", duration(seconds)))
+        if self.trace_id:
+            pairs.append(("trace", self.trace_id))
         pairs += [("message", message) for message in self.messages]
         pairs += [(f"metadata.{key}", value) for key, value in sorted(self.metadata.items())]
         title = Text("operators", style="bold")

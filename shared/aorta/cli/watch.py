@@ -1,5 +1,5 @@
-"""`aorta describe job [--watch]`: looking at one job, once or until it stops (its logs are
-`aorta.cli.logs`).
+"""`aorta describe job [--watch | --timeline]`: looking at one job, once or until it stops (its
+logs are `aorta.cli.logs`, its timeline `aorta.cli.timeline`).
 
 Watching polls `Jobs.Status`: on a terminal a rich Live view redraws the description in place
 (durations tick between polls). Elsewhere (a CI log, a pipe) the description is printed once,
@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import click
 from rich.live import Live
 
+from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
 from aorta.cli.failures import ExitCode
 from aorta.cli.jobchanges import changes
 from aorta.cli.jobs import status
@@ -27,6 +28,8 @@ from aorta.cli.lookup import job_id as resolve_job
 from aorta.cli.lookup import named
 from aorta.cli.output import Output
 from aorta.cli.session import Session, with_session
+from aorta.cli.timeline import Timeline
+from aorta.cli.timeline import fetch as fetch_timeline
 from aorta.timestamps import utcnow
 
 DEFAULT_INTERVAL = 1.0
@@ -110,10 +113,29 @@ def _print_documents(output: Output, views: Iterator[JobView]) -> JobView:
     show_default=True,
     help="Seconds between polls with --watch.",
 )
+@click.option(
+    "--timeline",
+    is_flag=True,
+    help="Show where the job's time went: a Gantt chart of its queue and Triton waits and of "
+    "each operator attempt's stages (-o json: the numbers).",
+)
 @with_session()
-def describe_job(session: Session, job: str, watch: bool, interval: float) -> int:
+def describe_job(session: Session, job: str, watch: bool, interval: float, timeline: bool) -> int:
     """Show a job: key lines, then its operators as a tree with status and duration."""
     job_id = resolve_job(session, job)
+    if timeline:
+        if watch:
+            raise click.UsageError("--timeline shows the job once; it cannot be combined with -w")
+        response = fetch_timeline(session.platform.channel, job_id, request_header(), UNARY_TIMEOUT)
+        check(response, f"reading the timeline of job {job_id}")
+        chart = Timeline.from_response(response)
+        session.output.emit(
+            human="\n".join(chart.lines(time.time())),
+            document=chart.document(),
+            ids=[job_id],
+            kind="job",
+        )
+        return ExitCode.OK
     if watch:
         view = watch_job(session, job_id, interval)
         session.output.identify("job", job_id)

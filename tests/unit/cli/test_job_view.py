@@ -133,6 +133,7 @@ def test_the_json_document_shape() -> None:
         "started": "2024-05-01T12:00:01Z",
         "stopped": None,
         "created_by": None,
+        "trace_id": None,
         "messages": ["queued behind 2 jobs"],
         "metadata": {"ward": "icu"},
         "operators": [
