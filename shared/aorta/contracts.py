@@ -271,12 +271,14 @@ class Discarded:
 
 @dataclass(frozen=True)
 class JobStatus:
-    """`Jobs.Status`'s answer, with the job's owner (see `PipelineDetailsItem`) and its trace
-    id ("" when tracing was off when it started)."""
+    """`Jobs.Status`'s answer, with the job's owner (see `PipelineDetailsItem`), its trace
+    id ("" when tracing was off when it started) and its wait reasons in their typed form (the
+    JSON document `aorta.wait_reasons` describes; "" when nothing waits)."""
 
     status: jobs_pb2.JobsStatusResponse
     owner: str = ""
     trace_id: str = ""
+    waiting: str = ""
 
 
 @dataclass(frozen=True)

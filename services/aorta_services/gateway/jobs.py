@@ -3,14 +3,17 @@
 The scheduler (any replica, queue group `scheduler`) parses and checks them, checks that the
 caller owns the job where it must (`aorta.auth.ownership`), and answers with the response
 message, or with an `AortaError` that `rpc.py` turns into a negative header code. Status comes
-back with the job's owner and trace id, which the client gets as the initial metadata
-`aorta-owner` and `aorta-trace-id`. List and ReadLogs are server streams, fed by bus streams.
-Aorta's own `aorta.v1.Jobs` (Delete, Timeline) forwards the same way.
+back with the job's owner, trace id and wait reasons, which the client gets as the initial
+metadata `aorta-owner`, `aorta-trace-id` and `aorta-waiting` (`aorta.wait_reasons`). List and
+ReadLogs are server streams, fed by bus streams. Aorta's own `aorta.v1.Jobs` (Delete,
+Timeline, Queue) forwards the same way.
 """
 
 from __future__ import annotations
 
-from aorta import contracts, subjects
+import json
+
+from aorta import contracts, subjects, wait_reasons
 from aorta.api import aorta_jobs_pb2, jobs_pb2
 from aorta.observability import TRACE_ID_METADATA
 from aorta_services.gateway.forward import GatewayContext, tell_owner
@@ -26,7 +29,8 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     ) -> jobs_pb2.JobsStatusResponse:
         answer = await forward.call(contracts.SCHEDULER_STATUS, request)
         trace = ((TRACE_ID_METADATA, answer.trace_id),) if answer.trace_id else ()
-        await tell_owner(context, answer.owner, trace)
+        waits = wait_reasons.to_metadata(json.loads(answer.waiting)) if answer.waiting else ()
+        await tell_owner(context, answer.owner, (*trace, *waits))
         return answer.status
 
     return {

@@ -11,10 +11,12 @@ the leader (see `logs`).
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from aorta import contracts
+from aorta import contracts, wait_reasons
 from aorta.api import aorta_jobs_pb2, jobs_pb2
 from aorta.auth.ownership import check_owner, listed_owner
 from aorta.bus import Request
@@ -24,6 +26,7 @@ from aorta.metadata import add_metadata, remove_metadata
 from aorta_services.scheduler.domain import answers, requests
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.timeline_answer import timeline
+from aorta_services.scheduler.domain.wait_changes import current_waits
 from aorta_services.scheduler.job_logs import OperatorLogs
 from aorta_services.scheduler.repository import JobRepository
 
@@ -45,10 +48,19 @@ class JobQueries:
 
     async def status(self, request: jobs_pb2.JobsStatusRequest) -> contracts.JobStatus:
         """Jobs.Status (`contracts.SCHEDULER_STATUS`): the job, its operators with their
-        times, the DAG and the messages; with the job's owner and trace id. Open to every
-        caller."""
+        times, the DAG and the messages, which end with the reasons the job or its operators
+        wait (`aorta.wait_reasons`); with the job's owner, trace id and the typed reasons.
+        Open to every caller."""
         record = await self._repository.get(requests.job_id_of(request))
-        return contracts.JobStatus(answers.status(record), record.owner, record.trace.trace_id)
+        waits = current_waits(record, time.time())
+        response = answers.status(record)
+        response.messages.extend(wait_reasons.lines(waits))
+        return contracts.JobStatus(
+            response,
+            record.owner,
+            record.trace.trace_id,
+            json.dumps(waits, separators=(",", ":")) if waits else "",
+        )
 
     async def timeline(self, request: Request) -> bytes:
         """`aorta.v1.Jobs/Timeline` (`SCHEDULER_TIMELINE`): when each stage of the job the
