@@ -60,7 +60,8 @@ export async function render(main, { params: [jobId], who, toast, go, current })
     fill(title, job.name || job.job_id);
     fill(badges, badge(job.state), badge(job.status), h("span", { class: "badge s-stopped" }, job.priority));
     const buttons = [];
-    if (job.state === "PENDING" && !job.started) buttons.push(act("Start", "primary", () => api.startJob(jobId)));
+    // A created job not yet started has no start time and no reason to wait; a queued one does.
+    if (job.state === "PENDING" && !job.started && !job.waiting_reason) buttons.push(act("Start", "primary", () => api.startJob(jobId)));
     if (job.state !== "STOPPED") buttons.push(act("Cancel", "danger", () => api.cancelJob(jobId)));
     if (job.state === "STOPPED") {
       buttons.push(act("Delete", "danger", async () => {
