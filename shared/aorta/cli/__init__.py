@@ -1,6 +1,6 @@
 """The `aorta` client commands: Clara's verbs (`create pipeline`, `create job`, `start job`,
 `describe job`, `download`, ...), the aliases kubectl users type (`get`), and a few of
-Aorta's own (`run`, `version`, `utilization`, `operator`, `token`, `audit`, `help`).
+Aorta's own (`run`, `queue`, `version`, `utilization`, `operator`, `token`, `audit`, `help`).
 
 They need nothing but the generated Clara API stubs and the shared helpers, so they work
 against any Clara-compatible platform. `aorta_services.launch.main` owns the root `aorta` group
@@ -44,6 +44,11 @@ COMMANDS: dict[str, LazyCommand] = {
     "operator": LazyCommand(
         "aorta.cli.operator:operator", "Write and try pipeline operators without the platform."
     ),
+    "queue": LazyCommand(
+        "aorta.cli.queue:queue",
+        "Show the queue: every started job not admitted yet, in admission order, with why it "
+        "waits.",
+    ),
     "run": LazyCommand(
         "aorta.cli.run:run",
         "Run a pipeline on an input and fetch its results: create, upload, start, watch, download.",
@@ -72,6 +77,7 @@ def register(cli: click.Group) -> None:
     from aorta.cli.help import help_command
     from aorta.cli.operator import operator
     from aorta.cli.platform import utilization, version
+    from aorta.cli.queue import queue
     from aorta.cli.run import run
     from aorta.cli.token import token
     from aorta.cli.verbs import verb_groups
@@ -79,6 +85,7 @@ def register(cli: click.Group) -> None:
     for command in (
         *verb_groups(),
         run,
+        queue,
         version,
         utilization,
         operator,

@@ -1,0 +1,113 @@
+"""Why a job waits, through the scheduler's verbs: a GPU job behind another names it until it
+runs, jobs behind a hold name the job the node drains for, the queue lists them in admission
+order, and a `user` sees other users' jobs there only as places."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from aorta import subjects
+from aorta.api import aorta_jobs_pb2, jobs_pb2
+from aorta.auth.principal import Principal, Role
+from aorta.wait_reasons import is_wait_line
+from tests.unit.scheduler.scheduler_fakes import Behaviour
+from tests.unit.scheduler.scheduler_harness import PIPELINE_ID, Harness, single
+
+GPU_ENV = {"AORTA_SCHEDULER_GPUS": "1"}
+P = jobs_pb2
+ALICE = Principal("alice", frozenset({Role.USER}))
+BOB = Principal("bob", frozenset({Role.USER}))
+
+
+async def queue(harness: Harness) -> list[aorta_jobs_pb2.JobsQueueEntry]:
+    stream = harness.client.request_stream(
+        subjects.SCHEDULER_QUEUE,
+        aorta_jobs_pb2.JobsQueueRequest().SerializeToString(),
+        headers=harness.headers,
+    )
+    replies = [aorta_jobs_pb2.JobsQueueResponse.FromString(item) async for item in stream]
+    assert replies and all(reply.header.code == 0 for reply in replies)
+    return [reply.entry for reply in replies if reply.HasField("entry")]
+
+
+async def reason_of(
+    harness: Harness, job_id: str, kind: str, within: float = 10.0
+) -> tuple[jobs_pb2.JobsStatusResponse, dict[str, Any]]:
+    """The job's Status and its own typed reason, once that reason is of `kind`."""
+    deadline = time.monotonic() + within
+    while True:
+        answer = await harness.owned_status(job_id)
+        reason = json.loads(answer.waiting or "{}").get("job", {})
+        if reason.get("kind") == kind:
+            return answer.status, reason
+        assert time.monotonic() < deadline, f"job {job_id} never waited for {kind}: {reason}"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_second_gpu_job_names_the_first_until_it_runs(harness: Harness) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "gpu", {"g.yaml": single(requests="{gpu: 1}")})
+    await harness.replica(GPU_ENV, behaviours={"only": Behaviour(hang=True)})
+    first = await harness.run("first")
+    await harness.until(first, lambda s: s.state == P.JOB_STATE_RUNNING)
+    second = await harness.run("second")
+    status, reason = await reason_of(harness, second, "resources")
+    assert reason["resource"] == "gpu" and reason["needed"] == 1 and reason["capacity"] == 1
+    assert [(h["job_id"], h["operator"]) for h in reason["holders"]] == [(first, "only")]
+    words = f"waiting: needs 1 GPU; the node has 1, held by job {first} (operator only) since "
+    assert next(line for line in status.messages if is_wait_line(line)).startswith(words)
+    [entry] = await queue(harness)
+    assert (entry.position, entry.job_id.value, entry.name) == (1, second, "second")
+    assert entry.reason.kind == "resources" and entry.reason.holders[0].job_id == first
+    await harness.cancel(first)
+    running = await harness.until(second, lambda s: s.state == P.JOB_STATE_RUNNING)
+    assert not [line for line in running.messages if is_wait_line(line)]
+    assert (await harness.owned_status(second)).waiting == ""
+    assert await queue(harness) == []
+    await harness.cancel(second)
+
+
+async def test_behind_a_hold_the_queue_names_the_job_the_node_drains_for(harness: Harness) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "gpu", {"g.yaml": single(requests="{gpu: 1}")})
+    env = {**GPU_ENV, "AORTA_SCHEDULER_HOLD_AFTER": "0.5"}
+    await harness.replica(env, behaviours={"only": Behaviour(hang=True)})
+    blocker = await harness.run("blocker")
+    await harness.until(blocker, lambda s: s.state == P.JOB_STATE_RUNNING)
+    oldest = await harness.run("oldest")
+    younger = await harness.run("younger", priority=P.JOB_PRIORITY_HIGHER)
+    status, reason = await reason_of(harness, younger, "held")
+    assert reason["target"] == oldest and reason["waited_seconds"] >= 0.5
+    assert f"waiting: held: the node is draining for job {oldest} (waited " in "\n".join(
+        status.messages
+    )
+    _, oldest_reason = await reason_of(harness, oldest, "resources")
+    assert oldest_reason["holders"][0]["job_id"] == blocker
+    entries = await queue(harness)
+    assert [(e.position, e.job_id.value) for e in entries] == [(1, oldest), (2, younger)]
+    assert [e.reason.kind for e in entries] == ["resources", "held"]
+    assert entries[1].reason.target_job_id == oldest and entries[1].reason.waited_seconds >= 0.5
+    for job_id in (blocker, oldest, younger):
+        await harness.cancel(job_id)
+
+
+async def test_a_user_sees_other_users_queued_jobs_only_as_places(harness: Harness) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "gpu", {"g.yaml": single(requests="{gpu: 1}")})
+    await harness.replica(GPU_ENV, behaviours={"only": Behaviour(hang=True)})
+    alice, bob = harness.acting_as(ALICE), harness.acting_as(BOB)
+    blocker = await alice.run("blocker")
+    await alice.until(blocker, lambda s: s.state == P.JOB_STATE_RUNNING)
+    theirs = await alice.run("alice-waits")
+    mine = await bob.run("bob-waits")
+    await reason_of(bob, mine, "resources")
+    await reason_of(alice, theirs, "resources")
+    entries = await queue(bob)
+    assert [e.position for e in entries] == [1, 2]
+    assert entries[0].hidden and not entries[0].job_id.value and not entries[0].name
+    assert not entries[0].HasField("reason")
+    assert (entries[1].job_id.value, entries[1].reason.kind) == (mine, "resources")
+    assert [e.job_id.value for e in await queue(harness)] == [theirs, mine]
+    for job_id in (blocker, theirs):
+        await alice.cancel(job_id)
+    await bob.cancel(mine)
