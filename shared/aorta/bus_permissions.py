@@ -106,6 +106,8 @@ _GATEWAY_CALLS = frozenset(
         subjects.SCHEDULER_DELETE,
         subjects.SCHEDULER_TIMELINE,
         subjects.SCHEDULER_QUEUE,
+        subjects.SCHEDULER_SERVICES,
+        subjects.SCHEDULER_SERVICE_LOGS,
         subjects.MODELS_UPLOAD,
         subjects.MODELS_DOWNLOAD,
         subjects.MODELS_LIST,

@@ -113,6 +113,10 @@ SCHEDULER_TIMELINE = rpc("scheduler", "timeline")
 """aorta.v1 JobsTimelineRequest -> JobsTimelineResponse: when each stage of a job happened."""
 SCHEDULER_QUEUE = rpc("scheduler", "queue")
 """aorta.v1 JobsQueueRequest -> stream of JobsQueueResponse: queued jobs, admission order."""
+SCHEDULER_SERVICES = rpc("scheduler", "services")
+"""aorta.v1 ServicesListRequest -> stream of ServicesListResponse: the pipeline services."""
+SCHEDULER_SERVICE_LOGS = rpc("scheduler", "service_logs")
+"""aorta.v1 ServicesReadLogsRequest -> stream of ServicesReadLogsResponse: a service's log."""
 SCHEDULER_PLATFORM_STOP = rpc("scheduler", "platform_stop")
 """PlatformStop -> PlatformStopped: Clara.Stop; every queued and running job is STOPPED."""
 SCHEDULER_LEADER_LOGS = rpc("scheduler", "leader_logs")

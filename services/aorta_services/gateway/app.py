@@ -27,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from aorta.api import (
     aorta_jobs_pb2,
+    aorta_services_pb2,
     aorta_session_pb2,
     audit_pb2,
     clara_pb2,
@@ -49,6 +50,7 @@ from aorta_services.gateway import (
     models,
     monitor,
     payloads,
+    pipeline_services,
     pipelines,
     session_api,
 )
@@ -75,6 +77,7 @@ _SERVICES: tuple[tuple[str, object, HandlerSet], ...] = (
     ("Pipelines", pipelines_pb2, pipelines.handlers),
     ("Monitor", node_monitor_pb2, monitor.handlers),
     ("Jobs", aorta_jobs_pb2, jobs.aorta_handlers),
+    ("Services", aorta_services_pb2, pipeline_services.handlers),
 )
 
 

@@ -39,6 +39,7 @@ from aorta_services.scheduler.pipeline_services import ServiceParts, stop_all
 from aorta_services.scheduler.queries import JobQueries
 from aorta_services.scheduler.queue_view import JobQueueView
 from aorta_services.scheduler.repository import JobRepository
+from aorta_services.scheduler.service_queries import ServiceQueries
 from aorta_services.scheduler.service_records import ServiceRepository
 from aorta_services.scheduler.service_settings import ServiceSettings
 from aorta_services.scheduler.settings import NodeFacts, SchedulerSettings
@@ -209,6 +210,7 @@ async def start(
 
     queries = JobQueries(repository, logs)
     queue_view = JobQueueView(repository, settings, clock=clock)
+    service_queries = ServiceQueries(service_records, ctx.blobs)
     deletion = JobDeletion(repository, peers, events, ctx.blobs)
     async with running.starting():
         await running.subscribe(WAKE, wake)
@@ -224,6 +226,8 @@ async def start(
         await running.serve(subjects.SCHEDULER_DELETE, deletion.delete)
         await running.serve(subjects.SCHEDULER_TIMELINE, queries.timeline)
         await running.serve_stream(subjects.SCHEDULER_QUEUE, queue_view.queue)
+        await running.serve_stream(subjects.SCHEDULER_SERVICES, service_queries.list_services)
+        await running.serve_stream(subjects.SCHEDULER_SERVICE_LOGS, service_queries.read_logs)
         running.loop = asyncio.create_task(
             running.leadership.run(), name="aorta.scheduler.leadership"
         )
