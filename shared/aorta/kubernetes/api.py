@@ -51,6 +51,7 @@ class Kind:
 POD = Kind("V1Pod", "core", "pod")
 SERVICE = Kind("V1Service", "core", "service")
 DEPLOYMENT = Kind("V1Deployment", "apps", "deployment")
+PERSISTENT_VOLUME_CLAIM = Kind("V1PersistentVolumeClaim", "core", "persistent_volume_claim")
 
 
 @dataclass(frozen=True)

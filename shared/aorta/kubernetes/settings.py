@@ -50,6 +50,10 @@ class KubernetesSettings:
       than deleting them once their outcome is read.
     - `AORTA_K8S_GPU_RESOURCE` (default `nvidia.com/gpu`): the extended resource GPUs are
       requested as.
+    - `AORTA_K8S_SERVICE_STORAGE_CLASS` (default empty: the cluster's default class),
+      `AORTA_K8S_SERVICE_DATA_SIZE` (default `1Gi`) and `AORTA_K8S_SERVICE_DATA_ACCESS`
+      (default `ReadWriteOnce`; `ReadWriteMany` where operator pods may run on other nodes than
+      the service): the PersistentVolumeClaim that holds a pipeline service's data folder.
     """
 
     kubeconfig: str = ""
@@ -69,6 +73,9 @@ class KubernetesSettings:
     watch_timeout: int = 300
     keep_pods: bool = False
     gpu_resource: str = "nvidia.com/gpu"
+    service_storage_class: str = ""
+    service_data_size: str = "1Gi"
+    service_data_access: str = "ReadWriteOnce"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> KubernetesSettings:
@@ -98,6 +105,13 @@ class KubernetesSettings:
             watch_timeout=env.integer("AORTA_K8S_WATCH_TIMEOUT", cls.watch_timeout, minimum=1),
             keep_pods=env.boolean("AORTA_K8S_KEEP_PODS", cls.keep_pods),
             gpu_resource=env.text("AORTA_K8S_GPU_RESOURCE", cls.gpu_resource),
+            service_storage_class=env.optional("AORTA_K8S_SERVICE_STORAGE_CLASS") or "",
+            service_data_size=env.text("AORTA_K8S_SERVICE_DATA_SIZE", cls.service_data_size),
+            service_data_access=env.choice(
+                "AORTA_K8S_SERVICE_DATA_ACCESS",
+                cls.service_data_access,
+                ("ReadWriteOnce", "ReadWriteMany"),
+            ),
         )
         for variable, value in (
             ("AORTA_K8S_NAMESPACE", settings.namespace),

@@ -4,9 +4,10 @@ No kube-apiserver can be installed on the project's machines (docs/test-infrastr
 the executor and the Triton backend are tested through the official client's whole stack — a
 kubeconfig file, HTTP, (de)serialisation, chunked watches — against this aiohttp server:
 
-- pods, services and deployments: create (409 `AlreadyExists`), get, list (label and field
-  selectors), watch, strategic/merge patch (as a JSON merge), delete (a grace period marks the
-  object with a `deletionTimestamp` first, then removes it shortly after), pod logs;
+- pods, services, deployments and persistent volume claims: create (409 `AlreadyExists`), get,
+  list (label and field selectors), watch, strategic/merge patch (as a JSON merge), delete (a
+  grace period marks the object with a `deletionTimestamp` first, then removes it shortly
+  after), pod logs;
 - errors are `kind: Status` documents; every change takes the next integer resourceVersion;
 - a watch streams one JSON event per line from the resourceVersion asked for, replaying the
   retained history first; `compact()` forgets history so that resuming from an older version is
@@ -39,7 +40,12 @@ _PATH = re.compile(
     r"^/(?:api/v1|apis/(?P<group>[a-z.]+)/v1)/namespaces/(?P<ns>[^/]+)/(?P<plural>[a-z]+)"
     r"(?:/(?P<name>[^/]+)(?:/(?P<sub>log|status))?)?$"
 )
-_KINDS = {"pods": "Pod", "services": "Service", "deployments": "Deployment"}
+_KINDS = {
+    "pods": "Pod",
+    "services": "Service",
+    "deployments": "Deployment",
+    "persistentvolumeclaims": "PersistentVolumeClaim",
+}
 _FIRST_VERSION = 1000
 _DELETE_DELAY = 0.05
 """Seconds between a graceful delete's `deletionTimestamp` and the object's removal."""

@@ -111,7 +111,7 @@ class ContainerExecutor:
     def service_runner(self) -> ContainerServiceRunner:
         """The runner of the pipeline services operators of this executor reach: containers
         on the same engine, with the same settings (`aorta.executors.container.services`).
-        The same runner on every call; it needs closing before the executor."""
+        The same runner on every call; `close` closes it."""
         if self._services is None:
             self._services = ContainerServiceRunner(self._engine, self._blobs, self._settings)
         return self._services
@@ -222,6 +222,8 @@ class ContainerExecutor:
         self._closed = True
         alive = [run for run in self._runs.values() if isinstance(run, ContainerRun)]
         await asyncio.gather(*(run.abandon() for run in alive))
+        if self._services is not None:
+            await self._services.close()
         if self._owns_engine:
             self._owns_engine = False
             await self._engine.close()

@@ -31,6 +31,7 @@ from aorta.executors.kubernetes.pods import (
     held_deadline,
     operator_pod,
 )
+from aorta.executors.kubernetes.services import KubernetesServiceRunner
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import NOTE_PREFIX, split_lines
 from aorta.kubernetes import names
@@ -98,6 +99,7 @@ class KubernetesExecutor:
         self._outcomes: OrderedDict[str, RunOutcome] = OrderedDict()
         self._log_keys: dict[str, str] = {}
         self._cancelled: set[str] = set()
+        self._services: KubernetesServiceRunner | None = None
         self._closed = False
 
     @classmethod
@@ -107,6 +109,14 @@ class KubernetesExecutor:
         """Connects to the cluster `kubernetes` names; the executor owns the connection."""
         api = await KubeApi.connect(kubernetes.kubeconfig, kubernetes.context)
         return cls(api, blobs, kubernetes, agent_environment(settings), owns_api=True)
+
+    def service_runner(self) -> KubernetesServiceRunner:
+        """The runner of the pipeline services operators of this executor reach: Deployments
+        in the same namespace (`aorta.executors.kubernetes.services`). The same runner on
+        every call; `close` closes it."""
+        if self._services is None:
+            self._services = KubernetesServiceRunner(self._api, self._blobs, self._settings)
+        return self._services
 
     async def start(self, run: OperatorRun) -> None:
         """Creates the run's pod, or adopts the one a previous process created for it.
@@ -211,6 +221,8 @@ class KubernetesExecutor:
         adopts them). Later `start` calls raise `Unavailable`. Idempotent."""
         self._closed = True
         await self.pods.close()
+        if self._services is not None:
+            await self._services.close()
         if self._owns_api:
             self._owns_api = False
             await self._api.close()

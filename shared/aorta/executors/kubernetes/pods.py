@@ -7,7 +7,8 @@ Anatomy (docs/kubernetes.md):
 - container `operator`: the operator's own image, unmodified (`args` carry the definition's
   `command`, which is Clara's rule: arguments to the image's entrypoint, or the command when it
   has none), with the environment contract and each declared path mounted where it was declared
-  (inputs read-only);
+  (inputs read-only), and the claim of each pipeline service's data folder it declares
+  (`service_mounts`) read-only at its path;
 - container `push-outputs` (`aorta agent push`): waits, through the API, for the operator
   container to end, then pushes its outputs (exit 0 only) and its log. It alone mounts a token of
   the agent service account: the operator container gets no API credentials.
@@ -161,6 +162,10 @@ def operator_pod(
         "volumeMounts": [
             *({"name": volumes[b.path], "mountPath": b.path, "readOnly": True} for b in run.inputs),
             *({"name": volumes[b.path], "mountPath": b.path} for b in run.outputs),
+            *(
+                {"name": f"service-{index}", "mountPath": mount.path, "readOnly": True}
+                for index, mount in enumerate(run.service_mounts)
+            ),
         ],
         "securityContext": _container_security(read_only_root=False),
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -180,6 +185,13 @@ def operator_pod(
         "containers": [operator, push],
         "volumes": [
             *({"name": name, "emptyDir": {}} for name in volumes.values()),
+            *(
+                {
+                    "name": f"service-{index}",
+                    "persistentVolumeClaim": {"claimName": mount.source, "readOnly": True},
+                }
+                for index, mount in enumerate(run.service_mounts)
+            ),
             {"name": "agent-tmp", "emptyDir": {}},
             _token_volume(),
         ],

@@ -1,0 +1,227 @@
+"""Pipeline services on the Kubernetes executor, against the stand-in API server: a Deployment,
+a Service and a data claim per service, the connection variables naming the Service, readiness
+from the Deployment's ready replicas, adoption by a new runner, stop, and a service that crashes
+at start failing with its last log lines."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from aorta.executors.kubernetes.service_objects import (
+    SERVICE_ID_ANNOTATION,
+    claim_name,
+    service_name,
+)
+from aorta.executors.kubernetes.services import KubernetesServiceRunner
+from aorta.executors.port import ServiceMount
+from aorta.executors.services import (
+    SERVICE_DATA_MACRO,
+    HttpPort,
+    ServiceFailed,
+    ServiceLaunch,
+    SharedVolume,
+    service_key,
+)
+from aorta.kubernetes.api import POD, KubeApi
+from aorta.testing.kube_api import KubeApiServer
+from tests.integration.kubernetes.k8s_cluster import NAMESPACE, Cluster
+
+COMMAND = ("tritonserver", f"--model-store={SERVICE_DATA_MACRO}/models")
+CRASH_LOG = "loading models\nerror: no model repository\n"
+
+
+def trtis(**changes: object) -> ServiceLaunch:
+    service_id = service_key("nvcr.io/nvidia/tritonserver", "19.08-py3", COMMAND)
+    launch = ServiceLaunch(
+        service_id=service_id,
+        name="trtis",
+        image="nvcr.io/nvidia/tritonserver",
+        tag="19.08-py3",
+        command=COMMAND,
+        http=(HttpPort("NVIDIA_CLARA_TRTISURI", 8000),),
+        volumes=(SharedVolume("MODELS", "/models"),),
+        ready_timeout=20.0,
+        log_key=f"logs/services/{service_id}.log",
+    )
+    return replace(launch, **changes)  # type: ignore[arg-type]
+
+
+class ServiceNode:
+    """The Deployment controller and kubelet of the stand-in for service Deployments: each one
+    created gets a pod from its template; the pod runs and the Deployment reports a ready
+    replica, unless its service id is in `crashing` (then its container exits 3 at once,
+    with `CRASH_LOG` as its log). A deleted Deployment's pod goes."""
+
+    def __init__(self, server: KubeApiServer, api: KubeApi) -> None:
+        self.server = server
+        self._api = api
+        self.crashing: set[str] = set()
+        self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        running: set[str] = set()
+        while True:
+            deployments = set(self.server.names("deployments", NAMESPACE))
+            for name in sorted(deployments - running):
+                running.add(name)
+                await self._start(name)
+            for name in running - deployments:
+                running.discard(name)
+                if self.server.get("pods", NAMESPACE, name):
+                    await self._api.delete(POD, NAMESPACE, name, grace=0)
+            await self.server.next_change()
+
+    async def _start(self, name: str) -> None:
+        deployment = self.server.get("deployments", NAMESPACE, name)
+        assert deployment is not None
+        service_id = deployment["metadata"]["annotations"][SERVICE_ID_ANNOTATION]
+        template = deployment["spec"]["template"]
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": template["metadata"]["labels"]},
+            "spec": template["spec"],
+        }
+        await self._api.create(POD, NAMESPACE, pod)
+        container = template["spec"]["containers"][0]
+        crash = service_id in self.crashing
+        if crash:
+            self.server.set_log(NAMESPACE, name, container["name"], CRASH_LOG)
+        started = "2026-01-01T00:00:00Z"
+        state = (
+            {"terminated": {"exitCode": 3, "reason": "Error", "startedAt": started}}
+            if crash
+            else {"running": {"startedAt": started}}
+        )
+        self.server.set_status(
+            "pods",
+            NAMESPACE,
+            name,
+            {
+                "phase": "Running",
+                "containerStatuses": [
+                    {
+                        "name": container["name"],
+                        "image": container["image"],
+                        "imageID": "stand-in",
+                        "ready": not crash,
+                        "restartCount": 0,
+                        "state": state,
+                    }
+                ],
+            },
+        )
+        if not crash:
+            self.server.set_status(
+                "deployments", NAMESPACE, name, {"replicas": 1, "readyReplicas": 1}
+            )
+
+
+@pytest.fixture
+async def node(stand_in: Cluster) -> AsyncIterator[ServiceNode]:
+    assert stand_in.server is not None
+    played = ServiceNode(stand_in.server, stand_in.api)
+    yield played
+    await played.close()
+
+
+def runner_of(cluster: Cluster) -> KubernetesServiceRunner:
+    runner = cluster.executor().service_runner()
+    assert isinstance(runner, KubernetesServiceRunner)
+    return runner
+
+
+async def _read(cluster: Cluster, key: str) -> bytes:
+    return b"".join([chunk async for chunk in cluster.blobs.get(key)])
+
+
+async def test_a_service_is_a_deployment_a_service_and_a_claim_named_in_its_variables(
+    stand_in: Cluster, node: ServiceNode
+) -> None:
+    server = node.server
+    launch = trtis()
+    endpoint = await runner_of(stand_in).ensure(launch)
+    name = service_name(launch.service_id)
+    assert endpoint.environment == {
+        "NVIDIA_CLARA_TRTISURI": f"{name}.{NAMESPACE}.svc:8000",
+        "MODELS": "/models",
+    }
+    assert endpoint.mounts == (ServiceMount(claim_name(launch.service_id), "/models"),)
+    deployment = server.get("deployments", NAMESPACE, name)
+    assert deployment is not None
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["tritonserver", "--model-store=/clara/common/models"]
+    assert container["readinessProbe"]["tcpSocket"] == {"port": 8000}
+    assert [m["mountPath"] for m in container["volumeMounts"]] == ["/clara/common", "/models"]
+    service = server.get("services", NAMESPACE, name)
+    assert service is not None and service["spec"]["ports"][0]["port"] == 8000
+    assert server.get("persistentvolumeclaims", NAMESPACE, claim_name(launch.service_id))
+
+
+async def test_a_new_runner_adopts_the_running_service_instead_of_starting_another(
+    stand_in: Cluster, node: ServiceNode
+) -> None:
+    server = node.server
+    launch = trtis()
+    first = await runner_of(stand_in).ensure(launch)
+    later = runner_of(stand_in)
+    assert await later.running() == [launch.service_id]
+    assert await later.ensure(launch) == first
+    assert server.names("deployments", NAMESPACE) == [service_name(launch.service_id)]
+    assert server.names("pods", NAMESPACE) == [service_name(launch.service_id)]
+
+
+async def test_stop_removes_the_deployment_and_service_and_keeps_the_data_claim(
+    stand_in: Cluster, node: ServiceNode
+) -> None:
+    server = node.server
+    launch = trtis()
+    runner = runner_of(stand_in)
+    await runner.ensure(launch)
+    server.set_log(NAMESPACE, service_name(launch.service_id), "service", "serving\n")
+    assert [line async for line in runner.log_lines(launch.service_id)] == ["serving"]
+    await runner.stop(launch.service_id, grace=1.0)
+    assert server.names("deployments", NAMESPACE) == []
+    assert server.names("services", NAMESPACE) == []
+    assert server.names("pods", NAMESPACE) == []
+    assert server.names("persistentvolumeclaims", NAMESPACE) == [claim_name(launch.service_id)]
+    assert await _read(stand_in, launch.log_key) == b"serving\n"
+    assert [line async for line in runner.log_lines(launch.service_id)] == ["serving"]
+    assert await runner.running() == []
+
+
+async def test_a_service_that_crashes_at_start_fails_with_its_last_log_lines(
+    stand_in: Cluster, node: ServiceNode
+) -> None:
+    server = node.server
+    launch = trtis()
+    node.crashing.add(launch.service_id)
+    with pytest.raises(ServiceFailed) as failed:
+        await runner_of(stand_in).ensure(launch)
+    message = str(failed.value)
+    assert "pipeline service trtis exited at start with status 3" in message
+    assert message.endswith("loading models\nerror: no model repository")
+    assert server.names("deployments", NAMESPACE) == []
+    assert await _read(stand_in, launch.log_key) == CRASH_LOG.encode()
+
+
+async def test_a_service_without_ports_has_no_service_object_and_a_portless_http_entry_fails(
+    stand_in: Cluster, node: ServiceNode
+) -> None:
+    server = node.server
+    runner = runner_of(stand_in)
+    quiet = trtis(http=(), volumes=(), command=("sleep", "infinity"))
+    quiet = replace(quiet, service_id=service_key(quiet.image, quiet.tag, quiet.command))
+    endpoint = await runner.ensure(quiet)
+    assert endpoint.environment == {} and endpoint.mounts == ()
+    assert server.names("services", NAMESPACE) == []
+    with pytest.raises(ServiceFailed, match="names no port"):
+        await runner.ensure(trtis(http=(HttpPort("URI"),)))
