@@ -73,10 +73,12 @@ class AttemptTimes:
         return {stage: end - start for stage, (start, end) in self.stages().items()}
 
     def wall(self) -> float | None:
-        """Seconds from its admission to its recorded end; None while it runs."""
-        if self.admitted is None or self.ended is None:
+        """Seconds from its admission to the end of its last stage (outputs stored), or to its
+        recorded end when the executor reported none; None while it runs."""
+        end = self.stored if self.stored is not None else self.ended
+        if self.admitted is None or end is None:
             return None
-        return max(0.0, self.ended - self.admitted)
+        return max(0.0, end - self.admitted)
 
     def to_document(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,9 +150,15 @@ def started_attempt(
     ready: float | None,
     now: float,
 ) -> tuple[AttemptTimes, ...]:
-    """`attempts` with attempt `attempt` admitted at `now` (a re-run after a crash replaces a
-    record of the same attempt number)."""
-    kept = tuple(times for times in attempts if times.attempt != attempt)
+    """`attempts` with attempt `attempt` admitted at `now`. An earlier attempt whose end was
+    never recorded was lost (this is its re-run), and is recorded so; a record of the same
+    attempt number is replaced."""
+    lost = RunOutcome("", RunReason.LOST)
+    kept = tuple(
+        times.ended_with(lost, now=now) if times.ended is None else times
+        for times in attempts
+        if times.attempt != attempt
+    )
     return (*kept, AttemptTimes(attempt, executor=executor, ready=ready, admitted=now))
 
 
