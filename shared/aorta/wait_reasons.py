@@ -37,9 +37,18 @@ def operator_line(operator: str, text: str) -> str:
     return f"operator {operator} waiting: {text}"
 
 
+def parse_line(line: str) -> tuple[str, str] | None:
+    """(operator, words) of a `job_line` (operator "") or an `operator_line`; None for any
+    other `messages` line."""
+    if line.startswith(_JOB_PREFIX):
+        return "", line.removeprefix(_JOB_PREFIX)
+    matched = _OPERATOR_LINE.fullmatch(line)
+    return (matched.group(1), matched.group(2)) if matched else None
+
+
 def is_wait_line(line: str) -> bool:
     """Whether a `messages` line is one of `job_line`'s or `operator_line`'s."""
-    return line.startswith(_JOB_PREFIX) or _OPERATOR_LINE.fullmatch(line) is not None
+    return parse_line(line) is not None
 
 
 def lines(waits: Mapping[str, Any]) -> list[str]:

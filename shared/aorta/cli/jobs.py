@@ -15,6 +15,7 @@ from typing import Any
 import click
 from rich.text import Text
 
+from aorta import wait_reasons
 from aorta.api import aorta_jobs_pb2, aorta_jobs_pb2_grpc, common_pb2, jobs_pb2
 from aorta.auth.ownership import owner_from_metadata
 from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
@@ -81,8 +82,8 @@ def start(
 
 
 def status(session: Session, job_id: str) -> JobView:
-    """`Jobs.Status` as a `JobView`, with the job's creator and trace id when the platform
-    names them."""
+    """`Jobs.Status` as a `JobView`, with the job's creator, trace id and typed wait reasons
+    when the platform names them."""
     request = jobs_pb2.JobsStatusRequest(
         header=request_header(), job_id=common_pb2.Identifier(value=job_id)
     )
@@ -90,7 +91,8 @@ def status(session: Session, job_id: str) -> JobView:
     check(response, f"describing job {job_id}")
     metadata = call.initial_metadata()
     trace_id = next((str(v) for k, v in metadata or () if k == TRACE_ID_METADATA), "")
-    return JobView.from_status(response, owner_from_metadata(metadata), trace_id)
+    waiting = wait_reasons.from_metadata(metadata)
+    return JobView.from_status(response, owner_from_metadata(metadata), trace_id, waiting)
 
 
 @click.command("job")
@@ -329,8 +331,8 @@ def list_jobs(
 ) -> None:
     """List jobs, newest first.
 
-    -o wide adds each job's pipeline, payload, creator and number of operators (one more call
-    per job).
+    -o wide adds each job's pipeline, payload, creator, number of operators and, for a job
+    that waits, why (one more call per job).
     """
     chosen = [resolve_pipeline(session, pipeline) for pipeline in pipelines]
     request = list_request(states, statuses, chosen, created_after, completed_before)
@@ -340,12 +342,12 @@ def list_jobs(
     columns = ["JOB ID", "NAME", "STATE", "STATUS", "PRIORITY", "CREATED", "DURATION"]
     wide = None
     if session.output.wide:
-        views = [_owner_and_operators(status(session, job.job_id)) for job in found]
+        views = [_wide_columns(status(session, job.job_id)) for job in found]
         wide = table(
-            [*columns, "PIPELINE", "PAYLOAD ID", "CREATED BY", "OPERATORS"],
+            [*columns, "PIPELINE", "PAYLOAD ID", "CREATED BY", "OPERATORS", "REASON"],
             [
-                (*row, job.pipeline_id, job.payload_id, owner, count)
-                for row, job, (owner, count) in zip(rows, found, views, strict=True)
+                (*row, job.pipeline_id, job.payload_id, *more)
+                for row, job, more in zip(rows, found, views, strict=True)
             ],
         )
     session.output.emit(
@@ -357,8 +359,9 @@ def list_jobs(
     )
 
 
-def _owner_and_operators(view: JobView) -> tuple[str, str]:
-    return view.owner or NOT_SET, str(len(view.operators))
+def _wide_columns(view: JobView) -> tuple[str, str, str]:
+    """CREATED BY, OPERATORS and REASON of `list jobs -o wide`."""
+    return view.owner or NOT_SET, str(len(view.operators)), view.reason() or NOT_SET
 
 
 def _row(job: JobSummary, now: datetime) -> tuple[str | Text, ...]:

@@ -12,8 +12,8 @@ status, its wire status kept in the JSON document as `clara_status`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from aorta.cli import dag as dags
 from aorta.cli.failures import ExitCode
 from aorta.cli.humanize import duration, iso, moment, short_name, stamp
 from aorta.cli.output import key_values
+from aorta.wait_reasons import parse_line
 
 STATE_STYLES = {"PENDING": "cyan", "RUNNING": "yellow", "STOPPED": "bold"}
 STATUS_STYLES = {
@@ -156,21 +157,37 @@ class JobSummary:
         }
 
 
+def _message_pair(line: str) -> tuple[str, str]:
+    """A Status message as a key line: `waiting` for a wait reason (an operator's prefixed
+    with its name), `message` for any other."""
+    parsed = parse_line(line)
+    if parsed is None:
+        return "message", line
+    operator, words = parsed
+    return "waiting", f"{operator}: {words}" if operator else words
+
+
 @dataclass(frozen=True)
 class JobView(JobSummary):
     """A job as `Jobs.Status` described it: the summary, its messages, and its operators with
     the DAG they form; `owner` is the subject that created it and `trace_id` the job's
-    OpenTelemetry trace, which the platform sends beside the response, "" when it sent none."""
+    OpenTelemetry trace, which the platform sends beside the response, "" when it sent none;
+    `waiting` the typed wait reasons sent beside it (`aorta.wait_reasons`), empty when none."""
 
     messages: tuple[str, ...]
     operators: dict[str, OperatorView]
     dag: dags.Dag
     owner: str = ""
     trace_id: str = ""
+    waiting: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_status(
-        cls, response: jobs_pb2.JobsStatusResponse, owner: str = "", trace_id: str = ""
+        cls,
+        response: jobs_pb2.JobsStatusResponse,
+        owner: str = "",
+        trace_id: str = "",
+        waiting: Mapping[str, Any] | None = None,
     ) -> JobView:
         shown = stopped_by_job(response.header.messages)
         operators = {}
@@ -191,7 +208,18 @@ class JobView(JobSummary):
             dag=dags.from_job(response.dag, operators),
             owner=owner,
             trace_id=trace_id,
+            waiting=dict(waiting or {}),
         )
+
+    def reason(self) -> str:
+        """Why the job waits, in words: its own reason, else its first waiting operator's
+        (`seg: needs 1 GPU; ...`); "" when nothing waits."""
+        for line in self.messages:
+            parsed = parse_line(line)
+            if parsed is not None:
+                operator, words = parsed
+                return f"{operator}: {words}" if operator else words
+        return ""
 
     @property
     def finished(self) -> bool:
@@ -221,6 +249,7 @@ class JobView(JobSummary):
             "created_by": self.owner or None,
             "trace_id": self.trace_id or None,
             "messages": list(self.messages),
+            "waiting": dict(self.waiting) or None,
             "operators": [
                 {
                     "name": name,
@@ -254,7 +283,7 @@ class JobView(JobSummary):
             pairs.append(("duration", duration(seconds)))
         if self.trace_id:
             pairs.append(("trace", self.trace_id))
-        pairs += [("message", message) for message in self.messages]
+        pairs += [_message_pair(message) for message in self.messages]
         pairs += [(f"metadata.{key}", value) for key, value in sorted(self.metadata.items())]
         title = Text("operators", style="bold")
         tree = dags.tree(self.dag, title, lambda name: self.operator(name).label(now))

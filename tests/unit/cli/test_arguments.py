@@ -43,6 +43,7 @@ def test_register_adds_clara_s_verbs_and_aorta_s_commands() -> None:
         "list",
         "logs",
         "operator",
+        "queue",
         "run",
         "start",
         "stop",

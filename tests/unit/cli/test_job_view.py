@@ -135,6 +135,7 @@ def test_the_json_document_shape() -> None:
         "created_by": None,
         "trace_id": None,
         "messages": ["queued behind 2 jobs"],
+        "waiting": None,
         "metadata": {"ward": "icu"},
         "operators": [
             {
