@@ -37,7 +37,7 @@ COMMANDS: dict[str, LazyCommand] = {
         "aorta.cli.help:help_command",
         "Show the help of a command: `aorta help`, `aorta help list jobs`.",
     ),
-    "list": LazyCommand(_VERBS, "List pipelines, jobs, models or payloads."),
+    "list": LazyCommand(_VERBS, "List pipelines, jobs, models, payloads or pipeline services."),
     "logs": LazyCommand(
         _VERBS, "Print a job's logs, every operator's or one (`aorta logs JOB [OP]`)."
     ),

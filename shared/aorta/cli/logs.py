@@ -26,6 +26,7 @@ from aorta.cli.failures import ExitCode, NotFoundFailure
 from aorta.cli.jobs import status
 from aorta.cli.jobview import JobView
 from aorta.cli.lookup import job_id as resolve_job
+from aorta.cli.services import print_service_logs
 from aorta.cli.session import Session, with_session
 
 DEFAULT_INTERVAL = 1.0
@@ -192,6 +193,11 @@ def print_logs(
     show_default=True,
     help="Seconds between polls with --follow.",
 )
+@click.option(
+    "--service",
+    metavar="SERVICE",
+    help="Print this pipeline service's log instead (its name or id; see aorta list services).",
+)
 @with_session(short_output=False, quiet=False)
 def logs(
     session: Session,
@@ -201,6 +207,7 @@ def logs(
     follow: bool,
     prefix: bool | None,
     interval: float,
+    service: str | None,
 ) -> int:
     """Print a job's logs, every operator's or one (`aorta logs JOB [OP]`).
 
@@ -210,7 +217,13 @@ def logs(
     line.
 
     Exit 3 when the job has no such operator (its operators are named) or the operator has not
-    run."""
+    run.
+
+    `aorta logs --service NAME` prints a pipeline service's log (by its name or id) instead."""
+    if service is not None:
+        if targets or job_flag or operator_flag:
+            raise click.UsageError("--service prints a service's log: name no job or operator")
+        return print_service_logs(session, service)
     job, operator = split_targets(targets, job_flag, operator_flag)
     return print_logs(
         session,

@@ -13,7 +13,7 @@ import difflib
 
 import click
 
-from aorta.cli import jobs, logs, models, payloads, pipelines, watch
+from aorta.cli import jobs, logs, models, payloads, pipelines, services, watch
 
 
 def suggestion(word: str, choices: list[str]) -> str:
@@ -109,11 +109,12 @@ def verb_groups() -> list[click.Command]:
     download.add_command(models.download_model)
     listing = _verb(
         "list",
-        "List pipelines, jobs, models or payloads.",
+        "List pipelines, jobs, models, payloads or pipeline services.",
         pipelines.list_pipelines,
         jobs.list_jobs,
         models.list_models,
         payloads.list_payloads,
+        services.list_services,
     )
     describing = _verb(
         "describe",
