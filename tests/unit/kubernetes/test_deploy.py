@@ -106,9 +106,12 @@ def test_only_the_scheduler_and_models_get_api_tokens_with_rights_in_the_jobs_na
     roles = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Role"}
     assert {r["metadata"]["namespace"] for r in roles.values()} == {"aorta-jobs"}
     assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
-    scheduler = {rule["resources"][0] for rule in roles["aorta-scheduler"]["rules"]}
-    models = {rule["resources"][0] for rule in roles["aorta-models"]["rules"]}
-    assert (scheduler, models) == ({"pods", "pods/log"}, {"deployments", "services", "pods"})
+    scheduler = {kind for rule in roles["aorta-scheduler"]["rules"] for kind in rule["resources"]}
+    models = {kind for rule in roles["aorta-models"]["rules"] for kind in rule["resources"]}
+    # The scheduler's pipeline services are Deployments with a Service and a data claim.
+    service_kinds = {"deployments", "services", "persistentvolumeclaims"}
+    assert scheduler == {"pods", "pods/log", *service_kinds}
+    assert models == {"deployments", "services", "pods"}
     models_pods = [r for r in roles["aorta-models"]["rules"] if r["resources"] == ["pods"]]
     assert models_pods[0]["verbs"] == ["get", "list", "watch"]
     agent = roles["aorta-agent"]["rules"]
