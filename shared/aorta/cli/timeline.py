@@ -154,8 +154,14 @@ class Timeline:
             )
             rows.append(f"{'triton':<{pad}}{triton}  {_short(self.triton_wait())}")
         for attempt in self.attempts:
+            # The stage an attempt is in now runs to the chart's end.
+            open_end = None if attempt.outcome else end
             bounds = [
-                (attempt.times[_STAGE_BOUNDS[s][0]], attempt.times[_STAGE_BOUNDS[s][1]], MARKS[s])
+                (
+                    attempt.times[_STAGE_BOUNDS[s][0]],
+                    attempt.times[_STAGE_BOUNDS[s][1]] or open_end,
+                    MARKS[s],
+                )
                 for s in STAGES
             ]
             stages = ", ".join(f"{s} {_short(v)}" for s, v in attempt.stages().items())
@@ -175,20 +181,22 @@ class _Axis:
     def __init__(self, origin: float, end: float, width: int) -> None:
         self.origin, self.span, self.width = origin, end - origin, width
 
-    def column(self, at: float) -> int:
+    def position(self, at: float) -> float:
+        """Where `at` falls on the axis, in columns (0 to `width`)."""
         if self.span <= 0:
-            return 0
-        return min(self.width - 1, max(0, int((at - self.origin) / self.span * self.width)))
+            return 0.0
+        return min(float(self.width), max(0.0, (at - self.origin) / self.span * self.width))
 
     def bar(self, segments: list[tuple[float | None, float | None, str]]) -> str:
-        """A row with each (start, end, mark) drawn, at least one column for a segment that
-        happened, so a short stage still shows."""
+        """A row with each (start, end, mark) drawn over the columns it covers, at least one
+        for a segment that happened, so a short stage still shows."""
         cells = [" "] * self.width
         for start, end, mark in segments:
             if start is None or end is None:
                 continue
-            first, last = self.column(start), self.column(end)
-            for index in range(first, max(first, last - 1) + 1):
+            first = min(self.width - 1, int(self.position(start)))
+            last = max(first + 1, round(self.position(end)))
+            for index in range(first, min(last, self.width)):
                 cells[index] = mark
         return "".join(cells)
 
