@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
+import grpc
+from rich.table import Table
 
 from aorta.api import aorta_services_pb2, aorta_services_pb2_grpc
 from aorta.cli.connection import check, request_header
@@ -102,6 +104,35 @@ def list_services(session: Session) -> None:
         document=[service_document(service) for service in found],
         ids=[service.service_id for service in found],
         kind="service",
+    )
+
+
+def job_services(
+    session: Session, job_id: str, pipeline_id: str
+) -> list[aorta_services_pb2.ServiceDetails]:
+    """The services a job uses now, or that its pipeline declared (for a job that stopped);
+    none from a platform without Aorta's Services API."""
+    try:
+        found = services(session)
+    except grpc.RpcError as error:
+        if error.code() is grpc.StatusCode.UNIMPLEMENTED:
+            return []
+        raise
+    return [
+        service
+        for service in found
+        if job_id in users(service) or pipeline_id in {p.value for p in service.pipeline_ids}
+    ]
+
+
+def services_table(found: Iterable[aorta_services_pb2.ServiceDetails]) -> Table:
+    """The services of `describe job`: name, image:tag, state, address."""
+    return table(
+        ["SERVICE", "IMAGE", "STATE", "ADDRESS"],
+        [
+            (s.name, f"{s.image}:{s.tag}" if s.tag else s.image, s.state, s.address or NOT_SET)
+            for s in found
+        ],
     )
 
 

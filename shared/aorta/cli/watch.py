@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 
 import click
+from rich.console import Group
 from rich.live import Live
 
 from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
@@ -27,6 +28,7 @@ from aorta.cli.jobview import JobView
 from aorta.cli.lookup import job_id as resolve_job
 from aorta.cli.lookup import named
 from aorta.cli.output import Output
+from aorta.cli.services import job_services, service_document, services_table
 from aorta.cli.session import Session, with_session
 from aorta.cli.timeline import Timeline
 from aorta.cli.timeline import fetch as fetch_timeline
@@ -141,7 +143,10 @@ def describe_job(session: Session, job: str, watch: bool, interval: float, timel
         session.output.identify("job", job_id)
         return view.exit_code
     view = status(session, job_id)
-    session.output.emit(
-        human=view.renderable(utcnow()), document=view.document(), ids=[job_id], kind="job"
-    )
+    used = job_services(session, job_id, view.pipeline_id)
+    human = view.renderable(utcnow())
+    if used:
+        human = Group(human, "", services_table(used))
+    document = view.document() | {"services": [service_document(s) for s in used]}
+    session.output.emit(human=human, document=document, ids=[job_id], kind="job")
     return ExitCode.OK
