@@ -33,7 +33,7 @@ from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
-from structlog.contextvars import bound_contextvars
+from structlog.contextvars import bind_contextvars, bound_contextvars
 
 from aorta.errors import AortaError, Conflict, Invalid, NotFound
 from aorta.ids import JobId
@@ -381,6 +381,9 @@ class Engine:
         record = await parts.repository.get(job_id)
         if record.phase is not JobPhase.QUEUED:
             return None
+        if record.trace.trace_id:
+            # This task's own context: the admission's log lines name the job's trace.
+            bind_contextvars(trace_id=record.trace.trace_id)
         definition = await parts.repository.definition(job_id)
         try:
             pipeline = definition.resolved(record.variables)

@@ -278,9 +278,14 @@ def message_context(request: Request) -> Iterator[None]:
 
 
 def outgoing_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """The headers a request goes out with: `headers`, plus the current trace context
-    (`traceparent`) when tracing is on."""
+    """The headers a request goes out with: `headers`, plus the request id being served (bound
+    by `message_context` or the gateway) unless they name one, and the current trace context
+    (`traceparent`) when tracing is on; so a chain of requests logs one request id and trace."""
     sent = dict(headers or {})
+    if REQUEST_ID_HEADER not in sent:
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        if request_id:
+            sent[REQUEST_ID_HEADER] = str(request_id)
     tracing.inject(sent)
     return sent
 
