@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from aorta import subjects
-from aorta.api import jobs_pb2
+from aorta.api import aorta_services_pb2, aorta_services_pb2_grpc, jobs_pb2
 from aorta_services.scheduler import app as scheduler_app
 from aorta_services.scheduler.domain.services import ServiceState
 from aorta_services.scheduler.service_records import ServiceRepository
@@ -110,6 +110,22 @@ async def live_services(platform: Platform) -> list[str]:
     return [record.command[-1] for record in records if record.state is ServiceState.READY]
 
 
+async def service_log(
+    platform: Platform, service: str, *, until_lines: int, within: float = 20.0
+) -> list[str]:
+    """The service's log through aorta.v1.Services/ReadLogs, once it holds `until_lines`
+    lines (the runner stores it every second while the service runs)."""
+    stub = aorta_services_pb2_grpc.ServicesStub(platform.channel)
+    request = aorta_services_pb2.ServicesReadLogsRequest(service=service)
+    deadline = time.monotonic() + within
+    while True:
+        lines = [line async for reply in stub.ReadLogs(request) for line in reply.logs]
+        if len(lines) >= until_lines:
+            return lines
+        assert time.monotonic() < deadline, f"the log stayed at {lines}"
+        await asyncio.sleep(0.1)
+
+
 async def until_no_live_service(platform: Platform, within: float = 20.0) -> None:
     deadline = time.monotonic() + within
     while live := await live_services(platform):
@@ -150,6 +166,17 @@ async def test_a_different_command_starts_another_and_clara_stop_stops_them_all(
         assert status.status == P.JOB_STATUS_HEALTHY, status.messages
     assert len((platform.tmp_path / "marks" / "service.starts").read_text().split()) == 2
     assert len(await live_services(platform)) == 2
+    stub = aorta_services_pb2_grpc.ServicesStub(platform.channel)
+    listed = [reply.service async for reply in stub.List(aorta_services_pb2.ServicesListRequest())]
+    assert [(s.name, s.image, s.tag, s.state) for s in listed] == [
+        ("trtis", "trtis", "19.08", "ready")
+    ] * 2
+    assert all(s.address.startswith("127.0.0.1:") and not s.job_ids for s in listed)
+    port = listed[0].address.split(":")[1]
+    lines = await service_log(platform, listed[0].service_id, until_lines=3)
+    # Its own first line, then http.server's line for each operator's request.
+    assert lines[0] == f"serving on {port}"
+    assert all('"GET / HTTP/1.1" 200' in line for line in lines[1:])
     bus = platform.context.bus
     answer = await bus.request(subjects.SCHEDULER_PLATFORM_STOP, b'{"reason": "x"}')
     assert json.loads(answer) == {"stopped": {"jobs": 0}}
