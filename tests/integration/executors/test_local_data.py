@@ -201,3 +201,32 @@ async def test_a_leftover_workspace_of_a_dead_process_is_replaced(
 
     assert (await executor.wait(run.run_id)).succeeded
     assert await store.keys(job.output_prefix()) == ["new.txt"]
+
+
+async def test_a_run_reports_when_it_staged_ran_exited_and_stored(
+    executor: LocalExecutor, job: Job, store: Store
+) -> None:
+    payload_input = payload_layout.input_prefix(job.payload_id)
+    await store.put(payload_input + "scan.nii", b"scan")
+    output = job.output_prefix("copy")
+    run = job.run(
+        ("sh", "-c", "sleep 0.2"),
+        operator="copy",
+        inputs=(VolumeBinding("payload", "/input", payload_input),),
+        outputs=(VolumeBinding("copy", "/output", output),),
+    )
+
+    await executor.start(run)
+    outcome = await executor.wait(run.run_id)
+
+    assert outcome.reason is RunReason.COMPLETED
+    staging, running, exited, stored = (
+        outcome.times.staging,
+        outcome.times.running,
+        outcome.times.exited,
+        outcome.times.stored,
+    )
+    assert staging is not None and running is not None
+    assert exited is not None and stored is not None
+    assert staging <= running <= exited <= stored
+    assert exited - running >= 0.2

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from aorta.executors.kubernetes.outcome import pod_outcome
+from aorta.executors.kubernetes.outcome import pod_outcome, pod_times
 from aorta.executors.kubernetes.pods import FETCH_CONTAINER, OPERATOR_CONTAINER, PUSH_CONTAINER
-from aorta.executors.port import RunReason
+from aorta.executors.port import RunReason, RunTimes
 
 Json = dict[str, Any]
 
@@ -147,3 +147,19 @@ def test_a_pod_gone_without_a_cancel_is_lost() -> None:
     outcome = pod_outcome(None, "r", cancelled=False)
 
     assert outcome is not None and outcome.reason is RunReason.LOST
+
+
+def test_a_pods_container_times_are_the_runs_stages() -> None:
+    def terminated(started: str, finished: str) -> Json:
+        return {"terminated": {"exitCode": 0, "startedAt": started, "finishedAt": finished}}
+
+    finished = pod(
+        "Succeeded",
+        fetch=terminated("2026-01-01T00:00:00Z", "2026-01-01T00:00:02Z"),
+        operator=terminated("2026-01-01T00:00:03Z", "2026-01-01T00:00:10Z"),
+        push=terminated("2026-01-01T00:00:03Z", "2026-01-01T00:00:12Z"),
+    )
+    base = 1767225600.0  # 2026-01-01T00:00:00Z
+    assert pod_times(finished) == RunTimes(base, base + 3, base + 10, base + 12)
+    going = pod("Running", fetch=ended(0), operator=RUNNING, push=RUNNING)
+    assert pod_times(going) == RunTimes(None, base, None, None)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
 from pathlib import Path
 
-from aorta.executors import RunOutcome, RunReason
+from aorta.executors import RunOutcome, RunReason, RunTimes
 from aorta.executors.container.outcome_records import OutcomeRecords
 
 
@@ -19,6 +20,18 @@ async def test_an_outcome_reads_back_as_written(tmp_path: Path) -> None:
     assert await records.run_ids() == ["job-op-1"]
     mode = os.stat(tmp_path / "outcomes" / "job-op-1.json").st_mode
     assert stat.S_IMODE(mode) == 0o600
+
+
+async def test_a_runs_stage_times_are_kept_and_old_records_have_none(tmp_path: Path) -> None:
+    records = OutcomeRecords(tmp_path / "outcomes")
+    times = RunTimes(staging=10.0, running=11.5, exited=20.0, stored=20.25)
+    await records.write(RunOutcome("job-op-2", RunReason.COMPLETED, 0, "stored", times))
+    assert (await records.read("job-op-2")) == RunOutcome(
+        "job-op-2", RunReason.COMPLETED, 0, "stored", times
+    )
+    old = {"run_id": "job-op-3", "reason": "failed", "exit_code": 1, "message": "failed"}
+    (tmp_path / "outcomes" / "job-op-3.json").write_text(json.dumps(old))
+    assert await records.read("job-op-3") == RunOutcome("job-op-3", RunReason.FAILED, 1, "failed")
 
 
 async def test_unknown_and_unsafe_run_ids_have_no_record(tmp_path: Path) -> None:
