@@ -37,7 +37,7 @@ from aorta.auth.tls import AutoTls, ensure_auto_tls
 from aorta.auth.tokens import TOKENS_FILE_NAME, create_token
 from aorta.bus.credentials import generate_credentials
 from aorta.bus.nats_server import NatsServerProcess
-from aorta.bus_permissions import bus_users
+from aorta.bus_permissions import EVENTS_USER, bus_users
 from aorta.cli.connection import DEFAULT_ADDRESS
 from aorta.executors.selection import AUTO, ExecutorChoice, choose_executor
 from aorta.logger import get_logger
@@ -64,6 +64,8 @@ class EmbeddedOptions:
     data_dir: Path
     listen: str = "127.0.0.1"
     grpc_port: int = 30031
+    web_port: int = 30080
+    """The web console's port on the listen address (0: any free port)."""
     nats_port: int = -1
     metrics_port: int | None = None
     """Port of the health and metrics endpoint on the listen address; None: `METRICS_PORT`
@@ -191,6 +193,7 @@ def banner(
     nats_url: str,
     executor: str = "",
     log_file: Path | None = None,
+    console_url: str = "",
 ) -> str:
     """The short text `aorta up` prints for people once it serves: where it listens, where
     operators run (`executor`, the reason of the `ExecutorChoice`), where its data and detailed
@@ -206,6 +209,8 @@ def banner(
     listen = settings.grpc_address.rsplit(":", 1)[0]
     log.info("aorta.up", address=f"{listen}:{port}", bus=redact_uri(nats_url))
     lines = [f"Aorta {__version__} is up: Clara API on {listen}:{port} ({scheme}, {callers})."]
+    if console_url:
+        lines.append(f"  Web console: {console_url}")
     if executor:
         lines.append(f"  {executor[0].upper()}{executor[1:]}.")
     logs = f"; detailed logs in {log_file}" if log_file is not None else ""
@@ -258,6 +263,27 @@ def scheduler_environ(environ: Mapping[str, str], choice: ExecutorChoice) -> dic
     return chosen
 
 
+def web_environ(
+    environ: Mapping[str, str], options: EmbeddedOptions, access: Access
+) -> dict[str, str]:
+    """`environ` with where the web console listens (the listen address, `--web-port`) and how
+    it reaches the gateway: as clients do (`access`), trusting the CA `--tls auto` made."""
+    chosen = {
+        **environ,
+        "AORTA_WEB_ADDRESS": f"{_bracketed(options.listen)}:{options.web_port}",
+        "AORTA_WEB_GATEWAY": access.address,
+    }
+    if access.ca is not None:
+        chosen["AORTA_WEB_GATEWAY_CA"] = str(access.ca)
+    return chosen
+
+
+def console_url(settings: Settings, access: Access, port: int) -> str:
+    """The address people open the console at."""
+    scheme = "https" if settings.gateway_tls else "http"
+    return f"{scheme}://{access.address.rsplit(':', 1)[0]}:{port}/"
+
+
 def with_environ(start: ServiceStarter, environ: Mapping[str, str]) -> ServiceStarter:
     """`start` reading its own settings from `environ` rather than the process environment
     (for a service whose `start` takes `environ`, as the scheduler's does)."""
@@ -295,14 +321,26 @@ async def run_embedded(
             async def announce(running: dict[str, Running]) -> None:
                 gateway = running.get("gateway")
                 port = gateway.port if isinstance(gateway, Listening) else options.grpc_port
+                web = running.get("web")
+                url = console_url(settings, access, web.port) if isinstance(web, Listening) else ""
                 lines = banner(
-                    access, settings, port, nats.url, choice.reason, log_file=options.log_file
+                    access,
+                    settings,
+                    port,
+                    nats.url,
+                    choice.reason,
+                    log_file=options.log_file,
+                    console_url=url,
                 )
                 print(lines, file=sys.stdout, flush=True)
 
+            own_environ = {
+                "scheduler": scheduler_environ(environ, choice),
+                "web": web_environ(environ, options, access),
+            }
             starters = [
-                (name, with_environ(start, scheduler_environ(environ, choice)))
-                if name == "scheduler"
+                (name, with_environ(start, own_environ[name]))
+                if name in own_environ
                 else (name, start)
                 for name, start in registry.starters(registry.START_ORDER)
             ]
@@ -311,7 +349,11 @@ async def run_embedded(
                 settings,
                 stop_event,
                 on_ready=announce,
-                credentials=credentials,
+                # The console reads events as integrations do: as the read-only events user.
+                credentials={
+                    **credentials,
+                    **dict.fromkeys(registry.EVENT_READERS, credentials[EVENTS_USER]),
+                },
                 # The default port is best effort, so that two platforms on one machine (or
                 # tests) still start; a port asked for must be had.
                 health_optional=options.metrics_port is None,

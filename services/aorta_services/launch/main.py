@@ -43,6 +43,12 @@ def cli() -> None:
 @cli.command()
 @click.option("--grpc-port", default=30031, show_default=True, help="Port of the Clara API.")
 @click.option(
+    "--web-port",
+    default=30080,
+    show_default=True,
+    help="Port of the web console, on the listen address (0: any free port).",
+)
+@click.option(
     "--listen",
     default="127.0.0.1",
     show_default=True,
@@ -117,6 +123,7 @@ def cli() -> None:
 )
 def up(
     grpc_port: int,
+    web_port: int,
     listen: str,
     data_dir: Path | None,
     nats_port: int,
@@ -158,6 +165,7 @@ def up(
         data_dir=chosen,
         listen=listen,
         grpc_port=grpc_port,
+        web_port=web_port,
         nats_port=nats_port,
         metrics_port=metrics_port,
         auth=auth,

@@ -1,7 +1,8 @@
 """Every service the platform has, and the order in which a process starts them.
 
-Back-end services start first and the gateway last, so the public door opens only when the
-services behind it answer; shutdown runs in reverse, closing the door first.
+Back-end services start first, then the gateway, then the web console (a client of the
+gateway), so the public doors open only when the services behind them answer; shutdown runs in
+reverse, closing the doors first.
 """
 
 from __future__ import annotations
@@ -20,9 +21,17 @@ SERVICES: dict[str, str] = {
     "scheduler": "aorta_services.scheduler.app",
     "monitor": "aorta_services.monitor.app",
     "gateway": "aorta_services.gateway.app",
+    "web": "aorta_services.web.app",
 }
 
 START_ORDER: tuple[str, ...] = tuple(SERVICES)
+
+EVENT_READERS: frozenset[str] = frozenset({"web"})
+"""Services with no bus user of their own: they only read events, as the read-only `events`
+user (`aorta.bus_permissions`)."""
+
+BUS_SERVICES: tuple[str, ...] = tuple(name for name in SERVICES if name not in EVENT_READERS)
+"""Services that serve and call verbs on the bus, each as its own user."""
 
 
 def starter(name: str) -> ServiceStarter:

@@ -50,7 +50,7 @@ from aorta.bus.port import (
     encode_error,
     message_context,
 )
-from aorta.bus_permissions import inbox_prefix
+from aorta.bus_permissions import EVENTS_USER, inbox_prefix
 from aorta.errors import AortaError, Internal, Unavailable
 from aorta.logger import get_logger
 from aorta.observability import metrics
@@ -91,7 +91,8 @@ class NatsBus:
         credentials: BusCredentials | None = None,
         tls: ssl.SSLContext | None = None,
     ) -> NatsBus:
-        """Connects as client `name` and makes sure the event stream exists.
+        """Connects as client `name` and makes sure the event stream exists (unless it logs in
+        as the read-only `events` user, which may only read events live).
 
         With `credentials`, the client logs in as that user and takes its inboxes under the
         user's own prefix (`aorta.bus_permissions.inbox_prefix`), where its permissions let
@@ -139,7 +140,9 @@ class NatsBus:
                 f"{connect_timeout:g} s{refused}"
             ) from exc
         try:
-            await bus._events.ensure_stream(stream_max_age, stream_max_bytes)
+            # The read-only events user may not manage streams: it only reads events live.
+            if user != EVENTS_USER:
+                await bus._events.ensure_stream(stream_max_age, stream_max_bytes)
         except BaseException:
             await bus.close()
             raise

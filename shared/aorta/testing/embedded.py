@@ -81,6 +81,9 @@ def aorta_up(
     whose container engine answers.
     """
     command = [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(port)]
+    # The web console takes any free port unless the test names one, so platforms of tests
+    # running side by side never contend for its default.
+    command += [] if "--web-port" in args else ["--web-port", "0"]
     command += ["--metrics-port", str(metrics_port), *args]
     ca = data_dir / "tls" / "ca.pem" if "--tls" in args else None
     env = {
