@@ -63,7 +63,12 @@ def test_the_deployment_runs_the_image_with_its_gpus_ports_and_data_claim() -> N
         "nvidia.com/gpu": "1",
     }
     assert [port["containerPort"] for port in container["ports"]] == [8000, 8001]
-    assert container["env"] == [{"name": "MODELS", "value": "covid"}]
+    assert container["env"] == [
+        {"name": "GRPC", "value": "0.0.0.0:8001"},
+        {"name": "MODELS", "value": "covid"},
+        {"name": "NVIDIA_CLARA_SERVICE_PORT", "value": "8000"},
+        {"name": "NVIDIA_CLARA_TRTISURI", "value": "0.0.0.0:8000"},
+    ]
     assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": claim_name(SERVICE)}
     assert pod["automountServiceAccountToken"] is False
     assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"

@@ -10,9 +10,11 @@ process finds it again and adopts it instead of starting a second one.
   `DATA_PATH` and at each path its volume connections declare (where operators see it, so a
   command may name either); removing the container leaves the volume, so the data outlives the
   service's restarts. Operators that declare a volume connection get the same volume, read-only.
-- Each `connections.http` port is published on the host's 127.0.0.1 only, at a port the engine
-  picks: the connection variable is `127.0.0.1:<that port>`, which operator containers reach on
-  the service network (the host's, by default) as they reach Triton.
+- Each `connections.http` port (`aorta.executors.service_ports`: the declared one, the one the
+  image exposes, or one from 8000 up, which the service reads from its environment) is
+  published on the host's 127.0.0.1 only, at a port the engine picks: the connection variable
+  is `127.0.0.1:<that port>`, which operator containers reach on the service network (the
+  host's, by default) as they reach Triton.
 - Isolation as for Triton's containers: not privileged, every capability dropped,
   `no-new-privileges`, the engine's init; `requests.cpu` and `requests.memory` as limits when
   given; its GPUs a device request for exactly the devices the scheduler assigned (on Podman
@@ -31,6 +33,7 @@ from aorta.errors import Invalid
 from aorta.executors.container.devices import cdi_devices, device_requests
 from aorta.executors.container.libpod_spec import CPU_PERIOD
 from aorta.executors.container.spec import COMPONENT_LABEL, INSTANCE_LABEL, image_reference
+from aorta.executors.service_ports import own_environment
 from aorta.executors.services import SERVICE_DATA_MACRO, ServiceLaunch
 
 Json = dict[str, Any]
@@ -79,25 +82,6 @@ def service_command(launch: ServiceLaunch) -> list[str]:
     return [part.replace(SERVICE_DATA_MACRO, DATA_PATH) for part in launch.command]
 
 
-def http_ports(launch: ServiceLaunch, exposed: tuple[int, ...]) -> dict[str, int]:
-    """The container port of each `connections.http` entry, by variable name; an entry without
-    a port takes the one port the image exposes (`exposed`). `Invalid` when it exposes none
-    or several."""
-    ports: dict[str, int] = {}
-    for entry in launch.http:
-        if entry.port is not None:
-            ports[entry.name] = entry.port
-        elif len(exposed) == 1:
-            ports[entry.name] = exposed[0]
-        else:
-            found = ", ".join(str(port) for port in exposed) or "none"
-            raise Invalid(
-                f"service {launch.name}: connection {entry.name} names no port and the image "
-                f"exposes {found}: declare the port the service listens on"
-            )
-    return ports
-
-
 def data_paths(launch: ServiceLaunch) -> list[str]:
     """Where the service's container mounts its data volume: `DATA_PATH` and each declared
     volume path that is a plain absolute path apart from the others. `Invalid` for a path a
@@ -138,7 +122,7 @@ def create_body(
         host_config["DeviceRequests"] = requests
     body: Json = {
         "Image": image_reference(launch.image, launch.tag),
-        "Env": [f"{name}={value}" for name, value in sorted(environment(launch).items())],
+        "Env": [f"{name}={value}" for name, value in sorted(environment(launch, ports).items())],
         "Labels": service_labels(launch, instance),
         "ExposedPorts": {port: {} for port in published},
         "StopTimeout": math.ceil(stop_grace),
@@ -157,7 +141,7 @@ def podman_spec(
     volume = data_volume(instance, launch.service_id)
     body: Json = {
         "image": image_reference(launch.image, launch.tag),
-        "env": environment(launch),
+        "env": environment(launch, ports),
         "labels": service_labels(launch, instance),
         "volumes": [
             {"Name": volume, "Dest": path, "Options": ["rw"]} for path in data_paths(launch)
@@ -187,10 +171,11 @@ def podman_spec(
     return body
 
 
-def environment(launch: ServiceLaunch) -> dict[str, str]:
-    """The service's `variables`, and `NVIDIA_VISIBLE_DEVICES` naming exactly its GPUs."""
+def environment(launch: ServiceLaunch, ports: Mapping[str, int]) -> dict[str, str]:
+    """Where the service listens and its variables (`aorta.executors.service_ports`), and
+    `NVIDIA_VISIBLE_DEVICES` naming exactly its GPUs."""
     devices = ",".join(str(index) for index in launch.resources.gpu_devices) or "void"
-    return {**launch.variables, VISIBLE_DEVICES: devices}
+    return {**own_environment(launch, dict(ports)), VISIBLE_DEVICES: devices}
 
 
 def exposed_ports(image: Json) -> tuple[int, ...]:

@@ -45,7 +45,6 @@ from aorta.executors.container.service_spec import (
     create_body,
     data_volume,
     exposed_ports,
-    http_ports,
     instance_labels,
     podman_spec,
 )
@@ -54,6 +53,7 @@ from aorta.executors.container.spec import COMPONENT_LABEL, INSTANCE_LABEL, imag
 from aorta.executors.port import ServiceMount
 from aorta.executors.run_log import split_lines
 from aorta.executors.service_health import port_accepts, service_failed
+from aorta.executors.service_ports import http_ports
 from aorta.executors.services import ServiceEndpoint, ServiceFailed, ServiceLaunch
 from aorta.logger import get_logger
 from aorta.triton.container.spec import published_port
@@ -160,7 +160,7 @@ class ContainerServiceRunner:
         return str(labels.get(LOG_KEY_LABEL) or self._log_keys.get(service_id) or "")
 
     async def _ports(self, launch: ServiceLaunch) -> dict[str, int]:
-        """The container port of each http connection (the image's own when none is named)."""
+        """The container port of each http connection (`aorta.executors.service_ports`)."""
         exposed: tuple[int, ...] = ()
         reference = image_reference(launch.image, launch.tag)
         try:

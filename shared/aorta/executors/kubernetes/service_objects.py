@@ -6,9 +6,10 @@ folder, all in the jobs namespace and named after the service id (`service_name`
 restarted scheduler asks for the very same names and adopts what exists.
 
 - The container runs the service's image unmodified, its `command` as `args` (Clara's rule, as
-  for operators) with `$(NVIDIA_CLARA_SERVICE_DATA_PATH)` replaced by `DATA_PATH`; its
-  variables, `NVIDIA_VISIBLE_DEVICES=void` without GPUs; requests equal limits, GPUs as the
-  extended resource; the platform's pod security context, no capabilities, no token.
+  for operators) with `$(NVIDIA_CLARA_SERVICE_DATA_PATH)` replaced by `DATA_PATH`; where it
+  listens and its variables (`aorta.executors.service_ports`: an http entry without a port
+  gets one from 8000 up), `NVIDIA_VISIBLE_DEVICES=void` without GPUs; requests equal limits,
+  GPUs as the extended resource; the platform's pod security context, no capabilities, no token.
 - Each http port is a `containerPort`, the first with a TCP readiness probe, so the Deployment
   counts a replica ready once the service accepts connections; operators reach the port through the
   Service's DNS name (`<name>.<namespace>.svc:<port>`).
@@ -25,6 +26,7 @@ from typing import Any
 
 from aorta.errors import Invalid
 from aorta.executors.kubernetes.pods import image_reference
+from aorta.executors.service_ports import http_ports, own_environment
 from aorta.executors.services import SERVICE_DATA_MACRO, ServiceLaunch
 from aorta.kubernetes import names
 from aorta.kubernetes.settings import KubernetesSettings
@@ -81,20 +83,6 @@ def _metadata(settings: KubernetesSettings, launch: ServiceLaunch, name: str) ->
     }
 
 
-def http_ports(launch: ServiceLaunch) -> dict[str, int]:
-    """The port of each `connections.http` entry, by variable name. `Invalid` for an entry
-    without a port: a pod cannot tell which port its image listens on."""
-    ports: dict[str, int] = {}
-    for entry in launch.http:
-        if entry.port is None:
-            raise Invalid(
-                f"service {launch.name}: connection {entry.name} names no port; on Kubernetes "
-                "declare the port the service listens on"
-            )
-        ports[entry.name] = entry.port
-    return ports
-
-
 def data_paths(launch: ServiceLaunch) -> list[str]:
     """Where the service's container mounts its claim: `DATA_PATH` and each declared volume
     path apart from it and the others. `Invalid` for a path that is not plain and absolute."""
@@ -118,10 +106,11 @@ def service_deployment(settings: KubernetesSettings, launch: ServiceLaunch) -> J
         wanted["memory"] = f"{launch.resources.memory_mb}Mi"
     if launch.resources.gpu:
         wanted[settings.gpu_resource] = str(launch.resources.gpu)
-    variables = dict(launch.variables)
+    by_name = http_ports(launch)
+    variables = own_environment(launch, by_name)
     if launch.resources.gpu == 0:
         variables.setdefault(VISIBLE_DEVICES, "void")
-    ports = sorted(set(http_ports(launch).values()))
+    ports = sorted(set(by_name.values()))
     container: Json = {
         "name": CONTAINER,
         "image": image_reference(settings, launch.image, launch.tag),

@@ -21,7 +21,6 @@ from aorta.executors.container.service_spec import (
     data_paths,
     data_volume,
     exposed_ports,
-    http_ports,
     podman_spec,
     service_labels,
 )
@@ -29,6 +28,7 @@ from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import RunPlan, needs_network
 from aorta.executors.container.spec import create_body as operator_body
 from aorta.executors.port import ServiceMount
+from aorta.executors.service_ports import http_ports, own_environment
 from aorta.executors.services import (
     SERVICE_DATA_MACRO,
     HttpPort,
@@ -87,6 +87,7 @@ def test_the_service_container_publishes_its_ports_on_loopback_and_mounts_its_da
     assert body["Labels"] == service_labels(_launch(), "aorta")
     assert body["Labels"]["aorta.component"] == "service"
     assert "MODELS=liver" in body["Env"] and "NVIDIA_VISIBLE_DEVICES=1" in body["Env"]
+    assert "NVIDIA_CLARA_TRTISURI=0.0.0.0:8000" in body["Env"]
     host = body["HostConfig"]
     assert host["PortBindings"] == {"8000/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}
     assert host["Binds"] == [f"{volume}:{DATA_PATH}:rw", f"{volume}:/models:rw"]
@@ -120,11 +121,26 @@ def test_volume_paths_inside_the_data_path_are_not_mounted_twice() -> None:
         data_paths(_launch(volumes=(SharedVolume("A", "relative/models"),)))
 
 
-def test_a_connection_without_a_port_takes_the_one_the_image_exposes() -> None:
+def test_a_connection_without_a_port_takes_the_one_the_image_exposes_else_one_from_8000() -> None:
     launch = _launch(http=(HttpPort("URI"),))
     assert http_ports(launch, (8500,)) == {"URI": 8500}
     with pytest.raises(Invalid, match="exposes 8000, 8001"):
         http_ports(launch, (8000, 8001))
+    both = _launch(http=(HttpPort("A"), HttpPort("B", 8000), HttpPort("C")))
+    assert http_ports(both) == {"A": 8001, "B": 8000, "C": 8002}
+
+
+def test_the_service_reads_where_it_listens_from_its_environment() -> None:
+    launch = _launch(http=(HttpPort("URI"), HttpPort("GRPC", 8001)), variables={"GRPC": "mine"})
+    ports = http_ports(launch)
+    assert own_environment(launch, ports) == {
+        "URI": "0.0.0.0:8000",
+        "GRPC": "mine",
+        "NVIDIA_CLARA_SERVICE_PORT": "8000",
+    }
+    body = create_body(launch, "aorta", ports, 15.0)
+    assert "URI=0.0.0.0:8000" in body["Env"]
+    assert sorted(body["HostConfig"]["PortBindings"]) == ["8000/tcp", "8001/tcp"]
     image: dict[str, Any] = {
         "Config": {"ExposedPorts": {"8001/tcp": {}, "8000/tcp": {}, "53/udp": {}}}
     }
