@@ -6,14 +6,16 @@ photographed into tests/artifacts/console/ at desktop and tablet sizes."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.async_api import Page, ViewportSize, async_playwright, expect
 
 from aorta.testing.embedded import aorta_up
 from aorta.testing.ports import free_port
@@ -50,7 +52,7 @@ DROP = """(files) => {
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     root = tmp_path_factory.mktemp("console")
     data, port, web = root / "data", free_port(), free_port()
-    args = ["--auth", "--web-port", str(web), "--metrics-port", "0"]
+    args = ["--auth", "--web-port", str(web)]
     with aorta_up(data, port, environ=SCHEDULER, args=args):
         base = f"http://127.0.0.1:{web}"
         wait_console(base)
@@ -80,31 +82,35 @@ def pipelines(console: Console, folder: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+@asynccontextmanager
+async def _signed_in(console: Console, who: str) -> AsyncIterator[Page]:
+    """A fresh headless Chromium (no cookies) with `who` signed in through the sign-in page.
+
+    Playwright's async API, on the test's own event loop (its sync API would run a second loop
+    in this thread)."""
     executable = chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable)
-        yield launched
-        launched.close()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable)
+        try:
+            context = await browser.new_context(
+                base_url=console.base, viewport=DESKTOP, accept_downloads=True
+            )
+            page = await context.new_page()
+            await page.goto("/")
+            await expect(page.get_by_role("heading", name="Sign in to Aorta")).to_be_visible()
+            await page.get_by_label("Token").fill(console.tokens[who])
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+            await expect(page.get_by_test_id("subject")).to_have_text(who)
+            yield page
+            await context.close()
+        finally:
+            await browser.close()
 
 
-def _page(browser: Browser, console: Console, who: str) -> Page:
-    """A fresh browser (no cookies) with `who` signed in through the sign-in page."""
-    context = browser.new_context(base_url=console.base, viewport=DESKTOP, accept_downloads=True)
-    page = context.new_page()
-    page.goto("/")
-    expect(page.get_by_role("heading", name="Sign in to Aorta")).to_be_visible()
-    page.get_by_label("Token").fill(console.tokens[who])
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
-    expect(page.get_by_test_id("subject")).to_have_text(who)
-    return page
-
-
-def _shoot(page: Page, name: str) -> None:
+async def _shoot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def _cancelled(console: Console, job: str) -> None:
@@ -112,101 +118,101 @@ def _cancelled(console: Console, job: str) -> None:
         console.cli("alice", "cancel", "job", "-j", job)
 
 
-def test_a_user_runs_a_pipeline_from_dropped_files_and_follows_it(
-    browser: Browser, console: Console, pipelines: dict[str, str]
+async def test_a_user_runs_a_pipeline_from_dropped_files_and_follows_it(
+    console: Console, pipelines: dict[str, str]
 ) -> None:
     scan = os.urandom(30_000)
     dropped_files = {"scan.raw": scan, "notes.txt": b"series 7, contrast\n"}
-    page = _page(browser, console, "alice")
-    page.get_by_role("link", name="Pipelines").click()
-    page.get_by_role("link", name="console-copy").click()
-    expect(page.locator("#pipeline-dag g[data-node=report]")).to_be_visible()
-    expect(page.locator(".source .code")).to_contain_text("name: console-copy")
-    page.get_by_label("Job name").fill("dropped")
-    dropped = page.evaluate_handle(
-        DROP, [[name, base64.b64encode(body).decode()] for name, body in dropped_files.items()]
-    )
-    page.dispatch_event("#run-dropzone", "drop", {"dataTransfer": dropped})
-    expect(page.locator("#run-files li")).to_have_count(2)
-    page.get_by_role("button", name="Create and start").click()
+    async with _signed_in(console, "alice") as page:
+        await page.get_by_role("link", name="Pipelines").click()
+        await page.get_by_role("link", name="console-copy").click()
+        await expect(page.locator("#pipeline-dag g[data-node=report]")).to_be_visible()
+        await expect(page.locator(".source .code")).to_contain_text("name: console-copy")
+        await page.get_by_label("Job name").fill("dropped")
+        dropped = await page.evaluate_handle(
+            DROP, [[name, base64.b64encode(body).decode()] for name, body in dropped_files.items()]
+        )
+        await page.dispatch_event("#run-dropzone", "drop", {"dataTransfer": dropped})
+        await expect(page.locator("#run-files li")).to_have_count(2)
+        await page.get_by_role("button", name="Create and start").click()
 
-    expect(page.get_by_role("heading", name="dropped")).to_be_visible()
-    report = page.locator("#job-dag g[data-node=report]")
-    expect(report).to_have_attribute("data-state", "PENDING")
-    page.evaluate("window.stillTheSamePage = true")
-    expect(report).to_have_attribute("data-state", "COMPLETED", timeout=LONG)
-    expect(page.locator("#job-dag g[data-node=copy]")).to_have_attribute("data-state", "COMPLETED")
-    assert page.evaluate("window.stillTheSamePage === true"), "the page reloaded"
-    expect(page.locator("#job-badges")).to_contain_text("STOPPED", timeout=LONG)
+        await expect(page.get_by_role("heading", name="dropped")).to_be_visible()
+        report = page.locator("#job-dag g[data-node=report]")
+        await expect(report).to_have_attribute("data-state", "PENDING")
+        await page.evaluate("window.stillTheSamePage = true")
+        await expect(report).to_have_attribute("data-state", "COMPLETED", timeout=LONG)
+        copy = page.locator("#job-dag g[data-node=copy]")
+        await expect(copy).to_have_attribute("data-state", "COMPLETED")
+        assert await page.evaluate("window.stillTheSamePage === true"), "the page reloaded"
+        await expect(page.locator("#job-badges")).to_contain_text("STOPPED", timeout=LONG)
 
-    page.locator("#job-dag g[data-node=copy]").click()
-    expect(page.locator("#log-text")).to_contain_text("copy reads:")
-    expect(page.locator("#log-text")).to_contain_text("scan.raw")
+        await copy.click()
+        await expect(page.locator("#log-text")).to_contain_text("copy reads:")
+        await expect(page.locator("#log-text")).to_contain_text("scan.raw")
 
-    output = page.locator("#payload-files tr[data-file='/operators/report/scan.raw']")
-    expect(output).to_be_visible(timeout=LONG)
-    with page.expect_download() as downloading:
-        output.get_by_role("link", name="Download /operators/report/scan.raw").click()
-    assert Path(downloading.value.path()).read_bytes() == scan
-    _shoot(page, "job")
-    page.set_viewport_size(TABLET)
-    _shoot(page, "job-tablet")
-    page.context.close()
+        output = page.locator("#payload-files tr[data-file='/operators/report/scan.raw']")
+        await expect(output).to_be_visible(timeout=LONG)
+        async with page.expect_download() as downloading:
+            await output.get_by_role("link", name="Download /operators/report/scan.raw").click()
+        saved = await (await downloading.value).path()
+        assert await asyncio.to_thread(Path(saved).read_bytes) == scan
+        await _shoot(page, "job")
+        await page.set_viewport_size(TABLET)
+        await _shoot(page, "job-tablet")
 
 
-def test_a_user_cancels_a_job_and_sees_why_another_waits(
-    browser: Browser, console: Console, pipelines: dict[str, str]
+async def test_a_user_cancels_a_job_and_sees_why_another_waits(
+    console: Console, pipelines: dict[str, str]
 ) -> None:
     running = console.started_job("alice", pipelines["slow"], "to-cancel")
     queued = console.started_job("alice", pipelines["slow"], "queued")
     try:
-        page = _page(browser, console, "alice")
-        row = page.locator(f"tr[data-job='{queued}']")
-        expect(row.locator("td.reason")).not_to_be_empty(timeout=LONG)
-        _shoot(page, "jobs")
-        page.set_viewport_size(TABLET)
-        _shoot(page, "jobs-tablet")
-        page.set_viewport_size(DESKTOP)
+        async with _signed_in(console, "alice") as page:
+            row = page.locator(f"tr[data-job='{queued}']")
+            await expect(row.locator("td.reason")).not_to_be_empty(timeout=LONG)
+            await _shoot(page, "jobs")
+            await page.set_viewport_size(TABLET)
+            await _shoot(page, "jobs-tablet")
+            await page.set_viewport_size(DESKTOP)
 
-        row.get_by_role("link").click()
-        expect(page.locator("#waiting-reason")).to_be_visible()
-        expect(page.locator("#waiting-reason")).to_contain_text("Waiting:")
+            await row.get_by_role("link").click()
+            await expect(page.locator("#waiting-reason")).to_contain_text("Waiting:")
 
-        page.goto(f"/#/jobs/{running}")
-        expect(page.locator("#job-badges")).to_contain_text("RUNNING", timeout=LONG)
-        page.get_by_role("button", name="Cancel").click()
-        expect(page.locator("#job-badges")).to_contain_text("CANCELED", timeout=LONG)
-        expect(page.locator("#job-badges")).to_contain_text("STOPPED")
-        page.context.close()
+            await page.goto(f"/#/jobs/{running}")
+            badges = page.locator("#job-badges")
+            await expect(badges).to_contain_text("RUNNING", timeout=LONG)
+            await page.get_by_role("button", name="Cancel").click()
+            await expect(badges).to_contain_text("CANCELED", timeout=LONG)
+            await expect(badges).to_contain_text("STOPPED")
     finally:
         _cancelled(console, queued)
         _cancelled(console, running)
 
 
-def test_a_viewer_is_refused_a_cancel_and_bytes_and_sees_it(
-    browser: Browser, console: Console, pipelines: dict[str, str], folder: Path
+async def test_a_viewer_is_refused_a_cancel_and_bytes_and_sees_it(
+    console: Console, pipelines: dict[str, str], folder: Path
 ) -> None:
     inputs = folder / "viewer-input"
     inputs.mkdir()
     (inputs / "scan.raw").write_bytes(os.urandom(4_000))
     ran = console.cli("alice", "run", "-p", pipelines["copy"], "-n", "finished", "-f", str(inputs))
     finished = next(line for line in ran.splitlines() if line.startswith("JOB_ID:")).split(":")[1]
+    payload = _payload(console, finished)
     running = console.started_job("alice", pipelines["slow"], "viewed")
     try:
-        page = _page(browser, console, "vera")
-        page.goto(f"/#/jobs/{running}")
-        page.get_by_role("button", name="Cancel").click()
-        expect(page.locator("#action-result")).to_contain_text("Cancel refused")
-        assert console.job_state("alice", running)[0] != "STOPPED"
+        async with _signed_in(console, "vera") as page:
+            await page.goto(f"/#/jobs/{running}")
+            await page.get_by_role("button", name="Cancel").click()
+            await expect(page.locator("#action-result")).to_contain_text("Cancel refused")
+            state = await asyncio.to_thread(console.job_state, "alice", running)
+            assert state[0] != "STOPPED"
 
-        page.goto(f"/#/jobs/{finished}")
-        asked = page.get_by_role("button", name="Download /input/scan.raw")
-        asked.click()
-        expect(page.locator("#toast")).to_contain_text("Download refused")
-        download = f"/api/payloads/{_payload(console, finished)}/download?name=/input/scan.raw"
+            await page.goto(f"/#/jobs/{finished}")
+            await page.get_by_role("button", name="Download /input/scan.raw").click()
+            await expect(page.locator("#toast")).to_contain_text("Download refused")
+        download = f"/api/payloads/{payload}/download?name=/input/scan.raw"
         status, body = console.api("vera", "GET", download)
         assert status == 403 and "error" in body
-        page.context.close()
     finally:
         _cancelled(console, running)
 
@@ -217,25 +223,24 @@ def _payload(console: Console, job: str) -> str:
     return str(body["payload_id"])
 
 
-def test_every_page_is_drawn_at_desktop_and_tablet_sizes(
-    browser: Browser, console: Console, pipelines: dict[str, str]
+async def test_every_page_is_drawn_at_desktop_and_tablet_sizes(
+    console: Console, pipelines: dict[str, str]
 ) -> None:
-    page = _page(browser, console, "alice")
-    page.keyboard.press("Tab")
-    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     pages = {
         "pipelines": ("/#/pipelines", "#pipelines"),
         "pipeline": (f"/#/pipelines/{pipelines['copy']}", "#pipeline-dag svg"),
         "models": ("/#/models", "main h1"),
         "node": ("/#/node", "main h1"),
     }
-    for name, (address, drawn) in pages.items():
-        for size, viewport in (("", DESKTOP), ("-tablet", TABLET)):
-            page.set_viewport_size(viewport)
-            page.goto(address)
-            expect(page.locator(drawn).first).to_be_visible()
-            _shoot(page, f"{name}{size}")
-    page.get_by_role("button", name="Sign out").click()
-    expect(page.get_by_role("heading", name="Sign in to Aorta")).to_be_visible()
-    _shoot(page, "sign-in")
-    page.context.close()
+    async with _signed_in(console, "alice") as page:
+        await page.keyboard.press("Tab")
+        await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+        for name, (address, drawn) in pages.items():
+            for size, viewport in (("", DESKTOP), ("-tablet", TABLET)):
+                await page.set_viewport_size(viewport)
+                await page.goto(address)
+                await expect(page.locator(drawn).first).to_be_visible()
+                await _shoot(page, f"{name}{size}")
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page.get_by_role("heading", name="Sign in to Aorta")).to_be_visible()
+        await _shoot(page, "sign-in")

@@ -43,7 +43,7 @@ export function renderGantt(rows) {
     const at = LABEL_W + (tick / 4) * (CHART_W - LABEL_W - 8);
     axis.append(
       s("line", { x1: at, x2: at, y1: AXIS_H - 4, y2: height }),
-      s("text", { x: at, y: 14, "text-anchor": tick === 0 ? "start" : "middle" },
+      s("text", { x: at, y: 14, "text-anchor": ["start", "middle", "middle", "middle", "end"][tick] },
         `+${duration((tick / 4) * span / 1000)}`),
     );
   }
