@@ -13,6 +13,7 @@ from aorta.timestamps import from_iso, to_clara_seconds, utcnow
 from aorta_services.web import wire
 from aorta_services.web.context import console, token
 from aorta_services.web.paging import MAX_LIMIT, BadCursor, Page, decode_cursor
+from aorta_services.web.platform_client import Platform
 from aorta_services.web.problems import ApiError, invalid
 
 DEFAULT_LIMIT = 50
@@ -98,7 +99,8 @@ async def list_jobs(request: web.Request) -> web.Response:
 async def _add_waiting_reasons(
     request: web.Request, documents: list[dict[str, Any]], caller_token: str | None
 ) -> None:
-    """Asks the platform why each PENDING job of the page waits (a few calls at once)."""
+    """Asks the platform why each PENDING job of the page waits (a few calls at once): the
+    list's entries do not say."""
     platform = console(request).platform
     limit = asyncio.Semaphore(_REASONS_AT_ONCE)
 
@@ -108,7 +110,7 @@ async def _add_waiting_reasons(
                 status, _ = await platform.job_status(document["job_id"], caller_token)
             except ApiError:
                 return  # gone meanwhile: the list still shows what it was
-        document["waiting_reason"] = wire.waiting_reason(status.state, list(status.messages))
+        document["waiting_reason"] = wire.waiting_reasons(status.messages)[0]
 
     await asyncio.gather(*(reason(d) for d in documents if d["state"] == "PENDING"))
 
@@ -193,6 +195,24 @@ async def operator_log(request: web.Request) -> web.StreamResponse:
     response.charset = "utf-8"
     response.enable_chunked_encoding()
     await response.prepare(request)
+    try:
+        await _follow(response, platform, job_id, operator, lines, caller_token)
+    except ApiError as error:
+        # The status line is sent: say why the log ends in the log itself.
+        await response.write(f"[console] the log stops here: {error.message}\n".encode())
+    await response.write_eof()
+    return response
+
+
+async def _follow(
+    response: web.StreamResponse,
+    platform: Platform,
+    job_id: str,
+    operator: str,
+    lines: list[str],
+    caller_token: str | None,
+) -> None:
+    """Writes the lines beyond those sent, reading again until the job has stopped."""
     sent = 0
     while True:
         if len(lines) > sent:
@@ -206,8 +226,7 @@ async def operator_log(request: web.Request) -> web.StreamResponse:
         if stopped:
             if len(lines) > sent:
                 await response.write("".join(line + "\n" for line in lines[sent:]).encode())
-            await response.write_eof()
-            return response
+            return
 
 
 def add_routes(app: web.Application) -> None:

@@ -34,9 +34,10 @@ OwnerLookup = Callable[[str, str | None], Awaitable[str]]
 """(job id, token) → the job's owner; raises `ApiError` when the token may not read it."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Stream:
-    """One browser's stream: what it follows and the events waiting to be sent."""
+    """One browser's stream: what it follows and the events waiting to be sent (compared and
+    hashed by identity, as members of the hub's set)."""
 
     caller: Caller
     token: str | None

@@ -23,6 +23,7 @@ from aorta.api import (
 )
 from aorta.payload_names import checksums
 from aorta.timestamps import from_clara_seconds, to_iso
+from aorta.wait_reasons import parse_line
 
 Json = dict[str, Any]
 
@@ -99,11 +100,23 @@ def job_summary(details: jobs_pb2.JobsListResponse.JobDetails, now: datetime) ->
     }
 
 
-def waiting_reason(state: int, messages: Sequence[str]) -> str | None:
-    """Why a job waits: the platform's messages about a PENDING job, when it gave any."""
-    if state != jobs_pb2.JOB_STATE_PENDING or not messages:
-        return None
-    return " ".join(messages)
+def waiting_reasons(messages: Sequence[str]) -> tuple[str | None, dict[str, str]]:
+    """Why a job waits (its own reason, else its waiting operators'), and each waiting
+    operator's reason, from the `waiting:` lines of its `Jobs.Status` messages."""
+    own: str | None = None
+    operators: dict[str, str] = {}
+    for line in messages:
+        parsed = parse_line(line)
+        if parsed is None:
+            continue
+        operator, words = parsed
+        if operator:
+            operators[operator] = words
+        else:
+            own = words
+    if own is None and operators:
+        own = "; ".join(f"{name}: {words}" for name, words in operators.items())
+    return own, operators
 
 
 def job(status: jobs_pb2.JobsStatusResponse, now: datetime) -> Json:
@@ -112,6 +125,7 @@ def job(status: jobs_pb2.JobsStatusResponse, now: datetime) -> Json:
         operator.name: operator_status_name(operator.status) for operator in status.operator_details
     }
     graph = job_dag(status.dag, operators)
+    reason, operator_reasons = waiting_reasons(status.messages)
     return {
         "job_id": status.job_id.value,
         "payload_id": status.payload_id.value,
@@ -125,7 +139,7 @@ def job(status: jobs_pb2.JobsStatusResponse, now: datetime) -> Json:
         "stopped": iso(status.stopped),
         "duration_seconds": duration(status.started, status.stopped, now),
         "metadata": dict(status.metadata),
-        "waiting_reason": waiting_reason(status.state, list(status.messages)),
+        "waiting_reason": reason,
         "operators": [
             {
                 "name": operator.name,
@@ -133,6 +147,7 @@ def job(status: jobs_pb2.JobsStatusResponse, now: datetime) -> Json:
                 "created": iso(operator.created),
                 "started": iso(operator.started),
                 "stopped": iso(operator.stopped),
+                "waiting_reason": operator_reasons.get(operator.name),
             }
             for operator in status.operator_details
         ],
