@@ -61,9 +61,10 @@ class Sessions:
         return token
 
     def _expire(self) -> None:
+        # Every session lives as long, so the oldest expire first: only the front is looked at.
         now = self.clock()
-        for session_id in [sid for sid, (_, expires) in self._held.items() if expires <= now]:
-            del self._held[session_id]
+        while self._held and next(iter(self._held.values()))[1] <= now:
+            self._held.popitem(last=False)
 
     def credentials(self, headers: Mapping[str, str], cookies: Mapping[str, str]) -> Credentials:
         """The credentials of a request: its bearer token, else its session's token."""
