@@ -233,8 +233,14 @@ async def test_every_page_is_drawn_at_desktop_and_tablet_sizes(
         "node": ("/#/node", "main h1"),
     }
     async with _signed_in(console, "alice") as page:
+        await page.goto("/#/pipelines")
+        await page.reload()
+        await expect(page.locator("#pipelines")).to_be_visible()
         await page.keyboard.press("Tab")
         await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+        await page.keyboard.press("Enter")
+        await expect(page.locator("main")).to_be_focused()
+        await expect(page.locator("#pipelines")).to_be_visible()
         for name, (address, drawn) in pages.items():
             for size, viewport in (("", DESKTOP), ("-tablet", TABLET)):
                 await page.set_viewport_size(viewport)

@@ -120,6 +120,12 @@ window.addEventListener(SIGNED_OUT, async () => {
   }
 });
 window.addEventListener("hashchange", route);
+// The hash holds the page's route, so the skip link moves focus itself instead of following
+// its "#main" (which the router would take for a page).
+document.querySelector(".skip-link").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
 
 (async () => {
   try {
