@@ -274,9 +274,14 @@ class LocalServiceRunner:
 
     def _make_folders(self, folder: Path, *owned: Path) -> None:
         user = self._config.user
-        folder.mkdir(parents=True, exist_ok=True, mode=0o711)
+        folder.mkdir(parents=True, exist_ok=True)
+        # Set, not asked of mkdir: the platform's umask may be 077, and the operators' user
+        # must pass through (never list) the platform's folders to reach its own.
+        for platforms in (folder.parent, folder):
+            os.chmod(platforms, 0o711)
         for path in owned:
-            path.mkdir(exist_ok=True, mode=0o700)
+            path.mkdir(exist_ok=True)
+            os.chmod(path, 0o700)
             if user.switch:
                 os.chown(path, user.uid, user.gid, follow_symlinks=False)
 
