@@ -62,7 +62,8 @@ function stateClass(state) {
 }
 
 /**
- * An SVG of the graph. `nodes`: [{name, state}]; `edges`: [{from, to}]; `onSelect(name)` runs
+ * An SVG of the graph. `nodes`: [{name, state}] (state left out: a pipeline's plain operator);
+ * `edges`: [{from, to}]; `onSelect(name)` runs
  * when a node is clicked or activated with Enter or Space (nodes are focusable buttons).
  */
 export function renderDag(nodes, edges, { onSelect, label = "Operators" } = {}) {
@@ -103,16 +104,18 @@ export function renderDag(nodes, edges, { onSelect, label = "Operators" } = {}) 
   }
   for (const node of nodes) {
     const { x, y } = position(places.get(node.name));
-    const state = node.state || "UNKNOWN";
+    // A pipeline's operators have no state: drawn plain, named alone.
+    const state = node.state === undefined ? "" : node.state || "UNKNOWN";
+    const said = state ? `${node.name}: ${state}` : node.name;
     const group = s("g", {
-      class: stateClass(state), tabindex: 0, role: "button",
-      "data-node": node.name, "data-state": state,
-      "aria-label": `${node.name}: ${state}`,
+      class: state ? stateClass(state) : "dag-node s-plain",
+      tabindex: onSelect ? 0 : undefined, role: onSelect ? "button" : "img",
+      "data-node": node.name, "data-state": state, "aria-label": said,
       transform: `translate(${x} ${y})`,
     },
-      s("title", {}, `${node.name}: ${state}`),
+      s("title", {}, said),
       s("rect", { width: NODE_W, height: NODE_H, rx: 6 }),
-      s("text", { x: 10, y: 20 }, clip(node.name, 20)),
+      s("text", { x: 10, y: state ? 20 : 29 }, clip(node.name, 20)),
       s("text", { x: 10, y: 38, class: "state-label" }, state),
     );
     if (onSelect) {

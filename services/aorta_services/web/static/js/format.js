@@ -1,13 +1,16 @@
 // How times, durations and sizes read on every page.
 
-/** A timestamp (ISO string or epoch milliseconds) in the browser's local time; "" when absent. */
+/**
+ * A timestamp (ISO string or epoch milliseconds) in the browser's local time as
+ * "2026-03-04 15:20:09", which reads the same in every locale and keeps table columns narrow;
+ * "" when absent.
+ */
 export function when(value) {
   const date = toDate(value);
   if (!date) return "";
-  return date.toLocaleString(undefined, {
-    year: "numeric", month: "2-digit", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", second: "2-digit",
-  });
+  const two = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())} `
+    + `${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}`;
 }
 
 /** A Date from an ISO string or epoch milliseconds; null when absent or unreadable. */

@@ -18,7 +18,7 @@ function source(file) {
 export async function render(main, { params: [pipelineId], current, who, go }) {
   const pipeline = await api.pipeline(pipelineId);
   if (!current()) return null;
-  const nodes = pipeline.dag.nodes.map((node) => ({ name: node.name, state: "PENDING" }));
+  const nodes = pipeline.dag.nodes.map((node) => ({ name: node.name }));
   const mayRun = !who || !who.auth || who.role !== "viewer";
   fill(main,
     h("p", {}, h("a", { href: "#/pipelines" }, "← Pipelines")),
