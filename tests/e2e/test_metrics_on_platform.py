@@ -6,8 +6,6 @@ timed stage by stage, the uploaded bytes equal to the files' sizes, the gRPC cal
 from __future__ import annotations
 
 import os
-import subprocess
-import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,25 +15,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from aorta.testing.embedded import AORTA, aorta_up
+from aorta.testing.embedded import aorta_up
 from aorta.testing.ports import free_port
+from tests.e2e.branch_pipeline import AortaCli, copy_script, definition
 
 pytestmark = pytest.mark.timeout(240)
-
-COPY = """\
-import pathlib
-import shutil
-import clara
-
-def execute(driver, payload):
-    target = pathlib.Path(payload.output_entries[0].path)
-    for entry in payload.input_entries:
-        shutil.copytree(entry.path, target, dirs_exist_ok=True)
-
-driver = clara.Driver(execute_handler=execute)
-driver.start()
-driver.wait_for_completion()
-"""
 
 FAMILIES = (
     "grpc_server_started",
@@ -61,44 +45,12 @@ FAMILIES = (
 )
 
 
-def definition(script: Path) -> str:
-    """`prepare` copies the input; `left` and `right` both copy its output, side by side."""
-
-    def operator(name: str, source: str) -> str:
-        return textwrap.dedent(
-            f"""\
-            - name: {name}
-              container:
-                image: example/copy
-                command: [python, -u, -m, aorta.driver.app, "{script}"]
-              input: [{source}]
-              output: [{{path: /output}}]
-            """
-        )
-
-    return "api-version: 0.4.0\nname: branches\noperators:\n" + "".join(
-        [
-            operator("prepare", "{path: /input}"),
-            operator("left", "{from: prepare, path: /input}"),
-            operator("right", "{from: prepare, path: /input}"),
-        ]
-    )
-
-
-class Platform:
+class Platform(AortaCli):
     """`aorta up` with its metrics port, and the `aorta` command pointed at it."""
 
     def __init__(self, grpc_port: int, metrics_port: int) -> None:
-        self.host = f"127.0.0.1:{grpc_port}"
+        super().__init__(grpc_port)
         self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-
-    def aorta(self, *args: str) -> str:
-        env = {**os.environ, "AORTA_HOST": self.host, "NO_COLOR": "1"}
-        done = subprocess.run(
-            [AORTA, *args], capture_output=True, text=True, env=env, timeout=120, check=False
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
 
     def scrape(self) -> tuple[set[str], list[Sample]]:
         """The family names and every sample of one scrape, read by Prometheus' parser."""
@@ -127,7 +79,7 @@ def total(samples: list[Sample], name: str, **labels: str) -> float:
 
 def test_the_metrics_say_what_one_job_did(platform: Platform, tmp_path: Path) -> None:
     script = tmp_path / "copy.py"
-    script.write_text(COPY)
+    script.write_text(copy_script())
     pipeline_file = tmp_path / "branches.yml"
     pipeline_file.write_text(definition(script))
     inputs = tmp_path / "input"

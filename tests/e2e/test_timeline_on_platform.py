@@ -10,76 +10,29 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from aorta.testing.embedded import AORTA, aorta_up
+from aorta.testing.embedded import aorta_up
 from aorta.testing.otlp_collector import CollectedSpan, OtlpCollector, otlp_collector
 from aorta.testing.ports import free_port
+from tests.e2e.branch_pipeline import AortaCli, copy_script, definition
 
 pytestmark = pytest.mark.timeout(240)
 
 RUN_SECONDS = 1.5
 """How long each operator's command runs: long enough that the platform's own steps between
 admission and staging stay far below 5 % of the wall time."""
-SLOW_COPY = f"""\
-import pathlib
-import shutil
-import time
-import clara
-
-def execute(driver, payload):
-    time.sleep({RUN_SECONDS})
-    target = pathlib.Path(payload.output_entries[0].path)
-    for entry in payload.input_entries:
-        shutil.copytree(entry.path, target, dirs_exist_ok=True)
-
-driver = clara.Driver(execute_handler=execute)
-driver.start()
-driver.wait_for_completion()
-"""
 TOLERANCE = 1e-3
 """Seconds: the store keeps floats, a span nanoseconds."""
 
 
-def definition(script: Path) -> str:
-    def operator(name: str, source: str) -> str:
-        return textwrap.dedent(
-            f"""\
-            - name: {name}
-              container:
-                image: example/copy
-                command: [python, -u, -m, aorta.driver.app, "{script}"]
-              input: [{source}]
-              output: [{{path: /output}}]
-            """
-        )
-
-    return "api-version: 0.4.0\nname: branches\noperators:\n" + "".join(
-        [
-            operator("prepare", "{path: /input}"),
-            operator("left", "{from: prepare, path: /input}"),
-            operator("right", "{from: prepare, path: /input}"),
-        ]
-    )
-
-
-class Platform:
+class Platform(AortaCli):
     def __init__(self, grpc_port: int, collector: OtlpCollector) -> None:
-        self.host = f"127.0.0.1:{grpc_port}"
+        super().__init__(grpc_port)
         self.collector = collector
-
-    def aorta(self, *args: str) -> str:
-        env = {**os.environ, "AORTA_HOST": self.host, "NO_COLOR": "1"}
-        done = subprocess.run(
-            [AORTA, *args], capture_output=True, text=True, env=env, timeout=120, check=False
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
 
 
 @pytest.fixture
@@ -104,7 +57,7 @@ def test_the_timeline_adds_up_and_the_trace_has_the_same_spans(
     platform: Platform, tmp_path: Path
 ) -> None:
     script = tmp_path / "copy.py"
-    script.write_text(SLOW_COPY)
+    script.write_text(copy_script(RUN_SECONDS))
     pipeline_file = tmp_path / "branches.yml"
     pipeline_file.write_text(definition(script))
     inputs = tmp_path / "input"

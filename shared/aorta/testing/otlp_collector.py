@@ -1,8 +1,11 @@
-"""An OTLP/gRPC trace collector in the test's own process: what `aorta up` exports its spans to
-when `OTEL_EXPORTER_OTLP_ENDPOINT` names it, kept in memory for the test (or benchmark) to read.
+"""Where tests read the spans the platform makes.
 
-It speaks the real protocol (`opentelemetry.proto.collector.trace.v1.TraceService/Export`), so
-a platform under test runs its exporter exactly as it would against an OpenTelemetry Collector.
+`otlp_collector` is an OTLP/gRPC trace collector in the test's own process: what `aorta up`
+exports its spans to when `OTEL_EXPORTER_OTLP_ENDPOINT` names it, kept in memory for the test
+(or benchmark) to read. It speaks the real protocol
+(`opentelemetry.proto.collector.trace.v1.TraceService/Export`), so a platform under test runs
+its exporter exactly as it would against an OpenTelemetry Collector. `memory_spans` turns
+tracing on in the test's own process, exporting to the SDK's in-memory exporter.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from aorta.observability import tracing
 
 
 @dataclass(frozen=True)
@@ -115,3 +122,17 @@ def otlp_collector(port: int = 0) -> Iterator[tuple[OtlpCollector, str]]:
         yield collector, f"http://127.0.0.1:{bound}"
     finally:
         server.stop(grace=None)
+
+
+@contextmanager
+def memory_spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on in this process (`aorta.observability.tracing`), every span exported at once
+    to the exporter yielded; off again on exit."""
+    exporter = InMemorySpanExporter()
+    provider = tracing.new_provider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.install(None)

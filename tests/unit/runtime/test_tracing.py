@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 import structlog
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import REGISTRY
 
@@ -18,6 +17,7 @@ from aorta.bus.memory import MemoryBus, MemoryNetwork
 from aorta.executors import RunOutcome, RunReason, RunTimes
 from aorta.logger import add_trace_id
 from aorta.observability import tracing
+from aorta.testing.otlp_collector import memory_spans
 from aorta_services.scheduler import observations
 from aorta_services.scheduler.domain import transitions
 from aorta_services.scheduler.domain.timeline import JobTrace
@@ -30,12 +30,8 @@ START_SPAN = "b7ad6b7169203331"
 
 @pytest.fixture
 def exported() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = tracing.new_provider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.install(provider)
-    yield exporter
-    tracing.install(None)
+    with memory_spans() as exporter:
+        yield exporter
 
 
 def hex_ids(span: ReadableSpan) -> tuple[str, str, str]:

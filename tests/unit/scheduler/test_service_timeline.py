@@ -8,14 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from aorta import subjects
 from aorta.api import aorta_jobs_pb2
 from aorta.auth.principal import Principal, Role
 from aorta.errors import Forbidden
-from aorta.observability import tracing
+from aorta.testing.otlp_collector import memory_spans
 from tests.unit.scheduler.job_calls import chain, wait_for
 from tests.unit.scheduler.scheduler_fakes import Behaviour
 from tests.unit.scheduler.scheduler_harness import Harness, ident
@@ -27,12 +26,8 @@ ADMIN = Principal("root", frozenset({Role.ADMIN}))
 
 @pytest.fixture
 def exported() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = tracing.new_provider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.install(provider)
-    yield exporter
-    tracing.install(None)
+    with memory_spans() as exporter:
+        yield exporter
 
 
 async def timeline(harness: Harness, job_id: str) -> aorta_jobs_pb2.JobsTimelineResponse:

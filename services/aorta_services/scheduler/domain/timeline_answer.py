@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aorta.api import aorta_jobs_pb2, common_pb2
 from aorta_services.scheduler.domain.job_record import JobRecord
 
@@ -17,16 +20,16 @@ def timeline(record: JobRecord) -> aorta_jobs_pb2.JobsTimelineResponse:
         trace_id=trace.trace_id,
         created=record.created,
     )
-    job_times = {
-        "enqueued": record.enqueued,
-        "admitted": record.started,
-        "stopped": record.stopped,
-        "triton_requested": trace.triton_requested,
-        "triton_acquired": trace.triton_acquired,
-    }
-    for field, at in job_times.items():
-        if at is not None:
-            setattr(answer, field, at)
+    _set_times(
+        answer,
+        {
+            "enqueued": record.enqueued,
+            "admitted": record.started,
+            "stopped": record.stopped,
+            "triton_requested": trace.triton_requested,
+            "triton_acquired": trace.triton_acquired,
+        },
+    )
     for operator in record.operators:
         for times in sorted(operator.timeline, key=lambda t: t.attempt):
             attempt = answer.attempts.add(
@@ -35,15 +38,13 @@ def timeline(record: JobRecord) -> aorta_jobs_pb2.JobsTimelineResponse:
                 executor=times.executor,
                 outcome=times.outcome,
             )
-            stages = {
-                "ready": times.ready,
-                "admitted": times.admitted,
-                "staging": times.staging,
-                "running": times.running,
-                "exited": times.exited,
-                "stored": times.stored,
-            }
-            for field, at in stages.items():
-                if at is not None:
-                    setattr(attempt, field, at)
+            stages = ("ready", "admitted", "staging", "running", "exited", "stored")
+            _set_times(attempt, {stage: getattr(times, stage) for stage in stages})
     return answer
+
+
+def _set_times(message: Any, times: Mapping[str, float | None]) -> None:
+    """Sets each optional time field of `message` that `times` knows."""
+    for field, at in times.items():
+        if at is not None:
+            setattr(message, field, at)
