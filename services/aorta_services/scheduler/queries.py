@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import replace
 
 from aorta import contracts, wait_reasons
@@ -71,17 +72,24 @@ class JobQueries:
 
     async def list_jobs(self, request: Request) -> AsyncIterator[bytes]:
         """Jobs.List: one message per job matching the filter, newest first (one message
-        without a job when none matches); a `user`'s own jobs only (`listed_owner`)."""
+        without a job when none matches); a `user`'s own jobs only (`listed_owner`).
+
+        Jobs are read from the store a page at a time, the next page only once the bus has
+        taken this one's messages, so a List holds one page however many jobs there are."""
         message = requests.parse(request.data, jobs_pb2.JobsListRequest)
         conditions = requests.list_filter(message)
         owner = listed_owner()
         if owner is not None:
             conditions["owner"] = owner
-        records = await self._repository.search(conditions)
-        if not records:
+        listed = 0
+        pages = self._repository.listed(conditions)
+        async with aclosing(pages):
+            async for page in pages:
+                for job in page:
+                    yield answers.list_item(job).SerializeToString()
+                listed += len(page)
+        if not listed:
             yield answers.empty_list().SerializeToString()
-        for record in records:
-            yield answers.list_item(record).SerializeToString()
 
     async def read_logs(self, request: Request) -> AsyncIterator[bytes]:
         """Jobs.ReadLogs: one operator's lines in messages of bounded size (at least one).

@@ -9,7 +9,8 @@ the other re-applies its change to what the winner wrote (or learns it no longer
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any
 
 from aorta.errors import Conflict, ErrorCode, NotFound
@@ -18,6 +19,7 @@ from aorta.store import Collection, Document, StateStore, kept_changing, modify_
 from aorta_services.scheduler.domain import JobPhase, JobState
 from aorta_services.scheduler.domain.definition import Definition
 from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.domain.listing import LIST_KEY, LISTED_FIELDS, JobListing
 
 JOBS = "jobs"
 DEFINITIONS = "job_definitions"
@@ -43,6 +45,9 @@ class JobRepository:
         await self._jobs.ensure_index(["released", "state"])
         await self._jobs.ensure_index(["outbox_pending"])
         await self._jobs.ensure_index(["owner", "created"])
+        # Jobs.List's pages: a range of these, newest first, whatever the history's length.
+        await self._jobs.ensure_index(["visible", "created", "id"])
+        await self._jobs.ensure_index(["owner", "visible", "created", "id"])
 
     async def insert(self, record: JobRecord, definition: Definition) -> JobRecord:
         """Stores a new job and its definition; `Conflict` (JOB_STORE_ERROR) if the id is taken.
@@ -165,12 +170,18 @@ class JobRepository:
             filter["priority"] = int(priority)
         return await self._jobs.count(filter)
 
-    async def search(self, filter: Mapping[str, Any]) -> list[JobRecord]:
-        """Visible jobs matching a store filter, newest first."""
-        documents = await self._jobs.find(
-            {**filter, "visible": True}, sort=[("created", -1), ("id", -1)]
+    async def listed(self, filter: Mapping[str, Any]) -> AsyncGenerator[list[JobListing], None]:
+        """Visible jobs matching a store filter, newest first, in pages read one at a time
+        (`Collection.pages`), each job with only what a List item needs."""
+        pages = self._jobs.pages(
+            {**filter, "visible": True},
+            key=LIST_KEY,
+            descending=True,
+            fields=LISTED_FIELDS,
         )
-        return _records(documents)
+        async with aclosing(pages):
+            async for page in pages:
+                yield [JobListing.from_document(document) for document in page]
 
 
 def _records(documents: Sequence[Document]) -> list[JobRecord]:

@@ -16,7 +16,7 @@ builds and owns a motor client.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -260,7 +260,7 @@ class MongoCollection:
         fields: Sequence[str] | None = None,
         page_size: int = paging.PAGE_SIZE,
         after: Sequence[Any] | None = None,
-    ) -> AsyncIterator[list[Document]]:
+    ) -> AsyncGenerator[list[Document], None]:
         parsed = parse_filter(self.name, filter)
         order = paging.check_key(self.name, key)
         rows = paging.check_page_size(self.name, page_size)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Protocol
 
 from aorta.errors import Conflict, Invalid, NotFound
@@ -99,7 +99,7 @@ class Collection(Protocol):
         fields: Sequence[str] | None = None,
         page_size: int = 100,
         after: Sequence[Any] | None = None,
-    ) -> AsyncIterator[list[Document]]:
+    ) -> AsyncGenerator[list[Document], None]:
         """Documents matching `filter`, in pages read one short query at a time (keyset
         paging, `aorta.store.paging`): ordered by the fields of `key` then by id, all
         ascending or all `descending`; only documents whose key fields hold numbers or

@@ -24,7 +24,7 @@ import asyncio
 import json
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -320,30 +320,28 @@ class SqliteCollection:
         fields: Sequence[str] | None = None,
         page_size: int = paging.PAGE_SIZE,
         after: Sequence[Any] | None = None,
-    ) -> AsyncIterator[list[Document]]:
+    ) -> AsyncGenerator[list[Document], None]:
         # Keys are compared and ordered through `_value_sql`, the expression indexes are built
-        # on, so an index on the key's fields serves both the range and the order.
+        # on, so an index on the key's fields serves both the range and the order. SQLite
+        # seeks an index by a range on its leading column only (not by a row value), hence
+        # `first <= a AND (first, ...) < (a, ...)`. `< x''` keeps numbers and strings only.
         parsed = filters.parse_filter(self.name, filter)
         order = paging.check_key(self.name, key)
         rows = paging.check_page_size(self.name, page_size)
         chosen = paging.check_fields(self.name, fields, order)
         last = paging.check_after(self.name, order, after)
         columns = [_value_sql(path) for path in order]
-        direction = "DESC" if descending else "ASC"
+        direction, beyond = ("DESC", "<") if descending else ("ASC", ">")
         base: list[Any] = []
-        where = filter_sql(parsed, base) + "".join(
-            f" AND json_type(doc, {_json_path(path)}) IN ('integer', 'real', 'text')"
-            for path in order
-        )
+        where = filter_sql(parsed, base) + "".join(f" AND {c} < x''" for c in columns)
         selected = ", ".join(_projected_sql(field) for field in chosen) if chosen else "doc"
         tail = f" ORDER BY {', '.join(f'{c} {direction}' for c in columns)} LIMIT ?"
+        following = (
+            f" AND {columns[0]} {beyond}= ?"
+            f" AND ({', '.join(columns)}) {beyond} ({', '.join('?' * len(columns))})"
+        )
         while True:
-            params = list(base)
-            bound = ""
-            if last:
-                bound = f" AND ({', '.join(columns)}) {'<' if descending else '>'} "
-                bound += f"({', '.join('?' * len(last))})"
-                params += last
+            bound, params = (following, [*base, last[0], *last]) if last else ("", list(base))
             found = await self._store.read_page(
                 self.name,
                 f'SELECT {selected} FROM "{self.name}" WHERE {where}{bound}{tail}',

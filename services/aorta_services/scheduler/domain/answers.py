@@ -15,6 +15,7 @@ from typing import Any
 from aorta.api import common_pb2, jobs_pb2
 from aorta.timestamps import to_clara_seconds, to_clara_string
 from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.domain.listing import JobListing
 from aorta_services.scheduler.domain.states import JobPhase
 
 StatusResponse = jobs_pb2.JobsStatusResponse
@@ -74,7 +75,7 @@ def canceled(record: JobRecord) -> bytes:
     ).SerializeToString()
 
 
-def _described(record: JobRecord) -> dict[str, Any]:
+def _described(record: JobRecord | JobListing) -> dict[str, Any]:
     """The fields `Jobs.Status` and a `Jobs.List` item share: the ids, state, status and
     priority, and both forms of each time."""
     return {
@@ -133,7 +134,7 @@ def status(record: JobRecord) -> StatusResponse:
     return response
 
 
-def list_item(record: JobRecord) -> ListResponse:
+def list_item(record: JobListing) -> ListResponse:
     """One `Jobs.List` message: one job, with both forms of each time."""
     details = ListResponse.JobDetails(job_name=record.name, **_described(record))
     details.metadata.update(record.metadata)
