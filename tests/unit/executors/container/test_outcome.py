@@ -7,6 +7,7 @@ from typing import Any
 from aorta.executors.container.devices import EngineKind, engine_kind
 from aorta.executors.container.outcome import (
     failure,
+    finished_at,
     has_exited,
     has_started,
     memory_limit,
@@ -71,6 +72,14 @@ def test_start_times_with_nanoseconds_and_zones() -> None:
     assert docker is not None and docker.microsecond == 123456
     assert podman is not None and podman.microsecond == 500000
     assert started_at({"State": {"StartedAt": "0001-01-01T00:00:00Z"}}) is None
+
+
+def test_an_exit_time_only_once_the_container_exited() -> None:
+    exited = {"State": {"Status": "exited", "FinishedAt": "2026-12-06T13:00:09.5Z"}}
+    finished = finished_at(exited)
+    assert finished is not None and finished.timestamp() % 60 == 9.5
+    running = {"State": {"Status": "running", "FinishedAt": "0001-01-01T00:00:00Z"}}
+    assert finished_at(running) is None
 
 
 def test_the_engine_is_named_by_its_version() -> None:
