@@ -1,0 +1,72 @@
+"""Jobs.List over a history longer than a page: every job once, newest first, with its
+metadata, read from the store a page at a time while the stream is consumed."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import Any
+
+from aorta import subjects
+from aorta.api import jobs_pb2
+from aorta.store.paging import PAGE_SIZE
+from aorta.store.port import MANAGED_FIELDS
+from aorta_services.scheduler.repository import JOBS
+from tests.unit.scheduler.job_calls import chain, ids, list_jobs
+from tests.unit.scheduler.scheduler_harness import Harness
+
+HISTORY = PAGE_SIZE * 2 + 30
+
+
+def _unmanaged(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` without the fields the store sets, ready to insert again."""
+    return {key: value for key, value in document.items() if key not in MANAGED_FIELDS[1:]}
+
+
+async def _history(harness: Harness) -> list[str]:
+    """`HISTORY` stored jobs, copies of one created through the service, each a second older
+    than the one before; their ids, newest first."""
+    await chain(harness)
+    first = await harness.create("first", metadata={"site": "north"})
+    jobs = harness.replicas[0].context.store.collection(JOBS)
+    template = await jobs.get(first)
+    newest = [first]
+    for n in range(1, HISTORY):
+        copy = _unmanaged(template)
+        copy.update(id=f"{n:032x}", created=template["created"] - n, name=f"job-{n}")
+        await jobs.insert(copy)
+        newest.append(copy["id"])
+    return newest
+
+
+async def test_a_history_longer_than_a_page_is_listed_whole_newest_first(
+    harness: Harness,
+) -> None:
+    newest = await _history(harness)
+
+    listed = await list_jobs(harness)
+
+    assert ids(listed) == newest
+    assert all(dict(item.job_details.metadata) == {"site": "north"} for item in listed)
+    assert listed[1].job_details.job_name == "job-1"
+
+
+async def test_the_store_is_read_while_the_stream_is_consumed(harness: Harness) -> None:
+    newest = await _history(harness)
+    jobs = harness.replicas[0].context.store.collection(JOBS)
+    oldest = await jobs.get(newest[-1])
+    request = jobs_pb2.JobsListRequest().SerializeToString()
+    stream = harness.client.request_stream(
+        subjects.SCHEDULER_LIST, request, headers=harness.headers
+    )
+
+    async with aclosing(stream):
+        head = [await anext(stream)]
+        # Older than every job, stored after the List began: only a List that has not read
+        # its last page yet can send it.
+        late = _unmanaged(oldest)
+        late.update(id="f" * 32, created=oldest["created"] - 1)
+        await jobs.insert(late)
+        rest = [item async for item in stream]
+
+    items = [jobs_pb2.JobsListResponse.FromString(item) for item in [*head, *rest]]
+    assert ids(items) == [*newest, "f" * 32]
