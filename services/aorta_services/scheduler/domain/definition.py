@@ -18,6 +18,7 @@ from aorta.pipeline_spec import (
     DEFAULT_MEMORY_MB,
     Operator,
     Pipeline,
+    Requests,
     load_pipeline,
     resolve_parameters,
 )
@@ -104,7 +105,12 @@ def job_timeout(pipeline: Pipeline, *, default: int, maximum: int) -> int:
 
 def provisional_request(operator: Operator) -> Request:
     """`operator`'s request, each value a placeholder still holds replaced by the default."""
-    requests = operator.requests
+    return request_of(operator.requests)
+
+
+def request_of(requests: Requests) -> Request:
+    """What `requests` (an operator's or a service's) asks for, each value a placeholder
+    still holds replaced by the default."""
     return Request(
         cpu=requests.cpu if isinstance(requests.cpu, int) else DEFAULT_CPU,
         gpu=requests.gpu if isinstance(requests.gpu, int) else DEFAULT_GPU,

@@ -27,7 +27,8 @@ from aorta.executors.services import (
     SharedVolume,
     service_key,
 )
-from aorta.pipeline_spec import DEFAULT_CPU, DEFAULT_GPU, DEFAULT_MEMORY_MB, Pipeline, ServiceSpec
+from aorta.pipeline_spec import Pipeline, ServiceSpec
+from aorta_services.scheduler.domain.definition import request_of
 from aorta_services.scheduler.domain.resources import Allocation, Capacity, Request
 
 
@@ -68,12 +69,7 @@ def service_log_key(service_id: str) -> str:
 
 def service_request(spec: ServiceSpec) -> Request:
     """What a service asks of the node (a value a placeholder holds counts as the default)."""
-    requests = spec.requests
-    return Request(
-        cpu=requests.cpu if isinstance(requests.cpu, int) else DEFAULT_CPU,
-        gpu=requests.gpu if isinstance(requests.gpu, int) else DEFAULT_GPU,
-        memory_mb=requests.memory if isinstance(requests.memory, int) else DEFAULT_MEMORY_MB,
-    )
+    return request_of(spec.requests)
 
 
 def declared_services(pipeline: Pipeline) -> tuple[DeclaredService, ...]:
