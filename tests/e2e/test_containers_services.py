@@ -1,0 +1,197 @@
+"""A pipeline written like NVIDIA's COVID-19 reference pipeline, with a Triton-style pipeline
+service, run in containers on `aorta up` and driven by NVIDIA's own client.
+
+Two operators (`lung-segmentation`, then `classification-covid-19`, which also reads the
+original payload) declare the same `trtis` service: an HTTP server (busybox `httpd`) with an
+`http` connection (`NVIDIA_CLARA_TRTISURI`, port 8000) and a `volume` connection (its data
+folder at `/models`). The service writes its "model" into `$(NVIDIA_CLARA_SERVICE_DATA_PATH)`
+at start; each operator asks the service for it through the connection variable and reads it
+from the shared folder. Every image is built on this host from busybox (no registry); the
+platform is `aorta up --executor container` on a private Podman API service.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aorta.testing.clara_client import run_clara_python
+from aorta.testing.images import build_busybox_image
+from aorta.testing.podman import PodmanEngine
+from aorta.testing.ports import free_port
+from tests.e2e.container_platform import containers, start_up, stop
+
+MODEL = "covid-19 classifier v1"
+SERVICE_COMMAND = (
+    "mkdir -p $(NVIDIA_CLARA_SERVICE_DATA_PATH)/covid; "
+    f"echo '{MODEL}' > $(NVIDIA_CLARA_SERVICE_DATA_PATH)/covid/config.pbtxt; "
+    "echo trtis: serving the model store; "
+    "exec httpd -f -v -p 8000 -h $(NVIDIA_CLARA_SERVICE_DATA_PATH)"
+)
+OPERATOR = """\
+set -e
+stage="$1"
+wget -q -O /tmp/asked "http://$NVIDIA_CLARA_TRTISURI/covid/config.pbtxt"
+test "$NVIDIA_CLARA_MODELS" = /models
+cp /models/covid/config.pbtxt /tmp/read
+echo "$NVIDIA_CLARA_INPUTPATHS" | tr ';' '\n' | while read -r input; do
+  ls "${input#*:}"
+done > /tmp/inputs
+out="${NVIDIA_CLARA_OUTPUTPATHS#*:}"
+{ echo "asked: $(cat /tmp/asked)"; echo "read: $(cat /tmp/read)"; sort /tmp/inputs; } \
+  > "$out/$stage.txt"
+echo "$stage: the service at $NVIDIA_CLARA_TRTISURI answered $(cat /tmp/asked)"
+"""
+SERVICE = f"""\
+  services:
+  - name: trtis
+    container:
+      image: clara/trtis-like
+      tag: latest
+      command: ["sh", "-c", "{SERVICE_COMMAND}"]
+    requests:
+      cpu: 1
+      memory: 256
+    connections:
+      http:
+      - name: NVIDIA_CLARA_TRTISURI
+        port: 8000
+      volume:
+      - name: NVIDIA_CLARA_MODELS
+        path: /models
+"""
+PIPELINE = (
+    """\
+api-version: 0.4.0
+name: covid-19
+orchestrator: Clara
+operators:
+- name: lung-segmentation
+  container:
+    image: clara/ai-lung
+    tag: latest
+    command: ["lung-segmentation"]
+  input:
+  - path: /input
+  output:
+  - name: segmentation
+    path: /output
+"""
+    + SERVICE
+    + """\
+- name: classification-covid-19
+  container:
+    image: clara/ai-covid
+    tag: latest
+    command: ["classification-covid-19"]
+  input:
+  - from: lung-segmentation
+    name: segmentation
+    path: /label_image
+  - path: /input
+  output:
+  - path: /output
+"""
+    + SERVICE
+)
+
+CLIENT = """
+import json, sys, time
+from pathlib import Path
+import nvidia_clara.pipeline_types as pipeline_types
+from nvidia_clara.jobs_client import JobsClient
+from nvidia_clara.payloads_client import PayloadsClient
+from nvidia_clara.pipelines_client import PipelinesClient
+
+target, definition, inputs, results = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+jobs_client, payloads_client = JobsClient(target), PayloadsClient(target)
+pipelines_client = PipelinesClient(target)
+files = [pipeline_types.PipelineDefinition(name="covid-19.yaml", content=definition)]
+pipeline_id = pipelines_client.create_pipeline(definition=files)
+seen = {"jobs": []}
+for name in ("covid-a", "covid-b"):
+    job = jobs_client.create_job(
+        job_name=name, pipeline_id=pipeline_types.PipelineId(pipeline_id.value)
+    )
+    for path in sorted(inputs.iterdir()):
+        with path.open("rb") as data:
+            payloads_client.upload(payload_id=job.payload_id, blob_name=path.name, file_object=data)
+    jobs_client.start_job(job_id=job.job_id)
+    deadline = time.monotonic() + 150
+    status = jobs_client.get_status(job_id=job.job_id)
+    while status.job_state != 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = jobs_client.get_status(job_id=job.job_id)
+    outputs = {}
+    details = payloads_client.get_details(payload_id=job.payload_id)
+    for index, detail in enumerate(sorted(f.name for f in details.file_details)):
+        if detail.startswith("/operators/"):
+            target_file = results / f"{name}-{index}"
+            with open(target_file, "wb") as out:
+                payloads_client.download_from(
+                    payload_id=job.payload_id, blob_name="." + detail, dest_obj=out
+                )
+            outputs[detail] = target_file.read_text()
+    seen["jobs"].append(
+        {
+            "status": [status.job_state, status.job_status, list(status.messages)],
+            "operators": {op: d["status"] for op, d in status.operator_details.items()},
+            "outputs": outputs,
+            "logs": jobs_client.job_logs(job_id=job.job_id, operator_name="lung-segmentation"),
+        }
+    )
+print(json.dumps(seen))
+"""
+
+
+def build_images(engine: PodmanEngine) -> None:
+    """The service's and the two operators' images, built locally from busybox."""
+    cli = engine.cli
+    build_busybox_image(cli, "clara/trtis-like:latest")
+    build_busybox_image(cli, "clara/ai-lung:latest", OPERATOR)
+    build_busybox_image(cli, "clara/ai-covid:latest", OPERATOR)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_covid_style_pipeline_shares_its_trtis_service_through_nvidias_client(
+    podman_engine: PodmanEngine, tmp_path: Path
+) -> None:
+    build_images(podman_engine)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "chest-ct.nii").write_bytes(b"NIfTI" + bytes(range(256)))
+    results = tmp_path / "results"
+    results.mkdir()
+    port = free_port()
+    log = tmp_path / "aorta-up.log"
+    platform = start_up(podman_engine, tmp_path / "platform", port, log)
+    try:
+        done = run_clara_python(
+            CLIENT,
+            args=[f"127.0.0.1:{port}", PIPELINE, str(inputs), str(results)],
+            timeout=240,
+        )
+        services = containers(podman_engine, **{"aorta.component": "service"})
+    finally:
+        status = stop(platform)
+    assert done.returncode == 0, f"{done.stderr}\n{log.read_text()[-4000:]}"
+    seen = json.loads(done.stdout)
+    for job in seen["jobs"]:
+        assert job["status"] == [3, 1, []], f"{job}\n{log.read_text()[-4000:]}"
+        assert job["operators"] == {"lung-segmentation": 3, "classification-covid-19": 3}
+        by_stage = {name.rsplit("/", 1)[1]: text for name, text in job["outputs"].items()}
+        assert by_stage["lung-segmentation.txt"] == (
+            f"asked: {MODEL}\nread: {MODEL}\nchest-ct.nii\n"
+        )
+        assert by_stage["classification-covid-19.txt"] == (
+            f"asked: {MODEL}\nread: {MODEL}\nchest-ct.nii\nlung-segmentation.txt\n"
+        )
+        assert f"answered {MODEL}" in job["logs"][0]
+        assert "127.0.0.1:" in job["logs"][0]
+    # Four operator runs of two jobs were served by one service container.
+    assert len(services) == 1, services
+    assert "clara/trtis-like" in str(services[0]["Image"])
+    assert status == 0, log.read_text()[-4000:]
