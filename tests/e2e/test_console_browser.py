@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -84,7 +86,8 @@ def pipelines(console: Console, folder: Path) -> dict[str, str]:
 
 @asynccontextmanager
 async def _signed_in(console: Console, who: str) -> AsyncIterator[Page]:
-    """A fresh headless Chromium (no cookies) with `who` signed in through the sign-in page.
+    """A fresh headless Chromium (no cookies) with `who` signed in through the sign-in page;
+    on the way out, fails when the page asked any other origin or broke its CSP.
 
     Playwright's async API, on the test's own event loop (its sync API would run a second loop
     in this thread)."""
@@ -96,6 +99,22 @@ async def _signed_in(console: Console, who: str) -> AsyncIterator[Page]:
                 base_url=console.base, viewport=DESKTOP, accept_downloads=True
             )
             page = await context.new_page()
+            elsewhere: list[str] = []
+            refused: list[str] = []
+            context.on(
+                "request",
+                lambda request: (
+                    None if request.url.startswith(console.base) else elsewhere.append(request.url)
+                ),
+            )
+            page.on(
+                "console",
+                lambda message: (
+                    refused.append(message.text)
+                    if "Content Security Policy" in message.text
+                    else None
+                ),
+            )
             await page.goto("/")
             await expect(page.get_by_role("heading", name="Sign in to Aorta")).to_be_visible()
             await page.get_by_label("Token").fill(console.tokens[who])
@@ -104,6 +123,8 @@ async def _signed_in(console: Console, who: str) -> AsyncIterator[Page]:
             await expect(page.get_by_test_id("subject")).to_have_text(who)
             yield page
             await context.close()
+            assert not elsewhere, f"the console asked other origins: {elsewhere}"
+            assert not refused, f"the Content-Security-Policy refused: {refused}"
         finally:
             await browser.close()
 
@@ -250,3 +271,40 @@ async def test_every_page_is_drawn_at_desktop_and_tablet_sizes(
         await page.get_by_role("button", name="Sign out").click()
         await expect(page.get_by_role("heading", name="Sign in to Aorta")).to_be_visible()
         await _shoot(page, "sign-in")
+
+
+def _samples(now: datetime) -> dict[str, object]:
+    """A utilization answer (the OpenAPI file's `Utilization`) of one busy GPU over 5 minutes."""
+
+    def sample(seconds_ago: int, busy: float) -> dict[str, object]:
+        return {
+            "node_id": "node-1",
+            "pcie_id": 0,
+            "time": (now - timedelta(seconds=seconds_ago)).isoformat(),
+            "compute_utilization": busy,
+            "memory_used": 4 << 30,
+            "memory_free": 12 << 30,
+            "memory_utilization": 25.0,
+        }
+
+    current = {**sample(0, 72.0), "processes": [{"name": "tritonserver", "job_id": None}]}
+    history = [sample(ago, 40.0 + ago % 50) for ago in range(300, 0, -10)]
+    return {"current": [current], "history": history}
+
+
+async def test_the_node_page_charts_a_gpus_utilization_and_memory(console: Console) -> None:
+    # The test machines have no GPU, so the platform's answer is replaced by one with a GPU
+    # (the shape of the OpenAPI file's Utilization) to draw the chart the page is for.
+    answer = json.dumps(_samples(datetime.now(UTC)))
+    async with _signed_in(console, "alice") as page:
+        await page.route(
+            "**/api/utilization*",
+            lambda route: route.fulfill(content_type="application/json", body=answer),
+        )
+        await page.get_by_role("link", name="Node").click()
+        gpu = page.get_by_role("region", name="node-1 · GPU 0")
+        await expect(gpu).to_contain_text("72% busy · 4.0 GiB of 16.0 GiB memory used")
+        await expect(gpu.locator("svg path.series-util")).to_have_count(1)
+        await expect(gpu.locator("svg path.series-memory")).to_have_count(1)
+        await expect(gpu).to_contain_text("tritonserver")
+        await _shoot(page, "node-gpu")
