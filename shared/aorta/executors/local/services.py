@@ -37,6 +37,7 @@ from aorta.errors import AortaError, NotFound
 from aorta.executors.local.operator_user import OperatorUser
 from aorta.executors.local.process_group import OperatorProcess
 from aorta.executors.run_log import RunLog, file_chunks, open_for_reading, split_lines
+from aorta.executors.service_health import LOG_TAIL_LINES, port_accepts, service_failed
 from aorta.executors.services import (
     SERVICE_DATA_MACRO,
     ServiceEndpoint,
@@ -51,7 +52,6 @@ SERVICE_PORT = "NVIDIA_CLARA_SERVICE_PORT"
 SERVICE_DATA_PATH = "NVIDIA_CLARA_SERVICE_DATA_PATH"
 SETTLE_SECONDS = 1.0
 """How long a service without ports must stay up to count as ready."""
-FAILURE_TAIL_LINES = 20
 _POLL = 0.1
 _READ_SIZE = 64 << 10
 
@@ -221,7 +221,7 @@ class LocalServiceRunner:
                 failure = await self._failure(service, f"exited ({status.describe()})")
                 await self._end(service, grace=0.0)
                 raise failure
-            if ports and all([await _accepts(port) for port in ports]):
+            if ports and all([await port_accepts(HOST, port) for port in ports]):
                 return
             if not ports and loop.time() >= settle:
                 return
@@ -236,10 +236,9 @@ class LocalServiceRunner:
         if service.pump is not None and not service.pump.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(service.pump), 2.0)
-        tail = "\n".join(await service.log.tail(FAILURE_TAIL_LINES))
-        ending = f"last lines of its log:\n{tail}" if tail.strip() else "it wrote no log"
+        tail = "\n".join(await service.log.tail(LOG_TAIL_LINES))
         await self._push(service)
-        return ServiceFailed(f"pipeline service {service.launch.name} {what}", ending)
+        return service_failed(service.launch.name, what, tail.encode())
 
     async def _end(self, service: _Service, *, grace: float) -> None:
         if service.alive:
@@ -293,14 +292,3 @@ class LocalServiceRunner:
         user = self._config.user
         if user.switch:
             os.chown(status, user.uid, user.gid, follow_symlinks=False)
-
-
-async def _accepts(port: int) -> bool:
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 1.0)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
