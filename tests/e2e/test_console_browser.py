@@ -308,3 +308,22 @@ async def test_the_node_page_charts_a_gpus_utilization_and_memory(console: Conso
         await expect(gpu.locator("svg path.series-memory")).to_have_count(1)
         await expect(gpu).to_contain_text("tritonserver")
         await _shoot(page, "node-gpu")
+
+
+async def test_a_platform_without_auth_says_so_in_a_banner(tmp_path: Path) -> None:
+    web = free_port()
+    with aorta_up(tmp_path / "data", free_port(), args=["--web-port", str(web)]):
+        base = f"http://127.0.0.1:{web}"
+        await asyncio.to_thread(wait_console, base)
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=chromium())
+            try:
+                page = await browser.new_page(base_url=base, viewport=DESKTOP)
+                await page.goto("/")
+                await expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+                banner = page.get_by_role("status").filter(has_text="does not authenticate")
+                await expect(banner).to_be_visible()
+                await expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
+                await _shoot(page, "no-auth")
+            finally:
+                await browser.close()
