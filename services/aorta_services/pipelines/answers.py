@@ -15,6 +15,9 @@ would produce before the record is stored: a definition or metadata that would m
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aorta import contracts
 from aorta.api import common_pb2, pipelines_pb2
 from aorta.errors import Invalid
@@ -87,11 +90,12 @@ def details_items(record: PipelineRecord) -> list[bytes]:
     ]
 
 
-def list_item(record: PipelineRecord) -> pipelines_pb2.PipelinesListResponse:
+def list_item(listed: Mapping[str, Any]) -> pipelines_pb2.PipelinesListResponse:
+    """One List message from a pipeline document holding the repository's `LISTED_FIELDS`."""
     details = pipelines_pb2.PipelinesListResponse.PipelineDetails(
-        pipeline_id=common_pb2.Identifier(value=record.id),
-        name=record.name,
-        metadata=dict(record.metadata),
+        pipeline_id=common_pb2.Identifier(value=listed["id"]),
+        name=listed["name"],
+        metadata={key: value for key, value in listed["metadata"]},
     )
     return pipelines_pb2.PipelinesListResponse(header=header(), details=details)
 

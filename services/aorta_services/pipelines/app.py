@@ -14,7 +14,9 @@ log = get_logger(__name__)
 
 async def start(ctx: ServiceContext) -> RunningService:
     """Serves every verb; returns once requests from any client reach the handlers."""
-    handlers = PipelineHandlers(PipelineRepository(ctx.store), ctx.bus)
+    repository = PipelineRepository(ctx.store)
+    await repository.prepare()
+    handlers = PipelineHandlers(repository, ctx.bus)
     running = RunningService("pipelines", ctx.bus)
     async with running.starting():
         await running.serve_verb(contracts.PIPELINES_CREATE, handlers.create)

@@ -14,6 +14,7 @@ always describes state the store holds. Events carry `{"pipeline_id", "name"}`; 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from aorta import contracts, ids
@@ -108,13 +109,17 @@ class PipelineHandlers:
 
     async def list_pipelines(self, request: Request) -> AsyncIterator[bytes]:
         """List: one `PipelinesListResponse` per pipeline, oldest first (one without details
-        when there is none)."""
+        when there is none), read from the store a page at a time as the bus takes them."""
         wire.parse_message(request.data, pipelines_pb2.PipelinesListRequest)
-        records = await self._repository.all()
-        if not records:
+        listed = 0
+        pages = self._repository.listed()
+        async with aclosing(pages):
+            async for page in pages:
+                for document in page:
+                    yield answers.list_item(document).SerializeToString()
+                listed += len(page)
+        if not listed:
             yield answers.empty_list().SerializeToString()
-        for record in records:
-            yield answers.list_item(record).SerializeToString()
 
     async def remove(self, request: Request) -> bytes:
         message = wire.parse_message(request.data, pipelines_pb2.PipelinesRemoveRequest)

@@ -7,14 +7,17 @@ update that keeps losing races is PIPELINE_UPDATE_ERROR.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 
 from aorta.errors import Conflict, ErrorCode, NotFound
 from aorta.ids import PipelineId
-from aorta.store import Collection, StateStore, kept_changing, modify_document
+from aorta.store import Collection, Document, StateStore, kept_changing, modify_document
 from aorta_services.pipelines.domain import PipelineRecord
 
 COLLECTION = "pipelines"
+LISTED_FIELDS = ("name", "metadata")
+"""What a List item carries besides the id: never the definition files."""
 
 
 def not_found(id: str) -> NotFound:
@@ -26,6 +29,10 @@ class PipelineRepository:
 
     def __init__(self, store: StateStore) -> None:
         self._collection: Collection = store.collection(COLLECTION)
+
+    async def prepare(self) -> None:
+        """Creates the index List's pages read (oldest first); idempotent."""
+        await self._collection.ensure_index(["created_at", "id"])
 
     async def get(self, id: PipelineId) -> PipelineRecord:
         """The pipeline `id`; `NotFound` (PIPELINE_NOT_FOUND) when there is none."""
@@ -42,10 +49,13 @@ class PipelineRepository:
             raise in_use(record.id) from None
         return PipelineRecord.from_document(stored)
 
-    async def all(self) -> list[PipelineRecord]:
-        """Every pipeline, oldest first."""
-        documents = await self._collection.find(sort=[("created_at", 1)])
-        return [PipelineRecord.from_document(document) for document in documents]
+    async def listed(self) -> AsyncGenerator[list[Document], None]:
+        """Every pipeline, oldest first, in pages read one at a time (`Collection.pages`),
+        each document holding only the id and `LISTED_FIELDS`."""
+        pages = self._collection.pages(key=["created_at"], fields=LISTED_FIELDS)
+        async with aclosing(pages):
+            async for page in pages:
+                yield page
 
     async def delete(self, id: PipelineId) -> PipelineRecord:
         """Removes the pipeline and returns its last state read; `NotFound` when there is none."""
