@@ -156,7 +156,10 @@ class ServiceKeeper:
         )
         self._records[sid] = record
         if record.state is ServiceState.READY and sid not in self._starting:
-            return record
+            runner = self._parts.runner
+            # A service that exited since it was ready is started again, not handed out.
+            if runner is not None and sid in await runner.running():
+                return record
         task = self._starting.get(sid)
         if task is None:
             task = asyncio.create_task(self._start(service), name=f"aorta.service.start.{sid}")

@@ -155,3 +155,15 @@ async def test_a_new_leader_adopts_the_running_service(harness: Harness) -> None
     assert (await harness.stopped(await harness.run("b"))).status == P.JOB_STATUS_HEALTHY
     assert len(executor.services.started) == 1
     assert executor.services.stopped == []
+
+
+async def test_a_service_that_exited_after_it_was_ready_starts_again_for_the_next_job(
+    harness: Harness,
+) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "covid", {"c.yaml": covid()})
+    executor = ServiceExecutor()
+    await harness.replica(executor=executor)
+    assert (await harness.stopped(await harness.run("a"))).status == P.JOB_STATUS_HEALTHY
+    executor.services.alive.clear()  # the service's process died while it was idle
+    assert (await harness.stopped(await harness.run("b"))).status == P.JOB_STATUS_HEALTHY
+    assert [launch.name for launch in executor.services.started] == ["trtis", "trtis"]
