@@ -58,6 +58,9 @@ operators:
 """
 """One operator that runs until it is cancelled."""
 
+IDLE_PIPELINE = SLOW_PIPELINE.replace("name: console-slow", "name: console-idle")
+"""The same, under a name of its own, for jobs that are created and never started."""
+
 
 def chromium() -> str:
     """Debian's Chromium, or a failure that says how to get it (the tests skip nothing)."""
@@ -122,6 +125,10 @@ class Console:
     def started_job(self, who: str, pipeline: str, name: str) -> str:
         """The id of a new job of `pipeline`, created and started by `who`."""
         return self.cli(who, "create", "job", "-p", pipeline, "-n", name, "-s", "-q").split()[0]
+
+    def created_job(self, who: str, pipeline: str, name: str) -> str:
+        """The id of a new job of `pipeline`, created by `who` and not started."""
+        return self.cli(who, "create", "job", "-p", pipeline, "-n", name, "-q").split()[0]
 
     def api(self, who: str | None, method: str, path: str) -> tuple[int, dict[str, object]]:
         """One JSON API call as `who` (a bearer token; None: anonymous): status and body."""

@@ -24,6 +24,7 @@ from aorta.testing.ports import free_port
 from tests.e2e.console_platform import (
     ARTIFACTS,
     COPY_PIPELINE,
+    IDLE_PIPELINE,
     SCHEDULER,
     SLOW_PIPELINE,
     Console,
@@ -81,6 +82,7 @@ def pipelines(console: Console, folder: Path) -> dict[str, str]:
     return {
         "copy": console.pipeline("alice", folder, COPY_PIPELINE),
         "slow": console.pipeline("alice", folder, SLOW_PIPELINE),
+        "idle": console.pipeline("alice", folder, IDLE_PIPELINE),
     }
 
 
@@ -180,6 +182,39 @@ async def test_a_user_runs_a_pipeline_from_dropped_files_and_follows_it(
         await _shoot(page, "job")
         await page.set_viewport_size(TABLET)
         await _shoot(page, "job-tablet")
+
+
+async def test_the_jobs_table_filters_pages_and_updates_live(
+    console: Console, pipelines: dict[str, str]
+) -> None:
+    first = console.created_job("alice", pipelines["idle"], "idle-1")
+    second = console.created_job("alice", pipelines["idle"], "idle-2")
+    async with _signed_in(console, "alice") as page:
+        await page.get_by_label("Pipeline").select_option(label="console-idle")
+        await page.get_by_label("Per page").select_option("25")
+        await page.get_by_role("button", name="Apply").click()
+        rows = page.locator("tbody tr[data-job]")
+        await expect(rows).to_have_count(2)
+        assert "pipeline_id=" in page.url
+
+        await page.goto(f"/#/jobs?pipeline_id={pipelines['idle']}&limit=1")
+        await page.reload()
+        await expect(page.locator("#jobs-count")).to_have_text("2 jobs")
+        await expect(rows).to_have_count(1)
+        await expect(page.locator(f"tr[data-job='{second}']")).to_be_visible()
+        await page.get_by_role("button", name="Older →").click()
+        await expect(page.locator(f"tr[data-job='{first}']")).to_be_visible()
+        await expect(page.get_by_role("button", name="Older →")).to_be_disabled()
+        await page.get_by_role("button", name="← Newer").click()
+        await expect(page.locator(f"tr[data-job='{second}']")).to_be_visible()
+
+        third = await asyncio.to_thread(console.created_job, "alice", pipelines["idle"], "idle-3")
+        await expect(page.locator("#jobs-count")).to_have_text("3 jobs")
+        await expect(page.locator(f"tr[data-job='{third}']")).to_be_visible()
+
+        await page.get_by_role("button", name="Clear").click()
+        await expect(page.get_by_label("Pipeline")).to_have_value("")
+        assert "pipeline_id=" not in page.url
 
 
 async def test_a_user_cancels_a_job_and_sees_why_another_waits(

@@ -7,7 +7,8 @@ import { duration, shortId, when } from "../format.js";
 
 const STATES = ["PENDING", "RUNNING", "STOPPED"];
 const STATUSES = ["HEALTHY", "FAULTED", "CANCELED", "EVICTED", "TERMINATED"];
-const PAGE = 50;
+const SIZES = [25, 50, 100, 200];
+const DEFAULT_SIZE = 50;
 
 function select(id, label, options, value) {
   return h("label", { for: id }, label,
@@ -37,7 +38,9 @@ export async function render(main, { query, current, toast }) {
     pipeline_id: query.get("pipeline_id") || "",
     created_after: query.get("created_after") || "",
     created_before: query.get("created_before") || "",
+    limit: String(Math.min(500, Math.max(1, Number(query.get("limit")) || DEFAULT_SIZE))),
   };
+  const sizes = [...new Set([...SIZES, Number(filters.limit)])].sort((a, b) => a - b);
   const pipelines = (await api.pipelines().catch(() => ({ items: [] }))).items;
   if (!current()) return null;
   const names = new Map(pipelines.map((p) => [p.pipeline_id, p.name]));
@@ -55,6 +58,8 @@ export async function render(main, { query, current, toast }) {
       h("input", { id: "created_after", type: "datetime-local", value: localValue(filters.created_after) })),
     h("label", { for: "created_before" }, "Created before",
       h("input", { id: "created_before", type: "datetime-local", value: localValue(filters.created_before) })),
+    h("label", { for: "limit" }, "Per page",
+      h("select", { id: "limit" }, sizes.map((n) => h("option", { value: n, selected: String(n) === filters.limit }, n)))),
     h("button", { type: "submit" }, "Apply"),
     h("button", { type: "reset" }, "Clear"),
   );
@@ -85,7 +90,9 @@ export async function render(main, { query, current, toast }) {
     filters.pipeline_id = form.querySelector("#pipeline_id").value;
     filters.created_after = isoOrEmpty(form.querySelector("#created_after").value);
     filters.created_before = isoOrEmpty(form.querySelector("#created_before").value);
-    const kept = new URLSearchParams(Object.entries(filters).filter(([, v]) => v));
+    filters.limit = form.querySelector("#limit").value;
+    const kept = new URLSearchParams(Object.entries(filters)
+      .filter(([key, v]) => v && !(key === "limit" && v === String(DEFAULT_SIZE))));
     const text = kept.toString();
     history.replaceState(null, "", `#/jobs${text ? `?${text}` : ""}`);
   };
@@ -105,7 +112,7 @@ export async function render(main, { query, current, toast }) {
   const load = async () => {
     const answer = await api.jobs({
       ...filters, state: filters.state || undefined, status: filters.status || undefined,
-      limit: PAGE, cursor: cursors[page] || undefined,
+      cursor: cursors[page] || undefined,
     });
     if (!current()) return;
     cursors[page + 1] = answer.next_cursor;
@@ -113,7 +120,7 @@ export async function render(main, { query, current, toast }) {
       ? answer.items.map(row)
       : h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No jobs match.")));
     fill(count, `${answer.total} job${answer.total === 1 ? "" : "s"}`);
-    fill(where, `page ${page + 1} of ${Math.max(1, Math.ceil(answer.total / PAGE))}`);
+    fill(where, `page ${page + 1} of ${Math.max(1, Math.ceil(answer.total / Number(filters.limit)))}`);
     previous.disabled = page === 0;
     next.disabled = !answer.next_cursor;
   };
@@ -141,8 +148,14 @@ export async function render(main, { query, current, toast }) {
     page = 0;
     refresh();
   });
-  form.addEventListener("reset", () => {
-    setTimeout(() => form.requestSubmit(), 0);
+  // A form's reset would go back to the filters the page opened with; Clear means none.
+  form.addEventListener("reset", (event) => {
+    event.preventDefault();
+    for (const id of ["state", "status", "pipeline_id", "created_after", "created_before"]) {
+      form.querySelector(`#${id}`).value = "";
+    }
+    form.querySelector("#limit").value = String(DEFAULT_SIZE);
+    form.requestSubmit();
   });
   previous.addEventListener("click", () => { page = Math.max(0, page - 1); refresh(); });
   next.addEventListener("click", () => { page += 1; refresh(); });
