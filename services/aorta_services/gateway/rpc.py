@@ -12,6 +12,9 @@ encoded themselves (`Encoded`). This module wraps each of them so that:
   request id, so an operator can find the log line;
 - every log line of the call carries the RPC name and a request id (from the `x-request-id`
   metadata when the client sends one), and the caller's subject once admitted;
+- with tracing on, a unary or client-streaming call is served in a span that continues the
+  client's W3C `traceparent` (`aorta.observability.tracing`), so the bus requests it makes
+  carry the trace on;
 - every call is first admitted by the `Guard` (`aorta_services.gateway.guard`: authentication,
   the role the method needs, the audit log) and runs with its caller bound
   (`aorta.auth.principal.calling_as`), streams included; an `errors.Forbidden` or
@@ -228,7 +231,10 @@ def _client_streaming(
                 yield request
 
         request_id = _request_id(context)
-        with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=request_id):
+        with (
+            structlog.contextvars.bound_contextvars(rpc=rpc, request_id=request_id),
+            tracing.server_span(rpc, _trace_carrier(context)),
+        ):
             call = await guard.admit(rpc, context, request_id)
             with _admitted(call):
                 stream = parsed()
