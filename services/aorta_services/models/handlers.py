@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from aorta import contracts, ids
@@ -75,11 +76,19 @@ class ModelHandlers:
         return contracts.ModelLocation(record.details(), record.archive_key, record.archive_size)
 
     async def list_models(self, request: Request) -> AsyncIterator[bytes]:
-        """Every model, by name, packed (see `answers`)."""
+        """Every model, by name, packed (see `answers`), read from the store a page at a
+        time as the bus takes the messages."""
         wire.parse_message(request.data, models_pb2.ModelsListModelsRequest)
-        records = await self._repository.all()
-        for answer in answers.list_models([record.details() for record in records]):
-            yield answer
+        listed = False
+        pages = self._repository.listed()
+        async with aclosing(pages):
+            async for page in pages:
+                listed = True
+                for answer in answers.list_models(page):
+                    yield answer
+        if not listed:
+            for answer in answers.list_models([]):
+                yield answer
 
     async def delete(self, request: Request) -> bytes:
         """Deletes a model, refused with MODEL_IN_USE while a running job holds a Triton

@@ -7,13 +7,20 @@ INSTANCE_NOT_FOUND, and a change that keeps losing races MODEL_STORE_ERROR.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass
 
+from aorta.api import models_pb2
 from aorta.errors import ErrorCode, NotFound
 from aorta.ids import ModelId, new_id
 from aorta.store import Collection, StateStore, kept_changing, modify_document
-from aorta_services.models.domain.model_record import ModelList, ModelRecord
+from aorta_services.models.domain.model_record import (
+    LISTED_FIELDS,
+    ModelList,
+    ModelRecord,
+    listed_details,
+)
 
 MODELS = "models"
 
@@ -29,8 +36,10 @@ class ModelRepository:
         self._collection: Collection = store.collection(MODELS)
 
     async def prepare(self) -> None:
-        """Creates the unique index on `name` (idempotent)."""
+        """Creates the unique index on `name` and the one ListModels' pages read
+        (idempotent)."""
         await self._collection.ensure_index(["name"], unique=True)
+        await self._collection.ensure_index(["name", "id"])
 
     async def get(self, id: ModelId) -> ModelRecord:
         """The model `id`; `NotFound` (MODEL_NOT_FOUND) when there is none."""
@@ -55,10 +64,13 @@ class ModelRepository:
         documents = await self._collection.find({"id": {"$in": wanted}}) if wanted else []
         return {d["id"]: ModelRecord.from_document(d) for d in documents}
 
-    async def all(self) -> list[ModelRecord]:
-        """Every model, by name."""
-        documents = await self._collection.find(sort=[("name", 1)])
-        return [ModelRecord.from_document(document) for document in documents]
+    async def listed(self) -> AsyncGenerator[list[models_pb2.ModelDetails], None]:
+        """Every model by name, in pages read one at a time (`Collection.pages`): the Clara
+        details only, never the archive's bookkeeping."""
+        pages = self._collection.pages(key=["name"], fields=LISTED_FIELDS)
+        async with aclosing(pages):
+            async for page in pages:
+                yield [listed_details(document) for document in page]
 
     async def insert(self, record: ModelRecord) -> ModelRecord:
         """Stores a new model; `Conflict` when its name (or id) is taken meanwhile."""

@@ -34,6 +34,20 @@ def model_prefix(model_id: str) -> str:
     return f"{MODELS_PREFIX}{model_id}/"
 
 
+LISTED_FIELDS = ("name", "type", "metadata")
+"""What ListModels reads of a model document besides its id."""
+
+
+def listed_details(document: Mapping[str, Any]) -> models_pb2.ModelDetails:
+    """The Clara view of a model document holding `LISTED_FIELDS`, as `ModelRecord.details`."""
+    return models_pb2.ModelDetails(
+        model_id=common_pb2.Identifier(value=document["id"]),
+        name=document["name"],
+        type=models_pb2.ModelType.ValueType(int(document["type"])),
+        metadata=dict(document.get("metadata") or {}),
+    )
+
+
 @dataclass(frozen=True)
 class ModelRecord:
     """One stored model. `version` is the store's, for optimistic concurrency (0: not stored)."""
@@ -51,12 +65,7 @@ class ModelRecord:
 
     def details(self) -> models_pb2.ModelDetails:
         """The Clara view of the model."""
-        return models_pb2.ModelDetails(
-            model_id=common_pb2.Identifier(value=self.id),
-            name=self.name,
-            type=models_pb2.ModelType.ValueType(self.type),
-            metadata=dict(self.metadata),
-        )
+        return listed_details(self.to_document())
 
     def to_document(self) -> dict[str, Any]:
         return {
