@@ -167,3 +167,21 @@ async def test_a_service_that_exited_after_it_was_ready_starts_again_for_the_nex
     executor.services.alive.clear()  # the service's process died while it was idle
     assert (await harness.stopped(await harness.run("b"))).status == P.JOB_STATUS_HEALTHY
     assert [launch.name for launch in executor.services.started] == ["trtis", "trtis"]
+
+
+async def test_an_idle_service_stops_once_every_pipeline_declaring_it_is_removed(
+    harness: Harness,
+) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "covid", {"c.yaml": covid()})
+    harness.peers.add_pipeline(OTHER_PIPELINE, "covid-2", {"c.yaml": covid()})
+    executor = ServiceExecutor()
+    await harness.replica(executor=executor)
+    await harness.stopped(await harness.run("a"))
+    await harness.stopped(await harness.run("b", pipeline_id=OTHER_PIPELINE))
+    runner = executor.services
+    del harness.peers.pipelines[PIPELINE_ID]
+    # The other pipeline still declares it: a few resyncs later it still runs.
+    await harness.stopped(await harness.run("c", pipeline_id=OTHER_PIPELINE))
+    assert runner.stopped == []
+    del harness.peers.pipelines[OTHER_PIPELINE]
+    await runner.until(lambda: runner.stopped == [runner.started[0].service_id])
