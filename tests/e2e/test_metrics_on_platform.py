@@ -1,7 +1,8 @@
 """`aorta up`'s `/metrics` after one job with a parallel branch: every family of
 docs/observability.md is there, the scrape parses with Prometheus' own parser, and the values
 say what happened (one job created, each of its states counted once, three operator runs
-timed stage by stage, the uploaded bytes equal to the files' sizes, the gRPC calls made)."""
+timed stage by stage, the bytes uploaded and downloaded equal to the files' sizes, the gRPC
+calls made)."""
 
 from __future__ import annotations
 
@@ -124,6 +125,7 @@ def test_the_metrics_say_what_one_job_did(platform: Platform, tmp_path: Path) ->
     assert total(samples, "aorta_operator_stage_seconds_count", stage="running") == 3
 
     assert total(samples, "aorta_payload_bytes_total", direction="upload") == uploaded
+    assert total(samples, "aorta_payload_bytes_total", direction="download") == 0
     assert total(samples, "aorta_triton_acquire_seconds_count") == 0
     assert total(samples, "aorta_models_loaded") == 0
 
@@ -143,3 +145,7 @@ def test_the_metrics_say_what_one_job_did(platform: Platform, tmp_path: Path) ->
     assert total(samples, "grpc_server_handling_seconds_count", **upload) >= 1
     assert total(samples, "aorta_bus_request_seconds_count", subject_service="scheduler") >= 2
     assert total(samples, "aorta_bus_request_seconds_count", subject_service="payloads") >= 1
+
+    platform.aorta("download", "-j", job, "/operators/left/*", str(tmp_path / "left"))
+    _, samples = platform.scrape()
+    assert total(samples, "aorta_payload_bytes_total", direction="download") == uploaded
