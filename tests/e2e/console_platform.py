@@ -10,10 +10,13 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from aorta.testing.embedded import AORTA
+from aorta.testing.embedded import AORTA, aorta_up
+from aorta.testing.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -149,3 +152,17 @@ class Console:
         status, body = self.api(who, "GET", f"/api/jobs/{job}")
         assert status == 200, body
         return str(body["state"]), str(body["status"])
+
+
+@contextmanager
+def running_console(root: Path, people: dict[str, str]) -> Iterator[Console]:
+    """`aorta up --auth` under `root` with its console, and a token for each of `people`
+    (name: role) beside the admin's."""
+    data, port, web = root / "data", free_port(), free_port()
+    args = ["--auth", "--web-port", str(web), "--metrics-port", "0"]
+    with aorta_up(data, port, environ=SCHEDULER, args=args):
+        base = f"http://127.0.0.1:{web}"
+        wait_console(base)
+        tokens = {"admin": (data / "admin.token").read_text().strip()}
+        tokens.update({name: make_token(data, name, role) for name, role in people.items()})
+        yield Console(grpc_address=f"127.0.0.1:{port}", base=base, data=data, tokens=tokens)

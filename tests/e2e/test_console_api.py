@@ -18,15 +18,11 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from aorta.testing.embedded import aorta_up
-from aorta.testing.ports import free_port
 from tests.e2e.console_platform import (
     COPY_PIPELINE,
-    SCHEDULER,
     SLOW_PIPELINE,
     Console,
-    make_token,
-    wait_console,
+    running_console,
 )
 
 pytestmark = pytest.mark.timeout(300)
@@ -40,23 +36,9 @@ EVENT_WAIT = 120.0
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    root = tmp_path_factory.mktemp("console-api")
-    data, port, web = root / "data", free_port(), free_port()
-    args = ["--auth", "--web-port", str(web), "--metrics-port", "0"]
-    with aorta_up(data, port, environ=SCHEDULER, args=args):
-        base = f"http://127.0.0.1:{web}"
-        wait_console(base)
-        yield Console(
-            grpc_address=f"127.0.0.1:{port}",
-            base=base,
-            data=data,
-            tokens={
-                "admin": (data / "admin.token").read_text().strip(),
-                "alice": make_token(data, "alice", "user"),
-                "bob": make_token(data, "bob", "user"),
-                "vera": make_token(data, "vera", "viewer"),
-            },
-        )
+    people = {"alice": "user", "bob": "user", "vera": "viewer"}
+    with running_console(tmp_path_factory.mktemp("console-api"), people) as console:
+        yield console
 
 
 @pytest.fixture(scope="module")
