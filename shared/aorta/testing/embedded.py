@@ -76,9 +76,9 @@ def aorta_up(
     `--tls auto` it waits over TLS, trusting the CA the platform makes (`<data_dir>/tls/ca.pem`);
     `credentials` replace those for a platform with its own certificate or one that requires
     client certificates. `/metrics` is served on `metrics_port` only when one is given, so
-    platforms started side by side never compete for the default port. Operators run as host processes (`AORTA_EXECUTOR=local`) unless
-    `environ` says otherwise, so that the tests' host commands run as written on a machine
-    whose container engine answers.
+    platforms started side by side never compete for the default port. Operators run as host
+    processes (`AORTA_EXECUTOR=local`) unless `environ` says otherwise, so that the tests' host
+    commands run as written on a machine whose container engine answers.
     """
     command = [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(port)]
     # The web console takes any free port unless the test names one, so platforms of tests
