@@ -103,6 +103,13 @@ class FakeExecutor:
             entry.task.cancel()
         self._end(entry, RunOutcome(run_id, RunReason.CANCELLED, 143, "stopped"))
 
+    def complete(self, run_id: str) -> None:
+        """Ends a run (a hanging one too) now as completed with exit code 0."""
+        entry = self._runs[run_id]
+        if entry.task is not None:
+            entry.task.cancel()
+        self._end(entry, RunOutcome(run_id, RunReason.COMPLETED, 0))
+
     async def running(self) -> list[str]:
         return self._alive()
 

@@ -111,3 +111,44 @@ async def test_a_user_sees_other_users_queued_jobs_only_as_places(harness: Harne
     for job_id in (blocker, theirs):
         await alice.cancel(job_id)
     await bob.cancel(mine)
+
+
+GPU_FORK = """\
+api-version: 0.4.0
+name: gpu-fork
+operators:
+- {name: left, container: {image: x}, input: [{path: /in}], output: [{path: /out}],
+   requests: {gpu: 1}}
+- {name: right, container: {image: x}, input: [{path: /in}], output: [{path: /out}],
+   requests: {gpu: 1}}
+"""
+
+
+async def test_a_ready_operator_names_its_sibling_holding_the_gpu_until_it_starts(
+    harness: Harness,
+) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "gpu-fork", {"f.yaml": GPU_FORK})
+    hang = Behaviour(hang=True)
+    replica = await harness.replica(GPU_ENV, behaviours={"left": hang, "right": hang})
+    job_id = await harness.run()
+    deadline = time.monotonic() + 10
+    while True:
+        answer = await harness.owned_status(job_id)
+        operators = json.loads(answer.waiting or "{}").get("operators", {})
+        if operators:
+            break
+        assert time.monotonic() < deadline, "no operator ever waited"
+        await asyncio.sleep(0.02)
+    [(waiting, reason)] = operators.items()
+    [running] = {"left", "right"} - {waiting}
+    assert reason["kind"] == "resources"
+    assert [(h["job_id"], h["operator"]) for h in reason["holders"]] == [(job_id, running)]
+    assert f"operator {waiting} waiting: needs 1 GPU; the node has 1, held by job {job_id} " in (
+        "\n".join(answer.status.messages)
+    )
+    assert await queue(harness) == []
+    await harness.until(job_id, lambda s: len(replica.executor.starts) == 1)
+    replica.executor.complete(replica.executor.starts[0].run_id)
+    status = await harness.until(job_id, lambda s: len(replica.executor.starts) == 2)
+    assert not [line for line in status.messages if is_wait_line(line)]
+    await harness.cancel(job_id)
