@@ -157,6 +157,10 @@ class JobQueue:
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._entries
 
+    def __iter__(self) -> Iterator[JobId]:
+        """The queued jobs, in the order they were pushed (not the admission order)."""
+        return iter(self._entries)
+
     def push(self, job_id: JobId, priority: JobPriority, enqueued_at: float) -> None:
         """Queues a started job.
 

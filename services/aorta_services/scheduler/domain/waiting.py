@@ -245,23 +245,35 @@ def queue_reasons(
     needs do not fit yet) has that one; any other (it fits but was not admitted yet) is
     `queued` at its place in the admission order.
     """
-    order = queue.snapshot(now)
     held = queue.held_for(now)
     immediate = set(queue.immediate())
+    short: dict[Request, WaitReason | None] = {}
     reasons: dict[JobId, WaitReason] = {}
-    for index, job_id in enumerate(order):
+    behind: list[JobId] = []
+    for job_id in queue:
         if held is not None and job_id != held[0]:
             reasons[job_id] = WaitReason(WaitKind.HELD, target=held[0], target_since=held[1])
             continue
-        shortfall = None if job_id not in peaks else ledger.shortfall(peaks[job_id])
         if immediate and job_id not in immediate:
-            reasons[job_id] = _queued(order[:index])
-        elif shortfall is not None:
-            reasons[job_id] = resources_reason(shortfall, holder)
+            behind.append(job_id)
+            continue
+        # Most queued jobs ask for the same few requests: each is checked against the ledger once.
+        peak = peaks.get(job_id)
+        if peak is not None and peak not in short:
+            short[peak] = operator_reason(ledger, peak, holder)
+        resources = None if peak is None else short[peak]
+        if resources is not None:
+            reasons[job_id] = resources
         elif found and job_id in found:
             reasons[job_id] = found[job_id]
         else:
-            reasons[job_id] = _queued(order[:index])
+            behind.append(job_id)
+    if behind:
+        # Only a place in the queue needs the admission order, the costly part.
+        order = queue.snapshot(now)
+        places = {job_id: index for index, job_id in enumerate(order)}
+        for job_id in behind:
+            reasons[job_id] = _queued(order[: places[job_id]])
     return reasons
 
 
