@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +19,8 @@ import aiohttp
 import pytest
 from yarl import URL
 
+from aorta.testing.embedded import aorta_up
+from aorta.testing.ports import free_port
 from tests.e2e.console_platform import (
     COPY_PIPELINE,
     SLOW_PIPELINE,
@@ -557,3 +560,30 @@ async def test_models_utilization_pages_and_unknown_routes(console: Console) -> 
             assert "default-src 'self'" in page.headers["Content-Security-Policy"]
             assert page.headers["X-Frame-Options"] == "DENY"
             assert "<html" in (await page.text()).lower()
+
+
+async def test_under_tls_the_console_serves_https_and_calls_the_gateway_over_tls(
+    tmp_path: Path,
+) -> None:
+    data, port, web = tmp_path / "data", free_port(), free_port()
+    args = ["--auth", "--tls", "auto", "--web-port", str(web), "--metrics-port", "0"]
+    with aorta_up(data, port, args=args):
+        trust = ssl.create_default_context(cafile=str(data / "tls" / "ca.pem"))
+        token = {"token": (data / "admin.token").read_text().strip()}
+        jar = aiohttp.CookieJar(unsafe=True)
+        base = f"https://127.0.0.1:{web}"
+        async with aiohttp.ClientSession(base, cookie_jar=jar) as session:
+
+            async def answers() -> bool:
+                try:
+                    async with session.get("/api/openapi.json", ssl=trust) as served:
+                        return served.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await until(answers)
+            async with session.post("/api/session", json=token, headers=CSRF, ssl=trust) as signed:
+                assert signed.status == 200 and (await signed.json())["role"] == "admin"
+                assert "Secure" in signed.headers["Set-Cookie"]
+            async with session.get("/api/jobs", ssl=trust) as listed:
+                assert listed.status == 200
