@@ -35,7 +35,7 @@ from typing import Any
 
 from structlog.contextvars import bind_contextvars, bound_contextvars
 
-from aorta.errors import AortaError, Conflict, Invalid, NotFound
+from aorta.errors import AortaError, Conflict, Invalid
 from aorta.ids import JobId
 from aorta.logger import get_logger
 from aorta.tasks import GuardedTasks
@@ -52,23 +52,14 @@ from aorta_services.scheduler.domain import (
 )
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.runs import run_id
-from aorta_services.scheduler.domain.services import (
-    DeclaredService,
-    declared_services,
-    never_fits,
-    waiting_reason,
-)
-from aorta_services.scheduler.domain.waiting import (
-    WaitReason,
-    waiting_for_service,
-    waiting_for_triton,
-)
+from aorta_services.scheduler.domain.waiting import waiting_for_triton
 from aorta_services.scheduler.events import job_event, operator_event, staged
 from aorta_services.scheduler.operator_runs import EngineParts, OperatorRunner, with_retries
 from aorta_services.scheduler.peers import Peers
 from aorta_services.scheduler.pipeline_services import ServiceKeeper
 from aorta_services.scheduler.reconcile import Reconciler
 from aorta_services.scheduler.release import Releaser
+from aorta_services.scheduler.service_admission import ServiceAdmission
 from aorta_services.scheduler.waits import WaitRecorder, record_job_wait
 
 log = get_logger(__name__)
@@ -98,15 +89,14 @@ class Engine:
         self._wake = asyncio.Event()
         self._resync = True
         self._main: asyncio.Task[None] | None = None
-        self._services = (
+        keeper = (
             ServiceKeeper(parts.services, self._ledger, parts.clock)
             if parts.services is not None
             else None
         )
-        self._needs: dict[JobId, tuple[DeclaredService, ...]] = {}
-        self._waiting: dict[JobId, str] = {}
+        self._services = ServiceAdmission(keeper, self._ledger, parts.repository, self.spawn)
         self._waits = WaitRecorder(parts.repository)
-        self._runner = OperatorRunner(parts, self._run_done, self._services)
+        self._runner = OperatorRunner(parts, self._run_done, keeper)
         self._releaser = Releaser(parts.repository, peers, self.spawn)
         self._reconciler = Reconciler(
             parts, self._ledger, self._runner, self.spawn, self._fault, peers
@@ -139,8 +129,7 @@ class Engine:
         # The run tasks go first: a run killed below must not be recorded as failed, since
         # the next leader runs it again.
         await self._tasks.cancel()
-        if self._services is not None:
-            await self._services.close()
+        await self._services.close()
         if kill_runs:
             settings = self._parts.settings
             grace = min(settings.grace, settings.lease_ttl / 6)
@@ -154,8 +143,7 @@ class Engine:
         return self._tasks.spawn(coroutine, name)
 
     async def _run(self) -> None:
-        if self._services is not None:
-            await self._services.adopt()
+        await self._services.takeover()
         await self._reconciler.reconcile(
             self.active, self._queue_with_rotation, self._releaser.release
         )
@@ -166,7 +154,7 @@ class Engine:
                 min(
                     [self._parts.settings.resync]
                     + [job.deadline - clock() for job in self.active.values()]
-                    + [when - clock() for when in self._service_deadlines()]
+                    + [when - clock() for when in self._services.deadlines()]
                 ),
             )
             try:
@@ -204,13 +192,11 @@ class Engine:
         now = self._parts.clock()
         await self._enforce_deadlines(now)
         await self._finish_jobs()
-        if self._services is not None:
-            queued = (s.service_id for needs in self._needs.values() for s in needs)
-            await self._services.sweep(queued)
+        await self._services.sweep()
         await self._launch_ready()
         self._admit_queued(now)
         await self._waits.refresh(
-            self._queue, self._ledger, self._peaks, self.active, now, self._service_waits()
+            self._queue, self._ledger, self._peaks, self.active, now, self._services.waits()
         )
 
     async def _resync_store(self) -> None:
@@ -226,19 +212,16 @@ class Engine:
                 await self._fault(record, f"the job can never run on this node: {why}")
                 continue
             peak = job_peak_request(op.request for op in record.operators)
-            needs = await self._services_of(record)
-            impossible = never_fits(self._ledger.capacity, needs, peak) if needs else None
+            impossible = await self._services.learn(record, peak)
             if impossible is not None:
                 await self._fault(record, f"the job can never run on this node: {impossible}")
                 continue
             self._queue.push(record.id, record.priority, record.enqueued or record.created)
             self._peaks[record.id] = peak
-            self._needs[record.id] = needs
         for job_id in [job_id for job_id in self._peaks if job_id not in present]:
             self._queue.remove(job_id)
             del self._peaks[job_id]
-            self._needs.pop(job_id, None)
-            self._waiting.pop(job_id, None)
+            self._services.forget(job_id)
         running = await repository.in_phase(JobPhase.RUNNING)
         unreleased = await repository.unreleased()
         strangers = []
@@ -251,13 +234,12 @@ class Engine:
         await self._reconciler.take_over(strangers, self.active, self._releaser.release)
         await self._reconciler.sweep_abandoned_creations()
         await self._parts.events.replay()
-        if self._services is not None:
-            await self._services.resync()
+        await self._services.resync()
 
     def _take_admitted(self) -> None:
         admitted, self._admitted = self._admitted, []
-        if admitted and self._services is not None:
-            self._services.release_unstarted()
+        if admitted:
+            self._services.admissions_done()
         for job_id, job in admitted:
             self._ledger.release(admission_owner(job_id))
             self._admitting.discard(job_id)
@@ -306,7 +288,7 @@ class Engine:
             if record.phase.stopped:
                 del self.active[job.id]
                 self._releaser.release(record)
-                self._services_left(record.id)
+                self._services.job_ended(record.id)
 
     async def _abandon_orphans(self, job: ActiveJob) -> None:
         """Operators RUNNING in the store that run nowhere, of a job that is stopping."""
@@ -344,13 +326,12 @@ class Engine:
 
     def _admit_queued(self, now: float) -> None:
         while True:
-            chosen = self._queue.choose(now, self._fits_now)
+            chosen = self._queue.choose(
+                now, lambda job_id: self._services.fits(job_id, self._peaks[job_id])
+            )
             if chosen is None:
                 return
-            needs = self._needs.pop(chosen, ())
-            self._waiting.pop(chosen, None)
-            if self._services is not None:
-                self._services.reserve(needs)
+            self._services.admit(chosen)
             self._ledger.allocate(admission_owner(chosen), self._peaks.pop(chosen))
             self._admitting.add(chosen)
             rotation = self._queue.rotation
@@ -410,19 +391,10 @@ class Engine:
                     record, f"no Triton server with the models {models} could be had: {why}"
                 )
                 return None
-        services = declared_services(pipeline)
-        if services:
-            if self._services is None:
-                await self._fault(record, "this scheduler runs no pipeline services")
-                return None
-            names = ", ".join(service.spec.name for service in services)
-            starting = waiting_for_service(names, "being made ready")
-            await record_job_wait(parts.repository, job_id, starting)
-            try:
-                await self._services.ensure(job_id, record.pipeline_id, services)
-            except AortaError as error:
-                await self._fault(record, "; ".join(error.messages))
-                return None
+        failed = await self._services.ensure(record, pipeline)
+        if failed is not None:
+            await self._fault(record, failed)
+            return None
         record = await parts.repository.modify(
             job_id,
             staged(
@@ -452,64 +424,10 @@ class Engine:
         job = self.active.get(record.id)
         if job is not None:
             job.update(faulted)
-        self._services_left(record.id)
+        self._services.job_ended(record.id)
         log.info("job.faulted", job_id=record.id, reason=reason)
         await self._parts.events.flush(faulted)
         return faulted
-
-    def _fits_now(self, job_id: JobId) -> bool:
-        """Whether the job's most demanding operator and its services not running yet fit
-        the node now; a job its services keep waiting says so in the log once."""
-        peak = self._peaks[job_id]
-        if not self._ledger.fits(peak):
-            return False
-        needs = self._needs.get(job_id, ())
-        if self._services is None or not needs:
-            return True
-        pending = self._services.pending(needs)
-        combined = Request(
-            cpu=peak.cpu + pending.cpu,
-            gpu=peak.gpu + pending.gpu,
-            memory_mb=peak.memory_mb + pending.memory_mb,
-        )
-        if self._ledger.fits(combined):
-            return True
-        reason = waiting_reason(needs)
-        if self._waiting.get(job_id) != reason:
-            self._waiting[job_id] = reason
-            log.info("job.waiting", job_id=job_id, reason=reason)
-        return False
-
-    def _service_waits(self) -> dict[JobId, WaitReason]:
-        """The queued jobs whose pipeline services do not fit the node yet (`_fits_now`)."""
-        return {
-            job_id: waiting_for_service(
-                ", ".join(service.spec.name for service in self._needs.get(job_id, ())),
-                "no room on the node to start it yet",
-            )
-            for job_id in self._waiting
-        }
-
-    async def _services_of(self, record: JobRecord) -> tuple[DeclaredService, ...]:
-        """The services a queued job's operators declare (none when its definition cannot
-        be read: admission faults it then)."""
-        known = self._needs.get(record.id)
-        if known is not None:
-            return known
-        try:
-            definition = await self._parts.repository.definition(record.id)
-            return declared_services(definition.resolved(record.variables))
-        except (Invalid, NotFound):
-            return ()
-
-    def _service_deadlines(self) -> list[float]:
-        deadline = self._services.next_deadline() if self._services is not None else None
-        return [] if deadline is None else [deadline]
-
-    def _services_left(self, job_id: JobId) -> None:
-        """Takes a stopped job off its services' users, in a task (the pass goes on)."""
-        if self._services is not None:
-            self.spawn(self._services.job_ended(job_id), name=f"aorta.scheduler.left.{job_id}")
 
     def _run_done(self, job: ActiveJob, operator: str) -> None:
         self._ledger.release(owner(job.id, operator))
