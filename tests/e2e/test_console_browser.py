@@ -221,9 +221,17 @@ async def test_a_user_cancels_a_job_and_sees_why_another_waits(
     console: Console, pipelines: dict[str, str]
 ) -> None:
     running = console.started_job("alice", pipelines["slow"], "to-cancel")
-    queued = console.started_job("alice", pipelines["slow"], "queued")
+    queued = ""
     try:
         async with _signed_in(console, "alice") as page:
+            badges = page.locator("#job-badges")
+            await page.goto(f"/#/jobs/{running}")
+            await expect(badges).to_contain_text("RUNNING", timeout=LONG)
+            # Started once the first holds the node's CPUs, so this one waits behind it.
+            queued = await asyncio.to_thread(
+                console.started_job, "alice", pipelines["slow"], "queued"
+            )
+            await page.get_by_role("link", name="Jobs", exact=True).click()
             row = page.locator(f"tr[data-job='{queued}']")
             await expect(row.locator("td.reason")).not_to_be_empty(timeout=LONG)
             await _shoot(page, "jobs")
@@ -235,14 +243,18 @@ async def test_a_user_cancels_a_job_and_sees_why_another_waits(
             await expect(page.locator("#waiting-reason")).to_contain_text("Waiting:")
 
             await page.goto(f"/#/jobs/{running}")
-            badges = page.locator("#job-badges")
-            await expect(badges).to_contain_text("RUNNING", timeout=LONG)
+            await expect(badges).to_contain_text("RUNNING")
             await page.get_by_role("button", name="Cancel").click()
             await expect(badges).to_contain_text("CANCELED", timeout=LONG)
             await expect(badges).to_contain_text("STOPPED")
+
+            await page.goto(f"/#/jobs/{queued}")
+            await expect(badges).to_contain_text("RUNNING", timeout=LONG)
+            await expect(page.locator("#waiting-reason")).to_be_hidden()
     finally:
-        _cancelled(console, queued)
-        _cancelled(console, running)
+        for job in (queued, running):
+            if job:
+                _cancelled(console, job)
 
 
 async def test_a_viewer_is_refused_a_cancel_and_bytes_and_sees_it(
