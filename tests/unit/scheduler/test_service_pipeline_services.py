@@ -137,7 +137,11 @@ async def test_a_job_whose_service_does_not_fit_now_waits_queued(harness: Harnes
     hog = await harness.run("hog", pipeline_id=OTHER_PIPELINE)
     await harness.until(hog, lambda s: s.state == P.JOB_STATE_RUNNING)
     waiting = await harness.run("waiting")
-    assert (await harness.status(waiting)).state == P.JOB_STATE_PENDING
+    status = await harness.until(waiting, lambda s: any("trtis" in m for m in s.messages))
+    assert status.state == P.JOB_STATE_PENDING
+    assert list(status.messages) == [
+        "waiting: waits for the service trtis: no room on the node to start it yet"
+    ]
     assert executor.services.started == []
     await harness.cancel(hog)
     assert (await harness.stopped(waiting)).status == P.JOB_STATUS_HEALTHY
