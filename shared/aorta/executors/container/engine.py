@@ -17,6 +17,9 @@ from typing import Any
 
 import aiodocker
 import aiohttp
+from aiodocker.containers import DockerContainer
+from aiodocker.multiplexed import multiplexed_result_stream
+from aiodocker.types import SENTINEL
 
 from aorta.errors import Conflict, Invalid, NotFound, Unavailable
 from aorta.executors.container.devices import EngineKind, engine_kind
@@ -196,11 +199,30 @@ class ContainerEngine:
         container = self._docker.containers.container(name)
         with _translated(f"the log of container {name}"):
             if follow:
-                async for text in container.log(stdout=True, stderr=True, follow=True):
+                async for text in self._followed(container):
                     yield text.encode("utf-8")
             else:
                 for text in await container.log(stdout=True, stderr=True):
                     yield text.encode("utf-8")
+
+    async def _followed(self, container: DockerContainer) -> AsyncIterator[str]:
+        """The container's followed log, as aiodocker's `log(follow=True)` streams it, but
+        closing the response when the reader stops early (aiodocker leaves it to the garbage
+        collector, which then warns about an unclosed connection)."""
+        tty = bool(((await container.show()).get("Config") or {}).get("Tty"))
+        query = self._docker._query(
+            f"containers/{container.id}/logs",
+            params={"stdout": True, "stderr": True, "follow": True},
+            timeout=self._docker._resolve_long_running_timeout(SENTINEL),
+        )
+        async with query as response:
+            try:
+                # aiodocker's own decoder of the log stream; its module has no annotations.
+                stream = multiplexed_result_stream(response, is_tty=tty)  # type: ignore[no-untyped-call]
+                async for text in stream:
+                    yield str(text)
+            finally:
+                response.close()
 
 
 def _engine_failed(error: Invalid) -> bool:

@@ -14,10 +14,12 @@ The `ServiceRunner` of `ContainerExecutor.service_runner()`, on the same engine 
   serialised, so two jobs asking at once share one start.
 - `stop` stops the container (SIGTERM, SIGKILL after the grace), keeps its log and removes
   it; its data volume stays for the next start.
-- The service's log is read from the engine while its container exists, and is put whole
-  (bounded) at the launch's `log_key` in the blob store when the service becomes ready, fails
-  or stops, so it stays readable once the container is gone.
-- `close` leaves the containers running: a later runner adopts them.
+- The service's log is read from the engine while its container exists. Like an operator's,
+  it is kept (its last `max_log_bytes`) at the launch's `log_key` in the blob store: followed
+  and put again every `AORTA_CONTAINER_LOG_FLUSH_INTERVAL` while it grows once the service is
+  ready, and put whole when it fails or stops, so it stays readable once the container is gone.
+- `close` stops following the logs and leaves the containers running: a later runner adopts
+  them.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class ContainerServiceRunner:
         self._max_log_bytes = max_log_bytes
         self._locks: dict[str, asyncio.Lock] = {}
         self._log_keys: dict[str, str] = {}
+        self._followers: dict[str, asyncio.Task[None]] = {}
 
     async def ensure(self, launch: ServiceLaunch) -> ServiceEndpoint:
         """Starts the service unless its container runs already, and returns once it is
@@ -108,7 +111,7 @@ class ContainerServiceRunner:
             else:
                 log.info("service container adopted")
             endpoint = await self._until_ready(launch, name, ports)
-            await self._keep_log(name, launch.log_key)
+            self._follow(launch.service_id, name, launch.log_key)
             log.info("service ready", addresses=sorted(endpoint.environment.values()))
             return endpoint
 
@@ -116,6 +119,7 @@ class ContainerServiceRunner:
         """Stops the service's container within `grace` seconds, keeps its log and removes
         the container; its data volume stays. Nothing for a service without a container."""
         name = self._name(service_id)
+        await self._unfollow(service_id)
         inspected = await self._engine.inspect(name)
         if inspected is None:
             return
@@ -150,7 +154,46 @@ class ContainerServiceRunner:
             yield line
 
     async def close(self) -> None:
-        """Nothing to release: the containers keep running for the next runner to adopt."""
+        """Stops copying the services' logs; the containers keep running for the next runner
+        to adopt (it copies their logs from then on)."""
+        for service_id in list(self._followers):
+            await self._unfollow(service_id)
+
+    def _follow(self, service_id: str, name: str, log_key: str) -> None:
+        """Copies the running service's log to the blob store from now on (once per service)."""
+        follower = self._followers.get(service_id)
+        if log_key and (follower is None or follower.done()):
+            self._followers[service_id] = asyncio.create_task(
+                self._copy_log(name, log_key), name=f"aorta-service-log-{service_id}"
+            )
+
+    async def _unfollow(self, service_id: str) -> None:
+        follower = self._followers.pop(service_id, None)
+        if follower is not None:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+
+    async def _copy_log(self, name: str, log_key: str) -> None:
+        """Follows the container's log from its start and puts it (its last `max_log_bytes`)
+        at `log_key` every flush interval while it grew, until the container stops."""
+        kept = _LogTail(self._max_log_bytes)
+
+        async def pump() -> None:
+            try:
+                async for chunk in self._engine.logs(name, follow=True):
+                    kept.append(chunk)
+            except AortaError as error:
+                _log.warning("service log no longer followed", container=name, error=str(error))
+
+        pumping = asyncio.create_task(pump())
+        try:
+            while not pumping.done():
+                await asyncio.wait({pumping}, timeout=self._settings.log_flush_interval)
+                if kept.grown:
+                    await self._put_log(log_key, kept.take(), name)
+        finally:
+            pumping.cancel()
+            await asyncio.gather(pumping, return_exceptions=True)
 
     def _name(self, service_id: str) -> str:
         return container_name(self._settings.instance, service_id)
@@ -263,10 +306,10 @@ class ContainerServiceRunner:
 
     async def _keep_log(self, name: str, log_key: str) -> None:
         """Puts the container's log so far at `log_key` (best effort, logged when it fails)."""
-        if not log_key:
-            return
-        log = await self._log_of(name)
+        if log_key:
+            await self._put_log(log_key, await self._log_of(name), name)
 
+    async def _put_log(self, log_key: str, log: bytes, name: str) -> None:
         async def chunks() -> AsyncIterator[bytes]:
             yield log
 
@@ -278,17 +321,34 @@ class ContainerServiceRunner:
     async def _log_of(self, name: str) -> bytes:
         """The container's log from the engine, its last `max_log_bytes` at most; empty when
         the engine has none."""
-        kept: deque[bytes] = deque()
-        size = 0
+        kept = _LogTail(self._max_log_bytes)
         try:
             async for chunk in self._engine.logs(name, follow=False):
                 kept.append(chunk)
-                size += len(chunk)
-                while size > self._max_log_bytes and len(kept) > 1:
-                    size -= len(kept.popleft())
         except AortaError:
             return b""
-        return b"".join(kept)[-self._max_log_bytes :]
+        return kept.take()
+
+
+class _LogTail:
+    """The last `limit` bytes of a log, and whether it grew since it was last taken."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self.grown = False
+
+    def append(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+        self._size += len(chunk)
+        self.grown = self.grown or bool(chunk)
+        while self._size - len(self._chunks[0]) >= self._limit and len(self._chunks) > 1:
+            self._size -= len(self._chunks.popleft())
+
+    def take(self) -> bytes:
+        self.grown = False
+        return b"".join(self._chunks)[-self._limit :]
 
 
 def _running(inspected: Json) -> bool:

@@ -24,7 +24,7 @@ from aorta.executors.services import (
     SharedVolume,
     service_key,
 )
-from tests.integration.executors.conftest import Job, Store
+from tests.integration.executors.conftest import Job, Store, eventually
 from tests.integration.executors.container.conftest import MakeExecutor, in_image
 
 INSTANCE = "aorta-test"
@@ -152,6 +152,22 @@ async def test_a_stopped_service_keeps_its_log_and_its_data_for_the_next_start(
     await runner.stop(launch.service_id, grace=1.0)
     await runner.stop(launch.service_id, grace=1.0)
     assert data_volume(INSTANCE, launch.service_id).endswith("-data")
+
+
+async def test_a_running_services_log_is_kept_in_the_blob_store_as_it_grows(
+    runner: ContainerServiceRunner, store: Store, busybox_image: str
+) -> None:
+    command = ("sh", "-c", "echo first; sleep 2; echo second; exec sleep 600")
+    launch = trtis_like(busybox_image, command, http=(), volumes=())
+    await runner.ensure(launch)
+
+    async def kept() -> bool:
+        try:
+            return await store.read(launch.log_key) == b"first\nsecond\n"
+        except NotFound:
+            return False
+
+    await eventually(kept, within=30.0)
 
 
 async def test_a_service_that_crashes_at_start_fails_with_its_last_log_lines(
