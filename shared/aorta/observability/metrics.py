@@ -100,7 +100,7 @@ OPERATOR_RUNS = Counter(
 )
 OPERATOR_DURATION_SECONDS = Histogram(
     "aorta_operator_duration_seconds",
-    "Wall time of an operator run, from the executor's start to its recorded end.",
+    "Wall time of an operator run, from its admission to its outputs stored.",
     ("executor",),
     buckets=DURATION_BUCKETS,
 )
