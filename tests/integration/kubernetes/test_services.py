@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 
+from aorta.errors import NotFound
 from aorta.executors.kubernetes.service_objects import (
     SERVICE_ID_ANNOTATION,
     claim_name,
@@ -28,6 +29,7 @@ from aorta.executors.services import (
 )
 from aorta.kubernetes.api import POD, KubeApi
 from aorta.testing.kube_api import KubeApiServer
+from tests.integration.executors.conftest import eventually
 from tests.integration.kubernetes.k8s_cluster import NAMESPACE, Cluster
 
 COMMAND = ("tritonserver", f"--model-store={SERVICE_DATA_MACRO}/models")
@@ -196,6 +198,31 @@ async def test_stop_removes_the_deployment_and_service_and_keeps_the_data_claim(
     assert await _read(stand_in, launch.log_key) == b"serving\n"
     assert [line async for line in runner.log_lines(launch.service_id)] == ["serving"]
     assert await runner.running() == []
+
+
+async def test_a_running_services_log_is_copied_to_the_blob_store(
+    stand_in: Cluster, node: ServiceNode
+) -> None:
+    launch = trtis()
+    runner = KubernetesServiceRunner(
+        stand_in.api, stand_in.blobs, stand_in.settings, log_interval=0.05
+    )
+    try:
+        await runner.ensure(launch)
+        pod = service_name(launch.service_id)
+        node.server.set_log(NAMESPACE, pod, "service", "loaded covid\n")
+
+        async def copied(text: bytes) -> bool:
+            try:
+                return await _read(stand_in, launch.log_key) == text
+            except NotFound:
+                return False
+
+        await eventually(lambda: copied(b"loaded covid\n"))
+        node.server.set_log(NAMESPACE, pod, "service", "loaded covid\nserving\n")
+        await eventually(lambda: copied(b"loaded covid\nserving\n"))
+    finally:
+        await runner.close()
 
 
 async def test_a_service_that_crashes_at_start_fails_with_its_last_log_lines(

@@ -51,6 +51,8 @@ from aorta.logger import get_logger
 STOP_WAIT = 60.0
 """Seconds `stop` waits for the service's pod to go."""
 MAX_LOG_BYTES = 10 << 20
+LOG_COPY_INTERVAL = 10.0
+"""Seconds between two copies of a running service's pod log to the blob store."""
 _FAILED_WAITING = frozenset(
     {
         "CrashLoopBackOff",
@@ -69,10 +71,19 @@ class KubernetesServiceRunner:
     """Runs pipeline services as Deployments in `settings.namespace` (the `ServiceRunner`
     port; module docstring). The API connection belongs to the executor."""
 
-    def __init__(self, api: KubeApi, blobs: BlobStore, settings: KubernetesSettings) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        blobs: BlobStore,
+        settings: KubernetesSettings,
+        *,
+        log_interval: float = LOG_COPY_INTERVAL,
+    ) -> None:
         self._api = api
         self._blobs = blobs
         self._settings = settings
+        self._log_interval = log_interval
+        self._copies: dict[str, asyncio.Task[None]] = {}
         selector = names.selector(instance_labels(settings))
         lasting = settings.watch_timeout
         self.deployments = ObjectWatch(
@@ -119,6 +130,7 @@ class KubernetesServiceRunner:
                 _log.warning("service failed", service_id=launch.service_id, reason=failure)
                 raise service_failed(launch.name, failure, log)
             _log.info("service ready", service_id=launch.service_id, deployment=name)
+            self._copy_log(launch.service_id, launch.log_key)
             return ServiceEndpoint(
                 service_id=launch.service_id,
                 environment=endpoint_environment(self._settings, launch),
@@ -131,6 +143,7 @@ class KubernetesServiceRunner:
     async def stop(self, service_id: str, *, grace: float) -> None:
         """Keeps the service's log, deletes its Deployment and Service, and waits (at most
         `STOP_WAIT` seconds) for its pod to go; the claim stays."""
+        await self._stop_copying(service_id)
         key = self._log_keys.get(service_id) or await self._annotated_log_key(service_id)
         await self._keep(key, await self._pod_log(service_id))
         await self._delete(service_id, grace=max(0, round(grace)))
@@ -166,9 +179,40 @@ class KubernetesServiceRunner:
             yield line
 
     async def close(self) -> None:
-        """Ends the watches; the services keep running for the next runner to adopt."""
+        """Ends the watches and the copies of the logs; the services keep running for the
+        next runner to adopt."""
+        for service_id in list(self._copies):
+            await self._stop_copying(service_id)
         await self.deployments.close()
         await self.pods.close()
+
+    def _copy_log(self, service_id: str, key: str) -> None:
+        """Copies the service's pod log to the blob store every `log_interval` seconds from
+        now on (once per service), so any scheduler replica can read it."""
+        copying = self._copies.get(service_id)
+        if key and (copying is None or copying.done()):
+            self._copies[service_id] = asyncio.create_task(
+                self._keep_copying(service_id, key), name=f"aorta-service-log-{service_id}"
+            )
+
+    async def _keep_copying(self, service_id: str, key: str) -> None:
+        copied = b""
+        while True:
+            try:
+                log = await self._pod_log(service_id)
+            except AortaError as error:  # the API is away: try again next time
+                _log.warning("service log not copied", service_id=service_id, error=str(error))
+                log = b""
+            if log and log != copied:
+                await self._keep(key, log)
+                copied = log
+            await asyncio.sleep(self._log_interval)
+
+    async def _stop_copying(self, service_id: str) -> None:
+        copying = self._copies.pop(service_id, None)
+        if copying is not None:
+            copying.cancel()
+            await asyncio.gather(copying, return_exceptions=True)
 
     async def _ready_or_failed(self, service_id: str) -> str | None:
         """None once the service's Deployment has a ready replica; why it failed when its pod
