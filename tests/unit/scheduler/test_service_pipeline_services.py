@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from aorta import subjects
 from aorta.api import jobs_pb2
+from aorta.bus import CloudEvent
 from aorta.executors.services import service_key
+from tests.unit.scheduler.job_calls import appender, wait_for
 from tests.unit.scheduler.scheduler_fakes import Behaviour
 from tests.unit.scheduler.scheduler_harness import PIPELINE_ID, Harness
 from tests.unit.scheduler.service_fakes import ServiceExecutor
@@ -189,3 +191,35 @@ async def test_an_idle_service_stops_once_every_pipeline_declaring_it_is_removed
     assert runner.stopped == []
     del harness.peers.pipelines[OTHER_PIPELINE]
     await runner.until(lambda: runner.stopped == [runner.started[0].service_id])
+
+
+async def test_service_lifecycle_events_are_cloudevents(harness: Harness) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "covid", {"c.yaml": covid()})
+    harness.peers.add_pipeline(OTHER_PIPELINE, "broken", {"c.yaml": covid("[crash]")})
+    executor = ServiceExecutor()
+    executor.services.crash["trtis"] = ("boom",)
+    seen: list[CloudEvent] = []
+    subscription = await harness.client.subscribe_events(
+        "aorta.events.service.>", appender(seen), deliver="all"
+    )
+    try:
+        await harness.replica(IDLE, executor=executor)
+        executor.services.crash.clear()
+        await harness.stopped(await harness.run("fine"))
+        executor.services.crash["trtis"] = ("boom",)
+        await harness.stopped(await harness.run("broken", pipeline_id=OTHER_PIPELINE))
+        await wait_for(lambda: len(seen) == 5)
+    finally:
+        await subscription.drain()
+    fine, broken = (launch.service_id for launch in executor.services.started)
+    assert {e.source for e in seen} == {"aorta/scheduler"}
+    by_service = {sid: [e.type for e in seen if e.subject == sid] for sid in (fine, broken)}
+    assert by_service == {
+        fine: ["org.aorta.service.started", "org.aorta.service.ready", "org.aorta.service.stopped"],
+        broken: ["org.aorta.service.started", "org.aorta.service.failed"],
+    }
+    [ready] = [e.data for e in seen if e.type == "org.aorta.service.ready"]
+    assert ready["name"] == "trtis" and ready["state"] == "READY"
+    assert ready["address"] == "10.0.0.1:8001"
+    [failed] = [e.data for e in seen if e.type == "org.aorta.service.failed"]
+    assert "boom" in failed["message"]
