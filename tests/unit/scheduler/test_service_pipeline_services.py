@@ -197,14 +197,12 @@ async def test_service_lifecycle_events_are_cloudevents(harness: Harness) -> Non
     harness.peers.add_pipeline(PIPELINE_ID, "covid", {"c.yaml": covid()})
     harness.peers.add_pipeline(OTHER_PIPELINE, "broken", {"c.yaml": covid("[crash]")})
     executor = ServiceExecutor()
-    executor.services.crash["trtis"] = ("boom",)
     seen: list[CloudEvent] = []
     subscription = await harness.client.subscribe_events(
         "aorta.events.service.>", appender(seen), deliver="all"
     )
     try:
         await harness.replica(IDLE, executor=executor)
-        executor.services.crash.clear()
         await harness.stopped(await harness.run("fine"))
         executor.services.crash["trtis"] = ("boom",)
         await harness.stopped(await harness.run("broken", pipeline_id=OTHER_PIPELINE))
