@@ -3,10 +3,8 @@ carried on to the service over the bus; Jobs.Status names the job's trace in its
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from aorta import contracts, subjects
@@ -14,7 +12,6 @@ from aorta.api import common_pb2, jobs_pb2, jobs_pb2_grpc
 from aorta.bus import Request
 from aorta.bus.verbs import answering
 from aorta.observability import TRACE_ID_METADATA, tracing
-from aorta.testing.otlp_collector import memory_spans
 from tests.unit.gateway.door_harness import door_gateway
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -22,14 +19,8 @@ CLIENT_SPAN = "00f067aa0ba902b7"
 JOB = "0123456789abcdef0123456789abcdef"
 
 
-@pytest.fixture
-def exported() -> Iterator[InMemorySpanExporter]:
-    with memory_spans() as exporter:
-        yield exporter
-
-
 async def test_a_clients_trace_reaches_the_service(
-    tmp_path: Path, exported: InMemorySpanExporter
+    tmp_path: Path, exported_spans: InMemorySpanExporter
 ) -> None:
     seen: list[str] = []
 
@@ -45,7 +36,7 @@ async def test_a_clients_trace_reaches_the_service(
         await stub.Cancel(request, metadata=(("traceparent", traceparent),), timeout=5)
 
     assert seen == [TRACE_ID]
-    spans = {span.name: span for span in exported.get_finished_spans()}
+    spans = {span.name: span for span in exported_spans.get_finished_spans()}
     gateway = spans["nvidia.clara.platform.Jobs/Cancel"]
     service = spans[subjects.SCHEDULER_CANCEL]
     assert gateway.parent is not None and f"{gateway.parent.span_id:016x}" == CLIENT_SPAN

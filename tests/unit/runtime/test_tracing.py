@@ -4,8 +4,6 @@ log lines that name the trace."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import structlog
 from opentelemetry.sdk.trace import ReadableSpan
@@ -17,7 +15,6 @@ from aorta.bus.memory import MemoryBus, MemoryNetwork
 from aorta.executors import RunOutcome, RunReason, RunTimes
 from aorta.logger import add_trace_id
 from aorta.observability import tracing
-from aorta.testing.otlp_collector import memory_spans
 from aorta_services.scheduler import observations
 from aorta_services.scheduler.domain import transitions
 from aorta_services.scheduler.domain.timeline import JobTrace
@@ -26,12 +23,6 @@ from tests.unit.scheduler.test_transitions import ALLOCATION, created
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 JOB_SPAN = "00f067aa0ba902b7"
 START_SPAN = "b7ad6b7169203331"
-
-
-@pytest.fixture
-def exported() -> Iterator[InMemorySpanExporter]:
-    with memory_spans() as exporter:
-        yield exporter
 
 
 def hex_ids(span: ReadableSpan) -> tuple[str, str, str]:
@@ -63,7 +54,9 @@ def test_nothing_is_recorded_while_tracing_is_off() -> None:
     assert headers == {}
 
 
-def test_a_span_gets_its_preset_ids_and_explicit_times(exported: InMemorySpanExporter) -> None:
+def test_a_span_gets_its_preset_ids_and_explicit_times(
+    exported_spans: InMemorySpanExporter,
+) -> None:
     tracing.emit(
         "job night",
         trace_id=TRACE_ID,
@@ -74,7 +67,7 @@ def test_a_span_gets_its_preset_ids_and_explicit_times(exported: InMemorySpanExp
         error="the job ended FAULTED",
     )
     tracing.emit("admission", trace_id=TRACE_ID, parent_span_id=JOB_SPAN, start=100.0, end=101.0)
-    job, admission = exported.get_finished_spans()
+    job, admission = exported_spans.get_finished_spans()
     assert hex_ids(job) == (TRACE_ID, JOB_SPAN, START_SPAN)
     assert (job.start_time, job.end_time) == (100_000_000_000, 160_500_000_000)
     assert not job.status.is_ok
@@ -82,13 +75,13 @@ def test_a_span_gets_its_preset_ids_and_explicit_times(exported: InMemorySpanExp
     assert (trace_id, parent) == (TRACE_ID, JOB_SPAN) and span_id != JOB_SPAN
 
 
-def test_new_ids_continue_the_call_being_served(exported: InMemorySpanExporter) -> None:
+def test_new_ids_continue_the_call_being_served(exported_spans: InMemorySpanExporter) -> None:
     carrier = {"traceparent": f"00-{TRACE_ID}-{START_SPAN}-01"}
     with tracing.server_span("nvidia.clara.platform.Jobs/Start", carrier):
         ids = tracing.new_ids()
         served = tracing.current_trace_id()
     assert ids is not None and served == TRACE_ID
-    (span,) = exported.get_finished_spans()
+    (span,) = exported_spans.get_finished_spans()
     assert ids.trace_id == TRACE_ID and ids.parent_span_id == hex_ids(span)[1]
     assert hex_ids(span)[2] == START_SPAN
     alone = tracing.new_ids()
@@ -96,7 +89,7 @@ def test_new_ids_continue_the_call_being_served(exported: InMemorySpanExporter) 
 
 
 async def test_a_bus_request_carries_the_trace_and_the_request_id(
-    exported: InMemorySpanExporter,
+    exported_spans: InMemorySpanExporter,
 ) -> None:
     network = MemoryNetwork()
     server, client = MemoryBus(network), MemoryBus(network)
@@ -118,12 +111,12 @@ async def test_a_bus_request_carries_the_trace_and_the_request_id(
     await client.close()
     await server.close()
     assert seen == {"trace_id": TRACE_ID, "log": {"trace_id": TRACE_ID}, "request_id": "req-7"}
-    names = [span.name for span in exported.get_finished_spans()]
+    names = [span.name for span in exported_spans.get_finished_spans()]
     assert names == ["aorta.rpc.payloads.lock", "aorta.rpc.scheduler.start"]
 
 
 def test_an_operator_end_feeds_its_spans_and_metrics_from_the_timeline(
-    exported: InMemorySpanExporter,
+    exported_spans: InMemorySpanExporter,
 ) -> None:
     record = transitions.queue(
         created(),
@@ -159,7 +152,7 @@ def test_an_operator_end_feeds_its_spans_and_metrics_from_the_timeline(
     assert runs() == before + 1
     assert timed() == pytest.approx(before_time + 9.5)
 
-    spans = {span.name: span for span in exported.get_finished_spans()}
+    spans = {span.name: span for span in exported_spans.get_finished_spans()}
     assert set(spans) == {"operator a", "staging", "running", "storing", "admission"}
     operator = spans["operator a"]
     assert hex_ids(operator)[2] == JOB_SPAN

@@ -4,8 +4,6 @@ only its owner (or an admin) may read it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -14,7 +12,6 @@ from aorta import subjects
 from aorta.api import aorta_jobs_pb2
 from aorta.auth.principal import Principal, Role
 from aorta.errors import Forbidden
-from aorta.testing.otlp_collector import memory_spans
 from tests.unit.scheduler.job_calls import chain, wait_for
 from tests.unit.scheduler.scheduler_fakes import Behaviour
 from tests.unit.scheduler.scheduler_harness import Harness, ident
@@ -22,12 +19,6 @@ from tests.unit.scheduler.scheduler_harness import Harness, ident
 ALICE = Principal("alice", frozenset({Role.USER}))
 BOB = Principal("bob", frozenset({Role.USER}))
 ADMIN = Principal("root", frozenset({Role.ADMIN}))
-
-
-@pytest.fixture
-def exported() -> Iterator[InMemorySpanExporter]:
-    with memory_spans() as exporter:
-        yield exporter
 
 
 async def timeline(harness: Harness, job_id: str) -> aorta_jobs_pb2.JobsTimelineResponse:
@@ -49,7 +40,7 @@ def span_id(span: ReadableSpan) -> str:
 
 
 async def test_a_jobs_timeline_and_its_spans_tell_the_same_story(
-    harness: Harness, exported: InMemorySpanExporter
+    harness: Harness, exported_spans: InMemorySpanExporter
 ) -> None:
     await chain(harness, first=Behaviour(seconds=0.05))
     job_id = await harness.run("traced")
@@ -72,12 +63,12 @@ async def test_a_jobs_timeline_and_its_spans_tell_the_same_story(
     assert attempts["second"].ready >= attempts["first"].admitted + 0.05
 
     def job_span_exported() -> bool:
-        return any(s.name == "job traced" for s in exported.get_finished_spans())
+        return any(s.name == "job traced" for s in exported_spans.get_finished_spans())
 
     await wait_for(job_span_exported)
     spans = [
         s
-        for s in exported.get_finished_spans()
+        for s in exported_spans.get_finished_spans()
         if s.context is not None and f"{s.context.trace_id:032x}" == answer.trace_id
     ]
     (root,) = [s for s in spans if s.name == "job traced"]
