@@ -41,8 +41,8 @@ class ContainerSettings:
     - `AORTA_CONTAINER_STOP_GRACE` (seconds, default 15): between SIGTERM and SIGKILL when a
       run passes its timeout (Clara's grace); a cancel uses the grace the scheduler passes.
     - `AORTA_CONTAINER_SERVICE_NETWORK` (default `host`): the network of an operator that
-      must reach Triton (its addresses are on the host's loopback); every other operator has
-      no network at all (docs/security.md, "Operators").
+      must reach Triton or a pipeline service (their addresses are on the host's loopback);
+      every other operator has no network at all (docs/security.md, "Operators").
     - `AORTA_CONTAINER_KEEP` (default false): keep finished containers (for debugging) rather
       than removing them once their outcome and outputs are stored.
     - `AORTA_CONTAINER_LOG_FLUSH_INTERVAL` (seconds, default 1): between pushes of a running
