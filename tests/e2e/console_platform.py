@@ -30,12 +30,15 @@ behind a running one and has a reason to show."""
 COPY_PIPELINE = """\
 api-version: 0.4.0
 name: console-copy
+parameters:
+  GREETING: hello
 operators:
 - name: copy
   container:
     image: busybox
     command: [sh, -c, 'out=${NVIDIA_CLARA_OUTPUTPATHS#*:}; inp=${NVIDIA_CLARA_INPUTPATHS#*:};
-      echo "copy reads:"; ls "$inp"; sleep 4; mkdir -p "$out" && cp -r "$inp"/. "$out"/']
+      echo "greeting: ${{ GREETING }}"; echo "copy reads:"; ls "$inp"; sleep 4;
+      mkdir -p "$out" && cp -r "$inp"/. "$out"/']
   input: [{path: /input}]
   output: [{path: /output}]
 - name: report
@@ -46,7 +49,8 @@ operators:
   input: [{from: copy, path: /input}]
   output: [{path: /output}]
 """
-"""Two operators in a chain; the first pauses, so the page sees the second PENDING first."""
+"""Two operators in a chain; the first says the GREETING it was started with and pauses, so
+the page sees the second PENDING first."""
 
 SLOW_PIPELINE = """\
 api-version: 0.4.0

@@ -1,8 +1,9 @@
 """The web console in headless Chromium against a real `aorta up --auth`: a user signs in,
-runs a pipeline from two dropped files and watches its DAG finish without reloading, reads an
-operator's log, downloads an output and gets its bytes back, cancels a job and sees why another
-waits; a viewer is refused a cancel and bytes, and sees the refusals. Every page is
-photographed into tests/artifacts/console/ at desktop and tablet sizes."""
+runs a pipeline from two dropped files and a variable and watches its DAG finish without
+reloading, reads an operator's log, downloads an output and gets its bytes back, filters and
+pages the jobs table and sees a new job arrive, cancels a job and sees why another waits; a
+viewer is refused a cancel and bytes, and sees the refusals; a platform without auth says so.
+Every page is photographed into tests/artifacts/console/ at desktop and tablet sizes."""
 
 from __future__ import annotations
 
@@ -157,6 +158,9 @@ async def test_a_user_runs_a_pipeline_from_dropped_files_and_follows_it(
         )
         await page.dispatch_event("#run-dropzone", "drop", {"dataTransfer": dropped})
         await expect(page.locator("#run-files li")).to_have_count(2)
+        await page.get_by_role("button", name="Add variable").click()
+        await page.locator("#run-variables .var-name").fill("GREETING")
+        await page.locator("#run-variables .var-value").fill("bonjour")
         await page.get_by_role("button", name="Create and start").click()
 
         await expect(page.get_by_role("heading", name="dropped")).to_be_visible()
@@ -170,6 +174,7 @@ async def test_a_user_runs_a_pipeline_from_dropped_files_and_follows_it(
         await expect(page.locator("#job-badges")).to_contain_text("STOPPED", timeout=LONG)
 
         await copy.click()
+        await expect(page.locator("#log-text")).to_contain_text("greeting: bonjour")
         await expect(page.locator("#log-text")).to_contain_text("copy reads:")
         await expect(page.locator("#log-text")).to_contain_text("scan.raw")
 
