@@ -95,7 +95,7 @@ class Engine:
             else None
         )
         self._services = ServiceAdmission(keeper, self._ledger, parts.repository, self.spawn)
-        self._waits = WaitRecorder(parts.repository)
+        self._waits = WaitRecorder(parts.repository, self.spawn)
         self._runner = OperatorRunner(parts, self._run_done, keeper)
         self._releaser = Releaser(parts.repository, peers, self.spawn)
         self._reconciler = Reconciler(
@@ -195,7 +195,7 @@ class Engine:
         await self._services.sweep()
         await self._launch_ready()
         self._admit_queued(now)
-        await self._waits.refresh(
+        self._waits.refresh(
             self._queue, self._ledger, self._peaks, self.active, now, self._services.waits()
         )
 

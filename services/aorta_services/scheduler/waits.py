@@ -4,7 +4,8 @@ them (`Jobs.Status`, `aorta.v1.Jobs/Queue`).
 After each pass the engine hands `WaitRecorder.refresh` what it decided with: the queue, the
 ledger, the queued jobs' peak requests and the jobs it runs. The reasons are worked out there
 (`domain.waiting`), and a job document is written only when one of its reasons changed since
-this leader last wrote it, so a pass that changes nothing writes nothing. A reason carries no
+this leader last wrote it, so a pass that changes nothing writes nothing; the writes run
+beside the passes, never holding one up. A reason carries no
 duration, so time passing changes none. A new leader starts with nothing remembered: its first
 pass reads each waiting job and writes only those whose stored reason differs.
 
@@ -16,8 +17,10 @@ operator's start, every stop), so nothing here has to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
+from typing import Any
 
 from aorta.errors import AortaError
 from aorta.ids import JobId
@@ -81,15 +84,26 @@ async def record_operator_wait(
     )
 
 
+Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
+
+
 class WaitRecorder:
-    """The reasons this leader wrote last, and the writes that keep them current."""
+    """The reasons this leader wrote last, and the writes that keep them current.
 
-    def __init__(self, repository: JobRepository) -> None:
+    The writes run in one task of their own (`spawn`, the engine's), so a pass that finds many
+    reasons changed (hundreds of jobs started at once) never waits for the store: it leaves the
+    newest reason of each job or operator to that task, which writes them one by one.
+    """
+
+    def __init__(self, repository: JobRepository, spawn: Spawn) -> None:
         self._repository = repository
-        self._jobs: dict[JobId, WaitReason] = {}
-        self._operators: dict[tuple[JobId, str], WaitReason] = {}
+        self._spawn = spawn
+        self._written: dict[tuple[JobId, str], WaitReason] = {}
+        self._pending: dict[tuple[JobId, str], WaitReason] = {}
+        self._writer: asyncio.Task[None] | None = None
+        self._active: Mapping[JobId, ActiveJob] = {}
 
-    async def refresh(
+    def refresh(
         self,
         queue: JobQueue,
         ledger: ResourceLedger,
@@ -99,29 +113,39 @@ class WaitRecorder:
         found: Mapping[JobId, WaitReason] | None = None,
     ) -> None:
         """Works out every queued job's reason and every ready but waiting operator's, and
-        writes those that changed (module docstring). `found` are reasons the engine found
-        itself (`domain.waiting.queue_reasons`)."""
+        has those that changed written (module docstring). `found` are reasons the engine
+        found itself (`domain.waiting.queue_reasons`)."""
         holder = partial(holder_of, active)
-        jobs = queue_reasons(queue, ledger, peaks, now, holder, found)
-        operators: dict[tuple[JobId, str], WaitReason] = {}
+        # Keyed by job and operator, "" for the job's own reason.
+        wanted: dict[tuple[JobId, str], WaitReason] = {
+            (job_id, ""): reason
+            for job_id, reason in queue_reasons(queue, ledger, peaks, now, holder, found).items()
+        }
         for job in active.values():
             for name in job.launchable():
                 reason = operator_reason(ledger, job.record.operator(name).request, holder)
                 if reason is not None:
-                    operators[(job.id, name)] = reason
-        self._jobs = {key: value for key, value in self._jobs.items() if key in jobs}
-        self._operators = {key: value for key, value in self._operators.items() if key in operators}
-        for job_id, reason in jobs.items():
-            if self._jobs.get(job_id) == reason:
+                    wanted[(job.id, name)] = reason
+        self._written = {key: value for key, value in self._written.items() if key in wanted}
+        self._pending = {
+            key: reason for key, reason in wanted.items() if self._written.get(key) != reason
+        }
+        self._active = active
+        if self._pending and (self._writer is None or self._writer.done()):
+            self._writer = self._spawn(self._write_pending(), "aorta.scheduler.wait_reasons")
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            key = next(iter(self._pending))
+            reason = self._pending.pop(key)
+            job_id, operator = key
+            if not operator:
+                if await record_job_wait(self._repository, job_id, reason) is not None:
+                    self._written[key] = reason
                 continue
-            if await record_job_wait(self._repository, job_id, reason) is not None:
-                self._jobs[job_id] = reason
-        for (job_id, name), reason in operators.items():
-            if self._operators.get((job_id, name)) == reason:
-                continue
-            record = await record_operator_wait(self._repository, job_id, name, reason)
+            record = await record_operator_wait(self._repository, job_id, operator, reason)
             if record is not None:
-                self._operators[(job_id, name)] = reason
-                running = active.get(job_id)
+                self._written[key] = reason
+                running = self._active.get(job_id)
                 if running is not None:
                     running.update(record)
