@@ -51,3 +51,20 @@ export function badge(value) {
   const text = value || "UNKNOWN";
   return h("span", { class: `badge s-${text.toLowerCase()}` }, text);
 }
+
+/**
+ * A scrollable table: `headings` are column titles (a string, or {text, class}), `rows` arrays
+ * of cells (a node or text each). `attrs` go on the <table>.
+ */
+export function dataTable(attrs, headings, rows) {
+  return h("div", { class: "table-wrap" }, h("table", attrs,
+    h("thead", {}, h("tr", {}, headings.map((heading) => typeof heading === "string"
+      ? h("th", { scope: "col" }, heading)
+      : h("th", { scope: "col", class: heading.class }, heading.text)))),
+    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((cell) => h("td", {}, cell)))))));
+}
+
+/** Metadata as "key=value, key=value". */
+export function metadataText(metadata) {
+  return Object.entries(metadata || {}).map(([key, value]) => `${key}=${value}`).join(", ");
+}

@@ -1,7 +1,7 @@
 // Models: the platform's model repository.
 
 import { api } from "../api.js";
-import { fill, h } from "../dom.js";
+import { dataTable, fill, h, metadataText } from "../dom.js";
 
 export async function render(main, { current }) {
   const { items } = await api.models();
@@ -9,17 +9,13 @@ export async function render(main, { current }) {
   const sorted = [...items].sort((a, b) => a.name.localeCompare(b.name));
   fill(main,
     h("h1", {}, "Models"),
-    sorted.length ? h("div", { class: "table-wrap" }, h("table", { id: "models" },
-      h("thead", {}, h("tr", {},
-        h("th", { scope: "col" }, "Name"),
-        h("th", { scope: "col" }, "Type"),
-        h("th", { scope: "col" }, "Model id"),
-        h("th", { scope: "col" }, "Metadata"))),
-      h("tbody", {}, sorted.map((model) => h("tr", {},
-        h("td", {}, model.name),
-        h("td", {}, model.type),
-        h("td", { class: "mono" }, model.model_id),
-        h("td", {}, Object.entries(model.metadata || {}).map(([k, v]) => `${k}=${v}`).join(", ")))))))
+    sorted.length
+      ? dataTable({ id: "models" }, ["Name", "Type", "Model id", "Metadata"], sorted.map((model) => [
+        model.name,
+        model.type,
+        h("span", { class: "mono" }, model.model_id),
+        metadataText(model.metadata),
+      ]))
       : h("p", { class: "empty" }, "The model repository is empty: add a model with `aorta create model`."));
   return null;
 }
