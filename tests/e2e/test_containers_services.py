@@ -13,6 +13,7 @@ platform is `aorta up --executor container` on a private Podman API service.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,108 @@ def test_a_covid_style_pipeline_shares_its_trtis_service_through_nvidias_client(
     assert len(services) == 1, services
     assert "clara/trtis-like" in str(services[0]["Image"])
     assert status == 0, log.read_text()[-4000:]
+
+
+RUNS = """
+import json, sys, time
+import nvidia_clara.pipeline_types as pipeline_types
+from nvidia_clara.clara_client import ClaraClient
+from nvidia_clara.jobs_client import JobsClient
+from nvidia_clara.pipelines_client import PipelinesClient
+
+target, definitions, then_stop = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "stop"
+jobs_client, pipelines_client = JobsClient(target), PipelinesClient(target)
+seen = {}
+for name, definition in definitions.items():
+    files = [pipeline_types.PipelineDefinition(name=f"{name}.yaml", content=definition)]
+    pipeline_id = pipelines_client.create_pipeline(definition=files)
+    job = jobs_client.create_job(
+        job_name=name, pipeline_id=pipeline_types.PipelineId(pipeline_id.value)
+    )
+    jobs_client.start_job(job_id=job.job_id)
+    deadline = time.monotonic() + 120
+    status = jobs_client.get_status(job_id=job.job_id)
+    while status.job_state != 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        status = jobs_client.get_status(job_id=job.job_id)
+    seen[name] = [status.job_state, status.job_status, list(status.messages)]
+if then_stop:
+    host, port = target.rsplit(":", 1)
+    ClaraClient(target=host, port=port).stop()
+print(json.dumps(seen))
+"""
+
+
+def running_services(engine: PodmanEngine) -> dict[str, str]:
+    """The running service containers of `engine`: their service id → container id."""
+    found = containers(engine, **{"aorta.component": "service"})
+    return {
+        str(c["Labels"]["aorta.service"]): str(c["Id"])  # type: ignore[index]
+        for c in found
+        if c.get("State") == "running"
+    }
+
+
+def run_jobs(
+    port: int, definitions: dict[str, str], log: Path, *, then_stop: bool = False
+) -> dict[str, list[object]]:
+    """Runs one job of each definition (by name) through NVIDIA's client, one after the
+    other, then asks Clara.Stop when `then_stop`; each job's [state, status, messages]."""
+    done = run_clara_python(
+        RUNS,
+        args=[f"127.0.0.1:{port}", json.dumps(definitions), "stop" if then_stop else "-"],
+        timeout=240,
+    )
+    assert done.returncode == 0, f"{done.stderr}\n{log.read_text()[-4000:]}"
+    seen: dict[str, list[object]] = json.loads(done.stdout)
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_service_containers_are_shared_told_apart_adopted_stopped_and_fail_with_their_log(
+    podman_engine: PodmanEngine, tmp_path: Path
+) -> None:
+    build_images(podman_engine)
+    verbose = PIPELINE.replace("httpd -f -v", "httpd -f -vv")
+    crashing = PIPELINE.replace(
+        f'command: ["sh", "-c", "{SERVICE_COMMAND}"]',
+        'command: ["sh", "-c", "echo trtis: loading; echo trtis: no model store >&2; exit 3"]',
+    )
+    assert verbose != PIPELINE and crashing != PIPELINE
+    healthy = [3, 1, []]
+    port = free_port()
+    log = tmp_path / "aorta-up.log"
+    data_dir = tmp_path / "platform"
+    platform = start_up(podman_engine, data_dir, port, log)
+    try:
+        seen = run_jobs(port, {"first": PIPELINE, "same": PIPELINE, "other": verbose}, log)
+        assert seen == {"first": healthy, "same": healthy, "other": healthy}, log.read_text()[
+            -4000:
+        ]
+        # The same image, tag and command is one service; another command another.
+        before = running_services(podman_engine)
+        assert len(before) == 2, before
+    finally:
+        assert stop(platform) == 0, log.read_text()[-4000:]
+    # The services outlive the platform; the next one adopts them rather than starting others.
+    assert running_services(podman_engine) == before
+    platform = start_up(podman_engine, data_dir, port, log)
+    try:
+        seen = run_jobs(port, {"again": PIPELINE}, log)
+        assert seen == {"again": healthy}, log.read_text()[-4000:]
+        assert running_services(podman_engine) == before
+        seen = run_jobs(port, {"doomed": crashing}, log, then_stop=True)
+        state, status, messages = seen["doomed"]
+        assert (state, status) == (3, 2), seen
+        assert isinstance(messages, list)
+        text = "\n".join(messages)
+        assert "pipeline service trtis exited at start with status 3" in text
+        assert "trtis: loading\ntrtis: no model store" in text
+        # Clara.Stop stops every service (the leader does it once the request is recorded).
+        deadline = time.monotonic() + 60
+        while running_services(podman_engine):
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(0.2)
+    finally:
+        assert stop(platform) == 0, log.read_text()[-4000:]
