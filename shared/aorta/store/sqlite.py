@@ -36,8 +36,6 @@ from aorta.store.filters import COMPARISONS, NEGATIONS, AllOf, Condition, Node, 
 from aorta.store.port import Document, Sort
 from aorta.timestamps import to_iso, utcnow
 
-_FETCH_ROWS = 16
-"""Rows fetched per step of a page: few enough that a page of large documents stops early."""
 _INDEX_IN_MESSAGE = re.compile(r"index '([^']+)'")
 _SQL_COMPARISON = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
 _NULL, _TRUE, _FALSE = b"null", b"true", b"false"
@@ -213,30 +211,6 @@ class SqliteStateStore:
         except sqlite3.Error as error:
             raise self._translate(error) from error
 
-    async def read_page(
-        self, collection: str, sql: str, params: Sequence[Any], *, rows: int, size: int
-    ) -> list[Any]:
-        """At most `rows` rows of one query, fewer once their text columns reach `size`
-        characters (at least one row): rows are fetched a few at a time and the statement is
-        finished as soon as the page is full, so a page of large documents stays bounded."""
-        await self._ready(collection)
-        page: list[Any] = []
-        held = 0
-        try:
-            async with self._reader.execute(sql, params) as cursor:
-                while len(page) < rows and held < size:
-                    batch = await cursor.fetchmany(min(_FETCH_ROWS, rows - len(page)))
-                    if not batch:
-                        break
-                    for row in batch:
-                        page.append(row)
-                        held += sum(len(value) for value in row if isinstance(value, str))
-                        if held >= size:
-                            break
-        except sqlite3.Error as error:
-            raise self._translate(error) from error
-        return page
-
     async def _ready(self, collection: str) -> None:
         if self._closed:
             raise Unavailable(f"state store {self.path} is closed")
@@ -321,10 +295,13 @@ class SqliteCollection:
         page_size: int = paging.PAGE_SIZE,
         after: Sequence[Any] | None = None,
     ) -> AsyncGenerator[list[Document], None]:
-        # Keys are compared and ordered through `_value_sql`, the expression indexes are built
-        # on, so an index on the key's fields serves both the range and the order. SQLite
-        # seeks an index by a range on its leading column only (not by a row value), hence
-        # `first <= a AND (first, ...) < (a, ...)`. `< x''` keeps numbers and strings only.
+        # Each page is two reads. The first finds the page's ids, exact key values and sizes
+        # through `_value_sql`, the expression indexes are built on, so an index on the key's
+        # fields serves both the range and the order; SQLite seeks an index by a range on its
+        # leading column only (not by a row value), hence `first <= a AND (first, ...) <
+        # (a, ...)`, and `< x''` keeps numbers and strings only. The second reads those
+        # documents, or only their chosen fields through one `json_each` (each JSON function
+        # call parses the whole document again, which costs milliseconds for a large one).
         parsed = filters.parse_filter(self.name, filter)
         order = paging.check_key(self.name, key)
         rows = paging.check_page_size(self.name, page_size)
@@ -334,7 +311,7 @@ class SqliteCollection:
         direction, beyond = ("DESC", "<") if descending else ("ASC", ">")
         base: list[Any] = []
         where = filter_sql(parsed, base) + "".join(f" AND {c} < x''" for c in columns)
-        selected = ", ".join(_projected_sql(field) for field in chosen) if chosen else "doc"
+        keys = f'SELECT id, length(doc), {", ".join(columns)} FROM "{self.name}" WHERE {where}'
         tail = f" ORDER BY {', '.join(f'{c} {direction}' for c in columns)} LIMIT ?"
         following = (
             f" AND {columns[0]} {beyond}= ?"
@@ -342,20 +319,43 @@ class SqliteCollection:
         )
         while True:
             bound, params = (following, [*base, last[0], *last]) if last else ("", list(base))
-            found = await self._store.read_page(
-                self.name,
-                f'SELECT {selected} FROM "{self.name}" WHERE {where}{bound}{tail}',
-                [*params, rows],
-                rows=rows,
-                size=paging.PAGE_BYTES,
-            )
+            found = await self._store.read(self.name, keys + bound + tail, [*params, rows])
             if not found:
                 return
-            page = [_projected(chosen, row) if chosen else _loads(row[0]) for row in found]
-            last = paging.key_of(page[-1], order)
-            yield page
-            if len(found) < rows and sum(_text_size(row) for row in found) < paging.PAGE_BYTES:
+            held, cut = 0, len(found)
+            for index, (_, size, *_) in enumerate(found):
+                held += size
+                if held >= paging.PAGE_BYTES:
+                    cut = index + 1
+                    break
+            ids = [row[0] for row in found[:cut]]
+            documents = await self._documents(ids, chosen)
+            page = [documents[id] for id in ids if id in documents]
+            last = tuple(found[cut - 1][2:])
+            if page:
+                yield page
+            if len(found) < rows and cut == len(found):
                 return
+
+    async def _documents(self, ids: Sequence[str], fields: Sequence[str]) -> dict[str, Document]:
+        """The documents `ids` that still exist, whole or only `fields`, by id."""
+        marks = ", ".join("?" * len(ids))
+        if not fields:
+            rows = await self._store.read(
+                self.name, f'SELECT id, doc FROM "{self.name}" WHERE id IN ({marks})', ids
+            )
+            return {id: _loads(doc) for id, doc in rows}
+        names = ", ".join("?" * len(fields))
+        rows = await self._store.read(
+            self.name,
+            f'SELECT t.id, j.key, j.type, j.value FROM "{self.name}" AS t, json_each(t.doc) AS j'
+            f" WHERE t.id IN ({marks}) AND j.key IN ({names})",
+            [*ids, *fields],
+        )
+        documents: dict[str, Document] = {}
+        for id, name, kind, value in rows:
+            documents.setdefault(id, {})[name] = _json_value(kind, value)
+        return documents
 
     async def count(self, filter: Mapping[str, Any] | None = None) -> int:
         params: list[Any] = []
@@ -458,25 +458,13 @@ def _switch_to_wal(path: Path, busy_timeout: float) -> None:
         raise Unavailable(f"state store {path}: SQLite cannot use WAL mode on this file")
 
 
-def _projected_sql(field: str) -> str:
-    """One projected field as JSON text, or NULL when the document lacks it."""
-    p = _json_path(field)
-    return (
-        f"CASE WHEN json_type(doc, {p}) IS NULL THEN NULL"
-        f" ELSE json_quote(json_extract(doc, {p})) END"
-    )
-
-
-def _projected(fields: Sequence[str], row: Sequence[Any]) -> Document:
-    return {
-        field: json.loads(value)
-        for field, value in zip(fields, row, strict=True)
-        if value is not None
-    }
-
-
-def _text_size(row: Sequence[Any]) -> int:
-    return sum(len(value) for value in row if isinstance(value, str))
+def _json_value(kind: str, value: Any) -> Any:
+    """A value `json_each` gives (its type and SQL value) as the JSON value it is."""
+    if kind in ("object", "array"):
+        return json.loads(value)
+    if kind in ("true", "false"):
+        return kind == "true"
+    return value
 
 
 def _dumps(document: Document) -> str:

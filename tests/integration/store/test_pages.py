@@ -189,3 +189,14 @@ async def test_bad_arguments_are_invalid(store: StateStore, options: dict[str, A
 
     with pytest.raises(Invalid):
         await _all_pages(jobs, **options)
+
+
+async def test_float_keys_and_fields_come_back_exact(store: StateStore) -> None:
+    times = store.collection("times")
+    moments = [1_765_000_000.123456 + n * 1e-6 for n in range(6)]
+    for n, moment in enumerate(moments):
+        await times.insert({"id": f"t{n}", "created": moment})
+
+    pages = await _all_pages(times, key=["created"], fields=[], page_size=1)
+
+    assert [d["created"] for page in pages for d in page] == moments
