@@ -8,7 +8,7 @@ container made by an earlier process) starts from that container. Both then star
 unless it already ran, follow its log from the engine into the run's log file (pushed to the blob
 store while it runs), wait for its exit with the timeout counted from its start, stop it on
 request (SIGTERM, SIGKILL after a grace), store its outputs after exit 0, push the final log, and
-record its outcome (`aorta.executors.container.outcome_records`), remove the container and the
+record its outcome (`aorta.executors.outcome_records`), remove the container and the
 workspace. Whatever happens, the task ends by setting the outcome,
 so a waiter is never left hanging; the container itself outlives a task cancelled by `close`.
 """
@@ -35,7 +35,7 @@ from aorta.executors.container.outcome import (
     ran_past,
     started_at,
 )
-from aorta.executors.container.outcome_records import OutcomeRecords
+from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.container.pull import ensure_image
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import RunPlan, image_reference

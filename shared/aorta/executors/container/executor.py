@@ -13,7 +13,7 @@ of a run id whose container exists) instead of running it again: it follows the 
 reads how it ended, when it finished while nobody watched), stores its outputs after exit 0 and
 captures its whole log from the engine. Containers are removed only once their outcome and
 outputs are stored, and their outcome recorded on disk for a day
-(`aorta.executors.container.outcome_records`), so a crash after the removal but before the
+(`aorta.executors.outcome_records`), so a crash after the removal but before the
 scheduler recorded the outcome does not run the operator again either; `close` leaves running
 containers alone.
 """
@@ -30,7 +30,7 @@ from aorta.blobs import BlobStore
 from aorta.errors import Invalid, NotFound, Unavailable
 from aorta.executors.container.container_run import ContainerRun
 from aorta.executors.container.engine import ContainerEngine, Json
-from aorta.executors.container.outcome_records import OutcomeRecords
+from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.container.services import ContainerServiceRunner
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import (

@@ -1,4 +1,4 @@
-"""Outcomes kept on disk after their containers are removed."""
+"""Outcomes kept on disk after their runs are cleared away."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from aorta.executors import RunOutcome, RunReason, RunTimes
-from aorta.executors.container.outcome_records import OutcomeRecords
+from aorta.executors.outcome_records import OutcomeRecords
 
 
 async def test_an_outcome_reads_back_as_written(tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
-"""The outcomes of finished runs, kept on disk for a day after their containers are removed.
+"""The outcomes of ended runs, kept on disk for a day, so a crash never runs a finished
+operator again.
 
-A container is removed once its outcome and outputs are stored; the scheduler records the
-outcome a moment later. A platform killed in between would find neither the container nor the
-record and run the operator a second time. So the outcome is written here first, one small file
-per run (`<folder>/<run id>.json`, 0600, replaced atomically), and an executor started after a
-crash answers `running` and `wait` from it. Records older than `keep_for` are swept when runs
-are listed.
+An executor clears a run away (removes its container, or its workspace) once its outcome and
+outputs are stored; the scheduler records the outcome a moment later. A platform killed in
+between would find neither the run nor the record and run the operator a second time. So the
+outcome is written here first, one small file per run (`<folder>/<run id>.json`, 0600, replaced
+atomically), and an executor started after a crash answers `running` and `wait` from it. The
+container executor (`aorta.executors.container`) and the local one (`aorta.executors.local`)
+both keep them. Records older than `keep_for` are swept when runs are listed.
 """
 
 from __future__ import annotations
