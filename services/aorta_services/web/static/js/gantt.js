@@ -17,14 +17,14 @@ const CHART_W = 760;
 
 /**
  * The chart of `rows` ([{label, stages: [{name, start, end}]}], times as ISO strings or epoch
- * ms); null when no row has a timed stage, so the page can say there is no timeline. Stages
- * not yet ended are left out.
+ * ms); null when no row has a timed stage, so the page can say there is no timeline. A stage
+ * not yet ended runs to `now` while the job runs (`now` given), and is left out otherwise.
  */
-export function renderGantt(rows) {
+export function renderGantt(rows, { now = null } = {}) {
   const timed = rows.map((row) => ({
     label: row.label,
     stages: row.stages
-      .map((part) => ({ name: part.name, start: toDate(part.start), end: toDate(part.end) }))
+      .map((part) => ({ name: part.name, start: toDate(part.start), end: toDate(part.end) || now }))
       .filter((part) => part.start && part.end),
   })).filter((row) => row.stages.length);
   if (!timed.length) return null;

@@ -102,7 +102,8 @@ export async function render(main, { params: [jobId], who, toast, go, current })
     try {
       const timeline = await api.timeline(jobId);
       const rows = timeline.operators.map((op) => ({ label: op.name, stages: op.stages }));
-      const chart = timeline.available ? renderGantt(rows) : null;
+      const now = job.state === "STOPPED" ? null : new Date();
+      const chart = timeline.available ? renderGantt(rows, { now }) : null;
       fill(timelineBox, chart ? [chart, ganttLegend(rows)]
         : h("p", { class: "empty" }, "No timeline yet: it appears once operators have run."));
     } catch (error) {
