@@ -286,14 +286,25 @@ def list_request(
     return request
 
 
-def list_jobs_matching(session: Session, request: jobs_pb2.JobsListRequest) -> list[JobSummary]:
-    """`Jobs.List`; messages without a job id are skipped, as Clara's client skips them."""
-    found = []
-    for index, response in enumerate(session.platform.jobs.List(request)):
-        if index == 0:
-            check(response, "listing jobs")
-        if response.job_details.job_id.value:
-            found.append(JobSummary.from_details(response.job_details))
+def list_jobs_matching(
+    session: Session, request: jobs_pb2.JobsListRequest, *, limit: int = 0
+) -> list[JobSummary]:
+    """`Jobs.List`; messages without a job id are skipped, as Clara's client skips them.
+
+    With a `limit`, the call is cancelled once that many jobs arrived: the platform reads its
+    store a page at a time as the stream is consumed, so the rest is never read."""
+    found: list[JobSummary] = []
+    responses = session.platform.jobs.List(request)
+    try:
+        for index, response in enumerate(responses):
+            if index == 0:
+                check(response, "listing jobs")
+            if response.job_details.job_id.value:
+                found.append(JobSummary.from_details(response.job_details))
+            if limit and len(found) >= limit:
+                break
+    finally:
+        responses.cancel()
     return found
 
 
@@ -320,6 +331,9 @@ def list_jobs_matching(session: Session, request: jobs_pb2.JobsListRequest) -> l
 )
 @click.option("--created-after", type=MOMENT, help="2024-05-01, 2024-05-01T10:30Z or 2h (ago).")
 @click.option("--completed-before", type=MOMENT, help="As --created-after.")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=0, help="At most this many, newest (0: all)."
+)
 @with_session()
 def list_jobs(
     session: Session,
@@ -328,6 +342,7 @@ def list_jobs(
     pipelines: tuple[str, ...],
     created_after: datetime | None,
     completed_before: datetime | None,
+    limit: int,
 ) -> None:
     """List jobs, newest first.
 
@@ -336,7 +351,7 @@ def list_jobs(
     """
     chosen = [resolve_pipeline(session, pipeline) for pipeline in pipelines]
     request = list_request(states, statuses, chosen, created_after, completed_before)
-    found = list_jobs_matching(session, request)
+    found = list_jobs_matching(session, request, limit=limit)
     now = utcnow()
     rows = [_row(job, now) for job in found]
     columns = ["JOB ID", "NAME", "STATE", "STATUS", "PRIORITY", "CREATED", "DURATION"]
