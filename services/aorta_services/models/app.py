@@ -2,10 +2,11 @@
 
 It serves its verbs in the `models` queue group. Model records live in the store and archives
 in the blob store, so the repository verbs may run on any number of replicas; the Triton pool
-lives in memory, so run one replica per pool (a release must reach the replica that served
-the acquire). When no tritonserver can be found, or the user a root platform runs it as
-(`AORTA_TRITON_RUN_AS`) does not exist, the repository still works and every acquire fails with
-SERVICE_UNAVAILABLE saying how to install one or make the user.
+is shared by every replica through the store (`pool_cluster`), so the service runs with as
+many replicas as wanted, acquire and release answered by any. When no tritonserver can be
+found, or the user a root platform runs it as (`AORTA_TRITON_RUN_AS`) does not exist, the
+repository still works and every acquire fails with SERVICE_UNAVAILABLE saying how to install
+one or make the user.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aorta import contracts, subjects
 from aorta.bus import Bus
 from aorta.errors import Unavailable
 from aorta.gpu import gpu_count
+from aorta.ids import new_id
 from aorta.logger import get_logger
 from aorta.runtime.service import RunningService, ServiceContext
 from aorta.triton import ArchiveWriter, TritonBackend, TritonServer
@@ -29,6 +31,7 @@ from aorta_services.models.archives import ModelArchives
 from aorta_services.models.catalogs import CATALOG_MESSAGES, INSTANCE_MESSAGES, ListHandlers
 from aorta_services.models.handlers import ModelHandlers
 from aorta_services.models.pool import TritonPool
+from aorta_services.models.pool_cluster import PoolCluster
 from aorta_services.models.pool_verbs import PoolVerbs
 from aorta_services.models.repository import CATALOGS, INSTANCES, ListRepository, ModelRepository
 from aorta_services.models.server_mirror import ServerMirror
@@ -63,16 +66,18 @@ class RunningModels(RunningService):
         self,
         bus: Bus,
         *,
-        pool: TritonPool,
+        cluster: PoolCluster,
         backend: TritonBackend,
         archives: ModelArchives,
         mirror: ServerMirror,
     ) -> None:
         super().__init__("models", bus)
-        self.pool = pool
+        self.cluster = cluster
+        self.pool = cluster.pool
         self.backend = backend
         self.archives = archives
-        for close in (archives.close, mirror.close, backend.close, pool.close):
+        closes = (archives.close, mirror.close, backend.close, self.pool.close, cluster.close)
+        for close in closes:
             self.on_stop(close)
 
 
@@ -97,8 +102,7 @@ async def start(
     swept = await archives.sweep_staging()
     if swept:
         log.info("models.stale_uploads_removed", count=swept)
-    mirror = ServerMirror(ctx.store)
-    await mirror.reset()
+    mirror = ServerMirror(ctx.store, owner=new_id())
     if backend is None and settings.backend == "kubernetes":
         backend = await _kubernetes_backend(ctx, settings, environ)
     elif backend is None and settings.backend == "container":
@@ -108,7 +112,11 @@ async def start(
     devices = await _triton_devices(settings)
     pool = TritonPool(backend, archives, settings.pool, mirror=mirror, devices=devices)
     pool.start()
-    running = RunningModels(ctx.bus, pool=pool, backend=backend, archives=archives, mirror=mirror)
+    cluster = PoolCluster(pool, ctx.store, mirror, ttl=settings.replica_ttl)
+    await cluster.start()
+    running = RunningModels(
+        ctx.bus, cluster=cluster, backend=backend, archives=archives, mirror=mirror
+    )
     async with running.starting():
         await _serve(ctx, running, models)
     log.info(
@@ -219,7 +227,7 @@ async def _kubernetes_backend(
 
 async def _serve(ctx: ServiceContext, running: RunningModels, models: ModelRepository) -> None:
     handlers = ModelHandlers(models, running.archives, ctx.blobs, running.pool, ctx.bus)
-    verbs = PoolVerbs(running.pool, models)
+    verbs = PoolVerbs(running.cluster, models)
     catalogs = ListHandlers(ListRepository(ctx.store, CATALOGS), models, CATALOG_MESSAGES)
     instances = ListHandlers(ListRepository(ctx.store, INSTANCES), models, INSTANCE_MESSAGES)
     await running.serve_verb(contracts.MODELS_UPLOAD, handlers.upload)

@@ -12,10 +12,11 @@ Each new server gets its GPUs when it is reserved (`domain.gpus`): the devices t
 as far as Triton may use them, else the least used of the devices Triton may use; none means the
 CPU. The backend gives the server exactly those devices.
 
-State lives in this process's memory (mirrored to `triton_servers`, see `server_mirror`): one models
-service replica owns one pool. Its tritonserver children die with it (PR_SET_PDEATHSIG), and a
-restarted service starts with an empty pool; jobs that held servers must acquire again. The
-pool's own gauges (servers by state, models loaded) and acquire times are its metrics.
+A pool is one models service replica's servers, in its memory and written to `triton_servers`
+(see `server_mirror`); `pool_cluster` coordinates the replicas' pools through the store. Local
+tritonserver children die with their replica (PR_SET_PDEATHSIG), and a restarted replica starts
+with an empty pool. The pool's own gauges (this replica's servers by state, models loaded in
+them) and acquire times are its metrics.
 """
 
 from __future__ import annotations
@@ -144,6 +145,10 @@ class TritonPool:
     def jobs_using(self, name: str) -> list[str]:
         """The jobs holding a server that holds (or is loading) model `name`."""
         return sorted({p.job for p in self._servers.values() if p.job and name in p.models})
+
+    def held_jobs(self) -> set[str]:
+        """The jobs holding one of this pool's servers."""
+        return {p.job for p in self._servers.values() if p.job is not None}
 
     def start(self) -> None:
         """Starts the task that stops servers idle for longer than the idle time."""

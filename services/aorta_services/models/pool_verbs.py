@@ -7,8 +7,9 @@
   for big models), so callers should wait longer than the usual RPC timeout. A caller that
   gave up, or whose job faulted, still calls release: the job holds whatever it got.
 - MODELS_RELEASE_TRITON (`ReleaseTriton` -> `Done`): the job stopped; its servers return to
-  the pool.
-- MODELS_PLATFORM_STOP (`PlatformStop` -> `PlatformStopped`, `{"servers": n}`): every server stops
+  the pool (another replica's at that replica's next sync, see `pool_cluster`).
+- MODELS_PLATFORM_STOP (`PlatformStop` -> `PlatformStopped`, `{"servers": n}`): every server of
+  the replica that answers stops
   (docs/monitoring.md, "Clara.Stop"); the pool keeps serving new acquires afterwards.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 from aorta import contracts
 from aorta.errors import ErrorCode, Invalid, NotFound
 from aorta.logger import get_logger
-from aorta_services.models.pool import TritonPool
+from aorta_services.models.pool_cluster import PoolCluster
 from aorta_services.models.repository import ModelRepository
 
 log = get_logger(__name__)
@@ -26,8 +27,8 @@ log = get_logger(__name__)
 class PoolVerbs:
     """The handlers of the pool verbs."""
 
-    def __init__(self, pool: TritonPool, repository: ModelRepository) -> None:
-        self._pool = pool
+    def __init__(self, cluster: PoolCluster, repository: ModelRepository) -> None:
+        self._cluster = cluster
         self._repository = repository
 
     async def acquire(self, request: contracts.AcquireTriton) -> contracts.TritonServer:
@@ -44,14 +45,14 @@ class PoolVerbs:
                 code=ErrorCode.MODEL_NOT_FOUND,
             )
         revisions = {name: found[name].revision for name in wanted}
-        acquired = await self._pool.acquire(request.job_id, revisions, request.gpus)
+        acquired = await self._cluster.acquire(request.job_id, revisions, request.gpus)
         return contracts.TritonServer(grpc_uri=acquired.grpc_uri, http_uri=acquired.http_uri)
 
     async def release(self, request: contracts.ReleaseTriton) -> contracts.Done:
-        await self._pool.release(request.job_id)
+        await self._cluster.release(request.job_id)
         return contracts.Done()
 
     async def platform_stop(self, request: contracts.PlatformStop) -> contracts.PlatformStopped:
-        stopped = await self._pool.stop_all()
+        stopped = await self._cluster.pool.stop_all()
         log.info("models.platform_stopped", servers=stopped)
         return contracts.PlatformStopped({"servers": stopped})

@@ -1,62 +1,97 @@
-"""The `triton_servers` collection: the pool's state written out for people and tools to see.
+"""The `triton_servers` collection: every replica's Triton servers, as the store knows them.
 
-The pool itself lives in the models service's memory; this collection only mirrors it (one
-document per server: `id`, `state` starting|held|idle, `job_id`, `grpc_uri`, `http_uri`,
-`models` [{name, revision}], `loads`). Writes go through one ordered queue so a document never
-moves back to an older state, and a failed write is logged, never raised into the pool: the
-pool keeps working when the store is slow or down. The models service empties the collection
-when it starts, since its servers did not survive its previous life.
+One document per server: `id`, `owner` (the models replica that started it and operates it),
+`state` starting|held|idle, `job_id`, `grpc_uri`, `http_uri`, `models` [{name, revision}],
+`gpus`, `loads`. A replica writes only its own servers' documents; writes go through one ordered
+queue so a document never moves back to an older state, and a failed write is logged, never
+raised into the pool: the pool keeps working when the store is slow or down. `flush` waits until
+what was queued is written (an acquire does, before it lets another replica look). Any replica
+reads every document: an acquire asked again of another replica answers with the server already
+recorded for the job, and the documents of a replica whose heartbeat expired are reaped
+(`pool_cluster`).
 """
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 from aorta.bus.port import SerialWorker
 from aorta.errors import AortaError, NotFound
 from aorta.logger import get_logger
-from aorta.store import StateStore
+from aorta.store import Document, StateStore
 
 COLLECTION = "triton_servers"
 
 _log = get_logger(__name__)
 
 
-class ServerMirror:
-    """Ordered, best-effort writes of server documents."""
+@dataclass
+class _Write:
+    """`save` (replace), `remove` or `flush` (resolve `done` once everything before it ran)."""
 
-    def __init__(self, store: StateStore) -> None:
+    action: str
+    document: dict[str, Any] = field(default_factory=dict)
+    done: asyncio.Future[None] | None = None
+
+
+class ServerMirror:
+    """Ordered, best-effort writes of this replica's server documents, and reads of all."""
+
+    def __init__(self, store: StateStore, owner: str = "") -> None:
         self._collection = store.collection(COLLECTION)
-        self._worker: SerialWorker[tuple[str, dict[str, Any]]] = SerialWorker(
+        self.owner = owner
+        self._worker: SerialWorker[_Write] = SerialWorker(
             self._write, name="aorta.models.triton_servers"
         )
 
-    async def reset(self) -> int:
-        """Removes every document (a starting service owns no server yet)."""
-        return await self._collection.delete_many({})
+    async def reap(self, alive: set[str]) -> int:
+        """Removes the documents of replicas not in `alive` (their servers died with them or
+        are stopped by now); how many."""
+        return await self._collection.delete_many({"owner": {"$nin": sorted(alive)}})
+
+    async def holding(self, job: str) -> list[Document]:
+        """Every replica's servers that job `job` holds."""
+        return await self._collection.find({"job_id": job, "state": "held"})
+
+    async def using(self, name: str) -> list[Document]:
+        """Every replica's held servers that have model `name` loaded."""
+        held = await self._collection.find({"state": "held"})
+        return [d for d in held if any(m["name"] == name for m in d.get("models", []))]
 
     def save(self, document: dict[str, Any]) -> None:
-        """Queues `document` (with its `id`) to replace the stored one."""
-        self._worker.put(("save", document))
+        """Queues `document` (with its `id`) to replace the stored one, owned by this replica."""
+        self._worker.put(_Write("save", {**document, "owner": self.owner}))
 
     def remove(self, server_id: str) -> None:
         """Queues the removal of server `server_id`'s document."""
-        self._worker.put(("remove", {"id": server_id}))
+        self._worker.put(_Write("remove", {"id": server_id}))
+
+    async def flush(self) -> None:
+        """Returns once every write queued before it was made (or given up)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._worker.put(_Write("flush", done=done))
+        await done
 
     async def close(self, grace: float = 5.0) -> None:
         """Stops writing (the write in hand gets `grace` seconds; queued ones are dropped) and
-        removes every document, since the pool's servers are stopped by then."""
+        removes this replica's documents, since its servers are stopped by then."""
         await self._worker.stop(grace)
         try:
-            await self.reset()
+            await self._collection.delete_many({"owner": self.owner})
         except AortaError as error:
             _log.warning("triton.records_not_cleared", error=str(error))
 
-    async def _write(self, item: tuple[str, dict[str, Any]]) -> None:
-        action, document = item
+    async def _write(self, item: _Write) -> None:
+        if item.done is not None:
+            if not item.done.done():
+                item.done.set_result(None)
+            return
+        document = item.document
         server_id = document["id"]
         try:
-            if action == "remove":
+            if item.action == "remove":
                 await self._collection.delete(server_id)
                 return
             changes = {key: value for key, value in document.items() if key != "id"}

@@ -77,6 +77,8 @@ class ModelsSettings:
       become ready.
     - `AORTA_TRITON_LOAD_TIMEOUT` (seconds, default 300): how long one model may take to load.
     - `AORTA_TRITON_STOP_GRACE` (seconds, default 15): SIGTERM to SIGKILL.
+    - `AORTA_MODELS_REPLICA_TTL` (seconds, default 15): how long a replica's heartbeat lasts,
+      so how long after a replica dies its Triton claims and records are taken over.
 
     Uploads (see `aorta.triton.archive`):
 
@@ -95,6 +97,7 @@ class ModelsSettings:
     start_timeout: float = 60.0
     load_timeout: float = 300.0
     stop_grace: float = 15.0
+    replica_ttl: float = 15.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ModelsSettings:
@@ -142,6 +145,7 @@ class ModelsSettings:
             start_timeout=env.number("AORTA_TRITON_START_TIMEOUT", 60.0, minimum=1.0),
             load_timeout=env.number("AORTA_TRITON_LOAD_TIMEOUT", 300.0, minimum=1.0),
             stop_grace=env.number("AORTA_TRITON_STOP_GRACE", 15.0, minimum=0.0),
+            replica_ttl=env.number("AORTA_MODELS_REPLICA_TTL", 15.0, minimum=0.3),
         )
 
 

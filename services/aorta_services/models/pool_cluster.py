@@ -1,0 +1,146 @@
+"""The Triton pool shared by every models service replica, through the state store.
+
+Each replica keeps its own `TritonPool`: the servers it started are its to operate (load,
+unload, stop), and only it hands them to jobs, deciding synchronously, so no server is ever
+given to two running jobs. What the replicas share lives in the store:
+
+- `models_replicas` (`replicas`): a heartbeat per replica, renewed every third of the TTL;
+- `triton_servers` (`server_mirror`): every server with its owner, state, job and models;
+- `triton_claims` (`acquire_claims`): the one acquire in progress per job, so a caller that
+  asks again (a timeout, the request landing on another replica) never gets a second server
+  started for the same request: the second replica waits for the claim and answers with the
+  server the first one recorded for the job;
+- `triton_releases`: a release asked of a replica that does not own the job's servers, read
+  by the owner at its next sync (every third of the TTL) and applied to its pool.
+
+A replica that dies (SIGKILL) mid-acquire leaves a claim and server records whose owner's
+heartbeat expires after the TTL: the next acquire for that job takes the claim over and gets a
+server from a live replica, and every replica's sync reaps the dead one's records and claims.
+Local tritonserver children die with their replica (PR_SET_PDEATHSIG), so for them reaping the
+record is all there is to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+
+from aorta.errors import AortaError, Conflict
+from aorta.logger import get_logger
+from aorta.store import StateStore
+from aorta_services.models.acquire_claims import AcquireClaims
+from aorta_services.models.pool import Acquired, TritonPool
+from aorta_services.models.replicas import ReplicaHeartbeat
+from aorta_services.models.server_mirror import ServerMirror
+
+RELEASES = "triton_releases"
+RELEASE_KEPT_SECONDS = 3600.0
+"""How long a release mark stays for an owner to read; far beyond any sync period."""
+
+log = get_logger(__name__)
+
+
+class PoolCluster:
+    """This replica's pool, coordinated with the others' (see the module docstring)."""
+
+    def __init__(
+        self,
+        pool: TritonPool,
+        store: StateStore,
+        mirror: ServerMirror,
+        *,
+        ttl: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.pool = pool
+        self.replica = mirror.owner
+        self._mirror = mirror
+        self._clock = clock
+        self.heartbeat = ReplicaHeartbeat(store, self.replica, ttl, clock=clock)
+        self._claims = AcquireClaims(store, self.replica, self.heartbeat.alive)
+        self._releases = store.collection(RELEASES)
+        self._loop: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Says this replica is alive, reaps the dead ones' records, and starts the sync."""
+        await self.heartbeat.beat()
+        await self.sync()
+        self._loop = asyncio.create_task(self._run(), name="aorta.models.pool_sync")
+
+    async def acquire(
+        self, job: str, wanted: Mapping[str, str], gpus: tuple[int, ...] = ()
+    ) -> Acquired:
+        """A server holding `wanted` for `job` (see `TritonPool.acquire`), under the job's
+        claim: a server another live replica already recorded for the job with every model
+        of `wanted` is answered as it is."""
+        async with self._claims.hold(job):
+            alive = await self.heartbeat.alive()
+            for document in await self._mirror.holding(job):
+                loaded = {m["name"]: m["revision"] for m in document.get("models", [])}
+                if (
+                    document.get("owner") != self.replica
+                    and document.get("owner") in alive
+                    and all(loaded.get(name) == revision for name, revision in wanted.items())
+                ):
+                    log.info("triton.acquired_elsewhere", job_id=job, server_id=document["id"])
+                    return Acquired(document["id"], document["grpc_uri"], document["http_uri"])
+            acquired = await self.pool.acquire(job, wanted, gpus)
+            await self._mirror.flush()
+            return acquired
+
+    async def release(self, job: str) -> int:
+        """Returns `job`'s servers to their pools: this replica's at once, the others' at
+        their owners' next sync. How many servers of this replica it held."""
+        released = await self.pool.release(job)
+        await self._mirror.flush()
+        elsewhere = [d for d in await self._mirror.holding(job) if d["owner"] != self.replica]
+        if elsewhere:
+            with contextlib.suppress(Conflict):
+                await self._releases.insert({"id": job, "at": self._clock()})
+        return released
+
+    async def jobs_using(self, name: str) -> list[str]:
+        """Every replica's jobs holding a server that has model `name` loaded, and this
+        replica's that are loading it."""
+        jobs = {d["job_id"] for d in await self._mirror.using(name)}
+        return sorted(jobs | set(self.pool.jobs_using(name)))
+
+    async def sync(self) -> None:
+        """Applies the releases other replicas recorded for this replica's jobs, and reaps
+        the claims, server records and release marks of replicas that are gone."""
+        held = self.pool.held_jobs()
+        if held:
+            for mark in await self._releases.find({"id": {"$in": sorted(held)}}):
+                log.info("triton.released_elsewhere", job_id=mark["id"])
+                await self.pool.release(mark["id"])
+            await self._mirror.flush()
+        alive = await self.heartbeat.alive() | {self.replica}
+        reaped = await self._mirror.reap(alive)
+        claims = await self._claims.reap(alive)
+        if reaped or claims:
+            log.warning("triton.dead_replicas_reaped", servers=reaped, claims=claims)
+        await self._releases.delete_many({"at": {"$lt": self._clock() - RELEASE_KEPT_SECONDS}})
+
+    async def close(self) -> None:
+        """Stops the sync and says this replica is gone (its pool is closed by its owner)."""
+        if self._loop is not None:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+            self._loop = None
+        await self.heartbeat.leave()
+
+    async def _run(self) -> None:
+        period = self.heartbeat.ttl / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.heartbeat.beat()
+                await self.sync()
+            except AortaError as error:
+                log.warning("triton.sync_failed", error=str(error))
+            except Exception:
+                # A bug must not end the loop: without it this replica would be taken for dead.
+                log.exception("triton.sync_crashed")
