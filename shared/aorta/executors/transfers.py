@@ -61,6 +61,16 @@ async def remove_workspace(workspace: Workspace) -> None:
     await asyncio.to_thread(_remove, workspace)
 
 
+async def remove_if_empty(job_folder: Path) -> None:
+    """Removes a job's folder of workspaces when it holds none (a crash left it so)."""
+    await asyncio.to_thread(_prune_job_folder, job_folder)
+
+
+def _prune_job_folder(job_folder: Path) -> None:
+    with _JOB_FOLDERS, contextlib.suppress(OSError):
+        job_folder.rmdir()
+
+
 def _create(workspace: Workspace, volumes: list[Path]) -> None:
     _rmtree(workspace.folder)
     with _JOB_FOLDERS:

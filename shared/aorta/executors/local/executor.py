@@ -15,9 +15,14 @@ user is missing, or cannot reach the work root, the interpreter or the group lea
 fails to start with a message saying what to do; nothing falls back to root.
 
 After a restart. Operators die with the platform's process (Linux' parent-death signal, through
-each run's group leader), so a fresh `LocalExecutor` has no run alive and knows none: `wait`
-answers LOST for every run id of the previous process. The scheduler must then run those
-operators again as a new attempt (attempt + 1); no operator ever runs twice at once.
+each run's group leader), so a fresh `LocalExecutor` has no run alive. Before it answers
+anything it clears up what the previous process left (`sweep`,
+`aorta.executors.local.leftovers`): a run whose operator had exited 0 is finished (outputs
+stored from its workspace, outcome recorded), and `running` lists it with every outcome
+recorded in the last day (`aorta.executors.outcome_records`), which `wait` answers, so an
+operator that exited 0 never runs again. Every other run of the previous process is LOST: the
+scheduler runs it again as a new attempt (attempt + 1); no operator ever runs twice at once.
+The same sweep, every `sweep_interval` seconds, removes workspaces no live run owns.
 
 Limits: POSIX only (sessions, process groups). The death signal is Linux's; elsewhere an
 operator may outlive a platform killed with SIGKILL (a clean shutdown through `close` stops it
@@ -29,6 +34,7 @@ requests are not enforced on the host; GPUs are given through `CUDA_VISIBLE_DEVI
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections import deque
@@ -38,6 +44,7 @@ from pathlib import Path
 
 from aorta.blobs import BlobStore
 from aorta.errors import AortaError, Invalid, NotFound, Unavailable
+from aorta.executors.local.leftovers import clear_orphan, workspace_folders
 from aorta.executors.local.operator_user import (
     DEFAULT_RUN_AS,
     RUN_AS,
@@ -45,11 +52,14 @@ from aorta.executors.local.operator_user import (
     resolve_operator_user,
 )
 from aorta.executors.local.process_group import LEADER_SCRIPT
-from aorta.executors.local.run import LocalRun, RunConfig
+from aorta.executors.local.run import LocalRun, RunBooks, RunConfig
+from aorta.executors.local.run_plans import HeldPlan, RunPlan, RunPlans
 from aorta.executors.local.services import LocalServiceRunner, ServiceConfig
 from aorta.executors.local.work_folders import prepare_work_root
+from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import file_chunks, open_for_reading, split_lines
+from aorta.executors.transfers import remove_if_empty, remove_workspace
 from aorta.executors.workspace import Workspace
 from aorta.logger import get_logger
 
@@ -58,6 +68,10 @@ DEFAULT_STOP_GRACE = 15.0
 DEFAULT_CLOSE_GRACE = 5.0
 DEFAULT_MAX_LOG_BYTES = 10 << 20
 DEFAULT_FINISHED_RUNS_KEPT = 10_000
+DEFAULT_SWEEP_INTERVAL = 600.0
+"""Seconds between sweeps of the work root after the one at startup."""
+RETRY_INTERVAL = 5.0
+"""Seconds between tries to store the outputs of a run finished after a restart."""
 
 _log = get_logger(__name__)
 
@@ -78,7 +92,9 @@ class LocalExecutor:
     - `close_grace`: the same when `close` stops the runs still going.
     - `keep_workspaces`: keep each workspace after its run (for debugging).
     - `finished_runs_kept`: how many ended runs `wait` and `log_lines` still answer for; older
-      ones are forgotten (LOST, NotFound), so a long-lived platform's memory stays bounded.
+      ones are forgotten (`wait` then answers from the outcome records for a day, else LOST),
+      so a long-lived platform's memory stays bounded.
+    - `sweep_interval`: seconds between sweeps of the work root (`sweep`).
 
     Runs belong to the event loop that started them; use the executor from that loop only.
     """
@@ -97,16 +113,19 @@ class LocalExecutor:
         close_grace: float = DEFAULT_CLOSE_GRACE,
         keep_workspaces: bool = False,
         finished_runs_kept: int = DEFAULT_FINISHED_RUNS_KEPT,
+        sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
     ) -> None:
         if (
             log_flush_interval <= 0
+            or sweep_interval <= 0
             or max_log_bytes < 1024
             or min(stop_grace, close_grace) < 0
             or finished_runs_kept < 1
         ):
             raise Invalid(
                 "the local executor needs a positive log flush interval, a log cap of at least "
-                "1 KiB, grace periods of zero seconds or more and at least one ended run kept"
+                "1 KiB, grace periods of zero seconds or more, at least one ended run kept and a "
+                "positive sweep interval"
             )
         self._blobs = blobs
         self._work_root = Path(work_root).absolute()
@@ -127,6 +146,14 @@ class LocalExecutor:
         self._finished: deque[str] = deque()
         self._closed = False
         self._services: LocalServiceRunner | None = None
+        self._books = RunBooks(
+            RunPlans(self._work_root / "plans"), OutcomeRecords(self._work_root / "outcomes")
+        )
+        self._sweep_interval = sweep_interval
+        self._swept = asyncio.Event()
+        self._sweep_lock = asyncio.Lock()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._unfinished: dict[str, HeldPlan] = {}
         self._refusal: str | None = self._prepare()
 
     def service_runner(self) -> LocalServiceRunner:
@@ -194,7 +221,14 @@ class LocalExecutor:
         """
         if self._closed:
             raise Unavailable("the local executor is closed")
-        if run.run_id in self._runs:
+        await self._startup_sweep()
+        if run.run_id in self._runs or run.run_id in self._unfinished:
+            return
+        recorded = await self._books.records.read(run.run_id)
+        if run.run_id in self._runs or run.run_id in self._unfinished:
+            return  # a start of the same run while the record was read
+        if recorded is not None:
+            self._record(recorded)  # it ended under an earlier process: never run it again
             return
         if self._refusal is not None:
             # Checked again, so that `make setup` run after the platform started is enough.
@@ -212,19 +246,25 @@ class LocalExecutor:
             message = f"workspace {workspace.folder} is in use by run {busy}"
             self._record(RunOutcome(run.run_id, RunReason.START_FAILED, None, message))
             return
-        local = LocalRun(run, workspace, self._blobs, self._config)
+        local = LocalRun(run, workspace, self._blobs, self._config, self._books)
         self._runs[run.run_id] = local
         local.on_end(self._finished_run)
         local.begin()
         _log.info("operator run accepted", run_id=run.run_id, operator=run.operator)
 
     async def wait(self, run_id: str) -> RunOutcome:
-        """The run's outcome once it ended and its outputs and log are stored; LOST for a run
-        this executor does not know (started by an earlier process, or long forgotten).
+        """The run's outcome once it ended and its outputs and log are stored: from this
+        process, else from the outcome records (a run an earlier process finished, or one whose
+        operator exited 0 before that process died); LOST for any other run.
 
         Cancelling the waiter leaves the run going.
         """
-        known = self._runs.get(run_id)
+        await self._startup_sweep()
+        while run_id in self._unfinished:
+            await self.sweep()
+            if run_id in self._unfinished:
+                await asyncio.sleep(RETRY_INTERVAL)
+        known = self._runs.get(run_id) or await self._books.records.read(run_id)
         if known is None:
             return RunOutcome(
                 run_id,
@@ -247,8 +287,70 @@ class LocalExecutor:
             await known.stop(RunReason.CANCELLED, grace)
 
     async def running(self) -> list[str]:
-        """The run ids not ended yet: preparing inputs, running, or storing outputs."""
-        return [rid for rid, run in self._runs.items() if isinstance(run, LocalRun) and run.alive]
+        """The run ids not ended yet: preparing inputs, running, or storing outputs (this
+        process's, and those of an earlier one whose operator exited 0 but whose outputs could
+        not be stored yet); then the runs whose outcome was recorded in the last day and that
+        this process has not answered, which may have ended before the scheduler recorded
+        them (`wait` answers them)."""
+        await self._startup_sweep()
+        alive = [rid for rid, run in self._runs.items() if isinstance(run, LocalRun) and run.alive]
+        recorded = await self._books.records.run_ids()
+        unread = [rid for rid in recorded if rid not in self._runs and rid not in alive]
+        return alive + sorted(self._unfinished) + unread
+
+    async def sweep(self) -> None:
+        """Clears up what no live run owns in the work root: finishes the runs of a platform
+        that died whose operator exited 0, removes the workspaces and plans of the others and
+        every workspace no live run's plan names (kept with `keep_workspaces`). At startup
+        (before the executor answers anything), every `sweep_interval` seconds, and on
+        demand."""
+        async with self._sweep_lock:
+            await self._sweep()
+
+    async def _sweep(self) -> None:
+        root = self._work_root
+        # Folders first: a run writes its plan before its folder, so a folder seen here
+        # belongs to a plan the scan below sees (or to no live run).
+        folders, empty = await asyncio.to_thread(workspace_folders, root)
+        orphans, live = await asyncio.to_thread(self._books.plans.scan)
+        for held in [*self._unfinished.values(), *orphans]:
+            self._unfinished.pop(held.plan.run_id, None)
+            if not await clear_orphan(held, root, self._blobs, self._books.records):
+                self._unfinished[held.plan.run_id] = held
+        if self._config.keep_workspaces or None in live:
+            return  # kept on purpose, or a plan being written names a folder not known yet
+        owned = {run.workspace.folder for run in self._runs.values() if isinstance(run, LocalRun)}
+        for plan in (*live, *(held.plan for held in self._unfinished.values())):
+            if plan is not None:
+                with contextlib.suppress(Invalid):
+                    owned.add(Workspace.for_run(root, *_where(plan)).folder)
+        for folder in folders:
+            if folder not in owned:
+                _log.info("leftover workspace removed", folder=str(folder))
+                await remove_workspace(Workspace(folder))
+        for job_folder in empty:
+            await remove_if_empty(job_folder)
+
+    async def _startup_sweep(self) -> None:
+        """The first sweep, before anything is answered; then the periodic one starts."""
+        if self._swept.is_set():
+            return
+        async with self._sweep_lock:
+            if not self._swept.is_set():
+                try:
+                    await self._sweep()
+                except OSError as error:
+                    _log.warning("work root not swept", root=str(self._work_root), error=str(error))
+                self._swept.set()
+                self._sweeper = asyncio.create_task(self._sweep_periodically(), name="aorta-sweep")
+
+    async def _sweep_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval)
+            try:
+                await self.sweep()
+            except (AortaError, OSError) as error:
+                _log.warning("work root not swept", root=str(self._work_root), error=str(error))
 
     async def log_lines(self, run_id: str) -> AsyncIterator[str]:
         """The lines the run wrote so far, stdout and stderr interleaved; the last line may be
@@ -276,10 +378,16 @@ class LocalExecutor:
         for them: their outcome is LOST, as the scheduler must run them again after a restart.
         Later `start` calls raise `Unavailable`. Idempotent."""
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         alive = [run for run in self._runs.values() if isinstance(run, LocalRun) and run.alive]
         await asyncio.gather(*(run.stop(RunReason.LOST, self._close_grace) for run in alive))
         if self._services is not None:
             await self._services.close()
+        for held in self._unfinished.values():
+            held.release(remove=False)
+        self._unfinished.clear()
 
     def _active_in(self, workspace: Workspace) -> str | None:
         for run_id, run in self._runs.items():
@@ -295,3 +403,8 @@ class LocalExecutor:
         self._finished.append(run_id)
         while len(self._finished) > self._kept:
             self._runs.pop(self._finished.popleft(), None)
+
+
+def _where(plan: RunPlan) -> tuple[str, str, int]:
+    """The job, operator and attempt that name a plan's workspace."""
+    return plan.job_id, plan.operator, plan.attempt

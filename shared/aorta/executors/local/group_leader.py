@@ -12,12 +12,17 @@ again without two copies ever running at once.
 Contract with the executor:
 
 - The exit status is the operator's; an operator killed by signal N gives 128 + N (as a
-  container runtime reports it) and the status file says `signal N`.
+  container runtime reports it). The status file says how it ended (`exit N` or `signal N`),
+  written before the operator is reaped and before this process exits: it is the first record
+  of an exit 0, which an executor started after a crash reads to store the outputs rather than
+  run the operator again.
 - When the command cannot be started (not found, not executable), the status file says
   `error MESSAGE` and the exit status is 127.
 - SIGTERM from the executor (sent to the whole group) is left to the operator: this process
   keeps waiting, so it reports how the operator ended. SIGTERM from the kernel after the
-  platform died (the parent-death signal) kills the group with SIGKILL.
+  platform died (the parent-death signal) kills the operator with SIGKILL, records how it
+  ended (an operator that had exited already keeps its own status, so an exit 0 just before
+  the crash is never mistaken for a kill), then kills the rest of the group.
 - It starts nothing when the platform died before the death signal was armed.
 
 It imports the standard library only and runs with `-I -S` (no site-packages, no environment
@@ -45,9 +50,12 @@ def main(argv: list[str]) -> int:
         print("usage: group_leader.py PARENT_PID STATUS_FILE -- COMMAND...", file=sys.stderr)
         return 2
     parent, status_file, command = int(argv[1]), argv[2], argv[4:]
+    started: list[int] = []
 
     def on_terminate(signum: int, frame: FrameType | None) -> None:
         if os.getppid() != parent:
+            if started:
+                _settle(started[0], status_file)
             os.killpg(0, signal.SIGKILL)
 
     signal.signal(signal.SIGTERM, on_terminate)
@@ -63,12 +71,36 @@ def main(argv: list[str]) -> int:
     except OSError as error:
         _write(status_file, f"error {describe_start_error(command[0], error)}")
         return COMMAND_NOT_STARTED
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code < 0:
-        _write(status_file, f"signal {-code}")
-        return 128 - code
+    started.append(pid)
+    # Not reaped yet: until the status is written the pid cannot be reused, so the signal
+    # handler may still look at (or kill) the operator safely.
+    code = _record(status_file, os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT))
+    os.waitpid(pid, 0)
     return code
+
+
+def _settle(pid: int, status_file: str) -> None:
+    """Kills the operator unless it exited already, and records how it ended; nothing when it
+    was reaped (its status is written then)."""
+    try:
+        ended = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return
+    if ended is None:
+        os.kill(pid, signal.SIGKILL)
+        ended = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    if ended is not None:
+        _record(status_file, ended)
+
+
+def _record(status_file: str, ended: os.waitid_result | None) -> int:
+    """Writes how the operator ended (`exit N`, `signal N`) and returns the exit status."""
+    assert ended is not None
+    if ended.si_code == os.CLD_EXITED:
+        _write(status_file, f"exit {ended.si_status}")
+        return ended.si_status
+    _write(status_file, f"signal {ended.si_status}")
+    return 128 + ended.si_status
 
 
 def describe_start_error(program: str, error: OSError) -> str:

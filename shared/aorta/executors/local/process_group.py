@@ -188,6 +188,20 @@ class OperatorProcess:
         return ExitStatus(code=returncode)
 
 
+def recorded_exit(status_file: Path) -> ExitStatus | None:
+    """How a run's operator ended as its group leader recorded it, read after the platform that
+    started it died (no exit status of the leader to go by); None when nothing says it ended.
+    Blocks."""
+    kind, _, detail = _read_status(status_file).partition(" ")
+    if not detail.isdigit():
+        return None
+    if kind == "exit":
+        return ExitStatus(code=int(detail))
+    if kind == "signal":
+        return ExitStatus(code=128 + int(detail), signal=int(detail))
+    return None
+
+
 def _read_status(path: Path) -> str:
     # Written by the operator's user: read at most a line, and never through a link.
     try:

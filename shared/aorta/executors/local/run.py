@@ -3,8 +3,17 @@
 A `LocalRun` owns one task that walks the run through its phases: create the workspace, fetch
 the inputs, give the workspace to the operator's user, start the command under its group
 leader, watch it (exit, timeout, stop request), store the outputs when it exited 0, push the
-final log, remove the workspace. Whatever happens, the task ends by setting the outcome, so a
-waiter is never left hanging.
+final log, record the outcome, remove the workspace. Whatever happens, the task ends by setting
+the outcome, so a waiter is never left hanging.
+
+Exactly once. Before its workspace is made the run's plan is written and locked
+(`aorta.executors.local.run_plans`); the group leader records the operator's exit in the
+workspace before anything else happens; the outcome is recorded on disk
+(`aorta.executors.outcome_records`) before the workspace and the plan are removed. A platform
+killed anywhere after an exit 0 thus leaves either the record or the workspace with its outputs
+and `exit 0`, from which the next executor finishes the run
+(`aorta.executors.local.leftovers`) instead of running the operator again. A run stopped because
+the executor closed (LOST) is not recorded: the scheduler runs it again.
 """
 
 from __future__ import annotations
@@ -23,7 +32,9 @@ from aorta.blobs import BlobStore
 from aorta.errors import AortaError, Invalid
 from aorta.executors.local.operator_user import OperatorUser
 from aorta.executors.local.process_group import ExitStatus, OperatorProcess
+from aorta.executors.local.run_plans import HeldPlan, RunPlan, RunPlans
 from aorta.executors.local.work_folders import hand_over
+from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason, RunTimes, ServiceMount
 from aorta.executors.run_log import RunLog
 from aorta.executors.transfers import (
@@ -68,6 +79,14 @@ class RunConfig:
     keep_workspaces: bool
 
 
+@dataclass(frozen=True)
+class RunBooks:
+    """Where runs keep what outlives their process: plans while they run, outcomes after."""
+
+    plans: RunPlans
+    records: OutcomeRecords
+
+
 class _Stopped(Exception):
     """A stop request arrived before the command started."""
 
@@ -76,7 +95,12 @@ class LocalRun:
     """One run and the task that drives it; `begin` starts the task."""
 
     def __init__(
-        self, run: OperatorRun, workspace: Workspace, blobs: BlobStore, config: RunConfig
+        self,
+        run: OperatorRun,
+        workspace: Workspace,
+        blobs: BlobStore,
+        config: RunConfig,
+        books: RunBooks,
     ) -> None:
         self.spec = run
         self.workspace = workspace
@@ -89,6 +113,8 @@ class LocalRun:
         self._stop_grace = config.stop_grace
         self._task: asyncio.Task[None] | None = None
         self._times = RunTimes()
+        self._books = books
+        self._plan: HeldPlan | None = None
 
     def on_end(self, callback: Callable[[str], None]) -> None:
         """Calls `callback(run_id)` once the outcome is known."""
@@ -133,6 +159,11 @@ class LocalRun:
     async def _execute(self) -> RunOutcome:
         run = self.spec
         self._times = RunTimes(staging=time.time())
+        plan = RunPlan(run.run_id, run.job_id, run.operator, run.attempt, run.outputs, run.log_key)
+        try:
+            self._plan = await asyncio.to_thread(self._books.plans.hold, plan)
+        except OSError as error:
+            return self._outcome_of(RunReason.START_FAILED, f"no plan of the run: {error}")
         try:
             await create_workspace(self.workspace, [*run.inputs, *run.outputs])
             await asyncio.to_thread(link_service_mounts, self.workspace, run.service_mounts)
@@ -255,17 +286,24 @@ class LocalRun:
         )
 
     async def _finish(self, outcome: RunOutcome) -> RunOutcome:
-        """Pushes the final log and removes the workspace; neither failure changes the outcome."""
+        """Pushes the final log, records the outcome, removes the workspace and the plan; no
+        failure among them changes the outcome."""
         run = self.spec
         if self.log.created:
             if not outcome.succeeded:
                 summary = outcome.message.split("\n", 1)[0]
                 await _quietly(self.log.note(summary), run.run_id, "note")
             await _quietly(self.log.push(self._blobs, run.log_key), run.run_id, "final log push")
-        if not self._config.keep_workspaces:
-            await _quietly(remove_workspace(self.workspace), run.run_id, "workspace removal")
         self._times = replace(self._times, stored=time.time())
         outcome = replace(outcome, times=self._times)
+        if outcome.reason is not RunReason.LOST:
+            await _quietly(self._books.records.write(outcome), run.run_id, "outcome record")
+        if not self._config.keep_workspaces:
+            await _quietly(remove_workspace(self.workspace), run.run_id, "workspace removal")
+        if self._plan is not None:
+            await _quietly(
+                asyncio.to_thread(self._plan.release, remove=True), run.run_id, "plan removal"
+            )
         _log.info(
             "operator run ended",
             run_id=run.run_id,
