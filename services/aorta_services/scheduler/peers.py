@@ -16,7 +16,10 @@ from aorta.bus import Bus
 from aorta.bus.verbs import Verb, call
 from aorta.errors import Unavailable
 from aorta.ids import JobId, PayloadId, PipelineId
+from aorta.logger import get_logger
 from aorta_services.scheduler.domain.job_record import TritonUris
+
+log = get_logger(__name__)
 
 Req = TypeVar("Req")
 Ans = TypeVar("Ans")
@@ -25,6 +28,16 @@ Ans = TypeVar("Ans")
 def no_responders(error: Unavailable, subject: str) -> bool:
     """Whether `error` is the bus saying nobody serves `subject` (not a timeout)."""
     return error.messages == (f"no service answers {subject}",)
+
+
+def timed_out(error: Unavailable, subject: str) -> bool:
+    """Whether `error` is the bus saying nobody answered `subject` in time."""
+    return len(error.messages) == 1 and error.messages[0].startswith(f"no answer from {subject} ")
+
+
+ACQUIRE_ATTEMPTS = 3
+"""How often a Triton acquire is asked before its job faults: an acquire is idempotent by job
+across every models replica, so asking again after a timeout never starts a second server."""
 
 
 class Peers:
@@ -75,8 +88,20 @@ class Peers:
         """A Triton server holding `models` for this job, on its GPUs `gpus` where it has any;
         `Unavailable` when no models service is deployed."""
         request = contracts.AcquireTriton(job_id, tuple(models), tuple(gpus))
-        server = await self._call(contracts.MODELS_ACQUIRE_TRITON, request)
-        return TritonUris(grpc_uri=server.grpc_uri, http_uri=server.http_uri)
+        verb = contracts.MODELS_ACQUIRE_TRITON
+        attempt = 1
+        while True:
+            try:
+                server = await self._call(verb, request)
+            except Unavailable as error:
+                # A replica that died (or stalled) mid-acquire never answers; asked again,
+                # another replica takes the job's claim over or answers with what it recorded.
+                if attempt == ACQUIRE_ATTEMPTS or not timed_out(error, verb.subject):
+                    raise
+                log.warning("scheduler.triton_acquire_retried", job_id=job_id, attempt=attempt)
+                attempt += 1
+            else:
+                return TritonUris(grpc_uri=server.grpc_uri, http_uri=server.http_uri)
 
     async def release_triton(self, job_id: JobId) -> None:
         """The job stopped: its Triton servers return to the pool. A models service that is not
