@@ -1,5 +1,5 @@
-"""A secured `aorta up` with its web console, the people who use it, and Debian's Chromium, for
-the console's browser tests."""
+"""A secured `aorta up` with its web console, the people who use it, and Debian's Chromium
+signed in as one of them, for the console's API and browser tests."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from playwright.async_api import Page, ViewportSize, async_playwright, expect
 
 from aorta.testing.embedded import AORTA, aorta_up
 from aorta.testing.ports import free_port
@@ -163,10 +165,76 @@ def running_console(root: Path, people: dict[str, str]) -> Iterator[Console]:
     """`aorta up --auth` under `root` with its console, and a token for each of `people`
     (name: role) beside the admin's."""
     data, port, web = root / "data", free_port(), free_port()
-    args = ["--auth", "--web-port", str(web), "--metrics-port", "0"]
-    with aorta_up(data, port, environ=SCHEDULER, args=args):
+    with aorta_up(data, port, environ=SCHEDULER, args=["--auth", "--web-port", str(web)]):
         base = f"http://127.0.0.1:{web}"
         wait_console(base)
         tokens = {"admin": (data / "admin.token").read_text().strip()}
         tokens.update({name: make_token(data, name, role) for name, role in people.items()})
         yield Console(grpc_address=f"127.0.0.1:{port}", base=base, data=data, tokens=tokens)
+
+
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+TABLET: ViewportSize = {"width": 820, "height": 1180}
+LONG = 90_000
+"""Milliseconds the browser waits for the platform's doing (a job to run, a cancel to land)."""
+
+DROP = """(files) => {
+  const transfer = new DataTransfer();
+  for (const [name, encoded] of files) {
+    const bytes = Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0));
+    transfer.items.add(new File([bytes], name));
+  }
+  return transfer;
+}"""
+"""A DataTransfer holding files (name, base64 bytes), as a drag from the desktop carries."""
+
+
+@asynccontextmanager
+async def signed_in(console: Console, who: str) -> AsyncIterator[Page]:
+    """A fresh headless Chromium (no cookies) with `who` signed in through the sign-in page;
+    on the way out, fails when the page asked any other origin or broke its CSP.
+
+    Playwright's async API, on the test's own event loop (its sync API would run a second loop
+    in this thread)."""
+    executable = chromium()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable)
+        try:
+            context = await browser.new_context(
+                base_url=console.base, viewport=DESKTOP, accept_downloads=True
+            )
+            page = await context.new_page()
+            elsewhere: list[str] = []
+            refused: list[str] = []
+            context.on(
+                "request",
+                lambda request: (
+                    None if request.url.startswith(console.base) else elsewhere.append(request.url)
+                ),
+            )
+            page.on(
+                "console",
+                lambda message: (
+                    refused.append(message.text)
+                    if "Content Security Policy" in message.text
+                    else None
+                ),
+            )
+            await page.goto("/")
+            await expect(page.get_by_role("heading", name="Sign in to Aorta")).to_be_visible()
+            await page.get_by_label("Token").fill(console.tokens[who])
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
+            await expect(page.get_by_test_id("subject")).to_have_text(who)
+            yield page
+            await context.close()
+            assert not elsewhere, f"the console asked other origins: {elsewhere}"
+            assert not refused, f"the Content-Security-Policy refused: {refused}"
+        finally:
+            await browser.close()
+
+
+async def shoot(page: Page, name: str) -> None:
+    """A screenshot of the whole page into the artifacts folder, as `name`.png."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

@@ -12,64 +12,39 @@ import base64
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, ViewportSize, async_playwright, expect
+from playwright.async_api import async_playwright, expect
 
 from aorta.testing.embedded import aorta_up
 from aorta.testing.ports import free_port
 from tests.e2e.console_platform import (
-    ARTIFACTS,
     COPY_PIPELINE,
+    DESKTOP,
+    DROP,
     IDLE_PIPELINE,
-    SCHEDULER,
+    LONG,
     SLOW_PIPELINE,
+    TABLET,
     Console,
     chromium,
-    make_token,
+    running_console,
+    shoot,
+    signed_in,
     wait_console,
 )
 
 pytestmark = pytest.mark.timeout(300)
 
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
-TABLET: ViewportSize = {"width": 820, "height": 1180}
-LONG = 90_000
-"""Milliseconds the browser waits for the platform's doing (a job to run, a cancel to land)."""
-
-DROP = """(files) => {
-  const transfer = new DataTransfer();
-  for (const [name, encoded] of files) {
-    const bytes = Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0));
-    transfer.items.add(new File([bytes], name));
-  }
-  return transfer;
-}"""
-"""A DataTransfer holding files (name, base64 bytes), as a drag from the desktop carries."""
-
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    root = tmp_path_factory.mktemp("console")
-    data, port, web = root / "data", free_port(), free_port()
-    args = ["--auth", "--web-port", str(web)]
-    with aorta_up(data, port, environ=SCHEDULER, args=args):
-        base = f"http://127.0.0.1:{web}"
-        wait_console(base)
-        yield Console(
-            grpc_address=f"127.0.0.1:{port}",
-            base=base,
-            data=data,
-            tokens={
-                "admin": (data / "admin.token").read_text().strip(),
-                "alice": make_token(data, "alice", "user"),
-                "vera": make_token(data, "vera", "viewer"),
-            },
-        )
+    people = {"alice": "user", "vera": "viewer"}
+    with running_console(tmp_path_factory.mktemp("console"), people) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -87,56 +62,6 @@ def pipelines(console: Console, folder: Path) -> dict[str, str]:
     }
 
 
-@asynccontextmanager
-async def _signed_in(console: Console, who: str) -> AsyncIterator[Page]:
-    """A fresh headless Chromium (no cookies) with `who` signed in through the sign-in page;
-    on the way out, fails when the page asked any other origin or broke its CSP.
-
-    Playwright's async API, on the test's own event loop (its sync API would run a second loop
-    in this thread)."""
-    executable = chromium()
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=executable)
-        try:
-            context = await browser.new_context(
-                base_url=console.base, viewport=DESKTOP, accept_downloads=True
-            )
-            page = await context.new_page()
-            elsewhere: list[str] = []
-            refused: list[str] = []
-            context.on(
-                "request",
-                lambda request: (
-                    None if request.url.startswith(console.base) else elsewhere.append(request.url)
-                ),
-            )
-            page.on(
-                "console",
-                lambda message: (
-                    refused.append(message.text)
-                    if "Content Security Policy" in message.text
-                    else None
-                ),
-            )
-            await page.goto("/")
-            await expect(page.get_by_role("heading", name="Sign in to Aorta")).to_be_visible()
-            await page.get_by_label("Token").fill(console.tokens[who])
-            await page.get_by_role("button", name="Sign in").click()
-            await expect(page.get_by_role("heading", name="Jobs")).to_be_visible()
-            await expect(page.get_by_test_id("subject")).to_have_text(who)
-            yield page
-            await context.close()
-            assert not elsewhere, f"the console asked other origins: {elsewhere}"
-            assert not refused, f"the Content-Security-Policy refused: {refused}"
-        finally:
-            await browser.close()
-
-
-async def _shoot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
 def _cancelled(console: Console, job: str) -> None:
     if console.job_state("alice", job)[0] != "STOPPED":
         console.cli("alice", "cancel", "job", "-j", job)
@@ -147,7 +72,7 @@ async def test_a_user_runs_a_pipeline_from_dropped_files_and_follows_it(
 ) -> None:
     scan = os.urandom(30_000)
     dropped_files = {"scan.raw": scan, "notes.txt": b"series 7, contrast\n"}
-    async with _signed_in(console, "alice") as page:
+    async with signed_in(console, "alice") as page:
         await page.get_by_role("link", name="Pipelines").click()
         await page.get_by_role("link", name="console-copy").click()
         await expect(page.locator("#pipeline-dag g[data-node=report]")).to_be_visible()
@@ -184,9 +109,9 @@ async def test_a_user_runs_a_pipeline_from_dropped_files_and_follows_it(
             await output.get_by_role("link", name="Download /operators/report/scan.raw").click()
         saved = await (await downloading.value).path()
         assert await asyncio.to_thread(Path(saved).read_bytes) == scan
-        await _shoot(page, "job")
+        await shoot(page, "job")
         await page.set_viewport_size(TABLET)
-        await _shoot(page, "job-tablet")
+        await shoot(page, "job-tablet")
 
 
 async def test_the_jobs_table_filters_pages_and_updates_live(
@@ -194,7 +119,7 @@ async def test_the_jobs_table_filters_pages_and_updates_live(
 ) -> None:
     first = console.created_job("alice", pipelines["idle"], "idle-1")
     second = console.created_job("alice", pipelines["idle"], "idle-2")
-    async with _signed_in(console, "alice") as page:
+    async with signed_in(console, "alice") as page:
         await page.get_by_label("Pipeline").select_option(label="console-idle")
         await page.get_by_label("Per page").select_option("25")
         await page.get_by_role("button", name="Apply").click()
@@ -228,7 +153,7 @@ async def test_a_user_cancels_a_job_and_sees_why_another_waits(
     running = console.started_job("alice", pipelines["slow"], "to-cancel")
     queued = ""
     try:
-        async with _signed_in(console, "alice") as page:
+        async with signed_in(console, "alice") as page:
             badges = page.locator("#job-badges")
             await page.goto(f"/#/jobs/{running}")
             await expect(badges).to_contain_text("RUNNING", timeout=LONG)
@@ -239,9 +164,9 @@ async def test_a_user_cancels_a_job_and_sees_why_another_waits(
             await page.get_by_role("link", name="Jobs", exact=True).click()
             row = page.locator(f"tr[data-job='{queued}']")
             await expect(row.locator("td.reason")).not_to_be_empty(timeout=LONG)
-            await _shoot(page, "jobs")
+            await shoot(page, "jobs")
             await page.set_viewport_size(TABLET)
-            await _shoot(page, "jobs-tablet")
+            await shoot(page, "jobs-tablet")
             await page.set_viewport_size(DESKTOP)
 
             await row.get_by_role("link").click()
@@ -273,7 +198,7 @@ async def test_a_viewer_is_refused_a_cancel_and_bytes_and_sees_it(
     payload = _payload(console, finished)
     running = console.started_job("alice", pipelines["slow"], "viewed")
     try:
-        async with _signed_in(console, "vera") as page:
+        async with signed_in(console, "vera") as page:
             await page.goto(f"/#/jobs/{running}")
             await page.get_by_role("button", name="Cancel").click()
             await expect(page.locator("#action-result")).to_contain_text("Cancel refused")
@@ -305,7 +230,7 @@ async def test_every_page_is_drawn_at_desktop_and_tablet_sizes(
         "models": ("/#/models", "main h1"),
         "node": ("/#/node", "main h1"),
     }
-    async with _signed_in(console, "alice") as page:
+    async with signed_in(console, "alice") as page:
         await page.goto("/#/pipelines")
         await page.reload()
         await expect(page.locator("#pipelines")).to_be_visible()
@@ -319,10 +244,10 @@ async def test_every_page_is_drawn_at_desktop_and_tablet_sizes(
                 await page.set_viewport_size(viewport)
                 await page.goto(address)
                 await expect(page.locator(drawn).first).to_be_visible()
-                await _shoot(page, f"{name}{size}")
+                await shoot(page, f"{name}{size}")
         await page.get_by_role("button", name="Sign out").click()
         await expect(page.get_by_role("heading", name="Sign in to Aorta")).to_be_visible()
-        await _shoot(page, "sign-in")
+        await shoot(page, "sign-in")
 
 
 def _samples(now: datetime) -> dict[str, object]:
@@ -348,7 +273,7 @@ async def test_the_node_page_charts_a_gpus_utilization_and_memory(console: Conso
     # The test machines have no GPU, so the platform's answer is replaced by one with a GPU
     # (the shape of the OpenAPI file's Utilization) to draw the chart the page is for.
     answer = json.dumps(_samples(datetime.now(UTC)))
-    async with _signed_in(console, "alice") as page:
+    async with signed_in(console, "alice") as page:
         await page.route(
             "**/api/utilization*",
             lambda route: route.fulfill(content_type="application/json", body=answer),
@@ -359,7 +284,7 @@ async def test_the_node_page_charts_a_gpus_utilization_and_memory(console: Conso
         await expect(gpu.locator("svg path.series-util")).to_have_count(1)
         await expect(gpu.locator("svg path.series-memory")).to_have_count(1)
         await expect(gpu).to_contain_text("tritonserver")
-        await _shoot(page, "node-gpu")
+        await shoot(page, "node-gpu")
 
 
 async def test_a_platform_without_auth_says_so_in_a_banner(tmp_path: Path) -> None:
@@ -376,6 +301,44 @@ async def test_a_platform_without_auth_says_so_in_a_banner(tmp_path: Path) -> No
                 banner = page.get_by_role("status").filter(has_text="does not authenticate")
                 await expect(banner).to_be_visible()
                 await expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
-                await _shoot(page, "no-auth")
+                await shoot(page, "no-auth")
             finally:
                 await browser.close()
+
+
+LAYOUT = """async () => {
+  const { layout } = await import("/js/dag.js");
+  const { bytes, duration } = await import("/js/format.js");
+  const place = (nodes, edges) => {
+    const placed = layout(nodes, edges.map(([from, to]) => ({ from, to })));
+    return Object.fromEntries([...placed].map(([name, p]) => [name, [p.layer, p.row]]));
+  };
+  return {
+    diamond: place(["a", "b", "c", "d"], [["a", "b"], ["a", "c"], ["b", "d"], ["c", "d"]]),
+    // Sources listed after the operators reading them, and a crossing the order would make.
+    crossed: place(["x2", "x1", "y1", "y2", "s1", "s2"],
+      [["s1", "x1"], ["s2", "x2"], ["x1", "y1"], ["x2", "y2"]]),
+    cycle: place(["p", "q"], [["p", "q"], ["q", "p"]]),
+    texts: [duration(4.25), duration(125), duration(3725), bytes(512), bytes(1536)],
+  };
+}"""
+"""The page's pure layout and formatting functions, run in the browser that runs the pages."""
+
+
+async def test_the_dag_layout_and_formats_in_the_browser(console: Console) -> None:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium())
+        try:
+            page = await browser.new_page(base_url=console.base)
+            await page.goto("/")
+            found = await page.evaluate(LAYOUT)
+        finally:
+            await browser.close()
+    assert found["diamond"] == {"a": [0, 0], "b": [1, 0], "c": [1, 1], "d": [2, 0]}
+    crossed = found["crossed"]
+    assert [crossed[name][0] for name in ("s1", "s2", "x1", "x2", "y1", "y2")] == [0, 0, 1, 1, 2, 2]
+    # Each operator sits on its source's row, so no two edges cross.
+    assert crossed["x1"][1] == crossed["s1"][1] and crossed["y1"][1] == crossed["x1"][1]
+    assert crossed["x2"][1] == crossed["s2"][1] and crossed["y2"][1] == crossed["x2"][1]
+    assert sorted(found["cycle"]) == ["p", "q"]
+    assert found["texts"] == ["4.3s", "2m 05s", "1h 02m", "512 B", "1.5 KiB"]
