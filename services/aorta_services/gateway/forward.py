@@ -8,7 +8,7 @@ The RPCs the gateway handles itself call the internal verbs by their contracts (
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -47,12 +47,22 @@ class Forwarder:
         self._bus = bus
         self._timeout = timeout
 
-    def unary(self, subject: str, response_class: type[Message]) -> UnaryHandler:
-        """A unary handler answered by one bus request to `subject`."""
+    def unary(
+        self,
+        subject: str,
+        response_class: type[Message],
+        *,
+        extra_headers: Callable[[Context], Mapping[str, str]] | None = None,
+    ) -> UnaryHandler:
+        """A unary handler answered by one bus request to `subject`; `extra_headers` adds
+        bus headers read from the call (its gRPC metadata)."""
 
         async def handler(request: Any, context: Context) -> Message:
+            headers = _headers()
+            if extra_headers is not None:
+                headers.update(extra_headers(context))
             reply = await self._bus.request(
-                subject, request.SerializeToString(), timeout=self._timeout, headers=_headers()
+                subject, request.SerializeToString(), timeout=self._timeout, headers=headers
             )
             return response_class.FromString(reply)
 

@@ -40,6 +40,7 @@ import grpc
 
 from aorta import contracts, ids, subjects
 from aorta.api import common_pb2, payloads_pb2
+from aorta.auth.ownership import FORCE_HEADER, FORCE_METADATA
 from aorta.blobs import BlobInfo
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.errors import AortaError, Conflict, ErrorCode, Invalid, NotFound
@@ -86,6 +87,15 @@ class PayloadsService:
         return await self._forward.call(
             contracts.PAYLOADS_LOCATE, contracts.Locate(payload_id, name)
         )
+
+
+def _forced(context: Context) -> dict[str, str]:
+    """The bus header of a Delete its caller forces (`FORCE_METADATA`); the payloads service
+    lets only an admin force."""
+    for key, value in context.invocation_metadata() or ():
+        if key == FORCE_METADATA and value == "true":
+            return {FORCE_HEADER: "true"}
+    return {}
 
 
 def handlers(gateway: GatewayContext) -> dict[str, Handler]:
@@ -198,7 +208,11 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         "Create": _bounded(
             forward.unary(subjects.PAYLOADS_CREATE, payloads_pb2.PayloadsCreateResponse)
         ),
-        "Delete": forward.unary(subjects.PAYLOADS_DELETE, payloads_pb2.PayloadsDeleteResponse),
+        "Delete": forward.unary(
+            subjects.PAYLOADS_DELETE,
+            payloads_pb2.PayloadsDeleteResponse,
+            extra_headers=_forced,
+        ),
         "Details": details,
         "Download": download,
         "Remove": forward.unary(subjects.PAYLOADS_REMOVE, payloads_pb2.PayloadsRemoveResponse),

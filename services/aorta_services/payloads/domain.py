@@ -122,15 +122,46 @@ class PayloadRecord:
                 code=ErrorCode.PAYLOAD_IN_USE,
             )
 
-    def marked_deleting(self) -> PayloadRecord:
-        """The first step of a Delete; `Conflict` (PAYLOAD_IN_USE) while a job runs on it."""
+    def marked_deleting(self, *, force: bool = False) -> PayloadRecord:
+        """The first step of a client's Delete (`Payloads.Delete`), which never leaves a job
+        without its payload.
+
+        A REUSABLE payload may always go (jobs hold copies of it). A job's PIPELINE payload
+        goes with its job (`marked_deleted_with_job`), not alone: while the job can still run
+        (created, queued or running) the Delete is refused with `Conflict` (PAYLOAD_IN_USE)
+        naming the job; once the job stopped, its read-only payload is refused with `Conflict`
+        (PAYLOAD_READ_ONLY) unless `force` (an admin's explicit choice, checked by the caller),
+        which never overrides PAYLOAD_IN_USE.
+        """
+        self._check_not_in_use()
+        if self.kind is PayloadKind.PIPELINE:
+            if not self.read_only:
+                raise Conflict(
+                    f"payload {self.id} is the input of job {self.job_id}, which has not run "
+                    "(created, or canceled before it started); delete the job with "
+                    f"`aorta delete job {self.job_id}` and its payload goes with it",
+                    code=ErrorCode.PAYLOAD_IN_USE,
+                )
+            if not force:
+                raise Conflict(
+                    f"payload {self.id} is the read-only payload of job {self.job_id}, which "
+                    f"stopped; delete the job with `aorta delete job {self.job_id}` and its "
+                    "payload goes with it (an admin may delete the payload alone with "
+                    "`aorta delete payload --force`)",
+                    code=ErrorCode.PAYLOAD_READ_ONLY,
+                )
+        return replace(self, deleting=True)
+
+    def _check_not_in_use(self) -> None:
+        """`Conflict` (PAYLOAD_IN_USE) while a started job holds the payload (queued or
+        running, or stopped and not released yet)."""
         if self.in_use_by_job is not None:
             raise Conflict(
-                f"payload {self.id} is in use by job {self.in_use_by_job}, which is running; "
-                "delete it once the job stopped",
+                f"payload {self.id} is in use by job {self.in_use_by_job}, which is queued or "
+                f"running; cancel it (`aorta cancel job {self.in_use_by_job}`) and delete the "
+                "job once it stopped, which deletes its payload with it",
                 code=ErrorCode.PAYLOAD_IN_USE,
             )
-        return replace(self, deleting=True)
 
     def marked_discarded(self, job_id: JobId) -> PayloadRecord:
         """The first step of discarding the payload of job `job_id`, which was never revealed
@@ -159,7 +190,8 @@ class PayloadRecord:
         payload, or while the job still holds it (its resources are not released yet).
         """
         self._check_job_payload(job_id, "deleted with it")
-        return self.marked_deleting()
+        self._check_not_in_use()
+        return replace(self, deleting=True)
 
     def to_document(self) -> dict[str, Any]:
         """The stored form (without the store's own `version` and times).

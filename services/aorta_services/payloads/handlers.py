@@ -16,6 +16,7 @@ from contextlib import aclosing
 
 from aorta import ids
 from aorta.api import payloads_pb2
+from aorta.auth.ownership import FORCE_HEADER, check_may_force
 from aorta.auth.principal import current_principal
 from aorta.bus import Request
 from aorta.errors import ErrorCode, Invalid
@@ -59,15 +60,25 @@ class ClaraVerbs:
         return answers.created(stored)
 
     async def delete(self, request: Request) -> bytes:
-        """Delete: the whole payload, files and records; PAYLOAD_IN_USE while its job runs.
+        """Delete: the whole payload, files and records.
 
-        The payload is marked first, so it is gone for every caller from then on (an upload
-        finishing meanwhile is refused and its file removed); a Delete interrupted midway is
-        finished by the next one.
+        A job's PIPELINE payload is never deleted alone while its job can run (PAYLOAD_IN_USE,
+        naming the job), and once the job stopped only with it (`aorta.v1.Jobs/Delete`) or by
+        an admin's forced Delete (`aorta.auth.ownership.FORCE_HEADER`; PAYLOAD_READ_ONLY otherwise):
+        `PayloadRecord.marked_deleting`. The payload is marked first, so it is gone for every
+        caller from then on (an upload finishing meanwhile is refused and its file removed); a
+        Delete interrupted midway is finished by the next one.
         """
         message = wire.parse_message(request.data, payloads_pb2.PayloadsDeleteRequest)
         id = ids.payload_id(message.payload_id.value)
-        record = await self._repository.modify(id, lambda current: owned(current).marked_deleting())
+        force = request.headers.get(FORCE_HEADER) == "true"
+        if force:
+            check_may_force(f"payload {id}")
+        record = await self._repository.modify(
+            id, lambda current: owned(current).marked_deleting(force=force)
+        )
+        if force and record.kind is PayloadKind.PIPELINE:
+            log.warning("payload.deleted_without_job", payload_id=id, job_id=record.job_id)
         removed = await erase(self._repository, self._contents, id)
         log.info("payload.deleted", payload_id=id, files=removed)
         await self._events.payload(record, "deleted", files=removed)

@@ -8,7 +8,8 @@ A refusal names the thing and the reason, never the other subject.
 
 Clara's messages have no owner field, so the gateway sends it as the gRPC initial metadata
 `OWNER_METADATA` of Jobs.Status, Pipelines.Details and Payloads.Details, percent-encoded
-(gRPC metadata values are printable ASCII).
+(gRPC metadata values are printable ASCII). An admin may force what the rules would refuse
+only where a verb says so (`FORCE_METADATA`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,21 @@ from aorta.errors import Forbidden
 
 OWNER_METADATA = "aorta-owner"
 """The gRPC initial-metadata key naming the subject that created the thing described."""
+
+FORCE_METADATA = "aorta-force"
+"""The gRPC metadata (value `true`) of a forced `Payloads.Delete` (`aorta delete payload
+--force`): an admin deletes the read-only payload of a stopped job without the job. The gateway
+passes it on to the payloads service as the bus header `FORCE_HEADER`."""
+FORCE_HEADER = "Aorta-Force"
+
+
+def check_may_force(thing: str, caller: Principal | None = None) -> None:
+    """`Forbidden` unless `caller` (default: the current one) is an admin, the only role that
+    may force the deletion of `thing` past the rule that keeps it."""
+    who = current_principal() if caller is None else caller
+    if not who.is_admin:
+        raise Forbidden(f"only an admin may force the deletion of {thing}")
+
 
 _PRINTABLE_ASCII = "".join(chr(code) for code in range(0x20, 0x7F) if chr(code) != "%")
 

@@ -162,11 +162,20 @@ def describe_payload(session: Session, payload: str) -> None:
 
 @click.command("payload")
 @named("payload", "--payload", dest="payload", forms="its id")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Admins only: delete a stopped job's read-only payload without the job.",
+)
 @with_session()
-def delete_payload(session: Session, payload: str) -> None:
-    """Delete a payload and its files."""
+def delete_payload(session: Session, payload: str, force: bool) -> None:
+    """Delete a payload and its files.
+
+    A job's own payload goes with its job (`aorta delete job`): the platform refuses to delete
+    it alone while the job can still run, and once it stopped unless an admin adds --force.
+    """
     payload_id = canonical_payload(payload)
-    delete(session, payload_id)
+    delete(session, payload_id, force=force)
     session.output.emit(
         human=f"Payload {payload_id} deleted.",
         document={"payload_id": payload_id, "deleted": True},

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aorta.api import common_pb2, payloads_pb2
-from aorta.auth.ownership import owner_from_metadata
+from aorta.auth.ownership import FORCE_METADATA, owner_from_metadata
 from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
 from aorta.cli.failures import CliFailure, NotFoundFailure
 from aorta.cli.files import LocalFile, upload_requests
@@ -207,9 +207,11 @@ def _fetch(
             partial.unlink()
 
 
-def delete(session: Session, payload_id: str) -> None:
+def delete(session: Session, payload_id: str, *, force: bool = False) -> None:
+    """Payloads.Delete; `force` asks an admin's deletion of a stopped job's payload alone."""
     request = payloads_pb2.PayloadsDeleteRequest(
         header=request_header(), payload_id=common_pb2.Identifier(value=payload_id)
     )
-    response = session.platform.payloads.Delete(request, timeout=UNARY_TIMEOUT)
+    metadata = ((FORCE_METADATA, "true"),) if force else ()
+    response = session.platform.payloads.Delete(request, timeout=UNARY_TIMEOUT, metadata=metadata)
     check(response, f"deleting payload {payload_id}")

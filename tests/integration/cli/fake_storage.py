@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from aorta.api import common_pb2, models_pb2, models_pb2_grpc, payloads_pb2, payloads_pb2_grpc
+from aorta.auth.ownership import FORCE_METADATA
 from aorta.errors import ErrorCode
 from aorta.ids import new_id
 from aorta.payload_names import checksum_line
@@ -106,9 +107,18 @@ class FakePayloads(payloads_pb2_grpc.PayloadsServicer):
             yield payloads_pb2.PayloadsDownloadResponse(details=details, data=chunk)
 
     def Delete(self, request: Any, context: Any) -> Any:
+        forced = (FORCE_METADATA, "true") in tuple(context.invocation_metadata() or ())
         with self.state.lock:
-            if self.state.payloads.pop(request.payload_id.value, None) is None:
+            found = self.state.payloads.get(request.payload_id.value)
+            if found is None:
                 return self._missing(payloads_pb2.PayloadsDeleteResponse, request.payload_id.value)
+            if found.read_only and not forced:
+                return failed(
+                    payloads_pb2.PayloadsDeleteResponse,
+                    ErrorCode.PAYLOAD_READ_ONLY,
+                    f"payload {found.payload_id} is the read-only payload of job {found.job_id}",
+                )
+            del self.state.payloads[found.payload_id]
         return payloads_pb2.PayloadsDeleteResponse()
 
 

@@ -70,6 +70,20 @@ def test_list_payloads_shows_the_payload_of_every_job(aorta: Aorta, samples: Sam
     assert aorta("list", "payloads", "-q").stdout == f"{payload_id}\n"
 
 
+def test_a_started_jobs_payload_is_deleted_alone_only_with_force(
+    aorta: Aorta, platform: FakePlatform, samples: Samples
+) -> None:
+    pipeline_id = aorta("create", "pipeline", "-p", samples.definition, "-q").stdout.strip()
+    created = aorta("create", "job", "-p", pipeline_id, "-n", "a", "--start", "--json")
+    payload_id = json.loads(created.stdout)["payload_id"]
+    refused = aorta("delete", "payload", payload_id)
+    assert refused.exit_code == 1
+    assert "PAYLOAD_READ_ONLY" in refused.stderr
+    assert payload_id in platform.payloads
+    assert aorta("delete", "payload", payload_id, "--force").exit_code == 0
+    assert payload_id not in platform.payloads
+
+
 def test_uploading_to_a_started_job_is_refused(aorta: Aorta, samples: Samples) -> None:
     pipeline_id = aorta("create", "pipeline", "-p", samples.definition, "-q").stdout.strip()
     created = aorta("create", "job", "-p", pipeline_id, "-n", "a", "--start", "--json")

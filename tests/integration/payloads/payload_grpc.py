@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aorta import subjects
 from aorta.api import common_pb2, payloads_pb2, payloads_pb2_grpc
+from aorta.auth.ownership import FORCE_METADATA
 from aorta.blobs import BlobStore
 from aorta.bus import Bus
 
@@ -113,9 +114,11 @@ async def remove(stub: Stub, payload_id: str, name: str) -> common_pb2.ResponseH
     return (await stub.Remove(request)).header
 
 
-async def delete(stub: Stub, payload_id: str) -> common_pb2.ResponseHeader:
+async def delete(stub: Stub, payload_id: str, *, force: bool = False) -> common_pb2.ResponseHeader:
+    """Payloads.Delete; `force` sends the metadata of `aorta delete payload --force`."""
     request = payloads_pb2.PayloadsDeleteRequest(payload_id=ident(payload_id))
-    return (await stub.Delete(request)).header
+    metadata = ((FORCE_METADATA, "true"),) if force else ()
+    return (await stub.Delete(request, metadata=metadata)).header
 
 
 async def internal(bus: Bus, subject: str, document: Mapping[str, Any]) -> Any:

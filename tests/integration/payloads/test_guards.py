@@ -148,19 +148,27 @@ async def test_a_lock_during_an_upload_keeps_the_previous_file(
     assert (await download(stub, payload_id, "/input/scan.dcm"))[1] == b"original"
 
 
-async def test_an_in_use_payload_is_deleted_only_after_its_job(
+async def test_a_jobs_payload_is_never_deleted_alone_but_by_a_forcing_admin(
     stub: Stub, platform: Platform
 ) -> None:
     payload_id = await job_payload(platform.bus, [])
     await upload(stub, payload_id, [("a", b"a")])
+    created = await delete(stub, payload_id)
+    assert created.code == ErrorCode.PAYLOAD_IN_USE
+    assert f"the input of job {JOB}, which has not run" in created.messages[0]
     document = {"payload_id": payload_id, "job_id": JOB}
     await internal(platform.bus, subjects.PAYLOADS_LOCK, document)
-    refused = await delete(stub, payload_id)
-    assert refused.code == ErrorCode.PAYLOAD_IN_USE
-    assert f"in use by job {JOB}, which is running" in refused.messages[0]
-    assert await listing(stub, payload_id) == {"/input/a": 1}
+    for force in (False, True):
+        running = await delete(stub, payload_id, force=force)
+        assert running.code == ErrorCode.PAYLOAD_IN_USE
+        assert f"in use by job {JOB}, which is queued or running" in running.messages[0]
     await internal(platform.bus, subjects.PAYLOADS_RELEASE, document)
-    assert (await delete(stub, payload_id)).code == 0
+    stopped = await delete(stub, payload_id)
+    assert stopped.code == ErrorCode.PAYLOAD_READ_ONLY
+    assert f"`aorta delete job {JOB}`" in stopped.messages[0]
+    assert await listing(stub, payload_id) == {"/input/a": 1}
+    assert (await delete(stub, payload_id, force=True)).code == 0
+    assert [info.key async for info in platform.blobs.list(f"payloads/{payload_id}/")] == []
 
 
 async def test_a_jobs_payload_gets_copies_of_its_reusable_inputs(

@@ -12,6 +12,7 @@ from typing import Any
 from aorta import contracts, subjects
 from aorta.api import common_pb2, payloads_pb2
 from aorta.auth.caller import caller_headers
+from aorta.auth.ownership import FORCE_HEADER
 from aorta.auth.principal import Principal
 from aorta.blobs import BlobStore
 from aorta.bus import CloudEvent
@@ -87,11 +88,13 @@ class Calls:
         )
         assert reply.header.code == 0
 
-    async def delete(self, payload_id: str) -> None:
+    async def delete(self, payload_id: str, *, force: bool = False) -> None:
+        """Payloads.Delete; `force` as the gateway passes an admin's forced Delete on."""
         request = payloads_pb2.PayloadsDeleteRequest(payload_id=ident(payload_id))
+        headers = {**self.headers, FORCE_HEADER: "true"} if force else self.headers
         reply = payloads_pb2.PayloadsDeleteResponse.FromString(
             await self.bus.request(
-                subjects.PAYLOADS_DELETE, request.SerializeToString(), headers=self.headers
+                subjects.PAYLOADS_DELETE, request.SerializeToString(), headers=headers
             )
         )
         assert reply.header.code == 0

@@ -49,11 +49,30 @@ def test_only_the_payloads_own_job_locks_and_releases_it() -> None:
         PayloadRecord(P1, PayloadKind.REUSABLE).locked(JOB)
 
 
-def test_an_in_use_payload_cannot_be_deleted_and_a_deleting_one_is_gone() -> None:
-    with pytest.raises(Conflict, match="which is running") as caught:
-        job_payload().locked(JOB).marked_deleting()
-    assert caught.value.code == ErrorCode.PAYLOAD_IN_USE
-    deleting = job_payload().locked(JOB).released(JOB).marked_deleting()
+def test_a_job_payload_is_never_deleted_alone_while_its_job_can_run() -> None:
+    for record in (job_payload(), job_payload().locked(JOB)):
+        for force in (False, True):
+            with pytest.raises(
+                Conflict, match=f"job {JOB}, which (has not run|is queued)"
+            ) as caught:
+                record.marked_deleting(force=force)
+            assert caught.value.code == ErrorCode.PAYLOAD_IN_USE
+
+
+def test_a_stopped_jobs_read_only_payload_goes_with_its_job_or_by_force() -> None:
+    stopped = job_payload().locked(JOB).released(JOB)
+    with pytest.raises(Conflict, match=f"aorta delete job {JOB}") as caught:
+        stopped.marked_deleting()
+    assert caught.value.code == ErrorCode.PAYLOAD_READ_ONLY
+    assert stopped.marked_deleting(force=True).deleting
+    assert stopped.marked_deleted_with_job(JOB).deleting
+    with pytest.raises(Conflict, match=f"in use by job {JOB}") as held:
+        job_payload().locked(JOB).marked_deleted_with_job(JOB)
+    assert held.value.code == ErrorCode.PAYLOAD_IN_USE
+
+
+def test_a_reusable_payload_is_deleted_and_a_deleting_one_is_gone() -> None:
+    deleting = PayloadRecord(P1, PayloadKind.REUSABLE).marked_deleting()
     for call in (deleting.check_present, deleting.check_writable):
         with pytest.raises(NotFound) as gone:
             call()

@@ -140,3 +140,17 @@ async def test_only_the_owner_or_an_admin_deletes_a_payload_with_its_job(calls: 
     with pytest.raises(Forbidden, match=f"payload {job_payload} belongs to another user"):
         await calls.acting_as(BOB).delete_for_job(JOB)
     assert await calls.acting_as(ADMIN).delete_for_job(JOB) == {"payload_id": job_payload}
+
+
+async def test_only_an_admin_forces_the_deletion_of_a_stopped_jobs_payload(calls: Calls) -> None:
+    alice = calls.acting_as(ALICE)
+    job_payload = await alice.for_job(JOB, [])
+    document = {"payload_id": job_payload, "job_id": JOB}
+    await calls.json(subjects.PAYLOADS_LOCK, document)
+    await calls.json(subjects.PAYLOADS_RELEASE, document)
+    with pytest.raises(
+        Forbidden, match=f"only an admin may force the deletion of payload {job_payload}"
+    ):
+        await alice.delete(job_payload, force=True)
+    await calls.acting_as(ADMIN).delete(job_payload, force=True)
+    assert await calls.acting_as(ADMIN).delete_for_job(JOB) == {"payload_id": None}

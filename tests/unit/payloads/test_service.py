@@ -85,7 +85,7 @@ async def test_outputs_show_the_checksums_their_executor_recorded(calls: Calls) 
         ("/operators/seg/mask.nii", line(b"mask!", "/operators/seg/mask.nii")),
         ("/operators/seg/stray.txt", []),
     ]
-    await calls.delete(payload_id)
+    assert await calls.delete_for_job(JOB) == {"payload_id": payload_id}
     assert [info.key async for info in calls.blobs.list(f"checksums/payloads/{payload_id}/")] == []
 
 
@@ -176,14 +176,23 @@ async def test_delete_removes_files_and_records(calls: Calls) -> None:
     assert deleted == [{"payload_id": payload_id, "type": "REUSABLE", "job_id": None, "files": 2}]
 
 
-async def test_delete_waits_for_the_job_to_stop(calls: Calls) -> None:
+async def test_a_job_payload_is_deleted_alone_by_nobody_but_a_forcing_admin(calls: Calls) -> None:
     payload_id = await calls.for_job(JOB, [])
+    created = await failure(calls.delete(payload_id))
+    assert created.code == ErrorCode.PAYLOAD_IN_USE
+    assert f"the input of job {JOB}, which has not run" in str(created)
     await calls.lock(payload_id)
-    error = await failure(calls.delete(payload_id))
-    assert error.code == ErrorCode.PAYLOAD_IN_USE
-    assert f"in use by job {JOB}, which is running" in str(error)
+    for force in (False, True):
+        running = await failure(calls.delete(payload_id, force=force))
+        assert running.code == ErrorCode.PAYLOAD_IN_USE
+        assert f"in use by job {JOB}, which is queued or running" in str(running)
     await calls.release(payload_id)
-    await calls.delete(payload_id)
+    stopped = await failure(calls.delete(payload_id))
+    assert stopped.code == ErrorCode.PAYLOAD_READ_ONLY
+    assert f"`aorta delete job {JOB}`" in str(stopped)
+    assert await calls.files(payload_id) == {}
+    await calls.delete(payload_id, force=True)
+    assert (await failure(calls.details(payload_id))).code == ErrorCode.PAYLOAD_NOT_FOUND
 
 
 async def test_a_delete_interrupted_midway_is_finished_by_the_next(calls: Calls) -> None:
