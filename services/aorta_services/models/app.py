@@ -23,7 +23,7 @@ from aorta.gpu import gpu_count
 from aorta.ids import new_id
 from aorta.logger import get_logger
 from aorta.runtime.service import RunningService, ServiceContext
-from aorta.triton import ArchiveWriter, TritonBackend, TritonServer
+from aorta.triton import ArchiveWriter, LastingServers, TritonBackend, TritonServer
 from aorta.triton.local.backend import LocalTritonBackend
 from aorta.triton.local.confinement import resolve_triton_user, working_root
 from aorta.triton.local.install import TritonInstall
@@ -33,6 +33,7 @@ from aorta_services.models.handlers import ModelHandlers
 from aorta_services.models.pool import TritonPool
 from aorta_services.models.pool_cluster import PoolCluster
 from aorta_services.models.pool_verbs import PoolVerbs
+from aorta_services.models.replicas import ReplicaHeartbeat
 from aorta_services.models.repository import CATALOGS, INSTANCES, ListRepository, ModelRepository
 from aorta_services.models.server_mirror import ServerMirror
 from aorta_services.models.settings import ModelsSettings
@@ -102,17 +103,22 @@ async def start(
     swept = await archives.sweep_staging()
     if swept:
         log.info("models.stale_uploads_removed", count=swept)
-    mirror = ServerMirror(ctx.store, owner=new_id())
+    replica = new_id()
+    mirror = ServerMirror(ctx.store, owner=replica)
+    # Servers that outlive their replica are swept at start, but the live replicas' own.
+    alive = await ReplicaHeartbeat(ctx.store, replica, settings.replica_ttl).alive()
+    keep = await mirror.server_ids(alive)
     if backend is None and settings.backend == "kubernetes":
-        backend = await _kubernetes_backend(ctx, settings, environ)
+        backend = await _kubernetes_backend(ctx, settings, environ, keep)
     elif backend is None and settings.backend == "container":
-        backend = await _container_backend(settings, environ, data / "triton")
+        backend = await _container_backend(settings, environ, data / "triton", keep)
     elif backend is None:
         backend = await _local_backend(settings, environ, data / "triton")
     devices = await _triton_devices(settings)
     pool = TritonPool(backend, archives, settings.pool, mirror=mirror, devices=devices)
     pool.start()
-    cluster = PoolCluster(pool, ctx.store, mirror, ttl=settings.replica_ttl)
+    lasting = backend if isinstance(backend, LastingServers) else None
+    cluster = PoolCluster(pool, ctx.store, mirror, ttl=settings.replica_ttl, lasting=lasting)
     await cluster.start()
     running = RunningModels(
         ctx.bus, cluster=cluster, backend=backend, archives=archives, mirror=mirror
@@ -165,7 +171,7 @@ async def _triton_devices(settings: ModelsSettings) -> tuple[int, ...]:
 
 
 async def _container_backend(
-    settings: ModelsSettings, environ: Mapping[str, str], root: Path
+    settings: ModelsSettings, environ: Mapping[str, str], root: Path, keep: set[str]
 ) -> TritonBackend:
     # Imported here so a platform without containers never loads the Docker client.
     from aorta.executors.container.engine import ContainerEngine
@@ -202,6 +208,7 @@ async def _container_backend(
             stop_grace=settings.stop_grace,
             load_timeout=settings.load_timeout,
             owns_engine=True,
+            keep=keep,
         )
     except BaseException:
         await engine.close()
@@ -209,7 +216,7 @@ async def _container_backend(
 
 
 async def _kubernetes_backend(
-    ctx: ServiceContext, settings: ModelsSettings, environ: Mapping[str, str]
+    ctx: ServiceContext, settings: ModelsSettings, environ: Mapping[str, str], keep: set[str]
 ) -> TritonBackend:
     # Imported here so a local platform never loads the Kubernetes client.
     from aorta.kubernetes.settings import KubernetesSettings
@@ -222,6 +229,7 @@ async def _kubernetes_backend(
         TritonSettings.from_env(environ, ctx.settings),
         limits=settings.limits,
         load_timeout=settings.load_timeout,
+        keep=keep,
     )
 
 

@@ -17,7 +17,9 @@ A replica that dies (SIGKILL) mid-acquire leaves a claim and server records whos
 heartbeat expires after the TTL: the next acquire for that job takes the claim over and gets a
 server from a live replica, and every replica's sync reaps the dead one's records and claims.
 Local tritonserver children die with their replica (PR_SET_PDEATHSIG), so for them reaping the
-record is all there is to do.
+record is all there is to do; servers that outlive their replica (containers, Kubernetes
+Deployments: `aorta.triton.LastingServers`) are removed by the replica that reaps their records,
+and a starting replica removes those of its instance that no live replica recorded.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from collections.abc import Callable, Mapping
 from aorta.errors import AortaError, Conflict
 from aorta.logger import get_logger
 from aorta.store import StateStore
+from aorta.triton import LastingServers
 from aorta_services.models.acquire_claims import AcquireClaims
 from aorta_services.models.pool import Acquired, TritonPool
 from aorta_services.models.replicas import ReplicaHeartbeat
@@ -52,9 +55,11 @@ class PoolCluster:
         mirror: ServerMirror,
         *,
         ttl: float,
+        lasting: LastingServers | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.pool = pool
+        self._lasting = lasting
         self.replica = mirror.owner
         self._mirror = mirror
         self._clock = clock
@@ -121,7 +126,17 @@ class PoolCluster:
         claims = await self._claims.reap(alive)
         if reaped or claims:
             log.warning("triton.dead_replicas_reaped", servers=reaped, claims=claims)
+        if self._lasting is not None:
+            await self._remove(self._lasting, reaped)
         await self._releases.delete_many({"at": {"$lt": self._clock() - RELEASE_KEPT_SECONDS}})
+
+    async def _remove(self, lasting: LastingServers, server_ids: list[str]) -> None:
+        """Removes the servers a dead replica left (their records are reaped already)."""
+        for server_id in server_ids:
+            try:
+                await lasting.remove_server(server_id)
+            except AortaError as error:
+                log.warning("triton.orphan_not_removed", server_id=server_id, error=str(error))
 
     async def close(self) -> None:
         """Stops the sync and says this replica is gone (its pool is closed by its owner)."""

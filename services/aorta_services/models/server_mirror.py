@@ -46,10 +46,18 @@ class ServerMirror:
             self._write, name="aorta.models.triton_servers"
         )
 
-    async def reap(self, alive: set[str]) -> int:
-        """Removes the documents of replicas not in `alive` (their servers died with them or
-        are stopped by now); how many."""
-        return await self._collection.delete_many({"owner": {"$nin": sorted(alive)}})
+    async def reap(self, alive: set[str]) -> list[str]:
+        """Removes the documents of replicas not in `alive`; the ids of their servers."""
+        dead = await self._collection.find({"owner": {"$nin": sorted(alive)}})
+        ids = [document["id"] for document in dead]
+        if ids:
+            await self._collection.delete_many({"id": {"$in": ids}})
+        return ids
+
+    async def server_ids(self, owners: set[str]) -> set[str]:
+        """The ids of the servers of the replicas `owners`."""
+        found = await self._collection.find({"owner": {"$in": sorted(owners)}})
+        return {document["id"] for document in found}
 
     async def holding(self, job: str) -> list[Document]:
         """Every replica's servers that job `job` holds."""

@@ -7,6 +7,6 @@ archives and `aorta.triton.model_locks` orders loads against uses of a model. Im
 package loads no Triton client library.
 """
 
-from aorta.triton.port import ArchiveWriter, TritonBackend, TritonServer
+from aorta.triton.port import ArchiveWriter, LastingServers, TritonBackend, TritonServer
 
-__all__ = ["ArchiveWriter", "TritonBackend", "TritonServer"]
+__all__ = ["ArchiveWriter", "LastingServers", "TritonBackend", "TritonServer"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 ArchiveWriter = Callable[[Path], Awaitable[None]]
 """Writes a model's ZIP archive to the given path (the pool streams it from the blob store)."""
@@ -88,4 +88,16 @@ class TritonBackend(Protocol):
 
     async def close(self) -> None:
         """Releases what the backend holds (its servers must have been stopped). Idempotent."""
+        ...
+
+
+@runtime_checkable
+class LastingServers(Protocol):
+    """A backend whose servers outlive the models replica that started them (containers,
+    Kubernetes Deployments): any replica can remove any of them by id, so a survivor stops
+    the servers a dead replica left. Local tritonserver children die with their replica, so
+    the local backend has no such method."""
+
+    async def remove_server(self, server_id: str) -> None:
+        """Removes server `server_id`, whichever replica started it; nothing when it is gone."""
         ...

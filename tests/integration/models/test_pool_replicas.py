@@ -147,3 +147,30 @@ async def test_a_replica_killed_mid_acquire_strands_no_job_and_no_server(
         assert {r["owner"] for r in records} == {"survivor"}
         assert sorted(r["job_id"] for r in records) == sorted(JOBS)
         assert await claims.count() == 0
+
+
+class Lasting:
+    """A backend's `remove_server`, recording which servers it removed."""
+
+    def __init__(self) -> None:
+        self.removed: list[str] = []
+
+    async def remove_server(self, server_id: str) -> None:
+        self.removed.append(server_id)
+
+
+async def test_servers_that_outlive_a_dead_replica_are_removed_by_a_survivor(
+    store: StateStore,
+) -> None:
+    servers = store.collection(COLLECTION)
+    await servers.insert({"id": "left", "owner": "gone", "state": "held", "job_id": JOBS[0]})
+    lasting = Lasting()
+    mirror = ServerMirror(store, owner="survivor")
+    pool = TritonPool(FakeBackend(), FakeSource(), PoolSettings(), mirror=mirror)
+    cluster = PoolCluster(pool, store, mirror, ttl=30.0, lasting=lasting)
+    await cluster.start()
+    assert lasting.removed == ["left"]
+    assert await servers.count() == 0
+    await cluster.close()
+    await pool.close()
+    await mirror.close()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from aorta.children.readiness import HttpReady
@@ -43,6 +43,7 @@ from aorta.triton.archive import DEFAULT_LIMITS, ArchiveLimits
 from aorta.triton.container.spec import (
     GRPC_PORT,
     HTTP_PORT,
+    SERVER_LABEL,
     ServerContainer,
     container_name,
     create_body,
@@ -167,9 +168,11 @@ class ContainerTritonBackend:
         stop_grace: float = 15.0,
         load_timeout: float = 300.0,
         owns_engine: bool = False,
+        keep: Collection[str] = (),
     ) -> ContainerTritonBackend:
         """Claims a model repository folder under `root` and removes the Triton containers an
-        earlier life of `instance` left on `engine`."""
+        earlier life of `instance` left on `engine`, but those of the servers `keep` names
+        (other live models replicas' servers)."""
         models = await ModelFolder.open(root, limits=limits)
         backend = cls(
             engine,
@@ -185,15 +188,17 @@ class ContainerTritonBackend:
             owns_engine=owns_engine,
         )
         try:
-            await backend.sweep()
+            await backend.sweep(keep)
         except BaseException:
             await models.close()
             raise
         return backend
 
-    async def sweep(self) -> int:
-        """Removes every Triton container of this instance; how many there were."""
-        leftovers = await self.engine.list(instance_labels(self.instance))
+    async def sweep(self, keep: Collection[str] = ()) -> int:
+        """Removes every Triton container of this instance but those of the servers `keep`
+        names; how many it removed."""
+        found = await self.engine.list(instance_labels(self.instance))
+        leftovers = [c for c in found if c.get("Labels", {}).get(SERVER_LABEL) not in keep]
         for container in leftovers:
             await self.engine.remove(str(container["Id"]))
         if leftovers:
@@ -308,6 +313,10 @@ class ContainerTritonBackend:
             await self.engine.remove(name)
         except AortaError as error:
             _log.warning("triton.container_not_removed", container=name, error=str(error))
+
+    async def remove_server(self, server_id: str) -> None:
+        """Removes server `server_id`'s container, whichever models replica started it."""
+        await self.remove(container_name(self.instance, server_id))
 
     async def remove(self, name: str) -> None:
         """Stops container `name` within the grace, then removes it. Idempotent."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -145,14 +145,16 @@ class KubernetesTritonBackend:
         *,
         limits: ArchiveLimits = DEFAULT_LIMITS,
         load_timeout: float = 300.0,
+        keep: Collection[str] = (),
     ) -> KubernetesTritonBackend:
         """Connects to the cluster `kubernetes` names and removes this instance's leftover
-        servers; the backend owns the connection."""
+        servers but those `keep` names (other live models replicas' servers); the backend
+        owns the connection."""
         api = await KubeApi.connect(kubernetes.kubeconfig, kubernetes.context)
         backend = cls(
             api, blobs, kubernetes, triton, owns_api=True, limits=limits, load_timeout=load_timeout
         )
-        await backend.remove_leftovers()
+        await backend.remove_leftovers(keep)
         return backend
 
     async def start_server(
@@ -228,15 +230,18 @@ class KubernetesTritonBackend:
                     await self.pods.changed_since(self.pods.version)
         _log.info("triton.server_removed", server_id=server_id)
 
-    async def remove_leftovers(self) -> int:
-        """Deletes every server of this instance that exists now; returns how many."""
+    async def remove_leftovers(self, keep: Collection[str] = ()) -> int:
+        """Deletes every server of this instance that exists now but those `keep` names;
+        returns how many."""
         listing = await self._api.list(DEPLOYMENT, self._k8s.namespace, self._selector)
+        removed = 0
         for item in listing.items:
             server_id = item["metadata"].get("annotations", {}).get("aorta/triton-server-id")
-            if server_id:
+            if server_id and server_id not in keep:
                 _log.warning("triton.leftover_removed", server_id=server_id)
                 await self.remove_server(server_id)
-        return len(listing.items)
+                removed += 1
+        return removed
 
     async def close(self) -> None:
         if self._closed:
