@@ -105,8 +105,9 @@ async function route() {
     else cleanup?.();
   } catch (error) {
     if (ticket !== drawn) return;
-    fill(main, h("h1", {}, "Something went wrong"),
-      h("p", { class: "notice", role: "alert" }, error.message || String(error)));
+    fill(main, h("h1", {}, error.status === 404 ? "Not found" : "Something went wrong"),
+      h("p", { class: "notice", role: "alert" }, error.message || String(error)),
+      h("p", {}, h("a", { href: "#/jobs" }, "Go to the jobs.")));
   }
   if (ticket === drawn && route.moved) main.focus();
   route.moved = true;
