@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import structlog
 from aiohttp import web
 
 from aorta.ids import new_id
@@ -65,7 +66,16 @@ async def _harden_every_response(request: web.Request, response: web.StreamRespo
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure under /api/ as `{"error": {"code", "message"}}`."""
+    """Every failure under /api/ as `{"error": {"code", "message"}}`; every log line of the
+    request carries its id, method and path."""
+    request_id = new_id()
+    with structlog.contextvars.bound_contextvars(
+        request_id=request_id, method=request.method, path=request.path
+    ):
+        return await _answered(request, handler, request_id)
+
+
+async def _answered(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
     try:
         if _api(request) and request.method in _CHANGES and request.headers.get(CSRF_HEADER) != "1":
             raise ApiError(
@@ -85,8 +95,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except (ConnectionResetError, TimeoutError):
         raise
     except Exception:
-        request_id = new_id()
-        log.exception("console.request_failed", path=request.path, request_id=request_id)
+        log.exception("console.request_failed")
         body = ApiError(500, "INTERNAL", f"internal error (request {request_id})").body()
         return web.json_response(body, status=500)
 
