@@ -121,6 +121,8 @@ class JobRecord:
     - `waiting` why the queued job, or each of its operators that is ready but cannot start,
       waits (`domain.waiting`; kept current by the leader, cleared when the wait ends).
     - `trace` the job's trace ids and its Triton wait (`domain.timeline.JobTrace`).
+    - `payload_removed` when the retention sweep deleted the stopped job's payload, keeping
+      the job (`domain.retention`); None while the payload is there.
     """
 
     id: JobId
@@ -150,6 +152,7 @@ class JobRecord:
     owner: str = ""
     waiting: Waits = field(default_factory=Waits)
     trace: JobTrace = field(default_factory=JobTrace)
+    payload_removed: float | None = None
 
     def job_progress(self) -> JobProgress:
         """The DAG bookkeeping, restored from `progress`."""
@@ -222,6 +225,7 @@ class JobRecord:
             "owner": self.owner,
             "waiting": self.waiting.to_document(),
             "trace": self.trace.to_document(),
+            "payload_removed": self.payload_removed,
         }
 
     @staticmethod
@@ -263,6 +267,8 @@ class JobRecord:
                 waiting=Waits.from_document(document.get("waiting")),
                 # Documents written before traces were kept have none.
                 trace=JobTrace.from_document(document.get("trace")),
+                # Documents written before retention have none: their payload is there.
+                payload_removed=document.get("payload_removed"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise Invalid(
