@@ -9,11 +9,11 @@ export function stageClass(name) {
   return `stage stage-${String(name).toLowerCase().replace(/[^a-z0-9]+/g, "-")}`;
 }
 
-const LABEL_W = 170;
+const LABEL_W = 120;
 const ROW_H = 26;
 const BAR_H = 16;
 const AXIS_H = 24;
-const CHART_W = 760;
+const CHART_W = 560;
 
 /**
  * The chart of `rows` ([{label, stages: [{name, start, end}]}], times as ISO strings or epoch
@@ -50,7 +50,8 @@ export function renderGantt(rows, { now = null } = {}) {
   svg.append(axis);
   timed.forEach((row, index) => {
     const top = AXIS_H + index * ROW_H;
-    svg.append(s("text", { class: "row-label", x: 4, y: top + 17 }, row.label));
+    const short = row.label.length > 17 ? `${row.label.slice(0, 16)}…` : row.label;
+    svg.append(s("text", { class: "row-label", x: 4, y: top + 17 }, s("title", {}, row.label), short));
     for (const part of row.stages) {
       const left = x(part.start);
       const seconds = (part.end - part.start) / 1000;
