@@ -22,7 +22,7 @@ from aorta.blobs import BlobStore
 from aorta.bus import Bus
 from aorta.bus.verbs import StreamVerb, Verb, call, call_stream
 from aorta.settings import Settings
-from aorta_services.gateway.rpc import Context, StreamingHandler, UnaryHandler
+from aorta_services.gateway.rpc import Context, Encoded, StreamingHandler, UnaryHandler
 
 REQUEST_ID_HEADER = "Aorta-Request-Id"
 
@@ -77,6 +77,22 @@ class Forwarder:
             )
             async for item in stream:
                 yield response_class.FromString(item)
+
+        return handler
+
+    def passed_on(self, subject: str) -> StreamingHandler:
+        """A server-streaming handler that passes each item of the bus stream from `subject`
+        on as the serialized message it already is (`rpc.Encoded`), for lists: parsing and
+        serializing again a message of megabytes of metadata costs as much as the rest of its
+        way. Errors still arrive as raised `AortaError`s, which `rpc.py` answers."""
+
+        async def handler(request: Any, context: Context) -> AsyncIterator[Encoded]:
+            stream = self._bus.request_stream(
+                subject, request.SerializeToString(), timeout=self._timeout, headers=_headers()
+            )
+            async with aclosing(stream):
+                async for item in stream:
+                    yield item
 
         return handler
 

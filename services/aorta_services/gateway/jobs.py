@@ -37,7 +37,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         "Create": forward.unary(subjects.SCHEDULER_CREATE, jobs_pb2.JobsCreateResponse),
         "Start": forward.unary(subjects.SCHEDULER_START, jobs_pb2.JobsStartResponse),
         "Status": status,
-        "List": forward.server_stream(subjects.SCHEDULER_LIST, jobs_pb2.JobsListResponse),
+        "List": forward.passed_on(subjects.SCHEDULER_LIST),
         "Cancel": forward.unary(subjects.SCHEDULER_CANCEL, jobs_pb2.JobsCancelResponse),
         "ReadLogs": forward.server_stream(
             subjects.SCHEDULER_READ_LOGS, jobs_pb2.JobsReadLogsResponse

@@ -135,9 +135,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     return {
         "UploadModel": upload,
         "DownloadModel": download,
-        "ListModels": forward.server_stream(
-            subjects.MODELS_LIST, models_pb2.ModelsListModelsResponse
-        ),
+        "ListModels": forward.passed_on(subjects.MODELS_LIST),
         "DeleteModel": forward.unary(subjects.MODELS_DELETE, models_pb2.ModelsDeleteModelResponse),
         "AddMetadata": forward.unary(
             subjects.MODELS_ADD_METADATA, models_pb2.ModelsAddMetadataResponse

@@ -151,7 +151,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         "Create": create,
         "Update": update,
         "Details": details,
-        "List": forward.server_stream(subjects.PIPELINES_LIST, pipelines_pb2.PipelinesListResponse),
+        "List": forward.passed_on(subjects.PIPELINES_LIST),
         "Remove": forward.unary(subjects.PIPELINES_REMOVE, pipelines_pb2.PipelinesRemoveResponse),
         "AddMetadata": forward.unary(
             subjects.PIPELINES_ADD_METADATA, pipelines_pb2.PipelinesAddMetadataResponse
