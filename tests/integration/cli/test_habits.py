@@ -49,15 +49,15 @@ def test_list_jobs_in_every_output_mode(aorta: Aorta, samples: Samples) -> None:
     assert aorta("list", "jobs", "-q").stdout == f"{job_id}\n"
 
 
-def test_wide_adds_the_pipeline_payload_creator_and_operators(
+def test_wide_adds_the_pipeline_payload_creator_operators_and_reason(
     aorta: Aorta, samples: Samples, platform: FakePlatform
 ) -> None:
     pipeline = _pipeline(aorta, samples)
     job_id = _job(aorta, pipeline)
     header, row = aorta("list", "jobs", "-o", "wide").stdout.splitlines()
-    assert _columns(header)[-4:] == ["PIPELINE", "PAYLOAD ID", "CREATED BY", "OPERATORS"]
+    assert _columns(header)[-5:] == ["PIPELINE", "PAYLOAD ID", "CREATED BY", "OPERATORS", "REASON"]
     assert row.split()[0] == job_id
-    assert row.split()[-4:] == [pipeline, platform.jobs[job_id].payload_id, "-", "3"]
+    assert row.split()[-5:] == [pipeline, platform.jobs[job_id].payload_id, "-", "3", "-"]
     narrow = aorta("list", "jobs").stdout.splitlines()[0]
     assert "OPERATORS" not in narrow
     pipelines = aorta("list", "pipelines", "-o", "wide").stdout.splitlines()
