@@ -2,8 +2,8 @@
 
 Every replica serves the Jobs verbs in the `scheduler` queue group (their state lives in the
 store) and listens for nudges on `WAKE`; the replica holding the lease (`lease`) also runs the
-`Engine`, which admits jobs and runs operators through the executor, and serves the live logs
-of its runs on `SCHEDULER_LEADER_LOGS`.
+`Engine`, which admits jobs and runs operators through the executor, serves the live logs
+of its runs on `SCHEDULER_LEADER_LOGS` and sweeps by the retention policy (`retention`).
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ from aorta_services.scheduler.pipeline_services import ServiceParts, stop_all
 from aorta_services.scheduler.queries import JobQueries
 from aorta_services.scheduler.queue_view import JobQueueView
 from aorta_services.scheduler.repository import JobRepository
+from aorta_services.scheduler.retention import RetentionSweeper
+from aorta_services.scheduler.retention_settings import RetentionSettings
 from aorta_services.scheduler.service_queries import ServiceQueries
 from aorta_services.scheduler.service_records import ServiceRepository
 from aorta_services.scheduler.service_settings import ServiceSettings
@@ -142,6 +144,7 @@ async def start(
     """
     node = NodeFacts.measure(await gpu_count())
     settings = SchedulerSettings.from_env(environ, data_dir=ctx.settings.data_dir, node=node)
+    retention_settings = RetentionSettings.from_env(environ)
     repository = JobRepository(ctx.store)
     await repository.prepare()
     # Made last of what can fail before `running` exists: from there `stop` closes it.
@@ -168,16 +171,28 @@ async def start(
 
     logs = OperatorLogs(ctx.blobs, bus, executor, engine, ctx.settings.rpc_timeout)
     gauges = JobGauges(repository)
+    deletion = JobDeletion(repository, peers, events, ctx.blobs)
+    retention = RetentionSweeper(
+        repository,
+        deletion,
+        peers,
+        events,
+        ctx.blobs,
+        retention_settings,
+        clock=clock,
+    )
 
     async def on_change(led: Led | None) -> None:
         if led is not None:
             gauges.start()
+            retention.start()
             verb = contracts.SCHEDULER_LEADER_LOGS
             running.leader_logs = await bus.serve_stream(
                 verb.subject, streaming(verb, logs.serve_leader), queue=LEADER_QUEUE
             )
             return
         await gauges.stop()
+        await retention.stop()
         if running.leader_logs is not None:
             subscription, running.leader_logs = running.leader_logs, None
             await subscription.drain()
@@ -211,7 +226,6 @@ async def start(
     queries = JobQueries(repository, logs)
     queue_view = JobQueueView(repository, settings, clock=clock)
     service_queries = ServiceQueries(service_records, ctx.blobs)
-    deletion = JobDeletion(repository, peers, events, ctx.blobs)
     async with running.starting():
         await running.subscribe(WAKE, wake)
         await running.serve(subjects.SCHEDULER_CREATE, commands.create)

@@ -25,6 +25,7 @@ from aorta.auth.ownership import check_owner
 from aorta.blobs import BlobStore
 from aorta.bus import Request
 from aorta.errors import Conflict, ErrorCode, Unavailable
+from aorta.ids import PayloadId
 from aorta.logger import get_logger
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.requests import job_id_of, parse
@@ -78,13 +79,11 @@ class JobDeletion:
             record = await self._repository.get(record.id)
         return record
 
-    async def delete(self, request: Request) -> bytes:
-        """Deletes the job the `JobsDeleteRequest` names (module docstring); answers a
-        `JobsDeleteResponse`. JOB_NOT_FOUND when there is no such job (or it is gone)."""
-        message = parse(request.data, aorta_jobs_pb2.JobsDeleteRequest)
-        record = await self._repository.get(job_id_of(message))
-        check_owner(record.owner, f"job {record.id}")
-        check_deletable(await self._once_released(record))
+    async def remove(self, record: JobRecord, *, reason: str = "") -> tuple[PayloadId | None, int]:
+        """Removes the stopped, released job `record` (`check_deletable`) in the module
+        docstring's order; answers its payload's id (None when it had none left) and how many
+        logs went. `reason` (the retention sweep's) is logged and sent with `job.deleted`.
+        UNAVAILABLE while its outbox holds events the bus does not take."""
         if not await self._events.flush(record):
             raise Unavailable(
                 f"job {record.id} has events the bus has not taken yet; try again shortly"
@@ -92,8 +91,20 @@ class JobDeletion:
         payload_id = await self._peers.delete_payload(record.id)
         logs = await self._blobs.delete_prefix(payload_layout.job_logs_prefix(record.id))
         await self._repository.remove(record.id)
-        log.info("job.deleted", job_id=record.id, payload_id=payload_id, logs=logs)
-        await self._events.publish_unstaged(job_event("deleted")(record))
+        log.info("job.deleted", job_id=record.id, payload_id=payload_id, logs=logs, reason=reason)
+        extra = {"reason": reason} if reason else None
+        await self._events.publish_unstaged(job_event("deleted", extra)(record))
+        return payload_id, logs
+
+    async def delete(self, request: Request) -> bytes:
+        """Deletes the job the `JobsDeleteRequest` names (module docstring); answers a
+        `JobsDeleteResponse`. JOB_NOT_FOUND when there is no such job (or it is gone)."""
+        message = parse(request.data, aorta_jobs_pb2.JobsDeleteRequest)
+        record = await self._repository.get(job_id_of(message))
+        check_owner(record.owner, f"job {record.id}")
+        record = await self._once_released(record)
+        check_deletable(record)
+        payload_id, logs = await self.remove(record)
         return aorta_jobs_pb2.JobsDeleteResponse(
             header=common_pb2.ResponseHeader(code=0),
             job_id=common_pb2.Identifier(value=record.id),

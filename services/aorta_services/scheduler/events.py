@@ -7,6 +7,8 @@ Events (CloudEvents on `aorta.events.job.<job id>.<event>`, source `aorta/schedu
   enum names (`"STOPPED"`, `"FAULTED"`), plus `"messages"` on `stopped`.
 - `job.operator.started` and `job.operator.stopped`: `{"job_id", "operator", "attempt",
   "status"}`, plus `"exit_code"` and `"reason"` on `stopped`.
+- `job.payload_removed` (the retention sweep deleted a stopped job's payload, the job stays)
+  and `job.deleted` (the job is gone): the job's fields, plus `"reason"` when retention did it.
 
 Delivery is at least once, through an outbox in the job's own document (`JobRecord.outbox`):
 
@@ -53,8 +55,8 @@ EventBuilder = Callable[[JobRecord], CloudEvent]
 """Builds an event from a job record as changed (the record the event describes)."""
 
 
-def job_event(event: str) -> EventBuilder:
-    """`job.<event>` for the record as changed."""
+def job_event(event: str, extra: Mapping[str, Any] | None = None) -> EventBuilder:
+    """`job.<event>` for the record as changed; `extra` adds fields to its `data`."""
 
     def build(record: JobRecord) -> CloudEvent:
         data: dict[str, Any] = {
@@ -68,6 +70,7 @@ def job_event(event: str) -> EventBuilder:
         }
         if event == "stopped":
             data["messages"] = list(record.messages)
+        data.update(extra or {})
         return make_event(SERVICE, "job", record.id, event, data)
 
     return build

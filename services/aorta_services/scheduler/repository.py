@@ -48,6 +48,8 @@ class JobRepository:
         # Jobs.List's pages: a range of these, newest first, whatever the history's length.
         await self._jobs.ensure_index(["visible", "created", "id"])
         await self._jobs.ensure_index(["owner", "visible", "created", "id"])
+        # The retention sweep's pages: stopped jobs by when they stopped.
+        await self._jobs.ensure_index(["state", "released", "stopped", "id"])
 
     async def insert(self, record: JobRecord, definition: Definition) -> JobRecord:
         """Stores a new job and its definition; `Conflict` (JOB_STORE_ERROR) if the id is taken.
@@ -162,6 +164,15 @@ class JobRepository:
             {"visible": False, "created": {"$lt": older_than}}, sort=[("created", 1)]
         )
         return _records(documents)
+
+    def released_stopped(self, fields: Sequence[str]) -> AsyncGenerator[list[Document], None]:
+        """Visible stopped jobs that gave back what they held (what retention may remove),
+        oldest stop first, in pages read one at a time, each document with only `fields`."""
+        return self._jobs.pages(
+            {"state": int(JobState.STOPPED), "released": True, "visible": True},
+            key=("stopped",),
+            fields=fields,
+        )
 
     async def count(self, *, phase: JobPhase, priority: int | None = None) -> int:
         """How many visible jobs are in `phase` (and of `priority`, when given)."""

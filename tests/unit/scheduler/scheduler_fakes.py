@@ -172,9 +172,15 @@ class FakePeers:
     def add_pipeline(self, pipeline_id: str, name: str, files: Mapping[str, str]) -> None:
         self.pipelines[pipeline_id] = (name, files)
 
-    async def serve(self, bus: Bus) -> None:
+    async def serve(self, bus: Bus, *, payloads: bool = True) -> None:
+        """Serves the pipelines verb, and the payloads verbs unless a test runs the real
+        payloads service (`payloads` False)."""
+        self.served.append(
+            await bus.serve(subjects.PIPELINES_SNAPSHOT, self._snapshot, queue="pipelines")
+        )
+        if not payloads:
+            return
         self.served += [
-            await bus.serve(subjects.PIPELINES_SNAPSHOT, self._snapshot, queue="pipelines"),
             await bus.serve(subjects.PAYLOADS_CREATE_FOR_JOB, self._create, queue="payloads"),
             await bus.serve(subjects.PAYLOADS_LOCK, self._lock, queue="payloads"),
             await bus.serve(subjects.PAYLOADS_RELEASE, self._release, queue="payloads"),
