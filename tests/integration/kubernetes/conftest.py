@@ -2,25 +2,31 @@
 real cluster too when `AORTA_TEST_KUBECONFIG` is set (see README.md in this folder).
 
 `cluster` is parametrized over both; `stand_in` is the stand-in alone, for the tests that must
-control the server (watch expiry, conflicts on demand).
+control the server (watch expiry, conflicts on demand). `platform` is the whole job path of
+the platform in this process on the stand-in (`k8s_jobs_platform`).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
 
 from aorta.blobs import open_blob_store
+from aorta.bus.nats_server import NatsServerProcess
 from aorta.kubernetes.api import KubeApi
 from aorta.kubernetes.settings import KubernetesSettings
 from aorta.settings import Settings
 from aorta.testing.kube_api import KubeApiServer
+from aorta.testing.nats import nats_server as started_nats_server
 from tests.integration.kubernetes.k8s_cluster import NAMESPACE, REAL_KUBECONFIG, Cluster
+from tests.integration.kubernetes.k8s_jobs_platform import KubernetesPlatform, open_platform
 from tests.integration.kubernetes.k8s_kubelet import SimulatedKubelet
+from tests.integration.kubernetes.k8s_services import ServiceNetwork
 
 CLUSTERS = ["stand-in", *(["real"] if REAL_KUBECONFIG else [])]
 
@@ -82,3 +88,24 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
     fixture = "stand_in" if request.param == "stand-in" else "real_cluster"
     chosen: Cluster = request.getfixturevalue(fixture)
     return chosen
+
+
+@pytest.fixture(scope="module")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServerProcess]:
+    with started_nats_server(tmp_path_factory.mktemp("nats")) as server:
+        yield server
+
+
+@pytest.fixture
+async def platform(
+    nats_server: NatsServerProcess,
+    stand_in: Cluster,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[KubernetesPlatform]:
+    async with ServiceNetwork() as network, AsyncExitStack() as stack:
+        # gRPC reads these when a channel is made: Service addresses go through the network,
+        # the gateway's own address does not.
+        monkeypatch.setenv("grpc_proxy", network.proxy)
+        monkeypatch.setenv("no_grpc_proxy", "127.0.0.1,localhost")
+        yield await open_platform(stack, nats_server.url, stand_in, network, tmp_path)

@@ -41,7 +41,8 @@ class Node:
     async def _run(self) -> None:
         running: set[str] = set()
         while True:
-            deployments = set(self.server.names("deployments", NAMESPACE))
+            # Pipeline services' Deployments are `k8s_pipeline_services.ServiceNode`'s.
+            deployments = set(self.server.names("deployments", NAMESPACE)) - self._services()
             for name in deployments - running:
                 running.add(name)
                 await self._start(name)
@@ -50,6 +51,13 @@ class Node:
                 if self.server.get("pods", NAMESPACE, name):
                     await self._api.delete(POD, NAMESPACE, name, grace=0)
             await self.server.next_change()
+
+    def _services(self) -> set[str]:
+        return {
+            name
+            for name in self.server.names("deployments", NAMESPACE)
+            if name.startswith(f"{names.PLATFORM}-svc-")
+        }
 
     async def _start(self, name: str) -> None:
         deployment = self.server.get("deployments", NAMESPACE, name)

@@ -15,25 +15,19 @@ import hashlib
 import io
 import time
 import zipfile
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack
-from pathlib import Path
 
 import pytest
 import tritonclient.grpc.aio as triton_grpc  # type: ignore[import-untyped]
 
 from aorta.api import jobs_pb2, payloads_pb2, payloads_pb2_grpc
-from aorta.bus.nats_server import NatsServerProcess
 from aorta.kubernetes import names
 from aorta.kubernetes.api import Json
 from aorta.payload_layout import operator_output_prefix
-from aorta.testing.nats import nats_server as started_nats_server
 from aorta_services.scheduler.app import RunningScheduler
 from aorta_services.scheduler.domain.runs import run_id
-from tests.integration.kubernetes.k8s_cluster import NAMESPACE, Cluster
-from tests.integration.kubernetes.k8s_jobs_platform import KubernetesPlatform, ident, open_platform
+from tests.integration.kubernetes.k8s_cluster import NAMESPACE
+from tests.integration.kubernetes.k8s_jobs_platform import KubernetesPlatform, ident
 from tests.integration.kubernetes.k8s_kubelet import Play
-from tests.integration.kubernetes.k8s_services import ServiceNetwork
 
 P = jobs_pb2
 pytestmark = pytest.mark.timeout(90)
@@ -80,27 +74,6 @@ def model_zip() -> bytes:
         )
         archive.writestr("echo/1/model.py", ECHO_MODEL)
     return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServerProcess]:
-    with started_nats_server(tmp_path_factory.mktemp("nats")) as server:
-        yield server
-
-
-@pytest.fixture
-async def platform(
-    nats_server: NatsServerProcess,
-    stand_in: Cluster,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> AsyncIterator[KubernetesPlatform]:
-    async with ServiceNetwork() as network, AsyncExitStack() as stack:
-        # gRPC reads these when a channel is made: Service addresses go through the network,
-        # the gateway's own address does not.
-        monkeypatch.setenv("grpc_proxy", network.proxy)
-        monkeypatch.setenv("no_grpc_proxy", "127.0.0.1,localhost")
-        yield await open_platform(stack, nats_server.url, stand_in, network, tmp_path)
 
 
 async def job_playing(
