@@ -10,6 +10,7 @@ from aorta.executors.kubernetes.service_objects import SERVICE_ID_ANNOTATION
 from aorta.kubernetes.api import POD, KubeApi
 from aorta.testing.kube_api import KubeApiServer
 from tests.integration.kubernetes.k8s_cluster import NAMESPACE
+from tests.integration.kubernetes.k8s_triton import template_pod
 
 CRASH_LOG = "loading models\nerror: no model repository\n"
 
@@ -57,13 +58,7 @@ class ServiceNode:
         assert deployment is not None
         service_id = deployment["metadata"]["annotations"][SERVICE_ID_ANNOTATION]
         template = deployment["spec"]["template"]
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "labels": template["metadata"]["labels"]},
-            "spec": template["spec"],
-        }
-        await self._api.create(POD, NAMESPACE, pod)
+        await self._api.create(POD, NAMESPACE, template_pod(deployment, name))
         container = template["spec"]["containers"][0]
         crash = service_id in self.crashing
         if crash:

@@ -7,12 +7,23 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from aorta.kubernetes import names
-from aorta.kubernetes.api import POD
+from aorta.kubernetes.api import POD, Json
 from aorta.testing.kube_api import KubeApiServer
 from tests.integration.kubernetes.k8s_cluster import NAMESPACE, Cluster
 
 Started = Callable[[str], Awaitable[None]]
 """Called with a Deployment's server id before its pod is created."""
+
+
+def template_pod(deployment: Json, name: str) -> Json:
+    """The pod named `name` that the Deployment controller makes from `deployment`'s template."""
+    template = deployment["spec"]["template"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": template["metadata"]["labels"]},
+        "spec": template["spec"],
+    }
 
 
 class Node:
@@ -66,13 +77,7 @@ class Node:
         if self._on_start is not None:
             await self._on_start(server_id)
         template = deployment["spec"]["template"]
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "labels": template["metadata"]["labels"]},
-            "spec": template["spec"],
-        }
-        await self._api.create(POD, NAMESPACE, pod)
+        await self._api.create(POD, NAMESPACE, template_pod(deployment, name))
         container = template["spec"]["containers"][0]
         self.server.set_status(
             "pods",
