@@ -18,7 +18,8 @@ Against each, through the public gRPC API:
 - `status_p99_ms`: `Jobs.Status` latency, p99 over `CLIENTS` concurrent clients each asking
   `STATUS_CALLS` times (target < 50 ms).
 
-`AORTA_BENCH_HISTORY` overrides the history's size (default 100,000).
+`AORTA_BENCH_HISTORY` overrides the history's size (default 100,000), `AORTA_BENCH_HEAVY` the
+number of jobs with heavy metadata in it (default 100).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from aorta_services.scheduler.repository import JOBS, JobRepository
 from bench.processes import MiB, RssSampler, platform
 
 HISTORY = int(os.environ.get("AORTA_BENCH_HISTORY", "100000"))
-HEAVY = 100
+HEAVY = int(os.environ.get("AORTA_BENCH_HEAVY", "100"))
 HEAVY_MIB = 3.5
 CLIENTS = 20
 STATUS_CALLS = 50

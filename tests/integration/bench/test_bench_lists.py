@@ -1,0 +1,38 @@
+"""The list benchmark runs end to end on a small history and reports every figure it promises.
+
+The figures themselves are not judged here (timing belongs to `make bench`); what is checked is
+that every job was listed on both platforms and each figure is a number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+SCRIPT = "import json, bench.bench_lists as b; print(json.dumps(b.run()))"
+FIGURES = ("list_first_message_ms", "list_jobs_per_s", "list_peak_rss_growth_mib", "status_p99_ms")
+
+
+def test_the_list_benchmark_reports_each_figure_against_the_baseline() -> None:
+    env = {**os.environ, "AORTA_BENCH_HISTORY": "300", "AORTA_BENCH_HEAVY": "2"}
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+
+    assert (report["history_jobs"], report["heavy_jobs"]) == (300, 2)
+    assert (report["listed"], report["baseline_listed"]) == (300, 20)
+    for figure in FIGURES:
+        assert isinstance(report[figure], float), figure
+        assert isinstance(report[f"baseline_{figure}"], float), figure
+        assert isinstance(report[f"{figure}_within_target"], bool), figure
