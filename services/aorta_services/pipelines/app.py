@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aorta import contracts, subjects
 from aorta.logger import get_logger
+from aorta.outbox import Outbox
 from aorta.runtime.service import RunningService, ServiceContext
 from aorta_services.pipelines.handlers import PipelineHandlers
 from aorta_services.pipelines.repository import PipelineRepository
@@ -16,9 +17,12 @@ async def start(ctx: ServiceContext) -> RunningService:
     """Serves every verb; returns once requests from any client reach the handlers."""
     repository = PipelineRepository(ctx.store)
     await repository.prepare()
-    handlers = PipelineHandlers(repository, ctx.bus)
+    outbox = Outbox(ctx.bus, ctx.store, service="pipelines")
+    await outbox.watch(repository.collection)
+    handlers = PipelineHandlers(repository, outbox)
     running = RunningService("pipelines", ctx.bus)
     async with running.starting():
+        running.on_stop(outbox.start_replaying())
         await running.serve_verb(contracts.PIPELINES_CREATE, handlers.create)
         await running.serve_verb(contracts.PIPELINES_UPDATE, handlers.update)
         await running.serve_stream(subjects.PIPELINES_DETAILS, handlers.details)

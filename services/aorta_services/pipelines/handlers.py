@@ -5,15 +5,16 @@ A pipeline records the subject that created it (`owner`); Update and the metadat
 its owner's or an admin's (`aorta.auth.ownership`, checked on the record read for the write),
 while Details and List are open to every caller.
 
-Every verb checks the whole request before it writes anything, writes once, and only then
-publishes the event (`pipeline.created`, `pipeline.updated`, `pipeline.removed`), so an event
-always describes state the store holds. Events carry `{"pipeline_id", "name"}`; `updated` adds
-`"change": "definition" | "metadata"`.
+Every verb checks the whole request before it writes anything and writes once, its event
+(`pipeline.created`, `pipeline.updated`, `pipeline.removed`) staged in that write, then
+publishes it (`aorta.outbox`, at least once): an event always describes state the store held.
+`removed` is staged apart before the delete. Events carry `{"pipeline_id", "name"}`; `updated`
+adds `"change": "definition" | "metadata"`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -21,12 +22,13 @@ from aorta import contracts, ids
 from aorta.api import pipelines_pb2
 from aorta.auth.ownership import check_owner
 from aorta.auth.principal import current_principal
-from aorta.bus import Bus, Request, make_event
+from aorta.bus import CloudEvent, Request, make_event
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.errors import AortaError, ErrorCode
 from aorta.ids import PipelineId
 from aorta.logger import get_logger
 from aorta.metadata import add_metadata, remove_metadata
+from aorta.outbox import Outbox
 from aorta_services.pipelines import answers, wire
 from aorta_services.pipelines.domain import DefinitionFile, PipelineRecord, load_definition
 from aorta_services.pipelines.repository import PipelineRepository
@@ -41,13 +43,17 @@ room for the headers and the reply envelope; room for 4 MiB of metadata (`aorta.
 
 
 class PipelineHandlers:
-    """The handlers of every pipelines verb, over one repository and one bus."""
+    """The handlers of every pipelines verb, over one repository and one outbox."""
 
     def __init__(
-        self, repository: PipelineRepository, bus: Bus, *, answer_limit: int = MAX_ANSWER_BYTES
+        self,
+        repository: PipelineRepository,
+        outbox: Outbox,
+        *,
+        answer_limit: int = MAX_ANSWER_BYTES,
     ) -> None:
         self._repository = repository
-        self._bus = bus
+        self._outbox = outbox
         self._limit = answer_limit
 
     async def create(
@@ -65,7 +71,8 @@ class PipelineHandlers:
             code=ErrorCode.PIPELINE_DEFINITION_ERROR,
             what="the definition with its metadata",
         )
-        stored = await self._repository.insert(record)
+        document = await self._repository.insert(record, _event(record, "created"))
+        stored = PipelineRecord.from_document(document)
         log.info(
             "pipeline.created",
             pipeline_id=stored.id,
@@ -73,7 +80,7 @@ class PipelineHandlers:
             operators=len(stored.operators),
             warnings=len(definition.warnings),
         )
-        await self._publish(stored, "created")
+        await self._outbox.flush(self._repository.collection, document)
         return answers.created(stored, definition.warnings)
 
     async def update(
@@ -94,9 +101,8 @@ class PipelineHandlers:
             )
             return record
 
-        stored = await self._repository.modify(id, replaced)
+        stored = await self._modify(id, replaced, change_="definition")
         log.info("pipeline.updated", pipeline_id=id, files=len(stored.files))
-        await self._publish(stored, "updated", change="definition")
         return answers.updated(definition.warnings)
 
     async def details(self, request: Request) -> AsyncIterator[bytes]:
@@ -123,9 +129,18 @@ class PipelineHandlers:
 
     async def remove(self, request: Request) -> bytes:
         message = wire.parse_message(request.data, pipelines_pb2.PipelinesRemoveRequest)
-        record = await self._repository.delete(ids.pipeline_id(message.pipeline_id.value))
+        document = await self._repository.get_document(ids.pipeline_id(message.pipeline_id.value))
+        record = PipelineRecord.from_document(document)
+        entry = await self._outbox.stage_apart(
+            _event(record, "removed"), self._repository.collection, document, "absent"
+        )
+        try:
+            await self._repository.delete(document)
+        except AortaError:
+            await self._outbox.discard_apart(entry)
+            raise
         log.info("pipeline.removed", pipeline_id=record.id)
-        await self._publish(record, "removed")
+        await self._outbox.publish_apart(entry)
         return answers.removed()
 
     async def add_metadata(self, request: Request) -> bytes:
@@ -142,9 +157,8 @@ class PipelineHandlers:
             )
             return record
 
-        stored = await self._repository.modify(id, added)
+        stored = await self._modify(id, added, change_="metadata")
         log.info("pipeline.metadata_added", pipeline_id=id, keys=len(new))
-        await self._publish(stored, "updated", change="metadata")
         return answers.metadata_added(stored)
 
     async def remove_metadata(self, request: Request) -> bytes:
@@ -157,30 +171,28 @@ class PipelineHandlers:
             check_owner(current.owner, f"pipeline {id}")
             return current.with_metadata(remove_metadata(current.metadata, keys))
 
-        stored = await self._repository.modify(id, removed)
+        stored = await self._modify(id, removed, change_="metadata")
         log.info("pipeline.metadata_removed", pipeline_id=id, keys=len(keys))
-        await self._publish(stored, "updated", change="metadata")
         return answers.metadata_removed(stored)
 
     async def snapshot(self, request: contracts.SnapshotRequest) -> contracts.PipelineSnapshot:
         """PIPELINES_SNAPSHOT: the definition as it is now, for a job to keep."""
         return answers.snapshot(await self._repository.get(request.pipeline_id))
 
-    async def _publish(self, record: PipelineRecord, event: str, **extra: Any) -> None:
-        data = {"pipeline_id": record.id, "name": record.name, **extra}
-        cloud_event = make_event(SERVICE, "pipeline", record.id, event, data)
-        try:
-            await self._bus.publish_event(cloud_event)
-        except AortaError as error:
-            # The change is stored and the client must hear so; failing the call now would
-            # invite a retry that creates a second pipeline. The loss is logged for operators.
-            log.error(
-                "pipeline.event_lost",
-                pipeline_id=record.id,
-                lost=event,
-                event_id=cloud_event.id,
-                error=str(error),
-            )
+    async def _modify(
+        self, id: PipelineId, change: Callable[[PipelineRecord], PipelineRecord], *, change_: str
+    ) -> PipelineRecord:
+        """`change` with its `updated` event staged in the same write, then published."""
+        document = await self._repository.modify(
+            id, change, lambda record: _event(record, "updated", change=change_)
+        )
+        await self._outbox.flush(self._repository.collection, document)
+        return PipelineRecord.from_document(document)
+
+
+def _event(record: PipelineRecord, event: str, **extra: Any) -> CloudEvent:
+    data = {"pipeline_id": record.id, "name": record.name, **extra}
+    return make_event(SERVICE, "pipeline", record.id, event, data)
 
 
 def _fresh_id() -> PipelineId:

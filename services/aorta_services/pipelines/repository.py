@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 
+from aorta.bus import CloudEvent
 from aorta.errors import Conflict, ErrorCode, NotFound
 from aorta.ids import PipelineId
+from aorta.outbox import staged, staging
 from aorta.store import Collection, Document, StateStore, kept_changing, modify_document
 from aorta_services.pipelines.domain import PipelineRecord
 
@@ -30,6 +32,12 @@ class PipelineRepository:
     def __init__(self, store: StateStore) -> None:
         self._collection: Collection = store.collection(COLLECTION)
 
+    @property
+    def collection(self) -> Collection:
+        """The `pipelines` collection, whose documents carry their staged events
+        (`aorta.outbox`)."""
+        return self._collection
+
     async def prepare(self) -> None:
         """Creates the index List's pages read (oldest first); idempotent."""
         await self._collection.ensure_index(["created_at", "id"])
@@ -41,13 +49,13 @@ class PipelineRepository:
         except NotFound:
             raise not_found(id) from None
 
-    async def insert(self, record: PipelineRecord) -> PipelineRecord:
-        """Stores a new pipeline; `Conflict` (PIPELINE_STORE_ERROR) when its id is taken."""
+    async def insert(self, record: PipelineRecord, event: CloudEvent) -> Document:
+        """Stores a new pipeline with `event` staged in the same write (`aorta.outbox`) and
+        returns the stored document; `Conflict` (PIPELINE_STORE_ERROR) when its id is taken."""
         try:
-            stored = await self._collection.insert(record.to_document())
+            return await self._collection.insert(staged(record.to_document(), event))
         except Conflict:
             raise in_use(record.id) from None
-        return PipelineRecord.from_document(stored)
 
     async def listed(self) -> AsyncGenerator[list[Document], None]:
         """Every pipeline, oldest first, in pages read one at a time (`Collection.pages`),
@@ -57,19 +65,37 @@ class PipelineRepository:
             async for page in pages:
                 yield page
 
-    async def delete(self, id: PipelineId) -> PipelineRecord:
-        """Removes the pipeline and returns its last state read; `NotFound` when there is none."""
-        record = await self.get(id)
+    async def get_document(self, id: PipelineId) -> Document:
+        """The stored document of pipeline `id`, staged events included; `NotFound`
+        (PIPELINE_NOT_FOUND) when there is none."""
         try:
-            await self._collection.delete(id)
+            return await self._collection.get(id)
         except NotFound:
             raise not_found(id) from None
-        return record
+
+    async def delete(self, document: Document) -> None:
+        """Removes the pipeline `document` read, if still at the version read: `NotFound` when
+        it is gone already, `Conflict` (PIPELINE_UPDATE_ERROR) when it changed meanwhile."""
+        id = str(document["id"])
+        try:
+            await self._collection.delete(id, expected_version=document["version"])
+        except NotFound:
+            raise not_found(id) from None
+        except Conflict:
+            raise Conflict(
+                f"pipeline {id} changed while being removed; try again",
+                code=ErrorCode.PIPELINE_UPDATE_ERROR,
+            ) from None
 
     async def modify(
-        self, id: PipelineId, change: Callable[[PipelineRecord], PipelineRecord]
-    ) -> PipelineRecord:
-        """Replaces pipeline `id` with `change(current)` as one atomic step.
+        self,
+        id: PipelineId,
+        change: Callable[[PipelineRecord], PipelineRecord],
+        event: Callable[[PipelineRecord], CloudEvent],
+    ) -> Document:
+        """Replaces pipeline `id` with `change(current)` as one atomic step, with the `event`
+        of the changed record staged in the same write (`aorta.outbox`); returns the stored
+        document.
 
         `change` may raise to refuse the change; nothing is written then. When another writer
         changes the pipeline between the read and the write, `change` runs again on the new
@@ -77,14 +103,16 @@ class PipelineRepository:
         (PIPELINE_UPDATE_ERROR).
         """
 
-        stored = await modify_document(
+        return await modify_document(
             self._collection,
             id,
-            lambda document: change(PipelineRecord.from_document(document)).to_document(),
+            staging(
+                lambda document: change(PipelineRecord.from_document(document)).to_document(),
+                lambda document: event(PipelineRecord.from_document(document)),
+            ),
             missing=lambda: not_found(id),
             gave_up=kept_changing(f"pipeline {id}", code=ErrorCode.PIPELINE_UPDATE_ERROR),
         )
-        return PipelineRecord.from_document(stored)
 
 
 def in_use(id: str) -> Conflict:

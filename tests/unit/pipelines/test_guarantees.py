@@ -1,9 +1,11 @@
 """Guarantees of the pipelines handlers, called directly with stand-in buses: events only
-after the store write, a lost event never fails a stored change, and answers that could not
-cross the bus are refused before anything is written."""
+after the store write, an event the bus does not take never fails a stored change and is
+published by the outbox's replay once the bus is back, and answers that could not cross the
+bus are refused before anything is written."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -11,10 +13,11 @@ from structlog.testing import capture_logs
 
 from aorta import contracts, subjects
 from aorta.api import common_pb2, pipelines_pb2
-from aorta.bus import CloudEvent, Request
+from aorta.bus import Bus, CloudEvent, Request
 from aorta.bus.memory import MemoryBus
 from aorta.errors import AortaError, ErrorCode, Unavailable
 from aorta.ids import PipelineId
+from aorta.outbox import APART_COLLECTION, Outbox
 from aorta.runtime.service import ServiceContext
 from aorta_services.pipelines.handlers import PipelineHandlers
 from aorta_services.pipelines.repository import PipelineRepository
@@ -51,7 +54,7 @@ async def test_events_are_published_after_the_store_write(
 ) -> None:
     repository = PipelineRepository(context.store)
     bus = _StoreProbe(repository)
-    handlers = PipelineHandlers(repository, bus)
+    handlers = PipelineHandlers(repository, _outbox(bus, context))
     reply = await handlers.create(create_command(two_operators))
     pipeline_id = ident(reply.pipeline_id.value)
     added = pipelines_pb2.PipelinesAddMetadataRequest(pipeline_id=pipeline_id, metadata={"k": "v"})
@@ -66,7 +69,7 @@ async def test_answers_that_would_not_fit_one_message_are_refused_before_writing
     context: ServiceContext, two_operators: str
 ) -> None:
     repository = PipelineRepository(context.store)
-    handlers = PipelineHandlers(repository, context.bus, answer_limit=2000)
+    handlers = PipelineHandlers(repository, _outbox(context.bus, context), answer_limit=2000)
     big = two_operators + "#" * 2000 + "\n"
     with pytest.raises(AortaError) as caught:
         await handlers.create(create_command(big))
@@ -85,21 +88,51 @@ async def test_answers_that_would_not_fit_one_message_are_refused_before_writing
     assert (await repository.get(PipelineId(pipeline_id))).metadata == {}
 
 
-class _NoEvents(MemoryBus):
+def _outbox(bus: Bus, context: ServiceContext) -> Outbox:
+    return Outbox(bus, context.store, service="pipelines")
+
+
+class _Outage(MemoryBus):
+    """A bus whose event stream is away until `back` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.back = False
+
     async def publish_event(self, event: CloudEvent) -> None:
-        raise Unavailable("no event stream")
+        if not self.back:
+            raise Unavailable("no event stream")
+        await super().publish_event(event)
 
 
-async def test_a_lost_event_is_logged_and_the_change_still_reported(
+async def test_an_event_the_bus_refuses_is_published_by_the_replay(
     context: ServiceContext, two_operators: str
 ) -> None:
     repository = PipelineRepository(context.store)
-    bus = _NoEvents()
-    handlers = PipelineHandlers(repository, bus)
+    bus = _Outage()
+    # Judged at once: the test's writer is done when the replay runs.
+    outbox = Outbox(bus, context.store, service="pipelines", grace=0)
+    await outbox.watch(repository.collection)
+    handlers = PipelineHandlers(repository, outbox)
+    received: list[CloudEvent] = []
+    delivered = asyncio.Event()
+
+    async def collect(event: CloudEvent) -> None:
+        received.append(event)
+        if event.event == "removed":
+            delivered.set()
+
+    subscription = await bus.subscribe_events("aorta.events.pipeline.>", collect)
     with capture_logs() as logs:
         reply = await handlers.create(create_command(two_operators))
+        pipeline_id = ident(reply.pipeline_id.value)
+        removed = pipelines_pb2.PipelinesRemoveRequest(pipeline_id=pipeline_id)
+        await handlers.remove(Request(subjects.PIPELINES_REMOVE, removed.SerializeToString()))
+    assert [e["event"] for e in logs if e["event"] == "outbox.event_delayed"] != []
+    bus.back = True
+    await outbox.replay()
+    await delivered.wait()
+    await subscription.drain()
     await bus.close()
-    pipeline_id = reply.pipeline_id.value
-    assert (await repository.get(PipelineId(pipeline_id))).name == "two-operators"
-    [lost] = [entry for entry in logs if entry["event"] == "pipeline.event_lost"]
-    assert lost["pipeline_id"] == pipeline_id and lost["log_level"] == "error"
+    assert [event.event for event in received] == ["created", "removed"]
+    assert await context.store.collection(APART_COLLECTION).count() == 0

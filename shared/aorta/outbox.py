@@ -1,0 +1,282 @@
+"""At-least-once domain events for every service: stage with the change, publish after.
+
+A service that changes state never publishes its event straight onto the bus, where a bus
+outage or a crash between the write and the publish would lose it. It stages the event in the
+state store first, in one of two ways, and an `Outbox` publishes what is staged:
+
+- **In the changed document** (inserts and updates of one document): `staged` adds the event
+  to the document's `outbox` field (and sets `outbox_pending`) before `insert`, and `staging`
+  wraps the change `aorta.store.modify_document` applies, so the event is stored in the same
+  atomic write as the change, or not at all. Guarantee: the event is published if and only if
+  the change was stored.
+- **Apart, in the `event_outbox` collection** (a change that is not one document write: a
+  deletion, a record kept in another collection): `Outbox.stage_apart` stores the event before
+  the change, naming the document the change leaves `absent` (a deletion) or `present` (a
+  record written). The replay publishes an entry older than `APART_GRACE` only when the
+  document is as named (a change that did happen) and discards it otherwise (a change that
+  failed before it was made). Guarantee: an event of a change that happened is published
+  unless its writer died within `APART_GRACE` of staging and the document was changed back
+  to what the entry names as not happening (deleted and re-created under the same id, for a
+  deletion) before a replay looked.
+
+After the change, the writer `flush`es (or `publish_apart`s): the events are published in order
+and exactly those published are removed. An `Outbox` also `replay`s every pending event of the
+collections it `watch`es, at the service's start and every `REPLAY_INTERVAL` (`run`), so an
+event whose bus was down or whose writer died is published late. A bus failure never fails the
+change: it is logged (`outbox.event_delayed`) and the event stays pending. Only an event the
+bus can never take (`Invalid`: above the message limit) is dropped, logged as
+`outbox.event_lost`, so that it cannot hold back the events after it forever.
+
+An event keeps its id however often it is published, and the bus publishes with the id as
+`Nats-Msg-Id`, so JetStream stores a replay within its duplicate window once; beyond it (a
+writer that died between the publish and the removal, two replicas replaying at once) a
+consumer may see an event twice and must treat the CloudEvent id as the deduplication key
+(docs/events.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from aorta.bus import Bus, CloudEvent
+from aorta.errors import AortaError, Invalid, NotFound
+from aorta.logger import get_logger
+from aorta.store import Collection, Document, StateStore, kept_changing, modify_document
+from aorta.timestamps import to_iso, utcnow
+
+log = get_logger(__name__)
+
+OUTBOX_FIELD = "outbox"
+"""A document's staged events: their CloudEvents JSON objects, oldest first."""
+
+PENDING_FIELD = "outbox_pending"
+"""True while a document's outbox holds events (indexed, so a replay finds them cheaply)."""
+
+APART_COLLECTION = "event_outbox"
+"""Events staged apart from the change they describe (`Outbox.stage_apart`)."""
+
+APART_GRACE = 60.0
+"""Seconds an event staged apart is left to its writer before a replay judges it."""
+
+REPLAY_INTERVAL = 30.0
+"""Seconds between two replays of a running service (`Outbox.run`)."""
+
+Expect = Literal["absent", "present"]
+"""What a change staged apart leaves of the document it names."""
+
+
+def event_document(event: CloudEvent) -> Document:
+    """`event` as the JSON object it is published as, for a store document."""
+    document: Document = json.loads(event.to_json())
+    return document
+
+
+def event_from_document(document: Mapping[str, Any]) -> CloudEvent:
+    """The event a staged document holds, validated as a consumer would (`Invalid` if not)."""
+    return CloudEvent.from_json(json.dumps(document).encode())
+
+
+def staged(document: Mapping[str, Any], *events: CloudEvent) -> Document:
+    """A copy of `document` with `events` appended to its outbox (for `insert`)."""
+    outbox = [*document.get(OUTBOX_FIELD, ()), *(event_document(e) for e in events)]
+    return {**document, OUTBOX_FIELD: outbox, PENDING_FIELD: bool(outbox)}
+
+
+def staging(
+    change: Callable[[Document], Document],
+    build: Callable[[Document], CloudEvent | None],
+) -> Callable[[Document], Document]:
+    """`change` for `modify_document`, keeping the stored outbox (records that know nothing of
+    it drop it) and appending the event `build` makes of the changed document, if any. A
+    `change` that raises stages nothing; one re-run after a lost race stages the winner's."""
+
+    def changed(before: Document) -> Document:
+        after = change(before)
+        kept = {**after, OUTBOX_FIELD: list(before.get(OUTBOX_FIELD, ()))}
+        event = build(after)
+        return staged(kept, event) if event is not None else staged(kept)
+
+    return changed
+
+
+class Outbox:
+    """Publishes staged events, then removes them (module docstring); one per service."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        store: StateStore,
+        *,
+        service: str,
+        grace: float = APART_GRACE,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        """`service` names the entries this outbox stages apart (each replays only its own);
+        `grace` and `clock` are there for tests."""
+        self._bus = bus
+        self._grace = grace
+        self._clock = clock
+        self._store = store
+        self._apart = store.collection(APART_COLLECTION)
+        self._service = service
+        self._watched: dict[str, Collection] = {}
+
+    async def watch(self, collection: Collection) -> None:
+        """Has `replay` publish the pending events of `collection`; creates the indexes."""
+        await collection.ensure_index([PENDING_FIELD])
+        await self._apart.ensure_index(["service", "staged"])
+        self._watched[collection.name] = collection
+
+    async def flush(self, collection: Collection, document: Mapping[str, Any]) -> bool:
+        """Publishes `document`'s pending events in order, then removes the published ones
+        from it (other writers may have staged more meanwhile). Stops at the first the bus
+        does not take. Returns whether none was left for that reason; store and bus errors
+        are logged, never raised (the change itself is stored)."""
+        done: list[str] = []
+        delivered = True
+        for event in document.get(OUTBOX_FIELD, ()):
+            if not await self._publish(event):
+                delivered = False
+                break
+            done.append(event["id"])
+        if done:
+            await self._clear(collection, str(document["id"]), frozenset(done))
+        return delivered
+
+    async def stage_apart(
+        self, event: CloudEvent, collection: Collection, document: Mapping[str, Any], expect: Expect
+    ) -> Document:
+        """Stores `event` in the `event_outbox` collection before a change that leaves
+        `document` (as read) of `collection` `expect`, together with the events still pending
+        in it (a deletion would lose them); raises the store's errors (the change must not be
+        made then). A deletion must expect the version read, so that no event is staged in
+        the document meanwhile. Returns the entry for `publish_apart`."""
+        entry: Document = {
+            "id": event.id,
+            "service": self._service,
+            "collection": collection.name,
+            "document": str(document["id"]),
+            "expect": expect,
+            "staged": to_iso(self._clock()),
+            "events": [*document.get(OUTBOX_FIELD, ()), event_document(event)],
+        }
+        return await self._apart.insert(entry)
+
+    async def publish_apart(self, entry: Mapping[str, Any]) -> bool:
+        """Publishes the events of an entry `stage_apart` stored, in order, after its change,
+        and removes it; when the bus does not take one, the replay publishes them later (the
+        ones taken again, under their ids). Never raises."""
+        for event in entry["events"]:
+            if not await self._publish(event):
+                return False
+        await self._forget(str(entry["id"]))
+        return True
+
+    async def discard_apart(self, entry: Mapping[str, Any]) -> None:
+        """Removes an entry `stage_apart` stored whose change was not made after all (the
+        writer saw it fail); never raises."""
+        await self._forget(str(entry["id"]))
+
+    async def replay(self) -> None:
+        """Flushes every watched document with pending events, then judges the entries staged
+        apart longer than the grace (`APART_GRACE`) ago; stops at the first event the bus
+        does not take. Store errors raise."""
+        for collection in self._watched.values():
+            for document in await collection.find({PENDING_FIELD: True}, sort=[("id", 1)]):
+                if not await self.flush(collection, document):
+                    return
+        judged = to_iso(self._clock() - timedelta(seconds=self._grace))
+        entries = await self._apart.find(
+            {"service": self._service, "staged": {"$lte": judged}}, sort=[("staged", 1)]
+        )
+        for entry in entries:
+            if not await self._replay_apart(entry):
+                return
+
+    async def run(self, stopped: asyncio.Event, interval: float = REPLAY_INTERVAL) -> None:
+        """Replays now and every `interval` seconds until `stopped` is set; a replay that
+        fails (the store is away) is logged and tried again at the next interval."""
+        while not stopped.is_set():
+            try:
+                await self.replay()
+            except AortaError as error:
+                log.warning("outbox.replay_failed", service=self._service, error=str(error))
+            try:
+                await asyncio.wait_for(stopped.wait(), timeout=interval)
+            except TimeoutError:
+                continue
+
+    def start_replaying(self, interval: float = REPLAY_INTERVAL) -> Callable[[], Awaitable[None]]:
+        """Starts `run` as a task; returns what stops it (for `RunningService.on_stop`)."""
+        stopped = asyncio.Event()
+        task = asyncio.create_task(self.run(stopped, interval), name=f"outbox:{self._service}")
+
+        async def stop() -> None:
+            stopped.set()
+            await task
+
+        return stop
+
+    async def _replay_apart(self, entry: Document) -> bool:
+        collection = self._watched.get(entry["collection"]) or self._store.collection(
+            entry["collection"]
+        )
+        present = await collection.find_one({"id": entry["document"]}) is not None
+        if present == (entry["expect"] == "present"):
+            return await self.publish_apart(entry)
+        # The change never happened (its writer failed before making it): nothing to tell.
+        log.info("outbox.staged_change_not_made", event_id=entry["id"])
+        await self._forget(str(entry["id"]))
+        return True
+
+    async def _publish(self, document: Mapping[str, Any]) -> bool:
+        """True once `document` is published, or dropped because it never could be."""
+        try:
+            await self._bus.publish_event(event_from_document(document))
+        except Invalid as error:
+            log.error(
+                "outbox.event_lost",
+                event_id=document.get("id"),
+                type=document.get("type"),
+                error=str(error),
+            )
+        except AortaError as error:
+            log.warning(
+                "outbox.event_delayed",
+                event_id=document.get("id"),
+                type=document.get("type"),
+                error=str(error),
+            )
+            return False
+        return True
+
+    async def _clear(self, collection: Collection, id: str, published: frozenset[str]) -> None:
+        def without(document: Document) -> Document:
+            left = [e for e in document.get(OUTBOX_FIELD, ()) if e.get("id") not in published]
+            return {**document, OUTBOX_FIELD: left, PENDING_FIELD: bool(left)}
+
+        try:
+            await modify_document(
+                collection,
+                id,
+                without,
+                missing=lambda: NotFound(f"{collection.name} {id} is gone"),
+                gave_up=kept_changing(f"{collection.name} {id}", code=0),
+            )
+        except NotFound:
+            return
+        except AortaError as error:
+            # The events stay staged: a replay publishes them again under the same ids.
+            log.warning("outbox.event_not_cleared", events=len(published), error=str(error))
+
+    async def _forget(self, id: str) -> None:
+        try:
+            await self._apart.delete(id)
+        except NotFound:
+            return
+        except AortaError as error:
+            log.warning("outbox.event_not_cleared", events=1, error=str(error))
