@@ -22,11 +22,12 @@ TRITON_USER := aorta-triton
 # has no containers.conf of its own.
 CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
 
-.PHONY: help setup system python-rootfs images run test test-fast lint typecheck check protos bench clean
+.PHONY: help setup system python-rootfs image images run test test-fast lint typecheck check protos bench clean
 
 help:
 	@echo "make setup      install system packages (Chromium for the console's browser tests), the operators' user, .venv and .clara-venv"
 	@echo "make run        start the embedded platform and run the example pipeline end to end"
+	@echo "make image      build the Aorta image (podman, from a Debian base made here, no registry)"
 	@echo "make images     build the example pipeline's operator images (podman, cached)"
 	@echo "make test       lint, type-check and run the whole test suite"
 	@echo "make protos     regenerate aorta.api from protos/"
@@ -104,6 +105,12 @@ python-rootfs: $(VENV)/.installed
 	@[ "$$(id -u)" = 0 ] || { echo "not building the Python image's root filesystem:" \
 	  "debootstrap needs root (the first container test run as root builds it)"; exit 0; }; \
 	$(BIN)/python -c 'from aorta.testing.rootfs import python_base_rootfs; python_base_rootfs()'
+
+# The Aorta image (Containerfile) in the host's podman storage, as localhost/aorta:0.1.0: a
+# Debian base made by debootstrap (as root, cached), the pinned dependencies from PyPI (cached)
+# and the project's wheel; skipped when up to date (docs/deploy.md, "The image").
+image: setup
+	CONTAINERS_CONF=$(CONTAINERS_CONF) $(BIN)/python -m aorta.testing.platform_image
 
 # The example pipeline's operator images, in the host's podman storage (where an engine the
 # platform finds sees them); skipped when up to date. The first build on a host makes the

@@ -119,7 +119,7 @@ def build_python_sdk_image(podman: PodmanCli, *, cache_dir: Path | None = None) 
     name. The first build on a host runs debootstrap (root only, about a minute, needs the
     Debian mirror); later ones reuse the cached root filesystem."""
     cache = cache_dir or default_cache_dir()
-    base = _import_python_base(podman, cache)
+    base = import_python_base(podman, cache)
     with tempfile.TemporaryDirectory(prefix="aorta-image-") as temporary:
         context = Path(temporary)
         for package in _SDK_PACKAGES:
@@ -150,7 +150,7 @@ def build_python_operator_image(
     cache = cache_dir or default_cache_dir()
     base = build_python_sdk_image(podman, cache_dir=cache)
     if requirements:
-        base = _python_wheels_image(podman, base, _site_packages(requirements, cache))
+        base = _python_wheels_image(podman, base, installed_requirements(requirements, cache))
     with tempfile.TemporaryDirectory(prefix="aorta-image-") as temporary:
         context = Path(temporary)
         lines = [f"FROM {base}"]
@@ -183,7 +183,9 @@ def tag_image(podman: PodmanCli, source: str, *names: str) -> None:
     podman.run("tag", source, *names)
 
 
-def _import_python_base(podman: PodmanCli, cache: Path) -> str:
+def import_python_base(podman: PodmanCli, cache: Path) -> str:
+    """Imports (unless up to date) `PYTHON_BASE_IMAGE` into `podman`'s storage from the cached
+    root filesystem (`python_base_rootfs`) and returns its name."""
     tarball = python_base_rootfs(cache)
     recipe = digest(tarball.name)
     if image_recipe(podman, PYTHON_BASE_IMAGE) != recipe:
@@ -195,7 +197,7 @@ def _import_python_base(podman: PodmanCli, cache: Path) -> str:
     return PYTHON_BASE_IMAGE
 
 
-def _site_packages(requirements: Sequence[str], cache: Path) -> Path:
+def installed_requirements(requirements: Sequence[str], cache: Path) -> Path:
     """A folder of `requirements` installed for Python 3.11 on manylinux x86_64, cached by
     the requirements themselves."""
     folder = cache / f"site-packages-{digest(PYTHON_VERSION, *sorted(requirements))[:16]}"
