@@ -286,12 +286,22 @@ def test_delete_job_removes_its_logs_and_payload_bytes_and_only_its_owners(
 
     theirs = aorta("bob", "delete", "job", job, "--yes")
     assert theirs.returncode == 1 and "belongs to another user" in theirs.stderr
+    # The stopped job's payload goes with the job, never alone: not by its owner, and forced
+    # only by an admin.
+    alone = aorta("alice", "delete", "payload", payload)
+    assert alone.returncode == 1 and "PAYLOAD_READ_ONLY" in alone.stderr, alone.stderr
+    assert f"delete the job with `aorta delete job {job}`" in alone.stderr
+    forced = aorta("alice", "delete", "payload", payload, "--force")
+    assert forced.returncode != 0 and "only an admin may force" in forced.stderr, forced.stderr
+    assert _files_under(blobs / "payloads" / payload)
+    assert job in aorta("alice", "list", "jobs", "-q").stdout
     deleted = aorta("alice", "delete", "job", job, "--yes")
     assert deleted.returncode == 0, deleted.stderr
     assert _files_under(blobs / "payloads" / payload) == []
     assert _files_under(blobs / "logs" / job) == []
     assert _files_under(blobs / "checksums" / "payloads" / payload) == []
     assert aorta("alice", "describe", "job", job).returncode == 3
+    assert job not in aorta("alice", "list", "jobs", "-q").stdout
     # Recorded like every mutating call: who asked, and how it ended.
     audited = aorta("admin", "audit", "--job", job, "--json")
     assert audited.returncode == 0, audited.stderr
