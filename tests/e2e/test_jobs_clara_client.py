@@ -81,6 +81,15 @@ jobs_client, payloads_client = JobsClient(target), PayloadsClient(target)
 pipeline_client = PipelinesClient(target)
 seen = {}
 
+
+def refusal(call):
+    try:
+        call()
+    except Exception as error:
+        return str(error)
+    return None
+
+
 definitions = [pipeline_types.PipelineDefinition(name="example.yaml", content=definition)]
 pipeline_id = pipeline_client.create_pipeline(definition=definitions)
 job_info = jobs_client.create_job(
@@ -94,6 +103,7 @@ listed = jobs_client.list_jobs()
 seen["listed"] = [
     [j.job_id.value, j.name, j.job_state, j.payload_id.value, j.pipeline_id.value] for j in listed
 ]
+seen["delete_created"] = refusal(lambda: payloads_client.delete_payload(payload_id=payload_id))
 token = jobs_client.start_job(job_id=job_id)
 seen["started"] = [token.job_id.value, token.job_state, token.job_status, token.job_priority]
 deadline = time.monotonic() + 60
@@ -108,6 +118,7 @@ seen["status"] = {
     "created": job_status.date_created is not None, "stopped": job_status.date_stopped is not None,
     "operators": {name: d["status"] for name, d in job_status.operator_details.items()},
 }
+seen["delete_stopped"] = refusal(lambda: payloads_client.delete_payload(payload_id=payload_id))
 payload_details = payloads_client.get_details(payload_id=payload_id)
 seen["files"] = sorted(f.name for f in payload_details.file_details)
 downloaded = {}
@@ -252,6 +263,10 @@ async def test_nvidias_combined_example_runs_a_job_end_to_end(target: str, tmp_p
     assert (status["pipeline_id"], status["payload_id"]) == (pipeline_id, payload_id)
     assert status["created"] and status["stopped"]
     assert status["operators"] == {"dicom-reader": 3, "converter": 3}
+    # A job's payload goes with its job only: refused before it ran and after it stopped, its
+    # files all still there.
+    assert f"the input of job {job_id}, which has not run" in seen["delete_created"]
+    assert f"the read-only payload of job {job_id}, which stopped" in seen["delete_stopped"]
     assert seen["files"] == [
         "/input/slice-1.dcm",
         "/input/slice-2.dcm",
