@@ -182,6 +182,11 @@ async def test_a_sweep_removes_exactly_what_the_policy_says(platform: Platform) 
     assert await keys(blobs, payload_prefix(reusable)) != []
     aging = await platform.store.collection("jobs").get(jobs["aging"])
     assert aging["payload_removed"] == NOW
+    told = (await harness.status(jobs["aging"])).header
+    assert (told.code, list(told.messages)) == (
+        0,
+        [f"payload {payloads['aging']} was removed by retention at 2033-05-18 03:33:20Z"],
+    )
 
     await wait_for(lambda: len([e for e in seen if e.event in ("deleted", "payload_removed")]) == 3)
     await subscription.drain()

@@ -101,12 +101,19 @@ def stopped_by_job_line(operator: str, status: str) -> str:
     return f"operator {operator} {status}"
 
 
+def payload_removed_line(record: JobRecord) -> str:
+    """The header line (code 0) of a job whose payload the retention policy removed."""
+    removed = datetime.fromtimestamp(record.payload_removed or 0.0, UTC)
+    return f"payload {record.payload_id} was removed by retention at {to_clara_string(removed)}"
+
+
 def status(record: JobRecord) -> StatusResponse:
     """`Jobs.Status`: the job, each operator with its status and times, the DAG, messages.
 
     An operator stopped because its job was canceled or terminated is FAULTED on Clara's wire;
     the header names it with the job's status (`stopped_by_job_line`; code 0, so Clara's
-    clients, which read messages only on failure, see nothing new).
+    clients, which read messages only on failure, see nothing new), and so it names a payload
+    the retention policy removed (`payload_removed_line`).
     """
     stopped_as = record.phase.status.name
     response = StatusResponse(
@@ -116,6 +123,8 @@ def status(record: JobRecord) -> StatusResponse:
         response.header.messages.extend(
             stopped_by_job_line(name, stopped_as) for name in record.job_progress().stopped_by_job()
         )
+    if record.payload_removed is not None:
+        response.header.messages.append(payload_removed_line(record))
     response.metadata.update(record.metadata)
     statuses = record.statuses()
     for operator in record.operators:
