@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 import structlog
 
+from aorta.bus.dead_letters import EPHEMERAL, DeadLetter, reason_of
 from aorta.bus.events import CloudEvent, check_event_filter
 from aorta.bus.port import (
     DEFAULT_MAX_PAYLOAD,
@@ -75,6 +76,10 @@ class MemoryNetwork:
     _durables: dict[str, _Durable] = field(default_factory=dict)
     _consumers: set[_EventConsumer] = field(default_factory=set)
     _turns: dict[tuple[str, str], int] = field(default_factory=dict)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    """The events consumers gave up on, oldest first (`aorta.bus.dead_letters`)."""
+    dead_lettered: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set each time a dead letter is added (a test clears it before it waits)."""
 
     def _pick(self, served: list[_Served[H]], subject: str) -> _Served[H] | None:
         matching = [s for s in served if subject_matches(s.pattern, subject)]
@@ -283,7 +288,9 @@ class MemoryBus:
             if state.bound:
                 raise Conflict(f"durable event consumer {durable} is already in use")
             state.bound = True
-        consumer = _EventConsumer(network, state, handler, self._options.event_max_deliver)
+        consumer = _EventConsumer(
+            network, state, handler, self._options.event_max_deliver, durable or EPHEMERAL
+        )
         network._consumers.add(consumer)
 
         def detach() -> None:
@@ -353,9 +360,14 @@ class _EventConsumer:
     """Delivers the network's events from a position, one at a time, in one guarded task."""
 
     def __init__(
-        self, network: MemoryNetwork, state: _Durable, handler: EventHandler, max_deliver: int
+        self,
+        network: MemoryNetwork,
+        state: _Durable,
+        handler: EventHandler,
+        max_deliver: int,
+        name: str,
     ) -> None:
-        self._network, self._state = network, state
+        self._network, self._state, self._name = network, state, name
         self._handler, self._max_deliver = handler, max_deliver
         self.woken = asyncio.Event()
         self._stopping = False
@@ -386,11 +398,14 @@ class _EventConsumer:
                 try:
                     await self._handler(event)
                     return
-                except Exception:
+                except Exception as error:
                     if attempt >= self._max_deliver:
                         _log.error(
-                            "event handler failed; giving up", attempts=attempt, exc_info=True
+                            "event handler failed; dead letter", attempts=attempt, exc_info=True
                         )
+                        letter = DeadLetter(self._name, event, reason_of(error), attempt)
+                        self._network.dead_letters.append(letter)
+                        self._network.dead_lettered.set()
                         return
                     _log.warning(
                         "event handler failed; redelivering", attempt=attempt, exc_info=True

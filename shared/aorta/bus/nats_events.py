@@ -4,7 +4,8 @@ Events are CloudEvents JSON on `aorta.events.<entity>.<id>.<event>`, stored by o
 stream capturing `aorta.events.>` and published with `Nats-Msg-Id: <event id>`, so a retried
 publish within the stream's duplicate window (two minutes) is stored once. Consumers are push
 consumers with explicit acks and a single `filter_subject`: nats-server 2.9 silently ignores the
-newer `filter_subjects` and would then deliver every subject.
+newer `filter_subjects` and would then deliver every subject. An event a handler keeps failing
+goes to the dead-letter stream (`aorta.bus.dead_letters`), created by the first consumer.
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js import JetStreamContext, api
 
+from aorta.bus.dead_letters import (
+    DEAD_LETTER_MAX_AGE,
+    DEAD_LETTER_MAX_MSGS,
+    DEAD_LETTER_PREFIX,
+    DEAD_LETTER_STREAM,
+    EPHEMERAL,
+    DeadLetter,
+    reason_of,
+)
 from aorta.bus.events import EVENTS_PREFIX, CloudEvent, check_event_filter
 from aorta.bus.nats_wire import quietly, translated
 from aorta.bus.port import (
@@ -44,6 +54,7 @@ class JetStreamEvents:
         self._js = js
         self._timeout = timeout
         self._options = options
+        self._dead_letters_ready = False
 
     async def ensure_stream(self, max_age: float | None, max_bytes: int | None) -> None:
         """Creates the stream when absent; an existing one is used as it is (first creator's
@@ -94,15 +105,21 @@ class JetStreamEvents:
         check_event_filter(subject_filter)
         if durable is not None:
             await self._check_durable(durable, subject_filter)
+        await self._ensure_dead_letters()
         config = api.ConsumerConfig(
             durable_name=durable,
             deliver_policy=api.DeliverPolicy.ALL if deliver == "all" else api.DeliverPolicy.NEW,
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=self._options.event_ack_wait,
-            max_deliver=self._options.event_max_deliver,
+            # Unbounded: after `event_max_deliver` failures `_deliver` stores a dead letter and
+            # terminates the event, and redelivery must go on while that store fails.
+            max_deliver=-1,
             filter_subject=subject_filter,
         )
-        worker = SerialWorker(partial(self._deliver, handler), name=f"aorta.bus.events:{durable}")
+        consumer = durable or EPHEMERAL
+        worker = SerialWorker(
+            partial(self._deliver, handler, consumer), name=f"aorta.bus.events:{durable}"
+        )
 
         async def enqueue(msg: Msg) -> None:
             worker.put(msg)
@@ -140,7 +157,39 @@ class JetStreamEvents:
                 f"not {subject_filter}"
             )
 
-    async def _deliver(self, handler: EventHandler, msg: Msg) -> None:
+    async def _ensure_dead_letters(self) -> None:
+        """Creates the dead-letter stream when absent (once per bus)."""
+        if self._dead_letters_ready:
+            return
+        config = api.StreamConfig(
+            name=DEAD_LETTER_STREAM,
+            subjects=[DEAD_LETTER_PREFIX + ".>"],
+            storage=api.StorageType.FILE,
+            max_age=DEAD_LETTER_MAX_AGE,
+            max_msgs=DEAD_LETTER_MAX_MSGS,
+        )
+        with translated(DEAD_LETTER_STREAM, self._timeout):
+            try:
+                await self._js.stream_info(DEAD_LETTER_STREAM)
+            except nats.js.errors.NotFoundError:
+                try:
+                    await self._js.add_stream(config)
+                except nats.js.errors.BadRequestError:
+                    # Another consumer created it first.
+                    await self._js.stream_info(DEAD_LETTER_STREAM)
+        self._dead_letters_ready = True
+
+    async def _dead_letter(self, letter: DeadLetter, msg: Msg) -> bool:
+        """Stores `letter`; True once stored."""
+        try:
+            with translated(letter.subject, self._timeout):
+                await self._js.publish(letter.subject, msg.data, headers=letter.headers())
+        except Unavailable as error:
+            _log.warning("event.dead_letter_delayed", error=str(error))
+            return False
+        return True
+
+    async def _deliver(self, handler: EventHandler, consumer: str, msg: Msg) -> None:
         attempt = msg.metadata.num_delivered
         try:
             event = CloudEvent.from_json(msg.data)
@@ -151,10 +200,14 @@ class JetStreamEvents:
         with structlog.contextvars.bound_contextvars(subject=msg.subject, event_id=event.id):
             try:
                 await handler(event)
-            except Exception:
+            except Exception as error:
                 if attempt >= self._options.event_max_deliver:
-                    _log.error("event handler failed; giving up", attempts=attempt, exc_info=True)
-                    await quietly(msg.term())
+                    _log.error("event handler failed; dead letter", attempts=attempt, exc_info=True)
+                    letter = DeadLetter(consumer, event, reason_of(error), attempt)
+                    if await self._dead_letter(letter, msg):
+                        await quietly(msg.term())
+                    else:
+                        await quietly(msg.nak(delay=redelivery_delay(attempt)))
                 else:
                     _log.warning(
                         "event handler failed; redelivering", attempt=attempt, exc_info=True

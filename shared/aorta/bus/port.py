@@ -183,7 +183,8 @@ class Bus(Protocol):
         `deliver` then no longer matters); one durable name serves one subscription at a time
         (`Conflict` otherwise, or when the filter differs). An event is acknowledged when the
         handler returns; a handler exception redelivers it after a short delay, up to the
-        adapter's bound, then it is logged and dropped. Redelivery may reorder events."""
+        adapter's bound, then it is kept as a dead letter with the reason
+        (`aorta.bus.dead_letters`) instead of dropped. Redelivery may reorder events."""
         ...
 
     async def close(self) -> None:

@@ -8,12 +8,24 @@ exit when no directory is given. Given `users`, it admits only them, each with i
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+import nats
+
 from aorta.bus.credentials import BusCredentials
+from aorta.bus.dead_letters import (
+    ATTEMPTS_HEADER,
+    CONSUMER_HEADER,
+    DEAD_LETTER_PREFIX,
+    DEAD_LETTER_STREAM,
+    REASON_HEADER,
+    DeadLetter,
+)
+from aorta.bus.events import CloudEvent
 from aorta.bus.memory import MemoryBus, MemoryNetwork
 from aorta.bus.nats import NatsBus
 from aorta.bus.nats_server import NatsServerProcess
@@ -80,6 +92,44 @@ class BusFactory:
             )
         self._buses.append(bus)
         return bus
+
+    async def dead_letters(self, consumer: str, count: int) -> list[DeadLetter]:
+        """Waits (up to 10 s) until consumer `consumer` has left `count` dead letters, and
+        returns them, read as an integrator would: from the dead-letter stream's subjects
+        and headers (NATS), or the network's list (memory)."""
+        async with asyncio.timeout(10.0):
+            if self._url is None:
+                while len(mine := self._memory_letters(consumer)) < count:
+                    self._network.dead_lettered.clear()
+                    await self._network.dead_lettered.wait()
+                return mine
+            return await self._stored_letters(self._url, consumer, count)
+
+    def _memory_letters(self, consumer: str) -> list[DeadLetter]:
+        return [letter for letter in self._network.dead_letters if letter.consumer == consumer]
+
+    @staticmethod
+    async def _stored_letters(url: str, consumer: str, count: int) -> list[DeadLetter]:
+        client = await nats.connect(url)
+        try:
+            sub = await client.jetstream().subscribe(
+                f"{DEAD_LETTER_PREFIX}.{consumer}.>", stream=DEAD_LETTER_STREAM
+            )
+            letters = []
+            for _ in range(count):
+                msg = await sub.next_msg(timeout=10.0)
+                headers = msg.headers or {}
+                letters.append(
+                    DeadLetter(
+                        headers[CONSUMER_HEADER],
+                        CloudEvent.from_json(msg.data),
+                        headers[REASON_HEADER],
+                        int(headers[ATTEMPTS_HEADER]),
+                    )
+                )
+            return letters
+        finally:
+            await client.close()
 
     async def close_all(self) -> None:
         for bus in self._buses:
