@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -103,7 +104,8 @@ async def start(
     swept = await archives.sweep_staging()
     if swept:
         log.info("models.stale_uploads_removed", count=swept)
-    replica = new_id()
+    # Named like the scheduler's lease holders, so a person can tell which process it is.
+    replica = f"{socket.gethostname()}-{os.getpid()}-{new_id()[:8]}"
     mirror = ServerMirror(ctx.store, owner=replica)
     # Servers that outlive their replica are swept at start, but the live replicas' own.
     alive = await ReplicaHeartbeat(ctx.store, replica, settings.replica_ttl).alive()
@@ -234,7 +236,7 @@ async def _kubernetes_backend(
 
 
 async def _serve(ctx: ServiceContext, running: RunningModels, models: ModelRepository) -> None:
-    handlers = ModelHandlers(models, running.archives, ctx.blobs, running.pool, ctx.bus)
+    handlers = ModelHandlers(models, running.archives, ctx.blobs, running.cluster, ctx.bus)
     verbs = PoolVerbs(running.cluster, models)
     catalogs = ListHandlers(ListRepository(ctx.store, CATALOGS), models, CATALOG_MESSAGES)
     instances = ListHandlers(ListRepository(ctx.store, INSTANCES), models, INSTANCE_MESSAGES)

@@ -25,7 +25,7 @@ from aorta.store import kept_changing, optimistic_update
 from aorta_services.models import answers, wire
 from aorta_services.models.archives import ModelArchives
 from aorta_services.models.domain.model_record import ModelRecord, model_prefix
-from aorta_services.models.pool import TritonPool
+from aorta_services.models.pool_cluster import PoolCluster
 from aorta_services.models.repository import ModelRepository
 
 log = get_logger(__name__)
@@ -41,7 +41,7 @@ class ModelHandlers:
         repository: ModelRepository,
         archives: ModelArchives,
         blobs: BlobStore,
-        pool: TritonPool,
+        pool: PoolCluster,
         bus: Bus,
     ) -> None:
         self._repository = repository
@@ -92,13 +92,13 @@ class ModelHandlers:
 
     async def delete(self, request: Request) -> bytes:
         """Deletes a model, refused with MODEL_IN_USE while a running job holds a Triton
-        server that holds it."""
+        server (of any replica) that holds it."""
         message = wire.parse_message(request.data, models_pb2.ModelsDeleteModelRequest)
         id = ids.model_id(message.model_id.value)
 
         async def unused() -> ModelRecord:
             record = await self._repository.get(id)
-            jobs = self._pool.jobs_using(record.name)
+            jobs = await self._pool.jobs_using(record.name)
             if jobs:
                 held = f"job {jobs[0]}" if len(jobs) == 1 else f"jobs {', '.join(jobs)}"
                 raise Conflict(
@@ -115,7 +115,7 @@ class ModelHandlers:
         busy = kept_changing(f"model {id}", code=ErrorCode.MODEL_STORE_ERROR)
         record = await optimistic_update(unused, remove, gave_up=busy)
         removed = await self._blobs.delete_prefix(model_prefix(id))
-        await self._pool.forget(record.name)
+        await self._pool.pool.forget(record.name)
         log.info("model.deleted", model_id=id, name=record.name, blobs=removed)
         await self._publish(record, "deleted")
         response = models_pb2.ModelsDeleteModelResponse(
