@@ -254,8 +254,8 @@ def run_jobs(
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(400)
-def test_service_containers_are_shared_told_apart_adopted_stopped_and_fail_with_their_log(
+@pytest.mark.timeout(500)
+def test_service_containers_are_shared_told_apart_adopted_stopped_idled_and_fail_with_logs(
     podman_engine: PodmanEngine, tmp_path: Path
 ) -> None:
     build_images(podman_engine)
@@ -295,6 +295,17 @@ def test_service_containers_are_shared_told_apart_adopted_stopped_and_fail_with_
         assert "pipeline service trtis exited at start with status 3" in text
         assert "trtis: loading\ntrtis: no model store" in text
         # Clara.Stop stops every service (the leader does it once the request is recorded).
+        deadline = time.monotonic() + 60
+        while running_services(podman_engine):
+            assert time.monotonic() < deadline, log.read_text()[-4000:]
+            time.sleep(0.2)
+    finally:
+        assert stop(platform) == 0, log.read_text()[-4000:]
+    # With a short idle period the service stops once no job has needed it for that long.
+    idle = {"AORTA_SERVICE_IDLE_SECONDS": "1"}
+    platform = start_up(podman_engine, data_dir, port, log, environ=idle)
+    try:
+        assert run_jobs(port, {"last": PIPELINE}, log) == {"last": healthy}
         deadline = time.monotonic() + 60
         while running_services(podman_engine):
             assert time.monotonic() < deadline, log.read_text()[-4000:]
