@@ -8,6 +8,11 @@ folder at `/models`). The service writes its "model" into `$(NVIDIA_CLARA_SERVIC
 at start; each operator asks the service for it through the connection variable and reads it
 from the shared folder. Every image is built on this host from busybox (no registry); the
 platform is `aorta up --executor container` on a private Podman API service.
+
+Then the service's lifecycle on the same platform: pipelines with the same image, tag and
+command share one service container and another command gets its own; a restarted platform
+adopts the running containers; a service that crashes at start faults its job with its last
+log lines; Clara.Stop stops every service, and with a short idle period an unneeded one stops.
 """
 
 from __future__ import annotations
