@@ -12,6 +12,10 @@ needs), measures their payloads in the blob store when a byte limit is set, asks
   `payload.deleted`), then the job's `payload_removed` written with a `job.payload_removed`
   event staged in its outbox (so that record is published at least once).
 
+A sweep holds one small entry per released stopped job (id, phase, stop time, payload size),
+which the byte limit needs to choose the oldest; it lists each kept payload in the blob store
+only when a byte limit is set.
+
 Each removal is logged (`retention.removed`, with the job, what went and why); one that fails
 is logged (`retention.not_removed`) and tried again at the next sweep, as the policy still
 names it. REUSABLE payloads and models are never touched: they belong to no job.
