@@ -225,7 +225,8 @@ class KubernetesServiceRunner:
             if deployment is not None and _ready_replicas(deployment) > 0:
                 return None
             for pod in self.pods.objects():
-                if _labels(pod).get(SERVICE_LABEL) == label:
+                deleting = (pod.get("metadata") or {}).get("deletionTimestamp")
+                if _labels(pod).get(SERVICE_LABEL) == label and not deleting:
                     failure = _pod_failure(pod)
                     if failure is not None:
                         return failure
@@ -247,6 +248,8 @@ class KubernetesServiceRunner:
         label = names.label_value(service_id)
         listing = await self._api.list(POD, self._settings.namespace, f"{SERVICE_LABEL}={label}")
         pods = [pod for pod in listing.items if _owned(pod, self._settings.instance)]
+        # The live pod before one still going away (a stopped or replaced one).
+        pods.sort(key=lambda pod: not (pod.get("metadata") or {}).get("deletionTimestamp"))
         return pods[-1] if pods else None
 
     async def _pod_log(self, service_id: str) -> bytes:
