@@ -26,6 +26,8 @@ from typing import Any
 
 import structlog
 
+from aorta.observability import metrics
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -46,9 +48,15 @@ _EVENTS_LOGGER = "aorta:structlog"
 
 
 class _Drops:
-    """How many log lines were lost (a full queue, a sink that failed)."""
+    """How many log lines were lost (a full queue, a sink that failed), also counted by
+    `aorta_log_lines_dropped` for `/metrics`."""
 
     count = 0
+
+    @classmethod
+    def add(cls, lines: int = 1) -> None:
+        cls.count += lines
+        metrics.LOG_LINES_DROPPED.inc(lines)
 
 
 def dropped_log_lines() -> int:
@@ -68,12 +76,12 @@ class _DroppingQueueHandler(logging.handlers.QueueHandler):
         return prepared
 
     def handleError(self, record: logging.LogRecord) -> None:
-        _Drops.count += 1
+        _Drops.add()
 
 
 class _DroppingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def handleError(self, record: logging.LogRecord) -> None:
-        _Drops.count += 1
+        _Drops.add()
 
 
 class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
@@ -84,7 +92,7 @@ class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
         return os.fdopen(descriptor, "a", encoding=self.encoding or "utf-8")
 
     def handleError(self, record: logging.LogRecord) -> None:
-        _Drops.count += 1
+        _Drops.add()
 
 
 class _Listener(logging.handlers.QueueListener):
@@ -101,7 +109,7 @@ class _Listener(logging.handlers.QueueListener):
         try:
             self.enqueue_sentinel()
         except queue.Full:
-            _Drops.count += self.queue.qsize()  # type: ignore[attr-defined]
+            _Drops.add(self.queue.qsize())  # type: ignore[attr-defined]
         else:
             thread.join(STOP_TIMEOUT)
         self._thread = None

@@ -94,6 +94,18 @@ def redact_uri(text: str) -> str:
     return _URI_PASSWORD.sub(lambda match: f"{match.group('head')}***@", text)
 
 
+def _percent(env: EnvReader, name: str, default: float) -> float:
+    """A percentage setting (`90` or `90%`, above 0 and at most 100) as a ratio."""
+    raw = env.text(name, f"{default:g}").strip().removesuffix("%")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"setting {name}={raw!r} is not a percentage (e.g. 90)") from None
+    if not 0 < value <= 100:
+        raise SettingsError(f"setting {name}={raw!r} must be above 0 and at most 100")
+    return value / 100
+
+
 def _redacted_repr(obj: Any) -> str:
     parts = []
     for f in dataclasses.fields(obj):
@@ -140,6 +152,10 @@ class Settings:
       `AORTA_NATS_TLS_CA`, `AORTA_NATS_TLS_CERT`, `AORTA_NATS_TLS_KEY`: TLS to the bus.
     - `AORTA_AUDIT_RETENTION_DAYS` (default 365): how long audit records are kept.
     - `AORTA_RPC_TIMEOUT` (seconds, default 30): how long a bus request waits for its answer.
+    - `AORTA_DISK_WATERMARK` (percent, default 90; 100 turns it off): how full the data dir's
+      disk (and a local blob folder's) may get before new jobs and uploads are refused.
+    - `AORTA_EVENTS_MAX_BYTES` (default 1 GiB): the most the event stream keeps; `aorta up`
+      gives it less when its disk has less room (`aorta.disk_space`).
     - `AORTA_HEALTH_PORT` (default 0: off): an HTTP port answering `/healthz/live` and
       `/healthz/ready`, for Kubernetes probes, on `AORTA_HEALTH_HOST` (default `127.0.0.1`;
       `0.0.0.0` in a pod, where the kubelet probes the pod's address); it also serves the
@@ -176,6 +192,8 @@ class Settings:
     nats_tls_key: str = ""
     audit_retention_days: int = 365
     rpc_timeout: float = 30.0
+    disk_watermark: float = 0.9
+    events_max_bytes: int = 1 << 30
     health_port: int = 0
     health_host: str = "127.0.0.1"
     metrics: bool = True
@@ -217,6 +235,8 @@ class Settings:
             nats_tls_key=env.text("AORTA_NATS_TLS_KEY", ""),
             audit_retention_days=env.integer("AORTA_AUDIT_RETENTION_DAYS", 365, minimum=1),
             rpc_timeout=env.number("AORTA_RPC_TIMEOUT", 30.0, minimum=0.1),
+            disk_watermark=_percent(env, "AORTA_DISK_WATERMARK", 90.0),
+            events_max_bytes=env.integer("AORTA_EVENTS_MAX_BYTES", 1 << 30, minimum=1 << 20),
             health_port=env.integer("AORTA_HEALTH_PORT", 0, minimum=0),
             health_host=env.text("AORTA_HEALTH_HOST", "127.0.0.1"),
             metrics=env.boolean("AORTA_METRICS", True),

@@ -7,7 +7,8 @@ balancer stops sending new calls while in-flight ones finish within the grace pe
 Every public method (Clara's, and Aorta's `aorta.v1.Audit`, `aorta.v1.Jobs` and
 `aorta.v1.Session`) is admitted by
 one `Guard` (authentication when the settings turn it on, roles, the audit log); health checks
-stay open. Every call is counted and timed (`grpc_metrics`) while metrics are on.
+stay open. Every call is counted and timed (`grpc_metrics`) while metrics are on. New jobs
+and uploads are refused while a disk is nearly full (`disk_admission`).
 The port is TLS when a certificate is set (mTLS with a client CA), and an address beyond
 loopback is refused without authentication unless the operator accepted the risk
 (`aorta.auth.exposure`).
@@ -39,6 +40,7 @@ from aorta.api import (
 )
 from aorta.auth.authenticator import build_authenticator
 from aorta.auth.exposure import exposure_warnings
+from aorta.disk_watch import DiskWatch
 from aorta.logger import get_logger
 from aorta.observability import metrics
 from aorta.runtime.service import ServiceContext
@@ -46,6 +48,7 @@ from aorta.settings import Settings, SettingsError
 from aorta_services.gateway import (
     audit_api,
     clara,
+    disk_admission,
     jobs,
     models,
     monitor,
@@ -170,9 +173,10 @@ async def start(
         blobs=ctx.blobs,
         settings=ctx.settings,
     )
+    disks = DiskWatch.from_settings(settings)
     for service_name, module, handler_set in _SERVICES:
         descriptor = module.DESCRIPTOR.services_by_name[service_name]  # type: ignore[attr-defined]
-        handlers = handler_set(gateway)
+        handlers = disk_admission.guarded(service_name, handler_set(gateway), disks)
         server.add_generic_rpc_handlers((service_handler(descriptor, handlers, guard),))
     audit_service = audit_pb2.DESCRIPTOR.services_by_name["Audit"]
     server.add_generic_rpc_handlers(

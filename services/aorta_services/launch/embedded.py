@@ -39,6 +39,8 @@ from aorta.bus.credentials import generate_credentials
 from aorta.bus.nats_server import NatsServerProcess
 from aorta.bus_permissions import EVENTS_USER, bus_users
 from aorta.cli.connection import DEFAULT_ADDRESS
+from aorta.disk_space import event_stream_bytes
+from aorta.disk_watch import room_for
 from aorta.executors.selection import AUTO, ExecutorChoice, choose_executor
 from aorta.logger import get_logger
 from aorta.observability import tracing
@@ -316,6 +318,12 @@ async def run_embedded(
         async with nats:
             tls = auto_tls(options)
             settings = embedded_settings(base, options, nats.url, tls)
+            # The event stream takes its share of the room its disk has now, so the bus starts
+            # and leaves space to the payloads even on a nearly full disk.
+            room = await asyncio.to_thread(room_for, nats.store_dir)
+            events_bytes = event_stream_bytes(settings.events_max_bytes, room)
+            settings = settings.with_changes(events_max_bytes=events_bytes)
+            log.info("aorta.event_stream", max_bytes=events_bytes, room=room)
             access = prepare_access(settings, options, tls)
 
             async def announce(running: dict[str, Running]) -> None:

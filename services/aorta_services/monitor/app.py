@@ -2,7 +2,9 @@
 
 It samples this node's GPUs every interval and publishes them on `aorta.metrics.gpu`, keeps the
 latest sample every monitor published, and answers Clara.Version, Clara.Utilization,
-Clara.Stop and Monitor.GpuMetrics in the `monitor` queue group, for every node.
+Clara.Stop and Monitor.GpuMetrics in the `monitor` queue group, for every node. It also
+measures the disks the platform writes to (`aorta.disk_watch`) and says when one is nearly
+full, the moment the gateway starts refusing new work.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 
 from aorta import subjects
 from aorta.bus import Bus
+from aorta.disk_watch import DiskWatch
 from aorta.errors import Invalid
 from aorta.gpu import GpuProbe, NodeSample, NvmlProbe, ProcEnvironOwners, ProcessOwners
 from aorta.logger import get_logger
@@ -25,6 +28,9 @@ from aorta_services.monitor.settings import MonitorSettings
 from aorta_services.monitor.stop import PlatformStop
 
 log = get_logger(__name__)
+
+DISK_REPORT_SECONDS = 10.0
+"""How often the monitor measures this node's disks (`aorta_disk_used_ratio`)."""
 
 
 class RunningMonitor(RunningService):
@@ -39,15 +45,17 @@ class RunningMonitor(RunningService):
         self.probe = probe
         self.stopping = asyncio.Event()
         self.sampler: asyncio.Task[None] | None = None
+        self.disk_reporter: asyncio.Task[None] | None = None
         self.on_stopping(self.stopping.set)
         self.on_stop(probe.close)
         self.on_stop(self._stop_sampling)
 
     async def _stop_sampling(self) -> None:
-        if self.sampler is not None:
-            self.sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.sampler
+        for task in (self.sampler, self.disk_reporter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 async def start(
@@ -87,6 +95,10 @@ async def start(
         await running.subscribe(subjects.GPU_SAMPLES, record)
         await sampler.tick()
         running.sampler = asyncio.create_task(sampler.run(), name="aorta.monitor.sampler")
+        running.disk_reporter = asyncio.create_task(
+            DiskWatch.from_settings(ctx.settings).report_forever(DISK_REPORT_SECONDS),
+            name="aorta.monitor.disks",
+        )
         await running.serve(subjects.CLARA_VERSION, handlers.version)
         await running.serve_stream(subjects.CLARA_UTILIZATION, gpu.utilization)
         await running.serve_stream(subjects.MONITOR_GPU_METRICS, gpu.gpu_metrics)

@@ -10,6 +10,7 @@ goes to the dead-letter stream (`aorta.bus.dead_letters`), created by the first 
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 import nats.errors
@@ -39,10 +40,14 @@ from aorta.bus.port import (
     check_subject,
     redelivery_delay,
 )
+from aorta.disk_space import EVENT_STREAM_FLOOR
 from aorta.errors import Conflict, Invalid, Unavailable
 from aorta.logger import get_logger
 
 STREAM_NAME = "AORTA_EVENTS"
+
+NO_ROOM_CODES = frozenset({10023, 10047})
+"""JetStream's "insufficient resources" and "insufficient storage resources available"."""
 
 _log = get_logger(__name__)
 
@@ -57,15 +62,20 @@ class JetStreamEvents:
         self._dead_letters_ready = False
 
     async def ensure_stream(self, max_age: float | None, max_bytes: int | None) -> None:
-        """Creates the stream when absent; an existing one is used as it is (first creator's
-        limits stand). Raises `Unavailable` when the server has no JetStream."""
+        """Creates the stream when absent, or brings an existing one to `max_bytes` (the
+        setting stands, not the first creator's). A server without the room to reserve
+        `max_bytes` gets a stream half as large, and so on down to `EVENT_STREAM_FLOOR`, so
+        the platform starts on a nearly full disk. Raises `Unavailable` when the server has
+        no JetStream."""
         try:
-            await self._js.stream_info(STREAM_NAME)
-            return
+            info = await self._js.stream_info(STREAM_NAME)
         except nats.js.errors.NotFoundError:
-            pass
+            info = None
         except nats.errors.Error as exc:
             raise Unavailable("the NATS server has no JetStream (start it with -js)") from exc
+        if info is not None:
+            await self._resize(info.config, max_bytes)
+            return
         config = api.StreamConfig(
             name=STREAM_NAME,
             subjects=[EVENTS_PREFIX + ".>"],
@@ -73,12 +83,45 @@ class JetStreamEvents:
             max_age=max_age,
             max_bytes=max_bytes,
         )
-        with translated(STREAM_NAME, self._timeout):
-            try:
-                await self._js.add_stream(config)
-            except nats.js.errors.BadRequestError:
-                # Another replica created it first, with other limits: theirs stand.
-                await self._js.stream_info(STREAM_NAME)
+        while True:
+            with translated(STREAM_NAME, self._timeout):
+                try:
+                    await self._js.add_stream(config)
+                    return
+                except nats.js.errors.APIError as exc:
+                    smaller = _smaller(config.max_bytes, exc)
+                    if smaller is None:
+                        if not isinstance(exc, nats.js.errors.BadRequestError):
+                            raise
+                        # Another replica created it first: it is there, with the setting.
+                        await self._js.stream_info(STREAM_NAME)
+                        return
+                    reason = exc.description
+            _log.warning(
+                "event stream limit lowered: the bus has no room for it",
+                refused=config.max_bytes,
+                max_bytes=smaller,
+                error=reason,
+            )
+            config = dataclasses.replace(config, max_bytes=smaller)
+
+    async def _resize(self, config: api.StreamConfig, max_bytes: int | None) -> None:
+        """Sets an existing stream's byte limit to `max_bytes` (None: leaves it). Best effort:
+        a server that refuses keeps the stream as it was, and the platform starts anyway."""
+        if max_bytes is None or config.max_bytes == max_bytes:
+            return
+        try:
+            with translated(STREAM_NAME, self._timeout):
+                await self._js.update_stream(dataclasses.replace(config, max_bytes=max_bytes))
+        except Unavailable as exc:
+            _log.warning(
+                "event stream limit kept",
+                max_bytes=config.max_bytes,
+                wanted=max_bytes,
+                error=str(exc),
+            )
+            return
+        _log.info("event stream limit changed", was=config.max_bytes, max_bytes=max_bytes)
 
     async def publish(self, event: CloudEvent, max_payload: int) -> None:
         subject, body = event.nats_subject, event.to_json()
@@ -215,3 +258,12 @@ class JetStreamEvents:
                     await quietly(msg.nak(delay=redelivery_delay(attempt)))
                 return
         await quietly(msg.ack())
+
+
+def _smaller(max_bytes: int | None, refusal: nats.js.errors.APIError) -> int | None:
+    """The next limit to try after the server refused `max_bytes` for want of room (half of
+    it, not below the floor); None when the refusal is not about room or the floor was had."""
+    if refusal.err_code not in NO_ROOM_CODES or max_bytes is None or max_bytes <= 0:
+        return None
+    floor = min(EVENT_STREAM_FLOOR, max_bytes)
+    return None if max_bytes <= floor else max(floor, max_bytes // 2)

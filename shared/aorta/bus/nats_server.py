@@ -2,7 +2,8 @@
 
 Everything lives under one folder, readable by its owner only: the JetStream store
 (`jetstream/`), the log (`nats-server.log`), the generated config file (`nats-server.conf`,
-which sets `max_payload`, as nats-server has no command-line flag for it, and the bus's users
+which sets `max_payload` and JetStream's `max_file_store`, as nats-server has no command-line
+flag for them, and the bus's users
 with their passwords and permissions when it has any) and the ports file the server writes on
 start (whose client URL is how the free port chosen with `-p -1` becomes known). On Linux the child
 gets SIGTERM when the thread that started it ends (PR_SET_PDEATHSIG), so a parent killed with
@@ -30,6 +31,12 @@ from aorta.logger import get_logger
 
 EXTRA_SEARCH_DIRS = ("/usr/sbin", "/usr/local/sbin")
 """Where Debian's package puts the binary, often missing from a non-root user's PATH."""
+
+FILE_STORE_BUDGET = 1 << 40
+"""What JetStream may reserve for streams (1 TiB). Left to itself, nats-server reserves from
+three quarters of the disk's free space at start, so a stream made when there was room could
+no longer be reserved (nor a new one made) on a fuller disk and the bus would not start; the
+streams' own limits (`aorta.disk_space.event_stream_bytes`) are what keeps the disk."""
 
 _log = get_logger(__name__)
 
@@ -91,6 +98,7 @@ class NatsServerProcess(ChildServer):
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         users: Mapping[str, BusCredentials] | None = None,
         tls: ServerTls | None = None,
+        max_file_store: int = FILE_STORE_BUDGET,
         search_path: str | None = None,
         start_timeout: float = 10.0,
         stop_grace: float = 5.0,
@@ -101,6 +109,7 @@ class NatsServerProcess(ChildServer):
         self.max_payload = max_payload
         self.users = dict(users) if users is not None else None
         self.tls = tls
+        self.max_file_store = max_file_store
         self._search_path = search_path
         self._child = ChildProcess(
             "nats-server", self.log_file, start_timeout=start_timeout, stop_grace=stop_grace
@@ -169,6 +178,7 @@ class NatsServerProcess(ChildServer):
         self.store_dir.mkdir(mode=0o700, exist_ok=True)
         # Only what no flag can set; the flags below override a config file's values.
         config = f"max_payload: {self.max_payload}\n"
+        config += f"jetstream {{\n  max_file_store: {self.max_file_store}\n}}\n"
         if self.users is not None:
             passwords = {c.user: c.password for c in self.users.values()}
             config += authorization_config(passwords)

@@ -145,3 +145,15 @@ GPU_UTILIZATION_RATIO = Gauge(
 GPU_MEMORY_USED_BYTES = Gauge(
     "aorta_gpu_memory_used_bytes", "GPU memory in use at the last sample.", ("gpu",)
 )
+
+# Disks (every process that writes to them: the gateway, the monitor) and the log
+DISK_USED_RATIO = Gauge(
+    "aorta_disk_used_ratio",
+    "How full the disk of a folder the platform writes to is, 0 to 1, at its last measure "
+    "(new jobs and uploads are refused from AORTA_DISK_WATERMARK).",
+    ("path",),
+)
+LOG_LINES_DROPPED = Counter(
+    "aorta_log_lines_dropped",
+    "Log lines lost rather than holding up a request: a full queue, a full disk, a failed sink.",
+)

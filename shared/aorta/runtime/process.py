@@ -149,6 +149,7 @@ async def _connect(
         settings.nats_url,
         name=name,
         default_timeout=settings.rpc_timeout,
+        stream_max_bytes=settings.events_max_bytes,
         credentials=credentials or settings_credentials(settings),
         tls=tls_context(settings),
     )

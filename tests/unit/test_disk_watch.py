@@ -1,0 +1,91 @@
+"""Measuring the platform's disks, refusing above the watermark, the gauge and the monitor's
+report (`aorta.disk_watch`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import structlog.testing
+from prometheus_client import REGISTRY
+
+from aorta.disk_space import DiskNearlyFull, DiskUsage
+from aorta.disk_watch import DiskWatch, measure, room_for, watched_folders
+from aorta.errors import ErrorCode
+from aorta.settings import Settings, SettingsError
+
+
+class Disks:
+    """Stand-in disks whose free space a test sets, by folder."""
+
+    def __init__(self, available: dict[str, int]) -> None:
+        self.available = available
+
+    def __call__(self, folder: Path) -> DiskUsage:
+        return DiskUsage(str(folder), total=1000, available=self.available[str(folder)])
+
+
+def gauge(path: str) -> float | None:
+    return REGISTRY.get_sample_value("aorta_disk_used_ratio", {"path": path})
+
+
+def test_a_local_blob_store_is_watched_with_the_data_dir(tmp_path: Path) -> None:
+    local = Settings.from_env({"AORTA_DATA_DIR": str(tmp_path)})
+    assert watched_folders(local) == [tmp_path, tmp_path / "blobs"]
+    s3 = Settings.from_env({"AORTA_DATA_DIR": str(tmp_path), "AORTA_BLOB_STORE": "s3://b"})
+    assert watched_folders(s3) == [tmp_path]
+
+
+def test_the_watermark_setting_is_a_percentage() -> None:
+    assert Settings.from_env({}).disk_watermark == 0.9
+    assert Settings.from_env({"AORTA_DISK_WATERMARK": "75%"}).disk_watermark == 0.75
+    with pytest.raises(SettingsError, match="AORTA_DISK_WATERMARK"):
+        Settings.from_env({"AORTA_DISK_WATERMARK": "0"})
+
+
+def test_a_real_folder_is_measured_on_its_disk(tmp_path: Path) -> None:
+    usage = measure(tmp_path / "not" / "made" / "yet")
+    assert usage.total > 0
+    assert 0 <= usage.available <= usage.total
+
+
+def test_room_counts_what_the_folder_holds(tmp_path: Path) -> None:
+    (tmp_path / "msgs").mkdir()
+    (tmp_path / "msgs" / "1.blk").write_bytes(b"x" * 4096)
+    (tmp_path / "index.db").write_bytes(b"x" * 100)
+    assert room_for(tmp_path, Disks({str(tmp_path): 1000})) == 1000 + 4096 + 100
+
+
+async def test_admit_refuses_above_the_watermark_and_sets_the_gauge() -> None:
+    disks = Disks({"/d/data": 500, "/d/blobs": 50})
+    watch = DiskWatch([Path("/d/data"), Path("/d/blobs")], 0.9, disks)
+    with pytest.raises(DiskNearlyFull) as refused:
+        await watch.admit("new jobs", ErrorCode.JOB_STORE_ERROR)
+    assert refused.value.code == ErrorCode.JOB_STORE_ERROR
+    assert "/d/blobs is on a disk 95% full" in refused.value.messages[0]
+    assert "/d/data" not in refused.value.messages[0]
+    assert gauge("/d/blobs") == pytest.approx(0.95)
+    assert gauge("/d/data") == pytest.approx(0.5)
+    disks.available["/d/blobs"] = 500
+    await watch.admit("new jobs")
+
+
+async def test_a_folder_that_cannot_be_measured_refuses_nothing() -> None:
+    def broken(folder: Path) -> DiskUsage:
+        raise OSError("stale file handle")
+
+    await DiskWatch([Path("/d/gone")], 0.9, broken).admit("new jobs")
+
+
+async def test_the_report_says_once_when_a_disk_crosses_and_when_it_has_room() -> None:
+    disks = Disks({"/d/r": 50})
+    watch = DiskWatch([Path("/d/r")], 0.9, disks)
+    with structlog.testing.capture_logs() as logs:
+        above = await watch.report(set())
+        above = await watch.report(above)
+        disks.available["/d/r"] = 900
+        above = await watch.report(above)
+    assert above == set()
+    assert [line["event"] for line in logs] == ["disk.nearly_full", "disk.room_again"]
+    assert logs[0]["path"] == "/d/r"
+    assert logs[0]["used"] == 0.95
