@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aorta import subjects
-from aorta.api import payloads_pb2
+from aorta.api import jobs_pb2, payloads_pb2
 from aorta.blobs import BlobStore, open_blob_store
 from aorta.bus import CloudEvent
 from aorta.bus.memory import MemoryBus, MemoryNetwork
@@ -41,6 +41,7 @@ from tests.unit.scheduler.scheduler_harness import RPC_TIMEOUT, Harness, Replica
 
 GOOD = "0123456789abcdef0123456789abcd01"
 BAD = "0123456789abcdef0123456789abcd02"
+SLOW = "0123456789abcdef0123456789abcd03"
 INPUT = b"x" * 1000
 NOW = 2_000_000_000.0
 
@@ -60,6 +61,7 @@ async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
     await peers.serve(client, payloads=False)
     peers.add_pipeline(GOOD, "good", {"good.yaml": single("step")})
     peers.add_pipeline(BAD, "bad", {"bad.yaml": single("broken")})
+    peers.add_pipeline(SLOW, "slow", {"slow.yaml": single("slow")})
     settings = Settings.from_env(
         {"AORTA_DATA_DIR": str(tmp_path), "AORTA_RPC_TIMEOUT": str(RPC_TIMEOUT)}
     )
@@ -226,7 +228,13 @@ async def test_over_the_byte_limit_the_oldest_payloads_go_and_their_jobs_stay(
 
 async def test_the_leader_sweeps_by_itself_once_a_limit_is_set(platform: Platform) -> None:
     harness = platform.harness
-    await harness.replica({"AORTA_RETENTION_JOBS_DAYS": "0", "AORTA_RETENTION_INTERVAL": "1"})
+    await harness.replica(
+        {"AORTA_RETENTION_JOBS_DAYS": "0", "AORTA_RETENTION_INTERVAL": "1"},
+        behaviours={"slow": Behaviour(hang=True)},
+    )
+    waiting = await harness.create("never-started", pipeline_id=GOOD)
+    running = await harness.run("running", pipeline_id=SLOW)
+    await harness.until(running, lambda status: status.state == jobs_pb2.JOB_STATE_RUNNING)
     job_id = await harness.create("short-lived", pipeline_id=GOOD)
     payload_id = (await harness.status(job_id)).payload_id.value
     await platform.blobs.put(f"{payload_prefix(payload_id)}input/scan", chunk(INPUT))
@@ -238,3 +246,5 @@ async def test_the_leader_sweeps_by_itself_once_a_limit_is_set(platform: Platfor
             await asyncio.sleep(0.05)
     assert await keys(platform.blobs, payload_prefix(payload_id)) == []
     assert await keys(platform.blobs, payload_prefix(kept)) != []
+    # Only stopped jobs are ever removed, however short the limit.
+    assert sorted(ids(await list_jobs(harness))) == sorted([waiting, running])
