@@ -167,7 +167,7 @@ def operator_pod(
                 for index, mount in enumerate(run.service_mounts)
             ),
         ],
-        "securityContext": _container_security(read_only_root=False),
+        "securityContext": container_security(read_only_root=False),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if run.command:
@@ -180,7 +180,7 @@ def operator_pod(
         "serviceAccountName": settings.agent_service_account,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": _pod_security(settings),
+        "securityContext": pod_security(settings),
         "initContainers": [fetch],
         "containers": [operator, push],
         "volumes": [
@@ -291,7 +291,7 @@ def _agent_container(name: str, verb: str, settings: KubernetesSettings, env: li
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"memory": "512Mi"},
         },
-        "securityContext": _container_security(read_only_root=True),
+        "securityContext": container_security(read_only_root=True),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
 
@@ -309,7 +309,9 @@ def _resources(run: OperatorRun, settings: KubernetesSettings) -> Json:
     return {"requests": dict(wanted), "limits": dict(wanted)}
 
 
-def _pod_security(settings: KubernetesSettings) -> Json:
+def pod_security(settings: KubernetesSettings) -> Json:
+    """The pod security context of every pod the platform makes: the settings' user and
+    group (also `fsGroup`), never root unless allowed, the runtime's seccomp profile."""
     context: Json = {
         "runAsNonRoot": settings.run_as_non_root,
         "seccompProfile": {"type": "RuntimeDefault"},
@@ -322,7 +324,8 @@ def _pod_security(settings: KubernetesSettings) -> Json:
     return context
 
 
-def _container_security(*, read_only_root: bool) -> Json:
+def container_security(*, read_only_root: bool) -> Json:
+    """A container that may not gain privileges and holds no capability."""
     return {
         "allowPrivilegeEscalation": False,
         "privileged": False,

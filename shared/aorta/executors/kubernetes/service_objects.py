@@ -25,7 +25,11 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from aorta.errors import Invalid
-from aorta.executors.kubernetes.pods import image_reference
+from aorta.executors.kubernetes.pods import (
+    container_security,
+    image_reference,
+    pod_security,
+)
 from aorta.executors.service_ports import http_ports, own_environment
 from aorta.executors.services import SERVICE_DATA_MACRO, ServiceLaunch
 from aorta.kubernetes import names
@@ -118,11 +122,7 @@ def service_deployment(settings: KubernetesSettings, launch: ServiceLaunch) -> J
         "ports": [{"name": f"http-{port}", "containerPort": port} for port in ports],
         "resources": {"requests": dict(wanted), "limits": dict(wanted)},
         "volumeMounts": [{"name": DATA_VOLUME, "mountPath": path} for path in data_paths(launch)],
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security(read_only_root=False),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if launch.command:
@@ -138,13 +138,7 @@ def service_deployment(settings: KubernetesSettings, launch: ServiceLaunch) -> J
     pod: Json = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": settings.run_as_non_root,
-            "seccompProfile": {"type": "RuntimeDefault"},
-            **({"runAsUser": settings.run_as_user} if settings.run_as_user else {}),
-            **({"runAsGroup": settings.run_as_group} if settings.run_as_group else {}),
-            **({"fsGroup": settings.run_as_group} if settings.run_as_group else {}),
-        },
+        "securityContext": pod_security(settings),
         "containers": [container],
         "volumes": [
             {
