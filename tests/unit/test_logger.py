@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import structlog
+from prometheus_client import REGISTRY
 
 from aorta.logger import (
     QUEUE_SIZE,
@@ -112,8 +113,11 @@ def test_a_full_disk_loses_lines_without_an_error(
 ) -> None:
     configure_logging("json", "info", FullDisk(), log_file=tmp_path / "aorta.log")
     before = dropped_log_lines()
+    counted = REGISTRY.get_sample_value("aorta_log_lines_dropped_total") or 0.0
     for number in range(20):
         get_logger("tests.logger").warning("still serving", number=number)
     flush_logs()
     assert dropped_log_lines() - before == 20
+    # /metrics counts the same lost lines.
+    assert REGISTRY.get_sample_value("aorta_log_lines_dropped_total") == counted + 20
     assert "Logging error" not in capfd.readouterr().err
