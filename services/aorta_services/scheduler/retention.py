@@ -76,9 +76,7 @@ class RetentionSweeper:
     def start(self) -> None:
         """Sweeps now and every interval, until `stop`; nothing when no limit is set."""
         if self._settings.policy.active and self._task is None:
-            self._task = asyncio.create_task(
-                self._sweep_forever(), name="aorta.scheduler.retention"
-            )
+            self._task = asyncio.create_task(self._sweep_forever(), name=TASK_NAME)
 
     async def stop(self) -> None:
         """Ends the sweeps (another replica may lead now); a removal in progress is cut short
@@ -111,8 +109,13 @@ class RetentionSweeper:
         while True:
             try:
                 await self.sweep()
-            except AortaError as error:
-                log.warning("retention.sweep_failed", error=str(error))
+            except Exception as error:
+                # A guard, as around the engine's passes: a failed sweep must not end the
+                # sweeps; the next one reads the store again.
+                if isinstance(error, AortaError):
+                    log.warning("retention.sweep_failed", error=str(error))
+                else:
+                    log.exception("retention.sweep_crashed")
             await asyncio.sleep(self._settings.interval)
 
     async def _stopped_job(self, document: Document, *, measure: bool) -> StoppedJob:
