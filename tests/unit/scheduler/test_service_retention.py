@@ -114,11 +114,13 @@ async def stopped_job(platform: Platform, pipeline_id: str, name: str, days_ago:
     return job_id
 
 
-def sweeper(replica: Replica, policy: RetentionPolicy) -> RetentionSweeper:
-    """A sweeper over the replica's store, bus and blobs whose clock says `NOW`."""
+def sweeper(
+    replica: Replica, policy: RetentionPolicy, *, bus: MemoryBus | None = None
+) -> RetentionSweeper:
+    """A sweeper over the replica's store, bus (or `bus`) and blobs whose clock says `NOW`."""
     context = replica.context
     repository = JobRepository(context.store)
-    peers = Peers(context.bus, RPC_TIMEOUT)
+    peers = Peers(bus or context.bus, RPC_TIMEOUT)
     events = JobEvents(context.bus, repository)
     deletion = JobDeletion(repository, peers, events, context.blobs)
     settings = RetentionSettings(policy=policy)
@@ -248,3 +250,23 @@ async def test_the_leader_sweeps_by_itself_once_a_limit_is_set(platform: Platfor
     assert await keys(platform.blobs, payload_prefix(kept)) != []
     # Only stopped jobs are ever removed, however short the limit.
     assert sorted(ids(await list_jobs(harness))) == sorted([waiting, running])
+
+
+async def test_a_removal_that_fails_is_done_by_the_next_sweep(platform: Platform) -> None:
+    replica = await platform.harness.replica()
+    job_id = await stopped_job(platform, GOOD, "old", 40)
+    payload_id = (await platform.harness.status(job_id)).payload_id.value
+    policy = RetentionPolicy(jobs_days=30)
+    # A bus on which no payloads service answers: the payload cannot be deleted.
+    cut_off = MemoryBus(MemoryNetwork(), default_timeout=RPC_TIMEOUT)
+    try:
+        failed = await sweeper(replica, policy, bus=cut_off).sweep()
+    finally:
+        await cut_off.close()
+    assert [step.job_id for step in failed] == [job_id]
+    assert ids(await list_jobs(platform.harness)) == [job_id]
+    assert await keys(platform.blobs, payload_prefix(payload_id)) != []
+
+    assert [step.job_id for step in await sweeper(replica, policy).sweep()] == [job_id]
+    assert ids(await list_jobs(platform.harness)) == []
+    assert await keys(platform.blobs, payload_prefix(payload_id)) == []
