@@ -11,13 +11,13 @@ state store first, in one of two ways, and an `Outbox` publishes what is staged:
   the change was stored.
 - **Apart, in the `event_outbox` collection** (a change that is not one document write: a
   deletion, a record kept in another collection): `Outbox.stage_apart` stores the event before
-  the change, naming the document the change leaves `absent` (a deletion) or `present` (a
-  record written). The replay publishes an entry older than `APART_GRACE` only when the
-  document is as named (a change that did happen) and discards it otherwise (a change that
-  failed before it was made). Guarantee: an event of a change that happened is published
-  unless its writer died within `APART_GRACE` of staging and the document was changed back
-  to what the entry names as not happening (deleted and re-created under the same id, for a
-  deletion) before a replay looked.
+  the change, with the state (creation time and version, or absent) the changed document had
+  then. A writer that sees its change fail discards the entry. The replay publishes an entry
+  older than `APART_GRACE` when the document's state after it (what the next entry staged for
+  the same document found, else the document now) differs: the change was made; and discards
+  it when the state is as it was: the writer died before its change. Guarantee: the event of
+  a change that was made is always published; the event of one whose writer died before making
+  it is published only when the document was changed in another way before a replay judged it.
 
 After the change, the writer `flush`es (or `publish_apart`s): the events are published in order
 and exactly those published are removed. An `Outbox` also `replay`s every pending event of the
@@ -40,7 +40,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from aorta.bus import Bus, CloudEvent
 from aorta.errors import AortaError, Invalid, NotFound
@@ -64,9 +64,6 @@ APART_GRACE = 60.0
 
 REPLAY_INTERVAL = 30.0
 """Seconds between two replays of a running service (`Outbox.run`)."""
-
-Expect = Literal["absent", "present"]
-"""What a change staged apart leaves of the document it names."""
 
 
 def event_document(event: CloudEvent) -> Document:
@@ -148,21 +145,26 @@ class Outbox:
         return delivered
 
     async def stage_apart(
-        self, event: CloudEvent, collection: Collection, document: Mapping[str, Any], expect: Expect
+        self,
+        event: CloudEvent,
+        collection: Collection,
+        document_id: str,
+        before: Mapping[str, Any] | None,
     ) -> Document:
-        """Stores `event` in the `event_outbox` collection before a change that leaves
-        `document` (as read) of `collection` `expect`, together with the events still pending
-        in it (a deletion would lose them); raises the store's errors (the change must not be
-        made then). A deletion must expect the version read, so that no event is staged in
-        the document meanwhile. Returns the entry for `publish_apart`."""
+        """Stores `event` in the `event_outbox` collection before a change of document
+        `document_id` of `collection`, which is `before` as read (None: absent), together with
+        the events still pending in it (a deletion would lose them); raises the store's errors
+        (the change must not be made then). A deletion must expect the version read, or know
+        that no event can be staged in the document meanwhile. Returns the entry for
+        `publish_apart` (or `discard_apart`, when the change fails)."""
         entry: Document = {
             "id": event.id,
             "service": self._service,
             "collection": collection.name,
-            "document": str(document["id"]),
-            "expect": expect,
+            "document": document_id,
+            "before": _state(before),
             "staged": to_iso(self._clock()),
-            "events": [*document.get(OUTBOX_FIELD, ()), event_document(event)],
+            "events": [*(before or {}).get(OUTBOX_FIELD, ()), event_document(event)],
         }
         return await self._apart.insert(entry)
 
@@ -190,11 +192,15 @@ class Outbox:
                 if not await self.flush(collection, document):
                     return
         judged = to_iso(self._clock() - timedelta(seconds=self._grace))
-        entries = await self._apart.find(
-            {"service": self._service, "staged": {"$lte": judged}}, sort=[("staged", 1)]
-        )
-        for entry in entries:
-            if not await self._replay_apart(entry):
+        entries = await self._apart.find({"service": self._service}, sort=[("staged", 1)])
+        for index, entry in enumerate(entries):
+            if entry["staged"] > judged:
+                break
+            # The state the change left: what the next change of the document found, if one
+            # was staged since, else what the document is now.
+            later = (e for e in entries[index + 1 :] if _same_document(e, entry))
+            after = next((e["before"] for e in later), _NOW)
+            if not await self._replay_apart(entry, after):
                 return
 
     async def run(self, stopped: asyncio.Event, interval: float = REPLAY_INTERVAL) -> None:
@@ -221,12 +227,12 @@ class Outbox:
 
         return stop
 
-    async def _replay_apart(self, entry: Document) -> bool:
-        collection = self._watched.get(entry["collection"]) or self._store.collection(
-            entry["collection"]
-        )
-        present = await collection.find_one({"id": entry["document"]}) is not None
-        if present == (entry["expect"] == "present"):
+    async def _replay_apart(self, entry: Document, after: str | object | None) -> bool:
+        if after is _NOW:
+            name = entry["collection"]
+            collection = self._watched.get(name) or self._store.collection(name)
+            after = _state(await collection.find_one({"id": entry["document"]}))
+        if after != entry["before"]:
             return await self.publish_apart(entry)
         # The change never happened (its writer failed before making it): nothing to tell.
         log.info("outbox.staged_change_not_made", event_id=entry["id"])
@@ -280,3 +286,19 @@ class Outbox:
             return
         except AortaError as error:
             log.warning("outbox.event_not_cleared", events=1, error=str(error))
+
+
+_NOW = object()
+"""Stands for "the document as it is now" where no later change of it was staged."""
+
+
+def _state(document: Mapping[str, Any] | None) -> str | None:
+    """Which incarnation and version `document` is at (None: absent), as staged entries
+    compare it: the creation time tells a re-created document from the one deleted."""
+    if document is None:
+        return None
+    return f"{document['created_at']}#{document['version']}"
+
+
+def _same_document(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    return bool(one["collection"] == other["collection"] and one["document"] == other["document"])

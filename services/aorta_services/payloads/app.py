@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aorta import contracts, subjects
 from aorta.logger import get_logger
+from aorta.outbox import Outbox
 from aorta.runtime.service import RunningService, ServiceContext
 from aorta_services.payloads.contents import PayloadContents
 from aorta_services.payloads.events import EventPublisher
@@ -21,11 +22,14 @@ async def start(ctx: ServiceContext) -> RunningService:
     repository = PayloadRepository(ctx.store)
     await repository.prepare()
     contents = PayloadContents(ctx.blobs)
-    events = EventPublisher(ctx.bus)
+    outbox = Outbox(ctx.bus, ctx.store, service="payloads")
+    await outbox.watch(repository.payloads)
+    events = EventPublisher(outbox, repository)
     clara = ClaraVerbs(repository, contents, events)
     internal = InternalVerbs(repository, contents, events)
     running = RunningService("payloads", ctx.bus)
     async with running.starting():
+        running.on_stop(outbox.start_replaying())
         await running.serve(subjects.PAYLOADS_CREATE, clara.create)
         await running.serve(subjects.PAYLOADS_DELETE, clara.delete)
         await running.serve_stream(subjects.PAYLOADS_DETAILS, clara.details)

@@ -1,4 +1,5 @@
-"""The service's domain events, published after the store write they describe.
+"""The service's domain events, staged in the store with the change they describe and
+published after it (`aorta.outbox`: at least once, the CloudEvent id the deduplication key).
 
 Types (CloudEvents `org.aorta.payload.<event>`, subject `aorta.events.payload.<id>.<event>`):
 
@@ -10,52 +11,106 @@ Types (CloudEvents `org.aorta.payload.<event>`, subject `aorta.events.payload.<i
 - `file.removed`: `{"payload_id", "name", "size"}`.
 
 `name` is the file's rooted wire name (`/input/scan.dcm`).
+
+Where each is staged: `created` in the payload's document, in the insert that creates it (so
+it is published if and only if the payload was stored); `deleted` apart, once the files are
+gone and before the payload's record is removed, carrying what the document still had pending;
+`file.added` and `file.removed` apart, before the file's record is written or removed. An
+event staged apart is published when its record ended up as the change meant (the module
+docstring of `aorta.outbox` says exactly when).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
-from aorta.bus import Bus, make_event
+from aorta.bus import CloudEvent, make_event
 from aorta.errors import AortaError
 from aorta.ids import PayloadId
-from aorta.logger import get_logger
-from aorta_services.payloads.domain import PayloadRecord
-
-log = get_logger(__name__)
+from aorta.outbox import Outbox
+from aorta.store import Document
+from aorta_services.payloads.domain import FileRecord, PayloadRecord, file_document_id
+from aorta_services.payloads.repository import PayloadRepository
 
 SERVICE = "payloads"
 ENTITY = "payload"
 
 
+def payload_event(payload_id: PayloadId, event: str, data: Mapping[str, Any]) -> CloudEvent:
+    """`event` about the payload with `data` (plus `payload_id`)."""
+    return make_event(SERVICE, ENTITY, payload_id, event, {"payload_id": payload_id, **data})
+
+
 class EventPublisher:
-    """Publishes payload events; a lost event is logged, never raised (see `publish`)."""
+    """Stores payload changes with their events and publishes them (module docstring)."""
 
-    def __init__(self, bus: Bus) -> None:
-        self._bus = bus
+    def __init__(self, outbox: Outbox, repository: PayloadRepository) -> None:
+        self._outbox = outbox
+        self._repository = repository
 
-    async def publish(self, payload_id: PayloadId, event: str, data: Mapping[str, Any]) -> None:
-        """Publishes `event` about the payload with `data` (plus `payload_id`).
+    async def created(self, record: PayloadRecord, files: int) -> PayloadRecord:
+        """Inserts `record` with its `created` event staged, then publishes it; raises what
+        `PayloadRepository.insert` raises (nothing is stored then)."""
+        return await self.publish_created(await self.store_created(record, files))
 
-        The change is stored already and the caller must hear so: failing the call now would
-        invite a retry that repeats it. The loss is logged for operators instead.
-        """
-        cloud_event = make_event(
-            SERVICE, ENTITY, payload_id, event, {"payload_id": payload_id, **data}
+    async def store_created(self, record: PayloadRecord, files: int) -> Document:
+        """`created`'s first step: inserts `record` with its event staged."""
+        return await self._repository.insert(record, _payload(record, "created", files))
+
+    async def publish_created(self, document: Document) -> PayloadRecord:
+        """`created`'s second step: publishes the event staged in `document`."""
+        await self._outbox.flush(self._repository.payloads, document)
+        return PayloadRecord.from_document(document)
+
+    async def deleted(self, record: PayloadRecord, files: int) -> None:
+        """Removes the record of payload `record` (its files gone already, `removed`
+        counted) with its `deleted` event staged apart, then publishes it. An absent record
+        (a concurrent deletion finished first) is left to that deletion and its event."""
+        document = await self._repository.get_document(record.id)
+        if document is None:
+            return
+        # Marked deleting, the payload has no other event to stage: no version to expect.
+        entry = await self._outbox.stage_apart(
+            _payload(record, "deleted", files), self._repository.payloads, record.id, document
         )
-        try:
-            await self._bus.publish_event(cloud_event)
-        except AortaError as error:
-            log.error(
-                "payload.event_lost",
-                payload_id=payload_id,
-                lost=event,
-                event_id=cloud_event.id,
-                error=str(error),
-            )
+        await self._written(entry, self._repository.delete(record.id))
 
-    async def payload(self, record: PayloadRecord, event: str, files: int) -> None:
-        """`created` or `deleted`."""
-        data = {"type": record.kind.value, "job_id": record.job_id, "files": files}
-        await self.publish(record.id, event, data)
+    async def file_added(self, record: FileRecord) -> None:
+        """Writes the file's record with its `file.added` event staged apart, then publishes."""
+        data = {"name": "/" + record.name, "size": record.size, "sha256": record.sha256}
+        entry = await self._file_entry(record.payload_id, record.name, "file.added", data)
+        await self._written(entry, self._repository.record_file(record))
+
+    async def file_removed(
+        self, payload_id: PayloadId, name: str, wire_name: str, size: int
+    ) -> None:
+        """Removes the file's record with its `file.removed` event staged apart, then
+        publishes it."""
+        data = {"name": wire_name, "size": size}
+        entry = await self._file_entry(payload_id, name, "file.removed", data)
+        await self._written(entry, self._repository.forget_file(payload_id, name))
+
+    async def _file_entry(
+        self, payload_id: PayloadId, name: str, event: str, data: Mapping[str, Any]
+    ) -> Document:
+        id = file_document_id(payload_id, name)
+        return await self._outbox.stage_apart(
+            payload_event(payload_id, event, data),
+            self._repository.file_records,
+            id,
+            await self._repository.file_records.find_one({"id": id}),
+        )
+
+    async def _written(self, entry: Mapping[str, Any], write: Awaitable[None]) -> None:
+        try:
+            await write
+        except AortaError:
+            await self._outbox.discard_apart(entry)
+            raise
+        await self._outbox.publish_apart(entry)
+
+
+def _payload(record: PayloadRecord, event: str, files: int) -> CloudEvent:
+    data = {"type": record.kind.value, "job_id": record.job_id, "files": files}
+    return payload_event(record.id, event, data)

@@ -54,9 +54,8 @@ class ClaraVerbs:
             owner=current_principal().subject,
         )
         answers.check_metadata_fits(record)
-        stored = await self._repository.insert(record)
+        stored = await self._events.created(record, files=0)
         log.info("payload.created", payload_id=stored.id, kind=stored.kind.value)
-        await self._events.payload(stored, "created", files=0)
         return answers.created(stored)
 
     async def delete(self, request: Request) -> bytes:
@@ -79,9 +78,8 @@ class ClaraVerbs:
         )
         if force and record.kind is PayloadKind.PIPELINE:
             log.warning("payload.deleted_without_job", payload_id=id, job_id=record.job_id)
-        removed = await erase(self._repository, self._contents, id)
+        removed = await erase(self._repository, self._contents, self._events, record)
         log.info("payload.deleted", payload_id=id, files=removed)
-        await self._events.payload(record, "deleted", files=removed)
         return answers.deleted()
 
     async def details(self, request: Request) -> AsyncIterator[bytes]:
@@ -120,11 +118,8 @@ class ClaraVerbs:
         record.check_writable()
         stored = await self._contents.locate(id, message.name)
         await self._contents.remove(id, stored.name)
-        await self._repository.forget_file(id, stored.name)
+        await self._events.file_removed(id, stored.name, stored.wire_name, stored.size)
         log.info("payload.file_removed", payload_id=id, size=stored.size)
-        await self._events.publish(
-            id, "file.removed", {"name": stored.wire_name, "size": stored.size}
-        )
         return answers.removed()
 
     async def add_metadata(self, request: Request) -> bytes:

@@ -89,7 +89,7 @@ class InternalVerbs:
         )
         try:
             copied = await self._contents.copy_inputs(record.id, steps)
-            stored = await self._repository.insert(record)
+            document = await self._events.store_created(record, files=len(copied))
         except BaseException as error:
             await self._discard(record.id)
             if isinstance(error, Conflict):
@@ -98,6 +98,7 @@ class InternalVerbs:
                 if winner is not None:
                     return self._existing(winner, command.input_payloads)
             raise
+        stored = await self._events.publish_created(document)
         for step, info in copied:
             name = f"{INPUT_FOLDER}/{step.name}"
             original = known.get(f"{step.source}/{name}")
@@ -113,7 +114,6 @@ class InternalVerbs:
             inputs=len(command.input_payloads),
             files=len(copied),
         )
-        await self._events.payload(stored, "created", files=len(copied))
         return contracts.CreatedForJob(stored.id)
 
     async def lock(self, command: contracts.JobPayload) -> contracts.Done:
@@ -150,9 +150,8 @@ class InternalVerbs:
         except NotFound:
             # A concurrent discard finished first.
             return contracts.Discarded(None)
-        removed = await erase(self._repository, self._contents, record.id)
+        removed = await erase(self._repository, self._contents, self._events, record)
         log.info("payload.discarded", payload_id=record.id, job_id=job_id, files=removed)
-        await self._events.payload(record, "deleted", files=removed)
         return contracts.Discarded(record.id)
 
     async def delete_for_job(self, command: contracts.DiscardForJob) -> contracts.Discarded:
@@ -173,9 +172,8 @@ class InternalVerbs:
         except NotFound:
             # A concurrent deletion finished first.
             return contracts.Discarded(None)
-        removed = await erase(self._repository, self._contents, record.id)
+        removed = await erase(self._repository, self._contents, self._events, record)
         log.info("payload.deleted_with_job", payload_id=record.id, job_id=job_id, files=removed)
-        await self._events.payload(record, "deleted", files=removed)
         return contracts.Discarded(record.id)
 
     async def check_upload(self, command: contracts.CheckUpload) -> contracts.UploadAllowed:
@@ -193,15 +191,10 @@ class InternalVerbs:
         name = f"{INPUT_FOLDER}/{check_upload_name(command.name)}"
         record = owned(await self._repository.get_present(command.payload_id))
         record.check_writable()
-        await self._repository.record_file(
+        await self._events.file_added(
             FileRecord(record.id, name, command.size, command.sha256, command.mode)
         )
         log.info("payload.file_added", payload_id=record.id, size=command.size)
-        await self._events.publish(
-            record.id,
-            "file.added",
-            {"name": "/" + name, "size": command.size, "sha256": command.sha256},
-        )
         return contracts.Done()
 
     async def locate(self, command: contracts.Locate) -> contracts.Located:

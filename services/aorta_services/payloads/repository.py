@@ -10,9 +10,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
+from aorta.bus import CloudEvent
 from aorta.errors import Conflict, ErrorCode, NotFound
 from aorta.ids import JobId, PayloadId
-from aorta.store import Collection, StateStore, kept_changing, modify_document, optimistic_update
+from aorta.outbox import staged
+from aorta.store import (
+    Collection,
+    Document,
+    StateStore,
+    kept_changing,
+    modify_document,
+    optimistic_update,
+)
 from aorta_services.payloads.domain import (
     FileRecord,
     PayloadRecord,
@@ -30,6 +39,17 @@ class PayloadRepository:
     def __init__(self, store: StateStore) -> None:
         self._payloads: Collection = store.collection(PAYLOADS)
         self._files: Collection = store.collection(FILES)
+
+    @property
+    def payloads(self) -> Collection:
+        """The `payloads` collection, whose documents carry their staged events
+        (`aorta.outbox`)."""
+        return self._payloads
+
+    @property
+    def file_records(self) -> Collection:
+        """The `payload_files` collection (events about files are staged apart)."""
+        return self._files
 
     async def prepare(self) -> None:
         """Creates the indexes: one PIPELINE payload per job, file records by payload."""
@@ -54,18 +74,22 @@ class PayloadRepository:
         document = await self._payloads.find_one({"job_id": job_id})
         return PayloadRecord.from_document(document) if document else None
 
-    async def insert(self, record: PayloadRecord) -> PayloadRecord:
-        """Stores a new payload; `Conflict` (PAYLOAD_STORE_ERROR) when its id or its job's
+    async def get_document(self, id: PayloadId) -> Document | None:
+        """The stored document of payload `id`, staged events included, if there is one."""
+        return await self._payloads.find_one({"id": id})
+
+    async def insert(self, record: PayloadRecord, event: CloudEvent) -> Document:
+        """Stores a new payload with `event` staged in the same write (`aorta.outbox`) and
+        returns the stored document; `Conflict` (PAYLOAD_STORE_ERROR) when its id or its job's
         payload exists already."""
         try:
-            stored = await self._payloads.insert(record.to_document())
+            return await self._payloads.insert(staged(record.to_document(), event))
         except Conflict:
             owner = f" or job {record.job_id} already has a payload" if record.job_id else ""
             raise Conflict(
                 f"payload id {record.id} is already in use{owner}",
                 code=ErrorCode.PAYLOAD_STORE_ERROR,
             ) from None
-        return PayloadRecord.from_document(stored)
 
     async def modify(
         self, id: PayloadId, change: Callable[[PayloadRecord], PayloadRecord]

@@ -132,7 +132,7 @@ class PipelineHandlers:
         document = await self._repository.get_document(ids.pipeline_id(message.pipeline_id.value))
         record = PipelineRecord.from_document(document)
         entry = await self._outbox.stage_apart(
-            _event(record, "removed"), self._repository.collection, document, "absent"
+            _event(record, "removed"), self._repository.collection, record.id, document
         )
         try:
             await self._repository.delete(document)
