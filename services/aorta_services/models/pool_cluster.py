@@ -11,7 +11,9 @@ given to two running jobs. What the replicas share lives in the store:
   started for the same request: the second replica waits for the claim and answers with the
   server the first one recorded for the job;
 - `triton_releases`: a release asked of a replica that does not own the job's servers, read
-  by the owner at its next sync (every third of the TTL) and applied to its pool.
+  by the owner at its next sync (every third of the TTL) and applied to its pool;
+- `triton_stops`: one document, `platform`, whose version moves on at each Clara.Stop: the
+  replica that answers stops its servers at once, the others at their next sync.
 
 A replica that dies (SIGKILL) mid-acquire leaves a claim and server records whose owner's
 heartbeat expires after the TTL: the next acquire for that job takes the claim over and gets a
@@ -29,7 +31,7 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 
-from aorta.errors import AortaError, Conflict
+from aorta.errors import AortaError, Conflict, NotFound
 from aorta.logger import get_logger
 from aorta.store import StateStore
 from aorta.triton import LastingServers
@@ -39,6 +41,8 @@ from aorta_services.models.replicas import ReplicaHeartbeat
 from aorta_services.models.server_mirror import ServerMirror
 
 RELEASES = "triton_releases"
+STOPS = "triton_stops"
+STOP_ID = "platform"
 RELEASE_KEPT_SECONDS = 3600.0
 """How long a release mark stays for an owner to read; far beyond any sync period."""
 
@@ -66,11 +70,15 @@ class PoolCluster:
         self.heartbeat = ReplicaHeartbeat(store, self.replica, ttl, clock=clock)
         self._claims = AcquireClaims(store, self.replica, self.heartbeat.alive)
         self._releases = store.collection(RELEASES)
+        self._stops = store.collection(STOPS)
+        self._stops_seen = 0
         self._loop: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Says this replica is alive, reaps the dead ones' records, and starts the sync."""
         await self.heartbeat.beat()
+        # A Clara.Stop from before this replica started is not for it.
+        self._stops_seen = await self._stop_version()
         await self.sync()
         self._loop = asyncio.create_task(self._run(), name="aorta.models.pool_sync")
 
@@ -106,6 +114,23 @@ class PoolCluster:
                 await self._releases.insert({"id": job, "at": self._clock()})
         return released
 
+    async def platform_stop(self) -> int:
+        """Clara.Stop: stops this replica's servers now and has every other replica stop
+        theirs at its next sync; how many servers this replica stopped."""
+        try:
+            await self._stops.update(STOP_ID, {"at": self._clock()})
+        except NotFound:
+            with contextlib.suppress(Conflict):
+                await self._stops.insert({"id": STOP_ID, "at": self._clock()})
+        self._stops_seen = await self._stop_version()
+        return await self.pool.stop_all()
+
+    async def _stop_version(self) -> int:
+        try:
+            return int((await self._stops.get(STOP_ID))["version"])
+        except NotFound:
+            return 0
+
     async def jobs_using(self, name: str) -> list[str]:
         """Every replica's jobs holding a server that has model `name` loaded, and this
         replica's that are loading it."""
@@ -114,7 +139,13 @@ class PoolCluster:
 
     async def sync(self) -> None:
         """Applies the releases other replicas recorded for this replica's jobs, and reaps
-        the claims, server records and release marks of replicas that are gone."""
+        the claims, server records and release marks of replicas that are gone; stops this
+        replica's servers when another replica answered a Clara.Stop since the last sync."""
+        stops = await self._stop_version()
+        if stops > self._stops_seen:
+            self._stops_seen = stops
+            stopped = await self.pool.stop_all()
+            log.info("triton.stopped_for_platform_stop", servers=stopped)
         held = self.pool.held_jobs()
         if held:
             for mark in await self._releases.find({"id": {"$in": sorted(held)}}):

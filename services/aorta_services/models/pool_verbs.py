@@ -8,9 +8,10 @@
   gave up, or whose job faulted, still calls release: the job holds whatever it got.
 - MODELS_RELEASE_TRITON (`ReleaseTriton` -> `Done`): the job stopped; its servers return to
   the pool (another replica's at that replica's next sync, see `pool_cluster`).
-- MODELS_PLATFORM_STOP (`PlatformStop` -> `PlatformStopped`, `{"servers": n}`): every server of
-  the replica that answers stops
-  (docs/monitoring.md, "Clara.Stop"); the pool keeps serving new acquires afterwards.
+- MODELS_PLATFORM_STOP (`PlatformStop` -> `PlatformStopped`, `{"servers": n}`, the servers of
+  the replica that answers): every server of every replica stops, the other replicas' at their
+  next sync (`pool_cluster`; docs/monitoring.md, "Clara.Stop"); the pool keeps serving new
+  acquires afterwards.
 """
 
 from __future__ import annotations
@@ -53,6 +54,6 @@ class PoolVerbs:
         return contracts.Done()
 
     async def platform_stop(self, request: contracts.PlatformStop) -> contracts.PlatformStopped:
-        stopped = await self._cluster.pool.stop_all()
+        stopped = await self._cluster.platform_stop()
         log.info("models.platform_stopped", servers=stopped)
         return contracts.PlatformStopped({"servers": stopped})

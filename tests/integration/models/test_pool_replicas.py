@@ -174,3 +174,24 @@ async def test_servers_that_outlive_a_dead_replica_are_removed_by_a_survivor(
     await cluster.close()
     await pool.close()
     await mirror.close()
+
+
+async def test_a_platform_stop_stops_every_replicas_servers(store: StateStore) -> None:
+    first_backend, second_backend = FakeBackend(), FakeBackend()
+    async with AsyncExitStack() as stack:
+        first = await replica(stack, store, "first", first_backend)
+        second = await replica(stack, store, "second", second_backend)
+        await first.acquire(JOBS[0], WANTED)
+        await second.acquire(JOBS[1], WANTED)
+        assert await first.platform_stop() == 1
+        assert [s.running for s in first_backend.servers] == [False]
+        await second.sync()
+        assert [s.running for s in second_backend.servers] == [False]
+        # A replica that starts after the stop keeps what it starts, and the pool serves on.
+        third_backend = FakeBackend()
+        third = await replica(stack, store, "third", third_backend)
+        await third.acquire(JOBS[2], WANTED)
+        await third.sync()
+        assert [s.running for s in third_backend.servers] == [True]
+        await second.acquire(JOBS[3], WANTED)
+        assert [s.running for s in second_backend.servers] == [False, True]
