@@ -23,6 +23,7 @@ from aorta.errors import Unavailable
 from aorta.gpu import gpu_count
 from aorta.ids import new_id
 from aorta.logger import get_logger
+from aorta.outbox import Outbox
 from aorta.runtime.service import RunningService, ServiceContext
 from aorta.triton import ArchiveWriter, LastingServers, TritonBackend, TritonServer
 from aorta.triton.local.backend import LocalTritonBackend
@@ -236,7 +237,10 @@ async def _kubernetes_backend(
 
 
 async def _serve(ctx: ServiceContext, running: RunningModels, models: ModelRepository) -> None:
-    handlers = ModelHandlers(models, running.archives, ctx.blobs, running.cluster, ctx.bus)
+    outbox = Outbox(ctx.bus, ctx.store, service="models")
+    await outbox.watch(models.collection)
+    running.on_stop(outbox.start_replaying())
+    handlers = ModelHandlers(models, running.archives, ctx.blobs, running.cluster, outbox)
     verbs = PoolVerbs(running.cluster, models)
     catalogs = ListHandlers(ListRepository(ctx.store, CATALOGS), models, CATALOG_MESSAGES)
     instances = ListHandlers(ListRepository(ctx.store, INSTANCES), models, INSTANCE_MESSAGES)

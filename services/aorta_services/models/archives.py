@@ -33,6 +33,7 @@ from aorta.timestamps import utcnow
 from aorta.triton.archive import ArchiveLimits, ModelArchive, inspect_archive
 from aorta_services.models.answers import check_details_fit
 from aorta_services.models.domain.model_record import STAGING_PREFIX, ModelRecord, archive_key
+from aorta_services.models.events import uploaded
 from aorta_services.models.repository import ModelRepository
 
 log = get_logger(__name__)
@@ -147,9 +148,12 @@ class ModelArchives:
         ) -> tuple[ModelRecord, ModelRecord | None]:
             record, existing = prepared
             if existing is None:
-                return await self._repository.insert(record), None
+                return await self._repository.insert(record, uploaded(record, replaced=False)), None
             try:
-                return await self._repository.replace(record), existing
+                replacement = await self._repository.replace(
+                    record, uploaded(record, replaced=True)
+                )
+                return replacement, existing
             except NotFound:
                 # Deleted since it was read: a lost race too, and the next try creates it anew.
                 raise Conflict(f"model {archive.name!r} was deleted meanwhile") from None

@@ -1,10 +1,10 @@
 """The model verbs: upload, download, list, delete and metadata (Clara messages in `wire`;
 upload and download are contracts, `aorta.contracts.MODELS_UPLOAD` and `MODELS_DOWNLOAD`).
 
-Every verb checks the whole request before it writes anything, writes once, and only then
-publishes its event (`model.uploaded` with `{"model_id", "name", "revision", "replaced"}`,
-`model.deleted` with `{"model_id", "name"}`), so an event always describes state the store
-holds.
+Every verb checks the whole request before it writes anything and writes once, its event
+(`model.uploaded`, `model.deleted`: `aorta_services.models.events`) staged with that write, and
+only then publishes it (`aorta.outbox`, at least once), so an event always describes state the
+store held.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any
 
 from aorta import contracts, ids
 from aorta.api import models_pb2
 from aorta.blobs import BlobStore
-from aorta.bus import Bus, Request, make_event
+from aorta.bus import Request
 from aorta.errors import AortaError, Conflict, ErrorCode
 from aorta.logger import get_logger
 from aorta.metadata import add_metadata, remove_metadata
-from aorta.store import kept_changing, optimistic_update
-from aorta_services.models import answers, wire
+from aorta.outbox import Outbox
+from aorta.store import Document, kept_changing, optimistic_update
+from aorta_services.models import answers, events, wire
 from aorta_services.models.archives import ModelArchives
 from aorta_services.models.domain.model_record import ModelRecord, model_prefix
 from aorta_services.models.pool_cluster import PoolCluster
@@ -42,13 +42,13 @@ class ModelHandlers:
         archives: ModelArchives,
         blobs: BlobStore,
         pool: PoolCluster,
-        bus: Bus,
+        outbox: Outbox,
     ) -> None:
         self._repository = repository
         self._archives = archives
         self._blobs = blobs
         self._pool = pool
-        self._bus = bus
+        self._outbox = outbox
 
     async def upload(self, command: contracts.UploadModel) -> models_pb2.ModelsUploadModelResponse:
         """Checks and stores the staged archive; a model of the same name is replaced."""
@@ -61,9 +61,9 @@ class ModelHandlers:
             size=stored.archive_size,
             replaced=replaced is not None,
         )
-        await self._publish(
-            stored, "uploaded", revision=stored.revision, replaced=replaced is not None
-        )
+        document = await self._repository.get_document(stored.id)
+        if document is not None:
+            await self._outbox.flush(self._repository.collection, document)
         return models_pb2.ModelsUploadModelResponse(
             header=answers.header(), details=stored.details()
         )
@@ -108,16 +108,25 @@ class ModelHandlers:
                 )
             return record
 
-        async def remove(record: ModelRecord) -> ModelRecord:
-            await self._repository.delete(record)
-            return record
+        async def remove(record: ModelRecord) -> tuple[ModelRecord, Document]:
+            # Deleted only at the version read, so the pending events carried are all there are.
+            document = await self._repository.get_document(id)
+            entry = await self._outbox.stage_apart(
+                events.deleted(record), self._repository.collection, id, document
+            )
+            try:
+                await self._repository.delete(record)
+            except AortaError:
+                await self._outbox.discard_apart(entry)
+                raise
+            return record, entry
 
         busy = kept_changing(f"model {id}", code=ErrorCode.MODEL_STORE_ERROR)
-        record = await optimistic_update(unused, remove, gave_up=busy)
+        record, entry = await optimistic_update(unused, remove, gave_up=busy)
         removed = await self._blobs.delete_prefix(model_prefix(id))
         await self._pool.pool.forget(record.name)
         log.info("model.deleted", model_id=id, name=record.name, blobs=removed)
-        await self._publish(record, "deleted")
+        await self._outbox.publish_apart(entry)
         response = models_pb2.ModelsDeleteModelResponse(
             header=answers.header(), model_id=answers.identifier(id)
         )
@@ -154,15 +163,6 @@ class ModelHandlers:
             header=answers.header(), model_id=answers.identifier(id), metadata=stored.metadata
         )
         return response.SerializeToString()
-
-    async def _publish(self, record: ModelRecord, event: str, **extra: Any) -> None:
-        data = {"model_id": record.id, "name": record.name, **extra}
-        cloud_event = make_event(SERVICE, "model", record.id, event, data)
-        try:
-            await self._bus.publish_event(cloud_event)
-        except AortaError as error:
-            # The change is stored and the client must hear so; the loss is logged instead.
-            log.error("model.event_lost", model_id=record.id, lost=event, error=str(error))
 
 
 def _with_metadata(record: ModelRecord, metadata: dict[str, str]) -> ModelRecord:

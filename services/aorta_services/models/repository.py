@@ -12,9 +12,12 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from aorta.api import models_pb2
+from aorta.bus import CloudEvent
 from aorta.errors import ErrorCode, NotFound
 from aorta.ids import ModelId, new_id
-from aorta.store import Collection, StateStore, kept_changing, modify_document
+from aorta.outbox import OUTBOX_FIELD, staged
+from aorta.store import Collection, Document, StateStore, kept_changing, modify_document
+from aorta.store.port import version_conflict
 from aorta_services.models.domain.model_record import (
     LISTED_FIELDS,
     ModelList,
@@ -34,6 +37,16 @@ class ModelRepository:
 
     def __init__(self, store: StateStore) -> None:
         self._collection: Collection = store.collection(MODELS)
+
+    @property
+    def collection(self) -> Collection:
+        """The `models` collection, whose documents carry their staged events
+        (`aorta.outbox`)."""
+        return self._collection
+
+    async def get_document(self, id: ModelId) -> Document | None:
+        """The stored document of model `id`, staged events included, if there is one."""
+        return await self._collection.find_one({"id": id})
 
     async def prepare(self) -> None:
         """Creates the unique index on `name` and the one ListModels' pages read
@@ -72,14 +85,21 @@ class ModelRepository:
             async for page in pages:
                 yield [listed_details(document) for document in page]
 
-    async def insert(self, record: ModelRecord) -> ModelRecord:
-        """Stores a new model; `Conflict` when its name (or id) is taken meanwhile."""
-        return ModelRecord.from_document(await self._collection.insert(record.to_document()))
+    async def insert(self, record: ModelRecord, event: CloudEvent) -> ModelRecord:
+        """Stores a new model with `event` staged in the same write (`aorta.outbox`);
+        `Conflict` when its name (or id) is taken meanwhile."""
+        document = await self._collection.insert(staged(record.to_document(), event))
+        return ModelRecord.from_document(document)
 
-    async def replace(self, record: ModelRecord) -> ModelRecord:
-        """Stores `record` over the model with its id, if that is still at `record.version`;
-        `Conflict` when it moved on, `NotFound` when it is gone."""
-        changes = record.to_document()
+    async def replace(self, record: ModelRecord, event: CloudEvent) -> ModelRecord:
+        """Stores `record` over the model with its id, if that is still at `record.version`,
+        with `event` staged in the same write; `Conflict` when it moved on, `NotFound` when
+        it is gone."""
+        current = await self._collection.get(record.id)
+        if current["version"] != record.version:
+            raise version_conflict(MODELS, record.id, record.version, current["version"])
+        kept = {OUTBOX_FIELD: current.get(OUTBOX_FIELD, [])}
+        changes = {**record.to_document(), **staged(kept, event)}
         del changes["id"]
         document = await self._collection.update(
             record.id, changes, expected_version=record.version
