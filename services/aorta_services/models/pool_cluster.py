@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from aorta.errors import AortaError, Conflict, NotFound
 from aorta.logger import get_logger
@@ -72,15 +72,21 @@ class PoolCluster:
         self._releases = store.collection(RELEASES)
         self._stops = store.collection(STOPS)
         self._stops_seen = 0
-        self._loop: asyncio.Task[None] | None = None
+        self._loops: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Says this replica is alive, reaps the dead ones' records, and starts the sync."""
+        """Says this replica is alive, reaps the dead ones' records, and starts the heartbeat
+        and the sync."""
         await self.heartbeat.beat()
         # A Clara.Stop from before this replica started is not for it.
         self._stops_seen = await self._stop_version()
         await self.sync()
-        self._loop = asyncio.create_task(self._run(), name="aorta.models.pool_sync")
+        self._loops = [
+            asyncio.create_task(
+                self._every_period(self.heartbeat.beat, "heartbeat"), name="aorta.models.heartbeat"
+            ),
+            asyncio.create_task(self._every_period(self.sync, "sync"), name="aorta.models.sync"),
+        ]
 
     async def acquire(
         self, job: str, wanted: Mapping[str, str], gpus: tuple[int, ...] = ()
@@ -170,23 +176,26 @@ class PoolCluster:
                 log.warning("triton.orphan_not_removed", server_id=server_id, error=str(error))
 
     async def close(self) -> None:
-        """Stops the sync and says this replica is gone (its pool is closed by its owner)."""
-        if self._loop is not None:
-            self._loop.cancel()
+        """Stops the heartbeat and the sync and says this replica is gone (its pool is closed
+        by its owner)."""
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-            self._loop = None
+                await task
+        self._loops = []
         await self.heartbeat.leave()
 
-    async def _run(self) -> None:
+    async def _every_period(self, step: Callable[[], Awaitable[None]], what: str) -> None:
+        """`step()` every third of the TTL. The heartbeat has a loop of its own, so a slow
+        sync (servers stopping for a Clara.Stop) never lets it lapse."""
         period = self.heartbeat.ttl / 3
         while True:
             await asyncio.sleep(period)
             try:
-                await self.heartbeat.beat()
-                await self.sync()
+                await step()
             except AortaError as error:
-                log.warning("triton.sync_failed", error=str(error))
+                log.warning("triton.step_failed", step=what, error=str(error))
             except Exception:
                 # A bug must not end the loop: without it this replica would be taken for dead.
-                log.exception("triton.sync_crashed")
+                log.exception("triton.step_crashed", step=what)
