@@ -3,9 +3,10 @@
 - The platform split into processes (`aorta.testing.split`: a real nats-server, one SQLite
   file, one blob folder), once with one gateway and one payloads replica and once with two of
   each (one pipelines and one scheduler replica both times). `CLIENTS` clients, spread over the
-  gateways, each loop for `SECONDS`: `Jobs.Create` (the scheduler asks pipelines for the
-  snapshot and payloads for the job's payload) then `Jobs.Status` of that job. Figures: jobs
-  created per second, and `Jobs.Status` p50/p99 in milliseconds.
+  gateways, each loop for `SECONDS` (`AORTA_BENCH_SCALE_SECONDS`, default 10): `Jobs.Create`
+  (the scheduler asks pipelines for the snapshot and payloads for the job's payload) then
+  `Jobs.Status` of that job. Figures: jobs created per second, and `Jobs.Status` p50/p99 in
+  milliseconds.
 - The models service's Triton pool (`pool_cluster`) with one versus two replicas on one store,
   each on a backend whose servers take `START` seconds to start and `LOAD` to load a model
   (no real tritonserver: the pool's own coordination is what is measured): `ACQUIRES` jobs
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import statistics
 import tempfile
 import time
@@ -39,7 +41,8 @@ from aorta_services.models.server_mirror import ServerMirror
 from aorta_services.models.settings import PoolSettings
 
 CLIENTS = 8
-SECONDS = 10.0
+SECONDS = float(os.environ.get("AORTA_BENCH_SCALE_SECONDS", "10"))
+"""How long the clients load each platform; the bench's own test shortens it."""
 ACQUIRES = 40
 START = 0.2
 LOAD = 0.05
