@@ -40,10 +40,13 @@ def podman_engine() -> Iterator[PodmanEngine]:
 
 
 def up_command(data_dir: Path, port: int) -> list[str]:
-    """`aorta up` with containers on `data_dir` and `port`, on loopback."""
+    """`aorta up` with containers on `data_dir` and `port`, on loopback; its web console on any
+    free port and no metrics endpoint, so platforms started side by side never compete for
+    the default ports."""
     return [
         str(AORTA), "up", "--data-dir", str(data_dir), "--grpc-port", str(port),
-        "--listen", "127.0.0.1", "--executor", "container",
+        "--listen", "127.0.0.1", "--executor", "container", "--web-port", "0",
+        "--metrics-port", "0",
     ]  # fmt: skip
 
 
