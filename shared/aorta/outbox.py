@@ -77,6 +77,31 @@ def event_from_document(document: Mapping[str, Any]) -> CloudEvent:
     return CloudEvent.from_json(json.dumps(document).encode())
 
 
+async def publish_staged(bus: Bus, document: Mapping[str, Any], *, log_as: str = "outbox") -> bool:
+    """Publishes the staged event `document`; True once the bus took it, or once it was
+    dropped because no bus ever could (`Invalid`: above the message limit), logged as
+    `<log_as>.event_lost`. False when the bus refused it for now (logged as
+    `<log_as>.event_delayed`): it stays staged. Never raises the bus's errors."""
+    try:
+        await bus.publish_event(event_from_document(document))
+    except Invalid as error:
+        log.error(
+            f"{log_as}.event_lost",
+            event_id=document.get("id"),
+            type=document.get("type"),
+            error=str(error),
+        )
+    except AortaError as error:
+        log.warning(
+            f"{log_as}.event_delayed",
+            event_id=document.get("id"),
+            type=document.get("type"),
+            error=str(error),
+        )
+        return False
+    return True
+
+
 def staged(document: Mapping[str, Any], *events: CloudEvent) -> Document:
     """A copy of `document` with `events` appended to its outbox (for `insert`)."""
     outbox = [*document.get(OUTBOX_FIELD, ()), *(event_document(e) for e in events)]
@@ -240,25 +265,7 @@ class Outbox:
         return True
 
     async def _publish(self, document: Mapping[str, Any]) -> bool:
-        """True once `document` is published, or dropped because it never could be."""
-        try:
-            await self._bus.publish_event(event_from_document(document))
-        except Invalid as error:
-            log.error(
-                "outbox.event_lost",
-                event_id=document.get("id"),
-                type=document.get("type"),
-                error=str(error),
-            )
-        except AortaError as error:
-            log.warning(
-                "outbox.event_delayed",
-                event_id=document.get("id"),
-                type=document.get("type"),
-                error=str(error),
-            )
-            return False
-        return True
+        return await publish_staged(self._bus, document)
 
     async def _clear(self, collection: Collection, id: str, published: frozenset[str]) -> None:
         def without(document: Document) -> Document:

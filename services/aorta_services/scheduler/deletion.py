@@ -11,8 +11,9 @@ The parts go in an order that a retry can always finish: the payload first (the 
 service checks the caller owns it too, and answers null once it is gone), then the logs, then
 the job's own record, last, so that until the end the job is still there to be deleted again.
 Events still in the job's outbox are published before anything goes (a bus that takes none
-refuses the Delete with UNAVAILABLE: they would be lost with the document); `job.deleted` is
-published last, at most once, having no document to wait in.
+refuses the Delete with UNAVAILABLE); `job.deleted` is staged apart just before the record goes
+(with anything staged meanwhile) and published last, at least once like every job event
+(`aorta_services.scheduler.events`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from aorta.api import aorta_jobs_pb2, common_pb2
 from aorta.auth.ownership import check_owner
 from aorta.blobs import BlobStore
 from aorta.bus import Request
-from aorta.errors import Conflict, ErrorCode, Unavailable
+from aorta.errors import AortaError, Conflict, ErrorCode, Unavailable
 from aorta.ids import PayloadId
 from aorta.logger import get_logger
 from aorta_services.scheduler.domain.job_record import JobRecord
@@ -90,10 +91,15 @@ class JobDeletion:
             )
         payload_id = await self._peers.delete_payload(record.id)
         logs = await self._blobs.delete_prefix(payload_layout.job_logs_prefix(record.id))
-        await self._repository.remove(record.id)
-        log.info("job.deleted", job_id=record.id, payload_id=payload_id, logs=logs, reason=reason)
         extra = {"reason": reason} if reason else None
-        await self._events.publish_unstaged(job_event("deleted", extra)(record))
+        entry = await self._events.stage_deleted(record, job_event("deleted", extra)(record))
+        try:
+            await self._repository.remove(record.id)
+        except AortaError:
+            await self._events.not_deleted(entry)
+            raise
+        log.info("job.deleted", job_id=record.id, payload_id=payload_id, logs=logs, reason=reason)
+        await self._events.deleted(entry)
         return payload_id, logs
 
     async def delete(self, request: Request) -> bytes:

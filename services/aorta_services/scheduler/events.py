@@ -10,6 +10,8 @@ Events (CloudEvents on `aorta.events.job.<job id>.<event>`, source `aorta/schedu
 - `job.payload_removed` (the retention sweep deleted a stopped job's payload, the job stays)
   and `job.deleted` (the job is gone): the job's fields, plus `"reason"` when retention did it.
 
+The staging and publishing are `aorta.outbox`'s, the one implementation every service uses.
+
 Delivery is at least once, through an outbox in the job's own document (`JobRecord.outbox`):
 
 1. a change that has an event is wrapped with `staged`, which builds the event (id included)
@@ -19,7 +21,10 @@ Delivery is at least once, through an outbox in the job's own document (`JobReco
    (stopping at the first the bus does not take) and exactly those published are removed from
    the document (other writers may have staged more meanwhile);
 3. the leader `replay`s at its takeover and at every resync: it flushes every job whose outbox
-   is not empty, so an event whose writer died, or whose bus was down, is published late.
+   is not empty, so an event whose writer died, or whose bus was down, is published late;
+4. `job.deleted`, whose document is gone, is staged apart before the job's record is removed
+   (`stage_deleted`, with whatever the document still held), published after, and replayed
+   by the leader like the rest (`aorta.outbox.Outbox.stage_apart` says exactly when).
 
 An event keeps its id however often it is published, and the bus publishes with the id as
 `Nats-Msg-Id`, so JetStream stores a replay within its duplicate window once; beyond it (a
@@ -32,15 +37,16 @@ the bus can never take (`Invalid`: above the message limit) is dropped, logged a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from structlog.contextvars import bound_contextvars
 
 from aorta.bus import Bus, CloudEvent, make_event
-from aorta.errors import AortaError, Invalid
+from aorta.errors import AortaError
 from aorta.logger import get_logger
+from aorta.outbox import APART_GRACE, Outbox, event_document, publish_staged
+from aorta.store import Document
 from aorta_services.scheduler.domain import OperatorStatus
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.job_metrics import published
@@ -110,7 +116,7 @@ def staged(change: Change, build: EventBuilder) -> Change:
 
     def changed(record: JobRecord) -> JobRecord:
         after = change(record)
-        return after.with_event(_to_document(build(after)))
+        return after.with_event(event_document(build(after)))
 
     return changed
 
@@ -118,9 +124,14 @@ def staged(change: Change, build: EventBuilder) -> Change:
 class JobEvents:
     """Publishes the events staged in job documents, then removes them (module docstring)."""
 
-    def __init__(self, bus: Bus, repository: JobRepository) -> None:
+    def __init__(
+        self, bus: Bus, repository: JobRepository, *, apart_grace: float = APART_GRACE
+    ) -> None:
+        """`apart_grace`: how long `job.deleted` staged apart is left to its writer before
+        the replay judges it (`aorta.outbox.APART_GRACE`; tests shorten it)."""
         self._bus = bus
         self._repository = repository
+        self._outbox = Outbox(bus, repository.store, service=SERVICE, grace=apart_grace)
 
     async def flush(self, record: JobRecord) -> bool:
         """Publishes `record`'s pending events in order, then removes the published ones from
@@ -140,10 +151,21 @@ class JobEvents:
                 await self._remove(record, done)
         return delivered
 
-    async def publish_unstaged(self, event: CloudEvent) -> bool:
-        """Publishes an event that has no job document to be staged in (`job.deleted`: the
-        document is gone): at most once. Returns whether the bus took it; never raises."""
-        return await self._publish(_to_document(event))
+    async def stage_deleted(self, record: JobRecord, event: CloudEvent) -> Document:
+        """Stages `job.deleted` apart before job `record`'s document is removed, with the
+        events the document still holds; raises the store's errors (keep the job then).
+        Returns the entry for `deleted` or `not_deleted`."""
+        document = await self._repository.document(record.id)
+        return await self._outbox.stage_apart(event, self._repository.jobs, record.id, document)
+
+    async def deleted(self, entry: Document) -> bool:
+        """Publishes what `stage_deleted` staged, the job's record gone; the leader's replay
+        publishes it later when the bus does not take it now. Never raises."""
+        return await self._outbox.publish_apart(entry)
+
+    async def not_deleted(self, entry: Document) -> None:
+        """Forgets what `stage_deleted` staged: the job's record could not be removed."""
+        await self._outbox.discard_apart(entry)
 
     async def replay(self) -> None:
         """Flushes every job with pending events (the leader: at takeover, at each resync);
@@ -151,27 +173,10 @@ class JobEvents:
         for record in await self._repository.with_pending_events():
             if not await self.flush(record):
                 return
+        await self._outbox.replay()
 
     async def _publish(self, document: Mapping[str, Any]) -> bool:
-        """True once `document` is published, or dropped because it never could be."""
-        try:
-            await self._bus.publish_event(_from_document(document))
-        except Invalid as error:
-            log.error(
-                "job.event_lost",
-                event_id=document.get("id"),
-                type=document.get("type"),
-                error=str(error),
-            )
-        except AortaError as error:
-            log.warning(
-                "job.event_delayed",
-                event_id=document.get("id"),
-                type=document.get("type"),
-                error=str(error),
-            )
-            return False
-        return True
+        return await publish_staged(self._bus, document, log_as="job")
 
     async def _remove(self, record: JobRecord, event_ids: list[str]) -> None:
         published = frozenset(event_ids)
@@ -183,14 +188,3 @@ class JobEvents:
             # The events stay staged: the leader's replay publishes them again under the
             # same ids, which the bus stores once.
             log.warning("job.event_not_cleared", events=len(event_ids), error=str(error))
-
-
-def _to_document(event: CloudEvent) -> dict[str, Any]:
-    """`event` as the JSON object it is published as, for the job's document."""
-    document: dict[str, Any] = json.loads(event.to_json())
-    return document
-
-
-def _from_document(document: Mapping[str, Any]) -> CloudEvent:
-    """The event a staged document holds, validated as a consumer would (`Invalid` if not)."""
-    return CloudEvent.from_json(json.dumps(document).encode())

@@ -35,8 +35,18 @@ class JobRepository:
     """Job records and their definitions; every method is safe to call concurrently."""
 
     def __init__(self, store: StateStore) -> None:
+        self.store = store
         self._jobs: Collection = store.collection(JOBS)
         self._definitions: Collection = store.collection(DEFINITIONS)
+
+    @property
+    def jobs(self) -> Collection:
+        """The `jobs` collection, whose documents carry their staged events (`outbox`)."""
+        return self._jobs
+
+    async def document(self, job_id: JobId) -> Document | None:
+        """The stored document of job `job_id`, staged events included, if there is one."""
+        return await self._jobs.find_one({"id": job_id})
 
     async def prepare(self) -> None:
         """Creates the indexes the scheduler's queries use; idempotent."""
