@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from aorta import contracts, subjects
 from aorta.bus import Bus
 from aorta.errors import Unavailable
 from aorta.gpu import gpu_count
-from aorta.ids import new_id
 from aorta.logger import get_logger
 from aorta.outbox import Outbox
 from aorta.runtime.service import RunningService, ServiceContext
@@ -35,7 +33,7 @@ from aorta_services.models.handlers import ModelHandlers
 from aorta_services.models.pool import TritonPool
 from aorta_services.models.pool_cluster import PoolCluster
 from aorta_services.models.pool_verbs import PoolVerbs
-from aorta_services.models.replicas import ReplicaHeartbeat
+from aorta_services.models.replicas import ReplicaHeartbeat, replica_name
 from aorta_services.models.repository import CATALOGS, INSTANCES, ListRepository, ModelRepository
 from aorta_services.models.server_mirror import ServerMirror
 from aorta_services.models.settings import ModelsSettings
@@ -105,8 +103,7 @@ async def start(
     swept = await archives.sweep_staging()
     if swept:
         log.info("models.stale_uploads_removed", count=swept)
-    # Named like the scheduler's lease holders, so a person can tell which process it is.
-    replica = f"{socket.gethostname()}-{os.getpid()}-{new_id()[:8]}"
+    replica = replica_name()
     mirror = ServerMirror(ctx.store, owner=replica)
     # Servers that outlive their replica are swept at start, but the live replicas' own.
     alive = await ReplicaHeartbeat(ctx.store, replica, settings.replica_ttl).alive()

@@ -108,10 +108,19 @@ async def test_two_replicas_serve_twenty_jobs_without_a_double_start_or_a_shared
         assert len(first_backend.servers) + len(second_backend.servers) == len(JOBS)
 
 
+@pytest.mark.parametrize(
+    ("name", "ttl"),
+    [
+        # Known dead once its heartbeat expires.
+        ("child", 1.0),
+        # Named after this host and its pid: known dead at once, long before its heartbeat
+        # would expire (the test would time out waiting for that).
+        ("auto", 300.0),
+    ],
+)
 async def test_a_replica_killed_mid_acquire_strands_no_job_and_no_server(
-    store: StateStore, tmp_path: Path
+    store: StateStore, tmp_path: Path, name: str, ttl: float
 ) -> None:
-    ttl = 1.0
     killed_jobs = JOBS[:10]
     child = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -119,6 +128,7 @@ async def test_a_replica_killed_mid_acquire_strands_no_job_and_no_server(
         "tests.integration.models.pool_replica_child",
         str(tmp_path / "state.db"),
         str(ttl),
+        name,
         *killed_jobs,
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -128,8 +138,7 @@ async def test_a_replica_killed_mid_acquire_strands_no_job_and_no_server(
 
         async def child_mid_acquire() -> bool:
             assert child.returncode is None, "the child replica exited early"
-            owned = await servers.count({"owner": "child"})
-            held = await claims.count({"replica": "child"})
+            owned, held = await servers.count(), await claims.count()
             return owned == held == len(killed_jobs)
 
         await until(child_mid_acquire)
@@ -138,7 +147,7 @@ async def test_a_replica_killed_mid_acquire_strands_no_job_and_no_server(
         await child.wait()
     backend = FakeBackend(load_delay=0.01)
     async with AsyncExitStack() as stack:
-        survivor = await replica(stack, store, "survivor", backend, ttl=ttl)
+        survivor = await replica(stack, store, "survivor", backend, ttl=1.0)
         got = await asyncio.gather(*(survivor.acquire(job, WANTED) for job in JOBS))
         assert_one_server_per_job({job: [a] for job, a in zip(JOBS, got, strict=True)})
         assert len(backend.servers) == len(JOBS)
