@@ -1,0 +1,238 @@
+"""`aorta up --executor local` killed with SIGKILL at 30 random moments across three-operator
+jobs, and started again on the same data dir each time: every job ends HEALTHY, no operator
+that exited 0 runs again, and nothing is left in the work folders.
+
+Each operator appends `start <job> <operator>` to a side file outside its workspace when it
+starts and `exit <job> <operator>` just before it exits 0, so every run of it shows. Each round
+starts the platform, submits one more job and kills the platform at a moment drawn from a
+seeded RNG (printed, and taken from `AORTA_CRASH_SEED` when set): a few milliseconds after the
+k-th next operator exit line (before or after the process is gone, in the window between an
+operator's exit and the record of its completion), right after the k-th next operator start,
+or a while after the platform serves.
+
+An operator killed between its exit line and its actual exit did not exit 0, and runs again:
+after each kill the test reads, as the platform would, how the group leader of every run left
+in the work root saw it end (`leader.status`), and only such a run (`signal N`) may start again
+after its exit line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from aorta.api import common_pb2, jobs_pb2, pipelines_pb2
+from aorta.payload_layout import operator_output_prefix
+from aorta.testing.ports import free_port
+from tests.e2e.test_jobs_processes import AORTA, Client, Processes, client, serving
+
+KILLS = 30
+CHAIN = ("first", "second", "third")
+ENV = {
+    "AORTA_EXECUTOR": "local",
+    "AORTA_SCHEDULER_GPUS": "0",
+    "AORTA_SCHEDULER_GRACE": "1",
+    # The killed leader's lease expires soon, so the next platform leads at once.
+    "AORTA_SCHEDULER_LEASE_TTL": "1.5",
+    "AORTA_SCHEDULER_RESYNC": "0.5",
+}
+OPERATOR = """\
+set -e
+echo "start $NVIDIA_CLARA_JOBID $NVIDIA_CLARA_STAGENAME" >> "$SIDE"
+cat ../volumes/input/* > /dev/null 2>&1 || [ "$NVIDIA_CLARA_STAGENAME" = first ]
+echo "$NVIDIA_CLARA_STAGENAME" > "../volumes/output/$NVIDIA_CLARA_STAGENAME.txt"
+echo "exit $NVIDIA_CLARA_JOBID $NVIDIA_CLARA_STAGENAME" >> "$SIDE"
+"""
+
+
+def definition(script: Path, side: Path) -> str:
+    lines = ["api-version: 0.4.0", "name: exactly-once", "operators:"]
+    previous = None
+    for name in CHAIN:
+        source = f"{{from: {previous}, path: /input}}" if previous else "{path: /input}"
+        lines += [
+            f"- name: {name}",
+            f"  container: {{image: sh, command: [sh, {script}]}}",
+            f"  input: [{source}]",
+            "  output: [{path: /output}]",
+            "  requests: {cpu: 1, memory: 64}",
+            f'  variables: {{SIDE: "{side}"}}',
+        ]
+        previous = name
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def platforms(tmp_path: Path) -> Iterator[Processes]:
+    """The `aorta up` processes of the test; any still running is stopped at the end."""
+    made = Processes(tmp_path)
+    yield made
+    made.stop_all()
+
+
+@pytest.fixture
+def work_root() -> Iterator[Path]:
+    """A work dir the operators' user can reach (the test's own tmp path is closed to it)."""
+    parent = Path(tempfile.mkdtemp(prefix="aorta-crash-", dir="/var/tmp"))
+    parent.chmod(0o711)
+    yield parent / "runs"
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+async def create_pipeline(api: Client, text: str) -> common_pb2.Identifier:
+    file = pipelines_pb2.PipelineDefinitionFile(path="p.yaml", content=text)
+    created = await api.pipelines.Create(
+        iter([pipelines_pb2.PipelinesCreateRequest(definition=file)])
+    )
+    assert created.header.code == 0, created.header
+    return created.pipeline_id
+
+
+async def start_job(api: Client, pipeline: common_pb2.Identifier) -> str:
+    """Creates and starts a job of `pipeline` (its payload left empty); its id."""
+    job = await api.jobs.Create(jobs_pb2.JobsCreateRequest(pipeline_id=pipeline, name="once"))
+    assert job.header.code == 0, job.header
+    started = await api.jobs.Start(jobs_pb2.JobsStartRequest(job_id=job.job_id))
+    assert started.header.code == 0, started.header
+    return str(job.job_id.value)
+
+
+def side_lines(side: Path) -> list[str]:
+    return side.read_text().splitlines() if side.exists() else []
+
+
+async def next_lines(side: Path, kind: str, count: int, within: float = 60.0) -> None:
+    """Returns as soon as `count` more lines of `kind` are in the side file."""
+    seen = sum(line.startswith(kind) for line in await asyncio.to_thread(side_lines, side))
+    deadline = time.monotonic() + within
+    while True:
+        lines = await asyncio.to_thread(side_lines, side)
+        if sum(line.startswith(kind) for line in lines) >= seen + count:
+            return
+        assert time.monotonic() < deadline, f"no {count} more {kind} lines: {lines[-10:]}"
+        await asyncio.sleep(0.002)
+
+
+def group_leaders(platform: int) -> list[psutil.Process]:
+    """The group leaders of the operator runs of the platform process `platform`."""
+    found = []
+    for child in psutil.Process(platform).children():
+        with contextlib.suppress(psutil.Error):
+            if any("group_leader" in part for part in child.cmdline()):
+                found.append(child)
+    return found
+
+
+def killed_runs(work_root: Path) -> set[str]:
+    """`<job> <operator>` of each run left in the work root whose group leader says it was
+    killed (the platform died before the operator exited)."""
+    killed = set()
+    for status in work_root.glob("*/*/leader.status"):
+        if status.read_text().startswith("signal"):
+            job, operator = status.parent.parent.name, status.parent.name.rsplit("-", 1)[0]
+            killed.add(f"{job} {operator}")
+    return killed
+
+
+def reruns_after_exit(lines: list[str], kills: list[tuple[int, set[str]]]) -> list[str]:
+    """The operators that started again after they had exited 0: after their exit line, unless
+    a kill in between found them killed before they exited."""
+    exited: set[str] = set()
+    again = []
+    pending = list(kills)
+    for position, line in enumerate(lines):
+        while pending and pending[0][0] <= position:
+            exited -= pending.pop(0)[1]
+        kind, _, who = line.partition(" ")
+        if kind == "exit":
+            exited.add(who)
+        elif kind == "start" and who in exited:
+            again.append(who)
+    return again
+
+
+def leftovers(root: Path) -> list[str]:
+    """What the work root holds besides the outcome records and an empty plans folder."""
+    if not root.exists():
+        return []
+    found = [name for name in os.listdir(root) if name not in {"outcomes", "plans", "services"}]
+    plans = root / "plans"
+    return found + ([f"plans/{name}" for name in os.listdir(plans)] if plans.exists() else [])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+async def test_killing_aorta_up_at_random_moments_runs_no_finished_operator_twice(
+    platforms: Processes, tmp_path: Path, work_root: Path
+) -> None:
+    seed = int(os.environ.get("AORTA_CRASH_SEED") or random.SystemRandom().randrange(1 << 32))
+    print(f"crash moments seed: {seed} (set AORTA_CRASH_SEED={seed} to replay)")
+    rng = random.Random(seed)
+    data, shared = tmp_path / "platform", tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # the operators' user, not the platform's, writes here
+    side, script = shared / "side", shared / "operator.sh"
+    script.write_text(OPERATOR)
+    script.chmod(0o644)
+    port = free_port()
+    command = [str(AORTA), "up", "--data-dir", str(data), "--grpc-port", str(port)]
+    command += ["--listen", "127.0.0.1", "--web-port", "0", "--metrics-port", "0"]
+    env = {**ENV, "AORTA_SCHEDULER_WORK_DIR": str(work_root)}
+    jobs: list[str] = []
+    moments: list[str] = []
+    kills: list[tuple[int, set[str]]] = []
+    pipeline: common_pb2.Identifier | None = None
+    for round_ in range(KILLS):
+        platform = platforms.launch(f"up-{round_}", command, env)
+        await serving(port)
+        async with client(port) as api:
+            if pipeline is None:
+                pipeline = await create_pipeline(api, definition(script, side))
+            jobs.append(await start_job(api, pipeline))
+        kind = rng.choice(["exit", "exit", "start", "delay"])
+        if kind == "delay":
+            pause = rng.uniform(0.0, 1.0)
+            moments.append(f"{pause:.2f} s after serving")
+            await asyncio.sleep(pause)
+        else:
+            count = rng.randint(1, 3)
+            moments.append(f"{count} {kind}")
+            await next_lines(side, kind, count)
+            if kind == "exit":
+                await asyncio.sleep(rng.uniform(0.0, 0.02))
+        leaders = group_leaders(platform.pid)
+        platform.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(platform.wait, 10)
+        # The group leaders die with the platform, having written how their operators ended:
+        # what the next platform reads.
+        await asyncio.to_thread(psutil.wait_procs, leaders, 10)
+        kills.append((len(side_lines(side)), killed_runs(work_root)))
+    print("moments:", "; ".join(moments))
+
+    platforms.launch("up-final", command, env)
+    await serving(port)
+    async with client(port) as api:
+        for job_id in jobs:
+            status = await api.stopped(job_id, within=120)
+            assert status.status == jobs_pb2.JOB_STATUS_HEALTHY, (job_id, list(status.messages))
+            details = [detail.status for detail in status.operator_details]
+            assert details == [jobs_pb2.JOB_OPERATOR_STATUS_COMPLETED] * 3
+            for name in CHAIN:
+                output = operator_output_prefix(status.payload_id.value, name, None)
+                assert (data / "blobs" / output / f"{name}.txt").read_text() == f"{name}\n"
+    lines = side_lines(side)
+    assert reruns_after_exit(lines, kills) == [], f"seed {seed}"
+    exits = {line for line in lines if line.startswith("exit")}
+    assert len(exits) == 3 * KILLS, f"seed {seed}"
+    assert leftovers(work_root) == [], f"seed {seed}"
