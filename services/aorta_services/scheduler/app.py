@@ -25,6 +25,7 @@ from aorta.executors.services import ServiceHost
 from aorta.gpu import gpu_count
 from aorta.ids import JobId, PipelineId, new_id
 from aorta.logger import get_logger
+from aorta.outbox import Outbox
 from aorta.runtime.service import RunningService, ServiceContext
 from aorta_services.scheduler.deletion import JobDeletion
 from aorta_services.scheduler.engine import Engine
@@ -154,11 +155,13 @@ async def start(
     events = JobEvents(bus, repository)
     service_records = ServiceRepository(ctx.store)
     await service_records.prepare()
+    service_outbox = Outbox(bus, ctx.store, service="scheduler.services")
+    await service_outbox.watch(service_records.collection)
     services = ServiceParts(
         repository=service_records,
         runner=executor.service_runner() if isinstance(executor, ServiceHost) else None,
         settings=ServiceSettings.from_env(environ),
-        publish=bus.publish_event,
+        outbox=service_outbox,
         pipeline_exists=partial(_pipeline_exists, peers),
         job_stopped=partial(_job_stopped, repository),
         grace=settings.grace,
@@ -227,6 +230,7 @@ async def start(
     queue_view = JobQueueView(repository, settings, clock=clock)
     service_queries = ServiceQueries(service_records, ctx.blobs)
     async with running.starting():
+        running.on_stop(service_outbox.start_replaying())
         await running.subscribe(WAKE, wake)
         await running.serve(subjects.SCHEDULER_CREATE, commands.create)
         await running.serve(subjects.SCHEDULER_START, commands.start)

@@ -18,8 +18,8 @@ One `ServiceKeeper` lives with each `Engine`. The store's `services` collection 
   a duplicate.
 
 Lifecycle events are CloudEvents `service.started`, `service.ready`, `service.stopped` and
-`service.failed` on `aorta.events.service.<service id>.<event>`, published at most once (best
-effort: a bus failure is logged).
+`service.failed` on `aorta.events.service.<service id>.<event>`, staged in the service's record
+in the write that makes the change and published after it (`aorta.outbox`: at least once).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from aorta.errors import AortaError, Conflict, NotFound
 from aorta.executors.services import ServiceFailed, ServiceMount, ServiceRunner
 from aorta.ids import JobId
 from aorta.logger import get_logger
+from aorta.outbox import Outbox
 from aorta.pipeline_spec import Pipeline
 from aorta_services.scheduler.domain import Request, ResourceLedger
 from aorta_services.scheduler.domain.services import (
@@ -74,7 +75,7 @@ class ServiceParts:
     repository: ServiceRepository
     runner: ServiceRunner | None
     settings: ServiceSettings
-    publish: Callable[[CloudEvent], Awaitable[None]]
+    outbox: Outbox
     pipeline_exists: PipelineExists
     job_stopped: JobStopped
     grace: float = 15.0
@@ -194,8 +195,8 @@ class ServiceKeeper:
                 message="",
                 stop_requested=False,
             ),
+            event="started",
         )
-        await self._event(record, "started")
         log.info("service.starting", service_id=sid, service=name, users=list(record.users))
         launch = launch_of(service, allocation, ready_timeout=self._parts.settings.ready_timeout)
         try:
@@ -211,8 +212,8 @@ class ServiceKeeper:
                 mounts=endpoint.mounts,
                 last_used=self._clock(),
             ),
+            event="ready",
         )
-        await self._event(record, "ready")
         log.info("service.ready", service_id=sid, service=name, address=record.address)
         return record
 
@@ -225,10 +226,11 @@ class ServiceKeeper:
             self._ledger.release(service_owner(sid))
         text = f"service {service.spec.name!r} failed: {message}"
         with contextlib.suppress(AortaError):
-            record = await self._write(
-                sid, lambda r: replace(r, state=ServiceState.FAILED, allocation=None, message=text)
+            await self._write(
+                sid,
+                lambda r: replace(r, state=ServiceState.FAILED, allocation=None, message=text),
+                event="failed",
             )
-            await self._event(record, "failed")
         log.warning("service.failed", service_id=sid, reason=message)
         return ServiceFailed(text)
 
@@ -320,7 +322,7 @@ class ServiceKeeper:
             if self._parts.runner is not None:
                 await self._parts.runner.stop(sid, grace=self._parts.grace)
             self._ledger.release(service_owner(sid))
-            stopped = await self._write(
+            await self._write(
                 sid,
                 lambda r: replace(
                     r,
@@ -331,9 +333,9 @@ class ServiceKeeper:
                     message=why,
                     stop_requested=False,
                 ),
+                event="stopped",
             )
             self._records.pop(sid, None)
-            await self._event(stopped, "stopped")
             log.info("service.stopped", service_id=sid, service=record.name, why=why)
         finally:
             self._stopping.pop(sid).set()
@@ -348,29 +350,42 @@ class ServiceKeeper:
     # Store and events ------------------------------------------------------------------
 
     async def _write(
-        self, sid: str, change: Callable[[ServiceRecord], ServiceRecord]
+        self,
+        sid: str,
+        change: Callable[[ServiceRecord], ServiceRecord],
+        *,
+        event: str | None = None,
     ) -> ServiceRecord:
-        record = await self._parts.repository.modify(sid, change)
+        """`change` of the record `sid`, with the lifecycle `event` (if any) staged in the
+        same write and published after it."""
+        repository = self._parts.repository
+        if event is None:
+            record = await repository.modify(sid, change)
+        else:
+            document = await repository.modify_staged(
+                sid, change, partial(service_event, event=event)
+            )
+            await self._parts.outbox.flush(repository.collection, document)
+            record = ServiceRecord.from_document(document)
         if record.state.live:
             self._records[sid] = record
         return record
 
-    async def _event(self, record: ServiceRecord, event: str) -> None:
-        data = {
-            "service_id": record.id,
-            "name": record.name,
-            "image": record.image,
-            "tag": record.tag,
-            "state": record.state.name,
-            "users": list(record.users),
-            "address": record.address,
-        }
-        if record.message:
-            data["message"] = record.message
-        try:
-            await self._parts.publish(make_event(SOURCE, "service", record.id, event, data))
-        except AortaError as error:
-            log.warning("service.event_lost", service_id=record.id, event=event, error=str(error))
+
+def service_event(record: ServiceRecord, *, event: str) -> CloudEvent:
+    """`service.<event>` for the record as changed."""
+    data = {
+        "service_id": record.id,
+        "name": record.name,
+        "image": record.image,
+        "tag": record.tag,
+        "state": record.state.name,
+        "users": list(record.users),
+        "address": record.address,
+    }
+    if record.message:
+        data["message"] = record.message
+    return make_event(SOURCE, "service", record.id, event, data)
 
 
 async def stop_all(repository: ServiceRepository) -> int:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from aorta.bus import CloudEvent
 from aorta.errors import Conflict, ErrorCode, NotFound
-from aorta.store import Collection, StateStore, kept_changing, modify_document
+from aorta.outbox import staging
+from aorta.store import Collection, Document, StateStore, kept_changing, modify_document
 from aorta_services.scheduler.domain.services import ServiceRecord, ServiceState
 
 SERVICES = "services"
@@ -20,6 +22,31 @@ class ServiceRepository:
 
     def __init__(self, store: StateStore) -> None:
         self._services: Collection = store.collection(SERVICES)
+
+    @property
+    def collection(self) -> Collection:
+        """The `services` collection, whose documents carry their staged events
+        (`aorta.outbox`)."""
+        return self._services
+
+    async def modify_staged(
+        self,
+        service_id: str,
+        change: Callable[[ServiceRecord], ServiceRecord],
+        event: Callable[[ServiceRecord], CloudEvent],
+    ) -> Document:
+        """`modify`, with the `event` of the changed record staged in the same write; returns
+        the stored document (for `aorta.outbox.Outbox.flush`)."""
+        return await modify_document(
+            self._services,
+            service_id,
+            staging(
+                lambda document: change(ServiceRecord.from_document(document)).to_document(),
+                lambda document: event(ServiceRecord.from_document(document)),
+            ),
+            missing=lambda: NotFound(f"no service has id {service_id}"),
+            gave_up=kept_changing(f"service {service_id}", code=ErrorCode.JOB_STORE_ERROR),
+        )
 
     async def prepare(self) -> None:
         """Creates the index the leader's queries use; idempotent."""

@@ -1,21 +1,33 @@
-"""`job.deleted` is at least once like every job event: a scheduler killed between removing
-the job's record and publishing it leaves the event staged apart, and the leader's replay
-publishes it."""
+"""The scheduler's events are at least once: `job.deleted`, when a scheduler is killed between
+removing the job's record and publishing it, is left staged apart and the leader's replay
+publishes it; pipeline services' lifecycle events, staged in the service's record, are
+published by the replay once the bus is back."""
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from aorta.bus import Bus, CloudEvent
+from aorta.bus.memory import MemoryNetwork
 from aorta.ids import JobId
-from aorta.outbox import APART_COLLECTION
+from aorta.outbox import APART_COLLECTION, Outbox
+from aorta.settings import Settings
+from aorta.store.factory import open_state_store
 from aorta_services.scheduler.deletion import JobDeletion
+from aorta_services.scheduler.domain import Request
+from aorta_services.scheduler.domain.services import ServiceRecord, ServiceState
 from aorta_services.scheduler.events import JobEvents
 from aorta_services.scheduler.peers import Peers
+from aorta_services.scheduler.pipeline_services import service_event
 from aorta_services.scheduler.repository import JobRepository
-from tests.unit.event_outage import Collected, Killed
+from aorta_services.scheduler.service_records import ServiceRepository
+from tests.unit.event_outage import Collected, Killed, Mode, OutageBus
 from tests.unit.scheduler.job_calls import chain, wait_for
 from tests.unit.scheduler.scheduler_harness import RPC_TIMEOUT, Harness
 
@@ -59,3 +71,35 @@ async def test_a_deletion_killed_before_its_event_is_published_by_the_replay(
     deleted = [e for e in collected.unique.values() if e.event == "deleted"]
     assert [e.subject for e in deleted] == [job_id]
     assert await context.store.collection(APART_COLLECTION).count() == 0
+
+
+@pytest.mark.parametrize("mode", ["down", "kill"])
+async def testservice_events_staged_while_the_bus_fails_are_published_by_the_replay(
+    tmp_path: Path, mode: Mode
+) -> None:
+    store = await open_state_store(Settings.from_env({"AORTA_DATA_DIR": str(tmp_path)}))
+    bus = OutageBus(MemoryNetwork(), default_timeout=RPC_TIMEOUT)
+    collected = Collected()
+    await bus.subscribe_events("aorta.events.service.>", collected)
+    repository = ServiceRepository(store)
+    outbox = Outbox(bus, store, service="scheduler.services")
+    await outbox.watch(repository.collection)
+    record = ServiceRecord(
+        "s1", "trtis", "nvcr.io/triton", "1", (), ServiceState.STOPPED, Request(1, 0, 64)
+    )
+    await repository.put("s1", lambda r: r, lambda: record)
+    bus.mode = mode
+
+    for state, event in ((ServiceState.STARTING, "started"), (ServiceState.READY, "ready")):
+        document = await repository.modify_staged(
+            "s1", partial(replace, state=state), partial(service_event, event=event)
+        )
+        with contextlib.suppress(Killed):
+            assert not await outbox.flush(repository.collection, document)
+
+    bus.mode = "up"
+    await outbox.replay()
+
+    assert await collected.types(["started", "ready"]) == ["started", "ready"]
+    await bus.close()
+    await store.close()
