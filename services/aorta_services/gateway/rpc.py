@@ -257,7 +257,11 @@ def _server_streaming(
 ) -> Callable[[bytes, Context], AsyncIterator[Message | Encoded]]:
     async def behavior(raw: bytes, context: Context) -> AsyncIterator[Message | Encoded]:
         request_id = _request_id(context)
-        with structlog.contextvars.bound_contextvars(rpc=rpc, request_id=request_id):
+        # The span lasts until the last message is sent (or the client goes away).
+        with (
+            structlog.contextvars.bound_contextvars(rpc=rpc, request_id=request_id),
+            tracing.server_span(rpc, _trace_carrier(context)),
+        ):
             call = await guard.admit(rpc, context, request_id, _peeker(raw, request_class))
             with _admitted(call):
                 request = await _parse(raw, request_class, context)

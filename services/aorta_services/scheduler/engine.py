@@ -38,6 +38,7 @@ from structlog.contextvars import bind_contextvars, bound_contextvars
 from aorta.errors import AortaError, Conflict, Invalid
 from aorta.ids import JobId
 from aorta.logger import get_logger
+from aorta.observability import tracing
 from aorta.tasks import GuardedTasks
 from aorta_services.scheduler import observations
 from aorta_services.scheduler.active import ActiveJob, RunHandle, admission_owner, owner
@@ -382,7 +383,8 @@ class Engine:
                 reserved = self._ledger.allocations().get(admission_owner(job_id))
                 gpus = reserved.gpus if reserved is not None else ()
                 requested = parts.clock()
-                triton = await self._peers.acquire_triton(job_id, record.models, gpus)
+                with tracing.job_parent(record.trace.trace_id, record.trace.span_id):
+                    triton = await self._peers.acquire_triton(job_id, record.models, gpus)
                 triton_wait = (requested, parts.clock())
             except AortaError as error:
                 models = ", ".join(record.models)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from aorta.errors import AortaError
 from aorta.ids import JobId
 from aorta.logger import get_logger
+from aorta.observability import tracing
 from aorta_services.scheduler import observations
 from aorta_services.scheduler.domain import transitions
 from aorta_services.scheduler.domain.job_record import JobRecord
@@ -39,10 +40,12 @@ class Releaser:
 
     async def _release(self, record: JobRecord) -> None:
         try:
-            if record.models:
-                await self._peers.release_triton(record.id)
-            if record.enqueued is not None:
-                await self._peers.release_payload(record.payload_id, record.id)
+            # The requests join the job's trace, under its span (emitted once released).
+            with tracing.job_parent(record.trace.trace_id, record.trace.span_id):
+                if record.models:
+                    await self._peers.release_triton(record.id)
+                if record.enqueued is not None:
+                    await self._peers.release_payload(record.payload_id, record.id)
             released = await self._repository.modify(record.id, transitions.release)
             log.info("job.released", job_id=record.id)
             observations.job_stopped(released)

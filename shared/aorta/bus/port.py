@@ -266,14 +266,14 @@ def as_caller_error(exc: Exception, *, subject: str) -> AortaError:
 def message_context(request: Request) -> Iterator[None]:
     """Binds `subject` (and `request_id`, when the request carries one) to structlog's context
     for the duration of one handler call, in a span continuing the caller's trace when tracing
-    is on (`aorta.observability.tracing`)."""
+    is on and the caller sent one (`aorta.observability.tracing`)."""
     bound: dict[str, Any] = {"subject": request.subject}
     request_id = request.headers.get(REQUEST_ID_HEADER)
     if request_id:
         bound["request_id"] = request_id
     with (
         structlog.contextvars.bound_contextvars(**bound),
-        tracing.server_span(request.subject, request.headers),
+        tracing.server_span(request.subject, request.headers, root=False),
     ):
         yield
 

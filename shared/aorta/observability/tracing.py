@@ -12,7 +12,13 @@ disagree. Their ids are chosen when the job is queued (`new_ids`) and stored wit
 emitted later, by whichever replica leads then, join the same trace under the same job span
 (`emit` with a preset span id). Context crosses processes in W3C `traceparent` headers: gRPC
 metadata into the gateway (`server_span`), bus headers between services (`inject`,
-`server_span` again on the serving side).
+`server_span` again on the serving side, which continues a trace but never starts one, so a
+background loop's requests make no trace of their own; `job_parent` puts the leader's requests
+for a job in the job's trace).
+
+What tracing costs is kept to the spans themselves: the tracer is looked up once, when it is
+installed; a call that carries no `traceparent` is not parsed; a request made outside any span
+carries none; and the spans leave the process in batches on the exporter's own thread.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_
 TRACER_NAME = "aorta"
 
 _provider: TracerProvider | None = None
+_tracer: trace.Tracer | None = None
 _preset: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar(
     "aorta_preset_span_ids", default=None
 )
@@ -109,8 +116,10 @@ def new_provider(resource: object = None) -> TracerProvider:
 def install(provider: TracerProvider | None) -> None:
     """Makes `provider` this process's (None turns tracing off); tests install one that
     exports to memory."""
-    global _provider
+    global _provider, _tracer
     _provider = provider
+    # Looked up once: the SDK builds and compares an instrumentation scope on every lookup.
+    _tracer = None if provider is None else provider.get_tracer(TRACER_NAME)
 
 
 def shutdown() -> None:
@@ -119,10 +128,6 @@ def shutdown() -> None:
     install(None)
     if provider is not None:
         provider.shutdown()
-
-
-def _tracer() -> trace.Tracer | None:
-    return None if _provider is None else _provider.get_tracer(TRACER_NAME)
 
 
 def new_ids() -> TraceIds | None:
@@ -160,18 +165,10 @@ def emit(
     under `parent_span_id` (none: a root); with `span_id` it gets that id (a job's span,
     whose children were emitted already). `error` marks it failed with that description.
     Nothing without a trace id, or when tracing is off."""
-    tracer = _tracer()
+    tracer = _tracer
     if tracer is None or not trace_id:
         return
-    parent = otel_context.Context()
-    if parent_span_id:
-        remote = trace.SpanContext(
-            int(trace_id, 16),
-            int(parent_span_id, 16),
-            is_remote=True,
-            trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
-        )
-        parent = trace.set_span_in_context(trace.NonRecordingSpan(remote))
+    parent = _remote_parent(trace_id, parent_span_id)
     token = _preset.set((int(trace_id, 16), int(span_id, 16)) if span_id else None)
     try:
         span = tracer.start_span(
@@ -188,21 +185,55 @@ def _nanos(seconds: float) -> int:
     return int(seconds * 1_000_000_000)
 
 
+def _remote_parent(trace_id: str, span_id: str) -> otel_context.Context:
+    """A context whose current span is span `span_id` of trace `trace_id`, recorded
+    elsewhere (an empty context without `span_id`)."""
+    if not span_id:
+        return otel_context.Context()
+    remote = trace.SpanContext(
+        int(trace_id, 16),
+        int(span_id, 16),
+        is_remote=True,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+    )
+    return trace.set_span_in_context(trace.NonRecordingSpan(remote))
+
+
+@contextmanager
+def job_parent(trace_id: str, span_id: str) -> Iterator[None]:
+    """Makes span `span_id` of trace `trace_id` (a job's own span, emitted later) the current
+    one meanwhile, so the requests made for the job join its trace. Nothing when tracing is
+    off or the job has no trace."""
+    if _tracer is None or not trace_id or not span_id:
+        yield
+        return
+    token = otel_context.attach(_remote_parent(trace_id, span_id))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
 def inject(headers: MutableMapping[str, str]) -> None:
-    """Adds the current trace context (`traceparent`) to outgoing bus headers."""
-    if _provider is not None:
+    """Adds the current trace context (`traceparent`) to outgoing bus headers, when a span is
+    current."""
+    if _tracer is not None and trace.get_current_span().get_span_context().is_valid:
         propagate.inject(headers)
 
 
 @contextmanager
-def server_span(name: str, carrier: Mapping[str, str]) -> Iterator[None]:
+def server_span(name: str, carrier: Mapping[str, str], *, root: bool = True) -> Iterator[None]:
     """Serves one call (a gRPC method, a bus request) in a span that continues the trace
-    `carrier`'s `traceparent` names, or starts one; the span is current meanwhile, so the
-    calls it makes carry it on and its log lines name its trace id."""
-    tracer = _tracer()
-    if tracer is None:
+    `carrier`'s `traceparent` names, or, with `root`, starts one; the span is current
+    meanwhile, so the calls it makes carry it on and its log lines name its trace id. Without
+    `root` a call that continues no trace is served in none."""
+    tracer = _tracer
+    traced = "traceparent" in carrier
+    if tracer is None or not (traced or root):
         yield
         return
-    parent = propagate.extract(carrier)
-    with tracer.start_as_current_span(name, context=parent, kind=trace.SpanKind.SERVER):
+    # Without a traceparent there is nothing to parse: the span is a root.
+    parent = propagate.extract(carrier) if traced else otel_context.Context()
+    span = tracer.start_span(name, context=parent, kind=trace.SpanKind.SERVER)
+    with trace.use_span(span, end_on_exit=True):
         yield

@@ -115,6 +115,30 @@ async def test_a_bus_request_carries_the_trace_and_the_request_id(
     assert names == ["aorta.rpc.payloads.lock", "aorta.rpc.scheduler.start"]
 
 
+async def test_a_request_outside_any_trace_starts_none_and_a_jobs_requests_join_its_own(
+    exported_spans: InMemorySpanExporter,
+) -> None:
+    network = MemoryNetwork()
+    server, client = MemoryBus(network), MemoryBus(network)
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    async def handler(request: Request) -> bytes:
+        seen.append((tracing.current_trace_id(), dict(request.headers)))
+        return b"ok"
+
+    await server.serve("aorta.rpc.payloads.release", handler, queue="payloads")
+    assert await client.request("aorta.rpc.payloads.release", b"") == b"ok"
+    with tracing.job_parent(TRACE_ID, JOB_SPAN):
+        assert await client.request("aorta.rpc.payloads.release", b"") == b"ok"
+    await client.close()
+    await server.close()
+    (outside, outside_headers), (inside, _) = seen
+    assert outside == "" and "traceparent" not in outside_headers
+    assert inside == TRACE_ID
+    (span,) = exported_spans.get_finished_spans()
+    assert hex_ids(span)[0] == TRACE_ID and hex_ids(span)[2] == JOB_SPAN
+
+
 def test_an_operator_end_feeds_its_spans_and_metrics_from_the_timeline(
     exported_spans: InMemorySpanExporter,
 ) -> None:

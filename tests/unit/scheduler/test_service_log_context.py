@@ -14,6 +14,7 @@ import pytest
 import structlog
 
 from aorta.logger import configure_logging, flush_logs
+from aorta.observability import tracing
 from aorta.testing.otlp_collector import memory_spans
 from tests.unit.scheduler.job_calls import chain
 from tests.unit.scheduler.scheduler_harness import Harness
@@ -45,7 +46,9 @@ async def test_a_jobs_lines_name_its_request_job_operator_and_trace(
     await chain(harness)
     job_id = await harness.create("joined")
     harness.headers["Aorta-Request-Id"] = "req-42"
-    await harness.start(job_id)
+    # Called as the gateway calls: in the span of a client's call, which the bus carries on.
+    with tracing.server_span("nvidia.clara.platform.Jobs/Start", {}):
+        await harness.start(job_id)
     await harness.stopped(job_id)
     trace_id = (await harness.owned_status(job_id)).trace_id
     assert trace_id

@@ -12,6 +12,7 @@ from aorta import subjects
 from aorta.api import aorta_jobs_pb2
 from aorta.auth.principal import Principal, Role
 from aorta.errors import Forbidden
+from aorta.observability import tracing
 from tests.unit.scheduler.job_calls import chain, wait_for
 from tests.unit.scheduler.scheduler_fakes import Behaviour
 from tests.unit.scheduler.scheduler_harness import Harness, ident
@@ -19,6 +20,7 @@ from tests.unit.scheduler.scheduler_harness import Harness, ident
 ALICE = Principal("alice", frozenset({Role.USER}))
 BOB = Principal("bob", frozenset({Role.USER}))
 ADMIN = Principal("root", frozenset({Role.ADMIN}))
+GATEWAY_START = "nvidia.clara.platform.Jobs/Start"
 
 
 async def timeline(harness: Harness, job_id: str) -> aorta_jobs_pb2.JobsTimelineResponse:
@@ -43,7 +45,9 @@ async def test_a_jobs_timeline_and_its_spans_tell_the_same_story(
     harness: Harness, exported_spans: InMemorySpanExporter
 ) -> None:
     await chain(harness, first=Behaviour(seconds=0.05))
-    job_id = await harness.run("traced")
+    # Called as the gateway calls: in the span of a client's call, which the bus carries on.
+    with tracing.server_span(GATEWAY_START, {}):
+        job_id = await harness.run("traced")
     await harness.stopped(job_id)
     answer = await timeline(harness, job_id)
     owned = await harness.owned_status(job_id)
@@ -78,9 +82,19 @@ async def test_a_jobs_timeline_and_its_spans_tell_the_same_story(
     assert root.parent is not None
     (handler,) = [s for s in spans if span_id(s) == f"{root.parent.span_id:016x}"]
     assert handler.name == subjects.SCHEDULER_START
+    assert handler.parent is not None
+    (call,) = [s for s in spans if span_id(s) == f"{handler.parent.span_id:016x}"]
+    assert call.name == GATEWAY_START
     root_id = span_id(root)
     children = {s.name: s for s in spans if s.parent and f"{s.parent.span_id:016x}" == root_id}
-    assert set(children) == {"admission", "operator first", "operator second", "operator third"}
+    # The leader's release of the job's payload joins the job's trace too.
+    assert set(children) == {
+        "admission",
+        "operator first",
+        "operator second",
+        "operator third",
+        subjects.PAYLOADS_RELEASE,
+    }
     for name, attempt in attempts.items():
         assert seconds(children[f"operator {name}"].start_time) == pytest.approx(
             attempt.admitted, abs=1e-6
