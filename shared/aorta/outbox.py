@@ -40,7 +40,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from aorta.bus import Bus, CloudEvent
 from aorta.errors import AortaError, Invalid, NotFound
@@ -84,21 +84,16 @@ async def publish_staged(bus: Bus, document: Mapping[str, Any], *, log_as: str =
     `<log_as>.event_delayed`): it stays staged. Never raises the bus's errors."""
     try:
         await bus.publish_event(event_from_document(document))
-    except Invalid as error:
-        log.error(
-            f"{log_as}.event_lost",
-            event_id=document.get("id"),
-            type=document.get("type"),
-            error=str(error),
-        )
     except AortaError as error:
-        log.warning(
-            f"{log_as}.event_delayed",
+        lost = isinstance(error, Invalid)
+        report = log.error if lost else log.warning
+        report(
+            f"{log_as}.event_{'lost' if lost else 'delayed'}",
             event_id=document.get("id"),
             type=document.get("type"),
             error=str(error),
         )
-        return False
+        return lost
     return True
 
 
@@ -123,6 +118,23 @@ def staging(
         return staged(kept, event) if event is not None else staged(kept)
 
     return changed
+
+
+class _Record(Protocol):
+    def to_document(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=_Record)
+
+
+def staging_record(
+    load: Callable[[Document], R],
+    change: Callable[[R], R],
+    event: Callable[[R], CloudEvent],
+) -> Callable[[Document], Document]:
+    """`staging` for a repository of records: `change` of the record `load` reads from the
+    stored document, with the `event` of the changed record staged."""
+    return staging(lambda document: change(load(document)).to_document(), lambda d: event(load(d)))
 
 
 class Outbox:

@@ -13,7 +13,7 @@ from contextlib import aclosing
 from aorta.bus import CloudEvent
 from aorta.errors import Conflict, ErrorCode, NotFound
 from aorta.ids import PipelineId
-from aorta.outbox import staged, staging
+from aorta.outbox import staged, staging_record
 from aorta.store import Collection, Document, StateStore, kept_changing, modify_document
 from aorta_services.pipelines.domain import PipelineRecord
 
@@ -106,10 +106,7 @@ class PipelineRepository:
         return await modify_document(
             self._collection,
             id,
-            staging(
-                lambda document: change(PipelineRecord.from_document(document)).to_document(),
-                lambda document: event(PipelineRecord.from_document(document)),
-            ),
+            staging_record(PipelineRecord.from_document, change, event),
             missing=lambda: not_found(id),
             gave_up=kept_changing(f"pipeline {id}", code=ErrorCode.PIPELINE_UPDATE_ERROR),
         )

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from aorta.bus import CloudEvent
 from aorta.errors import Conflict, ErrorCode, NotFound
-from aorta.outbox import staging
+from aorta.outbox import staging_record
 from aorta.store import Collection, Document, StateStore, kept_changing, modify_document
 from aorta_services.scheduler.domain.services import ServiceRecord, ServiceState
 
@@ -40,10 +40,7 @@ class ServiceRepository:
         return await modify_document(
             self._services,
             service_id,
-            staging(
-                lambda document: change(ServiceRecord.from_document(document)).to_document(),
-                lambda document: event(ServiceRecord.from_document(document)),
-            ),
+            staging_record(ServiceRecord.from_document, change, event),
             missing=lambda: NotFound(f"no service has id {service_id}"),
             gave_up=kept_changing(f"service {service_id}", code=ErrorCode.JOB_STORE_ERROR),
         )
