@@ -28,6 +28,7 @@ from aorta.errors import AortaError, Conflict, Forbidden, Invalid, NotFound
 from aorta.ids import JobId, PayloadId, new_id
 from aorta.logger import get_logger
 from aorta.observability import tracing
+from aorta_services.scheduler import observations
 from aorta_services.scheduler.domain import (
     JobEvent,
     JobPhase,
@@ -206,9 +207,7 @@ class JobCommands:
             pipeline, default_timeout=settings.default_timeout, max_timeout=settings.max_timeout
         )
         now = self._clock()
-        # The job's trace continues this call's (the client's Jobs.Start, when it traced it).
-        ids = tracing.new_ids()
-        trace = None if ids is None else JobTrace(ids.trace_id, ids.span_id, ids.parent_span_id)
+        trace = _call_trace()
 
         def queued(current: JobRecord) -> JobRecord:
             return transitions.queue(
@@ -235,6 +234,8 @@ class JobCommands:
             record = await self._repository.modify(job_id, unplaceable)
             log.info("job.unplaceable", job_id=job_id, reason=why)
             await self._events.flush(record)
+            # It held nothing, so no release feeds its span: fed here, where it stopped.
+            observations.job_stopped(record)
             return answers.started(record)
         await self._peers.lock_payload(record.payload_id, job_id)
         try:
@@ -263,15 +264,19 @@ class JobCommands:
         SIGKILL). A job that has stopped already is a JOB_STATE_CONFLICT."""
         command = requests.parse_cancel(request.data)
         now = self._clock()
+        trace = _call_trace()
 
         def cancel(current: JobRecord) -> JobRecord:
             check_owner(current.owner, f"job {current.id}")
-            return transitions.cancel(current, command.reason, now=now)
+            return transitions.cancel(current, command.reason, now=now, trace=trace)
 
         canceled = staged(cancel, job_event("stopped"))
         record = await self._repository.modify(command.job_id, canceled)
         log.info("job.canceled", job_id=record.id, reason=command.reason)
         await self._events.flush(record)
+        if record.released:
+            # Canceled before Start: it held nothing, so no release feeds its span.
+            observations.job_stopped(record)
         await self._notify()
         return answers.canceled(record)
 
@@ -295,3 +300,10 @@ class JobCommands:
         log.info("scheduler.platform_stopped", jobs=stopped)
         await self._notify()
         return contracts.PlatformStopped({"jobs": stopped})
+
+
+def _call_trace() -> JobTrace | None:
+    """Ids for a job's trace, continuing the call being served (the client's Jobs.Start or
+    Jobs.Cancel, when it traced it); None when tracing is off."""
+    ids = tracing.new_ids()
+    return None if ids is None else JobTrace(ids.trace_id, ids.span_id, ids.parent_span_id)

@@ -1,6 +1,7 @@
 """`aorta.v1.Jobs/Timeline` on a scheduler replica, with tracing on (the SDK's in-memory
 exporter): the job's stages in order, the same times in its spans, its trace id in Status, and
-only its owner (or an admin) may read it."""
+only its owner (or an admin) may read it; a job that stops holding nothing (unplaceable at
+Start, canceled before it) has its span too."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from aorta.errors import Forbidden
 from aorta.observability import tracing
 from tests.unit.scheduler.job_calls import chain, wait_for
 from tests.unit.scheduler.scheduler_fakes import Behaviour
-from tests.unit.scheduler.scheduler_harness import Harness, ident
+from tests.unit.scheduler.scheduler_harness import CHAIN, PIPELINE_ID, Harness, ident
 
 ALICE = Principal("alice", frozenset({Role.USER}))
 BOB = Principal("bob", frozenset({Role.USER}))
@@ -99,6 +100,43 @@ async def test_a_jobs_timeline_and_its_spans_tell_the_same_story(
         assert seconds(children[f"operator {name}"].start_time) == pytest.approx(
             attempt.admitted, abs=1e-6
         )
+
+
+def job_span(exported: InMemorySpanExporter, name: str) -> ReadableSpan:
+    (span,) = [s for s in exported.get_finished_spans() if s.name == f"job {name}"]
+    return span
+
+
+async def test_a_job_that_stops_holding_nothing_has_its_span(
+    harness: Harness, exported_spans: InMemorySpanExporter
+) -> None:
+    gpu = CHAIN.replace("requests: {cpu: 1}", "requests: {gpu: 1}", 1)
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"chain.yaml": gpu})
+    await harness.replica()
+    with tracing.server_span(GATEWAY_START, {}):
+        unplaceable = await harness.run("unplaceable")
+    with tracing.server_span("nvidia.clara.platform.Jobs/Cancel", {}):
+        never_started = await harness.create("never-started")
+        await harness.cancel(never_started)
+
+    for job_id, name, status in (
+        (unplaceable, "unplaceable", "FAULTED"),
+        (never_started, "never-started", "CANCELED"),
+    ):
+        answer = await timeline(harness, job_id)
+        span = job_span(exported_spans, name)
+        assert span.context is not None and answer.trace_id
+        assert f"{span.context.trace_id:032x}" == answer.trace_id
+        assert span.attributes is not None and span.attributes["aorta.job.status"] == status
+        assert not span.status.is_ok
+        assert seconds(span.end_time) == pytest.approx(answer.stopped, abs=1e-6)
+    # The canceled job's span runs from its creation, the unplaceable one's from its Start.
+    assert seconds(job_span(exported_spans, "never-started").start_time) == pytest.approx(
+        (await timeline(harness, never_started)).created, abs=1e-6
+    )
+    assert seconds(job_span(exported_spans, "unplaceable").start_time) == pytest.approx(
+        (await timeline(harness, unplaceable)).enqueued, abs=1e-6
+    )
 
 
 async def test_only_its_owner_or_an_admin_reads_a_jobs_timeline(harness: Harness) -> None:

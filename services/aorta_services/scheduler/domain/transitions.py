@@ -224,13 +224,19 @@ def finish(record: JobRecord, *, now: float) -> JobRecord:
     return replace(record, phase=phase, stopped=now, waiting=Waits())
 
 
-def cancel(record: JobRecord, reason: str, *, now: float) -> JobRecord:
+def cancel(
+    record: JobRecord, reason: str, *, now: float, trace: JobTrace | None = None
+) -> JobRecord:
     """`Jobs.Cancel`: PENDING (created or queued) or RUNNING -> CANCELED.
 
     A running job's operators are stopped by the leader afterwards; a job that was never
-    started holds nothing, so it is released at once.
+    started holds nothing, so it is released at once, and takes `trace` (the Cancel call's
+    ids; a started job has its own from Start) so its stop is traced too.
     """
-    return _stop(record, JobEvent.CANCEL, f"canceled: {reason}" if reason else "canceled", now)
+    stopped = _stop(record, JobEvent.CANCEL, f"canceled: {reason}" if reason else "canceled", now)
+    if record.phase is JobPhase.CREATED and trace is not None:
+        return replace(stopped, trace=trace)
+    return stopped
 
 
 def terminate(record: JobRecord, reason: str, *, now: float) -> JobRecord:
