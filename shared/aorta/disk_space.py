@@ -86,3 +86,24 @@ def event_stream_bytes(cap: int, room: int) -> int:
     `AORTA_EVENTS_MAX_BYTES`) and the `room` for it on its disk (free space plus what the
     stream already holds): a tenth of the room, within the floor and the cap."""
     return max(min(EVENT_STREAM_FLOOR, cap), min(cap, int(room * EVENT_STREAM_SHARE)))
+
+
+RESERVE_FILE = "disk-reserve"
+"""The file of the data dir that holds `reserve_bytes` for a platform started on a full disk."""
+
+
+def reserve_bytes(total: int) -> int:
+    """The room kept in reserve on a disk of `total` bytes: a hundredth of it, at least 4 MiB
+    and at most 256 MiB, enough for a platform to start and refuse new work clearly."""
+    return min(256 << 20, max(4 << 20, total // 100))
+
+
+def reserve_step(usage: DiskUsage, watermark: float, reserve_held: bool) -> str | None:
+    """What to do with the reserve at start: `"release"` it when the disk is at the watermark
+    (so the platform has room to start on it), `"make"` it when it is absent and the disk
+    stays below the watermark with it, None to leave things as they are."""
+    if reserve_held:
+        return "release" if usage.used_ratio >= min(watermark, WATERMARK_OFF) else None
+    size = reserve_bytes(usage.total)
+    after = DiskUsage(usage.path, usage.total, usage.available - size)
+    return "make" if after.available > 0 and after.used_ratio < watermark else None

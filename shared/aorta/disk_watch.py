@@ -13,7 +13,14 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from aorta.disk_space import DiskUsage, over_watermark, refusal
+from aorta.disk_space import (
+    RESERVE_FILE,
+    DiskUsage,
+    over_watermark,
+    refusal,
+    reserve_bytes,
+    reserve_step,
+)
 from aorta.errors import ErrorCode
 from aorta.logger import get_logger
 from aorta.observability import metrics
@@ -143,3 +150,28 @@ def room_for(folder: Path, measurer: Callable[[Path], DiskUsage] = measure) -> i
             except OSError:
                 continue  # removed while counted
     return measurer(folder).available + held
+
+
+def settle_reserve(folder: Path, watermark: float) -> str | None:
+    """Releases or makes the data dir's reserve as `aorta.disk_space.reserve_step` says, and
+    returns what it did. A platform stopped on a full disk then finds the reserve's room to
+    start in: to write its bus configuration, open its store and answer that the disk is
+    nearly full. Blocking; a reserve that cannot be made is simply not there."""
+    reserve = folder / RESERVE_FILE
+    usage = measure(folder)
+    step = reserve_step(usage, watermark, reserve.exists())
+    if step == "release":
+        reserve.unlink(missing_ok=True)
+        log.warning("disk.reserve_released", path=str(folder), used=round(usage.used_ratio, 3))
+    elif step == "make":
+        try:
+            descriptor = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.posix_fallocate(descriptor, 0, reserve_bytes(usage.total))
+            finally:
+                os.close(descriptor)
+        except OSError as exc:
+            reserve.unlink(missing_ok=True)
+            log.info("disk.reserve_not_made", path=str(folder), error=str(exc))
+            return None
+    return step

@@ -9,6 +9,8 @@ from aorta.disk_space import (
     event_stream_bytes,
     over_watermark,
     refusal,
+    reserve_bytes,
+    reserve_step,
 )
 from aorta.errors import ErrorCode, Unavailable
 
@@ -52,3 +54,21 @@ def test_the_event_stream_takes_a_tenth_of_the_room_within_floor_and_cap() -> No
     assert event_stream_bytes(GIB, 2 * GIB) == 2 * GIB // 10
     assert event_stream_bytes(GIB, 0) == EVENT_STREAM_FLOOR
     assert event_stream_bytes(4 << 20, 0) == 4 << 20
+
+
+def test_the_reserve_is_a_hundredth_of_the_disk_within_bounds() -> None:
+    assert reserve_bytes(256 << 20) == 4 << 20
+    assert reserve_bytes(10 * GIB) == 10 * GIB // 100
+    assert reserve_bytes(1 << 40) == 256 << 20
+
+
+def test_the_reserve_is_released_on_a_full_disk_and_made_where_there_is_room() -> None:
+    full = DiskUsage("/data", total=GIB, available=GIB // 20)
+    roomy = DiskUsage("/data", total=GIB, available=GIB // 2)
+    tight = DiskUsage("/data", total=GIB, available=GIB // 10 + (5 << 20))
+    assert reserve_step(full, 0.9, reserve_held=True) == "release"
+    assert reserve_step(roomy, 0.9, reserve_held=True) is None
+    assert reserve_step(roomy, 0.9, reserve_held=False) == "make"
+    # Making it would take the disk past the watermark: not made.
+    assert reserve_step(tight, 0.9, reserve_held=False) is None
+    assert reserve_step(full, 0.9, reserve_held=False) is None

@@ -9,8 +9,8 @@ import pytest
 import structlog.testing
 from prometheus_client import REGISTRY
 
-from aorta.disk_space import DiskNearlyFull, DiskUsage
-from aorta.disk_watch import DiskWatch, measure, room_for, watched_folders
+from aorta.disk_space import RESERVE_FILE, DiskNearlyFull, DiskUsage, reserve_bytes
+from aorta.disk_watch import DiskWatch, measure, room_for, settle_reserve, watched_folders
 from aorta.errors import ErrorCode
 from aorta.settings import Settings, SettingsError
 
@@ -89,3 +89,14 @@ async def test_the_report_says_once_when_a_disk_crosses_and_when_it_has_room() -
     assert [line["event"] for line in logs] == ["disk.nearly_full", "disk.room_again"]
     assert logs[0]["path"] == "/d/r"
     assert logs[0]["used"] == 0.95
+
+
+def test_the_reserve_is_made_then_released_when_the_disk_fills(tmp_path: Path) -> None:
+    reserve = tmp_path / RESERVE_FILE
+    # Whatever this disk holds, a watermark of 100 % leaves room for the reserve...
+    assert settle_reserve(tmp_path, 1.0) == "make"
+    assert reserve.stat().st_size == reserve_bytes(measure(tmp_path).total)
+    assert settle_reserve(tmp_path, 1.0) is None
+    # ...and a watermark it is past releases it.
+    assert settle_reserve(tmp_path, 0.000001) == "release"
+    assert not reserve.exists()

@@ -40,7 +40,7 @@ from aorta.bus.nats_server import NatsServerProcess
 from aorta.bus_permissions import EVENTS_USER, bus_users
 from aorta.cli.connection import DEFAULT_ADDRESS
 from aorta.disk_space import event_stream_bytes
-from aorta.disk_watch import room_for
+from aorta.disk_watch import room_for, settle_reserve
 from aorta.executors.selection import AUTO, ExecutorChoice, choose_executor
 from aorta.logger import get_logger
 from aorta.observability import tracing
@@ -308,6 +308,8 @@ async def run_embedded(
     choice = await choose_executor(options.executor, environ)
     log.info("aorta.executor", executor=choice.kind, reason=choice.reason)
     private_data_dir(options.data_dir)
+    # Before anything is written: on a full disk, the reserve's room is what lets it start.
+    await asyncio.to_thread(settle_reserve, options.data_dir, base.disk_watermark)
     with locked_data_dir(options.data_dir):
         # Fresh passwords on every start: the services get theirs in memory, integrations
         # the events user's from the nats folder.

@@ -62,20 +62,18 @@ class JetStreamEvents:
         self._dead_letters_ready = False
 
     async def ensure_stream(self, max_age: float | None, max_bytes: int | None) -> None:
-        """Creates the stream when absent, or brings an existing one to `max_bytes` (the
-        setting stands, not the first creator's). A server without the room to reserve
-        `max_bytes` gets a stream half as large, and so on down to `EVENT_STREAM_FLOOR`, so
-        the platform starts on a nearly full disk. Raises `Unavailable` when the server has
-        no JetStream."""
+        """Creates the stream when absent; an existing one is used as it is (first creator's
+        limits stand: the services' bus users may create the stream, not change it). A
+        server without the room to reserve `max_bytes` gets a stream half as large, and so on
+        down to `EVENT_STREAM_FLOOR`, so the platform starts on a nearly full disk. Raises
+        `Unavailable` when the server has no JetStream."""
         try:
-            info = await self._js.stream_info(STREAM_NAME)
+            await self._js.stream_info(STREAM_NAME)
+            return
         except nats.js.errors.NotFoundError:
-            info = None
+            pass
         except nats.errors.Error as exc:
             raise Unavailable("the NATS server has no JetStream (start it with -js)") from exc
-        if info is not None:
-            await self._resize(info.config, max_bytes)
-            return
         config = api.StreamConfig(
             name=STREAM_NAME,
             subjects=[EVENTS_PREFIX + ".>"],
@@ -93,7 +91,7 @@ class JetStreamEvents:
                     if smaller is None:
                         if not isinstance(exc, nats.js.errors.BadRequestError):
                             raise
-                        # Another replica created it first: it is there, with the setting.
+                        # Another replica created it first, with other limits: theirs stand.
                         await self._js.stream_info(STREAM_NAME)
                         return
                     reason = exc.description
@@ -104,24 +102,6 @@ class JetStreamEvents:
                 error=reason,
             )
             config = dataclasses.replace(config, max_bytes=smaller)
-
-    async def _resize(self, config: api.StreamConfig, max_bytes: int | None) -> None:
-        """Sets an existing stream's byte limit to `max_bytes` (None: leaves it). Best effort:
-        a server that refuses keeps the stream as it was, and the platform starts anyway."""
-        if max_bytes is None or config.max_bytes == max_bytes:
-            return
-        try:
-            with translated(STREAM_NAME, self._timeout):
-                await self._js.update_stream(dataclasses.replace(config, max_bytes=max_bytes))
-        except Unavailable as exc:
-            _log.warning(
-                "event stream limit kept",
-                max_bytes=config.max_bytes,
-                wanted=max_bytes,
-                error=str(exc),
-            )
-            return
-        _log.info("event stream limit changed", was=config.max_bytes, max_bytes=max_bytes)
 
     async def publish(self, event: CloudEvent, max_payload: int) -> None:
         subject, body = event.nats_subject, event.to_json()
