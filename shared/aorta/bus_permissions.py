@@ -105,6 +105,7 @@ _GATEWAY_CALLS = frozenset(
         subjects.SCHEDULER_REMOVE_METADATA,
         subjects.SCHEDULER_DELETE,
         subjects.SCHEDULER_TIMELINE,
+        subjects.SCHEDULER_PAGE,
         subjects.SCHEDULER_QUEUE,
         subjects.SCHEDULER_SERVICES,
         subjects.SCHEDULER_SERVICE_LOGS,

@@ -111,6 +111,8 @@ SCHEDULER_DELETE = rpc("scheduler", "delete")
 """aorta.v1 JobsDeleteRequest -> JobsDeleteResponse: a stopped job, its logs and payload go."""
 SCHEDULER_TIMELINE = rpc("scheduler", "timeline")
 """aorta.v1 JobsTimelineRequest -> JobsTimelineResponse: when each stage of a job happened."""
+SCHEDULER_PAGE = rpc("scheduler", "page")
+"""aorta.v1 JobsPageRequest -> JobsPageResponse: one page of jobs from a cursor."""
 SCHEDULER_QUEUE = rpc("scheduler", "queue")
 """aorta.v1 JobsQueueRequest -> stream of JobsQueueResponse: queued jobs, admission order."""
 SCHEDULER_SERVICES = rpc("scheduler", "services")

@@ -6,7 +6,7 @@ message, or with an `AortaError` that `rpc.py` turns into a negative header code
 back with the job's owner, trace id and wait reasons, which the client gets as the initial
 metadata `aorta-owner`, `aorta-trace-id` and `aorta-waiting` (`aorta.wait_reasons`). List and
 ReadLogs are server streams, fed by bus streams. Aorta's own `aorta.v1.Jobs` (Delete,
-Timeline, Queue) forwards the same way.
+Timeline, Queue, Page) forwards the same way.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def aorta_handlers(gateway: GatewayContext) -> dict[str, Handler]:
         "Timeline": gateway.forward.unary(
             subjects.SCHEDULER_TIMELINE, aorta_jobs_pb2.JobsTimelineResponse
         ),
+        "Page": gateway.forward.unary(subjects.SCHEDULER_PAGE, aorta_jobs_pb2.JobsPageResponse),
         "Queue": gateway.forward.server_stream(
             subjects.SCHEDULER_QUEUE, aorta_jobs_pb2.JobsQueueResponse
         ),

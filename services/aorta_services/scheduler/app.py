@@ -243,6 +243,7 @@ async def start(
         await running.serve(subjects.SCHEDULER_REMOVE_METADATA, queries.remove_metadata)
         await running.serve(subjects.SCHEDULER_DELETE, deletion.delete)
         await running.serve(subjects.SCHEDULER_TIMELINE, queries.timeline)
+        await running.serve(subjects.SCHEDULER_PAGE, queries.page)
         await running.serve_stream(subjects.SCHEDULER_QUEUE, queue_view.queue)
         await running.serve_stream(subjects.SCHEDULER_SERVICES, service_queries.list_services)
         await running.serve_stream(subjects.SCHEDULER_SERVICE_LOGS, service_queries.read_logs)

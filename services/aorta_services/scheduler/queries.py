@@ -1,8 +1,8 @@
-"""Jobs.Status, List, ReadLogs, AddMetadata, RemoveMetadata and Aorta's own Timeline: answered
-by any replica.
+"""Jobs.Status, List, ReadLogs, AddMetadata, RemoveMetadata and Aorta's own Timeline and Page:
+answered by any replica.
 
-Status and List are open to every caller, though List answers a `user` with its own jobs
-only; ReadLogs, Timeline and the metadata verbs are the job's owner's or an admin's
+Status, List and Page are open to every caller, though List and Page answer a `user` with
+its own jobs only; ReadLogs, Timeline and the metadata verbs are the job's owner's or an admin's
 (`aorta.auth.ownership`). They read the store (metadata changes write it, with optimistic
 concurrency), so every
 replica answers the same, leader or not; only a running operator's live log lines come from
@@ -24,8 +24,9 @@ from aorta.bus import Request
 from aorta.errors import ErrorCode, NotFound
 from aorta.logger import get_logger
 from aorta.metadata import add_metadata, remove_metadata
-from aorta_services.scheduler.domain import answers, requests
+from aorta_services.scheduler.domain import answers, job_page, requests
 from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.domain.listing import JobListing
 from aorta_services.scheduler.domain.timeline_answer import timeline
 from aorta_services.scheduler.domain.wait_changes import current_waits
 from aorta_services.scheduler.job_logs import OperatorLogs
@@ -90,6 +91,26 @@ class JobQueries:
                 listed += len(page)
         if not listed:
             yield answers.empty_list().SerializeToString()
+
+    async def page(self, request: Request) -> bytes:
+        """`aorta.v1.Jobs/Page` (`SCHEDULER_PAGE`): the jobs after the request's cursor that
+        match its filters, newest first, read as one store page of the size asked plus one
+        (which only tells whether more follow); a `user`'s own jobs only, as for List."""
+        message = requests.parse(request.data, aorta_jobs_pb2.JobsPageRequest)
+        conditions = job_page.page_filter(message)
+        size = job_page.page_size(message)
+        after = job_page.decode_cursor(message.cursor)
+        owner = listed_owner()
+        if owner is not None:
+            conditions["owner"] = owner
+        listed: list[JobListing] = []
+        pages = self._repository.listed(conditions, after=after, page_size=size + 1)
+        async with aclosing(pages):
+            async for page in pages:
+                listed.extend(page)
+                if len(listed) > size:
+                    break
+        return job_page.page_answer(listed, size).SerializeToString()
 
     async def read_logs(self, request: Request) -> AsyncIterator[bytes]:
         """Jobs.ReadLogs: one operator's lines in messages of bounded size (at least one).

@@ -16,6 +16,7 @@ from typing import Any
 from aorta.errors import Conflict, ErrorCode, NotFound
 from aorta.ids import JobId
 from aorta.store import Collection, Document, StateStore, kept_changing, modify_document
+from aorta.store.paging import PAGE_SIZE
 from aorta_services.scheduler.domain import JobPhase, JobState
 from aorta_services.scheduler.domain.definition import Definition
 from aorta_services.scheduler.domain.job_record import JobRecord
@@ -191,14 +192,23 @@ class JobRepository:
             filter["priority"] = int(priority)
         return await self._jobs.count(filter)
 
-    async def listed(self, filter: Mapping[str, Any]) -> AsyncGenerator[list[JobListing], None]:
-        """Visible jobs matching a store filter, newest first, in pages read one at a time
+    async def listed(
+        self,
+        filter: Mapping[str, Any],
+        *,
+        after: tuple[float, str] | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> AsyncGenerator[list[JobListing], None]:
+        """Visible jobs matching a store filter, newest first (after the job whose
+        (created, id) is `after`, when given), in pages of up to `page_size` read one at a time
         (`Collection.pages`), each job with only what a List item needs."""
         pages = self._jobs.pages(
             {**filter, "visible": True},
             key=LIST_KEY,
             descending=True,
             fields=LISTED_FIELDS,
+            page_size=page_size,
+            after=after,
         )
         async with aclosing(pages):
             async for page in pages:

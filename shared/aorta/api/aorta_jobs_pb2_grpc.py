@@ -49,6 +49,11 @@ class JobsStub:
                 request_serializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsQueueRequest.SerializeToString,
                 response_deserializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsQueueResponse.FromString,
                 _registered_method=True)
+        self.Page = channel.unary_unary(
+                '/aorta.v1.Jobs/Page',
+                request_serializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsPageRequest.SerializeToString,
+                response_deserializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsPageResponse.FromString,
+                _registered_method=True)
 
 
 class JobsServicer:
@@ -83,6 +88,17 @@ class JobsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Page(self, request, context):
+        """One page of jobs, newest first (by creation time, then by job id), with the filters of
+        Clara's Jobs.List plus a created-before bound. Pages are read from the store's indexes
+        from where the previous page ended (its opaque `next_cursor`), so a page costs the same
+        however many jobs are stored and stays stable while new jobs arrive. Role and ownership
+        as Jobs.List: every role may call it, and a `user` sees only its own jobs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -100,6 +116,11 @@ def add_JobsServicer_to_server(servicer, server):
                     servicer.Queue,
                     request_deserializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsQueueRequest.FromString,
                     response_serializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsQueueResponse.SerializeToString,
+            ),
+            'Page': grpc.unary_unary_rpc_method_handler(
+                    servicer.Page,
+                    request_deserializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsPageRequest.FromString,
+                    response_serializer=aorta_dot_api_dot_aorta__jobs__pb2.JobsPageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -183,6 +204,33 @@ class Jobs:
             '/aorta.v1.Jobs/Queue',
             aorta_dot_api_dot_aorta__jobs__pb2.JobsQueueRequest.SerializeToString,
             aorta_dot_api_dot_aorta__jobs__pb2.JobsQueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Page(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/aorta.v1.Jobs/Page',
+            aorta_dot_api_dot_aorta__jobs__pb2.JobsPageRequest.SerializeToString,
+            aorta_dot_api_dot_aorta__jobs__pb2.JobsPageResponse.FromString,
             options,
             channel_credentials,
             insecure,

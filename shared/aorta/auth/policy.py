@@ -68,6 +68,7 @@ REQUIRED_ROLES: Mapping[str, Role] = {
     # aorta_services.proto).
     "aorta.v1.Audit/List": A,
     "aorta.v1.Jobs/Delete": U,
+    "aorta.v1.Jobs/Page": V,
     "aorta.v1.Jobs/Queue": V,
     "aorta.v1.Jobs/Timeline": U,
     "aorta.v1.Services/List": V,
