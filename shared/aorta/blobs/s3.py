@@ -12,15 +12,20 @@ The upload itself, and why it bypasses minio's `put_object`, is `aorta.blobs.s3_
 S3 cannot record a hash before an upload completes, and object metadata cannot change
 afterwards, so `put` returns the sha256 it computed while `stat`, `list` and `copy` return None.
 A process that dies mid-upload leaves an incomplete multipart upload: invisible to `list`, but
-stored until a bucket lifecycle rule (`AbortIncompleteMultipartUpload`) removes it.
+stored until someone aborts it. The store aborts those under its prefix begun more than a day
+ago (`STALE_UPLOAD_AGE`; a live put finishes or aborts its own long before) when it opens and
+every hour while it is open; a bucket lifecycle rule (`AbortIncompleteMultipartUpload`) does the
+same on the server's side.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterator
 from contextlib import aclosing
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
@@ -49,6 +54,11 @@ DEFAULT_PART_SIZE = 8 << 20
 MIN_PART_SIZE = 5 << 20  # S3's minimum for every part but the last
 MAX_PART_SIZE = 5 << 30
 _LIST_BATCH = 1000  # S3's page size and DeleteObjects' limit
+STALE_UPLOAD_AGE = 24 * 3600.0
+"""Seconds after which an incomplete multipart upload is taken as left by a dead process."""
+UPLOAD_SWEEP_INTERVAL = 3600.0
+"""Seconds between sweeps of stale uploads while the store is open."""
+_UPLOAD_PAGES = 100  # pages of incomplete uploads one sweep reads at most
 _MISSING = {"NoSuchKey", "NoSuchObject", "NotFound"}
 _TRANSIENT = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling"}
 
@@ -121,6 +131,7 @@ class S3BlobStore:
                 f"S3 endpoint {endpoint!r} is not valid (expected HOST[:PORT]): {error}"
             ) from None
         self._threads = WorkerThreads("aorta-blobs-s3", workers)
+        self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -153,7 +164,30 @@ class S3BlobStore:
         except BaseException:
             await store.close()
             raise
+        await store._sweep_uploads_once()
+        store._sweeper = asyncio.create_task(store._sweep_uploads(), name="aorta-s3-uploads")
         return store
+
+    async def abort_stale_uploads(self, older_than: float = STALE_UPLOAD_AGE) -> int:
+        """Aborts the incomplete multipart uploads under this store's prefix begun more than
+        `older_than` seconds ago, which processes that died mid-upload left; the number
+        aborted. Errors as for any call."""
+        return await self._call(None, self._abort_stale, older_than)
+
+    async def _sweep_uploads(self) -> None:
+        while True:
+            await asyncio.sleep(UPLOAD_SWEEP_INTERVAL)
+            await self._sweep_uploads_once()
+
+    async def _sweep_uploads_once(self) -> None:
+        """`abort_stale_uploads`, a failure logged (an endpoint may refuse to list them)."""
+        try:
+            aborted = await self.abort_stale_uploads()
+        except AortaError as error:
+            _log.warning("stale uploads not swept", bucket=self._bucket, error=str(error))
+        else:
+            if aborted:
+                _log.info("stale uploads aborted", bucket=self._bucket, count=aborted)
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> BlobInfo:
         upload = MultipartUpload(self._client, self._bucket, self._name(key), key)
@@ -260,6 +294,10 @@ class S3BlobStore:
         return await self.stat(target)
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         await self._threads.close()
         self._http.clear()
 
@@ -298,6 +336,28 @@ class S3BlobStore:
                 key=upload.key,
                 error=str(error),
             )
+
+    def _abort_stale(self, older_than: float) -> int:
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+        aborted, marker = 0, None
+        for _ in range(_UPLOAD_PAGES):
+            page = self._client._list_multipart_uploads(
+                self._bucket,
+                prefix=self._prefix or None,
+                key_marker=marker,
+                max_uploads=_LIST_BATCH,
+            )
+            for upload in page.uploads:
+                begun = upload.initiated_time
+                if upload.upload_id and begun is not None and utc(begun) <= cutoff:
+                    self._client._abort_multipart_upload(
+                        self._bucket, upload.object_name, upload.upload_id
+                    )
+                    aborted += 1
+            if not page.is_truncated or not page.next_key_marker:
+                break
+            marker = page.next_key_marker
+        return aborted
 
     def _ensure_bucket(self) -> None:
         if self._client.bucket_exists(self._bucket):

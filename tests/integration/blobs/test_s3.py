@@ -189,3 +189,26 @@ def test_part_sizes_outside_what_s3_accepts_are_invalid(part_size: int) -> None:
             secret_key="b",
             part_size=part_size,
         )
+
+
+async def test_uploads_a_dead_process_left_are_aborted_once_stale(
+    s3_server: S3Server, bucket: str
+) -> None:
+    store = await open_store(s3_server, f"s3://{bucket}/platform")
+    raw = raw_client(s3_server)
+    try:
+        # Uploads begun and never finished, as by a process killed mid-put: one under the
+        # store's prefix, one of another tool beside it.
+        await asyncio.to_thread(raw._create_multipart_upload, bucket, "platform/input/a", {})
+        await asyncio.to_thread(raw._create_multipart_upload, bucket, "other/b", {})
+        await store.put("input/kept", chunks_of(b"kept"))
+
+        # moto dates every upload 2010-11-10: a century's age limit keeps it, a day's does not.
+        assert await store.abort_stale_uploads(older_than=100 * 365 * 86400.0) == 0
+        assert await asyncio.to_thread(incomplete_uploads, s3_server, bucket) != []
+
+        assert await store.abort_stale_uploads() == 1
+        assert await asyncio.to_thread(incomplete_uploads, s3_server, bucket) == ["other/b"]
+        assert [info.key async for info in store.list("")] == ["input/kept"]
+    finally:
+        await store.close()
