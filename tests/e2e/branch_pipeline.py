@@ -1,6 +1,6 @@
 """The pipeline with a parallel branch that the observability tests run on `aorta up`
 (`prepare`, then `left` and `right` side by side, each copying its input to its output), and
-the `aorta` command pointed at a platform."""
+the `aorta` command pointed at a platform, which runs it as a user would."""
 
 from __future__ import annotations
 
@@ -72,3 +72,18 @@ class AortaCli:
         )
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
+
+    def run_branches(self, folder: Path, inputs: Path, name: str, seconds: float = 0.0) -> str:
+        """Runs the branch pipeline (each operator waiting `seconds`, its files in `folder`) on
+        the files of `inputs` as job `name`, as a user would, until it ended HEALTHY; its id."""
+        script = folder / "copy.py"
+        script.write_text(copy_script(seconds))
+        pipeline_file = folder / "branches.yml"
+        pipeline_file.write_text(definition(script))
+        pipeline = self.aorta("create", "pipeline", "-p", str(pipeline_file), "-q").strip()
+        created = self.aorta("create", "job", "-p", pipeline, "-n", name, "-f", str(inputs))
+        job = created.splitlines()[0].split(":", 1)[1]
+        self.aorta("start", "job", "-j", job)
+        watched = self.aorta("describe", "job", "-j", job, "--watch")
+        assert "status: HEALTHY" in watched.split("\n\n")[-1]
+        return job

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from playwright.async_api import Page, ViewportSize, async_playwright, expect
 
-from aorta.testing.embedded import AORTA, aorta_up
+from aorta.testing.embedded import AORTA, aorta_up, make_token
 from aorta.testing.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -76,19 +76,6 @@ def chromium() -> str:
     if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
         raise AssertionError("Debian's chromium is missing: run `make setup` (it installs it)")
     return CHROMIUM if Path(CHROMIUM).exists() else str(shutil.which("chromium"))
-
-
-def make_token(data: Path, name: str, role: str) -> str:
-    """A new bearer token of `role` for `name`, as `aorta token create` makes it."""
-    made = subprocess.run(
-        [AORTA, "token", "create", name, "--role", role],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "AORTA_AUTH_TOKENS_FILE": str(data / "tokens.yaml")},
-        check=True,
-        timeout=60,
-    )
-    return made.stdout.strip()
 
 
 def wait_console(base: str, timeout: float = 60.0) -> None:

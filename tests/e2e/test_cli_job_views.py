@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from aorta.testing.embedded import AORTA, aorta_up
+from aorta.testing.embedded import AORTA, aorta_up, make_token
 from aorta.testing.ports import free_port
 
 pytestmark = pytest.mark.timeout(300)
@@ -109,18 +109,6 @@ class Platform:
         )
 
 
-def _token(data: Path, name: str) -> str:
-    made = subprocess.run(
-        [AORTA, "token", "create", name, "--role", "user"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "AORTA_AUTH_TOKENS_FILE": str(data / "tokens.yaml")},
-        check=True,
-        timeout=60,
-    )
-    return made.stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def aorta(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     root = tmp_path_factory.mktemp("views")
@@ -132,7 +120,7 @@ def aorta(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             ca=data / "tls" / "ca.pem",
             tokens={
                 "admin": (data / "admin.token").read_text().strip(),
-                **{name: _token(data, name) for name in ("alice", "bob")},
+                **{name: make_token(data, name, "user") for name in ("alice", "bob")},
             },
         )
 

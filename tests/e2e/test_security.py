@@ -34,7 +34,7 @@ from aorta.api import (
     pipelines_pb2_grpc,
 )
 from aorta.testing.clara_client import run_clara_python
-from aorta.testing.embedded import AORTA, aorta_up
+from aorta.testing.embedded import AORTA, aorta_up, make_token
 from aorta.testing.oidc import DEFAULT_AUDIENCE, IdentityProvider
 from aorta.testing.ports import free_port
 from tests.e2e.security_snippets import BUS_PROBE, COPY_PIPELINE, NVIDIA_FLOW, PROBE
@@ -83,18 +83,6 @@ class Secured:
         )
 
 
-def _token(data: Path, name: str, role: str) -> str:
-    made = subprocess.run(
-        [AORTA, "token", "create", name, "--role", role],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "AORTA_AUTH_TOKENS_FILE": str(data / "tokens.yaml")},
-        check=True,
-        timeout=60,
-    )
-    return made.stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     root = tmp_path_factory.mktemp("secured")
@@ -110,7 +98,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     with aorta_up(data, port, environ=environ, args=["--auth", "--tls", "auto"]):
         tokens = {"admin": (data / "admin.token").read_text().strip()}
         for name, role in (("alice", "user"), ("bob", "user"), ("vera", "viewer")):
-            tokens[name] = _token(data, name, role)
+            tokens[name] = make_token(data, name, role)
         yield Secured(
             address=f"127.0.0.1:{port}",
             data=data,

@@ -11,8 +11,6 @@ service share one running service; `aorta list services` shows it; Clara.Stop st
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from aorta.testing.clara_client import run_clara_python
-from aorta.testing.embedded import AORTA, aorta_up
+from aorta.testing.embedded import aorta_up
 from aorta.testing.ports import free_port
+from tests.e2e.branch_pipeline import AortaCli
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -146,18 +145,7 @@ def definition(tmp: Path) -> str:
     )
 
 
-class Platform:
-    def __init__(self, grpc_port: int) -> None:
-        self.host = f"127.0.0.1:{grpc_port}"
-
-    def aorta(self, *args: str) -> str:
-        env = {**os.environ, "AORTA_HOST": self.host, "NO_COLOR": "1"}
-        done = subprocess.run(
-            [AORTA, *args], capture_output=True, text=True, env=env, timeout=120, check=False
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
-
+class Platform(AortaCli):
     def services(self) -> list[dict[str, object]]:
         listed: list[dict[str, object]] = json.loads(self.aorta("list", "services", "-o", "json"))
         return listed

@@ -18,7 +18,7 @@ import pytest
 from aorta.testing.embedded import aorta_up
 from aorta.testing.otlp_collector import CollectedSpan, OtlpCollector, otlp_collector
 from aorta.testing.ports import free_port
-from tests.e2e.branch_pipeline import AortaCli, copy_script, definition
+from tests.e2e.branch_pipeline import AortaCli
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -56,20 +56,10 @@ def near(a: float | None, b: float) -> bool:
 def test_the_timeline_adds_up_and_the_trace_has_the_same_spans(
     platform: Platform, tmp_path: Path
 ) -> None:
-    script = tmp_path / "copy.py"
-    script.write_text(copy_script(RUN_SECONDS))
-    pipeline_file = tmp_path / "branches.yml"
-    pipeline_file.write_text(definition(script))
     inputs = tmp_path / "input"
     inputs.mkdir()
     (inputs / "scan.bin").write_bytes(os.urandom(50_000))
-
-    pipeline = platform.aorta("create", "pipeline", "-p", str(pipeline_file), "-q").strip()
-    created = platform.aorta("create", "job", "-p", pipeline, "-n", "traced", "-f", str(inputs))
-    job = created.splitlines()[0].split(":", 1)[1]
-    platform.aorta("start", "job", "-j", job)
-    watched = platform.aorta("describe", "job", "-j", job, "--watch")
-    assert "status: HEALTHY" in watched.split("\n\n")[-1]
+    job = platform.run_branches(tmp_path, inputs, "traced", RUN_SECONDS)
 
     timeline = json.loads(platform.aorta("describe", "job", "-j", job, "--timeline", "-o", "json"))
     described = json.loads(platform.aorta("describe", "job", "-j", job, "-o", "json"))

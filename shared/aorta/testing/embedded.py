@@ -17,6 +17,20 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 AORTA = str(Path(sys.executable).parent / "aorta")
 
 
+def make_token(data: Path, name: str, role: str) -> str:
+    """A new bearer token of `role` for `name` on the platform whose data dir is `data`, as
+    `aorta token create` makes it for an operator of the platform."""
+    made = subprocess.run(
+        [AORTA, "token", "create", name, "--role", role],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AORTA_AUTH_TOKENS_FILE": str(data / "tokens.yaml")},
+        check=True,
+        timeout=60,
+    )
+    return made.stdout.strip()
+
+
 def _channel(
     address: str, ca: Path | None, credentials: grpc.ChannelCredentials | None
 ) -> grpc.Channel:
