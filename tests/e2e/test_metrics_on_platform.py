@@ -2,7 +2,7 @@
 docs/observability.md is there, the scrape parses with Prometheus' own parser, and the values
 say what happened (one job created, each of its states counted once, three operator runs
 timed stage by stage, the bytes uploaded and downloaded equal to the files' sizes, the gRPC
-calls made)."""
+calls made); and `aorta up`'s banner says where to scrape."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from prometheus_client.samples import Sample
 
 from aorta.testing.embedded import aorta_up
 from aorta.testing.ports import free_port
-from tests.e2e.branch_pipeline import AortaCli, copy_script, definition
+from tests.e2e.branch_pipeline import AortaCli
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -79,22 +79,12 @@ def total(samples: list[Sample], name: str, **labels: str) -> float:
 
 
 def test_the_metrics_say_what_one_job_did(platform: Platform, tmp_path: Path) -> None:
-    script = tmp_path / "copy.py"
-    script.write_text(copy_script())
-    pipeline_file = tmp_path / "branches.yml"
-    pipeline_file.write_text(definition(script))
     inputs = tmp_path / "input"
     (inputs / "series").mkdir(parents=True)
     (inputs / "scan.bin").write_bytes(os.urandom(200_000))
     (inputs / "series" / "slice-1.dcm").write_bytes(b"DICM" + os.urandom(3000))
     uploaded = sum(path.stat().st_size for path in inputs.rglob("*") if path.is_file())
-
-    pipeline = platform.aorta("create", "pipeline", "-p", str(pipeline_file), "-q").strip()
-    created = platform.aorta("create", "job", "-p", pipeline, "-n", "branches", "-f", str(inputs))
-    job = created.splitlines()[0].split(":", 1)[1]
-    platform.aorta("start", "job", "-j", job)
-    watched = platform.aorta("describe", "job", "-j", job, "--watch")
-    assert "status: HEALTHY" in watched.split("\n\n")[-1]
+    job = platform.run_branches(tmp_path, inputs, "branches")
 
     # The job gauges are the leader's counts of the store, taken every few seconds.
     deadline = time.monotonic() + 60
@@ -149,3 +139,7 @@ def test_the_metrics_say_what_one_job_did(platform: Platform, tmp_path: Path) ->
     platform.aorta("download", "-j", job, "/operators/left/*", str(tmp_path / "left"))
     _, samples = platform.scrape()
     assert total(samples, "aorta_payload_bytes_total", direction="download") == uploaded
+
+    # `aorta up` told the people who started it where to scrape.
+    banner = (tmp_path / "aorta-up.log").read_text().splitlines()
+    assert f"  Metrics: {platform.metrics_url}" in banner

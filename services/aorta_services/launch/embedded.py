@@ -44,6 +44,7 @@ from aorta.disk_watch import room_for, settle_reserve
 from aorta.executors.selection import AUTO, ExecutorChoice, choose_executor
 from aorta.logger import get_logger
 from aorta.observability import tracing
+from aorta.runtime.health import METRICS_PATH
 from aorta.runtime.process import install_stop_signals, run_services
 from aorta.runtime.service import Listening, Running, ServiceStarter
 from aorta.settings import Settings, redact_uri
@@ -196,10 +197,12 @@ def banner(
     executor: str = "",
     log_file: Path | None = None,
     console_url: str = "",
+    metrics_url: str = "",
 ) -> str:
     """The short text `aorta up` prints for people once it serves: where it listens, where
-    operators run (`executor`, the reason of the `ExecutorChoice`), where its data and detailed
-    log (`log_file`) are, how to point the CLI at it, and how to stop it.
+    operators run (`executor`, the reason of the `ExecutorChoice`), where its console and its
+    Prometheus metrics are when it serves them, where its data and detailed log (`log_file`)
+    are, how to point the CLI at it, and how to stop it.
 
     `export AORTA_HOST` is shown only when the CLI's default address would not reach it; the
     CA and admin-token lines whenever `--tls auto` or `--auth` made them. The bus (`nats_url`)
@@ -213,6 +216,8 @@ def banner(
     lines = [f"Aorta {__version__} is up: Clara API on {listen}:{port} ({scheme}, {callers})."]
     if console_url:
         lines.append(f"  Web console: {console_url}")
+    if metrics_url:
+        lines.append(f"  Metrics: {metrics_url}")
     if executor:
         lines.append(f"  {executor[0].upper()}{executor[1:]}.")
     logs = f"; detailed logs in {log_file}" if log_file is not None else ""
@@ -286,6 +291,13 @@ def console_url(settings: Settings, access: Access, port: int) -> str:
     return f"{scheme}://{access.address.rsplit(':', 1)[0]}:{port}/"
 
 
+def metrics_url(settings: Settings, access: Access, port: int) -> str:
+    """Where Prometheus scrapes the platform's metrics ("" when metrics are off)."""
+    if not settings.metrics:
+        return ""
+    return f"http://{access.address.rsplit(':', 1)[0]}:{port}{METRICS_PATH}"
+
+
 def with_environ(start: ServiceStarter, environ: Mapping[str, str]) -> ServiceStarter:
     """`start` reading its own settings from `environ` rather than the process environment
     (for a service whose `start` takes `environ`, as the scheduler's does)."""
@@ -328,11 +340,15 @@ async def run_embedded(
             log.info("aorta.event_stream", max_bytes=events_bytes, room=room)
             access = prepare_access(settings, options, tls)
 
+            # The health endpoint's port, once it serves (a default port taken: it does not).
+            health: dict[str, int] = {}
+
             async def announce(running: dict[str, Running]) -> None:
                 gateway = running.get("gateway")
                 port = gateway.port if isinstance(gateway, Listening) else options.grpc_port
                 web = running.get("web")
                 url = console_url(settings, access, web.port) if isinstance(web, Listening) else ""
+                scrape = metrics_url(settings, access, health["port"]) if health else ""
                 lines = banner(
                     access,
                     settings,
@@ -341,6 +357,7 @@ async def run_embedded(
                     choice.reason,
                     log_file=options.log_file,
                     console_url=url,
+                    metrics_url=scrape,
                 )
                 print(lines, file=sys.stdout, flush=True)
 
@@ -367,6 +384,7 @@ async def run_embedded(
                 # The default port is best effort, so that two platforms on one machine (or
                 # tests) still start; a port asked for must be had.
                 health_optional=options.metrics_port is None,
+                on_health=functools.partial(health.__setitem__, "port"),
             )
     tracing.shutdown()
     print("Aorta stopped.", file=sys.stdout, flush=True)

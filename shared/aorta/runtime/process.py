@@ -51,6 +51,7 @@ async def run_services(
     *,
     credentials: Mapping[str, BusCredentials] | None = None,
     health_optional: bool = False,
+    on_health: Callable[[int], None] | None = None,
 ) -> None:
     """Starts `starters` in order, calls `on_ready` with the running services by name, and
     serves until `stop` is set.
@@ -64,7 +65,8 @@ async def run_services(
     `settings.metrics` is off, which also stops every service feeding them. With
     `health_optional`, a port already in use is logged and the services run without it (the
     default port of `aorta up`); otherwise the `OSError` ends the start. Beyond loopback with
-    authentication on, `/metrics` asks for a token (`metrics_access`).
+    authentication on, `/metrics` asks for a token (`metrics_access`). `on_health` is told
+    the port once the endpoint serves (before `on_ready`).
     """
     names = [name for name, _ in starters]
     if credentials is not None:
@@ -79,7 +81,7 @@ async def run_services(
         readiness = Readiness(metrics=settings.metrics, metrics_access=metrics_access(settings))
         if settings.health_port:
             try:
-                await readiness.serve(settings.health_host, settings.health_port)
+                health_port = await readiness.serve(settings.health_host, settings.health_port)
             except OSError as error:
                 if not health_optional:
                     raise
@@ -91,6 +93,8 @@ async def run_services(
                 )
             else:
                 stack.push_async_callback(readiness.close)
+                if on_health is not None:
+                    on_health(health_port)
         running: dict[str, Running] = {}
         try:
             for name, start in starters:

@@ -19,6 +19,7 @@ from aorta_services.launch.embedded import (
     auto_tls,
     banner,
     embedded_settings,
+    metrics_url,
     prepare_access,
     private_data_dir,
 )
@@ -115,9 +116,12 @@ def test_up_refuses_half_a_certificate(tmp_path: Path) -> None:
 def test_the_banner_is_short_and_says_how_to_use_and_stop_the_platform(tmp_path: Path) -> None:
     settings = embedded_settings(Settings.from_env({}), EmbeddedOptions(tmp_path), NATS)
     log_file = tmp_path / "logs" / "aorta.log"
-    text = banner(Access("127.0.0.1:30031"), settings, 30031, NATS, "why", log_file=log_file)
+    access = Access("127.0.0.1:30031")
+    scrape = metrics_url(settings, access, 30090)
+    text = banner(access, settings, 30031, NATS, "why", log_file=log_file, metrics_url=scrape)
     assert text.splitlines() == [
         f"Aorta {__version__} is up: Clara API on 127.0.0.1:30031 (plain text, no authentication).",
+        "  Metrics: http://127.0.0.1:30090/metrics",
         "  Why.",
         f"  Data in {tmp_path.resolve()}; detailed logs in {log_file}.",
         "  The CLI reaches it as is: try `aorta list jobs`.",
@@ -131,3 +135,11 @@ def test_another_port_is_exported_for_the_cli(tmp_path: Path) -> None:
     text = banner(prepare_access(settings, options, None), settings, 41234, NATS)
     assert "  Point the CLI at it, then try `aorta list jobs`:" in text.splitlines()
     assert "    export AORTA_HOST=127.0.0.1:41234" in text.splitlines()
+
+
+def test_the_banner_names_no_metrics_address_when_metrics_are_off(tmp_path: Path) -> None:
+    off = Settings.from_env({"AORTA_METRICS": "off"})
+    settings = embedded_settings(off, EmbeddedOptions(tmp_path), NATS)
+    access = Access("127.0.0.1:30031")
+    assert metrics_url(settings, access, 30090) == ""
+    assert "Metrics" not in banner(access, settings, 30031, NATS)
