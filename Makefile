@@ -22,7 +22,7 @@ TRITON_USER := aorta-triton
 # has no containers.conf of its own.
 CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
 
-.PHONY: help setup system python-rootfs image images run test test-fast lint typecheck check protos bench clean
+.PHONY: help setup system python-rootfs image images run test test-deploy test-fast lint typecheck check protos bench clean
 
 help:
 	@echo "make setup      install system packages (Chromium for the console's browser tests), the operators' user, .venv and .clara-venv"
@@ -30,6 +30,7 @@ help:
 	@echo "make image      build the Aorta image (podman, from a Debian base made here, no registry)"
 	@echo "make images     build the example pipeline's operator images (podman, cached)"
 	@echo "make test       lint, type-check and run the whole test suite"
+	@echo "make test-deploy  only the container deployment test (part of make test)"
 	@echo "make protos     regenerate aorta.api from protos/"
 	@echo "make bench      run the benchmark scripts"
 
@@ -141,6 +142,11 @@ check: lint typecheck
 
 test: setup check
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The whole platform as containers of the Aorta image, from deploy/ (docs/deploy.md, "The
+# container deployment test"); `make test` runs it too.
+test-deploy: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/test_deploy_containers.py
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
