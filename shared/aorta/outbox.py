@@ -38,8 +38,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import aclosing
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from aorta.bus import Bus, CloudEvent
@@ -161,8 +163,9 @@ class Outbox:
 
     async def watch(self, collection: Collection) -> None:
         """Has `replay` publish the pending events of `collection`; creates the indexes."""
-        await collection.ensure_index([PENDING_FIELD])
-        await self._apart.ensure_index(["service", "staged"])
+        await collection.ensure_index([PENDING_FIELD, "id"])
+        await self._apart.ensure_index(["service", "staged", "id"])
+        await self._apart.ensure_index(["collection", "document", "staged"])
         self._watched[collection.name] = collection
 
     async def flush(self, collection: Collection, document: Mapping[str, Any]) -> bool:
@@ -225,20 +228,28 @@ class Outbox:
         apart longer than the grace (`APART_GRACE`) ago; stops at the first event the bus
         does not take. Store errors raise."""
         for collection in self._watched.values():
-            for document in await collection.find({PENDING_FIELD: True}, sort=[("id", 1)]):
-                if not await self.flush(collection, document):
-                    return
-        judged = to_iso(self._clock() - timedelta(seconds=self._grace))
-        entries = await self._apart.find({"service": self._service}, sort=[("staged", 1)])
-        for index, entry in enumerate(entries):
-            if entry["staged"] > judged:
-                break
-            # The state the change left: what the next change of the document found, if one
-            # was staged since, else what the document is now.
-            later = (e for e in entries[index + 1 :] if _same_document(e, entry))
-            after = next((e["before"] for e in later), _NOW)
-            if not await self._replay_apart(entry, after):
+            pending = collection.pages({PENDING_FIELD: True})
+            if not await self._each(pending, partial(self.flush, collection)):
                 return
+        judged = to_iso(self._clock() - timedelta(seconds=self._grace))
+        entries = self._apart.pages(
+            {"service": self._service, "staged": {"$lte": judged}}, key=("staged",)
+        )
+        await self._each(entries, self._replay_apart)
+
+    async def _each(
+        self,
+        pages: AsyncGenerator[list[Document], None],
+        replay: Callable[[Document], Awaitable[bool]],
+    ) -> bool:
+        """`replay`s the documents of `pages` (read a page at a time, so a long backlog is
+        never held at once) until one returns False; returns whether none did."""
+        async with aclosing(pages):
+            async for page in pages:
+                for document in page:
+                    if not await replay(document):
+                        return False
+        return True
 
     async def run(self, stopped: asyncio.Event, interval: float = REPLAY_INTERVAL) -> None:
         """Replays now and every `interval` seconds until `stopped` is set; a replay that
@@ -264,8 +275,16 @@ class Outbox:
 
         return stop
 
-    async def _replay_apart(self, entry: Document, after: str | object | None) -> bool:
-        if after is _NOW:
+    async def _replay_apart(self, entry: Document) -> bool:
+        # The state the change left: what the next change of the document staged apart
+        # found, if one was staged since, else what the document is now.
+        same = {"collection": entry["collection"], "document": entry["document"]}
+        later = await self._apart.find(
+            {**same, "staged": {"$gt": entry["staged"]}}, sort=[("staged", 1)], limit=1
+        )
+        if later:
+            after = later[0]["before"]
+        else:
             name = entry["collection"]
             collection = self._watched.get(name) or self._store.collection(name)
             after = _state(await collection.find_one({"id": entry["document"]}))
@@ -307,17 +326,9 @@ class Outbox:
             log.warning("outbox.event_not_cleared", events=1, error=str(error))
 
 
-_NOW = object()
-"""Stands for "the document as it is now" where no later change of it was staged."""
-
-
 def _state(document: Mapping[str, Any] | None) -> str | None:
     """Which incarnation and version `document` is at (None: absent), as staged entries
     compare it: the creation time tells a re-created document from the one deleted."""
     if document is None:
         return None
     return f"{document['created_at']}#{document['version']}"
-
-
-def _same_document(one: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
-    return bool(one["collection"] == other["collection"] and one["document"] == other["document"])
