@@ -315,7 +315,11 @@ class LocalExecutor:
         orphans, live = await asyncio.to_thread(self._books.plans.scan)
         for held in [*self._unfinished.values(), *orphans]:
             self._unfinished.pop(held.plan.run_id, None)
-            if not await clear_orphan(held, root, self._blobs, self._books.records):
+            kept = self._config.keep_workspaces
+            cleared = await clear_orphan(
+                held, root, self._blobs, self._books.records, keep_workspace=kept
+            )
+            if not cleared:
                 self._unfinished[held.plan.run_id] = held
         if self._config.keep_workspaces or None in live:
             return  # kept on purpose, or a plan being written names a folder not known yet

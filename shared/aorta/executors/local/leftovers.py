@@ -52,11 +52,17 @@ def workspace_folders(root: Path) -> tuple[list[Path], list[Path]]:
 
 
 async def clear_orphan(
-    held: HeldPlan, root: Path, blobs: BlobStore, records: OutcomeRecords
+    held: HeldPlan,
+    root: Path,
+    blobs: BlobStore,
+    records: OutcomeRecords,
+    *,
+    keep_workspace: bool = False,
 ) -> bool:
-    """Finishes the run of an orphaned plan (module docstring) and removes its workspace and
-    plan; False, with both kept (and the plan still held), when an exit 0's outputs cannot be
-    stored now (the blob store does not answer): try again later."""
+    """Finishes the run of an orphaned plan (module docstring) and removes its workspace
+    (unless `keep_workspace`) and plan; False, with both kept (and the plan still held), when
+    an exit 0's outputs cannot be stored now (the blob store does not answer): try again
+    later."""
     plan = held.plan
     try:
         workspace = Workspace.for_run(root, plan.job_id, plan.operator, plan.attempt)
@@ -79,7 +85,8 @@ async def clear_orphan(
             )
         else:
             _log.info("interrupted operator run cleared", run_id=plan.run_id)
-    await remove_workspace(workspace)
+    if not keep_workspace:
+        await remove_workspace(workspace)
     await asyncio.to_thread(held.release, remove=True)
     return True
 
