@@ -1,17 +1,20 @@
-"""What one page of the console's job list costs with a long history, against the gRPC list it
-is made from.
+"""What one page of the console's job list costs with a long history, against the gRPC list of
+the same jobs.
 
 One `aorta up` in a child process, its store seeded with `HISTORY` finished jobs (straight into
-SQLite through the adapter, as `bench_lists` does). Clara's `Jobs.List` has no paging, so the
-console reads the whole list for every page and keeps only the page (`aorta_services.web.paging`);
-the baseline is that same whole list streamed over gRPC by a client that keeps nothing:
+SQLite through the adapter, as `bench_lists` does). The console asks the platform for one page
+(`aorta.v1.Jobs/Page`, a keyset page of the store); the baseline is Clara's whole `Jobs.List`
+streamed over gRPC by a client that keeps nothing, which is what the console read for every
+page before the platform paged:
 
 - `grpc_full_list_ms`: a whole unfiltered `Jobs.List` (the median of `REPEATS`);
 - `console_first_page_ms`: `GET /api/jobs?limit=50`, the jobs page's first request (median);
 - `console_next_page_ms`: the page after it, by its cursor (median);
 - `console_filtered_page_ms`: the first page of `state=STOPPED&pipeline_id=...` (median);
-- `page_over_list`: the first page's time over the baseline's (target < 2: paging and JSON
-  cost less than the list itself).
+- `console_running_page_ms`: the first page of `state=RUNNING`, which no stored job matches:
+  a filter that would scan the whole history without its index (median);
+- `list_over_page`: the baseline's time over the first page's (target > 10: a page costs a
+  small part of the list, whatever the history's size).
 
 `AORTA_BENCH_CONSOLE_HISTORY` overrides the history's size (default 10,000, the figure the
 console is asked to stay fast with).
@@ -37,7 +40,7 @@ from bench.bench_lists import first_message_ms, full_list, seed
 
 HISTORY = int(os.environ.get("AORTA_BENCH_CONSOLE_HISTORY", "10000"))
 REPEATS = 5
-TARGET_RATIO = 2.0
+TARGET_RATIO = 10.0
 
 
 async def _median_ms(action: Callable[[], Awaitable[Any]]) -> float:
@@ -66,9 +69,7 @@ async def _measure(target: str, base: str) -> dict[str, float]:
                 return body
 
         first = await page({"limit": "50"})
-        assert first["total"] == HISTORY and len(first["items"]) == 50, {
-            k: v for k, v in first.items() if k != "items"
-        } | {"items": len(first["items"])}
+        assert len(first["items"]) == 50 and first["next_cursor"], first["next_cursor"]
         cursor = str(first["next_cursor"])
         figures["console_first_page_ms"] = await _median_ms(lambda: page({"limit": "50"}))
         figures["console_next_page_ms"] = await _median_ms(
@@ -76,7 +77,10 @@ async def _measure(target: str, base: str) -> dict[str, float]:
         )
         filtered = {"limit": "50", "state": "STOPPED", "pipeline_id": "a" * 32}
         figures["console_filtered_page_ms"] = await _median_ms(lambda: page(filtered))
-    figures["page_over_list"] = figures["console_first_page_ms"] / figures["grpc_full_list_ms"]
+        running = {"limit": "50", "state": "RUNNING"}
+        assert (await page(running))["items"] == []
+        figures["console_running_page_ms"] = await _median_ms(lambda: page(running))
+    figures["list_over_page"] = figures["grpc_full_list_ms"] / figures["console_first_page_ms"]
     return figures
 
 
@@ -92,8 +96,8 @@ def run() -> dict[str, object]:
             base = f"http://127.0.0.1:{web}"
             figures = asyncio.run(_wait_then_measure(f"127.0.0.1:{port}", base))
     report: dict[str, object] = {"history": HISTORY, **{k: round(v, 2) for k, v in figures.items()}}
-    report["target_page_over_list"] = TARGET_RATIO
-    report["meets_target"] = figures["page_over_list"] < TARGET_RATIO
+    report["target_list_over_page"] = TARGET_RATIO
+    report["meets_target"] = figures["list_over_page"] > TARGET_RATIO
     return report
 
 

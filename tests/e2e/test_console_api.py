@@ -379,7 +379,9 @@ async def test_bad_uploads_are_refused_and_leave_no_job(
         )
         assert (status, error_code(body)) == (404, "NOT_FOUND")
         _, after = await call(session, "GET", "/api/jobs", alice)
-        assert after["total"] == before["total"]
+        assert [job["job_id"] for job in after["items"]] == [
+            job["job_id"] for job in before["items"]
+        ]
 
 
 async def test_jobs_are_listed_newest_first_filtered_and_paged(
@@ -402,7 +404,7 @@ async def test_jobs_are_listed_newest_first_filtered_and_paged(
             if cursor:
                 params["cursor"] = cursor
             status, page = await call(session, "GET", "/api/jobs", bob, params=params)
-            assert status == 200 and len(page["items"]) <= 2 and page["total"] == 5
+            assert status == 200 and len(page["items"]) <= 2
             pages += [item["job_id"] for item in page["items"]]
             cursor = page["next_cursor"]
             if cursor is None:
@@ -412,10 +414,10 @@ async def test_jobs_are_listed_newest_first_filtered_and_paged(
         assert status == 200 and not set(made) & {item["job_id"] for item in page["items"]}
         future = {"created_after": "2999-01-01T00:00:00Z"}
         status, page = await call(session, "GET", "/api/jobs", bob, params=future)
-        assert status == 200 and page == {"items": [], "next_cursor": None, "total": 0}
+        assert status == 200 and page == {"items": [], "next_cursor": None}
         past = {"created_before": "2000-01-01T00:00:00Z"}
         status, page = await call(session, "GET", "/api/jobs", bob, params=past)
-        assert status == 200 and page["total"] == 0
+        assert status == 200 and page == {"items": [], "next_cursor": None}
         for params in (
             {"state": "SLEEPING"},
             {"status": "GREAT"},

@@ -59,6 +59,9 @@ class JobRepository:
         # Jobs.List's pages: a range of these, newest first, whatever the history's length.
         await self._jobs.ensure_index(["visible", "created", "id"])
         await self._jobs.ensure_index(["owner", "visible", "created", "id"])
+        # Pages of one state (RUNNING, PENDING): a range of this, not a scan of every stopped
+        # job in the history for the few that match.
+        await self._jobs.ensure_index(["state", "visible", "created", "id"])
         # The retention sweep's pages: stopped jobs by when they stopped.
         await self._jobs.ensure_index(["state", "released", "stopped", "id"])
 

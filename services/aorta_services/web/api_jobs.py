@@ -8,15 +8,15 @@ from typing import Any
 
 from aiohttp import web
 
-from aorta.api import common_pb2, jobs_pb2
+from aorta.api import aorta_jobs_pb2, common_pb2, jobs_pb2
 from aorta.timestamps import from_iso, to_clara_seconds, utcnow
 from aorta_services.web import wire
 from aorta_services.web.context import console, token
-from aorta_services.web.paging import MAX_LIMIT, BadCursor, Page, decode_cursor
 from aorta_services.web.platform_client import Platform
 from aorta_services.web.problems import ApiError, invalid
 
 DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
 FOLLOW_INTERVAL = 1.0
 """Seconds between reads of a followed log (the platform sends the whole log on each read)."""
 _REASONS_AT_ONCE = 8
@@ -54,46 +54,33 @@ def _limit(request: web.Request) -> int:
     return int(given)
 
 
-def job_filter(request: web.Request) -> tuple[jobs_pb2.JobsListRequest.JobFilter, int | None]:
-    """The platform's filter the query asks for, and the created-before bound it lacks."""
-    job_filter = jobs_pb2.JobsListRequest.JobFilter(
+def page_request(request: web.Request) -> aorta_jobs_pb2.JobsPageRequest:
+    """The platform's `aorta.v1.Jobs/Page` request the query asks for; the console's cursor
+    is the platform's own."""
+    page = aorta_jobs_pb2.JobsPageRequest(
         has_state=_enum_values(request, "state", jobs_pb2.JobState, "JOB_STATE_"),  # type: ignore[arg-type]
         has_status=_enum_values(request, "status", jobs_pb2.JobStatus, "JOB_STATUS_"),  # type: ignore[arg-type]
         pipeline_id=[
             common_pb2.Identifier(value=v) for v in request.query.getall("pipeline_id", [])
         ],
+        page_size=_limit(request),
+        cursor=request.query.get("cursor", ""),
     )
-    after = _time(request, "created_after")
-    if after is not None:
-        job_filter.created_after.value = after
-    return job_filter, _time(request, "created_before")
+    bounds = {"created_after": page.created_after, "created_before": page.created_before}
+    for name, bound in bounds.items():
+        bound.value = _time(request, name) or 0
+    return page
 
 
 async def list_jobs(request: web.Request) -> web.Response:
-    """One page of jobs, newest first; memory bounded by the page (`paging`)."""
-    parts, caller_token = console(request), token(request)
-    wanted, before = job_filter(request)
-    cursor = request.query.get("cursor")
-    try:
-        after = decode_cursor(cursor) if cursor else None
-    except BadCursor as error:
-        raise invalid(str(error)) from None
-    page = Page(_limit(request), after)
-    async for answer in parts.platform.jobs_list(wanted, caller_token):
-        wire_details = answer.job_details
-        if answer.header.code < 0:
-            raise invalid(" ".join(answer.header.messages) or "the platform refused the filter")
-        if not wire_details.job_id.value:
-            continue
-        created = wire_details.created.value
-        if before is not None and created >= before:
-            continue
-        page.offer((created, wire_details.job_id.value), wire_details)
-    items, next_cursor = page.result()
+    """One page of jobs, newest first, as the platform pages them (`aorta.v1.Jobs/Page`):
+    one call that reads one page of the store, however many jobs there are."""
+    caller_token = token(request)
+    answer = await console(request).platform.jobs_page(page_request(request), caller_token)
     now = utcnow()
-    documents = [wire.job_summary(details, now) for details in items]
+    documents = [wire.job_summary(details, now) for details in answer.jobs]
     await _add_waiting_reasons(request, documents, caller_token)
-    return web.json_response({"items": documents, "next_cursor": next_cursor, "total": page.total})
+    return web.json_response({"items": documents, "next_cursor": answer.next_cursor or None})
 
 
 async def _add_waiting_reasons(

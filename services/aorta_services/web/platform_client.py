@@ -256,11 +256,15 @@ class Platform:
             raise from_status(error.code(), error.details() or "", "Jobs.Status") from None
         return checked(answer, f"reading job {job_id}"), owner
 
-    def jobs_list(
-        self, job_filter: jobs_pb2.JobsListRequest.JobFilter, token: str | None
-    ) -> AsyncIterator[jobs_pb2.JobsListResponse]:
-        request = jobs_pb2.JobsListRequest(header=request_header(), filter=job_filter)
-        return self.stream("Jobs.List", self.jobs.List, request, token)
+    async def jobs_page(
+        self, request: aorta_jobs_pb2.JobsPageRequest, token: str | None
+    ) -> aorta_jobs_pb2.JobsPageResponse:
+        """`aorta.v1.Jobs/Page`: one page of the jobs the caller may see."""
+        request.header.CopyFrom(request_header())
+        answer: aorta_jobs_pb2.JobsPageResponse = await self.unary(
+            "Jobs.Page", self.aorta_jobs.Page, request, token
+        )
+        return checked(answer, "listing jobs")
 
     async def read_logs(self, job_id: str, operator: str, token: str | None) -> list[str]:
         """Every line of one operator's log (the platform sends the whole log on each call)."""

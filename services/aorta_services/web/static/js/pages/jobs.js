@@ -119,8 +119,11 @@ export async function render(main, { query, current, toast }) {
     fill(body, answer.items.length
       ? answer.items.map(row)
       : h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No jobs match.")));
-    fill(count, `${answer.total} job${answer.total === 1 ? "" : "s"}`);
-    fill(where, `page ${page + 1} of ${Math.max(1, Math.ceil(answer.total / Number(filters.limit)))}`);
+    // The platform reads one page at a time and never counts every match (a count grows
+    // with the history): the page tells how many jobs it shows and whether older ones follow.
+    const shown = answer.items.length;
+    fill(count, `${shown} job${shown === 1 ? "" : "s"} on this page${answer.next_cursor ? ", older ones follow" : ""}`);
+    fill(where, `page ${page + 1}`);
     previous.disabled = page === 0;
     next.disabled = !answer.next_cursor;
   };
