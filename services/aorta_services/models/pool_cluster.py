@@ -11,7 +11,9 @@ given to two running jobs. What the replicas share lives in the store:
   started for the same request: the second replica waits for the claim and answers with the
   server the first one recorded for the job;
 - `triton_releases`: a release asked of a replica that does not own the job's servers, read
-  by the owner at its next sync (every third of the TTL) and applied to its pool;
+  by the owner at its next sync (every third of the TTL) and applied to its pool. A release is
+  final (a stopped job never acquires again), so a mark also releases what an acquire the
+  caller gave up on got afterwards;
 - `triton_stops`: one document, `platform`, whose version moves on at each Clara.Stop: the
   replica that answers stops its servers at once, the others at their next sync.
 
