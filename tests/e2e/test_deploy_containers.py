@@ -7,7 +7,9 @@ models service as two replicas each, the monitor once), with the production adap
 since no MongoDB server can be installed here) and `AORTA_BLOB_STORE` an S3 bucket (moto's S3
 server on the host). The scheduler's container executor drives the same Podman engine through
 its API socket, mounted into its Pod, to run the job's operator as a container. Every Pod is
-ready when the readiness probes of its manifest pass, checked from the host.
+ready when the readiness probes of its manifest pass, checked from the host. While the job's
+operator runs, the leading scheduler replica is SIGKILLed: the other one takes over and the
+job ends as it would have.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -43,9 +46,11 @@ REPLICAS = {
     "aorta-monitor": 1,
     "aorta-gateway": 2,
 }
+# Long enough for the test to kill the leading scheduler while it runs.
 COPIER = """\
 set -e
 echo "copier: $(ls /input | wc -l) files"
+sleep 4
 cp /input/* /output/
 wc -c < /input/scan.bin | tr -d ' ' > /output/size.txt
 """
@@ -181,6 +186,29 @@ def pod_logs(cli: PodmanCli, pods: PodSet) -> str:
     return "\n".join(tails)
 
 
+def operator_running(cli: PodmanCli) -> bool:
+    """Whether the job's operator container runs on the engine."""
+    listed = cli.run("ps", "--format", "{{.Names}}", "--filter", "label=aorta.operator=copier")
+    return bool(listed.strip())
+
+
+def kill_leader(cli: PodmanCli) -> str:
+    """SIGKILLs the scheduler replica that leads (the one whose log says so); its name."""
+    for index in range(REPLICAS["aorta-scheduler"]):
+        name = f"aorta-scheduler-{index}-scheduler"
+        done = subprocess.run(
+            cli.argv("logs", name),
+            env=dict(cli.environ),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if "scheduler.leading" in done.stdout + done.stderr:
+            cli.run("kill", "--signal", "KILL", name)
+            return name
+    raise AssertionError("no scheduler replica leads")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_the_platform_runs_as_containers_of_its_image_with_mongodb_and_s3(
@@ -204,14 +232,23 @@ def test_the_platform_runs_as_containers_of_its_image_with_mongodb_and_s3(
             except TimeoutError as error:
                 raise AssertionError(f"{error}\n{pod_logs(cli, pods)}") from None
             first, second = (f"127.0.0.1:{port}" for port in pods.gateway_ports)
-            done = run_clara_python(
-                CLIENT,
-                args=[first, second, PIPELINE, str(scan), str(tmp_path / "result.bin")],
-                timeout=200,
-            )
+            with ThreadPoolExecutor(1) as client:
+                driven = client.submit(
+                    run_clara_python,
+                    CLIENT,
+                    args=[first, second, PIPELINE, str(scan), str(tmp_path / "result.bin")],
+                    timeout=200,
+                )
+                _wait(lambda: operator_running(cli) or driven.done(), 150, "the operator")
+                finished_first = driven.done()
+                killed = kill_leader(cli)
+                done = driven.result()
             logs = pod_logs(cli, pods) if done.returncode else ""
     assert done.returncode == 0, f"{done.stderr}\n{logs}"
     seen = json.loads(done.stdout)
+    # The leader was killed while the operator ran; the other replica took over.
+    assert killed.startswith("aorta-scheduler-")
+    assert not finished_first, "the client finished before its operator was seen running"
     assert seen["status"] == [3, 1]
     assert seen["files"] == [
         "/input/scan.bin",
