@@ -24,7 +24,7 @@ from aorta.bus import Request
 from aorta.errors import ErrorCode, NotFound
 from aorta.logger import get_logger
 from aorta.metadata import add_metadata, remove_metadata
-from aorta_services.scheduler.domain import answers, job_page, requests
+from aorta_services.scheduler.domain import answers, job_page, list_wire, requests
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.listing import JobListing
 from aorta_services.scheduler.domain.timeline_answer import timeline
@@ -87,7 +87,7 @@ class JobQueries:
         async with aclosing(pages):
             async for page in pages:
                 for job in page:
-                    yield answers.list_item(job).SerializeToString()
+                    yield list_wire.list_item(job)
                 listed += len(page)
         if not listed:
             yield answers.empty_list().SerializeToString()

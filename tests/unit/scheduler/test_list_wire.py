@@ -1,0 +1,56 @@
+"""The hand-written `Jobs.List` item parses to exactly the message `answers.list_item` builds,
+for any job a listing can hold."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aorta.api import jobs_pb2
+from aorta.ids import JobId, PayloadId, PipelineId
+from aorta_services.scheduler.domain import JobPhase, JobPriority, answers, list_wire
+from aorta_services.scheduler.domain.listing import JobListing
+
+# From before Unix time to year 9999, fractions included (whole seconds on the wire).
+_TIMES = st.floats(min_value=-1e9, max_value=253_402_300_799.0, allow_nan=False)
+_TEXT = st.text(max_size=300)
+
+listings = st.builds(
+    JobListing,
+    id=st.text(alphabet="0123456789abcdef", max_size=32).map(JobId),
+    name=_TEXT,
+    pipeline_id=st.text(alphabet="0123456789abcdef", max_size=32).map(PipelineId),
+    payload_id=st.text(alphabet="0123456789abcdef", max_size=32).map(PayloadId),
+    priority=st.sampled_from(JobPriority),
+    phase=st.sampled_from(JobPhase),
+    created=_TIMES,
+    started=st.none() | _TIMES,
+    stopped=st.none() | _TIMES,
+    metadata=st.dictionaries(_TEXT, _TEXT, max_size=5),
+)
+
+
+@given(listings)
+def test_the_encoded_item_is_the_message_list_item_builds(job: JobListing) -> None:
+    encoded = jobs_pb2.JobsListResponse.FromString(list_wire.list_item(job))
+
+    expected = answers.list_item(job)
+    assert encoded == expected
+    assert encoded.job_details.HasField("payload_id") and encoded.HasField("header")
+
+
+def test_a_large_metadata_value_gets_a_multi_byte_length() -> None:
+    job = JobListing(
+        id=JobId("a" * 32),
+        name="big",
+        pipeline_id=PipelineId("b" * 32),
+        payload_id=PayloadId(""),
+        priority=JobPriority.HIGHER,
+        phase=JobPhase.RUNNING,
+        created=1.5,
+        metadata={"blob": "x" * 3_000_000},
+    )
+
+    encoded = list_wire.list_item(job)
+
+    assert encoded == answers.list_item(job).SerializeToString(deterministic=True)
