@@ -17,10 +17,11 @@ from aorta.blobs import BlobInfo, BlobStore
 from aorta.errors import Conflict, ErrorCode, NotFound
 from aorta.ids import PayloadId
 from aorta.payload_layout import (
+    CHECKSUMS_MANIFEST,
     INPUT_FOLDER,
-    StoredChecksum,
     input_key,
     input_prefix,
+    output_checksums_key,
     payload_checksums_prefix,
     payload_prefix,
     read_checksum_manifest,
@@ -134,25 +135,32 @@ class PayloadContents:
         await self._blobs.delete_prefix(payload_checksums_prefix(payload_id))
         return removed
 
-    async def output_checksums(self, payload_id: PayloadId) -> dict[str, FileRecord]:
-        """What the executors recorded of the operator outputs they stored in the payload
-        (`aorta.payload_layout`, the checksum manifests), as file records by name."""
-        found: dict[str, StoredChecksum] = {}
-        async with aclosing(
-            _generator(self._blobs.list(payload_checksums_prefix(payload_id)))
-        ) as manifests:
+    async def manifest_prefixes(self, payload_id: PayloadId) -> list[str]:
+        """The folders of the payload (names relative to it, ending with `/`) whose files an
+        executor stored with a checksum manifest (`aorta.payload_layout`), longest first: one
+        per operator output, so the list is short however many files the outputs hold."""
+        prefix = payload_checksums_prefix(payload_id)
+        found = []
+        async with aclosing(_generator(self._blobs.list(prefix))) as manifests:
             async for manifest in manifests:
-                try:
-                    data = b"".join([chunk async for chunk in self._blobs.get(manifest.key)])
-                except NotFound:
-                    continue  # replaced by a later attempt meanwhile
-                found.update(read_checksum_manifest(manifest.key, data))
+                if manifest.key.endswith(CHECKSUMS_MANIFEST):
+                    found.append(manifest.key[len(prefix) : -len(CHECKSUMS_MANIFEST)])
+        return sorted(found, key=len, reverse=True)
+
+    async def output_checksums(self, payload_id: PayloadId, folder: str) -> dict[str, FileRecord]:
+        """What the executor recorded of the files it stored in `folder` of the payload (one
+        of `manifest_prefixes`), as file records by name; none when the manifest is gone."""
+        key = output_checksums_key(payload_prefix(payload_id) + folder)
+        try:
+            data = b"".join([chunk async for chunk in self._blobs.get(key)])
+        except NotFound:
+            return {}  # replaced by a later attempt meanwhile
         prefix = payload_prefix(payload_id)
         return {
             item.key[len(prefix) :]: FileRecord(
                 payload_id, item.key[len(prefix) :], item.size, item.sha256
             )
-            for item in found.values()
+            for item in read_checksum_manifest(key, data).values()
             if item.key.startswith(prefix)
         }
 

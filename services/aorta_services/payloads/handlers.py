@@ -25,6 +25,7 @@ from aorta.logger import get_logger
 from aorta.metadata import add_metadata, remove_metadata
 from aorta_services.payloads import answers, wire
 from aorta_services.payloads.contents import PayloadContents
+from aorta_services.payloads.described_files import described_files
 from aorta_services.payloads.domain import PayloadKind, PayloadRecord, owned
 from aorta_services.payloads.events import EventPublisher
 from aorta_services.payloads.removal import erase
@@ -84,20 +85,17 @@ class ClaraVerbs:
 
     async def details(self, request: Request) -> AsyncIterator[bytes]:
         """Details (`contracts.PAYLOADS_DETAILS`): one message per file
-        (`answers.details_item`), in name order, listed from the blob store, one without a file
-        for an empty payload; each with the payload's owner. Open to every caller."""
+        (`answers.details_item`), in name order, listed from the blob store as it streams
+        (`described_files`: memory bounded by a page, whatever the number of files), one
+        without a file for an empty payload; each with the payload's owner. Open to every
+        caller."""
         message = wire.parse_message(request.data, payloads_pb2.PayloadsDetailsRequest)
         record = await self._repository.get_present(ids.payload_id(message.payload_id.value))
-        # Uploads' records win over the executors' manifests: they name the same file only
-        # when a client uploaded over an output, which only the records then describe.
-        known = {
-            **await self._contents.output_checksums(record.id),
-            **await self._repository.files(record.id),
-        }
         first = True
-        async with aclosing(self._contents.files(record.id)) as listing:
-            async for stored in listing:
-                item = answers.details_item(record, stored, known.get(stored.name), first=first)
+        files = described_files(record.id, self._contents, self._repository)
+        async with aclosing(files) as listing:
+            async for stored, known in listing:
+                item = answers.details_item(record, stored, known, first=first)
                 first = False
                 yield answers.details_answer(record, item)
         if first:

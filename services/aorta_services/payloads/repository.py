@@ -8,7 +8,7 @@ an update that keeps losing races is PAYLOAD_STORE_ERROR too.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 
 from aorta.bus import CloudEvent
 from aorta.errors import Conflict, ErrorCode, NotFound
@@ -55,6 +55,8 @@ class PayloadRepository:
         """Creates the indexes: one PIPELINE payload per job, file records by payload."""
         await self._payloads.ensure_index(["job_id"], unique=True)
         await self._files.ensure_index(["payload_id"])
+        # Details reads a payload's records in name order, a page at a time.
+        await self._files.ensure_index(["payload_id", "name", "id"])
 
     async def get(self, id: PayloadId) -> PayloadRecord:
         """The payload `id`, even while it is being deleted; `NotFound` (PAYLOAD_NOT_FOUND)."""
@@ -120,6 +122,14 @@ class PayloadRepository:
         documents = await self._files.find({"payload_id": payload_id})
         records = (FileRecord.from_document(document) for document in documents)
         return {record.name: record for record in records}
+
+    async def file_pages(self, payload_id: PayloadId) -> AsyncGenerator[list[FileRecord], None]:
+        """The payload's file records in name order, in pages read one at a time
+        (`Collection.pages`), so a payload of many files is never held whole."""
+        pages = self._files.pages({"payload_id": payload_id}, key=("name",))
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                yield [FileRecord.from_document(document) for document in page]
 
     async def file(self, payload_id: PayloadId, name: str) -> FileRecord | None:
         """The record of one file, if there is one."""
