@@ -14,6 +14,11 @@ once (imports, the first operator's start); each side's figure is the mean of it
   the spans is the collector's work, so the platform's CPU time is what tracing costs the
   platform (its spans built, batched, encoded and sent).
 
+Beside them, what one span costs the platform measured alone (`span_cpu_us`: a served call's
+span started, made current, ended, batched and encoded as the OTLP exporter encodes it), times
+the spans a job makes: a figure of tracing's CPU per job that the machine's other work hardly
+moves, to read beside the end-to-end one.
+
 The target is less than 5 % fewer jobs per second with both on. Jobs per second on a machine
 other work shares moves by more than that from run to run, so the report also gives the CPU
 time this process spent per job (the last batch of spans exported at the end included), which
@@ -28,14 +33,16 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from aorta.logger import configure_logging
 from aorta.observability import metrics, tracing
@@ -44,6 +51,39 @@ from bench.bench_jobs import JOBS, platform_many, with_platform
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_LOSS_PERCENT = 5.0
 ORDER = ("off", "metrics", "on", "on", "metrics", "off")
+
+
+SPANS_ALONE = 2000
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+class EncodingOnly(SpanExporter):
+    """Encodes each batch as the OTLP exporter does, and sends it nowhere."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        encode_spans(spans).SerializeToString()
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+def span_cpu_us(count: int = SPANS_ALONE) -> float:
+    """CPU microseconds this process spends per span of a served bus request (every span the
+    platform makes costs about as much), all `count` of them batched and encoded."""
+    provider = tracing.new_provider()
+    provider.add_span_processor(BatchSpanProcessor(EncodingOnly(), max_queue_size=count))
+    tracing.install(provider)
+    carrier = {"traceparent": TRACEPARENT}
+    cpu = time.process_time()
+    try:
+        for _ in range(count):
+            with tracing.server_span("aorta.rpc.scheduler.start", carrier, root=False):
+                pass
+        provider.force_flush()
+    finally:
+        tracing.shutdown()
+    return (time.process_time() - cpu) / count * 1e6
 
 
 @dataclass
@@ -129,9 +169,15 @@ async def measure() -> dict[str, Any]:
         increase = (ms[side] - ms["off"]) / ms["off"] * 100
         report[f"platform_cpu_increase_percent_{side}"] = round(increase, 1)
     traced_jobs = JOBS * ORDER.count("on")
+    spans_per_job = sink.spans / traced_jobs
     report["spans_received"] = sink.spans
-    report["spans_per_job"] = round(sink.spans / traced_jobs, 1)
+    report["spans_per_job"] = round(spans_per_job, 1)
     report["collector_cpu_ms_per_job"] = round(sink.cpu_seconds / traced_jobs * 1000, 2)
+    per_span = statistics.median(span_cpu_us() for _ in range(3))
+    per_job_ms = per_span * spans_per_job / 1000
+    report["tracing_cpu_us_per_span_alone"] = round(per_span, 1)
+    report["tracing_cpu_ms_per_job_from_spans"] = round(per_job_ms, 2)
+    report["tracing_cpu_percent_per_job_from_spans"] = round(per_job_ms / ms["off"] * 100, 1)
     return report
 
 
