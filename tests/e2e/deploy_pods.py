@@ -2,7 +2,7 @@
 kustomize renderer the manifest tests use), for the container deployment test.
 
 Each workload of the platform (NATS and every service) becomes as many Pods as the test asks
-for, each keeping its workload's image (NATS runs the Aorta image's `nats-server`), arguments,
+for, each keeping its workload's image (the Aorta image, NATS included), command, arguments,
 security context, volumes and settings: the ConfigMap and Secret values its containers read
 (`envFrom`, `secretKeyRef`, `configMapKeyRef`, `fieldRef: metadata.name`) are written into the
 Pod, since podman reads neither from a cluster. What a single host changes is explicit, in
@@ -145,7 +145,6 @@ def _pod(
         container["image"] = wiring.image
         container.pop("resources", None)
         if workload["metadata"]["name"] == "nats":
-            container["command"] = ["nats-server"]
             container["args"] = _nats_args(container["args"], env, ports)
     if workload["metadata"]["name"] == "aorta-scheduler":
         _drive_engine(spec, wiring)

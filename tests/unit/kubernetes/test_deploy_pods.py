@@ -62,7 +62,9 @@ def test_each_workload_becomes_its_replicas_with_the_manifest_s_arguments(tmp_pa
         for container, declared in zip(
             pod["spec"]["containers"], template["containers"], strict=True
         ):
+            assert declared["image"] == "aorta:0.1.0"
             assert container["image"] == "localhost/aorta:0.1.0"
+            assert container.get("command") == declared.get("command")
             assert container["securityContext"] == declared["securityContext"]
             if workload["metadata"]["name"] != "nats":
                 assert container["args"] == declared["args"]
