@@ -132,6 +132,10 @@ def test_list_and_get_print_every_format(cli: Cli, pipeline: str) -> None:
     assert json.loads(cli.ok("get", "jobs", "-o", "json")) == as_json
     assert yaml.safe_load(cli.ok("list", "jobs", "-o", "yaml")) == as_json
     assert f"job/{job}\n" in cli.ok("get", "jobs", "-o", "name")
+    # -q and -o name print each id as the list streams, in the list's order.
+    newest_first = [entry["job_id"] for entry in as_json]
+    assert cli.ok("list", "jobs", "-q").splitlines() == newest_first
+    assert cli.ok("list", "jobs", "-o", "name", "--limit", "1") == f"job/{newest_first[0]}\n"
     wide = cli.ok("list", "jobs", "-o", "wide").splitlines()
     assert wide[0].split()[-3:] == ["CREATED", "BY", "OPERATORS"]
     assert any(line.startswith(job) and line.endswith("  1") for line in wide[1:])

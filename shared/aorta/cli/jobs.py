@@ -7,7 +7,7 @@ positional argument or through Clara's `-j`/`-p`.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -286,26 +286,34 @@ def list_request(
     return request
 
 
-def list_jobs_matching(
+def jobs_matching(
     session: Session, request: jobs_pb2.JobsListRequest, *, limit: int = 0
-) -> list[JobSummary]:
-    """`Jobs.List`; messages without a job id are skipped, as Clara's client skips them.
+) -> Iterator[JobSummary]:
+    """`Jobs.List` as it streams; messages without a job id are skipped, as Clara's client
+    skips them.
 
     With a `limit`, the call is cancelled once that many jobs arrived: the platform reads its
     store a page at a time as the stream is consumed, so the rest is never read."""
-    found: list[JobSummary] = []
     responses = session.platform.jobs.List(request)
+    listed = 0
     try:
         for index, response in enumerate(responses):
             if index == 0:
                 check(response, "listing jobs")
             if response.job_details.job_id.value:
-                found.append(JobSummary.from_details(response.job_details))
-            if limit and len(found) >= limit:
+                listed += 1
+                yield JobSummary.from_details(response.job_details)
+            if limit and listed >= limit:
                 break
     finally:
         responses.cancel()
-    return found
+
+
+def list_jobs_matching(
+    session: Session, request: jobs_pb2.JobsListRequest, *, limit: int = 0
+) -> list[JobSummary]:
+    """Every job `jobs_matching` lists, held for a table or document that needs them all."""
+    return list(jobs_matching(session, request, limit=limit))
 
 
 @click.command("job")
@@ -351,6 +359,12 @@ def list_jobs(
     """
     chosen = [resolve_pipeline(session, pipeline) for pipeline in pipelines]
     request = list_request(states, statuses, chosen, created_after, completed_before)
+    if session.output.quiet or session.output.names:
+        # Ids are printed as they stream, so a history of any length is never held; a table
+        # needs every row first (its column widths) and a JSON or YAML document is one list.
+        for job in jobs_matching(session, request, limit=limit):
+            session.output.identify("job", job.job_id)
+        return
     found = list_jobs_matching(session, request, limit=limit)
     now = utcnow()
     rows = [_row(job, now) for job in found]
