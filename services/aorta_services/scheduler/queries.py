@@ -110,7 +110,7 @@ class JobQueries:
                 listed.extend(page)
                 if len(listed) > size:
                     break
-        return job_page.page_answer(listed, size).SerializeToString()
+        return job_page.page_answer(listed, size)
 
     async def read_logs(self, request: Request) -> AsyncIterator[bytes]:
         """Jobs.ReadLogs: one operator's lines in messages of bounded size (at least one).

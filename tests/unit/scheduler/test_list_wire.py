@@ -1,12 +1,12 @@
-"""The hand-written `Jobs.List` item parses to exactly the message `answers.list_item` builds,
-for any job a listing can hold."""
+"""The hand-written `Jobs.List` item and `Jobs/Page` answer parse to exactly the messages
+`answers.list_item` builds, for any job a listing can hold."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aorta.api import jobs_pb2
+from aorta.api import aorta_jobs_pb2, jobs_pb2
 from aorta.ids import JobId, PayloadId, PipelineId
 from aorta_services.scheduler.domain import JobPhase, JobPriority, answers, list_wire
 from aorta_services.scheduler.domain.listing import JobListing
@@ -37,6 +37,15 @@ def test_the_encoded_item_is_the_message_list_item_builds(job: JobListing) -> No
     expected = answers.list_item(job)
     assert encoded == expected
     assert encoded.job_details.HasField("payload_id") and encoded.HasField("header")
+
+
+@given(st.lists(listings, max_size=4), st.text(max_size=40))
+def test_a_page_is_the_message_of_its_jobs_and_cursor(jobs: list[JobListing], cursor: str) -> None:
+    encoded = list_wire.page([list_wire.job_details(job) for job in jobs], cursor)
+
+    expected = aorta_jobs_pb2.JobsPageResponse(header=answers.header(), next_cursor=cursor)
+    expected.jobs.extend(answers.list_item(job).job_details for job in jobs)
+    assert aorta_jobs_pb2.JobsPageResponse.FromString(encoded) == expected
 
 
 def test_a_large_metadata_value_gets_a_multi_byte_length() -> None:

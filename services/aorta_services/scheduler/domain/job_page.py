@@ -16,7 +16,7 @@ from typing import Any
 
 from aorta.api import aorta_jobs_pb2, jobs_pb2
 from aorta.errors import ErrorCode, Invalid
-from aorta_services.scheduler.domain import answers
+from aorta_services.scheduler.domain import list_wire
 from aorta_services.scheduler.domain.listing import JobListing
 from aorta_services.scheduler.domain.requests import list_filter, unix_seconds
 
@@ -89,21 +89,20 @@ def decode_cursor(text: str) -> Cursor | None:
     return float(created), job_id
 
 
-def page_answer(listed: Sequence[JobListing], size: int) -> aorta_jobs_pb2.JobsPageResponse:
-    """The answer for the jobs read after the cursor (up to `size + 1`, the extra one only
-    telling that more follow): at most `size` jobs and about `MAX_PAGE_BYTES`, at least one,
-    and the cursor of the last one sent when any job is left out."""
-    response = aorta_jobs_pb2.JobsPageResponse(header=answers.header())
+def page_answer(listed: Sequence[JobListing], size: int) -> bytes:
+    """The serialized answer for the jobs read after the cursor (up to `size + 1`, the extra
+    one only telling that more follow): at most `size` jobs and about `MAX_PAGE_BYTES`, at
+    least one, and the cursor of the last one sent when any job is left out."""
+    sent: list[bytes] = []
     total = 0
-    sent: JobListing | None = None
     for job in listed[:size]:
-        details = answers.list_item(job).job_details
-        length = details.ByteSize()
-        if sent is not None and total + length > MAX_PAGE_BYTES:
+        details = list_wire.job_details(job)
+        if sent and total + len(details) > MAX_PAGE_BYTES:
             break
-        response.jobs.append(details)
-        total += length
-        sent = job
-    if sent is not None and len(response.jobs) < len(listed):
-        response.next_cursor = encode_cursor((sent.created, sent.id))
-    return response
+        sent.append(details)
+        total += len(details)
+    cursor = ""
+    if len(sent) < len(listed):
+        last = listed[len(sent) - 1]
+        cursor = encode_cursor((last.created, last.id))
+    return list_wire.page(sent, cursor)

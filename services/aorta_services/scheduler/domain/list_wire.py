@@ -1,4 +1,5 @@
-"""A `Jobs.List` item encoded straight to protobuf wire bytes (pure, no I/O).
+"""A `Jobs.List` item and an `aorta.v1.Jobs/Page` answer encoded straight to protobuf wire
+bytes (pure, no I/O).
 
 Building a `JobsListResponse` and serializing it costs about a hundred microseconds a job in
 Python (message objects, three datetimes twice each), the largest part of what a whole List of
@@ -35,8 +36,10 @@ def _tag(field: int, wire_type: int) -> bytes:
     return _varint((field << 3) | wire_type)
 
 
-# The tags of JobsListResponse's fields and its JobDetails' (protos/aorta/api/jobs.proto).
+# The tags of JobsListResponse's fields and its JobDetails' (protos/aorta/api/jobs.proto);
+# aorta.v1.JobsPageResponse has the same header and details fields, and its cursor.
 _HEADER, _DETAILS = _tag(1, _LENGTH_DELIMITED), _tag(2, _LENGTH_DELIMITED)
+_CURSOR = _tag(3, _LENGTH_DELIMITED)
 _JOB_ID, _PAYLOAD_ID, _PIPELINE_ID, _NAME = (_tag(n, _LENGTH_DELIMITED) for n in (1, 2, 3, 4))
 _STATE, _STATUS, _PRIORITY = (_tag(n, _VARINT) for n in (5, 6, 7))
 _CREATED_TEXT, _STARTED_TEXT, _STOPPED_TEXT = (_tag(n, _LENGTH_DELIMITED) for n in (10, 11, 12))
@@ -92,10 +95,23 @@ def _metadata(pairs: Iterable[tuple[str, str]]) -> bytes:
 
 def list_item(job: JobListing) -> bytes:
     """The serialized `JobsListResponse` of one listed job: a code-0 header and its details."""
+    return _EMPTY_HEADER + _delimited(_DETAILS, job_details(job))
+
+
+def page(jobs: Iterable[bytes], next_cursor: str) -> bytes:
+    """The serialized `aorta.v1.JobsPageResponse`: a code-0 header, each job's `job_details`
+    bytes, then the cursor of the next page (left out when empty)."""
+    return b"".join(
+        (_EMPTY_HEADER, *(_delimited(_DETAILS, job) for job in jobs), _text(_CURSOR, next_cursor))
+    )
+
+
+def job_details(job: JobListing) -> bytes:
+    """The serialized `JobsListResponse.JobDetails` of one listed job."""
     created, created_text = _times(job.created)
     started, started_text = _times(job.started)
     stopped, stopped_text = _times(job.stopped)
-    details = b"".join(
+    return b"".join(
         (
             _identifier(_JOB_ID, job.id),
             _identifier(_PAYLOAD_ID, job.payload_id),
@@ -113,4 +129,3 @@ def list_item(job: JobListing) -> bytes:
             _metadata(job.metadata.items()),
         )
     )
-    return _EMPTY_HEADER + _delimited(_DETAILS, details)
