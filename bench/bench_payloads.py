@@ -21,7 +21,12 @@ second or two is at the mercy of whatever else the machine does:
   with psutil (target < 64 MiB);
 - the CPU seconds per GiB moved, of the blob store alone and of the platform's process (which
   includes the same store): the gateway's own cost is the difference, and says how fast it could
-  go where the disk is not the limit.
+  go where the disk is not the limit;
+- the targets of uploads and downloads near the client's ceiling: the platform's process spends
+  at most 2.0 CPU s per GiB NVIDIA's client uploads (`gateway_cpu_s_per_gib_nvidia_upload`,
+  `upload_cpu_target_met`), and that client moves at least 0.85 of its floor's rate up and 0.9
+  down (`gateway_upload_share_of_floor`, `gateway_download_share_of_floor`,
+  `upload_share_target_met`, `download_share_target_met`).
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ MiB = 1 << 20
 CHUNK = 64 * 1024
 TARGET_RATIO = 0.5
 TARGET_RSS_MIB = 64
+TARGET_UPLOAD_CPU_S_PER_GIB = 2.0
+TARGET_UPLOAD_SHARE_OF_FLOOR = 0.85
+TARGET_DOWNLOAD_SHARE_OF_FLOOR = 0.9
 
 UPLOAD = """
 import json, sys, time
@@ -160,6 +168,15 @@ def run() -> dict[str, object]:
         **{key: round(value, 2) for key, value in cpu.items()},
         "ratio_target_met": min(ratios.values()) >= TARGET_RATIO,
         "rss_target_met": max(growth.values()) < TARGET_RSS_MIB,
+        "upload_cpu_target_met": (
+            cpu["gateway_cpu_s_per_gib_nvidia_upload"] <= TARGET_UPLOAD_CPU_S_PER_GIB
+        ),
+        "upload_share_target_met": (
+            context["gateway_upload_share_of_floor"] >= TARGET_UPLOAD_SHARE_OF_FLOOR
+        ),
+        "download_share_target_met": (
+            context["gateway_download_share_of_floor"] >= TARGET_DOWNLOAD_SHARE_OF_FLOOR
+        ),
     }
 
 

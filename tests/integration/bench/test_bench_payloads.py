@@ -60,3 +60,6 @@ def test_the_payload_benchmark_reports_rates_ratios_floor_and_memory() -> None:
     assert all(report[f"gateway_cpu_s_per_gib_{phase}"] >= 0 for phase in phases)
     assert isinstance(report["ratio_target_met"], bool)
     assert isinstance(report["rss_target_met"], bool)
+    assert report["upload_cpu_target_met"] == (report["gateway_cpu_s_per_gib_nvidia_upload"] <= 2.0)
+    assert report["upload_share_target_met"] == (report["gateway_upload_share_of_floor"] >= 0.85)
+    assert report["download_share_target_met"] == (report["gateway_download_share_of_floor"] >= 0.9)
