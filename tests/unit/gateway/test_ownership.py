@@ -1,7 +1,8 @@
 """Ownership through the real gateway: a user may not start, cancel or read the logs of
 another user's job, nor move or delete the bytes of another user's payload (gRPC
 PERMISSION_DENIED naming the thing, never its owner); an admin may; Status and Details tell
-every caller who created the thing in the `aorta-owner` initial metadata.
+every caller who created the thing in the `aorta-owner` initial metadata; List and Page show a
+user its own jobs only.
 
 The gateway, the pipelines, payloads and scheduler services share one in-memory bus and
 SQLite store; operators run on a fake executor.
@@ -17,6 +18,8 @@ import grpc
 import pytest
 
 from aorta.api import (
+    aorta_jobs_pb2,
+    aorta_jobs_pb2_grpc,
     common_pb2,
     jobs_pb2,
     jobs_pb2_grpc,
@@ -198,6 +201,22 @@ async def test_list_shows_a_user_its_own_jobs_and_a_viewer_all(door: Door) -> No
     assert await listed("bob") == []
     assert await listed("vera") == [job_id]
     assert await listed("ada") == [job_id]
+
+
+async def test_a_page_of_jobs_answers_as_list_does(door: Door) -> None:
+    job_id, _ = await alices_job(door)
+    jobs = aorta_jobs_pb2_grpc.JobsStub(door.channel)
+
+    async def paged(caller: str) -> list[str]:
+        request = aorta_jobs_pb2.JobsPageRequest(page_size=10)
+        answer = await jobs.Page(request, metadata=as_(caller))
+        assert answer.header.code == 0 and answer.next_cursor == ""
+        return [job.job_id.value for job in answer.jobs]
+
+    assert await paged("alice") == [job_id]
+    assert await paged("bob") == []
+    assert await paged("vera") == [job_id]
+    assert await paged("ada") == [job_id]
 
 
 async def test_a_job_may_take_only_input_payloads_its_creator_owns(door: Door) -> None:
