@@ -13,10 +13,8 @@ process sharing the root stay. Everything here blocks; the store calls it from i
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
-import mmap
 import os
 import shutil
 import time
@@ -29,8 +27,6 @@ from aorta.errors import Conflict
 
 # A staging folder still being set up (see `claim_staging`) is left alone for this long.
 _SETUP_GRACE_SECONDS = 60.0
-DIRECT_ALIGNMENT = 4096
-"""Bytes a direct write's buffer, length and offset are multiples of (the common block size)."""
 # Puts racing with deletes that prune empty folders retry the rename this many times.
 _RENAME_ATTEMPTS = 8
 
@@ -42,82 +38,26 @@ def file_info(key: str, status: os.stat_result, sha256: str | None = None) -> Bl
 
 
 class StagedFile:
-    """An object being written: a file in the staging folder, hashed as it is written.
+    """An object being written: a file in the staging folder, hashed as it is written."""
 
-    Where the filesystem allows it, whole blocks go to the disk with `O_DIRECT`, past the page
-    cache: a buffered write costs the kernel a copy into the cache and, once memory is short,
-    reclaiming it, which the profiles of uploads show as more CPU than all the rest of the
-    gateway's work; a direct write costs almost none. Each block is copied first into a
-    page-aligned buffer (what `O_DIRECT` requires), a far cheaper copy. A block whose length is
-    not a multiple of `DIRECT_ALIGNMENT` (a file's last block) and any filesystem that refuses
-    direct I/O (tmpfs) get ordinary writes from then on.
-    """
-
-    def __init__(self, path: Path, *, direct: bool = True) -> None:
+    def __init__(self, path: Path) -> None:
         self._path = path
         self._fd = -1
         self._hash = hashlib.sha256()
-        self._want_direct = direct and hasattr(os, "O_DIRECT")
-        self._direct = False
-        self._aligned: mmap.mmap | None = None
 
     def open(self) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        if self._want_direct:
-            try:
-                self._fd = os.open(self._path, flags | os.O_DIRECT, 0o666)
-            except OSError as error:
-                if error.errno != errno.EINVAL:
-                    raise
-            else:
-                self._direct = True
-                return
         self._fd = os.open(self._path, flags, 0o666)
 
     def write(self, block: bytearray) -> None:
         self._hash.update(block)
-        if self._direct and len(block) % DIRECT_ALIGNMENT == 0:
-            self._write_all(self._aligned_copy(block))
-            return
-        self._buffered()
-        self._write_all(block)
-
-    def _aligned_copy(self, block: bytearray) -> mmap.mmap:
-        """`block` in a page-aligned buffer of its length (an anonymous mapping), reused."""
-        if self._aligned is None or len(self._aligned) != len(block):
-            self._release_aligned()
-            self._aligned = mmap.mmap(-1, len(block))
-        self._aligned[:] = block
-        return self._aligned
-
-    def _write_all(self, data: bytearray | mmap.mmap) -> None:
-        with memoryview(data) as view:
+        with memoryview(block) as view:
             written = 0
             while written < len(view):
-                try:
-                    written += os.write(self._fd, view[written:])
-                except OSError as error:
-                    # Refused direct I/O (an unaligned rest after a short write, a filesystem
-                    # that accepted O_DIRECT at open only): go on through the page cache.
-                    if error.errno != errno.EINVAL or not self._direct:
-                        raise
-                    self._buffered()
-
-    def _buffered(self) -> None:
-        """Ordinary, cached writes from now on."""
-        if self._direct:
-            flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
-            fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
-            self._direct = False
-
-    def _release_aligned(self) -> None:
-        if self._aligned is not None:
-            self._aligned.close()
-            self._aligned = None
+                written += os.write(self._fd, view[written:])
 
     def commit(self, root: Path, target: Path, key: str) -> BlobInfo:
         """Makes the file durable and renames it to `target`: the commit point of a put."""
-        self._release_aligned()
         os.fsync(self._fd)
         status = os.fstat(self._fd)
         os.close(self._fd)
@@ -144,7 +84,6 @@ class StagedFile:
         raise Conflict(f"blob {key!r} could not be stored: its folder kept disappearing")
 
     def discard(self) -> None:
-        self._release_aligned()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
