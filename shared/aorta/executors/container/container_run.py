@@ -35,11 +35,11 @@ from aorta.executors.container.outcome import (
     ran_past,
     started_at,
 )
-from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.container.pull import ensure_image
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import RunPlan, image_reference
 from aorta.executors.container.volume_modes import open_volumes
+from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason, RunTimes
 from aorta.executors.run_log import RunLog
 from aorta.executors.transfers import (

@@ -30,7 +30,6 @@ from aorta.blobs import BlobStore
 from aorta.errors import Invalid, NotFound, Unavailable
 from aorta.executors.container.container_run import ContainerRun
 from aorta.executors.container.engine import ContainerEngine, Json
-from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.container.services import ContainerServiceRunner
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import (
@@ -42,6 +41,7 @@ from aorta.executors.container.spec import (
     container_name,
     owner_labels,
 )
+from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import file_chunks, open_for_reading, split_lines
 from aorta.executors.workspace import Workspace
