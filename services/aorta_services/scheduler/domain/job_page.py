@@ -76,12 +76,11 @@ def decode_cursor(text: str) -> Cursor | None:
         created, job_id = json.loads(raw)
     except (binascii.Error, ValueError, TypeError):
         created, job_id = None, None
-    if isinstance(created, bool) or not isinstance(created, int | float):
-        raise Invalid(
-            "the cursor is not one Jobs.Page gave; start again without it",
-            code=ErrorCode.JOB_REQUEST_INVALID,
-        )
-    if not isinstance(job_id, str):
+    if (
+        isinstance(created, bool)
+        or not isinstance(created, int | float)
+        or not isinstance(job_id, str)
+    ):
         raise Invalid(
             "the cursor is not one Jobs.Page gave; start again without it",
             code=ErrorCode.JOB_REQUEST_INVALID,
