@@ -61,8 +61,8 @@ async def test_a_clean_stop_hands_over_without_waiting_for_the_lease(harness: Ha
     harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
     env = {"AORTA_SCHEDULER_LEASE_TTL": "30"}
     first = await harness.replica(env, behaviours={"second": Behaviour(hang=True)}, name="a")
-    second = await harness.replica(env, name="b")
     assert (await harness.leader()) is first
+    second = await harness.replica(env, name="b")
     job_id = await harness.run()
     await harness.until(job_id, lambda s: s.operator_details[1].status == 2)
     await first.service.stop(1.0)
@@ -92,8 +92,9 @@ async def test_two_replicas_never_run_an_operator_twice(harness: Harness) -> Non
 async def test_leadership_passes_when_the_leader_dies(harness: Harness) -> None:
     harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
     first = await harness.replica(behaviours={"third": Behaviour(hang=True)}, name="a")
-    second = await harness.replica(name="b")
+    # `a` leads before `b` starts: started together, either may take the free lease first.
     assert (await harness.leader()) is first
+    second = await harness.replica(name="b")
     job_id = await harness.run()
     await harness.until(job_id, lambda s: s.operator_details[2].status == 2)
     await harness.crash(first)
@@ -149,8 +150,8 @@ async def test_a_leader_that_lost_its_lease_stops_its_runs_without_recording_the
 ) -> None:
     harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
     first = await harness.replica(behaviours={"second": Behaviour(hang=True)}, name="a")
-    second = await harness.replica(name="b")
     assert (await harness.leader()) is first
+    second = await harness.replica(name="b")
     job_id = await harness.run()
     await harness.until(job_id, lambda s: s.operator_details[1].status == 2)
     # Replica b writes the lease, as it would once a's had expired (a paused, say).
