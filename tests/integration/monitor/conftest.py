@@ -1,7 +1,8 @@
 """The gateway and the monitor in this process, on a real nats-server, for real clients.
 
-The monitor runs with its real adapters: NVML (which finds no driver on these machines, so
-every GPU list is empty) and `/proc` for process owners.
+The monitor reads `/proc` for process owners, and GPUs from a stand-in probe that has none,
+so every GPU list is empty on a machine with GPUs as on one without (`NvmlProbe` itself is
+tested in tests/unit/monitor/test_nvml.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aorta.bus.nats import NatsBus
 from aorta.bus.nats_server import NatsServerProcess
 from aorta.runtime.service import service_context
 from aorta.settings import Settings
+from aorta.testing.gpu import StandInProbe
 from aorta.testing.nats import nats_server as started_nats_server
 from aorta_services.gateway import app as gateway_app
 from aorta_services.monitor import app as monitor_app
@@ -59,6 +61,7 @@ async def platform(nats_server: NatsServerProcess, tmp_path: Path) -> AsyncItera
         monitor = await monitor_app.start(
             context,
             environ={"AORTA_MONITOR_INTERVAL": str(WATCH_INTERVAL), "AORTA_NODE_ID": "test-node"},
+            probe=StandInProbe(),
         )
         stack.push_async_callback(monitor.stop, 1.0)
         gateway = await gateway_app.start(context, address="127.0.0.1:0")

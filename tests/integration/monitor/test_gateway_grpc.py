@@ -1,5 +1,6 @@
 """Clara.Version, Clara.Utilization, Clara.Stop and Monitor.GpuMetrics through the gateway, over
-gRPC with our own stubs, answered by the monitor across a real nats-server (no GPU here)."""
+gRPC with our own stubs, answered by the monitor across a real nats-server (its probe sees no
+GPU)."""
 
 from __future__ import annotations
 

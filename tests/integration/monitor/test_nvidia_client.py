@@ -1,7 +1,7 @@
 """NVIDIA's own `ClaraClient` (nvidia-clara-client 0.8.1.7, in its own virtualenv and process)
 against the gateway and the monitor on a real nats-server: Version, a Utilization snapshot, a
-watched Utilization stream it stops after three samples, and Stop. There is no GPU here, so the
-utilization lists are empty, and they must come quickly."""
+watched Utilization stream it stops after three samples, and Stop. The monitor sees no GPU (a
+stand-in probe), so the utilization lists are empty, and they must come quickly."""
 
 from __future__ import annotations
 
