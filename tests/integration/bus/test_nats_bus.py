@@ -68,8 +68,8 @@ async def test_events_and_durable_positions_survive_a_server_restart(tmp_path: P
         before = make_event("tests", "job", "j1", "created", {"n": 1})
         await publisher.publish_event(before)
         assert await asyncio.wait_for(received.get(), 2.0) == before
-        # Give the acknowledgement time to reach the server before it stops.
-        await asyncio.sleep(0.3)
+        # The acknowledgement reaches the server before it stops.
+        await _acknowledged(server.url, "survivor")
         port = server.port
 
         await server.astop()
@@ -120,3 +120,16 @@ async def _publish_once_reconnected(bus: NatsBus, event: CloudEvent) -> None:
 
 async def _ignore(data: bytes, subject: str) -> None:
     return None
+
+
+async def _acknowledged(url: str, durable: str, within: float = 10.0) -> None:
+    """Returns once the server holds no unacknowledged delivery of consumer `durable`."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        deadline = time.monotonic() + within
+        while (await js.consumer_info(STREAM_NAME, durable)).num_ack_pending:
+            assert time.monotonic() < deadline, f"{durable} never acknowledged its delivery"
+            await asyncio.sleep(0.02)
+    finally:
+        await nc.close()
