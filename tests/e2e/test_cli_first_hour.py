@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 import aorta
+from aorta.cli.humanize import NOT_SET
 from aorta.testing.embedded import AORTA, aorta_up
 from aorta.testing.ports import free_port
 
@@ -137,8 +138,10 @@ def test_list_and_get_print_every_format(cli: Cli, pipeline: str) -> None:
     assert cli.ok("list", "jobs", "-q").splitlines() == newest_first
     assert cli.ok("list", "jobs", "-o", "name", "--limit", "1") == f"job/{newest_first[0]}\n"
     wide = cli.ok("list", "jobs", "-o", "wide").splitlines()
-    assert wide[0].split()[-3:] == ["CREATED", "BY", "OPERATORS"]
-    assert any(line.startswith(job) and line.endswith("  1") for line in wide[1:])
+    assert wide[0].split()[-4:] == ["CREATED", "BY", "OPERATORS", "REASON"]
+    # A stopped job has one operator and waits for nothing.
+    row = next(line for line in wide[1:] if line.startswith(job))
+    assert row.split()[-2:] == ["1", NOT_SET]
     assert f"pipeline/{pipeline}\n" in cli.ok("get", "pipelines", "-o", "name")
 
 
