@@ -37,7 +37,7 @@ from aorta.auth.tls import AutoTls, ensure_auto_tls
 from aorta.auth.tokens import TOKENS_FILE_NAME, create_token
 from aorta.bus.credentials import generate_credentials
 from aorta.bus.nats_server import NatsServerProcess
-from aorta.bus_permissions import EVENTS_USER, bus_users
+from aorta.bus_permissions import bus_users
 from aorta.cli.connection import DEFAULT_ADDRESS
 from aorta.disk_space import event_stream_bytes
 from aorta.disk_watch import room_for, settle_reserve
@@ -376,11 +376,7 @@ async def run_embedded(
                 settings,
                 stop_event,
                 on_ready=announce,
-                # The console reads events as integrations do: as the read-only events user.
-                credentials={
-                    **credentials,
-                    **dict.fromkeys(registry.EVENT_READERS, credentials[EVENTS_USER]),
-                },
+                credentials=registry.service_credentials(credentials),
                 # The default port is best effort, so that two platforms on one machine (or
                 # tests) still start; a port asked for must be had.
                 health_optional=options.metrics_port is None,

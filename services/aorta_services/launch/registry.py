@@ -8,7 +8,10 @@ reverse, closing the doors first.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 
+from aorta.bus.credentials import BusCredentials
+from aorta.bus_permissions import EVENTS_USER
 from aorta.runtime.process import NamedStarter
 from aorta.runtime.service import ServiceStarter
 
@@ -32,6 +35,16 @@ user (`aorta.bus_permissions`)."""
 
 BUS_SERVICES: tuple[str, ...] = tuple(name for name in SERVICES if name not in EVENT_READERS)
 """Services that serve and call verbs on the bus, each as its own user."""
+
+
+def service_credentials(users: Mapping[str, BusCredentials]) -> dict[str, BusCredentials]:
+    """The bus credentials of every service, by service name, from those of the bus users
+    (`aorta.bus_permissions.bus_users`): each bus service logs in as its own user, each event
+    reader as the read-only `events` user, as integrations do."""
+    return {
+        **{name: users[name] for name in BUS_SERVICES},
+        **dict.fromkeys(EVENT_READERS, users[EVENTS_USER]),
+    }
 
 
 def starter(name: str) -> ServiceStarter:

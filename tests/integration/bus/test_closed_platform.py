@@ -32,6 +32,7 @@ from aorta.settings import Settings
 from aorta.testing.nats import async_nats_server
 from aorta.testing.ports import free_port
 from aorta_services.launch import registry
+from aorta_services.launch.embedded import with_environ
 
 
 @dataclass
@@ -62,9 +63,21 @@ async def platform(tmp_path: Path) -> AsyncIterator[ClosedPlatform]:
         async def on_ready(running: dict[str, Running]) -> None:
             ready.set_result(running)
 
-        starters = registry.starters(registry.START_ORDER)
+        # The console listens on a free port rather than its fixed default; it reaches no
+        # gateway here, but logs in to the bus as the events user as `aorta up` has it do.
+        web_environ = {"AORTA_WEB_ADDRESS": "127.0.0.1:0"}
+        starters = [
+            (name, with_environ(start, web_environ) if name == "web" else start)
+            for name, start in registry.starters(registry.START_ORDER)
+        ]
         runner = asyncio.create_task(
-            run_services(starters, settings, stop, on_ready, credentials=credentials)
+            run_services(
+                starters,
+                settings,
+                stop,
+                on_ready,
+                credentials=registry.service_credentials(credentials),
+            )
         )
         try:
             running = await asyncio.wait_for(asyncio.shield(ready), 60)
