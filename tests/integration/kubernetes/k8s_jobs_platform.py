@@ -43,6 +43,7 @@ from aorta_services.payloads import app as payloads_app
 from aorta_services.pipelines import app as pipelines_app
 from aorta_services.scheduler import app as scheduler_app
 from aorta_services.scheduler.app import RunningScheduler
+from aorta_services.scheduler.lease import LEASE_ID, LEASES
 from tests.integration.kubernetes.k8s_cluster import NAMESPACE, Cluster
 from tests.integration.kubernetes.k8s_kubelet import SimulatedKubelet
 from tests.integration.kubernetes.k8s_services import ServiceNetwork
@@ -151,18 +152,24 @@ class KubernetesPlatform(Platform):
 
     async def crash_scheduler(self) -> None:
         """The scheduler's process dies: it stops answering and leading without a word (its
-        lease is left to expire), and its pods, which outlive it, keep running."""
+        lease is left to expire), and its pods, which outlive it, keep running.
+
+        Nothing of a dead process runs on, so the replica is stopped as a whole (its gauges,
+        its outbox replay, whatever its stop ends) rather than piece by piece: only the word a
+        clean stop would say, expiring the lease, must not be said. The lease is written once
+        more as it stands, so the replica's release no longer matches its version and fails
+        as it does when the store is out of reach."""
         scheduler = self.scheduler
         self.services.remove(scheduler)
-        leader_logs = [scheduler.leader_logs] if scheduler.leader_logs else []
-        for subscription in [*scheduler.served, *leader_logs]:
+        for subscription in scheduler.served:
             await subscription.drain()
         if scheduler.loop is not None:
             scheduler.loop.cancel()
             await asyncio.gather(scheduler.loop, return_exceptions=True)
-        if scheduler.engine is not None:
-            await scheduler.engine.stop(kill_runs=False)
-        await scheduler.executor.close()
+        leases = self.context.store.collection(LEASES)
+        lease = await leases.get(LEASE_ID)
+        await leases.update(LEASE_ID, {"expires_at": lease["expires_at"]})
+        await scheduler.stop(0)
 
     def pod_creates(self, name: str) -> int:
         """How many times a pod of that name was asked for (409 answers included)."""
