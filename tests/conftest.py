@@ -8,12 +8,17 @@ import asyncio
 import os
 import pwd
 import subprocess
+import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from aorta.executors.local.operator_user import DEFAULT_RUN_AS
+
+# How long the interpreter may take to exit after the summary before the watchdog ends it.
+_EXIT_WATCHDOG_SECONDS = 60.0
 
 # Tasks a library keeps for the life of its client and stops when that client closes; a test
 # that closes its clients leaves none of them behind.
@@ -63,3 +68,30 @@ def tmp_path(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             folder.chmod(0o711)
         tmp_path.chmod(0o777)
     return tmp_path
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_exit_status] = int(exitstatus)
+
+
+_exit_status = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Arms a watchdog for the interpreter's exit. A test that fails mid-way can leave a
+    non-daemon thread behind (the worker thread of a store it never closed), and the
+    interpreter waits for those forever after the summary: CI would hang until its time limit
+    instead of reporting the failure. The watchdog is a daemon thread, so a normal exit ends it;
+    a stuck one is named and the process exits with pytest's own status."""
+    status = config.stash.get(_exit_status, 1)
+
+    def watch() -> None:
+        threading.Event().wait(_EXIT_WATCHDOG_SECONDS)
+        stuck = [t.name for t in threading.enumerate() if not t.daemon and t.is_alive()]
+        print(f"\nthe interpreter did not exit; threads left: {stuck}", file=sys.stderr)
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(status)
+
+    threading.Thread(target=watch, name="exit-watchdog", daemon=True).start()

@@ -53,6 +53,7 @@ class FakeExecutor:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     max_alive: int = 0
     _runs: dict[str, _Run] = field(default_factory=dict)
+    _cancelling: asyncio.Event = field(default_factory=asyncio.Event)
     closed: bool = False
 
     async def start(self, run: OperatorRun) -> None:
@@ -99,9 +100,19 @@ class FakeExecutor:
         if entry is None or entry.done.done():
             return
         self.cancelled.append(run_id)
+        self._cancelling.set()
         if entry.task is not None:
             entry.task.cancel()
         self._end(entry, RunOutcome(run_id, RunReason.CANCELLED, 143, "stopped"))
+
+    async def until_cancelled(self, count: int, within: float = 10.0) -> list[str]:
+        """The cancelled runs, once there are `count`: a job's stop is recorded before the
+        leader stops its runs, so a test that saw the stop waits for the cancel itself."""
+        async with asyncio.timeout(within):
+            while len(self.cancelled) < count:
+                self._cancelling.clear()
+                await self._cancelling.wait()
+        return self.cancelled
 
     def complete(self, run_id: str) -> None:
         """Ends a run (a hanging one too) now as completed with exit code 0."""

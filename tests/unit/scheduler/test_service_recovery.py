@@ -160,7 +160,7 @@ async def test_a_leader_that_lost_its_lease_stops_its_runs_without_recording_the
     status = await harness.stopped(job_id)
     assert status.status == P.JOB_STATUS_HEALTHY
     assert first.service.engine is None
-    assert first.executor.cancelled == [first.executor.starts[1].run_id]
+    assert await first.executor.until_cancelled(1) == [first.executor.starts[1].run_id]
     assert [(r.operator, r.attempt) for r in second.executor.starts] == [
         ("second", 2),
         ("third", 1),

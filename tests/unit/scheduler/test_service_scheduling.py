@@ -93,7 +93,7 @@ async def test_a_job_past_its_own_timeout_is_terminated(harness: Harness) -> Non
     status = await harness.stopped(job_id, within=5)
     assert status.status == P.JOB_STATUS_TERMINATED
     assert status.messages[0] == "terminated: the job ran past its timeout of 1 s"
-    assert replica.executor.cancelled == [replica.executor.starts[0].run_id]
+    assert await replica.executor.until_cancelled(1) == [replica.executor.starts[0].run_id]
 
 
 async def test_cancel_mid_run_stops_the_running_operators(harness: Harness) -> None:
@@ -108,7 +108,9 @@ async def test_cancel_mid_run_stops_the_running_operators(harness: Harness) -> N
         job_id, lambda s: all(d.status != P.JOB_OPERATOR_STATUS_RUNNING for d in s.operator_details)
     )
     assert status.messages[0] == "canceled: the scan was wrong"
-    assert sorted(replica.executor.cancelled) == sorted(r.run_id for r in replica.executor.starts)
+    assert sorted(await replica.executor.until_cancelled(2)) == sorted(
+        r.run_id for r in replica.executor.starts
+    )
     details = {d.name: d.status for d in status.operator_details}
     assert details == {
         "left": P.JOB_OPERATOR_STATUS_FAULTED,
@@ -157,9 +159,8 @@ async def test_a_failure_stops_the_other_branch(harness: Harness) -> None:
     status = await harness.stopped(await harness.run())
     assert status.status == P.JOB_STATUS_FAULTED
     assert len(status.messages) == 1 and "operator 'left' failed" in status.messages[0]
-    assert [
-        r.operator for r in replica.executor.starts if r.run_id in replica.executor.cancelled
-    ] == ["right"]
+    cancelled = await replica.executor.until_cancelled(1)
+    assert [r.operator for r in replica.executor.starts if r.run_id in cancelled] == ["right"]
 
 
 async def test_clara_stop_terminates_queued_and_running_jobs(harness: Harness) -> None:
@@ -175,7 +176,7 @@ async def test_clara_stop_terminates_queued_and_running_jobs(harness: Harness) -
         assert status.status == P.JOB_STATUS_TERMINATED
         assert status.messages[0] == "terminated: the platform was stopped (Clara.Stop)"
     await harness.until(running, lambda s: s.operator_details[0].status == 4)
-    assert replica.executor.cancelled == [replica.executor.starts[0].run_id]
+    assert await replica.executor.until_cancelled(1) == [replica.executor.starts[0].run_id]
     replica.executor.behaviours["only"] = Behaviour()
     after = await harness.run("after")
     assert (await harness.stopped(after)).status == P.JOB_STATUS_HEALTHY
