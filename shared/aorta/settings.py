@@ -137,7 +137,10 @@ class Settings:
       `mongodb://` URI (database from `AORTA_MONGODB_DATABASE`, default `aorta`).
     - `AORTA_BLOB_STORE` (default `file:///<data dir>/blobs`): `file:///PATH` or `s3://BUCKET`
       with `AORTA_S3_ENDPOINT` (host:port), `AORTA_S3_ACCESS_KEY`, `AORTA_S3_SECRET_KEY`,
-      `AORTA_S3_SECURE` (default false), `AORTA_S3_REGION`.
+      `AORTA_S3_SECURE` (default false), `AORTA_S3_REGION`; `AORTA_S3_PUBLIC_ENDPOINT`
+      (`HOST[:PORT]` or `http(s)://HOST[:PORT]`, default the endpoint): where clients reach
+      the store, for the direct links the gateway hands out (docs/payloads.md).
+    - `AORTA_DIRECT_LINK_SECONDS` (default 300): how long a direct link may be used.
     - `AORTA_GRPC_ADDRESS` (default `127.0.0.1:30031`): where the gateway listens.
     - `AORTA_INSECURE` (default false): allow the gateway to listen beyond loopback without
       authentication (a warning is logged on every start).
@@ -174,6 +177,8 @@ class Settings:
     s3_secret_key: str = secret()
     s3_secure: bool = False
     s3_region: str = ""
+    s3_public_endpoint: str = ""
+    direct_link_seconds: int = 300
     grpc_address: str = "127.0.0.1:30031"
     insecure: bool = False
     gateway_tls_cert: str = ""
@@ -217,6 +222,8 @@ class Settings:
             s3_secret_key=env.text("AORTA_S3_SECRET_KEY", "minioadmin"),
             s3_secure=env.boolean("AORTA_S3_SECURE", False),
             s3_region=env.text("AORTA_S3_REGION", "us-east-1"),
+            s3_public_endpoint=env.text("AORTA_S3_PUBLIC_ENDPOINT", ""),
+            direct_link_seconds=env.integer("AORTA_DIRECT_LINK_SECONDS", 300, minimum=1),
             grpc_address=env.text("AORTA_GRPC_ADDRESS", "127.0.0.1:30031"),
             insecure=env.boolean("AORTA_INSECURE", False),
             gateway_tls_cert=env.text("AORTA_GATEWAY_TLS_CERT", ""),
