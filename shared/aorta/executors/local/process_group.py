@@ -1,8 +1,13 @@
-"""One operator command running in a process group of its own, under `group_leader`.
+"""One operator command running in a process group of its own, under a group leader.
 
 Every signal goes to the whole group, so an operator's children stop with it; the group leader
 makes the group die with the platform (see `aorta.executors.local.group_leader`). stdout and stderr
 share one pipe, so the executor reads them interleaved in the order they were written.
+
+The leader is the native one (`group_leader.c`, built by `make setup` next to it) when it is
+there and only the platform's user or root may change it; it changes to the operator's user
+itself, so starting it copies nothing of the platform (Python's subprocess uses vfork when no
+ids change). Otherwise it is the Python leader, which the platform starts as that user.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -21,7 +27,9 @@ from aorta.executors.local import group_leader
 from aorta.executors.local.operator_user import OperatorUser
 
 LEADER_SCRIPT = Path(group_leader.__file__).resolve()
-"""The group leader's script: the operator's user must be able to read it."""
+"""The Python group leader's script: the operator's user must be able to read it."""
+NATIVE_LEADER = LEADER_SCRIPT.with_suffix("")
+"""Where `make setup` builds the native group leader from `group_leader.c`."""
 _STATUS_BYTES = 4096
 
 
@@ -99,8 +107,8 @@ class OperatorProcess:
     ) -> OperatorProcess:
         """Starts `command` in `cwd` with exactly `env`, stdin empty, in a new session, as
         `user`: when it is to be switched to, its uid and primary gid with no supplementary
-        group, set before the group leader starts (so the leader arms the death signal, which
-        a change of ids would clear, as that user).
+        group, which the native leader takes itself and the Python leader is started with;
+        either way before the leader arms the death signal, which a change of ids would clear.
 
         `status_file` must be empty and writable by `user` (`work_folders.hand_over`). A command
         that cannot be started (not on PATH, not executable) still gives a process: its
@@ -108,17 +116,19 @@ class OperatorProcess:
         interpreter cannot be started.
         """
         ids: dict[str, Any] = {}
-        if user.switch:
-            ids = {"user": user.uid, "group": user.gid, "extra_groups": []}
+        where = (str(os.getpid()), str(status_file))
+        native = native_leader()
+        if native is not None:
+            as_user = ("--as", f"{user.uid}:{user.gid}") if user.switch else ()
+            leader = (str(native), *where, *as_user)
+        else:
+            leader = (sys.executable, "-I", "-S", str(LEADER_SCRIPT), *where)
+            if user.switch:
+                ids = {"user": user.uid, "group": user.gid, "extra_groups": []}
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.subprocess_exec(
             _LeaderProtocol,
-            sys.executable,
-            "-I",
-            "-S",
-            str(LEADER_SCRIPT),
-            str(os.getpid()),
-            str(status_file),
+            *leader,
             "--",
             *command,
             stdin=subprocess.DEVNULL,
@@ -186,6 +196,24 @@ class OperatorProcess:
         if kind == "signal" and detail.isdigit():
             return ExitStatus(code=returncode, signal=int(detail))
         return ExitStatus(code=returncode)
+
+
+def native_leader(path: Path | None = None) -> Path | None:
+    """The native group leader at `path` (default `NATIVE_LEADER`) when it may be used: an
+    executable file that neither it nor its folder lets anyone but root or the platform's own
+    user change (a root platform starts it as root). None otherwise: the Python leader is used.
+    """
+    path = NATIVE_LEADER if path is None else path
+    try:
+        file, folder = os.stat(path), os.stat(path.parent)
+    except OSError:
+        return None
+    owners = {0, os.geteuid()}
+    others_write = stat.S_IWGRP | stat.S_IWOTH
+    trusted = all(s.st_uid in owners and not s.st_mode & others_write for s in (file, folder))
+    if trusted and stat.S_ISREG(file.st_mode) and os.access(path, os.X_OK):
+        return path
+    return None
 
 
 def recorded_exit(status_file: Path) -> ExitStatus | None:
