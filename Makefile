@@ -22,7 +22,7 @@ TRITON_USER := aorta-triton
 # has no containers.conf of its own.
 CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
 
-.PHONY: help setup system python-rootfs image images run test test-deploy test-fast lint typecheck check protos bench clean
+.PHONY: help setup system leader python-rootfs image images run test test-deploy test-fast lint typecheck check protos bench clean
 
 help:
 	@echo "make setup      install system packages (Chromium for the console's browser tests), the operators' user, .venv and .clara-venv"
@@ -34,7 +34,17 @@ help:
 	@echo "make protos     regenerate aorta.api from protos/"
 	@echo "make bench      run the benchmark scripts"
 
-setup: system $(VENV)/.installed $(CLARA_VENV)/.installed python-rootfs
+setup: system $(VENV)/.installed $(CLARA_VENV)/.installed python-rootfs leader
+
+# The native group leader of host-process operators: it starts in well under a millisecond where
+# the Python one takes tens (docs/performance.md, "Operators"). Static when the C library allows;
+# without gcc the executor keeps using the Python leader.
+LEADER := shared/aorta/executors/local/group_leader
+leader: $(LEADER)
+$(LEADER): $(LEADER).c
+	@command -v gcc >/dev/null || { echo "no gcc: operators start under the Python group leader"; exit 0; }; \
+	gcc -O2 -Wall -Wextra -static -o $@.new $< 2>/dev/null || gcc -O2 -Wall -Wextra -o $@.new $<; \
+	chmod 0755 $@.new && mv $@.new $@
 
 system:
 	@missing=""; \
