@@ -188,6 +188,31 @@ async def test_a_restarted_executor_adopts_the_running_pod(cluster: Cluster) -> 
         assert cluster.server.creates.count(("pods", name)) == 2  # the second one got a 409
 
 
+async def test_a_run_that_ended_before_its_scheduler_recorded_it_never_runs_again(
+    cluster: Cluster,
+) -> None:
+    run = cluster.run(Play(write={"done.txt": "once"}))
+    first = cluster.executor()
+    await first.start(run)
+    assert (await first.wait(run.run_id)).reason is RunReason.COMPLETED
+    # The scheduler dies here, before it recorded the outcome; the pod is gone already.
+    await first.close()
+    assert await pod_of(cluster, run.run_id) is None
+
+    second = cluster.executor()
+    assert await second.running() == [run.run_id]  # so the restarted scheduler adopts it
+    await second.start(run)  # and should it start it again, no pod is made
+    outcome = await second.wait(run.run_id)
+
+    assert (outcome.reason, outcome.exit_code) == (RunReason.COMPLETED, 0), outcome.message
+    assert await pod_of(cluster, run.run_id) is None
+    if cluster.server is not None:
+        name = names.pod_name(run.job_id, "reader", 0)
+        assert cluster.server.creates.count(("pods", name)) == 1
+    await second.cancel(run.run_id, grace=0)  # a stray to the scheduler: nothing to stop
+    assert (await cluster.executor().wait(run.run_id)) == outcome
+
+
 async def test_log_lines_come_from_the_api_while_running_then_from_the_store(
     cluster: Cluster,
 ) -> None:

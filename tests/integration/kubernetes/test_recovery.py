@@ -5,9 +5,18 @@ moves them itself, as a kubelet would."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterable
+from typing import cast
 
 import pytest
 
+from aorta.blobs import BlobInfo, BlobStore
+from aorta.errors import Unavailable
+from aorta.executors.kubernetes.executor import (
+    OUTCOMES_ROOT,
+    KubernetesExecutor,
+    agent_environment,
+)
 from aorta.executors.kubernetes.pods import (
     FETCH_CONTAINER,
     OPERATOR_CONTAINER,
@@ -110,3 +119,40 @@ async def test_an_image_that_cannot_be_pulled_fails_to_start(stand_in: Cluster) 
     # No sidecar stored a log: the executor wrote why the run ended where the log belongs.
     log = [line async for line in executor.log_lines(run.run_id)]
     assert log == [f"[aorta] start_failed: {outcome.message}"]
+
+
+class RecordsRefused:
+    """A blob store that takes everything but outcome records, as if it failed just then."""
+
+    def __init__(self, inner: BlobStore) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> BlobInfo:
+        if key.startswith(OUTCOMES_ROOT):
+            raise Unavailable("the blob store is not answering")
+        return await self._inner.put(key, chunks)
+
+
+async def test_an_outcome_that_could_not_be_recorded_keeps_its_pod(stand_in: Cluster) -> None:
+    server, run, pod = unplayed(stand_in)
+    refused = cast(BlobStore, RecordsRefused(stand_in.blobs))
+    first = KubernetesExecutor(
+        stand_in.api, refused, stand_in.settings, agent_environment(stand_in.core)
+    )
+    stand_in.executors.append(first)
+    await first.start(run)
+    set_pod_phase(server, NAMESPACE, pod, "Succeeded", DONE, init=FETCHED)
+
+    assert (await first.wait(run.run_id)).reason is RunReason.COMPLETED
+    assert server.get("pods", NAMESPACE, pod) is not None  # it stands for the record
+    await first.close()  # the scheduler dies before recording the outcome
+
+    second = stand_in.executor()
+    assert await second.running() == [run.run_id]
+    assert (await second.wait(run.run_id)).reason is RunReason.COMPLETED
+    assert server.get("pods", NAMESPACE, pod) is None  # recorded now, then deleted
+    assert await stand_in.executor().running() == [run.run_id]  # from the record
+    assert server.creates.count(("pods", pod)) == 1

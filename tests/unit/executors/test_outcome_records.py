@@ -1,4 +1,4 @@
-"""Outcomes kept on disk after their runs are cleared away."""
+"""Outcomes kept on disk, or in the blob store, after their runs are cleared away."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import stat
 import time
 from pathlib import Path
 
+from aorta.blobs.local import LocalBlobStore
 from aorta.executors import RunOutcome, RunReason, RunTimes
-from aorta.executors.outcome_records import OutcomeRecords
+from aorta.executors.outcome_records import BlobOutcomeRecords, OutcomeRecords
 
 
 async def test_an_outcome_reads_back_as_written(tmp_path: Path) -> None:
@@ -51,3 +52,24 @@ async def test_old_records_are_swept(tmp_path: Path) -> None:
     os.utime(tmp_path / "outcomes" / "old-op-1.json", (hour_ago, hour_ago))
     assert await records.run_ids() == ["new-op-1"]
     assert await records.read("old-op-1") is None
+
+
+async def test_records_in_the_blob_store_read_back_list_and_expire(tmp_path: Path) -> None:
+    blobs = await LocalBlobStore.open(tmp_path / "blobs")
+    try:
+        records = BlobOutcomeRecords(blobs, "outcomes/test/", keep_for=60)
+        times = RunTimes(staging=10.0, running=11.5, exited=20.0, stored=20.25)
+        done = RunOutcome("job-op-1", RunReason.COMPLETED, 0, "stored", times)
+        await records.write(done)
+        await records.write(RunOutcome("old-op-1", RunReason.FAILED, 2, "failed"))
+        await records.write(RunOutcome("../escape", RunReason.COMPLETED, 0))
+        hour_ago = time.time() - 3600
+        os.utime(tmp_path / "blobs" / "outcomes" / "test" / "old-op-1.json", (hour_ago, hour_ago))
+
+        assert await records.read("job-op-1") == done
+        assert await records.read("nobody-op-1") is None
+        assert await records.read("../escape") is None
+        assert await records.run_ids() == ["job-op-1"]
+        assert await records.read("old-op-1") is None  # swept by the listing
+    finally:
+        await blobs.close()

@@ -5,12 +5,17 @@
   adopted, never duplicated.
 - Completion comes from one pod watch per executor (`ObjectWatch`), never from polling; the
   outcome from the operator container's terminated state (`kubernetes_outcome`).
-- Once an outcome is read the pod is deleted (unless `AORTA_K8S_KEEP_PODS`); its log is in the
-  blob store by then: the push sidecar stores it, and when the sidecar could not (a deadline, a
-  crash) the executor copies it from the API first.
+- Once an outcome is read it is recorded in the blob store for a day
+  (`aorta.executors.outcome_records.BlobOutcomeRecords`, under `outcomes/kubernetes/<instance>/`),
+  and only then is the pod deleted (unless `AORTA_K8S_KEEP_PODS`). Its log is in the blob store
+  by then: the push sidecar stores it, and when the sidecar could not (a deadline, a crash) the
+  executor copies it from the API first. A record that cannot be written keeps the pod, which
+  stands for it.
 - `cancel` deletes the pod with a grace period; `running` lists the pods by label, finished
-  ones whose outcome was not read yet included, so a restarted scheduler finds and adopts them;
-  runs keep going across `close`.
+  ones whose outcome was not read yet included, and the recorded runs, so a restarted scheduler
+  adopts them and reads their outcome (`wait` answers from the record once the pod is gone)
+  instead of running them again. `start` of a recorded run creates no pod. Runs keep going
+  across `close`.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from contextlib import aclosing, suppress
 from dataclasses import replace
 
 from aorta.blobs import BlobStore
-from aorta.errors import Conflict, Invalid, NotFound, Unavailable
+from aorta.errors import AortaError, Conflict, Invalid, NotFound, Unavailable
 from aorta.executors.kubernetes.outcome import is_finished, pod_outcome, pod_times
 from aorta.executors.kubernetes.pods import (
     LOG_KEY_ANNOTATION,
@@ -32,6 +37,7 @@ from aorta.executors.kubernetes.pods import (
     operator_pod,
 )
 from aorta.executors.kubernetes.services import KubernetesServiceRunner
+from aorta.executors.outcome_records import BlobOutcomeRecords
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import NOTE_PREFIX, split_lines
 from aorta.kubernetes import names
@@ -42,6 +48,8 @@ from aorta.logger import get_logger
 from aorta.settings import Settings
 
 DEFAULT_FINISHED_RUNS_KEPT = 10_000
+OUTCOMES_ROOT = "outcomes/kubernetes/"
+"""Where the outcome records of each instance's runs are kept: `<root><instance>/`."""
 
 _log = get_logger(__name__)
 
@@ -99,6 +107,9 @@ class KubernetesExecutor:
         self._outcomes: OrderedDict[str, RunOutcome] = OrderedDict()
         self._log_keys: dict[str, str] = {}
         self._cancelled: set[str] = set()
+        self._records = BlobOutcomeRecords(blobs, f"{OUTCOMES_ROOT}{settings.instance}/")
+        self._recorded: set[str] = set()
+        """Run ids `running` found recorded and `wait` has not read yet: ended, no pod."""
         self._services: KubernetesServiceRunner | None = None
         self._closed = False
 
@@ -123,11 +134,17 @@ class KubernetesExecutor:
 
         Returns once the API accepted the pod; a run the cluster refuses (a malformed image
         name, paths that overlap, a pod name held by another run) is reported by `wait` as
-        START_FAILED. `Unavailable` when the API cannot be reached or the executor is closed.
+        START_FAILED. A run whose outcome is recorded ended under an earlier process (its pod
+        is gone): no pod is made, `wait` answers the record. `Unavailable` when the API or the
+        blob store cannot be reached or the executor is closed.
         """
         if self._closed:
             raise Unavailable("the Kubernetes executor is closed")
         if run.run_id in self._outcomes:
+            return
+        recorded = await self._records.read(run.run_id)
+        if recorded is not None:
+            self._record(recorded)  # never run a finished operator again
             return
         self.pods.start()
         try:
@@ -145,8 +162,9 @@ class KubernetesExecutor:
         self._log_keys[run.run_id] = run.log_key
 
     async def wait(self, run_id: str) -> RunOutcome:
-        """The run's outcome once its pod finished and its outputs and log are stored; LOST for
-        a run id no pod carries (never started, or forgotten after its pod was deleted).
+        """The run's outcome once its pod finished and its outputs and log are stored: from the
+        pod, else from the outcome records (the pod was deleted once its outcome was recorded);
+        LOST for a run id that has neither (never started, or deleted outside Aorta).
 
         Cancelling the waiter leaves the pod running.
         """
@@ -157,6 +175,11 @@ class KubernetesExecutor:
         while True:
             version = self.pods.version
             pod = await self._pod_of(run_id)
+            if pod is None:
+                recorded = await self._records.read(run_id)
+                if recorded is not None:
+                    self._record(recorded)
+                    return recorded
             if pod is None and run_id not in self._log_keys:
                 return RunOutcome(
                     run_id, RunReason.LOST, message=f"no operator pod carries run {run_id}"
@@ -172,7 +195,7 @@ class KubernetesExecutor:
         """Deletes the run's pod with `grace` seconds for its containers to stop, and returns
         once it ended (`wait` then says CANCELLED). Nothing happens for an unknown or finished
         run, or for one whose operator already exited 0 (its outputs are being stored)."""
-        if run_id in self._outcomes:
+        if run_id in self._outcomes or run_id in self._recorded:
             return
         pod = await self._pod_of(run_id)
         if pod is None or is_finished(pod):
@@ -191,14 +214,20 @@ class KubernetesExecutor:
 
     async def running(self) -> list[str]:
         """The run ids whose pods exist now, from the API itself: pending, running, or ended
-        with an outcome not read yet (a pod is deleted once read, unless `keep_pods`).
+        with an outcome not read yet (a pod is deleted once read, unless `keep_pods`); then
+        the runs whose outcome was recorded in the last day and that this process has not
+        answered, which may have ended before the scheduler recorded them.
 
-        A pod that ended while no scheduler watched it (a restart, a lease changing hands)
-        must be waited for, which reads its outcome, not run again as a new attempt.
+        A pod that ended while no scheduler watched it (a restart, a lease changing hands),
+        and a run recorded just before its scheduler died, must be waited for, which reads its
+        outcome, not run again as a new attempt.
         """
         listing = await self._api.list(POD, self._settings.namespace, self._selector)
         listed = (_annotation(pod, names.RUN_ID_ANNOTATION) for pod in listing.items)
-        return [run_id for run_id in listed if run_id and run_id not in self._outcomes]
+        pods = [run_id for run_id in listed if run_id and run_id not in self._outcomes]
+        recorded = await self._records.run_ids()
+        self._recorded = {run_id for run_id in recorded if run_id not in self._outcomes}
+        return pods + sorted(self._recorded - set(pods))
 
     async def log_lines(self, run_id: str) -> AsyncIterator[str]:
         """The lines the run wrote so far: from the API while the pod runs, from the blob
@@ -269,12 +298,24 @@ class KubernetesExecutor:
             self._log_keys.setdefault(run_id, _annotation(pod, LOG_KEY_ANNOTATION))
             if not _pushed(pod):
                 await self._save_log(pod, outcome)
-            if not self._settings.keep_pods:
+            # The record first: a crash after the deletion then still finds the outcome.
+            recorded = await self._recorded_durably(outcome)
+            if recorded and not self._settings.keep_pods:
                 with suppress(NotFound):
                     await self._api.delete(POD, self._settings.namespace, _name(pod), grace=0)
         self._record(outcome)
         _log.info("operator run ended", run_id=run_id, reason=outcome.reason.value)
         return self._outcomes.get(run_id, outcome)
+
+    async def _recorded_durably(self, outcome: RunOutcome) -> bool:
+        """Writes the outcome where an executor started after a crash finds it; False when the
+        blob store would not take it (the pod then stays, as the record of the run)."""
+        try:
+            await self._records.write(outcome)
+        except AortaError as error:
+            _log.warning("run outcome not recorded", run_id=outcome.run_id, error=str(error))
+            return False
+        return True
 
     async def _save_log(self, pod: Json, outcome: RunOutcome) -> None:
         """Copies the operator's log from the API to the blob store, with a closing note."""
@@ -312,6 +353,7 @@ class KubernetesExecutor:
     def _record(self, outcome: RunOutcome) -> None:
         self._outcomes[outcome.run_id] = outcome
         self._cancelled.discard(outcome.run_id)
+        self._recorded.discard(outcome.run_id)
         while len(self._outcomes) > self._kept:
             forgotten, _ = self._outcomes.popitem(last=False)
             self._log_keys.pop(forgotten, None)
