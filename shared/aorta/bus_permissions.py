@@ -157,7 +157,10 @@ SERVICE_ACCESS: dict[str, ServiceAccess] = {
         publishes=frozenset({subjects.GPU_SAMPLES}),
         listens=frozenset({subjects.GPU_SAMPLES}),
     ),
-    "gateway": ServiceAccess(calls=_GATEWAY_CALLS, audits=True),
+    # The gateway keeps settled Jobs.Status answers until the job's next event.
+    "gateway": ServiceAccess(
+        calls=_GATEWAY_CALLS, listens=frozenset({f"{EVENTS_PREFIX}.job.>"}), audits=True
+    ),
 }
 """Every service of the platform by name (the names of `aorta_services.launch.registry`)."""
 

@@ -273,12 +273,15 @@ class Discarded:
 class JobStatus:
     """`Jobs.Status`'s answer, with the job's owner (see `PipelineDetailsItem`), its trace
     id ("" when tracing was off when it started) and its wait reasons in their typed form (the
-    JSON document `aorta.wait_reasons` describes; "" when nothing waits)."""
+    JSON document `aorta.wait_reasons` describes; "" when nothing waits). `settled`: the job
+    is created or stopped, so that any later change of the answer comes with one of the job's
+    events (`aorta.events.job.<id>.>`), and a gateway may keep it until the next."""
 
     status: jobs_pb2.JobsStatusResponse
     owner: str = ""
     trace_id: str = ""
     waiting: str = ""
+    settled: bool = False
 
 
 @dataclass(frozen=True)

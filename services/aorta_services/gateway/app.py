@@ -4,8 +4,8 @@ Readiness (gRPC health checking, `grpc.health.v1`) turns SERVING only after ever
 registered and the port is bound, and NOT_SERVING as soon as shutdown begins, so a load
 balancer stops sending new calls while in-flight ones finish within the grace period.
 
-Every public method (Clara's, and Aorta's `aorta.v1.Audit`, `aorta.v1.Jobs` and
-`aorta.v1.Session`) is admitted by
+Every public method (Clara's, and Aorta's `aorta.v1.Audit`, `aorta.v1.Jobs`,
+`aorta.v1.Payloads` and `aorta.v1.Session`) is admitted by
 one `Guard` (authentication when the settings turn it on, roles, the audit log); health checks
 stay open. Every call is counted and timed (`grpc_metrics`) while metrics are on. New jobs
 and uploads are refused while a disk is nearly full (`disk_admission`).
@@ -28,6 +28,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from aorta.api import (
     aorta_jobs_pb2,
+    aorta_payloads_pb2,
     aorta_services_pb2,
     aorta_session_pb2,
     audit_pb2,
@@ -48,6 +49,7 @@ from aorta.settings import Settings, SettingsError
 from aorta_services.gateway import (
     audit_api,
     clara,
+    direct_payloads,
     disk_admission,
     jobs,
     models,
@@ -62,6 +64,7 @@ from aorta_services.gateway.forward import Forwarder, GatewayContext
 from aorta_services.gateway.grpc_metrics import GrpcMetrics
 from aorta_services.gateway.guard import Authenticates, Guard
 from aorta_services.gateway.rpc import Handler, service_handler
+from aorta_services.gateway.status_cache import StatusCache
 
 log = get_logger(__name__)
 
@@ -81,6 +84,7 @@ _SERVICES: tuple[tuple[str, object, HandlerSet], ...] = (
     ("Monitor", node_monitor_pb2, monitor.handlers),
     ("Jobs", aorta_jobs_pb2, jobs.aorta_handlers),
     ("Services", aorta_services_pb2, pipeline_services.handlers),
+    ("Payloads", aorta_payloads_pb2, direct_payloads.handlers),
 )
 
 
@@ -93,10 +97,12 @@ class RunningGateway:
     server: grpc.aio.Server
     health: health.aio.HealthServicer
     sweeper: asyncio.Task[None] | None = field(default=None, repr=False)
+    status_cache: StatusCache = field(default_factory=StatusCache, repr=False)
 
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        await self.status_cache.stop()
         if self.sweeper is not None:
             self.sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -167,11 +173,13 @@ async def start(
         ],
         interceptors=[GrpcMetrics()] if metrics.recording() else [],
     )
+    status_cache = StatusCache()
     gateway = GatewayContext(
         forward=Forwarder(ctx.bus, ctx.settings.rpc_timeout),
         bus=ctx.bus,
         blobs=ctx.blobs,
         settings=ctx.settings,
+        status_cache=status_cache,
     )
     disks = DiskWatch.from_settings(settings)
     for service_name, module, handler_set in _SERVICES:
@@ -193,6 +201,7 @@ async def start(
         port = server.add_secure_port(bind, credentials)
     if port == 0:
         raise OSError(f"the gateway could not bind {bind}")
+    await status_cache.start(ctx.bus)
     await server.start()
     sweeper = asyncio.create_task(
         sweep_forever(trail, timedelta(days=settings.audit_retention_days), SWEEP_EVERY),
@@ -208,5 +217,10 @@ async def start(
         authentication=authenticator is not None,
     )
     return RunningGateway(
-        name="gateway", port=port, server=server, health=health_servicer, sweeper=sweeper
+        name="gateway",
+        port=port,
+        server=server,
+        health=health_servicer,
+        sweeper=sweeper,
+        status_cache=status_cache,
     )

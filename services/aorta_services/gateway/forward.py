@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
@@ -23,6 +23,7 @@ from aorta.bus import Bus
 from aorta.bus.verbs import StreamVerb, Verb, call, call_stream
 from aorta.settings import Settings
 from aorta_services.gateway.rpc import Context, Encoded, StreamingHandler, UnaryHandler
+from aorta_services.gateway.status_cache import StatusCache
 
 REQUEST_ID_HEADER = "Aorta-Request-Id"
 
@@ -136,9 +137,11 @@ async def tell_owner(context: Context, owner: str, extra: tuple[tuple[str, str],
 
 @dataclass(frozen=True)
 class GatewayContext:
-    """What each service's gateway handlers may use: the bus, the blob store, the settings."""
+    """What each service's gateway handlers may use: the bus, the blob store, the settings,
+    and the kept Jobs.Status answers (one that was never started keeps none)."""
 
     forward: Forwarder
     bus: Bus
     blobs: BlobStore
     settings: Settings
+    status_cache: StatusCache = field(default_factory=StatusCache)

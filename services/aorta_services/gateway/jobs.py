@@ -4,7 +4,9 @@ The scheduler (any replica, queue group `scheduler`) parses and checks them, che
 caller owns the job where it must (`aorta.auth.ownership`), and answers with the response
 message, or with an `AortaError` that `rpc.py` turns into a negative header code. Status comes
 back with the job's owner, trace id and wait reasons, which the client gets as the initial
-metadata `aorta-owner`, `aorta-trace-id` and `aorta-waiting` (`aorta.wait_reasons`). List and
+metadata `aorta-owner`, `aorta-trace-id` and `aorta-waiting` (`aorta.wait_reasons`). A
+settled job's Status answer is kept at the gateway until the job changes (`status_cache`);
+the commands that change a job drop it, before and after they are forwarded. List and
 ReadLogs are server streams, fed by bus streams. Aorta's own `aorta.v1.Jobs` (Delete,
 Timeline, Queue, Page) forwards the same way.
 """
@@ -12,22 +14,48 @@ Timeline, Queue, Page) forwards the same way.
 from __future__ import annotations
 
 import json
+from typing import Any
+
+from google.protobuf.message import Message
 
 from aorta import contracts, subjects, wait_reasons
 from aorta.api import aorta_jobs_pb2, jobs_pb2
 from aorta.observability import TRACE_ID_METADATA
 from aorta_services.gateway.forward import GatewayContext, tell_owner
-from aorta_services.gateway.rpc import Context, Handler
+from aorta_services.gateway.rpc import Context, Handler, UnaryHandler
+from aorta_services.gateway.status_cache import StatusCache
+
+
+def changing(handler: UnaryHandler, cache: StatusCache) -> UnaryHandler:
+    """`handler` of a command that may change the job its request names (`job_id`): the
+    job's kept Status answer is dropped before it is forwarded, and again once it answered
+    (or failed), so that no answer read meanwhile is kept either."""
+
+    async def forwarded(request: Any, context: Context) -> Message:
+        job_id = request.job_id.value
+        cache.drop(job_id)
+        try:
+            return await handler(request, context)
+        finally:
+            cache.drop(job_id)
+
+    return forwarded
 
 
 def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     """Every Jobs RPC."""
     forward = gateway.forward
+    cache = gateway.status_cache
 
     async def status(
         request: jobs_pb2.JobsStatusRequest, context: Context
     ) -> jobs_pb2.JobsStatusResponse:
-        answer = await forward.call(contracts.SCHEDULER_STATUS, request)
+        job_id = request.job_id.value
+        answer = cache.get(job_id)
+        if answer is None:
+            with cache.fetching(job_id) as fetch:
+                answer = await forward.call(contracts.SCHEDULER_STATUS, request)
+                fetch.keep(answer)
         trace = ((TRACE_ID_METADATA, answer.trace_id),) if answer.trace_id else ()
         waits = wait_reasons.to_metadata(json.loads(answer.waiting)) if answer.waiting else ()
         await tell_owner(context, answer.owner, (*trace, *waits))
@@ -35,18 +63,24 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
 
     return {
         "Create": forward.unary(subjects.SCHEDULER_CREATE, jobs_pb2.JobsCreateResponse),
-        "Start": forward.unary(subjects.SCHEDULER_START, jobs_pb2.JobsStartResponse),
+        "Start": changing(
+            forward.unary(subjects.SCHEDULER_START, jobs_pb2.JobsStartResponse), cache
+        ),
         "Status": status,
         "List": forward.passed_on(subjects.SCHEDULER_LIST),
-        "Cancel": forward.unary(subjects.SCHEDULER_CANCEL, jobs_pb2.JobsCancelResponse),
+        "Cancel": changing(
+            forward.unary(subjects.SCHEDULER_CANCEL, jobs_pb2.JobsCancelResponse), cache
+        ),
         "ReadLogs": forward.server_stream(
             subjects.SCHEDULER_READ_LOGS, jobs_pb2.JobsReadLogsResponse
         ),
-        "AddMetadata": forward.unary(
-            subjects.SCHEDULER_ADD_METADATA, jobs_pb2.JobsAddMetadataResponse
+        "AddMetadata": changing(
+            forward.unary(subjects.SCHEDULER_ADD_METADATA, jobs_pb2.JobsAddMetadataResponse),
+            cache,
         ),
-        "RemoveMetadata": forward.unary(
-            subjects.SCHEDULER_REMOVE_METADATA, jobs_pb2.JobsRemoveMetadataResponse
+        "RemoveMetadata": changing(
+            forward.unary(subjects.SCHEDULER_REMOVE_METADATA, jobs_pb2.JobsRemoveMetadataResponse),
+            cache,
         ),
     }
 
@@ -54,8 +88,9 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
 def aorta_handlers(gateway: GatewayContext) -> dict[str, Handler]:
     """Aorta's own `aorta.v1.Jobs` RPCs (protos/aorta/api/aorta_jobs.proto)."""
     return {
-        "Delete": gateway.forward.unary(
-            subjects.SCHEDULER_DELETE, aorta_jobs_pb2.JobsDeleteResponse
+        "Delete": changing(
+            gateway.forward.unary(subjects.SCHEDULER_DELETE, aorta_jobs_pb2.JobsDeleteResponse),
+            gateway.status_cache,
         ),
         "Timeline": gateway.forward.unary(
             subjects.SCHEDULER_TIMELINE, aorta_jobs_pb2.JobsTimelineResponse

@@ -226,7 +226,7 @@ async def start(
             await notify()
         return stopped
 
-    queries = JobQueries(repository, logs)
+    queries = JobQueries(repository, logs, events)
     queue_view = JobQueueView(repository, settings, clock=clock)
     service_queries = ServiceQueries(service_records, ctx.blobs)
     async with running.starting():

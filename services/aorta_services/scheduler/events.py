@@ -7,6 +7,7 @@ Events (CloudEvents on `aorta.events.job.<job id>.<event>`, source `aorta/schedu
   enum names (`"STOPPED"`, `"FAULTED"`), plus `"messages"` on `stopped`.
 - `job.operator.started` and `job.operator.stopped`: `{"job_id", "operator", "attempt",
   "status"}`, plus `"exit_code"` and `"reason"` on `stopped`.
+- `job.metadata_changed` (AddMetadata, RemoveMetadata): as `job.created`.
 - `job.payload_removed` (the retention sweep deleted a stopped job's payload, the job stays)
   and `job.deleted` (the job is gone): the job's fields, plus `"reason"` when retention did it.
 

@@ -27,8 +27,10 @@ from aorta.metadata import add_metadata, remove_metadata
 from aorta_services.scheduler.domain import answers, job_page, list_wire, requests
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.listing import JobListing
+from aorta_services.scheduler.domain.states import JobPhase
 from aorta_services.scheduler.domain.timeline_answer import timeline
 from aorta_services.scheduler.domain.wait_changes import current_waits
+from aorta_services.scheduler.events import JobEvents, job_event, staged
 from aorta_services.scheduler.job_logs import OperatorLogs
 from aorta_services.scheduler.repository import JobRepository
 
@@ -44,9 +46,10 @@ def owned(record: JobRecord) -> JobRecord:
 class JobQueries:
     """The read verbs and the metadata verbs over one repository."""
 
-    def __init__(self, repository: JobRepository, logs: OperatorLogs) -> None:
+    def __init__(self, repository: JobRepository, logs: OperatorLogs, events: JobEvents) -> None:
         self._repository = repository
         self._logs = logs
+        self._events = events
 
     async def status(self, request: jobs_pb2.JobsStatusRequest) -> contracts.JobStatus:
         """Jobs.Status (`contracts.SCHEDULER_STATUS`): the job, its operators with their
@@ -62,6 +65,7 @@ class JobQueries:
             record.owner,
             record.trace.trace_id,
             json.dumps(waits, separators=(",", ":")) if waits else "",
+            settled=record.phase is JobPhase.CREATED or record.phase.stopped,
         )
 
     async def timeline(self, request: Request) -> bytes:
@@ -131,14 +135,19 @@ class JobQueries:
             yield chunk.SerializeToString()
 
     async def add_metadata(self, request: Request) -> bytes:
-        """Jobs.AddMetadata: Clara's rules (`aorta.metadata`); a broken rule changes nothing."""
+        """Jobs.AddMetadata: Clara's rules (`aorta.metadata`); a broken rule changes nothing.
+        The change publishes `job.metadata_changed`, as every change of a Status answer does."""
         message = requests.parse(request.data, jobs_pb2.JobsAddMetadataRequest)
         entries = list(message.metadata.items())
         record = await self._repository.modify(
             requests.job_id_of(message),
-            lambda r: replace(owned(r), metadata=add_metadata(r.metadata, entries)),
+            staged(
+                lambda r: replace(owned(r), metadata=add_metadata(r.metadata, entries)),
+                job_event("metadata_changed"),
+            ),
         )
         log.info("job.metadata_added", job_id=record.id, keys=len(entries))
+        await self._events.flush(record)
         return answers.metadata_added(record)
 
     async def remove_metadata(self, request: Request) -> bytes:
@@ -147,7 +156,11 @@ class JobQueries:
         keys = list(message.keys)
         record = await self._repository.modify(
             requests.job_id_of(message),
-            lambda r: replace(owned(r), metadata=remove_metadata(r.metadata, keys)),
+            staged(
+                lambda r: replace(owned(r), metadata=remove_metadata(r.metadata, keys)),
+                job_event("metadata_changed"),
+            ),
         )
         log.info("job.metadata_removed", job_id=record.id, keys=len(keys))
+        await self._events.flush(record)
         return answers.metadata_removed(record)

@@ -23,6 +23,7 @@ from aorta.bus.port import (
     BusOptions,
     DeliverPolicy,
     EventHandler,
+    GapWatchers,
     MessageHandler,
     Request,
     SerialWorker,
@@ -113,6 +114,7 @@ class MemoryBus:
         self._network = network if network is not None else MemoryNetwork()
         self._timeout, self._options = default_timeout, options or BusOptions()
         self._subscriptions: set[_MemorySubscription] = set()
+        self._gaps = GapWatchers()
         self._closed = False
 
     async def request(
@@ -258,10 +260,24 @@ class MemoryBus:
         self._network._subscribers.append(entry)
         return self._track(lambda: self._network._subscribers.remove(entry), entry[1].stop)
 
+    def on_gap(self, callback: Callable[[], None]) -> Callable[[], None]:
+        return self._gaps.add(callback)
+
+    def interrupt(self) -> None:
+        """Acts, for tests, as if this bus's connection dropped and came back: its `on_gap`
+        callbacks are called (no message is lost here)."""
+        self._gaps.gap()
+        self._gaps.gap()
+
     async def publish_event(self, event: CloudEvent) -> None:
         self._check_open()
-        check_size(event.to_json(), self._network.max_payload, what=f"event {event.id}")
+        body = event.to_json()
+        check_size(body, self._network.max_payload, what=f"event {event.id}")
         self._network._store(event)
+        # As nats-server does, a stored event also reaches the plain subscribers of its subject.
+        for pattern, worker in self._network._subscribers:
+            if subject_matches(pattern, event.nats_subject):
+                worker.put((body, event.nats_subject))
 
     async def subscribe_events(
         self,

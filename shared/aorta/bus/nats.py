@@ -37,6 +37,7 @@ from aorta.bus.port import (
     BusOptions,
     DeliverPolicy,
     EventHandler,
+    GapWatchers,
     MessageHandler,
     SerialWorker,
     StreamHandler,
@@ -73,6 +74,7 @@ class NatsBus:
             nc.jetstream(timeout=default_timeout), timeout=default_timeout, options=options
         )
         self._subscriptions: set[_NatsSubscription] = set()
+        self._gaps = GapWatchers()
         self._closed = False
         self._last_error = ""
         self._log = _log
@@ -163,13 +165,20 @@ class NatsBus:
         if "authorization violation" not in self._last_error.lower():
             self._last_error = redact_uri(str(exc))
         self._log.warning("bus connection error", error=redact_uri(repr(exc)))
+        if isinstance(exc, nats.errors.SlowConsumerError):
+            self._gaps.gap()
 
     async def _on_disconnected(self) -> None:
+        self._gaps.gap()
         if not self._closed:
             self._log.warning("bus disconnected; reconnecting")
 
     async def _on_reconnected(self) -> None:
+        self._gaps.gap()
         self._log.info("bus reconnected")
+
+    def on_gap(self, callback: Callable[[], None]) -> Callable[[], None]:
+        return self._gaps.add(callback)
 
     async def request(
         self,

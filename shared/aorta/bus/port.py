@@ -163,6 +163,13 @@ class Bus(Protocol):
         at a time in arrival order. A handler exception is logged and the next message follows."""
         ...
 
+    def on_gap(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Calls `callback` whenever messages meant for this bus's `subscribe` handlers may
+        have been lost: the connection dropped (called then, and again once it is back) or
+        the server dropped messages of a subscriber that fell behind. What keeps a copy up to
+        date from such messages drops it then. Returns the function that stops the calls."""
+        ...
+
     async def publish_event(self, event: CloudEvent) -> None:
         """Stores `event` on `event.nats_subject` and returns once the store acknowledged it.
         Publishing the same event id again (a retry) stores it once."""
@@ -303,6 +310,30 @@ async def call_subscriber(handler: MessageHandler, data: bytes, subject: str) ->
 def redelivery_delay(attempt: int) -> float:
     """Seconds to wait before delivering an event again after its `attempt`-th failure."""
     return (0.1, 0.5, 2.0)[min(attempt, 3) - 1]
+
+
+class GapWatchers:
+    """The callbacks of `Bus.on_gap`, for an adapter to call when a gap happens."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[], None]] = []
+
+    def add(self, callback: Callable[[], None]) -> Callable[[], None]:
+        self._callbacks.append(callback)
+
+        def remove() -> None:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+        return remove
+
+    def gap(self) -> None:
+        """Calls every callback; one that raises is logged and the others still run."""
+        for callback in list(self._callbacks):
+            try:
+                callback()
+            except Exception:
+                _log.exception("bus gap watcher failed")
 
 
 class SerialWorker(Generic[T]):

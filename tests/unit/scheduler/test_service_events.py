@@ -10,12 +10,20 @@ from typing import Any
 
 import pytest
 
+from aorta import subjects
+from aorta.api import jobs_pb2
 from aorta.bus import CloudEvent, Subscription
 from aorta.errors import Invalid, Unavailable
 from aorta.ids import JobId
 from aorta_services.scheduler.repository import JobRepository
 from tests.unit.scheduler.job_calls import CHAIN_EVENTS, appender, chain, wait_for
-from tests.unit.scheduler.scheduler_harness import PIPELINE_ID, Harness, Replica, single
+from tests.unit.scheduler.scheduler_harness import (
+    PIPELINE_ID,
+    Harness,
+    Replica,
+    ident,
+    single,
+)
 
 
 async def follow(harness: Harness) -> tuple[list[CloudEvent], Subscription]:
@@ -171,3 +179,29 @@ async def test_an_event_the_bus_can_never_take_is_dropped_not_kept_forever(
     # The job's later events are not held back by the one that could never be published.
     assert seen[0].event == "queued" and "created" not in {e.event for e in seen}
     await harness.cancel(job_id)
+
+
+async def test_metadata_changes_publish_an_event_and_only_created_or_stopped_jobs_settle(
+    harness: Harness,
+) -> None:
+    """A gateway keeps a settled Status answer until the job's next event, so every change of
+    a created or stopped job's answer, metadata included, must come with one."""
+    harness.peers.add_pipeline(PIPELINE_ID, "single", {"s.yaml": single()})
+    await harness.replica()
+    seen, subscription = await follow(harness)
+    job_id = await harness.create()
+    assert (await harness.owned_status(job_id)).settled
+    add = jobs_pb2.JobsAddMetadataRequest(job_id=ident(job_id), metadata={"k": "v"})
+    await harness.call(subjects.SCHEDULER_ADD_METADATA, add, jobs_pb2.JobsAddMetadataResponse)
+    remove = jobs_pb2.JobsRemoveMetadataRequest(job_id=ident(job_id), keys=["k"])
+    await harness.call(
+        subjects.SCHEDULER_REMOVE_METADATA, remove, jobs_pb2.JobsRemoveMetadataResponse
+    )
+    await wait_for(lambda: len(seen) == 3)
+    assert [event.event for event in seen] == ["created", "metadata_changed", "metadata_changed"]
+    await harness.start(job_id)
+    status = await harness.owned_status(job_id)
+    assert status.settled == (status.status.state == jobs_pb2.JOB_STATE_STOPPED)
+    await harness.stopped(job_id)
+    assert (await harness.owned_status(job_id)).settled
+    await subscription.drain()
