@@ -4,6 +4,8 @@ a job that builds runs with the real blob layout (`aorta.payload_layout`)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -16,10 +18,37 @@ import pytest
 from aorta import ids, payload_layout
 from aorta.blobs.local import LocalBlobStore
 from aorta.executors import OperatorRun, Resources, VolumeBinding
+from aorta.executors.local import process_group
 from aorta.executors.local.executor import LocalExecutor
 
 OPERATORS = Path(__file__).parent / "operators"
 """Operator scripts the tests run through `python -u -m aorta.driver.app`."""
+
+
+@pytest.fixture(scope="session")
+def native_leader_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The native group leader built from this tree's source, as `make setup` builds it."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("no gcc to build the native group leader")
+    folder = tmp_path_factory.mktemp("native-leader")
+    folder.chmod(0o755)
+    binary = folder / "group_leader"
+    source = process_group.NATIVE_LEADER.with_suffix(".c")
+    subprocess.run([gcc, "-O2", "-Wall", "-Wextra", "-Werror", "-o", binary, source], check=True)
+    return binary
+
+
+@pytest.fixture(params=["native", "python"])
+def leader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Runs the test under each group leader: the native one built from this tree, then the
+    Python one (the binary missing); returns what `NATIVE_LEADER` is for the test."""
+    if request.param == "native":
+        binary: Path = request.getfixturevalue("native_leader_build")
+    else:
+        binary = tmp_path / "no-native-leader"
+    monkeypatch.setattr(process_group, "NATIVE_LEADER", binary)
+    return binary
 
 
 @pytest.fixture

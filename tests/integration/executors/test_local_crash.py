@@ -25,13 +25,13 @@ def wait_for(condition: Callable[[], bool], within: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def test_a_killed_platform_takes_its_operators_down(tmp_path: Path) -> None:
+def test_a_killed_platform_takes_its_operators_down(tmp_path: Path, leader: Path) -> None:
     pids = tmp_path / "pids"
     pids.mkdir(mode=0o777)
     pids.chmod(0o777)  # the operator, perhaps another user, writes its pids here
     output = (tmp_path / "platform.log").open("wb")
     platform = subprocess.Popen(
-        [sys.executable, str(OPERATORS / "platform_stand_in.py"), str(tmp_path), str(pids)],
+        [sys.executable, str(OPERATORS / "platform_stand_in.py"), str(tmp_path), str(pids), leader],
         stdout=output,
         stderr=subprocess.STDOUT,
     )

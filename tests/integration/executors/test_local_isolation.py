@@ -19,6 +19,8 @@ from aorta.executors.local.executor import LocalExecutor
 from aorta.executors.local.operator_user import DEFAULT_RUN_AS
 from tests.integration.executors.conftest import Job, Store, python
 
+pytestmark = pytest.mark.usefixtures("leader")  # every test under each group leader
+
 REPORT = "import json, os; out = os.environ['NVIDIA_CLARA_OUTPUTPATHS'].split(':', 1)[1]"
 """Starts an operator that writes what it found to `out/report.json` (its stored output)."""
 

@@ -21,6 +21,8 @@ from aorta.executors import RunReason
 from aorta.executors.local.executor import LocalExecutor
 from tests.integration.executors.conftest import Job, Store, eventually, gone, python
 
+pytestmark = pytest.mark.usefixtures("leader")  # every test under each group leader
+
 # Starts a grandchild, records both pids in $PIDS, then waits (sh dies on SIGTERM).
 WITH_GRANDCHILD = (
     "sh",

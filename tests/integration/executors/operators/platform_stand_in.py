@@ -1,8 +1,9 @@
 """A stand-in for the platform: runs one operator through a `LocalExecutor`, then waits for it.
 
-Usage: python platform_stand_in.py WORK_FOLDER PIDS_FOLDER. The operator is a shell that starts
-a grandchild and records both pids under PIDS_FOLDER; the test kills this process with SIGKILL
-and checks that the operator's whole process group goes with it.
+Usage: python platform_stand_in.py WORK_FOLDER PIDS_FOLDER NATIVE_LEADER. The operator is a
+shell that starts a grandchild and records both pids under PIDS_FOLDER; the test kills this
+process with SIGKILL and checks that the operator's whole process group goes with it.
+NATIVE_LEADER is where the native group leader is (a missing file: the Python leader runs).
 """
 
 import asyncio
@@ -12,6 +13,7 @@ from pathlib import Path
 from aorta import ids, payload_layout
 from aorta.blobs.local import LocalBlobStore
 from aorta.executors import OperatorRun, Resources
+from aorta.executors.local import process_group
 from aorta.executors.local.executor import LocalExecutor
 
 COMMAND = (
@@ -48,4 +50,5 @@ async def main(work: Path, pids: Path) -> None:
 
 
 if __name__ == "__main__":
+    process_group.NATIVE_LEADER = Path(sys.argv[3])
     asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2])))
