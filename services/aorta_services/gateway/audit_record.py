@@ -29,6 +29,7 @@ _CLARA = "nvidia.clara.platform"
 SENSITIVE_READS = frozenset(
     {
         f"{_CLARA}.Payloads/Download",
+        "aorta.v1.Payloads/DirectDownload",
         f"{_CLARA}.Models/DownloadModel",
         f"{_CLARA}.Jobs/ReadLogs",
         "aorta.v1.Audit/List",

@@ -27,6 +27,7 @@ GUARDED: Mapping[tuple[str, str], tuple[str, ErrorCode]] = {
     ("Jobs", "Start"): ("new jobs", ErrorCode.JOB_STORE_ERROR),
     ("Payloads", "Create"): ("new payloads and uploads", ErrorCode.PAYLOAD_STORE_ERROR),
     ("Payloads", "Upload"): ("new payloads and uploads", ErrorCode.PAYLOAD_STORE_ERROR),
+    ("Payloads", "DirectUpload"): ("new payloads and uploads", ErrorCode.PAYLOAD_STORE_ERROR),
     ("Models", "UploadModel"): ("model uploads", ErrorCode.MODEL_STORE_ERROR),
 }
 """The (service, method) pairs refused above the watermark: what they are and their code."""

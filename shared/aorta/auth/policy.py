@@ -65,12 +65,15 @@ REQUIRED_ROLES: Mapping[str, Role] = {
     f"{_CLARA}.Pipelines/RemoveMetadata": U,
     f"{_CLARA}.Pipelines/Update": U,
     # Aorta's own API (protos/aorta/api/audit.proto, aorta_jobs.proto, aorta_session.proto,
-    # aorta_services.proto).
+    # aorta_services.proto, aorta_payloads.proto).
     "aorta.v1.Audit/List": A,
     "aorta.v1.Jobs/Delete": U,
     "aorta.v1.Jobs/Page": V,
     "aorta.v1.Jobs/Queue": V,
     "aorta.v1.Jobs/Timeline": U,
+    "aorta.v1.Payloads/CommitDirectUpload": U,
+    "aorta.v1.Payloads/DirectDownload": U,
+    "aorta.v1.Payloads/DirectUpload": U,
     "aorta.v1.Services/List": V,
     "aorta.v1.Services/ReadLogs": U,
     "aorta.v1.Session/WhoAmI": V,

@@ -51,9 +51,11 @@ async def open_blob_store(settings: Settings) -> BlobStore:
                 secret_key=settings.s3_secret_key,
                 secure=settings.s3_secure,
                 region=settings.s3_region,
+                public_endpoint=settings.s3_public_endpoint,
             )
         except Invalid as error:
-            raise SettingsError(f"setting AORTA_S3_ENDPOINT: {error}") from None
+            setting = "AORTA_S3_PUBLIC_ENDPOINT" if "public" in str(error) else "AORTA_S3_ENDPOINT"
+            raise SettingsError(f"setting {setting}: {error}") from None
     raise SettingsError(
         f"setting AORTA_BLOB_STORE={location!r} is not a blob store location: "
         "use file:///PATH (a local folder) or s3://BUCKET[/PREFIX]"

@@ -13,12 +13,14 @@ argument, `Conflict` where the backend cannot hold a key next to another one (se
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 DEFAULT_CHUNK_SIZE = 1 << 20
+MAX_DIRECT_UPLOAD = 5 << 30
+"""The largest object one upload link carries (S3's limit of a single PUT)."""
 
 
 @dataclass(frozen=True)
@@ -107,3 +109,53 @@ class BlobStore(Protocol):
         """Releases threads, files and connections; waits for blocking calls in flight.
         The store must not be used afterwards."""
         ...
+
+
+@dataclass(frozen=True)
+class DirectLink:
+    """A pre-signed request for one object: send `method` to `url` with `headers` within
+    `expires_in` seconds. It carries no credential but its own signature, and names no other
+    object."""
+
+    url: str
+    method: str
+    expires_in: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class DirectLinks(Protocol):
+    """What a store that clients can reach themselves (S3) offers beside `BlobStore`: links
+    that move one object's bytes without passing through the platform. A store without it (a
+    local folder) is used through the platform only (`direct_links` says which).
+
+    Uploads land on a staging key first, never on the key the file will have: `promote`
+    checks them and only then moves them into place.
+    """
+
+    async def upload_link(self, key: str, expires_in: int) -> DirectLink:
+        """A PUT of the whole object (at most `MAX_DIRECT_UPLOAD` bytes) under `key`;
+        `Invalid` for a bad key."""
+        ...
+
+    async def download_link(
+        self, key: str, expires_in: int, *, filename: str | None = None
+    ) -> DirectLink:
+        """A GET of the object under `key` (a browser saves it as `filename` when given);
+        `NotFound` when absent."""
+        ...
+
+    async def promote(self, staged: str, key: str, *, size: int, sha256: str) -> BlobInfo:
+        """Moves the object at `staged` to `key` when it holds `size` bytes hashing to
+        `sha256` (hashed by the store's reader, never taken from the uploader), replacing
+        `key` atomically as `copy` does; the staged object is deleted either way.
+
+        `Invalid` when the bytes differ (nothing is moved), `NotFound` when nothing was staged,
+        `Conflict` when the staged object changed while it was checked.
+        """
+        ...
+
+
+def direct_links(store: BlobStore) -> DirectLinks | None:
+    """`store` when it hands out direct links, else None."""
+    return store if isinstance(store, DirectLinks) else None

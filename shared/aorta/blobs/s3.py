@@ -16,6 +16,9 @@ stored until someone aborts it. The store aborts those under its prefix begun mo
 ago (`STALE_UPLOAD_AGE`; a live put finishes or aborts its own long before) when it opens and
 every hour while it is open; a bucket lifecycle rule (`AbortIncompleteMultipartUpload`) does the
 same on the server's side.
+
+The store hands out direct links (`aorta.blobs.port.DirectLinks`, `aorta.blobs.s3_links`),
+signed for `public_endpoint` when clients reach the store at another address than the platform.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from minio.error import InvalidResponseError, MinioException, S3Error, ServerErr
 from minio.helpers import check_bucket_name
 
 from aorta.blobs.keys import check_key, check_prefix
-from aorta.blobs.port import DEFAULT_CHUNK_SIZE, BlobInfo
+from aorta.blobs.port import DEFAULT_CHUNK_SIZE, BlobInfo, DirectLink
+from aorta.blobs.s3_links import S3Links, public_client
 from aorta.blobs.s3_upload import MultipartUpload, utc
 from aorta.blobs.streams import WorkerThreads, blocks, check_range, settle
 from aorta.errors import AortaError, Internal, Invalid, NotFound, Unavailable
@@ -99,10 +103,20 @@ class S3BlobStore:
         region: str = "",
         part_size: int = DEFAULT_PART_SIZE,
         workers: int = 8,
+        public_endpoint: str = "",
     ) -> None:
         if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
             raise Invalid(f"S3 part size {part_size} is outside [{MIN_PART_SIZE}, {MAX_PART_SIZE}]")
         self._bucket, self._prefix = parse_location(location)
+        # Direct links are signed for the address clients reach (`public_endpoint`), in the
+        # region the store is in: S3 checks both in the signature.
+        signer = public_client(
+            public_endpoint or endpoint,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=secure,
+            region=region or "us-east-1",
+        )
         self._endpoint = endpoint
         self._part_size = part_size
         # minio's own pool waits 5 minutes to connect and holds 10 connections; ours fails
@@ -131,6 +145,7 @@ class S3BlobStore:
                 f"S3 endpoint {endpoint!r} is not valid (expected HOST[:PORT]): {error}"
             ) from None
         self._threads = WorkerThreads("aorta-blobs-s3", workers)
+        self._links = S3Links(self._client, signer, self._bucket, self._call)
         self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
@@ -145,6 +160,7 @@ class S3BlobStore:
         region: str = "",
         part_size: int = DEFAULT_PART_SIZE,
         workers: int = 8,
+        public_endpoint: str = "",
     ) -> S3BlobStore:
         """Builds the store and creates its bucket if missing (another replica creating it at
         the same moment is fine). `Invalid` for a bad location, endpoint or part size;
@@ -158,6 +174,7 @@ class S3BlobStore:
             region=region,
             part_size=part_size,
             workers=workers,
+            public_endpoint=public_endpoint,
         )
         try:
             await store._call(None, store._ensure_bucket)
@@ -292,6 +309,18 @@ class S3BlobStore:
             copied = CopySource(self._bucket, source_name)
             await self._call(source, self._client.copy_object, self._bucket, target_name, copied)
         return await self.stat(target)
+
+    async def upload_link(self, key: str, expires_in: int) -> DirectLink:
+        return await self._links.upload_link(self._name(key), expires_in)
+
+    async def download_link(
+        self, key: str, expires_in: int, *, filename: str | None = None
+    ) -> DirectLink:
+        return await self._links.download_link(key, self._name(key), expires_in, filename)
+
+    async def promote(self, staged: str, key: str, *, size: int, sha256: str) -> BlobInfo:
+        names = (self._name(staged), self._name(key))
+        return await self._links.promote(staged, key, names, size=size, sha256=sha256)
 
     async def close(self) -> None:
         if self._sweeper is not None:

@@ -13,6 +13,7 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from aorta.api import (
     aorta_jobs_pb2,
+    aorta_payloads_pb2,
     aorta_services_pb2,
     aorta_session_pb2,
     audit_pb2,
@@ -73,6 +74,7 @@ def public_services() -> list[ServiceDescriptor]:
         node_monitor_pb2.DESCRIPTOR.services_by_name["Monitor"],
         audit_pb2.DESCRIPTOR.services_by_name["Audit"],
         aorta_jobs_pb2.DESCRIPTOR.services_by_name["Jobs"],
+        aorta_payloads_pb2.DESCRIPTOR.services_by_name["Payloads"],
         aorta_services_pb2.DESCRIPTOR.services_by_name["Services"],
         aorta_session_pb2.DESCRIPTOR.services_by_name["Session"],
     ]
