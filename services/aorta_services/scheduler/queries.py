@@ -20,7 +20,7 @@ from dataclasses import replace
 from aorta import contracts, wait_reasons
 from aorta.api import aorta_jobs_pb2, jobs_pb2
 from aorta.auth.ownership import check_owner, listed_owner
-from aorta.bus import Request
+from aorta.bus import Request, frames
 from aorta.errors import ErrorCode, NotFound
 from aorta.logger import get_logger
 from aorta.metadata import add_metadata, remove_metadata
@@ -35,6 +35,14 @@ from aorta_services.scheduler.job_logs import OperatorLogs
 from aorta_services.scheduler.repository import JobRepository
 
 log = get_logger(__name__)
+
+LIST_BATCH_BYTES = 256 * 1024
+"""About how many bytes of List messages one bus message carries (a job above it alone)."""
+
+
+def from_one(message: bytes) -> bytes:
+    """The batch of one message."""
+    return next(frames.batched((message,), LIST_BATCH_BYTES))
 
 
 def owned(record: JobRecord) -> JobRecord:
@@ -77,10 +85,12 @@ class JobQueries:
 
     async def list_jobs(self, request: Request) -> AsyncIterator[bytes]:
         """Jobs.List: one message per job matching the filter, newest first (one message
-        without a job when none matches); a `user`'s own jobs only (`listed_owner`).
+        without a job when none matches); a `user`'s own jobs only (`listed_owner`). The
+        messages travel batched (`aorta.bus.frames`): a bus message each costs more than the
+        job it carries. A batch holds up to `LIST_BATCH_BYTES` and never more than a page.
 
         Jobs are read from the store a page at a time, the next page only once the bus has
-        taken this one's messages, so a List holds one page however many jobs there are."""
+        taken this one's batches, so a List holds one page however many jobs there are."""
         message = requests.parse(request.data, jobs_pb2.JobsListRequest)
         conditions = requests.list_filter(message)
         owner = listed_owner()
@@ -90,11 +100,11 @@ class JobQueries:
         pages = self._repository.listed(conditions)
         async with aclosing(pages):
             async for page in pages:
-                for job in page:
-                    yield list_wire.list_item(job)
+                for body in frames.batched(map(list_wire.list_item, page), LIST_BATCH_BYTES):
+                    yield body
                 listed += len(page)
         if not listed:
-            yield answers.empty_list().SerializeToString()
+            yield from_one(answers.empty_list().SerializeToString())
 
     async def page(self, request: Request) -> bytes:
         """`aorta.v1.Jobs/Page` (`SCHEDULER_PAGE`): the jobs after the request's cursor that
