@@ -90,7 +90,8 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     ) -> aorta_payloads_pb2.PayloadsDirectUploadResponse:
         payload_id = ids.payload_id(request.payload_id.value)
         check_upload_name(request.name)
-        _sha256(request.sha256)
+        if request.sha256:
+            _sha256(request.sha256)
         await service.check_upload(payload_id)
         if links is None:
             return aorta_payloads_pb2.PayloadsDirectUploadResponse(header=_unsupported(_NO_LINKS))

@@ -93,7 +93,9 @@ class PayloadsDirectUploadRequest(_message.Message):
     size: _builtins.int
     """The whole file's size in bytes."""
     sha256: _builtins.str
-    """The whole file's SHA-256, lowercase hex."""
+    """The whole file's SHA-256, lowercase hex; optional here (checked when given), required by
+    CommitDirectUpload.
+    """
     @_builtins.property
     def header(self) -> _common_pb2.RequestHeader: ...
     @_builtins.property

@@ -6,6 +6,9 @@ payload` belong to no job and cannot be listed through the API, so keep their id
 
 A payload is named by its full id, as a positional argument or through `--payload`; a job (for
 `download -j` and `download job`) also by id prefix or name (`aorta.cli.lookup`).
+
+Uploads and downloads take the direct path to the blob store where the platform offers it
+(docs/payloads.md); `--via-gateway` keeps every byte on the gRPC path.
 """
 
 from __future__ import annotations
@@ -68,11 +71,21 @@ def _upload_arguments(payload_id: str | None, words: Sequence[str]) -> tuple[str
     return payload_id, source, words[1] if len(words) > 1 else None
 
 
+VIA_GATEWAY = click.option(
+    "--via-gateway",
+    is_flag=True,
+    help="Send the bytes through the platform's gRPC API, never straight to its blob store.",
+)
+
+
 @click.command("upload")
 @click.option("--payload", "payload_id", type=PAYLOAD_ID, help="The payload (or give it first).")
 @click.argument("words", nargs=-1, required=True, metavar="[PAYLOAD] SOURCE [NAME]")
+@VIA_GATEWAY
 @with_session()
-def upload_command(session: Session, payload_id: str | None, words: tuple[str, ...]) -> None:
+def upload_command(
+    session: Session, payload_id: str | None, words: tuple[str, ...], via_gateway: bool
+) -> None:
     """Upload a file or a folder into a payload's input.
 
     `upload PAYLOAD SOURCE [NAME]`, or `upload --payload PAYLOAD SOURCE [NAME]`. NAME renames
@@ -85,7 +98,7 @@ def upload_command(session: Session, payload_id: str | None, words: tuple[str, .
         files = collect(source, prefix=name or "")
     if not files:
         raise UsageFailure(f"{source} holds no files to upload")
-    transfer = upload(session, payload_id, files)
+    transfer = upload(session, payload_id, files, via_gateway=via_gateway)
     session.output.note(f"Uploaded {transfer.summary()}.")
     uploaded = list(zip(files, recorded_sha256(payload_id, files, transfer), strict=True))
     session.output.emit(
@@ -214,9 +227,14 @@ def _pattern_and_dest(paths: Sequence[str]) -> tuple[str, str]:
 )
 @click.option("--payload", "payload_id", type=PAYLOAD_ID, help="Download from this payload.")
 @click.argument("paths", nargs=-1, required=True, metavar="[PATH_OR_GLOB] DEST")
+@VIA_GATEWAY
 @with_session()
 def download_files(
-    session: Session, job: str | None, payload_id: str | None, paths: tuple[str, ...]
+    session: Session,
+    job: str | None,
+    payload_id: str | None,
+    paths: tuple[str, ...],
+    via_gateway: bool,
 ) -> None:
     """Download payload files: `download -j JOB '/operators/seg/*' out/`, or Clara's
     `download JOB:/operators/seg/* out/`. Without a pattern, everything is downloaded."""
@@ -231,36 +249,42 @@ def download_files(
         source_id = _payload_of(session, resolve_job(session, job), or_payload=False)
     else:
         source_id = str(payload_id)
-    _fetch(session, source_id, pattern, dest)
+    _fetch(session, source_id, pattern, dest, via_gateway)
 
 
 @click.command("payload")
 @click.argument("payload", metavar="PAYLOAD")
 @click.argument("paths", nargs=-1, required=True, metavar="[PATH_OR_GLOB] DEST")
+@VIA_GATEWAY
 @with_session()
-def download_payload(session: Session, payload: str, paths: tuple[str, ...]) -> None:
+def download_payload(
+    session: Session, payload: str, paths: tuple[str, ...], via_gateway: bool
+) -> None:
     """Download a payload's files: `download payload ID [PATH_OR_GLOB] DEST`."""
     pattern, dest = _pattern_and_dest(paths)
-    _fetch(session, canonical_payload(payload), pattern, dest)
+    _fetch(session, canonical_payload(payload), pattern, dest, via_gateway)
 
 
 @click.command("job")
 @click.argument("job", metavar="JOB")
 @click.argument("paths", nargs=-1, required=True, metavar="[PATH_OR_GLOB] DEST")
+@VIA_GATEWAY
 @with_session()
-def download_job(session: Session, job: str, paths: tuple[str, ...]) -> None:
+def download_job(session: Session, job: str, paths: tuple[str, ...], via_gateway: bool) -> None:
     """Download a job's payload files: `download job JOB [PATH_OR_GLOB] DEST`."""
     pattern, dest = _pattern_and_dest(paths)
     source_id = _payload_of(session, resolve_job(session, job), or_payload=False)
-    _fetch(session, source_id, pattern, dest)
+    _fetch(session, source_id, pattern, dest, via_gateway)
 
 
-def _fetch(session: Session, source_id: str, pattern: str, dest: str) -> None:
-    chosen = download(session, source_id, pattern, Path(dest))
+def _fetch(session: Session, source_id: str, pattern: str, dest: str, via_gateway: bool) -> None:
+    chosen = download(session, source_id, pattern, Path(dest), via_gateway=via_gateway)
     verified = sum(file.verified for file in chosen)
+    direct = sum(file.direct for file in chosen)
+    straight = f" ({direct} straight from the blob store)" if direct else ""
     session.output.note(
-        f"Downloaded {len(chosen)} file(s) to {dest}; {verified} checked against the SHA-256 "
-        "recorded when stored."
+        f"Downloaded {len(chosen)} file(s) to {dest}{straight}; {verified} checked against the "
+        "SHA-256 recorded when stored."
     )
     session.output.emit(
         human=table(

@@ -39,6 +39,8 @@ class Transfer:
         self.files: set[str] = set()
         self.sha256: dict[str, str] = {}
         """The checksum of each file moved, by payload name (`/input/scan.dcm`), where known."""
+        self.direct: set[str] = set()
+        """The files moved straight to or from the blob store (docs/payloads.md)."""
         self._started = time.monotonic()
         self._progress: Progress | None = None
         self._task: TaskID | None = None
@@ -81,7 +83,10 @@ class Transfer:
         return time.monotonic() - self._started
 
     def summary(self) -> str:
-        """`3 files, 4.2 MB in 1.3s`."""
+        """`3 files, 4.2 MB in 1.3s`, and `, 2 straight to the blob store` when some were."""
         count = len(self.files)
         noun = "file" if count == 1 else "files"
-        return f"{count} {noun}, {size(self.done)} in {duration(self.elapsed, precise=True)}"
+        direct = f", {len(self.direct)} straight to the blob store" if self.direct else ""
+        return (
+            f"{count} {noun}, {size(self.done)} in {duration(self.elapsed, precise=True)}{direct}"
+        )

@@ -1,6 +1,9 @@
 """Moving payload files: `Payloads.Upload` of local files, `Payloads.Details` listings and
 `Payloads.Download` of selected files, with progress for people at a terminal.
 
+Where the platform offers it, a file's bytes take the direct path to or from the blob store
+instead (`aorta.cli.direct`, docs/payloads.md), file by file; `via_gateway` keeps them on gRPC.
+
 A downloaded file is written to a hidden temporary name beside its target and renamed only
 once all its bytes arrived, so an interrupted download never leaves a truncated file behind.
 Its SHA-256 is computed as it arrives and compared with the one the platform recorded when the
@@ -13,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ from typing import Any
 from aorta.api import common_pb2, payloads_pb2
 from aorta.auth.ownership import FORCE_METADATA, owner_from_metadata
 from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
+from aorta.cli.direct import LARGEST_UPLOAD, DirectPath
 from aorta.cli.failures import CliFailure, NotFoundFailure
 from aorta.cli.files import LocalFile, upload_requests
 from aorta.cli.progress import Transfer
@@ -29,16 +34,39 @@ from aorta.payload_layout import input_key, wire_name
 from aorta.payload_names import checksums
 
 
-def upload(session: Session, payload_id: str, files: list[LocalFile]) -> Transfer:
-    """Uploads `files` into the payload in one stream; returns the finished transfer."""
+def upload(
+    session: Session, payload_id: str, files: list[LocalFile], *, via_gateway: bool = False
+) -> Transfer:
+    """Uploads `files` into the payload, each on the direct path while the platform offers it
+    (unless `via_gateway`), the others in one `Payloads.Upload` stream; returns the finished
+    transfer."""
     total = sum(f.size for f in files)
     with Transfer(session.output, "uploading", total) as transfer:
-        response = session.platform.payloads.Upload(
-            upload_requests(payload_id, files, transfer.advance), timeout=None
-        )
-    check(response, f"uploading to payload {payload_id}")
-    transfer.sha256.update(checksums(response.header.messages))
+        rest = files if via_gateway else _upload_direct(session, payload_id, files, transfer)
+        if rest:
+            response = session.platform.payloads.Upload(
+                upload_requests(payload_id, rest, transfer.advance), timeout=None
+            )
+            check(response, f"uploading to payload {payload_id}")
+            transfer.sha256.update(checksums(response.header.messages))
     return transfer
+
+
+def _upload_direct(
+    session: Session, payload_id: str, files: list[LocalFile], transfer: Transfer
+) -> list[LocalFile]:
+    """Uploads what it can of `files` on the direct path; the files left for gRPC. Once the
+    platform refuses a link for a file small enough for one, it offers none at all."""
+    direct = DirectPath(session)
+    for index, local in enumerate(files):
+        committed = direct.upload(payload_id, local, transfer.advance)
+        if committed is None:
+            if local.size <= LARGEST_UPLOAD:
+                return files[index:]
+            return [local, *_upload_direct(session, payload_id, files[index + 1 :], transfer)]
+        transfer.sha256.update(checksums(committed.header.messages))
+        transfer.direct.add(local.name)
+    return []
 
 
 def recorded_sha256(
@@ -122,6 +150,8 @@ class Downloaded:
     target: Path
     sha256: str
     verified: bool
+    direct: bool = False
+    """Whether the bytes came straight from the blob store (docs/payloads.md)."""
 
     def document(self) -> dict[str, Any]:
         return {
@@ -133,9 +163,12 @@ class Downloaded:
         }
 
 
-def download(session: Session, payload_id: str, pattern: str, dest: Path) -> list[Downloaded]:
+def download(
+    session: Session, payload_id: str, pattern: str, dest: Path, *, via_gateway: bool = False
+) -> list[Downloaded]:
     """Downloads every file of the payload that `pattern` selects into `dest`, checking each
-    against the SHA-256 the platform recorded for it.
+    against the SHA-256 the platform recorded for it; on the direct path where the platform
+    offers it, unless `via_gateway`.
 
     Nothing selected is a `NotFoundFailure` listing what the payload holds.
     """
@@ -149,30 +182,51 @@ def download(session: Session, payload_id: str, pattern: str, dest: Path) -> lis
         )
     recorded = {file.name: file.sha256 for file in found.files}
     downloaded = []
+    direct = None if via_gateway else DirectPath(session)
     with Transfer(session.output, "downloading", sum(s.size for s in chosen)) as transfer:
         for selected in chosen:
             expected = recorded.get(selected.name)
-            digest = _fetch(session, payload_id, selected, expected, transfer)
+            chunks = None
+            if direct is not None:
+                chunks = direct.download(payload_id, selected.name, transfer.advance)
+                if chunks is None:
+                    direct = None  # the platform offers no links: ask no more
+            took_direct = direct is not None
+            if chunks is None:
+                chunks = _grpc_chunks(session, payload_id, selected.name, transfer)
+            digest = _fetch(selected, chunks, expected)
             downloaded.append(
-                Downloaded(selected.name, selected.size, selected.target, digest, bool(expected))
+                Downloaded(
+                    selected.name,
+                    selected.size,
+                    selected.target,
+                    digest,
+                    bool(expected),
+                    direct=took_direct,
+                )
             )
     return downloaded
 
 
-def _fetch(
-    session: Session,
-    payload_id: str,
-    selected: Selected,
-    expected_sha256: str | None,
-    transfer: Transfer,
-) -> str:
-    """Writes one file into place; its SHA-256. `CliFailure` when it ends short or its bytes
-    are not the ones the platform recorded (nothing is then left at the target)."""
+def _grpc_chunks(
+    session: Session, payload_id: str, name: str, transfer: Transfer
+) -> Iterator[bytes]:
+    """The bytes of one file through `Payloads.Download`."""
     request = payloads_pb2.PayloadsDownloadRequest(
         header=request_header(),
         payload_id=common_pb2.Identifier(value=payload_id),
-        name=selected.name,
+        name=name,
     )
+    for index, response in enumerate(session.platform.payloads.Download(request)):
+        if index == 0:
+            check(response, f"downloading {name}")
+        transfer.advance(name, len(response.data))
+        yield response.data
+
+
+def _fetch(selected: Selected, chunks: Iterable[bytes], expected_sha256: str | None) -> str:
+    """Writes one file into place from `chunks`; its SHA-256. `CliFailure` when it ends short
+    or its bytes are not the ones the platform recorded (nothing is then left at the target)."""
     selected.target.parent.mkdir(parents=True, exist_ok=True)
     partial = selected.target.with_name(f".{selected.target.name}.part")
     expected = selected.size
@@ -180,15 +234,10 @@ def _fetch(
     digest = hashlib.sha256()
     try:
         with partial.open("wb") as handle:
-            for index, response in enumerate(session.platform.payloads.Download(request)):
-                if index == 0:
-                    check(response, f"downloading {selected.name}")
-                    expected = response.details.size or expected
-                data = response.data
+            for data in chunks:
                 digest.update(data)
                 handle.write(data)
                 written += len(data)
-                transfer.advance(selected.name, len(data))
         if expected and written != expected:
             raise CliFailure(
                 f"download of {selected.name} ended after {written} of {expected} bytes"

@@ -1,0 +1,178 @@
+"""The direct path of uploads and downloads: file bytes straight to and from the blob store,
+through the pre-signed URLs the gateway hands out (`aorta.v1.Payloads`, docs/payloads.md).
+
+An upload asks for a URL, hashes the file (the platform checks the bytes it receives against
+that SHA-256 before the file becomes part of the payload), PUTs it in one request and commits
+it; a download GETs the file and checks it as the gRPC path does. Where the
+platform offers no URL (its blob store is a local folder, or the file is too large for one PUT)
+the caller sends that file through the gateway instead. The HTTP requests carry no credential
+of the user's: the URL's signature is the only one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+from urllib.parse import urlsplit
+
+import grpc
+import urllib3
+from google.protobuf.message import Message
+
+from aorta.api import aorta_payloads_pb2, aorta_payloads_pb2_grpc, common_pb2, payloads_pb2
+from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
+from aorta.cli.failures import CliFailure
+from aorta.cli.files import LocalFile
+from aorta.cli.session import Session
+
+LARGEST_UPLOAD = 5 << 30
+"""The largest file the platform hands out an upload URL for (S3's largest single PUT)."""
+BLOCK_SIZE = 1 << 20
+"""Bytes per read and socket write: large blocks keep a fast store's rate."""
+_TIMEOUT = urllib3.Timeout(connect=10.0, read=300.0)
+T = TypeVar("T")
+_HINT = "use --via-gateway to send the bytes through the platform instead"
+
+
+class DirectPath:
+    """The direct-path calls of one session, with one HTTP connection pool."""
+
+    def __init__(self, session: Session) -> None:
+        self._stub = aorta_payloads_pb2_grpc.PayloadsStub(session.platform.channel)
+        self._http = urllib3.PoolManager(timeout=_TIMEOUT, retries=False, blocksize=BLOCK_SIZE)
+
+    def upload(
+        self, payload_id: str, local: LocalFile, advance: Callable[[str, int], None]
+    ) -> aorta_payloads_pb2.PayloadsCommitDirectUploadResponse | None:
+        """Uploads one file and commits it (the answer's header has its `sha256` line); None,
+        with nothing sent, when the platform offers no URL for it."""
+        asked = _offered(
+            self._stub.DirectUpload,
+            aorta_payloads_pb2.PayloadsDirectUploadRequest(
+                header=request_header(),
+                payload_id=common_pb2.Identifier(value=payload_id),
+                name=local.name,
+                size=local.size,
+            ),
+        )
+        if asked is None:
+            return None
+        check(asked, f"uploading {local.name}")
+        if not asked.supported:
+            return None
+        digest = file_sha256(local.path)
+        with local.path.open("rb") as handle:
+            body = _blocks(handle, lambda count: advance(local.name, count))
+            headers = {**asked.link.headers, "Content-Length": str(local.size)}
+            response = self._send(asked.link, f"uploading {local.name}", body=body, headers=headers)
+        response.release_conn()
+        committed = self._stub.CommitDirectUpload(
+            aorta_payloads_pb2.PayloadsCommitDirectUploadRequest(
+                header=request_header(),
+                payload_id=common_pb2.Identifier(value=payload_id),
+                upload_id=asked.upload_id,
+                details=payloads_pb2.PayloadFileDetails(
+                    name=local.name, size=local.size, mode=local.mode
+                ),
+                sha256=digest,
+            ),
+            timeout=None,  # the platform reads the whole file back to check it
+        )
+        check(committed, f"uploading {local.name}")
+        return committed
+
+    def download(
+        self, payload_id: str, name: str, advance: Callable[[str, int], None]
+    ) -> Iterator[bytes] | None:
+        """The bytes of one file as the store sends them; None when the platform offers no
+        URL for it."""
+        asked = _offered(
+            self._stub.DirectDownload,
+            aorta_payloads_pb2.PayloadsDirectDownloadRequest(
+                header=request_header(),
+                payload_id=common_pb2.Identifier(value=payload_id),
+                name=name,
+            ),
+        )
+        if asked is None:
+            return None
+        check(asked, f"downloading {name}")
+        if not asked.supported:
+            return None
+        return self._received(asked.link, name, advance)
+
+    def _received(
+        self,
+        link: aorta_payloads_pb2.DirectLink,
+        name: str,
+        advance: Callable[[str, int], None],
+    ) -> Iterator[bytes]:
+        response = self._send(link, f"downloading {name}", headers=dict(link.headers))
+        try:
+            while data := response.read(BLOCK_SIZE):
+                advance(name, len(data))
+                yield data
+        except urllib3.exceptions.HTTPError as error:
+            raise CliFailure(f"downloading {name} from the blob store broke off: {error}") from None
+        finally:
+            response.release_conn()
+
+    def _send(
+        self,
+        link: aorta_payloads_pb2.DirectLink,
+        action: str,
+        *,
+        headers: dict[str, str],
+        body: Iterator[bytes] | None = None,
+    ) -> urllib3.BaseHTTPResponse:
+        host = urlsplit(link.url).netloc
+        try:
+            response = self._http.request(
+                link.method,
+                link.url,
+                body=body,
+                headers=headers,
+                preload_content=False,
+                decode_content=False,
+            )
+        except urllib3.exceptions.HTTPError as error:
+            raise CliFailure(
+                f"{action}: the blob store at {host} cannot be reached ({error}); {_HINT}"
+            ) from None
+        if response.status >= 300:
+            said = response.read(2000).decode("utf-8", "replace")
+            response.release_conn()
+            raise CliFailure(
+                f"{action}: the blob store at {host} answered HTTP {response.status}: "
+                f"{said.strip() or response.reason}; {_HINT}"
+            )
+        return response
+
+
+def _offered(method: Callable[..., T], request: Message) -> T | None:
+    """`method`'s answer to `request`; None from a platform that has no direct path at all
+    (one older than it, or another Clara server: UNIMPLEMENTED)."""
+    try:
+        return method(request, timeout=UNARY_TIMEOUT)
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+            return None
+        raise
+
+
+def _blocks(handle: BinaryIO, advance: Callable[[int], None]) -> Iterator[bytes]:
+    """A file as an HTTP body, telling `advance` of every block read from it."""
+    while block := handle.read(BLOCK_SIZE):
+        yield block
+        advance(len(block))
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a local file, read in large blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(4 * BLOCK_SIZE):
+            digest.update(block)
+    return digest.hexdigest()
