@@ -9,8 +9,10 @@ unless it already ran, follow its log from the engine into the run's log file (p
 store while it runs), wait for its exit with the timeout counted from its start, stop it on
 request (SIGTERM, SIGKILL after a grace), store its outputs after exit 0, push the final log, and
 record its outcome (`aorta.executors.outcome_records`), remove the container and the
-workspace. Whatever happens, the task ends by setting the outcome,
-so a waiter is never left hanging; the container itself outlives a task cancelled by `close`.
+workspace. A fresh run claims its workspace before making it and holds the claim to its end
+(`aorta.executors.container.workspace_claims`), so no sweep removes it meanwhile. Whatever
+happens, the task ends by setting the outcome, so a waiter is never left hanging; the container
+itself outlives a task cancelled by `close`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from aorta.executors.container.pull import ensure_image
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import RunPlan, image_reference
 from aorta.executors.container.volume_modes import open_volumes
+from aorta.executors.container.workspace_claims import Claim, try_claim
 from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason, RunTimes
 from aorta.executors.run_log import RunLog
@@ -52,6 +55,8 @@ from aorta.executors.workspace import Workspace
 from aorta.logger import get_logger
 
 FAILURE_TAIL_LINES = 20
+CLAIM_RETRY = 0.05
+"""Seconds between tries of a workspace claim that a sweep holds for a moment."""
 """Log lines quoted in the message of a failed run."""
 _DRAIN_TIMEOUT = 5.0
 """How long the engine's log stream may go on once the container stopped."""
@@ -100,6 +105,7 @@ class ContainerRun:
         self._stop_grace = settings.stop_grace
         self._task: asyncio.Task[None] | None = None
         self._times = RunTimes()
+        self._claim: Claim | None = None
 
     def on_end(self, callback: Callable[[str], None]) -> None:
         """Calls `callback(run_id)` once the outcome is known."""
@@ -151,6 +157,8 @@ class ContainerRun:
             message = f"the container executor failed: {error!r}"
             outcome = self._outcome_of(RunReason.FAILED, message)
         finally:
+            if self._claim is not None:
+                self._claim.release()
             self._outcome.set_result(outcome)
 
     async def _execute(self) -> RunOutcome:
@@ -192,6 +200,7 @@ class ContainerRun:
     async def _prepare(self, run: OperatorRun) -> RunOutcome | None:
         """Workspace, inputs, image and container; the outcome when one of them fails."""
         try:
+            self._claim = await _claimed(self.workspace)
             await create_workspace(self.workspace, [*run.inputs, *run.outputs])
             await self.log.create()
         except (Invalid, OSError) as error:
@@ -397,6 +406,17 @@ class ContainerRun:
         self, reason: RunReason, message: str, exit_code: int | None = None
     ) -> RunOutcome:
         return RunOutcome(self.plan.run_id, reason, exit_code, message)
+
+
+async def _claimed(workspace: Workspace) -> Claim:
+    """The workspace's claim (`aorta.executors.container.workspace_claims`), once no one else
+    holds it: a sweep looking at the folder lets it go at once."""
+    root = workspace.folder.parent.parent
+    while True:
+        claim = await asyncio.to_thread(try_claim, root, workspace.folder)
+        if claim is not None:
+            return claim
+        await asyncio.sleep(CLAIM_RETRY)
 
 
 async def _quietly(work: Awaitable[None], run_id: str, what: str) -> None:

@@ -16,18 +16,25 @@ outputs are stored, and their outcome recorded on disk for a day
 (`aorta.executors.outcome_records`), so a crash after the removal but before the
 scheduler recorded the outcome does not run the operator again either; `close` leaves running
 containers alone.
+
+Leftovers. A platform killed while a run's inputs were being fetched leaves a workspace that no
+container names. Before it answers anything, and every `sweep_interval` seconds, the executor
+sweeps its work root (`sweep`): it removes every workspace that no run of this process, no
+other process's claim (`aorta.executors.container.workspace_claims`) and no container of the
+engine owns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aorta.blobs import BlobStore
-from aorta.errors import Invalid, NotFound, Unavailable
+from aorta.errors import AortaError, Invalid, NotFound, Unavailable
 from aorta.executors.container.container_run import ContainerRun
 from aorta.executors.container.engine import ContainerEngine, Json
 from aorta.executors.container.services import ContainerServiceRunner
@@ -41,14 +48,23 @@ from aorta.executors.container.spec import (
     container_name,
     owner_labels,
 )
+from aorta.executors.container.workspace_claims import (
+    Claim,
+    stale_claims,
+    try_claim,
+    workspace_folders,
+)
 from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import file_chunks, open_for_reading, split_lines
+from aorta.executors.transfers import remove_if_empty, remove_workspace
 from aorta.executors.workspace import Workspace
 from aorta.logger import get_logger
 
 DEFAULT_MAX_LOG_BYTES = 10 << 20
 DEFAULT_FINISHED_RUNS_KEPT = 10_000
+DEFAULT_SWEEP_INTERVAL = 600.0
+"""Seconds between sweeps of the work root after the one at startup."""
 WORK_ROOT_MODE = 0o700
 
 _log = get_logger(__name__)
@@ -64,6 +80,7 @@ class ContainerExecutor:
       engine's host; never inside the data dir.
     - `max_log_bytes`: the size a run's log is kept under (the oldest output is dropped).
     - `finished_runs_kept`: how many ended runs `wait` still answers for.
+    - `sweep_interval`: seconds between sweeps of the work root (`sweep`).
 
     Use from one event loop.
     """
@@ -78,11 +95,12 @@ class ContainerExecutor:
         owns_engine: bool = False,
         max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
         finished_runs_kept: int = DEFAULT_FINISHED_RUNS_KEPT,
+        sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
     ) -> None:
-        if max_log_bytes < 1024 or finished_runs_kept < 1:
+        if max_log_bytes < 1024 or finished_runs_kept < 1 or sweep_interval <= 0:
             raise Invalid(
-                "the container executor needs a log cap of at least 1 KiB and at least one "
-                "ended run kept"
+                "the container executor needs a log cap of at least 1 KiB, at least one "
+                "ended run kept and a positive sweep interval"
             )
         self._engine = engine
         self._blobs = blobs
@@ -97,6 +115,10 @@ class ContainerExecutor:
         self._starting: set[str] = set()
         self._services: ContainerServiceRunner | None = None
         self._closed = False
+        self._sweep_interval = sweep_interval
+        self._sweep_lock = asyncio.Lock()
+        self._swept = False
+        self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -124,6 +146,7 @@ class ContainerExecutor:
         closed."""
         if self._closed:
             raise Unavailable("the container executor is closed")
+        await self._startup_sweep()
         if run.run_id in self._runs or run.run_id in self._starting:
             return
         self._starting.add(run.run_id)  # a second start meanwhile does nothing
@@ -160,6 +183,7 @@ class ContainerExecutor:
         """The run's outcome once it ended and its outputs and log are stored; a run this
         process does not know is adopted from its container, and is LOST without one.
         Cancelling the waiter leaves the run going."""
+        await self._startup_sweep()
         known = self._runs.get(run_id) or await self._adopt(run_id)
         if known is None:
             known = await self._records.read(run_id)
@@ -190,6 +214,7 @@ class ContainerExecutor:
         this process did not know are adopted here."""
         if self._closed:
             raise Unavailable("the container executor is closed")
+        await self._startup_sweep()
         for container in await self._engine.list(owner_labels(self._settings.instance)):
             run_id = (container.get("Labels") or {}).get(RUN_LABEL)
             if run_id and run_id not in self._runs:
@@ -198,6 +223,77 @@ class ContainerExecutor:
         alive = [rid for rid, run in runs if isinstance(run, ContainerRun) and run.alive]
         unread = [rid for rid in await self._records.run_ids() if rid not in self._runs]
         return alive + unread
+
+    async def sweep(self) -> None:
+        """Removes the workspaces under the work root that no live run owns: none of this
+        process's runs, no claim another process holds (a run whose inputs it fetches) and no
+        container of the engine (of any instance) names; then the job folders left empty and
+        the claims no one holds of workspaces that are gone. At startup (before the executor
+        answers anything), every `sweep_interval` seconds, and on demand. Raises `OSError`, or
+        `AortaError` when the engine does not answer (nothing is removed then)."""
+        async with self._sweep_lock:
+            await self._sweep()
+
+    async def _sweep(self) -> None:
+        root = self._work_root
+        folders, empty = await asyncio.to_thread(workspace_folders, root)
+        mine = {
+            run.workspace.folder
+            for run in self._runs.values()
+            if isinstance(run, ContainerRun) and run.alive
+        }
+        held: list[tuple[Path, Claim]] = []
+        try:
+            for folder in folders:
+                if folder not in mine:
+                    claim = await asyncio.to_thread(try_claim, root, folder)
+                    if claim is not None:
+                        held.append((folder, claim))
+            # Claims first, then the containers: a container made before its run let go of
+            # the claim is listed.
+            named = await self._named_workspaces()
+            for folder, _ in held:
+                if folder not in named:
+                    _log.info("leftover workspace removed", folder=str(folder))
+                    await remove_workspace(Workspace(folder))
+            for job_folder in empty:
+                await remove_if_empty(job_folder)
+            held += [(claim.path, claim) for claim in await asyncio.to_thread(stale_claims, root)]
+        finally:
+            for _, claim in held:
+                claim.release()
+
+    async def _named_workspaces(self) -> set[Path]:
+        """The workspaces the operator containers of the engine (every instance) name."""
+        named = set()
+        for container in await self._engine.list({COMPONENT_LABEL: OPERATOR_COMPONENT}):
+            with contextlib.suppress(Invalid):
+                named.add(Path(RunPlan.from_labels(container.get("Labels") or {}).work_folder))
+        return named
+
+    async def _startup_sweep(self) -> None:
+        """The first sweep, before anything is answered; then the periodic one starts."""
+        if self._swept:
+            return
+        async with self._sweep_lock:
+            if not self._swept:
+                await self._sweep_quietly()
+                self._swept = True
+                self._sweeper = asyncio.create_task(
+                    self._sweep_periodically(), name="aorta-container-sweep"
+                )
+
+    async def _sweep_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval)
+            async with self._sweep_lock:
+                await self._sweep_quietly()
+
+    async def _sweep_quietly(self) -> None:
+        try:
+            await self._sweep()
+        except (AortaError, OSError) as error:
+            _log.warning("work root not swept", root=str(self._work_root), error=str(error))
 
     async def log_lines(self, run_id: str) -> AsyncIterator[str]:
         """The lines the run wrote so far, stdout and stderr interleaved; the last line may be
@@ -220,6 +316,9 @@ class ContainerExecutor:
         and the next executor adopts them (waiters here get LOST). Later `start` calls raise
         `Unavailable`. Idempotent."""
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         alive = [run for run in self._runs.values() if isinstance(run, ContainerRun)]
         await asyncio.gather(*(run.abandon() for run in alive))
         if self._services is not None:
