@@ -18,6 +18,7 @@ import aorta
 from aorta.api import (
     aorta_jobs_pb2,
     aorta_jobs_pb2_grpc,
+    aorta_payloads_pb2_grpc,
     aorta_session_pb2,
     aorta_session_pb2_grpc,
     clara_pb2,
@@ -95,6 +96,7 @@ class Platform:
         self._channel = channel
         self.jobs = jobs_pb2_grpc.JobsStub(channel)
         self.aorta_jobs = aorta_jobs_pb2_grpc.JobsStub(channel)
+        self.aorta_payloads = aorta_payloads_pb2_grpc.PayloadsStub(channel)
         self.pipelines = pipelines_pb2_grpc.PipelinesStub(channel)
         self.payloads = payloads_pb2_grpc.PayloadsStub(channel)
         self.models = models_pb2_grpc.ModelsStub(channel)

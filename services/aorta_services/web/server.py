@@ -24,7 +24,14 @@ from aiohttp import web
 
 from aorta.ids import new_id
 from aorta.logger import get_logger
-from aorta_services.web import api_data, api_events, api_jobs, api_pipelines, api_session
+from aorta_services.web import (
+    api_data,
+    api_direct,
+    api_events,
+    api_jobs,
+    api_pipelines,
+    api_session,
+)
 from aorta_services.web.context import CONSOLE, Console
 from aorta_services.web.problems import ApiError
 
@@ -124,7 +131,7 @@ def build_app(parts: Console) -> web.Application:
     app = web.Application(middlewares=[json_errors], client_max_size=1024 * 1024)
     app[CONSOLE] = parts
     app.on_response_prepare.append(_harden_every_response)
-    for module in (api_session, api_jobs, api_pipelines, api_data, api_events):
+    for module in (api_session, api_jobs, api_pipelines, api_data, api_direct, api_events):
         module.add_routes(app)
     app.router.add_get("/", page)
     app.router.add_get("/{path:(?!api/).*}", page)

@@ -12,6 +12,8 @@ of the user's: the URL's signature is the only one.
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -31,6 +33,8 @@ LARGEST_UPLOAD = 5 << 30
 """The largest file the platform hands out an upload URL for (S3's largest single PUT)."""
 BLOCK_SIZE = 1 << 20
 """Bytes per read and socket write: large blocks keep a fast store's rate."""
+READ_AHEAD = 8
+"""Blocks a download reads ahead of the hashing and writing."""
 _TIMEOUT = urllib3.Timeout(connect=10.0, read=300.0)
 T = TypeVar("T")
 _HINT = "use --via-gateway to send the bytes through the platform instead"
@@ -101,7 +105,7 @@ class DirectPath:
         check(asked, f"downloading {name}")
         if not asked.supported:
             return None
-        return self._received(asked.link, name, advance)
+        return _read_ahead(self._received(asked.link, name, advance))
 
     def _received(
         self,
@@ -167,6 +171,47 @@ def _blocks(handle: BinaryIO, advance: Callable[[int], None]) -> Iterator[bytes]
     while block := handle.read(BLOCK_SIZE):
         yield block
         advance(len(block))
+
+
+def _read_ahead(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[bytes]:
+    """`chunks`, read by a thread of its own up to `depth` chunks ahead, so the network keeps
+    sending while the caller hashes and writes (both let other threads run meanwhile)."""
+    ready: queue.Queue[bytes | BaseException | None] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def hand(item: bytes | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                if not hand(chunk):
+                    break
+            else:
+                hand(None)
+        except BaseException as error:  # handed to the caller, raised there
+            hand(error)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    reader = threading.Thread(target=read, name="aorta-download", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 def file_sha256(path: Path) -> str:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 import urllib3
+from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web import Application, Request
 from click.testing import CliRunner, Result
 
 from aorta import subjects
@@ -27,6 +29,13 @@ from aorta.runtime.service import service_context
 from aorta.settings import Settings
 from aorta_services.gateway import app as gateway_app
 from aorta_services.payloads import app as payloads_app
+from aorta_services.web.context import Console
+from aorta_services.web.events import EventHub
+from aorta_services.web.platform_client import Platform as WebPlatform
+from aorta_services.web.server import build_app
+from aorta_services.web.sessions import Sessions
+from aorta_services.web.settings import WebSettings
+from aorta_services.web.utilization import History
 from tests.integration.cli.cli_support import root_group
 from tests.integration.payloads.conftest import RPC_TIMEOUT, blob_settings
 from tests.integration.payloads.payload_grpc import (
@@ -269,3 +278,73 @@ async def test_the_cli_moves_files_on_the_path_offered(
     assert found == {"/input/empty.dat": 0, "/input/series/1.dcm": len(DATA)}
     staged = [i.key async for i in platform.blobs.list("direct-uploads/")]
     assert staged == []
+
+
+async def _no_owner(job_id: str, token: str | None) -> str:
+    raise AssertionError("no event is looked at here")
+
+
+@pytest.fixture
+async def console_api(platform: Platform) -> AsyncIterator[TestClient[Request, Application]]:
+    """The web console's JSON API in this process, in front of `platform`'s gateway."""
+    settings = WebSettings(
+        address="127.0.0.1:0",
+        gateway=platform.target,
+        gateway_ca=None,
+        gateway_server_name="",
+        gateway_plaintext=True,
+        max_upload_bytes=1 << 20,
+        session_seconds=60.0,
+        tls_cert=None,
+        tls_key=None,
+    )
+    gateway = WebPlatform.connect(platform.target, tls=False)
+    parts = Console(
+        platform=gateway,
+        sessions=Sessions(60.0),
+        hub=EventHub(_no_owner),
+        settings=settings,
+        history=History(),
+        secure_cookies=False,
+    )
+    async with TestClient(TestServer(build_app(parts))) as client:
+        yield client
+    await gateway.close()
+
+
+async def test_the_console_api_hands_out_links_a_browser_uses(
+    stub: Stub, platform: Platform, console_api: TestClient[Request, Application]
+) -> None:
+    payload_id = await create(stub)
+    base = f"/api/payloads/{payload_id}"
+    csrf = {"X-Aorta-Console": "1"}
+
+    started = await console_api.post(
+        f"{base}/direct-uploads", json={"name": "scan.dcm", "size": len(DATA)}, headers=csrf
+    )
+    assert started.status == 200, await started.text()
+    asked = await started.json()
+    assert asked["supported"] == (platform.kind == "s3")
+    if not asked["supported"]:
+        fetched = await console_api.get(f"{base}/direct-download", params={"name": "scan.dcm"})
+        assert fetched.status == 404  # no such file; a present one would say supported: false
+        return
+    assert asked["link"]["method"] == "PUT"
+    assert await put(asked["link"]["url"], DATA) == 200
+    committed = await console_api.post(
+        f"{base}/direct-uploads/{asked['upload_id']}/commit",
+        json={"name": "scan.dcm", "size": len(DATA), "sha256": digest(DATA)},
+        headers=csrf,
+    )
+    assert committed.status == 200, await committed.text()
+    assert await committed.json() == {
+        "name": "/input/scan.dcm",
+        "size": len(DATA),
+        "mode": 0o644,
+        "sha256": digest(DATA),
+    }
+    fetched = await console_api.get(f"{base}/direct-download", params={"name": "scan.dcm"})
+    link = (await fetched.json())["link"]
+    assert await get(link["url"]) == DATA
+    refused = await console_api.post(f"{base}/direct-uploads", json={"name": "a", "size": 1})
+    assert refused.status == 403  # no CSRF header
