@@ -5,8 +5,11 @@ the bytes directly. Writes never show a partial file under its final name: `put`
 staging folder of its own under `<root>/.aorta/staging/` and renames into place once the file is
 durable; a store opening removes what dead stores left there (`aorta.blobs.staging`).
 
-All file I/O runs in the store's own threads, one block (1 MiB) per call, so a many-GiB put or
-get never blocks the event loop for long. A put writes one block while the next one fills.
+All file I/O runs in the store's own threads, a few MiB per call, so a many-GiB put or get
+never blocks the event loop for long. A put writes one batch of chunks (4 MiB, gathered
+uncopied into one `writev`) while the next one fills; a get reads the next chunk while its
+consumer takes the current one. Large objects do not stay in the page cache
+(`aorta.blobs.page_cache`).
 
 What a folder cannot mirror from S3: a key and a key below it (`a/b` and `a/b/c`) cannot both
 exist, because `a/b` would have to be a file and a folder at once; `put` raises `Conflict`. On a
@@ -29,9 +32,10 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from aorta.blobs.keys import RESERVED_SEGMENT, check_key, check_prefix
+from aorta.blobs.page_cache import DropBehind
 from aorta.blobs.port import DEFAULT_CHUNK_SIZE, BlobInfo
 from aorta.blobs.staging import StagedFile, claim_staging, file_info, remove_stale_staging
-from aorta.blobs.streams import WorkerThreads, blocks, check_range, settle
+from aorta.blobs.streams import WorkerThreads, batches, check_range, settle
 from aorta.errors import AortaError, Internal, Invalid, NotFound, Unavailable
 from aorta.logger import get_logger
 
@@ -40,7 +44,8 @@ _log = get_logger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
-_BLOCK_SIZE = 1 << 20
+BATCH_BYTES = 4 << 20
+"""How many bytes of a put's chunks go to the file in one call."""
 _DELETE_BATCH = 256
 
 
@@ -77,14 +82,14 @@ class LocalBlobStore:
         writing: asyncio.Future[None] | None = None
         try:
             await self._io(staged.open)
-            async with aclosing(blocks(chunks, _BLOCK_SIZE)) as source:
-                async for block in source:
+            async with aclosing(batches(chunks, BATCH_BYTES)) as source:
+                async for batch in source:
                     if writing is not None:
-                        # One block on its way to the file while the next one fills: the
+                        # One batch on its way to the file while the next one fills: the
                         # sender is not kept waiting on the disk, nor the disk on the sender.
                         previous, writing = writing, None
                         await self._finish(previous)
-                    writing = self._threads.submit(staged.write, block)
+                    writing = self._threads.submit(staged.write, batch)
             if writing is not None:
                 previous, writing = writing, None
                 await self._finish(previous)
@@ -109,18 +114,19 @@ class LocalBlobStore:
         path = self._path(key)
         check_range(offset, length, chunk_size)
         fd = await self._io(_open_object, path, key)
+        reader = _Reader(fd, offset, length, chunk_size)
+        reading: asyncio.Future[bytes] | None = None
         try:
-            position, remaining = offset, length
-            while remaining is None or remaining > 0:
-                wanted = chunk_size if remaining is None else min(chunk_size, remaining)
-                data = await self._io(os.pread, fd, wanted, position)
-                if not data:
-                    break
-                position += len(data)
-                if remaining is not None:
-                    remaining -= len(data)
+            reading = self._threads.submit(reader.next)
+            while data := await self._finish(reading):
+                # The next chunk is read while this one is on its way: a file read from the
+                # disk (large ones leave the page cache) streams at the slower of the two.
+                reading = self._threads.submit(reader.next)
                 yield data
+            reading = None
         finally:
+            if reading is not None:
+                await settle(reading)  # its thread must be off the descriptor first
             os.close(fd)
 
     async def stat(self, key: str) -> BlobInfo:
@@ -202,6 +208,31 @@ class LocalBlobStore:
 
     def _path(self, key: str) -> Path:
         return self._root.joinpath(*check_key(key).split("/"))
+
+
+class _Reader:
+    """Reads a range of an open object chunk by chunk (blocking; one call at a time), leaving a
+    large range's pages out of the page cache behind it (`aorta.blobs.page_cache`)."""
+
+    def __init__(self, fd: int, offset: int, length: int | None, chunk_size: int) -> None:
+        self._fd = fd
+        self._position = offset
+        self._end = None if length is None else offset + length
+        self._chunk_size = chunk_size
+        self._cache = DropBehind(fd, offset)
+
+    def next(self) -> bytes:
+        """The next chunk, empty at the end of the range or of the file."""
+        wanted = self._chunk_size
+        if self._end is not None:
+            wanted = min(wanted, self._end - self._position)
+        data = os.pread(self._fd, wanted, self._position) if wanted > 0 else b""
+        self._position += len(data)
+        if data:
+            self._cache.moved(self._position)
+        else:
+            self._cache.finished(self._position)
+        return data
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 of a crashed process are found and removed.
 
 A put writes `<root>/.aorta/staging/<store instance>/<random>.part` (same filesystem as the
-objects), fsyncs it, renames it to the object's path (`os.replace`, atomic on POSIX) and fsyncs
-the folders whose entries changed, so the rename itself survives a power loss.
+objects; a large file's pages leave the page cache behind it, `aorta.blobs.page_cache`), fsyncs
+it, renames it to the object's path (`os.replace`, atomic on POSIX) and fsyncs the folders
+whose entries changed, so the rename itself survives a power loss.
 
 Each store instance owns its staging folder and holds an exclusive `flock` on a `lock` file in
 it for its lifetime. A process that dies loses its lock, so whoever opens the store next finds
@@ -19,14 +20,18 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aorta.blobs.page_cache import DropBehind
 from aorta.blobs.port import BlobInfo
 from aorta.errors import Conflict
 
 # A staging folder still being set up (see `claim_staging`) is left alone for this long.
 _SETUP_GRACE_SECONDS = 60.0
+# The most pieces one writev takes (POSIX guarantees at least 16; Linux takes 1024).
+_IOV_MAX = max(16, os.sysconf("SC_IOV_MAX"))
 # Puts racing with deletes that prune empty folders retry the rename this many times.
 _RENAME_ATTEMPTS = 8
 
@@ -44,21 +49,25 @@ class StagedFile:
         self._path = path
         self._fd = -1
         self._hash = hashlib.sha256()
+        self._size = 0
+        self._cache = DropBehind(self._fd)  # for the file `open` opens
 
     def open(self) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         self._fd = os.open(self._path, flags, 0o666)
+        self._cache = DropBehind(self._fd)
 
-    def write(self, block: bytearray) -> None:
-        self._hash.update(block)
-        with memoryview(block) as view:
-            written = 0
-            while written < len(view):
-                written += os.write(self._fd, view[written:])
+    def write(self, pieces: Sequence[bytes | bytearray]) -> None:
+        """Appends `pieces` to the file in one gathered write (a few, for many pieces)."""
+        for piece in pieces:
+            self._hash.update(piece)
+        self._size += _write_all(self._fd, pieces)
+        self._cache.moved(self._size)
 
     def commit(self, root: Path, target: Path, key: str) -> BlobInfo:
         """Makes the file durable and renames it to `target`: the commit point of a put."""
         os.fsync(self._fd)
+        self._cache.finished(self._size)
         status = os.fstat(self._fd)
         os.close(self._fd)
         self._fd = -1
@@ -88,6 +97,24 @@ class StagedFile:
             os.close(self._fd)
             self._fd = -1
         self._path.unlink(missing_ok=True)
+
+
+def _write_all(fd: int, pieces: Sequence[bytes | bytearray]) -> int:
+    """Writes `pieces` one after another with as few `writev` calls as the system allows;
+    returns how many bytes that was."""
+    views = [memoryview(piece) for piece in pieces]
+    total = 0
+    first = 0
+    while first < len(views):
+        written = os.writev(fd, views[first : first + _IOV_MAX])
+        total += written
+        # A short write (a signal, a full disk's last blocks) resumes where it stopped.
+        while first < len(views) and written >= len(views[first]):
+            written -= len(views[first])
+            first += 1
+        if written:
+            views[first] = views[first][written:]
+    return total
 
 
 def _make_folders(root: Path, folder: Path, key: str) -> set[Path]:

@@ -3,7 +3,8 @@
 `WorkerThreads` is a store's own thread pool: file and minio calls are blocking, and running them
 on the loop's default executor could starve it (it also resolves host names). `blocks` regroups
 a caller's chunks, whatever their sizes, into fixed-size blocks so each blocking call moves a
-worthwhile amount of data and memory stays bounded by a block or two.
+worthwhile amount of data and memory stays bounded by a block or two; `batches` groups them
+likewise without copying them, for a writer that gathers its pieces (`os.writev`).
 """
 
 from __future__ import annotations
@@ -109,6 +110,56 @@ async def blocks(chunks: AsyncIterable[bytes], size: int) -> AsyncGenerator[byte
     if filled:
         del buffer[filled:]
         yield buffer
+
+
+COALESCE_BELOW = 16 * 1024
+"""Chunks smaller than this are copied together into one piece of a batch."""
+
+
+async def batches(
+    chunks: AsyncIterable[bytes], size: int
+) -> AsyncGenerator[list[bytes | bytearray], None]:
+    """Groups `chunks` into batches of at least `size` bytes, the last one possibly fewer.
+
+    A `bytes` chunk of `COALESCE_BELOW` bytes or more is kept as it is, uncopied: it is
+    immutable, so nothing can change it while it waits to be written (a gRPC message's data
+    is copied once less). A smaller one, or any other bytes-like object (a buffer its caller
+    may reuse), is copied; small ones go together into one piece, so a batch has at most a
+    few hundred pieces whatever the chunk sizes. Empty chunks are skipped and nothing is
+    yielded for an empty stream; anything not bytes-like raises `Invalid`. Memory is one batch
+    being filled plus whatever batches the consumer still holds.
+    """
+    batch: list[bytes | bytearray] = []
+    filled = 0
+    small: bytearray | None = None  # the piece small chunks are being copied into
+    async for chunk in chunks:
+        if type(chunk) is bytes and len(chunk) >= COALESCE_BELOW:
+            batch.append(chunk)
+            small = None
+            filled += len(chunk)
+        else:
+            try:
+                raw = memoryview(chunk)
+            except TypeError:
+                raise Invalid(
+                    f"blob data must be bytes, got a chunk of type {type(chunk).__name__}"
+                ) from None
+            # Released at once so a caller may reuse (even resize) its buffer after we are done.
+            with raw, raw.cast("B") as view:
+                if len(view) >= COALESCE_BELOW:
+                    batch.append(bytes(view))
+                    small = None
+                elif small is not None:
+                    small += view
+                elif view:
+                    small = bytearray(view)
+                    batch.append(small)
+                filled += len(view)
+        if filled >= size:
+            yield batch
+            batch, filled, small = [], 0, None
+    if batch:
+        yield batch
 
 
 def check_range(offset: int, length: int | None, chunk_size: int) -> None:

@@ -8,12 +8,12 @@ import fcntl
 import hashlib
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from aorta.blobs.local import LocalBlobStore
+from aorta.blobs.local import BATCH_BYTES, LocalBlobStore
 from aorta.blobs.staging import StagedFile
 from aorta.errors import Conflict, Unavailable
 
@@ -61,29 +61,29 @@ async def test_a_failed_put_leaves_no_staging_file(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_a_put_takes_the_next_block_while_the_last_one_is_written(
+async def test_a_put_takes_the_next_batch_while_the_last_one_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The first block's write waits until the sender is asked for more: a put that wrote each
-    # block before reading on would never finish.
+    # The first batch's write waits until the sender is asked for more: a put that wrote each
+    # batch before reading on would never finish.
     asked_for_more = threading.Event()
     write = StagedFile.write
 
-    def slow_write(self: StagedFile, block: bytearray) -> None:
+    def slow_write(self: StagedFile, pieces: Sequence[bytes | bytearray]) -> None:
         if not asked_for_more.wait(10):
             raise AssertionError("the put waited for the disk before reading on")
-        write(self, block)
+        write(self, pieces)
 
     async def sender() -> AsyncIterator[bytes]:
-        yield b"a" * (1 << 20)
+        yield b"a" * BATCH_BYTES
         asked_for_more.set()
-        yield b"b" * (1 << 20)
+        yield b"b" * BATCH_BYTES
 
     monkeypatch.setattr(StagedFile, "write", slow_write)
     store = await LocalBlobStore.open(tmp_path)
     try:
         info = await asyncio.wait_for(store.put("k", sender()), 20)
-        assert (tmp_path / "k").read_bytes() == b"a" * (1 << 20) + b"b" * (1 << 20)
+        assert (tmp_path / "k").read_bytes() == b"a" * BATCH_BYTES + b"b" * BATCH_BYTES
         assert info.sha256 == hashlib.sha256((tmp_path / "k").read_bytes()).hexdigest()
     finally:
         await store.close()
@@ -96,15 +96,15 @@ async def test_a_put_whose_sender_fails_mid_write_leaves_nothing(
     release = threading.Event()
     write = StagedFile.write
 
-    def held_write(self: StagedFile, block: bytearray) -> None:
+    def held_write(self: StagedFile, pieces: Sequence[bytes | bytearray]) -> None:
         writing.set()
         release.wait(10)
-        write(self, block)
+        write(self, pieces)
 
     async def sender() -> AsyncIterator[bytes]:
-        yield b"a" * (1 << 20)
+        yield b"a" * BATCH_BYTES
         await asyncio.to_thread(writing.wait, 10)
-        # The sender breaks off while its first block is still being written.
+        # The sender breaks off while its first batch is still being written.
         asyncio.get_running_loop().call_later(0.2, release.set)
         raise RuntimeError("client gone")
 
