@@ -12,8 +12,8 @@ holding one busybox image whose command is `true`:
   `AORTA_EXECUTOR=container` on that engine, a chain of `CHAIN` operators of that image, each
   reading the previous one's output, from `Jobs.Start` until `job.stopped` (the median of
   `REPEATS` jobs after one warm-up job);
-- the host-process figure of bench_jobs (`python -c pass` operators on the local executor)
-  measured in the same run.
+- the host-process figure of bench_jobs (`python -c pass` operators on the local executor,
+  alternating with its baseline) measured in the same run.
 
 `container_overhead_per_operator_ms` is (platform - baseline) / CHAIN; the ratio is platform
 over baseline.
@@ -34,7 +34,7 @@ import aiodocker
 from aorta.logger import configure_logging
 from aorta.testing.images import build_busybox_image
 from aorta.testing.podman import PodmanEngine
-from bench.bench_jobs import Platform, baseline_chain, platform_chain, with_platform
+from bench.bench_jobs import Platform, platform_chain, with_platform
 
 CHAIN = 10
 REPEATS = 3
@@ -110,8 +110,8 @@ async def container_chain(platform: Platform) -> dict[str, Any]:
 
 
 async def measure(engine: PodmanEngine, folder: Path) -> dict[str, Any]:
-    host_baseline = await baseline_chain()
     host_chain = await with_platform(platform_chain)
+    host_baseline = host_chain["baseline_seconds"]
     baseline = await baseline_containers(engine.url, folder)
     environ = {
         "AORTA_EXECUTOR": "container",

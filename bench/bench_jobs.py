@@ -1,10 +1,12 @@
 """What running operators through the platform costs, against running the same processes plainly.
 
-One run, side by side, on this machine:
+One run, side by side, on this machine, the baseline and the platform alternating so that the
+load of a shared machine weighs on both alike:
 
 - the baseline: the operator command (`python -c pass`) run `CHAIN` times back to back by a
-  plain asyncio script (the median of `REPEATS` chains), and `JOBS` times with as many at once
-  as the platform admits;
+  plain asyncio script (the median of `REPEATS` chains, one before each platform job), and
+  `JOBS` times with as many at once as the platform admits (before and after the platform's
+  jobs, the mean of both);
 - the platform: the gateway, pipelines, payloads and scheduler services in this process on a
   real nats-server (SQLite and a local blob folder in a temporary dir, the real local executor),
   driven through the public gRPC API:
@@ -18,13 +20,18 @@ One run, side by side, on this machine:
     stages (`operator_stage_*_median_ms`, from one moment of `AttemptTimes` to the next);
   - `JOBS` one-operator jobs created, then started all at once: jobs per second from the first
     `Start` to the last `job.stopped`, against the baseline's processes per second
-    (`jobs_ratio_platform_over_baseline`, target >= 0.7).
+    (`jobs_ratio_platform_over_baseline`, target >= 0.7). The CPU each job costs, which a
+    loaded machine disturbs much less than its rate, says what bounds that ratio once the
+    cores are busy: `platform_cpu_ms_per_job` is this process's (the services and the client;
+    not nats-server's), `operator_cpu_ms_per_job` the command's with its group leader, against
+    `baseline_cpu_ms_per_process`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -82,14 +89,11 @@ async def run_command() -> None:
 
 
 async def baseline_chain() -> float:
-    """The median of `REPEATS` back-to-back chains (the machine may be shared)."""
-    times = []
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        for _ in range(CHAIN):
-            await run_command()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    """One chain of `CHAIN` commands back to back."""
+    started = time.perf_counter()
+    for _ in range(CHAIN):
+        await run_command()
+    return time.perf_counter() - started
 
 
 async def baseline_many(concurrency: int) -> float:
@@ -186,9 +190,11 @@ async def with_platform(
 async def platform_chain(platform: Platform) -> dict[str, Any]:
     pipeline_id = await platform.pipeline(chain_definition(CHAIN))
     # A warm-up job first, so imports and first-use costs are not counted; then the median
-    # of `REPEATS` jobs, as for the baseline.
-    times = []
+    # of `REPEATS` jobs, each after a baseline chain.
+    times, baselines = [], []
     for index in range(REPEATS + 1):
+        if index:
+            baselines.append(await baseline_chain())
         job_id = await platform.job(pipeline_id, f"chain-{index}")
         started = time.perf_counter()
         await platform.start(job_id)
@@ -200,6 +206,7 @@ async def platform_chain(platform: Platform) -> dict[str, Any]:
     runs = [at(op.stopped) - at(op.started) for op in operators]
     return {
         "seconds": statistics.median(times[1:]),
+        "baseline_seconds": statistics.median(baselines),
         "admission_s": at(operators[0].started) - at(record.enqueued),
         "gap_median_ms": statistics.median(gaps) * 1000,
         "run_median_ms": statistics.median(runs) * 1000,
@@ -233,19 +240,44 @@ def at(moment: float | None) -> float:
 async def platform_many(platform: Platform) -> dict[str, Any]:
     pipeline_id = await platform.pipeline(chain_definition(1))
     jobs = await asyncio.gather(*(platform.job(pipeline_id, f"job-{n}") for n in range(JOBS)))
+    concurrency = (os.cpu_count() or 1) * 4
+    children_before = cpu_seconds(resource.RUSAGE_CHILDREN)
+    before = await baseline_many(concurrency)
+    own, children = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN)
+    baseline_cpu = children - children_before
     started = time.perf_counter()
     await asyncio.gather(*(platform.start(job_id) for job_id in jobs))
     ends = await asyncio.gather(*(platform.stopped[job_id] for job_id in jobs))
-    return {"seconds": max(ends) - started}
+    seconds = max(ends) - started
+    own = cpu_seconds(resource.RUSAGE_SELF) - own
+    children = cpu_seconds(resource.RUSAGE_CHILDREN) - children
+    after = await baseline_many(concurrency)
+    return {
+        "seconds": seconds,
+        "baseline_seconds": (before + after) / 2,
+        "concurrency": concurrency,
+        "baseline_cpu_ms": baseline_cpu / JOBS * 1000,
+        "platform_cpu_ms": own / JOBS * 1000,
+        "operator_cpu_ms": children / JOBS * 1000,
+    }
+
+
+def cpu_seconds(who: int) -> float:
+    """User and system CPU seconds of this process (`RUSAGE_SELF`) or of its children reaped
+    so far (`RUSAGE_CHILDREN`: the commands, with their group leaders)."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def measure() -> dict[str, Any]:
     await run_command()
-    base_chain = await baseline_chain()
-    concurrency = (os.cpu_count() or 1) * 4
-    base_many = await baseline_many(concurrency)
     chain = await with_platform(platform_chain)
     many = await with_platform(platform_many)
+    base_chain, base_many, concurrency = (
+        chain["baseline_seconds"],
+        many["baseline_seconds"],
+        many["concurrency"],
+    )
     overhead_ms = (chain["seconds"] - base_chain) / CHAIN * 1000
     jobs_ratio = base_many / many["seconds"]
     return {
@@ -264,6 +296,9 @@ async def measure() -> dict[str, Any]:
         "concurrency": concurrency,
         "baseline_processes_per_s": round(JOBS / base_many, 1),
         "platform_jobs_per_s": round(JOBS / many["seconds"], 1),
+        "baseline_cpu_ms_per_process": round(many["baseline_cpu_ms"], 1),
+        "platform_cpu_ms_per_job": round(many["platform_cpu_ms"], 1),
+        "operator_cpu_ms_per_job": round(many["operator_cpu_ms"], 1),
         "jobs_ratio_platform_over_baseline": round(jobs_ratio, 3),
         "jobs_ratio_target": TARGET_JOBS_RATIO,
         "jobs_ratio_within_target": jobs_ratio >= TARGET_JOBS_RATIO,
