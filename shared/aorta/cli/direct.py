@@ -1,9 +1,9 @@
 """The direct path of uploads and downloads: file bytes straight to and from the blob store,
 through the pre-signed URLs the gateway hands out (`aorta.v1.Payloads`, docs/payloads.md).
 
-An upload asks for a URL, hashes the file (the platform checks the bytes it receives against
-that SHA-256 before the file becomes part of the payload), PUTs it in one request and commits
-it; a download GETs the file and checks it as the gRPC path does. Where the
+An upload asks for a URL, PUTs the file in one request, hashing it as it goes, and commits it
+with that SHA-256 (the platform checks the bytes it received against it before the file becomes
+part of the payload); a download GETs the file and checks it as the gRPC path does. Where the
 platform offers no URL (its blob store is a local folder, or the file is too large for one PUT)
 the caller sends that file through the gateway instead. The HTTP requests carry no credential
 of the user's: the URL's signature is the only one.
@@ -15,7 +15,6 @@ import hashlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import BinaryIO, TypeVar
 from urllib.parse import urlsplit
 
@@ -66,9 +65,9 @@ class DirectPath:
         check(asked, f"uploading {local.name}")
         if not asked.supported:
             return None
-        digest = file_sha256(local.path)
+        digest = hashlib.sha256()
         with local.path.open("rb") as handle:
-            body = _blocks(handle, lambda count: advance(local.name, count))
+            body = _blocks(handle, digest, lambda count: advance(local.name, count))
             headers = {**asked.link.headers, "Content-Length": str(local.size)}
             response = self._send(asked.link, f"uploading {local.name}", body=body, headers=headers)
         response.release_conn()
@@ -80,7 +79,7 @@ class DirectPath:
                 details=payloads_pb2.PayloadFileDetails(
                     name=local.name, size=local.size, mode=local.mode
                 ),
-                sha256=digest,
+                sha256=digest.hexdigest(),
             ),
             timeout=None,  # the platform reads the whole file back to check it
         )
@@ -166,9 +165,13 @@ def _offered(method: Callable[..., T], request: Message) -> T | None:
         raise
 
 
-def _blocks(handle: BinaryIO, advance: Callable[[int], None]) -> Iterator[bytes]:
-    """A file as an HTTP body, telling `advance` of every block read from it."""
+def _blocks(
+    handle: BinaryIO, digest: hashlib._Hash, advance: Callable[[int], None]
+) -> Iterator[bytes]:
+    """A file as an HTTP body, hashed into `digest` as it is read (the file is read once),
+    telling `advance` of every block sent."""
     while block := handle.read(BLOCK_SIZE):
+        digest.update(block)
         yield block
         advance(len(block))
 
@@ -212,12 +215,3 @@ def _read_ahead(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[by
     finally:
         stop.set()
         reader.join()
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a local file, read in large blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(4 * BLOCK_SIZE):
-            digest.update(block)
-    return digest.hexdigest()
