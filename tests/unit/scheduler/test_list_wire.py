@@ -63,3 +63,19 @@ def test_a_large_metadata_value_gets_a_multi_byte_length() -> None:
     encoded = list_wire.list_item(job)
 
     assert encoded == answers.list_item(job).SerializeToString(deterministic=True)
+
+
+@given(st.dictionaries(_TEXT, _TEXT, min_size=17, max_size=60))
+def test_many_metadata_entries_encode_as_the_message_does(metadata: dict[str, str]) -> None:
+    job = JobListing(
+        id=JobId("a" * 32),
+        name="many",
+        pipeline_id=PipelineId("b" * 32),
+        payload_id=PayloadId("c" * 32),
+        priority=JobPriority.NORMAL,
+        phase=JobPhase.SUCCEEDED,
+        created=1.5,
+        metadata=metadata,
+    )
+    encoded = jobs_pb2.JobsListResponse.FromString(list_wire.list_item(job))
+    assert encoded == answers.list_item(job)
