@@ -7,63 +7,62 @@ the gRPC path's (`payloads.py`), through the same verbs of the payloads service:
 
 - **DirectUpload**: the payload must accept files (`check_upload`: ownership, read-only, the
   disk watermark at the door like Payloads.Upload) and the name must be a valid upload name;
-  the answer is a PUT URL to a staging key (`STAGING_ROOT`) outside every payload, so
-  nothing half-sent or unchecked is ever part of one, and an `upload_id` naming it.
-- **CommitDirectUpload**: asked again whether the payload accepts files, the store hashes the
-  staged bytes itself and moves them to `input/<name>` only when size and SHA-256 are the
-  announced ones (`DirectLinks.promote`); the file is then recorded by `file_added`, with the
-  size and SHA-256 the gRPC path would record, and the object removed should the payload
+  the answer is a PUT URL of `input/<name>` whose upload stays pending, invisible, until the
+  platform completes it (`DirectLinks`), so nothing half-sent or unchecked is ever part of a
+  payload, and an `upload_id` naming it.
+- **CommitDirectUpload**: asked again whether the payload accepts files (a payload locked
+  meanwhile drops the pending upload), the store completes the upload only when it received
+  the announced size and MD5, which it computed itself (`DirectLinks.complete_upload`); the
+  file is then recorded by `file_added` with that size and the SHA-256 the client computed
+  of the same bytes, as the gRPC path records them, and the object removed should the payload
   have been locked or deleted meanwhile.
 - **DirectDownload**: the file is found (`locate`: ownership, name resolution) and a GET URL
   of its object answered, with its details.
 
 A store without links (the local folder) answers `supported: false`, and so does an upload
-larger than one PUT may carry; the client then uses Payloads.Upload and Download. Staged
-objects whose upload is never committed stay under `STAGING_ROOT` (not swept yet).
+larger than one PUT may carry; the client then uses Payloads.Upload and Download. An upload
+never committed is aborted by the S3 store's sweep of stale multipart uploads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 
 from aorta import ids
 from aorta.api import aorta_payloads_pb2, common_pb2, payloads_pb2
 from aorta.blobs.port import MAX_DIRECT_UPLOAD, DirectLink, direct_links
 from aorta.errors import AortaError, Conflict, ErrorCode, Invalid, NotFound
-from aorta.ids import PayloadId
 from aorta.payload_layout import input_key, payload_prefix
 from aorta.payload_names import check_upload_name, checksum_line
 from aorta_services.gateway.forward import GatewayContext
 from aorta_services.gateway.payloads import PayloadsService
 from aorta_services.gateway.rpc import Context, Handler
 
-STAGING_ROOT = "direct-uploads/"
-"""Where direct uploads wait for their commit: `direct-uploads/<payload id>/<upload id>`."""
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_MD5 = re.compile(r"[0-9a-f]{32}")
+_UPLOAD_ID = re.compile(r"[\x21-\x7e]{1,1024}")
 _NO_LINKS = (
     "the platform's blob store hands out no direct links (it is a local folder): "
     "use Payloads.Upload and Payloads.Download"
 )
 
 
-def staging_key(payload_id: PayloadId, upload_id: str) -> str:
-    """The key a direct upload is staged under."""
-    return f"{STAGING_ROOT}{payload_id}/{upload_id}"
-
-
-def _sha256(value: str) -> str:
-    """`value` as lowercase hex SHA-256; `Invalid` (PAYLOAD_REQUEST_INVALID) otherwise."""
+def _hex(value: str, pattern: re.Pattern[str], what: str) -> str:
+    """`value` as lowercase hex matching `pattern`; `Invalid` (PAYLOAD_REQUEST_INVALID)."""
     digest = value.strip().lower()
-    if not _SHA256.fullmatch(digest):
-        raise Invalid(
-            "give the file's SHA-256 as 64 hex digits", code=ErrorCode.PAYLOAD_REQUEST_INVALID
-        )
+    if not pattern.fullmatch(digest):
+        raise Invalid(f"give the file's {what}", code=ErrorCode.PAYLOAD_REQUEST_INVALID)
     return digest
 
 
 def _upload_id(value: str) -> str:
-    return ids.canonical_id(value, what="upload", code=ErrorCode.PAYLOAD_REQUEST_INVALID)
+    if not _UPLOAD_ID.fullmatch(value):
+        raise Invalid(
+            "give the upload_id DirectUpload answered", code=ErrorCode.PAYLOAD_REQUEST_INVALID
+        )
+    return value
 
 
 def _wire_link(link: DirectLink) -> aorta_payloads_pb2.DirectLink:
@@ -89,19 +88,18 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         request: aorta_payloads_pb2.PayloadsDirectUploadRequest, context: Context
     ) -> aorta_payloads_pb2.PayloadsDirectUploadResponse:
         payload_id = ids.payload_id(request.payload_id.value)
-        check_upload_name(request.name)
+        name = check_upload_name(request.name)
         if request.sha256:
-            _sha256(request.sha256)
+            _hex(request.sha256, _SHA256, "SHA-256 as 64 hex digits")
         await service.check_upload(payload_id)
         if links is None:
             return aorta_payloads_pb2.PayloadsDirectUploadResponse(header=_unsupported(_NO_LINKS))
         if request.size > MAX_DIRECT_UPLOAD:
             why = f"a file over {MAX_DIRECT_UPLOAD} bytes goes through Payloads.Upload"
             return aorta_payloads_pb2.PayloadsDirectUploadResponse(header=_unsupported(why))
-        upload_id = ids.new_id()
-        link = await links.upload_link(staging_key(payload_id, upload_id), expires_in)
+        link = await links.upload_link(input_key(payload_id, name), expires_in)
         return aorta_payloads_pb2.PayloadsDirectUploadResponse(
-            supported=True, link=_wire_link(link), upload_id=upload_id
+            supported=True, link=_wire_link(link), upload_id=link.upload_id
         )
 
     async def commit_direct_upload(
@@ -109,15 +107,21 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     ) -> aorta_payloads_pb2.PayloadsCommitDirectUploadResponse:
         payload_id = ids.payload_id(request.payload_id.value)
         name = check_upload_name(request.details.name)
-        sha256 = _sha256(request.sha256)
+        sha256 = _hex(request.sha256, _SHA256, "SHA-256 as 64 hex digits")
+        md5 = _hex(request.md5, _MD5, "MD5 as 32 hex digits")
         upload_id = _upload_id(request.upload_id)
         if links is None:
             raise Invalid(_NO_LINKS, code=ErrorCode.PAYLOAD_REQUEST_INVALID)
-        await service.check_upload(payload_id)
         key = input_key(payload_id, name)
         try:
-            info = await links.promote(
-                staging_key(payload_id, upload_id), key, size=request.details.size, sha256=sha256
+            await service.check_upload(payload_id)
+        except (Conflict, NotFound):
+            # Locked or deleted since the link was given: its bytes must never land.
+            await links.cancel_upload(key, upload_id)
+            raise
+        try:
+            completed = await links.complete_upload(
+                key, upload_id, size=request.details.size, md5=md5
             )
         except Invalid as error:
             raise Invalid(
@@ -127,12 +131,13 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
             ) from None
         except NotFound:
             raise NotFound(
-                f"no upload {upload_id} is waiting for payload {payload_id}: it was committed "
-                "already, or its bytes never arrived",
+                f"no upload {upload_id} of {name!r} is waiting in payload {payload_id}: it was "
+                "committed or refused already, or named another file",
                 code=ErrorCode.PAYLOAD_FILE_NOT_FOUND,
             ) from None
         except Conflict as error:
             raise Conflict(str(error), code=ErrorCode.PAYLOAD_REQUEST_INVALID) from None
+        info = dataclasses.replace(completed, sha256=sha256)
         try:
             await service.file_added(payload_id, name, info, request.details.mode)
         except (Conflict, NotFound):

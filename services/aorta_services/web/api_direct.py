@@ -80,10 +80,11 @@ async def start_upload(request: web.Request) -> web.Response:
 
 async def commit_upload(request: web.Request) -> web.Response:
     """Makes a PUT file part of the payload once the platform checked it: `{name, size, sha256,
-    mode?}` in, the file as recorded out."""
+    md5, mode?}` in, the file as recorded out."""
     payload_id = request.match_info["payload_id"]
     body = await _body(request)
     name, size, sha256 = _text(body, "name"), _count(body, "size"), _text(body, "sha256")
+    md5 = _text(body, "md5")
     mode = _count(body, "mode", 0o644)
     if mode > _MAX_MODE:
         raise invalid("`mode` must be permission bits, at most 0o7777")
@@ -97,6 +98,7 @@ async def commit_upload(request: web.Request) -> web.Response:
             upload_id=request.match_info["upload_id"],
             details=payloads_pb2.PayloadFileDetails(name=name, size=size, mode=mode),
             sha256=sha256,
+            md5=md5,
         ),
         token(request),
     )

@@ -127,7 +127,7 @@ class PayloadsDirectUploadResponse(_message.Message):
     UPLOAD_ID_FIELD_NUMBER: _builtins.int
     supported: _builtins.bool
     upload_id: _builtins.str
-    """Names the staged object in CommitDirectUpload."""
+    """Names the pending upload in CommitDirectUpload."""
     @_builtins.property
     def header(self) -> _common_pb2.ResponseHeader: ...
     @_builtins.property
@@ -157,8 +157,11 @@ class PayloadsCommitDirectUploadRequest(_message.Message):
     UPLOAD_ID_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
     SHA256_FIELD_NUMBER: _builtins.int
+    MD5_FIELD_NUMBER: _builtins.int
     upload_id: _builtins.str
     sha256: _builtins.str
+    """The SHA-256 and the MD5 of the bytes sent, lowercase hex."""
+    md5: _builtins.str
     @_builtins.property
     def header(self) -> _common_pb2.RequestHeader: ...
     @_builtins.property
@@ -175,10 +178,11 @@ class PayloadsCommitDirectUploadRequest(_message.Message):
         upload_id: _builtins.str = ...,
         details: _payloads_pb2.PayloadFileDetails | None = ...,
         sha256: _builtins.str = ...,
+        md5: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "header", b"header", "payload_id", b"payload_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "header", b"header", "payload_id", b"payload_id", "sha256", b"sha256", "upload_id", b"upload_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "header", b"header", "md5", b"md5", "payload_id", b"payload_id", "sha256", b"sha256", "upload_id", b"upload_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

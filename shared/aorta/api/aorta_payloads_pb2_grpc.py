@@ -55,8 +55,8 @@ class PayloadsServicer:
     """Missing associated documentation comment in .proto file."""
 
     def DirectUpload(self, request, context):
-        """A URL to PUT one file's bytes to. The file is staged, not yet part of the payload: it
-        becomes so with CommitDirectUpload. `supported` is false (code 0) when the blob store
+        """A URL to PUT one file's bytes to. The upload stays pending, not part of the payload nor
+        visible in it, until CommitDirectUpload. `supported` is false (code 0) when the blob store
         cannot hand out URLs (a local folder) or the file is too large for one PUT: the client
         then uses Payloads.Upload.
         """
@@ -65,10 +65,12 @@ class PayloadsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CommitDirectUpload(self, request, context):
-        """Verifies the staged bytes against the size and SHA-256 announced (hashed by the
-        platform, whatever the client says), then moves them into the payload's input and
-        records the file. A mismatch is refused (PAYLOAD_REQUEST_INVALID) and the bytes dropped.
-        On success the header carries `sha256 <hex> <name>`, as Payloads.Upload's does.
+        """Completes the pending upload into the payload's input when the blob store received the
+        announced size and MD5 (computed by the store, whatever the client says), and records the
+        file with the SHA-256 the client computed of the same bytes. A mismatch is refused
+        (PAYLOAD_REQUEST_INVALID) and the bytes dropped; so is an upload whose payload became
+        read-only meanwhile (PAYLOAD_READ_ONLY). On success the header carries
+        `sha256 <hex> <name>`, as Payloads.Upload's does.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

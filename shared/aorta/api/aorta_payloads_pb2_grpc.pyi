@@ -38,16 +38,18 @@ class PayloadsStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> PayloadsAsyncStub: ...
     DirectUpload: _grpc.UnaryUnaryMultiCallable[_aorta_payloads_pb2.PayloadsDirectUploadRequest, _aorta_payloads_pb2.PayloadsDirectUploadResponse]
-    """A URL to PUT one file's bytes to. The file is staged, not yet part of the payload: it
-    becomes so with CommitDirectUpload. `supported` is false (code 0) when the blob store
+    """A URL to PUT one file's bytes to. The upload stays pending, not part of the payload nor
+    visible in it, until CommitDirectUpload. `supported` is false (code 0) when the blob store
     cannot hand out URLs (a local folder) or the file is too large for one PUT: the client
     then uses Payloads.Upload.
     """
     CommitDirectUpload: _grpc.UnaryUnaryMultiCallable[_aorta_payloads_pb2.PayloadsCommitDirectUploadRequest, _aorta_payloads_pb2.PayloadsCommitDirectUploadResponse]
-    """Verifies the staged bytes against the size and SHA-256 announced (hashed by the
-    platform, whatever the client says), then moves them into the payload's input and
-    records the file. A mismatch is refused (PAYLOAD_REQUEST_INVALID) and the bytes dropped.
-    On success the header carries `sha256 <hex> <name>`, as Payloads.Upload's does.
+    """Completes the pending upload into the payload's input when the blob store received the
+    announced size and MD5 (computed by the store, whatever the client says), and records the
+    file with the SHA-256 the client computed of the same bytes. A mismatch is refused
+    (PAYLOAD_REQUEST_INVALID) and the bytes dropped; so is an upload whose payload became
+    read-only meanwhile (PAYLOAD_READ_ONLY). On success the header carries
+    `sha256 <hex> <name>`, as Payloads.Upload's does.
     """
     DirectDownload: _grpc.UnaryUnaryMultiCallable[_aorta_payloads_pb2.PayloadsDirectDownloadRequest, _aorta_payloads_pb2.PayloadsDirectDownloadResponse]
     """A URL to GET one file's bytes from, with the file's details; `supported` as above."""
@@ -56,16 +58,18 @@ class PayloadsStub:
 class PayloadsAsyncStub(PayloadsStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     DirectUpload: _aio.UnaryUnaryMultiCallable[_aorta_payloads_pb2.PayloadsDirectUploadRequest, _aorta_payloads_pb2.PayloadsDirectUploadResponse]  # type: ignore[assignment]
-    """A URL to PUT one file's bytes to. The file is staged, not yet part of the payload: it
-    becomes so with CommitDirectUpload. `supported` is false (code 0) when the blob store
+    """A URL to PUT one file's bytes to. The upload stays pending, not part of the payload nor
+    visible in it, until CommitDirectUpload. `supported` is false (code 0) when the blob store
     cannot hand out URLs (a local folder) or the file is too large for one PUT: the client
     then uses Payloads.Upload.
     """
     CommitDirectUpload: _aio.UnaryUnaryMultiCallable[_aorta_payloads_pb2.PayloadsCommitDirectUploadRequest, _aorta_payloads_pb2.PayloadsCommitDirectUploadResponse]  # type: ignore[assignment]
-    """Verifies the staged bytes against the size and SHA-256 announced (hashed by the
-    platform, whatever the client says), then moves them into the payload's input and
-    records the file. A mismatch is refused (PAYLOAD_REQUEST_INVALID) and the bytes dropped.
-    On success the header carries `sha256 <hex> <name>`, as Payloads.Upload's does.
+    """Completes the pending upload into the payload's input when the blob store received the
+    announced size and MD5 (computed by the store, whatever the client says), and records the
+    file with the SHA-256 the client computed of the same bytes. A mismatch is refused
+    (PAYLOAD_REQUEST_INVALID) and the bytes dropped; so is an upload whose payload became
+    read-only meanwhile (PAYLOAD_READ_ONLY). On success the header carries
+    `sha256 <hex> <name>`, as Payloads.Upload's does.
     """
     DirectDownload: _aio.UnaryUnaryMultiCallable[_aorta_payloads_pb2.PayloadsDirectDownloadRequest, _aorta_payloads_pb2.PayloadsDirectDownloadResponse]  # type: ignore[assignment]
     """A URL to GET one file's bytes from, with the file's details; `supported` as above."""
@@ -77,8 +81,8 @@ class PayloadsServicer(metaclass=_abc_1.ABCMeta):
         request: _aorta_payloads_pb2.PayloadsDirectUploadRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_aorta_payloads_pb2.PayloadsDirectUploadResponse, _abc.Awaitable[_aorta_payloads_pb2.PayloadsDirectUploadResponse]]:
-        """A URL to PUT one file's bytes to. The file is staged, not yet part of the payload: it
-        becomes so with CommitDirectUpload. `supported` is false (code 0) when the blob store
+        """A URL to PUT one file's bytes to. The upload stays pending, not part of the payload nor
+        visible in it, until CommitDirectUpload. `supported` is false (code 0) when the blob store
         cannot hand out URLs (a local folder) or the file is too large for one PUT: the client
         then uses Payloads.Upload.
         """
@@ -89,10 +93,12 @@ class PayloadsServicer(metaclass=_abc_1.ABCMeta):
         request: _aorta_payloads_pb2.PayloadsCommitDirectUploadRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_aorta_payloads_pb2.PayloadsCommitDirectUploadResponse, _abc.Awaitable[_aorta_payloads_pb2.PayloadsCommitDirectUploadResponse]]:
-        """Verifies the staged bytes against the size and SHA-256 announced (hashed by the
-        platform, whatever the client says), then moves them into the payload's input and
-        records the file. A mismatch is refused (PAYLOAD_REQUEST_INVALID) and the bytes dropped.
-        On success the header carries `sha256 <hex> <name>`, as Payloads.Upload's does.
+        """Completes the pending upload into the payload's input when the blob store received the
+        announced size and MD5 (computed by the store, whatever the client says), and records the
+        file with the SHA-256 the client computed of the same bytes. A mismatch is refused
+        (PAYLOAD_REQUEST_INVALID) and the bytes dropped; so is an upload whose payload became
+        read-only meanwhile (PAYLOAD_READ_ONLY). On success the header carries
+        `sha256 <hex> <name>`, as Payloads.Upload's does.
         """
 
     @_abc_1.abstractmethod

@@ -115,12 +115,13 @@ class BlobStore(Protocol):
 class DirectLink:
     """A pre-signed request for one object: send `method` to `url` with `headers` within
     `expires_in` seconds. It carries no credential but its own signature, and names no other
-    object."""
+    object. An upload's link names its pending upload (`upload_id`)."""
 
     url: str
     method: str
     expires_in: int
     headers: Mapping[str, str] = field(default_factory=dict)
+    upload_id: str = ""
 
 
 @runtime_checkable
@@ -129,13 +130,14 @@ class DirectLinks(Protocol):
     that move one object's bytes without passing through the platform. A store without it (a
     local folder) is used through the platform only (`direct_links` says which).
 
-    Uploads land on a staging key first, never on the key the file will have: `promote`
-    checks them and only then moves them into place.
+    An upload through a link stays pending, invisible under its key, until the platform
+    completes it (`complete_upload`) after checking what the store received; so a half-sent or
+    wrong upload never replaces an object, and one the platform no longer wants is dropped.
     """
 
     async def upload_link(self, key: str, expires_in: int) -> DirectLink:
-        """A PUT of the whole object (at most `MAX_DIRECT_UPLOAD` bytes) under `key`;
-        `Invalid` for a bad key."""
+        """A PUT of the whole object (at most `MAX_DIRECT_UPLOAD` bytes) for `key`, pending
+        under the link's `upload_id`; `Invalid` for a bad key."""
         ...
 
     async def download_link(
@@ -145,14 +147,19 @@ class DirectLinks(Protocol):
         `NotFound` when absent."""
         ...
 
-    async def promote(self, staged: str, key: str, *, size: int, sha256: str) -> BlobInfo:
-        """Moves the object at `staged` to `key` when it holds `size` bytes hashing to
-        `sha256` (hashed by the store's reader, never taken from the uploader), replacing
-        `key` atomically as `copy` does; the staged object is deleted either way.
+    async def complete_upload(self, key: str, upload_id: str, *, size: int, md5: str) -> BlobInfo:
+        """Makes what was PUT through the link the object under `key`, replacing it
+        atomically as `put` does, when the store received exactly `size` bytes whose MD5 (the
+        store's own, lowercase hex) is `md5`; the returned `sha256` is None.
 
-        `Invalid` when the bytes differ (nothing is moved), `NotFound` when nothing was staged,
-        `Conflict` when the staged object changed while it was checked.
+        `Invalid` when the bytes differ (the upload is dropped), `NotFound` when no such upload
+        is pending (completed, dropped, or never begun), `Conflict` when its bytes changed
+        while they were checked (it stays pending).
         """
+        ...
+
+    async def cancel_upload(self, key: str, upload_id: str) -> None:
+        """Drops a pending upload; nothing when there is none."""
         ...
 
 

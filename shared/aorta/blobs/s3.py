@@ -311,16 +311,19 @@ class S3BlobStore:
         return await self.stat(target)
 
     async def upload_link(self, key: str, expires_in: int) -> DirectLink:
-        return await self._links.upload_link(self._name(key), expires_in)
+        return await self._links.upload_link(key, self._name(key), expires_in)
 
     async def download_link(
         self, key: str, expires_in: int, *, filename: str | None = None
     ) -> DirectLink:
         return await self._links.download_link(key, self._name(key), expires_in, filename)
 
-    async def promote(self, staged: str, key: str, *, size: int, sha256: str) -> BlobInfo:
-        names = (self._name(staged), self._name(key))
-        return await self._links.promote(staged, key, names, size=size, sha256=sha256)
+    async def complete_upload(self, key: str, upload_id: str, *, size: int, md5: str) -> BlobInfo:
+        name = self._name(key)
+        return await self._links.complete_upload(key, name, upload_id, size=size, md5=md5)
+
+    async def cancel_upload(self, key: str, upload_id: str) -> None:
+        await self._links.cancel_upload(key, self._name(key), upload_id)
 
     async def close(self) -> None:
         if self._sweeper is not None:

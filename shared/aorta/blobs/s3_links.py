@@ -1,5 +1,5 @@
 """Direct links of the S3 store (`aorta.blobs.port.DirectLinks`): pre-signed URLs, and the
-check that moves an uploaded object into place.
+check that completes an upload made through one.
 
 URLs are signed locally (AWS Signature V4 in the query string, no request to the store) by a
 second minio client that knows only the address clients reach the store at, the public
@@ -7,36 +7,36 @@ endpoint, which may differ from the platform's own (a cluster-internal service n
 A URL names one object and one method and expires; the store's credentials never leave the
 platform.
 
-`promote` does not trust the uploader: it hashes the staged object as the store serves it
-(in a worker thread, at the store's speed), and copies it into place only when it is still
-the object that was hashed (the copy is conditional on its ETag), so a second PUT to the same
-URL while the check runs cannot slip other bytes in. Endpoints that verify a signed
-`x-amz-checksum-sha256` would let this hashing be skipped; moto, the tests' endpoint, stores
-that header without checking it, so the platform hashes itself everywhere.
+An upload link is the first part of a multipart upload of the object's own key, begun by the
+platform: S3 shows nothing under the key until the upload is completed, and only the platform
+completes it, once the part the store received has the announced size and the announced MD5,
+which the store computed itself (a part's ETag is its MD5 on S3, MinIO and moto, unless SSE-KMS
+or SSE-C encrypts it). Completing names that ETag, so a second PUT to the same URL while the
+check runs makes the completion fail instead of slipping other bytes in. No byte is read back
+or copied: on S3 and MinIO completing one part is a metadata operation. An upload never
+completed is aborted by the store's sweep of stale multipart uploads.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import re
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from minio import Minio
-from minio.commonconfig import CopySource
+from minio.datatypes import Part
 from minio.error import S3Error
 
 from aorta.blobs.port import BlobInfo, DirectLink
-from aorta.blobs.s3_upload import utc
-from aorta.errors import AortaError, Conflict, Invalid
+from aorta.errors import AortaError, Conflict, Invalid, NotFound
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-_HASH_CHUNK = 1 << 20
-_PRECONDITION = {"PreconditionFailed"}
+_MD5 = re.compile(r"[0-9a-f]{32}")
 
 
 def public_client(
@@ -74,15 +74,21 @@ class S3Links:
         self._bucket = bucket
         self._call = call
 
-    async def upload_link(self, name: str, expires_in: int) -> DirectLink:
+    async def upload_link(self, key: str, name: str, expires_in: int) -> DirectLink:
+        headers = {"Content-Type": "application/octet-stream"}
+        upload_id = await self._call(
+            key, self._client._create_multipart_upload, self._bucket, name, headers
+        )
         url = await self._call(
-            None,
-            self._signer.presigned_put_object,
+            key,
+            self._signer.get_presigned_url,
+            "PUT",
             self._bucket,
             name,
             timedelta(seconds=expires_in),
+            extra_query_params={"partNumber": "1", "uploadId": upload_id},
         )
-        return DirectLink(url=url, method="PUT", expires_in=expires_in)
+        return DirectLink(url=url, method="PUT", expires_in=expires_in, upload_id=upload_id)
 
     async def download_link(
         self, key: str, name: str, expires_in: int, filename: str | None
@@ -91,7 +97,8 @@ class S3Links:
         saved = {"response-content-disposition": _attachment(filename)} if filename else None
         url = await self._call(
             key,
-            self._signer.presigned_get_object,
+            self._signer.get_presigned_url,
+            "GET",
             self._bucket,
             name,
             timedelta(seconds=expires_in),
@@ -99,51 +106,66 @@ class S3Links:
         )
         return DirectLink(url=url, method="GET", expires_in=expires_in)
 
-    async def promote(
-        self, staged: str, key: str, names: tuple[str, str], *, size: int, sha256: str
+    async def complete_upload(
+        self, key: str, name: str, upload_id: str, *, size: int, md5: str
     ) -> BlobInfo:
-        staged_name, name = names
+        if not _MD5.fullmatch(md5):
+            raise Invalid("give the file's MD5 as 32 lowercase hex digits")
         try:
-            found = await self._call(staged, self._client.stat_object, self._bucket, staged_name)
-            held = int(found.size or 0)
-            if held != size:
-                raise Invalid(f"the uploaded file has {held} bytes, not the {size} announced")
-            etag = str(found.etag)
-            digest = await self._call(staged, self._hash, staged_name, etag)
-            if digest != sha256:
-                raise Invalid(
-                    f"the uploaded bytes have sha256 {digest}, not the {sha256} announced"
-                )
-            source = CopySource(self._bucket, staged_name, match_etag=etag)
-            try:
-                copied = await self._call(
-                    staged, self._client.copy_object, self._bucket, name, source
-                )
-            except AortaError as error:
-                if isinstance(error.__cause__, S3Error) and error.__cause__.code in _PRECONDITION:
-                    raise Conflict("the uploaded file changed while it was checked") from None
-                raise
-        finally:
-            await self._drop(staged, staged_name)
-        return BlobInfo(key=key, size=size, modified=utc(copied.last_modified), sha256=digest)
-
-    def _hash(self, staged_name: str, etag: str) -> str:
-        response = self._client.get_object(
-            self._bucket, staged_name, request_headers={"If-Match": etag}
-        )
+            listed = await self._call(key, self._client._list_parts, self._bucket, name, upload_id)
+        except AortaError as error:
+            raise _missing(error, upload_id) from None
         try:
-            digest = hashlib.sha256()
-            while data := response.read(_HASH_CHUNK, decode_content=False):
-                digest.update(data)
-            return digest.hexdigest()
-        finally:
-            response.close()
-            response.release_conn()
+            part = _the_part(listed.parts, size=size, md5=md5)
+        except Invalid:
+            await self.cancel_upload(key, name, upload_id)
+            raise
+        try:
+            await self._call(
+                key,
+                self._client._complete_multipart_upload,
+                self._bucket,
+                name,
+                upload_id,
+                [Part(1, part.etag)],
+            )
+        except AortaError as error:
+            if _code(error) == "InvalidPart":
+                raise Conflict("the uploaded file changed while it was checked") from None
+            raise _missing(error, upload_id) from None
+        return BlobInfo(key=key, size=size, modified=datetime.now(UTC))
 
-    async def _drop(self, staged: str, staged_name: str) -> None:
-        """Best effort: a staged object left behind is invisible to the payload anyway."""
+    async def cancel_upload(self, key: str, name: str, upload_id: str) -> None:
+        """Best effort: a pending upload is invisible anyway, and swept when stale."""
         with contextlib.suppress(AortaError):
-            await self._call(staged, self._client.remove_object, self._bucket, staged_name)
+            await self._call(
+                key, self._client._abort_multipart_upload, self._bucket, name, upload_id
+            )
+
+
+def _the_part(parts: list[Part], *, size: int, md5: str) -> Part:
+    """The one part of a direct upload, when it holds `size` bytes of MD5 `md5`; `Invalid`."""
+    if len(parts) != 1 or parts[0].part_number != 1:
+        raise Invalid("the file's bytes have not arrived at the blob store")
+    part = parts[0]
+    received = str(part.etag).strip('"').lower()
+    if part.size != size:
+        raise Invalid(f"the blob store received {part.size} bytes, not the {size} announced")
+    if received != md5:
+        raise Invalid(f"the blob store received bytes of MD5 {received}, not the {md5} announced")
+    return part
+
+
+def _code(error: AortaError) -> str:
+    cause = error.__cause__
+    return str(cause.code) if isinstance(cause, S3Error) else ""
+
+
+def _missing(error: AortaError, upload_id: str) -> AortaError:
+    """`error`, as `NotFound` when S3 knows no such upload."""
+    if _code(error) == "NoSuchUpload":
+        return NotFound(f"no upload {upload_id!r} is pending")
+    return error
 
 
 def _attachment(filename: str) -> str:

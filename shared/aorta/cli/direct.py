@@ -65,9 +65,9 @@ class DirectPath:
         check(asked, f"uploading {local.name}")
         if not asked.supported:
             return None
-        digest = hashlib.sha256()
+        digests = (hashlib.sha256(), hashlib.md5(usedforsecurity=False))
         with local.path.open("rb") as handle:
-            body = _blocks(handle, digest, lambda count: advance(local.name, count))
+            body = _blocks(handle, digests, lambda count: advance(local.name, count))
             headers = {**asked.link.headers, "Content-Length": str(local.size)}
             response = self._send(asked.link, f"uploading {local.name}", body=body, headers=headers)
         response.release_conn()
@@ -79,7 +79,8 @@ class DirectPath:
                 details=payloads_pb2.PayloadFileDetails(
                     name=local.name, size=local.size, mode=local.mode
                 ),
-                sha256=digest.hexdigest(),
+                sha256=digests[0].hexdigest(),
+                md5=digests[1].hexdigest(),
             ),
             timeout=None,  # the platform reads the whole file back to check it
         )
@@ -166,12 +167,13 @@ def _offered(method: Callable[..., T], request: Message) -> T | None:
 
 
 def _blocks(
-    handle: BinaryIO, digest: hashlib._Hash, advance: Callable[[int], None]
+    handle: BinaryIO, digests: tuple[hashlib._Hash, ...], advance: Callable[[int], None]
 ) -> Iterator[bytes]:
-    """A file as an HTTP body, hashed into `digest` as it is read (the file is read once),
+    """A file as an HTTP body, hashed into `digests` as it is read (the file is read once),
     telling `advance` of every block sent."""
     while block := handle.read(BLOCK_SIZE):
-        digest.update(block)
+        for digest in digests:
+            digest.update(block)
         yield block
         advance(len(block))
 

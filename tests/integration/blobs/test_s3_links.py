@@ -1,5 +1,6 @@
 """The S3 store's direct links against moto: a URL PUTs and GETs one object with no
-credentials of the caller's own, and `promote` moves only the bytes that were announced."""
+credentials of the caller's own, an upload stays invisible until completed, and completing
+takes only the bytes that were announced."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from aorta.testing.s3 import S3Server
 from tests.integration.blobs.conftest import open_moto_store
 
 DATA = b"direct bytes " * 1000
-DIGEST = hashlib.sha256(DATA).hexdigest()
+MD5 = hashlib.md5(DATA).hexdigest()
+KEY = "payloads/p/input/a.bin"
 
 
 @pytest.fixture(params=["", "/under/prefix"])
@@ -35,48 +37,66 @@ async def store(request: pytest.FixtureRequest, s3_server: S3Server) -> AsyncIte
         await opened.close()
 
 
+async def chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
 async def send(method: str, url: str, body: bytes | None = None) -> urllib3.BaseHTTPResponse:
     """An HTTP request with nothing but the URL, as a client holds it."""
     http = urllib3.PoolManager()
     return await asyncio.to_thread(http.request, method, url, body=body)
 
 
-async def test_a_link_moves_one_object_and_promote_records_its_checksum(
+async def test_a_link_uploads_one_object_which_appears_once_completed(
     store: S3BlobStore,
 ) -> None:
-    link = await store.upload_link("staging/a", 60)
-    assert link.method == "PUT"
+    link = await store.upload_link(KEY, 60)
+    assert link.method == "PUT" and link.upload_id
     assert "aorta-test-secret" not in link.url
     assert (await send("PUT", link.url, DATA)).status == 200
+    with pytest.raises(NotFound):
+        await store.stat(KEY)
 
-    info = await store.promote("staging/a", "payloads/p/input/a.bin", size=len(DATA), sha256=DIGEST)
+    info = await store.complete_upload(KEY, link.upload_id, size=len(DATA), md5=MD5)
 
-    assert (info.size, info.sha256) == (len(DATA), DIGEST)
-    assert b"".join([c async for c in store.get("payloads/p/input/a.bin")]) == DATA
-    assert [i.key async for i in store.list("staging/")] == []
-    got = await send("GET", (await store.download_link("payloads/p/input/a.bin", 60)).url)
+    assert (info.key, info.size) == (KEY, len(DATA))
+    assert b"".join([c async for c in store.get(KEY)]) == DATA
+    got = await send("GET", (await store.download_link(KEY, 60)).url)
     assert (got.status, got.data) == (200, DATA)
+    with pytest.raises(NotFound):  # completed: nothing pending any more
+        await store.complete_upload(KEY, link.upload_id, size=len(DATA), md5=MD5)
 
 
-async def test_promote_refuses_bytes_other_than_announced(store: S3BlobStore) -> None:
-    link = await store.upload_link("staging/b", 60)
-    tampered = DATA[:-1] + b"X"
-    await send("PUT", link.url, tampered)
+async def test_bytes_other_than_announced_are_dropped(store: S3BlobStore) -> None:
+    await store.put(KEY, chunks(b"the previous file"))
+    link = await store.upload_link(KEY, 60)
+    await send("PUT", link.url, DATA[:-1] + b"X")
 
-    with pytest.raises(Invalid, match="sha256"):
-        await store.promote("staging/b", "payloads/p/input/b.bin", size=len(DATA), sha256=DIGEST)
+    with pytest.raises(Invalid, match="MD5"):
+        await store.complete_upload(KEY, link.upload_id, size=len(DATA), md5=MD5)
 
+    assert b"".join([c async for c in store.get(KEY)]) == b"the previous file"
     with pytest.raises(NotFound):
-        await store.stat("payloads/p/input/b.bin")
-    assert [i.key async for i in store.list("staging/")] == []
+        await store.complete_upload(KEY, link.upload_id, size=len(DATA), md5=MD5)
 
 
-async def test_promote_refuses_another_size_and_a_missing_upload(store: S3BlobStore) -> None:
-    await send("PUT", (await store.upload_link("staging/c", 60)).url, DATA)
+async def test_another_size_nothing_sent_and_a_cancelled_upload_are_refused(
+    store: S3BlobStore,
+) -> None:
+    link = await store.upload_link(KEY, 60)
+    await send("PUT", link.url, DATA)
     with pytest.raises(Invalid, match="bytes"):
-        await store.promote("staging/c", "payloads/p/input/c", size=len(DATA) + 1, sha256=DIGEST)
+        await store.complete_upload(KEY, link.upload_id, size=len(DATA) + 1, md5=MD5)
+    silent = await store.upload_link(KEY, 60)
+    with pytest.raises(Invalid, match="not arrived"):
+        await store.complete_upload(KEY, silent.upload_id, size=len(DATA), md5=MD5)
+    cancelled = await store.upload_link(KEY, 60)
+    await send("PUT", cancelled.url, DATA)
+    await store.cancel_upload(KEY, cancelled.upload_id)
     with pytest.raises(NotFound):
-        await store.promote("staging/none", "payloads/p/input/c", size=1, sha256=DIGEST)
+        await store.complete_upload(KEY, cancelled.upload_id, size=len(DATA), md5=MD5)
+    with pytest.raises(NotFound):
+        await store.stat(KEY)
 
 
 async def test_links_name_the_public_endpoint(s3_server: S3Server) -> None:
