@@ -19,9 +19,10 @@ second or two is at the mercy of whatever else the machine does:
   client on this machine, and the `gateway_*_share_of_floor`s how close the gateway comes;
 - the gateway process's peak RSS growth over its RSS before each transfer, sampled every 10 ms
   with psutil (target < 64 MiB);
-- the CPU seconds per GiB moved, of the blob store alone and of the platform's process (which
+- the CPU seconds per GiB moved, of the blob store alone, of the platform's process (which
   includes the same store): the gateway's own cost is the difference, and says how fast it could
-  go where the disk is not the limit;
+  go where the disk is not the limit; and of the floor server (`floor_cpu_s_per_gib_*`), what
+  gRPC's Python server spends on the same messages before any work is done with them;
 - the targets of uploads and downloads near the client's ceiling: the platform's process spends
   at most 2.0 CPU s per GiB NVIDIA's client uploads (`gateway_cpu_s_per_gib_nvidia_upload`,
   `upload_cpu_target_met`), and that client moves at least 0.85 of its floor's rate up and 0.9
@@ -101,9 +102,15 @@ def run() -> dict[str, object]:
         source = work / "source.raw"
         digest = write_source(source, size)
         baseline = asyncio.run(direct(work / "direct", source, size, repeat))
-        with floor_server(size) as floor_target:
-            floor_up_s = clara(UPLOAD, floor_target, str(source))["seconds"]
-            floor_s = median(repeat, lambda: nvidia_download(floor_target, "floor", size))
+        with floor_server(size) as (floor_target, floor_pid), RssSampler(floor_pid) as floor:
+            with floor.phase("nvidia upload", size):
+                floor_up_s = clara(UPLOAD, floor_target, str(source))["seconds"]
+
+            def floor_down() -> float:
+                with floor.phase("nvidia download", size):
+                    return nvidia_download(floor_target, "floor", size)
+
+            floor_s = median(repeat, floor_down)
         with platform(work / "platform") as (target, pid), RssSampler(pid) as rss:
             with rss.phase("nvidia upload", size):
                 uploaded = clara(UPLOAD, target, str(source))
@@ -156,6 +163,10 @@ def run() -> dict[str, object]:
         **{
             f"gateway_cpu_s_per_gib_{name.replace(' ', '_')}": seconds
             for name, seconds in rss.cpu_per_gib().items()
+        },
+        **{
+            f"floor_cpu_s_per_gib_{name.replace(' ', '_')}": seconds
+            for name, seconds in floor.cpu_per_gib().items()
         },
     }
     return {

@@ -21,8 +21,9 @@ MiB = 1 << 20
 
 
 @contextmanager
-def floor_server(size: int) -> Iterator[str]:
-    """`bench.grpc_floor` serving `size` bytes in a child process; yields its gRPC target."""
+def floor_server(size: int) -> Iterator[tuple[str, int]]:
+    """`bench.grpc_floor` serving `size` bytes in a child process; yields its gRPC target and
+    pid."""
     port = free_port()
     child = subprocess.Popen(
         [sys.executable, "-m", "bench.grpc_floor", str(port), str(size)],
@@ -39,7 +40,7 @@ def floor_server(size: int) -> Iterator[str]:
                 )
             except grpc.FutureTimeoutError:
                 raise RuntimeError(f"the floor server did not listen on {target}") from None
-        yield target
+        yield target, child.pid
     finally:
         child.terminate()
         child.wait(30)

@@ -135,9 +135,11 @@ class UploadStream:
         while message is not None and message.details.name == raw:
             if announced is not None and message.details.size != announced:
                 announced = None  # sizes that vary are not a total
-            if message.data:
-                received += len(message.data)
-                yield message.data
+            # Read once: each read of a bytes field copies it out of the message.
+            data = message.data
+            if data:
+                received += len(data)
+                yield data
             message = await self._next()
         self._pending = message
         self._reading = None
