@@ -259,8 +259,10 @@ class Outbox:
                 await self.replay()
             except AortaError as error:
                 log.warning("outbox.replay_failed", service=self._service, error=str(error))
+            # asyncio.timeout: wait_for may swallow a cancellation on Python 3.11.
             try:
-                await asyncio.wait_for(stopped.wait(), timeout=interval)
+                async with asyncio.timeout(interval):
+                    await stopped.wait()
             except TimeoutError:
                 continue
 

@@ -158,8 +158,11 @@ class Engine:
                     + [when - clock() for when in self._services.deadlines()]
                 ),
             )
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the wait ends, and this loop would then never stop.
             try:
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
             except TimeoutError:
                 self._resync = True
             self._wake.clear()

@@ -171,8 +171,10 @@ class Leadership:
                 log.error("scheduler.lease_unrenewable", holder=self._lease.holder)
                 await self._step_down(kill_runs=True)
             self._tick.clear()
+            # asyncio.timeout: wait_for may swallow a cancellation on Python 3.11.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._tick.wait(), period)
+                async with asyncio.timeout(period):
+                    await self._tick.wait()
 
     async def _step(self) -> None:
         if self.led is None:

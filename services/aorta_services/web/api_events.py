@@ -26,8 +26,10 @@ async def events(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         await response.write(b": connected\n\n")
         while True:
+            # asyncio.timeout: wait_for may swallow a cancellation on Python 3.11.
             try:
-                event = await asyncio.wait_for(stream.queue.get(), KEEPALIVE_SECONDS)
+                async with asyncio.timeout(KEEPALIVE_SECONDS):
+                    event = await stream.queue.get()
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue

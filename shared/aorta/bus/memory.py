@@ -174,8 +174,10 @@ class MemoryBus:
         finished = False
         try:
             while True:
+                # asyncio.timeout: wait_for may swallow a cancellation on Python 3.11.
                 try:
-                    frame = await asyncio.wait_for(channel.frames.get(), wait)
+                    async with asyncio.timeout(wait):
+                        frame = await channel.frames.get()
                 except TimeoutError as exc:
                     raise Unavailable(
                         f"{request.subject} sent nothing for {wait:g} s in a stream"
@@ -202,7 +204,8 @@ class MemoryBus:
                 async for item in items:
                     wait = self._options.stream_credit_timeout
                     try:
-                        await asyncio.wait_for(channel.credit.acquire(), wait)
+                        async with asyncio.timeout(wait):
+                            await channel.credit.acquire()
                     except TimeoutError:
                         _log.warning("stream consumer made no room; stopping", waited_s=wait)
                         return

@@ -166,8 +166,10 @@ class _Credit:
         deadline = loop.time() + patience
         while not self._stopped and seq > self._acked + self._window:
             self._changed.clear()
+            # asyncio.timeout: wait_for may swallow a cancellation on Python 3.11.
             try:
-                await asyncio.wait_for(self._changed.wait(), deadline - loop.time())
+                async with asyncio.timeout_at(deadline):
+                    await self._changed.wait()
             except TimeoutError:
                 _log.warning("stream consumer made no room; stopping", waited_s=patience)
                 return False
