@@ -131,6 +131,7 @@ class OperatorRunner:
                 await self._finish(job, handle, outcome)
         except _Refused:
             job.orphans.discard(operator)
+            await self._refresh(job)
         except AortaError as error:
             # Only a store that stayed unavailable through every retry gets here: the
             # operator stays RUNNING in the store, and the next leader or resync re-runs it.
@@ -138,6 +139,15 @@ class OperatorRunner:
             job.orphans.add(operator)
         finally:
             self._done(job, operator)
+
+    async def _refresh(self, job: ActiveJob) -> None:
+        """Replaces the leader's copy of `job` by the store's after a refused start: the copy
+        is stale (a cancel that raced the job's admission, say), and the next pass would only
+        try the same start again, however often, instead of seeing why."""
+        try:
+            job.update(await self._parts.repository.get(job.id, hidden=True))
+        except AortaError as error:
+            log.warning("operator.refresh_failed", job_id=job.id, error=str(error))
 
     async def _start(
         self, job: ActiveJob, handle: RunHandle, allocation: Allocation

@@ -17,11 +17,14 @@ from aorta.ids import JobId, PayloadId, PipelineId, new_id
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta_services.scheduler import reconcile
+from aorta_services.scheduler.active import ActiveJob, RunHandle
 from aorta_services.scheduler.domain import Allocation, JobPhase, JobPriority, transitions
 from aorta_services.scheduler.domain.definition import Definition, operator_records, progress_of
 from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.operator_runs import OperatorRunner
 from aorta_services.scheduler.reconcile import ABANDONED_CREATION_AGE
 from aorta_services.scheduler.repository import JobRepository
+from tests.unit.scheduler.job_calls import wait_for
 from tests.unit.scheduler.scheduler_fakes import Behaviour
 from tests.unit.scheduler.scheduler_harness import CHAIN, PIPELINE_ID, Harness, ident, single
 
@@ -32,7 +35,7 @@ async def test_a_crash_mid_job_reruns_only_the_interrupted_operator(harness: Har
     harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
     first = await harness.replica(behaviours={"second": Behaviour(hang=True)}, name="first")
     job_id = await harness.run()
-    await harness.until(job_id, lambda s: s.operator_details[1].status == 2)
+    await harness.running(job_id, "second")
     await harness.crash(first)
     second = await harness.replica(name="second")
     status = await harness.stopped(job_id)
@@ -64,7 +67,7 @@ async def test_a_clean_stop_hands_over_without_waiting_for_the_lease(harness: Ha
     assert (await harness.leader()) is first
     second = await harness.replica(env, name="b")
     job_id = await harness.run()
-    await harness.until(job_id, lambda s: s.operator_details[1].status == 2)
+    await harness.running(job_id, "second")
     await first.service.stop(1.0)
     # The follower tries again every third of the TTL (10 s); the stop freed the lease.
     second.service.leadership.poke()
@@ -96,7 +99,7 @@ async def test_leadership_passes_when_the_leader_dies(harness: Harness) -> None:
     assert (await harness.leader()) is first
     second = await harness.replica(name="b")
     job_id = await harness.run()
-    await harness.until(job_id, lambda s: s.operator_details[2].status == 2)
+    await harness.running(job_id, "third")
     await harness.crash(first)
     assert (await harness.leader()) is second
     status = await harness.stopped(job_id)
@@ -108,7 +111,7 @@ async def test_a_job_canceled_while_no_one_leads_is_cleaned_up(harness: Harness)
     harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
     first = await harness.replica(behaviours={"second": Behaviour(hang=True)}, name="a")
     job_id = await harness.run()
-    await harness.until(job_id, lambda s: s.operator_details[1].status == 2)
+    await harness.running(job_id, "second")
     await harness.crash(first)
     second = await harness.replica(name="b", env={"AORTA_SCHEDULER_LEASE_TTL": "0.6"})
     await harness.cancel(job_id)
@@ -124,7 +127,7 @@ async def test_the_operator_start_itself_is_guarded(harness: Harness) -> None:
     harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
     replica = await harness.replica(behaviours={"first": Behaviour(hang=True)})
     job_id = await harness.run()
-    await harness.until(job_id, lambda s: s.operator_details[0].status == 2)
+    await harness.running(job_id, "first")
     repository = JobRepository(replica.context.store)
     allocation = Allocation(gpus=(), cpu=1, memory_mb=1024)
 
@@ -153,13 +156,14 @@ async def test_a_leader_that_lost_its_lease_stops_its_runs_without_recording_the
     assert (await harness.leader()) is first
     second = await harness.replica(name="b")
     job_id = await harness.run()
-    await harness.until(job_id, lambda s: s.operator_details[1].status == 2)
+    await harness.running(job_id, "second")
     # Replica b writes the lease, as it would once a's had expired (a paused, say).
     await second.context.store.collection("leases").update("scheduler", {"holder": "b"})
     second.service.leadership.poke()
+    first.service.leadership.poke()
     status = await harness.stopped(job_id)
     assert status.status == P.JOB_STATUS_HEALTHY
-    assert first.service.engine is None
+    await wait_for(lambda: first.service.engine is None)
     assert await first.executor.until_cancelled(1) == [first.executor.starts[1].run_id]
     assert [(r.operator, r.attempt) for r in second.executor.starts] == [
         ("second", 2),
@@ -171,12 +175,20 @@ async def test_runs_that_outlive_their_scheduler_are_reattached_not_rerun(
     harness: Harness,
 ) -> None:
     harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
-    first = await harness.replica(behaviours={"second": Behaviour(seconds=1.0)}, name="a")
+    first = await harness.replica(behaviours={"second": Behaviour(hang=True)}, name="a")
     job_id = await harness.run()
-    await harness.until(job_id, lambda s: s.operator_details[1].status == 2)
+    await harness.running(job_id, "second")
     await harness.crash(first, keep_runs=True)
-    # The executor (Kubernetes, say) still runs `second`; the next leader waits for it.
-    await harness.replica(name="b", executor=first.executor)
+    # The executor (Kubernetes, say) still runs `second`; the next leader waits for it, and
+    # it ends only once that leader watches it.
+    second = await harness.replica(name="b", executor=first.executor)
+
+    def watched() -> bool:
+        engine = second.service.engine
+        return engine is not None and engine.run_id_of(job_id, "second") is not None
+
+    await wait_for(watched)
+    first.executor.complete(first.executor.starts[1].run_id)
     status = await harness.stopped(job_id)
     assert status.status == P.JOB_STATUS_HEALTHY
     assert [(r.operator, r.attempt) for r in first.executor.starts] == [
@@ -194,7 +206,7 @@ async def test_every_replica_reads_a_running_operators_lines_from_the_leader(
     await harness.replica(behaviours={"first": Behaviour(hang=True, lines=lines)}, name="a")
     await harness.replica(name="b")
     job_id = await harness.run()
-    await harness.until(job_id, lambda s: s.operator_details[0].status == 2)
+    await harness.running(job_id, "first")
     request = jobs_pb2.JobsReadLogsRequest(job_id=ident(job_id), operator_name="first")
     # Requests alternate between the two replicas: the follower asks the leader.
     for _ in range(4):
@@ -293,3 +305,27 @@ async def test_a_leader_sweeps_abandoned_creations_again_after_its_takeover(
         assert time.monotonic() < deadline, "the abandoned creation was not swept"
         await asyncio.sleep(0.02)
     assert harness.peers.discarded == [abandoned]
+
+
+async def test_a_refused_start_refreshes_the_leaders_stale_copy_of_the_job(
+    harness: Harness,
+) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
+    replica = await harness.replica(behaviours={"first": Behaviour(hang=True)})
+    job_id = await harness.run()
+    await harness.running(job_id, "first")
+    engine = replica.service.engine
+    assert engine is not None
+    leaders = engine.active[JobId(job_id)]
+    stale = ActiveJob(record=leaders.record, pipeline=leaders.pipeline, deadline=leaders.deadline)
+    # Canceled behind the leader's back, as when a cancel lands while the job is admitted:
+    # before, the leader tried the same refused start on every pass, for ever.
+    repository = JobRepository(replica.context.store)
+    await repository.modify(JobId(job_id), lambda r: transitions.cancel(r, reason="", now=0.0))
+    runner = OperatorRunner(engine._parts, lambda job, operator: None)
+    allocation = Allocation(gpus=(), cpu=1, memory_mb=1024)
+    await runner.run(stale, RunHandle("second", 1, "rival"), allocation, reattach=False)
+    assert stale.stop.is_set()
+    assert stale.record.phase is JobPhase.CANCELED
+    assert stale.launchable() == []
+    assert all(run.run_id != "rival" for run in replica.executor.starts)
