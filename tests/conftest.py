@@ -77,13 +77,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 _exit_status = pytest.StashKey[int]()
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Arms a watchdog for the interpreter's exit. A test that fails mid-way can leave a
     non-daemon thread behind (the worker thread of a store it never closed), and the
     interpreter waits for those forever after the summary: CI would hang until its time limit
     instead of reporting the failure. The watchdog is a daemon thread, so a normal exit ends it;
-    a stuck one is named and the process exits with pytest's own status."""
+    a stuck one is named and the process exits with pytest's own status. It runs first: a
+    later `pytest_unconfigure` may raise (pytest's own report of unraisable exceptions does)."""
     status = config.stash.get(_exit_status, 1)
 
     def watch() -> None:

@@ -3,8 +3,9 @@ with fake executors and fake pipelines/payloads verbs (`scheduler_fakes`).
 
 `Harness.replica()` starts one replica with its own bus, store connection and blob store, so a
 test can "crash" one (`Harness.crash`: its runs vanish, its bus and store connection close,
-without a clean stop) and start another on the same state. Settings are small: a 0.6 s lease,
-a 0.2 s resync and grace, 2 cores (limit 8 CPU requests), no GPU unless a test says so.
+without a clean stop) and start another on the same state. Settings are small: a 2 s lease
+(short enough for quick failovers, long enough that a busy machine's stalls do not pass it
+on), a 0.2 s resync and grace, 2 cores (limit 8 CPU requests), no GPU unless a test says so.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ BASE_ENV = {
     "AORTA_SCHEDULER_GPUS": "0",
     "AORTA_SCHEDULER_CPUS": "2",
     "AORTA_SCHEDULER_MEMORY_MB": "16384",
-    "AORTA_SCHEDULER_LEASE_TTL": "0.6",
+    "AORTA_SCHEDULER_LEASE_TTL": "2",
     "AORTA_SCHEDULER_RESYNC": "0.2",
     "AORTA_SCHEDULER_GRACE": "0.2",
 }
@@ -110,7 +111,7 @@ class Harness:
         await replica.context.bus.close()
         await replica.context.store.close()
 
-    async def leader(self, within: float = 5.0) -> Replica:
+    async def leader(self, within: float = 15.0) -> Replica:
         """The replica that leads, once one does."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
@@ -186,14 +187,32 @@ class Harness:
         )
         return response
 
-    async def stopped(self, job_id: str, within: float = 10.0) -> jobs_pb2.JobsStatusResponse:
+    async def stopped(self, job_id: str, within: float = 30.0) -> jobs_pb2.JobsStatusResponse:
         """The job's status once it is STOPPED."""
         return await self.until(
             job_id, lambda s: s.state == jobs_pb2.JOB_STATE_STOPPED, within=within
         )
 
+    async def running(self, job_id: str, operator: str, *, within: float = 30.0) -> None:
+        """Returns once `operator` is RUNNING in the store and a live replica's executor was
+        asked to run it: the store says RUNNING first, since that write guards the start."""
+        await self.until(
+            job_id,
+            lambda s: any(d.name == operator and d.status == 2 for d in s.operator_details),
+            within=within,
+        )
+        deadline = time.monotonic() + within
+        while not any(
+            run.job_id == job_id and run.operator == operator
+            for replica in self.replicas
+            if not replica.crashed
+            for run in replica.executor.starts
+        ):
+            assert time.monotonic() < deadline, f"no executor was asked to run {operator!r}"
+            await asyncio.sleep(0.02)
+
     async def until(
-        self, job_id: str, condition: Any, *, within: float = 10.0
+        self, job_id: str, condition: Any, *, within: float = 30.0
     ) -> jobs_pb2.JobsStatusResponse:
         """The job's status once `condition(status)` holds; fails after `within` seconds."""
         deadline = time.monotonic() + within

@@ -177,7 +177,7 @@ async def test_logs_come_from_the_run_then_from_the_blob_store(harness: Harness)
     lines = tuple(f"working {n}" for n in range(3))
     await chain(harness, second=Behaviour(hang=True, lines=lines))
     job_id = await harness.run()
-    await harness.until(job_id, lambda s: s.operator_details[1].status == 2)
+    await harness.running(job_id, "second")
     assert await read_logs(harness, job_id, "second") == list(lines)
     assert await read_logs(harness, job_id, "third") == []
     blobs = harness.replicas[0].context.blobs

@@ -101,7 +101,8 @@ async def test_cancel_mid_run_stops_the_running_operators(harness: Harness) -> N
     hang = Behaviour(hang=True)
     replica = await harness.replica(behaviours={"left": hang, "right": hang})
     job_id = await harness.run()
-    await harness.until(job_id, lambda s: sum(d.status == 2 for d in s.operator_details) == 2)
+    await harness.running(job_id, "left")
+    await harness.running(job_id, "right")
     canceled = await harness.cancel(job_id, "the scan was wrong")
     assert (canceled.job_state, canceled.job_status) == (P.JOB_STATE_STOPPED, P.JOB_STATUS_CANCELED)
     status = await harness.until(
