@@ -56,7 +56,7 @@ static int become(uid_t uid, gid_t gid) {
     if (rgid != gid || egid != gid || sgid != gid || ruid != uid || euid != uid || suid != uid)
         return -1;
     if (getgroups(0, NULL) != 0) return -1;
-    if (uid != 0 && (setuid(0) == 0 || setgid(0) == 0)) return -1;
+    if ((uid != 0 && setuid(0) == 0) || (gid != 0 && setgid(0) == 0)) return -1;
     return 0;
 }
 
@@ -149,7 +149,8 @@ int main(int argc, char **argv) {
     int separator = 3, switch_ids = 0;
     if (argc > 4 && strcmp(argv[3], "--as") == 0) {
         const char *gid_text;
-        if (parse_id(argv[4], ':', &gid_text, &uid) != 0 || parse_id(gid_text, '\0', &rest, &gid) != 0) {
+        if (parse_id(argv[4], ':', &gid_text, &uid) != 0 ||
+            parse_id(gid_text, '\0', &rest, &gid) != 0) {
             fputs(USAGE, stderr);
             return 2;
         }
