@@ -192,3 +192,27 @@ def test_the_native_leader_refuses_a_malformed_command_line(
     )
     assert ran.returncode == 2
     assert ran.stderr.startswith("usage: group_leader PARENT_PID STATUS_FILE")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="starting it as another user needs root")
+def test_the_native_leader_starts_nothing_when_it_cannot_change_ids(
+    tmp_path: Path, native_leader_build: Path
+) -> None:
+    account = pwd.getpwnam(DEFAULT_RUN_AS)
+    status, ran = tmp_path / "leader.status", tmp_path / "ran"
+    leader = [str(native_leader_build), str(os.getpid()), str(status), "--as", "0:0"]
+
+    # Started unprivileged, it cannot become root: it says so and runs nothing.
+    ended = subprocess.run(
+        [*leader, "--", "touch", str(ran)],
+        user=account.pw_uid,
+        group=account.pw_gid,
+        extra_groups=[],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ended.returncode == 127
+    assert "could not become uid 0 gid 0" in ended.stderr
+    assert not ran.exists()
+    assert recorded_exit(status) is None
