@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, TypeVar
 from urllib.parse import urlsplit
 
@@ -34,6 +36,8 @@ BLOCK_SIZE = 1 << 20
 """Bytes per read and socket write: large blocks keep a fast store's rate."""
 READ_AHEAD = 8
 """Blocks a download reads ahead of the hashing and writing."""
+HASH_AHEAD = 8
+"""Blocks an upload sends ahead of its hashing."""
 _TIMEOUT = urllib3.Timeout(connect=10.0, read=300.0)
 T = TypeVar("T")
 _HINT = "use --via-gateway to send the bytes through the platform instead"
@@ -65,8 +69,8 @@ class DirectPath:
         check(asked, f"uploading {local.name}")
         if not asked.supported:
             return None
-        digests = (hashlib.sha256(), hashlib.md5(usedforsecurity=False))
-        with local.path.open("rb") as handle:
+        digests = _Digests()
+        with local.path.open("rb") as handle, digests:
             body = _blocks(handle, digests, lambda count: advance(local.name, count))
             headers = {**asked.link.headers, "Content-Length": str(local.size)}
             response = self._send(asked.link, f"uploading {local.name}", body=body, headers=headers)
@@ -79,10 +83,10 @@ class DirectPath:
                 details=payloads_pb2.PayloadFileDetails(
                     name=local.name, size=local.size, mode=local.mode
                 ),
-                sha256=digests[0].hexdigest(),
-                md5=digests[1].hexdigest(),
+                sha256=digests.sha256.hexdigest(),
+                md5=digests.md5.hexdigest(),
             ),
-            timeout=None,  # the platform reads the whole file back to check it
+            timeout=None,  # completing the upload may take a while on some stores
         )
         check(committed, f"uploading {local.name}")
         return committed
@@ -166,16 +170,40 @@ def _offered(method: Callable[..., T], request: Message) -> T | None:
         raise
 
 
-def _blocks(
-    handle: BinaryIO, digests: tuple[hashlib._Hash, ...], advance: Callable[[int], None]
-) -> Iterator[bytes]:
+def _blocks(handle: BinaryIO, digests: _Digests, advance: Callable[[int], None]) -> Iterator[bytes]:
     """A file as an HTTP body, hashed into `digests` as it is read (the file is read once),
     telling `advance` of every block sent."""
     while block := handle.read(BLOCK_SIZE):
-        for digest in digests:
-            digest.update(block)
+        digests.update(block)
         yield block
         advance(len(block))
+
+
+class _Digests:
+    """The SHA-256 and MD5 of an upload, each computed in a thread of its own while the blocks
+    are sent (hashlib lets other threads run), at most `HASH_AHEAD` blocks behind; final once
+    the context exits."""
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self._workers = [ThreadPoolExecutor(1, "aorta-hash") for _ in range(2)]
+        self._pending: deque[Future[None]] = deque()
+
+    def update(self, block: bytes) -> None:
+        for digest, worker in zip((self.sha256, self.md5), self._workers, strict=True):
+            self._pending.append(worker.submit(digest.update, block))
+        while len(self._pending) > 2 * HASH_AHEAD:
+            self._pending.popleft().result()
+
+    def __enter__(self) -> _Digests:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for worker in self._workers:
+            worker.shutdown(wait=True)
+        while self._pending:
+            self._pending.popleft().result()
 
 
 def _read_ahead(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[bytes]:
