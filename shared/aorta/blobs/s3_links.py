@@ -23,7 +23,7 @@ import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from minio import Minio
@@ -32,9 +32,6 @@ from minio.error import S3Error
 
 from aorta.blobs.port import BlobInfo, DirectLink
 from aorta.errors import AortaError, Conflict, Invalid, NotFound
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 _MD5 = re.compile(r"[0-9a-f]{32}")
 
