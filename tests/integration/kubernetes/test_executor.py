@@ -195,6 +195,8 @@ async def test_a_run_that_ended_before_its_scheduler_recorded_it_never_runs_agai
     first = cluster.executor()
     await first.start(run)
     assert (await first.wait(run.run_id)).reason is RunReason.COMPLETED
+    # A leader that lost its lease before it recorded the outcome, and took it again.
+    assert await first.running() == [run.run_id]
     # The scheduler dies here, before it recorded the outcome; the pod is gone already.
     await first.close()
     assert await pod_of(cluster, run.run_id) is None

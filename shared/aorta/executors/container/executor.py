@@ -208,10 +208,11 @@ class ContainerExecutor:
 
     async def running(self) -> list[str]:
         """The run ids not ended yet: preparing, running, or with a container whose outcome no
-        one has read yet (it finished while no executor watched); and, after a restart, those
-        whose outcome was recorded in the last day by an earlier process, which may have ended
-        before the scheduler recorded it (`wait` answers it). Containers of this instance that
-        this process did not know are adopted here."""
+        one has read yet (it finished while no executor watched); and those whose outcome was
+        recorded in the last day, which may have ended before the scheduler recorded it (`wait`
+        answers it): an earlier process's, after a restart, and this process's own (a leader
+        that lost its lease and took it again must not run them again). Containers of
+        this instance that this process did not know are adopted here."""
         if self._closed:
             raise Unavailable("the container executor is closed")
         await self._startup_sweep()
@@ -221,8 +222,8 @@ class ContainerExecutor:
                 self._adopt_container(container)
         runs = self._runs.items()
         alive = [rid for rid, run in runs if isinstance(run, ContainerRun) and run.alive]
-        unread = [rid for rid in await self._records.run_ids() if rid not in self._runs]
-        return alive + unread
+        recorded = [rid for rid in await self._records.run_ids() if rid not in alive]
+        return alive + recorded
 
     async def sweep(self) -> None:
         """Removes the workspaces under the work root that no live run owns: none of this

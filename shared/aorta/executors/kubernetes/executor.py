@@ -215,19 +215,20 @@ class KubernetesExecutor:
     async def running(self) -> list[str]:
         """The run ids whose pods exist now, from the API itself: pending, running, or ended
         with an outcome not read yet (a pod is deleted once read, unless `keep_pods`); then
-        the runs whose outcome was recorded in the last day and that this process has not
-        answered, which may have ended before the scheduler recorded them.
+        the runs whose outcome was recorded in the last day, which may have ended before the
+        scheduler recorded them.
 
         A pod that ended while no scheduler watched it (a restart, a lease changing hands),
-        and a run recorded just before its scheduler died, must be waited for, which reads its
-        outcome, not run again as a new attempt.
+        and a run recorded just before its scheduler died or stepped down, must be waited for,
+        which reads its outcome, not run again as a new attempt; that holds for the runs this
+        process ended too (a leader that lost its lease and took it again).
         """
         listing = await self._api.list(POD, self._settings.namespace, self._selector)
         listed = (_annotation(pod, names.RUN_ID_ANNOTATION) for pod in listing.items)
         pods = [run_id for run_id in listed if run_id and run_id not in self._outcomes]
         recorded = await self._records.run_ids()
         self._recorded = {run_id for run_id in recorded if run_id not in self._outcomes}
-        return pods + sorted(self._recorded - set(pods))
+        return pods + sorted(set(recorded) - set(pods))
 
     async def log_lines(self, run_id: str) -> AsyncIterator[str]:
         """The lines the run wrote so far: from the API while the pod runs, from the blob
@@ -298,8 +299,10 @@ class KubernetesExecutor:
             self._log_keys.setdefault(run_id, _annotation(pod, LOG_KEY_ANNOTATION))
             if not _pushed(pod):
                 await self._save_log(pod, outcome)
-            # The record first: a crash after the deletion then still finds the outcome.
-            recorded = await self._recorded_durably(outcome)
+            # The record first: a crash after the deletion then still finds the outcome. A
+            # cancelled run needs none: its job is stopping.
+            cancelled = outcome.reason is RunReason.CANCELLED
+            recorded = cancelled or await self._recorded_durably(outcome)
             if recorded and not self._settings.keep_pods:
                 with suppress(NotFound):
                     await self._api.delete(POD, self._settings.namespace, _name(pod), grace=0)

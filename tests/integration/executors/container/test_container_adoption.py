@@ -111,6 +111,8 @@ async def test_a_run_whose_outcome_was_read_before_the_crash_is_not_run_again(
     await crashed.start(run)
     first = await crashed.wait(run.run_id)  # container removed; the scheduler never recorded it
     assert first.reason is RunReason.COMPLETED, first.message
+    # A leader that lost its lease before it recorded the outcome, and took it again.
+    assert run.run_id in await crashed.running()
     await crashed.close()
 
     restarted = await make_executor()
