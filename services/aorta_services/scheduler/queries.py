@@ -11,6 +11,7 @@ the leader (see `logs`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -36,8 +37,13 @@ from aorta_services.scheduler.repository import JobRepository
 
 log = get_logger(__name__)
 
-LIST_BATCH_BYTES = 256 * 1024
-"""About how many bytes of List messages one bus message carries (a job above it alone)."""
+LIST_BATCH_BYTES = 8 * 1024
+LIST_BATCH_JOBS = 8
+"""How many bytes and how many jobs of List messages one bus message carries at most (a job
+above the bytes alone). Few, because the bus lets a stream's producer run a window of 32
+messages ahead of its consumer: with a page a message, a List read 32 pages ahead, which held
+more memory and took the event loop from the first message of the next List for as long as
+encoding those pages took (tens of milliseconds, more with a job of megabytes among them)."""
 
 
 def from_one(message: bytes) -> bytes:
@@ -87,7 +93,8 @@ class JobQueries:
         """Jobs.List: one message per job matching the filter, newest first (one message
         without a job when none matches); a `user`'s own jobs only (`listed_owner`). The
         messages travel batched (`aorta.bus.frames`): a bus message each costs more than the
-        job it carries. A batch holds up to `LIST_BATCH_BYTES` and never more than a page.
+        job it carries. A batch holds up to `LIST_BATCH_BYTES` and `LIST_BATCH_JOBS`, and never more
+        than a page.
 
         Jobs are read from the store a page at a time, the next page only once the bus has
         taken this one's batches, so a List holds one page however many jobs there are."""
@@ -100,8 +107,13 @@ class JobQueries:
         pages = self._repository.listed(conditions)
         async with aclosing(pages):
             async for page in pages:
-                for body in frames.batched(map(list_wire.list_item, page), LIST_BATCH_BYTES):
+                items = map(list_wire.list_item, page)
+                for body in frames.batched(items, LIST_BATCH_BYTES, LIST_BATCH_JOBS):
                     yield body
+                    # Sending a batch does not wait while the bus's window has room, so
+                    # without this the whole window would be encoded before the gateway,
+                    # or another List's first message, got the event loop.
+                    await asyncio.sleep(0)
                 listed += len(page)
         if not listed:
             yield from_one(answers.empty_list().SerializeToString())

@@ -4,7 +4,9 @@ A stream whose items are small (a `Jobs.List` of a long history: a few hundred b
 spends most of its time on the bus's per-message work, not on the bytes. Its producer packs
 the items into bodies of about `limit` bytes (`batched`) and its consumer takes them apart
 again (`split`). Each item is written as its length, a protobuf base-128 varint, then its
-bytes; an item larger than `limit` travels alone.
+bytes; an item larger than `limit` travels alone. A producer that must not run far ahead of
+its consumer (the bus lets it run a window of bodies ahead) also bounds the items a body
+holds (`most`).
 """
 
 from __future__ import annotations
@@ -23,15 +25,16 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def batched(items: Iterable[bytes], limit: int) -> Iterator[bytes]:
+def batched(items: Iterable[bytes], limit: int, most: int | None = None) -> Iterator[bytes]:
     """The bodies carrying `items` in order, each holding the items that fit in `limit`
-    bytes (at least one); nothing when there are no items."""
+    bytes (at least one), and `most` items at most; nothing when there are no items."""
     parts: list[bytes] = []
     size = 0
+    most_parts = 2 * most if most is not None else None
     for item in items:
         length = _varint(len(item))
         added = len(length) + len(item)
-        if parts and size + added > limit:
+        if parts and (size + added > limit or len(parts) == most_parts):
             yield b"".join(parts)
             parts, size = [], 0
         parts += (length, item)

@@ -35,3 +35,10 @@ def test_a_body_cut_short_is_an_internal_error(cut: int) -> None:
     [body] = frames.batched([b"x" * 200], 1000)
     with pytest.raises(Internal):
         frames.split(body[:-cut] if cut != 1 else body[:1])
+
+
+def test_a_body_holds_at_most_the_items_asked() -> None:
+    items = [bytes([n]) for n in range(20)]
+    bodies = list(frames.batched(items, 1024, 8))
+    assert [len(frames.split(body)) for body in bodies] == [8, 8, 4]
+    assert [item for body in bodies for item in frames.split(body)] == items

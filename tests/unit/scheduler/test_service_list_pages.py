@@ -105,6 +105,7 @@ async def test_jobs_travel_batched_in_order_and_never_across_a_page(
     assert dict(items[40].job_details.metadata)["key-0039"] == "v" * 200
     for body, batch in zip(bodies, batches, strict=True):
         assert len(body) <= 4096 or len(batch) == 1
+        assert len(batch) <= queries.LIST_BATCH_JOBS
     # Each page ends its last batch, so that the next page is read only once the bus took
     # this one's: a batch ends at every page boundary.
     ends, position = set(), 0
