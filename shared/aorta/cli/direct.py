@@ -54,7 +54,8 @@ class DirectPath:
         self, payload_id: str, local: LocalFile, advance: Callable[[str, int], None]
     ) -> aorta_payloads_pb2.PayloadsCommitDirectUploadResponse | None:
         """Uploads one file and commits it (the answer's header has its `sha256` line); None,
-        with nothing sent, when the platform offers no URL for it."""
+        with nothing sent, when the platform offers no URL for it. `StoreUnreachable`, with
+        nothing sent, when the URL's host cannot be reached."""
         asked = _offered(
             self._stub.DirectUpload,
             aorta_payloads_pb2.PayloadsDirectUploadRequest(
@@ -95,7 +96,7 @@ class DirectPath:
         self, payload_id: str, name: str, advance: Callable[[str, int], None]
     ) -> Iterator[bytes] | None:
         """The bytes of one file as the store sends them; None when the platform offers no
-        URL for it."""
+        URL for it. `StoreUnreachable` when the URL's host cannot be reached."""
         asked = _offered(
             self._stub.DirectDownload,
             aorta_payloads_pb2.PayloadsDirectDownloadRequest(
@@ -109,23 +110,9 @@ class DirectPath:
         check(asked, f"downloading {name}")
         if not asked.supported:
             return None
-        return _read_ahead(self._received(asked.link, name, advance))
-
-    def _received(
-        self,
-        link: aorta_payloads_pb2.DirectLink,
-        name: str,
-        advance: Callable[[str, int], None],
-    ) -> Iterator[bytes]:
+        link = asked.link
         response = self._send(link, f"downloading {name}", headers=dict(link.headers))
-        try:
-            while data := response.read(BLOCK_SIZE):
-                advance(name, len(data))
-                yield data
-        except urllib3.exceptions.HTTPError as error:
-            raise CliFailure(f"downloading {name} from the blob store broke off: {error}") from None
-        finally:
-            response.release_conn()
+        return _read_ahead(_received(response, name, advance))
 
     def _send(
         self,
@@ -145,9 +132,13 @@ class DirectPath:
                 preload_content=False,
                 decode_content=False,
             )
+        except urllib3.exceptions.ConnectTimeoutError as error:  # refused, unknown, silent
+            raise StoreUnreachable(
+                f"{action}: the blob store at {host} cannot be reached ({error})"
+            ) from None
         except urllib3.exceptions.HTTPError as error:
             raise CliFailure(
-                f"{action}: the blob store at {host} cannot be reached ({error}); {_HINT}"
+                f"{action}: the blob store at {host} failed ({error}); {_HINT}"
             ) from None
         if response.status >= 300:
             said = response.read(2000).decode("utf-8", "replace")
@@ -157,6 +148,25 @@ class DirectPath:
                 f"{said.strip() or response.reason}; {_HINT}"
             )
         return response
+
+
+class StoreUnreachable(CliFailure):
+    """The URL's host cannot be reached from here (nothing was sent): the platform's S3
+    endpoint as clients see it is not this client's, and the bytes must go through the
+    gateway."""
+
+
+def _received(
+    response: urllib3.BaseHTTPResponse, name: str, advance: Callable[[str, int], None]
+) -> Iterator[bytes]:
+    try:
+        while data := response.read(BLOCK_SIZE):
+            advance(name, len(data))
+            yield data
+    except urllib3.exceptions.HTTPError as error:
+        raise CliFailure(f"downloading {name} from the blob store broke off: {error}") from None
+    finally:
+        response.release_conn()
 
 
 def _offered(method: Callable[..., T], request: Message) -> T | None:

@@ -24,7 +24,7 @@ from typing import Any
 from aorta.api import common_pb2, payloads_pb2
 from aorta.auth.ownership import FORCE_METADATA, owner_from_metadata
 from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
-from aorta.cli.direct import LARGEST_UPLOAD, DirectPath
+from aorta.cli.direct import LARGEST_UPLOAD, DirectPath, StoreUnreachable
 from aorta.cli.failures import CliFailure, NotFoundFailure
 from aorta.cli.files import LocalFile, upload_requests
 from aorta.cli.progress import Transfer
@@ -59,7 +59,11 @@ def _upload_direct(
     platform refuses a link for a file small enough for one, it offers none at all."""
     direct = DirectPath(session)
     for index, local in enumerate(files):
-        committed = direct.upload(payload_id, local, transfer.advance)
+        try:
+            committed = direct.upload(payload_id, local, transfer.advance)
+        except StoreUnreachable as unreachable:
+            _falling_back(session, unreachable)
+            return files[index:]
         if committed is None:
             if local.size <= LARGEST_UPLOAD:
                 return files[index:]
@@ -188,9 +192,12 @@ def download(
             expected = recorded.get(selected.name)
             chunks = None
             if direct is not None:
-                chunks = direct.download(payload_id, selected.name, transfer.advance)
+                try:
+                    chunks = direct.download(payload_id, selected.name, transfer.advance)
+                except StoreUnreachable as unreachable:
+                    _falling_back(session, unreachable)
                 if chunks is None:
-                    direct = None  # the platform offers no links: ask no more
+                    direct = None  # no links offered, or none this client can use: ask no more
             took_direct = direct is not None
             if chunks is None:
                 chunks = _grpc_chunks(session, payload_id, selected.name, transfer)
@@ -206,6 +213,12 @@ def download(
                 )
             )
     return downloaded
+
+
+def _falling_back(session: Session, unreachable: StoreUnreachable) -> None:
+    session.output.note(
+        f"{unreachable.message}; the rest goes through the platform (--via-gateway does so at once)"
+    )
 
 
 def _grpc_chunks(

@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from aorta.errors import ErrorCode
 from aorta.payload_names import checksums
 from aorta.runtime.service import service_context
 from aorta.settings import Settings
+from aorta.testing.ports import free_port
 from aorta_services.gateway import app as gateway_app
 from aorta_services.payloads import app as payloads_app
 from aorta_services.web.context import Console
@@ -192,32 +194,47 @@ async def test_a_read_only_payload_gets_no_link_and_no_commit(
     assert JOB  # the module's default job is not this one
 
 
-@pytest.fixture
-async def guarded(
-    request: pytest.FixtureRequest, nats_server: NatsServerProcess, tmp_path: Path
-) -> AsyncIterator[grpc.aio.Channel]:
-    """An S3 platform whose gateway authenticates callers (`door_harness` tokens)."""
+@asynccontextmanager
+async def s3_platform(
+    request: pytest.FixtureRequest,
+    nats_server: NatsServerProcess,
+    tmp_path: Path,
+    *,
+    authenticator: FakeAuthenticator | None = None,
+    **environ: str,
+) -> AsyncIterator[str]:
+    """An S3 platform in this process with extra settings; yields the gateway's target."""
     settings = Settings.from_env(
         {
             "AORTA_DATA_DIR": str(tmp_path),
             "AORTA_NATS_URL": nats_server.url,
             "AORTA_RPC_TIMEOUT": str(RPC_TIMEOUT),
             **blob_settings("s3", request),
+            **environ,
         }
     )
     bus = await NatsBus.connect(settings.nats_url, name="aorta-test", default_timeout=RPC_TIMEOUT)
     async with service_context(settings, bus) as context:
         payloads = await payloads_app.start(context)
         gateway = await gateway_app.start(
-            context, address="127.0.0.1:0", authenticator=FakeAuthenticator()
+            context, address="127.0.0.1:0", authenticator=authenticator
         )
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
-                yield channel
+            yield f"127.0.0.1:{gateway.port}"
         finally:
             await gateway.stop(1.0)
             await payloads.stop(1.0)
             await bus.close()
+
+
+@pytest.fixture
+async def guarded(
+    request: pytest.FixtureRequest, nats_server: NatsServerProcess, tmp_path: Path
+) -> AsyncIterator[grpc.aio.Channel]:
+    """An S3 platform whose gateway authenticates callers (`door_harness` tokens)."""
+    platform = s3_platform(request, nats_server, tmp_path, authenticator=FakeAuthenticator())
+    async with platform as target, grpc.aio.insecure_channel(target) as channel:
+        yield channel
 
 
 async def test_only_the_owner_or_an_admin_gets_a_link(guarded: grpc.aio.Channel) -> None:
@@ -248,9 +265,9 @@ async def test_only_the_owner_or_an_admin_gets_a_link(guarded: grpc.aio.Channel)
     assert done.header.code == 0, list(done.header.messages)
 
 
-def cli(platform: Platform, tmp_path: Path, *args: str | Path) -> Result:
+def cli(target: str, tmp_path: Path, *args: str | Path) -> Result:
     environ = {
-        "AORTA_HOST": platform.target,
+        "AORTA_HOST": target,
         "AORTA_CONFIG": str(tmp_path / "no-config.yaml"),
         "NO_COLOR": "1",
     }
@@ -268,10 +285,12 @@ async def test_the_cli_moves_files_on_the_path_offered(
     (source / "empty.dat").write_bytes(b"")
     flag = ["--via-gateway"] if via_gateway else []
 
-    sent = await asyncio.to_thread(cli, platform, tmp_path, "upload", *flag, payload_id, source)
+    sent = await asyncio.to_thread(
+        cli, platform.target, tmp_path, "upload", *flag, payload_id, source
+    )
     assert sent.exit_code == 0, sent.output
     fetched = await asyncio.to_thread(
-        cli, platform, tmp_path, "download", "payload", *flag, payload_id, tmp_path / "out"
+        cli, platform.target, tmp_path, "download", "payload", *flag, payload_id, tmp_path / "out"
     )
 
     assert fetched.exit_code == 0, fetched.output
@@ -352,3 +371,26 @@ async def test_the_console_api_hands_out_links_a_browser_uses(
     assert await get(link["url"]) == DATA
     refused = await console_api.post(f"{base}/direct-uploads", json={"name": "a", "size": 1})
     assert refused.status == 403  # no CSRF header
+
+
+async def test_the_cli_goes_through_the_platform_when_the_store_is_out_of_reach(
+    request: pytest.FixtureRequest, nats_server: NatsServerProcess, tmp_path: Path
+) -> None:
+    unreachable = f"127.0.0.1:{free_port()}"  # nothing listens there
+    source = tmp_path / "scan.dcm"
+    source.write_bytes(DATA)
+    platform = s3_platform(request, nats_server, tmp_path, AORTA_S3_PUBLIC_ENDPOINT=unreachable)
+    async with platform as target, grpc.aio.insecure_channel(target) as channel:
+        payload_id = await create(payloads_pb2_grpc.PayloadsStub(channel))
+
+        sent = await asyncio.to_thread(cli, target, tmp_path, "upload", payload_id, source)
+        fetched = await asyncio.to_thread(
+            cli, target, tmp_path, "download", "payload", payload_id, tmp_path / "out"
+        )
+
+    assert sent.exit_code == 0, sent.output
+    assert f"the blob store at {unreachable} cannot be reached" in sent.output
+    assert "straight to the blob store" not in sent.output
+    assert fetched.exit_code == 0, fetched.output
+    assert f"the blob store at {unreachable} cannot be reached" in fetched.output
+    assert (tmp_path / "out" / "input" / "scan.dcm").read_bytes() == DATA
