@@ -10,6 +10,11 @@ k-th next operator exit line (before or after the process is gone, in the window
 operator's exit and the record of its completion), right after the k-th next operator start,
 or a while after the platform serves.
 
+Most of the time goes into starting `aorta up` again, so the 30 kills are shared by three
+platforms crashed side by side (each with its own data dir, work root and side file): one
+starts while another waits for its bus, its lease or its operators. Their modules are compiled
+once for the whole test, into a bytecode cache of its own.
+
 An operator killed between its exit line and its actual exit did not exit 0, and runs again:
 after each kill the test reads, as the platform would, how the group leader of every run left
 in the work root saw it end (`leader.status`), and only such a run (`signal N`) may start again
@@ -27,6 +32,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -38,13 +44,16 @@ from aorta.testing.ports import free_port
 from tests.e2e.test_jobs_processes import AORTA, Client, Processes, client, serving
 
 KILLS = 30
+SEQUENCES = 3
+"""Platforms crashed side by side, `KILLS // SEQUENCES` times each."""
 CHAIN = ("first", "second", "third")
 ENV = {
     "AORTA_EXECUTOR": "local",
     "AORTA_SCHEDULER_GPUS": "0",
     "AORTA_SCHEDULER_GRACE": "1",
-    # The killed leader's lease expires soon, so the next platform leads at once.
-    "AORTA_SCHEDULER_LEASE_TTL": "1.5",
+    # The killed leader's lease expires while the next platform starts, so it leads at once;
+    # not sooner, or a leader the loaded machine holds up a second steps down between crashes.
+    "AORTA_SCHEDULER_LEASE_TTL": "3",
     "AORTA_SCHEDULER_RESYNC": "0.5",
 }
 OPERATOR = """\
@@ -82,12 +91,57 @@ def platforms(tmp_path: Path) -> Iterator[Processes]:
 
 
 @pytest.fixture
-def work_root() -> Iterator[Path]:
-    """A work dir the operators' user can reach (the test's own tmp path is closed to it)."""
+def work_parent() -> Iterator[Path]:
+    """Where the platforms' work dirs go: a folder the operators' user can reach (the test's
+    own tmp path is closed to it)."""
     parent = Path(tempfile.mkdtemp(prefix="aorta-crash-", dir="/var/tmp"))
     parent.chmod(0o711)
-    yield parent / "runs"
+    yield parent
     shutil.rmtree(parent, ignore_errors=True)
+
+
+@dataclass
+class Sequence:
+    """One platform, crashed again and again: its folders, its port, and what its kills saw."""
+
+    name: str
+    folder: Path
+    work_root: Path
+    rng: random.Random
+    bytecode: Path
+    port: int = field(default_factory=free_port)
+    jobs: list[str] = field(default_factory=list)
+    moments: list[str] = field(default_factory=list)
+    kills: list[tuple[int, set[str]]] = field(default_factory=list)
+
+    @property
+    def data(self) -> Path:
+        return self.folder / "platform"
+
+    @property
+    def side(self) -> Path:
+        return self.folder / "shared" / "side"
+
+    def prepare(self) -> str:
+        """Makes the folders and the operators' script; the pipeline definition to run."""
+        shared = self.side.parent
+        shared.mkdir(parents=True)
+        shared.chmod(0o777)  # the operators' user, not the platform's, writes here
+        script = shared / "operator.sh"
+        script.write_text(OPERATOR)
+        script.chmod(0o644)
+        return definition(script, self.side)
+
+    def command(self) -> list[str]:
+        command = [str(AORTA), "up", "--data-dir", str(self.data), "--grpc-port", str(self.port)]
+        return [*command, "--listen", "127.0.0.1", "--web-port", "0", "--metrics-port", "0"]
+
+    def env(self) -> dict[str, str]:
+        # Compiling the platform's modules took half of each start where bytecode is not
+        # written (PYTHONDONTWRITEBYTECODE): the first start caches it outside the tree for
+        # the next ones.
+        bytecode = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(self.bytecode)}
+        return {**ENV, **bytecode, "AORTA_SCHEDULER_WORK_DIR": str(self.work_root)}
 
 
 async def create_pipeline(api: Client, text: str) -> common_pb2.Identifier:
@@ -112,15 +166,27 @@ def side_lines(side: Path) -> list[str]:
     return side.read_text().splitlines() if side.exists() else []
 
 
-async def next_lines(side: Path, kind: str, count: int, within: float = 60.0) -> None:
-    """Returns as soon as `count` more lines of `kind` are in the side file."""
-    seen = sum(line.startswith(kind) for line in await asyncio.to_thread(side_lines, side))
+def size_of(side: Path) -> int:
+    return side.stat().st_size if side.exists() else 0
+
+
+def count_lines(side: Path, kind: str) -> int:
+    return sum(line.startswith(kind) for line in side_lines(side))
+
+
+async def next_lines(side: Path, kind: str, seen: int, count: int, within: float = 60.0) -> None:
+    """Returns as soon as the side file holds `count` lines of `kind` beyond the `seen` ones.
+    The file is read again only once it grew, so the tight loop costs the machine little."""
     deadline = time.monotonic() + within
+    size = -1
     while True:
-        lines = await asyncio.to_thread(side_lines, side)
-        if sum(line.startswith(kind) for line in lines) >= seen + count:
-            return
-        assert time.monotonic() < deadline, f"no {count} more {kind} lines: {lines[-10:]}"
+        grown = size_of(side)  # a stat: quick enough to call on the loop
+        if grown != size:
+            size = grown
+            if count_lines(side, kind) >= seen + count:
+                return
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {count} more {kind} lines: {side_lines(side)[-10:]}")
         await asyncio.sleep(0.002)
 
 
@@ -171,44 +237,32 @@ def leftovers(root: Path) -> list[str]:
     return found + ([f"plans/{name}" for name in os.listdir(plans)] if plans.exists() else [])
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-async def test_killing_aorta_up_at_random_moments_runs_no_finished_operator_twice(
-    platforms: Processes, tmp_path: Path, work_root: Path
-) -> None:
-    seed = int(os.environ.get("AORTA_CRASH_SEED") or random.SystemRandom().randrange(1 << 32))
-    print(f"crash moments seed: {seed} (set AORTA_CRASH_SEED={seed} to replay)")
-    rng = random.Random(seed)
-    data, shared = tmp_path / "platform", tmp_path / "shared"
-    shared.mkdir()
-    shared.chmod(0o777)  # the operators' user, not the platform's, writes here
-    side, script = shared / "side", shared / "operator.sh"
-    script.write_text(OPERATOR)
-    script.chmod(0o644)
-    port = free_port()
-    command = [str(AORTA), "up", "--data-dir", str(data), "--grpc-port", str(port)]
-    command += ["--listen", "127.0.0.1", "--web-port", "0", "--metrics-port", "0"]
-    env = {**ENV, "AORTA_SCHEDULER_WORK_DIR": str(work_root)}
-    jobs: list[str] = []
-    moments: list[str] = []
-    kills: list[tuple[int, set[str]]] = []
+async def crash_repeatedly(sequence: Sequence, platforms: Processes, kills: int) -> None:
+    """Starts the platform, submits a job and kills the platform at a random moment, `kills`
+    times; what each kill left is in `sequence`."""
     pipeline: common_pb2.Identifier | None = None
-    for round_ in range(KILLS):
-        platform = platforms.launch(f"up-{round_}", command, env)
-        await serving(port)
-        async with client(port) as api:
-            if pipeline is None:
-                pipeline = await create_pipeline(api, definition(script, side))
-            jobs.append(await start_job(api, pipeline))
+    text = sequence.prepare()
+    side, rng = sequence.side, sequence.rng
+    for round_ in range(kills):
         kind = rng.choice(["exit", "exit", "start", "delay"])
+        # Counted before the platform starts: the new job's operators may run before the
+        # call below returns, and each k-th next line must still come.
+        seen = await asyncio.to_thread(count_lines, side, kind)
+        label = f"up-{sequence.name}-{round_}"
+        platform = platforms.launch(label, sequence.command(), sequence.env())
+        await serving(sequence.port)
+        async with client(sequence.port) as api:
+            if pipeline is None:
+                pipeline = await create_pipeline(api, text)
+            sequence.jobs.append(await start_job(api, pipeline))
         if kind == "delay":
             pause = rng.uniform(0.0, 1.0)
-            moments.append(f"{pause:.2f} s after serving")
+            sequence.moments.append(f"{pause:.2f} s after serving")
             await asyncio.sleep(pause)
         else:
             count = rng.randint(1, 3)
-            moments.append(f"{count} {kind}")
-            await next_lines(side, kind, count)
+            sequence.moments.append(f"{count} {kind}")
+            await next_lines(side, kind, seen, count)
             if kind == "exit":
                 await asyncio.sleep(rng.uniform(0.0, 0.02))
         leaders = group_leaders(platform.pid)
@@ -217,22 +271,55 @@ async def test_killing_aorta_up_at_random_moments_runs_no_finished_operator_twic
         # The group leaders die with the platform, having written how their operators ended:
         # what the next platform reads.
         await asyncio.to_thread(psutil.wait_procs, leaders, 10)
-        kills.append((len(side_lines(side)), killed_runs(work_root)))
-    print("moments:", "; ".join(moments))
+        sequence.kills.append((len(side_lines(side)), killed_runs(sequence.work_root)))
 
-    platforms.launch("up-final", command, env)
-    await serving(port)
-    async with client(port) as api:
-        for job_id in jobs:
+
+async def finish_and_check(sequence: Sequence, platforms: Processes, seed: int) -> None:
+    """Starts the platform once more and checks every job's end, the side file and the work
+    root."""
+    platforms.launch(f"up-{sequence.name}-final", sequence.command(), sequence.env())
+    await serving(sequence.port)
+    async with client(sequence.port) as api:
+        for job_id in sequence.jobs:
             status = await api.stopped(job_id, within=120)
             assert status.status == jobs_pb2.JOB_STATUS_HEALTHY, (job_id, list(status.messages))
             details = [detail.status for detail in status.operator_details]
             assert details == [jobs_pb2.JOB_OPERATOR_STATUS_COMPLETED] * 3
             for name in CHAIN:
                 output = operator_output_prefix(status.payload_id.value, name, None)
-                assert (data / "blobs" / output / f"{name}.txt").read_text() == f"{name}\n"
-    lines = side_lines(side)
-    assert reruns_after_exit(lines, kills) == [], f"seed {seed}"
+                stored = sequence.data / "blobs" / output / f"{name}.txt"
+                assert stored.read_text() == f"{name}\n"
+    lines = side_lines(sequence.side)
+    assert reruns_after_exit(lines, sequence.kills) == [], f"seed {seed}"
     exits = {line for line in lines if line.startswith("exit")}
-    assert len(exits) == 3 * KILLS, f"seed {seed}"
-    assert leftovers(work_root) == [], f"seed {seed}"
+    assert len(exits) == 3 * len(sequence.jobs), f"seed {seed}"
+    assert leftovers(sequence.work_root) == [], f"seed {seed}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+async def test_killing_aorta_up_at_random_moments_runs_no_finished_operator_twice(
+    platforms: Processes, tmp_path: Path, work_parent: Path
+) -> None:
+    seed = int(os.environ.get("AORTA_CRASH_SEED") or random.SystemRandom().randrange(1 << 32))
+    print(f"crash moments seed: {seed} (set AORTA_CRASH_SEED={seed} to replay)")
+    sequences = [
+        Sequence(
+            str(index),
+            tmp_path / f"sequence-{index}",
+            work_parent / f"runs-{index}",
+            random.Random(seed * SEQUENCES + index),
+            tmp_path / "bytecode",
+        )
+        for index in range(SEQUENCES)
+    ]
+    async with asyncio.TaskGroup() as crashing:
+        for sequence in sequences:
+            crashing.create_task(crash_repeatedly(sequence, platforms, KILLS // SEQUENCES))
+    for sequence in sequences:
+        print(f"moments of platform {sequence.name}:", "; ".join(sequence.moments))
+    assert sum(len(sequence.kills) for sequence in sequences) == KILLS
+
+    async with asyncio.TaskGroup() as checking:
+        for sequence in sequences:
+            checking.create_task(finish_and_check(sequence, platforms, seed))
