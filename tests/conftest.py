@@ -70,11 +70,20 @@ def tmp_path(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path
 
 
+_exit_status = pytest.StashKey[int]()
+_outermost = pytest.StashKey[bool]()
+# Set by the process's first pytest session: a session a test runs inside it (pytester's, which
+# loads this file too) must not arm the watchdog, or it would end the outer run.
+_SESSION_MARK = "AORTA_TESTS_OUTER_SESSION"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_outermost] = _SESSION_MARK not in os.environ
+    os.environ.setdefault(_SESSION_MARK, str(os.getpid()))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.config.stash[_exit_status] = int(exitstatus)
-
-
-_exit_status = pytest.StashKey[int]()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -85,6 +94,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     instead of reporting the failure. The watchdog is a daemon thread, so a normal exit ends it;
     a stuck one is named and the process exits with pytest's own status. It runs first: a
     later `pytest_unconfigure` may raise (pytest's own report of unraisable exceptions does)."""
+    if not config.stash.get(_outermost, False):
+        return
     status = config.stash.get(_exit_status, 1)
 
     def watch() -> None:
