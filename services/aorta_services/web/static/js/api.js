@@ -85,6 +85,9 @@ export const api = {
   payload: (id) => json("GET", `/api/payloads/${enc(id)}`),
   downloadUrl: (id, name) => url(`/api/payloads/${enc(id)}/download`, { name }),
   download: (id, name) => request("GET", `/api/payloads/${enc(id)}/download`, { query: { name } }),
+  /** A pre-signed URL of the blob store for the file, when the platform offers one
+   * (`supported`); docs/payloads.md. */
+  directDownload: (id, name) => json("GET", `/api/payloads/${enc(id)}/direct-download`, { query: { name } }),
 
   models: () => json("GET", "/api/models"),
   utilization: (minutes) => json("GET", "/api/utilization", { query: { minutes } }),
