@@ -92,8 +92,9 @@ def platforms(tmp_path: Path) -> Iterator[Processes]:
 
 @pytest.fixture
 def work_parent() -> Iterator[Path]:
-    """Where the platforms' work dirs go: a folder the operators' user can reach (the test's
-    own tmp path is closed to it)."""
+    """Where the platforms' work dirs and the operators' side files go: a folder the operators'
+    user can reach (the test's own tmp path is closed to it, or may be closed again by another
+    pytest session starting meanwhile)."""
     parent = Path(tempfile.mkdtemp(prefix="aorta-crash-", dir="/var/tmp"))
     parent.chmod(0o711)
     yield parent
@@ -107,6 +108,8 @@ class Sequence:
     name: str
     folder: Path
     work_root: Path
+    shared: Path
+    """The operators' script and the side file they write."""
     rng: random.Random
     bytecode: Path
     port: int = field(default_factory=free_port)
@@ -120,11 +123,11 @@ class Sequence:
 
     @property
     def side(self) -> Path:
-        return self.folder / "shared" / "side"
+        return self.shared / "side"
 
     def prepare(self) -> str:
         """Makes the folders and the operators' script; the pipeline definition to run."""
-        shared = self.side.parent
+        shared = self.shared
         shared.mkdir(parents=True)
         shared.chmod(0o777)  # the operators' user, not the platform's, writes here
         script = shared / "operator.sh"
@@ -308,6 +311,7 @@ async def test_killing_aorta_up_at_random_moments_runs_no_finished_operator_twic
             str(index),
             tmp_path / f"sequence-{index}",
             work_parent / f"runs-{index}",
+            work_parent / f"shared-{index}",
             random.Random(seed * SEQUENCES + index),
             tmp_path / "bytecode",
         )
