@@ -7,12 +7,13 @@ the gRPC path's (`payloads.py`), through the same verbs of the payloads service:
 
 - **DirectUpload**: the payload must accept files (`check_upload`: ownership, read-only, the
   disk watermark at the door like Payloads.Upload) and the name must be a valid upload name;
-  the answer is a PUT URL of `input/<name>` whose upload stays pending, invisible, until the
-  platform completes it (`DirectLinks`), so nothing half-sent or unchecked is ever part of a
-  payload, and an `upload_id` naming it.
+  the answer is a PUT URL per part of `input/<name>`, whose upload stays pending, invisible,
+  until the platform completes it (`DirectLinks`), so nothing half-sent or unchecked is ever
+  part of a payload, and an `upload_id` naming it.
 - **CommitDirectUpload**: asked again whether the payload accepts files (a payload locked
   meanwhile drops the pending upload), the store completes the upload only when it received
-  the announced size and MD5, which it computed itself (`DirectLinks.complete_upload`); the
+  every part with its size and announced MD5, which it computed itself
+  (`DirectLinks.complete_upload`); the
   file is then recorded by `file_added` with that size and the SHA-256 the client computed
   of the same bytes, as the gRPC path records them, and the object removed should the payload
   have been locked or deleted meanwhile.
@@ -20,7 +21,7 @@ the gRPC path's (`payloads.py`), through the same verbs of the payloads service:
   of its object answered, with its details.
 
 A store without links (the local folder) answers `supported: false`, and so does an upload
-larger than one PUT may carry; the client then uses Payloads.Upload and Download. An upload
+larger than S3 takes; the client then uses Payloads.Upload and Download. An upload
 never committed is aborted by the S3 store's sweep of stale multipart uploads.
 """
 
@@ -97,9 +98,12 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         if request.size > MAX_DIRECT_UPLOAD:
             why = f"a file over {MAX_DIRECT_UPLOAD} bytes goes through Payloads.Upload"
             return aorta_payloads_pb2.PayloadsDirectUploadResponse(header=_unsupported(why))
-        link = await links.upload_link(input_key(payload_id, name), expires_in)
+        pending = await links.upload_links(input_key(payload_id, name), request.size, expires_in)
         return aorta_payloads_pb2.PayloadsDirectUploadResponse(
-            supported=True, link=_wire_link(link), upload_id=link.upload_id
+            supported=True,
+            upload_id=pending.upload_id,
+            parts=[_wire_link(link) for link in pending.parts],
+            part_size=pending.part_size,
         )
 
     async def commit_direct_upload(
@@ -108,7 +112,9 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         payload_id = ids.payload_id(request.payload_id.value)
         name = check_upload_name(request.details.name)
         sha256 = _hex(request.sha256, _SHA256, "SHA-256 as 64 hex digits")
-        md5 = _hex(request.md5, _MD5, "MD5 as 32 hex digits")
+        part_md5s = [
+            _hex(md5, _MD5, "MD5 of each part as 32 hex digits") for md5 in request.part_md5s
+        ]
         upload_id = _upload_id(request.upload_id)
         if links is None:
             raise Invalid(_NO_LINKS, code=ErrorCode.PAYLOAD_REQUEST_INVALID)
@@ -121,7 +127,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
             raise
         try:
             completed = await links.complete_upload(
-                key, upload_id, size=request.details.size, md5=md5
+                key, upload_id, size=request.details.size, part_md5s=part_md5s
             )
         except Invalid as error:
             raise Invalid(

@@ -57,7 +57,8 @@ def _link(link: aorta_payloads_pb2.DirectLink) -> dict[str, Any]:
 
 
 async def start_upload(request: web.Request) -> web.Response:
-    """A URL to PUT one file to: `{name, size}` in, `{supported, upload_id, link}` out."""
+    """URLs to PUT one file's parts to: `{name, size}` in, `{supported, upload_id, part_size,
+    parts}` out."""
     payload_id = request.match_info["payload_id"]
     body = await _body(request)
     name, size = _text(body, "name"), _count(body, "size")
@@ -74,17 +75,24 @@ async def start_upload(request: web.Request) -> web.Response:
     if not asked.supported:
         return web.json_response({"supported": False, "message": " ".join(asked.header.messages)})
     return web.json_response(
-        {"supported": True, "upload_id": asked.upload_id, "link": _link(asked.link)}
+        {
+            "supported": True,
+            "upload_id": asked.upload_id,
+            "part_size": asked.part_size,
+            "parts": [_link(link) for link in asked.parts],
+        }
     )
 
 
 async def commit_upload(request: web.Request) -> web.Response:
     """Makes a PUT file part of the payload once the platform checked it: `{name, size, sha256,
-    md5, mode?}` in, the file as recorded out."""
+    part_md5s, mode?}` in, the file as recorded out."""
     payload_id = request.match_info["payload_id"]
     body = await _body(request)
     name, size, sha256 = _text(body, "name"), _count(body, "size"), _text(body, "sha256")
-    md5 = _text(body, "md5")
+    part_md5s = body.get("part_md5s")
+    if not isinstance(part_md5s, list) or not all(isinstance(m, str) for m in part_md5s):
+        raise invalid("`part_md5s` must be a list of each part's MD5, as hex strings")
     mode = _count(body, "mode", 0o644)
     if mode > _MAX_MODE:
         raise invalid("`mode` must be permission bits, at most 0o7777")
@@ -98,7 +106,7 @@ async def commit_upload(request: web.Request) -> web.Response:
             upload_id=request.match_info["upload_id"],
             details=payloads_pb2.PayloadFileDetails(name=name, size=size, mode=mode),
             sha256=sha256,
-            md5=md5,
+            part_md5s=part_md5s,
         ),
         token(request),
     )

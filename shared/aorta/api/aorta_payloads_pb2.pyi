@@ -123,26 +123,33 @@ class PayloadsDirectUploadResponse(_message.Message):
 
     HEADER_FIELD_NUMBER: _builtins.int
     SUPPORTED_FIELD_NUMBER: _builtins.int
-    LINK_FIELD_NUMBER: _builtins.int
     UPLOAD_ID_FIELD_NUMBER: _builtins.int
+    PARTS_FIELD_NUMBER: _builtins.int
+    PART_SIZE_FIELD_NUMBER: _builtins.int
     supported: _builtins.bool
     upload_id: _builtins.str
     """Names the pending upload in CommitDirectUpload."""
+    part_size: _builtins.int
     @_builtins.property
     def header(self) -> _common_pb2.ResponseHeader: ...
     @_builtins.property
-    def link(self) -> Global___DirectLink: ...
+    def parts(self) -> _containers.RepeatedCompositeFieldContainer[Global___DirectLink]:
+        """One PUT per part, in order: part i holds the file's bytes from (i - 1) * part_size, the last
+        part what remains. A file of up to 64 MiB is one part; parts may be sent at once.
+        """
+
     def __init__(
         self,
         *,
         header: _common_pb2.ResponseHeader | None = ...,
         supported: _builtins.bool = ...,
-        link: Global___DirectLink | None = ...,
         upload_id: _builtins.str = ...,
+        parts: _abc.Iterable[Global___DirectLink] | None = ...,
+        part_size: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header", "link", b"link"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["header", b"header", "link", b"link", "supported", b"supported", "upload_id", b"upload_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["header", b"header", "part_size", b"part_size", "parts", b"parts", "supported", b"supported", "upload_id", b"upload_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -157,11 +164,12 @@ class PayloadsCommitDirectUploadRequest(_message.Message):
     UPLOAD_ID_FIELD_NUMBER: _builtins.int
     DETAILS_FIELD_NUMBER: _builtins.int
     SHA256_FIELD_NUMBER: _builtins.int
-    MD5_FIELD_NUMBER: _builtins.int
+    PART_MD5S_FIELD_NUMBER: _builtins.int
     upload_id: _builtins.str
     sha256: _builtins.str
-    """The SHA-256 and the MD5 of the bytes sent, lowercase hex."""
-    md5: _builtins.str
+    """The SHA-256 of the whole file, and the MD5 of each part in order, of the bytes sent,
+    lowercase hex.
+    """
     @_builtins.property
     def header(self) -> _common_pb2.RequestHeader: ...
     @_builtins.property
@@ -170,6 +178,8 @@ class PayloadsCommitDirectUploadRequest(_message.Message):
     def details(self) -> _payloads_pb2.PayloadFileDetails:
         """Name, size and mode as Payloads.Upload takes them."""
 
+    @_builtins.property
+    def part_md5s(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -178,11 +188,11 @@ class PayloadsCommitDirectUploadRequest(_message.Message):
         upload_id: _builtins.str = ...,
         details: _payloads_pb2.PayloadFileDetails | None = ...,
         sha256: _builtins.str = ...,
-        md5: _builtins.str = ...,
+        part_md5s: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "header", b"header", "payload_id", b"payload_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "header", b"header", "md5", b"md5", "payload_id", b"payload_id", "sha256", b"sha256", "upload_id", b"upload_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["details", b"details", "header", b"header", "part_md5s", b"part_md5s", "payload_id", b"payload_id", "sha256", b"sha256", "upload_id", b"upload_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -55,19 +55,19 @@ class PayloadsServicer:
     """Missing associated documentation comment in .proto file."""
 
     def DirectUpload(self, request, context):
-        """A URL to PUT one file's bytes to. The upload stays pending, not part of the payload nor
-        visible in it, until CommitDirectUpload. `supported` is false (code 0) when the blob store
-        cannot hand out URLs (a local folder) or the file is too large for one PUT: the client
-        then uses Payloads.Upload.
+        """URLs to PUT one file's bytes to, a part each. The upload stays pending, not part of the
+        payload nor visible in it, until CommitDirectUpload. `supported` is false (code 0) when
+        the blob store cannot hand out URLs (a local folder) or the file is larger than S3 takes
+        (5 TiB): the client then uses Payloads.Upload.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CommitDirectUpload(self, request, context):
-        """Completes the pending upload into the payload's input when the blob store received the
-        announced size and MD5 (computed by the store, whatever the client says), and records the
-        file with the SHA-256 the client computed of the same bytes. A mismatch is refused
+        """Completes the pending upload into the payload's input when the blob store received every
+        part, each of its size and announced MD5 (computed by the store, whatever the client says),
+        and records the file with the SHA-256 the client computed of the same bytes. A mismatch is refused
         (PAYLOAD_REQUEST_INVALID) and the bytes dropped; so is an upload whose payload became
         read-only meanwhile (PAYLOAD_READ_ONLY). On success the header carries
         `sha256 <hex> <name>`, as Payloads.Upload's does.

@@ -38,15 +38,15 @@ class PayloadsStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> PayloadsAsyncStub: ...
     DirectUpload: _grpc.UnaryUnaryMultiCallable[_aorta_payloads_pb2.PayloadsDirectUploadRequest, _aorta_payloads_pb2.PayloadsDirectUploadResponse]
-    """A URL to PUT one file's bytes to. The upload stays pending, not part of the payload nor
-    visible in it, until CommitDirectUpload. `supported` is false (code 0) when the blob store
-    cannot hand out URLs (a local folder) or the file is too large for one PUT: the client
-    then uses Payloads.Upload.
+    """URLs to PUT one file's bytes to, a part each. The upload stays pending, not part of the
+    payload nor visible in it, until CommitDirectUpload. `supported` is false (code 0) when
+    the blob store cannot hand out URLs (a local folder) or the file is larger than S3 takes
+    (5 TiB): the client then uses Payloads.Upload.
     """
     CommitDirectUpload: _grpc.UnaryUnaryMultiCallable[_aorta_payloads_pb2.PayloadsCommitDirectUploadRequest, _aorta_payloads_pb2.PayloadsCommitDirectUploadResponse]
-    """Completes the pending upload into the payload's input when the blob store received the
-    announced size and MD5 (computed by the store, whatever the client says), and records the
-    file with the SHA-256 the client computed of the same bytes. A mismatch is refused
+    """Completes the pending upload into the payload's input when the blob store received every
+    part, each of its size and announced MD5 (computed by the store, whatever the client says),
+    and records the file with the SHA-256 the client computed of the same bytes. A mismatch is refused
     (PAYLOAD_REQUEST_INVALID) and the bytes dropped; so is an upload whose payload became
     read-only meanwhile (PAYLOAD_READ_ONLY). On success the header carries
     `sha256 <hex> <name>`, as Payloads.Upload's does.
@@ -58,15 +58,15 @@ class PayloadsStub:
 class PayloadsAsyncStub(PayloadsStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     DirectUpload: _aio.UnaryUnaryMultiCallable[_aorta_payloads_pb2.PayloadsDirectUploadRequest, _aorta_payloads_pb2.PayloadsDirectUploadResponse]  # type: ignore[assignment]
-    """A URL to PUT one file's bytes to. The upload stays pending, not part of the payload nor
-    visible in it, until CommitDirectUpload. `supported` is false (code 0) when the blob store
-    cannot hand out URLs (a local folder) or the file is too large for one PUT: the client
-    then uses Payloads.Upload.
+    """URLs to PUT one file's bytes to, a part each. The upload stays pending, not part of the
+    payload nor visible in it, until CommitDirectUpload. `supported` is false (code 0) when
+    the blob store cannot hand out URLs (a local folder) or the file is larger than S3 takes
+    (5 TiB): the client then uses Payloads.Upload.
     """
     CommitDirectUpload: _aio.UnaryUnaryMultiCallable[_aorta_payloads_pb2.PayloadsCommitDirectUploadRequest, _aorta_payloads_pb2.PayloadsCommitDirectUploadResponse]  # type: ignore[assignment]
-    """Completes the pending upload into the payload's input when the blob store received the
-    announced size and MD5 (computed by the store, whatever the client says), and records the
-    file with the SHA-256 the client computed of the same bytes. A mismatch is refused
+    """Completes the pending upload into the payload's input when the blob store received every
+    part, each of its size and announced MD5 (computed by the store, whatever the client says),
+    and records the file with the SHA-256 the client computed of the same bytes. A mismatch is refused
     (PAYLOAD_REQUEST_INVALID) and the bytes dropped; so is an upload whose payload became
     read-only meanwhile (PAYLOAD_READ_ONLY). On success the header carries
     `sha256 <hex> <name>`, as Payloads.Upload's does.
@@ -81,10 +81,10 @@ class PayloadsServicer(metaclass=_abc_1.ABCMeta):
         request: _aorta_payloads_pb2.PayloadsDirectUploadRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_aorta_payloads_pb2.PayloadsDirectUploadResponse, _abc.Awaitable[_aorta_payloads_pb2.PayloadsDirectUploadResponse]]:
-        """A URL to PUT one file's bytes to. The upload stays pending, not part of the payload nor
-        visible in it, until CommitDirectUpload. `supported` is false (code 0) when the blob store
-        cannot hand out URLs (a local folder) or the file is too large for one PUT: the client
-        then uses Payloads.Upload.
+        """URLs to PUT one file's bytes to, a part each. The upload stays pending, not part of the
+        payload nor visible in it, until CommitDirectUpload. `supported` is false (code 0) when
+        the blob store cannot hand out URLs (a local folder) or the file is larger than S3 takes
+        (5 TiB): the client then uses Payloads.Upload.
         """
 
     @_abc_1.abstractmethod
@@ -93,9 +93,9 @@ class PayloadsServicer(metaclass=_abc_1.ABCMeta):
         request: _aorta_payloads_pb2.PayloadsCommitDirectUploadRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_aorta_payloads_pb2.PayloadsCommitDirectUploadResponse, _abc.Awaitable[_aorta_payloads_pb2.PayloadsCommitDirectUploadResponse]]:
-        """Completes the pending upload into the payload's input when the blob store received the
-        announced size and MD5 (computed by the store, whatever the client says), and records the
-        file with the SHA-256 the client computed of the same bytes. A mismatch is refused
+        """Completes the pending upload into the payload's input when the blob store received every
+        part, each of its size and announced MD5 (computed by the store, whatever the client says),
+        and records the file with the SHA-256 the client computed of the same bytes. A mismatch is refused
         (PAYLOAD_REQUEST_INVALID) and the bytes dropped; so is an upload whose payload became
         read-only meanwhile (PAYLOAD_READ_ONLY). On success the header carries
         `sha256 <hex> <name>`, as Payloads.Upload's does.

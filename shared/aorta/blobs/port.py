@@ -13,14 +13,24 @@ argument, `Conflict` where the backend cannot hold a key next to another one (se
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 DEFAULT_CHUNK_SIZE = 1 << 20
-MAX_DIRECT_UPLOAD = 5 << 30
-"""The largest object one upload link carries (S3's limit of a single PUT)."""
+MAX_DIRECT_UPLOAD = 5 << 40
+"""The largest object a direct upload carries (S3's largest object)."""
+DIRECT_PART_SIZE = 64 << 20
+"""The least part of a direct upload (the last excepted): files up to it are one PUT."""
+MAX_DIRECT_PARTS = 1000
+"""The most parts of a direct upload, so that their links fit one answer."""
+
+
+def direct_part_size(size: int) -> int:
+    """Bytes per part of a direct upload of `size` bytes (the last part may be shorter)."""
+    per_part = -(-size // MAX_DIRECT_PARTS)
+    return max(DIRECT_PART_SIZE, -(-per_part // (1 << 20)) << 20)
 
 
 @dataclass(frozen=True)
@@ -115,13 +125,22 @@ class BlobStore(Protocol):
 class DirectLink:
     """A pre-signed request for one object: send `method` to `url` with `headers` within
     `expires_in` seconds. It carries no credential but its own signature, and names no other
-    object. An upload's link names its pending upload (`upload_id`)."""
+    object."""
 
     url: str
     method: str
     expires_in: int
     headers: Mapping[str, str] = field(default_factory=dict)
-    upload_id: str = ""
+
+
+@dataclass(frozen=True)
+class DirectUpload:
+    """A pending upload: one PUT link per part of `part_size` bytes (the last may be
+    shorter), in order; `upload_id` names it."""
+
+    upload_id: str
+    part_size: int
+    parts: tuple[DirectLink, ...]
 
 
 @runtime_checkable
@@ -135,9 +154,9 @@ class DirectLinks(Protocol):
     wrong upload never replaces an object, and one the platform no longer wants is dropped.
     """
 
-    async def upload_link(self, key: str, expires_in: int) -> DirectLink:
-        """A PUT of the whole object (at most `MAX_DIRECT_UPLOAD` bytes) for `key`, pending
-        under the link's `upload_id`; `Invalid` for a bad key."""
+    async def upload_links(self, key: str, size: int, expires_in: int) -> DirectUpload:
+        """PUTs of an object of `size` bytes (at most `MAX_DIRECT_UPLOAD`) for `key`, in parts
+        of `direct_part_size(size)`, pending until completed; `Invalid` for a bad key."""
         ...
 
     async def download_link(
@@ -147,10 +166,12 @@ class DirectLinks(Protocol):
         `NotFound` when absent."""
         ...
 
-    async def complete_upload(self, key: str, upload_id: str, *, size: int, md5: str) -> BlobInfo:
-        """Makes what was PUT through the link the object under `key`, replacing it
-        atomically as `put` does, when the store received exactly `size` bytes whose MD5 (the
-        store's own, lowercase hex) is `md5`; the returned `sha256` is None.
+    async def complete_upload(
+        self, key: str, upload_id: str, *, size: int, part_md5s: Sequence[str]
+    ) -> BlobInfo:
+        """Makes what was PUT through the links the object under `key`, replacing it
+        atomically as `put` does, when the store received every part, each of its size and of
+        the MD5 (the store's own, lowercase hex) in `part_md5s`; the returned `sha256` is None.
 
         `Invalid` when the bytes differ (the upload is dropped), `NotFound` when no such upload
         is pending (completed, dropped, or never begun), `Conflict` when its bytes changed

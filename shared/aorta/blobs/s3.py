@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterator, Sequence
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -42,7 +42,7 @@ from minio.error import InvalidResponseError, MinioException, S3Error, ServerErr
 from minio.helpers import check_bucket_name
 
 from aorta.blobs.keys import check_key, check_prefix
-from aorta.blobs.port import DEFAULT_CHUNK_SIZE, BlobInfo, DirectLink
+from aorta.blobs.port import DEFAULT_CHUNK_SIZE, BlobInfo, DirectLink, DirectUpload
 from aorta.blobs.s3_links import S3Links, public_client
 from aorta.blobs.s3_upload import MultipartUpload, utc
 from aorta.blobs.streams import WorkerThreads, blocks, check_range, settle
@@ -310,17 +310,21 @@ class S3BlobStore:
             await self._call(source, self._client.copy_object, self._bucket, target_name, copied)
         return await self.stat(target)
 
-    async def upload_link(self, key: str, expires_in: int) -> DirectLink:
-        return await self._links.upload_link(key, self._name(key), expires_in)
+    async def upload_links(self, key: str, size: int, expires_in: int) -> DirectUpload:
+        return await self._links.upload_links(key, self._name(key), size, expires_in)
 
     async def download_link(
         self, key: str, expires_in: int, *, filename: str | None = None
     ) -> DirectLink:
         return await self._links.download_link(key, self._name(key), expires_in, filename)
 
-    async def complete_upload(self, key: str, upload_id: str, *, size: int, md5: str) -> BlobInfo:
+    async def complete_upload(
+        self, key: str, upload_id: str, *, size: int, part_md5s: Sequence[str]
+    ) -> BlobInfo:
         name = self._name(key)
-        return await self._links.complete_upload(key, name, upload_id, size=size, md5=md5)
+        return await self._links.complete_upload(
+            key, name, upload_id, size=size, part_md5s=part_md5s
+        )
 
     async def cancel_upload(self, key: str, upload_id: str) -> None:
         await self._links.cancel_upload(key, self._name(key), upload_id)

@@ -7,21 +7,22 @@ endpoint, which may differ from the platform's own (a cluster-internal service n
 A URL names one object and one method and expires; the store's credentials never leave the
 platform.
 
-An upload link is the first part of a multipart upload of the object's own key, begun by the
-platform: S3 shows nothing under the key until the upload is completed, and only the platform
-completes it, once the part the store received has the announced size and the announced MD5,
-which the store computed itself (a part's ETag is its MD5 on S3, MinIO and moto, unless SSE-KMS
-or SSE-C encrypts it). Completing names that ETag, so a second PUT to the same URL while the
-check runs makes the completion fail instead of slipping other bytes in. No byte is read back
-or copied: on S3 and MinIO completing one part is a metadata operation. An upload never
-completed is aborted by the store's sweep of stale multipart uploads.
+Upload links are the parts of a multipart upload of the object's own key, begun by the
+platform (one part up to `DIRECT_PART_SIZE`, so a client may send several at once): S3 shows
+nothing under the key until the upload is completed, and only the platform completes it, once
+every part the store received has its size and the announced MD5, which the store computed
+itself (a part's ETag is its MD5 on S3, MinIO and moto, unless SSE-KMS or SSE-C encrypts it).
+Completing names those ETags, so a second PUT to a URL while the check runs makes the
+completion fail instead of slipping other bytes in. No byte is read back or copied: on S3 and
+MinIO completing is a metadata operation. An upload never completed is aborted by the store's
+sweep of stale multipart uploads.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +31,13 @@ from minio import Minio
 from minio.datatypes import Part
 from minio.error import S3Error
 
-from aorta.blobs.port import BlobInfo, DirectLink
+from aorta.blobs.port import (
+    MAX_DIRECT_PARTS,
+    BlobInfo,
+    DirectLink,
+    DirectUpload,
+    direct_part_size,
+)
 from aorta.errors import AortaError, Conflict, Invalid, NotFound
 
 _MD5 = re.compile(r"[0-9a-f]{32}")
@@ -71,21 +78,26 @@ class S3Links:
         self._bucket = bucket
         self._call = call
 
-    async def upload_link(self, key: str, name: str, expires_in: int) -> DirectLink:
+    async def upload_links(self, key: str, name: str, size: int, expires_in: int) -> DirectUpload:
         headers = {"Content-Type": "application/octet-stream"}
         upload_id = await self._call(
             key, self._client._create_multipart_upload, self._bucket, name, headers
         )
-        url = await self._call(
-            key,
-            self._signer.get_presigned_url,
-            "PUT",
-            self._bucket,
-            name,
-            timedelta(seconds=expires_in),
-            extra_query_params={"partNumber": "1", "uploadId": upload_id},
-        )
-        return DirectLink(url=url, method="PUT", expires_in=expires_in, upload_id=upload_id)
+        part_size = direct_part_size(size)
+        count = max(1, -(-size // part_size))
+        expires = timedelta(seconds=expires_in)
+        urls = [
+            self._signer.get_presigned_url(
+                "PUT",
+                self._bucket,
+                name,
+                expires,
+                extra_query_params={"partNumber": str(number), "uploadId": upload_id},
+            )
+            for number in range(1, count + 1)
+        ]
+        links = tuple(DirectLink(url=url, method="PUT", expires_in=expires_in) for url in urls)
+        return DirectUpload(upload_id=upload_id, part_size=part_size, parts=links)
 
     async def download_link(
         self, key: str, name: str, expires_in: int, filename: str | None
@@ -104,16 +116,23 @@ class S3Links:
         return DirectLink(url=url, method="GET", expires_in=expires_in)
 
     async def complete_upload(
-        self, key: str, name: str, upload_id: str, *, size: int, md5: str
+        self, key: str, name: str, upload_id: str, *, size: int, part_md5s: Sequence[str]
     ) -> BlobInfo:
-        if not _MD5.fullmatch(md5):
-            raise Invalid("give the file's MD5 as 32 lowercase hex digits")
+        if not all(_MD5.fullmatch(md5) for md5 in part_md5s):
+            raise Invalid("give each part's MD5 as 32 lowercase hex digits")
         try:
-            listed = await self._call(key, self._client._list_parts, self._bucket, name, upload_id)
+            listed = await self._call(
+                key,
+                self._client._list_parts,
+                self._bucket,
+                name,
+                upload_id,
+                max_parts=MAX_DIRECT_PARTS,
+            )
         except AortaError as error:
             raise _missing(error, upload_id) from None
         try:
-            part = _the_part(listed.parts, size=size, md5=md5)
+            parts = _the_parts(listed.parts, size=size, part_md5s=part_md5s)
         except Invalid:
             await self.cancel_upload(key, name, upload_id)
             raise
@@ -124,7 +143,7 @@ class S3Links:
                 self._bucket,
                 name,
                 upload_id,
-                [Part(1, part.etag)],
+                [Part(part.part_number, part.etag) for part in parts],
             )
         except AortaError as error:
             if _code(error) == "InvalidPart":
@@ -140,17 +159,31 @@ class S3Links:
             )
 
 
-def _the_part(parts: list[Part], *, size: int, md5: str) -> Part:
-    """The one part of a direct upload, when it holds `size` bytes of MD5 `md5`; `Invalid`."""
-    if len(parts) != 1 or parts[0].part_number != 1:
-        raise Invalid("the file's bytes have not arrived at the blob store")
-    part = parts[0]
-    received = str(part.etag).strip('"').lower()
-    if part.size != size:
-        raise Invalid(f"the blob store received {part.size} bytes, not the {size} announced")
-    if received != md5:
-        raise Invalid(f"the blob store received bytes of MD5 {received}, not the {md5} announced")
-    return part
+def _the_parts(parts: list[Part], *, size: int, part_md5s: Sequence[str]) -> list[Part]:
+    """The parts of a direct upload, when there are as many as `part_md5s`, each of the size
+    `direct_part_size(size)` gives it and of its MD5; `Invalid` otherwise."""
+    part_size = direct_part_size(size)
+    expected = max(1, -(-size // part_size))
+    if len(part_md5s) != expected:
+        raise Invalid(f"a file of {size} bytes has {expected} parts, not {len(part_md5s)}")
+    numbers = [part.part_number for part in parts]
+    if numbers != list(range(1, expected + 1)):
+        missing = expected - len(parts)
+        raise Invalid(f"{missing or 'some'} of the file's {expected} parts have not arrived")
+    for part, md5 in zip(parts, part_md5s, strict=True):
+        wanted = min(part_size, size - (part.part_number - 1) * part_size)
+        received = str(part.etag).strip('"').lower()
+        if part.size != wanted:
+            raise Invalid(
+                f"the blob store received {part.size} bytes of part {part.part_number}, "
+                f"not {wanted}"
+            )
+        if received != md5:
+            raise Invalid(
+                f"the blob store received bytes of MD5 {received} in part {part.part_number}, "
+                f"not the {md5} announced"
+            )
+    return parts
 
 
 def _code(error: AortaError) -> str:

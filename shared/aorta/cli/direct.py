@@ -14,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import BinaryIO, TypeVar
 from urllib.parse import urlsplit
 
@@ -30,14 +30,14 @@ from aorta.cli.failures import CliFailure
 from aorta.cli.files import LocalFile
 from aorta.cli.session import Session
 
-LARGEST_UPLOAD = 5 << 30
-"""The largest file the platform hands out an upload URL for (S3's largest single PUT)."""
+LARGEST_UPLOAD = 5 << 40
+"""The largest file the platform hands out upload URLs for (S3's largest object)."""
 BLOCK_SIZE = 1 << 20
 """Bytes per read and socket write: large blocks keep a fast store's rate."""
 READ_AHEAD = 8
 """Blocks a download reads ahead of the hashing and writing."""
-HASH_AHEAD = 8
-"""Blocks an upload sends ahead of its hashing."""
+UPLOAD_STREAMS = 4
+"""Parts of one file sent at once (files over 64 MiB are several parts)."""
 _TIMEOUT = urllib3.Timeout(connect=10.0, read=300.0)
 T = TypeVar("T")
 _HINT = "use --via-gateway to send the bytes through the platform instead"
@@ -48,7 +48,9 @@ class DirectPath:
 
     def __init__(self, session: Session) -> None:
         self._stub = aorta_payloads_pb2_grpc.PayloadsStub(session.platform.channel)
-        self._http = urllib3.PoolManager(timeout=_TIMEOUT, retries=False, blocksize=BLOCK_SIZE)
+        self._http = urllib3.PoolManager(
+            timeout=_TIMEOUT, retries=False, blocksize=BLOCK_SIZE, maxsize=UPLOAD_STREAMS
+        )
 
     def upload(
         self, payload_id: str, local: LocalFile, advance: Callable[[str, int], None]
@@ -70,12 +72,16 @@ class DirectPath:
         check(asked, f"uploading {local.name}")
         if not asked.supported:
             return None
-        digests = _Digests()
-        with local.path.open("rb") as handle, digests:
-            body = _blocks(handle, digests, lambda count: advance(local.name, count))
-            headers = {**asked.link.headers, "Content-Length": str(local.size)}
-            response = self._send(asked.link, f"uploading {local.name}", body=body, headers=headers)
-        response.release_conn()
+        with ThreadPoolExecutor(UPLOAD_STREAMS + 1, "aorta-upload") as pool:
+            whole = pool.submit(file_sha256, local.path)
+            sending = [
+                pool.submit(self._put_part, link, local, offset, asked.part_size, advance)
+                for link, offset in zip(
+                    asked.parts, range(0, max(local.size, 1), asked.part_size), strict=True
+                )
+            ]
+            part_md5s = [part.result() for part in sending]
+            sha256 = whole.result()
         committed = self._stub.CommitDirectUpload(
             aorta_payloads_pb2.PayloadsCommitDirectUploadRequest(
                 header=request_header(),
@@ -84,13 +90,31 @@ class DirectPath:
                 details=payloads_pb2.PayloadFileDetails(
                     name=local.name, size=local.size, mode=local.mode
                 ),
-                sha256=digests.sha256.hexdigest(),
-                md5=digests.md5.hexdigest(),
+                sha256=sha256,
+                part_md5s=part_md5s,
             ),
             timeout=None,  # completing the upload may take a while on some stores
         )
         check(committed, f"uploading {local.name}")
         return committed
+
+    def _put_part(
+        self,
+        link: aorta_payloads_pb2.DirectLink,
+        local: LocalFile,
+        offset: int,
+        part_size: int,
+        advance: Callable[[str, int], None],
+    ) -> str:
+        """PUTs the part of `local` at `offset` (up to `part_size` bytes); its MD5."""
+        length = max(0, min(local.size - offset, part_size))
+        digest = hashlib.md5(usedforsecurity=False)
+        with local.path.open("rb") as handle:
+            handle.seek(offset)
+            body = _range(handle, length, digest, lambda count: advance(local.name, count))
+            headers = {**link.headers, "Content-Length": str(length)}
+            self._send(link, f"uploading {local.name}", body=body, headers=headers).release_conn()
+        return digest.hexdigest()
 
     def download(
         self, payload_id: str, name: str, advance: Callable[[str, int], None]
@@ -180,40 +204,16 @@ def _offered(method: Callable[..., T], request: Message) -> T | None:
         raise
 
 
-def _blocks(handle: BinaryIO, digests: _Digests, advance: Callable[[int], None]) -> Iterator[bytes]:
-    """A file as an HTTP body, hashed into `digests` as it is read (the file is read once),
-    telling `advance` of every block sent."""
-    while block := handle.read(BLOCK_SIZE):
-        digests.update(block)
+def _range(
+    handle: BinaryIO, length: int, digest: hashlib._Hash, advance: Callable[[int], None]
+) -> Iterator[bytes]:
+    """`length` bytes of a file from where `handle` stands, as an HTTP body, hashed into
+    `digest` as they are read, telling `advance` of every block sent."""
+    while length > 0 and (block := handle.read(min(BLOCK_SIZE, length))):
+        length -= len(block)
+        digest.update(block)
         yield block
         advance(len(block))
-
-
-class _Digests:
-    """The SHA-256 and MD5 of an upload, each computed in a thread of its own while the blocks
-    are sent (hashlib lets other threads run), at most `HASH_AHEAD` blocks behind; final once
-    the context exits."""
-
-    def __init__(self) -> None:
-        self.sha256 = hashlib.sha256()
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self._workers = [ThreadPoolExecutor(1, "aorta-hash") for _ in range(2)]
-        self._pending: deque[Future[None]] = deque()
-
-    def update(self, block: bytes) -> None:
-        for digest, worker in zip((self.sha256, self.md5), self._workers, strict=True):
-            self._pending.append(worker.submit(digest.update, block))
-        while len(self._pending) > 2 * HASH_AHEAD:
-            self._pending.popleft().result()
-
-    def __enter__(self) -> _Digests:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for worker in self._workers:
-            worker.shutdown(wait=True)
-        while self._pending:
-            self._pending.popleft().result()
 
 
 def _read_ahead(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[bytes]:
@@ -255,3 +255,12 @@ def _read_ahead(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[by
     finally:
         stop.set()
         reader.join()
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a local file, read in large blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(4 * BLOCK_SIZE):
+            digest.update(block)
+    return digest.hexdigest()

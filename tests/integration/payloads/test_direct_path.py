@@ -23,6 +23,7 @@ from click.testing import CliRunner, Result
 from aorta import subjects
 from aorta.api import aorta_payloads_pb2, aorta_payloads_pb2_grpc, payloads_pb2, payloads_pb2_grpc
 from aorta.auth.principal import Role
+from aorta.blobs.port import DIRECT_PART_SIZE
 from aorta.bus.nats import NatsBus
 from aorta.bus.nats_server import NatsServerProcess
 from aorta.errors import ErrorCode
@@ -103,7 +104,7 @@ def commit(
         upload_id=upload_id,
         details=payloads_pb2.PayloadFileDetails(name=name, size=len(data), mode=0o640),
         sha256=digest(data),
-        md5=md5(data),
+        part_md5s=[md5(data)],
     )
 
 
@@ -117,8 +118,8 @@ async def test_a_direct_upload_is_recorded_as_a_grpc_upload_is(
         assert not asked.supported
         assert "Payloads.Upload" in asked.header.messages[0]
         return
-    assert asked.supported and asked.link.method == "PUT"
-    assert await put(asked.link.url, DATA) == 200
+    assert asked.supported and [link.method for link in asked.parts] == ["PUT"]
+    assert await put(asked.parts[0].url, DATA) == 200
     assert await listing(stub, payload_id) == {}  # pending, not part of the payload yet
 
     done = await direct.CommitDirectUpload(commit(payload_id, asked.upload_id, "ct/scan.dcm", DATA))
@@ -162,7 +163,7 @@ async def test_bytes_other_than_announced_are_refused_and_dropped(
         pytest.skip("a local folder hands out no links")
     payload_id = await create(stub)
     asked = await direct.DirectUpload(ask(payload_id, "scan.dcm", len(DATA)))
-    await put(asked.link.url, DATA[:-1] + b"\x00")
+    await put(asked.parts[0].url, DATA[:-1] + b"\x00")
 
     refused = await direct.CommitDirectUpload(commit(payload_id, asked.upload_id, "scan.dcm", DATA))
 
@@ -185,7 +186,7 @@ async def test_a_read_only_payload_gets_no_link_and_no_commit(
     assert refused.header.code == ErrorCode.PAYLOAD_READ_ONLY
     if platform.kind == "s3":
         # A link asked for before the job started: its bytes are not taken in afterwards.
-        await put(asked.link.url, DATA)
+        await put(asked.parts[0].url, DATA)
         late = await direct.CommitDirectUpload(
             commit(payload_id, asked.upload_id, "scan.dcm", DATA)
         )
@@ -244,7 +245,7 @@ async def test_only_the_owner_or_an_admin_gets_a_link(guarded: grpc.aio.Channel)
     payload_id = created.payload_id.value
     asked = await direct.DirectUpload(ask(payload_id, "a", 4), metadata=bearer(Role.ADMIN))
     assert asked.supported
-    await put(asked.link.url, b"scan")
+    await put(asked.parts[0].url, b"scan")
     fetch = aorta_payloads_pb2.PayloadsDirectDownloadRequest(payload_id=ident(payload_id), name="a")
 
     for role in (Role.USER, Role.VIEWER):  # another user's payload; a viewer moves no bytes
@@ -352,11 +353,16 @@ async def test_the_console_api_hands_out_links_a_browser_uses(
         fetched = await console_api.get(f"{base}/direct-download", params={"name": "scan.dcm"})
         assert fetched.status == 404  # no such file; a present one would say supported: false
         return
-    assert asked["link"]["method"] == "PUT"
-    assert await put(asked["link"]["url"], DATA) == 200
+    assert [link["method"] for link in asked["parts"]] == ["PUT"]
+    assert await put(asked["parts"][0]["url"], DATA) == 200
     committed = await console_api.post(
         f"{base}/direct-uploads/{asked['upload_id']}/commit",
-        json={"name": "scan.dcm", "size": len(DATA), "sha256": digest(DATA), "md5": md5(DATA)},
+        json={
+            "name": "scan.dcm",
+            "size": len(DATA),
+            "sha256": digest(DATA),
+            "part_md5s": [md5(DATA)],
+        },
         headers=csrf,
     )
     assert committed.status == 200, await committed.text()
@@ -394,3 +400,23 @@ async def test_the_cli_goes_through_the_platform_when_the_store_is_out_of_reach(
     assert fetched.exit_code == 0, fetched.output
     assert f"the blob store at {unreachable} cannot be reached" in fetched.output
     assert (tmp_path / "out" / "input" / "scan.dcm").read_bytes() == DATA
+
+
+async def test_the_cli_sends_a_large_file_in_parts_at_once(
+    stub: Stub, platform: Platform, tmp_path: Path
+) -> None:
+    if platform.kind == "local":
+        pytest.skip("a local folder hands out no links")
+    payload_id = await create(stub)
+    large = pattern(DIRECT_PART_SIZE * 2 + 5, seed=3)  # three parts, the last of 5 bytes
+    (tmp_path / "large.raw").write_bytes(large)
+
+    sent = await asyncio.to_thread(
+        cli, platform.target, tmp_path, "upload", payload_id, tmp_path / "large.raw"
+    )
+
+    assert sent.exit_code == 0, sent.output
+    assert "1 straight to the blob store" in sent.output
+    found = await details(stub, payload_id)
+    assert checksums(found[0].header.messages) == {"/input/large.raw": digest(large)}
+    assert digest((await download(stub, payload_id, "/input/large.raw"))[1]) == digest(large)
