@@ -99,7 +99,8 @@ async def test_no_responder_is_unavailable_at_once(connect: BusFactory, subject:
     with pytest.raises(Unavailable, match=f"no service answers {subject}"):
         await client.request(subject, b"")
 
-    assert time.monotonic() - started < 1.0
+    # Not the 10 s timeout: half of it leaves a loaded machine room to be slow.
+    assert time.monotonic() - started < 5.0
 
 
 async def test_timeout_is_unavailable_naming_subject_and_timeout(

@@ -119,7 +119,8 @@ async def test_no_responder_is_unavailable_at_once(connect: BusFactory, subject:
     with pytest.raises(Unavailable, match=f"no service answers {subject}"):
         await anext(client.request_stream(subject, b""))
 
-    assert time.monotonic() - started < 1.0
+    # Not the 10 s timeout: half of it leaves a loaded machine room to be slow.
+    assert time.monotonic() - started < 5.0
 
 
 async def test_breaking_out_early_stops_the_producer(connect: BusFactory, subject: str) -> None:
@@ -131,7 +132,7 @@ async def test_breaking_out_early_stops_the_producer(connect: BusFactory, subjec
         async for item in stream:
             if item == b"5":
                 break
-    await asyncio.wait_for(producer.closed.wait(), 2.0)
+    await asyncio.wait_for(producer.closed.wait(), 30.0)
 
     assert producer.produced <= 5 + connect.options.stream_window + 1
 
@@ -150,28 +151,30 @@ async def test_cancelling_the_consumer_stops_the_producer(
                 flowing.set()
 
     consumer = asyncio.create_task(consume())
-    await asyncio.wait_for(flowing.wait(), 2.0)
+    await asyncio.wait_for(flowing.wait(), 30.0)
     consumer.cancel()
     with pytest.raises(asyncio.CancelledError):
         await consumer
-    await asyncio.wait_for(producer.closed.wait(), 2.0)
+    await asyncio.wait_for(producer.closed.wait(), 30.0)
 
 
 async def test_the_timeout_bounds_each_item_not_the_whole_stream(
     connect: BusFactory, subject: str
 ) -> None:
     server, client = await connect("server"), await connect("client")
-    await server.serve_stream(subject, Producer(6, gap=0.1), queue="svc")
+    # Each item comes 8 times faster than its timeout, so a loaded machine does not trip it,
+    # and the whole stream takes longer than the timeout.
+    await server.serve_stream(subject, Producer(12, gap=0.25), queue="svc")
     stalled = Producer(gap=0.6)
     await server.serve_stream(f"{subject}.stalled", stalled, queue="svc")
 
-    steady = [item async for item in client.request_stream(subject, b"", timeout=0.5)]
+    steady = [item async for item in client.request_stream(subject, b"", timeout=2.0)]
     with pytest.raises(Unavailable) as raised:
         await anext(client.request_stream(f"{subject}.stalled", b"", timeout=0.3))
 
-    assert len(steady) == 6
+    assert len(steady) == 12
     assert f"{subject}.stalled" in str(raised.value) and "0.3 s" in str(raised.value)
-    await asyncio.wait_for(stalled.closed.wait(), 3.0)
+    await asyncio.wait_for(stalled.closed.wait(), 30.0)
 
 
 async def test_a_slow_consumer_holds_the_producer_within_the_window(

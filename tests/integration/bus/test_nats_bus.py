@@ -18,6 +18,10 @@ from aorta.bus.nats_server import NatsServerProcess
 from aorta.errors import Unavailable
 from aorta.testing.ports import free_port
 
+# How long a delivery or a reconnection may take on a loaded 2-core machine, where the event
+# loop can stall for seconds: a bound for failing, never a guess of how long it takes.
+EVENTUALLY = 30.0
+
 
 async def test_connect_creates_the_file_backed_event_stream_once(
     nats_server: NatsServerProcess,
@@ -43,14 +47,16 @@ async def test_connect_creates_the_file_backed_event_stream_once(
 
 async def test_connecting_to_no_server_is_unavailable_within_the_timeout() -> None:
     port = free_port()
-    started = time.monotonic()
 
+    # Without its timeout the client would retry forever; the bound is loose because a loaded
+    # machine stretches the 1.5 s, and this is no measure of speed.
     with pytest.raises(Unavailable, match=f"127.0.0.1:{port}"):
-        await NatsBus.connect(
-            f"nats://127.0.0.1:{port}", name="nobody", default_timeout=1.0, connect_timeout=1.5
+        await asyncio.wait_for(
+            NatsBus.connect(
+                f"nats://127.0.0.1:{port}", name="nobody", default_timeout=1.0, connect_timeout=1.5
+            ),
+            EVENTUALLY,
         )
-
-    assert time.monotonic() - started < 3.0
 
 
 async def test_events_and_durable_positions_survive_a_server_restart(tmp_path: Path) -> None:
@@ -67,7 +73,7 @@ async def test_events_and_durable_positions_survive_a_server_restart(tmp_path: P
         )
         before = make_event("tests", "job", "j1", "created", {"n": 1})
         await publisher.publish_event(before)
-        assert await asyncio.wait_for(received.get(), 2.0) == before
+        assert await asyncio.wait_for(received.get(), EVENTUALLY) == before
         # The acknowledgement reaches the server before it stops.
         await _acknowledged(server.url, "survivor")
         port = server.port
@@ -78,14 +84,19 @@ async def test_events_and_durable_positions_survive_a_server_restart(tmp_path: P
         await _publish_once_reconnected(publisher, after)
 
         assert server.port == port
-        assert await asyncio.wait_for(received.get(), 5.0) == after
+        assert await asyncio.wait_for(received.get(), EVENTUALLY) == after
+        # No duplicate of `before`: a negative check, kept short because the server held the
+        # acknowledgement (awaited above) and so has nothing to redeliver.
         await asyncio.sleep(0.3)
         assert received.empty()
         replayer = await NatsBus.connect(server.url, name="replayer", default_timeout=2.0)
         buses.append(replayer)
         replayed: asyncio.Queue[CloudEvent] = asyncio.Queue()
         await replayer.subscribe_events("aorta.events.job.>", replayed.put, deliver="all")
-        assert [await asyncio.wait_for(replayed.get(), 2.0) for _ in range(2)] == [before, after]
+        assert [await asyncio.wait_for(replayed.get(), EVENTUALLY) for _ in range(2)] == [
+            before,
+            after,
+        ]
     finally:
         for bus in buses:
             await bus.close()
@@ -98,16 +109,17 @@ async def test_close_is_bounded_while_the_server_is_gone(tmp_path: Path) -> None
     bus = await NatsBus.connect(server.url, name="orphan", default_timeout=1.0)
     await bus.subscribe("aorta.test.orphan", _ignore)
     await server.astop()
+    # Usually enough for the client to notice and start reconnecting, the case this test is
+    # about; had it not noticed yet, close must end all the same, so no wait can be wrong here.
     await asyncio.sleep(0.2)
-    started = time.monotonic()
 
-    await bus.close()
-
-    assert time.monotonic() - started < 3.0
+    # Unbounded, close would wait on the reconnection forever; bounded, it ends within its own
+    # timeouts, which a loaded machine may stretch but not to this.
+    await asyncio.wait_for(bus.close(), EVENTUALLY)
 
 
 async def _publish_once_reconnected(bus: NatsBus, event: CloudEvent) -> None:
-    deadline = time.monotonic() + 10.0
+    deadline = time.monotonic() + EVENTUALLY
     while True:
         try:
             await bus.publish_event(event)
@@ -122,7 +134,7 @@ async def _ignore(data: bytes, subject: str) -> None:
     return None
 
 
-async def _acknowledged(url: str, durable: str, within: float = 10.0) -> None:
+async def _acknowledged(url: str, durable: str, within: float = EVENTUALLY) -> None:
     """Returns once the server holds no unacknowledged delivery of consumer `durable`."""
     nc = await nats.connect(url)
     try:
