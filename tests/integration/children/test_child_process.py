@@ -84,7 +84,7 @@ def gone(pid: int) -> bool:
         return True
 
 
-def wait_gone(pid: int, within: float = 10.0) -> bool:
+def wait_gone(pid: int, within: float = 30.0) -> bool:
     """Whether `pid` (not our child, so not ours to wait for) ends within `within` seconds."""
     deadline = time.monotonic() + within
     while not gone(pid) and time.monotonic() < deadline:

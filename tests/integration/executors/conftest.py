@@ -165,8 +165,9 @@ def store(blobs: LocalBlobStore) -> Store:
     return Store(blobs)
 
 
-async def eventually(check: Callable[[], object], *, within: float = 10.0) -> None:
-    """Polls `check` (sync or async) until it returns something true; fails after `within` s."""
+async def eventually(check: Callable[[], object], *, within: float = 30.0) -> None:
+    """Polls `check` (sync or async) until it returns something true; fails after `within` s,
+    generous because a loaded 2-core machine stalls processes and the event loop for seconds."""
     deadline = time.monotonic() + within
     while True:
         result = check()

@@ -89,7 +89,7 @@ def test_an_operator_running_when_the_platform_dies_is_recorded_killed(
         leaders = psutil.Process(platform.pid).children()
         platform.send_signal(signal.SIGKILL)
         platform.wait()
-        psutil.wait_procs(leaders, timeout=10)
+        psutil.wait_procs(leaders, timeout=30)
     finally:
         if platform.poll() is None:
             platform.kill()
@@ -117,7 +117,7 @@ def test_an_operator_that_exited_0_as_the_platform_died_is_recorded_exited(
         platform.send_signal(signal.SIGKILL)
         platform.wait()
         group_leader.resume()
-        psutil.wait_procs([group_leader], timeout=10)
+        psutil.wait_procs([group_leader], timeout=30)
     finally:
         if platform.poll() is None:
             platform.kill()

@@ -38,7 +38,7 @@ def test_a_killed_platform_takes_its_operators_down(tmp_path: Path, leader: Path
     try:
         wait_for(
             lambda: (pids / "child").exists() and (pids / "grandchild").exists(),
-            20,
+            30,
             f"the operator did not start: {(tmp_path / 'platform.log').read_text()}",
         )
         child = int((pids / "child").read_text())
@@ -52,7 +52,7 @@ def test_a_killed_platform_takes_its_operators_down(tmp_path: Path, leader: Path
 
         wait_for(
             lambda: gone(leader) and gone(child) and gone(grandchild),
-            5,
+            30,
             "operator processes outlived the platform",
         )
     finally:
