@@ -137,9 +137,12 @@ async def test_uploading_the_same_name_replaces_the_model(
     stub: ModelsAsyncStub, platform: Any
 ) -> None:
     events: list[CloudEvent] = []
+    both = asyncio.Event()
 
     async def collect(event: CloudEvent) -> None:
         events.append(event)
+        if len(events) == 2:
+            both.set()
 
     subscription = await platform.bus.subscribe_events("aorta.events.model.>", collect)
     first = await uploaded_id(stub, model_zip("seg"), "seg")
@@ -152,10 +155,8 @@ async def test_uploading_the_same_name_replaces_the_model(
     messages = await download(stub, first)
     assert b"".join(m.data for m in messages[1:]) == newer
     assert len(await blob_keys(platform, f"models/{first}/")) == 1
-    for _ in range(100):
-        if len(events) == 2:
-            break
-        await asyncio.sleep(0.02)
+    # Generous: a loaded machine delays deliveries for seconds.
+    await asyncio.wait_for(both.wait(), 30.0)
     await subscription.drain()
     assert [(e.type, e.subject, e.data["replaced"]) for e in events] == [
         ("org.aorta.model.uploaded", first, False),

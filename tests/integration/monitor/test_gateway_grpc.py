@@ -24,7 +24,7 @@ async def channel(platform: Any) -> AsyncIterator[grpc.aio.Channel]:
         yield opened
 
 
-async def eventually(check: Callable[[], Any], within: float = 5.0) -> Any:
+async def eventually(check: Callable[[], Any], within: float = 30.0) -> Any:
     deadline = asyncio.get_running_loop().time() + within
     while not (result := check()):
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"

@@ -102,8 +102,15 @@ class FakeBackend:
     removed: list[str] = field(default_factory=list)
     devices: dict[str, tuple[int, ...]] = field(default_factory=dict)
     closed: bool = False
+    # Set once a server start begins; a start waits for `start_gate` when there is one, so a
+    # test can act while a start is under way without guessing how long it takes.
+    start_begun: asyncio.Event = field(default_factory=asyncio.Event)
+    start_gate: asyncio.Event | None = None
 
     async def start_server(self, server_id: str, gpus: Sequence[int] = ()) -> FakeServer:
+        self.start_begun.set()
+        if self.start_gate is not None:
+            await self.start_gate.wait()
         await asyncio.sleep(self.start_delay)
         if self.fail_start:
             raise Unavailable("tritonserver did not start")

@@ -154,7 +154,9 @@ async def test_the_reaper_stops_idle_servers_on_time() -> None:
     pool.start()
     await pool.acquire(JOB_A, {"seg": "r1"})
     await pool.release(JOB_A)
-    for _ in range(100):
+    # Generous: a loaded machine stalls the event loop for seconds.
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
         if backend.stopped:
             break
         await asyncio.sleep(0.02)
@@ -190,11 +192,13 @@ async def test_forget_unloads_a_deleted_model_from_idle_servers() -> None:
 
 
 async def test_a_pool_stopped_while_a_server_starts_leaves_nothing_running() -> None:
-    backend = FakeBackend(start_delay=0.1)
+    gate = asyncio.Event()
+    backend = FakeBackend(start_gate=gate)
     pool, _ = pool_of(backend)
     acquiring = asyncio.create_task(pool.acquire(JOB_A, {"seg": "r1"}))
-    await asyncio.sleep(0.02)
+    await asyncio.wait_for(backend.start_begun.wait(), 30)
     assert await pool.stop_all() == 1
+    gate.set()
     with pytest.raises(Unavailable, match="stopped while a server"):
         await acquiring
     assert all(not server.running for server in backend.servers)

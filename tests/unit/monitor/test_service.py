@@ -66,7 +66,7 @@ async def monitor(context: ServiceContext, probe: StandInProbe) -> AsyncIterator
         await running.stop(2.0)
 
 
-async def eventually(check: Callable[[], Any], within: float = 3.0) -> Any:
+async def eventually(check: Callable[[], Any], within: float = 30.0) -> Any:
     deadline = asyncio.get_running_loop().time() + within
     while not (result := check()):
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
@@ -150,7 +150,7 @@ async def test_stopping_the_service_ends_open_watch_streams(
         count += 1
         if count == 2:
             stopping = asyncio.create_task(running.stop(2.0))
-    await asyncio.wait_for(stopping, 3.0)
+    await asyncio.wait_for(stopping, 30.0)
     assert count >= 2
     assert probe.closed
 
@@ -190,9 +190,10 @@ async def test_samples_are_published_with_their_owners(
 async def test_utilization_covers_every_node_that_publishes(
     context: ServiceContext, client: MemoryBus
 ) -> None:
-    # node-a publishes every 0.5 s, so it is forgotten 1.5 s after its last sample, however
-    # fast this monitor samples.
-    other = NodeSample("node-a", 0.5, utcnow(), tuple(gpus("node-a", 0.125)[:1]))
+    # node-a publishes every 2 s, so it is forgotten 6 s after its last sample, however fast
+    # this monitor samples: time enough to see it first even when a loaded machine stalls the
+    # event loop for seconds (at 0.5 s it could be gone before the first look).
+    other = NodeSample("node-a", 2.0, utcnow(), tuple(gpus("node-a", 0.125)[:1]))
     with_node_a = [("node-a", 0.125), ("node-b", 0.5), ("node-b", 0.0)]
     loop = asyncio.get_running_loop()
 
@@ -201,7 +202,7 @@ async def test_utilization_covers_every_node_that_publishes(
         return [(gpu.node_id, gpu.compute_utilization) for gpu in response.gpu_metrics]
 
     async def until(expected: list[tuple[str, float]]) -> None:
-        deadline = loop.time() + 5.0
+        deadline = loop.time() + 30.0
         while (seen := await gpus_by_node()) != expected:
             assert loop.time() < deadline, f"still {seen}"
             await asyncio.sleep(0.02)
@@ -214,7 +215,7 @@ async def test_utilization_covers_every_node_that_publishes(
             await until(with_node_a)
             await until(with_node_a[1:])
             forgotten_after = loop.time() - published
-    assert forgotten_after >= 1.4
+    assert forgotten_after >= 5.8
     assert [e["reason"] for e in logs if e["event"] == "monitor.sample_ignored"] == [
         "a GPU sample is not JSON: Expecting value: line 1 column 1 (char 0)"
     ]

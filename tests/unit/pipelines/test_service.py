@@ -330,7 +330,7 @@ async def test_events_follow_each_stored_change(client: MemoryBus, two_operators
     await add_metadata(client, pipeline_id, {"k": "v"})
     await remove_metadata(client, pipeline_id, ["k"])
     await remove(client, pipeline_id)
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(30):
         await all_seen.wait()
     await subscription.drain()
     assert [(e.type, e.subject, e.source) for e in seen] == [
