@@ -169,12 +169,12 @@ async def test_a_gpu_server_asks_podman_for_the_cdi_device_assigned(
     open_backend: OpenBackend, podman_engine: PodmanEngine
 ) -> None:
     backend = await open_backend()
-    # Podman resolves the CDI name at start; this machine has no GPU and so no CDI
-    # specification: the start fails naming the device (a device silently dropped would have
-    # started), and leaves nothing behind.
+    # Podman resolves the CDI name at start; no machine has a GPU 97, with or without a CDI
+    # specification, so the start fails naming the device (a device silently dropped would
+    # have started), and leaves nothing behind; a GPU host's own devices would resolve.
     with pytest.raises(Unavailable) as refused:
-        await backend.start_server("g1", gpus=(1,))
-    assert "unresolvable CDI devices nvidia.com/gpu=1" in "\n".join(refused.value.messages)
+        await backend.start_server("g1", gpus=(97,))
+    assert "unresolvable CDI devices nvidia.com/gpu=97" in "\n".join(refused.value.messages)
     assert await containers(podman_engine) == []
 
 
