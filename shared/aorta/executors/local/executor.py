@@ -296,13 +296,17 @@ class LocalExecutor:
     async def running(self) -> list[str]:
         """The run ids not ended yet: preparing inputs, running, or storing outputs (this
         process's, and those of an earlier one whose operator exited 0 but whose outputs could
-        not be stored yet); then the runs whose outcome was recorded in the last day and that
-        this process has not answered, which may have ended before the scheduler recorded
-        them (`wait` answers them)."""
+        not be stored yet); then the runs whose outcome was recorded in the last day, which may
+        have ended before the scheduler recorded them (`wait` answers them).
+
+        Of the runs this process ended, only those whose operator exited 0 are listed: a leader
+        that lost its lease before recording such an end, and took the lease again, must wait
+        for the run, not start the operator twice; runs stopped when a leader lost its lease
+        are to run again, so they are left out."""
         await self._startup_sweep()
         alive = [rid for rid, run in self._runs.items() if isinstance(run, LocalRun) and run.alive]
         recorded = await self._books.records.run_ids()
-        unread = [rid for rid in recorded if rid not in self._runs and rid not in alive]
+        unread = [rid for rid in recorded if rid not in alive and _listed(self._runs.get(rid))]
         return alive + sorted(self._unfinished) + unread
 
     async def sweep(self) -> None:
@@ -419,3 +423,11 @@ class LocalExecutor:
 def _where(plan: RunPlan) -> tuple[str, str, int]:
     """The job, operator and attempt that name a plan's workspace."""
     return plan.job_id, plan.operator, plan.attempt
+
+
+def _listed(known: LocalRun | RunOutcome | None) -> bool:
+    """Whether `running` lists a recorded run this process knows as `known` (see there)."""
+    if known is None:
+        return True
+    outcome = known if isinstance(known, RunOutcome) else known.ended
+    return outcome is not None and outcome.reason is RunReason.COMPLETED

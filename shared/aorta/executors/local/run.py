@@ -130,6 +130,11 @@ class LocalRun:
         """True until the outcome is known (preparing, running or storing outputs)."""
         return not self._outcome.done()
 
+    @property
+    def ended(self) -> RunOutcome | None:
+        """The outcome once the run ended, else None."""
+        return self._outcome.result() if self._outcome.done() else None
+
     async def outcome(self) -> RunOutcome:
         """Waits for the outcome; cancelling the waiter does not affect the run."""
         return await asyncio.shield(self._outcome)
