@@ -98,7 +98,7 @@ SCHEDULER_START = rpc("scheduler", "start")
 SCHEDULER_STATUS = rpc("scheduler", "status")
 """JobsStatusRequest -> JobsStatusResponse."""
 SCHEDULER_LIST = rpc("scheduler", "list")
-"""JobsListRequest -> stream of batches of JobsListResponse (`aorta.bus.frames`)."""
+"""JobsListRequest -> stream of JobsListResponse."""
 SCHEDULER_CANCEL = rpc("scheduler", "cancel")
 """JobsCancelRequest -> JobsCancelResponse."""
 SCHEDULER_READ_LOGS = rpc("scheduler", "read_logs")

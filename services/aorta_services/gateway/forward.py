@@ -19,7 +19,7 @@ from google.protobuf.message import Message
 from aorta.auth.caller import caller_headers
 from aorta.auth.ownership import owner_metadata
 from aorta.blobs import BlobStore
-from aorta.bus import Bus, frames
+from aorta.bus import Bus
 from aorta.bus.verbs import StreamVerb, Verb, call, call_stream
 from aorta.settings import Settings
 from aorta_services.gateway.rpc import Context, Encoded, StreamingHandler, UnaryHandler
@@ -94,21 +94,6 @@ class Forwarder:
             async with aclosing(stream):
                 async for item in stream:
                     yield item
-
-        return handler
-
-    def passed_on_batches(self, subject: str) -> StreamingHandler:
-        """`passed_on` for a service that batches its stream's messages (`aorta.bus.frames`,
-        for lists of many small items): each is passed on as its own response, as it is."""
-
-        async def handler(request: Any, context: Context) -> AsyncIterator[Encoded]:
-            stream = self._bus.request_stream(
-                subject, request.SerializeToString(), timeout=self._timeout, headers=_headers()
-            )
-            async with aclosing(stream):
-                async for body in stream:
-                    for item in frames.split(body):
-                        yield item
 
         return handler
 

@@ -7,8 +7,8 @@ back with the job's owner, trace id and wait reasons, which the client gets as t
 metadata `aorta-owner`, `aorta-trace-id` and `aorta-waiting` (`aorta.wait_reasons`). A
 settled job's Status answer is kept at the gateway until the job changes (`status_cache`);
 the commands that change a job drop it, before and after they are forwarded. List and
-ReadLogs are server streams, fed by bus streams (List's batched, `aorta.bus.frames`).
-Aorta's own `aorta.v1.Jobs` (Delete, Timeline, Queue, Page) forwards the same way.
+ReadLogs are server streams, fed by bus streams. Aorta's own `aorta.v1.Jobs` (Delete,
+Timeline, Queue, Page) forwards the same way.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
             forward.unary(subjects.SCHEDULER_START, jobs_pb2.JobsStartResponse), cache
         ),
         "Status": status,
-        "List": forward.passed_on_batches(subjects.SCHEDULER_LIST),
+        "List": forward.passed_on(subjects.SCHEDULER_LIST),
         "Cancel": changing(
             forward.unary(subjects.SCHEDULER_CANCEL, jobs_pb2.JobsCancelResponse), cache
         ),

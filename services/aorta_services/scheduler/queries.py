@@ -11,7 +11,6 @@ the leader (see `logs`).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -21,7 +20,7 @@ from dataclasses import replace
 from aorta import contracts, wait_reasons
 from aorta.api import aorta_jobs_pb2, jobs_pb2
 from aorta.auth.ownership import check_owner, listed_owner
-from aorta.bus import Request, frames
+from aorta.bus import Request
 from aorta.errors import ErrorCode, NotFound
 from aorta.logger import get_logger
 from aorta.metadata import add_metadata, remove_metadata
@@ -36,19 +35,6 @@ from aorta_services.scheduler.job_logs import OperatorLogs
 from aorta_services.scheduler.repository import JobRepository
 
 log = get_logger(__name__)
-
-LIST_BATCH_BYTES = 8 * 1024
-LIST_BATCH_JOBS = 8
-"""How many bytes and how many jobs of List messages one bus message carries at most (a job
-above the bytes alone). Few, because the bus lets a stream's producer run a window of 32
-messages ahead of its consumer: with a page a message, a List read 32 pages ahead, which held
-more memory and took the event loop from the first message of the next List for as long as
-encoding those pages took (tens of milliseconds, more with a job of megabytes among them)."""
-
-
-def from_one(message: bytes) -> bytes:
-    """The batch of one message."""
-    return next(frames.batched((message,), LIST_BATCH_BYTES))
 
 
 def owned(record: JobRecord) -> JobRecord:
@@ -91,13 +77,10 @@ class JobQueries:
 
     async def list_jobs(self, request: Request) -> AsyncIterator[bytes]:
         """Jobs.List: one message per job matching the filter, newest first (one message
-        without a job when none matches); a `user`'s own jobs only (`listed_owner`). The
-        messages travel batched (`aorta.bus.frames`): a bus message each costs more than the
-        job it carries. A batch holds up to `LIST_BATCH_BYTES` and `LIST_BATCH_JOBS`, and never more
-        than a page.
+        without a job when none matches); a `user`'s own jobs only (`listed_owner`).
 
         Jobs are read from the store a page at a time, the next page only once the bus has
-        taken this one's batches, so a List holds one page however many jobs there are."""
+        taken this one's messages, so a List holds one page however many jobs there are."""
         message = requests.parse(request.data, jobs_pb2.JobsListRequest)
         conditions = requests.list_filter(message)
         owner = listed_owner()
@@ -107,16 +90,11 @@ class JobQueries:
         pages = self._repository.listed(conditions)
         async with aclosing(pages):
             async for page in pages:
-                items = map(list_wire.list_item, page)
-                for body in frames.batched(items, LIST_BATCH_BYTES, LIST_BATCH_JOBS):
-                    yield body
-                    # Sending a batch does not wait while the bus's window has room, so
-                    # without this the whole window would be encoded before the gateway,
-                    # or another List's first message, got the event loop.
-                    await asyncio.sleep(0)
+                for job in page:
+                    yield list_wire.list_item(job)
                 listed += len(page)
         if not listed:
-            yield from_one(answers.empty_list().SerializeToString())
+            yield answers.empty_list().SerializeToString()
 
     async def page(self, request: Request) -> bytes:
         """`aorta.v1.Jobs/Page` (`SCHEDULER_PAGE`): the jobs after the request's cursor that

@@ -9,16 +9,13 @@ from pathlib import Path
 
 from aorta import subjects
 from aorta.api import common_pb2, jobs_pb2, jobs_pb2_grpc
-from aorta.bus import Request, frames
+from aorta.bus import Request
 from tests.unit.gateway.door_harness import door_gateway
 
 
 def _item(job_id: str) -> bytes:
     details = jobs_pb2.JobsListResponse.JobDetails(job_id=common_pb2.Identifier(value=job_id))
-    # The scheduler batches List messages (`aorta.bus.frames`): here one job a batch.
-    return next(
-        frames.batched([jobs_pb2.JobsListResponse(job_details=details).SerializeToString()], 1)
-    )
+    return jobs_pb2.JobsListResponse(job_details=details).SerializeToString()
 
 
 async def test_the_first_job_arrives_before_the_service_reads_further(tmp_path: Path) -> None:

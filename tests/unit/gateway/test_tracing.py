@@ -12,7 +12,7 @@ from opentelemetry.trace import SpanContext
 
 from aorta import contracts, subjects
 from aorta.api import common_pb2, jobs_pb2, jobs_pb2_grpc
-from aorta.bus import Request, frames
+from aorta.bus import Request
 from aorta.bus.verbs import answering
 from aorta.observability import TRACE_ID_METADATA, tracing
 from tests.unit.gateway.door_harness import door_gateway
@@ -60,8 +60,7 @@ async def test_a_server_stream_is_traced_until_its_last_message(
         for job in ("a" * 32, "b" * 32):
             seen.append(tracing.current_trace_id())
             details = jobs_pb2.JobsListResponse.JobDetails(job_id=common_pb2.Identifier(value=job))
-            item = jobs_pb2.JobsListResponse(job_details=details).SerializeToString()
-            yield next(frames.batched([item], 1))  # the scheduler batches List messages
+            yield jobs_pb2.JobsListResponse(job_details=details).SerializeToString()
 
     async with door_gateway(tmp_path) as door:
         served = await door.bus.serve_stream(subjects.SCHEDULER_LIST, listing, queue="scheduler")

@@ -11,7 +11,7 @@ import pytest
 
 from aorta import subjects
 from aorta.api import jobs_pb2
-from aorta.bus import CloudEvent, frames
+from aorta.bus import CloudEvent
 from aorta.errors import AortaError
 from tests.unit.scheduler.scheduler_fakes import Behaviour
 from tests.unit.scheduler.scheduler_harness import CHAIN, PIPELINE_ID, Harness
@@ -50,12 +50,7 @@ async def list_jobs(
     stream = harness.client.request_stream(
         subjects.SCHEDULER_LIST, request.SerializeToString(), headers=harness.headers
     )
-    # The scheduler batches List messages (`aorta.bus.frames`).
-    return [
-        jobs_pb2.JobsListResponse.FromString(item)
-        async for body in stream
-        for item in frames.split(body)
-    ]
+    return [jobs_pb2.JobsListResponse.FromString(item) async for item in stream]
 
 
 def ids(items: list[jobs_pb2.JobsListResponse]) -> list[str]:

@@ -6,14 +6,10 @@ from __future__ import annotations
 from contextlib import aclosing
 from typing import Any
 
-import pytest
-
 from aorta import subjects
 from aorta.api import jobs_pb2
-from aorta.bus import frames
 from aorta.store.paging import PAGE_SIZE
 from aorta.store.port import MANAGED_FIELDS
-from aorta_services.scheduler import queries
 from aorta_services.scheduler.repository import JOBS
 from tests.unit.scheduler.job_calls import chain, ids, list_jobs
 from tests.unit.scheduler.scheduler_harness import Harness
@@ -54,11 +50,7 @@ async def test_a_history_longer_than_a_page_is_listed_whole_newest_first(
     assert listed[1].job_details.job_name == "job-1"
 
 
-async def test_the_store_is_read_while_the_stream_is_consumed(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # One job a batch, so that the bus's window of batches is shorter than the history.
-    monkeypatch.setattr(queries, "LIST_BATCH_BYTES", 1)
+async def test_the_store_is_read_while_the_stream_is_consumed(harness: Harness) -> None:
     newest = await _history(harness)
     jobs = harness.replicas[0].context.store.collection(JOBS)
     oldest = await jobs.get(newest[-1])
@@ -76,42 +68,5 @@ async def test_the_store_is_read_while_the_stream_is_consumed(
         await jobs.insert(late)
         rest = [item async for item in stream]
 
-    items = [
-        jobs_pb2.JobsListResponse.FromString(item)
-        for body in [*head, *rest]
-        for item in frames.split(body)
-    ]
+    items = [jobs_pb2.JobsListResponse.FromString(item) for item in [*head, *rest]]
     assert ids(items) == [*newest, "f" * 32]
-
-
-async def test_jobs_travel_batched_in_order_and_never_across_a_page(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(queries, "LIST_BATCH_BYTES", 4096)
-    newest = await _history(harness)
-    jobs = harness.replicas[0].context.store.collection(JOBS)
-    # One job, in the middle of the first page, whose message alone is above the batch size.
-    heavy = newest[40]
-    await jobs.update(heavy, {"metadata": [[f"key-{n:04d}", "v" * 200] for n in range(40)]})
-    request = jobs_pb2.JobsListRequest().SerializeToString()
-    stream = harness.client.request_stream(
-        subjects.SCHEDULER_LIST, request, headers=harness.headers
-    )
-    bodies = [body async for body in stream]
-
-    batches = [frames.split(body) for body in bodies]
-    items = [jobs_pb2.JobsListResponse.FromString(item) for batch in batches for item in batch]
-    assert ids(items) == newest
-    assert dict(items[40].job_details.metadata)["key-0039"] == "v" * 200
-    for body, batch in zip(bodies, batches, strict=True):
-        assert len(body) <= 4096 or len(batch) == 1
-        assert len(batch) <= queries.LIST_BATCH_JOBS
-    # Each page ends its last batch, so that the next page is read only once the bus took
-    # this one's: a batch ends at every page boundary.
-    ends, position = set(), 0
-    for batch in batches:
-        position += len(batch)
-        ends.add(position)
-    assert {PAGE_SIZE, 2 * PAGE_SIZE, HISTORY} <= ends
-    [alone] = [batch for body, batch in zip(bodies, batches, strict=True) if len(body) > 4096]
-    assert ids([jobs_pb2.JobsListResponse.FromString(item) for item in alone]) == [heavy]

@@ -10,13 +10,10 @@ so that a List of 100,000 jobs is not bounded by it. The bytes parse to exactly 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from aorta.api.jobs_pb2 import JobsListResponse
 from aorta_services.scheduler.domain.listing import JobListing
-
-JobDetails = JobsListResponse.JobDetails
 
 _LENGTH_DELIMITED, _VARINT = 2, 0
 
@@ -93,19 +90,9 @@ def _timestamp(tag: bytes, value: int) -> bytes:
     return _delimited(tag, _TIMESTAMP_VALUE + _varint(zigzag) if value else b"")
 
 
-_MANY_ENTRIES = 16
-"""Above this many metadata entries, protobuf's own encoder (C) writes them faster than a
-Python loop: a job can carry megabytes of metadata (Clara allows 4 MiB), tens of thousands of
-entries that took about 8 µs each here."""
-
-
-def _metadata(metadata: Mapping[str, str]) -> bytes:
-    if len(metadata) > _MANY_ENTRIES:
-        # A JobDetails holding only its metadata is exactly the encoded map entries.
-        return JobDetails(metadata=metadata).SerializeToString()
+def _metadata(pairs: Iterable[tuple[str, str]]) -> bytes:
     return b"".join(
-        _delimited(_METADATA, _text(_KEY, key) + _text(_VALUE, value))
-        for key, value in metadata.items()
+        _delimited(_METADATA, _text(_KEY, key) + _text(_VALUE, value)) for key, value in pairs
     )
 
 
@@ -142,6 +129,6 @@ def job_details(job: JobListing) -> bytes:
             _timestamp(_CREATED, created),
             _timestamp(_STARTED, started),
             _timestamp(_STOPPED, stopped),
-            _metadata(job.metadata),
+            _metadata(job.metadata.items()),
         )
     )
