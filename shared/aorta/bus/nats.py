@@ -60,6 +60,23 @@ from aorta.tasks import GuardedTasks
 
 _CLOSE_TIMEOUT = 5.0
 
+
+class _Client(Client):
+    """nats-py's client, with each PONG consumed by the PING it answers even when that PING's
+    waiter is gone. nats-py 2.16 leaves the future of a `flush` whose waiter was cancelled or
+    timed out (a subscription drained under a deadline, a service stopped mid-subscribe) in
+    its queue, and setting that future's result when the PONG came raised InvalidStateError,
+    which ended the connection's read loop: every request on the bus then went unanswered."""
+
+    async def _process_pong(self) -> None:
+        if self._pongs:
+            future = self._pongs.pop(0)
+            if not future.done():
+                future.set_result(True)
+            self._pongs_received += 1
+            self._pings_outstanding = 0
+
+
 _log = get_logger(__name__)
 
 
@@ -108,7 +125,7 @@ class NatsBus:
         no server answers within `connect_timeout` or when the server lacks JetStream.
         """
         shown = _without_credentials(url)
-        bus = cls(Client(), default_timeout=default_timeout, options=options or BusOptions())
+        bus = cls(_Client(), default_timeout=default_timeout, options=options or BusOptions())
         user = credentials.user if credentials is not None else None
         bus._log = _log.bind(bus=name, url=shown, user=user)
         login: dict[str, Any] = {}

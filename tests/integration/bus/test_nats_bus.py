@@ -145,3 +145,23 @@ async def _acknowledged(url: str, durable: str, within: float = EVENTUALLY) -> N
             await asyncio.sleep(0.02)
     finally:
         await nc.close()
+
+
+async def test_a_flush_whose_waiter_is_gone_leaves_the_connection_reading(
+    nats_server: NatsServerProcess,
+) -> None:
+    # nats-py keeps a cancelled flush's PONG future queued; the PONG that answered it used to
+    # end the client's read loop, after which no request on the bus was ever answered.
+    bus = await NatsBus.connect(nats_server.url, name="flush-test", default_timeout=5.0)
+    try:
+        client = bus._nc
+        for _ in range(20):
+            flush = asyncio.create_task(client.flush(timeout=5))
+            await asyncio.sleep(0)  # its PING is written, its PONG not yet read
+            flush.cancel()
+            await asyncio.gather(flush, return_exceptions=True)
+        await client.flush(timeout=int(EVENTUALLY))
+        assert client._reading_task is not None and not client._reading_task.done()
+        assert client.is_connected
+    finally:
+        await bus.close()
