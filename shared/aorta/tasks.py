@@ -16,6 +16,24 @@ T = TypeVar("T")
 _log = get_logger(__name__)
 
 
+async def cancel_and_wait(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancels `tasks` (None ones skipped) and waits for them to end, then raises what one of
+    them raised other than its cancellation.
+
+    Unlike `suppress(CancelledError)` around `await task`, this never swallows a cancellation
+    of the caller that lands meanwhile: swallowed, it would leave the caller marked as
+    cancelling but running on, so a stop that cancelled a loop waited for it for ever."""
+    running = [task for task in tasks if task is not None]
+    for task in running:
+        task.cancel()
+    if running:
+        await asyncio.wait(running)
+    for task in running:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error
+
+
 class GuardedTasks:
     """A set of running tasks; `name` names each task unless `spawn` is given another."""
 

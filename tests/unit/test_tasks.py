@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from aorta.tasks import GuardedTasks
+from aorta.tasks import GuardedTasks, cancel_and_wait
 
 
 async def test_finished_and_failed_tasks_are_let_go() -> None:
@@ -54,3 +54,42 @@ async def test_cancel_ends_every_task() -> None:
     await tasks.cancel()
     assert all(task.cancelled() for task in running)
     assert len(tasks) == 0
+
+
+async def test_cancel_and_wait_ends_the_tasks_and_hides_only_their_cancellation() -> None:
+    loop = asyncio.create_task(asyncio.Event().wait())
+    await asyncio.sleep(0)
+    await cancel_and_wait(loop, None)
+    assert loop.cancelled()
+
+
+async def test_cancel_and_wait_raises_what_a_task_raised() -> None:
+    async def fails() -> None:
+        raise ValueError("broken")
+
+    task = asyncio.create_task(fails())
+    await asyncio.wait([task])
+    with pytest.raises(ValueError, match="broken"):
+        await cancel_and_wait(task)
+
+
+async def test_cancel_and_wait_keeps_the_callers_own_cancellation() -> None:
+    # A task that takes its time to end: the caller is cancelled while it waits for it.
+    release = asyncio.Event()
+
+    async def slow_to_end() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await release.wait()
+
+    inner = asyncio.create_task(slow_to_end())
+    await asyncio.sleep(0)
+    stopper = asyncio.create_task(cancel_and_wait(inner))
+    await asyncio.sleep(0)
+    stopper.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await stopper
+    await asyncio.wait([inner])
+    assert inner.cancelled()

@@ -17,7 +17,6 @@ loopback is refused without authentication unless the operator accepted the risk
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -46,6 +45,7 @@ from aorta.logger import get_logger
 from aorta.observability import metrics
 from aorta.runtime.service import ServiceContext
 from aorta.settings import Settings, SettingsError
+from aorta.tasks import cancel_and_wait
 from aorta_services.gateway import (
     audit_api,
     clara,
@@ -104,9 +104,7 @@ class RunningGateway:
         await self.server.stop(grace)
         await self.status_cache.stop()
         if self.sweeper is not None:
-            self.sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.sweeper
+            await cancel_and_wait(self.sweeper)
         log.info("gateway.stopped")
 
 

@@ -35,6 +35,7 @@ from aorta.errors import AortaError, Unavailable
 from aorta.ids import new_id
 from aorta.logger import get_logger
 from aorta.observability import metrics
+from aorta.tasks import cancel_and_wait
 from aorta.triton import TritonBackend, TritonServer
 from aorta_services.models.domain.gpus import job_devices, spread_devices
 from aorta_services.models.domain.placement import (
@@ -344,9 +345,7 @@ class TritonPool:
     async def close(self) -> None:
         """Stops the reaper and every server. Idempotent."""
         if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+            await cancel_and_wait(self._reaper)
             self._reaper = None
         await self.stop_all()
 

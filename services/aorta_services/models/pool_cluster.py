@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from aorta.errors import AortaError, Conflict, NotFound
 from aorta.logger import get_logger
 from aorta.store import StateStore
+from aorta.tasks import cancel_and_wait
 from aorta.triton import LastingServers
 from aorta_services.models.acquire_claims import AcquireClaims
 from aorta_services.models.pool import Acquired, TritonPool
@@ -180,11 +181,7 @@ class PoolCluster:
     async def close(self) -> None:
         """Stops the heartbeat and the sync and says this replica is gone (its pool is closed
         by its owner)."""
-        for task in self._loops:
-            task.cancel()
-        for task in self._loops:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._loops)
         self._loops = []
         await self.heartbeat.leave()
 

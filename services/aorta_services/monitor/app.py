@@ -10,7 +10,6 @@ full, the moment the gateway starts refusing new work.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Mapping
 
@@ -21,6 +20,7 @@ from aorta.errors import Invalid
 from aorta.gpu import GpuProbe, NodeSample, NvmlProbe, ProcEnvironOwners, ProcessOwners
 from aorta.logger import get_logger
 from aorta.runtime.service import RunningService, ServiceContext
+from aorta.tasks import cancel_and_wait
 from aorta_services.monitor import handlers
 from aorta_services.monitor.domain.fleet import Fleet
 from aorta_services.monitor.sampler import Sampler
@@ -51,11 +51,7 @@ class RunningMonitor(RunningService):
         self.on_stop(self._stop_sampling)
 
     async def _stop_sampling(self) -> None:
-        for task in (self.sampler, self.disk_reporter):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await cancel_and_wait(self.sampler, self.disk_reporter)
 
 
 async def start(

@@ -15,13 +15,13 @@ but the leader reports none and a new leader reports the same figures.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 from typing import Any
 
 from aorta.errors import AortaError
 from aorta.logger import get_logger
 from aorta.observability import metrics
+from aorta.tasks import cancel_and_wait
 from aorta_services.scheduler.domain import JobPhase
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.states import JobPriority
@@ -70,9 +70,7 @@ class JobGauges:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
             metrics.JOBS.clear()
             metrics.QUEUE_DEPTH.clear()

@@ -35,6 +35,7 @@ from aorta.errors import AortaError, NotFound
 from aorta.ids import JobId
 from aorta.logger import get_logger
 from aorta.store import Document
+from aorta.tasks import cancel_and_wait
 from aorta_services.scheduler.deletion import JobDeletion, check_deletable
 from aorta_services.scheduler.domain import JobPhase
 from aorta_services.scheduler.domain.job_record import JobRecord
@@ -82,9 +83,7 @@ class RetentionSweeper:
         """Ends the sweeps (another replica may lead now); a removal in progress is cut short
         and finished by the next leader's sweep."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def sweep(self) -> list[RetentionStep]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterator, Sequence
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
@@ -48,6 +47,7 @@ from aorta.blobs.s3_upload import MultipartUpload, utc
 from aorta.blobs.streams import WorkerThreads, blocks, check_range, settle
 from aorta.errors import AortaError, Internal, Invalid, NotFound, Unavailable
 from aorta.logger import get_logger
+from aorta.tasks import cancel_and_wait
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -331,9 +331,7 @@ class S3BlobStore:
 
     async def close(self) -> None:
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+            await cancel_and_wait(self._sweeper)
         await self._threads.close()
         self._http.clear()
 

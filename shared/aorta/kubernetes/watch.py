@@ -13,11 +13,11 @@ missing confirm with a direct read before concluding it is gone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from aorta.errors import AortaError
 from aorta.kubernetes.api import Expired, Json, Kind, KubeApi
 from aorta.logger import get_logger
+from aorta.tasks import cancel_and_wait
 
 _log = get_logger(__name__)
 
@@ -88,9 +88,7 @@ class ObjectWatch:
     async def close(self) -> None:
         """Stops the watch task and waits for it."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:
