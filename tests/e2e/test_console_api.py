@@ -182,7 +182,7 @@ async def test_every_documented_path_refuses_a_caller_without_a_token(console: C
             if path in open_paths:
                 continue
             filled = path.replace("{operator}", "copy")
-            for name in ("job_id", "pipeline_id", "payload_id"):
+            for name in ("job_id", "pipeline_id", "payload_id", "upload_id"):
                 filled = filled.replace("{" + name + "}", UNKNOWN)
             for method, operation in item.items():
                 multipart = "multipart/form-data" in operation.get("requestBody", {}).get(

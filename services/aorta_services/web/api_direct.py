@@ -23,6 +23,15 @@ from aorta_services.web.problems import invalid
 _MAX_MODE = 0o7777
 
 
+async def _presented_token(request: web.Request) -> str | None:
+    """The request's token; with none, the platform is asked first, so a caller without
+    credentials is refused (401) before its body is judged, as on every other path."""
+    presented = token(request)
+    if presented is None:
+        await console(request).platform.who_am_i(None)
+    return presented
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
@@ -59,6 +68,7 @@ def _link(link: aorta_payloads_pb2.DirectLink) -> dict[str, Any]:
 async def start_upload(request: web.Request) -> web.Response:
     """URLs to PUT one file's parts to: `{name, size}` in, `{supported, upload_id, part_size,
     parts}` out."""
+    presented = await _presented_token(request)
     payload_id = request.match_info["payload_id"]
     body = await _body(request)
     name, size = _text(body, "name"), _count(body, "size")
@@ -69,7 +79,7 @@ async def start_upload(request: web.Request) -> web.Response:
         aorta_payloads_pb2.PayloadsDirectUploadRequest(
             header=request_header(), payload_id=identifier(payload_id), name=name, size=size
         ),
-        token(request),
+        presented,
     )
     checked(asked, f"uploading {name} to payload {payload_id}")
     if not asked.supported:
@@ -87,6 +97,7 @@ async def start_upload(request: web.Request) -> web.Response:
 async def commit_upload(request: web.Request) -> web.Response:
     """Makes a PUT file part of the payload once the platform checked it: `{name, size, sha256,
     part_md5s, mode?}` in, the file as recorded out."""
+    presented = await _presented_token(request)
     payload_id = request.match_info["payload_id"]
     body = await _body(request)
     name, size, sha256 = _text(body, "name"), _count(body, "size"), _text(body, "sha256")
@@ -108,7 +119,7 @@ async def commit_upload(request: web.Request) -> web.Response:
             sha256=sha256,
             part_md5s=part_md5s,
         ),
-        token(request),
+        presented,
     )
     checked(done, f"uploading {name} to payload {payload_id}")
     stored = done.details.name
@@ -124,6 +135,7 @@ async def commit_upload(request: web.Request) -> web.Response:
 
 async def download_link(request: web.Request) -> web.Response:
     """A URL to GET one file from: `?name=` in, `{supported, name, size, link}` out."""
+    presented = await _presented_token(request)
     payload_id = request.match_info["payload_id"]
     name = request.query.get("name", "")
     if not name:
@@ -135,7 +147,7 @@ async def download_link(request: web.Request) -> web.Response:
         aorta_payloads_pb2.PayloadsDirectDownloadRequest(
             header=request_header(), payload_id=identifier(payload_id), name=name
         ),
-        token(request),
+        presented,
     )
     checked(answer, f"downloading {name} from payload {payload_id}")
     found = {"name": answer.details.name, "size": answer.details.size}

@@ -156,11 +156,10 @@ async def test_a_direct_download_gives_the_stored_bytes(
         assert await get(answer.link.url) == DATA
 
 
+@pytest.mark.parametrize("platform", ["s3"], indirect=True)
 async def test_bytes_other_than_announced_are_refused_and_dropped(
     stub: Stub, direct: DirectStub, platform: Platform
 ) -> None:
-    if platform.kind == "local":
-        pytest.skip("a local folder hands out no links")
     payload_id = await create(stub)
     asked = await direct.DirectUpload(ask(payload_id, "scan.dcm", len(DATA)))
     await put(asked.parts[0].url, DATA[:-1] + b"\x00")
@@ -402,11 +401,10 @@ async def test_the_cli_goes_through_the_platform_when_the_store_is_out_of_reach(
     assert (tmp_path / "out" / "input" / "scan.dcm").read_bytes() == DATA
 
 
+@pytest.mark.parametrize("platform", ["s3"], indirect=True)
 async def test_the_cli_sends_a_large_file_in_parts_at_once(
     stub: Stub, platform: Platform, tmp_path: Path
 ) -> None:
-    if platform.kind == "local":
-        pytest.skip("a local folder hands out no links")
     payload_id = await create(stub)
     large = pattern(DIRECT_PART_SIZE * 2 + 5, seed=3)  # three parts, the last of 5 bytes
     (tmp_path / "large.raw").write_bytes(large)
