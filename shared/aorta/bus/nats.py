@@ -77,6 +77,23 @@ class _Client(Client):
             self._pings_outstanding = 0
 
 
+async def _round_trip(nc: Client, patience: float) -> None:
+    """One PING/PONG round trip, as `Client.flush` makes, but one that never swallows a
+    cancellation of its caller: `flush` waits with `wait_for`, which on Python 3.11 drops a
+    cancellation that lands as the PONG arrives (a scheduler stopped just as its leader
+    subscribed then ran on). The PONG future is shielded, so a waiter that gives up leaves it
+    to be consumed by its PONG (see `_Client`). `FlushTimeoutError` when no PONG comes."""
+    if nc.is_closed:
+        raise nats.errors.ConnectionClosedError
+    future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    await nc._send_ping(future)
+    try:
+        async with asyncio.timeout(patience):
+            await asyncio.shield(future)
+    except TimeoutError:
+        raise nats.errors.FlushTimeoutError from None
+
+
 _log = get_logger(__name__)
 
 
@@ -308,7 +325,7 @@ class NatsBus:
         self._closed = True
         await asyncio.gather(*(sub.drain() for sub in list(self._subscriptions)))
         if self._nc.is_connected:
-            await quietly(asyncio.wait_for(self._nc.flush(), _CLOSE_TIMEOUT))
+            await quietly(_round_trip(self._nc, _CLOSE_TIMEOUT))
         await _close_quietly(self._nc)
 
     async def _serve(
@@ -358,7 +375,7 @@ class NatsBus:
                 # ahead of a SUB still in its buffer; the first round trip lets its flusher
                 # write the SUB, the second one follows it.
                 for _ in range(2):
-                    await self._nc.flush(timeout=max(1, int(self._timeout)))
+                    await _round_trip(self._nc, max(1.0, self._timeout))
         except BaseException:
             await sub.drain()
             raise
