@@ -18,6 +18,11 @@ Against each, through the public gRPC API:
 - `status_p99_ms`: `Jobs.Status` latency, p99 over `CLIENTS` concurrent clients each asking
   `STATUS_CALLS` times (target < 50 ms).
 
+And the floor, in the same run: `list_floor_jobs_per_s`, the same client streaming a whole List
+of the same items (their sizes, heavy ones included, serialized beforehand) from a bare
+`grpc.aio` server that does nothing else (`bench.list_floor`): what any server sending Clara's
+one message per job reaches here. `list_share_of_floor` is the platform's rate over it.
+
 `AORTA_BENCH_HISTORY` overrides the history's size (default 100,000), `AORTA_BENCH_HEAVY` the
 number of jobs with heavy metadata in it (default 100).
 """
@@ -42,7 +47,7 @@ from aorta.store.sqlite import SqliteStateStore
 from aorta_services.scheduler.domain import JobPhase, JobPriority, JobProgress, Request
 from aorta_services.scheduler.domain.job_record import JobRecord, OperatorRecord
 from aorta_services.scheduler.repository import JOBS, JobRepository
-from bench.processes import MiB, RssSampler, platform
+from bench.processes import MiB, RssSampler, list_floor_server, platform
 
 HISTORY = int(os.environ.get("AORTA_BENCH_HISTORY", "100000"))
 HEAVY = int(os.environ.get("AORTA_BENCH_HEAVY", "100"))
@@ -100,6 +105,12 @@ def job_document(n: int, created: float, metadata: dict[str, str]) -> dict[str, 
     return record.to_document()
 
 
+def is_heavy(n: int, jobs: int, heavy: int) -> bool:
+    """Whether job `n` of `jobs` is one of the `heavy` spread evenly among them."""
+    every = jobs // heavy if heavy else 0
+    return bool(every) and n % every == every // 2
+
+
 def heavy_metadata() -> dict[str, str]:
     """About `HEAVY_MIB` MiB of metadata within Clara's limits (keys of 128 bytes at most,
     values of 256)."""
@@ -115,7 +126,6 @@ async def seed(data_dir: Path, jobs: int, heavy: int) -> list[str]:
     try:
         await JobRepository(store).prepare()
         collection = store.collection(JOBS)
-        every = jobs // heavy if heavy else 0
         big = heavy_metadata() if heavy else {}
         start = time.time() - jobs
         template = job_document(0, start, {"site": "north"})
@@ -133,7 +143,7 @@ async def seed(data_dir: Path, jobs: int, heavy: int) -> list[str]:
                 "started": created,
                 "stopped": created + len(OPERATORS),
             }
-            if every and n % every == every // 2:
+            if is_heavy(n, jobs, heavy):
                 document["metadata"] = heavy_pairs
             ids.append(document["id"])
             batch.append(collection.insert(document))
@@ -231,6 +241,9 @@ def run() -> dict[str, Any]:
         baseline_ids = asyncio.run(seed(root / "baseline", CLIENTS, 0))
         baseline = measure(root / "baseline", baseline_ids)
         history = measure(root / "history", sample_ids(history_ids, CLIENTS))
+    with list_floor_server(HISTORY, HEAVY) as floor:
+        floor_listed, floor_seconds = asyncio.run(full_list(floor))
+    floor_rate = floor_listed / floor_seconds if floor_listed else 0.0
     report: dict[str, Any] = {
         "history_jobs": HISTORY,
         "heavy_jobs": HEAVY,
@@ -240,6 +253,10 @@ def run() -> dict[str, Any]:
     }
     report |= {key: value for key, value in history.items()}
     report |= {f"baseline_{key}": value for key, value in baseline.items()}
+    report["list_floor_jobs_per_s"] = round(floor_rate, 1)
+    report["list_share_of_floor"] = (
+        round(history["list_jobs_per_s"] / floor_rate, 3) if floor_rate else 0.0
+    )
     report |= within_targets(history)
     return report
 

@@ -99,3 +99,26 @@ class RssSampler:
                 self._peak = max(self._peak, self._process.memory_info().rss)
             except psutil.NoSuchProcess:
                 return
+
+
+@contextmanager
+def list_floor_server(history: int, heavy: int) -> Iterator[str]:
+    """`bench.list_floor` streaming a List of `history` jobs (`heavy` of them heavy) in a child
+    process; yields its gRPC target once it listens (it encodes every item first)."""
+    port = free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bench.list_floor", str(port), str(history), str(heavy)],
+        stdin=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    target = f"127.0.0.1:{port}"
+    try:
+        with grpc.insecure_channel(target) as channel:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=300)
+            except grpc.FutureTimeoutError:
+                raise RuntimeError(f"the list floor server did not listen on {target}") from None
+        yield target
+    finally:
+        child.terminate()
+        child.wait(30)
