@@ -157,9 +157,13 @@ SERVICE_ACCESS: dict[str, ServiceAccess] = {
         publishes=frozenset({subjects.GPU_SAMPLES}),
         listens=frozenset({subjects.GPU_SAMPLES}),
     ),
-    # The gateway keeps settled Jobs.Status answers until the job's next event.
+    # The gateway keeps settled Jobs.Status and Details answers until the thing's next event.
     "gateway": ServiceAccess(
-        calls=_GATEWAY_CALLS, listens=frozenset({f"{EVENTS_PREFIX}.job.>"}), audits=True
+        calls=_GATEWAY_CALLS,
+        listens=frozenset(
+            f"{EVENTS_PREFIX}.{entity}.>" for entity in ("job", "payload", "pipeline")
+        ),
+        audits=True,
     ),
 }
 """Every service of the platform by name (the names of `aorta_services.launch.registry`)."""

@@ -109,10 +109,13 @@ class SnapshotRequest:
 class PipelineDetailsItem:
     """One `Pipelines.Details` message, with the subject that created the pipeline ("" when
     none was recorded), which the gateway tells the client in gRPC metadata
-    (`aorta.auth.ownership`), since Clara's message has no place for it."""
+    (`aorta.auth.ownership`), since Clara's message has no place for it. `settled`: any later
+    change of the message comes with one of the pipeline's events
+    (`aorta.events.pipeline.<id>.>`), so a gateway may keep it until the next."""
 
     details: pipelines_pb2.PipelinesDetailsResponse
     owner: str = ""
+    settled: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,10 +208,14 @@ class Located:
 
 @dataclass(frozen=True)
 class PayloadDetailsItem:
-    """One `Payloads.Details` message, with the payload's owner (see `PipelineDetailsItem`)."""
+    """One `Payloads.Details` message, with the payload's owner (see `PipelineDetailsItem`).
+    `settled`: the payload is in no job's use and the message's file (if any) is recorded as
+    it is stored, so that any later change of the message comes with one of the payload's
+    events (`aorta.events.payload.<id>.>`), and a gateway may keep it until the next."""
 
     details: payloads_pb2.PayloadsDetailsResponse
     owner: str = ""
+    settled: bool = False
 
 
 @dataclass(frozen=True)

@@ -59,12 +59,12 @@ from aorta_services.gateway import (
     pipelines,
     session_api,
 )
+from aorta_services.gateway.answer_cache import KeptAnswers
 from aorta_services.gateway.audit import SWEEP_EVERY, AuditTrail, sweep_forever
 from aorta_services.gateway.forward import Forwarder, GatewayContext
 from aorta_services.gateway.grpc_metrics import GrpcMetrics
 from aorta_services.gateway.guard import Authenticates, Guard
 from aorta_services.gateway.rpc import Handler, service_handler
-from aorta_services.gateway.status_cache import StatusCache
 
 log = get_logger(__name__)
 
@@ -97,12 +97,12 @@ class RunningGateway:
     server: grpc.aio.Server
     health: health.aio.HealthServicer
     sweeper: asyncio.Task[None] | None = field(default=None, repr=False)
-    status_cache: StatusCache = field(default_factory=StatusCache, repr=False)
+    kept: KeptAnswers = field(default_factory=KeptAnswers, repr=False)
 
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
-        await self.status_cache.stop()
+        await self.kept.stop()
         if self.sweeper is not None:
             await cancel_and_wait(self.sweeper)
         log.info("gateway.stopped")
@@ -171,13 +171,13 @@ async def start(
         ],
         interceptors=[GrpcMetrics()] if metrics.recording() else [],
     )
-    status_cache = StatusCache()
+    kept = KeptAnswers()
     gateway = GatewayContext(
         forward=Forwarder(ctx.bus, ctx.settings.rpc_timeout),
         bus=ctx.bus,
         blobs=ctx.blobs,
         settings=ctx.settings,
-        status_cache=status_cache,
+        kept=kept,
     )
     disks = DiskWatch.from_settings(settings)
     for service_name, module, handler_set in _SERVICES:
@@ -199,7 +199,7 @@ async def start(
         port = server.add_secure_port(bind, credentials)
     if port == 0:
         raise OSError(f"the gateway could not bind {bind}")
-    await status_cache.start(ctx.bus)
+    await kept.start(ctx.bus)
     await server.start()
     sweeper = asyncio.create_task(
         sweep_forever(trail, timedelta(days=settings.audit_retention_days), SWEEP_EVERY),
@@ -220,5 +220,5 @@ async def start(
         server=server,
         health=health_servicer,
         sweeper=sweeper,
-        status_cache=status_cache,
+        kept=kept,
     )

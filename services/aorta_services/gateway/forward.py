@@ -22,8 +22,8 @@ from aorta.blobs import BlobStore
 from aorta.bus import Bus
 from aorta.bus.verbs import StreamVerb, Verb, call, call_stream
 from aorta.settings import Settings
+from aorta_services.gateway.answer_cache import KeptAnswers
 from aorta_services.gateway.rpc import Context, Encoded, StreamingHandler, UnaryHandler
-from aorta_services.gateway.status_cache import StatusCache
 
 REQUEST_ID_HEADER = "Aorta-Request-Id"
 
@@ -138,10 +138,10 @@ async def tell_owner(context: Context, owner: str, extra: tuple[tuple[str, str],
 @dataclass(frozen=True)
 class GatewayContext:
     """What each service's gateway handlers may use: the bus, the blob store, the settings,
-    and the kept Jobs.Status answers (one that was never started keeps none)."""
+    and the kept read answers (caches never started keep none)."""
 
     forward: Forwarder
     bus: Bus
     blobs: BlobStore
     settings: Settings
-    status_cache: StatusCache = field(default_factory=StatusCache)
+    kept: KeptAnswers = field(default_factory=KeptAnswers)

@@ -5,8 +5,9 @@ caller owns the job where it must (`aorta.auth.ownership`), and answers with the
 message, or with an `AortaError` that `rpc.py` turns into a negative header code. Status comes
 back with the job's owner, trace id and wait reasons, which the client gets as the initial
 metadata `aorta-owner`, `aorta-trace-id` and `aorta-waiting` (`aorta.wait_reasons`). A
-settled job's Status answer is kept at the gateway until the job changes (`status_cache`);
-the commands that change a job drop it, before and after they are forwarded. List and
+settled job's Status answer is kept at the gateway until the job changes (`answer_cache`);
+the commands that change a job drop it, before and after they are forwarded, and a Delete
+drops the kept Details of the payload it deleted with the job. List and
 ReadLogs are server streams, fed by bus streams. Aorta's own `aorta.v1.Jobs` (Delete,
 Timeline, Queue, Page) forwards the same way.
 """
@@ -22,30 +23,18 @@ from aorta import contracts, subjects, wait_reasons
 from aorta.api import aorta_jobs_pb2, jobs_pb2
 from aorta.observability import TRACE_ID_METADATA
 from aorta_services.gateway.forward import GatewayContext, tell_owner
+from aorta_services.gateway.kept_answers import canonical, changing
 from aorta_services.gateway.rpc import Context, Handler, UnaryHandler
-from aorta_services.gateway.status_cache import StatusCache
 
 
-def changing(handler: UnaryHandler, cache: StatusCache) -> UnaryHandler:
-    """`handler` of a command that may change the job its request names (`job_id`): the
-    job's kept Status answer is dropped before it is forwarded, and again once it answered
-    (or failed), so that no answer read meanwhile is kept either."""
-
-    async def forwarded(request: Any, context: Context) -> Message:
-        job_id = request.job_id.value
-        cache.drop(job_id)
-        try:
-            return await handler(request, context)
-        finally:
-            cache.drop(job_id)
-
-    return forwarded
+def _job(request: Any) -> str:
+    return str(request.job_id.value)
 
 
 def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     """Every Jobs RPC."""
     forward = gateway.forward
-    cache = gateway.status_cache
+    cache = gateway.kept.jobs
 
     async def status(
         request: jobs_pb2.JobsStatusRequest, context: Context
@@ -55,7 +44,8 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         if answer is None:
             with cache.fetching(job_id) as fetch:
                 answer = await forward.call(contracts.SCHEDULER_STATUS, request)
-                fetch.keep(answer)
+                if answer.settled and answer.status.job_id.value == job_id:
+                    fetch.keep(answer)
         trace = ((TRACE_ID_METADATA, answer.trace_id),) if answer.trace_id else ()
         waits = wait_reasons.to_metadata(json.loads(answer.waiting)) if answer.waiting else ()
         await tell_owner(context, answer.owner, (*trace, *waits))
@@ -64,12 +54,12 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     return {
         "Create": forward.unary(subjects.SCHEDULER_CREATE, jobs_pb2.JobsCreateResponse),
         "Start": changing(
-            forward.unary(subjects.SCHEDULER_START, jobs_pb2.JobsStartResponse), cache
+            forward.unary(subjects.SCHEDULER_START, jobs_pb2.JobsStartResponse), cache, _job
         ),
         "Status": status,
         "List": forward.passed_on(subjects.SCHEDULER_LIST),
         "Cancel": changing(
-            forward.unary(subjects.SCHEDULER_CANCEL, jobs_pb2.JobsCancelResponse), cache
+            forward.unary(subjects.SCHEDULER_CANCEL, jobs_pb2.JobsCancelResponse), cache, _job
         ),
         "ReadLogs": forward.server_stream(
             subjects.SCHEDULER_READ_LOGS, jobs_pb2.JobsReadLogsResponse
@@ -77,10 +67,12 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         "AddMetadata": changing(
             forward.unary(subjects.SCHEDULER_ADD_METADATA, jobs_pb2.JobsAddMetadataResponse),
             cache,
+            _job,
         ),
         "RemoveMetadata": changing(
             forward.unary(subjects.SCHEDULER_REMOVE_METADATA, jobs_pb2.JobsRemoveMetadataResponse),
             cache,
+            _job,
         ),
     }
 
@@ -89,8 +81,12 @@ def aorta_handlers(gateway: GatewayContext) -> dict[str, Handler]:
     """Aorta's own `aorta.v1.Jobs` RPCs (protos/aorta/api/aorta_jobs.proto)."""
     return {
         "Delete": changing(
-            gateway.forward.unary(subjects.SCHEDULER_DELETE, aorta_jobs_pb2.JobsDeleteResponse),
-            gateway.status_cache,
+            _dropping_payload(
+                gateway.forward.unary(subjects.SCHEDULER_DELETE, aorta_jobs_pb2.JobsDeleteResponse),
+                gateway,
+            ),
+            gateway.kept.jobs,
+            _job,
         ),
         "Timeline": gateway.forward.unary(
             subjects.SCHEDULER_TIMELINE, aorta_jobs_pb2.JobsTimelineResponse
@@ -100,3 +96,17 @@ def aorta_handlers(gateway: GatewayContext) -> dict[str, Handler]:
             subjects.SCHEDULER_QUEUE, aorta_jobs_pb2.JobsQueueResponse
         ),
     }
+
+
+def _dropping_payload(handler: UnaryHandler, gateway: GatewayContext) -> UnaryHandler:
+    """`handler` of a Delete, dropping the kept Details of the payload it deleted: its
+    `deleted` event may reach this gateway after the client's next call."""
+
+    async def deleted(request: Any, context: Context) -> Message:
+        response = await handler(request, context)
+        payload_id = getattr(response, "payload_id", None)
+        if payload_id is not None and payload_id.value:
+            gateway.kept.payloads.drop(canonical(payload_id.value))
+        return response
+
+    return deleted

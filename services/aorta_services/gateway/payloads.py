@@ -3,9 +3,11 @@
 Create, Delete, Details, Remove, AddMetadata and RemoveMetadata forward the Clara messages as
 they are to the payloads service, which checks that the caller owns the payload (every verb but
 Create and Details; `aorta.auth.ownership`). Details' answers come back with the payload's
-owner, which the client gets as the initial metadata `aorta-owner`. Upload and Download move
-bytes, which never cross the bus (the service checks ownership in `check_upload`, `file_added`
-and `locate`, the calls they make anyway):
+owner, which the client gets as the initial metadata `aorta-owner`; a settled one is kept at
+the gateway until the payload changes (`kept_answers`), and the commands that change a
+payload (a recorded upload too) drop it, before and after they are forwarded. Upload and
+Download move bytes, which never cross the bus (the service checks ownership in
+`check_upload`, `file_added` and `locate`, the calls they make anyway):
 
 - **Upload** (client stream): `payload_streams.UploadStream` reassembles the files; each one is
   streamed into `blobs.put(payloads/<id>/input/<name>)` as its chunks arrive, so memory stays
@@ -49,7 +51,8 @@ from aorta.observability import metrics
 from aorta.payload_layout import input_key, payload_prefix
 from aorta.payload_names import checksum_line
 from aorta_services.gateway import encoded
-from aorta_services.gateway.forward import GatewayContext, tell_owner
+from aorta_services.gateway.forward import GatewayContext
+from aorta_services.gateway.kept_answers import changing, kept_details
 from aorta_services.gateway.payload_streams import UploadStream
 from aorta_services.gateway.rpc import Context, Encoded, Handler, UnaryHandler
 
@@ -72,6 +75,7 @@ class PayloadsService:
 
     def __init__(self, gateway: GatewayContext) -> None:
         self._forward = gateway.forward
+        self._kept = gateway.kept.payloads
 
     async def check_upload(self, payload_id: PayloadId) -> None:
         """PAYLOAD_NOT_FOUND or PAYLOAD_READ_ONLY unless files may be uploaded now."""
@@ -80,7 +84,11 @@ class PayloadsService:
     async def file_added(self, payload_id: PayloadId, name: str, info: BlobInfo, mode: int) -> None:
         """Records a stored file; `Conflict` or `NotFound` when the payload refuses it."""
         added = contracts.FileAdded(payload_id, name, info.size, info.sha256, mode)
-        await self._forward.call(contracts.PAYLOADS_FILE_ADDED, added)
+        try:
+            await self._forward.call(contracts.PAYLOADS_FILE_ADDED, added)
+        finally:
+            # The client may read its upload before the `file.added` event reaches us.
+            self._kept.drop(payload_id)
 
     async def locate(self, payload_id: PayloadId, name: str) -> contracts.Located:
         """The file a Download names: PAYLOAD_NOT_FOUND, PAYLOAD_FILE_NOT_FOUND if none."""
@@ -194,38 +202,65 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
 
     forward = gateway.forward
 
-    async def details(
+    kept = gateway.kept.payloads
+
+    def details(
         request: payloads_pb2.PayloadsDetailsRequest, context: Context
-    ) -> AsyncIterator[payloads_pb2.PayloadsDetailsResponse]:
-        first = True
-        async for item in forward.call_stream(contracts.PAYLOADS_DETAILS, request):
-            if first:
-                await tell_owner(context, item.owner)
-                first = False
-            yield item.details
+    ) -> AsyncIterator[Encoded]:
+        return kept_details(
+            kept,
+            request.payload_id.value,
+            request,
+            context,
+            lambda: forward.call_stream(contracts.PAYLOADS_DETAILS, request),
+            _named,
+        )
 
     return {
         "Create": _bounded(
             forward.unary(subjects.PAYLOADS_CREATE, payloads_pb2.PayloadsCreateResponse)
         ),
-        "Delete": forward.unary(
-            subjects.PAYLOADS_DELETE,
-            payloads_pb2.PayloadsDeleteResponse,
-            extra_headers=_forced,
+        "Delete": changing(
+            forward.unary(
+                subjects.PAYLOADS_DELETE,
+                payloads_pb2.PayloadsDeleteResponse,
+                extra_headers=_forced,
+            ),
+            kept,
+            _named,
         ),
         "Details": details,
         "Download": download,
-        "Remove": forward.unary(subjects.PAYLOADS_REMOVE, payloads_pb2.PayloadsRemoveResponse),
+        "Remove": changing(
+            forward.unary(subjects.PAYLOADS_REMOVE, payloads_pb2.PayloadsRemoveResponse),
+            kept,
+            _named,
+        ),
         "Upload": upload,
         "AddMetadata": _bounded(
-            forward.unary(subjects.PAYLOADS_ADD_METADATA, payloads_pb2.PayloadsAddMetadataResponse)
+            changing(
+                forward.unary(
+                    subjects.PAYLOADS_ADD_METADATA, payloads_pb2.PayloadsAddMetadataResponse
+                ),
+                kept,
+                _named,
+            )
         ),
         "RemoveMetadata": _bounded(
-            forward.unary(
-                subjects.PAYLOADS_REMOVE_METADATA, payloads_pb2.PayloadsRemoveMetadataResponse
+            changing(
+                forward.unary(
+                    subjects.PAYLOADS_REMOVE_METADATA, payloads_pb2.PayloadsRemoveMetadataResponse
+                ),
+                kept,
+                _named,
             )
         ),
     }
+
+
+def _named(message: Any) -> str:
+    """The payload a request or a Details message names."""
+    return str(message.payload_id.value)
 
 
 def _bounded(handler: UnaryHandler) -> UnaryHandler:

@@ -2,7 +2,9 @@
 
 List, Remove, AddMetadata and RemoveMetadata forward the Clara messages as they are to the
 pipelines service; Details too, its answers coming back with the pipeline's owner, which the
-client gets as the initial metadata `aorta-owner` (`aorta.auth.ownership`). Create and Update
+client gets as the initial metadata `aorta-owner` (`aorta.auth.ownership`). Details answers
+are kept at the gateway until the pipeline changes (`kept_answers`); Update, Remove and the
+metadata verbs drop them, before and after they are forwarded. Create and Update
 are client streams of `PipelineDefinitionFile` chunks; the gateway reassembles them into whole
 files and sends the pipelines service one request (`aorta.contracts.CreatePipeline`,
 `UpdatePipeline`):
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from aorta import contracts, subjects
 from aorta.api import pipelines_pb2
@@ -33,8 +36,9 @@ from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.errors import ErrorCode, Invalid
 from aorta.metadata import MAX_TOTAL_BYTES
 from aorta.pipeline_spec.sources import MAX_DEFINITION_BYTES, normalize
-from aorta_services.gateway.forward import GatewayContext, tell_owner
-from aorta_services.gateway.rpc import Context, Handler
+from aorta_services.gateway.forward import GatewayContext
+from aorta_services.gateway.kept_answers import canonical, changing, kept_details
+from aorta_services.gateway.rpc import Context, Encoded, Handler
 
 MAX_ASSEMBLED_BYTES = MAX_DEFINITION_BYTES + MAX_TOTAL_BYTES
 """Most bytes (UTF-8) of paths, contents and metadata one Create or Update may send: the most a
@@ -124,6 +128,7 @@ def update_body(assembled: AssembledDefinition) -> bytes:
 def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     """Every Pipelines RPC."""
     forward = gateway.forward
+    kept = gateway.kept.pipelines
 
     async def create(
         requests: AsyncIterator[pipelines_pb2.PipelinesCreateRequest], context: Context
@@ -134,32 +139,57 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     async def update(
         requests: AsyncIterator[pipelines_pb2.PipelinesUpdateRequest], context: Context
     ) -> pipelines_pb2.PipelinesUpdateResponse:
-        body = update_body(await assemble(requests))
-        return await forward.call_encoded(contracts.PIPELINES_UPDATE, body)
+        assembled = await assemble(requests)
+        body = update_body(assembled)
+        pipeline_id = canonical(assembled.pipeline_id)
+        kept.drop(pipeline_id)
+        try:
+            return await forward.call_encoded(contracts.PIPELINES_UPDATE, body)
+        finally:
+            kept.drop(pipeline_id)
 
-    async def details(
+    def details(
         request: pipelines_pb2.PipelinesDetailsRequest, context: Context
-    ) -> AsyncIterator[pipelines_pb2.PipelinesDetailsResponse]:
-        first = True
-        async for item in forward.call_stream(contracts.PIPELINES_DETAILS, request):
-            if first:
-                await tell_owner(context, item.owner)
-                first = False
-            yield item.details
+    ) -> AsyncIterator[Encoded]:
+        return kept_details(
+            kept,
+            request.pipeline_id.value,
+            request,
+            context,
+            lambda: forward.call_stream(contracts.PIPELINES_DETAILS, request),
+            _named,
+        )
 
     return {
         "Create": create,
         "Update": update,
         "Details": details,
         "List": forward.passed_on(subjects.PIPELINES_LIST),
-        "Remove": forward.unary(subjects.PIPELINES_REMOVE, pipelines_pb2.PipelinesRemoveResponse),
-        "AddMetadata": forward.unary(
-            subjects.PIPELINES_ADD_METADATA, pipelines_pb2.PipelinesAddMetadataResponse
+        "Remove": changing(
+            forward.unary(subjects.PIPELINES_REMOVE, pipelines_pb2.PipelinesRemoveResponse),
+            kept,
+            _named,
         ),
-        "RemoveMetadata": forward.unary(
-            subjects.PIPELINES_REMOVE_METADATA, pipelines_pb2.PipelinesRemoveMetadataResponse
+        "AddMetadata": changing(
+            forward.unary(
+                subjects.PIPELINES_ADD_METADATA, pipelines_pb2.PipelinesAddMetadataResponse
+            ),
+            kept,
+            _named,
+        ),
+        "RemoveMetadata": changing(
+            forward.unary(
+                subjects.PIPELINES_REMOVE_METADATA, pipelines_pb2.PipelinesRemoveMetadataResponse
+            ),
+            kept,
+            _named,
         ),
     }
+
+
+def _named(message: Any) -> str:
+    """The pipeline a request or a Details message names."""
+    return str(message.pipeline_id.value)
 
 
 def _files(assembled: AssembledDefinition) -> tuple[contracts.PipelineFile, ...]:

@@ -92,11 +92,29 @@ def details_item(
     return message
 
 
-def details_answer(record: PayloadRecord, message: payloads_pb2.PayloadsDetailsResponse) -> bytes:
-    """A `Details` message as the bus carries it, with the payload's owner."""
+def details_answer(
+    record: PayloadRecord,
+    message: payloads_pb2.PayloadsDetailsResponse,
+    *,
+    settled: bool = False,
+) -> bytes:
+    """A `Details` message as the bus carries it, with the payload's owner and whether it is
+    settled (`details_settled`)."""
     return contracts.PAYLOADS_DETAILS.encode_answer(
-        contracts.PayloadDetailsItem(message, record.owner)
+        contracts.PayloadDetailsItem(message, record.owner, settled)
     )
+
+
+def details_settled(
+    record: PayloadRecord, stored: StoredFile | None, known: FileRecord | None
+) -> bool:
+    """Whether a `Details` message can change only with one of the payload's events: the
+    payload is in no job's use (a running job's outputs appear without one) and the file is
+    recorded at the size stored (an upload's object appears before its record and its
+    `file.added` event, and a refused one's object goes again without an event)."""
+    if record.in_use_by_job is not None or record.deleting:
+        return False
+    return stored is None or (known is not None and known.size == stored.size)
 
 
 def check_metadata_fits(record: PayloadRecord, limit: int = MAX_ANSWER_BYTES) -> None:

@@ -8,12 +8,18 @@ Types (CloudEvents `org.aorta.payload.<event>`, subject `aorta.events.payload.<i
 - `deleted`: `{"payload_id", "type", "job_id", "files": int}` (`files`: how many were removed),
   after a Delete or after the payload of a job that was never revealed was discarded;
 - `file.added`: `{"payload_id", "name", "size", "sha256": str | null}` after an upload;
-- `file.removed`: `{"payload_id", "name", "size"}`.
+- `file.removed`: `{"payload_id", "name", "size"}`;
+- `metadata_changed`: `{"payload_id", "change": "added" | "removed", "keys": int}` (`keys`:
+  how many the request named) after AddMetadata or RemoveMetadata;
+- `locked`: `{"payload_id", "job_id"}` when its job starts (read-only, in use: the job's
+  outputs appear in it from then on, without events of the payload);
+- `released`: `{"payload_id", "job_id"}` when its job stopped.
 
 `name` is the file's rooted wire name (`/input/scan.dcm`).
 
 Where each is staged: `created` in the payload's document, in the insert that creates it (so
-it is published if and only if the payload was stored); `deleted` apart, once the files are
+it is published if and only if the payload was stored), and `metadata_changed`, `locked` and
+`released` in the document's update that makes the change; `deleted` apart, once the files are
 gone and before the payload's record is removed, carrying what the document still had pending;
 `file.added` and `file.removed` apart, before the file's record is written or removed. An
 event staged apart is published when its record ended up as the change meant (the module
@@ -22,7 +28,7 @@ docstring of `aorta.outbox` says exactly when).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aorta.bus import CloudEvent, make_event
@@ -60,6 +66,22 @@ class EventPublisher:
 
     async def publish_created(self, document: Document) -> PayloadRecord:
         """`created`'s second step: publishes the event staged in `document`."""
+        await self._outbox.flush(self._repository.payloads, document)
+        return PayloadRecord.from_document(document)
+
+    async def changed(
+        self,
+        id: PayloadId,
+        change: Callable[[PayloadRecord], PayloadRecord],
+        event: str,
+        data: Mapping[str, Any],
+    ) -> PayloadRecord:
+        """Applies `change` to payload `id` (`PayloadRepository.modify`) with `event` staged
+        in the same write, then publishes it; raises what `modify` raises (nothing is stored
+        then)."""
+        document = await self._repository.modify_staged(
+            id, change, lambda record: payload_event(record.id, event, data)
+        )
         await self._outbox.flush(self._repository.payloads, document)
         return PayloadRecord.from_document(document)
 

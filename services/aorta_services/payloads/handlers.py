@@ -87,8 +87,8 @@ class ClaraVerbs:
         """Details (`contracts.PAYLOADS_DETAILS`): one message per file
         (`answers.details_item`), in name order, listed from the blob store as it streams
         (`described_files`: memory bounded by a page, whatever the number of files), one
-        without a file for an empty payload; each with the payload's owner. Open to every
-        caller."""
+        without a file for an empty payload; each with the payload's owner and whether it is
+        settled (`answers.details_settled`). Open to every caller."""
         message = wire.parse_message(request.data, payloads_pb2.PayloadsDetailsRequest)
         record = await self._repository.get_present(ids.payload_id(message.payload_id.value))
         first = True
@@ -97,10 +97,13 @@ class ClaraVerbs:
             async for stored, known in listing:
                 item = answers.details_item(record, stored, known, first=first)
                 first = False
-                yield answers.details_answer(record, item)
+                settled = answers.details_settled(record, stored, known)
+                yield answers.details_answer(record, item, settled=settled)
         if first:
             yield answers.details_answer(
-                record, answers.details_item(record, None, None, first=True)
+                record,
+                answers.details_item(record, None, None, first=True),
+                settled=answers.details_settled(record, None, None),
             )
 
     async def remove(self, request: Request) -> bytes:
@@ -131,7 +134,8 @@ class ClaraVerbs:
             answers.check_metadata_fits(record)
             return record
 
-        stored = await self._repository.modify(id, added)
+        data = {"change": "added", "keys": len(new)}
+        stored = await self._events.changed(id, added, "metadata_changed", data)
         log.info("payload.metadata_added", payload_id=id, keys=len(new))
         return answers.metadata_added(stored)
 
@@ -140,9 +144,11 @@ class ClaraVerbs:
         message = wire.parse_message(request.data, payloads_pb2.PayloadsRemoveMetadataRequest)
         id = ids.payload_id(message.payload_id.value)
         keys = list(message.keys)
-        stored = await self._repository.modify(
+        stored = await self._events.changed(
             id,
             lambda current: owned(current).with_metadata(remove_metadata(current.metadata, keys)),
+            "metadata_changed",
+            {"change": "removed", "keys": len(keys)},
         )
         log.info("payload.metadata_removed", payload_id=id, keys=len(keys))
         return answers.metadata_removed(stored)

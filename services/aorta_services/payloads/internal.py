@@ -118,16 +118,22 @@ class InternalVerbs:
 
     async def lock(self, command: contracts.JobPayload) -> contracts.Done:
         """The job started: its payload becomes read-only for good, and in use."""
-        await self._repository.modify(
-            command.payload_id, lambda current: current.locked(command.job_id)
+        await self._events.changed(
+            command.payload_id,
+            lambda current: current.locked(command.job_id),
+            "locked",
+            {"job_id": command.job_id},
         )
         log.info("payload.locked", payload_id=command.payload_id, job_id=command.job_id)
         return contracts.Done()
 
     async def release(self, command: contracts.JobPayload) -> contracts.Done:
         """The job stopped: its payload is no longer in use (and may be deleted)."""
-        await self._repository.modify(
-            command.payload_id, lambda current: current.released(command.job_id)
+        await self._events.changed(
+            command.payload_id,
+            lambda current: current.released(command.job_id),
+            "released",
+            {"job_id": command.job_id},
         )
         log.info("payload.released", payload_id=command.payload_id, job_id=command.job_id)
         return contracts.Done()

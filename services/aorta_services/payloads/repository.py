@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, Callable
 from aorta.bus import CloudEvent
 from aorta.errors import Conflict, ErrorCode, NotFound
 from aorta.ids import JobId, PayloadId
-from aorta.outbox import staged
+from aorta.outbox import staged, staging, staging_record
 from aorta.store import (
     Collection,
     Document,
@@ -102,15 +102,26 @@ class PayloadRepository:
         payload between the read and the write, `change` runs again on the new state
         (`aorta.store.modify_document`); when it keeps losing, `Conflict` (PAYLOAD_STORE_ERROR).
         """
+        return PayloadRecord.from_document(await self._modify(id, staging(_changed(change), _none)))
 
-        stored = await modify_document(
+    async def modify_staged(
+        self,
+        id: PayloadId,
+        change: Callable[[PayloadRecord], PayloadRecord],
+        event: Callable[[PayloadRecord], CloudEvent],
+    ) -> Document:
+        """`modify`, with the `event` of the changed record staged in the same write
+        (`aorta.outbox`); returns the stored document, for the outbox to publish."""
+        return await self._modify(id, staging_record(PayloadRecord.from_document, change, event))
+
+    async def _modify(self, id: PayloadId, change: Callable[[Document], Document]) -> Document:
+        return await modify_document(
             self._payloads,
             id,
-            lambda document: change(PayloadRecord.from_document(document)).to_document(),
+            change,
             missing=lambda: payload_not_found(id),
             gave_up=kept_changing(f"payload {id}", code=ErrorCode.PAYLOAD_STORE_ERROR),
         )
-        return PayloadRecord.from_document(stored)
 
     async def delete(self, id: PayloadId) -> None:
         """Removes the payload record; an absent one is fine (a retried Delete)."""
@@ -174,3 +185,11 @@ class PayloadRepository:
     async def forget_files(self, payload_id: PayloadId) -> int:
         """Removes every file record of the payload; returns how many."""
         return await self._files.delete_many({"payload_id": payload_id})
+
+
+def _changed(change: Callable[[PayloadRecord], PayloadRecord]) -> Callable[[Document], Document]:
+    return lambda document: change(PayloadRecord.from_document(document)).to_document()
+
+
+def _none(document: Document) -> None:
+    return None

@@ -82,10 +82,12 @@ def details(record: PipelineRecord) -> list[pipelines_pb2.PipelinesDetailsRespon
 
 
 def details_items(record: PipelineRecord) -> list[bytes]:
-    """The `Details` stream of `record` as the bus carries it: each message with the owner."""
+    """The `Details` stream of `record` as the bus carries it: each message with the owner,
+    settled, since every change of a pipeline (definition, metadata, removal) is stored with
+    its event (`handlers`)."""
     verb = contracts.PIPELINES_DETAILS
     return [
-        verb.encode_answer(contracts.PipelineDetailsItem(message, record.owner))
+        verb.encode_answer(contracts.PipelineDetailsItem(message, record.owner, settled=True))
         for message in details(record)
     ]
 

@@ -134,7 +134,12 @@ def test_services_answer_only_into_the_inboxes_of_the_services_they_talk_with() 
         "_INBOX.scheduler.>",
     ]
     gateway = permissions_for("gateway")
-    assert gateway.subscribe == ("aorta.events.job.>", "_INBOX.gateway.>")
+    assert gateway.subscribe == (
+        "aorta.events.job.>",
+        "aorta.events.payload.>",
+        "aorta.events.pipeline.>",
+        "_INBOX.gateway.>",
+    )
     assert "_INBOX.gateway.>" not in gateway.publish
     assert "aorta.audit.>" in gateway.publish
     assert "aorta.events.job.>" in permissions_for("scheduler").publish

@@ -373,3 +373,11 @@ async def test_stopping_the_service_stops_answering(
 ) -> None:
     await service.stop(1.0)
     await fails(listing(client), ErrorCode.SERVICE_UNAVAILABLE)
+
+
+async def test_details_messages_are_settled(client: MemoryBus, two_operators: str) -> None:
+    """Every change of a pipeline comes with its event, so a gateway may keep any answer."""
+    pipeline_id = await create_id(client, [("two.yml", two_operators)])
+    request = pipelines_pb2.PipelinesDetailsRequest(pipeline_id=ident(pipeline_id))
+    items = [item async for item in call_stream(client, contracts.PIPELINES_DETAILS, request)]
+    assert [item.settled for item in items] == [True]

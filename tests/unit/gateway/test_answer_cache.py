@@ -1,5 +1,6 @@
-"""The gateway keeps a settled job's Status answer until anything could change it: an event of
-the job, a command for it through the gateway, a gap in what the bus delivered, its age."""
+"""The gateway keeps a settled answer until anything could change it: an event of its thing, a
+command for it through the gateway, a gap in what the bus delivered, its age; Jobs.Status
+through the gateway (the Details paths: test_kept_details.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aorta import contracts, subjects
 from aorta.api import common_pb2, jobs_pb2, jobs_pb2_grpc
 from aorta.bus import make_event
 from aorta.bus.memory import MemoryBus
 from aorta.bus.verbs import answering
-from aorta_services.gateway.status_cache import StatusCache
+from aorta_services.gateway.answer_cache import AnswerCache
 from tests.unit.gateway.door_harness import door_gateway
 
 JOB = "0123456789abcdef0123456789abcdef"
@@ -37,13 +39,20 @@ async def job_event(bus: MemoryBus, job_id: str, event: str = "stopped") -> None
     await bus.publish_event(make_event("scheduler", "job", job_id, event, {"job_id": job_id}))
 
 
-def kept(cache: StatusCache, job_id: str, fetched: contracts.JobStatus) -> None:
+Cache = AnswerCache[contracts.JobStatus]
+
+
+def jobs() -> Cache:
+    return AnswerCache("job")
+
+
+def kept(cache: Cache, job_id: str, fetched: contracts.JobStatus, key: bytes = b"") -> None:
     with cache.fetching(job_id) as fetch:
-        fetch.keep(fetched)
+        fetch.keep(fetched, key)
 
 
 async def test_a_settled_answer_is_kept_until_an_event_of_its_job() -> None:
-    bus, cache = MemoryBus(), StatusCache()
+    bus, cache = MemoryBus(), jobs()
     await cache.start(bus)
     try:
         kept(cache, JOB, answer(JOB, "first"))
@@ -58,23 +67,52 @@ async def test_a_settled_answer_is_kept_until_an_event_of_its_job() -> None:
         await bus.close()
 
 
-async def test_nothing_is_kept_unsettled_or_before_the_events_are_followed() -> None:
-    bus, cache = MemoryBus(), StatusCache()
+async def test_nothing_is_kept_before_the_events_are_followed() -> None:
+    bus, cache = MemoryBus(), jobs()
     kept(cache, JOB, answer(JOB, "before"))
     assert cache.get(JOB) is None
     await cache.start(bus)
     try:
-        kept(cache, JOB, answer(JOB, "running", settled=False))
-        assert cache.get(JOB) is None
-        kept(cache, JOB, answer(OTHER, "another job's answer"))
-        assert cache.get(JOB) is None
+        kept(cache, JOB, answer(JOB, "after"))
+        assert cache.get(JOB) is not None
+    finally:
+        await cache.stop()
+        await bus.close()
+    assert cache.get(JOB) is None
+
+
+async def test_an_event_drops_every_answer_of_its_thing_and_only_of_its_kind() -> None:
+    bus, cache = MemoryBus(), AnswerCache[str]("payload")
+    await cache.start(bus)
+    try:
+        with cache.fetching(JOB) as fetch:
+            fetch.keep("asked one way", b"one")
+        with cache.fetching(JOB) as fetch:
+            fetch.keep("asked another way", b"two")
+        assert (cache.get(JOB, b"one"), cache.get(JOB, b"two")) == (
+            "asked one way",
+            "asked another way",
+        )
+        with cache.fetching(OTHER) as fetch:
+            fetch.keep("a witness")
+        # A job with the same id is another thing: its events leave the payload's answers.
+        # The other payload's event, published after it, shows it would have arrived.
+        await job_event(bus, JOB)
+        await bus.publish_event(make_event("payloads", "payload", OTHER, "locked", {}))
+        await until(lambda: cache.get(OTHER) is None)
+        assert cache.get(JOB, b"one") is not None
+        await bus.publish_event(
+            make_event("payloads", "payload", JOB, "metadata_changed", {"payload_id": JOB})
+        )
+        await until(lambda: cache.get(JOB, b"one") is None)
+        assert cache.get(JOB, b"two") is None
     finally:
         await cache.stop()
         await bus.close()
 
 
 async def test_a_gap_on_the_bus_forgets_everything() -> None:
-    bus, cache = MemoryBus(), StatusCache()
+    bus, cache = MemoryBus(), jobs()
     await cache.start(bus)
     try:
         kept(cache, JOB, answer(JOB, "first"))
@@ -87,7 +125,7 @@ async def test_a_gap_on_the_bus_forgets_everything() -> None:
 
 
 async def test_an_answer_fetched_while_its_job_changed_is_not_kept() -> None:
-    bus, cache = MemoryBus(), StatusCache()
+    bus, cache = MemoryBus(), jobs()
     await cache.start(bus)
     try:
         with cache.fetching(JOB) as fetch:
@@ -108,7 +146,8 @@ async def test_an_answer_fetched_while_its_job_changed_is_not_kept() -> None:
 
 async def test_the_cache_is_bounded_and_answers_age_out() -> None:
     now = [0.0]
-    bus, cache = MemoryBus(), StatusCache(max_entries=2, max_age=5.0, clock=lambda: now[0])
+    bus = MemoryBus()
+    cache: Cache = AnswerCache("job", max_entries=2, max_age=5.0, clock=lambda: now[0])
     await cache.start(bus)
     try:
         for job_id in ("a", "b"):
@@ -124,10 +163,29 @@ async def test_the_cache_is_bounded_and_answers_age_out() -> None:
         await bus.close()
 
 
+async def test_the_cache_holds_at_most_its_bytes() -> None:
+    bus, cache = MemoryBus(), AnswerCache[str]("pipeline", size=len, max_bytes=10)
+    await cache.start(bus)
+    try:
+        with cache.fetching("a") as fetch:
+            fetch.keep("x" * 11)
+        assert cache.get("a") is None
+        for id in ("a", "b"):
+            with cache.fetching(id) as fetch:
+                fetch.keep("x" * 5)
+        with cache.fetching("c") as fetch:
+            fetch.keep("x" * 3)
+        assert cache.get("a") is None
+        assert cache.get("b") == "x" * 5 and cache.get("c") == "x" * 3
+    finally:
+        await cache.stop()
+        await bus.close()
+
+
 async def test_the_gateway_answers_from_the_cache_and_never_a_changed_job_stale(
     tmp_path: Path,
 ) -> None:
-    state = {"name": "created", "asked": 0}
+    state: dict[str, Any] = {"name": "created", "asked": 0}
 
     async def status(request: jobs_pb2.JobsStatusRequest) -> contracts.JobStatus:
         state["asked"] += 1
@@ -162,7 +220,7 @@ async def test_the_gateway_answers_from_the_cache_and_never_a_changed_job_stale(
             await jobs.Cancel(jobs_pb2.JobsCancelRequest(job_id=request.job_id))
             assert await name() == "canceled"
             # After a gap on the bus, the next Status asks the scheduler again.
-            asked = state["asked"]
+            asked = int(state["asked"])
             door.bus.interrupt()
             assert await name() == "canceled"
             assert state["asked"] == asked + 1
