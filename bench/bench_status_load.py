@@ -9,12 +9,14 @@ One run, side by side, on this machine (both servers in child processes, the cli
 
 Against each, `CLIENTS` concurrent clients (a channel each) call the same method back to back
 for `SECONDS` seconds: `Jobs.Status` of the job, `Payloads.Details` of its payload and
-`Pipelines.Details` of its pipeline. For each: requests per second, the platform's over the
-floor's (`status_load_ratio`, target >= 0.5) and the platform's p99 latency
-(`status_load_p99_ms`, target < 50 ms); the Details paths give the same figures under
-`payload_details_load_*` and `pipeline_details_load_*`.
+`Pipelines.Details` of its pipeline. Both servers stay up, and each method's load alternates
+between them in `ROUNDS` slices of `SECONDS / ROUNDS` (floor, platform, floor, ...), so that
+the load other work puts on a shared machine weighs on both sides alike. For each: requests
+per second, the platform's over the floor's (`status_load_ratio`, target >= 0.5) and the
+platform's p99 latency (`status_load_p99_ms`, target < 50 ms); the Details paths give the
+same figures under `payload_details_load_*` and `pipeline_details_load_*`.
 
-`AORTA_BENCH_LOAD_SECONDS` overrides how long each load lasts (default 3).
+`AORTA_BENCH_LOAD_SECONDS` overrides how long each load lasts (default 3), per side.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,7 @@ from bench.processes import platform
 
 CLIENTS = 20
 SECONDS = float(os.environ.get("AORTA_BENCH_LOAD_SECONDS", "3"))
+ROUNDS = 3
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 50.0
 PIPELINE = """api-version: 0.4.0
@@ -77,6 +80,19 @@ class Load:
 
     requests_per_s: float
     p99_ms: float
+
+
+@dataclass
+class Slices:
+    """The calls of one method against one server, over every slice of its load."""
+
+    latencies: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    def load(self) -> Load:
+        return Load(
+            len(self.latencies) / self.elapsed, statistics.quantiles(self.latencies, n=100)[98]
+        )
 
 
 Call = Callable[[grpc.aio.Channel], Awaitable[None]]
@@ -107,29 +123,39 @@ def calls(subjects: Subjects) -> dict[str, Call]:
     }
 
 
-async def load(target: str, call: Call) -> Load:
-    """`CLIENTS` clients calling `call` back to back for `SECONDS` (after one warm-up call each)."""
-    latencies: list[float] = []
+async def load(target: str, call: Call, seconds: float, into: Slices) -> None:
+    """`CLIENTS` clients calling `call` back to back for `seconds` (after one warm-up call
+    each), their latencies and time added to `into`."""
     channels = [grpc.aio.insecure_channel(target) for _ in range(CLIENTS)]
     try:
         await asyncio.gather(*(call(channel) for channel in channels))
         started = time.perf_counter()
-        deadline = started + SECONDS
+        deadline = started + seconds
 
         async def client(channel: grpc.aio.Channel) -> None:
             while (now := time.perf_counter()) < deadline:
                 await call(channel)
-                latencies.append((time.perf_counter() - now) * 1000)
+                into.latencies.append((time.perf_counter() - now) * 1000)
 
         await asyncio.gather(*(client(channel) for channel in channels))
-        elapsed = time.perf_counter() - started
+        into.elapsed += time.perf_counter() - started
     finally:
         await asyncio.gather(*(channel.close() for channel in channels))
-    return Load(len(latencies) / elapsed, statistics.quantiles(latencies, n=100)[98])
 
 
-async def load_all(target: str, subjects: Subjects) -> dict[str, Load]:
-    return {name: await load(target, call) for name, call in calls(subjects).items()}
+async def load_both(
+    platform_target: str, floor_target: str, subjects: Subjects
+) -> tuple[dict[str, Load], dict[str, Load]]:
+    """Each method's load on the platform and on the floor, alternating in `ROUNDS` slices."""
+    ours: dict[str, Load] = {}
+    bare: dict[str, Load] = {}
+    for name, call in calls(subjects).items():
+        platform_slices, floor_slices = Slices(), Slices()
+        for _ in range(ROUNDS):
+            await load(floor_target, call, SECONDS / ROUNDS, floor_slices)
+            await load(platform_target, call, SECONDS / ROUNDS, platform_slices)
+        ours[name], bare[name] = platform_slices.load(), floor_slices.load()
+    return ours, bare
 
 
 async def prepare(target: str) -> tuple[Subjects, dict[str, list[bytes]]]:
@@ -210,8 +236,7 @@ def run() -> dict[str, Any]:
         with platform(root / "data") as (target, _):
             subjects, answers = asyncio.run(prepare(target))
             with floor(answers, root) as floor_target:
-                floor_loads = asyncio.run(load_all(floor_target, subjects))
-            platform_loads = asyncio.run(load_all(target, subjects))
+                platform_loads, floor_loads = asyncio.run(load_both(target, floor_target, subjects))
     return report(platform_loads, floor_loads)
 
 
