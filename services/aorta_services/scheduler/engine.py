@@ -411,7 +411,8 @@ class Engine:
         )
         log.info("job.started", priority=record.priority.name)
         observations.job_admitted(record)
-        await parts.events.flush(record)
+        # Its first operator's RUNNING write, coming next, removes the published event.
+        await parts.events.flush(record, later=True)
         started = record.started if record.started is not None else parts.clock()
         return ActiveJob(record, pipeline, deadline=started + record.timeout + parts.settings.grace)
 

@@ -20,7 +20,12 @@ Delivery is at least once, through an outbox in the job's own document (`JobReco
    atomic write as the change, or not at all;
 2. after the write, the writer `flush`es the record: its pending events are published in order
    (stopping at the first the bus does not take) and exactly those published are removed from
-   the document (other writers may have staged more meanwhile);
+   the document (other writers may have staged more meanwhile). The leader's operator runs
+   and admissions leave that removal to the job's next write instead (`flush(record,
+   later=True)`, then `modify`): on a chain of operators each end and each start is then one
+   write of the job's document, not two. The events this process published but left staged
+   are remembered, so no flush publishes them again, and the next flush of the job that
+   removes events removes them too;
 3. the leader `replay`s at its takeover and at every resync: it flushes every job whose outbox
    is not empty, so an event whose writer died, or whose bus was down, is published late;
 4. `job.deleted`, whose document is gone, is staged apart before the job's record is removed
@@ -44,7 +49,8 @@ from typing import Any
 from structlog.contextvars import bound_contextvars
 
 from aorta.bus import Bus, CloudEvent, make_event
-from aorta.errors import AortaError
+from aorta.errors import AortaError, NotFound
+from aorta.ids import JobId
 from aorta.logger import get_logger
 from aorta.outbox import APART_GRACE, Outbox, event_document, publish_staged
 from aorta.store import Document
@@ -133,24 +139,50 @@ class JobEvents:
         self._bus = bus
         self._repository = repository
         self._outbox = Outbox(bus, repository.store, service=SERVICE, grace=apart_grace)
+        self._left: dict[str, set[str]] = {}
+        """Per job, the events this process published but left staged in its document."""
 
-    async def flush(self, record: JobRecord) -> bool:
+    async def flush(self, record: JobRecord, *, later: bool = False) -> bool:
         """Publishes `record`'s pending events in order, then removes the published ones from
         the job's document. Stops at the first event the bus does not take: it and the ones
         after it stay pending for the leader's replay. Returns whether none was left for that
-        reason; store and bus errors are logged, never raised (the change itself is stored)."""
+        reason; store and bus errors are logged, never raised (the change itself is stored).
+
+        Events this process published already are not published again. With `later`, the
+        published events stay staged until the job's next `modify` (or next flush without
+        `later`) removes them: for a writer that is about to write the job again anyway."""
+        left = self._left.get(record.id, set())
         done: list[str] = []
         delivered = True
         with bound_contextvars(job_id=record.id):
             for document in record.outbox:
+                if document["id"] in left:
+                    continue
                 if not await self._publish(document):
                     delivered = False
                     break
                 published(document, record)
                 done.append(document["id"])
-            if done:
-                await self._remove(record, done)
+            if later:
+                if done:
+                    self._left.setdefault(record.id, set()).update(done)
+                return delivered
+            gone = frozenset(done) | left
+            if gone:
+                await self._remove(record, gone)
         return delivered
+
+    async def modify(self, job_id: JobId, change: Change) -> JobRecord:
+        """`JobRepository.modify(job_id, change)`, the write also removing the events this
+        process published and left staged (`flush(..., later=True)`)."""
+        left = frozenset(self._left.get(job_id, ()))
+        if not left:
+            return await self._repository.modify(job_id, change)
+        record = await self._repository.modify(
+            job_id, lambda current: change(current.without_events(left))
+        )
+        self._removed(job_id, left)
+        return record
 
     async def stage_deleted(self, record: JobRecord, event: CloudEvent) -> Document:
         """Stages `job.deleted` apart before job `record`'s document is removed, with the
@@ -179,13 +211,23 @@ class JobEvents:
     async def _publish(self, document: Mapping[str, Any]) -> bool:
         return await publish_staged(self._bus, document, log_as="job")
 
-    async def _remove(self, record: JobRecord, event_ids: list[str]) -> None:
-        published = frozenset(event_ids)
+    async def _remove(self, record: JobRecord, event_ids: frozenset[str]) -> None:
         try:
             await self._repository.modify(
-                record.id, lambda r: r.without_events(published), hidden=True
+                record.id, lambda r: r.without_events(event_ids), hidden=True
             )
+        except NotFound:
+            self._left.pop(record.id, None)  # the job is gone, and its events with it
         except AortaError as error:
             # The events stay staged: the leader's replay publishes them again under the
             # same ids, which the bus stores once.
             log.warning("job.event_not_cleared", events=len(event_ids), error=str(error))
+        else:
+            self._removed(record.id, event_ids)
+
+    def _removed(self, job_id: str, event_ids: frozenset[str]) -> None:
+        left = self._left.get(job_id)
+        if left is not None:
+            left -= event_ids
+            if not left:
+                del self._left[job_id]

@@ -11,7 +11,10 @@ The order is what makes crashes harmless:
 3. the task waits for the run to end, or for the job to stop (cancel, terminate, timeout, a
    failed sibling), in which case the run is stopped: SIGTERM, `grace` seconds, SIGKILL;
 4. the end is written (COMPLETED, or FAULTED with the reason) with its event staged in the
-   same write, then the staged events are published (`events`). A failure stops the job's
+   same write, then the staged events are published (`events`; a start's event is published
+   while the executor starts the run, and the published events are removed from the job's
+   document by its next write, the end's or the next operator's start, rather than by one
+   write of their own). A failure stops the job's
    other runs: nothing new starts after a fault, and the job's outcome is known as soon as
    possible.
 
@@ -170,14 +173,30 @@ class OperatorRunner:
             started, operator_event(handle.operator, "started", status=OperatorStatus.RUNNING)
         )
         try:
-            record = await with_retries(lambda: parts.repository.modify(job.id, starting))
+            record = await with_retries(lambda: parts.events.modify(job.id, starting))
         except Conflict as refused:
             log.info("operator.start_refused", reason=str(refused))
             raise _Refused from refused
         job.update(record)
         job.orphans.discard(handle.operator)
         log.info("operator.started", run_id=handle.run_id)
-        await parts.events.flush(record)
+        # The RUNNING write is stored, which is all the start must wait for: its event is
+        # published while the executor starts the run, and left staged for the end's write.
+        publishing = asyncio.ensure_future(parts.events.flush(record, later=True))
+        try:
+            outcome = await self._launch(job, handle, allocation, record)
+        except BaseException:
+            publishing.cancel()
+            await asyncio.gather(publishing, return_exceptions=True)
+            raise
+        await publishing
+        return outcome
+
+    async def _launch(
+        self, job: ActiveJob, handle: RunHandle, allocation: Allocation, record: JobRecord
+    ) -> RunOutcome | None:
+        """`executor.start` of the run built from `record`; the outcome when it failed."""
+        parts = self._parts
         if job.pipeline is None:
             message = "the job's definition could not be loaded"
             return RunOutcome(handle.run_id, RunReason.START_FAILED, message=message)
@@ -249,7 +268,7 @@ class OperatorRunner:
         )
         try:
             record = await with_retries(
-                lambda: parts.repository.modify(job.id, staged(finished, stopped))
+                lambda: parts.events.modify(job.id, staged(finished, stopped))
             )
         except Conflict as stale:
             log.warning("operator.end_refused", reason=str(stale))
@@ -257,6 +276,7 @@ class OperatorRunner:
         job.update(record)
         log.info("operator.stopped", status=status.name, exit_code=outcome.exit_code, reason=reason)
         observations.operator_ended(record, name, handle.attempt)
-        await parts.events.flush(record)
+        # When the next operator starts now, its RUNNING write removes this end's event.
+        await parts.events.flush(record, later=outcome.succeeded and bool(job.launchable()))
         if not outcome.succeeded:
             job.halt(f"operator {name!r} failed")

@@ -15,9 +15,11 @@ from aorta.api import jobs_pb2
 from aorta.bus import CloudEvent, Subscription
 from aorta.errors import Invalid, Unavailable
 from aorta.ids import JobId
+from aorta.store.sqlite import SqliteCollection
 from aorta_services.scheduler.repository import JobRepository
 from tests.unit.scheduler.job_calls import CHAIN_EVENTS, appender, chain, wait_for
 from tests.unit.scheduler.scheduler_harness import (
+    CHAIN,
     PIPELINE_ID,
     Harness,
     Replica,
@@ -155,6 +157,38 @@ async def test_every_event_of_a_run_is_published_once_and_none_stays_pending(
     assert set(published) == {e.id for e in seen}
     assert unstaged == []
     assert [await outbox(replica, job_id) for job_id in jobs] == [()] * len(jobs)
+
+
+async def test_a_chain_removes_published_events_with_its_next_write_not_one_of_their_own(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without resyncs, so no replay removes a pending event between two of the job's writes.
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"chain.yaml": CHAIN})
+    replica = await harness.replica(env={"AORTA_SCHEDULER_RESYNC": "600"})
+    seen, subscription = await follow(harness)
+    writes: list[frozenset[str]] = []
+    update = SqliteCollection.update
+
+    async def recorded(
+        self: SqliteCollection, id: str, changes: Mapping[str, Any], **kw: Any
+    ) -> Mapping[str, Any]:
+        if self.name == "jobs":
+            writes.append(frozenset(changes))
+        return await update(self, id, changes, **kw)
+
+    monkeypatch.setattr(SqliteCollection, "update", recorded)
+    job_id = await harness.run()
+    await harness.stopped(job_id)
+    await wait_for(lambda: sum(e.event == "stopped" for e in seen) == 1)
+    await until_published(replica)
+    await subscription.drain()
+    assert [(e.event, e.data.get("operator")) for e in seen] == CHAIN_EVENTS
+    # Writes that only remove published events: `created`'s, `queued`'s, the last operator's
+    # end's (no operator starts after it) and `stopped`'s; the admission's and every other
+    # operator's start and end events went with the job's next write (10 removals before).
+    removals = [w for w in writes if w <= {"outbox", "outbox_pending", "updated_at"}]
+    assert len(removals) == 4
+    assert await outbox(replica, job_id) == ()
 
 
 async def test_an_event_the_bus_can_never_take_is_dropped_not_kept_forever(
