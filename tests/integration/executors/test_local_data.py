@@ -3,14 +3,20 @@ between them, the workspace cleaned up afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
 
+import pytest
+
 from aorta import payload_layout
 from aorta.blobs.local import LocalBlobStore
 from aorta.executors import RunReason, VolumeBinding
+from aorta.executors.local import run as local_run
 from aorta.executors.local.executor import LocalExecutor
+from aorta.executors.transfers import remove_workspace
+from aorta.executors.workspace import Workspace
 from tests.integration.executors.conftest import OPERATORS, Job, Store
 
 REPORT_ENV = ("python", "-u", "-m", "aorta.driver.app", str(OPERATORS / "report_env.py"))
@@ -94,7 +100,9 @@ async def test_a_driver_operator_gets_its_inputs_its_contract_and_its_outputs_st
     assert Path(seen["executable"]).parent == interpreter_dir
     # Nothing of the platform's own environment reaches the operator.
     assert not {name for name in env if name.startswith(("AORTA_", "PYTEST_"))}
-    # The workspace is gone once the outputs are stored; the log stays in the blob store.
+    # The workspace goes once the outcome is delivered (`close` waits for it); the log stays
+    # in the blob store.
+    await executor.close()
     assert not workspace.exists()
     assert not workspace.parent.exists()
     log = (await store.read(run.log_key)).decode()
@@ -230,3 +238,32 @@ async def test_a_run_reports_when_it_staged_ran_exited_and_stored(
     assert exited is not None and stored is not None
     assert staging <= running <= exited <= stored
     assert exited - running >= 0.2
+
+
+async def test_the_outcome_does_not_wait_for_the_workspace_removal_but_close_does(
+    executor: LocalExecutor, job: Job, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate, removing = asyncio.Event(), asyncio.Event()
+
+    async def held(workspace: Workspace) -> None:
+        removing.set()
+        await gate.wait()
+        await remove_workspace(workspace)
+
+    monkeypatch.setattr(local_run, "remove_workspace", held)
+    run = job.run(("true",))
+    await executor.start(run)
+
+    outcome = await executor.wait(run.run_id)
+
+    assert outcome.reason is RunReason.COMPLETED, outcome.message
+    await asyncio.wait_for(removing.wait(), timeout=30)
+    job_folder = tmp_path / "work" / job.job_id
+    assert job_folder.exists()
+    closing = asyncio.create_task(executor.close())
+    # Nothing else may let `close` return while the removal is held: a short wait suffices.
+    done, _ = await asyncio.wait({closing}, timeout=0.2)
+    assert not done
+    gate.set()
+    await asyncio.wait_for(closing, timeout=30)
+    assert not job_folder.exists()

@@ -60,8 +60,8 @@ async def test_a_cancel_during_the_input_fetch_ends_the_run_before_it_starts(
     assert (outcome.reason, outcome.exit_code) == (RunReason.CANCELLED, None)
     assert outcome.message == "operator op was cancelled before it started"
     assert not marker.exists()
-    assert not (tmp_path / "work" / job.job_id).exists()
     await executor.close()
+    assert not (tmp_path / "work" / job.job_id).exists()
 
 
 async def test_closing_during_the_input_fetch_loses_the_run(

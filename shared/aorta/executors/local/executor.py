@@ -260,7 +260,8 @@ class LocalExecutor:
         _log.info("operator run accepted", run_id=run.run_id, operator=run.operator)
 
     async def wait(self, run_id: str) -> RunOutcome:
-        """The run's outcome once it ended and its outputs and log are stored: from this
+        """The run's outcome once it ended and its outputs, log and outcome are stored (its
+        workspace is removed right after, in the background; `close` waits for that): from this
         process, else from the outcome records (a run an earlier process finished, or one whose
         operator exited 0 before that process died); LOST for any other run.
 
@@ -391,13 +392,17 @@ class LocalExecutor:
     async def close(self) -> None:
         """Stops every run still going (SIGTERM, SIGKILL after `close_grace` seconds) and waits
         for them: their outcome is LOST, as the scheduler must run them again after a restart.
-        Later `start` calls raise `Unavailable`. Idempotent."""
+        Returns once every run's workspace is removed (kept with `keep_workspaces`). Later
+        `start` calls raise `Unavailable`. Idempotent."""
         self._closed = True
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
-        alive = [run for run in self._runs.values() if isinstance(run, LocalRun) and run.alive]
+        runs = [run for run in self._runs.values() if isinstance(run, LocalRun)]
+        alive = [run for run in runs if run.alive]
         await asyncio.gather(*(run.stop(RunReason.LOST, self._close_grace) for run in alive))
+        # Workspaces still being removed after their outcome: gone when close returns.
+        await asyncio.gather(*(run.cleared() for run in runs if run.clearing))
         if self._services is not None:
             await self._services.close()
         for held in self._unfinished.values():

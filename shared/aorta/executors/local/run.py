@@ -2,9 +2,10 @@
 
 A `LocalRun` owns one task that walks the run through its phases: create the workspace, fetch
 the inputs, give the workspace to the operator's user, start the command under its group
-leader, watch it (exit, timeout, stop request), store the outputs when it exited 0, push the
-final log, record the outcome, remove the workspace. Whatever happens, the task ends by setting
-the outcome, so a waiter is never left hanging.
+leader, watch it (exit, timeout, stop request), store the outputs when it exited 0 (the final
+log is pushed beside them), record the outcome, deliver it, remove the workspace. Whatever
+happens, the task sets the outcome, so a waiter is never left hanging; the workspace and the
+plan go after the outcome is delivered, so the next operator of the job need not wait for them.
 
 Exactly once. Before its workspace is made the run's plan is written and locked
 (`aorta.executors.local.run_plans`); the group leader records the operator's exit in the
@@ -115,6 +116,7 @@ class LocalRun:
         self._times = RunTimes()
         self._books = books
         self._plan: HeldPlan | None = None
+        self._early_log: asyncio.Future[None] | None = None
 
     def on_end(self, callback: Callable[[str], None]) -> None:
         """Calls `callback(run_id)` once the outcome is known."""
@@ -148,18 +150,33 @@ class LocalRun:
             self._stop_requested.set()
         return await self.outcome()
 
+    @property
+    def clearing(self) -> bool:
+        """True while the run's task goes on (its workspace removed after the outcome)."""
+        return self._task is not None and not self._task.done()
+
+    async def cleared(self) -> None:
+        """Returns once the run's task ended: its workspace and plan removed after the outcome
+        (or left, when the task was cancelled, for the next sweep)."""
+        if self._task is not None:
+            await asyncio.gather(asyncio.shield(self._task), return_exceptions=True)
+
     async def _main(self) -> None:
         # What waiters get if this task is cancelled (the event loop closing under it).
         outcome = self._outcome_of(
             RunReason.LOST, "the local executor stopped before the run ended"
         )
         try:
-            outcome = await self._finish(await self._execute())
+            outcome = await self._record(await self._execute())
         except Exception as error:  # a bug here must still end the run, not hang its waiters
             _log.exception("local run failed unexpectedly", run_id=self.spec.run_id)
             outcome = self._outcome_of(RunReason.FAILED, f"the local executor failed: {error!r}")
         finally:
             self._outcome.set_result(outcome)
+        try:
+            await self._clear(outcome)
+        except Exception:  # the outcome stands; the next sweep removes what is left
+            _log.exception("local run not cleared", run_id=self.spec.run_id)
 
     async def _execute(self) -> RunOutcome:
         run = self.spec
@@ -278,6 +295,8 @@ class LocalRun:
             tail = "\n".join(await self.log.tail(FAILURE_TAIL_LINES))
             message = f"operator {name} failed: {status.describe()}"
             return self._outcome_of(RunReason.FAILED, message, status.code, details=tail)
+        # The log is complete now that the command exited: it is pushed while the outputs are.
+        self._early_log = asyncio.ensure_future(self._push_log())
         try:
             pushed = await push_outputs(self._blobs, self.spec.outputs, self.workspace)
         except (AortaError, OSError) as error:
@@ -290,19 +309,29 @@ class LocalRun:
             RunReason.COMPLETED, f"{pushed.files} file{plural} ({pushed.size} bytes) stored", 0
         )
 
-    async def _finish(self, outcome: RunOutcome) -> RunOutcome:
-        """Pushes the final log, records the outcome, removes the workspace and the plan; no
-        failure among them changes the outcome."""
+    async def _record(self, outcome: RunOutcome) -> RunOutcome:
+        """Pushes the final log (a no-op when the push beside the outputs holds it all) and
+        records the outcome; no failure among them changes the outcome."""
         run = self.spec
+        if self._early_log is not None:
+            await self._early_log  # before a second push of the same log, never beside it
         if self.log.created:
             if not outcome.succeeded:
                 summary = outcome.message.split("\n", 1)[0]
                 await _quietly(self.log.note(summary), run.run_id, "note")
-            await _quietly(self.log.push(self._blobs, run.log_key), run.run_id, "final log push")
+            await self._push_log()
         self._times = replace(self._times, stored=time.time())
         outcome = replace(outcome, times=self._times)
         if outcome.reason is not RunReason.LOST:
             await _quietly(self._books.records.write(outcome), run.run_id, "outcome record")
+        return outcome
+
+    async def _push_log(self) -> None:
+        await _quietly(self.log.push(self._blobs, self.spec.log_key), self.spec.run_id, "log push")
+
+    async def _clear(self, outcome: RunOutcome) -> None:
+        """Removes the workspace and the plan once the outcome is recorded and delivered."""
+        run = self.spec
         if not self._config.keep_workspaces:
             await _quietly(remove_workspace(self.workspace), run.run_id, "workspace removal")
         if self._plan is not None:
@@ -316,7 +345,6 @@ class LocalRun:
             reason=outcome.reason.value,
             exit_code=outcome.exit_code,
         )
-        return outcome
 
     async def _pump(self, output: asyncio.StreamReader) -> None:
         failed = False
