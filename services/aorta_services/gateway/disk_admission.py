@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from google.protobuf.message import Message
 
 from aorta.disk_watch import DiskWatch
 from aorta.errors import ErrorCode
-from aorta_services.gateway.rpc import Context, Handler
+from aorta_services.gateway.rpc import Context, Handler, WireRequests, WireStreamHandler
 
 RECHECK_SECONDS = 1.0
 """How often a running upload looks at the disks again."""
@@ -46,7 +46,9 @@ def guarded(
         if refused is None:
             continue
         what, code = refused
-        if method in {"Upload", "UploadModel"}:
+        if isinstance(handler, WireStreamHandler):
+            wrapped[method] = _wire_streaming(handler, disks, what, code)
+        elif method in {"Upload", "UploadModel"}:
             wrapped[method] = _streaming(handler, disks, what, code)  # type: ignore[arg-type]
         else:
             wrapped[method] = _unary(handler, disks, what, code)  # type: ignore[arg-type]
@@ -69,6 +71,37 @@ def _streaming(
         return await handler(_rechecked(requests, disks, what, code), context)
 
     return admitted
+
+
+def _wire_streaming(
+    handler: WireStreamHandler, disks: DiskWatch, what: str, code: ErrorCode
+) -> WireStreamHandler:
+    async def admitted(requests: WireRequests, context: Context) -> Message:
+        await disks.admit(what, code)
+        return await handler.serve(_RecheckedWire(requests, disks, what, code), context)
+
+    return WireStreamHandler(admitted)
+
+
+class _RecheckedWire:
+    """`requests`, the disks looked at again before a message when a second has passed."""
+
+    def __init__(self, requests: WireRequests, disks: DiskWatch, what: str, code: ErrorCode):
+        self._requests = requests
+        self._disks = disks
+        self._what = what
+        self._code = code
+        self._checked = time.monotonic()
+
+    async def next(self) -> bytes | None:
+        now = time.monotonic()
+        if now - self._checked >= RECHECK_SECONDS:
+            await self._disks.admit(self._what, self._code)
+            self._checked = now
+        return await self._requests.next()
+
+    async def malformed(self) -> NoReturn:
+        await self._requests.malformed()
 
 
 async def _rechecked(

@@ -20,21 +20,31 @@ where Clara is silent):
   sender that stopped early never leaves a short file.
 - `details.mode` of a file's first message is kept, masked to permission bits (0o7777).
 - Names are checked by `aorta.payload_names.check_upload_name` when a file starts.
+
+The messages come as wire bytes and are read with `encoded.ChunkDecoder`: a chunk is sliced
+out of its message instead of being parsed into one, and the other fields, the same in every
+message of a file from Clara's clients, are parsed and checked once while they repeat.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Awaitable, Callable
+
+from google.protobuf.message import DecodeError
 
 from aorta import ids
 from aorta.api import payloads_pb2
 from aorta.errors import ErrorCode, Invalid
 from aorta.ids import PayloadId
 from aorta.payload_names import check_upload_name
+from aorta_services.gateway.encoded import ChunkDecoder
+from aorta_services.gateway.rpc import WireRequests
 
 UploadRequest = payloads_pb2.PayloadsUploadRequest
 BeforeCommit = Callable[[], Awaitable[None]]
+Chunk = tuple[UploadRequest, bytes]
+"""A message as the stream reads it: its fields but `data` (shared by the messages that carry
+the same ones), and its `data`."""
 
 MODE_BITS = 0o7777
 
@@ -47,18 +57,20 @@ class IncomingFile:
     check held, so a consumer failing after that failed on its own account.
     """
 
-    def __init__(self, name: str, mode: int, source: AsyncGenerator[bytes, None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        mode: int,
+        read: Callable[[IncomingFile], AsyncGenerator[bytes, None]],
+    ) -> None:
         self.name = name
         self.mode = mode
         self.complete = False
-        self._source = source
+        self._source = read(self)
 
-    async def chunks(self) -> AsyncGenerator[bytes, None]:
+    def chunks(self) -> AsyncGenerator[bytes, None]:
         """The file's bytes in arrival order; to be iterated once."""
-        async with aclosing(self._source) as source:
-            async for chunk in source:
-                yield chunk
-        self.complete = True
+        return self._source
 
 
 class UploadStream:
@@ -70,11 +82,13 @@ class UploadStream:
     given up, so a put consuming them never commits a file that broke a rule).
     """
 
-    def __init__(self, requests: AsyncIterator[UploadRequest]) -> None:
+    def __init__(self, requests: WireRequests) -> None:
         self._requests = requests
+        self._decoder = ChunkDecoder(UploadRequest, "data")
+        self._checked: UploadRequest | None = None  # the fields `_next` checked last
         self._payload = ""
         self._payload_spelling = ""
-        self._pending: UploadRequest | None = None
+        self._pending: Chunk | None = None
         self._ended = False
         self._reading: str | None = None
         self._completed: set[str] = set()
@@ -112,7 +126,8 @@ class UploadStream:
         self._pending = None
         if message is None:
             return None
-        raw = message.details.name
+        fields, _ = message
+        raw = fields.details.name
         if raw in self._completed:
             raise Invalid(
                 f"file {raw!r} comes back in the upload stream after another file started; "
@@ -122,21 +137,29 @@ class UploadStream:
         name = check_upload_name(raw)
         self._reading = raw
         return IncomingFile(
-            name, message.details.mode & MODE_BITS, self._chunks(message, before_commit)
+            name,
+            fields.details.mode & MODE_BITS,
+            lambda file: self._chunks(file, message, before_commit),
         )
 
     async def _chunks(
-        self, first: UploadRequest, before_commit: BeforeCommit | None
+        self, file: IncomingFile, first: Chunk, before_commit: BeforeCommit | None
     ) -> AsyncGenerator[bytes, None]:
-        raw = first.details.name
-        announced: int | None = first.details.size if first.details.size > len(first.data) else None
+        fields, data = first
+        raw = fields.details.name
+        size = fields.details.size
+        announced: int | None = size if size > len(data) else None
         received = 0
-        message: UploadRequest | None = first
-        while message is not None and message.details.name == raw:
-            if announced is not None and message.details.size != announced:
-                announced = None  # sizes that vary are not a total
-            # Read once: each read of a bytes field copies it out of the message.
-            data = message.data
+        message: Chunk | None = first
+        while message is not None:
+            # Fields the decoder gave before are the same bytes: already compared.
+            if message[0] is not fields:
+                fields = message[0]
+                if fields.details.name != raw:
+                    break
+                if announced is not None and fields.details.size != announced:
+                    announced = None  # sizes that vary are not a total
+            data = message[1]
             if data:
                 received += len(data)
                 yield data
@@ -152,21 +175,27 @@ class UploadStream:
             )
         if before_commit is not None:
             await before_commit()
+        file.complete = True
 
-    async def _next(self) -> UploadRequest | None:
+    async def _next(self) -> Chunk | None:
         """The next message that names a file, None at the end of the stream."""
         while not self._ended:
-            try:
-                message = await anext(self._requests)
-            except StopAsyncIteration:
+            raw = await self._requests.next()
+            if raw is None:
                 self._ended = True
                 break
-            self._check_payload(message.payload_id.value)
-            if message.details.name:
-                return message
-            if message.data:
+            try:
+                fields, data = self._decoder.decode(raw)
+            except DecodeError:
+                await self._requests.malformed()
+            if fields is not self._checked:
+                self._check_payload(fields.payload_id.value)
+                self._checked = fields
+            if fields.details.name:
+                return fields, data
+            if data:
                 raise Invalid(
-                    f"a chunk of {len(message.data)} bytes names no file: set details.name in "
+                    f"a chunk of {len(data)} bytes names no file: set details.name in "
                     "every message of an upload",
                     code=ErrorCode.PAYLOAD_FILE_NAME_INVALID,
                 )

@@ -9,7 +9,8 @@ payload (a recorded upload too) drop it, before and after they are forwarded. Up
 Download move bytes, which never cross the bus (the service checks ownership in
 `check_upload`, `file_added` and `locate`, the calls they make anyway):
 
-- **Upload** (client stream): `payload_streams.UploadStream` reassembles the files; each one is
+- **Upload** (client stream, its messages read as wire bytes, see `rpc.WireStreamHandler`):
+  `payload_streams.UploadStream` reassembles the files; each one is
   streamed into `blobs.put(payloads/<id>/input/<name>)` as its chunks arrive, so memory stays
   bounded whatever the file size and the file appears only once all of it is stored. The
   service is asked before the stream (`check_upload`) and again just before each file is
@@ -54,7 +55,14 @@ from aorta_services.gateway import encoded
 from aorta_services.gateway.forward import GatewayContext
 from aorta_services.gateway.kept_answers import changing, kept_details
 from aorta_services.gateway.payload_streams import UploadStream
-from aorta_services.gateway.rpc import Context, Encoded, Handler, UnaryHandler
+from aorta_services.gateway.rpc import (
+    Context,
+    Encoded,
+    Handler,
+    UnaryHandler,
+    WireRequests,
+    WireStreamHandler,
+)
 
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 """Bytes per Download message: Clara clients' default chunk size (they accept up to 4 MiB)."""
@@ -112,7 +120,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     blobs = gateway.blobs
 
     async def upload(
-        requests: AsyncIterator[payloads_pb2.PayloadsUploadRequest], context: Context
+        requests: WireRequests, context: Context
     ) -> payloads_pb2.PayloadsUploadResponse:
         stream = UploadStream(requests)
         payload_id = await stream.payload_id()
@@ -236,7 +244,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
             kept,
             _named,
         ),
-        "Upload": upload,
+        "Upload": WireStreamHandler(upload),
         "AddMetadata": _bounded(
             changing(
                 forward.unary(

@@ -21,6 +21,11 @@ encoded themselves (`Encoded`). This module wraps each of them so that:
   `errors.Unauthenticated` raised while serving it is answered with gRPC PERMISSION_DENIED or
   UNAUTHENTICATED rather than a Clara header, since it is not the platform that failed.
 
+A client-streaming handler may take its requests as wire bytes (`WireStreamHandler`): the
+upload of payload files does, so that a 64 KiB chunk is never parsed into a message. Its first
+request is still parsed here, for the guard's record, and a request it cannot parse still ends
+the call with INVALID_ARGUMENT (`WireRequests.malformed`).
+
 Methods without a handler answer UNIMPLEMENTED (to an admitted caller).
 """
 
@@ -29,7 +34,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeAlias
+from dataclasses import dataclass
+from typing import Any, NoReturn, Protocol, TypeAlias
 
 import grpc
 import structlog
@@ -53,7 +59,26 @@ Encoded: TypeAlias = bytes
 chunk's message around the bytes read from the blob store instead of copying them into a
 protobuf message and out again."""
 StreamingHandler: TypeAlias = Callable[[Any, Context], AsyncIterator[Message | Encoded]]
-Handler: TypeAlias = UnaryHandler | StreamingHandler
+
+
+class WireRequests(Protocol):
+    """The requests of a client stream as their wire bytes, for a handler that parses them."""
+
+    async def next(self) -> bytes | None:
+        """The next request's bytes, None once the client ended the stream."""
+
+    async def malformed(self) -> NoReturn:
+        """Ends the call as a request that does not parse ends it (INVALID_ARGUMENT)."""
+
+
+@dataclass(frozen=True)
+class WireStreamHandler:
+    """A client-streaming handler that takes its requests as `WireRequests`."""
+
+    serve: Callable[[WireRequests, Context], Awaitable[Message]]
+
+
+Handler: TypeAlias = UnaryHandler | StreamingHandler | WireStreamHandler
 
 REQUEST_ID_METADATA = "x-request-id"
 
@@ -144,6 +169,10 @@ def _method_handler(
     serialize = _serialize
     if handler is None:
         behavior = _unimplemented(rpc, guard)
+    elif isinstance(handler, WireStreamHandler):
+        if server_streaming or not client_streaming:
+            raise ValueError(f"{rpc} is not a client stream, so its requests cannot be wire bytes")
+        behavior = _wire_streaming(rpc, handler, request_class, response_class, guard)
     elif server_streaming:
         behavior = _server_streaming(rpc, handler, request_class, response_class, guard)  # type: ignore[arg-type]
     elif client_streaming:
@@ -243,6 +272,69 @@ def _client_streaming(
                 first = await anext(stream, None)
                 await call.began(first)
                 answer = handler(requests(first, stream), context)
+                return await _answered(rpc, response_class, answer, call)
+
+    return behavior
+
+
+class _GrpcWireRequests:
+    """A call's requests as gRPC received them (its method deserializes nothing), read with
+    `context.read` rather than through grpc's request iterator, an async generator less per
+    message."""
+
+    def __init__(self, context: Context, request_class: type[Message]) -> None:
+        self._context = context
+        self._request_class = request_class
+        self._first: bytes | None = None
+        self._ended = False
+
+    async def first(self) -> Message | None:
+        """Reads the first request, parsed (None for an empty stream); `next` gives it again."""
+        self._first = await self.next()
+        if self._first is None:
+            return None
+        return await _parse(self._first, self._request_class, self._context)
+
+    async def next(self) -> bytes | None:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        if self._ended:
+            return None
+        raw = await self._context.read()
+        if raw is grpc.aio.EOF:
+            self._ended = True
+            return None
+        received: bytes = raw
+        return received
+
+    async def malformed(self) -> NoReturn:
+        await self._context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"the request is not a valid {self._request_class.DESCRIPTOR.full_name} message",
+        )
+
+
+def _wire_streaming(
+    rpc: str,
+    handler: WireStreamHandler,
+    request_class: type[Message],
+    response_class: type[Message],
+    guard: Guard,
+) -> Callable[[AsyncIterator[bytes], Context], Awaitable[Message]]:
+    async def behavior(unread: AsyncIterator[bytes], context: Context) -> Message:
+        request_id = _request_id(context)
+        with (
+            structlog.contextvars.bound_contextvars(rpc=rpc, request_id=request_id),
+            tracing.server_span(rpc, _trace_carrier(context)),
+        ):
+            call = await guard.admit(rpc, context, request_id)
+            with _admitted(call):
+                requests = _GrpcWireRequests(context, request_class)
+                # As for parsed streams, the audit record names the first message's resources.
+                await call.began(await requests.first())
+                answer = handler.serve(requests, context)
                 return await _answered(rpc, response_class, answer, call)
 
     return behavior

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import grpc
 import pytest
@@ -19,7 +19,7 @@ from aorta.runtime.service import service_context
 from aorta.settings import Settings
 from aorta_services.gateway import app as gateway_app
 from aorta_services.gateway import disk_admission
-from aorta_services.gateway.rpc import Handler
+from aorta_services.gateway.rpc import Handler, WireRequests, WireStreamHandler
 
 
 class Disk:
@@ -42,11 +42,38 @@ async def uploaded(requests: AsyncIterator[Any], context: Any) -> Message:
     return payloads_pb2.PayloadsUploadResponse()
 
 
+async def uploaded_wire(requests: WireRequests, context: Any) -> Message:
+    while await requests.next() is not None:
+        pass
+    return payloads_pb2.PayloadsUploadResponse()
+
+
 async def chunks(count: int, disk: Disk, fill_after: int) -> AsyncIterator[Message]:
     for number in range(count):
         if number == fill_after:
             disk.available = 1
         yield payloads_pb2.PayloadsUploadRequest()
+
+
+class WireChunks:
+    """`chunks` as the wire bytes a `WireStreamHandler` reads."""
+
+    def __init__(self, count: int, disk: Disk, fill_after: int) -> None:
+        self._count = count
+        self._disk = disk
+        self._fill_after = fill_after
+        self._sent = 0
+
+    async def next(self) -> bytes | None:
+        if self._sent == self._count:
+            return None
+        if self._sent == self._fill_after:
+            self._disk.available = 1
+        self._sent += 1
+        return payloads_pb2.PayloadsUploadRequest().SerializeToString()
+
+    async def malformed(self) -> NoReturn:
+        raise AssertionError("every message parses")
 
 
 Called = Callable[..., Awaitable[Message]]
@@ -56,9 +83,11 @@ def handlers(service: str, disk: Disk) -> dict[str, Called]:
     watch = DiskWatch([Path("/data")], 0.9, disk)
     plain: dict[str, Handler] = {"Create": answered, "Start": answered, "Status": answered}
     if service == "Payloads":
-        plain = {"Upload": uploaded, "Details": answered}
+        plain = {"Upload": WireStreamHandler(uploaded_wire), "Details": answered}
+    if service == "Models":
+        plain = {"UploadModel": uploaded}
     return {
-        name: cast(Called, handler)
+        name: handler.serve if isinstance(handler, WireStreamHandler) else cast(Called, handler)
         for name, handler in disk_admission.guarded(service, plain, watch).items()
     }
 
@@ -83,12 +112,24 @@ async def test_an_upload_under_way_stops_when_the_disk_crosses_the_watermark(
     monkeypatch.setattr(disk_admission, "RECHECK_SECONDS", 0.0)
     disk = Disk(available=50)
     payloads = handlers("Payloads", disk)
-    await payloads["Upload"](chunks(5, disk, fill_after=99), None)
+    await payloads["Upload"](WireChunks(5, disk, fill_after=99), None)
     with pytest.raises(DiskNearlyFull) as refused:
-        await payloads["Upload"](chunks(5, disk, fill_after=2), None)
+        await payloads["Upload"](WireChunks(5, disk, fill_after=2), None)
     assert refused.value.code == ErrorCode.PAYLOAD_STORE_ERROR
     with pytest.raises(DiskNearlyFull):
-        await payloads["Upload"](chunks(1, disk, fill_after=99), None)
+        await payloads["Upload"](WireChunks(1, disk, fill_after=99), None)
+
+
+async def test_a_model_upload_under_way_stops_when_the_disk_crosses_the_watermark(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(disk_admission, "RECHECK_SECONDS", 0.0)
+    disk = Disk(available=50)
+    models = handlers("Models", disk)
+    await models["UploadModel"](chunks(5, disk, fill_after=99), None)
+    with pytest.raises(DiskNearlyFull) as refused:
+        await models["UploadModel"](chunks(5, disk, fill_after=2), None)
+    assert refused.value.code == ErrorCode.MODEL_STORE_ERROR
 
 
 async def test_the_gateway_answers_clara_s_header_with_the_reason(tmp_path: Path) -> None:

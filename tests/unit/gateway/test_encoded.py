@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from google.protobuf.message import DecodeError
 
 from aorta.api import common_pb2, models_pb2, payloads_pb2
 from aorta_services.gateway import encoded
@@ -68,3 +71,81 @@ def test_only_a_bytes_field_has_a_bytes_tag(field: str) -> None:
 
 def test_the_data_tag_is_field_three_length_delimited() -> None:
     assert encoded.bytes_field_tag(Download, "data") == bytes([3 << 3 | 2])
+
+
+Upload = payloads_pb2.PayloadsUploadRequest
+
+
+def _upload(name: str, data: bytes, size: int | None = None) -> bytes:
+    return Upload(
+        header=common_pb2.RequestHeader(user_agent="test"),
+        payload_id=common_pb2.Identifier(value="0123456789abcdef0123456789abcdef"),
+        details=payloads_pb2.PayloadFileDetails(
+            name=name, size=len(data) if size is None else size
+        ),
+        data=data,
+    ).SerializeToString()
+
+
+def _as_protobuf_reads(raw: bytes) -> tuple[Upload, bytes] | None:
+    try:
+        whole = Upload.FromString(raw)
+    except DecodeError:
+        return None
+    data = whole.data
+    whole.ClearField("data")
+    return whole, data
+
+
+def _as_decoded(decoder: encoded.ChunkDecoder[Upload], raw: bytes) -> tuple[Upload, bytes] | None:
+    try:
+        fields, data = decoder.decode(raw)
+    except DecodeError:
+        return None
+    copy = Upload()
+    copy.CopyFrom(fields)
+    copy.ClearField("data")
+    return copy, bytes(data)
+
+
+def test_the_chunk_decoder_accepts_and_reads_exactly_what_protobuf_does() -> None:
+    """Valid messages in every layout, and every one of them cut short or with a byte changed,
+    one after another through one decoder (whose remembered fields must never leak)."""
+    chunk = bytes(range(256)) * 300
+    later = Upload(details=payloads_pb2.PayloadFileDetails(name="b")).SerializeToString()
+    valid = [
+        _upload("a", chunk),
+        _upload("a", chunk),
+        _upload("a", chunk[:10]),
+        _upload("a", b""),
+        _upload("b", chunk, size=7 << 30),
+        b"\x22\x03abc" + later,  # data first
+        b"\x22\x01z" + later + b"\x22\x02cd",  # data twice: the last one counts
+        later + b"\x22\x00",  # an empty chunk written out
+        later + b"\x20\x05",  # data with a varint's wire type: an unknown field
+        later + b"\x7a\x01q" + b"\x22\x02ef",  # an unknown field
+        b"",
+    ]
+    rng = random.Random(7)
+    cases: list[bytes] = []
+    for raw in valid:
+        cases.append(raw)
+        for _ in range(40):
+            if raw:
+                at = rng.randrange(len(raw))
+                cases.append(raw[:at])
+                cases.append(raw[:at] + bytes([rng.randrange(256)]) + raw[at + 1 :])
+            cases.append(valid[0])  # the fast path's case, between the odd ones
+    decoder = encoded.ChunkDecoder(Upload, "data")
+    for raw in cases:
+        assert _as_decoded(decoder, raw) == _as_protobuf_reads(raw), raw[:80]
+
+
+def test_repeated_fields_are_parsed_once_and_the_chunk_is_sliced_out() -> None:
+    decoder = encoded.ChunkDecoder(Upload, "data")
+    first, data = decoder.decode(_upload("a", b"x" * 70_000))
+    again, more = decoder.decode(_upload("a", b"y" * 70_000))
+    other, _ = decoder.decode(_upload("a", b"z" * 5))
+    assert again is first and other is not first
+    assert (data, more) == (b"x" * 70_000, b"y" * 70_000)
+    assert first.details.name == "a" and not first.data

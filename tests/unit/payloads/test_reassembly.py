@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
+from typing import NoReturn
 
 import pytest
 
@@ -30,16 +31,34 @@ def message(
     )
 
 
-async def feed(messages: Iterable[Request]) -> AsyncIterator[Request]:
-    for item in messages:
-        yield item
+class Malformed(Exception):
+    """What the stand-in stream raises where the gateway would end the call."""
 
 
-async def read_all(messages: Iterable[Request]) -> list[tuple[str, int, bytes]]:
+class Wire:
+    """The requests as the gateway's rpc layer hands them over: wire bytes."""
+
+    def __init__(self, messages: Iterable[Request | bytes]) -> None:
+        self._messages = iter(
+            item if isinstance(item, bytes) else item.SerializeToString() for item in messages
+        )
+
+    async def next(self) -> bytes | None:
+        return next(self._messages, None)
+
+    async def malformed(self) -> NoReturn:
+        raise Malformed
+
+
+def feed(messages: Iterable[Request | bytes]) -> Wire:
+    return Wire(messages)
+
+
+async def read_all(messages: Iterable[Request | bytes]) -> list[tuple[str, int, bytes]]:
     """Every file of the stream as (name, mode, bytes), consuming chunks as a put would."""
     stream = UploadStream(feed(messages))
     assert await stream.payload_id() == PAYLOAD
-    files = []
+    files: list[tuple[str, int, bytes]] = []
     while (incoming := await stream.next_file()) is not None:
         assert not incoming.complete
         data = b"".join([chunk async for chunk in incoming.chunks()])
@@ -184,3 +203,23 @@ async def test_before_commit_runs_after_the_last_chunk_and_may_refuse() -> None:
             assert calls == []
     assert seen == [b"1", b"2"] and calls == ["checked"]
     assert not incoming.complete
+
+
+async def test_a_message_that_does_not_parse_ends_the_call_as_malformed() -> None:
+    good = message("a", b"1").SerializeToString()
+    stream = UploadStream(feed([good, good[:-3] + b"\x22\x09x"]))
+    await stream.payload_id()
+    incoming = await stream.next_file()
+    assert incoming is not None
+    with pytest.raises(Malformed):
+        async for _ in incoming.chunks():
+            pass
+    assert not incoming.complete
+
+
+async def test_fields_in_any_order_read_as_protobuf_reads_them() -> None:
+    """Other clients may write `data` before the other fields, or twice (the last one counts)."""
+    later = message("a", b"").SerializeToString()
+    first = b"\x22\x02ab" + later
+    twice = b"\x22\x01z" + later + b"\x22\x02cd"
+    assert await read_all([first, twice, message("a", b"ef")]) == [("a", 0, b"abcdef")]
