@@ -172,14 +172,16 @@ class JobEvents:
                 await self._remove(record, gone)
         return delivered
 
-    async def modify(self, job_id: JobId, change: Change) -> JobRecord:
-        """`JobRepository.modify(job_id, change)`, the write also removing the events this
-        process published and left staged (`flush(..., later=True)`)."""
+    async def modify(
+        self, job_id: JobId, change: Change, *, known: JobRecord | None = None
+    ) -> JobRecord:
+        """`JobRepository.modify(job_id, change, known=known)`, the write also removing the
+        events this process published and left staged (`flush(..., later=True)`)."""
         left = frozenset(self._left.get(job_id, ()))
         if not left:
-            return await self._repository.modify(job_id, change)
+            return await self._repository.modify(job_id, change, known=known)
         record = await self._repository.modify(
-            job_id, lambda current: change(current.without_events(left))
+            job_id, lambda current: change(current.without_events(left)), known=known
         )
         self._removed(job_id, left)
         return record

@@ -173,7 +173,9 @@ class OperatorRunner:
             started, operator_event(handle.operator, "started", status=OperatorStatus.RUNNING)
         )
         try:
-            record = await with_retries(lambda: parts.events.modify(job.id, starting))
+            record = await with_retries(
+                lambda: parts.events.modify(job.id, starting, known=job.record)
+            )
         except Conflict as refused:
             log.info("operator.start_refused", reason=str(refused))
             raise _Refused from refused
@@ -268,7 +270,7 @@ class OperatorRunner:
         )
         try:
             record = await with_retries(
-                lambda: parts.events.modify(job.id, staged(finished, stopped))
+                lambda: parts.events.modify(job.id, staged(finished, stopped), known=job.record)
             )
         except Conflict as stale:
             log.warning("operator.end_refused", reason=str(stale))

@@ -121,6 +121,7 @@ class JobRepository:
         change: Callable[[JobRecord], JobRecord],
         *,
         hidden: bool = False,
+        known: JobRecord | None = None,
     ) -> JobRecord:
         """Replaces job `job_id` with `change(current)` as one atomic step; returns it.
 
@@ -128,9 +129,19 @@ class JobRepository:
         writer changed the job between the read and the write, `change` runs again on the new
         state (`aorta.store.modify_document`); when it keeps losing, `Conflict`
         (JOB_STORE_ERROR). Only the top-level fields that changed are written.
+
+        `known`: the caller's latest copy of the job (the leader's), which the first try
+        changes instead of reading the job again: the write expects its version, so a copy
+        that is no longer the stored one only loses a race, and the change is applied again
+        to the job read afresh.
         """
+        unread = [known] if known is not None and known.id == job_id else []
 
         async def read() -> Document:
+            if unread:
+                copy = unread.pop()
+                if copy.visible or hidden:
+                    return {**copy.to_document(), "version": copy.version}
             document = await self._jobs.get(job_id)
             if not hidden and not JobRecord.from_document(document).visible:
                 raise not_found(job_id)

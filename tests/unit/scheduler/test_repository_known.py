@@ -1,0 +1,76 @@
+"""The leader's write of a job it holds a copy of: no read of the job first, and a copy that is
+no longer the stored one never wins over what another writer stored."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aorta.settings import Settings
+from aorta.store import StateStore
+from aorta.store.factory import open_state_store
+from aorta.store.sqlite import SqliteCollection
+from aorta_services.scheduler.domain.definition import Definition
+from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.repository import JobRepository
+from tests.unit.scheduler.test_transitions import FORK, created
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[StateStore]:
+    opened = await open_state_store(Settings.from_env({"AORTA_DATA_DIR": str(tmp_path)}))
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the jobs read with `get`, the store's update's own read of the version too."""
+    seen: list[str] = []
+    get = SqliteCollection.get
+
+    async def counted(self: SqliteCollection, id: str) -> Mapping[str, Any]:
+        if self.name == "jobs":
+            seen.append(id)
+        return await get(self, id)
+
+    monkeypatch.setattr(SqliteCollection, "get", counted)
+    return seen
+
+
+async def stored_job(repository: JobRepository) -> JobRecord:
+    record = replace(created(), visible=True)
+    return await repository.insert(record, Definition(root="f.yaml", files=(("f.yaml", FORK),)))
+
+
+async def test_a_write_from_the_current_copy_reads_nothing(
+    store: StateStore, reads: list[str]
+) -> None:
+    repository = JobRepository(store)
+    job = await stored_job(repository)
+
+    written = await repository.modify(job.id, lambda r: replace(r, name="renamed"), known=job)
+
+    assert len(reads) == 1  # the update's own; without the copy, the job is read first
+    assert (written.name, written.version) == ("renamed", job.version + 1)
+    assert (await repository.get(job.id)).name == "renamed"
+
+
+async def test_a_write_from_a_stale_copy_is_applied_to_what_was_stored_since(
+    store: StateStore, reads: list[str]
+) -> None:
+    repository = JobRepository(store)
+    stale = await stored_job(repository)
+    await repository.modify(stale.id, lambda r: replace(r, messages=("kept",)))
+
+    written = await repository.modify(stale.id, lambda r: replace(r, name="renamed"), known=stale)
+
+    assert (written.name, written.messages) == ("renamed", ("kept",))
+    assert written.version == stale.version + 2
+    # The other writer's read and update; the stale write's update, refused; then a read
+    # and an update again.
+    assert len(reads) == 5
