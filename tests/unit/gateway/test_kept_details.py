@@ -25,6 +25,7 @@ from tests.unit.gateway.door_harness import Door, FakeAuthenticator, bearer, doo
 
 PAYLOAD = "0123456789abcdef0123456789abcdef"
 PIPELINE = "fedcba9876543210fedcba9876543210"
+OTHER = "00000000000000000000000000000001"
 
 
 @dataclass
@@ -36,10 +37,17 @@ class FakePayloads:
     settled: bool = True
     named: str = PAYLOAD
     asked: int = 0
+    others_asked: int = 0
 
     async def details(
         self, request: payloads_pb2.PayloadsDetailsRequest
     ) -> AsyncGenerator[contracts.PayloadDetailsItem, None]:
+        if request.payload_id.value == OTHER:
+            # Another payload, that nothing changes.
+            self.others_asked += 1
+            message = payloads_pb2.PayloadsDetailsResponse(payload_id=request.payload_id)
+            yield contracts.PayloadDetailsItem(message, "carol", settled=True)
+            return
         self.asked += 1
         for index, name in enumerate(self.files):
             message = payloads_pb2.PayloadsDetailsResponse(
@@ -96,10 +104,10 @@ async def checked(command: contracts.CheckUpload) -> contracts.UploadAllowed:
 
 
 async def payload_details(
-    door: Door, credentials: tuple[tuple[str, str], ...] = ()
+    door: Door, credentials: tuple[tuple[str, str], ...] = (), *, id: str = PAYLOAD
 ) -> tuple[list[str], dict[str, str], str]:
     """The files, the metadata and the owner the client got."""
-    request = payloads_pb2.PayloadsDetailsRequest(payload_id=common_pb2.Identifier(value=PAYLOAD))
+    request = payloads_pb2.PayloadsDetailsRequest(payload_id=common_pb2.Identifier(value=id))
     call = payloads_pb2_grpc.PayloadsStub(door.channel).Details(request, metadata=credentials)
     names: list[str] = []
     metadata: dict[str, str] = {}
@@ -123,6 +131,9 @@ async def test_a_settled_payload_answer_is_kept_until_an_event_of_the_payload(
 ) -> None:
     service = FakePayloads()
     async with payloads_door(tmp_path, service) as door:
+        # The other payload's answer, kept first, is the witness that the event, not the
+        # answers' age, dropped the payload's: aged out, it would have been dropped too.
+        assert (await payload_details(door, id=OTHER))[2] == "carol"
         first = await payload_details(door)
         assert first == (["/input/a", "/input/b"], {"k": "v1"}, "alice")
         assert await payload_details(door) == first
@@ -136,6 +147,8 @@ async def test_a_settled_payload_answer_is_kept_until_an_event_of_the_payload(
             return "/input/c" in (await payload_details(door))[0]
 
         await until(listed_c)
+        await payload_details(door, id=OTHER)
+        assert service.others_asked == 1
 
 
 async def test_own_commands_through_the_gateway_drop_the_answer(tmp_path: Path) -> None:
@@ -193,6 +206,7 @@ async def test_unsettled_misnamed_and_large_answers_pass_through_uncached(
 class Pipeline:
     content: str = "v1"
     asked: int = 0
+    others_asked: int = 0
 
 
 async def test_a_pipeline_answer_is_kept_until_the_pipeline_changes(tmp_path: Path) -> None:
@@ -201,6 +215,11 @@ async def test_a_pipeline_answer_is_kept_until_the_pipeline_changes(tmp_path: Pa
     async def details(
         request: pipelines_pb2.PipelinesDetailsRequest,
     ) -> AsyncGenerator[contracts.PipelineDetailsItem, None]:
+        if request.pipeline_id.value == OTHER:
+            contents.others_asked += 1
+            message = pipelines_pb2.PipelinesDetailsResponse(pipeline_id=request.pipeline_id)
+            yield contracts.PipelineDetailsItem(message, "bob", settled=True)
+            return
         contents.asked += 1
         for path in ("root.yaml", "other.yaml"):
             definition = pipelines_pb2.PipelineDefinitionFile(path=path, content=contents.content)
@@ -225,13 +244,16 @@ async def test_a_pipeline_answer_is_kept_until_the_pipeline_changes(tmp_path: Pa
         stub = pipelines_pb2_grpc.PipelinesStub(door.channel)
         id = common_pb2.Identifier(value=PIPELINE)
 
-        async def read() -> list[str]:
-            call = stub.Details(pipelines_pb2.PipelinesDetailsRequest(pipeline_id=id))
+        async def read(pipeline_id: common_pb2.Identifier = id) -> list[str]:
+            call = stub.Details(pipelines_pb2.PipelinesDetailsRequest(pipeline_id=pipeline_id))
             items = [item async for item in call]
             assert dict(await call.initial_metadata())["aorta-owner"] == "bob"
             return [item.definition.content for item in items]
 
+        witness = common_pb2.Identifier(value=OTHER)
         try:
+            # Kept first, the other pipeline's answer shows that the event dropped this one.
+            await read(witness)
             assert await read() == await read() == ["v1", "v1"]
             assert contents.asked == 1
             contents.content = "v2"
@@ -242,6 +264,8 @@ async def test_a_pipeline_answer_is_kept_until_the_pipeline_changes(tmp_path: Pa
                 return await read() == ["v2", "v2"]
 
             await until(updated)
+            await read(witness)
+            assert contents.others_asked == 1
             await stub.Remove(pipelines_pb2.PipelinesRemoveRequest(pipeline_id=id))
             assert await read() == ["removed", "removed"]
         finally:
