@@ -20,7 +20,8 @@ from dataclasses import replace
 from aorta import contracts, wait_reasons
 from aorta.api import aorta_jobs_pb2, jobs_pb2
 from aorta.auth.ownership import check_owner, listed_owner
-from aorta.bus import Request
+from aorta.bus import Request, StreamItem
+from aorta.bus.batches import batched
 from aorta.errors import ErrorCode, NotFound
 from aorta.logger import get_logger
 from aorta.metadata import add_metadata, remove_metadata
@@ -35,6 +36,11 @@ from aorta_services.scheduler.job_logs import OperatorLogs
 from aorta_services.scheduler.repository import JobRepository
 
 log = get_logger(__name__)
+
+LIST_BATCH_BYTES = 8 * 1024
+"""How many bytes of List items travel as one bus message: a page of small jobs in a few
+messages, so a whole List pays the bus's per-message work a few hundred times per 100,000 jobs
+rather than once per job; a job this large or larger (megabytes of metadata) goes alone."""
 
 
 def owned(record: JobRecord) -> JobRecord:
@@ -75,12 +81,14 @@ class JobQueries:
         record = owned(await self._repository.get(requests.job_id_of(message)))
         return timeline(record).SerializeToString()
 
-    async def list_jobs(self, request: Request) -> AsyncIterator[bytes]:
-        """Jobs.List: one message per job matching the filter, newest first (one message
-        without a job when none matches); a `user`'s own jobs only (`listed_owner`).
+    async def list_jobs(self, request: Request) -> AsyncIterator[StreamItem]:
+        """Jobs.List: one item per job matching the filter, newest first (one item without a
+        job when none matches); a `user`'s own jobs only (`listed_owner`).
 
         Jobs are read from the store a page at a time, the next page only once the bus has
-        taken this one's messages, so a List holds one page however many jobs there are."""
+        taken this one's messages, so a List holds one page however many jobs there are. A
+        page's items are sent in batches of `LIST_BATCH_BYTES`, each job encoded only as its
+        batch is filled."""
         message = requests.parse(request.data, jobs_pb2.JobsListRequest)
         conditions = requests.list_filter(message)
         owner = listed_owner()
@@ -90,8 +98,8 @@ class JobQueries:
         pages = self._repository.listed(conditions)
         async with aclosing(pages):
             async for page in pages:
-                for job in page:
-                    yield list_wire.list_item(job)
+                for item in batched(map(list_wire.list_item, page), LIST_BATCH_BYTES):
+                    yield item
                 listed += len(page)
         if not listed:
             yield answers.empty_list().SerializeToString()

@@ -4,6 +4,7 @@ Import an adapter from its module: `aorta.bus.nats.NatsBus` (needs nats-py and a
 `aorta.bus.memory.MemoryBus` (in-process, for tests). `aorta.bus.nats_server` runs a nats-server.
 """
 
+from aorta.bus.batches import Batch
 from aorta.bus.events import CloudEvent, check_event_filter, make_event
 from aorta.bus.port import (
     ERROR_HEADER,
@@ -15,6 +16,7 @@ from aorta.bus.port import (
     MessageHandler,
     Request,
     StreamHandler,
+    StreamItem,
     Subscription,
     UnaryHandler,
 )
@@ -22,6 +24,7 @@ from aorta.bus.port import (
 __all__ = [
     "ERROR_HEADER",
     "REQUEST_ID_HEADER",
+    "Batch",
     "Bus",
     "BusOptions",
     "CloudEvent",
@@ -30,6 +33,7 @@ __all__ = [
     "MessageHandler",
     "Request",
     "StreamHandler",
+    "StreamItem",
     "Subscription",
     "UnaryHandler",
     "check_event_filter",

@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 import structlog
 
+from aorta.bus.batches import Batch, pack
 from aorta.bus.dead_letters import EPHEMERAL, DeadLetter, reason_of
 from aorta.bus.events import CloudEvent, check_event_filter
 from aorta.bus.port import (
@@ -28,6 +29,7 @@ from aorta.bus.port import (
     Request,
     SerialWorker,
     StreamHandler,
+    StreamItem,
     Subscription,
     UnaryHandler,
     as_caller_error,
@@ -188,8 +190,12 @@ class MemoryBus:
                 if frame is None:
                     finished = True
                     return
-                yield frame
-                channel.credit.release()
+                if isinstance(frame, Batch):
+                    for item in frame.items:
+                        yield item
+                else:
+                    yield frame
+                channel.took(frame)
         finally:
             if not finished:
                 channel.stop()
@@ -205,7 +211,7 @@ class MemoryBus:
                     wait = self._options.stream_credit_timeout
                     try:
                         async with asyncio.timeout(wait):
-                            await channel.credit.acquire()
+                            await channel.room(self._options.stream_window_bytes)
                     except TimeoutError:
                         _log.warning("stream consumer made no room; stopping", waited_s=wait)
                         return
@@ -213,8 +219,9 @@ class MemoryBus:
                         return
                     sent += 1
                     what = f"stream item {sent}"
-                    check_size(item, self._network.max_payload, what=what, error=Internal)
-                    channel.frames.put_nowait(item)
+                    body = pack(item) if isinstance(item, Batch) else item
+                    check_size(body, self._network.max_payload, what=what, error=Internal)
+                    channel.sent(item)
                 channel.frames.put_nowait(None)
             except asyncio.CancelledError:
                 channel.frames.put_nowait(Unavailable(f"{request.subject} stopped"))
@@ -362,17 +369,42 @@ class _MemorySubscription:
 
 @dataclass
 class _Channel:
-    """One stream between a producer and its consumer: frames (an item, None for the end, or
-    an error) and the credit that bounds how far the producer runs ahead."""
+    """One stream between a producer and its consumer: frames (an item or a batch, None for
+    the end, or an error) and the credit that bounds how far the producer runs ahead: a
+    window of frames, and a window of bytes it may pass by one frame."""
 
     credit: asyncio.Semaphore
-    frames: asyncio.Queue[bytes | AortaError | None] = field(default_factory=asyncio.Queue)
+    frames: asyncio.Queue[StreamItem | AortaError | None] = field(default_factory=asyncio.Queue)
     stopped: bool = False
+    held: int = 0
+    taken: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def room(self, window_bytes: int) -> None:
+        """Waits until one more frame may be sent (at once when the consumer left)."""
+        await self.credit.acquire()
+        while self.held >= window_bytes and not self.stopped:
+            self.taken.clear()
+            await self.taken.wait()
+
+    def sent(self, frame: StreamItem) -> None:
+        self.held += _size(frame)
+        self.frames.put_nowait(frame)
+
+    def took(self, frame: StreamItem) -> None:
+        """The consumer has taken every item of `frame`."""
+        self.held -= _size(frame)
+        self.taken.set()
+        self.credit.release()
 
     def stop(self) -> None:
         """The consumer left: the producer stops at its next item (woken if it waits)."""
         self.stopped = True
+        self.taken.set()
         self.credit.release()
+
+
+def _size(frame: StreamItem) -> int:
+    return frame.size if isinstance(frame, Batch) else len(frame)
 
 
 class _EventConsumer:

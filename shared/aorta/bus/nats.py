@@ -255,6 +255,7 @@ class NatsBus:
             item_timeout=self._timeout if timeout is None else timeout,
             headers=headers,
             window=self._options.stream_window,
+            window_bytes=self._options.stream_window_bytes,
         )
 
     async def serve(self, subject: str, handler: UnaryHandler, *, queue: str) -> Subscription:
@@ -268,6 +269,7 @@ class NatsBus:
             self._nc,
             handler,
             window=self._options.stream_window,
+            window_bytes=self._options.stream_window_bytes,
             credit_timeout=self._options.stream_credit_timeout,
         )
         return await self._serve(subject, queue, run)

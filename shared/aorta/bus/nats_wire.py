@@ -7,12 +7,17 @@ Wire framing, for anyone who must interoperate:
 - Streams: the requester subscribes to a fresh inbox and publishes the request with the inbox as
   its reply subject. The producer sends to the inbox, in order:
   items (`Aorta-Stream: item`, `Aorta-Seq: 1, 2, ...`, reply subject = the producer's control
-  inbox), then one end frame (`Aorta-Stream: end`, `Aorta-Seq: <items sent>`; with
-  `Aorta-Error: 1` and the error JSON as body when the handler failed).
-  The requester sends to the control inbox `Aorta-Stream: ack` with `Aorta-Seq: n` (items
-  consumed so far) every `stream_window // 2` items, and `Aorta-Stream: cancel` when it stops
-  early. The producer sends item n only when n <= acked + `stream_window`, so at most a window
-  of items is buffered per stream. When the requester is gone without a word, nats-server
+  inbox; `Aorta-Stream: batch` for a message carrying several items, each its length as a
+  varint then its bytes, `aorta.bus.batches`), then one end frame (`Aorta-Stream: end`,
+  `Aorta-Seq: <messages sent>`; with `Aorta-Error: 1` and the error JSON as body when the
+  handler failed). Sequence numbers and the item window count messages, a batch as one.
+  The requester sends to the control inbox `Aorta-Stream: ack` with `Aorta-Seq: n` (messages
+  consumed so far) and `Aorta-Bytes: b` (their bodies' bytes) every `stream_window // 2` items
+  or once `stream_window_bytes // 2` bytes came since the last ack, whichever is first, and
+  `Aorta-Stream: cancel` when it stops early. The producer sends message n only when
+  n <= acked + `stream_window` and fewer than `stream_window_bytes` bytes it sent are not
+  acknowledged, so at most a window of messages, and a window of bytes plus one message, is
+  buffered per stream. When the requester is gone without a word, nats-server
   answers the next item with a no-responders status (503) on the control inbox, which stops the
   producer too.
 """
@@ -28,6 +33,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from aorta.bus.batches import Batch, pack, unpack
 from aorta.bus.port import (
     ERROR_HEADER,
     Request,
@@ -44,6 +50,7 @@ from aorta.logger import get_logger
 
 STREAM_HEADER = "Aorta-Stream"
 SEQ_HEADER = "Aorta-Seq"
+BYTES_HEADER = "Aorta-Bytes"
 NO_RESPONDERS = "503"
 
 _log = get_logger(__name__)
@@ -57,12 +64,15 @@ async def consume_stream(
     item_timeout: float,
     headers: Mapping[str, str] | None,
     window: int,
+    window_bytes: int,
 ) -> AsyncGenerator[bytes, None]:
     """The requester's end of `Bus.request_stream` (see the port for the contract)."""
-    ack_every = max(1, window // 2)
+    ack_every, ack_bytes = max(1, window // 2), max(1, window_bytes // 2)
     with translated(subject, item_timeout):
         inbox = await nc.subscribe(nc.new_inbox())
     control, received, finished = "", 0, False
+    # Bytes received in all, and at the last ack.
+    taken = acked_bytes = 0
     try:
         with translated(subject, item_timeout):
             await nc.publish(subject, data, reply=inbox.subject, headers=copy_headers(headers))
@@ -90,11 +100,20 @@ async def consume_stream(
             if seq != received + 1:
                 raise Internal(f"the stream from {subject} lost items before item {seq}")
             control = msg.reply or control
-            yield msg.data
+            data, batch = msg.data, frame.get(STREAM_HEADER) == "batch"
+            del msg
+            taken += len(data)
+            if batch:
+                for item in _split(data, subject):
+                    yield item
+            else:
+                yield data
+            del data
             received += 1
-            if received % ack_every == 0 and control:
+            if (received % ack_every == 0 or taken - acked_bytes >= ack_bytes) and control:
+                acked_bytes = taken
                 with translated(subject, item_timeout):
-                    await nc.publish(control, headers=_frame("ack", received))
+                    await nc.publish(control, headers=_ack(received, taken))
     finally:
         if not finished and control:
             await quietly(nc.publish(control, headers=_frame("cancel", received)))
@@ -102,28 +121,44 @@ async def consume_stream(
 
 
 async def produce_stream(
-    nc: Client, handler: StreamHandler, msg: Msg, *, window: int, credit_timeout: float
+    nc: Client,
+    handler: StreamHandler,
+    msg: Msg,
+    *,
+    window: int,
+    window_bytes: int,
+    credit_timeout: float,
 ) -> None:
     """The serving end of a stream: runs `handler` for `msg` and sends its items, never more
-    than `window` ahead of the consumer. Stops (closing the handler's generator) when the
-    consumer cancels, vanishes or makes no room within `credit_timeout`. Cancelled (drain
-    timeout), it tells the consumer with an `Unavailable` end frame."""
+    than `window` messages, nor more than `window_bytes` plus one message, ahead of the
+    consumer. Stops (closing the handler's generator) when the consumer cancels, vanishes or
+    makes no room within `credit_timeout`. Cancelled (drain timeout), it tells the consumer
+    with an `Unavailable` end frame."""
     request, inbox = request_of(msg), msg.reply
     if not inbox:
         _log.warning("stream request without a reply subject", subject=msg.subject)
         return
-    credit = _Credit(window)
+    credit = _Credit(window, window_bytes)
     control = await nc.subscribe(nc.new_inbox(), cb=credit.on_control)
-    sent = 0
+    sent = sent_bytes = 0
     with message_context(request):
         items = handler(request)
         try:
             async for item in items:
-                if not await credit.allows(sent + 1, credit_timeout):
+                if not await credit.allows(sent + 1, sent_bytes, credit_timeout):
                     return
-                check_size(item, nc.max_payload, what=f"stream item {sent + 1}", error=Internal)
+                kind, body = ("batch", pack(item)) if isinstance(item, Batch) else ("item", item)
+                del item
+                check_size(body, nc.max_payload, what=f"stream item {sent + 1}", error=Internal)
                 sent += 1
-                await nc.publish(inbox, item, reply=control.subject, headers=_frame("item", sent))
+                sent_bytes += len(body)
+                await nc.publish(inbox, body, reply=control.subject, headers=_frame(kind, sent))
+                del body
+                # nats-py's publish only queues the message for its flusher task: without a
+                # turn of the loop here, a handler whose items come without waiting (a page
+                # of jobs already read) would keep the first of them from leaving until its
+                # credit ran out, and the rest of the process waiting as long.
+                await asyncio.sleep(0)
             await nc.publish(inbox, headers=_frame("end", sent))
         except asyncio.CancelledError:
             await _end_with(nc, inbox, sent, Unavailable(f"{request.subject} stopped"))
@@ -145,9 +180,9 @@ async def _end_with(nc: Client, inbox: str, sent: int, error: AortaError) -> Non
 class _Credit:
     """A stream producer's view of its consumer: how far it has consumed, whether it left."""
 
-    def __init__(self, window: int) -> None:
-        self._window = window
-        self._acked = 0
+    def __init__(self, window: int, window_bytes: int) -> None:
+        self._window, self._window_bytes = window, window_bytes
+        self._acked = self._acked_bytes = 0
         self._stopped = False
         self._changed = asyncio.Event()
 
@@ -155,16 +190,19 @@ class _Credit:
         frame = msg.headers or {}
         if frame.get(STREAM_HEADER) == "ack":
             self._acked = max(self._acked, _seq(frame))
+            self._acked_bytes = max(self._acked_bytes, _number(frame, BYTES_HEADER))
         elif frame.get(STREAM_HEADER) == "cancel" or frame.get("Status") == NO_RESPONDERS:
             self._stopped = True
         self._changed.set()
 
-    async def allows(self, seq: int, patience: float) -> bool:
-        """Waits until item `seq` may be sent. False when the consumer stopped, or made no room
-        within `patience` seconds (an abandoned iterator)."""
+    async def allows(self, seq: int, sent_bytes: int, patience: float) -> bool:
+        """Waits until item `seq` may be sent after `sent_bytes` bytes of items. False when the
+        consumer stopped, or made no room within `patience` seconds (an abandoned iterator)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + patience
-        while not self._stopped and seq > self._acked + self._window:
+        while not self._stopped and (
+            seq > self._acked + self._window or sent_bytes - self._acked_bytes >= self._window_bytes
+        ):
             self._changed.clear()
             # asyncio.timeout: wait_for may swallow a cancellation on Python 3.11.
             try:
@@ -211,8 +249,23 @@ def _frame(kind: str, seq: int) -> dict[str, str]:
     return {STREAM_HEADER: kind, SEQ_HEADER: str(seq)}
 
 
-def _seq(frame: Mapping[str, str]) -> int:
+def _split(body: bytes, subject: str) -> list[bytes]:
     try:
-        return int(frame.get(SEQ_HEADER, "0"))
+        return unpack(body)
+    except ValueError as exc:
+        raise Internal(f"the stream from {subject} sent a malformed batch") from exc
+
+
+def _ack(received: int, taken: int) -> dict[str, str]:
+    return _frame("ack", received) | {BYTES_HEADER: str(taken)}
+
+
+def _seq(frame: Mapping[str, str]) -> int:
+    return _number(frame, SEQ_HEADER)
+
+
+def _number(frame: Mapping[str, str], header: str) -> int:
+    try:
+        return int(frame.get(header, "0"))
     except ValueError:
         return -1

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 import structlog
 
+from aorta.bus.batches import Batch
 from aorta.errors import AortaError, Internal, Invalid
 from aorta.logger import get_logger
 from aorta.observability import tracing
@@ -61,7 +62,13 @@ class BusOptions:
     """Tuning shared by both adapters; the defaults suit services.
 
     - `stream_window`: how many streamed items a producer may send beyond the last one the
-      consumer acknowledged (memory held per stream: window x item size).
+      consumer acknowledged.
+    - `stream_window_bytes`: how many bytes of items it may have sent beyond them: it sends
+      while less than this is unacknowledged, so a stream holds at most this plus one item
+      in flight, however its items are sized (a stream of small items batched into large
+      ones, or of a few items of megabytes, is not held to a count meant for neither). Both
+      ends of a stream must agree on both windows (a consumer acknowledges every half window
+      of items or of bytes, whichever comes first).
     - `stream_credit_timeout`: how long a producer waits for its consumer to make room before it
       gives up on an abandoned stream.
     - `drain_timeout`: how long draining a subscription waits for running handlers before
@@ -71,6 +78,7 @@ class BusOptions:
     """
 
     stream_window: int = 32
+    stream_window_bytes: int = 128 * 1024
     stream_credit_timeout: float = 300.0
     drain_timeout: float = 10.0
     event_max_deliver: int = 5
@@ -87,7 +95,9 @@ class Request:
 
 
 UnaryHandler = Callable[[Request], Awaitable[bytes]]
-StreamHandler = Callable[[Request], AsyncIterator[bytes]]
+StreamItem = bytes | Batch
+"""What a stream handler yields: an item, or several sent together (`aorta.bus.batches`)."""
+StreamHandler = Callable[[Request], AsyncIterator[StreamItem]]
 EventHandler = Callable[["CloudEvent"], Awaitable[None]]
 MessageHandler = Callable[[bytes, str], Awaitable[None]]
 """A pub/sub handler: called with (data, subject)."""
@@ -133,10 +143,10 @@ class Bus(Protocol):
         Ends when the handler's generator ends; an error the handler raises mid-stream is raised
         after the items already yielded. `timeout` bounds the wait for each next item (idle
         timeout), not the whole stream. The producer never runs more than the adapter's window
-        of items ahead of the consumer. Closing the iterator early (`aclose`, best with
-        `contextlib.aclosing`, or cancelling the consumer) tells the producer to stop: the
-        handler's generator is closed at its next `yield`; an iterator that is only dropped is
-        closed when it is garbage collected.
+        of items, nor more than its window of bytes plus one item, ahead of the consumer.
+        Closing the iterator early (`aclose`, best with `contextlib.aclosing`, or cancelling
+        the consumer) tells the producer to stop: the handler's generator is closed at its
+        next `yield`; an iterator that is only dropped is closed when it is garbage collected.
         """
         ...
 
@@ -151,7 +161,9 @@ class Bus(Protocol):
     async def serve_stream(
         self, subject: str, handler: StreamHandler, *, queue: str
     ) -> Subscription:
-        """Like `serve`, for streamed answers (see `request_stream`)."""
+        """Like `serve`, for streamed answers (see `request_stream`). The handler may yield a
+        `Batch` to send several items as one bus message; the consumer receives them one by
+        one all the same."""
         ...
 
     async def publish(self, subject: str, data: bytes) -> None:

@@ -19,7 +19,15 @@ from typing import Protocol, TypeVar, runtime_checkable
 from aorta.auth.caller import caller_of
 from aorta.auth.principal import calling_as
 from aorta.blobs import BlobStore, open_blob_store
-from aorta.bus import Bus, MessageHandler, Request, StreamHandler, Subscription, UnaryHandler
+from aorta.bus import (
+    Bus,
+    MessageHandler,
+    Request,
+    StreamHandler,
+    StreamItem,
+    Subscription,
+    UnaryHandler,
+)
 from aorta.bus.verbs import Verb, answering
 from aorta.logger import get_logger
 from aorta.settings import Settings
@@ -177,7 +185,7 @@ def _as_caller_stream(handler: StreamHandler) -> StreamHandler:
     """`_as_caller` for a streamed answer: the caller is bound while the handler runs up to
     each of its items."""
 
-    async def answer(request: Request) -> AsyncIterator[bytes]:
+    async def answer(request: Request) -> AsyncIterator[StreamItem]:
         caller = caller_of(request.headers)
         stream = handler(request)
         try:

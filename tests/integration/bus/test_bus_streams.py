@@ -9,7 +9,7 @@ from contextlib import aclosing
 
 import pytest
 
-from aorta.bus import Request
+from aorta.bus import Batch, Request, StreamItem
 from aorta.errors import ErrorCode, Internal, NotFound, Unavailable
 from aorta.testing.nats import BusFactory
 
@@ -195,3 +195,43 @@ async def test_a_slow_consumer_holds_the_producer_within_the_window(
     assert consumed == 120
     assert furthest_ahead <= window + 1
     assert furthest_ahead >= window // 2
+
+
+async def test_batched_items_arrive_one_by_one_in_order(connect: BusFactory, subject: str) -> None:
+    server, client = await connect("server"), await connect("client")
+
+    async def batches(request: Request) -> AsyncIterator[StreamItem]:
+        yield b"1"
+        yield Batch((b"2", b"", b"4" * 300))
+        yield b"5"
+        yield Batch((b"6", b"7"))
+
+    await server.serve_stream(subject, batches, queue="svc")
+
+    items = [item async for item in client.request_stream(subject, b"")]
+
+    assert items == [b"1", b"2", b"", b"4" * 300, b"5", b"6", b"7"]
+
+
+async def test_large_items_hold_the_producer_within_the_byte_window(
+    connect: BusFactory, subject: str
+) -> None:
+    server, client = await connect("server"), await connect("client")
+    size = 256 * 1024
+    producer = Producer(40, size=size)
+    await server.serve_stream(subject, producer, queue="svc")
+    # Fewer items than the item window fill the byte window.
+    by_bytes = connect.options.stream_window_bytes // size
+    assert by_bytes + 1 < connect.options.stream_window
+    consumed, furthest_ahead = 0, 0
+
+    async for _ in client.request_stream(subject, b""):
+        consumed += 1
+        if consumed <= 20:
+            await asyncio.sleep(0.01)
+        furthest_ahead = max(furthest_ahead, producer.produced - consumed)
+
+    assert consumed == 40
+    # The window of bytes, the one item it may pass it by, and the one the handler has made
+    # while the producer waits for room.
+    assert furthest_ahead <= by_bytes + 2

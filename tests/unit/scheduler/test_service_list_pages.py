@@ -8,9 +8,12 @@ from typing import Any
 
 from aorta import subjects
 from aorta.api import jobs_pb2
+from aorta.bus import Batch, Request
 from aorta.store.paging import PAGE_SIZE
 from aorta.store.port import MANAGED_FIELDS
-from aorta_services.scheduler.repository import JOBS
+from aorta.subjects import SCHEDULER_LIST
+from aorta_services.scheduler.queries import LIST_BATCH_BYTES, JobQueries
+from aorta_services.scheduler.repository import JOBS, JobRepository
 from tests.unit.scheduler.job_calls import chain, ids, list_jobs
 from tests.unit.scheduler.scheduler_harness import Harness
 
@@ -70,3 +73,34 @@ async def test_the_store_is_read_while_the_stream_is_consumed(harness: Harness) 
 
     items = [jobs_pb2.JobsListResponse.FromString(item) for item in [*head, *rest]]
     assert ids(items) == [*newest, "f" * 32]
+
+
+async def test_small_jobs_travel_in_batches_and_a_large_one_alone(harness: Harness) -> None:
+    newest = await _history(harness)
+    jobs = harness.replicas[0].context.store.collection(JOBS)
+    large = await jobs.get(newest[PAGE_SIZE // 2])
+    metadata = [[f"key-{n:03d}", "v" * 256] for n in range(LIST_BATCH_BYTES // 256)]
+    await jobs.update(large["id"], {"metadata": metadata})
+    queries = JobQueries(JobRepository(harness.replicas[0].context.store), *_UNUSED)
+    request = Request(SCHEDULER_LIST, jobs_pb2.JobsListRequest().SerializeToString())
+
+    sent = [message async for message in queries.list_jobs(request)]
+
+    items = [item for message in sent for item in _items(message)]
+    listed = [jobs_pb2.JobsListResponse.FromString(item) for item in items]
+    assert ids(listed) == newest
+    alone = [message for message in sent if not isinstance(message, Batch)]
+    assert [jobs_pb2.JobsListResponse.FromString(m).job_details.job_id.value for m in alone] == [
+        large["id"]
+    ]
+    assert all(message.size <= LIST_BATCH_BYTES for message in sent if isinstance(message, Batch))
+    # A page of small jobs is a few bus messages, not one per job.
+    assert len(sent) < HISTORY // 10
+
+
+# list_jobs reads the repository only; its logs and events are never asked.
+_UNUSED: tuple[Any, Any] = (None, None)
+
+
+def _items(message: bytes | Batch) -> tuple[bytes, ...]:
+    return message.items if isinstance(message, Batch) else (message,)
