@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, Callable
 from aorta.bus import CloudEvent
 from aorta.errors import Conflict, ErrorCode, NotFound
 from aorta.ids import JobId, PayloadId
-from aorta.outbox import staged, staging, staging_record
+from aorta.outbox import staged, staging_record
 from aorta.store import (
     Collection,
     Document,
@@ -102,7 +102,7 @@ class PayloadRepository:
         payload between the read and the write, `change` runs again on the new state
         (`aorta.store.modify_document`); when it keeps losing, `Conflict` (PAYLOAD_STORE_ERROR).
         """
-        return PayloadRecord.from_document(await self._modify(id, staging(_changed(change), _none)))
+        return PayloadRecord.from_document(await self._modify(id, _changed(change)))
 
     async def modify_staged(
         self,
@@ -189,7 +189,3 @@ class PayloadRepository:
 
 def _changed(change: Callable[[PayloadRecord], PayloadRecord]) -> Callable[[Document], Document]:
     return lambda document: change(PayloadRecord.from_document(document)).to_document()
-
-
-def _none(document: Document) -> None:
-    return None
