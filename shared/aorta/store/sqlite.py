@@ -34,6 +34,7 @@ from aorta.errors import Internal, Unavailable
 from aorta.store import filters, paging, port
 from aorta.store.filters import COMPARISONS, NEGATIONS, AllOf, Condition, Node, family
 from aorta.store.port import Document, Sort
+from aorta.store.projection import projection
 from aorta.timestamps import to_iso, utcnow
 
 _INDEX_IN_MESSAGE = re.compile(r"index '([^']+)'")
@@ -346,11 +347,8 @@ class SqliteCollection:
         )
         if not fields:
             return {id: _loads(doc) for id, doc in rows}
-        documents = {}
-        for id, doc in rows:
-            whole = _loads(doc)
-            documents[id] = {name: whole[name] for name in fields if name in whole}
-        return documents
+        project = projection(fields)
+        return {id: project(doc) for id, doc in rows}
 
     async def count(self, filter: Mapping[str, Any] | None = None) -> int:
         params: list[Any] = []
