@@ -76,12 +76,22 @@ def _times(seconds: float | None) -> tuple[int, str]:
     if seconds is None:
         return 0, ""
     moment = datetime.fromtimestamp(seconds, UTC)
-    days = moment.toordinal() - 1
-    whole = days * 86400 + moment.hour * 3600 + moment.minute * 60 + moment.second
+    hour, minute, second = moment.hour, moment.minute, moment.second
+    whole = (moment.toordinal() - 1) * 86400 + hour * 3600 + minute * 60 + second
     # As `timedelta.total_seconds` computes it for `answers.timestamp`, float rounding included
     # (a moment a microsecond before a whole second can round up to it).
     value = int((whole * 1_000_000 + moment.microsecond) / 1_000_000)
-    return value, moment.strftime("%Y-%m-%d %H:%M:%SZ")
+    # strftime's "%Y-%m-%d %H:%M:%SZ" at half its cost, three times a job; printf-style
+    # formatting of ints measured twice as fast as the same f-string.
+    text = "%04d-%02d-%02d %02d:%02d:%02dZ" % (  # noqa: UP031
+        moment.year,
+        moment.month,
+        moment.day,
+        hour,
+        minute,
+        second,
+    )
+    return value, text
 
 
 def _timestamp(tag: bytes, value: int) -> bytes:
