@@ -15,7 +15,15 @@ import grpc
 import pytest
 
 from aorta import contracts, subjects
-from aorta.api import common_pb2, payloads_pb2, payloads_pb2_grpc, pipelines_pb2, pipelines_pb2_grpc
+from aorta.api import (
+    aorta_jobs_pb2,
+    aorta_jobs_pb2_grpc,
+    common_pb2,
+    payloads_pb2,
+    payloads_pb2_grpc,
+    pipelines_pb2,
+    pipelines_pb2_grpc,
+)
 from aorta.auth.principal import Role
 from aorta.bus import Request, make_event
 from aorta.bus.verbs import answering, streaming
@@ -26,6 +34,7 @@ from tests.unit.gateway.door_harness import Door, FakeAuthenticator, bearer, doo
 PAYLOAD = "0123456789abcdef0123456789abcdef"
 PIPELINE = "fedcba9876543210fedcba9876543210"
 OTHER = "00000000000000000000000000000001"
+JOB = "0000000000000000000000000000000a"
 
 
 @dataclass
@@ -290,3 +299,30 @@ async def test_the_guard_still_judges_a_call_whose_answer_is_kept(tmp_path: Path
             "alice",
         )
         assert service.asked == 1
+
+
+async def test_a_job_deleted_through_the_gateway_drops_its_payloads_answer(
+    tmp_path: Path,
+) -> None:
+    service = FakePayloads()
+
+    async def deleted(request: Request) -> bytes:
+        service.files = []
+        response = aorta_jobs_pb2.JobsDeleteResponse(
+            job_id=common_pb2.Identifier(value=JOB),
+            payload_id=common_pb2.Identifier(value=PAYLOAD),
+        )
+        return response.SerializeToString()
+
+    async with payloads_door(tmp_path, service) as door:
+        served = await door.bus.serve(subjects.SCHEDULER_DELETE, deleted, queue="scheduler")
+        try:
+            assert (await payload_details(door))[0] == ["/input/a", "/input/b"]
+            request = aorta_jobs_pb2.JobsDeleteRequest(job_id=common_pb2.Identifier(value=JOB))
+            answer = await aorta_jobs_pb2_grpc.JobsStub(door.channel).Delete(request)
+            assert answer.header.code == 0, answer.header
+            # The payload's `deleted` event may come later: the Delete itself dropped it.
+            assert (await payload_details(door))[0] == []
+            assert service.asked == 2
+        finally:
+            await served.drain()
