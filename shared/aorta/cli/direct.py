@@ -1,18 +1,22 @@
 """The direct path of uploads and downloads: file bytes straight to and from the blob store,
 through the pre-signed URLs the gateway hands out (`aorta.v1.Payloads`, docs/payloads.md).
 
-An upload asks for a URL, PUTs the file in one request, hashing it as it goes, and commits it
-with that SHA-256 (the platform checks the bytes it received against it before the file becomes
-part of the payload); a download GETs the file and checks it as the gRPC path does. Where the
-platform offers no URL (its blob store is a local folder, or the file is too large for one PUT)
-the caller sends that file through the gateway instead. The HTTP requests carry no credential
-of the user's: the URL's signature is the only one.
+An upload asks for one URL per part, PUTs the parts at once straight from the file (the kernel
+copies the bytes to the socket; they never pass through this process), while one thread reads
+the file once for the file's SHA-256 and each part's MD5, and commits with both: the store
+checks each part's bytes against its MD5 before the file becomes part of the payload, so the
+SHA-256 recorded is bound to the bytes stored. A download GETs the file and checks it as the
+gRPC path does. Where the platform offers no URL (its blob store is a local folder, or the file
+is too large) the caller sends that file through the gateway instead. The HTTP requests carry
+no credential of the user's: the URL's signature is the only one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import queue
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,11 +38,15 @@ LARGEST_UPLOAD = 5 << 40
 """The largest file the platform hands out upload URLs for (S3's largest object)."""
 BLOCK_SIZE = 1 << 20
 """Bytes per read and socket write: large blocks keep a fast store's rate."""
+SEND_SLICE = 8 << 20
+"""Bytes handed to the kernel per `sendfile` of a part, between progress updates."""
 READ_AHEAD = 8
 """Blocks a download reads ahead of the hashing and writing."""
 UPLOAD_STREAMS = 4
-"""Parts of one file sent at once (files over 64 MiB are several parts)."""
-_TIMEOUT = urllib3.Timeout(connect=10.0, read=300.0)
+"""Parts of one file sent at once, each stream on a connection of its own that it keeps."""
+_CONNECT_SECONDS = 10.0
+_READ_SECONDS = 300.0
+_TIMEOUT = urllib3.Timeout(connect=_CONNECT_SECONDS, read=_READ_SECONDS)
 T = TypeVar("T")
 _HINT = "use --via-gateway to send the bytes through the platform instead"
 
@@ -72,16 +80,18 @@ class DirectPath:
         check(asked, f"uploading {local.name}")
         if not asked.supported:
             return None
+        size = asked.part_size
+        parts = list(zip(asked.parts, range(0, max(local.size, 1), size), strict=True))
         with ThreadPoolExecutor(UPLOAD_STREAMS + 1, "aorta-upload") as pool:
-            whole = pool.submit(file_sha256, local.path)
-            sending = [
-                pool.submit(self._put_part, link, local, offset, asked.part_size, advance)
-                for link, offset in zip(
-                    asked.parts, range(0, max(local.size, 1), asked.part_size), strict=True
-                )
+            # One read for both hashes, beside the sends, which never read the file here.
+            hashed = pool.submit(file_digests, local.path, local.size, size)
+            lanes = [
+                pool.submit(_put_parts, parts[lane::UPLOAD_STREAMS], local, size, advance)
+                for lane in range(min(UPLOAD_STREAMS, len(parts)))
             ]
-            part_md5s = [part.result() for part in sending]
-            sha256 = whole.result()
+            for lane in lanes:
+                lane.result()
+            sha256, part_md5s = hashed.result()
         committed = self._stub.CommitDirectUpload(
             aorta_payloads_pb2.PayloadsCommitDirectUploadRequest(
                 header=request_header(),
@@ -97,24 +107,6 @@ class DirectPath:
         )
         check(committed, f"uploading {local.name}")
         return committed
-
-    def _put_part(
-        self,
-        link: aorta_payloads_pb2.DirectLink,
-        local: LocalFile,
-        offset: int,
-        part_size: int,
-        advance: Callable[[str, int], None],
-    ) -> str:
-        """PUTs the part of `local` at `offset` (up to `part_size` bytes); its MD5."""
-        length = max(0, min(local.size - offset, part_size))
-        digest = hashlib.md5(usedforsecurity=False)
-        with local.path.open("rb") as handle:
-            handle.seek(offset)
-            body = _range(handle, length, digest, lambda count: advance(local.name, count))
-            headers = {**link.headers, "Content-Length": str(length)}
-            self._send(link, f"uploading {local.name}", body=body, headers=headers).release_conn()
-        return digest.hexdigest()
 
     def download(
         self, payload_id: str, name: str, advance: Callable[[str, int], None]
@@ -161,9 +153,7 @@ class DirectPath:
                 f"{action}: the blob store at {host} cannot be reached ({error})"
             ) from None
         except urllib3.exceptions.HTTPError as error:
-            raise CliFailure(
-                f"{action}: the blob store at {host} failed ({error}); {_HINT}"
-            ) from None
+            raise _failed(action, host, error) from None
         if response.status >= 300:
             said = response.read(2000).decode("utf-8", "replace")
             response.release_conn()
@@ -178,6 +168,113 @@ class StoreUnreachable(CliFailure):
     """The URL's host cannot be reached from here (nothing was sent): the platform's S3
     endpoint as clients see it is not this client's, and the bytes must go through the
     gateway."""
+
+
+def _put_parts(
+    parts: list[tuple[aorta_payloads_pb2.DirectLink, int]],
+    local: LocalFile,
+    part_size: int,
+    advance: Callable[[str, int], None],
+) -> None:
+    """PUTs the parts of `local` at the offsets `parts` names (up to `part_size` bytes each),
+    one after the other on one connection, straight from the file.
+
+    http.client rather than urllib3, whose bodies are copied through Python a block at a
+    time: after the headers, `sendfile` hands the file's pages to the socket (TLS sockets
+    fall back to sending blocks themselves)."""
+    action = f"uploading {local.name}"
+    connection: http.client.HTTPConnection | None = None
+    try:
+        with local.path.open("rb") as handle:
+            for link, offset in parts:
+                address = urlsplit(link.url)
+                if connection is None:
+                    connection = _connected(address.scheme, address.netloc, action)
+                length = max(0, min(local.size - offset, part_size))
+                try:
+                    response = _put(connection, link, handle, offset, length, local.name, advance)
+                    said = response.read().decode("utf-8", "replace").strip() or response.reason
+                except (OSError, http.client.HTTPException) as error:
+                    raise _failed(action, address.netloc, error) from None
+                if response.status >= 300:
+                    raise CliFailure(
+                        f"{action}: the blob store at {address.netloc} answered HTTP "
+                        f"{response.status}: {said[:2000]}; {_HINT}"
+                    )
+                if response.will_close:
+                    connection.close()
+                    connection = None
+    finally:
+        if connection is not None:
+            connection.close()
+
+
+def _put(
+    connection: http.client.HTTPConnection,
+    link: aorta_payloads_pb2.DirectLink,
+    handle: BinaryIO,
+    offset: int,
+    length: int,
+    name: str,
+    advance: Callable[[str, int], None],
+) -> http.client.HTTPResponse:
+    """One PUT of `length` bytes of the file from `offset`; the store's answer."""
+    address = urlsplit(link.url)
+    connection.putrequest(link.method, f"{address.path}?{address.query}".rstrip("?"))
+    for header, value in {**link.headers, "Content-Length": str(length)}.items():
+        connection.putheader(header, value)
+    connection.endheaders()
+    _send_range(connection, handle, offset, length, lambda count: advance(name, count))
+    return connection.getresponse()
+
+
+def _connected(scheme: str, host: str, action: str) -> http.client.HTTPConnection:
+    """A connection to `host`, open; `StoreUnreachable` when it cannot be (nothing was sent)."""
+    connection = (
+        http.client.HTTPSConnection(
+            host, timeout=_CONNECT_SECONDS, context=ssl.create_default_context()
+        )
+        if scheme == "https"
+        else http.client.HTTPConnection(host, timeout=_CONNECT_SECONDS)
+    )
+    try:
+        connection.connect()
+    except ssl.SSLError as error:  # reached, but not trusted: not a matter of addresses
+        connection.close()
+        raise _failed(action, host, error) from None
+    except OSError as error:  # refused, unknown, silent
+        connection.close()
+        raise StoreUnreachable(
+            f"{action}: the blob store at {host} cannot be reached ({error})"
+        ) from None
+    if connection.sock is not None:
+        connection.sock.settimeout(_READ_SECONDS)
+    return connection
+
+
+def _failed(action: str, host: str, error: Exception) -> CliFailure:
+    return CliFailure(f"{action}: the blob store at {host} failed ({error}); {_HINT}")
+
+
+def _send_range(
+    connection: http.client.HTTPConnection,
+    handle: BinaryIO,
+    offset: int,
+    length: int,
+    advance: Callable[[int], None],
+) -> None:
+    """Sends `length` bytes of the file from `offset` on the connection's socket, in slices
+    of `SEND_SLICE`, telling `advance` of each."""
+    sock = connection.sock
+    if sock is None:
+        raise OSError("the connection closed before the body was sent")
+    end = offset + length
+    while offset < end:
+        sent = sock.sendfile(handle, offset, min(SEND_SLICE, end - offset))
+        if sent == 0:
+            raise OSError(f"the file ended {end - offset} bytes early")
+        offset += sent
+        advance(sent)
 
 
 def _received(
@@ -202,18 +299,6 @@ def _offered(method: Callable[..., T], request: Message) -> T | None:
         if error.code() == grpc.StatusCode.UNIMPLEMENTED:
             return None
         raise
-
-
-def _range(
-    handle: BinaryIO, length: int, digest: hashlib._Hash, advance: Callable[[int], None]
-) -> Iterator[bytes]:
-    """`length` bytes of a file from where `handle` stands, as an HTTP body, hashed into
-    `digest` as they are read, telling `advance` of every block sent."""
-    while length > 0 and (block := handle.read(min(BLOCK_SIZE, length))):
-        length -= len(block)
-        digest.update(block)
-        yield block
-        advance(len(block))
 
 
 def _read_ahead(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[bytes]:
@@ -257,10 +342,22 @@ def _read_ahead(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[by
         reader.join()
 
 
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a local file, read in large blocks."""
-    digest = hashlib.sha256()
+def file_digests(path: Path, size: int, part_size: int) -> tuple[str, list[str]]:
+    """The SHA-256 of the first `size` bytes of a local file and the MD5 of each of its parts
+    of `part_size` bytes (one part for an empty file), from one read in large blocks (hashlib
+    lets other threads run while it hashes them). `CliFailure` when the file is shorter."""
+    whole = hashlib.sha256()
+    md5s = []
     with path.open("rb") as handle:
-        while block := handle.read(4 * BLOCK_SIZE):
-            digest.update(block)
-    return digest.hexdigest()
+        for start in range(0, max(size, 1), part_size):
+            part = hashlib.md5(usedforsecurity=False)
+            left = min(part_size, size - start)
+            while left > 0:
+                block = handle.read(min(4 * BLOCK_SIZE, left))
+                if not block:
+                    raise CliFailure(f"{path} is shorter than the {size} bytes it had")
+                left -= len(block)
+                whole.update(block)
+                part.update(block)
+            md5s.append(part.hexdigest())
+    return whole.hexdigest(), md5s

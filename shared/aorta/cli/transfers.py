@@ -16,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from aorta.api import common_pb2, payloads_pb2
 from aorta.auth.ownership import FORCE_METADATA, owner_from_metadata
@@ -246,10 +248,10 @@ def _fetch(selected: Selected, chunks: Iterable[bytes], expected_sha256: str | N
     written = 0
     digest = hashlib.sha256()
     try:
-        with partial.open("wb") as handle:
+        with partial.open("wb") as handle, WriteBehind(handle) as writer:
             for data in chunks:
+                writer.write(data)
                 digest.update(data)
-                handle.write(data)
                 written += len(data)
         if expected and written != expected:
             raise CliFailure(
@@ -267,6 +269,43 @@ def _fetch(selected: Selected, chunks: Iterable[bytes], expected_sha256: str | N
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
+
+
+class WriteBehind:
+    """Writes chunks to a file in a thread of its own, in order, while the caller hashes the
+    next ones (both let other threads run): the check of a download costs no time beside the
+    write. At most `depth` chunks wait. Leaving the block waits for every chunk to be written
+    and raises the first error of the writes (a failed write stops the rest)."""
+
+    def __init__(self, handle: BinaryIO, depth: int = 8) -> None:
+        self._handle = handle
+        self._waiting: queue.Queue[bytes | None] = queue.Queue(depth)
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._write_all, name="aorta-write", daemon=True)
+
+    def __enter__(self) -> WriteBehind:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._waiting.put(None)
+        self._thread.join()
+        if self._error is not None and exc_info[0] is None:
+            raise self._error
+
+    def write(self, data: bytes) -> None:
+        """Queues `data`; the error of an earlier write, if one failed."""
+        if self._error is not None:
+            raise self._error
+        self._waiting.put(data)
+
+    def _write_all(self) -> None:
+        while (data := self._waiting.get()) is not None:
+            if self._error is None:
+                try:
+                    self._handle.write(data)
+                except OSError as error:  # raised in the caller's thread
+                    self._error = error
 
 
 def delete(session: Session, payload_id: str, *, force: bool = False) -> None:
