@@ -188,7 +188,8 @@ class LocalRun:
             return self._outcome_of(RunReason.START_FAILED, f"no plan of the run: {error}")
         try:
             await create_workspace(self.workspace, [*run.inputs, *run.outputs])
-            await asyncio.to_thread(link_service_mounts, self.workspace, run.service_mounts)
+            if run.service_mounts:
+                await asyncio.to_thread(link_service_mounts, self.workspace, run.service_mounts)
             await self.log.create()
         except (Invalid, OSError) as error:
             return self._outcome_of(RunReason.START_FAILED, f"no workspace: {error}")
