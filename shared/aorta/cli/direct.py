@@ -108,11 +108,11 @@ class DirectPath:
         check(committed, f"uploading {local.name}")
         return committed
 
-    def download(
-        self, payload_id: str, name: str, advance: Callable[[str, int], None]
-    ) -> Iterator[bytes] | None:
-        """The bytes of one file as the store sends them; None when the platform offers no
-        URL for it. `StoreUnreachable` when the URL's host cannot be reached."""
+    def link(
+        self, payload_id: str, name: str
+    ) -> aorta_payloads_pb2.PayloadsDirectDownloadResponse | None:
+        """The platform's GET link for one file (with its details), checked; None when it
+        offers none."""
         asked = _offered(
             self._stub.DirectDownload,
             aorta_payloads_pb2.PayloadsDirectDownloadRequest(
@@ -124,11 +124,26 @@ class DirectPath:
         if asked is None:
             return None
         check(asked, f"downloading {name}")
-        if not asked.supported:
-            return None
-        link = asked.link
-        response = self._send(link, f"downloading {name}", headers=dict(link.headers))
+        return asked if asked.supported else None
+
+    def fetch(
+        self,
+        asked: aorta_payloads_pb2.PayloadsDirectDownloadResponse,
+        advance: Callable[[str, int], None],
+    ) -> Iterator[bytes]:
+        """The bytes of the file `asked` links to, as the store sends them, read ahead by a
+        thread. `StoreUnreachable` when the URL's host cannot be reached."""
+        name = asked.details.name
+        response = self._send(asked.link, f"downloading {name}", headers=dict(asked.link.headers))
         return _read_ahead(_received(response, name, advance))
+
+    def download(
+        self, payload_id: str, name: str, advance: Callable[[str, int], None]
+    ) -> Iterator[bytes] | None:
+        """The bytes of one file as the store sends them; None when the platform offers no
+        URL for it. `StoreUnreachable` when the URL's host cannot be reached."""
+        asked = self.link(payload_id, name)
+        return None if asked is None else self.fetch(asked, advance)
 
     def _send(
         self,

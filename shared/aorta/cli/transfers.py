@@ -17,13 +17,17 @@ import contextlib
 import hashlib
 import os
 import queue
+import re
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from aorta.api import common_pb2, payloads_pb2
+import grpc
+
+from aorta.api import aorta_payloads_pb2, common_pb2, payloads_pb2
 from aorta.auth.ownership import FORCE_METADATA, owner_from_metadata
 from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
 from aorta.cli.direct import LARGEST_UPLOAD, DirectPath, StoreUnreachable
@@ -34,6 +38,8 @@ from aorta.cli.selection import Selected, select
 from aorta.cli.session import Session
 from aorta.payload_layout import input_key, wire_name
 from aorta.payload_names import checksums
+
+_WILDCARD = re.compile(r"[*?\[]")
 
 
 def upload(
@@ -174,11 +180,21 @@ def download(
 ) -> list[Downloaded]:
     """Downloads every file of the payload that `pattern` selects into `dest`, checking each
     against the SHA-256 the platform recorded for it; on the direct path where the platform
-    offers it, unless `via_gateway`.
+    offers it, unless `via_gateway`. A pattern naming one file has its link asked for while
+    the payload is listed, saving a round trip before the first byte; the link is used only
+    when the listing selects that very file.
 
     Nothing selected is a `NotFoundFailure` listing what the payload holds.
     """
-    found = listing(session, payload_id)
+    direct = None if via_gateway else DirectPath(session)
+    with ThreadPoolExecutor(1, "aorta-link") as asking:
+        early = (
+            asking.submit(_early_link, direct, payload_id, pattern)
+            if direct is not None and not _WILDCARD.search(pattern)
+            else None
+        )
+        found = listing(session, payload_id)
+        early_link = early.result() if early is not None else None
     chosen = select(((file.name, file.size) for file in found.files), pattern, dest)
     if not chosen:
         names = ", ".join(file.name for file in found.files[:10]) or "no files"
@@ -188,14 +204,18 @@ def download(
         )
     recorded = {file.name: file.sha256 for file in found.files}
     downloaded = []
-    direct = None if via_gateway else DirectPath(session)
     with Transfer(session.output, "downloading", sum(s.size for s in chosen)) as transfer:
         for selected in chosen:
             expected = recorded.get(selected.name)
             chunks = None
             if direct is not None:
+                asked: aorta_payloads_pb2.PayloadsDirectDownloadResponse | None
                 try:
-                    chunks = direct.download(payload_id, selected.name, transfer.advance)
+                    if early_link is not None and early_link.details.name == selected.name:
+                        asked, early_link = early_link, None
+                    else:
+                        asked = direct.link(payload_id, selected.name)
+                    chunks = None if asked is None else direct.fetch(asked, transfer.advance)
                 except StoreUnreachable as unreachable:
                     _falling_back(session, unreachable)
                 if chunks is None:
@@ -215,6 +235,17 @@ def download(
                 )
             )
     return downloaded
+
+
+def _early_link(
+    direct: DirectPath, payload_id: str, name: str
+) -> aorta_payloads_pb2.PayloadsDirectDownloadResponse | None:
+    """`direct.link` of a name the listing may not select as such (a folder, say): None
+    where the platform refuses it, the download then asks again for what was selected."""
+    try:
+        return direct.link(payload_id, name)
+    except (CliFailure, grpc.RpcError):
+        return None
 
 
 def _falling_back(session: Session, unreachable: StoreUnreachable) -> None:

@@ -26,6 +26,7 @@ from aorta.auth.principal import Role
 from aorta.blobs.port import DIRECT_PART_SIZE
 from aorta.bus.nats import NatsBus
 from aorta.bus.nats_server import NatsServerProcess
+from aorta.cli.direct import DirectPath
 from aorta.errors import ErrorCode
 from aorta.payload_names import checksums
 from aorta.runtime.service import service_context
@@ -418,3 +419,44 @@ async def test_the_cli_sends_a_large_file_in_parts_at_once(
     found = await details(stub, payload_id)
     assert checksums(found[0].header.messages) == {"/input/large.raw": digest(large)}
     assert digest((await download(stub, payload_id, "/input/large.raw"))[1]) == digest(large)
+
+
+@pytest.mark.parametrize("platform", ["s3"], indirect=True)
+async def test_a_download_of_one_named_file_asks_for_its_link_while_listing(
+    stub: Stub, platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload_id = await create(stub)
+    source = tmp_path / "study"
+    (source / "series").mkdir(parents=True)
+    (source / "series" / "1.dcm").write_bytes(DATA)
+    (source / "series" / "2.dcm").write_bytes(DATA[:1000])
+    sent = await asyncio.to_thread(cli, platform.target, tmp_path, "upload", payload_id, source)
+    assert sent.exit_code == 0, sent.output
+    asked: list[str] = []
+    original = DirectPath.link
+
+    def link(self: DirectPath, payload: str, name: str) -> object:
+        asked.append(name)
+        return original(self, payload, name)
+
+    monkeypatch.setattr(DirectPath, "link", link)
+
+    one = await asyncio.to_thread(
+        cli, platform.target, tmp_path, "download", "payload", payload_id,
+        "/input/series/1.dcm", tmp_path / "one",
+    )  # fmt: skip
+    named, asked[:] = list(asked), []
+    folder = await asyncio.to_thread(
+        cli, platform.target, tmp_path, "download", "payload", payload_id,
+        "/input/series", tmp_path / "folder",
+    )  # fmt: skip
+
+    assert one.exit_code == 0, one.output
+    assert "1 straight from the blob store" in one.output
+    assert named == ["/input/series/1.dcm"]  # the early link, used: no second request
+    assert (tmp_path / "one" / "1.dcm").read_bytes() == DATA
+    assert folder.exit_code == 0, folder.output
+    assert "2 straight from the blob store" in folder.output
+    # The early link of a folder is refused; each file selected gets its own.
+    assert asked == ["/input/series", "/input/series/1.dcm", "/input/series/2.dcm"]
+    assert (tmp_path / "folder" / "series" / "2.dcm").read_bytes() == DATA[:1000]
