@@ -12,7 +12,7 @@ the same).
 
 The other way, `ChunkDecoder` reads an upload's request messages without parsing their
 chunk into a message: the bytes before the chunk are parsed (once while they repeat, as they do
-in every chunk of a file from NVIDIA's client) and the chunk is sliced out of the wire bytes.
+in every chunk of a file from NVIDIA's client) and the chunk is a view of the wire bytes.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def varint(value: int) -> bytes:
 
 class ChunkDecoder(Generic[M]):
     """Reads wire messages of `message_class` as their other fields, parsed, and their bytes
-    field `field`, sliced out of the wire bytes (one copy, where parsing a message copies the
-    chunk in and reading the field copies it out again).
+    field `field`, a view of the wire bytes (no copy, where parsing a message copies the chunk
+    in and reading the field copies it out again).
 
     A message whose bytes field is its last field, as protobuf writes it, is split there: the
     bytes before it are parsed as a message of their own (a message is its fields
@@ -77,8 +77,9 @@ class ChunkDecoder(Generic[M]):
         self._prefix = b""
         self._fields: M | None = None
 
-    def decode(self, raw: bytes) -> tuple[M, bytes]:
-        """The message's other fields and its chunk; `DecodeError` where protobuf raises it.
+    def decode(self, raw: bytes) -> tuple[M, memoryview]:
+        """The message's other fields and its chunk, a read-only view of `raw` (or of the
+        parsed field); `DecodeError` where protobuf raises it.
 
         The fields object is shared with later messages that carry the same ones: read it,
         never change it."""
@@ -87,20 +88,19 @@ class ChunkDecoder(Generic[M]):
         if fields is not None and raw.startswith(self._tag, at) and raw.startswith(self._prefix):
             length, start = _read_varint(raw, at + len(self._tag))
             if start + length == len(raw):
-                return fields, raw[start:]
+                return fields, memoryview(raw)[start:]
         return self._split(raw)
 
-    def _split(self, raw: bytes) -> tuple[M, bytes]:
+    def _split(self, raw: bytes) -> tuple[M, memoryview]:
         found = _last_field(raw, self._number)
         if found is None:
             whole = self._class.FromString(raw)
-            chunk: bytes = getattr(whole, self._field)
-            return whole, chunk
+            return whole, memoryview(getattr(whole, self._field))
         tag_at, start = found
         prefix = raw[:tag_at]
         fields = self._class.FromString(prefix)
         self._prefix, self._fields = prefix, fields
-        return fields, raw[start:]
+        return fields, memoryview(raw)[start:]
 
 
 def _read_varint(raw: bytes, at: int) -> tuple[int, int]:

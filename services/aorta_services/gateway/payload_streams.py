@@ -42,7 +42,7 @@ from aorta_services.gateway.rpc import WireRequests
 
 UploadRequest = payloads_pb2.PayloadsUploadRequest
 BeforeCommit = Callable[[], Awaitable[None]]
-Chunk = tuple[UploadRequest, bytes]
+Chunk = tuple[UploadRequest, memoryview]
 """A message as the stream reads it: its fields but `data` (shared by the messages that carry
 the same ones), and its `data`."""
 
@@ -61,15 +61,16 @@ class IncomingFile:
         self,
         name: str,
         mode: int,
-        read: Callable[[IncomingFile], AsyncGenerator[bytes, None]],
+        read: Callable[[IncomingFile], AsyncGenerator[memoryview, None]],
     ) -> None:
         self.name = name
         self.mode = mode
         self.complete = False
         self._source = read(self)
 
-    def chunks(self) -> AsyncGenerator[bytes, None]:
-        """The file's bytes in arrival order; to be iterated once."""
+    def chunks(self) -> AsyncGenerator[memoryview, None]:
+        """The file's bytes in arrival order, read-only views of the messages; to be iterated
+        once."""
         return self._source
 
 
@@ -144,7 +145,7 @@ class UploadStream:
 
     async def _chunks(
         self, file: IncomingFile, first: Chunk, before_commit: BeforeCommit | None
-    ) -> AsyncGenerator[bytes, None]:
+    ) -> AsyncGenerator[memoryview, None]:
         fields, data = first
         raw = fields.details.name
         size = fields.details.size

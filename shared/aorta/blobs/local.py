@@ -76,7 +76,7 @@ class LocalBlobStore:
     def root(self) -> Path:
         return self._root
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> BlobInfo:
+    async def put(self, key: str, chunks: AsyncIterable[bytes | memoryview]) -> BlobInfo:
         target = self._path(key)
         staged = StagedFile(self._staging / f"{uuid.uuid4().hex}.part")
         writing: asyncio.Future[None] | None = None

@@ -57,8 +57,11 @@ class BlobStore(Protocol):
     when closed or garbage-collected (a caller that stops early may `aclose()` them).
     """
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> BlobInfo:
+    async def put(self, key: str, chunks: AsyncIterable[bytes | memoryview]) -> BlobInfo:
         """Stores the bytes `chunks` yields under `key`, replacing any object there.
+
+        A chunk may be a memoryview (the gateway slices upload chunks out of their messages);
+        a view the caller may change after yielding it is copied before `chunks` goes on.
 
         Streams: memory stays bounded (a few MiB) whatever the object size; size and sha256 are
         computed on the way and returned.

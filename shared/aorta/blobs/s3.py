@@ -206,7 +206,7 @@ class S3BlobStore:
             if aborted:
                 _log.info("stale uploads aborted", bucket=self._bucket, count=aborted)
 
-    async def put(self, key: str, chunks: AsyncIterable[bytes]) -> BlobInfo:
+    async def put(self, key: str, chunks: AsyncIterable[bytes | memoryview]) -> BlobInfo:
         upload = MultipartUpload(self._client, self._bucket, self._name(key), key)
         in_flight: asyncio.Future[None] | None = None
         try:

@@ -57,7 +57,7 @@ class StagedFile:
         self._fd = os.open(self._path, flags, 0o666)
         self._cache = DropBehind(self._fd)
 
-    def write(self, pieces: Sequence[bytes | bytearray]) -> None:
+    def write(self, pieces: Sequence[bytes | bytearray | memoryview]) -> None:
         """Appends `pieces` to the file in one gathered write (a few, for many pieces)."""
         for piece in pieces:
             self._hash.update(piece)
@@ -99,7 +99,7 @@ class StagedFile:
         self._path.unlink(missing_ok=True)
 
 
-def _write_all(fd: int, pieces: Sequence[bytes | bytearray]) -> int:
+def _write_all(fd: int, pieces: Sequence[bytes | bytearray | memoryview]) -> int:
     """Writes `pieces` one after another with as few `writev` calls as the system allows;
     returns how many bytes that was."""
     views = [memoryview(piece) for piece in pieces]

@@ -77,7 +77,9 @@ async def settle(future: asyncio.Future[T]) -> None:
         future.exception()
 
 
-async def blocks(chunks: AsyncIterable[bytes], size: int) -> AsyncGenerator[bytearray, None]:
+async def blocks(
+    chunks: AsyncIterable[bytes | memoryview], size: int
+) -> AsyncGenerator[bytearray, None]:
     """Regroups `chunks` into blocks of exactly `size` bytes; the last one may be shorter.
 
     Nothing is yielded for an empty stream. Each block is a new buffer the consumer owns: the
@@ -117,23 +119,24 @@ COALESCE_BELOW = 16 * 1024
 
 
 async def batches(
-    chunks: AsyncIterable[bytes], size: int
-) -> AsyncGenerator[list[bytes | bytearray], None]:
+    chunks: AsyncIterable[bytes | memoryview], size: int
+) -> AsyncGenerator[list[bytes | bytearray | memoryview], None]:
     """Groups `chunks` into batches of at least `size` bytes, the last one possibly fewer.
 
-    A `bytes` chunk of `COALESCE_BELOW` bytes or more is kept as it is, uncopied: it is
-    immutable, so nothing can change it while it waits to be written (a gRPC message's data
-    is copied once less). A smaller one, or any other bytes-like object (a buffer its caller
-    may reuse), is copied; small ones go together into one piece, so a batch has at most a
-    few hundred pieces whatever the chunk sizes. Empty chunks are skipped and nothing is
-    yielded for an empty stream; anything not bytes-like raises `Invalid`. Memory is one batch
-    being filled plus whatever batches the consumer still holds.
+    A chunk of `COALESCE_BELOW` bytes or more that is `bytes`, or a read-only byte view of
+    `bytes` (a chunk sliced out of a gRPC message), is kept as it is, uncopied: it is
+    immutable, so nothing can change it while it waits to be written. A smaller one, or any
+    other bytes-like object (a buffer its caller may reuse), is copied; small ones go together
+    into one piece, so a batch has at most a few hundred pieces whatever the chunk sizes.
+    Empty chunks are skipped and nothing is yielded for an empty stream; anything not
+    bytes-like raises `Invalid`. Memory is one batch being filled plus whatever batches the
+    consumer still holds.
     """
-    batch: list[bytes | bytearray] = []
+    batch: list[bytes | bytearray | memoryview] = []
     filled = 0
     small: bytearray | None = None  # the piece small chunks are being copied into
     async for chunk in chunks:
-        if type(chunk) is bytes and len(chunk) >= COALESCE_BELOW:
+        if _immutable(chunk) and len(chunk) >= COALESCE_BELOW:
             batch.append(chunk)
             small = None
             filled += len(chunk)
@@ -160,6 +163,19 @@ async def batches(
             batch, filled, small = [], 0, None
     if batch:
         yield batch
+
+
+def _immutable(chunk: object) -> bool:
+    """Whether `chunk` is `bytes` or a contiguous, read-only byte view of `bytes`."""
+    if type(chunk) is bytes:
+        return True
+    return (
+        type(chunk) is memoryview
+        and chunk.readonly
+        and chunk.c_contiguous
+        and chunk.format == "B"
+        and type(chunk.obj) is bytes
+    )
 
 
 def check_range(offset: int, length: int | None, chunk_size: int) -> None:

@@ -29,6 +29,19 @@ async def test_large_bytes_chunks_are_kept_uncopied() -> None:
     assert first is big and second is other
 
 
+async def test_large_views_of_bytes_are_kept_uncopied_and_views_of_buffers_copied() -> None:
+    """A chunk sliced out of a gRPC message is a read-only view of `bytes`: immutable too."""
+    message = os.urandom(3 * COALESCE_BELOW)
+    sliced = memoryview(message)[7 : 7 + 2 * COALESCE_BELOW]
+    buffer = bytearray(message)
+    read_only = memoryview(buffer).toreadonly()
+    [[first, second]] = await collected(sliced, read_only, size=1 << 20)
+    assert first is sliced
+    assert second is not read_only and second == message
+    buffer[:] = bytes(len(buffer))
+    assert second == message
+
+
 async def test_a_batch_ends_once_it_holds_its_size() -> None:
     chunk = b"x" * COALESCE_BELOW
     grouped = await collected(chunk, chunk, chunk, size=2 * COALESCE_BELOW)

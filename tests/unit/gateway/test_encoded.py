@@ -149,3 +149,9 @@ def test_repeated_fields_are_parsed_once_and_the_chunk_is_sliced_out() -> None:
     assert again is first and other is not first
     assert (data, more) == (b"x" * 70_000, b"y" * 70_000)
     assert first.details.name == "a" and not first.data
+
+
+def test_the_chunk_is_a_view_of_the_message_not_a_copy() -> None:
+    raw = _upload("a", b"x" * 70_000)
+    _, data = encoded.ChunkDecoder(Upload, "data").decode(raw)
+    assert data.obj is raw and data.readonly and data == b"x" * 70_000
