@@ -137,28 +137,14 @@ class DirectPath:
         response = self._send(asked.link, f"downloading {name}", headers=dict(asked.link.headers))
         return _read_ahead(_received(response, name, advance))
 
-    def download(
-        self, payload_id: str, name: str, advance: Callable[[str, int], None]
-    ) -> Iterator[bytes] | None:
-        """The bytes of one file as the store sends them; None when the platform offers no
-        URL for it. `StoreUnreachable` when the URL's host cannot be reached."""
-        asked = self.link(payload_id, name)
-        return None if asked is None else self.fetch(asked, advance)
-
     def _send(
-        self,
-        link: aorta_payloads_pb2.DirectLink,
-        action: str,
-        *,
-        headers: dict[str, str],
-        body: Iterator[bytes] | None = None,
+        self, link: aorta_payloads_pb2.DirectLink, action: str, *, headers: dict[str, str]
     ) -> urllib3.BaseHTTPResponse:
         host = urlsplit(link.url).netloc
         try:
             response = self._http.request(
                 link.method,
                 link.url,
-                body=body,
                 headers=headers,
                 preload_content=False,
                 decode_content=False,

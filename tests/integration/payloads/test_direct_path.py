@@ -407,7 +407,9 @@ async def test_the_cli_sends_a_large_file_in_parts_at_once(
     stub: Stub, platform: Platform, tmp_path: Path
 ) -> None:
     payload_id = await create(stub)
-    large = pattern(DIRECT_PART_SIZE * 2 + 5, seed=3)  # three parts, the last of 5 bytes
+    # Six parts, the last of 5 bytes: more than the CLI sends at once, so a stream sends two
+    # on the connection it keeps.
+    large = pattern(DIRECT_PART_SIZE * 5 + 5, seed=3)
     (tmp_path / "large.raw").write_bytes(large)
 
     sent = await asyncio.to_thread(
