@@ -14,9 +14,8 @@ The order is what makes crashes harmless:
    same write, then the staged events are published (`events`; a start's event is published
    while the executor starts the run, and the published events are removed from the job's
    document by its next write, the end's or the next operator's start, rather than by one
-   write of their own). A failure stops the job's
-   other runs: nothing new starts after a fault, and the job's outcome is known as soon as
-   possible.
+   write of their own). A failure stops the job's other runs: nothing new starts after a
+   fault, and the job's outcome is known as soon as possible.
 
 Each write keeps the attempt's timeline (`domain.timeline`): when it became ready and was
 admitted at the start, the executor's stage times at the end, from which the operator metrics
