@@ -11,10 +11,11 @@ the leader (see `logs`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import replace
 
 from aorta import contracts, wait_reasons
@@ -40,7 +41,13 @@ log = get_logger(__name__)
 LIST_BATCH_BYTES = 8 * 1024
 """How many bytes of List items travel as one bus message: a page of small jobs in a few
 messages, so a whole List pays the bus's per-message work a few hundred times per 100,000 jobs
-rather than once per job; a job this large or larger (megabytes of metadata) goes alone."""
+rather than once per job; a job this large or larger goes alone."""
+
+LARGE_ITEM_BYTES = 1024 * 1024
+"""A job with about this much metadata or more (Clara allows 4 MiB) is a large List item."""
+
+LARGE_ITEM_PATIENCE = 5.0
+"""How long a List waits for its turn to send a large item before it sends it anyway."""
 
 
 def owned(record: JobRecord) -> JobRecord:
@@ -56,6 +63,7 @@ class JobQueries:
         self._repository = repository
         self._logs = logs
         self._events = events
+        self._large_item = asyncio.Lock()
 
     async def status(self, request: jobs_pb2.JobsStatusRequest) -> contracts.JobStatus:
         """Jobs.Status (`contracts.SCHEDULER_STATUS`): the job, its operators with their
@@ -81,14 +89,20 @@ class JobQueries:
         record = owned(await self._repository.get(requests.job_id_of(message)))
         return timeline(record).SerializeToString()
 
-    async def list_jobs(self, request: Request) -> AsyncIterator[StreamItem]:
+    async def list_jobs(self, request: Request) -> AsyncGenerator[StreamItem, None]:
         """Jobs.List: one item per job matching the filter, newest first (one item without a
         job when none matches); a `user`'s own jobs only (`listed_owner`).
 
         Jobs are read from the store a page at a time, the next page only once the bus has
         taken this one's messages, so a List holds one page however many jobs there are. A
         page's items are sent in batches of `LIST_BATCH_BYTES`, each job encoded only as its
-        batch is filled."""
+        batch is filled. A large item (`LARGE_ITEM_BYTES`) is sent alone, and in its turn:
+        the Lists of this replica send one at a time, from its encoding until the consumer
+        has taken it (the bus asks for the next item only then), since each is held several
+        times on its way (its document, its encoding, the bus's and gRPC's copies) and
+        concurrent Lists walking the same history meet them together. A List waits at most
+        `LARGE_ITEM_PATIENCE` for its turn, so one whose client stalls holds up the others'
+        large items that long, not for ever."""
         message = requests.parse(request.data, jobs_pb2.JobsListRequest)
         conditions = requests.list_filter(message)
         owner = listed_owner()
@@ -98,11 +112,36 @@ class JobQueries:
         pages = self._repository.listed(conditions)
         async with aclosing(pages):
             async for page in pages:
-                for item in batched(map(list_wire.list_item, page), LIST_BATCH_BYTES):
+                small: list[JobListing] = []
+                for job in page:
+                    if job.metadata_size() < LARGE_ITEM_BYTES:
+                        small.append(job)
+                        continue
+                    for item in batched(map(list_wire.list_item, small), LIST_BATCH_BYTES):
+                        yield item
+                    small = []
+                    async with self._large_item_turn():
+                        yield list_wire.list_item(job)
+                for item in batched(map(list_wire.list_item, small), LIST_BATCH_BYTES):
                     yield item
                 listed += len(page)
         if not listed:
             yield answers.empty_list().SerializeToString()
+
+    @asynccontextmanager
+    async def _large_item_turn(self) -> AsyncIterator[None]:
+        """This List's turn to send a large item, or `LARGE_ITEM_PATIENCE` passed."""
+        try:
+            async with asyncio.timeout(LARGE_ITEM_PATIENCE):
+                await self._large_item.acquire()
+        except TimeoutError:
+            log.info("jobs.list_large_item_unqueued", waited_s=LARGE_ITEM_PATIENCE)
+            yield
+            return
+        try:
+            yield
+        finally:
+            self._large_item.release()
 
     async def page(self, request: Request) -> bytes:
         """`aorta.v1.Jobs/Page` (`SCHEDULER_PAGE`): the jobs after the request's cursor that

@@ -144,8 +144,13 @@ async def produce_stream(
     with message_context(request):
         items = handler(request)
         try:
-            async for item in items:
-                if not await credit.allows(sent + 1, sent_bytes, credit_timeout):
+            # Room first, then the next item: a handler is not asked for an item (a job read
+            # and encoded) before it can be sent, so what a stream holds is its window.
+            while await credit.allows(sent + 1, sent_bytes, credit_timeout):
+                try:
+                    item = await anext(items)
+                except StopAsyncIteration:
+                    await nc.publish(inbox, headers=_frame("end", sent))
                     return
                 kind, body = ("batch", pack(item)) if isinstance(item, Batch) else ("item", item)
                 del item
@@ -159,7 +164,6 @@ async def produce_stream(
                 # of jobs already read) would keep the first of them from leaving until its
                 # credit ran out, and the rest of the process waiting as long.
                 await asyncio.sleep(0)
-            await nc.publish(inbox, headers=_frame("end", sent))
         except asyncio.CancelledError:
             await _end_with(nc, inbox, sent, Unavailable(f"{request.subject} stopped"))
             raise

@@ -3,8 +3,11 @@ metadata, read from the store a page at a time while the stream is consumed."""
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import aclosing
 from typing import Any
+
+import pytest
 
 from aorta import subjects
 from aorta.api import jobs_pb2
@@ -12,6 +15,7 @@ from aorta.bus import Batch, Request
 from aorta.store.paging import PAGE_SIZE
 from aorta.store.port import MANAGED_FIELDS
 from aorta.subjects import SCHEDULER_LIST
+from aorta_services.scheduler import queries as queries_module
 from aorta_services.scheduler.queries import LIST_BATCH_BYTES, JobQueries
 from aorta_services.scheduler.repository import JOBS, JobRepository
 from tests.unit.scheduler.job_calls import chain, ids, list_jobs
@@ -104,3 +108,56 @@ _UNUSED: tuple[Any, Any] = (None, None)
 
 def _items(message: bytes | Batch) -> tuple[bytes, ...]:
     return message.items if isinstance(message, Batch) else (message,)
+
+
+async def _with_large_job(harness: Harness) -> tuple[JobQueries, str]:
+    """A history whose newest job carries `LIST_BATCH_BYTES` of metadata, made a large item."""
+    newest = await _history(harness)
+    jobs = harness.replicas[0].context.store.collection(JOBS)
+    metadata = [[f"key-{n:03d}", "v" * 256] for n in range(LIST_BATCH_BYTES // 256)]
+    await jobs.update(newest[0], {"metadata": metadata})
+    return JobQueries(JobRepository(harness.replicas[0].context.store), *_UNUSED), newest[0]
+
+
+def _list_request() -> Request:
+    return Request(SCHEDULER_LIST, jobs_pb2.JobsListRequest().SerializeToString())
+
+
+def _job_id(message: bytes | Batch) -> str:
+    assert isinstance(message, bytes)
+    return jobs_pb2.JobsListResponse.FromString(message).job_details.job_id.value
+
+
+async def test_concurrent_lists_send_large_items_one_at_a_time(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queries_module, "LARGE_ITEM_BYTES", LIST_BATCH_BYTES)
+    monkeypatch.setattr(queries_module, "LARGE_ITEM_PATIENCE", 60.0)
+    queries, large = await _with_large_job(harness)
+    first, second = queries.list_jobs(_list_request()), queries.list_jobs(_list_request())
+    async with aclosing(first), aclosing(second):
+        assert _job_id(await anext(first)) == large
+        waiting = asyncio.ensure_future(anext(second))
+        # The second List can only go on by taking the turn the first holds: however many
+        # turns the loop takes, it waits.
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not waiting.done()
+
+        await anext(first)
+
+        assert _job_id(await asyncio.wait_for(waiting, 30.0)) == large
+
+
+async def test_a_list_sends_its_large_item_once_its_patience_runs_out(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(queries_module, "LARGE_ITEM_BYTES", LIST_BATCH_BYTES)
+    monkeypatch.setattr(queries_module, "LARGE_ITEM_PATIENCE", 0.05)
+    queries, large = await _with_large_job(harness)
+    first, second = queries.list_jobs(_list_request()), queries.list_jobs(_list_request())
+    async with aclosing(first), aclosing(second):
+        assert _job_id(await anext(first)) == large
+
+        # The first List's client stalls holding the turn; the second goes on without it.
+        assert _job_id(await asyncio.wait_for(anext(second), 30.0)) == large

@@ -47,6 +47,11 @@ class JobListing:
     stopped: float | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
 
+    def metadata_size(self) -> int:
+        """About how many bytes the metadata takes on the wire (characters of its keys and
+        values)."""
+        return sum(len(key) + len(value) for key, value in self.metadata.items())
+
     @staticmethod
     def from_document(document: Mapping[str, Any]) -> JobListing:
         """The listing a projected job document holds; `Invalid` (JOB_STORE_ERROR) when it
