@@ -55,6 +55,14 @@ def test_an_operator_killed_by_a_signal_is_recorded_so(tmp_path: Path, leader: l
     assert recorded_exit(status) == ExitStatus(code=137, signal=9)
 
 
+def test_the_operator_starts_with_no_signal_blocked(tmp_path: Path, leader: list[str]) -> None:
+    # The leader holds the platform's death signal back while it starts the operator; the
+    # operator must not inherit that, or the executor's SIGTERM would never reach it.
+    # grep itself reads its mask: a shell would unblock every signal as it starts.
+    unblocked = ("grep", "-q", "^SigBlk:[[:space:]]*0*$", "/proc/self/status")
+    assert lead(leader, tmp_path / "leader.status", *unblocked) == 0
+
+
 def test_nothing_recorded_reads_as_no_exit(tmp_path: Path) -> None:
     status = tmp_path / "leader.status"
     assert recorded_exit(status) is None

@@ -84,7 +84,7 @@ async def test_an_operator_past_its_timeout_is_killed_and_faults_the_job(
     definition = definition.replace("  requests:", "  timeout: 1\n  requests:")
     job_id, _ = await platform.job(await platform.pipeline(definition))
     await platform.start(job_id)
-    status = await platform.stopped(job_id, within=20)
+    status = await platform.stopped(job_id, within=45)
     assert status.status == P.JOB_STATUS_FAULTED
     assert "operator 'sleeper' timed out after 1 s" in status.messages[0]
     assert not alive(marks / "sleeper.pid")

@@ -62,16 +62,25 @@ def main(argv: list[str]) -> int:
     _arm_parent_death_signal()
     if os.getppid() != parent:
         return 1  # the platform died before the signal was armed: start nothing
+    # The death signal waits while the operator starts: handled between the spawn and the
+    # record of its pid, it would kill the group without writing how an operator that exited
+    # at once (0, say) ended, and that operator would run again after the crash.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
         # Python ignores SIGPIPE and SIGXFSZ for itself; the operator gets the defaults back,
-        # as subprocess gives them back to its children.
+        # as subprocess gives them back to its children, and no signal blocked.
         pid = os.posix_spawnp(
-            command[0], command, os.environ, setsigdef=(signal.SIGPIPE, signal.SIGXFSZ)
+            command[0],
+            command,
+            os.environ,
+            setsigmask=(),
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
         )
     except OSError as error:
         _write(status_file, f"error {describe_start_error(command[0], error)}")
         return COMMAND_NOT_STARTED
     started.append(pid)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     # Not reaped yet: until the status is written the pid cannot be reused, so the signal
     # handler may still look at (or kill) the operator safely.
     code = _record(status_file, os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT))
