@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = "import json, bench.bench_lists as b; print(json.dumps(b.run()))"
 FIGURES = ("list_first_message_ms", "list_jobs_per_s", "list_peak_rss_growth_mib", "status_p99_ms")
@@ -36,3 +38,7 @@ def test_the_list_benchmark_reports_each_figure_against_the_baseline() -> None:
         assert isinstance(report[figure], float), figure
         assert isinstance(report[f"baseline_{figure}"], float), figure
         assert isinstance(report[f"{figure}_within_target"], bool), figure
+    # The floor streamed the same history from a bare server, and the share is the List's of it.
+    assert report["list_floor_jobs_per_s"] > 0
+    share = report["list_jobs_per_s"] / report["list_floor_jobs_per_s"]
+    assert report["list_share_of_floor"] == pytest.approx(share, abs=0.002)
