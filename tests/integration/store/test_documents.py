@@ -149,6 +149,30 @@ async def test_update_sets_unsets_and_bumps_the_version(store: StateStore) -> No
     assert touched["version"] == 3
 
 
+async def test_top_level_updates_round_trip_exactly(store: StateStore) -> None:
+    # SQLite applies top-level changes to the stored JSON itself, not to a decoded copy.
+    jobs = store.collection("jobs")
+    inserted = await jobs.insert({"id": "job-1", "name": "old", "gone": 1, "kept": [1.0]})
+    values = {key: value for key, value in EVERY_KIND_OF_VALUE.items() if key != "id"}
+    updated = await jobs.update("job-1", values, expected_version=1, unset=["gone", "never_there"])
+    expected = {
+        **values,
+        "id": "job-1",
+        "kept": [1.0],
+        "version": 2,
+        "created_at": inserted["created_at"],
+        "updated_at": updated["updated_at"],
+    }
+    assert_identical(updated, expected)
+    assert_identical(await jobs.get("job-1"), expected)
+    with pytest.raises(Conflict):
+        await jobs.update("job-1", {"name": "late"}, expected_version=1)
+    with pytest.raises(NotFound):
+        await jobs.update("missing", {"name": "x"}, expected_version=1)
+    with pytest.raises(NotFound):
+        await jobs.update("missing", {"name": "x"})
+
+
 @pytest.mark.parametrize("holder", [5, "text", None, [1, 2], True])
 async def test_update_cannot_set_through_a_non_object(store: StateStore, holder: Any) -> None:
     jobs = store.collection("jobs")
