@@ -48,12 +48,17 @@ async def create_workspace(workspace: Workspace, bindings: Iterable[VolumeBindin
     """Creates the folders of `workspace` afresh (a previous process's leftovers are removed
     first). `Invalid` for bindings `check_bindings` refuses or a blob prefix no key
     can start with; nothing is created then."""
+    await asyncio.to_thread(create_workspace_blocking, workspace, bindings)
+
+
+def create_workspace_blocking(workspace: Workspace, bindings: Iterable[VolumeBinding]) -> None:
+    """`create_workspace` in the calling thread, for a caller that has more file work to do
+    in the same worker thread."""
     bindings = list(bindings)
     check_bindings(bindings)
     for binding in bindings:
         check_prefix(binding.blob_prefix)
-    volumes = [workspace.volume(binding.path) for binding in bindings]
-    await asyncio.to_thread(_create, workspace, volumes)
+    _create(workspace, [workspace.volume(binding.path) for binding in bindings])
 
 
 async def remove_workspace(workspace: Workspace) -> None:

@@ -39,7 +39,7 @@ from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason, RunTimes, ServiceMount
 from aorta.executors.run_log import RunLog
 from aorta.executors.transfers import (
-    create_workspace,
+    create_workspace_blocking,
     fetch_inputs,
     push_outputs,
     remove_workspace,
@@ -181,17 +181,12 @@ class LocalRun:
     async def _execute(self) -> RunOutcome:
         run = self.spec
         self._times = RunTimes(staging=time.time())
-        plan = RunPlan(run.run_id, run.job_id, run.operator, run.attempt, run.outputs, run.log_key)
+        unmade = await asyncio.to_thread(self._make_room)
+        if unmade is not None:
+            return self._outcome_of(RunReason.START_FAILED, unmade)
         try:
-            self._plan = await asyncio.to_thread(self._books.plans.hold, plan)
-        except OSError as error:
-            return self._outcome_of(RunReason.START_FAILED, f"no plan of the run: {error}")
-        try:
-            await create_workspace(self.workspace, [*run.inputs, *run.outputs])
-            if run.service_mounts:
-                await asyncio.to_thread(link_service_mounts, self.workspace, run.service_mounts)
             await self.log.create()
-        except (Invalid, OSError) as error:
+        except OSError as error:
             return self._outcome_of(RunReason.START_FAILED, f"no workspace: {error}")
         if not run.command:
             return self._outcome_of(
@@ -240,6 +235,24 @@ class LocalRun:
         reason = await self._supervise(process)
         self._times = replace(self._times, exited=time.time())
         return await self._conclude(await process.exit_status(), reason)
+
+    def _make_room(self) -> str | None:
+        """Holds the run's plan, then creates its workspace, in one worker thread (each hop to
+        a thread waits for a core on a busy machine); what could not be made, None when all
+        was. Blocks."""
+        run = self.spec
+        plan = RunPlan(run.run_id, run.job_id, run.operator, run.attempt, run.outputs, run.log_key)
+        try:
+            self._plan = self._books.plans.hold(plan)
+        except OSError as error:
+            return f"no plan of the run: {error}"
+        try:
+            create_workspace_blocking(self.workspace, [*run.inputs, *run.outputs])
+            if run.service_mounts:
+                link_service_mounts(self.workspace, run.service_mounts)
+        except (Invalid, OSError) as error:
+            return f"no workspace: {error}"
+        return None
 
     async def _supervise(self, process: OperatorProcess) -> RunReason | None:
         """Watches the process until its group is gone; the reason it was stopped, if it was."""
