@@ -47,11 +47,16 @@ class _Labels:
     def __init__(self, kind: str, service: str, method: str) -> None:
         self.started = GRPC_STARTED.labels(kind, service, method)
         self.seconds = GRPC_HANDLING_SECONDS.labels(kind, service, method)
-        self._handled = (kind, service, method)
+        self._labels = (kind, service, method)
+        self._handled: dict[grpc.StatusCode, Any] = {}
 
     def handled(self, code: grpc.StatusCode, began: float) -> None:
         self.seconds.observe(time.perf_counter() - began)
-        GRPC_HANDLED.labels(*self._handled, code.name).inc()
+        counter = self._handled.get(code)
+        if counter is None:
+            # Looked up once per status: `labels` takes the family's lock and builds a key.
+            counter = self._handled[code] = GRPC_HANDLED.labels(*self._labels, code.name)
+        counter.inc()
 
 
 def _code_of(context: Context, error: BaseException | None) -> grpc.StatusCode:

@@ -231,7 +231,7 @@ class JobCommands:
                 lambda r: transitions.fault_unplaceable(queued(r), why, now=now),
                 job_event("stopped"),
             )
-            record = await self._repository.modify(job_id, unplaceable)
+            record = await self._repository.modify(job_id, unplaceable, known=record)
             log.info("job.unplaceable", job_id=job_id, reason=why)
             await self._events.flush(record)
             # It held nothing, so no release feeds its span: fed here, where it stopped.
@@ -239,7 +239,11 @@ class JobCommands:
             return answers.started(record)
         await self._peers.lock_payload(record.payload_id, job_id)
         try:
-            record = await self._repository.modify(job_id, staged(queued, job_event("queued")))
+            # From the copy read above: a Start or Cancel that came between only costs a
+            # second try on the job read afresh.
+            record = await self._repository.modify(
+                job_id, staged(queued, job_event("queued")), known=record
+            )
         except Conflict:
             await self._unlock_if_stopped(job_id)
             raise
