@@ -22,7 +22,8 @@ from aorta import contracts, ids
 from aorta.api import pipelines_pb2
 from aorta.auth.ownership import check_owner
 from aorta.auth.principal import current_principal
-from aorta.bus import CloudEvent, Request, make_event
+from aorta.bus import CloudEvent, Request, StreamItem, make_event
+from aorta.bus.batches import LIST_BATCH_BYTES, batched
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.errors import AortaError, ErrorCode
 from aorta.ids import PipelineId
@@ -113,16 +114,19 @@ class PipelineHandlers:
         for answer in answers.details_items(record):
             yield answer
 
-    async def list_pipelines(self, request: Request) -> AsyncIterator[bytes]:
+    async def list_pipelines(self, request: Request) -> AsyncIterator[StreamItem]:
         """List: one `PipelinesListResponse` per pipeline, oldest first (one without details
-        when there is none), read from the store a page at a time as the bus takes them."""
+        when there is none), read from the store a page at a time as the bus takes them; a
+        page's small items travel in batches of `LIST_BATCH_BYTES` (`aorta.bus.batches`),
+        each encoded only as its batch is filled."""
         wire.parse_message(request.data, pipelines_pb2.PipelinesListRequest)
         listed = 0
         pages = self._repository.listed()
         async with aclosing(pages):
             async for page in pages:
-                for document in page:
-                    yield answers.list_item(document).SerializeToString()
+                encoded = (answers.list_item(d).SerializeToString() for d in page)
+                for item in batched(encoded, LIST_BATCH_BYTES):
+                    yield item
                 listed += len(page)
         if not listed:
             yield answers.empty_list().SerializeToString()

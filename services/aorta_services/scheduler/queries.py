@@ -22,7 +22,7 @@ from aorta import contracts, wait_reasons
 from aorta.api import aorta_jobs_pb2, jobs_pb2
 from aorta.auth.ownership import check_owner, listed_owner
 from aorta.bus import Request, StreamItem
-from aorta.bus.batches import batched
+from aorta.bus.batches import LIST_BATCH_BYTES, batched
 from aorta.errors import ErrorCode, NotFound
 from aorta.logger import get_logger
 from aorta.metadata import add_metadata, remove_metadata
@@ -37,11 +37,6 @@ from aorta_services.scheduler.job_logs import OperatorLogs
 from aorta_services.scheduler.repository import JobRepository
 
 log = get_logger(__name__)
-
-LIST_BATCH_BYTES = 8 * 1024
-"""How many bytes of List items travel as one bus message: a page of small jobs in a few
-messages, so a whole List pays the bus's per-message work a few hundred times per 100,000 jobs
-rather than once per job; a job this large or larger goes alone."""
 
 LARGE_ITEM_BYTES = 1024 * 1024
 """A job with about this much metadata or more (Clara allows 4 MiB) is a large List item."""

@@ -14,6 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+LIST_BATCH_BYTES = 8 * 1024
+"""How many bytes of list items travel as one bus message: a store page of small items in a
+few messages, so a whole list of a long history pays the bus's per-message work a few hundred
+times per 100,000 items rather than once per item; an item this large or larger goes alone."""
+
 
 @dataclass(frozen=True)
 class Batch:

@@ -12,11 +12,12 @@ import pytest
 from aorta import subjects
 from aorta.api import jobs_pb2
 from aorta.bus import Batch, Request
+from aorta.bus.batches import LIST_BATCH_BYTES
 from aorta.store.paging import PAGE_SIZE
 from aorta.store.port import MANAGED_FIELDS
 from aorta.subjects import SCHEDULER_LIST
 from aorta_services.scheduler import queries as queries_module
-from aorta_services.scheduler.queries import LIST_BATCH_BYTES, JobQueries
+from aorta_services.scheduler.queries import JobQueries
 from aorta_services.scheduler.repository import JOBS, JobRepository
 from tests.unit.scheduler.job_calls import chain, ids, list_jobs
 from tests.unit.scheduler.scheduler_harness import Harness
