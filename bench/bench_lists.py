@@ -23,6 +23,13 @@ of the same items (their sizes, heavy ones included, serialized beforehand) from
 `grpc.aio` server that does nothing else (`bench.list_floor`): what any server sending Clara's
 one message per job reaches here. `list_share_of_floor` is the platform's rate over it.
 
+Where the CPU of one whole List goes, in microseconds per job: `list_platform_cpu_us_per_job`
+(the `aorta up` process and its children, nats-server among them),
+`list_floor_cpu_us_per_job` (the floor server's) and `list_client_cpu_us_per_job` and
+`list_floor_client_cpu_us_per_job` (this process, the client, while it streams either). On a
+machine of two cores the client and the server each have about one, so a List's rate is at
+most a million over the larger of the two.
+
 `AORTA_BENCH_HISTORY` overrides the history's size (default 100,000), `AORTA_BENCH_HEAVY` the
 number of jobs with heavy metadata in it (default 100).
 """
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -39,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psutil
 
 from aorta.api import common_pb2, jobs_pb2, jobs_pb2_grpc
 from aorta.ids import JobId, PayloadId, PipelineId
@@ -188,6 +197,37 @@ async def full_list(target: str) -> tuple[int, float]:
         return count, time.perf_counter() - started
 
 
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) of process `pid` and its children so far."""
+    process = psutil.Process(pid)
+    total = 0.0
+    for each in (process, *process.children(recursive=True)):
+        times = each.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def counted_list(target: str, pid: int) -> dict[str, float]:
+    """A whole List from `target`, served by process `pid`: how many jobs, in how many
+    seconds, and the CPU microseconds per job of the server and of this process (the
+    client)."""
+    server, client = _cpu_s(pid), _own_cpu_s()
+    listed, seconds = asyncio.run(full_list(target))
+    server, client = _cpu_s(pid) - server, _own_cpu_s() - client
+    per_job = 1e6 / listed if listed else 0.0
+    return {
+        "listed": listed,
+        "seconds": seconds,
+        "server_cpu_us_per_job": round(server * per_job, 1),
+        "client_cpu_us_per_job": round(client * per_job, 1),
+    }
+
+
 async def status_p99_ms(target: str, job_ids: list[str]) -> float:
     async with open_channel(target) as channel:
         jobs = stub(channel)
@@ -208,7 +248,8 @@ async def status_p99_ms(target: str, job_ids: list[str]) -> float:
 def measure(data_dir: Path, status_ids: list[str]) -> dict[str, float]:
     with platform(data_dir) as (target, pid), RssSampler(pid) as rss:
         first_ms = asyncio.run(first_message_ms(target))
-        listed, seconds = asyncio.run(full_list(target))
+        whole = counted_list(target, pid)
+        listed, seconds = int(whole["listed"]), whole["seconds"]
         with rss.phase("lists", 1):
 
             async def concurrent() -> None:
@@ -223,6 +264,8 @@ def measure(data_dir: Path, status_ids: list[str]) -> dict[str, float]:
         "list_seconds": round(seconds, 3),
         "list_peak_rss_growth_mib": round(rss.peaks["lists"], 1),
         "status_p99_ms": round(p99, 1),
+        "list_platform_cpu_us_per_job": whole["server_cpu_us_per_job"],
+        "list_client_cpu_us_per_job": whole["client_cpu_us_per_job"],
     }
 
 
@@ -241,8 +284,9 @@ def run() -> dict[str, Any]:
         baseline_ids = asyncio.run(seed(root / "baseline", CLIENTS, 0))
         baseline = measure(root / "baseline", baseline_ids)
         history = measure(root / "history", sample_ids(history_ids, CLIENTS))
-    with list_floor_server(HISTORY, HEAVY) as floor:
-        floor_listed, floor_seconds = asyncio.run(full_list(floor))
+    with list_floor_server(HISTORY, HEAVY) as (floor_target, floor_pid):
+        floor = counted_list(floor_target, floor_pid)
+    floor_listed, floor_seconds = floor["listed"], floor["seconds"]
     floor_rate = floor_listed / floor_seconds if floor_listed else 0.0
     report: dict[str, Any] = {
         "history_jobs": HISTORY,
@@ -254,6 +298,8 @@ def run() -> dict[str, Any]:
     report |= {key: value for key, value in history.items()}
     report |= {f"baseline_{key}": value for key, value in baseline.items()}
     report["list_floor_jobs_per_s"] = round(floor_rate, 1)
+    report["list_floor_cpu_us_per_job"] = floor["server_cpu_us_per_job"]
+    report["list_floor_client_cpu_us_per_job"] = floor["client_cpu_us_per_job"]
     report["list_share_of_floor"] = (
         round(history["list_jobs_per_s"] / floor_rate, 3) if floor_rate else 0.0
     )

@@ -102,9 +102,9 @@ class RssSampler:
 
 
 @contextmanager
-def list_floor_server(history: int, heavy: int) -> Iterator[str]:
+def list_floor_server(history: int, heavy: int) -> Iterator[tuple[str, int]]:
     """`bench.list_floor` streaming a List of `history` jobs (`heavy` of them heavy) in a child
-    process; yields its gRPC target once it listens (it encodes every item first)."""
+    process; yields its gRPC target and pid once it listens (it encodes every item first)."""
     port = free_port()
     child = subprocess.Popen(
         [sys.executable, "-m", "bench.list_floor", str(port), str(history), str(heavy)],
@@ -118,7 +118,7 @@ def list_floor_server(history: int, heavy: int) -> Iterator[str]:
                 grpc.channel_ready_future(channel).result(timeout=300)
             except grpc.FutureTimeoutError:
                 raise RuntimeError(f"the list floor server did not listen on {target}") from None
-        yield target
+        yield target, child.pid
     finally:
         child.terminate()
         child.wait(30)

@@ -42,3 +42,11 @@ def test_the_list_benchmark_reports_each_figure_against_the_baseline() -> None:
     assert report["list_floor_jobs_per_s"] > 0
     share = report["list_jobs_per_s"] / report["list_floor_jobs_per_s"]
     assert report["list_share_of_floor"] == pytest.approx(share, abs=0.002)
+    # Where one whole List's CPU went, server and client, on the platform and on the floor.
+    for figure in (
+        "list_platform_cpu_us_per_job",
+        "list_client_cpu_us_per_job",
+        "list_floor_cpu_us_per_job",
+        "list_floor_client_cpu_us_per_job",
+    ):
+        assert report[figure] > 0, figure
