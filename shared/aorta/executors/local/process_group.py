@@ -196,6 +196,10 @@ class OperatorProcess:
         assert returncode is not None, "exit_status before the process exited"
         if returncode < 0:  # the leader itself was killed (by our SIGKILL, or the OOM killer)
             return ExitStatus(code=128 - returncode, signal=-returncode)
+        if returncode == 0:
+            # Both leaders exit 0 only when the operator did (a start error, a signal or a
+            # failure of their own is never 0): no hop to a thread to read what they recorded.
+            return ExitStatus(code=0)
         report = await asyncio.to_thread(_read_status, self._status_file)
         kind, _, detail = report.partition(" ")
         if kind == "error":
