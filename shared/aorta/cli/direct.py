@@ -5,27 +5,29 @@ An upload asks for one URL per part, PUTs the parts at once straight from the fi
 copies the bytes to the socket; they never pass through this process), while one thread reads
 the file once for the file's SHA-256 and each part's MD5, and commits with both: the store
 checks each part's bytes against its MD5 before the file becomes part of the payload, so the
-SHA-256 recorded is bound to the bytes stored. A download GETs the file and checks it as the
-gRPC path does. Where the platform offers no URL (its blob store is a local folder, or the file
-is too large) the caller sends that file through the gateway instead. The HTTP requests carry
-no credential of the user's: the URL's signature is the only one.
+SHA-256 recorded is bound to the bytes stored. A download GETs the file into a few buffers it
+reuses, hashed and written as they fill, and is checked as the gRPC path's are. Where the
+platform offers no URL (its blob store is a local folder, or the file is too large) the
+caller sends that file through the gateway instead. The HTTP requests carry no credential of
+the user's: the URL's signature is the only one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import queue
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, TypeVar
-from urllib.parse import urlsplit
+from typing import BinaryIO, TypeVar, cast
+from urllib.parse import SplitResult, urlsplit
 
 import grpc
-import urllib3
 from google.protobuf.message import Message
 
 from aorta.api import aorta_payloads_pb2, aorta_payloads_pb2_grpc, common_pb2, payloads_pb2
@@ -37,28 +39,34 @@ from aorta.cli.session import Session
 LARGEST_UPLOAD = 5 << 40
 """The largest file the platform hands out upload URLs for (S3's largest object)."""
 BLOCK_SIZE = 1 << 20
-"""Bytes per read and socket write: large blocks keep a fast store's rate."""
+"""Bytes per read of a file and per buffer a download is received into."""
 SEND_SLICE = 8 << 20
 """Bytes handed to the kernel per `sendfile` of a part, between progress updates."""
 READ_AHEAD = 8
-"""Blocks a download reads ahead of the hashing and writing."""
+"""Buffers of `BLOCK_SIZE` a download receives into, reused once written: how far the network
+runs ahead of the hashing and writing, and all the memory a download takes."""
 UPLOAD_STREAMS = 4
 """Parts of one file sent at once, each stream on a connection of its own that it keeps."""
 _CONNECT_SECONDS = 10.0
 _READ_SECONDS = 300.0
-_TIMEOUT = urllib3.Timeout(connect=_CONNECT_SECONDS, read=_READ_SECONDS)
 T = TypeVar("T")
 _HINT = "use --via-gateway to send the bytes through the platform instead"
 
 
 class DirectPath:
-    """The direct-path calls of one session, with one HTTP connection pool."""
+    """The direct-path calls of one session; `close` closes the connection it keeps between
+    downloads."""
 
     def __init__(self, session: Session) -> None:
         self._stub = aorta_payloads_pb2_grpc.PayloadsStub(session.platform.channel)
-        self._http = urllib3.PoolManager(
-            timeout=_TIMEOUT, retries=False, blocksize=BLOCK_SIZE, maxsize=UPLOAD_STREAMS
-        )
+        self._kept: tuple[tuple[str, str], http.client.HTTPConnection] | None = None
+        """The connection of the last download, whole and reusable, by scheme and host."""
+
+    def close(self) -> None:
+        """Closes the connection kept from the last download."""
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            kept[1].close()
 
     def upload(
         self, payload_id: str, local: LocalFile, advance: Callable[[str, int], None]
@@ -130,39 +138,127 @@ class DirectPath:
         self,
         asked: aorta_payloads_pb2.PayloadsDirectDownloadResponse,
         advance: Callable[[str, int], None],
-    ) -> Iterator[bytes]:
-        """The bytes of the file `asked` links to, as the store sends them, read ahead by a
-        thread. `StoreUnreachable` when the URL's host cannot be reached."""
+    ) -> Received:
+        """The body of the file `asked` links to, received as the caller reads it.
+        `StoreUnreachable` when the URL's host cannot be reached."""
         name = asked.details.name
-        response = self._send(asked.link, f"downloading {name}", headers=dict(asked.link.headers))
-        return _read_ahead(_received(response, name, advance))
+        address = urlsplit(asked.link.url)
+        connection, response = self._get(asked.link, address, f"downloading {name}")
 
-    def _send(
-        self, link: aorta_payloads_pb2.DirectLink, action: str, *, headers: dict[str, str]
-    ) -> urllib3.BaseHTTPResponse:
-        host = urlsplit(link.url).netloc
-        try:
-            response = self._http.request(
-                link.method,
-                link.url,
-                headers=headers,
-                preload_content=False,
-                decode_content=False,
+        def ended(whole: bool) -> None:
+            if whole and not response.will_close and self._kept is None:
+                self._kept = (address.scheme, address.netloc), connection
+            else:
+                connection.close()
+
+        return Received(response, connection.sock, name, advance, ended)
+
+    def _get(
+        self, link: aorta_payloads_pb2.DirectLink, address: SplitResult, action: str
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """The store's answer to `link`'s request (2xx), on the kept connection to its host
+        or a new one; a kept connection the store closed meanwhile is replaced once."""
+        kept, self._kept = self._kept, None
+        if kept is not None and kept[0] != (address.scheme, address.netloc):
+            kept[1].close()
+            kept = None
+        while True:
+            connection = (
+                kept[1] if kept is not None else _connected(address.scheme, address.netloc, action)
             )
-        except urllib3.exceptions.ConnectTimeoutError as error:  # refused, unknown, silent
-            raise StoreUnreachable(
-                f"{action}: the blob store at {host} cannot be reached ({error})"
-            ) from None
-        except urllib3.exceptions.HTTPError as error:
-            raise _failed(action, host, error) from None
+            try:
+                connection.request(link.method, _target(address), headers=dict(link.headers))
+                response = connection.getresponse()
+                break
+            except (OSError, http.client.HTTPException) as error:
+                connection.close()
+                if kept is None:
+                    raise _failed(action, address.netloc, error) from None
+                kept = None  # idle too long for the store: a GET is safe to send again
         if response.status >= 300:
             said = response.read(2000).decode("utf-8", "replace")
-            response.release_conn()
+            connection.close()
             raise CliFailure(
-                f"{action}: the blob store at {host} answered HTTP {response.status}: "
+                f"{action}: the blob store at {address.netloc} answered HTTP {response.status}: "
                 f"{said.strip() or response.reason}; {_HINT}"
             )
-        return response
+        return connection, response
+
+
+class Received:
+    """The body of one GET, received by a thread of its own into `READ_AHEAD` buffers of
+    `BLOCK_SIZE` that are reused: iterating gives each buffer's bytes as a read-only view,
+    in order, and the caller hands every view back with `recycle` once it is done with it
+    (hashed and written), which frees its buffer for the next bytes.
+
+    Received into buffers rather than read as new bytes objects: no allocation and no copy
+    per block, and bytes hashed and written from memory they were just received into. The
+    thread lets other threads run while it waits for the socket (as hashing and writing
+    do), so the network keeps sending meanwhile. Use as a context manager: leaving stops the
+    thread; `ended(whole)` is then told whether the body was read to its end."""
+
+    def __init__(
+        self,
+        response: http.client.HTTPResponse,
+        sock: socket.socket | None,
+        name: str,
+        advance: Callable[[str, int], None],
+        ended: Callable[[bool], None],
+    ) -> None:
+        self._response = response
+        self._sock = sock
+        self._name = name
+        self._advance = advance
+        self._ended = ended
+        self._free: queue.Queue[memoryview | None] = queue.Queue()
+        for _ in range(READ_AHEAD):
+            self._free.put(memoryview(bytearray(BLOCK_SIZE)))
+        self._ready: queue.Queue[memoryview | BaseException | None] = queue.Queue()
+        self._whole = False
+        self._stopping = False
+        self._thread = threading.Thread(target=self._receive, name="aorta-download", daemon=True)
+
+    def __enter__(self) -> Received:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._thread.is_alive():
+            # Left early: stops the thread between reads, and a read in progress.
+            self._stopping = True
+            self._free.put(None)
+            if self._sock is not None:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join()
+        self._ended(self._whole)
+
+    def __iter__(self) -> Iterator[memoryview]:
+        while (item := self._ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def recycle(self, chunk: bytes | memoryview) -> None:
+        """Hands back a view `__iter__` gave; its buffer is reused for the next bytes."""
+        if isinstance(chunk, memoryview):
+            self._free.put(memoryview(cast(bytearray, chunk.obj)))
+
+    def _receive(self) -> None:
+        try:
+            while (buffer := self._free.get()) is not None:
+                received = self._response.readinto(buffer)
+                if not received:
+                    # All that Content-Length announced (an answer cut short is not whole).
+                    self._whole = not self._stopping and not self._response.length
+                    break
+                self._advance(self._name, received)
+                self._ready.put(buffer[:received].toreadonly())
+        except (OSError, http.client.HTTPException) as error:
+            broke = f"downloading {self._name} from the blob store broke off: {error}"
+            self._ready.put(CliFailure(broke))
+            return
+        self._ready.put(None)
 
 
 class StoreUnreachable(CliFailure):
@@ -220,8 +316,7 @@ def _put(
     advance: Callable[[str, int], None],
 ) -> http.client.HTTPResponse:
     """One PUT of `length` bytes of the file from `offset`; the store's answer."""
-    address = urlsplit(link.url)
-    connection.putrequest(link.method, f"{address.path}?{address.query}".rstrip("?"))
+    connection.putrequest(link.method, _target(urlsplit(link.url)))
     for header, value in {**link.headers, "Content-Length": str(length)}.items():
         connection.putheader(header, value)
     connection.endheaders()
@@ -253,6 +348,11 @@ def _connected(scheme: str, host: str, action: str) -> http.client.HTTPConnectio
     return connection
 
 
+def _target(address: SplitResult) -> str:
+    """The request target of a URL: its path and query."""
+    return f"{address.path}?{address.query}".rstrip("?")
+
+
 def _failed(action: str, host: str, error: Exception) -> CliFailure:
     return CliFailure(f"{action}: the blob store at {host} failed ({error}); {_HINT}")
 
@@ -278,19 +378,6 @@ def _send_range(
         advance(sent)
 
 
-def _received(
-    response: urllib3.BaseHTTPResponse, name: str, advance: Callable[[str, int], None]
-) -> Iterator[bytes]:
-    try:
-        while data := response.read(BLOCK_SIZE):
-            advance(name, len(data))
-            yield data
-    except urllib3.exceptions.HTTPError as error:
-        raise CliFailure(f"downloading {name} from the blob store broke off: {error}") from None
-    finally:
-        response.release_conn()
-
-
 def _offered(method: Callable[..., T], request: Message) -> T | None:
     """`method`'s answer to `request`; None from a platform that has no direct path at all
     (one older than it, or another Clara server: UNIMPLEMENTED)."""
@@ -300,47 +387,6 @@ def _offered(method: Callable[..., T], request: Message) -> T | None:
         if error.code() == grpc.StatusCode.UNIMPLEMENTED:
             return None
         raise
-
-
-def _read_ahead(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[bytes]:
-    """`chunks`, read by a thread of its own up to `depth` chunks ahead, so the network keeps
-    sending while the caller hashes and writes (both let other threads run meanwhile)."""
-    ready: queue.Queue[bytes | BaseException | None] = queue.Queue(depth)
-    stop = threading.Event()
-
-    def hand(item: bytes | BaseException | None) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def read() -> None:
-        try:
-            for chunk in chunks:
-                if not hand(chunk):
-                    break
-            else:
-                hand(None)
-        except BaseException as error:  # handed to the caller, raised there
-            hand(error)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-
-    reader = threading.Thread(target=read, name="aorta-download", daemon=True)
-    reader.start()
-    try:
-        while (item := ready.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        reader.join()
 
 
 def file_digests(path: Path, size: int, part_size: int) -> tuple[str, list[str]]:

@@ -19,7 +19,7 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,7 @@ import grpc
 from aorta.api import aorta_payloads_pb2, common_pb2, payloads_pb2
 from aorta.auth.ownership import FORCE_METADATA, owner_from_metadata
 from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
-from aorta.cli.direct import LARGEST_UPLOAD, DirectPath, StoreUnreachable
+from aorta.cli.direct import LARGEST_UPLOAD, DirectPath, Received, StoreUnreachable
 from aorta.cli.failures import CliFailure, NotFoundFailure
 from aorta.cli.files import LocalFile, upload_requests
 from aorta.cli.progress import Transfer
@@ -187,6 +187,16 @@ def download(
     Nothing selected is a `NotFoundFailure` listing what the payload holds.
     """
     direct = None if via_gateway else DirectPath(session)
+    try:
+        return _download(session, payload_id, pattern, dest, direct)
+    finally:
+        if direct is not None:
+            direct.close()
+
+
+def _download(
+    session: Session, payload_id: str, pattern: str, dest: Path, direct: DirectPath | None
+) -> list[Downloaded]:
     with ThreadPoolExecutor(1, "aorta-link") as asking:
         early = (
             asking.submit(_early_link, direct, payload_id, pattern)
@@ -207,7 +217,7 @@ def download(
     with Transfer(session.output, "downloading", sum(s.size for s in chosen)) as transfer:
         for selected in chosen:
             expected = recorded.get(selected.name)
-            chunks = None
+            received: Received | None = None
             if direct is not None:
                 asked: aorta_payloads_pb2.PayloadsDirectDownloadResponse | None
                 try:
@@ -215,15 +225,17 @@ def download(
                         asked, early_link = early_link, None
                     else:
                         asked = direct.link(payload_id, selected.name)
-                    chunks = None if asked is None else direct.fetch(asked, transfer.advance)
+                    received = None if asked is None else direct.fetch(asked, transfer.advance)
                 except StoreUnreachable as unreachable:
                     _falling_back(session, unreachable)
-                if chunks is None:
+                if received is None:
                     direct = None  # no links offered, or none this client can use: ask no more
-            took_direct = direct is not None
-            if chunks is None:
+            if received is None:
                 chunks = _grpc_chunks(session, payload_id, selected.name, transfer)
-            digest = _fetch(selected, chunks, expected)
+                digest = _fetch(selected, chunks, expected)
+            else:
+                with received:
+                    digest = _fetch(selected, received, expected, received.recycle)
             downloaded.append(
                 Downloaded(
                     selected.name,
@@ -231,7 +243,7 @@ def download(
                     selected.target,
                     digest,
                     bool(expected),
-                    direct=took_direct,
+                    direct=received is not None,
                 )
             )
     return downloaded
@@ -270,19 +282,26 @@ def _grpc_chunks(
         yield response.data
 
 
-def _fetch(selected: Selected, chunks: Iterable[bytes], expected_sha256: str | None) -> str:
+def _fetch(
+    selected: Selected,
+    chunks: Iterable[bytes | memoryview],
+    expected_sha256: str | None,
+    done: Callable[[bytes | memoryview], None] | None = None,
+) -> str:
     """Writes one file into place from `chunks`; its SHA-256. `CliFailure` when it ends short
-    or its bytes are not the ones the platform recorded (nothing is then left at the target)."""
+    or its bytes are not the ones the platform recorded (nothing is then left at the target).
+    Each chunk is hashed, then written behind the hashing of the next, then given to `done`
+    (its buffer may then be reused: it is never written to while hashed or written)."""
     selected.target.parent.mkdir(parents=True, exist_ok=True)
     partial = selected.target.with_name(f".{selected.target.name}.part")
     expected = selected.size
     written = 0
     digest = hashlib.sha256()
     try:
-        with partial.open("wb") as handle, WriteBehind(handle) as writer:
+        with partial.open("wb", buffering=0) as handle, WriteBehind(handle, done=done) as writer:
             for data in chunks:
-                writer.write(data)
                 digest.update(data)
+                writer.write(data)
                 written += len(data)
         if expected and written != expected:
             raise CliFailure(
@@ -305,12 +324,20 @@ def _fetch(selected: Selected, chunks: Iterable[bytes], expected_sha256: str | N
 class WriteBehind:
     """Writes chunks to a file in a thread of its own, in order, while the caller hashes the
     next ones (both let other threads run): the check of a download costs no time beside the
-    write. At most `depth` chunks wait. Leaving the block waits for every chunk to be written
-    and raises the first error of the writes (a failed write stops the rest)."""
+    write. At most `depth` chunks wait. Each chunk written (or skipped after a failed write)
+    is given to `done`. Leaving the block waits for every chunk to be written and raises the
+    first error of the writes (a failed write stops the rest)."""
 
-    def __init__(self, handle: BinaryIO, depth: int = 8) -> None:
+    def __init__(
+        self,
+        handle: BinaryIO,
+        depth: int = 8,
+        *,
+        done: Callable[[bytes | memoryview], None] | None = None,
+    ) -> None:
         self._handle = handle
-        self._waiting: queue.Queue[bytes | None] = queue.Queue(depth)
+        self._done = done
+        self._waiting: queue.Queue[bytes | memoryview | None] = queue.Queue(depth)
         self._error: OSError | None = None
         self._thread = threading.Thread(target=self._write_all, name="aorta-write", daemon=True)
 
@@ -324,7 +351,7 @@ class WriteBehind:
         if self._error is not None and exc_info[0] is None:
             raise self._error
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         """Queues `data`; the error of an earlier write, if one failed."""
         if self._error is not None:
             raise self._error
@@ -334,9 +361,19 @@ class WriteBehind:
         while (data := self._waiting.get()) is not None:
             if self._error is None:
                 try:
-                    self._handle.write(data)
+                    _write_whole(self._handle, data)
                 except OSError as error:  # raised in the caller's thread
                     self._error = error
+            if self._done is not None:
+                self._done(data)
+
+
+def _write_whole(handle: BinaryIO, data: bytes | memoryview) -> None:
+    """All of `data` (an unbuffered file may take part of it per call)."""
+    view = memoryview(data)
+    while view:
+        written = handle.write(view)
+        view = view[written if written is not None else len(view) :]
 
 
 def delete(session: Session, payload_id: str, *, force: bool = False) -> None:
