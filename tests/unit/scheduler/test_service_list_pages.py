@@ -11,7 +11,7 @@ import pytest
 
 from aorta import subjects
 from aorta.api import jobs_pb2
-from aorta.bus import Batch, Request
+from aorta.bus import Batch, BusOptions, Request
 from aorta.bus.batches import LIST_BATCH_BYTES
 from aorta.store.paging import PAGE_SIZE
 from aorta.store.port import MANAGED_FIELDS
@@ -30,17 +30,20 @@ def _unmanaged(document: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in document.items() if key not in MANAGED_FIELDS[1:]}
 
 
-async def _history(harness: Harness) -> list[str]:
+async def _history(harness: Harness, padding: int = 0) -> list[str]:
     """`HISTORY` stored jobs, copies of one created through the service, each a second older
-    than the one before; their ids, newest first."""
+    than the one before, the copies with about `padding` bytes of metadata more; their ids,
+    newest first."""
     await chain(harness)
     first = await harness.create("first", metadata={"site": "north"})
     jobs = harness.replicas[0].context.store.collection(JOBS)
     template = await jobs.get(first)
     newest = [first]
+    padded = [[f"pad-{n:03d}", "v" * 200] for n in range(padding // 200)]
     for n in range(1, HISTORY):
         copy = _unmanaged(template)
         copy.update(id=f"{n:032x}", created=template["created"] - n, name=f"job-{n}")
+        copy["metadata"] = [*copy["metadata"], *padded]
         await jobs.insert(copy)
         newest.append(copy["id"])
     return newest
@@ -59,7 +62,10 @@ async def test_a_history_longer_than_a_page_is_listed_whole_newest_first(
 
 
 async def test_the_store_is_read_while_the_stream_is_consumed(harness: Harness) -> None:
-    newest = await _history(harness)
+    # The history's items take twice the stream's window of bytes, so the producer, which
+    # runs at most that window ahead of the consumer, cannot have read the last page yet when
+    # the consumer holds only the first item.
+    newest = await _history(harness, padding=2 * BusOptions().stream_window_bytes // HISTORY)
     jobs = harness.replicas[0].context.store.collection(JOBS)
     oldest = await jobs.get(newest[-1])
     request = jobs_pb2.JobsListRequest().SerializeToString()
