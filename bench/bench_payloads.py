@@ -23,6 +23,10 @@ second or two is at the mercy of whatever else the machine does:
   includes the same store): the gateway's own cost is the difference, and says how fast it could
   go where the disk is not the limit; and of the floor server (`floor_cpu_s_per_gib_*`), what
   gRPC's Python server spends on the same messages before any work is done with them;
+- the SHA-256 every upload records, timed alone in this process on the same bytes
+  (`sha256_cpu_s_per_gib`), and with the floor's receive (`upload_cpu_bound_s_per_gib`): the
+  least the platform's process can spend per uploaded GiB before it writes a byte, to read the
+  upload CPU target against;
 - the targets of uploads and downloads near the client's ceiling: the platform's process spends
   at most 2.0 CPU s per GiB NVIDIA's client uploads (`gateway_cpu_s_per_gib_nvidia_upload`,
   `upload_cpu_target_met`), and that client moves at least 0.85 of its floor's rate up and 0.9
@@ -100,7 +104,7 @@ def run() -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="aorta-bench-payloads-") as folder:
         work = Path(folder)
         source = work / "source.raw"
-        digest = write_source(source, size)
+        digest, hashing_s = write_source(source, size)
         baseline = asyncio.run(direct(work / "direct", source, size, repeat))
         with floor_server(size) as (floor_target, floor_pid), RssSampler(floor_pid) as floor:
             with floor.phase("nvidia upload", size):
@@ -157,7 +161,10 @@ def run() -> dict[str, object]:
         ),
     }
     growth = {f"rss_growth_mib_{name.replace(' ', '_')}": mib for name, mib in rss.peaks.items()}
+    sha256_per_gib = hashing_s * (1 << 30) / size
     cpu = {
+        "sha256_cpu_s_per_gib": sha256_per_gib,
+        "upload_cpu_bound_s_per_gib": floor.cpu_per_gib()["nvidia upload"] + sha256_per_gib,
         "direct_put_cpu_s_per_gib": baseline.put_cpu_per_gib,
         "direct_get_cpu_s_per_gib": baseline.get_cpu_per_gib,
         **{
@@ -206,20 +213,23 @@ def rate(size: int, seconds: float) -> float:
     return size / MiB / seconds
 
 
-def write_source(path: Path, size: int) -> str:
+def write_source(path: Path, size: int) -> tuple[str, float]:
     """Writes `size` bytes in which every 1 MiB block differs (a window sliding over a random
-    buffer); returns their sha256."""
+    buffer); returns their sha256 and the CPU seconds this thread spent computing it."""
     base = os.urandom(MiB + 4096)
     digest = hashlib.sha256()
+    hashing = 0.0
     with path.open("wb") as target:
         written = 0
         while written < size:
             start = (written // MiB * 4099) % 4096
             block = base[start : start + min(MiB, size - written)]
+            before = time.thread_time()
             digest.update(block)
+            hashing += time.thread_time() - before
             target.write(block)
             written += len(block)
-    return digest.hexdigest()
+    return digest.hexdigest(), hashing
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,8 @@ def test_the_payload_benchmark_reports_rates_ratios_floor_and_memory() -> None:
     phases = ("nvidia_upload", "nvidia_download", "grpc_upload", "grpc_download")
     assert all(f"rss_growth_mib_{phase}" in report for phase in phases)
     assert all(report[f"gateway_cpu_s_per_gib_{phase}"] >= 0 for phase in phases)
+    assert report["sha256_cpu_s_per_gib"] > 0
+    assert report["upload_cpu_bound_s_per_gib"] >= report["floor_cpu_s_per_gib_nvidia_upload"]
     assert isinstance(report["ratio_target_met"], bool)
     assert isinstance(report["rss_target_met"], bool)
     assert report["upload_cpu_target_met"] == (report["gateway_cpu_s_per_gib_nvidia_upload"] <= 2.0)
