@@ -9,8 +9,6 @@ import os
 import shutil
 import signal
 import stat
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -101,32 +99,6 @@ async def test_a_non_zero_exit_fails_with_the_code_and_the_last_lines(
     assert tail.splitlines()[1:] == [f"line {i}" for i in range(11, 31)]
     log = (await store.read(run.log_key)).decode().splitlines()
     assert log[-1] == "[aorta] operator op failed: exit code 3"
-
-
-@pytest.mark.skipif(sys.version_info >= (3, 12), reason="asyncio uses pidfds itself from 3.12")
-async def test_a_run_s_exit_reaches_the_loop_through_a_pidfd_not_a_thread(
-    executor: LocalExecutor, job: Job, tmp_path: Path
-) -> None:
-    flag = tmp_path / "go-on"
-    run = job.run(
-        python(
-            "import pathlib, sys, time",
-            "print('started')",
-            f"while not pathlib.Path({str(flag)!r}).exists(): time.sleep(0.02)",
-            "sys.exit(4)",
-        )
-    )
-    await executor.start(run)
-
-    async def started() -> bool:
-        return [line async for line in executor.log_lines(run.run_id)] == ["started"]
-
-    await eventually(started)
-    # 3.11's default watcher waits for each child in a thread of its own, named so.
-    assert not [t for t in threading.enumerate() if t.name.startswith("asyncio-waitpid-")]
-    flag.touch()
-    outcome = await executor.wait(run.run_id)
-    assert (outcome.reason, outcome.exit_code) == (RunReason.FAILED, 4)
 
 
 async def test_a_signal_is_reported_as_a_container_runtime_would(

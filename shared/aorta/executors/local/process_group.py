@@ -8,23 +8,17 @@ The leader is the native one (`group_leader.c`, built by `make setup` next to it
 there and only the platform's user or root may change it; it changes to the operator's user
 itself, so starting it copies nothing of the platform (Python's subprocess uses vfork when no
 ids change). Otherwise it is the Python leader, which the platform starts as that user.
-
-The leader's exit reaches the event loop through a pidfd (Linux 5.3 and later) the loop polls,
-as asyncio does by itself from Python 3.12: 3.11's default child watcher starts a thread per
-process to wait for it, one more wake-up that waits for a core on a busy machine.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,7 +115,6 @@ class OperatorProcess:
         `exit_status` carries the reason. Raises `OSError` only when the platform's own
         interpreter cannot be started.
         """
-        _watch_children_with_pidfds()
         ids: dict[str, Any] = {}
         where = (str(os.getpid()), str(status_file))
         native = native_leader()
@@ -207,73 +200,6 @@ class OperatorProcess:
         if kind == "signal" and detail.isdigit():
             return ExitStatus(code=returncode, signal=int(detail))
         return ExitStatus(code=returncode)
-
-
-if sys.version_info < (3, 12):
-
-    class _PidfdChildWatcher(asyncio.AbstractChildWatcher):
-        """Python 3.12's pidfd child watcher: each child's pidfd is polled by the event loop
-        that started it (3.11's `asyncio.PidfdChildWatcher` serves one loop only, the one
-        attached last, which breaks loops in other threads)."""
-
-        def add_child_handler(  # type: ignore[override]  # the base's generic callback
-            self, pid: int, callback: Callable[..., object], *args: Any
-        ) -> None:
-            loop = asyncio.get_running_loop()
-            pidfd = os.pidfd_open(pid)
-            loop.add_reader(pidfd, self._reap, loop, pid, pidfd, callback, args)
-
-        def _reap(
-            self,
-            loop: asyncio.AbstractEventLoop,
-            pid: int,
-            pidfd: int,
-            callback: Callable[..., object],
-            args: tuple[Any, ...],
-        ) -> None:
-            loop.remove_reader(pidfd)
-            try:
-                _, status = os.waitpid(pid, 0)
-            except ChildProcessError:  # reaped elsewhere: asyncio's own answer
-                returncode = 255
-            else:
-                returncode = os.waitstatus_to_exitcode(status)
-            os.close(pidfd)
-            callback(pid, returncode, *args)
-
-        def remove_child_handler(self, pid: int) -> bool:
-            return True  # the reader goes when the child exits
-
-        def attach_loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
-            pass
-
-        def is_active(self) -> bool:
-            return True
-
-        def close(self) -> None:
-            pass
-
-        def __enter__(self) -> _PidfdChildWatcher:
-            return self
-
-        def __exit__(self, *exc_info: object) -> None:
-            pass
-
-
-@functools.cache
-def _watch_children_with_pidfds() -> None:
-    """On Python 3.11 where pidfds work, replaces asyncio's default child watcher (a thread
-    per child) by `_PidfdChildWatcher`, once; any other watcher a program chose is kept. Python
-    3.12 and later already watch children so."""
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return
-    if type(asyncio.get_child_watcher()) is not asyncio.ThreadedChildWatcher:
-        return
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except OSError:  # a kernel before 5.3, or a sandbox that refuses the call
-        return
-    asyncio.set_child_watcher(_PidfdChildWatcher())
 
 
 def native_leader(path: Path | None = None) -> Path | None:
