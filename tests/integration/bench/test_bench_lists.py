@@ -19,6 +19,9 @@ SCRIPT = "import json, bench.bench_lists as b; print(json.dumps(b.run()))"
 FIGURES = ("list_first_message_ms", "list_jobs_per_s", "list_peak_rss_growth_mib", "status_p99_ms")
 
 
+# Two platforms and the floor server start and stream one after the other: on a busy
+# two-core machine (load 19) the run once passed the 110 s it was given.
+@pytest.mark.timeout(300)
 def test_the_list_benchmark_reports_each_figure_against_the_baseline() -> None:
     env = {**os.environ, "AORTA_BENCH_HISTORY": "300", "AORTA_BENCH_HEAVY": "2"}
     result = subprocess.run(
@@ -27,7 +30,7 @@ def test_the_list_benchmark_reports_each_figure_against_the_baseline() -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=280,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
