@@ -38,10 +38,14 @@ class Engine:
 
 @dataclass(frozen=True)
 class Detection:
-    """What a probe found: the first engine that answered, and every address tried."""
+    """What a probe found: the first engine that answered, every address tried, those that
+    took the connection but did not answer in time (an engine may be there, only slow), and
+    those that answered `/_ping` with something else than OK (one may be starting)."""
 
     engine: Engine | None
     tried: tuple[str, ...]
+    slow: tuple[str, ...] = ()
+    unready: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """The reason `auto` gives for its choice, fit for a start-up line."""
@@ -77,24 +81,48 @@ async def detect(environ: Mapping[str, str], within: float = PROBE_TIMEOUT) -> D
     """Probes every candidate address in order; returns at the first engine that answers.
     Each probe is bounded by `within` seconds; an absent or broken engine raises nothing."""
     tried: list[str] = []
+    slow: list[str] = []
+    unready: list[str] = []
     for host in candidate_hosts(environ):
         tried.append(host)
-        engine = await probe(host, within)
+        try:
+            engine = await _probe(host, within)
+        except TimeoutError:
+            slow.append(host)
+            continue
+        except _Unready:
+            unready.append(host)
+            continue
         if engine is not None:
-            return Detection(engine, tuple(tried))
-    return Detection(None, tuple(tried))
+            return Detection(engine, tuple(tried), tuple(slow), tuple(unready))
+    return Detection(None, tuple(tried), tuple(slow), tuple(unready))
 
 
 async def probe(host: str, within: float = PROBE_TIMEOUT) -> Engine | None:
     """The engine at `host` (`unix:///path` or `tcp://host:port`) if it answers `/_ping` with OK
     within `within` seconds, else None. A failing `/version` still counts as an engine, unnamed."""
     try:
+        return await _probe(host, within)
+    except (TimeoutError, _Unready):
+        return None
+
+
+class _Unready(Exception):
+    """Something answered `/_ping` at the address, but not with OK."""
+
+
+async def _probe(host: str, within: float) -> Engine | None:
+    """`probe`, raising `TimeoutError` where the address took the connection (or the timeout
+    came first) but no answer came within `within` seconds, `_Unready` for a ping not OK."""
+    try:
         async with asyncio.timeout(within):
             status, body = await _get(host, "/_ping")
             if status != 200 or body.strip() != b"OK":
-                return None
+                raise _Unready(host)
             status, body = await _get(host, "/version")
-    except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
+    except TimeoutError:
+        raise  # an OSError too, but the one that may only mean "not yet"
+    except (OSError, ValueError, asyncio.IncompleteReadError):
         return None
     if status != 200:
         return Engine(host, "container engine", "")
