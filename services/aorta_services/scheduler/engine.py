@@ -98,7 +98,7 @@ class Engine:
         self._services = ServiceAdmission(keeper, self._ledger, parts.repository, self.spawn)
         self._waits = WaitRecorder(parts.repository, self.spawn)
         self._runner = OperatorRunner(parts, self._run_done, keeper)
-        self._releaser = Releaser(parts.repository, peers, self.spawn)
+        self._releaser = Releaser(parts.events, peers, self.spawn)
         self._reconciler = Reconciler(
             parts, self._ledger, self._runner, self.spawn, self._fault, peers
         )
@@ -282,13 +282,14 @@ class Engine:
                 now = self._parts.clock()
                 finished = staged(partial(transitions.finish, now=now), job_event("stopped"))
                 try:
-                    record = await self._parts.repository.modify(job.id, finished)
+                    record = await self._parts.events.modify(job.id, finished, known=record)
                 except Conflict:
                     self._resync = True
                     continue
                 job.update(record)
                 log.info("job.stopped", job_id=job.id, status=record.phase.status.name)
-                await self._parts.events.flush(record)
+                # The release's write, coming next, removes the published event.
+                await self._parts.events.flush(record, later=True)
             if record.phase.stopped:
                 del self.active[job.id]
                 self._releaser.release(record)
@@ -408,6 +409,7 @@ class Engine:
                 ),
                 job_event("started"),
             ),
+            known=record,
         )
         log.info("job.started", priority=record.priority.name)
         observations.job_admitted(record)

@@ -277,7 +277,8 @@ class OperatorRunner:
         job.update(record)
         log.info("operator.stopped", status=status.name, exit_code=outcome.exit_code, reason=reason)
         observations.operator_ended(record, name, handle.attempt)
-        # When the next operator starts now, its RUNNING write removes this end's event.
-        await parts.events.flush(record, later=outcome.succeeded and bool(job.launchable()))
+        # The job's next write removes this end's event: the next operator's RUNNING, or the
+        # job's finish after its last operator.
+        await parts.events.flush(record, later=True)
         if not outcome.succeeded:
             job.halt(f"operator {name!r} failed")

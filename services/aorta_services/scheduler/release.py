@@ -3,7 +3,9 @@
 A job that stopped holds its payload read-only and in use (locked at Start) and, if it listed
 models, a Triton server. The leader gives both back, then marks the job `released`; a release
 that fails (a service unavailable) leaves the job unreleased, and the leader's next resync
-tries again, so nothing stays held after a crash or an outage either.
+tries again, so nothing stays held after a crash or an outage either. The release's write
+starts from the leader's copy of the job and removes the events the leader published and left
+staged (`JobEvents.modify`): the job's `stopped` among them.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from aorta.observability import tracing
 from aorta_services.scheduler import observations
 from aorta_services.scheduler.domain import transitions
 from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.events import JobEvents
 from aorta_services.scheduler.peers import Peers
 from aorta_services.scheduler.reconcile import Spawn
-from aorta_services.scheduler.repository import JobRepository
 
 log = get_logger(__name__)
 
@@ -25,8 +27,8 @@ log = get_logger(__name__)
 class Releaser:
     """Releases stopped jobs, at most one task per job at a time."""
 
-    def __init__(self, repository: JobRepository, peers: Peers, spawn: Spawn) -> None:
-        self._repository = repository
+    def __init__(self, events: JobEvents, peers: Peers, spawn: Spawn) -> None:
+        self._events = events
         self._peers = peers
         self._spawn = spawn
         self.busy: set[JobId] = set()
@@ -46,7 +48,7 @@ class Releaser:
                     await self._peers.release_triton(record.id)
                 if record.enqueued is not None:
                     await self._peers.release_payload(record.payload_id, record.id)
-            released = await self._repository.modify(record.id, transitions.release)
+            released = await self._events.modify(record.id, transitions.release, known=record)
             log.info("job.released", job_id=record.id)
             observations.job_stopped(released)
         except AortaError as error:
