@@ -172,7 +172,11 @@ class Outbox:
         """Publishes `document`'s pending events in order, then removes the published ones
         from it (other writers may have staged more meanwhile). Stops at the first the bus
         does not take. Returns whether none was left for that reason; store and bus errors
-        are logged, never raised (the change itself is stored)."""
+        are logged, never raised (the change itself is stored).
+
+        The removal's write starts from `document` when it carries its stored `version` (the
+        document a write just returned), without reading it again: a document changed since
+        only loses that race, and the removal is made again on the document read afresh."""
         done: list[str] = []
         delivered = True
         for event in document.get(OUTBOX_FIELD, ()):
@@ -181,7 +185,7 @@ class Outbox:
                 break
             done.append(event["id"])
         if done:
-            await self._clear(collection, str(document["id"]), frozenset(done))
+            await self._clear(collection, document, frozenset(done))
         return delivered
 
     async def stage_apart(
@@ -300,7 +304,15 @@ class Outbox:
     async def _publish(self, document: Mapping[str, Any]) -> bool:
         return await publish_staged(self._bus, document)
 
-    async def _clear(self, collection: Collection, id: str, published: frozenset[str]) -> None:
+    async def _clear(
+        self, collection: Collection, known: Mapping[str, Any], published: frozenset[str]
+    ) -> None:
+        id = str(known["id"])
+        unread = [dict(known)] if "version" in known else []
+
+        async def read() -> Document:
+            return unread.pop() if unread else await collection.get(id)
+
         def without(document: Document) -> Document:
             left = [e for e in document.get(OUTBOX_FIELD, ()) if e.get("id") not in published]
             return {**document, OUTBOX_FIELD: left, PENDING_FIELD: bool(left)}
@@ -312,6 +324,7 @@ class Outbox:
                 without,
                 missing=lambda: NotFound(f"{collection.name} {id} is gone"),
                 gave_up=kept_changing(f"{collection.name} {id}", code=0),
+                read=read,
             )
         except NotFound:
             return

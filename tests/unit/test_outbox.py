@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,4 +128,41 @@ async def test_a_record_written_then_removed_keeps_both_events(store: StateStore
     await outbox.replay()
 
     assert await collected.types(["added", "removed"]) == ["added", "removed"]
+    await bus.close()
+
+
+async def test_a_flush_removes_from_the_stored_copy_it_was_given_and_reads_again_after_a_race(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outbox, bus, collected = await started(store, Clock())
+    things = store.collection("things")
+    stored = await things.insert(staged({"id": "t1", "n": 0}, event("created")))
+    reads: list[str] = []
+    get = type(things).get
+
+    async def counted(self: Any, id: str) -> Any:
+        reads.append(id)
+        return await get(self, id)
+
+    monkeypatch.setattr(type(things), "get", counted)
+    assert await outbox.flush(things, stored)
+    assert reads == []
+    assert (await things.get("t1"))[OUTBOX_FIELD] == []
+
+    # A copy another write overtook: the removal is made again on the document read afresh,
+    # keeping what that write staged.
+    reads.clear()
+    second = await things.insert(staged({"id": "t2", "n": 0}, event("first")))
+    await modify_document(
+        things,
+        "t2",
+        staging(lambda document: {**document, "n": 1}, lambda document: event("second")),
+        missing=lambda: Invalid("gone"),
+        gave_up=lambda: Invalid("busy"),
+    )
+    reads.clear()
+    assert await outbox.flush(things, second)
+    assert reads  # the lost race, then the fresh read
+    assert [e["type"] for e in (await things.get("t2"))[OUTBOX_FIELD]] == ["org.aorta.thing.second"]
+    assert await collected.types(["created", "first"]) == ["created", "first"]
     await bus.close()
