@@ -5,7 +5,13 @@ moto's server (`aorta.testing.s3`), which the platform uses as its blob store. `
 always keeps a local blob folder, so the platform here is the gateway and the payloads service,
 each in a child process (`python -m aorta_services.gateway`, `...payloads`), on a nats-server
 of their own. Each transfer is timed `AORTA_BENCH_REPEAT` times (default 3), the kinds
-alternating, and the median kept:
+alternating, and the median kept. In each turn the three uploads come first, then the three
+downloads in an order that turns round from turn to turn (each place once in three turns),
+each removed once checked: what writing a download's new file costs depends on what the
+machine's memory went through just before (on these VMs a 256 MiB file written right after
+another took 0.25-0.35 CPU s, four times in six, against 0.04-0.07 s for the first), so the
+fixed order before, the minio client's download always first, favoured it
+(docs/performance.md):
 
 - the baseline: the `minio` client's `fput_object` of the file and `fget_object` of it into a
   file, in this process, with the platform's credentials: what a client that holds them gets;
@@ -139,28 +145,33 @@ def run() -> dict[str, object]:
                 started = time.perf_counter()
                 client.fput_object(bucket, key, str(source))
                 times.setdefault("minio_put", []).append(time.perf_counter() - started)
-                started = time.perf_counter()
-                client.fget_object(bucket, key, str(out / "minio"))
-                times.setdefault("minio_get", []).append(time.perf_counter() - started)
+                payloads: dict[str, str] = {}
                 for path, flag in (("direct", ()), ("grpc", ("--via-gateway",))):
                     payload_id = cli("create", "payload").strip().removeprefix("PAYLOAD_ID:")
                     started = time.perf_counter()
                     said = cli("upload", *flag, payload_id, str(source))
-                    up = time.perf_counter() - started
+                    times.setdefault(f"{path}_upload", []).append(time.perf_counter() - started)
                     if ("straight to the blob store" in said) != (path == "direct"):
                         raise RuntimeError(f"the {path} upload took the other path: {said}")
+                    payloads[path] = payload_id
+                kinds = ["minio", "direct", "grpc"]
+                for kind in kinds[turn % 3 :] + kinds[: turn % 3]:
                     started = time.perf_counter()
-                    said = cli(
-                        "download", "payload", *flag, payload_id, f"/input/{_NAME}", str(out / path)
-                    )
-                    down = time.perf_counter() - started
-                    if ("straight from the blob store" in said) != (path == "direct"):
-                        raise RuntimeError(f"the {path} download took the other path: {said}")
-                    times.setdefault(f"{path}_upload", []).append(up)
-                    times.setdefault(f"{path}_download", []).append(down)
-                    if (out / path / _NAME).stat().st_size != size:
-                        raise RuntimeError(f"the {path} download is not {size} bytes")
-                shutil.rmtree(out)
+                    if kind == "minio":
+                        client.fget_object(bucket, key, str(out / kind / _NAME))
+                    else:
+                        flag = ("--via-gateway",) if kind == "grpc" else ()
+                        said = cli(
+                            "download", "payload", *flag, payloads[kind], f"/input/{_NAME}",
+                            str(out / kind),
+                        )  # fmt: skip
+                        if ("straight from the blob store" in said) != (kind == "direct"):
+                            raise RuntimeError(f"the {kind} download took the other path: {said}")
+                    name = "minio_get" if kind == "minio" else f"{kind}_download"
+                    times.setdefault(name, []).append(time.perf_counter() - started)
+                    if (out / kind / _NAME).stat().st_size != size:
+                        raise RuntimeError(f"the {kind} download is not {size} bytes")
+                    shutil.rmtree(out)
     median = {name: statistics.median(values) for name, values in times.items()}
     upload_ratio = median["minio_put"] / median["direct_upload"]
     download_ratio = median["minio_get"] / median["direct_download"]
