@@ -17,7 +17,12 @@ load of a shared machine weighs on both alike:
     operator times split it into the gap between one operator's end and the next one's start
     (the scheduler's own part) and the rest (the executor: group leader, workspace, log,
     input fetch and output push), and the attempts' timelines split each operator into its
-    stages (`operator_stage_*_median_ms`, from one moment of `AttemptTimes` to the next);
+    stages (`operator_stage_*_median_ms`, from one moment of `AttemptTimes` to the next):
+    medians over every operator of the `REPEATS` jobs, not of one job, so that one slow
+    moment of a shared machine weighs less. The CPU this process spends per operator while
+    the jobs run (`platform_cpu_ms_per_chain_operator`) and the times its threads gave up a
+    core to wait (`platform_voluntary_switches_per_chain_operator`: each thread hop and each
+    wait for I/O is at least one) move much less with the machine's load than the times do;
   - `JOBS` one-operator jobs created, then started all at once: jobs per second from the first
     `Start` to the last `job.stopped`, against the baseline's processes per second
     (`jobs_ratio_platform_over_baseline`, target >= 0.7). The CPU each job costs, which a
@@ -191,26 +196,41 @@ async def platform_chain(platform: Platform) -> dict[str, Any]:
     pipeline_id = await platform.pipeline(chain_definition(CHAIN))
     # A warm-up job first, so imports and first-use costs are not counted; then the median
     # of `REPEATS` jobs, each after a baseline chain.
-    times, baselines = [], []
+    times, baselines, measured, cpu, switches = [], [], [], [], []
     for index in range(REPEATS + 1):
         if index:
             baselines.append(await baseline_chain())
         job_id = await platform.job(pipeline_id, f"chain-{index}")
+        before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         await platform.start(job_id)
         times.append(await platform.stopped[job_id] - started)
-    record = await JobRepository(platform.context.store).get(JobId(job_id))
-    assert record.phase.value == "succeeded", record.messages
-    operators = record.operators
-    gaps = [at(later.started) - at(earlier.stopped) for earlier, later in pairwise(operators)]
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        if index:
+            measured.append(job_id)
+            cpu.append(cpu_seconds_between(before, after) / CHAIN)
+            switches.append((after.ru_nvcsw - before.ru_nvcsw) / CHAIN)
+    repository = JobRepository(platform.context.store)
+    records = [await repository.get(JobId(job_id)) for job_id in measured]
+    for record in records:
+        assert record.phase.value == "succeeded", record.messages
+    gaps = [
+        at(later.started) - at(earlier.stopped)
+        for record in records
+        for earlier, later in pairwise(record.operators)
+    ]
+    operators = [op for record in records for op in record.operators]
     runs = [at(op.stopped) - at(op.started) for op in operators]
+    admissions = [at(record.operators[0].started) - at(record.enqueued) for record in records]
     return {
         "seconds": statistics.median(times[1:]),
         "baseline_seconds": statistics.median(baselines),
-        "admission_s": at(operators[0].started) - at(record.enqueued),
+        "admission_s": statistics.median(admissions),
         "gap_median_ms": statistics.median(gaps) * 1000,
         "run_median_ms": statistics.median(runs) * 1000,
         "stages_ms": stage_medians_ms([op.timeline[-1] for op in operators]),
+        "cpu_ms_per_operator": statistics.median(cpu) * 1000,
+        "switches_per_operator": statistics.median(switches),
     }
 
 
@@ -262,6 +282,11 @@ async def platform_many(platform: Platform) -> dict[str, Any]:
     }
 
 
+def cpu_seconds_between(before: resource.struct_rusage, after: resource.struct_rusage) -> float:
+    """User and system CPU seconds from one `getrusage` to a later one."""
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
 def cpu_seconds(who: int) -> float:
     """User and system CPU seconds of this process (`RUSAGE_SELF`) or of its children reaped
     so far (`RUSAGE_CHILDREN`: the commands, with their group leaders)."""
@@ -292,6 +317,8 @@ async def measure() -> dict[str, Any]:
         "scheduler_gap_between_operators_median_ms": round(chain["gap_median_ms"], 1),
         "operator_run_median_ms": round(chain["run_median_ms"], 1),
         **{f"operator_stage_{name}_median_ms": ms for name, ms in chain["stages_ms"].items()},
+        "platform_cpu_ms_per_chain_operator": round(chain["cpu_ms_per_operator"], 2),
+        "platform_voluntary_switches_per_chain_operator": round(chain["switches_per_operator"], 1),
         "jobs": JOBS,
         "concurrency": concurrency,
         "baseline_processes_per_s": round(JOBS / base_many, 1),
