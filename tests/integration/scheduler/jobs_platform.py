@@ -41,7 +41,9 @@ import os, pathlib, sys, time
 
 name = os.environ["NVIDIA_CLARA_STAGENAME"]
 marks = pathlib.Path(os.environ["MARKS"])
-(marks / f"{name}.pid").write_text(str(os.getpid()))
+# Renamed into place: a test that sees the file may read it at once.
+(marks / f"{name}.pid.tmp").write_text(str(os.getpid()))
+(marks / f"{name}.pid.tmp").rename(marks / f"{name}.pid")
 print(f"{name}: starting", flush=True)
 count = 0
 for entry in clara_payload.input_entries:
