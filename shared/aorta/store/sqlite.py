@@ -2,13 +2,8 @@
 
 Each collection is a table `(id TEXT PRIMARY KEY, version INTEGER, doc TEXT)` holding the whole
 document as JSON in `doc`. Filters become SQL over `json_extract`/`json_type` with every value a
-bound parameter; names and paths reach the SQL text only after `aorta.store.port` checked them
-against a strict pattern.
-
-A field is compared through one SQL expression, `_value_sql`, which keeps JSON's types apart
-(numbers and strings stay themselves; null, booleans, objects and lists become BLOBs that no
-number or string equals). Indexes are built on that same expression, so the queries use them,
-and a unique index sees exactly the equality the filters see.
+bound parameter (`aorta.store.sqlite_sql`, which also says how JSON's types are kept apart and
+why the indexes serve the queries).
 
 Concurrency: the file is in WAL mode; a store holds one connection for writes and one for
 reads, each with its own thread (aiosqlite), so reads never wait behind a write that waits for
@@ -37,99 +32,19 @@ import aiosqlite
 
 from aorta.errors import Internal, Unavailable
 from aorta.store import filters, paging, port
-from aorta.store.filters import COMPARISONS, NEGATIONS, AllOf, Condition, Node, family
 from aorta.store.port import Document, Sort
 from aorta.store.projection import projection
+from aorta.store.sqlite_sql import (
+    dumps_value,
+    filter_sql,
+    in_place_update,
+    sort_sql,
+    top_level,
+    value_sql,
+)
 from aorta.timestamps import to_iso, utcnow
 
 _INDEX_IN_MESSAGE = re.compile(r"index '([^']+)'")
-_SQL_COMPARISON = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
-_NULL, _TRUE, _FALSE = b"null", b"true", b"false"
-# Sort rank of each JSON type: MongoDB's order (missing and null, numbers, strings, objects,
-# lists, booleans).
-_RANK = (
-    "CASE json_type(doc, {p}) WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 "
-    "WHEN 'object' THEN 3 WHEN 'array' THEN 4 WHEN 'true' THEN 5 WHEN 'false' THEN 5 ELSE 0 END"
-)
-
-
-def _json_path(path: str) -> str:
-    # Safe to inline: `path` matched port's strict pattern (letters, digits, _ and dots).
-    return f"'$.{path}'"
-
-
-def _value_sql(path: str) -> str:
-    """The value at `path`: numbers and strings as such, null/true/false/object/list as BLOBs."""
-    p = _json_path(path)
-    return (
-        f"(CASE WHEN json_type(doc, {p}) IN ('text', 'integer', 'real')"
-        f" THEN json_extract(doc, {p})"
-        f" WHEN json_type(doc, {p}) IN ('object', 'array')"
-        f" THEN CAST(json_extract(doc, {p}) AS BLOB)"
-        f" ELSE CAST(json_type(doc, {p}) AS BLOB) END)"
-    )
-
-
-def _parameter(value: Any) -> Any:
-    """A scalar operand as `_value_sql` spells it."""
-    if value is None:
-        return _NULL
-    if isinstance(value, bool):
-        return _TRUE if value else _FALSE
-    return value
-
-
-def filter_sql(node: Node, params: list[Any]) -> str:
-    """A WHERE expression for `node`, appending its parameters to `params`.
-
-    A comparison with a missing field yields SQL NULL, which WHERE treats as false; negations
-    are written `(...) IS NOT 1` so that NULL negates to true, as the reference evaluator says.
-    """
-    if isinstance(node, Condition):
-        return _condition_sql(node, params)
-    if not node.parts:
-        return "1" if isinstance(node, AllOf) else "0"
-    joiner = " AND " if isinstance(node, AllOf) else " OR "
-    return "(" + joiner.join(filter_sql(part, params) for part in node.parts) + ")"
-
-
-def _condition_sql(condition: Condition, params: list[Any]) -> str:
-    value = _value_sql(condition.path)
-    operator, operand = condition.operator, condition.operand
-    if operator in NEGATIONS:
-        positive = Condition(condition.path, NEGATIONS[operator], operand)
-        return f"({_condition_sql(positive, params)}) IS NOT 1"
-    if operator == "$exists":
-        return f"{value} IS {'NOT ' if operand else ''}NULL"
-    if operator in COMPARISONS:
-        params.append(operand)
-        compared = f"{value} {_SQL_COMPARISON[operator]} ?"
-        # SQLite orders NULL < numbers < text < BLOB: bound the range to the operand's family.
-        if family(operand) == "string":
-            bound = f"{value} < x''" if operator in ("$gt", "$gte") else f"{value} >= ''"
-        elif operator in ("$gt", "$gte"):
-            bound = f"{value} < ''"
-        else:
-            return compared
-        return f"({compared} AND {bound})"
-    operands = operand if operator == "$in" else (operand,)
-    if not operands:
-        return "0"
-    params.extend(_parameter(item) for item in operands)
-    test = f"{value} IN ({', '.join('?' * len(operands))})"
-    return f"({value} IS NULL OR {test})" if None in operands else test
-
-
-def sort_sql(sort: Sequence[tuple[str, int]]) -> str:
-    """An ORDER BY list for checked `sort`, ending with the id unless `sort` names it."""
-    terms = []
-    for path, direction in sort:
-        order = "ASC" if direction == 1 else "DESC"
-        p = _json_path(path)
-        terms += [f"{_RANK.format(p=p)} {order}", f"json_extract(doc, {p}) {order}"]
-    if all(path != "id" for path, _ in sort):
-        terms.append("id ASC")
-    return ", ".join(terms)
 
 
 class SqliteStateStore:
@@ -315,7 +230,7 @@ class SqliteCollection:
         after: Sequence[Any] | None = None,
     ) -> AsyncGenerator[list[Document], None]:
         # Each page is two reads. The first finds the page's ids, exact key values and sizes
-        # through `_value_sql`, the expression indexes are built on, so an index on the key's
+        # through `value_sql`, the expression indexes are built on, so an index on the key's
         # fields serves both the range and the order; SQLite seeks an index by a range on its
         # leading column only (not by a row value), hence `first <= a AND (first, ...) <
         # (a, ...)`, and `< x''` keeps numbers and strings only. The second reads those
@@ -327,7 +242,7 @@ class SqliteCollection:
         rows = paging.check_page_size(self.name, page_size)
         chosen = paging.check_fields(self.name, fields, order)
         last = paging.check_after(self.name, order, after)
-        columns = [_value_sql(path) for path in order]
+        columns = [value_sql(path) for path in order]
         direction, beyond = ("DESC", "<") if descending else ("ASC", ">")
         base: list[Any] = []
         where = filter_sql(parsed, base) + "".join(f" AND {c} < x''" for c in columns)
@@ -387,7 +302,7 @@ class SqliteCollection:
         port.check_id(self.name, id)
         expected = port.check_version(self.name, expected_version)
         checked, removed = port.checked_update(self.name, changes, unset)
-        if _top_level(checked, removed):
+        if top_level(checked, removed):
             return await self._update_in_place(id, expected, checked, removed)
         while True:
             current = await self._current(id, expected)
@@ -411,24 +326,7 @@ class SqliteCollection:
     ) -> Document:
         """`update` of top-level fields as one statement that changes the stored JSON where it
         lies and returns it, so nothing is read first."""
-        now = to_iso(utcnow())
-        setting = ", ".join(
-            ["?, json(?)"] * len(changes) + ["'$.version', version + 1, '$.updated_at', ?"]
-        )
-        params: list[Any] = []
-        for path, value in changes.items():
-            params += [f"$.{path}", _dumps_value(value)]
-        params.append(now)
-        document = f"json_set(doc, {setting})"
-        if unset:
-            document = f"json_remove({document}, {', '.join(['?'] * len(unset))})"
-            params += [f"$.{path}" for path in unset]
-        sql = f'UPDATE "{self.name}" SET version = version + 1, doc = {document} WHERE id = ?'
-        params.append(id)
-        if expected is not None:
-            sql += " AND version = ?"
-            params.append(expected)
-        sql += " RETURNING doc"
+        sql, params = in_place_update(self.name, id, expected, changes, unset)
         while True:
             try:
                 rows = await self._store.write_returning(self.name, sql, params)
@@ -467,7 +365,7 @@ class SqliteCollection:
         )
         if rows:
             raise port.index_kind_conflict(self.name, checked, unique)
-        columns = ", ".join(_value_sql(field) for field in checked)
+        columns = ", ".join(value_sql(field) for field in checked)
         try:
             await self._store.write(
                 self.name,
@@ -504,24 +402,8 @@ def _switch_to_wal(path: Path, busy_timeout: float) -> None:
         raise Unavailable(f"state store {path}: SQLite cannot use WAL mode on this file")
 
 
-_MAX_IN_PLACE = 60
-"""Fields an update may set or remove in one statement: SQLite takes at most 127 arguments in
-one function call, and `json_set` takes two per field, and four for `version` and `updated_at`."""
-
-
-def _top_level(changes: Document, unset: Sequence[str]) -> bool:
-    """Whether an update only sets and removes top-level fields, few enough for one
-    statement (`_MAX_IN_PLACE`)."""
-    paths = [*changes, *unset]
-    return len(paths) <= _MAX_IN_PLACE and not any("." in path for path in paths)
-
-
 def _dumps(document: Document) -> str:
-    return _dumps_value(document)
-
-
-def _dumps_value(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return dumps_value(document)
 
 
 def _loads(text: str) -> Document:

@@ -11,7 +11,8 @@ import pytest
 
 from aorta.errors import Conflict, Unavailable
 from aorta.store.filters import parse_filter
-from aorta.store.sqlite import SqliteStateStore, filter_sql
+from aorta.store.sqlite import SqliteStateStore
+from aorta.store.sqlite_sql import filter_sql
 
 
 async def test_documents_and_indexes_survive_close_and_reopen(tmp_path: Path) -> None:

@@ -1,0 +1,148 @@
+"""The SQL the SQLite state store runs, built from checked names and parsed filters.
+
+A field is compared through one SQL expression, `value_sql`, which keeps JSON's types apart
+(numbers and strings stay themselves; null, booleans, objects and lists become BLOBs that no
+number or string equals). Indexes are built on that same expression, so the queries use them,
+and a unique index sees exactly the equality the filters see. Every value is a bound
+parameter; names and paths reach the SQL text only after `aorta.store.port` checked them
+against a strict pattern.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from aorta.store.filters import COMPARISONS, NEGATIONS, AllOf, Condition, Node, family
+from aorta.store.port import Document
+from aorta.timestamps import to_iso, utcnow
+
+_SQL_COMPARISON = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
+_NULL, _TRUE, _FALSE = b"null", b"true", b"false"
+# Sort rank of each JSON type: MongoDB's order (missing and null, numbers, strings, objects,
+# lists, booleans).
+_RANK = (
+    "CASE json_type(doc, {p}) WHEN 'integer' THEN 1 WHEN 'real' THEN 1 WHEN 'text' THEN 2 "
+    "WHEN 'object' THEN 3 WHEN 'array' THEN 4 WHEN 'true' THEN 5 WHEN 'false' THEN 5 ELSE 0 END"
+)
+
+
+def json_path(path: str) -> str:
+    # Safe to inline: `path` matched port's strict pattern (letters, digits, _ and dots).
+    return f"'$.{path}'"
+
+
+def value_sql(path: str) -> str:
+    """The value at `path`: numbers and strings as such, null/true/false/object/list as BLOBs."""
+    p = json_path(path)
+    return (
+        f"(CASE WHEN json_type(doc, {p}) IN ('text', 'integer', 'real')"
+        f" THEN json_extract(doc, {p})"
+        f" WHEN json_type(doc, {p}) IN ('object', 'array')"
+        f" THEN CAST(json_extract(doc, {p}) AS BLOB)"
+        f" ELSE CAST(json_type(doc, {p}) AS BLOB) END)"
+    )
+
+
+def _parameter(value: Any) -> Any:
+    """A scalar operand as `_value_sql` spells it."""
+    if value is None:
+        return _NULL
+    if isinstance(value, bool):
+        return _TRUE if value else _FALSE
+    return value
+
+
+def filter_sql(node: Node, params: list[Any]) -> str:
+    """A WHERE expression for `node`, appending its parameters to `params`.
+
+    A comparison with a missing field yields SQL NULL, which WHERE treats as false; negations
+    are written `(...) IS NOT 1` so that NULL negates to true, as the reference evaluator says.
+    """
+    if isinstance(node, Condition):
+        return _condition_sql(node, params)
+    if not node.parts:
+        return "1" if isinstance(node, AllOf) else "0"
+    joiner = " AND " if isinstance(node, AllOf) else " OR "
+    return "(" + joiner.join(filter_sql(part, params) for part in node.parts) + ")"
+
+
+def _condition_sql(condition: Condition, params: list[Any]) -> str:
+    value = value_sql(condition.path)
+    operator, operand = condition.operator, condition.operand
+    if operator in NEGATIONS:
+        positive = Condition(condition.path, NEGATIONS[operator], operand)
+        return f"({_condition_sql(positive, params)}) IS NOT 1"
+    if operator == "$exists":
+        return f"{value} IS {'NOT ' if operand else ''}NULL"
+    if operator in COMPARISONS:
+        params.append(operand)
+        compared = f"{value} {_SQL_COMPARISON[operator]} ?"
+        # SQLite orders NULL < numbers < text < BLOB: bound the range to the operand's family.
+        if family(operand) == "string":
+            bound = f"{value} < x''" if operator in ("$gt", "$gte") else f"{value} >= ''"
+        elif operator in ("$gt", "$gte"):
+            bound = f"{value} < ''"
+        else:
+            return compared
+        return f"({compared} AND {bound})"
+    operands = operand if operator == "$in" else (operand,)
+    if not operands:
+        return "0"
+    params.extend(_parameter(item) for item in operands)
+    test = f"{value} IN ({', '.join('?' * len(operands))})"
+    return f"({value} IS NULL OR {test})" if None in operands else test
+
+
+def sort_sql(sort: Sequence[tuple[str, int]]) -> str:
+    """An ORDER BY list for checked `sort`, ending with the id unless `sort` names it."""
+    terms = []
+    for path, direction in sort:
+        order = "ASC" if direction == 1 else "DESC"
+        p = json_path(path)
+        terms += [f"{_RANK.format(p=p)} {order}", f"json_extract(doc, {p}) {order}"]
+    if all(path != "id" for path, _ in sort):
+        terms.append("id ASC")
+    return ", ".join(terms)
+
+
+_MAX_IN_PLACE = 60
+"""Fields an update may set or remove in one statement: SQLite takes at most 127 arguments in
+one function call, and `json_set` takes two per field, and four for `version` and `updated_at`."""
+
+
+def top_level(changes: Document, unset: Sequence[str]) -> bool:
+    """Whether an update only sets and removes top-level fields, few enough for one
+    statement (`_MAX_IN_PLACE`)."""
+    paths = [*changes, *unset]
+    return len(paths) <= _MAX_IN_PLACE and not any("." in path for path in paths)
+
+
+def dumps_value(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def in_place_update(
+    table: str, id: str, expected: int | None, changes: Document, unset: Sequence[str]
+) -> tuple[str, list[Any]]:
+    """One `UPDATE ... SET doc = json_set(doc, ...) ... RETURNING doc` and its parameters: sets
+    the top-level `changes`, removes `unset`, moves `version` and `updated_at`, and changes
+    nothing unless the row `id` is at `expected` (when given). `table` is a checked name."""
+    setting = ", ".join(
+        ["?, json(?)"] * len(changes) + ["'$.version', version + 1, '$.updated_at', ?"]
+    )
+    params: list[Any] = []
+    for path, value in changes.items():
+        params += [f"$.{path}", dumps_value(value)]
+    params.append(to_iso(utcnow()))
+    document = f"json_set(doc, {setting})"
+    if unset:
+        document = f"json_remove({document}, {', '.join(['?'] * len(unset))})"
+        params += [f"$.{path}" for path in unset]
+    sql = f'UPDATE "{table}" SET version = version + 1, doc = {document} WHERE id = ?'
+    params.append(id)
+    if expected is not None:
+        sql += " AND version = ?"
+        params.append(expected)
+    return sql + " RETURNING doc", params
