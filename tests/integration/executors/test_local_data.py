@@ -237,7 +237,9 @@ async def test_a_run_reports_when_it_staged_ran_exited_and_stored(
     assert staging is not None and running is not None
     assert exited is not None and stored is not None
     assert staging <= running <= exited <= stored
-    assert exited - running >= 0.2
+    # `running` is stamped once the start is seen, which a busy loop may see late; staging
+    # surely came before the command's 0.2 s.
+    assert exited - staging >= 0.2
 
 
 async def test_the_outcome_does_not_wait_for_the_workspace_removal_but_close_does(

@@ -15,7 +15,7 @@ from aorta.executors.local.executor import LocalExecutor
 from aorta.executors.local.group_leader import describe_start_error, main
 from aorta.executors.local.operator_user import OperatorUser
 from aorta.executors.local.process_group import ExitStatus
-from aorta.executors.local.run import RunConfig, operator_environment
+from aorta.executors.local.run_environment import RunConfig, operator_environment
 from aorta.executors.workspace import Workspace
 
 JOB = "0123456789abcdef0123456789abcdef"

@@ -10,7 +10,7 @@ stored back once it exited 0. See `aorta.executors.workspace` for the folder lay
 
 Operators cannot reach the platform: a root platform runs them as an unprivileged user
 (`aorta.executors.local.operator_user`), their workspace lies outside the data dir, and their
-environment is built from nothing (`aorta.executors.local.run.operator_environment`). When that
+environment is built from nothing (`aorta.executors.local.run_environment`). When that
 user is missing, or cannot reach the work root, the interpreter or the group leader, every run
 fails to start with a message saying what to do; nothing falls back to root.
 
@@ -52,7 +52,8 @@ from aorta.executors.local.operator_user import (
     resolve_operator_user,
 )
 from aorta.executors.local.process_group import LEADER_SCRIPT, NATIVE_LEADER, native_leader
-from aorta.executors.local.run import LocalRun, RunBooks, RunConfig
+from aorta.executors.local.run import LocalRun, RunBooks
+from aorta.executors.local.run_environment import RunConfig
 from aorta.executors.local.run_plans import HeldPlan, RunPlan, RunPlans
 from aorta.executors.local.services import LocalServiceRunner, ServiceConfig
 from aorta.executors.local.work_folders import prepare_work_root
