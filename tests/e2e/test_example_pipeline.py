@@ -158,7 +158,7 @@ def test_the_example_pipeline_runs_on_aorta_up_with_its_triton_model(tmp_path: P
     up = [AORTA, "up", "--data-dir", data_dir, "--grpc-port", str(port), "--listen", "127.0.0.1"]
     # The host path, even where a container engine answers (test_make_run_containers.py
     # covers the containers).
-    up += ["--executor", "local"]
+    up += ["--executor", "local", "--web-port", "0", "--metrics-port", "0"]
     with log.open("wb") as output:
         platform = subprocess.Popen(
             [str(part) for part in up], cwd=tmp_path, env=env, stdout=output, stderr=output

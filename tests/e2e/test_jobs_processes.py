@@ -58,7 +58,9 @@ import os, pathlib, time
 
 name = os.environ["NVIDIA_CLARA_STAGENAME"]
 marks = pathlib.Path(os.environ["MARKS"])
-(marks / f"{name}.pid").write_text(str(os.getpid()))
+# Renamed into place: the test reads the file the moment it appears.
+(marks / f"{name}.pid.tmp").write_text(str(os.getpid()))
+(marks / f"{name}.pid.tmp").rename(marks / f"{name}.pid")
 time.sleep(float(os.environ.get("SLEEP", "0")))
 for entry in clara_payload.output_entries:
     folder = pathlib.Path(entry.path)
@@ -307,7 +309,8 @@ async def test_a_killed_aorta_up_finishes_the_job_after_a_restart(
     script.write_text(OPERATOR)
     port = free_port()
     command = [str(AORTA), "up", "--data-dir", str(data), "--grpc-port", str(port)]
-    command += ["--listen", "127.0.0.1"]
+    # No fixed console or metrics port: a restart, or another suite, must find them free.
+    command += ["--listen", "127.0.0.1", "--web-port", "0", "--metrics-port", "0"]
     platform = processes.launch("up-1", command, SCHEDULER_ENV)
     await serving(port)
     async with client(port) as api:

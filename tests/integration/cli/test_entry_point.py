@@ -76,6 +76,7 @@ def _wait_serving(port: int, platform: subprocess.Popen[str], timeout: float = 6
 def embedded(tmp_path: Path) -> Iterator[int]:
     port = free_port()
     command = [str(AORTA), "up", "--data-dir", str(tmp_path / "data"), "--grpc-port", str(port)]
+    command += ["--web-port", "0", "--metrics-port", "0"]
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
     )
