@@ -27,7 +27,7 @@ from aorta.testing.images import build_busybox_image
 from aorta.testing.podman import PodmanEngine
 from aorta.testing.ports import free_port
 from tests.e2e.container_platform import containers, start_up, stop
-from tests.e2e.test_jobs_processes import Client, client, ident
+from tests.e2e.test_jobs_processes import Client, client, ident, logged
 
 HELD = """\
 echo "held: start"
@@ -67,13 +67,6 @@ async def running_container(engine: PodmanEngine, job_id: str, within: float = 6
         if found and found[0].get("State") == "running":
             return str(found[0]["Id"])
         assert time.monotonic() < deadline, f"the held operator never ran: {found}"
-        await asyncio.sleep(0.1)
-
-
-async def logged(log: Path, text: str, within: float = 60.0) -> None:
-    deadline = time.monotonic() + within
-    while text not in await asyncio.to_thread(log.read_text):
-        assert time.monotonic() < deadline, f"never logged: {text}"
         await asyncio.sleep(0.1)
 
 

@@ -168,6 +168,15 @@ async def serving(port: int, within: float = 60.0) -> None:
             await asyncio.sleep(0.2)
 
 
+async def logged(log: Path, text: str, within: float = 120.0) -> None:
+    """Waits until the process writing `log` logs `text` (its services log when they serve:
+    a gateway may serve before the services behind it do)."""
+    deadline = time.monotonic() + within
+    while text not in await asyncio.to_thread(log.read_text):
+        assert time.monotonic() < deadline, f"never logged: {text}"
+        await asyncio.sleep(0.1)
+
+
 def ident(value: str) -> common_pb2.Identifier:
     return common_pb2.Identifier(value=value)
 
@@ -281,6 +290,8 @@ async def test_killing_the_leading_scheduler_process_changes_no_outcome(
             processes.launch(f"gateway-{n}", [str(AORTA), "serve", "gateway"], env)
         for port in ports:
             await serving(port)
+        for label in ("pipelines", "payloads", "scheduler-1", "scheduler-2"):
+            await logged(processes.folder / f"{label}.log", f"{label.split('-')[0]}.serving")
         async with client(ports[0]) as first, client(ports[1]) as second:
             job_id, _ = await first.submit(definition(script, marks))
             await wait_for_file(marks / "slow.pid")
