@@ -73,9 +73,9 @@ def test_a_second_platform_is_refused_and_a_restart_keeps_state(tmp_path: Path) 
     data_dir, port = tmp_path / "data", free_port()
     with aorta_up(data_dir, port):
         pipeline_id = _create_pipeline(port)
+        command = [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(free_port())]
         second = subprocess.run(
-            [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(free_port())]
-            + ["--web-port", "0", "--metrics-port", "0"],
+            [*command, "--web-port", "0", "--metrics-port", "0"],
             capture_output=True,
             text=True,
             timeout=60,
