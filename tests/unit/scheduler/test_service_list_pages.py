@@ -4,6 +4,7 @@ metadata, read from the store a page at a time while the stream is consumed."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from aorta import subjects
 from aorta.api import jobs_pb2
-from aorta.bus import Batch, BusOptions, Request
+from aorta.bus import Batch, BusOptions, Request, StreamItem
 from aorta.bus.batches import LIST_BATCH_BYTES
 from aorta.store.paging import PAGE_SIZE
 from aorta.store.port import MANAGED_FIELDS
@@ -135,13 +136,21 @@ def _job_id(message: bytes | Batch) -> str:
     return jobs_pb2.JobsListResponse.FromString(message).job_details.job_id.value
 
 
+async def _two_lists(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, patience: float
+) -> tuple[AsyncGenerator[StreamItem, None], AsyncGenerator[StreamItem, None], str]:
+    """Two Lists of a history whose newest job is large (past `LARGE_ITEM_BYTES`), each
+    waiting up to `patience` seconds for the turn of large items; and that job's id."""
+    monkeypatch.setattr(queries_module, "LARGE_ITEM_BYTES", LIST_BATCH_BYTES)
+    monkeypatch.setattr(queries_module, "LARGE_ITEM_PATIENCE", patience)
+    queries, large = await _with_large_job(harness)
+    return queries.list_jobs(_list_request()), queries.list_jobs(_list_request()), large
+
+
 async def test_concurrent_lists_send_large_items_one_at_a_time(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(queries_module, "LARGE_ITEM_BYTES", LIST_BATCH_BYTES)
-    monkeypatch.setattr(queries_module, "LARGE_ITEM_PATIENCE", 60.0)
-    queries, large = await _with_large_job(harness)
-    first, second = queries.list_jobs(_list_request()), queries.list_jobs(_list_request())
+    first, second, large = await _two_lists(harness, monkeypatch, patience=60.0)
     async with aclosing(first), aclosing(second):
         assert _job_id(await anext(first)) == large
         waiting = asyncio.ensure_future(anext(second))
@@ -159,10 +168,7 @@ async def test_concurrent_lists_send_large_items_one_at_a_time(
 async def test_a_list_sends_its_large_item_once_its_patience_runs_out(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(queries_module, "LARGE_ITEM_BYTES", LIST_BATCH_BYTES)
-    monkeypatch.setattr(queries_module, "LARGE_ITEM_PATIENCE", 0.05)
-    queries, large = await _with_large_job(harness)
-    first, second = queries.list_jobs(_list_request()), queries.list_jobs(_list_request())
+    first, second, large = await _two_lists(harness, monkeypatch, patience=0.05)
     async with aclosing(first), aclosing(second):
         assert _job_id(await anext(first)) == large
 
