@@ -14,11 +14,11 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-import structlog
-
 from aorta.bus.batches import Batch, pack
-from aorta.bus.dead_letters import EPHEMERAL, DeadLetter, reason_of
+from aorta.bus.dead_letters import EPHEMERAL, DeadLetter
 from aorta.bus.events import CloudEvent, check_event_filter
+from aorta.bus.memory_events import DurablePosition, EventConsumer
+from aorta.bus.memory_streams import StreamChannel
 from aorta.bus.port import (
     DEFAULT_MAX_PAYLOAD,
     BusOptions,
@@ -29,7 +29,6 @@ from aorta.bus.port import (
     Request,
     SerialWorker,
     StreamHandler,
-    StreamItem,
     Subscription,
     UnaryHandler,
     as_caller_error,
@@ -39,7 +38,6 @@ from aorta.bus.port import (
     check_subject,
     message_context,
     outgoing_headers,
-    redelivery_delay,
     subject_matches,
 )
 from aorta.errors import AortaError, Conflict, Internal, Invalid, Unavailable
@@ -60,13 +58,6 @@ class _Served(Generic[H]):
 
 
 @dataclass
-class _Durable:
-    subject_filter: str
-    offset: int
-    bound: bool = False
-
-
-@dataclass
 class MemoryNetwork:
     """What a nats-server holds, for `MemoryBus` instances that should see each other."""
 
@@ -76,8 +67,8 @@ class MemoryNetwork:
     _subscribers: list[tuple[str, SerialWorker[tuple[bytes, str]]]] = field(default_factory=list)
     _events: list[tuple[str, bytes]] = field(default_factory=list)
     _event_ids: set[str] = field(default_factory=set)
-    _durables: dict[str, _Durable] = field(default_factory=dict)
-    _consumers: set[_EventConsumer] = field(default_factory=set)
+    _durables: dict[str, DurablePosition] = field(default_factory=dict)
+    _consumers: set[EventConsumer] = field(default_factory=set)
     _turns: dict[tuple[str, str], int] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     """The events consumers gave up on, oldest first (`aorta.bus.dead_letters`)."""
@@ -93,6 +84,15 @@ class MemoryNetwork:
         turn = self._turns.get(key, 0)
         self._turns[key] = turn + 1
         return group[turn % len(group)]
+
+    def stored_events(self) -> list[tuple[str, bytes]]:
+        """The stored events, (subject, body) in order; the list grows as events arrive."""
+        return self._events
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        """Keeps an event a consumer gave up on."""
+        self.dead_letters.append(letter)
+        self.dead_lettered.set()
 
     def _store(self, event: CloudEvent) -> None:
         if event.id in self._event_ids:
@@ -171,7 +171,7 @@ class MemoryBus:
         served = self._network._pick(self._network._streams, request.subject)
         if served is None:
             raise Unavailable(f"no service answers {request.subject}")
-        channel = _Channel(asyncio.Semaphore(self._options.stream_window))
+        channel = StreamChannel(asyncio.Semaphore(self._options.stream_window))
         served.inflight.spawn(self._produce(served, request, channel))
         finished = False
         try:
@@ -201,7 +201,7 @@ class MemoryBus:
                 channel.stop()
 
     async def _produce(
-        self, served: _Served[StreamHandler], request: Request, channel: _Channel
+        self, served: _Served[StreamHandler], request: Request, channel: StreamChannel
     ) -> None:
         with message_context(request):
             items = served.handler(request)
@@ -301,7 +301,7 @@ class MemoryBus:
         check_event_filter(subject_filter)
         network = self._network
         start = 0 if deliver == "all" else len(network._events)
-        state = _Durable(subject_filter, start)
+        state = DurablePosition(subject_filter, start)
         if durable is not None:
             if "." in check_subject(durable, wildcards=False):
                 raise Invalid(f"durable consumer name {durable!r} may not contain a dot")
@@ -314,8 +314,13 @@ class MemoryBus:
             if state.bound:
                 raise Conflict(f"durable event consumer {durable} is already in use")
             state.bound = True
-        consumer = _EventConsumer(
-            network, state, handler, self._options.event_max_deliver, durable or EPHEMERAL
+        consumer = EventConsumer(
+            network.stored_events(),
+            state,
+            handler,
+            self._options.event_max_deliver,
+            durable or EPHEMERAL,
+            network.add_dead_letter,
         )
         network._consumers.add(consumer)
 
@@ -365,100 +370,3 @@ class _MemorySubscription:
         self.registry.discard(self)
         self.detach()
         await self.finish(self.timeout)
-
-
-@dataclass
-class _Channel:
-    """One stream between a producer and its consumer: frames (an item or a batch, None for
-    the end, or an error) and the credit that bounds how far the producer runs ahead: a
-    window of frames, and a window of bytes it may pass by one frame."""
-
-    credit: asyncio.Semaphore
-    frames: asyncio.Queue[StreamItem | AortaError | None] = field(default_factory=asyncio.Queue)
-    stopped: bool = False
-    held: int = 0
-    taken: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def room(self, window_bytes: int) -> None:
-        """Waits until one more frame may be sent (at once when the consumer left)."""
-        await self.credit.acquire()
-        while self.held >= window_bytes and not self.stopped:
-            self.taken.clear()
-            await self.taken.wait()
-
-    def sent(self, frame: StreamItem) -> None:
-        self.held += _size(frame)
-        self.frames.put_nowait(frame)
-
-    def took(self, frame: StreamItem) -> None:
-        """The consumer has taken every item of `frame`."""
-        self.held -= _size(frame)
-        self.taken.set()
-        self.credit.release()
-
-    def stop(self) -> None:
-        """The consumer left: the producer stops at its next item (woken if it waits)."""
-        self.stopped = True
-        self.taken.set()
-        self.credit.release()
-
-
-def _size(frame: StreamItem) -> int:
-    return frame.size if isinstance(frame, Batch) else len(frame)
-
-
-class _EventConsumer:
-    """Delivers the network's events from a position, one at a time, in one guarded task."""
-
-    def __init__(
-        self,
-        network: MemoryNetwork,
-        state: _Durable,
-        handler: EventHandler,
-        max_deliver: int,
-        name: str,
-    ) -> None:
-        self._network, self._state, self._name = network, state, name
-        self._handler, self._max_deliver = handler, max_deliver
-        self.woken = asyncio.Event()
-        self._stopping = False
-        self._tasks = GuardedTasks(f"aorta.bus.events:{state.subject_filter}")
-        self._tasks.spawn(self._run())
-
-    async def stop(self, grace: float) -> None:
-        self._stopping = True
-        self.woken.set()
-        await self._tasks.wait(grace)
-
-    async def _run(self) -> None:
-        events = self._network._events
-        while not self._stopping:
-            if self._state.offset >= len(events):
-                self.woken.clear()
-                await self.woken.wait()
-                continue
-            subject, body = events[self._state.offset]
-            if subject_matches(self._state.subject_filter, subject):
-                await self._deliver(subject, CloudEvent.from_json(body))
-            # Acknowledged: a durable consumer resumes after this event.
-            self._state.offset += 1
-
-    async def _deliver(self, subject: str, event: CloudEvent) -> None:
-        with structlog.contextvars.bound_contextvars(subject=subject, event_id=event.id):
-            for attempt in range(1, self._max_deliver + 1):
-                try:
-                    await self._handler(event)
-                    return
-                except Exception as error:
-                    if attempt >= self._max_deliver:
-                        _log.error(
-                            "event handler failed; dead letter", attempts=attempt, exc_info=True
-                        )
-                        letter = DeadLetter(self._name, event, reason_of(error), attempt)
-                        self._network.dead_letters.append(letter)
-                        self._network.dead_lettered.set()
-                        return
-                    _log.warning(
-                        "event handler failed; redelivering", attempt=attempt, exc_info=True
-                    )
-                    await asyncio.sleep(redelivery_delay(attempt))
