@@ -114,6 +114,26 @@ async def outlives(pid: int, within: float = 30.0) -> bool:
     return alive(pid)
 
 
+async def reaped(process: subprocess.Popen[bytes], within: float = 120.0) -> None:
+    """Waits, without blocking the loop, until a process sent SIGKILL has been reaped. A
+    process dies only once every thread has left the kernel, which on a machine busy with
+    writes to disk can take tens of seconds; the limit is there only to name the failure."""
+    deadline = time.monotonic() + within
+    while process.poll() is None:
+        assert time.monotonic() < deadline, f"process {process.pid} still runs {within} s on"
+        await asyncio.sleep(0.05)
+
+
+def described(pid: int) -> str:
+    """What `/proc` says of `pid` (a failure message: which process, in which state)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError as error:
+        return f"process {pid}: {error}"
+    return f"process {pid}: {stat[: stat.find(')') + 3]!r}, {command.decode(errors='replace')}"
+
+
 @dataclass
 class Processes:
     """Platform processes started by a test; each is killed at the end if still running."""
@@ -299,8 +319,10 @@ async def test_killing_the_leading_scheduler_process_changes_no_outcome(
             leader = await leader_pid(settings)
             assert leader in schedulers
             schedulers[leader].send_signal(signal.SIGKILL)
-            schedulers[leader].wait(timeout=30)
-            assert not await outlives(operator_pid), "the operator outlived its scheduler"
+            await reaped(schedulers[leader])
+            assert not await outlives(operator_pid), (
+                f"the operator outlived its scheduler: {described(operator_pid)}"
+            )
             status = await second.stopped(job_id)
             check_outcome(status, marks, data)
             assert await leader_pid(settings) != leader
@@ -329,8 +351,10 @@ async def test_a_killed_aorta_up_finishes_the_job_after_a_restart(
     await wait_for_file(marks / "slow.pid")
     operator_pid = int((marks / "slow.pid").read_text())
     platform.send_signal(signal.SIGKILL)
-    platform.wait(timeout=30)
-    assert not await outlives(operator_pid), "the operator outlived the platform"
+    await reaped(platform)
+    assert not await outlives(operator_pid), (
+        f"the operator outlived the platform: {described(operator_pid)}"
+    )
     processes.launch("up-2", command, SCHEDULER_ENV)
     await serving(port)
     async with client(port) as api:
