@@ -5,13 +5,10 @@ header, the wrong role) as JSON bodies, and a job's changes pushed as Server-Sen
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
-import ssl
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +16,19 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from aorta.testing.embedded import aorta_up
-from aorta.testing.ports import free_port
+from tests.e2e.console_calls import (
+    CSRF,
+    EVENT_WAIT,
+    bearer,
+    call,
+    client,
+    error_code,
+    following,
+    form,
+    run,
+    stopped_named,
+    until,
+)
 from tests.e2e.console_platform import (
     COPY_PIPELINE,
     SLOW_PIPELINE,
@@ -31,10 +39,7 @@ from tests.e2e.console_platform import (
 pytestmark = pytest.mark.timeout(300)
 
 OPENAPI = Path(__file__).parents[2] / "services" / "aorta_services" / "web" / "openapi.json"
-CSRF = {"X-Aorta-Console": "1"}
 UNKNOWN = "0123456789abcdef0123456789abcdef"
-EVENT_WAIT = 120.0
-"""Seconds a test waits for the platform to report a change (a job to finish)."""
 
 
 @pytest.fixture(scope="module")
@@ -53,123 +58,6 @@ def pipelines(console: Console, tmp_path_factory: pytest.TempPathFactory) -> dic
         "copy": console.pipeline("alice", folder / "copy", COPY_PIPELINE),
         "slow": console.pipeline("alice", folder / "slow", SLOW_PIPELINE),
     }
-
-
-@asynccontextmanager
-async def following(
-    session: aiohttp.ClientSession, headers: dict[str, str], done: Any, query: str = ""
-) -> AsyncIterator[asyncio.Task[list[dict[str, Any]]]]:
-    """An open event stream, read in a task until `done(event)`; the task is cancelled on the
-    way out if the test ends first."""
-    opened = asyncio.Event()
-    task = asyncio.create_task(events_until(session, headers, done, query, opened))
-    try:
-        await opened.wait()
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-@asynccontextmanager
-async def client(console: Console) -> AsyncIterator[aiohttp.ClientSession]:
-    # An unsafe jar keeps cookies of an IP address (the console listens on 127.0.0.1).
-    jar = aiohttp.CookieJar(unsafe=True)
-    async with aiohttp.ClientSession(console.base, cookie_jar=jar) as session:
-        yield session
-
-
-def bearer(console: Console, who: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {console.tokens[who]}"}
-
-
-async def call(
-    session: aiohttp.ClientSession,
-    method: str,
-    path: str,
-    headers: dict[str, str] | None = None,
-    **options: Any,
-) -> tuple[int, Any]:
-    """Status and JSON body of one request."""
-    async with session.request(method, path, headers=headers or {}, **options) as answer:
-        text = await answer.text()
-        return answer.status, json.loads(text) if text else None
-
-
-def error_code(body: Any) -> str:
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
-    assert body["error"]["message"]
-    return str(body["error"]["code"])
-
-
-def form(name: str, files: dict[str, bytes], **fields: str) -> aiohttp.FormData:
-    """The form a page sends: fields first, then the files."""
-    data = aiohttp.FormData(default_to_multipart=True)
-    data.add_field("name", name)
-    for key, value in fields.items():
-        data.add_field(key, value)
-    for file_name, content in files.items():
-        data.add_field("file", content, filename=file_name)
-    return data
-
-
-async def run(
-    session: aiohttp.ClientSession,
-    console: Console,
-    who: str,
-    pipeline: str,
-    name: str,
-    files: dict[str, bytes],
-    **fields: str,
-) -> dict[str, Any]:
-    status, body = await call(
-        session,
-        "POST",
-        f"/api/pipelines/{pipeline}/jobs",
-        {**bearer(console, who), **CSRF},
-        data=form(name, files, **fields),
-    )
-    assert status == 201, body
-    return dict(body)
-
-
-async def events_until(
-    session: aiohttp.ClientSession,
-    headers: dict[str, str],
-    done: Any,
-    query: str = "",
-    opened: asyncio.Event | None = None,
-) -> list[dict[str, Any]]:
-    """The CloudEvents of `/api/events` until `done(event)` holds for one."""
-    seen: list[dict[str, Any]] = []
-    async with session.get(f"/api/events{query}", headers=headers) as stream:
-        assert stream.status == 200
-        assert stream.headers["Content-Type"].startswith("text/event-stream")
-        async for raw in stream.content:
-            line = raw.decode().rstrip("\n")
-            if line == ": connected" and opened is not None:
-                opened.set()
-            if line.startswith("data: "):
-                event = json.loads(line.removeprefix("data: "))
-                seen.append(event)
-                if done(event):
-                    return seen
-    raise AssertionError(f"the event stream ended after {seen}")
-
-
-def _stopped_named(name: str) -> Any:
-    return lambda e: e["type"] == "org.aorta.job.stopped" and e["data"].get("name") == name
-
-
-async def until(check: Any) -> Any:
-    """Asks `check()` again until it answers something true (the platform has no event for
-    it), within `EVENT_WAIT` seconds."""
-    async with asyncio.timeout(EVENT_WAIT):
-        # No event tells that a wait reason was recorded, so the condition is asked again.
-        while not (found := await check()):  # noqa: ASYNC110
-            await asyncio.sleep(0.2)
-    return found
 
 
 async def test_every_documented_path_refuses_a_caller_without_a_token(console: Console) -> None:
@@ -288,7 +176,7 @@ async def test_a_user_runs_a_pipeline_and_follows_it_to_its_outputs(
     alice = bearer(console, "alice")
     inputs = {"scan.raw": os.urandom(200_000), "readme.txt": b"two files\n"}
     async with client(console) as session:
-        async with following(session, alice, _stopped_named("followed")) as follow:
+        async with following(session, alice, stopped_named("followed")) as follow:
             created = await run(
                 session, console, "alice", pipelines["copy"], "followed", inputs, priority="HIGHER"
             )
@@ -562,30 +450,3 @@ async def test_models_utilization_pages_and_unknown_routes(console: Console) -> 
             assert "default-src 'self'" in page.headers["Content-Security-Policy"]
             assert page.headers["X-Frame-Options"] == "DENY"
             assert "<html" in (await page.text()).lower()
-
-
-async def test_under_tls_the_console_serves_https_and_calls_the_gateway_over_tls(
-    tmp_path: Path,
-) -> None:
-    data, port, web = tmp_path / "data", free_port(), free_port()
-    args = ["--auth", "--tls", "auto", "--web-port", str(web), "--metrics-port", "0"]
-    with aorta_up(data, port, args=args):
-        trust = ssl.create_default_context(cafile=str(data / "tls" / "ca.pem"))
-        token = {"token": (data / "admin.token").read_text().strip()}
-        jar = aiohttp.CookieJar(unsafe=True)
-        base = f"https://127.0.0.1:{web}"
-        async with aiohttp.ClientSession(base, cookie_jar=jar) as session:
-
-            async def answers() -> bool:
-                try:
-                    async with session.get("/api/openapi.json", ssl=trust) as served:
-                        return served.status == 200
-                except aiohttp.ClientConnectionError:
-                    return False
-
-            await until(answers)
-            async with session.post("/api/session", json=token, headers=CSRF, ssl=trust) as signed:
-                assert signed.status == 200 and (await signed.json())["role"] == "admin"
-                assert "Secure" in signed.headers["Set-Cookie"]
-            async with session.get("/api/jobs", ssl=trust) as listed:
-                assert listed.status == 200
