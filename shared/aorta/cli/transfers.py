@@ -30,7 +30,8 @@ import grpc
 from aorta.api import aorta_payloads_pb2, common_pb2, payloads_pb2
 from aorta.auth.ownership import FORCE_METADATA, owner_from_metadata
 from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
-from aorta.cli.direct import LARGEST_UPLOAD, DirectPath, Received, StoreUnreachable
+from aorta.cli.direct import LARGEST_UPLOAD, DirectPath, StoreUnreachable
+from aorta.cli.direct_receive import Received
 from aorta.cli.failures import CliFailure, NotFoundFailure
 from aorta.cli.files import LocalFile, upload_requests
 from aorta.cli.progress import Transfer

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from aorta.cli.direct import BLOCK_SIZE, file_digests
+from aorta.cli.direct import file_digests
+from aorta.cli.direct_receive import BLOCK_SIZE
 from aorta.cli.failures import CliFailure
 from aorta.cli.transfers import WriteBehind
 

@@ -12,8 +12,8 @@ from typing import cast
 
 import pytest
 
-from aorta.cli import direct
-from aorta.cli.direct import Received
+from aorta.cli import direct_receive
+from aorta.cli.direct_receive import Received
 from aorta.cli.failures import CliFailure
 from aorta.cli.selection import Selected
 from aorta.cli.transfers import _fetch
@@ -47,8 +47,8 @@ class _Body:
 
 @pytest.fixture(autouse=True)
 def _small_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(direct, "READ_AHEAD", 2)
-    monkeypatch.setattr(direct, "BLOCK_SIZE", 4096)
+    monkeypatch.setattr(direct_receive, "READ_AHEAD", 2)
+    monkeypatch.setattr(direct_receive, "BLOCK_SIZE", 4096)
 
 
 def _received(body: _Body, ended: list[bool]) -> Received:
