@@ -16,9 +16,11 @@ A sweep holds one small entry per released stopped job (id, phase, stop time, pa
 which the byte limit needs to choose the oldest; it lists each kept payload in the blob store
 only when a byte limit is set.
 
-Each removal is logged (`retention.removed`, with the job, what went and why); one that fails
-is logged (`retention.not_removed`) and tried again at the next sweep, as the policy still
-names it. REUSABLE payloads and models are never touched: they belong to no job.
+Each removal is logged (`retention.removed`, with the job, what went and why) and counted
+(`aorta_retention_removals_total`, by what went and the policy's limit that removed it); one
+that fails is logged (`retention.not_removed`), counted (`aorta_retention_failures_total`) and
+tried again at the next sweep, as the policy still names it. REUSABLE payloads and models are
+never touched: they belong to no job.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from aorta.blobs import BlobStore
 from aorta.errors import AortaError, NotFound
 from aorta.ids import JobId
 from aorta.logger import get_logger
+from aorta.observability import metrics
 from aorta.store import Document
 from aorta.tasks import cancel_and_wait
 from aorta_services.scheduler.deletion import JobDeletion, check_deletable
@@ -147,10 +150,14 @@ class RetentionSweeper:
                 removal=step.removal.value,
                 error=str(error),
             )
+            if metrics.recording():
+                metrics.RETENTION_FAILURES.labels(step.removal.value).inc()
             return
         log.info(
             "retention.removed", job_id=step.job_id, removal=step.removal.value, reason=step.reason
         )
+        if metrics.recording():
+            metrics.RETENTION_REMOVALS.labels(step.removal.value, step.limit.value).inc()
 
     async def _remove_job(self, step: RetentionStep) -> None:
         record = await self._repository.get(step.job_id)

@@ -10,6 +10,9 @@ consumer; when the dead letter cannot be stored, the event is delivered again la
 never lost. The stream keeps dead letters for `DEAD_LETTER_MAX_AGE`, at most
 `DEAD_LETTER_MAX_MSGS` of them (a count, not bytes: JetStream would reserve a byte limit on the
 disk up front); docs/events.md shows how to read and replay them.
+
+Both bus adapters count here what became of each dead letter (`stored`, `not_stored`), so the
+metrics `aorta_dead_letters_total` and `aorta_dead_letter_failures_total` mean the same on both.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aorta.bus.events import EVENTS_PREFIX, CloudEvent
+from aorta.observability import metrics
 
 DEAD_LETTER_STREAM = "AORTA_DEAD_LETTERS"
 DEAD_LETTER_PREFIX = "aorta.deadletters"
@@ -65,3 +69,16 @@ class DeadLetter:
             SUBJECT_HEADER: self.event.nats_subject,
             ATTEMPTS_HEADER: str(self.attempts),
         }
+
+
+def stored(letter: DeadLetter) -> None:
+    """Counts `letter` as kept, once it is stored (`aorta_dead_letters_total`)."""
+    if metrics.recording():
+        metrics.DEAD_LETTERS.labels(letter.consumer, letter.event.entity).inc()
+
+
+def not_stored(letter: DeadLetter) -> None:
+    """Counts a failed attempt to store `letter` (`aorta_dead_letter_failures_total`); its
+    event is delivered again, and each later failure counts again."""
+    if metrics.recording():
+        metrics.DEAD_LETTER_FAILURES.labels(letter.consumer).inc()

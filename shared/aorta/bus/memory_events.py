@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from aorta.bus import dead_letters
 from aorta.bus.dead_letters import DeadLetter, reason_of
 from aorta.bus.events import CloudEvent
 from aorta.bus.port import EventHandler, redelivery_delay, subject_matches
@@ -80,6 +81,7 @@ class EventConsumer:
                         )
                         letter = DeadLetter(self._name, event, reason_of(error), attempt)
                         self._dead_letter(letter)
+                        dead_letters.stored(letter)
                         return
                     _log.warning(
                         "event handler failed; redelivering", attempt=attempt, exc_info=True

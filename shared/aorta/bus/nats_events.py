@@ -20,6 +20,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js import JetStreamContext, api
 
+from aorta.bus import dead_letters
 from aorta.bus.dead_letters import (
     DEAD_LETTER_MAX_AGE,
     DEAD_LETTER_MAX_MSGS,
@@ -209,7 +210,9 @@ class JetStreamEvents:
                 await self._js.publish(letter.subject, msg.data, headers=letter.headers())
         except Unavailable as error:
             _log.warning("event.dead_letter_delayed", error=str(error))
+            dead_letters.not_stored(letter)
             return False
+        dead_letters.stored(letter)
         return True
 
     async def _deliver(self, handler: EventHandler, consumer: str, msg: Msg) -> None:

@@ -138,6 +138,30 @@ EVENTS_PENDING = Gauge(
     "aorta_events_pending", "Events written to the store and not yet published on the bus."
 )
 
+# Dead letters (every process whose event consumers give up) and retention (the scheduler leader)
+DEAD_LETTERS = Counter(
+    "aorta_dead_letters",
+    "Events a consumer gave up on and stored as dead letters, by consumer (its durable name) "
+    "and the event's entity.",
+    ("consumer", "entity"),
+)
+DEAD_LETTER_FAILURES = Counter(
+    "aorta_dead_letter_failures",
+    "Dead letters that could not be stored; the event is delivered again later.",
+    ("consumer",),
+)
+RETENTION_REMOVALS = Counter(
+    "aorta_retention_removals",
+    "Stopped jobs (job) and payloads alone (payload) removed by the retention policy, by the "
+    "limit that removed them.",
+    ("what", "reason"),
+)
+RETENTION_FAILURES = Counter(
+    "aorta_retention_failures",
+    "Removals by the retention policy that failed (the next sweep tries again).",
+    ("what",),
+)
+
 # GPUs (the monitor)
 GPU_UTILIZATION_RATIO = Gauge(
     "aorta_gpu_utilization_ratio", "GPU utilisation from the last sample, 0 to 1.", ("gpu",)

@@ -8,6 +8,7 @@ from aorta.ids import JobId
 from aorta_services.scheduler.domain import JobPhase
 from aorta_services.scheduler.domain.retention import (
     DAY,
+    Limit,
     Removal,
     RetentionPolicy,
     RetentionStep,
@@ -110,3 +111,22 @@ def test_jobs_removed_by_age_do_not_count_against_the_byte_limit() -> None:
 def test_every_stopped_job_that_did_not_fail_follows_the_jobs_limit(phase: JobPhase) -> None:
     policy = RetentionPolicy(jobs_days=1, failed_jobs_days=100)
     assert removed(plan(policy, [job(1, days_ago=1, phase=phase)], NOW)) == [(1, Removal.JOB)]
+
+
+def test_each_removal_names_the_limit_that_asks_for_it() -> None:
+    policy = RetentionPolicy(jobs_days=30, failed_jobs_days=90, payloads_days=7, max_bytes=50)
+    jobs = [
+        job(1, days_ago=31),
+        job(2, days_ago=91, phase=JobPhase.FAULTED),
+        job(3, days_ago=8, size=10),
+        job(4, days_ago=2, size=100),
+    ]
+    assert [(int(step.job_id, 16), step.limit) for step in plan(policy, jobs, NOW)] == [
+        (1, Limit.JOBS_DAYS),
+        (2, Limit.FAILED_JOBS_DAYS),
+        (3, Limit.PAYLOADS_DAYS),
+        (4, Limit.MAX_GIB),
+    ]
+    without_failed_limit = RetentionPolicy(jobs_days=30)
+    failed = [job(1, days_ago=31, phase=JobPhase.FAULTED)]
+    assert [step.limit for step in plan(without_failed_limit, failed, NOW)] == [Limit.JOBS_DAYS]

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from aorta import subjects
 from aorta.api import jobs_pb2, payloads_pb2
 from aorta.blobs import BlobStore, open_blob_store
 from aorta.bus import CloudEvent
 from aorta.bus.memory import MemoryBus, MemoryNetwork
+from aorta.observability import metrics
 from aorta.payload_layout import job_logs_prefix, operator_log_key, payload_prefix
 from aorta.runtime.service import RunningService, ServiceContext
 from aorta.settings import Settings
@@ -44,6 +46,12 @@ BAD = "0123456789abcdef0123456789abcd02"
 SLOW = "0123456789abcdef0123456789abcd03"
 INPUT = b"x" * 1000
 NOW = 2_000_000_000.0
+
+
+@pytest.fixture(autouse=True)
+def recording() -> None:
+    """Metrics fed, whatever a test before this one turned off."""
+    metrics.set_recording(True)
 
 
 @dataclass
@@ -139,6 +147,36 @@ async def reusable_payload(platform: Platform) -> str:
     return payload_id
 
 
+COUNTED = (
+    ("job", "jobs_days"),
+    ("job", "failed_jobs_days"),
+    ("payload", "payloads_days"),
+    ("payload", "max_gib"),
+)
+
+
+def counts() -> dict[str, float]:
+    """The retention counters now (`what/reason` and `failed/what`), to compare before and
+    after a sweep."""
+    figures = {
+        f"{what}/{reason}": REGISTRY.get_sample_value(
+            "aorta_retention_removals_total", {"what": what, "reason": reason}
+        )
+        or 0.0
+        for what, reason in COUNTED
+    }
+    for what in ("job", "payload"):
+        figures[f"failed/{what}"] = (
+            REGISTRY.get_sample_value("aorta_retention_failures_total", {"what": what}) or 0.0
+        )
+    return figures
+
+
+def moved(before: dict[str, float]) -> dict[str, float]:
+    """The counters that moved since `before`, by how much."""
+    return {name: value - before[name] for name, value in counts().items() if value != before[name]}
+
+
 def removals(steps: list[RetentionStep], names: Mapping[str, str]) -> list[tuple[str, Removal]]:
     return sorted((names[step.job_id], step.removal) for step in steps)
 
@@ -161,6 +199,7 @@ async def test_a_sweep_removes_exactly_what_the_policy_says(platform: Platform) 
         payloads[name] = (await harness.status(job_id)).payload_id.value
     jobs = {name: job_id for job_id, name in names.items()}
     policy = RetentionPolicy(jobs_days=30, failed_jobs_days=90, payloads_days=7)
+    before = counts()
 
     steps = await sweeper(replica, policy).sweep()
 
@@ -169,6 +208,11 @@ async def test_a_sweep_removes_exactly_what_the_policy_says(platform: Platform) 
         ("failed-long-ago", Removal.JOB),
         ("old", Removal.JOB),
     ]
+    assert moved(before) == {
+        "job/jobs_days": 1,
+        "job/failed_jobs_days": 1,
+        "payload/payloads_days": 1,
+    }
     assert sorted(names[job_id] for job_id in ids(await list_jobs(harness))) == [
         "aging",
         "failed",
@@ -206,7 +250,9 @@ async def test_a_sweep_removes_exactly_what_the_policy_says(platform: Platform) 
             "payload_removed",
         ): "retention: its job stopped 10 days ago; payloads kept 7 days",
     }
+    before = counts()
     assert await sweeper(replica, policy).sweep() == []
+    assert moved(before) == {}
 
 
 async def test_over_the_byte_limit_the_oldest_payloads_go_and_their_jobs_stay(
@@ -220,9 +266,12 @@ async def test_over_the_byte_limit_the_oldest_payloads_go_and_their_jobs_stay(
         for name, job_id in jobs.items()
     }
 
+    before = counts()
+
     steps = await sweeper(replica, RetentionPolicy(max_bytes=2 * len(INPUT))).sweep()
 
     assert [(step.job_id, step.removal) for step in steps] == [(jobs["oldest"], Removal.PAYLOAD)]
+    assert moved(before) == {"payload/max_gib": 1}
     assert await keys(platform.blobs, payload_prefix(payloads["oldest"])) == []
     assert await keys(platform.blobs, payload_prefix(payloads["older"])) != []
     assert sorted(ids(await list_jobs(platform.harness))) == sorted(jobs.values())
@@ -259,14 +308,18 @@ async def test_a_removal_that_fails_is_done_by_the_next_sweep(platform: Platform
     policy = RetentionPolicy(jobs_days=30)
     # A bus on which no payloads service answers: the payload cannot be deleted.
     cut_off = MemoryBus(MemoryNetwork(), default_timeout=RPC_TIMEOUT)
+    before = counts()
     try:
         failed = await sweeper(replica, policy, bus=cut_off).sweep()
     finally:
         await cut_off.close()
     assert [step.job_id for step in failed] == [job_id]
+    assert moved(before) == {"failed/job": 1}
     assert ids(await list_jobs(platform.harness)) == [job_id]
     assert await keys(platform.blobs, payload_prefix(payload_id)) != []
 
+    before = counts()
     assert [step.job_id for step in await sweeper(replica, policy).sweep()] == [job_id]
+    assert moved(before) == {"job/jobs_days": 1}
     assert ids(await list_jobs(platform.harness)) == []
     assert await keys(platform.blobs, payload_prefix(payload_id)) == []

@@ -78,13 +78,25 @@ class Removal(enum.Enum):
     PAYLOAD = "payload"
 
 
+class Limit(enum.Enum):
+    """Which limit of the policy asks for a removal, named as its `AORTA_RETENTION_*` setting:
+    a few values, unlike the reason's text, so metrics can be labelled with it."""
+
+    JOBS_DAYS = "jobs_days"
+    FAILED_JOBS_DAYS = "failed_jobs_days"
+    PAYLOADS_DAYS = "payloads_days"
+    MAX_GIB = "max_gib"
+
+
 @dataclass(frozen=True)
 class RetentionStep:
-    """One removal the policy asks for, with the reason recorded beside it."""
+    """One removal the policy asks for, with the reason recorded beside it and the limit that
+    asks for it."""
 
     job_id: JobId
     removal: Removal
     reason: str
+    limit: Limit
 
 
 def plan(policy: RetentionPolicy, jobs: Iterable[StoppedJob], now: float) -> list[RetentionStep]:
@@ -107,9 +119,13 @@ def _aged(policy: RetentionPolicy, job: StoppedJob, now: float) -> RetentionStep
     age = now - job.stopped
     limit = policy.job_days(job.failed)
     if limit is not None and age >= limit * DAY:
-        kind = "failed job" if job.failed and policy.failed_jobs_days is not None else "job"
+        by_failure = job.failed and policy.failed_jobs_days is not None
+        kind = "failed job" if by_failure else "job"
         return RetentionStep(
-            job.id, Removal.JOB, f"the {kind} stopped {_days(age)} ago; kept {_days(limit * DAY)}"
+            job.id,
+            Removal.JOB,
+            f"the {kind} stopped {_days(age)} ago; kept {_days(limit * DAY)}",
+            Limit.FAILED_JOBS_DAYS if by_failure else Limit.JOBS_DAYS,
         )
     payload_limit = policy.payloads_days
     if payload_limit is None or not job.payload_kept or job.failed or age < payload_limit * DAY:
@@ -118,6 +134,7 @@ def _aged(policy: RetentionPolicy, job: StoppedJob, now: float) -> RetentionStep
         job.id,
         Removal.PAYLOAD,
         f"its job stopped {_days(age)} ago; payloads kept {_days(payload_limit * DAY)}",
+        Limit.PAYLOADS_DAYS,
     )
 
 
@@ -137,6 +154,7 @@ def _over_limit(policy: RetentionPolicy, kept: Sequence[StoppedJob]) -> list[Ret
                 job.id,
                 Removal.PAYLOAD,
                 f"the stopped jobs' payloads hold {total} bytes, over the limit of {limit}",
+                Limit.MAX_GIB,
             )
         )
         total -= job.payload_bytes
