@@ -11,11 +11,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Any
 
 from aorta.errors import Conflict, ErrorCode, NotFound
 from aorta.ids import JobId
-from aorta.store import Collection, Document, StateStore, kept_changing, modify_document
+from aorta.store import (
+    Collection,
+    Document,
+    StateStore,
+    kept_changing,
+    optimistic_update,
+)
 from aorta.store.paging import PAGE_SIZE
 from aorta_services.scheduler.domain import JobPhase, JobState
 from aorta_services.scheduler.domain.definition import Definition
@@ -127,8 +134,11 @@ class JobRepository:
 
         `change` is pure and may raise to refuse (nothing is written then). When another
         writer changed the job between the read and the write, `change` runs again on the new
-        state (`aorta.store.modify_document`); when it keeps losing, `Conflict`
-        (JOB_STORE_ERROR). Only the top-level fields that changed are written.
+        state (`aorta.store.optimistic_update`); when it keeps losing, `Conflict`
+        (JOB_STORE_ERROR). Only the stored fields of the record's fields that changed are
+        encoded and written (`JobRecord.changes_from`), against the version the change was
+        made to; the record returned is the changed one at the version the store gave it, so
+        a write decodes nothing.
 
         `known`: the caller's latest copy of the job (the leader's), which the first try
         changes instead of reading the job again: the write expects its version, so a copy
@@ -137,25 +147,39 @@ class JobRepository:
         """
         unread = [known] if known is not None and known.id == job_id else []
 
-        async def read() -> Document:
+        async def current() -> JobRecord:
             if unread:
                 copy = unread.pop()
                 if copy.visible or hidden:
-                    return {**copy.to_document(), "version": copy.version}
-            document = await self._jobs.get(job_id)
-            if not hidden and not JobRecord.from_document(document).visible:
+                    return copy
+            try:
+                record = JobRecord.from_document(await self._jobs.get(job_id))
+            except NotFound:
+                raise not_found(job_id) from None
+            if not hidden and not record.visible:
                 raise not_found(job_id)
-            return document
+            return record
 
-        stored = await modify_document(
-            self._jobs,
-            job_id,
-            lambda document: change(JobRecord.from_document(document)).to_document(),
-            missing=lambda: not_found(job_id),
+        async def read() -> tuple[JobRecord, JobRecord]:
+            before = await current()
+            return before, change(before)
+
+        async def write(changed: tuple[JobRecord, JobRecord]) -> JobRecord:
+            before, after = changed
+            changes = after.changes_from(before)
+            if not changes:
+                return before
+            try:
+                stored = await self._jobs.update(job_id, changes, expected_version=before.version)
+            except NotFound:
+                raise not_found(job_id) from None
+            return replace(after, version=int(stored["version"]))
+
+        return await optimistic_update(
+            read,
+            write,
             gave_up=kept_changing(f"job {job_id}", code=ErrorCode.JOB_STORE_ERROR),
-            read=read,
         )
-        return JobRecord.from_document(stored)
 
     async def in_phase(self, phase: JobPhase) -> list[JobRecord]:
         """Visible jobs in `phase`, in the order they were queued (then by id)."""

@@ -3,6 +3,7 @@ no longer the stored one never wins over what another writer stored."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -75,3 +76,59 @@ async def test_a_write_from_a_stale_copy_is_applied_to_what_was_stored_since(
     # The other writer's read; the stale write's update, refused, and the store's read that
     # tells why; then a read again.
     assert len(reads) == 3
+
+
+async def test_a_write_from_the_current_copy_converts_no_whole_job(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository = JobRepository(store)
+    job = await stored_job(repository)
+    conversions: list[str] = []
+    to_document, from_document = JobRecord.to_document, JobRecord.from_document
+
+    def encoded(record: JobRecord) -> dict[str, Any]:
+        conversions.append("to")
+        return to_document(record)
+
+    def decoded(document: Mapping[str, Any]) -> JobRecord:
+        conversions.append("from")
+        return from_document(document)
+
+    monkeypatch.setattr(JobRecord, "to_document", encoded)
+    monkeypatch.setattr(JobRecord, "from_document", staticmethod(decoded))
+
+    written = await repository.modify(job.id, lambda r: replace(r, name="renamed"), known=job)
+
+    assert conversions == []  # only the changed field is encoded; the store's answer only read
+    monkeypatch.undo()
+    assert written == await repository.get(job.id)
+    assert written.version == job.version + 1
+
+
+async def test_two_writes_from_one_copy_are_both_applied_one_after_the_other(
+    store: StateStore, reads: list[str]
+) -> None:
+    repository = JobRepository(store)
+    job = await stored_job(repository)
+
+    first, second = await asyncio.gather(
+        repository.modify(job.id, lambda r: replace(r, name="renamed"), known=job),
+        repository.modify(job.id, lambda r: replace(r, messages=(*r.messages, "kept")), known=job),
+    )
+
+    assert {first.version, second.version} == {job.version + 1, job.version + 2}
+    stored = await repository.get(job.id)
+    assert (stored.name, stored.messages, stored.version) == ("renamed", ("kept",), job.version + 2)
+    assert stored == max(first, second, key=lambda r: r.version)
+
+
+async def test_a_write_that_changes_nothing_writes_nothing(
+    store: StateStore, reads: list[str]
+) -> None:
+    repository = JobRepository(store)
+    job = await stored_job(repository)
+
+    written = await repository.modify(job.id, lambda r: replace(r, name=job.name), known=job)
+
+    assert written is job and reads == []
+    assert (await repository.get(job.id)).version == job.version

@@ -17,7 +17,7 @@ is the indexed flag the leader's replay finds such jobs by.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -191,42 +191,25 @@ class JobRecord:
 
     def to_document(self) -> dict[str, Any]:
         """The stored form (without the store's own `version` and times)."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "pipeline_id": self.pipeline_id,
-            "pipeline_name": self.pipeline_name,
-            "payload_id": self.payload_id,
-            "priority": int(self.priority),
-            "phase": self.phase.value,
-            # State and status are derived from the phase, kept for Jobs.List's filters.
-            "state": int(self.phase.state),
-            "status": int(self.phase.status),
-            "visible": self.visible,
-            "created": self.created,
-            "enqueued": self.enqueued,
-            "started": self.started,
-            "stopped": self.stopped,
-            "messages": list(self.messages),
-            "metadata": [[key, value] for key, value in self.metadata.items()],
-            "variables": [[key, value] for key, value in self.variables.items()],
-            "progress": dict(self.progress),
-            "operators": [op.to_document() for op in self.operators],
-            "models": list(self.models),
-            "triton": None
-            if self.triton is None
-            else {"grpc_uri": self.triton.grpc_uri, "http_uri": self.triton.http_uri},
-            "timeout": self.timeout,
-            "rotation": self.rotation,
-            "released": self.released,
-            "outbox": [dict(event) for event in self.outbox],
-            # Derived, for the replay's indexed query (a filter cannot test a list's length).
-            "outbox_pending": bool(self.outbox),
-            "owner": self.owner,
-            "waiting": self.waiting.to_document(),
-            "trace": self.trace.to_document(),
-            "payload_removed": self.payload_removed,
-        }
+        document: dict[str, Any] = {}
+        for encode in _ENCODERS.values():
+            document.update(encode(self))
+        return document
+
+    def changes_from(self, before: JobRecord) -> dict[str, Any]:
+        """The stored fields that turn `before`'s document into this record's: those of every
+        field whose value differs, encoded as `to_document` does, and nothing else.
+
+        A field holding the very object `before` holds is unchanged without comparing it
+        (transitions keep what they do not change), so a job write encodes only what moved.
+        """
+        changes: dict[str, Any] = {}
+        for name, encode in _ENCODERS.items():
+            value = getattr(self, name)
+            old = getattr(before, name)
+            if value is not old and value != old:
+                changes.update(encode(self))
+        return changes
 
     @staticmethod
     def from_document(document: Mapping[str, Any]) -> JobRecord:
@@ -275,3 +258,52 @@ class JobRecord:
                 f"stored job {document.get('id')!r} is malformed: {error!r}",
                 code=ErrorCode.JOB_STORE_ERROR,
             ) from error
+
+
+def _triton(record: JobRecord) -> dict[str, Any]:
+    triton = record.triton
+    if triton is None:
+        return {"triton": None}
+    return {"triton": {"grpc_uri": triton.grpc_uri, "http_uri": triton.http_uri}}
+
+
+_ENCODERS: dict[str, Callable[[JobRecord], dict[str, Any]]] = {
+    "id": lambda r: {"id": r.id},
+    "name": lambda r: {"name": r.name},
+    "pipeline_id": lambda r: {"pipeline_id": r.pipeline_id},
+    "pipeline_name": lambda r: {"pipeline_name": r.pipeline_name},
+    "payload_id": lambda r: {"payload_id": r.payload_id},
+    "priority": lambda r: {"priority": int(r.priority)},
+    # State and status are derived from the phase, kept for Jobs.List's filters.
+    "phase": lambda r: {
+        "phase": r.phase.value,
+        "state": int(r.phase.state),
+        "status": int(r.phase.status),
+    },
+    "visible": lambda r: {"visible": r.visible},
+    "created": lambda r: {"created": r.created},
+    "enqueued": lambda r: {"enqueued": r.enqueued},
+    "started": lambda r: {"started": r.started},
+    "stopped": lambda r: {"stopped": r.stopped},
+    "messages": lambda r: {"messages": list(r.messages)},
+    "metadata": lambda r: {"metadata": [[key, value] for key, value in r.metadata.items()]},
+    "variables": lambda r: {"variables": [[key, value] for key, value in r.variables.items()]},
+    "progress": lambda r: {"progress": dict(r.progress)},
+    "operators": lambda r: {"operators": [op.to_document() for op in r.operators]},
+    "models": lambda r: {"models": list(r.models)},
+    "triton": _triton,
+    "timeout": lambda r: {"timeout": r.timeout},
+    "rotation": lambda r: {"rotation": r.rotation},
+    "released": lambda r: {"released": r.released},
+    # `outbox_pending` is derived, for the replay's indexed query (a filter cannot test a
+    # list's length).
+    "outbox": lambda r: {
+        "outbox": [dict(event) for event in r.outbox],
+        "outbox_pending": bool(r.outbox),
+    },
+    "owner": lambda r: {"owner": r.owner},
+    "waiting": lambda r: {"waiting": r.waiting.to_document()},
+    "trace": lambda r: {"trace": r.trace.to_document()},
+    "payload_removed": lambda r: {"payload_removed": r.payload_removed},
+}
+"""Per field of `JobRecord` (all but the store's `version`), the stored fields it becomes."""
