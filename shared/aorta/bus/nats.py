@@ -2,7 +2,7 @@
 
 Request/reply is core NATS with queue groups; streamed answers use an inbox per stream with
 credit-based flow control (framing in `aorta.bus.nats_wire`); events live on a JetStream stream
-(`aorta.bus.nats_events`). Only these three modules import `nats`.
+(`aorta.bus.nats_events`). Only these modules and `aorta.bus.nats_client` import `nats`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,12 @@ from nats.aio.subscription import Subscription as NatsSubscription
 
 from aorta.bus.credentials import BusCredentials
 from aorta.bus.events import CloudEvent
+from aorta.bus.nats_client import (
+    PongSafeClient,
+    ServedSubscription,
+    close_quietly,
+    round_trip,
+)
 from aorta.bus.nats_events import JetStreamEvents
 from aorta.bus.nats_wire import (
     consume_stream,
@@ -61,39 +67,6 @@ from aorta.tasks import GuardedTasks
 _CLOSE_TIMEOUT = 5.0
 
 
-class _Client(Client):
-    """nats-py's client, with each PONG consumed by the PING it answers even when that PING's
-    waiter is gone. nats-py 2.16 leaves the future of a `flush` whose waiter was cancelled or
-    timed out (a subscription drained under a deadline, a service stopped mid-subscribe) in
-    its queue, and setting that future's result when the PONG came raised InvalidStateError,
-    which ended the connection's read loop: every request on the bus then went unanswered."""
-
-    async def _process_pong(self) -> None:
-        if self._pongs:
-            future = self._pongs.pop(0)
-            if not future.done():
-                future.set_result(True)
-            self._pongs_received += 1
-            self._pings_outstanding = 0
-
-
-async def _round_trip(nc: Client, patience: float) -> None:
-    """One PING/PONG round trip, as `Client.flush` makes, but one that never swallows a
-    cancellation of its caller: `flush` waits with `wait_for`, which on Python 3.11 drops a
-    cancellation that lands as the PONG arrives (a scheduler stopped just as its leader
-    subscribed then ran on). The PONG future is shielded, so a waiter that gives up leaves it
-    to be consumed by its PONG (see `_Client`). `FlushTimeoutError` when no PONG comes."""
-    if nc.is_closed:
-        raise nats.errors.ConnectionClosedError
-    future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-    await nc._send_ping(future)
-    try:
-        async with asyncio.timeout(patience):
-            await asyncio.shield(future)
-    except TimeoutError:
-        raise nats.errors.FlushTimeoutError from None
-
-
 _log = get_logger(__name__)
 
 
@@ -107,7 +80,7 @@ class NatsBus:
         self._events = JetStreamEvents(
             nc.jetstream(timeout=default_timeout), timeout=default_timeout, options=options
         )
-        self._subscriptions: set[_NatsSubscription] = set()
+        self._subscriptions: set[ServedSubscription] = set()
         self._gaps = GapWatchers()
         self._closed = False
         self._last_error = ""
@@ -142,7 +115,9 @@ class NatsBus:
         no server answers within `connect_timeout` or when the server lacks JetStream.
         """
         shown = _without_credentials(url)
-        bus = cls(_Client(), default_timeout=default_timeout, options=options or BusOptions())
+        bus = cls(
+            PongSafeClient(), default_timeout=default_timeout, options=options or BusOptions()
+        )
         user = credentials.user if credentials is not None else None
         bus._log = _log.bind(bus=name, url=shown, user=user)
         login: dict[str, Any] = {}
@@ -327,8 +302,8 @@ class NatsBus:
         self._closed = True
         await asyncio.gather(*(sub.drain() for sub in list(self._subscriptions)))
         if self._nc.is_connected:
-            await quietly(_round_trip(self._nc, _CLOSE_TIMEOUT))
-        await _close_quietly(self._nc)
+            await quietly(round_trip(self._nc, _CLOSE_TIMEOUT))
+        await close_quietly(self._nc, _CLOSE_TIMEOUT)
 
     async def _serve(
         self, subject: str, queue: str, run: Callable[[Msg], Coroutine[Any, Any, None]]
@@ -368,7 +343,7 @@ class NatsBus:
             body, headers = answer, None
         await quietly(self._nc.publish(msg.reply, body, headers=headers))
 
-    async def _registered(self, subject: str, sub: _NatsSubscription) -> _NatsSubscription:
+    async def _registered(self, subject: str, sub: ServedSubscription) -> ServedSubscription:
         """Returns `sub` once the server has registered it, so that a message sent right after,
         from any connection, reaches it; drains it when that cannot be confirmed."""
         try:
@@ -377,7 +352,7 @@ class NatsBus:
                 # ahead of a SUB still in its buffer; the first round trip lets its flusher
                 # write the SUB, the second one follows it.
                 for _ in range(2):
-                    await _round_trip(self._nc, max(1.0, self._timeout))
+                    await round_trip(self._nc, max(1.0, self._timeout))
         except BaseException:
             await sub.drain()
             raise
@@ -398,53 +373,14 @@ class NatsBus:
         *,
         inflight: GuardedTasks | None = None,
         worker: SerialWorker[Msg] | None = None,
-    ) -> _NatsSubscription:
-        tracked = _NatsSubscription(
+    ) -> ServedSubscription:
+        tracked = ServedSubscription(
             sub, self._subscriptions, self._options.drain_timeout, inflight, worker
         )
         self._subscriptions.add(tracked)
         return tracked
 
 
-class _NatsSubscription:
-    """Either a served subject (its callbacks only spawn handler tasks: nats-py drains them,
-    then the tasks are awaited) or a sequential one (interest dropped, then the worker stops
-    after the message in hand; the rest are dropped, and unacknowledged events come again)."""
-
-    def __init__(
-        self,
-        sub: NatsSubscription,
-        registry: set[_NatsSubscription],
-        timeout: float,
-        inflight: GuardedTasks | None,
-        worker: SerialWorker[Msg] | None,
-    ) -> None:
-        self._sub, self._registry, self._timeout = sub, registry, timeout
-        self._inflight, self._worker = inflight, worker
-        self._drained = False
-
-    async def drain(self) -> None:
-        if self._drained:
-            return
-        self._drained = True
-        self._registry.discard(self)
-        if self._worker is not None:
-            await quietly(self._sub.unsubscribe())
-            await self._worker.stop(self._timeout)
-        if self._inflight is not None:
-            # nats-py leaves Subscription.drain unannotated.
-            drained = self._sub.drain()  # type: ignore[no-untyped-call]
-            await quietly(asyncio.wait_for(drained, self._timeout))
-            await self._inflight.wait(self._timeout)
-
-
 def _without_credentials(url: str) -> str:
     parts = urlsplit(url)
     return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-
-
-async def _close_quietly(nc: Client) -> None:
-    try:
-        await asyncio.wait_for(nc.close(), _CLOSE_TIMEOUT)
-    except (nats.errors.Error, OSError, TimeoutError) as exc:
-        _log.warning("the NATS connection did not close cleanly", error=repr(exc))
