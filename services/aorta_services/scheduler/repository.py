@@ -136,9 +136,9 @@ class JobRepository:
         writer changed the job between the read and the write, `change` runs again on the new
         state (`aorta.store.optimistic_update`); when it keeps losing, `Conflict`
         (JOB_STORE_ERROR). Only the stored fields of the record's fields that changed are
-        encoded and written (`JobRecord.changes_from`), against the version the change was
-        made to; the record returned is the changed one at the version the store gave it, so
-        a write decodes nothing.
+        encoded and written (`JobRecord.changes_from`: of the operators, only those that
+        changed), against the version the change was made to; the record returned is the
+        changed one at the version the store gave it, so no whole job is encoded or decoded.
 
         `known`: the caller's latest copy of the job (the leader's), which the first try
         changes instead of reading the job again: the write expects its version, so a copy

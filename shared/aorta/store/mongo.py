@@ -26,7 +26,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import ConfigurationError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from aorta.errors import AortaError, Internal, Invalid, Unavailable
-from aorta.store import paging, port
+from aorta.store import paging, port, updates
 from aorta.store.filters import NEGATIONS, AllOf, Condition, Node, family, parse_filter, parse_sort
 from aorta.store.port import Document, Sort
 from aorta.timestamps import to_iso, utcnow
@@ -48,6 +48,32 @@ def check_database_name(name: str) -> str:
 def _field(path: str) -> str:
     head, dot, rest = path.partition(".")
     return f"_id{dot}{rest}" if head == "id" else path
+
+
+def _viable(path: str) -> list[Document]:
+    """What the document must hold for `$set` of `path` to do what `apply_update` does.
+
+    MongoDB refuses to set `a.b` through a non-object `a` (mongomock silently ignores it), so
+    every such prefix must be missing or an object. An element path `a.3` needs a list in `a`
+    that has element 3: MongoDB would pad a shorter list with nulls, and make `a` an object
+    when it is missing.
+    """
+    element = updates.element_path(path)
+    if element is not None:
+        return [_has_element(*element)]
+    return [_object_or_missing(prefix) for prefix in _prefixes(path)]
+
+
+def _object_or_missing(path: str) -> Document:
+    return {
+        "$or": [{path: {"$exists": False}}, {path: {"$type": "object", "$not": {"$type": "array"}}}]
+    }
+
+
+def _has_element(field: str, index: int) -> Document:
+    # `$size` of anything but a list is an error, so a non-list counts as an empty one.
+    items = {"$cond": [{"$isArray": f"${field}"}, f"${field}", []]}
+    return {"$expr": {"$gt": [{"$size": items}, index]}}
 
 
 def _prefixes(path: str) -> list[str]:
@@ -319,17 +345,12 @@ class MongoCollection:
     ) -> Document:
         port.check_id(self.name, id)
         expected = port.check_version(self.name, expected_version)
-        checked, removed = port.checked_update(self.name, changes, unset)
+        checked, removed = updates.checked_update(self.name, changes, unset)
         query: Document = {"_id": id}
         if expected is not None:
             query["version"] = expected
-        # MongoDB refuses to set `a.b` through a non-object `a` (mongomock silently ignores
-        # it): require every such prefix to be missing or an object, and explain a miss below.
-        viable = [
-            {"$or": [{p: {"$exists": False}}, {p: {"$type": "object", "$not": {"$type": "array"}}}]}
-            for path in checked
-            for p in _prefixes(path)
-        ]
+        # Every path must be one the update can take (`_viable`); a miss is explained below.
+        viable = [condition for path in checked for condition in _viable(path)]
         if viable:
             query = {"$and": [query, *viable]}
         change: Document = {
@@ -351,7 +372,7 @@ class MongoCollection:
             current = await self.get(id)
             if expected is not None and current["version"] != expected:
                 raise port.version_conflict(self.name, id, expected, current["version"])
-            port.apply_update(self.name, current, checked, removed)
+            updates.apply_update(self.name, current, checked, removed)
             # The document changed between the two calls and would now take the update.
 
     async def delete(self, id: str, *, expected_version: int | None = None) -> None:

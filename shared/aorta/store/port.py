@@ -11,7 +11,9 @@ one). Every stored document carries `id` (a non-empty string chosen by the calle
 (1 on insert, +1 on every update), `created_at` and `updated_at` (ISO 8601 UTC strings from
 `aorta.timestamps`). Top-level field names, and every segment of a dotted path used in a filter,
 sort, index or update, match `[A-Za-z_][A-Za-z0-9_]*` and are not `_id`; keys nested deeper are
-free-form strings that simply cannot be addressed by a path.
+free-form strings that simply cannot be addressed by a path. The one exception is an update's
+element path, `a.3`: one existing element of the list in top-level field `a`
+(`aorta.store.updates`).
 
 The filter language is described in `aorta.store.filters`.
 
@@ -25,7 +27,6 @@ on it may still have been applied.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, Protocol
@@ -132,7 +133,9 @@ class Collection(Protocol):
 
         Atomic: the document moves from one version to the next in one step, `updated_at`
         refreshed. Setting `a.b` creates `a` as an object when it is missing; `Invalid` when `a`
-        holds anything but an object. Unsetting a missing path does nothing. With
+        holds anything but an object. Setting `a.3` replaces element 3 of the list in `a`;
+        `Invalid` unless `a` holds a list that has it (element paths cannot be unset).
+        Unsetting a missing path does nothing. With
         `expected_version`, `Conflict` unless the stored version equals it (so of two writers
         holding the same version, exactly one wins). `NotFound` when absent, `Conflict` on a
         unique index violation, `Invalid` when a path touches a managed field or two paths
@@ -257,63 +260,6 @@ def new_document(collection: str, document: Mapping[str, Any], now: str) -> Docu
     stored: Document = checked_value(collection, document, f"document {id!r}")
     stored.update(version=1, created_at=now, updated_at=now)
     return stored
-
-
-def checked_update(
-    collection: str, changes: Mapping[str, Any], unset: Sequence[str]
-) -> tuple[Document, tuple[str, ...]]:
-    """Checked copies of `update`'s `changes` and `unset`; `Invalid` before anything is written."""
-    if not isinstance(changes, Mapping):
-        raise Invalid(f"{collection}: changes must be a mapping of field paths to values")
-    if isinstance(unset, str) or not isinstance(unset, Sequence):
-        raise Invalid(f"{collection}: unset must be a sequence of field paths, not a string")
-    copied = {
-        check_path(collection, path): checked_value(collection, value, f"field {path!r}")
-        for path, value in changes.items()
-    }
-    removed = tuple(check_path(collection, path) for path in unset)
-    paths = sorted([*copied, *removed])
-    for path in paths:
-        if path.split(".")[0] in MANAGED_FIELDS:
-            raise Invalid(f"{collection}: field {path!r} is managed by the store")
-    # Sorted, a path is followed at once by the paths it is a prefix of ('.' sorts first).
-    for first, second in itertools.pairwise(paths):
-        if second == first or second.startswith(first + "."):
-            raise Invalid(f"{collection}: fields {first!r} and {second!r} overlap in one update")
-    return copied, removed
-
-
-def apply_update(
-    collection: str, document: Document, changes: Mapping[str, Any], unset: Sequence[str]
-) -> None:
-    """Applies checked `changes` and `unset` to `document` in place, as MongoDB's $set/$unset do.
-
-    `Invalid` when a path goes through a value that is not an object; `document` may then be
-    partly changed, so callers pass a copy.
-    """
-    for path, value in changes.items():
-        *parents, leaf = path.split(".")
-        node = document
-        for depth, segment in enumerate(parents):
-            child = node.setdefault(segment, {})
-            if not isinstance(child, dict):
-                prefix = ".".join(parents[: depth + 1])
-                raise Invalid(
-                    f"{collection}: cannot set {path!r} in document {document.get('id')!r}: "
-                    f"{prefix!r} holds a {type(child).__name__}, not an object"
-                )
-            node = child
-        node[leaf] = value
-    for path in unset:
-        *parents, leaf = path.split(".")
-        node = document
-        for segment in parents:
-            child = node.get(segment)
-            if not isinstance(child, dict):
-                break
-            node = child
-        else:
-            node.pop(leaf, None)
 
 
 def not_found(collection: str, id: str) -> NotFound:

@@ -8,9 +8,10 @@ why the indexes serve the queries).
 Concurrency: the file is in WAL mode; a store holds one connection for writes and one for
 reads, each with its own thread (aiosqlite), so reads never wait behind a write that waits for
 another process's lock (`busy_timeout`). Every write is a single autocommitted statement. An
-update of top-level fields is one `UPDATE ... SET doc = json_set(doc, ...) WHERE id = ? [AND
-version = ?] RETURNING doc`: SQLite applies the change to the stored text, so no read comes
-first (a round trip to the reader's thread and a decode fewer on every job change). An update
+update of top-level fields and of elements of top-level lists (`a.3`, which the statement
+requires to exist) is one `UPDATE ... SET doc = json_set(doc, ...) WHERE id = ? [AND version
+= ?] RETURNING doc`: SQLite applies the change to the stored text, so no read comes first (a
+round trip to the reader's thread and a decode fewer on every job change). An update
 of dotted paths reads the document, applies the change in Python (which refuses a path through
 a value that is not an object) and writes it back with `UPDATE ... WHERE id = ? AND version
 = ?`. Either way two writers, in one process or two, cannot both move a document from the same
@@ -31,15 +32,15 @@ from typing import Any, cast
 import aiosqlite
 
 from aorta.errors import Internal, Unavailable
-from aorta.store import filters, paging, port
+from aorta.store import filters, paging, port, updates
 from aorta.store.port import Document, Sort
 from aorta.store.projection import projection
 from aorta.store.sqlite_sql import (
     dumps_value,
     filter_sql,
+    in_place,
     in_place_update,
     sort_sql,
-    top_level,
     value_sql,
 )
 from aorta.timestamps import to_iso, utcnow
@@ -301,13 +302,13 @@ class SqliteCollection:
     ) -> Document:
         port.check_id(self.name, id)
         expected = port.check_version(self.name, expected_version)
-        checked, removed = port.checked_update(self.name, changes, unset)
-        if top_level(checked, removed):
+        checked, removed = updates.checked_update(self.name, changes, unset)
+        if in_place(checked, removed):
             return await self._update_in_place(id, expected, checked, removed)
         while True:
             current = await self._current(id, expected)
             version = current["version"]
-            port.apply_update(self.name, current, checked, removed)
+            updates.apply_update(self.name, current, checked, removed)
             current.update(version=version + 1, updated_at=to_iso(utcnow()))
             try:
                 changed = await self._store.write(
@@ -334,7 +335,8 @@ class SqliteCollection:
                 raise self._clash(error, id) from error
             if rows:
                 return _loads(rows[0][0])
-            await self._current(id, expected)  # NotFound, or Conflict at another version
+            # NotFound, or Conflict at another version, or Invalid for an element it lacks.
+            updates.apply_update(self.name, await self._current(id, expected), changes, unset)
             # It was created, or deleted and created again, between the two statements.
 
     async def delete(self, id: str, *, expected_version: int | None = None) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from aorta.store.filters import COMPARISONS, NEGATIONS, AllOf, Condition, Node, family
 from aorta.store.port import Document
+from aorta.store.updates import element_path
 from aorta.timestamps import to_iso, utcnow
 
 _SQL_COMPARISON = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
@@ -112,11 +113,13 @@ _MAX_IN_PLACE = 60
 one function call, and `json_set` takes two per field, and four for `version` and `updated_at`."""
 
 
-def top_level(changes: Document, unset: Sequence[str]) -> bool:
-    """Whether an update only sets and removes top-level fields, few enough for one
-    statement (`_MAX_IN_PLACE`)."""
+def in_place(changes: Document, unset: Sequence[str]) -> bool:
+    """Whether an update only sets and removes top-level fields and sets elements of top-level
+    lists, few enough for one statement (`_MAX_IN_PLACE`)."""
     paths = [*changes, *unset]
-    return len(paths) <= _MAX_IN_PLACE and not any("." in path for path in paths)
+    if len(paths) > _MAX_IN_PLACE or any("." in path for path in unset):
+        return False
+    return all("." not in path or element_path(path) is not None for path in changes)
 
 
 def dumps_value(value: Any) -> str:
@@ -127,14 +130,21 @@ def in_place_update(
     table: str, id: str, expected: int | None, changes: Document, unset: Sequence[str]
 ) -> tuple[str, list[Any]]:
     """One `UPDATE ... SET doc = json_set(doc, ...) ... RETURNING doc` and its parameters: sets
-    the top-level `changes`, removes `unset`, moves `version` and `updated_at`, and changes
-    nothing unless the row `id` is at `expected` (when given). `table` is a checked name."""
+    the top-level `changes` and list elements (`a.3`), removes `unset`, moves `version` and
+    `updated_at`, and changes nothing unless the row `id` is at `expected` (when given) and
+    holds every element set (`json_set` would append one that is missing, or create it).
+    `table` is a checked name."""
     setting = ", ".join(
         ["?, json(?)"] * len(changes) + ["'$.version', version + 1, '$.updated_at', ?"]
     )
     params: list[Any] = []
+    elements: list[str] = []
     for path, value in changes.items():
-        params += [f"$.{path}", dumps_value(value)]
+        element = element_path(path)
+        target = f"$.{path}" if element is None else f"$.{element[0]}[{element[1]}]"
+        params += [target, dumps_value(value)]
+        if element is not None:
+            elements.append(target)
     params.append(to_iso(utcnow()))
     document = f"json_set(doc, {setting})"
     if unset:
@@ -145,4 +155,7 @@ def in_place_update(
     if expected is not None:
         sql += " AND version = ?"
         params.append(expected)
+    for target in elements:
+        sql += " AND json_type(doc, ?) IS NOT NULL"
+        params.append(target)
     return sql + " RETURNING doc", params

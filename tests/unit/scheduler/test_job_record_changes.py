@@ -1,11 +1,14 @@
 """A job write's changes: the stored fields of the record fields that moved, encoded as the
-whole document would have them, so the stored document after the write is the new record's."""
+whole document would have them (a few changed operators by their element paths), so the stored
+document after the write is the new record's."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
+from aorta.store.updates import apply_update
 from aorta_services.scheduler.domain import OperatorStatus, transitions
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.events import job_event, operator_event, staged
@@ -36,8 +39,9 @@ def test_the_changes_turn_the_old_document_into_the_new_one() -> None:
     record = created()
     for step in STEPS:
         after = step(record)
-        changes = after.changes_from(record)
-        assert {**record.to_document(), **changes} == after.to_document()
+        document = record.to_document()
+        apply_update("jobs", document, after.changes_from(record), ())
+        assert document == after.to_document()
         record = after
 
 
@@ -47,8 +51,18 @@ def test_a_start_writes_only_what_it_moved() -> None:
 
     changes = after.changes_from(before)
 
-    assert set(changes) == {"operators", "progress", "outbox", "outbox_pending"}
-    assert changes["operators"] == after.to_document()["operators"]
+    assert set(changes) == {"operators.0", "progress", "outbox", "outbox_pending"}
+    assert changes["operators.0"] == after.to_document()["operators"][0]
+
+
+def test_most_operators_changed_write_the_whole_list() -> None:
+    before = STEPS[1](STEPS[0](created()))
+    most = tuple(replace(op, timeout=5) for op in before.operators[:2]) + before.operators[2:]
+    fewer = before.operators[:2]
+
+    for operators in (most, fewer):
+        changes = replace(before, operators=operators).changes_from(before)
+        assert changes == {"operators": [op.to_document() for op in operators]}
 
 
 def test_a_new_phase_writes_the_fields_derived_from_it() -> None:

@@ -202,12 +202,18 @@ class JobRecord:
 
         A field holding the very object `before` holds is unchanged without comparing it
         (transitions keep what they do not change), so a job write encodes only what moved.
+        When a few of the operators changed, as an operator's start and end change one, only
+        those are set, each by its element path (`operators.3`, see `aorta.store.updates`).
         """
         changes: dict[str, Any] = {}
         for name, encode in _ENCODERS.items():
             value = getattr(self, name)
             old = getattr(before, name)
-            if value is not old and value != old:
+            if value is old or value == old:
+                continue
+            if name == "operators":
+                changes.update(_operator_changes(before.operators, self.operators))
+            else:
                 changes.update(encode(self))
         return changes
 
@@ -258,6 +264,20 @@ class JobRecord:
                 f"stored job {document.get('id')!r} is malformed: {error!r}",
                 code=ErrorCode.JOB_STORE_ERROR,
             ) from error
+
+
+def _operator_changes(
+    before: tuple[OperatorRecord, ...], after: tuple[OperatorRecord, ...]
+) -> dict[str, Any]:
+    """The operators that differ by their element paths, or the whole list when its length
+    changed or more than half of it did (then the list costs no more than its elements)."""
+    if len(before) != len(after):
+        return {"operators": [op.to_document() for op in after]}
+    pairs = enumerate(zip(before, after, strict=True))
+    changed = [i for i, (old, new) in pairs if old is not new and old != new]
+    if 2 * len(changed) > len(after):
+        return {"operators": [op.to_document() for op in after]}
+    return {f"operators.{i}": after[i].to_document() for i in changed}
 
 
 def _triton(record: JobRecord) -> dict[str, Any]:

@@ -1,0 +1,117 @@
+"""The checks and the reference semantics of `Collection.update`, shared by both adapters.
+
+`checked_update` refuses bad arguments before anything is written; `apply_update` applies a
+checked update to a decoded document as MongoDB's `$set`/`$unset` do, and is what an adapter
+falls back on to tell why a conditional write matched nothing.
+
+Paths: a top-level field `a`, a dotted path `a.b.c` through objects, or an element path
+`a.3`, one element of the list held by top-level field `a` (a decimal index without leading
+zeros). An element path replaces an element that exists and nothing else: it neither grows the
+list nor creates it, so a writer that changes one element of a long list (a job's operators)
+sends only that element, and two adapters cannot disagree on what a short list becomes.
+Element paths cannot be unset (MongoDB would leave a null in the list).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aorta.errors import Invalid
+from aorta.store.port import MANAGED_FIELDS, Document, check_path, checked_value
+
+_ELEMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\.(0|[1-9][0-9]{0,8})")
+
+
+def element_path(path: str) -> tuple[str, int] | None:
+    """`(field, index)` when `path` is an element path (`a.3`), else None."""
+    match = _ELEMENT.fullmatch(path)
+    return None if match is None else (match[1], int(match[2]))
+
+
+def _check_set_path(collection: str, path: object) -> str:
+    if isinstance(path, str) and _ELEMENT.fullmatch(path) and not path.startswith("_id."):
+        return path
+    return check_path(collection, path)
+
+
+def checked_update(
+    collection: str, changes: Mapping[str, Any], unset: Sequence[str]
+) -> tuple[Document, tuple[str, ...]]:
+    """Checked copies of `update`'s `changes` and `unset`; `Invalid` before anything is written."""
+    if not isinstance(changes, Mapping):
+        raise Invalid(f"{collection}: changes must be a mapping of field paths to values")
+    if isinstance(unset, str) or not isinstance(unset, Sequence):
+        raise Invalid(f"{collection}: unset must be a sequence of field paths, not a string")
+    copied = {
+        _check_set_path(collection, path): checked_value(collection, value, f"field {path!r}")
+        for path, value in changes.items()
+    }
+    removed = tuple(check_path(collection, path) for path in unset)
+    paths = sorted([*copied, *removed])
+    for path in paths:
+        if path.split(".")[0] in MANAGED_FIELDS:
+            raise Invalid(f"{collection}: field {path!r} is managed by the store")
+    # Sorted, a path is followed at once by the paths it is a prefix of ('.' sorts first).
+    for first, second in itertools.pairwise(paths):
+        if second == first or second.startswith(first + "."):
+            raise Invalid(f"{collection}: fields {first!r} and {second!r} overlap in one update")
+    return copied, removed
+
+
+def apply_update(
+    collection: str, document: Document, changes: Mapping[str, Any], unset: Sequence[str]
+) -> None:
+    """Applies checked `changes` and `unset` to `document` in place, as MongoDB's $set/$unset do.
+
+    `Invalid` when a path goes through a value that is not an object, or names an element
+    that its list lacks; `document` may then be partly changed, so callers pass a copy.
+    """
+    for path, value in changes.items():
+        element = element_path(path)
+        if element is not None:
+            _set_element(collection, document, path, element, value)
+            continue
+        *parents, leaf = path.split(".")
+        node = document
+        for depth, segment in enumerate(parents):
+            child = node.setdefault(segment, {})
+            if not isinstance(child, dict):
+                prefix = ".".join(parents[: depth + 1])
+                raise Invalid(
+                    f"{collection}: cannot set {path!r} in document {document.get('id')!r}: "
+                    f"{prefix!r} holds a {type(child).__name__}, not an object"
+                )
+            node = child
+        node[leaf] = value
+    for path in unset:
+        *parents, leaf = path.split(".")
+        node = document
+        for segment in parents:
+            child = node.get(segment)
+            if not isinstance(child, dict):
+                break
+            node = child
+        else:
+            node.pop(leaf, None)
+
+
+def _set_element(
+    collection: str, document: Document, path: str, element: tuple[str, int], value: Any
+) -> None:
+    field, index = element
+    items = document.get(field)
+    if not isinstance(items, list) or index >= len(items):
+        if field not in document:
+            held = "nothing"
+        elif isinstance(items, list):
+            held = f"a list of {len(items)}"
+        else:
+            held = f"a {type(items).__name__}"
+        raise Invalid(
+            f"{collection}: cannot set {path!r} in document {document.get('id')!r}: "
+            f"{field!r} holds {held}, not a list with element {index}"
+        )
+    items[index] = value
