@@ -138,14 +138,35 @@ MAX_FILE_MODE = 0o7777
 """The permission bits a payload file's mode may have."""
 
 
+_COMMIT_MARK = re.compile(r"[0-9a-f]{32}")
+
+
+def _check_mark(mark: str | None) -> None:
+    if mark is not None and not _COMMIT_MARK.fullmatch(mark):
+        raise ValueError("a commit mark must be 32 lowercase hexadecimal characters or null")
+
+
 @dataclass(frozen=True)
 class CheckUpload:
-    """Whether files may be uploaded into the payload now (before and during an upload)."""
+    """Whether files may be uploaded into the payload now (before and during an upload).
+
+    `commit` (a mark the gateway made, `ids.new_id()`) asks for more, just before the gateway
+    lets the store commit a file: the payload is marked as receiving it, so its job cannot
+    start (lock) until the `FileAdded` carrying the same mark, or the `release` of it, or its
+    expiry. `release` ends such a mark without a file (the commit failed or was cancelled):
+    nothing is checked then, and the answer describes the payload whatever its state.
+    """
 
     payload_id: PayloadId
+    commit: str | None = None
+    release: str | None = None
 
     def __post_init__(self) -> None:
         _canonical(self, payload_id=ids.payload_id)
+        _check_mark(self.commit)
+        _check_mark(self.release)
+        if self.commit is not None and self.release is not None:
+            raise ValueError("give commit or release, not both")
 
 
 @dataclass(frozen=True)
@@ -167,16 +188,19 @@ class UploadAllowed:
 class FileAdded:
     """The gateway stored an uploaded file: `name` is the upload name, relative to the
     payload's `input/` folder (the service checks it); `sha256` is lowercase hex, None when
-    the store computed none."""
+    the store computed none; `commit` is the mark `CheckUpload` took for it, which ends once
+    the file is recorded."""
 
     payload_id: PayloadId
     name: str
     size: int
     sha256: str | None
     mode: int = 0
+    commit: str | None = None
 
     def __post_init__(self) -> None:
         _canonical(self, payload_id=ids.payload_id)
+        _check_mark(self.commit)
         if self.size < 0:
             raise ValueError("size must be a non-negative integer")
         if not 0 <= self.mode <= MAX_FILE_MODE:

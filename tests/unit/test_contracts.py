@@ -51,6 +51,7 @@ st.register_type_strategy(
 st.register_type_strategy(
     contracts.UpdatePipeline, st.builds(contracts.UpdatePipeline, files=files)
 )
+marks = st.none() | st.uuids().map(lambda value: value.hex)
 st.register_type_strategy(
     contracts.FileAdded,
     st.builds(
@@ -58,6 +59,14 @@ st.register_type_strategy(
         size=st.integers(min_value=0),
         sha256=st.none() | st.text("0123456789abcdef", min_size=64, max_size=64),
         mode=st.integers(0, contracts.MAX_FILE_MODE),
+        commit=marks,
+    ),
+)
+st.register_type_strategy(
+    contracts.CheckUpload,
+    st.one_of(
+        st.builds(contracts.CheckUpload, commit=marks, release=st.none()),
+        st.builds(contracts.CheckUpload, commit=st.none(), release=marks),
     ),
 )
 st.register_type_strategy(
@@ -155,6 +164,17 @@ def test_a_malformed_answer_is_internal_naming_the_service(verb: Contract[Any, A
             contracts.PAYLOADS_FILE_ADDED,
             b'{"payload_id": "' + PAYLOAD.encode() + b'", "name": "x", "size": -1, "sha256": null}',
             "size must be a non-negative integer",
+        ),
+        (
+            contracts.PAYLOADS_CHECK_UPLOAD,
+            b'{"payload_id": "' + PAYLOAD.encode() + b'", "commit": "x"}',
+            "a commit mark must be 32 lowercase hexadecimal characters or null",
+        ),
+        (
+            contracts.PAYLOADS_CHECK_UPLOAD,
+            b'{"payload_id": "' + PAYLOAD.encode() + b'", "commit": "' + JOB.encode() + b'", '
+            b'"release": "' + JOB.encode() + b'"}',
+            "give commit or release, not both",
         ),
         (
             contracts.MODELS_DOWNLOAD,

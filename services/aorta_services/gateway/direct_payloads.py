@@ -10,13 +10,13 @@ the gRPC path's (`payloads.py`), through the same verbs of the payloads service:
   the answer is a PUT URL per part of `input/<name>`, whose upload stays pending, invisible,
   until the platform completes it (`DirectLinks`), so nothing half-sent or unchecked is ever
   part of a payload, and an `upload_id` naming it.
-- **CommitDirectUpload**: asked again whether the payload accepts files (a payload locked
-  meanwhile drops the pending upload), the store completes the upload only when it received
-  every part with its size and announced MD5, which it computed itself
-  (`DirectLinks.complete_upload`); the
-  file is then recorded by `file_added` with that size and the SHA-256 the client computed
-  of the same bytes, as the gRPC path records them, and the object removed should the payload
-  have been locked or deleted meanwhile.
+- **CommitDirectUpload**: asked again whether the payload accepts files, taking a commit mark
+  as the gRPC path does (`payloads.CommitMark`: a payload locked meanwhile drops the pending
+  upload; while the mark holds, its job cannot start), the store completes the upload only
+  when it received every part with its size and announced MD5, which it computed itself
+  (`DirectLinks.complete_upload`); the file is then recorded by `file_added` with that size
+  and the SHA-256 the client computed of the same bytes, as the gRPC path records them, which
+  ends the mark, and the object removed should the payload have been deleted meanwhile.
 - **DirectDownload**: the file is found (`locate`: ownership, name resolution) and a GET URL
   of its object answered, with its details.
 
@@ -33,12 +33,14 @@ import re
 
 from aorta import ids
 from aorta.api import aorta_payloads_pb2, common_pb2, payloads_pb2
-from aorta.blobs.port import MAX_DIRECT_UPLOAD, DirectLink, direct_links
+from aorta.blobs import BlobInfo
+from aorta.blobs.port import MAX_DIRECT_UPLOAD, DirectLink, DirectLinks, direct_links
 from aorta.errors import AortaError, Conflict, ErrorCode, Invalid, NotFound
+from aorta.ids import PayloadId
 from aorta.payload_layout import input_key, payload_prefix
 from aorta.payload_names import check_upload_name, checksum_line
 from aorta_services.gateway.forward import GatewayContext
-from aorta_services.gateway.payloads import PayloadsService
+from aorta_services.gateway.payloads import CommitMark, PayloadsService
 from aorta_services.gateway.rpc import Context, Handler
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -119,37 +121,28 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         if links is None:
             raise Invalid(_NO_LINKS, code=ErrorCode.PAYLOAD_REQUEST_INVALID)
         key = input_key(payload_id, name)
+        commit = CommitMark(service, payload_id)
         try:
-            await service.check_upload(payload_id)
+            await commit.take()
         except (Conflict, NotFound):
             # Locked or deleted since the link was given: its bytes must never land.
             await links.cancel_upload(key, upload_id)
             raise
         try:
-            completed = await links.complete_upload(
-                key, upload_id, size=request.details.size, part_md5s=part_md5s
+            completed = await _completed(
+                links, payload_id, name, upload_id, request.details.size, part_md5s
             )
-        except Invalid as error:
-            raise Invalid(
-                f"upload {upload_id} of {name!r} refused: {error}; nothing was stored, upload "
-                "the file again",
-                code=ErrorCode.PAYLOAD_REQUEST_INVALID,
-            ) from None
-        except NotFound:
-            raise NotFound(
-                f"no upload {upload_id} of {name!r} is waiting in payload {payload_id}: it was "
-                "committed or refused already, or named another file",
-                code=ErrorCode.PAYLOAD_FILE_NOT_FOUND,
-            ) from None
-        except Conflict as error:
-            raise Conflict(str(error), code=ErrorCode.PAYLOAD_REQUEST_INVALID) from None
-        info = dataclasses.replace(completed, sha256=sha256)
-        try:
-            await service.file_added(payload_id, name, info, request.details.mode)
-        except (Conflict, NotFound):
-            # Locked or deleted while the file was on its way: it must not stay.
-            with contextlib.suppress(AortaError):
-                await gateway.blobs.delete(key)
+            info = dataclasses.replace(completed, sha256=sha256)
+            try:
+                await service.file_added(payload_id, name, info, request.details.mode, commit.mark)
+            except (Conflict, NotFound):
+                # Deleted (or locked once its mark expired) while the file was on its way: it
+                # must not stay.
+                with contextlib.suppress(AortaError):
+                    await gateway.blobs.delete(key)
+                raise
+        except BaseException:
+            await commit.release()
             raise
         wire_name = "/" + key.removeprefix(payload_prefix(payload_id))
         return aorta_payloads_pb2.PayloadsCommitDirectUploadResponse(
@@ -191,3 +184,33 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         "CommitDirectUpload": commit_direct_upload,
         "DirectDownload": direct_download,
     }
+
+
+async def _completed(
+    links: DirectLinks,
+    payload_id: PayloadId,
+    name: str,
+    upload_id: str,
+    size: int,
+    part_md5s: list[str],
+) -> BlobInfo:
+    """The pending upload `upload_id` completed as the file `name` of the payload, once the
+    store received `size` bytes in parts of the MD5s `part_md5s`; each refusal in a client's
+    words."""
+    key = input_key(payload_id, name)
+    try:
+        return await links.complete_upload(key, upload_id, size=size, part_md5s=part_md5s)
+    except Invalid as error:
+        raise Invalid(
+            f"upload {upload_id} of {name!r} refused: {error}; nothing was stored, upload "
+            "the file again",
+            code=ErrorCode.PAYLOAD_REQUEST_INVALID,
+        ) from None
+    except NotFound:
+        raise NotFound(
+            f"no upload {upload_id} of {name!r} is waiting in payload {payload_id}: it was "
+            "committed or refused already, or named another file",
+            code=ErrorCode.PAYLOAD_FILE_NOT_FOUND,
+        ) from None
+    except Conflict as error:
+        raise Conflict(str(error), code=ErrorCode.PAYLOAD_REQUEST_INVALID) from None

@@ -13,10 +13,12 @@ Download move bytes, which never cross the bus (the service checks ownership in
   `payload_streams.UploadStream` reassembles the files; each one is
   streamed into `blobs.put(payloads/<id>/input/<name>)` as its chunks arrive, so memory stays
   bounded whatever the file size and the file appears only once all of it is stored. The
-  service is asked before the stream (`check_upload`) and again just before each file is
-  committed whether the payload still accepts files, then told of each stored file
-  (`file_added`, which records its size, sha256 and mode); should it refuse a file because the
-  payload was locked or deleted meanwhile, the gateway deletes the object it wrote. A stream
+  service is asked before the stream (`check_upload`) whether the payload accepts files, and
+  again just before each file is committed, then taking a commit mark (`CommitMark`): until
+  the service is told of the stored file (`file_added`, which records its size, sha256 and
+  mode, and ends the mark) its payload cannot be locked, so a job that starts meanwhile is
+  refused, never sees its input change. Should the service refuse a file because the payload
+  was deleted meanwhile, the gateway deletes the object it wrote. A stream
   that breaks off mid-file (the client cancels, the connection drops) cancels that put: nothing
   of the file remains, and files completed before it stay. The response's `details` are the
   last file's final ones (rooted name, real size, mode); its header carries one
@@ -34,6 +36,7 @@ of an upload were stored before it, the header says which.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
@@ -44,7 +47,7 @@ import grpc
 from aorta import contracts, ids, subjects
 from aorta.api import common_pb2, payloads_pb2
 from aorta.auth.ownership import FORCE_HEADER, FORCE_METADATA
-from aorta.blobs import BlobInfo
+from aorta.blobs import BlobInfo, BlobStore
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.errors import AortaError, Conflict, ErrorCode, Invalid, NotFound
 from aorta.ids import PayloadId
@@ -54,7 +57,7 @@ from aorta.payload_names import checksum_line
 from aorta_services.gateway import encoded
 from aorta_services.gateway.forward import GatewayContext
 from aorta_services.gateway.kept_answers import changing, kept_details
-from aorta_services.gateway.payload_streams import UploadStream
+from aorta_services.gateway.payload_streams import IncomingFile, UploadStream
 from aorta_services.gateway.rpc import (
     Context,
     Encoded,
@@ -85,13 +88,28 @@ class PayloadsService:
         self._forward = gateway.forward
         self._kept = gateway.kept.payloads
 
-    async def check_upload(self, payload_id: PayloadId) -> None:
-        """PAYLOAD_NOT_FOUND or PAYLOAD_READ_ONLY unless files may be uploaded now."""
-        await self._forward.call(contracts.PAYLOADS_CHECK_UPLOAD, contracts.CheckUpload(payload_id))
+    async def check_upload(
+        self, payload_id: PayloadId, *, commit: str | None = None, release: str | None = None
+    ) -> None:
+        """PAYLOAD_NOT_FOUND or PAYLOAD_READ_ONLY unless files may be uploaded now; with
+        `commit`, the payload is marked as receiving a file, with `release` no longer
+        (`contracts.CheckUpload`)."""
+        await self._forward.call(
+            contracts.PAYLOADS_CHECK_UPLOAD,
+            contracts.CheckUpload(payload_id, commit=commit, release=release),
+        )
 
-    async def file_added(self, payload_id: PayloadId, name: str, info: BlobInfo, mode: int) -> None:
-        """Records a stored file; `Conflict` or `NotFound` when the payload refuses it."""
-        added = contracts.FileAdded(payload_id, name, info.size, info.sha256, mode)
+    async def file_added(
+        self,
+        payload_id: PayloadId,
+        name: str,
+        info: BlobInfo,
+        mode: int,
+        commit: str | None = None,
+    ) -> None:
+        """Records a stored file and ends its commit mark; `Conflict` or `NotFound` when the
+        payload refuses it."""
+        added = contracts.FileAdded(payload_id, name, info.size, info.sha256, mode, commit)
         try:
             await self._forward.call(contracts.PAYLOADS_FILE_ADDED, added)
         finally:
@@ -103,6 +121,37 @@ class PayloadsService:
         return await self._forward.call(
             contracts.PAYLOADS_LOCATE, contracts.Locate(payload_id, name)
         )
+
+
+class CommitMark:
+    """One file's commit mark (`contracts.CheckUpload.commit`): `take` it just before the
+    store commits the file, pass `mark` to `file_added`, which ends it, and `release` it when
+    the file was not recorded."""
+
+    def __init__(self, service: PayloadsService, payload_id: PayloadId) -> None:
+        self._service = service
+        self._payload_id = payload_id
+        self.mark = ids.new_id()
+        self._asked = False
+
+    async def take(self) -> None:
+        """Marks the payload; PAYLOAD_NOT_FOUND or PAYLOAD_READ_ONLY when it takes no files."""
+        self._asked = True
+        try:
+            await self._service.check_upload(self._payload_id, commit=self.mark)
+        except (Conflict, NotFound):
+            self._asked = False  # refused: no mark was taken
+            raise
+
+    async def release(self) -> None:
+        """Ends the mark if it may have been taken, even while the call is being cancelled;
+        a failure leaves it to expire (`aorta_services.payloads.domain.COMMIT_SECONDS`)."""
+        if self._asked:
+            self._asked = False
+            with contextlib.suppress(AortaError):
+                await asyncio.shield(
+                    self._service.check_upload(self._payload_id, release=self.mark)
+                )
 
 
 def _forced(context: Context) -> dict[str, str]:
@@ -128,25 +177,26 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         stored: list[payloads_pb2.PayloadFileDetails] = []
         lines: list[str] = []
         try:
-            while incoming := await stream.next_file(lambda: service.check_upload(payload_id)):
+            while True:
+                commit = CommitMark(service, payload_id)
+                incoming = await stream.next_file(commit.take)
+                if incoming is None:
+                    break
                 key = input_key(payload_id, incoming.name)
                 try:
-                    info = await blobs.put(key, incoming.chunks())
-                except Conflict:
-                    if not incoming.complete:
-                        raise  # a rule of the stream or the payload, not the store's
-                    # A folder cannot hold a file and a folder of one name (S3 could).
-                    raise Invalid(
-                        f"file {incoming.name!r} cannot be stored: the payload's input already "
-                        "holds a file where this name has a folder, or a folder of this name",
-                        code=ErrorCode.PAYLOAD_FILE_NAME_INVALID,
-                    ) from None
-                try:
-                    await service.file_added(payload_id, incoming.name, info, incoming.mode)
-                except (Conflict, NotFound):
-                    # Locked or deleted while the file was on its way: it must not stay.
-                    with contextlib.suppress(AortaError):
-                        await blobs.delete(key)
+                    info = await _stored(blobs, key, incoming)
+                    try:
+                        await service.file_added(
+                            payload_id, incoming.name, info, incoming.mode, commit.mark
+                        )
+                    except (Conflict, NotFound):
+                        # Deleted (or locked once its mark expired) while the file was on
+                        # its way: it must not stay.
+                        with contextlib.suppress(AortaError):
+                            await blobs.delete(key)
+                        raise
+                except BaseException:
+                    await commit.release()
                     raise
                 _count_bytes("upload", info.size)
                 wire_name = "/" + key.removeprefix(payload_prefix(payload_id))
@@ -264,6 +314,22 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
             )
         ),
     }
+
+
+async def _stored(blobs: BlobStore, key: str, incoming: IncomingFile) -> BlobInfo:
+    """`incoming` put under `key`; a file where the payload has a folder of its name, or a
+    folder where it has a file, is PAYLOAD_FILE_NAME_INVALID."""
+    try:
+        return await blobs.put(key, incoming.chunks())
+    except Conflict:
+        if not incoming.complete:
+            raise  # a rule of the stream or the payload, not the store's
+        # A folder cannot hold a file and a folder of one name (S3 could).
+        raise Invalid(
+            f"file {incoming.name!r} cannot be stored: the payload's input already "
+            "holds a file where this name has a folder, or a folder of this name",
+            code=ErrorCode.PAYLOAD_FILE_NAME_INVALID,
+        ) from None
 
 
 def _named(message: Any) -> str:

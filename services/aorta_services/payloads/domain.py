@@ -6,6 +6,14 @@ when its job starts (`locked`) and stays so for good; while the job runs it is a
 an in-use payload cannot be deleted. `deleting` marks a payload whose deletion began: it is gone
 for every caller from that moment, and a retried Delete finishes the work.
 
+An upload marks the payload as receiving a file (`committing`) just before the blob store
+commits the file, and the mark ends once the file is recorded (or the upload failed); while a
+live mark is held, the payload is not locked (PAYLOAD_IN_USE: its job's Start is refused), and
+once locked it takes no mark. So a job's input is, from its start on, exactly what it was when
+it started: no upload's bytes land in it afterwards, and none is deleted because it landed
+late. A mark lives `COMMIT_SECONDS` at most, so a gateway that died while committing blocks a
+Start only that long.
+
 A file record keeps what an upload (or a copy) learned about one file: size, sha256 and mode.
 The blob store stays the source of truth of which files exist and how large they are; a record
 whose size no longer matches its blob is stale and its checksum is not shown.
@@ -37,6 +45,22 @@ def owned(record: PayloadRecord) -> PayloadRecord:
     return record
 
 
+COMMIT_SECONDS = 600.0
+"""How long a commit mark holds a payload open at most (see the module docstring): far longer
+than a commit takes (a local rename, the last parts of an S3 upload and its completion, one
+bus round trip), short enough that a dead gateway's mark does not keep a job from starting
+for long."""
+
+
+@dataclass(frozen=True)
+class CommitMark:
+    """An upload is committing a file into the payload: `id` is the gateway's, `until` the
+    time (seconds since the epoch) after which the mark no longer counts."""
+
+    id: str
+    until: float
+
+
 def payload_not_found(id: str) -> NotFound:
     return NotFound(f"no payload has id {id}", code=ErrorCode.PAYLOAD_NOT_FOUND)
 
@@ -57,6 +81,7 @@ class PayloadRecord:
     input_payloads: tuple[PayloadId, ...] = ()
     version: int = 0
     owner: str = ""
+    committing: tuple[CommitMark, ...] = ()
 
     def check_present(self) -> None:
         """`NotFound` (PAYLOAD_NOT_FOUND) once its deletion began."""
@@ -85,15 +110,39 @@ class PayloadRecord:
             )
         return replace(self, metadata=dict(metadata))
 
-    def locked(self, job_id: JobId) -> PayloadRecord:
+    def with_commit(self, mark: str, now: float) -> PayloadRecord:
+        """Marked as receiving a file (mark `mark`, live until `now` + `COMMIT_SECONDS`);
+        `check_writable`'s errors when it takes no files. Marks that expired are dropped."""
+        self.check_writable()
+        live = self._live_marks(now)
+        return replace(self, committing=(*live, CommitMark(mark, now + COMMIT_SECONDS)))
+
+    def without_commit(self, mark: str, now: float) -> PayloadRecord:
+        """No longer marked by `mark` (its file is recorded, or its upload failed); expired
+        marks dropped too. Idempotent, and allowed in any state."""
+        return replace(self, committing=tuple(m for m in self._live_marks(now) if m.id != mark))
+
+    def _live_marks(self, now: float) -> tuple[CommitMark, ...]:
+        return tuple(mark for mark in self.committing if mark.until > now)
+
+    def locked(self, job_id: JobId, now: float) -> PayloadRecord:
         """Read-only and in use by its job, which started. Idempotent for that job.
 
         `Invalid` for a REUSABLE payload (jobs get copies of those, never the payload itself);
-        `Conflict` (PAYLOAD_IN_USE) when the payload belongs to another job.
+        `Conflict` (PAYLOAD_IN_USE) when the payload belongs to another job, or while an upload
+        is committing a file into it (a live `CommitMark`): its job may start once it ended.
         """
         self.check_present()
         self._check_job_payload(job_id, "locked")
-        return replace(self, read_only=True, in_use_by_job=job_id)
+        if self.read_only and self.in_use_by_job == job_id:
+            return self
+        if self._live_marks(now):
+            raise Conflict(
+                f"payload {self.id} is still receiving files; start job {job_id} once its "
+                "upload ends",
+                code=ErrorCode.PAYLOAD_IN_USE,
+            )
+        return replace(self, read_only=True, in_use_by_job=job_id, committing=())
 
     def released(self, job_id: JobId) -> PayloadRecord:
         """No longer in use (its job stopped); still read-only. Idempotent.
@@ -209,6 +258,7 @@ class PayloadRecord:
             "deleting": self.deleting,
             "input_payloads": list(self.input_payloads),
             "owner": self.owner,
+            "committing": [[mark.id, mark.until] for mark in self.committing],
         }
         if self.job_id is not None:
             document["job_id"] = self.job_id
@@ -229,6 +279,9 @@ class PayloadRecord:
             input_payloads=tuple(PayloadId(i) for i in document.get("input_payloads", [])),
             version=int(document.get("version", 0)),
             owner=str(document.get("owner", "")),
+            committing=tuple(
+                CommitMark(str(id), float(until)) for id, until in document.get("committing", [])
+            ),
         )
 
 

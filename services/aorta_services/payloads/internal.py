@@ -6,22 +6,28 @@ use, still read-only), `discard_for_job` (the job was never revealed: its payloa
 `delete_for_job` (the stopped job is deleted: its payload goes with it).
 
 The gateway's, around the bytes it streams itself: `check_upload` before an upload stream and
-again before each file is committed, `file_added` once a file is in the blob store, and `locate`
-to find the file a Download names.
+again, taking a commit mark (`domain.CommitMark`), just before each file is committed;
+`file_added` once a file is in the blob store, which records it and ends its mark
+(`check_upload` with `release` ends one without a file); and `locate` to find the file a
+Download names.
 
 `create_for_job`, `check_upload`, `file_added` and `locate` act for a client's call: the caller
 (`aorta.auth.caller`) must own the payload (for `create_for_job`, every input payload), or be
 an admin; the platform's own calls carry no caller and may do anything.
 
-A file whose upload completes after its payload became read-only, or after its deletion began,
-is refused by `file_added` (PAYLOAD_READ_ONLY, PAYLOAD_NOT_FOUND), and the gateway deletes the
-object it wrote: a running job's input never gains a file, and a deleted payload leaves none.
+A payload is never locked while a file is being committed into it (its mark is live): `lock`
+is refused then (PAYLOAD_IN_USE), and a locked payload takes no mark, so the file is not
+committed. A running job's input therefore never changes, neither gaining a file nor losing
+one whose replacement came too late. A file whose upload completes after its payload's
+deletion began is refused by `file_added` (PAYLOAD_NOT_FOUND), and the gateway deletes the
+object it wrote: a deleted payload leaves none.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from aorta import contracts, ids
 from aorta.errors import AortaError, Conflict, ErrorCode, Invalid, NotFound
@@ -48,11 +54,16 @@ class InternalVerbs:
     """The handlers of the platform-internal payload verbs."""
 
     def __init__(
-        self, repository: PayloadRepository, contents: PayloadContents, events: EventPublisher
+        self,
+        repository: PayloadRepository,
+        contents: PayloadContents,
+        events: EventPublisher,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._repository = repository
         self._contents = contents
         self._events = events
+        self._clock = clock
 
     async def create_for_job(self, command: contracts.CreateForJob) -> contracts.CreatedForJob:
         """A PIPELINE payload for the job, holding copies of its REUSABLE input payloads'
@@ -117,10 +128,12 @@ class InternalVerbs:
         return contracts.CreatedForJob(stored.id)
 
     async def lock(self, command: contracts.JobPayload) -> contracts.Done:
-        """The job started: its payload becomes read-only for good, and in use."""
+        """The job started: its payload becomes read-only for good, and in use. Refused
+        (PAYLOAD_IN_USE) while an upload commits a file into it."""
+        now = self._clock()
         await self._events.changed(
             command.payload_id,
-            lambda current: current.locked(command.job_id),
+            lambda current: current.locked(command.job_id, now),
             "locked",
             {"job_id": command.job_id},
         )
@@ -183,16 +196,32 @@ class InternalVerbs:
         return contracts.Discarded(record.id)
 
     async def check_upload(self, command: contracts.CheckUpload) -> contracts.UploadAllowed:
-        """Whether files may be uploaded now: PAYLOAD_NOT_FOUND, PAYLOAD_READ_ONLY if not."""
-        record = owned(await self._repository.get_present(command.payload_id))
-        record.check_writable()
+        """Whether files may be uploaded now: PAYLOAD_NOT_FOUND, PAYLOAD_READ_ONLY if not.
+        With `commit`, the payload is also marked as receiving a file, in the same check;
+        with `release`, that mark ends (nothing is checked)."""
+        now = self._clock()
+        if command.release is not None:
+            mark = command.release
+            record = await self._repository.modify(
+                command.payload_id, lambda current: owned(current).without_commit(mark, now)
+            )
+        elif command.commit is not None:
+            mark = command.commit
+            record = await self._repository.modify(
+                command.payload_id, lambda current: owned(current).with_commit(mark, now)
+            )
+        else:
+            record = owned(await self._repository.get_present(command.payload_id))
+            record.check_writable()
         return contracts.UploadAllowed(record.id, record.kind.value, record.job_id)
 
     async def file_added(self, command: contracts.FileAdded) -> contracts.Done:
         """Records a file the gateway has put into the payload's `input/` folder.
 
         Refused with PAYLOAD_NOT_FOUND or PAYLOAD_READ_ONLY when the payload was deleted or
-        locked while the file was on its way: the caller must then delete the object.
+        locked while the file was on its way (locked only when it came without a live commit
+        mark): the caller must then delete the object. The file's commit mark ends once it is
+        recorded, so its job may start from then on.
         """
         name = f"{INPUT_FOLDER}/{check_upload_name(command.name)}"
         record = owned(await self._repository.get_present(command.payload_id))
@@ -200,6 +229,8 @@ class InternalVerbs:
         await self._events.file_added(
             FileRecord(record.id, name, command.size, command.sha256, command.mode)
         )
+        if command.commit is not None:
+            await self._end_commit(record.id, command.commit)
         log.info("payload.file_added", payload_id=record.id, size=command.size)
         return contracts.Done()
 
@@ -214,6 +245,17 @@ class InternalVerbs:
             size=stored.size,
             mode=known.mode if known is not None else 0,
         )
+
+    async def _end_commit(self, payload_id: PayloadId, mark: str) -> None:
+        """Ends a recorded file's commit mark. A failure here must not fail the upload, whose
+        file is recorded: the mark then expires (`domain.COMMIT_SECONDS`)."""
+        now = self._clock()
+        try:
+            await self._repository.modify(
+                payload_id, lambda current: current.without_commit(mark, now)
+            )
+        except AortaError as error:
+            log.warning("payload.commit_mark_kept", payload_id=payload_id, error=str(error))
 
     def _existing(
         self, record: PayloadRecord, inputs: Sequence[PayloadId]

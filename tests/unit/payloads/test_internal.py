@@ -177,6 +177,33 @@ async def test_a_locked_payload_takes_no_upload(calls: Calls) -> None:
     ).code == ErrorCode.PAYLOAD_READ_ONLY
 
 
+async def test_a_payload_receiving_a_file_is_not_locked_until_the_file_is_recorded(
+    calls: Calls,
+) -> None:
+    payload_id = await calls.for_job(JOB, [])
+    first, second = "1" * 32, "2" * 32
+    for mark in (first, second):
+        answer = await calls.json(
+            subjects.PAYLOADS_CHECK_UPLOAD, {"payload_id": payload_id, "commit": mark}
+        )
+        assert answer == {"payload_id": payload_id, "type": "PIPELINE", "job_id": JOB}
+    error = await failure(calls.lock(payload_id))
+    assert error.code == ErrorCode.PAYLOAD_IN_USE
+    assert f"payload {payload_id} is still receiving files" in str(error)
+    document = {"payload_id": payload_id, "name": "a", "size": 1, "sha256": None, "commit": first}
+    assert await calls.json(subjects.PAYLOADS_FILE_ADDED, document) == {}
+    assert (await failure(calls.lock(payload_id))).code == ErrorCode.PAYLOAD_IN_USE
+    released = {"payload_id": payload_id, "release": second}
+    for _ in range(2):
+        await calls.json(subjects.PAYLOADS_CHECK_UPLOAD, released)
+    await calls.lock(payload_id)
+    late = await failure(
+        calls.json(subjects.PAYLOADS_CHECK_UPLOAD, {"payload_id": payload_id, "commit": first})
+    )
+    assert late.code == ErrorCode.PAYLOAD_READ_ONLY
+    await calls.json(subjects.PAYLOADS_CHECK_UPLOAD, released)
+
+
 async def test_lock_and_release_belong_to_the_payloads_job(calls: Calls) -> None:
     payload_id = await calls.for_job(JOB, [])
     assert (await failure(calls.lock(payload_id, OTHER_JOB))).code == ErrorCode.PAYLOAD_IN_USE
