@@ -7,7 +7,8 @@ an in-use payload cannot be deleted. `deleting` marks a payload whose deletion b
 for every caller from that moment, and a retried Delete finishes the work.
 
 An upload marks the payload as receiving a file (`committing`) just before the blob store
-commits the file, and the mark ends once the file is recorded (or the upload failed); while a
+commits the file, and the mark ends once the file is recorded (or the upload failed); a Remove
+marks it while its file goes. While a
 live mark is held, the payload is not locked (PAYLOAD_IN_USE: its job's Start is refused), and
 once locked it takes no mark. So a job's input is, from its start on, exactly what it was when
 it started: no upload's bytes land in it afterwards, and none is deleted because it landed

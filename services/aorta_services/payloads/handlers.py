@@ -11,7 +11,8 @@ uses the internal verbs (`internal`) to check and record.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 
 from aorta import ids
@@ -19,7 +20,7 @@ from aorta.api import payloads_pb2
 from aorta.auth.ownership import FORCE_HEADER, check_may_force
 from aorta.auth.principal import current_principal
 from aorta.bus import Request
-from aorta.errors import ErrorCode, Invalid
+from aorta.errors import AortaError, ErrorCode, Invalid
 from aorta.ids import PayloadId
 from aorta.logger import get_logger
 from aorta.metadata import add_metadata, remove_metadata
@@ -38,11 +39,16 @@ class ClaraVerbs:
     """The handlers of the Payloads RPCs the gateway forwards as they are."""
 
     def __init__(
-        self, repository: PayloadRepository, contents: PayloadContents, events: EventPublisher
+        self,
+        repository: PayloadRepository,
+        contents: PayloadContents,
+        events: EventPublisher,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._repository = repository
         self._contents = contents
         self._events = events
+        self._clock = clock
 
     async def create(self, request: Request) -> bytes:
         """Create: a new, empty REUSABLE payload with the request's metadata."""
@@ -107,7 +113,9 @@ class ClaraVerbs:
             )
 
     async def remove(self, request: Request) -> bytes:
-        """Remove: one file, named as `Details` lists it (see `aorta.payload_names`)."""
+        """Remove: one file, named as `Details` lists it (see `aorta.payload_names`). The
+        payload is marked while the file goes, as while an upload commits one, so its job
+        cannot start meanwhile (`PayloadRecord.locked`)."""
         message = wire.parse_message(request.data, payloads_pb2.PayloadsRemoveRequest)
         id = ids.payload_id(message.payload_id.value)
         if not message.name:
@@ -115,13 +123,29 @@ class ClaraVerbs:
                 "name the file to remove as Payloads.Details lists it, e.g. /input/scan.dcm",
                 code=ErrorCode.PAYLOAD_FILE_NAME_INVALID,
             )
-        record = owned(await self._repository.get_present(id))
-        record.check_writable()
-        stored = await self._contents.locate(id, message.name)
-        await self._contents.remove(id, stored.name)
-        await self._events.file_removed(id, stored.name, stored.wire_name, stored.size)
+        # Marked as an upload's commit is (`PayloadRecord.with_commit`), so that the payload's
+        # job cannot start while its input loses the file.
+        mark = ids.new_id()
+        await self._repository.modify(
+            id, lambda current: owned(current).with_commit(mark, self._clock())
+        )
+        try:
+            stored = await self._contents.locate(id, message.name)
+            await self._contents.remove(id, stored.name)
+            await self._events.file_removed(id, stored.name, stored.wire_name, stored.size)
+        finally:
+            await self._end_mark(id, mark)
         log.info("payload.file_removed", payload_id=id, size=stored.size)
         return answers.removed()
+
+    async def _end_mark(self, id: PayloadId, mark: str) -> None:
+        """Ends a Remove's mark; should that fail, the mark expires (`COMMIT_SECONDS`)."""
+        try:
+            await self._repository.modify(
+                id, lambda current: current.without_commit(mark, self._clock())
+            )
+        except AortaError as error:
+            log.warning("payload.commit_mark_kept", payload_id=id, error=str(error))
 
     async def add_metadata(self, request: Request) -> bytes:
         """AddMetadata: Clara's rules (`aorta.metadata`), REUSABLE payloads only."""
