@@ -159,7 +159,8 @@ class FakePeers:
     `payloads` maps each payload made to its job; a discard removes it and records the job in
     `discarded`. A test may make discards fail with `discard_error`, or hold them (set
     `discarding` when one arrives, answer once `discard_hold` is set), and make payloads fail
-    with `create_error` (raised before anything is made).
+    with `create_error` (raised before anything is made), and refuse locks with
+    `lock_error` (nothing is locked then).
     """
 
     pipelines: dict[str, tuple[str, Mapping[str, str]]] = field(default_factory=dict)
@@ -175,6 +176,7 @@ class FakePeers:
     """The caller each payload creation carried."""
     discard_error: AortaError | None = None
     create_error: AortaError | None = None
+    lock_error: AortaError | None = None
     discarding: asyncio.Event = field(default_factory=asyncio.Event)
     discard_hold: asyncio.Event | None = None
     served: list[Subscription] = field(default_factory=list)
@@ -228,6 +230,8 @@ class FakePeers:
         return json.dumps({"payload_id": payload_id}).encode()
 
     async def _lock(self, request: Request) -> bytes:
+        if self.lock_error is not None:
+            raise self.lock_error
         self.locked.append(json.loads(request.data)["payload_id"])
         return b"{}"
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aorta import subjects
 from aorta.api import common_pb2, jobs_pb2
 from aorta.bus import CloudEvent
-from aorta.errors import ErrorCode
+from aorta.errors import Conflict, ErrorCode
 from aorta.payload_layout import operator_log_key
 from tests.unit.scheduler.job_calls import (
     CHAIN_EVENTS,
@@ -65,6 +65,28 @@ async def test_bad_variables_leave_the_job_startable(harness: Harness) -> None:
     await harness.start(job_id, {"depth": "3"})
     assert (await harness.stopped(job_id)).status == jobs_pb2.JOB_STATUS_HEALTHY
     assert replica.executor.starts[0].command == ("python", "main.py", "fast", "3")
+
+
+async def test_a_start_refused_by_an_upload_in_commit_leaves_the_job_startable(
+    harness: Harness,
+) -> None:
+    await chain(harness)
+    job_id = await harness.create()
+    payload = (await harness.status(job_id)).payload_id.value
+    # What the payloads service answers while an upload commits a file into the payload.
+    harness.peers.lock_error = Conflict(
+        f"payload {payload} is still receiving files; start job {job_id} once its upload ends",
+        code=ErrorCode.PAYLOAD_IN_USE,
+    )
+    busy = await refused(harness.start(job_id))
+    assert busy.code == ErrorCode.PAYLOAD_IN_USE
+    assert "still receiving files" in " ".join(busy.messages)
+    assert (await harness.status(job_id)).state == jobs_pb2.JOB_STATE_PENDING
+    assert harness.peers.locked == []
+    harness.peers.lock_error = None
+    assert (await harness.start(job_id)).header.code == 0
+    assert (await harness.stopped(job_id)).status == jobs_pb2.JOB_STATUS_HEALTHY
+    assert harness.peers.locked == [payload]
 
 
 async def test_a_job_that_can_never_fit_is_faulted_at_once(harness: Harness) -> None:
