@@ -138,7 +138,8 @@ class JobRepository:
         (JOB_STORE_ERROR). Only the stored fields of the record's fields that changed are
         encoded and written (`JobRecord.changes_from`: of the operators, only those that
         changed), against the version the change was made to; the record returned is the
-        changed one at the version the store gave it, so no whole job is encoded or decoded.
+        changed one at the version the store gave it (the only field it returns), so no whole
+        job is encoded or decoded.
 
         `known`: the caller's latest copy of the job (the leader's), which the first try
         changes instead of reading the job again: the write expects its version, so a copy
@@ -170,7 +171,9 @@ class JobRepository:
             if not changes:
                 return before
             try:
-                stored = await self._jobs.update(job_id, changes, expected_version=before.version)
+                stored = await self._jobs.update(
+                    job_id, changes, expected_version=before.version, fields=()
+                )
             except NotFound:
                 raise not_found(job_id) from None
             return replace(after, version=int(stored["version"]))

@@ -342,10 +342,13 @@ class MongoCollection:
         *,
         expected_version: int | None = None,
         unset: Sequence[str] = (),
+        fields: Sequence[str] | None = None,
     ) -> Document:
         port.check_id(self.name, id)
         expected = port.check_version(self.name, expected_version)
         checked, removed = updates.checked_update(self.name, changes, unset)
+        chosen = updates.returned_fields(self.name, fields)
+        returned = None if chosen is None else {_field(field): 1 for field in chosen}
         query: Document = {"_id": id}
         if expected is not None:
             query["version"] = expected
@@ -363,7 +366,7 @@ class MongoCollection:
             try:
                 with self._errors():
                     raw = await self._collection.find_one_and_update(
-                        query, change, return_document=ReturnDocument.AFTER
+                        query, change, returned, return_document=ReturnDocument.AFTER
                     )
             except DuplicateKeyError as error:
                 raise self._clash(error, id) from error

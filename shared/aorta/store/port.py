@@ -128,6 +128,7 @@ class Collection(Protocol):
         *,
         expected_version: int | None = None,
         unset: Sequence[str] = (),
+        fields: Sequence[str] | None = None,
     ) -> Document:
         """Sets `changes` (top-level or dotted paths), removes `unset` paths, bumps `version`.
 
@@ -139,7 +140,9 @@ class Collection(Protocol):
         `expected_version`, `Conflict` unless the stored version equals it (so of two writers
         holding the same version, exactly one wins). `NotFound` when absent, `Conflict` on a
         unique index violation, `Invalid` when a path touches a managed field or two paths
-        overlap (`a` and `a.b`). Returns the updated document.
+        overlap (`a` and `a.b`). Returns the updated document; with `fields` (top-level
+        names), only those of its fields, `id` and `version`, for a caller that needs no more
+        (a job's writer needs only the new version) and so spares decoding the rest.
         """
         ...
 

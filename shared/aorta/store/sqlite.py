@@ -299,12 +299,15 @@ class SqliteCollection:
         *,
         expected_version: int | None = None,
         unset: Sequence[str] = (),
+        fields: Sequence[str] | None = None,
     ) -> Document:
         port.check_id(self.name, id)
         expected = port.check_version(self.name, expected_version)
         checked, removed = updates.checked_update(self.name, changes, unset)
+        chosen = updates.returned_fields(self.name, fields)
         if in_place(checked, removed):
-            return await self._update_in_place(id, expected, checked, removed)
+            text = await self._update_in_place(id, expected, checked, removed)
+            return _loads(text) if chosen is None else projection(chosen)(text)
         while True:
             current = await self._current(id, expected)
             version = current["version"]
@@ -319,14 +322,14 @@ class SqliteCollection:
             except sqlite3.IntegrityError as error:
                 raise self._clash(error, id) from error
             if changed:
-                return current
+                return current if chosen is None else _only(current, chosen)
             # Another writer moved the document since we read it: judge again on what it is now.
 
     async def _update_in_place(
         self, id: str, expected: int | None, changes: Document, unset: Sequence[str]
-    ) -> Document:
+    ) -> str:
         """`update` of top-level fields as one statement that changes the stored JSON where it
-        lies and returns it, so nothing is read first."""
+        lies and returns its text, so nothing is read first."""
         sql, params = in_place_update(self.name, id, expected, changes, unset)
         while True:
             try:
@@ -334,7 +337,7 @@ class SqliteCollection:
             except sqlite3.IntegrityError as error:
                 raise self._clash(error, id) from error
             if rows:
-                return _loads(rows[0][0])
+                return str(rows[0][0])
             # NotFound, or Conflict at another version, or Invalid for an element it lacks.
             updates.apply_update(self.name, await self._current(id, expected), changes, unset)
             # It was created, or deleted and created again, between the two statements.
@@ -406,6 +409,10 @@ def _switch_to_wal(path: Path, busy_timeout: float) -> None:
 
 def _dumps(document: Document) -> str:
     return dumps_value(document)
+
+
+def _only(document: Document, fields: Sequence[str]) -> Document:
+    return {field: document[field] for field in fields if field in document}
 
 
 def _loads(text: str) -> Document:

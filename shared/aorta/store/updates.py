@@ -37,6 +37,22 @@ def _check_set_path(collection: str, path: object) -> str:
     return check_path(collection, path)
 
 
+def returned_fields(collection: str, fields: Sequence[str] | None) -> list[str] | None:
+    """The fields an update returns: None for the whole document, else `fields` (top-level
+    names), `id` and `version`; `Invalid` for anything else."""
+    if fields is None:
+        return None
+    if isinstance(fields, str) or not isinstance(fields, Sequence):
+        raise Invalid(f"{collection}: fields must be a sequence of top-level field names")
+    chosen = ["id", "version"]
+    for field in fields:
+        if "." in check_path(collection, field):
+            raise Invalid(f"{collection}: returned field {field!r} must be a top-level name")
+        if field not in chosen:
+            chosen.append(field)
+    return chosen
+
+
 def checked_update(
     collection: str, changes: Mapping[str, Any], unset: Sequence[str]
 ) -> tuple[Document, tuple[str, ...]]:

@@ -289,3 +289,27 @@ async def test_a_closed_store_is_unavailable(store: StateStore) -> None:
         await jobs.get("j")
     with pytest.raises(Unavailable):
         await jobs.insert({"id": "k"})
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"name": "new"}, {"operators.1": "x"}, {"spec.a": 2}],
+    ids=["top", "element", "dotted"],
+)
+async def test_an_update_returns_only_the_fields_asked_for(
+    store: StateStore, changes: dict[str, Any]
+) -> None:
+    jobs = store.collection("jobs")
+    inserted = await jobs.insert({"id": "j", "name": "old", "operators": [1, 2], "spec": {}})
+
+    bare = await jobs.update("j", changes, expected_version=1, fields=())
+    some = await jobs.update("j", {}, fields=["name", "spec", "never_there", "version"])
+
+    assert_identical(bare, {"id": "j", "version": 2})
+    whole = await jobs.get("j")
+    assert some == {key: whole[key] for key in ("id", "version", "name", "spec")}
+    assert whole["version"] == 3 and whole["created_at"] == inserted["created_at"]
+    for fields in (["spec.a"], "name", ["bad-name"]):
+        with pytest.raises(Invalid, match="jobs"):
+            await jobs.update("j", {"name": "late"}, fields=fields)
+    assert (await jobs.get("j"))["version"] == 3
