@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import os
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
@@ -113,8 +114,16 @@ async def open_for_reading(path: Path) -> BinaryIO:
     return await asyncio.to_thread(path.open, "rb")
 
 
-async def file_chunks(file: BinaryIO) -> AsyncGenerator[bytes, None]:
-    """The bytes of an open file, a block at a time; closes it when done or closed early."""
+def file_chunks(file: BinaryIO) -> AsyncGenerator[bytes, None]:
+    """The bytes of an open file, a block at a time; closes it when done, when closed early,
+    and when dropped without having been read at all (a put cancelled before its first read):
+    a generator that never started never runs its own `finally`."""
+    chunks = _chunks(file)
+    weakref.finalize(chunks, file.close)
+    return chunks
+
+
+async def _chunks(file: BinaryIO) -> AsyncGenerator[bytes, None]:
     try:
         while chunk := await asyncio.to_thread(file.read, _CHUNK):
             yield chunk

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import pytest
 
-from aorta.blobs import BlobInfo
-from aorta.executors.run_log import RunLog, split_lines
+from aorta.blobs import BlobInfo, BlobStore
+from aorta.executors import run_log
+from aorta.executors.run_log import RunLog, file_chunks, open_for_reading, split_lines
 
 
 class RecordingBlobs:
@@ -100,3 +104,50 @@ async def test_a_push_happens_only_when_something_changed(log: RunLog) -> None:
 
 async def test_tail_of_a_missing_file_is_empty(tmp_path: Path) -> None:
     assert await RunLog(tmp_path / "none.log", max_bytes=1024).tail(5) == []
+
+
+async def test_chunks_dropped_before_their_first_read_still_close_their_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "operator.log"
+    path.write_bytes(b"output\n")
+    file = await open_for_reading(path)
+    chunks = file_chunks(file)
+    del chunks
+    gc.collect()
+    assert file.closed
+
+
+async def test_a_push_cancelled_before_the_store_reads_leaves_no_file_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[BinaryIO] = []
+
+    async def recording(path: Path) -> BinaryIO:
+        opened.append(await open_for_reading(path))
+        return opened[-1]
+
+    class StalledBlobs:
+        """A store that takes the put and never reads it (a slow start, then a cancel)."""
+
+        def __init__(self) -> None:
+            self.called = asyncio.Event()
+
+        async def put(self, key: str, chunks: AsyncIterable[bytes]) -> BlobInfo:
+            self.called.set()
+            await asyncio.Event().wait()
+            raise AssertionError("never resumed")
+
+    monkeypatch.setattr(run_log, "open_for_reading", recording)
+    log = RunLog(tmp_path / "operator.log", max_bytes=1 << 20)
+    await log.create()
+    await log.append(b"output\n")
+    blobs = StalledBlobs()
+    push = asyncio.create_task(log.push(cast(BlobStore, blobs), "logs/job/op.log"))
+    await blobs.called.wait()
+    push.cancel()
+    await asyncio.wait([push])
+    assert push.cancelled()
+    del push  # and with it the put's frame, the last holder of the chunks
+    gc.collect()
+    assert [file.closed for file in opened] == [True]
