@@ -132,3 +132,23 @@ async def test_a_write_that_changes_nothing_writes_nothing(
 
     assert written is job and reads == []
     assert (await repository.get(job.id)).version == job.version
+
+
+async def test_a_write_has_the_store_return_only_the_new_version(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository = JobRepository(store)
+    job = await stored_job(repository)
+    returned: list[Mapping[str, Any]] = []
+    update = SqliteCollection.update
+
+    async def spied(self: SqliteCollection, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
+        returned.append(await update(self, *args, **kwargs))
+        return returned[-1]
+
+    monkeypatch.setattr(SqliteCollection, "update", spied)
+
+    written = await repository.modify(job.id, lambda r: replace(r, name="renamed"), known=job)
+
+    assert returned == [{"id": job.id, "version": job.version + 1}]
+    assert written.version == job.version + 1
