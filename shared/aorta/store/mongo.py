@@ -2,11 +2,10 @@
 
 A document is stored with its id as `_id` (the `id` field is not repeated) and read back with
 `id` restored. Filters are translated from the parsed tree of `aorta.store.filters` so that the
-server computes the same answer as the reference evaluator: every leaf carries a `$type` guard
-(MongoDB keeps `1` and `true` apart by itself, mongomock does not) and a not-a-list guard on
-the path and its prefixes (MongoDB would otherwise match inside lists). Updates are
-`find_one_and_update` on `{_id, version}` with `$set`/`$unset`/`$inc`, so a version check and
-the write are one atomic server operation.
+server computes the same answer as the reference evaluator (`aorta.store.mongo_query`, which
+says how). Updates are `find_one_and_update` on `{_id, version}` with `$set`/`$unset`/`$inc`
+and the guards that make `$set` do what the port promises, so a version check and the write
+are one atomic server operation.
 
 The client is injected (`MongoStateStore(client, database)`): anything motor-compatible,
 `mongomock_motor.AsyncMongoMockClient` included; `MongoStateStore.connect(url, database)`
@@ -27,13 +26,18 @@ from pymongo.errors import ConfigurationError, ConnectionFailure, DuplicateKeyEr
 
 from aorta.errors import AortaError, Internal, Invalid, Unavailable
 from aorta.store import paging, port, updates
-from aorta.store.filters import NEGATIONS, AllOf, Condition, Node, family, parse_filter, parse_sort
+from aorta.store.filters import AllOf, parse_filter, parse_sort
+from aorta.store.mongo_query import (
+    all_of,
+    field_path,
+    filter_query,
+    number_or_string,
+    update_guards,
+)
 from aorta.store.port import Document, Sort
 from aorta.timestamps import to_iso, utcnow
 
 _DATABASE = re.compile(r"[A-Za-z0-9_-]{1,63}")
-_NOTHING: Document = {"_id": {"$exists": False}}
-"""A filter no document matches (every document has an `_id`)."""
 
 
 def check_database_name(name: str) -> str:
@@ -43,106 +47,6 @@ def check_database_name(name: str) -> str:
             f"MongoDB database name {name!r} is not valid: use 1 to 63 letters, digits, _ or -"
         )
     return name
-
-
-def _field(path: str) -> str:
-    head, dot, rest = path.partition(".")
-    return f"_id{dot}{rest}" if head == "id" else path
-
-
-def _viable(path: str) -> list[Document]:
-    """What the document must hold for `$set` of `path` to do what `apply_update` does.
-
-    MongoDB refuses to set `a.b` through a non-object `a` (mongomock silently ignores it), so
-    every such prefix must be missing or an object. An element path `a.3` needs a list in `a`
-    that has element 3: MongoDB would pad a shorter list with nulls, and make `a` an object
-    when it is missing.
-    """
-    element = updates.element_path(path)
-    if element is not None:
-        return [_has_element(*element)]
-    return [_object_or_missing(prefix) for prefix in _prefixes(path)]
-
-
-def _object_or_missing(path: str) -> Document:
-    return {
-        "$or": [{path: {"$exists": False}}, {path: {"$type": "object", "$not": {"$type": "array"}}}]
-    }
-
-
-def _has_element(field: str, index: int) -> Document:
-    # `$size` of anything but a list is an error, so a non-list counts as an empty one.
-    items = {"$cond": [{"$isArray": f"${field}"}, f"${field}", []]}
-    return {"$expr": {"$gt": [{"$size": items}, index]}}
-
-
-def _prefixes(path: str) -> list[str]:
-    segments = path.split(".")
-    return [".".join(segments[:end]) for end in range(1, len(segments))]
-
-
-def _all(parts: list[Document]) -> Document:
-    return parts[0] if len(parts) == 1 else {"$and": parts}
-
-
-def _any(parts: list[Document]) -> Document:
-    return parts[0] if len(parts) == 1 else {"$or": parts}
-
-
-def _reachable(path: str) -> list[Document]:
-    """Filters that hold when no prefix of `path` is a list (MongoDB would look inside it)."""
-    return [{_field(prefix): {"$not": {"$type": "array"}}} for prefix in _prefixes(path)]
-
-
-def _exact(path: str, criteria: Document) -> Document:
-    """`criteria` on `path`, holding only where neither the path nor a prefix holds a list."""
-    return _all([*_reachable(path), {_field(path): {**criteria, "$not": {"$type": "array"}}}])
-
-
-def _unreachable(path: str) -> list[Document]:
-    """Filters of which one holds when a prefix of `path` is there but is not an object.
-
-    The path itself is then missing; MongoDB would look inside a list, and mongomock does not
-    count a path through a scalar as missing.
-    """
-    guards: list[Document] = []
-    for prefix in _prefixes(path):
-        field = _field(prefix)
-        guards += [
-            {field: {"$type": "array"}},
-            {field: {"$exists": True, "$not": {"$type": "object"}}},
-        ]
-    return guards
-
-
-def filter_query(node: Node) -> Document:
-    """The MongoDB query for a parsed filter."""
-    if isinstance(node, Condition):
-        return _condition_query(node)
-    if not node.parts:
-        return {}
-    parts = [filter_query(part) for part in node.parts]
-    return _all(parts) if isinstance(node, AllOf) else _any(parts)
-
-
-def _condition_query(condition: Condition) -> Document:
-    path, operator, operand = condition.path, condition.operator, condition.operand
-    if operator in NEGATIONS:
-        return {"$nor": [_condition_query(Condition(path, NEGATIONS[operator], operand))]}
-    if operator == "$exists":
-        present = _all([*_reachable(path), {_field(path): {"$exists": True}}])
-        return present if operand else {"$nor": [present]}
-    if operator not in ("$eq", "$in"):
-        return _exact(path, {operator: operand, "$type": family(operand)})
-    operands = operand if operator == "$in" else (operand,)
-    by_family: dict[str, list[Any]] = {}
-    for item in operands:
-        if item is not None:
-            by_family.setdefault(str(family(item)), []).append(item)
-    parts = [_exact(path, {"$in": items, "$type": kind}) for kind, items in by_family.items()]
-    if None in operands:
-        parts += [_exact(path, {"$eq": None}), *_unreachable(path)]
-    return _any(parts) if parts else _NOTHING
 
 
 def _plain(value: Any) -> Any:
@@ -266,7 +170,7 @@ class MongoCollection:
         skip: int = 0,
     ) -> list[Document]:
         query = filter_query(parse_filter(self.name, filter))
-        order = [(_field(path), direction) for path, direction in parse_sort(self.name, sort)]
+        order = [(field_path(path), direction) for path, direction in parse_sort(self.name, sort)]
         if all(field != "_id" for field, _ in order):
             order.append(("_id", 1))
         port.check_paging(self.name, limit, skip)
@@ -293,20 +197,17 @@ class MongoCollection:
         chosen = paging.check_fields(self.name, fields, order)
         last = paging.check_after(self.name, order, after)
         direction = -1 if descending else 1
-        sort = [(_field(path), direction) for path in order]
-        projection = {_field(field): 1 for field in chosen} or None
+        sort = [(field_path(path), direction) for path in order]
+        projection = {field_path(field): 1 for field in chosen} or None
         # Only numbers or strings in the key, as SQLite lists them (`aorta.store.paging`).
-        keyed = [
-            _any([_exact(path, {"$type": "number"}), _exact(path, {"$type": "string"})])
-            for path in order
-        ]
+        keyed = [number_or_string(path) for path in order]
         while True:
             node = (
                 parsed
                 if not last
                 else AllOf((parsed, paging.continuation(order, last, descending)))
             )
-            query = _all([filter_query(node), *keyed])
+            query = all_of([filter_query(node), *keyed])
             page: list[Document] = []
             held = 0
             with self._errors():
@@ -348,12 +249,12 @@ class MongoCollection:
         expected = port.check_version(self.name, expected_version)
         checked, removed = updates.checked_update(self.name, changes, unset)
         chosen = updates.returned_fields(self.name, fields)
-        returned = None if chosen is None else {_field(field): 1 for field in chosen}
+        returned = None if chosen is None else {field_path(field): 1 for field in chosen}
         query: Document = {"_id": id}
         if expected is not None:
             query["version"] = expected
-        # Every path must be one the update can take (`_viable`); a miss is explained below.
-        viable = [condition for path in checked for condition in _viable(path)]
+        # Every path must be one the update can take (`update_guards`); a miss is explained below.
+        viable = [condition for path in checked for condition in update_guards(path)]
         if viable:
             query = {"$and": [query, *viable]}
         change: Document = {
@@ -410,10 +311,12 @@ class MongoCollection:
         if unique:
             # Documents missing a field stay out of the index, as SQLite leaves NULLs unconstrained.
             options["unique"] = True
-            options["partialFilterExpression"] = {_field(f): {"$exists": True} for f in checked}
+            options["partialFilterExpression"] = {field_path(f): {"$exists": True} for f in checked}
         try:
             with self._errors():
-                await self._collection.create_index([(_field(f), 1) for f in checked], **options)
+                await self._collection.create_index(
+                    [(field_path(f), 1) for f in checked], **options
+                )
         except DuplicateKeyError as error:
             raise port.index_clash(self.name, checked) from error
 
