@@ -53,19 +53,32 @@ def blob_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, str]:
     }
 
 
+def platform_settings(
+    request: pytest.FixtureRequest,
+    kind: str,
+    nats_server: NatsServerProcess,
+    folder: Path,
+    **environ: str,
+) -> Settings:
+    """The settings of a platform a test runs in its own process: its data in `folder`, the
+    bus at `nats_server`, a blob store of `kind` (`local` or `s3`), and `environ` on top."""
+    return Settings.from_env(
+        {
+            "AORTA_DATA_DIR": str(folder),
+            "AORTA_NATS_URL": nats_server.url,
+            "AORTA_RPC_TIMEOUT": str(RPC_TIMEOUT),
+            **blob_settings(kind, request),
+            **environ,
+        }
+    )
+
+
 @pytest.fixture(params=["local", "s3"])
 async def platform(
     request: pytest.FixtureRequest, nats_server: NatsServerProcess, tmp_path: Path
 ) -> AsyncIterator[Platform]:
     kind: str = request.param
-    settings = Settings.from_env(
-        {
-            "AORTA_DATA_DIR": str(tmp_path),
-            "AORTA_NATS_URL": nats_server.url,
-            "AORTA_RPC_TIMEOUT": str(RPC_TIMEOUT),
-            **blob_settings(kind, request),
-        }
-    )
+    settings = platform_settings(request, kind, nats_server, tmp_path)
     bus = await NatsBus.connect(settings.nats_url, name="aorta-test", default_timeout=RPC_TIMEOUT)
     async with service_context(settings, bus) as context:
         payloads = await payloads_app.start(context)

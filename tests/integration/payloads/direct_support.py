@@ -17,10 +17,9 @@ from aorta.api import aorta_payloads_pb2, aorta_payloads_pb2_grpc, payloads_pb2
 from aorta.bus.nats import NatsBus
 from aorta.bus.nats_server import NatsServerProcess
 from aorta.runtime.service import service_context
-from aorta.settings import Settings
 from aorta_services.gateway import app as gateway_app
 from aorta_services.payloads import app as payloads_app
-from tests.integration.payloads.conftest import RPC_TIMEOUT, blob_settings
+from tests.integration.payloads.conftest import RPC_TIMEOUT, platform_settings
 from tests.integration.payloads.payload_grpc import (
     digest,
     ident,
@@ -80,15 +79,7 @@ async def s3_platform(
     **environ: str,
 ) -> AsyncIterator[str]:
     """An S3 platform in this process with extra settings; yields the gateway's target."""
-    settings = Settings.from_env(
-        {
-            "AORTA_DATA_DIR": str(tmp_path),
-            "AORTA_NATS_URL": nats_server.url,
-            "AORTA_RPC_TIMEOUT": str(RPC_TIMEOUT),
-            **blob_settings("s3", request),
-            **environ,
-        }
-    )
+    settings = platform_settings(request, "s3", nats_server, tmp_path, **environ)
     bus = await NatsBus.connect(settings.nats_url, name="aorta-test", default_timeout=RPC_TIMEOUT)
     async with service_context(settings, bus) as context:
         payloads = await payloads_app.start(context)

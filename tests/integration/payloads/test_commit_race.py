@@ -22,10 +22,9 @@ from aorta.bus.nats import NatsBus
 from aorta.bus.nats_server import NatsServerProcess
 from aorta.errors import Conflict, ErrorCode, Unavailable
 from aorta.runtime.service import service_context
-from aorta.settings import Settings
 from aorta_services.gateway import app as gateway_app
 from aorta_services.payloads import app as payloads_app
-from tests.integration.payloads.conftest import RPC_TIMEOUT, blob_settings
+from tests.integration.payloads.conftest import RPC_TIMEOUT, platform_settings
 from tests.integration.payloads.direct_support import DirectStub, ask, commit, put
 from tests.integration.payloads.payload_grpc import (
     JOB,
@@ -93,14 +92,7 @@ async def racing(
     request: pytest.FixtureRequest, nats_server: NatsServerProcess, tmp_path: Path
 ) -> AsyncIterator[Racing]:
     """The payloads service on the real store, the gateway on it through `HeldCommits`."""
-    settings = Settings.from_env(
-        {
-            "AORTA_DATA_DIR": str(tmp_path),
-            "AORTA_NATS_URL": nats_server.url,
-            "AORTA_RPC_TIMEOUT": str(RPC_TIMEOUT),
-            **blob_settings(request.param, request),
-        }
-    )
+    settings = platform_settings(request, request.param, nats_server, tmp_path)
     bus = await NatsBus.connect(settings.nats_url, name="aorta-test", default_timeout=RPC_TIMEOUT)
     async with service_context(settings, bus) as context:
         payloads = await payloads_app.start(context)
