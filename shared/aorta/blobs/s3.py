@@ -27,7 +27,6 @@ import asyncio
 import builtins
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterator, Sequence
 from contextlib import aclosing
-from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
@@ -37,15 +36,16 @@ from minio import Minio
 from minio.commonconfig import CopySource
 from minio.datatypes import Object
 from minio.deleteobjects import DeleteObject
-from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
+from minio.error import MinioException, S3Error
 from minio.helpers import check_bucket_name
 
 from aorta.blobs.keys import check_key, check_prefix
 from aorta.blobs.port import DEFAULT_CHUNK_SIZE, BlobInfo, DirectLink, DirectUpload
+from aorta.blobs.s3_errors import translated
 from aorta.blobs.s3_links import S3Links, public_client
-from aorta.blobs.s3_upload import MultipartUpload, utc
+from aorta.blobs.s3_upload import LIST_BATCH, MultipartUpload, abort_stale_uploads, utc
 from aorta.blobs.streams import WorkerThreads, blocks, check_range, settle
-from aorta.errors import AortaError, Internal, Invalid, NotFound, Unavailable
+from aorta.errors import AortaError, Internal, Invalid
 from aorta.logger import get_logger
 from aorta.tasks import cancel_and_wait
 
@@ -57,14 +57,10 @@ _log = get_logger(__name__)
 DEFAULT_PART_SIZE = 8 << 20
 MIN_PART_SIZE = 5 << 20  # S3's minimum for every part but the last
 MAX_PART_SIZE = 5 << 30
-_LIST_BATCH = 1000  # S3's page size and DeleteObjects' limit
 STALE_UPLOAD_AGE = 24 * 3600.0
 """Seconds after which an incomplete multipart upload is taken as left by a dead process."""
 UPLOAD_SWEEP_INTERVAL = 3600.0
 """Seconds between sweeps of stale uploads while the store is open."""
-_UPLOAD_PAGES = 100  # pages of incomplete uploads one sweep reads at most
-_MISSING = {"NoSuchKey", "NoSuchObject", "NotFound"}
-_TRANSIENT = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling"}
 
 
 def parse_location(location: str) -> tuple[str, str]:
@@ -189,7 +185,9 @@ class S3BlobStore:
         """Aborts the incomplete multipart uploads under this store's prefix begun more than
         `older_than` seconds ago, which processes that died mid-upload left; the number
         aborted. Errors as for any call."""
-        return await self._call(None, self._abort_stale, older_than)
+        return await self._call(
+            None, abort_stale_uploads, self._client, self._bucket, self._prefix, older_than
+        )
 
     async def _sweep_uploads(self) -> None:
         while True:
@@ -274,7 +272,7 @@ class S3BlobStore:
         listing: Iterator[Object] = self._client.list_objects(
             self._bucket, prefix=self._prefix + prefix, recursive=True
         )
-        while batch := await self._call(None, _take, listing, _LIST_BATCH):
+        while batch := await self._call(None, _take, listing, LIST_BATCH):
             for found in batch:
                 info = self._info(found)
                 if info is not None:
@@ -295,7 +293,7 @@ class S3BlobStore:
         async with aclosing(self.list(prefix)) as listing:
             async for info in listing:
                 batch.append(self._prefix + info.key)
-                if len(batch) == _LIST_BATCH:
+                if len(batch) == LIST_BATCH:
                     deleted += await self._call(None, self._remove_many, batch)
                     batch = []
         if batch:
@@ -357,7 +355,8 @@ class S3BlobStore:
         try:
             return await self._threads.finish(future)
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as error:
-            raise self._translate(error, key) from error
+            where = f"the S3 store at {self._endpoint} (bucket {self._bucket!r})"
+            raise translated(error, key, where) from error
 
     async def _abort(self, upload: MultipartUpload) -> None:
         """Best effort: the upload is invisible anyway; aborting only frees its parts."""
@@ -370,28 +369,6 @@ class S3BlobStore:
                 key=upload.key,
                 error=str(error),
             )
-
-    def _abort_stale(self, older_than: float) -> int:
-        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
-        aborted, marker = 0, None
-        for _ in range(_UPLOAD_PAGES):
-            page = self._client._list_multipart_uploads(
-                self._bucket,
-                prefix=self._prefix or None,
-                key_marker=marker,
-                max_uploads=_LIST_BATCH,
-            )
-            for upload in page.uploads:
-                begun = upload.initiated_time
-                if upload.upload_id and begun is not None and utc(begun) <= cutoff:
-                    self._client._abort_multipart_upload(
-                        self._bucket, upload.object_name, upload.upload_id
-                    )
-                    aborted += 1
-            if not page.is_truncated or not page.next_key_marker:
-                break
-            marker = page.next_key_marker
-        return aborted
 
     def _ensure_bucket(self) -> None:
         if self._client.bucket_exists(self._bucket):
@@ -416,18 +393,6 @@ class S3BlobStore:
             shown = "; ".join(f"{e.name}: {e.code} {e.message}" for e in errors[:5])
             raise Internal(f"S3 refused to delete {len(errors)} of {len(names)} objects: {shown}")
         return len(names)
-
-    def _translate(self, error: Exception, key: str | None) -> AortaError:
-        where = f"the S3 store at {self._endpoint} (bucket {self._bucket!r})"
-        if isinstance(error, S3Error):
-            if error.code in _MISSING and key is not None:
-                return NotFound(f"blob {key!r} not found")
-            if error.code in _TRANSIENT:
-                return Unavailable(f"{where} is busy: {error.code}: {error.message}")
-            return Internal(f"{where} refused the request: {error.code}: {error.message}")
-        if isinstance(error, ServerError | InvalidResponseError):
-            return Unavailable(f"{where} answered unexpectedly: {error}")
-        return Unavailable(f"{where} cannot be reached: {error}")
 
 
 def _take(items: Iterator[T], count: int) -> list[T]:

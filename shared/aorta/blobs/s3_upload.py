@@ -6,13 +6,15 @@ Drives minio's multipart primitives (`_create_multipart_upload`, `_upload_part`,
 three parts in flight: about five parts of memory instead of two. minio is pinned, and the
 contract suite exercises every one of these calls.
 
-Everything here blocks; `S3BlobStore.put` runs it in its threads, one call at a time.
+`abort_stale_uploads` sweeps away the uploads of processes that died mid-upload.
+
+Everything here blocks; `S3BlobStore` runs it in its threads, a put's calls one at a time.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -24,6 +26,9 @@ from aorta.blobs.port import BlobInfo
 from aorta.errors import Invalid
 
 MAX_PARTS = 10_000
+LIST_BATCH = 1000
+"""S3's page size of listings, and DeleteObjects' limit."""
+_UPLOAD_PAGES = 100  # pages of incomplete uploads one sweep reads at most
 
 
 class MultipartUpload:
@@ -112,3 +117,23 @@ def server_time(header: str | None) -> datetime:
         except (TypeError, ValueError):
             pass
     return datetime.now(UTC)
+
+
+def abort_stale_uploads(client: Minio, bucket: str, prefix: str, older_than: float) -> int:
+    """Aborts the incomplete multipart uploads under `prefix` begun more than `older_than`
+    seconds ago (left by processes that died mid-upload); the number aborted."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+    aborted, marker = 0, None
+    for _ in range(_UPLOAD_PAGES):
+        page = client._list_multipart_uploads(
+            bucket, prefix=prefix or None, key_marker=marker, max_uploads=LIST_BATCH
+        )
+        for upload in page.uploads:
+            begun = upload.initiated_time
+            if upload.upload_id and begun is not None and utc(begun) <= cutoff:
+                client._abort_multipart_upload(bucket, upload.object_name, upload.upload_id)
+                aborted += 1
+        if not page.is_truncated or not page.next_key_marker:
+            break
+        marker = page.next_key_marker
+    return aborted
