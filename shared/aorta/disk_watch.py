@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -29,6 +30,11 @@ from aorta.settings import Settings
 log = get_logger(__name__)
 
 _FILE = "file:///"
+
+ADMISSION_REUSE_SECONDS = 1.0
+"""How long the gateway's admissions reuse one measurement of the disks: a disk fills over
+seconds, and measuring for every Create and Start cost a worker thread's round trip each
+(docs/decisions.md, "Full disks")."""
 
 
 def watched_folders(settings: Settings) -> list[Path]:
@@ -61,8 +67,10 @@ class DiskWatch:
     """The watermark over `folders`: `admit` refuses new work above it, `measure_all` reports.
 
     Every measure sets the gauge of its folder. A folder that cannot be measured (gone, a
-    broken mount) is logged and left out rather than refusing everything. `measurer` is
-    `measure` but in tests.
+    broken mount) is logged and left out rather than refusing everything. `admit` answers
+    from a measurement at most `reuse_for` seconds old (0: always a new one), and calls that
+    arrive while one is under way share it. `measurer` and `clock` are `measure` and
+    `time.monotonic` but in tests.
     """
 
     def __init__(
@@ -70,14 +78,26 @@ class DiskWatch:
         folders: Sequence[Path],
         watermark: float,
         measurer: Callable[[Path], DiskUsage] = measure,
+        reuse_for: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.folders = list(folders)
         self.watermark = watermark
         self._measure = measurer
+        self._reuse_for = reuse_for
+        self._clock = clock
+        self._recent: tuple[float, list[DiskUsage]] | None = None
+        self._measuring: asyncio.Future[list[DiskUsage]] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiskWatch:
-        return cls(watched_folders(settings), settings.disk_watermark)
+        """The folders of `settings`, admissions reusing a measurement for
+        `ADMISSION_REUSE_SECONDS`."""
+        return cls(
+            watched_folders(settings),
+            settings.disk_watermark,
+            reuse_for=ADMISSION_REUSE_SECONDS,
+        )
 
     async def measure_all(self) -> list[DiskUsage]:
         """Every folder's disk now (one `statvfs` each, in a worker thread)."""
@@ -101,9 +121,10 @@ class DiskWatch:
         return over_watermark(await self.measure_all(), self.watermark)
 
     async def admit(self, what: str, code: int = ErrorCode.SERVICE_UNAVAILABLE) -> None:
-        """Returns when every disk is below the watermark; else raises `DiskNearlyFull`
-        refusing `what` (e.g. "new jobs") with `code`."""
-        full = await self.full()
+        """Returns when every disk was below the watermark at the last measurement (at most
+        `reuse_for` seconds ago); else raises `DiskNearlyFull` refusing `what` (e.g. "new
+        jobs") with `code`."""
+        full = await self._recently_full()
         if full:
             log.warning(
                 "disk.refused",
@@ -113,6 +134,25 @@ class DiskWatch:
                 watermark=self.watermark,
             )
             raise refusal(what, full, self.watermark, code)
+
+    async def _recently_full(self) -> list[DiskUsage]:
+        if self._reuse_for <= 0:
+            return await self.full()
+        if self._recent is not None and self._clock() - self._recent[0] < self._reuse_for:
+            return self._recent[1]
+        if self._measuring is None:
+            self._measuring = asyncio.ensure_future(self._measure_recent())
+        # Shielded: one caller cancelled must not cancel the measurement the others await.
+        return await asyncio.shield(self._measuring)
+
+    async def _measure_recent(self) -> list[DiskUsage]:
+        try:
+            measured_at = self._clock()
+            full = await self.full()
+            self._recent = (measured_at, full)
+            return full
+        finally:
+            self._measuring = None
 
     async def report_forever(self, every: float) -> None:
         """`report` every `every` seconds until cancelled."""

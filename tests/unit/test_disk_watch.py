@@ -3,6 +3,7 @@ report (`aorta.disk_watch`)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,14 @@ import structlog.testing
 from prometheus_client import REGISTRY
 
 from aorta.disk_space import RESERVE_FILE, DiskNearlyFull, DiskUsage, reserve_bytes
-from aorta.disk_watch import DiskWatch, measure, room_for, settle_reserve, watched_folders
+from aorta.disk_watch import (
+    ADMISSION_REUSE_SECONDS,
+    DiskWatch,
+    measure,
+    room_for,
+    settle_reserve,
+    watched_folders,
+)
 from aorta.errors import ErrorCode
 from aorta.settings import Settings, SettingsError
 
@@ -68,6 +76,72 @@ async def test_admit_refuses_above_the_watermark_and_sets_the_gauge() -> None:
     assert gauge("/d/data") == pytest.approx(0.5)
     disks.available["/d/blobs"] = 500
     await watch.admit("new jobs")
+
+
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountedDisks(Disks):
+    """`Disks` counting its measurements."""
+
+    def __init__(self, available: dict[str, int]) -> None:
+        super().__init__(available)
+        self.measured = 0
+
+    def __call__(self, folder: Path) -> DiskUsage:
+        self.measured += 1
+        return super().__call__(folder)
+
+
+async def test_admissions_reuse_a_measurement_for_a_while_refusals_included() -> None:
+    disks, clock = CountedDisks({"/d/r": 500}), Clock()
+    watch = DiskWatch([Path("/d/r")], 0.9, disks, reuse_for=1.0, clock=clock)
+    await watch.admit("new jobs")
+    disks.available["/d/r"] = 50
+    clock.now += 0.9
+    await watch.admit("new jobs")  # still the measurement of 0.9 s ago
+    assert disks.measured == 1
+    clock.now += 0.1
+    with pytest.raises(DiskNearlyFull):
+        await watch.admit("new jobs")
+    disks.available["/d/r"] = 500
+    with pytest.raises(DiskNearlyFull):
+        await watch.admit("new jobs")  # the refusal is reused as well
+    clock.now += 1.0
+    await watch.admit("new jobs")
+    assert disks.measured == 3
+
+
+async def test_admissions_at_once_share_one_measurement() -> None:
+    disks = CountedDisks({"/d/r": 50})
+    watch = DiskWatch([Path("/d/r")], 0.9, disks, reuse_for=1.0, clock=Clock())
+    refused = await asyncio.gather(
+        *(watch.admit("new jobs") for _ in range(10)), return_exceptions=True
+    )
+    assert all(isinstance(answer, DiskNearlyFull) for answer in refused)
+    assert disks.measured == 1
+
+
+async def test_without_reuse_every_admission_measures() -> None:
+    disks = CountedDisks({"/d/r": 500})
+    watch = DiskWatch([Path("/d/r")], 0.9, disks)
+    await watch.admit("new jobs")
+    disks.available["/d/r"] = 50
+    with pytest.raises(DiskNearlyFull):
+        await watch.admit("new jobs")
+    assert disks.measured == 2
+
+
+def test_the_gateway_s_watch_reuses_for_a_second(tmp_path: Path) -> None:
+    watch = DiskWatch.from_settings(Settings.from_env({"AORTA_DATA_DIR": str(tmp_path)}))
+    assert watch._reuse_for == ADMISSION_REUSE_SECONDS == 1.0
 
 
 async def test_a_folder_that_cannot_be_measured_refuses_nothing() -> None:
