@@ -34,7 +34,8 @@ _FILE = "file:///"
 ADMISSION_REUSE_SECONDS = 1.0
 """How long the gateway's admissions reuse one measurement of the disks: a disk fills over
 seconds, and measuring for every Create and Start cost a worker thread's round trip each
-(docs/decisions.md, "Full disks")."""
+(docs/decisions.md, "Full disks: a watermark at the gateway, a reserve, and a fixed JetStream
+budget")."""
 
 
 def watched_folders(settings: Settings) -> list[Path]:
