@@ -111,14 +111,14 @@ class ServiceKeeper:
                 self._ledger.allocate(owner, service.request)
 
     async def ensure(
-        self, job_id: JobId, pipeline_id: str, services: Sequence[DeclaredService]
+        self, job_id: JobId, pipeline_id: str, services: Sequence[DeclaredService], owner: str
     ) -> None:
-        """Makes every one of `services` READY with `job_id` among its users; `ServiceFailed`
-        (the service's last log lines in its message) when one exits or is not ready in time.
-        The job is a user of each service from here on, even when one failed: `job_ended`
-        takes it off."""
+        """Makes every one of `services` READY with `job_id` (created by `owner`) among its
+        users; `ServiceFailed` (the service's last log lines in its message) when one exits or
+        is not ready in time. The job is a user of each service from here on, even when one
+        failed: `job_ended` takes it off."""
         for service in services:
-            await self._ensure_one(job_id, pipeline_id, service)
+            await self._ensure_one(job_id, pipeline_id, service, owner)
 
     async def connect(
         self, job_id: JobId, pipeline_id: str, pipeline: Pipeline, operator: str
@@ -146,13 +146,13 @@ class ServiceKeeper:
             self.reserve(services)
 
     async def _ensure_one(
-        self, job_id: JobId, pipeline_id: str, service: DeclaredService
+        self, job_id: JobId, pipeline_id: str, service: DeclaredService, owner: str | None = None
     ) -> ServiceRecord:
         sid = service.service_id
         now = self._clock()
         record = await self._parts.repository.put(
             sid,
-            partial(joined, job_id=job_id, pipeline_id=pipeline_id, now=now),
+            partial(joined, job_id=job_id, pipeline_id=pipeline_id, now=now, owner=owner),
             lambda: ServiceRecord.first(service, now=now),
         )
         self._records[sid] = record

@@ -131,7 +131,7 @@ class ServiceAdmission:
         if self.keeper is None:
             return "this scheduler runs no pipeline services"
         try:
-            await self.keeper.ensure(record.id, record.pipeline_id, services)
+            await self.keeper.ensure(record.id, record.pipeline_id, services, record.owner)
         except AortaError as error:
             return "; ".join(error.messages)
         return None

@@ -1,16 +1,26 @@
 """`aorta.v1.Services` (List, ReadLogs): any replica answers from the `services` collection and
-the logs the service runners keep in the blob store (`domain.services.service_log_key`)."""
+the logs the service runners keep in the blob store (`domain.services.service_log_key`).
+
+List answers a `user` with the services its own jobs used, ReadLogs is an admin's or the one
+owner's of every job that used the service (`domain.service_access`): the caller rides in the
+bus header the gateway sets, as for the Jobs verbs."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 from aorta.api import aorta_services_pb2, common_pb2
+from aorta.auth.principal import current_principal
 from aorta.blobs import BlobStore
 from aorta.bus import Request
 from aorta.errors import NotFound
 from aorta.executors.run_log import split_lines
 from aorta_services.scheduler.domain import answers, requests
+from aorta_services.scheduler.domain.service_access import (
+    check_may_read_log,
+    listed,
+    may_read_log,
+)
 from aorta_services.scheduler.domain.services import ServiceRecord, service_log_key
 from aorta_services.scheduler.service_records import ServiceRepository
 
@@ -44,9 +54,11 @@ class ServiceQueries:
         self._blobs = blobs
 
     async def list_services(self, request: Request) -> AsyncIterator[bytes]:
-        """One `ServicesListResponse` per service, by name; one empty message for none."""
+        """One `ServicesListResponse` per service the caller may see, by name; one empty
+        message for none."""
         requests.parse(request.data, aorta_services_pb2.ServicesListRequest)
-        records = await self._repository.all()
+        seen = (listed(record) for record in await self._repository.all())
+        records = [record for record in seen if record is not None]
         if not records:
             yield aorta_services_pb2.ServicesListResponse().SerializeToString()
         for record in records:
@@ -55,9 +67,11 @@ class ServiceQueries:
 
     async def read_logs(self, request: Request) -> AsyncIterator[bytes]:
         """The service's stored log in messages of bounded size; `NotFound` for a service
-        never started (by id, or by name compared case-insensitively)."""
+        never started (by id, or by name compared case-insensitively), `Forbidden` when the
+        caller may not read it."""
         message = requests.parse(request.data, aorta_services_pb2.ServicesReadLogsRequest)
         record = await self._find(message.service.strip())
+        check_may_read_log(record)
         lines = split_lines(self._blobs.get(service_log_key(record.id)))
         async for chunk in answers.log_messages(record.id, record.name, lines):
             answer = aorta_services_pb2.ServicesReadLogsResponse(
@@ -74,4 +88,6 @@ class ServiceQueries:
         named = [r for r in await self._repository.all() if r.name.lower() == wanted.lower()]
         if not named:
             raise NotFound(f"no pipeline service has the id or name {wanted!r}")
-        return max(named, key=lambda record: record.last_used)
+        # Of several services of that name (other commands), the caller's own first.
+        readable = [r for r in named if may_read_log(r, current_principal())]
+        return max(readable or named, key=lambda record: record.last_used)

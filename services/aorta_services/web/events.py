@@ -3,7 +3,9 @@
 The console subscribes once to `aorta.events.>` (as the read-only `events` bus user) and hands
 each event to every open stream. A stream filters what its user may see: viewers and admins
 see every event; a `user` sees its own jobs' events (the job's owner, asked of the platform
-once per job and remembered) and pipeline and model events, never payload events. Each stream
+once per job and remembered) and pipeline and model events, never payload events nor pipeline
+service events (a service is shared by the jobs of every user: its events name them all, and
+a failed one's message ends with its last log lines). Each stream
 buffers a bounded number of events; one that falls behind loses the oldest and is told with a
 `resync` event, so the page reloads what it shows instead of missing a change.
 """
@@ -29,6 +31,8 @@ log = get_logger(__name__)
 BUFFERED = 256
 """Events a stream holds for a browser that reads slowly."""
 REMEMBERED_OWNERS = 10_000
+USERS_NEVER_SEE = frozenset({"payload", "service"})
+"""Entities whose events carry other users' things, which a `user`'s stream never gets."""
 
 OwnerLookup = Callable[[str, str | None], Awaitable[str]]
 """(job id, token) → the job's owner; raises `ApiError` when the token may not read it."""
@@ -105,7 +109,7 @@ class EventHub:
         """Whether `stream`'s user may see `event`."""
         if stream.caller.sees_every_job:
             return True
-        if event.entity == "payload":
+        if event.entity in USERS_NEVER_SEE:
             return False
         if event.entity != "job":
             return True

@@ -43,7 +43,7 @@ async def received(hub: EventHub, stream: Stream, count: int) -> list[CloudEvent
     return seen
 
 
-async def test_a_user_sees_its_own_jobs_and_a_viewer_every_job() -> None:
+async def test_a_user_sees_its_own_jobs_never_payloads_or_services_and_a_viewer_all() -> None:
     network = MemoryNetwork()
     publisher, console_bus = MemoryBus(network), MemoryBus(network)
     owners = Owners()
@@ -56,6 +56,7 @@ async def test_a_user_sees_its_own_jobs_and_a_viewer_every_job() -> None:
             job_event("c" * 32),
             make_event("payloads", "payload", "d" * 32, "created", {}),
             job_event("a" * 32),
+            make_event("scheduler", "service", "svc-1", "failed", {"users": ["b" * 32]}),
             make_event("pipelines", "pipeline", "e" * 32, "created", {}),
             job_event("a" * 32, "stopped"),
         ]

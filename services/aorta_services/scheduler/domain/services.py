@@ -5,7 +5,10 @@ the same image, tag and command (`aorta.executors.services.service_key`). The sc
 `ServiceRecord` per such service in its `services` collection:
 
 - `users` are the jobs that need it now (a job joins when it is admitted and leaves when it
-  stops); `pipelines` the pipelines that declared it;
+  stops), `job_owners` the subject that created each of them; `pipelines` the pipelines that
+  declared it; `owners` every subject whose job has used it since its record was made ("" for
+  a job made while authentication was off), whose jobs' traces its log may hold
+  (`service_access` reads both);
 - a service with no user is idle from `last_used`; it stops once idle for the idle period, when
   none of its pipelines exists any more, or when `stop_requested` (Clara.Stop) says so;
 - while STARTING or READY it holds `allocation` on the node, like an operator.
@@ -174,6 +177,8 @@ class ServiceRecord:
     users: tuple[str, ...] = ()
     pipelines: tuple[str, ...] = ()
     last_used: float = 0.0
+    job_owners: Mapping[str, str] = field(default_factory=dict, hash=False)
+    owners: tuple[str, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict, hash=False)
     mounts: tuple[ServiceMount, ...] = ()
     allocation: Allocation | None = None
@@ -226,6 +231,8 @@ class ServiceRecord:
             "users": list(self.users),
             "pipelines": list(self.pipelines),
             "last_used": self.last_used,
+            "job_owners": dict(self.job_owners),
+            "owners": list(self.owners),
             "environment": dict(self.environment),
             "mounts": [{"source": m.source, "path": m.path} for m in self.mounts],
             "allocation": None if self.allocation is None else self.allocation.to_document(),
@@ -250,6 +257,9 @@ class ServiceRecord:
                 users=tuple(document.get("users", ())),
                 pipelines=tuple(document.get("pipelines", ())),
                 last_used=float(document.get("last_used", 0.0)),
+                # Records stored before owners were kept name none: their users are an admin's.
+                job_owners=dict(document.get("job_owners", {})),
+                owners=tuple(document.get("owners", ())),
                 environment=dict(document.get("environment", {})),
                 mounts=tuple(
                     ServiceMount(m["source"], m["path"]) for m in document.get("mounts", ())
@@ -266,13 +276,28 @@ class ServiceRecord:
             ) from error
 
 
-def joined(record: ServiceRecord, job_id: str, pipeline_id: str, *, now: float) -> ServiceRecord:
-    """`record` with `job_id` among its users and `pipeline_id` among its pipelines."""
+def joined(
+    record: ServiceRecord, job_id: str, pipeline_id: str, *, now: float, owner: str | None = None
+) -> ServiceRecord:
+    """`record` with `job_id` among its users and `pipeline_id` among its pipelines, and the
+    job's `owner` (when given) among its owners; a job already a user keeps the owner it
+    joined with."""
     users = record.users if job_id in record.users else (*record.users, job_id)
     pipelines = (
         record.pipelines if pipeline_id in record.pipelines else (*record.pipelines, pipeline_id)
     )
-    return replace(record, users=users, pipelines=pipelines, last_used=now)
+    job_owners, owners = record.job_owners, record.owners
+    if owner is not None and job_id not in job_owners:
+        job_owners = {**job_owners, job_id: owner}
+        owners = owners if owner in owners else (*owners, owner)
+    return replace(
+        record,
+        users=users,
+        pipelines=pipelines,
+        last_used=now,
+        job_owners=job_owners,
+        owners=owners,
+    )
 
 
 def left(record: ServiceRecord, job_ids: Iterable[str], *, now: float) -> ServiceRecord:
@@ -281,7 +306,8 @@ def left(record: ServiceRecord, job_ids: Iterable[str], *, now: float) -> Servic
     users = tuple(user for user in record.users if user not in gone)
     if users == record.users:
         return record
-    return replace(record, users=users, last_used=now)
+    job_owners = {job: owner for job, owner in record.job_owners.items() if job not in gone}
+    return replace(record, users=users, job_owners=job_owners, last_used=now)
 
 
 def stop_due(record: ServiceRecord, *, now: float, idle_seconds: float) -> str | None:
