@@ -1,6 +1,7 @@
 """How a new leader (or a leader finding a job it does not run) takes over: level-triggered.
 
-It compares what the store says with what the executor runs now (`executor.running()`):
+It compares what the store says with what the executor knows now (`executor.running()`: its
+live runs, and the ended ones whose outcome it recorded):
 
 - the queue's rotation continues from the job admitted last (its stored `rotation`); the
   queue itself is rebuilt by the first pass from the stored queued jobs and their enqueue
@@ -12,7 +13,9 @@ It compares what the store says with what the executor runs now (`executor.runni
   never runs twice at once; COMPLETED operators stay completed: their outputs are stored;
 - a stopped job whose runs still run is adopted so those runs are stopped and recorded;
   one with nothing running is released;
-- a run the executor has that no job claims is stopped;
+- a live run that no job claims is stopped; an ended one no job claims is only an old record
+  (the executor keeps them for a day: thousands on a busy platform), counted in the
+  `scheduler.reconciled` line, never stopped;
 - events still pending in job documents (`events`) are published.
 
 Jobs whose `Jobs.Create` never finished (hidden) are removed once they are an hour old, together
@@ -28,6 +31,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMap
 from typing import Any
 
 from aorta.errors import AortaError, Conflict, Invalid
+from aorta.executors import KnownRuns
 from aorta.ids import JobId
 from aorta.logger import get_logger
 from aorta_services.scheduler.active import ActiveJob, RunHandle, owner
@@ -105,17 +109,27 @@ class Reconciler:
             *await repository.in_phase(JobPhase.RUNNING),
             *await repository.unreleased(),
         ]
-        alive = await self.take_over(records, active, clean)
+        # Listed even with no job to take over: a live run no job claims is stopped all the same.
+        known = await self._parts.executor.running()
+        await self._take_over(records, active, clean, known)
         claimed = {
             record.operator(name).run_id
             for record in records
             for name in record.job_progress().running()
         }
-        for stray in sorted(alive - claimed):
+        strays = sorted(set(known.live) - claimed)
+        for stray in strays:
             log.warning("scheduler.stray_run", run_id=stray)
             self._spawn(self._stop_run(stray), f"aorta.scheduler.stray.{stray}")
         await self.sweep_abandoned_creations(force=True)
-        log.info("scheduler.reconciled", jobs=len(active), runs=len(alive))
+        log.info(
+            "scheduler.reconciled",
+            jobs=len(active),
+            live=len(known.live),
+            ended=len(known.ended),
+            claimed=len(claimed),
+            strays=len(strays),
+        )
 
     async def sweep_abandoned_creations(self, *, force: bool = False) -> None:
         """Removes the jobs whose `Jobs.Create` never finished, once `ABANDONED_CREATION_AGE`
@@ -147,24 +161,31 @@ class Reconciler:
         records: Iterable[JobRecord],
         active: MutableMapping[JobId, ActiveJob],
         clean: Callable[[JobRecord], None],
-    ) -> set[str]:
+    ) -> None:
         """Adopts each job of `records` that is RUNNING or still has RUNNING operators, and
-        cleans up the others (stopped, nothing running). Returns the executor's live runs."""
-        pending = [record for record in records if record.id not in active]
-        if not pending:
-            return set()
-        alive = set(await self._parts.executor.running())
-        for record in pending:
+        cleans up the others (stopped, nothing running); asks the executor what it knows only
+        when one of them is not active yet."""
+        if any(record.id not in active for record in records):
+            known = await self._parts.executor.running()
+            await self._take_over(records, active, clean, known)
+
+    async def _take_over(
+        self,
+        records: Iterable[JobRecord],
+        active: MutableMapping[JobId, ActiveJob],
+        clean: Callable[[JobRecord], None],
+        known: KnownRuns,
+    ) -> None:
+        for record in records:
             if record.id in active:
                 continue
             if record.phase is JobPhase.RUNNING or record.job_progress().running():
-                await self._adopt(record, active, alive)
+                await self._adopt(record, active, known)
             else:
                 clean(record)
-        return alive
 
     async def _adopt(
-        self, record: JobRecord, active: MutableMapping[JobId, ActiveJob], alive: set[str]
+        self, record: JobRecord, active: MutableMapping[JobId, ActiveJob], known: KnownRuns
     ) -> None:
         parts = self._parts
         pipeline = None
@@ -185,7 +206,8 @@ class Reconciler:
         job.update(record)
         for name in record.job_progress().running():
             operator = record.operator(name)
-            if operator.run_id not in alive or operator.allocation is None:
+            # An ended run is waited for too: `wait` answers its recorded outcome.
+            if operator.run_id not in known or operator.allocation is None:
                 job.orphans.add(name)
                 continue
             try:

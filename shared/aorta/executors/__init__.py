@@ -2,6 +2,7 @@
 
 from aorta.executors.port import (
     Executor,
+    KnownRuns,
     OperatorRun,
     Resources,
     RunOutcome,
@@ -12,6 +13,7 @@ from aorta.executors.port import (
 
 __all__ = [
     "Executor",
+    "KnownRuns",
     "OperatorRun",
     "Resources",
     "RunOutcome",

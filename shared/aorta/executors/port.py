@@ -139,6 +139,28 @@ class RunOutcome:
         return self.reason is RunReason.COMPLETED
 
 
+@dataclass(frozen=True)
+class KnownRuns:
+    """What `Executor.running` answers: the runs a restarted scheduler must not start again.
+
+    - `live`: runs not ended yet (preparing inputs, running, storing outputs), and those the
+      backend still holds with an outcome no one has read (a pod or container that finished
+      while no scheduler watched). One no job claims is a stray to stop.
+    - `ended`: runs that ended and whose outcome is recorded (kept for a day, so a crash
+      between the end and the scheduler's own record never runs the operator again). Nothing
+      of them is left to stop: `wait` answers their outcome, and one no job claims is only an
+      old record.
+
+    `run_id in known` asks whether either lists it.
+    """
+
+    live: tuple[str, ...] = ()
+    ended: tuple[str, ...] = ()
+
+    def __contains__(self, run_id: object) -> bool:
+        return run_id in self.live or run_id in self.ended
+
+
 class Executor(Protocol):
     """Runs operator runs. Every method is safe to call again after a crash of the caller."""
 
@@ -163,11 +185,11 @@ class Executor(Protocol):
         after an exit 0)."""
         ...
 
-    async def running(self) -> list[str]:
-        """The run ids not ended yet (preparing inputs, running, or storing outputs), and
-        those that ended with an outcome no one has read yet where the backend keeps it (a
-        Kubernetes pod that finished while no scheduler watched it), for reconciliation after
-        a restart: a run in this list must not be started again; `wait` reports its end."""
+    async def running(self) -> KnownRuns:
+        """The runs this executor knows, for reconciliation after a restart: those not ended
+        yet (`live`, a Kubernetes pod that finished while no scheduler watched it included)
+        and those whose outcome it recorded (`ended`). A run listed in either must not be
+        started again; `wait` reports its end."""
         ...
 
     def log_lines(self, run_id: str) -> AsyncIterator[str]:

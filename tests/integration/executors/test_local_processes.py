@@ -17,7 +17,7 @@ import pytest
 
 from aorta.blobs.local import LocalBlobStore
 from aorta.errors import NotFound, Unavailable
-from aorta.executors import RunReason
+from aorta.executors import KnownRuns, RunReason
 from aorta.executors.local.executor import LocalExecutor
 from tests.integration.executors.conftest import Job, Store, eventually, gone, python
 
@@ -72,14 +72,14 @@ async def test_stdout_and_stderr_are_logged_while_it_runs_and_stored_after(
 
     await eventually(logged_so_far)
     await eventually(stored_so_far)
-    assert run.run_id in await executor.running()
+    assert run.run_id in (await executor.running()).live
     flag.touch()
     outcome = await executor.wait(run.run_id)
 
     assert outcome.reason is RunReason.COMPLETED
     # Ended, and still listed from its outcome record: a leader that lost its lease before
     # recording the end, and took it again, waits for it instead of running it twice.
-    assert await executor.running() == [run.run_id]
+    assert await executor.running() == KnownRuns(ended=(run.run_id,))
     assert await stored() == "first\nto stderr\nsecond\n"
     # The workspace is gone: the lines now come from the blob store.
     assert await lines() == ["first", "to stderr", "second"]
@@ -197,7 +197,7 @@ async def test_cancel_stops_the_whole_process_group(
     assert (outcome.reason, outcome.exit_code) == (RunReason.CANCELLED, 128 + signal.SIGTERM)
     assert outcome.message == "operator op was cancelled"
     await eventually(lambda: gone(child) and gone(grandchild))
-    assert await executor.running() == []
+    assert await executor.running() == KnownRuns()
     assert await store.keys(job.output_prefix()) == ["earlier.txt"]
     await executor.cancel(run.run_id, grace=5)  # an ended run: nothing happens
     assert (await executor.wait(run.run_id)).reason is RunReason.CANCELLED

@@ -83,7 +83,7 @@ async def test_an_operator_that_exited_0_before_the_crash_is_finished_not_run_ag
 ) -> None:
     run = job.run(("sh", "-c", f'echo ran >> "{side}"'))
 
-    assert run.run_id in await restarted.running()
+    assert run.run_id in (await restarted.running()).ended
     outcome = await restarted.wait(run.run_id)
     await restarted.start(run)  # the scheduler starting it again changes nothing
     again = await restarted.wait(run.run_id)
@@ -122,7 +122,7 @@ async def test_a_run_finished_by_an_earlier_executor_is_answered_from_its_record
 
     second = LocalExecutor(blobs, tmp_path / "runs")
     try:
-        assert run.run_id in await second.running()
+        assert run.run_id in (await second.running()).ended
         await second.start(run)
         assert await second.wait(run.run_id) == ended
     finally:
@@ -151,7 +151,7 @@ async def test_a_sweep_removes_what_no_live_run_owns_and_nothing_else(
         assert (root / job.job_id / "op-1" / "home").is_dir()
         assert not stray.parents[2].exists()
         assert not empty_job.exists()
-        assert live.run_id in await owner.running()
+        assert live.run_id in (await owner.running()).live
         assert live.run_id not in await sweeper.running()
     finally:
         await owner.cancel(live.run_id, grace=1)

@@ -12,7 +12,7 @@ import pytest
 from aorta import payload_layout
 from aorta.blobs.local import LocalBlobStore
 from aorta.errors import NotFound, Unavailable
-from aorta.executors import RunReason, VolumeBinding
+from aorta.executors import KnownRuns, RunReason, VolumeBinding
 from aorta.executors.local.executor import LocalExecutor
 from tests.integration.executors.conftest import Job, Store
 
@@ -52,7 +52,7 @@ async def test_a_cancel_during_the_input_fetch_ends_the_run_before_it_starts(
     run = job.run(("touch", str(marker)))
     await executor.start(run)
     await gated.fetching.wait()
-    assert await executor.running() == [run.run_id]
+    assert await executor.running() == KnownRuns(live=(run.run_id,))
 
     await executor.cancel(run.run_id, grace=1)
 

@@ -11,7 +11,7 @@ import pytest
 
 from aorta.blobs import BlobStore
 from aorta.errors import NotFound
-from aorta.executors.port import RunReason, VolumeBinding
+from aorta.executors.port import KnownRuns, RunReason, VolumeBinding
 from aorta.kubernetes import names
 from aorta.kubernetes.api import POD, Json
 from aorta.payload_layout import input_prefix, operator_output_prefix
@@ -112,14 +112,14 @@ async def test_cancel_deletes_the_pod_with_its_grace_period(cluster: Cluster) ->
     executor = cluster.executor()
     await executor.start(run)
     await until_running(cluster, run.run_id)
-    assert await executor.running() == [run.run_id]
+    assert await executor.running() == KnownRuns(live=(run.run_id,))
 
     await executor.cancel(run.run_id, grace=3)
 
     outcome = await executor.wait(run.run_id)
     assert outcome.reason is RunReason.CANCELLED
     assert await pod_of(cluster, run.run_id) is None
-    assert await executor.running() == []
+    assert await executor.running() == KnownRuns()
     if cluster.server is not None:
         assert ("pods", names.pod_name(run.job_id, "reader", 0), 3) in cluster.server.deletions
 
@@ -172,7 +172,7 @@ async def test_a_restarted_executor_adopts_the_running_pod(cluster: Cluster) -> 
     await first.close()
 
     second = cluster.executor()
-    assert await second.running() == [run.run_id]
+    assert await second.running() == KnownRuns(live=(run.run_id,))
     await second.start(run)  # the scheduler's reconcile starts it again: adopted, not doubled
     await second.close()
     third = cluster.executor()  # one that only waits: the pod tells it all
@@ -196,13 +196,14 @@ async def test_a_run_that_ended_before_its_scheduler_recorded_it_never_runs_agai
     await first.start(run)
     assert (await first.wait(run.run_id)).reason is RunReason.COMPLETED
     # A leader that lost its lease before it recorded the outcome, and took it again.
-    assert await first.running() == [run.run_id]
+    assert await first.running() == KnownRuns(ended=(run.run_id,))
     # The scheduler dies here, before it recorded the outcome; the pod is gone already.
     await first.close()
     assert await pod_of(cluster, run.run_id) is None
 
     second = cluster.executor()
-    assert await second.running() == [run.run_id]  # so the restarted scheduler adopts it
+    # Listed, so the restarted scheduler adopts it.
+    assert await second.running() == KnownRuns(ended=(run.run_id,))
     await second.start(run)  # and should it start it again, no pod is made
     outcome = await second.wait(run.run_id)
 
@@ -211,7 +212,7 @@ async def test_a_run_that_ended_before_its_scheduler_recorded_it_never_runs_agai
     if cluster.server is not None:
         name = names.pod_name(run.job_id, "reader", 0)
         assert cluster.server.creates.count(("pods", name)) == 1
-    await second.cancel(run.run_id, grace=0)  # a stray to the scheduler: nothing to stop
+    await second.cancel(run.run_id, grace=0)  # an ended run: nothing to stop
     assert (await cluster.executor().wait(run.run_id)) == outcome
 
 

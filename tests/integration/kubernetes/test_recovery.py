@@ -23,7 +23,7 @@ from aorta.executors.kubernetes.pods import (
     PUSH_CONTAINER,
     operator_pod,
 )
-from aorta.executors.port import OperatorRun, RunReason
+from aorta.executors.port import KnownRuns, OperatorRun, RunReason
 from aorta.kubernetes import names
 from aorta.kubernetes.api import POD
 from aorta.testing.kube_api import KubeApiServer
@@ -151,8 +151,8 @@ async def test_an_outcome_that_could_not_be_recorded_keeps_its_pod(stand_in: Clu
     await first.close()  # the scheduler dies before recording the outcome
 
     second = stand_in.executor()
-    assert await second.running() == [run.run_id]
+    assert await second.running() == KnownRuns(live=(run.run_id,))
     assert (await second.wait(run.run_id)).reason is RunReason.COMPLETED
     assert server.get("pods", NAMESPACE, pod) is None  # recorded now, then deleted
-    assert await stand_in.executor().running() == [run.run_id]  # from the record
+    assert await stand_in.executor().running() == KnownRuns(ended=(run.run_id,))  # a record
     assert server.creates.count(("pods", pod)) == 1

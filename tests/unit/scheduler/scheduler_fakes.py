@@ -2,7 +2,9 @@
 
 `FakeExecutor` runs nothing: each run ends after the time its operator's `Behaviour` says,
 with the exit code it says (or runs past its timeout), and the executor records every start,
-how many runs were alive at once, and which runs were cancelled. `FakePeers` answers the
+how many runs were alive at once, which runs were cancelled and every cancel asked for. Its
+`recorded` outcomes stand for the records a real executor keeps of ended runs: listed as
+`ended` and answered by `wait`. `FakePeers` answers the
 pipelines and payloads verbs on a bus from a dict of definitions, recording locks, releases and
 discards.
 """
@@ -21,7 +23,7 @@ from aorta.auth.caller import caller_of
 from aorta.auth.principal import Principal
 from aorta.bus import Bus, Request, Subscription
 from aorta.errors import AortaError, ErrorCode, NotFound
-from aorta.executors import OperatorRun, RunOutcome, RunReason
+from aorta.executors import KnownRuns, OperatorRun, RunOutcome, RunReason
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class FakeExecutor:
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
     starts: list[OperatorRun] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
+    cancel_calls: list[str] = field(default_factory=list)
+    """Every run id `cancel` was called with, ended or unknown ones included."""
+    recorded: dict[str, RunOutcome] = field(default_factory=dict)
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     max_alive: int = 0
     _runs: dict[str, _Run] = field(default_factory=dict)
@@ -57,7 +62,7 @@ class FakeExecutor:
     closed: bool = False
 
     async def start(self, run: OperatorRun) -> None:
-        if run.run_id in self._runs:
+        if run.run_id in self._runs or run.run_id in self.recorded:
             return
         self.starts.append(run)
         loop = asyncio.get_running_loop()
@@ -92,10 +97,12 @@ class FakeExecutor:
     async def wait(self, run_id: str) -> RunOutcome:
         entry = self._runs.get(run_id)
         if entry is None:
-            return RunOutcome(run_id, RunReason.LOST, None, "unknown run")
+            recorded = self.recorded.get(run_id)
+            return recorded or RunOutcome(run_id, RunReason.LOST, None, "unknown run")
         return await asyncio.shield(entry.done)
 
     async def cancel(self, run_id: str, *, grace: float) -> None:
+        self.cancel_calls.append(run_id)
         entry = self._runs.get(run_id)
         if entry is None or entry.done.done():
             return
@@ -121,8 +128,10 @@ class FakeExecutor:
             entry.task.cancel()
         self._end(entry, RunOutcome(run_id, RunReason.COMPLETED, 0))
 
-    async def running(self) -> list[str]:
-        return self._alive()
+    async def running(self) -> KnownRuns:
+        alive = self._alive()
+        ended = sorted(run_id for run_id in self.recorded if run_id not in alive)
+        return KnownRuns(tuple(alive), tuple(ended))
 
     async def log_lines(self, run_id: str) -> AsyncIterator[str]:
         entry = self._runs.get(run_id)

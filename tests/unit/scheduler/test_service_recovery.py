@@ -23,7 +23,7 @@ from aorta_services.scheduler.domain.definition import Definition, operator_reco
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.operator_runs import OperatorRunner
 from aorta_services.scheduler.reconcile import ABANDONED_CREATION_AGE
-from aorta_services.scheduler.repository import JobRepository
+from aorta_services.scheduler.repository import DEFINITIONS, JobRepository
 from tests.unit.scheduler.job_calls import wait_for
 from tests.unit.scheduler.scheduler_fakes import Behaviour
 from tests.unit.scheduler.scheduler_harness import CHAIN, PIPELINE_ID, Harness, ident, single
@@ -258,9 +258,11 @@ async def test_a_leader_removes_a_creation_a_crash_left_with_its_payload(
     replica = await harness.replica()
     repository = JobRepository(replica.context.store)
     deadline = time.monotonic() + 5
-    while await replica.context.store.collection("jobs").count({"id": abandoned}):
+    # The definition goes last, after the job.
+    while await replica.context.store.collection(DEFINITIONS).count({"id": abandoned}):
         assert time.monotonic() < deadline, "the abandoned creation was not removed"
         await asyncio.sleep(0.02)
+    assert not await replica.context.store.collection("jobs").count({"id": abandoned})
     assert harness.peers.discarded == [abandoned]
     assert list(harness.peers.payloads.values()) == [recent]
     with pytest.raises(NotFound):

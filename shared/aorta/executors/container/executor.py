@@ -55,7 +55,7 @@ from aorta.executors.container.workspace_claims import (
     workspace_folders,
 )
 from aorta.executors.outcome_records import OutcomeRecords
-from aorta.executors.port import OperatorRun, RunOutcome, RunReason
+from aorta.executors.port import KnownRuns, OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import file_chunks, open_for_reading, split_lines
 from aorta.executors.transfers import remove_if_empty, remove_workspace
 from aorta.executors.workspace import Workspace
@@ -206,13 +206,14 @@ class ContainerExecutor:
         if isinstance(known, ContainerRun):
             await known.stop(RunReason.CANCELLED, grace)
 
-    async def running(self) -> list[str]:
-        """The run ids not ended yet: preparing, running, or with a container whose outcome no
-        one has read yet (it finished while no executor watched); and those whose outcome was
-        recorded in the last day, which may have ended before the scheduler recorded it (`wait`
-        answers it): an earlier process's, after a restart, and this process's own (a leader
-        that lost its lease and took it again must not run them again). Containers of
-        this instance that this process did not know are adopted here."""
+    async def running(self) -> KnownRuns:
+        """`live`: the runs not ended yet: preparing, running, or with a container whose
+        outcome no one has read yet (it finished while no executor watched). `ended`: those
+        whose outcome was recorded in the last day, which may have ended before the scheduler
+        recorded it (`wait` answers it): an earlier process's, after a restart, and this
+        process's own (a leader that lost its lease and took it again must not run them
+        again). Containers of this instance that this process did not know are adopted
+        here."""
         if self._closed:
             raise Unavailable("the container executor is closed")
         await self._startup_sweep()
@@ -223,7 +224,7 @@ class ContainerExecutor:
         runs = self._runs.items()
         alive = [rid for rid, run in runs if isinstance(run, ContainerRun) and run.alive]
         recorded = [rid for rid in await self._records.run_ids() if rid not in alive]
-        return alive + recorded
+        return KnownRuns(tuple(alive), tuple(sorted(recorded)))
 
     async def sweep(self) -> None:
         """Removes the workspaces under the work root that no live run owns: none of this

@@ -38,7 +38,7 @@ from aorta.executors.kubernetes.pods import (
 )
 from aorta.executors.kubernetes.services import KubernetesServiceRunner
 from aorta.executors.outcome_records import BlobOutcomeRecords
-from aorta.executors.port import OperatorRun, RunOutcome, RunReason
+from aorta.executors.port import KnownRuns, OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import NOTE_PREFIX, split_lines
 from aorta.kubernetes import names
 from aorta.kubernetes.api import POD, Json, KubeApi
@@ -212,11 +212,11 @@ class KubernetesExecutor:
         _log.info("operator pod deleted", run_id=run_id, pod=_name(pod), grace=grace)
         await self.wait(run_id)
 
-    async def running(self) -> list[str]:
-        """The run ids whose pods exist now, from the API itself: pending, running, or ended
-        with an outcome not read yet (a pod is deleted once read, unless `keep_pods`); then
-        the runs whose outcome was recorded in the last day, which may have ended before the
-        scheduler recorded them.
+    async def running(self) -> KnownRuns:
+        """`live`: the runs whose pods exist now, from the API itself: pending, running, or
+        ended with an outcome not read yet (a pod is deleted once read, unless `keep_pods`).
+        `ended`: the runs whose outcome was recorded in the last day, which may have ended
+        before the scheduler recorded them.
 
         A pod that ended while no scheduler watched it (a restart, a lease changing hands),
         and a run recorded just before its scheduler died or stepped down, must be waited for,
@@ -228,7 +228,7 @@ class KubernetesExecutor:
         pods = [run_id for run_id in listed if run_id and run_id not in self._outcomes]
         recorded = await self._records.run_ids()
         self._recorded = {run_id for run_id in recorded if run_id not in self._outcomes}
-        return pods + sorted(set(recorded) - set(pods))
+        return KnownRuns(tuple(pods), tuple(sorted(set(recorded) - set(pods))))
 
     async def log_lines(self, run_id: str) -> AsyncIterator[str]:
         """The lines the run wrote so far: from the API while the pod runs, from the blob

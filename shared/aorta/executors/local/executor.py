@@ -58,7 +58,7 @@ from aorta.executors.local.run_plans import HeldPlan, RunPlan, RunPlans
 from aorta.executors.local.services import LocalServiceRunner, ServiceConfig
 from aorta.executors.local.work_folders import prepare_work_root
 from aorta.executors.outcome_records import OutcomeRecords
-from aorta.executors.port import OperatorRun, RunOutcome, RunReason
+from aorta.executors.port import KnownRuns, OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import file_chunks, open_for_reading, split_lines
 from aorta.executors.transfers import remove_if_empty, remove_workspace
 from aorta.executors.workspace import Workspace
@@ -295,11 +295,11 @@ class LocalExecutor:
         if isinstance(known, LocalRun):
             await known.stop(RunReason.CANCELLED, grace)
 
-    async def running(self) -> list[str]:
-        """The run ids not ended yet: preparing inputs, running, or storing outputs (this
+    async def running(self) -> KnownRuns:
+        """`live`: the runs not ended yet: preparing inputs, running, or storing outputs (this
         process's, and those of an earlier one whose operator exited 0 but whose outputs could
-        not be stored yet); then the runs whose outcome was recorded in the last day, which may
-        have ended before the scheduler recorded them (`wait` answers them).
+        not be stored yet). `ended`: the runs whose outcome was recorded in the last day, which
+        may have ended before the scheduler recorded them (`wait` answers them).
 
         Of the runs this process ended, only those whose operator exited 0 are listed: a leader
         that lost its lease before recording such an end, and took the lease again, must wait
@@ -307,9 +307,10 @@ class LocalExecutor:
         are to run again, so they are left out."""
         await self._startup_sweep()
         alive = [rid for rid, run in self._runs.items() if isinstance(run, LocalRun) and run.alive]
+        live = (*alive, *sorted(self._unfinished))
         recorded = await self._books.records.run_ids()
-        unread = [rid for rid in recorded if rid not in alive and _listed(self._runs.get(rid))]
-        return alive + sorted(self._unfinished) + unread
+        ended = [rid for rid in recorded if rid not in live and _listed(self._runs.get(rid))]
+        return KnownRuns(live, tuple(sorted(ended)))
 
     async def sweep(self) -> None:
         """Clears up what no live run owns in the work root: finishes the runs of a platform
