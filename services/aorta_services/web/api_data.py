@@ -13,6 +13,7 @@ from aorta_services.web import wire
 from aorta_services.web.context import console, token
 from aorta_services.web.platform_client import checked
 from aorta_services.web.problems import invalid, not_found
+from aorta_services.web.utilization import processes_seen_by
 
 DEFAULT_MINUTES = 10
 MAX_MINUTES = 60
@@ -77,15 +78,18 @@ async def utilization(request: web.Request) -> web.Response:
     given = request.query.get("minutes", str(DEFAULT_MINUTES))
     if not given.isdigit() or not 1 <= int(given) <= MAX_MINUTES:
         raise invalid(f"minutes {given!r} must be a whole number from 1 to {MAX_MINUTES}")
-    parts = console(request)
-    gpus = await parts.platform.utilization(token(request))
+    parts, caller_token = console(request), token(request)
+    gpus = await parts.platform.utilization(caller_token)
     now = utcnow()
     parts.history.add((wire.gpu_sample(gpu, processes=False) for gpu in gpus), now)
+    current = [wire.gpu_sample(gpu, processes=True) for gpu in gpus]
+    caller = await parts.platform.who_am_i(caller_token)
+    if not caller.sees_every_job:
+        jobs = {p["job_id"] for sample in current for p in sample["processes"] if p["job_id"]}
+        owners = {job: await parts.hub.job_owner(job, caller_token) for job in jobs}
+        current = processes_seen_by(current, owners, caller.subject)
     return web.json_response(
-        {
-            "current": [wire.gpu_sample(gpu, processes=True) for gpu in gpus],
-            "history": parts.history.since(now - timedelta(minutes=int(given))),
-        }
+        {"current": current, "history": parts.history.since(now - timedelta(minutes=int(given)))}
     )
 
 

@@ -113,13 +113,19 @@ class EventHub:
             return False
         if event.entity != "job":
             return True
-        owner = self._owners.get(event.subject)
+        return await self.job_owner(event.subject, stream.token) == stream.caller.subject
+
+    async def job_owner(self, job_id: str, token: str | None) -> str | None:
+        """The subject that created `job_id` ("" for none), asked of the platform with
+        `token` once and remembered; None when the token may not read the job (or it is
+        gone)."""
+        owner = self._owners.get(job_id)
         if owner is None:
             try:
-                owner = await self._owner_of(event.subject, stream.token)
+                owner = await self._owner_of(job_id, token)
             except ApiError:
-                return False
-            self._owners[event.subject] = owner
+                return None
+            self._owners[job_id] = owner
             while len(self._owners) > REMEMBERED_OWNERS:
                 self._owners.popitem(last=False)
-        return owner == stream.caller.subject
+        return owner

@@ -3,17 +3,22 @@
 The platform's `Clara.Utilization` answers the latest sample of each GPU; the console keeps
 what it was answered for `KEPT_SECONDS`, one sample per GPU and timestamp, so a chart of the
 last minutes survives a page reload. The history holds the numbers only, never the processes
-(which name jobs), so it is the same for every caller.
+(which name jobs), so it is the same for every caller. The latest sample shows a `user` the
+processes of other users' jobs without their job (`processes_seen_by`), as `Jobs.List` shows
+it its own jobs only.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from aorta.timestamps import from_iso
+
+OTHER_USERS_JOB = "another user's job"
+"""The name a `user` sees for a process of a job it does not own."""
 
 KEPT_SECONDS = 3600.0
 MAX_SAMPLES = 50_000
@@ -48,3 +53,21 @@ class History:
         while self._samples and from_iso(self._samples[0]["time"]) < moment:
             dropped = self._samples.popleft()
             self._seen.discard((dropped["node_id"], dropped["pcie_id"], dropped["time"]))
+
+
+def processes_seen_by(
+    samples: Iterable[dict[str, Any]], owners: Mapping[str, str | None], subject: str
+) -> list[dict[str, Any]]:
+    """`samples` (`GpuSample`s with processes) as the `user` `subject` may see them: a process
+    of a job whose owner (`owners`, by job id; None when unknown) is another is named
+    `OTHER_USERS_JOB`, without its job. Platform processes (no job) stay as they are."""
+    seen = []
+    for sample in samples:
+        processes = [
+            process
+            if process["job_id"] is None or owners.get(process["job_id"]) == subject
+            else {"name": OTHER_USERS_JOB, "job_id": None}
+            for process in sample["processes"]
+        ]
+        seen.append({**sample, "processes": processes})
+    return seen

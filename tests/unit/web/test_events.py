@@ -76,6 +76,15 @@ async def test_a_user_sees_its_own_jobs_never_payloads_or_services_and_a_viewer_
         await publisher.close()
 
 
+async def test_a_jobs_owner_is_asked_once_and_none_when_the_token_may_not_read_it() -> None:
+    owners = Owners()
+    hub = EventHub(owners)
+    assert await hub.job_owner("b" * 32, "t-alice") == "bob"
+    assert await hub.job_owner("b" * 32, "t-alice") == "bob"
+    assert await hub.job_owner("c" * 32, "t-alice") is None
+    assert owners.asked == ["b" * 32, "c" * 32]
+
+
 async def test_a_stream_of_one_job_gets_that_job_only() -> None:
     stream = Stream(VERA, None, job_id="a" * 32)
     stream.offer(job_event("b" * 32))
