@@ -59,8 +59,9 @@ class CloudEvent:
         """`aorta.events.<entity>.<entity id>.<event>`: where the event is published."""
         return f"{EVENTS_PREFIX}.{self.entity}.{self.subject}.{self.event}"
 
-    def to_json(self) -> bytes:
-        """The structured-mode JSON document (`dataschema` only when set)."""
+    def to_document(self) -> dict[str, Any]:
+        """The structured-mode JSON object (`dataschema` only when set); it shares `data`
+        with the event."""
         document: dict[str, Any] = {
             "specversion": self.specversion,
             "id": self.id,
@@ -74,7 +75,11 @@ class CloudEvent:
         }
         if self.dataschema is not None:
             document["dataschema"] = self.dataschema
-        return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+        return document
+
+    def to_json(self) -> bytes:
+        """The structured-mode JSON document (`to_document` encoded)."""
+        return json.dumps(self.to_document(), separators=(",", ":"), allow_nan=False).encode()
 
     @staticmethod
     def from_json(body: bytes) -> CloudEvent:
@@ -86,7 +91,13 @@ class CloudEvent:
             document = json.loads(body)
         except ValueError as exc:
             raise Invalid(f"event is not valid JSON: {exc}") from exc
-        if not isinstance(document, dict):
+        return CloudEvent.from_document(document)
+
+    @staticmethod
+    def from_document(document: Any) -> CloudEvent:
+        """`from_json` of an object already decoded (an event staged in a store document):
+        the same checks, no encoding; the event shares `data` with `document`."""
+        if not isinstance(document, Mapping):
             raise Invalid("event is not a JSON object")
         missing = [n for n in _REQUIRED if not (isinstance(document.get(n), str) and document[n])]
         if missing:

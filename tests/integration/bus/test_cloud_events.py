@@ -124,6 +124,28 @@ def test_from_json_names_what_is_wrong(body: bytes, complaint: str) -> None:
         CloudEvent.from_json(body)
 
 
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        (b"[1]", "not a JSON object"),
+        (_document(type=None, subject=None), "type, subject"),
+        (_document(data=[1]), "data"),
+        (_document(time="yesterday"), "time"),
+    ],
+)
+def test_from_document_checks_as_from_json_does(body: bytes, complaint: str) -> None:
+    with pytest.raises(Invalid, match=complaint):
+        CloudEvent.from_document(json.loads(body))
+
+
+def test_the_document_form_is_the_json_form_not_encoded() -> None:
+    # The outbox stages and publishes events in this form, so it must be what goes on the bus.
+    event = make_event("scheduler", "job", JOB_ID, "stopped", {"messages": ["m"], "code": 0})
+
+    assert event.to_document() == json.loads(event.to_json())
+    assert CloudEvent.from_document(event.to_document()) == event
+
+
 def test_from_json_accepts_absent_optional_attributes() -> None:
     event = CloudEvent.from_json(
         _document(data=None, datacontenttype=None, aortaschemaversion=None)
