@@ -84,8 +84,7 @@ class JobGauges:
         for priority in _PRIORITIES:
             queued = await repository.count(phase=JobPhase.QUEUED, priority=priority)
             metrics.QUEUE_DEPTH.labels(priority.name.lower()).set(queued)
-        pending = await repository.with_pending_events()
-        metrics.EVENTS_PENDING.set(sum(len(record.outbox) for record in pending))
+        metrics.EVENTS_PENDING.set(await repository.pending_event_count())
 
     async def _count_forever(self) -> None:
         while True:

@@ -210,6 +210,15 @@ class JobRepository:
         documents = await self._jobs.find({"outbox_pending": True}, sort=[("created", 1)])
         return _records(documents)
 
+    async def pending_event_count(self) -> int:
+        """How many events the outboxes of every job (hidden ones too) hold: only the
+        outboxes are read, no job is decoded."""
+        total = 0
+        pages = self._jobs.pages({"outbox_pending": True}, key=("created",), fields=("outbox",))
+        async for page in pages:
+            total += sum(len(document.get("outbox", ())) for document in page)
+        return total
+
     async def abandoned_creations(self, older_than: float) -> list[JobRecord]:
         """Jobs whose `Jobs.Create` never finished (hidden) and began before `older_than`."""
         documents = await self._jobs.find(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from aorta.ids import JobId
 from aorta.settings import Settings
 from aorta.store import StateStore
 from aorta.store.factory import open_state_store
@@ -152,3 +153,23 @@ async def test_a_write_has_the_store_return_only_the_new_version(
 
     assert returned == [{"id": job.id, "version": job.version + 1}]
     assert written.version == job.version + 1
+
+
+async def test_pending_events_are_counted_without_decoding_a_job(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repository = JobRepository(store)
+    definition = Definition(root="f.yaml", files=(("f.yaml", FORK),))
+    jobs = [
+        await repository.insert(replace(created(), id=JobId(f"{n}" * 32), visible=True), definition)
+        for n in range(3)
+    ]
+    await repository.modify(jobs[0].id, lambda r: r.with_event({"id": "a"}).with_event({"id": "b"}))
+    # A hidden job's events are published like the others', so they count as well.
+    await repository.modify(jobs[1].id, lambda r: replace(r.with_event({"id": "c"}), visible=False))
+
+    def undecodable(document: Mapping[str, Any]) -> JobRecord:
+        raise AssertionError("a job was decoded to count its events")
+
+    monkeypatch.setattr(JobRecord, "from_document", undecodable)
+    assert await repository.pending_event_count() == 3
