@@ -32,10 +32,15 @@ SENSITIVE_READS = frozenset(
         "aorta.v1.Payloads/DirectDownload",
         f"{_CLARA}.Models/DownloadModel",
         f"{_CLARA}.Jobs/ReadLogs",
+        "aorta.v1.Services/ReadLogs",
         "aorta.v1.Audit/List",
     }
 )
 """Methods that change nothing but hand out what a viewer may not read."""
+
+_NAMING_FIELDS = frozenset({"service"})
+"""String fields that name the thing a request acts on without ending in `_id`
+(`aorta.v1.Services/ReadLogs` takes a service's id or its name)."""
 
 _MAX_RECORDED = 128
 """Characters kept of an id that is not one of the platform's."""
@@ -67,10 +72,10 @@ def audit_kind(method: str) -> AuditKind:
 
 def resource_ids(message: Message | None) -> dict[str, str]:
     """The ids a message names, by field name: every top-level `Identifier` field (or string
-    field) whose name ends in `_id`, and repeated `Identifier` fields joined by commas
-    (`input_payloads`, `model_ids`). Ids are in their canonical form when they have one (a
-    dashed UUID is recorded as the platform spells it, so filters find it); empty ids are left
-    out."""
+    field) whose name ends in `_id` or is one of `_NAMING_FIELDS`, and repeated `Identifier`
+    fields joined by commas (`input_payloads`, `model_ids`). Ids are in their canonical form
+    when they have one (a dashed UUID is recorded as the platform spells it, so filters find
+    it); empty ids are left out."""
     if message is None:
         return {}
     found: dict[str, str] = {}
@@ -88,7 +93,7 @@ def _id_text(descriptor: FieldDescriptor, value: Any) -> str:
         if is_identifier:
             return ",".join(_canonical(item.value) for item in value if item.value)
         return ""
-    if not descriptor.name.endswith("_id"):
+    if not descriptor.name.endswith("_id") and descriptor.name not in _NAMING_FIELDS:
         return ""
     if is_identifier:
         return _canonical(str(value.value))

@@ -16,6 +16,7 @@ import pytest
 
 from aorta import subjects
 from aorta.api import (
+    aorta_services_pb2,
     audit_pb2,
     audit_pb2_grpc,
     common_pb2,
@@ -31,7 +32,7 @@ from aorta.store import Collection, StateStore
 from aorta.store.factory import open_state_store
 from aorta.timestamps import utcnow
 from aorta_services.gateway.audit import COLLECTION, AuditTrail
-from aorta_services.gateway.audit_record import AuditRecord, resource_ids
+from aorta_services.gateway.audit_record import AuditKind, AuditRecord, audit_kind, resource_ids
 from tests.unit.gateway.door_harness import (
     Door,
     FakeAuthenticator,
@@ -266,6 +267,13 @@ def test_resource_ids_are_read_from_any_request() -> None:
     made_up = jobs_pb2.JobsStatusRequest(job_id=common_pb2.Identifier(value="x\x00" * 100))
     assert resource_ids(made_up) == {"job_id": "x" * 64}
     assert resource_ids(None) == {}
+    by_name = aorta_services_pb2.ServicesReadLogsRequest(service="trtis")
+    assert resource_ids(by_name) == {"service": "trtis"}
+
+
+def test_a_service_log_is_audited_once_as_a_read_of_logs() -> None:
+    assert audit_kind("aorta.v1.Services/ReadLogs") is AuditKind.READ
+    assert audit_kind("nvidia.clara.platform.Jobs/ReadLogs") is AuditKind.READ
 
 
 async def test_the_gateway_sweeps_old_records_when_it_starts(tmp_path: Path) -> None:
