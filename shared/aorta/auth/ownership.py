@@ -55,9 +55,10 @@ def check_owner(owner: str, thing: str, caller: Principal | None = None) -> None
 
 
 def listed_owner(caller: Principal | None = None) -> str | None:
-    """The owner whose jobs a `Jobs.List` by `caller` (default: the current one) is limited
-    to: a `user`'s own subject; None (every job) for a viewer, who reads everything but
-    changes nothing, and for an admin."""
+    """The owner whose things a list by `caller` (default: the current one) is limited to
+    (`Jobs.List` and Page, the Queue's entries, `aorta.v1.Services/List`): a `user`'s own
+    subject; None (everything) for a viewer, who reads everything but changes nothing, and
+    for an admin."""
     who = current_principal() if caller is None else caller
     if who.is_admin or not who.may(Role.USER):
         return None

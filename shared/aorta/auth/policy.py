@@ -6,7 +6,9 @@ acts on its own pipelines' metadata, jobs and payloads only; an `admin` on every
 
 - `viewer`: lists, status, details, versions and utilization; never payload bytes or logs.
 - `user`: what a viewer may, plus creating pipelines, jobs and payloads, starting, cancelling
-  and deleting its jobs, reading its jobs' logs, moving its payloads' bytes, downloading models.
+  and deleting its jobs, reading its jobs' logs and the logs of pipeline services only its
+  jobs used, moving its payloads' bytes, downloading models. Lists (`Jobs.List`, Page, Queue,
+  `aorta.v1.Services/List`) show a user its own things only (`ownership.listed_owner`).
 - `admin`: everything, including `Clara.Stop`, pipeline removal and model writes.
 """
 
