@@ -91,9 +91,11 @@ async def make_executor(
 ) -> Executor:
     """The executor `AORTA_EXECUTOR` names: local processes, containers on the engine at
     `AORTA_CONTAINER_HOST` (`auto`: when one answers there, else local processes), or pods on
-    the cluster the `AORTA_K8S_*` variables of `environ` name. `SettingsError` when a setting
-    is wrong; `Unavailable` when the cluster's configuration cannot be loaded or `container`
-    finds no engine."""
+    the cluster the `AORTA_K8S_*` variables of `environ` name. Host executors work in
+    `AORTA_SCHEDULER_WORK_DIR`, by default in a folder of their own per user and data dir
+    (`default_work_root`). `SettingsError` when a setting is wrong (`Invalid` when the default
+    work dir would lie inside the data dir); `Unavailable` when the cluster's configuration
+    cannot be loaded or `container` finds no engine."""
     choice = await choose_executor(settings.executor, environ)
     log.info("scheduler.executor", executor=choice.kind, reason=choice.reason)
     # Imported here so that a process never loads an executor it does not run (a local
@@ -112,8 +114,8 @@ async def make_executor(
 
         # Apart from the local executor's folders, which a root platform hands to the
         # operators' user: a container's folders stay the platform's own.
-        work_root = settings.work_dir or default_work_root().with_name(
-            f"aorta-containers-{os.geteuid()}"
+        work_root = settings.work_dir or default_work_root(
+            ctx.settings.data_dir, prefix="aorta-containers"
         )
         return await ContainerExecutor.open(
             choice.engine.host, ContainerSettings.from_env(environ), ctx.blobs, work_root
@@ -122,7 +124,7 @@ async def make_executor(
 
     return LocalExecutor(
         ctx.blobs,
-        settings.work_dir or default_work_root(),
+        settings.work_dir or default_work_root(ctx.settings.data_dir),
         run_as=settings.run_as,
         stop_grace=settings.grace,
     )

@@ -87,8 +87,9 @@ class SchedulerSettings:
       pods on the cluster the `AORTA_K8S_*` variables name. With pods the capacity settings
       above are what the scheduler admits against on the cluster's behalf: set
       `AORTA_SCHEDULER_GPUS` to the GPUs its jobs may hold (the scheduler's own node has none).
-    - `AORTA_SCHEDULER_WORK_DIR` (default `/var/tmp/aorta-runs-<uid>`, None here): the local
-      executor's folders; never inside the data dir, whose files operators must not reach.
+    - `AORTA_SCHEDULER_WORK_DIR` (default `/var/tmp/aorta-runs-<uid>/<key of the data dir>`,
+      None here: `aorta.executors.local.work_folders.default_work_root`): the host executors'
+      folders; never inside the data dir, whose files operators must not reach.
     - `AORTA_LOCAL_RUN_AS` (default `aorta-operator`): the user (a name or `uid[:gid]`) the
       local executor runs operators as when the platform is root; `root` runs them as root.
     """

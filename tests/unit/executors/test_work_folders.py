@@ -4,12 +4,14 @@ inputs are in; outputs are read without following links."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
 import pytest
 
 from aorta.errors import Invalid
+from aorta.executors.local import work_folders
 from aorta.executors.local.operator_user import OperatorUser
 from aorta.executors.local.work_folders import default_work_root, hand_over, prepare_work_root
 from aorta.executors.transfers import open_beneath
@@ -28,16 +30,68 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
-def test_the_default_work_root_is_outside_any_data_dir_and_per_user() -> None:
-    root = default_work_root()
-    assert root.name == f"aorta-runs-{os.geteuid()}"
-    assert root.parent in {Path("/var/tmp"), Path(os.environ.get("TMPDIR", "/tmp"))}
+def test_the_default_work_root_is_outside_the_data_dir_per_user_and_per_data_dir(
+    tmp_path: Path,
+) -> None:
+    root = default_work_root(tmp_path / "data")
+    assert root.parent.name == f"aorta-runs-{os.geteuid()}"
+    assert root.parent.parent in {Path("/var/tmp"), Path(os.environ.get("TMPDIR", "/tmp"))}
+    assert re.fullmatch(r"[0-9a-f]{16}", root.name)
+    assert not root.is_relative_to(tmp_path)
+
+
+def test_two_data_dirs_get_two_work_roots_and_one_data_dir_always_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one, other = default_work_root(tmp_path / "one"), default_work_root(tmp_path / "other")
+    assert one != other and one.parent == other.parent
+    monkeypatch.chdir(tmp_path)
+    assert default_work_root(Path("one")) == one
+    assert default_work_root(tmp_path / "other" / ".." / "one") == one
+    containers = default_work_root(tmp_path / "one", prefix="aorta-containers")
+    assert containers.parent.name == f"aorta-containers-{os.geteuid()}"
+    assert containers.name == one.name
+
+
+def test_a_default_work_root_inside_the_data_dir_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(work_folders, "_SHARED_TEMP", tmp_path / "temp")
+    (tmp_path / "temp").mkdir()
+    with pytest.raises(Invalid, match=r"inside the data dir.*AORTA_SCHEDULER_WORK_DIR"):
+        default_work_root(tmp_path)
 
 
 def test_a_missing_work_root_is_created_passable_but_not_listable(tmp_path: Path) -> None:
     root = tmp_path / "a" / "work"
     prepare_work_root(root, STRANGER)
     assert mode(root) == 0o711
+    assert mode(root.parent) == 0o711  # whatever the umask: the per-user folder of the default
+
+
+def test_the_default_per_user_folder_is_made_like_the_work_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(work_folders, "_SHARED_TEMP", tmp_path / "temp")
+    (tmp_path / "temp").mkdir()
+    one, other = default_work_root(tmp_path / "one"), default_work_root(tmp_path / "other")
+    prepare_work_root(one, STRANGER)
+    prepare_work_root(other, STRANGER)
+    assert one.parent == tmp_path / "temp" / f"aorta-runs-{os.geteuid()}"
+    assert (mode(one.parent), mode(one), mode(other)) == (0o711, 0o711, 0o711)
+
+
+@pytest.mark.parametrize("loose", [0o777, 0o731])
+def test_a_default_per_user_folder_others_may_write_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loose: int
+) -> None:
+    monkeypatch.setattr(work_folders, "_SHARED_TEMP", tmp_path / "temp")
+    (tmp_path / "temp").mkdir()
+    root = default_work_root(tmp_path / "data")
+    root.parent.mkdir()
+    root.parent.chmod(loose)  # whoever may write it could swap the work root for a link
+    with pytest.raises(Invalid, match=f"{root.parent} above the work dir is writable by other"):
+        prepare_work_root(root, STRANGER)
 
 
 @pytest.mark.parametrize("loose", [0o775, 0o737])

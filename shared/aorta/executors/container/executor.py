@@ -388,9 +388,11 @@ class ContainerExecutor:
 
 
 def _prepare_work_root(root: Path) -> None:
-    """Creates the work root (0700) when missing; `Invalid` when it is a link or not a folder."""
-    if not root.exists():
-        root.mkdir(parents=True, mode=WORK_ROOT_MODE)
-        os.chmod(root, WORK_ROOT_MODE)
+    """Creates the work root and the missing folders on the way (the default's per-user
+    folder), each 0700; `Invalid` when it is a link or not a folder."""
+    for folder in reversed([f for f in (root, *root.parents) if not os.path.lexists(f)]):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another platform
+            folder.mkdir(mode=WORK_ROOT_MODE)
+            os.chmod(folder, WORK_ROOT_MODE)
     if root.is_symlink() or not root.is_dir():
         raise Invalid(f"the work dir {root} is not a folder (or is a link)")

@@ -12,10 +12,16 @@
             <declared path>/          0700, the operator's, and everything in it
           home/ tmp/                  0700, the operator's, and everything in them
 
-The work root defaults to `/var/tmp/aorta-runs-<uid>`: outside the data dir (0700, so an
-operator user could not enter it, and holding what operators must not read), on disk rather
-than in memory (`/tmp` is a RAM-backed tmpfs on many systems and inputs can be gigabytes), and
-passable by every user (its parent is world-writable with the sticky bit). Run folders stay
+The work root defaults to `/var/tmp/aorta-runs-<uid>/<platform key>`: outside the data dir
+(0700, so an operator user could not enter it, and holding what operators must not read), on
+disk rather than in memory (`/tmp` is a RAM-backed tmpfs on many systems and inputs can be
+gigabytes), and passable by every user (`/var/tmp` is world-writable with the sticky bit, the
+per-user folder 0711 like the root). The platform key (`platform_key`) is derived from the data
+dir, so platforms of one user with different data dirs keep apart plans, outcome records and
+workspaces, each executor's sweeps and listings seeing only its own platform's runs, while a
+platform restarted on the same data dir finds its own again. The per-user folder is held to the
+work root's own rules (the platform's, writable by no one else): another user who owned it, or
+could write it, could swap the work root for a link after it was checked. Run folders stay
 unlistable (0711) and are named by random job ids. Inputs are fetched while the platform still
 owns every folder; the operator gets them afterwards, deepest first, so nothing it runs can
 reshape a folder the platform is still walking.
@@ -23,6 +29,7 @@ reshape a folder the platform is still walking.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tempfile
@@ -37,36 +44,47 @@ PLATFORM_FOLDER_MODE = 0o711
 """Folders of the platform's that operators pass through without listing them."""
 OPERATOR_FOLDER_MODE = 0o700
 OPERATOR_FILE_MODE = 0o600
+RUNS_PREFIX = "aorta-runs"
+"""The name of the default work roots' per-user folder, before `-<uid>`."""
 _SHARED_TEMP = Path("/var/tmp")
 
 
-def default_work_root() -> Path:
-    """`/var/tmp/aorta-runs-<effective uid>` (the system's temp folder where there is no
-    `/var/tmp`); the uid keeps platforms of different users apart."""
-    parent = _SHARED_TEMP if _SHARED_TEMP.is_dir() else Path(tempfile.gettempdir())
-    return parent / f"aorta-runs-{os.geteuid()}"
+def platform_key(data_dir: Path) -> str:
+    """16 hex digits of the SHA-256 of `data_dir`'s resolved path: the same for every start of
+    one platform, apart for platforms with different data dirs, and never a job folder's name
+    (32 hex digits) that a sweep would take for one of its runs."""
+    return hashlib.sha256(os.fsencode(Path(data_dir).resolve())).hexdigest()[:16]
+
+
+def default_work_root(data_dir: Path, *, prefix: str = RUNS_PREFIX) -> Path:
+    """`/var/tmp/<prefix>-<effective uid>/<platform key of data_dir>` (the system's temp folder
+    where there is no `/var/tmp`): the uid keeps platforms of different users apart, the key
+    those of different data dirs. `Invalid` should that lie inside the data dir (a data dir of
+    `/var/tmp` itself, say), where operators must not reach."""
+    root = _user_folder(prefix) / platform_key(data_dir)
+    data = Path(data_dir).resolve()
+    if Path(os.path.realpath(root)).is_relative_to(data):
+        raise Invalid(
+            f"the default work dir {root} lies inside the data dir {data}: set "
+            "AORTA_SCHEDULER_WORK_DIR to a folder outside it"
+        )
+    return root
 
 
 def prepare_work_root(root: Path, user: OperatorUser) -> None:
-    """Creates `root` (0711) when missing and checks that it is safe and that `user` reaches it.
+    """Creates `root` (0711, and each missing folder on the way) and checks that it is safe and
+    that `user` reaches it.
 
     `Invalid`, with what to do, when it is a link or not a folder, belongs to another user, is
-    writable by others (another local user could plant runs or links there), or when `user`
-    cannot pass through it or one of its parents.
+    writable by others (another local user could plant runs or links there), when the default
+    layout's per-user folder above it is any of those (module docstring), or when `user` cannot
+    pass through it or one of its parents.
     """
     root = root.absolute()
-    if not root.exists():
-        root.mkdir(parents=True, mode=PLATFORM_FOLDER_MODE)
-        os.chmod(root, PLATFORM_FOLDER_MODE)  # mkdir's mode is cut by the umask
-    status = os.lstat(root)
-    fix = "remove it or choose another work dir (AORTA_SCHEDULER_WORK_DIR)"
-    if not stat.S_ISDIR(status.st_mode):
-        raise Invalid(f"the work dir {root} is not a folder (or is a link): {fix}")
-    if status.st_uid != os.geteuid():
-        owner = status.st_uid
-        raise Invalid(f"the work dir {root} belongs to uid {owner}, not to the platform: {fix}")
-    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise Invalid(f"the work dir {root} is writable by other users: chmod 0711 it, or {fix}")
+    _make_folders(root)
+    if root.parent == _user_folder(RUNS_PREFIX):
+        _check_platforms(root.parent, f"the folder {root.parent} above the work dir")
+    _check_platforms(root, f"the work dir {root}")
     blocked = user.first_blocked(root)
     if blocked is not None:
         raise Invalid(
@@ -74,6 +92,36 @@ def prepare_work_root(root: Path, user: OperatorUser) -> None:
             f"dir {root}: choose a work dir under a folder every user may pass through "
             "(AORTA_SCHEDULER_WORK_DIR), or chmod o+x that folder"
         )
+
+
+def _make_folders(root: Path) -> None:
+    """Creates `root` and the folders on the way that are missing, each 0711 (mkdir's mode is
+    cut by the umask, and `parents=True` would make them by the umask alone)."""
+    missing = [folder for folder in (root, *root.parents) if not os.path.lexists(folder)]
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=PLATFORM_FOLDER_MODE)
+        except FileExistsError:
+            continue  # made meanwhile by another platform: checked below like any other
+        os.chmod(folder, PLATFORM_FOLDER_MODE)
+
+
+def _check_platforms(folder: Path, what: str) -> None:
+    """`Invalid` unless `folder` is a folder (not a link) of the platform's that no other user
+    may write."""
+    status = os.lstat(folder)
+    fix = "remove it or choose another work dir (AORTA_SCHEDULER_WORK_DIR)"
+    if not stat.S_ISDIR(status.st_mode):
+        raise Invalid(f"{what} is not a folder (or is a link): {fix}")
+    if status.st_uid != os.geteuid():
+        raise Invalid(f"{what} belongs to uid {status.st_uid}, not to the platform: {fix}")
+    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise Invalid(f"{what} is writable by other users: chmod 0711 it, or {fix}")
+
+
+def _user_folder(prefix: str) -> Path:
+    parent = _SHARED_TEMP if _SHARED_TEMP.is_dir() else Path(tempfile.gettempdir())
+    return parent / f"{prefix}-{os.geteuid()}"
 
 
 def hand_over(workspace: Workspace, user: OperatorUser, declared: Iterable[str] = ()) -> None:
