@@ -10,9 +10,8 @@ stored back once it exited 0. See `aorta.executors.workspace` for the folder lay
 
 Operators cannot reach the platform: a root platform runs them as an unprivileged user
 (`aorta.executors.local.operator_user`), their workspace lies outside the data dir, and their
-environment is built from nothing (`aorta.executors.local.run_environment`). When that
-user is missing, or cannot reach the work root, the interpreter or the group leader, every run
-fails to start with a message saying what to do; nothing falls back to root.
+environment is built from nothing (`aorta.executors.local.run_environment`). When they cannot
+run here, every run fails to start saying why (`aorta.executors.local.readiness`).
 
 After a restart. Operators die with the platform's process (Linux' parent-death signal, through
 each run's group leader), so a fresh `LocalExecutor` has no run alive. Before it answers
@@ -45,18 +44,12 @@ from pathlib import Path
 from aorta.blobs import BlobStore
 from aorta.errors import AortaError, Invalid, NotFound, Unavailable
 from aorta.executors.local.leftovers import clear_orphan, workspace_folders
-from aorta.executors.local.operator_user import (
-    DEFAULT_RUN_AS,
-    RUN_AS,
-    OperatorUser,
-    resolve_operator_user,
-)
-from aorta.executors.local.process_group import LEADER_SCRIPT, NATIVE_LEADER, native_leader
+from aorta.executors.local.operator_user import DEFAULT_RUN_AS, OperatorUser
+from aorta.executors.local.readiness import operators_ready
 from aorta.executors.local.run import LocalRun, RunBooks
 from aorta.executors.local.run_environment import RunConfig
 from aorta.executors.local.run_plans import HeldPlan, RunPlan, RunPlans
 from aorta.executors.local.services import LocalServiceRunner, ServiceConfig
-from aorta.executors.local.work_folders import prepare_work_root
 from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.port import KnownRuns, OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import file_chunks, open_for_reading, split_lines
@@ -177,48 +170,15 @@ class LocalExecutor:
         return self._services
 
     def _prepare(self) -> str | None:
-        """Resolves the operators' user and checks what it must reach; the message every run
-        fails with when something is wrong (logged once here), None when operators may run."""
+        """Checks that operators can run here (`aorta.executors.local.readiness`); the message
+        every run fails with when something is wrong (logged once here), None when they may."""
         try:
-            user = resolve_operator_user(self._run_as, euid=os.geteuid(), egid=os.getegid())
-            prepare_work_root(self._work_root, user)
-            self._check_reachable(user)
+            user = operators_ready(self._run_as, self._work_root, self._config.python_bin_dir)
         except (AortaError, OSError) as error:
             _log.error("operators cannot run", reason=str(error))
             return str(error)
         self._config = replace(self._config, user=user)
-        if user.switch:
-            _log.info("operators run as an unprivileged user", user=user.name, uid=user.uid)
-        elif os.geteuid() == 0:
-            _log.warning(
-                f"{RUN_AS} makes operators run as root: an operator can read and change "
-                "everything the platform keeps"
-            )
-        else:
-            _log.info("the platform is not root: operators run as its own user", uid=user.uid)
-        if native_leader() is None:
-            _log.info(
-                "operators start under the Python group leader, tens of milliseconds slower "
-                "each than the native one (`make setup` builds it; it must be changeable only "
-                "by root or the platform's user)",
-                native_leader=str(NATIVE_LEADER),
-            )
         return None
-
-    def _check_reachable(self, user: OperatorUser) -> None:
-        interpreter = Path(sys.executable).resolve()
-        blocked = (
-            user.first_blocked(interpreter, access="run")
-            or user.first_blocked(LEADER_SCRIPT, access="read")
-            or user.first_blocked(self._config.python_bin_dir)
-        )
-        if blocked is not None:
-            raise Invalid(
-                f"operators run as {user.name!r}, who cannot reach {blocked}: the platform's "
-                f"interpreter ({interpreter}), its packages and the folders on the way must be "
-                "readable by that user (chmod o+x the folders on the way, or install Python and "
-                "the platform where every user may read them)"
-            )
 
     async def start(self, run: OperatorRun) -> None:
         """Takes `run` in charge and returns at once; a run id already known is left alone.
