@@ -215,8 +215,10 @@ class JobEvents:
 
     async def _remove(self, record: JobRecord, event_ids: frozenset[str]) -> None:
         try:
+            # From `record`, which its writer or the replay just read: no read first unless
+            # another write came between.
             await self._repository.modify(
-                record.id, lambda r: r.without_events(event_ids), hidden=True
+                record.id, lambda r: r.without_events(event_ids), hidden=True, known=record
             )
         except NotFound:
             self._left.pop(record.id, None)  # the job is gone, and its events with it

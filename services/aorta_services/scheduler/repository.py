@@ -26,6 +26,7 @@ from aorta.store import (
 from aorta.store.paging import PAGE_SIZE
 from aorta_services.scheduler.domain import JobPhase, JobState
 from aorta_services.scheduler.domain.definition import Definition
+from aorta_services.scheduler.domain.definition_cache import DefinitionCache
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.listing import LIST_KEY, LISTED_FIELDS, JobListing
 
@@ -46,6 +47,7 @@ class JobRepository:
         self.store = store
         self._jobs: Collection = store.collection(JOBS)
         self._definitions: Collection = store.collection(DEFINITIONS)
+        self._known_definitions = DefinitionCache()
 
     @property
     def jobs(self) -> Collection:
@@ -95,10 +97,12 @@ class JobRepository:
         except BaseException:
             await self._definitions.delete_many({"id": record.id})
             raise
+        self._known_definitions.put(record.id, definition)
         return JobRecord.from_document(stored)
 
     async def remove(self, job_id: JobId) -> None:
         """Deletes a job and its definition (a job whose creation failed); idempotent."""
+        self._known_definitions.forget(job_id)
         await self._jobs.delete_many({"id": job_id})
         await self._definitions.delete_many({"id": job_id})
 
@@ -114,13 +118,19 @@ class JobRepository:
         return record
 
     async def definition(self, job_id: JobId) -> Definition:
-        """The definition job `job_id` was created with."""
+        """The definition job `job_id` was created with (kept once written or read: it never
+        changes, `domain.definition_cache`)."""
+        known = self._known_definitions.get(job_id)
+        if known is not None:
+            return known
         try:
             document = await self._definitions.get(job_id)
         except NotFound:
             raise not_found(job_id) from None
         files = tuple((item["path"], item["content"]) for item in document["files"])
-        return Definition(root=document["root"], files=files)
+        definition = Definition(root=document["root"], files=files)
+        self._known_definitions.put(job_id, definition)
+        return definition
 
     async def modify(
         self,

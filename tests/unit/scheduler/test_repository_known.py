@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+from aorta.bus import make_event
+from aorta.bus.memory import MemoryBus
+from aorta.errors import NotFound
 from aorta.ids import JobId
 from aorta.settings import Settings
 from aorta.store import StateStore
@@ -18,6 +21,7 @@ from aorta.store.factory import open_state_store
 from aorta.store.sqlite import SqliteCollection
 from aorta_services.scheduler.domain.definition import Definition
 from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.events import JobEvents
 from aorta_services.scheduler.repository import JobRepository
 from tests.unit.scheduler.test_transitions import FORK, created
 
@@ -173,3 +177,49 @@ async def test_pending_events_are_counted_without_decoding_a_job(
 
     monkeypatch.setattr(JobRecord, "from_document", undecodable)
     assert await repository.pending_event_count() == 3
+
+
+async def test_a_definition_is_read_from_the_store_once_at_most(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    definitions: list[str] = []
+    get = SqliteCollection.get
+
+    async def counted(self: SqliteCollection, id: str) -> Mapping[str, Any]:
+        if self.name == "job_definitions":
+            definitions.append(id)
+        return await get(self, id)
+
+    monkeypatch.setattr(SqliteCollection, "get", counted)
+    repository = JobRepository(store)
+    job = await stored_job(repository)
+    written = Definition(root="f.yaml", files=(("f.yaml", FORK),))
+
+    # Start, admission and a resync each need it: the one that wrote it reads nothing...
+    for _ in range(3):
+        assert await repository.definition(job.id) == written
+    assert definitions == []
+    # ...and another replica reads it once.
+    other = JobRepository(store)
+    for _ in range(3):
+        assert await other.definition(job.id) == written
+    assert definitions == [job.id]
+    # A removed job's definition is gone with it.
+    await other.remove(job.id)
+    with pytest.raises(NotFound):
+        await other.definition(job.id)
+
+
+async def test_a_flush_removes_the_published_events_without_reading_the_job(
+    store: StateStore, reads: list[str]
+) -> None:
+    repository = JobRepository(store)
+    events = JobEvents(MemoryBus(), repository)
+    job = await stored_job(repository)
+    event = make_event("scheduler", "job", job.id, "started", {})
+    staged = await repository.modify(job.id, lambda r: r.with_event(event.to_document()), known=job)
+
+    assert await events.flush(staged)
+
+    assert reads == []
+    assert (await repository.get(job.id)).outbox == ()
