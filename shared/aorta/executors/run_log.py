@@ -48,8 +48,13 @@ class RunLog:
     async def create(self) -> None:
         """Creates the file empty (replacing what a previous process left)."""
         async with self._lock:
-            await asyncio.to_thread(self.path.write_bytes, b"")
-            self.created = True
+            await asyncio.to_thread(self.create_blocking)
+
+    def create_blocking(self) -> None:
+        """`create` in the calling thread, before any other use of the log: for a run that
+        makes its workspace in the same worker thread. Blocks."""
+        self.path.write_bytes(b"")
+        self.created = True
 
     async def append(self, data: bytes) -> None:
         """Appends raw output; truncates the file when it would pass `max_bytes`."""

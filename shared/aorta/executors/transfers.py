@@ -63,7 +63,7 @@ def create_workspace_blocking(workspace: Workspace, bindings: Iterable[VolumeBin
 
 async def remove_workspace(workspace: Workspace) -> None:
     """Deletes the workspace, and its job's folder when that is left empty."""
-    await asyncio.to_thread(_remove, workspace)
+    await asyncio.to_thread(remove_workspace_blocking, workspace)
 
 
 async def remove_if_empty(job_folder: Path) -> None:
@@ -84,7 +84,9 @@ def _create(workspace: Workspace, volumes: list[Path]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
 
 
-def _remove(workspace: Workspace) -> None:
+def remove_workspace_blocking(workspace: Workspace) -> None:
+    """`remove_workspace` in the calling thread, for a caller with more file work to do in
+    the same worker thread. Blocks."""
     _rmtree(workspace.folder)
     # Fails while other runs of the job use it, or when it is gone already.
     with _JOB_FOLDERS, contextlib.suppress(OSError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from aorta.blobs.local import LocalBlobStore
 from aorta.executors import RunReason, VolumeBinding
 from aorta.executors.local import run as local_run
 from aorta.executors.local.executor import LocalExecutor
-from aorta.executors.transfers import remove_workspace
+from aorta.executors.local.run_plans import HeldPlan, clear_run
 from aorta.executors.workspace import Workspace
 from tests.integration.executors.conftest import OPERATORS, Job, Store
 
@@ -245,21 +246,22 @@ async def test_a_run_reports_when_it_staged_ran_exited_and_stored(
 async def test_the_outcome_does_not_wait_for_the_workspace_removal_but_close_does(
     executor: LocalExecutor, job: Job, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gate, removing = asyncio.Event(), asyncio.Event()
+    # The removal runs in a worker thread (with the plan's), so it is held there.
+    gate, removing = threading.Event(), threading.Event()
 
-    async def held(workspace: Workspace) -> None:
+    def held(workspace: Workspace | None, plan: HeldPlan | None) -> list[tuple[str, str]]:
         removing.set()
-        await gate.wait()
-        await remove_workspace(workspace)
+        gate.wait(timeout=30)
+        return clear_run(workspace, plan)
 
-    monkeypatch.setattr(local_run, "remove_workspace", held)
+    monkeypatch.setattr(local_run, "clear_run", held)
     run = job.run(("true",))
     await executor.start(run)
 
     outcome = await executor.wait(run.run_id)
 
     assert outcome.reason is RunReason.COMPLETED, outcome.message
-    await asyncio.wait_for(removing.wait(), timeout=30)
+    assert await asyncio.to_thread(removing.wait, 30)
     job_folder = tmp_path / "work" / job.job_id
     assert job_folder.exists()
     closing = asyncio.create_task(executor.close())

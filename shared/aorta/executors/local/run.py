@@ -34,7 +34,7 @@ from aorta.executors.local.run_environment import (
     link_service_mounts,
     operator_environment,
 )
-from aorta.executors.local.run_plans import HeldPlan, RunPlan, RunPlans
+from aorta.executors.local.run_plans import HeldPlan, RunPlan, RunPlans, clear_run
 from aorta.executors.local.work_folders import hand_over
 from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason, RunTimes
@@ -43,7 +43,6 @@ from aorta.executors.transfers import (
     create_workspace_blocking,
     fetch_inputs,
     push_outputs,
-    remove_workspace,
 )
 from aorta.executors.workspace import Workspace
 from aorta.logger import get_logger
@@ -163,10 +162,6 @@ class LocalRun:
         unmade = await asyncio.to_thread(self._make_room)
         if unmade is not None:
             return self._outcome_of(RunReason.START_FAILED, unmade)
-        try:
-            await self.log.create()
-        except OSError as error:
-            return self._outcome_of(RunReason.START_FAILED, f"no workspace: {error}")
         if not run.command:
             return self._outcome_of(
                 RunReason.START_FAILED,
@@ -216,9 +211,9 @@ class LocalRun:
         return await self._conclude(await process.exit_status(), reason)
 
     def _make_room(self) -> str | None:
-        """Holds the run's plan, then creates its workspace, in one worker thread (each hop to
-        a thread waits for a core on a busy machine); what could not be made, None when all
-        was. Blocks."""
+        """Holds the run's plan, then creates its workspace and its log file, in one worker
+        thread (each hop to a thread waits for a core on a busy machine); what could not be
+        made, None when all was. Blocks."""
         run = self.spec
         plan = RunPlan(run.run_id, run.job_id, run.operator, run.attempt, run.outputs, run.log_key)
         try:
@@ -229,6 +224,7 @@ class LocalRun:
             create_workspace_blocking(self.workspace, [*run.inputs, *run.outputs])
             if run.service_mounts:
                 link_service_mounts(self.workspace, run.service_mounts)
+            self.log.create_blocking()
         except (Invalid, OSError) as error:
             return f"no workspace: {error}"
         return None
@@ -325,11 +321,10 @@ class LocalRun:
     async def _clear(self, outcome: RunOutcome) -> None:
         """Removes the workspace and the plan once the outcome is recorded and delivered."""
         run = self.spec
-        if not self._config.keep_workspaces:
-            await _quietly(remove_workspace(self.workspace), run.run_id, "workspace removal")
-        if self._plan is not None:
-            await _quietly(
-                asyncio.to_thread(self._plan.release, remove=True), run.run_id, "plan removal"
+        workspace = None if self._config.keep_workspaces else self.workspace
+        for step, error in await asyncio.to_thread(clear_run, workspace, self._plan):
+            _log.warning(
+                "operator run bookkeeping failed", run_id=run.run_id, step=step, error=error
             )
         _log.info(
             "operator run ended",

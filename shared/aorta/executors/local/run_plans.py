@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aorta.executors.port import VolumeBinding
+from aorta.executors.transfers import remove_workspace_blocking
+from aorta.executors.workspace import Workspace
 
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
@@ -146,3 +148,21 @@ def _read(path: Path, descriptor: int) -> HeldPlan | None:
     except (OSError, KeyError, TypeError, ValueError):
         return None
     return HeldPlan(plan, path, descriptor)
+
+
+def clear_run(workspace: Workspace | None, plan: HeldPlan | None) -> list[tuple[str, str]]:
+    """Removes a run's `workspace` (None: it is kept), then releases and removes its `plan`
+    (while it is held, no sweep takes the folder), in one call for one worker thread; the
+    steps that failed, with their errors."""
+    failed = []
+    if workspace is not None:
+        try:
+            remove_workspace_blocking(workspace)
+        except OSError as error:
+            failed.append(("workspace removal", str(error)))
+    if plan is not None:
+        try:
+            plan.release(remove=True)
+        except OSError as error:
+            failed.append(("plan removal", str(error)))
+    return failed
