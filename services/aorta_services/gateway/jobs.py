@@ -5,7 +5,9 @@ caller owns the job where it must (`aorta.auth.ownership`), and answers with the
 message, or with an `AortaError` that `rpc.py` turns into a negative header code. Status comes
 back with the job's owner, trace id and wait reasons, which the client gets as the initial
 metadata `aorta-owner`, `aorta-trace-id` and `aorta-waiting` (`aorta.wait_reasons`). A
-settled job's Status answer is kept at the gateway until the job changes (`answer_cache`);
+settled job's Status answer is kept at the gateway until the job changes (`answer_cache`),
+and a kept answer goes only to a caller who may read the job (`check_reader`, as the
+scheduler checks a fresh one);
 the commands that change a job drop it, before and after they are forwarded, and a Delete
 drops the kept Details of the payload it deleted with the job. List and
 ReadLogs are server streams, fed by bus streams. Aorta's own `aorta.v1.Jobs` (Delete,
@@ -21,6 +23,7 @@ from google.protobuf.message import Message
 
 from aorta import contracts, subjects, wait_reasons
 from aorta.api import aorta_jobs_pb2, jobs_pb2
+from aorta.auth.ownership import check_reader
 from aorta.observability import TRACE_ID_METADATA
 from aorta_services.gateway.forward import GatewayContext, tell_owner
 from aorta_services.gateway.kept_answers import canonical, changing
@@ -46,6 +49,8 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
                 answer = await forward.call(contracts.SCHEDULER_STATUS, request)
                 if answer.settled and answer.status.job_id.value == job_id:
                     fetch.keep(answer)
+        # Kept answers are shared by every caller: whoever asked first may not be this one.
+        check_reader(answer.owner, f"job {answer.status.job_id.value or job_id}")
         trace = ((TRACE_ID_METADATA, answer.trace_id),) if answer.trace_id else ()
         waits = wait_reasons.to_metadata(json.loads(answer.waiting)) if answer.waiting else ()
         await tell_owner(context, answer.owner, (*trace, *waits))

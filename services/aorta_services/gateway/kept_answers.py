@@ -6,7 +6,9 @@ owner the client got as initial metadata, when every message of it is settled (t
 says so per message), names the thing the request named, spelt as the thing's events spell
 it, and all of them together take at most `MAX_KEPT_BYTES`; a larger answer passes through
 uncached. The key is the request without its header (`request_key`): what the service reads
-of it. A stream the client abandons is not kept.
+of it. A stream the client abandons is not kept. A kept answer is shared by every caller, so
+where the service checks who may read the thing (Payloads.Details), `readable` checks the kept
+owner again for each caller before anything is sent.
 """
 
 from __future__ import annotations
@@ -63,13 +65,17 @@ async def kept_details(
     context: Context,
     fetch: Callable[[], AsyncIterator[DetailsItem]],
     named: Callable[[Any], str],
+    readable: Callable[[str], None] | None = None,
 ) -> AsyncIterator[Encoded]:
     """The Details answer for `request` about `entity_id`: the kept one, else the stream
     `fetch` asks of the service, kept as the module docstring says. `named` reads the thing's
-    id from one message."""
+    id from one message; `readable` (given the kept owner) raises when the caller may not
+    read the kept answer."""
     key = request_key(request)
     kept = cache.get(entity_id, key)
     if kept is not None:
+        if readable is not None:
+            readable(kept.owner)
         await tell_owner(context, kept.owner)
         for message in kept.messages:
             yield message

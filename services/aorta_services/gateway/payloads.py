@@ -4,7 +4,8 @@ Create, Delete, Details, Remove, AddMetadata and RemoveMetadata forward the Clar
 they are to the payloads service, which checks that the caller owns the payload (every verb but
 Create and Details; `aorta.auth.ownership`). Details' answers come back with the payload's
 owner, which the client gets as the initial metadata `aorta-owner`; a settled one is kept at
-the gateway until the payload changes (`kept_answers`), and the commands that change a
+the gateway until the payload changes (`kept_answers`), sent only to a caller who may read the
+payload (`check_reader`: a `user` its own), and the commands that change a
 payload (a recorded upload too) drop it, before and after they are forwarded. Upload and
 Download move bytes, which never cross the bus (the service checks ownership in
 `check_upload`, `file_added` and `locate`, the calls they make anyway):
@@ -46,7 +47,7 @@ import grpc
 
 from aorta import contracts, ids, subjects
 from aorta.api import common_pb2, payloads_pb2
-from aorta.auth.ownership import FORCE_HEADER, FORCE_METADATA
+from aorta.auth.ownership import FORCE_HEADER, FORCE_METADATA, check_reader
 from aorta.blobs import BlobInfo, BlobStore
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.errors import AortaError, Conflict, ErrorCode, Invalid, NotFound
@@ -272,6 +273,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
             context,
             lambda: forward.call_stream(contracts.PAYLOADS_DETAILS, request),
             _named,
+            lambda owner: check_reader(owner, f"payload {request.payload_id.value}"),
         )
 
     return {

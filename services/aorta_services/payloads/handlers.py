@@ -1,7 +1,8 @@
 """The Clara verbs of the service: Create, Delete, Details, Remove, AddMetadata, RemoveMetadata.
 
 A payload records the subject that created it (`owner`); every verb but Create and Details is
-its owner's or an admin's (`aorta.auth.ownership`), checked on the record the verb reads.
+its owner's or an admin's (`aorta.auth.ownership`), checked on the record the verb reads;
+Details is a viewer's and an admin's too (`check_reader`).
 
 Each receives the Clara request message the gateway forwarded, checks the whole request before
 it changes anything, and publishes its event only after the store write. Upload and Download
@@ -17,7 +18,7 @@ from contextlib import aclosing
 
 from aorta import ids
 from aorta.api import payloads_pb2
-from aorta.auth.ownership import FORCE_HEADER, check_may_force
+from aorta.auth.ownership import FORCE_HEADER, check_may_force, check_reader
 from aorta.auth.principal import current_principal
 from aorta.bus import Request
 from aorta.errors import AortaError, ErrorCode, Invalid
@@ -94,9 +95,11 @@ class ClaraVerbs:
         (`answers.details_item`), in name order, listed from the blob store as it streams
         (`described_files`: memory bounded by a page, whatever the number of files), one
         without a file for an empty payload; each with the payload's owner and whether it is
-        settled (`answers.details_settled`). Open to every caller."""
+        settled (`answers.details_settled`). A viewer's and an admin's about every payload, a
+        `user`'s about its own (`check_reader`)."""
         message = wire.parse_message(request.data, payloads_pb2.PayloadsDetailsRequest)
         record = await self._repository.get_present(ids.payload_id(message.payload_id.value))
+        check_reader(record.owner, f"payload {record.id}")
         first = True
         files = described_files(record.id, self._contents, self._repository)
         async with aclosing(files) as listing:

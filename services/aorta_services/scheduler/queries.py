@@ -2,11 +2,10 @@
 answered by any replica.
 
 Status, List and Page are open to every caller, though List and Page answer a `user` with
-its own jobs only; ReadLogs, Timeline and the metadata verbs are the job's owner's or an admin's
-(`aorta.auth.ownership`). They read the store (metadata changes write it, with optimistic
-concurrency), so every
-replica answers the same, leader or not; only a running operator's live log lines come from
-the leader (see `logs`).
+its own jobs only and Status a `user` about its own jobs only; ReadLogs, Timeline and the
+metadata verbs are the job's owner's or an admin's (`aorta.auth.ownership`). They read the
+store (metadata changes write it, with optimistic concurrency), so every replica answers the
+same, leader or not; only a running operator's live log lines come from the leader (see `logs`).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from dataclasses import replace
 
 from aorta import contracts, wait_reasons
 from aorta.api import aorta_jobs_pb2, jobs_pb2
-from aorta.auth.ownership import check_owner, listed_owner
+from aorta.auth.ownership import check_owner, check_reader, listed_owner
 from aorta.bus import Request, StreamItem
 from aorta.bus.batches import LIST_BATCH_BYTES, batched
 from aorta.errors import ErrorCode, NotFound
@@ -64,8 +63,10 @@ class JobQueries:
         """Jobs.Status (`contracts.SCHEDULER_STATUS`): the job, its operators with their
         times, the DAG and the messages, which end with the reasons the job or its operators
         wait (`aorta.wait_reasons`); with the job's owner, trace id and the typed reasons.
-        Open to every caller."""
+        A viewer's and an admin's about every job, a `user`'s about its own
+        (`check_reader`)."""
         record = await self._repository.get(requests.job_id_of(request))
+        check_reader(record.owner, f"job {record.id}")
         waits = current_waits(record, time.time())
         response = answers.status(record)
         response.messages.extend(wait_reasons.lines(waits))

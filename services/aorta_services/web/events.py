@@ -3,7 +3,8 @@
 The console subscribes once to `aorta.events.>` (as the read-only `events` bus user) and hands
 each event to every open stream. A stream filters what its user may see: viewers and admins
 see every event; a `user` sees its own jobs' events (the job's owner, asked of the platform
-once per job and remembered) and pipeline and model events, never payload events nor pipeline
+once per job and remembered; a `user` may not read another's job, so its refusal is remembered
+too, once per job and token) and pipeline and model events, never payload events nor pipeline
 service events (a service is shared by the jobs of every user: its events name them all, and
 a failed one's message ends with its last log lines). Each stream
 buffers a bounded number of events; one that falls behind loses the oldest and is told with a
@@ -17,6 +18,7 @@ import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from aorta.bus import Bus, Subscription
 from aorta.bus.events import CloudEvent
@@ -27,6 +29,9 @@ from aorta_services.web.platform_client import Caller
 from aorta_services.web.problems import ApiError
 
 log = get_logger(__name__)
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 BUFFERED = 256
 """Events a stream holds for a browser that reads slowly."""
@@ -74,6 +79,9 @@ class EventHub:
         self._owner_of = owner_of
         self._streams: set[Stream] = set()
         self._owners: OrderedDict[str, str] = OrderedDict()
+        # (job id, token) the platform refused: asking again would only be refused (and
+        # audited) again, for every event of every other user's job.
+        self._refused: OrderedDict[tuple[str, str | None], None] = OrderedDict()
         self._subscription: Subscription | None = None
 
     async def start(self, bus: Bus) -> None:
@@ -102,6 +110,8 @@ class EventHub:
             return
         if event.entity == "job" and event.event == "deleted":
             self._owners.pop(event.subject, None)
+            for refused in [key for key in self._refused if key[0] == event.subject]:
+                del self._refused[refused]
         for stream in self._streams:
             stream.offer(event)
 
@@ -121,11 +131,20 @@ class EventHub:
         gone)."""
         owner = self._owners.get(job_id)
         if owner is None:
+            if (job_id, token) in self._refused:
+                return None
             try:
                 owner = await self._owner_of(job_id, token)
-            except ApiError:
+            except ApiError as error:
+                if error.code == "PERMISSION_DENIED":
+                    remember(self._refused, (job_id, token), None)
                 return None
-            self._owners[job_id] = owner
-            while len(self._owners) > REMEMBERED_OWNERS:
-                self._owners.popitem(last=False)
+            remember(self._owners, job_id, owner)
         return owner
+
+
+def remember(memory: OrderedDict[K, V], key: K, value: V) -> None:
+    """Adds `key` to `memory`, forgetting the oldest beyond `REMEMBERED_OWNERS`."""
+    memory[key] = value
+    while len(memory) > REMEMBERED_OWNERS:
+        memory.popitem(last=False)

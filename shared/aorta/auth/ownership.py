@@ -3,8 +3,10 @@ I/O).
 
 Every pipeline, job and payload records the subject that created it (`owner`; "" for things
 made while authentication was off). A `user` acts on its own things only, an `admin` on
-everything (`Principal.owns`); reading lists, status and details stays open to every role.
-A refusal names the thing and the reason, never the other subject.
+everything (`Principal.owns`). Reading is wider: a viewer and an admin read every job's
+status and every payload's details, a `user` its own only (`check_reader`), and lists show a
+`user` its own things (`listed_owner`). A refusal names the thing and the reason, never the
+other subject.
 
 Clara's messages have no owner field, so the gateway sends it as the gRPC initial metadata
 `OWNER_METADATA` of Jobs.Status, Pipelines.Details and Payloads.Details, percent-encoded
@@ -50,6 +52,21 @@ def check_owner(owner: str, thing: str, caller: Principal | None = None) -> None
     if not owner:
         raise Forbidden(
             f"{thing} was created before authentication was turned on; only an admin may change it"
+        )
+    raise Forbidden(f"{thing} belongs to another user")
+
+
+def check_reader(owner: str, thing: str, caller: Principal | None = None) -> None:
+    """`Forbidden` unless `caller` (default: the current one) may read `thing` (a job's
+    status, a payload's details), which `owner` created: a viewer and an admin read
+    everything, a `user` its own things only (those without an owner are an admin's)."""
+    who = current_principal() if caller is None else caller
+    if listed_owner(who) is None or who.owns(owner):
+        return
+    if not owner:
+        raise Forbidden(
+            f"{thing} was created before authentication was turned on; only an admin or a "
+            "viewer may read it"
         )
     raise Forbidden(f"{thing} belongs to another user")
 

@@ -5,7 +5,8 @@ another subject created (`Principal.owns`) is checked where those things are loa
 acts on its own pipelines' metadata, jobs and payloads only; an `admin` on everything.
 
 - `viewer`: lists, status, details, versions and utilization; never payload bytes or logs.
-- `user`: what a viewer may, plus creating pipelines, jobs and payloads, starting, cancelling
+- `user`: what a viewer may, but the status and details of its own jobs and payloads only
+  (`ownership.check_reader`), plus creating pipelines, jobs and payloads, starting, cancelling
   and deleting its jobs, reading its jobs' logs and the logs of pipeline services only its
   jobs used, moving its payloads' bytes, downloading models. Lists (`Jobs.List`, Page, Queue,
   `aorta.v1.Services/List`) show a user its own things only (`ownership.listed_owner`).

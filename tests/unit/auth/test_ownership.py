@@ -9,6 +9,7 @@ import pytest
 from aorta.auth.ownership import (
     OWNER_METADATA,
     check_owner,
+    check_reader,
     listed_owner,
     owner_from_metadata,
     owner_metadata,
@@ -41,6 +42,20 @@ def test_a_thing_made_without_authentication_is_an_admins() -> None:
     with pytest.raises(Forbidden, match="payload p1 was created before authentication"):
         check_owner("", "payload p1", Principal("", frozenset({Role.USER})))
     check_owner("", "payload p1", ANONYMOUS)
+
+
+def test_a_user_reads_its_own_things_a_viewer_and_an_admin_everything() -> None:
+    for caller in (ALICE, VIEWER, ADMIN, ANONYMOUS):
+        check_reader("alice", "job j1", caller)
+    check_reader("", "job j1", VIEWER)
+    check_reader("", "job j1", ADMIN)
+    with pytest.raises(Forbidden) as caught:
+        check_reader("alice", "job j1", BOB)
+    assert caught.value.messages == ("job j1 belongs to another user",)
+    with pytest.raises(Forbidden, match="payload p1 was created before authentication"):
+        check_reader("", "payload p1", ALICE)
+    with calling_as(BOB), pytest.raises(Forbidden):
+        check_reader("alice", "job j1")
 
 
 def test_list_is_limited_for_a_user_only() -> None:

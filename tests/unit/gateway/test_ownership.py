@@ -1,8 +1,9 @@
 """Ownership through the real gateway: a user may not start, cancel or read the logs of
 another user's job, nor move or delete the bytes of another user's payload (gRPC
-PERMISSION_DENIED naming the thing, never its owner); an admin may; Status and Details tell
-every caller who created the thing in the `aorta-owner` initial metadata; List and Page show a
-user its own jobs only.
+PERMISSION_DENIED naming the thing, never its owner), nor read another user's job's Status or
+payload's Details, even one the gateway keeps; an admin may; Status and Details tell every
+caller who may read them who created the thing in the `aorta-owner` initial metadata; List and
+Page show a user its own jobs only.
 
 The gateway, the pipelines, payloads and scheduler services share one in-memory bus and
 SQLite store; operators run on a fake executor.
@@ -172,11 +173,11 @@ async def test_an_admin_may(door: Door) -> None:
     assert canceled.header.code == 0 and canceled.job_status == jobs_pb2.JOB_STATUS_CANCELED
 
 
-async def test_status_and_details_name_the_owner_to_every_caller(door: Door) -> None:
+async def test_status_and_details_name_the_owner_to_who_may_read_them(door: Door) -> None:
     job_id, payload_id = await alices_job(door)
     jobs = jobs_pb2_grpc.JobsStub(door.channel)
     payloads = payloads_pb2_grpc.PayloadsStub(door.channel)
-    for caller in ("bob", "vera"):
+    for caller in ("alice", "vera", "ada"):
         call = jobs.Status(jobs_pb2.JobsStatusRequest(job_id=ident(job_id)), metadata=as_(caller))
         assert (await call).job_id.value == job_id
         assert (OWNER_METADATA, "alice") in tuple(await call.initial_metadata())
@@ -185,6 +186,40 @@ async def test_status_and_details_name_the_owner_to_every_caller(door: Door) -> 
         )
         assert [item.file.name async for item in stream] == ["/input/scan.dcm"]
         assert (OWNER_METADATA, "alice") in tuple(await stream.initial_metadata())
+
+
+async def drained(stream: Any) -> list[Any]:
+    return [item async for item in stream]
+
+
+async def status_and_details(door: Door, job_id: str, payload_id: str, caller: str) -> None:
+    jobs = jobs_pb2_grpc.JobsStub(door.channel)
+    payloads = payloads_pb2_grpc.PayloadsStub(door.channel)
+    await jobs.Status(jobs_pb2.JobsStatusRequest(job_id=ident(job_id)), metadata=as_(caller))
+    request = payloads_pb2.PayloadsDetailsRequest(payload_id=ident(payload_id))
+    await drained(payloads.Details(request, metadata=as_(caller)))
+
+
+@pytest.mark.parametrize("first", ["bob", "alice", "vera"], ids=lambda who: f"{who}-first")
+async def test_another_user_reads_neither_status_nor_details_kept_or_not(
+    door: Door, first: str
+) -> None:
+    """A settled answer is kept at the gateway after the first read: whoever read it first,
+    bob never gets it."""
+    job_id, payload_id = await alices_job(door)
+    jobs = jobs_pb2_grpc.JobsStub(door.channel)
+    payloads = payloads_pb2_grpc.PayloadsStub(door.channel)
+    if first != "bob":
+        await status_and_details(door, job_id, payload_id, first)
+    for _ in range(2):
+        status = await refused(
+            jobs.Status(jobs_pb2.JobsStatusRequest(job_id=ident(job_id)), metadata=as_("bob"))
+        )
+        assert status.details() == f"job {job_id} belongs to another user"
+        request = payloads_pb2.PayloadsDetailsRequest(payload_id=ident(payload_id))
+        details = await refused(drained(payloads.Details(request, metadata=as_("bob"))))
+        assert details.details() == f"payload {payload_id} belongs to another user"
+    await status_and_details(door, job_id, payload_id, "alice")
 
 
 async def test_list_shows_a_user_its_own_jobs_and_a_viewer_all(door: Door) -> None:

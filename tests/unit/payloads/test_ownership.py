@@ -1,5 +1,6 @@
 """Payloads record who created them (a job's PIPELINE payload: the job's owner); every verb
-but Create and Details is the owner's or an admin's. Callers ride in the bus header the
+but Create and Details is the owner's or an admin's, Details the owner's, a viewer's and an
+admin's. Callers ride in the bus header the
 gateway (or the scheduler, for a job's payload) sets."""
 
 from __future__ import annotations
@@ -62,12 +63,21 @@ async def alices_payload(calls: Calls) -> str:
     return payload_id
 
 
-async def test_the_creator_is_recorded_and_details_name_it_to_everyone(calls: Calls) -> None:
+async def test_the_creator_is_recorded_and_details_name_it_to_who_may_read(
+    calls: Calls,
+) -> None:
     payload_id = await alices_payload(calls)
-    for caller in (ALICE, BOB, VIEWER, ADMIN):
+    for caller in (ALICE, VIEWER, ADMIN):
         items = await calls.acting_as(caller).details_items(payload_id)
         assert [item.owner for item in items] == ["alice"]
         assert items[0].details.file.name == "/input/in.txt"
+
+
+async def test_another_user_may_not_read_a_payloads_details(calls: Calls) -> None:
+    payload_id = await alices_payload(calls)
+    with pytest.raises(Forbidden) as caught:
+        await calls.acting_as(BOB).details_items(payload_id)
+    assert caught.value.messages == (f"payload {payload_id} belongs to another user",)
 
 
 @pytest.mark.parametrize("verb", ATTEMPTS, ids=str)
@@ -116,6 +126,9 @@ async def test_a_payload_made_without_authentication_is_an_admins(calls: Calls) 
     assert item.owner == ""
     with pytest.raises(Forbidden, match="created before authentication was turned on"):
         await calls.acting_as(ALICE).upload(payload_id, "in.txt", b"hi")
+    with pytest.raises(Forbidden, match="created before authentication was turned on"):
+        await calls.acting_as(ALICE).details_items(payload_id)
+    await calls.acting_as(VIEWER).details_items(payload_id)
     await calls.acting_as(ADMIN).upload(payload_id, "in.txt", b"hi")
 
 

@@ -1,6 +1,6 @@
 """Jobs record who created them: Start, Cancel, ReadLogs and the metadata verbs are the
-owner's or an admin's, Status everyone's, and List answers a `user` with its own jobs. Callers
-ride in the bus header the gateway sets."""
+owner's or an admin's, Status the owner's, a viewer's and an admin's, and List answers a `user`
+with its own jobs. Callers ride in the bus header the gateway sets."""
 
 from __future__ import annotations
 
@@ -55,11 +55,24 @@ ATTEMPTS = {
 async def test_the_creator_is_recorded_and_passed_to_the_jobs_payload(harness: Harness) -> None:
     await chain(harness)
     job_id = await harness.acting_as(ALICE).create()
-    for caller in (ALICE, BOB, VIEWER, ADMIN):
+    for caller in (ALICE, VIEWER, ADMIN):
         answer = await harness.acting_as(caller).owned_status(job_id)
         assert answer.owner == "alice" and answer.status.job_id.value == job_id
     assert list(harness.peers.owners.values()) == ["alice"]
     assert harness.peers.callers == [ALICE]
+
+
+async def test_another_user_may_not_read_a_jobs_status(harness: Harness) -> None:
+    await chain(harness)
+    job_id = await harness.acting_as(ALICE).create("patient-1234", metadata={"mrn": "1234"})
+    with pytest.raises(Forbidden) as caught:
+        await harness.acting_as(BOB).owned_status(job_id)
+    assert caught.value.messages == (f"job {job_id} belongs to another user",)
+    unowned = await harness.create()
+    with pytest.raises(Forbidden, match="created before authentication was turned on"):
+        await harness.acting_as(ALICE).owned_status(unowned)
+    for caller in (VIEWER, ADMIN):
+        assert (await harness.acting_as(caller).owned_status(unowned)).owner == ""
 
 
 async def test_inputs_the_caller_may_not_use_refuse_the_create_and_leave_nothing(

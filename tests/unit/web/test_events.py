@@ -8,11 +8,13 @@ from aorta.bus.events import CloudEvent, make_event
 from aorta.bus.memory import MemoryBus, MemoryNetwork
 from aorta_services.web.events import BUFFERED, EventHub, Stream
 from aorta_services.web.platform_client import Caller
-from aorta_services.web.problems import not_found
+from aorta_services.web.problems import ApiError, not_found
 
 ALICE = Caller(True, "alice", ("user",))
 VERA = Caller(True, "vera", ("viewer",))
 OWNERS = {"a" * 32: "alice", "b" * 32: "bob"}
+REFUSED = "f" * 32
+"""A job whose owner the token may not read (another user's job, for a `user`)."""
 
 
 class Owners:
@@ -23,6 +25,8 @@ class Owners:
 
     async def __call__(self, job_id: str, token: str | None) -> str:
         self.asked.append(job_id)
+        if job_id == REFUSED:
+            raise ApiError(403, "PERMISSION_DENIED", f"job {job_id} belongs to another user")
         if job_id not in OWNERS:
             raise not_found(f"job {job_id} was not found")
         return OWNERS[job_id]
@@ -83,6 +87,29 @@ async def test_a_jobs_owner_is_asked_once_and_none_when_the_token_may_not_read_i
     assert await hub.job_owner("b" * 32, "t-alice") == "bob"
     assert await hub.job_owner("c" * 32, "t-alice") is None
     assert owners.asked == ["b" * 32, "c" * 32]
+
+
+async def test_a_refusal_is_remembered_per_token_and_forgotten_with_the_job() -> None:
+    network = MemoryNetwork()
+    publisher, console_bus = MemoryBus(network), MemoryBus(network)
+    owners = Owners()
+    hub = EventHub(owners)
+    await hub.start(console_bus)
+    try:
+        for _ in range(3):
+            assert await hub.job_owner(REFUSED, "t-alice") is None
+        assert await hub.job_owner(REFUSED, "t-carol") is None
+        assert owners.asked == [REFUSED, REFUSED]
+        alice = hub.open(ALICE, "t-alice", None)
+        deleted = job_event(REFUSED, "deleted")
+        await publisher.publish(deleted.nats_subject, deleted.to_json())
+        assert await asyncio.wait_for(alice.queue.get(), 5) == deleted
+        assert await hub.job_owner(REFUSED, "t-alice") is None
+        assert owners.asked == [REFUSED, REFUSED, REFUSED]
+    finally:
+        await hub.stop()
+        await console_bus.close()
+        await publisher.close()
 
 
 async def test_a_stream_of_one_job_gets_that_job_only() -> None:
