@@ -6,8 +6,8 @@ One `ServiceKeeper` lives with each `Engine`. The store's `services` collection 
 - admission: a queued job's services count in its admission (`pending`), are reserved on the
   node with it (`reserve`), then `ensure`d before the job is written RUNNING: each is started
   (once, however many jobs wait for it) unless it is READY already, and the job joins its
-  users. A service that exits or never becomes ready raises `ServiceFailed` with its last log
-  lines, and the engine faults the jobs that waited on it;
+  users. A service that exits or never becomes ready raises `ServiceFailed` (`failure_told`),
+  and the engine faults the jobs that waited on it;
 - operator runs: `connect` hands an operator the connection variables and data-folder mounts
   of the services it declares, starting a service again if it went away meanwhile;
 - stop: a service stops when idle for the idle period (`AORTA_SERVICE_IDLE_SECONDS`), when every
@@ -38,6 +38,7 @@ from aorta.logger import get_logger
 from aorta.outbox import Outbox
 from aorta.pipeline_spec import Pipeline
 from aorta_services.scheduler.domain import Request, ResourceLedger
+from aorta_services.scheduler.domain.service_access import failure_told
 from aorta_services.scheduler.domain.services import (
     DeclaredService,
     ServiceRecord,
@@ -114,9 +115,8 @@ class ServiceKeeper:
         self, job_id: JobId, pipeline_id: str, services: Sequence[DeclaredService], owner: str
     ) -> None:
         """Makes every one of `services` READY with `job_id` (created by `owner`) among its
-        users; `ServiceFailed` (the service's last log lines in its message) when one exits or
-        is not ready in time. The job is a user of each service from here on, even when one
-        failed: `job_ended` takes it off."""
+        users; `ServiceFailed` (`failure_told`) when one exits or is not ready in time. The job
+        is a user of each service from here on, even when one failed: `job_ended` takes it off."""
         for service in services:
             await self._ensure_one(job_id, pipeline_id, service, owner)
 
@@ -202,7 +202,7 @@ class ServiceKeeper:
         try:
             endpoint = await runner.ensure(launch)
         except AortaError as error:
-            raise await self._failed(service, "; ".join(error.messages)) from error
+            raise await self._failed(service, *error.messages) from error
         record = await self._write(
             sid,
             lambda r: replace(
@@ -218,21 +218,22 @@ class ServiceKeeper:
         return record
 
     async def _failed(
-        self, service: DeclaredService, message: str, *, release: bool = True
+        self, service: DeclaredService, *messages: str, release: bool = True
     ) -> ServiceFailed:
-        """Records the failure and gives back the node's resources; the error to raise."""
+        """Records the failure and frees its resources; the error its jobs get (`failure_told`)."""
         sid = service.service_id
         if release:
             self._ledger.release(service_owner(sid))
-        text = f"service {service.spec.name!r} failed: {message}"
+        text = f"service {service.spec.name!r} failed: {'; '.join(messages)}"
+        record = self._records.get(sid)
         with contextlib.suppress(AortaError):
-            await self._write(
+            record = await self._write(
                 sid,
                 lambda r: replace(r, state=ServiceState.FAILED, allocation=None, message=text),
                 event="failed",
             )
-        log.warning("service.failed", service_id=sid, reason=message)
-        return ServiceFailed(text)
+        log.warning("service.failed", service_id=sid, reason=text)
+        return ServiceFailed(failure_told(record, service.spec.name, messages))
 
     # Users and stops -------------------------------------------------------------------
 

@@ -10,7 +10,9 @@ from aorta.errors import Forbidden
 from aorta_services.scheduler.domain import Request
 from aorta_services.scheduler.domain.service_access import (
     HIDDEN_MESSAGE,
+    LOG_LEFT_OUT,
     check_may_read_log,
+    failure_told,
     listed,
 )
 from aorta_services.scheduler.domain.services import (
@@ -92,3 +94,15 @@ def test_a_log_is_the_one_owners_and_every_admins() -> None:
     for owners in (["alice", "bob"], [""], []):
         check_may_read_log(record(owners=owners), ADMIN)
         check_may_read_log(record(owners=owners), ANONYMOUS)
+
+
+def test_a_faulted_job_is_told_a_services_last_lines_only_when_one_subjects_jobs_used_it() -> None:
+    why, tail = "pipeline service trtis exited", "last lines of its log:\npatient 1234"
+    whole = f"service 'trtis' failed: {why}; {tail}"
+    assert failure_told(record(owners=["alice"]), "trtis", (why, tail)) == whole
+    assert failure_told(record(owners=[""]), "trtis", (why, tail)) == whole
+    for owners in (["alice", "bob"], ["alice", ""], []):
+        told = failure_told(record(owners=owners), "trtis", (why, tail))
+        assert told == f"service 'trtis' failed: {why}; {LOG_LEFT_OUT}"
+    assert LOG_LEFT_OUT in failure_told(None, "trtis", (why, tail))
+    assert failure_told(None, "trtis", ("does not fit",)) == "service 'trtis' failed: does not fit"

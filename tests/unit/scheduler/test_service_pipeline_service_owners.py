@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from aorta import subjects
-from aorta.api import aorta_services_pb2
+from aorta.api import aorta_services_pb2, jobs_pb2
 from aorta.auth.principal import Principal, Role
 from aorta.errors import Forbidden
-from aorta_services.scheduler.domain.service_access import HIDDEN_MESSAGE
+from aorta_services.scheduler.domain.service_access import HIDDEN_MESSAGE, LOG_LEFT_OUT
 from aorta_services.scheduler.domain.services import service_log_key
 from tests.unit.scheduler.scheduler_fakes import Behaviour
 from tests.unit.scheduler.scheduler_harness import PIPELINE_ID, Harness
@@ -135,3 +135,23 @@ async def test_a_failed_services_last_lines_are_hidden_from_users_who_may_not_re
         assert (await listed(harness.acting_as(caller)))["broken"].message == HIDDEN_MESSAGE
     for caller in (VIEWER, ADMIN):
         assert "patient 1234" in (await listed(harness.acting_as(caller)))["broken"].message
+
+
+def told(status: jobs_pb2.JobsStatusResponse) -> str:
+    return "\n".join(status.messages)
+
+
+async def test_a_faulted_job_is_told_a_failed_services_last_lines_only_if_its_owners_alone(
+    harness: Harness, shared: dict[str, str]
+) -> None:
+    """Bob's job alone used `broken` when it failed first: bob's job is told its last lines.
+    Alice's job fails on it next, after bob's used it: alice's job is told why, without them."""
+    bobs = await harness.acting_as(BOB).owned_status(shared["bob-broken"])
+    assert "patient 1234 of bob" in told(bobs.status)
+    alices = await harness.acting_as(ALICE).run("ab", pipeline_id=BROKEN_PIPELINE)
+    await harness.stopped(alices)
+    for caller in (ALICE, VIEWER, ADMIN):
+        status = (await harness.acting_as(caller).owned_status(alices)).status
+        assert status.status == jobs_pb2.JOB_STATUS_FAULTED
+        assert "patient 1234" not in told(status), told(status)
+        assert "pipeline service broken exited" in told(status) and LOG_LEFT_OUT in told(status)

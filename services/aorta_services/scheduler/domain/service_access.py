@@ -12,11 +12,15 @@ service's message, which ends with its last log lines. Mirroring `Jobs.List`
   and a failed service's message only where it may read the log;
 - the log is an admin's, or a `user`'s when every job that used the service is its own. Jobs
   made while authentication was off, and records stored before owners were kept, have no owner:
-  their services' logs are an admin's only.
+  their services' logs are an admin's only;
+- a job faulted by a failed service is told the service's last log lines (in its Status
+  messages, which its owner, viewers and admins read) only when every job that used the
+  service was its owner's (`failure_told`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from aorta.auth.ownership import listed_owner
@@ -26,6 +30,11 @@ from aorta_services.scheduler.domain.services import ServiceRecord, ServiceState
 
 HIDDEN_MESSAGE = "failed; its log holds other users' jobs' lines, which only an admin may read"
 """A failed service's message as a user who may not read its log sees it."""
+LOG_LEFT_OUT = (
+    "its last log lines are left out: other users' jobs used the service too, and only an admin "
+    "may read its log"
+)
+"""What a faulted job is told instead of a shared service's last log lines."""
 
 
 def listed(record: ServiceRecord, caller: Principal | None = None) -> ServiceRecord | None:
@@ -66,3 +75,15 @@ def check_may_read_log(record: ServiceRecord, caller: Principal | None = None) -
             "may read its log"
         )
     raise Forbidden(f"{thing} belongs to another user")
+
+
+def failure_told(record: ServiceRecord | None, name: str, messages: Sequence[str]) -> str:
+    """What the jobs that waited for service `name` are told of its failure (`messages`: why
+    it failed, then what the runner quoted of its log): all of it when one subject's jobs
+    alone used the service (each job told joined the record before, so that subject is its
+    owner: `may_read_log`'s rule for the owner), else why it failed and `LOG_LEFT_OUT`.
+    `record` is the service's as last known (None: unknown, so nothing of its log is told)."""
+    whole = f"service {name!r} failed: {'; '.join(messages)}"
+    if len(messages) < 2 or (record is not None and len(set(record.owners)) == 1):
+        return whole
+    return f"service {name!r} failed: {messages[0]}; {LOG_LEFT_OUT}"
