@@ -31,6 +31,7 @@ from aorta_services.scheduler.domain.listing import JobListing
 from aorta_services.scheduler.domain.states import JobPhase
 from aorta_services.scheduler.domain.timeline_answer import timeline
 from aorta_services.scheduler.domain.wait_changes import current_waits
+from aorta_services.scheduler.domain.wait_privacy import named_jobs, shown_waits
 from aorta_services.scheduler.events import JobEvents, job_event, staged
 from aorta_services.scheduler.job_logs import OperatorLogs
 from aorta_services.scheduler.repository import JobRepository
@@ -67,7 +68,7 @@ class JobQueries:
         (`check_reader`)."""
         record = await self._repository.get(requests.job_id_of(request))
         check_reader(record.owner, f"job {record.id}")
-        waits = current_waits(record, time.time())
+        waits = current_waits(await self._shown_waits(record), time.time())
         response = answers.status(record)
         response.messages.extend(wait_reasons.lines(waits))
         return contracts.JobStatus(
@@ -77,6 +78,17 @@ class JobQueries:
             json.dumps(waits, separators=(",", ":")) if waits else "",
             settled=record.phase is JobPhase.CREATED or record.phase.stopped,
         )
+
+    async def _shown_waits(self, record: JobRecord) -> JobRecord:
+        """`record` with its reasons as the caller may see them: a `user` sees other users'
+        jobs without their ids (`wait_privacy`), their owners read only when a reason names
+        other jobs."""
+        viewer = listed_owner()
+        if viewer is None or not record.waiting:
+            return record
+        owners = await self._repository.owners(named_jobs(record.waiting) - {record.id})
+        owners[record.id] = record.owner
+        return replace(record, waiting=shown_waits(record.waiting, viewer, owners))
 
     async def timeline(self, request: Request) -> bytes:
         """`aorta.v1.Jobs/Timeline` (`SCHEDULER_TIMELINE`): when each stage of the job the

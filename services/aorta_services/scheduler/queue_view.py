@@ -3,7 +3,8 @@ waits; any replica answers it from the store (`domain.queue_answer`).
 
 Every role may read the queue: a viewer and an admin see every job; a `user` sees its own in
 full and another user's only as a place, a priority and an enqueue time, as `Jobs.List`
-shows a user its own jobs only (`aorta.auth.ownership.listed_owner`).
+shows a user its own jobs only (`aorta.auth.ownership.listed_owner`), and its own jobs'
+reasons name other users' jobs without their ids (`domain.wait_privacy`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from aorta.bus import Request
 from aorta.errors import Invalid
 from aorta_services.scheduler.domain import JobPhase, JobQueue, requests
 from aorta_services.scheduler.domain.queue_answer import admission_order, entries
+from aorta_services.scheduler.domain.wait_privacy import reason_jobs
 from aorta_services.scheduler.repository import JobRepository
 from aorta_services.scheduler.settings import SchedulerSettings
 
@@ -43,7 +45,20 @@ class JobQueueView:
         rotation = last.rotation if last is not None and last.rotation is not None else 0
         now = self._clock()
         ordered = admission_order(records, self._empty_queue(rotation), now)
-        for message in entries(ordered, now, viewer=listed_owner()):
+        viewer = listed_owner()
+        owners: dict[str, str] = {}
+        if viewer is not None:
+            owners = {record.id: record.owner for record in ordered}
+            # Jobs holding GPUs run: their owners are not among the queued records.
+            named = set().union(
+                *(
+                    reason_jobs(r.waiting.job)
+                    for r in ordered
+                    if r.owner == viewer and r.waiting.job
+                )
+            )
+            owners |= await self._repository.owners(named - owners.keys())
+        for message in entries(ordered, now, viewer=viewer, owners=owners):
             yield message.SerializeToString()
 
     def _empty_queue(self, rotation: int) -> JobQueue:

@@ -9,7 +9,7 @@ the other re-applies its change to what the winner wrote (or learns it no longer
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import replace
 from typing import Any
@@ -244,6 +244,19 @@ class JobRepository:
             key=("stopped",),
             fields=fields,
         )
+
+    async def owners(self, job_ids: Iterable[str]) -> dict[str, str]:
+        """The owner of each of `job_ids` that exists ("" for one without), read with that
+        field alone: a job's metadata may weigh megabytes."""
+        wanted = sorted(set(job_ids))
+        found: dict[str, str] = {}
+        if not wanted:
+            return found
+        pages = self._jobs.pages({"id": {"$in": wanted}}, fields=("owner",))
+        async with aclosing(pages):
+            async for page in pages:
+                found.update((str(d["id"]), str(d.get("owner", ""))) for d in page)
+        return found
 
     async def count(self, *, phase: JobPhase, priority: int | None = None) -> int:
         """How many visible jobs are in `phase` (and of `priority`, when given)."""

@@ -1,6 +1,7 @@
 """Why a job waits, through the scheduler's verbs: a GPU job behind another names it until it
 runs, jobs behind a hold name the job the node drains for, the queue lists them in admission
-order, and a `user` sees other users' jobs there only as places."""
+order, and a `user` sees other users' jobs there only as places and, in its own jobs' reasons,
+without their ids, where a viewer and an admin see every id."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ GPU_ENV = {"AORTA_SCHEDULER_GPUS": "1"}
 P = jobs_pb2
 ALICE = Principal("alice", frozenset({Role.USER}))
 BOB = Principal("bob", frozenset({Role.USER}))
+VIEWER = Principal("vera", frozenset({Role.VIEWER}))
+ADMIN = Principal("ada", frozenset({Role.ADMIN}))
 
 
 async def queue(harness: Harness) -> list[aorta_jobs_pb2.JobsQueueEntry]:
@@ -100,17 +103,54 @@ async def test_a_user_sees_other_users_queued_jobs_only_as_places(harness: Harne
     await alice.until(blocker, lambda s: s.state == P.JOB_STATE_RUNNING)
     theirs = await alice.run("alice-waits")
     mine = await bob.run("bob-waits")
-    await reason_of(bob, mine, "resources")
-    await reason_of(alice, theirs, "resources")
+    status, reason = await reason_of(bob, mine, "resources")
+    assert [(h["job_id"], h["operator"], h["since"]) for h in reason["holders"]] == [("", "", None)]
+    assert reason["text"] == "needs 1 GPU; the node has 1, held by another user's job"
+    assert blocker not in f"{status}{reason}"
+    _, alices = await reason_of(alice, theirs, "resources")
+    assert [h["job_id"] for h in alices["holders"]] == [blocker]
+    for caller in (VIEWER, ADMIN):
+        _, seen = await reason_of(harness.acting_as(caller), mine, "resources")
+        assert [(h["job_id"], h["operator"]) for h in seen["holders"]] == [(blocker, "only")]
     entries = await queue(bob)
     assert [e.position for e in entries] == [1, 2]
     assert entries[0].hidden and not entries[0].job_id.value and not entries[0].name
     assert not entries[0].HasField("reason")
     assert (entries[1].job_id.value, entries[1].reason.kind) == (mine, "resources")
+    assert entries[1].reason.holders[0].job_id == "" and blocker not in str(entries)
+    assert (await queue(alice))[0].reason.holders[0].job_id == blocker
     assert [e.job_id.value for e in await queue(harness)] == [theirs, mine]
     for job_id in (blocker, theirs):
         await alice.cancel(job_id)
     await bob.cancel(mine)
+
+
+async def test_a_user_held_for_another_users_job_is_not_told_its_id(harness: Harness) -> None:
+    harness.peers.add_pipeline(PIPELINE_ID, "gpu", {"g.yaml": single(requests="{gpu: 1}")})
+    env = {**GPU_ENV, "AORTA_SCHEDULER_HOLD_AFTER": "0.5"}
+    await harness.replica(env, behaviours={"only": Behaviour(hang=True)})
+    alice, bob = harness.acting_as(ALICE), harness.acting_as(BOB)
+    blocker = await alice.run("blocker")
+    await alice.until(blocker, lambda s: s.state == P.JOB_STATE_RUNNING)
+    oldest = await alice.run("oldest")
+    younger = await bob.run("younger", priority=P.JOB_PRIORITY_HIGHER)
+    status, reason = await reason_of(bob, younger, "held")
+    assert reason["target"] == "" and reason["waited_seconds"] >= 0.5
+    assert reason["text"].startswith("held: the node is draining for another user's job (waited ")
+    assert oldest not in f"{status}{reason}" and blocker not in f"{status}{reason}"
+    [_, entry] = await queue(bob)
+    assert entry.job_id.value == younger and entry.reason.target_job_id == ""
+    assert "another user's job" in entry.reason.text and oldest not in str(entry)
+    for caller in (VIEWER, ADMIN):
+        _, seen = await reason_of(harness.acting_as(caller), younger, "held")
+        assert seen["target"] == oldest
+        assert [e.reason.target_job_id for e in await queue(harness.acting_as(caller))] == [
+            "",
+            oldest,
+        ]
+    for job_id in (blocker, oldest):
+        await alice.cancel(job_id)
+    await bob.cancel(younger)
 
 
 GPU_FORK = """\

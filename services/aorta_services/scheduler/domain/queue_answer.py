@@ -8,11 +8,12 @@ reasons are those the leader stored (`domain.waiting`), in words at the time of 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from aorta.api import aorta_jobs_pb2, common_pb2
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.queue import JobQueue
+from aorta_services.scheduler.domain.wait_privacy import shown_reason
 from aorta_services.scheduler.domain.waiting import WaitKind, WaitReason
 
 QueueResponse = aorta_jobs_pb2.JobsQueueResponse
@@ -54,10 +55,18 @@ def reason_message(reason: WaitReason, now: float) -> aorta_jobs_pb2.JobWaitReas
     return message
 
 
-def entries(ordered: Sequence[JobRecord], now: float, *, viewer: str | None) -> list[QueueResponse]:
+def entries(
+    ordered: Sequence[JobRecord],
+    now: float,
+    *,
+    viewer: str | None,
+    owners: Mapping[str, str] | None = None,
+) -> list[QueueResponse]:
     """One message per job of `ordered`, or one without an entry when it is empty. With
     `viewer` (a `user`'s subject), another owner's jobs are shown only by place, priority
-    and time (`hidden`); None shows every job in full."""
+    and time (`hidden`), and the jobs the viewer's own reasons name by id only when `owners`
+    (job id → owner) says they are the viewer's (`wait_privacy`); None shows every job in
+    full."""
     if not ordered:
         return [QueueResponse(header=common_pb2.ResponseHeader(code=0))]
     answers = []
@@ -72,7 +81,10 @@ def entries(ordered: Sequence[JobRecord], now: float, *, viewer: str | None) -> 
         else:
             entry.job_id.value = record.id
             entry.name = record.name
-            if record.waiting.job is not None:
-                entry.reason.CopyFrom(reason_message(record.waiting.job, now))
+            reason = record.waiting.job
+            if reason is not None and viewer is not None:
+                reason = shown_reason(reason, viewer, owners or {})
+            if reason is not None:
+                entry.reason.CopyFrom(reason_message(reason, now))
         answers.append(QueueResponse(header=common_pb2.ResponseHeader(code=0), entry=entry))
     return answers

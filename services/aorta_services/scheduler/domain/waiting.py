@@ -15,6 +15,8 @@ of one of five kinds (`WaitKind`):
 
 A reason holds facts, never a duration: the words are made when it is shown (`WaitReason.text`,
 given the time), so a reason is stored again only when its facts change, not as time passes.
+A job id a `user` may not see (another user's job, `wait_privacy`) is "" in the reason it is
+shown, and reads as `OTHER_USERS_JOB`.
 `queue_reasons` and `operator_reason` work the reasons out from the queue and the resource
 ledger; `Waits` is what a job record keeps of them.
 """
@@ -34,6 +36,8 @@ from aorta_services.scheduler.domain.resources import Request, ResourceLedger, S
 
 AHEAD_NAMED = 3
 """How many of the jobs ahead a `queued` reason names (it counts them all)."""
+OTHER_USERS_JOB = "another user's job"
+"""How a reason shown to a `user` names a job of another user (its id is "")."""
 
 
 class WaitKind(StrEnum):
@@ -57,6 +61,8 @@ class Holder:
     since: float | None = None
 
     def words(self, now: float) -> str:
+        if not self.job_id:
+            return OTHER_USERS_JOB
         if not self.operator:
             return f"job {self.job_id} (being admitted)"
         since = f" since {clock_time(self.since, now)}" if self.since is not None else ""
@@ -108,7 +114,8 @@ class WaitReason:
             return f"waits for the service {self.service}{detail}"
         if self.kind is WaitKind.TRITON:
             return f"waits for a Triton server with the models {', '.join(self.models)}"
-        return f"held: the node is draining for job {self.target} (waited {self.waited(now)})"
+        target = f"job {self.target}" if self.target else OTHER_USERS_JOB
+        return f"held: the node is draining for {target} (waited {self.waited(now)})"
 
     def waited(self, now: float) -> str:
         """How long the held-for job has waited, in words (a held reason's only duration)."""
@@ -318,11 +325,13 @@ def _queued_words(reason: WaitReason) -> str:
     place = f"{ordinal(reason.position)} in the queue"
     if not reason.ahead_count:
         return f"{place}, next to be admitted"
-    named = ", ".join(reason.ahead)
     more = reason.ahead_count - len(reason.ahead)
     rest = f" and {more} more" if more > 0 else ""
+    if not all(reason.ahead):
+        named = ", ".join(f"job {job}" if job else OTHER_USERS_JOB for job in reason.ahead)
+        return f"{place}, behind {named}{rest}"
     jobs = "job" if reason.ahead_count == 1 else "jobs"
-    return f"{place}, behind {jobs} {named}{rest}"
+    return f"{place}, behind {jobs} {', '.join(reason.ahead)}{rest}"
 
 
 def _amount(value: float) -> str:
