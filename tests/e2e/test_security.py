@@ -257,7 +257,11 @@ def test_one_tenant_cannot_touch_anothers_job(platform: Secured, attack: dict[st
             answer.job_details.job_id.value for answer in jobs.List(jobs_pb2.JobsListRequest())
         ]
         assert attack["job_id"] not in listed
+        status = jobs_pb2.JobsStatusRequest(job_id=job_id)
+        assert _code(lambda: jobs.Status(status)) == grpc.StatusCode.PERMISSION_DENIED
         payloads = payloads_pb2_grpc.PayloadsStub(channel)
+        details = payloads_pb2.PayloadsDetailsRequest(payload_id=payload_id)
+        assert _code(lambda: list(payloads.Details(details))) == grpc.StatusCode.PERMISSION_DENIED
         download = payloads_pb2.PayloadsDownloadRequest(
             payload_id=payload_id, name="/operators/probe/report.txt"
         )
@@ -282,6 +286,8 @@ def test_one_tenant_cannot_touch_anothers_job(platform: Secured, attack: dict[st
             for answer in viewer_jobs.List(jobs_pb2.JobsListRequest())
         ]
         assert attack["job_id"] in listed
+        read = viewer_jobs.Status(jobs_pb2.JobsStatusRequest(job_id=job_id))
+        assert read.job_id.value == attack["job_id"]
         viewer_download = payloads_pb2_grpc.PayloadsStub(channel).Download
         request = payloads_pb2.PayloadsDownloadRequest(
             payload_id=payload_id, name="/operators/probe/report.txt"
@@ -315,7 +321,7 @@ def test_the_audit_log_holds_the_refusals(platform: Secured, attack: dict[str, s
     records = json.loads(listed.stdout)
     refused = [r for r in records if r["subject"] == "bob" and r["result"] != "ok"]
     methods = {r["method"].rsplit("/", 1)[-1] for r in refused}
-    assert {"Download", "Cancel", "Delete", "Stop"} <= methods
+    assert {"Status", "Details", "Download", "Cancel", "Delete", "Stop"} <= methods
     assert any(r["method"].endswith("Jobs/Create") and r["subject"] == "alice" for r in records)
     anonymous = [r for r in records if r["subject"] == "" and r["result"] != "ok"]
     assert anonymous, "refused anonymous calls are on record"
