@@ -14,12 +14,14 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
+from pathlib import Path
 
 from aorta import contracts, subjects
 from aorta.bus import Bus, Subscription
 from aorta.bus.verbs import streaming
 from aorta.errors import AortaError, NotFound
 from aorta.executors import Executor
+from aorta.executors.platform_folders import PlatformFolder
 from aorta.executors.selection import KUBERNETES, choose_executor
 from aorta.executors.services import ServiceHost
 from aorta.gpu import gpu_count
@@ -93,9 +95,11 @@ async def make_executor(
     `AORTA_CONTAINER_HOST` (`auto`: when one answers there, else local processes), or pods on
     the cluster the `AORTA_K8S_*` variables of `environ` name. Host executors work in
     `AORTA_SCHEDULER_WORK_DIR`, by default in a folder of their own per user and data dir
-    (`default_work_root`). `SettingsError` when a setting is wrong (`Invalid` when the default
-    work dir would lie inside the data dir); `Unavailable` when the cluster's configuration
-    cannot be loaded or `container` finds no engine."""
+    (`default_work_root`), which they hold while they live and beside which they remove the
+    folders of gone platforms (`aorta.executors.platform_folders`). `SettingsError` when a
+    setting is wrong (`Invalid` when the default work dir would lie inside the data dir);
+    `Unavailable` when the cluster's configuration cannot be loaded or `container` finds no
+    engine."""
     choice = await choose_executor(settings.executor, environ)
     log.info("scheduler.executor", executor=choice.kind, reason=choice.reason)
     # Imported here so that a process never loads an executor it does not run (a local
@@ -106,28 +110,37 @@ async def make_executor(
 
         kubernetes = KubernetesSettings.from_env(environ)
         return await KubernetesExecutor.open(ctx.settings, kubernetes, ctx.blobs)
-    from aorta.executors.local.work_folders import default_work_root
-
     if choice.engine is not None:
         from aorta.executors.container.executor import ContainerExecutor
         from aorta.executors.container.settings import ContainerSettings
+        from aorta.executors.container.workspace_claims import FOLDER_MODE
 
         # Apart from the local executor's folders, which a root platform hands to the
         # operators' user: a container's folders stay the platform's own.
-        work_root = settings.work_dir or default_work_root(
-            ctx.settings.data_dir, prefix="aorta-containers"
-        )
+        root, platform = _work_folder(settings, ctx, "aorta-containers", FOLDER_MODE)
         return await ContainerExecutor.open(
-            choice.engine.host, ContainerSettings.from_env(environ), ctx.blobs, work_root
+            choice.engine.host, ContainerSettings.from_env(environ), ctx.blobs, root, platform
         )
     from aorta.executors.local.executor import LocalExecutor
+    from aorta.executors.local.work_folders import PLATFORM_FOLDER_MODE, RUNS_PREFIX
 
+    root, platform = _work_folder(settings, ctx, RUNS_PREFIX, PLATFORM_FOLDER_MODE)
     return LocalExecutor(
-        ctx.blobs,
-        settings.work_dir or default_work_root(ctx.settings.data_dir),
-        run_as=settings.run_as,
-        stop_grace=settings.grace,
+        ctx.blobs, root, run_as=settings.run_as, stop_grace=settings.grace, platform=platform
     )
+
+
+def _work_folder(
+    settings: SchedulerSettings, ctx: ServiceContext, prefix: str, mode: int
+) -> tuple[Path, PlatformFolder | None]:
+    """A host executor's work root, and the platform's folder to hold when that is the default
+    layout's (no `AORTA_SCHEDULER_WORK_DIR`)."""
+    from aorta.executors.local.work_folders import default_work_root
+
+    if settings.work_dir is not None:
+        return settings.work_dir, None
+    root = default_work_root(ctx.settings.data_dir, prefix=prefix)
+    return root, PlatformFolder(root, ctx.settings.data_dir, mode)
 
 
 async def start(

@@ -4,8 +4,10 @@ platforms of one user never share plans, outcome records or workspaces; the sett
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Mapping
+import shutil
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -21,9 +23,12 @@ from aorta_services.scheduler.settings import NodeFacts, SchedulerSettings
 NODE = NodeFacts(gpus=0, cpus=2, memory_mb=4096)
 
 
-async def start_platform(data_dir: Path, environ: Mapping[str, str] = {}) -> None:
-    """Makes (and closes) the executor the scheduler of a platform on `data_dir` would run;
-    it prepares its work root as it is made."""
+@contextlib.asynccontextmanager
+async def running_platform(
+    data_dir: Path, environ: Mapping[str, str] = {}
+) -> AsyncIterator[LocalExecutor]:
+    """The executor the scheduler of a platform on `data_dir` would run, past its startup (it
+    prepares its work root as it is made, and settles it before it answers anything)."""
     settings = Settings.from_env({"AORTA_DATA_DIR": str(data_dir)})
     scheduler = SchedulerSettings.from_env(environ, data_dir=data_dir, node=NODE)
     blobs = await open_blob_store(settings)
@@ -31,9 +36,23 @@ async def start_platform(data_dir: Path, environ: Mapping[str, str] = {}) -> Non
     try:
         executor = await make_executor(scheduler, context, {"AORTA_EXECUTOR": "local"})
         assert isinstance(executor, LocalExecutor)
-        await executor.close()
+        try:
+            await executor.running()
+            yield executor
+        finally:
+            await executor.close()
     finally:
         await blobs.close()
+
+
+async def start_platform(data_dir: Path, environ: Mapping[str, str] = {}) -> None:
+    """Starts (and stops) a platform on `data_dir`."""
+    async with running_platform(data_dir, environ):
+        pass
+
+
+def folders(per_user: Path) -> list[str]:
+    return sorted(path.name for path in per_user.iterdir())
 
 
 @pytest.fixture
@@ -61,3 +80,27 @@ async def test_the_work_dir_setting_wins(tmp_path: Path, per_user: Path) -> None
     await start_platform(tmp_path / "data", {"AORTA_SCHEDULER_WORK_DIR": str(chosen)})
     assert await asyncio.to_thread(chosen.is_dir)
     assert not await asyncio.to_thread(per_user.exists)
+
+
+async def test_a_starting_platform_removes_the_folders_of_platforms_gone(
+    tmp_path: Path, per_user: Path
+) -> None:
+    await start_platform(tmp_path / "gone")
+    await start_platform(tmp_path / "stopped")
+    async with running_platform(tmp_path / "live"):
+        await asyncio.to_thread(shutil.rmtree, tmp_path / "gone")
+        await asyncio.to_thread(shutil.rmtree, tmp_path / "live")  # yet the platform runs
+        await start_platform(tmp_path / "new")
+    kept = [work_folders.platform_key(tmp_path / name) for name in ("stopped", "live", "new")]
+    assert await asyncio.to_thread(folders, per_user) == sorted(kept)
+
+
+async def test_a_chosen_work_dir_leaves_the_default_layout_alone(
+    tmp_path: Path, per_user: Path
+) -> None:
+    await start_platform(tmp_path / "gone")
+    await asyncio.to_thread(shutil.rmtree, tmp_path / "gone")
+    chosen = {"AORTA_SCHEDULER_WORK_DIR": str(tmp_path / "chosen")}
+    await start_platform(tmp_path / "data", chosen)
+    gone = work_folders.platform_key(tmp_path / "gone")
+    assert await asyncio.to_thread(folders, per_user) == [gone]

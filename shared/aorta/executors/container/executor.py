@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -50,11 +49,13 @@ from aorta.executors.container.spec import (
 )
 from aorta.executors.container.workspace_claims import (
     Claim,
+    prepare_work_root,
     stale_claims,
     try_claim,
     workspace_folders,
 )
 from aorta.executors.outcome_records import OutcomeRecords
+from aorta.executors.platform_folders import PlatformFolder
 from aorta.executors.port import KnownRuns, OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import file_chunks, open_for_reading, split_lines
 from aorta.executors.transfers import remove_if_empty, remove_workspace
@@ -65,7 +66,6 @@ DEFAULT_MAX_LOG_BYTES = 10 << 20
 DEFAULT_FINISHED_RUNS_KEPT = 10_000
 DEFAULT_SWEEP_INTERVAL = 600.0
 """Seconds between sweeps of the work root after the one at startup."""
-WORK_ROOT_MODE = 0o700
 
 _log = get_logger(__name__)
 
@@ -81,6 +81,8 @@ class ContainerExecutor:
     - `max_log_bytes`: the size a run's log is kept under (the oldest output is dropped).
     - `finished_runs_kept`: how many ended runs `wait` still answers for.
     - `sweep_interval`: seconds between sweeps of the work root (`sweep`).
+    - `platform`: the default layout's folder of the platform (`work_root`), held while the
+      executor lives; the folders of gone platforms beside it are removed at startup.
 
     Use from one event loop.
     """
@@ -96,6 +98,7 @@ class ContainerExecutor:
         max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
         finished_runs_kept: int = DEFAULT_FINISHED_RUNS_KEPT,
         sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
+        platform: PlatformFolder | None = None,
     ) -> None:
         if max_log_bytes < 1024 or finished_runs_kept < 1 or sweep_interval <= 0:
             raise Invalid(
@@ -119,16 +122,22 @@ class ContainerExecutor:
         self._sweep_lock = asyncio.Lock()
         self._swept = False
         self._sweeper: asyncio.Task[None] | None = None
+        self._platform = platform
 
     @classmethod
     async def open(
-        cls, url: str, settings: ContainerSettings, blobs: BlobStore, work_root: Path
+        cls,
+        url: str,
+        settings: ContainerSettings,
+        blobs: BlobStore,
+        work_root: Path,
+        platform: PlatformFolder | None = None,
     ) -> ContainerExecutor:
         """Connects to the engine at `url` (`unix:///...`, `tcp://...`); the executor owns the
         connection. `Unavailable` when no engine answers there."""
         engine = await ContainerEngine.connect(url)
         _log.info("container engine connected", url=url, engine=engine.kind.value)
-        return cls(engine, blobs, settings, work_root, owns_engine=True)
+        return cls(engine, blobs, settings, work_root, owns_engine=True, platform=platform)
 
     def service_runner(self) -> ContainerServiceRunner:
         """The runner of the pipeline services operators of this executor reach: containers
@@ -164,7 +173,7 @@ class ContainerExecutor:
             return
         try:
             workspace = Workspace.for_run(self._work_root, run.job_id, run.operator, run.attempt)
-            await asyncio.to_thread(_prepare_work_root, self._work_root)
+            await asyncio.to_thread(prepare_work_root, self._work_root, self._platform)
         except (Invalid, OSError) as error:
             self._record(RunOutcome(run.run_id, RunReason.START_FAILED, None, str(error)))
             return
@@ -279,6 +288,8 @@ class ContainerExecutor:
             return
         async with self._sweep_lock:
             if not self._swept:
+                if self._platform is not None and not self._closed:
+                    await self._platform.settle()
                 await self._sweep_quietly()
                 self._swept = True
                 self._sweeper = asyncio.create_task(
@@ -328,6 +339,8 @@ class ContainerExecutor:
         if self._owns_engine:
             self._owns_engine = False
             await self._engine.close()
+        if self._platform is not None:
+            self._platform.release()
 
     async def _adopt(self, run_id: str) -> ContainerRun | None:
         """The run of the container made for `run_id` by an earlier process, adopted; None when
@@ -385,14 +398,3 @@ class ContainerExecutor:
         self._finished.append(run_id)
         while len(self._finished) > self._kept:
             self._runs.pop(self._finished.popleft(), None)
-
-
-def _prepare_work_root(root: Path) -> None:
-    """Creates the work root and the missing folders on the way (the default's per-user
-    folder), each 0700; `Invalid` when it is a link or not a folder."""
-    for folder in reversed([f for f in (root, *root.parents) if not os.path.lexists(f)]):
-        with contextlib.suppress(FileExistsError):  # made meanwhile by another platform
-            folder.mkdir(mode=WORK_ROOT_MODE)
-            os.chmod(folder, WORK_ROOT_MODE)
-    if root.is_symlink() or not root.is_dir():
-        raise Invalid(f"the work dir {root} is not a folder (or is a link)")

@@ -10,7 +10,8 @@ dies. The executor's sweep removes a workspace only while it holds that claim it
 container of the engine names the workspace.
 
 A claim file is removed by whoever holds its lock, so a process that waited for the lock checks
-it still holds the file the path names, and claims again otherwise.
+it still holds the file the path names, and claims again otherwise. The work root itself, and
+the default layout's per-user folder above it, are made and checked by `prepare_work_root`.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from aorta.errors import Invalid
+from aorta.executors.platform_folders import PlatformFolder
+
 CLAIMS_FOLDER = "claims"
 FOLDER_MODE = 0o700
+"""The mode of the work root, the default layout's per-user folder and every folder here."""
 FILE_MODE = 0o600
 _JOB_FOLDER = re.compile(r"^[0-9a-f]{32}$")
 
@@ -43,6 +48,22 @@ class Claim:
             os.unlink(self.path)
         os.close(self.descriptor)
         self.descriptor = -1
+
+
+def prepare_work_root(root: Path, platform: PlatformFolder | None) -> None:
+    """Creates the work root and the missing folders on the way, each 0700; `Invalid` when it
+    is a link or not a folder. With `platform` (the default layout: `root` is its folder) the
+    per-user folder above is held to the same rules as the root, which must both be the
+    platform's and writable by no other user (`PlatformFolder.make`)."""
+    if platform is not None:
+        platform.make()
+        return
+    for folder in reversed([f for f in (root, *root.parents) if not os.path.lexists(f)]):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another platform
+            folder.mkdir(mode=FOLDER_MODE)
+            os.chmod(folder, FOLDER_MODE)
+    if root.is_symlink() or not root.is_dir():
+        raise Invalid(f"the work dir {root} is not a folder (or is a link)")
 
 
 def claim_path(work_root: Path, workspace: Path) -> Path:

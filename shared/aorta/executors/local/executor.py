@@ -48,9 +48,10 @@ from aorta.executors.local.operator_user import DEFAULT_RUN_AS, OperatorUser
 from aorta.executors.local.readiness import operators_ready
 from aorta.executors.local.run import LocalRun, RunBooks
 from aorta.executors.local.run_environment import RunConfig
-from aorta.executors.local.run_plans import HeldPlan, RunPlan, RunPlans
+from aorta.executors.local.run_plans import HeldPlan, RunPlans
 from aorta.executors.local.services import LocalServiceRunner, ServiceConfig
 from aorta.executors.outcome_records import OutcomeRecords
+from aorta.executors.platform_folders import PlatformFolder
 from aorta.executors.port import KnownRuns, OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import file_chunks, open_for_reading, split_lines
 from aorta.executors.transfers import remove_if_empty, remove_workspace
@@ -89,6 +90,8 @@ class LocalExecutor:
       ones are forgotten (`wait` then answers from the outcome records for a day, else LOST),
       so a long-lived platform's memory stays bounded.
     - `sweep_interval`: seconds between sweeps of the work root (`sweep`).
+    - `platform`: the default layout's folder of the platform (`work_root`), held while the
+      executor lives; the folders of gone platforms beside it are removed at startup.
 
     Runs belong to the event loop that started them; use the executor from that loop only.
     """
@@ -108,14 +111,10 @@ class LocalExecutor:
         keep_workspaces: bool = False,
         finished_runs_kept: int = DEFAULT_FINISHED_RUNS_KEPT,
         sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
+        platform: PlatformFolder | None = None,
     ) -> None:
-        if (
-            log_flush_interval <= 0
-            or sweep_interval <= 0
-            or max_log_bytes < 1024
-            or min(stop_grace, close_grace) < 0
-            or finished_runs_kept < 1
-        ):
+        positive = min(log_flush_interval, sweep_interval) > 0 and finished_runs_kept >= 1
+        if not positive or max_log_bytes < 1024 or min(stop_grace, close_grace) < 0:
             raise Invalid(
                 "the local executor needs a positive log flush interval, a log cap of at least "
                 "1 KiB, grace periods of zero seconds or more, at least one ended run kept and a "
@@ -148,6 +147,7 @@ class LocalExecutor:
         self._sweep_lock = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
         self._unfinished: dict[str, HeldPlan] = {}
+        self._platform = platform
         self._refusal: str | None = self._prepare()
 
     def service_runner(self) -> LocalServiceRunner:
@@ -301,7 +301,8 @@ class LocalExecutor:
         for plan in (*live, *(held.plan for held in self._unfinished.values())):
             if plan is not None:
                 with contextlib.suppress(Invalid):
-                    owned.add(Workspace.for_run(root, *_where(plan)).folder)
+                    where = (plan.job_id, plan.operator, plan.attempt)
+                    owned.add(Workspace.for_run(root, *where).folder)
         for folder in folders:
             if folder not in owned:
                 _log.info("leftover workspace removed", folder=str(folder))
@@ -315,6 +316,8 @@ class LocalExecutor:
             return
         async with self._sweep_lock:
             if not self._swept.is_set():
+                if self._platform is not None and not self._closed:
+                    await self._platform.settle()
                 try:
                     await self._sweep()
                 except OSError as error:
@@ -370,6 +373,8 @@ class LocalExecutor:
         for held in self._unfinished.values():
             held.release(remove=False)
         self._unfinished.clear()
+        if self._platform is not None:
+            self._platform.release()
 
     def _active_in(self, workspace: Workspace) -> str | None:
         for run_id, run in self._runs.items():
@@ -385,11 +390,6 @@ class LocalExecutor:
         self._finished.append(run_id)
         while len(self._finished) > self._kept:
             self._runs.pop(self._finished.popleft(), None)
-
-
-def _where(plan: RunPlan) -> tuple[str, str, int]:
-    """The job, operator and attempt that name a plan's workspace."""
-    return plan.job_id, plan.operator, plan.attempt
 
 
 def _listed(known: LocalRun | RunOutcome | None) -> bool:

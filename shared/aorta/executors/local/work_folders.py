@@ -19,7 +19,8 @@ gigabytes), and passable by every user (`/var/tmp` is world-writable with the st
 per-user folder 0711 like the root). The platform key (`platform_key`) is derived from the data
 dir, so platforms of one user with different data dirs keep apart plans, outcome records and
 workspaces, each executor's sweeps and listings seeing only its own platform's runs, while a
-platform restarted on the same data dir finds its own again. The per-user folder is held to the
+platform restarted on the same data dir finds its own again; folders of platforms gone are
+removed (`aorta.executors.platform_folders`). The per-user folder is held to the
 work root's own rules (the platform's, writable by no one else): another user who owned it, or
 could write it, could swap the work root for a link after it was checked. Run folders stay
 unlistable (0711) and are named by random job ids. Inputs are fetched while the platform still
@@ -29,15 +30,14 @@ reshape a folder the platform is still walking.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from aorta.errors import Invalid
 from aorta.executors.local.operator_user import OperatorUser
+from aorta.executors.platform_folders import check_owned, platform_key
 from aorta.executors.workspace import Workspace
 
 PLATFORM_FOLDER_MODE = 0o711
@@ -47,13 +47,6 @@ OPERATOR_FILE_MODE = 0o600
 RUNS_PREFIX = "aorta-runs"
 """The name of the default work roots' per-user folder, before `-<uid>`."""
 _SHARED_TEMP = Path("/var/tmp")
-
-
-def platform_key(data_dir: Path) -> str:
-    """16 hex digits of the SHA-256 of `data_dir`'s resolved path: the same for every start of
-    one platform, apart for platforms with different data dirs, and never a job folder's name
-    (32 hex digits) that a sweep would take for one of its runs."""
-    return hashlib.sha256(os.fsencode(Path(data_dir).resolve())).hexdigest()[:16]
 
 
 def default_work_root(data_dir: Path, *, prefix: str = RUNS_PREFIX) -> Path:
@@ -83,8 +76,8 @@ def prepare_work_root(root: Path, user: OperatorUser) -> None:
     root = root.absolute()
     _make_folders(root)
     if root.parent == _user_folder(RUNS_PREFIX):
-        _check_platforms(root.parent, f"the folder {root.parent} above the work dir")
-    _check_platforms(root, f"the work dir {root}")
+        check_owned(root.parent, f"the folder {root.parent} above the work dir")
+    check_owned(root, f"the work dir {root}")
     blocked = user.first_blocked(root)
     if blocked is not None:
         raise Invalid(
@@ -104,19 +97,6 @@ def _make_folders(root: Path) -> None:
         except FileExistsError:
             continue  # made meanwhile by another platform: checked below like any other
         os.chmod(folder, PLATFORM_FOLDER_MODE)
-
-
-def _check_platforms(folder: Path, what: str) -> None:
-    """`Invalid` unless `folder` is a folder (not a link) of the platform's that no other user
-    may write."""
-    status = os.lstat(folder)
-    fix = "remove it or choose another work dir (AORTA_SCHEDULER_WORK_DIR)"
-    if not stat.S_ISDIR(status.st_mode):
-        raise Invalid(f"{what} is not a folder (or is a link): {fix}")
-    if status.st_uid != os.geteuid():
-        raise Invalid(f"{what} belongs to uid {status.st_uid}, not to the platform: {fix}")
-    if status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise Invalid(f"{what} is writable by other users: chmod 0711 it, or {fix}")
 
 
 def _user_folder(prefix: str) -> Path:
