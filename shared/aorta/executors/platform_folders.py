@@ -39,7 +39,7 @@ LOCK_NAME = "platform.lock"
 UNTOUCHED_FOR = 7 * 24 * 3600.0
 """Seconds a folder without a record must have stayed unchanged before it is removed."""
 FILE_MODE = 0o600
-_KEY = re.compile(r"^[0-9a-f]{16}$")
+_KEY = re.compile(r"[0-9a-f]{16}")
 _TRASH_PREFIX = ".gone-"
 _FIX = "remove it or choose another work dir (AORTA_SCHEDULER_WORK_DIR)"
 
@@ -144,7 +144,7 @@ def remove_gone_platforms(
                 continue
             if name.startswith(_TRASH_PREFIX):
                 _remove_tree(path)
-            elif _KEY.match(name) and name != keep and _remove_if_gone(path, now):
+            elif _KEY.fullmatch(name) and name != keep and _remove_if_gone(path, now):
                 removed += 1
         except OSError as error:
             _log.warning("platform folder not removed", folder=str(path), error=str(error))
