@@ -45,7 +45,7 @@ async def outbox(replica: Replica, job_id: str) -> tuple[Mapping[str, Any], ...]
 async def until_published(replica: Replica) -> None:
     """Returns once no job keeps a pending event (the removal follows the publish)."""
     jobs = replica.context.store.collection("jobs")
-    deadline = asyncio.get_running_loop().time() + 5
+    deadline = asyncio.get_running_loop().time() + 60
     while await jobs.count({"outbox_pending": True}):
         assert asyncio.get_running_loop().time() < deadline, "events stayed pending"
         await asyncio.sleep(0.02)
