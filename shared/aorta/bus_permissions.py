@@ -153,7 +153,14 @@ SERVICE_ACCESS: dict[str, ServiceAccess] = {
         events=frozenset({"job", "service"}),
     ),
     "monitor": ServiceAccess(
-        calls=frozenset({subjects.SCHEDULER_PLATFORM_STOP, subjects.MODELS_PLATFORM_STOP}),
+        calls=frozenset(
+            {
+                subjects.SCHEDULER_PLATFORM_STOP,
+                subjects.MODELS_PLATFORM_STOP,
+                # Which jobs named in a user's Clara.Utilization answer are its own.
+                subjects.SCHEDULER_READABLE_JOBS,
+            }
+        ),
         publishes=frozenset({subjects.GPU_SAMPLES}),
         listens=frozenset({subjects.GPU_SAMPLES}),
     ),

@@ -316,6 +316,16 @@ class JobStatus:
 
 
 @dataclass(frozen=True)
+class JobIds:
+    """Some jobs by id, each once, in order."""
+
+    job_ids: tuple[JobId, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "job_ids", tuple(dict.fromkeys(map(ids.job_id, self.job_ids))))
+
+
+@dataclass(frozen=True)
 class LeaderLogs:
     """The lines of a live operator run, asked of the leading scheduler replica."""
 
@@ -420,6 +430,7 @@ PAYLOADS_DETAILS = StreamVerb(
 SCHEDULER_STATUS = Verb(subjects.SCHEDULER_STATUS, jobs_pb2.JobsStatusRequest, JobStatus)
 SCHEDULER_PLATFORM_STOP = Verb(subjects.SCHEDULER_PLATFORM_STOP, PlatformStop, PlatformStopped)
 SCHEDULER_LEADER_LOGS = StreamVerb(subjects.SCHEDULER_LEADER_LOGS, LeaderLogs, LogLines)
+SCHEDULER_READABLE_JOBS = Verb(subjects.SCHEDULER_READABLE_JOBS, JobIds, JobIds)
 
 MODELS_UPLOAD = Verb(subjects.MODELS_UPLOAD, UploadModel, models_pb2.ModelsUploadModelResponse)
 MODELS_DOWNLOAD = Verb(

@@ -123,6 +123,9 @@ SCHEDULER_PLATFORM_STOP = rpc("scheduler", "platform_stop")
 """PlatformStop -> PlatformStopped: Clara.Stop; every queued and running job is STOPPED."""
 SCHEDULER_LEADER_LOGS = rpc("scheduler", "leader_logs")
 """LeaderLogs -> stream of LogLines: a live run's lines, served only by the leading replica."""
+SCHEDULER_READABLE_JOBS = rpc("scheduler", "readable_jobs")
+"""JobIds -> JobIds: those of the jobs the caller may read (Status's rule), which the monitor
+names in Clara.Utilization."""
 
 # The models service (aorta_services.models): the model repository and the Triton pool.
 MODELS_UPLOAD = rpc("models", "upload")

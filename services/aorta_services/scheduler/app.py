@@ -257,6 +257,7 @@ async def start(
         await running.serve(subjects.SCHEDULER_CANCEL, commands.cancel)
         await running.serve_verb(contracts.SCHEDULER_PLATFORM_STOP, platform_stop)
         await running.serve_verb(contracts.SCHEDULER_STATUS, queries.status)
+        await running.serve_verb(contracts.SCHEDULER_READABLE_JOBS, queries.readable_jobs)
         await running.serve_stream(subjects.SCHEDULER_LIST, queries.list_jobs)
         await running.serve_stream(subjects.SCHEDULER_READ_LOGS, queries.read_logs)
         await running.serve(subjects.SCHEDULER_ADD_METADATA, queries.add_metadata)

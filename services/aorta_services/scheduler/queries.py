@@ -1,5 +1,5 @@
-"""Jobs.Status, List, ReadLogs, AddMetadata, RemoveMetadata and Aorta's own Timeline and Page:
-answered by any replica.
+"""Jobs.Status, List, ReadLogs, AddMetadata, RemoveMetadata, Aorta's own Timeline and Page,
+and which jobs a caller may read (for the monitor): answered by any replica.
 
 Status, List and Page are open to every caller, though List and Page answer a `user` with
 its own jobs only and Status a `user` about its own jobs only; ReadLogs, Timeline and the
@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from aorta import contracts, wait_reasons
 from aorta.api import aorta_jobs_pb2, jobs_pb2
-from aorta.auth.ownership import check_owner, check_reader, listed_owner
+from aorta.auth.ownership import check_owner, check_reader, listed_owner, may_read
 from aorta.bus import Request, StreamItem
 from aorta.bus.batches import LIST_BATCH_BYTES, batched
 from aorta.errors import ErrorCode, NotFound
@@ -78,6 +78,15 @@ class JobQueries:
             json.dumps(waits, separators=(",", ":")) if waits else "",
             settled=record.phase is JobPhase.CREATED or record.phase.stopped,
         )
+
+    async def readable_jobs(self, request: contracts.JobIds) -> contracts.JobIds:
+        """`contracts.SCHEDULER_READABLE_JOBS`: those of the request's jobs whose Status the
+        caller may read (`may_read`: a `user`'s own, every one for a viewer or an admin),
+        with their owner field alone, in one store query. The monitor asks it for a `user`
+        whose Clara.Utilization answer names jobs; a job that is gone is no one's."""
+        owners = await self._repository.owners(request.job_ids)
+        readable = (job for job in request.job_ids if job in owners and may_read(owners[job]))
+        return contracts.JobIds(tuple(readable))
 
     async def _shown_waits(self, record: JobRecord) -> JobRecord:
         """`record` with its reasons as the caller may see them: a `user` sees other users'

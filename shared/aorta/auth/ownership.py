@@ -4,9 +4,9 @@ I/O).
 Every pipeline, job and payload records the subject that created it (`owner`; "" for things
 made while authentication was off). A `user` acts on its own things only, an `admin` on
 everything (`Principal.owns`). Reading is wider: a viewer and an admin read every job's
-status and every payload's details, a `user` its own only (`check_reader`), and lists show a
-`user` its own things (`listed_owner`). A refusal names the thing and the reason, never the
-other subject.
+status and every payload's details, a `user` its own only (`check_reader`, `may_read`), and
+lists show a `user` its own things (`listed_owner`). A refusal names the thing and the
+reason, never the other subject.
 
 Clara's messages have no owner field, so the gateway sends it as the gRPC initial metadata
 `OWNER_METADATA` of Jobs.Status, Pipelines.Details and Payloads.Details, percent-encoded
@@ -60,8 +60,7 @@ def check_reader(owner: str, thing: str, caller: Principal | None = None) -> Non
     """`Forbidden` unless `caller` (default: the current one) may read `thing` (a job's
     status, a payload's details), which `owner` created: a viewer and an admin read
     everything, a `user` its own things only (those without an owner are an admin's)."""
-    who = current_principal() if caller is None else caller
-    if listed_owner(who) is None or who.owns(owner):
+    if may_read(owner, caller):
         return
     if not owner:
         raise Forbidden(
@@ -69,6 +68,14 @@ def check_reader(owner: str, thing: str, caller: Principal | None = None) -> Non
             "viewer may read it"
         )
     raise Forbidden(f"{thing} belongs to another user")
+
+
+def may_read(owner: str, caller: Principal | None = None) -> bool:
+    """Whether `caller` (default: the current one) may read a thing `owner` created
+    (`check_reader`'s rule, or whether a `user` may see the id of a job a GPU process runs
+    for)."""
+    who = current_principal() if caller is None else caller
+    return listed_owner(who) is None or who.owns(owner)
 
 
 def listed_owner(caller: Principal | None = None) -> str | None:
