@@ -32,6 +32,10 @@ log = get_logger(__name__)
 DISK_REPORT_SECONDS = 10.0
 """How often the monitor measures this node's disks (`aorta_disk_used_ratio`)."""
 
+ASK_SHARE = 0.8
+"""Of what the bus timeout leaves after a watch interval, what the scheduler gets to say which
+jobs a `user` may see, so that the answer still reaches the gateway in time without them."""
+
 
 class RunningMonitor(RunningService):
     """A started monitor. `stop` ends watch streams, stops answering, then stops sampling.
@@ -78,7 +82,13 @@ async def start(
         fleet=fleet,
         settings=settings,
     )
-    gpu = handlers.GpuHandlers(fleet, settings.interval, running.stopping)
+    gpu = handlers.GpuHandlers(
+        fleet,
+        settings.interval,
+        running.stopping,
+        bus=ctx.bus,
+        ask_timeout=(ctx.settings.rpc_timeout - settings.interval) * ASK_SHARE,
+    )
     platform_stop = PlatformStop(ctx.bus, ctx.settings.rpc_timeout)
 
     async def record(data: bytes, subject: str) -> None:

@@ -9,7 +9,7 @@ sent as 0. Timestamps are Clara seconds (since 0001-01-01, UTC). Every message c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
@@ -18,7 +18,9 @@ from aorta.api import clara_pb2, common_pb2, node_monitor_pb2
 from aorta.bus import Request
 from aorta.errors import Invalid
 from aorta.gpu import GpuProcess, GpuSample, NodeSample
+from aorta.ids import JobId
 from aorta.timestamps import to_clara_seconds
+from aorta_services.monitor.domain.job_privacy import OTHER_USERS_JOB
 
 GpuUtilization = clara_pb2.ClaraUtilizationResponse.GpuUtilization
 ProcessDetails = GpuUtilization.ProcessDetails
@@ -37,15 +39,21 @@ def parse_request(message_class: type[M], request: Request) -> M:
         ) from None
 
 
-def utilization_response(nodes: Iterable[NodeSample]) -> clara_pb2.ClaraUtilizationResponse:
-    """Every GPU of `nodes`, in their order, then by device index."""
+def utilization_response(
+    nodes: Iterable[NodeSample], shown: Collection[JobId] | None = None
+) -> clara_pb2.ClaraUtilizationResponse:
+    """Every GPU of `nodes`, in their order, then by device index. With `shown`, the
+    processes of the other jobs read as another user's (`job_privacy`); None shows every
+    job."""
     return clara_pb2.ClaraUtilizationResponse(
         header=common_pb2.ResponseHeader(),
-        gpu_metrics=[gpu_utilization(gpu) for node in nodes for gpu in node.gpus],
+        gpu_metrics=[gpu_utilization(gpu, shown) for node in nodes for gpu in node.gpus],
     )
 
 
-def gpu_utilization(gpu: GpuSample) -> clara_pb2.ClaraUtilizationResponse.GpuUtilization:
+def gpu_utilization(
+    gpu: GpuSample, shown: Collection[JobId] | None = None
+) -> clara_pb2.ClaraUtilizationResponse.GpuUtilization:
     return GpuUtilization(
         node_id=gpu.node_id,
         pcie_id=gpu.pcie_id,
@@ -54,16 +62,19 @@ def gpu_utilization(gpu: GpuSample) -> clara_pb2.ClaraUtilizationResponse.GpuUti
         memory_used=gpu.memory_used_mb,
         memory_utilization=gpu.memory_utilization or 0.0,
         timestamp=common_pb2.Timestamp(value=to_clara_seconds(gpu.timestamp)),
-        process_details=[process_details(process) for process in gpu.processes],
+        process_details=[process_details(process, shown) for process in gpu.processes],
     )
 
 
 def process_details(
-    process: GpuProcess,
+    process: GpuProcess, shown: Collection[JobId] | None = None
 ) -> clara_pb2.ClaraUtilizationResponse.GpuUtilization.ProcessDetails:
-    """A job's process is named after its operator and carries the job id (Clara's rule);
-    any other process is named after its executable (`pid N` when even that is unknown)."""
+    """A job's process is named after its operator and carries the job id (Clara's rule),
+    unless `shown` leaves its job out: it is then `OTHER_USERS_JOB`, without either. Any
+    other process is named after its executable (`pid N` when even that is unknown)."""
     if process.owner is not None:
+        if shown is not None and process.owner.job_id not in shown:
+            return ProcessDetails(name=OTHER_USERS_JOB)
         return ProcessDetails(
             name=process.owner.operator,
             job_id=common_pb2.Identifier(value=process.owner.job_id),
