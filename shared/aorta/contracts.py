@@ -11,7 +11,8 @@ which holds when a value is built as much as when it is decoded. Ids are canonic
 A field carrying an id as a client spelled it, for the serving service to check, is a `str`.
 
 A request that does not decode is refused with `Invalid` carrying the serving service's
-request-error code; an answer that does not decode is `Internal`, naming the service.
+request-error code; an answer that does not decode is `Internal`, naming the service. The
+models service's types live in `aorta.model_contracts` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from aorta import ids, subjects
 from aorta.api import jobs_pb2, models_pb2, payloads_pb2, pipelines_pb2
 from aorta.bus.verbs import StreamVerb, Verb
 from aorta.ids import JobId, PayloadId, PipelineId
+from aorta.model_contracts import AcquireTriton as AcquireTriton
+from aorta.model_contracts import ModelLocation as ModelLocation
+from aorta.model_contracts import ReleaseTriton as ReleaseTriton
+from aorta.model_contracts import TritonServer as TritonServer
+from aorta.model_contracts import UpdateModelList as UpdateModelList
+from aorta.model_contracts import UploadModel as UploadModel
 
 
 def _canonical(instance: object, **checks: Callable[[str], str]) -> None:
@@ -337,71 +344,6 @@ class LogLines:
     """Some of a run's lines, in order, without line endings."""
 
     lines: tuple[str, ...]
-
-
-# The models service (aorta_services.models).
-
-
-@dataclass(frozen=True)
-class UploadModel:
-    """The archive the gateway streamed into the blob store under `staging_key` (its size and
-    sha256 hex), with the details of the upload's first message (`type` is `ModelType`)."""
-
-    staging_key: str
-    size: int
-    sha256: str
-    name: str = ""
-    type: int = 0
-    metadata: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ModelLocation:
-    """Where a model's archive lies, for the gateway to stream: its blob key and size."""
-
-    details: models_pb2.ModelDetails
-    archive_key: str
-    size: int
-
-
-@dataclass(frozen=True)
-class UpdateModelList:
-    """UpdateCatalog or UpdateInstance, its stream joined by the gateway: the list's id and
-    the model ids, all as the client spelled them."""
-
-    id: str
-    model_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class AcquireTriton:
-    """A Triton server holding every named model, for this job only; `gpus` are the node's
-    devices the scheduler reserved for the job, which its server should run on."""
-
-    job_id: JobId
-    models: tuple[str, ...]
-    gpus: tuple[int, ...] = ()
-
-    def __post_init__(self) -> None:
-        _canonical(self, job_id=ids.job_id)
-
-
-@dataclass(frozen=True)
-class TritonServer:
-    """The acquired server's endpoints, `host:port`."""
-
-    grpc_uri: str
-    http_uri: str
-
-
-@dataclass(frozen=True)
-class ReleaseTriton:
-    """The job stopped: its servers return to the pool."""
-
-    job_id: JobId
-
-    def __post_init__(self) -> None:
-        _canonical(self, job_id=ids.job_id)
 
 
 PIPELINES_CREATE = Verb(
