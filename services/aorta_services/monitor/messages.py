@@ -15,12 +15,12 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError, Message
 
 from aorta.api import clara_pb2, common_pb2, node_monitor_pb2
+from aorta.auth.ownership import OTHER_USERS_JOB
 from aorta.bus import Request
 from aorta.errors import Invalid
 from aorta.gpu import GpuProcess, GpuSample, NodeSample
 from aorta.ids import JobId
 from aorta.timestamps import to_clara_seconds
-from aorta_services.monitor.domain.job_privacy import OTHER_USERS_JOB
 
 GpuUtilization = clara_pb2.ClaraUtilizationResponse.GpuUtilization
 ProcessDetails = GpuUtilization.ProcessDetails

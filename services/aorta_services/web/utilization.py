@@ -15,10 +15,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from aorta.auth.ownership import OTHER_USERS_JOB
 from aorta.timestamps import from_iso
-
-OTHER_USERS_JOB = "another user's job"
-"""The name a `user` sees for a process of a job it does not own."""
 
 KEPT_SECONDS = 3600.0
 MAX_SAMPLES = 50_000

@@ -22,6 +22,9 @@ from urllib.parse import quote, unquote
 from aorta.auth.principal import Principal, Role, current_principal
 from aorta.errors import Forbidden
 
+OTHER_USERS_JOB = "another user's job"
+"""How a `user` is shown another user's job wherever the platform names jobs it may not read
+(wait reasons, GPU processes): without its id or operator."""
 OWNER_METADATA = "aorta-owner"
 """The gRPC initial-metadata key naming the subject that created the thing described."""
 

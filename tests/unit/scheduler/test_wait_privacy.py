@@ -3,6 +3,7 @@ user's (or one whose owner is unknown) as "another user's job", in the words and
 
 from __future__ import annotations
 
+from aorta.auth.ownership import OTHER_USERS_JOB
 from aorta_services.scheduler.domain.wait_privacy import (
     named_jobs,
     reason_jobs,
@@ -10,7 +11,6 @@ from aorta_services.scheduler.domain.wait_privacy import (
     shown_waits,
 )
 from aorta_services.scheduler.domain.waiting import (
-    OTHER_USERS_JOB,
     Holder,
     WaitKind,
     WaitReason,

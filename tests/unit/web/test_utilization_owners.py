@@ -9,12 +9,13 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from aorta.api import clara_pb2, common_pb2
+from aorta.auth.ownership import OTHER_USERS_JOB
 from aorta_services.web.context import Console
 from aorta_services.web.events import EventHub
 from aorta_services.web.platform_client import Caller
 from aorta_services.web.server import build_app
 from aorta_services.web.sessions import Sessions
-from aorta_services.web.utilization import OTHER_USERS_JOB, History, processes_seen_by
+from aorta_services.web.utilization import History, processes_seen_by
 
 MINE, THEIRS, GONE = "a" * 32, "b" * 32, "c" * 32
 

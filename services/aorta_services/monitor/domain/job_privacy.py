@@ -13,10 +13,6 @@ from collections.abc import Iterable
 from aorta.gpu.sample import NodeSample
 from aorta.ids import JobId
 
-OTHER_USERS_JOB = "another user's job"
-"""The name a `user` is shown for a process of a job it may not read (the web console's and
-the wait reasons' words)."""
-
 
 def named_jobs(nodes: Iterable[NodeSample]) -> set[JobId]:
     """The jobs the GPU processes of `nodes` run for."""

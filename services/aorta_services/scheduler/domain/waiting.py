@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from aorta.auth.ownership import OTHER_USERS_JOB
 from aorta.errors import ErrorCode, Invalid
 from aorta.ids import JobId
 from aorta_services.scheduler.domain.queue import JobQueue
@@ -36,8 +37,6 @@ from aorta_services.scheduler.domain.resources import Request, ResourceLedger, S
 
 AHEAD_NAMED = 3
 """How many of the jobs ahead a `queued` reason names (it counts them all)."""
-OTHER_USERS_JOB = "another user's job"
-"""How a reason shown to a `user` names a job of another user (its id is "")."""
 
 
 class WaitKind(StrEnum):
