@@ -12,6 +12,7 @@ SQLite store; operators run on a fake executor.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,10 @@ def as_(name: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {name}-token"),)
 
 
-@pytest.fixture
-async def door(tmp_path: Path) -> AsyncIterator[Door]:
+@asynccontextmanager
+async def two_users_door(tmp_path: Path) -> AsyncIterator[Door]:
+    """A gateway admitting `TwoUsers`' callers, with the pipelines, payloads and scheduler
+    services behind it (the scheduler's executor a fake)."""
     async with door_gateway(tmp_path, authenticator=TwoUsers()) as serving:
         services = [
             await pipelines_app.start(serving.context),
@@ -78,6 +81,12 @@ async def door(tmp_path: Path) -> AsyncIterator[Door]:
         finally:
             for service in reversed(services):
                 await service.stop(1.0)
+
+
+@pytest.fixture
+async def door(tmp_path: Path) -> AsyncIterator[Door]:
+    async with two_users_door(tmp_path) as serving:
+        yield serving
 
 
 def ident(value: str) -> common_pb2.Identifier:

@@ -24,13 +24,9 @@ from aorta.ids import JobId
 from aorta.testing.gpu import StandInProbe, StaticOwners
 from aorta.timestamps import utcnow
 from aorta_services.monitor import app as monitor_app
-from aorta_services.payloads import app as payloads_app
-from aorta_services.pipelines import app as pipelines_app
-from aorta_services.scheduler import app as scheduler_app
-from tests.unit.gateway.door_harness import Door, door_gateway
-from tests.unit.gateway.test_ownership import TwoUsers, as_
-from tests.unit.scheduler.scheduler_fakes import FakeExecutor
-from tests.unit.scheduler.scheduler_harness import BASE_ENV, CHAIN
+from tests.unit.gateway.door_harness import Door
+from tests.unit.gateway.test_ownership import as_, two_users_door
+from tests.unit.scheduler.scheduler_harness import CHAIN
 
 MONITOR_ENV = {"AORTA_MONITOR_INTERVAL": "0.1", "AORTA_NODE_ID": "node-a"}
 Shown = list[tuple[str, str]]
@@ -38,19 +34,8 @@ Shown = list[tuple[str, str]]
 
 @pytest.fixture
 async def door(tmp_path: Path) -> AsyncIterator[Door]:
-    async with door_gateway(tmp_path, authenticator=TwoUsers()) as serving:
-        services = [
-            await pipelines_app.start(serving.context),
-            await payloads_app.start(serving.context),
-            await scheduler_app.start(
-                serving.context, environ=BASE_ENV, executor=FakeExecutor(), replica="one"
-            ),
-        ]
-        try:
-            yield serving
-        finally:
-            for service in reversed(services):
-                await service.stop(1.0)
+    async with two_users_door(tmp_path) as serving:
+        yield serving
 
 
 async def job_of(door: Door, caller: str) -> JobId:
