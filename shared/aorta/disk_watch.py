@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aorta.disk_space import (
     RESERVE_FILE,
+    WATERMARK_OFF,
     DiskUsage,
     over_watermark,
     refusal,
@@ -36,6 +37,11 @@ ADMISSION_REUSE_SECONDS = 1.0
 seconds, and measuring for every Create and Start cost a worker thread's round trip each
 (docs/decisions.md, "Full disks: a watermark at the gateway, a reserve, and a fixed JetStream
 budget")."""
+REUSE_HEADROOM = 4 << 30
+"""The room below the watermark every disk must have for an admission's measurement to be
+reused: more than a disk takes in a second, so a reused answer never admits work onto a disk
+that crossed the watermark meanwhile. A disk nearer its watermark (any small one) is measured
+for every admission."""
 
 
 def watched_folders(settings: Settings) -> list[Path]:
@@ -69,9 +75,10 @@ class DiskWatch:
 
     Every measure sets the gauge of its folder. A folder that cannot be measured (gone, a
     broken mount) is logged and left out rather than refusing everything. `admit` answers
-    from a measurement at most `reuse_for` seconds old (0: always a new one), and calls that
-    arrive while one is under way share it. `measurer` and `clock` are `measure` and
-    `time.monotonic` but in tests.
+    from a measurement at most `reuse_for` seconds old (0: always a new one) that refused, or
+    found every disk at least `headroom` bytes below the watermark; calls that arrive while one
+    is under way share it. `measurer` and `clock` are `measure` and `time.monotonic` but in
+    tests.
     """
 
     def __init__(
@@ -81,12 +88,14 @@ class DiskWatch:
         measurer: Callable[[Path], DiskUsage] = measure,
         reuse_for: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        headroom: int = REUSE_HEADROOM,
     ) -> None:
         self.folders = list(folders)
         self.watermark = watermark
         self._measure = measurer
         self._reuse_for = reuse_for
         self._clock = clock
+        self._headroom = headroom
         self._recent: tuple[float, list[DiskUsage]] | None = None
         self._measuring: asyncio.Future[list[DiskUsage]] | None = None
 
@@ -149,11 +158,18 @@ class DiskWatch:
     async def _measure_recent(self) -> list[DiskUsage]:
         try:
             measured_at = self._clock()
-            full = await self.full()
-            self._recent = (measured_at, full)
+            usages = await self.measure_all()
+            full = over_watermark(usages, self.watermark)
+            roomy = all(self._room_below_watermark(usage) >= self._headroom for usage in usages)
+            self._recent = (measured_at, full) if full or roomy else None
             return full
         finally:
             self._measuring = None
+
+    def _room_below_watermark(self, usage: DiskUsage) -> float:
+        if self.watermark >= WATERMARK_OFF:
+            return float("inf")
+        return usage.available - (1 - self.watermark) * usage.total
 
     async def report_forever(self, every: float) -> None:
         """`report` every `every` seconds until cancelled."""

@@ -102,7 +102,7 @@ class CountedDisks(Disks):
 
 async def test_admissions_reuse_a_measurement_for_a_while_refusals_included() -> None:
     disks, clock = CountedDisks({"/d/r": 500}), Clock()
-    watch = DiskWatch([Path("/d/r")], 0.9, disks, reuse_for=1.0, clock=clock)
+    watch = DiskWatch([Path("/d/r")], 0.9, disks, reuse_for=1.0, clock=clock, headroom=400)
     await watch.admit("new jobs")
     disks.available["/d/r"] = 50
     clock.now += 0.9
@@ -117,6 +117,17 @@ async def test_admissions_reuse_a_measurement_for_a_while_refusals_included() ->
     clock.now += 1.0
     await watch.admit("new jobs")
     assert disks.measured == 3
+
+
+async def test_a_disk_near_its_watermark_is_measured_for_every_admission() -> None:
+    # 500 bytes free of 1000 is 400 below a 90 % watermark: less than the headroom asked.
+    disks, clock = CountedDisks({"/d/r": 500}), Clock()
+    watch = DiskWatch([Path("/d/r")], 0.9, disks, reuse_for=1.0, clock=clock, headroom=401)
+    await watch.admit("new jobs")
+    disks.available["/d/r"] = 50  # filled within the second
+    with pytest.raises(DiskNearlyFull):
+        await watch.admit("new jobs")
+    assert disks.measured == 2
 
 
 async def test_admissions_at_once_share_one_measurement() -> None:
