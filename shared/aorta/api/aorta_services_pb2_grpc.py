@@ -52,15 +52,16 @@ class ServicesServicer:
     def List(self, request, context):
         """Every pipeline service the scheduler has started, one per message, by name: running,
         starting, stopped or failed, with the jobs using it. One message without a service when
-        there is none. Every role may read it.
+        there is none. Every role may read it; a user gets only the services its own jobs used, with
+        its own jobs only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReadLogs(self, request, context):
-        """A service's log so far (stdout and stderr), in messages of lines. A user or admin may read
-        it.
+        """A service's log so far (stdout and stderr), in messages of lines. An admin may read it, and
+        a user when every job that used the service is its own.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -36,11 +36,12 @@ class ServicesStub:
     List: _grpc.UnaryStreamMultiCallable[_aorta_services_pb2.ServicesListRequest, _aorta_services_pb2.ServicesListResponse]
     """Every pipeline service the scheduler has started, one per message, by name: running,
     starting, stopped or failed, with the jobs using it. One message without a service when
-    there is none. Every role may read it.
+    there is none. Every role may read it; a user gets only the services its own jobs used, with
+    its own jobs only.
     """
     ReadLogs: _grpc.UnaryStreamMultiCallable[_aorta_services_pb2.ServicesReadLogsRequest, _aorta_services_pb2.ServicesReadLogsResponse]
-    """A service's log so far (stdout and stderr), in messages of lines. A user or admin may read
-    it.
+    """A service's log so far (stdout and stderr), in messages of lines. An admin may read it, and
+    a user when every job that used the service is its own.
     """
 
 @_typing.type_check_only
@@ -49,11 +50,12 @@ class ServicesAsyncStub(ServicesStub):
     List: _aio.UnaryStreamMultiCallable[_aorta_services_pb2.ServicesListRequest, _aorta_services_pb2.ServicesListResponse]  # type: ignore[assignment]
     """Every pipeline service the scheduler has started, one per message, by name: running,
     starting, stopped or failed, with the jobs using it. One message without a service when
-    there is none. Every role may read it.
+    there is none. Every role may read it; a user gets only the services its own jobs used, with
+    its own jobs only.
     """
     ReadLogs: _aio.UnaryStreamMultiCallable[_aorta_services_pb2.ServicesReadLogsRequest, _aorta_services_pb2.ServicesReadLogsResponse]  # type: ignore[assignment]
-    """A service's log so far (stdout and stderr), in messages of lines. A user or admin may read
-    it.
+    """A service's log so far (stdout and stderr), in messages of lines. An admin may read it, and
+    a user when every job that used the service is its own.
     """
 
 class ServicesServicer(metaclass=_abc_1.ABCMeta):
@@ -65,7 +67,8 @@ class ServicesServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_aorta_services_pb2.ServicesListResponse], _abc.AsyncIterator[_aorta_services_pb2.ServicesListResponse]]:
         """Every pipeline service the scheduler has started, one per message, by name: running,
         starting, stopped or failed, with the jobs using it. One message without a service when
-        there is none. Every role may read it.
+        there is none. Every role may read it; a user gets only the services its own jobs used, with
+        its own jobs only.
         """
 
     @_abc_1.abstractmethod
@@ -74,8 +77,8 @@ class ServicesServicer(metaclass=_abc_1.ABCMeta):
         request: _aorta_services_pb2.ServicesReadLogsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_aorta_services_pb2.ServicesReadLogsResponse], _abc.AsyncIterator[_aorta_services_pb2.ServicesReadLogsResponse]]:
-        """A service's log so far (stdout and stderr), in messages of lines. A user or admin may read
-        it.
+        """A service's log so far (stdout and stderr), in messages of lines. An admin may read it, and
+        a user when every job that used the service is its own.
         """
 
 def add_ServicesServicer_to_server(servicer: ServicesServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
