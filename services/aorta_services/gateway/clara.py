@@ -17,7 +17,9 @@ from aorta_services.gateway.rpc import Handler
 def handlers(gateway: GatewayContext) -> dict[str, Handler]:
     forward = gateway.forward
     return {
-        "Version": forward.unary(subjects.CLARA_VERSION, clara_pb2.ClaraVersionResponse),
+        "Version": forward.unary(
+            subjects.CLARA_VERSION, clara_pb2.ClaraVersionResponse, reads=True
+        ),
         "Utilization": forward.server_stream(
             subjects.CLARA_UTILIZATION, clara_pb2.ClaraUtilizationResponse
         ),

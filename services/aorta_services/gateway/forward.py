@@ -20,12 +20,22 @@ from aorta.auth.caller import caller_headers
 from aorta.auth.ownership import owner_metadata
 from aorta.blobs import BlobStore
 from aorta.bus import Bus
+from aorta.bus.unanswered import timed_out
 from aorta.bus.verbs import StreamVerb, Verb, call, call_stream
+from aorta.errors import Unavailable
+from aorta.logger import get_logger
 from aorta.settings import Settings
 from aorta_services.gateway.answer_cache import KeptAnswers
 from aorta_services.gateway.rpc import Context, Encoded, StreamingHandler, UnaryHandler
 
 REQUEST_ID_HEADER = "Aorta-Request-Id"
+
+READ_ATTEMPTS = 2
+"""How often the gateway asks a read before the caller gets "no answer": a replica that dies
+(or stalls) holding a request never answers it, and a read asked again of another replica
+changes nothing."""
+
+log = get_logger(__name__)
 
 Req = TypeVar("Req")
 Ans = TypeVar("Ans")
@@ -54,20 +64,40 @@ class Forwarder:
         response_class: type[Message],
         *,
         extra_headers: Callable[[Context], Mapping[str, str]] | None = None,
+        reads: bool = False,
     ) -> UnaryHandler:
-        """A unary handler answered by one bus request to `subject`; `extra_headers` adds
-        bus headers read from the call (its gRPC metadata)."""
+        """A unary handler answered by a bus request to `subject`; `extra_headers` adds bus
+        headers read from the call (its gRPC metadata). `reads`: the verb changes nothing, so
+        an unanswered request is asked again (`READ_ATTEMPTS`)."""
 
         async def handler(request: Any, context: Context) -> Message:
             headers = _headers()
             if extra_headers is not None:
                 headers.update(extra_headers(context))
-            reply = await self._bus.request(
-                subject, request.SerializeToString(), timeout=self._timeout, headers=headers
-            )
+            body = request.SerializeToString()
+            reply = await self._request(subject, body, headers, reads=reads)
             return response_class.FromString(reply)
 
         return handler
+
+    async def _request(
+        self, subject: str, body: bytes, headers: Mapping[str, str], *, reads: bool
+    ) -> bytes:
+        """The answer to one bus request; a read goes `READ_ATTEMPTS` times, each bounded by
+        its share of the RPC timeout, so the caller waits no longer for "no answer"."""
+        attempts = READ_ATTEMPTS if reads else 1
+        attempt_timeout = self._timeout / attempts
+        attempt = 1
+        while True:
+            try:
+                return await self._bus.request(
+                    subject, body, timeout=attempt_timeout, headers=headers
+                )
+            except Unavailable as error:
+                if attempt == attempts or not timed_out(error, subject):
+                    raise
+                log.warning("gateway.read_asked_again", subject=subject, attempt=attempt)
+                attempt += 1
 
     def server_stream(self, subject: str, response_class: type[Message]) -> StreamingHandler:
         """A server-streaming handler fed by a bus stream from `subject`."""
@@ -109,6 +139,12 @@ class Forwarder:
         return await call(
             self._bus, verb, request, timeout=timeout or self._timeout, headers=_headers()
         )
+
+    async def read(self, verb: Verb[Req, Ans], request: Req) -> Ans:
+        """`call` for a verb that changes nothing: asked again when it goes unanswered
+        (`READ_ATTEMPTS`)."""
+        body = verb.encode_request(request)
+        return verb.decode_answer(await self._request(verb.subject, body, _headers(), reads=True))
 
     async def call_stream(self, verb: StreamVerb[Req, Ans], request: Req) -> AsyncIterator[Ans]:
         """Asks a streamed internal verb, with the gRPC call's request id and caller."""

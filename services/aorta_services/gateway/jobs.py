@@ -46,7 +46,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         answer = cache.get(job_id)
         if answer is None:
             with cache.fetching(job_id) as fetch:
-                answer = await forward.call(contracts.SCHEDULER_STATUS, request)
+                answer = await forward.read(contracts.SCHEDULER_STATUS, request)
                 if answer.settled and answer.status.job_id.value == job_id:
                     fetch.keep(answer)
         # Kept answers are shared by every caller: whoever asked first may not be this one.
@@ -94,9 +94,11 @@ def aorta_handlers(gateway: GatewayContext) -> dict[str, Handler]:
             _job,
         ),
         "Timeline": gateway.forward.unary(
-            subjects.SCHEDULER_TIMELINE, aorta_jobs_pb2.JobsTimelineResponse
+            subjects.SCHEDULER_TIMELINE, aorta_jobs_pb2.JobsTimelineResponse, reads=True
         ),
-        "Page": gateway.forward.unary(subjects.SCHEDULER_PAGE, aorta_jobs_pb2.JobsPageResponse),
+        "Page": gateway.forward.unary(
+            subjects.SCHEDULER_PAGE, aorta_jobs_pb2.JobsPageResponse, reads=True
+        ),
         "Queue": gateway.forward.server_stream(
             subjects.SCHEDULER_QUEUE, aorta_jobs_pb2.JobsQueueResponse
         ),

@@ -24,6 +24,7 @@ from aorta import contracts
 from aorta.api import clara_pb2, common_pb2
 from aorta.bus import Bus, Request
 from aorta.bus.codec import Malformed, decode
+from aorta.bus.unanswered import no_responders
 from aorta.bus.verbs import Verb
 from aorta.errors import AortaError, Internal, Unavailable
 from aorta.logger import get_logger
@@ -91,7 +92,7 @@ class PlatformStop:
         try:
             answer = await self._bus.request(verb.subject, body, timeout=self._timeout)
         except Unavailable as exc:
-            if _no_responders(exc, verb.subject):
+            if no_responders(exc, verb.subject):
                 return StopOutcome(service, deployed=False)
             return StopOutcome(service, error=exc)
         except AortaError as exc:
@@ -107,9 +108,3 @@ class PlatformStop:
             )
             return StopOutcome(service, error=malformed)
         return StopOutcome(service, stopped=stopped.stopped)
-
-
-def _no_responders(error: Unavailable, subject: str) -> bool:
-    # Both bus adapters report "nobody subscribed" with exactly this message, unlike a timeout
-    # (a deployed service that failed to answer), which must not pass for success.
-    return error.messages == (f"no service answers {subject}",)

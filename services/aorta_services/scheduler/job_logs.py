@@ -17,13 +17,13 @@ from contextlib import aclosing
 from aorta import contracts, payload_layout
 from aorta.blobs import BlobStore
 from aorta.bus import Bus
+from aorta.bus.unanswered import no_responders
 from aorta.bus.verbs import call_stream
 from aorta.errors import NotFound, Unavailable
 from aorta.executors import Executor
 from aorta_services.scheduler.domain import OperatorStatus
 from aorta_services.scheduler.domain.job_record import JobRecord, OperatorRecord
 from aorta_services.scheduler.engine import Engine
-from aorta_services.scheduler.peers import no_responders
 
 LEADER_QUEUE = "scheduler-leader"
 LINES_PER_MESSAGE = 500

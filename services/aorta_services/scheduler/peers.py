@@ -13,6 +13,7 @@ from typing import TypeVar
 from aorta import contracts
 from aorta.auth.caller import caller_headers
 from aorta.bus import Bus
+from aorta.bus.unanswered import no_responders, timed_out
 from aorta.bus.verbs import Verb, call
 from aorta.errors import Unavailable
 from aorta.ids import JobId, PayloadId, PipelineId
@@ -23,16 +24,6 @@ log = get_logger(__name__)
 
 Req = TypeVar("Req")
 Ans = TypeVar("Ans")
-
-
-def no_responders(error: Unavailable, subject: str) -> bool:
-    """Whether `error` is the bus saying nobody serves `subject` (not a timeout)."""
-    return error.messages == (f"no service answers {subject}",)
-
-
-def timed_out(error: Unavailable, subject: str) -> bool:
-    """Whether `error` is the bus saying nobody answered `subject` in time."""
-    return len(error.messages) == 1 and error.messages[0].startswith(f"no answer from {subject} ")
 
 
 ACQUIRE_ATTEMPTS = 3

@@ -40,6 +40,7 @@ from aorta.bus.port import (
     outgoing_headers,
     subject_matches,
 )
+from aorta.bus.unanswered import no_answer_error, no_responders_error
 from aorta.errors import AortaError, Conflict, Internal, Invalid, Unavailable
 from aorta.logger import get_logger
 from aorta.tasks import GuardedTasks
@@ -131,14 +132,14 @@ class MemoryBus:
         self._check_request(subject, data)
         served = self._network._pick(self._network._unary, subject)
         if served is None:
-            raise Unavailable(f"no service answers {subject}")
+            raise no_responders_error(subject)
         request = Request(subject=subject, data=data, headers=outgoing_headers(headers))
         task = served.inflight.spawn(self._answer(served, request))
         try:
             # Shielded: as on NATS, a caller that stops waiting does not stop the handler.
             answer = await asyncio.wait_for(asyncio.shield(task), wait)
         except TimeoutError as exc:
-            raise Unavailable(f"no answer from {subject} within {wait:g} s") from exc
+            raise no_answer_error(subject, wait) from exc
         if isinstance(answer, AortaError):
             raise as_received(answer, subject=subject)
         return answer
@@ -170,7 +171,7 @@ class MemoryBus:
     async def _consume(self, request: Request, wait: float) -> AsyncGenerator[bytes, None]:
         served = self._network._pick(self._network._streams, request.subject)
         if served is None:
-            raise Unavailable(f"no service answers {request.subject}")
+            raise no_responders_error(request.subject)
         channel = StreamChannel(asyncio.Semaphore(self._options.stream_window))
         served.inflight.spawn(self._produce(served, request, channel))
         finished = False

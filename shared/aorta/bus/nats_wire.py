@@ -45,6 +45,7 @@ from aorta.bus.port import (
     message_context,
     outgoing_headers,
 )
+from aorta.bus.unanswered import no_answer_error, no_responders_error
 from aorta.errors import AortaError, Internal, Invalid, Unavailable
 from aorta.logger import get_logger
 
@@ -88,7 +89,7 @@ async def consume_stream(
             frame = msg.headers or {}
             if frame.get("Status") == NO_RESPONDERS:
                 finished = True
-                raise Unavailable(f"no service answers {subject}")
+                raise no_responders_error(subject)
             seq = _seq(frame)
             if frame.get(STREAM_HEADER) == "end":
                 finished = True
@@ -224,9 +225,9 @@ def translated(subject: str, timeout: float) -> Iterator[None]:
     try:
         yield
     except nats.errors.NoRespondersError as exc:
-        raise Unavailable(f"no service answers {subject}") from exc
+        raise no_responders_error(subject) from exc
     except nats.errors.TimeoutError as exc:
-        raise Unavailable(f"no answer from {subject} within {timeout:g} s") from exc
+        raise no_answer_error(subject, timeout) from exc
     except (nats.errors.BadSubjectError, nats.errors.MaxPayloadError) as exc:
         raise Invalid(f"the bus refused a message on {subject}: {exc}") from exc
     except nats.errors.Error as exc:
