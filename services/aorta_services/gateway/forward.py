@@ -20,7 +20,7 @@ from aorta.auth.caller import caller_headers
 from aorta.auth.ownership import owner_metadata
 from aorta.blobs import BlobStore
 from aorta.bus import Bus
-from aorta.bus.unanswered import timed_out
+from aorta.bus.unanswered import stalled, timed_out
 from aorta.bus.verbs import StreamVerb, Verb, call, call_stream
 from aorta.errors import Unavailable
 from aorta.logger import get_logger
@@ -146,12 +146,33 @@ class Forwarder:
         body = verb.encode_request(request)
         return verb.decode_answer(await self._request(verb.subject, body, _headers(), reads=True))
 
-    async def call_stream(self, verb: StreamVerb[Req, Ans], request: Req) -> AsyncIterator[Ans]:
-        """Asks a streamed internal verb, with the gRPC call's request id and caller."""
-        stream = call_stream(self._bus, verb, request, timeout=self._timeout, headers=_headers())
-        async with aclosing(stream):
-            async for item in stream:
-                yield item
+    async def call_stream(
+        self, verb: StreamVerb[Req, Ans], request: Req, *, reads: bool = False
+    ) -> AsyncIterator[Ans]:
+        """Asks a streamed internal verb, with the gRPC call's request id and caller. `reads`:
+        the verb changes nothing, so a stream that sends nothing at all is asked again
+        (`READ_ATTEMPTS`), each item then waited for its share of the RPC timeout; one that
+        fails after its first item is not, since its caller has part of it already."""
+        attempts = READ_ATTEMPTS if reads else 1
+        headers = _headers()
+        attempt = 1
+        while True:
+            received = False
+            stream = call_stream(
+                self._bus, verb, request, timeout=self._timeout / attempts, headers=headers
+            )
+            try:
+                async with aclosing(stream):
+                    async for item in stream:
+                        received = True
+                        yield item
+                return
+            except Unavailable as error:
+                unanswered = stalled(error, verb.subject) or timed_out(error, verb.subject)
+                if received or attempt == attempts or not unanswered:
+                    raise
+                log.warning("gateway.read_asked_again", subject=verb.subject, attempt=attempt)
+                attempt += 1
 
     async def call_encoded(self, verb: Verb[Req, Ans], body: bytes) -> Ans:
         """`call` with a request already encoded (`verb.encode_request`), such as one whose

@@ -271,7 +271,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
             request.payload_id.value,
             request,
             context,
-            lambda: forward.call_stream(contracts.PAYLOADS_DETAILS, request),
+            lambda: forward.call_stream(contracts.PAYLOADS_DETAILS, request, reads=True),
             _named,
             lambda owner: check_reader(owner, f"payload {request.payload_id.value}"),
         )

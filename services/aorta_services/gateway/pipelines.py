@@ -156,7 +156,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
             request.pipeline_id.value,
             request,
             context,
-            lambda: forward.call_stream(contracts.PIPELINES_DETAILS, request),
+            lambda: forward.call_stream(contracts.PIPELINES_DETAILS, request, reads=True),
             _named,
         )
 

@@ -40,7 +40,7 @@ from aorta.bus.port import (
     outgoing_headers,
     subject_matches,
 )
-from aorta.bus.unanswered import no_answer_error, no_responders_error
+from aorta.bus.unanswered import no_answer_error, no_responders_error, stream_stalled_error
 from aorta.errors import AortaError, Conflict, Internal, Invalid, Unavailable
 from aorta.logger import get_logger
 from aorta.tasks import GuardedTasks
@@ -182,9 +182,7 @@ class MemoryBus:
                     async with asyncio.timeout(wait):
                         frame = await channel.frames.get()
                 except TimeoutError as exc:
-                    raise Unavailable(
-                        f"{request.subject} sent nothing for {wait:g} s in a stream"
-                    ) from exc
+                    raise stream_stalled_error(request.subject, wait) from exc
                 if isinstance(frame, AortaError):
                     finished = True
                     raise as_received(frame, subject=request.subject)

@@ -45,7 +45,7 @@ from aorta.bus.port import (
     message_context,
     outgoing_headers,
 )
-from aorta.bus.unanswered import no_answer_error, no_responders_error
+from aorta.bus.unanswered import no_answer_error, no_responders_error, stream_stalled_error
 from aorta.errors import AortaError, Internal, Invalid, Unavailable
 from aorta.logger import get_logger
 
@@ -81,9 +81,7 @@ async def consume_stream(
             try:
                 msg = await inbox.next_msg(timeout=item_timeout)
             except nats.errors.TimeoutError as exc:
-                raise Unavailable(
-                    f"{subject} sent nothing for {item_timeout:g} s in a stream"
-                ) from exc
+                raise stream_stalled_error(subject, item_timeout) from exc
             except nats.errors.Error as exc:
                 raise Unavailable(f"the stream from {subject} broke: {exc!r}") from exc
             frame = msg.headers or {}

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from aorta import contracts, subjects
-from aorta.api import jobs_pb2
+from aorta.api import jobs_pb2, payloads_pb2
 from aorta.bus import Request
 from aorta.bus.memory import MemoryBus, MemoryNetwork
 from aorta.errors import Unavailable
@@ -109,3 +109,80 @@ async def test_a_timeout_the_service_passed_on_is_not_asked_again() -> None:
         await forward.read(contracts.SCHEDULER_STATUS, jobs_pb2.JobsStatusRequest())
 
     assert asked == 1
+
+
+class StreamDyingFirst:
+    """A Details replica that sends nothing to its first request and two items to the next,
+    or, with `fail_after_first`, one item and then goes silent."""
+
+    def __init__(self, *, fail_after_first: bool = False) -> None:
+        self.asked, self.fail_after_first = 0, fail_after_first
+        self.released = asyncio.Event()
+
+    async def __call__(self, request: Request) -> AsyncIterator[bytes]:
+        self.asked += 1
+        item = contracts.PAYLOADS_DETAILS.encode_answer(
+            contracts.PayloadDetailsItem(payloads_pb2.PayloadsDetailsResponse(), owner="alice")
+        )
+        if self.fail_after_first:
+            yield item
+            await self.released.wait()
+            return
+        if self.asked == 1:
+            await self.released.wait()
+            return
+        yield item
+        yield item
+
+
+ServeStream = Callable[[StreamDyingFirst], Awaitable[Forwarder]]
+
+
+@pytest.fixture
+async def streams() -> AsyncIterator[ServeStream]:
+    """Serves a Details replica and gives a forwarder asking it; ends every stalled stream
+    and closes the buses after the test."""
+    network = MemoryNetwork()
+    server, replicas = MemoryBus(network), []
+
+    async def serve(replica: StreamDyingFirst) -> Forwarder:
+        replicas.append(replica)
+        await server.serve_stream(subjects.PAYLOADS_DETAILS, replica, queue="payloads")
+        return Forwarder(MemoryBus(network), TIMEOUT)
+
+    yield serve
+    for replica in replicas:
+        replica.released.set()
+    await server.close()
+
+
+async def test_a_details_stream_that_sends_nothing_is_asked_again(streams: ServeStream) -> None:
+    replica = StreamDyingFirst()
+    forward = await streams(replica)
+
+    items = [
+        item
+        async for item in forward.call_stream(
+            contracts.PAYLOADS_DETAILS, payloads_pb2.PayloadsDetailsRequest(), reads=True
+        )
+    ]
+
+    assert [item.owner for item in items] == ["alice", "alice"]
+    assert replica.asked == 2
+
+
+async def test_a_stream_that_broke_after_its_first_item_is_not_asked_again(
+    streams: ServeStream,
+) -> None:
+    replica = StreamDyingFirst(fail_after_first=True)
+    forward = await streams(replica)
+    received = []
+
+    with pytest.raises(Unavailable, match="sent nothing"):
+        async for item in forward.call_stream(
+            contracts.PAYLOADS_DETAILS, payloads_pb2.PayloadsDetailsRequest(), reads=True
+        ):
+            received.append(item)
+
+    assert len(received) == 1
+    assert replica.asked == 1
