@@ -20,11 +20,14 @@ state store first, in one of two ways, and an `Outbox` publishes what is staged:
   it is published only when the document was changed in another way before a replay judged it.
 
 After the change, the writer `flush`es (or `publish_apart`s): the events are published in order
-and exactly those published are removed. An `Outbox` also `replay`s every pending event of the
-collections it `watch`es, at the service's start and every `REPLAY_INTERVAL` (`run`), so an
-event whose bus was down or whose writer died is published late. A bus failure never fails the
-change: it is logged (`outbox.event_delayed`) and the event stays pending. Only an event the
-bus can never take (`Invalid`: above the message limit) is dropped, logged as
+and exactly those published are removed. A writer about to change the document again may leave
+that removal to its next write (`flush(..., later=True)`, then `staging`'s `published`): a
+chain of changes then costs one write each, not two; the outbox publishes none of those again,
+and a replay removes what is left after `LEAVE_SECONDS`. An `Outbox` also `replay`s the pending
+events of the collections it `watch`es, at the service's start and every `REPLAY_INTERVAL`, so
+an event whose bus was down or whose writer died is published late. A bus failure never fails
+the change: it is logged (`outbox.event_delayed`) and the event stays pending. Only an event
+the bus can never take (`Invalid`: above the message limit) is dropped, logged as
 `outbox.event_lost`, so that it cannot hold back the events after it forever.
 
 An event keeps its id however often it is published, and the bus publishes with the id as
@@ -38,24 +41,44 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import aclosing
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from aorta.bus import Bus, CloudEvent
 from aorta.errors import AortaError, Invalid, NotFound
 from aorta.logger import get_logger
+from aorta.outbox_staging import (
+    OUTBOX_FIELD,
+    PENDING_FIELD,
+    event_document,
+    event_from_document,
+    staged,
+    staging,
+    staging_record,
+)
 from aorta.store import Collection, Document, StateStore, kept_changing, modify_document
 from aorta.timestamps import to_iso, utcnow
 
+__all__ = [
+    "APART_COLLECTION",
+    "APART_GRACE",
+    "LEAVE_SECONDS",
+    "OUTBOX_FIELD",
+    "PENDING_FIELD",
+    "REPLAY_INTERVAL",
+    "Outbox",
+    "event_document",
+    "event_from_document",
+    "publish_staged",
+    "staged",
+    "staging",
+    "staging_record",
+]
+
 log = get_logger(__name__)
-
-OUTBOX_FIELD = "outbox"
-"""A document's staged events: their CloudEvents JSON objects, oldest first."""
-
-PENDING_FIELD = "outbox_pending"
-"""True while a document's outbox holds events (indexed, so a replay finds them cheaply)."""
 
 APART_COLLECTION = "event_outbox"
 """Events staged apart from the change they describe (`Outbox.stage_apart`)."""
@@ -66,16 +89,11 @@ APART_GRACE = 60.0
 REPLAY_INTERVAL = 30.0
 """Seconds between two replays of a running service (`Outbox.run`)."""
 
-
-def event_document(event: CloudEvent) -> Document:
-    """`event` as the JSON object it is published as, for a store document. Not encoded to
-    check it: `make_event` checked that its data is JSON."""
-    return event.to_document()
-
-
-def event_from_document(document: Mapping[str, Any]) -> CloudEvent:
-    """The event a staged document holds, validated as a consumer would (`Invalid` if not)."""
-    return CloudEvent.from_document(document)
+LEAVE_SECONDS = 60.0
+"""Seconds an event published and left staged for its document's next write
+(`Outbox.flush(..., later=True)`) may stay there before a replay removes it. With a replay's
+interval added, below JetStream's duplicate window (two minutes): another replica that finds
+it staged and publishes it again meanwhile is deduplicated by the bus."""
 
 
 async def publish_staged(bus: Bus, document: Mapping[str, Any], *, log_as: str = "outbox") -> bool:
@@ -96,46 +114,6 @@ async def publish_staged(bus: Bus, document: Mapping[str, Any], *, log_as: str =
         )
         return lost
     return True
-
-
-def staged(document: Mapping[str, Any], *events: CloudEvent) -> Document:
-    """A copy of `document` with `events` appended to its outbox (for `insert`)."""
-    outbox = [*document.get(OUTBOX_FIELD, ()), *(event_document(e) for e in events)]
-    return {**document, OUTBOX_FIELD: outbox, PENDING_FIELD: bool(outbox)}
-
-
-def staging(
-    change: Callable[[Document], Document],
-    build: Callable[[Document], CloudEvent | None],
-) -> Callable[[Document], Document]:
-    """`change` for `modify_document`, keeping the stored outbox (records that know nothing of
-    it drop it) and appending the event `build` makes of the changed document, if any. A
-    `change` that raises stages nothing; one re-run after a lost race stages the winner's."""
-
-    def changed(before: Document) -> Document:
-        after = change(before)
-        kept = {**after, OUTBOX_FIELD: list(before.get(OUTBOX_FIELD, ()))}
-        event = build(after)
-        return staged(kept, event) if event is not None else staged(kept)
-
-    return changed
-
-
-class _Record(Protocol):
-    def to_document(self) -> dict[str, Any]: ...
-
-
-R = TypeVar("R", bound=_Record)
-
-
-def staging_record(
-    load: Callable[[Document], R],
-    change: Callable[[R], R],
-    event: Callable[[R], CloudEvent],
-) -> Callable[[Document], Document]:
-    """`staging` for a repository of records: `change` of the record `load` reads from the
-    stored document, with the `event` of the changed record staged."""
-    return staging(lambda document: change(load(document)).to_document(), lambda d: event(load(d)))
 
 
 class Outbox:
@@ -159,32 +137,73 @@ class Outbox:
         self._apart = store.collection(APART_COLLECTION)
         self._service = service
         self._watched: dict[str, Collection] = {}
+        self._written: dict[str, Callable[[Document], object]] = {}
+        self._left: dict[tuple[str, str], dict[str, datetime]] = {}
+        """Per (collection, document id), the events published and left staged, with when."""
 
-    async def watch(self, collection: Collection) -> None:
-        """Has `replay` publish the pending events of `collection`; creates the indexes."""
+    async def watch(
+        self, collection: Collection, *, written: Callable[[Document], object] | None = None
+    ) -> None:
+        """Has `replay` publish the pending events of `collection`; creates the indexes.
+        `written` is told every document of it this outbox writes (a removal of events), for
+        a repository that keeps copies of what it wrote."""
         await collection.ensure_index([PENDING_FIELD, "id"])
         await self._apart.ensure_index(["service", "staged", "id"])
         await self._apart.ensure_index(["collection", "document", "staged"])
         self._watched[collection.name] = collection
+        if written is not None:
+            self._written[collection.name] = written
 
-    async def flush(self, collection: Collection, document: Mapping[str, Any]) -> bool:
+    def left(self, collection: Collection, id: str) -> frozenset[str]:
+        """The events of document `id` this outbox published and left staged (`flush(...,
+        later=True)`): the writer's next change of it removes them (`staging`'s `published`)
+        and then says so (`removed`)."""
+        return frozenset(self._left.get((collection.name, id), ()))
+
+    def removed(self, collection: Collection, id: str, events: AbstractSet[str]) -> None:
+        """A write of document `id` removed `events` (from `left`) from its outbox."""
+        key = (collection.name, id)
+        left = self._left.get(key)
+        if left is None:
+            return
+        for event_id in events:
+            left.pop(event_id, None)
+        if not left:
+            del self._left[key]
+
+    async def flush(
+        self, collection: Collection, document: Mapping[str, Any], *, later: bool = False
+    ) -> bool:
         """Publishes `document`'s pending events in order, then removes the published ones
         from it (other writers may have staged more meanwhile). Stops at the first the bus
         does not take. Returns whether none was left for that reason; store and bus errors
-        are logged, never raised (the change itself is stored).
+        are logged, never raised (the change itself is stored). Events this outbox published
+        and left staged are not published again, and are removed with the rest.
+
+        With `later`, the published events stay staged for the writer's next change of the
+        document to remove (`left`), or a replay after `LEAVE_SECONDS`.
 
         The removal's write starts from `document` when it carries its stored `version` (the
         document a write just returned), without reading it again: a document changed since
         only loses that race, and the removal is made again on the document read afresh."""
+        key = (collection.name, str(document["id"]))
+        left = self._left.get(key, {})
         done: list[str] = []
         delivered = True
         for event in document.get(OUTBOX_FIELD, ()):
+            if event["id"] in left:
+                continue
             if not await self._publish(event):
                 delivered = False
                 break
             done.append(event["id"])
-        if done:
-            await self._clear(collection, document, frozenset(done))
+        if later:
+            if done:
+                self._left.setdefault(key, {}).update(dict.fromkeys(done, self._clock()))
+            return delivered
+        gone = frozenset(done) | left.keys()
+        if gone and await self._clear(collection, document, gone):
+            self.removed(collection, key[1], gone)
         return delivered
 
     async def stage_apart(
@@ -207,7 +226,7 @@ class Outbox:
             "document": document_id,
             "before": _state(before),
             "staged": to_iso(self._clock()),
-            "events": [*(before or {}).get(OUTBOX_FIELD, ()), event_document(event)],
+            "events": [*self._unpublished(collection, before), event_document(event)],
         }
         return await self._apart.insert(entry)
 
@@ -230,9 +249,10 @@ class Outbox:
         """Flushes every watched document with pending events, then judges the entries staged
         apart longer than the grace (`APART_GRACE`) ago; stops at the first event the bus
         does not take. Store errors raise."""
+        self._forget_left()
         for collection in self._watched.values():
             pending = collection.pages({PENDING_FIELD: True})
-            if not await self._each(pending, partial(self.flush, collection)):
+            if not await self._each(pending, partial(self._replay_document, collection)):
                 return
         judged = to_iso(self._clock() - timedelta(seconds=self._grace))
         entries = self._apart.pages(
@@ -280,6 +300,32 @@ class Outbox:
 
         return stop
 
+    async def _replay_document(self, collection: Collection, document: Document) -> bool:
+        # Left staged for the next write a moment ago: not the replay's to remove yet.
+        left = self._left.get((collection.name, str(document["id"])), {})
+        events = [left.get(e.get("id", "")) for e in document.get(OUTBOX_FIELD, ())]
+        recent = self._clock() - timedelta(seconds=LEAVE_SECONDS)
+        if events and all(when is not None and when > recent for when in events):
+            return True
+        return await self.flush(collection, document)
+
+    def _forget_left(self) -> None:
+        """Forgets what was left staged long enough ago that a replay removed it, or that
+        another writer did (or deleted the document): the memory stays bounded."""
+        expired = self._clock() - timedelta(seconds=2 * LEAVE_SECONDS)
+        for key, left in list(self._left.items()):
+            if max(left.values()) < expired:
+                del self._left[key]
+
+    def _unpublished(
+        self, collection: Collection, document: Mapping[str, Any] | None
+    ) -> list[Document]:
+        """The events staged in `document` that this outbox did not publish yet."""
+        if document is None:
+            return []
+        left = self._left.get((collection.name, str(document["id"])), {})
+        return [e for e in document.get(OUTBOX_FIELD, ()) if e.get("id") not in left]
+
     async def _replay_apart(self, entry: Document) -> bool:
         # The state the change left: what the next change of the document staged apart
         # found, if one was staged since, else what the document is now.
@@ -305,7 +351,8 @@ class Outbox:
 
     async def _clear(
         self, collection: Collection, known: Mapping[str, Any], published: frozenset[str]
-    ) -> None:
+    ) -> bool:
+        """Removes the `published` events from document `known`; whether they are gone."""
         id = str(known["id"])
         unread = [dict(known)] if "version" in known else []
 
@@ -317,7 +364,7 @@ class Outbox:
             return {**document, OUTBOX_FIELD: left, PENDING_FIELD: bool(left)}
 
         try:
-            await modify_document(
+            stored = await modify_document(
                 collection,
                 id,
                 without,
@@ -326,10 +373,15 @@ class Outbox:
                 read=read,
             )
         except NotFound:
-            return
+            return True
         except AortaError as error:
             # The events stay staged: a replay publishes them again under the same ids.
             log.warning("outbox.event_not_cleared", events=len(published), error=str(error))
+            return False
+        written = self._written.get(collection.name)
+        if written is not None:
+            written(stored)
+        return True
 
     async def _forget(self, id: str) -> None:
         try:

@@ -23,7 +23,8 @@ async def start(ctx: ServiceContext) -> RunningService:
     await repository.prepare()
     contents = PayloadContents(ctx.blobs)
     outbox = Outbox(ctx.bus, ctx.store, service="payloads")
-    await outbox.watch(repository.payloads)
+    # The outbox's removals of events keep the repository's copies current.
+    await outbox.watch(repository.payloads, written=repository.remember)
     events = EventPublisher(outbox, repository)
     clara = ClaraVerbs(repository, contents, events)
     internal = InternalVerbs(repository, contents, events)

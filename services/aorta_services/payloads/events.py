@@ -24,6 +24,11 @@ gone and before the payload's record is removed, carrying what the document stil
 `file.added` and `file.removed` apart, before the file's record is written or removed. An
 event staged apart is published when its record ended up as the change meant (the module
 docstring of `aorta.outbox` says exactly when).
+
+A job's payload is written three times in a row: Create (`created`), the job's start
+(`locked`) and its stop (`released`). The first two leave the removal of their published
+event to the next (`Outbox.flush(..., later=True)`), so a started job's payload costs one
+write per change and one more to remove `released`, not two per change.
 """
 
 from __future__ import annotations
@@ -64,9 +69,10 @@ class EventPublisher:
         """`created`'s first step: inserts `record` with its event staged."""
         return await self._repository.insert(record, _payload(record, "created", files))
 
-    async def publish_created(self, document: Document) -> PayloadRecord:
-        """`created`'s second step: publishes the event staged in `document`."""
-        await self._outbox.flush(self._repository.payloads, document)
+    async def publish_created(self, document: Document, *, later: bool = False) -> PayloadRecord:
+        """`created`'s second step: publishes the event staged in `document`; with `later`,
+        its removal is left to the payload's next change (a job's payload: its lock)."""
+        await self._outbox.flush(self._repository.payloads, document, later=later)
         return PayloadRecord.from_document(document)
 
     async def changed(
@@ -75,14 +81,20 @@ class EventPublisher:
         change: Callable[[PayloadRecord], PayloadRecord],
         event: str,
         data: Mapping[str, Any],
+        *,
+        later: bool = False,
     ) -> PayloadRecord:
         """Applies `change` to payload `id` (`PayloadRepository.modify`) with `event` staged
-        in the same write, then publishes it; raises what `modify` raises (nothing is stored
-        then)."""
+        in the same write, and the events published before and left staged removed, then
+        publishes it; raises what `modify` raises (nothing is stored then). With `later`,
+        its removal is left to the payload's next change too."""
+        payloads = self._repository.payloads
+        left = self._outbox.left(payloads, id)
         document = await self._repository.modify_staged(
-            id, change, lambda record: payload_event(record.id, event, data)
+            id, change, lambda record: payload_event(record.id, event, data), published=left
         )
-        await self._outbox.flush(self._repository.payloads, document)
+        self._outbox.removed(payloads, id, left)
+        await self._outbox.flush(payloads, document, later=later)
         return PayloadRecord.from_document(document)
 
     async def deleted(self, record: PayloadRecord, files: int) -> None:

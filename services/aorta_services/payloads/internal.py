@@ -109,7 +109,9 @@ class InternalVerbs:
                 if winner is not None:
                     return self._existing(winner, command.input_payloads)
             raise
-        stored = await self._events.publish_created(document)
+        # The job's start (its lock) removes the event; a job never started leaves that to
+        # a replay (`aorta.outbox.LEAVE_SECONDS`).
+        stored = await self._events.publish_created(document, later=True)
         for step, info in copied:
             name = f"{INPUT_FOLDER}/{step.name}"
             original = known.get(f"{step.source}/{name}")
@@ -129,13 +131,15 @@ class InternalVerbs:
 
     async def lock(self, command: contracts.JobPayload) -> contracts.Done:
         """The job started: its payload becomes read-only for good, and in use. Refused
-        (PAYLOAD_IN_USE) while an upload commits a file into it."""
+        (PAYLOAD_IN_USE) while an upload commits a file into it. The `locked` event stays
+        staged, published, until the release's write removes it."""
         now = self._clock()
         await self._events.changed(
             command.payload_id,
             lambda current: current.locked(command.job_id, now),
             "locked",
             {"job_id": command.job_id},
+            later=True,
         )
         log.info("payload.locked", payload_id=command.payload_id, job_id=command.job_id)
         return contracts.Done()

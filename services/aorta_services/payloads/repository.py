@@ -3,15 +3,23 @@
 Store errors are translated here into the Clara payload codes a client understands: an unknown
 id is PAYLOAD_NOT_FOUND, an id or a job that already has a payload is PAYLOAD_STORE_ERROR, and
 an update that keeps losing races is PAYLOAD_STORE_ERROR too.
+
+The repository keeps the payload documents it wrote last (`REMEMBERED` of them, least recently
+written first out): a change of one starts from that copy, without reading it, and expects its
+version as any change does, so a copy that another replica's write made stale only loses that
+race and the change is made again on the document read afresh. A change the copy refuses, or
+finds nothing to change in, is judged again on a fresh read: a stale copy never refuses.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable
+from collections.abc import Set as AbstractSet
 
 from aorta.bus import CloudEvent
-from aorta.errors import Conflict, ErrorCode, NotFound
+from aorta.errors import AortaError, Conflict, ErrorCode, NotFound
 from aorta.ids import JobId, PayloadId
 from aorta.outbox import staged, staging_record
 from aorta.store import (
@@ -32,13 +40,23 @@ from aorta_services.payloads.domain import (
 PAYLOADS = "payloads"
 FILES = "payload_files"
 
+REMEMBERED = 4096
+"""How many payload documents the repository keeps as it wrote them (module docstring): a
+job's lock and release start from the copy its Create or lock left. A few KiB each."""
+
+
+class _Refused(Exception):
+    """A change refused the remembered copy of a document: judged again on a fresh read."""
+
 
 class PayloadRepository:
     """Payload and file records in the state store; every method is safe to call concurrently."""
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, *, remembered: int = REMEMBERED) -> None:
         self._payloads: Collection = store.collection(PAYLOADS)
         self._files: Collection = store.collection(FILES)
+        self._remembered = remembered
+        self._written: OrderedDict[str, Document] = OrderedDict()
 
     @property
     def payloads(self) -> Collection:
@@ -85,7 +103,7 @@ class PayloadRepository:
         returns the stored document; `Conflict` (PAYLOAD_STORE_ERROR) when its id or its job's
         payload exists already."""
         try:
-            return await self._payloads.insert(staged(record.to_document(), event))
+            return self.remember(await self._payloads.insert(staged(record.to_document(), event)))
         except Conflict:
             owner = f" or job {record.job_id} already has a payload" if record.job_id else ""
             raise Conflict(
@@ -109,22 +127,58 @@ class PayloadRepository:
         id: PayloadId,
         change: Callable[[PayloadRecord], PayloadRecord],
         event: Callable[[PayloadRecord], CloudEvent],
+        *,
+        published: AbstractSet[str] = frozenset(),
     ) -> Document:
         """`modify`, with the `event` of the changed record staged in the same write
-        (`aorta.outbox`); returns the stored document, for the outbox to publish."""
-        return await self._modify(id, staging_record(PayloadRecord.from_document, change, event))
+        (`aorta.outbox`) and the `published` events (`Outbox.left`) removed; returns the
+        stored document, for the outbox to publish."""
+        staging = staging_record(PayloadRecord.from_document, change, event, published=published)
+        return await self._modify(id, staging)
+
+    def remember(self, document: Document) -> Document:
+        """Keeps `document`, as stored, for the next change of its payload (module docstring),
+        unless a later version is kept already; returns it."""
+        id = document["id"]
+        kept = self._written.get(id)
+        if kept is None or kept["version"] <= document["version"]:
+            self._written[id] = document
+            self._written.move_to_end(id)
+            if len(self._written) > self._remembered:
+                self._written.popitem(last=False)
+        return document
 
     async def _modify(self, id: PayloadId, change: Callable[[Document], Document]) -> Document:
+        known = self._written.get(id)
+        if known is not None:
+            try:
+                stored = await self._modify_from(id, _refusing(change, known), known)
+            except _Refused:
+                stored = known
+            if stored is not known:
+                return self.remember(stored)
+        return self.remember(await self._modify_from(id, change, None))
+
+    async def _modify_from(
+        self, id: PayloadId, change: Callable[[Document], Document], known: Document | None
+    ) -> Document:
+        unread = [known] if known is not None else []
+
+        async def read() -> Document:
+            return unread.pop() if unread else await self._payloads.get(id)
+
         return await modify_document(
             self._payloads,
             id,
             change,
             missing=lambda: payload_not_found(id),
             gave_up=kept_changing(f"payload {id}", code=ErrorCode.PAYLOAD_STORE_ERROR),
+            read=read,
         )
 
     async def delete(self, id: PayloadId) -> None:
         """Removes the payload record; an absent one is fine (a retried Delete)."""
+        self._written.pop(id, None)
         with contextlib.suppress(NotFound):
             await self._payloads.delete(id)
 
@@ -189,3 +243,19 @@ class PayloadRepository:
 
 def _changed(change: Callable[[PayloadRecord], PayloadRecord]) -> Callable[[Document], Document]:
     return lambda document: change(PayloadRecord.from_document(document)).to_document()
+
+
+def _refusing(
+    change: Callable[[Document], Document], known: Document
+) -> Callable[[Document], Document]:
+    """`change`, raising `_Refused` where it refuses the remembered copy `known`."""
+
+    def changed(document: Document) -> Document:
+        if document is not known:
+            return change(document)
+        try:
+            return change(document)
+        except AortaError as refusal:
+            raise _Refused from refusal
+
+    return changed

@@ -11,12 +11,12 @@ import pytest
 
 from aorta.bus.memory import MemoryBus, MemoryNetwork
 from aorta.errors import AortaError
-from aorta.outbox import APART_COLLECTION, Outbox
+from aorta.outbox import APART_COLLECTION, OUTBOX_FIELD, Outbox
 from aorta.runtime.service import ServiceContext, service_context
 from aorta.settings import Settings
 from aorta_services.payloads import app
-from tests.unit.event_outage import Collected, OutageBus
-from tests.unit.payloads.payload_calls import RPC_TIMEOUT, Calls
+from tests.unit.event_outage import Collected, Mode, OutageBus
+from tests.unit.payloads.payload_calls import JOB, RPC_TIMEOUT, Calls
 
 EVENTS = ["created", "file.added", "file.removed", "deleted"]
 
@@ -88,3 +88,38 @@ async def test_a_service_killed_between_write_and_publish_leaves_no_event_behind
 
     assert sorted(await collected.types(EVENTS)) == sorted(EVENTS)
     assert await context.store.collection("payloads").count() == 0
+
+
+JOB_EVENTS = ["created", "locked", "released"]
+
+
+@pytest.mark.parametrize("mode", ["down", "kill"])
+async def test_a_jobs_lock_and_release_leave_no_event_behind(
+    outage: tuple[OutageBus, ServiceContext, Calls], mode: Mode
+) -> None:
+    """A job's payload leaves each event's removal to its next change: an outage or a kill
+    between a write and its publish still ends with every event published."""
+    bus, context, calls = outage
+    collected = Collected()
+    await calls.bus.subscribe_events("aorta.events.payload.>", collected, deliver="all")
+    bus.mode = mode
+    if mode == "down":
+        payload_id = await calls.for_job(JOB, [])
+        await calls.lock(payload_id)
+        await calls.release(payload_id)
+    else:
+        with pytest.raises(AortaError):
+            await calls.for_job(JOB, [])
+        [document] = await context.store.collection("payloads").find()
+        payload_id = document["id"]
+        for change in (calls.lock, calls.release):
+            with pytest.raises(AortaError):
+                await change(payload_id)
+    assert collected.received == []
+
+    bus.mode = "up"
+    await replayed(bus, context)
+
+    assert await collected.types(JOB_EVENTS) == JOB_EVENTS
+    stored = await context.store.collection("payloads").get(payload_id)
+    assert stored[OUTBOX_FIELD] == [] and stored["in_use_by_job"] is None
