@@ -22,7 +22,6 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from aorta.logger import configure_logging
-from aorta.store.sqlite_collection import SqliteCollection
 from bench.bench_jobs import Platform, chain_definition, with_platform
 
 JOBS = int(os.environ.get("JOBS", "50"))
@@ -35,7 +34,7 @@ _inside = contextvars.ContextVar("inside", default=False)
 
 def _counted(method: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
-    async def wrapper(self: SqliteCollection, *args: Any, **kwargs: Any) -> Any:
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         if _inside.get():
             return await original(self, *args, **kwargs)
         calls[(self.name, method)] += 1
@@ -50,7 +49,7 @@ def _counted(method: str, original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _counted_pages(original: Callable[..., AsyncGenerator[Any, None]]) -> Callable[..., Any]:
     @functools.wraps(original)
-    async def wrapper(self: SqliteCollection, *args: Any, **kwargs: Any) -> Any:
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         pages = original(self, *args, **kwargs)
         try:
             while True:
@@ -66,15 +65,16 @@ def _counted_pages(original: Callable[..., AsyncGenerator[Any, None]]) -> Callab
     return wrapper
 
 
-def wrap_store() -> None:
-    """Counts every outermost call of the SQLite collections' public methods in `calls`
-    (`pages`: each page read, and the read that found no more)."""
+def wrap_store(kind: type) -> None:
+    """Counts every outermost call of the public methods of the collection class `kind` in
+    `calls` (`pages`: each page read, and the read that found no more)."""
     for method in METHODS:
-        setattr(SqliteCollection, method, _counted(method, getattr(SqliteCollection, method)))
-    SqliteCollection.pages = _counted_pages(SqliteCollection.pages)  # type: ignore[method-assign]
+        setattr(kind, method, _counted(method, getattr(kind, method)))
+    setattr(kind, "pages", _counted_pages(getattr(kind, "pages")))  # noqa: B009, B010
 
 
 async def rounds(platform: Platform) -> dict[str, Any]:
+    wrap_store(type(platform.context.store.collection("payloads")))
     pipeline_id = await platform.pipeline(chain_definition(1))
     created: list[dict[str, float]] = []
     started: list[dict[str, float]] = []
@@ -111,7 +111,6 @@ def between(before: Counter[tuple[str, str]], after: Counter[tuple[str, str]]) -
 
 def run() -> dict[str, Any]:
     configure_logging("json", "error")
-    wrap_store()
     return asyncio.run(with_platform(rounds))
 
 

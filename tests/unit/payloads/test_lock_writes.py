@@ -18,7 +18,6 @@ from aorta.errors import AortaError, ErrorCode
 from aorta.ids import JobId, PayloadId
 from aorta.outbox import OUTBOX_FIELD, Outbox
 from aorta.runtime.service import ServiceContext
-from aorta.store.sqlite_collection import SqliteCollection
 from aorta_services.payloads.contents import PayloadContents
 from aorta_services.payloads.events import EventPublisher
 from aorta_services.payloads.internal import InternalVerbs
@@ -31,21 +30,24 @@ WRITES = ("insert", "update", "delete")
 
 
 @pytest.fixture
-def store_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[tuple[str, str]]:
-    """(collection, method) -> how often the SQLite collections were called."""
+def store_calls(
+    context: ServiceContext, monkeypatch: pytest.MonkeyPatch
+) -> Counter[tuple[str, str]]:
+    """(collection, method) -> how often the store's collections were called."""
     counted: Counter[tuple[str, str]] = Counter()
+    kind = type(context.store.collection("payloads"))
 
     def counting(method: str) -> Callable[..., Awaitable[Any]]:
-        original = getattr(SqliteCollection, method)
+        original = getattr(kind, method)
 
-        async def wrapper(self: SqliteCollection, *args: Any, **kwargs: Any) -> Any:
+        async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             counted[(self.name, method)] += 1
             return await original(self, *args, **kwargs)
 
         return wrapper
 
     for method in (*READS, *WRITES):
-        monkeypatch.setattr(SqliteCollection, method, counting(method))
+        monkeypatch.setattr(kind, method, counting(method))
     return counted
 
 
