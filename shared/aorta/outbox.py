@@ -249,11 +249,11 @@ class Outbox:
         """Flushes every watched document with pending events, then judges the entries staged
         apart longer than the grace (`APART_GRACE`) ago; stops at the first event the bus
         does not take. Store errors raise."""
-        self._forget_left()
         for collection in self._watched.values():
             pending = collection.pages({PENDING_FIELD: True})
             if not await self._each(pending, partial(self._replay_document, collection)):
                 return
+        self._forget_left()
         judged = to_iso(self._clock() - timedelta(seconds=self._grace))
         entries = self._apart.pages(
             {"service": self._service, "staged": {"$lte": judged}}, key=("staged",)
@@ -310,8 +310,8 @@ class Outbox:
         return await self.flush(collection, document)
 
     def _forget_left(self) -> None:
-        """Forgets what was left staged long enough ago that a replay removed it, or that
-        another writer did (or deleted the document): the memory stays bounded."""
+        """Forgets what was left staged long ago, after a replay removed what was still
+        there: another writer removed the rest, or deleted its document. Bounds the memory."""
         expired = self._clock() - timedelta(seconds=2 * LEAVE_SECONDS)
         for key, left in list(self._left.items()):
             if max(left.values()) < expired:
