@@ -18,7 +18,7 @@ from aorta.ids import JobId
 from aorta.settings import Settings
 from aorta.store import StateStore
 from aorta.store.factory import open_state_store
-from aorta.store.sqlite import SqliteCollection
+from aorta.store.sqlite_collection import SqliteCollection
 from aorta_services.scheduler.domain.definition import Definition
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.events import JobEvents

@@ -15,7 +15,7 @@ from aorta.api import jobs_pb2
 from aorta.bus import CloudEvent, Subscription
 from aorta.errors import Invalid, Unavailable
 from aorta.ids import JobId
-from aorta.store.sqlite import SqliteCollection
+from aorta.store.sqlite_collection import SqliteCollection
 from aorta_services.scheduler.repository import JobRepository
 from tests.unit.scheduler.job_calls import CHAIN_EVENTS, appender, chain, wait_for
 from tests.unit.scheduler.scheduler_harness import (
