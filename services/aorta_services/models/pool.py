@@ -12,24 +12,23 @@ Each new server gets its GPUs when it is reserved (`domain.gpus`): the devices t
 as far as Triton may use them, else the least used of the devices Triton may use; none means the
 CPU. The backend gives the server exactly those devices.
 
-A pool is one models service replica's servers, in its memory and written to `triton_servers`
-(see `server_mirror`); `pool_cluster` coordinates the replicas' pools through the store. Local
-tritonserver children die with their replica (PR_SET_PDEATHSIG), and a restarted replica starts
-with an empty pool. The pool's own gauges (this replica's servers by state, models loaded in
-them) and acquire times are its metrics.
+A pool is one models service replica's servers (`pooled_server`), in its memory and written to
+`triton_servers` (see `server_mirror`); `pool_cluster` coordinates the replicas' pools through
+the store. Local tritonserver children die with their replica (PR_SET_PDEATHSIG), and a
+restarted replica starts with an empty pool. The pool's own gauges (this replica's servers by
+state, models loaded in them) and acquire times are its metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import functools
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from aorta.errors import AortaError, Unavailable
 from aorta.ids import new_id
@@ -45,12 +44,11 @@ from aorta_services.models.domain.placement import (
     place,
     to_stop,
 )
+from aorta_services.models.pooled_server import PooledServer, set_gauges
 from aorta_services.models.server_mirror import ServerMirror
 from aorta_services.models.settings import PoolSettings
 
 log = get_logger(__name__)
-
-_STATES = ("starting", "held", "idle")
 
 
 class ModelSource(Protocol):
@@ -69,41 +67,6 @@ class Acquired:
     server_id: str
     grpc_uri: str
     http_uri: str
-
-
-@dataclass
-class _Pooled:
-    """One server of the pool. `models` counts loads in progress; `loaded` only finished ones."""
-
-    id: str
-    job: str | None
-    models: dict[str, str]
-    idle_since: float | None = None
-    gpus: tuple[int, ...] = ()
-    server: TritonServer | None = None
-    loaded: dict[str, str] = field(default_factory=dict)
-    loads: int = 0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def view(self) -> ServerView:
-        return ServerView(self.id, self.job, dict(self.models), self.idle_since, self.gpus)
-
-    @property
-    def state(self) -> str:
-        """starting, held (by a job) or idle."""
-        return "starting" if self.server is None else "idle" if self.job is None else "held"
-
-    def document(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "state": self.state,
-            "job_id": self.job,
-            "grpc_uri": self.server.grpc_uri if self.server else None,
-            "http_uri": self.server.http_uri if self.server else None,
-            "models": [{"name": n, "revision": r} for n, r in sorted(self.loaded.items())],
-            "gpus": list(self.gpus),
-            "loads": self.loads,
-        }
 
 
 class TritonPool:
@@ -130,7 +93,7 @@ class TritonPool:
         self._settings = settings
         self._mirror = mirror
         self._clock = clock
-        self._servers: dict[str, _Pooled] = {}
+        self._servers: dict[str, PooledServer] = {}
         self._stopping: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
@@ -207,7 +170,7 @@ class TritonPool:
         wanted: Mapping[str, str],
         placement: Placement,
         required: tuple[int, ...] | None,
-    ) -> tuple[_Pooled, str]:
+    ) -> tuple[PooledServer, str]:
         """Records the decision; returns the server and where it came from: "new", "idle"
         (taken from the pool) or "own" (already the job's). A new server gets the `required`
         devices, else the least used ones."""
@@ -216,7 +179,7 @@ class TritonPool:
                 in_use = [p.gpus for p in self._servers.values()]
                 required = spread_devices(self.devices, in_use, self._settings.gpus_per_server)
             models = {name: wanted[name] for name in placement.load}
-            pooled = _Pooled(new_id(), job, models, gpus=required)
+            pooled = PooledServer(new_id(), job, models, gpus=required)
             self._servers[pooled.id] = pooled
             self._save(pooled)
             return pooled, "new"
@@ -230,7 +193,7 @@ class TritonPool:
         return pooled, origin
 
     async def _prepare(
-        self, pooled: _Pooled, job: str, wanted: Mapping[str, str], placement: Placement
+        self, pooled: PooledServer, job: str, wanted: Mapping[str, str], placement: Placement
     ) -> None:
         if self._servers.get(pooled.id) is not pooled or pooled.job != job:
             raise Unavailable(f"the Triton server prepared for job {job} failed; try again")
@@ -275,7 +238,9 @@ class TritonPool:
             messages = [message for error in errors for message in error.messages]
             raise type(errors[0])(*messages, code=errors[0].code)
 
-    async def _load(self, pooled: _Pooled, server: TritonServer, name: str, revision: str) -> None:
+    async def _load(
+        self, pooled: PooledServer, server: TritonServer, name: str, revision: str
+    ) -> None:
         write = functools.partial(self._source.write_archive, name, revision)
         await self._backend.install_model(name, revision, write)
         started = time.perf_counter()
@@ -290,7 +255,7 @@ class TritonPool:
             seconds=round(time.perf_counter() - started, 3),
         )
 
-    def _undo(self, pooled: _Pooled, job: str, placement: Placement, origin: str) -> None:
+    def _undo(self, pooled: PooledServer, job: str, placement: Placement, origin: str) -> None:
         for name in placement.load:
             if name in pooled.loaded:
                 pooled.models[name] = pooled.loaded[name]
@@ -349,7 +314,7 @@ class TritonPool:
             self._reaper = None
         await self.stop_all()
 
-    def _make_idle(self, pooled: _Pooled) -> None:
+    def _make_idle(self, pooled: PooledServer) -> None:
         pooled.job, pooled.idle_since = None, self._clock()
         self._save(pooled)
         self._wake.set()
@@ -365,12 +330,12 @@ class TritonPool:
             self._drop(self._servers[server_id])
         return len(doomed)
 
-    def _drop(self, pooled: _Pooled) -> None:
+    def _drop(self, pooled: PooledServer) -> None:
         """Removes `pooled` from the pool at once; its server stops in a tracked task."""
         self._servers.pop(pooled.id, None)
         if self._mirror is not None:
             self._mirror.remove(pooled.id)
-        self._count()
+        set_gauges(self._servers.values())
         if pooled.server is not None:
             task = asyncio.create_task(pooled.server.stop(), name=f"aorta.triton.stop.{pooled.id}")
             self._stopping.add(task)
@@ -385,19 +350,10 @@ class TritonPool:
         while self._stopping:
             await asyncio.wait(set(self._stopping))
 
-    def _save(self, pooled: _Pooled) -> None:
+    def _save(self, pooled: PooledServer) -> None:
         if self._mirror is not None and self._servers.get(pooled.id) is pooled:
             self._mirror.save(pooled.document())
-        self._count()
-
-    def _count(self) -> None:
-        """Sets the pool's gauges: servers by state, models loaded in all of them."""
-        if not metrics.recording():
-            return
-        states = collections.Counter(pooled.state for pooled in self._servers.values())
-        for state in _STATES:
-            metrics.TRITON_SERVERS.labels(state).set(states[state])
-        metrics.MODELS_LOADED.set(sum(len(p.loaded) for p in self._servers.values()))
+        set_gauges(self._servers.values())
 
     async def _reap(self) -> None:
         while True:
