@@ -3,13 +3,14 @@ worker.
 
 A `ContainerRun` owns one task that walks the run through its phases. A fresh run creates its
 workspace, fetches its inputs, opens its volumes to the container's user, makes its image
-present (pull policy, registry credentials) and creates its container; an adopted run (its
-container made by an earlier process) starts from that container. Both then start the container
-unless it already ran, follow its log from the engine into the run's log file (pushed to the blob
-store while it runs), wait for its exit with the timeout counted from its start, stop it on
-request (SIGTERM, SIGKILL after a grace), store its outputs after exit 0, push the final log, and
-record its outcome (`aorta.executors.outcome_records`), remove the container and the
-workspace. A fresh run claims its workspace before making it and holds the claim to its end
+present (pull policy, registry credentials) and creates its container (its staging:
+`aorta.executors.container.staging`); an adopted run (its container made by an earlier process)
+starts from that container. Both then start the container unless it already ran, follow its log
+from the engine into the run's log file (pushed to the blob store while it runs), wait for its
+exit with the timeout counted from its start, stop it on request (SIGTERM, SIGKILL after a
+grace), store its outputs after exit 0, push the final log, and record its outcome
+(`aorta.executors.outcome_records`), remove the container and the workspace. A fresh run claims
+its workspace before making it and holds the claim to its end
 (`aorta.executors.container.workspace_claims`), so no sweep removes it meanwhile. Whatever
 happens, the task ends by setting the outcome, so a waiter is never left hanging; the container
 itself outlives a task cancelled by `close`.
@@ -23,12 +24,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 from aorta.blobs import BlobStore
-from aorta.errors import AortaError, Conflict, Invalid, Unavailable
+from aorta.errors import AortaError, Invalid, Unavailable
 from aorta.executors.container.engine import ContainerEngine, Json
-from aorta.executors.container.libpod_spec import create_request
 from aorta.executors.container.outcome import (
     failure,
     finished_at,
@@ -37,26 +36,18 @@ from aorta.executors.container.outcome import (
     ran_past,
     started_at,
 )
-from aorta.executors.container.pull import ensure_image
 from aorta.executors.container.settings import ContainerSettings
-from aorta.executors.container.spec import RunPlan, image_reference
-from aorta.executors.container.volume_modes import open_volumes
-from aorta.executors.container.workspace_claims import Claim, try_claim
+from aorta.executors.container.spec import RunPlan
+from aorta.executors.container.staging import StagingFailed, Stopped, claimed, stage
+from aorta.executors.container.workspace_claims import Claim
 from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason, RunTimes
 from aorta.executors.run_log import RunLog
-from aorta.executors.transfers import (
-    create_workspace,
-    fetch_inputs,
-    push_outputs,
-    remove_workspace,
-)
+from aorta.executors.transfers import create_workspace, push_outputs, remove_workspace
 from aorta.executors.workspace import Workspace
 from aorta.logger import get_logger
 
 FAILURE_TAIL_LINES = 20
-CLAIM_RETRY = 0.05
-"""Seconds between tries of a workspace claim that a sweep holds for a moment."""
 """Log lines quoted in the message of a failed run."""
 _DRAIN_TIMEOUT = 5.0
 """How long the engine's log stream may go on once the container stopped."""
@@ -64,11 +55,6 @@ _ENGINE_RETRIES = 30
 """Seconds, one try each, that an engine which stopped answering gets while a run waits."""
 
 _log = get_logger(__name__)
-T = TypeVar("T")
-
-
-class _Stopped(Exception):
-    """A stop request arrived before the container started."""
 
 
 class ContainerRun:
@@ -198,48 +184,29 @@ class ContainerRun:
         return await self._conclude(ended, stopped)
 
     async def _prepare(self, run: OperatorRun) -> RunOutcome | None:
-        """Workspace, inputs, image and container; the outcome when one of them fails."""
+        """Workspace, then the rest of the staging (`staging.stage`): inputs, image and
+        container; the outcome when one of them fails."""
         try:
-            self._claim = await _claimed(self.workspace)
+            self._claim = await claimed(self.workspace)
             await create_workspace(self.workspace, [*run.inputs, *run.outputs])
             await self.log.create()
         except (Invalid, OSError) as error:
             return self._outcome_of(RunReason.START_FAILED, f"no workspace: {error}")
         try:
-            await self._unless_stopped(fetch_inputs(self._blobs, run.inputs, self.workspace))
-            if self._stop_requested.is_set():
-                raise _Stopped
-            await asyncio.to_thread(open_volumes, self.workspace, run)
-            reference = image_reference(run.image, run.tag)
-            await self._unless_stopped(
-                ensure_image(
-                    self._engine,
-                    reference,
-                    policy=self._settings.pull_policy,
-                    auth_file=self._settings.auth_file,
-                    secrets=run.pull_secrets,
-                )
-            )
-            bindings = [*run.inputs, *run.outputs]
-            request = create_request(
+            await stage(
                 run,
-                volumes={b.path: self.workspace.volume(b.path) for b in bindings},
+                name=self.name,
                 plan=self.plan,
-                engine=self._engine.kind,
+                workspace=self.workspace,
+                engine=self._engine,
+                blobs=self._blobs,
                 settings=self._settings,
+                stop=self._stop_requested,
             )
-        except _Stopped:
+        except Stopped:
             return self._stopped_before_start()
-        except (AortaError, OSError) as error:
-            text = "; ".join(error.messages) if isinstance(error, AortaError) else str(error)
-            return self._outcome_of(RunReason.START_FAILED, text)
-        try:
-            await self._engine.create(self.name, request)
-        except Conflict:
-            _log.info("operator container exists already: adopted", container=self.name)
-        except AortaError as error:
-            return self._outcome_of(RunReason.START_FAILED, "; ".join(error.messages))
-        _log.info("operator container created", run_id=run.run_id, container=self.name)
+        except StagingFailed as failed:
+            return self._outcome_of(RunReason.START_FAILED, str(failed))
         return None
 
     async def _supervise(self, container: Json) -> RunReason | None:
@@ -377,21 +344,6 @@ class ContainerRun:
             await asyncio.sleep(self._settings.log_flush_interval)
             await _quietly(self.log.push(self._blobs, self.plan.log_key), self.plan.run_id, "push")
 
-    async def _unless_stopped(self, work: Awaitable[T]) -> T:
-        """`work`'s result, unless a stop request comes first (then `_Stopped`, work cancelled)."""
-        task = asyncio.ensure_future(work)
-        stop = asyncio.ensure_future(self._stop_requested.wait())
-        try:
-            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            if not task.done():
-                task.cancel()
-            await asyncio.gather(task, stop, return_exceptions=True)
-        if task.cancelled():
-            raise _Stopped
-        return task.result()
-
     def _removed_outside(self) -> RunOutcome:
         return self._outcome_of(RunReason.LOST, f"container {self.name} was removed outside Aorta")
 
@@ -406,17 +358,6 @@ class ContainerRun:
         self, reason: RunReason, message: str, exit_code: int | None = None
     ) -> RunOutcome:
         return RunOutcome(self.plan.run_id, reason, exit_code, message)
-
-
-async def _claimed(workspace: Workspace) -> Claim:
-    """The workspace's claim (`aorta.executors.container.workspace_claims`), once no one else
-    holds it: a sweep looking at the folder lets it go at once."""
-    root = workspace.folder.parent.parent
-    while True:
-        claim = await asyncio.to_thread(try_claim, root, workspace.folder)
-        if claim is not None:
-            return claim
-        await asyncio.sleep(CLAIM_RETRY)
 
 
 async def _quietly(work: Awaitable[None], run_id: str, what: str) -> None:
