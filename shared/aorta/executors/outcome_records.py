@@ -58,6 +58,13 @@ class OutcomeRecords:
             return None
         return await asyncio.to_thread(self._read, run_id)
 
+    def read_blocking(self, run_id: str) -> RunOutcome | None:
+        """`read` in the calling thread, for a caller with more file work to do in the same
+        worker thread. Blocks."""
+        if not _RUN_ID.match(run_id):
+            return None
+        return self._read(run_id)
+
     async def run_ids(self) -> list[str]:
         """The run ids recorded, after sweeping records older than `keep_for`."""
         return await asyncio.to_thread(self._sweep)

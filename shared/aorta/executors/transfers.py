@@ -13,7 +13,7 @@ import os
 import shutil
 import stat
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -93,18 +93,49 @@ def remove_workspace_blocking(workspace: Workspace) -> None:
         workspace.folder.parent.rmdir()
 
 
+@dataclass(frozen=True)
+class InputFile:
+    """One object to fetch: its key, and where it lands below its input's declared path."""
+
+    key: str
+    declared: str
+    parts: tuple[str, ...]
+
+
 async def fetch_inputs(
     blobs: BlobStore, inputs: Iterable[VolumeBinding], workspace: Workspace
 ) -> Transferred:
     """Copies every object under each input's `blob_prefix` into its folder, keeping the
     relative paths. Raises the store's errors or `OSError`; what was written stays."""
+    return await fetch_listed(blobs, list_inputs(blobs, inputs), workspace)
+
+
+async def list_inputs(
+    blobs: BlobStore, inputs: Iterable[VolumeBinding]
+) -> AsyncGenerator[InputFile, None]:
+    """The objects under each input's `blob_prefix`, streamed from the store's listing, so a
+    caller may learn whether there is anything to fetch before the workspace exists."""
+    for binding in inputs:
+        async for info in blobs.list(binding.blob_prefix):
+            relative = info.key[len(binding.blob_prefix) :]
+            yield InputFile(info.key, binding.path, tuple(relative.split("/")))
+
+
+async def fetch_listed(
+    blobs: BlobStore,
+    listing: AsyncIterator[InputFile],
+    workspace: Workspace,
+    *,
+    first: InputFile | None = None,
+) -> Transferred:
+    """`fetch_inputs` of `first` (an object taken from `listing` already), then of the rest
+    of `listing`."""
 
     async def items() -> AsyncIterator[tuple[str, Path]]:
-        for binding in inputs:
-            folder = workspace.volume(binding.path)
-            async for info in blobs.list(binding.blob_prefix):
-                relative = info.key[len(binding.blob_prefix) :]
-                yield info.key, folder.joinpath(*relative.split("/"))
+        if first is not None:
+            yield first.key, workspace.volume(first.declared).joinpath(*first.parts)
+        async for item in listing:
+            yield item.key, workspace.volume(item.declared).joinpath(*item.parts)
 
     async def fetch(item: tuple[str, Path]) -> int:
         key, target = item

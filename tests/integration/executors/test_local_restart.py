@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from aorta.blobs.local import LocalBlobStore
+from aorta.errors import Invalid
 from aorta.executors import RunReason
+from aorta.executors.local import executor as executor_module
 from aorta.executors.local.executor import LocalExecutor
 from tests.integration.executors.conftest import OPERATORS, Job, Store, eventually
 
@@ -158,3 +160,40 @@ async def test_a_sweep_removes_what_no_live_run_owns_and_nothing_else(
         await owner.close()
         await sweeper.close()
     assert leftovers(root) == []
+
+
+async def test_a_recorded_run_is_answered_from_its_record_even_where_runs_cannot_start(
+    blobs: LocalBlobStore, job: Job, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record stands before any reason a run could not start here, and nothing is made
+    for a recorded run."""
+    run = job.run(("true",))
+    first = LocalExecutor(blobs, tmp_path / "runs")
+    try:
+        await first.start(run)
+        ended = await first.wait(run.run_id)
+    finally:
+        await first.close()
+
+    again = LocalExecutor(blobs, tmp_path / "runs")
+    try:
+        await again.start(run)
+        assert await again.wait(run.run_id) == ended
+    finally:
+        await again.close()
+
+    def refused(*args: object) -> object:
+        raise Invalid("operators cannot run here")
+
+    monkeypatch.setattr(executor_module, "operators_ready", refused)
+    refusing = LocalExecutor(blobs, tmp_path / "runs")
+    try:
+        await refusing.start(run)
+        assert await refusing.wait(run.run_id) == ended
+        other = job.run(("true",), operator="other")
+        await refusing.start(other)
+        assert (await refusing.wait(other.run_id)).reason is RunReason.START_FAILED
+    finally:
+        await refusing.close()
+    assert ended.succeeded
+    assert leftovers(tmp_path / "runs") == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from aorta import payload_layout
 from aorta.blobs.local import LocalBlobStore
 from aorta.errors import NotFound, Unavailable
 from aorta.executors import KnownRuns, RunReason, VolumeBinding
+from aorta.executors.local import process_group
 from aorta.executors.local.executor import LocalExecutor
 from tests.integration.executors.conftest import Job, Store
 
@@ -155,3 +157,43 @@ async def test_log_lines_before_the_run_wrote_anything_are_empty(
     assert (await executor.wait(run.run_id)).succeeded
     assert [line async for line in executor.log_lines(run.run_id)] == ["hello"]
     await executor.close()
+
+
+async def test_a_run_without_input_files_is_prepared_in_one_thread_call(
+    executor: LocalExecutor, job: Job, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outcome record's check, the plan, the workspace, the log file and the hand-over
+    are one call to a worker thread (each call waits for a core on a busy machine); with an
+    input file, the hand-over follows the fetch in a call of its own."""
+    await executor.running()  # the startup sweep, which has thread calls of its own
+    calls: list[str] = []
+    before_start: list[list[str]] = []
+    real_to_thread, real_spawn = asyncio.to_thread, process_group.OperatorProcess.spawn
+
+    async def to_thread(function: Any, /, *args: Any, **kwargs: Any) -> Any:
+        calls.append(function.__name__)
+        return await real_to_thread(function, *args, **kwargs)
+
+    async def spawn(*args: Any, **kwargs: Any) -> Any:
+        before_start.append(list(calls))
+        calls.clear()
+        return await real_spawn(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", to_thread)
+    monkeypatch.setattr(process_group.OperatorProcess, "spawn", spawn)
+    empty = job.run(("true",), operator="empty")
+    fed = job.run(
+        ("true",),
+        operator="fed",
+        inputs=(VolumeBinding("in", "/input", job.output_prefix("up")),),
+    )
+    await store.put(job.output_prefix("up") + "scan.nii", b"scan")
+
+    for run in (empty, fed):
+        calls.clear()
+        await executor.start(run)
+        assert (await executor.wait(run.run_id)).succeeded
+
+    assert before_start[0] == ["make_room"]
+    assert before_start[1][0] == "make_room"
+    assert before_start[1][-1] == "hand_over_run"

@@ -33,7 +33,6 @@ requests are not enforced on the host; GPUs are given through `CUDA_VISIBLE_DEVI
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 from collections import deque
@@ -46,9 +45,10 @@ from aorta.errors import AortaError, Invalid, NotFound, Unavailable
 from aorta.executors.local.leftovers import clear_orphan, workspace_folders
 from aorta.executors.local.operator_user import DEFAULT_RUN_AS, OperatorUser
 from aorta.executors.local.readiness import operators_ready
-from aorta.executors.local.run import LocalRun, RunBooks
+from aorta.executors.local.run import LocalRun
 from aorta.executors.local.run_environment import RunConfig
-from aorta.executors.local.run_plans import HeldPlan, RunPlans
+from aorta.executors.local.run_plans import HeldPlan, RunPlans, planned_folders
+from aorta.executors.local.run_room import RunBooks
 from aorta.executors.local.services import LocalServiceRunner, ServiceConfig
 from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.platform_folders import PlatformFolder
@@ -184,35 +184,29 @@ class LocalExecutor:
         """Takes `run` in charge and returns at once; a run id already known is left alone.
 
         The workspace, the input fetch and the command start happen in the background, and every
-        failure among them is reported by `wait` (START_FAILED), never raised here. `Unavailable`
-        once the executor is closed.
+        failure among them is reported by `wait` (START_FAILED), never raised here. A run whose
+        outcome an earlier process recorded is answered from that record and never run again
+        (the run finds it before it makes anything). `Unavailable` once the executor is closed.
         """
         if self._closed:
             raise Unavailable("the local executor is closed")
         await self._startup_sweep()
         if run.run_id in self._runs or run.run_id in self._unfinished:
             return
-        recorded = await self._books.records.read(run.run_id)
-        if run.run_id in self._runs or run.run_id in self._unfinished:
-            return  # a start of the same run while the record was read
-        if recorded is not None:
-            self._record(recorded)  # it ended under an earlier process: never run it again
-            return
         if self._refusal is not None:
             # Checked again, so that `make setup` run after the platform started is enough.
             self._refusal = self._prepare()
         if self._refusal is not None:
-            self._record(RunOutcome(run.run_id, RunReason.START_FAILED, None, self._refusal))
+            await self._refuse(run.run_id, self._refusal)
             return
         try:
             workspace = Workspace.for_run(self._work_root, run.job_id, run.operator, run.attempt)
         except Invalid as error:
-            self._record(RunOutcome(run.run_id, RunReason.START_FAILED, None, str(error)))
+            await self._refuse(run.run_id, str(error))
             return
-        busy = self._active_in(workspace)
+        busy = next((rid for rid, r in self._runs.items() if _in(r, workspace)), None)
         if busy is not None:
-            message = f"workspace {workspace.folder} is in use by run {busy}"
-            self._record(RunOutcome(run.run_id, RunReason.START_FAILED, None, message))
+            await self._refuse(run.run_id, f"workspace {workspace.folder} is in use by run {busy}")
             return
         local = LocalRun(run, workspace, self._blobs, self._config, self._books)
         self._runs[run.run_id] = local
@@ -298,11 +292,7 @@ class LocalExecutor:
         if self._config.keep_workspaces or None in live:
             return  # kept on purpose, or a plan being written names a folder not known yet
         owned = {run.workspace.folder for run in self._runs.values() if isinstance(run, LocalRun)}
-        for plan in (*live, *(held.plan for held in self._unfinished.values())):
-            if plan is not None:
-                with contextlib.suppress(Invalid):
-                    where = (plan.job_id, plan.operator, plan.attempt)
-                    owned.add(Workspace.for_run(root, *where).folder)
+        owned |= planned_folders(root, (*live, *(held.plan for held in self._unfinished.values())))
         for folder in folders:
             if folder not in owned:
                 _log.info("leftover workspace removed", folder=str(folder))
@@ -376,20 +366,29 @@ class LocalExecutor:
         if self._platform is not None:
             self._platform.release()
 
-    def _active_in(self, workspace: Workspace) -> str | None:
-        for run_id, run in self._runs.items():
-            if isinstance(run, LocalRun) and run.alive and run.workspace == workspace:
-                return run_id
-        return None
-
-    def _record(self, outcome: RunOutcome) -> None:
-        self._runs[outcome.run_id] = outcome
-        self._finished_run(outcome.run_id)
+    async def _refuse(self, run_id: str, message: str) -> None:
+        """Ends a run that cannot start here (START_FAILED with `message`), unless an earlier
+        process recorded its outcome, which stands."""
+        recorded = await self._books.records.read(run_id)
+        if run_id not in self._runs and run_id not in self._unfinished:
+            self._runs[run_id] = recorded or RunOutcome(
+                run_id, RunReason.START_FAILED, None, message
+            )
+            self._finished_run(run_id)
 
     def _finished_run(self, run_id: str) -> None:
+        known = self._runs.get(run_id)
+        if isinstance(known, LocalRun) and known.earlier and known.ended is not None:
+            # Recorded by an earlier process: known from now on by that outcome alone.
+            self._runs[run_id] = known.ended
         self._finished.append(run_id)
         while len(self._finished) > self._kept:
             self._runs.pop(self._finished.popleft(), None)
+
+
+def _in(run: LocalRun | RunOutcome, workspace: Workspace) -> bool:
+    """Whether `run` is alive in `workspace`."""
+    return isinstance(run, LocalRun) and run.alive and run.workspace == workspace
 
 
 def _listed(known: LocalRun | RunOutcome | None) -> bool:

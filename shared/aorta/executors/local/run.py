@@ -7,8 +7,9 @@ log is pushed beside them), record the outcome, deliver it, remove the workspace
 happens, the task sets the outcome, so a waiter is never left hanging; the workspace and the
 plan go after the outcome is delivered, so the next operator of the job need not wait for them.
 
-Exactly once. Before its workspace is made the run's plan is written and locked
-(`aorta.executors.local.run_plans`); the group leader records the operator's exit in the
+Exactly once. A run whose outcome an earlier process recorded finds that record before it
+makes anything, and ends with it. Before its workspace is made the run's plan is written and
+locked (`aorta.executors.local.run_plans`, `aorta.executors.local.run_room`); the group leader records the operator's exit in the
 workspace before anything else happens; the outcome is recorded on disk
 (`aorta.executors.outcome_records`) before the workspace and the plan are removed. A platform
 killed anywhere after an exit 0 thus leaves either the record or the workspace with its outputs
@@ -22,28 +23,19 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from aorta.blobs import BlobStore
 from aorta.errors import AortaError, Invalid
 from aorta.executors.local.process_group import ExitStatus, OperatorProcess
-from aorta.executors.local.run_environment import (
-    RunConfig,
-    link_service_mounts,
-    operator_environment,
-)
-from aorta.executors.local.run_plans import HeldPlan, RunPlan, RunPlans, clear_run
-from aorta.executors.local.work_folders import hand_over
-from aorta.executors.outcome_records import OutcomeRecords
+from aorta.executors.local.run_environment import RunConfig, operator_environment
+from aorta.executors.local.run_plans import HeldPlan, clear_run
+from aorta.executors.local.run_room import RunBooks, hand_over_run, make_room, not_handed_over
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason, RunTimes
 from aorta.executors.run_log import RunLog
-from aorta.executors.transfers import (
-    create_workspace_blocking,
-    fetch_inputs,
-    push_outputs,
-)
+from aorta.executors.transfers import InputFile, fetch_listed, list_inputs, push_outputs
 from aorta.executors.workspace import Workspace
 from aorta.logger import get_logger
 
@@ -56,14 +48,6 @@ may hold the pipe open)."""
 
 _log = get_logger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RunBooks:
-    """Where runs keep what outlives their process: plans while they run, outcomes after."""
-
-    plans: RunPlans
-    records: OutcomeRecords
 
 
 class _Stopped(Exception):
@@ -95,6 +79,9 @@ class LocalRun:
         self._books = books
         self._plan: HeldPlan | None = None
         self._early_log: asyncio.Future[None] | None = None
+        self.earlier = False
+        """True once the run turned out to have ended under an earlier process: its outcome
+        is that process's record, and nothing of the run is made, stored or removed."""
 
     def on_end(self, callback: Callable[[str], None]) -> None:
         """Calls `callback(run_id)` once the outcome is known."""
@@ -145,12 +132,16 @@ class LocalRun:
             RunReason.LOST, "the local executor stopped before the run ended"
         )
         try:
-            outcome = await self._record(await self._execute())
+            outcome = await self._execute()
+            if not self.earlier:
+                outcome = await self._record(outcome)
         except Exception as error:  # a bug here must still end the run, not hang its waiters
             _log.exception("local run failed unexpectedly", run_id=self.spec.run_id)
             outcome = self._outcome_of(RunReason.FAILED, f"the local executor failed: {error!r}")
         finally:
             self._outcome.set_result(outcome)
+        if self.earlier:
+            return
         try:
             await self._clear(outcome)
         except Exception:  # the outcome stands; the next sweep removes what is left
@@ -159,21 +150,53 @@ class LocalRun:
     async def _execute(self) -> RunOutcome:
         run = self.spec
         self._times = RunTimes(staging=time.time())
-        unmade = await asyncio.to_thread(self._make_room)
-        if unmade is not None:
-            return self._outcome_of(RunReason.START_FAILED, unmade)
+        listing = list_inputs(self._blobs, run.inputs)
+        try:
+            return await self._stage(listing)
+        finally:
+            await listing.aclose()
+
+    async def _stage(self, listing: AsyncGenerator[InputFile, None]) -> RunOutcome:
+        """Makes the workspace, fetches the inputs, hands the workspace over, then runs the
+        command. Whether there is anything to fetch is asked first: when nothing is (a
+        first operator without inputs, an upstream output left empty), the workspace is made
+        and handed over in one thread call, each hop being a wait for a core."""
+        run = self.spec
+        first: InputFile | _Stopped | AortaError | OSError | None
+        try:
+            first = await self._unless_stopped(anext(listing, None))
+        except (_Stopped, AortaError, OSError) as error:
+            first = error  # reported once the workspace and its log exist, as a fetch's
+        try:
+            env: dict[str, str] | str = operator_environment(run, self.workspace, self._config)
+        except Invalid as error:
+            env = str(error)
+        user = self._config.user
+        at_once = first is None and bool(run.command) and isinstance(env, dict)
+        room = await asyncio.to_thread(
+            make_room, run, self.workspace, self.log, self._books, user if at_once else None
+        )
+        self._plan = room.plan
+        if room.recorded is not None:
+            self.earlier = True
+            return room.recorded
+        if room.failure is not None:
+            return self._outcome_of(RunReason.START_FAILED, room.failure)
         if not run.command:
             return self._outcome_of(
                 RunReason.START_FAILED,
                 f"operator {run.operator} has no container.command; the local executor runs "
                 "commands on the host",
             )
+        if isinstance(env, str):
+            return self._outcome_of(RunReason.START_FAILED, env)
         try:
-            env = operator_environment(run, self.workspace, self._config)
-        except Invalid as error:
-            return self._outcome_of(RunReason.START_FAILED, str(error))
-        try:
-            await self._unless_stopped(fetch_inputs(self._blobs, run.inputs, self.workspace))
+            if isinstance(first, BaseException):
+                raise first
+            if first is not None:
+                await self._unless_stopped(
+                    fetch_listed(self._blobs, listing, self.workspace, first=first)
+                )
             if self._stop_requested.is_set():
                 raise _Stopped
         except _Stopped:
@@ -181,13 +204,16 @@ class LocalRun:
             return self._outcome_of(self._stop_reason, message)
         except (AortaError, OSError) as error:
             return self._outcome_of(RunReason.START_FAILED, f"inputs could not be fetched: {error}")
-        user = self._config.user
-        try:
-            declared = [binding.path for binding in (*run.inputs, *run.outputs)]
-            await asyncio.to_thread(hand_over, self.workspace, user, declared)
-        except OSError as error:
-            message = f"the workspace could not be given to user {user.name!r}: {error}"
-            return self._outcome_of(RunReason.START_FAILED, message)
+        if not at_once:
+            try:
+                await asyncio.to_thread(hand_over_run, run, self.workspace, user)
+            except OSError as error:
+                return self._outcome_of(RunReason.START_FAILED, not_handed_over(user, error))
+        return await self._run(env)
+
+    async def _run(self, env: dict[str, str]) -> RunOutcome:
+        """Starts the command in the workspace now handed over, and sees it to its end."""
+        run, user = self.spec, self._config.user
         try:
             process = await OperatorProcess.spawn(
                 run.command,
@@ -209,25 +235,6 @@ class LocalRun:
         reason = await self._supervise(process)
         self._times = replace(self._times, exited=time.time())
         return await self._conclude(await process.exit_status(), reason)
-
-    def _make_room(self) -> str | None:
-        """Holds the run's plan, then creates its workspace and its log file, in one worker
-        thread (each hop to a thread waits for a core on a busy machine); what could not be
-        made, None when all was. Blocks."""
-        run = self.spec
-        plan = RunPlan(run.run_id, run.job_id, run.operator, run.attempt, run.outputs, run.log_key)
-        try:
-            self._plan = self._books.plans.hold(plan)
-        except OSError as error:
-            return f"no plan of the run: {error}"
-        try:
-            create_workspace_blocking(self.workspace, [*run.inputs, *run.outputs])
-            if run.service_mounts:
-                link_service_mounts(self.workspace, run.service_mounts)
-            self.log.create_blocking()
-        except (Invalid, OSError) as error:
-            return f"no workspace: {error}"
-        return None
 
     async def _supervise(self, process: OperatorProcess) -> RunReason | None:
         """Watches the process until its group is gone; the reason it was stopped, if it was."""

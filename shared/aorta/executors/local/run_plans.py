@@ -19,9 +19,11 @@ import fcntl
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from aorta.errors import Invalid
 from aorta.executors.port import VolumeBinding
 from aorta.executors.transfers import remove_workspace_blocking
 from aorta.executors.workspace import Workspace
@@ -120,6 +122,17 @@ class RunPlans:
             else:
                 orphans.append(held)
         return orphans, live
+
+
+def planned_folders(root: Path, plans: Iterable[RunPlan | None]) -> set[Path]:
+    """The workspaces under `root` that `plans` name (None: a plan not readable yet)."""
+    folders = set()
+    for plan in plans:
+        if plan is not None:
+            with contextlib.suppress(Invalid):
+                where = (plan.job_id, plan.operator, plan.attempt)
+                folders.add(Workspace.for_run(root, *where).folder)
+    return folders
 
 
 def _encode(plan: RunPlan) -> dict[str, object]:
