@@ -12,10 +12,12 @@ ended; an admission that finished) and at least every `resync` seconds, and it:
 3. finishes jobs whose runs all ended: RUNNING -> SUCCEEDED / FAULTED, then releases their
    payload lock and Triton server (`released`);
 4. starts every ready operator of every running job that fits the node now (each operator
-   allocates its own request; the others wait PENDING), oldest job first;
+   allocates its own request; the others wait PENDING), oldest job first; an operator that
+   completes while no other job waits for room starts the operators it made ready itself, in
+   the write of its end (`handoff`), without waiting for a pass;
 5. admits queued jobs while the queue offers one whose most demanding operator fits: the peak
    is reserved at once, so the next choice sees it taken, and the job is admitted in a task
-   (Triton acquisition, the RUNNING write, the `job.started` event).
+   (`admission`: Triton acquisition, the RUNNING write, the `job.started` event).
 6. works out why each job still queued, and each ready operator that did not start, waits,
    and stores the reasons that changed (`waits`).
 
@@ -33,15 +35,14 @@ from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
-from structlog.contextvars import bind_contextvars, bound_contextvars
+from structlog.contextvars import bound_contextvars
 
 from aorta.errors import AortaError, Conflict, Invalid
 from aorta.ids import JobId
 from aorta.logger import get_logger
-from aorta.observability import tracing
 from aorta.tasks import GuardedTasks
-from aorta_services.scheduler import observations
 from aorta_services.scheduler.active import ActiveJob, RunHandle, admission_owner, owner
+from aorta_services.scheduler.admission import Admission, admitted_job
 from aorta_services.scheduler.domain import (
     JobPhase,
     JobQueue,
@@ -53,15 +54,15 @@ from aorta_services.scheduler.domain import (
 )
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.runs import run_id
-from aorta_services.scheduler.domain.waiting import waiting_for_triton
 from aorta_services.scheduler.events import job_event, operator_event, staged
+from aorta_services.scheduler.handoff import Claim, Handoff
 from aorta_services.scheduler.operator_runs import EngineParts, OperatorRunner, with_retries
 from aorta_services.scheduler.peers import Peers
 from aorta_services.scheduler.pipeline_services import ServiceKeeper
 from aorta_services.scheduler.reconcile import Reconciler
 from aorta_services.scheduler.release import Releaser
 from aorta_services.scheduler.service_admission import ServiceAdmission
-from aorta_services.scheduler.waits import WaitRecorder, record_job_wait
+from aorta_services.scheduler.waits import WaitRecorder
 
 log = get_logger(__name__)
 
@@ -97,7 +98,9 @@ class Engine:
         )
         self._services = ServiceAdmission(keeper, self._ledger, parts.repository, self.spawn)
         self._waits = WaitRecorder(parts.repository, self.spawn)
-        self._runner = OperatorRunner(parts, self._run_done, keeper)
+        self._admission = Admission(parts, peers, self._ledger, self._services, self._fault)
+        handoff = Handoff(self._ledger, self.active, self._launch_claimed, self.poke)
+        self._runner = OperatorRunner(parts, self._run_done, keeper, handoff)
         self._releaser = Releaser(parts.events, peers, self.spawn)
         self._reconciler = Reconciler(
             parts, self._ledger, self._runner, self.spawn, self._fault, peers
@@ -329,6 +332,14 @@ class Engine:
                     name=f"aorta.scheduler.run.{handle.run_id}",
                 )
 
+    def _launch_claimed(self, job: ActiveJob, claim: Claim, record: JobRecord) -> None:
+        """Runs a claim whose start its upstream's end wrote (`handoff`)."""
+        handle = claim.handle
+        handle.task = self.spawn(
+            self._runner.run(job, handle, claim.allocation, reattach=False, written=record),
+            name=f"aorta.scheduler.run.{handle.run_id}",
+        )
+
     def _admit_queued(self, now: float) -> None:
         while True:
             chosen = self._queue.choose(
@@ -351,7 +362,7 @@ class Engine:
         admitted: ActiveJob | None = None
         try:
             with bound_contextvars(job_id=job_id):
-                admitted = await self._admitted_job(job_id, rotation)
+                admitted = await admitted_job(self._admission, job_id, rotation)
         except Conflict:
             log.info("job.admission_refused", job_id=job_id)
         except AortaError as error:
@@ -359,64 +370,6 @@ class Engine:
         finally:
             self._admitted.append((job_id, admitted))
             self.poke()
-
-    async def _admitted_job(self, job_id: JobId, rotation: int) -> ActiveJob | None:
-        """The job written RUNNING, or None when it may not run (faulted, or no longer
-        queued). `Conflict` when another writer won; store errors propagate."""
-        parts = self._parts
-        record = await parts.repository.get(job_id)
-        if record.phase is not JobPhase.QUEUED:
-            return None
-        if record.trace.trace_id:
-            # This task's own context: the admission's log lines name the job's trace.
-            bind_contextvars(trace_id=record.trace.trace_id)
-        definition = await parts.repository.definition(job_id)
-        try:
-            pipeline = definition.resolved(record.variables)
-        except Invalid as error:
-            why = "; ".join(error.messages)
-            await self._fault(record, f"the job's definition can no longer be resolved: {why}")
-            return None
-        triton = None
-        triton_wait = None
-        if record.models:
-            await record_job_wait(parts.repository, job_id, waiting_for_triton(record.models))
-            try:
-                # The admission reservation names the devices lowest free first, as the job's
-                # operators will get them, so its Triton server runs on the job's own GPUs.
-                reserved = self._ledger.allocations().get(admission_owner(job_id))
-                gpus = reserved.gpus if reserved is not None else ()
-                requested = parts.clock()
-                with tracing.job_parent(record.trace.trace_id, record.trace.span_id):
-                    triton = await self._peers.acquire_triton(job_id, record.models, gpus)
-                triton_wait = (requested, parts.clock())
-            except AortaError as error:
-                models = ", ".join(record.models)
-                why = "; ".join(error.messages)
-                await self._fault(
-                    record, f"no Triton server with the models {models} could be had: {why}"
-                )
-                return None
-        failed = await self._services.ensure(record, pipeline)
-        if failed is not None:
-            await self._fault(record, failed)
-            return None
-        record = await parts.repository.modify(
-            job_id,
-            staged(
-                lambda r: transitions.admit(
-                    r, now=parts.clock(), rotation=rotation, triton=triton, triton_wait=triton_wait
-                ),
-                job_event("started"),
-            ),
-            known=record,
-        )
-        log.info("job.started", priority=record.priority.name)
-        observations.job_admitted(record)
-        # Its first operator's RUNNING write, coming next, removes the published event.
-        await parts.events.flush(record, later=True)
-        started = record.started if record.started is not None else parts.clock()
-        return ActiveJob(record, pipeline, deadline=started + record.timeout + parts.settings.grace)
 
     async def _fault(self, record: JobRecord, reason: str) -> JobRecord | None:
         """Faults a queued or running job with `reason`; None when it had stopped already."""

@@ -15,7 +15,10 @@ The order is what makes crashes harmless:
    while the executor starts the run, and the published events are removed from the job's
    document by its next write, the end's or the next operator's start, rather than by one
    write of their own). A failure stops the job's other runs: nothing new starts after a
-   fault, and the job's outcome is known as soon as possible.
+   fault, and the job's outcome is known as soon as possible. A completed operator's write
+   also starts the operators its end made ready, where the engine would have started them
+   (`handoff`): their RUNNING states follow the end in that one write, their events follow
+   its event, and their runs start once it is stored (step 1 holds for them as for any).
 
 Each write keeps the attempt's timeline (`domain.timeline`): when it became ready and was
 admitted at the start, the executor's stage times at the end, from which the operator metrics
@@ -29,6 +32,7 @@ the next leader reconciles it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
@@ -43,7 +47,8 @@ from aorta_services.scheduler.active import ActiveJob, RunHandle
 from aorta_services.scheduler.domain import Allocation, OperatorStatus, transitions
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.runs import build_run
-from aorta_services.scheduler.events import JobEvents, operator_event, staged
+from aorta_services.scheduler.events import Change, JobEvents, operator_event, staged
+from aorta_services.scheduler.handoff import Claim, Handoff
 from aorta_services.scheduler.pipeline_services import ServiceKeeper, ServiceParts
 from aorta_services.scheduler.repository import JobRepository
 from aorta_services.scheduler.settings import SchedulerSettings
@@ -103,16 +108,28 @@ class OperatorRunner:
         parts: EngineParts,
         done: Callable[[ActiveJob, str], None],
         services: ServiceKeeper | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
+        """`handoff`: where a completed operator claims the operators its end makes ready,
+        to start them in the same write (`handoff`); None: the engine's pass starts them."""
         self._parts = parts
         self._done = done
         self._services = services
+        self._handoff = handoff
 
     async def run(
-        self, job: ActiveJob, handle: RunHandle, allocation: Allocation, *, reattach: bool
+        self,
+        job: ActiveJob,
+        handle: RunHandle,
+        allocation: Allocation,
+        *,
+        reattach: bool,
+        written: JobRecord | None = None,
     ) -> None:
         """Runs (or, with `reattach`, waits for) `handle`'s attempt; never raises but
-        `CancelledError`. Always calls `done` at the end, so the allocation is given back."""
+        `CancelledError`. `written`: the job as stored by the write that started the attempt
+        already (its upstream's end, `handoff`). Always calls `done` at the end, so the
+        allocation is given back."""
         operator = handle.operator
         trace_id = job.record.trace.trace_id
         context = bound_contextvars(
@@ -123,7 +140,7 @@ class OperatorRunner:
         )
         try:
             with context:
-                early = None if reattach else await self._start(job, handle, allocation)
+                early = None if reattach else await self._start(job, handle, allocation, written)
                 outcome = early or await self._wait(job, handle.run_id)
                 lost = outcome.reason is RunReason.LOST and not job.stop.is_set()
                 if lost and handle.attempt < MAX_ATTEMPTS:
@@ -152,9 +169,45 @@ class OperatorRunner:
             log.warning("operator.refresh_failed", job_id=job.id, error=str(error))
 
     async def _start(
-        self, job: ActiveJob, handle: RunHandle, allocation: Allocation
+        self,
+        job: ActiveJob,
+        handle: RunHandle,
+        allocation: Allocation,
+        written: JobRecord | None,
     ) -> RunOutcome | None:
-        """The guarded write, then `executor.start`; the outcome when the start failed."""
+        """The guarded write (unless `written` holds it), then `executor.start`; the outcome
+        when the start failed."""
+        parts = self._parts
+        if written is None:
+            starting = self._starting(handle, allocation)
+            try:
+                record = await with_retries(
+                    lambda: parts.events.modify(job.id, starting, known=job.record)
+                )
+            except Conflict as refused:
+                log.info("operator.start_refused", reason=str(refused))
+                raise _Refused from refused
+            job.update(record)
+        else:
+            record = written  # its events are published by the upstream's runner
+        job.orphans.discard(handle.operator)
+        log.info("operator.started", run_id=handle.run_id)
+        if written is not None:
+            return await self._launch(job, handle, allocation, record)
+        # The RUNNING write is stored, which is all the start must wait for: its event is
+        # published while the executor starts the run, and left staged for the end's write.
+        publishing = asyncio.ensure_future(parts.events.flush(record, later=True))
+        try:
+            outcome = await self._launch(job, handle, allocation, record)
+        except BaseException:
+            publishing.cancel()
+            await asyncio.gather(publishing, return_exceptions=True)
+            raise
+        await publishing
+        return outcome
+
+    def _starting(self, handle: RunHandle, allocation: Allocation) -> Change:
+        """The change that starts `handle`'s attempt with `allocation`, its event staged."""
         parts = self._parts
 
         def started(record: JobRecord) -> JobRecord:
@@ -168,30 +221,39 @@ class OperatorRunner:
                 executor=executor_kind(parts.executor),
             )
 
-        starting = staged(
+        return staged(
             started, operator_event(handle.operator, "started", status=OperatorStatus.RUNNING)
         )
+
+    def _claims(self, job: ActiveJob, name: str, finished: Change) -> list[Claim]:
+        """What the completed operator `name` hands its place to (`handoff`)."""
+        if self._handoff is None:
+            return []
         try:
-            record = await with_retries(
-                lambda: parts.events.modify(job.id, starting, known=job.record)
-            )
-        except Conflict as refused:
-            log.info("operator.start_refused", reason=str(refused))
-            raise _Refused from refused
-        job.update(record)
-        job.orphans.discard(handle.operator)
-        log.info("operator.started", run_id=handle.run_id)
-        # The RUNNING write is stored, which is all the start must wait for: its event is
-        # published while the executor starts the run, and left staged for the end's write.
-        publishing = asyncio.ensure_future(parts.events.flush(record, later=True))
-        try:
-            outcome = await self._launch(job, handle, allocation, record)
-        except BaseException:
-            publishing.cancel()
-            await asyncio.gather(publishing, return_exceptions=True)
-            raise
-        await publishing
-        return outcome
+            after = finished(job.record)
+        except Conflict:
+            return []  # the leader's copy is stale: the write finds out, and the pass decides
+        return self._handoff.claim(job, name, after)
+
+    def _settle(self, job: ActiveJob, claims: list[Claim], record: JobRecord | None) -> None:
+        if self._handoff is not None and claims:
+            self._handoff.settle(job, claims, record)
+
+    def _with_starts(self, ending: Change, claims: list[Claim]) -> Change:
+        """`ending`, then the start of each claim that the job as ended allows; a start it
+        refuses is left out of the write, and its claim given back after it."""
+        if not claims:
+            return ending
+        starts = [self._starting(claim.handle, claim.allocation) for claim in claims]
+
+        def changed(record: JobRecord) -> JobRecord:
+            after = ending(record)
+            for start in starts:
+                with contextlib.suppress(Conflict):
+                    after = start(after)
+            return after
+
+        return changed
 
     async def _launch(
         self, job: ActiveJob, handle: RunHandle, allocation: Allocation, record: JobRecord
@@ -267,14 +329,20 @@ class OperatorRunner:
         stopped = operator_event(
             name, "stopped", status=status, exit_code=outcome.exit_code, reason=reason
         )
+        claims = self._claims(job, name, finished) if outcome.succeeded else []
+        change = self._with_starts(staged(finished, stopped), claims)
         try:
             record = await with_retries(
-                lambda: parts.events.modify(job.id, staged(finished, stopped), known=job.record)
+                lambda: parts.events.modify(job.id, change, known=job.record)
             )
-        except Conflict as stale:
-            log.warning("operator.end_refused", reason=str(stale))
+        except BaseException as error:
+            self._settle(job, claims, None)
+            if not isinstance(error, Conflict):
+                raise
+            log.warning("operator.end_refused", reason=str(error))
             return
         job.update(record)
+        self._settle(job, claims, record)
         log.info("operator.stopped", status=status.name, exit_code=outcome.exit_code, reason=reason)
         observations.operator_ended(record, name, handle.attempt)
         # The job's next write removes this end's event: the next operator's RUNNING, or the

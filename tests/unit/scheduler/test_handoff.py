@@ -1,0 +1,185 @@
+"""An operator's end starts the operators it made ready in the same write, where the engine's
+pass would have started them with the same resources, and only there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from aorta.executors import RunOutcome, RunReason
+from aorta.ids import JobId, PayloadId, PipelineId
+from aorta.pipeline_spec import load_pipeline
+from aorta_services.scheduler.active import ActiveJob, RunHandle, owner
+from aorta_services.scheduler.domain import (
+    Allocation,
+    JobPhase,
+    JobPriority,
+    OperatorStatus,
+    ResourceLedger,
+    transitions,
+)
+from aorta_services.scheduler.domain.definition import operator_records, progress_of
+from aorta_services.scheduler.domain.job_record import JobRecord
+from aorta_services.scheduler.domain.resources import Capacity
+from aorta_services.scheduler.handoff import Claim, Handoff
+from aorta_services.scheduler.repository import JobRepository
+from tests.unit.scheduler.scheduler_harness import CHAIN, PIPELINE_ID, Harness
+
+FORK = """\
+api-version: 0.4.0
+name: fork
+operators:
+- {name: a, container: {image: x}, input: [{path: /in}], output: [{path: /out}]}
+- {name: b, container: {image: x}, input: [{path: /in}], output: [{path: /out}]}
+- {name: c, container: {image: x}, input: [{from: a, path: /a}], output: [{path: /out}]}
+"""
+OK = RunOutcome("r", RunReason.COMPLETED, 0)
+
+
+def running(job_id: str = "0123456789abcdef0123456789abcdef") -> JobRecord:
+    pipeline = load_pipeline({"f.yaml": FORK}).pipeline
+    record = JobRecord(
+        id=JobId(job_id),
+        name="fork-job",
+        pipeline_id=PipelineId("11111111111111111111111111111111"),
+        pipeline_name="fork",
+        payload_id=PayloadId("22222222222222222222222222222222"),
+        priority=JobPriority.NORMAL,
+        phase=JobPhase.CREATED,
+        created=100.0,
+        progress=progress_of(pipeline).to_document(),
+        operators=operator_records(pipeline, default_timeout=600, max_timeout=1800),
+        released=True,
+    )
+    queued = transitions.queue(
+        record,
+        variables={},
+        operators=record.operators,
+        progress=record.progress,
+        models=(),
+        timeout=600,
+        now=110.0,
+    )
+    return transitions.admit(queued, now=120.0, rotation=0, triton=None)
+
+
+def started(record: JobRecord, name: str, allocation: Allocation) -> JobRecord:
+    return transitions.start_operator(
+        record, name, attempt=1, run_id=f"{name}-1", allocation=allocation, now=130.0
+    )
+
+
+def completed(record: JobRecord, name: str) -> JobRecord:
+    return transitions.finish_operator(record, name, attempt=1, outcome=OK, reason="", now=140.0)
+
+
+class Node:
+    """A ledger of `cpus` cores (no over-commit; each operator of FORK asks for 2), the jobs the leader runs, and what the
+    hand-off asked of the engine."""
+
+    def __init__(self, cpus: int) -> None:
+        self.ledger = ResourceLedger(
+            Capacity(gpus=(), cpu=cpus, memory_mb=1 << 20, cpu_overcommit=1)
+        )
+        self.active: dict[JobId, ActiveJob] = {}
+        self.launched: list[tuple[str, JobRecord]] = []
+        self.pokes = 0
+        self.handoff = Handoff(self.ledger, self.active, self.launch, self.poke)
+
+    def launch(self, job: ActiveJob, claim: Claim, record: JobRecord) -> None:
+        self.launched.append((claim.handle.operator, record))
+
+    def poke(self) -> None:
+        self.pokes += 1
+
+    def job_running_a(self, job_id: str = "0123456789abcdef0123456789abcdef") -> ActiveJob:
+        """A fork job whose `a` runs (allocated, with a run handle) and `b` waits."""
+        record = running(job_id)
+        allocation = self.ledger.allocate(owner(record.id, "a"), record.operator("a").request)
+        job = ActiveJob(started(record, "a", allocation), None, deadline=1e12)
+        job.handles["a"] = RunHandle("a", 1, "a-1")
+        self.active[job.id] = job
+        return job
+
+
+def test_a_completed_operator_hands_its_room_to_what_it_made_ready() -> None:
+    node = Node(cpus=2)
+    job = node.job_running_a()
+
+    claims = node.handoff.claim(job, "a", completed(job.record, "a"))
+
+    assert [claim.handle.operator for claim in claims] == ["b"]  # the first ready that fits
+    assert claims[0].handle.attempt == 1
+    assert job.handles["b"] is claims[0].handle
+    assert set(node.ledger.allocations()) == {owner(job.id, "b")}
+
+
+def test_no_claim_while_another_job_waits_for_room_or_the_job_stops() -> None:
+    node = Node(cpus=2)
+    job = node.job_running_a()
+    other = ActiveJob(running("fedcba9876543210fedcba9876543210"), None, deadline=1e12)
+    node.active[other.id] = other  # its `a` and `b` are ready and wait for the node
+
+    assert node.handoff.claim(job, "a", completed(job.record, "a")) == []
+    del node.active[other.id]
+    job.halt("operator 'x' failed")
+    assert node.handoff.claim(job, "a", completed(job.record, "a")) == []
+    assert set(node.ledger.allocations()) == {owner(job.id, "a")}
+    assert set(job.handles) == {"a"}
+
+
+def test_a_claim_its_write_did_not_start_is_given_back_and_the_pass_asked() -> None:
+    node = Node(cpus=4)
+    job = node.job_running_a()
+    after = completed(job.record, "a")
+    claims = node.handoff.claim(job, "a", after)
+    assert [claim.handle.operator for claim in claims] == ["b", "c"]
+    stored = started(after, "b", claims[0].allocation)
+    stored = transitions.start_operator(
+        stored,
+        "c",
+        attempt=1,
+        run_id=claims[1].handle.run_id,
+        allocation=claims[1].allocation,
+        now=150.0,
+    )
+
+    node.handoff.settle(job, claims, stored)
+
+    # `b` was started under another run id (another writer's): only `c` runs from here.
+    assert [name for name, _ in node.launched] == ["c"]
+    assert set(job.handles) == {"a", "c"}
+    assert set(node.ledger.allocations()) == {owner(job.id, "c")}
+    assert node.pokes == 1
+
+
+async def test_a_chain_never_stores_an_end_without_the_next_start(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    statuses: list[tuple[OperatorStatus, ...]] = []
+    write = JobRepository.modify
+
+    async def spied(self: JobRepository, *args: Any, **kwargs: Any) -> JobRecord:
+        record = await write(self, *args, **kwargs)
+        if record.phase is JobPhase.RUNNING:
+            progress = record.job_progress()
+            statuses.append(tuple(progress.status(name) for name in ("first", "second", "third")))
+        return record
+
+    monkeypatch.setattr(JobRepository, "modify", spied)
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
+    await harness.replica()
+
+    job_id = await harness.run()
+    await harness.stopped(job_id)
+
+    done, running_, pending = (
+        OperatorStatus.COMPLETED,
+        OperatorStatus.RUNNING,
+        OperatorStatus.PENDING,
+    )
+    assert (done, running_, pending) in statuses
+    assert (done, done, running_) in statuses
+    assert (done, pending, pending) not in statuses
+    assert (done, done, pending) not in statuses
