@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import stat
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aorta.executors.local import group_leader
+from aorta.executors.local import child_exit, group_leader
 from aorta.executors.local.operator_user import OperatorUser
 
 LEADER_SCRIPT = Path(group_leader.__file__).resolve()
@@ -53,46 +54,47 @@ class ExitStatus:
         return f"killed by {name} (exit code {self.code})"
 
 
-class _LeaderProtocol(asyncio.SubprocessProtocol):
-    """Knows when the leader exited, whether or not its output pipe is still open.
+class _OutputProtocol(asyncio.Protocol):
+    """Feeds the leader's output pipe to a reader, which pauses the pipe when the log falls
+    behind (bounding memory) and sees its end once every process of the group closed it."""
 
-    asyncio's own `Process.wait()` waits for both, and a process the operator left in the
-    background keeps the pipe open: the run would look alive until that process ended.
-    """
-
-    def __init__(self) -> None:
-        # The reader pauses the pipe when the log falls behind, bounding memory.
-        self.output = asyncio.StreamReader()
-        self.exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        pipe = transport.get_pipe_transport(1)
-        assert isinstance(pipe, asyncio.ReadTransport)
-        self.output.set_transport(pipe)
+        assert isinstance(transport, asyncio.ReadTransport)
+        self._reader.set_transport(transport)
 
-    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        self.output.feed_data(data.encode() if isinstance(data, str) else data)
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed_data(data)
 
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         if exc is None:
-            self.output.feed_eof()
+            self._reader.feed_eof()
         else:
-            self.output.set_exception(exc)
-
-    def process_exited(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(None)
+            self._reader.set_exception(exc)
 
 
 class OperatorProcess:
-    """A command started by `spawn`; its group id is the leader's pid. `close` it when done."""
+    """A command started by `spawn`; its group id is the leader's pid. `close` it when done.
+
+    The leader's exit is known apart from its output pipe (`child_exit`, a pidfd the event loop
+    watches, no thread): a process the operator left in the background keeps the pipe open,
+    and the run must not look alive until that process ended.
+    """
 
     def __init__(
-        self, transport: asyncio.SubprocessTransport, protocol: _LeaderProtocol, status_file: Path
+        self,
+        leader: subprocess.Popen[bytes],
+        exited: asyncio.Future[int],
+        output: asyncio.StreamReader,
+        pipe: asyncio.ReadTransport,
+        status_file: Path,
     ) -> None:
-        self._transport = transport
-        self._protocol = protocol
+        self._leader = leader
+        self._exited = exited
+        self._output = output
+        self._pipe = pipe
         self._status_file = status_file
 
     @classmethod
@@ -113,7 +115,7 @@ class OperatorProcess:
         `status_file` must be empty and writable by `user` (`work_folders.hand_over`). A command
         that cannot be started (not on PATH, not executable) still gives a process: its
         `exit_status` carries the reason. Raises `OSError` only when the platform's own
-        interpreter cannot be started.
+        interpreter cannot be started. Cancelled once the leader started, it kills the group.
         """
         ids: dict[str, Any] = {}
         where = (str(os.getpid()), str(status_file))
@@ -125,43 +127,56 @@ class OperatorProcess:
             leader = (sys.executable, "-I", "-S", str(LEADER_SCRIPT), *where)
             if user.switch:
                 ids = {"user": user.uid, "group": user.gid, "extra_groups": []}
-        loop = asyncio.get_running_loop()
-        transport, protocol = await loop.subprocess_exec(
-            _LeaderProtocol,
-            *leader,
-            "--",
-            *command,
+        # Started on the loop's thread, as asyncio's subprocess_exec does: the native leader
+        # with vfork, so the loop is held for a moment only.
+        process = subprocess.Popen(  # noqa: ASYNC220 (see above)
+            (*leader, "--", *command),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            bufsize=0,
             cwd=cwd,
             env=env,
             start_new_session=True,
             **ids,
         )
-        return cls(transport, protocol, status_file)
+        exited = child_exit.watch_exit(process.pid)
+        exited.add_done_callback(functools.partial(_record_exit, process))
+        output = asyncio.StreamReader()
+        assert process.stdout is not None
+        try:
+            pipe, _ = await asyncio.get_running_loop().connect_read_pipe(
+                lambda: _OutputProtocol(output), process.stdout
+            )
+        except BaseException:
+            # Nothing will read its output or wait for it: the group goes (and is reaped).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            raise
+        return cls(process, exited, output, pipe, status_file)
 
     @property
     def pid(self) -> int:
         """The group leader's pid, which is also the process group id."""
-        return self._transport.get_pid()
+        return self._leader.pid
 
     @property
     def output(self) -> asyncio.StreamReader:
         """stdout and stderr of every process of the group, interleaved."""
-        return self._protocol.output
+        return self._output
 
     async def wait(self) -> int:
         """Waits for the group leader to exit (processes it left behind may remain) and returns
         its exit status. Cancelling the caller does not affect the process."""
-        await asyncio.shield(self._protocol.exited)
-        returncode = self._transport.get_returncode()
-        assert returncode is not None
-        return returncode
+        return await asyncio.shield(self._exited)
 
     def close(self) -> None:
-        """Releases the pipe and the transport; call once the leader exited."""
-        self._transport.close()
+        """Releases the pipe; call once the leader exited. A leader still running is killed
+        (as asyncio's transport would), and reaped when it is gone."""
+        self._pipe.close()
+        if not self._exited.done():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
 
     def signal_group(self, signum: int) -> None:
         """Sends `signum` to every process of the group; nothing when the group is gone.
@@ -185,8 +200,8 @@ class OperatorProcess:
 
     async def exit_status(self) -> ExitStatus:
         """How the operator ended; call once `wait` returned (reads the leader's status file)."""
-        returncode = self._transport.get_returncode()
-        assert returncode is not None, "exit_status before the process exited"
+        assert self._exited.done(), "exit_status before the process exited"
+        returncode = self._exited.result()
         if returncode < 0:  # the leader itself was killed (by our SIGKILL, or the OOM killer)
             return ExitStatus(code=128 - returncode, signal=-returncode)
         if returncode == 0:
@@ -200,6 +215,12 @@ class OperatorProcess:
         if kind == "signal" and detail.isdigit():
             return ExitStatus(code=returncode, signal=int(detail))
         return ExitStatus(code=returncode)
+
+
+def _record_exit(leader: subprocess.Popen[bytes], exited: asyncio.Future[int]) -> None:
+    # Popen warns of, and keeps a list of, the children it thinks unreaped.
+    if not exited.cancelled():
+        leader.returncode = exited.result()
 
 
 def native_leader(path: Path | None = None) -> Path | None:
