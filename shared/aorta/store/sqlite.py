@@ -6,9 +6,12 @@ document as JSON in `doc`; `aorta.store.sqlite_collection` turns the collection 
 says how JSON's types are kept apart and why the indexes serve the queries).
 
 Concurrency: the file is in WAL mode; a store holds one connection for writes and one for
-reads, each with its own thread (aiosqlite), so reads never wait behind a write that waits for
-another process's lock (`busy_timeout`). Every write is a single autocommitted statement.
-`synchronous=FULL` by default: a committed write survives a power cut, not only a crash.
+reads, each with its own thread, so reads never wait behind a write that waits for another
+process's lock (`busy_timeout`), and see only committed writes. Writes run in group commits
+(`aorta.store.sqlite_writer`): a lone write commits at once, and the writes that queue behind a
+running commit share the next transaction, each caller answered after that commit with its own
+statement's result or error. `synchronous=FULL` by default: a write a caller saw succeed
+survives a power cut, not only a crash.
 """
 
 from __future__ import annotations
@@ -24,14 +27,13 @@ import aiosqlite
 from aorta.errors import Internal, Unavailable
 from aorta.store import port
 from aorta.store.sqlite_collection import SqliteCollection
+from aorta.store.sqlite_writer import SqliteWriter
 
 
 class SqliteStateStore:
     """The `StateStore` over one SQLite file; build it with `await SqliteStateStore.open(path)`."""
 
-    def __init__(
-        self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection
-    ) -> None:
+    def __init__(self, path: Path, writer: SqliteWriter, reader: aiosqlite.Connection) -> None:
         self.path = path
         self._writer = writer
         self._reader = reader
@@ -52,25 +54,23 @@ class SqliteStateStore:
         """
         path = Path(path)
         try:
-            # Checked with a plain connection first: aiosqlite leaves a stray callback behind
+            # The writer's plain connection first: aiosqlite leaves a stray callback behind
             # when its own connect fails.
-            await asyncio.to_thread(_switch_to_wal, path, busy_timeout)
+            writer = SqliteWriter(await asyncio.to_thread(_connect, path, busy_timeout, durable))
         except sqlite3.Error as error:
             raise Unavailable(f"state store {path} cannot be opened: {error}") from error
-        connections: list[aiosqlite.Connection] = []
+        reader: aiosqlite.Connection | None = None
         try:
-            for _ in range(2):
-                connection = await aiosqlite.connect(path, isolation_level=None)
-                connections.append(connection)
-                await connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-                await connection.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            reader = await aiosqlite.connect(path, isolation_level=None)
+            await reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         except BaseException as error:
-            for connection in connections:
-                await connection.close()
+            if reader is not None:
+                await reader.close()
+            await writer.close()
             if isinstance(error, sqlite3.Error):
                 raise Unavailable(f"state store {path} cannot be opened: {error}") from error
             raise
-        return cls(path, connections[0], connections[1])
+        return cls(path, writer, reader)
 
     def collection(self, name: str) -> SqliteCollection:
         """The collection `name`; its table is created on first use."""
@@ -89,15 +89,15 @@ class SqliteStateStore:
         await self._reader.close()
 
     async def write(self, collection: str, sql: str, params: Sequence[Any] = ()) -> int:
-        """Runs one autocommitted statement on the writer; returns the rows it changed.
+        """Runs one statement in the writer's next group commit; returns the rows it changed
+        once that commit is durable.
 
         `sqlite3.IntegrityError` passes through for the caller to explain; other SQLite errors
         become `Unavailable` (busy, locked) or `Internal`.
         """
         await self._ready(collection)
         try:
-            async with self._writer.execute(sql, params) as cursor:
-                return int(cursor.rowcount)
+            return int(await self._writer.execute(sql, params))
         except sqlite3.IntegrityError:
             raise
         except sqlite3.Error as error:
@@ -106,11 +106,11 @@ class SqliteStateStore:
     async def write_returning(
         self, collection: str, sql: str, params: Sequence[Any] = ()
     ) -> list[Any]:
-        """Runs one autocommitted statement with a `RETURNING` clause on the writer; returns
-        its rows (none when it changed nothing). Errors as `write`."""
+        """Runs one statement with a `RETURNING` clause as `write` does; returns its rows (none
+        when it changed nothing). Errors as `write`."""
         await self._ready(collection)
         try:
-            return list(await self._writer.execute_fetchall(sql, params))
+            return list(await self._writer.execute(sql, params, returning=True))
         except sqlite3.IntegrityError:
             raise
         except sqlite3.Error as error:
@@ -144,12 +144,18 @@ class SqliteStateStore:
         return Internal(f"state store {self.path} failed: {error}")
 
 
-def _switch_to_wal(path: Path, busy_timeout: float) -> None:
-    """Puts the file in WAL mode (a persistent setting); `Unavailable` where SQLite cannot."""
-    connection = sqlite3.connect(path, timeout=busy_timeout)
+def _connect(path: Path, busy_timeout: float, durable: bool) -> sqlite3.Connection:
+    """The writer's connection, the file put in WAL mode (a persistent setting); `Unavailable`
+    where SQLite cannot."""
+    connection = sqlite3.connect(
+        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
     try:
         (mode,) = connection.execute("PRAGMA journal_mode = WAL").fetchone()
-    finally:
+        if mode != "wal":
+            raise Unavailable(f"state store {path}: SQLite cannot use WAL mode on this file")
+        connection.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+    except BaseException:
         connection.close()
-    if mode != "wal":
-        raise Unavailable(f"state store {path}: SQLite cannot use WAL mode on this file")
+        raise
+    return connection
