@@ -75,8 +75,8 @@ def completed(record: JobRecord, name: str) -> JobRecord:
 
 
 class Node:
-    """A ledger of `cpus` cores (no over-commit; each operator of FORK asks for 2), the jobs the leader runs, and what the
-    hand-off asked of the engine."""
+    """A ledger of `cpus` cores (no over-commit; each operator of FORK asks for 2), the jobs
+    the leader runs, and what the hand-off asked of the engine."""
 
     def __init__(self, cpus: int) -> None:
         self.ledger = ResourceLedger(

@@ -5,17 +5,19 @@ the inputs, give the workspace to the operator's user, start the command under i
 leader, watch it (exit, timeout, stop request), store the outputs when it exited 0 (the final
 log is pushed beside them), record the outcome, deliver it, remove the workspace. Whatever
 happens, the task sets the outcome, so a waiter is never left hanging; the workspace and the
-plan go after the outcome is delivered, so the next operator of the job need not wait for them.
+plan go after the outcome is delivered, so the next operator of the job need not wait for them,
+and once the next run's command started (`run_room.Removals`), so it need not share the disk
+with them while it is prepared.
 
 Exactly once. A run whose outcome an earlier process recorded finds that record before it
 makes anything, and ends with it. Before its workspace is made the run's plan is written and
-locked (`aorta.executors.local.run_plans`, `aorta.executors.local.run_room`); the group leader records the operator's exit in the
-workspace before anything else happens; the outcome is recorded on disk
-(`aorta.executors.outcome_records`) before the workspace and the plan are removed. A platform
-killed anywhere after an exit 0 thus leaves either the record or the workspace with its outputs
-and `exit 0`, from which the next executor finishes the run
-(`aorta.executors.local.leftovers`) instead of running the operator again. A run stopped because
-the executor closed (LOST) is not recorded: the scheduler runs it again.
+locked (`aorta.executors.local.run_plans`, `aorta.executors.local.run_room`); the group
+leader records the operator's exit in the workspace before anything else happens; the
+outcome is recorded on disk (`aorta.executors.outcome_records`) before the workspace and the
+plan are removed. A platform killed anywhere after an exit 0 thus leaves either the record or
+the workspace with its outputs and `exit 0`, from which the next executor finishes the run
+(`aorta.executors.local.leftovers`) instead of running the operator again. A run stopped
+because the executor closed (LOST) is not recorded: the scheduler runs it again.
 """
 
 from __future__ import annotations
@@ -143,6 +145,7 @@ class LocalRun:
         if self.earlier:
             return
         try:
+            await self._books.removals.turn()
             await self._clear(outcome)
         except Exception:  # the outcome stands; the next sweep removes what is left
             _log.exception("local run not cleared", run_id=self.spec.run_id)
@@ -225,6 +228,7 @@ class LocalRun:
         except OSError as error:
             return self._outcome_of(RunReason.START_FAILED, f"no group leader: {error}")
         self._times = replace(self._times, running=time.time())
+        self._books.removals.go()
         _log.info(
             "operator started",
             run_id=run.run_id,
