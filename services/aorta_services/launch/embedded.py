@@ -309,8 +309,11 @@ async def run_embedded(
     options: EmbeddedOptions,
     environ: Mapping[str, str],
     stop: asyncio.Event | None = None,
+    *,
+    long_running: bool = False,
 ) -> None:
-    """Runs the embedded platform until `stop` is set (or SIGTERM/SIGINT arrives)."""
+    """Runs the embedded platform until `stop` is set (or SIGTERM/SIGINT arrives);
+    `long_running` as `run_services` takes it (`aorta up`, not tests)."""
     stop_event = stop or asyncio.Event()
     if stop is None:
         install_stop_signals(stop_event)
@@ -381,6 +384,7 @@ async def run_embedded(
                 # tests) still start; a port asked for must be had.
                 health_optional=options.metrics_port is None,
                 on_health=functools.partial(health.__setitem__, "port"),
+                long_running=long_running,
             )
     tracing.shutdown()
     print("Aorta stopped.", file=sys.stdout, flush=True)

@@ -178,7 +178,7 @@ def up(
         log_file=logs.log_file,
     )
     try:
-        asyncio.run(run_embedded(options, environ))
+        asyncio.run(run_embedded(options, environ, long_running=True))
     except (DataDirBusy, AortaError, FileNotFoundError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
 
