@@ -14,9 +14,9 @@ from aorta import payload_layout
 from aorta.blobs.local import LocalBlobStore
 from aorta.errors import NotFound, Unavailable
 from aorta.executors import KnownRuns, RunReason, VolumeBinding
-from aorta.executors.local import process_group, run_room
+from aorta.executors.local import process_group
 from aorta.executors.local.executor import LocalExecutor
-from tests.integration.executors.conftest import Job, Store, eventually
+from tests.integration.executors.conftest import Job, Store
 
 
 class GatedBlobs:
@@ -197,25 +197,3 @@ async def test_a_run_without_input_files_is_prepared_in_one_thread_call(
     assert before_start[0] == ["make_room"]
     assert before_start[1][0] == "make_room"
     assert before_start[1][-1] == "hand_over_run"
-
-
-async def test_an_ended_runs_workspace_goes_once_the_next_command_started(
-    blobs: LocalBlobStore, job: Job, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Its removal waits for the next run's command, so that it does not share the disk with
-    the making of that run's workspace; at most `REMOVAL_PATIENCE` when no run comes."""
-    monkeypatch.setattr(run_room, "REMOVAL_PATIENCE", 60.0)
-    executor = LocalExecutor(blobs, tmp_path / "work")
-    first, second = job.run(("true",), operator="first"), job.run(("true",), operator="second")
-    try:
-        await executor.start(first)
-        assert (await executor.wait(first.run_id)).succeeded
-        await asyncio.sleep(0.2)
-        assert (tmp_path / "work" / job.job_id / "first-1").is_dir()
-
-        await executor.start(second)
-        assert (await executor.wait(second.run_id)).succeeded
-        await eventually(lambda: not (tmp_path / "work" / job.job_id / "first-1").exists())
-    finally:
-        await executor.close()
-    assert not (tmp_path / "work" / job.job_id).exists()  # close lets the last one go at once

@@ -357,7 +357,6 @@ class LocalExecutor:
         alive = [run for run in runs if run.alive]
         await asyncio.gather(*(run.stop(RunReason.LOST, self._close_grace) for run in alive))
         # Workspaces still being removed after their outcome: gone when close returns.
-        self._books.removals.go()
         await asyncio.gather(*(run.cleared() for run in runs if run.clearing))
         if self._services is not None:
             await self._services.close()

@@ -5,9 +5,7 @@ the inputs, give the workspace to the operator's user, start the command under i
 leader, watch it (exit, timeout, stop request), store the outputs when it exited 0 (the final
 log is pushed beside them), record the outcome, deliver it, remove the workspace. Whatever
 happens, the task sets the outcome, so a waiter is never left hanging; the workspace and the
-plan go after the outcome is delivered, so the next operator of the job need not wait for them,
-and once the next run's command started (`run_room.Removals`), so it need not share the disk
-with them while it is prepared.
+plan go after the outcome is delivered, so the next operator of the job need not wait for them.
 
 Exactly once. A run whose outcome an earlier process recorded finds that record before it
 makes anything, and ends with it. Before its workspace is made the run's plan is written and
@@ -145,7 +143,6 @@ class LocalRun:
         if self.earlier:
             return
         try:
-            await self._books.removals.turn()
             await self._clear(outcome)
         except Exception:  # the outcome stands; the next sweep removes what is left
             _log.exception("local run not cleared", run_id=self.spec.run_id)
@@ -228,7 +225,6 @@ class LocalRun:
         except OSError as error:
             return self._outcome_of(RunReason.START_FAILED, f"no group leader: {error}")
         self._times = replace(self._times, running=time.time())
-        self._books.removals.go()
         _log.info(
             "operator started",
             run_id=run.run_id,

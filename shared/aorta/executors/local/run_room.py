@@ -17,9 +17,7 @@ before its command starts are made by one blocking call, in this order:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aorta.errors import Invalid
 from aorta.executors.local.operator_user import OperatorUser
@@ -32,47 +30,13 @@ from aorta.executors.run_log import RunLog
 from aorta.executors.transfers import create_workspace_blocking
 from aorta.executors.workspace import Workspace
 
-REMOVAL_PATIENCE = 0.5
-"""Seconds an ended run's removal waits at most for the next run's command to start."""
-
-
-class Removals:
-    """When ended runs' rooms are removed: right after the next run's command starts, when
-    one starts within `patience` seconds (`REMOVAL_PATIENCE`), else after them. The
-    removal's file work then runs beside a command rather than beside the making of the next
-    run's room, which it would slow down (on a chain of operators, each operator's removal
-    came while its successor's room was made); `go` lets every waiting removal through at
-    once (the executor closing)."""
-
-    def __init__(self, patience: float | None = None) -> None:
-        self._patience = REMOVAL_PATIENCE if patience is None else patience
-        self._waiting: set[asyncio.Event] = set()
-
-    async def turn(self) -> None:
-        """Returns once a run's command started after this call, or `patience` seconds on."""
-        started = asyncio.Event()
-        self._waiting.add(started)
-        try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._patience):
-                    await started.wait()
-        finally:
-            self._waiting.discard(started)
-
-    def go(self) -> None:
-        """Lets every removal waiting for its `turn` through: a command started."""
-        for started in self._waiting:
-            started.set()
-
 
 @dataclass(frozen=True)
 class RunBooks:
-    """Where runs keep what outlives their process: plans while they run, outcomes after;
-    and when their rooms are removed."""
+    """Where runs keep what outlives their process: plans while they run, outcomes after."""
 
     plans: RunPlans
     records: OutcomeRecords
-    removals: Removals = field(default_factory=Removals)
 
 
 @dataclass(frozen=True)
