@@ -35,6 +35,7 @@ load of a shared machine weighs on both alike:
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import resource
 import statistics
@@ -53,6 +54,7 @@ from aorta.bus import CloudEvent
 from aorta.bus.nats import NatsBus
 from aorta.ids import JobId
 from aorta.logger import configure_logging
+from aorta.runtime.process import settle_collector
 from aorta.runtime.service import Running, ServiceContext, service_context
 from aorta.settings import Settings
 from aorta.testing.nats import async_nats_server
@@ -175,6 +177,9 @@ async def with_platform(
                     await scheduler_app.start(context, environ=environ),
                 ]
                 gateway = await gateway_app.start(context, address="127.0.0.1:0")
+                # As `aorta up` and `aorta serve` do once their services started.
+                threshold = gc.get_threshold()
+                settle_collector()
                 try:
                     async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
                         platform = Platform(context, channel)
@@ -186,6 +191,8 @@ async def with_platform(
                         finally:
                             await events.drain()
                 finally:
+                    gc.unfreeze()
+                    gc.set_threshold(*threshold)
                     await gateway.stop(1.0)
                     for service in reversed(services):
                         await service.stop(1.0)
