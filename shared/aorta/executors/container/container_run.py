@@ -38,11 +38,12 @@ from aorta.executors.container.outcome import (
 )
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import RunPlan
-from aorta.executors.container.staging import StagingFailed, Stopped, claimed, stage
+from aorta.executors.container.staging import StagingFailed, claimed, stage
 from aorta.executors.container.workspace_claims import Claim
 from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason, RunTimes
 from aorta.executors.run_log import RunLog
+from aorta.executors.stopping import Stopped
 from aorta.executors.transfers import create_workspace, push_outputs, remove_workspace
 from aorta.executors.workspace import Workspace
 from aorta.logger import get_logger

@@ -3,16 +3,15 @@
 `stage` fetches the run's inputs into the workspace, opens its volumes to the container's user,
 makes its image present (pull policy, registry credentials) and creates its container; a
 container of that name made by an earlier try is adopted. A stop request cancels the step under
-way and ends the staging with `Stopped`. `claimed` holds the workspace against sweeps
-(`aorta.executors.container.workspace_claims`) from before the workspace is made; the run
-(`aorta.executors.container.container_run`) releases the claim at its end.
+way and ends the staging with `Stopped` (`aorta.executors.stopping`). `claimed` holds the
+workspace against sweeps (`aorta.executors.container.workspace_claims`) from before the
+workspace is made; the run (`aorta.executors.container.container_run`) releases the claim at
+its end.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import TypeVar
 
 from aorta.blobs import BlobStore
 from aorta.errors import AortaError, Conflict
@@ -24,6 +23,7 @@ from aorta.executors.container.spec import RunPlan, image_reference
 from aorta.executors.container.volume_modes import open_volumes
 from aorta.executors.container.workspace_claims import Claim, try_claim
 from aorta.executors.port import OperatorRun
+from aorta.executors.stopping import Stopped, unless_stopped
 from aorta.executors.transfers import fetch_inputs
 from aorta.executors.workspace import Workspace
 from aorta.logger import get_logger
@@ -32,11 +32,6 @@ CLAIM_RETRY = 0.05
 """Seconds between tries of a workspace claim that a sweep holds for a moment."""
 
 _log = get_logger(__name__)
-T = TypeVar("T")
-
-
-class Stopped(Exception):
-    """A stop request arrived before the container started."""
 
 
 class StagingFailed(Exception):
@@ -92,22 +87,6 @@ async def stage(
     except AortaError as error:
         raise StagingFailed("; ".join(error.messages)) from error
     _log.info("operator container created", run_id=run.run_id, container=name)
-
-
-async def unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
-    """`work`'s result, unless `stop` is set first (then `Stopped`, work cancelled)."""
-    task = asyncio.ensure_future(work)
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-        if not task.done():
-            task.cancel()
-        await asyncio.gather(task, stopped, return_exceptions=True)
-    if task.cancelled():
-        raise Stopped
-    return task.result()
 
 
 async def claimed(workspace: Workspace) -> Claim:

@@ -25,7 +25,6 @@ import signal
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import replace
-from typing import TypeVar
 
 from aorta.blobs import BlobStore
 from aorta.errors import AortaError, Invalid
@@ -35,6 +34,7 @@ from aorta.executors.local.run_plans import HeldPlan, clear_run
 from aorta.executors.local.run_room import RunBooks, hand_over_run, make_room, not_handed_over
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason, RunTimes
 from aorta.executors.run_log import RunLog
+from aorta.executors.stopping import Stopped, unless_stopped
 from aorta.executors.transfers import InputFile, fetch_listed, list_inputs, push_outputs
 from aorta.executors.workspace import Workspace
 from aorta.logger import get_logger
@@ -47,11 +47,6 @@ _DRAIN_TIMEOUT = 2.0
 may hold the pipe open)."""
 
 _log = get_logger(__name__)
-T = TypeVar("T")
-
-
-class _Stopped(Exception):
-    """A stop request arrived before the command started."""
 
 
 class LocalRun:
@@ -162,10 +157,10 @@ class LocalRun:
         first operator without inputs, an upstream output left empty), the workspace is made
         and handed over in one thread call, each hop being a wait for a core."""
         run = self.spec
-        first: InputFile | _Stopped | AortaError | OSError | None
+        first: InputFile | Stopped | AortaError | OSError | None
         try:
-            first = await self._unless_stopped(anext(listing, None))
-        except (_Stopped, AortaError, OSError) as error:
+            first = await unless_stopped(anext(listing, None), self._stop_requested)
+        except (Stopped, AortaError, OSError) as error:
             first = error  # reported once the workspace and its log exist, as a fetch's
         try:
             env: dict[str, str] | str = operator_environment(run, self.workspace, self._config)
@@ -194,12 +189,13 @@ class LocalRun:
             if isinstance(first, BaseException):
                 raise first
             if first is not None:
-                await self._unless_stopped(
-                    fetch_listed(self._blobs, listing, self.workspace, first=first)
+                await unless_stopped(
+                    fetch_listed(self._blobs, listing, self.workspace, first=first),
+                    self._stop_requested,
                 )
             if self._stop_requested.is_set():
-                raise _Stopped
-        except _Stopped:
+                raise Stopped
+        except Stopped:
             message = _stopped_message(self._stop_reason, run.operator, started=False)
             return self._outcome_of(self._stop_reason, message)
         except (AortaError, OSError) as error:
@@ -356,21 +352,6 @@ class LocalRun:
         while True:
             await asyncio.sleep(self._config.log_flush_interval)
             await _quietly(self.log.push(self._blobs, self.spec.log_key), self.spec.run_id, "push")
-
-    async def _unless_stopped(self, work: Awaitable[T]) -> T:
-        """`work`'s result, unless a stop request comes first (then `_Stopped`, work cancelled)."""
-        task = asyncio.ensure_future(work)
-        stop = asyncio.ensure_future(self._stop_requested.wait())
-        try:
-            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            if not task.done():
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        if task.cancelled():
-            raise _Stopped
-        return task.result()
 
     def _outcome_of(
         self, reason: RunReason, message: str, exit_code: int | None = None, details: str = ""

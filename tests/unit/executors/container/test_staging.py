@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from aorta.errors import NotFound
-from aorta.executors.container.staging import Stopped, unless_stopped
+from aorta.executors.stopping import Stopped, unless_stopped
 
 
 async def test_a_step_that_ends_first_gives_its_result() -> None:
