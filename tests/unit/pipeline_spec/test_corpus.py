@@ -1,53 +1,14 @@
-"""Every definition of the corpus loads with the DAG it describes; every broken one fails where
-its `# expect:` line says, with the code and message it names; every one with keys the language
-does not know loads with exactly the warnings its `# warn:` lines name, where they name them."""
+"""Every definition of the corpus loads with the DAG it describes (its broken and warned cases:
+`test_corpus_refused`)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
-import yaml
 
-from aorta.errors import ErrorCode
-from aorta.pipeline_spec import Container, DagNode, DefinitionError, JobDagNode, load_pipeline
-from aorta.pipeline_spec import yaml_nodes as yaml_nodes
-
-CORPUS = Path(__file__).resolve().parents[2] / "pipelines"
-INVALID = CORPUS / "invalid"
-WARNED = CORPUS / "warned"
-EXPECT = re.compile(r"^# expect: (\w+) (?:(\S+\.yml):)?(\d+)(?::(\d+))? (.+)$", re.MULTILINE)
-WARN = re.compile(r"^# warn: (\d+):(\d+) (.+)$", re.MULTILINE)
-TYPOS = (
-    "typo-operators.yml", "typo-api-version.yml", "typo-operator-container.yml",
-    "typo-container-command.yml", "input-under-container.yml", "command-beside-container.yml",
-    "typo-command-beside-container.yml",
-    "typo-input.yml", "typo-output.yml", "typo-requests.yml", "typo-models.yml",
-    "typo-service.yml", "typo-connections.yml", "typo-http-connection.yml",
-    "typo-volume-connection.yml", "typo-import", "misspelt-key.yml",
-)  # fmt: skip
-"""One typo or misplaced key per mapping of the language (the issue's cases among them)."""
-
-
-@pytest.fixture(params=["libyaml", "python"])
-def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs a test with libyaml's event parser and again with PyYAML's own."""
-    if request.param == "python":
-        monkeypatch.setattr(yaml_nodes, "_LOADER", yaml.SafeLoader)
-    elif not yaml.__with_libyaml__:
-        pytest.fail("PyYAML was built without libyaml; the project pins a wheel that has it")
-    return str(request.param)
-
-
-def read_case(folder: Path, name: str, root: str | None) -> tuple[dict[str, str], str]:
-    """The files of one case as Pipelines.Create would send them, and its root file."""
-    path = folder / name
-    if path.is_file():
-        return {path.name: path.read_text()}, path.name
-    files = {p.relative_to(path).as_posix(): p.read_text() for p in sorted(path.rglob("*.yml"))}
-    return files, root or "pipeline.yml"
+from aorta.pipeline_spec import Container, DagNode, JobDagNode, load_pipeline
+from tests.unit.pipeline_spec.corpus import CORPUS, read_case
 
 
 @dataclass(frozen=True)
@@ -336,69 +297,3 @@ def test_timeouts() -> None:
     assert pipeline.job_timeout == 1800
     assert pipeline.stage_timeout("reconstruction") == 1500
     assert pipeline.stage_timeout("quick-check") == 1800
-
-
-def _invalid_cases() -> list[str]:
-    return sorted(p.name for p in INVALID.iterdir())
-
-
-def test_the_invalid_corpus_covers_the_required_failures() -> None:
-    required = {
-        "cycle.yml", "dangling-from.yml", "dangling-name.yml", "duplicate-operator-names.yml",
-        "duplicate-output-names.yml", "missing-input-name.yml", "relative-path.yml",
-        "bad-name-chars.yml", "name-too-long.yml", "negative-requests.yml",
-        "unknown-version.yml", "malformed-yaml.yml", "non-mapping-root.yml",
-        "duplicate-keys.yml", "import-cycle", "missing-import", "deep-nesting.yml",
-        "alias-bomb.yml", *TYPOS,
-    }  # fmt: skip
-    assert required <= set(_invalid_cases())
-
-
-@pytest.mark.parametrize("case", _invalid_cases())
-@pytest.mark.usefixtures("parser")
-def test_invalid_definition_is_refused_where_its_expect_line_says(case: str) -> None:
-    files, root = read_case(INVALID, case, None)
-    expected = EXPECT.search(files[root])
-    assert expected is not None, f"{case} has no '# expect:' line"
-    code, file, line, column, fragment = expected.groups()
-
-    with pytest.raises(DefinitionError) as raised:
-        load_pipeline(files, root=root)
-
-    assert raised.value.code == ErrorCode[code]
-    matching = [d for d in raised.value.diagnostics if fragment in d.message]
-    assert matching, raised.value.messages
-    assert (matching[0].file, matching[0].line) == (file or root, int(line))
-    if column is not None:
-        assert matching[0].column == int(column)
-    assert any(fragment in message for message in raised.value.messages)
-
-
-@pytest.mark.parametrize("case", TYPOS)
-def test_a_typo_is_the_only_error_even_where_it_leaves_a_required_key_missing(case: str) -> None:
-    files, root = read_case(INVALID, case, None)
-
-    with pytest.raises(DefinitionError) as raised:
-        load_pipeline(files, root=root)
-
-    (only,) = raised.value.diagnostics
-    assert "is missing" not in only.message
-    assert "did you mean `" in only.message or " belongs to " in only.message
-
-
-@pytest.mark.parametrize("case", sorted(p.name for p in WARNED.iterdir()))
-@pytest.mark.usefixtures("parser")
-def test_far_off_unknown_keys_are_only_warnings_where_the_warn_lines_say(case: str) -> None:
-    files, root = read_case(WARNED, case, None)
-    expected = WARN.findall(files[root])
-    assert expected, f"{case} has no '# warn:' line"
-
-    loaded = load_pipeline(files, root=root)
-
-    found = sorted((w.line, w.column, w.message) for w in loaded.warnings)
-    assert len(found) == len(expected), found
-    for line, column, fragment in expected:
-        assert any(
-            (at_line, at_column) == (int(line), int(column)) and fragment in message
-            for at_line, at_column, message in found
-        ), (line, column, fragment, found)
