@@ -33,6 +33,8 @@ from typing import Any
 
 from aiohttp import web
 
+from aorta.testing.kube_schema import check_schema
+
 Json = dict[str, Any]
 Hook = Callable[[str, Json], None]
 
@@ -58,24 +60,6 @@ class _Watcher:
     labels: str
     fields: str
     queue: asyncio.Queue[Json | None] = field(default_factory=asyncio.Queue)
-
-
-SCHEMA_VERSIONS = ("1.31", "1.37")
-"""The Kubernetes releases whose OpenAPI schemas every created object must satisfy: the oldest
-release Aorta supports and the newest `kubernetes-validate` knows."""
-
-
-def check_schema(obj: Json) -> None:
-    """Raises ValueError unless `obj` validates, strictly (no unknown field), against the
-    schemas of every release in `SCHEMA_VERSIONS` (offline, with `kubernetes-validate`)."""
-    import kubernetes_validate  # type: ignore[import-untyped]
-
-    for version in SCHEMA_VERSIONS:
-        try:
-            kubernetes_validate.validate(obj, version, strict=True)
-        except kubernetes_validate.ValidationError as error:
-            where = "/".join(str(part) for part in error.absolute_path)
-            raise ValueError(f"Kubernetes {version} schema: {where}: {error.message}") from None
 
 
 class KubeApiServer:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from aorta.testing.kube_api import check_schema
+from aorta.testing.kube_schema import check_schema
 from tests.unit.kubernetes.k8s_kustomize import render
 
 Json = dict[str, Any]

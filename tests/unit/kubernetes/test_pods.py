@@ -21,7 +21,7 @@ from aorta.executors.kubernetes.pods import (
 )
 from aorta.executors.port import OperatorRun, Resources, VolumeBinding
 from aorta.kubernetes.settings import KubernetesSettings
-from aorta.testing.kube_api import check_schema
+from aorta.testing.kube_schema import check_schema
 
 Json = dict[str, Any]
 JOB = "3fd032fc6e1b4b0bb7b5bd9e3c5a4f21"

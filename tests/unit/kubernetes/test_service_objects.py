@@ -28,7 +28,7 @@ from aorta.executors.services import (
 )
 from aorta.kubernetes.settings import KubernetesSettings
 from aorta.settings import SettingsError
-from aorta.testing.kube_api import check_schema
+from aorta.testing.kube_schema import check_schema
 
 COMMAND = ("tritonserver", f"--model-store={SERVICE_DATA_MACRO}/models")
 SERVICE = service_key("clara/trtis", "19.08", COMMAND)

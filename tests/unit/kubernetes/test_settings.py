@@ -6,7 +6,7 @@ import pytest
 
 from aorta.kubernetes.settings import KubernetesSettings
 from aorta.settings import Settings, SettingsError
-from aorta.testing.kube_api import check_schema
+from aorta.testing.kube_schema import check_schema
 from aorta.triton.kubernetes.objects import TritonSettings, triton_deployment, triton_service
 
 
