@@ -9,7 +9,8 @@ encoded themselves (`Encoded`). This module wraps each of them so that:
 - an `AortaError` becomes a response with a negative `ResponseHeader.code` and readable
   `messages`, sent with gRPC status OK, because Clara clients read the header, not the status;
 - anything unexpected is logged with its traceback and reported as an internal error naming the
-  request id, so an operator can find the log line;
+  request id, so an operator can find the log line (these two in
+  `aorta_services.gateway.rpc_errors`);
 - every log line of the call carries the RPC name and a request id (from the `x-request-id`
   metadata when the client sends one), and the caller's subject once admitted;
 - with tracing on, a unary or client-streaming call is served in a span that continues the
@@ -44,13 +45,11 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
 
 from aorta.auth.principal import calling_as
-from aorta.errors import AortaError, Forbidden, Internal, Unauthenticated
+from aorta.errors import Forbidden, Unauthenticated
 from aorta.ids import new_id
-from aorta.logger import get_logger
 from aorta.observability import tracing
 from aorta_services.gateway.guard import Call, Guard, aborted_result, outcome
-
-log = get_logger(__name__)
+from aorta_services.gateway.rpc_errors import answered, as_error, error_response
 
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 UnaryHandler: TypeAlias = Callable[[Any, Context], Awaitable[Message]]
@@ -81,15 +80,6 @@ class WireStreamHandler:
 Handler: TypeAlias = UnaryHandler | StreamingHandler | WireStreamHandler
 
 REQUEST_ID_METADATA = "x-request-id"
-
-
-def error_response(response_class: type[Message], error: AortaError) -> Message:
-    """A response of `response_class` that carries `error` in its header (field 1)."""
-    response = response_class()
-    header = response.header  # type: ignore[attr-defined]
-    header.code = error.code
-    header.messages.extend(error.messages)
-    return response
 
 
 def _request_id(context: Context) -> str:
@@ -129,15 +119,6 @@ async def _parse(raw: bytes, request_class: type[Message], context: Context) -> 
             f"the request is not a valid {request_class.DESCRIPTOR.full_name} message",
         )
         raise  # abort always raises; this keeps the type checker honest
-
-
-def _as_error(exc: Exception, rpc: str) -> AortaError:
-    if isinstance(exc, AortaError):
-        log.info("rpc.failed", code=exc.code, messages=list(exc.messages))
-        return exc
-    log.exception("rpc.crashed", error=repr(exc))
-    request_id = structlog.contextvars.get_contextvars().get("request_id", "?")
-    return Internal(f"internal error while serving {rpc} (request id {request_id})")
 
 
 @contextmanager
@@ -212,30 +193,9 @@ def _unary(
             with _admitted(call):
                 request = await _parse(raw, request_class, context)
                 await call.began(request)
-                return await _answered(rpc, response_class, handler(request, context), call)
+                return await answered(rpc, response_class, handler(request, context), call)
 
     return behavior
-
-
-async def _answered(
-    rpc: str, response_class: type[Message], answer: Awaitable[Message], call: Call
-) -> Message:
-    """`answer`, or the Clara error response for what it raised; an abort stays an abort, a
-    refusal becomes one. The outcome is recorded as the audit log wants."""
-    try:
-        response = await answer
-    except grpc.aio.AbortError:
-        await call.ended(aborted_result(call.context))
-        raise
-    except asyncio.CancelledError:
-        await asyncio.shield(call.ended(grpc.StatusCode.CANCELLED.name))
-        raise
-    except (Forbidden, Unauthenticated) as exc:
-        await call.refuse(exc)
-    except Exception as exc:
-        response = error_response(response_class, _as_error(exc, rpc))
-    await call.ended(outcome(response), response)
-    return response
 
 
 def _client_streaming(
@@ -272,7 +232,7 @@ def _client_streaming(
                 first = await anext(stream, None)
                 await call.began(first)
                 answer = handler(requests(first, stream), context)
-                return await _answered(rpc, response_class, answer, call)
+                return await answered(rpc, response_class, answer, call)
 
     return behavior
 
@@ -335,7 +295,7 @@ def _wire_streaming(
                 # As for parsed streams, the audit record names the first message's resources.
                 await call.began(await requests.first())
                 answer = handler.serve(requests, context)
-                return await _answered(rpc, response_class, answer, call)
+                return await answered(rpc, response_class, answer, call)
 
     return behavior
 
@@ -375,7 +335,7 @@ def _server_streaming(
                 except Exception as exc:
                     # Clara puts the header in every streamed message, so an error after some
                     # items still reaches a client that checks each one.
-                    error = error_response(response_class, _as_error(exc, rpc))
+                    error = error_response(response_class, as_error(exc, rpc))
                     await call.ended(outcome(error))
                     yield error
                 else:
