@@ -22,7 +22,7 @@ from rich.console import Group
 from rich.text import Text
 
 from aorta.api import payloads_pb2
-from aorta.cli import jobs
+from aorta.cli import joblist, jobs
 from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
 from aorta.cli.failures import ExitCode, NotFoundFailure, PlatformFailure, UsageFailure
 from aorta.cli.files import collect
@@ -121,7 +121,7 @@ def list_payloads(session: Session) -> None:
 
     -o wide adds each job's status and pipeline.
     """
-    found = jobs.list_jobs_matching(session, jobs.list_request((), (), (), None, None))
+    found = joblist.list_jobs_matching(session, joblist.list_request((), (), (), None, None))
     now = utcnow()
     rows = [
         (job.payload_id, job.job_id, job.name, job.state, ago(job.created, now)) for job in found

@@ -13,7 +13,7 @@ import difflib
 
 import click
 
-from aorta.cli import jobs, logs, models, payloads, pipelines, services, watch
+from aorta.cli import joblist, jobs, logs, models, payloads, pipelines, services, watch
 
 
 def suggestion(word: str, choices: list[str]) -> str:
@@ -111,7 +111,7 @@ def verb_groups() -> list[click.Command]:
         "list",
         "List pipelines, jobs, models, payloads or pipeline services.",
         pipelines.list_pipelines,
-        jobs.list_jobs,
+        joblist.list_jobs,
         models.list_models,
         payloads.list_payloads,
         services.list_services,
