@@ -27,7 +27,7 @@ import aiosqlite
 from aorta.errors import Internal, Unavailable
 from aorta.store import port
 from aorta.store.sqlite_collection import SqliteCollection
-from aorta.store.sqlite_writer import SqliteWriter
+from aorta.store.sqlite_writer import SqliteWriter, WriterClosed
 
 
 class SqliteStateStore:
@@ -139,6 +139,8 @@ class SqliteStateStore:
         self._tables.add(collection)
 
     def _translate(self, error: sqlite3.Error) -> Exception:
+        if isinstance(error, WriterClosed):  # a call that was under way when `close` came
+            return Unavailable(f"state store {self.path} is closed")
         if error.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             return Unavailable(f"state store {self.path} is busy: another writer holds it")
         return Internal(f"state store {self.path} failed: {error}")

@@ -18,7 +18,13 @@ the batch, earlier ones too, since their changes are gone: the statement that ra
 error, the others a copy naming it with the same SQLite error code.
 
 Results go back to each caller's event loop in one callback per batch, not one per write.
-`close` lets every write already queued complete first.
+
+Cancellation: a caller cancelled while its write waits in the queue withdraws it, and the write
+never runs; once its batch has begun (the writer marks the batch's writes as started before
+`BEGIN`), it runs to the end of that transaction like the others, which keep their own outcomes,
+and the cancelled caller simply gets no answer: what committed is in the database for the next
+read. `close` lets every write already queued (and not withdrawn) complete first; a write asked
+for after `close` fails with `WriterClosed` without reaching SQLite.
 """
 
 from __future__ import annotations
@@ -39,10 +45,28 @@ MAX_BYTES = 4 * 1024 * 1024
 single larger write still runs, alone."""
 
 
-class _Write:
-    """One caller's statement and, once the batch ends, its result or error."""
+class WriterClosed(sqlite3.ProgrammingError):
+    """The writer was closed before this write could be queued (the store maps it to its own
+    closed error)."""
 
-    __slots__ = ("error", "future", "params", "result", "returning", "size", "sql")
+
+class _Write:
+    """One caller's statement and, once the batch ends, its result or error.
+
+    `started` and `withdrawn` change only under the writer's lock: whichever is set first wins.
+    """
+
+    __slots__ = (
+        "error",
+        "future",
+        "params",
+        "result",
+        "returning",
+        "size",
+        "sql",
+        "started",
+        "withdrawn",
+    )
 
     def __init__(
         self, sql: str, params: Sequence[Any], returning: bool, future: asyncio.Future[Any]
@@ -54,6 +78,8 @@ class _Write:
         self.size = len(sql) + sum(len(p) for p in params if isinstance(p, str | bytes))
         self.result: Any = None
         self.error: BaseException | None = None
+        self.started = False
+        self.withdrawn = False
 
 
 _STOP = object()
@@ -78,6 +104,10 @@ class SqliteWriter:
         self._max_bytes = max_bytes
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closing = False
+        # Settles the races of a cancelled caller withdrawing its write with the thread starting
+        # the batch that holds it, and of a write being queued with `close`: taken once per
+        # write, once per batch and once per cancellation, each time for a few instructions.
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
         self._thread.start()
 
@@ -86,19 +116,32 @@ class SqliteWriter:
     ) -> Any:
         """Runs one statement in the next transaction; the rows it changed, or with `returning`
         its rows, once that transaction has committed. The statement's own error as `sqlite3`
-        raised it; a `sqlite3.Error` when the transaction failed as a whole."""
-        if self._closing:
-            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        raised it; a `sqlite3.Error` when the transaction failed as a whole; `WriterClosed`
+        after `close`.
+
+        Cancelled before its transaction began, the statement never runs; after, it runs with
+        its batch (see the module docstring)."""
         future = asyncio.get_running_loop().create_future()
-        self._queue.put(_Write(sql, params, returning, future))
-        return await future
+        write = _Write(sql, params, returning, future)
+        with self._lock:  # never behind the stop mark, whichever thread closes
+            if self._closing:
+                raise WriterClosed("the SQLite writer is closed")
+            self._queue.put(write)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            with self._lock:
+                if not write.started:
+                    write.withdrawn = True
+            raise
 
     async def close(self) -> None:
         """Waits for every write already queued to complete, then closes the connection;
         idempotent."""
-        if not self._closing:
-            self._closing = True
-            self._queue.put(_STOP)
+        with self._lock:
+            if not self._closing:
+                self._closing = True
+                self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join)
 
     def _run(self) -> None:
@@ -123,9 +166,20 @@ class SqliteWriter:
                     break
                 batch.append(item)
                 size += item.size
-            self._commit(batch)
-            _deliver(batch)
+            batch = self._start(batch)
+            if batch:
+                self._commit(batch)
+                _deliver(batch)
         self._connection.close()
+
+    def _start(self, batch: list[_Write]) -> list[_Write]:
+        """The writes of `batch` whose callers still wait, each marked started: from now on a
+        cancellation no longer withdraws it."""
+        with self._lock:
+            kept = [write for write in batch if not write.withdrawn]
+            for write in kept:
+                write.started = True
+        return kept
 
     def _commit(self, batch: list[_Write]) -> None:
         """Runs `batch` in one transaction, leaving each write's result or error on it."""

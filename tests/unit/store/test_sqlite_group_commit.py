@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from aorta.errors import Conflict
+from aorta.errors import Conflict, Unavailable
 from aorta.store.sqlite import SqliteStateStore
 from tests.unit.store.test_sqlite_writer import Gate
 
@@ -88,3 +88,19 @@ async def test_close_lets_the_queued_calls_finish(gated: Gated) -> None:
         assert await reopened.collection("jobs").count() == 6
     finally:
         await reopened.close()
+
+
+async def test_a_call_under_way_when_the_store_closes_is_refused_as_closed(gated: Gated) -> None:
+    held = await gated.hold()
+    # Its collection's table is made first, behind the held write; the insert comes after.
+    fresh = asyncio.create_task(gated.store.collection("fresh").insert({"id": "f"}))
+    await asyncio.sleep(0)
+    closing = asyncio.create_task(gated.store.close())
+    await asyncio.sleep(0)
+    gated.gate.opened.set()
+    await closing
+    await held
+    with pytest.raises(Unavailable, match="is closed"):
+        await fresh
+    with pytest.raises(Unavailable, match="is closed"):
+        await gated.store.collection("jobs").insert({"id": "late"})

@@ -3,7 +3,8 @@ caller sees its own statement's result or error, and a transaction that fails fa
 
 Batches are made without timing: the first write calls `gate()`, a SQL function that holds the
 writer's thread inside its transaction until the test opens it, so everything submitted
-meanwhile queues behind it. Transactions are counted from the connection's SQL trace."""
+meanwhile queues behind it (`inner_gate()` holds a later batch the same way, once begun).
+Transactions are counted from the connection's SQL trace."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from aorta.store.sqlite_writer import SqliteWriter
+from aorta.store.sqlite_writer import SqliteWriter, WriterClosed
 
 CREATE = "CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER NOT NULL)"
 
@@ -44,10 +45,12 @@ class Opened:
         self.path = path
         self.statements: list[str] = []
         self.gate = Gate()
+        self.inner_gate = Gate()
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute(CREATE)
         connection.create_function("gate", 0, self.gate)
+        connection.create_function("inner_gate", 0, self.inner_gate)
         connection.set_trace_callback(self.statements.append)
         self.writer = SqliteWriter(connection, **limits)
 
@@ -90,6 +93,7 @@ async def opened(tmp_path: Path) -> AsyncIterator[Opened]:
     opened = Opened(tmp_path / "state.db")
     yield opened
     opened.gate.opened.set()
+    opened.inner_gate.opened.set()
     await opened.writer.close()
 
 
@@ -206,10 +210,66 @@ async def test_close_completes_the_queued_writes_first(opened: Opened) -> None:
     await asyncio.sleep(0)
     closing = asyncio.create_task(opened.writer.close())
     await asyncio.sleep(0)
-    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+    with pytest.raises(WriterClosed, match="closed"):
         await opened.insert("late")
     opened.gate.opened.set()
     await closing
     assert await first == 1
     assert [await task for task in queued] == [1] * 5
     assert len(opened.rows()) == 6
+    with pytest.raises(WriterClosed, match="closed"):
+        await opened.insert("after")
+
+
+async def test_a_write_cancelled_while_queued_never_runs(opened: Opened) -> None:
+    first = asyncio.create_task(opened.insert("gate", "gate()"))
+    await opened.gate.held()
+    kept = asyncio.create_task(opened.insert("kept"))
+    cancelled = asyncio.create_task(opened.insert("cancelled"))
+    after = asyncio.create_task(opened.insert("after"))
+    await asyncio.sleep(0)  # all three are queued behind the gate
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    opened.gate.opened.set()
+    assert (await first, await kept, await after) == (1, 1, 1)
+    assert opened.rows() == [("after", 0), ("gate", 0), ("kept", 0)]
+    assert not [sql for sql in opened.statements if "cancelled" in sql]
+    assert opened.commits == 2
+
+
+async def test_a_batch_of_withdrawn_writes_alone_commits_nothing(opened: Opened) -> None:
+    first = asyncio.create_task(opened.insert("gate", "gate()"))
+    await opened.gate.held()
+    withdrawn = [asyncio.create_task(opened.insert(f"w{i}")) for i in range(3)]
+    await asyncio.sleep(0)
+    for task in withdrawn:
+        task.cancel()
+    await asyncio.gather(*withdrawn, return_exceptions=True)
+    opened.gate.opened.set()
+    assert await first == 1
+    assert await opened.insert("next") == 1
+    assert opened.rows() == [("gate", 0), ("next", 0)]
+    assert opened.commits == 2
+
+
+async def test_a_write_cancelled_once_its_batch_began_lands_with_its_batch(opened: Opened) -> None:
+    first = asyncio.create_task(opened.insert("gate", "gate()"))
+    await opened.gate.held()
+    # The next batch: a write that stops inside the transaction, the one cancelled there, and
+    # one that reads what the cancelled one wrote.
+    holding = asyncio.create_task(opened.insert("holding", "inner_gate()"))
+    cancelled = asyncio.create_task(opened.insert("cancelled"))
+    update = "UPDATE t SET n = 7 WHERE id = ? RETURNING n"
+    reading = asyncio.create_task(opened.writer.execute(update, ("cancelled",), returning=True))
+    await asyncio.sleep(0)
+    opened.gate.opened.set()
+    await opened.inner_gate.held()  # the batch has begun: its writes can no longer be withdrawn
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    opened.inner_gate.opened.set()
+    assert (await first, await holding, await reading) == (1, 1, [(7,)])
+    assert opened.rows() == [("cancelled", 7), ("gate", 0), ("holding", 0)]
+    assert opened.commits == 2
+    assert await opened.insert("next") == 1  # and the writer goes on
