@@ -3,11 +3,13 @@
 What a `TritonServer` of every backend does, whatever runs the server (a child process, a
 container, a pod behind its Service): a load Triton refuses is `Invalid` (MODEL_ARCHIVE_INVALID)
 with Triton's own text, one that outlives the load timeout or meets a server that stopped is
-`Unavailable`.
+`Unavailable`. `ControlledServer` is that part of every backend's `TritonServer`, so a backend
+says only whether its server lives and how it ends.
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +17,7 @@ import tritonclient.grpc.aio as triton_grpc  # type: ignore[import-untyped]
 from tritonclient.utils import InferenceServerException  # type: ignore[import-untyped]
 
 from aorta.errors import ErrorCode, Invalid, Unavailable
+from aorta.triton.model_locks import ModelLocks
 
 _INDEX_TIMEOUT = 10.0
 
@@ -79,3 +82,46 @@ class TritonControl:
         client, self._client = self._client, None
         if client is not None:
             await client.close()
+
+
+class ControlledServer(abc.ABC):
+    """The `TritonServer` calls every backend answers alike, through `control`.
+
+    A load reads the model's files under `locks`, the backend's, so it never meets a folder
+    being replaced; `stop` closes the gRPC channel, then `_halt` ends the server itself.
+    """
+
+    def __init__(self, id: str, control: TritonControl, locks: ModelLocks) -> None:
+        self.id = id
+        self._control = control
+        self._locks = locks
+
+    @property
+    def grpc_uri(self) -> str:
+        return self._control.grpc_uri
+
+    @property
+    def http_uri(self) -> str:
+        return self._control.http_uri
+
+    @abc.abstractmethod
+    def alive(self) -> bool:
+        """False once the server is known to have stopped or died (cheap, no I/O)."""
+
+    async def load(self, model: str) -> None:
+        async with self._locks(model).reading():
+            await self._control.load(model, alive=self.alive)
+
+    async def unload(self, model: str) -> None:
+        await self._control.unload(model)
+
+    async def ready_models(self) -> set[str]:
+        return await self._control.ready_models()
+
+    async def stop(self) -> None:
+        await self._control.close()
+        await self._halt()
+
+    @abc.abstractmethod
+    async def _halt(self) -> None:
+        """Ends the server (its process, container or Deployment); idempotent."""

@@ -51,7 +51,7 @@ from aorta.triton.container.spec import (
     podman_spec,
     published_port,
 )
-from aorta.triton.control import TritonControl
+from aorta.triton.control import ControlledServer, TritonControl
 from aorta.triton.local.repository import ModelFolder
 from aorta.triton.port import ArchiveWriter
 from aorta.triton.server_flags import MemoryPools
@@ -66,7 +66,7 @@ RETRY_WAIT = 1.0
 _log = get_logger(__name__)
 
 
-class ContainerTritonServer:
+class ContainerTritonServer(ControlledServer):
     """A `TritonServer` that is one container, reached on its ports published on 127.0.0.1."""
 
     def __init__(
@@ -77,38 +77,18 @@ class ContainerTritonServer:
         control: TritonControl,
         backend: ContainerTritonBackend,
     ) -> None:
-        self.id = id
+        super().__init__(id, control, backend.lock)
         self.name = name
         """The container's name."""
         self.gpus = gpus
-        self._control = control
         self._backend = backend
         self.exited = asyncio.Event()
         """Set once the engine reports the container stopped."""
 
-    @property
-    def grpc_uri(self) -> str:
-        return self._control.grpc_uri
-
-    @property
-    def http_uri(self) -> str:
-        return self._control.http_uri
-
     def alive(self) -> bool:
         return not self.exited.is_set()
 
-    async def load(self, model: str) -> None:
-        async with self._backend.lock(model).reading():
-            await self._control.load(model, alive=self.alive)
-
-    async def unload(self, model: str) -> None:
-        await self._control.unload(model)
-
-    async def ready_models(self) -> set[str]:
-        return await self._control.ready_models()
-
-    async def stop(self) -> None:
-        await self._control.close()
+    async def _halt(self) -> None:
         await self._backend.remove(self.name)
 
 

@@ -37,7 +37,7 @@ from aorta.kubernetes.settings import KubernetesSettings
 from aorta.kubernetes.watch import ObjectWatch
 from aorta.logger import get_logger
 from aorta.triton.archive import DEFAULT_LIMITS, ArchiveLimits, extract_archive, inspect_archive
-from aorta.triton.control import TritonControl
+from aorta.triton.control import ControlledServer, TritonControl
 from aorta.triton.kubernetes.objects import (
     GRPC_PORT,
     HTTP_PORT,
@@ -58,41 +58,21 @@ Addresses = Callable[[str], tuple[str, str]]
 """A server id → its (gRPC, HTTP) `host:port`."""
 
 
-class KubernetesTritonServer:
+class KubernetesTritonServer(ControlledServer):
     """A `TritonServer` that is one pod of a Deployment, reached through its Service."""
 
     def __init__(
         self, id: str, backend: KubernetesTritonBackend, pod: Json, control: TritonControl
     ) -> None:
-        self.id = id
+        super().__init__(id, control, backend.lock)
         self._backend = backend
         self._pod_uid = str(pod["metadata"].get("uid", ""))
         self._restarts = _restarts(pod)
-        self._control = control
-
-    @property
-    def grpc_uri(self) -> str:
-        return self._control.grpc_uri
-
-    @property
-    def http_uri(self) -> str:
-        return self._control.http_uri
 
     def alive(self) -> bool:
         return self._backend.serves(self.id, self._pod_uid, self._restarts)
 
-    async def load(self, model: str) -> None:
-        async with self._backend.lock(model).reading():
-            await self._control.load(model, alive=self.alive)
-
-    async def unload(self, model: str) -> None:
-        await self._control.unload(model)
-
-    async def ready_models(self) -> set[str]:
-        return await self._control.ready_models()
-
-    async def stop(self) -> None:
-        await self._control.close()
+    async def _halt(self) -> None:
         await self._backend.remove_server(self.id)
 
 

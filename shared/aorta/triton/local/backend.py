@@ -24,7 +24,7 @@ from pathlib import Path
 from aorta.errors import Unavailable
 from aorta.executors.local.operator_user import OperatorUser
 from aorta.triton.archive import DEFAULT_LIMITS, ArchiveLimits
-from aorta.triton.control import TritonControl
+from aorta.triton.control import ControlledServer, TritonControl
 from aorta.triton.local.confinement import make_home, open_to_server
 from aorta.triton.local.install import STUB, TritonInstall
 from aorta.triton.local.process import TritonProcess
@@ -33,40 +33,20 @@ from aorta.triton.port import ArchiveWriter
 from aorta.triton.server_flags import MemoryPools
 
 
-class LocalTritonServer:
+class LocalTritonServer(ControlledServer):
     """A `TritonServer` that is a tritonserver child process of this one."""
 
     def __init__(
         self, id: str, process: TritonProcess, backend: LocalTritonBackend, load_timeout: float
     ) -> None:
-        self.id = id
+        control = TritonControl(id, process.grpc_uri, process.http_uri, load_timeout)
+        super().__init__(id, control, backend.lock)
         self.process = process
-        self._backend = backend
-        self._control = TritonControl(id, process.grpc_uri, process.http_uri, load_timeout)
-
-    @property
-    def grpc_uri(self) -> str:
-        return self.process.grpc_uri
-
-    @property
-    def http_uri(self) -> str:
-        return self.process.http_uri
 
     def alive(self) -> bool:
         return self.process.alive()
 
-    async def load(self, model: str) -> None:
-        async with self._backend.lock(model).reading():
-            await self._control.load(model, alive=self.alive)
-
-    async def unload(self, model: str) -> None:
-        await self._control.unload(model)
-
-    async def ready_models(self) -> set[str]:
-        return await self._control.ready_models()
-
-    async def stop(self) -> None:
-        await self._control.close()
+    async def _halt(self) -> None:
         await self.process.stop()
 
 
