@@ -1,34 +1,22 @@
-"""The payloads service over the in-process bus, with real SQLite and a local blob folder."""
+"""The payloads service over the in-process bus, with real SQLite and a local blob folder
+(`tests.unit.memory_services`)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from aorta.bus import CloudEvent
 from aorta.bus.memory import MemoryBus, MemoryNetwork
-from aorta.runtime.service import RunningService, ServiceContext, service_context
-from aorta.settings import Settings
+from aorta.runtime.service import RunningService, ServiceContext
 from aorta_services.payloads import app
+from tests.unit.memory_services import (  # noqa: F401  (the fixtures)
+    bus_options_fixture,
+    context_fixture,
+    network_fixture,
+)
 from tests.unit.payloads.payload_calls import RPC_TIMEOUT, Calls
-
-
-@pytest.fixture
-def network() -> MemoryNetwork:
-    return MemoryNetwork()
-
-
-@pytest.fixture
-async def context(network: MemoryNetwork, tmp_path: Path) -> AsyncIterator[ServiceContext]:
-    settings = Settings.from_env(
-        {"AORTA_DATA_DIR": str(tmp_path), "AORTA_RPC_TIMEOUT": str(RPC_TIMEOUT)}
-    )
-    bus = MemoryBus(network, default_timeout=RPC_TIMEOUT)
-    async with service_context(settings, bus) as context:
-        yield context
-        await bus.close()
 
 
 @pytest.fixture

@@ -1,42 +1,20 @@
-"""The pipelines service over the in-process bus, with a real SQLite store in tmp_path."""
+"""The pipelines service over the in-process bus, with a real SQLite store in tmp_path
+(`tests.unit.memory_services`)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from aorta.bus.memory import MemoryBus, MemoryNetwork
-from aorta.runtime.service import RunningService, ServiceContext, service_context
-from aorta.settings import Settings
+from aorta.runtime.service import RunningService, ServiceContext
 from aorta_services.pipelines import app
-
-RPC_TIMEOUT = 5.0
-
-
-@pytest.fixture
-def network() -> MemoryNetwork:
-    return MemoryNetwork()
-
-
-@pytest.fixture
-async def client(network: MemoryNetwork) -> AsyncIterator[MemoryBus]:
-    """A bus beside the service's, as the gateway or the scheduler would hold."""
-    bus = MemoryBus(network, default_timeout=RPC_TIMEOUT)
-    yield bus
-    await bus.close()
-
-
-@pytest.fixture
-async def context(network: MemoryNetwork, tmp_path: Path) -> AsyncIterator[ServiceContext]:
-    settings = Settings.from_env(
-        {"AORTA_DATA_DIR": str(tmp_path), "AORTA_RPC_TIMEOUT": str(RPC_TIMEOUT)}
-    )
-    bus = MemoryBus(network, default_timeout=RPC_TIMEOUT)
-    async with service_context(settings, bus) as context:
-        yield context
-        await bus.close()
+from tests.unit.memory_services import (  # noqa: F401  (the fixtures)
+    bus_options_fixture,
+    client_fixture,
+    context_fixture,
+    network_fixture,
+)
 
 
 @pytest.fixture
