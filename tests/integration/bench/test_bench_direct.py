@@ -4,28 +4,13 @@ refuses a transfer that took the other path than the one it times."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[3]
-SCRIPT = "import json, bench.bench_direct as b; print(json.dumps(b.run()))"
+from tests.integration.bench.bench_report import bench_report
 
 
 def test_the_direct_benchmark_reports_its_ratios() -> None:
-    env = {**os.environ, "AORTA_BENCH_DIRECT_MB": "4", "AORTA_BENCH_REPEAT": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=110,
+    report = bench_report(
+        "bench_direct", {"AORTA_BENCH_DIRECT_MB": "4", "AORTA_BENCH_REPEAT": "1"}, timeout=110
     )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.splitlines()[-1])
 
     assert (report["size_mib"], report["repeat"]) == (4, 1)
     for key in (

@@ -6,16 +6,10 @@ that every job was listed on both platforms and each figure is a number.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-SCRIPT = "import json, bench.bench_lists as b; print(json.dumps(b.run()))"
+from tests.integration.bench.bench_report import bench_report
+
 FIGURES = ("list_first_message_ms", "list_jobs_per_s", "list_peak_rss_growth_mib", "status_p99_ms")
 
 
@@ -23,17 +17,9 @@ FIGURES = ("list_first_message_ms", "list_jobs_per_s", "list_peak_rss_growth_mib
 # two-core machine (load 19) the run once passed the 110 s it was given.
 @pytest.mark.timeout(300)
 def test_the_list_benchmark_reports_each_figure_against_the_baseline() -> None:
-    env = {**os.environ, "AORTA_BENCH_HISTORY": "300", "AORTA_BENCH_HEAVY": "2"}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=280,
+    report = bench_report(
+        "bench_lists", {"AORTA_BENCH_HISTORY": "300", "AORTA_BENCH_HEAVY": "2"}, timeout=280
     )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.splitlines()[-1])
 
     assert (report["history_jobs"], report["heavy_jobs"]) == (300, 2)
     assert (report["listed"], report["baseline_listed"]) == (300, 20)

@@ -6,28 +6,13 @@ that each transfer really happened, was verified, and produced a number.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[3]
-SCRIPT = "import json, bench.bench_payloads as b; print(json.dumps(b.run()))"
+from tests.integration.bench.bench_report import bench_report
 
 
 def test_the_payload_benchmark_reports_rates_ratios_floor_and_memory() -> None:
-    env = {**os.environ, "AORTA_BENCH_PAYLOAD_MB": "8", "AORTA_BENCH_REPEAT": "2"}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=110,
+    report = bench_report(
+        "bench_payloads", {"AORTA_BENCH_PAYLOAD_MB": "8", "AORTA_BENCH_REPEAT": "2"}, timeout=110
     )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.splitlines()[-1])
 
     assert (report["file_mib"], report["download_repeats"]) == (8, 2)
     rates = [key for key in report if key.endswith("_mib_s")]

@@ -7,32 +7,15 @@ its figures.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-SCRIPT = "import json, bench.bench_scale as b; print(json.dumps(b.run()))"
+from tests.integration.bench.bench_report import bench_report
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_scale_benchmark_reports_one_and_two_replicas_and_their_ratios() -> None:
-    env = {**os.environ, "AORTA_BENCH_SCALE_SECONDS": "2"}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=290,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.splitlines()[-1])
+    report = bench_report("bench_scale", {"AORTA_BENCH_SCALE_SECONDS": "2"}, timeout=290)
 
     assert report["scale_seconds"] == 2.0
     for count in ("one", "two"):

@@ -8,33 +8,17 @@ quotient of its rates.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-SCRIPT = "import json, bench.bench_status_load as b; print(json.dumps(b.run()))"
+from tests.integration.bench.bench_report import bench_report
+
 PATHS = ("status_load", "payload_details_load", "pipeline_details_load")
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_read_load_benchmark_reports_each_path_against_the_floor() -> None:
-    env = {**os.environ, "AORTA_BENCH_LOAD_SECONDS": "0.5"}
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.splitlines()[-1])
+    report = bench_report("bench_status_load", {"AORTA_BENCH_LOAD_SECONDS": "0.5"}, timeout=280)
 
     assert (report["clients"], report["seconds_per_load"]) == (20, 0.5)
     for path in PATHS:
