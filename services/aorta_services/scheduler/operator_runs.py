@@ -19,6 +19,9 @@ The order is what makes crashes harmless:
    also starts the operators its end made ready, where the engine would have started them
    (`handoff`): their RUNNING states follow the end in that one write, their events follow
    its event, and their runs start once it is stored (step 1 holds for them as for any).
+   An end that leaves its job nothing to run carries the job's finish (SUCCEEDED or FAULTED,
+   `job.stopped` staged after the end's event) in the same write, which the engine's pass
+   would otherwise have made next (`_Finishing`).
 
 Each write keeps the attempt's timeline (`domain.timeline`): when it became ready and was
 admitted at the start, the executor's stage times at the end, from which the operator metrics
@@ -35,6 +38,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TypeVar
 
 from structlog.contextvars import bound_contextvars
@@ -47,7 +51,13 @@ from aorta_services.scheduler.active import ActiveJob, RunHandle
 from aorta_services.scheduler.domain import Allocation, OperatorStatus, transitions
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.runs import build_run
-from aorta_services.scheduler.events import Change, JobEvents, operator_event, staged
+from aorta_services.scheduler.events import (
+    Change,
+    JobEvents,
+    job_event,
+    operator_event,
+    staged,
+)
 from aorta_services.scheduler.handoff import Claim, Handoff
 from aorta_services.scheduler.pipeline_services import ServiceKeeper, ServiceParts
 from aorta_services.scheduler.repository import JobRepository
@@ -87,6 +97,38 @@ def executor_kind(executor: Executor) -> str:
 
 class _Refused(Exception):
     """The guarded start write was refused: the run must not start."""
+
+
+class _Finishing:
+    """An operator's end (`ending`), then the job's finish with its `job.stopped` staged when
+    that end leaves the job nothing to run: no other run of the leader's (`handles`), no
+    orphan, and an outcome (`transitions.finish` refuses otherwise, and the end is written
+    alone). The engine's pass would have written that finish next, in a write of its own; in
+    one write the end still comes first, and its event before the job's. `finished` says
+    whether the change's last run finished the job."""
+
+    def __init__(
+        self, job: ActiveJob, name: str, ending: Change, clock: Callable[[], float]
+    ) -> None:
+        self._job = job
+        self._name = name
+        self._ending = ending
+        self._clock = clock
+        self.finished = False
+
+    def __call__(self, record: JobRecord) -> JobRecord:
+        after = self._ending(record)
+        self.finished = False
+        if self._job.orphans or any(other != self._name for other in self._job.handles):
+            return after
+        # The job stops when its last operator did.
+        now = after.operator(self._name).stopped or self._clock()
+        try:
+            after = staged(partial(transitions.finish, now=now), job_event("stopped"))(after)
+        except Conflict:
+            return after
+        self.finished = True
+        return after
 
 
 async def with_retries(write: Callable[[], Awaitable[T]]) -> T:
@@ -330,7 +372,9 @@ class OperatorRunner:
             name, "stopped", status=status, exit_code=outcome.exit_code, reason=reason
         )
         claims = self._claims(job, name, finished) if outcome.succeeded else []
-        change = self._with_starts(staged(finished, stopped), claims)
+        ending = staged(finished, stopped)
+        finishing = None if claims else _Finishing(job, name, ending, parts.clock)
+        change = finishing or self._with_starts(ending, claims)
         try:
             record = await with_retries(
                 lambda: parts.events.modify(job.id, change, known=job.record)
@@ -345,8 +389,10 @@ class OperatorRunner:
         self._settle(job, claims, record)
         log.info("operator.stopped", status=status.name, exit_code=outcome.exit_code, reason=reason)
         observations.operator_ended(record, name, handle.attempt)
-        # The job's next write removes this end's event: the next operator's RUNNING, or the
-        # job's finish after its last operator.
+        if finishing is not None and finishing.finished:
+            log.info("job.stopped", status=record.phase.status.name)
+        # The job's next write removes this end's event (and the job's `stopped` when this
+        # write finished the job): the next operator's RUNNING, or the job's release.
         await parts.events.flush(record, later=True)
         if not outcome.succeeded:
             job.halt(f"operator {name!r} failed")

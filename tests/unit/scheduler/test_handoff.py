@@ -1,5 +1,6 @@
 """An operator's end starts the operators it made ready in the same write, where the engine's
-pass would have started them with the same resources, and only there."""
+pass would have started them with the same resources, and only there; the end that leaves its
+job nothing to run finishes the job in that write."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from aorta.api import jobs_pb2
 from aorta.executors import RunOutcome, RunReason
 from aorta.ids import JobId, PayloadId, PipelineId
 from aorta.pipeline_spec import load_pipeline
@@ -24,6 +26,7 @@ from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.resources import Capacity
 from aorta_services.scheduler.handoff import Claim, Handoff
 from aorta_services.scheduler.repository import JobRepository
+from tests.unit.scheduler.scheduler_fakes import Behaviour
 from tests.unit.scheduler.scheduler_harness import CHAIN, PIPELINE_ID, Harness
 
 FORK = """\
@@ -183,3 +186,55 @@ async def test_a_chain_never_stores_an_end_without_the_next_start(
     assert (done, done, running_) in statuses
     assert (done, pending, pending) not in statuses
     assert (done, done, pending) not in statuses
+
+
+def _writes(monkeypatch: pytest.MonkeyPatch) -> list[JobRecord]:
+    """Every job record `JobRepository.modify` stores from now on, in order."""
+    stored: list[JobRecord] = []
+    write = JobRepository.modify
+
+    async def spied(self: JobRepository, *args: Any, **kwargs: Any) -> JobRecord:
+        record = await write(self, *args, **kwargs)
+        stored.append(record)
+        return record
+
+    monkeypatch.setattr(JobRepository, "modify", spied)
+    return stored
+
+
+@pytest.mark.parametrize(("exit_code", "phase"), [(0, JobPhase.SUCCEEDED), (3, JobPhase.FAULTED)])
+async def test_the_last_end_and_the_jobs_finish_are_one_write(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, exit_code: int, phase: JobPhase
+) -> None:
+    stored = _writes(monkeypatch)
+    harness.peers.add_pipeline(PIPELINE_ID, "chain", {"c.yaml": CHAIN})
+    await harness.replica(behaviours={"third": Behaviour(exit_code=exit_code)})
+
+    job_id = await harness.run()
+    await harness.stopped(job_id)
+
+    ends = [r for r in stored if r.job_progress().status("third") is not OperatorStatus.RUNNING]
+    ends = [r for r in ends if r.operator("third").attempt]
+    # The first write that holds the last operator's end holds the job's stop too, and the
+    # job's `stopped` is staged after the operator's.
+    assert ends[0].phase is phase and ends[0].stopped == ends[0].operator("third").stopped
+    staged = [event["type"].removeprefix("org.aorta.job.") for event in ends[0].outbox]
+    assert staged[-2:] == ["operator.stopped", "stopped"]
+    assert not any(r.phase is JobPhase.RUNNING and r.job_progress().outcome() for r in stored)
+
+
+async def test_an_end_with_a_sibling_still_running_leaves_the_job_running(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored = _writes(monkeypatch)
+    harness.peers.add_pipeline(PIPELINE_ID, "fork", {"f.yaml": FORK})
+    await harness.replica(behaviours={"a": Behaviour(exit_code=3), "b": Behaviour(seconds=0.5)})
+
+    job_id = await harness.run()
+    status = await harness.stopped(job_id)
+
+    assert status.status == jobs_pb2.JOB_STATUS_FAULTED
+    faulted = next(r for r in stored if r.job_progress().status("a") is OperatorStatus.FAULTED)
+    assert faulted.phase is JobPhase.RUNNING  # `b` still ran: the job stopped only after it
+    final = stored[-1]
+    assert final.job_progress().status("b") is not OperatorStatus.RUNNING
