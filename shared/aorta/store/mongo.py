@@ -245,10 +245,9 @@ class MongoCollection:
         unset: Sequence[str] = (),
         fields: Sequence[str] | None = None,
     ) -> Document:
-        port.check_id(self.name, id)
-        expected = port.check_version(self.name, expected_version)
-        checked, removed = updates.checked_update(self.name, changes, unset)
-        chosen = updates.returned_fields(self.name, fields)
+        expected, checked, removed, chosen = updates.checked_arguments(
+            self.name, id, changes, expected_version, unset, fields
+        )
         returned = None if chosen is None else {field_path(field): 1 for field in chosen}
         query: Document = {"_id": id}
         if expected is not None:

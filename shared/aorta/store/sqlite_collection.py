@@ -178,10 +178,9 @@ class SqliteCollection:
         unset: Sequence[str] = (),
         fields: Sequence[str] | None = None,
     ) -> Document:
-        port.check_id(self.name, id)
-        expected = port.check_version(self.name, expected_version)
-        checked, removed = updates.checked_update(self.name, changes, unset)
-        chosen = updates.returned_fields(self.name, fields)
+        expected, checked, removed, chosen = updates.checked_arguments(
+            self.name, id, changes, expected_version, unset, fields
+        )
         if in_place(checked, removed):
             text = await self._update_in_place(id, expected, checked, removed)
             return _loads(text) if chosen is None else projection(chosen)(text)

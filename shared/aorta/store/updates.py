@@ -1,6 +1,6 @@
 """The checks and the reference semantics of `Collection.update`, shared by both adapters.
 
-`checked_update` refuses bad arguments before anything is written; `apply_update` applies a
+`checked_arguments` refuses bad arguments before anything is written; `apply_update` applies a
 checked update to a decoded document as MongoDB's `$set`/`$unset` do, and is what an adapter
 falls back on to tell why a conditional write matched nothing.
 
@@ -17,10 +17,17 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from aorta.errors import Invalid
-from aorta.store.port import MANAGED_FIELDS, Document, check_path, checked_value
+from aorta.store.port import (
+    MANAGED_FIELDS,
+    Document,
+    check_id,
+    check_path,
+    check_version,
+    checked_value,
+)
 
 _ELEMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\.(0|[1-9][0-9]{0,8})")
 
@@ -75,6 +82,32 @@ def checked_update(
         if second == first or second.startswith(first + "."):
             raise Invalid(f"{collection}: fields {first!r} and {second!r} overlap in one update")
     return copied, removed
+
+
+class UpdateArguments(NamedTuple):
+    """`Collection.update`'s arguments once checked: the version it expects, the changes and
+    unset paths to write, and the fields it returns (None: the whole document)."""
+
+    expected: int | None
+    changes: Document
+    unset: tuple[str, ...]
+    fields: list[str] | None
+
+
+def checked_arguments(
+    collection: str,
+    id: str,
+    changes: Mapping[str, Any],
+    expected_version: int | None,
+    unset: Sequence[str],
+    fields: Sequence[str] | None,
+) -> UpdateArguments:
+    """Every check of an `update` call, in the order both adapters make them; `Invalid`
+    before anything is read or written."""
+    check_id(collection, id)
+    expected = check_version(collection, expected_version)
+    checked, removed = checked_update(collection, changes, unset)
+    return UpdateArguments(expected, checked, removed, returned_fields(collection, fields))
 
 
 def apply_update(
