@@ -9,52 +9,26 @@ from typing import Any
 import pytest
 
 from aorta.api import jobs_pb2
-from aorta.executors import RunOutcome, RunReason
-from aorta.ids import JobId, PayloadId, PipelineId
-from aorta.pipeline_spec import load_pipeline
+from aorta.ids import JobId
 from aorta_services.scheduler.active import ActiveJob, RunHandle, owner
 from aorta_services.scheduler.domain import (
     Allocation,
     JobPhase,
-    JobPriority,
     OperatorStatus,
     ResourceLedger,
     transitions,
 )
-from aorta_services.scheduler.domain.definition import operator_records, progress_of
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.resources import Capacity
 from aorta_services.scheduler.handoff import Claim, Handoff
 from aorta_services.scheduler.repository import JobRepository
 from tests.unit.scheduler.scheduler_fakes import Behaviour
 from tests.unit.scheduler.scheduler_harness import CHAIN, PIPELINE_ID, Harness
-
-FORK = """\
-api-version: 0.4.0
-name: fork
-operators:
-- {name: a, container: {image: x}, input: [{path: /in}], output: [{path: /out}]}
-- {name: b, container: {image: x}, input: [{path: /in}], output: [{path: /out}]}
-- {name: c, container: {image: x}, input: [{from: a, path: /a}], output: [{path: /out}]}
-"""
-OK = RunOutcome("r", RunReason.COMPLETED, 0)
+from tests.unit.scheduler.test_transitions import FORK, OK, created
 
 
 def running(job_id: str = "0123456789abcdef0123456789abcdef") -> JobRecord:
-    pipeline = load_pipeline({"f.yaml": FORK}).pipeline
-    record = JobRecord(
-        id=JobId(job_id),
-        name="fork-job",
-        pipeline_id=PipelineId("11111111111111111111111111111111"),
-        pipeline_name="fork",
-        payload_id=PayloadId("22222222222222222222222222222222"),
-        priority=JobPriority.NORMAL,
-        phase=JobPhase.CREATED,
-        created=100.0,
-        progress=progress_of(pipeline).to_document(),
-        operators=operator_records(pipeline, default_timeout=600, max_timeout=1800),
-        released=True,
-    )
+    record = created(job_id)
     queued = transitions.queue(
         record,
         variables={},

@@ -36,10 +36,10 @@ OK = RunOutcome("r", RunReason.COMPLETED, 0)
 FAILED = RunOutcome("r", RunReason.FAILED, 3, "exit code 3; last lines: boom")
 
 
-def created() -> JobRecord:
+def created(job_id: str = "0123456789abcdef0123456789abcdef") -> JobRecord:
     pipeline = load_pipeline({"f.yaml": FORK}).pipeline
     return JobRecord(
-        id=JobId("0123456789abcdef0123456789abcdef"),
+        id=JobId(job_id),
         name="fork-job",
         pipeline_id=PipelineId("11111111111111111111111111111111"),
         pipeline_name="fork",
