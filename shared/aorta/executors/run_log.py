@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import os
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from aorta.blobs import BlobStore
+from aorta.errors import NotFound
 
 NOTE_PREFIX = "[aorta] "
 _CHUNK = 1 << 20
@@ -67,15 +69,24 @@ class RunLog:
         line = ("" if self._ends_line else "\n") + NOTE_PREFIX + text + "\n"
         await self.append(line.encode("utf-8"))
 
-    async def push(self, blobs: BlobStore, key: str) -> None:
+    async def push(self, blobs: BlobStore, key: str, *, absent_when_empty: bool = False) -> None:
         """Puts the whole file under `key` unless nothing changed since the last push.
 
         Atomic (the blob store's put): a cancelled or failed push leaves the previous copy.
+
+        `absent_when_empty`, for a log whose readers take a missing object for an empty log (an
+        operator's, `Jobs.ReadLogs`): while nothing was written to the log `create` made, the
+        object under `key` (an earlier attempt's) is deleted instead of an empty file put, so
+        a run that wrote nothing costs the store no durable write.
         """
         version = self._version
         if version == self._pushed_version:
             return
-        await blobs.put(key, file_chunks(await open_for_reading(self.path)))
+        if absent_when_empty and self.created and version == 0:
+            with contextlib.suppress(NotFound):
+                await blobs.delete(key)
+        else:
+            await blobs.put(key, file_chunks(await open_for_reading(self.path)))
         self._pushed_version = version
 
     async def tail(self, lines: int) -> list[str]:

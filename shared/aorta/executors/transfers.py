@@ -16,9 +16,9 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar, cast
 
-from aorta.blobs import BlobStore, check_key, check_prefix
+from aorta.blobs import BlobInfo, BlobStore, check_key, check_prefix
 from aorta.errors import Invalid, NotFound
 from aorta.executors.port import VolumeBinding
 from aorta.executors.run_log import file_chunks
@@ -167,26 +167,27 @@ async def push_outputs(
     every file of the push is stored, to each output's checksum manifest
     (`aorta.payload_layout.output_checksums_key`), which downloads check against. The earlier
     manifest is deleted first, so a push cut short leaves files without checksums rather than
-    with an earlier attempt's.
+    with an earlier attempt's. An output with no file has no manifest (it would name nothing).
+
+    Whether an earlier attempt left anything (files or a manifest) is asked while the folders
+    are read, and only what is there is deleted: an output with no file, where nothing was
+    stored before, writes nothing to the store.
     """
-    plans: list[tuple[VolumeBinding, list[tuple[str, tuple[str, ...]]]]] = []
-    skipped: list[str] = []
-    for binding in outputs:
-        files, left_out = await asyncio.to_thread(_regular_files, workspace.volume(binding.path))
-        skipped += [f"{binding.path}/{name}" for name in left_out]
-        keyed = []
-        for relative, _ in files:
-            key = binding.blob_prefix + relative
-            try:
-                check_key(key)
-            except Invalid as error:
-                raise Invalid(f"output file {binding.path}/{relative}: {error}") from None
-            keyed.append((key, tuple(relative.split("/"))))
-        plans.append((binding, keyed))
-    for binding, _ in plans:
-        with contextlib.suppress(NotFound):
-            await blobs.delete(output_checksums_key(binding.blob_prefix))
-        await blobs.delete_prefix(binding.blob_prefix)
+    outputs = list(outputs)
+    looks = [asyncio.ensure_future(_stored_before(blobs, b.blob_prefix)) for b in outputs]
+    try:
+        plans, skipped = await asyncio.to_thread(_output_files, workspace, outputs)
+        earlier = await asyncio.gather(*looks)
+    finally:
+        for look in looks:
+            look.cancel()
+        await asyncio.gather(*looks, return_exceptions=True)
+    for (binding, _), (manifest, files) in zip(plans, earlier, strict=True):
+        if manifest:
+            with contextlib.suppress(NotFound):
+                await blobs.delete(output_checksums_key(binding.blob_prefix))
+        if files:
+            await blobs.delete_prefix(binding.blob_prefix)
 
     async def items() -> AsyncIterator[tuple[str, str, tuple[str, ...]]]:
         for binding, keyed in plans:
@@ -209,10 +210,62 @@ async def push_outputs(
         return info.size
 
     sizes = await _bounded(items(), push)
-    for prefix, checksums in stored.items():
-        manifest = checksum_manifest(prefix, sorted(checksums, key=lambda item: item.key))
-        await blobs.put(output_checksums_key(prefix), _one_chunk(manifest))
+    manifests = [
+        (binding.blob_prefix, sorted(stored[binding.blob_prefix], key=lambda item: item.key))
+        for binding, keyed in plans
+        if keyed
+    ]
+    await asyncio.gather(
+        *(
+            blobs.put(output_checksums_key(prefix), _one_chunk(checksum_manifest(prefix, sums)))
+            for prefix, sums in manifests
+        )
+    )
     return Transferred(files=len(sizes), size=sum(sizes), skipped=tuple(skipped))
+
+
+_Keyed = list[tuple[str, tuple[str, ...]]]
+
+
+def _output_files(
+    workspace: Workspace, outputs: list[VolumeBinding]
+) -> tuple[list[tuple[VolumeBinding, _Keyed]], list[str]]:
+    """Each output with the keys and path parts of its regular files, and what was left out;
+    `Invalid` for a file name no blob key can have. Blocks (one worker-thread call for all)."""
+    plans: list[tuple[VolumeBinding, _Keyed]] = []
+    skipped: list[str] = []
+    for binding in outputs:
+        files, left_out = _regular_files(workspace.volume(binding.path))
+        skipped += [f"{binding.path}/{name}" for name in left_out]
+        keyed = []
+        for relative, _ in files:
+            key = binding.blob_prefix + relative
+            try:
+                check_key(key)
+            except Invalid as error:
+                raise Invalid(f"output file {binding.path}/{relative}: {error}") from None
+            keyed.append((key, tuple(relative.split("/"))))
+        plans.append((binding, keyed))
+    return plans, skipped
+
+
+async def _stored_before(blobs: BlobStore, prefix: str) -> tuple[bool, bool]:
+    """Whether the output under `prefix` has a checksum manifest, and any object, stored."""
+
+    async def manifest() -> bool:
+        try:
+            await blobs.stat(output_checksums_key(prefix))
+        except NotFound:
+            return False
+        return True
+
+    async def files() -> bool:
+        listing = cast(AsyncGenerator[BlobInfo, None], blobs.list(prefix))
+        async with contextlib.aclosing(listing):
+            return await anext(listing, None) is not None
+
+    found_manifest, found_files = await asyncio.gather(manifest(), files())
+    return found_manifest, found_files
 
 
 async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:

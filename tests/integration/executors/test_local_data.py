@@ -7,7 +7,9 @@ import asyncio
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,6 +181,39 @@ async def test_links_are_not_stored_and_the_log_says_so(
     assert (
         "not stored (not regular files): /output/link" in (await store.read(run.log_key)).decode()
     )
+
+
+async def test_a_run_that_wrote_nothing_stores_nothing_and_clears_an_earlier_log(
+    executor: LocalExecutor,
+    job: Job,
+    store: Store,
+    blobs: LocalBlobStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = job.run(("true",), attempt=2)
+    await store.put(run.log_key, b"attempt 1 said this\n")
+    changes: list[str] = []
+
+    def noting(name: str) -> Callable[..., Any]:
+        original = getattr(blobs, name)
+
+        def noted(key: str, *args: Any) -> Any:
+            changes.append(f"{name} {key}")
+            return original(key, *args)
+
+        return noted
+
+    for name in ("put", "delete", "delete_prefix", "copy"):
+        monkeypatch.setattr(blobs, name, noting(name))
+
+    await executor.start(run)
+
+    assert (await executor.wait(run.run_id)).reason is RunReason.COMPLETED
+    # The earlier attempt's log goes (ReadLogs reads no log as no lines); nothing is put.
+    assert changes == [f"delete {run.log_key}"]
+    assert await store.keys(f"logs/{job.job_id}/") == []
+    assert await store.keys(job.output_prefix()) == []
+    assert await store.keys(payload_layout.payload_checksums_prefix(job.payload_id)) == []
 
 
 async def test_keep_workspaces_leaves_the_folders_for_inspection(

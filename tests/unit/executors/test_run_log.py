@@ -12,20 +12,26 @@ from typing import BinaryIO, cast
 import pytest
 
 from aorta.blobs import BlobInfo, BlobStore
+from aorta.errors import NotFound
 from aorta.executors import run_log
 from aorta.executors.run_log import RunLog, file_chunks, open_for_reading, split_lines
 
 
 class RecordingBlobs:
-    """Keeps each put's bytes; only `put` is used by the log."""
+    """Keeps each put's bytes and each deleted key; `put` and `delete` are all the log uses."""
 
     def __init__(self) -> None:
         self.puts: list[tuple[str, bytes]] = []
+        self.deleted: list[str] = []
 
     async def put(self, key: str, chunks: AsyncIterable[bytes]) -> BlobInfo:
         data = b"".join([chunk async for chunk in chunks])
         self.puts.append((key, data))
         return BlobInfo(key, len(data), datetime.now(UTC))
+
+    async def delete(self, key: str) -> None:
+        self.deleted.append(key)
+        raise NotFound(key)
 
 
 async def chunks_of(*parts: bytes) -> AsyncIterator[bytes]:
@@ -100,6 +106,33 @@ async def test_a_push_happens_only_when_something_changed(log: RunLog) -> None:
     await log.push(blobs, "logs/job/op.log")  # type: ignore[arg-type]
 
     assert blobs.puts == [("logs/job/op.log", b""), ("logs/job/op.log", b"hello\n")]
+
+
+async def test_a_log_nothing_was_written_to_is_removed_rather_than_stored_empty(
+    log: RunLog,
+) -> None:
+    blobs = RecordingBlobs()
+    key = "logs/job/op.log"
+    await log.push(blobs, key, absent_when_empty=True)  # type: ignore[arg-type]
+    await log.push(blobs, key, absent_when_empty=True)  # type: ignore[arg-type]
+    assert (blobs.puts, blobs.deleted) == ([], [key])
+
+    await log.append(b"hello\n")
+    await log.push(blobs, key, absent_when_empty=True)  # type: ignore[arg-type]
+    assert (blobs.puts, blobs.deleted) == ([(key, b"hello\n")], [key])
+
+
+async def test_a_log_of_an_earlier_process_is_stored_even_when_asked_to_skip_empty_ones(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "operator.log"
+    path.write_bytes(b"before the crash\n")
+    blobs = RecordingBlobs()
+
+    log = RunLog(path, max_bytes=1000)
+    await log.push(blobs, "k", absent_when_empty=True)  # type: ignore[arg-type]
+
+    assert blobs.puts == [("k", b"before the crash\n")]
 
 
 async def test_tail_of_a_missing_file_is_empty(tmp_path: Path) -> None:

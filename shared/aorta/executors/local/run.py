@@ -318,8 +318,10 @@ class LocalRun:
             await _quietly(self._books.records.write(outcome), run.run_id, "outcome record")
         return outcome
 
-    async def _push_log(self) -> None:
-        await _quietly(self.log.push(self._blobs, self.spec.log_key), self.spec.run_id, "log push")
+    async def _push_log(self, what: str = "log push") -> None:
+        # A run that wrote nothing leaves no stored log (ReadLogs reads none as no lines).
+        push = self.log.push(self._blobs, self.spec.log_key, absent_when_empty=True)
+        await _quietly(push, self.spec.run_id, what)
 
     async def _clear(self, outcome: RunOutcome) -> None:
         """Removes the workspace and the plan once the outcome is recorded and delivered."""
@@ -351,7 +353,7 @@ class LocalRun:
     async def _flush_periodically(self) -> None:
         while True:
             await asyncio.sleep(self._config.log_flush_interval)
-            await _quietly(self.log.push(self._blobs, self.spec.log_key), self.spec.run_id, "push")
+            await self._push_log("push")
 
     def _outcome_of(
         self, reason: RunReason, message: str, exit_code: int | None = None, details: str = ""
