@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import grpc
-import pytest
 from structlog.testing import capture_logs
 
 from aorta import subjects
 from aorta.api import clara_pb2, clara_pb2_grpc, node_monitor_pb2, node_monitor_pb2_grpc
 from aorta.bus import Request
-
-
-@pytest.fixture
-async def channel(platform: Any) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(platform.target) as opened:
-        yield opened
 
 
 async def eventually(check: Callable[[], Any], within: float = 30.0) -> Any:

@@ -15,23 +15,19 @@ import grpc
 import pytest
 
 from aorta.api import payloads_pb2_grpc
-from aorta.bus.nats import NatsBus
 from aorta.bus.nats_server import NatsServerProcess
-from aorta.runtime.service import service_context
 from aorta.settings import Settings
-from aorta.testing.nats import nats_server as started_nats_server
 from aorta.testing.s3 import S3Server
-from aorta_services.gateway import app as gateway_app
 from aorta_services.payloads import app as payloads_app
+from tests.integration import gateway_platform
+from tests.integration.gateway_platform import (  # noqa: F401  (the fixtures)
+    channel_fixture,
+    gateway_before,
+    nats_server_fixture,
+)
 from tests.integration.payloads.payload_grpc import Platform, Stub
 
 RPC_TIMEOUT = 10.0
-
-
-@pytest.fixture(scope="module")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServerProcess]:
-    with started_nats_server(tmp_path_factory.mktemp("nats")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +58,8 @@ def platform_settings(
 ) -> Settings:
     """The settings of a platform a test runs in its own process: its data in `folder`, the
     bus at `nats_server`, a blob store of `kind` (`local` or `s3`), and `environ` on top."""
-    return Settings.from_env(
-        {
-            "AORTA_DATA_DIR": str(folder),
-            "AORTA_NATS_URL": nats_server.url,
-            "AORTA_RPC_TIMEOUT": str(RPC_TIMEOUT),
-            **blob_settings(kind, request),
-            **environ,
-        }
+    return gateway_platform.platform_settings(
+        nats_server, folder, RPC_TIMEOUT, **{**blob_settings(kind, request), **environ}
     )
 
 
@@ -79,24 +69,8 @@ async def platform(
 ) -> AsyncIterator[Platform]:
     kind: str = request.param
     settings = platform_settings(request, kind, nats_server, tmp_path)
-    bus = await NatsBus.connect(settings.nats_url, name="aorta-test", default_timeout=RPC_TIMEOUT)
-    async with service_context(settings, bus) as context:
-        payloads = await payloads_app.start(context)
-        try:
-            gateway = await gateway_app.start(context, address="127.0.0.1:0")
-            try:
-                yield Platform(gateway.port, bus, context.blobs, kind, tmp_path)
-            finally:
-                await gateway.stop(1.0)
-        finally:
-            await payloads.stop(1.0)
-            await bus.close()
-
-
-@pytest.fixture
-async def channel(platform: Platform) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(platform.target) as opened:
-        yield opened
+    async with gateway_before(settings, payloads_app.start) as gateway:
+        yield Platform(gateway.port, gateway.bus, gateway.context.blobs, kind, tmp_path)
 
 
 @pytest.fixture

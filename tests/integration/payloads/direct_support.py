@@ -14,12 +14,10 @@ import pytest
 import urllib3
 
 from aorta.api import aorta_payloads_pb2, aorta_payloads_pb2_grpc, payloads_pb2
-from aorta.bus.nats import NatsBus
 from aorta.bus.nats_server import NatsServerProcess
-from aorta.runtime.service import service_context
-from aorta_services.gateway import app as gateway_app
 from aorta_services.payloads import app as payloads_app
-from tests.integration.payloads.conftest import RPC_TIMEOUT, platform_settings
+from tests.integration.gateway_platform import gateway_before
+from tests.integration.payloads.conftest import platform_settings
 from tests.integration.payloads.payload_grpc import (
     digest,
     ident,
@@ -80,15 +78,5 @@ async def s3_platform(
 ) -> AsyncIterator[str]:
     """An S3 platform in this process with extra settings; yields the gateway's target."""
     settings = platform_settings(request, "s3", nats_server, tmp_path, **environ)
-    bus = await NatsBus.connect(settings.nats_url, name="aorta-test", default_timeout=RPC_TIMEOUT)
-    async with service_context(settings, bus) as context:
-        payloads = await payloads_app.start(context)
-        gateway = await gateway_app.start(
-            context, address="127.0.0.1:0", authenticator=authenticator
-        )
-        try:
-            yield f"127.0.0.1:{gateway.port}"
-        finally:
-            await gateway.stop(1.0)
-            await payloads.stop(1.0)
-            await bus.close()
+    async with gateway_before(settings, payloads_app.start, authenticator=authenticator) as gateway:
+        yield gateway.target
