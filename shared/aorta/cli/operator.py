@@ -11,6 +11,16 @@ from aorta.cli.session import Session, with_session
 from aorta.devkit import init_operator, run_local
 from aorta.devkit.image_build import BUILDERS, base_missing, build, plan_build
 
+_operator_folder = click.option(
+    "--dir",
+    "folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    help="The operator folder.",
+)
+"""The `--dir` of the commands that take an existing operator folder."""
+
 
 @click.group("operator")
 def operator() -> None:
@@ -41,14 +51,7 @@ def init(session: Session, name: str, folder: Path | None) -> None:
 
 
 @operator.command("run-local")
-@click.option(
-    "--dir",
-    "folder",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=".",
-    show_default=True,
-    help="The operator folder.",
-)
+@_operator_folder
 @click.option(
     "--input",
     "input_dir",
@@ -72,14 +75,7 @@ def run_local_command(
 
 
 @operator.command("build")
-@click.option(
-    "--dir",
-    "folder",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=".",
-    show_default=True,
-    help="The operator folder.",
-)
+@_operator_folder
 @click.option(
     "-t",
     "--tag",
