@@ -8,7 +8,7 @@ The RPCs the gateway handles itself call the internal verbs by their contracts (
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -21,7 +21,7 @@ from aorta.auth.ownership import owner_metadata
 from aorta.blobs import BlobStore
 from aorta.bus import Bus
 from aorta.bus.unanswered import stalled, timed_out
-from aorta.bus.verbs import StreamVerb, Verb, call, call_stream
+from aorta.bus.verbs import StreamVerb, Verb, call
 from aorta.errors import Unavailable
 from aorta.logger import get_logger
 from aorta.settings import Settings
@@ -99,33 +99,60 @@ class Forwarder:
                 log.warning("gateway.read_asked_again", subject=subject, attempt=attempt)
                 attempt += 1
 
-    def server_stream(self, subject: str, response_class: type[Message]) -> StreamingHandler:
-        """A server-streaming handler fed by a bus stream from `subject`."""
+    def server_stream(
+        self, subject: str, response_class: type[Message], *, reads: bool = False
+    ) -> StreamingHandler:
+        """A server-streaming handler fed by a bus stream from `subject`; `reads` as for
+        `passed_on`."""
 
         async def handler(request: Any, context: Context) -> AsyncIterator[Message]:
-            stream = self._bus.request_stream(
-                subject, request.SerializeToString(), timeout=self._timeout, headers=_headers()
-            )
-            async for item in stream:
+            body = request.SerializeToString()
+            async for item in self._items(subject, body, _headers(), reads=reads):
                 yield response_class.FromString(item)
 
         return handler
 
-    def passed_on(self, subject: str) -> StreamingHandler:
+    def passed_on(self, subject: str, *, reads: bool = False) -> StreamingHandler:
         """A server-streaming handler that passes each item of the bus stream from `subject`
         on as the serialized message it already is (`rpc.Encoded`), for lists: parsing and
         serializing again a message of megabytes of metadata costs as much as the rest of its
-        way. Errors still arrive as raised `AortaError`s, which `rpc.py` answers."""
+        way. Errors still arrive as raised `AortaError`s, which `rpc.py` answers. `reads`: the
+        verb changes nothing, so a stream that sent nothing yet is asked again (`_items`)."""
 
-        async def handler(request: Any, context: Context) -> AsyncIterator[Encoded]:
-            stream = self._bus.request_stream(
-                subject, request.SerializeToString(), timeout=self._timeout, headers=_headers()
-            )
-            async with aclosing(stream):
-                async for item in stream:
-                    yield item
+        def handler(request: Any, context: Context) -> AsyncIterator[Encoded]:
+            # The bus items themselves, with no generator of its own around them: a whole
+            # List passes a hundred thousand of them.
+            return self._items(subject, request.SerializeToString(), _headers(), reads=reads)
 
         return handler
+
+    async def _items(
+        self, subject: str, body: bytes, headers: Mapping[str, str], *, reads: bool
+    ) -> AsyncGenerator[bytes, None]:
+        """The items of a bus stream from `subject`. `reads`: the verb changes nothing, so a
+        stream that went unanswered before its first item (a replica died or stalled holding
+        it) is asked again (`READ_ATTEMPTS`), each try, and each item then, waited for its
+        share of the RPC timeout; one that fails after its first item is not, since its
+        caller has part of it already. Closing this generator closes the bus stream."""
+        attempts = READ_ATTEMPTS if reads else 1
+        attempt = 1
+        while True:
+            received = False
+            stream = self._bus.request_stream(
+                subject, body, timeout=self._timeout / attempts, headers=headers
+            )
+            try:
+                async with aclosing(stream):
+                    async for item in stream:
+                        received = True
+                        yield item
+                return
+            except Unavailable as error:
+                unanswered = stalled(error, subject) or timed_out(error, subject)
+                if received or attempt == attempts or not unanswered:
+                    raise
+                log.warning("gateway.read_asked_again", subject=subject, attempt=attempt)
+                attempt += 1
 
     async def call(
         self,
@@ -151,28 +178,12 @@ class Forwarder:
     ) -> AsyncIterator[Ans]:
         """Asks a streamed internal verb, with the gRPC call's request id and caller. `reads`:
         the verb changes nothing, so a stream that sends nothing at all is asked again
-        (`READ_ATTEMPTS`), each item then waited for its share of the RPC timeout; one that
-        fails after its first item is not, since its caller has part of it already."""
-        attempts = READ_ATTEMPTS if reads else 1
-        headers = _headers()
-        attempt = 1
-        while True:
-            received = False
-            stream = call_stream(
-                self._bus, verb, request, timeout=self._timeout / attempts, headers=headers
-            )
-            try:
-                async with aclosing(stream):
-                    async for item in stream:
-                        received = True
-                        yield item
-                return
-            except Unavailable as error:
-                unanswered = stalled(error, verb.subject) or timed_out(error, verb.subject)
-                if received or attempt == attempts or not unanswered:
-                    raise
-                log.warning("gateway.read_asked_again", subject=verb.subject, attempt=attempt)
-                attempt += 1
+        (`READ_ATTEMPTS`, as for `passed_on`)."""
+        body = verb.encode_request(request)
+        items = self._items(verb.subject, body, _headers(), reads=reads)
+        async with aclosing(items):
+            async for item in items:
+                yield verb.decode_answer(item)
 
     async def call_encoded(self, verb: Verb[Req, Ans], body: bytes) -> Ans:
         """`call` with a request already encoded (`verb.encode_request`), such as one whose

@@ -62,7 +62,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
             forward.unary(subjects.SCHEDULER_START, jobs_pb2.JobsStartResponse), cache, _job
         ),
         "Status": status,
-        "List": forward.passed_on(subjects.SCHEDULER_LIST),
+        "List": forward.passed_on(subjects.SCHEDULER_LIST, reads=True),
         "Cancel": changing(
             forward.unary(subjects.SCHEDULER_CANCEL, jobs_pb2.JobsCancelResponse), cache, _job
         ),
@@ -100,7 +100,7 @@ def aorta_handlers(gateway: GatewayContext) -> dict[str, Handler]:
             subjects.SCHEDULER_PAGE, aorta_jobs_pb2.JobsPageResponse, reads=True
         ),
         "Queue": gateway.forward.server_stream(
-            subjects.SCHEDULER_QUEUE, aorta_jobs_pb2.JobsQueueResponse
+            subjects.SCHEDULER_QUEUE, aorta_jobs_pb2.JobsQueueResponse, reads=True
         ),
     }
 

@@ -127,15 +127,15 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         return {
             f"Create{title}": forward.unary(*create),
             f"Delete{title}": forward.unary(*delete),
-            f"List{title}s": forward.server_stream(*listing),
-            f"Read{title}": forward.server_stream(*read),
+            f"List{title}s": forward.server_stream(*listing, reads=True),
+            f"Read{title}": forward.server_stream(*read, reads=True),
             f"Update{title}": update(updating, f"{kind}_id"),
         }
 
     return {
         "UploadModel": upload,
         "DownloadModel": download,
-        "ListModels": forward.passed_on(subjects.MODELS_LIST),
+        "ListModels": forward.passed_on(subjects.MODELS_LIST, reads=True),
         "DeleteModel": forward.unary(subjects.MODELS_DELETE, models_pb2.ModelsDeleteModelResponse),
         "AddMetadata": forward.unary(
             subjects.MODELS_ADD_METADATA, models_pb2.ModelsAddMetadataResponse

@@ -164,7 +164,7 @@ def handlers(gateway: GatewayContext) -> dict[str, Handler]:
         "Create": create,
         "Update": update,
         "Details": details,
-        "List": forward.passed_on(subjects.PIPELINES_LIST),
+        "List": forward.passed_on(subjects.PIPELINES_LIST, reads=True),
         "Remove": changing(
             forward.unary(subjects.PIPELINES_REMOVE, pipelines_pb2.PipelinesRemoveResponse),
             kept,

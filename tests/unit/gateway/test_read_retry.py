@@ -8,17 +8,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
+from google.protobuf.message import Message
 
 from aorta import contracts, subjects
-from aorta.api import jobs_pb2, payloads_pb2
+from aorta.api import (
+    aorta_jobs_pb2,
+    common_pb2,
+    jobs_pb2,
+    models_pb2,
+    payloads_pb2,
+    pipelines_pb2,
+)
+from aorta.blobs.local import LocalBlobStore
 from aorta.bus import Request
 from aorta.bus.memory import MemoryBus, MemoryNetwork
 from aorta.errors import Unavailable
-from aorta_services.gateway.forward import READ_ATTEMPTS, Forwarder
+from aorta.settings import Settings
+from aorta_services.gateway import jobs, models, pipelines
+from aorta_services.gateway.forward import READ_ATTEMPTS, Forwarder, GatewayContext
+from aorta_services.gateway.rpc import Handler
 
 TIMEOUT = 2.0
+LIST_TIMEOUT = 0.6
 
 
 class DyingFirst:
@@ -185,4 +199,150 @@ async def test_a_stream_that_broke_after_its_first_item_is_not_asked_again(
             received.append(item)
 
     assert len(received) == 1
+    assert replica.asked == 1
+
+
+class ListDyingFirst:
+    """A List replica that sends nothing to its first request (as one killed holding it
+    would) and `items` to the next; with `fail_after_first`, one item and then nothing."""
+
+    def __init__(self, items: list[bytes], *, fail_after_first: bool = False) -> None:
+        self.items, self.fail_after_first, self.asked = items, fail_after_first, 0
+        self.released = asyncio.Event()
+
+    async def __call__(self, request: Request) -> AsyncIterator[bytes]:
+        self.asked += 1
+        if self.fail_after_first:
+            yield self.items[0]
+            await self.released.wait()
+            return
+        if self.asked == 1:
+            await self.released.wait()
+            return
+        for item in self.items:
+            yield item
+
+
+ServeList = Callable[[str, ListDyingFirst], Awaitable[dict[str, Handler]]]
+
+
+@pytest.fixture
+async def lists(tmp_path: Path) -> AsyncIterator[ServeList]:
+    """Serves a List replica on a subject and gives every gateway handler asking it (Jobs',
+    Pipelines' and Models'); ends every stalled stream and closes the buses after the test."""
+    network = MemoryNetwork()
+    server, replicas = MemoryBus(network), []
+
+    async def serve(subject: str, replica: ListDyingFirst) -> dict[str, Handler]:
+        replicas.append(replica)
+        await server.serve_stream(subject, replica, queue="replicas")
+        bus = MemoryBus(network)
+        gateway = GatewayContext(
+            forward=Forwarder(bus, LIST_TIMEOUT),
+            bus=bus,
+            blobs=LocalBlobStore(tmp_path),
+            settings=Settings.from_env({}),
+        )
+        return {
+            **{f"Jobs.{name}": h for name, h in jobs.handlers(gateway).items()},
+            **{f"Jobs.{name}": h for name, h in jobs.aorta_handlers(gateway).items()},
+            **{f"Pipelines.{name}": h for name, h in pipelines.handlers(gateway).items()},
+            **{f"Models.{name}": h for name, h in models.handlers(gateway).items()},
+        }
+
+    yield serve
+    for replica in replicas:
+        replica.released.set()
+    await server.close()
+
+
+def _header(message_class: type[Message], name: str) -> bytes:
+    """A message of `message_class` with only its header, carrying `name` as a message."""
+    return message_class(header=common_pb2.ResponseHeader(messages=[name])).SerializeToString()
+
+
+# Each list the gateway forwards: its handler, the subject it asks, its request and its answer.
+LISTS = [
+    ("Jobs.List", subjects.SCHEDULER_LIST, jobs_pb2.JobsListRequest, jobs_pb2.JobsListResponse),
+    (
+        "Jobs.Queue",
+        subjects.SCHEDULER_QUEUE,
+        aorta_jobs_pb2.JobsQueueRequest,
+        aorta_jobs_pb2.JobsQueueResponse,
+    ),
+    (
+        "Pipelines.List",
+        subjects.PIPELINES_LIST,
+        pipelines_pb2.PipelinesListRequest,
+        pipelines_pb2.PipelinesListResponse,
+    ),
+    (
+        "Models.ListModels",
+        subjects.MODELS_LIST,
+        models_pb2.ModelsListModelsRequest,
+        models_pb2.ModelsListModelsResponse,
+    ),
+    (
+        "Models.ListCatalogs",
+        subjects.MODELS_LIST_CATALOGS,
+        models_pb2.ModelsListCatalogsRequest,
+        models_pb2.ModelsListCatalogsResponse,
+    ),
+    (
+        "Models.ListInstances",
+        subjects.MODELS_LIST_INSTANCES,
+        models_pb2.ModelsListInstancesRequest,
+        models_pb2.ModelsListInstancesResponse,
+    ),
+    (
+        "Models.ReadCatalog",
+        subjects.MODELS_READ_CATALOG,
+        models_pb2.ModelsReadCatalogRequest,
+        models_pb2.ModelsReadCatalogResponse,
+    ),
+]
+
+
+def _wire(item: Message | bytes) -> bytes:
+    return item if isinstance(item, bytes) else item.SerializeToString()
+
+
+@pytest.mark.parametrize(("rpc", "subject", "request_class", "answer_class"), LISTS)
+async def test_a_list_that_sends_nothing_is_asked_again(
+    lists: ServeList,
+    rpc: str,
+    subject: str,
+    request_class: type[Message],
+    answer_class: type[Message],
+) -> None:
+    items = [_header(answer_class, "first"), _header(answer_class, "second")]
+    replica = ListDyingFirst(items)
+    handler = (await lists(subject, replica))[rpc]
+
+    started = asyncio.get_running_loop().time()
+    got = [_wire(item) async for item in handler(request_class(), None)]  # type: ignore[arg-type, union-attr]
+
+    assert got == items
+    assert replica.asked == 2
+    # The first try had half the RPC timeout, so the caller waited no longer in all.
+    assert asyncio.get_running_loop().time() - started < LIST_TIMEOUT
+
+
+@pytest.mark.parametrize(("rpc", "subject", "request_class", "answer_class"), LISTS)
+async def test_a_list_that_broke_after_its_first_item_is_not_asked_again(
+    lists: ServeList,
+    rpc: str,
+    subject: str,
+    request_class: type[Message],
+    answer_class: type[Message],
+) -> None:
+    replica = ListDyingFirst([_header(answer_class, "first")], fail_after_first=True)
+    handler = (await lists(subject, replica))[rpc]
+    received = []
+
+    with pytest.raises(Unavailable, match="sent nothing"):
+        async for item in handler(request_class(), None):  # type: ignore[arg-type, union-attr]
+            received.append(_wire(item))
+
+    assert received == replica.items
     assert replica.asked == 1
