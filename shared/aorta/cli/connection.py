@@ -9,10 +9,10 @@ without a port gets Clara's 30031. TLS and the token come from the same places
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import grpc
 
@@ -144,6 +144,18 @@ def check(response: _HasHeader, action: str) -> None:
     """Raises `PlatformFailure` when `response`'s header carries a negative code."""
     if response.header.code < 0:
         raise PlatformFailure(action, response.header.code, list(response.header.messages))
+
+
+_Reply = TypeVar("_Reply", bound=_HasHeader)
+
+
+def checked_replies(replies: Iterable[_Reply], action: str) -> Iterator[_Reply]:
+    """The replies of a server stream as they arrive, the first one checked (`check`): the
+    platform answers a refused request with one reply whose header says why."""
+    for index, reply in enumerate(replies):
+        if index == 0:
+            check(reply, action)
+        yield reply
 
 
 class _MethodRecorder(

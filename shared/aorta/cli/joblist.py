@@ -9,7 +9,7 @@ import click
 from rich.text import Text
 
 from aorta.api import common_pb2, jobs_pb2
-from aorta.cli.connection import check, request_header
+from aorta.cli.connection import checked_replies, request_header
 from aorta.cli.humanize import NOT_SET, ago, duration
 from aorta.cli.jobs import status
 from aorta.cli.jobview import STATE_STYLES, STATUS_STYLES, JobSummary, JobView, span
@@ -56,9 +56,7 @@ def jobs_matching(
     responses = session.platform.jobs.List(request)
     listed = 0
     try:
-        for index, response in enumerate(responses):
-            if index == 0:
-                check(response, "listing jobs")
+        for response in checked_replies(responses, "listing jobs"):
             if response.job_details.job_id.value:
                 listed += 1
                 yield JobSummary.from_details(response.job_details)

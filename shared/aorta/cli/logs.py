@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import click
 
 from aorta.api import common_pb2, jobs_pb2
-from aorta.cli.connection import check, request_header
+from aorta.cli.connection import checked_replies, request_header
 from aorta.cli.failures import ExitCode, NotFoundFailure
 from aorta.cli.jobs import status
 from aorta.cli.jobview import JobView
@@ -44,9 +44,9 @@ def read_logs(session: Session, job_id: str, operator: str) -> list[str]:
         operator_name=operator,
     )
     lines: list[str] = []
-    for index, response in enumerate(session.platform.jobs.ReadLogs(request)):
-        if index == 0:
-            check(response, f"reading the logs of {operator!r} in job {job_id}")
+    for response in checked_replies(
+        session.platform.jobs.ReadLogs(request), f"reading the logs of {operator!r} in job {job_id}"
+    ):
         lines.extend(line.rstrip("\n") for line in response.logs)
     return lines
 

@@ -20,7 +20,7 @@ import click
 
 from aorta import ids
 from aorta.api import jobs_pb2, pipelines_pb2
-from aorta.cli.connection import check, request_header
+from aorta.cli.connection import checked_replies, request_header
 from aorta.cli.failures import NotFoundFailure, UsageFailure
 from aorta.cli.humanize import NOT_SET, iso, moment
 from aorta.cli.session import Session
@@ -83,9 +83,7 @@ def job_candidates(session: Session) -> list[Candidate]:
     its times are whole seconds: jobs made in the same second keep the list's order)."""
     request = jobs_pb2.JobsListRequest(header=request_header())
     found = []
-    for index, response in enumerate(session.platform.jobs.List(request)):
-        if index == 0:
-            check(response, "listing jobs")
+    for response in checked_replies(session.platform.jobs.List(request), "listing jobs"):
         details = response.job_details
         if details.job_id.value:
             found.append(Candidate(details.job_id.value, details.job_name, moment(details.created)))
@@ -96,9 +94,7 @@ def pipeline_candidates(session: Session) -> list[Candidate]:
     """Every pipeline, oldest first (the order Pipelines.List gives)."""
     request = pipelines_pb2.PipelinesListRequest(header=request_header())
     found = []
-    for index, response in enumerate(session.platform.pipelines.List(request)):
-        if index == 0:
-            check(response, "listing pipelines")
+    for response in checked_replies(session.platform.pipelines.List(request), "listing pipelines"):
         details = response.details
         if details.pipeline_id.value:
             found.append(Candidate(details.pipeline_id.value, details.name))

@@ -18,7 +18,7 @@ from rich.console import Group
 from rich.text import Text
 
 from aorta.api import common_pb2, models_pb2
-from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
+from aorta.cli.connection import UNARY_TIMEOUT, check, checked_replies, request_header
 from aorta.cli.failures import CliFailure, NotFoundFailure, UsageFailure
 from aorta.cli.files import read_chunks
 from aorta.cli.lookup import named
@@ -50,9 +50,7 @@ def list_all(session: Session) -> list[models_pb2.ModelDetails]:
     """Every model, gathered over the `ListModels` stream."""
     request = models_pb2.ModelsListModelsRequest(header=request_header())
     found: list[models_pb2.ModelDetails] = []
-    for index, response in enumerate(session.platform.models.ListModels(request)):
-        if index == 0:
-            check(response, "listing models")
+    for response in checked_replies(session.platform.models.ListModels(request), "listing models"):
         found.extend(m for m in response.models if m.model_id.value)
     return found
 
@@ -204,9 +202,10 @@ def download_model(session: Session, flagged: str | None, words: tuple[str, ...]
     )
     try:
         with Transfer(session.output, "downloading", None) as transfer, partial.open("wb") as out:
-            for index, response in enumerate(session.platform.models.DownloadModel(request)):
-                if index == 0:
-                    check(response, f"downloading model {chosen.model_id.value}")
+            for response in checked_replies(
+                session.platform.models.DownloadModel(request),
+                f"downloading model {chosen.model_id.value}",
+            ):
                 out.write(response.data)
                 transfer.advance(target.name, len(response.data))
         if transfer.done == 0:

@@ -17,7 +17,7 @@ from rich.text import Text
 from aorta.api import common_pb2, pipelines_pb2
 from aorta.auth.ownership import owner_from_metadata
 from aorta.cli import dag as dags
-from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
+from aorta.cli.connection import UNARY_TIMEOUT, check, checked_replies, request_header
 from aorta.cli.definitions import collect_definition, create_requests, update_requests
 from aorta.cli.humanize import NOT_SET
 from aorta.cli.lookup import named
@@ -110,9 +110,7 @@ def list_pipelines(session: Session) -> None:
     """
     request = pipelines_pb2.PipelinesListRequest(header=request_header())
     found: list[dict[str, Any]] = []
-    for index, response in enumerate(session.platform.pipelines.List(request)):
-        if index == 0:
-            check(response, "listing pipelines")
+    for response in checked_replies(session.platform.pipelines.List(request), "listing pipelines"):
         details = response.details
         if details.pipeline_id.value:
             found.append(
@@ -159,9 +157,7 @@ def details(session: Session, pipeline_id: str) -> tuple[dict[str, Any], dags.Da
     files: dict[str, str] = {}
     nodes: list[pipelines_pb2.PipelinesDetailsResponse.PipelineDagNode] = []
     stream = session.platform.pipelines.Details(request)
-    for index, response in enumerate(stream):
-        if index == 0:
-            check(response, f"describing pipeline {pipeline_id}")
+    for response in checked_replies(stream, f"describing pipeline {pipeline_id}"):
         name = name or response.name
         metadata.update(response.metadata)
         nodes.extend(response.dag)

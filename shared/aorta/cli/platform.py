@@ -12,7 +12,7 @@ from rich.text import Text
 
 import aorta
 from aorta.api import clara_pb2
-from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
+from aorta.cli.connection import UNARY_TIMEOUT, check, checked_replies, request_header
 from aorta.cli.humanize import iso, moment
 from aorta.cli.output import key_values, table
 from aorta.cli.session import Session, with_session
@@ -91,9 +91,9 @@ def _gpu_view(gpus: list[GpuMetric], address: str) -> RenderableType:
 def _snapshots(session: Session, watch: bool) -> Iterable[list[GpuMetric]]:
     """Each message of the Utilization stream is one snapshot of every GPU."""
     request = clara_pb2.ClaraUtilizationRequest(header=request_header(), watch=watch)
-    for index, response in enumerate(session.platform.clara.Utilization(request)):
-        if index == 0:
-            check(response, "reading GPU utilization")
+    for response in checked_replies(
+        session.platform.clara.Utilization(request), "reading GPU utilization"
+    ):
         yield list(response.gpu_metrics)
 
 

@@ -16,7 +16,7 @@ import click
 from google.protobuf.json_format import MessageToDict
 
 from aorta.api import aorta_jobs_pb2, aorta_jobs_pb2_grpc
-from aorta.cli.connection import check, request_header
+from aorta.cli.connection import checked_replies, request_header
 from aorta.cli.humanize import NOT_SET, ago, iso
 from aorta.cli.jobview import priority_name
 from aorta.cli.output import table
@@ -31,9 +31,7 @@ def queued(session: Session) -> list[aorta_jobs_pb2.JobsQueueEntry]:
     stub = aorta_jobs_pb2_grpc.JobsStub(session.platform.channel)
     request = aorta_jobs_pb2.JobsQueueRequest(header=request_header())
     entries = []
-    for index, reply in enumerate(stub.Queue(request)):
-        if index == 0:
-            check(reply, "reading the queue")
+    for reply in checked_replies(stub.Queue(request), "reading the queue"):
         if reply.HasField("entry"):
             entries.append(reply.entry)
     return entries

@@ -14,7 +14,7 @@ import grpc
 from rich.table import Table
 
 from aorta.api import aorta_services_pb2, aorta_services_pb2_grpc
-from aorta.cli.connection import check, request_header
+from aorta.cli.connection import checked_replies, request_header
 from aorta.cli.failures import ExitCode
 from aorta.cli.humanize import NOT_SET, ago, iso
 from aorta.cli.output import table
@@ -27,9 +27,7 @@ def services(session: Session) -> list[aorta_services_pb2.ServiceDetails]:
     stub = aorta_services_pb2_grpc.ServicesStub(session.platform.channel)
     request = aorta_services_pb2.ServicesListRequest(header=request_header())
     found = []
-    for index, reply in enumerate(stub.List(request)):
-        if index == 0:
-            check(reply, "listing the pipeline services")
+    for reply in checked_replies(stub.List(request), "listing the pipeline services"):
         if reply.HasField("service"):
             found.append(reply.service)
     return found
@@ -142,9 +140,7 @@ def print_service_logs(session: Session, service: str) -> int:
     stub = aorta_services_pb2_grpc.ServicesStub(session.platform.channel)
     request = aorta_services_pb2.ServicesReadLogsRequest(header=request_header(), service=service)
     output = session.output
-    for index, reply in enumerate(stub.ReadLogs(request)):
-        if index == 0:
-            check(reply, f"reading the log of service {service}")
+    for reply in checked_replies(stub.ReadLogs(request), f"reading the log of service {service}"):
         if output.structured:
             for line in reply.logs:
                 output.document({"service": reply.service_id, "line": line}, stream=True)

@@ -29,7 +29,7 @@ import grpc
 
 from aorta.api import aorta_payloads_pb2, common_pb2, payloads_pb2
 from aorta.auth.ownership import FORCE_METADATA, owner_from_metadata
-from aorta.cli.connection import UNARY_TIMEOUT, check, request_header
+from aorta.cli.connection import UNARY_TIMEOUT, check, checked_replies, request_header
 from aorta.cli.direct import LARGEST_UPLOAD, DirectPath, StoreUnreachable
 from aorta.cli.direct_receive import Received
 from aorta.cli.failures import CliFailure, NotFoundFailure
@@ -276,9 +276,9 @@ def _grpc_chunks(
         payload_id=common_pb2.Identifier(value=payload_id),
         name=name,
     )
-    for index, response in enumerate(session.platform.payloads.Download(request)):
-        if index == 0:
-            check(response, f"downloading {name}")
+    for response in checked_replies(
+        session.platform.payloads.Download(request), f"downloading {name}"
+    ):
         transfer.advance(name, len(response.data))
         yield response.data
 

@@ -1,4 +1,5 @@
-"""Where the CLI connects: --host > AORTA_HOST > config file > 127.0.0.1:30031."""
+"""Where the CLI connects: --host > AORTA_HOST > config file > 127.0.0.1:30031; and how a
+streamed answer is refused."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from aorta.api import common_pb2, jobs_pb2
 from aorta.cli.connection import (
     DEFAULT_ADDRESS,
+    checked_replies,
     config_path,
     normalize_address,
     request_header,
     resolve_target,
 )
-from aorta.cli.failures import ExitCode, UsageFailure
+from aorta.cli.failures import ExitCode, PlatformFailure, UsageFailure
 
 
 @pytest.mark.parametrize(
@@ -92,3 +95,14 @@ def test_requests_say_which_api_and_client_they_come_from() -> None:
     version = header.api_version
     assert (version.major, version.minor, version.patch) == (0, 8, 1)
     assert header.user_agent.startswith("aorta-cli/")
+
+
+def test_a_stream_is_refused_by_its_first_reply_alone() -> None:
+    refused = common_pb2.ResponseHeader(code=-4, messages=["not allowed"])
+    with pytest.raises(PlatformFailure) as failure:
+        list(checked_replies([jobs_pb2.JobsListResponse(header=refused)], "listing jobs"))
+    assert failure.value.message.startswith("listing jobs failed")
+    assert failure.value.message.endswith("not allowed")
+    # Later replies carry no header of their own: only the first one is read.
+    answered = [jobs_pb2.JobsListResponse(), jobs_pb2.JobsListResponse(header=refused)]
+    assert list(checked_replies(answered, "listing jobs")) == answered
