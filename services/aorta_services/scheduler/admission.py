@@ -60,7 +60,8 @@ async def admitted_job(admission: Admission, job_id: JobId, rotation: int) -> Ac
     triton = None
     triton_wait = None
     if record.models:
-        await record_job_wait(parts.repository, job_id, waiting_for_triton(record.models))
+        waiting = waiting_for_triton(record.models)
+        record = await record_job_wait(parts.events, job_id, waiting, known=record) or record
         try:
             # The admission reservation names the devices lowest free first, as the job's
             # operators will get them, so its Triton server runs on the job's own GPUs.
@@ -81,7 +82,8 @@ async def admitted_job(admission: Admission, job_id: JobId, rotation: int) -> Ac
     if failed is not None:
         await admission.fault(record, failed)
         return None
-    record = await parts.repository.modify(
+    # Through the events: the write also removes a `job.queued` the leader's Start left.
+    record = await parts.events.modify(
         job_id,
         staged(
             lambda r: transitions.admit(

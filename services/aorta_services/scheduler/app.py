@@ -237,7 +237,15 @@ async def start(
         if current is not None:
             current.poke(resync=True)
 
-    commands = JobCommands(repository, peers, events, settings, notify, clock=clock)
+    commands = JobCommands(
+        repository,
+        peers,
+        events,
+        settings,
+        notify,
+        clock=clock,
+        leads=lambda: running.engine is not None,
+    )
 
     async def platform_stop(request: contracts.PlatformStop) -> contracts.PlatformStopped:
         # Clara.Stop stops the pipeline services too: asked here, done by the leader.

@@ -97,7 +97,7 @@ class Engine:
             else None
         )
         self._services = ServiceAdmission(keeper, self._ledger, parts.repository, self.spawn)
-        self._waits = WaitRecorder(parts.repository, self.spawn)
+        self._waits = WaitRecorder(parts.events, self.spawn)
         self._admission = Admission(parts, peers, self._ledger, self._services, self._fault)
         handoff = Handoff(self._ledger, self.active, self._launch_claimed, self.poke)
         self._runner = OperatorRunner(parts, self._run_done, keeper, handoff)
@@ -209,6 +209,7 @@ class Engine:
     async def _resync_store(self) -> None:
         repository = self._parts.repository
         queued = await repository.in_phase(JobPhase.QUEUED)
+        self._waits.remember(queued)
         present = {record.id for record in queued}
         for record in queued:
             if record.id in self._peaks or record.id in self._admitting:

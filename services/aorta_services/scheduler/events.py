@@ -27,7 +27,11 @@ Delivery is at least once, through an outbox in the job's own document (`JobReco
    are remembered, so no flush publishes them again, and the next flush of the job that
    removes events removes them too;
 3. the leader `replay`s at its takeover and at every resync: it flushes every job whose outbox
-   is not empty, so an event whose writer died, or whose bus was down, is published late;
+   is not empty, so an event whose writer died, or whose bus was down, is published late. An
+   event this process published and left for the job's next write is left there by the
+   replay for `LEAVE_SECONDS` (the next write is usually milliseconds away; a removal of its
+   own would be a write more), then removed; a replica that does not know it went out (a new
+   leader) publishes it again within JetStream's duplicate window, as `aorta.outbox` does;
 4. `job.deleted`, whose document is gone, is staged apart before the job's record is removed
    (`stage_deleted`, with whatever the document still held), published after, and replayed
    by the leader like the rest (`aorta.outbox.Outbox.stage_apart` says exactly when).
@@ -43,6 +47,7 @@ the bus can never take (`Invalid`: above the message limit) is dropped, logged a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -52,7 +57,7 @@ from aorta.bus import Bus, CloudEvent, make_event
 from aorta.errors import AortaError, NotFound
 from aorta.ids import JobId
 from aorta.logger import get_logger
-from aorta.outbox import APART_GRACE, Outbox, event_document, publish_staged
+from aorta.outbox import APART_GRACE, LEAVE_SECONDS, Outbox, event_document, publish_staged
 from aorta.store import Document
 from aorta_services.scheduler.domain import OperatorStatus
 from aorta_services.scheduler.domain.job_record import JobRecord
@@ -132,15 +137,23 @@ class JobEvents:
     """Publishes the events staged in job documents, then removes them (module docstring)."""
 
     def __init__(
-        self, bus: Bus, repository: JobRepository, *, apart_grace: float = APART_GRACE
+        self,
+        bus: Bus,
+        repository: JobRepository,
+        *,
+        apart_grace: float = APART_GRACE,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`apart_grace`: how long `job.deleted` staged apart is left to its writer before
-        the replay judges it (`aorta.outbox.APART_GRACE`; tests shorten it)."""
+        the replay judges it (`aorta.outbox.APART_GRACE`; tests shorten it); `clock` times
+        how long an event has been left (module docstring, 3)."""
         self._bus = bus
         self._repository = repository
         self._outbox = Outbox(bus, repository.store, service=SERVICE, grace=apart_grace)
-        self._left: dict[str, set[str]] = {}
-        """Per job, the events this process published but left staged in its document."""
+        self._clock = clock
+        self._left: dict[str, dict[str, float]] = {}
+        """Per job, the events this process published but left staged in its document, with
+        when it left them."""
 
     async def flush(self, record: JobRecord, *, later: bool = False) -> bool:
         """Publishes `record`'s pending events in order, then removes the published ones from
@@ -151,7 +164,11 @@ class JobEvents:
         Events this process published already are not published again. With `later`, the
         published events stay staged until the job's next `modify` (or next flush without
         `later`) removes them: for a writer that is about to write the job again anyway."""
-        left = self._left.get(record.id, set())
+        return await self._flush(record, later=later, replaying=False)
+
+    async def _flush(self, record: JobRecord, *, later: bool, replaying: bool) -> bool:
+        """`flush`; `replaying` keeps the events left less than `LEAVE_SECONDS` ago staged."""
+        left = self._left.get(record.id, {})
         done: list[str] = []
         delivered = True
         with bound_contextvars(job_id=record.id):
@@ -163,11 +180,14 @@ class JobEvents:
                     break
                 published(document, record)
                 done.append(document["id"])
+            now = self._clock()
             if later:
                 if done:
-                    self._left.setdefault(record.id, set()).update(done)
+                    self._left.setdefault(record.id, {}).update(dict.fromkeys(done, now))
                 return delivered
-            gone = frozenset(done) | left
+            if replaying:
+                left = {id: at for id, at in left.items() if now - at >= LEAVE_SECONDS}
+            gone = frozenset(done) | frozenset(left)
             if gone:
                 await self._remove(record, gone)
         return delivered
@@ -206,7 +226,7 @@ class JobEvents:
         """Flushes every job with pending events (the leader: at takeover, at each resync);
         stops at the first the bus does not take, until the next replay. Store errors raise."""
         for record in await self._repository.with_pending_events():
-            if not await self.flush(record):
+            if not await self._flush(record, later=False, replaying=True):
                 return
         await self._outbox.replay()
 
@@ -232,6 +252,7 @@ class JobEvents:
     def _removed(self, job_id: str, event_ids: frozenset[str]) -> None:
         left = self._left.get(job_id)
         if left is not None:
-            left -= event_ids
+            for event_id in event_ids:
+                left.pop(event_id, None)
             if not left:
                 del self._left[job_id]

@@ -86,13 +86,17 @@ class JobCommands:
         notify: Callable[[], Awaitable[None]],
         *,
         clock: Callable[[], float] = time.time,
+        leads: Callable[[], bool] = lambda: False,
     ) -> None:
+        """`leads`: whether this replica leads now, so that the leader's next write of a job
+        it queued may remove the published `job.queued` (`JobEvents.flush`'s `later`)."""
         self._repository = repository
         self._peers = peers
         self._events = events
         self._settings = settings
         self._notify = notify
         self._clock = clock
+        self._leads = leads
 
     async def create(self, request: Request) -> bytes:
         """Jobs.Create: the pipeline must exist; the job gets its own PIPELINE payload.
@@ -248,7 +252,9 @@ class JobCommands:
             await self._unlock_if_stopped(job_id)
             raise
         log.info("job.queued", job_id=job_id, priority=record.priority.name)
-        await self._events.flush(record)
+        # On the leader, the job's next write (its wait reason or its admission, this
+        # replica's) removes the published event: one write of the job fewer.
+        await self._events.flush(record, later=self._leads())
         await self._notify()
         return answers.started(record)
 

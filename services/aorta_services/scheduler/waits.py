@@ -13,14 +13,20 @@ Reasons found outside a pass (a Triton server or a pipeline service being made r
 job is admitted) are written at once with `record_job_wait`, and `record_operator_wait` is
 the same for an operator. The transitions that end a wait clear its reason (admission, an
 operator's start, every stop), so nothing here has to.
+
+The recorder's writes start from the leader's copy of each job, as its other writes do: the
+queued jobs its last resync read (`remember`, then each write's result) and the records of
+the jobs it runs. A copy that is no longer the stored one only loses a race, and the change is
+made again on the job read afresh. They go through `JobEvents.modify`, so a write also removes
+the events this leader published and left staged (a `job.queued` its own Start left).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from aorta.errors import AortaError
 from aorta.ids import JobId
@@ -35,9 +41,21 @@ from aorta_services.scheduler.domain.waiting import (
     operator_reason,
     queue_reasons,
 )
-from aorta_services.scheduler.repository import JobRepository
 
 log = get_logger(__name__)
+
+
+class JobWriter(Protocol):
+    """What writes a reason: `JobRepository.modify`, or `JobEvents.modify` (which also removes
+    the events left staged)."""
+
+    async def modify(
+        self,
+        job_id: JobId,
+        change: Callable[[JobRecord], JobRecord],
+        *,
+        known: JobRecord | None = None,
+    ) -> JobRecord: ...
 
 
 def holder_of(active: Mapping[JobId, ActiveJob], owner: str) -> Holder:
@@ -54,34 +72,46 @@ def holder_of(active: Mapping[JobId, ActiveJob], owner: str) -> Holder:
 
 
 async def _store(
-    repository: JobRepository, job_id: JobId, change: Callable[[JobRecord], JobRecord]
+    writer: JobWriter,
+    job_id: JobId,
+    change: Callable[[JobRecord], JobRecord],
+    known: JobRecord | None,
 ) -> JobRecord | None:
     """Writes one reason change; None when the store refused it (logged: the next pass, or
     the wait's end, puts it right)."""
     try:
-        return await repository.modify(job_id, change)
+        return await writer.modify(job_id, change, known=known)
     except AortaError as error:
         log.warning("job.wait_reason_not_stored", job_id=job_id, error=str(error))
         return None
 
 
 async def record_job_wait(
-    repository: JobRepository, job_id: JobId, reason: WaitReason | None
+    writer: JobWriter,
+    job_id: JobId,
+    reason: WaitReason | None,
+    *,
+    known: JobRecord | None = None,
 ) -> JobRecord | None:
     """Stores a queued job's reason now (`None` clears it); nothing for a job that is no
-    longer queued. Store errors are logged, not raised: a reason is worth a line in the log,
-    never a failed admission."""
-    return await _store(repository, job_id, partial(with_job_wait, reason=reason))
+    longer queued. `known`: the caller's copy of the job, changed instead of a fresh read
+    (`JobRepository.modify`). Store errors are logged, not raised: a reason is worth a line
+    in the log, never a failed admission."""
+    return await _store(writer, job_id, partial(with_job_wait, reason=reason), known)
 
 
 async def record_operator_wait(
-    repository: JobRepository, job_id: JobId, operator: str, reason: WaitReason | None
+    writer: JobWriter,
+    job_id: JobId,
+    operator: str,
+    reason: WaitReason | None,
+    *,
+    known: JobRecord | None = None,
 ) -> JobRecord | None:
     """Stores the reason of a PENDING operator of a running job now (`None` clears it), as
     `record_job_wait` does for a job."""
-    return await _store(
-        repository, job_id, partial(with_operator_wait, name=operator, reason=reason)
-    )
+    change = partial(with_operator_wait, name=operator, reason=reason)
+    return await _store(writer, job_id, change, known)
 
 
 Spawn = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
@@ -95,13 +125,24 @@ class WaitRecorder:
     newest reason of each job or operator to that task, which writes them one by one.
     """
 
-    def __init__(self, repository: JobRepository, spawn: Spawn) -> None:
-        self._repository = repository
+    def __init__(self, writer: JobWriter, spawn: Spawn) -> None:
+        self._job_writer = writer
         self._spawn = spawn
         self._written: dict[tuple[JobId, str], WaitReason] = {}
         self._pending: dict[tuple[JobId, str], WaitReason] = {}
         self._writer: asyncio.Task[None] | None = None
         self._active: Mapping[JobId, ActiveJob] = {}
+        self._copies: dict[JobId, JobRecord] = {}
+        """The latest record seen of each queued job (module docstring)."""
+
+    def remember(self, queued: Iterable[JobRecord]) -> None:
+        """The queued jobs as the leader's resync read them: the copies their reasons' writes
+        start from (a newer copy of one, from a write since, is kept)."""
+        copies = {}
+        for record in queued:
+            known = self._copies.get(record.id)
+            copies[record.id] = known if known and known.version > record.version else record
+        self._copies = copies
 
     def refresh(
         self,
@@ -127,6 +168,9 @@ class WaitRecorder:
                 if reason is not None:
                     wanted[(job.id, name)] = reason
         self._written = {key: value for key, value in self._written.items() if key in wanted}
+        self._copies = {
+            job_id: copy for job_id, copy in self._copies.items() if (job_id, "") in wanted
+        }
         self._pending = {
             key: reason for key, reason in wanted.items() if self._written.get(key) != reason
         }
@@ -139,13 +183,20 @@ class WaitRecorder:
             key = next(iter(self._pending))
             reason = self._pending.pop(key)
             job_id, operator = key
+            running = self._active.get(job_id)
             if not operator:
-                if await record_job_wait(self._repository, job_id, reason) is not None:
+                known = self._copies.get(job_id)
+                record = await record_job_wait(self._job_writer, job_id, reason, known=known)
+                if record is not None:
                     self._written[key] = reason
+                    if job_id in self._copies:
+                        self._copies[job_id] = record
                 continue
-            record = await record_operator_wait(self._repository, job_id, operator, reason)
+            known = running.record if running is not None else None
+            record = await record_operator_wait(
+                self._job_writer, job_id, operator, reason, known=known
+            )
             if record is not None:
                 self._written[key] = reason
-                running = self._active.get(job_id)
                 if running is not None:
                     running.update(record)
