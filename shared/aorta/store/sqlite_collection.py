@@ -17,11 +17,12 @@ version.
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
+
+import msgspec
 
 from aorta.errors import Internal
 from aorta.store import filters, paging, port, updates
@@ -280,5 +281,9 @@ def _only(document: Document, fields: Sequence[str]) -> Document:
     return {field: document[field] for field in fields if field in document}
 
 
+_DECODER = msgspec.json.Decoder()
+
+
 def _loads(text: str) -> Document:
-    return cast(Document, json.loads(text))
+    # msgspec builds the same objects as `json.loads`, in about half the time.
+    return cast(Document, _DECODER.decode(text))

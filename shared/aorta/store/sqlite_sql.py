@@ -10,9 +10,10 @@ against a strict pattern.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
+
+import msgspec
 
 from aorta.store.filters import COMPARISONS, NEGATIONS, AllOf, Condition, Node, family
 from aorta.store.port import Document
@@ -122,8 +123,14 @@ def in_place(changes: Document, unset: Sequence[str]) -> bool:
     return all("." not in path or element_path(path) is not None for path in changes)
 
 
+_ENCODER = msgspec.json.Encoder()
+
+
 def dumps_value(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """Compact JSON text of a value the store checked (`aorta.store.port.checked_value`: plain
+    JSON types, finite numbers, valid text), through msgspec: a few times faster than `json`
+    for the same text, but it would write a NaN as null, so only checked values come here."""
+    return _ENCODER.encode(value).decode()
 
 
 def in_place_update(
