@@ -22,7 +22,9 @@ second or two is at the mercy of whatever else the machine does:
 - the CPU seconds per GiB moved, of the blob store alone, of the platform's process (which
   includes the same store): the gateway's own cost is the difference, and says how fast it could
   go where the disk is not the limit; and of the floor server (`floor_cpu_s_per_gib_*`), what
-  gRPC's Python server spends on the same messages before any work is done with them;
+  gRPC's Python server spends on the same messages before any work is done with them; and of
+  each server's upload by kind of thread (`..._nvidia_upload_event_loop`, `..._grpc_threads`,
+  `..._other_threads`; `bench.thread_cpu`), which says where the gateway's excess goes;
 - the SHA-256 every upload records, timed alone in this process on the same bytes
   (`sha256_cpu_s_per_gib`), and with the floor's receive (`upload_cpu_bound_s_per_gib`): the
   least the platform's process can spend per uploaded GiB before it writes a byte, to read the
@@ -56,6 +58,7 @@ from aorta.blobs.local import LocalBlobStore
 from aorta.payload_names import checksums
 from aorta.testing.clara_client import run_clara_python
 from bench.processes import RssSampler, floor_server, platform
+from bench.thread_cpu import ThreadSplit
 
 MiB = 1 << 20
 CHUNK = 64 * 1024
@@ -107,7 +110,8 @@ def run() -> dict[str, object]:
         digest, hashing_s = write_source(source, size)
         baseline = asyncio.run(direct(work / "direct", source, size, repeat))
         with floor_server(size) as (floor_target, floor_pid), RssSampler(floor_pid) as floor:
-            with floor.phase("nvidia upload", size):
+            floor_split = ThreadSplit(floor_pid)
+            with floor.phase("nvidia upload", size), floor_split.span(size):
                 floor_up_s = clara(UPLOAD, floor_target, str(source))["seconds"]
 
             def floor_down() -> float:
@@ -116,7 +120,8 @@ def run() -> dict[str, object]:
 
             floor_s = median(repeat, floor_down)
         with platform(work / "platform") as (target, pid), RssSampler(pid) as rss:
-            with rss.phase("nvidia upload", size):
+            split = ThreadSplit(pid)
+            with rss.phase("nvidia upload", size), split.span(size):
                 uploaded = clara(UPLOAD, target, str(source))
             check_upload(target, uploaded["payload_id"], digest)
 
@@ -174,6 +179,14 @@ def run() -> dict[str, object]:
         **{
             f"floor_cpu_s_per_gib_{name.replace(' ', '_')}": seconds
             for name, seconds in floor.cpu_per_gib().items()
+        },
+        **{
+            f"gateway_cpu_s_per_gib_nvidia_upload_{kind}": seconds
+            for kind, seconds in split.per_gib().items()
+        },
+        **{
+            f"floor_cpu_s_per_gib_nvidia_upload_{kind}": seconds
+            for kind, seconds in floor_split.per_gib().items()
         },
     }
     return {

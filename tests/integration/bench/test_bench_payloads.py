@@ -43,6 +43,16 @@ def test_the_payload_benchmark_reports_rates_ratios_floor_and_memory() -> None:
     phases = ("nvidia_upload", "nvidia_download", "grpc_upload", "grpc_download")
     assert all(f"rss_growth_mib_{phase}" in report for phase in phases)
     assert all(report[f"gateway_cpu_s_per_gib_{phase}"] >= 0 for phase in phases)
+    for server in ("gateway", "floor"):
+        split = [
+            report[f"{server}_cpu_s_per_gib_nvidia_upload_{kind}"]
+            for kind in ("event_loop", "grpc_threads", "other_threads")
+        ]
+        assert all(seconds >= 0 for seconds in split)
+        # Threads are read at clock-tick resolution; one that ended meanwhile drops out.
+        total = report[f"{server}_cpu_s_per_gib_nvidia_upload"]
+        assert sum(split) <= total * 1.05 + 0.2
+    assert report["gateway_cpu_s_per_gib_nvidia_upload_event_loop"] > 0
     assert report["sha256_cpu_s_per_gib"] > 0
     assert report["upload_cpu_bound_s_per_gib"] >= report["floor_cpu_s_per_gib_nvidia_upload"]
     assert isinstance(report["ratio_target_met"], bool)
