@@ -25,6 +25,7 @@ from aorta.bus.batches import LIST_BATCH_BYTES, batched
 from aorta.errors import ErrorCode, NotFound
 from aorta.logger import get_logger
 from aorta.metadata import add_metadata, remove_metadata
+from aorta.store import Document
 from aorta_services.scheduler.domain import answers, job_page, list_wire, requests
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.listing import JobListing
@@ -112,9 +113,10 @@ class JobQueries:
 
         Jobs are read from the store a page at a time, the next page only once the bus has
         taken this one's messages, so a List holds one page however many jobs there are. A
-        page's items are sent in batches of `LIST_BATCH_BYTES`, each job encoded only as its
-        batch is filled. A large item (`LARGE_ITEM_BYTES`) is sent alone, and in its turn:
-        the Lists of this replica send one at a time, from its encoding until the consumer
+        page's items are sent in batches of `LIST_BATCH_BYTES`, each job encoded straight from
+        its projected document (`list_wire.stored_item`) only as its batch is filled. A large
+        item (`LARGE_ITEM_BYTES`) is sent alone, and in its turn: the Lists of this replica
+        send one at a time, from its encoding until the consumer
         has taken it (the bus asks for the next item only then), since each is held several
         times on its way (its document, its encoding, the bus's and gRPC's copies) and
         concurrent Lists walking the same history meet them together. A List waits at most
@@ -126,20 +128,20 @@ class JobQueries:
         if owner is not None:
             conditions["owner"] = owner
         listed = 0
-        pages = self._repository.listed(conditions)
+        pages = self._repository.listed_documents(conditions)
         async with aclosing(pages):
             async for page in pages:
-                small: list[JobListing] = []
+                small: list[Document] = []
                 for job in page:
-                    if job.metadata_size() < LARGE_ITEM_BYTES:
+                    if list_wire.stored_metadata_size(job) < LARGE_ITEM_BYTES:
                         small.append(job)
                         continue
-                    for item in batched(map(list_wire.list_item, small), LIST_BATCH_BYTES):
+                    for item in batched(map(list_wire.stored_item, small), LIST_BATCH_BYTES):
                         yield item
                     small = []
                     async with self._large_item_turn():
-                        yield list_wire.list_item(job)
-                for item in batched(map(list_wire.list_item, small), LIST_BATCH_BYTES):
+                        yield list_wire.stored_item(job)
+                for item in batched(map(list_wire.stored_item, small), LIST_BATCH_BYTES):
                     yield item
                 listed += len(page)
         if not listed:

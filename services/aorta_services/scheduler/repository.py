@@ -275,7 +275,21 @@ class JobRepository:
         """Visible jobs matching a store filter, newest first (after the job whose
         (created, id) is `after`, when given), in pages of up to `page_size` read one at a time
         (`Collection.pages`), each job with only what a List item needs."""
-        pages = self._jobs.pages(
+        pages = self.listed_documents(filter, after=after, page_size=page_size)
+        async with aclosing(pages):
+            async for page in pages:
+                yield [JobListing.from_document(document) for document in page]
+
+    def listed_documents(
+        self,
+        filter: Mapping[str, Any],
+        *,
+        after: tuple[float, str] | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> AsyncGenerator[list[Document], None]:
+        """`listed`'s pages as the projected documents (`LISTED_FIELDS`), for a caller that
+        encodes them straight away (`list_wire.stored_item`)."""
+        return self._jobs.pages(
             {**filter, "visible": True},
             key=LIST_KEY,
             descending=True,
@@ -283,9 +297,6 @@ class JobRepository:
             page_size=page_size,
             after=after,
         )
-        async with aclosing(pages):
-            async for page in pages:
-                yield [JobListing.from_document(document) for document in page]
 
 
 def _records(documents: Sequence[Document]) -> list[JobRecord]:

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aorta.api import aorta_jobs_pb2, jobs_pb2
+from aorta.api import aorta_jobs_pb2, common_pb2, jobs_pb2
+from aorta.errors import ErrorCode, Invalid
 from aorta.ids import JobId, PayloadId, PipelineId
 from aorta_services.scheduler.domain import JobPhase, JobPriority, answers, list_wire
 from aorta_services.scheduler.domain.listing import JobListing
@@ -79,3 +81,88 @@ def test_many_metadata_entries_encode_as_the_message_does(metadata: dict[str, st
     )
     encoded = jobs_pb2.JobsListResponse.FromString(list_wire.list_item(job))
     assert encoded == answers.list_item(job)
+
+
+def _document(job: JobListing) -> dict[str, object]:
+    """The projected document a store page holds for `job` (`LISTED_FIELDS` and its id)."""
+    document: dict[str, object] = {
+        "id": job.id,
+        "name": job.name,
+        "pipeline_id": job.pipeline_id,
+        "payload_id": job.payload_id,
+        "priority": int(job.priority),
+        "phase": job.phase.value,
+        "created": job.created,
+        "metadata": [[key, value] for key, value in job.metadata.items()],
+    }
+    if job.started is not None:
+        document["started"] = job.started
+    if job.stopped is not None:
+        document["stopped"] = job.stopped
+    return document
+
+
+@given(listings)
+def test_a_stored_document_encodes_as_its_listing(job: JobListing) -> None:
+    document = _document(job)
+
+    assert list_wire.stored_item(document) == list_wire.list_item(
+        JobListing.from_document(document)
+    )
+    assert list_wire.stored_metadata_size(document) == job.metadata_size()
+
+
+@pytest.mark.parametrize(
+    "seconds",
+    [
+        0.0,
+        -0.0000005,  # half a microsecond before the epoch: rounds to it, half to even
+        0.0000005,
+        1.9999995,  # rounds up to the next second
+        -1.5,
+        -1e9,  # 1938
+        253402300799.9999,  # the last second of year 9999
+        1765000000.123456,
+        1765000000,  # an int, as a document may hold
+        951782400.0,  # 2000-02-29
+    ],
+)
+def test_times_are_the_text_and_timestamp_of_datetime(seconds: float) -> None:
+    text, stamp = list_wire._times(seconds)
+
+    assert text.decode() == answers.clara_string(seconds)
+    expected = answers.timestamp(seconds)
+    assert common_pb2.Timestamp.FromString(stamp) == expected
+
+
+@pytest.mark.parametrize("seconds", [-62135596801.0, 253402300800.0, float("nan")])
+def test_times_datetime_cannot_hold_are_refused(seconds: float) -> None:
+    with pytest.raises((ValueError, OverflowError)):
+        list_wire._times(seconds)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"phase": "paused"},
+        {"priority": 9},
+        {"created": "yesterday"},
+        {"metadata": [["only-a-key"]]},
+        {"name": 3},
+    ],
+)
+def test_a_malformed_document_is_a_store_error(change: dict[str, object]) -> None:
+    job = JobListing(
+        id=JobId("a" * 32),
+        name="job",
+        pipeline_id=PipelineId("b" * 32),
+        payload_id=PayloadId("c" * 32),
+        priority=JobPriority.NORMAL,
+        phase=JobPhase.SUCCEEDED,
+        created=1.5,
+    )
+
+    with pytest.raises(Invalid) as raised:
+        list_wire.stored_item(_document(job) | change)
+
+    assert raised.value.code == ErrorCode.JOB_STORE_ERROR
