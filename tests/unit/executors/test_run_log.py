@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -184,3 +185,27 @@ async def test_a_push_cancelled_before_the_store_reads_leaves_no_file_open(
     del push  # and with it the put's frame, the last holder of the chunks
     gc.collect()
     assert [file.closed for file in opened] == [True]
+
+
+async def test_an_open_cancelled_while_its_thread_opens_the_file_closes_it(tmp_path: Path) -> None:
+    # Opening a FIFO's read end blocks until a writer opens the other: the thread is held in
+    # its open while the caller is cancelled, and released after. A file left to the garbage
+    # collector fails the test with its ResourceWarning (seen under load in a services test).
+    fifo = tmp_path / "operator.log"
+    os.mkfifo(fifo)
+    opening = asyncio.create_task(open_for_reading(fifo))
+    await asyncio.sleep(0)
+    opening.cancel()
+    await asyncio.wait([opening])
+    assert opening.cancelled()
+    writer = await asyncio.to_thread(os.open, fifo, os.O_WRONLY)  # returns once it was opened
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    os.write(writer, b"x")
+                except BrokenPipeError:
+                    break  # no reader left: the opened file was closed
+                await asyncio.sleep(0.01)
+    finally:
+        os.close(writer)
