@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ from tests.integration.kubernetes.k8s_cluster import NAMESPACE, Cluster
 from tests.integration.kubernetes.k8s_kubelet import SimulatedKubelet
 from tests.integration.kubernetes.k8s_services import ServiceNetwork
 from tests.integration.kubernetes.k8s_triton import Node
-from tests.integration.scheduler.jobs_platform import RPC_TIMEOUT, Platform, ident
+from tests.integration.scheduler.jobs_platform import RPC_TIMEOUT, STEADY_LEASE, Platform, ident
 
 CHUNK = 64 * 1024
 
@@ -70,7 +71,7 @@ def scheduler_env(kubeconfig: Path) -> dict[str, str]:
         "AORTA_SCHEDULER_GPUS": "1",
         "AORTA_SCHEDULER_CPUS": "4",
         "AORTA_SCHEDULER_MEMORY_MB": "8192",
-        "AORTA_SCHEDULER_LEASE_TTL": "0.9",
+        **STEADY_LEASE,  # `crash_scheduler` expires it at once, as its TTL passing would
         "AORTA_SCHEDULER_RESYNC": "0.3",
         "AORTA_SCHEDULER_GRACE": "1",
     }
@@ -151,14 +152,15 @@ class KubernetesPlatform(Platform):
         return scheduler
 
     async def crash_scheduler(self) -> None:
-        """The scheduler's process dies: it stops answering and leading without a word (its
-        lease is left to expire), and its pods, which outlive it, keep running.
+        """The scheduler's process dies: it stops answering and leading without a word, its
+        lease expires (at once here: `STEADY_LEASE`), and its pods, which outlive it, keep running.
 
         Nothing of a dead process runs on, so the replica is stopped as a whole (its gauges,
         its outbox replay, whatever its stop ends) rather than piece by piece: only the word a
-        clean stop would say, expiring the lease, must not be said. The lease is written once
-        more as it stands, so the replica's release no longer matches its version and fails
-        as it does when the store is out of reach."""
+        clean stop would say, expiring the lease, must not be said. The lease is written as the
+        TTL's passing leaves it, expired now, so the replica's release no longer matches its
+        version and fails as it does when the store is out of reach, and the next replica
+        takes the lease at its first try."""
         scheduler = self.scheduler
         self.services.remove(scheduler)
         for subscription in scheduler.served:
@@ -168,7 +170,7 @@ class KubernetesPlatform(Platform):
             await asyncio.gather(scheduler.loop, return_exceptions=True)
         leases = self.context.store.collection(LEASES)
         lease = await leases.get(LEASE_ID)
-        await leases.update(LEASE_ID, {"expires_at": lease["expires_at"]})
+        await leases.update(LEASE_ID, {"expires_at": min(lease["expires_at"], time.time())})
         await scheduler.stop(0)
 
     def pod_creates(self, name: str) -> int:

@@ -101,7 +101,12 @@ def set_pod_phase(
 class Play:
     """What an operator does: print `log`, sleep `sleep` seconds, copy every input file into
     each output folder, write `write` (relative name → text) there, and exit with `exit_code`;
-    or run until stopped (`hang`), or be killed for its memory (`oom`)."""
+    or run until stopped (`hang`), or be killed for its memory (`oom`).
+
+    `release`, on the stand-in only, holds the operator after its log until the test sets it:
+    a test that must act while the operator runs waits for that, not for a guessed `sleep`
+    that a busy machine may outlast (`script` has no counterpart; a real cluster's play sleeps).
+    """
 
     log: str = ""
     sleep: float = 0.0
@@ -110,6 +115,7 @@ class Play:
     exit_code: int = 0
     hang: bool = False
     oom: bool = False
+    release: asyncio.Event | None = field(default=None, compare=False)
 
     def script(self, inputs: list[str], outputs: list[str]) -> str:
         """The same behaviour as a POSIX shell script (busybox), for a real cluster."""
@@ -254,6 +260,8 @@ class SimulatedKubelet:
             ):
                 await self._server.next_change()
             return 137, "Error"  # SIGTERM ignored, SIGKILL after the grace period
+        if play.release is not None:
+            await play.release.wait()
         await asyncio.sleep(play.sleep)
         for output in outputs:
             if play.copy_inputs:

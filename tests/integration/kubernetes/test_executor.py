@@ -165,7 +165,9 @@ async def test_an_operator_killed_for_its_memory_says_so(cluster: Cluster) -> No
 
 
 async def test_a_restarted_executor_adopts_the_running_pod(cluster: Cluster) -> None:
-    run = cluster.run(Play(sleep=1.0, write={"done.txt": "yes"}))
+    # Runs until adopted (on the stand-in; a real cluster's pod sleeps a second).
+    release, sleep = asyncio.Event(), 1.0 if cluster.kind == "real" else 0.0
+    run = cluster.run(Play(sleep=sleep, write={"done.txt": "yes"}, release=release))
     first = cluster.executor()
     await first.start(run)
     await until_running(cluster, run.run_id)
@@ -175,6 +177,7 @@ async def test_a_restarted_executor_adopts_the_running_pod(cluster: Cluster) -> 
     assert await second.running() == KnownRuns(live=(run.run_id,))
     await second.start(run)  # the scheduler's reconcile starts it again: adopted, not doubled
     await second.close()
+    release.set()
     third = cluster.executor()  # one that only waits: the pod tells it all
     outcome = await third.wait(run.run_id)
 
@@ -219,7 +222,9 @@ async def test_a_run_that_ended_before_its_scheduler_recorded_it_never_runs_agai
 async def test_log_lines_come_from_the_api_while_running_then_from_the_store(
     cluster: Cluster,
 ) -> None:
-    run = cluster.run(Play(log="one\ntwo", sleep=1.5))
+    # Runs until its log was read (on the stand-in; a real cluster's pod sleeps 1.5 s).
+    release, sleep = asyncio.Event(), 1.5 if cluster.kind == "real" else 0.0
+    run = cluster.run(Play(log="one\ntwo", sleep=sleep, release=release))
     executor = cluster.executor()
     await executor.start(run)
     await until_running(cluster, run.run_id)
@@ -227,6 +232,7 @@ async def test_log_lines_come_from_the_api_while_running_then_from_the_store(
 
     assert [line async for line in executor.log_lines(run.run_id)] == ["one", "two"]
 
+    release.set()
     assert (await executor.wait(run.run_id)).reason is RunReason.COMPLETED
     stored = [line async for line in executor.log_lines(run.run_id)]
     assert stored[:2] == ["one", "two"]

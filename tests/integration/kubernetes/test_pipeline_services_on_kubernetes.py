@@ -55,10 +55,7 @@ async def node(platform: KubernetesPlatform) -> AsyncIterator[ServiceNode]:
 
 async def run_job(platform: KubernetesPlatform, name: str) -> jobs_pb2.JobsStatusResponse:
     job_id, payload_id = await platform.job(await platform.pipeline(COVID), name)
-    # A second attempt plays too: on a busy machine the restarted leader may miss a renewal of
-    # its short lease, stop the run it started and start it again once it leads once more.
-    for attempt in (1, 2):
-        platform.kubelet.plays[run_id(job_id, "segment", attempt)] = Play(log="segmented")
+    platform.kubelet.plays[run_id(job_id, "segment", 1)] = Play(log="segmented")
     await platform.upload(payload_id, "scan.nii", b"NIfTI")
     await platform.start(job_id)
     return await platform.stopped(job_id)
@@ -98,7 +95,8 @@ async def test_the_service_runs_before_the_pod_that_reaches_it_and_survives_a_sc
     assert service_deployments(platform) == [deployment]
     assert not [d for d in platform.server.deletions if d[0] == "deployments"]
     assert platform.server.creates.count(("pods", deployment)) == 1
-    # Every operator pod (the second job's may be two attempts, see `run_job`) reached it.
-    assert len(platform.pods) >= 2
+    # One pod per job (the lease outlasts a busy machine's stalls: no second attempt), and
+    # each reached the service.
+    assert len(platform.pods) == 2
     addresses = {operator_env(pod)["NVIDIA_CLARA_TRTISURI"] for pod in platform.pods}
     assert addresses == {f"{deployment}.{NAMESPACE}.svc:8000"}

@@ -15,7 +15,7 @@ from aorta.api import aorta_services_pb2, aorta_services_pb2_grpc, jobs_pb2
 from aorta_services.scheduler import app as scheduler_app
 from aorta_services.scheduler.domain.services import ServiceState
 from aorta_services.scheduler.service_records import ServiceRepository
-from tests.integration.scheduler.jobs_platform import SCHEDULER_ENV, Platform
+from tests.integration.scheduler.jobs_platform import STEADY_SCHEDULER_ENV, Platform
 
 P = jobs_pb2
 
@@ -95,7 +95,7 @@ def scripts(tmp: Path) -> None:
 
 async def restart_scheduler(platform: Platform, idle: str) -> None:
     await platform.scheduler.stop(1.0)
-    env = {**SCHEDULER_ENV, "AORTA_SERVICE_IDLE_SECONDS": idle}
+    env = {**STEADY_SCHEDULER_ENV, "AORTA_SERVICE_IDLE_SECONDS": idle}
     platform.services.append(await scheduler_app.start(platform.context, environ=env))
 
 
