@@ -225,7 +225,15 @@ class JobEvents:
     async def replay(self) -> None:
         """Flushes every job with pending events (the leader: at takeover, at each resync);
         stops at the first the bus does not take, until the next replay. Store errors raise."""
-        for record in await self._repository.with_pending_events():
+        for job_id, event_ids in await self._repository.pending_events():
+            now = self._clock()
+            left = self._left.get(job_id, {})
+            if {id for id, at in left.items() if now - at < LEAVE_SECONDS}.issuperset(event_ids):
+                continue  # published, and left for the job's next write: nothing to read
+            try:
+                record = await self._repository.get(job_id, hidden=True)
+            except NotFound:
+                continue  # gone since, with its events
             if not await self._flush(record, later=False, replaying=True):
                 return
         await self._outbox.replay()

@@ -215,10 +215,15 @@ class JobRepository:
         )
         return JobRecord.from_document(documents[0]) if documents else None
 
-    async def with_pending_events(self) -> list[JobRecord]:
-        """Jobs (hidden ones too) whose outbox holds events not yet published, oldest first."""
-        documents = await self._jobs.find({"outbox_pending": True}, sort=[("created", 1)])
-        return _records(documents)
+    async def pending_events(self) -> list[tuple[JobId, list[str]]]:
+        """The ids of the events staged in each job's outbox, for every job (hidden ones too)
+        that holds any, oldest job first: only the outboxes are read, no job is decoded."""
+        found: list[tuple[JobId, list[str]]] = []
+        pages = self._jobs.pages({"outbox_pending": True}, key=("created",), fields=("outbox",))
+        async with aclosing(pages):
+            async for page in pages:
+                found += [(JobId(d["id"]), [e["id"] for e in d.get("outbox", ())]) for d in page]
+        return found
 
     async def pending_event_count(self) -> int:
         """How many events the outboxes of every job (hidden ones too) hold: only the

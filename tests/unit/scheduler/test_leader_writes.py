@@ -132,11 +132,13 @@ async def test_the_replay_leaves_a_left_event_to_the_next_write_for_a_while(
         event = event_document(make_event("scheduler", "job", job.id, "queued", {}))
         job = await repository.modify(job.id, lambda r: r.with_event(event), known=job)
         await events.flush(job, later=True)
-        updates, _ = spy_jobs(monkeypatch)
+        updates, gets = spy_jobs(monkeypatch)
 
         now[0] += LEAVE_SECONDS - 1
         await events.replay()
-        assert updates == [] and (await repository.get(job.id)).outbox == (event,)
+        # Not even read: the replay finds the job's staged event ids without decoding it.
+        assert updates == [] and gets == []
+        assert (await repository.get(job.id)).outbox == (event,)
 
         now[0] += 1
         await events.replay()
