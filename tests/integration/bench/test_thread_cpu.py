@@ -45,9 +45,10 @@ def test_a_span_counts_the_main_thread_and_the_others_separately() -> None:
         worker.join()
     per_gib = split.per_gib()
     assert set(per_gib) == {"event_loop", "grpc_threads", "other_threads"}
-    # Half a GiB moved: each thread's seconds count twice per GiB (ticks are 10 ms).
-    assert 0.35 <= per_gib["event_loop"] < 0.6
-    assert 0.75 <= per_gib["other_threads"] < 1.0
+    # Half a GiB moved: each thread's seconds count twice per GiB (ticks are 10 ms; the upper
+    # bounds leave room for whatever else this process's threads do meanwhile).
+    assert 0.35 <= per_gib["event_loop"] < 0.8
+    assert 0.75 <= per_gib["other_threads"] < 1.3
     assert per_gib["grpc_threads"] < 0.1
 
 
