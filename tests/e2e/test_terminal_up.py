@@ -144,13 +144,17 @@ def test_aorta_up_at_a_terminal_shows_a_banner_and_a_live_job(
     (tmp_path / "sleeper.yml").write_text(SLEEPER)
     pipeline = aorta("create", "pipeline", "-p", "sleeper.yml", "-q", host=host, cwd=tmp_path)
     made = aorta(
-        "create", "job", "-p", pipeline.strip(), "-n", "nap", "-f", "input", "-s", "-q",
+        "create", "job", "-p", pipeline.strip(), "-n", "nap", "-f", "input", "-q",
         host=host, cwd=tmp_path,
     )  # fmt: skip
     job = made.strip()
 
+    # The job starts only once the watch shows it: on a busy machine the CLI can take longer
+    # to start than the operator takes to run, and the watch would never see it running.
     watcher = panes({"AORTA_HOST": host})
     watcher.type(f"{AORTA} describe job -j {job} --watch --interval 0.2; echo EXIT=$?")
+    watcher.wait_for(lambda s: f"id: {job}" in s, "the job waiting to start")
+    aorta("start", "job", "-j", job, host=host, cwd=tmp_path)
     running = watcher.wait_for(lambda s: "● sleeper  RUNNING" in s, "the operator running")
     assert "state: RUNNING" in running
     finished = watcher.wait_for(_EXIT.search, "the end of the watch")
