@@ -126,7 +126,7 @@ async def service_log(
         await asyncio.sleep(0.1)
 
 
-async def until_no_live_service(platform: Platform, within: float = 30.0) -> None:
+async def until_no_live_service(platform: Platform, within: float = 60.0) -> None:
     deadline = time.monotonic() + within
     while live := await live_services(platform):
         assert time.monotonic() < deadline, f"services still live: {live}"
