@@ -28,6 +28,7 @@ from aorta.errors import AortaError, Conflict, ErrorCode, Invalid, NotFound
 from aorta.ids import ModelId, new_id
 from aorta.logger import get_logger
 from aorta.metadata import add_metadata
+from aorta.opened_files import open_in_thread
 from aorta.store import kept_changing, optimistic_update
 from aorta.timestamps import utcnow
 from aorta.triton.archive import ArchiveLimits, ModelArchive, inspect_archive
@@ -188,7 +189,7 @@ class ModelArchives:
             ) from None
 
     async def _download(self, key: str, target: Path) -> None:
-        sink = await asyncio.to_thread(target.open, "wb")
+        sink = await open_in_thread(target.open, "wb")
         try:
             async for chunk in self._blobs.get(key):
                 await asyncio.to_thread(sink.write, chunk)

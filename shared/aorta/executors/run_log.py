@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from aorta.blobs import BlobStore
 from aorta.errors import NotFound
+from aorta.opened_files import open_in_thread
 
 NOTE_PREFIX = "[aorta] "
 _CHUNK = 1 << 20
@@ -126,24 +127,10 @@ class RunLog:
 
 
 async def open_for_reading(path: Path) -> BinaryIO:
-    """Opens `path` for `file_chunks`; `FileNotFoundError` when it does not exist.
-
-    Cancelled while its thread opens the file (a log push cancelled as its run ends), it
-    closes the file once opened: dropped unclosed, it would raise a ResourceWarning in whatever
-    runs when the garbage collector finds it."""
-    opening: asyncio.Future[BinaryIO] = asyncio.get_running_loop().run_in_executor(
-        None, path.open, "rb"
-    )
-    try:
-        return await asyncio.shield(opening)
-    except asyncio.CancelledError:
-        opening.add_done_callback(_close_opened)
-        raise
-
-
-def _close_opened(opening: asyncio.Future[BinaryIO]) -> None:
-    if not opening.cancelled() and opening.exception() is None:
-        opening.result().close()
+    """Opens `path` for `file_chunks`; `FileNotFoundError` when it does not exist. Cancelled
+    while its thread opens the file (a log push cancelled as its run ends), it closes the file
+    once opened (`open_in_thread`)."""
+    return await open_in_thread(path.open, "rb")
 
 
 def file_chunks(file: BinaryIO) -> AsyncGenerator[bytes, None]:

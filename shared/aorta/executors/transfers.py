@@ -23,6 +23,7 @@ from aorta.errors import Invalid, NotFound
 from aorta.executors.port import VolumeBinding
 from aorta.executors.run_log import file_chunks
 from aorta.executors.workspace import Workspace, check_bindings
+from aorta.opened_files import open_in_thread
 from aorta.payload_layout import StoredChecksum, checksum_manifest, output_checksums_key
 
 TRANSFER_WORKERS = 4
@@ -139,7 +140,7 @@ async def fetch_listed(
 
     async def fetch(item: tuple[str, Path]) -> int:
         key, target = item
-        file = await asyncio.to_thread(_create_file, target)
+        file = await open_in_thread(_create_file, target)
         size = 0
         try:
             async for chunk in blobs.get(key):
@@ -203,7 +204,7 @@ async def push_outputs(
         prefix = prefixes[declared]
         # The output's own folder is reached through the platform's folders (or a pod's mount);
         # below it, everything is the operator's, so no link is followed there.
-        file = await asyncio.to_thread(open_beneath, workspace.volume(declared), parts)
+        file = await open_in_thread(open_beneath, workspace.volume(declared), parts)
         info = await blobs.put(key, file_chunks(file))
         if info.sha256 is not None:
             stored[prefix].append(StoredChecksum(key, info.size, info.sha256))
