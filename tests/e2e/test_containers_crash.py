@@ -25,7 +25,7 @@ import pytest
 from aorta.api import jobs_pb2
 from aorta.testing.images import build_busybox_image
 from aorta.testing.podman import PodmanEngine
-from aorta.testing.ports import free_port
+from aorta.testing.ports import restart_safe_port
 from tests.e2e.container_platform import containers, start_up, stop
 from tests.e2e.test_jobs_processes import Client, client, ident, logged
 
@@ -101,7 +101,7 @@ async def test_a_killed_aorta_up_adopts_its_operator_container(
 ) -> None:
     build_busybox_image(podman_engine.cli, "aorta/held:latest", HELD)
     build_busybox_image(podman_engine.cli, "aorta/after:latest", AFTER)
-    data, port = tmp_path / "platform", free_port()
+    data, port = tmp_path / "platform", restart_safe_port()
     first_log, second_log = tmp_path / "up-1.log", tmp_path / "up-2.log"
     platform = await asyncio.to_thread(start_up, podman_engine, data, port, first_log)
     try:

@@ -29,7 +29,7 @@ from aorta.api import (
 )
 from aorta.errors import ErrorCode
 from aorta.testing.embedded import aorta_up
-from aorta.testing.ports import free_port
+from aorta.testing.ports import restart_safe_port
 
 DISK_BYTES = 256 << 20
 OPERATOR = """\
@@ -166,7 +166,7 @@ def test_a_full_disk_refuses_new_work_serves_reads_and_still_starts(
     script = side / "wait.py"
     script.write_text(OPERATOR)
     release = side / "release"
-    port = free_port()
+    port = restart_safe_port()
     environ = {"AORTA_DISK_WATERMARK": "90", "AORTA_SCHEDULER_GPUS": "0"}
     with (
         aorta_up(data_dir, port, environ=environ),

@@ -41,7 +41,7 @@ from aorta.payload_layout import operator_output_prefix
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta.testing.nats import async_nats_server
-from aorta.testing.ports import free_port, free_ports
+from aorta.testing.ports import free_ports, restart_safe_port
 
 AORTA = Path(sys.executable).parent / "aorta"
 SCHEDULER_ENV = {
@@ -144,7 +144,7 @@ class Processes:
     def launch(
         self, label: str, command: list[str], env: Mapping[str, str]
     ) -> subprocess.Popen[bytes]:
-        log = (self.folder / f"{label}.log").open("ab")
+        log = self.log(label).open("ab")
         process = subprocess.Popen(
             command,
             env={**os.environ, "AORTA_LOG_FORMAT": "json", **env},
@@ -155,6 +155,10 @@ class Processes:
         log.close()
         self.started.append(process)
         return process
+
+    def log(self, label: str) -> Path:
+        """Where the process launched as `label` writes its output."""
+        return self.folder / f"{label}.log"
 
     def stop_all(self) -> None:
         for process in self.started:
@@ -175,7 +179,14 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
     made.stop_all()
 
 
-async def serving(port: int, within: float = 60.0) -> None:
+async def serving(
+    port: int,
+    process: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+    within: float = 60.0,
+) -> None:
+    """Waits until a gateway serves on `port`. Given the `process` that should serve there,
+    fails as soon as it exits; the failure quotes the end of its `log`."""
     deadline = time.monotonic() + within
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -184,8 +195,23 @@ async def serving(port: int, within: float = 60.0) -> None:
                 reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
-            assert time.monotonic() < deadline, f"no gateway serving on port {port}"
+            if process is not None and process.poll() is not None:
+                pytest.fail(
+                    f"exited {process.returncode} before serving on port {port}\n" + log_tail(log)
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(f"no gateway serving on port {port} after {within} s\n" + log_tail(log))
             await asyncio.sleep(0.2)
+
+
+def log_tail(log: Path | None, lines: int = 40) -> str:
+    """The last `lines` lines of `log`, for a failure message."""
+    if log is None:
+        return ""
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as error:
+        return f"(its log: {error})"
 
 
 async def logged(log: Path, text: str, within: float = 120.0) -> None:
@@ -340,12 +366,12 @@ async def test_a_killed_aorta_up_finishes_the_job_after_a_restart(
     marks.chmod(0o777)  # the operators' user, not the platform's, writes here
     script = tmp_path / "operator.py"
     script.write_text(OPERATOR)
-    port = free_port()
+    port = restart_safe_port()
     command = [str(AORTA), "up", "--data-dir", str(data), "--grpc-port", str(port)]
     # No fixed console or metrics port: a restart, or another suite, must find them free.
     command += ["--listen", "127.0.0.1", "--web-port", "0", "--metrics-port", "0"]
     platform = processes.launch("up-1", command, SCHEDULER_ENV)
-    await serving(port)
+    await serving(port, platform, processes.log("up-1"))
     async with client(port) as api:
         job_id, _ = await api.submit(definition(script, marks))
     await wait_for_file(marks / "slow.pid")
@@ -355,8 +381,8 @@ async def test_a_killed_aorta_up_finishes_the_job_after_a_restart(
     assert not await outlives(operator_pid), (
         f"the operator outlived the platform: {described(operator_pid)}"
     )
-    processes.launch("up-2", command, SCHEDULER_ENV)
-    await serving(port)
+    again = processes.launch("up-2", command, SCHEDULER_ENV)
+    await serving(port, again, processes.log("up-2"))
     async with client(port) as api:
         status = await api.stopped(job_id)
     check_outcome(status, marks, data)

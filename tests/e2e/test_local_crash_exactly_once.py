@@ -40,7 +40,7 @@ import pytest
 
 from aorta.api import common_pb2, jobs_pb2, pipelines_pb2
 from aorta.payload_layout import operator_output_prefix
-from aorta.testing.ports import free_port
+from aorta.testing.ports import restart_safe_port
 from tests.e2e.test_jobs_processes import AORTA, Client, Processes, client, serving
 
 KILLS = 30
@@ -112,7 +112,9 @@ class Sequence:
     """The operators' script and the side file they write."""
     rng: random.Random
     bytecode: Path
-    port: int = field(default_factory=free_port)
+    port: int = field(default_factory=restart_safe_port)
+    """Below the ephemeral range: between a kill and the next start, the kernel would hand a
+    port of that range to the other platforms' sockets."""
     jobs: list[str] = field(default_factory=list)
     moments: list[str] = field(default_factory=list)
     kills: list[tuple[int, set[str]]] = field(default_factory=list)
@@ -253,7 +255,7 @@ async def crash_repeatedly(sequence: Sequence, platforms: Processes, kills: int)
         seen = await asyncio.to_thread(count_lines, side, kind)
         label = f"up-{sequence.name}-{round_}"
         platform = platforms.launch(label, sequence.command(), sequence.env())
-        await serving(sequence.port)
+        await serving(sequence.port, platform, platforms.log(label))
         async with client(sequence.port) as api:
             if pipeline is None:
                 pipeline = await create_pipeline(api, text)
@@ -280,8 +282,9 @@ async def crash_repeatedly(sequence: Sequence, platforms: Processes, kills: int)
 async def finish_and_check(sequence: Sequence, platforms: Processes, seed: int) -> None:
     """Starts the platform once more and checks every job's end, the side file and the work
     root."""
-    platforms.launch(f"up-{sequence.name}-final", sequence.command(), sequence.env())
-    await serving(sequence.port)
+    label = f"up-{sequence.name}-final"
+    platform = platforms.launch(label, sequence.command(), sequence.env())
+    await serving(sequence.port, platform, platforms.log(label))
     async with client(sequence.port) as api:
         for job_id in sequence.jobs:
             status = await api.stopped(job_id, within=120)

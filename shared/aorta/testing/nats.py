@@ -1,6 +1,7 @@
 """A real nats-server for tests, and buses on it; pytest-agnostic (fixtures wrap these).
 
-Each server listens on a free port of 127.0.0.1 (never on a shared :4222) and keeps its
+Each server listens on a free port of 127.0.0.1 (never on a shared :4222), below the kernel's
+ephemeral range so that a test can stop it and start it again there, and keeps its
 JetStream store, log and ports file under `directory`, or under a temporary folder removed on
 exit when no directory is given. Given `users`, it admits only them, each with its permissions
 (`aorta.bus_permissions`); `aorta.bus.credentials.generate_credentials` makes them.
@@ -30,6 +31,7 @@ from aorta.bus.memory import MemoryBus, MemoryNetwork
 from aorta.bus.nats import NatsBus
 from aorta.bus.nats_server import NatsServerProcess
 from aorta.bus.port import Bus, BusOptions
+from aorta.children.ports import restart_safe_port
 
 
 @contextmanager
@@ -37,7 +39,10 @@ def nats_server(
     directory: Path | None = None, *, users: Mapping[str, BusCredentials] | None = None
 ) -> Iterator[NatsServerProcess]:
     """A started server, stopped on exit (blocking start and stop)."""
-    with _folder(directory) as folder, NatsServerProcess(folder, users=users) as server:
+    with (
+        _folder(directory) as folder,
+        NatsServerProcess(folder, users=users, port=restart_safe_port()) as server,
+    ):
         yield server
 
 
@@ -47,7 +52,7 @@ async def async_nats_server(
 ) -> AsyncIterator[NatsServerProcess]:
     """A started server, stopped on exit, without blocking the event loop."""
     with _folder(directory) as folder:
-        async with NatsServerProcess(folder, users=users) as server:
+        async with NatsServerProcess(folder, users=users, port=restart_safe_port()) as server:
             yield server
 
 

@@ -9,6 +9,6 @@ for how callers live with the race.
 
 from __future__ import annotations
 
-from aorta.children.ports import free_port, free_ports
+from aorta.children.ports import free_port, free_ports, restart_safe_port
 
-__all__ = ["free_port", "free_ports"]
+__all__ = ["free_port", "free_ports", "restart_safe_port"]

@@ -16,7 +16,7 @@ from aorta.bus.nats import NatsBus
 from aorta.bus.nats_events import STREAM_NAME
 from aorta.bus.nats_server import NatsServerProcess
 from aorta.errors import Unavailable
-from aorta.testing.ports import free_port
+from aorta.testing.ports import free_port, restart_safe_port
 
 # How long a delivery or a reconnection may take on a loaded 2-core machine, where the event
 # loop can stall for seconds: a bound for failing, never a guess of how long it takes.
@@ -60,7 +60,7 @@ async def test_connecting_to_no_server_is_unavailable_within_the_timeout() -> No
 
 
 async def test_events_and_durable_positions_survive_a_server_restart(tmp_path: Path) -> None:
-    server = NatsServerProcess(tmp_path)
+    server = NatsServerProcess(tmp_path, port=restart_safe_port())
     await server.astart()
     buses: list[NatsBus] = []
     try:

@@ -16,6 +16,7 @@ import pytest
 
 from aorta.bus.nats_server import NatsServerError, NatsServerProcess
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
+from aorta.testing.ports import restart_safe_port
 
 
 def _gone(pid: int) -> bool:
@@ -72,7 +73,7 @@ def test_stop_leaves_no_process_and_can_be_repeated(tmp_path: Path) -> None:
 
 
 async def test_a_restart_keeps_the_port(tmp_path: Path) -> None:
-    server = NatsServerProcess(tmp_path)
+    server = NatsServerProcess(tmp_path, port=restart_safe_port())
     await server.astart()
     url = server.url
     await server.astop()
