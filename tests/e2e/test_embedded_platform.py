@@ -1,11 +1,13 @@
 """`aorta up` as a user runs it: NVIDIA's client reaches it, SIGTERM ends it and every child it
-started, a second platform cannot take its data dir, and a restart keeps all state.
+started, a second platform cannot take its data dir nor a taken port, and a restart keeps all
+state.
 
 (A missing nats-server binary is covered where it is looked up, in the bus tests.)"""
 
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from aorta import __version__
 from aorta.api import pipelines_pb2, pipelines_pb2_grpc
 from aorta.testing.clara_client import run_clara_python
 from aorta.testing.embedded import AORTA, aorta_up
-from aorta.testing.ports import free_port
+from aorta.testing.ports import free_port, restart_safe_port
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -70,7 +72,7 @@ def test_nvidia_client_version_and_sigterm_leaves_no_child(tmp_path: Path) -> No
 
 
 def test_a_second_platform_is_refused_and_a_restart_keeps_state(tmp_path: Path) -> None:
-    data_dir, port = tmp_path / "data", free_port()
+    data_dir, port = tmp_path / "data", restart_safe_port()
     with aorta_up(data_dir, port):
         pipeline_id = _create_pipeline(port)
         command = [AORTA, "up", "--data-dir", str(data_dir), "--grpc-port", str(free_port())]
@@ -85,3 +87,21 @@ def test_a_second_platform_is_refused_and_a_restart_keeps_state(tmp_path: Path) 
     port = free_port()
     with aorta_up(data_dir, port):
         assert pipeline_id in _pipeline_ids(port)
+
+
+def test_a_taken_port_ends_aorta_up_with_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = int(holder.getsockname()[1])
+        command = [AORTA, "up", "--data-dir", str(tmp_path / "data"), "--grpc-port", str(port)]
+        result = subprocess.run(
+            [*command, "--web-port", "0", "--metrics-port", "0"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert result.returncode == 1, result.stderr
+    assert f"the Clara API cannot listen on 127.0.0.1:{port}: the port is in use" in result.stderr
+    assert "Traceback" not in result.stderr

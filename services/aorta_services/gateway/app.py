@@ -193,12 +193,18 @@ async def start(
     server.add_generic_rpc_handlers((service_handler(session_service, session_handlers, guard),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    if credentials is None:
-        port = server.add_insecure_port(bind)
-    else:
-        port = server.add_secure_port(bind, credentials)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(bind)
+        else:
+            port = server.add_secure_port(bind, credentials)
+    except RuntimeError:  # what grpcio raises for a port it cannot bind, with no reason
+        port = 0
     if port == 0:
-        raise OSError(f"the gateway could not bind {bind}")
+        raise OSError(
+            f"the Clara API cannot listen on {bind}: the port is in use (another platform?) "
+            "or the address is not one of this host's"
+        )
     await kept.start(ctx.bus)
     await server.start()
     sweeper = asyncio.create_task(
