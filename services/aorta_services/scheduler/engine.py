@@ -10,7 +10,7 @@ ended; an admission that finished) and at least every `resync` seconds, and it:
    documents published (`events`);
 2. terminates RUNNING jobs past their deadline (job timeout + grace);
 3. finishes jobs whose runs all ended: RUNNING -> SUCCEEDED / FAULTED, then releases their
-   payload lock and Triton server (`released`);
+   payload lock and Triton server (`release`; steps 2 and 3 are `finishing`);
 4. starts every ready operator of every running job that fits the node now (each operator
    allocates its own request; the others wait PENDING), oldest job first; an operator that
    completes while no other job waits for room starts the operators it made ready itself, in
@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Coroutine
-from functools import partial
 from typing import Any
 
 from structlog.contextvars import bound_contextvars
@@ -46,7 +45,6 @@ from aorta_services.scheduler.admission import Admission, admitted_job
 from aorta_services.scheduler.domain import (
     JobPhase,
     JobQueue,
-    OperatorStatus,
     Request,
     ResourceLedger,
     job_peak_request,
@@ -54,9 +52,10 @@ from aorta_services.scheduler.domain import (
 )
 from aorta_services.scheduler.domain.job_record import JobRecord
 from aorta_services.scheduler.domain.runs import run_id
-from aorta_services.scheduler.events import job_event, operator_event, staged
+from aorta_services.scheduler.events import job_event, staged
+from aorta_services.scheduler.finishing import JobFinishing
 from aorta_services.scheduler.handoff import Claim, Handoff
-from aorta_services.scheduler.operator_runs import EngineParts, OperatorRunner, with_retries
+from aorta_services.scheduler.operator_runs import EngineParts, OperatorRunner
 from aorta_services.scheduler.peers import Peers
 from aorta_services.scheduler.pipeline_services import ServiceKeeper
 from aorta_services.scheduler.reconcile import Reconciler
@@ -102,6 +101,9 @@ class Engine:
         handoff = Handoff(self._ledger, self.active, self._launch_claimed, self.poke)
         self._runner = OperatorRunner(parts, self._run_done, keeper, handoff)
         self._releaser = Releaser(parts.events, peers, self.spawn)
+        self._finishing = JobFinishing(
+            parts, self.active, self._releaser, self._services, self._resync_next
+        )
         self._reconciler = Reconciler(
             parts, self._ledger, self._runner, self.spawn, self._fault, peers
         )
@@ -115,6 +117,10 @@ class Engine:
         if resync:
             self._resync = True
         self._wake.set()
+
+    def _resync_next(self) -> None:
+        """Has the next pass, whenever it runs, re-read the store first."""
+        self._resync = True
 
     def run_id_of(self, job_id: str, operator: str) -> str | None:
         """The run this leader watches for one operator of one job, if any."""
@@ -197,8 +203,8 @@ class Engine:
             await self._resync_store()
         self._take_admitted()
         now = self._parts.clock()
-        await self._enforce_deadlines(now)
-        await self._finish_jobs()
+        await self._finishing.enforce_deadlines(now)
+        await self._finishing.finish_jobs()
         await self._services.sweep()
         await self._launch_ready()
         self._admit_queued(now)
@@ -255,64 +261,6 @@ class Engine:
                 self.active[job_id] = job
             else:
                 self._resync = True
-
-    async def _enforce_deadlines(self, now: float) -> None:
-        for job in list(self.active.values()):
-            if job.record.phase is not JobPhase.RUNNING or now < job.deadline:
-                continue
-            reason = f"the job ran past its timeout of {job.record.timeout} s"
-            terminated = partial(transitions.terminate, reason=reason, now=now)
-            try:
-                record = await self._parts.repository.modify(
-                    job.id, staged(terminated, job_event("stopped"))
-                )
-            except Conflict:
-                self._resync = True
-                continue
-            job.update(record)
-            log.info("job.timed_out", job_id=job.id, timeout=record.timeout)
-            await self._parts.events.flush(record)
-
-    async def _finish_jobs(self) -> None:
-        for job in list(self.active.values()):
-            if job.handles:
-                continue
-            if job.stop.is_set():
-                await self._abandon_orphans(job)
-            record = job.record
-            if record.phase is JobPhase.RUNNING:
-                if job.progress().outcome() is None:
-                    continue
-                now = self._parts.clock()
-                finished = staged(partial(transitions.finish, now=now), job_event("stopped"))
-                try:
-                    record = await self._parts.events.modify(job.id, finished, known=record)
-                except Conflict:
-                    self._resync = True
-                    continue
-                job.update(record)
-                log.info("job.stopped", job_id=job.id, status=record.phase.status.name)
-                # The release's write, coming next, removes the published event.
-                await self._parts.events.flush(record, later=True)
-            if record.phase.stopped:
-                del self.active[job.id]
-                self._releaser.release(record)
-                self._services.job_ended(record.id)
-
-    async def _abandon_orphans(self, job: ActiveJob) -> None:
-        """Operators RUNNING in the store that run nowhere, of a job that is stopping."""
-        for name in job.progress().running():
-            reason = f"operator {name!r} was stopped: {job.stop_reason}"
-            abandoned = staged(
-                partial(
-                    transitions.abandon_operator, name=name, reason=reason, now=self._parts.clock()
-                ),
-                operator_event(name, "stopped", status=OperatorStatus.FAULTED, reason=reason),
-            )
-            record = await with_retries(partial(self._parts.repository.modify, job.id, abandoned))
-            job.update(record)
-            await self._parts.events.flush(record)
-        job.orphans.clear()
 
     async def _launch_ready(self) -> None:
         for job in list(self.active.values()):
