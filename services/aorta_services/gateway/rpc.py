@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol, TypeAlias
 
@@ -300,14 +300,38 @@ def _wire_streaming(
     return behavior
 
 
+@asynccontextmanager
+async def _closing(
+    responses: AsyncIterator[Message | Encoded],
+) -> AsyncIterator[AsyncIterator[Message | Encoded]]:
+    """`responses`, closed on the way out when they can be (an async generator's `finally`
+    runs now, not at garbage collection); a plain async iterator is left as it is."""
+    try:
+        yield responses
+    finally:
+        aclose = getattr(responses, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 def _server_streaming(
     rpc: str,
     handler: StreamingHandler,
     request_class: type[Message],
     response_class: type[Message],
     guard: Guard,
-) -> Callable[[bytes, Context], AsyncIterator[Message | Encoded]]:
-    async def behavior(raw: bytes, context: Context) -> AsyncIterator[Message | Encoded]:
+) -> Callable[[bytes, Context], Awaitable[None]]:
+    """A server stream served by writing each response with `context.write`.
+
+    grpc drives a behaviour that yields its responses from its own frame, so a cancel (the
+    client's, or a passed deadline) that arrives while a response is sent lands there and
+    leaves this generator, and the handler's below it, suspended until garbage collection
+    closes them, in another task and context. Writing from here brings the cancel into this
+    coroutine, where `_closing` closes the handler's generator at once: its `finally` blocks
+    (a bus stream, a store cursor) have run before the call is over on the server.
+    """
+
+    async def behavior(raw: bytes, context: Context) -> None:
         request_id = _request_id(context)
         # The span lasts until the last message is sent (or the client goes away).
         with (
@@ -320,15 +344,21 @@ def _server_streaming(
                 await call.began(request)
                 result = "ok"
                 try:
-                    async for response in handler(request, context):
-                        if not isinstance(response, Encoded) and result == "ok":
-                            result = outcome(response)
-                        yield response
+                    async with _closing(handler(request, context)) as responses:
+                        async for response in responses:
+                            if not isinstance(response, Encoded) and result == "ok":
+                                result = outcome(response)
+                            await context.write(response)
                 except grpc.aio.AbortError:
                     await call.ended(aborted_result(context))
                     raise
                 except asyncio.CancelledError:
                     await asyncio.shield(call.ended(grpc.StatusCode.CANCELLED.name))
+                    raise
+                except grpc.aio.BaseError:
+                    # grpc ended the call while a response was sent (the client went away,
+                    # the server stopped): no one is left to read an answer, so none is sent.
+                    await call.ended(grpc.StatusCode.CANCELLED.name)
                     raise
                 except (Forbidden, Unauthenticated) as exc:
                     await call.refuse(exc)
@@ -337,7 +367,7 @@ def _server_streaming(
                     # items still reaches a client that checks each one.
                     error = error_response(response_class, as_error(exc, rpc))
                     await call.ended(outcome(error))
-                    yield error
+                    await context.write(error)
                 else:
                     await call.ended(result)
 
