@@ -1,8 +1,8 @@
 """Services in this process behind the gateway, on a real nats-server: what the integration
 tests of the public API of a service start from.
 
-A folder's conftest imports `nats_server_fixture` (the module-scoped `nats_server` fixture, one
-server per test module on a free port of 127.0.0.1) and builds its `platform` fixture from
+A folder's conftest builds its `platform` fixture, on the integration tests' shared
+`nats_server` (one server per test module on a free port of 127.0.0.1), from
 `platform_settings` and `gateway_before`; `channel_fixture` (`channel`) reaches that platform's
 gateway. The state store and the local blob store are under
 the folder the settings name, as `aorta up` lays them out.
@@ -10,7 +10,7 @@ the folder the settings name, as `aorta up` lays them out.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,17 +23,10 @@ from aorta.bus.nats import NatsBus
 from aorta.bus.nats_server import NatsServerProcess
 from aorta.runtime.service import Running, ServiceContext, service_context
 from aorta.settings import Settings
-from aorta.testing.nats import nats_server as started_nats_server
 from aorta_services.gateway import app as gateway_app
 
 Start = Callable[[ServiceContext], Awaitable[Running]]
 """Starts one service on the context (`aorta_services.<name>.app.start`)."""
-
-
-@pytest.fixture(scope="module", name="nats_server")
-def nats_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServerProcess]:
-    with started_nats_server(tmp_path_factory.mktemp("nats")) as server:
-        yield server
 
 
 def platform_settings(

@@ -1,4 +1,5 @@
-"""Fixtures of the bus contract suite: a real nats-server per module, and buses of each adapter.
+"""Fixtures of the bus contract suite: buses of each adapter, the NATS ones on the module's
+nats-server (the integration tests' shared `nats_server`).
 
 `connect` is parametrized over both adapters: a test written against it runs once with
 `NatsBus` (real nats-server on a free port) and once with `MemoryBus`; every bus it makes is
@@ -8,15 +9,13 @@ closed at teardown.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from aorta.bus import BusOptions
-from aorta.bus.nats_server import NatsServerProcess
 from aorta.ids import new_id
 from aorta.testing.nats import BusFactory
-from aorta.testing.nats import nats_server as started_nats_server
 
 # Small limits keep the suite fast and make flow control and redelivery observable.
 OPTIONS = BusOptions(
@@ -26,12 +25,6 @@ OPTIONS = BusOptions(
     event_max_deliver=3,
     event_ack_wait=5.0,
 )
-
-
-@pytest.fixture(scope="module")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServerProcess]:
-    with started_nats_server(tmp_path_factory.mktemp("nats")) as server:
-        yield server
 
 
 @pytest.fixture(params=["nats", "memory"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -22,7 +22,6 @@ from aorta.kubernetes.api import KubeApi
 from aorta.kubernetes.settings import KubernetesSettings
 from aorta.settings import Settings
 from aorta.testing.kube_api import KubeApiServer
-from aorta.testing.nats import nats_server as started_nats_server
 from tests.integration.kubernetes.k8s_cluster import NAMESPACE, REAL_KUBECONFIG, Cluster
 from tests.integration.kubernetes.k8s_jobs_platform import KubernetesPlatform, open_platform
 from tests.integration.kubernetes.k8s_kubelet import SimulatedKubelet
@@ -88,12 +87,6 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
     fixture = "stand_in" if request.param == "stand-in" else "real_cluster"
     chosen: Cluster = request.getfixturevalue(fixture)
     return chosen
-
-
-@pytest.fixture(scope="module")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServerProcess]:
-    with started_nats_server(tmp_path_factory.mktemp("nats")) as server:
-        yield server
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ backend; no tritonserver starts unless a test acquires one.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -18,14 +18,7 @@ import pytest
 
 from aorta.api import models_pb2_grpc
 from aorta.bus.nats_server import NatsServerProcess
-from aorta.testing.nats import nats_server as started_nats_server
 from tests.integration.models.models_platform import Platform, start_platform
-
-
-@pytest.fixture(scope="module")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServerProcess]:
-    with started_nats_server(tmp_path_factory.mktemp("nats")) as server:
-        yield server
 
 
 @pytest.fixture

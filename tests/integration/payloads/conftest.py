@@ -23,7 +23,6 @@ from tests.integration import gateway_platform
 from tests.integration.gateway_platform import (  # noqa: F401  (the fixtures)
     channel_fixture,
     gateway_before,
-    nats_server_fixture,
 )
 from tests.integration.payloads.payload_grpc import Platform, Stub
 

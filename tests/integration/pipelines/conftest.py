@@ -22,7 +22,6 @@ from tests.integration.gateway_platform import (  # noqa: F401  (the fixtures)
     Gateway,
     channel_fixture,
     gateway_before,
-    nats_server_fixture,
     platform_settings,
 )
 

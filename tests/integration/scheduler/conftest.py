@@ -1,4 +1,4 @@
-"""Fixtures: a real nats-server per module (`tests.integration.gateway_platform`) and, per
+"""Fixtures: on the module's nats-server (the integration tests' shared `nats_server`), per
 test, the job path of the platform in this process (`jobs_platform.Platform`)."""
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ from aorta.runtime.service import Running, service_context
 from aorta_services.gateway import app as gateway_app
 from aorta_services.payloads import app as payloads_app
 from aorta_services.pipelines import app as pipelines_app
-from tests.integration.gateway_platform import (  # noqa: F401  (the fixtures)
-    nats_server_fixture,
-    platform_settings,
-)
+from tests.integration.gateway_platform import platform_settings
 from tests.integration.scheduler.jobs_platform import RPC_TIMEOUT, Platform
 
 
