@@ -117,16 +117,26 @@ class SqliteStateStore:
             raise self._translate(error) from error
 
     async def read(self, collection: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """The rows of one query on the reader connection (it sees every committed write)."""
+        """The rows of one query on the reader connection (it sees every committed write).
+
+        `Unavailable` once `close` has begun, also for a read that was making its table then:
+        a query is handed to the reader only while the store is open, with no await between
+        the check and aiosqlite queueing it, so it runs before the reader's close, never
+        against a closed connection (aiosqlite's `ValueError`, sqlite3's `ProgrammingError`).
+        """
         await self._ready(collection)
+        self._check_open()
         try:
             return list(await self._reader.execute_fetchall(sql, params))
         except sqlite3.Error as error:
             raise self._translate(error) from error
 
-    async def _ready(self, collection: str) -> None:
+    def _check_open(self) -> None:
         if self._closed:
             raise Unavailable(f"state store {self.path} is closed")
+
+    async def _ready(self, collection: str) -> None:
+        self._check_open()
         if collection in self._tables:
             return
         try:

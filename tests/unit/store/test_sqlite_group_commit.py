@@ -104,3 +104,29 @@ async def test_a_call_under_way_when_the_store_closes_is_refused_as_closed(gated
         await fresh
     with pytest.raises(Unavailable, match="is closed"):
         await gated.store.collection("jobs").insert({"id": "late"})
+
+
+async def test_a_read_under_way_when_the_store_closes_is_refused_as_closed(gated: Gated) -> None:
+    held = await gated.hold()
+    # Its collection's table is made first, behind the held write; the query comes after,
+    # once `close` has begun (and the reader connection may be closing or closed).
+    fresh = asyncio.create_task(gated.store.collection("fresh").find())
+    await asyncio.sleep(0)
+    closing = asyncio.create_task(gated.store.close())
+    await asyncio.sleep(0)
+    gated.gate.opened.set()
+    await closing
+    await held
+    with pytest.raises(Unavailable, match="is closed"):
+        await fresh
+
+
+async def test_every_read_after_close_is_refused_as_closed(gated: Gated) -> None:
+    jobs = gated.store.collection("jobs")
+    await gated.store.close()
+    reads = [jobs.get("j"), jobs.find(), jobs.find_one({"n": 0}), jobs.count()]
+    for read in reads:
+        with pytest.raises(Unavailable, match="is closed"):
+            await read
+    with pytest.raises(Unavailable, match="is closed"):
+        await anext(aiter(jobs.pages()))
