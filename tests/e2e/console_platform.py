@@ -51,8 +51,18 @@ operators:
   input: [{from: copy, path: /input}]
   output: [{path: /output}]
 """
-"""Two operators in a chain; the first says the GREETING it was started with and pauses, so
-the page sees the second PENDING first."""
+"""Two operators in a chain; the first says the GREETING it was started with and pauses a
+few seconds (`gated_copy_pipeline` waits for a file instead, for a page that must see the
+second PENDING)."""
+
+
+def gated_copy_pipeline(gate: Path) -> str:
+    """COPY_PIPELINE as `console-gated`, whose first operator waits until the file `gate`
+    exists instead of pausing a few seconds: a page that must see the second operator PENDING
+    sees it however long the machine takes to show it, and the test opens the gate after."""
+    waits = f'until [ -e "{gate}" ]; do sleep 0.1; done;'
+    return COPY_PIPELINE.replace("sleep 4;", waits).replace("console-copy", "console-gated")
+
 
 SLOW_PIPELINE = """\
 api-version: 0.4.0

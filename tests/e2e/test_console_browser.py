@@ -31,6 +31,7 @@ from tests.e2e.console_platform import (
     TABLET,
     Console,
     chromium,
+    gated_copy_pipeline,
     running_console,
     shoot,
     signed_in,
@@ -68,15 +69,26 @@ def _cancelled(console: Console, job: str) -> None:
 
 
 async def test_a_user_runs_a_pipeline_from_dropped_files_and_follows_it(
-    console: Console, pipelines: dict[str, str]
+    console: Console, folder: Path, tmp_path: Path
 ) -> None:
+    gate = tmp_path / "copy-may-finish"
+    gated = gated_copy_pipeline(gate)
+    await asyncio.to_thread(console.pipeline, "alice", folder, gated)
+    try:
+        await _run_dropped_files_and_follow(console, gate)
+    finally:
+        # A failed test leaves no operator waiting on the platform.
+        await asyncio.to_thread(gate.touch)
+
+
+async def _run_dropped_files_and_follow(console: Console, gate: Path) -> None:
     scan = os.urandom(30_000)
     dropped_files = {"scan.raw": scan, "notes.txt": b"series 7, contrast\n"}
     async with signed_in(console, "alice") as page:
         await page.get_by_role("link", name="Pipelines").click()
-        await page.get_by_role("link", name="console-copy").click()
+        await page.get_by_role("link", name="console-gated").click()
         await expect(page.locator("#pipeline-dag g[data-node=report]")).to_be_visible()
-        await expect(page.locator(".source .code")).to_contain_text("name: console-copy")
+        await expect(page.locator(".source .code")).to_contain_text("name: console-gated")
         await page.get_by_label("Job name").fill("dropped")
         dropped = await page.evaluate_handle(
             DROP, [[name, base64.b64encode(body).decode()] for name, body in dropped_files.items()]
@@ -90,8 +102,9 @@ async def test_a_user_runs_a_pipeline_from_dropped_files_and_follows_it(
 
         await expect(page.get_by_role("heading", name="dropped")).to_be_visible()
         report = page.locator("#job-dag g[data-node=report]")
-        await expect(report).to_have_attribute("data-state", "PENDING")
+        await expect(report).to_have_attribute("data-state", "PENDING", timeout=LONG)
         await page.evaluate("window.stillTheSamePage = true")
+        await asyncio.to_thread(gate.touch)
         await expect(report).to_have_attribute("data-state", "COMPLETED", timeout=LONG)
         copy = page.locator("#job-dag g[data-node=copy]")
         await expect(copy).to_have_attribute("data-state", "COMPLETED")
