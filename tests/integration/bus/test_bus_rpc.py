@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,6 +13,9 @@ from aorta.bus import REQUEST_ID_HEADER, Request, UnaryHandler
 from aorta.bus.port import DEFAULT_MAX_PAYLOAD
 from aorta.errors import AortaError, Conflict, ErrorCode, Internal, Invalid, NotFound, Unavailable
 from aorta.testing.nats import BusFactory
+
+CLOSE_BOUND = 60.0
+"""Seconds a close may take before the test names it hung (its drain timeout is 1 s)."""
 
 
 async def test_request_gets_the_answer_with_headers_and_log_context(
@@ -93,14 +95,11 @@ async def test_unexpected_exception_is_internal_for_the_caller_and_logged(
 
 
 async def test_no_responder_is_unavailable_at_once(connect: BusFactory, subject: str) -> None:
+    # A request that waited out its timeout would say "no answer from ... within", not this.
     client = await connect("client", default_timeout=10.0)
-    started = time.monotonic()
 
     with pytest.raises(Unavailable, match=f"no service answers {subject}"):
         await client.request(subject, b"")
-
-    # Not the 10 s timeout: half of it leaves a loaded machine room to be slow.
-    assert time.monotonic() - started < 5.0
 
 
 async def test_timeout_is_unavailable_naming_subject_and_timeout(
@@ -208,12 +207,10 @@ async def test_close_is_bounded_and_the_waiting_caller_learns_it(
     assert await anext(stream) == b"first"
     await started.wait()
     await server.publish(f"{subject}.events", b"x")
-    began = time.monotonic()
-    await server.close()
-    await server.close()
+    # The stuck handlers never return: a close that waited for them would never end.
+    await asyncio.wait_for(server.close(), CLOSE_BOUND)
+    await asyncio.wait_for(server.close(), CLOSE_BOUND)
 
-    # Three subscriptions drain together: one drain timeout (1 s) and the cancellations.
-    assert time.monotonic() - began < 3.0
     with pytest.raises(Unavailable, match="stopped before answering"):
         await pending
     with pytest.raises(Unavailable, match="stopped"):

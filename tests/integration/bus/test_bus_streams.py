@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
@@ -113,14 +112,11 @@ async def test_an_unexpected_error_mid_stream_is_internal(
 
 
 async def test_no_responder_is_unavailable_at_once(connect: BusFactory, subject: str) -> None:
+    # A stream that waited out its timeout would say "... sent nothing for", not this.
     client = await connect("client", default_timeout=10.0)
-    started = time.monotonic()
 
     with pytest.raises(Unavailable, match=f"no service answers {subject}"):
         await anext(client.request_stream(subject, b""))
-
-    # Not the 10 s timeout: half of it leaves a loaded machine room to be slow.
-    assert time.monotonic() - started < 5.0
 
 
 async def test_breaking_out_early_stops_the_producer(connect: BusFactory, subject: str) -> None:
