@@ -97,7 +97,9 @@ async def test_auto_waits_for_an_engine_that_takes_the_connection_but_answers_la
         await server.wait_closed()
     assert choice.kind == "container"
     assert choice.engine == Engine(f"unix://{socket}", "Podman", "4.3.1")
-    assert len(connections) == 3  # the silent one, then /_ping and /version
+    # The silent one, then /_ping and /version: the first probe's 0.2 s is meant to run out;
+    # on a busy machine a later probe's may too, and it is probed again, longer.
+    assert len(connections) >= 3
 
 
 async def test_local_and_kubernetes_are_taken_as_asked_without_a_probe() -> None:
