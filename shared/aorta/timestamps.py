@@ -31,10 +31,19 @@ def from_clara_seconds(value: int) -> datetime | None:
 
 
 def to_clara_string(moment: datetime | None) -> str:
-    """The deprecated string timestamp fields: `YYYY-MM-DD HH:MM:SSZ`, empty when not set."""
+    """The deprecated string timestamp fields: `YYYY-MM-DD HH:MM:SSZ` in UTC, whole seconds
+    (microseconds dropped), empty when not set.
+
+    The year always has four digits, zero-padded below 1000, as Clara's own format has them
+    and as its Python client parses them (`%Y` in `strptime` takes exactly four); `strftime`'s
+    `%Y` does not pad on every platform (glibc writes year 5 as `5`)."""
     if moment is None:
         return ""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    utc = moment.astimezone(UTC)
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d} "
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}Z"
+    )
 
 
 def to_iso(moment: datetime) -> str:

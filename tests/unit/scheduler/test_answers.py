@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from aorta.api import jobs_pb2
 from aorta.executors import RunOutcome, RunReason
 from aorta.ids import JobId, PayloadId, PipelineId
 from aorta.pipeline_spec import load_pipeline
+from aorta.timestamps import to_clara_string
 from aorta_services.scheduler.domain import Allocation, JobPhase, JobPriority, answers, transitions
 from aorta_services.scheduler.domain.definition import operator_records, progress_of
 from aorta_services.scheduler.domain.job_record import JobRecord
@@ -183,3 +184,16 @@ def test_clara_strings_are_utc() -> None:
     assert answers.timestamp(None).value == 0
     record = replace(running_record(), stopped=CREATED + 3600)
     assert answers.list_item(record).job_details.timestamp_stopped == "2024-03-01 13:00:00Z"
+
+
+def test_clara_strings_have_four_digits_of_year_and_the_whole_utc_second() -> None:
+    """Clara's `YYYY-MM-DD HH:MM:SSZ` at the edges: its Python client parses the year as
+    exactly four digits, so a year below 1000 is zero-padded."""
+    assert answers.clara_string(-62_135_596_800.0) == "0001-01-01 00:00:00Z"
+    assert answers.clara_string(-30_610_224_001.0) == "0999-12-31 23:59:59Z"
+    assert answers.clara_string(253_402_300_799.0) == "9999-12-31 23:59:59Z"
+    assert answers.clara_string(CREATED + 0.999999) == "2024-03-01 12:00:00Z"
+    assert answers.clara_string(0) == "1970-01-01 00:00:00Z"
+    india = timezone(timedelta(hours=5, minutes=30))
+    assert to_clara_string(datetime(2024, 3, 1, 17, 30, tzinfo=india)) == "2024-03-01 12:00:00Z"
+    assert to_clara_string(datetime(5, 1, 1, 3, tzinfo=india)) == "0004-12-31 21:30:00Z"

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from aorta.api import aorta_jobs_pb2, common_pb2, jobs_pb2
@@ -13,8 +16,10 @@ from aorta.ids import JobId, PayloadId, PipelineId
 from aorta_services.scheduler.domain import JobPhase, JobPriority, answers, list_wire
 from aorta_services.scheduler.domain.listing import JobListing
 
-# From before Unix time to year 9999, fractions included (whole seconds on the wire).
-_TIMES = st.floats(min_value=-1e9, max_value=253_402_300_799.0, allow_nan=False)
+_FIRST, _LAST = -62_135_596_800, 253_402_300_799
+"""0001-01-01 00:00:00 and 9999-12-31 23:59:59 UTC, the range `datetime` holds, in Unix time."""
+# Every time a document may hold: fractions included (whole seconds on the wire), or an int.
+_TIMES = st.floats(min_value=_FIRST, max_value=_LAST, allow_nan=False) | st.integers(_FIRST, _LAST)
 _TEXT = st.text(max_size=300)
 
 listings = st.builds(
@@ -133,6 +138,31 @@ def test_times_are_the_text_and_timestamp_of_datetime(seconds: float) -> None:
     assert text.decode() == answers.clara_string(seconds)
     expected = answers.timestamp(seconds)
     assert common_pb2.Timestamp.FromString(stamp) == expected
+
+
+@given(st.none() | _TIMES)
+@example(-62_135_596_800.0)  # 0001-01-01 00:00:00
+@example(-59_042_995_199.5)  # 0099-01-01 00:00:00.5: two digits of year
+@example(-30_610_224_001.0)  # 0999-12-31 23:59:59, the last second of a three-digit year
+@example(-30_610_224_000.0)  # 1000-01-01 00:00:00
+@example(1_709_294_400.999999)  # microseconds: the text keeps the whole second
+@example(0)  # Unix zero is a time, not "not set"
+def test_both_time_formats_agree_in_clara_s_format_across_the_whole_range(
+    seconds: float | None,
+) -> None:
+    """Jobs.List's times written from stored documents are those Jobs.Status builds with
+    `answers`, in Clara's `YYYY-MM-DD HH:MM:SSZ`: four digits of year (zero-padded, as
+    Clara's Python client parses with `strptime`), the UTC moment's whole second."""
+    text, stamp = list_wire._times(seconds)
+
+    assert text.decode() == answers.clara_string(seconds)
+    assert common_pb2.Timestamp.FromString(stamp) == answers.timestamp(seconds)
+    if seconds is None:
+        assert text == b""
+        return
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", text.decode())
+    moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=0, tzinfo=None)
+    assert datetime.strptime(text.decode(), "%Y-%m-%d %H:%M:%SZ") == moment
 
 
 @pytest.mark.parametrize("seconds", [-62135596801.0, 253402300800.0, float("nan")])

@@ -110,7 +110,8 @@ def _times(seconds: float | None) -> tuple[bytes, bytes]:
 
 @lru_cache(maxsize=1024)
 def _day(days: int) -> bytes:
-    """The date part of a Clara time text, `days` after the Unix epoch, and its space."""
+    """The date part of a Clara time text, `days` after the Unix epoch, and its space; the
+    year in four digits, zero-padded, as `aorta.timestamps.to_clara_string` writes it."""
     day = date.fromordinal(days + 719_163)
     return b"%04d-%02d-%02d " % (day.year, day.month, day.day)
 
