@@ -31,12 +31,10 @@ async def test_version(channel: grpc.aio.Channel) -> None:
     assert "Clara Platform API" in response.header.messages[0]
 
 
-async def test_utilization_snapshot_is_empty_and_quick(channel: grpc.aio.Channel) -> None:
+async def test_utilization_snapshot_is_one_empty_answer(channel: grpc.aio.Channel) -> None:
+    # Not a watch: the call ends after one answer (a stream that went on would hang here).
     stub = clara_pb2_grpc.ClaraStub(channel)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     responses = [r async for r in stub.Utilization(clara_pb2.ClaraUtilizationRequest())]
-    assert loop.time() - started < 1.0
     (response,) = responses
     assert response.HasField("header")
     assert response.header.code == 0
