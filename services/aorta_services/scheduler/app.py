@@ -48,6 +48,7 @@ from aorta_services.scheduler.service_queries import ServiceQueries
 from aorta_services.scheduler.service_records import ServiceRepository
 from aorta_services.scheduler.service_settings import ServiceSettings
 from aorta_services.scheduler.settings import NodeFacts, SchedulerSettings
+from aorta_services.scheduler.start_handoff import StartHandoff
 
 log = get_logger(__name__)
 
@@ -245,6 +246,7 @@ async def start(
         notify,
         clock=clock,
         leads=lambda: running.engine is not None,
+        queueing=StartHandoff(engine, notify).prepare,
     )
 
     async def platform_stop(request: contracts.PlatformStop) -> contracts.PlatformStopped:

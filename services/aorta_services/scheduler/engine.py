@@ -89,6 +89,10 @@ class Engine:
         self._tasks = GuardedTasks("aorta.scheduler")
         self._wake = asyncio.Event()
         self._resync = True
+        self._resync_due = 0.0
+        self.resyncs_begun = 0
+        """How many resyncs began (`queued`)."""
+        self._handed: list[tuple[JobRecord, int, int]] = []
         self._main: asyncio.Task[None] | None = None
         keeper = (
             ServiceKeeper(parts.services, self._ledger, parts.clock)
@@ -116,6 +120,20 @@ class Engine:
         """Runs a pass soon; with `resync`, one that re-reads the store first."""
         if resync:
             self._resync = True
+        self._wake.set()
+
+    def queued(self, record: JobRecord, *, resyncs_begun: int) -> None:
+        """A job this replica's Start queued, as written: taken into the queue by the next
+        pass instead of asking it for a resync, which would read every queued job.
+
+        `resyncs_begun` is the count read before the write began. The record is taken only
+        when no resync began since: one that began after the hand-off read the job as stored
+        then (queued, or canceled since) and the record is dropped; one that began during the
+        write may have read the job before it was queued, so another resync is asked for. A
+        record taken stale (a Cancel whose resync is still to come) is what a resync's read
+        can be too: that resync takes it out, and its admission's conditional write refuses.
+        """
+        self._handed.append((record, resyncs_begun, self.resyncs_begun))
         self._wake.set()
 
     def _resync_next(self) -> None:
@@ -198,9 +216,10 @@ class Engine:
             )
 
     async def _pass(self) -> None:
-        if self._resync:
+        if self._resync or self._parts.clock() >= self._resync_due:
             self._resync = False
             await self._resync_store()
+        await self._take_handed()
         self._take_admitted()
         now = self._parts.clock()
         await self._finishing.enforce_deadlines(now)
@@ -213,25 +232,14 @@ class Engine:
         )
 
     async def _resync_store(self) -> None:
+        self.resyncs_begun += 1
+        self._resync_due = self._parts.clock() + self._parts.settings.resync
         repository = self._parts.repository
         queued = await repository.in_phase(JobPhase.QUEUED)
         self._waits.remember(queued)
         present = {record.id for record in queued}
         for record in queued:
-            if record.id in self._peaks or record.id in self._admitting:
-                continue
-            reasons = [self._ledger.never_fits(op.request, op.name) for op in record.operators]
-            if any(reasons):
-                why = "; ".join(reason for reason in reasons if reason)
-                await self._fault(record, f"the job can never run on this node: {why}")
-                continue
-            peak = job_peak_request(op.request for op in record.operators)
-            impossible = await self._services.learn(record, peak)
-            if impossible is not None:
-                await self._fault(record, f"the job can never run on this node: {impossible}")
-                continue
-            self._queue.push(record.id, record.priority, record.enqueued or record.created)
-            self._peaks[record.id] = peak
+            await self._enqueue(record)
         for job_id in [job_id for job_id in self._peaks if job_id not in present]:
             self._queue.remove(job_id)
             del self._peaks[job_id]
@@ -249,6 +257,36 @@ class Engine:
         await self._reconciler.sweep_abandoned_creations()
         await self._parts.events.replay()
         await self._services.resync()
+
+    async def _enqueue(self, record: JobRecord) -> None:
+        """Takes a queued job into the queue, unless it is there, being admitted or running
+        already (a hand-off may come after a resync took the job); faults it instead when it
+        could never run on this node."""
+        if record.id in self._peaks or record.id in self._admitting or record.id in self.active:
+            return
+        reasons = [self._ledger.never_fits(op.request, op.name) for op in record.operators]
+        if any(reasons):
+            why = "; ".join(reason for reason in reasons if reason)
+            await self._fault(record, f"the job can never run on this node: {why}")
+            return
+        peak = job_peak_request(op.request for op in record.operators)
+        impossible = await self._services.learn(record, peak)
+        if impossible is not None:
+            await self._fault(record, f"the job can never run on this node: {impossible}")
+            return
+        self._queue.push(record.id, record.priority, record.enqueued or record.created)
+        self._peaks[record.id] = peak
+
+    async def _take_handed(self) -> None:
+        """Takes the jobs handed over by `queued` into the queue (see there)."""
+        handed, self._handed = self._handed, []
+        for record, before, at in handed:
+            if self.resyncs_begun == before:
+                self._waits.keep(record)
+                await self._enqueue(record)
+            elif self.resyncs_begun == at:
+                # A resync began while Start wrote the job: it may have read it before.
+                self.poke(resync=True)
 
     def _take_admitted(self) -> None:
         admitted, self._admitted = self._admitted, []

@@ -87,9 +87,12 @@ class JobCommands:
         *,
         clock: Callable[[], float] = time.time,
         leads: Callable[[], bool] = lambda: False,
+        queueing: Callable[[], Callable[[JobRecord], Awaitable[None]]] | None = None,
     ) -> None:
         """`leads`: whether this replica leads now, so that the leader's next write of a job
-        it queued may remove the published `job.queued` (`JobEvents.flush`'s `later`)."""
+        it queued may remove the published `job.queued` (`JobEvents.flush`'s `later`).
+        `queueing`: called before Start's write, the notice that tells the leader about the
+        job queued (`start_handoff`); without it, Start nudges (`notify`) as the others do."""
         self._repository = repository
         self._peers = peers
         self._events = events
@@ -97,6 +100,7 @@ class JobCommands:
         self._notify = notify
         self._clock = clock
         self._leads = leads
+        self._queueing = queueing
 
     async def create(self, request: Request) -> bytes:
         """Jobs.Create: the pipeline must exist; the job gets its own PIPELINE payload.
@@ -242,6 +246,7 @@ class JobCommands:
             observations.job_stopped(record)
             return answers.started(record)
         await self._peers.lock_payload(record.payload_id, job_id)
+        notice = self._queueing() if self._queueing is not None else None
         try:
             # From the copy read above: a Start or Cancel that came between only costs a
             # second try on the job read afresh.
@@ -255,7 +260,10 @@ class JobCommands:
         # On the leader, the job's next write (its wait reason or its admission, this
         # replica's) removes the published event: one write of the job fewer.
         await self._events.flush(record, later=self._leads())
-        await self._notify()
+        if notice is not None:
+            await notice(record)
+        else:
+            await self._notify()
         return answers.started(record)
 
     async def _unlock_if_stopped(self, job_id: JobId) -> None:

@@ -15,10 +15,11 @@ the same for an operator. The transitions that end a wait clear its reason (admi
 operator's start, every stop), so nothing here has to.
 
 The recorder's writes start from the leader's copy of each job, as its other writes do: the
-queued jobs its last resync read (`remember`, then each write's result) and the records of
-the jobs it runs. A copy that is no longer the stored one only loses a race, and the change is
-made again on the job read afresh. They go through `JobEvents.modify`, so a write also removes
-the events this leader published and left staged (a `job.queued` its own Start left).
+queued jobs its last resync read or its Start handed over (`remember`, `keep`, then each
+write's result) and the records of the jobs it runs. A copy that is no longer the stored one
+only loses a race, and the change is made again on the job read afresh. They go through
+`JobEvents.modify`, so a write also removes the events this leader published and left staged
+(a `job.queued` its own Start left).
 """
 
 from __future__ import annotations
@@ -143,6 +144,13 @@ class WaitRecorder:
             known = self._copies.get(record.id)
             copies[record.id] = known if known and known.version > record.version else record
         self._copies = copies
+
+    def keep(self, record: JobRecord) -> None:
+        """A queued job's copy handed to the leader outside a resync (`Engine.queued`), kept
+        as if a resync had read it (a newer copy of it is kept instead)."""
+        known = self._copies.get(record.id)
+        if known is None or known.version < record.version:
+            self._copies[record.id] = record
 
     def refresh(
         self,
