@@ -21,7 +21,10 @@ from typing import Any, NamedTuple
 
 from aorta.errors import Invalid
 from aorta.store.port import (
+    INT64_MAX,
+    INT64_MIN,
     MANAGED_FIELDS,
+    MAX_DEPTH,
     Document,
     check_id,
     check_path,
@@ -69,7 +72,7 @@ def checked_update(
     if isinstance(unset, str) or not isinstance(unset, Sequence):
         raise Invalid(f"{collection}: unset must be a sequence of field paths, not a string")
     copied = {
-        _check_set_path(collection, path): checked_value(collection, value, f"field {path!r}")
+        _check_set_path(collection, path): _copied_value(collection, path, value)
         for path, value in changes.items()
     }
     removed = tuple(check_path(collection, path) for path in unset)
@@ -82,6 +85,73 @@ def checked_update(
         if second == first or second.startswith(first + "."):
             raise Invalid(f"{collection}: fields {first!r} and {second!r} overlap in one update")
     return copied, removed
+
+
+class _NotPlain(Exception):
+    """A value `_plain_copy` leaves to `checked_value`: one it refuses, or one of a subclass
+    of a JSON type, which `checked_value` turns into the plain type."""
+
+
+def _copied_value(collection: str, path: str, value: Any) -> Any:
+    """`checked_value`'s copy of one change's value. Most values are of the plain JSON types
+    exactly and valid, and the copy of those builds no string naming where each item is;
+    anything else goes through `checked_value`, which words the error."""
+    try:
+        return _plain_copy(value, 0)
+    except _NotPlain:
+        return checked_value(collection, value, f"field {path!r}")
+
+
+def _plain_copy(value: Any, depth: int) -> Any:
+    """A deep copy of a value made of exactly the plain JSON types that `checked_value`
+    accepts unchanged; `_NotPlain` for anything else."""
+    kind = type(value)
+    if kind is str:
+        return _plain_text(value)
+    if kind is dict:
+        if depth >= MAX_DEPTH:
+            raise _NotPlain
+        copy = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            _plain_text(key)
+            # The commonest item, ASCII text, without a call.
+            if type(item) is str and item.isascii() and "\x00" not in item:
+                copy[key] = item
+            else:
+                copy[key] = _plain_copy(item, depth + 1)
+        return copy
+    if kind is list:
+        if depth >= MAX_DEPTH:
+            raise _NotPlain
+        return [_plain_copy(item, depth + 1) for item in value]
+    if kind is int:
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise _NotPlain
+        return value
+    if kind is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise _NotPlain
+        return value
+    if value is None or kind is bool:
+        return value
+    raise _NotPlain
+
+
+def _plain_text(text: str) -> str:
+    if "\x00" in text or not (text.isascii() or _encodes(text)):
+        raise _NotPlain
+    return text
+
+
+def _encodes(text: str) -> bool:
+    """Whether `text` is valid Unicode text (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class UpdateArguments(NamedTuple):
