@@ -29,15 +29,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from run_engine import RunEngine, engine_for_run
 
 from aorta.testing.clara_client import run_clara_python
+from aorta.testing.embedded import wait_serving
 from aorta.testing.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,21 +55,11 @@ print(f"Clara.Version through NVIDIA's client: {info.major}.{info.minor}.{info.p
 """
 
 
-def _wait_serving(port: int, platform: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if platform.poll() is not None:
-                raise SystemExit(f"aorta up exited early with status {platform.returncode}")
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-    raise SystemExit(f"the platform did not become ready on port {port} within {timeout:.0f} s")
+def _wait_serving(port: int, platform: subprocess.Popen[bytes]) -> None:
+    try:
+        wait_serving(port, platform)
+    except (RuntimeError, TimeoutError) as error:
+        raise SystemExit(f"the platform did not become ready: {error}") from None
 
 
 def _step(title: str) -> None:

@@ -28,6 +28,7 @@ import pytest
 import tritonclient.grpc as triton
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from aorta.testing.embedded import PROBE_OPTIONS
 from aorta.testing.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ OPERATORS = ("reader", "segmentation", "writer")
 def wait_serving(port: int, platform: subprocess.Popen[bytes], log: Path) -> None:
     """Returns once the gateway answers SERVING to gRPC health checking (within 60 s)."""
     deadline = time.monotonic() + 60
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=PROBE_OPTIONS) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             assert platform.poll() is None, f"aorta up exited early:\n{log.read_text()}"

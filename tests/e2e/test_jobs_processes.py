@@ -40,6 +40,7 @@ from aorta.api import (
 from aorta.payload_layout import operator_output_prefix
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
+from aorta.testing.embedded import PROBE_OPTIONS
 from aorta.testing.nats import async_nats_server
 from aorta.testing.ports import free_ports, restart_safe_port
 
@@ -183,12 +184,13 @@ async def serving(
     port: int,
     process: subprocess.Popen[bytes] | None = None,
     log: Path | None = None,
-    within: float = 60.0,
+    within: float = 120.0,
 ) -> None:
     """Waits until a gateway serves on `port`. Given the `process` that should serve there,
-    fails as soon as it exits; the failure quotes the end of its `log`."""
+    fails as soon as it exits; the failure quotes the end of its `log`. The limit only names a
+    failure: three platforms starting at once at load 24 took 30 to 60 s each to serve."""
     deadline = time.monotonic() + within
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=PROBE_OPTIONS) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             with contextlib.suppress(grpc.RpcError):

@@ -31,14 +31,26 @@ def make_token(data: Path, name: str, role: str) -> str:
     return made.stdout.strip()
 
 
+PROBE_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
+"""Options of a channel that waits for a server to come up. gRPC waits longer and longer
+between connection attempts (by 1.6 times, up to 120 s): a channel that first tried while a
+loaded machine took 41 s to start the platform did not try again for 19 s after it served, past
+the wait's deadline. Capped at 1 s, it sees the server within a second."""
+
+
 def _channel(
     address: str, ca: Path | None, credentials: grpc.ChannelCredentials | None
 ) -> grpc.Channel:
     if credentials is not None:
-        return grpc.secure_channel(address, credentials)
+        return grpc.secure_channel(address, credentials, options=PROBE_OPTIONS)
     if ca is None:
-        return grpc.insecure_channel(address)
-    return grpc.secure_channel(address, grpc.ssl_channel_credentials(ca.read_bytes()))
+        return grpc.insecure_channel(address, options=PROBE_OPTIONS)
+    credentials = grpc.ssl_channel_credentials(ca.read_bytes())
+    return grpc.secure_channel(address, credentials, options=PROBE_OPTIONS)
 
 
 def wait_serving(

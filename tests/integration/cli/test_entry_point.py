@@ -14,6 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from aorta.testing.embedded import PROBE_OPTIONS
 from aorta.testing.ports import free_port
 from tests.integration.cli.cli_support import AORTA, Aorta, Samples
 from tests.integration.cli.fake_platform import FakePlatform
@@ -58,7 +59,7 @@ def test_exit_codes_of_the_installed_command(
 
 def _wait_serving(port: int, platform: subprocess.Popen[str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=PROBE_OPTIONS) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             assert platform.poll() is None, f"aorta up exited with {platform.returncode}"
