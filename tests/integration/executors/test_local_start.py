@@ -14,8 +14,8 @@ from aorta import payload_layout
 from aorta.blobs.local import LocalBlobStore
 from aorta.errors import NotFound, Unavailable
 from aorta.executors import KnownRuns, RunReason, VolumeBinding
-from aorta.executors.local import process_group
 from aorta.executors.local.executor import LocalExecutor
+from aorta.executors.local.standby_leader import StandbyLeaders
 from tests.integration.executors.conftest import Job, Store
 
 
@@ -168,19 +168,19 @@ async def test_a_run_without_input_files_is_prepared_in_one_thread_call(
     await executor.running()  # the startup sweep, which has thread calls of its own
     calls: list[str] = []
     before_start: list[list[str]] = []
-    real_to_thread, real_spawn = asyncio.to_thread, process_group.OperatorProcess.spawn
+    real_to_thread, real_hand = asyncio.to_thread, StandbyLeaders.hand
 
     async def to_thread(function: Any, /, *args: Any, **kwargs: Any) -> Any:
         calls.append(function.__name__)
         return await real_to_thread(function, *args, **kwargs)
 
-    async def spawn(*args: Any, **kwargs: Any) -> Any:
+    def hand(*args: Any, **kwargs: Any) -> Any:  # asked first, whether a leader waits or not
         before_start.append(list(calls))
         calls.clear()
-        return await real_spawn(*args, **kwargs)
+        return real_hand(*args, **kwargs)
 
     monkeypatch.setattr(asyncio, "to_thread", to_thread)
-    monkeypatch.setattr(process_group.OperatorProcess, "spawn", spawn)
+    monkeypatch.setattr(StandbyLeaders, "hand", hand)
     empty = job.run(("true",), operator="empty")
     fed = job.run(
         ("true",),

@@ -356,6 +356,7 @@ class LocalExecutor:
         runs = [run for run in self._runs.values() if isinstance(run, LocalRun)]
         alive = [run for run in runs if run.alive]
         await asyncio.gather(*(run.stop(RunReason.LOST, self._close_grace) for run in alive))
+        await self._config.leaders.close()
         # Workspaces still being removed after their outcome: gone when close returns.
         await asyncio.gather(*(run.cleared() for run in runs if run.clearing))
         if self._services is not None:

@@ -5,12 +5,21 @@
  * executor uses the Python leader when the binary is missing or not trustworthy.
  *
  *   group_leader PARENT_PID STATUS_FILE [--as UID:GID] -- COMMAND...
+ *   group_leader PARENT_PID --standby [--as UID:GID]
  *
  * With `--as`, this process starts as root and becomes UID:GID itself before anything else
  * (no supplementary group, then the group, then the user, each checked, and root checked to be
  * out of reach), so the platform starts it without changing ids and Python's subprocess may use
  * vfork instead of copying the platform's address space. The death signal is armed after the
  * change of ids, which would clear it, and the status file is only ever opened as that user.
+ *
+ * With `--standby`, it is started ahead of its run (standby_leader.py): once it is the user
+ * and its death signal is armed, it reads the run from stdin to its end, `LENGTH\n` and then
+ * LENGTH bytes of NUL-terminated fields: the status file, the folder to run in, the
+ * environment's `NAME=VALUE` entries, an empty field, the command's arguments. A run that is
+ * not whole (the platform died while writing it, or closed the pipe unused) starts nothing.
+ * The operator's stdin is then /dev/null, its folder and environment those of the run; the
+ * rest is as in the first form.
  *
  * Signals are taken synchronously (sigwaitinfo): SIGCHLD means the operator may have ended,
  * SIGTERM is ignored while the platform lives (the executor's SIGTERM reaches the operator
@@ -32,7 +41,10 @@
 #include <unistd.h>
 
 #define COMMAND_NOT_STARTED 127
-#define USAGE "usage: group_leader PARENT_PID STATUS_FILE [--as UID:GID] -- COMMAND...\n"
+#define USAGE                                                                               \
+    "usage: group_leader PARENT_PID STATUS_FILE [--as UID:GID] -- COMMAND...\n"                \
+    "       group_leader PARENT_PID --standby [--as UID:GID]\n"
+#define MAX_RUN_BYTES (16 << 20)
 
 extern char **environ;
 
@@ -136,47 +148,101 @@ static void start_error(const char *status_file, const char *program, int error)
     write_status(status_file, text);
 }
 
-int main(int argc, char **argv) {
-    sigset_t waited;
-    sigemptyset(&waited);
-    sigaddset(&waited, SIGTERM);
-    sigaddset(&waited, SIGCHLD);
-    /* Blocked first: a death signal arriving from here on waits for the loop below. */
-    sigprocmask(SIG_BLOCK, &waited, NULL);
+/* A run handed over on stdin (the `--standby` form). */
+struct run {
+    char *buffer;
+    const char *status_file, *folder;
+    char **environment, **command;
+};
 
-    unsigned long parent_id, uid = 0, gid = 0;
-    const char *rest;
-    int separator = 3, switch_ids = 0;
-    if (argc > 4 && strcmp(argv[3], "--as") == 0) {
-        const char *gid_text;
-        if (parse_id(argv[4], ':', &gid_text, &uid) != 0 ||
-            parse_id(gid_text, '\0', &rest, &gid) != 0) {
-            fputs(USAGE, stderr);
-            return 2;
+/* Reads stdin to its end; NULL unless it held `LENGTH\n` and exactly LENGTH more bytes. */
+static char *read_whole(size_t *length) {
+    size_t size = 4096, used = 0;
+    char *buffer = malloc(size);
+    for (;;) {
+        if (buffer == NULL) return NULL;
+        if (used == size) {
+            char *grown = size < MAX_RUN_BYTES ? realloc(buffer, size * 2) : NULL;
+            if (grown == NULL) break;
+            buffer = grown;
+            size *= 2;
         }
-        switch_ids = 1;
-        separator = 5;
+        ssize_t got = read(STDIN_FILENO, buffer + used, size - used);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) break;
+        if (got == 0) {
+            char *body = memchr(buffer, '\n', used);
+            unsigned long declared;
+            const char *rest;
+            if (body == NULL) break;
+            *body = '\0';
+            if (parse_id(buffer, '\0', &rest, &declared) != 0 ||
+                declared != used - (size_t)(body + 1 - buffer))
+                break;
+            *length = declared;
+            memmove(buffer, body + 1, declared);
+            return buffer;
+        }
+        used += (size_t)got;
     }
-    if (argc < separator + 2 || strcmp(argv[separator], "--") != 0 ||
-        parse_id(argv[1], '\0', &rest, &parent_id) != 0) {
-        fputs(USAGE, stderr);
-        return 2;
-    }
-    const char *status_file = argv[2];
-    char **command = argv + separator + 1;
-    pid_t parent = (pid_t)parent_id;
+    free(buffer);
+    return NULL;
+}
 
-    if (switch_ids && become((uid_t)uid, (gid_t)gid) != 0) {
-        fprintf(stderr, "group leader: could not become uid %lu gid %lu: %s\n", uid, gid,
-                strerror(errno));
-        return COMMAND_NOT_STARTED;
+/* The fields of a whole run; -1 when they are not those of the module comment. */
+static int read_run(struct run *run) {
+    size_t length, fields = 0;
+    char *buffer = read_whole(&length);
+    if (buffer == NULL || length == 0 || buffer[length - 1] != '\0') {
+        free(buffer);
+        return -1;
     }
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0) {
-        fprintf(stderr, "group leader: prctl(PR_SET_PDEATHSIG) failed: %s\n", strerror(errno));
-        return 1;
+    for (size_t at = 0; at < length; at++) fields += buffer[at] == '\0';
+    char **list = calloc(fields + 2, sizeof *list);
+    if (list == NULL) return -1;
+    size_t count = 0, separator = 0;
+    for (char *field = buffer; field < buffer + length; field += strlen(field) + 1) {
+        if (*field == '\0' && separator == 0 && count >= 2) {
+            separator = count;
+            list[count++] = NULL; /* ends the environment */
+        } else {
+            list[count++] = field;
+        }
     }
-    if (getppid() != parent) return 1; /* the platform died before the signal was armed */
+    list[count] = NULL;
+    if (separator == 0 || separator + 1 >= count || *list[0] == '\0' || *list[1] == '\0') {
+        free(list);
+        free(buffer);
+        return -1;
+    }
+    run->buffer = buffer;
+    run->status_file = list[0];
+    run->folder = list[1];
+    run->environment = list + 2;
+    run->command = list + separator + 1;
+    return 0;
+}
 
+/* Stdin from /dev/null and the run's folder, as the first form gets them from the platform;
+   the environment is this process's own, so that posix_spawnp searches the run's PATH. */
+static int enter_run(const struct run *run) {
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null < 0 || dup2(null, STDIN_FILENO) < 0) return -1;
+    close(null);
+    if (chdir(run->folder) != 0) {
+        char name[1024], text[1200];
+        quote(run->folder, name, sizeof name);
+        snprintf(text, sizeof text, "error the folder %s cannot be entered: %s\n", name,
+                 strerror(errno));
+        write_status(run->status_file, text);
+        return -1;
+    }
+    environ = run->environment;
+    return 0;
+}
+
+/* Starts `command`, waits for it and records how it ended; returns the exit status. */
+static int lead(pid_t parent, const char *status_file, char **command, const sigset_t *waited) {
     /* The operator gets default signal dispositions and an empty mask (Python's leader gives
        back SIGPIPE and SIGXFSZ, which its interpreter ignores; here nothing else was changed). */
     sigset_t none, defaults;
@@ -208,7 +274,7 @@ int main(int argc, char **argv) {
             return code;
         }
         siginfo_t received;
-        if (sigwaitinfo(&waited, &received) < 0) continue;
+        if (sigwaitinfo(waited, &received) < 0) continue;
         if (received.si_signo == SIGTERM && getppid() != parent) {
             if (!has_ended(pid, &ended)) {
                 kill(pid, SIGKILL);
@@ -220,4 +286,55 @@ int main(int argc, char **argv) {
             kill(0, SIGKILL);
         }
     }
+}
+
+int main(int argc, char **argv) {
+    sigset_t waited;
+    sigemptyset(&waited);
+    sigaddset(&waited, SIGTERM);
+    sigaddset(&waited, SIGCHLD);
+    /* Blocked first: a death signal arriving from here on waits for the loop in `lead`. */
+    sigprocmask(SIG_BLOCK, &waited, NULL);
+
+    unsigned long parent_id, uid = 0, gid = 0;
+    const char *rest;
+    int standby = argc > 2 && strcmp(argv[2], "--standby") == 0;
+    int options = 3, switch_ids = 0;
+    if (argc > options + 1 && strcmp(argv[options], "--as") == 0) {
+        const char *gid_text;
+        if (parse_id(argv[options + 1], ':', &gid_text, &uid) != 0 ||
+            parse_id(gid_text, '\0', &rest, &gid) != 0) {
+            fputs(USAGE, stderr);
+            return 2;
+        }
+        switch_ids = 1;
+        options += 2;
+    }
+    int malformed = standby ? argc != options
+                            : argc < options + 2 || strcmp(argv[options], "--") != 0;
+    if (malformed || parse_id(argv[1], '\0', &rest, &parent_id) != 0) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    pid_t parent = (pid_t)parent_id;
+
+    if (switch_ids && become((uid_t)uid, (gid_t)gid) != 0) {
+        fprintf(stderr, "group leader: could not become uid %lu gid %lu: %s\n", uid, gid,
+                strerror(errno));
+        return COMMAND_NOT_STARTED;
+    }
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0) {
+        fprintf(stderr, "group leader: prctl(PR_SET_PDEATHSIG) failed: %s\n", strerror(errno));
+        return 1;
+    }
+    if (getppid() != parent) return 1; /* the platform died before the signal was armed */
+    if (!standby) return lead(parent, argv[2], argv + options + 1, &waited);
+
+    struct run run;
+    if (read_run(&run) != 0) return 2;
+    /* The platform may have died while this process waited: a whole run written just before
+       starts nothing either (a death from here on is handled in `lead`). */
+    if (getppid() != parent) return 1;
+    if (enter_run(&run) != 0) return COMMAND_NOT_STARTED;
+    return lead(parent, run.status_file, run.command, &waited);
 }

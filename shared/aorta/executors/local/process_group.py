@@ -54,7 +54,7 @@ class ExitStatus:
         return f"killed by {name} (exit code {self.code})"
 
 
-class _OutputProtocol(asyncio.Protocol):
+class OutputProtocol(asyncio.Protocol):
     """Feeds the leader's output pipe to a reader, which pauses the pipe when the log falls
     behind (bounding memory) and sees its end once every process of the group closed it."""
 
@@ -141,12 +141,12 @@ class OperatorProcess:
             **ids,
         )
         exited = child_exit.watch_exit(process.pid)
-        exited.add_done_callback(functools.partial(_record_exit, process))
+        exited.add_done_callback(functools.partial(record_exit, process))
         output = asyncio.StreamReader()
         assert process.stdout is not None
         try:
             pipe, _ = await asyncio.get_running_loop().connect_read_pipe(
-                lambda: _OutputProtocol(output), process.stdout
+                lambda: OutputProtocol(output), process.stdout
             )
         except BaseException:
             # Nothing will read its output or wait for it: the group goes (and is reaped).
@@ -217,8 +217,9 @@ class OperatorProcess:
         return ExitStatus(code=returncode)
 
 
-def _record_exit(leader: subprocess.Popen[bytes], exited: asyncio.Future[int]) -> None:
-    # Popen warns of, and keeps a list of, the children it thinks unreaped.
+def record_exit(leader: subprocess.Popen[bytes], exited: asyncio.Future[int]) -> None:
+    """Tells `leader` its exit code once `exited` has it (a done callback): Popen warns of,
+    and keeps a list of, the children it thinks unreaped."""
     if not exited.cancelled():
         leader.returncode = exited.result()
 

@@ -209,18 +209,20 @@ class LocalRun:
 
     async def _run(self, env: dict[str, str]) -> RunOutcome:
         """Starts the command in the workspace now handed over, and sees it to its end."""
-        run, user = self.spec, self._config.user
+        run, user, leaders = self.spec, self._config.user, self._config.leaders
+        home, status_file = self.workspace.home, self.workspace.status_file
         try:
-            process = await OperatorProcess.spawn(
-                run.command,
-                cwd=self.workspace.home,
-                env=env,
-                status_file=self.workspace.status_file,
-                user=user,
+            process = leaders.hand(
+                run.command, cwd=home, env=env, status_file=status_file, user=user
             )
+            if process is None:
+                process = await OperatorProcess.spawn(
+                    run.command, cwd=home, env=env, status_file=status_file, user=user
+                )
         except OSError as error:
             return self._outcome_of(RunReason.START_FAILED, f"no group leader: {error}")
         self._times = replace(self._times, running=time.time())
+        leaders.refill(user)  # the next run's leader, started while this one's command runs
         _log.info(
             "operator started",
             run_id=run.run_id,

@@ -5,11 +5,12 @@ services' folders at their declared paths."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aorta import ids
 from aorta.executors.local.operator_user import OperatorUser
+from aorta.executors.local.standby_leader import StandbyLeaders
 from aorta.executors.port import OperatorRun, ServiceMount
 from aorta.executors.workspace import Workspace
 from aorta.operator_env import (
@@ -34,6 +35,9 @@ class RunConfig:
     max_log_bytes: int
     stop_grace: float
     keep_workspaces: bool
+    leaders: StandbyLeaders = field(default_factory=StandbyLeaders)
+    """The group leader started ahead of the next run (`aorta.executors.local.standby_leader`),
+    one per executor; closed with it."""
 
 
 def operator_environment(
