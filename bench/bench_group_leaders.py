@@ -1,9 +1,11 @@
 """What starting an operator under each group leader costs the local executor, on this machine.
 
 `OperatorProcess.spawn` of the command `true` until its exit status is read, as the executor
-does for every run, `ROUNDS` times under the native leader and the Python one alternately (the
-medians; a shared machine's load weighs on both alike), as the operators' user when this
-process is root (as a root platform runs them). Twice: from this process as it is, and after
+does for every run, `ROUNDS` times under the native leader, the Python one and a native leader
+started ahead of the run (`standby`: the run handed to it, `StandbyLeaders.hand`; its start,
+made while the previous command runs, is not counted) in turn (the medians; a shared machine's
+load weighs on each alike), as the operators' user when this process is root (as a root
+platform runs them). Twice: from this process as it is, and after
 it grew by `GROWN_MIB` of touched memory, as a platform does, since a start that copies the
 parent's address space grows with it. `spawn_ms` is the time the event loop is held by the
 start; `run_ms` the whole run of `true`. Needs the native leader built (`make setup`).
@@ -22,6 +24,7 @@ from typing import Any
 from aorta.executors.local import process_group
 from aorta.executors.local.operator_user import resolve_operator_user
 from aorta.executors.local.process_group import OperatorProcess
+from aorta.executors.local.standby_leader import StandbyLeaders
 from aorta.logger import configure_logging
 
 ROUNDS = 30
@@ -29,16 +32,28 @@ GROWN_MIB = 1024
 COMMAND = ("true",)
 
 
-async def one_run(folder: Path, native: Path | None) -> tuple[float, float]:
-    """Milliseconds until `spawn` returned and until the exit status was read."""
+async def one_run(
+    folder: Path, native: Path | None, standby: StandbyLeaders | None = None
+) -> tuple[float, float]:
+    """Milliseconds until `spawn` (or the hand-over to `standby`'s leader) returned and until
+    the exit status was read."""
     process_group.NATIVE_LEADER = native or folder / "no-native-leader"
     user = resolve_operator_user("", euid=os.geteuid(), egid=os.getegid())
     status = folder / "status"
     status.unlink(missing_ok=True)
+    env = {"PATH": os.defpath}
+    if standby is not None:
+        standby.refill(user)
+        if not await standby.settled():
+            raise RuntimeError("no standby group leader started")
     started = time.perf_counter()
-    process = await OperatorProcess.spawn(
-        COMMAND, cwd=folder, env={"PATH": os.defpath}, status_file=status, user=user
-    )
+    process = None
+    if standby is not None:
+        process = standby.hand(COMMAND, cwd=folder, env=env, status_file=status, user=user)
+    if process is None:
+        process = await OperatorProcess.spawn(
+            COMMAND, cwd=folder, env=env, status_file=status, user=user
+        )
     spawned = time.perf_counter()
     await process.wait()
     while await process.output.read(1 << 16):
@@ -52,10 +67,15 @@ async def one_run(folder: Path, native: Path | None) -> tuple[float, float]:
 
 
 async def compare(folder: Path, native: Path) -> dict[str, float]:
-    runs: dict[str, list[tuple[float, float]]] = {"native": [], "python": []}
-    for _ in range(ROUNDS):
-        runs["native"].append(await one_run(folder, native))
-        runs["python"].append(await one_run(folder, None))
+    runs: dict[str, list[tuple[float, float]]] = {"native": [], "python": [], "standby": []}
+    standby = StandbyLeaders()
+    try:
+        for _ in range(ROUNDS):
+            runs["native"].append(await one_run(folder, native))
+            runs["python"].append(await one_run(folder, None))
+            runs["standby"].append(await one_run(folder, native, standby))
+    finally:
+        await standby.close()
     figures = {}
     for leader, times in runs.items():
         figures[f"{leader}_spawn_ms"] = round(statistics.median(t[0] for t in times), 2)
