@@ -65,7 +65,10 @@ def stamp(when: datetime | None) -> str:
 
 def iso(when: datetime | None) -> str | None:
     """RFC 3339 UTC for JSON output, in whole seconds as Clara keeps them; None when not set."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when is not None else None
+    if when is None:
+        return None
+    # isoformat, not strftime: glibc's %Y writes a year below 1000 without its zeros.
+    return when.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def short_name(full: str, prefix: str) -> str:

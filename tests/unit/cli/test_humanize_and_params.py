@@ -42,6 +42,8 @@ def test_ages(delta: timedelta, expected: str) -> None:
 def test_unset_moments() -> None:
     assert (ago(None, NOW), stamp(None), iso(None)) == ("-", "-", None)
     assert (stamp(NOW), iso(NOW)) == ("2024-05-01 12:00:00Z", "2024-05-01T12:00:00Z")
+    early = datetime(999, 1, 2, 3, 4, 5, 600_000, tzinfo=UTC)
+    assert (stamp(early), iso(early)) == ("0999-01-02 03:04:05Z", "0999-01-02T03:04:05Z")
 
 
 def test_sizes_use_decimal_units() -> None:
