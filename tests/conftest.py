@@ -1,6 +1,7 @@
 """Suite-wide checks: an async test must not leave asyncio tasks running behind it. And, when
 the suite runs as root, the unprivileged user operators run as exists and may enter `tmp_path`
-(test operators read scripts and write marks there)."""
+(test operators read scripts and write marks there). Property tests run without Hypothesis's
+timing checks (the "aorta" settings profile)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from aorta.executors.local.operator_user import DEFAULT_RUN_AS
 
@@ -23,6 +25,11 @@ _EXIT_WATCHDOG_SECONDS = 60.0
 # Tasks a library keeps for the life of its client and stops when that client closes; a test
 # that closes its clients leaves none of them behind.
 _GRACE_SECONDS = 1.0
+
+# Property tests judge their examples, not the machine's speed: Hypothesis's per-example
+# deadline (200 ms) and its too-slow health check fail a correct test on a busy machine.
+settings.register_profile("aorta", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("aorta")
 
 
 @pytest.fixture(autouse=True)

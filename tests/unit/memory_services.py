@@ -18,7 +18,9 @@ from aorta.bus.memory import MemoryBus, MemoryNetwork
 from aorta.runtime.service import ServiceContext, service_context
 from aorta.settings import Settings
 
-RPC_TIMEOUT = 5.0
+RPC_TIMEOUT = 60.0
+"""Seconds a call on the in-memory bus may take before it is named unanswered: a bound for
+failing only, so a busy machine never makes an answered call time out."""
 
 
 @pytest.fixture(name="network")

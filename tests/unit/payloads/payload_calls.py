@@ -27,7 +27,9 @@ from aorta.payload_layout import (
 )
 from aorta.store import StateStore
 
-RPC_TIMEOUT = 5.0
+RPC_TIMEOUT = 60.0
+"""Seconds a call on the in-memory bus may take before it is named unanswered: a bound for
+failing only, so a busy machine never makes an answered call time out."""
 UNUSED_ID = "0123456789abcdef0123456789abcdef"
 JOB = "a" * 32
 OTHER_JOB = "b" * 32
