@@ -68,7 +68,9 @@ def _folder(directory: Path | None) -> Iterator[Path]:
 class BusFactory:
     """Makes buses that see each other: `NatsBus` clients of the server at `url`, or, when
     `url` is None, `MemoryBus`es on one network. `close_all` closes every bus it made.
-    `credentials` (NATS only) logs a bus in as that user."""
+    `credentials` (NATS only) logs a bus in as that user. A bus's requests wait
+    `default_timeout` for their answer unless told otherwise: a bound for failing, long enough
+    that a busy machine never times out a call that is answered."""
 
     def __init__(self, url: str | None, *, options: BusOptions | None = None) -> None:
         self.kind = "memory" if url is None else "nats"
@@ -81,7 +83,7 @@ class BusFactory:
         self,
         name: str = "test",
         *,
-        default_timeout: float = 2.0,
+        default_timeout: float = 30.0,
         credentials: BusCredentials | None = None,
     ) -> Bus:
         bus: Bus
