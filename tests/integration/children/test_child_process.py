@@ -26,6 +26,13 @@ TOY = textwrap.dedent(
     from pathlib import Path
 
     mode, ready_file = sys.argv[1], Path(sys.argv[2])
+
+    def announce(text):
+        # Whole or not at all: the test takes the file's existence for readiness.
+        partial = ready_file.with_name(ready_file.name + ".partial")
+        partial.write_text(text)
+        partial.replace(ready_file)
+
     print(f"toy starting in mode {mode}, mark {os.environ.get('TOY_MARK')}", flush=True)
     if mode == "exit":
         print("cannot listen: address already in use", file=sys.stderr, flush=True)
@@ -33,9 +40,9 @@ TOY = textwrap.dedent(
     if mode == "stubborn":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         helper = subprocess.Popen(["sleep", "600"])
-        ready_file.write_text(str(helper.pid))
+        announce(str(helper.pid))
     elif mode == "serve":
-        ready_file.write_text(str(os.getpid()))
+        announce(str(os.getpid()))
     while True:
         signal.pause()
     """
