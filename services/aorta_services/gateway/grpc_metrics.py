@@ -7,19 +7,24 @@ the handled count, so dashboards written for go-grpc-prometheus and py-grpc-prom
 they are. A call counts as handled once its last message is sent, with the status the client
 sees: OK for a Clara error answered in the response header, the abort's code for a refusal,
 CANCELLED when the client went away, UNKNOWN for anything that escaped the handler.
+
+Every behaviour is counted as one coroutine, which is how the gateway serves streams too: it
+writes them with `context.write` (`aorta_services.gateway.rpc`, and grpc's health Watch), so a
+cancel that lands during a send is raised where it is counted. A behaviour that yields its
+responses is not served here (it would leave such a cancel in grpc's frame, uncounted).
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 
 from aorta.observability.metrics import GRPC_HANDLED, GRPC_HANDLING_SECONDS, GRPC_STARTED
+from aorta_services.gateway.client_gone import client_gone
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -61,7 +66,7 @@ class _Labels:
 
 def _code_of(context: Context, error: BaseException | None) -> grpc.StatusCode:
     """The status the client sees for a call that ended with `error` (None: returned)."""
-    if isinstance(error, asyncio.CancelledError):
+    if isinstance(error, asyncio.CancelledError) or (error is not None and client_gone(error)):
         return grpc.StatusCode.CANCELLED
     code = context.code()
     if isinstance(code, grpc.StatusCode):
@@ -69,7 +74,7 @@ def _code_of(context: Context, error: BaseException | None) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN if error is not None else grpc.StatusCode.OK
 
 
-def _unary_response(
+def _counted_behavior(
     behavior: Callable[[Any, Context], Awaitable[Any]], labels: _Labels
 ) -> Callable[[Any, Context], Awaitable[Any]]:
     async def counted(request: Any, context: Context) -> Any:
@@ -82,26 +87,6 @@ def _unary_response(
             raise
         labels.handled(_code_of(context, None), began)
         return response
-
-    return counted
-
-
-def _streaming_response(behavior: Callable[[Any, Context], Any], labels: _Labels) -> Any:
-    """A streaming behaviour counted: one that yields its responses, or one that writes them
-    with `context.write` (grpc's health Watch), which grpc tells apart and so must this."""
-    if not inspect.isasyncgenfunction(behavior):
-        return _unary_response(behavior, labels)
-
-    async def counted(request: Any, context: Context) -> AsyncIterator[Any]:
-        labels.started.inc()
-        began = time.perf_counter()
-        try:
-            async for response in behavior(request, context):
-                yield response
-        except BaseException as error:
-            labels.handled(_code_of(context, error), began)
-            raise
-        labels.handled(_code_of(context, None), began)
 
     return counted
 
@@ -140,5 +125,4 @@ def _counted(handler: Any, labels: _Labels) -> Any:
     behavior = getattr(handler, kind)
     if behavior is None:
         return handler
-    wrap = _streaming_response if handler.response_streaming else _unary_response
-    return handler._replace(**{kind: wrap(behavior, labels)})
+    return handler._replace(**{kind: _counted_behavior(behavior, labels)})

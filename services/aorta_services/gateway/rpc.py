@@ -27,14 +27,18 @@ upload of payload files does, so that a 64 KiB chunk is never parsed into a mess
 request is still parsed here, for the guard's record, and a request it cannot parse still ends
 the call with INVALID_ARGUMENT (`WireRequests.malformed`).
 
+A client stream's requests end only when its client ended them: a call that is over (the
+client cancelled, the deadline passed) ends as cancelled instead (`client_gone.confirm_end`),
+so an upload cut short is never taken for a whole one.
+
 Methods without a handler answer UNIMPLEMENTED (to an admitted caller).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol, TypeAlias
 
@@ -48,6 +52,7 @@ from aorta.auth.principal import calling_as
 from aorta.errors import Forbidden, Unauthenticated
 from aorta.ids import new_id
 from aorta.observability import tracing
+from aorta_services.gateway.client_gone import client_gone, confirm_end
 from aorta_services.gateway.guard import Call, Guard, aborted_result, outcome
 from aorta_services.gateway.rpc_errors import answered, as_error, error_response
 
@@ -206,13 +211,14 @@ def _client_streaming(
     guard: Guard,
 ) -> Callable[[AsyncIterator[bytes], Context], Awaitable[Message]]:
     async def behavior(raw_requests: AsyncIterator[bytes], context: Context) -> Message:
-        async def parsed() -> AsyncIterator[Message]:
+        async def parsed() -> AsyncGenerator[Message, None]:
             async for raw in raw_requests:
                 yield await _parse(raw, request_class, context)
+            await confirm_end(context)
 
         async def requests(
             first: Message | None, rest: AsyncIterator[Message]
-        ) -> AsyncIterator[Message]:
+        ) -> AsyncGenerator[Message, None]:
             if first is None:
                 return
             yield first
@@ -225,14 +231,15 @@ def _client_streaming(
             tracing.server_span(rpc, _trace_carrier(context)),
         ):
             call = await guard.admit(rpc, context, request_id)
-            with _admitted(call):
-                stream = parsed()
-                # The audit record names the resources of the first message (the payload an
-                # upload goes to), so it is read before the call proceeds.
-                first = await anext(stream, None)
-                await call.began(first)
-                answer = handler(requests(first, stream), context)
-                return await answered(rpc, response_class, answer, call)
+            # Both generators are closed when the call ends, however much the handler read.
+            async with aclosing(parsed()) as stream:
+                with _admitted(call):
+                    # The audit record names the resources of the first message (the payload
+                    # an upload goes to), so it is read before the call proceeds.
+                    first = await anext(stream, None)
+                    await call.began(first)
+                    async with aclosing(requests(first, stream)) as given:
+                        return await answered(rpc, response_class, handler(given, context), call)
 
     return behavior
 
@@ -264,6 +271,7 @@ class _GrpcWireRequests:
             return None
         raw = await self._context.read()
         if raw is grpc.aio.EOF:
+            await confirm_end(self._context)
             self._ended = True
             return None
         received: bytes = raw
@@ -355,14 +363,14 @@ def _server_streaming(
                 except asyncio.CancelledError:
                     await asyncio.shield(call.ended(grpc.StatusCode.CANCELLED.name))
                     raise
-                except grpc.aio.BaseError:
-                    # grpc ended the call while a response was sent (the client went away,
-                    # the server stopped): no one is left to read an answer, so none is sent.
-                    await call.ended(grpc.StatusCode.CANCELLED.name)
-                    raise
                 except (Forbidden, Unauthenticated) as exc:
                     await call.refuse(exc)
                 except Exception as exc:
+                    if client_gone(exc):
+                        # grpc ended the call under us (the client went away, the server
+                        # stopped): no one is left to read an answer, so none is sent.
+                        await call.ended(grpc.StatusCode.CANCELLED.name)
+                        raise
                     # Clara puts the header in every streamed message, so an error after some
                     # items still reaches a client that checks each one.
                     error = error_response(response_class, as_error(exc, rpc))

@@ -6,7 +6,8 @@ An `AortaError` becomes a response with a negative `ResponseHeader.code` and rea
 anything unexpected is logged with its traceback and reported as an internal error naming the
 request id; an `errors.Forbidden` or `errors.Unauthenticated` is a refusal (gRPC
 PERMISSION_DENIED or UNAUTHENTICATED) rather than a Clara header, since it is not the platform
-that failed.
+that failed. A call whose client has gone (`aorta_services.gateway.client_gone`) is answered
+with nothing and recorded as CANCELLED.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from google.protobuf.message import Message
 
 from aorta.errors import AortaError, Forbidden, Internal, Unauthenticated
 from aorta.logger import get_logger
+from aorta_services.gateway.client_gone import client_gone
 from aorta_services.gateway.guard import Call, aborted_result, outcome
 
 log = get_logger(__name__)
@@ -50,7 +52,8 @@ async def answered(
     rpc: str, response_class: type[Message], answer: Awaitable[Message], call: Call
 ) -> Message:
     """`answer`, or the Clara error response for what it raised; an abort stays an abort, a
-    refusal becomes one. The outcome is recorded as the audit log wants."""
+    refusal becomes one, and grpc's word that the client has gone is raised on, as a cancel
+    is. The outcome is recorded as the audit log wants."""
     try:
         response = await answer
     except grpc.aio.AbortError:
@@ -62,6 +65,11 @@ async def answered(
     except (Forbidden, Unauthenticated) as exc:
         await call.refuse(exc)
     except Exception as exc:
+        if client_gone(exc):
+            # grpc ended the call under the handler (a read or a send failed): no one is
+            # left to read an answer.
+            await call.ended(grpc.StatusCode.CANCELLED.name)
+            raise
         response = error_response(response_class, as_error(exc, rpc))
     await call.ended(outcome(response), response)
     return response

@@ -1,8 +1,11 @@
 """The gateway's interceptor counts and times every call under the names and labels of the
-widely used gRPC interceptors, whatever the call's shape and however it ends."""
+widely used gRPC interceptors, whatever the call's shape and however it ends. Streams are
+written with `context.write`, as the gateway serves them."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,18 +38,27 @@ async def client_stream(requests: AsyncIterator[bytes], context: Any) -> bytes:
     return b"".join([chunk async for chunk in requests])
 
 
-async def server_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
+async def server_stream(request: bytes, context: Any) -> None:
     for _ in range(3):
-        yield request
+        await context.write(request)
 
 
-async def written_stream(request: bytes, context: Any) -> None:
-    await context.write(request)
-
-
-async def bidi_stream(requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+async def bidi_stream(requests: AsyncIterator[bytes], context: Any) -> None:
     async for chunk in requests:
-        yield chunk
+        await context.write(chunk)
+
+
+ABANDONED: asyncio.Queue[None] = asyncio.Queue()
+
+
+async def abandoned_stream(request: bytes, context: Any) -> None:
+    """Writes until its client goes, then once more, as a handler whose send was under way
+    when grpc's cancel came would: that write raises grpc's own error."""
+    context.add_done_callback(lambda _: ABANDONED.put_nowait(None))
+    with contextlib.suppress(asyncio.CancelledError):
+        while True:
+            await context.write(request)
+    await context.write(request)
 
 
 def handlers() -> grpc.GenericRpcHandler:
@@ -58,8 +70,8 @@ def handlers() -> grpc.GenericRpcHandler:
             "Crashes": grpc.unary_unary_rpc_method_handler(crashes),
             "Upload": grpc.stream_unary_rpc_method_handler(client_stream),
             "Download": grpc.unary_stream_rpc_method_handler(server_stream),
-            "Written": grpc.unary_stream_rpc_method_handler(written_stream),
             "Echo": grpc.stream_stream_rpc_method_handler(bidi_stream),
+            "Abandoned": grpc.unary_stream_rpc_method_handler(abandoned_stream),
         },
     )
 
@@ -90,8 +102,8 @@ CALLS = (
     ("Crashes", "unary", "UNKNOWN"),
     ("Upload", "client_stream", "OK"),
     ("Download", "server_stream", "OK"),
-    ("Written", "server_stream", "OK"),
     ("Echo", "bidi_stream", "OK"),
+    ("Abandoned", "server_stream", "CANCELLED"),
 )
 
 
@@ -115,7 +127,10 @@ async def test_every_shape_of_call_is_counted_with_the_code_the_client_sees() ->
                     raise AssertionError(f"{failing} succeeded")
             assert await channel.stream_unary(path + "Upload")(iter([b"a", b"b"])) == b"ab"
             assert [r async for r in channel.unary_stream(path + "Download")(b"d")] == [b"d"] * 3
-            assert [r async for r in channel.unary_stream(path + "Written")(b"w")] == [b"w"]
+            abandoned = channel.unary_stream(path + "Abandoned")(b"a")
+            await abandoned.read()
+            abandoned.cancel()
+            await ABANDONED.get()
             echoed = channel.stream_stream(path + "Echo")(iter([b"1", b"2"]))
             assert [r async for r in echoed] == [b"1", b"2"]
     finally:
