@@ -33,7 +33,7 @@ JOBS = [f"{n:032x}" for n in range(20)]
 WANTED = {"seg": "r1"}
 
 
-async def until(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
+async def until(check: Callable[[], Awaitable[bool]], within: float = 60.0) -> None:
     """Returns once `check()` is true; fails after `within` seconds."""
     async with asyncio.timeout(within):
         while not await check():  # noqa: ASYNC110 (another process writes the store)

@@ -44,7 +44,7 @@ JOBS = [f"{n:032x}" for n in range(0x20, 0x24)]
 ENVIRON = {"AORTA_MODELS_REPLICA_TTL": "0.9", "AORTA_TRITON_POOL_SIZE": "4"}
 
 
-async def until(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
+async def until(check: Callable[[], Awaitable[bool]], within: float = 60.0) -> None:
     """Returns once `check()` is true; fails after `within` seconds."""
     async with asyncio.timeout(within):
         while not await check():  # noqa: ASYNC110 (the replicas write the store on their own)
