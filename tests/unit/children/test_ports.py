@@ -1,5 +1,6 @@
 """Free ports: distinct, released before they are returned, a preferred one kept only when free,
-ports for servers started again drawn below the kernel's ephemeral range; and `aorta.testing.ports` is the library's implementation, not a copy."""
+ports for servers started again drawn below the kernel's ephemeral range; and
+`aorta.testing.ports` is the library's implementation, not a copy."""
 
 from __future__ import annotations
 
