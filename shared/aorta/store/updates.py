@@ -14,6 +14,7 @@ Element paths cannot be unset (MongoDB would leave a null in the list).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Mapping, Sequence
@@ -42,9 +43,24 @@ def element_path(path: str) -> tuple[str, int] | None:
 
 
 def _check_set_path(collection: str, path: object) -> str:
+    if type(path) is str and _settable(path):
+        return path
     if isinstance(path, str) and _ELEMENT.fullmatch(path) and not path.startswith("_id."):
         return path
     return check_path(collection, path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _settable(path: str) -> bool:
+    """Whether `update` may set `path`: writers set the same few paths again and again, so
+    the answer is kept rather than matched anew each time."""
+    if _ELEMENT.fullmatch(path) and not path.startswith("_id."):
+        return True
+    try:
+        check_path("", path)
+    except Invalid:
+        return False
+    return True
 
 
 def returned_fields(collection: str, fields: Sequence[str] | None) -> list[str] | None:

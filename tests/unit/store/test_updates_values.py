@@ -134,3 +134,21 @@ def test_an_error_names_the_item_where_it_is() -> None:
         checked_update("jobs", {"operators.2": {"env": [1, float("nan")]}}, ())
 
     assert raised.value.messages == ("jobs: field 'operators.2'.env[1] is not a finite number",)
+
+
+@pytest.mark.parametrize("path", ["a..b", "_id", "_id.0", "1a", "a.01", ""])
+def test_a_bad_path_is_refused_every_time_in_the_same_words(path: str) -> None:
+    refusals = []
+    for _ in range(2):
+        with pytest.raises(Invalid) as raised:
+            checked_update("jobs", {path: 1}, ())
+        refusals.append(raised.value.messages)
+
+    assert refusals[0] == refusals[1]
+    assert refusals[0][0].startswith(f"jobs: field {path!r} is not valid")
+
+
+@pytest.mark.parametrize("path", ["a", "a.b.c", "ops.0", "ops.12"])
+def test_a_good_path_is_accepted_every_time(path: str) -> None:
+    for _ in range(2):
+        assert checked_update("jobs", {path: 1}, ())[0] == {path: 1}
