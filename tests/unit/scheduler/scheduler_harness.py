@@ -187,13 +187,13 @@ class Harness:
         )
         return response
 
-    async def stopped(self, job_id: str, within: float = 30.0) -> jobs_pb2.JobsStatusResponse:
+    async def stopped(self, job_id: str, within: float = 60.0) -> jobs_pb2.JobsStatusResponse:
         """The job's status once it is STOPPED."""
         return await self.until(
             job_id, lambda s: s.state == jobs_pb2.JOB_STATE_STOPPED, within=within
         )
 
-    async def running(self, job_id: str, operator: str, *, within: float = 30.0) -> None:
+    async def running(self, job_id: str, operator: str, *, within: float = 60.0) -> None:
         """Returns once `operator` is RUNNING in the store and a live replica's executor was
         asked to run it: the store says RUNNING first, since that write guards the start."""
         await self.until(
@@ -212,7 +212,7 @@ class Harness:
             await asyncio.sleep(0.02)
 
     async def until(
-        self, job_id: str, condition: Any, *, within: float = 30.0
+        self, job_id: str, condition: Any, *, within: float = 60.0
     ) -> jobs_pb2.JobsStatusResponse:
         """The job's status once `condition(status)` holds; fails after `within` seconds."""
         deadline = time.monotonic() + within
