@@ -1,7 +1,8 @@
 """Suite-wide checks: an async test must not leave asyncio tasks running behind it. And, when
 the suite runs as root, the unprivileged user operators run as exists and may enter `tmp_path`
 (test operators read scripts and write marks there). Property tests run without Hypothesis's
-timing checks (the "aorta" settings profile)."""
+timing checks (the "aorta" settings profile). The Python children tests start share one
+bytecode cache."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pwd
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,19 @@ def operator_user() -> None:
     except KeyError:
         useradd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
         subprocess.run([*useradd, DEFAULT_RUN_AS], check=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def child_bytecode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Lets the Python processes the tests start (`aorta up`, `aorta serve`, the CLI) write
+    their bytecode to one cache of the session's, outside the tree. Where the environment says
+    not to write it (`PYTHONDONTWRITEBYTECODE`, as on the CI machines) every child compiled the
+    platform's modules and its dependencies again: 3.1 s to import what `aorta up` serves with,
+    1.1 s from the cache. The source files' stamps keep the cache true to edits."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+        patch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path_factory.mktemp("bytecode")))
+        yield
 
 
 @pytest.fixture
