@@ -17,13 +17,23 @@ for every service:
   gives k racers room after about log2(k) retries; the random draw (anywhere from 0 to the
   ceiling) keeps racers that lost together from colliding again at once; and the cap bounds
   any one wait.
+
+Writers of one document in one process take turns (`modify_document` holds a per-document turn
+from its read to its write), so the retries are for writers in other processes. Without the
+turns, concurrent writers in one process would race each other for nothing, and lose in a way
+no pause can help: the SQLite store commits writes in groups (`aorta.store.sqlite_writer`), so
+every write prepared against one version lands in one batch where only the first gets through,
+and when a commit takes longer than the pauses (an fsync on a busy disk) the losers read again
+together and meet in the next batch. Eight concurrent metadata additions and their outbox
+removals then need sixteen batches, and the last writer gave up after ten.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from aorta.errors import Conflict, NotFound
@@ -97,6 +107,11 @@ async def modify_document(
     A lost race starts again from a fresh read (`optimistic_update`, which raises `gave_up()`
     in the end). `read` replaces `collection.get(id)` for a caller that refuses some
     documents; a document absent when read or written raises `missing()`.
+
+    Calls for the same document of the same collection object take turns, each from its read
+    to its write (see the module docstring): in one process they never lose a race to each
+    other, only to writers elsewhere. `read` must not call `modify_document` for the same
+    document: it would wait for its own turn.
     """
 
     async def current() -> Document:
@@ -119,7 +134,41 @@ async def modify_document(
         except NotFound:
             raise missing() from None
 
-    return await optimistic_update(prepare, write, gave_up=gave_up)
+    async with _turn(collection, id):
+        return await optimistic_update(prepare, write, gave_up=gave_up)
+
+
+class _Turns:
+    """The lock of one document and how many callers hold or wait for it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+# By collection object, not name: two stores in one process (two replicas in a test) are two
+# writers whose races the optimistic retries settle, as between processes. An entry lives only
+# while someone holds or waits for its turn, so the table stays as small as the writes in flight.
+_turns: dict[tuple[Collection, str], _Turns] = {}
+
+
+@asynccontextmanager
+async def _turn(collection: Collection, document_id: str) -> AsyncIterator[None]:
+    """Holds the turn of document `document_id` of `collection` in this process."""
+    key = (collection, document_id)
+    turns = _turns.get(key)
+    if turns is None:
+        turns = _turns[key] = _Turns()
+    turns.users += 1
+    try:
+        async with turns.lock:
+            yield
+    finally:
+        turns.users -= 1
+        if not turns.users:
+            del _turns[key]
 
 
 def kept_changing(what: str, *, code: int) -> Callable[[], Conflict]:

@@ -59,6 +59,45 @@ async def test_concurrent_changes_all_land_once_each(store: StateStore) -> None:
     assert stored["version"] == 6
 
 
+async def test_writers_in_one_process_take_turns_and_never_lose_a_race(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each read yields before its caller writes, so writers that did not take turns would all
+    # read version 1 and all but one lose. Losing is what a slow group commit turned into
+    # giving up: the losers stayed together, one got through per commit (see optimistic.py).
+    widgets = store.collection("widgets")
+    await widgets.insert({"id": "w", "seen": []})
+    read, update = widgets.get, widgets.update
+    lost: list[Conflict] = []
+
+    async def yielding_read(id: str) -> Document:
+        document = await read(id)
+        await asyncio.sleep(0)
+        return document
+
+    async def counted_update(id: str, changes: Any, **options: Any) -> Document:
+        try:
+            return await update(id, changes, **options)
+        except Conflict as error:
+            lost.append(error)
+            raise
+
+    monkeypatch.setattr(widgets, "get", yielding_read)
+    monkeypatch.setattr(widgets, "update", counted_update)
+
+    async def append(item: int) -> None:
+        def change(document: Document) -> Document:
+            return {**without_managed(document), "seen": [*document["seen"], item]}
+
+        await modify_document(widgets, "w", change, missing=missing, gave_up=GAVE_UP)
+
+    await asyncio.gather(*(append(item) for item in range(5)))
+    assert lost == []
+    stored = await read("w")
+    assert sorted(stored["seen"]) == [0, 1, 2, 3, 4]
+    assert stored["version"] == 6
+
+
 async def test_a_refusal_writes_nothing_and_is_not_retried(store: StateStore) -> None:
     widgets = store.collection("widgets")
     await widgets.insert({"id": "w", "count": 1})
