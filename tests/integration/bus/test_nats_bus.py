@@ -4,6 +4,7 @@ and events that survive a nats-server restart on the same store and port."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from aorta.bus.nats import NatsBus
 from aorta.bus.nats_events import STREAM_NAME
 from aorta.bus.nats_server import NatsServerProcess
 from aorta.errors import Unavailable
-from aorta.testing.ports import free_port, restart_safe_port
+from aorta.testing.ports import restart_safe_port
 
 # How long a delivery or a reconnection may take on a loaded 2-core machine, where the event
 # loop can stall for seconds: a bound for failing, never a guess of how long it takes.
@@ -46,17 +47,26 @@ async def test_connect_creates_the_file_backed_event_stream_once(
 
 
 async def test_connecting_to_no_server_is_unavailable_within_the_timeout() -> None:
-    port = free_port()
+    # The port stays bound, never listening, until the client gave up: a port that was only
+    # free a moment ago (`free_port`) may be taken meanwhile by a server of a suite running
+    # beside this one, which the client would then reach; and the kernel never picks a bound
+    # port as the client's own end, which could connect a socket to itself.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as nobody:
+        nobody.bind(("127.0.0.1", 0))
+        port = nobody.getsockname()[1]
 
-    # Without its timeout the client would retry forever; the bound is loose because a loaded
-    # machine stretches the 1.5 s, and this is no measure of speed.
-    with pytest.raises(Unavailable, match=f"127.0.0.1:{port}"):
-        await asyncio.wait_for(
-            NatsBus.connect(
-                f"nats://127.0.0.1:{port}", name="nobody", default_timeout=1.0, connect_timeout=1.5
-            ),
-            EVENTUALLY,
-        )
+        # Without its timeout the client would retry forever; the bound is loose because a
+        # loaded machine stretches the 1.5 s, and this is no measure of speed.
+        with pytest.raises(Unavailable, match=f"127.0.0.1:{port}"):
+            await asyncio.wait_for(
+                NatsBus.connect(
+                    f"nats://127.0.0.1:{port}",
+                    name="nobody",
+                    default_timeout=1.0,
+                    connect_timeout=1.5,
+                ),
+                EVENTUALLY,
+            )
 
 
 async def test_events_and_durable_positions_survive_a_server_restart(tmp_path: Path) -> None:
