@@ -25,16 +25,18 @@ from aorta.testing.ports import free_port
 pytestmark = pytest.mark.timeout(300)
 
 OPERATOR = """\
+import os
 import pathlib
 import sys
 import time
 import clara
 
-NAME, PAUSE = sys.argv[1], float(sys.argv[2])
+NAME, GATE = sys.argv[1], sys.argv[2]
 
 def execute(driver, payload):
     print(f"{NAME} starts", flush=True)
-    time.sleep(PAUSE)
+    while GATE and not os.path.exists(GATE):
+        time.sleep(0.05)
     source = pathlib.Path(payload.input_entries[0].path)
     target = pathlib.Path(payload.output_entries[0].path)
     for path in sorted(source.rglob("*")):
@@ -48,26 +50,28 @@ driver = clara.Driver(execute_handler=execute)
 driver.start()
 driver.wait_for_completion()
 """
+"""An operator that copies its input reversed; with a gate (a path) it goes on only once that
+file exists, so a test holds it RUNNING for exactly as long as its scenario needs."""
 
 
-def _operator(name: str, script: Path, pause: float, source: str | None) -> str:
+def _operator(name: str, script: Path, gate: Path | None, source: str | None) -> str:
     inputs = f"[{{from: {source}, path: /input}}]" if source else "[{path: /input}]"
     return textwrap.dedent(
         f"""\
         - name: {name}
           container:
             image: example/{name}
-            command: [python, -u, -m, aorta.driver.app, "{script}", {name}, "{pause}"]
+            command: [python, -u, -m, aorta.driver.app, "{script}", {name}, "{gate or ""}"]
           input: {inputs}
           output: [{{path: /output}}]
         """
     )
 
 
-def _definition(name: str, script: Path, pauses: dict[str, float]) -> str:
+def _definition(name: str, script: Path, gates: dict[str, Path | None]) -> str:
     operators, source = "", None
-    for operator, pause in pauses.items():
-        operators += _operator(operator, script, pause, source)
+    for operator, gate in gates.items():
+        operators += _operator(operator, script, gate, source)
         source = operator
     return f"api-version: 0.4.0\nname: {name}\noperators:\n{operators}"
 
@@ -167,21 +171,60 @@ def _wait_until(aorta: Platform, job: str, operator: str, status: str) -> None:
         assert isinstance(operators, list)
         if any(op["name"] == operator and op["status"] == status for op in operators):
             return
-        time.sleep(0.3)
+        time.sleep(0.3)  # only spaces the polls: each is a whole `aorta` process
     raise AssertionError(f"operator {operator} of job {job} never became {status}")
 
 
 @pytest.fixture(scope="module")
-def chain(aorta: Platform, files: Path) -> Path:
+def reader_gate(files: Path) -> Path:
+    """The gate of the chain's reader: closed until the first run has shown its first view."""
+    return files / "reader-may-finish"
+
+
+@pytest.fixture(scope="module")
+def chain(aorta: Platform, files: Path, reader_gate: Path) -> Path:
     definition = files / "chain.yml"
-    pauses = {"reader": 1.5, "segment": 0.0, "writer": 0.0}
-    definition.write_text(_definition("views-chain", files / "operator.py", pauses))
+    gates = {"reader": reader_gate, "segment": None, "writer": None}
+    definition.write_text(_definition("views-chain", files / "operator.py", gates))
     return definition
 
 
-def test_a_run_and_everything_it_shows(aorta: Platform, files: Path, chain: Path) -> None:
+def _run_opening(aorta: Platform, gate: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`aorta run ARGS` as alice, opening `gate` once `run` printed its first view of the job
+    (the first line after the ids): whatever that first poll found, the operators behind the
+    gated one were still PENDING, however long the machine took to make it."""
+    with (
+        tempfile.TemporaryFile("w+") as err,
+        subprocess.Popen(
+            [AORTA, "run", *args],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=aorta.env("alice"),
+        ) as process,
+    ):
+        assert process.stdout is not None
+        out: list[str] = []
+        for line in process.stdout:
+            out.append(line)
+            if not line.startswith(("PIPELINE_ID:", "JOB_ID:", "PAYLOAD_ID:")):
+                gate.touch()
+                break
+        out.append(process.stdout.read())
+        process.wait(timeout=60)
+        err.seek(0)
+        return subprocess.CompletedProcess(
+            process.args, process.returncode, "".join(out), err.read()
+        )
+
+
+def test_a_run_and_everything_it_shows(
+    aorta: Platform, files: Path, chain: Path, reader_gate: Path
+) -> None:
     results = files / "results"
-    ran = aorta("alice", "run", "-p", str(chain), "-f", str(files / "input"), "-o", str(results))
+    ran = _run_opening(
+        aorta, reader_gate, "-p", str(chain), "-f", str(files / "input"), "-o", str(results)
+    )
     assert ran.returncode == 0, ran.stdout + ran.stderr
     ids = _ids(ran.stdout)
     job, pipeline = ids["JOB_ID"], ids["PIPELINE_ID"]
@@ -189,7 +232,8 @@ def test_a_run_and_everything_it_shows(aorta: Platform, files: Path, chain: Path
     # Three operators wrote two files each, and every one was checked.
     assert "Downloaded 6 output file(s)" in ran.stderr and "; 6 checked" in ran.stderr
 
-    # The history tells every operator's RUNNING step, the fast writer's too.
+    # The history tells every operator's RUNNING step, the fast writer's too: the first poll
+    # saw segment and writer PENDING (the gated reader held them), later ones COMPLETED.
     history = ran.stdout
     assert "PENDING -> COMPLETED" not in history
     for operator in ("segment", "writer"):
@@ -230,8 +274,9 @@ def test_a_cancel_shows_canceled_and_what_never_ran(
     aorta: Platform, files: Path, chain: Path
 ) -> None:
     slow = files / "slow.yml"
-    pauses = {"sleeper": 120.0, "writer": 0.0}
-    slow.write_text(_definition("views-slow", files / "operator.py", pauses))
+    # The sleeper's gate never opens: it runs until the cancel.
+    gates = {"sleeper": files / "never-opened", "writer": None}
+    slow.write_text(_definition("views-slow", files / "operator.py", gates))
     created = aorta("alice", "create", "pipeline", "-p", str(slow), "-q")
     assert created.returncode == 0, created.stderr
     made = aorta("alice", "create", "job", "-p", created.stdout.strip(), "-n", "slow", "-q")
@@ -243,13 +288,16 @@ def test_a_cancel_shows_canceled_and_what_never_ran(
     running = aorta("alice", "delete", "job", job, "--yes")
     assert running.returncode == 1 and "cancel it first" in running.stderr
 
-    # Following every operator's log ends when the job stops, having printed what came.
-    following = aorta.popen("alice", "logs", job, "--follow", "--interval", "0.2")
-    time.sleep(1.0)
-    assert following.poll() is None
-    assert aorta("alice", "cancel", "job", job).returncode == 0
-    out, err = following.communicate(timeout=60)
-    assert following.returncode == 0, err
+    # Following every operator's log ends when the job stops, having printed what came: the
+    # cancel comes once the follower printed the running sleeper's first line, and it still runs.
+    with aorta.popen("alice", "logs", job, "--follow", "--interval", "0.2") as following:
+        assert following.stdout is not None and following.stderr is not None
+        first = following.stdout.readline()
+        assert following.poll() is None, first + following.stderr.read()
+        assert aorta("alice", "cancel", "job", job).returncode == 0
+        out = first + following.stdout.read()
+        err = following.stderr.read()
+        assert following.wait(timeout=60) == 0, err
     assert out.splitlines()[0] == "[sleeper] sleeper starts"
     assert "operator writer has not run (PENDING; the job is STOPPED, CANCELED)" in err
     _wait_until(aorta, job, "sleeper", "CANCELED")
@@ -261,8 +309,9 @@ def test_a_cancel_shows_canceled_and_what_never_ran(
 
 
 def test_delete_job_removes_its_logs_and_payload_bytes_and_only_its_owners(
-    aorta: Platform, files: Path, chain: Path
+    aorta: Platform, files: Path, chain: Path, reader_gate: Path
 ) -> None:
+    reader_gate.touch()  # no view of this run needs the reader held
     ran = aorta("alice", "run", "-p", str(chain), "-f", str(files / "input"))
     assert ran.returncode == 0, ran.stderr
     ids = _ids(ran.stdout)
