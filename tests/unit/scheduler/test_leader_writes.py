@@ -99,7 +99,7 @@ async def test_a_waiting_jobs_reason_is_written_from_the_leaders_copy(
 
     await harness.start(second)
     jobs = replica.context.store.collection("jobs")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not ((await jobs.find({"id": second}))[0]["waiting"]["job"] or {}).get("kind"):
         assert time.monotonic() < deadline, "the second job's reason was never stored"
         await asyncio.sleep(0.02)
