@@ -120,6 +120,12 @@ class MemoryBus:
         self._gaps = GapWatchers()
         self._closed = False
 
+    @property
+    def network(self) -> MemoryNetwork:
+        """The network this bus is on: what it stored (a test waits for a consumer to have
+        received every stored event rather than for a guessed time)."""
+        return self._network
+
     async def request(
         self,
         subject: str,

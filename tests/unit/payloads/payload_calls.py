@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,6 +34,8 @@ failing only, so a busy machine never makes an answered call time out."""
 UNUSED_ID = "0123456789abcdef0123456789abcdef"
 JOB = "a" * 32
 OTHER_JOB = "b" * 32
+PAYLOAD_EVENTS = "aorta.events.payload."
+"""The subjects of the payload events the `calls` fixture collects."""
 
 
 def ident(value: str) -> common_pb2.Identifier:
@@ -168,8 +171,12 @@ class Calls:
         return [info.key[len(prefix) :] async for info in self.blobs.list(prefix)]
 
     async def settle(self) -> None:
-        """Lets the event consumer catch up with what was published."""
-        for _ in range(20):
+        """Waits until the event consumer has received every payload event the bus stored so
+        far (30 s at most): the service publishes a change's event before it answers."""
+        stored = self.bus.network.stored_events()
+        deadline = time.monotonic() + 30
+        while len(self.events) < sum(s.startswith(PAYLOAD_EVENTS) for s, _ in stored):
+            assert time.monotonic() < deadline, [event.event for event in self.events]
             await asyncio.sleep(0.01)
 
     async def event_types(self) -> list[tuple[str, str]]:
