@@ -53,10 +53,10 @@ class Collected:
         return {event.id: event for event in self.received}
 
     async def types(self, expected: Iterable[str]) -> list[str]:
-        """Waits (up to 10 s) until the distinct events' types are `expected` (any order),
+        """Waits (up to 30 s) until the distinct events' types are `expected` (any order),
         and returns them in arrival order."""
         wanted = sorted(expected)
-        async with asyncio.timeout(10.0):
+        async with asyncio.timeout(30.0):
             while sorted(e.event for e in self.unique.values()) != wanted:
                 self._arrived.clear()
                 await self._arrived.wait()

@@ -42,9 +42,9 @@ def not_stored(consumer: str) -> float:
 
 
 async def counted(count: float, figure: Callable[[], float]) -> None:
-    """Waits (up to 10 s) until `figure()` reaches `count`: NATS acknowledges a stored dead
+    """Waits (up to 30 s) until `figure()` reaches `count`: NATS acknowledges a stored dead
     letter to its consumer after a reader of the stream may already see it."""
-    async with asyncio.timeout(10.0):
+    async with asyncio.timeout(30.0):
         while figure() < count:  # noqa: ASYNC110 (a metric has no event to wait on)
             await asyncio.sleep(0.01)
 

@@ -66,7 +66,7 @@ async def test_a_watch_resumed_from_an_expired_version_lists_again(stand_in: Clu
     set_pod_phase(server, NAMESPACE, pod, "Succeeded", DONE, init={FETCH_CONTAINER: terminated(0)})
     server.compact()
 
-    outcome = await asyncio.wait_for(waiter, 10)
+    outcome = await asyncio.wait_for(waiter, 30)
     assert outcome.reason is RunReason.COMPLETED
     assert server.expired == 1
     assert executor.pods.relists == 2  # the first list, then one after the 410
@@ -96,7 +96,7 @@ async def test_a_pod_deleted_outside_the_platform_is_lost(stand_in: Cluster) -> 
 
     await stand_in.api.delete(POD, NAMESPACE, pod, grace=0)
 
-    outcome = await asyncio.wait_for(waiter, 10)
+    outcome = await asyncio.wait_for(waiter, 30)
     assert outcome.reason is RunReason.LOST
     assert "deleted outside Aorta" in outcome.message
 

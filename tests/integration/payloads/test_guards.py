@@ -43,9 +43,9 @@ def staged_parts(data_dir: Path) -> list[Path]:
 
 
 async def eventually(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Waits (up to 10 s) until `condition` holds: what the server does after a client went
+    """Waits (up to 30 s) until `condition` holds: what the server does after a client went
     away has no other sign."""
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(30):
         while not await condition():  # noqa: ASYNC110 (polling is the only way to see it)
             await asyncio.sleep(0.02)
 

@@ -200,7 +200,7 @@ async def test_an_open_cancelled_while_its_thread_opens_the_file_closes_it(tmp_p
     assert opening.cancelled()
     writer = await asyncio.to_thread(os.open, fifo, os.O_WRONLY)  # returns once it was opened
     try:
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(30):
             while True:
                 try:
                     os.write(writer, b"x")

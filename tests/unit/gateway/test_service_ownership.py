@@ -78,7 +78,7 @@ async def running_job(door: Door, pipeline_id: str, caller: str) -> str:
             jobs_pb2.JobsStartRequest(job_id=job.job_id), metadata=as_(caller)
         )
         assert started.header.code == 0, started.header.messages
-        async with asyncio.timeout(20):
+        async with asyncio.timeout(30):
             await running.wait()
     finally:
         await subscription.drain()

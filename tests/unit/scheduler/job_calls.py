@@ -66,7 +66,7 @@ def appender(seen: list[CloudEvent]) -> Any:
     return handler
 
 
-async def wait_for(condition: Any, within: float = 20.0) -> None:
+async def wait_for(condition: Any, within: float = 60.0) -> None:
     """Returns once `condition()` holds; fails after `within` seconds."""
     deadline = time.monotonic() + within
     while not condition():

@@ -112,7 +112,7 @@ class FakeExecutor:
             entry.task.cancel()
         self._end(entry, RunOutcome(run_id, RunReason.CANCELLED, 143, "stopped"))
 
-    async def until_cancelled(self, count: int, within: float = 10.0) -> list[str]:
+    async def until_cancelled(self, count: int, within: float = 60.0) -> list[str]:
         """The cancelled runs, once there are `count`: a job's stop is recorded before the
         leader stops its runs, so a test that saw the stop waits for the cancel itself."""
         async with asyncio.timeout(within):

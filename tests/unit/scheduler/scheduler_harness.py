@@ -111,7 +111,7 @@ class Harness:
         await replica.context.bus.close()
         await replica.context.store.close()
 
-    async def leader(self, within: float = 15.0) -> Replica:
+    async def leader(self, within: float = 60.0) -> Replica:
         """The replica that leads, once one does."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:

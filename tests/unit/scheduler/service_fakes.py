@@ -64,7 +64,7 @@ class FakeServiceRunner:
     async def close(self) -> None:
         self.alive.clear()
 
-    async def until(self, condition: object, within: float = 10.0) -> None:
+    async def until(self, condition: object, within: float = 60.0) -> None:
         """Returns once `condition()` holds, waking on every start and stop."""
         assert callable(condition)
         async with asyncio.timeout(within):

@@ -55,7 +55,7 @@ def spy_jobs(monkeypatch: pytest.MonkeyPatch) -> tuple[list[set[str]], list[str]
     return updates, gets
 
 
-async def stored(replica: Replica, job_id: str, within: float = 10.0, **wanted: Any) -> None:
+async def stored(replica: Replica, job_id: str, within: float = 60.0, **wanted: Any) -> None:
     """Returns once job `job_id`'s document holds `wanted` (read without `get`)."""
     jobs = replica.context.store.collection("jobs")
     deadline = time.monotonic() + within

@@ -102,7 +102,7 @@ async def released(store: StateStore, job_id: str) -> None:
     """Returns once the stopped job gave back its payload lock (the leader does it after the
     payloads service answered)."""
     jobs = store.collection("jobs")
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(60):
         while not (await jobs.get(job_id))["released"]:  # noqa: ASYNC110 (no event tells it)
             await asyncio.sleep(0.02)
 
@@ -292,7 +292,7 @@ async def test_the_leader_sweeps_by_itself_once_a_limit_is_set(platform: Platfor
     kept = await reusable_payload(platform)
     await harness.start(job_id)
     jobs = platform.store.collection("jobs")
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(60):
         while await jobs.count({"id": job_id}):  # noqa: ASYNC110 (the sweep's own pace)
             await asyncio.sleep(0.05)
     assert await keys(platform.blobs, payload_prefix(payload_id)) == []

@@ -37,7 +37,7 @@ async def queue(harness: Harness) -> list[aorta_jobs_pb2.JobsQueueEntry]:
 
 
 async def reason_of(
-    harness: Harness, job_id: str, kind: str, within: float = 10.0
+    harness: Harness, job_id: str, kind: str, within: float = 60.0
 ) -> tuple[jobs_pb2.JobsStatusResponse, dict[str, Any]]:
     """The job's Status and its own typed reason, once that reason is of `kind`."""
     deadline = time.monotonic() + within

@@ -20,7 +20,7 @@ from tests.unit.scheduler.scheduler_harness import PIPELINE_ID, Harness, single
 NO_PERIODIC_RESYNC = {"AORTA_SCHEDULER_RESYNC": "600"}
 
 
-async def resynced(engine: Engine, count: int, within: float = 10.0) -> None:
+async def resynced(engine: Engine, count: int, within: float = 60.0) -> None:
     """Returns once `count` resyncs have begun."""
     deadline = time.monotonic() + within
     while engine.resyncs_begun < count:
