@@ -20,6 +20,7 @@ from aorta.store import (
     Collection,
     Document,
     StateStore,
+    document_turn,
     kept_changing,
     optimistic_update,
 )
@@ -145,11 +146,12 @@ class JobRepository:
         `change` is pure and may raise to refuse (nothing is written then). When another
         writer changed the job between the read and the write, `change` runs again on the new
         state (`aorta.store.optimistic_update`); when it keeps losing, `Conflict`
-        (JOB_STORE_ERROR). Only the stored fields of the record's fields that changed are
-        encoded and written (`JobRecord.changes_from`: of the operators, only those that
-        changed), against the version the change was made to; the record returned is the
-        changed one at the version the store gave it (the only field it returns), so no whole
-        job is encoded or decoded.
+        (JOB_STORE_ERROR). Changes of one job in this process take turns
+        (`aorta.store.document_turn`), so only writers in other replicas make it try again.
+        Only the stored fields of the record's fields that changed are encoded and written
+        (`JobRecord.changes_from`: of the operators, only those that changed), against the
+        version the change was made to; the record returned is the changed one at the version
+        the store gave it (the only field it returns), so no whole job is encoded or decoded.
 
         `known`: the caller's latest copy of the job (the leader's), which the first try
         changes instead of reading the job again: the write expects its version, so a copy
@@ -188,11 +190,12 @@ class JobRepository:
                 raise not_found(job_id) from None
             return replace(after, version=int(stored["version"]))
 
-        return await optimistic_update(
-            read,
-            write,
-            gave_up=kept_changing(f"job {job_id}", code=ErrorCode.JOB_STORE_ERROR),
-        )
+        async with document_turn(self._jobs, job_id):
+            return await optimistic_update(
+                read,
+                write,
+                gave_up=kept_changing(f"job {job_id}", code=ErrorCode.JOB_STORE_ERROR),
+            )
 
     async def in_phase(self, phase: JobPhase) -> list[JobRecord]:
         """Visible jobs in `phase`, in the order they were queued (then by id)."""

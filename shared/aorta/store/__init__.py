@@ -7,7 +7,12 @@ loop for a read-modify-write that lost a race, and `modify_document` the one rea
 of a document built on it. Importing this package loads no database driver.
 """
 
-from aorta.store.optimistic import kept_changing, modify_document, optimistic_update
+from aorta.store.optimistic import (
+    document_turn,
+    kept_changing,
+    modify_document,
+    optimistic_update,
+)
 from aorta.store.port import Collection, Document, Sort, StateStore
 
 __all__ = [
@@ -15,6 +20,7 @@ __all__ = [
     "Document",
     "Sort",
     "StateStore",
+    "document_turn",
     "kept_changing",
     "modify_document",
     "optimistic_update",

@@ -18,8 +18,9 @@ for every service:
   ceiling) keeps racers that lost together from colliding again at once; and the cap bounds
   any one wait.
 
-Writers of one document in one process take turns (`modify_document` holds a per-document turn
-from its read to its write), so the retries are for writers in other processes. Without the
+Writers of one document in one process take turns (`modify_document` holds the document's
+`document_turn` from its read to its write, as does any other read-change-write of a document),
+so the retries are for writers in other processes. Without the
 turns, concurrent writers in one process would race each other for nothing, and lose in a way
 no pause can help: the SQLite store commits writes in groups (`aorta.store.sqlite_writer`), so
 every write prepared against one version lands in one batch where only the first gets through,
@@ -134,7 +135,7 @@ async def modify_document(
         except NotFound:
             raise missing() from None
 
-    async with _turn(collection, id):
+    async with document_turn(collection, id):
         return await optimistic_update(prepare, write, gave_up=gave_up)
 
 
@@ -155,8 +156,10 @@ _turns: dict[tuple[Collection, str], _Turns] = {}
 
 
 @asynccontextmanager
-async def _turn(collection: Collection, document_id: str) -> AsyncIterator[None]:
-    """Holds the turn of document `document_id` of `collection` in this process."""
+async def document_turn(collection: Collection, document_id: str) -> AsyncIterator[None]:
+    """Holds the turn of document `document_id` of `collection` object in this process, for
+    one read-change-write (`optimistic_update`) of it: callers enter one at a time, in the
+    order they asked. Not reentrant: a holder that asks again waits for itself."""
     key = (collection, document_id)
     turns = _turns.get(key)
     if turns is None:

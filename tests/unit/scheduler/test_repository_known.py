@@ -4,7 +4,7 @@ no longer the stored one never wins over what another writer stored."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ import pytest
 
 from aorta.bus import make_event
 from aorta.bus.memory import MemoryBus
-from aorta.errors import NotFound
+from aorta.errors import Conflict, NotFound
 from aorta.ids import JobId
 from aorta.settings import Settings
 from aorta.store import StateStore
@@ -125,6 +125,42 @@ async def test_two_writes_from_one_copy_are_both_applied_one_after_the_other(
     stored = await repository.get(job.id)
     assert (stored.name, stored.messages, stored.version) == ("renamed", ("kept",), job.version + 2)
     assert stored == max(first, second, key=lambda r: r.version)
+
+
+async def test_concurrent_writes_in_one_replica_take_turns_and_never_lose_a_race(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each read yields before its writer writes: without turns every writer would read the
+    # same version and all but one would lose, which slow group commits made into giving up.
+    repository = JobRepository(store)
+    job = await stored_job(repository)
+    get, update = SqliteCollection.get, SqliteCollection.update
+    lost: list[Conflict] = []
+
+    async def yielding(self: SqliteCollection, id: str) -> Mapping[str, Any]:
+        document = await get(self, id)
+        await asyncio.sleep(0)
+        return document
+
+    async def counted(self: SqliteCollection, *args: Any, **kwargs: Any) -> Mapping[str, Any]:
+        try:
+            return await update(self, *args, **kwargs)
+        except Conflict as error:
+            lost.append(error)
+            raise
+
+    monkeypatch.setattr(SqliteCollection, "get", yielding)
+    monkeypatch.setattr(SqliteCollection, "update", counted)
+
+    def add(line: str) -> Callable[[JobRecord], JobRecord]:
+        return lambda r: replace(r, messages=(*r.messages, line))
+
+    await asyncio.gather(*(repository.modify(job.id, add(f"m{n}")) for n in range(5)))
+
+    assert lost == []
+    stored = await repository.get(job.id)
+    assert sorted(stored.messages) == [f"m{n}" for n in range(5)]
+    assert stored.version == job.version + 5
 
 
 async def test_a_write_that_changes_nothing_writes_nothing(
