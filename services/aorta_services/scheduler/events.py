@@ -48,6 +48,7 @@ the bus can never take (`Invalid`: above the message limit) is dropped, logged a
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -67,6 +68,9 @@ from aorta_services.scheduler.repository import JobRepository
 log = get_logger(__name__)
 
 SERVICE = "scheduler"
+COUNTED_REMEMBERED = 4096
+"""How many event ids `JobEvents` remembers having counted: far more than are published in
+the moment a writer's flush and the leader's replay can overlap."""
 
 Change = Callable[[JobRecord], JobRecord]
 EventBuilder = Callable[[JobRecord], CloudEvent]
@@ -154,6 +158,10 @@ class JobEvents:
         self._left: dict[str, dict[str, float]] = {}
         """Per job, the events this process published but left staged in its document, with
         when it left them."""
+        self._counted = _RecentIds(COUNTED_REMEMBERED)
+        """The events this process counted in its metrics lately: a writer's flush and the
+        leader's replay can publish one event at the same moment, the bus keeps one, and the
+        metrics must count one too."""
 
     async def flush(self, record: JobRecord, *, later: bool = False) -> bool:
         """Publishes `record`'s pending events in order, then removes the published ones from
@@ -178,7 +186,8 @@ class JobEvents:
                 if not await self._publish(document):
                     delivered = False
                     break
-                published(document, record)
+                if self._counted.add(document["id"]):
+                    published(document, record)
                 done.append(document["id"])
             now = self._clock()
             if later:
@@ -264,3 +273,20 @@ class JobEvents:
                 left.pop(event_id, None)
             if not left:
                 del self._left[job_id]
+
+
+class _RecentIds:
+    """The last `size` ids added, oldest forgotten first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, id: str) -> bool:
+        """Remembers `id`; returns whether it was new."""
+        if id in self._ids:
+            return False
+        self._ids[id] = None
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+        return True

@@ -5,7 +5,9 @@ Counts follow the job events as they are published (`JobEvents.flush` calls `pub
 every job event that enters a state (created, queued, started, stopped, with the Clara state
 and status the event carries), and `aorta_queue_wait_seconds` on `job.started`, from the job's
 `Jobs.Start` to its admission. Since events are published at least once, a replay after a crash
-may count one twice; a change whose event the bus did not take yet is counted when it does.
+may count one twice (one process counts an event once, even when a writer's flush and the
+leader's replay publish it at the same moment); a change whose event the bus did not take yet
+is counted when it does.
 
 Levels are counted in the store by the leader (`JobGauges`): every few seconds while it leads,
 `aorta_jobs{phase}`, `aorta_queue_depth{priority}` and `aorta_events_pending`, so every replica

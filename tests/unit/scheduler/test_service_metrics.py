@@ -3,16 +3,27 @@ counted once, its wait in the queue observed; the leader's counts of the store m
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 
+from aorta.bus import CloudEvent, make_event
+from aorta.bus.memory import MemoryBus
 from aorta.observability import metrics
+from aorta.outbox import event_document
+from aorta.settings import Settings
+from aorta.store.factory import open_state_store
+from aorta_services.scheduler.domain.definition import Definition
+from aorta_services.scheduler.events import JobEvents
 from aorta_services.scheduler.job_metrics import JobGauges
 from aorta_services.scheduler.repository import JobRepository
 from tests.unit.scheduler.scheduler_harness import PIPELINE_ID, Harness, single
 from tests.unit.scheduler.test_service_events import until_published
+from tests.unit.scheduler.test_transitions import FORK, created
 
 
 def value(name: str, **labels: str) -> float:
@@ -75,3 +86,32 @@ async def test_nothing_is_counted_while_metrics_are_off(harness: Harness, record
     await harness.stopped(job_id)
     await until_published(replica)
     assert counts() == before
+
+
+async def test_an_event_published_by_two_flushes_at_once_is_counted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recording: None
+) -> None:
+    """A writer's flush and the leader's replay can publish one staged event at the same
+    moment (the bus keeps one, by its id): the metrics count it once."""
+    store = await open_state_store(Settings.from_env({"AORTA_DATA_DIR": str(tmp_path)}))
+    bus = MemoryBus()
+    both_publishing = asyncio.Barrier(2)
+
+    async def publish(event: CloudEvent) -> None:
+        await both_publishing.wait()
+
+    monkeypatch.setattr(bus, "publish_event", publish)
+    repository = JobRepository(store)
+    events = JobEvents(bus, repository)
+    try:
+        definition = Definition(root="f.yaml", files=(("f.yaml", FORK),))
+        job = await repository.insert(replace(created(), visible=True), definition)
+        event = make_event("scheduler", "job", job.id, "created", {"state": "PENDING"})
+        job = await repository.modify(job.id, lambda r: r.with_event(event_document(event)))
+        before = counts()
+        await asyncio.gather(events.flush(job), events.flush(job))
+        after = counts()
+        assert after["created"] - before["created"] == 1
+        assert (await repository.get(job.id)).outbox == ()
+    finally:
+        await store.close()
