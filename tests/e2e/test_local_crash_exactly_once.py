@@ -13,9 +13,9 @@ or a while after the platform serves.
 Most of the time goes into starting `aorta up` again, so the 30 kills are shared by three
 platforms crashed side by side (each with its own data dir, work root and side file): one
 starts while another waits for its bus, its lease or its operators. Their modules are compiled
-once for the whole test, into a bytecode cache of its own, by one process before the first
-start: three first starts compiling everything at once took 48 to 57 s to serve on a loaded
-machine.
+by one process before the first start, into the session's bytecode cache (`tests/conftest.py`;
+only read when earlier tests filled it): three first starts compiling everything at once took
+48 to 57 s to serve on a loaded machine.
 
 An operator killed between its exit line and its actual exit did not exit 0, and runs again:
 after each kill the test reads, as the platform would, how the group leader of every run left
@@ -115,7 +115,6 @@ class Sequence:
     shared: Path
     """The operators' script and the side file they write."""
     rng: random.Random
-    bytecode: Path
     port: int = field(default_factory=restart_safe_port)
     """Below the ephemeral range: between a kill and the next start, the kernel would hand a
     port of that range to the other platforms' sockets."""
@@ -146,11 +145,7 @@ class Sequence:
         return [*command, "--listen", "127.0.0.1", "--web-port", "0", "--metrics-port", "0"]
 
     def env(self) -> dict[str, str]:
-        # Compiling the platform's modules took half of each start where bytecode is not
-        # written (PYTHONDONTWRITEBYTECODE): the first start caches it outside the tree for
-        # the next ones.
-        bytecode = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(self.bytecode)}
-        return {**ENV, **bytecode, "AORTA_SCHEDULER_WORK_DIR": str(self.work_root)}
+        return {**ENV, "AORTA_SCHEDULER_WORK_DIR": str(self.work_root)}
 
 
 async def create_pipeline(api: Client, text: str) -> common_pb2.Identifier:
@@ -247,8 +242,8 @@ def leftovers(root: Path) -> list[str]:
 
 
 def compile_platform(env: dict[str, str]) -> None:
-    """Imports what `aorta up` imports to serve, with the platforms' `env`, so that the bytecode
-    cache it names holds the platform's modules before the first start."""
+    """Imports what `aorta up` imports to serve, with the platforms' `env`, so that the session's
+    bytecode cache holds the platform's modules before the first start."""
     services = "from aorta_services.launch import registry; registry.starters(registry.START_ORDER)"
     code = f"import aorta_services.launch.main, aorta_services.launch.embedded; {services}"
     subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, check=True, timeout=300)
@@ -338,7 +333,6 @@ async def test_killing_aorta_up_at_random_moments_runs_no_finished_operator_twic
             work_parent / f"runs-{index}",
             work_parent / f"shared-{index}",
             random.Random(seed * SEQUENCES + index),
-            tmp_path / "bytecode",
         )
         for index in range(SEQUENCES)
     ]
