@@ -2,11 +2,12 @@
 
 1. A real nats-server and each service in its own process (`aorta serve NAME`), sharing one
    SQLite file and one blob folder: pipelines, payloads, two scheduler replicas and two
-   gateways. A three-operator job whose middle operator sleeps runs through both gateways; the
-   scheduler replica that leads (the lease names its process) is killed with SIGKILL while the
-   middle operator runs. Its operator process dies with it; the other replica takes the lease,
-   runs the middle operator again, and the job ends HEALTHY with every output, each operator
-   having completed exactly once (each creates its marker file exclusively).
+   gateways. A three-operator job whose middle operator is held until the test releases it runs
+   through both gateways; the scheduler replica that leads (the lease names its process) is
+   killed with SIGKILL while the middle operator runs. Its operator process dies with it; the
+   other replica takes the lease, runs the middle operator again, and the job ends HEALTHY with
+   every output, each operator having completed exactly once (each creates its marker file
+   exclusively).
 2. `aorta up` killed with SIGKILL mid-job and started again on the same data dir: the job
    completes the same way.
 """
@@ -62,7 +63,10 @@ marks = pathlib.Path(os.environ["MARKS"])
 # Renamed into place: the test reads the file the moment it appears.
 (marks / f"{name}.pid.tmp").write_text(str(os.getpid()))
 (marks / f"{name}.pid.tmp").rename(marks / f"{name}.pid")
-time.sleep(float(os.environ.get("SLEEP", "0")))
+# Held until the test makes the release file, after its kill: where the kill lands is decided.
+release = os.environ["RELEASE"]
+while release and not pathlib.Path(release).exists():
+    time.sleep(0.05)
 for entry in clara_payload.output_entries:
     folder = pathlib.Path(entry.path)
     folder.mkdir(parents=True, exist_ok=True)
@@ -75,19 +79,29 @@ CHAIN = ("first", "slow", "last")
 RUNNER = "python, -u, -m, aorta.driver.app"
 
 
+def released(marks: Path) -> Path:
+    """The file whose existence lets the held (`slow`) operator go on."""
+    return marks / "release"
+
+
+def release(marks: Path) -> None:
+    """Lets the held operator of the job marking `marks` go on, and any run of it after."""
+    released(marks).touch()
+
+
 def definition(script: Path, marks: Path) -> str:
     lines = ["api-version: 0.4.0", "name: crash-test", "operators:"]
     previous = None
     for name in CHAIN:
         source = f"{{from: {previous}, path: /input}}" if previous else "{path: /input}"
-        sleep = "4" if name == "slow" else "0"
+        gate = released(marks) if name == "slow" else ""
         lines += [
             f"- name: {name}",
             f"  container: {{image: python, command: [{RUNNER}, {script}]}}",
             f"  input: [{source}]",
             "  output: [{path: /output}]",
             "  requests: {cpu: 1, memory: 256}",
-            f'  variables: {{MARKS: "{marks}", SLEEP: "{sleep}"}}',
+            f'  variables: {{MARKS: "{marks}", RELEASE: "{gate}"}}',
         ]
         previous = name
     return "\n".join(lines) + "\n"
@@ -351,6 +365,7 @@ async def test_killing_the_leading_scheduler_process_changes_no_outcome(
             assert not await outlives(operator_pid), (
                 f"the operator outlived its scheduler: {described(operator_pid)}"
             )
+            release(marks)
             status = await second.stopped(job_id)
             check_outcome(status, marks, data)
             assert await leader_pid(settings) != leader
@@ -383,6 +398,7 @@ async def test_a_killed_aorta_up_finishes_the_job_after_a_restart(
     assert not await outlives(operator_pid), (
         f"the operator outlived the platform: {described(operator_pid)}"
     )
+    release(marks)
     again = processes.launch("up-2", command, SCHEDULER_ENV)
     await serving(port, again, processes.log("up-2"))
     async with client(port) as api:

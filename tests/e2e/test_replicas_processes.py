@@ -32,6 +32,7 @@ from tests.e2e.test_jobs_processes import (
     client,
     definition,
     leader_pid,
+    release,
     wait_for_file,
 )
 from tests.integration.models.test_triton_pool import EXAMPLE, _upload
@@ -111,6 +112,7 @@ async def test_killing_one_replica_mid_job_changes_no_outcome(
     else:
         victim = replicas[0] if service != "gateway" else replicas[1]
     victim.kill()
+    release(marks)
     async with client(int(read_from.rsplit(":", 1)[1])) as api:
         status = await api.stopped(job_id)
     check_outcome(status, marks, Path(platform.environ["AORTA_DATA_DIR"]))
