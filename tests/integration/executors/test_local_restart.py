@@ -4,6 +4,7 @@ was killed, and sweeps what no live run owns."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
 import subprocess
@@ -56,7 +57,25 @@ def crashed(tmp_path: Path, job: Job, side: Path, request: pytest.FixtureRequest
             if platform.poll() is None:
                 platform.kill()
             platform.wait()
+    # As after a real restart, which takes longer than this: the platform's plans are free
+    # once every process it started is gone, not when the platform itself has been waited
+    # for. A leader it was starting at the kill holds a copy of its files until its exec,
+    # and a plan still held then is taken for a live run of another platform.
+    asyncio.run(eventually(lambda: plans_released(tmp_path / "runs" / "plans"), within=30))
     yield
+
+
+def plans_released(plans: Path) -> bool:
+    """Whether no process holds a lock on a plan under `plans`."""
+    for entry in os.scandir(plans):
+        descriptor = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(descriptor)
+    return True
 
 
 @pytest.fixture
