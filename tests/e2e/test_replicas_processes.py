@@ -72,7 +72,10 @@ async def until_no_record_of(settings: Settings, job_id: str, within: float = 30
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SplitPlatform]:
     folder = tmp_path_factory.mktemp("replicas")
-    environ = {**SCHEDULER_ENV, "AORTA_MODELS_REPLICA_TTL": "1.5"}
+    # A killed models replica of this host is dead at once (its pid is gone), so the heartbeat
+    # only has to outlast a stall: at 1.5 s a busy machine once stalled a live replica past it,
+    # the other took over its claim, and the job got two Triton servers.
+    environ = {**SCHEDULER_ENV, "AORTA_MODELS_REPLICA_TTL": "6"}
     with split_platform(folder, COUNTS, environ) as started:
         yield started
 
