@@ -28,8 +28,8 @@ from aorta.api import jobs_pb2
 from aorta.testing.images import build_busybox_image
 from aorta.testing.podman import PodmanEngine
 from aorta.testing.ports import restart_safe_port
+from tests.e2e.api_client import Client, client, ident
 from tests.e2e.container_platform import containers, start_up, stop
-from tests.e2e.test_jobs_processes import Client, client, ident
 
 HELD = """\
 echo "held: start"

@@ -23,13 +23,13 @@ from aorta.testing.images import build_busybox_image
 from aorta.testing.nats import async_nats_server
 from aorta.testing.podman import PodmanEngine
 from aorta.testing.ports import free_ports
+from tests.e2e.api_client import client
 from tests.e2e.container_platform import PLATFORM_ENV, containers
 from tests.e2e.test_containers_crash import operator_log, release
 from tests.e2e.test_jobs_processes import (
     AORTA,
     SCHEDULER_ENV,
     Processes,
-    client,
     leader_pid,
     logged,
     processes,

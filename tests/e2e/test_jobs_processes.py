@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,13 +30,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aorta.api import (
-    common_pb2,
     jobs_pb2,
-    jobs_pb2_grpc,
-    payloads_pb2,
-    payloads_pb2_grpc,
-    pipelines_pb2,
-    pipelines_pb2_grpc,
 )
 from aorta.payload_layout import operator_output_prefix
 from aorta.settings import Settings
@@ -44,6 +38,7 @@ from aorta.store.factory import open_state_store
 from aorta.testing.embedded import PROBE_OPTIONS
 from aorta.testing.nats import async_nats_server
 from aorta.testing.ports import free_ports, restart_safe_port
+from tests.e2e.api_client import client
 
 AORTA = Path(sys.executable).parent / "aorta"
 SCHEDULER_ENV = {
@@ -237,61 +232,6 @@ async def logged(log: Path, text: str, within: float = 120.0) -> None:
     while text not in await asyncio.to_thread(log.read_text):
         assert time.monotonic() < deadline, f"never logged: {text}"
         await asyncio.sleep(0.1)
-
-
-def ident(value: str) -> common_pb2.Identifier:
-    return common_pb2.Identifier(value=value)
-
-
-class Client:
-    """The public API of one gateway, through our own stubs."""
-
-    def __init__(self, channel: grpc.aio.Channel) -> None:
-        self.jobs = jobs_pb2_grpc.JobsStub(channel)
-        self.pipelines = pipelines_pb2_grpc.PipelinesStub(channel)
-        self.payloads = payloads_pb2_grpc.PayloadsStub(channel)
-
-    async def submit(self, text: str) -> tuple[str, str]:
-        """Creates the pipeline and a job, uploads one input and starts the job."""
-        file = pipelines_pb2.PipelineDefinitionFile(path="p.yaml", content=text)
-        created = await self.pipelines.Create(
-            iter([pipelines_pb2.PipelinesCreateRequest(definition=file)])
-        )
-        assert created.header.code == 0, created.header
-        job = await self.jobs.Create(
-            jobs_pb2.JobsCreateRequest(pipeline_id=created.pipeline_id, name="crash-test")
-        )
-        assert job.header.code == 0, job.header
-        upload = payloads_pb2.PayloadsUploadRequest(
-            payload_id=job.payload_id,
-            details=payloads_pb2.PayloadFileDetails(name="scan.dcm", size=4),
-            data=b"scan",
-        )
-        uploaded = await self.payloads.Upload(iter([upload]))
-        assert uploaded.header.code == 0, uploaded.header
-        started = await self.jobs.Start(jobs_pb2.JobsStartRequest(job_id=job.job_id))
-        assert started.header.code == 0, started.header
-        return job.job_id.value, job.payload_id.value
-
-    async def status(self, job_id: str) -> jobs_pb2.JobsStatusResponse:
-        response = await self.jobs.Status(jobs_pb2.JobsStatusRequest(job_id=ident(job_id)))
-        assert response.header.code == 0, response.header
-        return response
-
-    async def stopped(self, job_id: str, within: float = 60.0) -> jobs_pb2.JobsStatusResponse:
-        deadline = time.monotonic() + within
-        while True:
-            status = await self.status(job_id)
-            if status.state == jobs_pb2.JOB_STATE_STOPPED:
-                return status
-            assert time.monotonic() < deadline, f"the job did not stop: {status}"
-            await asyncio.sleep(0.1)
-
-
-@contextlib.asynccontextmanager
-async def client(port: int) -> AsyncIterator[Client]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield Client(channel)
 
 
 async def wait_for_file(path: Path, within: float = 60.0) -> None:

@@ -45,7 +45,8 @@ import pytest
 from aorta.api import common_pb2, jobs_pb2, pipelines_pb2
 from aorta.payload_layout import operator_output_prefix
 from aorta.testing.ports import restart_safe_port
-from tests.e2e.test_jobs_processes import AORTA, Client, Processes, client, serving
+from tests.e2e.api_client import Client, client
+from tests.e2e.test_jobs_processes import AORTA, Processes, serving
 
 KILLS = 30
 SEQUENCES = 3

@@ -25,11 +25,11 @@ from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta.testing.split import SplitPlatform, split_platform
 from aorta_services.models.server_mirror import COLLECTION
+from tests.e2e.api_client import client
 from tests.e2e.test_jobs_processes import (
     OPERATOR,
     SCHEDULER_ENV,
     check_outcome,
-    client,
     definition,
     leader_pid,
     release,
