@@ -158,6 +158,9 @@ class JobEvents:
         self._left: dict[str, dict[str, float]] = {}
         """Per job, the events this process published but left staged in its document, with
         when it left them."""
+        self._flushing: dict[str, int] = {}
+        """Per job, the writers' flushes in flight in this process: the replay leaves their
+        events to them rather than publish and remove the same events beside them."""
         self._counted = _RecentIds(COUNTED_REMEMBERED)
         """The events this process counted in its metrics lately: a writer's flush and the
         leader's replay can publish one event at the same moment, the bus keeps one, and the
@@ -172,7 +175,14 @@ class JobEvents:
         Events this process published already are not published again. With `later`, the
         published events stay staged until the job's next `modify` (or next flush without
         `later`) removes them: for a writer that is about to write the job again anyway."""
-        return await self._flush(record, later=later, replaying=False)
+        self._flushing[record.id] = self._flushing.get(record.id, 0) + 1
+        try:
+            return await self._flush(record, later=later, replaying=False)
+        finally:
+            if self._flushing[record.id] == 1:
+                del self._flushing[record.id]
+            else:
+                self._flushing[record.id] -= 1
 
     async def _flush(self, record: JobRecord, *, later: bool, replaying: bool) -> bool:
         """`flush`; `replaying` keeps the events left less than `LEAVE_SECONDS` ago staged."""
@@ -243,6 +253,8 @@ class JobEvents:
                 record = await self._repository.get(job_id, hidden=True)
             except NotFound:
                 continue  # gone since, with its events
+            if record.id in self._flushing:
+                continue  # its writer publishes them now, and removes them with one write
             if not await self._flush(record, later=False, replaying=True):
                 return
         await self._outbox.replay()

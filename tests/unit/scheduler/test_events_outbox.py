@@ -5,6 +5,7 @@ published by the replay once the bus is back."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import replace
 from functools import partial
@@ -13,14 +14,15 @@ from typing import Any, cast
 
 import pytest
 
-from aorta.bus import Bus, CloudEvent
-from aorta.bus.memory import MemoryNetwork
+from aorta.bus import Bus, CloudEvent, make_event
+from aorta.bus.memory import MemoryBus, MemoryNetwork
 from aorta.ids import JobId
-from aorta.outbox import APART_COLLECTION, Outbox
+from aorta.outbox import APART_COLLECTION, Outbox, event_document
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta_services.scheduler.deletion import JobDeletion
 from aorta_services.scheduler.domain import Request
+from aorta_services.scheduler.domain.definition import Definition
 from aorta_services.scheduler.domain.services import ServiceRecord, ServiceState
 from aorta_services.scheduler.events import JobEvents
 from aorta_services.scheduler.peers import Peers
@@ -30,6 +32,7 @@ from aorta_services.scheduler.service_records import ServiceRepository
 from tests.unit.event_outage import Collected, Killed, Mode, OutageBus
 from tests.unit.scheduler.job_calls import chain, wait_for
 from tests.unit.scheduler.scheduler_harness import RPC_TIMEOUT, Harness
+from tests.unit.scheduler.test_transitions import FORK, created
 
 
 class _KilledAtDeleted:
@@ -103,3 +106,41 @@ async def testservice_events_staged_while_the_bus_fails_are_published_by_the_rep
     assert await collected.types(["started", "ready"]) == ["started", "ready"]
     await bus.close()
     await store.close()
+
+
+async def test_the_replay_leaves_a_job_whose_writer_is_flushing_to_that_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A leader that creates a job as its takeover replay runs: the replay does not publish
+    the job's events beside the writer's flush, nor remove them with a write of its own."""
+    store = await open_state_store(Settings.from_env({"AORTA_DATA_DIR": str(tmp_path)}))
+    bus = MemoryBus()
+    publishing = asyncio.Event()
+    release = asyncio.Event()
+    published: list[str] = []
+
+    async def publish(event: CloudEvent) -> None:
+        published.append(event.id)
+        if not publishing.is_set():
+            publishing.set()  # the writer's publish, held until the replay has run
+            await release.wait()
+
+    monkeypatch.setattr(bus, "publish_event", publish)
+    repository = JobRepository(store)
+    events = JobEvents(bus, repository)
+    try:
+        definition = Definition(root="f.yaml", files=(("f.yaml", FORK),))
+        job = await repository.insert(replace(created(), visible=True), definition)
+        event = make_event("scheduler", "job", job.id, "created", {"state": "PENDING"})
+        job = await repository.modify(job.id, lambda r: r.with_event(event_document(event)))
+        writer = asyncio.create_task(events.flush(job))
+        await publishing.wait()
+        await events.replay()
+        assert published == [event.id]
+        assert (await repository.get(job.id)).outbox != ()
+        release.set()
+        assert await writer
+        assert published == [event.id]
+        assert (await repository.get(job.id)).outbox == ()
+    finally:
+        await store.close()
