@@ -10,18 +10,29 @@ platform died: its group leader died with it, and its workspace says how far it 
 operator that exited 0 left `exit 0` in its status file and its outputs in place). A workspace
 with no locked plan is owned by no live run. Everything here blocks; the executor calls it from
 threads.
+
+A lock can outlast its owner by a moment: a child the executor was starting when its platform
+died (an operator's group leader between `vfork` and `exec`) holds a copy of the platform's
+descriptors, the plan's among them, until it execs. A plan therefore names its owner (host, pid
+and the pid's start time); a plan still locked whose owner, of this host, is gone is waited for
+(`HANDOVER_WAIT`), so a platform restarted at once still finds the runs the dead one left and
+finishes an operator that exited 0 rather than report it lost and run it again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import re
+import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aorta.errors import Invalid
 from aorta.executors.port import VolumeBinding
@@ -32,6 +43,10 @@ FOLDER_MODE = 0o700
 FILE_MODE = 0o600
 _RUN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,400}$")
 _SUFFIX = ".json"
+HANDOVER_WAIT = 10.0
+"""Seconds a plan locked after its owner died is waited for: far beyond the moment between a
+child's `vfork` and its `exec`, even on a loaded machine."""
+_HANDOVER_POLL = 0.01
 
 
 @dataclass(frozen=True)
@@ -84,7 +99,8 @@ class RunPlans:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.ftruncate(descriptor, 0)
-            os.write(descriptor, json.dumps(_encode(plan)).encode("utf-8"))
+            document = {**_encode(plan), "owner": this_process()}
+            os.write(descriptor, json.dumps(document).encode("utf-8"))
         except BaseException:
             os.close(descriptor)
             raise
@@ -110,17 +126,20 @@ class RunPlans:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                held = _read(Path(entry.path), descriptor)
-                live.append(None if held is None else held.plan)
-                os.close(descriptor)
-                continue
-            held = _read(Path(entry.path), descriptor)
-            if held is None:
+                raw = _load(descriptor)
+                if raw is None or not _owner_gone(raw) or not _handed_over(descriptor):
+                    live.append(None if raw is None else _plan(raw))
+                    os.close(descriptor)
+                    continue
+            else:
+                raw = _load(descriptor)
+            plan = None if raw is None else _plan(raw)
+            if plan is None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
                 os.close(descriptor)
             else:
-                orphans.append(held)
+                orphans.append(HeldPlan(plan, Path(entry.path), descriptor))
         return orphans, live
 
 
@@ -146,11 +165,72 @@ def _encode(plan: RunPlan) -> dict[str, object]:
     }
 
 
-def _read(path: Path, descriptor: int) -> HeldPlan | None:
+def this_process() -> str:
+    """This process as a plan names its owner: `<host>/<pid>/<the pid's start time>`."""
+    return _owner_name(os.getpid())
+
+
+@functools.cache
+def _owner_name(pid: int) -> str:
+    """`this_process` for `pid`, worked out once per process rather than once per run."""
+    return f"{socket.gethostname()}/{pid}/{_started(pid)}"
+
+
+def _started(pid: int) -> str | None:
+    """When process `pid` started, in clock ticks since boot (Linux); None when no process
+    has that pid (or this is not Linux)."""
     try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as file:
+            stat = file.read()
+    except OSError:
+        return None
+    # The command name, in parentheses, may hold spaces: the fields after it are counted.
+    return stat[stat.rindex(")") + 2 :].split()[19]
+
+
+def _owner_gone(raw: dict[str, object]) -> bool:
+    """Whether the plan's owner was a process of this host that is gone (its pid ended, or
+    runs another process now). A plan of another host, or one without an owner, is taken
+    for live."""
+    owner = raw.get("owner")
+    if not isinstance(owner, str) or owner.count("/") < 2 or owner == this_process():
+        return False
+    host, pid, started = owner.rsplit("/", 2)
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    return _started(int(pid)) != started
+
+
+def _handed_over(descriptor: int) -> bool:
+    """Locks `descriptor` once whoever holds a copy of the dead owner's lock lets it go;
+    False when that takes longer than `HANDOVER_WAIT` (the plan is then left as live)."""
+    deadline = time.monotonic() + HANDOVER_WAIT
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            # flock has no timed wait, and a blocking one would hang a sweep for good on a
+            # copy that is never let go.
+            time.sleep(_HANDOVER_POLL)
+
+
+def _load(descriptor: int) -> dict[str, object] | None:
+    """The plan file's JSON object, read from its start; None when it is not one (yet)."""
+    try:
+        os.lseek(descriptor, 0, os.SEEK_SET)
         with os.fdopen(os.dup(descriptor), "r", encoding="utf-8") as file:
             raw = json.load(file)
-        plan = RunPlan(
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+def _plan(raw: dict[str, Any]) -> RunPlan | None:
+    try:
+        return RunPlan(
             run_id=str(raw["run_id"]),
             job_id=str(raw["job_id"]),
             operator=str(raw["operator"]),
@@ -158,9 +238,8 @@ def _read(path: Path, descriptor: int) -> HeldPlan | None:
             outputs=tuple(VolumeBinding(str(e), str(p), str(b)) for e, p, b in raw["outputs"]),
             log_key=str(raw["log_key"]),
         )
-    except (OSError, KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError):
         return None
-    return HeldPlan(plan, path, descriptor)
 
 
 def clear_run(workspace: Workspace | None, plan: HeldPlan | None) -> list[tuple[str, str]]:
