@@ -169,9 +169,16 @@ def reader_status(job_id):
     details = jobs_client.get_status(job_id=job_id).operator_details
     return details.get("dicom-reader", {}).get("status")
 
-deadline = time.monotonic() + 30
-while reader_status(running.job_id) != 2 and time.monotonic() < deadline:
-    time.sleep(0.05)
+def until_reading(job_id):
+    # The cancel and the stop below are of a running operator: a job still queued would
+    # answer them otherwise, and the checks would then be of something else.
+    deadline = time.monotonic() + 60
+    while reader_status(job_id) != 2:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"dicom-reader of {job_id} never ran")
+        time.sleep(0.05)
+
+until_reading(running.job_id)
 token = jobs_client.cancel_job(job_id=running.job_id, reason="wrong series")
 seen["cancel"] = [token.job_state, token.job_status]
 status = until_stopped(running.job_id)
@@ -192,9 +199,7 @@ except Exception as error:
     seen["start_again"] = str(error)
 stoppable = jobs_client.create_job(job_name="stop-me", pipeline_id=pipeline(slow))
 jobs_client.start_job(job_id=stoppable.job_id)
-deadline = time.monotonic() + 30
-while reader_status(stoppable.job_id) != 2 and time.monotonic() < deadline:
-    time.sleep(0.05)
+until_reading(stoppable.job_id)
 ClaraClient(target).stop()
 status = until_stopped(stoppable.job_id)
 seen["platform_stop"] = [status.job_state, status.job_status, list(status.messages)]
