@@ -35,12 +35,15 @@ operators:
   container:
     image: busybox
     tag: latest
-    command: [sh, -c, 'sleep 3; echo done > "${NVIDIA_CLARA_OUTPUTPATHS#*:}/done.txt"']
+    command: [sh, -c, 'until [ -e "GATE" ]; do sleep 0.1; done;
+      echo done > "${NVIDIA_CLARA_OUTPUTPATHS#*:}/done.txt"']
   input:
   - path: /input
   output:
   - path: /output
 """
+"""One operator that runs until the file GATE exists: the watch sees it RUNNING however long
+the machine takes to show it, and the test opens the gate after."""
 
 
 class Pane:
@@ -141,7 +144,8 @@ def test_aorta_up_at_a_terminal_shows_a_banner_and_a_live_job(
 
     (tmp_path / "input").mkdir()
     (tmp_path / "input" / "note.txt").write_text("wake up\n")
-    (tmp_path / "sleeper.yml").write_text(SLEEPER)
+    gate = tmp_path / "gate"
+    (tmp_path / "sleeper.yml").write_text(SLEEPER.replace("GATE", str(gate)))
     pipeline = aorta("create", "pipeline", "-p", "sleeper.yml", "-q", host=host, cwd=tmp_path)
     made = aorta(
         "create", "job", "-p", pipeline.strip(), "-n", "nap", "-f", "input", "-q",
@@ -157,6 +161,7 @@ def test_aorta_up_at_a_terminal_shows_a_banner_and_a_live_job(
     aorta("start", "job", "-j", job, host=host, cwd=tmp_path)
     running = watcher.wait_for(lambda s: "● sleeper  RUNNING" in s, "the operator running")
     assert "state: RUNNING" in running
+    gate.touch()
     finished = watcher.wait_for(_EXIT.search, "the end of the watch")
     assert _EXIT.findall(finished) == ["0"]
     assert "✓ sleeper  COMPLETED" in finished and "state: STOPPED" in finished
