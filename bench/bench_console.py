@@ -35,7 +35,7 @@ import aiohttp
 
 from aorta.logger import configure_logging
 from aorta.testing.embedded import aorta_up
-from aorta.testing.ports import free_port
+from aorta.testing.ports import free_ports
 from bench.bench_lists import first_message_ms, full_list, seed
 
 HISTORY = int(os.environ.get("AORTA_BENCH_CONSOLE_HISTORY", "10000"))
@@ -89,7 +89,7 @@ def run() -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="aorta-bench-console-") as root:
         data = Path(root) / "data"
         asyncio.run(seed(data, HISTORY, 0))
-        port, web = free_port(), free_port()
+        port, web = free_ports(2)
         # Without authentication (on loopback), so the gRPC baseline needs no token either.
         args = ["--web-port", str(web), "--metrics-port", "0"]
         with aorta_up(data, port, args=args):

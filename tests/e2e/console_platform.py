@@ -18,7 +18,7 @@ from pathlib import Path
 from playwright.async_api import Page, ViewportSize, async_playwright, expect
 
 from aorta.testing.embedded import AORTA, aorta_up, make_token
-from aorta.testing.ports import free_port
+from aorta.testing.ports import free_ports
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -161,7 +161,7 @@ class Console:
 def running_console(root: Path, people: dict[str, str]) -> Iterator[Console]:
     """`aorta up --auth` under `root` with its console, and a token for each of `people`
     (name: role) beside the admin's."""
-    data, port, web = root / "data", free_port(), free_port()
+    data, (port, web) = root / "data", free_ports(2)
     with aorta_up(data, port, environ=SCHEDULER, args=["--auth", "--web-port", str(web)]):
         base = f"http://127.0.0.1:{web}"
         wait_console(base)

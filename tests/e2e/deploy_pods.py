@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from aorta.testing.ports import free_port
+from aorta.testing.ports import PortPool, free_port
 from tests.unit.kubernetes.k8s_kustomize import render
 
 Json = dict[str, Any]
@@ -95,15 +95,16 @@ def generate(wiring: HostWiring, replicas: Mapping[str, int]) -> PodSet:
     pods: list[Json] = []
     probes: list[Probe] = []
     gateway_ports: list[int] = []
+    pool = PortPool()  # the pods start at once: no two may be handed one port
     for obj in objects:
         name = obj["metadata"]["name"]
         if obj["kind"] not in _WORKLOADS or name not in replicas:
             continue
         for index in range(replicas[name]):
             pod_name = f"{name}-{index}"
-            ports = {HEALTH_PORT: free_port(), GRPC_PORT: free_port()}
+            ports = {HEALTH_PORT: pool.take(), GRPC_PORT: pool.take()}
             if name == "nats":
-                ports = {NATS_CLIENT_PORT: wiring.nats_port, NATS_MONITOR_PORT: free_port()}
+                ports = {NATS_CLIENT_PORT: wiring.nats_port, NATS_MONITOR_PORT: pool.take()}
             elif name == "aorta-gateway":
                 gateway_ports.append(ports[GRPC_PORT])
             pod = _pod(obj, pod_name, values, wiring, ports)

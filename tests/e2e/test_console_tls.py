@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from aorta.testing.embedded import aorta_up
-from aorta.testing.ports import free_port
+from aorta.testing.ports import free_ports
 from tests.e2e.console_calls import CSRF, until
 
 pytestmark = pytest.mark.timeout(300)
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(300)
 async def test_under_tls_the_console_serves_https_and_calls_the_gateway_over_tls(
     tmp_path: Path,
 ) -> None:
-    data, port, web = tmp_path / "data", free_port(), free_port()
+    data, (port, web) = tmp_path / "data", free_ports(2)
     args = ["--auth", "--tls", "auto", "--web-port", str(web), "--metrics-port", "0"]
     with aorta_up(data, port, args=args):
         trust = ssl.create_default_context(cafile=str(data / "tls" / "ca.pem"))

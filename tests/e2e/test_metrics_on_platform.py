@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from aorta.testing.embedded import aorta_up
-from aorta.testing.ports import free_port
+from aorta.testing.ports import free_ports
 from tests.e2e.branch_pipeline import AortaCli
 
 pytestmark = pytest.mark.timeout(240)
@@ -64,7 +64,7 @@ class Platform(AortaCli):
 
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[Platform]:
-    grpc_port, metrics_port = free_port(), free_port()
+    grpc_port, metrics_port = free_ports(2)
     with aorta_up(tmp_path / "data", grpc_port, metrics_port=metrics_port):
         yield Platform(grpc_port, metrics_port)
 

@@ -3,6 +3,9 @@
 A nats-server and one `aorta serve NAME` process per replica, every replica on one SQLite file
 and one blob folder (`AORTA_DATA_DIR`). Each replica serves its health endpoint on a port of
 its own, and `launch` returns once it answers `/healthz/ready`; a gateway also gets a gRPC port.
+Those ports are drawn below the kernel's ephemeral range and never twice for one platform: the
+replicas start at once, and a port handed to one that has not bound it yet must not go to the
+next one started, nor to an outgoing connection of any of them.
 Every process still running is stopped with SIGTERM (then SIGKILL) on exit, and each one's
 output goes to `<folder>/<service>-<n>.log`.
 """
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aorta.testing.nats import nats_server
-from aorta.testing.ports import free_port
+from aorta.testing.ports import PortPool
 
 AORTA = Path(sys.executable).parent / "aorta"
 
@@ -53,6 +56,7 @@ class SplitPlatform:
     folder: Path
     environ: dict[str, str]
     replicas: list[Replica] = field(default_factory=list)
+    ports: PortPool = field(default_factory=PortPool)
 
     def launch(self, service: str, *, within: float = 90.0) -> Replica:
         """Starts one more replica of `service`; returns once it is ready."""
@@ -63,9 +67,9 @@ class SplitPlatform:
     def start(self, service: str) -> Replica:
         """Starts one more replica of `service` without waiting for it (see `ready`)."""
         number = sum(1 for r in self.replicas if r.service == service) + 1
-        health = free_port()
+        health = self.ports.take()
         env = {**self.environ, "AORTA_HEALTH_PORT": str(health)}
-        grpc_port = free_port() if service == "gateway" else 0
+        grpc_port = self.ports.take() if service == "gateway" else 0
         if grpc_port:
             env["AORTA_GRPC_ADDRESS"] = f"127.0.0.1:{grpc_port}"
         with (self.folder / f"{service}-{number}.log").open("ab") as log:
