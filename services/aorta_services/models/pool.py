@@ -114,6 +114,14 @@ class TritonPool:
         """The jobs holding one of this pool's servers."""
         return {p.job for p in self._servers.values() if p.job is not None}
 
+    def record_again(self, recorded: set[str]) -> list[str]:
+        """Queues again the documents of this pool's servers whose ids are not in `recorded`
+        (the ids the store holds for this replica); the ids queued."""
+        missing = [p for p in self._servers.values() if p.id not in recorded]
+        for pooled in missing:
+            self._save(pooled)
+        return [pooled.id for pooled in missing]
+
     def start(self) -> None:
         """Starts the task that stops servers idle for longer than the idle time."""
         self._reaper = asyncio.create_task(self._reap(), name="aorta.models.triton_reaper")

@@ -20,6 +20,10 @@ given to two running jobs. What the replicas share lives in the store:
 A replica that dies (SIGKILL) mid-acquire leaves a claim and server records whose owner's
 heartbeat expires after the TTL: the next acquire for that job takes the claim over and gets a
 server from a live replica, and every replica's sync reaps the dead one's records and claims.
+A replica that was only stalled past its heartbeat finds its records gone at its next sync and
+writes them again, so releases asked of other replicas still reach its servers (the job may
+hold a second server meanwhile, started by the replica that took it for dead; both go at the
+job's release).
 Local tritonserver children die with their replica (PR_SET_PDEATHSIG), so for them reaping the
 record is all there is to do; servers that outlive their replica (containers, Kubernetes
 Deployments: `aorta.triton.LastingServers`) are removed by the replica that reaps their records,
@@ -168,7 +172,18 @@ class PoolCluster:
             log.warning("triton.dead_replicas_reaped", servers=reaped, claims=claims)
         if self._lasting is not None:
             await self._remove(self._lasting, reaped)
+        await self._record_again()
         await self._releases.delete_many({"at": {"$lt": self._clock() - RELEASE_KEPT_SECONDS}})
+
+    async def _record_again(self) -> None:
+        """Records again this replica's servers whose documents another replica reaped: it
+        stalled past its heartbeat and was taken for dead. Without them a release asked of
+        another replica would never reach these servers, and a job would keep them."""
+        recorded = await self._mirror.server_ids({self.replica})
+        again = self.pool.record_again(recorded)
+        if again:
+            log.warning("triton.records_restored", servers=again)
+            await self._mirror.flush()
 
     async def _remove(self, lasting: LastingServers, server_ids: list[str]) -> None:
         """Removes the servers a dead replica left (their records are reaped already)."""

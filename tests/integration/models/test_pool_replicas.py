@@ -204,3 +204,27 @@ async def test_a_platform_stop_stops_every_replicas_servers(store: StateStore) -
         assert [s.running for s in third_backend.servers] == [True]
         await second.acquire(JOBS[3], WANTED)
         assert [s.running for s in second_backend.servers] == [False, True]
+
+
+async def test_a_replica_taken_for_dead_records_its_servers_again_and_releases_them(
+    store: StateStore,
+) -> None:
+    """A replica stalled past its heartbeat: another reaped its records and started a second
+    server for the job. Both servers are released with the job, wherever it is asked."""
+    first_backend, second_backend = FakeBackend(), FakeBackend()
+    servers = store.collection(COLLECTION)
+    async with AsyncExitStack() as stack:
+        first = await replica(stack, store, "first", first_backend)
+        second = await replica(stack, store, "second", second_backend)
+        await first.acquire(JOBS[0], WANTED)
+        # What `second`'s sync did while `first` stalled: its records reaped as a dead one's.
+        await servers.delete_many({"owner": "first"})
+        await second.acquire(JOBS[0], WANTED)
+        await first.sync()
+        assert {r["owner"] for r in await servers.find({"job_id": JOBS[0]})} == {
+            "first",
+            "second",
+        }
+        await second.release(JOBS[0])
+        await first.sync()
+        assert first.pool.held_jobs() == second.pool.held_jobs() == set()
