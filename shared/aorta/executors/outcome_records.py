@@ -70,13 +70,19 @@ class OutcomeRecords:
         return await asyncio.to_thread(self._sweep)
 
     def _write(self, outcome: RunOutcome) -> None:
-        self.folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
-        record = _encoded(outcome)
+        record = memoryview(_encoded(outcome).encode("utf-8"))
         staged = self.folder / f".{outcome.run_id}{_SUFFIX}.part"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-        descriptor = os.open(staged, flags, FILE_MODE)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(record)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            descriptor = os.open(staged, flags, FILE_MODE)
+        except FileNotFoundError:  # no folder yet: made now, rather than asked for every run
+            self.folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+            descriptor = os.open(staged, flags, FILE_MODE)
+        try:
+            while record:
+                record = record[os.write(descriptor, record) :]
+        finally:
+            os.close(descriptor)
         os.replace(staged, self.folder / f"{outcome.run_id}{_SUFFIX}")
 
     def _read(self, run_id: str) -> RunOutcome | None:

@@ -1,5 +1,6 @@
-"""The moves of a run's bytes: its work folder created and removed, its inputs fetched from
-the blob store and its outputs stored back (see `aorta.executors.workspace` for the layout).
+"""The moves of a run's bytes: its inputs fetched from the blob store into its work folder and
+its outputs stored back (see `aorta.executors.workspace` for the layout; the folders
+themselves are made and removed by `aorta.executors.workspace_folders`).
 
 Inputs are fetched and outputs pushed file by file, streaming, a few files at a time; memory
 stays bounded whatever the sizes.
@@ -10,19 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import stat
-import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar, cast
 
-from aorta.blobs import BlobInfo, BlobStore, check_key, check_prefix
+from aorta.blobs import BlobInfo, BlobStore, check_key
 from aorta.errors import Invalid, NotFound
 from aorta.executors.port import VolumeBinding
 from aorta.executors.run_log import file_chunks
-from aorta.executors.workspace import Workspace, check_bindings
+from aorta.executors.workspace import Workspace
 from aorta.opened_files import open_in_thread
 from aorta.payload_layout import StoredChecksum, checksum_manifest, output_checksums_key
 
@@ -30,10 +29,6 @@ TRANSFER_WORKERS = 4
 """Files fetched or pushed at once: enough to hide per-file latency, few enough to stay light."""
 
 T = TypeVar("T")
-
-_JOB_FOLDERS = threading.Lock()
-"""Held while a job's folder may be created or removed, so that a run ending cannot remove
-the folder another run of the job is being created in."""
 
 
 @dataclass(frozen=True)
@@ -43,55 +38,6 @@ class Transferred:
     files: int = 0
     size: int = 0
     skipped: tuple[str, ...] = ()
-
-
-async def create_workspace(workspace: Workspace, bindings: Iterable[VolumeBinding]) -> None:
-    """Creates the folders of `workspace` afresh (a previous process's leftovers are removed
-    first). `Invalid` for bindings `check_bindings` refuses or a blob prefix no key
-    can start with; nothing is created then."""
-    await asyncio.to_thread(create_workspace_blocking, workspace, bindings)
-
-
-def create_workspace_blocking(workspace: Workspace, bindings: Iterable[VolumeBinding]) -> None:
-    """`create_workspace` in the calling thread, for a caller that has more file work to do
-    in the same worker thread."""
-    bindings = list(bindings)
-    check_bindings(bindings)
-    for binding in bindings:
-        check_prefix(binding.blob_prefix)
-    _create(workspace, [workspace.volume(binding.path) for binding in bindings])
-
-
-async def remove_workspace(workspace: Workspace) -> None:
-    """Deletes the workspace, and its job's folder when that is left empty."""
-    await asyncio.to_thread(remove_workspace_blocking, workspace)
-
-
-async def remove_if_empty(job_folder: Path) -> None:
-    """Removes a job's folder of workspaces when it holds none (a crash left it so)."""
-    await asyncio.to_thread(_prune_job_folder, job_folder)
-
-
-def _prune_job_folder(job_folder: Path) -> None:
-    with _JOB_FOLDERS, contextlib.suppress(OSError):
-        job_folder.rmdir()
-
-
-def _create(workspace: Workspace, volumes: list[Path]) -> None:
-    _rmtree(workspace.folder)
-    with _JOB_FOLDERS:
-        workspace.folder.mkdir(parents=True)
-    for folder in (*volumes, workspace.home, workspace.tmp):
-        folder.mkdir(parents=True, exist_ok=True)
-
-
-def remove_workspace_blocking(workspace: Workspace) -> None:
-    """`remove_workspace` in the calling thread, for a caller with more file work to do in
-    the same worker thread. Blocks."""
-    _rmtree(workspace.folder)
-    # Fails while other runs of the job use it, or when it is gone already.
-    with _JOB_FOLDERS, contextlib.suppress(OSError):
-        workspace.folder.parent.rmdir()
 
 
 @dataclass(frozen=True)
@@ -352,23 +298,3 @@ def _regular_files(folder: Path) -> tuple[list[tuple[str, Path]], list[str]]:
     files.sort()
     skipped.sort()
     return files, skipped
-
-
-def _rmtree(folder: Path) -> None:
-    """Removes `folder`; folders an operator made read-only are made writable first."""
-    try:
-        shutil.rmtree(folder)
-    except FileNotFoundError:
-        return
-    except PermissionError:
-        _make_folders_writable(folder)
-        shutil.rmtree(folder)
-
-
-def _make_folders_writable(folder: Path) -> None:
-    pending = [folder]
-    while pending:
-        current = pending.pop()
-        os.chmod(current, os.stat(current).st_mode | stat.S_IRWXU)
-        with os.scandir(current) as entries:
-            pending += [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]

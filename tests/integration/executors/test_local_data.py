@@ -284,10 +284,12 @@ async def test_the_outcome_does_not_wait_for_the_workspace_removal_but_close_doe
     # The removal runs in a worker thread (with the plan's), so it is held there.
     gate, removing = threading.Event(), threading.Event()
 
-    def held(workspace: Workspace | None, plan: HeldPlan | None) -> list[tuple[str, str]]:
+    def held(
+        workspace: Workspace | None, plan: HeldPlan | None, declared: list[str]
+    ) -> list[tuple[str, str]]:
         removing.set()
         gate.wait(timeout=30)
-        return clear_run(workspace, plan)
+        return clear_run(workspace, plan, declared)
 
     monkeypatch.setattr(local_run, "clear_run", held)
     run = job.run(("true",))

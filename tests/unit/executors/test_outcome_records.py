@@ -73,3 +73,16 @@ async def test_records_in_the_blob_store_read_back_list_and_expire(tmp_path: Pat
         assert await records.read("old-op-1") is None  # swept by the listing
     finally:
         await blobs.close()
+
+
+async def test_a_records_folder_removed_under_the_executor_is_made_again(tmp_path: Path) -> None:
+    records = OutcomeRecords(tmp_path / "outcomes")
+    await records.write(RunOutcome("job-op-3", RunReason.COMPLETED, 0, "stored"))
+    for name in os.listdir(tmp_path / "outcomes"):
+        os.unlink(tmp_path / "outcomes" / name)
+    os.rmdir(tmp_path / "outcomes")
+
+    await records.write(RunOutcome("job-op-4", RunReason.COMPLETED, 0, "stored"))
+
+    assert await records.run_ids() == ["job-op-4"]
+    assert stat.S_IMODE(os.stat(tmp_path / "outcomes").st_mode) == 0o700

@@ -13,8 +13,9 @@ from aorta.blobs import BlobInfo
 from aorta.blobs.local import LocalBlobStore
 from aorta.errors import Invalid, NotFound
 from aorta.executors import VolumeBinding
-from aorta.executors.transfers import create_workspace, push_outputs
+from aorta.executors.transfers import push_outputs
 from aorta.executors.workspace import Workspace
+from aorta.executors.workspace_folders import create_workspace
 from aorta.payload_layout import (
     StoredChecksum,
     output_checksums_key,

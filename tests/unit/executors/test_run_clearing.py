@@ -40,3 +40,14 @@ def test_a_kept_workspace_stays_and_a_failure_is_reported_not_raised(
 
     monkeypatch.setattr(held, "release", refused)
     assert clear_run(None, held) == [("plan removal", "read-only file system")]
+
+
+def test_a_plans_folder_is_made_at_the_first_hold_and_again_when_removed(tmp_path: Path) -> None:
+    plans = RunPlans(tmp_path / "a" / "plans")
+    plans.hold(plan("run-3")).release(remove=True)
+    (tmp_path / "a" / "plans").rmdir()
+
+    held = plans.hold(plan("run-4"))
+
+    assert held.path.parent == tmp_path / "a" / "plans" and held.path.exists()
+    assert (tmp_path / "a" / "plans").stat().st_mode & 0o777 == 0o700

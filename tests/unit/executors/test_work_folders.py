@@ -151,6 +151,24 @@ def test_folders_on_the_way_to_a_nested_declared_path_stay_the_platforms(tmp_pat
     assert mode(workspace.volume("/app/out")) == 0o700
 
 
+def test_a_fresh_workspace_is_handed_over_without_walking_its_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = Workspace.for_run(tmp_path / "work", JOB, "seg", 1)
+    for folder in (workspace.volume("/app/out"), workspace.home, workspace.tmp):
+        folder.mkdir(parents=True)
+
+    def no_walk(top: Path, topdown: bool = True) -> None:
+        raise AssertionError(f"{top} walked")
+
+    monkeypatch.setattr(work_folders.os, "walk", no_walk)
+    hand_over(workspace, itself(switch=True), ["/app/out"], fresh=True)
+
+    assert mode(workspace.folder / "volumes" / "app") == 0o711
+    assert mode(workspace.volume("/app/out")) == mode(workspace.home) == 0o700
+    assert mode(workspace.status_file) == 0o600
+
+
 def test_hand_over_without_volumes_gives_home_and_tmp(tmp_path: Path) -> None:
     workspace = Workspace.for_run(tmp_path / "work", JOB, "sleeper", 1)
     workspace.home.mkdir(parents=True)

@@ -10,13 +10,9 @@ import pytest
 
 from aorta.errors import Invalid
 from aorta.executors import VolumeBinding
-from aorta.executors.transfers import (
-    _bounded,
-    _regular_files,
-    create_workspace,
-    remove_workspace,
-)
+from aorta.executors.transfers import _bounded, _regular_files
 from aorta.executors.workspace import Workspace
+from aorta.executors.workspace_folders import create_workspace, remove_workspace
 
 JOB = "0123456789abcdef0123456789abcdef"
 

@@ -44,8 +44,9 @@ from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.port import OperatorRun, RunOutcome, RunReason, RunTimes
 from aorta.executors.run_log import RunLog
 from aorta.executors.stopping import Stopped
-from aorta.executors.transfers import create_workspace, push_outputs, remove_workspace
+from aorta.executors.transfers import push_outputs
 from aorta.executors.workspace import Workspace
+from aorta.executors.workspace_folders import create_workspace, remove_workspace
 from aorta.logger import get_logger
 
 FAILURE_TAIL_LINES = 20

@@ -58,8 +58,8 @@ from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.platform_folders import PlatformFolder
 from aorta.executors.port import KnownRuns, OperatorRun, RunOutcome, RunReason
 from aorta.executors.run_log import file_chunks, open_for_reading, split_lines
-from aorta.executors.transfers import remove_if_empty, remove_workspace
 from aorta.executors.workspace import Workspace
+from aorta.executors.workspace_folders import remove_if_empty, remove_workspace
 from aorta.logger import get_logger
 
 DEFAULT_MAX_LOG_BYTES = 10 << 20

@@ -24,8 +24,9 @@ from aorta.executors.local.run_plans import HeldPlan
 from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.port import RunOutcome, RunReason, RunTimes
 from aorta.executors.run_log import RunLog
-from aorta.executors.transfers import push_outputs, remove_workspace
+from aorta.executors.transfers import push_outputs
 from aorta.executors.workspace import Workspace
+from aorta.executors.workspace_folders import remove_workspace
 from aorta.logger import get_logger
 
 _JOB_FOLDER = re.compile(r"^[0-9a-f]{32}$")

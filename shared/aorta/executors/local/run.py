@@ -329,7 +329,8 @@ class LocalRun:
         """Removes the workspace and the plan once the outcome is recorded and delivered."""
         run = self.spec
         workspace = None if self._config.keep_workspaces else self.workspace
-        for step, error in await asyncio.to_thread(clear_run, workspace, self._plan):
+        declared = [binding.path for binding in (*run.inputs, *run.outputs)]
+        for step, error in await asyncio.to_thread(clear_run, workspace, self._plan, declared):
             _log.warning(
                 "operator run bookkeeping failed", run_id=run.run_id, step=step, error=error
             )

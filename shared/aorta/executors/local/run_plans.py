@@ -36,8 +36,8 @@ from typing import Any
 
 from aorta.errors import Invalid
 from aorta.executors.port import VolumeBinding
-from aorta.executors.transfers import remove_workspace_blocking
 from aorta.executors.workspace import Workspace
+from aorta.executors.workspace_folders import remove_workspace_blocking
 
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
@@ -92,10 +92,13 @@ class RunPlans:
         another live process holds a plan of the same run id (`BlockingIOError`)."""
         if not _RUN_ID.match(plan.run_id):
             raise OSError(f"run id {plan.run_id!r} cannot name a plan file")
-        self.folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
         path = self.folder / f"{plan.run_id}{_SUFFIX}"
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        descriptor = os.open(path, flags, FILE_MODE)
+        try:
+            descriptor = os.open(path, flags, FILE_MODE)
+        except FileNotFoundError:  # no folder yet: made now, rather than asked for every run
+            self.folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
+            descriptor = os.open(path, flags, FILE_MODE)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.ftruncate(descriptor, 0)
@@ -242,14 +245,17 @@ def _plan(raw: dict[str, Any]) -> RunPlan | None:
         return None
 
 
-def clear_run(workspace: Workspace | None, plan: HeldPlan | None) -> list[tuple[str, str]]:
+def clear_run(
+    workspace: Workspace | None, plan: HeldPlan | None, declared: Iterable[str] | None = None
+) -> list[tuple[str, str]]:
     """Removes a run's `workspace` (None: it is kept), then releases and removes its `plan`
     (while it is held, no sweep takes the folder), in one call for one worker thread; the
-    steps that failed, with their errors."""
+    steps that failed, with their errors. `declared`, the run's input and output paths, lets
+    the workspace be removed by name (`remove_workspace_blocking`)."""
     failed = []
     if workspace is not None:
         try:
-            remove_workspace_blocking(workspace)
+            remove_workspace_blocking(workspace, declared)
         except OSError as error:
             failed.append(("workspace removal", str(error)))
     if plan is not None:

@@ -27,8 +27,8 @@ from aorta.executors.local.work_folders import hand_over
 from aorta.executors.outcome_records import OutcomeRecords
 from aorta.executors.port import OperatorRun, RunOutcome
 from aorta.executors.run_log import RunLog
-from aorta.executors.transfers import create_workspace_blocking
 from aorta.executors.workspace import Workspace
+from aorta.executors.workspace_folders import create_workspace_blocking
 
 
 @dataclass(frozen=True)
@@ -74,15 +74,19 @@ def make_room(
         return Room(plan=held, failure=f"no workspace: {error}")
     if hand_to is not None:
         try:
-            hand_over_run(run, workspace, hand_to)
+            hand_over_run(run, workspace, hand_to, fresh=True)
         except OSError as error:
             return Room(plan=held, failure=not_handed_over(hand_to, error))
     return Room(plan=held)
 
 
-def hand_over_run(run: OperatorRun, workspace: Workspace, user: OperatorUser) -> None:
-    """Gives `user` the run's workspace with its declared folders. Raises `OSError`."""
-    hand_over(workspace, user, [binding.path for binding in (*run.inputs, *run.outputs)])
+def hand_over_run(
+    run: OperatorRun, workspace: Workspace, user: OperatorUser, *, fresh: bool = False
+) -> None:
+    """Gives `user` the run's workspace with its declared folders (`fresh`: as just made,
+    nothing fetched into them). Raises `OSError`."""
+    declared = [binding.path for binding in (*run.inputs, *run.outputs)]
+    hand_over(workspace, user, declared, fresh=fresh)
 
 
 def not_handed_over(user: OperatorUser, error: OSError) -> str:

@@ -30,6 +30,7 @@ reshape a folder the platform is still walking.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterable
@@ -104,24 +105,28 @@ def _user_folder(prefix: str) -> Path:
     return parent / f"{prefix}-{os.geteuid()}"
 
 
-def hand_over(workspace: Workspace, user: OperatorUser, declared: Iterable[str] = ()) -> None:
+def hand_over(
+    workspace: Workspace, user: OperatorUser, declared: Iterable[str] = (), *, fresh: bool = False
+) -> None:
     """Gives the run's folders to `user` once its inputs are in (see the module docstring).
 
     Sets the modes of the platform's folders (the run's, `volumes/` and those on the way to each
     `declared` path), creates the group leader's status file, and changes the owner of each
     declared folder, `home/` and `tmp/` and all they hold, deepest first (links themselves,
-    never what they point to). Raises `OSError`.
+    never what they point to). `fresh`: the folders were made a moment ago and nothing was put
+    in them (no input fetched), so they are not walked. Raises `OSError`.
     """
-    volumes = workspace.folder / "volumes"
-    platforms = [workspace.folder.parent, workspace.folder]
+    folder = workspace.folder
+    platforms = {folder.parent: None, folder: None}  # ordered, each folder once
     operators = [workspace.home, workspace.tmp]
     for path in declared:
-        folder = workspace.volume(path)
-        operators.append(folder)
-        platforms += [parent for parent in folder.parents if parent.is_relative_to(volumes)]
-    for folder in platforms:
-        if folder.exists():
-            os.chmod(folder, PLATFORM_FOLDER_MODE)
+        parts = workspace.volume_parts(path)
+        operators.append(folder.joinpath(*parts))
+        for depth in range(1, len(parts)):
+            platforms[folder.joinpath(*parts[:depth])] = None
+    for platforms_folder in platforms:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(platforms_folder, PLATFORM_FOLDER_MODE)
     status = os.open(
         workspace.status_file,
         os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
@@ -130,14 +135,14 @@ def hand_over(workspace: Workspace, user: OperatorUser, declared: Iterable[str] 
     os.close(status)
     _give(workspace.status_file, user, OPERATOR_FILE_MODE)
     for top in operators:
-        if not top.exists():
-            continue
-        for parent, folders, files in os.walk(top, topdown=False):
+        # A missing folder is walked as an empty one (os.walk reports no error).
+        for parent, folders, files in () if fresh else os.walk(top, topdown=False):
             for name in files:
                 _give(Path(parent, name), user, OPERATOR_FILE_MODE)
             for name in folders:
                 _give(Path(parent, name), user, OPERATOR_FOLDER_MODE)
-        _give(top, user, OPERATOR_FOLDER_MODE)
+        with contextlib.suppress(FileNotFoundError):
+            _give(top, user, OPERATOR_FOLDER_MODE)
 
 
 def _give(path: Path, user: OperatorUser, mode: int) -> None:

@@ -13,8 +13,8 @@ from aorta.executors.container.outcome import has_exited
 from aorta.executors.container.settings import ContainerSettings
 from aorta.executors.container.spec import RUN_LABEL, RunPlan, container_name
 from aorta.executors.container.volume_modes import open_volumes
-from aorta.executors.transfers import create_workspace
 from aorta.executors.workspace import Workspace
+from aorta.executors.workspace_folders import create_workspace
 from tests.integration.executors.conftest import Job, Store, eventually
 from tests.integration.executors.container.conftest import MakeExecutor, in_image
 

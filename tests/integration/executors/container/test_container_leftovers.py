@@ -10,8 +10,8 @@ from aorta.executors import RunReason
 from aorta.executors.container.engine import ContainerEngine
 from aorta.executors.container.spec import RUN_LABEL
 from aorta.executors.container.workspace_claims import CLAIMS_FOLDER, try_claim
-from aorta.executors.transfers import create_workspace
 from aorta.executors.workspace import Workspace
+from aorta.executors.workspace_folders import create_workspace
 from tests.integration.executors.conftest import Job, eventually
 from tests.integration.executors.container.conftest import MakeExecutor, in_image
 
