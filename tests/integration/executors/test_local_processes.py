@@ -19,6 +19,7 @@ from aorta.blobs.local import LocalBlobStore
 from aorta.errors import NotFound, Unavailable
 from aorta.executors import KnownRuns, RunReason
 from aorta.executors.local.executor import LocalExecutor
+from aorta.executors.local.run import LocalRun
 from tests.integration.executors.conftest import Job, Store, eventually, gone, python
 
 pytestmark = pytest.mark.usefixtures("leader")  # every test under each group leader
@@ -245,6 +246,33 @@ async def test_another_run_id_for_a_busy_workspace_fails_to_start(
 
     assert outcome.reason is RunReason.START_FAILED
     assert f"is in use by run {busy.run_id}" in outcome.message
+    await executor.cancel(busy.run_id, grace=1)
+
+
+async def test_a_start_looks_at_the_last_run_of_its_workspace_only(
+    executor: LocalExecutor, job: Job, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ended = [job.run(("true",), operator=f"op{n}") for n in range(3)]
+    for run in ended:
+        await executor.start(run)
+        assert (await executor.wait(run.run_id)).succeeded
+    looked: list[str] = []
+    alive = LocalRun.alive.fget
+    assert alive is not None
+
+    def looking(run: LocalRun) -> bool:
+        looked.append(run.spec.run_id)
+        return alive(run)
+
+    monkeypatch.setattr(LocalRun, "alive", property(looking))
+    busy = job.run(("sleep", "30"), operator="busy")
+    await executor.start(busy)
+    await executor.start(dataclasses.replace(busy, run_id="twin"))  # the same workspace
+
+    outcome = await executor.wait("twin")
+    assert f"is in use by run {busy.run_id}" in outcome.message
+    # Ended runs stay known (for wait and logs); a start does not walk them all.
+    assert not set(looked) & {run.run_id for run in ended}
     await executor.cancel(busy.run_id, grace=1)
 
 

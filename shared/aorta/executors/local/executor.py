@@ -136,6 +136,8 @@ class LocalExecutor:
         self._close_grace = close_grace
         self._kept = finished_runs_kept
         self._runs: dict[str, LocalRun | RunOutcome] = {}
+        # The last run started in each workspace: a start looks there, not at every run kept.
+        self._in_use: dict[Path, str] = {}
         self._finished: deque[str] = deque()
         self._closed = False
         self._services: LocalServiceRunner | None = None
@@ -204,12 +206,13 @@ class LocalExecutor:
         except Invalid as error:
             await self._refuse(run.run_id, str(error))
             return
-        busy = next((rid for rid, r in self._runs.items() if _in(r, workspace)), None)
-        if busy is not None:
+        busy = self._in_use.get(workspace.folder, "")
+        if isinstance(holder := self._runs.get(busy), LocalRun) and holder.alive:
             await self._refuse(run.run_id, f"workspace {workspace.folder} is in use by run {busy}")
             return
         local = LocalRun(run, workspace, self._blobs, self._config, self._books)
         self._runs[run.run_id] = local
+        self._in_use[workspace.folder] = run.run_id
         local.on_end(self._finished_run)
         local.begin()
         _log.info("operator run accepted", run_id=run.run_id, operator=run.operator)
@@ -379,17 +382,14 @@ class LocalExecutor:
 
     def _finished_run(self, run_id: str) -> None:
         known = self._runs.get(run_id)
+        if isinstance(known, LocalRun) and self._in_use.get(known.workspace.folder) == run_id:
+            del self._in_use[known.workspace.folder]
         if isinstance(known, LocalRun) and known.earlier and known.ended is not None:
             # Recorded by an earlier process: known from now on by that outcome alone.
             self._runs[run_id] = known.ended
         self._finished.append(run_id)
         while len(self._finished) > self._kept:
             self._runs.pop(self._finished.popleft(), None)
-
-
-def _in(run: LocalRun | RunOutcome, workspace: Workspace) -> bool:
-    """Whether `run` is alive in `workspace`."""
-    return isinstance(run, LocalRun) and run.alive and run.workspace == workspace
 
 
 def _listed(known: LocalRun | RunOutcome | None) -> bool:
