@@ -7,8 +7,9 @@ removed by name when its caller knows the run's declared paths: one `unlink` or 
 entry the platform made, deepest first, and `shutil.rmtree` (which opens, checks and lists
 every folder it walks) only for a folder an operator left something in. Neither follows a
 link: `rmdir` and `unlink` act on the last name itself, and every folder above an entry so
-removed is the platform's, which an operator cannot change (`aorta.executors.local
-.work_folders`).
+removed is the platform's, which an operator run as another user cannot change
+(`aorta.executors.local.work_folders`; one run as the platform's own user could remove the
+platform's files itself, with or without a link).
 """
 
 from __future__ import annotations
