@@ -101,6 +101,24 @@ def test_while_immediate_jobs_wait_the_others_are_queued_behind_them() -> None:
     assert reasons[B].text(TEN_TWO) == f"3rd in the queue, behind jobs {C}, {D}"
 
 
+def test_jobs_that_fit_but_wait_their_turn_name_the_first_few_ahead_and_count_them_all() -> None:
+    queue = JobQueue(hold_after_seconds=NEVER)
+    jobs = [JobId(f"{n:032x}") for n in range(6)]
+    for n, job_id in enumerate(jobs):
+        queue.push(job_id, JobPriority.NORMAL, TEN_TWO + n)
+    fits = Request(1, 0, 0)
+    reasons = queue_reasons(queue, one_gpu_node(), dict.fromkeys(jobs, fits), TEN_TWO, holder_of)
+    assert [reasons[job_id] for job_id in jobs] == [
+        WaitReason(
+            WaitKind.QUEUED,
+            position=place + 1,
+            ahead=tuple(jobs[: min(place, 3)]),
+            ahead_count=place,
+        )
+        for place in range(6)
+    ]
+
+
 def test_a_queued_reason_names_a_few_jobs_ahead_and_counts_the_rest() -> None:
     reason = WaitReason(WaitKind.QUEUED, position=6, ahead=(A, B, C), ahead_count=5)
     assert reason.text(0) == f"6th in the queue, behind jobs {A}, {B}, {C} and 2 more"

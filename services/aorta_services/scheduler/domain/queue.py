@@ -266,7 +266,7 @@ class JobQueue:
         A lane is sorted by enqueue time and older jobs are promoted more, so the jobs of one
         lane that land in a given effective class form one contiguous slice of it.
         """
-        slices: list[list[_Entry]] = []
+        slices: list[Iterator[_Entry]] = []
         for base in _SHARED:
             if base > priority:
                 continue
@@ -278,7 +278,9 @@ class JobQueue:
                 if priority == JobPriority.HIGHER
                 else self._promoted_at_least(lane, levels + 1, now)
             )
-            slices.append(lane[start:stop])
+            # By index, not `lane[start:stop]`: a choose mostly takes the first job, and the
+            # copy made every choose of a snapshot (one per queued job) cost the whole lane.
+            slices.append(_between(lane, start, stop))
         return heapq.merge(*slices)
 
     def _promoted_at_least(self, lane: list[_Entry], levels: int, now: float) -> int:
@@ -292,3 +294,8 @@ class JobQueue:
         del lane[bisect_left(lane, entry)]
         del self._entries[entry.job_id]
         return entry.job_id
+
+
+def _between(lane: list[_Entry], start: int, stop: int) -> Iterator[_Entry]:
+    """`lane[start:stop]`, one entry at a time and without a copy."""
+    return (lane[index] for index in range(start, stop))

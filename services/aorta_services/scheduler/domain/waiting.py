@@ -278,8 +278,10 @@ def queue_reasons(
         # Only a place in the queue needs the admission order, the costly part.
         order = queue.snapshot(now)
         places = {job_id: index for index, job_id in enumerate(order)}
+        named = order[:AHEAD_NAMED]
         for job_id in behind:
-            reasons[job_id] = _queued(order[: places[job_id]])
+            place = places[job_id]
+            reasons[job_id] = _queued(named[:place], place)
     return reasons
 
 
@@ -302,13 +304,11 @@ def resources_reason(shortfall: Shortfall, holder: Callable[[str], Holder]) -> W
     )
 
 
-def _queued(ahead: Sequence[str]) -> WaitReason:
-    return WaitReason(
-        WaitKind.QUEUED,
-        position=len(ahead) + 1,
-        ahead=tuple(ahead[:AHEAD_NAMED]),
-        ahead_count=len(ahead),
-    )
+def _queued(named: Sequence[str], count: int) -> WaitReason:
+    """A `queued` reason behind `count` jobs, the first of them `named` (at most
+    `AHEAD_NAMED`): no slice of the whole order per job, which made a pass's reasons grow
+    with the square of the queue."""
+    return WaitReason(WaitKind.QUEUED, position=count + 1, ahead=tuple(named), ahead_count=count)
 
 
 def ordinal(number: int) -> str:
