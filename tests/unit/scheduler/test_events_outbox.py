@@ -14,15 +14,14 @@ from typing import Any, cast
 
 import pytest
 
-from aorta.bus import Bus, CloudEvent, make_event
+from aorta.bus import Bus, CloudEvent
 from aorta.bus.memory import MemoryBus, MemoryNetwork
 from aorta.ids import JobId
-from aorta.outbox import APART_COLLECTION, Outbox, event_document
+from aorta.outbox import APART_COLLECTION, Outbox
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
 from aorta_services.scheduler.deletion import JobDeletion
 from aorta_services.scheduler.domain import Request
-from aorta_services.scheduler.domain.definition import Definition
 from aorta_services.scheduler.domain.services import ServiceRecord, ServiceState
 from aorta_services.scheduler.events import JobEvents
 from aorta_services.scheduler.peers import Peers
@@ -32,7 +31,7 @@ from aorta_services.scheduler.service_records import ServiceRepository
 from tests.unit.event_outage import Collected, Killed, Mode, OutageBus
 from tests.unit.scheduler.job_calls import chain, wait_for
 from tests.unit.scheduler.scheduler_harness import RPC_TIMEOUT, Harness
-from tests.unit.scheduler.test_transitions import FORK, created
+from tests.unit.scheduler.staged_events import job_with_created_event
 
 
 class _KilledAtDeleted:
@@ -129,10 +128,7 @@ async def test_the_replay_leaves_a_job_whose_writer_is_flushing_to_that_writer(
     repository = JobRepository(store)
     events = JobEvents(bus, repository)
     try:
-        definition = Definition(root="f.yaml", files=(("f.yaml", FORK),))
-        job = await repository.insert(replace(created(), visible=True), definition)
-        event = make_event("scheduler", "job", job.id, "created", {"state": "PENDING"})
-        job = await repository.modify(job.id, lambda r: r.with_event(event_document(event)))
+        job, event = await job_with_created_event(repository)
         writer = asyncio.create_task(events.flush(job))
         await publishing.wait()
         await events.replay()

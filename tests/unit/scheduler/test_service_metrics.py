@@ -5,25 +5,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 
-from aorta.bus import CloudEvent, make_event
+from aorta.bus import CloudEvent
 from aorta.bus.memory import MemoryBus
 from aorta.observability import metrics
-from aorta.outbox import event_document
 from aorta.settings import Settings
 from aorta.store.factory import open_state_store
-from aorta_services.scheduler.domain.definition import Definition
 from aorta_services.scheduler.events import JobEvents
 from aorta_services.scheduler.job_metrics import JobGauges
 from aorta_services.scheduler.repository import JobRepository
 from tests.unit.scheduler.scheduler_harness import PIPELINE_ID, Harness, single
+from tests.unit.scheduler.staged_events import job_with_created_event
 from tests.unit.scheduler.test_service_events import until_published
-from tests.unit.scheduler.test_transitions import FORK, created
 
 
 def value(name: str, **labels: str) -> float:
@@ -104,10 +101,7 @@ async def test_an_event_published_by_two_flushes_at_once_is_counted_once(
     repository = JobRepository(store)
     events = JobEvents(bus, repository)
     try:
-        definition = Definition(root="f.yaml", files=(("f.yaml", FORK),))
-        job = await repository.insert(replace(created(), visible=True), definition)
-        event = make_event("scheduler", "job", job.id, "created", {"state": "PENDING"})
-        job = await repository.modify(job.id, lambda r: r.with_event(event_document(event)))
+        job, _ = await job_with_created_event(repository)
         before = counts()
         await asyncio.gather(events.flush(job), events.flush(job))
         after = counts()
