@@ -7,7 +7,9 @@ It is not a `make bench` module: it exists to profile and to compare versions qu
 
 Environment knobs: `JOBS` (default 200), `ROUNDS` (batches of `JOBS` on one platform, the
 first a warm-up that is not counted; default 3), `PROFILE` (a path: py-spy records the counted
-rounds with `--gil` into it as collapsed stacks; `PROFILE_RATE`, default 200 Hz).
+rounds with `--gil` into it as collapsed stacks; `PROFILE_RATE`, default 200 Hz;
+`PROFILE_THREADS=1` samples every thread (Python frames) instead of the GIL's
+holder: the SQLite writer's and the executor's work happens without the GIL).
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def start_profiler() -> subprocess.Popen[bytes] | None:
         return None
     spy = Path(sys.executable).with_name("py-spy")
     rate = os.environ.get("PROFILE_RATE", "200")
-    command = [str(spy), "record", "--pid", str(os.getpid()), "--gil", "-r", rate]
+    who = ["--threads"] if os.environ.get("PROFILE_THREADS") == "1" else ["--gil"]
+    command = [str(spy), "record", "--pid", str(os.getpid()), *who, "-r", rate]
     return subprocess.Popen([*command, "-f", "raw", "-o", output, "--nonblocking"])
 
 

@@ -248,6 +248,13 @@ class SqliteCollection:
         if rows:
             raise port.index_kind_conflict(self.name, checked, unique)
         columns = ", ".join(value_sql(field) for field in checked)
+        stored = await self._store.read(
+            self.name, "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
+        )
+        if stored and columns not in stored[0][0]:
+            # Built by an earlier version on another spelling of the values: the queries,
+            # spelled as now, would no longer use it.
+            await self._store.write(self.name, f'DROP INDEX "{name}"')
         try:
             await self._store.write(
                 self.name,

@@ -12,7 +12,7 @@ import pytest
 from aorta.errors import Conflict, Unavailable
 from aorta.store.filters import parse_filter
 from aorta.store.sqlite import SqliteStateStore
-from aorta.store.sqlite_sql import filter_sql
+from aorta.store.sqlite_sql import filter_sql, value_sql
 
 
 async def test_documents_and_indexes_survive_close_and_reopen(tmp_path: Path) -> None:
@@ -114,6 +114,51 @@ async def test_values_never_enter_the_sql_and_indexes_are_used(tmp_path: Path) -
         plan = reader.execute(f"EXPLAIN QUERY PLAN SELECT doc FROM jobs WHERE {where}", params)
         assert "jobs:index:name" in " ".join(str(row) for row in plan.fetchall())
         reader.close()
+    finally:
+        await store.close()
+
+
+def test_each_json_type_has_a_value_of_its_own() -> None:
+    # What filters compare and indexes hold: numbers and text as themselves, null, booleans,
+    # objects and lists as BLOBs of their JSON text, nothing for a missing field.
+    documents = {
+        "int": (7, 7),
+        "real": (1.5, 1.5),
+        "text": ("true", "true"),
+        "true": (True, b"true"),
+        "false": (False, b"false"),
+        "null": (None, b"null"),
+        "object": ({"a": [1]}, b'{"a":[1]}'),
+        "list": ([1, "x"], b'[1,"x"]'),
+    }
+    connection = sqlite3.connect(":memory:")
+    for name, (value, expected) in documents.items():
+        doc = json.dumps({"v": value}, separators=(",", ":"))
+        (got,) = connection.execute(f"SELECT {value_sql('v')} FROM (SELECT ? AS doc)", (doc,))
+        assert got == (expected,), name
+    (missing,) = connection.execute(f"SELECT {value_sql('v')} FROM (SELECT '{{}}' AS doc)")
+    assert missing == (None,)
+
+
+async def test_an_index_of_an_earlier_spelling_is_built_again_and_used(tmp_path: Path) -> None:
+    # As an earlier version built it: the queries, spelled as now, would scan the table.
+    path = tmp_path / "state.db"
+    store = await SqliteStateStore.open(path)
+    try:
+        jobs = store.collection("jobs")
+        await jobs.insert({"id": "j", "name": "first"})
+        await store.write(
+            "jobs", """CREATE INDEX "jobs:index:name" ON "jobs" (json_extract(doc, '$.name'))"""
+        )
+        await jobs.ensure_index(["name"])
+        await jobs.ensure_index(["name"])  # and once it is, it stays
+        params: list[object] = []
+        where = filter_sql(parse_filter("jobs", {"name": "first"}), params)
+        reader = sqlite3.connect(path)
+        plan = reader.execute(f"EXPLAIN QUERY PLAN SELECT doc FROM jobs WHERE {where}", params)
+        assert "jobs:index:name" in " ".join(str(row) for row in plan.fetchall())
+        reader.close()
+        assert [d["id"] for d in await jobs.find({"name": "first"})] == ["j"]
     finally:
         await store.close()
 
