@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 import msgspec
 
 from aorta.errors import Internal
+from aorta.logger import get_logger
 from aorta.store import filters, paging, port, updates
 from aorta.store.port import Document, Sort
 from aorta.store.projection import projection
@@ -37,6 +38,8 @@ from aorta.store.sqlite_sql import (
     value_sql,
 )
 from aorta.timestamps import to_iso, utcnow
+
+log = get_logger(__name__)
 
 if TYPE_CHECKING:
     from aorta.store.sqlite import SqliteStateStore
@@ -253,7 +256,9 @@ class SqliteCollection:
         )
         if stored and columns not in stored[0][0]:
             # Built by an earlier version on another spelling of the values: the queries,
-            # spelled as now, would no longer use it.
+            # spelled as now, would no longer use it. Once per index, a few seconds for
+            # 100,000 jobs, so the log says why that start is slow.
+            log.info("store.index_rebuilding", collection=self.name, index=name)
             await self._store.write(self.name, f'DROP INDEX "{name}"')
         try:
             await self._store.write(
