@@ -259,7 +259,7 @@ class SqliteCollection:
             # spelled as now, would no longer use it. Once per index, a few seconds for
             # 100,000 jobs, so the log says why that start is slow.
             log.info("store.index_rebuilding", collection=self.name, index=name)
-            await self._store.write(self.name, f'DROP INDEX "{name}"')
+            await self._store.write(self.name, f'DROP INDEX IF EXISTS "{name}"')
         try:
             await self._store.write(
                 self.name,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,6 +161,39 @@ async def test_an_index_of_an_earlier_spelling_is_built_again_and_used(tmp_path:
         assert "jobs:index:name" in " ".join(str(row) for row in plan.fetchall())
         reader.close()
         assert [d["id"] for d in await jobs.find({"name": "first"})] == ["j"]
+    finally:
+        await store.close()
+
+
+async def test_an_earlier_index_another_process_rebuilt_first_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two services on one database file start together: the other drops the earlier index
+    # between this one's look at it and its own drop.
+    path = tmp_path / "state.db"
+    store = await SqliteStateStore.open(path)
+    try:
+        jobs = store.collection("jobs")
+        await jobs.insert({"id": "j", "name": "first"})
+        await store.write("jobs", """CREATE INDEX "jobs:index:name" ON "jobs" (id)""")
+        read = store.read
+
+        async def raced(collection: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+            rows = await read(collection, sql, params)
+            if sql.startswith("SELECT sql FROM sqlite_master"):
+                other = sqlite3.connect(path)
+                other.execute('DROP INDEX "jobs:index:name"')
+                other.commit()
+                other.close()
+            return rows
+
+        monkeypatch.setattr(store, "read", raced)
+        await jobs.ensure_index(["name"])
+        monkeypatch.undo()
+        (sql,) = await store.read(
+            "jobs", "SELECT sql FROM sqlite_master WHERE name = ?", ("jobs:index:name",)
+        )
+        assert "json_type" in sql[0]
     finally:
         await store.close()
 
