@@ -42,8 +42,8 @@ def value_sql(path: str) -> str:
     One `json_type` and at most one `json_extract`: every write of a document works this out
     for each index on its table, twice (the old entry and the new), and SQLite parses the
     document again for each call. The `WHEN json_type(...) IN (...)` form before it made up to
-    three calls and cost a job's update 150-500 µs against 35-45 µs with ten indexes
-    (docs/performance.md)."""
+    three calls, and a job's update with the jobs table's ten indexes cost 194 µs against 58
+    (median; docs/performance.md)."""
     p = json_path(path)
     extract = f"json_extract(doc, {p})"
     blob = f"CAST({extract} AS BLOB)"
